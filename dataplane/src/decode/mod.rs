@@ -1,0 +1,463 @@
+//! Frame decoding: Ethernet, VLAN stack, ARP, IPv4, IPv6 (extension-header chain), TCP, UDP, ICMP,
+//! ICMPv6.
+//!
+//! # Contract
+//! [`decode_frame`] reads a frame off the wire through checked views only (`smoltcp::wire` and the
+//! `vlan` crate). It never panics on any input. A frame that cannot be decoded returns the
+//! [`DecodeEvent`] naming the layer and check that failed; the caller counts it (one counter per
+//! variant, [`DecodeEvent::name`]) and applies the fail-open policy (the frame is forwarded
+//! uninspected). Anomalies that still leave a usable packet (a bad checksum when checksums are
+//! validated, a third VLAN tag) are reported in [`Decoded::anomalies`] and decoding goes on.
+//!
+//! IP fragments are decoded to the network layer: [`Ip::fragment`] is set and [`Ip::l4`] is
+//! [`L4::Fragment`]; the defragmenter ([`crate::defrag`]) reassembles the datagram and
+//! [`decode_ip`] decodes the reassembled IP packet, transport layer included.
+
+use core::net::IpAddr;
+use vlan::VlanStack;
+
+mod frame;
+pub use frame::{decode_frame, decode_ip, DecodeOptions, MAX_IPV6_EXT_HEADERS};
+
+/// EtherType values we decode. Open enum (STYLE 6).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum EtherType {
+    /// 0x0800
+    Ipv4,
+    /// 0x0806
+    Arp,
+    /// 0x86dd
+    Ipv6,
+    /// Anything else: forwarded, not inspected.
+    Unknown(u16),
+}
+
+impl From<u16> for EtherType {
+    fn from(raw: u16) -> Self {
+        match raw {
+            0x0800 => EtherType::Ipv4,
+            0x0806 => EtherType::Arp,
+            0x86dd => EtherType::Ipv6,
+            other => EtherType::Unknown(other),
+        }
+    }
+}
+
+impl From<EtherType> for u16 {
+    fn from(e: EtherType) -> u16 {
+        match e {
+            EtherType::Ipv4 => 0x0800,
+            EtherType::Arp => 0x0806,
+            EtherType::Ipv6 => 0x86dd,
+            EtherType::Unknown(raw) => raw,
+        }
+    }
+}
+
+/// IANA protocol numbers we decode. Open enum.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum IpProto {
+    /// 1
+    Icmp,
+    /// 6
+    Tcp,
+    /// 17
+    Udp,
+    /// 58
+    Icmpv6,
+    /// Anything else.
+    Other(u8),
+}
+
+impl From<u8> for IpProto {
+    fn from(raw: u8) -> Self {
+        match raw {
+            1 => IpProto::Icmp,
+            6 => IpProto::Tcp,
+            17 => IpProto::Udp,
+            58 => IpProto::Icmpv6,
+            other => IpProto::Other(other),
+        }
+    }
+}
+
+impl From<IpProto> for u8 {
+    fn from(p: IpProto) -> u8 {
+        match p {
+            IpProto::Icmp => 1,
+            IpProto::Tcp => 6,
+            IpProto::Udp => 17,
+            IpProto::Icmpv6 => 58,
+            IpProto::Other(raw) => raw,
+        }
+    }
+}
+
+impl IpProto {
+    /// The name EVE uses in `proto` ("TCP", "UDP", "ICMP", "IPv6-ICMP", or the number).
+    pub fn eve_name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            IpProto::Icmp => "ICMP".into(),
+            IpProto::Tcp => "TCP".into(),
+            IpProto::Udp => "UDP".into(),
+            IpProto::Icmpv6 => "IPv6-ICMP".into(),
+            IpProto::Other(n) => n.to_string().into(),
+        }
+    }
+}
+
+/// TCP flag bits as on the wire (byte 13 of the header, plus NS from byte 12 as bit 8).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct TcpFlags(pub u16);
+
+impl TcpFlags {
+    /// FIN
+    pub const FIN: u16 = 0x01;
+    /// SYN
+    pub const SYN: u16 = 0x02;
+    /// RST
+    pub const RST: u16 = 0x04;
+    /// PSH
+    pub const PSH: u16 = 0x08;
+    /// ACK
+    pub const ACK: u16 = 0x10;
+    /// URG
+    pub const URG: u16 = 0x20;
+    /// ECE
+    pub const ECE: u16 = 0x40;
+    /// CWR
+    pub const CWR: u16 = 0x80;
+    /// NS (ECN nonce)
+    pub const NS: u16 = 0x100;
+
+    /// Whether every bit of `mask` is set.
+    pub const fn has(self, mask: u16) -> bool {
+        self.0 & mask == mask
+    }
+
+    /// The flags without ECN bits (ECE, CWR, NS), for classification.
+    pub const fn core(self) -> u16 {
+        self.0 & 0x3f
+    }
+}
+
+/// A decoded frame. Borrowed slices point into the frame (or the reassembled datagram).
+#[derive(Clone, Debug)]
+pub struct Decoded<'a> {
+    /// Destination MAC.
+    pub eth_dst: [u8; 6],
+    /// Source MAC.
+    pub eth_src: [u8; 6],
+    /// VLAN tags, outer first.
+    pub vlan: VlanStack,
+    /// EtherType after the tags.
+    pub ethertype: EtherType,
+    /// Offset of the network-layer header in the frame (Ethernet + tags).
+    pub l3_offset: usize,
+    /// Network layer.
+    pub l3: L3<'a>,
+    /// Recoverable anomalies found while decoding (at most a few; see [`Anomalies`]).
+    pub anomalies: Anomalies,
+}
+
+/// Network layer of a decoded frame.
+#[derive(Clone, Debug)]
+pub enum L3<'a> {
+    /// ARP over Ethernet/IPv4.
+    Arp(Arp),
+    /// IPv4 or IPv6.
+    Ip(Ip<'a>),
+    /// An EtherType we do not decode; forwarded uninspected.
+    Other,
+}
+
+/// ARP (Ethernet + IPv4 only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arp {
+    /// 1 request, 2 reply, other values kept as-is.
+    pub operation: u16,
+    /// Sender hardware address.
+    pub sender_mac: [u8; 6],
+    /// Sender protocol address.
+    pub sender_ip: core::net::Ipv4Addr,
+    /// Target hardware address.
+    pub target_mac: [u8; 6],
+    /// Target protocol address.
+    pub target_ip: core::net::Ipv4Addr,
+}
+
+/// IPv4 or IPv6 packet.
+#[derive(Clone, Debug)]
+pub struct Ip<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// TTL / hop limit.
+    pub ttl: u8,
+    /// Transport protocol (after the IPv6 extension chain).
+    pub proto: IpProto,
+    /// Total length of the IP packet as carried on the wire (header + payload, without
+    /// Ethernet padding).
+    pub total_len: usize,
+    /// Length of the IP header including IPv4 options or the IPv6 extension chain
+    /// (up to and including a fragment header).
+    pub header_len: usize,
+    /// The IP packet bytes (header + payload, padding trimmed).
+    pub packet: &'a [u8],
+    /// Set when this packet is a fragment (IPv4 MF or offset != 0, or an IPv6 fragment header).
+    pub fragment: Option<Fragment<'a>>,
+    /// Transport layer. For a fragment: [`L4::Fragment`].
+    pub l4: L4<'a>,
+}
+
+/// One IP fragment.
+#[derive(Clone, Copy, Debug)]
+pub struct Fragment<'a> {
+    /// IPv4 identification (zero-extended) or IPv6 fragment identification.
+    pub id: u32,
+    /// Offset of this fragment's payload in the datagram, in bytes.
+    pub offset: u32,
+    /// More fragments follow.
+    pub more: bool,
+    /// The fragment's payload (what follows the IPv4 header / the IPv6 fragment header).
+    pub payload: &'a [u8],
+    /// The IPv6 unfragmentable part (header + extension headers before the fragment header);
+    /// for IPv4, the IPv4 header. Used to rebuild the datagram.
+    pub unfragmentable: &'a [u8],
+}
+
+/// Transport layer.
+#[derive(Clone, Copy, Debug)]
+pub enum L4<'a> {
+    /// TCP segment.
+    Tcp(Tcp<'a>),
+    /// UDP datagram.
+    Udp(Udp<'a>),
+    /// ICMP (v4) message.
+    Icmp(Icmp<'a>),
+    /// ICMPv6 message.
+    Icmpv6(Icmp<'a>),
+    /// A fragment: L4 comes after reassembly.
+    Fragment,
+    /// Another protocol; payload is what follows the IP header(s).
+    Other(&'a [u8]),
+}
+
+/// TCP header fields we use, and the payload.
+#[derive(Clone, Copy, Debug)]
+pub struct Tcp<'a> {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number.
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Window.
+    pub window: u16,
+    /// Header length in bytes (with options).
+    pub header_len: usize,
+    /// Segment payload.
+    pub payload: &'a [u8],
+}
+
+/// UDP header fields and payload.
+#[derive(Clone, Copy, Debug)]
+pub struct Udp<'a> {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Payload (bounded by the UDP length field).
+    pub payload: &'a [u8],
+}
+
+/// ICMP or ICMPv6 message.
+#[derive(Clone, Copy, Debug)]
+pub struct Icmp<'a> {
+    /// Type.
+    pub icmp_type: u8,
+    /// Code.
+    pub code: u8,
+    /// Echo identifier (bytes 4..6 of the header; meaningful for echo messages).
+    pub ident: u16,
+    /// Echo sequence (bytes 6..8).
+    pub seq: u16,
+    /// Everything after the 8-byte header.
+    pub payload: &'a [u8],
+}
+
+impl Icmp<'_> {
+    /// ICMP echo request (type 8) or ICMPv6 echo request (type 128), depending on `v6`.
+    pub fn is_echo_request(&self, v6: bool) -> bool {
+        if v6 { self.icmp_type == 128 } else { self.icmp_type == 8 }
+    }
+}
+
+impl L4<'_> {
+    /// Source and destination ports for TCP/UDP; `(0, 0)` otherwise (EVE omits them then).
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match self {
+            L4::Tcp(t) => Some((t.src_port, t.dst_port)),
+            L4::Udp(u) => Some((u.src_port, u.dst_port)),
+            _ => None,
+        }
+    }
+}
+
+/// Why a frame could not be decoded (unrecoverable for this frame), or a recoverable anomaly.
+/// Each variant is a named counter (`decoder.<name>` in status and metrics).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, thiserror::Error)]
+pub enum DecodeEvent {
+    /// Frame shorter than an Ethernet header.
+    #[error("ethernet: frame shorter than 14 bytes")]
+    EthTruncated,
+    /// A VLAN tag was announced but the frame ends inside it.
+    #[error("vlan: truncated tag")]
+    VlanTruncated,
+    /// More than two VLAN tags (anomaly: decoding continues with the first two in the stack key).
+    #[error("vlan: more than two tags")]
+    VlanTooDeep,
+    /// ARP body shorter than announced, or not Ethernet/IPv4.
+    #[error("arp: malformed")]
+    ArpMalformed,
+    /// IPv4 header truncated.
+    #[error("ipv4: truncated header")]
+    Ipv4Truncated,
+    /// IPv4 version field not 4.
+    #[error("ipv4: bad version")]
+    Ipv4BadVersion,
+    /// IPv4 IHL below 5 or beyond the packet.
+    #[error("ipv4: bad header length")]
+    Ipv4BadHeaderLen,
+    /// IPv4 total length smaller than the header or larger than the frame.
+    #[error("ipv4: bad total length")]
+    Ipv4BadTotalLen,
+    /// IPv4 header checksum wrong (only when checksums are validated; anomaly).
+    #[error("ipv4: bad header checksum")]
+    Ipv4BadChecksum,
+    /// IPv4 options malformed (anomaly).
+    #[error("ipv4: malformed options")]
+    Ipv4BadOptions,
+    /// IPv6 header truncated or payload length beyond the frame.
+    #[error("ipv6: truncated")]
+    Ipv6Truncated,
+    /// IPv6 version field not 6.
+    #[error("ipv6: bad version")]
+    Ipv6BadVersion,
+    /// An IPv6 extension header is truncated.
+    #[error("ipv6: truncated extension header")]
+    Ipv6ExtTruncated,
+    /// More IPv6 extension headers than the cap ([`MAX_IPV6_EXT_HEADERS`]).
+    #[error("ipv6: extension header chain too long")]
+    Ipv6ExtChainTooLong,
+    /// IPv6 fragment header seen twice in one chain.
+    #[error("ipv6: duplicate fragment header")]
+    Ipv6DuplicateFragHeader,
+    /// TCP header truncated or data offset bad.
+    #[error("tcp: truncated or bad header length")]
+    TcpMalformed,
+    /// TCP checksum wrong (only when validated; anomaly).
+    #[error("tcp: bad checksum")]
+    TcpBadChecksum,
+    /// UDP header truncated or length field inconsistent.
+    #[error("udp: truncated or bad length")]
+    UdpMalformed,
+    /// UDP checksum wrong (only when validated; anomaly).
+    #[error("udp: bad checksum")]
+    UdpBadChecksum,
+    /// ICMP/ICMPv6 header truncated.
+    #[error("icmp: truncated")]
+    IcmpMalformed,
+    /// ICMP checksum wrong (only when validated; anomaly).
+    #[error("icmp: bad checksum")]
+    IcmpBadChecksum,
+}
+
+impl DecodeEvent {
+    /// Every variant, for counters and docs.
+    pub const ALL: [DecodeEvent; 21] = [
+        DecodeEvent::EthTruncated,
+        DecodeEvent::VlanTruncated,
+        DecodeEvent::VlanTooDeep,
+        DecodeEvent::ArpMalformed,
+        DecodeEvent::Ipv4Truncated,
+        DecodeEvent::Ipv4BadVersion,
+        DecodeEvent::Ipv4BadHeaderLen,
+        DecodeEvent::Ipv4BadTotalLen,
+        DecodeEvent::Ipv4BadChecksum,
+        DecodeEvent::Ipv4BadOptions,
+        DecodeEvent::Ipv6Truncated,
+        DecodeEvent::Ipv6BadVersion,
+        DecodeEvent::Ipv6ExtTruncated,
+        DecodeEvent::Ipv6ExtChainTooLong,
+        DecodeEvent::Ipv6DuplicateFragHeader,
+        DecodeEvent::TcpMalformed,
+        DecodeEvent::TcpBadChecksum,
+        DecodeEvent::UdpMalformed,
+        DecodeEvent::UdpBadChecksum,
+        DecodeEvent::IcmpMalformed,
+        DecodeEvent::IcmpBadChecksum,
+    ];
+
+    /// Stable snake_case name used for the counter.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DecodeEvent::EthTruncated => "eth_truncated",
+            DecodeEvent::VlanTruncated => "vlan_truncated",
+            DecodeEvent::VlanTooDeep => "vlan_too_deep",
+            DecodeEvent::ArpMalformed => "arp_malformed",
+            DecodeEvent::Ipv4Truncated => "ipv4_truncated",
+            DecodeEvent::Ipv4BadVersion => "ipv4_bad_version",
+            DecodeEvent::Ipv4BadHeaderLen => "ipv4_bad_header_len",
+            DecodeEvent::Ipv4BadTotalLen => "ipv4_bad_total_len",
+            DecodeEvent::Ipv4BadChecksum => "ipv4_bad_checksum",
+            DecodeEvent::Ipv4BadOptions => "ipv4_bad_options",
+            DecodeEvent::Ipv6Truncated => "ipv6_truncated",
+            DecodeEvent::Ipv6BadVersion => "ipv6_bad_version",
+            DecodeEvent::Ipv6ExtTruncated => "ipv6_ext_truncated",
+            DecodeEvent::Ipv6ExtChainTooLong => "ipv6_ext_chain_too_long",
+            DecodeEvent::Ipv6DuplicateFragHeader => "ipv6_duplicate_frag_header",
+            DecodeEvent::TcpMalformed => "tcp_malformed",
+            DecodeEvent::TcpBadChecksum => "tcp_bad_checksum",
+            DecodeEvent::UdpMalformed => "udp_malformed",
+            DecodeEvent::UdpBadChecksum => "udp_bad_checksum",
+            DecodeEvent::IcmpMalformed => "icmp_malformed",
+            DecodeEvent::IcmpBadChecksum => "icmp_bad_checksum",
+        }
+    }
+
+    /// Index into a counter array of length `ALL.len()`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Up to four recoverable anomalies of one frame (more are dropped: the first ones explain it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anomalies {
+    items: [Option<DecodeEvent>; 4],
+}
+
+impl Anomalies {
+    /// Record an anomaly; silently keeps only the first four.
+    pub fn push(&mut self, e: DecodeEvent) {
+        if let Some(slot) = self.items.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(e);
+        }
+    }
+
+    /// The recorded anomalies.
+    pub fn iter(&self) -> impl Iterator<Item = DecodeEvent> + '_ {
+        self.items.iter().flatten().copied()
+    }
+
+    /// Whether none were recorded.
+    pub fn is_empty(&self) -> bool {
+        self.items.iter().all(Option::is_none)
+    }
+}

@@ -1,0 +1,1 @@
+//! IP defragmentation (placeholder; the real defragmenter replaces this file).

@@ -1,0 +1,8 @@
+//! The svm dataplane: decode, defragmentation, flows, detection engines, actions and verdicts.
+//!
+//! Nothing here knows HTTP, TLS, tokio or clap; time is handed in with each packet
+//! ([`time::Timestamp`]), so replay is deterministic and live capture uses the wall clock.
+
+pub mod decode;
+pub mod defrag;
+pub mod time;
