@@ -6,3 +6,10 @@
 pub mod decode;
 pub mod defrag;
 pub mod time;
+pub mod attack;
+pub mod blocks;
+pub mod flow;
+pub mod event;
+pub mod reset;
+pub mod worker;
+pub mod io;

@@ -1,1 +1,5 @@
-fn main() {}
+//! `svm`: a thin shell over [`svm::cli`].
+
+fn main() -> std::process::ExitCode {
+    svm::cli::main()
+}

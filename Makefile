@@ -1,0 +1,69 @@
+# One entry point for people and CI (STYLE 19). `make run` shows the product; `make test` is
+# what CI runs (through .ci/run).
+SHELL := /bin/bash
+CARGO ?= cargo
+SHARED ?= $(abspath ../shared)
+DEMO_DIR := target/demo
+FUZZ_SECONDS ?= 20
+BENCH_LOOPS ?= 48
+export SVM_SHARED := $(SHARED)
+
+.PHONY: all build release run test fmt-check clippy unit fuzz-build fuzz-smoke bench bench-criterion bench-replay clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+release:
+	$(CARGO) build --release -p svm -p testgen
+
+## run: generate the demo capture and replay it through the inline engine with the default policy.
+run: release
+	@mkdir -p $(DEMO_DIR)
+	target/release/svm-testgen demo $(DEMO_DIR)/demo.pcap
+	target/release/svm replay $(DEMO_DIR)/demo.pcap --inline \
+	    --write-forwarded $(DEMO_DIR)/forwarded.pcap --write-injected $(DEMO_DIR)/injected.pcap
+	@echo
+	@echo "EVE JSON of the same run: target/release/svm replay $(DEMO_DIR)/demo.pcap --inline --eve -"
+	@echo "Forwarded and injected frames: $(DEMO_DIR)/forwarded.pcap, $(DEMO_DIR)/injected.pcap"
+
+## test: formatting, lints, every test, and a short fuzz run of every target.
+test: fmt-check clippy unit fuzz-smoke
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace
+
+# cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain build them.
+fuzz-build:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --sanitizer none
+
+fuzz-smoke: fuzz-build
+	@set -e; cd fuzz; for t in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p corpus/$$t; \
+	  seeds=""; [ -d seeds/$$t ] && seeds=seeds/$$t; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --sanitizer none $$t corpus/$$t $$seeds -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 12; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+## bench: criterion benches and the replay throughput harness (figures go to docs/benchmarks.md by hand).
+bench: bench-criterion bench-replay
+
+bench-criterion:
+	$(CARGO) bench -p dataplane
+
+bench-replay: release
+	scripts/bench-replay.sh $(SHARED)/bench/pcaps/ndpi-tests-merged.pcap $(BENCH_LOOPS)
+
+clean:
+	$(CARGO) clean

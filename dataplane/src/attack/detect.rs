@@ -1,0 +1,432 @@
+//! The detectors of the attack blocker.
+
+use core::net::IpAddr;
+
+use policy::{Detectors, Threshold};
+use vlan::VlanScope;
+
+use super::state::{BoundedMap, DistinctWindow, Episode, LastSeen, RateWindow};
+use super::{Attack, SINGLE_PACKET_QUIET_US};
+use crate::decode::{Arp, L4, TcpFlags};
+use crate::flow::FlowUpdate;
+use crate::time::Timestamp;
+
+/// What the attack blocker needs to know about one IP packet.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketFacts<'a> {
+    /// Packet time.
+    pub now: Timestamp,
+    /// VLAN scope.
+    pub scope: VlanScope,
+    /// Source MAC.
+    pub eth_src: [u8; 6],
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Transport layer.
+    pub l4: &'a L4<'a>,
+    /// Flow accounting of this packet (`None` if the packet is not tracked).
+    pub flow: Option<FlowUpdate>,
+}
+
+/// One detection. The attack blocker returns one for every packet that is part of an attack:
+/// `report` is true for the packet that starts an episode (raise an event, block the source), and
+/// false while the episode goes on (the packet is still an attack packet: drop it when acting).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Detection {
+    /// What was detected.
+    pub attack: Attack,
+    /// The attacking address (the packet's source).
+    pub src: IpAddr,
+    /// The attacked address.
+    pub dst: IpAddr,
+    /// Whether this packet starts an episode.
+    pub report: bool,
+}
+
+/// Caps on the tracked state (entries per table).
+#[derive(Clone, Copy, Debug)]
+pub struct StateCaps {
+    /// Sources tracked for scans and single-packet attacks.
+    pub sources: usize,
+    /// Destinations tracked for floods.
+    pub destinations: usize,
+    /// IP-to-MAC bindings tracked for MAC spoofing.
+    pub mac_bindings: usize,
+}
+
+impl Default for StateCaps {
+    /// 64 Ki entries a table: a few MB at most, and enough that eviction only starts under a
+    /// flood of random sources, where losing the oldest state is the right trade.
+    fn default() -> Self {
+        StateCaps { sources: 1 << 16, destinations: 1 << 16, mac_bindings: 1 << 16 }
+    }
+}
+
+/// Counters of the attack blocker's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttackStats {
+    /// Sources tracked now.
+    pub sources: u64,
+    /// Destinations tracked now.
+    pub destinations: u64,
+    /// MAC bindings tracked now.
+    pub mac_bindings: u64,
+    /// Entries evicted at the caps.
+    pub evicted: u64,
+}
+
+/// Per-source episode slots.
+#[derive(Clone, Copy)]
+enum SrcEp {
+    TcpScan,
+    UdpScan,
+    Sweep,
+    Land,
+    PingOfDeath,
+    Teardrop,
+    Null,
+    Xmas,
+    SynFin,
+}
+#[derive(Debug, Default)]
+struct SrcEpisodes {
+    tcp_scan: Episode,
+    udp_scan: Episode,
+    sweep: Episode,
+    land: Episode,
+    ping_of_death: Episode,
+    teardrop: Episode,
+    null: Episode,
+    xmas: Episode,
+    syn_fin: Episode,
+}
+
+#[derive(Debug, Default)]
+struct SrcState {
+    last: Timestamp,
+    tcp_ports: DistinctWindow<u16>,
+    udp_ports: DistinctWindow<u16>,
+    hosts: DistinctWindow<IpAddr>,
+    episodes: SrcEpisodes,
+}
+
+impl LastSeen for SrcState {
+    fn last_seen(&self) -> Timestamp {
+        self.last
+    }
+}
+
+impl SrcState {
+    fn episode(&mut self, slot: SrcEp) -> &mut Episode {
+        let e = &mut self.episodes;
+        match slot {
+            SrcEp::TcpScan => &mut e.tcp_scan,
+            SrcEp::UdpScan => &mut e.udp_scan,
+            SrcEp::Sweep => &mut e.sweep,
+            SrcEp::Land => &mut e.land,
+            SrcEp::PingOfDeath => &mut e.ping_of_death,
+            SrcEp::Teardrop => &mut e.teardrop,
+            SrcEp::Null => &mut e.null,
+            SrcEp::Xmas => &mut e.xmas,
+            SrcEp::SynFin => &mut e.syn_fin,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct DstState {
+    last: Timestamp,
+    syn: RateWindow,
+    handshakes: RateWindow,
+    udp: RateWindow,
+    icmp: RateWindow,
+    syn_ep: Episode,
+    udp_ep: Episode,
+    icmp_ep: Episode,
+}
+
+impl LastSeen for DstState {
+    fn last_seen(&self) -> Timestamp {
+        self.last
+    }
+}
+
+/// An IP address's MAC as first seen in a VLAN.
+#[derive(Debug, Default)]
+struct MacBinding {
+    mac: [u8; 6],
+    /// Last time the bound MAC itself used the address.
+    owner_seen: Timestamp,
+    last: Timestamp,
+    episode: Episode,
+}
+
+impl LastSeen for MacBinding {
+    fn last_seen(&self) -> Timestamp {
+        self.last
+    }
+}
+
+/// A binding whose owner has been silent this long may move to a new MAC without an alert (a VM
+/// migrated, a NIC was replaced, DHCP handed the address to another VM).
+const MAC_BINDING_AGING_US: u64 = 300 * Timestamp::SECOND;
+
+/// How often (packet time) idle state is pruned.
+const PRUNE_INTERVAL_US: u64 = 10 * Timestamp::SECOND;
+
+/// The attack blocker of one worker.
+#[derive(Debug)]
+pub struct AttackBlocker {
+    sources: BoundedMap<(VlanScope, IpAddr), SrcState>,
+    destinations: BoundedMap<(VlanScope, IpAddr), DstState>,
+    macs: BoundedMap<(VlanScope, IpAddr), MacBinding>,
+    next_prune: Timestamp,
+}
+
+fn window_us(t: &Threshold) -> u64 {
+    u64::from(t.window_secs).saturating_mul(Timestamp::SECOND)
+}
+
+fn cap(t: &Threshold) -> usize {
+    usize::try_from(t.count).unwrap_or(usize::MAX)
+}
+
+/// Whether an address can identify one host (not unspecified, multicast or broadcast).
+fn is_host_addr(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+impl AttackBlocker {
+    /// A blocker with empty state.
+    pub fn new(caps: StateCaps) -> Self {
+        AttackBlocker {
+            sources: BoundedMap::new(caps.sources),
+            destinations: BoundedMap::new(caps.destinations),
+            macs: BoundedMap::new(caps.mac_bindings),
+            next_prune: Timestamp(0),
+        }
+    }
+
+    /// State counters.
+    pub fn stats(&self) -> AttackStats {
+        AttackStats {
+            sources: self.sources.len() as u64,
+            destinations: self.destinations.len() as u64,
+            mac_bindings: self.macs.len() as u64,
+            evicted: self.sources.evicted() + self.destinations.evicted() + self.macs.evicted(),
+        }
+    }
+
+    fn prune(&mut self, d: &Detectors, now: Timestamp) {
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now.plus_micros(PRUNE_INTERVAL_US);
+        let longest = [d.tcp_port_scan, d.udp_port_scan, d.host_sweep, d.syn_flood, d.udp_flood, d.icmp_flood]
+            .iter()
+            .map(window_us)
+            .max()
+            .unwrap_or(0);
+        // Keep state while it can still matter: two windows (rate estimates look back one), and
+        // at least the single-packet quiet period.
+        let idle = longest.saturating_mul(2).max(SINGLE_PACKET_QUIET_US);
+        self.sources.prune(now, idle);
+        self.destinations.prune(now, idle);
+        self.macs.prune(now, MAC_BINDING_AGING_US.max(idle));
+    }
+
+    /// Inspect one IP packet (after reassembly). Calls `found` for each detection.
+    pub fn inspect(&mut self, d: &Detectors, p: &PacketFacts<'_>, found: &mut impl FnMut(Detection)) {
+        self.prune(d, p.now);
+        let now = p.now;
+        let mut emit = |attack: Attack, report: bool| found(Detection { attack, src: p.src, dst: p.dst, report });
+
+        // MAC spoofing: the address's bound MAC changed within the binding's life.
+        if d.mac_spoofing.enabled && is_host_addr(p.src) {
+            if let Some(report) = self.check_mac(now, p.scope, p.src, p.eth_src) {
+                emit(Attack::MacSpoofing, report);
+            }
+        }
+
+        let tcp_syn = match p.l4 {
+            L4::Tcp(t) => t.flags.has(TcpFlags::SYN) && !t.flags.has(TcpFlags::ACK),
+            _ => false,
+        };
+        let new_initiator = p.flow.is_some_and(|f| f.new_flow && f.to_server);
+        let to_server = p.flow.is_none_or(|f| f.to_server);
+
+        // Per-source detectors.
+        let land = d.land.enabled && p.src == p.dst && is_host_addr(p.src);
+        let flags_attack = match p.l4 {
+            L4::Tcp(t) if d.invalid_tcp_flags.enabled => {
+                let core = t.flags.core();
+                if core == 0 {
+                    Some((Attack::TcpNull, SrcEp::Null))
+                } else if t.flags.has(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG) {
+                    Some((Attack::TcpXmas, SrcEp::Xmas))
+                } else if t.flags.has(TcpFlags::SYN | TcpFlags::FIN) {
+                    Some((Attack::TcpSynFin, SrcEp::SynFin))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let sweep_probe = match p.l4 {
+            L4::Icmp(i) => i.icmp_type == 8 || i.icmp_type == 13,
+            L4::Icmpv6(i) => i.icmp_type == 128,
+            _ => tcp_syn,
+        };
+        let udp_probe = matches!(p.l4, L4::Udp(_)) && new_initiator;
+        let wants_src = land
+            || flags_attack.is_some()
+            || (d.tcp_port_scan.enabled && tcp_syn)
+            || (d.udp_port_scan.enabled && udp_probe)
+            || (d.host_sweep.enabled && sweep_probe);
+        if wants_src && is_host_addr(p.src) {
+            let s = self.sources.entry((p.scope, p.src));
+            s.last = now;
+            if land {
+                let report = s.episode(SrcEp::Land).hit(now, SINGLE_PACKET_QUIET_US);
+                emit(Attack::Land, report);
+            }
+            if let Some((attack, slot)) = flags_attack {
+                let report = s.episode(slot).hit(now, SINGLE_PACKET_QUIET_US);
+                emit(attack, report);
+            }
+            if let (true, L4::Tcp(t)) = (d.tcp_port_scan.enabled && tcp_syn, p.l4) {
+                let th = &d.tcp_port_scan;
+                if s.tcp_ports.insert(t.dst_port, now, window_us(th), cap(th)) >= cap(th) {
+                    let report = s.episode(SrcEp::TcpScan).hit(now, window_us(th));
+                    emit(Attack::TcpPortScan, report);
+                }
+            }
+            if let (true, L4::Udp(u)) = (d.udp_port_scan.enabled && udp_probe, p.l4) {
+                let th = &d.udp_port_scan;
+                if s.udp_ports.insert(u.dst_port, now, window_us(th), cap(th)) >= cap(th) {
+                    let report = s.episode(SrcEp::UdpScan).hit(now, window_us(th));
+                    emit(Attack::UdpPortScan, report);
+                }
+            }
+            if d.host_sweep.enabled && sweep_probe {
+                let th = &d.host_sweep;
+                if s.hosts.insert(p.dst, now, window_us(th), cap(th)) >= cap(th) {
+                    let report = s.episode(SrcEp::Sweep).hit(now, window_us(th));
+                    emit(Attack::HostSweep, report);
+                }
+            }
+        }
+
+        // Per-destination flood detectors. Only unsolicited traffic counts: packets sent by the
+        // endpoint that opened the flow, so a large download to a VM is never a flood.
+        let handshake_done = p.flow.is_some_and(|f| f.handshake_completed);
+        let syn_new = tcp_syn && p.flow.is_none_or(|f| f.new_flow);
+        let udp_in = matches!(p.l4, L4::Udp(_)) && to_server;
+        let icmp_in = matches!(p.l4, L4::Icmp(_) | L4::Icmpv6(_)) && to_server;
+        let wants_dst = (d.syn_flood.enabled && (syn_new || handshake_done))
+            || (d.udp_flood.enabled && udp_in)
+            || (d.icmp_flood.enabled && icmp_in);
+        if wants_dst {
+            let t = self.destinations.entry((p.scope, p.dst));
+            t.last = now;
+            if d.syn_flood.enabled && handshake_done {
+                t.handshakes.add(now, window_us(&d.syn_flood), 1);
+            }
+            if d.syn_flood.enabled && syn_new {
+                let w = window_us(&d.syn_flood);
+                t.syn.add(now, w, 1);
+                let half_open = t.syn.estimate(now, w).saturating_sub(t.handshakes.estimate(now, w));
+                if half_open >= u64::from(d.syn_flood.count) {
+                    let report = t.syn_ep.hit(now, w);
+                    emit(Attack::SynFlood, report);
+                }
+            }
+            if d.udp_flood.enabled && udp_in {
+                let w = window_us(&d.udp_flood);
+                t.udp.add(now, w, 1);
+                if t.udp.estimate(now, w) >= u64::from(d.udp_flood.count) {
+                    let report = t.udp_ep.hit(now, w);
+                    emit(Attack::UdpFlood, report);
+                }
+            }
+            if d.icmp_flood.enabled && icmp_in {
+                let w = window_us(&d.icmp_flood);
+                t.icmp.add(now, w, 1);
+                if t.icmp.estimate(now, w) >= u64::from(d.icmp_flood.count) {
+                    let report = t.icmp_ep.hit(now, w);
+                    emit(Attack::IcmpFlood, report);
+                }
+            }
+        }
+    }
+
+    /// Check an IP-to-MAC binding; `Some(report)` when `mac` is not the address's bound MAC.
+    fn check_mac(&mut self, now: Timestamp, scope: VlanScope, ip: IpAddr, mac: [u8; 6]) -> Option<bool> {
+        let b = self.macs.entry((scope, ip));
+        b.last = now;
+        if b.owner_seen == Timestamp(0) && b.mac == [0; 6] {
+            b.mac = mac;
+            b.owner_seen = now;
+            return None;
+        }
+        if b.mac == mac {
+            b.owner_seen = now;
+            return None;
+        }
+        if now.since(b.owner_seen) > MAC_BINDING_AGING_US {
+            // The owner went quiet long ago: the address moved.
+            b.mac = mac;
+            b.owner_seen = now;
+            return None;
+        }
+        Some(b.episode.hit(now, SINGLE_PACKET_QUIET_US))
+    }
+
+    /// Inspect an ARP message (MAC spoofing through ARP replies or gratuitous ARP).
+    pub fn inspect_arp(
+        &mut self,
+        d: &Detectors,
+        now: Timestamp,
+        scope: VlanScope,
+        arp: &Arp,
+        found: &mut impl FnMut(Detection),
+    ) {
+        let ip = IpAddr::V4(arp.sender_ip);
+        if !d.mac_spoofing.enabled || !is_host_addr(ip) {
+            return;
+        }
+        if let Some(report) = self.check_mac(now, scope, ip, arp.sender_mac) {
+            found(Detection { attack: Attack::MacSpoofing, src: ip, dst: IpAddr::V4(arp.target_ip), report });
+        }
+    }
+
+    /// Report an attack found by IP reassembly ([`Attack::PingOfDeath`] or [`Attack::Teardrop`]).
+    pub fn inspect_reassembly(
+        &mut self,
+        d: &Detectors,
+        now: Timestamp,
+        scope: VlanScope,
+        src: IpAddr,
+        dst: IpAddr,
+        attack: Attack,
+        found: &mut impl FnMut(Detection),
+    ) {
+        let (enabled, slot) = match attack {
+            Attack::PingOfDeath => (d.ping_of_death.enabled, SrcEp::PingOfDeath),
+            Attack::Teardrop => (d.teardrop.enabled, SrcEp::Teardrop),
+            _ => return,
+        };
+        if !enabled {
+            return;
+        }
+        let s = self.sources.entry((scope, src));
+        s.last = now;
+        let report = s.episode(slot).hit(now, SINGLE_PACKET_QUIET_US);
+        found(Detection { attack, src, dst, report });
+    }
+}

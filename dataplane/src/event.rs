@@ -1,0 +1,183 @@
+//! Typed events of the dataplane. The control plane turns them into EVE JSON (and later syslog,
+//! CEF, the central server's batches); the dataplane only says what happened.
+
+use core::net::IpAddr;
+use std::borrow::Cow;
+
+use vlan::VlanScope;
+
+use crate::blocks::BlockKey;
+use crate::decode::IpProto;
+use crate::time::Timestamp;
+
+/// The engine that produced an alert or a block.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Engine {
+    /// Network Attack Blocker.
+    AttackBlocker,
+    /// An administrator.
+    Manual,
+}
+
+impl Engine {
+    /// Name used in events and the block table.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Engine::AttackBlocker => "attack_blocker",
+            Engine::Manual => "manual",
+        }
+    }
+}
+
+/// What the SVM decided to do about a detection (the policy's action after exclusions).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Response {
+    /// Report only.
+    Inform,
+    /// Drop and reset the connection.
+    Terminate,
+    /// Drop, reset, and block the source in its VLAN.
+    TerminateAndBlock,
+}
+
+impl Response {
+    /// Name as in the policy.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Response::Inform => "inform",
+            Response::Terminate => "terminate",
+            Response::TerminateAndBlock => "terminate_and_block",
+        }
+    }
+}
+
+impl From<policy::Action> for Response {
+    fn from(a: policy::Action) -> Self {
+        match a {
+            policy::Action::Inform => Response::Inform,
+            policy::Action::Terminate => Response::Terminate,
+            policy::Action::TerminateAndBlock => Response::TerminateAndBlock,
+        }
+    }
+}
+
+/// The packet an event is about.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PacketRef {
+    /// Flow id, if the packet belongs to a tracked flow.
+    pub flow_id: Option<u64>,
+    /// VLAN scope.
+    pub scope: VlanScope,
+    /// Source address.
+    pub src_ip: IpAddr,
+    /// Destination address.
+    pub dst_ip: IpAddr,
+    /// Ports for TCP/UDP.
+    pub ports: Option<(u16, u16)>,
+    /// IP protocol; `None` for ARP.
+    pub proto: Option<IpProto>,
+}
+
+/// An alert (EVE `event_type: alert`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Alert {
+    /// The packet that raised it.
+    pub packet: PacketRef,
+    /// Engine.
+    pub engine: Engine,
+    /// Signature (attack name).
+    pub signature: Cow<'static, str>,
+    /// Generator id.
+    pub gid: u32,
+    /// Signature id.
+    pub sid: u32,
+    /// Revision.
+    pub rev: u32,
+    /// Category.
+    pub category: Cow<'static, str>,
+    /// Priority, 1 highest.
+    pub severity: u8,
+    /// What the SVM decided.
+    pub response: Response,
+    /// Whether the response was carried out (`false` in monitoring mode or for `inform`).
+    pub enforced: bool,
+    /// Monitoring mode: `response` is what would have happened.
+    pub monitoring: bool,
+    /// An exclusion changed the response (e.g. `do_not_block`).
+    pub excluded: bool,
+    /// Block made for this alert, in minutes (would-be in monitoring mode).
+    pub block_minutes: Option<u16>,
+}
+
+/// Why a block ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UnblockReason {
+    /// Its time ran out.
+    Expired,
+    /// An administrator lifted it.
+    Manual,
+}
+
+impl UnblockReason {
+    /// Name in events.
+    pub const fn name(self) -> &'static str {
+        match self {
+            UnblockReason::Expired => "expired",
+            UnblockReason::Manual => "manual",
+        }
+    }
+}
+
+/// A change to the block table (EVE `event_type: block`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum BlockChange {
+    /// A source was blocked.
+    Added {
+        /// Engine that blocked it.
+        engine: Engine,
+        /// Reason (detection name or admin note).
+        reason: Cow<'static, str>,
+        /// Signature id of the detection, if any.
+        sid: Option<u32>,
+        /// When it ends.
+        expires: Timestamp,
+        /// Duration in seconds.
+        duration_secs: u64,
+        /// Flow of the detection, if any.
+        flow_id: Option<u64>,
+    },
+    /// A block ended.
+    Removed {
+        /// Why.
+        reason: UnblockReason,
+        /// Packets dropped while it lasted.
+        hits: u64,
+        /// When it was made.
+        created: Timestamp,
+    },
+}
+
+/// What happened.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum EventKind {
+    /// A detection.
+    Alert(Alert),
+    /// A block was added or removed.
+    Block {
+        /// Scope and address.
+        key: BlockKey,
+        /// The change.
+        change: BlockChange,
+    },
+}
+
+/// One event.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Event {
+    /// When: the packet's time, or the expiry time for expiries.
+    pub ts: Timestamp,
+    /// 1-based packet number in replay, for events caused by a packet.
+    pub pcap_cnt: Option<u64>,
+    /// What.
+    pub kind: EventKind,
+}

@@ -1,0 +1,463 @@
+//! The flow table: connections keyed by VLAN scope, protocol and both endpoints, direction-normalised,
+//! with TCP state, per-protocol timeouts and a hard cap with eviction.
+//!
+//! # Caps
+//! The table never holds more than [`FlowConfig::max_flows`] entries. When a new flow arrives at
+//! the cap, the table first drops flows idle for longer than [`FlowConfig::emergency_idle_us`];
+//! if none qualify it evicts the least recently seen of a small sample of entries (hash order is
+//! effectively random, so sampling is fair and O(1)). Every eviction is counted.
+
+use core::net::IpAddr;
+use hashbrown::HashMap;
+use vlan::VlanScope;
+
+use crate::decode::{IpProto, TcpFlags};
+use crate::time::Timestamp;
+
+/// Flow table settings.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowConfig {
+    /// Hard cap on tracked flows.
+    pub max_flows: usize,
+    /// TCP flow that has not completed its handshake.
+    pub tcp_new_timeout_us: u64,
+    /// Established TCP flow.
+    pub tcp_established_timeout_us: u64,
+    /// TCP flow after FIN from both sides or RST.
+    pub tcp_closed_timeout_us: u64,
+    /// UDP flow.
+    pub udp_timeout_us: u64,
+    /// ICMP and other protocols.
+    pub other_timeout_us: u64,
+    /// Idle time after which a flow may be dropped early when the table is full.
+    pub emergency_idle_us: u64,
+}
+
+impl Default for FlowConfig {
+    /// Timeouts follow Suricata's defaults (new 60 s / established 600 s / closed 60 s for TCP,
+    /// 300 s for established UDP and ICMP), which admins already tune against.
+    fn default() -> Self {
+        FlowConfig {
+            max_flows: 1 << 20,
+            tcp_new_timeout_us: 60 * Timestamp::SECOND,
+            tcp_established_timeout_us: 600 * Timestamp::SECOND,
+            tcp_closed_timeout_us: 60 * Timestamp::SECOND,
+            udp_timeout_us: 300 * Timestamp::SECOND,
+            other_timeout_us: 300 * Timestamp::SECOND,
+            emergency_idle_us: 10 * Timestamp::SECOND,
+        }
+    }
+}
+
+/// Direction-normalised flow key: `a` is the lower endpoint, so both directions hash alike.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowKey {
+    /// VLAN stack ids.
+    pub scope: VlanScope,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Lower endpoint (address, port).
+    pub a: (IpAddr, u16),
+    /// Higher endpoint.
+    pub b: (IpAddr, u16),
+}
+
+impl FlowKey {
+    /// Normalised key of a packet, and whether the packet travels from `a` to `b`.
+    pub fn new(scope: VlanScope, proto: IpProto, src: (IpAddr, u16), dst: (IpAddr, u16)) -> (Self, bool) {
+        let proto = u8::from(proto);
+        if src <= dst {
+            (FlowKey { scope, proto, a: src, b: dst }, true)
+        } else {
+            (FlowKey { scope, proto, a: dst, b: src }, false)
+        }
+    }
+}
+
+/// TCP connection state as seen by a middlebox.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TcpState {
+    /// SYN seen from the client.
+    SynSent,
+    /// SYN/ACK seen from the server.
+    SynReceived,
+    /// Handshake completed, or picked up midstream.
+    Established,
+    /// FIN seen from one side.
+    Closing,
+    /// FIN seen from both sides.
+    Closed,
+    /// RST seen.
+    Reset,
+}
+
+/// Per-flow state.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    /// Stable id reported in events (EVE `flow_id`).
+    pub id: u64,
+    /// Whether the client (the endpoint that sent the first packet) is the key's `a` endpoint.
+    pub client_is_a: bool,
+    /// First packet time.
+    pub first_seen: Timestamp,
+    /// Last packet time.
+    pub last_seen: Timestamp,
+    /// Packets client -> server.
+    pub pkts_to_server: u64,
+    /// Packets server -> client.
+    pub pkts_to_client: u64,
+    /// Bytes (frame lengths) in both directions.
+    pub bytes: u64,
+    /// TCP state; `None` for other protocols.
+    pub tcp: Option<TcpState>,
+    /// FIN seen from the client / from the server.
+    fin_client: bool,
+    fin_server: bool,
+    /// The SVM terminated this flow: later packets are dropped inline.
+    pub terminated: bool,
+    /// The flow was picked up without its handshake.
+    pub midstream: bool,
+}
+
+/// What the table tells the caller about one packet's flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowUpdate {
+    /// Flow id.
+    pub id: u64,
+    /// This packet created the flow.
+    pub new_flow: bool,
+    /// This packet travels client -> server.
+    pub to_server: bool,
+    /// This packet completed the TCP three-way handshake.
+    pub handshake_completed: bool,
+    /// The flow had been terminated by the SVM before this packet.
+    pub terminated: bool,
+    /// A TCP flow that has not completed its handshake (after this packet).
+    pub half_open: bool,
+}
+
+/// Counters of the flow table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// Flows created.
+    pub created: u64,
+    /// Flows removed by timeout.
+    pub timed_out: u64,
+    /// Flows evicted because the table was full.
+    pub evicted: u64,
+    /// Flows currently tracked.
+    pub active: u64,
+}
+
+/// Idle time after which a flow expires.
+fn timeout(cfg: &FlowConfig, key: &FlowKey, f: &Flow) -> u64 {
+    match f.tcp {
+        Some(TcpState::SynSent | TcpState::SynReceived) => cfg.tcp_new_timeout_us,
+        Some(TcpState::Established | TcpState::Closing) => cfg.tcp_established_timeout_us,
+        Some(TcpState::Closed | TcpState::Reset) => cfg.tcp_closed_timeout_us,
+        None if key.proto == 17 => cfg.udp_timeout_us,
+        None => cfg.other_timeout_us,
+    }
+}
+
+/// Sample size for eviction at the cap.
+const EVICTION_SAMPLE: usize = 32;
+
+/// How often (packet time) the table sweeps for timed-out flows.
+const SWEEP_INTERVAL_US: u64 = 5 * Timestamp::SECOND;
+
+/// The flow table of one worker.
+#[derive(Debug)]
+pub struct FlowTable {
+    cfg: FlowConfig,
+    flows: HashMap<FlowKey, Flow, foldhash::fast::FixedState>,
+    stats: FlowStats,
+    next_sweep: Timestamp,
+    id_counter: u64,
+    id_salt: u64,
+}
+
+/// SplitMix64 finaliser: turns a counter into a well-spread id (deterministic across runs).
+const fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl FlowTable {
+    /// An empty table. `worker` salts flow ids so workers never hand out the same id.
+    pub fn new(cfg: FlowConfig, worker: u16) -> Self {
+        FlowTable {
+            cfg,
+            flows: HashMap::with_capacity_and_hasher(
+                cfg.max_flows.min(1 << 16),
+                foldhash::fast::FixedState::with_seed(0x5356_4d00),
+            ),
+            stats: FlowStats::default(),
+            next_sweep: Timestamp(0),
+            id_counter: 0,
+            id_salt: u64::from(worker) << 48,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> FlowStats {
+        FlowStats { active: self.flows.len() as u64, ..self.stats }
+    }
+
+    /// Number of tracked flows.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether no flow is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Look a flow up without changing it.
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
+        self.flows.get(key)
+    }
+
+    /// Mark a flow terminated (later packets are dropped inline until it times out).
+    pub fn terminate(&mut self, key: &FlowKey) {
+        if let Some(f) = self.flows.get_mut(key) {
+            f.terminated = true;
+        }
+    }
+
+    /// Remove flows whose timeout has passed. Runs by itself from [`FlowTable::update`] every few
+    /// seconds of packet time; returns how many were removed.
+    pub fn sweep(&mut self, now: Timestamp) -> usize {
+        let before = self.flows.len();
+        let cfg = self.cfg;
+        self.flows.retain(|k, f| now.since(f.last_seen) <= timeout(&cfg, k, f));
+        let removed = before - self.flows.len();
+        self.stats.timed_out += removed as u64;
+        self.next_sweep = now.plus_micros(SWEEP_INTERVAL_US);
+        removed
+    }
+
+    fn make_room(&mut self, now: Timestamp) {
+        let idle = self.cfg.emergency_idle_us;
+        let before = self.flows.len();
+        self.flows.retain(|_, f| now.since(f.last_seen) <= idle);
+        let freed = before - self.flows.len();
+        if freed > 0 {
+            self.stats.evicted += freed as u64;
+            return;
+        }
+        let victim = self
+            .flows
+            .iter()
+            .take(EVICTION_SAMPLE)
+            .min_by_key(|(_, f)| f.last_seen)
+            .map(|(k, _)| *k);
+        if let Some(k) = victim {
+            self.flows.remove(&k);
+            self.stats.evicted += 1;
+        }
+    }
+
+    /// Account one packet to its flow, creating it if needed, and advance TCP state.
+    /// `tcp_flags` is `Some` for TCP packets. `a_to_b` comes from [`FlowKey::new`].
+    pub fn update(
+        &mut self,
+        now: Timestamp,
+        key: &FlowKey,
+        a_to_b: bool,
+        tcp_flags: Option<TcpFlags>,
+        frame_len: usize,
+    ) -> FlowUpdate {
+        if now >= self.next_sweep {
+            self.sweep(now);
+        }
+        let mut new_flow = false;
+        if !self.flows.contains_key(key) {
+            if self.flows.len() >= self.cfg.max_flows {
+                self.make_room(now);
+            }
+            self.id_counter += 1;
+            // 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
+            let id = mix64(self.id_counter | self.id_salt) & ((1 << 51) - 1);
+            let (tcp, midstream) = match tcp_flags {
+                Some(f) if f.has(TcpFlags::SYN) && !f.has(TcpFlags::ACK) => (Some(TcpState::SynSent), false),
+                Some(f) if f.has(TcpFlags::RST) => (Some(TcpState::Reset), true),
+                Some(_) => (Some(TcpState::Established), true),
+                None => (None, false),
+            };
+            // A SYN/ACK seen first means the server spoke first on the wire we see; the client is
+            // the other end.
+            let client_is_a = match tcp_flags {
+                Some(f) if f.has(TcpFlags::SYN | TcpFlags::ACK) => !a_to_b,
+                _ => a_to_b,
+            };
+            self.flows.insert(
+                *key,
+                Flow {
+                    id,
+                    client_is_a,
+                    first_seen: now,
+                    last_seen: now,
+                    pkts_to_server: 0,
+                    pkts_to_client: 0,
+                    bytes: 0,
+                    tcp,
+                    fin_client: false,
+                    fin_server: false,
+                    terminated: false,
+                    midstream,
+                },
+            );
+            self.stats.created += 1;
+            new_flow = true;
+        }
+        let Some(f) = self.flows.get_mut(key) else {
+            // Unreachable: inserted above. Report a stateless packet rather than panic.
+            return FlowUpdate {
+                id: 0,
+                new_flow,
+                to_server: true,
+                handshake_completed: false,
+                terminated: false,
+                half_open: false,
+            };
+        };
+        let to_server = a_to_b == f.client_is_a;
+        f.last_seen = now;
+        f.bytes += frame_len as u64;
+        if to_server {
+            f.pkts_to_server += 1;
+        } else {
+            f.pkts_to_client += 1;
+        }
+        let mut handshake_completed = false;
+        if let (Some(state), Some(flags)) = (f.tcp, tcp_flags) {
+            let next = if flags.has(TcpFlags::RST) {
+                TcpState::Reset
+            } else {
+                match state {
+                    TcpState::SynSent if !to_server && flags.has(TcpFlags::SYN | TcpFlags::ACK) => {
+                        TcpState::SynReceived
+                    }
+                    TcpState::SynReceived if to_server && flags.has(TcpFlags::ACK) && !flags.has(TcpFlags::SYN) => {
+                        handshake_completed = true;
+                        TcpState::Established
+                    }
+                    s => s,
+                }
+            };
+            let next = if flags.has(TcpFlags::FIN) && next != TcpState::Reset {
+                if to_server {
+                    f.fin_client = true;
+                } else {
+                    f.fin_server = true;
+                }
+                if f.fin_client && f.fin_server { TcpState::Closed } else { TcpState::Closing }
+            } else {
+                next
+            };
+            f.tcp = Some(next);
+        }
+        let half_open = matches!(f.tcp, Some(TcpState::SynSent | TcpState::SynReceived));
+        FlowUpdate { id: f.id, new_flow, to_server, handshake_completed, terminated: f.terminated, half_open }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn ep(last: u8, port: u16) -> (IpAddr, u16) {
+        (IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)
+    }
+
+    const SYN: Option<TcpFlags> = Some(TcpFlags(TcpFlags::SYN));
+    const SYNACK: Option<TcpFlags> = Some(TcpFlags(TcpFlags::SYN | TcpFlags::ACK));
+    const ACK: Option<TcpFlags> = Some(TcpFlags(TcpFlags::ACK));
+
+    #[test]
+    fn both_directions_share_one_flow() {
+        let (k1, d1) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 1000), ep(2, 80));
+        let (k2, d2) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(2, 80), ep(1, 1000));
+        assert_eq!(k1, k2);
+        assert_ne!(d1, d2);
+    }
+
+    #[test]
+    fn vlan_separates_flows() {
+        let v100 = VlanScope::single(vlan::VlanId::new(100).unwrap());
+        let (k1, _) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1), ep(2, 2));
+        let (k2, _) = FlowKey::new(v100, IpProto::Udp, ep(1, 1), ep(2, 2));
+        assert_ne!(k1, k2);
+    }
+
+    #[test]
+    fn handshake_tracks_state() {
+        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let now = Timestamp(1_000_000);
+        let (k, c2s) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(9, 40000), ep(2, 80));
+        let u = t.update(now, &k, c2s, SYN, 60);
+        assert!(u.new_flow && u.to_server && u.half_open);
+        let u = t.update(now, &k, !c2s, SYNACK, 60);
+        assert!(!u.to_server && u.half_open && !u.handshake_completed);
+        let u = t.update(now, &k, c2s, ACK, 60);
+        assert!(u.handshake_completed && !u.half_open);
+        assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Established));
+        t.update(now, &k, c2s, Some(TcpFlags(TcpFlags::FIN | TcpFlags::ACK)), 60);
+        assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Closing));
+        t.update(now, &k, !c2s, Some(TcpFlags(TcpFlags::FIN | TcpFlags::ACK)), 60);
+        assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Closed));
+        let f = t.get(&k).unwrap();
+        assert_eq!((f.pkts_to_server, f.pkts_to_client), (3, 2));
+    }
+
+    #[test]
+    fn synack_first_makes_other_side_client() {
+        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let (k, s2c) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(2, 80), ep(9, 40000));
+        let u = t.update(Timestamp(1), &k, s2c, SYNACK, 60);
+        assert!(!u.to_server);
+    }
+
+    #[test]
+    fn timeouts_remove_flows() {
+        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 1), ep(2, 2));
+        t.update(Timestamp(0), &k, d, SYN, 60);
+        assert_eq!(t.sweep(Timestamp(59 * Timestamp::SECOND)), 0);
+        assert_eq!(t.sweep(Timestamp(61 * Timestamp::SECOND)), 1);
+        assert!(t.is_empty());
+        assert_eq!(t.stats().timed_out, 1);
+    }
+
+    #[test]
+    fn cap_evicts_and_counts() {
+        let cfg = FlowConfig { max_flows: 100, ..FlowConfig::default() };
+        let mut t = FlowTable::new(cfg, 0);
+        for i in 0..1000u16 {
+            let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, i), ep(2, 53));
+            t.update(Timestamp(u64::from(i)), &k, d, None, 60);
+            assert!(t.len() <= 100);
+        }
+        assert_eq!(t.stats().created, 1000);
+        assert!(t.stats().evicted >= 900);
+    }
+
+    #[test]
+    fn ids_are_distinct_and_deterministic() {
+        let mut a = FlowTable::new(FlowConfig::default(), 0);
+        let mut b = FlowTable::new(FlowConfig::default(), 0);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..100u16 {
+            let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, i), ep(2, 53));
+            let ia = a.update(Timestamp(1), &k, d, None, 60).id;
+            let ib = b.update(Timestamp(1), &k, d, None, 60).id;
+            assert_eq!(ia, ib);
+            assert!(seen.insert(ia));
+            assert!(ia < (1 << 51));
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! TCP resets the SVM sends to terminate a connection: one to each end, carrying the flow's VLAN
+//! tag stack (QinQ included) and sequence numbers the receiving stack accepts.
+//!
+//! For a triggering segment from A to B with sequence `s`, acknowledgement `a` (if ACK is set)
+//! and `len` sequence-space bytes (payload, +1 for SYN, +1 for FIN):
+//! - to B (as if from A): `RST|ACK`, seq `s + len`, ack `a` — B expects `s + len` next from A.
+//! - to A (as if from B): if the segment carried an ACK, `RST`, seq `a` — A expects `a` next
+//!   from B; otherwise (a bare SYN) `RST|ACK`, seq 0, ack `s + len`, the form RFC 9293 §3.10.7.1
+//!   prescribes for a reset to a SYN.
+
+use core::net::IpAddr;
+
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr,
+    Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+};
+use vlan::VlanStack;
+
+use crate::decode::{Tcp, TcpFlags};
+
+/// The endpoints of the segment a reset answers.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    /// VLAN tags of the frame.
+    pub vlan: &'a VlanStack,
+    /// Source MAC of the segment.
+    pub eth_src: [u8; 6],
+    /// Destination MAC of the segment.
+    pub eth_dst: [u8; 6],
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// The TCP header.
+    pub tcp: &'a Tcp<'a>,
+}
+
+/// TTL / hop limit of injected resets.
+const RESET_TTL: u8 = 64;
+
+fn seq_len(tcp: &Tcp<'_>) -> u32 {
+    let mut n = u32::try_from(tcp.payload.len()).unwrap_or(u32::MAX);
+    if tcp.flags.has(TcpFlags::SYN) {
+        n = n.wrapping_add(1);
+    }
+    if tcp.flags.has(TcpFlags::FIN) {
+        n = n.wrapping_add(1);
+    }
+    n
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    vlan: &VlanStack,
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: Option<u32>,
+) -> Option<Vec<u8>> {
+    let tcp = TcpRepr {
+        src_port: sport,
+        dst_port: dport,
+        control: TcpControl::Rst,
+        seq_number: TcpSeqNumber(i32::from_ne_bytes(seq.to_ne_bytes())),
+        ack_number: ack.map(|a| TcpSeqNumber(i32::from_ne_bytes(a.to_ne_bytes()))),
+        window_len: 0,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload: &[],
+    };
+    let tcp_len = tcp.header_len();
+    let (ethertype, ip_len) = match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => (EthernetProtocol::Ipv4, 20 + tcp_len),
+        (IpAddr::V6(_), IpAddr::V6(_)) => (EthernetProtocol::Ipv6, 40 + tcp_len),
+        _ => return None,
+    };
+    let l2 = 14 + vlan.wire_len();
+    let mut buf = vec![0u8; l2 + ip_len];
+    let inner_type = u16::from(ethertype);
+    {
+        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+        EthernetRepr {
+            src_addr: EthernetAddress(eth_src),
+            dst_addr: EthernetAddress(eth_dst),
+            ethertype: EthernetProtocol::from(vlan.outer_tpid(inner_type)),
+        }
+        .emit(&mut frame);
+    }
+    vlan.emit(buf.get_mut(14..l2)?, inner_type).ok()?;
+    let ip_buf = buf.get_mut(l2..)?;
+    let caps = smoltcp::phy::ChecksumCapabilities::default();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let repr = Ipv4Repr {
+                src_addr: s,
+                dst_addr: d,
+                next_header: IpProtocol::Tcp,
+                payload_len: tcp_len,
+                hop_limit: RESET_TTL,
+            };
+            let mut ip = Ipv4Packet::new_unchecked(&mut ip_buf[..]);
+            repr.emit(&mut ip, &caps);
+            let mut seg = TcpPacket::new_unchecked(ip.payload_mut());
+            tcp.emit(&mut seg, &IpAddress::Ipv4(s), &IpAddress::Ipv4(d), &caps);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let repr = Ipv6Repr {
+                src_addr: s,
+                dst_addr: d,
+                next_header: IpProtocol::Tcp,
+                payload_len: tcp_len,
+                hop_limit: RESET_TTL,
+            };
+            let mut ip = Ipv6Packet::new_unchecked(&mut ip_buf[..]);
+            repr.emit(&mut ip);
+            let mut seg = TcpPacket::new_unchecked(ip.payload_mut());
+            tcp.emit(&mut seg, &IpAddress::Ipv6(s), &IpAddress::Ipv6(d), &caps);
+        }
+        _ => return None,
+    }
+    Some(buf)
+}
+
+/// The two resets that terminate the connection of `seg`: first the one to the segment's
+/// destination, then the one back to its source. Returns fewer if the addresses are of mixed
+/// families (impossible for a decoded packet).
+pub fn resets(seg: &Segment<'_>) -> Vec<Vec<u8>> {
+    let t = seg.tcp;
+    let next = t.seq.wrapping_add(seq_len(t));
+    let acked = t.flags.has(TcpFlags::ACK).then_some(t.ack);
+    let mut out = Vec::with_capacity(2);
+    // To the destination, as if from the source.
+    if let Some(f) = build(seg.vlan, seg.eth_src, seg.eth_dst, seg.src, seg.dst, t.src_port, t.dst_port, next, acked) {
+        out.push(f);
+    }
+    // Back to the source, as if from the destination.
+    let back = match acked {
+        Some(a) => build(seg.vlan, seg.eth_dst, seg.eth_src, seg.dst, seg.src, t.dst_port, t.src_port, a, None),
+        None => build(seg.vlan, seg.eth_dst, seg.eth_src, seg.dst, seg.src, t.dst_port, t.src_port, 0, Some(next)),
+    };
+    if let Some(f) = back {
+        out.push(f);
+    }
+    out
+}

@@ -1,0 +1,600 @@
+//! One dataplane worker: run to completion, per packet,
+//! decode -> VLAN scope -> block check -> exclusion -> defragmentation -> flow -> attack blocker ->
+//! verdict -> events.
+//!
+//! The worker owns its flow table, defragmenter and detector state. The compiled policy is an
+//! `Arc` snapshot swapped between packets ([`Worker::set_policy`]); the block table is owned here
+//! for now and reached through [`Worker::blocks_mut`] for manual blocks.
+
+use std::sync::Arc;
+
+use policy::{CompiledPolicy, ExclusionRule, Mode};
+use vlan::VlanScope;
+
+use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts, StateCaps};
+use crate::blocks::{BlockKey, BlockOrigin, BlockResult, BlockTable};
+use crate::decode::{self, DecodeEvent, DecodeOptions, Decoded, Ip, L3, L4};
+use crate::defrag::{DefragAnomaly, DefragConfig, Defragmenter};
+use crate::event::{Alert, BlockChange, Engine, Event, EventKind, PacketRef, Response, UnblockReason};
+use crate::flow::{FlowConfig, FlowKey, FlowTable};
+use crate::reset::{self, Segment};
+use crate::time::Timestamp;
+
+/// How the SVM is attached to the traffic.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Attach {
+    /// Inline: every allowed frame is forwarded; drops are real.
+    Inline,
+    /// Mirror: the SVM sees copies; it can only inject resets. Blocked sources get a reset for
+    /// every TCP segment they send.
+    #[default]
+    Mirror,
+}
+
+/// Worker settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WorkerConfig {
+    /// Decoder options (checksum validation).
+    pub decode: DecodeOptions,
+    /// Flow table.
+    pub flows: FlowConfig,
+    /// Defragmenter.
+    pub defrag: DefragConfig,
+    /// Caps of the attack blocker's state.
+    pub attack_caps: StateCaps,
+    /// Attach mode.
+    pub attach: Attach,
+    /// Worker index (salts flow ids).
+    pub index: u16,
+}
+
+/// What to do with a frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verdict {
+    /// Forward it unchanged (inline) / nothing to do (mirror).
+    Forward,
+    /// Drop it.
+    Drop(DropReason),
+}
+
+/// Why a frame was dropped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DropReason {
+    /// Its source is blocked in its VLAN.
+    Blocked,
+    /// Its flow was terminated earlier.
+    Terminated,
+    /// It is part of an attack the policy acts on.
+    Attack,
+}
+
+/// Per-packet metadata from the I/O backend.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketMeta {
+    /// Receive time (capture time in replay).
+    pub ts: Timestamp,
+    /// 1-based packet number (replay) or receive counter (live).
+    pub pcap_cnt: u64,
+}
+
+/// Where a worker puts what it produces besides the verdict.
+pub trait Output {
+    /// An event.
+    fn event(&mut self, event: Event);
+    /// A frame to inject (resets), ready for the wire.
+    fn inject(&mut self, frame: Vec<u8>);
+}
+
+/// Collects output in vectors (replay, tests).
+#[derive(Debug, Default)]
+pub struct VecOutput {
+    /// Events in order.
+    pub events: Vec<Event>,
+    /// Injected frames in order.
+    pub injected: Vec<Vec<u8>>,
+}
+
+impl Output for VecOutput {
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+    fn inject(&mut self, frame: Vec<u8>) {
+        self.injected.push(frame);
+    }
+}
+
+/// Worker counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames received.
+    pub packets: u64,
+    /// Bytes received (frame lengths).
+    pub bytes: u64,
+    /// Frames forwarded (inline) / passed (mirror).
+    pub forwarded: u64,
+    /// Frames dropped because the source is blocked.
+    pub dropped_blocked: u64,
+    /// Frames dropped because their flow was terminated.
+    pub dropped_terminated: u64,
+    /// Frames dropped as attack packets.
+    pub dropped_attack: u64,
+    /// Frames that could not be decoded (forwarded uninspected).
+    pub invalid: u64,
+    /// Per decoder event ([`DecodeEvent::ALL`] order): failures and anomalies.
+    pub decoder: [u64; DecodeEvent::ALL.len()],
+    /// Frames skipped because of a bad checksum (with checksum validation on).
+    pub bad_checksum: u64,
+    /// Packets not inspected because of a `do_not_scan` exclusion.
+    pub excluded: u64,
+    /// IP fragments seen.
+    pub fragments: u64,
+    /// Datagrams reassembled.
+    pub reassembled: u64,
+    /// Alerts raised, per attack ([`Attack::ALL`] order).
+    pub detections: [u64; Attack::ALL.len()],
+    /// Blocks made.
+    pub blocks_added: u64,
+    /// Blocks that could not be made because the table was full.
+    pub blocks_refused: u64,
+    /// Blocks expired.
+    pub blocks_expired: u64,
+    /// Frames injected (resets).
+    pub injected: u64,
+    /// Non-IP, non-ARP frames (forwarded uninspected).
+    pub other_l3: u64,
+}
+
+impl Counters {
+    /// Alerts raised in total.
+    pub fn alerts(&self) -> u64 {
+        self.detections.iter().sum()
+    }
+
+    /// Frames dropped in total.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_blocked + self.dropped_terminated + self.dropped_attack
+    }
+}
+
+/// One dataplane worker.
+#[derive(Debug)]
+pub struct Worker {
+    cfg: WorkerConfig,
+    policy: Arc<CompiledPolicy>,
+    flows: FlowTable,
+    defrag: Defragmenter,
+    attacks: AttackBlocker,
+    blocks: BlockTable,
+    counters: Counters,
+    detections: Vec<Detection>,
+}
+
+impl Worker {
+    /// A worker with empty state.
+    pub fn new(cfg: WorkerConfig, policy: Arc<CompiledPolicy>) -> Self {
+        Worker {
+            cfg,
+            policy,
+            flows: FlowTable::new(cfg.flows, cfg.index),
+            defrag: Defragmenter::new(cfg.defrag),
+            attacks: AttackBlocker::new(cfg.attack_caps),
+            blocks: BlockTable::default(),
+            counters: Counters::default(),
+            detections: Vec::with_capacity(4),
+        }
+    }
+
+    /// Switch to a new compiled policy; takes effect with the next packet.
+    pub fn set_policy(&mut self, policy: Arc<CompiledPolicy>) {
+        self.policy = policy;
+    }
+
+    /// The running policy.
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Flow table (for status).
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// Defragmenter (for status).
+    pub fn defrag(&self) -> &Defragmenter {
+        &self.defrag
+    }
+
+    /// Attack blocker (for status).
+    pub fn attack_blocker(&self) -> &AttackBlocker {
+        &self.attacks
+    }
+
+    /// The block table.
+    pub fn blocks(&self) -> &BlockTable {
+        &self.blocks
+    }
+
+    /// The block table, for manual blocks and unblocks.
+    pub fn blocks_mut(&mut self) -> &mut BlockTable {
+        &mut self.blocks
+    }
+
+    /// Report and remove blocks that expired by `now`.
+    pub fn expire_blocks(&mut self, now: Timestamp, out: &mut impl Output) {
+        if self.blocks.next_expiry().is_none_or(|t| t > now) {
+            return;
+        }
+        let counters = &mut self.counters;
+        self.blocks.expire(now, |key, entry| {
+            counters.blocks_expired += 1;
+            out.event(Event {
+                ts: entry.expires,
+                pcap_cnt: None,
+                kind: EventKind::Block {
+                    key,
+                    change: BlockChange::Removed {
+                        reason: UnblockReason::Expired,
+                        hits: entry.hits,
+                        created: entry.created,
+                    },
+                },
+            });
+        });
+    }
+
+    /// Process one frame.
+    pub fn process(&mut self, frame: &[u8], meta: PacketMeta, out: &mut impl Output) -> Verdict {
+        self.counters.packets += 1;
+        self.counters.bytes += frame.len() as u64;
+        self.expire_blocks(meta.ts, out);
+        let verdict = self.process_inner(frame, meta, out);
+        match verdict {
+            Verdict::Forward => self.counters.forwarded += 1,
+            Verdict::Drop(DropReason::Blocked) => self.counters.dropped_blocked += 1,
+            Verdict::Drop(DropReason::Terminated) => self.counters.dropped_terminated += 1,
+            Verdict::Drop(DropReason::Attack) => self.counters.dropped_attack += 1,
+        }
+        verdict
+    }
+
+    fn process_inner(&mut self, frame: &[u8], meta: PacketMeta, out: &mut impl Output) -> Verdict {
+        let decoded = match decode::decode_frame(frame, self.cfg.decode) {
+            Ok(d) => d,
+            Err(e) => {
+                self.counters.invalid += 1;
+                self.count_decoder(e);
+                return Verdict::Forward;
+            }
+        };
+        let mut bad_checksum = false;
+        for a in decoded.anomalies.iter() {
+            self.count_decoder(a);
+            bad_checksum |= matches!(
+                a,
+                DecodeEvent::Ipv4BadChecksum
+                    | DecodeEvent::TcpBadChecksum
+                    | DecodeEvent::UdpBadChecksum
+                    | DecodeEvent::IcmpBadChecksum
+            );
+        }
+        if bad_checksum {
+            // The receiving stack discards it too: nothing to detect.
+            self.counters.bad_checksum += 1;
+            return Verdict::Forward;
+        }
+        let scope = decoded.vlan.scope();
+        match &decoded.l3 {
+            L3::Other => {
+                self.counters.other_l3 += 1;
+                Verdict::Forward
+            }
+            L3::Arp(arp) => self.process_arp(&decoded, arp, scope, meta, out),
+            L3::Ip(ip) => self.process_ip(&decoded, ip, scope, meta, out),
+        }
+    }
+
+    fn count_decoder(&mut self, e: DecodeEvent) {
+        if let Some(c) = self.counters.decoder.get_mut(e.index()) {
+            *c += 1;
+        }
+    }
+
+    fn exclusion(&self, scope: VlanScope, src: core::net::IpAddr) -> ExclusionRule {
+        if self.policy.has_exclusions() { self.policy.exclusion(scope, src) } else { ExclusionRule::Default }
+    }
+
+    fn process_arp(
+        &mut self,
+        decoded: &Decoded<'_>,
+        arp: &decode::Arp,
+        scope: VlanScope,
+        meta: PacketMeta,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let sender = core::net::IpAddr::V4(arp.sender_ip);
+        let rule = self.exclusion(scope, sender);
+        if rule == ExclusionRule::DoNotScan {
+            self.counters.excluded += 1;
+            return Verdict::Forward;
+        }
+        let policy = Arc::clone(&self.policy);
+        let ab = &policy.policy().attack_blocker;
+        if !ab.enabled {
+            return Verdict::Forward;
+        }
+        self.detections.clear();
+        let found = &mut self.detections;
+        self.attacks.inspect_arp(&ab.detectors, meta.ts, scope, arp, &mut |d| found.push(d));
+        let mut verdict = Verdict::Forward;
+        let detections = std::mem::take(&mut self.detections);
+        for d in &detections {
+            let packet = PacketRef {
+                flow_id: None,
+                scope,
+                src_ip: d.src,
+                dst_ip: d.dst,
+                ports: None,
+                proto: None,
+            };
+            if self.act(d, &packet, meta, rule == ExclusionRule::DoNotBlock, None, decoded, out) {
+                verdict = Verdict::Drop(DropReason::Attack);
+            }
+        }
+        self.detections = detections;
+        verdict
+    }
+
+    fn process_ip(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let now = meta.ts;
+        if self.blocks.check_and_hit(scope, ip.src, now) {
+            if self.cfg.attach == Attach::Mirror {
+                // Mirror mode cannot drop: answer every TCP segment of the blocked source.
+                if let L4::Tcp(t) = &ip.l4 {
+                    if !t.flags.has(decode::TcpFlags::RST) {
+                        self.inject_resets(decoded, ip, t, out);
+                    }
+                }
+            }
+            return Verdict::Drop(DropReason::Blocked);
+        }
+        let rule = self.exclusion(scope, ip.src);
+        if rule == ExclusionRule::DoNotScan {
+            self.counters.excluded += 1;
+            return Verdict::Forward;
+        }
+        let policy = Arc::clone(&self.policy);
+        let ab = &policy.policy().attack_blocker;
+
+        if let Some(frag) = &ip.fragment {
+            self.counters.fragments += 1;
+            let res = self.defrag.insert(now, scope, ip, frag);
+            let mut verdict = Verdict::Forward;
+            if let Some(anomaly) = res.anomaly {
+                let attack = match anomaly {
+                    DefragAnomaly::Overlap => Some(Attack::Teardrop),
+                    DefragAnomaly::Oversize => Some(Attack::PingOfDeath),
+                    _ => None,
+                };
+                if let (Some(attack), true) = (attack, ab.enabled) {
+                    self.detections.clear();
+                    let found = &mut self.detections;
+                    self.attacks.inspect_reassembly(&ab.detectors, now, scope, ip.src, ip.dst, attack, &mut |d| {
+                        found.push(d)
+                    });
+                    let detections = std::mem::take(&mut self.detections);
+                    for d in &detections {
+                        let packet = PacketRef {
+                            flow_id: None,
+                            scope,
+                            src_ip: ip.src,
+                            dst_ip: ip.dst,
+                            ports: None,
+                            proto: Some(ip.proto),
+                        };
+                        if self.act(d, &packet, meta, rule == ExclusionRule::DoNotBlock, None, decoded, out) {
+                            verdict = Verdict::Drop(DropReason::Attack);
+                        }
+                    }
+                    self.detections = detections;
+                }
+            }
+            if let Some(datagram) = res.datagram {
+                self.counters.reassembled += 1;
+                match decode::decode_ip(&datagram, self.cfg.decode) {
+                    Ok((whole, anomalies)) => {
+                        for a in anomalies.iter() {
+                            self.count_decoder(a);
+                        }
+                        let v = self.inspect_ip(decoded, &whole, scope, meta, rule, out);
+                        if v != Verdict::Forward {
+                            verdict = v;
+                        }
+                    }
+                    Err(e) => {
+                        self.counters.invalid += 1;
+                        self.count_decoder(e);
+                    }
+                }
+            }
+            return verdict;
+        }
+        self.inspect_ip(decoded, ip, scope, meta, rule, out)
+    }
+
+    /// Flow tracking and detection of a whole (unfragmented or reassembled) IP packet.
+    fn inspect_ip(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        rule: ExclusionRule,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let now = meta.ts;
+        let (ports, tcp_flags) = match &ip.l4 {
+            L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags)),
+            L4::Udp(u) => ((u.src_port, u.dst_port), None),
+            _ => ((0, 0), None),
+        };
+        let (key, a_to_b) = FlowKey::new(scope, ip.proto, (ip.src, ports.0), (ip.dst, ports.1));
+        let upd = self.flows.update(now, &key, a_to_b, tcp_flags, decoded.l3_offset + ip.total_len);
+        if upd.terminated {
+            return Verdict::Drop(DropReason::Terminated);
+        }
+        let policy = Arc::clone(&self.policy);
+        let ab = &policy.policy().attack_blocker;
+        if !ab.enabled {
+            return Verdict::Forward;
+        }
+        self.detections.clear();
+        let facts = PacketFacts {
+            now,
+            scope,
+            eth_src: decoded.eth_src,
+            src: ip.src,
+            dst: ip.dst,
+            l4: &ip.l4,
+            flow: Some(upd),
+        };
+        let found = &mut self.detections;
+        self.attacks.inspect(&ab.detectors, &facts, &mut |d| found.push(d));
+        if self.detections.is_empty() {
+            return Verdict::Forward;
+        }
+        let packet = PacketRef {
+            flow_id: Some(upd.id),
+            scope,
+            src_ip: ip.src,
+            dst_ip: ip.dst,
+            ports: ip.l4.ports(),
+            proto: Some(ip.proto),
+        };
+        let excluded_block = rule == ExclusionRule::DoNotBlock;
+        let mut verdict = Verdict::Forward;
+        let detections = std::mem::take(&mut self.detections);
+        for d in &detections {
+            if self.act(d, &packet, meta, excluded_block, Some(ip), decoded, out) {
+                verdict = Verdict::Drop(DropReason::Attack);
+            }
+        }
+        self.detections = detections;
+        if verdict != Verdict::Forward {
+            self.flows.terminate(&key);
+        }
+        verdict
+    }
+
+    fn inject_resets(&mut self, decoded: &Decoded<'_>, ip: &Ip<'_>, tcp: &decode::Tcp<'_>, out: &mut impl Output) {
+        let seg = Segment {
+            vlan: &decoded.vlan,
+            eth_src: decoded.eth_src,
+            eth_dst: decoded.eth_dst,
+            src: ip.src,
+            dst: ip.dst,
+            tcp,
+        };
+        for f in reset::resets(&seg) {
+            self.counters.injected += 1;
+            out.inject(f);
+        }
+    }
+
+    /// Apply the policy to one detection; true when the packet must be dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &mut self,
+        d: &Detection,
+        packet: &PacketRef,
+        meta: PacketMeta,
+        excluded_block: bool,
+        reset_of: Option<&Ip<'_>>,
+        decoded: &Decoded<'_>,
+        out: &mut impl Output,
+    ) -> bool {
+        let policy = Arc::clone(&self.policy);
+        let p = policy.policy();
+        let ab = &p.attack_blocker;
+        let monitoring = p.mode == Mode::Monitoring;
+        let configured = Response::from(ab.action);
+        // do_not_block: detect and report only, never drop, reset or block.
+        let response = if excluded_block { Response::Inform } else { configured };
+        let blocks = response == Response::TerminateAndBlock && d.attack.blocks_source();
+        let enforce = !monitoring && response != Response::Inform;
+        if d.report {
+            if let Some(c) = Attack::ALL.iter().position(|a| *a == d.attack).and_then(|i| self.counters.detections.get_mut(i)) {
+                *c += 1;
+            }
+            out.event(Event {
+                ts: meta.ts,
+                pcap_cnt: Some(meta.pcap_cnt),
+                kind: EventKind::Alert(Alert {
+                    packet: *packet,
+                    engine: Engine::AttackBlocker,
+                    signature: d.attack.name().into(),
+                    gid: crate::attack::GID,
+                    sid: d.attack.sid(),
+                    rev: 1,
+                    category: d.attack.category().into(),
+                    severity: d.attack.severity(),
+                    response,
+                    enforced: enforce,
+                    monitoring,
+                    excluded: excluded_block,
+                    block_minutes: blocks.then(|| ab.block_minutes.get()),
+                }),
+            });
+        }
+        if !enforce {
+            return false;
+        }
+        if d.report {
+            if let Some(ip) = reset_of {
+                if let L4::Tcp(t) = &ip.l4 {
+                    if !t.flags.has(decode::TcpFlags::RST) {
+                        self.inject_resets(decoded, ip, t, out);
+                    }
+                }
+            }
+            if blocks {
+                let key = BlockKey { scope: packet.scope, addr: d.src };
+                let secs = ab.block_minutes.as_secs();
+                match self.blocks.block(key, meta.ts, secs, d.attack.name(), Engine::AttackBlocker.name(), BlockOrigin::Detection) {
+                    BlockResult::Added => {
+                        self.counters.blocks_added += 1;
+                        out.event(Event {
+                            ts: meta.ts,
+                            pcap_cnt: Some(meta.pcap_cnt),
+                            kind: EventKind::Block {
+                                key,
+                                change: BlockChange::Added {
+                                    engine: Engine::AttackBlocker,
+                                    reason: d.attack.name().into(),
+                                    sid: Some(d.attack.sid()),
+                                    expires: meta.ts.plus_secs(secs),
+                                    duration_secs: secs,
+                                    flow_id: packet.flow_id,
+                                },
+                            },
+                        });
+                    }
+                    BlockResult::AlreadyBlocked => {}
+                    BlockResult::Full => self.counters.blocks_refused += 1,
+                }
+            }
+        }
+        true
+    }
+}

@@ -1,0 +1,149 @@
+//! Command-line interface. Exit codes (documented in docs/admin-guide.md), as admins know them
+//! from kesl-control / KAVSHELL:
+//! - 0 success
+//! - 1 a mandatory argument is missing
+//! - 2 general error (I/O, unreadable capture, ...)
+//! - 4 syntax error (bad arguments, invalid policy)
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::replay;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a mandatory argument is missing.
+pub const EXIT_MISSING_ARGUMENT: u8 = 1;
+/// Exit code: general error.
+pub const EXIT_GENERAL: u8 = 2;
+/// Exit code: syntax error in arguments or an input document.
+pub const EXIT_SYNTAX: u8 = 4;
+
+/// svm: the security virtual machine.
+#[derive(Debug, Parser)]
+#[command(name = "svm", version, about = "svm: network threat protection for the VMs of one hypervisor host")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a capture through the engine and report what the SVM would have done.
+    Replay(ReplayArgs),
+    /// Policy documents.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `svm policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file (YAML or JSON); print every problem with its path.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Print the built-in default policy as YAML-compatible JSON.
+    Default,
+}
+
+/// Checksum validation (`-k`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Checksums {
+    /// Do not validate checksums (captures taken with checksum offload have bad ones).
+    #[default]
+    None,
+    /// Validate IPv4, TCP, UDP and ICMP checksums; packets with a bad one are not inspected.
+    All,
+}
+
+/// `svm replay` arguments.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The capture (pcap or pcapng).
+    pub pcap: PathBuf,
+    /// Policy file (YAML or JSON); the built-in default policy applies without it.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Write events as EVE JSON lines to this file, or `-` for standard output.
+    #[arg(long)]
+    pub eve: Option<String>,
+    /// Emulate the inline appliance (drops are real); without it the SVM acts as on a mirror port.
+    #[arg(long)]
+    pub inline: bool,
+    /// Write the frames the SVM forwards (inline) to this capture.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub write_forwarded: Option<PathBuf>,
+    /// Write the frames the SVM injects (resets) to this capture.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub write_injected: Option<PathBuf>,
+    /// Checksum validation.
+    #[arg(short = 'k', value_enum, default_value_t = Checksums::None)]
+    pub checksums: Checksums,
+    /// Replay the capture N times from memory (for throughput measurement); each pass is
+    /// shifted in time past the previous one.
+    #[arg(long = "loop", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub loops: u32,
+    /// Write the summary as JSON to this file as well.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => EXIT_OK,
+                ErrorKind::MissingRequiredArgument
+                | ErrorKind::MissingSubcommand
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => EXIT_MISSING_ARGUMENT,
+                _ => EXIT_SYNTAX,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    ExitCode::from(run(cli))
+}
+
+fn run(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Replay(args) => match replay::run(&args) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("svm replay: {e}");
+                e.exit_code()
+            }
+        },
+        Command::Policy(PolicyCommand::Check { file }) => match policy::Policy::load(&file) {
+            Ok(p) => {
+                println!(
+                    "{}: valid (mode {:?}, attack blocker {}, {} exclusions)",
+                    file.display(),
+                    p.mode,
+                    if p.attack_blocker.enabled { "on" } else { "off" },
+                    p.exclusions.len()
+                );
+                EXIT_OK
+            }
+            Err(e) => {
+                for line in e.to_string().lines() {
+                    eprintln!("{}: {line}", file.display());
+                }
+                EXIT_SYNTAX
+            }
+        },
+        Command::Policy(PolicyCommand::Default) => {
+            println!("{}", policy::Policy::default().to_json());
+            EXIT_OK
+        }
+    }
+}

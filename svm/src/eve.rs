@@ -1,0 +1,235 @@
+//! EVE JSON output, Suricata-compatible: one JSON object per line, the common header keys in
+//! Suricata's order (`timestamp`, `flow_id`, `pcap_cnt`, `event_type`, `vlan`, `src_ip`,
+//! `src_port`, `dest_ip`, `dest_port`, `proto`), alerts keep EVE's `alert` object, and our
+//! additions live inside it (`engine`, `response`, `would_block`, ...). Block-table changes are
+//! `event_type: "block"` records.
+
+use std::io::Write;
+
+use dataplane::event::{Alert, BlockChange, Event, EventKind, PacketRef};
+use dataplane::time::Timestamp;
+use serde::Serialize;
+
+/// Format a timestamp as EVE does: `2026-01-01T00:00:00.000000+0000` (UTC, microseconds).
+pub fn format_ts(ts: Timestamp) -> String {
+    let secs = i64::try_from(ts.micros() / Timestamp::SECOND).unwrap_or(i64::MAX);
+    let micros = ts.micros() % Timestamp::SECOND;
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}+0000")
+}
+
+/// UTC calendar fields of a Unix time (Howard Hinnant's days-from-civil inverse).
+fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let small = |v: i64| u32::try_from(v).unwrap_or(0);
+    (y, small(m), small(d), small(rem / 3600), small(rem % 3600 / 60), small(rem % 60))
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcap_cnt: Option<u64>,
+    event_type: &'static str,
+    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
+    vlan: &'a [u16],
+    src_ip: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proto: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AlertBody<'a> {
+    action: &'static str,
+    gid: u32,
+    signature_id: u32,
+    rev: u32,
+    signature: &'a str,
+    category: &'a str,
+    severity: u8,
+    engine: &'static str,
+    response: &'static str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    would_block: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    excluded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    block_minutes: Option<u16>,
+}
+
+#[derive(Serialize)]
+struct AlertRecord<'a> {
+    #[serde(flatten)]
+    header: Header<'a>,
+    alert: AlertBody<'a>,
+}
+
+#[derive(Serialize)]
+struct BlockBody<'a> {
+    action: &'static str,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<&'static str>,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hits: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct BlockRecord<'a> {
+    #[serde(flatten)]
+    header: Header<'a>,
+    block: BlockBody<'a>,
+}
+
+fn header<'a>(ev: &Event, event_type: &'static str, vlan: &'a [u16], p: Option<&PacketRef>) -> Header<'a> {
+    Header {
+        timestamp: format_ts(ev.ts),
+        flow_id: p.and_then(|p| p.flow_id),
+        pcap_cnt: ev.pcap_cnt,
+        event_type,
+        vlan,
+        src_ip: p.map(|p| p.src_ip.to_string()).unwrap_or_default(),
+        src_port: p.and_then(|p| p.ports).map(|(s, _)| s),
+        dest_ip: p.map(|p| p.dst_ip.to_string()),
+        dest_port: p.and_then(|p| p.ports).map(|(_, d)| d),
+        proto: p.and_then(|p| p.proto).map(|p| p.eve_name().into_owned()),
+    }
+}
+
+/// EVE `alert.action`: `blocked` when the SVM stopped the traffic, `allowed` otherwise.
+fn alert_action(a: &Alert) -> &'static str {
+    if a.enforced { "blocked" } else { "allowed" }
+}
+
+/// Serialise one event as an EVE JSON object (no trailing newline).
+pub fn to_json(ev: &Event) -> serde_json::Result<String> {
+    match &ev.kind {
+        EventKind::Alert(a) => {
+            let vlan = a.packet.scope;
+            let rec = AlertRecord {
+                header: header(ev, "alert", vlan.ids(), Some(&a.packet)),
+                alert: AlertBody {
+                    action: alert_action(a),
+                    gid: a.gid,
+                    signature_id: a.sid,
+                    rev: a.rev,
+                    signature: &a.signature,
+                    category: &a.category,
+                    severity: a.severity,
+                    engine: a.engine.name(),
+                    response: a.response.name(),
+                    would_block: a.monitoring && a.block_minutes.is_some(),
+                    excluded: a.excluded,
+                    block_minutes: a.block_minutes,
+                },
+            };
+            serde_json::to_string(&rec)
+        }
+        EventKind::Block { key, change } => {
+            let mut h = header(ev, "block", key.scope.ids(), None);
+            h.src_ip = key.addr.to_string();
+            let body = match change {
+                BlockChange::Added { engine, reason, sid, expires, duration_secs, flow_id } => {
+                    h.flow_id = *flow_id;
+                    BlockBody {
+                        action: "add",
+                        scope: key.scope.to_string(),
+                        engine: Some(engine.name()),
+                        reason,
+                        signature_id: *sid,
+                        duration: Some(*duration_secs),
+                        expires: Some(format_ts(*expires)),
+                        created: None,
+                        hits: None,
+                    }
+                }
+                BlockChange::Removed { reason, hits, created } => BlockBody {
+                    action: "remove",
+                    scope: key.scope.to_string(),
+                    engine: None,
+                    reason: reason.name(),
+                    signature_id: None,
+                    duration: None,
+                    expires: None,
+                    created: Some(format_ts(*created)),
+                    hits: Some(*hits),
+                },
+            };
+            serde_json::to_string(&BlockRecord { header: h, block: body })
+        }
+    }
+}
+
+/// Writes events as EVE JSON lines.
+pub struct EveWriter {
+    out: Box<dyn Write>,
+    /// Records written.
+    pub written: u64,
+}
+
+impl std::fmt::Debug for EveWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EveWriter").field("written", &self.written).finish_non_exhaustive()
+    }
+}
+
+impl EveWriter {
+    /// Write to any sink (buffer it yourself if it is unbuffered).
+    pub fn new(out: Box<dyn Write>) -> Self {
+        EveWriter { out, written: 0 }
+    }
+
+    /// Append one event.
+    pub fn write(&mut self, ev: &Event) -> std::io::Result<()> {
+        let line = to_json(ev).map_err(std::io::Error::other)?;
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Flush the sink.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_match_eve_form() {
+        assert_eq!(format_ts(Timestamp(0)), "1970-01-01T00:00:00.000000+0000");
+        assert_eq!(format_ts(Timestamp(1_767_225_600 * 1_000_000 + 42)), "2026-01-01T00:00:00.000042+0000");
+        // 2024-02-29T23:59:59.5 (leap day)
+        assert_eq!(format_ts(Timestamp(1_709_251_199_500_000)), "2024-02-29T23:59:59.500000+0000");
+    }
+}

@@ -1,0 +1,375 @@
+//! `svm replay`: run a capture through one worker, as the inline appliance (`--inline`) or as on a
+//! mirror port, and report what the SVM did: events (EVE JSON), the forwarded and injected
+//! frames (pcap), and a summary.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dataplane::attack::Attack;
+use dataplane::decode::{DecodeEvent, DecodeOptions};
+use dataplane::event::{Event, EventKind};
+use dataplane::io::pcap::{Capture, PcapError, PcapSink};
+use dataplane::time::Timestamp;
+use dataplane::worker::{Attach, Counters, PacketMeta, Verdict, VecOutput, Worker, WorkerConfig};
+use policy::{CompiledPolicy, Policy};
+use serde::Serialize;
+
+use crate::cli::{Checksums, ReplayArgs, EXIT_GENERAL, EXIT_SYNTAX};
+use crate::eve::{format_ts, EveWriter};
+
+/// Errors of `svm replay`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The capture could not be read, or an output capture not written.
+    #[error(transparent)]
+    Pcap(#[from] PcapError),
+    /// The policy file is invalid.
+    #[error("policy {path}:\n{message}")]
+    Policy {
+        /// The file.
+        path: String,
+        /// Every problem, one a line.
+        message: String,
+    },
+    /// Writing events or the summary failed.
+    #[error("{what}: {source}")]
+    Output {
+        /// What was being written.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl ReplayError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReplayError::Policy { .. } => EXIT_SYNTAX,
+            _ => EXIT_GENERAL,
+        }
+    }
+}
+
+fn out_err(what: &str) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
+    move |source| ReplayError::Output { what: what.to_owned(), source }
+}
+
+/// The summary of one replay.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Capture file.
+    pub pcap: String,
+    /// `inline` or `mirror`.
+    pub mode: &'static str,
+    /// Whether the policy was in monitoring mode.
+    pub monitoring: bool,
+    /// Passes over the capture.
+    pub loops: u32,
+    /// Frames processed.
+    pub packets: u64,
+    /// Bytes processed.
+    pub bytes: u64,
+    /// Seconds spent processing (capture loading excluded).
+    pub seconds: f64,
+    /// Packets per second.
+    pub packets_per_sec: f64,
+    /// Bits per second.
+    pub bits_per_sec: f64,
+    /// Frames forwarded.
+    pub forwarded: u64,
+    /// Frames dropped, in total and by reason.
+    pub dropped: u64,
+    /// Dropped because the source was blocked.
+    pub dropped_blocked: u64,
+    /// Dropped because the flow had been terminated.
+    pub dropped_terminated: u64,
+    /// Dropped as attack packets.
+    pub dropped_attack: u64,
+    /// Frames injected (resets).
+    pub injected: u64,
+    /// Frames that could not be decoded.
+    pub invalid: u64,
+    /// Decoder events by name (failures and anomalies).
+    pub decoder_events: BTreeMap<&'static str, u64>,
+    /// Packets skipped for a bad checksum.
+    pub bad_checksum: u64,
+    /// Packets not inspected because of a `do_not_scan` exclusion.
+    pub excluded: u64,
+    /// IP fragments and reassembled datagrams.
+    pub fragments: u64,
+    /// Datagrams reassembled.
+    pub reassembled: u64,
+    /// Flows created.
+    pub flows: u64,
+    /// Flows evicted at the cap.
+    pub flows_evicted: u64,
+    /// Alerts by attack name.
+    pub detections: BTreeMap<&'static str, u64>,
+    /// Blocks made.
+    pub blocks_added: u64,
+    /// Blocks expired.
+    pub blocks_expired: u64,
+    /// Blocks still active at the end, as (scope, address, reason, expiry).
+    pub blocks_active: Vec<ActiveBlock>,
+    /// EVE records written.
+    pub events: u64,
+}
+
+/// A block active at the end of the replay.
+#[derive(Debug, Serialize)]
+pub struct ActiveBlock {
+    /// VLAN scope.
+    pub scope: String,
+    /// Address.
+    pub address: String,
+    /// Reason.
+    pub reason: String,
+    /// Expiry.
+    pub expires: String,
+    /// Packets dropped because of it.
+    pub hits: u64,
+}
+
+fn summarize(args: &ReplayArgs, worker: &Worker, seconds: f64, events: u64) -> Summary {
+    let c: &Counters = worker.counters();
+    let decoder_events = DecodeEvent::ALL
+        .iter()
+        .zip(c.decoder.iter())
+        .filter(|(_, n)| **n > 0)
+        .map(|(e, n)| (e.name(), *n))
+        .collect();
+    let detections =
+        Attack::ALL.iter().zip(c.detections.iter()).filter(|(_, n)| **n > 0).map(|(a, n)| (a.name(), *n)).collect();
+    let mut blocks_active: Vec<ActiveBlock> = worker
+        .blocks()
+        .iter()
+        .map(|(k, e)| ActiveBlock {
+            scope: k.scope.to_string(),
+            address: k.addr.to_string(),
+            reason: e.reason.clone(),
+            expires: format_ts(e.expires),
+            hits: e.hits,
+        })
+        .collect();
+    blocks_active.sort_by(|a, b| (&a.scope, &a.address).cmp(&(&b.scope, &b.address)));
+    let secs = seconds.max(1e-9);
+    #[allow(clippy::cast_precision_loss)]
+    let (pps, bps) = (c.packets as f64 / secs, c.bytes as f64 * 8.0 / secs);
+    let flows = worker.flows().stats();
+    Summary {
+        pcap: args.pcap.display().to_string(),
+        mode: if args.inline { "inline" } else { "mirror" },
+        monitoring: worker.policy().policy().mode == policy::Mode::Monitoring,
+        loops: args.loops,
+        packets: c.packets,
+        bytes: c.bytes,
+        seconds,
+        packets_per_sec: pps,
+        bits_per_sec: bps,
+        forwarded: c.forwarded,
+        dropped: c.dropped(),
+        dropped_blocked: c.dropped_blocked,
+        dropped_terminated: c.dropped_terminated,
+        dropped_attack: c.dropped_attack,
+        injected: c.injected,
+        invalid: c.invalid,
+        decoder_events,
+        bad_checksum: c.bad_checksum,
+        excluded: c.excluded,
+        fragments: c.fragments,
+        reassembled: c.reassembled,
+        flows: flows.created,
+        flows_evicted: flows.evicted,
+        detections,
+        blocks_added: c.blocks_added,
+        blocks_expired: c.blocks_expired,
+        blocks_active,
+        events,
+    }
+}
+
+fn human_rate(v: f64, unit: &str) -> String {
+    if v >= 1e9 {
+        format!("{:.2} G{unit}", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.2} M{unit}", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.2} k{unit}", v / 1e3)
+    } else {
+        format!("{v:.0} {unit}")
+    }
+}
+
+fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(w, "svm replay {} ({}{}, {} pass{})", s.pcap, s.mode, if s.monitoring { ", monitoring" } else { "" }, s.loops, if s.loops == 1 { "" } else { "es" })?;
+    writeln!(
+        w,
+        "  packets      {} ({} bytes) in {:.3} s: {}/s, {}/s",
+        s.packets,
+        s.bytes,
+        s.seconds,
+        human_rate(s.packets_per_sec, "packets"),
+        human_rate(s.bits_per_sec, "bit")
+    )?;
+    writeln!(w, "  forwarded    {}", s.forwarded)?;
+    writeln!(
+        w,
+        "  dropped      {} (blocked source {}, terminated flow {}, attack {})",
+        s.dropped, s.dropped_blocked, s.dropped_terminated, s.dropped_attack
+    )?;
+    writeln!(w, "  injected     {} resets", s.injected)?;
+    let dec: u64 = s.decoder_events.values().sum();
+    write!(w, "  decoder      {} events, {} undecodable frames", dec, s.invalid)?;
+    if !s.decoder_events.is_empty() {
+        let parts: Vec<String> = s.decoder_events.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        write!(w, " ({})", parts.join(", "))?;
+    }
+    writeln!(w)?;
+    writeln!(w, "  fragments    {} (reassembled {} datagrams)", s.fragments, s.reassembled)?;
+    writeln!(w, "  flows        {} (evicted {})", s.flows, s.flows_evicted)?;
+    if s.excluded > 0 || s.bad_checksum > 0 {
+        writeln!(w, "  uninspected  {} excluded, {} bad checksum", s.excluded, s.bad_checksum)?;
+    }
+    let total: u64 = s.detections.values().sum();
+    writeln!(w, "  detections   {total}")?;
+    for (name, n) in &s.detections {
+        writeln!(w, "    {name:<28} {n}")?;
+    }
+    writeln!(w, "  blocks       {} added, {} expired, {} active at end", s.blocks_added, s.blocks_expired, s.blocks_active.len())?;
+    for b in &s.blocks_active {
+        writeln!(w, "    vlan {:<9} {:<24} {:<28} until {} ({} packets dropped)", b.scope, b.address, b.reason, b.expires, b.hits)?;
+    }
+    writeln!(w, "  events       {}", s.events)
+}
+
+/// One line per event for people (when no EVE output is requested).
+fn human_event(ev: &Event) -> String {
+    let ts = format_ts(ev.ts);
+    match &ev.kind {
+        EventKind::Alert(a) => {
+            let p = &a.packet;
+            let ports = p.ports.map(|(s, d)| (format!(":{s}"), format!(":{d}"))).unwrap_or_default();
+            let what = if a.monitoring {
+                format!("would {}", a.response.name())
+            } else if a.enforced {
+                a.response.name().to_owned()
+            } else {
+                "allowed".to_owned()
+            };
+            format!(
+                "{ts} ALERT   vlan {:<9} {}{} -> {}{}  {} [{}{}]",
+                p.scope,
+                p.src_ip,
+                ports.0,
+                p.dst_ip,
+                ports.1,
+                a.signature,
+                what,
+                if a.excluded { ", excluded from blocking" } else { "" }
+            )
+        }
+        EventKind::Block { key, change } => match change {
+            dataplane::event::BlockChange::Added { reason, expires, .. } => {
+                format!("{ts} BLOCK   vlan {:<9} {} ({reason}) until {}", key.scope, key.addr, format_ts(*expires))
+            }
+            dataplane::event::BlockChange::Removed { reason, hits, .. } => {
+                format!("{ts} UNBLOCK vlan {:<9} {} ({}; {hits} packets dropped)", key.scope, key.addr, reason.name())
+            }
+        },
+    }
+}
+
+/// Run `svm replay`.
+pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
+    let policy = match &args.policy {
+        Some(path) => Policy::load(path).map_err(|e| ReplayError::Policy { path: path.display().to_string(), message: e.to_string() })?,
+        None => Policy::default(),
+    };
+    let compiled = Arc::new(CompiledPolicy::compile(policy));
+    let capture = Capture::load(&args.pcap)?;
+    if capture.truncated {
+        eprintln!("svm replay: {}: capture ends inside a record; replaying the {} frames before it", args.pcap.display(), capture.len());
+    }
+    let cfg = WorkerConfig {
+        decode: DecodeOptions { verify_checksums: args.checksums == Checksums::All },
+        attach: if args.inline { Attach::Inline } else { Attach::Mirror },
+        ..WorkerConfig::default()
+    };
+    let mut worker = Worker::new(cfg, compiled);
+
+    let stdout_eve = args.eve.as_deref() == Some("-");
+    let mut eve = match args.eve.as_deref() {
+        None => None,
+        Some("-") => Some(EveWriter::new(Box::new(BufWriter::new(std::io::stdout())))),
+        Some(path) => {
+            let f = std::fs::File::create(path).map_err(out_err(path))?;
+            Some(EveWriter::new(Box::new(BufWriter::with_capacity(1 << 16, f))))
+        }
+    };
+    let mut forwarded = args.write_forwarded.as_deref().map(PcapSink::create).transpose()?;
+    let mut injected = args.write_injected.as_deref().map(PcapSink::create).transpose()?;
+    let mut human = if eve.is_none() { Some(BufWriter::new(std::io::stdout())) } else { None };
+
+    // Each pass is shifted past the previous one so flows, windows and blocks see time move on.
+    let shift = capture.span().map_or(0, |(a, b)| b.since(a) + Timestamp::SECOND);
+    let mut out = VecOutput::default();
+    let mut events = 0u64;
+    let mut pcap_cnt = 0u64;
+    let started = Instant::now();
+    for pass in 0..u64::from(args.loops) {
+        let offset = shift.saturating_mul(pass);
+        for (ts, frame) in capture.iter() {
+            pcap_cnt += 1;
+            let ts = ts.plus_micros(offset);
+            let verdict = worker.process(frame, PacketMeta { ts, pcap_cnt }, &mut out);
+            if let (Some(sink), Verdict::Forward) = (forwarded.as_mut(), verdict) {
+                sink.write(ts, frame)?;
+            }
+            if !out.injected.is_empty() {
+                for f in out.injected.drain(..) {
+                    if let Some(sink) = injected.as_mut() {
+                        sink.write(ts, &f)?;
+                    }
+                }
+            }
+            if !out.events.is_empty() {
+                for ev in out.events.drain(..) {
+                    events += 1;
+                    if let Some(w) = eve.as_mut() {
+                        w.write(&ev).map_err(out_err("EVE output"))?;
+                    } else if let Some(h) = human.as_mut() {
+                        writeln!(h, "{}", human_event(&ev)).map_err(out_err("standard output"))?;
+                    }
+                }
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(mut w) = eve {
+        w.flush().map_err(out_err("EVE output"))?;
+    }
+    if let Some(s) = forwarded {
+        s.finish()?;
+    }
+    if let Some(s) = injected {
+        s.finish()?;
+    }
+    let summary = summarize(args, &worker, seconds, events);
+    if let Some(path) = &args.summary_json {
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| ReplayError::Output { what: "summary".into(), source: e.into() })?;
+        std::fs::write(path, text).map_err(out_err("summary JSON"))?;
+    }
+    if let Some(mut h) = human {
+        writeln!(h).map_err(out_err("standard output"))?;
+        print_summary(&summary, &mut h).map_err(out_err("standard output"))?;
+        h.flush().map_err(out_err("standard output"))?;
+    } else if stdout_eve {
+        print_summary(&summary, &mut std::io::stderr()).map_err(out_err("standard error"))?;
+    } else {
+        print_summary(&summary, &mut std::io::stdout()).map_err(out_err("standard output"))?;
+    }
+    Ok(())
+}
