@@ -165,11 +165,11 @@ pub fn tcp_port_scan_with(link: &Link, r: &Roles, start_us: u64) -> Capture {
 families!(tcp_port_scan_with => tcp_port_scan, tcp_port_scan_v6);
 
 /// Ports that stay silent (open|filtered) in [`udp_port_scan_with`].
-pub const SILENT_UDP_PORTS: [u16; 2] = [53, 123];
+pub const SILENT_UDP_PORTS: [u16; 2] = [37, 53];
 
 /// Empty UDP probes to victim ports 1..=60, 5 ms apart, from source port 54321. The victim answers
 /// ICMP port unreachable (type 3 code 3 quoting the probe's IP header + 8 bytes; ICMPv6 type 1
-/// code 4 for IPv6) 200 µs later for every port but 53 and 123. 118 frames.
+/// code 4 for IPv6) 200 µs later for every port but 37 and 53. 118 frames.
 pub fn udp_port_scan_with(link: &Link, r: &Roles, start_us: u64) -> Capture {
     let mut cap = Capture::new();
     for port in 1u16..=60 {
