@@ -519,3 +519,68 @@ fn v6_pair(src: IpAddr, dst: IpAddr) -> (std::net::Ipv6Addr, std::net::Ipv6Addr)
     };
     (f(src), f(dst))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan;
+
+    #[test]
+    fn arp_request_matches_fixture() {
+        let f = plan::vlan100().arp_request(&plan::victim(), plan::SERVER_V4);
+        #[rustfmt::skip]
+        let want: [u8; 46] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff,     // broadcast
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x10,     // victim MAC
+            0x81, 0x00, 0x00, 0x64, 0x08, 0x06,     // 802.1Q VLAN 100, ARP
+            0x00, 0x01, 0x08, 0x00, 0x06, 0x04,     // Ethernet/IPv4, hlen 6, plen 4
+            0x00, 0x01,                             // request
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x10, 10, 0, 0, 10, // sender
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 10, 0, 0, 20, // target
+        ];
+        assert_eq!(f, want);
+    }
+
+    #[test]
+    fn ipv4_header_fixture() {
+        // 10.0.0.66 -> 10.0.0.10, UDP, 8 bytes of payload, DF, id 0x1234; checksum by hand:
+        // !(0x4500 + 0x001c + 0x1234 + 0x4000 + 0x4011 + 0x0a00 + 0x0042 + 0x0a00 + 0x000a) = 0x1452.
+        let h = ipv4_header(
+            plan::ATTACKER_V4,
+            plan::VICTIM_V4,
+            17,
+            0x1234,
+            true,
+            false,
+            0,
+            8,
+        );
+        #[rustfmt::skip]
+        let want = [
+            0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0x40, 0x00,
+            0x40, 0x11, 0x14, 0x52, 10, 0, 0, 66, 10, 0, 0, 10,
+        ];
+        assert_eq!(h, want);
+    }
+
+    #[test]
+    fn fragment_header_layout() {
+        assert_eq!(
+            fragment_header(58, 1232, true, 0x6001),
+            [58, 0, 0x04, 0xd1, 0, 0, 0x60, 0x01]
+        );
+        assert_eq!(frag_unit(1481), 1480);
+        assert_eq!(frag_unit(3), 8);
+    }
+
+    #[test]
+    fn untagged_and_qinq_ethertypes() {
+        let u = Link::untagged().ethernet([1; 6], [2; 6], 0x0800, &[9]);
+        assert_eq!(u, [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0x08, 0x00, 9]);
+        let q = plan::qinq().ethernet([1; 6], [2; 6], 0x86dd, &[]);
+        assert_eq!(
+            q.get(12..),
+            Some(&[0x88, 0xa8, 0x01, 0x2c, 0x81, 0x00, 0x00, 0x64, 0x86, 0xdd][..])
+        );
+    }
+}

@@ -20,6 +20,7 @@ hosts' IPv6 addresses where the scenario has an IPv6 form. `all` writes every sc
 VLAN 100 (NAME.pcap, and NAME_v6.pcap for IPv6 forms) plus demo.pcap.";
 
 enum Command {
+    Help,
     Demo(PathBuf),
     Scenario {
         name: String,
@@ -41,6 +42,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         [cmd, out] if cmd == "demo" => Ok(Command::Demo(PathBuf::from(out))),
         [cmd, dir] if cmd == "all" => Ok(Command::All(PathBuf::from(dir))),
         [cmd] if cmd == "list" => Ok(Command::List),
+        [cmd] if cmd == "-h" || cmd == "--help" || cmd == "help" => Ok(Command::Help),
         [cmd, name, out, opts @ ..] if cmd == "scenario" => {
             let mut link = plan::vlan100();
             let mut ipv6 = false;
@@ -89,6 +91,10 @@ fn write(cap: &Capture, path: &Path) -> Result<(), ExitCode> {
 
 fn run(cmd: Command) -> Result<(), ExitCode> {
     match cmd {
+        Command::Help => {
+            println!("{USAGE}");
+            Ok(())
+        }
         Command::Demo(out) => write(&scenarios::demo(plan::BASE_US), &out),
         Command::List => {
             let v6: Vec<&str> = scenarios::all_v6().into_iter().map(|(n, _)| n).collect();

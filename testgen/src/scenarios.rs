@@ -517,7 +517,7 @@ pub const EXAMPLE_COM: Ipv4Addr = Ipv4Addr::new(93, 184, 215, 14);
 /// * +600, +650, +700 ms: DNS `example.com` A queries victim:53000.. -> server:53, answered
 ///   2 ms later (93.184.215.14; over IPv6 when the roles are IPv6);
 /// * +1, +2, +3, +4 s: ping victim -> server, replies 400 µs later;
-/// * +5 s: an IPv6 HTTP session fd00::10 -> [fd00::20]:80 (10 frames), whatever the roles.
+/// * +5 s: an IPv6 HTTP session `fd00::10 -> [fd00::20]:80` (10 frames), whatever the roles.
 pub fn benign_with(link: &Link, r: &Roles, start_us: u64) -> Capture {
     let mut cap = Capture::new();
     for (i, sport) in (0u64..).zip(40_001u16..=40_003) {
