@@ -133,7 +133,7 @@ fn benign_traffic_passes_untouched() {
 
 #[test]
 fn replay_is_deterministic() {
-    let cap = testgen::scenarios::demo(plan::BASE_US);
+    let cap = scenarios::demo(plan::BASE_US);
     let a = replay("det-a", &cap, None, &["--inline"]);
     let b = replay("det-b", &cap, None, &["--inline"]);
     assert_eq!(a.events, b.events);
