@@ -304,7 +304,7 @@ fn decode_ipv6<'a>(
             [nh, len] => (nh, usize::from(len)),
             _ => return Err(DecodeEvent::Ipv6ExtTruncated),
         };
-        let len = ext_header_len(next, len_field);
+        let len = ipv6_ext_header_len(next, len_field);
         let Some(body) = packet.get(offset..offset + len) else {
             if frag.is_some() {
                 break;
@@ -367,8 +367,9 @@ fn decode_ipv6<'a>(
     })
 }
 
-/// Length in bytes of an IPv6 extension header from its type and its length byte.
-fn ext_header_len(kind: u8, len_field: usize) -> usize {
+/// Length in bytes of an IPv6 extension header from its type and its length byte (shared with
+/// the defragmenter, which walks the unfragmentable part again).
+pub(crate) fn ipv6_ext_header_len(kind: u8, len_field: usize) -> usize {
     match kind {
         ext::FRAGMENT => IPV6_FRAG_HEADER_LEN,
         // RFC 4302: the AH length is in 4-octet units, minus 2.

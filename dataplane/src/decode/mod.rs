@@ -17,9 +17,14 @@ use core::net::IpAddr;
 use vlan::VlanStack;
 
 mod frame;
+pub(crate) use frame::ipv6_ext_header_len;
 pub use frame::{
     DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_ip,
 };
+
+/// Packet builders (smoltcp emit) shared by the decoder's and the defragmenter's tests.
+#[cfg(test)]
+pub(crate) use frame::fixtures;
 
 /// EtherType values we decode. Open enum (STYLE 6).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
