@@ -1,8 +1,36 @@
-//! Placeholder signatures; the real decoder replaces this file.
-use super::{DecodeEvent, Decoded, Ip};
+//! The frame decoder: Ethernet, VLAN tags, ARP, IPv4, IPv6 (extension chain), TCP, UDP, ICMP,
+//! ICMPv6.
+//!
+//! Every header is read through a checked view (`smoltcp::wire::*::new_checked`,
+//! [`vlan::TagPacket::new_checked`]) or through `slice::get`; nothing here indexes unchecked, so
+//! no input can make it panic. Length fields are validated against the bytes actually present
+//! before a view is built: the view's own `check_len` then cannot fail, and its accessors cannot
+//! panic. Nothing allocates: the result borrows from the input.
 
-/// Cap on IPv6 extension headers walked before the transport header.
+use core::net::IpAddr;
+
+use smoltcp::wire::{
+    ArpHardware, ArpPacket, ETHERNET_HEADER_LEN, EthernetFrame, EthernetProtocol, IPV4_HEADER_LEN,
+    IPV6_HEADER_LEN, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket, checksum,
+};
+use vlan::{TAG_LEN, Tag, TagPacket, Tpid, VlanStack};
+
+use super::{
+    Anomalies, Arp, DecodeEvent, Decoded, EtherType, Fragment, Icmp, Ip, IpProto, L3, L4, Tcp,
+    TcpFlags, Udp,
+};
+
+/// Cap on IPv6 extension headers walked before the transport header. RFC 8200 recommends an
+/// order in which each header appears at most once (destination options twice): 8 covers every
+/// legitimate chain, and a longer one is an evasion attempt or garbage, so the frame is rejected
+/// ([`DecodeEvent::Ipv6ExtChainTooLong`]) rather than walked without bound.
 pub const MAX_IPV6_EXT_HEADERS: usize = 8;
+
+/// Cap on VLAN tags skipped before giving up on a frame. Two are stored in the [`VlanStack`];
+/// tags three to eight are skipped with one [`DecodeEvent::VlanTooDeep`] anomaly; a ninth tag makes
+/// the frame undecodable (`VlanTooDeep` as the error). Bounds the loop on frames of nothing but
+/// tags.
+pub const MAX_VLAN_TAGS_WALKED: usize = 8;
 
 /// Decoder settings.
 #[derive(Clone, Copy, Debug, Default)]
@@ -11,12 +39,1614 @@ pub struct DecodeOptions {
     pub verify_checksums: bool,
 }
 
+/// IPv6 next-header values that are extension headers we walk.
+mod ext {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const AUTH: u8 = 51;
+    pub const DST_OPTS: u8 = 60;
+}
+
+/// Length of the IPv6 fragment header.
+const IPV6_FRAG_HEADER_LEN: usize = 8;
+
+/// Length of the part of an ICMP header that carries type, code and checksum.
+const ICMP_MIN_LEN: usize = 4;
+/// Length of an ICMP header with the rest-of-header word (echo ident/seq).
+const ICMP_HEADER_LEN: usize = 8;
+
 /// Decode one Ethernet frame.
-pub fn decode_frame(_frame: &[u8], _opts: DecodeOptions) -> Result<Decoded<'_>, DecodeEvent> {
-    Err(DecodeEvent::EthTruncated)
+///
+/// Returns the [`DecodeEvent`] of the first unrecoverable failure; recoverable anomalies are in
+/// [`Decoded::anomalies`].
+pub fn decode_frame(frame: &[u8], opts: DecodeOptions) -> Result<Decoded<'_>, DecodeEvent> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| DecodeEvent::EthTruncated)?;
+    let eth_dst = eth.dst_addr().0;
+    let eth_src = eth.src_addr().0;
+    let mut ethertype = u16::from(eth.ethertype());
+    let mut offset = ETHERNET_HEADER_LEN;
+    let mut vlan = VlanStack::UNTAGGED;
+    let mut anomalies = Anomalies::default();
+
+    let mut walked = 0usize;
+    loop {
+        let tpid = Tpid::from(ethertype);
+        if !tpid.is_tag() {
+            break;
+        }
+        if walked == MAX_VLAN_TAGS_WALKED {
+            return Err(DecodeEvent::VlanTooDeep);
+        }
+        let rest = frame.get(offset..).ok_or(DecodeEvent::VlanTruncated)?;
+        let tag = TagPacket::new_checked(rest).map_err(|_| DecodeEvent::VlanTruncated)?;
+        if vlan
+            .push(Tag {
+                tpid,
+                tci: tag.tci(),
+            })
+            .is_err()
+            && walked == vlan::MAX_TAGS
+        {
+            // Reported once per frame, at the first tag that does not fit.
+            anomalies.push(DecodeEvent::VlanTooDeep);
+        }
+        ethertype = tag.inner_ethertype();
+        offset += TAG_LEN;
+        walked += 1;
+    }
+
+    let body = frame.get(offset..).unwrap_or(&[]);
+    let ethertype = EtherType::from(ethertype);
+    let l3 = match ethertype {
+        EtherType::Arp => L3::Arp(decode_arp(body)?),
+        EtherType::Ipv4 => L3::Ip(decode_ipv4(body, opts, &mut anomalies)?),
+        EtherType::Ipv6 => L3::Ip(decode_ipv6(body, opts, &mut anomalies)?),
+        EtherType::Unknown(_) => L3::Other,
+    };
+
+    Ok(Decoded {
+        eth_dst,
+        eth_src,
+        vlan,
+        ethertype,
+        l3_offset: offset,
+        l3,
+        anomalies,
+    })
 }
 
 /// Decode a whole IP packet (v4 or v6 by its version nibble), e.g. a reassembled datagram.
-pub fn decode_ip(_packet: &[u8], _opts: DecodeOptions) -> Result<(Ip<'_>, super::Anomalies), DecodeEvent> {
-    Err(DecodeEvent::Ipv4Truncated)
+///
+/// An empty buffer is [`DecodeEvent::Ipv4Truncated`]; a version nibble other than 4 or 6 is
+/// [`DecodeEvent::Ipv4BadVersion`].
+pub fn decode_ip(packet: &[u8], opts: DecodeOptions) -> Result<(Ip<'_>, Anomalies), DecodeEvent> {
+    let first = packet.first().ok_or(DecodeEvent::Ipv4Truncated)?;
+    let mut anomalies = Anomalies::default();
+    let ip = match first >> 4 {
+        4 => decode_ipv4(packet, opts, &mut anomalies)?,
+        6 => decode_ipv6(packet, opts, &mut anomalies)?,
+        _ => return Err(DecodeEvent::Ipv4BadVersion),
+    };
+    Ok((ip, anomalies))
+}
+
+fn decode_arp(body: &[u8]) -> Result<Arp, DecodeEvent> {
+    let arp = ArpPacket::new_checked(body).map_err(|_| DecodeEvent::ArpMalformed)?;
+    if arp.hardware_type() != ArpHardware::Ethernet
+        || arp.protocol_type() != EthernetProtocol::Ipv4
+        || arp.hardware_len() != 6
+        || arp.protocol_len() != 4
+    {
+        return Err(DecodeEvent::ArpMalformed);
+    }
+    let mac = |b: &[u8]| <[u8; 6]>::try_from(b).map_err(|_| DecodeEvent::ArpMalformed);
+    let ipv4 = |b: &[u8]| {
+        <[u8; 4]>::try_from(b)
+            .map(core::net::Ipv4Addr::from)
+            .map_err(|_| DecodeEvent::ArpMalformed)
+    };
+    Ok(Arp {
+        operation: u16::from(arp.operation()),
+        sender_mac: mac(arp.source_hardware_addr())?,
+        sender_ip: ipv4(arp.source_protocol_addr())?,
+        target_mac: mac(arp.target_hardware_addr())?,
+        target_ip: ipv4(arp.target_protocol_addr())?,
+    })
+}
+
+/// IPv4: the checks are done here in order so each failure has its own event; afterwards
+/// `Ipv4Packet::new_checked` over the trimmed packet cannot fail.
+fn decode_ipv4<'a>(
+    buf: &'a [u8],
+    opts: DecodeOptions,
+    anomalies: &mut Anomalies,
+) -> Result<Ip<'a>, DecodeEvent> {
+    let (&ver_ihl, _) = buf.split_first().ok_or(DecodeEvent::Ipv4Truncated)?;
+    if buf.len() < IPV4_HEADER_LEN {
+        return Err(DecodeEvent::Ipv4Truncated);
+    }
+    if ver_ihl >> 4 != 4 {
+        return Err(DecodeEvent::Ipv4BadVersion);
+    }
+    let header_len = usize::from(ver_ihl & 0x0f) * 4;
+    if header_len < IPV4_HEADER_LEN || header_len > buf.len() {
+        return Err(DecodeEvent::Ipv4BadHeaderLen);
+    }
+    let total_len = usize::from(read_u16(buf, 2));
+    if total_len < header_len {
+        return Err(DecodeEvent::Ipv4BadTotalLen);
+    }
+    // Trims Ethernet padding; fails when the total length is beyond the frame.
+    let packet = buf.get(..total_len).ok_or(DecodeEvent::Ipv4BadTotalLen)?;
+    let ipv4 = Ipv4Packet::new_checked(packet).map_err(|_| DecodeEvent::Ipv4BadTotalLen)?;
+
+    if !ipv4_options_well_formed(packet.get(IPV4_HEADER_LEN..header_len).unwrap_or(&[])) {
+        anomalies.push(DecodeEvent::Ipv4BadOptions);
+    }
+    if opts.verify_checksums && !ipv4.verify_checksum() {
+        anomalies.push(DecodeEvent::Ipv4BadChecksum);
+    }
+
+    let src = IpAddr::V4(ipv4.src_addr());
+    let dst = IpAddr::V4(ipv4.dst_addr());
+    let proto = IpProto::from(u8::from(ipv4.next_header()));
+    let payload = packet.get(header_len..).unwrap_or(&[]);
+    let header = packet.get(..header_len).unwrap_or(&[]);
+
+    let (fragment, l4) = if ipv4.more_frags() || ipv4.frag_offset() != 0 {
+        let frag = Fragment {
+            id: u32::from(ipv4.ident()),
+            offset: u32::from(ipv4.frag_offset()),
+            more: ipv4.more_frags(),
+            payload,
+            unfragmentable: header,
+        };
+        (Some(frag), L4::Fragment)
+    } else {
+        (None, decode_l4(proto, payload, src, dst, opts, anomalies)?)
+    };
+
+    Ok(Ip {
+        src,
+        dst,
+        ttl: ipv4.hop_limit(),
+        proto,
+        total_len,
+        header_len,
+        packet,
+        fragment,
+        l4,
+    })
+}
+
+/// Validate the TLV structure of IPv4 options (RFC 791): EOL ends the list, NOP is one byte,
+/// every other option has a length byte of at least 2 that stays inside the header.
+fn ipv4_options_well_formed(mut options: &[u8]) -> bool {
+    const EOL: u8 = 0;
+    const NOP: u8 = 1;
+    while let Some((&kind, rest)) = options.split_first() {
+        match kind {
+            EOL => return true,
+            NOP => options = rest,
+            _ => {
+                let Some(&len) = rest.first() else {
+                    return false;
+                };
+                let len = usize::from(len);
+                if len < 2 {
+                    return false;
+                }
+                match options.get(len..) {
+                    Some(next) => options = next,
+                    None => return false,
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Where an IPv6 fragment header sits in the packet.
+#[derive(Clone, Copy)]
+struct V6Frag {
+    /// Offset of the fragment header in the packet.
+    start: usize,
+    /// The fragment header's next header: the protocol of the reassembled payload.
+    next: u8,
+    id: u32,
+    offset: u32,
+    more: bool,
+}
+
+fn decode_ipv6<'a>(
+    buf: &'a [u8],
+    opts: DecodeOptions,
+    anomalies: &mut Anomalies,
+) -> Result<Ip<'a>, DecodeEvent> {
+    if buf.len() < IPV6_HEADER_LEN {
+        return Err(DecodeEvent::Ipv6Truncated);
+    }
+    if buf.first().map(|b| b >> 4) != Some(6) {
+        return Err(DecodeEvent::Ipv6BadVersion);
+    }
+    let total_len = IPV6_HEADER_LEN + usize::from(read_u16(buf, 4));
+    // Trims Ethernet padding; fails when the payload length is beyond the frame.
+    let packet = buf.get(..total_len).ok_or(DecodeEvent::Ipv6Truncated)?;
+    let ipv6 = Ipv6Packet::new_checked(packet).map_err(|_| DecodeEvent::Ipv6Truncated)?;
+    let src = IpAddr::V6(ipv6.src_addr());
+    let dst = IpAddr::V6(ipv6.dst_addr());
+
+    let mut next = u8::from(ipv6.next_header());
+    let mut offset = IPV6_HEADER_LEN;
+    let mut walked = 0usize;
+    let mut frag: Option<V6Frag> = None;
+    while matches!(
+        next,
+        ext::HOP_BY_HOP | ext::ROUTING | ext::FRAGMENT | ext::AUTH | ext::DST_OPTS
+    ) {
+        if frag.is_some_and(|f| f.offset != 0) {
+            // A non-first fragment carries payload, not headers, after the fragment header.
+            break;
+        }
+        walked += 1;
+        if walked > MAX_IPV6_EXT_HEADERS {
+            return Err(DecodeEvent::Ipv6ExtChainTooLong);
+        }
+        let Some(hdr) = packet.get(offset..offset + 2) else {
+            // Inside the first fragment the chain may continue in the next fragment.
+            if frag.is_some() {
+                break;
+            }
+            return Err(DecodeEvent::Ipv6ExtTruncated);
+        };
+        let (nh, len_field) = match *hdr {
+            [nh, len] => (nh, usize::from(len)),
+            _ => return Err(DecodeEvent::Ipv6ExtTruncated),
+        };
+        let len = ipv6_ext_header_len(next, len_field);
+        let Some(body) = packet.get(offset..offset + len) else {
+            if frag.is_some() {
+                break;
+            }
+            return Err(DecodeEvent::Ipv6ExtTruncated);
+        };
+        if next == ext::FRAGMENT {
+            if frag.is_some() {
+                return Err(DecodeEvent::Ipv6DuplicateFragHeader);
+            }
+            let off_m = read_u16(body, 2);
+            frag = Some(V6Frag {
+                start: offset,
+                next: nh,
+                id: read_u32(body, 4),
+                offset: u32::from(off_m & 0xfff8),
+                more: off_m & 1 != 0,
+            });
+        }
+        next = nh;
+        offset += len;
+    }
+
+    let ttl = ipv6.hop_limit();
+    if let Some(f) = frag {
+        let header_len = f.start + IPV6_FRAG_HEADER_LEN;
+        let fragment = Fragment {
+            id: f.id,
+            offset: f.offset,
+            more: f.more,
+            payload: packet.get(header_len..).unwrap_or(&[]),
+            unfragmentable: packet.get(..f.start).unwrap_or(&[]),
+        };
+        return Ok(Ip {
+            src,
+            dst,
+            ttl,
+            proto: IpProto::from(f.next),
+            total_len,
+            header_len,
+            packet,
+            fragment: Some(fragment),
+            l4: L4::Fragment,
+        });
+    }
+
+    let proto = IpProto::from(next);
+    let payload = packet.get(offset..).unwrap_or(&[]);
+    let l4 = decode_l4(proto, payload, src, dst, opts, anomalies)?;
+    Ok(Ip {
+        src,
+        dst,
+        ttl,
+        proto,
+        total_len,
+        header_len: offset,
+        packet,
+        fragment: None,
+        l4,
+    })
+}
+
+/// Length in bytes of an IPv6 extension header from its type and its length byte (shared with
+/// the defragmenter, which walks the unfragmentable part again).
+pub(crate) fn ipv6_ext_header_len(kind: u8, len_field: usize) -> usize {
+    match kind {
+        ext::FRAGMENT => IPV6_FRAG_HEADER_LEN,
+        // RFC 4302: the AH length is in 4-octet units, minus 2.
+        ext::AUTH => (len_field + 2) * 4,
+        // RFC 8200: 8-octet units, not counting the first 8 octets.
+        _ => (len_field + 1) * 8,
+    }
+}
+
+fn decode_l4<'a>(
+    proto: IpProto,
+    seg: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    opts: DecodeOptions,
+    anomalies: &mut Anomalies,
+) -> Result<L4<'a>, DecodeEvent> {
+    Ok(match proto {
+        IpProto::Tcp => L4::Tcp(decode_tcp(seg, src, dst, opts, anomalies)?),
+        IpProto::Udp => L4::Udp(decode_udp(seg, src, dst, opts, anomalies)?),
+        IpProto::Icmp => {
+            let icmp = decode_icmp(seg)?;
+            if opts.verify_checksums && checksum::data(seg) != !0 {
+                anomalies.push(DecodeEvent::IcmpBadChecksum);
+            }
+            L4::Icmp(icmp)
+        }
+        IpProto::Icmpv6 => {
+            let icmp = decode_icmp(seg)?;
+            if opts.verify_checksums && !pseudo_checksum_ok(src, dst, IpProtocol::Icmpv6, seg) {
+                anomalies.push(DecodeEvent::IcmpBadChecksum);
+            }
+            L4::Icmpv6(icmp)
+        }
+        IpProto::Other(_) => L4::Other(seg),
+    })
+}
+
+fn decode_tcp<'a>(
+    seg: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    opts: DecodeOptions,
+    anomalies: &mut Anomalies,
+) -> Result<Tcp<'a>, DecodeEvent> {
+    let tcp = TcpPacket::new_checked(seg).map_err(|_| DecodeEvent::TcpMalformed)?;
+    if opts.verify_checksums && !tcp.verify_checksum(&IpAddress::from(src), &IpAddress::from(dst)) {
+        anomalies.push(DecodeEvent::TcpBadChecksum);
+    }
+    // Byte 12: data offset and NS; byte 13: the eight classic flags. Present after check_len.
+    let flags = match seg.get(12..14) {
+        Some(&[off_ns, flags]) => (u16::from(off_ns & 1) << 8) | u16::from(flags),
+        _ => 0,
+    };
+    let header_len = usize::from(tcp.header_len());
+    Ok(Tcp {
+        src_port: tcp.src_port(),
+        dst_port: tcp.dst_port(),
+        seq: read_u32(seg, 4),
+        ack: read_u32(seg, 8),
+        flags: TcpFlags(flags),
+        window: tcp.window_len(),
+        header_len,
+        payload: seg.get(header_len..).unwrap_or(&[]),
+    })
+}
+
+fn decode_udp<'a>(
+    seg: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    opts: DecodeOptions,
+    anomalies: &mut Anomalies,
+) -> Result<Udp<'a>, DecodeEvent> {
+    // check_len: 8 <= length field <= bytes present.
+    let udp = UdpPacket::new_checked(seg).map_err(|_| DecodeEvent::UdpMalformed)?;
+    let len = usize::from(udp.len());
+    if opts.verify_checksums {
+        // A zero checksum means "none" over IPv4 only; RFC 8200 makes it mandatory over IPv6.
+        let ok = if udp.checksum() == 0 {
+            src.is_ipv4()
+        } else {
+            udp.verify_checksum(&IpAddress::from(src), &IpAddress::from(dst))
+        };
+        if !ok {
+            anomalies.push(DecodeEvent::UdpBadChecksum);
+        }
+    }
+    Ok(Udp {
+        src_port: udp.src_port(),
+        dst_port: udp.dst_port(),
+        payload: seg.get(smoltcp::wire::UDP_HEADER_LEN..len).unwrap_or(&[]),
+    })
+}
+
+/// ICMP and ICMPv6 share the first 8 bytes: type, code, checksum, then a word that echo messages
+/// use for ident and sequence. A message of 4 to 7 bytes is kept with ident/seq 0.
+fn decode_icmp(seg: &[u8]) -> Result<Icmp<'_>, DecodeEvent> {
+    let (icmp_type, code) = match seg.get(..ICMP_MIN_LEN) {
+        Some(&[t, c, _, _]) => (t, c),
+        _ => return Err(DecodeEvent::IcmpMalformed),
+    };
+    let (ident, seq) = if seg.len() >= ICMP_HEADER_LEN {
+        (read_u16(seg, 4), read_u16(seg, 6))
+    } else {
+        (0, 0)
+    };
+    Ok(Icmp {
+        icmp_type,
+        code,
+        ident,
+        seq,
+        payload: seg.get(ICMP_HEADER_LEN..).unwrap_or(&[]),
+    })
+}
+
+/// Verify a checksum that covers a pseudo header (ICMPv6 here; TCP and UDP go through smoltcp).
+fn pseudo_checksum_ok(src: IpAddr, dst: IpAddr, proto: IpProtocol, data: &[u8]) -> bool {
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    let pseudo = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_header_v4(&s, &d, proto, len),
+        (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_header_v6(&s, &d, proto, len),
+        _ => return false,
+    };
+    checksum::combine(&[pseudo, checksum::data(data)]) == !0
+}
+
+/// Big-endian u16 at `at`, zero when out of range (callers check lengths first).
+fn read_u16(buf: &[u8], at: usize) -> u16 {
+    match buf.get(at..at + 2) {
+        Some(&[a, b]) => u16::from_be_bytes([a, b]),
+        _ => 0,
+    }
+}
+
+/// Big-endian u32 at `at`, zero when out of range (callers check lengths first).
+fn read_u32(buf: &[u8], at: usize) -> u32 {
+    match buf.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+/// Frame and packet builders for tests, shared with the defragmenter's tests. They emit through
+/// smoltcp's `Repr::emit` (valid checksums) so tests are emit-then-parse.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet, Icmpv4Repr,
+        Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr,
+        TcpPacket, TcpRepr, UdpPacket, UdpRepr,
+    };
+    use vlan::{Tag, TagPacket, TagRepr};
+
+    pub const MAC_SRC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+    pub const MAC_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+    pub const V4_SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    pub const V4_DST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    pub const V6_SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    pub const V6_DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+
+    /// Ethernet header, any number of tags (outer first), then `l3`.
+    pub fn eth(tags: &[Tag], ethertype: u16, l3: &[u8]) -> Vec<u8> {
+        let tags_len = tags.len() * vlan::TAG_LEN;
+        let mut f = vec![0u8; 14 + tags_len + l3.len()];
+        let outer = tags.first().map_or(ethertype, |t| u16::from(t.tpid));
+        EthernetRepr {
+            src_addr: EthernetAddress(MAC_SRC),
+            dst_addr: EthernetAddress(MAC_DST),
+            ethertype: EthernetProtocol::from(outer),
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+        for (i, tag) in tags.iter().enumerate() {
+            let inner = tags.get(i + 1).map_or(ethertype, |n| u16::from(n.tpid));
+            let at = 14 + i * vlan::TAG_LEN;
+            TagRepr {
+                tci: tag.tci,
+                inner_ethertype: inner,
+            }
+            .emit(&mut TagPacket::new_unchecked(
+                &mut f[at..at + vlan::TAG_LEN],
+            ));
+        }
+        f[14 + tags_len..].copy_from_slice(l3);
+        f
+    }
+
+    /// IPv4 header (no options, DF set by smoltcp) with a valid checksum, then `l4`.
+    pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
+        let repr = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::from(proto),
+            payload_len: l4.len(),
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; repr.buffer_len() + l4.len()];
+        repr.emit(
+            &mut Ipv4Packet::new_unchecked(&mut buf[..]),
+            &ChecksumCapabilities::default(),
+        );
+        buf[20..].copy_from_slice(l4);
+        buf
+    }
+
+    /// One IPv4 fragment of a datagram whose original header is `header` (20 bytes, no
+    /// options): same addresses, protocol and TTL, with `id`, `offset` (bytes), MF = `more`.
+    pub fn ipv4_fragment(header: &[u8], id: u16, offset: u16, more: bool, data: &[u8]) -> Vec<u8> {
+        let mut buf = header[..20].to_vec();
+        buf.extend_from_slice(data);
+        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        p.set_total_len(u16::try_from(20 + data.len()).unwrap());
+        p.set_ident(id);
+        p.clear_flags();
+        p.set_more_frags(more);
+        p.set_frag_offset(offset);
+        p.fill_checksum();
+        buf
+    }
+
+    /// Fragment an IPv4 packet (20-byte header) into pieces of `chunk` payload bytes.
+    pub fn fragment_ipv4(packet: &[u8], id: u16, chunk: usize) -> Vec<Vec<u8>> {
+        let payload = &packet[20..];
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off < payload.len() {
+            let end = (off + chunk).min(payload.len());
+            let more = end < payload.len();
+            out.push(ipv4_fragment(
+                packet,
+                id,
+                u16::try_from(off).unwrap(),
+                more,
+                &payload[off..end],
+            ));
+            off = end;
+        }
+        out
+    }
+
+    /// IPv6 header then `payload` (extension headers included), `next` the first next header.
+    pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+        let repr = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::from(next),
+            payload_len: payload.len(),
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; repr.buffer_len() + payload.len()];
+        repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+        buf[40..].copy_from_slice(payload);
+        buf
+    }
+
+    /// An IPv6 fragment: fixed header, a fragment header (next header `proto`), then `data`.
+    pub fn ipv6_fragment(id: u32, offset: u16, more: bool, proto: u8, data: &[u8]) -> Vec<u8> {
+        let mut ext = vec![proto, 0];
+        ext.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+        ext.extend_from_slice(&id.to_be_bytes());
+        ext.extend_from_slice(data);
+        ipv6(V6_SRC, V6_DST, 44, &ext)
+    }
+
+    /// A TCP segment emitted from `repr` with a valid checksum.
+    pub fn tcp(src: IpAddr, dst: IpAddr, repr: &TcpRepr<'_>) -> Vec<u8> {
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit(
+            &mut TcpPacket::new_unchecked(&mut buf[..]),
+            &src.into(),
+            &dst.into(),
+            &ChecksumCapabilities::default(),
+        );
+        buf
+    }
+
+    /// A TCP segment with only the given control and no options.
+    pub fn tcp_simple(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let repr = TcpRepr {
+            src_port: sport,
+            dst_port: dport,
+            control: smoltcp::wire::TcpControl::Psh,
+            seq_number: smoltcp::wire::TcpSeqNumber(1000),
+            ack_number: Some(smoltcp::wire::TcpSeqNumber(2000)),
+            window_len: 512,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload,
+        };
+        tcp(src, dst, &repr)
+    }
+
+    /// A UDP datagram with a valid checksum.
+    pub fn udp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; 8 + payload.len()];
+        UdpRepr {
+            src_port: sport,
+            dst_port: dport,
+        }
+        .emit(
+            &mut UdpPacket::new_unchecked(&mut buf[..]),
+            &src.into(),
+            &dst.into(),
+            payload.len(),
+            |b| b.copy_from_slice(payload),
+            &ChecksumCapabilities::default(),
+        );
+        buf
+    }
+
+    /// An ICMP echo request with a valid checksum.
+    pub fn icmpv4_echo(ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+        let repr = Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut buf[..]),
+            &ChecksumCapabilities::default(),
+        );
+        buf
+    }
+
+    /// An ICMPv6 echo request with a valid checksum.
+    pub fn icmpv6_echo(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        ident: u16,
+        seq_no: u16,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let repr = Icmpv6Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit(
+            &src,
+            &dst,
+            &mut Icmpv6Packet::new_unchecked(&mut buf[..]),
+            &ChecksumCapabilities::default(),
+        );
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+    use smoltcp::wire::{TcpControl, TcpRepr, TcpSeqNumber, TcpTimestampRepr};
+    use vlan::{Tag, Tpid};
+
+    use super::fixtures::*;
+    use super::*;
+
+    const VERIFY: DecodeOptions = DecodeOptions {
+        verify_checksums: true,
+    };
+    const NO_VERIFY: DecodeOptions = DecodeOptions {
+        verify_checksums: false,
+    };
+
+    fn v4(a: Ipv4Addr) -> IpAddr {
+        IpAddr::V4(a)
+    }
+    fn v6(a: Ipv6Addr) -> IpAddr {
+        IpAddr::V6(a)
+    }
+
+    fn ip_of<'a>(d: &'a Decoded<'_>) -> &'a Ip<'a> {
+        match &d.l3 {
+            L3::Ip(ip) => ip,
+            other => panic!("expected IP, got {other:?}"),
+        }
+    }
+
+    fn anomalies(a: &Anomalies) -> Vec<DecodeEvent> {
+        a.iter().collect()
+    }
+
+    fn udp_frame() -> Vec<u8> {
+        let seg = udp(v4(V4_SRC), v4(V4_DST), 5353, 53, b"query");
+        eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, &seg))
+    }
+
+    // --- Literal fixtures -------------------------------------------------------------------
+
+    /// ARP request who-has 192.0.2.2 tell 192.0.2.1, on VLAN 100 (802.1Q, PCP 3).
+    const ARP_DOT1Q: &[u8] = &[
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // dst MAC: broadcast
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // src MAC
+        0x81, 0x00, // TPID 802.1Q
+        0x60, 0x64, // TCI: PCP 3, DEI 0, VID 100
+        0x08, 0x06, // EtherType ARP
+        0x00, 0x01, // HTYPE Ethernet
+        0x08, 0x00, // PTYPE IPv4
+        0x06, 0x04, // HLEN 6, PLEN 4
+        0x00, 0x01, // OPER request
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // SHA
+        0xc0, 0x00, 0x02, 0x01, // SPA 192.0.2.1
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // THA
+        0xc0, 0x00, 0x02, 0x02, // TPA 192.0.2.2
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, // padding to 64 bytes (no FCS)
+    ];
+
+    /// 60-byte TCP SYN 10.0.0.1:40000 -> 10.0.0.2:80, 6 bytes of Ethernet padding.
+    const TCP_SYN_PADDED: &[u8] = &[
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x02, // dst MAC
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, // src MAC
+        0x08, 0x00, // IPv4
+        0x45, 0x00, 0x00, 0x28, // v4, IHL 5, TOS 0, total length 40
+        0x00, 0x01, 0x40, 0x00, // id 1, DF, offset 0
+        0x40, 0x06, 0x26, 0xcd, // TTL 64, TCP, header checksum
+        0x0a, 0x00, 0x00, 0x01, // src 10.0.0.1
+        0x0a, 0x00, 0x00, 0x02, // dst 10.0.0.2
+        0x9c, 0x40, 0x00, 0x50, // sport 40000, dport 80
+        0x00, 0x00, 0x00, 0x64, // seq 100
+        0x00, 0x00, 0x00, 0x00, // ack 0
+        0x50, 0x02, 0xff, 0xff, // data offset 5, SYN, window 65535
+        0xfe, 0xeb, 0x00, 0x00, // checksum, urgent pointer
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // Ethernet padding
+    ];
+
+    // --- Ethernet and VLAN ------------------------------------------------------------------
+
+    #[test]
+    fn literal_tcp_syn_with_padding() {
+        let d = decode_frame(TCP_SYN_PADDED, VERIFY).unwrap();
+        assert_eq!(d.eth_dst, MAC_DST);
+        assert_eq!(d.eth_src, MAC_SRC);
+        assert!(d.vlan.is_empty());
+        assert_eq!(d.ethertype, EtherType::Ipv4);
+        assert_eq!(d.l3_offset, 14);
+        assert!(d.anomalies.is_empty(), "{:?}", d.anomalies);
+        let ip = ip_of(&d);
+        assert_eq!(ip.src, v4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(ip.dst, v4(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(ip.total_len, 40);
+        assert_eq!(ip.packet.len(), 40, "padding trimmed");
+        assert_eq!(ip.ttl, 64);
+        assert_eq!(ip.proto, IpProto::Tcp);
+        let L4::Tcp(t) = ip.l4 else {
+            panic!("{:?}", ip.l4)
+        };
+        assert_eq!((t.src_port, t.dst_port, t.seq, t.ack), (40000, 80, 100, 0));
+        assert_eq!(t.flags, TcpFlags(TcpFlags::SYN));
+        assert_eq!(t.window, 65535);
+        assert_eq!(t.header_len, 20);
+        assert!(t.payload.is_empty());
+    }
+
+    #[test]
+    fn truncated_ethernet() {
+        assert_eq!(
+            decode_frame(&TCP_SYN_PADDED[..13], VERIFY).unwrap_err(),
+            DecodeEvent::EthTruncated
+        );
+        assert_eq!(
+            decode_frame(&[], VERIFY).unwrap_err(),
+            DecodeEvent::EthTruncated
+        );
+    }
+
+    #[test]
+    fn unknown_ethertype_is_other() {
+        let f = eth(&[], 0x88cc, b"lldp");
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(d.ethertype, EtherType::Unknown(0x88cc));
+        assert!(matches!(d.l3, L3::Other));
+    }
+
+    #[test]
+    fn dot1q_arp_literal() {
+        let d = decode_frame(ARP_DOT1Q, VERIFY).unwrap();
+        assert_eq!(d.vlan.ids().collect::<Vec<_>>(), [100]);
+        assert_eq!(d.vlan.tags()[0].tpid, Tpid::Dot1Q);
+        assert_eq!(d.ethertype, EtherType::Arp);
+        assert_eq!(d.l3_offset, 18);
+        let L3::Arp(arp) = d.l3 else { panic!() };
+        assert_eq!(arp.operation, 1);
+        assert_eq!(arp.sender_mac, MAC_SRC);
+        assert_eq!(arp.sender_ip, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(arp.target_mac, [0; 6]);
+        assert_eq!(arp.target_ip, Ipv4Addr::new(192, 0, 2, 2));
+    }
+
+    #[test]
+    fn arp_malformed() {
+        // Truncated inside the target protocol address.
+        assert_eq!(
+            decode_frame(&ARP_DOT1Q[..44], VERIFY).unwrap_err(),
+            DecodeEvent::ArpMalformed
+        );
+        // Not Ethernet/IPv4: HLEN 8.
+        let mut f = ARP_DOT1Q.to_vec();
+        f[22] = 8;
+        assert_eq!(
+            decode_frame(&f, VERIFY).unwrap_err(),
+            DecodeEvent::ArpMalformed
+        );
+    }
+
+    #[test]
+    fn qinq_88a8_8100() {
+        let tags = [
+            Tag {
+                tpid: Tpid::Dot1Ad,
+                tci: 0x2000 | 100,
+            },
+            Tag {
+                tpid: Tpid::Dot1Q,
+                tci: 200,
+            },
+        ];
+        let f = eth(
+            &tags,
+            0x0800,
+            &ipv4(V4_SRC, V4_DST, 17, &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"x")),
+        );
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(d.vlan.tags(), &tags);
+        assert_eq!(d.vlan.scope().ids(), &[100, 200]);
+        assert_eq!(d.l3_offset, 22);
+        assert!(d.anomalies.is_empty());
+        assert!(matches!(ip_of(&d).l4, L4::Udp(_)));
+    }
+
+    #[test]
+    fn tpid_9100() {
+        let tags = [Tag {
+            tpid: Tpid::QinQ9100,
+            tci: 7,
+        }];
+        let f = eth(
+            &tags,
+            0x0800,
+            &ipv4(V4_SRC, V4_DST, 17, &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"")),
+        );
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(d.vlan.tags(), &tags);
+        assert_eq!(d.l3_offset, 18);
+    }
+
+    #[test]
+    fn triple_tag_is_anomaly_and_decoding_continues() {
+        let tags = [
+            Tag {
+                tpid: Tpid::Dot1Ad,
+                tci: 10,
+            },
+            Tag {
+                tpid: Tpid::Dot1Q,
+                tci: 20,
+            },
+            Tag {
+                tpid: Tpid::Dot1Q,
+                tci: 30,
+            },
+        ];
+        let f = eth(
+            &tags,
+            0x0800,
+            &ipv4(V4_SRC, V4_DST, 17, &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"")),
+        );
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(d.vlan.ids().collect::<Vec<_>>(), [10, 20]);
+        assert_eq!(anomalies(&d.anomalies), [DecodeEvent::VlanTooDeep]);
+        assert_eq!(d.l3_offset, 26);
+        assert!(matches!(ip_of(&d).l4, L4::Udp(_)));
+    }
+
+    #[test]
+    fn eight_tags_decode_nine_do_not() {
+        let l3 = ipv4(V4_SRC, V4_DST, 17, &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b""));
+        let tags: Vec<Tag> = (0..8)
+            .map(|i| Tag {
+                tpid: Tpid::Dot1Q,
+                tci: i,
+            })
+            .collect();
+        let f = eth(&tags, 0x0800, &l3);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(
+            anomalies(&d.anomalies),
+            [DecodeEvent::VlanTooDeep],
+            "reported once"
+        );
+        let tags: Vec<Tag> = (0..9)
+            .map(|i| Tag {
+                tpid: Tpid::Dot1Q,
+                tci: i,
+            })
+            .collect();
+        assert_eq!(
+            decode_frame(&eth(&tags, 0x0800, &l3), VERIFY).unwrap_err(),
+            DecodeEvent::VlanTooDeep
+        );
+    }
+
+    #[test]
+    fn truncated_tag() {
+        // 0x8100 announced, then only 2 of 4 tag bytes.
+        let f = [MAC_DST.as_slice(), &MAC_SRC, &[0x81, 0x00, 0x00, 0x64]].concat();
+        assert_eq!(
+            decode_frame(&f, VERIFY).unwrap_err(),
+            DecodeEvent::VlanTruncated
+        );
+        let f = [MAC_DST.as_slice(), &MAC_SRC, &[0x81, 0x00]].concat();
+        assert_eq!(
+            decode_frame(&f, VERIFY).unwrap_err(),
+            DecodeEvent::VlanTruncated
+        );
+    }
+
+    // --- IPv4 -------------------------------------------------------------------------------
+
+    /// IPv4 with 12 bytes of options: NOP, NOP, Record Route (len 7, pointer 4, one slot), EOL,
+    /// EOL, EOL.
+    fn ipv4_with_options(options: &[u8; 12]) -> Vec<u8> {
+        let seg = udp(v4(V4_SRC), v4(V4_DST), 1000, 2000, b"opts");
+        let plain = ipv4(V4_SRC, V4_DST, 17, &seg);
+        let mut p = plain[..20].to_vec();
+        p.extend_from_slice(options);
+        p.extend_from_slice(&seg);
+        let mut view = Ipv4Packet::new_unchecked(&mut p[..]);
+        view.set_header_len(32);
+        view.set_total_len(u16::try_from(32 + seg.len()).unwrap());
+        view.fill_checksum();
+        p
+    }
+
+    const GOOD_OPTIONS: [u8; 12] = [1, 1, 7, 7, 4, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn ipv4_options_are_skipped() {
+        let f = eth(&[], 0x0800, &ipv4_with_options(&GOOD_OPTIONS));
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert!(d.anomalies.is_empty(), "{:?}", d.anomalies);
+        let ip = ip_of(&d);
+        assert_eq!(ip.header_len, 32);
+        let L4::Udp(u) = ip.l4 else { panic!() };
+        assert_eq!(
+            (u.src_port, u.dst_port, u.payload),
+            (1000, 2000, &b"opts"[..])
+        );
+    }
+
+    #[test]
+    fn ipv4_bad_options_are_an_anomaly() {
+        // Option length 1 (< 2), then an option running past the header.
+        for opts in [
+            [1, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 68, 4],
+        ] {
+            let f = eth(&[], 0x0800, &ipv4_with_options(&opts));
+            let d = decode_frame(&f, VERIFY).unwrap();
+            assert_eq!(anomalies(&d.anomalies), [DecodeEvent::Ipv4BadOptions]);
+            assert!(matches!(ip_of(&d).l4, L4::Udp(_)));
+        }
+    }
+
+    #[test]
+    fn ipv4_malformed_headers() {
+        let good = ipv4(
+            V4_SRC,
+            V4_DST,
+            17,
+            &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"abc"),
+        );
+        let decode = |p: &[u8]| decode_frame(&eth(&[], 0x0800, p), NO_VERIFY).map(|_| ());
+        // Truncated below 20 bytes.
+        assert_eq!(decode(&good[..19]), Err(DecodeEvent::Ipv4Truncated));
+        assert_eq!(decode(&[]), Err(DecodeEvent::Ipv4Truncated));
+        // Version 6 under EtherType IPv4.
+        let mut p = good.clone();
+        p[0] = 0x65;
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv4BadVersion));
+        // IHL 4 (16 bytes).
+        p[0] = 0x44;
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv4BadHeaderLen));
+        // IHL 15 (60 bytes) beyond a 31-byte packet.
+        p[0] = 0x4f;
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv4BadHeaderLen));
+        // Total length beyond the frame.
+        let mut p = good.clone();
+        p[2..4].copy_from_slice(&200u16.to_be_bytes());
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv4BadTotalLen));
+        // Total length below the header length.
+        p[2..4].copy_from_slice(&19u16.to_be_bytes());
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv4BadTotalLen));
+    }
+
+    #[test]
+    fn ipv4_fragments_stop_at_l3() {
+        let seg = udp(v4(V4_SRC), v4(V4_DST), 1, 2, &[0xab; 40]);
+        let packet = ipv4(V4_SRC, V4_DST, 17, &seg);
+        let frags = fragment_ipv4(&packet, 0x1234, 24);
+        assert_eq!(frags.len(), 2);
+
+        let f = eth(&[], 0x0800, &frags[0]);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert!(d.anomalies.is_empty());
+        let ip = ip_of(&d);
+        assert!(
+            matches!(ip.l4, L4::Fragment),
+            "offset 0 still waits for reassembly"
+        );
+        assert_eq!(ip.proto, IpProto::Udp);
+        let f = ip.fragment.unwrap();
+        assert_eq!((f.id, f.offset, f.more), (0x1234, 0, true));
+        assert_eq!(f.payload, &seg[..24]);
+        assert_eq!(f.unfragmentable.len(), 20);
+
+        let f = eth(&[], 0x0800, &frags[1]);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        let f = ip_of(&d).fragment.unwrap();
+        assert_eq!((f.id, f.offset, f.more), (0x1234, 24, false));
+        assert_eq!(f.payload, &seg[24..]);
+    }
+
+    // --- IPv6 -------------------------------------------------------------------------------
+
+    /// Hop-by-hop (PadN), destination options (PadN), fragment header (offset 0, M=1, id
+    /// 0xdeadbeef), then the first bytes of an ICMPv6 echo request.
+    fn ipv6_ext_chain_fragment() -> (Vec<u8>, Vec<u8>) {
+        let echo = icmpv6_echo(V6_SRC, V6_DST, 7, 9, &[0x55; 16]);
+        let mut ext = vec![
+            60, 0, 1, 4, 0, 0, 0, 0, // hop-by-hop: next dst-opts, len 0 (8 bytes), PadN(4)
+            44, 0, 1, 4, 0, 0, 0, 0, // dst-opts: next fragment, len 0, PadN(4)
+            58, 0, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef, // fragment: next ICMPv6, off 0, M, id
+        ];
+        ext.extend_from_slice(&echo[..16]);
+        (ipv6(V6_SRC, V6_DST, 0, &ext), echo)
+    }
+
+    #[test]
+    fn ipv6_hbh_dstopts_fragment() {
+        let (p, echo) = ipv6_ext_chain_fragment();
+        let f = eth(&[], 0x86dd, &p);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(d.ethertype, EtherType::Ipv6);
+        let ip = ip_of(&d);
+        assert_eq!(ip.src, v6(V6_SRC));
+        assert_eq!(ip.dst, v6(V6_DST));
+        assert_eq!(ip.proto, IpProto::Icmpv6);
+        assert_eq!(ip.header_len, 40 + 24);
+        assert_eq!(ip.total_len, p.len());
+        assert!(matches!(ip.l4, L4::Fragment));
+        let f = ip.fragment.unwrap();
+        assert_eq!((f.id, f.offset, f.more), (0xdead_beef, 0, true));
+        assert_eq!(f.unfragmentable, &p[..56]);
+        assert_eq!(f.payload, &echo[..16]);
+    }
+
+    #[test]
+    fn ipv6_ext_chain_without_fragment_reaches_l4() {
+        let seg = udp(v6(V6_SRC), v6(V6_DST), 547, 546, b"dhcp6");
+        let mut ext = vec![
+            43, 0, 1, 4, 0, 0, 0, 0, // hop-by-hop: next routing
+            60, 0, 0, 0, 0, 0, 0, 0, // routing: type 0, segments left 0
+            51, 0, 1, 4, 0, 0, 0, 0, // dst-opts: next AH
+            17, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, // AH: next UDP, len 1 => 12 bytes
+        ];
+        ext.extend_from_slice(&seg);
+        let p = ipv6(V6_SRC, V6_DST, 0, &ext);
+        let f = eth(&[], 0x86dd, &p);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert!(d.anomalies.is_empty(), "{:?}", d.anomalies);
+        let ip = ip_of(&d);
+        assert_eq!(ip.header_len, 40 + 36);
+        let L4::Udp(u) = ip.l4 else {
+            panic!("{:?}", ip.l4)
+        };
+        assert_eq!(
+            (u.src_port, u.dst_port, u.payload),
+            (547, 546, &b"dhcp6"[..])
+        );
+    }
+
+    #[test]
+    fn ipv6_no_next_header() {
+        let p = ipv6(V6_SRC, V6_DST, 59, &[]);
+        let f = eth(&[], 0x86dd, &p);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        let ip = ip_of(&d);
+        assert_eq!(ip.proto, IpProto::Other(59));
+        assert!(matches!(ip.l4, L4::Other(&[])));
+    }
+
+    #[test]
+    fn ipv6_ext_chain_too_long() {
+        let mut ext = Vec::new();
+        for _ in 0..MAX_IPV6_EXT_HEADERS {
+            ext.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        ext.extend_from_slice(&[59, 0, 1, 4, 0, 0, 0, 0]);
+        // MAX headers then no-next is fine...
+        let ok = ipv6(V6_SRC, V6_DST, 60, &ext[8..]);
+        assert!(decode_frame(&eth(&[], 0x86dd, &ok), VERIFY).is_ok());
+        // ...one more is not.
+        let bad = ipv6(V6_SRC, V6_DST, 60, &ext);
+        assert_eq!(
+            decode_frame(&eth(&[], 0x86dd, &bad), VERIFY).unwrap_err(),
+            DecodeEvent::Ipv6ExtChainTooLong
+        );
+    }
+
+    #[test]
+    fn ipv6_malformed() {
+        let good = ipv6(V6_SRC, V6_DST, 59, &[0; 8]);
+        let decode = |p: &[u8]| decode_frame(&eth(&[], 0x86dd, p), NO_VERIFY).map(|_| ());
+        assert_eq!(decode(&good[..39]), Err(DecodeEvent::Ipv6Truncated));
+        // Payload length beyond the frame.
+        assert_eq!(decode(&good[..47]), Err(DecodeEvent::Ipv6Truncated));
+        let mut p = good.clone();
+        p[0] = 0x45;
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv6BadVersion));
+        // Destination options announcing 16 bytes in an 8-byte payload.
+        let p = ipv6(V6_SRC, V6_DST, 60, &[59, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv6ExtTruncated));
+        // A lone next-header byte.
+        let p = ipv6(V6_SRC, V6_DST, 60, &[59]);
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv6ExtTruncated));
+        // Two fragment headers.
+        let p = ipv6(
+            V6_SRC,
+            V6_DST,
+            44,
+            &[44, 0, 0, 1, 0, 0, 0, 1, 17, 0, 0, 1, 0, 0, 0, 1],
+        );
+        assert_eq!(decode(&p), Err(DecodeEvent::Ipv6DuplicateFragHeader));
+    }
+
+    #[test]
+    fn ipv6_non_first_fragment_payload_is_not_walked() {
+        // Offset 8: what follows looks like a fragment header but is payload.
+        let p = ipv6_fragment(5, 8, false, 17, &[44, 0, 0, 1, 0, 0, 0, 1]);
+        let f = eth(&[], 0x86dd, &p);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        let f = ip_of(&d).fragment.unwrap();
+        assert_eq!((f.id, f.offset, f.more, f.payload.len()), (5, 8, false, 8));
+    }
+
+    // --- Transport --------------------------------------------------------------------------
+
+    #[test]
+    fn tcp_with_options_and_ns() {
+        let repr = TcpRepr {
+            src_port: 443,
+            dst_port: 51000,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(0x0102_0304),
+            ack_number: Some(TcpSeqNumber(0x0a0b_0c0d)),
+            window_len: 29200,
+            window_scale: Some(7),
+            max_seg_size: Some(1460),
+            sack_permitted: true,
+            sack_ranges: [None; 3],
+            timestamp: Some(TcpTimestampRepr::new(1, 2)),
+            payload: b"",
+        };
+        let mut seg = tcp(v4(V4_SRC), v4(V4_DST), &repr);
+        let mut view = TcpPacket::new_unchecked(&mut seg[..]);
+        view.set_ns(true);
+        view.set_ece(true);
+        view.fill_checksum(&v4(V4_SRC).into(), &v4(V4_DST).into());
+        let f = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 6, &seg));
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert!(d.anomalies.is_empty(), "{:?}", d.anomalies);
+        let L4::Tcp(t) = ip_of(&d).l4 else { panic!() };
+        assert_eq!(t.header_len, 40);
+        assert_eq!((t.seq, t.ack, t.window), (0x0102_0304, 0x0a0b_0c0d, 29200));
+        assert_eq!(
+            t.flags.0,
+            TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE | TcpFlags::NS
+        );
+        assert_eq!(t.flags.core(), TcpFlags::SYN | TcpFlags::ACK);
+        assert!(t.payload.is_empty());
+    }
+
+    #[test]
+    fn tcp_malformed() {
+        let seg = tcp_simple(v4(V4_SRC), v4(V4_DST), 1, 2, b"data");
+        let frame = |s: &[u8]| eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 6, s));
+        // Data offset 15 (60 bytes) beyond a 24-byte segment.
+        let mut s = seg.clone();
+        s[12] = 0xf0;
+        assert_eq!(
+            decode_frame(&frame(&s), NO_VERIFY).unwrap_err(),
+            DecodeEvent::TcpMalformed
+        );
+        // Data offset 4 (below 20).
+        s[12] = 0x40;
+        assert_eq!(
+            decode_frame(&frame(&s), NO_VERIFY).unwrap_err(),
+            DecodeEvent::TcpMalformed
+        );
+        // Truncated header.
+        assert_eq!(
+            decode_frame(&frame(&seg[..19]), NO_VERIFY).unwrap_err(),
+            DecodeEvent::TcpMalformed
+        );
+    }
+
+    #[test]
+    fn udp_fields_and_length_bound() {
+        let f = udp_frame();
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert!(d.anomalies.is_empty());
+        let L4::Udp(u) = ip_of(&d).l4 else { panic!() };
+        assert_eq!(
+            (u.src_port, u.dst_port, u.payload),
+            (5353, 53, &b"query"[..])
+        );
+        assert_eq!(ip_of(&d).l4.ports(), Some((5353, 53)));
+
+        // A UDP length shorter than the IP payload bounds the payload (trailing bytes ignored).
+        let mut seg = udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"abcdef");
+        seg[4..6].copy_from_slice(&10u16.to_be_bytes());
+        let f = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, &seg));
+        let d = decode_frame(&f, NO_VERIFY).unwrap();
+        let L4::Udp(u) = ip_of(&d).l4 else { panic!() };
+        assert_eq!(u.payload, b"ab");
+    }
+
+    #[test]
+    fn udp_length_mismatch() {
+        let seg = udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"abcdef");
+        let frame = |s: &[u8]| eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, s));
+        for bad_len in [7u16, 15, 0xffff] {
+            let mut s = seg.clone();
+            s[4..6].copy_from_slice(&bad_len.to_be_bytes());
+            assert_eq!(
+                decode_frame(&frame(&s), NO_VERIFY).unwrap_err(),
+                DecodeEvent::UdpMalformed,
+                "{bad_len}"
+            );
+        }
+        assert_eq!(
+            decode_frame(&frame(&seg[..7]), NO_VERIFY).unwrap_err(),
+            DecodeEvent::UdpMalformed
+        );
+    }
+
+    #[test]
+    fn icmp_echo_request() {
+        let f = eth(
+            &[],
+            0x0800,
+            &ipv4(V4_SRC, V4_DST, 1, &icmpv4_echo(0x1234, 7, b"ping")),
+        );
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert!(d.anomalies.is_empty());
+        let L4::Icmp(i) = ip_of(&d).l4 else { panic!() };
+        assert_eq!(
+            (i.icmp_type, i.code, i.ident, i.seq, i.payload),
+            (8, 0, 0x1234, 7, &b"ping"[..])
+        );
+        assert!(i.is_echo_request(false));
+        assert_eq!(ip_of(&d).l4.ports(), None);
+    }
+
+    #[test]
+    fn icmpv6_echo_request() {
+        let p = ipv6(
+            V6_SRC,
+            V6_DST,
+            58,
+            &icmpv6_echo(V6_SRC, V6_DST, 42, 1, b"ping6"),
+        );
+        let f = eth(&[], 0x86dd, &p);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert!(d.anomalies.is_empty(), "{:?}", d.anomalies);
+        let L4::Icmpv6(i) = ip_of(&d).l4 else {
+            panic!()
+        };
+        assert_eq!(
+            (i.icmp_type, i.code, i.ident, i.seq, i.payload),
+            (128, 0, 42, 1, &b"ping6"[..])
+        );
+        assert!(i.is_echo_request(true));
+    }
+
+    #[test]
+    fn short_icmp() {
+        let frame = |s: &[u8]| eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 1, s));
+        // Destination unreachable cut after the checksum: kept, ident/seq 0.
+        let f = frame(&[3, 1, 0xfc, 0xfe]);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        let L4::Icmp(i) = ip_of(&d).l4 else { panic!() };
+        assert_eq!(
+            (i.icmp_type, i.code, i.ident, i.seq, i.payload),
+            (3, 1, 0, 0, &[][..])
+        );
+        assert!(d.anomalies.is_empty(), "checksum of the 4 bytes is valid");
+        assert_eq!(
+            decode_frame(&frame(&[8, 0, 0]), NO_VERIFY).unwrap_err(),
+            DecodeEvent::IcmpMalformed
+        );
+        let p = ipv6(V6_SRC, V6_DST, 58, &[128]);
+        assert_eq!(
+            decode_frame(&eth(&[], 0x86dd, &p), NO_VERIFY).unwrap_err(),
+            DecodeEvent::IcmpMalformed
+        );
+    }
+
+    #[test]
+    fn other_protocol_payload() {
+        let f = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 47, b"gre!"));
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(ip_of(&d).proto, IpProto::Other(47));
+        assert!(matches!(ip_of(&d).l4, L4::Other(b"gre!")));
+    }
+
+    // --- Checksums --------------------------------------------------------------------------
+
+    /// Flip one byte at `at` (offset in the frame) and decode with and without verification.
+    fn corrupt(frame: &[u8], at: usize) -> (Vec<DecodeEvent>, Vec<DecodeEvent>) {
+        let mut f = frame.to_vec();
+        f[at] ^= 0x5a;
+        let on = anomalies(&decode_frame(&f, VERIFY).unwrap().anomalies);
+        let off = anomalies(&decode_frame(&f, NO_VERIFY).unwrap().anomalies);
+        (on, off)
+    }
+
+    #[test]
+    fn checksums_verified_only_when_asked() {
+        // IPv4 header checksum: corrupt the TTL.
+        let (on, off) = corrupt(TCP_SYN_PADDED, 14 + 8);
+        assert_eq!(on, [DecodeEvent::Ipv4BadChecksum]);
+        assert!(off.is_empty());
+        // TCP: corrupt the window.
+        let (on, off) = corrupt(TCP_SYN_PADDED, 14 + 20 + 14);
+        assert_eq!(on, [DecodeEvent::TcpBadChecksum]);
+        assert!(off.is_empty());
+        // UDP payload.
+        let f = udp_frame();
+        let (on, off) = corrupt(&f, f.len() - 1);
+        assert_eq!(on, [DecodeEvent::UdpBadChecksum]);
+        assert!(off.is_empty());
+        // ICMP payload.
+        let f = eth(
+            &[],
+            0x0800,
+            &ipv4(V4_SRC, V4_DST, 1, &icmpv4_echo(1, 1, b"ping")),
+        );
+        let (on, off) = corrupt(&f, f.len() - 1);
+        assert_eq!(on, [DecodeEvent::IcmpBadChecksum]);
+        assert!(off.is_empty());
+        // ICMPv6 payload (pseudo-header checksum).
+        let p = ipv6(
+            V6_SRC,
+            V6_DST,
+            58,
+            &icmpv6_echo(V6_SRC, V6_DST, 1, 1, b"ping"),
+        );
+        let f = eth(&[], 0x86dd, &p);
+        let (on, off) = corrupt(&f, f.len() - 1);
+        assert_eq!(on, [DecodeEvent::IcmpBadChecksum]);
+        assert!(off.is_empty());
+        // IPv6 UDP and TCP go through the pseudo header with v6 addresses.
+        let p = ipv6(
+            V6_SRC,
+            V6_DST,
+            17,
+            &udp(v6(V6_SRC), v6(V6_DST), 1, 2, b"v6"),
+        );
+        assert!(
+            decode_frame(&eth(&[], 0x86dd, &p), VERIFY)
+                .unwrap()
+                .anomalies
+                .is_empty()
+        );
+        let p = ipv6(
+            V6_SRC,
+            V6_DST,
+            6,
+            &tcp_simple(v6(V6_SRC), v6(V6_DST), 1, 2, b"v6"),
+        );
+        let f = eth(&[], 0x86dd, &p);
+        assert!(decode_frame(&f, VERIFY).unwrap().anomalies.is_empty());
+        let (on, _) = corrupt(&f, f.len() - 1);
+        assert_eq!(on, [DecodeEvent::TcpBadChecksum]);
+    }
+
+    #[test]
+    fn udp_zero_checksum() {
+        let mut seg = udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"nocsum");
+        seg[6..8].copy_from_slice(&[0, 0]);
+        let f = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, &seg));
+        assert!(
+            decode_frame(&f, VERIFY).unwrap().anomalies.is_empty(),
+            "valid over IPv4"
+        );
+        let mut seg = udp(v6(V6_SRC), v6(V6_DST), 1, 2, b"nocsum");
+        seg[6..8].copy_from_slice(&[0, 0]);
+        let f = eth(&[], 0x86dd, &ipv6(V6_SRC, V6_DST, 17, &seg));
+        assert_eq!(
+            anomalies(&decode_frame(&f, VERIFY).unwrap().anomalies),
+            [DecodeEvent::UdpBadChecksum]
+        );
+    }
+
+    #[test]
+    fn several_anomalies_are_all_kept() {
+        // Bad IPv4 options, bad header checksum and bad UDP checksum in one frame.
+        let mut p = ipv4_with_options(&[1, 7, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let last = p.len() - 1;
+        p[last] ^= 1;
+        p[8] ^= 1;
+        let f = eth(&[], 0x0800, &p);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(
+            anomalies(&d.anomalies),
+            [
+                DecodeEvent::Ipv4BadOptions,
+                DecodeEvent::Ipv4BadChecksum,
+                DecodeEvent::UdpBadChecksum
+            ]
+        );
+    }
+
+    // --- decode_ip --------------------------------------------------------------------------
+
+    #[test]
+    fn decode_ip_dispatches_on_version() {
+        let p4 = ipv4(V4_SRC, V4_DST, 17, &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"4"));
+        let (ip, a) = decode_ip(&p4, VERIFY).unwrap();
+        assert!(a.is_empty());
+        assert_eq!(ip.src, v4(V4_SRC));
+        assert!(matches!(ip.l4, L4::Udp(u) if u.payload == b"4"));
+        let p6 = ipv6(V6_SRC, V6_DST, 17, &udp(v6(V6_SRC), v6(V6_DST), 1, 2, b"6"));
+        let (ip, _) = decode_ip(&p6, VERIFY).unwrap();
+        assert_eq!(ip.dst, v6(V6_DST));
+        assert!(matches!(ip.l4, L4::Udp(u) if u.payload == b"6"));
+        assert_eq!(
+            decode_ip(&[], VERIFY).unwrap_err(),
+            DecodeEvent::Ipv4Truncated
+        );
+        assert_eq!(
+            decode_ip(&[0x50; 40], VERIFY).unwrap_err(),
+            DecodeEvent::Ipv4BadVersion
+        );
+    }
+
+    // --- Property tests ---------------------------------------------------------------------
+
+    fn arb_tags() -> impl Strategy<Value = Vec<Tag>> {
+        let tpid = prop_oneof![Just(Tpid::Dot1Q), Just(Tpid::Dot1Ad), Just(Tpid::QinQ9100)];
+        proptest::collection::vec((tpid, 0u16..=4094, 0u16..8), 0..=2).prop_map(|v| {
+            v.into_iter()
+                .map(|(tpid, vid, pcp)| Tag {
+                    tpid,
+                    tci: (pcp << 13) | vid,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn tcp_round_trip(
+            tags in arb_tags(),
+            v6_addrs in any::<bool>(),
+            a4 in any::<[u8; 4]>(), b4 in any::<[u8; 4]>(),
+            a6 in any::<[u8; 16]>(), b6 in any::<[u8; 16]>(),
+            sport in any::<u16>(), dport in any::<u16>(),
+            seq in any::<i32>(), ack in proptest::option::of(any::<i32>()),
+            control in prop_oneof![Just(TcpControl::None), Just(TcpControl::Psh), Just(TcpControl::Syn),
+                                   Just(TcpControl::Fin), Just(TcpControl::Rst)],
+            window in any::<u16>(), mss in proptest::option::of(any::<u16>()),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let (src, dst) = if v6_addrs {
+                (v6(Ipv6Addr::from(a6)), v6(Ipv6Addr::from(b6)))
+            } else {
+                (v4(Ipv4Addr::from(a4)), v4(Ipv4Addr::from(b4)))
+            };
+            let repr = TcpRepr {
+                src_port: sport, dst_port: dport, control,
+                seq_number: TcpSeqNumber(seq), ack_number: ack.map(TcpSeqNumber),
+                window_len: window, window_scale: None, max_seg_size: mss,
+                sack_permitted: false, sack_ranges: [None; 3], timestamp: None, payload: &payload,
+            };
+            let seg = tcp(src, dst, &repr);
+            let frame = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => eth(&tags, 0x0800, &ipv4(s, d, 6, &seg)),
+                (IpAddr::V6(s), IpAddr::V6(d)) => eth(&tags, 0x86dd, &ipv6(s, d, 6, &seg)),
+                _ => unreachable!(),
+            };
+            let d = decode_frame(&frame, VERIFY).unwrap();
+            prop_assert!(d.anomalies.is_empty());
+            prop_assert_eq!(d.vlan.tags(), &tags[..]);
+            prop_assert_eq!(d.l3_offset, 14 + 4 * tags.len());
+            let ip = ip_of(&d);
+            prop_assert_eq!((ip.src, ip.dst, ip.proto), (src, dst, IpProto::Tcp));
+            let L4::Tcp(t) = ip.l4 else { panic!("{:?}", ip.l4) };
+            prop_assert_eq!((t.src_port, t.dst_port), (sport, dport));
+            prop_assert_eq!(t.seq, u32::from_ne_bytes(seq.to_ne_bytes()));
+            prop_assert_eq!(t.ack, ack.map_or(0, |a| u32::from_ne_bytes(a.to_ne_bytes())));
+            prop_assert_eq!(t.flags.has(TcpFlags::ACK), ack.is_some());
+            prop_assert_eq!(t.flags.has(TcpFlags::SYN), control == TcpControl::Syn);
+            prop_assert_eq!(t.flags.has(TcpFlags::FIN), control == TcpControl::Fin);
+            prop_assert_eq!(t.flags.has(TcpFlags::RST), control == TcpControl::Rst);
+            prop_assert_eq!(t.window, window);
+            prop_assert_eq!(t.header_len, repr.header_len());
+            prop_assert_eq!(t.payload, &payload[..]);
+        }
+
+        #[test]
+        fn udp_round_trip(
+            tags in arb_tags(),
+            v6_addrs in any::<bool>(),
+            a4 in any::<[u8; 4]>(), b4 in any::<[u8; 4]>(),
+            a6 in any::<[u8; 16]>(), b6 in any::<[u8; 16]>(),
+            sport in any::<u16>(), dport in any::<u16>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..300),
+            padding in 0usize..40,
+        ) {
+            let (src, dst) = if v6_addrs {
+                (v6(Ipv6Addr::from(a6)), v6(Ipv6Addr::from(b6)))
+            } else {
+                (v4(Ipv4Addr::from(a4)), v4(Ipv4Addr::from(b4)))
+            };
+            let seg = udp(src, dst, sport, dport, &payload);
+            let mut frame = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => eth(&tags, 0x0800, &ipv4(s, d, 17, &seg)),
+                (IpAddr::V6(s), IpAddr::V6(d)) => eth(&tags, 0x86dd, &ipv6(s, d, 17, &seg)),
+                _ => unreachable!(),
+            };
+            frame.resize(frame.len() + padding, 0);
+            let d = decode_frame(&frame, VERIFY).unwrap();
+            prop_assert!(d.anomalies.is_empty());
+            prop_assert_eq!(d.vlan.tags(), &tags[..]);
+            let ip = ip_of(&d);
+            prop_assert_eq!((ip.src, ip.dst, ip.proto), (src, dst, IpProto::Udp));
+            prop_assert_eq!(ip.packet.len(), frame.len() - padding - d.l3_offset);
+            let L4::Udp(u) = ip.l4 else { panic!("{:?}", ip.l4) };
+            prop_assert_eq!((u.src_port, u.dst_port), (sport, dport));
+            prop_assert_eq!(u.payload, &payload[..]);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_frame(&bytes, VERIFY);
+            let _ = decode_frame(&bytes, NO_VERIFY);
+            let _ = decode_ip(&bytes, VERIFY);
+        }
+
+        /// Arbitrary bytes behind a plausible Ethernet header (and maybe tags) reach the deeper
+        /// decoders far more often than fully random frames.
+        #[test]
+        fn arbitrary_l3_never_panics(
+            tags in arb_tags(),
+            ethertype in prop_oneof![Just(0x0800u16), Just(0x86dd), Just(0x0806), Just(0x8100), any::<u16>()],
+            version_nibble in prop_oneof![Just(0x40u8), Just(0x60)],
+            mut body in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            if let Some(b) = body.first_mut() {
+                *b = version_nibble | (*b & 0x0f);
+            }
+            let frame = eth(&tags, ethertype, &body);
+            let _ = decode_frame(&frame, VERIFY);
+            let _ = decode_frame(&frame, NO_VERIFY);
+            let _ = decode_ip(&body, VERIFY);
+        }
+    }
 }

@@ -17,7 +17,14 @@ use core::net::IpAddr;
 use vlan::VlanStack;
 
 mod frame;
-pub use frame::{decode_frame, decode_ip, DecodeOptions, MAX_IPV6_EXT_HEADERS};
+pub(crate) use frame::ipv6_ext_header_len;
+pub use frame::{
+    DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_ip,
+};
+
+/// Packet builders (smoltcp emit) shared by the decoder's and the defragmenter's tests.
+#[cfg(test)]
+pub(crate) use frame::fixtures;
 
 /// EtherType values we decode. Open enum (STYLE 6).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -294,7 +301,11 @@ pub struct Icmp<'a> {
 impl Icmp<'_> {
     /// ICMP echo request (type 8) or ICMPv6 echo request (type 128), depending on `v6`.
     pub fn is_echo_request(&self, v6: bool) -> bool {
-        if v6 { self.icmp_type == 128 } else { self.icmp_type == 8 }
+        if v6 {
+            self.icmp_type == 128
+        } else {
+            self.icmp_type == 8
+        }
     }
 }
 
@@ -320,6 +331,7 @@ pub enum DecodeEvent {
     #[error("vlan: truncated tag")]
     VlanTruncated,
     /// More than two VLAN tags (anomaly: decoding continues with the first two in the stack key).
+    /// Beyond [`MAX_VLAN_TAGS_WALKED`] tags it is the error that stops decoding.
     #[error("vlan: more than two tags")]
     VlanTooDeep,
     /// ARP body shorter than announced, or not Ethernet/IPv4.
