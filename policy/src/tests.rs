@@ -884,3 +884,22 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let deep_map = format!("{}1{}", "{a: ".repeat(2_000), "}".repeat(2_000));
     assert!(Policy::from_yaml(&deep_map).is_err());
 }
+
+/// The examples in docs/policy.md are checked, so the reference cannot drift from the code.
+#[test]
+fn reference_examples_are_accurate() {
+    let doc = include_str!("../../docs/policy.md");
+    let block = |lang: &str, nth: usize| -> String {
+        let fence = format!("```{lang}\n");
+        let start = doc.match_indices(&fence).nth(nth).unwrap().0 + fence.len();
+        let len = doc[start..].find("```").unwrap();
+        doc[start..start + len].to_owned()
+    };
+    let yaml = Policy::from_yaml(&block("yaml", 0)).unwrap();
+    assert_eq!(yaml.exclusions.len(), 5);
+    let json = Policy::from_json(&block("json", 0)).unwrap();
+    assert_eq!(json.mode, Mode::Monitoring);
+    assert_eq!(json.exclusions[2].vlan, VlanMatch::Stack(scope("100.200")));
+    let e = errs(Policy::from_yaml(&block("yaml", 1)));
+    assert_eq!(format!("{e}\n"), block("text", 0));
+}
