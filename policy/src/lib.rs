@@ -1,63 +1,129 @@
-//! Interim policy types (replaced by the full policy crate on merge).
-#![allow(missing_docs)]
-use std::net::IpAddr;
+//! The svm policy: the document the management server pushes, validated into domain types, and
+//! compiled into the lookups the dataplane runs per packet.
+//!
+//! # Documents
+//! A policy is a JSON or YAML document (YAML is read into the same tree as JSON, so both accept
+//! exactly the same documents). Unknown fields are rejected; missing fields take their defaults,
+//! so `{}` and an empty YAML file are [`Policy::default`]. `null` counts as missing. The reference
+//! is `docs/policy.md`.
+//!
+//! # Errors
+//! Parsing never stops at the first problem: [`PolicyErrors`] lists every problem with its path
+//! (`attack_blocker.detectors.syn_flood.count`, `exclusions[2].address`), and no partial policy
+//! is returned. Only a syntax error (or a duplicate key, or nesting deeper than the parser's
+//! recursion limit) ends the read early, because the rest of the text has no reliable structure.
+//!
+//! # Exclusions
+//! An ordered list; the first match (lowest index) wins. An exclusion matches a packet whose
+//! **source** address is inside its prefix and whose VLAN tag stack its [`VlanMatch`] accepts
+//! (Kaspersky's `<source> vlan <ID>` scope). [`ExclusionRule::Default`] placed before a broader
+//! rule carves addresses out of it; [`ExclusionRule::DoNotScan`] bypasses every engine;
+//! [`ExclusionRule::DoNotBlock`] detects and reports but never blocks.
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Mode { #[default] Standard, Monitoring }
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Action { Inform, Terminate, #[default] TerminateAndBlock }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockMinutes(u16);
-impl BlockMinutes { pub fn get(self) -> u16 { self.0 } pub fn as_secs(self) -> u64 { u64::from(self.0) * 60 } pub fn new(v: u16) -> Option<Self> { (1..=32768).contains(&v).then_some(Self(v)) } }
-impl Default for BlockMinutes { fn default() -> Self { Self(60) } }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Threshold { pub enabled: bool, pub count: u32, pub window_secs: u32 }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Toggle { pub enabled: bool }
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Detectors {
-    pub tcp_port_scan: Threshold, pub udp_port_scan: Threshold, pub host_sweep: Threshold,
-    pub syn_flood: Threshold, pub udp_flood: Threshold, pub icmp_flood: Threshold,
-    pub land: Toggle, pub ping_of_death: Toggle, pub teardrop: Toggle, pub invalid_tcp_flags: Toggle, pub mac_spoofing: Toggle,
-}
-const fn th(count: u32, window_secs: u32) -> Threshold { Threshold { enabled: true, count, window_secs } }
-const ON: Toggle = Toggle { enabled: true };
-impl Default for Detectors {
-    fn default() -> Self {
-        Detectors { tcp_port_scan: th(20, 10), udp_port_scan: th(20, 10), host_sweep: th(20, 10), syn_flood: th(200, 5),
-            udp_flood: th(10000, 1), icmp_flood: th(1000, 1), land: ON, ping_of_death: ON, teardrop: ON, invalid_tcp_flags: ON, mac_spoofing: ON }
-    }
-}
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AttackBlocker { pub enabled: bool, pub action: Action, pub block_minutes: BlockMinutes, pub detectors: Detectors }
-impl Default for AttackBlocker { fn default() -> Self { Self { enabled: true, action: Action::default(), block_minutes: BlockMinutes::default(), detectors: Detectors::default() } } }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VlanMatch { Any, Untagged, Id(vlan::VlanId), Stack(vlan::VlanScope) }
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ExclusionRule { #[default] Default, DoNotScan, DoNotBlock }
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Exclusion { pub name: Option<String>, pub address: ipnet::IpNet, pub vlan: VlanMatch, pub rule: ExclusionRule }
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Policy { pub version: Option<String>, pub mode: Mode, pub attack_blocker: AttackBlocker, pub exclusions: Vec<Exclusion> }
-#[derive(Debug)]
-pub struct PolicyErrors(pub Vec<String>);
-impl std::fmt::Display for PolicyErrors { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.0.join("\n")) } }
-impl std::error::Error for PolicyErrors {}
+#![forbid(unsafe_code)]
+
+mod compile;
+mod document;
+mod error;
+mod model;
+
+pub use compile::CompiledPolicy;
+pub use document::MAX_EXCLUSIONS;
+pub use error::{LoadError, PolicyError, PolicyErrors};
+pub use model::{
+    Action, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule, InvalidBlockMinutes,
+    Mode, Policy, Threshold, Toggle, VlanMatch,
+};
+
+use std::path::Path;
+
 impl Policy {
-    pub fn load(_p: &std::path::Path) -> Result<Policy, PolicyErrors> { Ok(Policy::default()) }
-    pub fn to_json(&self) -> serde_json::Value { serde_json::Value::Null }
-}
-#[derive(Clone, Debug)]
-pub struct CompiledPolicy { policy: Policy }
-impl CompiledPolicy {
-    pub fn compile(policy: Policy) -> Self { Self { policy } }
-    pub fn policy(&self) -> &Policy { &self.policy }
-    pub fn has_exclusions(&self) -> bool { !self.policy.exclusions.is_empty() }
-    pub fn exclusion(&self, scope: vlan::VlanScope, src: IpAddr) -> ExclusionRule {
-        for e in &self.policy.exclusions {
-            let vm = match e.vlan { VlanMatch::Any => true, VlanMatch::Untagged => scope.is_untagged(), VlanMatch::Id(id) => scope.outer() == Some(id.get()), VlanMatch::Stack(s) => s == scope };
-            if vm && e.address.contains(&src) { return e.rule; }
-        }
-        ExclusionRule::Default
+    /// Parse and validate a JSON document, reporting every problem.
+    pub fn from_json(text: &str) -> Result<Policy, PolicyErrors> {
+        document::from_tree(&document::json_tree(text)?)
+    }
+
+    /// Parse and validate a YAML document, reporting every problem. An empty document is the
+    /// default policy.
+    pub fn from_yaml(text: &str) -> Result<Policy, PolicyErrors> {
+        document::from_tree(&document::yaml_tree(text)?)
+    }
+
+    /// Validate a document already read into a JSON tree (e.g. an API request body).
+    pub fn from_value(value: &serde_json::Value) -> Result<Policy, PolicyErrors> {
+        document::from_tree(value)
+    }
+
+    /// Read and validate a policy file: `.json` as JSON, `.yaml`/`.yml` as YAML, anything else as
+    /// YAML (which also reads JSON documents).
+    pub fn load(path: &Path) -> Result<Policy, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let parsed = if is_json {
+            Policy::from_json(&text)
+        } else {
+            Policy::from_yaml(&text)
+        };
+        parsed.map_err(|source| LoadError::Invalid {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// The canonical document: every field written out. `Policy::from_json` reads it back to an
+    /// equal policy.
+    pub fn to_json(&self) -> serde_json::Value {
+        document::to_tree(self)
     }
 }
+
+impl serde::Serialize for Policy {
+    /// Serialises the canonical document ([`Policy::to_json`]).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Policy {
+    /// Validates like [`Policy::from_value`]; every problem is joined into one error message.
+    /// Prefer [`Policy::from_json`] where the structured [`PolicyErrors`] are wanted.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Policy::from_value(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Entry point for fuzzing: parse arbitrary bytes as JSON and as YAML; never panics on its own.
+///
+/// # Panics
+/// When a document parses but its canonical form does not read back to the same policy, which
+/// would be a bug the fuzzer should report.
+pub fn fuzz_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for policy in [Policy::from_json(text), Policy::from_yaml(text)]
+        .into_iter()
+        .flatten()
+    {
+        let again = Policy::from_json(&policy.to_json().to_string());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&policy),
+            "canonical form did not round-trip"
+        );
+        let compiled = CompiledPolicy::compile(policy);
+        let _ = compiled.exclusion(
+            vlan::VlanScope::UNTAGGED,
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,703 @@
+//! Documents to domain types and back.
+//!
+//! serde stops at the first problem, but an operator fixing a policy wants every problem at once
+//! (STYLE 11). So a document is first read into a JSON tree ([`serde_json::Value`]; YAML through
+//! serde_norway into the same tree), which only fails on syntax, duplicate keys or excessive
+//! nesting. A hand-written walk then converts the tree to domain types, recording each problem
+//! with its path and substituting the default so the walk can go on. Each struct is built with a
+//! struct literal and written out by an exhaustive destructure, so a new field does not compile
+//! until both directions handle it (STYLE 10).
+//!
+//! A `null` value (in YAML, a key with nothing after it) is treated as absent: the default applies.
+
+use crate::error::{PolicyError, PolicyErrors};
+use crate::model::{
+    Action, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule, Mode, Policy,
+    Threshold, Toggle, VlanMatch,
+};
+use core::fmt;
+use ipnet::IpNet;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value, json};
+use std::net::IpAddr;
+use vlan::{VlanId, VlanScope};
+
+/// Most exclusions one policy may hold. The compiled lookup stays fast well past this; the cap
+/// bounds the memory a single pushed document can make the appliance commit.
+pub const MAX_EXCLUSIONS: usize = 100_000;
+
+/// Longest string echoed back in an error message, in characters.
+const ECHO_MAX: usize = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Reading text into a tree
+
+/// A JSON tree read with duplicate keys rejected (serde_json's own `Value` keeps the last one,
+/// which would let `mode: standard` hide an earlier `mode: monitoring`).
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-compatible value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("number is not finite"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Strict::deserialize(d).map(|s| s.0)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {}",
+                    echo_str(&key)
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+fn syntax_error(kind: &str, e: impl fmt::Display) -> PolicyErrors {
+    PolicyErrors(vec![PolicyError {
+        path: String::new(),
+        message: format!("invalid {kind}: {e}"),
+    }])
+}
+
+/// Read JSON text into a tree.
+pub(crate) fn json_tree(text: &str) -> Result<Value, PolicyErrors> {
+    serde_json::from_str::<Strict>(text)
+        .map(|s| s.0)
+        .map_err(|e| syntax_error("JSON", e))
+}
+
+/// Read YAML text into a tree. An empty document (or one holding only comments) is `null`.
+pub(crate) fn yaml_tree(text: &str) -> Result<Value, PolicyErrors> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_norway::from_str::<Strict>(text)
+        .map(|s| s.0)
+        .map_err(|e| syntax_error("YAML", e))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tree to domain types
+
+/// Collects problems during one walk.
+struct Walk {
+    errors: Vec<PolicyError>,
+}
+
+fn child(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// A string quoted as JSON would, shortened to [`ECHO_MAX`] characters.
+fn echo_str(s: &str) -> String {
+    let mut short: String = s.chars().take(ECHO_MAX).collect();
+    if short.len() < s.len() {
+        short.push('…');
+    }
+    serde_json::to_string(&short).unwrap_or_default()
+}
+
+/// How a value is named in "got ..." messages.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => echo_str(s),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(_) => "a mapping".to_owned(),
+    }
+}
+
+/// A field of a mapping, `None` when absent or null.
+fn field<'v>(map: Option<&'v Map<String, Value>>, name: &str) -> Option<&'v Value> {
+    map.and_then(|m| m.get(name)).filter(|v| !v.is_null())
+}
+
+impl Walk {
+    fn err(&mut self, path: String, message: impl Into<String>) {
+        self.errors.push(PolicyError {
+            path,
+            message: message.into(),
+        });
+    }
+
+    /// A mapping with only `known` fields. Unknown fields are reported, with their own path.
+    /// Absent or null gives `None` (all defaults); a non-mapping is reported and gives `None`.
+    fn mapping<'v>(
+        &mut self,
+        v: Option<&'v Value>,
+        path: &str,
+        known: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
+        match v {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => {
+                for key in m.keys() {
+                    if !known.contains(&key.as_str()) {
+                        self.err(
+                            child(path, key),
+                            format!("unknown field, expected one of: {}", known.join(", ")),
+                        );
+                    }
+                }
+                Some(m)
+            }
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!(
+                        "expected a mapping with fields {}, got {}",
+                        known.join(", "),
+                        describe(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, v: Option<&Value>, path: String, default: bool) -> bool {
+        match v {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.err(
+                    path,
+                    format!("expected true or false, got {}", describe(other)),
+                );
+                default
+            }
+        }
+    }
+
+    fn integer(&mut self, v: Option<&Value>, path: String, lo: u64, hi: u64, default: u64) -> u64 {
+        match v {
+            None => default,
+            Some(other) => match other.as_u64() {
+                Some(n) if (lo..=hi).contains(&n) => n,
+                _ => {
+                    self.err(
+                        path,
+                        format!("expected an integer {lo}..={hi}, got {}", describe(other)),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn u32_in(&mut self, v: Option<&Value>, path: String, lo: u32, hi: u32, default: u32) -> u32 {
+        let n = self.integer(v, path, u64::from(lo), u64::from(hi), u64::from(default));
+        u32::try_from(n).unwrap_or(default)
+    }
+
+    fn keyword<T: Copy>(
+        &mut self,
+        v: Option<&Value>,
+        path: String,
+        choices: &[(&str, T)],
+        default: T,
+    ) -> T {
+        let Some(v) = v else { return default };
+        if let Some(s) = v.as_str()
+            && let Some((_, t)) = choices.iter().find(|(name, _)| *name == s)
+        {
+            return *t;
+        }
+        let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        self.err(
+            path,
+            format!("expected one of {}, got {}", names.join(", "), describe(v)),
+        );
+        default
+    }
+
+    fn opt_string(&mut self, v: Option<&Value>, path: String) -> Option<String> {
+        match v {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.err(path, format!("expected a string, got {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    fn policy(&mut self, root: &Value) -> Policy {
+        let map = self.mapping(
+            Some(root),
+            "",
+            &["version", "mode", "attack_blocker", "exclusions"],
+        );
+        let d = Policy::default();
+        Policy {
+            version: self.opt_string(field(map, "version"), "version".to_owned()),
+            mode: self.keyword(
+                field(map, "mode"),
+                "mode".to_owned(),
+                &[
+                    ("standard", Mode::Standard),
+                    ("monitoring", Mode::Monitoring),
+                ],
+                d.mode,
+            ),
+            attack_blocker: self.attack_blocker(field(map, "attack_blocker"), "attack_blocker"),
+            exclusions: self.exclusions(field(map, "exclusions"), "exclusions"),
+        }
+    }
+
+    fn attack_blocker(&mut self, v: Option<&Value>, path: &str) -> AttackBlocker {
+        let map = self.mapping(
+            v,
+            path,
+            &["enabled", "action", "block_minutes", "detectors"],
+        );
+        let d = AttackBlocker::default();
+        let minutes = self.integer(
+            field(map, "block_minutes"),
+            child(path, "block_minutes"),
+            u64::from(BlockMinutes::MIN),
+            u64::from(BlockMinutes::MAX),
+            u64::from(d.block_minutes.get()),
+        );
+        AttackBlocker {
+            enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
+            action: self.keyword(
+                field(map, "action"),
+                child(path, "action"),
+                &[
+                    ("inform", Action::Inform),
+                    ("terminate", Action::Terminate),
+                    ("terminate_and_block", Action::TerminateAndBlock),
+                ],
+                d.action,
+            ),
+            block_minutes: BlockMinutes::try_from(minutes).unwrap_or(d.block_minutes),
+            detectors: self.detectors(field(map, "detectors"), &child(path, "detectors")),
+        }
+    }
+
+    fn detectors(&mut self, v: Option<&Value>, path: &str) -> Detectors {
+        const NAMES: &[&str] = &[
+            "tcp_port_scan",
+            "udp_port_scan",
+            "host_sweep",
+            "syn_flood",
+            "udp_flood",
+            "icmp_flood",
+            "land",
+            "ping_of_death",
+            "teardrop",
+            "invalid_tcp_flags",
+            "mac_spoofing",
+        ];
+        let map = self.mapping(v, path, NAMES);
+        let d = Detectors::default();
+        let th = |w: &mut Self, name: &str, default: Threshold| {
+            w.threshold(field(map, name), &child(path, name), default)
+        };
+        let tcp_port_scan = th(self, "tcp_port_scan", d.tcp_port_scan);
+        let udp_port_scan = th(self, "udp_port_scan", d.udp_port_scan);
+        let host_sweep = th(self, "host_sweep", d.host_sweep);
+        let syn_flood = th(self, "syn_flood", d.syn_flood);
+        let udp_flood = th(self, "udp_flood", d.udp_flood);
+        let icmp_flood = th(self, "icmp_flood", d.icmp_flood);
+        let tg = |w: &mut Self, name: &str, default: Toggle| {
+            w.toggle(field(map, name), &child(path, name), default)
+        };
+        Detectors {
+            tcp_port_scan,
+            udp_port_scan,
+            host_sweep,
+            syn_flood,
+            udp_flood,
+            icmp_flood,
+            land: tg(self, "land", d.land),
+            ping_of_death: tg(self, "ping_of_death", d.ping_of_death),
+            teardrop: tg(self, "teardrop", d.teardrop),
+            invalid_tcp_flags: tg(self, "invalid_tcp_flags", d.invalid_tcp_flags),
+            mac_spoofing: tg(self, "mac_spoofing", d.mac_spoofing),
+        }
+    }
+
+    fn threshold(&mut self, v: Option<&Value>, path: &str, d: Threshold) -> Threshold {
+        let map = self.mapping(v, path, &["enabled", "count", "window_secs"]);
+        Threshold {
+            enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
+            count: self.u32_in(
+                field(map, "count"),
+                child(path, "count"),
+                1,
+                u32::MAX,
+                d.count,
+            ),
+            window_secs: self.u32_in(
+                field(map, "window_secs"),
+                child(path, "window_secs"),
+                1,
+                Threshold::MAX_WINDOW_SECS,
+                d.window_secs,
+            ),
+        }
+    }
+
+    fn toggle(&mut self, v: Option<&Value>, path: &str, d: Toggle) -> Toggle {
+        let map = self.mapping(v, path, &["enabled"]);
+        Toggle {
+            enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
+        }
+    }
+
+    fn exclusions(&mut self, v: Option<&Value>, path: &str) -> Vec<Exclusion> {
+        let items = match v {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!("expected a list, got {}", describe(other)),
+                );
+                return Vec::new();
+            }
+        };
+        if items.len() > MAX_EXCLUSIONS {
+            self.err(
+                path.to_owned(),
+                format!(
+                    "{} exclusions, at most {MAX_EXCLUSIONS} are allowed",
+                    items.len()
+                ),
+            );
+            return Vec::new();
+        }
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.exclusion(item, &format!("{path}[{i}]")))
+            .collect()
+    }
+
+    fn exclusion(&mut self, v: &Value, path: &str) -> Option<Exclusion> {
+        const FIELDS: &[&str] = &["name", "address", "vlan", "rule"];
+        let before = self.errors.len();
+        let map = match v {
+            Value::Object(_) => self.mapping(Some(v), path, FIELDS),
+            other => {
+                self.err(
+                    path.to_owned(),
+                    format!(
+                        "expected a mapping with fields {}, got {}",
+                        FIELDS.join(", "),
+                        describe(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let name = self.opt_string(field(map, "name"), child(path, "name"));
+        let address = self.address(field(map, "address"), child(path, "address"));
+        let vlan = self.vlan(field(map, "vlan"), child(path, "vlan"));
+        let rule = match field(map, "rule") {
+            None => {
+                self.err(
+                    child(path, "rule"),
+                    "missing required field: expected one of \"default\", \"do_not_scan\", \"do_not_block\"",
+                );
+                ExclusionRule::Default
+            }
+            v => self.keyword(
+                v,
+                child(path, "rule"),
+                &[
+                    ("default", ExclusionRule::Default),
+                    ("do_not_scan", ExclusionRule::DoNotScan),
+                    ("do_not_block", ExclusionRule::DoNotBlock),
+                ],
+                ExclusionRule::Default,
+            ),
+        };
+        let address = address?;
+        (self.errors.len() == before).then_some(Exclusion {
+            name,
+            address,
+            vlan,
+            rule,
+        })
+    }
+
+    fn address(&mut self, v: Option<&Value>, path: String) -> Option<IpNet> {
+        const EXPECTED: &str =
+            "expected an IP address or prefix such as 10.0.0.1, 10.0.0.0/8 or 2001:db8::/32";
+        let Some(v) = v else {
+            self.err(path, format!("missing required field: {EXPECTED}"));
+            return None;
+        };
+        let Some(text) = v.as_str() else {
+            self.err(path, format!("{EXPECTED}, got {}", describe(v)));
+            return None;
+        };
+        let net = if text.contains('/') {
+            text.parse::<IpNet>().ok()
+        } else {
+            text.parse::<IpAddr>().ok().map(IpNet::from)
+        };
+        let Some(net) = net else {
+            self.err(path, format!("{EXPECTED}, got {}", describe(v)));
+            return None;
+        };
+        if net.trunc() != net {
+            self.err(
+                path,
+                format!(
+                    "host bits are set in prefix {net}; did you mean {}?",
+                    net.trunc()
+                ),
+            );
+            return None;
+        }
+        if let IpNet::V6(v6) = net
+            && v6.prefix_len() >= 96
+            && let Some(v4) = v6.addr().to_ipv4_mapped()
+        {
+            self.err(
+                path,
+                format!(
+                    "IPv4-mapped address {net} never matches: IPv4 packets are matched by IPv4 \
+                     exclusions; write {v4}/{}",
+                    v6.prefix_len() - 96
+                ),
+            );
+            return None;
+        }
+        Some(net)
+    }
+
+    fn vlan(&mut self, v: Option<&Value>, path: String) -> VlanMatch {
+        let Some(v) = v else { return VlanMatch::Any };
+        let parsed = match v {
+            Value::Number(n) => n.as_u64().and_then(vlan_from_number),
+            Value::String(s) => vlan_from_text(s),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "expected a VLAN: \"any\", \"untagged\", an outer id 0..=4094 (4095 means any), \
+                     \"outer.inner\" or \"exact:id\", got {}",
+                    describe(v)
+                ),
+            );
+            VlanMatch::Any
+        })
+    }
+}
+
+/// Kaspersky and VMware use VLAN 4095 for "all VLANs" (a trunk port group).
+const VLAN_ANY_ID: u64 = 4095;
+
+fn vlan_from_number(n: u64) -> Option<VlanMatch> {
+    if n == VLAN_ANY_ID {
+        return Some(VlanMatch::Any);
+    }
+    let id = VlanId::new(u16::try_from(n).ok()?).ok()?;
+    Some(VlanMatch::Id(id))
+}
+
+fn vlan_from_text(s: &str) -> Option<VlanMatch> {
+    if s.eq_ignore_ascii_case("any") {
+        return Some(VlanMatch::Any);
+    }
+    if s.eq_ignore_ascii_case("untagged") || s.eq_ignore_ascii_case("novlan") {
+        return Some(VlanMatch::Untagged);
+    }
+    if let Some(exact) = s.strip_prefix("exact:") {
+        let scope: VlanScope = exact.parse().ok()?;
+        return Some(if scope.is_untagged() {
+            VlanMatch::Untagged
+        } else {
+            VlanMatch::Stack(scope)
+        });
+    }
+    if s.contains('.') {
+        let scope: VlanScope = s.parse().ok()?;
+        // "a.b" always has two ids; a single id is an outer match, spelt without the dot.
+        return (scope.ids().len() == 2).then_some(VlanMatch::Stack(scope));
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return vlan_from_number(s.parse().ok()?);
+    }
+    None
+}
+
+/// Convert a tree to a policy, reporting every problem.
+pub(crate) fn from_tree(root: &Value) -> Result<Policy, PolicyErrors> {
+    let mut walk = Walk { errors: Vec::new() };
+    let policy = match root {
+        // An empty YAML file, or `null`, is the default policy.
+        Value::Null => Policy::default(),
+        _ => walk.policy(root),
+    };
+    if walk.errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(PolicyErrors(walk.errors))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domain types to a tree
+
+/// The canonical document: every field written out, exclusion addresses as prefixes.
+pub(crate) fn to_tree(policy: &Policy) -> Value {
+    let Policy {
+        version,
+        mode,
+        attack_blocker,
+        exclusions,
+    } = policy;
+    let mut root = Map::new();
+    if let Some(version) = version {
+        root.insert("version".to_owned(), Value::String(version.clone()));
+    }
+    root.insert("mode".to_owned(), json!(mode.as_str()));
+    root.insert(
+        "attack_blocker".to_owned(),
+        attack_blocker_tree(attack_blocker),
+    );
+    root.insert(
+        "exclusions".to_owned(),
+        Value::Array(exclusions.iter().map(exclusion_tree).collect()),
+    );
+    Value::Object(root)
+}
+
+fn attack_blocker_tree(ab: &AttackBlocker) -> Value {
+    let AttackBlocker {
+        enabled,
+        action,
+        block_minutes,
+        detectors,
+    } = ab;
+    let Detectors {
+        tcp_port_scan,
+        udp_port_scan,
+        host_sweep,
+        syn_flood,
+        udp_flood,
+        icmp_flood,
+        land,
+        ping_of_death,
+        teardrop,
+        invalid_tcp_flags,
+        mac_spoofing,
+    } = detectors;
+    json!({
+        "enabled": enabled,
+        "action": action.as_str(),
+        "block_minutes": block_minutes.get(),
+        "detectors": {
+            "tcp_port_scan": threshold_tree(tcp_port_scan),
+            "udp_port_scan": threshold_tree(udp_port_scan),
+            "host_sweep": threshold_tree(host_sweep),
+            "syn_flood": threshold_tree(syn_flood),
+            "udp_flood": threshold_tree(udp_flood),
+            "icmp_flood": threshold_tree(icmp_flood),
+            "land": toggle_tree(land),
+            "ping_of_death": toggle_tree(ping_of_death),
+            "teardrop": toggle_tree(teardrop),
+            "invalid_tcp_flags": toggle_tree(invalid_tcp_flags),
+            "mac_spoofing": toggle_tree(mac_spoofing),
+        },
+    })
+}
+
+fn threshold_tree(t: &Threshold) -> Value {
+    let Threshold {
+        enabled,
+        count,
+        window_secs,
+    } = t;
+    json!({ "enabled": enabled, "count": count, "window_secs": window_secs })
+}
+
+fn toggle_tree(t: &Toggle) -> Value {
+    let Toggle { enabled } = t;
+    json!({ "enabled": enabled })
+}
+
+fn exclusion_tree(e: &Exclusion) -> Value {
+    let Exclusion {
+        name,
+        address,
+        vlan,
+        rule,
+    } = e;
+    let mut m = Map::new();
+    if let Some(name) = name {
+        m.insert("name".to_owned(), Value::String(name.clone()));
+    }
+    m.insert("address".to_owned(), Value::String(address.to_string()));
+    let vlan = match vlan {
+        VlanMatch::Id(id) => json!(id.get()),
+        other => Value::String(other.to_string()),
+    };
+    m.insert("vlan".to_owned(), vlan);
+    m.insert("rule".to_owned(), json!(rule.as_str()));
+    Value::Object(m)
+}
