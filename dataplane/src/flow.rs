@@ -163,8 +163,13 @@ fn timeout(cfg: &FlowConfig, key: &FlowKey, f: &Flow) -> u64 {
 /// Sample size for eviction at the cap.
 const EVICTION_SAMPLE: usize = 32;
 
-/// How often (packet time) the table sweeps for timed-out flows.
+/// How often (packet time) the table sweeps for timed-out flows, at most.
 const SWEEP_INTERVAL_US: u64 = 5 * Timestamp::SECOND;
+
+/// A sweep also waits until one packet per this many table slots has been seen since the last
+/// one, so its cost (a walk over every slot of the table) stays amortised at a few slots a packet. Timeouts do
+/// not depend on it: [`FlowTable::update`] treats a timed-out flow it finds as gone.
+const SWEEP_PACKETS_PER_FLOW: usize = 2;
 
 /// The flow table of one worker.
 #[derive(Debug)]
@@ -173,6 +178,7 @@ pub struct FlowTable {
     flows: HashMap<FlowKey, Flow, foldhash::fast::FixedState>,
     stats: FlowStats,
     next_sweep: Timestamp,
+    packets_since_sweep: usize,
     id_counter: u64,
     id_salt: u64,
 }
@@ -195,6 +201,7 @@ impl FlowTable {
             ),
             stats: FlowStats::default(),
             next_sweep: Timestamp(0),
+            packets_since_sweep: 0,
             id_counter: 0,
             id_salt: u64::from(worker) << 48,
         }
@@ -227,8 +234,8 @@ impl FlowTable {
         }
     }
 
-    /// Remove flows whose timeout has passed. Runs by itself from [`FlowTable::update`] every few
-    /// seconds of packet time; returns how many were removed.
+    /// Remove flows whose timeout has passed (memory reclamation; lookups already ignore them).
+    /// Runs by itself from [`FlowTable::update`]; returns how many were removed.
     pub fn sweep(&mut self, now: Timestamp) -> usize {
         let before = self.flows.len();
         let cfg = self.cfg;
@@ -236,6 +243,7 @@ impl FlowTable {
         let removed = before - self.flows.len();
         self.stats.timed_out += removed as u64;
         self.next_sweep = now.plus_micros(SWEEP_INTERVAL_US);
+        self.packets_since_sweep = 0;
         removed
     }
 
@@ -270,11 +278,19 @@ impl FlowTable {
         tcp_flags: Option<TcpFlags>,
         frame_len: usize,
     ) -> FlowUpdate {
-        if now >= self.next_sweep {
+        self.packets_since_sweep += 1;
+        if now >= self.next_sweep && self.packets_since_sweep >= self.flows.capacity() / SWEEP_PACKETS_PER_FLOW {
             self.sweep(now);
         }
         let mut new_flow = false;
-        if !self.flows.contains_key(key) {
+        let cfg = self.cfg;
+        let stale = self.flows.get(key).is_some_and(|f| now.since(f.last_seen) > timeout(&cfg, key, f));
+        if stale {
+            // Timed out but not swept yet: the old flow is over, this packet starts a new one.
+            self.flows.remove(key);
+            self.stats.timed_out += 1;
+        }
+        if stale || !self.flows.contains_key(key) {
             if self.flows.len() >= self.cfg.max_flows {
                 self.make_room(now);
             }
@@ -430,6 +446,19 @@ mod tests {
         assert_eq!(t.sweep(Timestamp(59 * Timestamp::SECOND)), 0);
         assert_eq!(t.sweep(Timestamp(61 * Timestamp::SECOND)), 1);
         assert!(t.is_empty());
+        assert_eq!(t.stats().timed_out, 1);
+    }
+
+    #[test]
+    fn timed_out_flow_is_new_even_before_a_sweep() {
+        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1), ep(2, 2));
+        let first = t.update(Timestamp(0), &k, d, None, 60);
+        // Same second, many flows would be needed to trigger a sweep; the lookup alone decides.
+        let again = t.update(Timestamp(301 * Timestamp::SECOND), &k, !d, None, 60);
+        assert!(again.new_flow);
+        assert_ne!(first.id, again.id);
+        assert!(again.to_server, "the sender of the first packet of the new flow is its client");
         assert_eq!(t.stats().timed_out, 1);
     }
 

@@ -530,8 +530,13 @@ impl Worker {
         let monitoring = p.mode == Mode::Monitoring;
         let configured = Response::from(ab.action);
         // do_not_block: detect and report only, never drop, reset or block.
-        let response = if excluded_block { Response::Inform } else { configured };
-        let blocks = response == Response::TerminateAndBlock && d.attack.blocks_source();
+        let response = match configured {
+            _ if excluded_block => Response::Inform,
+            // A forged source (Land, MAC spoofing) is the victim's own address: terminate only.
+            Response::TerminateAndBlock if !d.attack.blocks_source() => Response::Terminate,
+            r => r,
+        };
+        let blocks = response == Response::TerminateAndBlock;
         let enforce = !monitoring && response != Response::Inform;
         if d.report {
             if let Some(c) = Attack::ALL.iter().position(|a| *a == d.attack).and_then(|i| self.counters.detections.get_mut(i)) {

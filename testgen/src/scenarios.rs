@@ -727,6 +727,12 @@ fn demo_xmas(link: &Link, start_us: u64) -> Capture {
 }
 
 /// The demo's parts, in time order. See [`demo`].
+/// The demo's ping of death: from the flooder (10.0.0.77, not blocked on the QinQ link), because
+/// the teardrop two seconds earlier gets 10.0.0.66 blocked there.
+fn demo_ping_of_death(link: &Link, start_us: u64) -> Capture {
+    ping_of_death_with(link, &Roles::v4().with_attacker(plan::flooder()), start_us)
+}
+
 pub fn demo_parts() -> Vec<DemoPart> {
     let (v100, v200, untagged, qinq) = (
         plan::vlan100(),
@@ -798,8 +804,8 @@ pub fn demo_parts() -> Vec<DemoPart> {
             "ping_of_death",
             qinq,
             52,
-            "alert oversized reassembly (ping of death) on QinQ 300.100; drop",
-            ping_of_death,
+            "alert oversized reassembly (ping of death) from 10.0.0.77 on QinQ 300.100; block it there",
+            demo_ping_of_death,
         ),
         part(
             "tcp_xmas",
@@ -846,7 +852,7 @@ pub fn demo_parts() -> Vec<DemoPart> {
 /// | 30 | VLAN 200 | [`syn_flood`] from 10.0.0.77 (MAC :77) -> 10.0.0.10:80 | alert syn_flood, block 10.0.0.77 |
 /// | 40 | untagged | [`land`] 10.0.0.10:139 -> 10.0.0.10:139 | alert land, drop |
 /// | 50 | QinQ 300/100 | [`teardrop`] 10.0.0.66 -> 10.0.0.10 | alert overlapping fragments |
-/// | 52 | QinQ 300/100 | [`ping_of_death`] 10.0.0.66 -> 10.0.0.10 | alert oversized datagram |
+/// | 52 | QinQ 300/100 | [`ping_of_death`] 10.0.0.77 -> 10.0.0.10 (10.0.0.66 is blocked there by then) | alert oversized datagram |
 /// | 60 | VLAN 100 | [`tcp_xmas`] from 10.0.0.88 (MAC :88) | alert Xmas probes |
 /// | 70 | VLAN 200 | [`mac_spoofing`] 10.0.0.10 claimed by MAC :99 | alert MAC spoofing |
 /// | 80 | VLAN 100 | [`tcp_port_scan_v6`] fd00::66 -> fd00::10 | alert, block fd00::66 on VLAN 100 |

@@ -183,7 +183,12 @@ pub struct AttackBlocker {
     destinations: BoundedMap<(VlanScope, IpAddr), DstState>,
     macs: BoundedMap<(VlanScope, IpAddr), MacBinding>,
     next_prune: Timestamp,
+    packets_since_prune: usize,
 }
+
+/// Pruning waits until one packet per this many table slots has been seen since the last prune,
+/// keeping its cost amortised (see the flow table's sweep).
+const PRUNE_PACKETS_PER_ENTRY: usize = 2;
 
 fn window_us(t: &Threshold) -> u64 {
     u64::from(t.window_secs).saturating_mul(Timestamp::SECOND)
@@ -209,6 +214,7 @@ impl AttackBlocker {
             destinations: BoundedMap::new(caps.destinations),
             macs: BoundedMap::new(caps.mac_bindings),
             next_prune: Timestamp(0),
+            packets_since_prune: 0,
         }
     }
 
@@ -223,10 +229,13 @@ impl AttackBlocker {
     }
 
     fn prune(&mut self, d: &Detectors, now: Timestamp) {
-        if now < self.next_prune {
+        self.packets_since_prune += 1;
+        let tracked = self.sources.capacity() + self.destinations.capacity() + self.macs.capacity();
+        if now < self.next_prune || self.packets_since_prune < tracked / PRUNE_PACKETS_PER_ENTRY {
             return;
         }
         self.next_prune = now.plus_micros(PRUNE_INTERVAL_US);
+        self.packets_since_prune = 0;
         let longest = [d.tcp_port_scan, d.udp_port_scan, d.host_sweep, d.syn_flood, d.udp_flood, d.icmp_flood]
             .iter()
             .map(window_us)

@@ -168,6 +168,11 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
         self.map.retain(|_, v| now.since(v.last_seen()) <= idle_us);
     }
 
+    /// Slots allocated (what a prune walks).
+    pub fn capacity(&self) -> usize {
+        self.map.capacity()
+    }
+
     /// Entries held.
     pub fn len(&self) -> usize {
         self.map.len()
