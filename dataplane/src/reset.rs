@@ -128,25 +128,18 @@ fn build(
     Some(buf)
 }
 
-/// The two resets that terminate the connection of `seg`: first the one to the segment's
-/// destination, then the one back to its source. Returns fewer if the addresses are of mixed
-/// families (impossible for a decoded packet).
-pub fn resets(seg: &Segment<'_>) -> Vec<Vec<u8>> {
+/// The two resets that terminate the connection of `seg`: `[to the segment's destination, back
+/// to its source]`. `None` only for mixed address families (impossible for a decoded packet).
+pub fn resets(seg: &Segment<'_>) -> [Option<Vec<u8>>; 2] {
     let t = seg.tcp;
     let next = t.seq.wrapping_add(seq_len(t));
     let acked = t.flags.has(TcpFlags::ACK).then_some(t.ack);
-    let mut out = Vec::with_capacity(2);
     // To the destination, as if from the source.
-    if let Some(f) = build(seg.vlan, seg.eth_src, seg.eth_dst, seg.src, seg.dst, t.src_port, t.dst_port, next, acked) {
-        out.push(f);
-    }
+    let forward = build(seg.vlan, seg.eth_src, seg.eth_dst, seg.src, seg.dst, t.src_port, t.dst_port, next, acked);
     // Back to the source, as if from the destination.
     let back = match acked {
         Some(a) => build(seg.vlan, seg.eth_dst, seg.eth_src, seg.dst, seg.src, t.dst_port, t.src_port, a, None),
         None => build(seg.vlan, seg.eth_dst, seg.eth_src, seg.dst, seg.src, t.dst_port, t.src_port, 0, Some(next)),
     };
-    if let Some(f) = back {
-        out.push(f);
-    }
-    out
+    [forward, back]
 }

@@ -77,12 +77,23 @@ pub struct PacketMeta {
     pub pcap_cnt: u64,
 }
 
+/// Which way an injected frame travels, relative to the frame that caused it. Inline, a frame
+/// toward the source leaves through the port the frame came in on, one toward the destination
+/// through the peer port; on a mirror, both leave through the inject port.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Toward {
+    /// Back to the sender of the triggering frame.
+    Source,
+    /// On to the receiver of the triggering frame.
+    Destination,
+}
+
 /// Where a worker puts what it produces besides the verdict.
 pub trait Output {
     /// An event.
     fn event(&mut self, event: Event);
     /// A frame to inject (resets), ready for the wire.
-    fn inject(&mut self, frame: Vec<u8>);
+    fn inject(&mut self, frame: Vec<u8>, toward: Toward);
 }
 
 /// Collects output in vectors (replay, tests).
@@ -90,16 +101,16 @@ pub trait Output {
 pub struct VecOutput {
     /// Events in order.
     pub events: Vec<Event>,
-    /// Injected frames in order.
-    pub injected: Vec<Vec<u8>>,
+    /// Injected frames in order, with their direction.
+    pub injected: Vec<(Vec<u8>, Toward)>,
 }
 
 impl Output for VecOutput {
     fn event(&mut self, event: Event) {
         self.events.push(event);
     }
-    fn inject(&mut self, frame: Vec<u8>) {
-        self.injected.push(frame);
+    fn inject(&mut self, frame: Vec<u8>, toward: Toward) {
+        self.injected.push((frame, toward));
     }
 }
 
@@ -506,9 +517,12 @@ impl Worker {
             dst: ip.dst,
             tcp,
         };
-        for f in reset::resets(&seg) {
-            self.counters.injected += 1;
-            out.inject(f);
+        let [to_destination, to_source] = reset::resets(&seg);
+        for (f, toward) in [(to_destination, Toward::Destination), (to_source, Toward::Source)] {
+            if let Some(f) = f {
+                self.counters.injected += 1;
+                out.inject(f, toward);
+            }
         }
     }
 

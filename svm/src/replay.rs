@@ -329,7 +329,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
                 sink.write(ts, frame)?;
             }
             if !out.injected.is_empty() {
-                for f in out.injected.drain(..) {
+                for (f, _) in out.injected.drain(..) {
                     if let Some(sink) = injected.as_mut() {
                         sink.write(ts, &f)?;
                     }

@@ -1,4 +1,74 @@
-//! Packet I/O backends. The offline backend reads a capture into memory ([`pcap`]); the live
-//! backends (AF_PACKET, DPDK) come with the live dataplane.
+//! Packet I/O backends behind one trait.
+//!
+//! A backend owns one or two ports. [`PacketIo::poll`] receives a burst from every receive port,
+//! hands each frame to a [`FrameHandler`] (the worker), then transmits a burst: frames the
+//! handler forwards go out of the peer port unchanged (inline), frames it injects go out of the
+//! port their direction calls for; finally the received buffers are released to the device.
+//!
+//! Port numbering: inline, port 0 faces the protected VMs and port 1 the network, each the other's
+//! peer. Mirror: port 0 receives copies; port 1, if configured, only transmits injected frames.
+//!
+//! The offline backend is [`pcap`]; the live backends (AF_PACKET, DPDK) implement the same trait.
+
+use crate::time::Timestamp;
+use crate::worker::{Toward, Verdict};
 
 pub mod pcap;
+
+/// Index of a port of a backend (0 or 1).
+pub type PortId = u16;
+
+/// Receive metadata of one frame.
+#[derive(Clone, Copy, Debug)]
+pub struct RxMeta {
+    /// The port the frame arrived on.
+    pub port: PortId,
+    /// Receive time.
+    pub ts: Timestamp,
+}
+
+/// The consumer of received frames: decides each frame's fate and may ask for frames to be
+/// injected.
+pub trait FrameHandler {
+    /// Decide what happens to one received frame. The bytes are only valid during the call.
+    fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict;
+    /// Frames to transmit now, each with the direction relative to the frame that caused it and
+    /// the port that frame arrived on. The backend drains this after each frame.
+    fn take_injections(&mut self, out: &mut Vec<Injection>);
+}
+
+/// A frame to inject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injection {
+    /// The frame, ready for the wire.
+    pub frame: Vec<u8>,
+    /// Direction relative to the triggering frame.
+    pub toward: Toward,
+    /// The port the triggering frame arrived on.
+    pub rx_port: PortId,
+}
+
+/// Counters of one port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames transmitted (forwarded and injected).
+    pub tx_packets: u64,
+    /// Frames the device or kernel dropped before we saw them.
+    pub rx_dropped: u64,
+    /// Frames we could not transmit (ring full).
+    pub tx_failed: u64,
+}
+
+/// A packet I/O backend.
+pub trait PacketIo {
+    /// Receive one burst (at most `burst` frames per receive port), run the handler on each
+    /// frame, transmit forwarded and injected frames, release the buffers. Returns the number of
+    /// frames received; 0 means nothing was waiting (the caller may back off).
+    fn poll(&mut self, handler: &mut dyn FrameHandler, burst: usize) -> std::io::Result<usize>;
+    /// Counters per port.
+    fn stats(&self) -> Vec<PortStats>;
+}
