@@ -163,7 +163,9 @@ impl BlockTable {
 
     /// Whether `addr` is blocked in `scope` at `now`, without counting.
     pub fn is_blocked(&self, scope: VlanScope, addr: IpAddr, now: Timestamp) -> bool {
-        self.entries.get(&BlockKey { scope, addr }).is_some_and(|e| e.expires > now)
+        self.entries
+            .get(&BlockKey { scope, addr })
+            .is_some_and(|e| e.expires > now)
     }
 
     /// The entry for a key, if present (it may have expired but not been swept yet).
@@ -210,7 +212,10 @@ mod tests {
     use core::net::Ipv4Addr;
 
     fn key(scope: VlanScope, last: u8) -> BlockKey {
-        BlockKey { scope, addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)) }
+        BlockKey {
+            scope,
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+        }
     }
 
     fn v(id: u16) -> VlanScope {
@@ -223,7 +228,17 @@ mod tests {
     fn block_is_scoped_to_its_vlan() {
         let mut t = BlockTable::default();
         let k = key(v(100), 66);
-        assert_eq!(t.block(k, Timestamp(0), 60, "Scan.Generic.TCP", "attack_blocker", BlockOrigin::Detection), BlockResult::Added);
+        assert_eq!(
+            t.block(
+                k,
+                Timestamp(0),
+                60,
+                "Scan.Generic.TCP",
+                "attack_blocker",
+                BlockOrigin::Detection
+            ),
+            BlockResult::Added
+        );
         assert!(t.check_and_hit(v(100), k.addr, Timestamp(1)));
         assert!(!t.check_and_hit(v(200), k.addr, Timestamp(1)));
         assert!(!t.check_and_hit(VlanScope::UNTAGGED, k.addr, Timestamp(1)));
@@ -256,7 +271,10 @@ mod tests {
         t.block(k, Timestamp(30 * S), 60, "b", "manual", BlockOrigin::Manual);
         let mut out = vec![];
         t.expire(Timestamp(60 * S), |k, _| out.push(k));
-        assert!(out.is_empty(), "stale heap item must not expire the new block");
+        assert!(
+            out.is_empty(),
+            "stale heap item must not expire the new block"
+        );
         t.expire(Timestamp(90 * S), |k, _| out.push(k));
         assert_eq!(out.len(), 1);
     }
@@ -266,15 +284,55 @@ mod tests {
         let mut t = BlockTable::default();
         let k = key(v(1), 1);
         t.block(k, Timestamp(0), 60, "a", "manual", BlockOrigin::Manual);
-        assert_eq!(t.block(k, Timestamp(30 * S), 600, "b", "manual", BlockOrigin::Manual), BlockResult::AlreadyBlocked);
+        assert_eq!(
+            t.block(
+                k,
+                Timestamp(30 * S),
+                600,
+                "b",
+                "manual",
+                BlockOrigin::Manual
+            ),
+            BlockResult::AlreadyBlocked
+        );
         assert_eq!(t.get(&k).unwrap().expires, Timestamp(60 * S));
     }
 
     #[test]
     fn capacity_is_enforced() {
         let mut t = BlockTable::with_capacity(2);
-        assert_eq!(t.block(key(v(1), 1), Timestamp(0), 60, "", "manual", BlockOrigin::Manual), BlockResult::Added);
-        assert_eq!(t.block(key(v(1), 2), Timestamp(0), 60, "", "manual", BlockOrigin::Manual), BlockResult::Added);
-        assert_eq!(t.block(key(v(1), 3), Timestamp(0), 60, "", "manual", BlockOrigin::Manual), BlockResult::Full);
+        assert_eq!(
+            t.block(
+                key(v(1), 1),
+                Timestamp(0),
+                60,
+                "",
+                "manual",
+                BlockOrigin::Manual
+            ),
+            BlockResult::Added
+        );
+        assert_eq!(
+            t.block(
+                key(v(1), 2),
+                Timestamp(0),
+                60,
+                "",
+                "manual",
+                BlockOrigin::Manual
+            ),
+            BlockResult::Added
+        );
+        assert_eq!(
+            t.block(
+                key(v(1), 3),
+                Timestamp(0),
+                60,
+                "",
+                "manual",
+                BlockOrigin::Manual
+            ),
+            BlockResult::Full
+        );
     }
 }

@@ -64,12 +64,33 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// Normalised key of a packet, and whether the packet travels from `a` to `b`.
-    pub fn new(scope: VlanScope, proto: IpProto, src: (IpAddr, u16), dst: (IpAddr, u16)) -> (Self, bool) {
+    pub fn new(
+        scope: VlanScope,
+        proto: IpProto,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+    ) -> (Self, bool) {
         let proto = u8::from(proto);
         if src <= dst {
-            (FlowKey { scope, proto, a: src, b: dst }, true)
+            (
+                FlowKey {
+                    scope,
+                    proto,
+                    a: src,
+                    b: dst,
+                },
+                true,
+            )
         } else {
-            (FlowKey { scope, proto, a: dst, b: src }, false)
+            (
+                FlowKey {
+                    scope,
+                    proto,
+                    a: dst,
+                    b: src,
+                },
+                false,
+            )
         }
     }
 }
@@ -209,7 +230,10 @@ impl FlowTable {
 
     /// Counters.
     pub fn stats(&self) -> FlowStats {
-        FlowStats { active: self.flows.len() as u64, ..self.stats }
+        FlowStats {
+            active: self.flows.len() as u64,
+            ..self.stats
+        }
     }
 
     /// Number of tracked flows.
@@ -239,7 +263,8 @@ impl FlowTable {
     pub fn sweep(&mut self, now: Timestamp) -> usize {
         let before = self.flows.len();
         let cfg = self.cfg;
-        self.flows.retain(|k, f| now.since(f.last_seen) <= timeout(&cfg, k, f));
+        self.flows
+            .retain(|k, f| now.since(f.last_seen) <= timeout(&cfg, k, f));
         let removed = before - self.flows.len();
         self.stats.timed_out += removed as u64;
         self.next_sweep = now.plus_micros(SWEEP_INTERVAL_US);
@@ -279,12 +304,17 @@ impl FlowTable {
         frame_len: usize,
     ) -> FlowUpdate {
         self.packets_since_sweep += 1;
-        if now >= self.next_sweep && self.packets_since_sweep >= self.flows.capacity() / SWEEP_PACKETS_PER_FLOW {
+        if now >= self.next_sweep
+            && self.packets_since_sweep >= self.flows.capacity() / SWEEP_PACKETS_PER_FLOW
+        {
             self.sweep(now);
         }
         let mut new_flow = false;
         let cfg = self.cfg;
-        let stale = self.flows.get(key).is_some_and(|f| now.since(f.last_seen) > timeout(&cfg, key, f));
+        let stale = self
+            .flows
+            .get(key)
+            .is_some_and(|f| now.since(f.last_seen) > timeout(&cfg, key, f));
         if stale {
             // Timed out but not swept yet: the old flow is over, this packet starts a new one.
             self.flows.remove(key);
@@ -298,7 +328,9 @@ impl FlowTable {
             // 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
             let id = mix64(self.id_counter | self.id_salt) & ((1 << 51) - 1);
             let (tcp, midstream) = match tcp_flags {
-                Some(f) if f.has(TcpFlags::SYN) && !f.has(TcpFlags::ACK) => (Some(TcpState::SynSent), false),
+                Some(f) if f.has(TcpFlags::SYN) && !f.has(TcpFlags::ACK) => {
+                    (Some(TcpState::SynSent), false)
+                }
                 Some(f) if f.has(TcpFlags::RST) => (Some(TcpState::Reset), true),
                 Some(_) => (Some(TcpState::Established), true),
                 None => (None, false),
@@ -357,7 +389,9 @@ impl FlowTable {
                     TcpState::SynSent if !to_server && flags.has(TcpFlags::SYN | TcpFlags::ACK) => {
                         TcpState::SynReceived
                     }
-                    TcpState::SynReceived if to_server && flags.has(TcpFlags::ACK) && !flags.has(TcpFlags::SYN) => {
+                    TcpState::SynReceived
+                        if to_server && flags.has(TcpFlags::ACK) && !flags.has(TcpFlags::SYN) =>
+                    {
                         handshake_completed = true;
                         TcpState::Established
                     }
@@ -370,14 +404,25 @@ impl FlowTable {
                 } else {
                     f.fin_server = true;
                 }
-                if f.fin_client && f.fin_server { TcpState::Closed } else { TcpState::Closing }
+                if f.fin_client && f.fin_server {
+                    TcpState::Closed
+                } else {
+                    TcpState::Closing
+                }
             } else {
                 next
             };
             f.tcp = Some(next);
         }
         let half_open = matches!(f.tcp, Some(TcpState::SynSent | TcpState::SynReceived));
-        FlowUpdate { id: f.id, new_flow, to_server, handshake_completed, terminated: f.terminated, half_open }
+        FlowUpdate {
+            id: f.id,
+            new_flow,
+            to_server,
+            handshake_completed,
+            terminated: f.terminated,
+            half_open,
+        }
     }
 }
 
@@ -422,9 +467,21 @@ mod tests {
         let u = t.update(now, &k, c2s, ACK, 60);
         assert!(u.handshake_completed && !u.half_open);
         assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Established));
-        t.update(now, &k, c2s, Some(TcpFlags(TcpFlags::FIN | TcpFlags::ACK)), 60);
+        t.update(
+            now,
+            &k,
+            c2s,
+            Some(TcpFlags(TcpFlags::FIN | TcpFlags::ACK)),
+            60,
+        );
         assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Closing));
-        t.update(now, &k, !c2s, Some(TcpFlags(TcpFlags::FIN | TcpFlags::ACK)), 60);
+        t.update(
+            now,
+            &k,
+            !c2s,
+            Some(TcpFlags(TcpFlags::FIN | TcpFlags::ACK)),
+            60,
+        );
         assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Closed));
         let f = t.get(&k).unwrap();
         assert_eq!((f.pkts_to_server, f.pkts_to_client), (3, 2));
@@ -458,13 +515,19 @@ mod tests {
         let again = t.update(Timestamp(301 * Timestamp::SECOND), &k, !d, None, 60);
         assert!(again.new_flow);
         assert_ne!(first.id, again.id);
-        assert!(again.to_server, "the sender of the first packet of the new flow is its client");
+        assert!(
+            again.to_server,
+            "the sender of the first packet of the new flow is its client"
+        );
         assert_eq!(t.stats().timed_out, 1);
     }
 
     #[test]
     fn cap_evicts_and_counts() {
-        let cfg = FlowConfig { max_flows: 100, ..FlowConfig::default() };
+        let cfg = FlowConfig {
+            max_flows: 100,
+            ..FlowConfig::default()
+        };
         let mut t = FlowTable::new(cfg, 0);
         for i in 0..1000u16 {
             let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, i), ep(2, 53));

@@ -3,13 +3,17 @@
 //! Nothing here knows HTTP, TLS, tokio or clap; time is handed in with each packet
 //! ([`time::Timestamp`]), so replay is deterministic and live capture uses the wall clock.
 
-pub mod decode;
-pub mod defrag;
-pub mod time;
+// `unsafe` is denied here and allowed only inside the live I/O backends (AF_PACKET, DPDK), each
+// block with a `SAFETY:` note (workspace lint `undocumented_unsafe_blocks`).
+#![deny(unsafe_code)]
+
 pub mod attack;
 pub mod blocks;
-pub mod flow;
+pub mod decode;
+pub mod defrag;
 pub mod event;
-pub mod reset;
-pub mod worker;
+pub mod flow;
 pub mod io;
+pub mod reset;
+pub mod time;
+pub mod worker;

@@ -11,8 +11,8 @@
 use core::net::IpAddr;
 
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr,
-    Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
+    Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
 };
 use vlan::VlanStack;
 
@@ -135,11 +135,41 @@ pub fn resets(seg: &Segment<'_>) -> [Option<Vec<u8>>; 2] {
     let next = t.seq.wrapping_add(seq_len(t));
     let acked = t.flags.has(TcpFlags::ACK).then_some(t.ack);
     // To the destination, as if from the source.
-    let forward = build(seg.vlan, seg.eth_src, seg.eth_dst, seg.src, seg.dst, t.src_port, t.dst_port, next, acked);
+    let forward = build(
+        seg.vlan,
+        seg.eth_src,
+        seg.eth_dst,
+        seg.src,
+        seg.dst,
+        t.src_port,
+        t.dst_port,
+        next,
+        acked,
+    );
     // Back to the source, as if from the destination.
     let back = match acked {
-        Some(a) => build(seg.vlan, seg.eth_dst, seg.eth_src, seg.dst, seg.src, t.dst_port, t.src_port, a, None),
-        None => build(seg.vlan, seg.eth_dst, seg.eth_src, seg.dst, seg.src, t.dst_port, t.src_port, 0, Some(next)),
+        Some(a) => build(
+            seg.vlan,
+            seg.eth_dst,
+            seg.eth_src,
+            seg.dst,
+            seg.src,
+            t.dst_port,
+            t.src_port,
+            a,
+            None,
+        ),
+        None => build(
+            seg.vlan,
+            seg.eth_dst,
+            seg.eth_src,
+            seg.dst,
+            seg.src,
+            t.dst_port,
+            t.src_port,
+            0,
+            Some(next),
+        ),
     };
     [forward, back]
 }

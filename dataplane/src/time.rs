@@ -11,7 +11,10 @@ impl Timestamp {
 
     /// From seconds and microseconds.
     pub const fn from_secs_micros(secs: u64, micros: u32) -> Self {
-        Timestamp(secs.saturating_mul(Self::SECOND).saturating_add(micros as u64))
+        Timestamp(
+            secs.saturating_mul(Self::SECOND)
+                .saturating_add(micros as u64),
+        )
     }
 
     /// Microseconds since the epoch.

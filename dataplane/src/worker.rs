@@ -15,7 +15,9 @@ use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts, StateCaps};
 use crate::blocks::{BlockKey, BlockOrigin, BlockResult, BlockTable};
 use crate::decode::{self, DecodeEvent, DecodeOptions, Decoded, Ip, L3, L4};
 use crate::defrag::{DefragAnomaly, DefragConfig, Defragmenter};
-use crate::event::{Alert, BlockChange, Engine, Event, EventKind, PacketRef, Response, UnblockReason};
+use crate::event::{
+    Alert, BlockChange, Engine, Event, EventKind, PacketRef, Response, UnblockReason,
+};
 use crate::flow::{FlowConfig, FlowKey, FlowTable};
 use crate::reset::{self, Segment};
 use crate::time::Timestamp;
@@ -316,7 +318,11 @@ impl Worker {
     }
 
     fn exclusion(&self, scope: VlanScope, src: core::net::IpAddr) -> ExclusionRule {
-        if self.policy.has_exclusions() { self.policy.exclusion(scope, src) } else { ExclusionRule::Default }
+        if self.policy.has_exclusions() {
+            self.policy.exclusion(scope, src)
+        } else {
+            ExclusionRule::Default
+        }
     }
 
     fn process_arp(
@@ -340,7 +346,8 @@ impl Worker {
         }
         self.detections.clear();
         let found = &mut self.detections;
-        self.attacks.inspect_arp(&ab.detectors, meta.ts, scope, arp, &mut |d| found.push(d));
+        self.attacks
+            .inspect_arp(&ab.detectors, meta.ts, scope, arp, &mut |d| found.push(d));
         let mut verdict = Verdict::Forward;
         let detections = std::mem::take(&mut self.detections);
         for d in &detections {
@@ -352,7 +359,15 @@ impl Worker {
                 ports: None,
                 proto: None,
             };
-            if self.act(d, &packet, meta, rule == ExclusionRule::DoNotBlock, None, decoded, out) {
+            if self.act(
+                d,
+                &packet,
+                meta,
+                rule == ExclusionRule::DoNotBlock,
+                None,
+                decoded,
+                out,
+            ) {
                 verdict = Verdict::Drop(DropReason::Attack);
             }
         }
@@ -401,9 +416,15 @@ impl Worker {
                 if let (Some(attack), true) = (attack, ab.enabled) {
                     self.detections.clear();
                     let found = &mut self.detections;
-                    self.attacks.inspect_reassembly(&ab.detectors, now, scope, ip.src, ip.dst, attack, &mut |d| {
-                        found.push(d)
-                    });
+                    self.attacks.inspect_reassembly(
+                        &ab.detectors,
+                        now,
+                        scope,
+                        ip.src,
+                        ip.dst,
+                        attack,
+                        &mut |d| found.push(d),
+                    );
                     let detections = std::mem::take(&mut self.detections);
                     for d in &detections {
                         let packet = PacketRef {
@@ -414,7 +435,15 @@ impl Worker {
                             ports: None,
                             proto: Some(ip.proto),
                         };
-                        if self.act(d, &packet, meta, rule == ExclusionRule::DoNotBlock, None, decoded, out) {
+                        if self.act(
+                            d,
+                            &packet,
+                            meta,
+                            rule == ExclusionRule::DoNotBlock,
+                            None,
+                            decoded,
+                            out,
+                        ) {
                             verdict = Verdict::Drop(DropReason::Attack);
                         }
                     }
@@ -461,7 +490,13 @@ impl Worker {
             _ => ((0, 0), None),
         };
         let (key, a_to_b) = FlowKey::new(scope, ip.proto, (ip.src, ports.0), (ip.dst, ports.1));
-        let upd = self.flows.update(now, &key, a_to_b, tcp_flags, decoded.l3_offset + ip.total_len);
+        let upd = self.flows.update(
+            now,
+            &key,
+            a_to_b,
+            tcp_flags,
+            decoded.l3_offset + ip.total_len,
+        );
         if upd.terminated {
             return Verdict::Drop(DropReason::Terminated);
         }
@@ -481,7 +516,8 @@ impl Worker {
             flow: Some(upd),
         };
         let found = &mut self.detections;
-        self.attacks.inspect(&ab.detectors, &facts, &mut |d| found.push(d));
+        self.attacks
+            .inspect(&ab.detectors, &facts, &mut |d| found.push(d));
         if self.detections.is_empty() {
             return Verdict::Forward;
         }
@@ -508,7 +544,13 @@ impl Worker {
         verdict
     }
 
-    fn inject_resets(&mut self, decoded: &Decoded<'_>, ip: &Ip<'_>, tcp: &decode::Tcp<'_>, out: &mut impl Output) {
+    fn inject_resets(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        tcp: &decode::Tcp<'_>,
+        out: &mut impl Output,
+    ) {
         let seg = Segment {
             vlan: &decoded.vlan,
             eth_src: decoded.eth_src,
@@ -518,7 +560,10 @@ impl Worker {
             tcp,
         };
         let [to_destination, to_source] = reset::resets(&seg);
-        for (f, toward) in [(to_destination, Toward::Destination), (to_source, Toward::Source)] {
+        for (f, toward) in [
+            (to_destination, Toward::Destination),
+            (to_source, Toward::Source),
+        ] {
             if let Some(f) = f {
                 self.counters.injected += 1;
                 out.inject(f, toward);
@@ -553,7 +598,11 @@ impl Worker {
         let blocks = response == Response::TerminateAndBlock;
         let enforce = !monitoring && response != Response::Inform;
         if d.report {
-            if let Some(c) = Attack::ALL.iter().position(|a| *a == d.attack).and_then(|i| self.counters.detections.get_mut(i)) {
+            if let Some(c) = Attack::ALL
+                .iter()
+                .position(|a| *a == d.attack)
+                .and_then(|i| self.counters.detections.get_mut(i))
+            {
                 *c += 1;
             }
             out.event(Event {
@@ -588,9 +637,19 @@ impl Worker {
                 }
             }
             if blocks {
-                let key = BlockKey { scope: packet.scope, addr: d.src };
+                let key = BlockKey {
+                    scope: packet.scope,
+                    addr: d.src,
+                };
                 let secs = ab.block_minutes.as_secs();
-                match self.blocks.block(key, meta.ts, secs, d.attack.name(), Engine::AttackBlocker.name(), BlockOrigin::Detection) {
+                match self.blocks.block(
+                    key,
+                    meta.ts,
+                    secs,
+                    d.attack.name(),
+                    Engine::AttackBlocker.name(),
+                    BlockOrigin::Detection,
+                ) {
                     BlockResult::Added => {
                         self.counters.blocks_added += 1;
                         out.event(Event {

@@ -23,7 +23,11 @@ pub const EXIT_SYNTAX: u8 = 4;
 
 /// svm: the security virtual machine.
 #[derive(Debug, Parser)]
-#[command(name = "svm", version, about = "svm: network threat protection for the VMs of one hypervisor host")]
+#[command(
+    name = "svm",
+    version,
+    about = "svm: network threat protection for the VMs of one hypervisor host"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -129,7 +133,11 @@ fn run(cli: Cli) -> u8 {
                     "{}: valid (mode {:?}, attack blocker {}, {} exclusions)",
                     file.display(),
                     p.mode,
-                    if p.attack_blocker.enabled { "on" } else { "off" },
+                    if p.attack_blocker.enabled {
+                        "on"
+                    } else {
+                        "off"
+                    },
                     p.exclusions.len()
                 );
                 EXIT_OK

@@ -32,7 +32,14 @@ fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let small = |v: i64| u32::try_from(v).unwrap_or(0);
-    (y, small(m), small(d), small(rem / 3600), small(rem % 3600 / 60), small(rem % 60))
+    (
+        y,
+        small(m),
+        small(d),
+        small(rem / 3600),
+        small(rem % 3600 / 60),
+        small(rem % 60),
+    )
 }
 
 #[derive(Serialize)]
@@ -108,7 +115,12 @@ struct BlockRecord<'a> {
     block: BlockBody<'a>,
 }
 
-fn header<'a>(ev: &Event, event_type: &'static str, vlan: &'a [u16], p: Option<&PacketRef>) -> Header<'a> {
+fn header<'a>(
+    ev: &Event,
+    event_type: &'static str,
+    vlan: &'a [u16],
+    p: Option<&PacketRef>,
+) -> Header<'a> {
     Header {
         timestamp: format_ts(ev.ts),
         flow_id: p.and_then(|p| p.flow_id),
@@ -156,7 +168,14 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
             let mut h = header(ev, "block", key.scope.ids(), None);
             h.src_ip = key.addr.to_string();
             let body = match change {
-                BlockChange::Added { engine, reason, sid, expires, duration_secs, flow_id } => {
+                BlockChange::Added {
+                    engine,
+                    reason,
+                    sid,
+                    expires,
+                    duration_secs,
+                    flow_id,
+                } => {
                     h.flow_id = *flow_id;
                     BlockBody {
                         action: "add",
@@ -170,7 +189,11 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                         hits: None,
                     }
                 }
-                BlockChange::Removed { reason, hits, created } => BlockBody {
+                BlockChange::Removed {
+                    reason,
+                    hits,
+                    created,
+                } => BlockBody {
                     action: "remove",
                     scope: key.scope.to_string(),
                     engine: None,
@@ -182,7 +205,10 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     hits: Some(*hits),
                 },
             };
-            serde_json::to_string(&BlockRecord { header: h, block: body })
+            serde_json::to_string(&BlockRecord {
+                header: h,
+                block: body,
+            })
         }
     }
 }
@@ -196,7 +222,9 @@ pub struct EveWriter {
 
 impl std::fmt::Debug for EveWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EveWriter").field("written", &self.written).finish_non_exhaustive()
+        f.debug_struct("EveWriter")
+            .field("written", &self.written)
+            .finish_non_exhaustive()
     }
 }
 
@@ -228,8 +256,14 @@ mod tests {
     #[test]
     fn timestamps_match_eve_form() {
         assert_eq!(format_ts(Timestamp(0)), "1970-01-01T00:00:00.000000+0000");
-        assert_eq!(format_ts(Timestamp(1_767_225_600 * 1_000_000 + 42)), "2026-01-01T00:00:00.000042+0000");
+        assert_eq!(
+            format_ts(Timestamp(1_767_225_600 * 1_000_000 + 42)),
+            "2026-01-01T00:00:00.000042+0000"
+        );
         // 2024-02-29T23:59:59.5 (leap day)
-        assert_eq!(format_ts(Timestamp(1_709_251_199_500_000)), "2024-02-29T23:59:59.500000+0000");
+        assert_eq!(
+            format_ts(Timestamp(1_709_251_199_500_000)),
+            "2024-02-29T23:59:59.500000+0000"
+        );
     }
 }

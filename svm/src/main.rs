@@ -1,5 +1,7 @@
 //! `svm`: a thin shell over [`svm::cli`].
 
+#![forbid(unsafe_code)]
+
 fn main() -> std::process::ExitCode {
     svm::cli::main()
 }

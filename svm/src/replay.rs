@@ -12,12 +12,12 @@ use dataplane::decode::{DecodeEvent, DecodeOptions};
 use dataplane::event::{Event, EventKind};
 use dataplane::io::pcap::{Capture, PcapError, PcapSink};
 use dataplane::time::Timestamp;
-use dataplane::worker::{Attach, Counters, PacketMeta, Verdict, VecOutput, Worker, WorkerConfig};
+use dataplane::worker::{Attach, Counters, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
 use serde::Serialize;
 
-use crate::cli::{Checksums, ReplayArgs, EXIT_GENERAL, EXIT_SYNTAX};
-use crate::eve::{format_ts, EveWriter};
+use crate::cli::{Checksums, EXIT_GENERAL, EXIT_SYNTAX, ReplayArgs};
+use crate::eve::{EveWriter, format_ts};
 
 /// Errors of `svm replay`.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,10 @@ impl ReplayError {
 }
 
 fn out_err(what: &str) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
-    move |source| ReplayError::Output { what: what.to_owned(), source }
+    move |source| ReplayError::Output {
+        what: what.to_owned(),
+        source,
+    }
 }
 
 /// The summary of one replay.
@@ -141,8 +144,12 @@ fn summarize(args: &ReplayArgs, worker: &Worker, seconds: f64, events: u64) -> S
         .filter(|(_, n)| **n > 0)
         .map(|(e, n)| (e.name(), *n))
         .collect();
-    let detections =
-        Attack::ALL.iter().zip(c.detections.iter()).filter(|(_, n)| **n > 0).map(|(a, n)| (a.name(), *n)).collect();
+    let detections = Attack::ALL
+        .iter()
+        .zip(c.detections.iter())
+        .filter(|(_, n)| **n > 0)
+        .map(|(a, n)| (a.name(), *n))
+        .collect();
     let mut blocks_active: Vec<ActiveBlock> = worker
         .blocks()
         .iter()
@@ -204,7 +211,15 @@ fn human_rate(v: f64, unit: &str) -> String {
 }
 
 fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(w, "svm replay {} ({}{}, {} pass{})", s.pcap, s.mode, if s.monitoring { ", monitoring" } else { "" }, s.loops, if s.loops == 1 { "" } else { "es" })?;
+    writeln!(
+        w,
+        "svm replay {} ({}{}, {} pass{})",
+        s.pcap,
+        s.mode,
+        if s.monitoring { ", monitoring" } else { "" },
+        s.loops,
+        if s.loops == 1 { "" } else { "es" }
+    )?;
     writeln!(
         w,
         "  packets      {} ({} bytes) in {:.3} s: {}/s, {}/s",
@@ -222,25 +237,55 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
     )?;
     writeln!(w, "  injected     {} resets", s.injected)?;
     let dec: u64 = s.decoder_events.values().sum();
-    write!(w, "  decoder      {} events, {} undecodable frames", dec, s.invalid)?;
+    write!(
+        w,
+        "  decoder      {} events, {} undecodable frames",
+        dec, s.invalid
+    )?;
     if !s.decoder_events.is_empty() {
-        let parts: Vec<String> = s.decoder_events.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let parts: Vec<String> = s
+            .decoder_events
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         write!(w, " ({})", parts.join(", "))?;
     }
     writeln!(w)?;
-    writeln!(w, "  fragments    {} (reassembled {} datagrams)", s.fragments, s.reassembled)?;
-    writeln!(w, "  flows        {} (evicted {})", s.flows, s.flows_evicted)?;
+    writeln!(
+        w,
+        "  fragments    {} (reassembled {} datagrams)",
+        s.fragments, s.reassembled
+    )?;
+    writeln!(
+        w,
+        "  flows        {} (evicted {})",
+        s.flows, s.flows_evicted
+    )?;
     if s.excluded > 0 || s.bad_checksum > 0 {
-        writeln!(w, "  uninspected  {} excluded, {} bad checksum", s.excluded, s.bad_checksum)?;
+        writeln!(
+            w,
+            "  uninspected  {} excluded, {} bad checksum",
+            s.excluded, s.bad_checksum
+        )?;
     }
     let total: u64 = s.detections.values().sum();
     writeln!(w, "  detections   {total}")?;
     for (name, n) in &s.detections {
         writeln!(w, "    {name:<28} {n}")?;
     }
-    writeln!(w, "  blocks       {} added, {} expired, {} active at end", s.blocks_added, s.blocks_expired, s.blocks_active.len())?;
+    writeln!(
+        w,
+        "  blocks       {} added, {} expired, {} active at end",
+        s.blocks_added,
+        s.blocks_expired,
+        s.blocks_active.len()
+    )?;
     for b in &s.blocks_active {
-        writeln!(w, "    vlan {:<9} {:<24} {:<28} until {} ({} packets dropped)", b.scope, b.address, b.reason, b.expires, b.hits)?;
+        writeln!(
+            w,
+            "    vlan {:<9} {:<24} {:<28} until {} ({} packets dropped)",
+            b.scope, b.address, b.reason, b.expires, b.hits
+        )?;
     }
     writeln!(w, "  events       {}", s.events)
 }
@@ -251,7 +296,10 @@ fn human_event(ev: &Event) -> String {
     match &ev.kind {
         EventKind::Alert(a) => {
             let p = &a.packet;
-            let ports = p.ports.map(|(s, d)| (format!(":{s}"), format!(":{d}"))).unwrap_or_default();
+            let ports = p
+                .ports
+                .map(|(s, d)| (format!(":{s}"), format!(":{d}")))
+                .unwrap_or_default();
             let what = if a.monitoring {
                 format!("would {}", a.response.name())
             } else if a.enforced {
@@ -268,15 +316,31 @@ fn human_event(ev: &Event) -> String {
                 ports.1,
                 a.signature,
                 what,
-                if a.excluded { ", excluded from blocking" } else { "" }
+                if a.excluded {
+                    ", excluded from blocking"
+                } else {
+                    ""
+                }
             )
         }
         EventKind::Block { key, change } => match change {
-            dataplane::event::BlockChange::Added { reason, expires, .. } => {
-                format!("{ts} BLOCK   vlan {:<9} {} ({reason}) until {}", key.scope, key.addr, format_ts(*expires))
+            dataplane::event::BlockChange::Added {
+                reason, expires, ..
+            } => {
+                format!(
+                    "{ts} BLOCK   vlan {:<9} {} ({reason}) until {}",
+                    key.scope,
+                    key.addr,
+                    format_ts(*expires)
+                )
             }
             dataplane::event::BlockChange::Removed { reason, hits, .. } => {
-                format!("{ts} UNBLOCK vlan {:<9} {} ({}; {hits} packets dropped)", key.scope, key.addr, reason.name())
+                format!(
+                    "{ts} UNBLOCK vlan {:<9} {} ({}; {hits} packets dropped)",
+                    key.scope,
+                    key.addr,
+                    reason.name()
+                )
             }
         },
     }
@@ -285,17 +349,30 @@ fn human_event(ev: &Event) -> String {
 /// Run `svm replay`.
 pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let policy = match &args.policy {
-        Some(path) => Policy::load(path).map_err(|e| ReplayError::Policy { path: path.display().to_string(), message: e.to_string() })?,
+        Some(path) => Policy::load(path).map_err(|e| ReplayError::Policy {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?,
         None => Policy::default(),
     };
     let compiled = Arc::new(CompiledPolicy::compile(policy));
     let capture = Capture::load(&args.pcap)?;
     if capture.truncated {
-        eprintln!("svm replay: {}: capture ends inside a record; replaying the {} frames before it", args.pcap.display(), capture.len());
+        eprintln!(
+            "svm replay: {}: capture ends inside a record; replaying the {} frames before it",
+            args.pcap.display(),
+            capture.len()
+        );
     }
     let cfg = WorkerConfig {
-        decode: DecodeOptions { verify_checksums: args.checksums == Checksums::All },
-        attach: if args.inline { Attach::Inline } else { Attach::Mirror },
+        decode: DecodeOptions {
+            verify_checksums: args.checksums == Checksums::All,
+        },
+        attach: if args.inline {
+            Attach::Inline
+        } else {
+            Attach::Mirror
+        },
         ..WorkerConfig::default()
     };
     let mut worker = Worker::new(cfg, compiled);
@@ -306,15 +383,32 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         Some("-") => Some(EveWriter::new(Box::new(BufWriter::new(std::io::stdout())))),
         Some(path) => {
             let f = std::fs::File::create(path).map_err(out_err(path))?;
-            Some(EveWriter::new(Box::new(BufWriter::with_capacity(1 << 16, f))))
+            Some(EveWriter::new(Box::new(BufWriter::with_capacity(
+                1 << 16,
+                f,
+            ))))
         }
     };
-    let mut forwarded = args.write_forwarded.as_deref().map(PcapSink::create).transpose()?;
-    let mut injected = args.write_injected.as_deref().map(PcapSink::create).transpose()?;
-    let mut human = if eve.is_none() { Some(BufWriter::new(std::io::stdout())) } else { None };
+    let mut forwarded = args
+        .write_forwarded
+        .as_deref()
+        .map(PcapSink::create)
+        .transpose()?;
+    let mut injected = args
+        .write_injected
+        .as_deref()
+        .map(PcapSink::create)
+        .transpose()?;
+    let mut human = if eve.is_none() {
+        Some(BufWriter::new(std::io::stdout()))
+    } else {
+        None
+    };
 
     // Each pass is shifted past the previous one so flows, windows and blocks see time move on.
-    let shift = capture.span().map_or(0, |(a, b)| b.since(a) + Timestamp::SECOND);
+    let shift = capture
+        .span()
+        .map_or(0, |(a, b)| b.since(a) + Timestamp::SECOND);
     let mut out = VecOutput::default();
     let mut events = 0u64;
     let mut pcap_cnt = 0u64;
@@ -359,7 +453,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     }
     let summary = summarize(args, &worker, seconds, events);
     if let Some(path) = &args.summary_json {
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| ReplayError::Output { what: "summary".into(), source: e.into() })?;
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| ReplayError::Output {
+            what: "summary".into(),
+            source: e.into(),
+        })?;
         std::fs::write(path, text).map_err(out_err("summary JSON"))?;
     }
     if let Some(mut h) = human {

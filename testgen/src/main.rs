@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 I/O error writing a file, 2 usage error.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -1,12 +1,18 @@
 //! Helpers for the end-to-end tests: run the real `svm` binary (built by `cargo build --bins`,
 //! which `make test` does first) on generated captures and read back what it wrote.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::missing_panics_doc)]
+#![forbid(unsafe_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::missing_panics_doc
+)]
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dataplane::decode::{decode_frame, DecodeOptions, L3, L4};
+use dataplane::decode::{DecodeOptions, L3, L4, decode_frame};
 use serde_json::Value;
 
 /// The `svm` binary next to the test executable (`target/<profile>/svm`), or `$SVM_BIN`.
@@ -17,7 +23,11 @@ pub fn svm_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> -> target/<profile>/svm
     let bin = exe.parent().unwrap().parent().unwrap().join("svm");
-    assert!(bin.exists(), "{} not found: run `cargo build --bins` first (make test does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --bins` first (make test does)",
+        bin.display()
+    );
     bin
 }
 
@@ -81,12 +91,18 @@ impl Replay {
 
     /// All alerts.
     pub fn all_alerts(&self) -> Vec<&Value> {
-        self.events.iter().filter(|e| e["event_type"] == "alert").collect()
+        self.events
+            .iter()
+            .filter(|e| e["event_type"] == "alert")
+            .collect()
     }
 
     /// Block records with this action (`add` or `remove`).
     pub fn blocks(&self, action: &str) -> Vec<&Value> {
-        self.events.iter().filter(|e| e["event_type"] == "block" && e["block"]["action"] == action).collect()
+        self.events
+            .iter()
+            .filter(|e| e["event_type"] == "block" && e["block"]["action"] == action)
+            .collect()
     }
 }
 
@@ -97,13 +113,21 @@ pub fn read_pcap(path: &Path) -> Vec<Frame> {
     let mut out = vec![];
     while let Some(p) = r.next_packet() {
         let p = p.unwrap();
-        out.push(Frame { ts_us: u64::try_from(p.timestamp.as_micros()).unwrap(), data: p.data.into_owned() });
+        out.push(Frame {
+            ts_us: u64::try_from(p.timestamp.as_micros()).unwrap(),
+            data: p.data.into_owned(),
+        });
     }
     out
 }
 
 /// Replay `cap` inline (unless `extra` says otherwise) with an optional policy (YAML text).
-pub fn replay(name: &str, cap: &testgen::Capture, policy_yaml: Option<&str>, extra: &[&str]) -> Replay {
+pub fn replay(
+    name: &str,
+    cap: &testgen::Capture,
+    policy_yaml: Option<&str>,
+    extra: &[&str],
+) -> Replay {
     let dir = TempDir::new(name);
     let pcap = dir.path("in.pcap");
     cap.write_pcap(&pcap).unwrap();
@@ -112,8 +136,16 @@ pub fn replay(name: &str, cap: &testgen::Capture, policy_yaml: Option<&str>, ext
     let inj = dir.path("inj.pcap");
     let sum = dir.path("summary.json");
     let mut cmd = Command::new(svm_bin());
-    cmd.arg("replay").arg(&pcap).arg("--eve").arg(&eve).arg("--write-forwarded").arg(&fwd);
-    cmd.arg("--write-injected").arg(&inj).arg("--summary-json").arg(&sum);
+    cmd.arg("replay")
+        .arg(&pcap)
+        .arg("--eve")
+        .arg(&eve)
+        .arg("--write-forwarded")
+        .arg(&fwd);
+    cmd.arg("--write-injected")
+        .arg(&inj)
+        .arg("--summary-json")
+        .arg(&sum);
     if let Some(text) = policy_yaml {
         let p = dir.path("policy.yaml");
         std::fs::write(&p, text).unwrap();
@@ -121,15 +153,33 @@ pub fn replay(name: &str, cap: &testgen::Capture, policy_yaml: Option<&str>, ext
     }
     cmd.args(extra);
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "svm replay failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "svm replay failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let events = std::fs::read_to_string(&eve)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad EVE line {l}: {e}")))
         .collect();
     let summary = serde_json::from_str(&std::fs::read_to_string(&sum).unwrap()).unwrap();
-    let input = cap.frames.iter().map(|f| Frame { ts_us: f.ts_us, data: f.data.clone() }).collect();
-    Replay { events, summary, forwarded: read_pcap(&fwd), injected: read_pcap(&inj), input }
+    let input = cap
+        .frames
+        .iter()
+        .map(|f| Frame {
+            ts_us: f.ts_us,
+            data: f.data.clone(),
+        })
+        .collect();
+    Replay {
+        events,
+        summary,
+        forwarded: read_pcap(&fwd),
+        injected: read_pcap(&inj),
+        input,
+    }
 }
 
 /// Facts about a frame, from the product's decoder.
@@ -153,15 +203,37 @@ pub struct Facts {
 
 /// Decode a frame's addresses and tags.
 pub fn facts(frame: &[u8]) -> Facts {
-    let d = decode_frame(frame, DecodeOptions { verify_checksums: true }).unwrap();
+    let d = decode_frame(
+        frame,
+        DecodeOptions {
+            verify_checksums: true,
+        },
+    )
+    .unwrap();
     let tpids = d.vlan.tags().iter().map(|t| u16::from(t.tpid)).collect();
     let vlan = d.vlan.ids().collect();
     let (src, dst, tcp) = match &d.l3 {
-        L3::Ip(ip) => (Some(ip.src), Some(ip.dst), if let L4::Tcp(t) = ip.l4 { Some(t) } else { None }),
-        L3::Arp(a) => (Some(IpAddr::V4(a.sender_ip)), Some(IpAddr::V4(a.target_ip)), None),
+        L3::Ip(ip) => (
+            Some(ip.src),
+            Some(ip.dst),
+            if let L4::Tcp(t) = ip.l4 {
+                Some(t)
+            } else {
+                None
+            },
+        ),
+        L3::Arp(a) => (
+            Some(IpAddr::V4(a.sender_ip)),
+            Some(IpAddr::V4(a.target_ip)),
+            None,
+        ),
         L3::Other => (None, None, None),
     };
-    assert!(d.anomalies.is_empty(), "frame has anomalies: {:?}", d.anomalies);
+    assert!(
+        d.anomalies.is_empty(),
+        "frame has anomalies: {:?}",
+        d.anomalies
+    );
     Facts {
         vlan,
         tpids,

@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use svm_e2e::{facts, merge, replay, Frame, Replay};
-use testgen::{plan, scenarios, Capture};
+use svm_e2e::{Frame, Replay, facts, merge, replay};
+use testgen::{Capture, plan, scenarios};
 
 const S: u64 = 1_000_000;
 
@@ -20,19 +20,84 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { scenario: "tcp_port_scan", signature: "Scan.Generic.TCP", forged_source: false, blocks: true },
-    Case { scenario: "udp_port_scan", signature: "Scan.Generic.UDP", forged_source: false, blocks: true },
-    Case { scenario: "host_sweep", signature: "Scan.Generic.HostSweep", forged_source: false, blocks: true },
-    Case { scenario: "syn_flood", signature: "DoS.Generic.SYNFlood", forged_source: false, blocks: true },
-    Case { scenario: "udp_flood", signature: "DoS.Generic.UDPFlood", forged_source: false, blocks: true },
-    Case { scenario: "icmp_flood", signature: "DoS.Generic.ICMPFlood", forged_source: false, blocks: true },
-    Case { scenario: "land", signature: "DoS.Generic.Land", forged_source: true, blocks: false },
-    Case { scenario: "ping_of_death", signature: "DoS.Generic.PingOfDeath", forged_source: false, blocks: true },
-    Case { scenario: "teardrop", signature: "DoS.Generic.Teardrop", forged_source: false, blocks: true },
-    Case { scenario: "tcp_null", signature: "Scan.Generic.TCPFlags.Null", forged_source: false, blocks: true },
-    Case { scenario: "tcp_xmas", signature: "Scan.Generic.TCPFlags.Xmas", forged_source: false, blocks: true },
-    Case { scenario: "tcp_synfin", signature: "Scan.Generic.TCPFlags.SynFin", forged_source: false, blocks: true },
-    Case { scenario: "mac_spoofing", signature: "Spoof.Generic.MAC", forged_source: true, blocks: false },
+    Case {
+        scenario: "tcp_port_scan",
+        signature: "Scan.Generic.TCP",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "udp_port_scan",
+        signature: "Scan.Generic.UDP",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "host_sweep",
+        signature: "Scan.Generic.HostSweep",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "syn_flood",
+        signature: "DoS.Generic.SYNFlood",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "udp_flood",
+        signature: "DoS.Generic.UDPFlood",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "icmp_flood",
+        signature: "DoS.Generic.ICMPFlood",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "land",
+        signature: "DoS.Generic.Land",
+        forged_source: true,
+        blocks: false,
+    },
+    Case {
+        scenario: "ping_of_death",
+        signature: "DoS.Generic.PingOfDeath",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "teardrop",
+        signature: "DoS.Generic.Teardrop",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "tcp_null",
+        signature: "Scan.Generic.TCPFlags.Null",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "tcp_xmas",
+        signature: "Scan.Generic.TCPFlags.Xmas",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "tcp_synfin",
+        signature: "Scan.Generic.TCPFlags.SynFin",
+        forged_source: false,
+        blocks: true,
+    },
+    Case {
+        scenario: "mac_spoofing",
+        signature: "Spoof.Generic.MAC",
+        forged_source: true,
+        blocks: false,
+    },
 ];
 
 /// The attack on VLAN 100, then the attacker's follow-up traffic on VLAN 100 and on VLAN 200.
@@ -41,8 +106,19 @@ fn attack_capture(scenario: &str, v6: bool) -> Option<(Capture, IpAddr)> {
     let attack = build(&plan::vlan100(), plan::BASE_US);
     let after = attack.last_ts().unwrap() + S;
     let follow = scenarios::by_name("follow_up", v6).unwrap();
-    let attacker = if v6 { IpAddr::V6(plan::ATTACKER_V6) } else { IpAddr::V4(plan::ATTACKER_V4) };
-    Some((merge(vec![attack, follow(&plan::vlan100(), after), follow(&plan::vlan200(), after)]), attacker))
+    let attacker = if v6 {
+        IpAddr::V6(plan::ATTACKER_V6)
+    } else {
+        IpAddr::V4(plan::ATTACKER_V4)
+    };
+    Some((
+        merge(vec![
+            attack,
+            follow(&plan::vlan100(), after),
+            follow(&plan::vlan200(), after),
+        ]),
+        attacker,
+    ))
 }
 
 fn frame_set(frames: &[Frame]) -> HashSet<&Frame> {
@@ -50,15 +126,29 @@ fn frame_set(frames: &[Frame]) -> HashSet<&Frame> {
 }
 
 fn check_case(case: &Case, v6: bool) {
-    let Some((cap, attacker)) = attack_capture(case.scenario, v6) else { return };
+    let Some((cap, attacker)) = attack_capture(case.scenario, v6) else {
+        return;
+    };
     let name = format!("{}-{}", case.scenario, if v6 { "v6" } else { "v4" });
     let r: Replay = replay(&name, &cap, None, &["--inline"]);
     let alerts = r.all_alerts();
     let ours = r.alerts(case.signature);
-    assert_eq!(ours.len(), 1, "{name}: one alert per episode, got {alerts:#?}");
-    assert_eq!(alerts.len(), 1, "{name}: no other detection expected, got {alerts:#?}");
+    assert_eq!(
+        ours.len(),
+        1,
+        "{name}: one alert per episode, got {alerts:#?}"
+    );
+    assert_eq!(
+        alerts.len(),
+        1,
+        "{name}: no other detection expected, got {alerts:#?}"
+    );
     let alert = ours[0];
-    assert_eq!(alert["vlan"], serde_json::json!([100]), "{name}: detected in VLAN 100");
+    assert_eq!(
+        alert["vlan"],
+        serde_json::json!([100]),
+        "{name}: detected in VLAN 100"
+    );
     if !case.forged_source {
         assert_eq!(alert["src_ip"], attacker.to_string(), "{name}");
     }
@@ -66,7 +156,10 @@ fn check_case(case: &Case, v6: bool) {
     let pcap_cnt = alert["pcap_cnt"].as_u64().unwrap();
     let detect_idx = usize::try_from(pcap_cnt - 1).unwrap();
     let fwd = frame_set(&r.forwarded);
-    assert!(!fwd.contains(&r.input[detect_idx]), "{name}: the detecting frame is dropped");
+    assert!(
+        !fwd.contains(&r.input[detect_idx]),
+        "{name}: the detecting frame is dropped"
+    );
 
     let adds = r.blocks("add");
     if case.blocks {
@@ -81,18 +174,32 @@ fn check_case(case: &Case, v6: bool) {
                 continue;
             }
             if fx.vlan == [100] && i > detect_idx {
-                assert!(!fwd.contains(f), "{name}: frame {} from the blocked source forwarded in VLAN 100", i + 1);
+                assert!(
+                    !fwd.contains(f),
+                    "{name}: frame {} from the blocked source forwarded in VLAN 100",
+                    i + 1
+                );
             }
             if fx.vlan == [200] {
-                assert!(fwd.contains(f), "{name}: frame {} of the same address in VLAN 200 must pass", i + 1);
+                assert!(
+                    fwd.contains(f),
+                    "{name}: frame {} of the same address in VLAN 200 must pass",
+                    i + 1
+                );
             }
         }
         assert!(r.summary["dropped_blocked"].as_u64().unwrap() > 0, "{name}");
     } else {
-        assert!(adds.is_empty(), "{name}: forged sources are never blocked: {adds:#?}");
+        assert!(
+            adds.is_empty(),
+            "{name}: forged sources are never blocked: {adds:#?}"
+        );
         for f in &r.input[detect_idx + 1..] {
             if facts(&f.data).src == Some(attacker) {
-                assert!(fwd.contains(f), "{name}: unblocked follow-up traffic passes");
+                assert!(
+                    fwd.contains(f),
+                    "{name}: unblocked follow-up traffic passes"
+                );
             }
         }
     }
@@ -123,17 +230,27 @@ fn random_source_syn_flood_is_detected_once() {
     let r = replay("synflood-random", &cap, None, &["--inline"]);
     assert_eq!(r.alerts("DoS.Generic.SYNFlood").len(), 1);
     // Once the episode is on, the remaining flood SYNs are dropped as attack packets.
-    assert!(r.summary["dropped_attack"].as_u64().unwrap() > 300, "{:#}", r.summary);
+    assert!(
+        r.summary["dropped_attack"].as_u64().unwrap() > 300,
+        "{:#}",
+        r.summary
+    );
 }
 
 #[test]
 fn resets_carry_both_qinq_tags() {
     let cap = scenarios::tcp_port_scan(&plan::qinq(), plan::BASE_US);
-    let r = replay("qinq-resets", &cap, Some("attack_blocker:\n  action: terminate\n"), &["--inline"]);
+    let r = replay(
+        "qinq-resets",
+        &cap,
+        Some("attack_blocker:\n  action: terminate\n"),
+        &["--inline"],
+    );
     let alert = r.alerts("Scan.Generic.TCP")[0];
     assert_eq!(alert["vlan"], serde_json::json!([300, 100]));
     assert_eq!(r.injected.len(), 2, "one reset to each end");
-    let syn = facts(&r.input[usize::try_from(alert["pcap_cnt"].as_u64().unwrap() - 1).unwrap()].data);
+    let syn =
+        facts(&r.input[usize::try_from(alert["pcap_cnt"].as_u64().unwrap() - 1).unwrap()].data);
     let (seq, _) = syn.tcp_seq_ack.unwrap();
     for f in &r.injected {
         let fx = facts(&f.data);
@@ -144,10 +261,18 @@ fn resets_carry_both_qinq_tags() {
     let to_victim = facts(&r.injected[0].data);
     assert_eq!(to_victim.src, syn.src);
     assert_eq!(to_victim.dst, syn.dst);
-    assert_eq!(to_victim.tcp_seq_ack.unwrap().0, seq.wrapping_add(1), "next sequence the victim expects");
+    assert_eq!(
+        to_victim.tcp_seq_ack.unwrap().0,
+        seq.wrapping_add(1),
+        "next sequence the victim expects"
+    );
     let to_attacker = facts(&r.injected[1].data);
     assert_eq!(to_attacker.src, syn.dst);
-    assert_eq!(to_attacker.tcp_flags.unwrap() & 0x14, 0x14, "RST|ACK answers a bare SYN");
+    assert_eq!(
+        to_attacker.tcp_flags.unwrap() & 0x14,
+        0x14,
+        "RST|ACK answers a bare SYN"
+    );
     assert_eq!(to_attacker.tcp_seq_ack.unwrap().1, seq.wrapping_add(1));
     assert!(r.blocks("add").is_empty(), "terminate does not block");
 }

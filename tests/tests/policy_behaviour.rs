@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use svm_e2e::{merge, replay, svm_bin, TempDir};
-use testgen::{plan, scenarios, Capture};
+use svm_e2e::{TempDir, merge, replay, svm_bin};
+use testgen::{Capture, plan, scenarios};
 
 const S: u64 = 1_000_000;
 
@@ -21,7 +21,12 @@ fn scan_then_follow_up(gaps_s: &[u64]) -> Capture {
 #[test]
 fn monitoring_mode_reports_and_never_acts() {
     let cap = scan_then_follow_up(&[1]);
-    let r = replay("monitoring", &cap, Some("mode: monitoring\n"), &["--inline"]);
+    let r = replay(
+        "monitoring",
+        &cap,
+        Some("mode: monitoring\n"),
+        &["--inline"],
+    );
     let a = r.alerts("Scan.Generic.TCP");
     assert_eq!(a.len(), 1);
     assert_eq!(a[0]["alert"]["action"], "allowed");
@@ -35,8 +40,16 @@ fn monitoring_mode_reports_and_never_acts() {
 #[test]
 fn inform_reports_only() {
     let cap = scan_then_follow_up(&[1]);
-    let r = replay("inform", &cap, Some("attack_blocker:\n  action: inform\n"), &["--inline"]);
-    assert_eq!(r.alerts("Scan.Generic.TCP")[0]["alert"]["action"], "allowed");
+    let r = replay(
+        "inform",
+        &cap,
+        Some("attack_blocker:\n  action: inform\n"),
+        &["--inline"],
+    );
+    assert_eq!(
+        r.alerts("Scan.Generic.TCP")[0]["alert"]["action"],
+        "allowed"
+    );
     assert_eq!(r.forwarded.len(), r.input.len());
     assert!(r.injected.is_empty() && r.blocks("add").is_empty());
 }
@@ -44,8 +57,16 @@ fn inform_reports_only() {
 #[test]
 fn terminate_resets_without_blocking() {
     let cap = scan_then_follow_up(&[30]);
-    let r = replay("terminate", &cap, Some("attack_blocker:\n  action: terminate\n"), &["--inline"]);
-    assert_eq!(r.alerts("Scan.Generic.TCP")[0]["alert"]["response"], "terminate");
+    let r = replay(
+        "terminate",
+        &cap,
+        Some("attack_blocker:\n  action: terminate\n"),
+        &["--inline"],
+    );
+    assert_eq!(
+        r.alerts("Scan.Generic.TCP")[0]["alert"]["response"],
+        "terminate"
+    );
     assert_eq!(r.injected.len(), 2);
     assert!(r.blocks("add").is_empty());
     // The follow-up 30 s later (outside the scan window) is a new, benign episode: it passes.
@@ -56,7 +77,12 @@ fn terminate_resets_without_blocking() {
 #[test]
 fn do_not_block_exclusion_reports_without_acting() {
     let policy = "exclusions:\n  - address: 10.0.0.66\n    vlan: 100\n    rule: do_not_block\n";
-    let r = replay("dnb", &scan_then_follow_up(&[1]), Some(policy), &["--inline"]);
+    let r = replay(
+        "dnb",
+        &scan_then_follow_up(&[1]),
+        Some(policy),
+        &["--inline"],
+    );
     let a = r.alerts("Scan.Generic.TCP");
     assert_eq!(a.len(), 1);
     assert_eq!(a[0]["alert"]["excluded"], true);
@@ -74,13 +100,22 @@ fn do_not_scan_exclusion_bypasses_and_default_carves_out() {
     assert!(r.summary["excluded"].as_u64().unwrap() > 0);
     let carve = "exclusions:\n  - address: 10.0.0.66\n    rule: default\n  - address: 10.0.0.0/24\n    rule: do_not_scan\n";
     let r = replay("carve", &cap, Some(carve), &["--inline"]);
-    assert_eq!(r.alerts("Scan.Generic.TCP").len(), 1, "first match wins: 10.0.0.66 is scanned");
+    assert_eq!(
+        r.alerts("Scan.Generic.TCP").len(),
+        1,
+        "first match wins: 10.0.0.66 is scanned"
+    );
 }
 
 #[test]
 fn exclusion_in_another_vlan_does_not_apply() {
     let policy = "exclusions:\n  - address: 10.0.0.66\n    vlan: 200\n    rule: do_not_scan\n";
-    let r = replay("other-vlan", &scan_then_follow_up(&[1]), Some(policy), &["--inline"]);
+    let r = replay(
+        "other-vlan",
+        &scan_then_follow_up(&[1]),
+        Some(policy),
+        &["--inline"],
+    );
     assert_eq!(r.alerts("Scan.Generic.TCP").len(), 1);
     assert_eq!(r.blocks("add").len(), 1);
 }
@@ -89,9 +124,17 @@ fn exclusion_in_another_vlan_does_not_apply() {
 fn thresholds_come_from_the_policy() {
     let cap = scan_then_follow_up(&[1]);
     let high = "attack_blocker:\n  detectors:\n    tcp_port_scan:\n      count: 150\n";
-    assert!(replay("high", &cap, Some(high), &["--inline"]).all_alerts().is_empty());
+    assert!(
+        replay("high", &cap, Some(high), &["--inline"])
+            .all_alerts()
+            .is_empty()
+    );
     let off = "attack_blocker:\n  detectors:\n    tcp_port_scan:\n      enabled: false\n";
-    assert!(replay("off", &cap, Some(off), &["--inline"]).all_alerts().is_empty());
+    assert!(
+        replay("off", &cap, Some(off), &["--inline"])
+            .all_alerts()
+            .is_empty()
+    );
     let low = "attack_blocker:\n  detectors:\n    tcp_port_scan:\n      count: 5\n";
     let r = replay("low", &cap, Some(low), &["--inline"]);
     // The fifth distinct port is the fifth SYN: packet 9 of the scan (SYN, RST/ACK pairs).
@@ -102,14 +145,25 @@ fn thresholds_come_from_the_policy() {
 fn expiry_releases_the_block() {
     // Blocked for one minute: the follow-up 30 s later is dropped, the one 120 s later passes.
     let cap = scan_then_follow_up(&[30, 120]);
-    let r = replay("expiry", &cap, Some("attack_blocker:\n  block_minutes: 1\n"), &["--inline"]);
+    let r = replay(
+        "expiry",
+        &cap,
+        Some("attack_blocker:\n  block_minutes: 1\n"),
+        &["--inline"],
+    );
     let add = r.blocks("add");
     let remove = r.blocks("remove");
     assert_eq!((add.len(), remove.len()), (1, 1));
     assert_eq!(remove[0]["block"]["reason"], "expired");
     assert_eq!(remove[0]["src_ip"], "10.0.0.66");
-    assert_eq!(add[0]["block"]["expires"], remove[0]["timestamp"], "expiry is reported at its exact time");
-    assert!(remove[0]["block"]["hits"].as_u64().unwrap() >= 15, "the 30 s follow-up was dropped");
+    assert_eq!(
+        add[0]["block"]["expires"], remove[0]["timestamp"],
+        "expiry is reported at its exact time"
+    );
+    assert!(
+        remove[0]["block"]["hits"].as_u64().unwrap() >= 15,
+        "the 30 s follow-up was dropped"
+    );
     let last = r.input.last().unwrap();
     assert!(r.forwarded.contains(last), "traffic after expiry passes");
 }
@@ -117,7 +171,12 @@ fn expiry_releases_the_block() {
 #[test]
 fn benign_traffic_passes_untouched() {
     let mut parts = vec![];
-    for link in [plan::vlan100(), plan::vlan200(), plan::qinq(), plan::untagged()] {
+    for link in [
+        plan::vlan100(),
+        plan::vlan200(),
+        plan::qinq(),
+        plan::untagged(),
+    ] {
         parts.push(scenarios::benign(&link, plan::BASE_US));
         parts.push(scenarios::benign_v6(&link, plan::BASE_US + 5 * S));
         parts.push(scenarios::ipv6_ext_fragments(&link, plan::BASE_US + 10 * S));
@@ -126,7 +185,10 @@ fn benign_traffic_passes_untouched() {
     let r = replay("benign", &cap, None, &["--inline", "-k", "all"]);
     assert!(r.all_alerts().is_empty(), "{:#?}", r.all_alerts());
     assert_eq!(r.forwarded.len(), r.input.len());
-    assert!(r.summary["reassembled"].as_u64().unwrap() >= 4, "IPv6 fragments were reassembled");
+    assert!(
+        r.summary["reassembled"].as_u64().unwrap() >= 4,
+        "IPv6 fragments were reassembled"
+    );
     assert_eq!(r.summary["bad_checksum"], 0);
     assert_eq!(r.summary["invalid"], 0);
 }
@@ -148,7 +210,11 @@ fn mirror_mode_resets_blocked_sources_and_drops_nothing() {
     assert_eq!(r.alerts("Scan.Generic.TCP").len(), 1);
     assert_eq!(r.blocks("add").len(), 1);
     // 2 resets for the detecting SYN, then 2 for each TCP segment of the blocked source after it.
-    assert!(r.injected.len() > 2 + 2 * 5, "injected {}", r.injected.len());
+    assert!(
+        r.injected.len() > 2 + 2 * 5,
+        "injected {}",
+        r.injected.len()
+    );
 }
 
 #[test]
@@ -160,18 +226,37 @@ fn policy_check_reports_every_problem() {
         "mode: loud\nattack_blocker:\n  block_minutes: 0\n  detectors:\n    syn_flood:\n      count: 0\nexclusions:\n  - address: 10.0.0.300\n",
     )
     .unwrap();
-    let out = Command::new(svm_bin()).args(["policy", "check"]).arg(&bad).output().unwrap();
+    let out = Command::new(svm_bin())
+        .args(["policy", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
-    for path in ["mode", "attack_blocker.block_minutes", "attack_blocker.detectors.syn_flood.count", "exclusions[0].address"] {
+    for path in [
+        "mode",
+        "attack_blocker.block_minutes",
+        "attack_blocker.detectors.syn_flood.count",
+        "exclusions[0].address",
+    ] {
         assert!(err.contains(path), "missing {path} in:\n{err}");
     }
     let good = dir.path("good.yaml");
     std::fs::write(&good, "mode: monitoring\n").unwrap();
-    let out = Command::new(svm_bin()).args(["policy", "check"]).arg(&good).output().unwrap();
+    let out = Command::new(svm_bin())
+        .args(["policy", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     // A replay with a bad policy refuses to run.
-    let out = Command::new(svm_bin()).arg("replay").arg("/nonexistent.pcap").arg("--policy").arg(&bad).output().unwrap();
+    let out = Command::new(svm_bin())
+        .arg("replay")
+        .arg("/nonexistent.pcap")
+        .arg("--policy")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4));
     let out = Command::new(svm_bin()).arg("replay").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "missing argument");

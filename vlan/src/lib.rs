@@ -35,7 +35,11 @@ pub struct InvalidVlanId(pub u16);
 
 impl fmt::Display for InvalidVlanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VLAN id {} is out of range 0..=4094 (4095 is reserved)", self.0)
+        write!(
+            f,
+            "VLAN id {} is out of range 0..=4094 (4095 is reserved)",
+            self.0
+        )
     }
 }
 
@@ -47,7 +51,11 @@ impl VlanId {
 
     /// A VLAN id if `raw` is in 0..=4094.
     pub const fn new(raw: u16) -> Result<Self, InvalidVlanId> {
-        if raw <= Self::MAX { Ok(Self(raw)) } else { Err(InvalidVlanId(raw)) }
+        if raw <= Self::MAX {
+            Ok(Self(raw))
+        } else {
+            Err(InvalidVlanId(raw))
+        }
     }
 
     /// The numeric id.
@@ -158,7 +166,11 @@ impl<T: AsRef<[u8]>> TagPacket<T> {
 
     /// Verify the buffer holds a whole tag. After success, accessors do not panic.
     pub fn check_len(&self) -> Result<(), Truncated> {
-        if self.buffer.as_ref().len() < TAG_LEN { Err(Truncated) } else { Ok(()) }
+        if self.buffer.as_ref().len() < TAG_LEN {
+            Err(Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     /// The wrapped buffer.
@@ -239,12 +251,18 @@ pub struct Tag {
 impl Tag {
     /// An 802.1Q tag with priority 0.
     pub const fn dot1q(id: VlanId) -> Self {
-        Tag { tpid: Tpid::Dot1Q, tci: id.get() }
+        Tag {
+            tpid: Tpid::Dot1Q,
+            tci: id.get(),
+        }
     }
 
     /// An 802.1ad service tag with priority 0.
     pub const fn dot1ad(id: VlanId) -> Self {
-        Tag { tpid: Tpid::Dot1Ad, tci: id.get() }
+        Tag {
+            tpid: Tpid::Dot1Ad,
+            tci: id.get(),
+        }
     }
 
     /// The raw 12-bit VLAN id.
@@ -266,7 +284,10 @@ impl TagRepr {
     /// Parse a checked view.
     pub fn parse<T: AsRef<[u8]>>(packet: &TagPacket<T>) -> Result<Self, Truncated> {
         packet.check_len()?;
-        Ok(TagRepr { tci: packet.tci(), inner_ethertype: packet.inner_ethertype() })
+        Ok(TagRepr {
+            tci: packet.tci(),
+            inner_ethertype: packet.inner_ethertype(),
+        })
     }
 
     /// Bytes [`TagRepr::emit`] writes.
@@ -290,7 +311,10 @@ pub struct VlanStack {
     len: u8,
 }
 
-const EMPTY_TAG: Tag = Tag { tpid: Tpid::Dot1Q, tci: 0 };
+const EMPTY_TAG: Tag = Tag {
+    tpid: Tpid::Dot1Q,
+    tci: 0,
+};
 
 impl Default for Tag {
     fn default() -> Self {
@@ -312,7 +336,10 @@ impl std::error::Error for StackFull {}
 
 impl VlanStack {
     /// No tags: untagged traffic.
-    pub const UNTAGGED: VlanStack = VlanStack { tags: [EMPTY_TAG; MAX_TAGS], len: 0 };
+    pub const UNTAGGED: VlanStack = VlanStack {
+        tags: [EMPTY_TAG; MAX_TAGS],
+        len: 0,
+    };
 
     /// A stack of the given tags, outer first.
     pub fn from_tags(tags: &[Tag]) -> Result<Self, StackFull> {
@@ -333,7 +360,10 @@ impl VlanStack {
 
     /// An 802.1ad outer tag around an 802.1Q inner tag.
     pub fn qinq(outer: VlanId, inner: VlanId) -> Self {
-        VlanStack { tags: [Tag::dot1ad(outer), Tag::dot1q(inner)], len: 2 }
+        VlanStack {
+            tags: [Tag::dot1ad(outer), Tag::dot1q(inner)],
+            len: 2,
+        }
     }
 
     /// Append an inner tag.
@@ -389,17 +419,25 @@ impl VlanStack {
     pub fn emit(&self, buf: &mut [u8], inner_ethertype: u16) -> Result<(), Truncated> {
         let tags = self.tags();
         for (i, tag) in tags.iter().enumerate() {
-            let next = tags.get(i + 1).map_or(inner_ethertype, |n| u16::from(n.tpid));
+            let next = tags
+                .get(i + 1)
+                .map_or(inner_ethertype, |n| u16::from(n.tpid));
             let start = i * TAG_LEN;
             let chunk = buf.get_mut(start..start + TAG_LEN).ok_or(Truncated)?;
-            TagRepr { tci: tag.tci, inner_ethertype: next }.emit(&mut TagPacket::new_unchecked(chunk));
+            TagRepr {
+                tci: tag.tci,
+                inner_ethertype: next,
+            }
+            .emit(&mut TagPacket::new_unchecked(chunk));
         }
         Ok(())
     }
 
     /// The TPID to put in the Ethernet EtherType field, or `inner_ethertype` when untagged.
     pub fn outer_tpid(&self, inner_ethertype: u16) -> u16 {
-        self.tags().first().map_or(inner_ethertype, |t| u16::from(t.tpid))
+        self.tags()
+            .first()
+            .map_or(inner_ethertype, |t| u16::from(t.tpid))
     }
 }
 
@@ -433,7 +471,10 @@ pub struct VlanScope {
 
 impl VlanScope {
     /// Untagged traffic.
-    pub const UNTAGGED: VlanScope = VlanScope { ids: [0; MAX_TAGS], len: 0 };
+    pub const UNTAGGED: VlanScope = VlanScope {
+        ids: [0; MAX_TAGS],
+        len: 0,
+    };
 
     /// A scope from ids, outer first. Fails on more than [`MAX_TAGS`] ids.
     pub fn from_ids(ids: &[VlanId]) -> Result<Self, StackFull> {
@@ -453,7 +494,10 @@ impl VlanScope {
 
     /// One VLAN id.
     pub fn single(id: VlanId) -> Self {
-        VlanScope { ids: [id.get(), 0], len: 1 }
+        VlanScope {
+            ids: [id.get(), 0],
+            len: 1,
+        }
     }
 
     /// The ids, outer first.
@@ -559,7 +603,10 @@ mod tests {
 
     #[test]
     fn tag_view_rejects_short_buffer() {
-        assert_eq!(TagPacket::new_checked(&TAG_BYTES[..3]).unwrap_err(), Truncated);
+        assert_eq!(
+            TagPacket::new_checked(&TAG_BYTES[..3]).unwrap_err(),
+            Truncated
+        );
         assert_eq!(TagPacket::new_checked(&[][..]).unwrap_err(), Truncated);
     }
 
@@ -573,7 +620,11 @@ mod tests {
     #[test]
     fn tag_emit_matches_fixture() {
         let mut buf = [0u8; 4];
-        TagRepr { tci: 0x6064, inner_ethertype: 0x0800 }.emit(&mut TagPacket::new_unchecked(&mut buf[..]));
+        TagRepr {
+            tci: 0x6064,
+            inner_ethertype: 0x0800,
+        }
+        .emit(&mut TagPacket::new_unchecked(&mut buf[..]));
         assert_eq!(buf, TAG_BYTES[..4]);
     }
 
@@ -607,8 +658,16 @@ mod tests {
 
     #[test]
     fn stack_equality_ignores_priority() {
-        let a = VlanStack::from_tags(&[Tag { tpid: Tpid::Dot1Q, tci: 0x6064 }]).unwrap();
-        let b = VlanStack::from_tags(&[Tag { tpid: Tpid::Dot1Q, tci: 0x0064 }]).unwrap();
+        let a = VlanStack::from_tags(&[Tag {
+            tpid: Tpid::Dot1Q,
+            tci: 0x6064,
+        }])
+        .unwrap();
+        let b = VlanStack::from_tags(&[Tag {
+            tpid: Tpid::Dot1Q,
+            tci: 0x0064,
+        }])
+        .unwrap();
         assert_eq!(a, b);
         assert_ne!(a, VlanStack::UNTAGGED);
     }
@@ -628,7 +687,10 @@ mod tests {
         let s: VlanScope = "100.200".parse().unwrap();
         assert_eq!(s.ids(), &[100, 200]);
         assert_eq!(s.to_string(), "100.200");
-        assert_eq!("untagged".parse::<VlanScope>().unwrap(), VlanScope::UNTAGGED);
+        assert_eq!(
+            "untagged".parse::<VlanScope>().unwrap(),
+            VlanScope::UNTAGGED
+        );
         assert!("4095".parse::<VlanScope>().is_err());
         assert!("1.2.3".parse::<VlanScope>().is_err());
         assert!("x".parse::<VlanScope>().is_err());

@@ -60,7 +60,11 @@ impl Default for StateCaps {
     /// 64 Ki entries a table: a few MB at most, and enough that eviction only starts under a
     /// flood of random sources, where losing the oldest state is the right trade.
     fn default() -> Self {
-        StateCaps { sources: 1 << 16, destinations: 1 << 16, mac_bindings: 1 << 16 }
+        StateCaps {
+            sources: 1 << 16,
+            destinations: 1 << 16,
+            mac_bindings: 1 << 16,
+        }
     }
 }
 
@@ -236,11 +240,18 @@ impl AttackBlocker {
         }
         self.next_prune = now.plus_micros(PRUNE_INTERVAL_US);
         self.packets_since_prune = 0;
-        let longest = [d.tcp_port_scan, d.udp_port_scan, d.host_sweep, d.syn_flood, d.udp_flood, d.icmp_flood]
-            .iter()
-            .map(window_us)
-            .max()
-            .unwrap_or(0);
+        let longest = [
+            d.tcp_port_scan,
+            d.udp_port_scan,
+            d.host_sweep,
+            d.syn_flood,
+            d.udp_flood,
+            d.icmp_flood,
+        ]
+        .iter()
+        .map(window_us)
+        .max()
+        .unwrap_or(0);
         // Keep state while it can still matter: two windows (rate estimates look back one), and
         // at least the single-packet quiet period.
         let idle = longest.saturating_mul(2).max(SINGLE_PACKET_QUIET_US);
@@ -250,10 +261,22 @@ impl AttackBlocker {
     }
 
     /// Inspect one IP packet (after reassembly). Calls `found` for each detection.
-    pub fn inspect(&mut self, d: &Detectors, p: &PacketFacts<'_>, found: &mut impl FnMut(Detection)) {
+    pub fn inspect(
+        &mut self,
+        d: &Detectors,
+        p: &PacketFacts<'_>,
+        found: &mut impl FnMut(Detection),
+    ) {
         self.prune(d, p.now);
         let now = p.now;
-        let mut emit = |attack: Attack, report: bool| found(Detection { attack, src: p.src, dst: p.dst, report });
+        let mut emit = |attack: Attack, report: bool| {
+            found(Detection {
+                attack,
+                src: p.src,
+                dst: p.dst,
+                report,
+            })
+        };
 
         // MAC spoofing: the address's bound MAC changed within the binding's life.
         if d.mac_spoofing.enabled && is_host_addr(p.src) {
@@ -349,7 +372,10 @@ impl AttackBlocker {
             if d.syn_flood.enabled && syn_new {
                 let w = window_us(&d.syn_flood);
                 t.syn.add(now, w, 1);
-                let half_open = t.syn.estimate(now, w).saturating_sub(t.handshakes.estimate(now, w));
+                let half_open = t
+                    .syn
+                    .estimate(now, w)
+                    .saturating_sub(t.handshakes.estimate(now, w));
                 if half_open >= u64::from(d.syn_flood.count) {
                     let report = t.syn_ep.hit(now, w);
                     emit(Attack::SynFlood, report);
@@ -375,7 +401,13 @@ impl AttackBlocker {
     }
 
     /// Check an IP-to-MAC binding; `Some(report)` when `mac` is not the address's bound MAC.
-    fn check_mac(&mut self, now: Timestamp, scope: VlanScope, ip: IpAddr, mac: [u8; 6]) -> Option<bool> {
+    fn check_mac(
+        &mut self,
+        now: Timestamp,
+        scope: VlanScope,
+        ip: IpAddr,
+        mac: [u8; 6],
+    ) -> Option<bool> {
         let b = self.macs.entry((scope, ip));
         b.last = now;
         if b.owner_seen == Timestamp(0) && b.mac == [0; 6] {
@@ -410,7 +442,12 @@ impl AttackBlocker {
             return;
         }
         if let Some(report) = self.check_mac(now, scope, ip, arp.sender_mac) {
-            found(Detection { attack: Attack::MacSpoofing, src: ip, dst: IpAddr::V4(arp.target_ip), report });
+            found(Detection {
+                attack: Attack::MacSpoofing,
+                src: ip,
+                dst: IpAddr::V4(arp.target_ip),
+                report,
+            });
         }
     }
 
@@ -436,6 +473,11 @@ impl AttackBlocker {
         let s = self.sources.entry((scope, src));
         s.last = now;
         let report = s.episode(slot).hit(now, SINGLE_PACKET_QUIET_US);
-        found(Detection { attack, src, dst, report });
+        found(Detection {
+            attack,
+            src,
+            dst,
+            report,
+        });
     }
 }

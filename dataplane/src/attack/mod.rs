@@ -130,9 +130,12 @@ impl Attack {
             | Attack::TcpNull
             | Attack::TcpXmas
             | Attack::TcpSynFin => "Detection of a Network Scan",
-            Attack::SynFlood | Attack::UdpFlood | Attack::IcmpFlood | Attack::Land | Attack::PingOfDeath | Attack::Teardrop => {
-                "Detection of a Denial of Service Attack"
-            }
+            Attack::SynFlood
+            | Attack::UdpFlood
+            | Attack::IcmpFlood
+            | Attack::Land
+            | Attack::PingOfDeath
+            | Attack::Teardrop => "Detection of a Denial of Service Attack",
             Attack::MacSpoofing => "Attempted Information Leak",
         }
     }
@@ -140,7 +143,11 @@ impl Attack {
     /// EVE `alert.severity` (rule priority: 1 highest, 3 lowest).
     pub const fn severity(self) -> u8 {
         match self {
-            Attack::PingOfDeath | Attack::Teardrop | Attack::Land | Attack::SynFlood | Attack::MacSpoofing => 1,
+            Attack::PingOfDeath
+            | Attack::Teardrop
+            | Attack::Land
+            | Attack::SynFlood
+            | Attack::MacSpoofing => 1,
             Attack::UdpFlood | Attack::IcmpFlood | Attack::TcpPortScan | Attack::UdpPortScan => 2,
             Attack::HostSweep | Attack::TcpNull | Attack::TcpXmas | Attack::TcpSynFin => 2,
         }

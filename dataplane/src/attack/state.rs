@@ -88,7 +88,9 @@ impl RateWindow {
         // prev * weight / window without overflow: prev is a packet count, weight < 2^32 in
         // practice (windows up to an hour in microseconds); u128 keeps it exact regardless.
         let carried = u128::from(self.prev) * u128::from(weight) / u128::from(window_us);
-        u64::try_from(carried).unwrap_or(u64::MAX).saturating_add(self.cur)
+        u64::try_from(carried)
+            .unwrap_or(u64::MAX)
+            .saturating_add(self.cur)
     }
 }
 

@@ -9,9 +9,9 @@ use std::borrow::Cow;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
-use pcap_file::DataLink;
 
 use crate::time::Timestamp;
 
@@ -120,7 +120,11 @@ fn network_of(link: Link, rec: &[u8]) -> Option<([u8; 2], usize)> {
         }
         Link::Ppp => {
             // Optional HDLC address/control bytes ff 03, then a 2-byte protocol.
-            let off = if rec.get(..2) == Some(&[0xff, 0x03]) { 2 } else { 0 };
+            let off = if rec.get(..2) == Some(&[0xff, 0x03]) {
+                2
+            } else {
+                0
+            };
             match rec.get(off..off + 2)? {
                 [0x00, 0x21] => Some((ETH_IPV4, off + 2)),
                 [0x00, 0x57] => Some((ETH_IPV6, off + 2)),
@@ -133,10 +137,19 @@ fn network_of(link: Link, rec: &[u8]) -> Option<([u8; 2], usize)> {
 impl Capture {
     /// Read a pcap or pcapng file.
     pub fn load(path: &Path) -> Result<Capture, PcapError> {
-        let bytes = std::fs::read(path).map_err(|source| PcapError::Io { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| PcapError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         Capture::from_bytes(&bytes).map_err(|e| match e {
-            LoadError::Format(message) => PcapError::Format { path: path.to_owned(), message },
-            LoadError::LinkType(linktype) => PcapError::LinkType { path: path.to_owned(), linktype },
+            LoadError::Format(message) => PcapError::Format {
+                path: path.to_owned(),
+                message,
+            },
+            LoadError::LinkType(linktype) => PcapError::LinkType {
+                path: path.to_owned(),
+                linktype,
+            },
         })
     }
 
@@ -167,7 +180,11 @@ impl Capture {
             self.skipped += 1;
             return;
         }
-        self.frames.push(FrameRef { ts, start, len: self.data.len() - start });
+        self.frames.push(FrameRef {
+            ts,
+            start,
+            len: self.data.len() - start,
+        });
     }
 
     fn load_pcap(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
@@ -208,7 +225,9 @@ impl Capture {
                 }
                 _ => continue,
             };
-            let linktype = links.get(usize::try_from(iface).unwrap_or(usize::MAX)).copied();
+            let linktype = links
+                .get(usize::try_from(iface).unwrap_or(usize::MAX))
+                .copied();
             match linktype.and_then(link_of) {
                 Some(link) => self.push(ts, link, &data),
                 None => self.skipped += 1,
@@ -234,7 +253,9 @@ impl Capture {
 
     /// Frames with their capture times, in file order.
     pub fn iter(&self) -> impl Iterator<Item = (Timestamp, &[u8])> + '_ {
-        self.frames.iter().map(|f| (f.ts, self.data.get(f.start..f.start + f.len).unwrap_or(&[])))
+        self.frames
+            .iter()
+            .map(|f| (f.ts, self.data.get(f.start..f.start + f.len).unwrap_or(&[])))
     }
 
     /// Time of the first and last frame.
@@ -270,11 +291,25 @@ pub struct PcapSink {
 impl PcapSink {
     /// Create (truncate) `path`.
     pub fn create(path: &Path) -> Result<PcapSink, PcapError> {
-        let file = std::fs::File::create(path).map_err(|source| PcapError::Io { path: path.to_owned(), source })?;
-        let header = PcapHeader { datalink: DataLink::ETHERNET, ..PcapHeader::default() };
-        let writer = PcapWriter::with_header(BufWriter::new(file), header)
-            .map_err(|e| PcapError::Format { path: path.to_owned(), message: e.to_string() })?;
-        Ok(PcapSink { path: path.to_owned(), writer, frames: 0 })
+        let file = std::fs::File::create(path).map_err(|source| PcapError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let header = PcapHeader {
+            datalink: DataLink::ETHERNET,
+            ..PcapHeader::default()
+        };
+        let writer = PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| {
+            PcapError::Format {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(PcapSink {
+            path: path.to_owned(),
+            writer,
+            frames: 0,
+        })
     }
 
     /// Append a frame.
@@ -283,7 +318,10 @@ impl PcapSink {
         let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
         self.writer
             .write_packet(&PcapPacket::new(d, len, frame))
-            .map_err(|e| PcapError::Format { path: self.path.clone(), message: e.to_string() })?;
+            .map_err(|e| PcapError::Format {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
         self.frames += 1;
         Ok(())
     }
@@ -291,7 +329,10 @@ impl PcapSink {
     /// Flush to disk.
     pub fn finish(self) -> Result<(), PcapError> {
         let path = self.path;
-        self.writer.into_writer().flush().map_err(|source| PcapError::Io { path, source })
+        self.writer
+            .into_writer()
+            .flush()
+            .map_err(|source| PcapError::Io { path, source })
     }
 }
 
@@ -337,7 +378,10 @@ mod tests {
         sll[14] = 0x08;
         sll.extend_from_slice(&[0x45, 1, 2, 3]);
         let cap = Capture::from_bytes(&pcap_with(113, &[&sll])).unwrap();
-        assert_eq!(&cap.iter().next().unwrap().1[12..], &[0x08, 0x00, 0x45, 1, 2, 3]);
+        assert_eq!(
+            &cap.iter().next().unwrap().1[12..],
+            &[0x08, 0x00, 0x45, 1, 2, 3]
+        );
         let null = [2u8, 0, 0, 0, 0x45];
         let cap = Capture::from_bytes(&pcap_with(0, &[&null])).unwrap();
         assert_eq!(&cap.iter().next().unwrap().1[12..], &[0x08, 0x00, 0x45]);
@@ -348,8 +392,14 @@ mod tests {
 
     #[test]
     fn unknown_linktype_and_garbage_are_errors() {
-        assert_eq!(Capture::from_bytes(&pcap_with(147, &[])).unwrap_err(), LoadError::LinkType(147));
-        assert!(matches!(Capture::from_bytes(b"not a capture"), Err(LoadError::Format(_))));
+        assert_eq!(
+            Capture::from_bytes(&pcap_with(147, &[])).unwrap_err(),
+            LoadError::LinkType(147)
+        );
+        assert!(matches!(
+            Capture::from_bytes(b"not a capture"),
+            Err(LoadError::Format(_))
+        ));
     }
 
     #[test]
@@ -370,7 +420,10 @@ mod tests {
         sink.write(Timestamp(1_500_000), &[0xaa; 60]).unwrap();
         sink.finish().unwrap();
         let cap = Capture::load(&path).unwrap();
-        assert_eq!(cap.iter().next().unwrap(), (Timestamp(1_500_000), &[0xaa; 60][..]));
+        assert_eq!(
+            cap.iter().next().unwrap(),
+            (Timestamp(1_500_000), &[0xaa; 60][..])
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
