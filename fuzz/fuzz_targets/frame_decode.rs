@@ -2,8 +2,9 @@
 //!
 //! The input is read twice: as one Ethernet frame, and as a sequence of frames each preceded by
 //! a 2-byte big-endian length. Every fragment of the sequence goes into one defragmenter; every
-//! reassembled datagram is decoded again. Under `cfg(fuzzing)` smoltcp's checksum checks pass,
-//! so the fuzzer is not stopped by checksums; both settings are still run to cover both paths.
+//! reassembled datagram is decoded again. A bad checksum is only an anomaly, so checksums never
+//! stop the fuzzer from going deeper (and under `cfg(fuzzing)` smoltcp's IPv4/TCP/UDP checks
+//! pass); both settings are run to cover both code paths.
 #![no_main]
 
 use dataplane::decode::{DecodeOptions, L3, decode_frame, decode_ip};
