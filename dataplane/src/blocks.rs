@@ -88,7 +88,7 @@ impl BlockTable {
     /// An empty table holding at most `capacity` entries.
     pub fn with_capacity(capacity: usize) -> Self {
         BlockTable {
-            entries: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x626c_6b)),
+            entries: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x0062_6c6b)),
             expiries: BinaryHeap::new(),
             capacity,
         }
@@ -192,10 +192,10 @@ impl BlockTable {
             }
             self.expiries.pop();
             // The heap item is stale if the key was unblocked (and maybe blocked again later).
-            if self.entries.get(&key).is_some_and(|e| e.expires == t) {
-                if let Some(e) = self.entries.remove(&key) {
-                    on_expired(key, e);
-                }
+            if self.entries.get(&key).is_some_and(|e| e.expires == t)
+                && let Some(e) = self.entries.remove(&key)
+            {
+                on_expired(key, e);
             }
         }
     }

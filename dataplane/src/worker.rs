@@ -385,13 +385,12 @@ impl Worker {
     ) -> Verdict {
         let now = meta.ts;
         if self.blocks.check_and_hit(scope, ip.src, now) {
-            if self.cfg.attach == Attach::Mirror {
-                // Mirror mode cannot drop: answer every TCP segment of the blocked source.
-                if let L4::Tcp(t) = &ip.l4 {
-                    if !t.flags.has(decode::TcpFlags::RST) {
-                        self.inject_resets(decoded, ip, t, out);
-                    }
-                }
+            // Mirror mode cannot drop: answer every TCP segment of the blocked source.
+            if self.cfg.attach == Attach::Mirror
+                && let L4::Tcp(t) = &ip.l4
+                && !t.flags.has(decode::TcpFlags::RST)
+            {
+                self.inject_resets(decoded, ip, t, out);
             }
             return Verdict::Drop(DropReason::Blocked);
         }
@@ -629,12 +628,11 @@ impl Worker {
             return false;
         }
         if d.report {
-            if let Some(ip) = reset_of {
-                if let L4::Tcp(t) = &ip.l4 {
-                    if !t.flags.has(decode::TcpFlags::RST) {
-                        self.inject_resets(decoded, ip, t, out);
-                    }
-                }
+            if let Some(ip) = reset_of
+                && let L4::Tcp(t) = &ip.l4
+                && !t.flags.has(decode::TcpFlags::RST)
+            {
+                self.inject_resets(decoded, ip, t, out);
             }
             if blocks {
                 let key = BlockKey {

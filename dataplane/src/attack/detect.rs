@@ -279,10 +279,11 @@ impl AttackBlocker {
         };
 
         // MAC spoofing: the address's bound MAC changed within the binding's life.
-        if d.mac_spoofing.enabled && is_host_addr(p.src) {
-            if let Some(report) = self.check_mac(now, p.scope, p.src, p.eth_src) {
-                emit(Attack::MacSpoofing, report);
-            }
+        if d.mac_spoofing.enabled
+            && is_host_addr(p.src)
+            && let Some(report) = self.check_mac(now, p.scope, p.src, p.eth_src)
+        {
+            emit(Attack::MacSpoofing, report);
         }
 
         let tcp_syn = match p.l4 {
@@ -452,6 +453,7 @@ impl AttackBlocker {
     }
 
     /// Report an attack found by IP reassembly ([`Attack::PingOfDeath`] or [`Attack::Teardrop`]).
+    #[allow(clippy::too_many_arguments)] // one argument per fact of the datagram; a struct would only rename them
     pub fn inspect_reassembly(
         &mut self,
         d: &Detectors,

@@ -105,9 +105,9 @@ fn network_of(link: Link, rec: &[u8]) -> Option<([u8; 2], usize)> {
         Link::RawV6 => Some((ETH_IPV6, 0)),
         // Address family in the capturing host's byte order; either order is tried.
         Link::Null => {
-            let fam = rec.get(..4)?;
-            let le = u32::from_le_bytes([fam[0], fam[1], fam[2], fam[3]]);
-            let be = u32::from_be_bytes([fam[0], fam[1], fam[2], fam[3]]);
+            let fam: [u8; 4] = rec.get(..4)?.try_into().ok()?;
+            let le = u32::from_le_bytes(fam);
+            let be = u32::from_be_bytes(fam);
             match (le, be) {
                 (2, _) | (_, 2) => Some((ETH_IPV4, 4)),
                 (24 | 28 | 30, _) | (_, 24 | 28 | 30) => Some((ETH_IPV6, 4)),
@@ -115,8 +115,8 @@ fn network_of(link: Link, rec: &[u8]) -> Option<([u8; 2], usize)> {
             }
         }
         Link::Sll => {
-            let proto = rec.get(14..16)?;
-            Some(([proto[0], proto[1]], 16))
+            let proto: [u8; 2] = rec.get(14..16)?.try_into().ok()?;
+            Some((proto, 16))
         }
         Link::Ppp => {
             // Optional HDLC address/control bytes ff 03, then a 2-byte protocol.
@@ -337,6 +337,7 @@ impl PcapSink {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

@@ -1,0 +1,113 @@
+//! Flow lookup and block lookup, the per-packet table operations.
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use dataplane::blocks::{BlockKey, BlockOrigin, BlockTable};
+use dataplane::decode::{IpProto, TcpFlags};
+use dataplane::flow::{FlowConfig, FlowKey, FlowTable};
+use dataplane::time::Timestamp;
+use vlan::{VlanId, VlanScope};
+
+fn addr(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i))
+}
+
+fn blocks(c: &mut Criterion) {
+    const N: u32 = 1_000_000;
+    let mut t = BlockTable::with_capacity(N as usize);
+    let scope = VlanScope::single(VlanId::new(100).unwrap());
+    for i in 0..N {
+        t.block(
+            BlockKey {
+                scope,
+                addr: addr(i),
+            },
+            Timestamp(0),
+            3600,
+            "bench",
+            "manual",
+            BlockOrigin::Manual,
+        );
+    }
+    let mut g = c.benchmark_group("block_lookup_1M");
+    g.throughput(Throughput::Elements(1));
+    let now = Timestamp(Timestamp::SECOND);
+    let mut i = 0u32;
+    g.bench_function("hit", |b| {
+        b.iter(|| {
+            i = (i + 7919) % N;
+            black_box(t.check_and_hit(scope, addr(i), now))
+        })
+    });
+    let other = VlanScope::single(VlanId::new(200).unwrap());
+    g.bench_function("miss_other_vlan", |b| {
+        b.iter(|| {
+            i = (i + 7919) % N;
+            black_box(t.check_and_hit(other, addr(i), now))
+        })
+    });
+    g.bench_function("empty_table", |b| {
+        let mut empty = BlockTable::default();
+        b.iter(|| black_box(empty.check_and_hit(scope, addr(1), now)))
+    });
+    g.finish();
+}
+
+fn flows(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flow_lookup");
+    g.throughput(Throughput::Elements(1));
+    for n in [1_000u32, 100_000, 1_000_000] {
+        let mut t = FlowTable::new(
+            FlowConfig {
+                max_flows: 2_000_000,
+                ..FlowConfig::default()
+            },
+            0,
+        );
+        let keys: Vec<(FlowKey, bool)> = (0..n)
+            .map(|i| {
+                FlowKey::new(
+                    VlanScope::UNTAGGED,
+                    IpProto::Tcp,
+                    (addr(i), 40_000 + (i % 20_000) as u16),
+                    (addr(0xff_ffff - i % 1000), 443),
+                )
+            })
+            .collect();
+        for (k, d) in &keys {
+            t.update(Timestamp(1), k, *d, Some(TcpFlags(TcpFlags::SYN)), 60);
+        }
+        let mut i = 0usize;
+        g.bench_function(format!("existing_{n}"), |b| {
+            b.iter(|| {
+                i = (i + 7919) % keys.len();
+                let (k, d) = &keys[i];
+                black_box(t.update(Timestamp(2), k, !*d, Some(TcpFlags(TcpFlags::ACK)), 60))
+            })
+        });
+    }
+    g.bench_function("new_flow_into_1000", |b| {
+        b.iter_batched(
+            || FlowTable::new(FlowConfig::default(), 0),
+            |mut t| {
+                for i in 0..1000 {
+                    let (k, d) = FlowKey::new(
+                        VlanScope::UNTAGGED,
+                        IpProto::Udp,
+                        (addr(i), 5000),
+                        (addr(1), 53),
+                    );
+                    black_box(t.update(Timestamp(1), &k, d, None, 60));
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, blocks, flows);
+criterion_main!(benches);
