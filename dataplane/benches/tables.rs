@@ -1,5 +1,9 @@
 //! Flow lookup and block lookup, the per-packet table operations.
-#![allow(clippy::unwrap_used, clippy::cast_possible_truncation, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

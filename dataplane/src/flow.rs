@@ -157,6 +157,46 @@ pub struct FlowUpdate {
     pub half_open: bool,
 }
 
+/// 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
+const fn flow_id(counter: u64, salt: u64) -> u64 {
+    mix64(counter | salt) & ((1 << 51) - 1)
+}
+
+impl Flow {
+    /// A flow started by a packet travelling `a_to_b` with these TCP flags (`None` for other
+    /// protocols).
+    fn start(id: u64, now: Timestamp, a_to_b: bool, tcp_flags: Option<TcpFlags>) -> Flow {
+        let (tcp, midstream) = match tcp_flags {
+            Some(f) if f.has(TcpFlags::SYN) && !f.has(TcpFlags::ACK) => {
+                (Some(TcpState::SynSent), false)
+            }
+            Some(f) if f.has(TcpFlags::RST) => (Some(TcpState::Reset), true),
+            Some(_) => (Some(TcpState::Established), true),
+            None => (None, false),
+        };
+        // A SYN/ACK seen first means the server spoke first on the wire we see; the client is the
+        // other end.
+        let client_is_a = match tcp_flags {
+            Some(f) if f.has(TcpFlags::SYN | TcpFlags::ACK) => !a_to_b,
+            _ => a_to_b,
+        };
+        Flow {
+            id,
+            client_is_a,
+            first_seen: now,
+            last_seen: now,
+            pkts_to_server: 0,
+            pkts_to_client: 0,
+            bytes: 0,
+            tcp,
+            fin_client: false,
+            fin_server: false,
+            terminated: false,
+            midstream,
+        }
+    }
+}
+
 /// Counters of the flow table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
@@ -309,68 +349,41 @@ impl FlowTable {
         {
             self.sweep(now);
         }
-        let mut new_flow = false;
         let cfg = self.cfg;
-        let stale = self
-            .flows
-            .get(key)
-            .is_some_and(|f| now.since(f.last_seen) > timeout(&cfg, key, f));
-        if stale {
-            // Timed out but not swept yet: the old flow is over, this packet starts a new one.
-            self.flows.remove(key);
-            self.stats.timed_out += 1;
+        if self.flows.len() >= cfg.max_flows && !self.flows.contains_key(key) {
+            self.make_room(now);
         }
-        if stale || !self.flows.contains_key(key) {
-            if self.flows.len() >= self.cfg.max_flows {
-                self.make_room(now);
-            }
-            self.id_counter += 1;
-            // 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
-            let id = mix64(self.id_counter | self.id_salt) & ((1 << 51) - 1);
-            let (tcp, midstream) = match tcp_flags {
-                Some(f) if f.has(TcpFlags::SYN) && !f.has(TcpFlags::ACK) => {
-                    (Some(TcpState::SynSent), false)
+        // One probe on the common path: the entry is either a live flow, a flow that timed out
+        // but was not swept yet (its packet starts a new flow in its place), or absent.
+        let mut new_flow = false;
+        let f = match self.flows.entry(*key) {
+            hashbrown::hash_map::Entry::Occupied(o) => {
+                let f = o.into_mut();
+                if now.since(f.last_seen) > timeout(&cfg, key, f) {
+                    self.stats.timed_out += 1;
+                    self.stats.created += 1;
+                    self.id_counter += 1;
+                    *f = Flow::start(
+                        flow_id(self.id_counter, self.id_salt),
+                        now,
+                        a_to_b,
+                        tcp_flags,
+                    );
+                    new_flow = true;
                 }
-                Some(f) if f.has(TcpFlags::RST) => (Some(TcpState::Reset), true),
-                Some(_) => (Some(TcpState::Established), true),
-                None => (None, false),
-            };
-            // A SYN/ACK seen first means the server spoke first on the wire we see; the client is
-            // the other end.
-            let client_is_a = match tcp_flags {
-                Some(f) if f.has(TcpFlags::SYN | TcpFlags::ACK) => !a_to_b,
-                _ => a_to_b,
-            };
-            self.flows.insert(
-                *key,
-                Flow {
-                    id,
-                    client_is_a,
-                    first_seen: now,
-                    last_seen: now,
-                    pkts_to_server: 0,
-                    pkts_to_client: 0,
-                    bytes: 0,
-                    tcp,
-                    fin_client: false,
-                    fin_server: false,
-                    terminated: false,
-                    midstream,
-                },
-            );
-            self.stats.created += 1;
-            new_flow = true;
-        }
-        let Some(f) = self.flows.get_mut(key) else {
-            // Unreachable: inserted above. Report a stateless packet rather than panic.
-            return FlowUpdate {
-                id: 0,
-                new_flow,
-                to_server: true,
-                handshake_completed: false,
-                terminated: false,
-                half_open: false,
-            };
+                f
+            }
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                self.stats.created += 1;
+                self.id_counter += 1;
+                new_flow = true;
+                v.insert(Flow::start(
+                    flow_id(self.id_counter, self.id_salt),
+                    now,
+                    a_to_b,
+                    tcp_flags,
+                ))
+            }
         };
         let to_server = a_to_b == f.client_is_a;
         f.last_seen = now;
