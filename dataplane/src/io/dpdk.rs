@@ -32,6 +32,11 @@ use crate::worker::{Toward, Verdict};
 /// Largest receive burst [`DpdkIo::poll`] asks a device for.
 pub const MAX_BURST: usize = 256;
 
+/// Longest multi-segment frame copied out for the handler: a maximal IP datagram behind two VLAN
+/// tags, with room to spare. A chain claiming more is forwarded uninspected (fail-open, like the
+/// worker's undecodable frames).
+pub const MAX_LINEAR: u32 = 65_535 + 64;
+
 /// Transmit attempts per poll before the frames a full ring refused are dropped and counted.
 const TX_ATTEMPTS: usize = 4;
 
@@ -298,11 +303,14 @@ impl Mbuf {
         unsafe { sys::shim_pktmbuf_nb_segs(self.0.as_ptr()) <= 1 }
     }
 
-    /// Replace `out` with the whole frame, all segments. False (and `out` empty) if the chain is
-    /// shorter than its packet length says.
+    /// Replace `out` with the whole frame, all segments. False (and `out` empty) if the frame is
+    /// longer than [`MAX_LINEAR`] or the chain is shorter than its packet length says.
     pub fn copy_to(&self, out: &mut Vec<u8>) -> bool {
         let len = self.pkt_len();
         out.clear();
+        if len > MAX_LINEAR {
+            return false;
+        }
         out.resize(usize::try_from(len).unwrap_or(0), 0);
         // SAFETY: self owns a valid mbuf; out has len writable bytes, exclusively borrowed.
         let ret =
@@ -752,7 +760,8 @@ impl PacketIo for DpdkIo {
                 } else if mbuf.copy_to(linear) {
                     handler.on_frame(linear, meta)
                 } else {
-                    // A chain shorter than its length: not a frame we can show; forward as is.
+                    // Too long, or a chain shorter than its length: not a frame we can show; it is
+                    // forwarded uninspected (fail-open, see MAX_LINEAR).
                     Verdict::Forward
                 };
                 if let (DpdkAttach::Inline, Verdict::Forward) = (*attach, verdict)
