@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 20
 BENCH_LOOPS ?= 48
 export SVM_SHARED := $(SHARED)
 
-.PHONY: all build release run test fmt-check clippy unit fuzz-build fuzz-smoke bench bench-criterion bench-replay clean
+.PHONY: all build release run test fmt-check clippy unit test-dpdk fuzz-build fuzz-smoke bench bench-criterion bench-replay bench-dpdk clean
 
 all: build
 
@@ -29,7 +29,7 @@ run: release
 	@echo "Forwarded and injected frames: $(DEMO_DIR)/forwarded.pcap, $(DEMO_DIR)/injected.pcap"
 
 ## test: formatting, lints, every test, and a short fuzz run of every target.
-test: fmt-check clippy unit fuzz-smoke
+test: fmt-check clippy unit test-dpdk fuzz-smoke
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -40,6 +40,12 @@ clippy:
 unit:
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
+
+## test-dpdk: the DPDK backend (feature dpdk; needs libdpdk-dev, clang, pkg-config): lints, then
+## its tests over net_pcap vdevs (no hugepages, no NIC; each EAL in its own process).
+test-dpdk:
+	$(CARGO) clippy -p dataplane -p dpdk-sys --all-targets --features dataplane/dpdk -- -D warnings
+	$(CARGO) test -p dataplane --features dpdk
 
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain build them.
 fuzz-build:
@@ -64,6 +70,10 @@ bench-criterion:
 
 bench-replay: release
 	scripts/bench-replay.sh $(SHARED)/bench/pcaps/ndpi-tests-merged.pcap $(BENCH_LOOPS)
+
+## bench-dpdk: our DPDK inline forwarding vs dpdk-testpmd over net_null (needs dpdk-dev for testpmd).
+bench-dpdk:
+	scripts/bench-dpdk.sh
 
 clean:
 	$(CARGO) clean

@@ -8,11 +8,14 @@
 //! Port numbering: inline, port 0 faces the protected VMs and port 1 the network, each the other's
 //! peer. Mirror: port 0 receives copies; port 1, if configured, only transmits injected frames.
 //!
-//! The offline backend is [`pcap`]; the live backends (AF_PACKET, DPDK) implement the same trait.
+//! The offline backend is [`pcap`]; the live backends (AF_PACKET, DPDK: `dpdk`, behind the cargo
+//! feature of that name) implement the same trait.
 
 use crate::time::Timestamp;
 use crate::worker::{Toward, Verdict};
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod pcap;
 
 /// Index of a port of a backend (0 or 1).
