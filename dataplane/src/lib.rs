@@ -7,6 +7,7 @@
 // block with a `SAFETY:` note (workspace lint `undocumented_unsafe_blocks`).
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod attack;
 pub mod blocks;
 pub mod decode;
