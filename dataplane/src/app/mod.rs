@@ -500,3 +500,180 @@ impl AppState {
         up
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpFlags;
+    use crate::stream::{Segment, StreamConfig, StreamMemcap, TcpStream};
+    use proptest::prelude::*;
+
+    fn data(seq: u32, payload: &[u8]) -> Segment<'_> {
+        Segment {
+            seq,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
+            payload,
+        }
+    }
+
+    fn handshake() -> TcpStream {
+        let mut s = TcpStream::new(StreamConfig::default(), &StreamMemcap::default());
+        let syn = Segment {
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            payload: &[],
+        };
+        s.insert(true, syn);
+        s.insert(
+            false,
+            Segment {
+                seq: 9000,
+                ack: 1,
+                flags: TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+                payload: &[],
+            },
+        );
+        s
+    }
+
+    // HTTP over the stream, segments out of order: the request completes on the packet that
+    // fills the hole, and its buffers are there at once.
+    #[test]
+    fn http_over_stream() {
+        let mut s = handshake();
+        let mut app = AppState::new();
+        let parts: [(u32, &[u8]); 3] = [
+            (1, b"GET /a%2fb HTTP/1.1\r\n"),
+            (22, b"Host: WWW.Test:80\r\nUser-Agent: x\r\n\r\n"),
+            (57, b"GET /next HTTP/1.1\r\n\r\n"),
+        ];
+        for (i, (seq, p)) in [parts[1], parts[0], parts[2]].iter().enumerate() {
+            s.insert(true, data(*seq, p));
+            let up = app.on_stream(true, &s.client, (40000, 80));
+            match i {
+                0 => assert_eq!(up.new_txs, 0),
+                1 => {
+                    assert_eq!(up.new_txs, 1);
+                    let b = app.tx(up.first_tx).unwrap();
+                    assert_eq!(b.http_uri, Some(&b"/a/b"[..]));
+                    assert_eq!(b.http_uri_raw, Some(&b"/a%2fb"[..]));
+                    assert_eq!(b.http_host, Some(&b"www.test"[..]));
+                    assert_eq!(b.http_user_agent, Some(&b"x"[..]));
+                }
+                _ => {
+                    assert_eq!(up.tx_ids(), 1..2);
+                    assert_eq!(app.buffers().http_uri, Some(&b"/next"[..]));
+                }
+            }
+        }
+        assert_eq!(app.proto(), AppProto::Http);
+    }
+
+    // TLS detected by content on a non-standard port.
+    #[test]
+    fn tls_over_stream() {
+        use crate::app::tls::parser::tests::{client_hello_msg, records};
+        let wire = records(&client_hello_msg(b"sni.example"), 50);
+        let mut s = handshake();
+        let mut app = AppState::new();
+        let mut seq = 1u32;
+        let mut sni = None;
+        for chunk in wire.chunks(3) {
+            s.insert(true, data(seq, chunk));
+            seq += u32::try_from(chunk.len()).unwrap();
+            let up = app.on_stream(true, &s.client, (40000, 8443));
+            if up.new_txs > 0 {
+                sni = app
+                    .tx(up.first_tx)
+                    .and_then(|b| b.tls_sni)
+                    .map(<[u8]>::to_vec);
+            }
+        }
+        assert_eq!(app.proto(), AppProto::Tls);
+        assert_eq!(sni.as_deref(), Some(&b"sni.example"[..]));
+    }
+
+    #[test]
+    fn dns_udp_and_unknown() {
+        let q =
+            b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04Evil\x03com\x00\x00\x01\x00\x01";
+        let mut app = AppState::new();
+        let up = app.on_udp(true, q, (5353, 53));
+        assert_eq!(up.new_txs, 1);
+        assert_eq!(app.buffers().dns_query(), Some(&b"Evil.com"[..]));
+        assert_eq!(app.proto(), AppProto::Dns);
+
+        let mut app = AppState::new();
+        assert_eq!(app.on_udp(true, q, (5353, 5354)).new_txs, 0);
+        assert_eq!(app.proto(), AppProto::Unknown);
+
+        // SSH banner on TCP: not ours.
+        let mut s = handshake();
+        let mut app = AppState::new();
+        s.insert(true, data(1, b"SSH-2.0-OpenSSH_9.6\r\n"));
+        app.on_stream(true, &s.client, (40000, 22));
+        assert_eq!(app.proto(), AppProto::Unknown);
+    }
+
+    // Detection waits when the first bytes are ambiguous ("GE").
+    #[test]
+    fn detection_waits_for_bytes() {
+        let mut s = handshake();
+        let mut app = AppState::new();
+        s.insert(true, data(1, b"GE"));
+        app.on_stream(true, &s.client, (40000, 80));
+        assert_eq!(app.proto(), AppProto::Unknown);
+        s.insert(true, data(3, b"T / HTTP/1.0\r\n\r\n"));
+        let up = app.on_stream(true, &s.client, (40000, 80));
+        assert_eq!(app.proto(), AppProto::Http);
+        assert_eq!(up.new_txs, 1);
+        assert_eq!(app.buffers().http_protocol, Some(&b"HTTP/1.0"[..]));
+    }
+
+    // A gap in the client stream is reported to the app layer.
+    #[test]
+    fn gap_reported() {
+        let mut s = handshake();
+        let mut app = AppState::new();
+        s.insert(true, data(1, b"GET /1 HTTP/1.1\r\n\r\n"));
+        app.on_stream(true, &s.client, (40000, 80));
+        s.insert(true, data(40, b"GET /2 HTTP/1.1\r\n\r\n"));
+        let ack = Segment {
+            seq: 9001,
+            ack: 59,
+            flags: TcpFlags(TcpFlags::ACK),
+            payload: &[],
+        };
+        s.insert(false, ack);
+        let up = app.on_stream(true, &s.client, (40000, 80));
+        assert!(up.events.iter().any(|e| e == AppEvent::StreamGap));
+        assert_eq!(app.buffers().http_uri, Some(&b"/2"[..]));
+    }
+
+    proptest! {
+        // Arbitrary bytes in any split, either direction, any port: no panic, caps hold.
+        #[test]
+        fn app_never_panics(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..12),
+            port in prop_oneof![Just(53u16), Just(80), Just(443), any::<u16>()],
+            prefix in prop_oneof![Just(&b""[..]), Just(&b"GET "[..]), Just(&b"\x16\x03\x01"[..])],
+        ) {
+            let cfg = StreamConfig { midstream: true, ..StreamConfig::default() };
+            let mut s = TcpStream::new(cfg, &StreamMemcap::default());
+            let mut app = AppState::new();
+            let mut seq = 1000u32;
+            let mut first = prefix.to_vec();
+            first.extend_from_slice(chunks.first().map(Vec::as_slice).unwrap_or_default());
+            for (i, c) in std::iter::once(&first).chain(chunks.iter().skip(1)).enumerate() {
+                s.insert(true, data(seq, c));
+                seq = seq.wrapping_add(u32::try_from(c.len()).unwrap());
+                app.on_stream(true, &s.client, (40000, port));
+                let mut udp = AppState::new();
+                udp.on_udp(i % 2 == 0, c, (port, 53));
+                prop_assert!(app.txs.len() <= MAX_TXS);
+            }
+        }
+    }
+}

@@ -347,8 +347,9 @@ impl StreamDirection {
         self.reserved = self.reserved.saturating_sub(n);
     }
 
-    /// The peer acknowledged up to `ack`: any hole before it will never be filled. Skip holes up
-    /// to the ACK, counting gaps, and append what becomes in order.
+    /// The peer acknowledged up to `ack`: a hole before it will never be filled. Skip the first
+    /// such hole, count the gap, and append what becomes in order. Further holes below the ACK
+    /// are skipped by later ACKs (one per call), so no in-order data is lost to inspection.
     pub fn on_peer_ack(&mut self, ack: u32) -> InsertResult {
         let mut res = InsertResult::default();
         let Some(base) = self.base else {
@@ -362,7 +363,9 @@ impl StreamDirection {
             acked = acked.min(fin);
         }
         acked = acked.min(self.cfg.depth);
-        while acked > self.next {
+        // One hole per ACK: the data between two holes stays readable (by the app layer and the
+        // rules) until the next ACK skips the next hole and restarts the data again.
+        if acked > self.next {
             let hole_end = self
                 .pending
                 .first_key_value()

@@ -26,8 +26,10 @@
 //!   is an anomaly ([`StreamEvents::OVERLAP_DIFFERENT_DATA`], counted).
 //! - Retransmissions (segments entirely before the next expected byte) are counted and compared
 //!   with the kept data.
-//! - Gaps: when the peer ACKs past a hole, the hole is skipped, counted, and [`Self::data`]
-//!   restarts after it ([`StreamEvents::GAP`]); app-layer parsers must resynchronise.
+//! - Gaps: when the peer ACKs past a hole, the hole is skipped, counted, and
+//!   [`StreamDirection::data`] restarts after it ([`StreamEvents::GAP`]); app-layer parsers must
+//!   resynchronise. One hole is skipped per ACK, so the bytes between two holes are readable
+//!   after the packet that skipped the first one.
 //! - Depth: bytes at stream offsets at or beyond [`StreamConfig::depth`] are not collected
 //!   ([`StreamEvents::DEPTH_REACHED`], once).
 //!
