@@ -1,8 +1,8 @@
 //! DNS message parsing (UDP) and TCP framing.
 #![no_main]
 
-use dataplane::app::dns::{parser, state::DnsState};
 use dataplane::app::AppEvents;
+use dataplane::app::dns::{parser, state::DnsState};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

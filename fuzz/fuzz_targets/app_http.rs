@@ -1,8 +1,8 @@
 //! HTTP request parsing and per-flow state: arbitrary client bytes, split where the input says.
 #![no_main]
 
-use dataplane::app::http::{parser, state::HttpState};
 use dataplane::app::AppEvents;
+use dataplane::app::http::{parser, state::HttpState};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

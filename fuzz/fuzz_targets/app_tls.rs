@@ -1,8 +1,8 @@
 //! TLS record and ClientHello reassembly: arbitrary client bytes, split where the input says.
 #![no_main]
 
-use dataplane::app::tls::{parser, state::TlsState};
 use dataplane::app::AppEvents;
+use dataplane::app::tls::{parser, state::TlsState};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
