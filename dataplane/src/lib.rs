@@ -7,6 +7,7 @@
 // block with a `SAFETY:` note (workspace lint `undocumented_unsafe_blocks`).
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod attack;
 pub mod blocks;
 pub mod decode;
@@ -15,5 +16,6 @@ pub mod event;
 pub mod flow;
 pub mod io;
 pub mod reset;
+pub mod stream;
 pub mod time;
 pub mod worker;

@@ -1,0 +1,4 @@
+//! DNS query engine: `parser` (pure functions over bytes) and `state` (per-flow state, caps).
+
+pub mod parser;
+pub mod state;

@@ -1,0 +1,411 @@
+//! HTTP/1.x request parsing (httparse) and the normalizations behind the sticky buffers.
+//! Pure functions: no state, no logging, no panics on any input.
+//!
+//! # Normalization (documented, deliberately small)
+//! - `http.uri` ([`normalize_uri`]): the path and query only (an absolute-form URI
+//!   `http://host/p` gives `/p`, as libhtp does for proxy requests); every valid `%XX` escape is
+//!   decoded (invalid ones are kept as they are); then `.` and `..` segments of the path are
+//!   removed (RFC 3986 section 5.2.4). `+` is not turned into a space; `%u` escapes are not
+//!   decoded; repeated slashes are kept.
+//! - `http.host` ([`normalize_host`]): from the absolute-form URI's authority if there is one,
+//!   else from the Host header; ASCII-lowercased, the port and a trailing dot removed, IPv6
+//!   brackets kept. `http.host.raw` is the value as sent.
+//! - `http.header`: every header except Cookie, in order, as `Name: value\r\n`, with trailing
+//!   spaces and tabs of the value removed (Suricata excludes Cookie from `http.header` and offers
+//!   it as `http.cookie`).
+
+/// Headers per request the parser accepts. libhtp has no fixed cap; 128 is far above what
+/// clients send (browsers send under 30) and keeps httparse's header array on the stack (4 KiB).
+pub const MAX_HEADERS: usize = 128;
+
+/// A parsed request: owned buffers, ready for inspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Method token.
+    pub method: Vec<u8>,
+    /// Request target as on the wire.
+    pub uri_raw: Vec<u8>,
+    /// Normalized URI.
+    pub uri: Vec<u8>,
+    /// "HTTP/1.0" or "HTTP/1.1".
+    pub protocol: Vec<u8>,
+    /// Normalized host.
+    pub host: Option<Vec<u8>>,
+    /// Host as sent (absolute-URI authority or Host header value).
+    pub host_raw: Option<Vec<u8>>,
+    /// User-Agent value.
+    pub user_agent: Option<Vec<u8>>,
+    /// Header block without Cookie.
+    pub header: Vec<u8>,
+    /// Cookie value(s), joined by "; " when several Cookie headers were sent.
+    pub cookie: Option<Vec<u8>>,
+}
+
+/// How the request's body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// No body.
+    None,
+    /// Content-Length bytes.
+    Length(u64),
+    /// Transfer-Encoding: chunked.
+    Chunked,
+}
+
+/// A complete request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// Bytes the request line and headers took (including the empty line).
+    pub len: usize,
+    /// The request.
+    pub request: Request,
+    /// Its body framing.
+    pub body: Body,
+    /// Content-Length was unparseable or conflicting (the body is taken as empty).
+    pub bad_content_length: bool,
+}
+
+/// Why a request head cannot be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// More than [`MAX_HEADERS`] headers.
+    #[error("http: too many headers")]
+    TooManyHeaders,
+    /// Request line or headers malformed.
+    #[error("http: malformed request")]
+    Malformed,
+}
+
+/// Parse one request head at the start of `buf`. `Ok(None)`: incomplete, more bytes needed.
+pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
+        Err(_) => return Err(ParseError::Malformed),
+    };
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::Malformed);
+    };
+    let uri_raw = path.as_bytes();
+    let (authority, _) = split_absolute(uri_raw);
+
+    let mut header = Vec::new();
+    let mut host_header: Option<&[u8]> = None;
+    let mut user_agent = None;
+    let mut cookie: Option<Vec<u8>> = None;
+    let mut content_length: Option<u64> = None;
+    let mut bad_content_length = false;
+    let mut chunked = false;
+    for h in req.headers.iter() {
+        let value = trim_trailing(h.value);
+        let name = h.name.as_bytes();
+        if h.name.eq_ignore_ascii_case("cookie") {
+            let c = cookie.get_or_insert_with(Vec::new);
+            if !c.is_empty() {
+                c.extend_from_slice(b"; ");
+            }
+            c.extend_from_slice(value);
+            continue;
+        }
+        header.extend_from_slice(name);
+        header.extend_from_slice(b": ");
+        header.extend_from_slice(value);
+        header.extend_from_slice(b"\r\n");
+        if h.name.eq_ignore_ascii_case("host") {
+            host_header.get_or_insert(value);
+        } else if h.name.eq_ignore_ascii_case("user-agent") {
+            user_agent.get_or_insert_with(|| value.to_vec());
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            match parse_content_length(value) {
+                Some(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
+                _ => bad_content_length = true,
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding decides the framing (RFC 9112 section 6.3).
+            chunked = value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    let body = if chunked {
+        Body::Chunked
+    } else if bad_content_length {
+        Body::None
+    } else {
+        match content_length {
+            Some(0) | None => Body::None,
+            Some(n) => Body::Length(n),
+        }
+    };
+    let host_raw = authority.or(host_header);
+    Ok(Some(Parsed {
+        len,
+        request: Request {
+            method: method.as_bytes().to_vec(),
+            uri_raw: uri_raw.to_vec(),
+            uri: normalize_uri(uri_raw),
+            protocol: if version == 0 {
+                b"HTTP/1.0".to_vec()
+            } else {
+                b"HTTP/1.1".to_vec()
+            },
+            host: host_raw.map(normalize_host),
+            host_raw: host_raw.map(<[u8]>::to_vec),
+            user_agent,
+            header,
+            cookie,
+        },
+        body,
+        bad_content_length,
+    }))
+}
+
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    let v = trim(v);
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(10)?
+            .checked_add(u64::from(d.wrapping_sub(b'0')))
+    })
+}
+
+fn trim_trailing(v: &[u8]) -> &[u8] {
+    let end = v
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(0, |i| i.saturating_add(1));
+    v.get(..end).unwrap_or_default()
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let v = trim_trailing(v);
+    let start = v
+        .iter()
+        .position(|b| *b != b' ' && *b != b'\t')
+        .unwrap_or(v.len());
+    v.get(start..).unwrap_or_default()
+}
+
+/// For an absolute-form target (`scheme://authority/path?q`): the authority and the rest
+/// (`/path?q`, or `/` when empty). Otherwise `(None, target)`.
+fn split_absolute(target: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    let Some(i) = target.windows(3).position(|w| w == b"://") else {
+        return (None, target);
+    };
+    let scheme = target.get(..i).unwrap_or_default();
+    if scheme.is_empty()
+        || !scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b))
+    {
+        return (None, target);
+    }
+    let after = target.get(i.saturating_add(3)..).unwrap_or_default();
+    let end = after
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(after.len());
+    let (auth, rest) = after.split_at(end);
+    // Userinfo is not part of the host.
+    let auth = match auth.iter().rposition(|b| *b == b'@') {
+        Some(at) => auth.get(at.saturating_add(1)..).unwrap_or_default(),
+        None => auth,
+    };
+    (Some(auth), if rest.is_empty() { b"/" } else { rest })
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decode every valid `%XX`; keep invalid escapes as they are.
+pub fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0usize;
+    while let Some(&b) = s.get(i) {
+        if b == b'%'
+            && let (Some(h), Some(l)) = (
+                s.get(i.saturating_add(1)).copied().and_then(hex),
+                s.get(i.saturating_add(2)).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i = i.saturating_add(3);
+            continue;
+        }
+        out.push(b);
+        i = i.saturating_add(1);
+    }
+    out
+}
+
+/// RFC 3986 section 5.2.4 on a path.
+fn remove_dot_segments(path: &[u8]) -> Vec<u8> {
+    let absolute = path.first() == Some(&b'/');
+    let mut segs: Vec<&[u8]> = path.split(|b| *b == b'/').collect();
+    if absolute && !segs.is_empty() {
+        segs.remove(0);
+    }
+    let n = segs.len();
+    let mut out: Vec<&[u8]> = Vec::with_capacity(n);
+    for (i, seg) in segs.into_iter().enumerate() {
+        let last = i.saturating_add(1) == n;
+        match seg {
+            b"." => {}
+            b".." => {
+                out.pop();
+            }
+            s => {
+                out.push(s);
+                continue;
+            }
+        }
+        // A trailing "." or ".." leaves a directory: keep the trailing slash.
+        if last {
+            out.push(b"");
+        }
+    }
+    let mut res = Vec::with_capacity(path.len());
+    for (i, seg) in out.iter().enumerate() {
+        if absolute || i > 0 {
+            res.push(b'/');
+        }
+        res.extend_from_slice(seg);
+    }
+    if res.is_empty() && absolute {
+        res.push(b'/');
+    }
+    res
+}
+
+/// The `http.uri` normalization (see the module doc).
+pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
+    let (_, target) = split_absolute(raw);
+    let decoded = percent_decode(target);
+    let q = decoded
+        .iter()
+        .position(|b| *b == b'?')
+        .unwrap_or(decoded.len());
+    let (path, query) = decoded.split_at(q);
+    let mut out = remove_dot_segments(path);
+    out.extend_from_slice(query);
+    out
+}
+
+/// The `http.host` normalization (see the module doc).
+pub fn normalize_host(raw: &[u8]) -> Vec<u8> {
+    let v = trim(raw);
+    let host = if v.first() == Some(&b'[') {
+        // IPv6 literal: keep the brackets, drop what follows.
+        match v.iter().position(|b| *b == b']') {
+            Some(i) => v.get(..=i).unwrap_or(v),
+            None => v,
+        }
+    } else {
+        match v.iter().position(|b| *b == b':') {
+            // One colon is host:port; more (a bare IPv6 address) have no port to strip.
+            Some(i)
+                if !v
+                    .get(i.saturating_add(1)..)
+                    .unwrap_or_default()
+                    .contains(&b':') =>
+            {
+                v.get(..i).unwrap_or(v)
+            }
+            _ => v,
+        }
+    };
+    let host = host.strip_suffix(b".").unwrap_or(host);
+    host.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_get() {
+        let raw = b"GET /index.html HTTP/1.1\r\nHost: Example.COM:8080\r\nUser-Agent: curl/8\r\nCookie: a=b\r\nAccept: */*  \r\n\r\n";
+        let p = parse_request(raw).unwrap().unwrap();
+        assert_eq!(p.len, raw.len());
+        let r = p.request;
+        assert_eq!(r.method, b"GET");
+        assert_eq!(r.uri, b"/index.html");
+        assert_eq!(r.protocol, b"HTTP/1.1");
+        assert_eq!(r.host.as_deref(), Some(&b"example.com"[..]));
+        assert_eq!(r.host_raw.as_deref(), Some(&b"Example.COM:8080"[..]));
+        assert_eq!(r.user_agent.as_deref(), Some(&b"curl/8"[..]));
+        assert_eq!(r.cookie.as_deref(), Some(&b"a=b"[..]));
+        assert_eq!(
+            r.header,
+            b"Host: Example.COM:8080\r\nUser-Agent: curl/8\r\nAccept: */*\r\n"
+        );
+        assert_eq!(p.body, Body::None);
+    }
+
+    #[test]
+    fn partial_and_malformed() {
+        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost: a"), Ok(None));
+        assert_eq!(
+            parse_request(b"GET / HTTP/9.9\r\n\r\n"),
+            Err(ParseError::Malformed)
+        );
+        assert_eq!(
+            parse_request(b"G\x01T / HTTP/1.1\r\n\r\n"),
+            Err(ParseError::Malformed)
+        );
+    }
+
+    #[test]
+    fn body_framing() {
+        let p = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.body, Body::Length(12));
+        let p = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.body, Body::Chunked);
+        let p = parse_request(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(p.bad_content_length);
+        assert_eq!(p.body, Body::None);
+    }
+
+    #[test]
+    fn uri_normalization() {
+        assert_eq!(normalize_uri(b"/a/./b/../c%2Ed?x=%41%zz"), b"/a/c.d?x=A%zz");
+        assert_eq!(normalize_uri(b"/a/b/.."), b"/a/");
+        assert_eq!(normalize_uri(b"/../../etc/passwd"), b"/etc/passwd");
+        assert_eq!(normalize_uri(b"http://h.example:81/p?q"), b"/p?q");
+        assert_eq!(normalize_uri(b"http://h.example"), b"/");
+        assert_eq!(normalize_uri(b"*"), b"*");
+        assert_eq!(normalize_uri(b"%"), b"%");
+    }
+
+    #[test]
+    fn host_normalization() {
+        assert_eq!(normalize_host(b"WWW.Example.com:443"), b"www.example.com");
+        assert_eq!(normalize_host(b"example.com."), b"example.com");
+        assert_eq!(normalize_host(b"[::1]:80"), b"[::1]");
+        assert_eq!(normalize_host(b"::1"), b"::1");
+        let p =
+            parse_request(b"GET http://user@Proxy.Example:3128/x HTTP/1.1\r\nHost: other\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(p.request.host.as_deref(), Some(&b"proxy.example"[..]));
+        assert_eq!(p.request.uri, b"/x");
+    }
+}

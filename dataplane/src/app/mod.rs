@@ -1,0 +1,679 @@
+//! App layer: protocol detection and the buffers rules inspect, decoded once per transaction.
+//!
+//! - HTTP/1.x requests (client-to-server stream, `httparse`): method, raw and normalized URI,
+//!   host, user agent, header block, cookie. Pipelined requests are separate transactions.
+//! - TLS ClientHello SNI (client-to-server stream, `tls-parser`), across records and segments.
+//! - DNS queries (UDP payloads, or TCP with the 2-byte length prefix): the question names.
+//!
+//! Each engine has `parser.rs` (pure functions over byte slices) and `state.rs` (per-flow state,
+//! caps, resync). [`AppState`] is the per-flow object the flow table owns.
+//!
+//! # Feeding
+//! TCP: after [`crate::stream::TcpStream::insert`], call [`AppState::on_stream`] for each
+//! direction with new in-order data; it remembers how far it has read each direction and notices
+//! gaps (the stream restarted past what it had read). UDP: [`AppState::on_udp`] per datagram.
+//! Both return an [`AppUpdate`] naming the transactions the call completed; their buffers are
+//! available at once ([`AppState::tx`]), so rules fire on the packet that completes a request,
+//! as in Suricata.
+//!
+//! # Caps and anomalies
+//! Every buffer traffic can grow has a cap ([`http::state::MAX_HEADER_BYTES`],
+//! [`tls::state::MAX_HANDSHAKE_BYTES`], [`dns::parser::MAX_QUESTIONS`], [`MAX_TXS`] ...). Hitting
+//! a cap or meeting a malformed message raises an [`AppEvent`] (counted by the caller, one counter
+//! per variant). Unrecoverable events stop parsing that direction of the flow (fail open: the raw
+//! stream is still inspected); recoverable ones are flagged and parsing goes on.
+
+pub mod dns;
+pub mod http;
+pub mod tls;
+
+use std::collections::VecDeque;
+
+use crate::stream::StreamDirection;
+
+/// Transactions kept per flow. Pipelining can complete many requests in one packet; the caller
+/// inspects the new ones right after each feed, so only a short history is needed. Older
+/// transactions are dropped first (counted as [`AppEvent::TxCapReached`]).
+pub const MAX_TXS: usize = 32;
+
+/// Bytes of a TCP stream looked at before giving up on detection.
+pub const DETECT_MAX_BYTES: usize = 16;
+
+/// DNS's well-known port.
+pub const DNS_PORT: u16 = 53;
+
+/// The app-layer protocol of a flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AppProto {
+    /// HTTP/1.x.
+    Http,
+    /// TLS.
+    Tls,
+    /// DNS.
+    Dns,
+    /// Not (yet) recognised.
+    #[default]
+    Unknown,
+}
+
+impl AppProto {
+    /// Name as in EVE `app_proto`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            AppProto::Http => "http",
+            AppProto::Tls => "tls",
+            AppProto::Dns => "dns",
+            AppProto::Unknown => "failed",
+        }
+    }
+}
+
+/// App-layer anomalies. Each variant is a named counter (`app_layer.<name>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AppEvent {
+    /// HTTP request line or headers unparseable (unrecoverable for the flow's requests).
+    HttpMalformedRequest,
+    /// HTTP request headers longer than the cap (unrecoverable).
+    HttpHeaderTooLong,
+    /// More headers than the parser's cap (unrecoverable).
+    HttpTooManyHeaders,
+    /// Chunked body with a bad chunk size (unrecoverable).
+    HttpBadChunk,
+    /// Content-Length unparseable or present twice with different values (recoverable: body
+    /// taken as empty).
+    HttpBadContentLength,
+    /// TLS record malformed or oversize (unrecoverable).
+    TlsMalformedRecord,
+    /// TLS handshake message unparseable (unrecoverable).
+    TlsMalformedHandshake,
+    /// Handshake bytes beyond the cap before the ClientHello completed (unrecoverable).
+    TlsHandshakeTooLong,
+    /// DNS message malformed (that message is skipped; recoverable).
+    DnsMalformed,
+    /// More questions than the cap (recoverable: the first ones are kept).
+    DnsTooManyQuestions,
+    /// A compression pointer chain longer than the cap: a loop (that message is skipped).
+    DnsPointerLoop,
+    /// A name longer than 255 bytes (that message is skipped).
+    DnsNameTooLong,
+    /// DNS over TCP length prefix with a zero length or framing lost (unrecoverable).
+    DnsBadTcpFraming,
+    /// The stream had a gap; the parser of that direction resynchronised or stopped.
+    StreamGap,
+    /// Transactions dropped because more than [`MAX_TXS`] were kept.
+    TxCapReached,
+}
+
+impl AppEvent {
+    /// Every variant, for counters and docs.
+    pub const ALL: [AppEvent; 15] = [
+        AppEvent::HttpMalformedRequest,
+        AppEvent::HttpHeaderTooLong,
+        AppEvent::HttpTooManyHeaders,
+        AppEvent::HttpBadChunk,
+        AppEvent::HttpBadContentLength,
+        AppEvent::TlsMalformedRecord,
+        AppEvent::TlsMalformedHandshake,
+        AppEvent::TlsHandshakeTooLong,
+        AppEvent::DnsMalformed,
+        AppEvent::DnsTooManyQuestions,
+        AppEvent::DnsPointerLoop,
+        AppEvent::DnsNameTooLong,
+        AppEvent::DnsBadTcpFraming,
+        AppEvent::StreamGap,
+        AppEvent::TxCapReached,
+    ];
+
+    /// Stable snake_case counter name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            AppEvent::HttpMalformedRequest => "http_malformed_request",
+            AppEvent::HttpHeaderTooLong => "http_header_too_long",
+            AppEvent::HttpTooManyHeaders => "http_too_many_headers",
+            AppEvent::HttpBadChunk => "http_bad_chunk",
+            AppEvent::HttpBadContentLength => "http_bad_content_length",
+            AppEvent::TlsMalformedRecord => "tls_malformed_record",
+            AppEvent::TlsMalformedHandshake => "tls_malformed_handshake",
+            AppEvent::TlsHandshakeTooLong => "tls_handshake_too_long",
+            AppEvent::DnsMalformed => "dns_malformed",
+            AppEvent::DnsTooManyQuestions => "dns_too_many_questions",
+            AppEvent::DnsPointerLoop => "dns_pointer_loop",
+            AppEvent::DnsNameTooLong => "dns_name_too_long",
+            AppEvent::DnsBadTcpFraming => "dns_bad_tcp_framing",
+            AppEvent::StreamGap => "stream_gap",
+            AppEvent::TxCapReached => "tx_cap_reached",
+        }
+    }
+
+    /// Index into a counter array of length `ALL.len()`.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Anomalies raised by one feed (a few at most; they are also counted in [`AppState::events`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppEvents(Vec<AppEvent>);
+
+impl AppEvents {
+    /// Record one.
+    pub fn push(&mut self, e: AppEvent) {
+        // One feed raises at most one of each kind: keeps the list tiny whatever the input.
+        if !self.0.contains(&e) {
+            self.0.push(e);
+        }
+    }
+
+    /// The events.
+    pub fn iter(&self) -> impl Iterator<Item = AppEvent> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Whether none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What one feed produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppUpdate {
+    /// Id of the first transaction completed by this feed (ids increase by one per transaction).
+    pub first_tx: u64,
+    /// Transactions completed by this feed: ids `first_tx .. first_tx + new_txs`.
+    pub new_txs: u64,
+    /// Anomalies raised.
+    pub events: AppEvents,
+}
+
+impl AppUpdate {
+    /// Ids of the transactions completed by this feed.
+    pub fn tx_ids(&self) -> core::ops::Range<u64> {
+        self.first_tx..self.first_tx.saturating_add(self.new_txs)
+    }
+}
+
+/// One transaction's decoded content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxData {
+    /// An HTTP request.
+    Http(http::parser::Request),
+    /// A TLS ClientHello.
+    Tls(tls::parser::ClientHello),
+    /// A DNS query message.
+    Dns(dns::parser::Message),
+}
+
+/// The sticky buffers of one transaction, as rules see them. `None`: absent in this transaction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppBuffers<'a> {
+    /// Protocol of the transaction.
+    pub proto: AppProto,
+    /// `http.method`.
+    pub http_method: Option<&'a [u8]>,
+    /// `http.uri`: normalized (see [`http::parser::normalize_uri`]).
+    pub http_uri: Option<&'a [u8]>,
+    /// `http.uri.raw`: as on the wire.
+    pub http_uri_raw: Option<&'a [u8]>,
+    /// `http.protocol`: "HTTP/1.0" or "HTTP/1.1".
+    pub http_protocol: Option<&'a [u8]>,
+    /// `http.host`: lowercase, without port (see [`http::parser::normalize_host`]).
+    pub http_host: Option<&'a [u8]>,
+    /// `http.host.raw`: the Host header value (or absolute-URI authority) as sent.
+    pub http_host_raw: Option<&'a [u8]>,
+    /// `http.user_agent`.
+    pub http_user_agent: Option<&'a [u8]>,
+    /// `http.header`: every header but Cookie as `Name: value\r\n`, trailing whitespace trimmed.
+    pub http_header: Option<&'a [u8]>,
+    /// `http.cookie`.
+    pub http_cookie: Option<&'a [u8]>,
+    /// `tls.sni`.
+    pub tls_sni: Option<&'a [u8]>,
+    /// `dns.query`: every question name of the message, dotted, no trailing dot, case kept.
+    pub dns_queries: &'a [Vec<u8>],
+}
+
+impl<'a> AppBuffers<'a> {
+    /// The buffers of one transaction.
+    pub fn of(tx: &'a TxData) -> Self {
+        match tx {
+            TxData::Http(r) => AppBuffers {
+                proto: AppProto::Http,
+                http_method: Some(&r.method),
+                http_uri: Some(&r.uri),
+                http_uri_raw: Some(&r.uri_raw),
+                http_protocol: Some(&r.protocol),
+                http_host: r.host.as_deref(),
+                http_host_raw: r.host_raw.as_deref(),
+                http_user_agent: r.user_agent.as_deref(),
+                http_header: Some(&r.header),
+                http_cookie: r.cookie.as_deref(),
+                ..AppBuffers::default()
+            },
+            TxData::Tls(c) => AppBuffers {
+                proto: AppProto::Tls,
+                tls_sni: c.sni.as_deref(),
+                ..AppBuffers::default()
+            },
+            TxData::Dns(m) => AppBuffers {
+                proto: AppProto::Dns,
+                dns_queries: &m.queries,
+                ..AppBuffers::default()
+            },
+        }
+    }
+
+    /// The first `dns.query` name, if any.
+    pub fn dns_query(&self) -> Option<&'a [u8]> {
+        self.dns_queries.first().map(Vec::as_slice)
+    }
+}
+
+#[derive(Debug)]
+enum Parser {
+    /// Not decided yet.
+    Detecting,
+    Http(http::state::HttpState),
+    Tls(tls::state::TlsState),
+    Dns(dns::state::DnsState),
+    /// Decided: nothing we parse.
+    None,
+}
+
+/// Per-flow app-layer state (owned by the flow table next to the [`crate::stream::TcpStream`]).
+#[derive(Debug)]
+pub struct AppState {
+    proto: AppProto,
+    parser: Parser,
+    /// How far each direction has been read (absolute stream offsets): `[to_server, to_client]`.
+    cursor: [u64; 2],
+    txs: VecDeque<(u64, TxData)>,
+    next_tx: u64,
+    events: [u64; AppEvent::ALL.len()],
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        AppState::new()
+    }
+}
+
+/// Whether `data` starts like an HTTP/1.x request: a known method token and a space.
+pub fn looks_like_http_request(data: &[u8]) -> Option<bool> {
+    const METHODS: [&[u8]; 14] = [
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"TRACE ",
+        b"PATCH ",
+        b"PROPFIND ",
+        b"PROPPATCH ",
+        b"MKCOL ",
+        b"COPY ",
+        b"MOVE ",
+    ];
+    let mut undecided = false;
+    for m in METHODS {
+        let n = m.len().min(data.len());
+        if data.get(..n) == m.get(..n) {
+            if n == m.len() {
+                return Some(true);
+            }
+            undecided = true;
+        }
+    }
+    if undecided { None } else { Some(false) }
+}
+
+/// Whether `data` starts like a TLS handshake record (type 22, version 3.x with x <= 4).
+pub fn looks_like_tls(data: &[u8]) -> Option<bool> {
+    match data {
+        [] => None,
+        [0x16] | [0x16, 0x03] => None,
+        [0x16, 0x03, minor, ..] => Some(*minor <= 4),
+        _ => Some(false),
+    }
+}
+
+impl AppState {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        AppState {
+            proto: AppProto::Unknown,
+            parser: Parser::Detecting,
+            cursor: [0; 2],
+            txs: VecDeque::new(),
+            next_tx: 0,
+            events: [0; AppEvent::ALL.len()],
+        }
+    }
+
+    /// The detected protocol.
+    pub fn proto(&self) -> AppProto {
+        self.proto
+    }
+
+    /// Count of each [`AppEvent`] raised on this flow, indexed by [`AppEvent::index`].
+    pub fn events(&self) -> &[u64; AppEvent::ALL.len()] {
+        &self.events
+    }
+
+    /// A kept transaction's buffers.
+    pub fn tx(&self, id: u64) -> Option<AppBuffers<'_>> {
+        self.txs
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, t)| AppBuffers::of(t))
+    }
+
+    /// The latest transaction's buffers (empty buffers when there is none).
+    pub fn buffers(&self) -> AppBuffers<'_> {
+        self.txs
+            .back()
+            .map(|(_, t)| AppBuffers::of(t))
+            .unwrap_or_default()
+    }
+
+    /// Feed the new in-order data of one direction of a TCP flow. `ports` are the packet's
+    /// (source, destination) ports, used for DNS detection only.
+    pub fn on_stream(
+        &mut self,
+        to_server: bool,
+        dir: &StreamDirection,
+        ports: (u16, u16),
+    ) -> AppUpdate {
+        let mut up = AppUpdate {
+            first_tx: self.next_tx,
+            ..AppUpdate::default()
+        };
+        let idx = usize::from(!to_server);
+        let cursor = self.cursor.get(idx).copied().unwrap_or_default();
+        // The stream restarted past what was read: bytes were lost in between.
+        let gap = dir.data_offset() > cursor;
+        let (from, data) = dir.new_data_since(cursor);
+        if let Some(c) = self.cursor.get_mut(idx) {
+            *c = dir.end_offset();
+        }
+        if gap {
+            up.events.push(AppEvent::StreamGap);
+            match &mut self.parser {
+                Parser::Http(h) if to_server => h.on_gap(),
+                Parser::Tls(t) if to_server => t.on_gap(),
+                Parser::Dns(d) => d.on_gap(to_server),
+                Parser::Detecting => self.parser = Parser::None,
+                _ => {}
+            }
+        }
+        if data.is_empty() {
+            return self.finish(up, Vec::new());
+        }
+        if let Parser::Detecting = self.parser {
+            // Detection looks at the client's first bytes (DNS by port, both directions).
+            if !to_server && ports.0 != DNS_PORT {
+                return self.finish(up, Vec::new());
+            }
+            let head = dir.data().get(..DETECT_MAX_BYTES).unwrap_or(dir.data());
+            let full = head.len() >= DETECT_MAX_BYTES;
+            let dns_port = ports.0 == DNS_PORT || ports.1 == DNS_PORT;
+            match (looks_like_http_request(head), looks_like_tls(head)) {
+                (Some(true), _) => self.set(AppProto::Http),
+                (_, Some(true)) => self.set(AppProto::Tls),
+                (Some(false), Some(false)) if dns_port => self.set(AppProto::Dns),
+                (Some(false), Some(false)) => self.set(AppProto::Unknown),
+                _ if full => self.set(AppProto::Unknown),
+                _ => {
+                    // Undecided: read this direction again from where detection began.
+                    if let Some(c) = self.cursor.get_mut(idx) {
+                        *c = from;
+                    }
+                    return self.finish(up, Vec::new());
+                }
+            }
+            // Detection looked from the start of the kept data: feed all of it.
+            let all = dir.data();
+            return self.feed(up, to_server, all);
+        }
+        self.feed(up, to_server, data)
+    }
+
+    /// Feed one UDP datagram payload.
+    pub fn on_udp(&mut self, to_server: bool, payload: &[u8], ports: (u16, u16)) -> AppUpdate {
+        let up = AppUpdate {
+            first_tx: self.next_tx,
+            ..AppUpdate::default()
+        };
+        if let Parser::Detecting = self.parser {
+            if ports.0 == DNS_PORT || ports.1 == DNS_PORT {
+                self.set(AppProto::Dns);
+            } else {
+                self.set(AppProto::Unknown);
+            }
+        }
+        let mut out = Vec::new();
+        let mut up = up;
+        if let Parser::Dns(d) = &mut self.parser {
+            d.on_udp(to_server, payload, &mut out, &mut up.events);
+        }
+        self.finish(up, out)
+    }
+
+    fn set(&mut self, proto: AppProto) {
+        self.proto = proto;
+        self.parser = match proto {
+            AppProto::Http => Parser::Http(http::state::HttpState::default()),
+            AppProto::Tls => Parser::Tls(tls::state::TlsState::default()),
+            AppProto::Dns => Parser::Dns(dns::state::DnsState::default()),
+            AppProto::Unknown => Parser::None,
+        };
+    }
+
+    fn feed(&mut self, mut up: AppUpdate, to_server: bool, data: &[u8]) -> AppUpdate {
+        let mut out = Vec::new();
+        match &mut self.parser {
+            Parser::Http(h) if to_server => h.feed(data, &mut out, &mut up.events),
+            Parser::Tls(t) if to_server => t.feed(data, &mut out, &mut up.events),
+            Parser::Dns(d) => d.on_tcp(to_server, data, &mut out, &mut up.events),
+            _ => {}
+        }
+        self.finish(up, out)
+    }
+
+    fn finish(&mut self, mut up: AppUpdate, out: Vec<TxData>) -> AppUpdate {
+        for tx in out {
+            if self.txs.len() >= MAX_TXS {
+                self.txs.pop_front();
+                up.events.push(AppEvent::TxCapReached);
+            }
+            self.txs.push_back((self.next_tx, tx));
+            self.next_tx = self.next_tx.saturating_add(1);
+            up.new_txs = up.new_txs.saturating_add(1);
+        }
+        for e in up.events.iter() {
+            if let Some(c) = self.events.get_mut(e.index()) {
+                *c = c.saturating_add(1);
+            }
+        }
+        up
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::TcpFlags;
+    use crate::stream::{Segment, StreamConfig, StreamMemcap, TcpStream};
+    use proptest::prelude::*;
+
+    fn data(seq: u32, payload: &[u8]) -> Segment<'_> {
+        Segment {
+            seq,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
+            payload,
+        }
+    }
+
+    fn handshake() -> TcpStream {
+        let mut s = TcpStream::new(StreamConfig::default(), &StreamMemcap::default());
+        let syn = Segment {
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            payload: &[],
+        };
+        s.insert(true, syn);
+        s.insert(
+            false,
+            Segment {
+                seq: 9000,
+                ack: 1,
+                flags: TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
+                payload: &[],
+            },
+        );
+        s
+    }
+
+    // HTTP over the stream, segments out of order: the request completes on the packet that
+    // fills the hole, and its buffers are there at once.
+    #[test]
+    fn http_over_stream() {
+        let mut s = handshake();
+        let mut app = AppState::new();
+        let parts: [(u32, &[u8]); 3] = [
+            (1, b"GET /a%2fb HTTP/1.1\r\n"),
+            (22, b"Host: WWW.Test:80\r\nUser-Agent: x\r\n\r\n"),
+            (57, b"GET /next HTTP/1.1\r\n\r\n"),
+        ];
+        for (i, (seq, p)) in [parts[1], parts[0], parts[2]].iter().enumerate() {
+            s.insert(true, data(*seq, p));
+            let up = app.on_stream(true, &s.client, (40000, 80));
+            match i {
+                0 => assert_eq!(up.new_txs, 0),
+                1 => {
+                    assert_eq!(up.new_txs, 1);
+                    let b = app.tx(up.first_tx).unwrap();
+                    assert_eq!(b.http_uri, Some(&b"/a/b"[..]));
+                    assert_eq!(b.http_uri_raw, Some(&b"/a%2fb"[..]));
+                    assert_eq!(b.http_host, Some(&b"www.test"[..]));
+                    assert_eq!(b.http_user_agent, Some(&b"x"[..]));
+                }
+                _ => {
+                    assert_eq!(up.tx_ids(), 1..2);
+                    assert_eq!(app.buffers().http_uri, Some(&b"/next"[..]));
+                }
+            }
+        }
+        assert_eq!(app.proto(), AppProto::Http);
+    }
+
+    // TLS detected by content on a non-standard port.
+    #[test]
+    fn tls_over_stream() {
+        use crate::app::tls::parser::tests::{client_hello_msg, records};
+        let wire = records(&client_hello_msg(b"sni.example"), 50);
+        let mut s = handshake();
+        let mut app = AppState::new();
+        let mut seq = 1u32;
+        let mut sni = None;
+        for chunk in wire.chunks(3) {
+            s.insert(true, data(seq, chunk));
+            seq += u32::try_from(chunk.len()).unwrap();
+            let up = app.on_stream(true, &s.client, (40000, 8443));
+            if up.new_txs > 0 {
+                sni = app
+                    .tx(up.first_tx)
+                    .and_then(|b| b.tls_sni)
+                    .map(<[u8]>::to_vec);
+            }
+        }
+        assert_eq!(app.proto(), AppProto::Tls);
+        assert_eq!(sni.as_deref(), Some(&b"sni.example"[..]));
+    }
+
+    #[test]
+    fn dns_udp_and_unknown() {
+        let q =
+            b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04Evil\x03com\x00\x00\x01\x00\x01";
+        let mut app = AppState::new();
+        let up = app.on_udp(true, q, (5353, 53));
+        assert_eq!(up.new_txs, 1);
+        assert_eq!(app.buffers().dns_query(), Some(&b"Evil.com"[..]));
+        assert_eq!(app.proto(), AppProto::Dns);
+
+        let mut app = AppState::new();
+        assert_eq!(app.on_udp(true, q, (5353, 5354)).new_txs, 0);
+        assert_eq!(app.proto(), AppProto::Unknown);
+
+        // SSH banner on TCP: not ours.
+        let mut s = handshake();
+        let mut app = AppState::new();
+        s.insert(true, data(1, b"SSH-2.0-OpenSSH_9.6\r\n"));
+        app.on_stream(true, &s.client, (40000, 22));
+        assert_eq!(app.proto(), AppProto::Unknown);
+    }
+
+    // Detection waits when the first bytes are ambiguous ("GE").
+    #[test]
+    fn detection_waits_for_bytes() {
+        let mut s = handshake();
+        let mut app = AppState::new();
+        s.insert(true, data(1, b"GE"));
+        app.on_stream(true, &s.client, (40000, 80));
+        assert_eq!(app.proto(), AppProto::Unknown);
+        s.insert(true, data(3, b"T / HTTP/1.0\r\n\r\n"));
+        let up = app.on_stream(true, &s.client, (40000, 80));
+        assert_eq!(app.proto(), AppProto::Http);
+        assert_eq!(up.new_txs, 1);
+        assert_eq!(app.buffers().http_protocol, Some(&b"HTTP/1.0"[..]));
+    }
+
+    // A gap in the client stream is reported to the app layer.
+    #[test]
+    fn gap_reported() {
+        let mut s = handshake();
+        let mut app = AppState::new();
+        s.insert(true, data(1, b"GET /1 HTTP/1.1\r\n\r\n"));
+        app.on_stream(true, &s.client, (40000, 80));
+        s.insert(true, data(40, b"GET /2 HTTP/1.1\r\n\r\n"));
+        let ack = Segment {
+            seq: 9001,
+            ack: 59,
+            flags: TcpFlags(TcpFlags::ACK),
+            payload: &[],
+        };
+        s.insert(false, ack);
+        let up = app.on_stream(true, &s.client, (40000, 80));
+        assert!(up.events.iter().any(|e| e == AppEvent::StreamGap));
+        assert_eq!(app.buffers().http_uri, Some(&b"/2"[..]));
+    }
+
+    proptest! {
+        // Arbitrary bytes in any split, either direction, any port: no panic, caps hold.
+        #[test]
+        fn app_never_panics(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..12),
+            port in prop_oneof![Just(53u16), Just(80), Just(443), any::<u16>()],
+            prefix in prop_oneof![Just(&b""[..]), Just(&b"GET "[..]), Just(&b"\x16\x03\x01"[..])],
+        ) {
+            let cfg = StreamConfig { midstream: true, ..StreamConfig::default() };
+            let mut s = TcpStream::new(cfg, &StreamMemcap::default());
+            let mut app = AppState::new();
+            let mut seq = 1000u32;
+            let mut first = prefix.to_vec();
+            first.extend_from_slice(chunks.first().map(Vec::as_slice).unwrap_or_default());
+            for (i, c) in std::iter::once(&first).chain(chunks.iter().skip(1)).enumerate() {
+                s.insert(true, data(seq, c));
+                seq = seq.wrapping_add(u32::try_from(c.len()).unwrap());
+                app.on_stream(true, &s.client, (40000, port));
+                let mut udp = AppState::new();
+                udp.on_udp(i % 2 == 0, c, (port, 53));
+                prop_assert!(app.txs.len() <= MAX_TXS);
+            }
+        }
+    }
+}

@@ -1,0 +1,704 @@
+//! One direction of a TCP stream: sequence tracking, out-of-order buffer, overlap checks, gaps,
+//! depth and memory accounting. See the module doc of [`crate::stream`] for the semantics.
+
+use std::collections::BTreeMap;
+
+use super::{InsertResult, Segment, StreamConfig, StreamEvents, StreamMemcap, StreamStats};
+use crate::decode::TcpFlags;
+
+/// The low 32 bits of an absolute stream offset (sequence space is modulo 2^32).
+fn low32(x: u64) -> u32 {
+    u32::try_from(x & 0xffff_ffff).unwrap_or_default()
+}
+
+/// One direction of a TCP stream.
+#[derive(Debug)]
+pub struct StreamDirection {
+    cfg: StreamConfig,
+    mem: StreamMemcap,
+    /// Sequence number of stream offset 0, once known (SYN + 1, or the midstream pick-up point).
+    base: Option<u32>,
+    /// Absolute offset of the next expected byte.
+    next: u64,
+    /// In-order bytes `[data_start, next)`, up to the depth.
+    data: Vec<u8>,
+    data_start: u64,
+    /// Out-of-order pieces by absolute offset; never overlapping each other, all beyond `next`.
+    pending: BTreeMap<u64, Vec<u8>>,
+    pending_bytes: usize,
+    /// Absolute offset of the FIN (it consumes one sequence number that carries no data).
+    fin: Option<u64>,
+    depth_reached: bool,
+    /// Bytes reserved from the memcap (data + pending).
+    reserved: usize,
+    midstream: bool,
+    stats: StreamStats,
+}
+
+impl Drop for StreamDirection {
+    fn drop(&mut self) {
+        self.mem.release(self.reserved);
+    }
+}
+
+impl StreamDirection {
+    /// A direction with nothing seen yet.
+    pub fn new(cfg: StreamConfig, mem: StreamMemcap) -> Self {
+        StreamDirection {
+            cfg,
+            mem,
+            base: None,
+            next: 0,
+            data: Vec::new(),
+            data_start: 0,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            fin: None,
+            depth_reached: false,
+            reserved: 0,
+            midstream: false,
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// The in-order bytes kept: from stream offset [`Self::data_offset`] to [`Self::end_offset`].
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Absolute stream offset of `data()[0]` (0 unless a gap or memcap drop restarted the data).
+    pub fn data_offset(&self) -> u64 {
+        self.data_start
+    }
+
+    /// Absolute stream offset just past the last in-order byte (the next expected byte).
+    pub fn end_offset(&self) -> u64 {
+        self.next
+    }
+
+    /// In-order bytes from absolute offset `since` (clamped to what is kept) to the end, with the
+    /// absolute offset of the first returned byte. Pass the end offset of the previous call to
+    /// get only new data; pass less to re-inspect an overlap window.
+    pub fn new_data_since(&self, since: u64) -> (u64, &[u8]) {
+        let from = since.clamp(self.data_start, self.next);
+        let skip = usize::try_from(from - self.data_start).unwrap_or(usize::MAX);
+        (from, self.data.get(skip..).unwrap_or_default())
+    }
+
+    /// Whether the stream has a known start (SYN seen, or midstream pick-up).
+    pub fn is_started(&self) -> bool {
+        self.base.is_some()
+    }
+
+    /// Whether this direction was picked up midstream.
+    pub fn is_midstream(&self) -> bool {
+        self.midstream
+    }
+
+    /// Whether the depth was reached.
+    pub fn is_depth_reached(&self) -> bool {
+        self.depth_reached
+    }
+
+    /// Out-of-order bytes currently held.
+    pub fn buffered(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &StreamStats {
+        &self.stats
+    }
+
+    /// Signed distance (in bytes) of `seq` from the next expected byte, as an absolute offset.
+    fn offset_of(&self, base: u32, seq: u32) -> i128 {
+        let next_seq = base.wrapping_add(low32(self.next));
+        let d = i32::from_ne_bytes(seq.wrapping_sub(next_seq).to_ne_bytes());
+        i128::from(self.next) + i128::from(d)
+    }
+
+    /// Insert one segment of this direction.
+    pub fn insert(&mut self, seg: Segment<'_>) -> InsertResult {
+        let mut res = InsertResult::default();
+        self.stats.segments += 1;
+        let syn = seg.flags.has(TcpFlags::SYN);
+        let data_seq = if syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        let base = match self.base {
+            Some(b) => b,
+            None if syn => {
+                self.base = Some(data_seq);
+                data_seq
+            }
+            None if seg.payload.is_empty() => return res,
+            None if self.cfg.midstream => {
+                self.base = Some(data_seq);
+                self.midstream = true;
+                data_seq
+            }
+            None => {
+                self.stats.not_reassembled += 1;
+                res.events.set(StreamEvents::NOT_REASSEMBLED);
+                return res;
+            }
+        };
+        let start = self.offset_of(base, data_seq);
+        let end = start + seg.payload.len() as i128;
+        if seg.flags.has(TcpFlags::FIN) && self.fin.is_none() {
+            self.fin = u64::try_from(end).ok();
+        }
+        if seg.payload.is_empty() {
+            return res;
+        }
+        // Bytes before the stream start (before ISN + 1) do not belong to the stream.
+        let (start, payload) = if start < 0 {
+            let cut = usize::try_from(-start).unwrap_or(usize::MAX);
+            (0u64, seg.payload.get(cut..).unwrap_or_default())
+        } else {
+            (u64::try_from(start).unwrap_or(u64::MAX), seg.payload)
+        };
+        if payload.is_empty() {
+            return res;
+        }
+        let end = start.saturating_add(payload.len() as u64);
+        let next = self.next;
+
+        // Part (or all) of the segment lies before the next expected byte.
+        let payload = if start < next {
+            let old_end = end.min(next);
+            if end <= next {
+                self.stats.retransmissions += 1;
+                res.events.set(StreamEvents::RETRANSMISSION);
+            } else {
+                self.stats.overlaps += 1;
+                res.events.set(StreamEvents::OVERLAP);
+            }
+            let old = payload
+                .get(..usize::try_from(old_end - start).unwrap_or(usize::MAX))
+                .unwrap_or_default();
+            if self.differs_from_data(start, old) {
+                self.stats.overlap_different_data += 1;
+                res.events.set(StreamEvents::OVERLAP_DIFFERENT_DATA);
+            }
+            if end <= next {
+                return res;
+            }
+            payload
+                .get(usize::try_from(next - start).unwrap_or(usize::MAX)..)
+                .unwrap_or_default()
+        } else {
+            payload
+        };
+        let start = start.max(next);
+        if start > next {
+            self.stats.out_of_order += 1;
+            res.events.set(StreamEvents::OUT_OF_ORDER);
+        } else {
+            self.stats.in_order += 1;
+        }
+
+        // Depth: nothing at or beyond it is collected.
+        let depth = self.cfg.depth;
+        let payload = if start.saturating_add(payload.len() as u64) > depth {
+            self.mark_depth(&mut res);
+            let keep = depth.saturating_sub(start);
+            payload
+                .get(..usize::try_from(keep).unwrap_or(usize::MAX))
+                .unwrap_or(payload)
+        } else {
+            payload
+        };
+        if !payload.is_empty() {
+            self.insert_pending(start, payload, &mut res);
+            res.appended = self.drain();
+        }
+        res
+    }
+
+    fn mark_depth(&mut self, res: &mut InsertResult) {
+        if !self.depth_reached {
+            self.depth_reached = true;
+            self.stats.depth_reached += 1;
+            res.events.set(StreamEvents::DEPTH_REACHED);
+        }
+    }
+
+    /// Whether `bytes` at absolute offset `start` differ from the kept in-order data they overlap.
+    fn differs_from_data(&self, start: u64, bytes: &[u8]) -> bool {
+        let lo = start.max(self.data_start);
+        let hi = start.saturating_add(bytes.len() as u64).min(self.next);
+        if lo >= hi {
+            return false;
+        }
+        let (Ok(a), Ok(b), Ok(len)) = (
+            usize::try_from(lo - self.data_start),
+            usize::try_from(lo - start),
+            usize::try_from(hi - lo),
+        ) else {
+            return false;
+        };
+        match (
+            self.data.get(a..a.saturating_add(len)),
+            bytes.get(b..b.saturating_add(len)),
+        ) {
+            (Some(x), Some(y)) => x != y,
+            _ => false,
+        }
+    }
+
+    /// Hold `bytes` at absolute offset `start` (>= next), keeping bytes already held where they
+    /// overlap ("first data wins") and flagging differences.
+    fn insert_pending(&mut self, start: u64, bytes: &[u8], res: &mut InsertResult) {
+        let end = start.saturating_add(bytes.len() as u64);
+        // Held pieces overlapping [start, end), in order. Pieces never overlap each other, so
+        // walking back from the last piece starting before `end` stops at the first that ends
+        // before `start`.
+        let mut overlapping: Vec<(u64, u64)> = Vec::new();
+        for (&k, v) in self.pending.range(..end).rev() {
+            let k_end = k.saturating_add(v.len() as u64);
+            if k_end <= start {
+                break;
+            }
+            overlapping.push((k, k_end));
+        }
+        overlapping.reverse();
+        if !overlapping.is_empty() {
+            self.stats.overlaps += 1;
+            res.events.set(StreamEvents::OVERLAP);
+        }
+        let mut different = false;
+        let mut cursor = start;
+        let mut fresh: Vec<(u64, u64)> = Vec::new();
+        for &(k, k_end) in &overlapping {
+            if k > cursor {
+                fresh.push((cursor, k));
+            }
+            let lo = k.max(start);
+            let hi = k_end.min(end);
+            if let (Some(held), Some(new)) = (
+                self.pending.get(&k).and_then(|v| slice(v, lo - k, hi - k)),
+                slice(bytes, lo - start, hi - start),
+            ) && held != new
+            {
+                different = true;
+            }
+            cursor = cursor.max(k_end);
+        }
+        if cursor < end {
+            fresh.push((cursor, end));
+        }
+        if different {
+            self.stats.overlap_different_data += 1;
+            res.events.set(StreamEvents::OVERLAP_DIFFERENT_DATA);
+        }
+        for (lo, hi) in fresh {
+            let Some(piece) = slice(bytes, lo - start, hi - start) else {
+                continue;
+            };
+            let len = piece.len();
+            if lo > self.next
+                && self.pending_bytes.saturating_add(len) > self.cfg.max_buffered_per_direction
+            {
+                self.stats.buffer_drops += 1;
+                res.events.set(StreamEvents::BUFFER_DROP);
+                continue;
+            }
+            if !self.mem.try_reserve(len) {
+                self.stats.memcap_drops += 1;
+                res.events.set(StreamEvents::MEMCAP_DROP);
+                continue;
+            }
+            self.reserved = self.reserved.saturating_add(len);
+            self.pending_bytes = self.pending_bytes.saturating_add(len);
+            self.pending.insert(lo, piece.to_vec());
+        }
+    }
+
+    /// Move held pieces that are now in order onto the data. Returns the bytes appended.
+    fn drain(&mut self) -> usize {
+        let mut appended = 0usize;
+        while let Some(entry) = self.pending.first_entry() {
+            let k = *entry.key();
+            if k > self.next {
+                break;
+            }
+            let piece = entry.remove();
+            self.pending_bytes = self.pending_bytes.saturating_sub(piece.len());
+            let k_end = k.saturating_add(piece.len() as u64);
+            if k_end <= self.next {
+                self.give_back(piece.len());
+                continue;
+            }
+            let skip = usize::try_from(self.next - k).unwrap_or(usize::MAX);
+            let fresh = piece.get(skip..).unwrap_or_default();
+            self.give_back(skip.min(piece.len()));
+            self.data.extend_from_slice(fresh);
+            appended = appended.saturating_add(fresh.len());
+            self.next = k_end;
+        }
+        appended
+    }
+
+    fn give_back(&mut self, n: usize) {
+        self.mem.release(n);
+        self.reserved = self.reserved.saturating_sub(n);
+    }
+
+    /// The peer acknowledged up to `ack`: a hole before it will never be filled. Skip the first
+    /// such hole, count the gap, and append what becomes in order. Further holes below the ACK
+    /// are skipped by later ACKs (one per call), so no in-order data is lost to inspection.
+    pub fn on_peer_ack(&mut self, ack: u32) -> InsertResult {
+        let mut res = InsertResult::default();
+        let Some(base) = self.base else {
+            return res;
+        };
+        let Ok(mut acked) = u64::try_from(self.offset_of(base, ack)) else {
+            return res;
+        };
+        // The FIN takes one sequence number but no byte.
+        if let Some(fin) = self.fin {
+            acked = acked.min(fin);
+        }
+        acked = acked.min(self.cfg.depth);
+        // One hole per ACK: the data between two holes stays readable (by the app layer and the
+        // rules) until the next ACK skips the next hole and restarts the data again.
+        if acked > self.next {
+            let hole_end = self
+                .pending
+                .first_key_value()
+                .map_or(acked, |(&k, _)| k.min(acked));
+            self.stats.gaps += 1;
+            self.stats.gap_bytes += hole_end - self.next;
+            res.events.set(StreamEvents::GAP);
+            self.next = hole_end;
+            // The data restarts after the hole: what was kept before it is released.
+            let kept = self.data.len();
+            self.give_back(kept);
+            self.data = Vec::new();
+            self.data_start = self.next;
+            res.appended = res.appended.saturating_add(self.drain());
+        }
+        res
+    }
+}
+
+/// `bytes[lo..hi]` with offsets given as `u64`.
+fn slice(bytes: &[u8], lo: u64, hi: u64) -> Option<&[u8]> {
+    let lo = usize::try_from(lo).ok()?;
+    let hi = usize::try_from(hi).ok()?;
+    bytes.get(lo..hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TcpStream;
+    use super::*;
+    use proptest::prelude::*;
+
+    const ACK: u16 = TcpFlags::ACK;
+
+    fn seg(seq: u32, payload: &[u8]) -> Segment<'_> {
+        Segment {
+            seq,
+            ack: 0,
+            flags: TcpFlags(ACK | TcpFlags::PSH),
+            payload,
+        }
+    }
+
+    fn syn(seq: u32) -> Segment<'static> {
+        Segment {
+            seq,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            payload: &[],
+        }
+    }
+
+    fn dir(cfg: StreamConfig) -> (StreamDirection, StreamMemcap) {
+        let mem = StreamMemcap::new(1 << 24);
+        (StreamDirection::new(cfg, mem.clone()), mem)
+    }
+
+    fn started(isn: u32) -> StreamDirection {
+        let (mut d, _) = dir(StreamConfig::default());
+        d.insert(syn(isn));
+        d
+    }
+
+    // ISN 1000: stream offset 0 is seq 1001. Three segments in order.
+    #[test]
+    fn in_order() {
+        let mut d = started(1000);
+        assert_eq!(d.insert(seg(1001, b"GET ")).appended, 4);
+        assert_eq!(d.insert(seg(1005, b"/ HTTP")).appended, 6);
+        assert_eq!(d.insert(seg(1011, b"/1.1")).appended, 4);
+        assert_eq!(d.data(), b"GET / HTTP/1.1");
+        assert_eq!(d.stats().in_order, 3);
+        assert_eq!(d.new_data_since(4), (4, &b"/ HTTP/1.1"[..]));
+        assert_eq!(d.new_data_since(99), (14, &b""[..]));
+    }
+
+    // "bc" arrives before "a": held, then drained when "a" fills the hole.
+    #[test]
+    fn out_of_order() {
+        let mut d = started(0);
+        let r = d.insert(seg(2, b"bc"));
+        assert!(r.events.has(StreamEvents::OUT_OF_ORDER));
+        assert_eq!(r.appended, 0);
+        assert_eq!(d.buffered(), 2);
+        let r = d.insert(seg(1, b"a"));
+        assert_eq!(r.appended, 3);
+        assert_eq!(d.data(), b"abc");
+        assert_eq!(d.buffered(), 0);
+    }
+
+    // The same segment twice: the copy is a retransmission, nothing appended.
+    #[test]
+    fn retransmission_same_data() {
+        let mut d = started(0);
+        d.insert(seg(1, b"hello"));
+        let r = d.insert(seg(1, b"hello"));
+        assert!(r.events.has(StreamEvents::RETRANSMISSION));
+        assert!(!r.events.has(StreamEvents::OVERLAP_DIFFERENT_DATA));
+        assert_eq!(d.data(), b"hello");
+        assert_eq!(d.stats().retransmissions, 1);
+    }
+
+    // A retransmission that rewrites bytes: first data wins, anomaly counted.
+    #[test]
+    fn retransmission_different_data() {
+        let mut d = started(0);
+        d.insert(seg(1, b"hello"));
+        let r = d.insert(seg(1, b"HELLO"));
+        assert!(r.events.has(StreamEvents::OVERLAP_DIFFERENT_DATA));
+        assert_eq!(d.data(), b"hello");
+        assert_eq!(d.stats().overlap_different_data, 1);
+    }
+
+    // Partial overlap with the in-order data: old part checked, new part appended.
+    #[test]
+    fn overlap_extends() {
+        let mut d = started(0);
+        d.insert(seg(1, b"abcd"));
+        let r = d.insert(seg(3, b"cdef"));
+        assert!(r.events.has(StreamEvents::OVERLAP));
+        assert!(!r.events.has(StreamEvents::OVERLAP_DIFFERENT_DATA));
+        assert_eq!(r.appended, 2);
+        assert_eq!(d.data(), b"abcdef");
+        let r = d.insert(seg(5, b"XXgh"));
+        assert!(r.events.has(StreamEvents::OVERLAP_DIFFERENT_DATA));
+        assert_eq!(d.data(), b"abcdefgh");
+    }
+
+    // Overlap between two held out-of-order segments: the first held bytes win.
+    #[test]
+    fn overlap_out_of_order_first_wins() {
+        let mut d = started(0);
+        d.insert(seg(5, b"EFGH"));
+        let r = d.insert(seg(3, b"cdXXgh"));
+        assert!(r.events.has(StreamEvents::OVERLAP_DIFFERENT_DATA));
+        d.insert(seg(1, b"ab"));
+        assert_eq!(d.data(), b"abcdEFGH");
+        let r = d.insert(seg(3, b"cdEF"));
+        assert!(!r.events.has(StreamEvents::OVERLAP_DIFFERENT_DATA));
+    }
+
+    // ISN 0xffff_fff0: the stream crosses 2^32 after 15 bytes.
+    #[test]
+    fn wraparound() {
+        let isn = 0xffff_fff0u32;
+        let mut d = started(isn);
+        let first = isn.wrapping_add(1);
+        let a = [b'a'; 10];
+        let b = [b'b'; 10];
+        let c = [b'c'; 10];
+        // Out of order across the wrap: the last segment first.
+        d.insert(seg(first.wrapping_add(20), &c));
+        d.insert(seg(first.wrapping_add(10), &b));
+        assert_eq!(d.data().len(), 0);
+        d.insert(seg(first, &a));
+        assert_eq!(d.data().len(), 30);
+        assert_eq!(&d.data()[10..20], &b);
+        assert_eq!(d.end_offset(), 30);
+        // A retransmission of the pre-wrap segment is recognised as old.
+        assert!(
+            d.insert(seg(first, &a))
+                .events
+                .has(StreamEvents::RETRANSMISSION)
+        );
+    }
+
+    // A hole the peer acknowledges past: gap, data restarts after the hole.
+    #[test]
+    fn gap_on_ack() {
+        let mut s = TcpStream::new(StreamConfig::default(), &StreamMemcap::new(1 << 20));
+        s.insert(true, syn(100));
+        s.insert(true, seg(101, b"abc"));
+        // Bytes 104..107 ("def") are never seen; "ghi" is held.
+        s.insert(true, seg(107, b"ghi"));
+        assert_eq!(s.client.data(), b"abc");
+        // The server ACKs everything up to 110.
+        let ack = Segment {
+            seq: 5000,
+            ack: 110,
+            flags: TcpFlags(ACK),
+            payload: &[],
+        };
+        let u = s.insert(false, ack);
+        assert!(u.to_server.events.has(StreamEvents::GAP));
+        assert_eq!(u.to_server.appended, 3);
+        assert_eq!(s.client.data(), b"ghi");
+        assert_eq!(s.client.data_offset(), 6);
+        assert_eq!(s.client.stats().gaps, 1);
+        assert_eq!(s.client.stats().gap_bytes, 3);
+    }
+
+    // The FIN's sequence number is acknowledged but is no gap.
+    #[test]
+    fn fin_ack_no_gap() {
+        let mut d = started(0);
+        let fin = Segment {
+            seq: 1,
+            ack: 0,
+            flags: TcpFlags(ACK | TcpFlags::FIN),
+            payload: b"bye",
+        };
+        d.insert(fin);
+        let r = d.on_peer_ack(5);
+        assert!(!r.events.has(StreamEvents::GAP));
+        assert_eq!(d.data(), b"bye");
+    }
+
+    // Depth 8: the ninth byte onwards is not collected.
+    #[test]
+    fn depth_limit() {
+        let cfg = StreamConfig {
+            depth: 8,
+            ..StreamConfig::default()
+        };
+        let (mut d, mem) = dir(cfg);
+        d.insert(syn(0));
+        d.insert(seg(1, b"12345"));
+        let r = d.insert(seg(6, b"6789ab"));
+        assert!(r.events.has(StreamEvents::DEPTH_REACHED));
+        assert_eq!(r.appended, 3);
+        assert_eq!(d.data(), b"12345678");
+        let r = d.insert(seg(12, b"more"));
+        assert_eq!(r.appended, 0);
+        assert!(d.is_depth_reached());
+        assert_eq!(mem.used(), 8);
+        drop(d);
+        assert_eq!(mem.used(), 0);
+    }
+
+    // No SYN: ignored unless midstream pick-up is on.
+    #[test]
+    fn midstream_off_and_on() {
+        let (mut d, _) = dir(StreamConfig::default());
+        let r = d.insert(seg(777, b"data"));
+        assert!(r.events.has(StreamEvents::NOT_REASSEMBLED));
+        assert!(d.data().is_empty());
+        let cfg = StreamConfig {
+            midstream: true,
+            ..StreamConfig::default()
+        };
+        let (mut d, _) = dir(cfg);
+        assert_eq!(d.insert(seg(777, b"data")).appended, 4);
+        assert_eq!(d.insert(seg(781, b"more")).appended, 4);
+        assert!(d.is_midstream());
+        assert_eq!(d.data(), b"datamore");
+    }
+
+    // The out-of-order buffer cap and the global memcap drop what does not fit.
+    #[test]
+    fn buffer_cap_and_memcap() {
+        let cfg = StreamConfig {
+            max_buffered_per_direction: 4,
+            ..StreamConfig::default()
+        };
+        let (mut d, _) = dir(cfg);
+        d.insert(syn(0));
+        assert!(
+            d.insert(seg(10, b"toolong"))
+                .events
+                .has(StreamEvents::BUFFER_DROP)
+        );
+        assert_eq!(d.buffered(), 0);
+        // In-order data is not limited by the out-of-order cap.
+        assert_eq!(d.insert(seg(1, b"in order data")).appended, 13);
+
+        let mem = StreamMemcap::new(4);
+        let mut d = StreamDirection::new(StreamConfig::default(), mem.clone());
+        d.insert(syn(0));
+        d.insert(seg(1, b"abcd"));
+        let r = d.insert(seg(5, b"e"));
+        assert!(r.events.has(StreamEvents::MEMCAP_DROP));
+        assert_eq!(mem.used(), 4);
+    }
+
+    proptest! {
+        // A payload cut into random segments, delivered in random order with duplicates (some
+        // of them re-cut on other boundaries), reassembles to the original bytes.
+        #[test]
+        fn random_order_reassembles(
+            payload in proptest::collection::vec(any::<u8>(), 1..2000),
+            cuts in proptest::collection::vec(any::<u16>(), 0..40),
+            dup_cuts in proptest::collection::vec((any::<u16>(), 1u16..300), 0..20),
+            order in proptest::collection::vec(any::<u32>(), 0..80),
+            isn in any::<u32>(),
+        ) {
+            let len = payload.len();
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| usize::from(*c) % len).collect();
+            bounds.push(0);
+            bounds.push(len);
+            bounds.sort_unstable();
+            bounds.dedup();
+            let mut segs: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+            for (s, l) in dup_cuts {
+                let s = usize::from(s) % len;
+                segs.push((s, (s + usize::from(l)).min(len)));
+            }
+            // Shuffle deterministically from `order`.
+            for (i, r) in order.iter().enumerate() {
+                let n = segs.len();
+                segs.swap(i % n, usize::try_from(*r).unwrap() % n);
+            }
+            let (mut d, mem) = dir(StreamConfig::default());
+            d.insert(syn(isn));
+            for (s, e) in segs {
+                let seq = isn.wrapping_add(1).wrapping_add(u32::try_from(s).unwrap());
+                d.insert(seg(seq, &payload[s..e]));
+            }
+            prop_assert_eq!(d.data(), &payload[..]);
+            prop_assert_eq!(d.stats().overlap_different_data, 0);
+            prop_assert_eq!(d.buffered(), 0);
+            prop_assert_eq!(mem.used(), len);
+        }
+
+        // Arbitrary segments never panic and keep the accounting consistent.
+        #[test]
+        fn arbitrary_segments(
+            segs in proptest::collection::vec(
+                (any::<u32>(), any::<u32>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..64)),
+                0..60),
+            midstream in any::<bool>(),
+        ) {
+            let cfg = StreamConfig { depth: 4096, max_buffered_per_direction: 512, midstream };
+            let mem = StreamMemcap::new(2048);
+            {
+                let mut s = TcpStream::new(cfg, &mem);
+                for (i, (seq, ack, flags, payload)) in segs.iter().enumerate() {
+                    s.insert(i % 3 != 0, Segment { seq: *seq, ack: *ack, flags: TcpFlags(*flags), payload });
+                    prop_assert!(s.client.data().len() as u64 <= cfg.depth);
+                    prop_assert!(s.client.buffered() <= cfg.max_buffered_per_direction);
+                    prop_assert!(mem.used() <= mem.cap());
+                }
+            }
+            prop_assert_eq!(mem.used(), 0);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! TCP reassembly and the app layer on top: the input is a list of segments
+//! (direction+flags byte, 4-byte seq, 4-byte ack, 1-byte length, payload).
+#![no_main]
+
+use dataplane::app::AppState;
+use dataplane::decode::TcpFlags;
+use dataplane::stream::{Segment, StreamConfig, StreamMemcap, TcpStream};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let cfg = StreamConfig {
+        depth: 1 << 16,
+        max_buffered_per_direction: 1 << 12,
+        midstream: data.first().is_some_and(|b| b & 1 == 1),
+    };
+    let mem = StreamMemcap::new(1 << 15);
+    let mut s = TcpStream::new(cfg, &mem);
+    let mut app = AppState::new();
+    let mut rest = data.get(1..).unwrap_or_default();
+    while let Some((head, tail)) = rest.split_first_chunk::<10>() {
+        let [kind, s0, s1, s2, s3, a0, a1, a2, a3, len] = *head;
+        let len = usize::from(len).min(tail.len());
+        let (payload, tail) = tail.split_at(len);
+        rest = tail;
+        let to_server = kind & 0x80 == 0;
+        let seg = Segment {
+            seq: u32::from_be_bytes([s0, s1, s2, s3]),
+            ack: u32::from_be_bytes([a0, a1, a2, a3]),
+            flags: TcpFlags(u16::from(kind & 0x3f)),
+            payload,
+        };
+        s.insert(to_server, seg);
+        let dir = if to_server { &s.client } else { &s.server };
+        let _ = app.on_stream(to_server, dir, (40000, 80));
+        assert!(s.client.data().len() as u64 <= cfg.depth);
+        assert!(mem.used() <= mem.cap());
+    }
+    drop(s);
+    assert_eq!(mem.used(), 0);
+});
