@@ -15,5 +15,6 @@ pub mod event;
 pub mod flow;
 pub mod io;
 pub mod reset;
+pub mod shared_blocks;
 pub mod time;
 pub mod worker;
