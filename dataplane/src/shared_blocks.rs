@@ -137,7 +137,7 @@ impl BlockSnapshot {
             .iter()
             .map(|(k, e)| (*k, e.to_entry()))
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|e| e.0);
         v
     }
 }
@@ -496,8 +496,10 @@ impl BlockKeeper {
                 break;
             }
             self.expiries.pop();
-            if self.entries.get(&key).is_some_and(|e| e.expires == t) {
-                if let Some(e) = self.entries.remove(&key) {
+            if self.entries.get(&key).is_some_and(|e| e.expires == t)
+                && let Some(e) = self.entries.remove(&key)
+            {
+                {
                     self.dirty = true;
                     self.stats.expired += 1;
                     on_event(Event {
@@ -649,12 +651,12 @@ impl BlockClient {
             return false;
         }
         let key = BlockKey { scope, addr };
-        if let Some(p) = self.overlay.get_mut(&key) {
-            if p.expires > now {
-                p.hits += 1;
-                p.last = now;
-                return true;
-            }
+        if let Some(p) = self.overlay.get_mut(&key)
+            && p.expires > now
+        {
+            p.hits += 1;
+            p.last = now;
+            return true;
         }
         if let Some(e) = self.snap.get(&key, now) {
             e.hit(now, 1);

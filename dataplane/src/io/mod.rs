@@ -13,6 +13,8 @@
 use crate::time::Timestamp;
 use crate::worker::{Toward, Verdict};
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 pub mod pcap;
 
 /// Index of a port of a backend (0 or 1).
