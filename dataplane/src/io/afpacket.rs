@@ -777,6 +777,29 @@ const JEQ_K: u16 = 0x15;
 const JA: u16 = 0x05;
 const RET_A: u16 = 0x16;
 const RET_K: u16 = 0x06;
+const TAX: u16 = 0x07;
+const RSH_K: u16 = 0x74;
+const XOR_X: u16 = 0xac;
+const MUL_K: u16 = 0x24;
+
+/// The finaliser applied to the address sum: the kernel takes the result modulo the group size,
+/// and a plain sum of two addresses that differ in the same low bits is always even.
+pub fn mix(mut a: u32) -> u32 {
+    a ^= a >> 16;
+    a = a.wrapping_mul(0x045d_9f3b);
+    a ^ (a >> 16)
+}
+
+fn push_mix_and_ret(p: &mut Vec<libc::sock_filter>) {
+    p.push(ins(TAX, 0, 0, 0));
+    p.push(ins(RSH_K, 0, 0, 16));
+    p.push(ins(XOR_X, 0, 0, 0));
+    p.push(ins(MUL_K, 0, 0, 0x045d_9f3b));
+    p.push(ins(TAX, 0, 0, 0));
+    p.push(ins(RSH_K, 0, 0, 16));
+    p.push(ins(XOR_X, 0, 0, 0));
+    p.push(ins(RET_A, 0, 0, 0));
+}
 
 fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
@@ -784,7 +807,7 @@ fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
 
 /// The fanout program of [`FanoutHash::Addresses`]: skip up to two in-data VLAN tags, then
 /// return the sum of the source and destination address words (IPv4: 2 words, IPv6: 8), which is
-/// the same for both directions. Non-IP frames return 0. The kernel takes the result modulo the
+/// the same for both directions, through the finaliser [`mix`]. Non-IP frames return 0. The kernel takes the result modulo the
 /// group size. A load past the end of a short frame ends the program with 0.
 pub fn address_hash_program() -> Vec<libc::sock_filter> {
     // Layout (indices):
@@ -795,12 +818,13 @@ pub fn address_hash_program() -> Vec<libc::sock_filter> {
     //  14     jeq 0x0800 -> V4
     //  15     jeq 0x86dd -> V6
     //  16     ret #0
-    //  17..   V4: ld [x+26]; st M0; ld [x+30]; ldx M0; add x; ret a
-    //  23..   V6: stx M1; ld [x+22]; st M0; 7 x (ld [x+k]; ldx M0; add x; st M0; ldx M1); ret a
+    //  17..   V4: ld [x+26]; st M0; ld [x+30]; ldx M0; add x; mix; ret a
+    //  30..   V6: stx M1; ld [x+22]; st M0; 7 x (ld [x+k]; ldx M0; add x; st M0; ldx M1); mix;
+    //         ret a
     const TAGS: [u32; 3] = [0x8100, 0x88a8, 0x9100];
     const DISPATCH: u32 = 13;
     const V4: u8 = 17;
-    const V6: u8 = 23;
+    const V6: u8 = 30;
     let mut p = Vec::with_capacity(64);
     p.push(ins(LDX_IMM, 0, 0, 0));
     for depth in 0..2u32 {
@@ -822,7 +846,7 @@ pub fn address_hash_program() -> Vec<libc::sock_filter> {
     p.push(ins(LD_W_IND, 0, 0, 30));
     p.push(ins(LDX_MEM, 0, 0, 0));
     p.push(ins(ADD_X, 0, 0, 0));
-    p.push(ins(RET_A, 0, 0, 0));
+    push_mix_and_ret(&mut p);
     debug_assert_eq!(p.len(), usize::from(V6));
     p.push(ins(STX, 0, 0, 1));
     p.push(ins(LD_W_IND, 0, 0, 22));
@@ -834,7 +858,7 @@ pub fn address_hash_program() -> Vec<libc::sock_filter> {
         p.push(ins(ST, 0, 0, 0));
         p.push(ins(LDX_MEM, 0, 0, 1));
     }
-    p.push(ins(RET_A, 0, 0, 0));
+    push_mix_and_ret(&mut p);
     p
 }
 
@@ -872,6 +896,10 @@ mod tests {
                     None => return 0,
                 },
                 ADD_X => a = a.wrapping_add(x),
+                TAX => x = a,
+                RSH_K => a >>= i.k,
+                XOR_X => a ^= x,
+                MUL_K => a = a.wrapping_mul(i.k),
                 JEQ_K => pc += usize::from(if a == i.k { i.jt } else { i.jf }),
                 JA => pc += k,
                 RET_A => return a,
@@ -913,7 +941,7 @@ mod tests {
         let prog = address_hash_program();
         assert!(prog.len() < 4096);
         let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
-        let want = u32::from_be_bytes(a).wrapping_add(u32::from_be_bytes(b));
+        let want = mix(u32::from_be_bytes(a).wrapping_add(u32::from_be_bytes(b)));
         for tags in [&[][..], &[0x8100], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
             let ab = run(&prog, &eth(tags, 0x0800, &v4(a, b)));
             let ba = run(&prog, &eth(tags, 0x0800, &v4(b, a)));
@@ -928,6 +956,16 @@ mod tests {
         let ba = run(&prog, &eth(&[0x8100], 0x86dd, &v6(d, s)));
         assert_eq!(ab, ba);
         assert_ne!(ab, 0);
+        // Pairs that differ in the same low bits spread over two workers.
+        let spread: std::collections::HashSet<u32> = (0..16u8)
+            .map(|f| {
+                run(
+                    &prog,
+                    &eth(&[], 0x0800, &v4([10, 88, 0, f], [10, 88, 1, f])),
+                ) % 2
+            })
+            .collect();
+        assert_eq!(spread.len(), 2);
         let other = run(&prog, &eth(&[], 0x0806, &[0; 28]));
         assert_eq!(other, 0);
         assert_eq!(run(&prog, &[0; 10]), 0);
