@@ -28,7 +28,8 @@
 //!     reassemble, and we must see (and forward) fragments as they are.
 //!   - [`FanoutHash::Addresses`] (the default): a classic BPF program (`PACKET_FANOUT_CBPF`)
 //!     computes the sum of the source and destination IP addresses (IPv4, or the eight words of
-//!     two IPv6 addresses, after up to two in-data VLAN tags). Symmetric whatever the NIC does,
+//!     two IPv6 addresses; the outer VLAN tag is metadata by then and a QinQ inner tag is
+//!     skipped), through a multiplicative finaliser. Symmetric whatever the NIC does,
 //!     and it keeps one address pair on one worker: fragments with their flow, and a port scan
 //!     of one host seen whole by one worker's detector. Non-IP frames go to worker 0.
 //!
@@ -766,7 +767,6 @@ impl PacketIo for AfPacketIo {
 
 // Classic BPF opcodes (linux/filter.h).
 const LD_H_ABS: u16 = 0x28;
-const LD_H_IND: u16 = 0x48;
 const LD_W_IND: u16 = 0x40;
 const LDX_IMM: u16 = 0x01;
 const LDX_MEM: u16 = 0x61;
@@ -805,54 +805,60 @@ fn ins(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
     libc::sock_filter { code, jt, jf, k }
 }
 
-/// The fanout program of [`FanoutHash::Addresses`]: skip up to two in-data VLAN tags, then
-/// return the sum of the source and destination address words (IPv4: 2 words, IPv6: 8), which is
-/// the same for both directions, through the finaliser [`mix`]. Non-IP frames return 0. The kernel takes the result modulo the
-/// group size. A load past the end of a short frame ends the program with 0.
+/// Ancillary load of `skb->protocol` (SKF_AD_OFF + SKF_AD_PROTOCOL).
+const AD_PROTOCOL: u32 = 0xffff_f000;
+const LD_W_ABS: u16 = 0x20;
+
+/// The fanout program of [`FanoutHash::Addresses`]: the sum of the source and destination address
+/// words (IPv4: 2 words, IPv6: 8), the same for both directions, through the finaliser [`mix`].
+/// Non-IP frames return 0; the kernel takes the result modulo the group size, and a load past the
+/// end of a short packet ends the program with 0.
+///
+/// A fanout program runs on the skb as the stack received it: data starts at the network header
+/// (not the Ethernet header, unlike a socket filter), the outer VLAN tag has already been moved
+/// to metadata by `skb_vlan_untag`, and `skb->protocol` is the EtherType after it. For QinQ that
+/// is the inner TPID and the data starts with the inner tag's TCI and EtherType.
 pub fn address_hash_program() -> Vec<libc::sock_filter> {
     // Layout (indices):
-    //  0      ldx #0                    X = bytes of in-data tags
-    //  1..=6  ldh [12]; jeq 8100/88a8/9100 -> 6; ja DISPATCH; 6: ldx #4
-    //  7..=12 ldh [16]; jeq ... -> 12;   ja DISPATCH; 12: ldx #8
-    //  13     DISPATCH: ldh [x+12]
-    //  14     jeq 0x0800 -> V4
-    //  15     jeq 0x86dd -> V6
-    //  16     ret #0
-    //  17..   V4: ld [x+26]; st M0; ld [x+30]; ldx M0; add x; mix; ret a
-    //  30..   V6: stx M1; ld [x+22]; st M0; 7 x (ld [x+k]; ldx M0; add x; st M0; ldx M1); mix;
+    //  0      ldx #0                       X = offset of the IP header in the data
+    //  1      ld proto                     A = skb->protocol
+    //  2..=4  jeq 8100/88a8/9100 -> TAG (6)
+    //  5      ja DISPATCH (8)
+    //  6      TAG: ldx #4
+    //  7      ldh [2]                      A = EtherType after the inner tag
+    //  8      DISPATCH: jeq 0x0800 -> V4
+    //  9      jeq 0x86dd -> V6
+    //  10     ret #0
+    //  11..   V4: ld [x+12]; st M0; ld [x+16]; ldx M0; add x; mix; ret a
+    //  24..   V6: stx M1; ld [x+8]; st M0; 7 x (ld [x+k]; ldx M0; add x; st M0; ldx M1); mix;
     //         ret a
-    const TAGS: [u32; 3] = [0x8100, 0x88a8, 0x9100];
-    const DISPATCH: u32 = 13;
-    const V4: u8 = 17;
-    const V6: u8 = 30;
-    let mut p = Vec::with_capacity(64);
+    const V4: u8 = 11;
+    const V6: u8 = 24;
+    let mut p = Vec::with_capacity(80);
     p.push(ins(LDX_IMM, 0, 0, 0));
-    for depth in 0..2u32 {
-        let at = 1 + 6 * depth; // index of this depth's ldh
-        p.push(ins(LD_H_ABS, 0, 0, 12 + 4 * depth));
-        p.push(ins(JEQ_K, 3, 0, TAGS[0]));
-        p.push(ins(JEQ_K, 2, 0, TAGS[1]));
-        p.push(ins(JEQ_K, 1, 0, TAGS[2]));
-        // ja at `at + 4`: target = at + 5 + k.
-        p.push(ins(JA, 0, 0, DISPATCH - (at + 5)));
-        p.push(ins(LDX_IMM, 0, 0, 4 * (depth + 1)));
-    }
-    p.push(ins(LD_H_IND, 0, 0, 12));
-    p.push(ins(JEQ_K, V4 - 15, 0, 0x0800));
-    p.push(ins(JEQ_K, V6 - 16, 0, 0x86dd));
+    p.push(ins(LD_W_ABS, 0, 0, AD_PROTOCOL));
+    p.push(ins(JEQ_K, 3, 0, 0x8100));
+    p.push(ins(JEQ_K, 2, 0, 0x88a8));
+    p.push(ins(JEQ_K, 1, 0, 0x9100));
+    p.push(ins(JA, 0, 0, 2));
+    p.push(ins(LDX_IMM, 0, 0, 4));
+    p.push(ins(LD_H_ABS, 0, 0, 2));
+    p.push(ins(JEQ_K, V4 - 9, 0, 0x0800));
+    p.push(ins(JEQ_K, V6 - 10, 0, 0x86dd));
     p.push(ins(RET_K, 0, 0, 0));
-    p.push(ins(LD_W_IND, 0, 0, 26));
+    debug_assert_eq!(p.len(), usize::from(V4));
+    p.push(ins(LD_W_IND, 0, 0, 12));
     p.push(ins(ST, 0, 0, 0));
-    p.push(ins(LD_W_IND, 0, 0, 30));
+    p.push(ins(LD_W_IND, 0, 0, 16));
     p.push(ins(LDX_MEM, 0, 0, 0));
     p.push(ins(ADD_X, 0, 0, 0));
     push_mix_and_ret(&mut p);
     debug_assert_eq!(p.len(), usize::from(V6));
     p.push(ins(STX, 0, 0, 1));
-    p.push(ins(LD_W_IND, 0, 0, 22));
+    p.push(ins(LD_W_IND, 0, 0, 8));
     p.push(ins(ST, 0, 0, 0));
     for w in 1..8u32 {
-        p.push(ins(LD_W_IND, 0, 0, 22 + 4 * w));
+        p.push(ins(LD_W_IND, 0, 0, 8 + 4 * w));
         p.push(ins(LDX_MEM, 0, 0, 0));
         p.push(ins(ADD_X, 0, 0, 0));
         p.push(ins(ST, 0, 0, 0));
@@ -867,7 +873,7 @@ mod tests {
     use super::*;
 
     /// A minimal classic BPF interpreter for the opcodes the fanout program uses.
-    fn run(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
+    fn run_skb(prog: &[libc::sock_filter], protocol: u16, pkt: &[u8]) -> u32 {
         let (mut a, mut x, mut m) = (0u32, 0u32, [0u32; 16]);
         let mut pc = 0usize;
         let ld = |off: usize, n: usize| -> Option<u32> {
@@ -883,11 +889,8 @@ mod tests {
                 LDX_MEM => x = m[k],
                 STX => m[k] = x,
                 ST => m[k] = a,
+                LD_W_ABS if i.k == AD_PROTOCOL => a = u32::from(protocol),
                 LD_H_ABS => match ld(k, 2) {
-                    Some(v) => a = v,
-                    None => return 0,
-                },
-                LD_H_IND => match ld(k + x as usize, 2) {
                     Some(v) => a = v,
                     None => return 0,
                 },
@@ -907,6 +910,22 @@ mod tests {
                 c => panic!("opcode {c:#x}"),
             }
         }
+    }
+
+    /// Run on a frame as the kernel presents it to fanout: the outer tag (if any) in metadata,
+    /// `protocol` the EtherType after it, data from there on.
+    fn run(prog: &[libc::sock_filter], frame: &[u8]) -> u32 {
+        let Some(et) = frame.get(12..14) else {
+            return 0;
+        };
+        let mut et = u16::from_be_bytes([et[0], et[1]]);
+        let mut off = 14;
+        if matches!(et, 0x8100 | 0x88a8 | 0x9100) {
+            // Outer tag to metadata.
+            et = u16::from_be_bytes([frame[16], frame[17]]);
+            off = 18;
+        }
+        run_skb(prog, et, &frame[off..])
     }
 
     fn eth(tags: &[u16], ethertype: u16, payload: &[u8]) -> Vec<u8> {
