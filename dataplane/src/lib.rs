@@ -16,6 +16,7 @@ pub mod event;
 pub mod flow;
 pub mod io;
 pub mod reset;
+pub mod shared_blocks;
 pub mod stream;
 pub mod time;
 pub mod worker;

@@ -3,8 +3,10 @@
 //! verdict -> events.
 //!
 //! The worker owns its flow table, defragmenter and detector state. The compiled policy is an
-//! `Arc` snapshot swapped between packets ([`Worker::set_policy`]); the block table is owned here
-//! for now and reached through [`Worker::blocks_mut`] for manual blocks.
+//! `Arc` snapshot swapped between packets ([`Worker::set_policy`]). The block table is either
+//! owned by the worker ([`Worker::new`]: replay, tests; manual blocks through
+//! [`Worker::blocks_mut`]) or shared by every worker of a live dataplane
+//! ([`Worker::with_shared_blocks`], see [`crate::shared_blocks`]).
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use crate::event::{
 };
 use crate::flow::{FlowConfig, FlowKey, FlowTable};
 use crate::reset::{self, Segment};
+use crate::shared_blocks::{BlockClient, BlockRequest};
 use crate::time::Timestamp;
 
 /// How the SVM is attached to the traffic.
@@ -178,6 +181,8 @@ pub struct Worker {
     defrag: Defragmenter,
     attacks: AttackBlocker,
     blocks: BlockTable,
+    // Live dataplane: the shared table; `blocks` then stays empty.
+    shared: Option<BlockClient>,
     counters: Counters,
     detections: Vec<Detection>,
 }
@@ -192,9 +197,27 @@ impl Worker {
             defrag: Defragmenter::new(cfg.defrag),
             attacks: AttackBlocker::new(cfg.attack_caps),
             blocks: BlockTable::default(),
+            shared: None,
             counters: Counters::default(),
             detections: Vec::with_capacity(4),
         }
+    }
+
+    /// A worker whose blocks go to, and whose block checks come from, the table shared by every
+    /// worker. Expiry is then the keeper's job ([`crate::shared_blocks::BlockKeeper`]).
+    pub fn with_shared_blocks(
+        cfg: WorkerConfig,
+        policy: Arc<CompiledPolicy>,
+        blocks: BlockClient,
+    ) -> Self {
+        let mut w = Worker::new(cfg, policy);
+        w.shared = Some(blocks);
+        w
+    }
+
+    /// The shared block table client, if this worker uses one.
+    pub fn shared_blocks(&self) -> Option<&BlockClient> {
+        self.shared.as_ref()
     }
 
     /// Switch to a new compiled policy; takes effect with the next packet.
@@ -227,7 +250,7 @@ impl Worker {
         &self.attacks
     }
 
-    /// The block table.
+    /// The worker's own block table (empty when the worker uses the shared table).
     pub fn blocks(&self) -> &BlockTable {
         &self.blocks
     }
@@ -384,7 +407,11 @@ impl Worker {
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
-        if self.blocks.check_and_hit(scope, ip.src, now) {
+        let blocked = match self.shared.as_mut() {
+            Some(shared) => shared.check_and_hit(scope, ip.src, now),
+            None => self.blocks.check_and_hit(scope, ip.src, now),
+        };
+        if blocked {
             // Mirror mode cannot drop: answer every TCP segment of the blocked source.
             if self.cfg.attach == Attach::Mirror
                 && let L4::Tcp(t) = &ip.l4
@@ -640,6 +667,24 @@ impl Worker {
                     addr: d.src,
                 };
                 let secs = ab.block_minutes.as_secs();
+                if let Some(shared) = self.shared.as_mut() {
+                    // The keeper emits the "block added" event once, whichever worker asked.
+                    match shared.block(BlockRequest {
+                        key,
+                        now: meta.ts,
+                        duration_secs: secs,
+                        reason: d.attack.name(),
+                        engine: Engine::AttackBlocker,
+                        sid: Some(d.attack.sid()),
+                        flow_id: packet.flow_id,
+                        pcap_cnt: Some(meta.pcap_cnt),
+                    }) {
+                        BlockResult::Added => self.counters.blocks_added += 1,
+                        BlockResult::AlreadyBlocked => {}
+                        BlockResult::Full => self.counters.blocks_refused += 1,
+                    }
+                    return true;
+                }
                 match self.blocks.block(
                     key,
                     meta.ts,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::replay;
+use crate::{daemon, replay};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -37,6 +37,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon on live interfaces (AF_PACKET) until SIGTERM or SIGINT.
+    Run {
+        /// The configuration file (YAML).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Replay a capture through the engine and report what the SVM would have done.
     Replay(ReplayArgs),
     /// Policy documents.
@@ -120,6 +126,13 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> u8 {
     match cli.command {
+        Command::Run { config } => match daemon::run(&config) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("svm run: {e}");
+                e.exit_code()
+            }
+        },
         Command::Replay(args) => match replay::run(&args) {
             Ok(()) => EXIT_OK,
             Err(e) => {

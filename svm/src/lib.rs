@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod daemon;
 pub mod eve;
 pub mod replay;

@@ -14,6 +14,8 @@
 use crate::time::Timestamp;
 use crate::worker::{Toward, Verdict};
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod pcap;

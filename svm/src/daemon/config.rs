@@ -1,0 +1,544 @@
+//! The daemon's configuration file (YAML): read every key, collect every problem with its key,
+//! and hand back validated settings, before any socket is opened.
+//!
+//! The file is walked as a YAML tree rather than deserialized into a struct, so a wrong type in
+//! one key does not hide the problems of the others, and unknown keys are reported by name.
+//! Tests hand in the text directly ([`Config::from_yaml`]).
+
+use std::path::PathBuf;
+
+use serde_norway::{Mapping, Value};
+
+/// Packet I/O backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Linux AF_PACKET.
+    AfPacket,
+    /// DPDK (cargo feature `dpdk`).
+    Dpdk,
+}
+
+/// Where the SVM sits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttachConfig {
+    /// Two interfaces, frames forwarded between them.
+    Inline {
+        /// Faces the protected VMs (port 0).
+        vm_interface: String,
+        /// Faces the network (port 1).
+        network_interface: String,
+    },
+    /// One interface receiving copies, and optionally one to inject resets.
+    Mirror {
+        /// Receives copies.
+        interface: String,
+        /// Sends injected resets.
+        inject_interface: Option<String>,
+    },
+}
+
+/// AF_PACKET tuning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AfPacketSettings {
+    /// Ring block size in bytes.
+    pub block_size: u32,
+    /// Blocks per ring.
+    pub block_count: u32,
+    /// Block retire timeout in milliseconds.
+    pub retire_ms: u32,
+    /// Fanout hash for several workers.
+    pub fanout_hash: dataplane::io::afpacket::FanoutHash,
+    /// Promiscuous mode on receive interfaces.
+    pub promiscuous: bool,
+}
+
+impl Default for AfPacketSettings {
+    fn default() -> Self {
+        let r = dataplane::io::afpacket::RingConfig::default();
+        AfPacketSettings {
+            block_size: r.block_size,
+            block_count: r.block_count,
+            retire_ms: r.retire_ms,
+            fanout_hash: dataplane::io::afpacket::FanoutHash::Addresses,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Validated daemon settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Backend.
+    pub backend: Backend,
+    /// Attach mode and interfaces.
+    pub attach: AttachConfig,
+    /// Worker threads.
+    pub workers: u16,
+    /// EAL arguments (DPDK only; kept for the DPDK backend).
+    pub eal_args: Vec<String>,
+    /// Policy file; the built-in default policy without it.
+    pub policy: Option<PathBuf>,
+    /// EVE JSON output (`-` for standard output); none: events are not written.
+    pub eve: Option<String>,
+    /// Validate checksums.
+    pub verify_checksums: bool,
+    /// Flow table cap per worker.
+    pub max_flows: usize,
+    /// Defragmenter caps per worker.
+    pub defrag_max_datagrams: usize,
+    /// Defragmenter memory cap per worker, bytes.
+    pub defrag_max_bytes: usize,
+    /// Block table cap (shared).
+    pub max_blocks: usize,
+    /// Print counters to the log this often (0: only on SIGUSR1 and at exit).
+    pub stats_interval_secs: u64,
+    /// Frames per receive burst.
+    pub burst: usize,
+    /// AF_PACKET tuning.
+    pub af_packet: AfPacketSettings,
+}
+
+/// One problem in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// The key, dotted (`af_packet.block_size`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem in a configuration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|i| format!("{}: {}", i.key, i.message)).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigIssue>);
+
+/// Upper bound on workers: more than the cores of any appliance we ship.
+pub const MAX_WORKERS: u64 = 64;
+
+struct Reader {
+    issues: Vec<ConfigIssue>,
+}
+
+impl Reader {
+    fn issue(&mut self, key: &str, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn string(&mut self, map: &mut Mapping, key: &str, full: &str) -> Option<String> {
+        match map.remove(key)? {
+            Value::String(s) if !s.is_empty() => Some(s),
+            Value::String(_) => {
+                self.issue(full, "must not be empty");
+                None
+            }
+            other => {
+                self.issue(full, format!("expected a string, found {}", kind(&other)));
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, map: &mut Mapping, key: &str, full: &str, lo: u64, hi: u64) -> Option<u64> {
+        match map.remove(key)? {
+            Value::Number(n) => match n.as_u64() {
+                Some(v) if (lo..=hi).contains(&v) => Some(v),
+                _ => {
+                    self.issue(full, format!("{n} is out of range {lo}..={hi}"));
+                    None
+                }
+            },
+            other => {
+                self.issue(full, format!("expected an integer, found {}", kind(&other)));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, map: &mut Mapping, key: &str, full: &str) -> Option<bool> {
+        match map.remove(key)? {
+            Value::Bool(b) => Some(b),
+            other => {
+                self.issue(
+                    full,
+                    format!("expected true or false, found {}", kind(&other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn section(&mut self, map: &mut Mapping, key: &str) -> Mapping {
+        match map.remove(key) {
+            None | Some(Value::Null) => Mapping::new(),
+            Some(Value::Mapping(m)) => m,
+            Some(other) => {
+                self.issue(key, format!("expected a mapping, found {}", kind(&other)));
+                Mapping::new()
+            }
+        }
+    }
+
+    fn unknown(&mut self, map: &Mapping, prefix: &str) {
+        for k in map.keys() {
+            let name = match k {
+                Value::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            let full = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
+            self.issue(&full, "unknown key");
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+impl Config {
+    /// Parse and validate a configuration document.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
+        let root: Value = serde_norway::from_str(text).map_err(|e| {
+            ConfigErrors(vec![ConfigIssue {
+                key: "(document)".into(),
+                message: e.to_string(),
+            }])
+        })?;
+        let mut map = match root {
+            Value::Mapping(m) => m,
+            Value::Null => Mapping::new(),
+            other => {
+                return Err(ConfigErrors(vec![ConfigIssue {
+                    key: "(document)".into(),
+                    message: format!("expected a mapping, found {}", kind(&other)),
+                }]));
+            }
+        };
+        let mut r = Reader { issues: vec![] };
+        let m = &mut map;
+
+        let backend = match r.string(m, "backend", "backend").as_deref() {
+            None | Some("af-packet") => Some(Backend::AfPacket),
+            Some("dpdk") => Some(Backend::Dpdk),
+            Some(other) => {
+                r.issue(
+                    "backend",
+                    format!("unknown backend {other:?} (af-packet or dpdk)"),
+                );
+                None
+            }
+        };
+        if backend == Some(Backend::Dpdk) && !cfg!(feature = "dpdk") {
+            r.issue(
+                "backend",
+                "dpdk: this svm was built without DPDK support (cargo feature `dpdk`)",
+            );
+        }
+
+        let mode = r.string(m, "mode", "mode");
+        let vm = r.string(m, "vm_interface", "vm_interface");
+        let net = r.string(m, "network_interface", "network_interface");
+        let iface = r.string(m, "interface", "interface");
+        let inject = r.string(m, "inject_interface", "inject_interface");
+        let attach = match mode.as_deref() {
+            Some("inline") => {
+                for (v, k) in [(&iface, "interface"), (&inject, "inject_interface")] {
+                    if v.is_some() {
+                        r.issue(k, "only for mode: mirror");
+                    }
+                }
+                match (vm, net) {
+                    (Some(v), Some(n)) if v == n => {
+                        r.issue("network_interface", "must differ from vm_interface");
+                        None
+                    }
+                    (Some(vm_interface), Some(network_interface)) => Some(AttachConfig::Inline {
+                        vm_interface,
+                        network_interface,
+                    }),
+                    (v, n) => {
+                        if v.is_none() {
+                            r.issue("vm_interface", "required for mode: inline");
+                        }
+                        if n.is_none() {
+                            r.issue("network_interface", "required for mode: inline");
+                        }
+                        None
+                    }
+                }
+            }
+            Some("mirror") => {
+                for (v, k) in [(&vm, "vm_interface"), (&net, "network_interface")] {
+                    if v.is_some() {
+                        r.issue(k, "only for mode: inline");
+                    }
+                }
+                match iface {
+                    Some(interface) => {
+                        if inject.as_ref() == Some(&interface) {
+                            r.issue("inject_interface", "must differ from interface");
+                        }
+                        Some(AttachConfig::Mirror {
+                            interface,
+                            inject_interface: inject,
+                        })
+                    }
+                    None => {
+                        r.issue("interface", "required for mode: mirror");
+                        None
+                    }
+                }
+            }
+            Some(other) => {
+                r.issue("mode", format!("unknown mode {other:?} (inline or mirror)"));
+                None
+            }
+            None => {
+                r.issue("mode", "required (inline or mirror)");
+                None
+            }
+        };
+
+        let workers = match (m.contains_key("workers"), m.contains_key("cores")) {
+            (true, true) => {
+                r.issue("cores", "give either workers or cores, not both");
+                m.remove("cores");
+                r.uint(m, "workers", "workers", 1, MAX_WORKERS)
+            }
+            (false, true) => r.uint(m, "cores", "cores", 1, MAX_WORKERS),
+            _ => r.uint(m, "workers", "workers", 1, MAX_WORKERS),
+        }
+        .unwrap_or(1);
+
+        let eal_args = match m.remove("eal_args") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Sequence(items)) => items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v {
+                    Value::String(s) => Some(s),
+                    other => {
+                        r.issue(
+                            &format!("eal_args[{i}]"),
+                            format!("expected a string, found {}", kind(&other)),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                r.issue(
+                    "eal_args",
+                    format!("expected a list of strings, found {}", kind(&other)),
+                );
+                vec![]
+            }
+        };
+        if !eal_args.is_empty() && backend == Some(Backend::AfPacket) {
+            r.issue("eal_args", "only for backend: dpdk");
+        }
+
+        let policy = r.string(m, "policy", "policy").map(PathBuf::from);
+        let eve = r.string(m, "eve", "eve");
+        let verify_checksums = match r.string(m, "checksums", "checksums").as_deref() {
+            None | Some("none") => false,
+            Some("all") => true,
+            Some(other) => {
+                r.issue(
+                    "checksums",
+                    format!("unknown value {other:?} (none or all)"),
+                );
+                false
+            }
+        };
+        let stats_interval_secs = r
+            .uint(m, "stats_interval_secs", "stats_interval_secs", 0, 86_400)
+            .unwrap_or(0);
+        let burst = r.uint(m, "burst", "burst", 1, 1024).unwrap_or(64);
+
+        let flow_defaults = dataplane::flow::FlowConfig::default();
+        let defrag_defaults = dataplane::defrag::DefragConfig::default();
+        let mut flows = r.section(m, "flows");
+        let max_flows = r
+            .uint(&mut flows, "max", "flows.max", 1024, 1 << 26)
+            .map_or(flow_defaults.max_flows, to_usize);
+        r.unknown(&flows, "flows");
+        let mut defrag = r.section(m, "defrag");
+        let defrag_max_datagrams = r
+            .uint(
+                &mut defrag,
+                "max_datagrams",
+                "defrag.max_datagrams",
+                1,
+                1 << 20,
+            )
+            .map_or(defrag_defaults.max_datagrams, to_usize);
+        let defrag_max_bytes = r
+            .uint(
+                &mut defrag,
+                "max_bytes",
+                "defrag.max_bytes",
+                1 << 16,
+                1 << 32,
+            )
+            .map_or(defrag_defaults.max_bytes, to_usize);
+        r.unknown(&defrag, "defrag");
+        let mut blocks = r.section(m, "blocks");
+        let max_blocks = r
+            .uint(&mut blocks, "max", "blocks.max", 1, 1 << 24)
+            .map_or(dataplane::blocks::DEFAULT_BLOCK_CAPACITY, to_usize);
+        r.unknown(&blocks, "blocks");
+
+        let mut afp = r.section(m, "af_packet");
+        let d = AfPacketSettings::default();
+        let block_size = r
+            .uint(
+                &mut afp,
+                "block_size",
+                "af_packet.block_size",
+                4096,
+                1 << 28,
+            )
+            .map_or(d.block_size, to_u32);
+        if !block_size.is_power_of_two() {
+            r.issue(
+                "af_packet.block_size",
+                format!("{block_size} is not a power of two"),
+            );
+        }
+        let block_count = r
+            .uint(&mut afp, "block_count", "af_packet.block_count", 2, 4096)
+            .map_or(d.block_count, to_u32);
+        let retire_ms = r
+            .uint(&mut afp, "retire_ms", "af_packet.retire_ms", 1, 1000)
+            .map_or(d.retire_ms, to_u32);
+        let fanout_hash = match r
+            .string(&mut afp, "fanout_hash", "af_packet.fanout_hash")
+            .as_deref()
+        {
+            None | Some("addresses") => dataplane::io::afpacket::FanoutHash::Addresses,
+            Some("kernel") => dataplane::io::afpacket::FanoutHash::Kernel,
+            Some(other) => {
+                r.issue(
+                    "af_packet.fanout_hash",
+                    format!("unknown value {other:?} (addresses or kernel)"),
+                );
+                d.fanout_hash
+            }
+        };
+        let promiscuous = r
+            .boolean(&mut afp, "promiscuous", "af_packet.promiscuous")
+            .unwrap_or(d.promiscuous);
+        r.unknown(&afp, "af_packet");
+        r.unknown(m, "");
+
+        match (backend, attach) {
+            (Some(backend), Some(attach)) if r.issues.is_empty() => Ok(Config {
+                backend,
+                attach,
+                workers: u16::try_from(workers).unwrap_or(1),
+                eal_args,
+                policy,
+                eve,
+                verify_checksums,
+                max_flows,
+                defrag_max_datagrams,
+                defrag_max_bytes,
+                max_blocks,
+                stats_interval_secs,
+                burst: to_usize(burst),
+                af_packet: AfPacketSettings {
+                    block_size,
+                    block_count,
+                    retire_ms,
+                    fanout_hash,
+                    promiscuous,
+                },
+            }),
+            _ => Err(ConfigErrors(r.issues)),
+        }
+    }
+}
+
+// Values were range-checked against bounds that fit.
+fn to_usize(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+fn to_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_example_parses() {
+        let c = Config::from_yaml(
+            "backend: af-packet\nmode: inline\nvm_interface: a\nnetwork_interface: b\nworkers: 2\n\
+             eve: /tmp/eve.json\naf_packet: {block_count: 8, fanout_hash: kernel}\n",
+        )
+        .unwrap();
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.af_packet.block_count, 8);
+        assert_eq!(
+            c.attach,
+            AttachConfig::Inline {
+                vm_interface: "a".into(),
+                network_interface: "b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let e = Config::from_yaml(
+            "backend: netmap\nmode: inline\nvm_interface: a\nworkers: 0\nflows: {max: x}\n\
+             af_packet: {block_size: 5000, colour: red}\nextra: 1\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+        for k in [
+            "backend",
+            "network_interface",
+            "workers",
+            "flows.max",
+            "af_packet.block_size",
+            "af_packet.colour",
+            "extra",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn mirror_needs_interface() {
+        let e = Config::from_yaml("mode: mirror\ninject_interface: x\n").unwrap_err();
+        assert!(e.to_string().contains("interface: required"));
+    }
+
+    #[cfg(not(feature = "dpdk"))]
+    #[test]
+    fn dpdk_without_feature_is_refused() {
+        let e = Config::from_yaml(
+            "backend: dpdk\nmode: mirror\ninterface: 0000:00:04.0\neal_args: [--no-huge]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("built without DPDK"), "{e}");
+    }
+}

@@ -1,0 +1,383 @@
+//! `svm run --config FILE`: the live daemon.
+//!
+//! Threads: N workers (each its own [`dataplane::worker::Worker`] and AF_PACKET sockets, joined
+//! to one fanout group per interface when N > 1), one block keeper (the single writer of the
+//! shared block table, see [`dataplane::shared_blocks`]), one EVE writer, and the main thread,
+//! which waits for signals: SIGTERM/SIGINT stop everything cleanly (workers first, then the
+//! keeper, then the writer, which flushes), SIGUSR1 prints the counters to standard error, as
+//! does the periodic `stats_interval_secs` and the exit.
+//!
+//! Order of start-up: read and validate the whole configuration and the policy, create the EVE
+//! file, and only then open sockets.
+
+pub mod config;
+pub mod status;
+pub mod workers;
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use dataplane::decode::DecodeOptions;
+use dataplane::defrag::DefragConfig;
+use dataplane::event::Event;
+use dataplane::flow::FlowConfig;
+use dataplane::io::afpacket::{
+    AfPacketAttach, AfPacketConfig, AfPacketError, AfPacketIo, Fanout, RingConfig,
+};
+use dataplane::shared_blocks::{KeeperStats, SharedBlocks};
+use dataplane::time::Timestamp;
+use dataplane::worker::{Attach, Worker, WorkerConfig};
+use policy::{CompiledPolicy, Policy};
+
+use crate::cli::{EXIT_GENERAL, EXIT_SYNTAX};
+use crate::eve::EveWriter;
+use config::{AttachConfig, Backend, Config, ConfigErrors};
+use workers::{WorkerStatus, WorkerTask};
+
+/// Errors of `svm run`.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The configuration is invalid (every problem listed).
+    #[error("{path}: invalid configuration:\n{errors}")]
+    Config {
+        /// The file.
+        path: String,
+        /// The problems.
+        errors: ConfigErrors,
+    },
+    /// The policy file is invalid or unreadable.
+    #[error("policy {path}:\n{message}")]
+    Policy {
+        /// The file.
+        path: String,
+        /// Every problem.
+        message: String,
+    },
+    /// Opening the packet sockets failed.
+    #[error("af-packet: {0}")]
+    Open(#[from] AfPacketError),
+    /// Output or thread failure.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl DaemonError {
+    /// The process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config { .. } | DaemonError::Policy { .. } => EXIT_SYNTAX,
+            _ => EXIT_GENERAL,
+        }
+    }
+}
+
+fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Io {
+        what: what.to_owned(),
+        source,
+    }
+}
+
+/// Wall-clock time as the dataplane sees it.
+pub fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_secs_micros(d.as_secs(), d.subsec_micros())
+}
+
+/// Read and validate a configuration file and the policy it names.
+pub fn load(path: &Path) -> Result<(Config, Policy), DaemonError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let cfg = Config::from_yaml(&text).map_err(|errors| DaemonError::Config {
+        path: path.display().to_string(),
+        errors,
+    })?;
+    let policy = match &cfg.policy {
+        Some(p) => Policy::load(p).map_err(|e| DaemonError::Policy {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => Policy::default(),
+    };
+    Ok((cfg, policy))
+}
+
+fn open_eve(target: Option<&str>) -> Result<Option<Box<dyn Write + Send>>, DaemonError> {
+    Ok(match target {
+        None => None,
+        Some("-") => Some(Box::new(std::io::stdout())),
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(io_err(path))?;
+            Some(Box::new(f))
+        }
+    })
+}
+
+/// The EVE writer thread: writes every event, flushes whenever the queue runs dry (so a reader
+/// sees events within a fraction of a second), returns when every sender is gone.
+fn eve_thread(rx: Receiver<Event>, out: Option<Box<dyn Write + Send>>) -> std::io::Result<u64> {
+    let mut w = out.map(|o| EveWriter::new(Box::new(BufWriter::with_capacity(1 << 16, o))));
+    let mut n = 0u64;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(ev) => {
+                n += 1;
+                if let Some(w) = w.as_mut() {
+                    w.write(&ev)?;
+                }
+                while let Ok(ev) = rx.try_recv() {
+                    n += 1;
+                    if let Some(w) = w.as_mut() {
+                        w.write(&ev)?;
+                    }
+                }
+                if let Some(w) = w.as_mut() {
+                    w.flush()?;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if let Some(w) = w.as_mut() {
+        w.flush()?;
+    }
+    Ok(n)
+}
+
+/// Depth of the event queue between workers and the writer.
+const EVENT_QUEUE: usize = 1 << 16;
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let (cfg, policy) = load(config_path)?;
+    match cfg.backend {
+        Backend::AfPacket => {}
+        // Validation refuses dpdk in a build without the feature; the DPDK backend plugs in here.
+        Backend::Dpdk => {
+            return Err(DaemonError::Io {
+                what: "backend dpdk".into(),
+                source: std::io::Error::other("the DPDK backend is not part of this build"),
+            });
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let usr1 = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(io_err("signal handler"))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
+        .map_err(io_err("signal handler"))?;
+
+    let eve_out = open_eve(cfg.eve.as_deref())?;
+    let compiled = Arc::new(CompiledPolicy::compile(policy));
+    let workers = usize::from(cfg.workers);
+    let SharedBlocks {
+        keeper,
+        control,
+        clients,
+    } = SharedBlocks::new(workers, cfg.max_blocks);
+
+    // Sockets are opened one worker after the other, so every fanout group has its members in
+    // the same order and a symmetric hash picks the same worker on both interfaces.
+    let attach = match &cfg.attach {
+        AttachConfig::Inline {
+            vm_interface,
+            network_interface,
+        } => AfPacketAttach::Inline {
+            vm: vm_interface.clone(),
+            network: network_interface.clone(),
+        },
+        AttachConfig::Mirror {
+            interface,
+            inject_interface,
+        } => AfPacketAttach::Mirror {
+            interface: interface.clone(),
+            inject: inject_interface.clone(),
+        },
+    };
+    let group = u16::try_from(std::process::id() & 0xfffe).unwrap_or(0x5356);
+    let afp = AfPacketConfig {
+        attach,
+        ring: RingConfig {
+            block_size: cfg.af_packet.block_size,
+            block_count: cfg.af_packet.block_count,
+            retire_ms: cfg.af_packet.retire_ms,
+            ..RingConfig::default()
+        },
+        fanout: (workers > 1).then_some(Fanout {
+            group,
+            hash: cfg.af_packet.fanout_hash,
+        }),
+        promiscuous: cfg.af_packet.promiscuous,
+    };
+    let mut ios = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        ios.push(AfPacketIo::open(&afp)?);
+    }
+
+    let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
+    let writer = std::thread::Builder::new()
+        .name("svm-eve".into())
+        .spawn(move || eve_thread(ev_rx, eve_out))
+        .map_err(io_err("spawn EVE writer"))?;
+    let keeper_stop = Arc::new(AtomicBool::new(false));
+    let keeper_thread: JoinHandle<KeeperStats> = {
+        let tx = ev_tx.clone();
+        let ks = Arc::clone(&keeper_stop);
+        std::thread::Builder::new()
+            .name("svm-blocks".into())
+            .spawn(move || {
+                keeper.run(&ks, now, Duration::from_millis(100), |ev| {
+                    let _ = tx.send(ev);
+                })
+            })
+            .map_err(io_err("spawn block keeper"))?
+    };
+
+    let attach_mode = match cfg.attach {
+        AttachConfig::Inline { .. } => Attach::Inline,
+        AttachConfig::Mirror { .. } => Attach::Mirror,
+    };
+    let mut statuses = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (index, (io, blocks)) in ios.into_iter().zip(clients).enumerate() {
+        let wcfg = WorkerConfig {
+            decode: DecodeOptions {
+                verify_checksums: cfg.verify_checksums,
+            },
+            flows: FlowConfig {
+                max_flows: cfg.max_flows,
+                ..FlowConfig::default()
+            },
+            defrag: DefragConfig {
+                max_datagrams: cfg.defrag_max_datagrams,
+                max_bytes: cfg.defrag_max_bytes,
+                ..DefragConfig::default()
+            },
+            attach: attach_mode,
+            index: u16::try_from(index).unwrap_or(u16::MAX),
+            ..WorkerConfig::default()
+        };
+        let status = Arc::new(Mutex::new(WorkerStatus::default()));
+        statuses.push(Arc::clone(&status));
+        let task = WorkerTask {
+            worker: Worker::with_shared_blocks(wcfg, Arc::clone(&compiled), blocks),
+            io,
+            events: ev_tx.clone(),
+            burst: cfg.burst,
+            stop: Arc::clone(&stop),
+            status,
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("svm-worker-{index}"))
+            .spawn(move || workers::run(task))
+            .map_err(io_err("spawn worker"))?;
+        handles.push(h);
+    }
+    drop(ev_tx);
+    eprintln!(
+        "svm run: {} worker{} on {} ({}), policy {}, mode {:?}",
+        workers,
+        if workers == 1 { "" } else { "s" },
+        describe(&cfg.attach),
+        if cfg.af_packet.fanout_hash == dataplane::io::afpacket::FanoutHash::Kernel {
+            "kernel flow hash"
+        } else {
+            "address hash"
+        },
+        cfg.policy.as_ref().map_or_else(
+            || "built-in default".to_owned(),
+            |p| p.display().to_string()
+        ),
+        compiled.policy().mode,
+    );
+
+    let interval =
+        (cfg.stats_interval_secs > 0).then(|| Duration::from_secs(cfg.stats_interval_secs));
+    let mut last = Instant::now();
+    let mut failed = None;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if usr1.swap(false, Ordering::Relaxed) || interval.is_some_and(|i| last.elapsed() >= i) {
+            last = Instant::now();
+            eprintln!("{}", status::render(&status::collect(&statuses), &control));
+        }
+        if handles.iter().any(JoinHandle::is_finished) {
+            // A worker ended by itself: an I/O error. Stop the others and report it.
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(_) => failed = Some(std::io::Error::other("worker panicked")),
+        }
+    }
+    keeper_stop.store(true, Ordering::Relaxed);
+    let kstats = keeper_thread.join().unwrap_or_default();
+    let written = match writer.join() {
+        Ok(r) => r.map_err(io_err("EVE output"))?,
+        Err(_) => {
+            return Err(io_err("EVE output")(std::io::Error::other(
+                "writer panicked",
+            )));
+        }
+    };
+    let total = status::collect(&statuses);
+    eprintln!("{}", status::render(&total, &control));
+    eprintln!(
+        "svm run: stopped; {written} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
+        kstats.added, kstats.expired, kstats.unblocked, kstats.duplicates
+    );
+    match failed {
+        Some(e) => Err(DaemonError::Io {
+            what: "worker".into(),
+            source: e,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn describe(a: &AttachConfig) -> String {
+    match a {
+        AttachConfig::Inline {
+            vm_interface,
+            network_interface,
+        } => format!("inline {vm_interface} <-> {network_interface}"),
+        AttachConfig::Mirror {
+            interface,
+            inject_interface,
+        } => match inject_interface {
+            Some(i) => format!("mirror {interface}, inject on {i}"),
+            None => format!("mirror {interface}"),
+        },
+    }
+}

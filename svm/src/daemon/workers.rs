@@ -1,0 +1,163 @@
+//! Worker threads: each owns a [`Worker`] (flows, defragmenter, detectors) and its own packet
+//! sockets, runs to completion per burst, and sends events to the EVE writer without waiting.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use dataplane::event::Event;
+use dataplane::io::afpacket::AfPacketIo;
+use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, PortStats, RxMeta};
+use dataplane::worker::{Counters, Output, PacketMeta, Toward, Verdict, Worker};
+
+/// What a worker reports for status: published about once a second and at exit.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerStatus {
+    /// Engine counters.
+    pub counters: Counters,
+    /// Port counters.
+    pub ports: Vec<PortStats>,
+    /// Events dropped because the writer was behind.
+    pub events_dropped: u64,
+    /// Injected frames with no port to leave by.
+    pub unroutable: u64,
+    /// Live flows.
+    pub flows: usize,
+}
+
+/// Output of a live worker: events to the writer thread (never waiting: a full queue drops the
+/// event and counts it), injections kept for the backend.
+struct ChannelOutput {
+    events: SyncSender<Event>,
+    dropped: u64,
+    injected: Vec<(Vec<u8>, Toward)>,
+}
+
+impl Output for ChannelOutput {
+    fn event(&mut self, event: Event) {
+        if self.events.try_send(event).is_err() {
+            self.dropped += 1;
+        }
+    }
+    fn inject(&mut self, frame: Vec<u8>, toward: Toward) {
+        self.injected.push((frame, toward));
+    }
+}
+
+struct Handler {
+    worker: Worker,
+    out: ChannelOutput,
+    received: u64,
+    last_port: PortId,
+}
+
+impl FrameHandler for Handler {
+    fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
+        self.received += 1;
+        self.last_port = meta.port;
+        self.worker.process(
+            frame,
+            PacketMeta {
+                ts: meta.ts,
+                pcap_cnt: self.received,
+            },
+            &mut self.out,
+        )
+    }
+
+    fn take_injections(&mut self, out: &mut Vec<Injection>) {
+        let rx_port = self.last_port;
+        out.extend(
+            self.out
+                .injected
+                .drain(..)
+                .map(|(frame, toward)| Injection {
+                    frame,
+                    toward,
+                    rx_port,
+                }),
+        );
+    }
+}
+
+/// Everything one worker thread needs.
+pub struct WorkerTask {
+    /// The engine.
+    pub worker: Worker,
+    /// Its sockets.
+    pub io: AfPacketIo,
+    /// Where events go.
+    pub events: SyncSender<Event>,
+    /// Frames per burst.
+    pub burst: usize,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// Where status is published.
+    pub status: Arc<Mutex<WorkerStatus>>,
+}
+
+impl std::fmt::Debug for WorkerTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerTask")
+            .field("interfaces", &self.io.interfaces())
+            .finish_non_exhaustive()
+    }
+}
+
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+const IDLE_WAIT_MS: i32 = 100;
+
+fn publish(status: &Mutex<WorkerStatus>, h: &Handler, io: &AfPacketIo) {
+    let s = WorkerStatus {
+        counters: h.worker.counters().clone(),
+        ports: io.stats(),
+        events_dropped: h.out.dropped,
+        unroutable: io.unroutable(),
+        flows: h.worker.flows().len(),
+    };
+    *status.lock().unwrap_or_else(PoisonError::into_inner) = s;
+}
+
+/// Run one worker until `stop`; returns the I/O error that ended it, if any.
+pub fn run(task: WorkerTask) -> std::io::Result<()> {
+    let WorkerTask {
+        worker,
+        mut io,
+        events,
+        burst,
+        stop,
+        status,
+    } = task;
+    let mut h = Handler {
+        worker,
+        out: ChannelOutput {
+            events,
+            dropped: 0,
+            injected: Vec::new(),
+        },
+        received: 0,
+        last_port: 0,
+    };
+    let mut last_publish = Instant::now();
+    let result = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        match io.poll(&mut h, burst) {
+            Ok(0) => {
+                if let Err(e) = io.wait(IDLE_WAIT_MS) {
+                    break Err(e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            publish(&status, &h, &io);
+            last_publish = Instant::now();
+        }
+    };
+    publish(&status, &h, &io);
+    result
+}
