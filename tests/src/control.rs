@@ -58,7 +58,20 @@ fn client(ca: &TestCa, id: Option<svm::tls::Identity>) -> HttpsClient {
 
 /// Open a `ControlState` on `path` (a store file) with `clock`.
 pub fn open_control(path: &std::path::Path, clock: Arc<ManualClock>) -> Arc<ControlState> {
-    let store = Arc::new(Store::open(path).unwrap());
+    // A previous instance's event writer thread lets go of the file shortly after its hub is
+    // dropped; wait for that rather than racing it.
+    let mut tries = 0;
+    let store = loop {
+        match Store::open(path) {
+            Ok(s) => break Arc::new(s),
+            Err(e) if tries < 100 => {
+                tries += 1;
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("open store: {e}"),
+        }
+    };
     let hub = EventHub::start(store.clone(), HubConfig::default(), Vec::new()).unwrap();
     Arc::new(
         ControlState::open(

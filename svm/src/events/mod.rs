@@ -211,12 +211,18 @@ impl Writer {
                 );
                 let ts = batch.last().map(|r| r.ts).unwrap_or_default();
                 let rec = Record::new(ts, "spool_overflow", Severity::Error, f);
-                if self
+                match self
                     .store
                     .spool_push(&[rec.to_bytes()], self.cfg.spool_max_bytes)
-                    .is_err()
                 {
-                    self.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
+                    Ok(o) => {
+                        self.stats
+                            .spool_dropped
+                            .fetch_add(o.dropped, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        self.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 self.stats.emitted[2].fetch_add(1, Ordering::Relaxed);
             }

@@ -47,10 +47,35 @@ pub struct FakeNsx {
 const SESSION: &str = "JSESSIONID=fake-session-1";
 const XSRF: &str = "xsrf-token-1";
 
+/// Decode `application/x-www-form-urlencoded`.
+fn form_decode(body: &[u8]) -> HashMap<String, String> {
+    let text = String::from_utf8_lossy(body);
+    let dec = |s: &str| {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    text.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (dec(k), dec(v)))
+        .collect()
+}
+
 async fn create_session(State(f): State<FakeNsx>, body: Bytes) -> Response {
-    let form = String::from_utf8_lossy(&body).to_string();
-    let want = format!("j_username={}&j_password={}", f.user, f.password);
-    if form != want {
+    let form = form_decode(&body);
+    if form.get("j_username") != Some(&f.user) || form.get("j_password") != Some(&f.password) {
         return StatusCode::FORBIDDEN.into_response();
     }
     f.rec.lock().unwrap().sessions += 1;
