@@ -646,8 +646,10 @@ impl ControlState {
             EventKind::Alert(a) => {
                 let mut rec = Record::from_dataplane(ev);
                 let mut involved = Vec::new();
-                for (role, addr) in [("source", a.packet.src_ip), ("destination", a.packet.dst_ip)]
-                {
+                for (role, addr) in [
+                    ("source", a.packet.src_ip),
+                    ("destination", a.packet.dst_ip),
+                ] {
                     if let Some(vm) = self.inventory.by_ip(a.packet.scope, addr) {
                         involved.push(serde_json::json!({
                             "role": role, "id": vm.id, "name": vm.name,
@@ -670,12 +672,13 @@ impl ControlState {
             }
             EventKind::Block {
                 key,
-                change: BlockChange::Added {
-                    engine,
-                    reason,
-                    duration_secs,
-                    ..
-                },
+                change:
+                    BlockChange::Added {
+                        engine,
+                        reason,
+                        duration_secs,
+                        ..
+                    },
             } => {
                 let now = ev.ts;
                 let added = {
@@ -761,7 +764,9 @@ impl Control for ControlState {
         let policy = match Policy::from_value(&doc) {
             Ok(p) => p,
             Err(errors) => {
-                self.counters.policy_rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .policy_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 let mut f = Map::new();
                 f.insert("policy_version".into(), current.into());
                 f.insert(
@@ -795,7 +800,10 @@ impl Control for ControlState {
         self.counters.policy_applied.fetch_add(1, Ordering::Relaxed);
         let mut f = Map::new();
         f.insert("policy_version".into(), version.into());
-        f.insert("policy_label".into(), label.map_or(Value::Null, Value::from));
+        f.insert(
+            "policy_label".into(),
+            label.map_or(Value::Null, Value::from),
+        );
         f.insert("exclusions".into(), exclusions.into());
         self.policy_event("policy_applied", Severity::Info, f);
         Ok(state)
@@ -862,10 +870,11 @@ impl Control for ControlState {
             let Some(entry) = b.table.get(&key).cloned() else {
                 return Err(ControlError::TableFull);
             };
-            let stored = self
-                .store
-                .next_decision_id()
-                .and_then(|id| self.store.put_block(&Self::stored(&key, &entry, id)).map(|()| id));
+            let stored = self.store.next_decision_id().and_then(|id| {
+                self.store
+                    .put_block(&Self::stored(&key, &entry, id))
+                    .map(|()| id)
+            });
             let id = match stored {
                 Ok(id) => id,
                 Err(e) => {
@@ -932,7 +941,9 @@ impl Control for ControlState {
             removed
         };
         for (k, e) in &removed {
-            self.counters.unblocked_manual.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .unblocked_manual
+                .fetch_add(1, Ordering::Relaxed);
             self.hook_block(&BlockCommand::Remove { key: *k });
             self.hub.emit(Record::from_dataplane(&Event {
                 ts: now,
@@ -999,7 +1010,10 @@ impl Control for ControlState {
                 kind: "counter",
                 samples: vec![
                     (vec![("result", "applied".into())], f(ld(&c.policy_applied))),
-                    (vec![("result", "rejected".into())], f(ld(&c.policy_rejected))),
+                    (
+                        vec![("result", "rejected".into())],
+                        f(ld(&c.policy_rejected)),
+                    ),
                 ],
             },
             Metric::one(
@@ -1137,7 +1151,9 @@ impl Control for ControlState {
                     .table
                     .iter()
                     .filter(|(_, e)| e.expires > now)
-                    .map(|(k, e)| self.decision(k, e, b.ids.get(k).copied().unwrap_or_default(), now))
+                    .map(|(k, e)| {
+                        self.decision(k, e, b.ids.get(k).copied().unwrap_or_default(), now)
+                    })
                     .collect();
                 out.new.sort_by_key(|d| d.id);
             }

@@ -117,7 +117,8 @@ impl HttpsClient {
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(connect_err)?;
-        let name = ServerName::try_from(host.clone()).map_err(|_| HttpsError::BadUrl(url.into()))?;
+        let name =
+            ServerName::try_from(host.clone()).map_err(|_| HttpsError::BadUrl(url.into()))?;
         let tls = self
             .connector
             .connect(name, tcp)

@@ -129,7 +129,9 @@ impl Inventory {
 
     /// The VM owning `addr` in `scope`.
     pub fn by_ip(&self, scope: VlanScope, addr: IpAddr) -> Option<&ProtectedVm> {
-        self.by_ip.get(&(scope, addr)).and_then(|i| self.vms.get(*i))
+        self.by_ip
+            .get(&(scope, addr))
+            .and_then(|i| self.vms.get(*i))
     }
 
     /// The VM owning a MAC address.
@@ -166,9 +168,10 @@ mod tests {
             inv.by_ip(v100, "10.0.0.5".parse().unwrap()).unwrap().id,
             "vm-1"
         );
-        assert!(inv
-            .by_ip(VlanScope::UNTAGGED, "10.0.0.5".parse().unwrap())
-            .is_none());
+        assert!(
+            inv.by_ip(VlanScope::UNTAGGED, "10.0.0.5".parse().unwrap())
+                .is_none()
+        );
         assert_eq!(
             inv.by_mac(parse_mac("00-50-56-aa-BB-01").unwrap())
                 .unwrap()

@@ -144,10 +144,7 @@ impl NsxClient {
             .request(
                 Method::POST,
                 &format!("{}/api/session/create", self.cfg.base_url),
-                &[(
-                    "content-type",
-                    "application/x-www-form-urlencoded".into(),
-                )],
+                &[("content-type", "application/x-www-form-urlencoded".into())],
                 body.into_bytes(),
             )
             .await?;
@@ -218,7 +215,10 @@ impl NsxClient {
         if resp.status.is_success() {
             return Ok(());
         }
-        if matches!(resp.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        if matches!(
+            resp.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
             *self.session.lock().await = None;
         }
         Err(NsxError::Status {

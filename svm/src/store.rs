@@ -243,7 +243,11 @@ impl Store {
     /// Append events to the spool, then drop the oldest until the spool holds at most
     /// `max_bytes` of records (a single record larger than the bound is still kept alone, so the
     /// newest event is never the one lost).
-    pub fn spool_push(&self, records: &[Vec<u8>], max_bytes: u64) -> Result<PushOutcome, StoreError> {
+    pub fn spool_push(
+        &self,
+        records: &[Vec<u8>],
+        max_bytes: u64,
+    ) -> Result<PushOutcome, StoreError> {
         let tx = self.db.begin_write()?;
         let mut out = PushOutcome::default();
         {
@@ -251,8 +255,7 @@ impl Store {
             let mut spool = tx.open_table(SPOOL)?;
             let mut next = u64_of(meta.get(K_SPOOL_NEXT)?.as_ref().map(|g| g.value()));
             let mut bytes = u64_of(meta.get(K_SPOOL_BYTES)?.as_ref().map(|g| g.value()));
-            let mut dropped_total =
-                u64_of(meta.get(K_SPOOL_DROPPED)?.as_ref().map(|g| g.value()));
+            let mut dropped_total = u64_of(meta.get(K_SPOOL_DROPPED)?.as_ref().map(|g| g.value()));
             for r in records {
                 spool.insert(next, r.as_slice())?;
                 next = next.saturating_add(1);

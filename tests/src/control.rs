@@ -127,8 +127,14 @@ impl Harness {
         tokio::spawn(svm::api::serve(listener, cfg, c, rx));
         Harness {
             admin: client(&ca, Some(ca.client("svm-admin", None).identity())),
-            reader: client(&ca, Some(ca.client("dashboard", Some("svm-readers")).identity())),
-            nobody: client(&ca, Some(ca.client("stranger", Some("elsewhere")).identity())),
+            reader: client(
+                &ca,
+                Some(ca.client("dashboard", Some("svm-readers")).identity()),
+            ),
+            nobody: client(
+                &ca,
+                Some(ca.client("stranger", Some("elsewhere")).identity()),
+            ),
             foreign: client(&ca, Some(other.client("svm-admin", None).identity())),
             anonymous: client(&ca, None),
             dir,
@@ -158,8 +164,13 @@ impl Harness {
         if !body.is_empty() {
             h.push(("content-type", "application/json".into()));
         }
-        who.request(method, &format!("{}{path}", self.base), &h, body.as_bytes().to_vec())
-            .await
+        who.request(
+            method,
+            &format!("{}{path}", self.base),
+            &h,
+            body.as_bytes().to_vec(),
+        )
+        .await
     }
 
     /// Stop the server.

@@ -37,7 +37,13 @@ async fn client_from_another_ca_is_refused() {
 #[tokio::test]
 async fn read_only_role_reads_but_cannot_change() {
     let h = Harness::start().await;
-    for path in ["/api/v1/policy", "/api/v1/blocked-hosts", "/api/v1/status", "/metrics", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/policy",
+        "/api/v1/blocked-hosts",
+        "/api/v1/status",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
         let r = h.call(&h.reader, Method::GET, path, &[], "").await.unwrap();
         assert_eq!(r.status, StatusCode::OK, "{path}");
     }
@@ -58,12 +64,22 @@ async fn read_only_role_reads_but_cannot_change() {
         .unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = h
-        .call(&h.reader, Method::DELETE, "/api/v1/blocked-hosts/100/10.0.0.9", &[], "")
+        .call(
+            &h.reader,
+            Method::DELETE,
+            "/api/v1/blocked-hosts/100/10.0.0.9",
+            &[],
+            "",
+        )
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        json(&h.call(&h.reader, Method::GET, "/api/v1/policy", &[], "").await.unwrap())["version"],
+        json(
+            &h.call(&h.reader, Method::GET, "/api/v1/policy", &[], "")
+                .await
+                .unwrap()
+        )["version"],
         0
     );
     h.stop();
@@ -72,7 +88,11 @@ async fn read_only_role_reads_but_cannot_change() {
 #[tokio::test]
 async fn bad_policy_is_422_with_every_path_and_changes_nothing() {
     let h = Harness::start().await;
-    let before = json(&h.call(&h.admin, Method::GET, "/api/v1/policy", &[], "").await.unwrap());
+    let before = json(
+        &h.call(&h.admin, Method::GET, "/api/v1/policy", &[], "")
+            .await
+            .unwrap(),
+    );
     let r = h
         .call(&h.admin, Method::PUT, "/api/v1/policy", &[], BAD)
         .await
@@ -103,7 +123,11 @@ async fn bad_policy_is_422_with_every_path_and_changes_nothing() {
         .unwrap();
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(json(&r)["problems"][0]["path"], "");
-    let after = json(&h.call(&h.admin, Method::GET, "/api/v1/policy", &[], "").await.unwrap());
+    let after = json(
+        &h.call(&h.admin, Method::GET, "/api/v1/policy", &[], "")
+            .await
+            .unwrap(),
+    );
     assert_eq!(before, after);
     h.stop();
 }
@@ -115,23 +139,43 @@ async fn good_policy_bumps_version_with_etag_and_if_match() {
         .call(&h.admin, Method::PUT, "/api/v1/policy", &[], GOOD)
         .await
         .unwrap();
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.headers["etag"], "\"1\"");
     assert_eq!(json(&r)["version"], 1);
     // If-Match with the running version applies; a stale one is 412 and changes nothing.
     let r = h
-        .call(&h.admin, Method::PUT, "/api/v1/policy", &[("if-match", "\"1\"".into())], GOOD)
+        .call(
+            &h.admin,
+            Method::PUT,
+            "/api/v1/policy",
+            &[("if-match", "\"1\"".into())],
+            GOOD,
+        )
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["etag"], "\"2\"");
     let r = h
-        .call(&h.admin, Method::PUT, "/api/v1/policy", &[("if-match", "\"1\"".into())], "{}")
+        .call(
+            &h.admin,
+            Method::PUT,
+            "/api/v1/policy",
+            &[("if-match", "\"1\"".into())],
+            "{}",
+        )
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(r.headers["etag"], "\"2\"");
-    let got = h.call(&h.reader, Method::GET, "/api/v1/policy", &[], "").await.unwrap();
+    let got = h
+        .call(&h.reader, Method::GET, "/api/v1/policy", &[], "")
+        .await
+        .unwrap();
     assert_eq!(got.headers["etag"], "\"2\"");
     let doc = json(&got);
     assert_eq!(doc["document"]["mode"], "monitoring");
@@ -142,49 +186,107 @@ async fn good_policy_bumps_version_with_etag_and_if_match() {
 #[tokio::test]
 async fn block_list_add_and_lift() {
     let h = Harness::start().await;
-    for (addr, vlan) in [("10.0.0.9", "100"), ("10.0.0.10", "100"), ("10.0.0.9", "\"untagged\"")] {
+    for (addr, vlan) in [
+        ("10.0.0.9", "100"),
+        ("10.0.0.10", "100"),
+        ("10.0.0.9", "\"untagged\""),
+    ] {
         let r = h
             .call(
                 &h.admin,
                 Method::POST,
                 "/api/v1/blocked-hosts",
                 &[],
-                &format!(r#"{{"address":"{addr}","vlan":{vlan},"minutes":5,"reason":"ticket 42"}}"#),
+                &format!(
+                    r#"{{"address":"{addr}","vlan":{vlan},"minutes":5,"reason":"ticket 42"}}"#
+                ),
             )
             .await
             .unwrap();
-        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
     }
     let dup = h
-        .call(&h.admin, Method::POST, "/api/v1/blocked-hosts", &[],
-            r#"{"address":"10.0.0.9","vlan":100,"minutes":5}"#)
+        .call(
+            &h.admin,
+            Method::POST,
+            "/api/v1/blocked-hosts",
+            &[],
+            r#"{"address":"10.0.0.9","vlan":100,"minutes":5}"#,
+        )
         .await
         .unwrap();
     assert_eq!(dup.status, StatusCode::CONFLICT);
-    let list = json(&h.call(&h.reader, Method::GET, "/api/v1/blocked-hosts?vlan=100", &[], "").await.unwrap());
+    let list = json(
+        &h.call(
+            &h.reader,
+            Method::GET,
+            "/api/v1/blocked-hosts?vlan=100",
+            &[],
+            "",
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[0]["address"], "10.0.0.9");
     assert_eq!(list[0]["remaining_secs"], 300);
     assert_eq!(list[0]["reason"], "ticket 42");
-    let list = json(&h.call(&h.reader, Method::GET, "/api/v1/blocked-hosts?address=10.0.0.9", &[], "").await.unwrap());
+    let list = json(
+        &h.call(
+            &h.reader,
+            Method::GET,
+            "/api/v1/blocked-hosts?address=10.0.0.9",
+            &[],
+            "",
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(list.as_array().unwrap().len(), 2);
     let r = h
-        .call(&h.admin, Method::DELETE, "/api/v1/blocked-hosts/untagged/10.0.0.9", &[], "")
+        .call(
+            &h.admin,
+            Method::DELETE,
+            "/api/v1/blocked-hosts/untagged/10.0.0.9",
+            &[],
+            "",
+        )
         .await
         .unwrap();
     assert_eq!(json(&r)["removed"], 1);
     // By prefix (slash URL-encoded), in VLAN 100.
     let r = h
-        .call(&h.admin, Method::DELETE, "/api/v1/blocked-hosts/100/10.0.0.0%2F24", &[], "")
+        .call(
+            &h.admin,
+            Method::DELETE,
+            "/api/v1/blocked-hosts/100/10.0.0.0%2F24",
+            &[],
+            "",
+        )
         .await
         .unwrap();
     assert_eq!(json(&r)["removed"], 2);
     let r = h
-        .call(&h.admin, Method::DELETE, "/api/v1/blocked-hosts/any/10.0.0.9", &[], "")
+        .call(
+            &h.admin,
+            Method::DELETE,
+            "/api/v1/blocked-hosts/any/10.0.0.9",
+            &[],
+            "",
+        )
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let list = json(&h.call(&h.reader, Method::GET, "/api/v1/blocked-hosts", &[], "").await.unwrap());
+    let list = json(
+        &h.call(&h.reader, Method::GET, "/api/v1/blocked-hosts", &[], "")
+            .await
+            .unwrap(),
+    );
     assert!(list.as_array().unwrap().is_empty());
     h.stop();
 }
@@ -214,7 +316,10 @@ fn check_prometheus(text: &str) -> usize {
                 for pair in labels.trim_end_matches('}').split(',') {
                     let (_, v) = pair.split_once('=').unwrap();
                     let v = v.trim_matches('"');
-                    assert!(v.parse::<std::net::IpAddr>().is_err(), "address as label: {line}");
+                    assert!(
+                        v.parse::<std::net::IpAddr>().is_err(),
+                        "address as label: {line}"
+                    );
                 }
             }
             samples += 1;
@@ -226,14 +331,32 @@ fn check_prometheus(text: &str) -> usize {
 #[tokio::test]
 async fn metrics_are_prometheus_text() {
     let h = Harness::start().await;
-    h.call(&h.admin, Method::POST, "/api/v1/blocked-hosts", &[],
-        r#"{"address":"10.0.0.9","vlan":100,"minutes":5}"#).await.unwrap();
-    let r = h.call(&h.reader, Method::GET, "/metrics", &[], "").await.unwrap();
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    h.call(
+        &h.admin,
+        Method::POST,
+        "/api/v1/blocked-hosts",
+        &[],
+        r#"{"address":"10.0.0.9","vlan":100,"minutes":5}"#,
+    )
+    .await
+    .unwrap();
+    let r = h
+        .call(&h.reader, Method::GET, "/metrics", &[], "")
+        .await
+        .unwrap();
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = String::from_utf8(r.body.to_vec()).unwrap();
     assert!(check_prometheus(&text) > 10, "{text}");
     assert!(text.contains("svm_blocked_hosts 1\n"), "{text}");
-    assert!(text.contains("svm_blocks_added_total{origin=\"manual\"} 1\n"), "{text}");
+    assert!(
+        text.contains("svm_blocks_added_total{origin=\"manual\"} 1\n"),
+        "{text}"
+    );
     h.stop();
 }
 
@@ -241,15 +364,58 @@ async fn metrics_are_prometheus_text() {
 async fn decisions_stream_has_new_then_deleted_after_expiry() {
     let h = Harness::start().await;
     let key = [("x-api-key", BOUNCER_KEY.to_owned())];
-    let r = h.call(&h.anonymous, Method::GET, "/v1/decisions/stream?startup=true", &[("x-api-key", "wrong".into())], "").await.unwrap();
+    let r = h
+        .call(
+            &h.anonymous,
+            Method::GET,
+            "/v1/decisions/stream?startup=true",
+            &[("x-api-key", "wrong".into())],
+            "",
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let start = json(&h.call(&h.anonymous, Method::GET, "/v1/decisions/stream?startup=true", &key, "").await.unwrap());
+    let start = json(
+        &h.call(
+            &h.anonymous,
+            Method::GET,
+            "/v1/decisions/stream?startup=true",
+            &key,
+            "",
+        )
+        .await
+        .unwrap(),
+    );
     assert_eq!(start["new"].as_array().unwrap().len(), 0);
-    h.call(&h.admin, Method::POST, "/api/v1/blocked-hosts", &[],
-        r#"{"address":"10.0.0.9","vlan":100,"minutes":2}"#).await.unwrap();
-    h.call(&h.admin, Method::POST, "/api/v1/blocked-hosts", &[],
-        r#"{"address":"2001:db8::7","vlan":"untagged","minutes":10}"#).await.unwrap();
-    let s = json(&h.call(&h.anonymous, Method::GET, "/v1/decisions/stream?startup=false", &key, "").await.unwrap());
+    h.call(
+        &h.admin,
+        Method::POST,
+        "/api/v1/blocked-hosts",
+        &[],
+        r#"{"address":"10.0.0.9","vlan":100,"minutes":2}"#,
+    )
+    .await
+    .unwrap();
+    h.call(
+        &h.admin,
+        Method::POST,
+        "/api/v1/blocked-hosts",
+        &[],
+        r#"{"address":"2001:db8::7","vlan":"untagged","minutes":10}"#,
+    )
+    .await
+    .unwrap();
+    let s = json(
+        &h.call(
+            &h.anonymous,
+            Method::GET,
+            "/v1/decisions/stream?startup=false",
+            &key,
+            "",
+        )
+        .await
+        .unwrap(),
+    );
     let new = s["new"].as_array().unwrap();
     assert_eq!(new.len(), 2, "{s}");
     assert_eq!(new[0]["value"], "10.0.0.9");
@@ -258,20 +424,56 @@ async fn decisions_stream_has_new_then_deleted_after_expiry() {
     assert_eq!(new[0]["duration"], "2m0s");
     assert_eq!(new[0]["origin"], "cscli");
     // Nothing changed since.
-    let s = json(&h.call(&h.anonymous, Method::GET, "/v1/decisions/stream", &key, "").await.unwrap());
+    let s = json(
+        &h.call(&h.anonymous, Method::GET, "/v1/decisions/stream", &key, "")
+            .await
+            .unwrap(),
+    );
     assert!(s["new"].as_array().unwrap().is_empty() && s["deleted"].as_array().unwrap().is_empty());
     // The first block expires.
     h.clock.advance_secs(121);
-    let s = json(&h.call(&h.anonymous, Method::GET, "/v1/decisions/stream?startup=false", &key, "").await.unwrap());
+    let s = json(
+        &h.call(
+            &h.anonymous,
+            Method::GET,
+            "/v1/decisions/stream?startup=false",
+            &key,
+            "",
+        )
+        .await
+        .unwrap(),
+    );
     let deleted = s["deleted"].as_array().unwrap();
     assert_eq!(deleted.len(), 1, "{s}");
     assert_eq!(deleted[0]["value"], "10.0.0.9");
     // A manual unblock is a deletion too.
-    h.call(&h.admin, Method::DELETE, "/api/v1/blocked-hosts/untagged/2001:db8::7", &[], "").await.unwrap();
-    let s = json(&h.call(&h.anonymous, Method::GET, "/v1/decisions/stream", &key, "").await.unwrap());
+    h.call(
+        &h.admin,
+        Method::DELETE,
+        "/api/v1/blocked-hosts/untagged/2001:db8::7",
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    let s = json(
+        &h.call(&h.anonymous, Method::GET, "/v1/decisions/stream", &key, "")
+            .await
+            .unwrap(),
+    );
     assert_eq!(s["deleted"][0]["value"], "2001:db8::7");
     // startup=true again: only what is active (nothing).
-    let s = json(&h.call(&h.anonymous, Method::GET, "/v1/decisions/stream?startup=true", &key, "").await.unwrap());
+    let s = json(
+        &h.call(
+            &h.anonymous,
+            Method::GET,
+            "/v1/decisions/stream?startup=true",
+            &key,
+            "",
+        )
+        .await
+        .unwrap(),
+    );
     assert!(s["new"].as_array().unwrap().is_empty());
     h.stop();
 }

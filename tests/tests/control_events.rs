@@ -24,7 +24,10 @@ use svm_e2e::fakes::server_tls;
 async fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -47,8 +50,11 @@ async fn spool_holds_events_while_central_is_down_and_delivers_each_id() {
     let server = central_ca.server("central");
     let tls = server_tls(&server, Some(&svm_ca));
     let client = HttpsClient::new(
-        svm::tls::client_config(&central_ca.roots(), Some(svm_ca.client("svm-1", None).identity()))
-            .unwrap(),
+        svm::tls::client_config(
+            &central_ca.roots(),
+            Some(svm_ca.client("svm-1", None).identity()),
+        )
+        .unwrap(),
         Duration::from_secs(5),
     );
 
@@ -71,13 +77,22 @@ async fn spool_holds_events_while_central_is_down_and_delivers_each_id() {
         hub.emit(r);
     }
     let h = hub.clone();
-    tokio::task::spawn_blocking(move || h.flush()).await.unwrap();
+    tokio::task::spawn_blocking(move || h.flush())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(store.spool_len().unwrap(), 500, "events wait on disk");
-    assert!(hub.stats().send_failures.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(
+        hub.stats()
+            .send_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
 
     let fake = FakeCentral::default();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     let task = fake.start(listener, tls);
     // More events while it is up.
     for i in 500..600 {
@@ -91,7 +106,11 @@ async fn spool_holds_events_while_central_is_down_and_delivers_each_id() {
     let got: HashSet<String> = seen.ids.keys().cloned().collect();
     assert_eq!(got, ids, "no id missing, none invented");
     assert!(seen.ids.values().all(|n| *n == 1), "each id exactly once");
-    assert!(seen.events.iter().all(|e| (1..=4).contains(&e["severity"].as_u64().unwrap())));
+    assert!(
+        seen.events
+            .iter()
+            .all(|e| (1..=4).contains(&e["severity"].as_u64().unwrap()))
+    );
     drop(seen);
     let _ = stop.send(true);
     task.abort();
@@ -104,7 +123,9 @@ fn spool_bound_drops_oldest_counts_and_reports() {
     let one = event(0).to_bytes().len() as u64;
     let hub = EventHub::start(
         store.clone(),
-        HubConfig { spool_max_bytes: one * 20 },
+        HubConfig {
+            spool_max_bytes: one * 20,
+        },
         Vec::new(),
     )
     .unwrap();
@@ -115,17 +136,26 @@ fn spool_bound_drops_oldest_counts_and_reports() {
         }
     }
     hub.flush();
-    let dropped = hub.stats().spool_dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let dropped = hub
+        .stats()
+        .spool_dropped
+        .load(std::sync::atomic::Ordering::Relaxed);
     // 100 events plus one overflow event per overflowing batch, into room for about 20.
     assert!(dropped >= 70, "dropped {dropped}");
     assert_eq!(store.spool_dropped_total().unwrap(), dropped);
     let left = store.spool_peek(1000).unwrap();
-    let values: Vec<serde_json::Value> =
-        left.iter().map(|s| serde_json::from_slice(&s.data).unwrap()).collect();
+    let values: Vec<serde_json::Value> = left
+        .iter()
+        .map(|s| serde_json::from_slice(&s.data).unwrap())
+        .collect();
     // The newest test event is still there; the oldest are gone; an overflow event says so.
     assert!(values.iter().any(|v| v["n"] == 99));
     assert!(!values.iter().any(|v| v["n"] == 0));
-    assert!(values.iter().any(|v| v["event_type"] == "spool_overflow" && v["severity"] == 3));
+    assert!(
+        values
+            .iter()
+            .any(|v| v["event_type"] == "spool_overflow" && v["severity"] == 3)
+    );
     assert!(store.spool_bytes().unwrap() <= one * 20 + 200);
 }
 
@@ -222,28 +252,48 @@ async fn tag_once(session: bool) {
         serde_json::json!({"external_id": "50123456-aaaa-bbbb-cccc-0123456789ab",
             "tags": [{"scope": "IDS_IPS", "tag": "threat=high"}]})
     );
-    assert_eq!(fake.rec.lock().unwrap().calls.len(), 3, "two 503s retried, then success");
+    assert_eq!(
+        fake.rec.lock().unwrap().calls.len(),
+        3,
+        "two 503s retried, then success"
+    );
     if session {
         assert_eq!(fake.rec.lock().unwrap().sessions, 1);
     }
-    assert!(store.is_tagged("50123456-aaaa-bbbb-cccc-0123456789ab").unwrap());
+    assert!(
+        store
+            .is_tagged("50123456-aaaa-bbbb-cccc-0123456789ab")
+            .unwrap()
+    );
     // The alerts name the VM and a vm_tagged event records the tag.
     let h = hub.clone();
-    tokio::task::spawn_blocking(move || h.flush()).await.unwrap();
+    tokio::task::spawn_blocking(move || h.flush())
+        .await
+        .unwrap();
     let spooled: Vec<serde_json::Value> = store
         .spool_peek(100)
         .unwrap()
         .iter()
         .map(|s| serde_json::from_slice(&s.data).unwrap())
         .collect();
-    let tagged: Vec<_> = spooled.iter().filter(|v| v["event_type"] == "vm_tagged").collect();
+    let tagged: Vec<_> = spooled
+        .iter()
+        .filter(|v| v["event_type"] == "vm_tagged")
+        .collect();
     assert_eq!(tagged.len(), 1);
     assert_eq!(tagged[0]["vm"]["id"], "vm-17");
     assert_eq!(tagged[0]["attempts"], 3);
-    let alerts: Vec<_> = spooled.iter().filter(|v| v["event_type"] == "alert").collect();
+    let alerts: Vec<_> = spooled
+        .iter()
+        .filter(|v| v["event_type"] == "alert")
+        .collect();
     assert_eq!(alerts.len(), 6);
     assert_eq!(alerts[0]["protected_vms"][0]["role"], "source");
-    assert!(alerts.iter().all(|a| a["id"].is_string() && a["severity"] == 3));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["id"].is_string() && a["severity"] == 3)
+    );
     task.abort();
 }
 

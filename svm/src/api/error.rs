@@ -70,7 +70,9 @@ impl From<ControlError> for ApiError {
             ControlError::VersionMismatch { current } => ApiError::PreconditionFailed { current },
             ControlError::InvalidRequest(m) => ApiError::BadRequest(m),
             ControlError::NotFound(m) => ApiError::NotFound(m),
-            ControlError::AlreadyBlocked(m) => ApiError::Conflict(format!("{m} is already blocked")),
+            ControlError::AlreadyBlocked(m) => {
+                ApiError::Conflict(format!("{m} is already blocked"))
+            }
             ControlError::TableFull => ApiError::Unavailable("block table full".into()),
             ControlError::Store(e) => ApiError::Internal(e.to_string()),
         }

@@ -315,7 +315,10 @@ pub async fn metrics(
     let c = app.control.clone();
     let text = blocking(move || super::metrics::render(&c.metrics())).await?;
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response())
@@ -349,15 +352,12 @@ pub async fn decisions_stream(
         .ok_or(ApiError::Forbidden("bad or missing X-Api-Key"))?
         .to_owned();
     let c = app.control.clone();
-    Ok(Json(
-        blocking(move || c.decisions(&key, q.startup)).await?,
-    ))
+    Ok(Json(blocking(move || c.decisions(&key, q.startup)).await?))
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

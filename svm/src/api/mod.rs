@@ -46,7 +46,10 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 /// The OpenAPI document.
 #[derive(OpenApi, Debug)]
 #[openapi(
-    info(title = "svm management API", description = "Policy, blocked hosts, status and metrics of one SVM."),
+    info(
+        title = "svm management API",
+        description = "Policy, blocked hosts, status and metrics of one SVM."
+    ),
     paths(
         handlers::get_policy,
         handlers::put_policy,

@@ -69,7 +69,8 @@ pub async fn run(
             }
             continue;
         }
-        let mut body = Vec::with_capacity(batch.iter().map(|s| s.data.len() + 1).sum::<usize>() + 2);
+        let mut body =
+            Vec::with_capacity(batch.iter().map(|s| s.data.len() + 1).sum::<usize>() + 2);
         body.push(b'[');
         for (i, s) in batch.iter().enumerate() {
             if i > 0 {

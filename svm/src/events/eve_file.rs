@@ -60,7 +60,12 @@ impl RotatingFile {
             self.rotate()?;
         }
         if self.file.is_none() {
-            self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
         }
         if let Some(f) = self.file.as_mut() {
             f.write_all(&line)?;

@@ -103,7 +103,13 @@ impl SyslogSender {
     }
 
     fn line(&self, rec: &Record) -> String {
-        let mut line = format(rec, self.facility, &self.hostname, "svm", std::process::id());
+        let mut line = format(
+            rec,
+            self.facility,
+            &self.hostname,
+            "svm",
+            std::process::id(),
+        );
         if self.cef {
             if let Some(at) = line.find("] ") {
                 line.truncate(at + 2);
@@ -168,7 +174,8 @@ mod tests {
         );
         let line = format(&rec, LOCAL0, "svm host", "svm", 42);
         // <132> = local0 (16) * 8 + warning (4)
-        let prefix = "<132>1 2026-01-01T00:00:00.000005Z svmhost svm 42 policy_applied [svm@32473 id=\"";
+        let prefix =
+            "<132>1 2026-01-01T00:00:00.000005Z svmhost svm 42 policy_applied [svm@32473 id=\"";
         assert!(line.starts_with(prefix), "{line}");
         assert!(line.contains("\" severity=\"warning\"] {"), "{line}");
     }

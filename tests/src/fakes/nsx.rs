@@ -81,8 +81,14 @@ async fn create_session(State(f): State<FakeNsx>, body: Bytes) -> Response {
     f.rec.lock().unwrap().sessions += 1;
     (
         [
-            (header::SET_COOKIE, format!("{SESSION}; Path=/; Secure; HttpOnly")),
-            (header::HeaderName::from_static("x-xsrf-token"), XSRF.to_owned()),
+            (
+                header::SET_COOKIE,
+                format!("{SESSION}; Path=/; Secure; HttpOnly"),
+            ),
+            (
+                header::HeaderName::from_static("x-xsrf-token"),
+                XSRF.to_owned(),
+            ),
         ],
         "",
     )
