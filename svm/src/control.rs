@@ -298,16 +298,23 @@ pub enum BlockCommand {
     },
 }
 
+/// Called with each newly applied compiled policy.
+pub type PolicyHook = Box<dyn Fn(Arc<CompiledPolicy>) + Send + Sync>;
+/// Called with each block change.
+pub type BlockHook = Box<dyn Fn(&BlockCommand) + Send + Sync>;
+/// Returns extra metric families.
+pub type MetricsHook = Box<dyn Fn() -> Vec<Metric> + Send + Sync>;
+
 /// Callbacks into the daemon.
 #[derive(Default)]
 pub struct Hooks {
     /// A new compiled policy was applied.
-    pub on_policy: Option<Box<dyn Fn(Arc<CompiledPolicy>) + Send + Sync>>,
+    pub on_policy: Option<PolicyHook>,
     /// A block was added or lifted by the control plane, or made by one engine (propagate it to
     /// the other workers; `AlreadyBlocked` is harmless).
-    pub on_block: Option<Box<dyn Fn(&BlockCommand) + Send + Sync>>,
+    pub on_block: Option<BlockHook>,
     /// Extra metric families (dataplane counters).
-    pub metrics: Option<Box<dyn Fn() -> Vec<Metric> + Send + Sync>>,
+    pub metrics: Option<MetricsHook>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -756,10 +763,10 @@ impl Control for ControlState {
     fn apply_policy(&self, doc: Value, if_match: Option<u64>) -> Result<PolicyState, ControlError> {
         let _serial = lock(&self.apply_lock);
         let current = self.running_state().version;
-        if let Some(expected) = if_match {
-            if expected != current {
-                return Err(ControlError::VersionMismatch { current });
-            }
+        if let Some(expected) = if_match
+            && expected != current
+        {
+            return Err(ControlError::VersionMismatch { current });
         }
         let policy = match Policy::from_value(&doc) {
             Ok(p) => p,
@@ -832,7 +839,7 @@ impl Control for ControlState {
                 )
             })
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by_key(|a| a.0);
         out.into_iter().map(|(_, v)| v).collect()
     }
 

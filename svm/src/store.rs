@@ -29,7 +29,7 @@ const K_NEXT_DECISION: &str = "blocks.next_id";
 pub enum StoreError {
     /// The database failed (I/O, corruption, lock held by another process).
     #[error("state store: {0}")]
-    Db(#[from] redb::Error),
+    Db(Box<redb::Error>),
     /// A stored record could not be decoded.
     #[error("state store: corrupt record {key}: {source}")]
     Corrupt {
@@ -45,12 +45,13 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+                StoreError::Db(Box::new(e.into()))
             }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,

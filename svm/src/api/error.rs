@@ -126,10 +126,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let ApiError::PreconditionFailed { current } = self {
-            if let Ok(v) = HeaderValue::from_str(&etag(current)) {
-                resp.headers_mut().insert(header::ETAG, v);
-            }
+        if let ApiError::PreconditionFailed { current } = self
+            && let Ok(v) = HeaderValue::from_str(&etag(current))
+        {
+            resp.headers_mut().insert(header::ETAG, v);
         }
         resp
     }

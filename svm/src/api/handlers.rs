@@ -72,11 +72,11 @@ pub fn parse_policy_body(body: &[u8]) -> Result<Value, ApiError> {
 
 /// Parse `If-Match`: `"3"`, `W/"3"`, `3` or `*` (any version: `None`). Anything else can match
 /// no version, so it is reported as a version mismatch by the caller.
-pub fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+pub fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, UnmatchableIfMatch> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let s = v.to_str().map_err(|_| ())?.trim();
+    let s = v.to_str().map_err(|_| UnmatchableIfMatch)?.trim();
     if s == "*" {
         return Ok(None);
     }
@@ -84,8 +84,12 @@ pub fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, ()> {
         .trim_matches('"')
         .parse::<u64>()
         .map(Some)
-        .map_err(|_| ())
+        .map_err(|_| UnmatchableIfMatch)
 }
+
+/// An `If-Match` value that names no version we could have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnmatchableIfMatch;
 
 fn with_etag(state: PolicyState) -> Response {
     let etag = HeaderValue::from_str(&state.etag).ok();
@@ -132,7 +136,7 @@ pub async fn put_policy(
     let c = app.control.clone();
     let if_match = match parse_if_match(&headers) {
         Ok(v) => v,
-        Err(()) => {
+        Err(UnmatchableIfMatch) => {
             let current = blocking(move || c.policy().version).await?;
             return Err(ApiError::PreconditionFailed { current });
         }

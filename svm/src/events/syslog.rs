@@ -110,11 +110,11 @@ impl SyslogSender {
             "svm",
             std::process::id(),
         );
-        if self.cef {
-            if let Some(at) = line.find("] ") {
-                line.truncate(at + 2);
-                line.push_str(&super::cef::format(rec));
-            }
+        if self.cef
+            && let Some(at) = line.find("] ")
+        {
+            line.truncate(at + 2);
+            line.push_str(&super::cef::format(rec));
         }
         line
     }
