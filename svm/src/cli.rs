@@ -4,6 +4,8 @@
 //! - 1 a mandatory argument is missing
 //! - 2 general error (I/O, unreadable capture, ...)
 //! - 4 syntax error (bad arguments, invalid policy)
+//! - 9 wrong operation (admin commands: nothing to allow, already blocked, version mismatch,
+//!   role not allowed)
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +50,11 @@ pub enum Command {
     /// Policy documents.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Blocked hosts of the running daemon.
+    #[command(subcommand)]
+    Blocked(crate::admin_cli::BlockedCommand),
+    /// Status of the running daemon.
+    Status(crate::admin_cli::ClientArgs),
 }
 
 /// `svm policy ...`
@@ -60,6 +67,14 @@ pub enum PolicyCommand {
     },
     /// Print the built-in default policy as YAML-compatible JSON.
     Default,
+    /// Validate a policy file and push it to the running daemon.
+    Push {
+        /// The policy file.
+        file: PathBuf,
+        /// Connection.
+        #[command(flatten)]
+        client: crate::admin_cli::ClientArgs,
+    },
 }
 
 /// Checksum validation (`-k`).
@@ -162,6 +177,11 @@ fn run(cli: Cli) -> u8 {
                 EXIT_SYNTAX
             }
         },
+        Command::Policy(PolicyCommand::Push { file, client }) => {
+            crate::admin_cli::policy_push(&file, &client)
+        }
+        Command::Blocked(cmd) => crate::admin_cli::blocked(cmd),
+        Command::Status(client) => crate::admin_cli::status(&client),
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
             EXIT_OK

@@ -1,8 +1,18 @@
-//! The svm daemon and admin CLI: argument parsing, the replay driver, event output.
+//! The svm daemon and admin CLI: argument parsing, the replay driver, event output, and the
+//! control plane (API, state store, events, NSX tagging).
 
 #![forbid(unsafe_code)]
 
+pub mod admin_cli;
+pub mod api;
 pub mod cli;
+pub mod control;
 pub mod daemon;
 pub mod eve;
+pub mod events;
+pub mod https;
+pub mod inventory;
+pub mod nsx;
 pub mod replay;
+pub mod store;
+pub mod tls;

@@ -8,6 +8,9 @@
     clippy::missing_panics_doc
 )]
 
+pub mod control;
+pub mod fakes;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,1171 @@
+//! The core the API talks to: the [`Control`] trait (typed commands and queries), and
+//! [`ControlState`], the in-process implementation backed by the durable [`Store`], a
+//! [`BlockTable`] and the running [`CompiledPolicy`] snapshot.
+//!
+//! The daemon wires `ControlState` to its workers through [`Hooks`]: `on_policy` receives every
+//! newly applied compiled policy (hand it to each worker's `set_policy` between packets) and
+//! `on_block` every block added or lifted here (apply it to each worker's block table). The
+//! workers' events come back through [`ControlState::ingest`], which persists blocks the engines
+//! made, keeps the decision stream, tags involved protected VMs and spools every event.
+//!
+//! Everything here is synchronous and short; the API calls it from `spawn_blocking` because
+//! store commits wait for the disk.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use dataplane::blocks::{BlockEntry, BlockKey, BlockOrigin, BlockResult, BlockTable};
+use dataplane::event::{BlockChange, Engine, Event, EventKind, UnblockReason};
+use dataplane::time::Timestamp;
+use ipnet::IpNet;
+use policy::{CompiledPolicy, Policy, PolicyErrors};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use vlan::VlanScope;
+
+use crate::events::{EventHub, Record, Severity};
+use crate::inventory::Inventory;
+use crate::nsx::{TagRequest, Tagger};
+use crate::store::{Store, StoreError, StoredBlock};
+
+/// Time source, injectable so tests can expire blocks.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_secs_micros(d.as_secs(), d.subsec_micros())
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// Starting at `ts`.
+    pub fn new(ts: Timestamp) -> Self {
+        ManualClock(AtomicU64::new(ts.micros()))
+    }
+
+    /// Move forward.
+    pub fn advance_secs(&self, secs: u64) {
+        self.0
+            .fetch_add(secs.saturating_mul(Timestamp::SECOND), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// The running policy as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PolicyState {
+    /// Version: 0 is the built-in default, each applied policy adds one.
+    pub version: u64,
+    /// Entity tag of this version (`"<version>"`), for `If-Match`.
+    pub etag: String,
+    /// The canonical document.
+    #[schema(value_type = Object)]
+    pub document: Value,
+}
+
+impl PolicyState {
+    fn new(version: u64, document: Value) -> Self {
+        PolicyState {
+            version,
+            etag: etag(version),
+            document,
+        }
+    }
+}
+
+/// The entity tag of a policy version.
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Failures of control commands.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The policy document is invalid; nothing changed.
+    #[error("invalid policy:\n{0}")]
+    InvalidPolicy(PolicyErrors),
+    /// `If-Match` named another version than the running one; nothing changed.
+    #[error("policy version is {current}, not the one in If-Match")]
+    VersionMismatch {
+        /// The running version.
+        current: u64,
+    },
+    /// A request field is invalid.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Nothing matched (e.g. unblocking an address that is not blocked).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The address is already blocked in that scope.
+    #[error("{0} is already blocked")]
+    AlreadyBlocked(String),
+    /// The block table is full.
+    #[error("block table full")]
+    TableFull,
+    /// The store failed; the change was not made.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Filter of [`Control::blocks`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockFilter {
+    /// Only this VLAN scope.
+    pub scope: Option<VlanScope>,
+    /// Only addresses inside this prefix (a host address is a /32 or /128).
+    pub net: Option<IpNet>,
+    /// Only blocks whose reason contains this text (case-insensitive).
+    pub reason: Option<String>,
+}
+
+/// A block as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BlockView {
+    /// Decision id.
+    pub id: u64,
+    /// VLAN scope (`untagged`, `100`, `100.200`).
+    pub vlan: String,
+    /// Blocked address.
+    pub address: String,
+    /// Detection name or admin note.
+    pub reason: String,
+    /// `attack_blocker` or `manual`.
+    pub engine: String,
+    /// `detection` or `manual`.
+    pub origin: String,
+    /// When it was made (RFC 3339).
+    pub created: String,
+    /// When it ends (RFC 3339).
+    pub expires: String,
+    /// Seconds left.
+    pub remaining_secs: u64,
+}
+
+/// A manual block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockRequest {
+    /// VLAN scope.
+    pub scope: VlanScope,
+    /// Address.
+    pub addr: IpAddr,
+    /// Duration in seconds (1 minute .. 32768 minutes as the policy allows).
+    pub duration_secs: u64,
+    /// Admin note.
+    pub reason: String,
+}
+
+/// Longest manual block, as the policy's `block_minutes` range: 32768 minutes.
+pub const MAX_BLOCK_SECS: u64 = 32_768 * 60;
+
+/// Daemon status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Status {
+    /// Software version.
+    pub version: String,
+    /// Running policy version.
+    pub policy_version: u64,
+    /// `standard` or `monitoring`.
+    pub mode: String,
+    /// Blocked hosts now.
+    pub blocked_hosts: u64,
+    /// Events waiting in the spool.
+    pub spool_events: u64,
+    /// Bytes of events in the spool.
+    pub spool_bytes: u64,
+    /// Events dropped from the spool since it was created.
+    pub spool_dropped_total: u64,
+    /// Events the central server acknowledged (this run).
+    pub events_sent_total: u64,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+}
+
+/// One decision in CrowdSec's LAPI shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Decision {
+    /// Decision id.
+    pub id: u64,
+    /// `crowdsec` for detections, `cscli` for manual blocks (CrowdSec's origin names).
+    pub origin: String,
+    /// Always `ban`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Always `Ip`.
+    pub scope: String,
+    /// The address.
+    pub value: String,
+    /// Remaining time as a Go duration (`3h59m12s`); `0s` for deleted decisions.
+    pub duration: String,
+    /// Expiry (RFC 3339).
+    pub until: String,
+    /// Reason, prefixed with the VLAN scope (`vlan 100: Scan.Generic.TCP`).
+    pub scenario: String,
+    /// Always false.
+    pub simulated: bool,
+}
+
+/// The decisions stream answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DecisionStream {
+    /// Decisions to enforce.
+    pub new: Vec<Decision>,
+    /// Decisions to lift (unblocked or expired).
+    pub deleted: Vec<Decision>,
+}
+
+/// One metric family for `/metrics`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    /// Name (`svm_...`).
+    pub name: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// `counter` or `gauge`.
+    pub kind: &'static str,
+    /// Samples: labels and value. Labels never carry addresses.
+    pub samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+impl Metric {
+    fn one(name: &'static str, help: &'static str, kind: &'static str, v: u64) -> Self {
+        #[allow(clippy::cast_precision_loss)]
+        let v = v as f64;
+        Metric {
+            name,
+            help,
+            kind,
+            samples: vec![(Vec::new(), v)],
+        }
+    }
+}
+
+/// What the API needs from the core.
+pub trait Control: Send + Sync + 'static {
+    /// The running policy.
+    fn policy(&self) -> PolicyState;
+    /// Validate and apply a whole policy document. `if_match` is the version the caller expects
+    /// to replace (`None`: any).
+    fn apply_policy(&self, doc: Value, if_match: Option<u64>) -> Result<PolicyState, ControlError>;
+    /// Blocks matching a filter, sorted by scope and address.
+    fn blocks(&self, filter: &BlockFilter) -> Vec<BlockView>;
+    /// Block an address manually.
+    fn block(&self, req: BlockRequest) -> Result<BlockView, ControlError>;
+    /// Lift every block inside `net` (in `scope`, or any scope); returns how many.
+    fn unblock(&self, scope: Option<VlanScope>, net: IpNet) -> Result<usize, ControlError>;
+    /// Status.
+    fn status(&self) -> Status;
+    /// Metric families.
+    fn metrics(&self) -> Vec<Metric>;
+    /// The CrowdSec-style decision stream for one bouncer (identified by its key).
+    fn decisions(&self, bouncer: &str, startup: bool) -> DecisionStream;
+}
+
+/// A change to the block list, for the daemon's workers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockCommand {
+    /// Add this block (same key, creation and expiry in every worker).
+    Add {
+        /// Scope and address.
+        key: BlockKey,
+        /// The entry.
+        entry: BlockEntry,
+    },
+    /// Lift this block.
+    Remove {
+        /// Scope and address.
+        key: BlockKey,
+    },
+}
+
+/// Called with each newly applied compiled policy.
+pub type PolicyHook = Box<dyn Fn(Arc<CompiledPolicy>) + Send + Sync>;
+/// Called with each block change.
+pub type BlockHook = Box<dyn Fn(&BlockCommand) + Send + Sync>;
+/// Returns extra metric families.
+pub type MetricsHook = Box<dyn Fn() -> Vec<Metric> + Send + Sync>;
+
+/// Callbacks into the daemon.
+#[derive(Default)]
+pub struct Hooks {
+    /// A new compiled policy was applied.
+    pub on_policy: Option<PolicyHook>,
+    /// A block was added or lifted by the control plane, or made by one engine (propagate it to
+    /// the other workers; `AlreadyBlocked` is harmless).
+    pub on_block: Option<BlockHook>,
+    /// Extra metric families (dataplane counters).
+    pub metrics: Option<MetricsHook>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("on_policy", &self.on_policy.is_some())
+            .field("on_block", &self.on_block.is_some())
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
+}
+
+/// Settings of [`ControlState`].
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// Block table capacity.
+    pub block_capacity: usize,
+    /// Decision changes kept for bouncers that poll with `startup=false`.
+    pub decision_log: usize,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            block_capacity: dataplane::blocks::DEFAULT_BLOCK_CAPACITY,
+            decision_log: 100_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    New,
+    Deleted,
+}
+
+#[derive(Debug)]
+struct Blocks {
+    table: BlockTable,
+    ids: HashMap<BlockKey, u64>,
+    /// (sequence, change, decision); sequence increases by one per entry.
+    log: VecDeque<(u64, Change, Decision)>,
+    next_seq: u64,
+    cursors: HashMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct Running {
+    state: PolicyState,
+    compiled: Arc<CompiledPolicy>,
+}
+
+/// Counters kept by the control plane.
+#[derive(Debug, Default)]
+struct Counters {
+    policy_applied: AtomicU64,
+    policy_rejected: AtomicU64,
+    blocks_added_detection: AtomicU64,
+    blocks_added_manual: AtomicU64,
+    unblocked_manual: AtomicU64,
+    unblocked_expired: AtomicU64,
+    tag_requests: AtomicU64,
+}
+
+/// The in-process core.
+#[derive(Debug)]
+pub struct ControlState {
+    cfg: ControlConfig,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    hub: EventHub,
+    inventory: Arc<Inventory>,
+    tagger: Option<Tagger>,
+    hooks: Hooks,
+    running: RwLock<Running>,
+    apply_lock: Mutex<()>,
+    blocks: Mutex<Blocks>,
+    counters: Counters,
+    started: Timestamp,
+}
+
+/// Errors opening [`ControlState`].
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored policy no longer validates (e.g. after a downgrade).
+    #[error("stored policy is invalid:\n{0}")]
+    StoredPolicy(PolicyErrors),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn engine_name(name: &str) -> &'static str {
+    if name == Engine::AttackBlocker.name() {
+        Engine::AttackBlocker.name()
+    } else {
+        Engine::Manual.name()
+    }
+}
+
+fn origin_name(o: BlockOrigin) -> &'static str {
+    match o {
+        BlockOrigin::Detection => "detection",
+        BlockOrigin::Manual => "manual",
+    }
+}
+
+/// A Go duration string (`1h2m3s`) of whole seconds.
+pub fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+fn rfc3339(ts: Timestamp) -> String {
+    crate::events::syslog::rfc3339(ts)
+}
+
+impl ControlState {
+    /// Open the core: load the running policy and the blocks from the store. Blocks that
+    /// expired while the daemon was down are swept (and reported) by the first
+    /// [`ControlState::sweep`].
+    pub fn open(
+        cfg: ControlConfig,
+        store: Arc<Store>,
+        hub: EventHub,
+        clock: Arc<dyn Clock>,
+        inventory: Arc<Inventory>,
+        tagger: Option<Tagger>,
+        hooks: Hooks,
+    ) -> Result<ControlState, OpenError> {
+        let running = match store.policy()? {
+            Some((version, doc)) => {
+                let policy = Policy::from_value(&doc).map_err(OpenError::StoredPolicy)?;
+                Running {
+                    state: PolicyState::new(version, policy.to_json()),
+                    compiled: Arc::new(CompiledPolicy::compile(policy)),
+                }
+            }
+            None => Running {
+                state: PolicyState::new(0, Policy::default().to_json()),
+                compiled: Arc::new(CompiledPolicy::compile(Policy::default())),
+            },
+        };
+        let mut blocks = Blocks {
+            table: BlockTable::with_capacity(cfg.block_capacity),
+            ids: HashMap::new(),
+            log: VecDeque::new(),
+            next_seq: 1,
+            cursors: HashMap::new(),
+        };
+        for b in store.blocks()? {
+            let Ok(scope) = b.scope.parse::<VlanScope>() else {
+                continue;
+            };
+            let key = BlockKey {
+                scope,
+                addr: b.addr,
+            };
+            // Keep the absolute expiry exact: the table computes expiry as now + whole seconds.
+            let secs = b.expires_us.saturating_sub(b.created_us) / Timestamp::SECOND;
+            let start = Timestamp(
+                b.expires_us
+                    .saturating_sub(secs.saturating_mul(Timestamp::SECOND)),
+            );
+            let origin = if b.origin == "detection" {
+                BlockOrigin::Detection
+            } else {
+                BlockOrigin::Manual
+            };
+            blocks
+                .table
+                .block(key, start, secs, &b.reason, engine_name(&b.engine), origin);
+            blocks.ids.insert(key, b.id);
+        }
+        let now = clock.now();
+        Ok(ControlState {
+            cfg,
+            store,
+            clock,
+            hub,
+            inventory,
+            tagger,
+            hooks,
+            running: RwLock::new(running),
+            apply_lock: Mutex::new(()),
+            blocks: Mutex::new(blocks),
+            counters: Counters::default(),
+            started: now,
+        })
+    }
+
+    /// The running compiled policy (hand it to workers at start).
+    pub fn compiled(&self) -> Arc<CompiledPolicy> {
+        self.running
+            .read()
+            .map_or_else(|e| e.into_inner().compiled.clone(), |r| r.compiled.clone())
+    }
+
+    /// Every active block as a command, for seeding workers at start.
+    pub fn block_commands(&self) -> Vec<BlockCommand> {
+        let b = lock(&self.blocks);
+        b.table
+            .iter()
+            .map(|(k, e)| BlockCommand::Add {
+                key: *k,
+                entry: e.clone(),
+            })
+            .collect()
+    }
+
+    /// The event hub.
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
+    fn running_state(&self) -> PolicyState {
+        self.running
+            .read()
+            .map_or_else(|e| e.into_inner().state.clone(), |r| r.state.clone())
+    }
+
+    fn decision(&self, key: &BlockKey, e: &BlockEntry, id: u64, now: Timestamp) -> Decision {
+        let remaining = e.expires.since(now) / Timestamp::SECOND;
+        Decision {
+            id,
+            origin: match e.origin {
+                BlockOrigin::Detection => "crowdsec".into(),
+                BlockOrigin::Manual => "cscli".into(),
+            },
+            kind: "ban".into(),
+            scope: "Ip".into(),
+            value: key.addr.to_string(),
+            duration: go_duration(remaining),
+            until: rfc3339(e.expires),
+            scenario: format!("vlan {}: {}", key.scope, e.reason),
+            simulated: false,
+        }
+    }
+
+    fn view(key: &BlockKey, e: &BlockEntry, id: u64, now: Timestamp) -> BlockView {
+        BlockView {
+            id,
+            vlan: key.scope.to_string(),
+            address: key.addr.to_string(),
+            reason: e.reason.clone(),
+            engine: e.engine.to_owned(),
+            origin: origin_name(e.origin).into(),
+            created: rfc3339(e.created),
+            expires: rfc3339(e.expires),
+            remaining_secs: e.expires.since(now) / Timestamp::SECOND,
+        }
+    }
+
+    fn log_change(&self, b: &mut Blocks, change: Change, d: Decision) {
+        let seq = b.next_seq;
+        b.next_seq += 1;
+        b.log.push_back((seq, change, d));
+        while b.log.len() > self.cfg.decision_log {
+            b.log.pop_front();
+        }
+    }
+
+    fn stored(key: &BlockKey, e: &BlockEntry, id: u64) -> StoredBlock {
+        StoredBlock {
+            id,
+            scope: key.scope.to_string(),
+            addr: key.addr,
+            created_us: e.created.micros(),
+            expires_us: e.expires.micros(),
+            reason: e.reason.clone(),
+            engine: e.engine.to_owned(),
+            origin: origin_name(e.origin).into(),
+        }
+    }
+
+    fn hook_block(&self, cmd: &BlockCommand) {
+        if let Some(h) = &self.hooks.on_block {
+            h(cmd);
+        }
+    }
+
+    /// Remove expired blocks: store, decision stream (`deleted`), workers, one
+    /// `unblocked: expired` event each. The daemon calls it periodically (every second); the
+    /// listing and decision queries call it first.
+    pub fn sweep(&self) {
+        let now = self.clock.now();
+        let mut b = lock(&self.blocks);
+        if b.table.next_expiry().is_none_or(|t| t > now) {
+            return;
+        }
+        let mut expired = Vec::new();
+        b.table.expire(now, |k, e| expired.push((k, e)));
+        let keys: Vec<(String, IpAddr)> = expired
+            .iter()
+            .map(|(k, _)| (k.scope.to_string(), k.addr))
+            .collect();
+        // A failed removal is retried implicitly: the stored block is expired, so the next start
+        // sweeps it again.
+        let _ = self.store.remove_blocks(&keys);
+        for (k, e) in expired {
+            let id = b.ids.remove(&k).unwrap_or_default();
+            let d = self.decision(&k, &e, id, now);
+            self.log_change(&mut b, Change::Deleted, d);
+            self.counters
+                .unblocked_expired
+                .fetch_add(1, Ordering::Relaxed);
+            self.hook_block(&BlockCommand::Remove { key: k });
+            self.hub.emit(Record::from_dataplane(&Event {
+                ts: e.expires,
+                pcap_cnt: None,
+                kind: EventKind::Block {
+                    key: k,
+                    change: BlockChange::Removed {
+                        reason: UnblockReason::Expired,
+                        hits: e.hits,
+                        created: e.created,
+                    },
+                },
+            }));
+        }
+    }
+
+    /// Take one dataplane event: persist block changes the engines made, annotate and tag
+    /// protected VMs involved in alerts, and spool it. Duplicates from several workers (the
+    /// same block added or expired in each) are reported once.
+    pub fn ingest(&self, ev: &Event) {
+        match &ev.kind {
+            EventKind::Alert(a) => {
+                let mut rec = Record::from_dataplane(ev);
+                let mut involved = Vec::new();
+                for (role, addr) in [
+                    ("source", a.packet.src_ip),
+                    ("destination", a.packet.dst_ip),
+                ] {
+                    if let Some(vm) = self.inventory.by_ip(a.packet.scope, addr) {
+                        involved.push(serde_json::json!({
+                            "role": role, "id": vm.id, "name": vm.name,
+                            "nsx_external_id": vm.nsx_external_id,
+                        }));
+                        if let Some(t) = &self.tagger {
+                            self.counters.tag_requests.fetch_add(1, Ordering::Relaxed);
+                            t.request(TagRequest {
+                                vm: vm.clone(),
+                                cause: rec.id().to_owned(),
+                            });
+                        }
+                    }
+                }
+                if !involved.is_empty() {
+                    rec.value
+                        .insert("protected_vms".into(), Value::Array(involved));
+                }
+                self.hub.emit(rec);
+            }
+            EventKind::Block {
+                key,
+                change:
+                    BlockChange::Added {
+                        engine,
+                        reason,
+                        duration_secs,
+                        ..
+                    },
+            } => {
+                let now = ev.ts;
+                let added = {
+                    let mut b = lock(&self.blocks);
+                    let r = b.table.block(
+                        *key,
+                        now,
+                        *duration_secs,
+                        reason,
+                        engine.name(),
+                        BlockOrigin::Detection,
+                    );
+                    if r == BlockResult::Added {
+                        let id = self.store.next_decision_id().unwrap_or_default();
+                        b.ids.insert(*key, id);
+                        let entry = b.table.get(key).cloned();
+                        if let Some(e) = &entry {
+                            let _ = self.store.put_block(&Self::stored(key, e, id));
+                            let d = self.decision(key, e, id, now);
+                            self.log_change(&mut b, Change::New, d);
+                        }
+                        entry
+                    } else {
+                        None
+                    }
+                };
+                if let Some(entry) = added {
+                    self.counters
+                        .blocks_added_detection
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.hook_block(&BlockCommand::Add { key: *key, entry });
+                    self.hub.emit(Record::from_dataplane(ev));
+                }
+            }
+            EventKind::Block {
+                key,
+                change: BlockChange::Removed { reason, .. },
+            } => {
+                let removed = {
+                    let mut b = lock(&self.blocks);
+                    let e = b.table.unblock(key);
+                    if let Some(e) = &e {
+                        let id = b.ids.remove(key).unwrap_or_default();
+                        let d = self.decision(key, e, id, ev.ts);
+                        self.log_change(&mut b, Change::Deleted, d);
+                        let _ = self
+                            .store
+                            .remove_blocks(&[(key.scope.to_string(), key.addr)]);
+                    }
+                    e.is_some()
+                };
+                if removed {
+                    let c = match reason {
+                        UnblockReason::Expired => &self.counters.unblocked_expired,
+                        UnblockReason::Manual => &self.counters.unblocked_manual,
+                    };
+                    c.fetch_add(1, Ordering::Relaxed);
+                    self.hub.emit(Record::from_dataplane(ev));
+                }
+            }
+        }
+    }
+
+    fn policy_event(&self, event_type: &str, severity: Severity, fields: Map<String, Value>) {
+        self.hub
+            .emit(Record::new(self.clock.now(), event_type, severity, fields));
+    }
+}
+
+impl Control for ControlState {
+    fn policy(&self) -> PolicyState {
+        self.running_state()
+    }
+
+    fn apply_policy(&self, doc: Value, if_match: Option<u64>) -> Result<PolicyState, ControlError> {
+        let _serial = lock(&self.apply_lock);
+        let current = self.running_state().version;
+        if let Some(expected) = if_match
+            && expected != current
+        {
+            return Err(ControlError::VersionMismatch { current });
+        }
+        let policy = match Policy::from_value(&doc) {
+            Ok(p) => p,
+            Err(errors) => {
+                self.counters
+                    .policy_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                let mut f = Map::new();
+                f.insert("policy_version".into(), current.into());
+                f.insert(
+                    "problems".into(),
+                    serde_json::to_value(&errors).unwrap_or_default(),
+                );
+                self.policy_event("policy_rejected", Severity::Warning, f);
+                return Err(ControlError::InvalidPolicy(errors));
+            }
+        };
+        let canonical = policy.to_json();
+        let label = policy.version.clone();
+        let exclusions = policy.exclusions.len();
+        let compiled = Arc::new(CompiledPolicy::compile(policy));
+        let version = current.saturating_add(1);
+        self.store.put_policy(version, &canonical)?;
+        let state = PolicyState::new(version, canonical);
+        {
+            let mut r = self
+                .running
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *r = Running {
+                state: state.clone(),
+                compiled: compiled.clone(),
+            };
+        }
+        if let Some(h) = &self.hooks.on_policy {
+            h(compiled);
+        }
+        self.counters.policy_applied.fetch_add(1, Ordering::Relaxed);
+        let mut f = Map::new();
+        f.insert("policy_version".into(), version.into());
+        f.insert(
+            "policy_label".into(),
+            label.map_or(Value::Null, Value::from),
+        );
+        f.insert("exclusions".into(), exclusions.into());
+        self.policy_event("policy_applied", Severity::Info, f);
+        Ok(state)
+    }
+
+    fn blocks(&self, filter: &BlockFilter) -> Vec<BlockView> {
+        self.sweep();
+        let now = self.clock.now();
+        let needle = filter.reason.as_ref().map(|r| r.to_lowercase());
+        let b = lock(&self.blocks);
+        let mut out: Vec<(BlockKey, BlockView)> = b
+            .table
+            .iter()
+            .filter(|(k, e)| {
+                e.expires > now
+                    && filter.scope.is_none_or(|s| s == k.scope)
+                    && filter.net.is_none_or(|n| n.contains(&k.addr))
+                    && needle
+                        .as_ref()
+                        .is_none_or(|r| e.reason.to_lowercase().contains(r))
+            })
+            .map(|(k, e)| {
+                (
+                    *k,
+                    Self::view(k, e, b.ids.get(k).copied().unwrap_or_default(), now),
+                )
+            })
+            .collect();
+        out.sort_by_key(|a| a.0);
+        out.into_iter().map(|(_, v)| v).collect()
+    }
+
+    fn block(&self, req: BlockRequest) -> Result<BlockView, ControlError> {
+        if req.duration_secs == 0 || req.duration_secs > MAX_BLOCK_SECS {
+            return Err(ControlError::InvalidRequest(format!(
+                "duration must be 1..={MAX_BLOCK_SECS} seconds"
+            )));
+        }
+        self.sweep();
+        let now = self.clock.now();
+        let key = BlockKey {
+            scope: req.scope,
+            addr: req.addr,
+        };
+        let (view, entry) = {
+            let mut b = lock(&self.blocks);
+            match b.table.block(
+                key,
+                now,
+                req.duration_secs,
+                &req.reason,
+                Engine::Manual.name(),
+                BlockOrigin::Manual,
+            ) {
+                BlockResult::Added => {}
+                BlockResult::AlreadyBlocked => {
+                    return Err(ControlError::AlreadyBlocked(format!(
+                        "{} in vlan {}",
+                        req.addr, req.scope
+                    )));
+                }
+                BlockResult::Full => return Err(ControlError::TableFull),
+            }
+            let Some(entry) = b.table.get(&key).cloned() else {
+                return Err(ControlError::TableFull);
+            };
+            let stored = self.store.next_decision_id().and_then(|id| {
+                self.store
+                    .put_block(&Self::stored(&key, &entry, id))
+                    .map(|()| id)
+            });
+            let id = match stored {
+                Ok(id) => id,
+                Err(e) => {
+                    b.table.unblock(&key);
+                    return Err(e.into());
+                }
+            };
+            b.ids.insert(key, id);
+            let d = self.decision(&key, &entry, id, now);
+            self.log_change(&mut b, Change::New, d);
+            (Self::view(&key, &entry, id, now), entry)
+        };
+        self.counters
+            .blocks_added_manual
+            .fetch_add(1, Ordering::Relaxed);
+        self.hook_block(&BlockCommand::Add {
+            key,
+            entry: entry.clone(),
+        });
+        self.hub.emit(Record::from_dataplane(&Event {
+            ts: now,
+            pcap_cnt: None,
+            kind: EventKind::Block {
+                key,
+                change: BlockChange::Added {
+                    engine: Engine::Manual,
+                    reason: req.reason.into(),
+                    sid: None,
+                    expires: entry.expires,
+                    duration_secs: req.duration_secs,
+                    flow_id: None,
+                },
+            },
+        }));
+        Ok(view)
+    }
+
+    fn unblock(&self, scope: Option<VlanScope>, net: IpNet) -> Result<usize, ControlError> {
+        self.sweep();
+        let now = self.clock.now();
+        let removed = {
+            let mut b = lock(&self.blocks);
+            let keys: Vec<BlockKey> = b
+                .table
+                .iter()
+                .filter(|(k, _)| scope.is_none_or(|s| s == k.scope) && net.contains(&k.addr))
+                .map(|(k, _)| *k)
+                .collect();
+            if keys.is_empty() {
+                return Err(ControlError::NotFound(format!("no block matches {net}")));
+            }
+            let stored: Vec<(String, IpAddr)> =
+                keys.iter().map(|k| (k.scope.to_string(), k.addr)).collect();
+            self.store.remove_blocks(&stored)?;
+            let mut removed = Vec::new();
+            for k in keys {
+                if let Some(e) = b.table.unblock(&k) {
+                    let id = b.ids.remove(&k).unwrap_or_default();
+                    let d = self.decision(&k, &e, id, now);
+                    self.log_change(&mut b, Change::Deleted, d);
+                    removed.push((k, e));
+                }
+            }
+            removed
+        };
+        for (k, e) in &removed {
+            self.counters
+                .unblocked_manual
+                .fetch_add(1, Ordering::Relaxed);
+            self.hook_block(&BlockCommand::Remove { key: *k });
+            self.hub.emit(Record::from_dataplane(&Event {
+                ts: now,
+                pcap_cnt: None,
+                kind: EventKind::Block {
+                    key: *k,
+                    change: BlockChange::Removed {
+                        reason: UnblockReason::Manual,
+                        hits: e.hits,
+                        created: e.created,
+                    },
+                },
+            }));
+        }
+        Ok(removed.len())
+    }
+
+    fn status(&self) -> Status {
+        self.sweep();
+        let (policy_version, mode) = {
+            let r = self
+                .running
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (
+                r.state.version,
+                match r.compiled.policy().mode {
+                    policy::Mode::Standard => "standard",
+                    policy::Mode::Monitoring => "monitoring",
+                }
+                .to_owned(),
+            )
+        };
+        Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            policy_version,
+            mode,
+            blocked_hosts: lock(&self.blocks).table.len() as u64,
+            spool_events: self.store.spool_len().unwrap_or_default(),
+            spool_bytes: self.store.spool_bytes().unwrap_or_default(),
+            spool_dropped_total: self.store.spool_dropped_total().unwrap_or_default(),
+            events_sent_total: self.hub.stats().sent.load(Ordering::Relaxed),
+            uptime_secs: self.clock.now().since(self.started) / Timestamp::SECOND,
+        }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let s = self.status();
+        let c = &self.counters;
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        #[allow(clippy::cast_precision_loss)]
+        let f = |v: u64| v as f64;
+        let stats = self.hub.stats();
+        let mut out = vec![
+            Metric::one(
+                "svm_policy_version",
+                "Version of the running policy (0: built-in default).",
+                "gauge",
+                s.policy_version,
+            ),
+            Metric {
+                name: "svm_policy_pushes_total",
+                help: "Policy documents received, by result.",
+                kind: "counter",
+                samples: vec![
+                    (vec![("result", "applied".into())], f(ld(&c.policy_applied))),
+                    (
+                        vec![("result", "rejected".into())],
+                        f(ld(&c.policy_rejected)),
+                    ),
+                ],
+            },
+            Metric::one(
+                "svm_blocked_hosts",
+                "Sources blocked now.",
+                "gauge",
+                s.blocked_hosts,
+            ),
+            Metric {
+                name: "svm_blocks_added_total",
+                help: "Blocks made, by origin.",
+                kind: "counter",
+                samples: vec![
+                    (
+                        vec![("origin", "detection".into())],
+                        f(ld(&c.blocks_added_detection)),
+                    ),
+                    (
+                        vec![("origin", "manual".into())],
+                        f(ld(&c.blocks_added_manual)),
+                    ),
+                ],
+            },
+            Metric {
+                name: "svm_blocks_removed_total",
+                help: "Blocks lifted, by reason.",
+                kind: "counter",
+                samples: vec![
+                    (
+                        vec![("reason", "expired".into())],
+                        f(ld(&c.unblocked_expired)),
+                    ),
+                    (
+                        vec![("reason", "manual".into())],
+                        f(ld(&c.unblocked_manual)),
+                    ),
+                ],
+            },
+            Metric {
+                name: "svm_events_total",
+                help: "Events emitted, by severity.",
+                kind: "counter",
+                samples: [
+                    Severity::Info,
+                    Severity::Warning,
+                    Severity::Error,
+                    Severity::Critical,
+                ]
+                .iter()
+                .zip(stats.emitted.iter())
+                .map(|(sev, n)| (vec![("severity", sev.name().into())], f(ld(n))))
+                .collect(),
+            },
+            Metric::one(
+                "svm_spool_events",
+                "Events waiting in the spool.",
+                "gauge",
+                s.spool_events,
+            ),
+            Metric::one(
+                "svm_spool_bytes",
+                "Bytes of events waiting in the spool.",
+                "gauge",
+                s.spool_bytes,
+            ),
+            Metric::one(
+                "svm_spool_dropped_events_total",
+                "Events dropped from the spool (oldest first) because it was full.",
+                "counter",
+                s.spool_dropped_total,
+            ),
+            Metric::one(
+                "svm_events_sent_total",
+                "Events acknowledged by the central server.",
+                "counter",
+                ld(&stats.sent),
+            ),
+            Metric::one(
+                "svm_event_send_failures_total",
+                "Failed batch POSTs to the central server.",
+                "counter",
+                ld(&stats.send_failures),
+            ),
+            Metric::one(
+                "svm_event_output_errors_total",
+                "Failed writes to local event outputs (EVE file, syslog).",
+                "counter",
+                ld(&stats.output_errors),
+            ),
+            Metric::one(
+                "svm_nsx_tag_requests_total",
+                "Requests to tag a protected VM (each VM is tagged once).",
+                "counter",
+                ld(&c.tag_requests),
+            ),
+            Metric::one(
+                "svm_uptime_seconds",
+                "Seconds since the control plane started.",
+                "gauge",
+                s.uptime_secs,
+            ),
+        ];
+        if let Some(h) = &self.hooks.metrics {
+            out.extend(h());
+        }
+        out
+    }
+
+    fn decisions(&self, bouncer: &str, startup: bool) -> DecisionStream {
+        self.sweep();
+        let now = self.clock.now();
+        let mut b = lock(&self.blocks);
+        let head = b.next_seq;
+        let first = b.log.front().map_or(head, |(s, _, _)| *s);
+        let cursor = b.cursors.get(bouncer).copied();
+        let mut out = DecisionStream::default();
+        match cursor {
+            // A bouncer seen before whose cursor is still in the log gets the changes since.
+            Some(c) if !startup && c >= first => {
+                for (seq, change, d) in &b.log {
+                    if *seq < c {
+                        continue;
+                    }
+                    match change {
+                        Change::New => out.new.push(d.clone()),
+                        Change::Deleted => out.deleted.push(d.clone()),
+                    }
+                }
+                // A decision both added and deleted since the last poll only needs deleting.
+                out.new
+                    .retain(|n| !out.deleted.iter().any(|d| d.id == n.id));
+            }
+            _ => {
+                out.new = b
+                    .table
+                    .iter()
+                    .filter(|(_, e)| e.expires > now)
+                    .map(|(k, e)| {
+                        self.decision(k, e, b.ids.get(k).copied().unwrap_or_default(), now)
+                    })
+                    .collect();
+                out.new.sort_by_key(|d| d.id);
+            }
+        }
+        b.cursors.insert(bouncer.to_owned(), head);
+        out
+    }
+}

@@ -1,0 +1,112 @@
+//! EVE JSON lines in a file that rotates by size: `eve.json` -> `eve.json.1` -> ... ->
+//! `eve.json.<keep>` (the oldest is deleted).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::record::Record;
+
+/// A size-rotated EVE file.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: u32,
+    file: Option<File>,
+    written: u64,
+}
+
+impl RotatingFile {
+    /// Append to `path`, rotating when a write would take it past `max_bytes`, keeping `keep`
+    /// rotated files.
+    pub fn new(path: PathBuf, max_bytes: u64, keep: u32) -> Self {
+        let written = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        RotatingFile {
+            path,
+            max_bytes,
+            keep,
+            file: None,
+            written,
+        }
+    }
+
+    fn rotated(&self, n: u32) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        p.into()
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        if self.keep == 0 {
+            std::fs::remove_file(&self.path).or_else(ignore_missing)?;
+        } else {
+            std::fs::remove_file(self.rotated(self.keep)).or_else(ignore_missing)?;
+            for n in (1..self.keep).rev() {
+                std::fs::rename(self.rotated(n), self.rotated(n + 1)).or_else(ignore_missing)?;
+            }
+            std::fs::rename(&self.path, self.rotated(1)).or_else(ignore_missing)?;
+        }
+        self.written = 0;
+        Ok(())
+    }
+
+    /// Append one event as a line.
+    pub fn write(&mut self, rec: &Record) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(&rec.value).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        if self.written > 0 && self.written + line.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(&line)?;
+        }
+        self.written += line.len() as u64;
+        Ok(())
+    }
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::events::record::Severity;
+
+    #[test]
+    fn rotates_by_size_and_keeps_n() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let mut f = RotatingFile::new(path.clone(), 300, 2);
+        for _ in 0..10 {
+            let r = Record::new(
+                dataplane::time::Timestamp(0),
+                "x",
+                Severity::Info,
+                serde_json::Map::new(),
+            );
+            f.write(&r).unwrap();
+        }
+        assert!(path.exists());
+        assert!(dir.path().join("eve.json.1").exists());
+        assert!(dir.path().join("eve.json.2").exists());
+        assert!(!dir.path().join("eve.json.3").exists());
+        assert!(std::fs::metadata(&path).unwrap().len() <= 300);
+    }
+}

@@ -1,0 +1,165 @@
+//! A small HTTPS/1.1 client over rustls and hyper: one request per connection, which is all the
+//! daemon needs (event batches, NSX calls, the admin CLI) and keeps reconnection trivial.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode, Uri};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpsError {
+    /// The URL is not `https://host[:port]/...`.
+    #[error("bad url {0}")]
+    BadUrl(String),
+    /// TCP or TLS failed.
+    #[error("connect {url}: {source}")]
+    Connect {
+        /// Target.
+        url: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// HTTP failed.
+    #[error("http {url}: {source}")]
+    Http {
+        /// Target.
+        url: String,
+        /// Why.
+        #[source]
+        source: hyper::Error,
+    },
+    /// The request could not be built (bad header value).
+    #[error("request: {0}")]
+    Request(#[from] hyper::http::Error),
+    /// No answer in time.
+    #[error("timeout after {0:?}")]
+    Timeout(Duration),
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: hyper::HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// The client.
+#[derive(Clone)]
+pub struct HttpsClient {
+    connector: TlsConnector,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpsClient")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpsClient {
+    /// A client with a TLS configuration (see [`crate::tls::client_config`]).
+    pub fn new(config: Arc<ClientConfig>, timeout: Duration) -> Self {
+        HttpsClient {
+            connector: TlsConnector::from(config),
+            timeout,
+        }
+    }
+
+    /// Send one request.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Response, HttpsError> {
+        tokio::time::timeout(self.timeout, self.request_inner(method, url, headers, body))
+            .await
+            .map_err(|_| HttpsError::Timeout(self.timeout))?
+    }
+
+    async fn request_inner(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<Response, HttpsError> {
+        let uri: Uri = url.parse().map_err(|_| HttpsError::BadUrl(url.into()))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(HttpsError::BadUrl(url.into()));
+        }
+        let host = uri
+            .host()
+            .ok_or_else(|| HttpsError::BadUrl(url.into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let connect_err = |source| HttpsError::Connect {
+            url: url.into(),
+            source,
+        };
+        let tcp = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(connect_err)?;
+        let name =
+            ServerName::try_from(host.clone()).map_err(|_| HttpsError::BadUrl(url.into()))?;
+        let tls = self
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(connect_err)?;
+        let http_err = |source| HttpsError::Http {
+            url: url.into(),
+            source,
+        };
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(http_err)?;
+        tokio::spawn(conn);
+        let path = uri
+            .path_and_query()
+            .map_or("/", hyper::http::uri::PathAndQuery::as_str);
+        let authority = uri
+            .authority()
+            .map_or_else(|| host.clone(), |a| a.as_str().to_owned());
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, authority);
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req.body(Full::new(Bytes::from(body)))?;
+        let resp = sender.send_request(req).await.map_err(http_err)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(http_err)?
+            .to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}

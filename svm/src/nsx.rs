@@ -1,0 +1,309 @@
+//! NSX-T Manager tagging: when a detection involves a protected VM, add the configured tag
+//! (default scope `IDS_IPS`, tag `threat=high`) with
+//! `POST /api/v1/fabric/virtual-machines?action=add_tags` and body
+//! `{"external_id": ..., "tags": [{"scope": ..., "tag": ...}]}`. `add_tags` (NSX 3.1.2+) adds to
+//! the VM's tags instead of replacing them, so other products' tags survive. Each VM is tagged
+//! once (remembered in the store across restarts), retried with backoff until NSX accepts, and
+//! never untagged by the SVM.
+//!
+//! Authentication is HTTP basic, or a session: `POST /api/session/create` with the form fields
+//! `j_username`/`j_password` returns a `JSESSIONID` cookie and an `X-XSRF-TOKEN` header, both
+//! sent on later calls; a 401/403 drops the session and the next attempt logs in again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hyper::{Method, StatusCode};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::events::{EventHub, Record, Severity};
+use crate::https::{HttpsClient, HttpsError};
+use crate::inventory::ProtectedVm;
+use crate::store::Store;
+
+/// How to authenticate to NSX Manager.
+#[derive(Clone, Debug)]
+pub enum NsxAuth {
+    /// `Authorization: Basic` on every call.
+    Basic {
+        /// User (`admin`, or `user@domain` for remote users).
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// Session cookie + XSRF token.
+    Session {
+        /// User.
+        user: String,
+        /// Password.
+        password: String,
+    },
+}
+
+/// NSX settings.
+#[derive(Clone, Debug)]
+pub struct NsxConfig {
+    /// `https://nsx-manager[:port]`.
+    pub base_url: String,
+    /// Authentication.
+    pub auth: NsxAuth,
+    /// Tag scope (default `IDS_IPS`).
+    pub scope: String,
+    /// Tag (default `threat=high`).
+    pub tag: String,
+    /// First retry delay.
+    pub backoff_min: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+}
+
+impl NsxConfig {
+    /// Defaults: tag `IDS_IPS` / `threat=high`, backoff 1 s doubling to 5 min.
+    pub fn new(base_url: impl Into<String>, auth: NsxAuth) -> Self {
+        NsxConfig {
+            base_url: base_url.into(),
+            auth,
+            scope: "IDS_IPS".into(),
+            tag: "threat=high".into(),
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// NSX errors.
+#[derive(Debug, thiserror::Error)]
+pub enum NsxError {
+    /// Transport.
+    #[error("nsx: {0}")]
+    Https(#[from] HttpsError),
+    /// NSX answered with an error status.
+    #[error("nsx: {call} answered {status}")]
+    Status {
+        /// Which call.
+        call: &'static str,
+        /// Status.
+        status: StatusCode,
+    },
+    /// The session answer lacked the cookie.
+    #[error("nsx: session create returned no JSESSIONID cookie")]
+    NoSession,
+}
+
+#[derive(Clone, Debug)]
+struct Session {
+    cookie: String,
+    xsrf: Option<String>,
+}
+
+/// The client.
+#[derive(Debug)]
+pub struct NsxClient {
+    cfg: NsxConfig,
+    http: HttpsClient,
+    session: Mutex<Option<Session>>,
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl NsxClient {
+    /// A client.
+    pub fn new(cfg: NsxConfig, http: HttpsClient) -> Self {
+        NsxClient {
+            cfg,
+            http,
+            session: Mutex::new(None),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &NsxConfig {
+        &self.cfg
+    }
+
+    async fn login(&self, user: &str, password: &str) -> Result<Session, NsxError> {
+        let body = format!(
+            "j_username={}&j_password={}",
+            form_encode(user),
+            form_encode(password)
+        );
+        let resp = self
+            .http
+            .request(
+                Method::POST,
+                &format!("{}/api/session/create", self.cfg.base_url),
+                &[("content-type", "application/x-www-form-urlencoded".into())],
+                body.into_bytes(),
+            )
+            .await?;
+        if !resp.status.is_success() {
+            return Err(NsxError::Status {
+                call: "session/create",
+                status: resp.status,
+            });
+        }
+        let cookie = resp
+            .headers
+            .get_all(hyper::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .find(|c| c.trim_start().starts_with("JSESSIONID="))
+            .map(|c| c.trim().to_owned())
+            .ok_or(NsxError::NoSession)?;
+        let xsrf = resp
+            .headers
+            .get("x-xsrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Session { cookie, xsrf })
+    }
+
+    /// Add the configured tag to one VM (one attempt).
+    pub async fn add_tags(&self, external_id: &str) -> Result<(), NsxError> {
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        match &self.cfg.auth {
+            NsxAuth::Basic { user, password } => {
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                headers.push(("authorization", format!("Basic {token}")));
+            }
+            NsxAuth::Session { user, password } => {
+                let mut guard = self.session.lock().await;
+                let session = match guard.as_ref() {
+                    Some(s) => s.clone(),
+                    None => {
+                        let s = self.login(user, password).await?;
+                        *guard = Some(s.clone());
+                        s
+                    }
+                };
+                headers.push(("cookie", session.cookie));
+                if let Some(x) = session.xsrf {
+                    headers.push(("x-xsrf-token", x));
+                }
+            }
+        }
+        let body = serde_json::json!({
+            "external_id": external_id,
+            "tags": [{"scope": self.cfg.scope, "tag": self.cfg.tag}],
+        });
+        let resp = self
+            .http
+            .request(
+                Method::POST,
+                &format!(
+                    "{}/api/v1/fabric/virtual-machines?action=add_tags",
+                    self.cfg.base_url
+                ),
+                &headers,
+                body.to_string().into_bytes(),
+            )
+            .await?;
+        if resp.status.is_success() {
+            return Ok(());
+        }
+        if matches!(
+            resp.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            *self.session.lock().await = None;
+        }
+        Err(NsxError::Status {
+            call: "add_tags",
+            status: resp.status,
+        })
+    }
+}
+
+/// A request to tag a VM because of an event.
+#[derive(Clone, Debug)]
+pub struct TagRequest {
+    /// The VM.
+    pub vm: ProtectedVm,
+    /// Id of the event that involved it.
+    pub cause: String,
+}
+
+/// Handle to the tagging task.
+#[derive(Clone, Debug)]
+pub struct Tagger {
+    tx: mpsc::UnboundedSender<TagRequest>,
+}
+
+impl Tagger {
+    /// Ask for a VM to be tagged (never blocks; duplicates are ignored by the task).
+    pub fn request(&self, req: TagRequest) {
+        let _ = self.tx.send(req);
+    }
+
+    /// Start the task on the current tokio runtime.
+    pub fn spawn(
+        client: Arc<NsxClient>,
+        store: Arc<Store>,
+        hub: EventHub,
+        clock: Arc<dyn crate::control::Clock>,
+    ) -> Tagger {
+        let (tx, mut rx) = mpsc::unbounded_channel::<TagRequest>();
+        tokio::spawn(async move {
+            // Requested at least once in this process; together with the store this makes each
+            // VM tagged once.
+            let mut seen: HashSet<String> = HashSet::new();
+            while let Some(req) = rx.recv().await {
+                let ext = req.vm.nsx_external_id.clone();
+                if !seen.insert(ext.clone()) || store.is_tagged(&ext).unwrap_or(false) {
+                    continue;
+                }
+                let client = client.clone();
+                let store = store.clone();
+                let hub = hub.clone();
+                let clock = clock.clone();
+                tokio::spawn(async move {
+                    let mut backoff = client.cfg.backoff_min;
+                    let mut attempts: u32 = 0;
+                    loop {
+                        attempts = attempts.saturating_add(1);
+                        match client.add_tags(&ext).await {
+                            Ok(()) => break,
+                            Err(_) => {
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(client.cfg.backoff_max);
+                            }
+                        }
+                    }
+                    let now = clock.now();
+                    let _ = store.mark_tagged(&ext, now.micros());
+                    let mut f = serde_json::Map::new();
+                    f.insert(
+                        "vm".into(),
+                        serde_json::json!({
+                            "id": req.vm.id,
+                            "name": req.vm.name,
+                            "nsx_external_id": ext,
+                        }),
+                    );
+                    f.insert(
+                        "tag".into(),
+                        serde_json::json!({"scope": client.cfg.scope, "tag": client.cfg.tag}),
+                    );
+                    f.insert("cause_event_id".into(), req.cause.into());
+                    f.insert("attempts".into(), attempts.into());
+                    hub.emit(Record::new(now, "vm_tagged", Severity::Warning, f));
+                });
+            }
+        });
+        Tagger { tx }
+    }
+}
