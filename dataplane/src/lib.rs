@@ -15,5 +15,6 @@ pub mod event;
 pub mod flow;
 pub mod io;
 pub mod reset;
+pub mod rules;
 pub mod time;
 pub mod worker;
