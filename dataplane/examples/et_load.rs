@@ -27,8 +27,9 @@ fn main() {
     let t0 = Instant::now();
     let mut b = RuleSetBuilder::default();
     let mut reports = Vec::new();
-    for f in &files {
-        match b.add_file(f) {
+    let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+    for r in b.add_files(&paths) {
+        match r {
             Ok(r) => reports.push(r),
             Err(e) => eprintln!("{e}"),
         }
@@ -47,6 +48,13 @@ fn main() {
     let (pf, always, ip) = set.layout();
     println!("compiled: {} rules ({pf} prefiltered, {always} always evaluated at most per protocol, {ip} IP-only)", set.len());
     println!("time: parse {:.3} s, parse + compile {:.3} s", parsed.as_secs_f64(), total.as_secs_f64());
+    if std::env::var_os("ET_LOAD_VERBOSE").is_some() {
+        for r in &reports {
+            for e in &r.skipped {
+                println!("{}: {e}", r.source);
+            }
+        }
+    }
     println!("skip reasons:");
     for (k, n) in reasons_table(reports.iter().flat_map(|r| r.skipped.iter())) {
         println!("{n:>7}  {k}");

@@ -295,8 +295,8 @@ impl Content {
 /// `pcre`.
 #[derive(Clone, Debug)]
 pub struct Pcre {
-    /// The compiled expression (translated from PCRE).
-    pub regex: regex::bytes::Regex,
+    /// The expression (translated from PCRE), compiled on first use.
+    pub regex: super::pcre::LazyRegex,
     /// `R`.
     pub relative: bool,
     /// `!` before the slashes.
@@ -494,6 +494,23 @@ impl Rule {
     /// `gid:sid:rev`, the form exclusions use.
     pub fn id(&self) -> String {
         format!("{}:{}:{}", self.gid, self.sid, self.rev)
+    }
+
+    /// Replace flowbit ids by `map[id]` (ids from another name table).
+    pub(crate) fn remap_flowbits(&mut self, map: &[u32]) {
+        let m = |id: &mut u32| {
+            if let Some(&n) = map.get(*id as usize) {
+                *id = n;
+            }
+        };
+        for f in &mut self.flowbits {
+            match f {
+                FlowbitCmd::Set(b) | FlowbitCmd::Unset(b) | FlowbitCmd::Toggle(b) => m(b),
+                FlowbitCmd::IsSetAll(v) | FlowbitCmd::IsSetAny(v) | FlowbitCmd::IsNotSet(v) => {
+                    v.iter_mut().for_each(m)
+                }
+            }
+        }
     }
 
     /// IP-only: only addresses, protocol `ip`-ish and no per-packet or payload keywords.

@@ -53,14 +53,17 @@ fn eval(steps: &[Step], i: usize, buf: &[u8], prev_end: usize, budget: &mut u32)
             }
         }
         Step::Pcre(p) => {
+            let Some(re) = p.regex.get() else {
+                return false;
+            };
             let start = if p.relative { prev_end.min(len) } else { 0 };
             let hay = buf.get(start..).unwrap_or(&[]);
             if p.negated {
-                return !p.regex.is_match(hay) && eval(steps, i + 1, buf, prev_end, budget);
+                return !re.is_match(hay) && eval(steps, i + 1, buf, prev_end, budget);
             }
             let mut from = 0;
             loop {
-                let Some(m) = hay.get(from..).and_then(|h| p.regex.find(h)) else {
+                let Some(m) = hay.get(from..).and_then(|h| re.find(h)) else {
                     return false;
                 };
                 let (s, e) = (start + from + m.start(), start + from + m.end());
@@ -169,7 +172,12 @@ pub fn find_nocase(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Read `n` bytes at `pos` as a number.
 fn read_value(buf: &[u8], pos: usize, n: u8, enc: ByteEncoding) -> Option<u64> {
-    let bytes = buf.get(pos..pos.checked_add(usize::from(n))?)?;
+    let bytes = if n == 0 {
+        let rest = buf.get(pos..)?;
+        rest.get(..rest.len().min(20))?
+    } else {
+        buf.get(pos..pos.checked_add(usize::from(n))?)?
+    };
     match enc {
         ByteEncoding::Big => Some(bytes.iter().fold(0u64, |a, &b| a << 8 | u64::from(b))),
         ByteEncoding::Little => Some(bytes.iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b))),

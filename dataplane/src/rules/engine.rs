@@ -161,6 +161,9 @@ impl std::fmt::Debug for Prefilter {
     }
 }
 
+/// Longest prefix of a fast pattern given to the prefilter automaton.
+pub const MAX_FAST_PATTERN_LEN: usize = 24;
+
 /// Protocol classes for the always-evaluate lists.
 const CLASSES: usize = 5;
 
@@ -264,6 +267,9 @@ fn fast_pattern(r: &Rule) -> Option<(BufferKind, Vec<u8>)> {
         // The buffer is inspected as "." + buffer; the raw buffer lacks the leading dot.
         pat = pat.strip_prefix(b".").unwrap_or(pat);
     }
+    // Any slice of a required content is an exact superset filter; a prefix caps automaton size
+    // (ET Open has long hex and URL contents) at little cost in selectivity.
+    let pat = pat.get(..pat.len().min(MAX_FAST_PATTERN_LEN)).unwrap_or(pat);
     if pat.is_empty() {
         return None;
     }
@@ -325,21 +331,7 @@ impl RuleSet {
                 }
             }
         }
-        let prefilters = pats
-            .into_iter()
-            .map(|(list, _, owners)| {
-                if list.is_empty() {
-                    return None;
-                }
-                let ac = AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::ContiguousNFA))
-                    .build(&list)
-                    .ok()?;
-                Some(Prefilter { ac, rules: owners })
-            })
-            .collect();
+        let prefilters = build_prefilters(pats);
         RuleSet {
             rules,
             category,
@@ -495,6 +487,71 @@ impl RuleSet {
             }
         }
     }
+}
+
+type PatternTable = (Vec<Vec<u8>>, HashMap<Vec<u8>, usize>, Vec<Vec<u32>>);
+
+/// Build the automata on two threads, kinds split so both get about the same pattern bytes.
+fn build_prefilters(pats: Vec<PatternTable>) -> Vec<Option<Prefilter>> {
+    let one = |(list, _, owners): PatternTable| -> Option<Prefilter> {
+        if list.is_empty() {
+            return None;
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&list)
+            .ok()?;
+        Some(Prefilter { ac, rules: owners })
+    };
+    let mut sizes: Vec<(usize, usize)> = pats
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.0.iter().map(Vec::len).sum::<usize>(), i))
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let (mut a, mut b) = (0usize, 0usize);
+    let mut second = vec![false; pats.len()];
+    for (sz, i) in sizes {
+        if b < a {
+            b += sz;
+            if let Some(s) = second.get_mut(i) {
+                *s = true;
+            }
+        } else {
+            a += sz;
+        }
+    }
+    let (mut mine, mut theirs): (Vec<(usize, PatternTable)>, Vec<(usize, PatternTable)>) =
+        (Vec::new(), Vec::new());
+    for (i, p) in pats.into_iter().enumerate() {
+        if second.get(i).copied().unwrap_or(false) {
+            theirs.push((i, p));
+        } else {
+            mine.push((i, p));
+        }
+    }
+    let n = mine.len() + theirs.len();
+    let built = std::thread::scope(|s| {
+        let h = s.spawn(move || {
+            theirs
+                .into_iter()
+                .map(|(i, p)| (i, one(p)))
+                .collect::<Vec<_>>()
+        });
+        let mut v: Vec<(usize, Option<Prefilter>)> =
+            mine.into_iter().map(|(i, p)| (i, one(p))).collect();
+        v.extend(h.join().unwrap_or_default());
+        v
+    });
+    let mut out: Vec<Option<Prefilter>> = (0..n).map(|_| None).collect();
+    for (i, p) in built {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = p;
+        }
+    }
+    out
 }
 
 fn buffer_by_index(i: usize) -> Option<BufferKind> {

@@ -162,62 +162,132 @@ impl RuleSetBuilder {
 
     /// Parse rules from text; `source` names it in the report.
     pub fn add_text(&mut self, source: &str, text: &str) -> FileReport {
-        let mut rep = FileReport {
-            source: source.to_owned(),
-            ..FileReport::default()
-        };
-        for (line, rule_text) in parser::split_rules(text) {
-            let mut ctx = parser::ParseCtx {
-                vars: &self.vars,
-                classes: &self.classes,
-                flowbits: &mut self.flowbits,
-            };
-            match parser::parse_rule(&rule_text, line, &mut ctx) {
-                Ok(rule) => {
-                    let key = (rule.gid, rule.sid);
-                    match self.by_id.get(&key).copied() {
-                        Some(i) => {
-                            let dup = RuleError {
-                                line,
-                                sid: Some(rule.sid),
-                                keyword: "sid".into(),
-                                kind: RuleErrorKind::Duplicate,
-                            };
-                            if let Some(old) = self.rules.get_mut(i)
-                                && rule.rev > old.rev
-                            {
-                                *old = rule;
-                                rep.loaded += 1;
-                            }
-                            rep.skipped.push(dup);
-                        }
-                        None => {
-                            self.by_id.insert(key, self.rules.len());
-                            self.rules.push(rule);
-                            rep.loaded += 1;
-                        }
-                    }
-                }
-                Err(e) => rep.skipped.push(e),
-            }
-        }
-        rep
+        let parsed = parse_text(text, &self.vars, &self.classes);
+        self.merge(source, parsed)
     }
 
     /// Read and parse a rule file.
     pub fn add_file(&mut self, path: &Path) -> Result<FileReport, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let text = String::from_utf8_lossy(&bytes);
+        let text = read(path)?;
         Ok(self.add_text(&path.display().to_string(), &text))
+    }
+
+    /// Read and parse several files on two threads; reports come back in `paths` order and
+    /// rules are merged in that order (so duplicate handling is as if loaded one by one).
+    pub fn add_files(&mut self, paths: &[&Path]) -> Vec<Result<FileReport, LoadError>> {
+        let (vars, classes) = (&self.vars, &self.classes);
+        let work = |p: &Path| read(p).map(|t| parse_text(&t, vars, classes));
+        // Interleave files between the threads: sizes vary a lot, neighbours less so.
+        let odd: Vec<&Path> = paths.iter().skip(1).step_by(2).copied().collect();
+        let parsed: Vec<Result<Parsed, LoadError>> = std::thread::scope(|s| {
+            let h = s.spawn(|| odd.iter().map(|p| work(p)).collect::<Vec<_>>());
+            let even: Vec<_> = paths.iter().step_by(2).map(|p| work(p)).collect();
+            let odd_done = h.join().unwrap_or_else(|_| odd.iter().map(|p| work(p)).collect());
+            let mut v = Vec::with_capacity(paths.len());
+            let mut ev = even.into_iter();
+            let mut od = odd_done.into_iter();
+            for i in 0..paths.len() {
+                let next = if i % 2 == 0 { ev.next() } else { od.next() };
+                if let Some(x) = next {
+                    v.push(x);
+                }
+            }
+            v
+        });
+        paths
+            .iter()
+            .zip(parsed)
+            .map(|(p, r)| r.map(|parsed| self.merge(&p.display().to_string(), parsed)))
+            .collect()
+    }
+
+    fn merge(&mut self, source: &str, parsed: Parsed) -> FileReport {
+        let mut rep = FileReport {
+            source: source.to_owned(),
+            ..FileReport::default()
+        };
+        // Flowbit ids are local to a parse; map them into this builder's table.
+        let mut local: Vec<(u32, String)> = parsed.flowbits.into_iter().map(|(n, i)| (i, n)).collect();
+        local.sort_unstable();
+        let remap: Vec<u32> = local
+            .into_iter()
+            .map(|(_, name)| {
+                let next = u32::try_from(self.flowbits.len()).unwrap_or(u32::MAX);
+                *self.flowbits.entry(name).or_insert(next)
+            })
+            .collect();
+        for r in parsed.rules {
+            let mut rule = match r {
+                Ok(rule) => rule,
+                Err(e) => {
+                    rep.skipped.push(e);
+                    continue;
+                }
+            };
+            rule.remap_flowbits(&remap);
+            let key = (rule.gid, rule.sid);
+            match self.by_id.get(&key).copied() {
+                Some(i) => {
+                    let dup = RuleError {
+                        line: rule.line,
+                        sid: Some(rule.sid),
+                        keyword: "sid".into(),
+                        kind: RuleErrorKind::Duplicate,
+                    };
+                    if let Some(old) = self.rules.get_mut(i)
+                        && rule.rev > old.rev
+                    {
+                        *old = rule;
+                        rep.loaded += 1;
+                    }
+                    rep.skipped.push(dup);
+                }
+                None => {
+                    self.by_id.insert(key, self.rules.len());
+                    self.rules.push(rule);
+                    rep.loaded += 1;
+                }
+            }
+        }
+        rep
     }
 
     /// Compile.
     pub fn build(self) -> RuleSet {
         RuleSet::compile(self.rules, &self.classes, self.thresholds, self.flowbits)
     }
+}
+
+struct Parsed {
+    rules: Vec<Result<Rule, RuleError>>,
+    flowbits: HashMap<String, u32>,
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+fn parse_text(text: &str, vars: &Vars, classes: &Classifications) -> Parsed {
+    let mut flowbits = HashMap::new();
+    let rules = parser::split_rules(text)
+        .into_iter()
+        .map(|(line, rule_text)| {
+            let mut ctx = parser::ParseCtx {
+                vars,
+                classes,
+                flowbits: &mut flowbits,
+            };
+            parser::parse_rule(&rule_text, line, &mut ctx)
+        })
+        .collect();
+    Parsed { rules, flowbits }
 }
 
 #[cfg(test)]

@@ -948,13 +948,6 @@ fn validate_content(c: &Content) -> PResult<()> {
     {
         return invalid("within", format!("within {w} is shorter than the content ({len} bytes)"));
     }
-    if let Some(w) = c.within
-        && let Some(d) = c.distance
-        && d < 0
-        && i64::from(w) + i64::from(d) < i64::from(len)
-    {
-        return invalid("within", "within minus a negative distance is shorter than the content");
-    }
     if c.startswith && (absolute || c.is_relative()) {
         return invalid("startswith", "cannot mix with offset, depth, distance or within");
     }
@@ -1095,8 +1088,10 @@ fn encoding_opts<'a>(
 
 fn nbytes(kw: &str, s: &str, enc: ByteEncoding) -> PResult<u8> {
     let n: u8 = parse_int(kw, Some(s))?;
-    let max = if matches!(enc, ByteEncoding::String(_)) { 20 } else { 8 };
-    if n == 0 || n > max {
+    // Binary reads take 1..=8 bytes. String reads take up to 20 digits; 0 (as some ET Open
+    // rules write) reads every digit present, up to 20.
+    let (min, max) = if matches!(enc, ByteEncoding::String(_)) { (0, 20) } else { (1, 8) };
+    if n < min || n > max {
         return invalid(kw, format!("cannot read {n} bytes"));
     }
     Ok(n)
