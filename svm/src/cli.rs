@@ -42,6 +42,16 @@ pub enum Command {
     /// Policy documents.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Signature rules (Suricata/Snort rule language).
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `svm rules ...`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load rule files and report loaded and skipped rules with reasons.
+    Check(crate::rules_cmd::CheckArgs),
 }
 
 /// `svm policy ...`
@@ -149,6 +159,7 @@ fn run(cli: Cli) -> u8 {
                 EXIT_SYNTAX
             }
         },
+        Command::Rules(RulesCommand::Check(args)) => crate::rules_cmd::check(&args),
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
             EXIT_OK

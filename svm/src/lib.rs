@@ -5,3 +5,4 @@
 pub mod cli;
 pub mod eve;
 pub mod replay;
+pub mod rules_cmd;

@@ -87,6 +87,9 @@ impl FileReport {
 pub fn reason_key(e: &RuleError) -> String {
     match &e.kind {
         RuleErrorKind::Unsupported(d) if e.keyword == "pcre" => format!("pcre ({d})"),
+        RuleErrorKind::Unsupported(d) if e.keyword == "protocol" || e.keyword == "action" => {
+            d.replace('`', "")
+        }
         RuleErrorKind::Unsupported(_) => e.keyword.clone(),
         RuleErrorKind::Syntax(_) => format!("{} (syntax)", e.keyword),
         RuleErrorKind::Invalid(_) => format!("{} (invalid)", e.keyword),
