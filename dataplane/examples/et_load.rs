@@ -12,7 +12,12 @@ fn main() {
     let dir = std::env::args()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/rules/et-open")));
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/rules/et-open"
+            ))
+        });
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -46,8 +51,15 @@ fn main() {
         100.0 * loaded as f64 / all.max(1) as f64
     );
     let (pf, always, ip) = set.layout();
-    println!("compiled: {} rules ({pf} prefiltered, {always} always evaluated at most per protocol, {ip} IP-only)", set.len());
-    println!("time: parse {:.3} s, parse + compile {:.3} s", parsed.as_secs_f64(), total.as_secs_f64());
+    println!(
+        "compiled: {} rules ({pf} prefiltered, {always} always evaluated at most per protocol, {ip} IP-only)",
+        set.len()
+    );
+    println!(
+        "time: parse {:.3} s, parse + compile {:.3} s",
+        parsed.as_secs_f64(),
+        total.as_secs_f64()
+    );
     if std::env::var_os("ET_LOAD_VERBOSE").is_some() {
         for r in &reports {
             for e in &r.skipped {

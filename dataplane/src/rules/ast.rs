@@ -522,7 +522,10 @@ impl Rule {
         ) && self.sport.is_any()
             && self.dport.is_any()
             && self.flow == FlowCheck::default()
-            && self.packet.iter().all(|p| matches!(p, PacketCheck::IpProto(_)))
+            && self
+                .packet
+                .iter()
+                .all(|p| matches!(p, PacketCheck::IpProto(_)))
             && self.chains.is_empty()
             && self.flowbits.is_empty()
             && !self.noalert

@@ -209,10 +209,12 @@ pub struct RuleSet {
 
 /// Evaluation order: Suricata's action order, flowbit setters before checkers, then priority.
 fn order_key(r: &Rule) -> (RuleAction, u8, u8) {
-    let sets = r
-        .flowbits
-        .iter()
-        .any(|f| matches!(f, FlowbitCmd::Set(_) | FlowbitCmd::Unset(_) | FlowbitCmd::Toggle(_)));
+    let sets = r.flowbits.iter().any(|f| {
+        matches!(
+            f,
+            FlowbitCmd::Set(_) | FlowbitCmd::Unset(_) | FlowbitCmd::Toggle(_)
+        )
+    });
     let checks = r.flowbits.iter().any(|f| {
         matches!(
             f,
@@ -260,7 +262,9 @@ fn fast_pattern(r: &Rule) -> Option<(BufferKind, Vec<u8>)> {
     }
     let (kind, c, dotprefix) = best?;
     let mut pat: &[u8] = match c.fast_pattern {
-        FastPattern::Slice(o, l) => c.pattern.get(usize::from(o)..usize::from(o) + usize::from(l))?,
+        FastPattern::Slice(o, l) => c
+            .pattern
+            .get(usize::from(o)..usize::from(o) + usize::from(l))?,
         _ => &c.pattern,
     };
     if dotprefix {
@@ -269,7 +273,9 @@ fn fast_pattern(r: &Rule) -> Option<(BufferKind, Vec<u8>)> {
     }
     // Any slice of a required content is an exact superset filter; a prefix caps automaton size
     // (ET Open has long hex and URL contents) at little cost in selectivity.
-    let pat = pat.get(..pat.len().min(MAX_FAST_PATTERN_LEN)).unwrap_or(pat);
+    let pat = pat
+        .get(..pat.len().min(MAX_FAST_PATTERN_LEN))
+        .unwrap_or(pat);
     if pat.is_empty() {
         return None;
     }
@@ -299,7 +305,7 @@ impl RuleSet {
             .map(|r| thresholds.override_for(r.gid, r.sid).or(r.threshold))
             .collect();
         let ip_only: Vec<bool> = rules.iter().map(Rule::is_ip_only).collect();
-        let mut pats: Vec<(Vec<Vec<u8>>, HashMap<Vec<u8>, usize>, Vec<Vec<u32>>)> =
+        let mut pats: Vec<PatternTable> =
             (0..BufferKind::COUNT).map(|_| Default::default()).collect();
         let mut always: [Vec<u32>; CLASSES] = Default::default();
         let mut ip_only_rules = Vec::new();
@@ -369,7 +375,11 @@ impl RuleSet {
     pub fn layout(&self) -> (usize, usize, usize) {
         let always: usize = self.always.iter().map(Vec::len).max().unwrap_or(0);
         let ip = self.ip_only_rules.len();
-        (self.rules.len() - ip - always.min(self.rules.len() - ip), always, ip)
+        (
+            self.rules.len() - ip - always.min(self.rules.len() - ip),
+            always,
+            ip,
+        )
     }
 
     /// Inspect one packet; matches are appended to `out` in evaluation order.
@@ -405,7 +415,8 @@ impl RuleSet {
             cand.extend_from_slice(a);
         }
         let dir = usize::from(!pkt.flow.to_server);
-        let do_ip_only = !pkt.flow.has_flow || !flow_state.ip_only_done.get(dir).copied().unwrap_or(true);
+        let do_ip_only =
+            !pkt.flow.has_flow || !flow_state.ip_only_done.get(dir).copied().unwrap_or(true);
         if do_ip_only {
             cand.extend_from_slice(&self.ip_only_rules);
             if pkt.flow.has_flow
@@ -439,12 +450,14 @@ impl RuleSet {
             }
             let ip_only = self.ip_only.get(idx as usize).copied().unwrap_or(false);
             let mut alert = rule.action != RuleAction::Pass && !rule.noalert;
-            if alert && self.thresholds.suppressed(rule.gid, rule.sid, pkt.src, pkt.dst) {
+            if alert
+                && self
+                    .thresholds
+                    .suppressed(rule.gid, rule.sid, pkt.src, pkt.dst)
+            {
                 alert = false;
             }
-            if alert
-                && let Some(Some(spec)) = self.threshold.get(idx as usize)
-            {
+            if alert && let Some(Some(spec)) = self.threshold.get(idx as usize) {
                 alert = match spec.track {
                     Track::ByFlow => {
                         let w = match flow_state.windows.iter_mut().find(|(i, _)| *i == idx) {
@@ -461,7 +474,9 @@ impl RuleSet {
                     }
                     Track::BySrc => thresholds.hit(idx, TrackKey::Addr(pkt.src), spec, now),
                     Track::ByDst => thresholds.hit(idx, TrackKey::Addr(pkt.dst), spec, now),
-                    Track::ByBoth => thresholds.hit(idx, TrackKey::Pair(pkt.src, pkt.dst), spec, now),
+                    Track::ByBoth => {
+                        thresholds.hit(idx, TrackKey::Pair(pkt.src, pkt.dst), spec, now)
+                    }
                     Track::ByRule => thresholds.hit(idx, TrackKey::Rule, spec, now),
                 };
             }
@@ -523,8 +538,8 @@ fn build_prefilters(pats: Vec<PatternTable>) -> Vec<Option<Prefilter>> {
             a += sz;
         }
     }
-    let (mut mine, mut theirs): (Vec<(usize, PatternTable)>, Vec<(usize, PatternTable)>) =
-        (Vec::new(), Vec::new());
+    let mut mine: Vec<(usize, PatternTable)> = Vec::new();
+    let mut theirs: Vec<(usize, PatternTable)> = Vec::new();
     for (i, p) in pats.into_iter().enumerate() {
         if second.get(i).copied().unwrap_or(false) {
             theirs.push((i, p));
@@ -557,12 +572,44 @@ fn build_prefilters(pats: Vec<PatternTable>) -> Vec<Option<Prefilter>> {
 fn buffer_by_index(i: usize) -> Option<BufferKind> {
     use BufferKind::*;
     const ALL: [BufferKind; BufferKind::COUNT] = [
-        Payload, Packet, Stream, HttpUri, HttpUriRaw, HttpMethod, HttpHost, HttpHostRaw,
-        HttpUserAgent, HttpHeader, HttpHeaderRaw, HttpHeaderNames, HttpCookie, HttpReferer,
-        HttpContentType, HttpContentLen, HttpRequestLine, HttpRequestBody, HttpResponseLine,
-        HttpStatCode, HttpStatMsg, HttpServer, HttpLocation, HttpAccept, HttpAcceptEnc,
-        HttpAcceptLang, HttpConnection, HttpProtocol, HttpStart, FileData, TlsSni,
-        TlsCertSubject, TlsCertIssuer, TlsCertSerial, TlsCerts, DnsQuery, Ja3Hash, Ja3sHash,
+        Payload,
+        Packet,
+        Stream,
+        HttpUri,
+        HttpUriRaw,
+        HttpMethod,
+        HttpHost,
+        HttpHostRaw,
+        HttpUserAgent,
+        HttpHeader,
+        HttpHeaderRaw,
+        HttpHeaderNames,
+        HttpCookie,
+        HttpReferer,
+        HttpContentType,
+        HttpContentLen,
+        HttpRequestLine,
+        HttpRequestBody,
+        HttpResponseLine,
+        HttpStatCode,
+        HttpStatMsg,
+        HttpServer,
+        HttpLocation,
+        HttpAccept,
+        HttpAcceptEnc,
+        HttpAcceptLang,
+        HttpConnection,
+        HttpProtocol,
+        HttpStart,
+        FileData,
+        TlsSni,
+        TlsCertSubject,
+        TlsCertIssuer,
+        TlsCertSerial,
+        TlsCerts,
+        DnsQuery,
+        Ja3Hash,
+        Ja3sHash,
     ];
     ALL.get(i).copied()
 }
@@ -678,8 +725,7 @@ fn verify(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState) 
     for ch in &r.chains {
         let buf = match ch.buffer {
             BufferKind::Payload => {
-                let stream_only =
-                    r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
+                let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
                 let packet_only = r.proto == RuleProto::TcpPkt
                     || r.flow.stream == Some(false)
                     || p.proto != IpProto::Tcp;

@@ -185,7 +185,9 @@ impl RuleSetBuilder {
         let parsed: Vec<Result<Parsed, LoadError>> = std::thread::scope(|s| {
             let h = s.spawn(|| odd.iter().map(|p| work(p)).collect::<Vec<_>>());
             let even: Vec<_> = paths.iter().step_by(2).map(|p| work(p)).collect();
-            let odd_done = h.join().unwrap_or_else(|_| odd.iter().map(|p| work(p)).collect());
+            let odd_done = h
+                .join()
+                .unwrap_or_else(|_| odd.iter().map(|p| work(p)).collect());
             let mut v = Vec::with_capacity(paths.len());
             let mut ev = even.into_iter();
             let mut od = odd_done.into_iter();
@@ -210,7 +212,8 @@ impl RuleSetBuilder {
             ..FileReport::default()
         };
         // Flowbit ids are local to a parse; map them into this builder's table.
-        let mut local: Vec<(u32, String)> = parsed.flowbits.into_iter().map(|(n, i)| (i, n)).collect();
+        let mut local: Vec<(u32, String)> =
+            parsed.flowbits.into_iter().map(|(n, i)| (i, n)).collect();
         local.sort_unstable();
         let remap: Vec<u32> = local
             .into_iter()

@@ -133,7 +133,11 @@ fn find_sid(text: &str) -> Option<u32> {
         let after = rest.get(i + 3..)?;
         let after_t = after.trim_start();
         if before_ok && let Some(v) = after_t.strip_prefix(':') {
-            let digits: String = v.trim_start().chars().take_while(char::is_ascii_digit).collect();
+            let digits: String = v
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             return digits.parse().ok();
         }
         rest = after;
@@ -149,7 +153,10 @@ fn parse_inner(text: &str, line: usize, ctx: &mut ParseCtx<'_>) -> PResult<Rule>
         Some(i) => i,
         None => return syntax("options", "missing `(`"),
     };
-    let (head, opts) = (text.get(..open).unwrap_or(""), text.get(open + 1..).unwrap_or(""));
+    let (head, opts) = (
+        text.get(..open).unwrap_or(""),
+        text.get(open + 1..).unwrap_or(""),
+    );
     let opts = match opts.trim_end().strip_suffix(')') {
         Some(o) => o,
         None => return syntax("options", "missing closing `)`"),
@@ -597,15 +604,26 @@ impl Builder {
             }
             "flags" => self.packet.push(parse_flags(need(value)?)?),
             "fragbits" => self.packet.push(parse_fragbits(need(value)?)?),
-            "dsize" => self.packet.push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
+            "dsize" => self
+                .packet
+                .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
             "ttl" => self.packet.push(PacketCheck::Ttl(cmp(name, value, 255)?)),
             "itype" => self.packet.push(PacketCheck::Itype(cmp(name, value, 255)?)),
             "icode" => self.packet.push(PacketCheck::Icode(cmp(name, value, 255)?)),
-            "icmp_id" => self.packet.push(PacketCheck::IcmpId(parse_int(name, value)?)),
-            "icmp_seq" => self.packet.push(PacketCheck::IcmpSeq(parse_int(name, value)?)),
+            "icmp_id" => self
+                .packet
+                .push(PacketCheck::IcmpId(parse_int(name, value)?)),
+            "icmp_seq" => self
+                .packet
+                .push(PacketCheck::IcmpSeq(parse_int(name, value)?)),
             "ip_proto" => {
                 let v = need(value)?;
-                let named = match v.trim().trim_start_matches('!').to_ascii_lowercase().as_str() {
+                let named = match v
+                    .trim()
+                    .trim_start_matches('!')
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
                     "tcp" => Some(6),
                     "udp" => Some(17),
                     "icmp" => Some(1),
@@ -629,7 +647,8 @@ impl Builder {
                     Some(r) => (true, r.trim_start()),
                     None => (false, v),
                 };
-                let pattern = parse_content_bytes(body).map_err(|e| (name.to_owned(), RuleErrorKind::Syntax(e)))?;
+                let pattern = parse_content_bytes(body)
+                    .map_err(|e| (name.to_owned(), RuleErrorKind::Syntax(e)))?;
                 let buf = if name == "uricontent" {
                     BufferKind::HttpUri
                 } else {
@@ -684,7 +703,10 @@ impl Builder {
                     Some("only") => FastPattern::Only,
                     Some(v) => {
                         let (o, l) = v.split_once(',').ok_or_else(|| {
-                            (name.to_owned(), RuleErrorKind::Syntax(format!("bad value `{v}`")))
+                            (
+                                name.to_owned(),
+                                RuleErrorKind::Syntax(format!("bad value `{v}`")),
+                            )
                         })?;
                         FastPattern::Slice(parse_int(name, Some(o))?, parse_int(name, Some(l))?)
                     }
@@ -694,7 +716,9 @@ impl Builder {
             "pcre" => {
                 let t = pcre::translate(need(value)?).map_err(|e| {
                     let kind = match e {
-                        pcre::PcreError::Unsupported(_) => RuleErrorKind::Unsupported(e.to_string()),
+                        pcre::PcreError::Unsupported(_) => {
+                            RuleErrorKind::Unsupported(e.to_string())
+                        }
                         _ => RuleErrorKind::Invalid(e.to_string()),
                     };
                     (name.to_owned(), kind)
@@ -725,7 +749,14 @@ impl Builder {
                         other => return syntax(name, format!("unknown option `{other}`")),
                     }
                 }
-                self.steps.push((self.buffer(), Step::IsDataAt { n, relative, negated }));
+                self.steps.push((
+                    self.buffer(),
+                    Step::IsDataAt {
+                        n,
+                        relative,
+                        negated,
+                    },
+                ));
             }
             "bsize" => {
                 if self.cur.is_none_or(|c| c == BufferKind::Payload) {
@@ -891,10 +922,7 @@ impl Builder {
             }
         }
         let class = self.classtype.as_deref().and_then(|c| ctx.classes.get(c));
-        let priority = self
-            .priority
-            .or(class.map(|c| c.priority))
-            .unwrap_or(3);
+        let priority = self.priority.or(class.map(|c| c.priority)).unwrap_or(3);
         Ok(Rule {
             action,
             gid: self.gid.unwrap_or(1),
@@ -941,15 +969,24 @@ fn validate_content(c: &Content) -> PResult<()> {
     if let Some(d) = c.depth
         && d < len
     {
-        return invalid("depth", format!("depth {d} is smaller than the content ({len} bytes)"));
+        return invalid(
+            "depth",
+            format!("depth {d} is smaller than the content ({len} bytes)"),
+        );
     }
     if let Some(w) = c.within
         && w < len
     {
-        return invalid("within", format!("within {w} is shorter than the content ({len} bytes)"));
+        return invalid(
+            "within",
+            format!("within {w} is shorter than the content ({len} bytes)"),
+        );
     }
     if c.startswith && (absolute || c.is_relative()) {
-        return invalid("startswith", "cannot mix with offset, depth, distance or within");
+        return invalid(
+            "startswith",
+            "cannot mix with offset, depth, distance or within",
+        );
     }
     if c.negated && c.fast_pattern == FastPattern::Only {
         return invalid("fast_pattern", "fast_pattern:only on a negated content");
@@ -1090,7 +1127,11 @@ fn nbytes(kw: &str, s: &str, enc: ByteEncoding) -> PResult<u8> {
     let n: u8 = parse_int(kw, Some(s))?;
     // Binary reads take 1..=8 bytes. String reads take up to 20 digits; 0 (as some ET Open
     // rules write) reads every digit present, up to 20.
-    let (min, max) = if matches!(enc, ByteEncoding::String(_)) { (0, 20) } else { (1, 8) };
+    let (min, max) = if matches!(enc, ByteEncoding::String(_)) {
+        (0, 20)
+    } else {
+        (1, 8)
+    };
     if n < min || n > max {
         return invalid(kw, format!("cannot read {n} bytes"));
     }

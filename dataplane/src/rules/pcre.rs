@@ -89,7 +89,10 @@ pub fn translate(value: &str) -> Result<Translated, PcreError> {
         .ok_or(PcreError::Syntax)?;
     let body = body.strip_prefix('/').ok_or(PcreError::Syntax)?;
     let end = body.rfind('/').ok_or(PcreError::Syntax)?;
-    let (pat, flags) = (body.get(..end).ok_or(PcreError::Syntax)?, body.get(end + 1..).ok_or(PcreError::Syntax)?);
+    let (pat, flags) = (
+        body.get(..end).ok_or(PcreError::Syntax)?,
+        body.get(end + 1..).ok_or(PcreError::Syntax)?,
+    );
     let mut inline = String::new();
     let mut relative = false;
     let mut anchored = false;
@@ -208,8 +211,8 @@ fn rewrite(pat: &str) -> Result<String, PcreError> {
                     'Q' => return Err(PcreError::Unsupported("\\Q...\\E")),
                     'g' | 'k' => return Err(PcreError::Unsupported("backreference")),
                     'R' | 'X' | 'C' => return Err(PcreError::Unsupported("\\R/\\X/\\C")),
-                    '/' | ';' | '"' | '\'' | ':' | '<' | '>' | '%' | '@' | '!' | ',' | '=' | '_'
-                    | '`' | '~' | '&' => out.push(n),
+                    '/' | ';' | '"' | '\'' | ':' | '<' | '>' | '%' | '@' | '!' | ',' | '='
+                    | '_' | '`' | '~' | '&' => out.push(n),
                     _ => {
                         out.push('\\');
                         out.push(n);
@@ -331,7 +334,11 @@ mod tests {
             (r#""/(?>a)/""#, "atomic group"),
             (r#""/a++/""#, "possessive quantifier"),
         ] {
-            assert_eq!(translate(p).unwrap_err(), PcreError::Unsupported(what), "{p}");
+            assert_eq!(
+                translate(p).unwrap_err(),
+                PcreError::Unsupported(what),
+                "{p}"
+            );
         }
         assert!(matches!(translate(r#""/(/""#), Err(PcreError::Compile(_))));
         assert!(translate(r#""/a+?b/""#).is_ok());

@@ -24,7 +24,11 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         src_port: 40000,
         dst_port: 80,
         ttl: 64,
-        tcp_flags: if proto == IpProto::Tcp { Some(0x18) } else { None },
+        tcp_flags: if proto == IpProto::Tcp {
+            Some(0x18)
+        } else {
+            None
+        },
         icmp: None,
         fragbits: (false, true, false),
         ip_v6: false,
@@ -91,11 +95,20 @@ fn offset_depth() {
 
 #[test]
 fn distance_within_and_backtracking() {
-    assert!(hit(r#"content:"a"; content:"b"; distance:1; within:1;"#, b"axb"));
-    assert!(!hit(r#"content:"a"; content:"b"; distance:0; within:1;"#, b"axb"));
+    assert!(hit(
+        r#"content:"a"; content:"b"; distance:1; within:1;"#,
+        b"axb"
+    ));
+    assert!(!hit(
+        r#"content:"a"; content:"b"; distance:0; within:1;"#,
+        b"axb"
+    ));
     // First "a" fails the relative check; Suricata retries from the next "a".
     assert!(hit(r#"content:"a"; content:"b"; within:1;"#, b"axxab"));
-    assert!(hit(r#"content:"ab"; content:"c"; distance:-1; within:2;"#, b"abc"));
+    assert!(hit(
+        r#"content:"ab"; content:"c"; distance:-1; within:2;"#,
+        b"abc"
+    ));
     assert!(!hit(r#"content:"b"; content:"a"; distance:0;"#, b"ab"));
 }
 
@@ -105,7 +118,10 @@ fn startswith_endswith() {
     assert!(!hit(r#"content:"GET"; startswith;"#, b" GET /"));
     assert!(hit(r#"content:".exe"; endswith;"#, b"a.exe"));
     assert!(!hit(r#"content:".exe"; endswith;"#, b"a.exe "));
-    assert!(hit(r#"content:"a"; content:"z"; distance:0; endswith;"#, b"abz"));
+    assert!(hit(
+        r#"content:"a"; content:"z"; distance:0; endswith;"#,
+        b"abz"
+    ));
 }
 
 #[test]
@@ -130,8 +146,14 @@ fn isdataat_bsize_bytes() {
     assert!(hit(r#"byte_test:1,&,0x80,0;"#, &[0x81]));
     assert!(hit(r#"byte_test:1,!&,0x80,0;"#, &[0x01]));
     // byte_jump over a 2-byte length, then a relative content.
-    assert!(hit(r#"byte_jump:1,0; content:"X"; within:1;"#, &[2, 0, 0, b'X']));
-    assert!(!hit(r#"byte_jump:1,0; content:"X"; within:1;"#, &[1, 0, 0, b'X']));
+    assert!(hit(
+        r#"byte_jump:1,0; content:"X"; within:1;"#,
+        &[2, 0, 0, b'X']
+    ));
+    assert!(!hit(
+        r#"byte_jump:1,0; content:"X"; within:1;"#,
+        &[1, 0, 0, b'X']
+    ));
     assert!(!hit(r#"byte_jump:1,0;"#, &[9, 0]));
 }
 
@@ -172,13 +194,16 @@ fn app_proto_and_dotprefix() {
 alert dns any any -> any any (dns_query; content:"EXAMPLE"; nocase; sid:2;)
 alert tls any any -> any any (tls.sni; content:"example"; sid:3;)"#,
     );
-    let map: HashMap<BufferKind, Vec<u8>> = [(BufferKind::DnsQuery, b"www.example.com".to_vec())].into();
+    let map: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::DnsQuery, b"www.example.com".to_vec())].into();
     let mut p = pkt(IpProto::Udp, b"");
     p.app_proto = Some(AppProto::Dns);
     assert_eq!(sids_with(&rs, &p, &map), [1, 2]);
-    let exact: HashMap<BufferKind, Vec<u8>> = [(BufferKind::DnsQuery, b"example.com".to_vec())].into();
+    let exact: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::DnsQuery, b"example.com".to_vec())].into();
     assert_eq!(sids_with(&rs, &p, &exact), [1, 2]);
-    let other: HashMap<BufferKind, Vec<u8>> = [(BufferKind::DnsQuery, b"badexample.com".to_vec())].into();
+    let other: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::DnsQuery, b"badexample.com".to_vec())].into();
     assert_eq!(sids_with(&rs, &p, &other), [2]);
     p.app_proto = None;
     assert!(sids_with(&rs, &p, &map).is_empty());
@@ -191,8 +216,12 @@ fn stream_buffer_preferred_for_tcp() {
 alert tcp-pkt any any -> any any (content:"hello world"; sid:2;)
 alert tcp-stream any any -> any any (content:"hello world"; sid:3;)"#,
     );
-    let stream: HashMap<BufferKind, Vec<u8>> = [(BufferKind::Stream, b"hello world".to_vec())].into();
-    assert_eq!(sids_with(&rs, &pkt(IpProto::Tcp, b"world"), &stream), [1, 3]);
+    let stream: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::Stream, b"hello world".to_vec())].into();
+    assert_eq!(
+        sids_with(&rs, &pkt(IpProto::Tcp, b"world"), &stream),
+        [1, 3]
+    );
     assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"hello world")), [1, 2]);
 }
 
@@ -229,8 +258,7 @@ alert tcp any any -> any any (flow:from_client,stateless; sid:4;)"#,
 
 #[test]
 fn packet_keywords() {
-    let rs = set(
-        r#"alert tcp any any -> any any (flags:PA; sid:1;)
+    let rs = set(r#"alert tcp any any -> any any (flags:PA; sid:1;)
 alert tcp any any -> any any (flags:S; sid:2;)
 alert tcp any any -> any any (flags:+A; sid:3;)
 alert tcp any any -> any any (flags:*SA; sid:4;)
@@ -244,22 +272,22 @@ alert tcp any any -> any any (ttl:<10; sid:11;)
 alert tcp any any -> any any (fragbits:D; sid:12;)
 alert tcp any any -> any any (fragbits:M; sid:13;)
 alert ip any any -> any any (ip_proto:6; sid:14;)
-alert ip any any -> any any (ip_proto:!tcp; sid:15;)"#,
+alert ip any any -> any any (ip_proto:!tcp; sid:15;)"#);
+    assert_eq!(
+        sids(&rs, &pkt(IpProto::Tcp, b"abc")),
+        [1, 3, 4, 5, 6, 7, 9, 10, 12, 14]
     );
-    assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"abc")), [1, 3, 4, 5, 6, 7, 9, 10, 12, 14]);
 }
 
 #[test]
 fn icmp_keywords() {
-    let rs = set(
-        r#"alert icmp any any -> any any (itype:8; sid:1;)
+    let rs = set(r#"alert icmp any any -> any any (itype:8; sid:1;)
 alert icmp any any -> any any (itype:>8; sid:2;)
 alert icmp any any -> any any (icode:0; sid:3;)
 alert icmp any any -> any any (icmp_id:7; sid:4;)
 alert icmp any any -> any any (icmp_seq:9; sid:5;)
 alert icmp any any -> any any (icmp_seq:10; sid:6;)
-alert icmpv6 any any -> any any (itype:128; sid:7;)"#,
-    );
+alert icmpv6 any any -> any any (itype:128; sid:7;)"#);
     let mut p = pkt(IpProto::Icmp, b"");
     p.icmp = Some((8, 0, 7, 9));
     assert_eq!(sids(&rs, &p), [1, 3, 4, 5]);
@@ -278,8 +306,18 @@ alert tcp any any -> any any (content:"x"; flowbits:isset,a|auth; sid:5;)"#,
     let mut th = ThresholdState::new();
     let mut run = |payload: &[u8], fs: &mut FlowRuleState| {
         let mut out = Vec::new();
-        rs.inspect(&pkt(IpProto::Tcp, payload), &NoBuffers, fs, &mut th, Timestamp(0), &mut out);
-        out.iter().filter(|m| m.alert).map(|m| m.sid).collect::<Vec<_>>()
+        rs.inspect(
+            &pkt(IpProto::Tcp, payload),
+            &NoBuffers,
+            fs,
+            &mut th,
+            Timestamp(0),
+            &mut out,
+        );
+        out.iter()
+            .filter(|m| m.alert)
+            .map(|m| m.sid)
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(b"cmd", &mut fs), [3]);
     assert!(run(b"login", &mut fs).is_empty());
@@ -293,12 +331,10 @@ alert tcp any any -> any any (content:"x"; flowbits:isset,a|auth; sid:5;)"#,
 
 #[test]
 fn action_order_and_pass() {
-    let rs = set(
-        r#"alert tcp any any -> any any (content:"Hi all"; sid:1;)
+    let rs = set(r#"alert tcp any any -> any any (content:"Hi all"; sid:1;)
 pass tcp any any -> any any (content:"Hi all"; sid:2;)
 drop tcp any any -> any any (content:"Hi all"; sid:3;)
-drop tcp any any -> any any (content:"other"; sid:4;)"#,
-    );
+drop tcp any any -> any any (content:"other"; sid:4;)"#);
     assert!(sids(&rs, &pkt(IpProto::Tcp, b"Hi all")).is_empty());
     assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"other")), [4]);
     assert_eq!(rs.rules().first().map(|r| r.action), Some(RuleAction::Pass));
@@ -306,10 +342,8 @@ drop tcp any any -> any any (content:"other"; sid:4;)"#,
 
 #[test]
 fn ip_only_once_per_direction_and_flow_pass() {
-    let rs = set(
-        r#"alert ip 10.0.0.1 any -> any any (sid:1;)
-alert tcp any any -> any any (content:"x"; sid:2;)"#,
-    );
+    let rs = set(r#"alert ip 10.0.0.1 any -> any any (sid:1;)
+alert tcp any any -> any any (content:"x"; sid:2;)"#);
     assert!(rs.rules().iter().any(|r| r.is_ip_only()));
     let mut fs = FlowRuleState::new();
     let mut th = ThresholdState::new();
@@ -327,10 +361,8 @@ alert tcp any any -> any any (content:"x"; sid:2;)"#,
     back.dst = "10.0.0.1".parse().unwrap();
     assert_eq!(count(&back, &mut fs), 0);
 
-    let pass = set(
-        r#"pass ip 10.0.0.1 any -> any any (sid:1;)
-alert tcp any any -> any any (content:"x"; sid:2;)"#,
-    );
+    let pass = set(r#"pass ip 10.0.0.1 any -> any any (sid:1;)
+alert tcp any any -> any any (content:"x"; sid:2;)"#);
     let mut fs = FlowRuleState::new();
     let mut out = Vec::new();
     pass.inspect(&p, &NoBuffers, &mut fs, &mut th, Timestamp(0), &mut out);
@@ -342,12 +374,10 @@ alert tcp any any -> any any (content:"x"; sid:2;)"#,
 
 #[test]
 fn thresholds_in_rules_with_time() {
-    let rs = set(
-        r#"alert icmp any any -> any any (itype:8; sid:1;)
+    let rs = set(r#"alert icmp any any -> any any (itype:8; sid:1;)
 alert icmp any any -> any any (itype:8; threshold:type limit, track by_flow, count 2, seconds 3600; sid:2;)
 alert icmp any any -> any any (itype:8; threshold:type both, track by_src, count 3, seconds 10; sid:3;)
-alert icmp any any -> any any (itype:8; detection_filter:track by_src, count 4, seconds 3600; sid:4;)"#,
-    );
+alert icmp any any -> any any (itype:8; detection_filter:track by_src, count 4, seconds 3600; sid:4;)"#);
     let mut p = pkt(IpProto::Icmp, b"");
     p.icmp = Some((8, 0, 1, 1));
     let mut fs = FlowRuleState::new();
@@ -355,7 +385,14 @@ alert icmp any any -> any any (itype:8; detection_filter:track by_src, count 4, 
     let mut counts = [0usize; 5];
     for s in 0..8u64 {
         let mut out = Vec::new();
-        rs.inspect(&p, &NoBuffers, &mut fs, &mut th, Timestamp::from_secs_micros(s, 0), &mut out);
+        rs.inspect(
+            &p,
+            &NoBuffers,
+            &mut fs,
+            &mut th,
+            Timestamp::from_secs_micros(s, 0),
+            &mut out,
+        );
         for m in out.iter().filter(|m| m.alert) {
             counts[m.sid as usize] += 1;
         }
@@ -364,7 +401,14 @@ alert icmp any any -> any any (itype:8; detection_filter:track by_src, count 4, 
     assert_eq!(counts[1..], [8, 2, 1, 4]);
     let mut later = Vec::new();
     for s in [20u64, 21, 22] {
-        rs.inspect(&p, &NoBuffers, &mut fs, &mut th, Timestamp::from_secs_micros(s, 0), &mut later);
+        rs.inspect(
+            &p,
+            &NoBuffers,
+            &mut fs,
+            &mut th,
+            Timestamp::from_secs_micros(s, 0),
+            &mut later,
+        );
     }
     assert_eq!(later.iter().filter(|m| m.sid == 3 && m.alert).count(), 1);
 }
@@ -382,7 +426,14 @@ fn suppress_from_threshold_config() {
     let rs = b.build();
     let mut out = Vec::new();
     let p = pkt(IpProto::Tcp, b"");
-    rs.inspect(&p, &NoBuffers, &mut FlowRuleState::new(), &mut ThresholdState::new(), Timestamp(0), &mut out);
+    rs.inspect(
+        &p,
+        &NoBuffers,
+        &mut FlowRuleState::new(),
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
     assert_eq!(out.len(), 1);
     assert!(!out[0].alert && out[0].action == RuleAction::Drop);
     let mut other = p;
@@ -397,18 +448,31 @@ fn rule_metadata() {
 alert tcp any any -> any any (msg:"p"; content:"x"; classtype:trojan-activity; priority:3; sid:6;)"#,
     );
     let mut out = Vec::new();
-    rs.inspect(&pkt(IpProto::Tcp, b"x"), &NoBuffers, &mut FlowRuleState::new(), &mut ThresholdState::new(), Timestamp(0), &mut out);
+    rs.inspect(
+        &pkt(IpProto::Tcp, b"x"),
+        &NoBuffers,
+        &mut FlowRuleState::new(),
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
     let m = out.iter().find(|m| m.sid == 5).unwrap();
     assert_eq!((m.gid, m.rev, m.priority), (3, 7, 1));
     assert_eq!(&*m.msg, "a \"quoted\" msg; ok");
     assert_eq!(m.category.as_deref(), Some("A Network Trojan was detected"));
     assert_eq!(out.iter().find(|m| m.sid == 6).unwrap().priority, 3);
-    assert_eq!(rs.rules().iter().find(|r| r.sid == 5).unwrap().id(), "3:5:7");
+    assert_eq!(
+        rs.rules().iter().find(|r| r.sid == 5).unwrap().id(),
+        "3:5:7"
+    );
 }
 
 #[test]
 fn fast_pattern_variants_load() {
-    assert!(hit(r#"content:"abc"; fast_pattern; content:"longer pattern";"#, b"abc longer pattern"));
+    assert!(hit(
+        r#"content:"abc"; fast_pattern; content:"longer pattern";"#,
+        b"abc longer pattern"
+    ));
     assert!(hit(r#"content:"abcdef"; fast_pattern:only;"#, b"xxabcdef"));
     assert!(hit(r#"content:"abcdefgh"; fast_pattern:2,3;"#, b"abcdefgh"));
     assert!(!hit(r#"content:"abcdefgh"; fast_pattern:2,3;"#, b"cde"));
@@ -438,7 +502,11 @@ fn parser_errors_name_line_and_keyword() {
     assert_eq!((e.line, e.keyword.as_str()), (4, "within"));
     assert!(matches!(e.kind, RuleErrorKind::Invalid(_)));
     assert_eq!(by_sid(3).keyword, "depth");
-    let dup = rep.skipped.iter().find(|e| e.kind == RuleErrorKind::Duplicate).unwrap();
+    let dup = rep
+        .skipped
+        .iter()
+        .find(|e| e.kind == RuleErrorKind::Duplicate)
+        .unwrap();
     assert_eq!(dup.line, 6);
     let missing = rep.skipped.iter().find(|e| e.line == 7).unwrap();
     assert_eq!((missing.line, missing.keyword.as_str()), (7, "sid"));
@@ -447,10 +515,16 @@ fn parser_errors_name_line_and_keyword() {
     assert_eq!(by_sid(7).keyword, "pcre");
     assert_eq!(by_sid(8).keyword, "protocol");
     assert_eq!(by_sid(9).keyword, "source");
-    assert_eq!(rep.skipped.iter().find(|e| e.line == 12).unwrap().keyword, "content");
+    assert_eq!(
+        rep.skipped.iter().find(|e| e.line == 12).unwrap().keyword,
+        "content"
+    );
     assert_eq!(by_sid(11).keyword, "offset");
     let text = by_sid(2).to_string();
-    assert!(text.contains("line 4") && text.contains("sid 2") && text.contains("within"), "{text}");
+    assert!(
+        text.contains("line 4") && text.contains("sid 2") && text.contains("within"),
+        "{text}"
+    );
     let table = rep.reasons();
     assert!(table.iter().any(|(k, n)| k == "foo_bar" && *n == 1));
 }
@@ -458,8 +532,14 @@ fn parser_errors_name_line_and_keyword() {
 #[test]
 fn duplicate_with_higher_rev_replaces() {
     let mut b = RuleSetBuilder::default();
-    b.add_text("a", "alert tcp any any -> any any (content:\"a\"; sid:1; rev:1;)");
-    let rep = b.add_text("b", "alert tcp any any -> any any (content:\"b\"; sid:1; rev:2;)");
+    b.add_text(
+        "a",
+        "alert tcp any any -> any any (content:\"a\"; sid:1; rev:1;)",
+    );
+    let rep = b.add_text(
+        "b",
+        "alert tcp any any -> any any (content:\"b\"; sid:1; rev:2;)",
+    );
     assert_eq!(rep.skipped.len(), 1);
     let rs = b.build();
     assert_eq!(rs.len(), 1);
@@ -469,19 +549,37 @@ fn duplicate_with_higher_rev_replaces() {
 #[test]
 fn more_syntax_errors() {
     for (rule, kw) in [
-        ("alert tcp any any -> any any (content:\"a\"; nocase; sid:1", "options"),
+        (
+            "alert tcp any any -> any any (content:\"a\"; nocase; sid:1",
+            "options",
+        ),
         ("alert tcp any any any -> any any (sid:1;)", "header"),
         ("alert tcp any any <- any any (sid:1;)", "direction"),
         ("alert tcp any 70000 -> any any (sid:1;)", "source port"),
         ("alert tcp any any -> any any (nocase; sid:1;)", "nocase"),
-        ("alert tcp any any -> any any (content:\"|4|\"; sid:1;)", "content"),
+        (
+            "alert tcp any any -> any any (content:\"|4|\"; sid:1;)",
+            "content",
+        ),
         ("alert tcp any any -> any any (flags:Q; sid:1;)", "flags"),
         ("alert tcp any any -> any any (dsize:x; sid:1;)", "dsize"),
-        ("alert tcp any any -> any any (classtype:nope; sid:1;)", "classtype"),
-        ("alert tcp any any -> any any (threshold:type limit; sid:1;)", "threshold"),
-        ("alert tcp any any -> any any (flowbits:set; sid:1;)", "flowbits"),
+        (
+            "alert tcp any any -> any any (classtype:nope; sid:1;)",
+            "classtype",
+        ),
+        (
+            "alert tcp any any -> any any (threshold:type limit; sid:1;)",
+            "threshold",
+        ),
+        (
+            "alert tcp any any -> any any (flowbits:set; sid:1;)",
+            "flowbits",
+        ),
         ("alert tcp any any -> any any (bsize:5; sid:1;)", "bsize"),
-        ("alert tcp any any -> any any (content:\"a\"; startswith; offset:1; sid:1;)", "startswith"),
+        (
+            "alert tcp any any -> any any (content:\"a\"; startswith; offset:1; sid:1;)",
+            "startswith",
+        ),
     ] {
         assert_eq!(skip(rule).keyword, kw, "{rule}");
     }

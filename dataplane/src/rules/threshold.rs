@@ -301,7 +301,12 @@ fn parse_suppress(rest: &str, vars: &Vars) -> Result<Suppress, String> {
     if track != SuppressTrack::All && ip.is_any() && !pairs.iter().any(|(k, _)| *k == "ip") {
         return Err("`track` needs `ip`".into());
     }
-    Ok(Suppress { gid, sid, track, ip })
+    Ok(Suppress {
+        gid,
+        sid,
+        track,
+        ip,
+    })
 }
 
 fn parse_override(rest: &str) -> Result<ThresholdOverride, String> {
@@ -327,7 +332,8 @@ pub struct Window {
 impl Window {
     /// Count a match at `now`; returns whether it may alert.
     pub fn hit(&mut self, spec: &ThresholdSpec, now: Timestamp) -> bool {
-        let in_window = self.started && now.since(self.start) <= u64::from(spec.seconds) * Timestamp::SECOND;
+        let in_window =
+            self.started && now.since(self.start) <= u64::from(spec.seconds) * Timestamp::SECOND;
         if !in_window {
             self.started = true;
             self.start = now;
@@ -394,7 +400,13 @@ impl ThresholdState {
     }
 
     /// Count a match of rule `rule_idx` tracked by `key`; returns whether it may alert.
-    pub fn hit(&mut self, rule_idx: u32, key: TrackKey, spec: &ThresholdSpec, now: Timestamp) -> bool {
+    pub fn hit(
+        &mut self,
+        rule_idx: u32,
+        key: TrackKey,
+        spec: &ThresholdSpec,
+        now: Timestamp,
+    ) -> bool {
         if self.map.len() >= MAX_THRESHOLD_ENTRIES && !self.map.contains_key(&(rule_idx, key)) {
             self.map.retain(|_, (w, secs)| !w.expired(*secs, now));
             if self.map.len() >= MAX_THRESHOLD_ENTRIES {
@@ -427,15 +439,27 @@ mod tests {
     fn limit_threshold_both_df() {
         let times = [0, 1, 2, 3, 4, 5];
         assert_eq!(
-            run("type limit, track by_src, count 2, seconds 60", false, &times),
+            run(
+                "type limit, track by_src, count 2, seconds 60",
+                false,
+                &times
+            ),
             [true, true, false, false, false, false]
         );
         assert_eq!(
-            run("type threshold, track by_src, count 2, seconds 60", false, &times),
+            run(
+                "type threshold, track by_src, count 2, seconds 60",
+                false,
+                &times
+            ),
             [false, true, false, true, false, true]
         );
         assert_eq!(
-            run("type both, track by_src, count 3, seconds 60", false, &times),
+            run(
+                "type both, track by_src, count 3, seconds 60",
+                false,
+                &times
+            ),
             [false, false, true, false, false, false]
         );
         assert_eq!(
@@ -447,7 +471,11 @@ mod tests {
     #[test]
     fn window_expires() {
         assert_eq!(
-            run("type limit, track by_src, count 1, seconds 10", false, &[0, 5, 10, 11, 12, 30]),
+            run(
+                "type limit, track by_src, count 1, seconds 10",
+                false,
+                &[0, 5, 10, 11, 12, 30]
+            ),
             [true, false, false, true, false, true]
         );
     }

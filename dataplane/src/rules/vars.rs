@@ -314,12 +314,14 @@ impl Vars {
 
     /// Define or replace an address variable (name without `$`), e.g. `HOME_NET` = `[10.0.0.0/8]`.
     pub fn set_address(&mut self, name: &str, value: &str) {
-        self.addr.insert(name.trim_start_matches('$').to_owned(), value.to_owned());
+        self.addr
+            .insert(name.trim_start_matches('$').to_owned(), value.to_owned());
     }
 
     /// Define or replace a port variable (name without `$`), e.g. `HTTP_PORTS` = `[80,8080]`.
     pub fn set_port(&mut self, name: &str, value: &str) {
-        self.port.insert(name.trim_start_matches('$').to_owned(), value.to_owned());
+        self.port
+            .insert(name.trim_start_matches('$').to_owned(), value.to_owned());
     }
 
     /// Compile an address expression.
@@ -390,7 +392,12 @@ impl Vars {
         parse_cidr(t).ok_or_else(inv)
     }
 
-    fn port_expr(&self, t: &str, vdepth: usize, ldepth: usize) -> Result<IntervalSet<u16>, VarError> {
+    fn port_expr(
+        &self,
+        t: &str,
+        vdepth: usize,
+        ldepth: usize,
+    ) -> Result<IntervalSet<u16>, VarError> {
         let inv = || VarError::Invalid {
             what: "port",
             text: t.to_owned(),
@@ -562,18 +569,25 @@ mod tests {
         let v6 = v.address("[2001:db8::/32, !2001:db8::1]").unwrap();
         assert!(v6.contains(ip("2001:db8::2")) && !v6.contains(ip("2001:db8::1")));
         assert!(!v6.contains(ip("10.0.0.1")));
-        assert!(v.address("1.2.3.4/255.255.0.0").unwrap().contains(ip("1.2.9.9")));
+        assert!(
+            v.address("1.2.3.4/255.255.0.0")
+                .unwrap()
+                .contains(ip("1.2.9.9"))
+        );
     }
 
     #[test]
     fn bad_addresses() {
         let v = Vars::default();
-        assert_eq!(
-            v.address("$NOPE"),
-            Err(VarError::Undefined("NOPE".into()))
-        );
-        assert!(matches!(v.address("1.2.3.4/33"), Err(VarError::Invalid { .. })));
-        assert!(matches!(v.address("[1.2.3.4"), Err(VarError::Invalid { .. })));
+        assert_eq!(v.address("$NOPE"), Err(VarError::Undefined("NOPE".into())));
+        assert!(matches!(
+            v.address("1.2.3.4/33"),
+            Err(VarError::Invalid { .. })
+        ));
+        assert!(matches!(
+            v.address("[1.2.3.4"),
+            Err(VarError::Invalid { .. })
+        ));
         assert_eq!(v.address("!any"), Err(VarError::Empty("address")));
         let mut l = Vars::empty();
         l.set_address("A", "$B");
@@ -585,7 +599,15 @@ mod tests {
     fn ports() {
         let v = Vars::default();
         let p = v.ports("[80,1024:,!8080,:21]").unwrap();
-        for (port, want) in [(80, true), (21, true), (0, true), (22, false), (1024, true), (8080, false), (65535, true)] {
+        for (port, want) in [
+            (80, true),
+            (21, true),
+            (0, true),
+            (22, false),
+            (1024, true),
+            (8080, false),
+            (65535, true),
+        ] {
             assert_eq!(p.contains(port), want, "{port}");
         }
         assert!(v.ports("$HTTP_PORTS").unwrap().contains(80));
@@ -604,6 +626,9 @@ mod tests {
         let s = IntervalSet::<u16>::range(0, 10).union(&IntervalSet::range(11, u16::MAX));
         assert!(s.is_full());
         assert!(s.complement().is_empty());
-        assert_eq!(IntervalSet::<u16>::empty().complement(), IntervalSet::full());
+        assert_eq!(
+            IntervalSet::<u16>::empty().complement(),
+            IntervalSet::full()
+        );
     }
 }
