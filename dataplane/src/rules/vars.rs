@@ -8,7 +8,7 @@
 //! Matching is then a binary search, whatever the size of the list.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// How deep variables may refer to other variables (`$EXTERNAL_NET` -> `$HOME_NET` -> ...).
 /// Guards against `A: $B`, `B: $A` loops.
@@ -525,11 +525,6 @@ fn parse_cidr(t: &str) -> Option<AddrSet> {
         }
     }
     Some(set)
-}
-
-/// An IPv6 address from its integer (for tests and docs).
-pub fn v6(n: u128) -> Ipv6Addr {
-    Ipv6Addr::from(n)
 }
 
 #[cfg(test)]
