@@ -16,6 +16,7 @@ pub mod event;
 pub mod flow;
 pub mod io;
 pub mod reset;
+pub mod rules;
 pub mod shared_blocks;
 pub mod stream;
 pub mod time;

@@ -55,6 +55,16 @@ pub enum Command {
     Blocked(crate::admin_cli::BlockedCommand),
     /// Status of the running daemon.
     Status(crate::admin_cli::ClientArgs),
+    /// Signature rules (Suricata/Snort rule language).
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+/// `svm rules ...`
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Load rule files and report loaded and skipped rules with reasons.
+    Check(crate::rules_cmd::CheckArgs),
 }
 
 /// `svm policy ...`
@@ -182,6 +192,7 @@ fn run(cli: Cli) -> u8 {
         }
         Command::Blocked(cmd) => crate::admin_cli::blocked(cmd),
         Command::Status(client) => crate::admin_cli::status(&client),
+        Command::Rules(RulesCommand::Check(args)) => crate::rules_cmd::check(&args),
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
             EXIT_OK

@@ -14,5 +14,6 @@ pub mod https;
 pub mod inventory;
 pub mod nsx;
 pub mod replay;
+pub mod rules_cmd;
 pub mod store;
 pub mod tls;

@@ -1,0 +1,533 @@
+//! A parsed, validated rule: the header and options in the form the engine evaluates.
+
+use std::sync::Arc;
+
+use super::threshold::ThresholdSpec;
+use super::vars::{AddrSet, PortSet};
+
+/// What a rule does when it matches. Declared in Suricata's default action order: a `pass`
+/// rule is evaluated before `drop`, `drop` before `reject`, `reject` before `alert`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum RuleAction {
+    /// Stop inspecting this packet (and the flow, for IP-only rules); no alert.
+    Pass,
+    /// Alert and drop (inline).
+    Drop,
+    /// Alert, drop and reset / ICMP-unreachable.
+    Reject,
+    /// Alert only.
+    Alert,
+}
+
+impl RuleAction {
+    /// The keyword.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RuleAction::Pass => "pass",
+            RuleAction::Drop => "drop",
+            RuleAction::Reject => "reject",
+            RuleAction::Alert => "alert",
+        }
+    }
+}
+
+/// The header protocol.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum RuleProto {
+    /// Any IP packet.
+    Ip,
+    /// TCP; payload contents match the stream buffer when the caller has one, else the packet.
+    Tcp,
+    /// TCP, payload contents match packet payloads only (`tcp-pkt`).
+    TcpPkt,
+    /// TCP, payload contents match the reassembled stream only (`tcp-stream`).
+    TcpStream,
+    /// UDP.
+    Udp,
+    /// ICMPv4.
+    Icmp,
+    /// ICMPv6.
+    Icmpv6,
+    /// HTTP (app-layer, any transport).
+    Http,
+    /// TLS.
+    Tls,
+    /// DNS over UDP or TCP.
+    Dns,
+}
+
+/// Application protocol of a flow, as detected by the caller.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum AppProto {
+    /// HTTP/1.x.
+    Http,
+    /// TLS.
+    Tls,
+    /// DNS.
+    Dns,
+    /// Something else or not yet known.
+    Other,
+}
+
+/// `->` or `<>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Direction {
+    /// `->`: source matches the packet's source.
+    To,
+    /// `<>`: either way round.
+    Both,
+}
+
+/// The buffers content, pcre and friends inspect. `Payload` is the default (no sticky buffer):
+/// the stream buffer of this direction when the caller supplies one, else the packet payload.
+#[allow(missing_docs)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum BufferKind {
+    Payload,
+    /// The packet's L4 payload only (`pkt_data`, `tcp-pkt` rules).
+    Packet,
+    /// The reassembled stream of this direction (`tcp-stream` rules).
+    Stream,
+    HttpUri,
+    HttpUriRaw,
+    HttpMethod,
+    HttpHost,
+    HttpHostRaw,
+    HttpUserAgent,
+    HttpHeader,
+    HttpHeaderRaw,
+    HttpHeaderNames,
+    HttpCookie,
+    HttpReferer,
+    HttpContentType,
+    HttpContentLen,
+    HttpRequestLine,
+    HttpRequestBody,
+    HttpResponseLine,
+    HttpStatCode,
+    HttpStatMsg,
+    HttpServer,
+    HttpLocation,
+    HttpAccept,
+    HttpAcceptEnc,
+    HttpAcceptLang,
+    HttpConnection,
+    HttpProtocol,
+    HttpStart,
+    /// `file.data` / `file_data`: HTTP response body (and, later, other file-carrying protocols).
+    FileData,
+    TlsSni,
+    TlsCertSubject,
+    TlsCertIssuer,
+    TlsCertSerial,
+    /// Each certificate of the chain, DER; the caller may concatenate them.
+    TlsCerts,
+    DnsQuery,
+    Ja3Hash,
+    Ja3sHash,
+}
+
+impl BufferKind {
+    /// Every kind, for tables indexed by kind.
+    pub const COUNT: usize = 38;
+
+    /// Index into per-kind tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The app-layer protocol this buffer implies (for header proto `tcp` rules on app buffers).
+    pub fn app_proto(self) -> Option<AppProto> {
+        use BufferKind::*;
+        match self {
+            Payload | Packet | Stream => None,
+            TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
+            | Ja3sHash => Some(AppProto::Tls),
+            DnsQuery => Some(AppProto::Dns),
+            _ => Some(AppProto::Http),
+        }
+    }
+}
+
+/// Numeric comparison of `dsize`, `ttl`, `itype`, `bsize`, `urilen`... (Suricata's `DetectU*`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NumCmp {
+    /// `N` or `=N`.
+    Eq(u64),
+    /// `!N`.
+    Ne(u64),
+    /// `<N`.
+    Lt(u64),
+    /// `<=N`.
+    Le(u64),
+    /// `>N`.
+    Gt(u64),
+    /// `>=N`.
+    Ge(u64),
+    /// `A<>B` or `A-B`: strictly between (exclusive, as Suricata).
+    Between(u64, u64),
+}
+
+impl NumCmp {
+    /// Does `v` satisfy the comparison?
+    pub fn test(self, v: u64) -> bool {
+        match self {
+            NumCmp::Eq(n) => v == n,
+            NumCmp::Ne(n) => v != n,
+            NumCmp::Lt(n) => v < n,
+            NumCmp::Le(n) => v <= n,
+            NumCmp::Gt(n) => v > n,
+            NumCmp::Ge(n) => v >= n,
+            NumCmp::Between(a, b) => a < v && v < b,
+        }
+    }
+}
+
+/// `flags` / `fragbits` modifier.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BitsMode {
+    /// No modifier: exactly these bits (after the ignore mask).
+    Exact,
+    /// `+`: these bits and maybe others.
+    All,
+    /// `*`: any of these bits.
+    Any,
+    /// `!`: none of these bits.
+    Not,
+}
+
+/// A test on the packet itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PacketCheck {
+    /// `flags`.
+    Flags {
+        /// Modifier.
+        mode: BitsMode,
+        /// The flags named.
+        bits: u16,
+        /// Flags to ignore (the mask after the comma).
+        ignore: u16,
+    },
+    /// `fragbits` (bit 0 reserved, 1 DF, 2 MF).
+    Fragbits {
+        /// Modifier.
+        mode: BitsMode,
+        /// The bits named.
+        bits: u8,
+    },
+    /// `dsize`: L4 payload length of this packet.
+    Dsize(NumCmp),
+    /// `ttl` (hop limit on IPv6).
+    Ttl(NumCmp),
+    /// `itype`.
+    Itype(NumCmp),
+    /// `icode`.
+    Icode(NumCmp),
+    /// `icmp_id`.
+    IcmpId(u16),
+    /// `icmp_seq`.
+    IcmpSeq(u16),
+    /// `ip_proto`.
+    IpProto(NumCmp),
+}
+
+/// `flow` keyword.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct FlowCheck {
+    /// `established` (true) / `not_established` (false).
+    pub established: Option<bool>,
+    /// `to_server`/`from_client` (true) / `to_client`/`from_server` (false).
+    pub to_server: Option<bool>,
+    /// `stateless`: match with or without a flow.
+    pub stateless: bool,
+    /// `only_stream` (true) / `no_stream` (false): which buffer payload contents use.
+    pub stream: Option<bool>,
+}
+
+/// `fast_pattern` flavours.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum FastPattern {
+    /// Not named.
+    #[default]
+    No,
+    /// `fast_pattern`.
+    Yes,
+    /// `fast_pattern:only` (accepted; verified like any content, which is equivalent).
+    Only,
+    /// `fast_pattern:offset,length`: only this slice goes to the prefilter.
+    Slice(u16, u16),
+}
+
+/// `content`.
+#[derive(Clone, Debug)]
+pub struct Content {
+    /// The bytes (escapes and `|hex|` resolved).
+    pub pattern: Vec<u8>,
+    /// `nocase`.
+    pub nocase: bool,
+    /// `!`.
+    pub negated: bool,
+    /// `offset`.
+    pub offset: Option<u32>,
+    /// `depth` (counted from `offset`, as written; the window end is `offset + depth`).
+    pub depth: Option<u32>,
+    /// `distance`.
+    pub distance: Option<i32>,
+    /// `within`.
+    pub within: Option<u32>,
+    /// `startswith`.
+    pub startswith: bool,
+    /// `endswith`.
+    pub endswith: bool,
+    /// `fast_pattern`.
+    pub fast_pattern: FastPattern,
+    /// Case-sensitive searcher; `None` when `nocase`.
+    pub(crate) finder: Option<memchr::memmem::Finder<'static>>,
+}
+
+impl Content {
+    /// Relative to the previous match in the same buffer (`distance` or `within`).
+    pub fn is_relative(&self) -> bool {
+        self.distance.is_some() || self.within.is_some()
+    }
+}
+
+/// `pcre`.
+#[derive(Clone, Debug)]
+pub struct Pcre {
+    /// The expression (translated from PCRE), compiled on first use.
+    pub regex: super::pcre::LazyRegex,
+    /// `R`.
+    pub relative: bool,
+    /// `!` before the slashes.
+    pub negated: bool,
+}
+
+/// Endianness / encoding for `byte_test` and `byte_jump`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ByteEncoding {
+    /// Big-endian binary (default).
+    Big,
+    /// Little-endian binary.
+    Little,
+    /// ASCII number in this base (`string,dec|hex|oct`).
+    String(u32),
+}
+
+/// `byte_test` operator.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ByteOp {
+    /// `<`
+    Lt,
+    /// `>`
+    Gt,
+    /// `=`
+    Eq,
+    /// `<=`
+    Le,
+    /// `>=`
+    Ge,
+    /// `&`: `(v & value) != 0`.
+    And,
+    /// `^`: `(v ^ value) != 0`.
+    Xor,
+}
+
+/// `byte_test`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ByteTest {
+    /// Bytes to read (1..=8 binary, 1..=20 string).
+    pub nbytes: u8,
+    /// Operator.
+    pub op: ByteOp,
+    /// `!` before the operator.
+    pub negated: bool,
+    /// Value to compare with.
+    pub value: u64,
+    /// Offset (from the buffer start, or from the previous match with `relative`).
+    pub offset: i32,
+    /// `relative`.
+    pub relative: bool,
+    /// Encoding.
+    pub encoding: ByteEncoding,
+    /// `bitmask`: applied (and right-shifted by its trailing zeros) before comparing.
+    pub bitmask: Option<u64>,
+}
+
+/// `byte_jump`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ByteJump {
+    /// Bytes to read.
+    pub nbytes: u8,
+    /// Offset.
+    pub offset: i32,
+    /// `relative`.
+    pub relative: bool,
+    /// Encoding.
+    pub encoding: ByteEncoding,
+    /// `multiplier`.
+    pub multiplier: u64,
+    /// `align`: round the jump up to a multiple of 4.
+    pub align: bool,
+    /// `from_beginning`: jump from the buffer start instead of the end of the read.
+    pub from_beginning: bool,
+    /// `from_end`: jump from the buffer end.
+    pub from_end: bool,
+    /// `post_offset`.
+    pub post_offset: i32,
+    /// `bitmask`.
+    pub bitmask: Option<u64>,
+}
+
+/// One inspection step of a buffer chain, in rule order.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// `content` and its modifiers.
+    Content(Box<Content>),
+    /// `pcre`.
+    Pcre(Box<Pcre>),
+    /// `isdataat`.
+    IsDataAt {
+        /// Position.
+        n: u32,
+        /// `relative`.
+        relative: bool,
+        /// `!`.
+        negated: bool,
+    },
+    /// `byte_test`.
+    ByteTest(ByteTest),
+    /// `byte_jump`.
+    ByteJump(ByteJump),
+    /// `bsize` (and `urilen` on the URI buffer).
+    Bsize(NumCmp),
+}
+
+impl Step {
+    /// Whether this step depends on where the previous one matched.
+    pub fn is_relative(&self) -> bool {
+        match self {
+            Step::Content(c) => c.is_relative(),
+            Step::Pcre(p) => p.relative,
+            Step::IsDataAt { relative, .. } => *relative,
+            Step::ByteTest(b) => b.relative,
+            Step::ByteJump(b) => b.relative,
+            Step::Bsize(_) => false,
+        }
+    }
+}
+
+/// All steps on one buffer.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    /// The buffer.
+    pub buffer: BufferKind,
+    /// `dotprefix` transform: inspect `"." + buffer`.
+    pub dotprefix: bool,
+    /// Steps in rule order.
+    pub steps: Vec<Step>,
+}
+
+/// `flowbits` command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowbitCmd {
+    /// `set`.
+    Set(u32),
+    /// `unset`.
+    Unset(u32),
+    /// `toggle`.
+    Toggle(u32),
+    /// `isset` of all these (`a&b`) .
+    IsSetAll(Vec<u32>),
+    /// `isset` of any of these (`a|b`).
+    IsSetAny(Vec<u32>),
+    /// `isnotset` of all these.
+    IsNotSet(Vec<u32>),
+}
+
+/// A loaded rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Action.
+    pub action: RuleAction,
+    /// Generator id (default 1).
+    pub gid: u32,
+    /// Signature id.
+    pub sid: u32,
+    /// Revision (default 0).
+    pub rev: u32,
+    /// `msg`.
+    pub msg: Arc<str>,
+    /// `classtype` short name.
+    pub classtype: Option<Arc<str>>,
+    /// Priority (rule `priority`, else the classtype's, else 3).
+    pub priority: u8,
+    /// Header protocol.
+    pub proto: RuleProto,
+    /// Source addresses.
+    pub src: AddrSet,
+    /// Source ports.
+    pub sport: PortSet,
+    /// Direction.
+    pub direction: Direction,
+    /// Destination addresses.
+    pub dst: AddrSet,
+    /// Destination ports.
+    pub dport: PortSet,
+    /// `flow`.
+    pub flow: FlowCheck,
+    /// Packet keywords.
+    pub packet: Vec<PacketCheck>,
+    /// Buffer chains.
+    pub chains: Vec<Chain>,
+    /// `flowbits` commands other than `noalert`.
+    pub flowbits: Vec<FlowbitCmd>,
+    /// `flowbits:noalert` (or `noalert`).
+    pub noalert: bool,
+    /// `threshold` / `detection_filter` from the rule (threshold.config may override).
+    pub threshold: Option<ThresholdSpec>,
+    /// Line in its file (first line of a continued rule).
+    pub line: usize,
+}
+
+impl Rule {
+    /// `gid:sid:rev`, the form exclusions use.
+    pub fn id(&self) -> String {
+        format!("{}:{}:{}", self.gid, self.sid, self.rev)
+    }
+
+    /// Replace flowbit ids by `map[id]` (ids from another name table).
+    pub(crate) fn remap_flowbits(&mut self, map: &[u32]) {
+        let m = |id: &mut u32| {
+            if let Some(&n) = map.get(*id as usize) {
+                *id = n;
+            }
+        };
+        for f in &mut self.flowbits {
+            match f {
+                FlowbitCmd::Set(b) | FlowbitCmd::Unset(b) | FlowbitCmd::Toggle(b) => m(b),
+                FlowbitCmd::IsSetAll(v) | FlowbitCmd::IsSetAny(v) | FlowbitCmd::IsNotSet(v) => {
+                    v.iter_mut().for_each(m)
+                }
+            }
+        }
+    }
+
+    /// IP-only: only addresses, protocol `ip`-ish and no per-packet or payload keywords.
+    /// Suricata evaluates these once per flow direction.
+    pub fn is_ip_only(&self) -> bool {
+        matches!(
+            self.proto,
+            RuleProto::Ip | RuleProto::Tcp | RuleProto::Udp | RuleProto::Icmp | RuleProto::Icmpv6
+        ) && self.sport.is_any()
+            && self.dport.is_any()
+            && self.flow == FlowCheck::default()
+            && self
+                .packet
+                .iter()
+                .all(|p| matches!(p, PacketCheck::IpProto(_)))
+            && self.chains.is_empty()
+            && self.flowbits.is_empty()
+            && !self.noalert
+    }
+}

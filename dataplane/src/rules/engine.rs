@@ -1,0 +1,759 @@
+//! The compiled rule set: prefilter, candidate verification, flowbits, thresholds, actions.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+use crate::decode::IpProto;
+use crate::time::Timestamp;
+
+use super::ast::*;
+use super::classification::Classifications;
+use super::detect;
+use super::threshold::{ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window};
+
+/// Flow facts the caller knows about the packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowView {
+    /// The packet belongs to a tracked flow (false: stateless packet, e.g. no flow table entry).
+    pub has_flow: bool,
+    /// TCP: the handshake completed (or midstream pickup); UDP: packets seen both ways.
+    pub established: bool,
+    /// The packet goes from the client (flow initiator) to the server.
+    pub to_server: bool,
+}
+
+/// What a rule set inspects: one packet, as plain data.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketView<'a> {
+    /// IP protocol.
+    pub proto: IpProto,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port (0 without ports).
+    pub src_port: u16,
+    /// Destination port (0 without ports).
+    pub dst_port: u16,
+    /// TTL / hop limit.
+    pub ttl: u8,
+    /// TCP flags, for TCP.
+    pub tcp_flags: Option<u16>,
+    /// ICMP (type, code, id, seq), for ICMP and ICMPv6.
+    pub icmp: Option<(u8, u8, u16, u16)>,
+    /// IPv4 (reserved, DF, MF); IPv6: MF from the fragment header.
+    pub fragbits: (bool, bool, bool),
+    /// IPv6 packet.
+    pub ip_v6: bool,
+    /// The L4 payload of this packet (what `dsize` measures).
+    pub payload: &'a [u8],
+    /// Flow facts.
+    pub flow: FlowView,
+    /// App-layer protocol of the flow, when detected.
+    pub app_proto: Option<AppProto>,
+}
+
+/// Buffers beyond the packet payload: the stream and app-layer fields, as the caller has them.
+pub trait Buffers {
+    /// The buffer of this kind for the current packet, if any. [`BufferKind::Payload`] and
+    /// [`BufferKind::Packet`] are never asked for (they come from [`PacketView::payload`]).
+    fn get(&self, kind: BufferKind) -> Option<&[u8]>;
+}
+
+/// No buffers at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBuffers;
+
+impl Buffers for NoBuffers {
+    fn get(&self, _: BufferKind) -> Option<&[u8]> {
+        None
+    }
+}
+
+impl Buffers for HashMap<BufferKind, Vec<u8>> {
+    fn get(&self, kind: BufferKind) -> Option<&[u8]> {
+        HashMap::get(self, &kind).map(Vec::as_slice)
+    }
+}
+
+/// Per-flow rule state: flowbits, `by_flow` thresholds, IP-only and pass bookkeeping.
+#[derive(Debug, Clone, Default)]
+pub struct FlowRuleState {
+    bits: Vec<u32>,
+    ip_only_done: [bool; 2],
+    pass: bool,
+    windows: Vec<(u32, Window)>,
+}
+
+impl FlowRuleState {
+    /// A fresh state (new flow).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Is this flowbit id set?
+    pub fn is_set(&self, bit: u32) -> bool {
+        self.bits.binary_search(&bit).is_ok()
+    }
+
+    fn set(&mut self, bit: u32) {
+        if let Err(i) = self.bits.binary_search(&bit) {
+            self.bits.insert(i, bit);
+        }
+    }
+
+    fn unset(&mut self, bit: u32) {
+        if let Ok(i) = self.bits.binary_search(&bit) {
+            self.bits.remove(i);
+        }
+    }
+
+    /// A pass rule that applies to the whole flow (IP-only) has matched.
+    pub fn passed(&self) -> bool {
+        self.pass
+    }
+}
+
+/// One rule that matched a packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// Generator id.
+    pub gid: u32,
+    /// Signature id.
+    pub sid: u32,
+    /// Revision.
+    pub rev: u32,
+    /// `msg`.
+    pub msg: Arc<str>,
+    /// `classtype` short name.
+    pub classtype: Option<Arc<str>>,
+    /// The class description (EVE `alert.category`).
+    pub category: Option<Arc<str>>,
+    /// Priority (EVE `alert.severity`).
+    pub priority: u8,
+    /// Action.
+    pub action: RuleAction,
+    /// Should be reported: false for `pass`, `noalert`, suppressed or thresholded matches
+    /// (whose action, e.g. `drop`, still applies).
+    pub alert: bool,
+    /// `flowbits:noalert`.
+    pub noalert: bool,
+    /// IP-only rule (evaluated once per flow direction).
+    pub ip_only: bool,
+    /// Index of the rule in [`RuleSet::rules`].
+    pub rule_index: u32,
+}
+
+struct Prefilter {
+    ac: AhoCorasick,
+    /// Pattern id -> rules using it.
+    rules: Vec<Vec<u32>>,
+}
+
+impl std::fmt::Debug for Prefilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefilter")
+            .field("patterns", &self.rules.len())
+            .finish()
+    }
+}
+
+/// Longest prefix of a fast pattern given to the prefilter automaton.
+pub const MAX_FAST_PATTERN_LEN: usize = 24;
+
+/// Protocol classes for the always-evaluate lists.
+const CLASSES: usize = 5;
+
+fn class_of(p: IpProto) -> usize {
+    match p {
+        IpProto::Tcp => 0,
+        IpProto::Udp => 1,
+        IpProto::Icmp => 2,
+        IpProto::Icmpv6 => 3,
+        IpProto::Other(_) => 4,
+    }
+}
+
+fn classes_of(p: RuleProto) -> &'static [usize] {
+    match p {
+        RuleProto::Ip => &[0, 1, 2, 3, 4],
+        RuleProto::Tcp
+        | RuleProto::TcpPkt
+        | RuleProto::TcpStream
+        | RuleProto::Http
+        | RuleProto::Tls => &[0],
+        RuleProto::Udp => &[1],
+        RuleProto::Dns => &[0, 1],
+        RuleProto::Icmp => &[2],
+        RuleProto::Icmpv6 => &[3],
+    }
+}
+
+/// A compiled, immutable rule set; share it between workers as `Arc<RuleSet>`.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    category: Vec<Option<Arc<str>>>,
+    threshold: Vec<Option<ThresholdSpec>>,
+    ip_only: Vec<bool>,
+    /// Prefilter per buffer kind (Packet and Stream fold into Payload).
+    prefilters: Vec<Option<Prefilter>>,
+    always: [Vec<u32>; CLASSES],
+    ip_only_rules: Vec<u32>,
+    thresholds: ThresholdConfig,
+    flowbit_names: HashMap<String, u32>,
+}
+
+/// Evaluation order: Suricata's action order, flowbit setters before checkers, then priority.
+fn order_key(r: &Rule) -> (RuleAction, u8, u8) {
+    let sets = r.flowbits.iter().any(|f| {
+        matches!(
+            f,
+            FlowbitCmd::Set(_) | FlowbitCmd::Unset(_) | FlowbitCmd::Toggle(_)
+        )
+    });
+    let checks = r.flowbits.iter().any(|f| {
+        matches!(
+            f,
+            FlowbitCmd::IsSetAll(_) | FlowbitCmd::IsSetAny(_) | FlowbitCmd::IsNotSet(_)
+        )
+    });
+    let fb = match (sets, checks) {
+        (true, false) => 0,
+        (true, true) => 1,
+        (false, true) => 2,
+        (false, false) => 3,
+    };
+    (r.action, fb, r.priority)
+}
+
+fn prefilter_kind(k: BufferKind) -> BufferKind {
+    match k {
+        BufferKind::Packet | BufferKind::Stream => BufferKind::Payload,
+        other => other,
+    }
+}
+
+/// The fast pattern of a rule: (buffer, bytes), or `None` if it has no usable content.
+fn fast_pattern(r: &Rule) -> Option<(BufferKind, Vec<u8>)> {
+    let mut best: Option<(BufferKind, &Content, bool)> = None;
+    for ch in &r.chains {
+        for s in &ch.steps {
+            let Step::Content(c) = s else { continue };
+            if c.negated {
+                continue;
+            }
+            if c.fast_pattern != FastPattern::No {
+                best = Some((ch.buffer, c, ch.dotprefix));
+                break;
+            }
+            if best.is_none_or(|(_, b, _)| {
+                b.fast_pattern == FastPattern::No && c.pattern.len() > b.pattern.len()
+            }) {
+                best = Some((ch.buffer, c, ch.dotprefix));
+            }
+        }
+        if best.is_some_and(|(_, b, _)| b.fast_pattern != FastPattern::No) {
+            break;
+        }
+    }
+    let (kind, c, dotprefix) = best?;
+    let mut pat: &[u8] = match c.fast_pattern {
+        FastPattern::Slice(o, l) => c
+            .pattern
+            .get(usize::from(o)..usize::from(o) + usize::from(l))?,
+        _ => &c.pattern,
+    };
+    if dotprefix {
+        // The buffer is inspected as "." + buffer; the raw buffer lacks the leading dot.
+        pat = pat.strip_prefix(b".").unwrap_or(pat);
+    }
+    // Any slice of a required content is an exact superset filter; a prefix caps automaton size
+    // (ET Open has long hex and URL contents) at little cost in selectivity.
+    let pat = pat
+        .get(..pat.len().min(MAX_FAST_PATTERN_LEN))
+        .unwrap_or(pat);
+    if pat.is_empty() {
+        return None;
+    }
+    Some((prefilter_kind(kind), pat.to_ascii_lowercase()))
+}
+
+impl RuleSet {
+    /// Compile rules (already deduplicated by the loader) into a rule set.
+    pub fn compile(
+        mut rules: Vec<Rule>,
+        classes: &Classifications,
+        thresholds: ThresholdConfig,
+        flowbit_names: HashMap<String, u32>,
+    ) -> RuleSet {
+        rules.sort_by_key(order_key);
+        let category = rules
+            .iter()
+            .map(|r| {
+                r.classtype
+                    .as_deref()
+                    .and_then(|c| classes.get(c))
+                    .map(|c| c.description.clone())
+            })
+            .collect();
+        let threshold = rules
+            .iter()
+            .map(|r| thresholds.override_for(r.gid, r.sid).or(r.threshold))
+            .collect();
+        let ip_only: Vec<bool> = rules.iter().map(Rule::is_ip_only).collect();
+        let mut pats: Vec<PatternTable> =
+            (0..BufferKind::COUNT).map(|_| Default::default()).collect();
+        let mut always: [Vec<u32>; CLASSES] = Default::default();
+        let mut ip_only_rules = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            let idx = u32::try_from(i).unwrap_or(u32::MAX);
+            if ip_only.get(i).copied().unwrap_or(false) {
+                ip_only_rules.push(idx);
+                continue;
+            }
+            match fast_pattern(r) {
+                Some((kind, pat)) => {
+                    if let Some((list, map, owners)) = pats.get_mut(kind.index()) {
+                        let pid = *map.entry(pat.clone()).or_insert_with(|| {
+                            list.push(pat);
+                            owners.push(Vec::new());
+                            list.len() - 1
+                        });
+                        if let Some(o) = owners.get_mut(pid) {
+                            o.push(idx);
+                        }
+                    }
+                }
+                None => {
+                    for &c in classes_of(r.proto) {
+                        if let Some(l) = always.get_mut(c) {
+                            l.push(idx);
+                        }
+                    }
+                }
+            }
+        }
+        let prefilters = build_prefilters(pats);
+        RuleSet {
+            rules,
+            category,
+            threshold,
+            ip_only,
+            prefilters,
+            always,
+            ip_only_rules,
+            thresholds,
+            flowbit_names,
+        }
+    }
+
+    /// The rules, in evaluation order (`RuleMatch::rule_index` indexes this).
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// True if there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Number of flowbit names.
+    pub fn flowbit_count(&self) -> usize {
+        self.flowbit_names.len()
+    }
+
+    /// (rules in prefilters, rules always evaluated, IP-only rules).
+    pub fn layout(&self) -> (usize, usize, usize) {
+        let always: usize = self.always.iter().map(Vec::len).max().unwrap_or(0);
+        let ip = self.ip_only_rules.len();
+        (
+            self.rules.len() - ip - always.min(self.rules.len() - ip),
+            always,
+            ip,
+        )
+    }
+
+    /// Inspect one packet; matches are appended to `out` in evaluation order.
+    ///
+    /// `flow_state` belongs to the packet's flow (a fresh one for flow-less packets);
+    /// `thresholds` to the worker. `now` drives thresholds.
+    pub fn inspect(
+        &self,
+        pkt: &PacketView<'_>,
+        bufs: &dyn Buffers,
+        flow_state: &mut FlowRuleState,
+        thresholds: &mut ThresholdState,
+        now: Timestamp,
+        out: &mut Vec<RuleMatch>,
+    ) {
+        if flow_state.pass {
+            return;
+        }
+        let mut cand: Vec<u32> = Vec::with_capacity(64);
+        let stream = bufs.get(BufferKind::Stream);
+        for (k, pf) in self.prefilters.iter().enumerate() {
+            let Some(pf) = pf else { continue };
+            if k == BufferKind::Payload.index() {
+                scan(pf, pkt.payload, &mut cand);
+                if let Some(s) = stream {
+                    scan(pf, s, &mut cand);
+                }
+            } else if let Some(b) = buffer_by_index(k).and_then(|kind| bufs.get(kind)) {
+                scan(pf, b, &mut cand);
+            }
+        }
+        if let Some(a) = self.always.get(class_of(pkt.proto)) {
+            cand.extend_from_slice(a);
+        }
+        let dir = usize::from(!pkt.flow.to_server);
+        let do_ip_only =
+            !pkt.flow.has_flow || !flow_state.ip_only_done.get(dir).copied().unwrap_or(true);
+        if do_ip_only {
+            cand.extend_from_slice(&self.ip_only_rules);
+            if pkt.flow.has_flow
+                && let Some(d) = flow_state.ip_only_done.get_mut(dir)
+            {
+                *d = true;
+            }
+        }
+        cand.sort_unstable();
+        cand.dedup();
+        for idx in cand {
+            let Some(rule) = self.rules.get(idx as usize) else {
+                continue;
+            };
+            if !verify(rule, pkt, bufs, flow_state) {
+                continue;
+            }
+            for fb in &rule.flowbits {
+                match fb {
+                    FlowbitCmd::Set(b) => flow_state.set(*b),
+                    FlowbitCmd::Unset(b) => flow_state.unset(*b),
+                    FlowbitCmd::Toggle(b) => {
+                        if flow_state.is_set(*b) {
+                            flow_state.unset(*b)
+                        } else {
+                            flow_state.set(*b)
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let ip_only = self.ip_only.get(idx as usize).copied().unwrap_or(false);
+            let mut alert = rule.action != RuleAction::Pass && !rule.noalert;
+            if alert
+                && self
+                    .thresholds
+                    .suppressed(rule.gid, rule.sid, pkt.src, pkt.dst)
+            {
+                alert = false;
+            }
+            if alert && let Some(Some(spec)) = self.threshold.get(idx as usize) {
+                alert = match spec.track {
+                    Track::ByFlow => {
+                        let w = match flow_state.windows.iter_mut().find(|(i, _)| *i == idx) {
+                            Some((_, w)) => w,
+                            None => {
+                                flow_state.windows.push((idx, Window::default()));
+                                match flow_state.windows.last_mut() {
+                                    Some((_, w)) => w,
+                                    None => continue,
+                                }
+                            }
+                        };
+                        w.hit(spec, now)
+                    }
+                    Track::BySrc => thresholds.hit(idx, TrackKey::Addr(pkt.src), spec, now),
+                    Track::ByDst => thresholds.hit(idx, TrackKey::Addr(pkt.dst), spec, now),
+                    Track::ByBoth => {
+                        thresholds.hit(idx, TrackKey::Pair(pkt.src, pkt.dst), spec, now)
+                    }
+                    Track::ByRule => thresholds.hit(idx, TrackKey::Rule, spec, now),
+                };
+            }
+            out.push(RuleMatch {
+                gid: rule.gid,
+                sid: rule.sid,
+                rev: rule.rev,
+                msg: rule.msg.clone(),
+                classtype: rule.classtype.clone(),
+                category: self.category.get(idx as usize).cloned().flatten(),
+                priority: rule.priority,
+                action: rule.action,
+                alert,
+                noalert: rule.noalert,
+                ip_only,
+                rule_index: idx,
+            });
+            if rule.action == RuleAction::Pass {
+                if ip_only {
+                    flow_state.pass = true;
+                }
+                break;
+            }
+        }
+    }
+}
+
+type PatternTable = (Vec<Vec<u8>>, HashMap<Vec<u8>, usize>, Vec<Vec<u32>>);
+
+/// Build the automata on two threads, kinds split so both get about the same pattern bytes.
+fn build_prefilters(pats: Vec<PatternTable>) -> Vec<Option<Prefilter>> {
+    let one = |(list, _, owners): PatternTable| -> Option<Prefilter> {
+        if list.is_empty() {
+            return None;
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .build(&list)
+            .ok()?;
+        Some(Prefilter { ac, rules: owners })
+    };
+    let mut sizes: Vec<(usize, usize)> = pats
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.0.iter().map(Vec::len).sum::<usize>(), i))
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let (mut a, mut b) = (0usize, 0usize);
+    let mut second = vec![false; pats.len()];
+    for (sz, i) in sizes {
+        if b < a {
+            b += sz;
+            if let Some(s) = second.get_mut(i) {
+                *s = true;
+            }
+        } else {
+            a += sz;
+        }
+    }
+    let mut mine: Vec<(usize, PatternTable)> = Vec::new();
+    let mut theirs: Vec<(usize, PatternTable)> = Vec::new();
+    for (i, p) in pats.into_iter().enumerate() {
+        if second.get(i).copied().unwrap_or(false) {
+            theirs.push((i, p));
+        } else {
+            mine.push((i, p));
+        }
+    }
+    let n = mine.len() + theirs.len();
+    let built = std::thread::scope(|s| {
+        let h = s.spawn(move || {
+            theirs
+                .into_iter()
+                .map(|(i, p)| (i, one(p)))
+                .collect::<Vec<_>>()
+        });
+        let mut v: Vec<(usize, Option<Prefilter>)> =
+            mine.into_iter().map(|(i, p)| (i, one(p))).collect();
+        v.extend(h.join().unwrap_or_default());
+        v
+    });
+    let mut out: Vec<Option<Prefilter>> = (0..n).map(|_| None).collect();
+    for (i, p) in built {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = p;
+        }
+    }
+    out
+}
+
+fn buffer_by_index(i: usize) -> Option<BufferKind> {
+    use BufferKind::*;
+    const ALL: [BufferKind; BufferKind::COUNT] = [
+        Payload,
+        Packet,
+        Stream,
+        HttpUri,
+        HttpUriRaw,
+        HttpMethod,
+        HttpHost,
+        HttpHostRaw,
+        HttpUserAgent,
+        HttpHeader,
+        HttpHeaderRaw,
+        HttpHeaderNames,
+        HttpCookie,
+        HttpReferer,
+        HttpContentType,
+        HttpContentLen,
+        HttpRequestLine,
+        HttpRequestBody,
+        HttpResponseLine,
+        HttpStatCode,
+        HttpStatMsg,
+        HttpServer,
+        HttpLocation,
+        HttpAccept,
+        HttpAcceptEnc,
+        HttpAcceptLang,
+        HttpConnection,
+        HttpProtocol,
+        HttpStart,
+        FileData,
+        TlsSni,
+        TlsCertSubject,
+        TlsCertIssuer,
+        TlsCertSerial,
+        TlsCerts,
+        DnsQuery,
+        Ja3Hash,
+        Ja3sHash,
+    ];
+    ALL.get(i).copied()
+}
+
+fn scan(pf: &Prefilter, hay: &[u8], cand: &mut Vec<u32>) {
+    let mut seen: Vec<u32> = Vec::new();
+    for m in pf.ac.find_overlapping_iter(hay) {
+        let pid = m.pattern().as_u32();
+        if seen.contains(&pid) {
+            continue;
+        }
+        seen.push(pid);
+        if let Some(rules) = pf.rules.get(pid as usize) {
+            cand.extend_from_slice(rules);
+        }
+    }
+}
+
+fn header_ok(r: &Rule, p: &PacketView<'_>) -> bool {
+    let proto_ok = match r.proto {
+        RuleProto::Ip => true,
+        RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => p.proto == IpProto::Tcp,
+        RuleProto::Udp => p.proto == IpProto::Udp,
+        RuleProto::Icmp => p.proto == IpProto::Icmp,
+        RuleProto::Icmpv6 => p.proto == IpProto::Icmpv6,
+        RuleProto::Http => p.proto == IpProto::Tcp && p.app_proto == Some(AppProto::Http),
+        RuleProto::Tls => p.proto == IpProto::Tcp && p.app_proto == Some(AppProto::Tls),
+        RuleProto::Dns => {
+            matches!(p.proto, IpProto::Tcp | IpProto::Udp) && p.app_proto == Some(AppProto::Dns)
+        }
+    };
+    if !proto_ok {
+        return false;
+    }
+    let fwd = r.src.contains(p.src)
+        && r.dst.contains(p.dst)
+        && r.sport.contains(p.src_port)
+        && r.dport.contains(p.dst_port);
+    fwd || (r.direction == Direction::Both
+        && r.src.contains(p.dst)
+        && r.dst.contains(p.src)
+        && r.sport.contains(p.dst_port)
+        && r.dport.contains(p.src_port))
+}
+
+fn bits_ok(mode: BitsMode, have: u16, want: u16) -> bool {
+    match mode {
+        BitsMode::Exact => have == want,
+        BitsMode::All => have & want == want,
+        BitsMode::Any => want == 0 || have & want != 0,
+        BitsMode::Not => have & want == 0,
+    }
+}
+
+fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
+    match c {
+        PacketCheck::Flags { mode, bits, ignore } => match p.tcp_flags {
+            Some(f) => bits_ok(*mode, f & 0xff & !ignore, *bits & !ignore),
+            None => false,
+        },
+        PacketCheck::Fragbits { mode, bits } => {
+            let (r, d, m) = p.fragbits;
+            let have = u16::from(r) | u16::from(d) << 1 | u16::from(m) << 2;
+            bits_ok(*mode, have, u16::from(*bits))
+        }
+        PacketCheck::Dsize(n) => n.test(p.payload.len() as u64),
+        PacketCheck::Ttl(n) => n.test(u64::from(p.ttl)),
+        PacketCheck::Itype(n) => p.icmp.is_some_and(|i| n.test(u64::from(i.0))),
+        PacketCheck::Icode(n) => p.icmp.is_some_and(|i| n.test(u64::from(i.1))),
+        PacketCheck::IcmpId(v) => p.icmp.is_some_and(|i| is_echo(p, i.0) && i.2 == *v),
+        PacketCheck::IcmpSeq(v) => p.icmp.is_some_and(|i| is_echo(p, i.0) && i.3 == *v),
+        PacketCheck::IpProto(n) => n.test(u64::from(u8::from(p.proto))),
+    }
+}
+
+fn is_echo(p: &PacketView<'_>, t: u8) -> bool {
+    if p.ip_v6 {
+        matches!(t, 128 | 129)
+    } else {
+        matches!(t, 0 | 8)
+    }
+}
+
+fn verify(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState) -> bool {
+    if !header_ok(r, p) {
+        return false;
+    }
+    let f = &r.flow;
+    if f.established.is_some() || f.to_server.is_some() {
+        if !p.flow.has_flow && !f.stateless {
+            return false;
+        }
+        if f.established.is_some_and(|e| e != p.flow.established)
+            || f.to_server.is_some_and(|t| t != p.flow.to_server)
+        {
+            return false;
+        }
+    }
+    if !r.packet.iter().all(|c| packet_ok(c, p)) {
+        return false;
+    }
+    for fb in &r.flowbits {
+        let ok = match fb {
+            FlowbitCmd::IsSetAll(ids) => ids.iter().all(|b| fs.is_set(*b)),
+            FlowbitCmd::IsSetAny(ids) => ids.iter().any(|b| fs.is_set(*b)),
+            FlowbitCmd::IsNotSet(ids) => ids.iter().all(|b| !fs.is_set(*b)),
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    for ch in &r.chains {
+        let buf = match ch.buffer {
+            BufferKind::Payload => {
+                let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
+                let packet_only = r.proto == RuleProto::TcpPkt
+                    || r.flow.stream == Some(false)
+                    || p.proto != IpProto::Tcp;
+                if packet_only {
+                    Some(p.payload)
+                } else if stream_only {
+                    bufs.get(BufferKind::Stream)
+                } else {
+                    bufs.get(BufferKind::Stream).or(Some(p.payload))
+                }
+            }
+            BufferKind::Packet => Some(p.payload),
+            other => bufs.get(other),
+        };
+        let Some(buf) = buf else {
+            return false;
+        };
+        let ok = if ch.dotprefix {
+            let mut v = Vec::with_capacity(buf.len() + 1);
+            v.push(b'.');
+            v.extend_from_slice(buf);
+            detect::match_chain(&ch.steps, &v)
+        } else {
+            detect::match_chain(&ch.steps, buf)
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,636 @@
+//! Keyword, parser-error and engine tests.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::decode::IpProto;
+use crate::time::Timestamp;
+
+fn set(rules: &str) -> RuleSet {
+    let mut b = RuleSetBuilder::default();
+    let rep = b.add_text("t.rules", rules);
+    assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+    b.build()
+}
+
+fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
+    PacketView {
+        proto,
+        src: "10.0.0.1".parse().unwrap(),
+        dst: "8.8.8.8".parse().unwrap(),
+        src_port: 40000,
+        dst_port: 80,
+        ttl: 64,
+        tcp_flags: if proto == IpProto::Tcp {
+            Some(0x18)
+        } else {
+            None
+        },
+        icmp: None,
+        fragbits: (false, true, false),
+        ip_v6: false,
+        payload,
+        flow: FlowView {
+            has_flow: true,
+            established: true,
+            to_server: true,
+        },
+        app_proto: None,
+    }
+}
+
+fn sids_with(rs: &RuleSet, p: &PacketView<'_>, bufs: &dyn Buffers) -> Vec<u32> {
+    let mut out = Vec::new();
+    rs.inspect(
+        p,
+        bufs,
+        &mut FlowRuleState::new(),
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
+    let mut v: Vec<u32> = out.iter().filter(|m| m.alert).map(|m| m.sid).collect();
+    v.sort_unstable();
+    v
+}
+
+fn sids(rs: &RuleSet, p: &PacketView<'_>) -> Vec<u32> {
+    sids_with(rs, p, &NoBuffers)
+}
+
+/// One rule against a TCP payload: does it match?
+fn hit(opts: &str, payload: &[u8]) -> bool {
+    let rs = set(&format!("alert tcp any any -> any any ({opts} sid:1;)"));
+    !sids(&rs, &pkt(IpProto::Tcp, payload)).is_empty()
+}
+
+fn skip(rule: &str) -> RuleError {
+    let mut b = RuleSetBuilder::default();
+    let rep = b.add_text("t.rules", rule);
+    assert_eq!(rep.loaded, 0, "{rule} loaded");
+    rep.skipped.into_iter().next().unwrap()
+}
+
+#[test]
+fn content_basic_hex_escape_nocase() {
+    assert!(hit(r#"content:"GET";"#, b"xx GET /"));
+    assert!(!hit(r#"content:"GET";"#, b"xx get /"));
+    assert!(hit(r#"content:"GET"; nocase;"#, b"xx get /"));
+    assert!(hit(r#"content:"|41 42|C";"#, b"ABC"));
+    assert!(hit(r#"content:"a|3b|b\;c\"d";"#, b"a;b;c\"d"));
+    assert!(hit(r#"content:!"evil";"#, b"good"));
+    assert!(!hit(r#"content:!"evil";"#, b"so evil"));
+}
+
+#[test]
+fn offset_depth() {
+    assert!(hit(r#"content:"bc"; offset:1; depth:2;"#, b"abcd"));
+    assert!(!hit(r#"content:"bc"; offset:2;"#, b"abcd"));
+    assert!(!hit(r#"content:"cd"; depth:3;"#, b"abcd"));
+    assert!(hit(r#"content:"cd"; depth:4;"#, b"abcd"));
+}
+
+#[test]
+fn distance_within_and_backtracking() {
+    assert!(hit(
+        r#"content:"a"; content:"b"; distance:1; within:1;"#,
+        b"axb"
+    ));
+    assert!(!hit(
+        r#"content:"a"; content:"b"; distance:0; within:1;"#,
+        b"axb"
+    ));
+    // First "a" fails the relative check; Suricata retries from the next "a".
+    assert!(hit(r#"content:"a"; content:"b"; within:1;"#, b"axxab"));
+    assert!(hit(
+        r#"content:"ab"; content:"c"; distance:-1; within:2;"#,
+        b"abc"
+    ));
+    assert!(!hit(r#"content:"b"; content:"a"; distance:0;"#, b"ab"));
+}
+
+#[test]
+fn startswith_endswith() {
+    assert!(hit(r#"content:"GET"; startswith;"#, b"GET /"));
+    assert!(!hit(r#"content:"GET"; startswith;"#, b" GET /"));
+    assert!(hit(r#"content:".exe"; endswith;"#, b"a.exe"));
+    assert!(!hit(r#"content:".exe"; endswith;"#, b"a.exe "));
+    assert!(hit(
+        r#"content:"a"; content:"z"; distance:0; endswith;"#,
+        b"abz"
+    ));
+}
+
+#[test]
+fn pcre_relative_and_negated() {
+    assert!(hit(r#"pcre:"/^a.c$/";"#, b"abc"));
+    assert!(hit(r#"content:"x"; pcre:"/^y+/R";"#, b"axyy"));
+    assert!(!hit(r#"content:"x"; pcre:"/^y+/R";"#, b"axzy"));
+    assert!(hit(r#"content:"a"; pcre:!"/zz/";"#, b"abc"));
+    assert!(hit(r#"pcre:"/ABC/i";"#, b"xabc"));
+}
+
+#[test]
+fn isdataat_bsize_bytes() {
+    assert!(hit(r#"content:"a"; isdataat:2,relative;"#, b"abcd"));
+    assert!(!hit(r#"content:"a"; isdataat:3,relative;"#, b"abcd"));
+    assert!(hit(r#"content:"a"; isdataat:!3,relative;"#, b"abcd"));
+    assert!(hit(r#"isdataat:3;"#, b"abcd") && !hit(r#"isdataat:4;"#, b"abcd"));
+    assert!(hit(r#"byte_test:2,>,0x100,1;"#, &[0, 2, 0]));
+    assert!(!hit(r#"byte_test:2,>,0x200,1;"#, &[0, 2, 0]));
+    assert!(hit(r#"byte_test:2,=,0x0102,0,little;"#, &[2, 1]));
+    assert!(hit(r#"byte_test:3,=,123,0,string,dec;"#, b"123"));
+    assert!(hit(r#"byte_test:1,&,0x80,0;"#, &[0x81]));
+    assert!(hit(r#"byte_test:1,!&,0x80,0;"#, &[0x01]));
+    // byte_jump over a 2-byte length, then a relative content.
+    assert!(hit(
+        r#"byte_jump:1,0; content:"X"; within:1;"#,
+        &[2, 0, 0, b'X']
+    ));
+    assert!(!hit(
+        r#"byte_jump:1,0; content:"X"; within:1;"#,
+        &[1, 0, 0, b'X']
+    ));
+    assert!(!hit(r#"byte_jump:1,0;"#, &[9, 0]));
+}
+
+fn http(rules: &str, bufs: &[(BufferKind, &[u8])]) -> Vec<u32> {
+    let rs = set(rules);
+    let map: HashMap<BufferKind, Vec<u8>> = bufs.iter().map(|(k, v)| (*k, v.to_vec())).collect();
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.app_proto = Some(AppProto::Http);
+    sids_with(&rs, &p, &map)
+}
+
+#[test]
+fn sticky_and_legacy_buffers() {
+    let bufs: &[(BufferKind, &[u8])] = &[
+        (BufferKind::HttpUri, b"/index.php?id=1"),
+        (BufferKind::HttpMethod, b"GET"),
+        (BufferKind::HttpHost, b"example.com"),
+        (BufferKind::HttpUserAgent, b"curl/8.0"),
+    ];
+    let rules = r#"
+alert http any any -> any any (http.uri; content:"index.php"; sid:1;)
+alert http any any -> any any (content:"index.php"; http_uri; sid:2;)
+alert tcp any any -> any any (uricontent:"id="; sid:3;)
+alert http any any -> any any (http.method; content:"GET"; bsize:3; http.host; content:"example"; startswith; sid:4;)
+alert http any any -> any any (http.user_agent; content:"wget"; sid:5;)
+alert http any any -> any any (http.uri; bsize:>100; sid:6;)
+alert http any any -> any any (pcre:"/php\?id=\d/U"; sid:7;)
+alert http any any -> any any (content:"index.php"; sid:8;)
+alert http any any -> any any (urilen:15; sid:9;)
+"#;
+    assert_eq!(http(rules, bufs), [1, 2, 3, 4, 7, 9]);
+}
+
+#[test]
+fn app_proto_and_dotprefix() {
+    let rs = set(
+        r#"alert dns any any -> any any (dns.query; dotprefix; content:".example.com"; endswith; sid:1;)
+alert dns any any -> any any (dns_query; content:"EXAMPLE"; nocase; sid:2;)
+alert tls any any -> any any (tls.sni; content:"example"; sid:3;)"#,
+    );
+    let map: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::DnsQuery, b"www.example.com".to_vec())].into();
+    let mut p = pkt(IpProto::Udp, b"");
+    p.app_proto = Some(AppProto::Dns);
+    assert_eq!(sids_with(&rs, &p, &map), [1, 2]);
+    let exact: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::DnsQuery, b"example.com".to_vec())].into();
+    assert_eq!(sids_with(&rs, &p, &exact), [1, 2]);
+    let other: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::DnsQuery, b"badexample.com".to_vec())].into();
+    assert_eq!(sids_with(&rs, &p, &other), [2]);
+    p.app_proto = None;
+    assert!(sids_with(&rs, &p, &map).is_empty());
+}
+
+#[test]
+fn stream_buffer_preferred_for_tcp() {
+    let rs = set(
+        r#"alert tcp any any -> any any (content:"hello world"; sid:1;)
+alert tcp-pkt any any -> any any (content:"hello world"; sid:2;)
+alert tcp-stream any any -> any any (content:"hello world"; sid:3;)"#,
+    );
+    let stream: HashMap<BufferKind, Vec<u8>> =
+        [(BufferKind::Stream, b"hello world".to_vec())].into();
+    assert_eq!(
+        sids_with(&rs, &pkt(IpProto::Tcp, b"world"), &stream),
+        [1, 3]
+    );
+    assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"hello world")), [1, 2]);
+}
+
+#[test]
+fn header_addresses_ports_direction() {
+    let rs = set(
+        r#"alert tcp $HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS (sid:1;)
+alert tcp $EXTERNAL_NET any -> $HOME_NET any (sid:2;)
+alert tcp $EXTERNAL_NET any <> $HOME_NET any (sid:3;)
+alert tcp any [1024:,!40000] -> any any (sid:4;)
+alert udp any any -> any any (sid:5;)
+alert ip [10.0.0.0/8,!10.0.0.1] any -> any any (sid:6;)
+alert tcp any any -> any :79 (sid:7;)"#,
+    );
+    assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"x")), [1, 3]);
+}
+
+#[test]
+fn flow_keyword() {
+    let rs = set(
+        r#"alert tcp any any -> any any (flow:established,to_server; sid:1;)
+alert tcp any any -> any any (flow:not_established; sid:2;)
+alert tcp any any -> any any (flow:to_client; sid:3;)
+alert tcp any any -> any any (flow:from_client,stateless; sid:4;)"#,
+    );
+    let mut p = pkt(IpProto::Tcp, b"x");
+    assert_eq!(sids(&rs, &p), [1, 4]);
+    p.flow.established = false;
+    p.flow.to_server = false;
+    assert_eq!(sids(&rs, &p), [2, 3]);
+    p.flow.has_flow = false;
+    assert!(sids(&rs, &p).is_empty());
+}
+
+#[test]
+fn packet_keywords() {
+    let rs = set(r#"alert tcp any any -> any any (flags:PA; sid:1;)
+alert tcp any any -> any any (flags:S; sid:2;)
+alert tcp any any -> any any (flags:+A; sid:3;)
+alert tcp any any -> any any (flags:*SA; sid:4;)
+alert tcp any any -> any any (flags:!S; sid:5;)
+alert tcp any any -> any any (flags:P,A; sid:6;)
+alert tcp any any -> any any (dsize:3; sid:7;)
+alert tcp any any -> any any (dsize:>10; sid:8;)
+alert tcp any any -> any any (dsize:1<>5; sid:9;)
+alert tcp any any -> any any (ttl:64; sid:10;)
+alert tcp any any -> any any (ttl:<10; sid:11;)
+alert tcp any any -> any any (fragbits:D; sid:12;)
+alert tcp any any -> any any (fragbits:M; sid:13;)
+alert ip any any -> any any (ip_proto:6; sid:14;)
+alert ip any any -> any any (ip_proto:!tcp; sid:15;)"#);
+    assert_eq!(
+        sids(&rs, &pkt(IpProto::Tcp, b"abc")),
+        [1, 3, 4, 5, 6, 7, 9, 10, 12, 14]
+    );
+}
+
+#[test]
+fn icmp_keywords() {
+    let rs = set(r#"alert icmp any any -> any any (itype:8; sid:1;)
+alert icmp any any -> any any (itype:>8; sid:2;)
+alert icmp any any -> any any (icode:0; sid:3;)
+alert icmp any any -> any any (icmp_id:7; sid:4;)
+alert icmp any any -> any any (icmp_seq:9; sid:5;)
+alert icmp any any -> any any (icmp_seq:10; sid:6;)
+alert icmpv6 any any -> any any (itype:128; sid:7;)"#);
+    let mut p = pkt(IpProto::Icmp, b"");
+    p.icmp = Some((8, 0, 7, 9));
+    assert_eq!(sids(&rs, &p), [1, 3, 4, 5]);
+}
+
+#[test]
+fn flowbits_set_isset_noalert() {
+    let rs = set(
+        r#"alert tcp any any -> any any (content:"login"; flowbits:set,auth; flowbits:noalert; sid:1;)
+alert tcp any any -> any any (content:"cmd"; flowbits:isset,auth; sid:2;)
+alert tcp any any -> any any (content:"cmd"; flowbits:isnotset,auth; sid:3;)
+alert tcp any any -> any any (content:"bye"; flowbits:unset,auth; sid:4;)
+alert tcp any any -> any any (content:"x"; flowbits:isset,a|auth; sid:5;)"#,
+    );
+    let mut fs = FlowRuleState::new();
+    let mut th = ThresholdState::new();
+    let mut run = |payload: &[u8], fs: &mut FlowRuleState| {
+        let mut out = Vec::new();
+        rs.inspect(
+            &pkt(IpProto::Tcp, payload),
+            &NoBuffers,
+            fs,
+            &mut th,
+            Timestamp(0),
+            &mut out,
+        );
+        out.iter()
+            .filter(|m| m.alert)
+            .map(|m| m.sid)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(b"cmd", &mut fs), [3]);
+    assert!(run(b"login", &mut fs).is_empty());
+    assert_eq!(run(b"cmd x", &mut fs), [2, 5]);
+    assert_eq!(run(b"bye", &mut fs), [4]);
+    assert_eq!(run(b"cmd", &mut fs), [3]);
+    // Set and check in the same packet: setters run first.
+    let mut fresh = FlowRuleState::new();
+    assert_eq!(run(b"login cmd", &mut fresh), [2]);
+}
+
+#[test]
+fn action_order_and_pass() {
+    let rs = set(r#"alert tcp any any -> any any (content:"Hi all"; sid:1;)
+pass tcp any any -> any any (content:"Hi all"; sid:2;)
+drop tcp any any -> any any (content:"Hi all"; sid:3;)
+drop tcp any any -> any any (content:"other"; sid:4;)"#);
+    assert!(sids(&rs, &pkt(IpProto::Tcp, b"Hi all")).is_empty());
+    assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"other")), [4]);
+    assert_eq!(rs.rules().first().map(|r| r.action), Some(RuleAction::Pass));
+}
+
+#[test]
+fn ip_only_once_per_direction_and_flow_pass() {
+    let rs = set(r#"alert ip 10.0.0.1 any -> any any (sid:1;)
+alert tcp any any -> any any (content:"x"; sid:2;)"#);
+    assert!(rs.rules().iter().any(|r| r.is_ip_only()));
+    let mut fs = FlowRuleState::new();
+    let mut th = ThresholdState::new();
+    let mut count = |p: &PacketView<'_>, fs: &mut FlowRuleState| {
+        let mut out = Vec::new();
+        rs.inspect(p, &NoBuffers, fs, &mut th, Timestamp(0), &mut out);
+        out.iter().filter(|m| m.sid == 1).count()
+    };
+    let p = pkt(IpProto::Tcp, b"x");
+    assert_eq!(count(&p, &mut fs), 1);
+    assert_eq!(count(&p, &mut fs), 0);
+    let mut back = p;
+    back.flow.to_server = false;
+    back.src = "8.8.8.8".parse().unwrap();
+    back.dst = "10.0.0.1".parse().unwrap();
+    assert_eq!(count(&back, &mut fs), 0);
+
+    let pass = set(r#"pass ip 10.0.0.1 any -> any any (sid:1;)
+alert tcp any any -> any any (content:"x"; sid:2;)"#);
+    let mut fs = FlowRuleState::new();
+    let mut out = Vec::new();
+    pass.inspect(&p, &NoBuffers, &mut fs, &mut th, Timestamp(0), &mut out);
+    assert!(fs.passed() && out.iter().all(|m| !m.alert));
+    out.clear();
+    pass.inspect(&back, &NoBuffers, &mut fs, &mut th, Timestamp(0), &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn thresholds_in_rules_with_time() {
+    let rs = set(r#"alert icmp any any -> any any (itype:8; sid:1;)
+alert icmp any any -> any any (itype:8; threshold:type limit, track by_flow, count 2, seconds 3600; sid:2;)
+alert icmp any any -> any any (itype:8; threshold:type both, track by_src, count 3, seconds 10; sid:3;)
+alert icmp any any -> any any (itype:8; detection_filter:track by_src, count 4, seconds 3600; sid:4;)"#);
+    let mut p = pkt(IpProto::Icmp, b"");
+    p.icmp = Some((8, 0, 1, 1));
+    let mut fs = FlowRuleState::new();
+    let mut th = ThresholdState::new();
+    let mut counts = [0usize; 5];
+    for s in 0..8u64 {
+        let mut out = Vec::new();
+        rs.inspect(
+            &p,
+            &NoBuffers,
+            &mut fs,
+            &mut th,
+            Timestamp::from_secs_micros(s, 0),
+            &mut out,
+        );
+        for m in out.iter().filter(|m| m.alert) {
+            counts[m.sid as usize] += 1;
+        }
+    }
+    // sid 3: window of 10 s, alert once at the 3rd hit.
+    assert_eq!(counts[1..], [8, 2, 1, 4]);
+    let mut later = Vec::new();
+    for s in [20u64, 21, 22] {
+        rs.inspect(
+            &p,
+            &NoBuffers,
+            &mut fs,
+            &mut th,
+            Timestamp::from_secs_micros(s, 0),
+            &mut later,
+        );
+    }
+    assert_eq!(later.iter().filter(|m| m.sid == 3 && m.alert).count(), 1);
+}
+
+#[test]
+fn suppress_from_threshold_config() {
+    let mut b = RuleSetBuilder::default();
+    let (cfg, errs) = ThresholdConfig::parse(
+        "suppress gen_id 1, sig_id 1000001, track by_src, ip 10.0.0.1\n",
+        &Vars::default(),
+    );
+    assert!(errs.is_empty());
+    b.set_threshold_config(cfg);
+    b.add_text("t", "drop tcp any any -> any any (dsize:0; sid:1000001;)");
+    let rs = b.build();
+    let mut out = Vec::new();
+    let p = pkt(IpProto::Tcp, b"");
+    rs.inspect(
+        &p,
+        &NoBuffers,
+        &mut FlowRuleState::new(),
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    assert!(!out[0].alert && out[0].action == RuleAction::Drop);
+    let mut other = p;
+    other.src = "10.9.9.9".parse::<IpAddr>().unwrap();
+    assert_eq!(sids(&rs, &other), [1000001]);
+}
+
+#[test]
+fn rule_metadata() {
+    let rs = set(
+        r#"alert tcp any any -> any any (msg:"a \"quoted\" msg\; ok"; content:"x"; classtype:trojan-activity; reference:url,example.com; metadata:former_category MALWARE; target:src_ip; gid:3; sid:5; rev:7;)
+alert tcp any any -> any any (msg:"p"; content:"x"; classtype:trojan-activity; priority:3; sid:6;)"#,
+    );
+    let mut out = Vec::new();
+    rs.inspect(
+        &pkt(IpProto::Tcp, b"x"),
+        &NoBuffers,
+        &mut FlowRuleState::new(),
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
+    let m = out.iter().find(|m| m.sid == 5).unwrap();
+    assert_eq!((m.gid, m.rev, m.priority), (3, 7, 1));
+    assert_eq!(&*m.msg, "a \"quoted\" msg; ok");
+    assert_eq!(m.category.as_deref(), Some("A Network Trojan was detected"));
+    assert_eq!(out.iter().find(|m| m.sid == 6).unwrap().priority, 3);
+    assert_eq!(
+        rs.rules().iter().find(|r| r.sid == 5).unwrap().id(),
+        "3:5:7"
+    );
+}
+
+#[test]
+fn fast_pattern_variants_load() {
+    assert!(hit(
+        r#"content:"abc"; fast_pattern; content:"longer pattern";"#,
+        b"abc longer pattern"
+    ));
+    assert!(hit(r#"content:"abcdef"; fast_pattern:only;"#, b"xxabcdef"));
+    assert!(hit(r#"content:"abcdefgh"; fast_pattern:2,3;"#, b"abcdefgh"));
+    assert!(!hit(r#"content:"abcdefgh"; fast_pattern:2,3;"#, b"cde"));
+}
+
+#[test]
+fn parser_errors_name_line_and_keyword() {
+    let mut b = RuleSetBuilder::default();
+    let rep = b.add_text(
+        "x.rules",
+        "# comment\n\nalert tcp any any -> any any (content:\"ab\"; sid:1;)\n\
+         alert tcp any any -> any any (content:\"abc\"; content:\"d\"; within:0; sid:2;)\n\
+         alert tcp any any -> any any (content:\"abc\"; depth:2; sid:3;)\n\
+         alert tcp any any -> any any (content:\"ab\"; sid:1;)\n\
+         alert tcp any any -> any any (content:\"ab\";)\n\
+         alert tcp any any -> any any (foo_bar:1; sid:6;)\n\
+         alert tcp any any -> any any (pcre:\"/(a)\\1/\"; sid:7;)\n\
+         alert xyz any any -> any any (sid:8;)\n\
+         alert tcp $NOPE any -> any any (sid:9;)\n\
+         alert tcp any any -> any any (content:\"abc\" sid:10;)\n\
+         alert tcp any any -> any any (content:\"a\"; offset:1; distance:1; sid:11;)\n\
+         alert tcp any any \\\n  -> any any (content:\"a\"; sid:12;)\n",
+    );
+    assert_eq!(rep.loaded, 2, "{:?}", rep.skipped);
+    let by_sid = |s: u32| rep.skipped.iter().find(|e| e.sid == Some(s)).unwrap();
+    let e = by_sid(2);
+    assert_eq!((e.line, e.keyword.as_str()), (4, "within"));
+    assert!(matches!(e.kind, RuleErrorKind::Invalid(_)));
+    assert_eq!(by_sid(3).keyword, "depth");
+    let dup = rep
+        .skipped
+        .iter()
+        .find(|e| e.kind == RuleErrorKind::Duplicate)
+        .unwrap();
+    assert_eq!(dup.line, 6);
+    let missing = rep.skipped.iter().find(|e| e.line == 7).unwrap();
+    assert_eq!((missing.line, missing.keyword.as_str()), (7, "sid"));
+    assert_eq!(by_sid(6).keyword, "foo_bar");
+    assert!(matches!(by_sid(6).kind, RuleErrorKind::Unsupported(_)));
+    assert_eq!(by_sid(7).keyword, "pcre");
+    assert_eq!(by_sid(8).keyword, "protocol");
+    assert_eq!(by_sid(9).keyword, "source");
+    assert_eq!(
+        rep.skipped.iter().find(|e| e.line == 12).unwrap().keyword,
+        "content"
+    );
+    assert_eq!(by_sid(11).keyword, "offset");
+    let text = by_sid(2).to_string();
+    assert!(
+        text.contains("line 4") && text.contains("sid 2") && text.contains("within"),
+        "{text}"
+    );
+    let table = rep.reasons();
+    assert!(table.iter().any(|(k, n)| k == "foo_bar" && *n == 1));
+}
+
+#[test]
+fn duplicate_with_higher_rev_replaces() {
+    let mut b = RuleSetBuilder::default();
+    b.add_text(
+        "a",
+        "alert tcp any any -> any any (content:\"a\"; sid:1; rev:1;)",
+    );
+    let rep = b.add_text(
+        "b",
+        "alert tcp any any -> any any (content:\"b\"; sid:1; rev:2;)",
+    );
+    assert_eq!(rep.skipped.len(), 1);
+    let rs = b.build();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs.rules()[0].rev, 2);
+}
+
+#[test]
+fn more_syntax_errors() {
+    for (rule, kw) in [
+        (
+            "alert tcp any any -> any any (content:\"a\"; nocase; sid:1",
+            "options",
+        ),
+        ("alert tcp any any any -> any any (sid:1;)", "header"),
+        ("alert tcp any any <- any any (sid:1;)", "direction"),
+        ("alert tcp any 70000 -> any any (sid:1;)", "source port"),
+        ("alert tcp any any -> any any (nocase; sid:1;)", "nocase"),
+        (
+            "alert tcp any any -> any any (content:\"|4|\"; sid:1;)",
+            "content",
+        ),
+        ("alert tcp any any -> any any (flags:Q; sid:1;)", "flags"),
+        ("alert tcp any any -> any any (dsize:x; sid:1;)", "dsize"),
+        (
+            "alert tcp any any -> any any (classtype:nope; sid:1;)",
+            "classtype",
+        ),
+        (
+            "alert tcp any any -> any any (threshold:type limit; sid:1;)",
+            "threshold",
+        ),
+        (
+            "alert tcp any any -> any any (flowbits:set; sid:1;)",
+            "flowbits",
+        ),
+        ("alert tcp any any -> any any (bsize:5; sid:1;)", "bsize"),
+        (
+            "alert tcp any any -> any any (content:\"a\"; startswith; offset:1; sid:1;)",
+            "startswith",
+        ),
+    ] {
+        assert_eq!(skip(rule).keyword, kw, "{rule}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn parse_never_panics(text in "\\PC{0,300}") {
+        let mut b = RuleSetBuilder::default();
+        let _ = b.add_text("p", &text);
+        let _ = b.build();
+    }
+
+    #[test]
+    fn rule_shaped_text_never_panics(
+        action in prop::sample::select(vec!["alert", "drop", "pass", "reject", "x"]),
+        proto in prop::sample::select(vec!["tcp", "udp", "ip", "http", "dns", "icmp"]),
+        addr in "[!\\[\\]0-9./,$A-Z_a-z]{0,20}",
+        port in "[!\\[\\]0-9:,$A-Z]{0,12}",
+        opts in prop::collection::vec(
+            prop::sample::select(vec![
+                "content:\"ab|41|\"", "content:!\"x\"", "nocase", "depth:1", "offset:2",
+                "distance:-3", "within:2", "pcre:\"/a(b)?/Ri\"", "isdataat:!1,relative",
+                "byte_test:1,>,1,0,relative", "byte_jump:2,-1,relative,from_beginning",
+                "dsize:<5", "flags:S+", "flow:established", "http.uri", "bsize:2<>9",
+                "endswith", "startswith", "fast_pattern:0,1", "flowbits:set,x",
+                "threshold:type limit,track by_src,count 1,seconds 1", "dns.query", "dotprefix",
+            ]),
+            0..8,
+        ),
+        payload in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let rule = format!("{action} {proto} {addr} {port} -> any any ({} ; sid:1;)", opts.join(";"));
+        let mut b = RuleSetBuilder::default();
+        let _ = b.add_text("p", &rule);
+        let rs = b.build();
+        let map: HashMap<BufferKind, Vec<u8>> = [
+            (BufferKind::HttpUri, payload.clone()),
+            (BufferKind::DnsQuery, payload.clone()),
+        ].into();
+        let mut p = pkt(IpProto::Tcp, &payload);
+        p.app_proto = Some(AppProto::Http);
+        let _ = sids_with(&rs, &p, &map);
+    }
+}
+
+#[test]
+fn ruleset_is_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<RuleSet>();
+    check::<std::sync::Arc<RuleSet>>();
+}

@@ -1,0 +1,516 @@
+//! `threshold`, `detection_filter` and `threshold.config` (`threshold`, `event_filter`,
+//! `suppress`), with the per-track counters they need.
+//!
+//! Semantics follow Suricata's `detect-engine-threshold.c`; a window opens at the first match
+//! of a track key and lasts `seconds`:
+//! - `limit`: alert on the first `count` matches of the window.
+//! - `threshold`: alert on every `count`-th match of the window.
+//! - `both`: alert once, on the `count`-th match of the window.
+//! - `detection_filter`: alert on every match after the `count`-th of the window.
+//!
+//! State is keyed by (rule, track value). `by_flow` counters live in the caller's per-flow
+//! [`FlowRuleState`](super::FlowRuleState) instead, so they vanish with the flow.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::time::Timestamp;
+
+use super::vars::{AddrSet, Vars};
+
+/// Most (rule, key) counters kept. When full, expired entries are pruned; if it is still full the
+/// match is let through as if unthresholded (fail-open: an alert too many rather than a lost one)
+/// and [`ThresholdState::overflows`] counts it.
+pub const MAX_THRESHOLD_ENTRIES: usize = 1 << 20;
+
+/// `type`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ThresholdType {
+    /// `limit`.
+    Limit,
+    /// `threshold`.
+    Threshold,
+    /// `both`.
+    Both,
+    /// `detection_filter`.
+    DetectionFilter,
+}
+
+/// `track`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Track {
+    /// `by_src`.
+    BySrc,
+    /// `by_dst`.
+    ByDst,
+    /// `by_rule`.
+    ByRule,
+    /// `by_both`: the (src, dst) pair.
+    ByBoth,
+    /// `by_flow`.
+    ByFlow,
+}
+
+/// A threshold or detection filter.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ThresholdSpec {
+    /// Type.
+    pub kind: ThresholdType,
+    /// Track.
+    pub track: Track,
+    /// `count`.
+    pub count: u32,
+    /// `seconds`.
+    pub seconds: u32,
+}
+
+/// Why a threshold option or config line is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    /// A required setting is missing.
+    #[error("missing `{0}`")]
+    Missing(&'static str),
+    /// A setting has a bad value.
+    #[error("invalid `{0}` value `{1}`")]
+    Invalid(&'static str, String),
+    /// A setting we do not know.
+    #[error("unknown setting `{0}`")]
+    Unknown(String),
+}
+
+/// Parse the value of `threshold:` (`detection_filter` when `df`).
+pub fn parse_spec(value: &str, df: bool) -> Result<ThresholdSpec, ThresholdError> {
+    let mut kind = if df {
+        Some(ThresholdType::DetectionFilter)
+    } else {
+        None
+    };
+    let (mut track, mut count, mut seconds) = (None, None, None);
+    for part in value.split(',') {
+        let mut it = part.split_whitespace();
+        let (Some(k), v) = (it.next(), it.next()) else {
+            continue;
+        };
+        let v = v.unwrap_or("");
+        match k {
+            "type" if !df => {
+                kind = Some(match v {
+                    "limit" => ThresholdType::Limit,
+                    "threshold" => ThresholdType::Threshold,
+                    "both" => ThresholdType::Both,
+                    _ => return Err(ThresholdError::Invalid("type", v.into())),
+                })
+            }
+            "track" => track = Some(parse_track(v)?),
+            "count" => {
+                count = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| ThresholdError::Invalid("count", v.into()))?,
+                )
+            }
+            "seconds" => {
+                seconds = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| ThresholdError::Invalid("seconds", v.into()))?,
+                )
+            }
+            other => return Err(ThresholdError::Unknown(other.into())),
+        }
+    }
+    Ok(ThresholdSpec {
+        kind: kind.ok_or(ThresholdError::Missing("type"))?,
+        track: track.ok_or(ThresholdError::Missing("track"))?,
+        count: count.ok_or(ThresholdError::Missing("count"))?,
+        seconds: seconds.ok_or(ThresholdError::Missing("seconds"))?,
+    })
+}
+
+fn parse_track(v: &str) -> Result<Track, ThresholdError> {
+    Ok(match v {
+        "by_src" => Track::BySrc,
+        "by_dst" => Track::ByDst,
+        "by_rule" => Track::ByRule,
+        "by_both" => Track::ByBoth,
+        "by_flow" => Track::ByFlow,
+        _ => return Err(ThresholdError::Invalid("track", v.into())),
+    })
+}
+
+/// Which address a `suppress` line with `ip` looks at.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SuppressTrack {
+    /// No `track`: suppress every alert of the rule.
+    All,
+    /// `by_src`.
+    BySrc,
+    /// `by_dst`.
+    ByDst,
+    /// `by_either`.
+    ByEither,
+}
+
+/// A `suppress` line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppress {
+    /// `gen_id` (0: any).
+    pub gid: u32,
+    /// `sig_id` (0: any).
+    pub sid: u32,
+    /// `track`.
+    pub track: SuppressTrack,
+    /// `ip` (any when absent).
+    pub ip: AddrSet,
+}
+
+/// A `threshold` / `event_filter` line: replaces the rule's own threshold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThresholdOverride {
+    /// `gen_id` (0: any).
+    pub gid: u32,
+    /// `sig_id` (0: any).
+    pub sid: u32,
+    /// The threshold.
+    pub spec: ThresholdSpec,
+}
+
+/// A parsed `threshold.config`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThresholdConfig {
+    /// `suppress` lines.
+    pub suppress: Vec<Suppress>,
+    /// `threshold` and `event_filter` lines.
+    pub thresholds: Vec<ThresholdOverride>,
+}
+
+/// A bad `threshold.config` line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {directive}: {detail}")]
+pub struct ThresholdConfigError {
+    /// 1-based line.
+    pub line: usize,
+    /// `suppress`, `threshold`, ... or the unknown word.
+    pub directive: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl ThresholdConfig {
+    /// Parse a file's text. Every bad line is reported; good lines are kept.
+    pub fn parse(text: &str, vars: &Vars) -> (ThresholdConfig, Vec<ThresholdConfigError>) {
+        let mut cfg = ThresholdConfig::default();
+        let mut errs = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (directive, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let err = |detail: String| ThresholdConfigError {
+                line: i + 1,
+                directive: directive.to_owned(),
+                detail,
+            };
+            match directive {
+                "suppress" => match parse_suppress(rest, vars) {
+                    Ok(s) => cfg.suppress.push(s),
+                    Err(e) => errs.push(err(e)),
+                },
+                "threshold" | "event_filter" => match parse_override(rest) {
+                    Ok(t) => cfg.thresholds.push(t),
+                    Err(e) => errs.push(err(e)),
+                },
+                "rate_filter" => errs.push(err("rate_filter is not supported".into())),
+                _ => errs.push(err("unknown directive".into())),
+            }
+        }
+        (cfg, errs)
+    }
+
+    /// Does a suppress line silence this alert?
+    pub fn suppressed(&self, gid: u32, sid: u32, src: IpAddr, dst: IpAddr) -> bool {
+        self.suppress.iter().any(|s| {
+            (s.gid == 0 || s.gid == gid)
+                && (s.sid == 0 || s.sid == sid)
+                && match s.track {
+                    SuppressTrack::All => true,
+                    SuppressTrack::BySrc => s.ip.contains(src),
+                    SuppressTrack::ByDst => s.ip.contains(dst),
+                    SuppressTrack::ByEither => s.ip.contains(src) || s.ip.contains(dst),
+                }
+        })
+    }
+
+    /// The override for a rule, most specific first (exact sid, then sid 0).
+    pub fn override_for(&self, gid: u32, sid: u32) -> Option<ThresholdSpec> {
+        let exact = self
+            .thresholds
+            .iter()
+            .find(|t| t.gid == gid && t.sid == sid);
+        exact
+            .or_else(|| {
+                self.thresholds
+                    .iter()
+                    .find(|t| (t.gid == 0 || t.gid == gid) && t.sid == 0)
+            })
+            .map(|t| t.spec)
+    }
+}
+
+fn kv(rest: &str) -> Vec<(&str, &str)> {
+    rest.split(',')
+        .filter_map(|p| {
+            let p = p.trim();
+            let (k, v) = p.split_once(char::is_whitespace)?;
+            Some((k.trim(), v.trim()))
+        })
+        .collect()
+}
+
+fn ids(pairs: &[(&str, &str)]) -> Result<(u32, u32), String> {
+    let get = |k: &str| -> Result<u32, String> {
+        let v = pairs
+            .iter()
+            .find(|(kk, _)| *kk == k)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("missing `{k}`"))?;
+        v.parse().map_err(|_| format!("invalid `{k}` value `{v}`"))
+    };
+    Ok((get("gen_id")?, get("sig_id")?))
+}
+
+fn parse_suppress(rest: &str, vars: &Vars) -> Result<Suppress, String> {
+    let pairs = kv(rest);
+    let (gid, sid) = ids(&pairs)?;
+    let mut track = SuppressTrack::All;
+    let mut ip = AddrSet::any();
+    for (k, v) in &pairs {
+        match *k {
+            "gen_id" | "sig_id" => {}
+            "track" => {
+                track = match *v {
+                    "by_src" => SuppressTrack::BySrc,
+                    "by_dst" => SuppressTrack::ByDst,
+                    "by_either" => SuppressTrack::ByEither,
+                    _ => return Err(format!("invalid `track` value `{v}`")),
+                }
+            }
+            "ip" => ip = vars.address(v).map_err(|e| format!("`ip`: {e}"))?,
+            other => return Err(format!("unknown setting `{other}`")),
+        }
+    }
+    if track != SuppressTrack::All && ip.is_any() && !pairs.iter().any(|(k, _)| *k == "ip") {
+        return Err("`track` needs `ip`".into());
+    }
+    Ok(Suppress {
+        gid,
+        sid,
+        track,
+        ip,
+    })
+}
+
+fn parse_override(rest: &str) -> Result<ThresholdOverride, String> {
+    let pairs = kv(rest);
+    let (gid, sid) = ids(&pairs)?;
+    let spec_text: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| *k != "gen_id" && *k != "sig_id")
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let spec = parse_spec(&spec_text.join(","), false).map_err(|e| e.to_string())?;
+    Ok(ThresholdOverride { gid, sid, spec })
+}
+
+/// A counter window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    start: Timestamp,
+    count: u32,
+    started: bool,
+}
+
+impl Window {
+    /// Count a match at `now`; returns whether it may alert.
+    pub fn hit(&mut self, spec: &ThresholdSpec, now: Timestamp) -> bool {
+        let in_window =
+            self.started && now.since(self.start) <= u64::from(spec.seconds) * Timestamp::SECOND;
+        if !in_window {
+            self.started = true;
+            self.start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        match spec.kind {
+            ThresholdType::Limit => self.count <= spec.count,
+            ThresholdType::Threshold => {
+                if self.count >= spec.count {
+                    self.count = 0;
+                    true
+                } else {
+                    false
+                }
+            }
+            ThresholdType::Both => self.count == spec.count,
+            ThresholdType::DetectionFilter => self.count > spec.count,
+        }
+    }
+
+    fn expired(&self, spec_seconds: u32, now: Timestamp) -> bool {
+        now.since(self.start) > u64::from(spec_seconds) * Timestamp::SECOND
+    }
+}
+
+/// The key a threshold counts by (except `by_flow`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum TrackKey {
+    /// One address.
+    Addr(IpAddr),
+    /// A pair.
+    Pair(IpAddr, IpAddr),
+    /// The rule as a whole.
+    Rule,
+}
+
+/// Host/rule-tracked threshold counters, one per worker (or shared behind a lock by the caller).
+#[derive(Debug, Default)]
+pub struct ThresholdState {
+    map: HashMap<(u32, TrackKey), (Window, u32)>,
+    overflows: u64,
+}
+
+impl ThresholdState {
+    /// Empty.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Matches let through because the table was full.
+    pub fn overflows(&self) -> u64 {
+        self.overflows
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if no counter is held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Count a match of rule `rule_idx` tracked by `key`; returns whether it may alert.
+    pub fn hit(
+        &mut self,
+        rule_idx: u32,
+        key: TrackKey,
+        spec: &ThresholdSpec,
+        now: Timestamp,
+    ) -> bool {
+        if self.map.len() >= MAX_THRESHOLD_ENTRIES && !self.map.contains_key(&(rule_idx, key)) {
+            self.map.retain(|_, (w, secs)| !w.expired(*secs, now));
+            if self.map.len() >= MAX_THRESHOLD_ENTRIES {
+                self.overflows = self.overflows.saturating_add(1);
+                return true;
+            }
+        }
+        let (w, secs) = self.map.entry((rule_idx, key)).or_default();
+        *secs = spec.seconds;
+        w.hit(spec, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp::from_secs_micros(s, 0)
+    }
+
+    fn run(spec: &str, df: bool, times: &[u64]) -> Vec<bool> {
+        let spec = parse_spec(spec, df).unwrap();
+        let mut st = ThresholdState::new();
+        let key = TrackKey::Addr("10.0.0.1".parse().unwrap());
+        times.iter().map(|&s| st.hit(0, key, &spec, t(s))).collect()
+    }
+
+    #[test]
+    fn limit_threshold_both_df() {
+        let times = [0, 1, 2, 3, 4, 5];
+        assert_eq!(
+            run(
+                "type limit, track by_src, count 2, seconds 60",
+                false,
+                &times
+            ),
+            [true, true, false, false, false, false]
+        );
+        assert_eq!(
+            run(
+                "type threshold, track by_src, count 2, seconds 60",
+                false,
+                &times
+            ),
+            [false, true, false, true, false, true]
+        );
+        assert_eq!(
+            run(
+                "type both, track by_src, count 3, seconds 60",
+                false,
+                &times
+            ),
+            [false, false, true, false, false, false]
+        );
+        assert_eq!(
+            run("track by_src, count 2, seconds 60", true, &times),
+            [false, false, true, true, true, true]
+        );
+    }
+
+    #[test]
+    fn window_expires() {
+        assert_eq!(
+            run(
+                "type limit, track by_src, count 1, seconds 10",
+                false,
+                &[0, 5, 10, 11, 12, 30]
+            ),
+            [true, false, false, true, false, true]
+        );
+    }
+
+    #[test]
+    fn bad_specs() {
+        assert_eq!(
+            parse_spec("type limit, track by_src, count 1", false),
+            Err(ThresholdError::Missing("seconds"))
+        );
+        assert!(matches!(
+            parse_spec("type sometimes, track by_src, count 1, seconds 1", false),
+            Err(ThresholdError::Invalid("type", _))
+        ));
+    }
+
+    #[test]
+    fn config_file() {
+        let text = "# c\nsuppress gen_id 1, sig_id 1000001, track by_src, ip 145.254.160.237\n\
+                    suppress gen_id 1, sig_id 7\n\
+                    threshold gen_id 1, sig_id 9, type limit, track by_dst, count 1, seconds 60\n\
+                    event_filter gen_id 0, sig_id 0, type both, track by_src, count 5, seconds 1\n\
+                    rate_filter gen_id 1, sig_id 2, track by_rule, count 1, seconds 1, new_action drop, timeout 5\n\
+                    bogus\nsuppress gen_id 1\n";
+        let (cfg, errs) = ThresholdConfig::parse(text, &Vars::default());
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs[0].line, 6);
+        assert_eq!(errs[1].directive, "bogus");
+        assert_eq!(errs[2].line, 8);
+        let a: IpAddr = "145.254.160.237".parse().unwrap();
+        let b: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(cfg.suppressed(1, 1000001, a, b));
+        assert!(!cfg.suppressed(1, 1000001, b, a));
+        assert!(cfg.suppressed(1, 7, b, b));
+        assert_eq!(cfg.override_for(1, 9).unwrap().kind, ThresholdType::Limit);
+        assert_eq!(cfg.override_for(1, 10).unwrap().kind, ThresholdType::Both);
+    }
+}
