@@ -250,20 +250,40 @@ impl Config {
         }
 
         let mode = r.string(m, "mode", "mode");
-        let vm = r.string(m, "vm_interface", "vm_interface");
-        let net = r.string(m, "network_interface", "network_interface");
-        let iface = r.string(m, "interface", "interface");
-        let inject = r.string(m, "inject_interface", "inject_interface");
+        // AF_PACKET names interfaces, DPDK names devices (a vdev or a PCI address of eal_args).
+        let dpdk = backend == Some(Backend::Dpdk);
+        let (own, other) = if dpdk {
+            (DPDK_PORT_KEYS, AFP_INTERFACE_KEYS)
+        } else {
+            (AFP_INTERFACE_KEYS, DPDK_PORT_KEYS)
+        };
+        for k in other {
+            if m.remove(k).is_some() {
+                r.issue(
+                    k,
+                    if dpdk {
+                        "only for backend: af-packet (dpdk: vm_port, network_port, port, inject_port)"
+                    } else {
+                        "only for backend: dpdk"
+                    },
+                );
+            }
+        }
+        let [k_vm, k_net, k_if, k_inject] = own;
+        let vm = r.string(m, k_vm, k_vm);
+        let net = r.string(m, k_net, k_net);
+        let iface = r.string(m, k_if, k_if);
+        let inject = r.string(m, k_inject, k_inject);
         let attach = match mode.as_deref() {
             Some("inline") => {
-                for (v, k) in [(&iface, "interface"), (&inject, "inject_interface")] {
+                for (v, k) in [(&iface, k_if), (&inject, k_inject)] {
                     if v.is_some() {
                         r.issue(k, "only for mode: mirror");
                     }
                 }
                 match (vm, net) {
                     (Some(v), Some(n)) if v == n => {
-                        r.issue("network_interface", "must differ from vm_interface");
+                        r.issue(k_net, format!("must differ from {k_vm}"));
                         None
                     }
                     (Some(vm_interface), Some(network_interface)) => Some(AttachConfig::Inline {
@@ -272,17 +292,17 @@ impl Config {
                     }),
                     (v, n) => {
                         if v.is_none() {
-                            r.issue("vm_interface", "required for mode: inline");
+                            r.issue(k_vm, "required for mode: inline");
                         }
                         if n.is_none() {
-                            r.issue("network_interface", "required for mode: inline");
+                            r.issue(k_net, "required for mode: inline");
                         }
                         None
                     }
                 }
             }
             Some("mirror") => {
-                for (v, k) in [(&vm, "vm_interface"), (&net, "network_interface")] {
+                for (v, k) in [(&vm, k_vm), (&net, k_net)] {
                     if v.is_some() {
                         r.issue(k, "only for mode: inline");
                     }
@@ -290,7 +310,7 @@ impl Config {
                 match iface {
                     Some(interface) => {
                         if inject.as_ref() == Some(&interface) {
-                            r.issue("inject_interface", "must differ from interface");
+                            r.issue(k_inject, format!("must differ from {k_if}"));
                         }
                         Some(AttachConfig::Mirror {
                             interface,
@@ -298,7 +318,7 @@ impl Config {
                         })
                     }
                     None => {
-                        r.issue("interface", "required for mode: mirror");
+                        r.issue(k_if, "required for mode: mirror");
                         None
                     }
                 }
@@ -350,6 +370,9 @@ impl Config {
         };
         if !eal_args.is_empty() && backend == Some(Backend::AfPacket) {
             r.issue("eal_args", "only for backend: dpdk");
+        }
+        if dpdk {
+            check_dpdk(&mut r, &eal_args, attach.as_ref(), workers);
         }
 
         let policy = r.string(m, "policy", "policy").map(PathBuf::from);
@@ -474,6 +497,114 @@ impl Config {
     }
 }
 
+/// Interface keys of the AF_PACKET backend: inline VM side, inline network side, mirror, inject.
+const AFP_INTERFACE_KEYS: [&str; 4] = [
+    "vm_interface",
+    "network_interface",
+    "interface",
+    "inject_interface",
+];
+/// Port keys of the DPDK backend, in the same order.
+const DPDK_PORT_KEYS: [&str; 4] = ["vm_port", "network_port", "port", "inject_port"];
+
+/// The devices an EAL command line brings up: `--vdev NAME,...` and the PCI allow-list
+/// (`-a`/`--allow ADDRESS,...`), by the names DPDK gives their ports (a short PCI address gets
+/// its `0000:` domain).
+pub fn eal_devices(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (value, pci) = if let Some(v) = a.strip_prefix("--vdev=") {
+            (Some(v.to_owned()), false)
+        } else if let Some(v) = a.strip_prefix("--allow=") {
+            (Some(v.to_owned()), true)
+        } else if a == "--vdev" {
+            (it.next().cloned(), false)
+        } else if a == "-a" || a == "--allow" {
+            (it.next().cloned(), true)
+        } else if let Some(v) = a.strip_prefix("-a").filter(|v| !v.is_empty()) {
+            (Some(v.to_owned()), true)
+        } else {
+            (None, false)
+        };
+        let Some(value) = value else { continue };
+        let name = value
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        if name.is_empty() {
+            continue;
+        }
+        if pci && name.split(':').count() == 2 {
+            out.push(format!("0000:{name}"));
+        } else {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// `backend: dpdk`: the EAL arguments must bring up every named port, and one worker runs (on
+/// the EAL main lcore) for now.
+fn check_dpdk(r: &mut Reader, eal_args: &[String], attach: Option<&AttachConfig>, workers: u64) {
+    if workers > 1 {
+        r.issue(
+            "workers",
+            "the dpdk backend runs one worker (on the EAL main lcore) for now",
+        );
+    }
+    if eal_args.is_empty() {
+        r.issue(
+            "eal_args",
+            "required for backend: dpdk (at least the devices: --vdev=NAME,... or -a PCI-ADDRESS)",
+        );
+        return;
+    }
+    if eal_args.iter().any(|a| a == "--in-memory") && eal_args.iter().any(|a| a == "--no-huge") {
+        r.issue(
+            "eal_args",
+            "--in-memory cannot be combined with --no-huge (use --no-shconf)",
+        );
+    }
+    let devices = eal_devices(eal_args);
+    if devices.is_empty() {
+        r.issue(
+            "eal_args",
+            "names no device: add --vdev=NAME,... or -a PCI-ADDRESS for every port",
+        );
+        return;
+    }
+    let named: Vec<(&str, &String)> = match attach {
+        Some(AttachConfig::Inline {
+            vm_interface,
+            network_interface,
+        }) => vec![
+            ("vm_port", vm_interface),
+            ("network_port", network_interface),
+        ],
+        Some(AttachConfig::Mirror {
+            interface,
+            inject_interface,
+        }) => std::iter::once(("port", interface))
+            .chain(inject_interface.iter().map(|i| ("inject_port", i)))
+            .collect(),
+        None => vec![],
+    };
+    for (key, name) in named {
+        if !devices.contains(name) {
+            r.issue(
+                key,
+                format!(
+                    "{name:?} is not a device of eal_args (devices: {})",
+                    devices.join(", ")
+                ),
+            );
+        }
+    }
+}
+
 // Values were range-checked against bounds that fit.
 fn to_usize(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)
@@ -536,9 +667,76 @@ mod tests {
     #[test]
     fn dpdk_without_feature_is_refused() {
         let e = Config::from_yaml(
-            "backend: dpdk\nmode: mirror\ninterface: 0000:00:04.0\neal_args: [--no-huge]\n",
+            "backend: dpdk\nmode: mirror\nport: 0000:00:04.0\neal_args: [-a, 00:04.0]\n",
         )
         .unwrap_err();
         assert!(e.to_string().contains("built without DPDK"), "{e}");
+    }
+
+    #[test]
+    fn eal_devices_are_read_by_port_name() {
+        let args: Vec<String> = [
+            "--no-huge",
+            "--vdev=net_af_packet0,iface=veth0",
+            "--vdev",
+            "net_pcap1,rx_pcap=x",
+            "-a",
+            "00:04.0",
+            "-a0000:00:05.0,foo=1",
+            "--allow=0000:00:06.0",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            eal_devices(&args),
+            [
+                "net_af_packet0",
+                "net_pcap1",
+                "0000:00:04.0",
+                "0000:00:05.0",
+                "0000:00:06.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn dpdk_ports_and_eal_args_are_validated() {
+        let e = Config::from_yaml(
+            "backend: dpdk\nmode: inline\nvm_interface: a\nvm_port: net_af_packet0\n\
+             network_port: net_af_packet9\nworkers: 2\n\
+             eal_args: [--no-huge, \"--vdev=net_af_packet0,iface=a\", \"--vdev=net_af_packet1,iface=b\"]\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+        for k in ["vm_interface", "workers", "network_port"] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        assert!(!keys.contains(&"vm_port"), "{keys:?}");
+        let e = Config::from_yaml("backend: dpdk\nmode: mirror\nport: p\neal_args: [--no-huge]\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("names no device"), "{e}");
+        let e = Config::from_yaml("mode: mirror\ninterface: x\nport: p\n").unwrap_err();
+        assert!(
+            e.to_string().contains("port: only for backend: dpdk"),
+            "{e}"
+        );
+    }
+
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_inline_parses() {
+        let c = Config::from_yaml(
+            "backend: dpdk\nmode: inline\nvm_port: net_af_packet0\nnetwork_port: net_af_packet1\n\
+             eal_args: [--no-huge, \"--vdev=net_af_packet0,iface=a\", \"--vdev=net_af_packet1,iface=b\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.backend, Backend::Dpdk);
+        assert_eq!(
+            c.attach,
+            AttachConfig::Inline {
+                vm_interface: "net_af_packet0".into(),
+                network_interface: "net_af_packet1".into()
+            }
+        );
     }
 }

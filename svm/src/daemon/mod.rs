@@ -11,6 +11,8 @@
 //! file, and only then open sockets.
 
 pub mod config;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod status;
 pub mod workers;
 
@@ -179,7 +181,10 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     let (cfg, policy) = load(config_path)?;
     match cfg.backend {
         Backend::AfPacket => {}
-        // Validation refuses dpdk in a build without the feature; the DPDK backend plugs in here.
+        #[cfg(feature = "dpdk")]
+        Backend::Dpdk => return dpdk::run(&cfg, policy),
+        // Validation refuses dpdk in a build without the feature.
+        #[cfg(not(feature = "dpdk"))]
         Backend::Dpdk => {
             return Err(DaemonError::Io {
                 what: "backend dpdk".into(),

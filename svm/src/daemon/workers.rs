@@ -28,9 +28,9 @@ pub struct WorkerStatus {
 
 /// Output of a live worker: events to the writer thread (never waiting: a full queue drops the
 /// event and counts it), injections kept for the backend.
-struct ChannelOutput {
+pub(super) struct ChannelOutput {
     events: SyncSender<Event>,
-    dropped: u64,
+    pub(super) dropped: u64,
     injected: Vec<(Vec<u8>, Toward)>,
 }
 
@@ -45,11 +45,27 @@ impl Output for ChannelOutput {
     }
 }
 
-struct Handler {
-    worker: Worker,
-    out: ChannelOutput,
+pub(super) struct Handler {
+    pub(super) worker: Worker,
+    pub(super) out: ChannelOutput,
     received: u64,
     last_port: PortId,
+}
+
+impl Handler {
+    /// A worker's frame handler, sending its events to `events`.
+    pub(super) fn new(worker: Worker, events: SyncSender<Event>) -> Handler {
+        Handler {
+            worker,
+            out: ChannelOutput {
+                events,
+                dropped: 0,
+                injected: Vec::new(),
+            },
+            received: 0,
+            last_port: 0,
+        }
+    }
 }
 
 impl FrameHandler for Handler {
@@ -129,16 +145,7 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
         stop,
         status,
     } = task;
-    let mut h = Handler {
-        worker,
-        out: ChannelOutput {
-            events,
-            dropped: 0,
-            injected: Vec::new(),
-        },
-        received: 0,
-        last_port: 0,
-    };
+    let mut h = Handler::new(worker, events);
     let mut last_publish = Instant::now();
     let result = loop {
         if stop.load(Ordering::Relaxed) {
