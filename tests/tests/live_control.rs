@@ -13,6 +13,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use svm_e2e::fakes::central::FakeCentral;
+use svm_e2e::fakes::nsx::FakeNsx;
 use svm_e2e::fakes::pki::TestCa;
 use svm_e2e::{TempDir, svm_bin};
 
@@ -82,6 +84,8 @@ struct Net {
     dir: TempDir,
     /// Extra configuration (central, nsx, inventory) appended to the daemon's.
     extra: String,
+    /// The management CA (also issues the fakes' certificates).
+    ca: TestCa,
 }
 
 impl Net {
@@ -127,6 +131,7 @@ impl Net {
             children: vec![],
             dir: TempDir::new(&format!("live-ctl-{t}")),
             extra: String::new(),
+            ca: TestCa::new("svm management CA"),
         };
         net.build();
         net.pki();
@@ -179,7 +184,7 @@ impl Net {
     /// Management CA, the API's server certificate, admin / reader clients, and a client from
     /// a foreign CA (with the admin's name).
     fn pki(&self) {
-        let ca = TestCa::new("svm management CA");
+        let ca = &self.ca;
         let other = TestCa::new("someone else's CA");
         let w = |n: &str, s: &str| std::fs::write(self.dir.path(n), s).unwrap();
         w("ca.crt", &ca.cert_pem());
@@ -734,4 +739,141 @@ fn policy_push_blocks_and_restart() {
         ev.iter().any(|e| e["event_type"] == "policy_applied"),
         "{log}"
     );
+}
+
+/// A tokio runtime whose threads live in network namespace `ns` (the calling thread joins it
+/// with setns(2) before building the runtime; its worker threads inherit it). Sockets made by
+/// tasks spawned on it belong to that namespace.
+#[allow(unsafe_code)]
+fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on a valid namespace file descriptor; affects only this thread.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// A free TCP port on 127.0.0.1 inside the runtime's namespace.
+fn free_port(rt: &tokio::runtime::Runtime) -> u16 {
+    rt.block_on(rt.spawn(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    }))
+    .unwrap()
+}
+
+/// (e) the central server gets every event exactly once per id after being down for a while;
+/// (f) NSX gets exactly one add_tags for the attacked VM (the inventory maps the victim's
+/// address to it).
+#[test]
+fn events_reach_central_once_and_nsx_tags_the_victim() {
+    skip_unless_able!();
+    let mut net = Net::new('e');
+    let rt = runtime_in(&net.ns('S'));
+    let central_port = free_port(&rt);
+
+    // NSX is up from the start.
+    let nsx = FakeNsx::new("svm-tagger", "tag-secret");
+    let nsx_server = net.ca.server("nsx-manager");
+    let nsx_tls = svm_e2e::fakes::server_tls(&nsx_server, None);
+    let nsx_port = {
+        let nsx = nsx.clone();
+        rt.block_on(rt.spawn(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = l.local_addr().unwrap().port();
+            nsx.start(l, nsx_tls);
+            port
+        }))
+        .unwrap()
+    };
+    let central_server = net.ca.server("central");
+    let svm_client = net.ca.client("svm-01", None);
+    for (n, pem) in [
+        ("svm-client.crt", &svm_client.cert_pem),
+        ("svm-client.key", &svm_client.key_pem),
+    ] {
+        std::fs::write(net.dir.path(n), pem).unwrap();
+    }
+    let d = net.dir.path("").display().to_string();
+    net.extra = format!(
+        "central:\n  url: https://127.0.0.1:{central_port}/api/v1/events\n  ca: {d}/ca.crt\n  \
+         cert: {d}/svm-client.crt\n  key: {d}/svm-client.key\n  batch: 50\n  retry_max_secs: 1\n\
+         nsx:\n  url: https://127.0.0.1:{nsx_port}\n  auth: basic\n  user: svm-tagger\n  \
+         password: tag-secret\n  ca: {d}/ca.crt\n\
+         inventory:\n  - id: vm-victim\n    name: victim\n    nsx_external_id: ext-victim-0001\n    \
+         interfaces: [{{vlan: untagged, addresses: [{VICTIM}]}}]\n"
+    );
+    net.start_svm("mode: standard\n");
+    net.http_server();
+    net.wait_http();
+
+    // Events while the central server is down: alerts, a block, a manual block and unblock.
+    net.nmap("1-200");
+    wait_until("the block", 5, || !net.curl_from(ATTACKER, 1));
+    assert!(net.cli(&["blocked", "allow", ATTACKER]).status.success());
+    std::thread::sleep(Duration::from_secs(3));
+    let st = net.json("admin", "/api/v1/status");
+    assert!(st["spool_events"].as_u64().unwrap() > 0, "{st}");
+
+    // The central server comes up.
+    let central = FakeCentral::default();
+    {
+        let central = central.clone();
+        let tls = svm_e2e::fakes::server_tls(&central_server, Some(&net.ca));
+        rt.block_on(rt.spawn(async move {
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", central_port))
+                .await
+                .unwrap();
+            central.start(l, tls);
+        }))
+        .unwrap();
+    }
+    wait_until("the spool to drain", 20, || {
+        net.json("admin", "/api/v1/status")["spool_events"] == 0
+    });
+    let log = net.stop_svm();
+
+    // Every event of the EVE output reached the central server exactly once.
+    let eve_ids: std::collections::BTreeSet<String> = net
+        .eve()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let seen = central.seen.lock().unwrap();
+    let dup: Vec<_> = seen.ids.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(dup.is_empty(), "duplicates: {dup:?}");
+    let central_ids: std::collections::BTreeSet<String> = seen.ids.keys().cloned().collect();
+    assert!(
+        eve_ids.is_subset(&central_ids),
+        "missing at the central server: {:?}\n{log}",
+        eve_ids.difference(&central_ids).collect::<Vec<_>>()
+    );
+    let types: Vec<&str> = seen
+        .events
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    for t in ["alert", "block", "vm_tagged"] {
+        assert!(
+            types.contains(&t),
+            "no {t} event at the central server: {types:?}"
+        );
+    }
+
+    // Exactly one add_tags, for the victim's VM.
+    let tags = nsx.successes();
+    assert_eq!(tags.len(), 1, "{tags:?}");
+    assert!(tags[0].to_string().contains("ext-victim-0001"), "{tags:?}");
+    drop(seen);
+    rt.shutdown_background();
 }
