@@ -7,8 +7,11 @@
 //! keeper, then the writer, which flushes), SIGUSR1 prints the counters to standard error, as
 //! does the periodic `stats_interval_secs` and the exit.
 //!
-//! Order of start-up: read and validate the whole configuration and the policy, create the EVE
-//! file, and only then open sockets.
+//! Order of start-up: read and validate the whole configuration and the policy, start the
+//! control plane when `state_dir` is set ([`plane`]: store, tokio runtime, API), create the EVE
+//! file, and only then open sockets. With the control plane, the EVE writer thread is replaced
+//! by the event pump, which feeds every event to the control state (and through it to the EVE
+//! output, the spool and syslog).
 
 pub mod config;
 pub mod plane;
