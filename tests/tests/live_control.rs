@@ -588,6 +588,18 @@ fn policy_push_blocks_and_restart() {
         "benign traffic lost packets:\n{ping_log}"
     );
 
+    // Dataplane counters on /metrics.
+    let (code, metrics) = net.api("reader", "GET", "/metrics", None);
+    assert_eq!(code, 200);
+    assert!(metrics.contains("svm_dataplane_blocks 1"), "{metrics}");
+    assert!(metrics.contains("svm_policy_version 1"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("svm_packets_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
     // (d) The CLI lists the block.
     let list = net.cli(&["blocked", "list"]);
     let listed = String::from_utf8_lossy(&list.stdout).into_owned();

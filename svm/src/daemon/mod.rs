@@ -340,6 +340,9 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         handles.push(h);
     }
     drop(ev_tx);
+    if let Some(p) = &plane {
+        let _ = p.workers.set(statuses.clone());
+    }
     eprintln!(
         "svm run: {} worker{} on {} ({}), policy {}, mode {:?}",
         workers,

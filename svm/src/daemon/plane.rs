@@ -32,10 +32,12 @@ use dataplane::time::Timestamp;
 use policy::{CompiledPolicy, Policy};
 
 use super::config::{Config, NsxAuthKind};
-use super::workers::PolicyCell;
+use super::workers::{PolicyCell, WorkerStatus};
 use super::{DaemonError, now};
 use crate::api::{ApiConfig, RoleMap};
-use crate::control::{BlockCommand, Control, ControlConfig, ControlState, Hooks, SystemClock};
+use crate::control::{
+    BlockCommand, Control, ControlConfig, ControlState, Hooks, Metric, SystemClock,
+};
 use crate::events::{EventHub, HubConfig, LocalOutput, Record};
 use crate::https::HttpsClient;
 use crate::inventory::Inventory;
@@ -62,8 +64,13 @@ impl LocalOutput for StdoutOutput {
     }
 }
 
+/// Worker status cells, filled in once the workers exist (for `/metrics`).
+pub type WorkerStatuses = Arc<std::sync::OnceLock<Vec<Arc<std::sync::Mutex<WorkerStatus>>>>>;
+
 /// The running control plane.
 pub struct Plane {
+    /// Set once the workers are started.
+    pub workers: WorkerStatuses,
     /// The core.
     pub control: Arc<ControlState>,
     /// What the workers run.
@@ -197,13 +204,15 @@ impl Plane {
         let cell = Arc::new(PolicyCell::new(Arc::new(CompiledPolicy::compile(
             file_policy.clone(),
         ))));
+        let workers: WorkerStatuses = Arc::default();
         let hooks = {
             let cell = cell.clone();
-            let blocks = blocks.clone();
+            let to = blocks.clone();
+            let (w, b) = (workers.clone(), blocks.clone());
             Hooks {
                 on_policy: Some(Box::new(move |p| cell.store(p))),
-                on_block: Some(Box::new(move |cmd| to_keeper(&blocks, cmd))),
-                metrics: None,
+                on_block: Some(Box::new(move |cmd| to_keeper(&to, cmd))),
+                metrics: Some(Box::new(move || dataplane_metrics(&w, &b))),
             }
         };
         let control = Arc::new(
@@ -269,6 +278,7 @@ impl Plane {
         }
         drop(_enter);
         Ok(Plane {
+            workers,
             control,
             policy: cell,
             api_addr,
@@ -284,6 +294,75 @@ impl Plane {
         let _ = self.shutdown.send(true);
         self.runtime.shutdown_timeout(Duration::from_secs(2));
     }
+}
+
+/// Dataplane counters for `/metrics` (summed over workers, as last published, about once a
+/// second), and the keeper's published block count.
+fn dataplane_metrics(workers: &WorkerStatuses, blocks: &BlockControl) -> Vec<Metric> {
+    #[allow(clippy::cast_precision_loss)]
+    let f = |v: u64| v as f64;
+    let t = workers
+        .get()
+        .map(|w| super::status::collect(w))
+        .unwrap_or_default();
+    let c = &t.counters;
+    let one = |name, help, kind, v: u64| Metric {
+        name,
+        help,
+        kind,
+        samples: vec![(Vec::new(), f(v))],
+    };
+    vec![
+        one(
+            "svm_packets_total",
+            "Packets received by the workers.",
+            "counter",
+            c.packets,
+        ),
+        one(
+            "svm_bytes_total",
+            "Bytes received by the workers.",
+            "counter",
+            c.bytes,
+        ),
+        one(
+            "svm_packets_forwarded_total",
+            "Packets forwarded (inline).",
+            "counter",
+            c.forwarded,
+        ),
+        Metric {
+            name: "svm_packets_dropped_total",
+            help: "Packets dropped, by reason.",
+            kind: "counter",
+            samples: vec![
+                (vec![("reason", "blocked".into())], f(c.dropped_blocked)),
+                (
+                    vec![("reason", "terminated".into())],
+                    f(c.dropped_terminated),
+                ),
+                (vec![("reason", "attack".into())], f(c.dropped_attack)),
+            ],
+        },
+        one(
+            "svm_flows",
+            "Live flows over all workers.",
+            "gauge",
+            t.flows as u64,
+        ),
+        one(
+            "svm_worker_events_dropped_total",
+            "Events dropped because the event queue was full.",
+            "counter",
+            t.events_dropped,
+        ),
+        one(
+            "svm_dataplane_blocks",
+            "Blocks in the dataplane's shared block table (as last published).",
+            "gauge",
+            blocks.snapshot().len() as u64,
+        ),
+    ]
 }
 
 /// The `on_block` hook: control-plane changes to the keeper. Detection blocks come from the
