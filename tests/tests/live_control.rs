@@ -889,3 +889,68 @@ fn events_reach_central_once_and_nsx_tags_the_victim() {
     drop(seen);
     rt.shutdown_background();
 }
+
+/// (h) expiry: a 1-minute manual block (the shortest) is enforced, reaches a bouncer as a new
+/// decision, and when it runs out the dataplane lets the source through again, the bouncer gets
+/// the deletion and exactly one `expired` removal is reported. Takes a little over a minute.
+#[test]
+fn one_minute_block_expires_everywhere() {
+    skip_unless_able!();
+    let mut net = Net::new('x');
+    net.start_svm("mode: standard\n");
+    net.http_server();
+    net.wait_http();
+    let first = bouncer(&net, true);
+    assert!(first["new"].as_array().is_none_or(Vec::is_empty), "{first}");
+    let (code, body) = net.api(
+        "admin",
+        "POST",
+        "/api/v1/blocked-hosts",
+        Some(&format!(
+            r#"{{"vlan": "untagged", "address": "{ATTACKER}", "minutes": 1}}"#
+        )),
+    );
+    assert_eq!(code, 201, "{body}");
+    let made = Instant::now();
+    wait_until("the manual block in the dataplane", 3, || {
+        !net.curl_from(ATTACKER, 1)
+    });
+    let s = bouncer(&net, false);
+    assert_eq!(s["new"][0]["value"], ATTACKER, "{s}");
+    std::thread::sleep(Duration::from_secs(55).saturating_sub(made.elapsed()));
+    assert!(
+        !net.curl_from(ATTACKER, 1),
+        "still blocked before the minute is up"
+    );
+    wait_until("the block to expire in the dataplane", 20, || {
+        net.curl_from(ATTACKER, 1)
+    });
+    assert!(
+        made.elapsed() >= Duration::from_secs(59),
+        "{:?}",
+        made.elapsed()
+    );
+    wait_until("the expiry on the decisions stream", 5, || {
+        let s = bouncer(&net, false);
+        s["deleted"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["value"] == ATTACKER))
+    });
+    assert!(
+        net.json("admin", "/api/v1/blocked-hosts")
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let log = net.stop_svm();
+    let expired = net
+        .eve()
+        .iter()
+        .filter(|e| {
+            e["event_type"] == "block"
+                && e["block"]["action"] == "remove"
+                && e["block"]["reason"] == "expired"
+        })
+        .count();
+    assert_eq!(expired, 1, "{log}");
+}
