@@ -42,10 +42,16 @@ unit:
 	$(CARGO) test --workspace
 
 ## test-dpdk: the DPDK backend (feature dpdk; needs libdpdk-dev, clang, pkg-config): lints, then
-## its tests over net_pcap vdevs (no hugepages, no NIC; each EAL in its own process).
+## its tests over net_pcap vdevs (no hugepages, no NIC; each EAL in its own process), then the
+## daemon's config tests and the live namespace cases with `svm run` on DPDK (root; they skip
+## with a message otherwise). The svm binary is built with the feature first.
 test-dpdk:
 	$(CARGO) clippy -p dataplane -p dpdk-sys --all-targets --features dataplane/dpdk -- -D warnings
+	$(CARGO) clippy -p svm -p svm-e2e --all-targets --features svm/dpdk,svm-e2e/dpdk -- -D warnings
 	$(CARGO) test -p dataplane --features dpdk
+	$(CARGO) build -p svm --bins --features dpdk
+	$(CARGO) test -p svm --features dpdk --lib daemon::
+	$(CARGO) test -p svm-e2e --features dpdk --test live_dpdk
 
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain build them.
 fuzz-build:

@@ -521,6 +521,25 @@ impl ControlState {
             .map_or_else(|e| e.into_inner().compiled.clone(), |r| r.compiled.clone())
     }
 
+    /// Before the first push (running version 0), show and run `policy` (the daemon's policy
+    /// file) as version 0 instead of the built-in default. Not stored: the file is read again at
+    /// each start until a policy is pushed. Returns false (and changes nothing) once a pushed
+    /// policy is running.
+    pub fn seed_policy(&self, policy: Policy) -> bool {
+        let mut r = self
+            .running
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if r.state.version != 0 {
+            return false;
+        }
+        *r = Running {
+            state: PolicyState::new(0, policy.to_json()),
+            compiled: Arc::new(CompiledPolicy::compile(policy)),
+        };
+        true
+    }
+
     /// Every active block as a command, for seeding workers at start.
     pub fn block_commands(&self) -> Vec<BlockCommand> {
         let b = lock(&self.blocks);

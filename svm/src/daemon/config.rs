@@ -5,7 +5,10 @@
 //! one key does not hide the problems of the others, and unknown keys are reported by name.
 //! Tests hand in the text directly ([`Config::from_yaml`]).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::inventory::{Inventory, ProtectedVm};
 
 use serde_norway::{Mapping, Value};
 
@@ -96,6 +99,113 @@ pub struct Config {
     pub burst: usize,
     /// AF_PACKET tuning.
     pub af_packet: AfPacketSettings,
+    /// Control plane state (redb store); the control plane runs only when set.
+    pub state_dir: Option<PathBuf>,
+    /// Management API.
+    pub api: Option<ApiSettings>,
+    /// Central event server.
+    pub central: Option<CentralSettings>,
+    /// NSX Manager tagging.
+    pub nsx: Option<NsxSettings>,
+    /// Protected VMs.
+    pub inventory: Vec<ProtectedVm>,
+    /// Local event outputs of the control plane.
+    pub outputs: OutputSettings,
+}
+
+/// `api:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server key (PEM).
+    pub key: PathBuf,
+    /// Management CA: client certificates must chain to it (PEM).
+    pub client_ca: PathBuf,
+    /// Subject entries (`CN=...`, `OU=...`) with the admin role.
+    pub admin: Vec<String>,
+    /// Subject entries with the read-only role.
+    pub read_only: Vec<String>,
+    /// API keys of CrowdSec-style bouncers (`X-Api-Key`).
+    pub bouncer_keys: Vec<String>,
+}
+
+/// `central:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CentralSettings {
+    /// Events URL.
+    pub url: String,
+    /// CA of the server certificate (PEM).
+    pub ca: PathBuf,
+    /// Client certificate (PEM).
+    pub cert: PathBuf,
+    /// Client key (PEM).
+    pub key: PathBuf,
+    /// Events per POST.
+    pub batch: usize,
+    /// Longest retry delay, seconds.
+    pub retry_max_secs: u64,
+}
+
+/// NSX authentication kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NsxAuthKind {
+    /// HTTP basic on every call.
+    Basic,
+    /// Session cookie.
+    Session,
+}
+
+/// `nsx:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsxSettings {
+    /// `https://nsx-manager[:port]`.
+    pub url: String,
+    /// Authentication kind.
+    pub auth: NsxAuthKind,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// CA of NSX Manager's certificate (PEM).
+    pub ca: PathBuf,
+    /// Tag scope.
+    pub scope: String,
+    /// Tag.
+    pub tag: String,
+}
+
+/// A size-rotated EVE file of the control plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EveFileSettings {
+    /// The file.
+    pub path: PathBuf,
+    /// Rotate past this size.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: u32,
+}
+
+/// Syslog output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyslogSettings {
+    /// Collector.
+    pub target: SocketAddr,
+    /// Transport.
+    pub transport: crate::events::syslog::Transport,
+    /// CEF instead of JSON messages.
+    pub cef: bool,
+}
+
+/// `outputs:` settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputSettings {
+    /// EVE file.
+    pub eve: Option<EveFileSettings>,
+    /// Syslog.
+    pub syslog: Option<SyslogSettings>,
 }
 
 /// One problem in the configuration.
@@ -167,6 +277,65 @@ impl Reader {
                 );
                 None
             }
+        }
+    }
+
+    fn strings(&mut self, map: &mut Mapping, key: &str, full: &str) -> Vec<String> {
+        match map.remove(key) {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Sequence(items)) => items
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, v)| match v {
+                    Value::String(s) if !s.is_empty() => Some(s),
+                    other => {
+                        self.issue(
+                            &format!("{full}[{i}]"),
+                            format!("expected a non-empty string, found {}", kind(&other)),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                self.issue(
+                    full,
+                    format!("expected a list of strings, found {}", kind(&other)),
+                );
+                vec![]
+            }
+        }
+    }
+
+    fn required(&mut self, map: &mut Mapping, key: &str, prefix: &str) -> Option<String> {
+        let full = format!("{prefix}.{key}");
+        if !map.contains_key(key) {
+            self.issue(&full, "required");
+            return None;
+        }
+        self.string(map, key, &full)
+    }
+
+    fn addr(&mut self, map: &mut Mapping, key: &str, prefix: &str) -> Option<SocketAddr> {
+        let full = format!("{prefix}.{key}");
+        let s = self.required(map, key, prefix)?;
+        match s.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.issue(&full, format!("{s:?} is not an address:port"));
+                None
+            }
+        }
+    }
+
+    /// An optional section: None when absent.
+    fn opt_section(&mut self, map: &mut Mapping, key: &str) -> Option<Mapping> {
+        match map.get(key) {
+            None | Some(Value::Null) => {
+                map.remove(key);
+                None
+            }
+            Some(_) => Some(self.section(map, key)),
         }
     }
 
@@ -467,6 +636,188 @@ impl Config {
             .boolean(&mut afp, "promiscuous", "af_packet.promiscuous")
             .unwrap_or(d.promiscuous);
         r.unknown(&afp, "af_packet");
+
+        let state_dir = r.string(m, "state_dir", "state_dir").map(PathBuf::from);
+        let present = |m: &Mapping, k: &str| m.get(k).is_some_and(|v| !v.is_null());
+        let needs_state: Vec<&str> = ["api", "central", "nsx", "inventory", "outputs"]
+            .into_iter()
+            .filter(|k| present(m, k))
+            .collect();
+        let api = r.opt_section(m, "api").and_then(|mut a| {
+            let p = "api";
+            let listen = r.addr(&mut a, "listen", p);
+            let cert = r.required(&mut a, "cert", p);
+            let key = r.required(&mut a, "key", p);
+            let client_ca = r.required(&mut a, "client_ca", p);
+            let admin = r.strings(&mut a, "admin", "api.admin");
+            let read_only = r.strings(&mut a, "read_only", "api.read_only");
+            let bouncer_keys = r.strings(&mut a, "bouncer_keys", "api.bouncer_keys");
+            if admin.is_empty() {
+                r.issue(
+                    "api.admin",
+                    "name at least one admin subject (CN=... or OU=...)",
+                );
+            }
+            for (i, k) in bouncer_keys.iter().enumerate() {
+                if k.len() < 16 {
+                    r.issue(
+                        &format!("api.bouncer_keys[{i}]"),
+                        "too short (16 characters at least)",
+                    );
+                }
+            }
+            r.unknown(&a, p);
+            Some(ApiSettings {
+                listen: listen?,
+                cert: cert?.into(),
+                key: key?.into(),
+                client_ca: client_ca?.into(),
+                admin,
+                read_only,
+                bouncer_keys,
+            })
+        });
+        let central = r.opt_section(m, "central").and_then(|mut c| {
+            let p = "central";
+            let url = r.required(&mut c, "url", p);
+            if let Some(u) = &url
+                && !u.starts_with("https://")
+            {
+                r.issue("central.url", "must be an https:// URL");
+            }
+            let ca = r.required(&mut c, "ca", p);
+            let cert = r.required(&mut c, "cert", p);
+            let key = r.required(&mut c, "key", p);
+            let batch = r
+                .uint(&mut c, "batch", "central.batch", 1, 10_000)
+                .unwrap_or(500);
+            let retry_max_secs = r
+                .uint(&mut c, "retry_max_secs", "central.retry_max_secs", 1, 3600)
+                .unwrap_or(60);
+            r.unknown(&c, p);
+            Some(CentralSettings {
+                url: url?,
+                ca: ca?.into(),
+                cert: cert?.into(),
+                key: key?.into(),
+                batch: to_usize(batch),
+                retry_max_secs,
+            })
+        });
+        let nsx = r.opt_section(m, "nsx").and_then(|mut n| {
+            let p = "nsx";
+            let url = r.required(&mut n, "url", p);
+            if let Some(u) = &url
+                && !u.starts_with("https://")
+            {
+                r.issue("nsx.url", "must be an https:// URL");
+            }
+            let auth = match r.string(&mut n, "auth", "nsx.auth").as_deref() {
+                None | Some("basic") => Some(NsxAuthKind::Basic),
+                Some("session") => Some(NsxAuthKind::Session),
+                Some(other) => {
+                    r.issue(
+                        "nsx.auth",
+                        format!("unknown value {other:?} (basic or session)"),
+                    );
+                    None
+                }
+            };
+            let user = r.required(&mut n, "user", p);
+            let password = r.required(&mut n, "password", p);
+            let ca = r.required(&mut n, "ca", p);
+            let scope = r
+                .string(&mut n, "scope", "nsx.scope")
+                .unwrap_or_else(|| "IDS_IPS".into());
+            let tag = r
+                .string(&mut n, "tag", "nsx.tag")
+                .unwrap_or_else(|| "threat=high".into());
+            r.unknown(&n, p);
+            Some(NsxSettings {
+                url: url?,
+                auth: auth?,
+                user: user?,
+                password: password?,
+                ca: ca?.into(),
+                scope,
+                tag,
+            })
+        });
+        let inventory = match m.remove("inventory") {
+            None | Some(Value::Null) => vec![],
+            Some(v) => match serde_norway::from_value::<Vec<ProtectedVm>>(v) {
+                Ok(vms) => {
+                    if let Err(errors) = Inventory::new(vms.clone()) {
+                        for e in errors {
+                            r.issue("inventory", e.to_string());
+                        }
+                    }
+                    vms
+                }
+                Err(e) => {
+                    r.issue("inventory", e.to_string());
+                    vec![]
+                }
+            },
+        };
+        let mut outputs = OutputSettings::default();
+        if let Some(mut o) = r.opt_section(m, "outputs") {
+            if let Some(mut e) = r.opt_section(&mut o, "eve") {
+                let path = r.required(&mut e, "path", "outputs.eve");
+                let max_bytes = r
+                    .uint(
+                        &mut e,
+                        "max_bytes",
+                        "outputs.eve.max_bytes",
+                        1 << 16,
+                        u64::MAX,
+                    )
+                    .unwrap_or(u64::MAX);
+                let keep = r
+                    .uint(&mut e, "keep", "outputs.eve.keep", 0, 1000)
+                    .map_or(5, to_u32);
+                r.unknown(&e, "outputs.eve");
+                outputs.eve = path.map(|p| EveFileSettings {
+                    path: p.into(),
+                    max_bytes,
+                    keep,
+                });
+            }
+            if let Some(mut y) = r.opt_section(&mut o, "syslog") {
+                let target = r.addr(&mut y, "target", "outputs.syslog");
+                let transport = match r
+                    .string(&mut y, "transport", "outputs.syslog.transport")
+                    .as_deref()
+                {
+                    None | Some("udp") => crate::events::syslog::Transport::Udp,
+                    Some("tcp") => crate::events::syslog::Transport::Tcp,
+                    Some(other) => {
+                        r.issue(
+                            "outputs.syslog.transport",
+                            format!("unknown value {other:?} (udp or tcp)"),
+                        );
+                        crate::events::syslog::Transport::Udp
+                    }
+                };
+                let cef = r
+                    .boolean(&mut y, "cef", "outputs.syslog.cef")
+                    .unwrap_or(false);
+                r.unknown(&y, "outputs.syslog");
+                outputs.syslog = target.map(|target| SyslogSettings {
+                    target,
+                    transport,
+                    cef,
+                });
+            }
+            r.unknown(&o, "outputs");
+        }
+        if state_dir.is_none() {
+            for k in needs_state {
+                r.issue(k, "needs state_dir (the control plane's store)");
+            }
+        } else if eve.is_some() && outputs.eve.is_some() {
+            r.issue("eve", "give either eve or outputs.eve, not both");
+        }
         r.unknown(m, "");
 
         match (backend, attach) {
@@ -491,6 +842,12 @@ impl Config {
                     fanout_hash,
                     promiscuous,
                 },
+                state_dir,
+                api,
+                central,
+                nsx,
+                inventory,
+                outputs,
             }),
             _ => Err(ConfigErrors(r.issues)),
         }
@@ -652,6 +1009,42 @@ mod tests {
             "af_packet.block_size",
             "af_packet.colour",
             "extra",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn deploy_example_parses() {
+        let c = Config::from_yaml(include_str!("../../../deploy/svm.yaml")).unwrap();
+        assert!(c.state_dir.is_some());
+        assert!(c.api.is_some() && c.central.is_some() && c.nsx.is_some());
+        assert_eq!(c.inventory.len(), 1);
+        assert!(c.outputs.syslog.is_some());
+    }
+
+    #[test]
+    fn control_plane_problems_are_all_reported() {
+        let e = Config::from_yaml(
+            "mode: inline\nvm_interface: a\nnetwork_interface: b\n\
+             api: {listen: nowhere, cert: c, admin: []}\ncentral: {url: http://x, ca: a}\n\
+             nsx: {url: https://n, auth: token}\ninventory: [{id: x}]\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+        for k in [
+            "api.listen",
+            "api.key",
+            "api.client_ca",
+            "api.admin",
+            "central.url",
+            "central.cert",
+            "nsx.auth",
+            "nsx.user",
+            "inventory",
+            "api",
+            "central",
+            "nsx",
         ] {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }

@@ -7,12 +7,16 @@
 //! keeper, then the writer, which flushes), SIGUSR1 prints the counters to standard error, as
 //! does the periodic `stats_interval_secs` and the exit.
 //!
-//! Order of start-up: read and validate the whole configuration and the policy, create the EVE
-//! file, and only then open sockets.
+//! Order of start-up: read and validate the whole configuration and the policy, start the
+//! control plane when `state_dir` is set ([`plane`]: store, tokio runtime, API), create the EVE
+//! file, and only then open sockets. With the control plane, the EVE writer thread is replaced
+//! by the event pump, which feeds every event to the control state (and through it to the EVE
+//! output, the spool and syslog).
 
 pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod plane;
 pub mod status;
 pub mod workers;
 
@@ -37,6 +41,7 @@ use dataplane::worker::{Attach, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
 
 use crate::cli::{EXIT_GENERAL, EXIT_SYNTAX};
+use crate::control::Control;
 use crate::eve::EveWriter;
 use config::{AttachConfig, Backend, Config, ConfigErrors};
 use workers::{WorkerStatus, WorkerTask};
@@ -200,14 +205,26 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
         .map_err(io_err("signal handler"))?;
 
-    let eve_out = open_eve(cfg.eve.as_deref())?;
-    let compiled = Arc::new(CompiledPolicy::compile(policy));
     let workers = usize::from(cfg.workers);
     let SharedBlocks {
         keeper,
         control,
         clients,
     } = SharedBlocks::new(workers, cfg.max_blocks);
+    // The control plane (and its tokio runtime) starts before any packet backend is opened.
+    let plane = if cfg.state_dir.is_some() {
+        Some(plane::Plane::start(&cfg, policy.clone(), control.clone())?)
+    } else {
+        None
+    };
+    let eve_out = match plane {
+        Some(_) => None,
+        None => open_eve(cfg.eve.as_deref())?,
+    };
+    let compiled = match &plane {
+        Some(p) => p.policy.load(),
+        None => Arc::new(CompiledPolicy::compile(policy)),
+    };
 
     // Sockets are opened one worker after the other, so every fanout group has its members in
     // the same order and a symmetric hash picks the same worker on both interfaces.
@@ -248,19 +265,39 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     }
 
     let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
-    let writer = std::thread::Builder::new()
-        .name("svm-eve".into())
-        .spawn(move || eve_thread(ev_rx, eve_out))
-        .map_err(io_err("spawn EVE writer"))?;
+    // Keeper events never wait: with the control plane they go to an unbounded queue (the pump
+    // may be waiting for the control plane, which may be waiting for the keeper).
+    let (kev_tx, kev_rx) = std::sync::mpsc::channel::<Event>();
+    let writer: JoinHandle<std::io::Result<u64>> = match &plane {
+        Some(p) => {
+            let c = Arc::clone(&p.control);
+            std::thread::Builder::new()
+                .name("svm-pump".into())
+                .spawn(move || {
+                    plane::pump(&c, &ev_rx, &kev_rx);
+                    Ok(0)
+                })
+                .map_err(io_err("spawn event pump"))?
+        }
+        None => std::thread::Builder::new()
+            .name("svm-eve".into())
+            .spawn(move || eve_thread(ev_rx, eve_out))
+            .map_err(io_err("spawn EVE writer"))?,
+    };
     let keeper_stop = Arc::new(AtomicBool::new(false));
     let keeper_thread: JoinHandle<KeeperStats> = {
         let tx = ev_tx.clone();
+        let to_plane = plane.is_some();
         let ks = Arc::clone(&keeper_stop);
         std::thread::Builder::new()
             .name("svm-blocks".into())
             .spawn(move || {
                 keeper.run(&ks, now, Duration::from_millis(100), |ev| {
-                    let _ = tx.send(ev);
+                    if to_plane {
+                        let _ = kev_tx.send(ev);
+                    } else {
+                        let _ = tx.send(ev);
+                    }
                 })
             })
             .map_err(io_err("spawn block keeper"))?
@@ -299,6 +336,7 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             burst: cfg.burst,
             stop: Arc::clone(&stop),
             status,
+            policy: plane.as_ref().map(|p| Arc::clone(&p.policy)),
         };
         let h = std::thread::Builder::new()
             .name(format!("svm-worker-{index}"))
@@ -307,6 +345,9 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         handles.push(h);
     }
     drop(ev_tx);
+    if let Some(p) = &plane {
+        let _ = p.workers.set(statuses.clone());
+    }
     eprintln!(
         "svm run: {} worker{} on {} ({}), policy {}, mode {:?}",
         workers,
@@ -323,6 +364,17 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         ),
         compiled.policy().mode,
     );
+    if let Some(p) = &plane {
+        let st = p.control.status();
+        eprintln!(
+            "svm run: control plane: policy version {} ({}), {} blocked hosts, api {}",
+            st.policy_version,
+            st.mode,
+            st.blocked_hosts,
+            p.api_addr
+                .map_or_else(|| "off".to_owned(), |a| format!("on https://{a}"))
+        );
+    }
 
     let interval =
         (cfg.stats_interval_secs > 0).then(|| Duration::from_secs(cfg.stats_interval_secs));
@@ -356,6 +408,9 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             )));
         }
     };
+    if let Some(p) = plane {
+        p.stop();
+    }
     let total = status::collect(&statuses);
     eprintln!("{}", status::render(&total, &control));
     eprintln!(

@@ -10,6 +10,43 @@ use dataplane::event::Event;
 use dataplane::io::afpacket::AfPacketIo;
 use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, PortStats, RxMeta};
 use dataplane::worker::{Counters, Output, PacketMeta, Toward, Verdict, Worker};
+use policy::CompiledPolicy;
+
+/// The running policy as the workers see it: the control plane stores a new `Arc` (a pointer
+/// store under a mutex nobody holds for longer) and bumps the generation; each worker loads the
+/// generation once per burst and takes the mutex only when it changed, then swaps its policy
+/// between two packets.
+#[derive(Debug)]
+pub struct PolicyCell {
+    generation: std::sync::atomic::AtomicU64,
+    current: Mutex<Arc<CompiledPolicy>>,
+}
+
+impl PolicyCell {
+    /// Starting with `p`.
+    pub fn new(p: Arc<CompiledPolicy>) -> Self {
+        PolicyCell {
+            generation: std::sync::atomic::AtomicU64::new(0),
+            current: Mutex::new(p),
+        }
+    }
+
+    /// Publish a new policy.
+    pub fn store(&self, p: Arc<CompiledPolicy>) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = p;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The generation (bumped by each store).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current policy.
+    pub fn load(&self) -> Arc<CompiledPolicy> {
+        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
 
 /// What a worker reports for status: published about once a second and at exit.
 #[derive(Clone, Debug, Default)]
@@ -111,6 +148,8 @@ pub struct WorkerTask {
     pub stop: Arc<AtomicBool>,
     /// Where status is published.
     pub status: Arc<Mutex<WorkerStatus>>,
+    /// Policy updates from the control plane, if it runs.
+    pub policy: Option<Arc<PolicyCell>>,
 }
 
 impl std::fmt::Debug for WorkerTask {
@@ -144,12 +183,21 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
         burst,
         stop,
         status,
+        policy,
     } = task;
+    let mut policy_gen = policy.as_ref().map_or(0, |p| p.generation());
     let mut h = Handler::new(worker, events);
     let mut last_publish = Instant::now();
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
+        }
+        if let Some(p) = &policy {
+            let g = p.generation();
+            if g != policy_gen {
+                policy_gen = g;
+                h.worker.set_policy(p.load());
+            }
         }
         match io.poll(&mut h, burst) {
             Ok(0) => {

@@ -1,0 +1,428 @@
+//! The control plane inside `svm run` (when `state_dir` is set).
+//!
+//! - **Policy**: [`ControlState`] owns the running policy; its `on_policy` hook stores each newly
+//!   applied compiled policy in a [`PolicyCell`], which every worker checks once per receive
+//!   burst (one atomic load) and swaps in between two packets. The control plane never holds a
+//!   lock on the per-packet path. Before the first push the policy file of the configuration
+//!   runs as version 0; once a policy was pushed, the stored one wins at every start.
+//! - **Blocks**: the shared [`dataplane::shared_blocks`] keeper is the single source of truth
+//!   for the dataplane. `ControlState` mirrors it: manual blocks and unblocks made through the
+//!   API go to the keeper as commands (the `on_block` hook); blocks the workers make and blocks
+//!   the keeper expires come back as keeper events through [`ControlState::ingest`], which
+//!   stores them and feeds the decision stream. Blocks in the store are handed to the keeper at
+//!   start with their original expiry, so they keep their remaining time.
+//! - **Events**: worker events (bounded queue, dropped and counted when full) and keeper events
+//!   (unbounded, never lost) go to one pump thread that calls `ingest`; the event hub then spools
+//!   them for the central server and writes the local outputs (EVE file, syslog). The pump also
+//!   sweeps expired blocks every second. The legacy EVE writer is not started in this mode, so
+//!   nothing is written twice.
+//! - **Runtime**: one tokio runtime on its own threads (`svm-ctl`), built before the packet
+//!   backend is opened, serves the mTLS API and runs the central sender and the NSX tagger.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
+
+use dataplane::blocks::BlockOrigin;
+use dataplane::event::Event;
+use dataplane::shared_blocks::{BlockControl, Command};
+use dataplane::time::Timestamp;
+use policy::{CompiledPolicy, Policy};
+
+use super::config::{Config, NsxAuthKind};
+use super::workers::{PolicyCell, WorkerStatus};
+use super::{DaemonError, now};
+use crate::api::{ApiConfig, RoleMap};
+use crate::control::{
+    BlockCommand, Control, ControlConfig, ControlState, Hooks, Metric, SystemClock,
+};
+use crate::events::{EventHub, HubConfig, LocalOutput, Record};
+use crate::https::HttpsClient;
+use crate::inventory::Inventory;
+use crate::store::Store;
+
+fn fail(what: &str, e: impl std::fmt::Display) -> DaemonError {
+    DaemonError::Io {
+        what: what.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// EVE lines on standard output (`eve: "-"`).
+struct StdoutOutput;
+
+impl LocalOutput for StdoutOutput {
+    fn write(&mut self, rec: &Record) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut line = serde_json::to_vec(&rec.value).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        out.write_all(&line)?;
+        out.flush()
+    }
+}
+
+/// Worker status cells, filled in once the workers exist (for `/metrics`).
+pub type WorkerStatuses = Arc<std::sync::OnceLock<Vec<Arc<std::sync::Mutex<WorkerStatus>>>>>;
+
+/// The running control plane.
+pub struct Plane {
+    /// Set once the workers are started.
+    pub workers: WorkerStatuses,
+    /// The core.
+    pub control: Arc<ControlState>,
+    /// What the workers run.
+    pub policy: Arc<PolicyCell>,
+    /// Where the API listens, if it does.
+    pub api_addr: Option<SocketAddr>,
+    runtime: tokio::runtime::Runtime,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Plane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plane")
+            .field("api_addr", &self.api_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn client(ca: &Path, cert: Option<(&Path, &Path)>) -> Result<HttpsClient, DaemonError> {
+    let roots = crate::tls::load_certs(ca).map_err(|e| fail("tls", e))?;
+    let id = match cert {
+        Some((c, k)) => Some(crate::tls::load_identity(c, k).map_err(|e| fail("tls", e))?),
+        None => None,
+    };
+    let cfg = crate::tls::client_config(&roots, id).map_err(|e| fail("tls", e))?;
+    Ok(HttpsClient::new(cfg, Duration::from_secs(10)))
+}
+
+impl Plane {
+    /// Open the store, start the runtime, the API, the central sender and the tagger.
+    pub fn start(
+        cfg: &Config,
+        file_policy: Policy,
+        blocks: BlockControl,
+    ) -> Result<Plane, DaemonError> {
+        let Some(dir) = &cfg.state_dir else {
+            return Err(fail("control plane", "no state_dir"));
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(&dir.display().to_string(), e))?;
+        let store =
+            Arc::new(Store::open(&dir.join("state.redb")).map_err(|e| fail("state store", e))?);
+
+        let mut outputs: Vec<Box<dyn LocalOutput>> = Vec::new();
+        if let Some(e) = &cfg.outputs.eve {
+            outputs.push(Box::new(crate::events::eve_file::RotatingFile::new(
+                e.path.clone(),
+                e.max_bytes,
+                e.keep,
+            )));
+        }
+        match cfg.eve.as_deref() {
+            None => {}
+            Some("-") => outputs.push(Box::new(StdoutOutput)),
+            Some(p) => outputs.push(Box::new(crate::events::eve_file::RotatingFile::new(
+                p.into(),
+                u64::MAX,
+                0,
+            ))),
+        }
+        if let Some(s) = &cfg.outputs.syslog {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "svm".into());
+            outputs.push(Box::new(crate::events::syslog::SyslogSender::new(
+                s.target,
+                s.transport,
+                &host,
+                s.cef,
+            )));
+        }
+        let hub = EventHub::start(store.clone(), HubConfig::default(), outputs)
+            .map_err(|e| fail("event hub", e))?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("svm-ctl")
+            .enable_all()
+            .build()
+            .map_err(|e| fail("tokio runtime", e))?;
+        let _enter = runtime.enter();
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let clock = Arc::new(SystemClock);
+
+        let tagger = match &cfg.nsx {
+            Some(n) => {
+                let http = client(&n.ca, None)?;
+                let auth = match n.auth {
+                    NsxAuthKind::Basic => crate::nsx::NsxAuth::Basic {
+                        user: n.user.clone(),
+                        password: n.password.clone(),
+                    },
+                    NsxAuthKind::Session => crate::nsx::NsxAuth::Session {
+                        user: n.user.clone(),
+                        password: n.password.clone(),
+                    },
+                };
+                let mut ncfg = crate::nsx::NsxConfig::new(n.url.clone(), auth);
+                ncfg.scope.clone_from(&n.scope);
+                ncfg.tag.clone_from(&n.tag);
+                Some(crate::nsx::Tagger::spawn(
+                    Arc::new(crate::nsx::NsxClient::new(ncfg, http)),
+                    store.clone(),
+                    hub.clone(),
+                    clock.clone(),
+                ))
+            }
+            None => None,
+        };
+        if let Some(c) = &cfg.central {
+            let http = client(&c.ca, Some((&c.cert, &c.key)))?;
+            let mut ccfg = crate::events::central::CentralConfig::new(c.url.clone());
+            ccfg.batch_max = c.batch;
+            ccfg.backoff_max = Duration::from_secs(c.retry_max_secs);
+            runtime.spawn(crate::events::central::run(
+                hub.clone(),
+                http,
+                ccfg,
+                shutdown_rx.clone(),
+            ));
+        }
+
+        let inventory = Inventory::new(cfg.inventory.clone()).map_err(|errs| {
+            fail(
+                "inventory",
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let cell = Arc::new(PolicyCell::new(Arc::new(CompiledPolicy::compile(
+            file_policy.clone(),
+        ))));
+        let workers: WorkerStatuses = Arc::default();
+        let hooks = {
+            let cell = cell.clone();
+            let to = blocks.clone();
+            let (w, b) = (workers.clone(), blocks.clone());
+            Hooks {
+                on_policy: Some(Box::new(move |p| cell.store(p))),
+                on_block: Some(Box::new(move |cmd| to_keeper(&to, cmd))),
+                metrics: Some(Box::new(move || dataplane_metrics(&w, &b))),
+            }
+        };
+        let control = Arc::new(
+            ControlState::open(
+                ControlConfig {
+                    block_capacity: cfg.max_blocks,
+                    ..ControlConfig::default()
+                },
+                store,
+                hub,
+                clock,
+                Arc::new(inventory),
+                tagger,
+                hooks,
+            )
+            .map_err(|e| fail("control state", e))?,
+        );
+        if !control.seed_policy(file_policy) {
+            cell.store(control.compiled());
+        }
+        // Blocks from the store, with their original expiry (so their remaining time).
+        let t = now();
+        for cmd in control.block_commands() {
+            if let BlockCommand::Add { key, entry } = cmd
+                && entry.expires > t
+            {
+                blocks.send(Command::Manual {
+                    key,
+                    now: entry.created,
+                    duration_secs: entry.expires.since(entry.created) / Timestamp::SECOND,
+                    reason: entry.reason.clone(),
+                    reply: None,
+                });
+            }
+        }
+
+        let mut api_addr = None;
+        if let Some(a) = &cfg.api {
+            let id = crate::tls::load_identity(&a.cert, &a.key).map_err(|e| fail("api", e))?;
+            let ca = crate::tls::load_certs(&a.client_ca).map_err(|e| fail("api", e))?;
+            let tls =
+                crate::tls::server_config(id, &ca, crate::tls::ClientAuth::OptionalForBouncers)
+                    .map_err(|e| fail("api", e))?;
+            let std_listener = std::net::TcpListener::bind(a.listen)
+                .map_err(|e| fail(&format!("api listen {}", a.listen), e))?;
+            std_listener
+                .set_nonblocking(true)
+                .map_err(|e| fail("api", e))?;
+            api_addr = std_listener.local_addr().ok();
+            let listener =
+                tokio::net::TcpListener::from_std(std_listener).map_err(|e| fail("api", e))?;
+            let acfg = ApiConfig {
+                tls,
+                roles: RoleMap {
+                    admin: a.admin.clone(),
+                    read_only: a.read_only.clone(),
+                },
+                bouncer_keys: a.bouncer_keys.clone(),
+                handshake_timeout: Duration::from_secs(10),
+            };
+            let c: Arc<dyn Control> = control.clone();
+            runtime.spawn(crate::api::serve(listener, acfg, c, shutdown_rx));
+        }
+        drop(_enter);
+        Ok(Plane {
+            workers,
+            control,
+            policy: cell,
+            api_addr,
+            runtime,
+            shutdown,
+        })
+    }
+
+    /// Flush the events, stop the API and the senders.
+    pub fn stop(self) {
+        self.control.sweep();
+        self.control.hub().flush();
+        let _ = self.shutdown.send(true);
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Dataplane counters for `/metrics` (summed over workers, as last published, about once a
+/// second), and the keeper's published block count.
+fn dataplane_metrics(workers: &WorkerStatuses, blocks: &BlockControl) -> Vec<Metric> {
+    #[allow(clippy::cast_precision_loss)]
+    let f = |v: u64| v as f64;
+    let t = workers
+        .get()
+        .map(|w| super::status::collect(w))
+        .unwrap_or_default();
+    let c = &t.counters;
+    let one = |name, help, kind, v: u64| Metric {
+        name,
+        help,
+        kind,
+        samples: vec![(Vec::new(), f(v))],
+    };
+    vec![
+        one(
+            "svm_packets_total",
+            "Packets received by the workers.",
+            "counter",
+            c.packets,
+        ),
+        one(
+            "svm_bytes_total",
+            "Bytes received by the workers.",
+            "counter",
+            c.bytes,
+        ),
+        one(
+            "svm_packets_forwarded_total",
+            "Packets forwarded (inline).",
+            "counter",
+            c.forwarded,
+        ),
+        Metric {
+            name: "svm_packets_dropped_total",
+            help: "Packets dropped, by reason.",
+            kind: "counter",
+            samples: vec![
+                (vec![("reason", "blocked".into())], f(c.dropped_blocked)),
+                (
+                    vec![("reason", "terminated".into())],
+                    f(c.dropped_terminated),
+                ),
+                (vec![("reason", "attack".into())], f(c.dropped_attack)),
+            ],
+        },
+        one(
+            "svm_flows",
+            "Live flows over all workers.",
+            "gauge",
+            t.flows as u64,
+        ),
+        one(
+            "svm_worker_events_dropped_total",
+            "Events dropped because the event queue was full.",
+            "counter",
+            t.events_dropped,
+        ),
+        one(
+            "svm_dataplane_blocks",
+            "Blocks in the dataplane's shared block table (as last published).",
+            "gauge",
+            blocks.snapshot().len() as u64,
+        ),
+    ]
+}
+
+/// The `on_block` hook: control-plane changes to the keeper. Detection blocks come from the
+/// keeper already, so only manual blocks and every removal are sent.
+fn to_keeper(blocks: &BlockControl, cmd: &BlockCommand) {
+    match cmd {
+        BlockCommand::Add { key, entry } if entry.origin == BlockOrigin::Manual => {
+            blocks.send(Command::Manual {
+                key: *key,
+                now: entry.created,
+                duration_secs: entry.expires.since(entry.created) / Timestamp::SECOND,
+                reason: entry.reason.clone(),
+                reply: None,
+            });
+        }
+        BlockCommand::Add { .. } => {}
+        BlockCommand::Remove { key } => {
+            blocks.send(Command::Unblock {
+                key: *key,
+                now: now(),
+                reply: None,
+            });
+        }
+    }
+}
+
+/// The event pump: every worker and keeper event into `control.ingest`, and a sweep every
+/// second; returns once both queues are closed (workers and keeper stopped).
+pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &Receiver<Event>) {
+    let mut workers_open = true;
+    let mut keeper_open = true;
+    let mut last_sweep = Instant::now();
+    while workers_open || keeper_open {
+        loop {
+            match keeper.try_recv() {
+                Ok(ev) => control.ingest(&ev),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    keeper_open = false;
+                    break;
+                }
+            }
+        }
+        if workers_open {
+            match workers.recv_timeout(Duration::from_millis(20)) {
+                Ok(ev) => {
+                    control.ingest(&ev);
+                    while let Ok(ev) = workers.try_recv() {
+                        control.ingest(&ev);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => workers_open = false,
+            }
+        } else if keeper_open {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            control.sweep();
+        }
+    }
+}
