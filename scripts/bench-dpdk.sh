@@ -2,7 +2,7 @@
 # DPDK inline forwarding throughput on one core, over two net_null vdevs (no NIC, no hugepages):
 # our backend (dataplane example dpdk_fwd) with blind forwarding, with the real worker and default
 # policy, and the worker alone without DPDK; then dpdk-testpmd io forwarding for comparison.
-# Throughput is compared, not asserted (STYLE 18). Figures go to docs/benchmarks-dpdk.md by hand.
+# Throughput is compared, not asserted (STYLE 18). Figures go to docs/benchmarks.md (DPDK section) by hand.
 #
 # usage: scripts/bench-dpdk.sh [SECONDS]   (needs libdpdk-dev; dpdk-testpmd is in Debian's dpdk-dev)
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! Control-plane figures (printed, not asserted; see docs/benchmarks-control.md):
+//! Control-plane figures (printed, not asserted; see docs/benchmarks.md, "Control plane"):
 //! `cargo test --release -p svm-e2e --test control_bench -- --ignored --nocapture`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
