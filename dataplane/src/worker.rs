@@ -561,13 +561,18 @@ impl Worker {
             return Verdict::Drop(DropReason::Terminated);
         }
         let verdict = self.attack_blocker_ip(decoded, ip, scope, meta, rule, &key, upd, out);
-        if verdict != Verdict::Forward {
+        // Inline, a packet the attack blocker dropped goes no further; on a mirror it was seen
+        // anyway, so the rules still inspect it.
+        if verdict != Verdict::Forward && self.cfg.attach == Attach::Inline {
             return verdict;
         }
         if self.rules.is_some() && self.policy.policy().activity_scanner.enabled {
-            return self.scan_ip(ip, scope, meta, rule, &key, upd, out);
+            let v = self.scan_ip(ip, scope, meta, rule, &key, upd, out);
+            if verdict == Verdict::Forward {
+                return v;
+            }
         }
-        Verdict::Forward
+        verdict
     }
 
     /// The attack blocker's part of [`Worker::inspect_ip`].
