@@ -166,6 +166,19 @@ impl std::fmt::Debug for Prefilter {
 /// Longest prefix of a fast pattern given to the prefilter automaton.
 pub const MAX_FAST_PATTERN_LEN: usize = 24;
 
+/// Widest IPv4 range put in an address index (bounds the backward scan of a lookup).
+const MAX_INDEXED_RANGE: u32 = 1 << 16;
+
+/// The source ranges of a rule, when it can go to the source-address index.
+fn indexable_src(r: &Rule) -> Option<&[(u32, u32)]> {
+    if r.src.is_any() {
+        return None;
+    }
+    let ranges = r.src.v4_only_ranges()?;
+    (!ranges.is_empty() && ranges.iter().all(|&(lo, hi)| hi - lo < MAX_INDEXED_RANGE))
+        .then_some(ranges)
+}
+
 /// A rule listed under at most this many ports goes to per-port lists.
 const MAX_GROUPED_PORTS: u32 = 64;
 
@@ -176,6 +189,9 @@ const MAX_GROUPED_PORTS: u32 = 64;
 #[derive(Debug, Default)]
 struct PortGroups {
     any: Vec<u32>,
+    /// Rules whose source is a list of IPv4 ranges (each at most [`MAX_INDEXED_RANGE`] wide),
+    /// as (low, high, rule) sorted by low: looked up by the packet's source address.
+    by_src_addr: Vec<(u32, u32, u32)>,
     by_dst: HashMap<u16, Vec<u32>>,
     by_src: HashMap<u16, Vec<u32>>,
 }
@@ -203,6 +219,14 @@ impl PortGroups {
             } else {
                 (None, &r.dport)
             };
+            if target.is_none()
+                && r.direction != Direction::Both
+                && let Some(ranges) = indexable_src(r)
+            {
+                g.by_src_addr
+                    .extend(ranges.iter().map(|&(lo, hi)| (lo, hi, idx)));
+                continue;
+            }
             match target {
                 Some(map) => {
                     for &(lo, hi) in ports.ranges() {
@@ -214,11 +238,30 @@ impl PortGroups {
                 None => g.any.push(idx),
             }
         }
+        g.by_src_addr.sort_unstable();
         g
     }
 
     fn candidates(&self, pkt: &PacketView<'_>, out: &mut Vec<u32>) {
         out.extend_from_slice(&self.any);
+        if !self.by_src_addr.is_empty() {
+            let v4 = match pkt.src {
+                IpAddr::V4(a) => Some(u32::from(a)),
+                IpAddr::V6(a) => a.to_ipv4_mapped().map(u32::from),
+            };
+            if let Some(a) = v4 {
+                let end = self.by_src_addr.partition_point(|&(lo, _, _)| lo <= a);
+                let floor = a.saturating_sub(MAX_INDEXED_RANGE);
+                for &(lo, hi, idx) in self.by_src_addr.get(..end).unwrap_or_default().iter().rev() {
+                    if lo < floor {
+                        break;
+                    }
+                    if a <= hi {
+                        out.push(idx);
+                    }
+                }
+            }
+        }
         if let Some(v) = self.by_dst.get(&pkt.dst_port) {
             out.extend_from_slice(v);
         }
