@@ -602,7 +602,7 @@ impl Builder {
                     .map_err(|e| (name.to_owned(), RuleErrorKind::Syntax(e.to_string())))?;
                 self.threshold = Some(spec);
             }
-            "flags" => self.packet.push(parse_flags(need(value)?)?),
+            "flags" | "tcp.flags" => self.packet.push(parse_flags(need(value)?)?),
             "fragbits" => self.packet.push(parse_fragbits(need(value)?)?),
             "dsize" => self
                 .packet
