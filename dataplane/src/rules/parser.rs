@@ -585,7 +585,8 @@ impl Builder {
                 }
                 self.classtype = Some(c.to_owned());
             }
-            "metadata" | "target" | "tag" => {}
+            // `prefilter` only chooses Suricata's prefilter engine for the rule: no effect on what matches.
+            "metadata" | "target" | "tag" | "prefilter" => {}
             "reference" => {
                 if !need(value)?.contains(',') {
                     return syntax(name, "expected `type,id`");
