@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 20
 BENCH_LOOPS ?= 48
 export SVM_SHARED := $(SHARED)
 
-.PHONY: all build release run test fmt-check clippy unit test-dpdk fuzz-build fuzz-smoke bench bench-criterion bench-replay bench-dpdk clean
+.PHONY: all build release run test conformance fmt-check clippy unit test-dpdk fuzz-build fuzz-smoke bench bench-criterion bench-replay bench-dpdk clean
 
 all: build
 
@@ -30,6 +30,12 @@ run: release
 
 ## test: formatting, lints, every test, and a short fuzz run of every target.
 test: fmt-check clippy unit test-dpdk fuzz-smoke
+
+## conformance: every Suricata conformance case (../shared/conformance) through the real svm
+## binary; one line per failing case, then `N passed, M failed` (docs/conformance.md).
+conformance:
+	$(CARGO) build -p svm -p svm-e2e --bins
+	target/debug/conformance $(SHARED)/conformance/suricata-verify
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -17,6 +17,8 @@ pub enum Engine {
     AttackBlocker,
     /// An administrator.
     Manual,
+    /// Network Activity Scanner (signature rules).
+    ActivityScanner,
 }
 
 impl Engine {
@@ -25,6 +27,7 @@ impl Engine {
         match self {
             Engine::AttackBlocker => "attack_blocker",
             Engine::Manual => "manual",
+            Engine::ActivityScanner => "activity_scanner",
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct Alert {
     pub excluded: bool,
     /// Block made for this alert, in minutes (would-be in monitoring mode).
     pub block_minutes: Option<u16>,
+    /// App-layer fields of the flow (activity scanner alerts), when known.
+    pub app: Option<Box<crate::scanner::AppFields>>,
 }
 
 /// Why a block ended.

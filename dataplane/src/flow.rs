@@ -113,7 +113,7 @@ pub enum TcpState {
 }
 
 /// Per-flow state.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Flow {
     /// Stable id reported in events (EVE `flow_id`).
     pub id: u64,
@@ -138,6 +138,9 @@ pub struct Flow {
     pub terminated: bool,
     /// The flow was picked up without its handshake.
     pub midstream: bool,
+    /// Activity scanner state (stream, app layer, rule state); created on the first packet
+    /// inspected with a rule set loaded, `None` otherwise.
+    pub scan: Option<Box<crate::scanner::FlowScan>>,
 }
 
 /// What the table tells the caller about one packet's flow.
@@ -193,6 +196,7 @@ impl Flow {
             fin_server: false,
             terminated: false,
             midstream,
+            scan: None,
         }
     }
 }
@@ -289,6 +293,11 @@ impl FlowTable {
     /// Look a flow up without changing it.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
         self.flows.get(key)
+    }
+
+    /// Look a flow up for changing it (the worker's per-flow inspection state).
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
+        self.flows.get_mut(key)
     }
 
     /// Mark a flow terminated (later packets are dropped inline until it times out).

@@ -17,6 +17,7 @@ pub mod flow;
 pub mod io;
 pub mod reset;
 pub mod rules;
+pub mod scanner;
 pub mod shared_blocks;
 pub mod stream;
 pub mod time;

@@ -17,12 +17,17 @@ use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts, StateCaps};
 use crate::blocks::{BlockKey, BlockOrigin, BlockResult, BlockTable};
 use crate::decode::{self, DecodeEvent, DecodeOptions, Decoded, Ip, L3, L4};
 use crate::defrag::{DefragAnomaly, DefragConfig, Defragmenter};
+use std::borrow::Cow;
+
 use crate::event::{
     Alert, BlockChange, Engine, Event, EventKind, PacketRef, Response, UnblockReason,
 };
 use crate::flow::{FlowConfig, FlowKey, FlowTable};
 use crate::reset::{self, Segment};
+use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
+use crate::scanner::{self, ScannerConfig};
 use crate::shared_blocks::{BlockClient, BlockRequest};
+use crate::stream::{DEFAULT_MEMCAP, StreamMemcap};
 use crate::time::Timestamp;
 
 /// How the SVM is attached to the traffic.
@@ -51,6 +56,8 @@ pub struct WorkerConfig {
     pub attach: Attach,
     /// Worker index (salts flow ids).
     pub index: u16,
+    /// Activity scanner (signature rules) settings.
+    pub scanner: ScannerConfig,
 }
 
 /// What to do with a frame.
@@ -71,6 +78,8 @@ pub enum DropReason {
     Terminated,
     /// It is part of an attack the policy acts on.
     Attack,
+    /// A `drop`/`reject` signature rule matched it.
+    Rule,
 }
 
 /// Per-packet metadata from the I/O backend.
@@ -134,6 +143,10 @@ pub struct Counters {
     pub dropped_terminated: u64,
     /// Frames dropped as attack packets.
     pub dropped_attack: u64,
+    /// Frames dropped by `drop`/`reject` signature rules.
+    pub dropped_rule: u64,
+    /// Activity scanner alerts raised.
+    pub rule_alerts: u64,
     /// Frames that could not be decoded (forwarded uninspected).
     pub invalid: u64,
     /// Per decoder event ([`DecodeEvent::ALL`] order): failures and anomalies.
@@ -168,7 +181,7 @@ impl Counters {
 
     /// Frames dropped in total.
     pub fn dropped(&self) -> u64 {
-        self.dropped_blocked + self.dropped_terminated + self.dropped_attack
+        self.dropped_blocked + self.dropped_terminated + self.dropped_attack + self.dropped_rule
     }
 }
 
@@ -185,6 +198,11 @@ pub struct Worker {
     shared: Option<BlockClient>,
     counters: Counters,
     detections: Vec<Detection>,
+    // Activity scanner: the rule set, per-worker thresholds and stream memory.
+    rules: Option<Arc<RuleSet>>,
+    thresholds: ThresholdState,
+    memcap: StreamMemcap,
+    matches: Vec<RuleMatch>,
 }
 
 impl Worker {
@@ -200,6 +218,10 @@ impl Worker {
             shared: None,
             counters: Counters::default(),
             detections: Vec::with_capacity(4),
+            rules: None,
+            thresholds: ThresholdState::new(),
+            memcap: StreamMemcap::new(DEFAULT_MEMCAP),
+            matches: Vec::new(),
         }
     }
 
@@ -223,6 +245,17 @@ impl Worker {
     /// Switch to a new compiled policy; takes effect with the next packet.
     pub fn set_policy(&mut self, policy: Arc<CompiledPolicy>) {
         self.policy = policy;
+    }
+
+    /// Load (or unload) the activity scanner's rule set; takes effect with the next packet.
+    /// Flows keep their inspection state.
+    pub fn set_rules(&mut self, rules: Option<Arc<RuleSet>>) {
+        self.rules = rules;
+    }
+
+    /// The loaded rule set.
+    pub fn rules(&self) -> Option<&Arc<RuleSet>> {
+        self.rules.as_ref()
     }
 
     /// The running policy.
@@ -294,6 +327,7 @@ impl Worker {
             Verdict::Drop(DropReason::Blocked) => self.counters.dropped_blocked += 1,
             Verdict::Drop(DropReason::Terminated) => self.counters.dropped_terminated += 1,
             Verdict::Drop(DropReason::Attack) => self.counters.dropped_attack += 1,
+            Verdict::Drop(DropReason::Rule) => self.counters.dropped_rule += 1,
         }
         verdict
     }
@@ -526,6 +560,35 @@ impl Worker {
         if upd.terminated {
             return Verdict::Drop(DropReason::Terminated);
         }
+        let verdict = self.attack_blocker_ip(decoded, ip, scope, meta, rule, &key, upd, out);
+        // Inline, a packet the attack blocker dropped goes no further; on a mirror it was seen
+        // anyway, so the rules still inspect it.
+        if verdict != Verdict::Forward && self.cfg.attach == Attach::Inline {
+            return verdict;
+        }
+        if self.rules.is_some() && self.policy.policy().activity_scanner.enabled {
+            let v = self.scan_ip(ip, scope, meta, rule, &key, upd, out);
+            if verdict == Verdict::Forward {
+                return v;
+            }
+        }
+        verdict
+    }
+
+    /// The attack blocker's part of [`Worker::inspect_ip`].
+    #[allow(clippy::too_many_arguments)]
+    fn attack_blocker_ip(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        rule: ExclusionRule,
+        key: &FlowKey,
+        upd: crate::flow::FlowUpdate,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let now = meta.ts;
         let policy = Arc::clone(&self.policy);
         let ab = &policy.policy().attack_blocker;
         if !ab.enabled {
@@ -565,9 +628,114 @@ impl Worker {
         }
         self.detections = detections;
         if verdict != Verdict::Forward {
-            self.flows.terminate(&key);
+            self.flows.terminate(key);
         }
         verdict
+    }
+
+    /// The activity scanner's part of [`Worker::inspect_ip`]: feed the flow's stream and app
+    /// layer, run the rules, report alerts and apply `drop`/`reject`.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_ip(
+        &mut self,
+        ip: &Ip<'_>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        rule: ExclusionRule,
+        key: &FlowKey,
+        upd: crate::flow::FlowUpdate,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let Some(rules) = self.rules.clone() else {
+            return Verdict::Forward;
+        };
+        let Some(flow) = self.flows.get_mut(key) else {
+            return Verdict::Forward;
+        };
+        self.matches.clear();
+        let app = scanner::inspect(
+            &rules,
+            &self.cfg.scanner,
+            &self.memcap,
+            &mut self.thresholds,
+            ip,
+            flow,
+            upd.to_server,
+            meta.ts,
+            &mut self.matches,
+        );
+        let policy = Arc::clone(&self.policy);
+        let p = policy.policy();
+        let excl = &p.activity_scanner.rule_exclusions;
+        if !excl.is_empty() {
+            self.matches.retain(|m| {
+                !excl
+                    .iter()
+                    .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
+            });
+        }
+        if self.matches.is_empty() {
+            return Verdict::Forward;
+        }
+        let monitoring = p.mode == Mode::Monitoring;
+        let wants_drop = self
+            .matches
+            .iter()
+            .any(|m| matches!(m.action, RuleAction::Drop | RuleAction::Reject));
+        // --simulate-ips: Suricata's IPS semantics, the packet is dropped and nothing else.
+        // Otherwise drop/reject rules take the policy's activity scanner action.
+        let response = if self.cfg.scanner.simulate_ips {
+            Response::Terminate
+        } else if rule == ExclusionRule::DoNotBlock {
+            Response::Inform
+        } else {
+            Response::from(p.activity_scanner.action)
+        };
+        let drop = wants_drop
+            && !monitoring
+            && response != Response::Inform
+            && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
+        let packet = PacketRef {
+            flow_id: Some(upd.id),
+            scope,
+            src_ip: ip.src,
+            dst_ip: ip.dst,
+            ports: ip.l4.ports(),
+            proto: Some(ip.proto),
+        };
+        let matches = std::mem::take(&mut self.matches);
+        for m in matches.iter().filter(|m| m.alert) {
+            self.counters.rule_alerts += 1;
+            let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
+            out.event(Event {
+                ts: meta.ts,
+                pcap_cnt: Some(meta.pcap_cnt),
+                kind: EventKind::Alert(Alert {
+                    packet,
+                    engine: Engine::ActivityScanner,
+                    signature: Cow::Owned(m.msg.to_string()),
+                    gid: m.gid,
+                    sid: m.sid,
+                    rev: m.rev,
+                    category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
+                    severity: m.priority,
+                    response: if acts { response } else { Response::Inform },
+                    enforced: drop,
+                    monitoring,
+                    excluded: rule == ExclusionRule::DoNotBlock,
+                    block_minutes: None,
+                    app: app.clone().map(Box::new),
+                }),
+            });
+        }
+        self.matches = matches;
+        if drop {
+            if !self.cfg.scanner.simulate_ips {
+                self.flows.terminate(key);
+            }
+            return Verdict::Drop(DropReason::Rule);
+        }
+        Verdict::Forward
     }
 
     fn inject_resets(
@@ -648,6 +816,7 @@ impl Worker {
                     monitoring,
                     excluded: excluded_block,
                     block_minutes: blocks.then(|| ab.block_minutes.get()),
+                    app: None,
                 }),
             });
         }

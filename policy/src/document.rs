@@ -12,8 +12,8 @@
 
 use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{
-    Action, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule, Mode, Policy,
-    Threshold, Toggle, VlanMatch,
+    Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
+    Mode, Policy, RuleId, Threshold, Toggle, VlanMatch,
 };
 use core::fmt;
 use ipnet::IpNet;
@@ -282,7 +282,13 @@ impl Walk {
         let map = self.mapping(
             Some(root),
             "",
-            &["version", "mode", "attack_blocker", "exclusions"],
+            &[
+                "version",
+                "mode",
+                "attack_blocker",
+                "activity_scanner",
+                "exclusions",
+            ],
         );
         let d = Policy::default();
         Policy {
@@ -297,6 +303,8 @@ impl Walk {
                 d.mode,
             ),
             attack_blocker: self.attack_blocker(field(map, "attack_blocker"), "attack_blocker"),
+            activity_scanner: self
+                .activity_scanner(field(map, "activity_scanner"), "activity_scanner"),
             exclusions: self.exclusions(field(map, "exclusions"), "exclusions"),
         }
     }
@@ -330,6 +338,66 @@ impl Walk {
             block_minutes: BlockMinutes::try_from(minutes).unwrap_or(d.block_minutes),
             detectors: self.detectors(field(map, "detectors"), &child(path, "detectors")),
         }
+    }
+
+    fn activity_scanner(&mut self, v: Option<&Value>, path: &str) -> ActivityScanner {
+        let map = self.mapping(v, path, &["enabled", "action", "rule_exclusions"]);
+        let d = ActivityScanner::default();
+        ActivityScanner {
+            enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
+            action: self.keyword(
+                field(map, "action"),
+                child(path, "action"),
+                &[
+                    ("inform", Action::Inform),
+                    ("terminate", Action::Terminate),
+                    ("terminate_and_block", Action::TerminateAndBlock),
+                ],
+                d.action,
+            ),
+            rule_exclusions: self.rule_ids(
+                field(map, "rule_exclusions"),
+                &child(path, "rule_exclusions"),
+            ),
+        }
+    }
+
+    fn rule_ids(&mut self, v: Option<&Value>, path: &str) -> Vec<RuleId> {
+        let items = match v {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!("expected a list, got {}", describe(other)),
+                );
+                return Vec::new();
+            }
+        };
+        if items.len() > MAX_EXCLUSIONS {
+            self.err(
+                path.to_owned(),
+                format!(
+                    "{} rule exclusions, at most {MAX_EXCLUSIONS} are allowed",
+                    items.len()
+                ),
+            );
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str().map(str::parse::<RuleId>) {
+                Some(Ok(id)) => out.push(id),
+                _ => self.err(
+                    format!("{path}[{i}]"),
+                    format!(
+                        "expected \"gid:sid:rev\" (three numbers), got {}",
+                        describe(item)
+                    ),
+                ),
+            }
+        }
+        out
     }
 
     fn detectors(&mut self, v: Option<&Value>, path: &str) -> Detectors {
@@ -609,6 +677,7 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         version,
         mode,
         attack_blocker,
+        activity_scanner,
         exclusions,
     } = policy;
     let mut root = Map::new();
@@ -619,6 +688,19 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
     root.insert(
         "attack_blocker".to_owned(),
         attack_blocker_tree(attack_blocker),
+    );
+    let ActivityScanner {
+        enabled,
+        action,
+        rule_exclusions,
+    } = activity_scanner;
+    root.insert(
+        "activity_scanner".to_owned(),
+        json!({
+            "enabled": enabled,
+            "action": action.as_str(),
+            "rule_exclusions": rule_exclusions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
     );
     root.insert(
         "exclusions".to_owned(),

@@ -31,8 +31,8 @@ pub use compile::CompiledPolicy;
 pub use document::MAX_EXCLUSIONS;
 pub use error::{LoadError, PolicyError, PolicyErrors};
 pub use model::{
-    Action, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule, InvalidBlockMinutes,
-    Mode, Policy, Threshold, Toggle, VlanMatch,
+    Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
+    InvalidBlockMinutes, Mode, Policy, RuleId, Threshold, Toggle, VlanMatch,
 };
 
 use std::path::Path;

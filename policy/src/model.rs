@@ -342,6 +342,67 @@ impl Exclusion {
     }
 }
 
+/// A signature rule named by generator id, signature id and revision (`"gid:sid:rev"` in the
+/// document).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct RuleId {
+    /// Generator id (1 for ordinary rules).
+    pub gid: u32,
+    /// Signature id.
+    pub sid: u32,
+    /// Revision.
+    pub rev: u32,
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.gid, self.sid, self.rev)
+    }
+}
+
+impl core::str::FromStr for RuleId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let mut it = s
+            .split(':')
+            .map(|p| p.trim().parse::<u32>().map_err(|_| ()));
+        match (it.next(), it.next(), it.next(), it.next()) {
+            (Some(gid), Some(sid), Some(rev), None) => Ok(RuleId {
+                gid: gid?,
+                sid: sid?,
+                rev: rev?,
+            }),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The network activity scanner: signature rules (Suricata rule language).
+///
+/// `alert` rules only report. `drop` and `reject` rules take [`ActivityScanner::action`]:
+/// `inform` reports only, `terminate` drops the packet and terminates the flow (inline; a reset on
+/// a mirror), `terminate_and_block` does the same (the source is not blocked by a rule match:
+/// rules name traffic, not hosts). Monitoring mode never acts.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ActivityScanner {
+    /// Whether rules are evaluated (when a rule set is loaded). Default on.
+    pub enabled: bool,
+    /// What `drop`/`reject` rule matches do. Default [`Action::TerminateAndBlock`].
+    pub action: Action,
+    /// Rules never evaluated, by `gid:sid:rev`.
+    pub rule_exclusions: Vec<RuleId>,
+}
+
+impl Default for ActivityScanner {
+    fn default() -> Self {
+        ActivityScanner {
+            enabled: true,
+            action: Action::default(),
+            rule_exclusions: Vec::new(),
+        }
+    }
+}
+
 /// A whole policy document, validated.
 ///
 /// Exclusions are an ordered list: for a packet, the first exclusion (lowest index) whose address
@@ -355,6 +416,8 @@ pub struct Policy {
     pub mode: Mode,
     /// Network attack blocker settings.
     pub attack_blocker: AttackBlocker,
+    /// Network activity scanner settings.
+    pub activity_scanner: ActivityScanner,
     /// Ordered exclusions, first match wins.
     pub exclusions: Vec<Exclusion>,
 }

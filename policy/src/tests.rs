@@ -839,6 +839,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     block_minutes: BlockMinutes::new(minutes).unwrap(),
                     detectors,
                 },
+                activity_scanner: ActivityScanner::default(),
                 exclusions,
             },
         )
@@ -902,4 +903,39 @@ fn reference_examples_are_accurate() {
     assert_eq!(json.exclusions[2].vlan, VlanMatch::Stack(scope("100.200")));
     let e = errs(Policy::from_yaml(&block("yaml", 1)));
     assert_eq!(format!("{e}\n"), block("text", 0));
+}
+
+#[test]
+fn activity_scanner_section() {
+    let p = Policy::from_yaml(
+        "activity_scanner:\n  action: inform\n  rule_exclusions: [\"1:2000001:3\"]\n",
+    )
+    .unwrap();
+    assert!(p.activity_scanner.enabled);
+    assert_eq!(p.activity_scanner.action, Action::Inform);
+    assert_eq!(
+        p.activity_scanner.rule_exclusions,
+        vec![RuleId {
+            gid: 1,
+            sid: 2_000_001,
+            rev: 3
+        }]
+    );
+    let e = errs(Policy::from_yaml(
+        "activity_scanner:\n  enabled: 1\n  rule_exclusions: [\"1:2\", 7]\n",
+    ));
+    let text = e.to_string();
+    assert!(text.contains("activity_scanner.enabled"), "{text}");
+    assert!(
+        text.contains("activity_scanner.rule_exclusions[0]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("activity_scanner.rule_exclusions[1]"),
+        "{text}"
+    );
+    assert_eq!(
+        Policy::default().activity_scanner,
+        ActivityScanner::default()
+    );
 }

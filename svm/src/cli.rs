@@ -127,6 +127,26 @@ pub struct ReplayArgs {
     /// Write the summary as JSON to this file as well.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+    /// Signature rule files for the activity scanner (repeatable; several files may follow one
+    /// `--rules`, so a shell glob works).
+    #[arg(long = "rules", value_name = "FILE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub rules: Vec<PathBuf>,
+    /// A Suricata `threshold.config` (suppress, threshold, event_filter).
+    #[arg(long, value_name = "FILE")]
+    pub threshold_file: Option<PathBuf>,
+    /// Suricata-style settings, repeatable: `stream.midstream=true|false`, `stream.inline=...`,
+    /// `stream.reassembly.depth=SIZE`, `threshold-file=PATH`,
+    /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`. Unknown keys are
+    /// reported on standard error and ignored.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Suricata's `--simulate-ips`: `drop`/`reject` rules drop the packet (EVE `alert.action`
+    /// `blocked`, the frame is not forwarded), whatever the policy's action.
+    #[arg(long)]
+    pub simulate_ips: bool,
+    /// Read rule variables (`vars.address-groups`, `vars.port-groups`) from a `suricata.yaml`.
+    #[arg(long, value_name = "SURICATA.YAML")]
+    pub vars: Option<PathBuf>,
 }
 
 /// Run the CLI; returns the process exit code.

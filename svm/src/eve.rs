@@ -87,6 +87,42 @@ struct AlertRecord<'a> {
     #[serde(flatten)]
     header: Header<'a>,
     alert: AlertBody<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<HttpBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns: Option<DnsBody<'a>>,
+}
+
+/// EVE `http` of an alert (the fields we know).
+#[derive(Serialize)]
+struct HttpBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_method: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TlsBody<'a> {
+    sni: &'a str,
+}
+
+#[derive(Serialize)]
+struct DnsQuery<'a> {
+    rrname: &'a str,
+}
+
+#[derive(Serialize)]
+struct DnsBody<'a> {
+    query: [DnsQuery<'a>; 1],
 }
 
 #[derive(Serialize)]
@@ -161,6 +197,27 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     excluded: a.excluded,
                     block_minutes: a.block_minutes,
                 },
+                app_proto: a.app.as_ref().map(|x| x.app_proto),
+                http: a.app.as_ref().and_then(|x| {
+                    (x.http_method.is_some() || x.http_url.is_some()).then_some(HttpBody {
+                        hostname: x.http_hostname.as_deref(),
+                        url: x.http_url.as_deref(),
+                        http_user_agent: x.http_user_agent.as_deref(),
+                        http_method: x.http_method.as_deref(),
+                    })
+                }),
+                tls: a
+                    .app
+                    .as_ref()
+                    .and_then(|x| x.tls_sni.as_deref())
+                    .map(|sni| TlsBody { sni }),
+                dns: a
+                    .app
+                    .as_ref()
+                    .and_then(|x| x.dns_query.as_deref())
+                    .map(|rrname| DnsBody {
+                        query: [DnsQuery { rrname }],
+                    }),
             };
             serde_json::to_string(&rec)
         }

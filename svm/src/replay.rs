@@ -11,6 +11,8 @@ use dataplane::attack::Attack;
 use dataplane::decode::{DecodeEvent, DecodeOptions};
 use dataplane::event::{Event, EventKind};
 use dataplane::io::pcap::{Capture, PcapError, PcapSink};
+use dataplane::rules::{Classifications, RuleSet, RuleSetBuilder, ThresholdConfig, Vars};
+use dataplane::scanner::ScannerConfig;
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Counters, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
@@ -33,6 +35,9 @@ pub enum ReplayError {
         /// Every problem, one a line.
         message: String,
     },
+    /// A rule, threshold or variables file could not be read.
+    #[error("{0}")]
+    Rules(String),
     /// Writing events or the summary failed.
     #[error("{what}: {source}")]
     Output {
@@ -119,6 +124,184 @@ pub struct Summary {
     pub blocks_active: Vec<ActiveBlock>,
     /// EVE records written.
     pub events: u64,
+    /// Signature rules loaded (0 without `--rules`).
+    pub rules_loaded: usize,
+    /// Rules skipped (unsupported or invalid).
+    pub rules_skipped: usize,
+    /// Seconds spent loading and compiling the rules.
+    pub rules_load_seconds: f64,
+    /// Activity scanner alerts.
+    pub rule_alerts: u64,
+    /// Frames dropped by `drop`/`reject` rules.
+    pub dropped_rule: u64,
+}
+
+/// How the rules of one replay were loaded.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RulesLoad {
+    /// Rules loaded.
+    pub loaded: usize,
+    /// Rules skipped.
+    pub skipped: usize,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// Settings from `--set`, `--vars` and `--threshold-file`.
+#[derive(Debug, Default)]
+struct Settings {
+    scanner: ScannerConfig,
+    threshold_file: Option<std::path::PathBuf>,
+    address_vars: Vec<(String, String)>,
+    port_vars: Vec<(String, String)>,
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// `1mb`, `512kb`, `1048576`, `1gb` (Suricata's size syntax).
+fn parse_size(v: &str) -> Option<u64> {
+    let t = v.trim().to_ascii_lowercase();
+    let (num, mul) = if let Some(n) = t.strip_suffix("gb") {
+        (n, 1u64 << 30)
+    } else if let Some(n) = t.strip_suffix("mb") {
+        (n, 1 << 20)
+    } else if let Some(n) = t.strip_suffix("kb") {
+        (n, 1 << 10)
+    } else {
+        (t.as_str(), 1)
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn yaml_scalar(v: &serde_norway::Value) -> Option<String> {
+    match v {
+        serde_norway::Value::String(s) => Some(s.clone()),
+        serde_norway::Value::Number(n) => Some(n.to_string()),
+        serde_norway::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Rule variables from a `suricata.yaml` (`vars.address-groups`, `vars.port-groups`).
+fn read_vars(path: &std::path::Path, s: &mut Settings) -> Result<(), ReplayError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ReplayError::Rules(format!("{}: {e}", path.display())))?;
+    // Suricata's files start with `%YAML 1.1` and `---`; the YAML parser wants neither.
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with('%'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let doc: serde_norway::Value = match serde_norway::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "svm replay: {}: {e}; variables not read from it",
+                path.display()
+            );
+            return Ok(());
+        }
+    };
+    let groups = |name: &str| -> Vec<(String, String)> {
+        doc.get("vars")
+            .and_then(|v| v.get(name))
+            .and_then(serde_norway::Value::as_mapping)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((yaml_scalar(k)?, yaml_scalar(v)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    s.address_vars.extend(groups("address-groups"));
+    s.port_vars.extend(groups("port-groups"));
+    Ok(())
+}
+
+fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
+    let mut s = Settings {
+        threshold_file: args.threshold_file.clone(),
+        ..Settings::default()
+    };
+    s.scanner.simulate_ips = args.simulate_ips;
+    if let Some(p) = &args.vars {
+        read_vars(p, &mut s)?;
+    }
+    for kv in &args.set {
+        let Some((k, v)) = kv.split_once('=') else {
+            eprintln!("svm replay: --set {kv}: expected KEY=VALUE; ignored");
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        let ok = match k {
+            "stream.midstream" => parse_bool(v).map(|b| s.scanner.stream.midstream = b),
+            // Inspection already runs on in-order data as it arrives (inline semantics).
+            "stream.inline" => parse_bool(v).map(|_| ()),
+            "stream.reassembly.depth" => parse_size(v).map(|d| s.scanner.stream.depth = d),
+            "threshold-file" => {
+                s.threshold_file = Some(v.into());
+                Some(())
+            }
+            _ => {
+                if let Some(name) = k.strip_prefix("vars.address-groups.") {
+                    s.address_vars.push((name.to_owned(), v.to_owned()));
+                } else if let Some(name) = k.strip_prefix("vars.port-groups.") {
+                    s.port_vars.push((name.to_owned(), v.to_owned()));
+                } else {
+                    eprintln!("svm replay: --set {k}: unknown setting, ignored");
+                }
+                Some(())
+            }
+        };
+        if ok.is_none() {
+            eprintln!("svm replay: --set {k}={v}: bad value, ignored");
+        }
+    }
+    Ok(s)
+}
+
+/// Load the rule files of `args` (none: `None`).
+fn load_rules(
+    args: &ReplayArgs,
+    s: &Settings,
+) -> Result<(Option<Arc<RuleSet>>, RulesLoad), ReplayError> {
+    if args.rules.is_empty() {
+        return Ok((None, RulesLoad::default()));
+    }
+    let t0 = Instant::now();
+    let mut vars = Vars::default();
+    for (k, v) in &s.address_vars {
+        vars.set_address(k, v);
+    }
+    for (k, v) in &s.port_vars {
+        vars.set_port(k, v);
+    }
+    let mut b = RuleSetBuilder::new(vars.clone(), Classifications::default());
+    if let Some(f) = &s.threshold_file {
+        let t = std::fs::read_to_string(f)
+            .map_err(|e| ReplayError::Rules(format!("{}: {e}", f.display())))?;
+        let (cfg, errs) = ThresholdConfig::parse(&t, &vars);
+        for e in &errs {
+            eprintln!("svm replay: {}: {e}", f.display());
+        }
+        b.set_threshold_config(cfg);
+    }
+    let paths: Vec<&std::path::Path> = args.rules.iter().map(|p| p.as_path()).collect();
+    let mut load = RulesLoad::default();
+    for r in b.add_files(&paths) {
+        let rep = r.map_err(|e| ReplayError::Rules(e.to_string()))?;
+        load.loaded += rep.loaded;
+        load.skipped += rep.skipped.len();
+    }
+    let set = b.build();
+    load.seconds = t0.elapsed().as_secs_f64();
+    Ok((Some(Arc::new(set)), load))
 }
 
 /// A block active at the end of the replay.
@@ -136,7 +319,13 @@ pub struct ActiveBlock {
     pub hits: u64,
 }
 
-fn summarize(args: &ReplayArgs, worker: &Worker, seconds: f64, events: u64) -> Summary {
+fn summarize(
+    args: &ReplayArgs,
+    worker: &Worker,
+    seconds: f64,
+    events: u64,
+    rules: RulesLoad,
+) -> Summary {
     let c: &Counters = worker.counters();
     let decoder_events = DecodeEvent::ALL
         .iter()
@@ -195,6 +384,11 @@ fn summarize(args: &ReplayArgs, worker: &Worker, seconds: f64, events: u64) -> S
         blocks_expired: c.blocks_expired,
         blocks_active,
         events,
+        rules_loaded: rules.loaded,
+        rules_skipped: rules.skipped,
+        rules_load_seconds: rules.seconds,
+        rule_alerts: c.rule_alerts,
+        dropped_rule: c.dropped_rule,
     }
 }
 
@@ -272,6 +466,13 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(w, "  detections   {total}")?;
     for (name, n) in &s.detections {
         writeln!(w, "    {name:<28} {n}")?;
+    }
+    if s.rules_loaded > 0 || s.rules_skipped > 0 {
+        writeln!(
+            w,
+            "  rules        {} loaded, {} skipped in {:.3} s; {} alerts, {} packets dropped",
+            s.rules_loaded, s.rules_skipped, s.rules_load_seconds, s.rule_alerts, s.dropped_rule
+        )?;
     }
     writeln!(
         w,
@@ -364,7 +565,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             capture.len()
         );
     }
+    let settings = settings(args)?;
+    let (rules, rules_load) = load_rules(args, &settings)?;
     let cfg = WorkerConfig {
+        scanner: settings.scanner,
         decode: DecodeOptions {
             verify_checksums: args.checksums == Checksums::All,
         },
@@ -376,6 +580,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         ..WorkerConfig::default()
     };
     let mut worker = Worker::new(cfg, compiled);
+    worker.set_rules(rules);
 
     let stdout_eve = args.eve.as_deref() == Some("-");
     let mut eve = match args.eve.as_deref() {
@@ -451,7 +656,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     if let Some(s) = injected {
         s.finish()?;
     }
-    let summary = summarize(args, &worker, seconds, events);
+    let summary = summarize(args, &worker, seconds, events, rules_load);
     if let Some(path) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary).map_err(|e| ReplayError::Output {
             what: "summary".into(),

@@ -8,6 +8,7 @@
     clippy::missing_panics_doc
 )]
 
+pub mod conformance;
 pub mod control;
 pub mod fakes;
 

@@ -184,6 +184,7 @@ fn alert_from(src: [u8; 4]) -> Event {
             monitoring: false,
             excluded: false,
             block_minutes: None,
+            app: None,
         }),
     }
 }

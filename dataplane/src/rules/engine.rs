@@ -151,6 +151,8 @@ struct Prefilter {
     ac: AhoCorasick,
     /// Pattern id -> rules using it.
     rules: Vec<Vec<u32>>,
+    /// The same, grouped by port (see [`PortGroups`]).
+    groups: Vec<PortGroups>,
 }
 
 impl std::fmt::Debug for Prefilter {
@@ -163,6 +165,111 @@ impl std::fmt::Debug for Prefilter {
 
 /// Longest prefix of a fast pattern given to the prefilter automaton.
 pub const MAX_FAST_PATTERN_LEN: usize = 24;
+
+/// Widest IPv4 range put in an address index (bounds the backward scan of a lookup).
+const MAX_INDEXED_RANGE: u32 = 1 << 16;
+
+/// The source ranges of a rule, when it can go to the source-address index.
+fn indexable_src(r: &Rule) -> Option<&[(u32, u32)]> {
+    if r.src.is_any() {
+        return None;
+    }
+    let ranges = r.src.v4_only_ranges()?;
+    (!ranges.is_empty() && ranges.iter().all(|&(lo, hi)| hi - lo < MAX_INDEXED_RANGE))
+        .then_some(ranges)
+}
+
+/// A rule listed under at most this many ports goes to per-port lists.
+const MAX_GROUPED_PORTS: u32 = 64;
+
+/// Always-evaluate rules grouped by port: a rule whose destination ports are few is listed
+/// under each of them (checked only for packets to one of them), else one whose source ports are
+/// few under those, else it is evaluated for every packet. Exact: the header check would reject
+/// the other packets anyway. Bidirectional rules are never grouped.
+#[derive(Debug, Default)]
+struct PortGroups {
+    any: Vec<u32>,
+    /// Rules whose source is a list of IPv4 ranges (each at most [`MAX_INDEXED_RANGE`] wide),
+    /// as (low, high, rule) sorted by low: looked up by the packet's source address.
+    by_src_addr: Vec<(u32, u32, u32)>,
+    by_dst: HashMap<u16, Vec<u32>>,
+    by_src: HashMap<u16, Vec<u32>>,
+}
+
+fn port_count(p: &super::vars::PortSet) -> u32 {
+    p.ranges()
+        .iter()
+        .map(|&(lo, hi)| u32::from(hi) - u32::from(lo) + 1)
+        .sum()
+}
+
+impl PortGroups {
+    fn build(list: &[u32], rules: &[Rule]) -> PortGroups {
+        let mut g = PortGroups::default();
+        for &idx in list {
+            let Some(r) = rules.get(idx as usize) else {
+                continue;
+            };
+            let (target, ports) = if r.direction == Direction::Both {
+                (None, &r.dport)
+            } else if port_count(&r.dport) <= MAX_GROUPED_PORTS {
+                (Some(&mut g.by_dst), &r.dport)
+            } else if port_count(&r.sport) <= MAX_GROUPED_PORTS {
+                (Some(&mut g.by_src), &r.sport)
+            } else {
+                (None, &r.dport)
+            };
+            if target.is_none()
+                && r.direction != Direction::Both
+                && let Some(ranges) = indexable_src(r)
+            {
+                g.by_src_addr
+                    .extend(ranges.iter().map(|&(lo, hi)| (lo, hi, idx)));
+                continue;
+            }
+            match target {
+                Some(map) => {
+                    for &(lo, hi) in ports.ranges() {
+                        for port in lo..=hi {
+                            map.entry(port).or_default().push(idx);
+                        }
+                    }
+                }
+                None => g.any.push(idx),
+            }
+        }
+        g.by_src_addr.sort_unstable();
+        g
+    }
+
+    fn candidates(&self, pkt: &PacketView<'_>, out: &mut Vec<u32>) {
+        out.extend_from_slice(&self.any);
+        if !self.by_src_addr.is_empty() {
+            let v4 = match pkt.src {
+                IpAddr::V4(a) => Some(u32::from(a)),
+                IpAddr::V6(a) => a.to_ipv4_mapped().map(u32::from),
+            };
+            if let Some(a) = v4 {
+                let end = self.by_src_addr.partition_point(|&(lo, _, _)| lo <= a);
+                let floor = a.saturating_sub(MAX_INDEXED_RANGE);
+                for &(lo, hi, idx) in self.by_src_addr.get(..end).unwrap_or_default().iter().rev() {
+                    if lo < floor {
+                        break;
+                    }
+                    if a <= hi {
+                        out.push(idx);
+                    }
+                }
+            }
+        }
+        if let Some(v) = self.by_dst.get(&pkt.dst_port) {
+            out.extend_from_slice(v);
+        }
+        if let Some(v) = self.by_src.get(&pkt.src_port) {
+            out.extend_from_slice(v);
+        }
+    }
+}
 
 /// Protocol classes for the always-evaluate lists.
 const CLASSES: usize = 5;
@@ -202,6 +309,8 @@ pub struct RuleSet {
     /// Prefilter per buffer kind (Packet and Stream fold into Payload).
     prefilters: Vec<Option<Prefilter>>,
     always: [Vec<u32>; CLASSES],
+    /// The always-evaluate lists grouped by port, per class.
+    groups: [PortGroups; CLASSES],
     ip_only_rules: Vec<u32>,
     thresholds: ThresholdConfig,
     flowbit_names: HashMap<String, u32>,
@@ -337,8 +446,17 @@ impl RuleSet {
                 }
             }
         }
-        let prefilters = build_prefilters(pats);
+        let mut prefilters = build_prefilters(pats);
+        for pf in prefilters.iter_mut().flatten() {
+            pf.groups = pf
+                .rules
+                .iter()
+                .map(|o| PortGroups::build(o, &rules))
+                .collect();
+        }
+        let groups = always.clone().map(|list| PortGroups::build(&list, &rules));
         RuleSet {
+            groups,
             rules,
             category,
             threshold,
@@ -403,16 +521,19 @@ impl RuleSet {
         for (k, pf) in self.prefilters.iter().enumerate() {
             let Some(pf) = pf else { continue };
             if k == BufferKind::Payload.index() {
-                scan(pf, pkt.payload, &mut cand);
-                if let Some(s) = stream {
-                    scan(pf, s, &mut cand);
+                scan(pf, pkt.payload, pkt, &mut cand);
+                // The stream's new data is often the packet's payload itself: scan it once.
+                if let Some(s) = stream
+                    && s != pkt.payload
+                {
+                    scan(pf, s, pkt, &mut cand);
                 }
             } else if let Some(b) = buffer_by_index(k).and_then(|kind| bufs.get(kind)) {
-                scan(pf, b, &mut cand);
+                scan(pf, b, pkt, &mut cand);
             }
         }
-        if let Some(a) = self.always.get(class_of(pkt.proto)) {
-            cand.extend_from_slice(a);
+        if let Some(g) = self.groups.get(class_of(pkt.proto)) {
+            g.candidates(pkt, &mut cand);
         }
         let dir = usize::from(!pkt.flow.to_server);
         let do_ip_only =
@@ -518,7 +639,11 @@ fn build_prefilters(pats: Vec<PatternTable>) -> Vec<Option<Prefilter>> {
             .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&list)
             .ok()?;
-        Some(Prefilter { ac, rules: owners })
+        Some(Prefilter {
+            ac,
+            rules: owners,
+            groups: Vec::new(),
+        })
     };
     let mut sizes: Vec<(usize, usize)> = pats
         .iter()
@@ -614,7 +739,7 @@ fn buffer_by_index(i: usize) -> Option<BufferKind> {
     ALL.get(i).copied()
 }
 
-fn scan(pf: &Prefilter, hay: &[u8], cand: &mut Vec<u32>) {
+fn scan(pf: &Prefilter, hay: &[u8], pkt: &PacketView<'_>, cand: &mut Vec<u32>) {
     let mut seen: Vec<u32> = Vec::new();
     for m in pf.ac.find_overlapping_iter(hay) {
         let pid = m.pattern().as_u32();
@@ -622,8 +747,8 @@ fn scan(pf: &Prefilter, hay: &[u8], cand: &mut Vec<u32>) {
             continue;
         }
         seen.push(pid);
-        if let Some(rules) = pf.rules.get(pid as usize) {
-            cand.extend_from_slice(rules);
+        if let Some(g) = pf.groups.get(pid as usize) {
+            g.candidates(pkt, cand);
         }
     }
 }
@@ -644,15 +769,16 @@ fn header_ok(r: &Rule, p: &PacketView<'_>) -> bool {
     if !proto_ok {
         return false;
     }
-    let fwd = r.src.contains(p.src)
-        && r.dst.contains(p.dst)
-        && r.sport.contains(p.src_port)
-        && r.dport.contains(p.dst_port);
+    // Ports first: cheaper than addresses and they reject more.
+    let fwd = r.sport.contains(p.src_port)
+        && r.dport.contains(p.dst_port)
+        && r.src.contains(p.src)
+        && r.dst.contains(p.dst);
     fwd || (r.direction == Direction::Both
-        && r.src.contains(p.dst)
-        && r.dst.contains(p.src)
         && r.sport.contains(p.dst_port)
-        && r.dport.contains(p.src_port))
+        && r.dport.contains(p.src_port)
+        && r.src.contains(p.dst)
+        && r.dst.contains(p.src))
 }
 
 fn bits_ok(mode: BitsMode, have: u16, want: u16) -> bool {

@@ -585,7 +585,8 @@ impl Builder {
                 }
                 self.classtype = Some(c.to_owned());
             }
-            "metadata" | "target" | "tag" => {}
+            // `prefilter` only chooses Suricata's prefilter engine for the rule: no effect on what matches.
+            "metadata" | "target" | "tag" | "prefilter" => {}
             "reference" => {
                 if !need(value)?.contains(',') {
                     return syntax(name, "expected `type,id`");
@@ -602,7 +603,7 @@ impl Builder {
                     .map_err(|e| (name.to_owned(), RuleErrorKind::Syntax(e.to_string())))?;
                 self.threshold = Some(spec);
             }
-            "flags" => self.packet.push(parse_flags(need(value)?)?),
+            "flags" | "tcp.flags" => self.packet.push(parse_flags(need(value)?)?),
             "fragbits" => self.packet.push(parse_fragbits(need(value)?)?),
             "dsize" => self
                 .packet

@@ -195,6 +195,11 @@ impl AddrSet {
         self.v4.is_empty() && self.v6.is_empty()
     }
 
+    /// The IPv4 ranges when the set holds no IPv6 address (`None` otherwise), for indexing.
+    pub fn v4_only_ranges(&self) -> Option<&[(u32, u32)]> {
+        self.v6.is_empty().then(|| self.v4.ranges())
+    }
+
     /// Membership.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match ip {

@@ -1,0 +1,296 @@
+//! The Suricata conformance harness: every row of `suricata-verify/INDEX.tsv` is run as one
+//! `svm replay <pcap> --rules <each .rules> [args] --eve OUT` and the per-sid alert counts are
+//! compared with `expected_alerts` (see `/work/shared/conformance/README.md` and
+//! `docs/conformance.md`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// One expectation: `sidN=K`, `any-alert=K`, optionally with a bracketed filter.
+#[derive(Debug, Clone)]
+pub struct Expect {
+    /// `None` for `any-alert`.
+    pub sid: Option<u64>,
+    /// Expected count.
+    pub count: u64,
+    /// Filters we check (`pcap_cnt`, `src_ip`, `dest_ip`, `src_port`, `dest_port`, `proto`).
+    pub filter: Vec<(String, String)>,
+    /// The entry as written.
+    pub text: String,
+}
+
+/// One case of the index.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Folder name.
+    pub name: String,
+    /// Capture file name.
+    pub pcap: String,
+    /// Expectations.
+    pub expect: Vec<Expect>,
+    /// Suricata engine arguments.
+    pub args: Vec<String>,
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Case name.
+    pub name: String,
+    /// Empty when it passed; else one text per failed expectation (or the run error).
+    pub problems: Vec<String>,
+}
+
+const CHECKED_KEYS: &[&str] = &[
+    "pcap_cnt",
+    "src_ip",
+    "dest_ip",
+    "src_port",
+    "dest_port",
+    "proto",
+];
+
+fn unquote_tsv(s: &str) -> String {
+    let t = s.trim();
+    if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
+        t[1..t.len() - 1].replace("\"\"", "\"")
+    } else {
+        t.to_owned()
+    }
+}
+
+/// Split on `sep` outside brackets and quotes.
+fn split_top(s: &str, sep: char) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut cur) = (0i32, false, String::new());
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '[' | '{' if !quoted => depth += 1,
+            ']' | '}' if !quoted => depth -= 1,
+            _ => {}
+        }
+        if c == sep && depth == 0 && !quoted {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Parse `expected_alerts`.
+pub fn parse_expect(field: &str) -> Vec<Expect> {
+    let field = unquote_tsv(field);
+    split_top(&field, ';')
+        .into_iter()
+        .filter(|e| !e.trim().is_empty() && e.trim() != "-")
+        .filter_map(|e| {
+            let text = e.trim().to_owned();
+            let (head, bracket) = match text.find('[') {
+                Some(i) => (&text[..i], Some(&text[i + 1..text.len().saturating_sub(1)])),
+                None => (text.as_str(), None),
+            };
+            let (name, count) = head.split_once('=')?;
+            let count = count.trim().parse().ok()?;
+            let sid = if name == "any-alert" {
+                None
+            } else {
+                Some(name.strip_prefix("sid")?.parse().ok()?)
+            };
+            let filter = bracket
+                .map(|b| {
+                    split_top(b, ',')
+                        .into_iter()
+                        .filter_map(|kv| {
+                            let (k, v) = kv.split_once('=')?;
+                            let k = k.trim();
+                            CHECKED_KEYS
+                                .contains(&k)
+                                .then(|| (k.to_owned(), v.trim().trim_matches('"').to_owned()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Expect {
+                sid,
+                count,
+                filter,
+                text,
+            })
+        })
+        .collect()
+}
+
+/// Read `INDEX.tsv`.
+pub fn read_index(dir: &Path) -> Vec<Case> {
+    let text = std::fs::read_to_string(dir.join("INDEX.tsv")).unwrap_or_default();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split('\t').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n);
+    let (Some(ct), Some(cp), Some(ce), Some(ca)) = (
+        col("test"),
+        col("pcap"),
+        col("expected_alerts"),
+        col("engine_args"),
+    ) else {
+        return Vec::new();
+    };
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let get = |i: usize| f.get(i).copied().unwrap_or("");
+            let args = unquote_tsv(get(ca));
+            Case {
+                name: get(ct).to_owned(),
+                pcap: get(cp).to_owned(),
+                expect: parse_expect(get(ce)),
+                args: if args == "-" {
+                    Vec::new()
+                } else {
+                    args.split_whitespace().map(str::to_owned).collect()
+                },
+            }
+        })
+        .collect()
+}
+
+/// Translate Suricata's engine arguments to `svm replay`'s: drop what is irrelevant
+/// (`--runmode=single`), expand `${TEST_DIR}`.
+pub fn replay_args(case_dir: &Path, args: &[String]) -> Vec<String> {
+    let dir = case_dir.display().to_string();
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a.starts_with("--runmode") {
+            if a == "--runmode" {
+                it.next();
+            }
+            continue;
+        }
+        out.push(a.replace("${TEST_DIR}", &dir));
+    }
+    out
+}
+
+fn field_matches(alert: &Value, key: &str, want: &str) -> bool {
+    match alert.get(key) {
+        Some(Value::String(s)) => s.eq_ignore_ascii_case(want),
+        Some(Value::Number(n)) => n.to_string() == want,
+        _ => false,
+    }
+}
+
+/// Run one case with the `svm` binary; `work` is a scratch folder.
+pub fn run_case(svm: &Path, root: &Path, case: &Case, work: &Path) -> Outcome {
+    let dir = root.join(&case.name);
+    let mut problems = Vec::new();
+    let mut rules: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+                .collect()
+        })
+        .unwrap_or_default();
+    rules.sort();
+    let eve = work.join(format!("{}.json", case.name));
+    // The cases measure the activity scanner: the attack blocker's alerts would add to
+    // `any-alert` counts, so it is switched off.
+    let policy = work.join("conformance-policy.yaml");
+    if let Err(e) = std::fs::write(&policy, "attack_blocker:\n  enabled: false\n") {
+        problems.push(format!("{}: {e}", policy.display()));
+    }
+    let mut cmd = Command::new(svm);
+    cmd.arg("replay")
+        .arg(dir.join(&case.pcap))
+        .arg("--policy")
+        .arg(&policy);
+    for r in &rules {
+        cmd.arg("--rules").arg(r);
+    }
+    let yaml = dir.join("suricata.yaml");
+    if yaml.exists() {
+        cmd.arg("--vars").arg(&yaml);
+    }
+    cmd.args(replay_args(&dir, &case.args));
+    cmd.arg("--eve").arg(&eve);
+    let out = match cmd.output() {
+        Ok(o) => o,
+        Err(e) => {
+            problems.push(format!("cannot run {}: {e}", svm.display()));
+            return Outcome {
+                name: case.name.clone(),
+                problems,
+            };
+        }
+    };
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        problems.push(format!(
+            "svm replay failed ({}): {}",
+            out.status,
+            err.lines().last().unwrap_or("")
+        ));
+        return Outcome {
+            name: case.name.clone(),
+            problems,
+        };
+    }
+    let text = std::fs::read_to_string(&eve).unwrap_or_default();
+    let alerts: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("event_type").and_then(Value::as_str) == Some("alert"))
+        .collect();
+    let mut per_sid: BTreeMap<u64, u64> = BTreeMap::new();
+    for a in &alerts {
+        if let Some(s) = a.pointer("/alert/signature_id").and_then(Value::as_u64) {
+            *per_sid.entry(s).or_default() += 1;
+        }
+    }
+    for e in &case.expect {
+        let got = alerts
+            .iter()
+            .filter(|a| {
+                e.sid.is_none_or(|sid| {
+                    a.pointer("/alert/signature_id").and_then(Value::as_u64) == Some(sid)
+                })
+            })
+            .filter(|a| e.filter.iter().all(|(k, v)| field_matches(a, k, v)))
+            .count() as u64;
+        if got != e.count {
+            let shown: String = e.text.chars().take(60).collect();
+            problems.push(format!("{shown}: got {got}"));
+        }
+    }
+    let _ = std::fs::remove_file(&eve);
+    Outcome {
+        name: case.name.clone(),
+        problems,
+    }
+}
+
+/// Run every case of `root/INDEX.tsv`.
+pub fn run_all(svm: &Path, root: &Path, work: &Path) -> Vec<Outcome> {
+    read_index(root)
+        .iter()
+        .map(|c| run_case(svm, root, c, work))
+        .collect()
+}
+
+/// The conformance folder: `$SVM_SHARED/conformance/suricata-verify`, else `../shared/...`
+/// relative to the workspace.
+pub fn default_root() -> PathBuf {
+    let shared = std::env::var_os("SVM_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    shared.join("conformance/suricata-verify")
+}
