@@ -13,7 +13,7 @@
 use crate::error::{PolicyError, PolicyErrors};
 use crate::model::{
     Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
-    Mode, Policy, RuleId, Threshold, Toggle, VlanMatch,
+    Mode, Policy, RuleId, Tagging, Threshold, Toggle, VlanMatch,
 };
 use core::fmt;
 use ipnet::IpNet;
@@ -288,6 +288,7 @@ impl Walk {
                 "attack_blocker",
                 "activity_scanner",
                 "exclusions",
+                "tagging",
             ],
         );
         let d = Policy::default();
@@ -306,6 +307,19 @@ impl Walk {
             activity_scanner: self
                 .activity_scanner(field(map, "activity_scanner"), "activity_scanner"),
             exclusions: self.exclusions(field(map, "exclusions"), "exclusions"),
+            tagging: self.tagging(field(map, "tagging"), "tagging"),
+        }
+    }
+
+    fn tagging(&mut self, v: Option<&Value>, path: &str) -> Tagging {
+        let map = self.mapping(v, path, &["in_monitoring_mode"]);
+        let d = Tagging::default();
+        Tagging {
+            in_monitoring_mode: self.boolean(
+                field(map, "in_monitoring_mode"),
+                child(path, "in_monitoring_mode"),
+                d.in_monitoring_mode,
+            ),
         }
     }
 
@@ -679,6 +693,7 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         attack_blocker,
         activity_scanner,
         exclusions,
+        tagging,
     } = policy;
     let mut root = Map::new();
     if let Some(version) = version {
@@ -705,6 +720,11 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
     root.insert(
         "exclusions".to_owned(),
         Value::Array(exclusions.iter().map(exclusion_tree).collect()),
+    );
+    let Tagging { in_monitoring_mode } = tagging;
+    root.insert(
+        "tagging".to_owned(),
+        json!({ "in_monitoring_mode": in_monitoring_mode }),
     );
     Value::Object(root)
 }

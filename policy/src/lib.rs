@@ -32,7 +32,7 @@ pub use document::MAX_EXCLUSIONS;
 pub use error::{LoadError, PolicyError, PolicyErrors};
 pub use model::{
     Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
-    InvalidBlockMinutes, Mode, Policy, RuleId, Threshold, Toggle, VlanMatch,
+    InvalidBlockMinutes, Mode, Policy, RuleId, Tagging, Threshold, Toggle, VlanMatch,
 };
 
 use std::path::Path;

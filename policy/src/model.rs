@@ -420,4 +420,15 @@ pub struct Policy {
     pub activity_scanner: ActivityScanner,
     /// Ordered exclusions, first match wins.
     pub exclusions: Vec<Exclusion>,
+    /// NSX tagging of the protected VMs a detection involves.
+    pub tagging: Tagging,
+}
+
+/// NSX tagging settings. In standard mode a detection that involves a protected VM always tags it
+/// (`IDS_IPS` / `threat=high` by default, set in the daemon's `nsx` configuration).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct Tagging {
+    /// Tag in monitoring mode too. Default off: monitoring mode reports and changes nothing,
+    /// and a tag can put a VM into an NSX quarantine group.
+    pub in_monitoring_mode: bool,
 }

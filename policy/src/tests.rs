@@ -827,20 +827,25 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         ],
         1u16..=32768,
         arb_detectors(),
-        prop::collection::vec(arb_exclusion(), 0..12),
+        (prop::collection::vec(arb_exclusion(), 0..12), any::<bool>()),
     )
         .prop_map(
-            |(version, mode, enabled, action, minutes, detectors, exclusions)| Policy {
-                version,
-                mode,
-                attack_blocker: AttackBlocker {
-                    enabled,
-                    action,
-                    block_minutes: BlockMinutes::new(minutes).unwrap(),
-                    detectors,
-                },
-                activity_scanner: ActivityScanner::default(),
-                exclusions,
+            |(version, mode, enabled, action, minutes, detectors, (exclusions, tag_monitoring))| {
+                Policy {
+                    version,
+                    mode,
+                    attack_blocker: AttackBlocker {
+                        enabled,
+                        action,
+                        block_minutes: BlockMinutes::new(minutes).unwrap(),
+                        detectors,
+                    },
+                    activity_scanner: ActivityScanner::default(),
+                    exclusions,
+                    tagging: Tagging {
+                        in_monitoring_mode: tag_monitoring,
+                    },
+                }
             },
         )
 }

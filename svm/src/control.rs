@@ -672,6 +672,8 @@ impl ControlState {
             EventKind::Alert(a) => {
                 let mut rec = Record::from_dataplane(ev);
                 let mut involved = Vec::new();
+                // Monitoring mode changes nothing unless the policy asks for tags there too.
+                let tag = !a.monitoring || self.compiled().policy().tagging.in_monitoring_mode;
                 for (role, addr) in [
                     ("source", a.packet.src_ip),
                     ("destination", a.packet.dst_ip),
@@ -681,7 +683,7 @@ impl ControlState {
                             "role": role, "id": vm.id, "name": vm.name,
                             "nsx_external_id": vm.nsx_external_id,
                         }));
-                        if let Some(t) = &self.tagger {
+                        if let (Some(t), true) = (&self.tagger, tag) {
                             self.counters.tag_requests.fetch_add(1, Ordering::Relaxed);
                             t.request(TagRequest {
                                 vm: vm.clone(),

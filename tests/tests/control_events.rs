@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use dataplane::event::{Alert, Engine, Event, EventKind, PacketRef, Response};
 use dataplane::time::Timestamp;
-use svm::control::{ControlConfig, ControlState, Hooks, ManualClock};
+use svm::control::{Control, ControlConfig, ControlState, Hooks, ManualClock};
 use svm::events::central::{self, CentralConfig};
 use svm::events::{EventHub, HubConfig, Record, Severity};
 use svm::https::HttpsClient;
@@ -189,13 +189,24 @@ fn alert_from(src: [u8; 4]) -> Event {
     }
 }
 
-async fn tag_once(session: bool) {
+/// A control state wired to an NSX fake (over TLS) and an inventory with one protected VM,
+/// 10.0.0.5 in VLAN 100.
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    hub: EventHub,
+    fake: FakeNsx,
+    task: tokio::task::JoinHandle<()>,
+    control: ControlState,
+}
+
+async fn rig(session: bool, fail_first: u32) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("s.redb")).unwrap());
     let hub = EventHub::start(store.clone(), HubConfig::default(), Vec::new()).unwrap();
     let nsx_ca = TestCa::new("nsx CA");
     let fake = FakeNsx::new("svc-svm@corp", "p&ss=word");
-    fake.rec.lock().unwrap().fail_next = 2;
+    fake.rec.lock().unwrap().fail_next = fail_first;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("https://{}", listener.local_addr().unwrap());
     let task = fake.start(listener, server_tls(&nsx_ca.server("nsx"), None));
@@ -239,6 +250,25 @@ async fn tag_once(session: bool) {
         Hooks::default(),
     )
     .unwrap();
+    Rig {
+        _dir: dir,
+        store,
+        hub,
+        fake,
+        task,
+        control,
+    }
+}
+
+async fn tag_once(session: bool) {
+    let Rig {
+        _dir,
+        store,
+        hub,
+        fake,
+        task,
+        control,
+    } = rig(session, 2).await;
     for _ in 0..5 {
         control.ingest(&alert_from([10, 0, 0, 5]));
     }
@@ -306,4 +336,43 @@ async fn nsx_tag_added_once_per_vm_basic_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsx_tag_added_once_per_vm_session_auth() {
     tag_once(true).await;
+}
+
+/// Monitoring mode changes nothing: no tag unless the policy's `tagging.in_monitoring_mode` asks.
+async fn monitoring_tags(policy_tags: bool) -> usize {
+    let Rig {
+        _dir,
+        fake,
+        task,
+        control,
+        ..
+    } = rig(false, 0).await;
+    let doc =
+        serde_json::json!({"mode": "monitoring", "tagging": {"in_monitoring_mode": policy_tags}});
+    control.apply_policy(doc, None).unwrap();
+    let mut alert = alert_from([10, 0, 0, 5]);
+    if let EventKind::Alert(a) = &mut alert.kind {
+        a.monitoring = true;
+    }
+    control.ingest(&alert);
+    if policy_tags {
+        wait_for("tag", 20, || !fake.successes().is_empty()).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    task.abort();
+    fake.successes().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_mode_tags_only_when_the_policy_says_so() {
+    assert_eq!(
+        monitoring_tags(false).await,
+        0,
+        "no tag in monitoring mode by default"
+    );
+    assert_eq!(
+        monitoring_tags(true).await,
+        1,
+        "tag when tagging.in_monitoring_mode is set"
+    );
 }
