@@ -405,31 +405,17 @@ impl Worker {
         let found = &mut self.detections;
         self.attacks
             .inspect_arp(&ab.detectors, meta.ts, scope, arp, &mut |d| found.push(d));
-        let mut verdict = Verdict::Forward;
-        let detections = std::mem::take(&mut self.detections);
-        for d in &detections {
-            let packet = PacketRef {
-                flow_id: None,
-                scope,
-                src_ip: d.src,
-                dst_ip: d.dst,
-                ports: None,
-                proto: None,
-            };
-            if self.act(
-                d,
-                &packet,
-                meta,
-                rule == ExclusionRule::DoNotBlock,
-                None,
-                decoded,
-                out,
-            ) {
-                verdict = Verdict::Drop(DropReason::Attack);
-            }
-        }
-        self.detections = detections;
-        verdict
+        // ARP detections name the claimed addresses, not the frame's (it has none).
+        let packet_of = |d: &Detection| PacketRef {
+            flow_id: None,
+            scope,
+            src_ip: d.src,
+            dst_ip: d.dst,
+            ports: None,
+            proto: None,
+        };
+        let excluded_block = rule == ExclusionRule::DoNotBlock;
+        self.act_on_detections(packet_of, meta, excluded_block, None, decoded, out)
     }
 
     fn process_ip(
@@ -485,29 +471,26 @@ impl Worker {
                         attack,
                         &mut |d| found.push(d),
                     );
-                    let detections = std::mem::take(&mut self.detections);
-                    for d in &detections {
-                        let packet = PacketRef {
-                            flow_id: None,
-                            scope,
-                            src_ip: ip.src,
-                            dst_ip: ip.dst,
-                            ports: None,
-                            proto: Some(ip.proto),
-                        };
-                        if self.act(
-                            d,
-                            &packet,
-                            meta,
-                            rule == ExclusionRule::DoNotBlock,
-                            None,
-                            decoded,
-                            out,
-                        ) {
-                            verdict = Verdict::Drop(DropReason::Attack);
-                        }
+                    let packet = PacketRef {
+                        flow_id: None,
+                        scope,
+                        src_ip: ip.src,
+                        dst_ip: ip.dst,
+                        ports: None,
+                        proto: Some(ip.proto),
+                    };
+                    let excluded_block = rule == ExclusionRule::DoNotBlock;
+                    let v = self.act_on_detections(
+                        |_| packet,
+                        meta,
+                        excluded_block,
+                        None,
+                        decoded,
+                        out,
+                    );
+                    if v != Verdict::Forward {
+                        verdict = v;
                     }
-                    self.detections = detections;
                 }
             }
             if let Some(datagram) = res.datagram {
@@ -619,14 +602,8 @@ impl Worker {
             proto: Some(ip.proto),
         };
         let excluded_block = rule == ExclusionRule::DoNotBlock;
-        let mut verdict = Verdict::Forward;
-        let detections = std::mem::take(&mut self.detections);
-        for d in &detections {
-            if self.act(d, &packet, meta, excluded_block, Some(ip), decoded, out) {
-                verdict = Verdict::Drop(DropReason::Attack);
-            }
-        }
-        self.detections = detections;
+        let verdict =
+            self.act_on_detections(|_| packet, meta, excluded_block, Some(ip), decoded, out);
         if verdict != Verdict::Forward {
             self.flows.terminate(key);
         }
@@ -763,6 +740,37 @@ impl Worker {
                 out.inject(f, toward);
             }
         }
+    }
+
+    /// Apply the policy to every detection the attack blocker left in `self.detections` for this
+    /// packet; [`Verdict::Drop`] if any of them drops it. `packet_of` names the packet each
+    /// event reports; `reset_of` is the packet to answer with resets (TCP only).
+    fn act_on_detections(
+        &mut self,
+        packet_of: impl Fn(&Detection) -> PacketRef,
+        meta: PacketMeta,
+        excluded_block: bool,
+        reset_of: Option<&Ip<'_>>,
+        decoded: &Decoded<'_>,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let detections = std::mem::take(&mut self.detections);
+        let mut verdict = Verdict::Forward;
+        for d in &detections {
+            if self.act(
+                d,
+                &packet_of(d),
+                meta,
+                excluded_block,
+                reset_of,
+                decoded,
+                out,
+            ) {
+                verdict = Verdict::Drop(DropReason::Attack);
+            }
+        }
+        self.detections = detections;
+        verdict
     }
 
     /// Apply the policy to one detection; true when the packet must be dropped.
