@@ -119,15 +119,19 @@ fn network_of(link: Link, rec: &[u8]) -> Option<([u8; 2], usize)> {
             Some((proto, 16))
         }
         Link::Ppp => {
-            // Optional HDLC address/control bytes ff 03, then a 2-byte protocol.
+            // Optional HDLC address/control bytes ff 03, then the protocol: two bytes, or one
+            // when the peers negotiated protocol-field compression (RFC 1661 6.5: a first byte
+            // with its low bit set is the whole field).
             let off = if rec.get(..2) == Some(&[0xff, 0x03]) {
                 2
             } else {
                 0
             };
-            match rec.get(off..off + 2)? {
-                [0x00, 0x21] => Some((ETH_IPV4, off + 2)),
-                [0x00, 0x57] => Some((ETH_IPV6, off + 2)),
+            match rec.get(off..)? {
+                [0x00, 0x21, ..] => Some((ETH_IPV4, off + 2)),
+                [0x00, 0x57, ..] => Some((ETH_IPV6, off + 2)),
+                [0x21, ..] => Some((ETH_IPV4, off + 1)),
+                [0x57, ..] => Some((ETH_IPV6, off + 1)),
                 _ => None,
             }
         }
@@ -389,6 +393,16 @@ mod tests {
         let ppp = [0xffu8, 0x03, 0x00, 0x57, 0x60];
         let cap = Capture::from_bytes(&pcap_with(9, &[&ppp])).unwrap();
         assert_eq!(&cap.iter().next().unwrap().1[12..], &[0x86, 0xdd, 0x60]);
+        // Protocol-field compression: one byte.
+        let compressed = [0x57u8, 0x60, 0x01];
+        let cap = Capture::from_bytes(&pcap_with(9, &[&compressed])).unwrap();
+        assert_eq!(
+            &cap.iter().next().unwrap().1[12..],
+            &[0x86, 0xdd, 0x60, 0x01]
+        );
+        let compressed_v4 = [0x21u8, 0x45];
+        let cap = Capture::from_bytes(&pcap_with(9, &[&compressed_v4])).unwrap();
+        assert_eq!(&cap.iter().next().unwrap().1[12..], &[0x08, 0x00, 0x45]);
     }
 
     #[test]
