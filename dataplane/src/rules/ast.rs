@@ -128,8 +128,53 @@ pub enum BufferKind {
 }
 
 impl BufferKind {
+    /// Every kind in declaration order: `ALL[k.index()] == k`.
+    pub const ALL: [BufferKind; 38] = {
+        use BufferKind::*;
+        [
+            Payload,
+            Packet,
+            Stream,
+            HttpUri,
+            HttpUriRaw,
+            HttpMethod,
+            HttpHost,
+            HttpHostRaw,
+            HttpUserAgent,
+            HttpHeader,
+            HttpHeaderRaw,
+            HttpHeaderNames,
+            HttpCookie,
+            HttpReferer,
+            HttpContentType,
+            HttpContentLen,
+            HttpRequestLine,
+            HttpRequestBody,
+            HttpResponseLine,
+            HttpStatCode,
+            HttpStatMsg,
+            HttpServer,
+            HttpLocation,
+            HttpAccept,
+            HttpAcceptEnc,
+            HttpAcceptLang,
+            HttpConnection,
+            HttpProtocol,
+            HttpStart,
+            FileData,
+            TlsSni,
+            TlsCertSubject,
+            TlsCertIssuer,
+            TlsCertSerial,
+            TlsCerts,
+            DnsQuery,
+            Ja3Hash,
+            Ja3sHash,
+        ]
+    };
+
     /// Every kind, for tables indexed by kind.
-    pub const COUNT: usize = 38;
+    pub const COUNT: usize = Self::ALL.len();
 
     /// Index into per-kind tables.
     pub fn index(self) -> usize {

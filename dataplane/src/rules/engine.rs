@@ -528,7 +528,7 @@ impl RuleSet {
                 {
                     scan(pf, s, pkt, &mut cand);
                 }
-            } else if let Some(b) = buffer_by_index(k).and_then(|kind| bufs.get(kind)) {
+            } else if let Some(b) = BufferKind::ALL.get(k).and_then(|kind| bufs.get(*kind)) {
                 scan(pf, b, pkt, &mut cand);
             }
         }
@@ -692,51 +692,6 @@ fn build_prefilters(pats: Vec<PatternTable>) -> Vec<Option<Prefilter>> {
         }
     }
     out
-}
-
-fn buffer_by_index(i: usize) -> Option<BufferKind> {
-    use BufferKind::*;
-    const ALL: [BufferKind; BufferKind::COUNT] = [
-        Payload,
-        Packet,
-        Stream,
-        HttpUri,
-        HttpUriRaw,
-        HttpMethod,
-        HttpHost,
-        HttpHostRaw,
-        HttpUserAgent,
-        HttpHeader,
-        HttpHeaderRaw,
-        HttpHeaderNames,
-        HttpCookie,
-        HttpReferer,
-        HttpContentType,
-        HttpContentLen,
-        HttpRequestLine,
-        HttpRequestBody,
-        HttpResponseLine,
-        HttpStatCode,
-        HttpStatMsg,
-        HttpServer,
-        HttpLocation,
-        HttpAccept,
-        HttpAcceptEnc,
-        HttpAcceptLang,
-        HttpConnection,
-        HttpProtocol,
-        HttpStart,
-        FileData,
-        TlsSni,
-        TlsCertSubject,
-        TlsCertIssuer,
-        TlsCertSerial,
-        TlsCerts,
-        DnsQuery,
-        Ja3Hash,
-        Ja3sHash,
-    ];
-    ALL.get(i).copied()
 }
 
 fn scan(pf: &Prefilter, hay: &[u8], pkt: &PacketView<'_>, cand: &mut Vec<u32>) {

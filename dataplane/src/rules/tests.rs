@@ -634,3 +634,11 @@ fn ruleset_is_send_sync() {
     check::<RuleSet>();
     check::<std::sync::Arc<RuleSet>>();
 }
+
+#[test]
+fn buffer_kind_all_is_in_index_order() {
+    for (i, k) in BufferKind::ALL.iter().enumerate() {
+        assert_eq!(k.index(), i, "{k:?}");
+    }
+    assert_eq!(BufferKind::ALL.len(), BufferKind::COUNT);
+}
