@@ -331,7 +331,7 @@ impl Vars {
 
     /// Compile an address expression.
     pub fn address(&self, text: &str) -> Result<AddrSet, VarError> {
-        let set = self.addr_expr(text.trim(), 0, 0)?;
+        let set = set_expr(text.trim(), "address", &self.addr, 0, 0, &parse_cidr)?;
         if set.is_empty() {
             return Err(VarError::Empty("address"));
         }
@@ -340,131 +340,142 @@ impl Vars {
 
     /// Compile a port expression.
     pub fn ports(&self, text: &str) -> Result<PortSet, VarError> {
-        let set = self.port_expr(text.trim(), 0, 0)?;
+        let set = set_expr(text.trim(), "port", &self.port, 0, 0, &parse_port)?;
         if set.is_empty() {
             return Err(VarError::Empty("port"));
         }
         Ok(PortSet(set))
     }
+}
 
-    fn addr_expr(&self, t: &str, vdepth: usize, ldepth: usize) -> Result<AddrSet, VarError> {
-        let inv = || VarError::Invalid {
-            what: "address",
-            text: t.to_owned(),
-        };
-        if let Some(rest) = t.strip_prefix('!') {
-            return Ok(self.addr_expr(rest.trim(), vdepth, ldepth)?.complement());
-        }
-        if let Some(name) = t.strip_prefix('$') {
-            if vdepth >= MAX_VAR_DEPTH {
-                return Err(VarError::TooDeep(name.to_owned()));
-            }
-            let v = self
-                .addr
-                .get(name)
-                .ok_or_else(|| VarError::Undefined(name.to_owned()))?;
-            return self.addr_expr(v.trim(), vdepth + 1, ldepth);
-        }
-        if t.starts_with('[') {
-            if ldepth >= MAX_LIST_DEPTH {
-                return Err(inv());
-            }
-            let inner = t
-                .strip_prefix('[')
-                .and_then(|s| s.strip_suffix(']'))
-                .ok_or_else(inv)?;
-            let mut pos = AddrSet::empty();
-            let mut neg = AddrSet::empty();
-            let mut any_pos = false;
-            for item in split_list(inner).ok_or_else(inv)? {
-                let item = item.trim();
-                if item.is_empty() {
-                    return Err(inv());
-                }
-                if let Some(rest) = item.strip_prefix('!') {
-                    neg = neg.union(&self.addr_expr(rest.trim(), vdepth, ldepth + 1)?);
-                } else {
-                    any_pos = true;
-                    pos = pos.union(&self.addr_expr(item, vdepth, ldepth + 1)?);
-                }
-            }
-            let base = if any_pos { pos } else { AddrSet::any() };
-            return Ok(base.minus(&neg));
-        }
-        if t.eq_ignore_ascii_case("any") {
-            return Ok(AddrSet::any());
-        }
-        parse_cidr(t).ok_or_else(inv)
+/// The set operations the expression grammar needs, for addresses and ports alike.
+trait SetAlgebra: Sized {
+    fn none() -> Self;
+    fn all() -> Self;
+    fn union(&self, o: &Self) -> Self;
+    fn minus(&self, o: &Self) -> Self;
+    fn complement(&self) -> Self;
+}
+
+impl SetAlgebra for AddrSet {
+    fn none() -> Self {
+        AddrSet::empty()
     }
+    fn all() -> Self {
+        AddrSet::any()
+    }
+    fn union(&self, o: &Self) -> Self {
+        AddrSet::union(self, o)
+    }
+    fn minus(&self, o: &Self) -> Self {
+        AddrSet::minus(self, o)
+    }
+    fn complement(&self) -> Self {
+        AddrSet::complement(self)
+    }
+}
 
-    fn port_expr(
-        &self,
-        t: &str,
-        vdepth: usize,
-        ldepth: usize,
-    ) -> Result<IntervalSet<u16>, VarError> {
-        let inv = || VarError::Invalid {
-            what: "port",
-            text: t.to_owned(),
-        };
-        if let Some(rest) = t.strip_prefix('!') {
-            return Ok(self.port_expr(rest.trim(), vdepth, ldepth)?.complement());
+impl<T: Bound> SetAlgebra for IntervalSet<T> {
+    fn none() -> Self {
+        IntervalSet::empty()
+    }
+    fn all() -> Self {
+        IntervalSet::full()
+    }
+    fn union(&self, o: &Self) -> Self {
+        IntervalSet::union(self, o)
+    }
+    fn minus(&self, o: &Self) -> Self {
+        IntervalSet::minus(self, o)
+    }
+    fn complement(&self) -> Self {
+        IntervalSet::complement(self)
+    }
+}
+
+/// One expression, address or port: `!expr`, `$VAR` (looked up in `vars`, at most
+/// [`MAX_VAR_DEPTH`] deep), `[a, !b, ...]` (at most [`MAX_LIST_DEPTH`] deep: the union of the
+/// positive items, or everything when there is none, minus the negated ones), `any`, or a leaf.
+fn set_expr<S: SetAlgebra>(
+    t: &str,
+    what: &'static str,
+    vars: &HashMap<String, String>,
+    vdepth: usize,
+    ldepth: usize,
+    leaf: &dyn Fn(&str) -> Option<S>,
+) -> Result<S, VarError> {
+    let inv = || VarError::Invalid {
+        what,
+        text: t.to_owned(),
+    };
+    if let Some(rest) = t.strip_prefix('!') {
+        return Ok(set_expr(rest.trim(), what, vars, vdepth, ldepth, leaf)?.complement());
+    }
+    if let Some(name) = t.strip_prefix('$') {
+        if vdepth >= MAX_VAR_DEPTH {
+            return Err(VarError::TooDeep(name.to_owned()));
         }
-        if let Some(name) = t.strip_prefix('$') {
-            if vdepth >= MAX_VAR_DEPTH {
-                return Err(VarError::TooDeep(name.to_owned()));
-            }
-            let v = self
-                .port
-                .get(name)
-                .ok_or_else(|| VarError::Undefined(name.to_owned()))?;
-            return self.port_expr(v.trim(), vdepth + 1, ldepth);
+        let v = vars
+            .get(name)
+            .ok_or_else(|| VarError::Undefined(name.to_owned()))?;
+        return set_expr(v.trim(), what, vars, vdepth + 1, ldepth, leaf);
+    }
+    if t.starts_with('[') {
+        if ldepth >= MAX_LIST_DEPTH {
+            return Err(inv());
         }
-        if t.starts_with('[') {
-            if ldepth >= MAX_LIST_DEPTH {
+        let inner = t
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .ok_or_else(inv)?;
+        let mut pos = S::none();
+        let mut neg = S::none();
+        let mut any_pos = false;
+        for item in split_list(inner).ok_or_else(inv)? {
+            let item = item.trim();
+            if item.is_empty() {
                 return Err(inv());
             }
-            let inner = t
-                .strip_prefix('[')
-                .and_then(|s| s.strip_suffix(']'))
-                .ok_or_else(inv)?;
-            let mut pos = IntervalSet::empty();
-            let mut neg = IntervalSet::empty();
-            let mut any_pos = false;
-            for item in split_list(inner).ok_or_else(inv)? {
-                let item = item.trim();
-                if item.is_empty() {
-                    return Err(inv());
-                }
-                if let Some(rest) = item.strip_prefix('!') {
-                    neg = neg.union(&self.port_expr(rest.trim(), vdepth, ldepth + 1)?);
-                } else {
-                    any_pos = true;
-                    pos = pos.union(&self.port_expr(item, vdepth, ldepth + 1)?);
-                }
-            }
-            let base = if any_pos { pos } else { IntervalSet::full() };
-            return Ok(base.minus(&neg));
-        }
-        if t.eq_ignore_ascii_case("any") {
-            return Ok(IntervalSet::full());
-        }
-        let num = |s: &str| s.trim().parse::<u16>().ok();
-        if let Some((a, b)) = t.split_once(':') {
-            let lo = if a.trim().is_empty() { Some(0) } else { num(a) };
-            let hi = if b.trim().is_empty() {
-                Some(u16::MAX)
+            if let Some(rest) = item.strip_prefix('!') {
+                neg = neg.union(&set_expr(
+                    rest.trim(),
+                    what,
+                    vars,
+                    vdepth,
+                    ldepth + 1,
+                    leaf,
+                )?);
             } else {
-                num(b)
-            };
-            return match (lo, hi) {
-                (Some(lo), Some(hi)) if lo <= hi => Ok(IntervalSet::range(lo, hi)),
-                _ => Err(inv()),
-            };
+                any_pos = true;
+                pos = pos.union(&set_expr(item, what, vars, vdepth, ldepth + 1, leaf)?);
+            }
         }
-        let p = num(t).ok_or_else(inv)?;
-        Ok(IntervalSet::range(p, p))
+        let base = if any_pos { pos } else { S::all() };
+        return Ok(base.minus(&neg));
     }
+    if t.eq_ignore_ascii_case("any") {
+        return Ok(S::all());
+    }
+    leaf(t).ok_or_else(inv)
+}
+
+/// A port leaf: `80`, `1024:65535`, `:1023`, `1024:`.
+fn parse_port(t: &str) -> Option<IntervalSet<u16>> {
+    let num = |s: &str| s.trim().parse::<u16>().ok();
+    if let Some((a, b)) = t.split_once(':') {
+        let lo = if a.trim().is_empty() { Some(0) } else { num(a) };
+        let hi = if b.trim().is_empty() {
+            Some(u16::MAX)
+        } else {
+            num(b)
+        };
+        return match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi => Some(IntervalSet::range(lo, hi)),
+            _ => None,
+        };
+    }
+    let p = num(t)?;
+    Some(IntervalSet::range(p, p))
 }
 
 /// Split a list body on top-level commas; `None` if brackets do not balance.
