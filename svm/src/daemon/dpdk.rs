@@ -16,19 +16,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dataplane::decode::DecodeOptions;
-use dataplane::defrag::DefragConfig;
 use dataplane::event::Event;
-use dataplane::flow::FlowConfig;
 use dataplane::io::PacketIo;
 use dataplane::io::dpdk::{DpdkConfig, DpdkIo, Eal};
 use dataplane::shared_blocks::{KeeperStats, SharedBlocks};
-use dataplane::worker::{Attach, Worker, WorkerConfig};
+use dataplane::worker::Worker;
 use policy::{CompiledPolicy, Policy};
 
 use super::config::{AttachConfig, Config};
 use super::workers::{Handler, WorkerStatus};
-use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve, status};
+use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve, status, worker_config};
 
 /// Sleep after a poll that found no frame on any port. Adds at most about this much latency to
 /// the first frame after a pause; leaves the CPU to the rest of the machine meanwhile.
@@ -87,26 +84,7 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
 
     let status = Arc::new(Mutex::new(WorkerStatus::default()));
     let statuses = [Arc::clone(&status)];
-    let wcfg = WorkerConfig {
-        decode: DecodeOptions {
-            verify_checksums: cfg.verify_checksums,
-        },
-        flows: FlowConfig {
-            max_flows: cfg.max_flows,
-            ..FlowConfig::default()
-        },
-        defrag: DefragConfig {
-            max_datagrams: cfg.defrag_max_datagrams,
-            max_bytes: cfg.defrag_max_bytes,
-            ..DefragConfig::default()
-        },
-        attach: match cfg.attach {
-            AttachConfig::Inline { .. } => Attach::Inline,
-            AttachConfig::Mirror { .. } => Attach::Mirror,
-        },
-        index: 0,
-        ..WorkerConfig::default()
-    };
+    let wcfg = worker_config(cfg, 0);
     let mut handler = Handler::new(
         Worker::with_shared_blocks(wcfg, Arc::clone(&compiled), blocks),
         ev_tx,

@@ -303,30 +303,10 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             .map_err(io_err("spawn block keeper"))?
     };
 
-    let attach_mode = match cfg.attach {
-        AttachConfig::Inline { .. } => Attach::Inline,
-        AttachConfig::Mirror { .. } => Attach::Mirror,
-    };
     let mut statuses = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for (index, (io, blocks)) in ios.into_iter().zip(clients).enumerate() {
-        let wcfg = WorkerConfig {
-            decode: DecodeOptions {
-                verify_checksums: cfg.verify_checksums,
-            },
-            flows: FlowConfig {
-                max_flows: cfg.max_flows,
-                ..FlowConfig::default()
-            },
-            defrag: DefragConfig {
-                max_datagrams: cfg.defrag_max_datagrams,
-                max_bytes: cfg.defrag_max_bytes,
-                ..DefragConfig::default()
-            },
-            attach: attach_mode,
-            index: u16::try_from(index).unwrap_or(u16::MAX),
-            ..WorkerConfig::default()
-        };
+        let wcfg = worker_config(&cfg, u16::try_from(index).unwrap_or(u16::MAX));
         let status = Arc::new(Mutex::new(WorkerStatus::default()));
         statuses.push(Arc::clone(&status));
         let task = WorkerTask {
@@ -423,6 +403,30 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             source: e,
         }),
         None => Ok(()),
+    }
+}
+
+/// The settings of worker `index`, the same for every backend.
+fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
+    WorkerConfig {
+        decode: DecodeOptions {
+            verify_checksums: cfg.verify_checksums,
+        },
+        flows: FlowConfig {
+            max_flows: cfg.max_flows,
+            ..FlowConfig::default()
+        },
+        defrag: DefragConfig {
+            max_datagrams: cfg.defrag_max_datagrams,
+            max_bytes: cfg.defrag_max_bytes,
+            ..DefragConfig::default()
+        },
+        attach: match cfg.attach {
+            AttachConfig::Inline { .. } => Attach::Inline,
+            AttachConfig::Mirror { .. } => Attach::Mirror,
+        },
+        index,
+        ..WorkerConfig::default()
     }
 }
 
