@@ -50,48 +50,79 @@ impl Default for FlowConfig {
 }
 
 /// Direction-normalised flow key: `a` is the lower endpoint, so both directions hash alike.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+///
+/// Packed into three aligned words (addresses as 128-bit integers, IPv4 zero-extended, the
+/// family, protocol, VLAN scope and both ports in the third): equality is three compares and
+/// the hash three word writes, where the `(IpAddr, u16)` tuples it replaces cost a dozen
+/// hasher calls and unaligned byte copies per packet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct FlowKey {
-    /// VLAN stack ids.
-    pub scope: VlanScope,
-    /// IP protocol number.
-    pub proto: u8,
-    /// Lower endpoint (address, port).
-    pub a: (IpAddr, u16),
-    /// Higher endpoint.
-    pub b: (IpAddr, u16),
+    /// Lower endpoint's address.
+    a: u128,
+    /// Higher endpoint's address.
+    b: u128,
+    /// Bits 0..16 port of `a`, 16..32 port of `b`, 32..40 protocol, 40 IPv6, 48..64 reserved;
+    /// the VLAN scope in the high word ([`scope_bits`]).
+    rest: u128,
+}
+
+impl core::hash::Hash for FlowKey {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.a);
+        state.write_u128(self.b);
+        state.write_u128(self.rest);
+    }
+}
+
+/// An address as a 128-bit integer and its family (IPv4 zero-extended; the family keeps
+/// `::a.b.c.d` and `a.b.c.d` apart).
+#[inline]
+pub(crate) fn addr_bits(addr: IpAddr) -> (u128, bool) {
+    match addr {
+        IpAddr::V4(v4) => (u128::from(v4.to_bits()), false),
+        IpAddr::V6(v6) => (v6.to_bits(), true),
+    }
+}
+
+/// A VLAN scope as an integer: the number of ids, then each id in 16 bits (equal scopes, equal
+/// bits, and the reverse).
+#[inline]
+pub(crate) fn scope_bits(scope: VlanScope) -> u64 {
+    let ids = scope.ids();
+    let id = |i: usize| u64::from(ids.get(i).copied().unwrap_or(0));
+    (ids.len() as u64) | (id(0) << 8) | (id(1) << 24)
 }
 
 impl FlowKey {
     /// Normalised key of a packet, and whether the packet travels from `a` to `b`.
+    #[inline]
     pub fn new(
         scope: VlanScope,
         proto: IpProto,
         src: (IpAddr, u16),
         dst: (IpAddr, u16),
     ) -> (Self, bool) {
-        let proto = u8::from(proto);
-        if src <= dst {
-            (
-                FlowKey {
-                    scope,
-                    proto,
-                    a: src,
-                    b: dst,
-                },
-                true,
-            )
+        let (s, v6) = addr_bits(src.0);
+        let (d, _) = addr_bits(dst.0);
+        let high = u128::from(scope_bits(scope)) << 64
+            | u128::from(u8::from(proto)) << 32
+            | u128::from(v6) << 40;
+        // Same ordering as `(IpAddr, u16)` within one family, which is all a packet carries.
+        let a_to_b = (s, src.1) <= (d, dst.1);
+        let (a, b, pa, pb) = if a_to_b {
+            (s, d, src.1, dst.1)
         } else {
-            (
-                FlowKey {
-                    scope,
-                    proto,
-                    a: dst,
-                    b: src,
-                },
-                false,
-            )
-        }
+            (d, s, dst.1, src.1)
+        };
+        let rest = high | u128::from(pa) | u128::from(pb) << 16;
+        (FlowKey { a, b, rest }, a_to_b)
+    }
+
+    /// IP protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        u8::try_from((self.rest >> 32) & 0xff).unwrap_or(0)
     }
 }
 
@@ -220,7 +251,7 @@ fn timeout(cfg: &FlowConfig, key: &FlowKey, f: &Flow) -> u64 {
         Some(TcpState::SynSent | TcpState::SynReceived) => cfg.tcp_new_timeout_us,
         Some(TcpState::Established | TcpState::Closing) => cfg.tcp_established_timeout_us,
         Some(TcpState::Closed | TcpState::Reset) => cfg.tcp_closed_timeout_us,
-        None if key.proto == 17 => cfg.udp_timeout_us,
+        None if key.proto() == 17 => cfg.udp_timeout_us,
         None => cfg.other_timeout_us,
     }
 }
@@ -342,8 +373,46 @@ impl FlowTable {
         }
     }
 
+    /// Start a flow for `key` at `now`: in place of a timed-out entry, or as a new entry (making
+    /// room at the cap first).
+    #[cold]
+    #[inline(never)]
+    fn start_flow(
+        &mut self,
+        now: Timestamp,
+        key: &FlowKey,
+        a_to_b: bool,
+        tcp_flags: Option<TcpFlags>,
+    ) -> &mut Flow {
+        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(key) {
+            self.make_room(now);
+        }
+        self.stats.created += 1;
+        self.id_counter += 1;
+        let flow = Flow::start(
+            flow_id(self.id_counter, self.id_salt),
+            now,
+            a_to_b,
+            tcp_flags,
+        );
+        match self.flows.entry(*key) {
+            hashbrown::hash_map::Entry::Occupied(o) => {
+                // Timed out but not swept yet: the packet starts a new flow in its place.
+                self.stats.timed_out += 1;
+                let f = o.into_mut();
+                *f = flow;
+                f
+            }
+            hashbrown::hash_map::Entry::Vacant(v) => v.insert(flow),
+        }
+    }
+
     /// Account one packet to its flow, creating it if needed, and advance TCP state.
     /// `tcp_flags` is `Some` for TCP packets. `a_to_b` comes from [`FlowKey::new`].
+    ///
+    /// Inlined into the worker: the established flow's packet is one probe and a few stores, and
+    /// the result then stays in registers. Sweeps, eviction and new flows are out of line.
+    #[inline]
     pub fn update(
         &mut self,
         now: Timestamp,
@@ -359,40 +428,15 @@ impl FlowTable {
             self.sweep(now);
         }
         let cfg = self.cfg;
-        if self.flows.len() >= cfg.max_flows && !self.flows.contains_key(key) {
-            self.make_room(now);
-        }
         // One probe on the common path: the entry is either a live flow, a flow that timed out
         // but was not swept yet (its packet starts a new flow in its place), or absent.
-        let mut new_flow = false;
-        let f = match self.flows.entry(*key) {
-            hashbrown::hash_map::Entry::Occupied(o) => {
-                let f = o.into_mut();
-                if now.since(f.last_seen) > timeout(&cfg, key, f) {
-                    self.stats.timed_out += 1;
-                    self.stats.created += 1;
-                    self.id_counter += 1;
-                    *f = Flow::start(
-                        flow_id(self.id_counter, self.id_salt),
-                        now,
-                        a_to_b,
-                        tcp_flags,
-                    );
-                    new_flow = true;
-                }
-                f
-            }
-            hashbrown::hash_map::Entry::Vacant(v) => {
-                self.stats.created += 1;
-                self.id_counter += 1;
-                new_flow = true;
-                v.insert(Flow::start(
-                    flow_id(self.id_counter, self.id_salt),
-                    now,
-                    a_to_b,
-                    tcp_flags,
-                ))
-            }
+        let live = match self.flows.get_mut(key) {
+            Some(f) if now.since(f.last_seen) <= timeout(&cfg, key, f) => Some(f),
+            _ => None,
+        };
+        let (f, new_flow) = match live {
+            Some(f) => (f, false),
+            None => (self.start_flow(now, key, a_to_b, tcp_flags), true),
         };
         let to_server = a_to_b == f.client_is_a;
         f.last_seen = now;

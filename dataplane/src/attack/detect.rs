@@ -5,9 +5,9 @@ use core::net::IpAddr;
 use policy::{Detectors, Threshold};
 use vlan::VlanScope;
 
-use super::state::{BoundedMap, DistinctWindow, Episode, LastSeen, RateWindow};
+use super::state::{BoundedMap, DistinctWindow, Episode, LastSeen, RateWindow, ScopedAddr};
 use super::{Attack, SINGLE_PACKET_QUIET_US};
-use crate::decode::{Arp, L4, TcpFlags};
+use crate::decode::{Arp, Ip, L4, TcpFlags};
 use crate::flow::FlowUpdate;
 use crate::time::Timestamp;
 
@@ -20,12 +20,9 @@ pub struct PacketFacts<'a> {
     pub scope: VlanScope,
     /// Source MAC.
     pub eth_src: [u8; 6],
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// Transport layer.
-    pub l4: &'a L4<'a>,
+    /// The IP packet (addresses, transport layer), borrowed: copying its addresses into this
+    /// struct cost a store-forwarding stall per read on the hot path.
+    pub ip: &'a Ip<'a>,
     /// Flow accounting of this packet (`None` if the packet is not tracked).
     pub flow: Option<FlowUpdate>,
 }
@@ -183,9 +180,9 @@ const PRUNE_INTERVAL_US: u64 = 10 * Timestamp::SECOND;
 /// The attack blocker of one worker.
 #[derive(Debug)]
 pub struct AttackBlocker {
-    sources: BoundedMap<(VlanScope, IpAddr), SrcState>,
-    destinations: BoundedMap<(VlanScope, IpAddr), DstState>,
-    macs: BoundedMap<(VlanScope, IpAddr), MacBinding>,
+    sources: BoundedMap<ScopedAddr, SrcState>,
+    destinations: BoundedMap<ScopedAddr, DstState>,
+    macs: BoundedMap<ScopedAddr, MacBinding>,
     next_prune: Timestamp,
     packets_since_prune: usize,
 }
@@ -272,21 +269,21 @@ impl AttackBlocker {
         let mut emit = |attack: Attack, report: bool| {
             found(Detection {
                 attack,
-                src: p.src,
-                dst: p.dst,
+                src: p.ip.src,
+                dst: p.ip.dst,
                 report,
             })
         };
 
         // MAC spoofing: the address's bound MAC changed within the binding's life.
         if d.mac_spoofing.enabled
-            && is_host_addr(p.src)
-            && let Some(report) = self.check_mac(now, p.scope, p.src, p.eth_src)
+            && is_host_addr(p.ip.src)
+            && let Some(report) = self.check_mac(now, p.scope, p.ip.src, p.eth_src)
         {
             emit(Attack::MacSpoofing, report);
         }
 
-        let tcp_syn = match p.l4 {
+        let tcp_syn = match &p.ip.l4 {
             L4::Tcp(t) => t.flags.has(TcpFlags::SYN) && !t.flags.has(TcpFlags::ACK),
             _ => false,
         };
@@ -294,8 +291,8 @@ impl AttackBlocker {
         let to_server = p.flow.is_none_or(|f| f.to_server);
 
         // Per-source detectors.
-        let land = d.land.enabled && p.src == p.dst && is_host_addr(p.src);
-        let flags_attack = match p.l4 {
+        let land = d.land.enabled && p.ip.src == p.ip.dst && is_host_addr(p.ip.src);
+        let flags_attack = match &p.ip.l4 {
             L4::Tcp(t) if d.invalid_tcp_flags.enabled => {
                 let core = t.flags.core();
                 if core == 0 {
@@ -310,19 +307,19 @@ impl AttackBlocker {
             }
             _ => None,
         };
-        let sweep_probe = match p.l4 {
+        let sweep_probe = match &p.ip.l4 {
             L4::Icmp(i) => i.icmp_type == 8 || i.icmp_type == 13,
             L4::Icmpv6(i) => i.icmp_type == 128,
             _ => tcp_syn,
         };
-        let udp_probe = matches!(p.l4, L4::Udp(_)) && new_initiator;
+        let udp_probe = matches!(&p.ip.l4, L4::Udp(_)) && new_initiator;
         let wants_src = land
             || flags_attack.is_some()
             || (d.tcp_port_scan.enabled && tcp_syn)
             || (d.udp_port_scan.enabled && udp_probe)
             || (d.host_sweep.enabled && sweep_probe);
-        if wants_src && is_host_addr(p.src) {
-            let s = self.sources.entry((p.scope, p.src));
+        if wants_src && is_host_addr(p.ip.src) {
+            let s = self.sources.entry(ScopedAddr::new(p.scope, p.ip.src));
             s.last = now;
             if land {
                 let report = s.episode(SrcEp::Land).hit(now, SINGLE_PACKET_QUIET_US);
@@ -332,14 +329,14 @@ impl AttackBlocker {
                 let report = s.episode(slot).hit(now, SINGLE_PACKET_QUIET_US);
                 emit(attack, report);
             }
-            if let (true, L4::Tcp(t)) = (d.tcp_port_scan.enabled && tcp_syn, p.l4) {
+            if let (true, L4::Tcp(t)) = (d.tcp_port_scan.enabled && tcp_syn, &p.ip.l4) {
                 let th = &d.tcp_port_scan;
                 if s.tcp_ports.insert(t.dst_port, now, window_us(th), cap(th)) >= cap(th) {
                     let report = s.episode(SrcEp::TcpScan).hit(now, window_us(th));
                     emit(Attack::TcpPortScan, report);
                 }
             }
-            if let (true, L4::Udp(u)) = (d.udp_port_scan.enabled && udp_probe, p.l4) {
+            if let (true, L4::Udp(u)) = (d.udp_port_scan.enabled && udp_probe, &p.ip.l4) {
                 let th = &d.udp_port_scan;
                 if s.udp_ports.insert(u.dst_port, now, window_us(th), cap(th)) >= cap(th) {
                     let report = s.episode(SrcEp::UdpScan).hit(now, window_us(th));
@@ -348,7 +345,7 @@ impl AttackBlocker {
             }
             if d.host_sweep.enabled && sweep_probe {
                 let th = &d.host_sweep;
-                if s.hosts.insert(p.dst, now, window_us(th), cap(th)) >= cap(th) {
+                if s.hosts.insert(p.ip.dst, now, window_us(th), cap(th)) >= cap(th) {
                     let report = s.episode(SrcEp::Sweep).hit(now, window_us(th));
                     emit(Attack::HostSweep, report);
                 }
@@ -359,13 +356,13 @@ impl AttackBlocker {
         // endpoint that opened the flow, so a large download to a VM is never a flood.
         let handshake_done = p.flow.is_some_and(|f| f.handshake_completed);
         let syn_new = tcp_syn && p.flow.is_none_or(|f| f.new_flow);
-        let udp_in = matches!(p.l4, L4::Udp(_)) && to_server;
-        let icmp_in = matches!(p.l4, L4::Icmp(_) | L4::Icmpv6(_)) && to_server;
+        let udp_in = matches!(&p.ip.l4, L4::Udp(_)) && to_server;
+        let icmp_in = matches!(&p.ip.l4, L4::Icmp(_) | L4::Icmpv6(_)) && to_server;
         let wants_dst = (d.syn_flood.enabled && (syn_new || handshake_done))
             || (d.udp_flood.enabled && udp_in)
             || (d.icmp_flood.enabled && icmp_in);
         if wants_dst {
-            let t = self.destinations.entry((p.scope, p.dst));
+            let t = self.destinations.entry(ScopedAddr::new(p.scope, p.ip.dst));
             t.last = now;
             if d.syn_flood.enabled && handshake_done {
                 t.handshakes.add(now, window_us(&d.syn_flood), 1);
@@ -409,7 +406,7 @@ impl AttackBlocker {
         ip: IpAddr,
         mac: [u8; 6],
     ) -> Option<bool> {
-        let b = self.macs.entry((scope, ip));
+        let b = self.macs.entry(ScopedAddr::new(scope, ip));
         b.last = now;
         if b.owner_seen == Timestamp(0) && b.mac == [0; 6] {
             b.mac = mac;
@@ -472,7 +469,7 @@ impl AttackBlocker {
         if !enabled {
             return;
         }
-        let s = self.sources.entry((scope, src));
+        let s = self.sources.entry(ScopedAddr::new(scope, src));
         s.last = now;
         let report = s.episode(slot).hit(now, SINGLE_PACKET_QUIET_US);
         found(Detection {

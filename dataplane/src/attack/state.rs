@@ -7,7 +7,9 @@
 //!   small random sample, counting each eviction.
 
 use core::hash::Hash;
+use core::net::IpAddr;
 use hashbrown::HashMap;
+use vlan::VlanScope;
 
 use crate::time::Timestamp;
 
@@ -115,6 +117,36 @@ impl Episode {
     }
 }
 
+/// An address in a VLAN scope, packed for hashing: the key of the per-source, per-destination
+/// and MAC-binding tables. Two words, so a lookup hashes two integers instead of walking the
+/// `(VlanScope, IpAddr)` enum byte by byte.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ScopedAddr {
+    addr: u128,
+    /// VLAN scope bits, and the address family in bit 40.
+    rest: u64,
+}
+
+impl ScopedAddr {
+    /// The key of `addr` in `scope`.
+    #[inline]
+    pub fn new(scope: VlanScope, addr: IpAddr) -> Self {
+        let (bits, v6) = crate::flow::addr_bits(addr);
+        ScopedAddr {
+            addr: bits,
+            rest: crate::flow::scope_bits(scope) | u64::from(v6) << 40,
+        }
+    }
+}
+
+impl Hash for ScopedAddr {
+    #[inline]
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.addr);
+        state.write_u64(self.rest);
+    }
+}
+
 /// Values of a [`BoundedMap`] know when they were last touched.
 pub trait LastSeen {
     /// Last time this entry was updated.
@@ -143,9 +175,10 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
         }
     }
 
-    /// The entry for `key`, created (evicting if at the cap) if absent.
+    /// The entry for `key`, created (evicting if at the cap) if absent. One probe below the cap.
+    #[inline]
     pub fn entry(&mut self, key: K) -> &mut V {
-        if !self.map.contains_key(&key) && self.map.len() >= self.cap {
+        if self.map.len() >= self.cap && !self.map.contains_key(&key) {
             let victim = self
                 .map
                 .iter()

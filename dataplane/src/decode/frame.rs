@@ -60,6 +60,7 @@ const ICMP_HEADER_LEN: usize = 8;
 ///
 /// Returns the [`DecodeEvent`] of the first unrecoverable failure; recoverable anomalies are in
 /// [`Decoded::anomalies`].
+#[inline]
 pub fn decode_frame(frame: &[u8], opts: DecodeOptions) -> Result<Decoded<'_>, DecodeEvent> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DecodeEvent::EthTruncated)?;
     let eth_dst = eth.dst_addr().0;
@@ -157,6 +158,7 @@ fn decode_arp(body: &[u8]) -> Result<Arp, DecodeEvent> {
 
 /// IPv4: the checks are done here in order so each failure has its own event; afterwards
 /// `Ipv4Packet::new_checked` over the trimmed packet cannot fail.
+#[inline(always)]
 fn decode_ipv4<'a>(
     buf: &'a [u8],
     opts: DecodeOptions,
@@ -222,6 +224,7 @@ fn decode_ipv4<'a>(
 
 /// Validate the TLV structure of IPv4 options (RFC 791): EOL ends the list, NOP is one byte,
 /// every other option has a length byte of at least 2 that stays inside the header.
+#[inline(always)]
 fn ipv4_options_well_formed(mut options: &[u8]) -> bool {
     const EOL: u8 = 0;
     const NOP: u8 = 1;
@@ -379,6 +382,7 @@ pub(crate) fn ipv6_ext_header_len(kind: u8, len_field: usize) -> usize {
     }
 }
 
+#[inline(always)]
 fn decode_l4<'a>(
     proto: IpProto,
     seg: &'a [u8],
@@ -408,6 +412,7 @@ fn decode_l4<'a>(
     })
 }
 
+#[inline(always)]
 fn decode_tcp<'a>(
     seg: &'a [u8],
     src: IpAddr,
@@ -437,6 +442,7 @@ fn decode_tcp<'a>(
     })
 }
 
+#[inline(always)]
 fn decode_udp<'a>(
     seg: &'a [u8],
     src: IpAddr,
@@ -467,6 +473,7 @@ fn decode_udp<'a>(
 
 /// ICMP and ICMPv6 share the first 8 bytes: type, code, checksum, then a word that echo messages
 /// use for ident and sequence. A message of 4 to 7 bytes is kept with ident/seq 0.
+#[inline(always)]
 fn decode_icmp(seg: &[u8]) -> Result<Icmp<'_>, DecodeEvent> {
     let (icmp_type, code) = match seg.get(..ICMP_MIN_LEN) {
         Some(&[t, c, _, _]) => (t, c),
@@ -498,6 +505,7 @@ fn pseudo_checksum_ok(src: IpAddr, dst: IpAddr, proto: IpProtocol, data: &[u8]) 
 }
 
 /// Big-endian u16 at `at`, zero when out of range (callers check lengths first).
+#[inline(always)]
 fn read_u16(buf: &[u8], at: usize) -> u16 {
     match buf.get(at..at + 2) {
         Some(&[a, b]) => u16::from_be_bytes([a, b]),
@@ -506,6 +514,7 @@ fn read_u16(buf: &[u8], at: usize) -> u16 {
 }
 
 /// Big-endian u32 at `at`, zero when out of range (callers check lengths first).
+#[inline(always)]
 fn read_u32(buf: &[u8], at: usize) -> u32 {
     match buf.get(at..at + 4) {
         Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
