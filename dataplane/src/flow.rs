@@ -169,6 +169,11 @@ pub struct Flow {
     pub terminated: bool,
     /// The flow was picked up without its handshake.
     pub midstream: bool,
+    /// Where the attack blocker found the MAC binding of the `a` / `b` endpoint's address last
+    /// time ([`crate::attack::state::NO_SLOT`] at first): a hint it checks, so an established
+    /// flow's packets reach their binding without a hash lookup.
+    mac_slot_a: u32,
+    mac_slot_b: u32,
     /// Activity scanner state (stream, app layer, rule state); created on the first packet
     /// inspected with a rule set loaded, `None` otherwise.
     pub scan: Option<Box<crate::scanner::FlowScan>>,
@@ -189,6 +194,11 @@ pub struct FlowUpdate {
     pub terminated: bool,
     /// A TCP flow that has not completed its handshake (after this packet).
     pub half_open: bool,
+    /// This packet travels from the key's `a` endpoint to `b` (as [`FlowKey::new`] said).
+    pub a_to_b: bool,
+    /// The attack blocker's MAC-binding slot hint for this packet's source
+    /// ([`FlowTable::set_mac_slot`]).
+    pub mac_slot: u32,
 }
 
 /// 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
@@ -227,6 +237,8 @@ impl Flow {
             fin_server: false,
             terminated: false,
             midstream,
+            mac_slot_a: crate::attack::state::NO_SLOT,
+            mac_slot_b: crate::attack::state::NO_SLOT,
             scan: None,
         }
     }
@@ -329,6 +341,18 @@ impl FlowTable {
     /// Look a flow up for changing it (the worker's per-flow inspection state).
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
         self.flows.get_mut(key)
+    }
+
+    /// Remember where the attack blocker found the MAC binding of the source of the flow's
+    /// `a_to_b` direction.
+    pub fn set_mac_slot(&mut self, key: &FlowKey, a_to_b: bool, slot: u32) {
+        if let Some(f) = self.flows.get_mut(key) {
+            if a_to_b {
+                f.mac_slot_a = slot;
+            } else {
+                f.mac_slot_b = slot;
+            }
+        }
     }
 
     /// Mark a flow terminated (later packets are dropped inline until it times out).
@@ -488,6 +512,8 @@ impl FlowTable {
             handshake_completed,
             terminated: f.terminated,
             half_open,
+            a_to_b,
+            mac_slot: if a_to_b { f.mac_slot_a } else { f.mac_slot_b },
         }
     }
 }

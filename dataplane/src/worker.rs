@@ -386,9 +386,13 @@ impl Worker {
         }
     }
 
-    fn exclusion(&self, scope: VlanScope, src: core::net::IpAddr) -> ExclusionRule {
+    /// The exclusion rule of a source. Takes the address by reference: copying the 17-byte
+    /// `IpAddr` out of the freshly decoded packet before knowing whether the policy has any
+    /// exclusion was a store-forwarding stall on every packet.
+    #[inline]
+    fn exclusion(&self, scope: VlanScope, src: &core::net::IpAddr) -> ExclusionRule {
         if self.policy.has_exclusions() {
-            self.policy.exclusion(scope, src)
+            self.policy.exclusion(scope, *src)
         } else {
             ExclusionRule::Default
         }
@@ -403,7 +407,7 @@ impl Worker {
         out: &mut impl Output,
     ) -> Verdict {
         let sender = core::net::IpAddr::V4(arp.sender_ip);
-        let rule = self.exclusion(scope, sender);
+        let rule = self.exclusion(scope, &sender);
         if rule == ExclusionRule::DoNotScan {
             self.counters.excluded += 1;
             return Verdict::Forward;
@@ -453,7 +457,7 @@ impl Worker {
             }
             return Verdict::Drop(DropReason::Blocked);
         }
-        let rule = self.exclusion(scope, ip.src);
+        let rule = self.exclusion(scope, &ip.src);
         if rule == ExclusionRule::DoNotScan {
             self.counters.excluded += 1;
             return Verdict::Forward;
@@ -599,8 +603,13 @@ impl Worker {
             flow: Some(upd),
         };
         let found = &mut self.detections;
+        let mut mac_slot = upd.mac_slot;
         self.attacks
-            .inspect(&ab.detectors, &facts, &mut |d| found.push(d));
+            .inspect(&ab.detectors, &facts, &mut mac_slot, &mut |d| found.push(d));
+        if mac_slot != upd.mac_slot {
+            // First packet of this direction, or the binding moved: one more probe, rarely.
+            self.flows.set_mac_slot(key, upd.a_to_b, mac_slot);
+        }
         if self.detections.is_empty() {
             return Verdict::Forward;
         }

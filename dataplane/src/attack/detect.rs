@@ -5,7 +5,9 @@ use core::net::IpAddr;
 use policy::{Detectors, Threshold};
 use vlan::VlanScope;
 
-use super::state::{BoundedMap, DistinctWindow, Episode, LastSeen, RateWindow, ScopedAddr};
+use super::state::{
+    BoundedMap, DistinctWindow, Episode, LastSeen, NO_SLOT, RateWindow, ScopedAddr, SlotMap,
+};
 use super::{Attack, SINGLE_PACKET_QUIET_US};
 use crate::decode::{Arp, Ip, L4, TcpFlags};
 use crate::flow::FlowUpdate;
@@ -182,7 +184,7 @@ const PRUNE_INTERVAL_US: u64 = 10 * Timestamp::SECOND;
 pub struct AttackBlocker {
     sources: BoundedMap<ScopedAddr, SrcState>,
     destinations: BoundedMap<ScopedAddr, DstState>,
-    macs: BoundedMap<ScopedAddr, MacBinding>,
+    macs: SlotMap<ScopedAddr, MacBinding>,
     next_prune: Timestamp,
     packets_since_prune: usize,
 }
@@ -213,7 +215,7 @@ impl AttackBlocker {
         AttackBlocker {
             sources: BoundedMap::new(caps.sources),
             destinations: BoundedMap::new(caps.destinations),
-            macs: BoundedMap::new(caps.mac_bindings),
+            macs: SlotMap::new(caps.mac_bindings),
             next_prune: Timestamp(0),
             packets_since_prune: 0,
         }
@@ -258,10 +260,15 @@ impl AttackBlocker {
     }
 
     /// Inspect one IP packet (after reassembly). Calls `found` for each detection.
+    ///
+    /// `mac_slot` is where the source's MAC binding was found last time (the flow keeps one per
+    /// direction, [`NO_SLOT`] at first); it is checked against the address and updated, so the
+    /// packets of an established flow reach their binding without a hash lookup.
     pub fn inspect(
         &mut self,
         d: &Detectors,
         p: &PacketFacts<'_>,
+        mac_slot: &mut u32,
         found: &mut impl FnMut(Detection),
     ) {
         self.prune(d, p.now);
@@ -278,7 +285,7 @@ impl AttackBlocker {
         // MAC spoofing: the address's bound MAC changed within the binding's life.
         if d.mac_spoofing.enabled
             && is_host_addr(p.ip.src)
-            && let Some(report) = self.check_mac(now, p.scope, p.ip.src, p.eth_src)
+            && let Some(report) = self.check_mac(now, p.scope, p.ip.src, p.eth_src, mac_slot)
         {
             emit(Attack::MacSpoofing, report);
         }
@@ -405,8 +412,9 @@ impl AttackBlocker {
         scope: VlanScope,
         ip: IpAddr,
         mac: [u8; 6],
+        slot: &mut u32,
     ) -> Option<bool> {
-        let b = self.macs.entry(ScopedAddr::new(scope, ip));
+        let b = self.macs.entry(ScopedAddr::new(scope, ip), slot)?;
         b.last = now;
         if b.owner_seen == Timestamp(0) && b.mac == [0; 6] {
             b.mac = mac;
@@ -439,7 +447,8 @@ impl AttackBlocker {
         if !d.mac_spoofing.enabled || !is_host_addr(ip) {
             return;
         }
-        if let Some(report) = self.check_mac(now, scope, ip, arp.sender_mac) {
+        let mut slot = NO_SLOT;
+        if let Some(report) = self.check_mac(now, scope, ip, arp.sender_mac, &mut slot) {
             found(Detection {
                 attack: Attack::MacSpoofing,
                 src: ip,

@@ -224,6 +224,153 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
     }
 }
 
+/// "No slot yet": the hint a caller starts with.
+pub const NO_SLOT: u32 = u32::MAX;
+
+#[derive(Debug)]
+struct Slot<K, V> {
+    /// `None` while the slot is free.
+    key: Option<K>,
+    value: V,
+}
+
+/// A [`BoundedMap`] whose entries live in numbered slots, so a caller that comes back to the same
+/// key (a flow's source, packet after packet) can reach its entry through the slot number it was
+/// given last time, without hashing. The slot is checked against the key, so a stale number
+/// (the entry was pruned or evicted, the slot reused) costs one ordinary lookup, never a wrong
+/// entry. Same cap and eviction policy as [`BoundedMap`]; slots are reused, so at most `cap`
+/// of them exist.
+#[derive(Debug)]
+pub struct SlotMap<K, V> {
+    index: HashMap<K, u32, foldhash::fast::FixedState>,
+    slots: Vec<Slot<K, V>>,
+    free: Vec<u32>,
+    cap: usize,
+    evicted: u64,
+}
+
+impl<K: Hash + Eq + Copy, V: LastSeen + Default> SlotMap<K, V> {
+    /// An empty map holding at most `cap` entries.
+    pub fn new(cap: usize) -> Self {
+        SlotMap {
+            index: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x6e_6163)),
+            slots: Vec::new(),
+            free: Vec::new(),
+            cap: cap.max(1),
+            evicted: 0,
+        }
+    }
+
+    /// The entry for `key`, created (evicting if at the cap) if absent. Slot `*hint` is tried
+    /// first; on return `*hint` names the entry's slot. `None` only if the slot bookkeeping were
+    /// inconsistent, which the code below never leaves it.
+    #[inline]
+    pub fn entry(&mut self, key: K, hint: &mut u32) -> Option<&mut V> {
+        let at = |h: u32| usize::try_from(h).unwrap_or(usize::MAX);
+        if !self
+            .slots
+            .get(at(*hint))
+            .is_some_and(|s| s.key.as_ref() == Some(&key))
+        {
+            *hint = self.locate(key);
+        }
+        self.slots.get_mut(at(*hint)).map(|s| &mut s.value)
+    }
+
+    /// The slot of `key`, made if absent.
+    #[inline(never)]
+    fn locate(&mut self, key: K) -> u32 {
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        if self.index.len() >= self.cap {
+            let slots = &self.slots;
+            let victim = self
+                .index
+                .iter()
+                .take(EVICTION_SAMPLE)
+                .min_by_key(|(_, i)| {
+                    slots
+                        .get(usize::try_from(**i).unwrap_or(usize::MAX))
+                        .map(|s| s.value.last_seen())
+                })
+                .map(|(k, _)| *k);
+            if let Some(k) = victim {
+                self.remove(&k);
+                self.evicted += 1;
+            }
+        }
+        let slot = Slot {
+            key: Some(key),
+            value: V::default(),
+        };
+        let reuse = self
+            .free
+            .pop()
+            .and_then(|i| self.slots.get_mut(usize::try_from(i).ok()?).map(|s| (i, s)));
+        let i = match reuse {
+            Some((i, s)) => {
+                *s = slot;
+                i
+            }
+            None => {
+                // At most `cap` slots (free ones are reused first), and caps fit in u32.
+                let i = u32::try_from(self.slots.len()).unwrap_or(NO_SLOT);
+                self.slots.push(slot);
+                i
+            }
+        };
+        self.index.insert(key, i);
+        i
+    }
+
+    fn remove(&mut self, key: &K) {
+        if let Some(i) = self.index.remove(key) {
+            if let Some(s) = self.slots.get_mut(usize::try_from(i).unwrap_or(usize::MAX)) {
+                s.key = None;
+            }
+            self.free.push(i);
+        }
+    }
+
+    /// Drop entries idle for more than `idle_us`.
+    pub fn prune(&mut self, now: Timestamp, idle_us: u64) {
+        let slots = &mut self.slots;
+        let free = &mut self.free;
+        self.index.retain(
+            |_, i| match slots.get_mut(usize::try_from(*i).unwrap_or(usize::MAX)) {
+                Some(s) if now.since(s.value.last_seen()) > idle_us => {
+                    s.key = None;
+                    free.push(*i);
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            },
+        );
+    }
+
+    /// Slots allocated in the index (what a prune walks).
+    pub fn capacity(&self) -> usize {
+        self.index.capacity()
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Entries evicted at the cap so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +426,58 @@ mod tests {
         fn last_seen(&self) -> Timestamp {
             self.0
         }
+    }
+
+    #[test]
+    fn slot_map_caps_and_hints_never_alias() {
+        let mut m: SlotMap<u32, V> = SlotMap::new(100);
+        let mut hints = vec![NO_SLOT; 1000];
+        for k in 0..1000u32 {
+            let hint = &mut hints[k as usize];
+            m.entry(k, hint).unwrap().0 = Timestamp(u64::from(k));
+            assert!(m.len() <= 100);
+        }
+        assert_eq!(m.len(), 100);
+        assert_eq!(m.evicted(), 900);
+        // Every old hint now points at a reused slot: it must not reach another key's entry.
+        for k in 0..1000u32 {
+            let mut hint = hints[k as usize];
+            let v = m.entry(k, &mut hint).unwrap();
+            if v.0 != Timestamp(0) || k == 0 {
+                assert_eq!(
+                    v.0,
+                    Timestamp(u64::from(k)),
+                    "key {k} reached another entry"
+                );
+            }
+            v.0 = Timestamp(u64::from(k));
+        }
+        // A hint that is still right goes straight to the entry.
+        let mut hint = NO_SLOT;
+        m.entry(7, &mut hint).unwrap().0 = Timestamp(77);
+        let before = hint;
+        assert_eq!(m.entry(7, &mut hint).unwrap().0, Timestamp(77));
+        assert_eq!(hint, before);
+    }
+
+    #[test]
+    fn slot_map_prune_frees_and_reuses_slots() {
+        let mut m: SlotMap<u32, V> = SlotMap::new(10);
+        let mut h1 = NO_SLOT;
+        m.entry(1, &mut h1).unwrap().0 = Timestamp(0);
+        let mut h2 = NO_SLOT;
+        m.entry(2, &mut h2).unwrap().0 = Timestamp(10 * S);
+        m.prune(Timestamp(10 * S), 5 * S);
+        assert_eq!(m.len(), 1);
+        // Key 3 takes key 1's slot; key 1's stale hint must not reach it.
+        let mut h3 = NO_SLOT;
+        m.entry(3, &mut h3).unwrap().0 = Timestamp(33);
+        assert_eq!(h3, h1);
+        let v = m.entry(1, &mut h1).unwrap();
+        assert_eq!(v.0, Timestamp(0), "a fresh entry for key 1");
+        assert_ne!(h1, h3);
+        assert_eq!(m.entry(3, &mut h3).unwrap().0, Timestamp(33));
+        assert_eq!(m.len(), 3);
     }
 
     #[test]
