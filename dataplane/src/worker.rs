@@ -353,19 +353,8 @@ impl Worker {
                 return Verdict::Forward;
             }
         };
-        let mut bad_checksum = false;
-        for a in decoded.anomalies.iter() {
-            self.count_decoder(a);
-            bad_checksum |= matches!(
-                a,
-                DecodeEvent::Ipv4BadChecksum
-                    | DecodeEvent::TcpBadChecksum
-                    | DecodeEvent::UdpBadChecksum
-                    | DecodeEvent::IcmpBadChecksum
-            );
-        }
-        if bad_checksum {
-            // The receiving stack discards it too: nothing to detect.
+        if !decoded.anomalies.is_empty() && self.count_anomalies(&decoded.anomalies) {
+            // A bad checksum: the receiving stack discards it too, nothing to detect.
             self.counters.bad_checksum += 1;
             return Verdict::Forward;
         }
@@ -378,6 +367,23 @@ impl Worker {
             L3::Arp(arp) => self.process_arp(&decoded, arp, scope, meta, out),
             L3::Ip(ip) => self.process_ip(&decoded, ip, scope, meta, out),
         }
+    }
+
+    /// Count a frame's decoder anomalies; true if one of them is a bad checksum.
+    #[cold]
+    fn count_anomalies(&mut self, anomalies: &decode::Anomalies) -> bool {
+        let mut bad_checksum = false;
+        for a in anomalies.iter() {
+            self.count_decoder(a);
+            bad_checksum |= matches!(
+                a,
+                DecodeEvent::Ipv4BadChecksum
+                    | DecodeEvent::TcpBadChecksum
+                    | DecodeEvent::UdpBadChecksum
+                    | DecodeEvent::IcmpBadChecksum
+            );
+        }
+        bad_checksum
     }
 
     fn count_decoder(&mut self, e: DecodeEvent) {

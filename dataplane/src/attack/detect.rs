@@ -264,6 +264,10 @@ impl AttackBlocker {
     /// `mac_slot` is where the source's MAC binding was found last time (the flow keeps one per
     /// direction, [`NO_SLOT`] at first); it is checked against the address and updated, so the
     /// packets of an established flow reach their binding without a hash lookup.
+    ///
+    /// Inlined into its one caller, the worker: the facts then stay in registers (read back
+    /// through memory, the VLAN scope's narrow stores stalled the wide loads).
+    #[inline]
     pub fn inspect(
         &mut self,
         d: &Detectors,
@@ -406,6 +410,7 @@ impl AttackBlocker {
     }
 
     /// Check an IP-to-MAC binding; `Some(report)` when `mac` is not the address's bound MAC.
+    #[inline]
     fn check_mac(
         &mut self,
         now: Timestamp,

@@ -48,6 +48,9 @@ mod ext {
     pub const DST_OPTS: u8 = 60;
 }
 
+/// Length of a TCP header without options.
+const TCP_HEADER_LEN: usize = 20;
+
 /// Length of the IPv6 fragment header.
 const IPV6_FRAG_HEADER_LEN: usize = 8;
 
@@ -156,18 +159,19 @@ fn decode_arp(body: &[u8]) -> Result<Arp, DecodeEvent> {
     })
 }
 
-/// IPv4: the checks are done here in order so each failure has its own event; afterwards
-/// `Ipv4Packet::new_checked` over the trimmed packet cannot fail.
+/// IPv4: the checks are done here in order so each failure has its own event. The fixed header
+/// is then read from a 20-byte array (`first_chunk`, so every field read is bounds-checked at
+/// compile time); smoltcp's view is only built to verify the checksum.
 #[inline(always)]
 fn decode_ipv4<'a>(
     buf: &'a [u8],
     opts: DecodeOptions,
     anomalies: &mut Anomalies,
 ) -> Result<Ip<'a>, DecodeEvent> {
-    let (&ver_ihl, _) = buf.split_first().ok_or(DecodeEvent::Ipv4Truncated)?;
-    if buf.len() < IPV4_HEADER_LEN {
-        return Err(DecodeEvent::Ipv4Truncated);
-    }
+    let h = buf
+        .first_chunk::<IPV4_HEADER_LEN>()
+        .ok_or(DecodeEvent::Ipv4Truncated)?;
+    let ver_ihl = h[0];
     if ver_ihl >> 4 != 4 {
         return Err(DecodeEvent::Ipv4BadVersion);
     }
@@ -175,32 +179,39 @@ fn decode_ipv4<'a>(
     if header_len < IPV4_HEADER_LEN || header_len > buf.len() {
         return Err(DecodeEvent::Ipv4BadHeaderLen);
     }
-    let total_len = usize::from(read_u16(buf, 2));
+    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if total_len < header_len {
         return Err(DecodeEvent::Ipv4BadTotalLen);
     }
     // Trims Ethernet padding; fails when the total length is beyond the frame.
     let packet = buf.get(..total_len).ok_or(DecodeEvent::Ipv4BadTotalLen)?;
-    let ipv4 = Ipv4Packet::new_checked(packet).map_err(|_| DecodeEvent::Ipv4BadTotalLen)?;
 
-    if !ipv4_options_well_formed(packet.get(IPV4_HEADER_LEN..header_len).unwrap_or(&[])) {
+    if header_len > IPV4_HEADER_LEN
+        && !ipv4_options_well_formed(packet.get(IPV4_HEADER_LEN..header_len).unwrap_or(&[]))
+    {
         anomalies.push(DecodeEvent::Ipv4BadOptions);
     }
-    if opts.verify_checksums && !ipv4.verify_checksum() {
+    if opts.verify_checksums
+        && !Ipv4Packet::new_checked(packet).is_ok_and(|ipv4| ipv4.verify_checksum())
+    {
         anomalies.push(DecodeEvent::Ipv4BadChecksum);
     }
 
-    let src = IpAddr::V4(ipv4.src_addr());
-    let dst = IpAddr::V4(ipv4.dst_addr());
-    let proto = IpProto::from(u8::from(ipv4.next_header()));
+    let src = IpAddr::V4(core::net::Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+    let dst = IpAddr::V4(core::net::Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+    let proto = IpProto::from(h[9]);
     let payload = packet.get(header_len..).unwrap_or(&[]);
     let header = packet.get(..header_len).unwrap_or(&[]);
+    // Flags and fragment offset: MF is 0x2000, the offset counts 8-byte units.
+    let frag_field = u16::from_be_bytes([h[6], h[7]]);
+    let more_frags = frag_field & 0x2000 != 0;
+    let frag_offset = u32::from(frag_field & 0x1fff) * 8;
 
-    let (fragment, l4) = if ipv4.more_frags() || ipv4.frag_offset() != 0 {
+    let (fragment, l4) = if more_frags || frag_offset != 0 {
         let frag = Fragment {
-            id: u32::from(ipv4.ident()),
-            offset: u32::from(ipv4.frag_offset()),
-            more: ipv4.more_frags(),
+            id: u32::from(u16::from_be_bytes([h[4], h[5]])),
+            offset: frag_offset,
+            more: more_frags,
             payload,
             unfragmentable: header,
         };
@@ -212,7 +223,7 @@ fn decode_ipv4<'a>(
     Ok(Ip {
         src,
         dst,
-        ttl: ipv4.hop_limit(),
+        ttl: h[8],
         proto,
         total_len,
         header_len,
@@ -420,23 +431,30 @@ fn decode_tcp<'a>(
     opts: DecodeOptions,
     anomalies: &mut Anomalies,
 ) -> Result<Tcp<'a>, DecodeEvent> {
-    let tcp = TcpPacket::new_checked(seg).map_err(|_| DecodeEvent::TcpMalformed)?;
-    if opts.verify_checksums && !tcp.verify_checksum(&IpAddress::from(src), &IpAddress::from(dst)) {
+    // The fixed header from a 20-byte array; the data offset must cover it and stay inside the
+    // segment (what smoltcp's `check_len` checks).
+    let h = seg
+        .first_chunk::<TCP_HEADER_LEN>()
+        .ok_or(DecodeEvent::TcpMalformed)?;
+    let header_len = usize::from(h[12] >> 4) * 4;
+    if header_len < TCP_HEADER_LEN || header_len > seg.len() {
+        return Err(DecodeEvent::TcpMalformed);
+    }
+    if opts.verify_checksums
+        && !TcpPacket::new_checked(seg)
+            .is_ok_and(|tcp| tcp.verify_checksum(&IpAddress::from(src), &IpAddress::from(dst)))
+    {
         anomalies.push(DecodeEvent::TcpBadChecksum);
     }
-    // Byte 12: data offset and NS; byte 13: the eight classic flags. Present after check_len.
-    let flags = match seg.get(12..14) {
-        Some(&[off_ns, flags]) => (u16::from(off_ns & 1) << 8) | u16::from(flags),
-        _ => 0,
-    };
-    let header_len = usize::from(tcp.header_len());
+    // Byte 12: data offset and NS; byte 13: the eight classic flags.
+    let flags = (u16::from(h[12] & 1) << 8) | u16::from(h[13]);
     Ok(Tcp {
-        src_port: tcp.src_port(),
-        dst_port: tcp.dst_port(),
-        seq: read_u32(seg, 4),
-        ack: read_u32(seg, 8),
+        src_port: u16::from_be_bytes([h[0], h[1]]),
+        dst_port: u16::from_be_bytes([h[2], h[3]]),
+        seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
         flags: TcpFlags(flags),
-        window: tcp.window_len(),
+        window: u16::from_be_bytes([h[14], h[15]]),
         header_len,
         payload: seg.get(header_len..).unwrap_or(&[]),
     })

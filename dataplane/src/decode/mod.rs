@@ -468,8 +468,9 @@ impl Anomalies {
         self.items.iter().flatten().copied()
     }
 
-    /// Whether none were recorded.
+    /// Whether none were recorded (one 4-byte compare: the common case on the packet path).
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.items.iter().all(Option::is_none)
+        self.items == [None; 4]
     }
 }
