@@ -4,10 +4,14 @@
 # policy, and the worker alone without DPDK; then dpdk-testpmd io forwarding for comparison.
 # Throughput is compared, not asserted (STYLE 18). Figures go to docs/benchmarks.md (DPDK section) by hand.
 #
-# usage: scripts/bench-dpdk.sh [SECONDS]   (needs libdpdk-dev; dpdk-testpmd is in Debian's dpdk-dev)
+# usage: scripts/bench-dpdk.sh [SECONDS] [BASELINE_DPDK_FWD]
+#   (needs libdpdk-dev; dpdk-testpmd is in Debian's dpdk-dev). A second argument, another build of
+#   the dpdk_fwd example (e.g. a copy of the base commit's target/release/examples/dpdk_fwd), runs
+#   its worker and worker-only figures in the same session for a before/after comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-5}
+base_bin=${2:-}
 command -v dpdk-testpmd >/dev/null || { echo "error: dpdk-testpmd missing (apt-get install dpdk-dev)" >&2; exit 1; }
 cargo build --release -q -p dataplane --features dpdk --example dpdk_fwd
 echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -15,6 +19,11 @@ echo "dpdk: $(pkg-config --modversion libdpdk); rustc: $(rustc --version)"
 for handler in forward worker worker-only; do
   target/release/examples/dpdk_fwd --seconds "$secs" --handler "$handler" | grep -E '^EAL|Mpps' | sed "s/^/[$handler] /"
 done
+if [ -n "$base_bin" ]; then
+  for handler in worker worker-only; do
+    "$base_bin" --seconds "$secs" --handler "$handler" | grep -E 'Mpps' | sed "s/^/[baseline $handler] /"
+  done
+fi
 # testpmd: main lcore 0, one forwarding lcore (1); io mode forwards port 0 <-> port 1 without
 # touching the frames. --tx-first primes the loop, --stats-period prints per-second rates until
 # SIGINT. Its default pool does not fit in -m 512: 8191 mbufs like ours.
