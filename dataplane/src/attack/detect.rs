@@ -494,3 +494,59 @@ impl AttackBlocker {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn ip_packet(src: [u8; 4]) -> Ip<'static> {
+        Ip {
+            src: IpAddr::V4(Ipv4Addr::from(src)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)),
+            ttl: 64,
+            proto: crate::decode::IpProto::Other(253),
+            total_len: 20,
+            header_len: 20,
+            packet: &[],
+            fragment: None,
+            l4: L4::Other(&[]),
+        }
+    }
+
+    /// Run one packet from `src` with source MAC `mac`, through the flow direction's `slot`.
+    fn spoofed(ab: &mut AttackBlocker, src: [u8; 4], mac: u8, slot: &mut u32, now: u64) -> bool {
+        let ip = ip_packet(src);
+        let facts = PacketFacts {
+            now: Timestamp(now),
+            scope: VlanScope::UNTAGGED,
+            eth_src: [2, 0, 0, 0, 0, mac],
+            ip: &ip,
+            flow: None,
+        };
+        let mut found = Vec::new();
+        ab.inspect(&Detectors::default(), &facts, slot, &mut |d| found.push(d));
+        found.iter().any(|d| d.attack == Attack::MacSpoofing)
+    }
+
+    #[test]
+    fn mac_binding_slot_is_checked_against_the_address() {
+        // One binding at a time: every new address evicts the previous one and reuses its slot.
+        let mut ab = AttackBlocker::new(StateCaps {
+            mac_bindings: 1,
+            ..StateCaps::default()
+        });
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let (mut slot_a, mut slot_b) = (NO_SLOT, NO_SLOT);
+        assert!(!spoofed(&mut ab, a, 1, &mut slot_a, 1));
+        assert!(!spoofed(&mut ab, b, 2, &mut slot_b, 2));
+        assert_eq!(slot_a, slot_b, "b took a's freed slot");
+        // a's stale slot now holds b's binding (MAC 2): a new MAC for a is not a spoof of b, and
+        // b's binding is not touched.
+        assert!(!spoofed(&mut ab, a, 3, &mut slot_a, 3));
+        assert!(!spoofed(&mut ab, b, 2, &mut slot_b, 4));
+        assert_eq!(ab.stats().evicted, 3);
+        // Through a current slot, a changed MAC within the binding's life is reported.
+        assert!(spoofed(&mut ab, b, 7, &mut slot_b, 5));
+    }
+}
