@@ -12,6 +12,7 @@ use super::ast::*;
 use super::classification::Classifications;
 use super::detect;
 use super::group::{FastPat, Group, GroupKey, Groups};
+use super::iponly::IpOnlyIndex;
 use super::mpm::Mpm;
 use super::threshold::{ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window};
 
@@ -88,7 +89,7 @@ pub struct FlowRuleState {
     ip_only_done: [bool; 2],
     pass: bool,
     windows: Vec<(u32, Window)>,
-    groups: [Option<(GroupTag, Arc<Group>)>; 2],
+    groups: [Option<(GroupTag, GroupKey, Arc<Group>)>; 2],
 }
 
 /// Size of one part of a signature group (see [`RuleSet::group_stats`]).
@@ -361,6 +362,8 @@ pub struct RuleSet {
     /// Signature groups of the rules that are not IP-only.
     pub(super) groups: Groups,
     ip_only_rules: Vec<u32>,
+    /// The IP-only rules by address.
+    ip_index: IpOnlyIndex,
     /// Identity of this set (cached groups of an older set are not reused).
     id: u64,
     thresholds: ThresholdConfig,
@@ -487,6 +490,7 @@ impl RuleSet {
         }
         let grouped: Vec<bool> = ip_only.iter().map(|b| !b).collect();
         let groups = Groups::new(&rules, &grouped);
+        let ip_index = IpOnlyIndex::build(&ip_only_rules, &rules);
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         RuleSet {
             groups,
@@ -497,6 +501,7 @@ impl RuleSet {
             fast,
             always,
             ip_only_rules,
+            ip_index,
             thresholds,
             flowbit_names,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -544,13 +549,28 @@ impl RuleSet {
             dport: pkt.dst_port,
             flow: pkt.flow,
         };
+        // Address classes already computed for this flow (either direction) are reused: only
+        // the flow facts changed (e.g. the handshake completed).
+        let mut sigs = None;
+        for (t, k, _) in fs.groups.iter().flatten() {
+            if t.set != self.id {
+                continue;
+            }
+            let (s, d) = k.addr_sigs();
+            if (t.src, t.dst) == (pkt.src, pkt.dst) {
+                sigs = Some((s, d));
+            } else if (t.src, t.dst) == (pkt.dst, pkt.src) {
+                sigs = Some((d, s));
+            }
+        }
         let slot = fs.groups.get_mut(usize::from(!pkt.flow.to_server));
-        if let Some(Some((t, g))) = slot.as_deref()
+        if let Some(Some((t, _, g))) = slot.as_deref()
             && *t == tag
         {
             return Arc::clone(g);
         }
         let key: GroupKey = self.groups.key(
+            sigs,
             class_of(pkt.proto),
             pkt.flow.has_flow,
             pkt.flow.established,
@@ -562,7 +582,7 @@ impl RuleSet {
         );
         let g = self.groups.get(&key, &self.rules, &self.fast);
         if let Some(s) = slot {
-            *s = Some((tag, Arc::clone(&g)));
+            *s = Some((tag, key, Arc::clone(&g)));
         }
         g
     }
@@ -638,7 +658,7 @@ impl RuleSet {
         let do_ip_only =
             !pkt.flow.has_flow || !flow_state.ip_only_done.get(dir).copied().unwrap_or(true);
         if do_ip_only {
-            cand.extend_from_slice(&self.ip_only_rules);
+            self.ip_index.candidates(pkt.src, pkt.dst, &mut cand);
             if pkt.flow.has_flow
                 && let Some(d) = flow_state.ip_only_done.get_mut(dir)
             {

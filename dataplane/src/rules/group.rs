@@ -67,6 +67,13 @@ pub struct GroupKey {
     dport: u32,
 }
 
+impl GroupKey {
+    /// The (source, destination) address classes.
+    pub fn addr_sigs(&self) -> (u64, u64) {
+        (self.src, self.dst)
+    }
+}
+
 /// The rules of a flow direction: the port-less part and the part for its ports.
 #[derive(Debug)]
 pub struct Group {
@@ -259,8 +266,10 @@ impl Groups {
 
     /// The key of a packet's flow direction.
     #[allow(clippy::too_many_arguments)]
+    /// `sigs`: the (source, destination) address classes when already known for these addresses.
     pub fn key(
         &self,
+        sigs: Option<(u64, u64)>,
         class: usize,
         has_flow: bool,
         established: bool,
@@ -275,8 +284,8 @@ impl Groups {
             has_flow,
             established,
             to_server,
-            src: self.addr_sig(src),
-            dst: self.addr_sig(dst),
+            src: sigs.map_or_else(|| self.addr_sig(src), |s| s.0),
+            dst: sigs.map_or_else(|| self.addr_sig(dst), |s| s.1),
             sport: self.port_class(sport),
             dport: self.port_class(dport),
         }

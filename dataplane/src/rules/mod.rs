@@ -43,6 +43,7 @@ pub mod classification;
 pub mod detect;
 pub mod engine;
 pub mod group;
+pub mod iponly;
 pub mod mpm;
 pub mod parser;
 pub mod pcre;
