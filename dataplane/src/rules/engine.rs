@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::decode::IpProto;
 use crate::time::Timestamp;
@@ -12,6 +11,9 @@ use crate::time::Timestamp;
 use super::ast::*;
 use super::classification::Classifications;
 use super::detect;
+use super::group::{FastPat, Group, GroupKey, Groups};
+use super::iponly::IpOnlyIndex;
+use super::mpm::Mpm;
 use super::threshold::{ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window};
 
 /// Flow facts the caller knows about the packet.
@@ -79,13 +81,44 @@ impl Buffers for HashMap<BufferKind, Vec<u8>> {
     }
 }
 
-/// Per-flow rule state: flowbits, `by_flow` thresholds, IP-only and pass bookkeeping.
+/// Per-flow rule state: flowbits, `by_flow` thresholds, IP-only and pass bookkeeping, and the
+/// signature group of each direction (chosen on its first packet).
 #[derive(Debug, Clone, Default)]
 pub struct FlowRuleState {
     bits: Vec<u32>,
     ip_only_done: [bool; 2],
     pass: bool,
     windows: Vec<(u32, Window)>,
+    groups: [Option<(GroupTag, GroupKey, Arc<Group>)>; 2],
+}
+
+/// Size of one part of a signature group (see [`RuleSet::group_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartStats {
+    /// Rules in the part.
+    pub rules: usize,
+    /// Fast patterns, all buffers.
+    pub patterns: usize,
+    /// Fast patterns of the payload automaton.
+    pub payload_patterns: usize,
+    /// Fast patterns of at most 2 bytes.
+    pub short_patterns: usize,
+    /// Rules without a fast pattern.
+    pub always: usize,
+    /// Memory of the automata.
+    pub automata_bytes: usize,
+}
+
+/// What a cached group was chosen for: the rule set and the packet facts of its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GroupTag {
+    set: u64,
+    proto: IpProto,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    flow: FlowView,
 }
 
 impl FlowRuleState {
@@ -147,12 +180,21 @@ pub struct RuleMatch {
     pub rule_index: u32,
 }
 
-struct Prefilter {
-    ac: AhoCorasick,
+pub(super) struct Prefilter {
+    ac: Mpm,
     /// Pattern id -> rules using it.
     rules: Vec<Vec<u32>>,
     /// The same, grouped by port (see [`PortGroups`]).
     groups: Vec<PortGroups>,
+    /// Patterns of at most 2 bytes.
+    short: usize,
+}
+
+impl Prefilter {
+    /// Memory of the automaton.
+    pub(super) fn memory(&self) -> usize {
+        self.ac.memory_usage()
+    }
 }
 
 impl std::fmt::Debug for Prefilter {
@@ -187,7 +229,7 @@ const MAX_GROUPED_PORTS: u32 = 64;
 /// few under those, else it is evaluated for every packet. Exact: the header check would reject
 /// the other packets anyway. Bidirectional rules are never grouped.
 #[derive(Debug, Default)]
-struct PortGroups {
+pub(super) struct PortGroups {
     any: Vec<u32>,
     /// Rules whose source is a list of IPv4 ranges (each at most [`MAX_INDEXED_RANGE`] wide),
     /// as (low, high, rule) sorted by low: looked up by the packet's source address.
@@ -204,7 +246,15 @@ fn port_count(p: &super::vars::PortSet) -> u32 {
 }
 
 impl PortGroups {
-    fn build(list: &[u32], rules: &[Rule]) -> PortGroups {
+    /// Rules listed.
+    pub(super) fn len(&self) -> usize {
+        self.any.len()
+            + self.by_src_addr.len()
+            + self.by_dst.values().map(Vec::len).sum::<usize>()
+            + self.by_src.values().map(Vec::len).sum::<usize>()
+    }
+
+    pub(super) fn build(list: &[u32], rules: &[Rule]) -> PortGroups {
         let mut g = PortGroups::default();
         for &idx in list {
             let Some(r) = rules.get(idx as usize) else {
@@ -272,7 +322,7 @@ impl PortGroups {
 }
 
 /// Protocol classes for the always-evaluate lists.
-const CLASSES: usize = 5;
+pub(super) const CLASSES: usize = 5;
 
 fn class_of(p: IpProto) -> usize {
     match p {
@@ -284,7 +334,7 @@ fn class_of(p: IpProto) -> usize {
     }
 }
 
-fn classes_of(p: RuleProto) -> &'static [usize] {
+pub(super) fn classes_of(p: RuleProto) -> &'static [usize] {
     match p {
         RuleProto::Ip => &[0, 1, 2, 3, 4],
         RuleProto::Tcp
@@ -306,12 +356,16 @@ pub struct RuleSet {
     category: Vec<Option<Arc<str>>>,
     threshold: Vec<Option<ThresholdSpec>>,
     ip_only: Vec<bool>,
-    /// Prefilter per buffer kind (Packet and Stream fold into Payload).
-    prefilters: Vec<Option<Prefilter>>,
+    /// Fast pattern per rule (`None`: evaluated whenever its group is).
+    fast: Vec<FastPat>,
     always: [Vec<u32>; CLASSES],
-    /// The always-evaluate lists grouped by port, per class.
-    groups: [PortGroups; CLASSES],
+    /// Signature groups of the rules that are not IP-only.
+    pub(super) groups: Groups,
     ip_only_rules: Vec<u32>,
+    /// The IP-only rules by address.
+    ip_index: IpOnlyIndex,
+    /// Identity of this set (cached groups of an older set are not reused).
+    id: u64,
     thresholds: ThresholdConfig,
     flowbit_names: HashMap<String, u32>,
 }
@@ -414,59 +468,123 @@ impl RuleSet {
             .map(|r| thresholds.override_for(r.gid, r.sid).or(r.threshold))
             .collect();
         let ip_only: Vec<bool> = rules.iter().map(Rule::is_ip_only).collect();
-        let mut pats: Vec<PatternTable> =
-            (0..BufferKind::COUNT).map(|_| Default::default()).collect();
         let mut always: [Vec<u32>; CLASSES] = Default::default();
         let mut ip_only_rules = Vec::new();
+        let mut fast = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
             let idx = u32::try_from(i).unwrap_or(u32::MAX);
             if ip_only.get(i).copied().unwrap_or(false) {
                 ip_only_rules.push(idx);
+                fast.push(None);
                 continue;
             }
-            match fast_pattern(r) {
-                Some((kind, pat)) => {
-                    if let Some((list, map, owners)) = pats.get_mut(kind.index()) {
-                        let pid = *map.entry(pat.clone()).or_insert_with(|| {
-                            list.push(pat);
-                            owners.push(Vec::new());
-                            list.len() - 1
-                        });
-                        if let Some(o) = owners.get_mut(pid) {
-                            o.push(idx);
-                        }
-                    }
-                }
-                None => {
-                    for &c in classes_of(r.proto) {
-                        if let Some(l) = always.get_mut(c) {
-                            l.push(idx);
-                        }
+            let fp = fast_pattern(r);
+            if fp.is_none() {
+                for &c in classes_of(r.proto) {
+                    if let Some(l) = always.get_mut(c) {
+                        l.push(idx);
                     }
                 }
             }
+            fast.push(fp);
         }
-        let mut prefilters = build_prefilters(pats);
-        for pf in prefilters.iter_mut().flatten() {
-            pf.groups = pf
-                .rules
-                .iter()
-                .map(|o| PortGroups::build(o, &rules))
-                .collect();
-        }
-        let groups = always.clone().map(|list| PortGroups::build(&list, &rules));
+        let grouped: Vec<bool> = ip_only.iter().map(|b| !b).collect();
+        let groups = Groups::new(&rules, &grouped);
+        let ip_index = IpOnlyIndex::build(&ip_only_rules, &rules);
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         RuleSet {
             groups,
             rules,
             category,
             threshold,
             ip_only,
-            prefilters,
+            fast,
             always,
             ip_only_rules,
+            ip_index,
             thresholds,
             flowbit_names,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// (flow-direction keys, compiled signature group parts) in the group cache now.
+    pub fn group_cache(&self) -> (usize, usize) {
+        self.groups.cached()
+    }
+
+    /// The signature group this packet's flow direction gets (compiled now if new), one entry
+    /// per part: for tools and benchmarks.
+    pub fn group_stats(&self, pkt: &PacketView<'_>) -> Vec<PartStats> {
+        let g = self.group(pkt, &mut FlowRuleState::new());
+        g.parts
+            .iter()
+            .map(|p| {
+                let pfs = p.prefilters.iter().flatten();
+                PartStats {
+                    rules: p.rules,
+                    patterns: pfs.clone().map(|f| f.ac.patterns_len()).sum(),
+                    payload_patterns: p
+                        .prefilters
+                        .get(BufferKind::Payload.index())
+                        .and_then(Option::as_ref)
+                        .map_or(0, |f| f.ac.patterns_len()),
+                    short_patterns: pfs.clone().map(|f| f.short).sum(),
+                    always: p.always.len(),
+                    automata_bytes: pfs.map(|f| f.ac.memory_usage()).sum(),
+                }
+            })
+            .collect()
+    }
+
+    /// The signature group of this packet's flow direction: the one cached in the flow state
+    /// when it was chosen for the same facts, else looked up (and compiled on first use).
+    fn group(&self, pkt: &PacketView<'_>, fs: &mut FlowRuleState) -> Arc<Group> {
+        let tag = GroupTag {
+            set: self.id,
+            proto: pkt.proto,
+            src: pkt.src,
+            dst: pkt.dst,
+            sport: pkt.src_port,
+            dport: pkt.dst_port,
+            flow: pkt.flow,
+        };
+        // Address classes already computed for this flow (either direction) are reused: only
+        // the flow facts changed (e.g. the handshake completed).
+        let mut sigs = None;
+        for (t, k, _) in fs.groups.iter().flatten() {
+            if t.set != self.id {
+                continue;
+            }
+            let (s, d) = k.addr_sigs();
+            if (t.src, t.dst) == (pkt.src, pkt.dst) {
+                sigs = Some((s, d));
+            } else if (t.src, t.dst) == (pkt.dst, pkt.src) {
+                sigs = Some((d, s));
+            }
+        }
+        let slot = fs.groups.get_mut(usize::from(!pkt.flow.to_server));
+        if let Some(Some((t, _, g))) = slot.as_deref()
+            && *t == tag
+        {
+            return Arc::clone(g);
+        }
+        let key: GroupKey = self.groups.key(
+            sigs,
+            class_of(pkt.proto),
+            pkt.flow.has_flow,
+            pkt.flow.established,
+            pkt.flow.to_server,
+            pkt.src,
+            pkt.dst,
+            pkt.src_port,
+            pkt.dst_port,
+        );
+        let g = self.groups.get(&key, &self.rules, &self.fast);
+        if let Some(s) = slot {
+            *s = Some((tag, key, Arc::clone(&g)));
+        }
+        g
     }
 
     /// The rules, in evaluation order (`RuleMatch::rule_index` indexes this).
@@ -516,30 +634,31 @@ impl RuleSet {
         if flow_state.pass {
             return;
         }
+        let group = self.group(pkt, flow_state);
         let mut cand: Vec<u32> = Vec::with_capacity(64);
         let stream = bufs.get(BufferKind::Stream);
-        for (k, pf) in self.prefilters.iter().enumerate() {
-            let Some(pf) = pf else { continue };
-            if k == BufferKind::Payload.index() {
-                scan(pf, pkt.payload, pkt, &mut cand);
-                // The stream's new data is often the packet's payload itself: scan it once.
-                if let Some(s) = stream
-                    && s != pkt.payload
-                {
-                    scan(pf, s, pkt, &mut cand);
+        for part in &group.parts {
+            for (k, pf) in part.prefilters.iter().enumerate() {
+                let Some(pf) = pf else { continue };
+                if k == BufferKind::Payload.index() {
+                    scan(pf, pkt.payload, pkt, &mut cand);
+                    // The stream's new data is often the packet's payload itself: scan it once.
+                    if let Some(s) = stream
+                        && s != pkt.payload
+                    {
+                        scan(pf, s, pkt, &mut cand);
+                    }
+                } else if let Some(b) = BufferKind::ALL.get(k).and_then(|kind| bufs.get(*kind)) {
+                    scan(pf, b, pkt, &mut cand);
                 }
-            } else if let Some(b) = BufferKind::ALL.get(k).and_then(|kind| bufs.get(*kind)) {
-                scan(pf, b, pkt, &mut cand);
             }
-        }
-        if let Some(g) = self.groups.get(class_of(pkt.proto)) {
-            g.candidates(pkt, &mut cand);
+            part.always.candidates(pkt, &mut cand);
         }
         let dir = usize::from(!pkt.flow.to_server);
         let do_ip_only =
             !pkt.flow.has_flow || !flow_state.ip_only_done.get(dir).copied().unwrap_or(true);
         if do_ip_only {
-            cand.extend_from_slice(&self.ip_only_rules);
+            self.ip_index.candidates(pkt.src, pkt.dst, &mut cand);
             if pkt.flow.has_flow
                 && let Some(d) = flow_state.ip_only_done.get_mut(dir)
             {
@@ -552,7 +671,8 @@ impl RuleSet {
             let Some(rule) = self.rules.get(idx as usize) else {
                 continue;
             };
-            if !verify(rule, pkt, bufs, flow_state) {
+            let head_known = self.groups.head_known(idx as usize);
+            if !verify(rule, pkt, bufs, flow_state, head_known) {
                 continue;
             }
             for fb in &rule.flowbits {
@@ -625,91 +745,74 @@ impl RuleSet {
     }
 }
 
-type PatternTable = (Vec<Vec<u8>>, HashMap<Vec<u8>, usize>, Vec<Vec<u32>>);
+/// The fast patterns of one buffer kind, each with the rules using it.
+#[derive(Debug, Default)]
+pub(super) struct PrefilterTable {
+    list: Vec<Vec<u8>>,
+    ids: HashMap<Vec<u8>, usize>,
+    owners: Vec<Vec<u32>>,
+}
 
-/// Build the automata on two threads, kinds split so both get about the same pattern bytes.
-fn build_prefilters(pats: Vec<PatternTable>) -> Vec<Option<Prefilter>> {
-    let one = |(list, _, owners): PatternTable| -> Option<Prefilter> {
-        if list.is_empty() {
+impl PrefilterTable {
+    /// Rule `idx` has this fast pattern.
+    pub(super) fn add(&mut self, pat: &[u8], idx: u32) {
+        let pid = match self.ids.get(pat) {
+            Some(&p) => p,
+            None => {
+                self.list.push(pat.to_vec());
+                self.owners.push(Vec::new());
+                self.ids.insert(pat.to_vec(), self.list.len() - 1);
+                self.list.len() - 1
+            }
+        };
+        if let Some(o) = self.owners.get_mut(pid) {
+            o.push(idx);
+        }
+    }
+
+    /// The automaton and per-pattern port groups, `None` without patterns.
+    pub(super) fn build(self, rules: &[Rule]) -> Option<Prefilter> {
+        if self.list.is_empty() {
             return None;
         }
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(&list)
-            .ok()?;
+        let ac = Mpm::new(&self.list)?;
+        let groups = self
+            .owners
+            .iter()
+            .map(|o| PortGroups::build(o, rules))
+            .collect();
         Some(Prefilter {
             ac,
-            rules: owners,
-            groups: Vec::new(),
+            short: self.list.iter().filter(|p| p.len() <= 2).count(),
+            rules: self.owners,
+            groups,
         })
-    };
-    let mut sizes: Vec<(usize, usize)> = pats
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.0.iter().map(Vec::len).sum::<usize>(), i))
-        .collect();
-    sizes.sort_unstable_by(|a, b| b.cmp(a));
-    let (mut a, mut b) = (0usize, 0usize);
-    let mut second = vec![false; pats.len()];
-    for (sz, i) in sizes {
-        if b < a {
-            b += sz;
-            if let Some(s) = second.get_mut(i) {
-                *s = true;
-            }
-        } else {
-            a += sz;
-        }
     }
-    let mut mine: Vec<(usize, PatternTable)> = Vec::new();
-    let mut theirs: Vec<(usize, PatternTable)> = Vec::new();
-    for (i, p) in pats.into_iter().enumerate() {
-        if second.get(i).copied().unwrap_or(false) {
-            theirs.push((i, p));
-        } else {
-            mine.push((i, p));
-        }
-    }
-    let n = mine.len() + theirs.len();
-    let built = std::thread::scope(|s| {
-        let h = s.spawn(move || {
-            theirs
-                .into_iter()
-                .map(|(i, p)| (i, one(p)))
-                .collect::<Vec<_>>()
-        });
-        let mut v: Vec<(usize, Option<Prefilter>)> =
-            mine.into_iter().map(|(i, p)| (i, one(p))).collect();
-        v.extend(h.join().unwrap_or_default());
-        v
-    });
-    let mut out: Vec<Option<Prefilter>> = (0..n).map(|_| None).collect();
-    for (i, p) in built {
-        if let Some(slot) = out.get_mut(i) {
-            *slot = p;
-        }
-    }
-    out
 }
 
 fn scan(pf: &Prefilter, hay: &[u8], pkt: &PacketView<'_>, cand: &mut Vec<u32>) {
-    let mut seen: Vec<u32> = Vec::new();
-    for m in pf.ac.find_overlapping_iter(hay) {
-        let pid = m.pattern().as_u32();
-        if seen.contains(&pid) {
-            continue;
+    // One candidate lookup per pattern, however often it occurs.
+    let mut seen: Vec<u64> = Vec::new();
+    pf.ac.find(hay, |pid| {
+        if seen.is_empty() {
+            seen.resize(pf.rules.len().div_ceil(64), 0);
         }
-        seen.push(pid);
-        if let Some(g) = pf.groups.get(pid as usize) {
+        let Some(w) = seen.get_mut(pid / 64) else {
+            return;
+        };
+        let bit = 1u64 << (pid % 64);
+        if *w & bit != 0 {
+            return;
+        }
+        *w |= bit;
+        if let Some(g) = pf.groups.get(pid) {
             g.candidates(pkt, cand);
         }
-    }
+    });
 }
 
-fn header_ok(r: &Rule, p: &PacketView<'_>) -> bool {
-    let proto_ok = match r.proto {
+fn proto_ok(r: &Rule, p: &PacketView<'_>) -> bool {
+    match r.proto {
         RuleProto::Ip => true,
         RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => p.proto == IpProto::Tcp,
         RuleProto::Udp => p.proto == IpProto::Udp,
@@ -720,8 +823,11 @@ fn header_ok(r: &Rule, p: &PacketView<'_>) -> bool {
         RuleProto::Dns => {
             matches!(p.proto, IpProto::Tcp | IpProto::Udp) && p.app_proto == Some(AppProto::Dns)
         }
-    };
-    if !proto_ok {
+    }
+}
+
+fn header_ok(r: &Rule, p: &PacketView<'_>) -> bool {
+    if !proto_ok(r, p) {
         return false;
     }
     // Ports first: cheaper than addresses and they reject more.
@@ -774,10 +880,26 @@ fn is_echo(p: &PacketView<'_>, t: u8) -> bool {
     }
 }
 
-fn verify(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState) -> bool {
-    if !header_ok(r, p) {
+/// Does rule `r` match? `head_known`: its group already proved the ports, addresses and `flow`
+/// options right for this packet (see [`Groups::head_known`]).
+pub(super) fn verify(
+    r: &Rule,
+    p: &PacketView<'_>,
+    bufs: &dyn Buffers,
+    fs: &FlowRuleState,
+    head_known: bool,
+) -> bool {
+    if head_known {
+        if !proto_ok(r, p) {
+            return false;
+        }
+    } else if !header_ok(r, p) || !flow_ok(r, p) {
         return false;
     }
+    rest_ok(r, p, bufs, fs)
+}
+
+fn flow_ok(r: &Rule, p: &PacketView<'_>) -> bool {
     let f = &r.flow;
     if f.established.is_some() || f.to_server.is_some() {
         if !p.flow.has_flow && !f.stateless {
@@ -789,6 +911,10 @@ fn verify(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState) 
             return false;
         }
     }
+    true
+}
+
+fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState) -> bool {
     if !r.packet.iter().all(|c| packet_ok(c, p)) {
         return false;
     }

@@ -16,13 +16,18 @@
 //! ```
 //! - [`PacketView`]: header facts, L4 payload, [`FlowView`] (has_flow, established, to_server),
 //!   app-layer protocol. [`Buffers`]: the stream buffer and app-layer fields (`http.uri`, ...).
-//! - Candidates: one aho-corasick automaton per buffer kind over each rule's fast pattern
-//!   (`fast_pattern` if given, else the longest non-negated content; case-insensitive, verified
-//!   exactly later). Rules with no usable content are evaluated for every packet of their
-//!   protocol class; IP-only rules (addresses and protocol only) are evaluated once per flow
-//!   direction (every packet when `has_flow` is false), as Suricata does.
-//! - Verification: header (protocol, addresses, ports, `<>`), `flow`, packet keywords,
-//!   flowbit conditions, then each buffer chain ([`detect`]).
+//! - Signature groups ([`group`]): each flow direction is classified once (protocol, flow facts,
+//!   address classes such as `$HOME_NET`/`$EXTERNAL_NET`, port classes) and gets the rules whose
+//!   header and `flow` options can accept it, compiled on first use into per-buffer prefilters
+//!   and cached; [`FlowRuleState`] keeps the handle per direction.
+//! - Candidates: in the group, one multi-pattern matcher ([`mpm`]) per buffer kind over each
+//!   rule's fast pattern (`fast_pattern` if given, else the longest non-negated content;
+//!   case-insensitive, verified exactly later). Rules with no usable content are evaluated for
+//!   every packet of their group; IP-only rules (addresses and protocol only) are evaluated once
+//!   per flow direction (every packet when `has_flow` is false), as Suricata does.
+//! - Verification: header (protocol, addresses, ports, `<>`; only the protocol when the group
+//!   already proves the rest), `flow`, packet keywords, flowbit conditions, then each buffer
+//!   chain ([`detect`]).
 //! - Order: `pass` > `drop` > `reject` > `alert` (Suricata's default action order), flowbit
 //!   setters before checkers, then priority. A matching `pass` rule ends inspection of the
 //!   packet; an IP-only `pass` also ends it for the rest of the flow.
@@ -37,6 +42,9 @@ pub mod ast;
 pub mod classification;
 pub mod detect;
 pub mod engine;
+pub mod group;
+pub mod iponly;
+pub mod mpm;
 pub mod parser;
 pub mod pcre;
 pub mod threshold;
@@ -47,7 +55,9 @@ use std::path::Path;
 
 pub use ast::{AppProto, BufferKind, Rule, RuleAction, RuleProto};
 pub use classification::Classifications;
-pub use engine::{Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, RuleMatch, RuleSet};
+pub use engine::{
+    Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats, RuleMatch, RuleSet,
+};
 pub use parser::{RuleError, RuleErrorKind};
 pub use threshold::{ThresholdConfig, ThresholdState};
 pub use vars::Vars;

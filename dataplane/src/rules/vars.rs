@@ -40,7 +40,7 @@ pub enum VarError {
 }
 
 /// A set of closed intervals, sorted and disjoint.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct IntervalSet<T> {
     ranges: Vec<(T, T)>,
 }
@@ -163,7 +163,7 @@ impl<T: Bound> IntervalSet<T> {
 }
 
 /// A compiled address expression: IPv4 and IPv6 interval sets.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AddrSet {
     v4: IntervalSet<u32>,
     v6: IntervalSet<u128>,
@@ -234,7 +234,7 @@ impl AddrSet {
 }
 
 /// A compiled port expression.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PortSet(IntervalSet<u16>);
 
 impl PortSet {
