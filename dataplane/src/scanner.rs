@@ -40,6 +40,9 @@ pub struct FlowScan {
     pub rules: FlowRuleState,
     /// Stream offset inspected so far, per direction (`[to_server, to_client]`).
     inspected: [u64; 2],
+    /// The latest transaction inspected and the rules (indexes) that matched its buffers: a
+    /// transaction is offered again as it progresses, a rule fires once per transaction.
+    tx_matched: (u64, Vec<u32>),
 }
 
 /// App-layer fields of an alert, for EVE (`app_proto`, `http`, `tls`, `dns`).
@@ -103,6 +106,8 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::HttpUserAgent => a.http_user_agent,
             BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_header,
             BufferKind::HttpCookie => a.http_cookie,
+            BufferKind::HttpConnection => a.http_connection,
+            BufferKind::HttpRequestBody => a.http_request_body,
             BufferKind::HttpProtocol => a.http_protocol,
             BufferKind::TlsSni => a.tls_sni,
             BufferKind::DnsQuery => a.dns_query(),
@@ -130,6 +135,35 @@ pub fn established(f: &Flow, midstream: bool) -> bool {
         }
         Some(_) => false,
         None => f.pkts_to_server > 0 && f.pkts_to_client > 0,
+    }
+}
+
+/// Keep only the first match of each transaction rule (a rule inspecting an app-layer buffer)
+/// on transaction `id`, as Suricata's per-transaction detection state does.
+fn once_per_tx(
+    rules: &RuleSet,
+    seen: &mut (u64, Vec<u32>),
+    id: u64,
+    out: &mut Vec<RuleMatch>,
+    from: usize,
+) {
+    if seen.0 != id {
+        *seen = (id, Vec::new());
+    }
+    let mut i = from;
+    while let Some(m) = out.get(i) {
+        let tx_rule = rules
+            .rules()
+            .get(m.rule_index as usize)
+            .is_some_and(|r| r.chains.iter().any(|c| c.buffer.app_proto().is_some()));
+        if tx_rule {
+            if seen.1.contains(&m.rule_index) {
+                out.remove(i);
+                continue;
+            }
+            seen.1.push(m.rule_index);
+        }
+        i += 1;
     }
 }
 
@@ -224,6 +258,9 @@ pub fn inspect(
     let bufs = ScanBuffers { stream, app };
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
+    if let Some(id) = tx {
+        once_per_tx(rules, &mut scan.tx_matched, id, out, before);
+    }
     if out.len() == before {
         return None;
     }
@@ -238,4 +275,49 @@ pub fn inspect(
             AppFields::of(&b)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{RuleAction, RuleSetBuilder};
+
+    fn matched(rules: &RuleSet, sid: u32) -> RuleMatch {
+        let i = rules.rules().iter().position(|r| r.sid == sid).unwrap();
+        RuleMatch {
+            gid: 1,
+            sid,
+            rev: 1,
+            msg: "m".into(),
+            classtype: None,
+            category: None,
+            priority: 3,
+            action: RuleAction::Alert,
+            alert: true,
+            noalert: false,
+            ip_only: false,
+            rule_index: u32::try_from(i).unwrap(),
+        }
+    }
+
+    // A rule on a transaction's buffer fires once per transaction however often the transaction
+    // is offered again; a payload rule is not affected; a new transaction starts afresh.
+    #[test]
+    fn tx_rule_once_per_tx() {
+        let mut b = RuleSetBuilder::default();
+        b.add_text(
+            "t",
+            "alert http any any -> any any (http.uri; content:\"/a\"; sid:1;)\n\
+             alert tcp any any -> any any (content:\"x\"; sid:2;)\n",
+        );
+        let rules = b.build();
+        let mut seen = (0, Vec::new());
+        let sids = |out: &[RuleMatch]| out.iter().map(|m| m.sid).collect::<Vec<_>>();
+        // The first match stands for an earlier packet's output: never touched.
+        for (tx, want) in [(0, vec![2, 1, 2]), (0, vec![2, 2]), (1, vec![2, 1, 2])] {
+            let mut out = vec![matched(&rules, 2), matched(&rules, 1), matched(&rules, 2)];
+            once_per_tx(&rules, &mut seen, tx, &mut out, 1);
+            assert_eq!(sids(&out), want, "tx {tx}");
+        }
+    }
 }
