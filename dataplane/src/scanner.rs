@@ -10,7 +10,7 @@
 //! completed (the latest one when a packet completes several).
 
 use crate::app::{AppBuffers, AppProto as App, AppState};
-use crate::decode::{Ip, L4};
+use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{Flow, TcpState};
 use crate::rules::{
     AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet,
@@ -27,6 +27,10 @@ pub struct ScannerConfig {
     /// Suricata's `--simulate-ips`: `drop`/`reject` rules drop the packet (and only it), whatever
     /// the policy's action; used by replay for conformance.
     pub simulate_ips: bool,
+    /// Suricata's `stream.async-oneside`: a capture may hold one direction only. A client ACK
+    /// after its SYN with no SYN/ACK seen completes the handshake for `flow:established`, as
+    /// Suricata's async mode does.
+    pub async_oneside: bool,
 }
 
 /// Per-flow scanner state.
@@ -43,6 +47,8 @@ pub struct FlowScan {
     /// The latest transaction inspected and the rules (indexes) that matched its buffers: a
     /// transaction is offered again as it progresses, a rule fires once per transaction.
     tx_matched: (u64, Vec<u32>),
+    /// Established by a one-sided handshake ([`ScannerConfig::async_oneside`]).
+    async_established: bool,
 }
 
 /// App-layer fields of an alert, for EVE (`app_proto`, `http`, `tls`, `dns`).
@@ -181,8 +187,14 @@ pub fn inspect(
     now: Timestamp,
     out: &mut Vec<RuleMatch>,
 ) -> Option<AppFields> {
-    let est = established(flow, cfg.stream.midstream);
+    let async_ack = cfg.async_oneside
+        && to_server
+        && flow.tcp == Some(TcpState::SynSent)
+        && matches!(&ip.l4, L4::Tcp(t) if t.flags.has(TcpFlags::ACK) && !t.flags.has(TcpFlags::SYN));
+    let mut est = established(flow, cfg.stream.midstream);
     let scan = flow.scan.get_or_insert_with(Box::default);
+    scan.async_established |= async_ack;
+    est |= scan.async_established && flow.tcp == Some(TcpState::SynSent);
     let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
         L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags.0), None, t.payload),
         L4::Udp(u) => ((u.src_port, u.dst_port), None, None, u.payload),
