@@ -171,7 +171,12 @@ impl HttpState {
                     };
                     if !has_head_end(rest, from) {
                         self.searched = rest.len();
-                        if !self.line_sent {
+                        // A line end in the bytes searched before would have been handled then:
+                        // look for one in the new bytes only (linear in a trickled line too).
+                        let new_line_end = rest
+                            .get(from..)
+                            .is_some_and(|t| memchr::memchr(b'\n', t).is_some());
+                        if !self.line_sent && new_line_end {
                             match parser::parse_request_line(rest) {
                                 Ok(None) => {}
                                 // HTTP/0.9: the line is the whole request.
@@ -434,6 +439,34 @@ mod tests {
         let h = heads(&out);
         assert_eq!(h.len(), 1);
         assert_eq!(AppBuffers::of(&h[0]).http_uri, Some(&b"/two"[..]));
+    }
+
+    // A head trickled byte by byte: the request line is reported once, when its LF arrives,
+    // then the head once, completing it.
+    #[test]
+    fn trickled_head() {
+        let req = b"GET /t HTTP/1.1\r\nHost: h\r\n\r\n";
+        let mut s = HttpState::default();
+        let mut out = Vec::new();
+        let mut ev = AppEvents::default();
+        let mut line_at = None;
+        for (i, b) in req.iter().enumerate() {
+            s.feed(std::slice::from_ref(b), &mut out, &mut ev);
+            if line_at.is_none() && !out.is_empty() {
+                line_at = Some(i);
+            }
+        }
+        assert_eq!(line_at, Some(16));
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[0], HttpOut::Line(r) if r.uri == b"/t"));
+        assert!(matches!(
+            &out[1],
+            HttpOut::Head {
+                replaces_line: true,
+                request
+            } if request.host.as_deref() == Some(&b"h"[..])
+        ));
+        assert!(ev.is_empty());
     }
 
     // A space inside the target is part of the URI (libhtp), not an error (httparse).
