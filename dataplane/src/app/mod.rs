@@ -529,6 +529,11 @@ impl AppState {
     }
 
     fn push_tx(&mut self, up: &mut AppUpdate, tx: TxData) {
+        // Only the latest transaction is inspected: the previous one's body is never needed
+        // again, and 32 kept bodies of 100 KiB each would be a per-flow memory lever.
+        if let Some((_, TxData::Http(r))) = self.txs.back_mut() {
+            r.body = Vec::new();
+        }
         if self.txs.len() >= MAX_TXS {
             self.txs.pop_front();
             up.events.push(AppEvent::TxCapReached);
@@ -660,17 +665,19 @@ mod tests {
         assert_eq!(app.proto(), AppProto::Http);
     }
 
-    // One request progresses over four packets: request line, head, body part, body end. The
-    // same transaction is reported each time its buffers grow; the body is offered at its end.
+    // One request progresses over five packets: request line, head, body part, body end, next
+    // request line. The same transaction is reported each time its buffers grow; the body is
+    // offered at its end and released when the next transaction starts.
     #[test]
     fn http_tx_progress() {
         let mut s = handshake();
         let mut app = AppState::new();
-        let parts: [(u32, &[u8]); 4] = [
+        let parts: [(u32, &[u8]); 5] = [
             (1, b"POST /up HTTP/1.1\r\n"),
             (20, b"Host: h\r\nContent-Length: 6\r\n\r\n"),
             (50, b"abc"),
-            (53, b"defGET /next HTTP/1.1\r\n"),
+            (53, b"def"),
+            (56, b"GET /next HTTP/1.1\r\n"),
         ];
         let mut seen = Vec::new();
         for (seq, p) in parts {
@@ -687,12 +694,12 @@ mod tests {
         assert_eq!(seen[1], (0..1, Some(b"h".to_vec()), None));
         // Body bytes below the minimal inspection size, not ended: nothing new to inspect.
         assert!(seen[2].0.is_empty());
-        // The body ends and the next request line arrives in the same packet.
-        assert_eq!(seen[3].0, 0..2);
         assert_eq!(
-            app.tx(0).and_then(|b| b.http_request_body),
-            Some(&b"abcdef"[..])
+            seen[3],
+            (0..1, Some(b"h".to_vec()), Some(b"abcdef".to_vec()))
         );
+        assert_eq!(seen[4].0, 1..2);
+        assert_eq!(app.tx(0).and_then(|b| b.http_request_body), Some(&b""[..]));
         assert_eq!(app.tx(1).and_then(|b| b.http_uri), Some(&b"/next"[..]));
         assert_eq!(app.tx(1).and_then(|b| b.http_header), None);
     }
