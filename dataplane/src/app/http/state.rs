@@ -525,4 +525,66 @@ mod tests {
             vec![AppEvent::HttpMalformedRequest]
         );
     }
+
+    proptest::proptest! {
+        // Pipelined requests (targets with spaces, Content-Length or chunked bodies) give the same
+        // transactions, URIs and bodies however the bytes are split into segments.
+        #[test]
+        fn split_invariance(
+            reqs in proptest::collection::vec(
+                ("/[a-z ]{0,12}[a-z]", proptest::collection::vec(b'a'..=b'z', 0..40), proptest::prelude::any::<bool>()),
+                1..4,
+            ),
+            cuts in proptest::collection::vec(1usize..50, 1..20),
+        ) {
+            let mut wire = Vec::new();
+            for (target, body, chunked) in &reqs {
+                wire.extend_from_slice(format!("POST {target} HTTP/1.1\r\nHost: h\r\n").as_bytes());
+                if *chunked {
+                    wire.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                    for c in body.chunks(7) {
+                        wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                        wire.extend_from_slice(c);
+                        wire.extend_from_slice(b"\r\n");
+                    }
+                    wire.extend_from_slice(b"0\r\n\r\n");
+                } else {
+                    wire.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+                    wire.extend_from_slice(body);
+                }
+            }
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for c in cuts.iter().cycle() {
+                if at >= wire.len() {
+                    break;
+                }
+                let end = (at + c).min(wire.len());
+                parts.push(&wire[at..end]);
+                at = end;
+            }
+            let (s, out, ev) = feed_all(&parts);
+            proptest::prop_assert!(ev.is_empty() && !s.is_stopped(), "{ev:?}");
+            let h = heads(&out);
+            proptest::prop_assert_eq!(h.len(), reqs.len());
+            // Bodies between heads, in order.
+            let mut bodies: Vec<Vec<u8>> = Vec::new();
+            for o in &out {
+                match o {
+                    HttpOut::Head { .. } => bodies.push(Vec::new()),
+                    HttpOut::Body(b) => {
+                        if let Some(last) = bodies.last_mut() {
+                            last.extend_from_slice(b);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (i, (target, body, _)) in reqs.iter().enumerate() {
+                let b = AppBuffers::of(&h[i]);
+                proptest::prop_assert_eq!(b.http_uri_raw, Some(target.as_bytes()));
+                proptest::prop_assert_eq!(&bodies[i], body);
+            }
+        }
+    }
 }
