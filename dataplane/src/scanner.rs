@@ -10,7 +10,7 @@
 //! completed (the latest one when a packet completes several).
 
 use crate::app::{AppBuffers, AppProto as App, AppState};
-use crate::decode::{Ip, L4};
+use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{Flow, TcpState};
 use crate::rules::{
     AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet,
@@ -27,6 +27,10 @@ pub struct ScannerConfig {
     /// Suricata's `--simulate-ips`: `drop`/`reject` rules drop the packet (and only it), whatever
     /// the policy's action; used by replay for conformance.
     pub simulate_ips: bool,
+    /// Suricata's `stream.async-oneside`: a capture may hold one direction only. A client ACK
+    /// after its SYN with no SYN/ACK seen completes the handshake for `flow:established`, as
+    /// Suricata's async mode does.
+    pub async_oneside: bool,
 }
 
 /// Per-flow scanner state.
@@ -40,6 +44,11 @@ pub struct FlowScan {
     pub rules: FlowRuleState,
     /// Stream offset inspected so far, per direction (`[to_server, to_client]`).
     inspected: [u64; 2],
+    /// The latest transaction inspected and the rules (indexes) that matched its buffers: a
+    /// transaction is offered again as it progresses, a rule fires once per transaction.
+    tx_matched: (u64, Vec<u32>),
+    /// Established by a one-sided handshake ([`ScannerConfig::async_oneside`]).
+    async_established: bool,
 }
 
 /// App-layer fields of an alert, for EVE (`app_proto`, `http`, `tls`, `dns`).
@@ -103,6 +112,8 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::HttpUserAgent => a.http_user_agent,
             BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_header,
             BufferKind::HttpCookie => a.http_cookie,
+            BufferKind::HttpConnection => a.http_connection,
+            BufferKind::HttpRequestBody => a.http_request_body,
             BufferKind::HttpProtocol => a.http_protocol,
             BufferKind::TlsSni => a.tls_sni,
             BufferKind::DnsQuery => a.dns_query(),
@@ -133,6 +144,35 @@ pub fn established(f: &Flow, midstream: bool) -> bool {
     }
 }
 
+/// Keep only the first match of each transaction rule (a rule inspecting an app-layer buffer)
+/// on transaction `id`, as Suricata's per-transaction detection state does.
+fn once_per_tx(
+    rules: &RuleSet,
+    seen: &mut (u64, Vec<u32>),
+    id: u64,
+    out: &mut Vec<RuleMatch>,
+    from: usize,
+) {
+    if seen.0 != id {
+        *seen = (id, Vec::new());
+    }
+    let mut i = from;
+    while let Some(m) = out.get(i) {
+        let tx_rule = rules
+            .rules()
+            .get(m.rule_index as usize)
+            .is_some_and(|r| r.chains.iter().any(|c| c.buffer.app_proto().is_some()));
+        if tx_rule {
+            if seen.1.contains(&m.rule_index) {
+                out.remove(i);
+                continue;
+            }
+            seen.1.push(m.rule_index);
+        }
+        i += 1;
+    }
+}
+
 /// Inspect one packet of a tracked flow; matches go to `out`, the alert's app fields are
 /// returned when the packet produced matches.
 #[allow(clippy::too_many_arguments)]
@@ -147,8 +187,14 @@ pub fn inspect(
     now: Timestamp,
     out: &mut Vec<RuleMatch>,
 ) -> Option<AppFields> {
-    let est = established(flow, cfg.stream.midstream);
+    let async_ack = cfg.async_oneside
+        && to_server
+        && flow.tcp == Some(TcpState::SynSent)
+        && matches!(&ip.l4, L4::Tcp(t) if t.flags.has(TcpFlags::ACK) && !t.flags.has(TcpFlags::SYN));
+    let mut est = established(flow, cfg.stream.midstream);
     let scan = flow.scan.get_or_insert_with(Box::default);
+    scan.async_established |= async_ack;
+    est |= scan.async_established && flow.tcp == Some(TcpState::SynSent);
     let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
         L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags.0), None, t.payload),
         L4::Udp(u) => ((u.src_port, u.dst_port), None, None, u.payload),
@@ -224,6 +270,9 @@ pub fn inspect(
     let bufs = ScanBuffers { stream, app };
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
+    if let Some(id) = tx {
+        once_per_tx(rules, &mut scan.tx_matched, id, out, before);
+    }
     if out.len() == before {
         return None;
     }
@@ -238,4 +287,49 @@ pub fn inspect(
             AppFields::of(&b)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{RuleAction, RuleSetBuilder};
+
+    fn matched(rules: &RuleSet, sid: u32) -> RuleMatch {
+        let i = rules.rules().iter().position(|r| r.sid == sid).unwrap();
+        RuleMatch {
+            gid: 1,
+            sid,
+            rev: 1,
+            msg: "m".into(),
+            classtype: None,
+            category: None,
+            priority: 3,
+            action: RuleAction::Alert,
+            alert: true,
+            noalert: false,
+            ip_only: false,
+            rule_index: u32::try_from(i).unwrap(),
+        }
+    }
+
+    // A rule on a transaction's buffer fires once per transaction however often the transaction
+    // is offered again; a payload rule is not affected; a new transaction starts afresh.
+    #[test]
+    fn tx_rule_once_per_tx() {
+        let mut b = RuleSetBuilder::default();
+        b.add_text(
+            "t",
+            "alert http any any -> any any (http.uri; content:\"/a\"; sid:1;)\n\
+             alert tcp any any -> any any (content:\"x\"; sid:2;)\n",
+        );
+        let rules = b.build();
+        let mut seen = (0, Vec::new());
+        let sids = |out: &[RuleMatch]| out.iter().map(|m| m.sid).collect::<Vec<_>>();
+        // The first match stands for an earlier packet's output: never touched.
+        for (tx, want) in [(0, vec![2, 1, 2]), (0, vec![2, 2]), (1, vec![2, 1, 2])] {
+            let mut out = vec![matched(&rules, 2), matched(&rules, 1), matched(&rules, 2)];
+            once_per_tx(&rules, &mut seen, tx, &mut out, 1);
+            assert_eq!(sids(&out), want, "tx {tx}");
+        }
+    }
 }

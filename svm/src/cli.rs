@@ -135,7 +135,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub threshold_file: Option<PathBuf>,
     /// Suricata-style settings, repeatable: `stream.midstream=true|false`, `stream.inline=...`,
-    /// `stream.reassembly.depth=SIZE`, `threshold-file=PATH`,
+    /// `stream.async-oneside=true|false`, `stream.reassembly.depth=SIZE`, `threshold-file=PATH`,
     /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`. Unknown keys are
     /// reported on standard error and ignored.
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -243,6 +243,7 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
             "stream.midstream" => parse_bool(v).map(|b| s.scanner.stream.midstream = b),
             // Inspection already runs on in-order data as it arrives (inline semantics).
             "stream.inline" => parse_bool(v).map(|_| ()),
+            "stream.async-oneside" => parse_bool(v).map(|b| s.scanner.async_oneside = b),
             "stream.reassembly.depth" => parse_size(v).map(|d| s.scanner.stream.depth = d),
             "threshold-file" => {
                 s.threshold_file = Some(v.into());

@@ -1,7 +1,11 @@
 //! App layer: protocol detection and the buffers rules inspect, decoded once per transaction.
 //!
-//! - HTTP/1.x requests (client-to-server stream, `httparse`): method, raw and normalized URI,
-//!   host, user agent, header block, cookie. Pipelined requests are separate transactions.
+//! - HTTP/1.x requests (client-to-server stream; request line by hand, headers by `httparse`):
+//!   method, raw and normalized URI, protocol, host, user agent, header block, cookie,
+//!   Connection, request body. Pipelined requests are separate transactions. A transaction
+//!   exists from its request line on and progresses (head, body) as libhtp's do: the request-line
+//!   buffers are there once the line is complete, the header buffers once the head is, the body
+//!   once it ended or [`HTTP_BODY_MIN_INSPECT`] bytes of it arrived.
 //! - TLS ClientHello SNI (client-to-server stream, `tls-parser`), across records and segments.
 //! - DNS queries (UDP payloads, or TCP with the 2-byte length prefix): the question names.
 //!
@@ -12,9 +16,10 @@
 //! TCP: after [`crate::stream::TcpStream::insert`], call [`AppState::on_stream`] for each
 //! direction with new in-order data; it remembers how far it has read each direction and notices
 //! gaps (the stream restarted past what it had read). UDP: [`AppState::on_udp`] per datagram.
-//! Both return an [`AppUpdate`] naming the transactions the call completed; their buffers are
-//! available at once ([`AppState::tx`]), so rules fire on the packet that completes a request,
-//! as in Suricata.
+//! Both return an [`AppUpdate`] naming the transactions the call created or progressed; their
+//! buffers are available at once ([`AppState::tx`]), so rules fire on the packet that makes a
+//! buffer available, as in Suricata. A transaction may be reported by several feeds (request
+//! line, then head, then body): the caller inspects each rule at most once per transaction.
 //!
 //! # Caps and anomalies
 //! Every buffer traffic can grow has a cap ([`http::state::MAX_HEADER_BYTES`],
@@ -30,6 +35,7 @@ pub mod tls;
 use std::collections::VecDeque;
 
 use crate::stream::StreamDirection;
+use http::state::HttpOut;
 
 /// Transactions kept per flow. Pipelining can complete many requests in one packet; the caller
 /// inspects the new ones right after each feed, so only a short history is needed. Older
@@ -38,6 +44,11 @@ pub const MAX_TXS: usize = 32;
 
 /// Bytes of a TCP stream looked at before giving up on detection.
 pub const DETECT_MAX_BYTES: usize = 16;
+
+/// Request body bytes collected before the body is offered to rules while it is still arriving
+/// (Suricata's `request-body-minimal-inspect-size` default, 32 KiB); a body that ended is
+/// offered whatever its size.
+pub const HTTP_BODY_MIN_INSPECT: usize = 32 << 10;
 
 /// DNS's well-known port.
 pub const DNS_PORT: u16 = 53;
@@ -178,16 +189,17 @@ impl AppEvents {
 /// What one feed produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppUpdate {
-    /// Id of the first transaction completed by this feed (ids increase by one per transaction).
+    /// Id of the first transaction created or progressed by this feed (ids increase by one per
+    /// transaction).
     pub first_tx: u64,
-    /// Transactions completed by this feed: ids `first_tx .. first_tx + new_txs`.
+    /// Transactions created or progressed by this feed: ids `first_tx .. first_tx + new_txs`.
     pub new_txs: u64,
     /// Anomalies raised.
     pub events: AppEvents,
 }
 
 impl AppUpdate {
-    /// Ids of the transactions completed by this feed.
+    /// Ids of the transactions created or progressed by this feed.
     pub fn tx_ids(&self) -> core::ops::Range<u64> {
         self.first_tx..self.first_tx.saturating_add(self.new_txs)
     }
@@ -197,7 +209,7 @@ impl AppUpdate {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxData {
     /// An HTTP request.
-    Http(http::parser::Request),
+    Http(Box<http::parser::Request>),
     /// A TLS ClientHello.
     Tls(tls::parser::ClientHello),
     /// A DNS query message.
@@ -215,7 +227,7 @@ pub struct AppBuffers<'a> {
     pub http_uri: Option<&'a [u8]>,
     /// `http.uri.raw`: as on the wire.
     pub http_uri_raw: Option<&'a [u8]>,
-    /// `http.protocol`: "HTTP/1.0" or "HTTP/1.1".
+    /// `http.protocol`: as sent ("HTTP/1.1"), empty for HTTP/0.9.
     pub http_protocol: Option<&'a [u8]>,
     /// `http.host`: lowercase, without port (see [`http::parser::normalize_host`]).
     pub http_host: Option<&'a [u8]>,
@@ -227,6 +239,11 @@ pub struct AppBuffers<'a> {
     pub http_header: Option<&'a [u8]>,
     /// `http.cookie`.
     pub http_cookie: Option<&'a [u8]>,
+    /// `http.connection`: the Connection header value.
+    pub http_connection: Option<&'a [u8]>,
+    /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
+    /// [`HTTP_BODY_MIN_INSPECT`] bytes arrived.
+    pub http_request_body: Option<&'a [u8]>,
     /// `tls.sni`.
     pub tls_sni: Option<&'a [u8]>,
     /// `dns.query`: every question name of the message, dotted, no trailing dot, case kept.
@@ -237,6 +254,14 @@ impl<'a> AppBuffers<'a> {
     /// The buffers of one transaction.
     pub fn of(tx: &'a TxData) -> Self {
         match tx {
+            TxData::Http(r) if !r.headers_done => AppBuffers {
+                proto: AppProto::Http,
+                http_method: Some(&r.method),
+                http_uri: Some(&r.uri),
+                http_uri_raw: Some(&r.uri_raw),
+                http_protocol: Some(&r.protocol),
+                ..AppBuffers::default()
+            },
             TxData::Http(r) => AppBuffers {
                 proto: AppProto::Http,
                 http_method: Some(&r.method),
@@ -248,6 +273,10 @@ impl<'a> AppBuffers<'a> {
                 http_user_agent: r.user_agent.as_deref(),
                 http_header: Some(&r.header),
                 http_cookie: r.cookie.as_deref(),
+                http_connection: r.connection.as_deref(),
+                http_request_body: (r.has_body
+                    && (r.body_done || r.body.len() >= HTTP_BODY_MIN_INSPECT))
+                    .then_some(r.body.as_slice()),
                 ..AppBuffers::default()
             },
             TxData::Tls(c) => AppBuffers {
@@ -474,7 +503,13 @@ impl AppState {
     fn feed(&mut self, mut up: AppUpdate, to_server: bool, data: &[u8]) -> AppUpdate {
         let mut out = Vec::new();
         match &mut self.parser {
-            Parser::Http(h) if to_server => h.feed(data, &mut out, &mut up.events),
+            Parser::Http(h) if to_server => {
+                let mut ops = Vec::new();
+                h.feed(data, &mut ops, &mut up.events);
+                for op in ops {
+                    self.apply_http(&mut up, op);
+                }
+            }
             Parser::Tls(t) if to_server => t.feed(data, &mut out, &mut up.events),
             Parser::Dns(d) => d.on_tcp(to_server, data, &mut out, &mut up.events),
             _ => {}
@@ -482,15 +517,74 @@ impl AppState {
         self.finish(up, out)
     }
 
+    /// Record that transaction `id` was created or progressed by this feed.
+    fn touch(up: &mut AppUpdate, id: u64) {
+        if up.new_txs == 0 {
+            up.first_tx = id;
+            up.new_txs = 1;
+        } else {
+            let n = id.saturating_sub(up.first_tx).saturating_add(1);
+            up.new_txs = up.new_txs.max(n);
+        }
+    }
+
+    fn push_tx(&mut self, up: &mut AppUpdate, tx: TxData) {
+        // Only the latest transaction is inspected: the previous one's body is never needed
+        // again, and 32 kept bodies of 100 KiB each would be a per-flow memory lever.
+        if let Some((_, TxData::Http(r))) = self.txs.back_mut() {
+            r.body = Vec::new();
+        }
+        if self.txs.len() >= MAX_TXS {
+            self.txs.pop_front();
+            up.events.push(AppEvent::TxCapReached);
+        }
+        let id = self.next_tx;
+        self.txs.push_back((id, tx));
+        self.next_tx = self.next_tx.saturating_add(1);
+        Self::touch(up, id);
+    }
+
+    /// Apply one step of the latest HTTP transaction's progress.
+    fn apply_http(&mut self, up: &mut AppUpdate, op: HttpOut) {
+        let latest = match self.txs.back_mut() {
+            Some((id, TxData::Http(r))) => Some((*id, r)),
+            _ => None,
+        };
+        match (op, latest) {
+            (HttpOut::Line(r), _) => self.push_tx(up, TxData::Http(Box::new(r))),
+            (
+                HttpOut::Head {
+                    request,
+                    replaces_line: true,
+                },
+                Some((id, r)),
+            ) if !r.headers_done => {
+                **r = request;
+                Self::touch(up, id);
+            }
+            (HttpOut::Head { request, .. }, _) => self.push_tx(up, TxData::Http(Box::new(request))),
+            (HttpOut::Body(b), Some((id, r))) if r.headers_done && !r.body_done => {
+                let before = r.body.len() >= HTTP_BODY_MIN_INSPECT;
+                let room = http::state::REQUEST_BODY_LIMIT.saturating_sub(r.body.len());
+                r.body
+                    .extend_from_slice(b.get(..room.min(b.len())).unwrap_or_default());
+                // Offered to rules when it reaches the minimal inspection size, and at its end.
+                if !before && r.body.len() >= HTTP_BODY_MIN_INSPECT {
+                    Self::touch(up, id);
+                }
+            }
+            (HttpOut::BodyEnd, Some((id, r))) if r.headers_done && !r.body_done => {
+                r.body_done = true;
+                Self::touch(up, id);
+            }
+            // Progress of a transaction no longer kept.
+            (HttpOut::Body(_) | HttpOut::BodyEnd, _) => {}
+        }
+    }
+
     fn finish(&mut self, mut up: AppUpdate, out: Vec<TxData>) -> AppUpdate {
         for tx in out {
-            if self.txs.len() >= MAX_TXS {
-                self.txs.pop_front();
-                up.events.push(AppEvent::TxCapReached);
-            }
-            self.txs.push_back((self.next_tx, tx));
-            self.next_tx = self.next_tx.saturating_add(1);
-            up.new_txs = up.new_txs.saturating_add(1);
+            self.push_tx(&mut up, tx);
         }
         for e in up.events.iter() {
             if let Some(c) = self.events.get_mut(e.index()) {
@@ -569,6 +663,45 @@ mod tests {
             }
         }
         assert_eq!(app.proto(), AppProto::Http);
+    }
+
+    // One request progresses over five packets: request line, head, body part, body end, next
+    // request line. The same transaction is reported each time its buffers grow; the body is
+    // offered at its end and released when the next transaction starts.
+    #[test]
+    fn http_tx_progress() {
+        let mut s = handshake();
+        let mut app = AppState::new();
+        let parts: [(u32, &[u8]); 5] = [
+            (1, b"POST /up HTTP/1.1\r\n"),
+            (20, b"Host: h\r\nContent-Length: 6\r\n\r\n"),
+            (50, b"abc"),
+            (53, b"def"),
+            (56, b"GET /next HTTP/1.1\r\n"),
+        ];
+        let mut seen = Vec::new();
+        for (seq, p) in parts {
+            s.insert(true, data(seq, p));
+            let up = app.on_stream(true, &s.client, (40000, 80));
+            let b = up.tx_ids().last().and_then(|id| app.tx(id));
+            seen.push((
+                up.tx_ids(),
+                b.and_then(|b| b.http_host).map(<[u8]>::to_vec),
+                b.and_then(|b| b.http_request_body).map(<[u8]>::to_vec),
+            ));
+        }
+        assert_eq!(seen[0], (0..1, None, None));
+        assert_eq!(seen[1], (0..1, Some(b"h".to_vec()), None));
+        // Body bytes below the minimal inspection size, not ended: nothing new to inspect.
+        assert!(seen[2].0.is_empty());
+        assert_eq!(
+            seen[3],
+            (0..1, Some(b"h".to_vec()), Some(b"abcdef".to_vec()))
+        );
+        assert_eq!(seen[4].0, 1..2);
+        assert_eq!(app.tx(0).and_then(|b| b.http_request_body), Some(&b""[..]));
+        assert_eq!(app.tx(1).and_then(|b| b.http_uri), Some(&b"/next"[..]));
+        assert_eq!(app.tx(1).and_then(|b| b.http_header), None);
     }
 
     // TLS detected by content on a non-standard port.

@@ -715,7 +715,21 @@ impl Builder {
                 self.content_mut(name)?.fast_pattern = fp;
             }
             "pcre" => {
-                let t = pcre::translate(need(value)?).map_err(|e| {
+                // Suricata takes the value with or without quotes (`pcre:/one/U;`): its parse
+                // regex looks for `/.../flags` anywhere in it.
+                let v = need(value)?.trim();
+                let (neg, body) = match v.strip_prefix('!') {
+                    Some(r) => ("!", r.trim_start()),
+                    None => ("", v),
+                };
+                let quoted;
+                let v = if body.starts_with('"') {
+                    v
+                } else {
+                    quoted = format!("{neg}\"{body}\"");
+                    quoted.as_str()
+                };
+                let t = pcre::translate(v).map_err(|e| {
                     let kind = match e {
                         pcre::PcreError::Unsupported(_) => {
                             RuleErrorKind::Unsupported(e.to_string())
@@ -1212,4 +1226,53 @@ fn parse_byte_jump(v: &str) -> PResult<ByteJump> {
         post_offset,
         bitmask,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Rule, RuleError> {
+        let vars = Vars::default();
+        let classes = Classifications::default();
+        let mut flowbits = HashMap::new();
+        let mut ctx = ParseCtx {
+            vars: &vars,
+            classes: &classes,
+            flowbits: &mut flowbits,
+        };
+        parse_rule(text, 1, &mut ctx)
+    }
+
+    fn pcre_of(r: &Rule) -> (BufferKind, &Pcre) {
+        r.chains
+            .iter()
+            .find_map(|c| {
+                c.steps.iter().find_map(|s| match s {
+                    Step::Pcre(p) => Some((c.buffer, p.as_ref())),
+                    _ => None,
+                })
+            })
+            .expect("a pcre step")
+    }
+
+    // `pcre` with and without quotes, negated or not: the same expression and buffer.
+    #[test]
+    fn pcre_quotes_optional() {
+        for (v, negated) in [
+            ("/one/U", false),
+            ("\"/one/U\"", false),
+            ("!/one/U", true),
+            ("!\"/one/U\"", true),
+        ] {
+            let r = parse(&format!("alert tcp any any -> any any (pcre:{v}; sid:1;)")).unwrap();
+            let (buf, p) = pcre_of(&r);
+            assert_eq!(buf, BufferKind::HttpUri, "{v}");
+            assert_eq!(p.negated, negated, "{v}");
+            let re = p.regex.get().unwrap();
+            assert!(re.is_match(b"/one"));
+            assert!(!re.is_match(b"/on"));
+        }
+        assert!(parse("alert tcp any any -> any any (pcre:one; sid:1;)").is_err());
+    }
 }

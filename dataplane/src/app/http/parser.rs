@@ -1,5 +1,11 @@
-//! HTTP/1.x request parsing (httparse) and the normalizations behind the sticky buffers.
+//! HTTP/1.x request parsing and the normalizations behind the sticky buffers.
 //! Pure functions: no state, no logging, no panics on any input.
+//!
+//! The request line is parsed by hand ([`parse_request_line`]) because httparse is strict where
+//! libhtp, whose behaviour rules are written against, is tolerant: a space inside the target
+//! (`GET /a b HTTP/1.1`) is an error to httparse and part of the URI to libhtp, and httparse
+//! cannot hand out the request line before the whole head has arrived. Headers are httparse's
+//! ([`httparse::parse_headers`]).
 //!
 //! # Normalization (documented, deliberately small)
 //! - `http.uri` ([`normalize_uri`]): the path and query only (an absolute-form URI
@@ -27,7 +33,7 @@ pub struct Request {
     pub uri_raw: Vec<u8>,
     /// Normalized URI.
     pub uri: Vec<u8>,
-    /// "HTTP/1.0" or "HTTP/1.1".
+    /// Protocol token as sent ("HTTP/1.1"); empty for HTTP/0.9.
     pub protocol: Vec<u8>,
     /// Normalized host.
     pub host: Option<Vec<u8>>,
@@ -39,6 +45,17 @@ pub struct Request {
     pub header: Vec<u8>,
     /// Cookie value(s), joined by "; " when several Cookie headers were sent.
     pub cookie: Option<Vec<u8>>,
+    /// Connection header value (the first one).
+    pub connection: Option<Vec<u8>>,
+    /// The head is complete: the header buffers are known (before, only the request line is).
+    pub headers_done: bool,
+    /// The request has a body (Content-Length > 0 or chunked).
+    pub has_body: bool,
+    /// The body collected so far (de-chunked), at most
+    /// [`super::state::REQUEST_BODY_LIMIT`] bytes.
+    pub body: Vec<u8>,
+    /// The body ended (or there is none).
+    pub body_done: bool,
 }
 
 /// How the request's body is delimited.
@@ -76,30 +93,130 @@ pub enum ParseError {
     Malformed,
 }
 
-/// Parse one request head at the start of `buf`. `Ok(None)`: incomplete, more bytes needed.
+/// A parsed request line (`method SP target SP protocol`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    /// Bytes the line took, its line ending included.
+    pub len: usize,
+    /// Method token.
+    pub method: &'a [u8],
+    /// Request target, spaces inside it kept.
+    pub target: &'a [u8],
+    /// Protocol token (`HTTP/1.1`); `None` for an HTTP/0.9 request (`GET /`), which has no
+    /// headers.
+    pub protocol: Option<&'a [u8]>,
+}
+
+/// RFC 9110 `tchar`: the bytes a method token may hold.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Parse the request line at the start of `buf`, tolerantly as libhtp does: the protocol is the
+/// last space-separated token when it starts with `HTTP/`, the target is everything between the
+/// method and it (so `GET /a b HTTP/1.1` has the target `/a b`, which httparse rejects), runs of
+/// spaces or tabs separate, a bare LF ends the line. `Ok(None)`: no line end yet. Control bytes
+/// in the line, a method that is not a token, or no target are [`ParseError::Malformed`].
+pub fn parse_request_line(buf: &[u8]) -> Result<Option<RequestLine<'_>>, ParseError> {
+    let Some(nl) = memchr::memchr(b'\n', buf) else {
+        return Ok(None);
+    };
+    let line = buf.get(..nl).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
+        return Err(ParseError::Malformed);
+    }
+    let m_end = line.iter().position(|b| is_space(*b)).unwrap_or(line.len());
+    let (method, rest) = line.split_at(m_end);
+    if method.is_empty() || !method.iter().all(|b| is_tchar(*b)) {
+        return Err(ParseError::Malformed);
+    }
+    let rest = trim(rest);
+    if rest.is_empty() {
+        return Err(ParseError::Malformed);
+    }
+    let (target, protocol) = match rest.iter().rposition(|b| is_space(*b)) {
+        Some(i) => {
+            let proto = rest.get(i.saturating_add(1)..).unwrap_or_default();
+            if proto.starts_with(b"HTTP/") {
+                (trim(rest.get(..i).unwrap_or_default()), Some(proto))
+            } else {
+                (rest, None)
+            }
+        }
+        None => (rest, None),
+    };
+    Ok(Some(RequestLine {
+        len: nl.saturating_add(1),
+        method,
+        target,
+        protocol,
+    }))
+}
+
+impl Request {
+    /// The transaction as known once its request line is parsed: method, URI and protocol; the
+    /// header buffers are absent until [`Request::headers_done`].
+    pub fn from_line(l: &RequestLine<'_>) -> Request {
+        let (authority, _) = split_absolute(l.target);
+        Request {
+            method: l.method.to_vec(),
+            uri_raw: l.target.to_vec(),
+            uri: normalize_uri(l.target),
+            protocol: l.protocol.unwrap_or_default().to_vec(),
+            host: authority.map(normalize_host),
+            host_raw: authority.map(<[u8]>::to_vec),
+            user_agent: None,
+            header: Vec::new(),
+            cookie: None,
+            connection: None,
+            headers_done: false,
+            has_body: false,
+            body: Vec::new(),
+            body_done: false,
+        }
+    }
+}
+
+/// Parse one request head at the start of `buf`: the request line ([`parse_request_line`]),
+/// then the headers (httparse) up to the empty line. An HTTP/0.9 request line is a whole head.
+/// `Ok(None)`: incomplete, more bytes needed.
 pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
+    let Some(line) = parse_request_line(buf)? else {
+        return Ok(None);
+    };
+    let mut request = Request::from_line(&line);
+    request.headers_done = true;
+    if line.protocol.is_none() {
+        request.body_done = true;
+        return Ok(Some(Parsed {
+            len: line.len,
+            request,
+            body: Body::None,
+            bad_content_length: false,
+        }));
+    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
+    let rest = buf.get(line.len..).unwrap_or_default();
+    let (hlen, hdrs) = match httparse::parse_headers(rest, &mut headers) {
+        Ok(httparse::Status::Complete(c)) => c,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
         Err(_) => return Err(ParseError::Malformed),
     };
-    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
-        return Err(ParseError::Malformed);
-    };
-    let uri_raw = path.as_bytes();
-    let (authority, _) = split_absolute(uri_raw);
+    let (authority, _) = split_absolute(line.target);
 
     let mut header = Vec::new();
     let mut host_header: Option<&[u8]> = None;
-    let mut user_agent = None;
     let mut cookie: Option<Vec<u8>> = None;
     let mut content_length: Option<u64> = None;
     let mut bad_content_length = false;
     let mut chunked = false;
-    for h in req.headers.iter() {
+    for h in hdrs.iter() {
         let value = trim_trailing(h.value);
         let name = h.name.as_bytes();
         if h.name.eq_ignore_ascii_case("cookie") {
@@ -117,7 +234,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
         if h.name.eq_ignore_ascii_case("host") {
             host_header.get_or_insert(value);
         } else if h.name.eq_ignore_ascii_case("user-agent") {
-            user_agent.get_or_insert_with(|| value.to_vec());
+            request.user_agent.get_or_insert_with(|| value.to_vec());
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            request.connection.get_or_insert_with(|| value.to_vec());
         } else if h.name.eq_ignore_ascii_case("content-length") {
             match parse_content_length(value) {
                 Some(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
@@ -142,23 +261,15 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
         }
     };
     let host_raw = authority.or(host_header);
+    request.host = host_raw.map(normalize_host);
+    request.host_raw = host_raw.map(<[u8]>::to_vec);
+    request.header = header;
+    request.cookie = cookie;
+    request.has_body = body != Body::None;
+    request.body_done = !request.has_body;
     Ok(Some(Parsed {
-        len,
-        request: Request {
-            method: method.as_bytes().to_vec(),
-            uri_raw: uri_raw.to_vec(),
-            uri: normalize_uri(uri_raw),
-            protocol: if version == 0 {
-                b"HTTP/1.0".to_vec()
-            } else {
-                b"HTTP/1.1".to_vec()
-            },
-            host: host_raw.map(normalize_host),
-            host_raw: host_raw.map(<[u8]>::to_vec),
-            user_agent,
-            header,
-            cookie,
-        },
+        len: line.len.saturating_add(hlen),
+        request,
         body,
         bad_content_length,
     }))
@@ -357,8 +468,12 @@ mod tests {
     #[test]
     fn partial_and_malformed() {
         assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost: a"), Ok(None));
+        // An unknown version is kept as sent (libhtp flags it, still parses the request).
+        let p = parse_request(b"GET / HTTP/9.9\r\n\r\n").unwrap().unwrap();
+        assert_eq!(p.request.protocol, b"HTTP/9.9");
+        assert_eq!(parse_request(b"GET\r\n\r\n"), Err(ParseError::Malformed));
         assert_eq!(
-            parse_request(b"GET / HTTP/9.9\r\n\r\n"),
+            parse_request(b"G(T / HTTP/1.1\r\n\r\n"),
             Err(ParseError::Malformed)
         );
         assert_eq!(
@@ -407,5 +522,65 @@ mod tests {
                 .unwrap();
         assert_eq!(p.request.host.as_deref(), Some(&b"proxy.example"[..]));
         assert_eq!(p.request.uri, b"/x");
+    }
+
+    #[test]
+    fn request_line_tolerance() {
+        let l = parse_request_line(b"GET  /a b\tc   HTTP/1.1\r\nHost")
+            .unwrap()
+            .unwrap();
+        assert_eq!(l.method, b"GET");
+        assert_eq!(l.target, b"/a b\tc");
+        assert_eq!(l.protocol, Some(&b"HTTP/1.1"[..]));
+        assert_eq!(l.len, b"GET  /a b\tc   HTTP/1.1\r\n".len());
+        let l = parse_request_line(b"GET /x\n").unwrap().unwrap();
+        assert_eq!((l.target, l.protocol), (&b"/x"[..], None));
+        let l = parse_request_line(b"GET /x y\n").unwrap().unwrap();
+        assert_eq!((l.target, l.protocol), (&b"/x y"[..], None));
+        assert_eq!(parse_request_line(b"GET /x HTTP/1.1"), Ok(None));
+        assert_eq!(
+            parse_request_line(b" GET / HTTP/1.1\r\n"),
+            Err(ParseError::Malformed)
+        );
+        assert_eq!(
+            parse_request_line(b"GET /\0 HTTP/1.1\r\n"),
+            Err(ParseError::Malformed)
+        );
+        // The full head: line, headers (httparse), body framing.
+        let p = parse_request(b"GET /uri afterspace HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.request.uri, b"/uri afterspace");
+        assert_eq!(p.request.connection.as_deref(), Some(&b"Keep-Alive"[..]));
+        assert!(p.request.headers_done && p.request.body_done && !p.request.has_body);
+    }
+
+    proptest::proptest! {
+        // Any method token, target without CR/LF/controls and version round-trip through the
+        // request line parser; the target keeps its inner spaces.
+        #[test]
+        fn request_line_roundtrip(
+            method in "[A-Z]{1,10}",
+            target in "/[ -~]{0,40}[!-~]",
+            minor in 0u8..10,
+        ) {
+            let line = format!("{method} {target} HTTP/1.{minor}\r\n");
+            let l = parse_request_line(line.as_bytes()).unwrap().unwrap();
+            proptest::prop_assert_eq!(l.len, line.len());
+            proptest::prop_assert_eq!(l.method, method.as_bytes());
+            let want = format!("HTTP/1.{minor}");
+            proptest::prop_assert_eq!(l.protocol, Some(want.as_bytes()));
+            proptest::prop_assert_eq!(l.target, target.trim_end().as_bytes());
+        }
+
+        // Arbitrary bytes: no panic; a parsed line never holds a line break.
+        #[test]
+        fn request_line_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Ok(Some(l)) = parse_request_line(&data) {
+                proptest::prop_assert!(l.len <= data.len());
+                proptest::prop_assert!(!l.target.contains(&b'\n') && !l.method.is_empty());
+            }
+            let _ = parse_request(&data);
+        }
     }
 }

@@ -1,8 +1,35 @@
-//! Per-flow HTTP request state: buffering of a request head split across segments, body skipping
-//! (Content-Length, chunked) to find pipelined requests, caps and gap resync.
+//! Per-flow HTTP request state: buffering of a request head split across segments, body
+//! collection (Content-Length, chunked) up to a limit, pipelined requests, caps and gap resync.
+//!
+//! A transaction's progress is reported as it happens, as libhtp does ([`HttpOut`]): its request
+//! line as soon as that line is complete (`http.uri`, `http.method` can match before the headers
+//! end), then its complete head, then its body.
 
-use super::parser::{self, Body, ParseError};
-use crate::app::{AppEvent, AppEvents, TxData, looks_like_http_request};
+use super::parser::{self, Body, ParseError, Request};
+use crate::app::{AppEvent, AppEvents, looks_like_http_request};
+
+/// Body bytes collected per request (Suricata's `libhtp.default-config.request-body-limit`
+/// default, 100 KiB); the rest of the body is skipped, not inspected.
+pub const REQUEST_BODY_LIMIT: usize = 100 << 10;
+
+/// The progress of the flow's latest request, reported by [`HttpState::feed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpOut {
+    /// A request line: a new transaction, its headers still to come.
+    Line(Request),
+    /// A complete head. `replaces_line`: it completes the transaction of the preceding
+    /// [`HttpOut::Line`]; else it is a new transaction.
+    Head {
+        /// The request (headers included).
+        request: Request,
+        /// Whether it completes the latest transaction.
+        replaces_line: bool,
+    },
+    /// Body bytes of the latest transaction (de-chunked, within [`REQUEST_BODY_LIMIT`]).
+    Body(Vec<u8>),
+    /// The latest transaction's body ended.
+    BodyEnd,
+}
 
 /// Bytes of one request head (request line + headers) held while incomplete. libhtp's default
 /// `request-line` plus header limits are of this order; a head that does not end within 64 KiB
@@ -32,6 +59,10 @@ pub struct HttpState {
     buf: Vec<u8>,
     /// Bytes at the start of `buf` already searched for the end of the head.
     searched: usize,
+    /// The request line at the start of `buf` was reported ([`HttpOut::Line`]).
+    line_sent: bool,
+    /// Body bytes of the current request reported so far.
+    body_sent: usize,
 }
 
 impl Default for HttpState {
@@ -40,6 +71,8 @@ impl Default for HttpState {
             phase: Phase::Headers,
             buf: Vec::new(),
             searched: 0,
+            line_sent: false,
+            body_sent: 0,
         }
     }
 }
@@ -57,7 +90,7 @@ impl HttpState {
     }
 
     /// New in-order client bytes.
-    pub fn feed(&mut self, data: &[u8], out: &mut Vec<TxData>, ev: &mut AppEvents) {
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<HttpOut>, ev: &mut AppEvents) {
         if self.phase == Phase::Stopped {
             return;
         }
@@ -89,6 +122,7 @@ impl HttpState {
             self.phase = Phase::Resync;
             self.buf.clear();
             self.searched = 0;
+            self.line_sent = false;
         }
     }
 
@@ -98,8 +132,18 @@ impl HttpState {
         usize::MAX
     }
 
+    /// Report body bytes within the limit.
+    fn collect(&mut self, bytes: &[u8], out: &mut Vec<HttpOut>) {
+        let room = REQUEST_BODY_LIMIT.saturating_sub(self.body_sent);
+        let take = bytes.get(..room.min(bytes.len())).unwrap_or_default();
+        if !take.is_empty() {
+            self.body_sent = self.body_sent.saturating_add(take.len());
+            out.push(HttpOut::Body(take.to_vec()));
+        }
+    }
+
     /// Consume what can be consumed; returns the bytes consumed (the rest is kept for later).
-    fn process(&mut self, data: &[u8], out: &mut Vec<TxData>, ev: &mut AppEvents) -> usize {
+    fn process(&mut self, data: &[u8], out: &mut Vec<HttpOut>, ev: &mut AppEvents) -> usize {
         let mut pos = 0usize;
         loop {
             let rest = data.get(pos..).unwrap_or_default();
@@ -127,23 +171,58 @@ impl HttpState {
                     };
                     if !has_head_end(rest, from) {
                         self.searched = rest.len();
+                        // A line end in the bytes searched before would have been handled then:
+                        // look for one in the new bytes only (linear in a trickled line too).
+                        let new_line_end = rest
+                            .get(from..)
+                            .is_some_and(|t| memchr::memchr(b'\n', t).is_some());
+                        if !self.line_sent && new_line_end {
+                            match parser::parse_request_line(rest) {
+                                Ok(None) => {}
+                                // HTTP/0.9: the line is the whole request.
+                                Ok(Some(l)) if l.protocol.is_none() => {
+                                    let mut r = Request::from_line(&l);
+                                    r.headers_done = true;
+                                    r.body_done = true;
+                                    pos = pos.saturating_add(l.len);
+                                    self.searched = 0;
+                                    out.push(HttpOut::Head {
+                                        request: r,
+                                        replaces_line: false,
+                                    });
+                                    continue;
+                                }
+                                Ok(Some(l)) => {
+                                    self.line_sent = true;
+                                    out.push(HttpOut::Line(Request::from_line(&l)));
+                                }
+                                Err(_) => {
+                                    return self.stop(ev, AppEvent::HttpMalformedRequest);
+                                }
+                            }
+                        }
                         return pos;
                     }
                     self.searched = 0;
+                    let replaces_line = core::mem::take(&mut self.line_sent);
                     match parser::parse_request(rest) {
                         Ok(Some(p)) => {
                             pos = pos.saturating_add(p.len);
                             if p.bad_content_length {
                                 ev.push(AppEvent::HttpBadContentLength);
                             }
+                            self.body_sent = 0;
                             self.phase = match p.body {
                                 Body::None => Phase::Headers,
                                 Body::Length(n) => Phase::Length(n),
                                 Body::Chunked => Phase::ChunkSize,
                             };
-                            out.push(TxData::Http(p.request));
+                            out.push(HttpOut::Head {
+                                request: p.request,
+                                replaces_line,
+                            });
                         }
-                        // The end is there but httparse wants more: malformed.
+                        // The end is there but the head is incomplete: malformed.
                         Ok(None) | Err(ParseError::Malformed) => {
                             return self.stop(ev, AppEvent::HttpMalformedRequest);
                         }
@@ -155,8 +234,13 @@ impl HttpState {
                 Phase::Length(rem) | Phase::ChunkData(rem) => {
                     let avail = u64::try_from(rest.len()).unwrap_or(u64::MAX);
                     let n = rem.min(avail);
-                    pos = pos.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+                    let n_us = usize::try_from(n).unwrap_or(usize::MAX);
+                    self.collect(rest.get(..n_us).unwrap_or_default(), out);
+                    pos = pos.saturating_add(n_us);
                     let left = rem - n;
+                    if let (Phase::Length(_), 0) = (self.phase, left) {
+                        out.push(HttpOut::BodyEnd);
+                    }
                     self.phase = match (self.phase, left) {
                         (Phase::Length(_), 0) => Phase::Headers,
                         (Phase::Length(_), l) => Phase::Length(l),
@@ -195,6 +279,7 @@ impl HttpState {
                     let empty = nl == 0 || (nl == 1 && rest.first() == Some(&b'\r'));
                     pos = pos.saturating_add(nl.saturating_add(1));
                     if empty {
+                        out.push(HttpOut::BodyEnd);
                         self.phase = Phase::Headers;
                     }
                 }
@@ -220,9 +305,19 @@ impl HttpState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::AppBuffers;
+    use crate::app::{AppBuffers, TxData};
 
-    fn feed_all(parts: &[&[u8]]) -> (HttpState, Vec<TxData>, AppEvents) {
+    /// The complete heads reported, as transactions.
+    fn heads(out: &[HttpOut]) -> Vec<TxData> {
+        out.iter()
+            .filter_map(|o| match o {
+                HttpOut::Head { request, .. } => Some(TxData::Http(Box::new(request.clone()))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn feed_all(parts: &[&[u8]]) -> (HttpState, Vec<HttpOut>, AppEvents) {
         let mut s = HttpState::default();
         let mut out = Vec::new();
         let mut ev = AppEvents::default();
@@ -239,11 +334,29 @@ mod tests {
         let mut out = Vec::new();
         let mut ev = AppEvents::default();
         s.feed(b"GET /adm", &mut out, &mut ev);
-        s.feed(b"in.php HTTP/1.1\r\nHo", &mut out, &mut ev);
         assert!(out.is_empty());
-        s.feed(b"st: a.example\r\n\r\n", &mut out, &mut ev);
+        s.feed(b"in.php HTTP/1.1\r\nHo", &mut out, &mut ev);
+        // The request line is complete: reported on its own, without header buffers.
         assert_eq!(out.len(), 1);
-        let b = AppBuffers::of(&out[0]);
+        let HttpOut::Line(line) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let line_tx = TxData::Http(Box::new(line.clone()));
+        let lb = AppBuffers::of(&line_tx);
+        assert_eq!(lb.http_uri, Some(&b"/admin.php"[..]));
+        assert_eq!(lb.http_host, None);
+        assert_eq!(lb.http_header, None);
+        s.feed(b"st: a.example\r\n\r\n", &mut out, &mut ev);
+        assert_eq!(out.len(), 2);
+        assert!(matches!(
+            out[1],
+            HttpOut::Head {
+                replaces_line: true,
+                ..
+            }
+        ));
+        let h = heads(&out);
+        let b = AppBuffers::of(&h[0]);
         assert_eq!(b.http_uri, Some(&b"/admin.php"[..]));
         assert_eq!(b.http_host, Some(&b"a.example"[..]));
         assert!(ev.is_empty());
@@ -256,11 +369,25 @@ mod tests {
             b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\nGET /c HTTP/1.1\r\n\r\n",
         ]);
         assert!(ev.is_empty(), "{ev:?}");
-        let uris: Vec<_> = out
+        let uris: Vec<_> = heads(&out)
             .iter()
             .map(|t| AppBuffers::of(t).http_uri.unwrap().to_vec())
             .collect();
         assert_eq!(uris, vec![b"/a".to_vec(), b"/b".to_vec(), b"/c".to_vec()]);
+        // The bodies, de-chunked, each followed by its end.
+        let bodies: Vec<&HttpOut> = out
+            .iter()
+            .filter(|o| matches!(o, HttpOut::Body(_) | HttpOut::BodyEnd))
+            .collect();
+        assert_eq!(
+            bodies,
+            vec![
+                &HttpOut::Body(b"hello".to_vec()),
+                &HttpOut::BodyEnd,
+                &HttpOut::Body(b"abc".to_vec()),
+                &HttpOut::BodyEnd
+            ]
+        );
     }
 
     // A bad request stops parsing the flow with an anomaly.
@@ -309,7 +436,155 @@ mod tests {
             &mut out,
             &mut ev,
         );
-        assert_eq!(out.len(), 1);
-        assert_eq!(AppBuffers::of(&out[0]).http_uri, Some(&b"/two"[..]));
+        let h = heads(&out);
+        assert_eq!(h.len(), 1);
+        assert_eq!(AppBuffers::of(&h[0]).http_uri, Some(&b"/two"[..]));
+    }
+
+    // A head trickled byte by byte: the request line is reported once, when its LF arrives,
+    // then the head once, completing it.
+    #[test]
+    fn trickled_head() {
+        let req = b"GET /t HTTP/1.1\r\nHost: h\r\n\r\n";
+        let mut s = HttpState::default();
+        let mut out = Vec::new();
+        let mut ev = AppEvents::default();
+        let mut line_at = None;
+        for (i, b) in req.iter().enumerate() {
+            s.feed(std::slice::from_ref(b), &mut out, &mut ev);
+            if line_at.is_none() && !out.is_empty() {
+                line_at = Some(i);
+            }
+        }
+        assert_eq!(line_at, Some(16));
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[0], HttpOut::Line(r) if r.uri == b"/t"));
+        assert!(matches!(
+            &out[1],
+            HttpOut::Head {
+                replaces_line: true,
+                request
+            } if request.host.as_deref() == Some(&b"h"[..])
+        ));
+        assert!(ev.is_empty());
+    }
+
+    // A space inside the target is part of the URI (libhtp), not an error (httparse).
+    #[test]
+    fn space_in_uri() {
+        let (s, out, ev) = feed_all(&[b"GET /uri afterspace HTTP/1.1\r\nHost: h\r\n\r\n"]);
+        assert!(ev.is_empty() && !s.is_stopped());
+        let h = heads(&out);
+        let b = AppBuffers::of(&h[0]);
+        assert_eq!(b.http_uri, Some(&b"/uri afterspace"[..]));
+        assert_eq!(b.http_protocol, Some(&b"HTTP/1.1"[..]));
+        assert_eq!(b.http_host, Some(&b"h"[..]));
+    }
+
+    // An HTTP/0.9 request line is a whole request; the next request is parsed after it.
+    #[test]
+    fn http09() {
+        let (_, out, _) = feed_all(&[b"GET /old\r\nGET /new HTTP/1.0\r\n\r\n"]);
+        let h = heads(&out);
+        assert_eq!(h.len(), 2);
+        assert_eq!(AppBuffers::of(&h[0]).http_protocol, Some(&b""[..]));
+        assert_eq!(AppBuffers::of(&h[1]).http_uri, Some(&b"/new"[..]));
+    }
+
+    // The body is collected up to the limit; the rest is skipped and the next request parsed.
+    #[test]
+    fn body_limit() {
+        let n = REQUEST_BODY_LIMIT + 10;
+        let mut req = format!("POST /up HTTP/1.1\r\nContent-Length: {n}\r\n\r\n").into_bytes();
+        req.extend(std::iter::repeat_n(b'x', n));
+        req.extend_from_slice(b"GET /after HTTP/1.1\r\n\r\n");
+        let parts: Vec<&[u8]> = req.chunks(1000).collect();
+        let (_, out, ev) = feed_all(&parts);
+        assert!(ev.is_empty());
+        let body: usize = out
+            .iter()
+            .map(|o| match o {
+                HttpOut::Body(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(body, REQUEST_BODY_LIMIT);
+        assert_eq!(out.iter().filter(|o| **o == HttpOut::BodyEnd).count(), 1);
+        let h = heads(&out);
+        assert_eq!(AppBuffers::of(&h[1]).http_uri, Some(&b"/after"[..]));
+    }
+
+    // A request line that is not one stops parsing at once, before the head's end.
+    #[test]
+    fn bad_line_stops_early() {
+        let (s, out, ev) = feed_all(&[b"GET\x01 / HTTP/1.1\r\nHost: a\r\n"]);
+        assert!(out.is_empty());
+        assert!(s.is_stopped());
+        assert_eq!(
+            ev.iter().collect::<Vec<_>>(),
+            vec![AppEvent::HttpMalformedRequest]
+        );
+    }
+
+    proptest::proptest! {
+        // Pipelined requests (targets with spaces, Content-Length or chunked bodies) give the same
+        // transactions, URIs and bodies however the bytes are split into segments.
+        #[test]
+        fn split_invariance(
+            reqs in proptest::collection::vec(
+                ("/[a-z ]{0,12}[a-z]", proptest::collection::vec(b'a'..=b'z', 0..40), proptest::prelude::any::<bool>()),
+                1..4,
+            ),
+            cuts in proptest::collection::vec(1usize..50, 1..20),
+        ) {
+            let mut wire = Vec::new();
+            for (target, body, chunked) in &reqs {
+                wire.extend_from_slice(format!("POST {target} HTTP/1.1\r\nHost: h\r\n").as_bytes());
+                if *chunked {
+                    wire.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                    for c in body.chunks(7) {
+                        wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                        wire.extend_from_slice(c);
+                        wire.extend_from_slice(b"\r\n");
+                    }
+                    wire.extend_from_slice(b"0\r\n\r\n");
+                } else {
+                    wire.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+                    wire.extend_from_slice(body);
+                }
+            }
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for c in cuts.iter().cycle() {
+                if at >= wire.len() {
+                    break;
+                }
+                let end = (at + c).min(wire.len());
+                parts.push(&wire[at..end]);
+                at = end;
+            }
+            let (s, out, ev) = feed_all(&parts);
+            proptest::prop_assert!(ev.is_empty() && !s.is_stopped(), "{ev:?}");
+            let h = heads(&out);
+            proptest::prop_assert_eq!(h.len(), reqs.len());
+            // Bodies between heads, in order.
+            let mut bodies: Vec<Vec<u8>> = Vec::new();
+            for o in &out {
+                match o {
+                    HttpOut::Head { .. } => bodies.push(Vec::new()),
+                    HttpOut::Body(b) => {
+                        if let Some(last) = bodies.last_mut() {
+                            last.extend_from_slice(b);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (i, (target, body, _)) in reqs.iter().enumerate() {
+                let b = AppBuffers::of(&h[i]);
+                proptest::prop_assert_eq!(b.http_uri_raw, Some(target.as_bytes()));
+                proptest::prop_assert_eq!(&bodies[i], body);
+            }
+        }
     }
 }
