@@ -117,6 +117,22 @@ fn dpdk_two_workers_terminate_resets_real_connections_without_blocking() {
     cases::terminate_resets_real_connections_without_blocking(&TWO);
 }
 
+#[test]
+fn dpdk_two_workers_tagged_scan_blocks_the_source_in_its_vlan_only() {
+    skip_unless_able!();
+    let _g = serial();
+    if cases::tagged_scan_blocks_the_source_in_its_vlan_only(&TWO).is_none() {
+        eprintln!("SKIPPED live DPDK test: tcpdump not installed");
+    }
+}
+
+#[test]
+fn dpdk_two_workers_monitoring_mode_passes_everything_and_reports() {
+    skip_unless_able!();
+    let _g = serial();
+    cases::monitoring_mode_passes_everything_and_reports(&TWO);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Two workers over net_pcap: no root, exact counts.
 
