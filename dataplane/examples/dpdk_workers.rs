@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p dataplane --features dpdk --example dpdk_workers -- \
 //!     [--workers 2] [--distribution software|rss|auto] [--hash addresses|flows] \
-//!     [--source pcap|null] [--seconds 5] [--burst 32] [--flows 1024]
+//!     [--source pcap|null] [--seconds 5] [--burst 32] [--flows 1024] [--ring 1024]
 //! ```
 //!
 //! The traffic: `--flows` templates, 64-byte TCP ACKs in VLAN 100 from 10.0.x.y to
@@ -54,6 +54,7 @@ struct Args {
     seconds: f64,
     burst: usize,
     flows: u32,
+    ring: u32,
 }
 
 fn args() -> Result<Args> {
@@ -65,6 +66,7 @@ fn args() -> Result<Args> {
         seconds: 5.0,
         burst: 32,
         flows: 1024,
+        ring: 1024,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -96,6 +98,7 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = value()?.parse()?,
             "--burst" => a.burst = value()?.parse()?,
             "--flows" => a.flows = value()?.parse()?,
+            "--ring" => a.ring = value()?.parse()?,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -261,7 +264,7 @@ fn main() -> Result<()> {
         workers: a.workers,
         distribution: a.distribution,
         hash: a.hash,
-        ..WorkersConfig::default()
+        ring_size: a.ring,
     };
     let set = DpdkWorkers::inline(&eal, ports, &DpdkConfig::default(), &wcfg)?;
     let (spread, txq) = (set.spread(), set.tx_queues().to_vec());
@@ -337,8 +340,8 @@ fn main() -> Result<()> {
         .map_err(|_| anyhow::anyhow!("controller"))?;
     println!(
         "dpdk_workers: workers={} spread={spread:?} hash={:?} tx queues per port {txq:?} burst={} \
-         flows={} mbufs filled={filled}",
-        a.workers, a.hash, a.burst, a.flows
+         flows={} ring={} mbufs filled={filled}",
+        a.workers, a.hash, a.burst, a.flows, a.ring
     );
     println!(
         "dpdk_workers: {frames} frames in {:.2} s: {:.2} Mpps handled by all workers \

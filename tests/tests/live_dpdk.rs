@@ -168,7 +168,8 @@ mod pcap_workers {
     }
 
     /// `svm run` on two net_pcap ports: port 0 (VM side) reads `in0`, port 1 `in1`; port `p`
-    /// writes what worker `w` transmits to `out{p}{w}.pcap` (a transmit queue per worker).
+    /// writes what its transmit queue `q` sends to `out{p}{q}.pcap`. With a transmit queue per
+    /// worker, queue `q` is worker `q`'s; with fewer, the workers share them under a lock.
     /// Rings larger than the input: the distributor never drops, whatever the timing.
     struct Svm {
         child: Child,
@@ -178,9 +179,9 @@ mod pcap_workers {
     }
 
     impl Svm {
-        fn start(dir: &Path, in0: &Path, in1: &Path) -> Svm {
+        fn start(dir: &Path, in0: &Path, in1: &Path, tx_queues: usize) -> Svm {
             let vdev = |p: usize, input: &Path| {
-                let outs: Vec<String> = (0..WORKERS)
+                let outs: Vec<String> = (0..tx_queues)
                     .map(|w| format!(",tx_pcap={}", dir.join(format!("out{p}{w}.pcap")).display()))
                     .collect();
                 format!(
@@ -347,10 +348,11 @@ mod pcap_workers {
     /// Every frame in is forwarded or dropped; each is handled by the worker its flow hash
     /// names, both directions of a flow on the same worker; each worker transmits on its own
     /// queue; per-worker counts add up to the total.
-    #[test]
-    fn dpdk_pcap_two_workers_spread_flows_and_account_for_every_frame() {
+    /// With one transmit queue per port, shared by the workers, the same counts hold; the
+    /// files then mix the workers' frames.
+    fn spread_and_account(tx_queues: usize) {
         let _g = super::serial();
-        let dir = TempDir::new("dpdk-workers-spread");
+        let dir = TempDir::new(&format!("dpdk-workers-spread-{tx_queues}"));
         let demo = scenarios::demo(plan::BASE_US);
         let (mut side0, mut side1) = (Capture::new(), Capture::new());
         for f in demo.frames {
@@ -374,7 +376,7 @@ mod pcap_workers {
         side0.write_pcap(&in0).unwrap();
         side1.write_pcap(&in1).unwrap();
 
-        let mut svm = Svm::start(&dir.0, &in0, &in1);
+        let mut svm = Svm::start(&dir.0, &in0, &in1, tx_queues);
         let total = n0 + n1;
         svm.wait_log("every frame handled", |l| packets_seen(l) == total);
         let log = svm.stop();
@@ -398,6 +400,19 @@ mod pcap_workers {
             "transmitted = forwarded + injected\n{log}"
         );
 
+        if tx_queues < WORKERS {
+            assert!(log.contains("(shared under a lock)"), "{log}");
+            let written: u64 = (0..2)
+                .flat_map(|p| (0..tx_queues).map(move |q| (p, q)))
+                .map(|(p, q)| out(&dir.0, p, q).len() as u64)
+                .sum();
+            assert_eq!(
+                written,
+                s.ports[0].1 + s.ports[1].1,
+                "frames in the tx files"
+            );
+            return;
+        }
         // What each worker transmitted, from its own queue's file.
         let mut keys: Vec<std::collections::HashSet<u32>> = vec![Default::default(); WORKERS];
         let mut written = 0u64;
@@ -435,6 +450,16 @@ mod pcap_workers {
             keys[0].is_disjoint(&keys[1]),
             "a flow was handled by both workers"
         );
+    }
+
+    #[test]
+    fn dpdk_pcap_two_workers_spread_flows_and_account_for_every_frame() {
+        spread_and_account(WORKERS);
+    }
+
+    #[test]
+    fn dpdk_pcap_two_workers_sharing_a_transmit_queue_account_for_every_frame() {
+        spread_and_account(1);
     }
 
     /// A TCP scan handled by one worker blocks the scanner; its later traffic to another host,
@@ -500,7 +525,7 @@ mod pcap_workers {
         let mkfifo = Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(mkfifo.success(), "mkfifo");
 
-        let mut svm = Svm::start(&dir.0, &empty, &fifo);
+        let mut svm = Svm::start(&dir.0, &empty, &fifo, WORKERS);
         // net_pcap opens its rx_pcap during EAL init: wait for it as a reader (non-blocking
         // opens for writing fail with ENXIO until then), then open for blocking writes.
         let deadline = Instant::now() + Duration::from_secs(60);

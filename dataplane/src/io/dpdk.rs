@@ -27,7 +27,7 @@
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dpdk_sys as sys;
@@ -46,6 +46,10 @@ pub const MAX_LINEAR: u32 = 65_535 + 64;
 
 /// Transmit attempts per poll before the frames a full ring refused are dropped and counted.
 const TX_ATTEMPTS: usize = 4;
+
+/// Frames a worker keeps queued for a shared transmit queue while another worker holds its lock;
+/// beyond this it waits for the lock.
+const TX_DEFER_MAX: usize = 2 * MAX_BURST;
 
 /// Program name put in front of the EAL arguments (`argv[0]`).
 const PROGRAM: &str = "svm";
@@ -1330,7 +1334,12 @@ impl Out {
 
     /// Transmit what is queued on this worker's transmit queues; what a full ring still refuses
     /// after [`TX_ATTEMPTS`] bursts is freed and counted.
-    fn flush(&mut self, shared: &Shared, txq: &[(u16, bool)]) {
+    ///
+    /// A shared queue whose lock another worker holds is not waited for (unless `wait`, or more
+    /// than [`TX_DEFER_MAX`] frames are queued): its frames stay queued for the next poll. Waiting
+    /// on a lock whose holder has been preempted puts this worker to sleep too, which on a busy
+    /// machine costs far more than the lock itself.
+    fn flush(&mut self, shared: &Shared, txq: &[(u16, bool)], wait: bool) {
         for (p, ((port, q), failed)) in shared
             .ports
             .iter()
@@ -1350,7 +1359,14 @@ impl Out {
                 .and_then(|l| l.get(usize::from(queue)));
             let guard = match (locked, lock) {
                 (false, _) => None,
-                (true, Some(l)) => Some(l.lock().unwrap_or_else(PoisonError::into_inner)),
+                (true, Some(l)) => match l.try_lock() {
+                    Ok(g) => Some(g),
+                    Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    Err(TryLockError::WouldBlock) if !wait && q.len() < TX_DEFER_MAX => continue,
+                    Err(TryLockError::WouldBlock) => {
+                        Some(l.lock().unwrap_or_else(PoisonError::into_inner))
+                    }
+                },
                 (true, None) => {
                     // Not reachable: every shared queue has its lock. Drop rather than race.
                     *failed += u64::try_from(q.len()).unwrap_or(u64::MAX);
@@ -1369,6 +1385,14 @@ impl Out {
             *failed += u64::try_from(q.len()).unwrap_or(u64::MAX);
             q.clear();
         }
+    }
+}
+
+impl Drop for DpdkIo {
+    fn drop(&mut self) {
+        // Frames still queued for a shared transmit queue (see Out::flush) go out now; whatever
+        // the device refuses is freed with the queue.
+        self.out.flush(&self.shared, &self.txq, true);
     }
 }
 
@@ -1442,7 +1466,7 @@ impl PacketIo for DpdkIo {
                 out.frame(&shared.pool, index, mbuf, ts, handler);
             }
         }
-        out.flush(shared, txq);
+        out.flush(shared, txq, false);
         Ok(received)
     }
 
