@@ -180,6 +180,17 @@ mod pcap_workers {
 
     impl Svm {
         fn start(dir: &Path, in0: &Path, in1: &Path, tx_queues: usize) -> Svm {
+            Self::start_mode(
+                dir,
+                in0,
+                in1,
+                tx_queues,
+                "mode: inline\nvm_port: net_pcap0\nnetwork_port: net_pcap1",
+            )
+        }
+
+        /// [`Svm::start`] with another attach mode (`mode` and the port keys).
+        fn start_mode(dir: &Path, in0: &Path, in1: &Path, tx_queues: usize, attach: &str) -> Svm {
             let vdev = |p: usize, input: &Path| {
                 let outs: Vec<String> = (0..tx_queues)
                     .map(|w| format!(",tx_pcap={}", dir.join(format!("out{p}{w}.pcap")).display()))
@@ -195,7 +206,7 @@ mod pcap_workers {
             std::fs::write(
                 &config,
                 format!(
-                    "backend: dpdk\nmode: inline\nvm_port: net_pcap0\nnetwork_port: net_pcap1\n\
+                    "backend: dpdk\n{attach}\n\
                      workers: {WORKERS}\nstats_interval_secs: 1\neve: {}\n\
                      dpdk: {{distribution: software, ring_size: 4096}}\n\
                      eal_args: [--no-huge, -m, \"256\", --no-pci, --no-shconf, --no-telemetry, \
@@ -460,6 +471,47 @@ mod pcap_workers {
     #[test]
     fn dpdk_pcap_two_workers_sharing_a_transmit_queue_account_for_every_frame() {
         spread_and_account(1);
+    }
+
+    /// Mirror with an inject port and two workers: worker 0 receives the copies on port 0 and
+    /// hands half of them over; nothing is forwarded; the resets the demo's terminate actions
+    /// make leave through the inject port, each from the queue of the worker that made it.
+    #[test]
+    fn dpdk_pcap_two_workers_mirror_with_inject_port() {
+        let _g = super::serial();
+        let dir = TempDir::new("dpdk-workers-mirror");
+        let demo = scenarios::demo(plan::BASE_US);
+        let n = demo.frames.len() as u64;
+        let mut want = [0u64; WORKERS];
+        for f in &demo.frames {
+            want[worker_of(&f.data)] += 1;
+        }
+        let (input, empty) = (dir.path("in0.pcap"), dir.path("empty.pcap"));
+        demo.write_pcap(&input).unwrap();
+        Capture::new().write_pcap(&empty).unwrap();
+        let mut svm = Svm::start_mode(
+            &dir.0,
+            &input,
+            &empty,
+            WORKERS,
+            "mode: mirror\nport: net_pcap0\ninject_port: net_pcap1",
+        );
+        svm.wait_log("every frame handled", |l| packets_seen(l) == n);
+        let log = svm.stop();
+        assert!(log.contains("2 workers on dpdk mirror"), "{log}");
+        let s = last_status(&log).unwrap();
+        assert_eq!(s.packets, n, "{log}");
+        assert_eq!(s.per_worker, want.to_vec(), "{log}");
+        assert_eq!(s.ports[0].0, n, "{log}");
+        assert_eq!(s.ports[0].1, 0, "a mirror forwards nothing\n{log}");
+        assert!(s.injected > 0, "the demo's resets: {log}");
+        assert_eq!(s.ports[1].1, s.injected, "{log}");
+        for w in 0..WORKERS {
+            assert!(out(&dir.0, 0, w).is_empty());
+            for f in out(&dir.0, 1, w) {
+                assert_eq!(worker_of(&f), w, "a reset left by another worker's queue");
+            }
+        }
     }
 
     /// A TCP scan handled by one worker blocks the scanner; its later traffic to another host,
