@@ -12,8 +12,9 @@
 //! (TCP recovers, the bytes must still be identical); what is asserted about detection and
 //! blocking is exactly what `live_afpacket` asserts.
 //!
-//! Two more tests need neither root nor tools: `svm run` with two workers over `net_pcap` vdevs
-//! (generated captures in, one `tx_pcap` per worker out), with exact counts.
+//! The `pcap_workers` tests need neither root nor tools: `svm run` with two workers over
+//! `net_pcap` vdevs (generated captures in, a `tx_pcap` per transmit queue out) with exact
+//! counts, and over `net_null` for RSS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "common/live.rs"]
@@ -201,19 +202,29 @@ mod pcap_workers {
                     outs.concat()
                 )
             };
+            Self::spawn(
+                dir,
+                &format!(
+                    "{attach}\ndpdk: {{distribution: software, ring_size: 4096}}\n\
+                     eal_args: [--no-huge, -m, \"256\", --no-pci, --no-shconf, --no-telemetry, \
+                     -l, \"0-1\", \"--log-level=*:warning\", {}, {}]",
+                    vdev(0, in0),
+                    vdev(1, in1)
+                ),
+            )
+        }
+
+        /// `svm run` with two workers, `settings` (mode, ports, `dpdk`, `eal_args`), a status
+        /// report every second and EVE output in `dir`.
+        fn spawn(dir: &Path, settings: &str) -> Svm {
             let eve = dir.join("eve.json");
             let config = dir.join("svm.yaml");
             std::fs::write(
                 &config,
                 format!(
-                    "backend: dpdk\n{attach}\n\
-                     workers: {WORKERS}\nstats_interval_secs: 1\neve: {}\n\
-                     dpdk: {{distribution: software, ring_size: 4096}}\n\
-                     eal_args: [--no-huge, -m, \"256\", --no-pci, --no-shconf, --no-telemetry, \
-                     -l, \"0-1\", \"--log-level=*:warning\", {}, {}]\n",
+                    "backend: dpdk\nworkers: {WORKERS}\nstats_interval_secs: 1\neve: {}\n\
+                     {settings}\n",
                     eve.display(),
-                    vdev(0, in0),
-                    vdev(1, in1)
                 ),
             )
             .unwrap();
@@ -512,6 +523,73 @@ mod pcap_workers {
                 assert_eq!(worker_of(&f), w, "a reset left by another worker's queue");
             }
         }
+    }
+
+    /// RSS on devices that have it (net_null accepts a receive queue per worker with RSS): each
+    /// worker polls its own queue of both ports. net_null's frames are empty, so this checks the
+    /// configuration and that every worker receives, not the hash.
+    #[test]
+    fn dpdk_null_two_workers_rss_gives_each_worker_its_queue() {
+        let _g = super::serial();
+        let dir = TempDir::new("dpdk-workers-rss");
+        let mut svm = Svm::spawn(
+            &dir.0,
+            "mode: inline\nvm_port: net_null0\nnetwork_port: net_null1\n\
+             dpdk: {distribution: rss}\n\
+             eal_args: [--no-huge, -m, \"256\", --no-pci, --no-shconf, --no-telemetry, -l, \"0-1\", \
+             \"--log-level=*:warning\", --vdev=net_null0, --vdev=net_null1]",
+        );
+        svm.wait_log("both workers busy", |l| {
+            last_status(l).is_some_and(|s| {
+                s.per_worker.len() == WORKERS && s.per_worker.iter().all(|&n| n > 0)
+            })
+        });
+        let log = svm.stop();
+        assert!(log.contains("RSS over a receive queue per worker"), "{log}");
+        assert!(log.contains("transmit queues per port [2, 2]"), "{log}");
+        assert!(!log.contains("shared under a lock"), "{log}");
+        let s = last_status(&log).unwrap();
+        assert_eq!(s.forwarded + s.dropped, s.packets, "{log}");
+        // Both ports received on both queues: the device counters cover them all.
+        assert!(s.ports.iter().all(|p| p.0 > 0), "{log}");
+    }
+
+    /// `distribution: rss` on devices without RSS (net_pcap) refuses to start, before any frame.
+    #[test]
+    fn dpdk_pcap_rss_is_refused_without_device_support() {
+        let _g = super::serial();
+        let dir = TempDir::new("dpdk-workers-no-rss");
+        let empty = dir.path("empty.pcap");
+        Capture::new().write_pcap(&empty).unwrap();
+        let mut svm = Svm::spawn(
+            &dir.0,
+            &format!(
+                "mode: inline\nvm_port: net_pcap0\nnetwork_port: net_pcap1\n\
+                 dpdk: {{distribution: rss}}\n\
+                 eal_args: [--no-huge, -m, \"256\", --no-pci, --no-shconf, --no-telemetry, -l, \"0-1\", \
+                 \"--log-level=*:warning\", \"--vdev=net_pcap0,rx_pcap={e}\", \"--vdev=net_pcap1,rx_pcap={e}\"]",
+                e = empty.display()
+            ),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !svm.exited() {
+            assert!(
+                Instant::now() < deadline,
+                "svm did not refuse:\n{}",
+                svm.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = svm.child.wait().unwrap();
+        if let Some(r) = svm.reader.take() {
+            r.join().unwrap();
+        }
+        let log = svm.log();
+        assert!(!status.success(), "{log}");
+        assert!(
+            log.contains("RSS over 2 receive queues is not available"),
+            "{log}"
+        );
     }
 
     /// A TCP scan handled by one worker blocks the scanner; its later traffic to another host,
