@@ -56,10 +56,15 @@ fn main() {
              rte_eth_dev_start|rte_eth_dev_stop|rte_eth_dev_close|rte_eth_promiscuous_enable|\
              rte_eth_stats_get|rte_eth_stats_reset|rte_eth_dev_is_valid_port|\
              rte_pktmbuf_pool_create|rte_mempool_free|rte_mempool_avail_count|\
-             rte_mempool_in_use_count|rte_socket_id|rte_lcore_count|rte_strerror|shim_.*",
+             rte_mempool_in_use_count|rte_socket_id|rte_lcore_count|rte_strerror|rte_get_main_lcore|\
+             rte_get_next_lcore|rte_eal_remote_launch|rte_eal_wait_lcore|rte_ring_free|shim_.*",
         )
-        .allowlist_type("rte_eth_conf|rte_eth_stats|rte_eth_dev_info|rte_mbuf|rte_mempool")
-        .allowlist_var("RTE_MBUF_DEFAULT_.*|RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_ETH_LINK_.*")
+        .allowlist_type(
+            "rte_eth_conf|rte_eth_stats|rte_eth_dev_info|rte_mbuf|rte_mempool|rte_ring|lcore_function_t",
+        )
+        .allowlist_var(
+            "RTE_MBUF_DEFAULT_.*|RTE_MAX_ETHPORTS|RTE_PKTMBUF_HEADROOM|RTE_ETH_LINK_.*|RTE_MAX_LCORE",
+        )
         .derive_default(true)
         .layout_tests(false)
         .wrap_unsafe_ops(true)

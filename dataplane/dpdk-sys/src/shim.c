@@ -5,6 +5,7 @@
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
 
 #include "shim.h"
 
@@ -95,4 +96,88 @@ int shim_eth_link_up(uint16_t port)
 	if (ret < 0)
 		return ret;
 	return link.link_status == RTE_ETH_LINK_UP ? 1 : 0;
+}
+
+int shim_eth_caps(uint16_t port, uint16_t *max_rx, uint16_t *max_tx, uint64_t *rss_offloads,
+		  uint8_t *key_size)
+{
+	struct rte_eth_dev_info info;
+	int ret;
+
+	memset(&info, 0, sizeof(info));
+	ret = rte_eth_dev_info_get(port, &info);
+	if (ret < 0)
+		return ret;
+	*max_rx = info.max_rx_queues;
+	*max_tx = info.max_tx_queues;
+	*rss_offloads = info.flow_type_rss_offloads;
+	*key_size = info.hash_key_size;
+	return 0;
+}
+
+uint64_t shim_rss_hf(int l4)
+{
+	uint64_t hf = RTE_ETH_RSS_IP;
+
+	if (l4)
+		hf |= RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_SCTP;
+	return hf;
+}
+
+/* Longest RSS key a device may ask for (52 bytes on i40e/ice, 40 on most others). */
+#define SHIM_RSS_KEY_MAX 64
+
+int shim_eth_configure(uint16_t port, uint16_t nb_rx, uint16_t nb_tx, int rss, int l4,
+		       uint64_t *hf_out)
+{
+	/* A key of one repeated 16-bit pattern makes Toeplitz symmetric: swapping the source and
+	 * destination (addresses, ports) shifts the input by a multiple of 16 bits, which the
+	 * key does not see (Woo and Park, "Scalable TCP Session Monitoring with Symmetric
+	 * Receive-side Scaling", 2012). It stays static: rte_eth_dev_configure keeps the pointer
+	 * only for the call, but some drivers read it again at start. */
+	static uint8_t key[SHIM_RSS_KEY_MAX];
+	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
+	uint64_t hf;
+	int ret;
+	unsigned int i;
+
+	memset(&conf, 0, sizeof(conf));
+	*hf_out = 0;
+	if (rss) {
+		memset(&info, 0, sizeof(info));
+		ret = rte_eth_dev_info_get(port, &info);
+		if (ret < 0)
+			return ret;
+		for (i = 0; i < SHIM_RSS_KEY_MAX; i += 2) {
+			key[i] = 0x6d;
+			key[i + 1] = 0x5a;
+		}
+		hf = shim_rss_hf(l4) & info.flow_type_rss_offloads;
+		*hf_out = hf;
+		if (hf == 0)
+			return -ENOTSUP;
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_key = key;
+		conf.rx_adv_conf.rss_conf.rss_key_len =
+			info.hash_key_size > 0 && info.hash_key_size <= SHIM_RSS_KEY_MAX ?
+				info.hash_key_size : 40;
+		conf.rx_adv_conf.rss_conf.rss_hf = hf;
+	}
+	return rte_eth_dev_configure(port, nb_rx, nb_tx, &conf);
+}
+
+struct rte_ring *shim_ring_create_spsc(const char *name, unsigned int count, int socket)
+{
+	return rte_ring_create(name, count, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+}
+
+unsigned int shim_ring_enqueue_burst(struct rte_ring *r, void *const *objs, unsigned int n)
+{
+	return rte_ring_enqueue_burst(r, objs, n, NULL);
+}
+
+unsigned int shim_ring_dequeue_burst(struct rte_ring *r, void **objs, unsigned int n)
+{
+	return rte_ring_dequeue_burst(r, objs, n, NULL);
 }

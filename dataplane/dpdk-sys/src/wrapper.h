@@ -5,4 +5,6 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_launch.h>
+#include <rte_ring.h>
 #include "shim.h"

@@ -68,6 +68,49 @@ impl Default for AfPacketSettings {
     }
 }
 
+/// How the DPDK backend spreads frames over several workers (`dpdk.distribution`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DpdkDistribution {
+    /// RSS if every receive port offers it with a queue per worker, software otherwise.
+    #[default]
+    Auto,
+    /// RSS, or refuse to start.
+    Rss,
+    /// The software distributor (worker 0 receives and hands frames over rings).
+    Software,
+}
+
+/// What the DPDK distribution hashes (`dpdk.hash`); both are symmetric.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DpdkHash {
+    /// IP addresses (and VLAN IDs in software): an address pair stays on one worker.
+    #[default]
+    Addresses,
+    /// Addresses and TCP/UDP/SCTP ports.
+    Flows,
+}
+
+/// DPDK tuning (`dpdk:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DpdkSettings {
+    /// RSS or software distribution.
+    pub distribution: DpdkDistribution,
+    /// What the distribution hashes.
+    pub hash: DpdkHash,
+    /// Slots of each software-distribution ring (a power of two).
+    pub ring_size: u32,
+}
+
+impl Default for DpdkSettings {
+    fn default() -> Self {
+        DpdkSettings {
+            distribution: DpdkDistribution::Auto,
+            hash: DpdkHash::Addresses,
+            ring_size: 1024,
+        }
+    }
+}
+
 /// Validated daemon settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -99,6 +142,8 @@ pub struct Config {
     pub burst: usize,
     /// AF_PACKET tuning.
     pub af_packet: AfPacketSettings,
+    /// DPDK tuning.
+    pub dpdk: DpdkSettings,
     /// Control plane state (redb store); the control plane runs only when set.
     pub state_dir: Option<PathBuf>,
     /// Management API.
@@ -637,6 +682,49 @@ impl Config {
             .unwrap_or(d.promiscuous);
         r.unknown(&afp, "af_packet");
 
+        let had_dpdk = m.get("dpdk").is_some_and(|v| !v.is_null());
+        if had_dpdk && !dpdk {
+            r.issue("dpdk", "only for backend: dpdk");
+        }
+        let mut dp = r.section(m, "dpdk");
+        let dd = DpdkSettings::default();
+        let distribution = match r
+            .string(&mut dp, "distribution", "dpdk.distribution")
+            .as_deref()
+        {
+            None | Some("auto") => DpdkDistribution::Auto,
+            Some("rss") => DpdkDistribution::Rss,
+            Some("software") => DpdkDistribution::Software,
+            Some(other) => {
+                r.issue(
+                    "dpdk.distribution",
+                    format!("unknown value {other:?} (auto, rss or software)"),
+                );
+                dd.distribution
+            }
+        };
+        let dpdk_hash = match r.string(&mut dp, "hash", "dpdk.hash").as_deref() {
+            None | Some("addresses") => DpdkHash::Addresses,
+            Some("flows") => DpdkHash::Flows,
+            Some(other) => {
+                r.issue(
+                    "dpdk.hash",
+                    format!("unknown value {other:?} (addresses or flows)"),
+                );
+                dd.hash
+            }
+        };
+        let ring_size = r
+            .uint(&mut dp, "ring_size", "dpdk.ring_size", 64, 1 << 16)
+            .map_or(dd.ring_size, to_u32);
+        if !ring_size.is_power_of_two() {
+            r.issue(
+                "dpdk.ring_size",
+                format!("{ring_size} is not a power of two"),
+            );
+        }
+        r.unknown(&dp, "dpdk");
+
         let state_dir = r.string(m, "state_dir", "state_dir").map(PathBuf::from);
         let present = |m: &Mapping, k: &str| m.get(k).is_some_and(|v| !v.is_null());
         let needs_state: Vec<&str> = ["api", "central", "nsx", "inventory", "outputs"]
@@ -842,6 +930,11 @@ impl Config {
                     fanout_hash,
                     promiscuous,
                 },
+                dpdk: DpdkSettings {
+                    distribution,
+                    hash: dpdk_hash,
+                    ring_size,
+                },
                 state_dir,
                 api,
                 central,
@@ -903,13 +996,65 @@ pub fn eal_devices(args: &[String]) -> Vec<String> {
     out
 }
 
-/// `backend: dpdk`: the EAL arguments must bring up every named port, and one worker runs (on
-/// the EAL main lcore) for now.
+/// The lcores an EAL command line enables with `-l LIST` / `-c MASK` (`None` if it uses
+/// `--lcores`, whose CPU sets are not counted here, or none of them: then the EAL takes every
+/// CPU and the daemon checks the count after `rte_eal_init`).
+pub fn eal_lcores(args: &[String]) -> Option<usize> {
+    let mut it = args.iter();
+    let mut found = None;
+    while let Some(a) = it.next() {
+        if a == "--lcores" || a.starts_with("--lcores=") {
+            return None;
+        }
+        let (value, mask) = if a == "-l" {
+            (it.next().cloned(), false)
+        } else if a == "-c" {
+            (it.next().cloned(), true)
+        } else if let Some(v) = a.strip_prefix("-l").filter(|v| !v.is_empty()) {
+            (Some(v.to_owned()), false)
+        } else if let Some(v) = a.strip_prefix("-c").filter(|v| !v.is_empty()) {
+            (Some(v.to_owned()), true)
+        } else {
+            continue;
+        };
+        let value = value?;
+        found = if mask {
+            let hex = value.trim_start_matches("0x").trim_start_matches("0X");
+            u128::from_str_radix(hex, 16)
+                .ok()
+                .map(|m| usize::try_from(m.count_ones()).unwrap_or(0))
+        } else {
+            let mut cpus = std::collections::BTreeSet::new();
+            for part in value.split(',') {
+                let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+                let (lo, hi) = (
+                    lo.trim().parse::<u32>().ok()?,
+                    hi.trim().parse::<u32>().ok()?,
+                );
+                if hi < lo || hi - lo > 1024 {
+                    return None;
+                }
+                cpus.extend(lo..=hi);
+            }
+            Some(cpus.len())
+        };
+    }
+    found
+}
+
+/// `backend: dpdk`: the EAL arguments must bring up every named port and, when they list the
+/// lcores (`-l`, `-c`), give one per worker (worker 0 runs on the main lcore, the others on
+/// worker lcores).
 fn check_dpdk(r: &mut Reader, eal_args: &[String], attach: Option<&AttachConfig>, workers: u64) {
-    if workers > 1 {
+    if let Some(lcores) = eal_lcores(eal_args)
+        && u64::try_from(lcores).unwrap_or(0) < workers
+    {
         r.issue(
             "workers",
-            "the dpdk backend runs one worker (on the EAL main lcore) for now",
+            format!(
+                "{workers} workers need {workers} EAL lcores, eal_args enable {lcores} \
+                 (-l with one CPU per worker)"
+            ),
         );
     }
     if eal_args.is_empty() {
@@ -1096,8 +1241,8 @@ mod tests {
     fn dpdk_ports_and_eal_args_are_validated() {
         let e = Config::from_yaml(
             "backend: dpdk\nmode: inline\nvm_interface: a\nvm_port: net_af_packet0\n\
-             network_port: net_af_packet9\nworkers: 2\n\
-             eal_args: [--no-huge, \"--vdev=net_af_packet0,iface=a\", \"--vdev=net_af_packet1,iface=b\"]\n",
+             network_port: net_af_packet9\nworkers: 3\n\
+             eal_args: [--no-huge, -l, \"0-1\", \"--vdev=net_af_packet0,iface=a\", \"--vdev=net_af_packet1,iface=b\"]\n",
         )
         .unwrap_err();
         let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
@@ -1111,6 +1256,58 @@ mod tests {
         let e = Config::from_yaml("mode: mirror\ninterface: x\nport: p\n").unwrap_err();
         assert!(
             e.to_string().contains("port: only for backend: dpdk"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn eal_lcores_counts_lists_and_masks() {
+        let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(eal_lcores(&v(&["--no-huge", "-l", "0-1"])), Some(2));
+        assert_eq!(eal_lcores(&v(&["-l0,2-4,3"])), Some(4));
+        assert_eq!(eal_lcores(&v(&["-c", "0x5"])), Some(2));
+        assert_eq!(eal_lcores(&v(&["-c", "f"])), Some(4));
+        assert_eq!(eal_lcores(&v(&["--lcores=0@1,1@2", "-l", "0"])), None);
+        assert_eq!(eal_lcores(&v(&["--no-huge"])), None);
+        assert_eq!(eal_lcores(&v(&["-l", "x"])), None);
+    }
+
+    #[cfg(feature = "dpdk")]
+    #[test]
+    fn dpdk_workers_and_distribution_parse() {
+        let c = Config::from_yaml(
+            "backend: dpdk\nmode: inline\nvm_port: net_pcap0\nnetwork_port: net_pcap1\nworkers: 2\n\
+             dpdk: {distribution: software, hash: flows, ring_size: 512}\n\
+             eal_args: [--no-huge, -l, \"0-1\", \"--vdev=net_pcap0,iface=a\", \"--vdev=net_pcap1,iface=b\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.workers, 2);
+        assert_eq!(
+            c.dpdk,
+            DpdkSettings {
+                distribution: DpdkDistribution::Software,
+                hash: DpdkHash::Flows,
+                ring_size: 512
+            }
+        );
+        let e = Config::from_yaml(
+            "backend: dpdk\nmode: mirror\nport: net_pcap0\n\
+             dpdk: {distribution: magic, hash: ports, ring_size: 100, x: 1}\n\
+             eal_args: [\"--vdev=net_pcap0,iface=a\"]\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+        for k in ["dpdk.distribution", "dpdk.hash", "dpdk.ring_size", "dpdk.x"] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn dpdk_section_is_refused_on_af_packet() {
+        let e = Config::from_yaml("mode: mirror\ninterface: x\ndpdk: {distribution: software}\n")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("dpdk: only for backend: dpdk"),
             "{e}"
         );
     }

@@ -1,15 +1,25 @@
-//! `svm run` with `backend: dpdk`: one worker on the EAL main lcore (cargo feature `dpdk`).
+//! `svm run` with `backend: dpdk` (cargo feature `dpdk`): one worker per configured core.
 //!
 //! Order of start-up: signal handlers, the EVE writer and the block keeper first, then
 //! `rte_eal_init` on the main thread (it pins the calling thread to the main lcore, and threads
-//! spawned afterwards would inherit that affinity), then the ports, found by their device names
-//! (`net_af_packet0`, `0000:00:04.0`, ...). The main thread then is the worker: it polls in
-//! bursts, stamps each burst with the wall clock, publishes its counters once a second, and
-//! handles SIGUSR1, the stats interval and SIGTERM/SIGINT itself.
+//! spawned afterwards would inherit that affinity), then a check that the EAL runs an lcore per
+//! worker, then the ports, found by their device names (`net_af_packet0`, `0000:00:04.0`, ...).
 //!
-//! One worker and one queue per port for now; several workers need RSS with a symmetric key
-//! over several queues (later). An idle poll (no frame on any port) sleeps [`IDLE_SLEEP`]: on a
-//! small machine, or over `net_af_packet`, busy polling starves whatever feeds the ports.
+//! Workers: worker 0 is the main thread (main lcore); workers 1.. run on the EAL's worker
+//! lcores, launched with `rte_eal_remote_launch` ([`Eal::launch`]): EAL threads pinned to the
+//! CPUs of `-l`, each with its lcore's mempool cache. (`rte_thread_register` on our own threads
+//! works in DPDK 22.11 too, but those threads would inherit the main lcore's affinity and need
+//! pinning by hand; the EAL's worker threads already are.) How frames reach the workers, RSS or
+//! the software distributor, is [`DpdkWorkers`]' business; `dpdk.distribution` and `dpdk.hash`
+//! choose. Every worker has its own engine ([`Worker`]: flows, defragmenter, detectors) and
+//! shares the compiled policy (an `Arc`) and the block table (a published snapshot plus the
+//! worker's overlay), so a block made by one worker drops the attacker on all of them.
+//!
+//! Each worker polls in bursts, stamps each burst with the wall clock, and publishes its counters
+//! once a second; the main thread also handles SIGUSR1, the stats interval and SIGTERM/SIGINT,
+//! and sums the workers' counters for status and the final summary. An idle poll (no frame)
+//! sleeps [`IDLE_SLEEP`]: on a small machine, or over `net_af_packet`, busy polling starves
+//! whatever feeds the ports.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,12 +28,14 @@ use std::time::{Duration, Instant};
 
 use dataplane::event::Event;
 use dataplane::io::PacketIo;
-use dataplane::io::dpdk::{DpdkConfig, DpdkIo, Eal};
-use dataplane::shared_blocks::{KeeperStats, SharedBlocks};
+use dataplane::io::dpdk::{
+    DpdkConfig, DpdkIo, DpdkWorkers, Eal, FlowHash, Launched, Spread, WorkersConfig,
+};
+use dataplane::shared_blocks::{BlockControl, KeeperStats, SharedBlocks};
 use dataplane::worker::Worker;
 use policy::{CompiledPolicy, Policy};
 
-use super::config::{AttachConfig, Config};
+use super::config::{AttachConfig, Config, DpdkDistribution, DpdkHash};
 use super::workers::{Handler, WorkerStatus};
 use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve, status, worker_config};
 
@@ -52,15 +64,12 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
 
     let eve_out = open_eve(cfg.eve.as_deref())?;
     let compiled = Arc::new(CompiledPolicy::compile(policy));
+    let workers = usize::from(cfg.workers.max(1));
     let SharedBlocks {
         keeper,
         control,
         clients,
-    } = SharedBlocks::new(1, cfg.max_blocks);
-    let blocks = clients
-        .into_iter()
-        .next()
-        .ok_or_else(|| io_err("block table")(std::io::Error::other("no block client")))?;
+    } = SharedBlocks::new(workers, cfg.max_blocks);
 
     // Every other thread exists before the EAL pins this one.
     let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
@@ -82,29 +91,46 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
             .map_err(io_err("spawn block keeper"))?
     };
 
-    let status = Arc::new(Mutex::new(WorkerStatus::default()));
-    let statuses = [Arc::clone(&status)];
-    let wcfg = worker_config(cfg, 0);
-    let mut handler = Handler::new(
-        Worker::with_shared_blocks(wcfg, Arc::clone(&compiled), blocks),
-        ev_tx,
-    );
-    let result = open(cfg).and_then(|mut io| {
+    let statuses: Vec<Arc<Mutex<WorkerStatus>>> = (0..workers)
+        .map(|_| Arc::new(Mutex::new(WorkerStatus::default())))
+        .collect();
+    // One engine per worker, each with its block-table client and event sender.
+    let mut handlers: Vec<Handler> = clients
+        .into_iter()
+        .zip(0u16..)
+        .map(|(blocks, i)| {
+            Handler::new(
+                Worker::with_shared_blocks(worker_config(cfg, i), Arc::clone(&compiled), blocks),
+                ev_tx.clone(),
+            )
+        })
+        .collect();
+    drop(ev_tx);
+    let result = open(cfg).and_then(|(eal, set)| {
         eprintln!(
-            "svm run: 1 worker on dpdk {} (EAL main lcore), policy {}, mode {:?}",
+            "svm run: {workers} worker{} on dpdk {} ({}), policy {}, mode {:?}",
+            if workers == 1 { "" } else { "s" },
             super::describe(&cfg.attach),
+            describe_set(&set),
             cfg.policy.as_ref().map_or_else(
                 || "built-in default".to_owned(),
                 |p| p.display().to_string()
             ),
             compiled.policy().mode,
         );
-        let r = poll_loop(cfg, &mut io, &mut handler, &stop, &usr1, &status, &control);
-        publish(&status, &handler, &io);
-        r
+        run_workers(
+            cfg,
+            &eal,
+            set,
+            &mut handlers,
+            &stop,
+            &usr1,
+            &statuses,
+            &control,
+        )
     });
-    // The worker's sender goes with the handler: the writer ends once the keeper has too.
-    drop(handler);
+    // The workers' senders go with their handlers: the writer ends once the keeper has too.
+    drop(handlers);
     keeper_stop.store(true, Ordering::Relaxed);
     let kstats = keeper_thread.join().unwrap_or_default();
     let written = match writer.join() {
@@ -124,18 +150,63 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Initialise the EAL (on this thread) and open the configured ports.
-fn open(cfg: &Config) -> Result<DpdkIo, DaemonError> {
+fn describe_set(set: &DpdkWorkers) -> String {
+    let hash = match set.hash() {
+        FlowHash::Addresses => "addresses",
+        FlowHash::Flows => "addresses and ports",
+    };
+    let spread = match set.spread() {
+        Spread::Single => "main lcore, one queue per port".to_owned(),
+        Spread::Rss => format!("RSS over a receive queue per worker, symmetric key on {hash}"),
+        Spread::Software => format!("software distribution by a symmetric hash of {hash}"),
+    };
+    let txq = set.tx_queues();
+    let shared = set
+        .ios()
+        .len()
+        .checked_sub(1)
+        .is_some_and(|_| txq.iter().any(|&q| usize::from(q) < set.ios().len()));
+    format!(
+        "{spread}; transmit queues per port {txq:?}{}",
+        if shared { " (shared under a lock)" } else { "" }
+    )
+}
+
+/// Initialise the EAL (on this thread), check it runs an lcore per worker, and open the
+/// configured ports for the workers.
+fn open(cfg: &Config) -> Result<(Eal, DpdkWorkers), DaemonError> {
     let eal = Eal::init(&cfg.eal_args).map_err(dpdk_err("EAL init"))?;
+    let lcores = eal.lcore_count();
+    if u32::from(cfg.workers) > lcores {
+        return Err(dpdk_err("workers")(
+            dataplane::io::dpdk::DpdkError::Lcores {
+                workers: cfg.workers,
+                lcores,
+            },
+        ));
+    }
     let port = |name: &str| eal.port_by_name(name).map_err(dpdk_err("port"));
     let dcfg = DpdkConfig::default();
-    match &cfg.attach {
+    let wcfg = WorkersConfig {
+        workers: cfg.workers.max(1),
+        distribution: match cfg.dpdk.distribution {
+            DpdkDistribution::Auto => dataplane::io::dpdk::Distribution::Auto,
+            DpdkDistribution::Rss => dataplane::io::dpdk::Distribution::Rss,
+            DpdkDistribution::Software => dataplane::io::dpdk::Distribution::Software,
+        },
+        hash: match cfg.dpdk.hash {
+            DpdkHash::Addresses => FlowHash::Addresses,
+            DpdkHash::Flows => FlowHash::Flows,
+        },
+        ring_size: cfg.dpdk.ring_size,
+    };
+    let set = match &cfg.attach {
         AttachConfig::Inline {
             vm_interface,
             network_interface,
         } => {
             let ports = [port(vm_interface)?, port(network_interface)?];
-            DpdkIo::inline(&eal, ports, &dcfg).map_err(dpdk_err("inline ports"))
+            DpdkWorkers::inline(&eal, ports, &dcfg, &wcfg).map_err(dpdk_err("inline ports"))?
         }
         AttachConfig::Mirror {
             interface,
@@ -143,19 +214,107 @@ fn open(cfg: &Config) -> Result<DpdkIo, DaemonError> {
         } => {
             let rx = port(interface)?;
             let inject = inject_interface.as_deref().map(port).transpose()?;
-            DpdkIo::mirror(&eal, rx, inject, &dcfg).map_err(dpdk_err("mirror ports"))
+            DpdkWorkers::mirror(&eal, rx, inject, &dcfg, &wcfg).map_err(dpdk_err("mirror ports"))?
         }
-    }
+    };
+    Ok((eal, set))
 }
 
-fn poll_loop(
+/// Launch workers 1.. on the worker lcores, run worker 0 here until stopped, then stop and wait
+/// for the others.
+#[allow(clippy::too_many_arguments)]
+fn run_workers(
+    cfg: &Config,
+    eal: &Eal,
+    set: DpdkWorkers,
+    handlers: &mut Vec<Handler>,
+    stop: &Arc<AtomicBool>,
+    usr1: &AtomicBool,
+    statuses: &[Arc<Mutex<WorkerStatus>>],
+    control: &BlockControl,
+) -> Result<(), DaemonError> {
+    let mut ios = set.into_ios().into_iter();
+    let (Some(mut io0), Some(status0)) = (ios.next(), statuses.first()) else {
+        return Err(dpdk_err("workers")(dataplane::io::dpdk::DpdkError::Config(
+            "no worker",
+        )));
+    };
+    let mut others = handlers.drain(1..);
+    let mut launched: Vec<Launched> = Vec::new();
+    let mut failure = None;
+    for ((io, lcore), status) in ios.zip(eal.worker_lcores()).zip(statuses.iter().skip(1)) {
+        let Some(h) = others.next() else { break };
+        let (stop, status, burst) = (Arc::clone(stop), Arc::clone(status), cfg.burst);
+        match eal.launch(lcore, move || worker_loop(io, h, &stop, &status, burst)) {
+            Ok(l) => launched.push(l),
+            Err(e) => {
+                failure = Some(dpdk_err("launch")(e));
+                break;
+            }
+        }
+    }
+    drop(others);
+    let result = match failure {
+        Some(e) => Err(e),
+        None => {
+            let h0 = handlers
+                .first_mut()
+                .ok_or_else(|| io_err("dpdk worker")(std::io::Error::other("no handler")))?;
+            let r = main_loop(cfg, &mut io0, h0, stop, usr1, statuses, control);
+            publish(status0, h0, &io0);
+            r
+        }
+    };
+    // However worker 0 ended, the others end too; their I/O and handlers are dropped on their
+    // lcores, and the ports close with the last I/O.
+    stop.store(true, Ordering::Relaxed);
+    for l in launched {
+        let lcore = l.lcore();
+        if l.wait() != 0 {
+            eprintln!("svm run: the worker on lcore {lcore} failed");
+        }
+    }
+    result
+}
+
+/// A worker on a worker lcore: poll until `stop`, publishing its counters; 0 when it ends.
+fn worker_loop(
+    mut io: DpdkIo,
+    mut h: Handler,
+    stop: &AtomicBool,
+    status: &Mutex<WorkerStatus>,
+    burst: usize,
+) -> i32 {
+    let mut last_publish = Instant::now();
+    let mut code = 0;
+    while !stop.load(Ordering::Relaxed) {
+        match io.poll(&mut h, burst) {
+            Ok(0) => std::thread::sleep(IDLE_SLEEP),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("svm run: dpdk worker {}: {e}", io.worker());
+                code = -1;
+                break;
+            }
+        }
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            publish(status, &h, &io);
+            last_publish = Instant::now();
+        }
+    }
+    publish(status, &h, &io);
+    code
+}
+
+/// Worker 0, on the main lcore: polls like the others, and reports for all of them.
+fn main_loop(
     cfg: &Config,
     io: &mut DpdkIo,
     h: &mut Handler,
     stop: &AtomicBool,
     usr1: &AtomicBool,
-    status: &Arc<Mutex<WorkerStatus>>,
-    control: &dataplane::shared_blocks::BlockControl,
+    statuses: &[Arc<Mutex<WorkerStatus>>],
+    control: &BlockControl,
 ) -> Result<(), DaemonError> {
     let interval =
         (cfg.stats_interval_secs > 0).then(|| Duration::from_secs(cfg.stats_interval_secs));
@@ -167,19 +326,17 @@ fn poll_loop(
             Ok(_) => {}
             Err(e) => return Err(io_err("dpdk worker")(e)),
         }
-        if last_publish.elapsed() >= PUBLISH_EVERY {
-            publish(status, h, io);
+        let report = usr1.swap(false, Ordering::Relaxed)
+            || interval.is_some_and(|i| last_report.elapsed() >= i);
+        if report || last_publish.elapsed() >= PUBLISH_EVERY {
+            if let Some(s) = statuses.first() {
+                publish(s, h, io);
+            }
             last_publish = Instant::now();
         }
-        if usr1.swap(false, Ordering::Relaxed)
-            || interval.is_some_and(|i| last_report.elapsed() >= i)
-        {
+        if report {
             last_report = Instant::now();
-            publish(status, h, io);
-            eprintln!(
-                "{}",
-                status::render(&status::collect(std::slice::from_ref(status)), control)
-            );
+            eprintln!("{}", status::render(&status::collect(statuses), control));
         }
     }
     Ok(())

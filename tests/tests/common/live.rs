@@ -170,12 +170,14 @@ impl Net {
                 "backend: af-packet\nvm_interface: {m}\nnetwork_interface: {n}\n\
                  workers: {workers}\naf_packet: {{block_count: 8}}\n"
             ),
-            // One EAL per svm process; no hugepages, no PCI, the two veths as net_af_packet.
+            // One EAL per svm process; no hugepages, no PCI, the two veths as net_af_packet;
+            // an lcore per worker (CPUs 0..workers).
             Backend::Dpdk => format!(
                 "backend: dpdk\nvm_port: net_af_packet0\nnetwork_port: net_af_packet1\n\
                  workers: {workers}\neal_args: [--no-huge, -m, \"256\", --no-pci, --no-shconf, \
-                 --no-telemetry, -l, \"0\", \"--vdev=net_af_packet0,iface={m}\", \
-                 \"--vdev=net_af_packet1,iface={n}\"]\n"
+                 --no-telemetry, -l, \"0-{}\", \"--vdev=net_af_packet0,iface={m}\", \
+                 \"--vdev=net_af_packet1,iface={n}\"]\n",
+                workers.saturating_sub(1)
             ),
         };
         std::fs::write(

@@ -1,0 +1,358 @@
+//! Throughput of several DPDK workers on the same two `net_null` ports: RSS or the software
+//! distributor, each worker running a real [`Worker`] with the default policy.
+//!
+//! ```text
+//! cargo run --release -p dataplane --features dpdk --example dpdk_workers -- \
+//!     [--workers 2] [--distribution software|rss|auto] [--hash addresses|flows] \
+//!     [--source pcap|null] [--seconds 5] [--burst 32] [--flows 1024] [--ring 1024]
+//! ```
+//!
+//! The traffic: `--flows` templates, 64-byte TCP ACKs in VLAN 100 from 10.0.x.y to
+//! 10.1.0.1:443 (so the address hash spreads them).
+//! - `--source pcap` (the default): two `net_pcap` ports with `infinite_rx=1` on a capture of
+//!   the templates: the PMD replays it forever, copying each frame into a fresh mbuf, and drops
+//!   what it is given to transmit (no `tx_pcap`). Works with the software distributor; net_pcap
+//!   has no RSS.
+//! - `--source null`: two `net_null` ports, as in `dpdk_fwd`: net_null "receives" whatever its
+//!   mbufs hold, so every mbuf of the pool is filled with a template first. Has RSS (net_null
+//!   accepts the configuration; each queue receives on its own). Useless for the software
+//!   distributor: mbufs the other workers free go to their lcores' caches, and the main lcore
+//!   keeps recycling its own, whose templates all hash to worker 0.
+//!
+//! The EAL gets lcores 0..workers; worker 0 runs
+//! on the main lcore (with software distribution it also receives for everyone), the others on
+//! worker lcores. The figure is frames handled per second by all workers together, after a
+//! 300 ms warm-up; frames the distributor could not hand over (a worker's ring full) are counted
+//! separately, as drops.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use dataplane::event::Event;
+use dataplane::io::dpdk::{
+    Distribution, DpdkConfig, DpdkIo, DpdkWorkers, Eal, FlowHash, WorkersConfig,
+};
+use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, RxMeta};
+use dataplane::worker::{Attach, Output, PacketMeta, Toward, Verdict, Worker, WorkerConfig};
+use policy::{CompiledPolicy, Policy};
+use testgen::{Host, Link, tcp_flags};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Pcap,
+    Null,
+}
+
+struct Args {
+    source: Source,
+    workers: u16,
+    distribution: Distribution,
+    hash: FlowHash,
+    seconds: f64,
+    burst: usize,
+    flows: u32,
+    ring: u32,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        source: Source::Pcap,
+        workers: 2,
+        distribution: Distribution::Software,
+        hash: FlowHash::Addresses,
+        seconds: 5.0,
+        burst: 32,
+        flows: 1024,
+        ring: 1024,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--workers" => a.workers = value()?.parse()?,
+            "--distribution" => {
+                a.distribution = match value()?.as_str() {
+                    "software" => Distribution::Software,
+                    "rss" => Distribution::Rss,
+                    "auto" => Distribution::Auto,
+                    other => bail!("--distribution software|rss|auto, not {other}"),
+                }
+            }
+            "--hash" => {
+                a.hash = match value()?.as_str() {
+                    "addresses" => FlowHash::Addresses,
+                    "flows" => FlowHash::Flows,
+                    other => bail!("--hash addresses|flows, not {other}"),
+                }
+            }
+            "--source" => {
+                a.source = match value()?.as_str() {
+                    "pcap" => Source::Pcap,
+                    "null" => Source::Null,
+                    other => bail!("--source pcap|null, not {other}"),
+                }
+            }
+            "--seconds" => a.seconds = value()?.parse()?,
+            "--burst" => a.burst = value()?.parse()?,
+            "--flows" => a.flows = value()?.parse()?,
+            "--ring" => a.ring = value()?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if a.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    Ok(a)
+}
+
+/// The template of flow `i`: a 64-byte TCP ACK in VLAN 100 (the same as `dpdk_fwd`'s).
+fn template(i: u32) -> Vec<u8> {
+    let link = Link::dot1q(testgen::plan::VLAN_100);
+    let [_, _, hi, lo] = i.to_be_bytes();
+    let client = Host::new(
+        [0x02, 0, 0, 0, hi, lo],
+        IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo)),
+    );
+    let server = Host::new(
+        [0x02, 0, 0, 1, 0, 1],
+        IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)),
+    );
+    let sport = 20_000u16.wrapping_add(u16::from_be_bytes([hi, lo]));
+    let mut frame = link.tcp(
+        &client,
+        &server,
+        sport,
+        443,
+        tcp_flags::ACK,
+        1000,
+        2000,
+        &[],
+    );
+    frame.resize(frame.len().max(64), 0);
+    frame
+}
+
+/// Write templates into every mbuf of the pool, so what `net_null` "receives" is real traffic.
+fn fill_pool(io: &DpdkIo, flows: u32) -> usize {
+    let pool = io.pool();
+    let mut held = Vec::new();
+    let mut i = 0u32;
+    while let Some(mut m) = pool.alloc() {
+        if !m.append(&template(i.wrapping_mul(0x9e37_79b9) % flows.max(1))) {
+            break;
+        }
+        held.push(m);
+        i = i.wrapping_add(1);
+    }
+    held.len()
+}
+
+#[derive(Default)]
+struct Sink {
+    injected: Vec<(Vec<u8>, Toward)>,
+}
+
+impl Output for Sink {
+    fn event(&mut self, _event: Event) {}
+    fn inject(&mut self, frame: Vec<u8>, toward: Toward) {
+        self.injected.push((frame, toward));
+    }
+}
+
+struct WorkerHandler {
+    worker: Worker,
+    sink: Sink,
+    received: u64,
+    rx_port: PortId,
+}
+
+impl FrameHandler for WorkerHandler {
+    fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
+        self.received += 1;
+        self.rx_port = meta.port;
+        let pm = PacketMeta {
+            ts: meta.ts,
+            pcap_cnt: self.received,
+        };
+        self.worker.process(frame, pm, &mut self.sink)
+    }
+
+    fn take_injections(&mut self, out: &mut Vec<Injection>) {
+        let rx_port = self.rx_port;
+        out.extend(
+            self.sink
+                .injected
+                .drain(..)
+                .map(|(frame, toward)| Injection {
+                    frame,
+                    toward,
+                    rx_port,
+                }),
+        );
+    }
+}
+
+/// Poll until `stop`, publishing frames handled to `handled` after every 64 polls.
+fn poll(
+    io: &mut DpdkIo,
+    h: &mut WorkerHandler,
+    burst: usize,
+    stop: &AtomicBool,
+    handled: &AtomicU64,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..64 {
+            // DpdkIo::poll does not fail.
+            let _ = io.poll(h, burst);
+        }
+        handled.store(h.received, Ordering::Relaxed);
+    }
+    handled.store(h.received, Ordering::Relaxed);
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let last = a.workers - 1;
+    let capture =
+        std::env::temp_dir().join(format!("svm-dpdk-workers-{}.pcap", std::process::id()));
+    let vdevs: Vec<String> = match a.source {
+        Source::Null => vec!["--vdev=net_null0".into(), "--vdev=net_null1".into()],
+        Source::Pcap => {
+            let mut cap = testgen::Capture::new();
+            for i in 0..a.flows.max(1) {
+                cap.push(u64::from(i), template(i));
+            }
+            cap.write_pcap(&capture)?;
+            (0..2)
+                .map(|p| {
+                    format!(
+                        "--vdev=net_pcap{p},rx_pcap={},infinite_rx=1",
+                        capture.display()
+                    )
+                })
+                .collect()
+        }
+    };
+    let eal_args: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "512",
+        "--no-pci",
+        "--no-shconf",
+        "--no-telemetry",
+        "--log-level=*:warning",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(vdevs)
+    .chain(["-l".to_owned(), format!("0-{last}")])
+    .collect();
+    println!("EAL: {}", eal_args.join(" "));
+    let eal = Eal::init(&eal_args)?;
+    let name = match a.source {
+        Source::Null => "net_null",
+        Source::Pcap => "net_pcap",
+    };
+    let ports = [
+        eal.port_by_name(&format!("{name}0"))?,
+        eal.port_by_name(&format!("{name}1"))?,
+    ];
+    let wcfg = WorkersConfig {
+        workers: a.workers,
+        distribution: a.distribution,
+        hash: a.hash,
+        ring_size: a.ring,
+    };
+    let set = DpdkWorkers::inline(&eal, ports, &DpdkConfig::default(), &wcfg)?;
+    let (spread, txq) = (set.spread(), set.tx_queues().to_vec());
+    let mut ios = set.into_ios();
+    let filled = match a.source {
+        Source::Null => ios.first().map_or(0, |io| fill_pool(io, a.flows)),
+        Source::Pcap => 0,
+    };
+
+    let policy = Arc::new(CompiledPolicy::compile(Policy::default()));
+    let handler = |index: u16| WorkerHandler {
+        worker: Worker::new(
+            WorkerConfig {
+                attach: Attach::Inline,
+                index,
+                ..WorkerConfig::default()
+            },
+            Arc::clone(&policy),
+        ),
+        sink: Sink::default(),
+        received: 0,
+        rx_port: 0,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let handled: Vec<Arc<AtomicU64>> = (0..a.workers).map(|_| Arc::default()).collect();
+    let mut rest = ios.split_off(1);
+    let mut io0 = ios.pop().context("no worker")?;
+    let mut launched = Vec::new();
+    for ((io, lcore), (count, index)) in rest
+        .drain(..)
+        .zip(eal.worker_lcores())
+        .zip(handled.iter().skip(1).zip(1u16..))
+    {
+        let (stop, count, burst) = (Arc::clone(&stop), Arc::clone(count), a.burst);
+        let mut h = handler(index);
+        let mut io = io;
+        launched.push(eal.launch(lcore, move || {
+            poll(&mut io, &mut h, burst, &stop, &count);
+            0
+        })?);
+    }
+    let mut h0 = handler(0);
+    let sum = |v: &[Arc<AtomicU64>]| v.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>();
+    let controller = {
+        let (stop, handled) = (Arc::clone(&stop), handled.clone());
+        let secs = a.seconds;
+        // A plain thread: it only sleeps and reads counters. Spawned after rte_eal_init, it
+        // shares the main lcore's CPU, where it sleeps.
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let (t0, n0) = (Instant::now(), sum(&handled));
+            let per0: Vec<u64> = handled.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            std::thread::sleep(Duration::from_secs_f64(secs));
+            let (t1, n1) = (Instant::now(), sum(&handled));
+            let per1: Vec<u64> = handled.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            stop.store(true, Ordering::Relaxed);
+            let per: Vec<u64> = per1
+                .iter()
+                .zip(&per0)
+                .map(|(b, a)| b.saturating_sub(*a))
+                .collect();
+            (n1.saturating_sub(n0), t1 - t0, per)
+        })
+    };
+    let count0 = handled.first().context("no worker")?;
+    poll(&mut io0, &mut h0, a.burst, &stop, count0);
+    for l in launched {
+        l.wait();
+    }
+    let _ = std::fs::remove_file(&capture);
+    let (frames, elapsed, per) = controller
+        .join()
+        .map_err(|_| anyhow::anyhow!("controller"))?;
+    println!(
+        "dpdk_workers: workers={} spread={spread:?} hash={:?} tx queues per port {txq:?} burst={} \
+         flows={} ring={} mbufs filled={filled}",
+        a.workers, a.hash, a.burst, a.flows, a.ring
+    );
+    println!(
+        "dpdk_workers: {frames} frames in {:.2} s: {:.2} Mpps handled by all workers \
+         (per worker {per:?})",
+        elapsed.as_secs_f64(),
+        frames as f64 / elapsed.as_secs_f64() / 1e6
+    );
+    println!(
+        "dpdk_workers: distributor ring-full drops per port {:?}, handed per worker {:?}",
+        io0.ring_full(),
+        io0.handed()
+    );
+    Ok(())
+}
