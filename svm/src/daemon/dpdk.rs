@@ -23,7 +23,10 @@ use dataplane::shared_blocks::{KeeperStats, SharedBlocks};
 use dataplane::worker::Worker;
 use policy::{CompiledPolicy, Policy};
 
+use crate::rules_load::Loaded;
+
 use super::config::{AttachConfig, Config};
+use super::rules::LiveRules;
 use super::workers::{Handler, WorkerStatus};
 use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve, status, worker_config};
 
@@ -40,8 +43,8 @@ fn dpdk_err(what: &str) -> impl FnOnce(dataplane::io::dpdk::DpdkError) -> Daemon
     }
 }
 
-/// Run the daemon on DPDK ports until SIGTERM or SIGINT.
-pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
+/// Run the daemon on DPDK ports until SIGTERM or SIGINT (SIGHUP reloads `rules`).
+pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), DaemonError> {
     let stop = Arc::new(AtomicBool::new(false));
     let usr1 = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -49,6 +52,10 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
         .map_err(io_err("signal handler"))?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(io_err("signal handler"))?;
+    let live_rules = LiveRules::start(cfg.rules.as_ref(), rules, Some(hup))?;
 
     let eve_out = open_eve(cfg.eve.as_deref())?;
     let compiled = Arc::new(CompiledPolicy::compile(policy));
@@ -88,7 +95,8 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
     let mut handler = Handler::new(
         Worker::with_shared_blocks(wcfg, Arc::clone(&compiled), blocks),
         ev_tx,
-    );
+    )
+    .with_rules(Arc::clone(&live_rules.cell));
     let result = open(cfg).and_then(|mut io| {
         eprintln!(
             "svm run: 1 worker on dpdk {} (EAL main lcore), policy {}, mode {:?}",
@@ -115,8 +123,13 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
             )));
         }
     };
+    let rules_line = live_rules.status().line();
+    live_rules.stop();
     result?;
-    eprintln!("{}", status::render(&status::collect(&statuses), &control));
+    eprintln!(
+        "{}\n  {rules_line}",
+        status::render(&status::collect(&statuses), &control)
+    );
     eprintln!(
         "svm run: stopped; {written} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
         kstats.added, kstats.expired, kstats.unblocked, kstats.duplicates
@@ -162,6 +175,7 @@ fn poll_loop(
     let mut last_publish = Instant::now();
     let mut last_report = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        h.refresh();
         match io.poll(h, cfg.burst) {
             Ok(0) => std::thread::sleep(IDLE_SLEEP),
             Ok(_) => {}
