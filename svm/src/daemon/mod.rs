@@ -9,8 +9,9 @@
 //! rules ([`rules`]: built on the `svm-rules` thread, then swapped in between bursts).
 //!
 //! Order of start-up: read and validate the whole configuration and the policy, load the rules
-//! (every problem of every rule file reported with its key), start the control plane when `state_dir` is set ([`plane`]: store, tokio runtime, API), create the EVE
-//! file, and only then open sockets. With the control plane, the EVE writer thread is replaced
+//! (every problem of every rule file reported with its key), start the control plane when
+//! `state_dir` is set ([`plane`]: store, tokio runtime, API), create the EVE file, and only
+//! then open sockets. With the control plane, the EVE writer thread is replaced
 //! by the event pump, which feeds every event to the control state (and through it to the EVE
 //! output, the spool and syslog).
 
