@@ -188,8 +188,9 @@ fn mirror_terminate_resets_a_real_connection() {
 }
 
 /// `terminate_and_block` on a mirror: once nmap got the attacker blocked, each TCP segment it
-/// sends is answered with resets: its established connection is torn down at its next segment,
-/// and a SYN to an open port gets the SVM's RST+ACK (hping3).
+/// sends is answered with resets: its established connection is torn down at its next segment
+/// (the echo server answers after 3 s; without the SVM the client would get its echo), and a
+/// SYN to an open port gets the SVM's RST+ACK (hping3).
 #[test]
 fn mirror_blocked_source_gets_resets_for_every_tcp_segment() {
     skip_unless_able!();
@@ -200,7 +201,7 @@ fn mirror_blocked_source_gets_resets_for_every_tcp_segment() {
         s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('10.77.0.2',7000))\n\
         s.listen(4)\nc,_=s.accept()\nwhile True:\n  try:\n    d=c.recv(64)\n  except OSError:\n    \
         print('server reset',flush=True)\n    break\n  if not d:\n    print('server closed',flush=True)\n    \
-        break\n  time.sleep(1)\n  try:\n    c.sendall(d)\n  except OSError:\n    \
+        break\n  time.sleep(3)\n  try:\n    c.sendall(d)\n  except OSError:\n    \
         print('server reset',flush=True)\n    break\n";
     net.spawn('V', &["python3", "-c", echo], "echo.log");
     net.wait_http('A', "10.77.0.2");
@@ -248,7 +249,7 @@ fn mirror_blocked_source_gets_resets_for_every_tcp_segment() {
                 "-p",
                 "8000",
                 "-c",
-                "3",
+                "5",
                 "-i",
                 "u300000",
                 "10.77.0.2",
