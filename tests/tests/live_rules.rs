@@ -29,13 +29,16 @@ macro_rules! skip_unless_able {
     };
 }
 
-/// `drop` on a URI, `alert` on another, and one rule the engine refuses.
+/// `drop` on a URI, `alert` on another, a `drop` the policy excludes, and one rule the engine
+/// refuses.
 const RULES: &str = "\
 drop http any any -> $HOME_NET any (msg:\"SVM test evil URI\"; flow:established,to_server; \
 http.uri; content:\"/evil\"; classtype:web-application-attack; sid:9000001; rev:1;)
 alert http any any -> $HOME_NET any (msg:\"SVM test watched URI\"; flow:established,to_server; \
 http.uri; content:\"/watched\"; sid:9000002; rev:1;)
 alert tcp any any -> any any (msg:\"SVM test bad rule\"; nosuchkeyword; sid:9000003; rev:1;)
+drop http any any -> $HOME_NET any (msg:\"SVM test excluded URI\"; flow:established,to_server; \
+http.uri; content:\"/excluded\"; sid:9000004; rev:1;)
 ";
 
 fn rule_alerts(ev: &[Value], sid: u64) -> Vec<&Value> {
@@ -178,7 +181,8 @@ fn bad_rule_settings_are_refused_before_any_port_opens() {
 }
 
 /// A curl request whose URI matches a `drop` rule is reset (policy `terminate`), its alert
-/// carries the rule's sid; an `alert` rule only reports; benign traffic passes byte for byte.
+/// carries the rule's sid; an `alert` rule only reports; a rule the policy excludes
+/// (`rule_exclusions`) neither acts nor reports; benign traffic passes byte for byte.
 /// With `state_dir`, the alerts travel the control plane's event pipeline to EVE.
 #[test]
 fn rule_match_resets_the_connection_and_is_reported() {
@@ -194,13 +198,16 @@ fn rule_match_resets_the_connection_and_is_reported() {
         net.dir.path("state").display()
     );
     let eve = net.start_svm_inline_with(
-        "mode: standard\nactivity_scanner:\n  action: terminate\n",
+        "mode: standard\nactivity_scanner:\n  action: terminate\n  \
+         rule_exclusions: [\"1:9000004:1\"]\n",
         2,
         &extra,
     );
     net.http_server('V', "0.0.0.0");
     net.wait_http('A', "10.77.0.2");
     let blob = net.blob();
+    let (code, _) = net.curl_url('A', "http://10.77.0.2:8000/excluded", 10);
+    assert_eq!(code, 0, "an excluded rule does not act");
     let (code, _) = net.curl_url('A', "http://10.77.0.2:8000/evil", 10);
     assert_eq!(code, 56, "curl of /evil: reset by peer expected");
     let (code, body) = net.curl_url('A', "http://10.77.0.2:8000/watched.html", 10);
@@ -213,14 +220,14 @@ fn rule_match_resets_the_connection_and_is_reported() {
     let log = net.stop_svm();
 
     assert!(
-        log.contains("svm run: rules loaded: 2 loaded, 1 skipped from 1 files"),
+        log.contains("svm run: rules loaded: 3 loaded, 1 skipped from 1 files"),
         "{log}"
     );
     assert!(
         log.contains("nosuchkeyword"),
         "the skip reason is logged:\n{log}"
     );
-    assert!(log.contains("rules: 2 loaded, 1 skipped"), "status:\n{log}");
+    assert!(log.contains("rules: 3 loaded, 1 skipped"), "status:\n{log}");
     let ev = events(&eve);
     let evil = rule_alerts(&ev, 9_000_001);
     assert_eq!(evil.len(), 1, "{ev:?}\n{log}");
@@ -241,6 +248,7 @@ fn rule_match_resets_the_connection_and_is_reported() {
     assert_eq!(watched.len(), 1, "{ev:?}");
     assert_eq!(watched[0]["alert"]["action"], "allowed");
     assert!(rule_alerts(&ev, 9_000_003).is_empty());
+    assert!(rule_alerts(&ev, 9_000_004).is_empty(), "excluded: {ev:?}");
     assert!(
         ev.iter()
             .all(|e| e["event_type"] != "alert" || e["alert"]["engine"] == "activity_scanner"),
