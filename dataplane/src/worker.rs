@@ -572,7 +572,7 @@ impl Worker {
             return verdict;
         }
         if self.rules.is_some() && self.policy.policy().activity_scanner.enabled {
-            let v = self.scan_ip(ip, scope, meta, rule, &key, upd, out);
+            let v = self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, out);
             if verdict == Verdict::Forward {
                 return v;
             }
@@ -641,6 +641,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn scan_ip(
         &mut self,
+        decoded: &Decoded<'_>,
         ip: &Ip<'_>,
         scope: VlanScope,
         meta: PacketMeta,
@@ -694,10 +695,8 @@ impl Worker {
         } else {
             Response::from(p.activity_scanner.action)
         };
-        let drop = wants_drop
-            && !monitoring
-            && response != Response::Inform
-            && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
+        let enforce = wants_drop && !monitoring && response != Response::Inform;
+        let drop = enforce && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
         let packet = PacketRef {
             flow_id: Some(upd.id),
             scope,
@@ -723,7 +722,7 @@ impl Worker {
                     category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
                     severity: m.priority,
                     response: if acts { response } else { Response::Inform },
-                    enforced: drop,
+                    enforced: enforce,
                     monitoring,
                     excluded: rule == ExclusionRule::DoNotBlock,
                     block_minutes: None,
@@ -732,6 +731,15 @@ impl Worker {
             });
         }
         self.matches = matches;
+        // Terminate resets both ends of a TCP connection, inline and on a mirror, as the attack
+        // blocker does (not under --simulate-ips: Suricata's IPS mode drops the packet only).
+        if enforce
+            && !self.cfg.scanner.simulate_ips
+            && let L4::Tcp(t) = &ip.l4
+            && !t.flags.has(decode::TcpFlags::RST)
+        {
+            self.inject_resets(decoded, ip, t, out);
+        }
         if drop {
             if !self.cfg.scanner.simulate_ips {
                 self.flows.terminate(key);

@@ -15,5 +15,6 @@ pub mod inventory;
 pub mod nsx;
 pub mod replay;
 pub mod rules_cmd;
+pub mod rules_load;
 pub mod store;
 pub mod tls;

@@ -11,7 +11,7 @@ use dataplane::attack::Attack;
 use dataplane::decode::{DecodeEvent, DecodeOptions};
 use dataplane::event::{Event, EventKind};
 use dataplane::io::pcap::{Capture, PcapError, PcapSink};
-use dataplane::rules::{Classifications, RuleSet, RuleSetBuilder, ThresholdConfig, Vars};
+use dataplane::rules::RuleSet;
 use dataplane::scanner::ScannerConfig;
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Counters, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::cli::{Checksums, EXIT_GENERAL, EXIT_SYNTAX, ReplayArgs};
 use crate::eve::{EveWriter, format_ts};
+use crate::rules_load::{self, RulesSpec, Strictness};
 
 /// Errors of `svm replay`.
 #[derive(Debug, thiserror::Error)]
@@ -179,60 +180,12 @@ fn parse_size(v: &str) -> Option<u64> {
     num.trim().parse::<u64>().ok()?.checked_mul(mul)
 }
 
-fn yaml_scalar(v: &serde_norway::Value) -> Option<String> {
-    match v {
-        serde_norway::Value::String(s) => Some(s.clone()),
-        serde_norway::Value::Number(n) => Some(n.to_string()),
-        serde_norway::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// Rule variables from a `suricata.yaml` (`vars.address-groups`, `vars.port-groups`).
-fn read_vars(path: &std::path::Path, s: &mut Settings) -> Result<(), ReplayError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ReplayError::Rules(format!("{}: {e}", path.display())))?;
-    // Suricata's files start with `%YAML 1.1` and `---`; the YAML parser wants neither.
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with('%'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let doc: serde_norway::Value = match serde_norway::from_str(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!(
-                "svm replay: {}: {e}; variables not read from it",
-                path.display()
-            );
-            return Ok(());
-        }
-    };
-    let groups = |name: &str| -> Vec<(String, String)> {
-        doc.get("vars")
-            .and_then(|v| v.get(name))
-            .and_then(serde_norway::Value::as_mapping)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((yaml_scalar(k)?, yaml_scalar(v)?)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    s.address_vars.extend(groups("address-groups"));
-    s.port_vars.extend(groups("port-groups"));
-    Ok(())
-}
-
 fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
     let mut s = Settings {
         threshold_file: args.threshold_file.clone(),
         ..Settings::default()
     };
     s.scanner.simulate_ips = args.simulate_ips;
-    if let Some(p) = &args.vars {
-        read_vars(p, &mut s)?;
-    }
     for kv in &args.set {
         let Some((k, v)) = kv.split_once('=') else {
             eprintln!("svm replay: --set {kv}: expected KEY=VALUE; ignored");
@@ -267,7 +220,7 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
     Ok(s)
 }
 
-/// Load the rule files of `args` (none: `None`).
+/// Load the rule files of `args` (none: `None`) with the shared loader ([`crate::rules_load`]).
 fn load_rules(
     args: &ReplayArgs,
     s: &Settings,
@@ -275,34 +228,32 @@ fn load_rules(
     if args.rules.is_empty() {
         return Ok((None, RulesLoad::default()));
     }
-    let t0 = Instant::now();
-    let mut vars = Vars::default();
-    for (k, v) in &s.address_vars {
-        vars.set_address(k, v);
+    let spec = RulesSpec {
+        files: args.rules.clone(),
+        vars_file: args.vars.clone(),
+        address_groups: s.address_vars.clone(),
+        port_groups: s.port_vars.clone(),
+        threshold_file: s.threshold_file.clone(),
+        classification_file: None,
+    };
+    let l = rules_load::load(&spec, Strictness::Lenient).map_err(|problems| {
+        ReplayError::Rules(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    for w in &l.warnings {
+        eprintln!("svm replay: {w}");
     }
-    for (k, v) in &s.port_vars {
-        vars.set_port(k, v);
-    }
-    let mut b = RuleSetBuilder::new(vars.clone(), Classifications::default());
-    if let Some(f) = &s.threshold_file {
-        let t = std::fs::read_to_string(f)
-            .map_err(|e| ReplayError::Rules(format!("{}: {e}", f.display())))?;
-        let (cfg, errs) = ThresholdConfig::parse(&t, &vars);
-        for e in &errs {
-            eprintln!("svm replay: {}: {e}", f.display());
-        }
-        b.set_threshold_config(cfg);
-    }
-    let paths: Vec<&std::path::Path> = args.rules.iter().map(|p| p.as_path()).collect();
-    let mut load = RulesLoad::default();
-    for r in b.add_files(&paths) {
-        let rep = r.map_err(|e| ReplayError::Rules(e.to_string()))?;
-        load.loaded += rep.loaded;
-        load.skipped += rep.skipped.len();
-    }
-    let set = b.build();
-    load.seconds = t0.elapsed().as_secs_f64();
-    Ok((Some(Arc::new(set)), load))
+    let load = RulesLoad {
+        loaded: l.loaded,
+        skipped: l.skipped,
+        seconds: l.seconds,
+    };
+    Ok((Some(l.set), load))
 }
 
 /// A block active at the end of the replay.

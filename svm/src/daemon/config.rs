@@ -156,6 +156,8 @@ pub struct Config {
     pub inventory: Vec<ProtectedVm>,
     /// Local event outputs of the control plane.
     pub outputs: OutputSettings,
+    /// Activity scanner rules; none: the attack blocker only.
+    pub rules: Option<RulesSettings>,
 }
 
 /// `api:` settings.
@@ -251,6 +253,30 @@ pub struct OutputSettings {
     pub eve: Option<EveFileSettings>,
     /// Syslog.
     pub syslog: Option<SyslogSettings>,
+}
+
+/// `rules:` settings: what [`crate::rules_load`] loads at start and on SIGHUP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulesSettings {
+    /// Rule files: paths or glob patterns, in load order.
+    pub files: Vec<String>,
+    /// A `suricata.yaml` whose `vars.address-groups` / `vars.port-groups` are read.
+    pub vars_file: Option<PathBuf>,
+    /// Address variables, applied after the vars file.
+    pub address_groups: Vec<(String, String)>,
+    /// Port variables, applied after the vars file.
+    pub port_groups: Vec<(String, String)>,
+    /// A `threshold.config`.
+    pub threshold_file: Option<PathBuf>,
+    /// A `classification.config` (replaces the built-in classes).
+    pub classification_file: Option<PathBuf>,
+    /// Reassemble TCP flows picked up without their handshake (flows older than the daemon).
+    pub midstream: bool,
+    /// Stream bytes per direction inspected from the start of a flow.
+    pub stream_depth: u64,
+    /// One direction of a flow may be missing (asymmetric routing, a one-sided mirror): a
+    /// client's ACK after its SYN completes the handshake for `flow:established`.
+    pub async_oneside: bool,
 }
 
 /// One problem in the configuration.
@@ -899,6 +925,9 @@ impl Config {
             }
             r.unknown(&o, "outputs");
         }
+        let rules = r
+            .opt_section(m, "rules")
+            .and_then(|s| rules_section(&mut r, s));
         if state_dir.is_none() {
             for k in needs_state {
                 r.issue(k, "needs state_dir (the control plane's store)");
@@ -941,6 +970,7 @@ impl Config {
                 nsx,
                 inventory,
                 outputs,
+                rules,
             }),
             _ => Err(ConfigErrors(r.issues)),
         }
@@ -1107,6 +1137,100 @@ fn check_dpdk(r: &mut Reader, eal_args: &[String], attach: Option<&AttachConfig>
     }
 }
 
+/// The `rules:` section. Files are only named here; they are read (and every problem in them
+/// reported with these keys) by [`super::rules::load`] before any socket is opened.
+fn rules_section(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
+    let p = "rules";
+    let files = r.strings(&mut s, "files", "rules.files");
+    if files.is_empty() {
+        r.issue(
+            "rules.files",
+            "name at least one rule file or pattern (e.g. /etc/svm/rules/*.rules)",
+        );
+    }
+    let vars_file = r
+        .string(&mut s, "vars_file", "rules.vars_file")
+        .map(PathBuf::from);
+    let address_groups = groups(r, &mut s, "address_groups");
+    let port_groups = groups(r, &mut s, "port_groups");
+    let threshold_file = r
+        .string(&mut s, "threshold_file", "rules.threshold_file")
+        .map(PathBuf::from);
+    let classification_file = r
+        .string(&mut s, "classification_file", "rules.classification_file")
+        .map(PathBuf::from);
+    let d = dataplane::stream::StreamConfig::default();
+    let mut stream = r.section(&mut s, "stream");
+    let midstream = r
+        .boolean(&mut stream, "midstream", "rules.stream.midstream")
+        .unwrap_or(d.midstream);
+    let stream_depth = r
+        .uint(&mut stream, "depth", "rules.stream.depth", 1, 1 << 32)
+        .unwrap_or(d.depth);
+    let async_oneside = r
+        .boolean(&mut stream, "async_oneside", "rules.stream.async_oneside")
+        .unwrap_or(false);
+    r.unknown(&stream, "rules.stream");
+    r.unknown(&s, p);
+    (!files.is_empty()).then_some(RulesSettings {
+        files,
+        vars_file,
+        address_groups,
+        port_groups,
+        threshold_file,
+        classification_file,
+        midstream,
+        stream_depth,
+        async_oneside,
+    })
+}
+
+/// `rules.address_groups` / `rules.port_groups`: variable names to values (strings, or numbers
+/// for ports).
+fn groups(r: &mut Reader, s: &mut Mapping, key: &str) -> Vec<(String, String)> {
+    let full = format!("rules.{key}");
+    let m = match s.remove(key) {
+        None | Some(Value::Null) => return vec![],
+        Some(Value::Mapping(m)) => m,
+        Some(other) => {
+            r.issue(&full, format!("expected a mapping, found {}", kind(&other)));
+            return vec![];
+        }
+    };
+    let mut out = Vec::with_capacity(m.len());
+    for (k, v) in m {
+        let name = match k {
+            Value::String(n) => n,
+            other => {
+                r.issue(
+                    &full,
+                    format!("a variable name must be a string, found {}", kind(&other)),
+                );
+                continue;
+            }
+        };
+        let at = format!("{full}.{name}");
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            r.issue(&at, "not a variable name (letters, digits and _)");
+            continue;
+        }
+        match v {
+            Value::String(t) if !t.trim().is_empty() => out.push((name, t)),
+            Value::Number(n) => out.push((name, n.to_string())),
+            other => r.issue(
+                &at,
+                format!(
+                    "expected a non-empty string or a number, found {}",
+                    kind(&other)
+                ),
+            ),
+        }
+    }
+    out
+}
+
 // Values were range-checked against bounds that fit.
 fn to_usize(v: u64) -> usize {
     usize::try_from(v).unwrap_or(usize::MAX)
@@ -1166,6 +1290,63 @@ mod tests {
         assert!(c.api.is_some() && c.central.is_some() && c.nsx.is_some());
         assert_eq!(c.inventory.len(), 1);
         assert!(c.outputs.syslog.is_some());
+        let r = c.rules.unwrap();
+        assert_eq!(r.files, ["/etc/svm/rules/*.rules"]);
+        assert!(r.address_groups.iter().any(|(k, _)| k == "HOME_NET"));
+    }
+
+    #[test]
+    fn rules_section_parses() {
+        let c = Config::from_yaml(
+            "mode: mirror\ninterface: x\nrules:\n  files: [/r/*.rules, /r/local.rules]\n  \
+             vars_file: /etc/suricata/suricata.yaml\n  \
+             address_groups: {HOME_NET: \"[10.0.0.0/8]\", EXTERNAL_NET: \"!$HOME_NET\"}\n  \
+             port_groups: {HTTP_PORTS: 8080}\n  threshold_file: /r/threshold.config\n  \
+             classification_file: /r/classification.config\n  \
+             stream: {midstream: true, depth: 65536, async_oneside: true}\n",
+        )
+        .unwrap();
+        let r = c.rules.unwrap();
+        assert_eq!(r.files, ["/r/*.rules", "/r/local.rules"]);
+        assert_eq!(
+            r.port_groups,
+            [("HTTP_PORTS".to_owned(), "8080".to_owned())]
+        );
+        assert_eq!(r.address_groups.len(), 2);
+        assert!(r.midstream);
+        assert_eq!(r.stream_depth, 65536);
+        assert!(r.async_oneside);
+        assert!(r.threshold_file.is_some() && r.classification_file.is_some());
+        assert!(
+            Config::from_yaml("mode: mirror\ninterface: x\n")
+                .unwrap()
+                .rules
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn rules_section_problems_are_all_reported() {
+        let e = Config::from_yaml(
+            "mode: mirror\ninterface: x\nrules:\n  files: []\n  \
+             address_groups: {\"HOME NET\": x, EXTERNAL_NET: [a]}\n  port_groups: 5\n  \
+             threshold_file: 7\n  stream: {midstream: maybe, depth: 0, window: 1}\n  colour: red\n",
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+        for k in [
+            "rules.files",
+            "rules.address_groups.HOME NET",
+            "rules.address_groups.EXTERNAL_NET",
+            "rules.port_groups",
+            "rules.threshold_file",
+            "rules.stream.midstream",
+            "rules.stream.depth",
+            "rules.stream.window",
+            "rules.colour",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
     }
 
     #[test]

@@ -35,7 +35,10 @@ use dataplane::shared_blocks::{BlockControl, KeeperStats, SharedBlocks};
 use dataplane::worker::Worker;
 use policy::{CompiledPolicy, Policy};
 
+use crate::rules_load::Loaded;
+
 use super::config::{AttachConfig, Config, DpdkDistribution, DpdkHash};
+use super::rules::LiveRules;
 use super::workers::{Handler, WorkerStatus};
 use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve, status, worker_config};
 
@@ -52,8 +55,8 @@ fn dpdk_err(what: &str) -> impl FnOnce(dataplane::io::dpdk::DpdkError) -> Daemon
     }
 }
 
-/// Run the daemon on DPDK ports until SIGTERM or SIGINT.
-pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
+/// Run the daemon on DPDK ports until SIGTERM or SIGINT (SIGHUP reloads `rules`).
+pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), DaemonError> {
     let stop = Arc::new(AtomicBool::new(false));
     let usr1 = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -61,6 +64,10 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
         .map_err(io_err("signal handler"))?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(io_err("signal handler"))?;
+    let live_rules = LiveRules::start(cfg.rules.as_ref(), rules, Some(hup))?;
 
     let eve_out = open_eve(cfg.eve.as_deref())?;
     let compiled = Arc::new(CompiledPolicy::compile(policy));
@@ -103,6 +110,7 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
                 Worker::with_shared_blocks(worker_config(cfg, i), Arc::clone(&compiled), blocks),
                 ev_tx.clone(),
             )
+            .with_rules(Arc::clone(&live_rules.cell))
         })
         .collect();
     drop(ev_tx);
@@ -141,8 +149,13 @@ pub fn run(cfg: &Config, policy: Policy) -> Result<(), DaemonError> {
             )));
         }
     };
+    let rules_line = live_rules.status().line();
+    live_rules.stop();
     result?;
-    eprintln!("{}", status::render(&status::collect(&statuses), &control));
+    eprintln!(
+        "{}\n  {rules_line}",
+        status::render(&status::collect(&statuses), &control)
+    );
     eprintln!(
         "svm run: stopped; {written} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
         kstats.added, kstats.expired, kstats.unblocked, kstats.duplicates
@@ -288,6 +301,7 @@ fn worker_loop(
     let mut last_publish = Instant::now();
     let mut code = 0;
     while !stop.load(Ordering::Relaxed) {
+        h.refresh();
         match io.poll(&mut h, burst) {
             Ok(0) => std::thread::sleep(IDLE_SLEEP),
             Ok(_) => {}
@@ -321,6 +335,7 @@ fn main_loop(
     let mut last_publish = Instant::now();
     let mut last_report = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        h.refresh();
         match io.poll(h, cfg.burst) {
             Ok(0) => std::thread::sleep(IDLE_SLEEP),
             Ok(_) => {}

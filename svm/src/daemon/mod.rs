@@ -5,11 +5,13 @@
 //! shared block table, see [`dataplane::shared_blocks`]), one EVE writer, and the main thread,
 //! which waits for signals: SIGTERM/SIGINT stop everything cleanly (workers first, then the
 //! keeper, then the writer, which flushes), SIGUSR1 prints the counters to standard error, as
-//! does the periodic `stats_interval_secs` and the exit.
+//! does the periodic `stats_interval_secs` and the exit. SIGHUP reloads the activity scanner's
+//! rules ([`rules`]: built on the `svm-rules` thread, then swapped in between bursts).
 //!
-//! Order of start-up: read and validate the whole configuration and the policy, start the
-//! control plane when `state_dir` is set ([`plane`]: store, tokio runtime, API), create the EVE
-//! file, and only then open sockets. With the control plane, the EVE writer thread is replaced
+//! Order of start-up: read and validate the whole configuration and the policy, load the rules
+//! (every problem of every rule file reported with its key), start the control plane when
+//! `state_dir` is set ([`plane`]: store, tokio runtime, API), create the EVE file, and only
+//! then open sockets. With the control plane, the EVE writer thread is replaced
 //! by the event pump, which feeds every event to the control state (and through it to the EVE
 //! output, the spool and syslog).
 
@@ -17,6 +19,7 @@ pub mod config;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod plane;
+pub mod rules;
 pub mod status;
 pub mod workers;
 
@@ -35,7 +38,9 @@ use dataplane::flow::FlowConfig;
 use dataplane::io::afpacket::{
     AfPacketAttach, AfPacketConfig, AfPacketError, AfPacketIo, Fanout, RingConfig,
 };
+use dataplane::scanner::ScannerConfig;
 use dataplane::shared_blocks::{KeeperStats, SharedBlocks};
+use dataplane::stream::StreamConfig;
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
@@ -43,6 +48,7 @@ use policy::{CompiledPolicy, Policy};
 use crate::cli::{EXIT_GENERAL, EXIT_SYNTAX};
 use crate::control::Control;
 use crate::eve::EveWriter;
+use crate::rules_load::Loaded;
 use config::{AttachConfig, Backend, Config, ConfigErrors};
 use workers::{WorkerStatus, WorkerTask};
 
@@ -111,8 +117,9 @@ pub fn now() -> Timestamp {
     Timestamp::from_secs_micros(d.as_secs(), d.subsec_micros())
 }
 
-/// Read and validate a configuration file and the policy it names.
-pub fn load(path: &Path) -> Result<(Config, Policy), DaemonError> {
+/// Read and validate a configuration file and the policy it names, and load the rules of its
+/// `rules:` section.
+pub fn load(path: &Path) -> Result<(Config, Policy, Option<Loaded>), DaemonError> {
     let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Read {
         path: path.display().to_string(),
         source,
@@ -128,7 +135,14 @@ pub fn load(path: &Path) -> Result<(Config, Policy), DaemonError> {
         })?,
         None => Policy::default(),
     };
-    Ok((cfg, policy))
+    let rules = match &cfg.rules {
+        Some(s) => Some(rules::load(s).map_err(|issues| DaemonError::Config {
+            path: path.display().to_string(),
+            errors: ConfigErrors(issues),
+        })?),
+        None => None,
+    };
+    Ok((cfg, policy, rules))
 }
 
 fn open_eve(target: Option<&str>) -> Result<Option<Box<dyn Write + Send>>, DaemonError> {
@@ -183,11 +197,14 @@ const EVENT_QUEUE: usize = 1 << 16;
 
 /// Run the daemon until SIGTERM or SIGINT.
 pub fn run(config_path: &Path) -> Result<(), DaemonError> {
-    let (cfg, policy) = load(config_path)?;
+    let (cfg, policy, loaded) = load(config_path)?;
+    if let Some(l) = &loaded {
+        eprintln!("{}", rules::describe(l, "loaded"));
+    }
     match cfg.backend {
         Backend::AfPacket => {}
         #[cfg(feature = "dpdk")]
-        Backend::Dpdk => return dpdk::run(&cfg, policy),
+        Backend::Dpdk => return dpdk::run(&cfg, policy, loaded),
         // Validation refuses dpdk in a build without the feature.
         #[cfg(not(feature = "dpdk"))]
         Backend::Dpdk => {
@@ -204,6 +221,10 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     }
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
         .map_err(io_err("signal handler"))?;
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(io_err("signal handler"))?;
+    let live_rules = rules::LiveRules::start(cfg.rules.as_ref(), loaded, Some(hup))?;
 
     let workers = usize::from(cfg.workers);
     let SharedBlocks {
@@ -213,7 +234,12 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     } = SharedBlocks::new(workers, cfg.max_blocks);
     // The control plane (and its tokio runtime) starts before any packet backend is opened.
     let plane = if cfg.state_dir.is_some() {
-        Some(plane::Plane::start(&cfg, policy.clone(), control.clone())?)
+        Some(plane::Plane::start(
+            &cfg,
+            policy.clone(),
+            control.clone(),
+            Arc::clone(&live_rules.status),
+        )?)
     } else {
         None
     };
@@ -317,6 +343,7 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             stop: Arc::clone(&stop),
             status,
             policy: plane.as_ref().map(|p| Arc::clone(&p.policy)),
+            rules: Arc::clone(&live_rules.cell),
         };
         let h = std::thread::Builder::new()
             .name(format!("svm-worker-{index}"))
@@ -364,7 +391,11 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
         std::thread::sleep(Duration::from_millis(100));
         if usr1.swap(false, Ordering::Relaxed) || interval.is_some_and(|i| last.elapsed() >= i) {
             last = Instant::now();
-            eprintln!("{}", status::render(&status::collect(&statuses), &control));
+            eprintln!(
+                "{}\n  {}",
+                status::render(&status::collect(&statuses), &control),
+                live_rules.status().line()
+            );
         }
         if handles.iter().any(JoinHandle::is_finished) {
             // A worker ended by itself: an I/O error. Stop the others and report it.
@@ -391,8 +422,10 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     if let Some(p) = plane {
         p.stop();
     }
+    let rules_line = live_rules.status().line();
+    live_rules.stop();
     let total = status::collect(&statuses);
-    eprintln!("{}", status::render(&total, &control));
+    eprintln!("{}\n  {rules_line}", status::render(&total, &control));
     eprintln!(
         "svm run: stopped; {written} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
         kstats.added, kstats.expired, kstats.unblocked, kstats.duplicates
@@ -424,6 +457,18 @@ fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
         attach: match cfg.attach {
             AttachConfig::Inline { .. } => Attach::Inline,
             AttachConfig::Mirror { .. } => Attach::Mirror,
+        },
+        scanner: ScannerConfig {
+            stream: cfg
+                .rules
+                .as_ref()
+                .map_or_else(StreamConfig::default, |r| StreamConfig {
+                    midstream: r.midstream,
+                    depth: r.stream_depth,
+                    ..StreamConfig::default()
+                }),
+            simulate_ips: false,
+            async_oneside: cfg.rules.as_ref().is_some_and(|r| r.async_oneside),
         },
         index,
         ..WorkerConfig::default()

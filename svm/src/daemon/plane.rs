@@ -21,8 +21,8 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use dataplane::blocks::BlockOrigin;
@@ -32,6 +32,7 @@ use dataplane::time::Timestamp;
 use policy::{CompiledPolicy, Policy};
 
 use super::config::{Config, NsxAuthKind};
+use super::rules::RulesStatus;
 use super::workers::{PolicyCell, WorkerStatus};
 use super::{DaemonError, now};
 use crate::api::{ApiConfig, RoleMap};
@@ -65,7 +66,7 @@ impl LocalOutput for StdoutOutput {
 }
 
 /// Worker status cells, filled in once the workers exist (for `/metrics`).
-pub type WorkerStatuses = Arc<std::sync::OnceLock<Vec<Arc<std::sync::Mutex<WorkerStatus>>>>>;
+pub type WorkerStatuses = Arc<std::sync::OnceLock<Vec<Arc<Mutex<WorkerStatus>>>>>;
 
 /// The running control plane.
 pub struct Plane {
@@ -105,6 +106,7 @@ impl Plane {
         cfg: &Config,
         file_policy: Policy,
         blocks: BlockControl,
+        rules: Arc<Mutex<RulesStatus>>,
     ) -> Result<Plane, DaemonError> {
         let Some(dir) = &cfg.state_dir else {
             return Err(fail("control plane", "no state_dir"));
@@ -212,7 +214,7 @@ impl Plane {
             Hooks {
                 on_policy: Some(Box::new(move |p| cell.store(p))),
                 on_block: Some(Box::new(move |cmd| to_keeper(&to, cmd))),
-                metrics: Some(Box::new(move || dataplane_metrics(&w, &b))),
+                metrics: Some(Box::new(move || dataplane_metrics(&w, &b, &rules))),
             }
         };
         let control = Arc::new(
@@ -298,7 +300,11 @@ impl Plane {
 
 /// Dataplane counters for `/metrics` (summed over workers, as last published, about once a
 /// second), and the keeper's published block count.
-fn dataplane_metrics(workers: &WorkerStatuses, blocks: &BlockControl) -> Vec<Metric> {
+fn dataplane_metrics(
+    workers: &WorkerStatuses,
+    blocks: &BlockControl,
+    rules: &Mutex<RulesStatus>,
+) -> Vec<Metric> {
     #[allow(clippy::cast_precision_loss)]
     let f = |v: u64| v as f64;
     let t = workers
@@ -306,6 +312,7 @@ fn dataplane_metrics(workers: &WorkerStatuses, blocks: &BlockControl) -> Vec<Met
         .map(|w| super::status::collect(w))
         .unwrap_or_default();
     let c = &t.counters;
+    let r = rules.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let one = |name, help, kind, v: u64| Metric {
         name,
         help,
@@ -342,6 +349,34 @@ fn dataplane_metrics(workers: &WorkerStatuses, blocks: &BlockControl) -> Vec<Met
                     f(c.dropped_terminated),
                 ),
                 (vec![("reason", "attack".into())], f(c.dropped_attack)),
+                (vec![("reason", "rule".into())], f(c.dropped_rule)),
+            ],
+        },
+        one(
+            "svm_rule_alerts_total",
+            "Alerts of the activity scanner's rules.",
+            "counter",
+            c.rule_alerts,
+        ),
+        one(
+            "svm_rules_loaded",
+            "Rules in the running rule set.",
+            "gauge",
+            r.loaded as u64,
+        ),
+        one(
+            "svm_rules_skipped",
+            "Rules skipped (unsupported, invalid, duplicate) when the running set was loaded.",
+            "gauge",
+            r.skipped as u64,
+        ),
+        Metric {
+            name: "svm_rules_reloads_total",
+            help: "Rule reloads (SIGHUP), by result.",
+            kind: "counter",
+            samples: vec![
+                (vec![("result", "ok".into())], f(r.reloads)),
+                (vec![("result", "failed".into())], f(r.reload_failures)),
             ],
         },
         one(

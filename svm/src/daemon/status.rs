@@ -35,6 +35,8 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.dropped_blocked += b.dropped_blocked;
     a.dropped_terminated += b.dropped_terminated;
     a.dropped_attack += b.dropped_attack;
+    a.dropped_rule += b.dropped_rule;
+    a.rule_alerts += b.rule_alerts;
     a.invalid += b.invalid;
     for (x, y) in a.decoder.iter_mut().zip(b.decoder.iter()) {
         *x += y;
@@ -83,7 +85,7 @@ pub fn render(t: &Totals, blocks: &BlockControl) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "svm status: packets {} ({} bytes), forwarded {}, dropped {} (blocked {}, terminated {}, attack {}), injected {}, alerts {}, flows {}",
+        "svm status: packets {} ({} bytes), forwarded {}, dropped {} (blocked {}, terminated {}, attack {}, rule {}), injected {}, alerts {}, rule alerts {}, flows {}",
         c.packets,
         c.bytes,
         c.forwarded,
@@ -91,8 +93,10 @@ pub fn render(t: &Totals, blocks: &BlockControl) -> String {
         c.dropped_blocked,
         c.dropped_terminated,
         c.dropped_attack,
+        c.dropped_rule,
         c.injected,
         c.alerts(),
+        c.rule_alerts,
         t.flows
     );
     let _ = writeln!(s, "  per worker packets {:?}", t.per_worker);

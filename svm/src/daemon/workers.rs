@@ -9,31 +9,33 @@ use std::time::{Duration, Instant};
 use dataplane::event::Event;
 use dataplane::io::afpacket::AfPacketIo;
 use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, PortStats, RxMeta};
+use dataplane::rules::RuleSet;
 use dataplane::worker::{Counters, Output, PacketMeta, Toward, Verdict, Worker};
 use policy::CompiledPolicy;
 
-/// The running policy as the workers see it: the control plane stores a new `Arc` (a pointer
+/// A value the control side replaces while the workers run: the writer stores a new value (a
 /// store under a mutex nobody holds for longer) and bumps the generation; each worker loads the
-/// generation once per burst and takes the mutex only when it changed, then swaps its policy
-/// between two packets.
+/// generation once per burst (one atomic load) and takes the mutex only when it changed, then
+/// swaps between two packets. Used for the running policy ([`PolicyCell`]) and the rule set
+/// ([`RulesCell`]).
 #[derive(Debug)]
-pub struct PolicyCell {
+pub struct Published<T> {
     generation: std::sync::atomic::AtomicU64,
-    current: Mutex<Arc<CompiledPolicy>>,
+    current: Mutex<T>,
 }
 
-impl PolicyCell {
-    /// Starting with `p`.
-    pub fn new(p: Arc<CompiledPolicy>) -> Self {
-        PolicyCell {
+impl<T: Clone> Published<T> {
+    /// Starting with `v`.
+    pub fn new(v: T) -> Self {
+        Published {
             generation: std::sync::atomic::AtomicU64::new(0),
-            current: Mutex::new(p),
+            current: Mutex::new(v),
         }
     }
 
-    /// Publish a new policy.
-    pub fn store(&self, p: Arc<CompiledPolicy>) {
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = p;
+    /// Publish a new value.
+    pub fn store(&self, v: T) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = v;
         self.generation.fetch_add(1, Ordering::Release);
     }
 
@@ -42,11 +44,31 @@ impl PolicyCell {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The current policy.
-    pub fn load(&self) -> Arc<CompiledPolicy> {
-        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The current value.
+    pub fn load(&self) -> T {
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current value if the generation moved past `*seen` (which is updated).
+    pub fn changed(&self, seen: &mut u64) -> Option<T> {
+        let g = self.generation();
+        if g == *seen {
+            return None;
+        }
+        *seen = g;
+        Some(self.load())
     }
 }
+
+/// The running policy as the workers see it (stored by the control plane).
+pub type PolicyCell = Published<Arc<CompiledPolicy>>;
+
+/// The activity scanner's rule set as the workers see it (stored at a SIGHUP reload); every
+/// worker shares the one compiled, read-only set.
+pub type RulesCell = Published<Option<Arc<RuleSet>>>;
 
 /// What a worker reports for status: published about once a second and at exit.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +109,9 @@ pub(super) struct Handler {
     pub(super) out: ChannelOutput,
     received: u64,
     last_port: PortId,
+    // Published values this worker follows, with the generation it last took.
+    policy: Option<(Arc<PolicyCell>, u64)>,
+    rules: Option<(Arc<RulesCell>, u64)>,
 }
 
 impl Handler {
@@ -101,6 +126,39 @@ impl Handler {
             },
             received: 0,
             last_port: 0,
+            policy: None,
+            rules: None,
+        }
+    }
+
+    /// Follow the policy published in `cell` (see [`Handler::refresh`]).
+    pub(super) fn with_policy(mut self, cell: Arc<PolicyCell>) -> Handler {
+        let g = cell.generation();
+        self.worker.set_policy(cell.load());
+        self.policy = Some((cell, g));
+        self
+    }
+
+    /// Run the rule set published in `cell`, and follow its reloads.
+    pub(super) fn with_rules(mut self, cell: Arc<RulesCell>) -> Handler {
+        let g = cell.generation();
+        self.worker.set_rules(cell.load());
+        self.rules = Some((cell, g));
+        self
+    }
+
+    /// Between two bursts: take a newly published policy or rule set (one atomic load each
+    /// when nothing changed).
+    pub(super) fn refresh(&mut self) {
+        if let Some((cell, seen)) = self.policy.as_mut()
+            && let Some(p) = cell.changed(seen)
+        {
+            self.worker.set_policy(p);
+        }
+        if let Some((cell, seen)) = self.rules.as_mut()
+            && let Some(r) = cell.changed(seen)
+        {
+            self.worker.set_rules(r);
         }
     }
 }
@@ -150,6 +208,8 @@ pub struct WorkerTask {
     pub status: Arc<Mutex<WorkerStatus>>,
     /// Policy updates from the control plane, if it runs.
     pub policy: Option<Arc<PolicyCell>>,
+    /// Rule set updates (SIGHUP reloads).
+    pub rules: Arc<RulesCell>,
 }
 
 impl std::fmt::Debug for WorkerTask {
@@ -184,21 +244,18 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
         stop,
         status,
         policy,
+        rules,
     } = task;
-    let mut policy_gen = policy.as_ref().map_or(0, |p| p.generation());
-    let mut h = Handler::new(worker, events);
+    let mut h = Handler::new(worker, events).with_rules(rules);
+    if let Some(p) = policy {
+        h = h.with_policy(p);
+    }
     let mut last_publish = Instant::now();
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
         }
-        if let Some(p) = &policy {
-            let g = p.generation();
-            if g != policy_gen {
-                policy_gen = g;
-                h.worker.set_policy(p.load());
-            }
-        }
+        h.refresh();
         match io.poll(&mut h, burst) {
             Ok(0) => {
                 if let Err(e) = io.wait(IDLE_WAIT_MS) {

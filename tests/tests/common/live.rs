@@ -284,13 +284,262 @@ impl Net {
     }
 }
 
+/// The mirror topology ([`Net::new_mirror`]): the attacker and the victim meet on a Linux
+/// bridge in namespace W; tc copies what enters the bridge from either of them to the SVM.
+///
+/// ```text
+/// netns A                     netns W (bridge b<t><pid>)                      netns V
+///   a 10.77.0.1 ------------- p ─┐                  ┌─ q --------------- v 10.77.0.2
+///                                ├── bridge ─────────┤
+///                                └─ i (learning off) ┘
+///                                       |
+/// netns S (svm run, mirror)             |
+///   j (inject_interface) ---------------┘
+///   r (interface) ----------- c   <- tc: ingress of p and q, `action mirred egress mirror dev c`
+/// ```
+/// The SVM is not in the path: A and V talk through the bridge whether it runs or not. Its
+/// resets enter the bridge through `i`, which does not learn MAC addresses (else a reset
+/// "from" the victim would move the victim's MAC to the SVM's port) and gets no flooded frames.
+impl Net {
+    /// Build the mirror topology (AF_PACKET backend).
+    pub fn new_mirror(t: char) -> Net {
+        let mut net = Net {
+            backend: Backend::AfPacket,
+            t,
+            pid: std::process::id(),
+            children: vec![],
+            dir: TempDir::new(&format!("live-{t}")),
+        };
+        net.build_mirror();
+        net
+    }
+
+    fn build_mirror(&mut self) {
+        for r in ['A', 'S', 'V', 'W'] {
+            let _ = run(&["ip", "netns", "del", &self.ns(r)]);
+            must(&["ip", "netns", "add", &self.ns(r)]);
+            let _ = self.exec(r, &["ip", "link", "set", "lo", "up"]);
+        }
+        let w = self.ns('W');
+        for (end, role, port) in [
+            ('a', 'A', 'p'),
+            ('v', 'V', 'q'),
+            ('j', 'S', 'i'),
+            ('r', 'S', 'c'),
+        ] {
+            must(&[
+                "ip",
+                "link",
+                "add",
+                &self.dev(end),
+                "netns",
+                &self.ns(role),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &self.dev(port),
+                "netns",
+                &w,
+            ]);
+        }
+        let bridge = self.dev('b');
+        assert!(
+            self.exec('W', &["ip", "link", "add", &bridge, "type", "bridge"])
+                .status
+                .success()
+        );
+        for port in ['p', 'q', 'i'] {
+            assert!(
+                self.exec(
+                    'W',
+                    &["ip", "link", "set", &self.dev(port), "master", &bridge]
+                )
+                .status
+                .success()
+            );
+        }
+        let i = self.dev('i');
+        let o = self.exec(
+            'W',
+            &[
+                "bridge", "link", "set", "dev", &i, "learning", "off", "flood", "off",
+            ],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for (r, d) in [
+            ('A', 'a'),
+            ('V', 'v'),
+            ('W', 'p'),
+            ('W', 'q'),
+            ('W', 'i'),
+            ('W', 'c'),
+            ('S', 'j'),
+            ('S', 'r'),
+        ] {
+            let d = self.dev(d);
+            let _ = self.exec(
+                r,
+                &[
+                    "ethtool", "-K", &d, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
+                    "gro", "off",
+                ],
+            );
+            assert!(
+                self.exec(r, &["ip", "link", "set", &d, "up"])
+                    .status
+                    .success()
+            );
+        }
+        assert!(
+            self.exec('W', &["ip", "link", "set", &bridge, "up"])
+                .status
+                .success()
+        );
+        // Both directions: what A sends enters the bridge at p, what V sends at q.
+        let c = self.dev('c');
+        for port in ['p', 'q'] {
+            let d = self.dev(port);
+            for args in [
+                vec!["tc", "qdisc", "add", "dev", &d, "clsact"],
+                vec![
+                    "tc", "filter", "add", "dev", &d, "ingress", "protocol", "all", "u32", "match",
+                    "u32", "0", "0", "action", "mirred", "egress", "mirror", "dev", &c,
+                ],
+            ] {
+                let o = self.exec('W', &args);
+                assert!(
+                    o.status.success(),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+        for (r, d, addr) in [('A', 'a', "10.77.0.1/24"), ('V', 'v', "10.77.0.2/24")] {
+            assert!(
+                self.exec(r, &["ip", "addr", "add", addr, "dev", &self.dev(d)])
+                    .status
+                    .success()
+            );
+        }
+    }
+
+    /// Start `svm run` on the mirror topology: copies arrive on `r`, resets leave by `j`.
+    pub fn start_svm_mirror(&mut self, policy_yaml: &str, workers: u16, extra: &str) -> PathBuf {
+        let (r, j) = (self.dev('r'), self.dev('j'));
+        self.launch_svm(
+            policy_yaml,
+            &format!(
+                "backend: af-packet\nmode: mirror\ninterface: {r}\ninject_interface: {j}\n\
+                 workers: {workers}\naf_packet: {{block_count: 8}}\n{extra}"
+            ),
+        )
+    }
+
+    /// Start `svm run` inline (AF_PACKET) with `extra` configuration lines (a `rules:`
+    /// section, `state_dir`, ...).
+    pub fn start_svm_inline_with(
+        &mut self,
+        policy_yaml: &str,
+        workers: u16,
+        extra: &str,
+    ) -> PathBuf {
+        let (m, n) = (self.dev('m'), self.dev('n'));
+        self.launch_svm(
+            policy_yaml,
+            &format!(
+                "backend: af-packet\nmode: inline\nvm_interface: {m}\nnetwork_interface: {n}\n\
+                 workers: {workers}\naf_packet: {{block_count: 8}}\n{extra}"
+            ),
+        )
+    }
+
+    /// Write the policy and `svm.yaml` (`body` plus `policy` and `eve`), start the daemon in S
+    /// and wait until its workers run; returns the EVE path.
+    pub fn launch_svm(&mut self, policy_yaml: &str, body: &str) -> PathBuf {
+        let policy = self.dir.path("policy.yaml");
+        std::fs::write(&policy, policy_yaml).unwrap();
+        let eve = self.dir.path("eve.json");
+        let cfg = self.dir.path("svm.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{body}policy: {}\neve: {}\n",
+                policy.display(),
+                eve.display()
+            ),
+        )
+        .unwrap();
+        let bin = svm_bin();
+        let (b, c) = (
+            bin.to_str().unwrap().to_owned(),
+            cfg.to_str().unwrap().to_owned(),
+        );
+        self.spawn('S', &[&b, "run", "--config", &c], "svm.log");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.svm_log();
+            if log
+                .lines()
+                .any(|l| l.starts_with("svm run: ") && l.contains(" worker"))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "svm did not start:\n{log}");
+            if let Some(status) = self.children.last_mut().unwrap().try_wait().unwrap() {
+                panic!("svm exited with {status}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eve
+    }
+
+    /// The daemon's log so far.
+    pub fn svm_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("svm.log")).unwrap_or_default()
+    }
+
+    /// Send `signal` (`-HUP`, `-USR1`, ...) to the daemon (the first child).
+    pub fn signal_svm(&self, signal: &str) {
+        let pid = self.children.first().unwrap().id().to_string();
+        must(&["kill", signal, &pid]);
+    }
+
+    /// Wait until the daemon's log contains `needle` `times` times.
+    pub fn wait_log(&self, needle: &str, times: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.svm_log();
+            if log.matches(needle).count() >= times {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} x{times} not in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `curl -s` a URL from `role`: the exit code (0 success, 56 reset by peer, 28 timeout, ...)
+    /// and the body.
+    pub fn curl_url(&self, role: char, url: &str, timeout_s: u32) -> (i32, Vec<u8>) {
+        let out = self.exec(
+            role,
+            &["curl", "-s", "--max-time", &timeout_s.to_string(), url],
+        );
+        (out.status.code().unwrap_or(-1), out.stdout)
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for r in ['A', 'S', 'V'] {
+        // W exists in the mirror topology only; deleting a missing namespace is harmless.
+        for r in ['A', 'S', 'V', 'W'] {
             let _ = run(&["ip", "netns", "del", &self.ns(r)]);
         }
     }
