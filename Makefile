@@ -58,6 +58,7 @@ test-dpdk:
 	$(CARGO) build -p svm --bins --features dpdk
 	$(CARGO) test -p svm --features dpdk --lib daemon::
 	$(CARGO) test -p svm-e2e --features dpdk --test live_dpdk
+	$(CARGO) test -p svm-e2e --features dpdk --test live_control dpdk_
 
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain build them.
 fuzz-build:

@@ -86,6 +86,8 @@ struct Net {
     extra: String,
     /// The management CA (also issues the fakes' certificates).
     ca: TestCa,
+    /// `backend:` and its interface keys in the daemon's configuration (AF_PACKET by default).
+    backend: String,
 }
 
 impl Net {
@@ -132,7 +134,14 @@ impl Net {
             dir: TempDir::new(&format!("live-ctl-{t}")),
             extra: String::new(),
             ca: TestCa::new("svm management CA"),
+            backend: String::new(),
         };
+        net.backend = format!(
+            "backend: af-packet\nvm_interface: {}\nnetwork_interface: {}\nworkers: 2\n\
+             af_packet: {{block_count: 8}}\n",
+            net.dev('m'),
+            net.dev('n')
+        );
         net.build();
         net.pki();
         net
@@ -208,14 +217,12 @@ impl Net {
         std::fs::write(
             &cfg,
             format!(
-                "backend: af-packet\nmode: inline\nvm_interface: {m}\nnetwork_interface: {n}\n\
-                 workers: 2\npolicy: {policy}\nstate_dir: {state}\naf_packet: {{block_count: 8}}\n\
+                "{backend}mode: inline\npolicy: {policy}\nstate_dir: {state}\n\
                  outputs: {{eve: {{path: {eve}}}}}\n\
                  api:\n  listen: 127.0.0.1:8443\n  cert: {d}/api.crt\n  key: {d}/api.key\n  \
                  client_ca: {d}/ca.crt\n  admin: [CN=svm-admin]\n  read_only: [OU=svm-readers]\n  \
                  bouncer_keys: [{BOUNCER_KEY}]\n{extra}",
-                m = self.dev('m'),
-                n = self.dev('n'),
+                backend = self.backend,
                 policy = policy.display(),
                 state = self.p("state"),
                 eve = self.p("eve.json"),
@@ -953,4 +960,75 @@ fn one_minute_block_expires_everywhere() {
         })
         .count();
     assert_eq!(expired, 1, "{log}");
+}
+
+/// The control plane with the DPDK backend (two workers on `net_af_packet` vdevs over the same
+/// veths): the policy file runs as version 0 (monitoring: a scan is only reported), a policy
+/// pushed over mTLS reaches every DPDK worker, the next scan blocks the attacker in the dataplane
+/// and in the API, and the control plane's EVE output gets the events.
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_backend_follows_pushed_policy() {
+    skip_unless_able!();
+    let mut net = Net::new('d');
+    net.backend = format!(
+        "backend: dpdk\nvm_port: net_af_packet0\nnetwork_port: net_af_packet1\nworkers: 2\n\
+         eal_args: [--no-huge, -m, \"256\", --no-pci, --no-shconf, --no-telemetry, -l, \"0-1\", \
+         \"--vdev=net_af_packet0,iface={}\", \"--vdev=net_af_packet1,iface={}\"]\n",
+        net.dev('m'),
+        net.dev('n')
+    );
+    net.start_svm("mode: monitoring\n");
+    net.http_server();
+    net.wait_http();
+    assert_eq!(net.json("admin", "/api/v1/policy")["version"], 0);
+
+    net.nmap("1-200");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(net.curl_from(ATTACKER, 5), "monitoring mode must not block");
+    assert!(
+        net.json("admin", "/api/v1/blocked-hosts")
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let (code, body) = net.api(
+        "admin",
+        "PUT",
+        "/api/v1/policy",
+        Some(
+            r#"{"mode": "standard", "attack_blocker": {"block_minutes": 30, "detectors":
+                {"tcp_port_scan": {"enabled": true, "count": 20, "window_secs": 2}}}}"#,
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    std::thread::sleep(Duration::from_secs(3));
+    net.nmap("201-400");
+    wait_until("the attacker's block", 5, || !net.curl_from(ATTACKER, 1));
+    wait_until("the block in the API", 5, || {
+        blocked_addresses(&net.json("admin", "/api/v1/blocked-hosts"))
+            .contains(&ATTACKER.to_owned())
+    });
+    assert!(net.curl_from(BENIGN, 5), "another address still passes");
+    let (code, metrics) = net.api("reader", "GET", "/metrics", None);
+    assert_eq!(code, 200);
+    assert!(metrics.contains("svm_policy_version 1"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("svm_packets_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+
+    let log = net.stop_svm();
+    assert!(log.contains("2 workers on dpdk"), "{log}");
+    let ev = net.eve();
+    let alerts = ev.iter().filter(|e| e["event_type"] == "alert").count();
+    let adds = ev
+        .iter()
+        .filter(|e| e["event_type"] == "block" && e["block"]["action"] == "add")
+        .count();
+    assert!(alerts >= 2, "a report per scan expected: {log}");
+    assert_eq!(adds, 1, "one block, after the push: {log}");
 }

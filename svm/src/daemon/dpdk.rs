@@ -1,6 +1,7 @@
 //! `svm run` with `backend: dpdk` (cargo feature `dpdk`): one worker per configured core.
 //!
-//! Order of start-up: signal handlers, the EVE writer and the block keeper first, then
+//! Order of start-up: signal handlers, the rules, the [`Services`] (control plane when `state_dir`
+//! is set, event writer or pump, block keeper) first, then
 //! `rte_eal_init` on the main thread (it pins the calling thread to the main lcore, and threads
 //! spawned afterwards would inherit that affinity), then a check that the EAL runs an lcore per
 //! worker, then the ports, found by their device names (`net_af_packet0`, `0000:00:04.0`, ...).
@@ -23,24 +24,23 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dataplane::event::Event;
 use dataplane::io::PacketIo;
 use dataplane::io::dpdk::{
     DpdkConfig, DpdkIo, DpdkWorkers, Eal, FlowHash, Launched, Spread, WorkersConfig,
 };
-use dataplane::shared_blocks::{BlockControl, KeeperStats, SharedBlocks};
+use dataplane::shared_blocks::BlockControl;
 use dataplane::worker::Worker;
-use policy::{CompiledPolicy, Policy};
+use policy::Policy;
 
 use crate::rules_load::Loaded;
 
 use super::config::{AttachConfig, Config, DpdkDistribution, DpdkHash};
 use super::rules::LiveRules;
+use super::services::Services;
 use super::workers::{Handler, WorkerStatus};
-use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve, status, worker_config};
+use super::{DaemonError, io_err, status, worker_config};
 
 /// Sleep after a poll that found no frame on any port. Adds at most about this much latency to
 /// the first frame after a pause; leaves the CPU to the rest of the machine meanwhile.
@@ -69,52 +69,33 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
         .map_err(io_err("signal handler"))?;
     let live_rules = LiveRules::start(cfg.rules.as_ref(), rules, Some(hup))?;
 
-    let eve_out = open_eve(cfg.eve.as_deref())?;
-    let compiled = Arc::new(CompiledPolicy::compile(policy));
     let workers = usize::from(cfg.workers.max(1));
-    let SharedBlocks {
-        keeper,
-        control,
-        clients,
-    } = SharedBlocks::new(workers, cfg.max_blocks);
-
     // Every other thread exists before the EAL pins this one.
-    let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
-    let writer = std::thread::Builder::new()
-        .name("svm-eve".into())
-        .spawn(move || eve_thread(ev_rx, eve_out))
-        .map_err(io_err("spawn EVE writer"))?;
-    let keeper_stop = Arc::new(AtomicBool::new(false));
-    let keeper_thread: JoinHandle<KeeperStats> = {
-        let tx = ev_tx.clone();
-        let ks = Arc::clone(&keeper_stop);
-        std::thread::Builder::new()
-            .name("svm-blocks".into())
-            .spawn(move || {
-                keeper.run(&ks, now, Duration::from_millis(100), |ev| {
-                    let _ = tx.send(ev);
-                })
-            })
-            .map_err(io_err("spawn block keeper"))?
-    };
-
+    let mut services = Services::start(cfg, policy, workers, Arc::clone(&live_rules.status))?;
     let statuses: Vec<Arc<Mutex<WorkerStatus>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStatus::default())))
         .collect();
-    // One engine per worker, each with its block-table client and event sender.
-    let mut handlers: Vec<Handler> = clients
+    // One engine per worker, each with its block-table client and event sender, following the
+    // pushed policy (with the control plane) and the reloaded rules.
+    let mut handlers: Vec<Handler> = std::mem::take(&mut services.clients)
         .into_iter()
         .zip(0u16..)
         .map(|(blocks, i)| {
-            Handler::new(
-                Worker::with_shared_blocks(worker_config(cfg, i), Arc::clone(&compiled), blocks),
-                ev_tx.clone(),
-            )
-            .with_rules(Arc::clone(&live_rules.cell))
+            let worker = Worker::with_shared_blocks(
+                worker_config(cfg, i),
+                Arc::clone(&services.compiled),
+                blocks,
+            );
+            let h =
+                Handler::new(worker, services.events()).with_rules(Arc::clone(&live_rules.cell));
+            match services.policy_cell() {
+                Some(p) => h.with_policy(p),
+                None => h,
+            }
         })
         .collect();
-    drop(ev_tx);
     let result = open(cfg).and_then(|(eal, set)| {
+        services.workers_started(&statuses);
         eprintln!(
             "svm run: {workers} worker{} on dpdk {} ({}), policy {}, mode {:?}",
             if workers == 1 { "" } else { "s" },
@@ -124,7 +105,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
                 || "built-in default".to_owned(),
                 |p| p.display().to_string()
             ),
-            compiled.policy().mode,
+            services.compiled.policy().mode,
         );
         run_workers(
             cfg,
@@ -132,34 +113,27 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
             set,
             &mut handlers,
             &stop,
-            &usr1,
-            &statuses,
-            &control,
+            &Report {
+                usr1: &usr1,
+                statuses: &statuses,
+                control: &services.control,
+                rules: &live_rules,
+            },
         )
     });
     // The workers' senders go with their handlers: the writer ends once the keeper has too.
     drop(handlers);
-    keeper_stop.store(true, Ordering::Relaxed);
-    let kstats = keeper_thread.join().unwrap_or_default();
-    let written = match writer.join() {
-        Ok(r) => r.map_err(io_err("EVE output"))?,
-        Err(_) => {
-            return Err(io_err("EVE output")(std::io::Error::other(
-                "writer panicked",
-            )));
-        }
-    };
+    let control = services.control.clone();
+    let summary = services.finish();
     let rules_line = live_rules.status().line();
     live_rules.stop();
     result?;
+    let summary = summary?;
     eprintln!(
         "{}\n  {rules_line}",
         status::render(&status::collect(&statuses), &control)
     );
-    eprintln!(
-        "svm run: stopped; {written} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
-        kstats.added, kstats.expired, kstats.unblocked, kstats.duplicates
-    );
+    summary.print();
     Ok(())
 }
 
@@ -233,19 +207,25 @@ fn open(cfg: &Config) -> Result<(Eal, DpdkWorkers), DaemonError> {
     Ok((eal, set))
 }
 
+/// What worker 0 reports on SIGUSR1 and every `stats_interval_secs`.
+struct Report<'a> {
+    usr1: &'a AtomicBool,
+    statuses: &'a [Arc<Mutex<WorkerStatus>>],
+    control: &'a BlockControl,
+    rules: &'a LiveRules,
+}
+
 /// Launch workers 1.. on the worker lcores, run worker 0 here until stopped, then stop and wait
 /// for the others.
-#[allow(clippy::too_many_arguments)]
 fn run_workers(
     cfg: &Config,
     eal: &Eal,
     set: DpdkWorkers,
     handlers: &mut Vec<Handler>,
     stop: &Arc<AtomicBool>,
-    usr1: &AtomicBool,
-    statuses: &[Arc<Mutex<WorkerStatus>>],
-    control: &BlockControl,
+    report: &Report<'_>,
 ) -> Result<(), DaemonError> {
+    let statuses = report.statuses;
     let mut ios = set.into_ios().into_iter();
     let (Some(mut io0), Some(status0)) = (ios.next(), statuses.first()) else {
         return Err(dpdk_err("workers")(dataplane::io::dpdk::DpdkError::Config(
@@ -273,7 +253,7 @@ fn run_workers(
             let h0 = handlers
                 .first_mut()
                 .ok_or_else(|| io_err("dpdk worker")(std::io::Error::other("no handler")))?;
-            let r = main_loop(cfg, &mut io0, h0, stop, usr1, statuses, control);
+            let r = main_loop(cfg, &mut io0, h0, stop, report);
             publish(status0, h0, &io0);
             r
         }
@@ -326,9 +306,7 @@ fn main_loop(
     io: &mut DpdkIo,
     h: &mut Handler,
     stop: &AtomicBool,
-    usr1: &AtomicBool,
-    statuses: &[Arc<Mutex<WorkerStatus>>],
-    control: &BlockControl,
+    r: &Report<'_>,
 ) -> Result<(), DaemonError> {
     let interval =
         (cfg.stats_interval_secs > 0).then(|| Duration::from_secs(cfg.stats_interval_secs));
@@ -341,17 +319,21 @@ fn main_loop(
             Ok(_) => {}
             Err(e) => return Err(io_err("dpdk worker")(e)),
         }
-        let report = usr1.swap(false, Ordering::Relaxed)
+        let report = r.usr1.swap(false, Ordering::Relaxed)
             || interval.is_some_and(|i| last_report.elapsed() >= i);
         if report || last_publish.elapsed() >= PUBLISH_EVERY {
-            if let Some(s) = statuses.first() {
+            if let Some(s) = r.statuses.first() {
                 publish(s, h, io);
             }
             last_publish = Instant::now();
         }
         if report {
             last_report = Instant::now();
-            eprintln!("{}", status::render(&status::collect(statuses), control));
+            eprintln!(
+                "{}\n  {}",
+                status::render(&status::collect(r.statuses), r.control),
+                r.rules.status().line()
+            );
         }
     }
     Ok(())

@@ -20,6 +20,7 @@ pub mod config;
 pub mod dpdk;
 pub mod plane;
 pub mod rules;
+pub mod services;
 pub mod status;
 pub mod workers;
 
@@ -39,14 +40,12 @@ use dataplane::io::afpacket::{
     AfPacketAttach, AfPacketConfig, AfPacketError, AfPacketIo, Fanout, RingConfig,
 };
 use dataplane::scanner::ScannerConfig;
-use dataplane::shared_blocks::{KeeperStats, SharedBlocks};
 use dataplane::stream::StreamConfig;
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Worker, WorkerConfig};
-use policy::{CompiledPolicy, Policy};
+use policy::Policy;
 
 use crate::cli::{EXIT_GENERAL, EXIT_SYNTAX};
-use crate::control::Control;
 use crate::eve::EveWriter;
 use crate::rules_load::Loaded;
 use config::{AttachConfig, Backend, Config, ConfigErrors};
@@ -227,30 +226,8 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     let live_rules = rules::LiveRules::start(cfg.rules.as_ref(), loaded, Some(hup))?;
 
     let workers = usize::from(cfg.workers);
-    let SharedBlocks {
-        keeper,
-        control,
-        clients,
-    } = SharedBlocks::new(workers, cfg.max_blocks);
-    // The control plane (and its tokio runtime) starts before any packet backend is opened.
-    let plane = if cfg.state_dir.is_some() {
-        Some(plane::Plane::start(
-            &cfg,
-            policy.clone(),
-            control.clone(),
-            Arc::clone(&live_rules.status),
-        )?)
-    } else {
-        None
-    };
-    let eve_out = match plane {
-        Some(_) => None,
-        None => open_eve(cfg.eve.as_deref())?,
-    };
-    let compiled = match &plane {
-        Some(p) => p.policy.load(),
-        None => Arc::new(CompiledPolicy::compile(policy)),
-    };
+    let mut services =
+        services::Services::start(&cfg, policy, workers, Arc::clone(&live_rules.status))?;
 
     // Sockets are opened one worker after the other, so every fanout group has its members in
     // the same order and a symmetric hash picks the same worker on both interfaces.
@@ -287,74 +264,49 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     };
     let mut ios = Vec::with_capacity(workers);
     for _ in 0..workers {
-        ios.push(AfPacketIo::open(&afp)?);
-    }
-
-    let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
-    // Keeper events never wait: with the control plane they go to an unbounded queue (the pump
-    // may be waiting for the control plane, which may be waiting for the keeper).
-    let (kev_tx, kev_rx) = std::sync::mpsc::channel::<Event>();
-    let writer: JoinHandle<std::io::Result<u64>> = match &plane {
-        Some(p) => {
-            let c = Arc::clone(&p.control);
-            std::thread::Builder::new()
-                .name("svm-pump".into())
-                .spawn(move || {
-                    plane::pump(&c, &ev_rx, &kev_rx);
-                    Ok(0)
-                })
-                .map_err(io_err("spawn event pump"))?
+        match AfPacketIo::open(&afp) {
+            Ok(io) => ios.push(io),
+            Err(e) => {
+                drop(ios);
+                let _ = services.finish();
+                live_rules.stop();
+                return Err(e.into());
+            }
         }
-        None => std::thread::Builder::new()
-            .name("svm-eve".into())
-            .spawn(move || eve_thread(ev_rx, eve_out))
-            .map_err(io_err("spawn EVE writer"))?,
-    };
-    let keeper_stop = Arc::new(AtomicBool::new(false));
-    let keeper_thread: JoinHandle<KeeperStats> = {
-        let tx = ev_tx.clone();
-        let to_plane = plane.is_some();
-        let ks = Arc::clone(&keeper_stop);
-        std::thread::Builder::new()
-            .name("svm-blocks".into())
-            .spawn(move || {
-                keeper.run(&ks, now, Duration::from_millis(100), |ev| {
-                    if to_plane {
-                        let _ = kev_tx.send(ev);
-                    } else {
-                        let _ = tx.send(ev);
-                    }
-                })
-            })
-            .map_err(io_err("spawn block keeper"))?
-    };
+    }
 
     let mut statuses = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
+    let mut failed = None;
+    let clients = std::mem::take(&mut services.clients);
     for (index, (io, blocks)) in ios.into_iter().zip(clients).enumerate() {
         let wcfg = worker_config(&cfg, u16::try_from(index).unwrap_or(u16::MAX));
         let status = Arc::new(Mutex::new(WorkerStatus::default()));
         statuses.push(Arc::clone(&status));
         let task = WorkerTask {
-            worker: Worker::with_shared_blocks(wcfg, Arc::clone(&compiled), blocks),
+            worker: Worker::with_shared_blocks(wcfg, Arc::clone(&services.compiled), blocks),
             io,
-            events: ev_tx.clone(),
+            events: services.events(),
             burst: cfg.burst,
             stop: Arc::clone(&stop),
             status,
-            policy: plane.as_ref().map(|p| Arc::clone(&p.policy)),
+            policy: services.policy_cell(),
             rules: Arc::clone(&live_rules.cell),
         };
-        let h = std::thread::Builder::new()
+        match std::thread::Builder::new()
             .name(format!("svm-worker-{index}"))
             .spawn(move || workers::run(task))
-            .map_err(io_err("spawn worker"))?;
-        handles.push(h);
+        {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                // Stop the workers already running, then shut down as on a signal.
+                failed = Some(e);
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
     }
-    drop(ev_tx);
-    if let Some(p) = &plane {
-        let _ = p.workers.set(statuses.clone());
-    }
+    services.workers_started(&statuses);
     eprintln!(
         "svm run: {} worker{} on {} ({}), policy {}, mode {:?}",
         workers,
@@ -369,31 +321,19 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             || "built-in default".to_owned(),
             |p| p.display().to_string()
         ),
-        compiled.policy().mode,
+        services.compiled.policy().mode,
     );
-    if let Some(p) = &plane {
-        let st = p.control.status();
-        eprintln!(
-            "svm run: control plane: policy version {} ({}), {} blocked hosts, api {}",
-            st.policy_version,
-            st.mode,
-            st.blocked_hosts,
-            p.api_addr
-                .map_or_else(|| "off".to_owned(), |a| format!("on https://{a}"))
-        );
-    }
 
     let interval =
         (cfg.stats_interval_secs > 0).then(|| Duration::from_secs(cfg.stats_interval_secs));
     let mut last = Instant::now();
-    let mut failed = None;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if usr1.swap(false, Ordering::Relaxed) || interval.is_some_and(|i| last.elapsed() >= i) {
             last = Instant::now();
             eprintln!(
                 "{}\n  {}",
-                status::render(&status::collect(&statuses), &control),
+                status::render(&status::collect(&statuses), &services.control),
                 live_rules.status().line()
             );
         }
@@ -409,27 +349,13 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
             Err(_) => failed = Some(std::io::Error::other("worker panicked")),
         }
     }
-    keeper_stop.store(true, Ordering::Relaxed);
-    let kstats = keeper_thread.join().unwrap_or_default();
-    let written = match writer.join() {
-        Ok(r) => r.map_err(io_err("EVE output"))?,
-        Err(_) => {
-            return Err(io_err("EVE output")(std::io::Error::other(
-                "writer panicked",
-            )));
-        }
-    };
-    if let Some(p) = plane {
-        p.stop();
-    }
+    let control = services.control.clone();
+    let summary = services.finish()?;
     let rules_line = live_rules.status().line();
     live_rules.stop();
     let total = status::collect(&statuses);
     eprintln!("{}\n  {rules_line}", status::render(&total, &control));
-    eprintln!(
-        "svm run: stopped; {written} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
-        kstats.added, kstats.expired, kstats.unblocked, kstats.duplicates
-    );
+    summary.print();
     match failed {
         Some(e) => Err(DaemonError::Io {
             what: "worker".into(),

@@ -1,0 +1,201 @@
+//! What runs beside the workers, whichever packet backend carries them: the control plane (when
+//! `state_dir` is set), the event writer or pump, and the block keeper.
+//!
+//! Both backends start these before they open a port (DPDK: before `rte_eal_init` pins the
+//! main thread, so no other thread inherits the main lcore's affinity) and stop them after the
+//! workers in the same order: the workers' event senders go first, then the keeper, then the
+//! writer (which flushes once every sender is gone), then the control plane.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dataplane::event::Event;
+use dataplane::shared_blocks::{BlockClient, BlockControl, KeeperStats, SharedBlocks};
+use policy::{CompiledPolicy, Policy};
+
+use super::config::Config;
+use super::plane::Plane;
+use super::rules::RulesStatus;
+use super::workers::{PolicyCell, WorkerStatus};
+use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve};
+use crate::control::Control;
+
+/// The running services; [`Services::finish`] stops them.
+pub struct Services {
+    /// The control plane, when `state_dir` is set.
+    pub plane: Option<Plane>,
+    /// The policy the workers start with (the stored one wins over the file once pushed).
+    pub compiled: Arc<CompiledPolicy>,
+    /// The keeper's control side (status, counts).
+    pub control: BlockControl,
+    /// One block-table client per worker, in worker order; the backend takes them.
+    pub clients: Vec<BlockClient>,
+    events: SyncSender<Event>,
+    writer: JoinHandle<std::io::Result<u64>>,
+    keeper_stop: Arc<AtomicBool>,
+    keeper: JoinHandle<KeeperStats>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("plane", &self.plane)
+            .field("workers", &self.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the services did, for the final summary.
+#[derive(Debug)]
+pub struct Summary {
+    /// Events written by the EVE writer (0 with the control plane: its outputs count them).
+    pub written: u64,
+    /// The block keeper's counts.
+    pub keeper: KeeperStats,
+}
+
+impl Summary {
+    /// The last line of the daemon's output.
+    pub fn print(&self) {
+        let k = &self.keeper;
+        eprintln!(
+            "svm run: stopped; {} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
+            self.written, k.added, k.expired, k.unblocked, k.duplicates
+        );
+    }
+}
+
+impl Services {
+    /// Start the control plane (if configured), the event writer or pump and the block keeper
+    /// for `workers` workers.
+    pub fn start(
+        cfg: &Config,
+        policy: Policy,
+        workers: usize,
+        rules: Arc<Mutex<RulesStatus>>,
+    ) -> Result<Services, DaemonError> {
+        let SharedBlocks {
+            keeper,
+            control,
+            clients,
+        } = SharedBlocks::new(workers, cfg.max_blocks);
+        // The control plane (and its tokio runtime) starts before any packet backend is opened.
+        let plane = match cfg.state_dir {
+            Some(_) => Some(Plane::start(cfg, policy.clone(), control.clone(), rules)?),
+            None => None,
+        };
+        let compiled = match &plane {
+            Some(p) => p.policy.load(),
+            None => Arc::new(CompiledPolicy::compile(policy)),
+        };
+        let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
+        // Keeper events never wait: with the control plane they go to an unbounded queue (the
+        // pump may be waiting for the control plane, which may be waiting for the keeper).
+        let (kev_tx, kev_rx) = std::sync::mpsc::channel::<Event>();
+        let writer = match &plane {
+            Some(p) => {
+                let c = Arc::clone(&p.control);
+                std::thread::Builder::new()
+                    .name("svm-pump".into())
+                    .spawn(move || {
+                        super::plane::pump(&c, &ev_rx, &kev_rx);
+                        Ok(0)
+                    })
+                    .map_err(io_err("spawn event pump"))?
+            }
+            None => {
+                let out = open_eve(cfg.eve.as_deref())?;
+                std::thread::Builder::new()
+                    .name("svm-eve".into())
+                    .spawn(move || eve_thread(ev_rx, out))
+                    .map_err(io_err("spawn EVE writer"))?
+            }
+        };
+        let keeper_stop = Arc::new(AtomicBool::new(false));
+        let keeper = {
+            let tx = ev_tx.clone();
+            let to_plane = plane.is_some();
+            let ks = Arc::clone(&keeper_stop);
+            std::thread::Builder::new()
+                .name("svm-blocks".into())
+                .spawn(move || {
+                    keeper.run(&ks, now, Duration::from_millis(100), |ev| {
+                        if to_plane {
+                            let _ = kev_tx.send(ev);
+                        } else {
+                            let _ = tx.send(ev);
+                        }
+                    })
+                })
+                .map_err(io_err("spawn block keeper"))?
+        };
+        Ok(Services {
+            plane,
+            compiled,
+            control,
+            clients,
+            events: ev_tx,
+            writer,
+            keeper_stop,
+            keeper,
+        })
+    }
+
+    /// A sender for one worker's events.
+    pub fn events(&self) -> SyncSender<Event> {
+        self.events.clone()
+    }
+
+    /// The cell the control plane publishes pushed policies in, for the workers to follow.
+    pub fn policy_cell(&self) -> Option<Arc<PolicyCell>> {
+        self.plane.as_ref().map(|p| Arc::clone(&p.policy))
+    }
+
+    /// The workers exist: hand their status cells to `/metrics`, and print the control plane's
+    /// state.
+    pub fn workers_started(&self, statuses: &[Arc<Mutex<WorkerStatus>>]) {
+        let Some(p) = &self.plane else { return };
+        let _ = p.workers.set(statuses.to_vec());
+        let st = p.control.status();
+        eprintln!(
+            "svm run: control plane: policy version {} ({}), {} blocked hosts, api {}",
+            st.policy_version,
+            st.mode,
+            st.blocked_hosts,
+            p.api_addr
+                .map_or_else(|| "off".to_owned(), |a| format!("on https://{a}"))
+        );
+    }
+
+    /// Stop the keeper, wait for the writer (every worker's sender must be gone by now, or this
+    /// waits for them), then stop the control plane.
+    pub fn finish(self) -> Result<Summary, DaemonError> {
+        let Services {
+            plane,
+            events,
+            writer,
+            keeper_stop,
+            keeper,
+            ..
+        } = self;
+        drop(events);
+        keeper_stop.store(true, Ordering::Relaxed);
+        let keeper = keeper.join().unwrap_or_default();
+        let written = match writer.join() {
+            Ok(r) => r.map_err(io_err("EVE output")),
+            Err(_) => Err(io_err("EVE output")(std::io::Error::other(
+                "writer panicked",
+            ))),
+        };
+        if let Some(p) = plane {
+            p.stop();
+        }
+        Ok(Summary {
+            written: written?,
+            keeper,
+        })
+    }
+}
