@@ -509,6 +509,33 @@ fn blocked_addresses(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Push standard mode over mTLS, with a 2 s port-scan window (a detection episode ends after one
+/// window without activity; the next scan starts a new one); the applied policy.
+fn push_standard(net: &Net) -> Value {
+    let (code, body) = net.api(
+        "admin",
+        "PUT",
+        "/api/v1/policy",
+        Some(
+            r#"{"mode": "standard", "attack_blocker": {"block_minutes": 30, "detectors":
+                {"tcp_port_scan": {"enabled": true, "count": 20, "window_secs": 2}}}}"#,
+        ),
+    );
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// After the previous scan's window, a new scan blocks the attacker in the dataplane and the API.
+fn scan_until_blocked(net: &Net) {
+    std::thread::sleep(Duration::from_secs(3));
+    net.nmap("201-400");
+    wait_until("the attacker's block", 5, || !net.curl_from(ATTACKER, 1));
+    wait_until("the block in the API", 5, || {
+        blocked_addresses(&net.json("admin", "/api/v1/blocked-hosts"))
+            .contains(&ATTACKER.to_owned())
+    });
+}
+
 /// (a) policy push changes live behaviour without losing a benign packet; (b) a bad policy is
 /// refused with every path; (c) foreign CA refused, read-only role limited; (d) an nmap block is
 /// listed by the CLI and the API and lifted by `svm blocked allow`; (g) kill -9 + restart keeps
@@ -552,33 +579,14 @@ fn policy_push_blocks_and_restart() {
             .is_empty()
     );
 
-    // Push standard mode over mTLS, with a 2 s port-scan window (a detection episode ends after
-    // one window without activity; the next scan starts a new one).
-    let (code, body) = net.api(
-        "admin",
-        "PUT",
-        "/api/v1/policy",
-        Some(
-            r#"{"mode": "standard", "attack_blocker": {"block_minutes": 30, "detectors":
-                {"tcp_port_scan": {"enabled": true, "count": 20, "window_secs": 2}}}}"#,
-        ),
-    );
-    assert_eq!(code, 200, "{body}");
-    let applied: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(applied["version"], 1);
+    assert_eq!(push_standard(&net)["version"], 1);
 
     // (h) A bouncer's first poll (startup) sees no decision yet.
     let first = bouncer(&net, true);
     assert!(first["new"].as_array().is_none_or(Vec::is_empty), "{first}");
 
     // The same kind of scan now blocks the attacker.
-    std::thread::sleep(Duration::from_secs(3));
-    net.nmap("201-400");
-    wait_until("the attacker's block", 5, || !net.curl_from(ATTACKER, 1));
-    wait_until("the block in the API", 5, || {
-        blocked_addresses(&net.json("admin", "/api/v1/blocked-hosts"))
-            .contains(&ATTACKER.to_owned())
-    });
+    scan_until_blocked(&net);
 
     // The benign ping lost nothing across the push and the block.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -993,23 +1001,8 @@ fn dpdk_backend_follows_pushed_policy() {
             .is_empty()
     );
 
-    let (code, body) = net.api(
-        "admin",
-        "PUT",
-        "/api/v1/policy",
-        Some(
-            r#"{"mode": "standard", "attack_blocker": {"block_minutes": 30, "detectors":
-                {"tcp_port_scan": {"enabled": true, "count": 20, "window_secs": 2}}}}"#,
-        ),
-    );
-    assert_eq!(code, 200, "{body}");
-    std::thread::sleep(Duration::from_secs(3));
-    net.nmap("201-400");
-    wait_until("the attacker's block", 5, || !net.curl_from(ATTACKER, 1));
-    wait_until("the block in the API", 5, || {
-        blocked_addresses(&net.json("admin", "/api/v1/blocked-hosts"))
-            .contains(&ATTACKER.to_owned())
-    });
+    assert_eq!(push_standard(&net)["version"], 1);
+    scan_until_blocked(&net);
     assert!(net.curl_from(BENIGN, 5), "another address still passes");
     let (code, metrics) = net.api("reader", "GET", "/metrics", None);
     assert_eq!(code, 200);

@@ -14,7 +14,7 @@ mod live;
 
 use std::time::{Duration, Instant};
 
-use live::{Net, alerts, block_adds, events, have, skip_reason};
+use live::{NMAP, Net, alerts, block_adds, events, have, skip_reason};
 use serde_json::Value;
 
 macro_rules! skip_unless_able {
@@ -30,19 +30,6 @@ macro_rules! skip_unless_able {
         }
     };
 }
-
-const NMAP: &[&str] = &[
-    "nmap",
-    "-sS",
-    "-Pn",
-    "-n",
-    "-p",
-    "1-200",
-    "--max-retries",
-    "0",
-    "-T4",
-    "10.77.0.2",
-];
 
 /// The `injected N` figure of the daemon's last status report.
 fn injected(log: &str) -> u64 {

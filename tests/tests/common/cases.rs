@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::live::{Backend, Net, STANDARD, alerts, block_adds, events, have, send_tagged};
+use crate::live::{Backend, NMAP, Net, STANDARD, alerts, block_adds, events, have, send_tagged};
 
 /// How a suite runs the cases.
 #[derive(Clone, Copy, Debug)]
@@ -17,19 +17,6 @@ pub struct Setup {
     /// so its suite retries (TCP recovers; the bytes must still be identical).
     pub fetch_attempts: u32,
 }
-
-const NMAP: &[&str] = &[
-    "nmap",
-    "-sS",
-    "-Pn",
-    "-n",
-    "-p",
-    "1-200",
-    "--max-retries",
-    "0",
-    "-T4",
-    "10.77.0.2",
-];
 
 /// Fetch the blob from the attacker, up to `s.fetch_attempts` times.
 fn fetch(s: &Setup, net: &Net) -> Option<Vec<u8>> {

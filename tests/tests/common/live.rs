@@ -158,12 +158,9 @@ impl Net {
         }
     }
 
-    /// Start the daemon with this policy and settings; wait until its sockets are open.
+    /// Start the daemon inline with this policy and settings on the net's backend; wait until
+    /// its workers run; returns the EVE path.
     pub fn start_svm(&mut self, policy_yaml: &str, workers: u16) -> PathBuf {
-        let policy = self.dir.path("policy.yaml");
-        std::fs::write(&policy, policy_yaml).unwrap();
-        let eve = self.dir.path("eve.json");
-        let cfg = self.dir.path("svm.yaml");
         let (m, n) = (self.dev('m'), self.dev('n'));
         let attach = match self.backend {
             Backend::AfPacket => format!(
@@ -180,34 +177,7 @@ impl Net {
                 workers.saturating_sub(1)
             ),
         };
-        std::fs::write(
-            &cfg,
-            format!(
-                "{attach}mode: inline\npolicy: {}\neve: {}\n",
-                policy.display(),
-                eve.display()
-            ),
-        )
-        .unwrap();
-        let bin = svm_bin();
-        let (b, c) = (
-            bin.to_str().unwrap().to_owned(),
-            cfg.to_str().unwrap().to_owned(),
-        );
-        self.spawn('S', &[&b, "run", "--config", &c], "svm.log");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let log = std::fs::read_to_string(self.dir.path("svm.log")).unwrap_or_default();
-            if log.contains("svm run: ") && log.contains("worker") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "svm did not start:\n{log}");
-            if let Some(status) = self.children.last_mut().unwrap().try_wait().unwrap() {
-                panic!("svm exited with {status}:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eve
+        self.launch_svm(policy_yaml, &format!("{attach}mode: inline\n"))
     }
 
     /// SIGTERM the daemon (the first child), wait for a clean exit, return its log.
@@ -566,6 +536,20 @@ pub fn block_adds(ev: &[Value]) -> Vec<&Value> {
 }
 
 pub const STANDARD: &str = "mode: standard\n";
+
+/// A SYN scan of the victim's ports 1-200 from the attacker's namespace.
+pub const NMAP: &[&str] = &[
+    "nmap",
+    "-sS",
+    "-Pn",
+    "-n",
+    "-p",
+    "1-200",
+    "--max-retries",
+    "0",
+    "-T4",
+    "10.77.0.2",
+];
 
 /// Raw tagged frames from the attacker namespace: `python3 -c SENDER dev vid src dst first last`
 /// sends one TCP SYN per destination port in `first..=last`, tagged with `vid`.
