@@ -525,6 +525,19 @@ fn push_standard(net: &Net) -> Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// Monitoring: a scan is reported, nothing is blocked.
+fn scan_is_only_reported(net: &Net) {
+    net.nmap("1-200");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(net.curl_from(ATTACKER, 5), "monitoring mode must not block");
+    assert!(
+        net.json("admin", "/api/v1/blocked-hosts")
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// After the previous scan's window, a new scan blocks the attacker in the dataplane and the API.
 fn scan_until_blocked(net: &Net) {
     std::thread::sleep(Duration::from_secs(3));
@@ -569,15 +582,7 @@ fn policy_push_blocks_and_restart() {
     net.children.push(ping);
 
     // (a) Monitoring: a scan is reported, nothing is blocked.
-    net.nmap("1-200");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(net.curl_from(ATTACKER, 5), "monitoring mode must not block");
-    assert!(
-        net.json("admin", "/api/v1/blocked-hosts")
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    scan_is_only_reported(&net);
 
     assert_eq!(push_standard(&net)["version"], 1);
 
@@ -991,15 +996,7 @@ fn dpdk_backend_follows_pushed_policy() {
     net.wait_http();
     assert_eq!(net.json("admin", "/api/v1/policy")["version"], 0);
 
-    net.nmap("1-200");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(net.curl_from(ATTACKER, 5), "monitoring mode must not block");
-    assert!(
-        net.json("admin", "/api/v1/blocked-hosts")
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    scan_is_only_reported(&net);
 
     assert_eq!(push_standard(&net)["version"], 1);
     scan_until_blocked(&net);
