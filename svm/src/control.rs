@@ -179,7 +179,7 @@ pub struct BlockRequest {
 pub const MAX_BLOCK_SECS: u64 = 32_768 * 60;
 
 /// Daemon status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// Software version.
     pub version: String,
@@ -199,6 +199,29 @@ pub struct Status {
     pub events_sent_total: u64,
     /// Seconds since start.
     pub uptime_secs: u64,
+    /// The activity scanner's rule set; absent when no `rules` section is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<RulesSummary>,
+}
+
+/// The running rule set, as the daemon last loaded it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RulesSummary {
+    /// Rule files of the running set.
+    pub files: usize,
+    /// Rules loaded.
+    pub loaded: usize,
+    /// Rules skipped (unsupported or invalid; `svm rules check` lists them with reasons).
+    pub skipped: usize,
+    /// Seconds the running set took to read and compile.
+    pub load_secs: f64,
+    /// Successful reloads (SIGHUP) since start.
+    pub reloads: u64,
+    /// Failed reloads since start (the running set stayed).
+    pub reload_failures: u64,
+    /// The problems of the last reload, if it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reload_error: Option<String>,
 }
 
 /// One decision in CrowdSec's LAPI shape.
@@ -304,6 +327,8 @@ pub type PolicyHook = Box<dyn Fn(Arc<CompiledPolicy>) + Send + Sync>;
 pub type BlockHook = Box<dyn Fn(&BlockCommand) + Send + Sync>;
 /// Returns extra metric families.
 pub type MetricsHook = Box<dyn Fn() -> Vec<Metric> + Send + Sync>;
+/// Returns the running rule set's summary, if rules are configured.
+pub type RulesHook = Box<dyn Fn() -> Option<RulesSummary> + Send + Sync>;
 
 /// Callbacks into the daemon.
 #[derive(Default)]
@@ -315,6 +340,8 @@ pub struct Hooks {
     pub on_block: Option<BlockHook>,
     /// Extra metric families (dataplane counters).
     pub metrics: Option<MetricsHook>,
+    /// The rule set for the status.
+    pub rules: Option<RulesHook>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -323,6 +350,7 @@ impl std::fmt::Debug for Hooks {
             .field("on_policy", &self.on_policy.is_some())
             .field("on_block", &self.on_block.is_some())
             .field("metrics", &self.metrics.is_some())
+            .field("rules", &self.rules.is_some())
             .finish()
     }
 }
@@ -1015,6 +1043,7 @@ impl Control for ControlState {
             spool_dropped_total: self.store.spool_dropped_total().unwrap_or_default(),
             events_sent_total: self.hub.stats().sent.load(Ordering::Relaxed),
             uptime_secs: self.clock.now().since(self.started) / Timestamp::SECOND,
+            rules: self.hooks.rules.as_ref().and_then(|f| f()),
         }
     }
 

@@ -856,6 +856,7 @@ fn events_reach_central_once_and_nsx_tags_the_victim() {
     std::thread::sleep(Duration::from_secs(3));
     let st = net.json("admin", "/api/v1/status");
     assert!(st["spool_events"].as_u64().unwrap() > 0, "{st}");
+    assert!(st.get("rules").is_none(), "no rules section: {st}");
 
     // The central server comes up.
     let central = FakeCentral::default();
@@ -991,10 +992,20 @@ fn dpdk_backend_follows_pushed_policy() {
         net.dev('m'),
         net.dev('n')
     );
+    // A rule set too, for the status; its one rule never matches this traffic.
+    std::fs::write(
+        net.dir.path("local.rules"),
+        "alert tcp any any -> any any (msg:\"never\"; content:\"no-such-bytes-here\"; sid:1; rev:1;)\n",
+    )
+    .unwrap();
+    net.extra = format!("rules:\n  files: [{}]\n", net.p("local.rules"));
     net.start_svm("mode: monitoring\n");
     net.http_server();
     net.wait_http();
     assert_eq!(net.json("admin", "/api/v1/policy")["version"], 0);
+    let status = net.json("reader", "/api/v1/status");
+    assert_eq!(status["rules"]["loaded"], 1, "{status}");
+    assert_eq!(status["rules"]["files"], 1, "{status}");
 
     scan_is_only_reported(&net);
 

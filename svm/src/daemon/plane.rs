@@ -211,10 +211,14 @@ impl Plane {
             let cell = cell.clone();
             let to = blocks.clone();
             let (w, b) = (workers.clone(), blocks.clone());
+            let r = Arc::clone(&rules);
             Hooks {
                 on_policy: Some(Box::new(move |p| cell.store(p))),
                 on_block: Some(Box::new(move |cmd| to_keeper(&to, cmd))),
                 metrics: Some(Box::new(move || dataplane_metrics(&w, &b, &rules))),
+                rules: Some(Box::new(move || {
+                    r.lock().unwrap_or_else(PoisonError::into_inner).summary()
+                })),
             }
         };
         let control = Arc::new(

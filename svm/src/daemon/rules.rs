@@ -60,6 +60,19 @@ impl RulesStatus {
         self.seconds = l.seconds;
     }
 
+    /// For the API's status; `None` without a `rules` section.
+    pub fn summary(&self) -> Option<crate::control::RulesSummary> {
+        self.configured.then(|| crate::control::RulesSummary {
+            files: self.files,
+            loaded: self.loaded,
+            skipped: self.skipped,
+            load_secs: self.seconds,
+            reloads: self.reloads,
+            reload_failures: self.reload_failures,
+            last_reload_error: self.last_error.clone(),
+        })
+    }
+
     /// One line for the status report.
     pub fn line(&self) -> String {
         if !self.configured {
@@ -372,6 +385,11 @@ mod tests {
         assert_eq!((st.reloads, st.reload_failures), (1, 1));
         assert!(st.last_error.as_deref().unwrap().contains("rules.files[0]"));
         assert!(st.line().contains("1 failed"));
+        let api = st.summary().unwrap();
+        assert_eq!((api.loaded, api.skipped, api.files), (1, 1, 1));
+        assert_eq!((api.reloads, api.reload_failures), (1, 1));
+        assert!(api.last_reload_error.unwrap().contains("rules.files[0]"));
+        assert_eq!(RulesStatus::default().summary(), None, "no rules section");
         rules.stop();
     }
 
