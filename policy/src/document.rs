@@ -19,12 +19,19 @@ use core::fmt;
 use ipnet::IpNet;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value, json};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use vlan::{VlanId, VlanScope};
 
 /// Most exclusions one policy may hold. The compiled lookup stays fast well past this; the cap
 /// bounds the memory a single pushed document can make the appliance commit.
 pub const MAX_EXCLUSIONS: usize = 100_000;
+
+/// Most entries in `activity_scanner.rule_files`, `address_groups` and `port_groups` each.
+pub const MAX_RULE_INPUTS: usize = 1000;
+
+/// Longest rule file path or variable value, in bytes.
+pub const MAX_RULE_INPUT_LEN: usize = 4096;
 
 /// Longest string echoed back in an error message, in characters.
 const ECHO_MAX: usize = 64;
@@ -355,7 +362,18 @@ impl Walk {
     }
 
     fn activity_scanner(&mut self, v: Option<&Value>, path: &str) -> ActivityScanner {
-        let map = self.mapping(v, path, &["enabled", "action", "rule_exclusions"]);
+        let map = self.mapping(
+            v,
+            path,
+            &[
+                "enabled",
+                "action",
+                "rule_exclusions",
+                "rule_files",
+                "address_groups",
+                "port_groups",
+            ],
+        );
         let d = ActivityScanner::default();
         ActivityScanner {
             enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
@@ -373,7 +391,124 @@ impl Walk {
                 field(map, "rule_exclusions"),
                 &child(path, "rule_exclusions"),
             ),
+            rule_files: self.rule_files(field(map, "rule_files"), &child(path, "rule_files")),
+            address_groups: self.groups(
+                field(map, "address_groups"),
+                &child(path, "address_groups"),
+                false,
+            ),
+            port_groups: self.groups(field(map, "port_groups"), &child(path, "port_groups"), true),
         }
+    }
+
+    /// A non-empty string of at most [`MAX_RULE_INPUT_LEN`] bytes without NUL.
+    fn rule_text(&mut self, v: &Value, path: String, numbers: bool) -> Option<String> {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if numbers && n.is_u64() => n.to_string(),
+            other => {
+                self.err(
+                    path,
+                    format!(
+                        "expected {}, got {}",
+                        if numbers {
+                            "a string or a port number"
+                        } else {
+                            "a string"
+                        },
+                        describe(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        if text.trim().is_empty() || text.len() > MAX_RULE_INPUT_LEN || text.contains('\0') {
+            self.err(
+                path,
+                format!("expected 1..={MAX_RULE_INPUT_LEN} bytes of text without NUL"),
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    fn rule_files(&mut self, v: Option<&Value>, path: &str) -> Vec<String> {
+        let items = match v {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!("expected a list of paths, got {}", describe(other)),
+                );
+                return Vec::new();
+            }
+        };
+        if items.len() > MAX_RULE_INPUTS {
+            self.err(
+                path.to_owned(),
+                format!(
+                    "{} rule files, at most {MAX_RULE_INPUTS} are allowed",
+                    items.len()
+                ),
+            );
+            return Vec::new();
+        }
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.rule_text(item, format!("{path}[{i}]"), false))
+            .collect()
+    }
+
+    /// Rule variables: names as Suricata's (`HOME_NET`: a letter or `_`, then letters, digits,
+    /// `_`), values as text (ports may be numbers). The values' syntax is the rule engine's
+    /// business: the daemon checks them before it accepts a pushed policy.
+    fn groups(&mut self, v: Option<&Value>, path: &str, numbers: bool) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let map = match v {
+            None | Some(Value::Null) => return out,
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!(
+                        "expected a mapping of variable names to values, got {}",
+                        describe(other)
+                    ),
+                );
+                return out;
+            }
+        };
+        if map.len() > MAX_RULE_INPUTS {
+            self.err(
+                path.to_owned(),
+                format!(
+                    "{} variables, at most {MAX_RULE_INPUTS} are allowed",
+                    map.len()
+                ),
+            );
+            return out;
+        }
+        for (name, value) in map {
+            let p = child(path, name);
+            let mut chars = name.chars();
+            let well_formed = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !well_formed {
+                self.err(
+                    p,
+                    "a variable name is a letter or _, then letters, digits or _ (no $)",
+                );
+                continue;
+            }
+            if let Some(text) = self.rule_text(value, p, numbers) {
+                out.insert(name.clone(), text);
+            }
+        }
+        out
     }
 
     fn rule_ids(&mut self, v: Option<&Value>, path: &str) -> Vec<RuleId> {
@@ -708,6 +843,9 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         enabled,
         action,
         rule_exclusions,
+        rule_files,
+        address_groups,
+        port_groups,
     } = activity_scanner;
     root.insert(
         "activity_scanner".to_owned(),
@@ -715,6 +853,9 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
             "enabled": enabled,
             "action": action.as_str(),
             "rule_exclusions": rule_exclusions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "rule_files": rule_files,
+            "address_groups": address_groups,
+            "port_groups": port_groups,
         }),
     );
     root.insert(

@@ -6,6 +6,7 @@
 use core::fmt;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use vlan::{VlanId, VlanScope};
 
@@ -391,6 +392,23 @@ pub struct ActivityScanner {
     pub action: Action,
     /// Rules never evaluated, by `gid:sid:rev`.
     pub rule_exclusions: Vec<RuleId>,
+    /// Rule files (paths or glob patterns on the appliance) that replace the daemon
+    /// configuration's `rules.files` when not empty.
+    pub rule_files: Vec<String>,
+    /// Rule address variables (`HOME_NET` -> `[10.0.0.0/8]`), applied over the daemon's.
+    pub address_groups: BTreeMap<String, String>,
+    /// Rule port variables (`HTTP_PORTS` -> `[80,8080]`), applied over the daemon's.
+    pub port_groups: BTreeMap<String, String>,
+}
+
+impl ActivityScanner {
+    /// Whether the rule set itself (its files or variables) differs, so a loaded set must be
+    /// built again; `enabled`, `action` and exclusions apply without a reload.
+    pub fn same_rule_inputs(&self, other: &ActivityScanner) -> bool {
+        self.rule_files == other.rule_files
+            && self.address_groups == other.address_groups
+            && self.port_groups == other.port_groups
+    }
 }
 
 impl Default for ActivityScanner {
@@ -399,6 +417,9 @@ impl Default for ActivityScanner {
             enabled: true,
             action: Action::default(),
             rule_exclusions: Vec::new(),
+            rule_files: Vec::new(),
+            address_groups: BTreeMap::new(),
+            port_groups: BTreeMap::new(),
         }
     }
 }

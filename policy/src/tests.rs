@@ -944,3 +944,56 @@ fn activity_scanner_section() {
         ActivityScanner::default()
     );
 }
+
+#[test]
+fn activity_scanner_rule_inputs() {
+    let p = Policy::from_yaml(
+        "activity_scanner:\n  rule_files: [/etc/svm/rules/*.rules, local.rules]\n  \
+         address_groups: {HOME_NET: \"[10.0.0.0/8]\", EXTERNAL_NET: \"!$HOME_NET\"}\n  \
+         port_groups: {HTTP_PORTS: \"[80,8080]\", SSH_PORTS: 22}\n",
+    )
+    .unwrap();
+    let a = &p.activity_scanner;
+    assert_eq!(a.rule_files, ["/etc/svm/rules/*.rules", "local.rules"]);
+    assert_eq!(a.address_groups["HOME_NET"], "[10.0.0.0/8]");
+    assert_eq!(a.address_groups["EXTERNAL_NET"], "!$HOME_NET");
+    assert_eq!(a.port_groups["SSH_PORTS"], "22");
+    // The canonical document carries them and reads back the same.
+    let again = Policy::from_value(&p.to_json()).unwrap();
+    assert_eq!(again, p);
+    assert!(a.same_rule_inputs(&again.activity_scanner));
+    assert!(!a.same_rule_inputs(&ActivityScanner::default()));
+    let mut other = a.clone();
+    other.action = Action::Inform;
+    other.rule_exclusions.push("1:2:3".parse().unwrap());
+    assert!(
+        a.same_rule_inputs(&other),
+        "action and exclusions need no reload"
+    );
+
+    let e = errs(Policy::from_yaml(
+        "activity_scanner:\n  rule_files: [\"\", 7]\n  \
+         address_groups: {$HOME_NET: \"[10.0.0.0/8]\", 9LIVES: x, OK: 5}\n  \
+         port_groups: [80]\n",
+    ));
+    for path in [
+        "activity_scanner.rule_files[0]",
+        "activity_scanner.rule_files[1]",
+        "activity_scanner.address_groups.$HOME_NET",
+        "activity_scanner.address_groups.9LIVES",
+        "activity_scanner.address_groups.OK",
+        "activity_scanner.port_groups",
+    ] {
+        assert!(e.at(path).is_some(), "{path} missing from {e}");
+    }
+    assert_eq!(e.len(), 6, "{e}");
+    let many = format!(
+        "activity_scanner:\n  rule_files: [{}]\n",
+        vec!["a.rules"; 1001].join(", ")
+    );
+    assert!(
+        errs(Policy::from_yaml(&many))
+            .at("activity_scanner.rule_files")
+            .is_some()
+    );
+}

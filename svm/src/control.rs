@@ -329,6 +329,9 @@ pub type BlockHook = Box<dyn Fn(&BlockCommand) + Send + Sync>;
 pub type MetricsHook = Box<dyn Fn() -> Vec<Metric> + Send + Sync>;
 /// Returns the running rule set's summary, if rules are configured.
 pub type RulesHook = Box<dyn Fn() -> Option<RulesSummary> + Send + Sync>;
+/// Checks a valid policy against the appliance (its rule files and variables); the problems
+/// with their paths, none if it can run.
+pub type ValidateHook = Box<dyn Fn(&Policy) -> Vec<policy::PolicyError> + Send + Sync>;
 
 /// Callbacks into the daemon.
 #[derive(Default)]
@@ -342,6 +345,8 @@ pub struct Hooks {
     pub metrics: Option<MetricsHook>,
     /// The rule set for the status.
     pub rules: Option<RulesHook>,
+    /// More checks of a pushed policy before it is applied.
+    pub validate: Option<ValidateHook>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -351,6 +356,7 @@ impl std::fmt::Debug for Hooks {
             .field("on_block", &self.on_block.is_some())
             .field("metrics", &self.metrics.is_some())
             .field("rules", &self.rules.is_some())
+            .field("validate", &self.validate.is_some())
             .finish()
     }
 }
@@ -817,7 +823,20 @@ impl Control for ControlState {
         {
             return Err(ControlError::VersionMismatch { current });
         }
-        let policy = match Policy::from_value(&doc) {
+        let checked = Policy::from_value(&doc).and_then(|p| {
+            let problems = self
+                .hooks
+                .validate
+                .as_ref()
+                .map(|v| v(&p))
+                .unwrap_or_default();
+            if problems.is_empty() {
+                Ok(p)
+            } else {
+                Err(PolicyErrors(problems))
+            }
+        });
+        let policy = match checked {
             Ok(p) => p,
             Err(errors) => {
                 self.counters

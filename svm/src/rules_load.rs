@@ -170,18 +170,13 @@ fn read(path: &Path, input: Input, issues: &mut Issues) -> Option<String> {
     }
 }
 
-/// Load and compile the rules of `spec`. `Err` lists every problem; skipped rules are in the
-/// reports, never problems.
-pub fn load(spec: &RulesSpec, strictness: Strictness) -> Result<Loaded, Vec<Problem>> {
-    let t0 = Instant::now();
-    let mut issues = Issues {
-        strict: strictness == Strictness::Strict,
-        problems: Vec::new(),
-        warnings: Vec::new(),
-    };
+/// The rule variables of `spec`: Suricata's defaults, the vars file's, then `spec`'s own, each
+/// of which must compile (a variable that does not would only show as skipped rules; it is
+/// named instead).
+fn build_vars(spec: &RulesSpec, issues: &mut Issues) -> Vars {
     let mut vars = Vars::default();
     if let Some(f) = &spec.vars_file
-        && let Some(text) = read(f, Input::VarsFile, &mut issues)
+        && let Some(text) = read(f, Input::VarsFile, issues)
     {
         match vars_of_yaml(&text) {
             Ok((addresses, ports)) => {
@@ -215,6 +210,30 @@ pub fn load(spec: &RulesSpec, strictness: Strictness) -> Result<Loaded, Vec<Prob
             issues.soft(Input::PortGroup(k.clone()), e.to_string());
         }
     }
+    vars
+}
+
+/// Check only the variables of `spec` (its vars file read, no rule file): every problem.
+pub fn check_vars(spec: &RulesSpec) -> Vec<Problem> {
+    let mut issues = Issues {
+        strict: true,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let _ = build_vars(spec, &mut issues);
+    issues.problems
+}
+
+/// Load and compile the rules of `spec`. `Err` lists every problem; skipped rules are in the
+/// reports, never problems.
+pub fn load(spec: &RulesSpec, strictness: Strictness) -> Result<Loaded, Vec<Problem>> {
+    let t0 = Instant::now();
+    let mut issues = Issues {
+        strict: strictness == Strictness::Strict,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let vars = build_vars(spec, &mut issues);
     let mut classes = Classifications::default();
     if let Some(f) = &spec.classification_file
         && let Some(text) = read(f, Input::ClassificationFile, &mut issues)

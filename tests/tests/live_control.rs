@@ -979,7 +979,9 @@ fn one_minute_block_expires_everywhere() {
 /// The control plane with the DPDK backend (two workers on `net_af_packet` vdevs over the same
 /// veths): the policy file runs as version 0 (monitoring: a scan is only reported), a policy
 /// pushed over mTLS reaches every DPDK worker, the next scan blocks the attacker in the dataplane
-/// and in the API, and the control plane's EVE output gets the events.
+/// and in the API, and the control plane's EVE output gets the events. A pushed policy's rule
+/// files and variables rebuild the rules; one naming a missing file or a broken variable is
+/// refused with its paths.
 #[cfg(feature = "dpdk")]
 #[test]
 fn dpdk_backend_follows_pushed_policy() {
@@ -1022,8 +1024,53 @@ fn dpdk_backend_follows_pushed_policy() {
         "{metrics}"
     );
 
+    // A policy with its own rule files and a variable: the daemon's rules follow it.
+    std::fs::write(
+        net.dir.path("more.rules"),
+        "alert tcp $HOME_NET any -> any any (msg:\"two\"; content:\"no-such-bytes-2\"; sid:2; rev:1;)\n\
+         alert tcp any any -> $HOME_NET any (msg:\"three\"; content:\"no-such-bytes-3\"; sid:3; rev:1;)\n",
+    )
+    .unwrap();
+    let (code, body) = net.api(
+        "admin",
+        "PUT",
+        "/api/v1/policy",
+        Some(&format!(
+            r#"{{"mode": "standard", "activity_scanner": {{"rule_files": ["{}"],
+                "address_groups": {{"HOME_NET": "[10.77.0.0/24]"}}}}}}"#,
+            net.p("more.rules")
+        )),
+    );
+    assert_eq!(code, 200, "{body}");
+    wait_until("the policy's rules", 10, || {
+        net.json("reader", "/api/v1/status")["rules"]["loaded"] == 2
+    });
+    // One the appliance cannot run: refused with every path, the running policy stays.
+    let (code, body) = net.api(
+        "admin",
+        "PUT",
+        "/api/v1/policy",
+        Some(
+            r#"{"activity_scanner": {"rule_files": ["/nonexistent/x.rules"],
+                "address_groups": {"HOME_NET": "[10.0.0.0/8"}}}"#,
+        ),
+    );
+    assert_eq!(code, 422, "{body}");
+    for path in [
+        "activity_scanner.rule_files[0]",
+        "activity_scanner.address_groups.HOME_NET",
+    ] {
+        assert!(body.contains(path), "{path} missing from {body}");
+    }
+    assert_eq!(net.json("admin", "/api/v1/policy")["version"], 2);
+    assert_eq!(net.json("reader", "/api/v1/status")["rules"]["loaded"], 2);
+
     let log = net.stop_svm();
     assert!(log.contains("2 workers on dpdk"), "{log}");
+    assert!(
+        log.contains("the policy changed the rule files or variables"),
+        "{log}"
+    );
     let ev = net.eve();
     let alerts = ev.iter().filter(|e| e["event_type"] == "alert").count();
     let adds = ev

@@ -277,6 +277,51 @@ pub struct RulesSettings {
     /// One direction of a flow may be missing (asymmetric routing, a one-sided mirror): a
     /// client's ACK after its SYN completes the handshake for `flow:established`.
     pub async_oneside: bool,
+    /// Where `files` came from, for problems: `rules.files` (this configuration) or
+    /// `activity_scanner.rule_files` (the policy).
+    pub files_key: &'static str,
+}
+
+impl RulesSettings {
+    /// The settings the policy's `activity_scanner` makes of the configuration's `rules`
+    /// section: its `rule_files` replace `files` when not empty, its `address_groups` and
+    /// `port_groups` apply over the section's. `None` when neither names a rule file.
+    pub fn with_policy(
+        config: Option<&RulesSettings>,
+        a: &policy::ActivityScanner,
+    ) -> Option<RulesSettings> {
+        let mut s = match config {
+            Some(c) => c.clone(),
+            None if a.rule_files.is_empty() => return None,
+            None => {
+                let d = dataplane::stream::StreamConfig::default();
+                RulesSettings {
+                    files: Vec::new(),
+                    vars_file: None,
+                    address_groups: Vec::new(),
+                    port_groups: Vec::new(),
+                    threshold_file: None,
+                    classification_file: None,
+                    midstream: d.midstream,
+                    stream_depth: d.depth,
+                    async_oneside: false,
+                    files_key: "rules.files",
+                }
+            }
+        };
+        if !a.rule_files.is_empty() {
+            s.files.clone_from(&a.rule_files);
+            s.files_key = "activity_scanner.rule_files";
+        }
+        let over = |base: &mut Vec<(String, String)>,
+                    m: &std::collections::BTreeMap<String, String>| {
+            base.retain(|(k, _)| !m.contains_key(k.trim_start_matches('$')));
+            base.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+        };
+        over(&mut s.address_groups, &a.address_groups);
+        over(&mut s.port_groups, &a.port_groups);
+        Some(s)
+    }
 }
 
 /// One problem in the configuration.
@@ -1182,6 +1227,7 @@ fn rules_section(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         midstream,
         stream_depth,
         async_oneside,
+        files_key: "rules.files",
     })
 }
 

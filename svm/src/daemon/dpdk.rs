@@ -36,7 +36,7 @@ use policy::Policy;
 
 use crate::rules_load::Loaded;
 
-use super::config::{AttachConfig, Config, DpdkDistribution, DpdkHash};
+use super::config::{AttachConfig, Config, DpdkDistribution, DpdkHash, RulesSettings};
 use super::rules::LiveRules;
 use super::services::Services;
 use super::workers::{Handler, WorkerStatus};
@@ -67,11 +67,16 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .map_err(io_err("signal handler"))?;
-    let live_rules = LiveRules::start(cfg.rules.as_ref(), rules, Some(hup))?;
+    let live_rules = LiveRules::start(
+        cfg.rules.as_ref(),
+        RulesSettings::with_policy(cfg.rules.as_ref(), &policy.activity_scanner),
+        rules,
+        Some(hup),
+    )?;
 
     let workers = usize::from(cfg.workers.max(1));
     // Every other thread exists before the EAL pins this one.
-    let mut services = Services::start(cfg, policy, workers, Arc::clone(&live_rules.status))?;
+    let mut services = Services::start(cfg, policy, workers, &live_rules)?;
     let statuses: Vec<Arc<Mutex<WorkerStatus>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStatus::default())))
         .collect();

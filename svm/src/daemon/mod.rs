@@ -134,7 +134,9 @@ pub fn load(path: &Path) -> Result<(Config, Policy, Option<Loaded>), DaemonError
         })?,
         None => Policy::default(),
     };
-    let rules = match &cfg.rules {
+    // The policy file's rule files and variables apply over the `rules` section.
+    let running = config::RulesSettings::with_policy(cfg.rules.as_ref(), &policy.activity_scanner);
+    let rules = match &running {
         Some(s) => Some(rules::load(s).map_err(|issues| DaemonError::Config {
             path: path.display().to_string(),
             errors: ConfigErrors(issues),
@@ -223,11 +225,15 @@ pub fn run(config_path: &Path) -> Result<(), DaemonError> {
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .map_err(io_err("signal handler"))?;
-    let live_rules = rules::LiveRules::start(cfg.rules.as_ref(), loaded, Some(hup))?;
+    let live_rules = rules::LiveRules::start(
+        cfg.rules.as_ref(),
+        config::RulesSettings::with_policy(cfg.rules.as_ref(), &policy.activity_scanner),
+        loaded,
+        Some(hup),
+    )?;
 
     let workers = usize::from(cfg.workers);
-    let mut services =
-        services::Services::start(&cfg, policy, workers, Arc::clone(&live_rules.status))?;
+    let mut services = services::Services::start(&cfg, policy, workers, &live_rules)?;
 
     // Sockets are opened one worker after the other, so every fanout group has its members in
     // the same order and a symmetric hash picks the same worker on both interfaces.

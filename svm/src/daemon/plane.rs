@@ -32,7 +32,7 @@ use dataplane::time::Timestamp;
 use policy::{CompiledPolicy, Policy};
 
 use super::config::{Config, NsxAuthKind};
-use super::rules::RulesStatus;
+use super::rules::{RulesFollower, RulesStatus};
 use super::workers::{PolicyCell, WorkerStatus};
 use super::{DaemonError, now};
 use crate::api::{ApiConfig, RoleMap};
@@ -107,6 +107,7 @@ impl Plane {
         file_policy: Policy,
         blocks: BlockControl,
         rules: Arc<Mutex<RulesStatus>>,
+        follower: Option<RulesFollower>,
     ) -> Result<Plane, DaemonError> {
         let Some(dir) = &cfg.state_dir else {
             return Err(fail("control plane", "no state_dir"));
@@ -212,8 +213,17 @@ impl Plane {
             let to = blocks.clone();
             let (w, b) = (workers.clone(), blocks.clone());
             let r = Arc::clone(&rules);
+            let config = cfg.rules.clone();
             Hooks {
-                on_policy: Some(Box::new(move |p| cell.store(p))),
+                on_policy: Some(Box::new(move |p| {
+                    if let Some(f) = &follower {
+                        f.follow(&p.policy().activity_scanner);
+                    }
+                    cell.store(p);
+                })),
+                validate: Some(Box::new(move |p| {
+                    super::rules::check_policy(config.as_ref(), &p.activity_scanner)
+                })),
                 on_block: Some(Box::new(move |cmd| to_keeper(&to, cmd))),
                 metrics: Some(Box::new(move || dataplane_metrics(&w, &b, &rules))),
                 rules: Some(Box::new(move || {

@@ -90,9 +90,9 @@ impl RulesStatus {
 }
 
 /// The configuration key of a loader problem.
-fn key_of(input: &Input, origin: &[usize]) -> String {
+fn key_of(input: &Input, origin: &[usize], files_key: &str) -> String {
     match input {
-        Input::File(i) => format!("rules.files[{}]", origin.get(*i).copied().unwrap_or(*i)),
+        Input::File(i) => format!("{files_key}[{}]", origin.get(*i).copied().unwrap_or(*i)),
         Input::VarsFile => "rules.vars_file".into(),
         Input::AddressGroup(n) => format!("rules.address_groups.{n}"),
         Input::PortGroup(n) => format!("rules.port_groups.{n}"),
@@ -101,30 +101,87 @@ fn key_of(input: &Input, origin: &[usize]) -> String {
     }
 }
 
-/// Read, check and compile the rules of `s` (strictly); every problem with its key.
-pub fn load(s: &RulesSettings) -> Result<Loaded, Vec<ConfigIssue>> {
-    let (files, origin, patterns) = rules_load::expand(&s.files);
-    let mut issues: Vec<ConfigIssue> = patterns
-        .into_iter()
-        .map(|(i, message)| ConfigIssue {
-            key: format!("rules.files[{i}]"),
-            message,
-        })
-        .collect();
-    let spec = RulesSpec {
+fn spec_of(s: &RulesSettings, files: Vec<std::path::PathBuf>) -> RulesSpec {
+    RulesSpec {
         files,
         vars_file: s.vars_file.clone(),
         address_groups: s.address_groups.clone(),
         port_groups: s.port_groups.clone(),
         threshold_file: s.threshold_file.clone(),
         classification_file: s.classification_file.clone(),
+    }
+}
+
+/// The problems a policy's `activity_scanner` would cause with this configuration's `rules`
+/// section, with their policy paths: rule-file patterns that match nothing or files that do not
+/// exist, and variables that do not compile. The control plane refuses such a policy (422) so
+/// the running one stays; rules that fail to parse are skipped and counted as always.
+pub fn check_policy(
+    config: Option<&RulesSettings>,
+    a: &policy::ActivityScanner,
+) -> Vec<policy::PolicyError> {
+    let Some(s) = RulesSettings::with_policy(config, a) else {
+        return Vec::new();
     };
+    let mut out = Vec::new();
+    let mut files = Vec::new();
+    if !a.rule_files.is_empty() {
+        let (found, origin, patterns) = rules_load::expand(&a.rule_files);
+        for (i, message) in patterns {
+            out.push(policy::PolicyError {
+                path: format!("activity_scanner.rule_files[{i}]"),
+                message,
+            });
+        }
+        for (f, i) in found.iter().zip(origin) {
+            if !f.is_file() {
+                out.push(policy::PolicyError {
+                    path: format!("activity_scanner.rule_files[{i}]"),
+                    message: format!("{}: no such file on the appliance", f.display()),
+                });
+            }
+        }
+        files = found;
+    }
+    for p in rules_load::check_vars(&spec_of(&s, files)) {
+        let path = match &p.input {
+            Input::AddressGroup(n) if a.address_groups.contains_key(n) => {
+                format!("activity_scanner.address_groups.{n}")
+            }
+            Input::PortGroup(n) if a.port_groups.contains_key(n) => {
+                format!("activity_scanner.port_groups.{n}")
+            }
+            // The configuration's own variables were checked at start; one that a policy
+            // variable breaks is reported under the policy.
+            Input::AddressGroup(n) => format!("activity_scanner.address_groups (via {n})"),
+            Input::PortGroup(n) => format!("activity_scanner.port_groups (via {n})"),
+            _ => "activity_scanner".into(),
+        };
+        out.push(policy::PolicyError {
+            path,
+            message: p.message,
+        });
+    }
+    out
+}
+
+/// Read, check and compile the rules of `s` (strictly); every problem with its key.
+pub fn load(s: &RulesSettings) -> Result<Loaded, Vec<ConfigIssue>> {
+    let (files, origin, patterns) = rules_load::expand(&s.files);
+    let mut issues: Vec<ConfigIssue> = patterns
+        .into_iter()
+        .map(|(i, message)| ConfigIssue {
+            key: format!("{}[{i}]", s.files_key),
+            message,
+        })
+        .collect();
+    let spec = spec_of(s, files);
     match rules_load::load(&spec, Strictness::Strict) {
         Ok(l) if issues.is_empty() => Ok(l),
         Ok(_) => Err(issues),
         Err(problems) => {
             issues.extend(problems.into_iter().map(|p| ConfigIssue {
-                key: key_of(&p.input, &origin),
+                key: key_of(&p.input, &origin, s.files_key),
                 message: p.message,
             }));
             Err(issues)
@@ -173,8 +230,39 @@ pub struct LiveRules {
     pub cell: Arc<RulesCell>,
     /// For the status report and `/metrics`.
     pub status: Arc<Mutex<RulesStatus>>,
-    requests: Option<Sender<()>>,
+    inputs: Arc<Inputs>,
+    requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// What the rule set is built from: the configuration's `rules` section, and the settings of
+/// the running set (that section with the running policy's rule files and variables). The
+/// lock is held through a reload, so reloads never overlap.
+#[derive(Debug)]
+struct Inputs {
+    config: Option<RulesSettings>,
+    running: Mutex<Option<RulesSettings>>,
+}
+
+/// A job for the `svm-rules` thread.
+#[derive(Debug)]
+enum Request {
+    /// Build the running settings' set again (SIGHUP).
+    Reload,
+    /// A policy was applied: rebuild if its rule files or variables changed.
+    Policy(Box<policy::ActivityScanner>),
+}
+
+/// Hands applied policies to the `svm-rules` thread (for the control plane's policy hook).
+#[derive(Clone, Debug)]
+pub struct RulesFollower(Sender<Request>);
+
+impl RulesFollower {
+    /// Rebuild the rules in the background if `a`'s rule files or variables differ from the
+    /// running set's; returns at once.
+    pub fn follow(&self, a: &policy::ActivityScanner) {
+        let _ = self.0.send(Request::Policy(Box::new(a.clone())));
+    }
 }
 
 /// How often the reload thread looks at the SIGHUP flag.
@@ -184,13 +272,17 @@ impl LiveRules {
     /// Publish the rules loaded at start (if any) and start the `svm-rules` thread, which
     /// reloads on [`LiveRules::request_reload`] and whenever `sighup` is set (the daemon
     /// registers it for SIGHUP; it is handled, and logged, also without a `rules:` section).
+    ///
+    /// `initial` was loaded from `running`: the configuration's section with the starting
+    /// policy's rule inputs ([`RulesSettings::with_policy`]).
     pub fn start(
-        settings: Option<&RulesSettings>,
+        config: Option<&RulesSettings>,
+        running: Option<RulesSettings>,
         initial: Option<Loaded>,
         sighup: Option<Arc<AtomicBool>>,
     ) -> Result<LiveRules, DaemonError> {
         let mut st = RulesStatus {
-            configured: settings.is_some(),
+            configured: running.is_some(),
             ..RulesStatus::default()
         };
         if let Some(l) = &initial {
@@ -198,15 +290,20 @@ impl LiveRules {
         }
         let cell = Arc::new(RulesCell::new(initial.map(|l| l.set)));
         let status = Arc::new(Mutex::new(st));
+        let inputs = Arc::new(Inputs {
+            config: config.cloned(),
+            running: Mutex::new(running),
+        });
         let (tx, rx) = std::sync::mpsc::channel();
-        let (s, c, st) = (settings.cloned(), Arc::clone(&cell), Arc::clone(&status));
+        let (i, c, st) = (Arc::clone(&inputs), Arc::clone(&cell), Arc::clone(&status));
         let thread = std::thread::Builder::new()
             .name("svm-rules".into())
-            .spawn(move || reload_thread(s.as_ref(), &rx, sighup.as_deref(), &c, &st))
+            .spawn(move || reload_thread(&i, &rx, sighup.as_deref(), &c, &st))
             .map_err(io_err("spawn rules reloader"))?;
         Ok(LiveRules {
             cell,
             status,
+            inputs,
             requests: Some(tx),
             thread: Some(thread),
         })
@@ -216,8 +313,19 @@ impl LiveRules {
     /// one more reload after it.
     pub fn request_reload(&self) {
         if let Some(tx) = &self.requests {
-            let _ = tx.send(());
+            let _ = tx.send(Request::Reload);
         }
+    }
+
+    /// For the control plane: applied policies go to the reload thread.
+    pub fn follower(&self) -> Option<RulesFollower> {
+        self.requests.clone().map(RulesFollower)
+    }
+
+    /// Rebuild the rules now, on this thread, if `a`'s rule files or variables differ from the
+    /// running set's (at start, when the control plane's stored policy is not the policy file).
+    pub fn follow_now(&self, a: &policy::ActivityScanner) {
+        follow(&self.inputs, a, &self.cell, &self.status);
     }
 
     /// A copy of the status.
@@ -238,25 +346,40 @@ impl LiveRules {
 }
 
 fn reload_thread(
-    s: Option<&RulesSettings>,
-    rx: &Receiver<()>,
+    inputs: &Inputs,
+    rx: &Receiver<Request>,
     sighup: Option<&AtomicBool>,
     cell: &RulesCell,
     status: &Mutex<RulesStatus>,
 ) {
     loop {
-        let asked = match rx.recv_timeout(SIGNAL_POLL) {
-            Ok(()) => true,
-            Err(RecvTimeoutError::Timeout) => false,
+        let mut asked = false;
+        let mut policy = None;
+        match rx.recv_timeout(SIGNAL_POLL) {
+            Ok(Request::Reload) => asked = true,
+            Ok(Request::Policy(a)) => policy = Some(a),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
-        };
+        }
+        // Several requests while idle make one reload; of several policies the last counts.
+        while let Ok(r) = rx.try_recv() {
+            match r {
+                Request::Reload => asked = true,
+                Request::Policy(a) => policy = Some(a),
+            }
+        }
+        if let Some(a) = policy {
+            follow(inputs, &a, cell, status);
+        }
         let signalled = sighup.is_some_and(|f| f.swap(false, Ordering::Relaxed));
         if !(asked || signalled) {
             continue;
         }
-        // Several requests while idle make one reload.
-        while rx.try_recv().is_ok() {}
-        match s {
+        let running = inputs
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match running.as_ref() {
             Some(s) => {
                 eprintln!(
                     "svm run: {}: reloading the rules",
@@ -265,6 +388,45 @@ fn reload_thread(
                 reload(s, cell, status);
             }
             None => eprintln!("svm run: SIGHUP: no rules configured, nothing to reload"),
+        }
+    }
+}
+
+/// Make the running set follow the policy's rule inputs: rebuild when they changed, unload the
+/// rules when neither the configuration nor the policy names a rule file any more. A rebuild
+/// that fails keeps the running set (and its settings).
+fn follow(
+    inputs: &Inputs,
+    a: &policy::ActivityScanner,
+    cell: &RulesCell,
+    status: &Mutex<RulesStatus>,
+) {
+    let next = RulesSettings::with_policy(inputs.config.as_ref(), a);
+    let mut running = inputs
+        .running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if *running == next {
+        return;
+    }
+    match &next {
+        None => {
+            eprintln!("svm run: the policy names no rule files any more: rules unloaded");
+            cell.store(None);
+            *status.lock().unwrap_or_else(PoisonError::into_inner) = RulesStatus::default();
+            *running = None;
+        }
+        Some(s) => {
+            eprintln!(
+                "svm run: the policy changed the rule files or variables: reloading the rules"
+            );
+            if reload(s, cell, status) {
+                status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .configured = true;
+                *running = next;
+            }
         }
     }
 }
@@ -314,6 +476,7 @@ mod tests {
             midstream: false,
             stream_depth: 1 << 20,
             async_oneside: false,
+            files_key: "rules.files",
         }
     }
 
@@ -358,7 +521,8 @@ mod tests {
         )
         .unwrap();
         let s = settings(vec![f.display().to_string()]);
-        let rules = LiveRules::start(Some(&s), Some(load(&s).unwrap()), None).unwrap();
+        let rules =
+            LiveRules::start(Some(&s), Some(s.clone()), Some(load(&s).unwrap()), None).unwrap();
         assert_eq!(sids(&rules.cell), [1]);
         let mut seen = rules.cell.generation();
 
@@ -400,8 +564,13 @@ mod tests {
         std::fs::write(&f, "").unwrap();
         let s = settings(vec![f.display().to_string()]);
         let hup = Arc::new(AtomicBool::new(false));
-        let rules =
-            LiveRules::start(Some(&s), Some(load(&s).unwrap()), Some(Arc::clone(&hup))).unwrap();
+        let rules = LiveRules::start(
+            Some(&s),
+            Some(s.clone()),
+            Some(load(&s).unwrap()),
+            Some(Arc::clone(&hup)),
+        )
+        .unwrap();
         let wait_for = |n: u64| {
             let t0 = std::time::Instant::now();
             while rules.status().reloads < n {
@@ -421,5 +590,117 @@ mod tests {
         wait_for(2);
         assert_eq!(sids(&rules.cell), [8]);
         rules.stop();
+    }
+
+    #[test]
+    fn the_policy_rule_inputs_rebuild_the_set_only_when_they_change() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.rules"), d.path().join("b.rules"));
+        std::fs::write(
+            &a,
+            "alert tcp $HOME_NET any -> any any (msg:\"a\"; content:\"a\"; sid:1; rev:1;)\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "alert tcp any any -> any any (msg:\"b\"; content:\"b\"; sid:2; rev:1;)\n\
+             alert tcp any any -> any any (msg:\"c\"; content:\"c\"; sid:3; rev:1;)\n",
+        )
+        .unwrap();
+        let config = settings(vec![a.display().to_string()]);
+        let file_policy = policy::ActivityScanner::default();
+        let running = RulesSettings::with_policy(Some(&config), &file_policy);
+        assert_eq!(
+            running.as_ref(),
+            Some(&config),
+            "no policy inputs: the section as is"
+        );
+        let rules =
+            LiveRules::start(Some(&config), running, Some(load(&config).unwrap()), None).unwrap();
+
+        // Action or exclusions only: the same set, no rebuild.
+        let mut p = file_policy.clone();
+        p.action = policy::Action::Inform;
+        rules.follow_now(&p);
+        assert_eq!(rules.status().reloads, 0);
+
+        // The policy's files replace the section's.
+        p.rule_files = vec![b.display().to_string()];
+        rules.follow_now(&p);
+        assert_eq!(sids(&rules.cell), [2, 3]);
+        assert_eq!(rules.status().reloads, 1);
+        rules.follow_now(&p);
+        assert_eq!(rules.status().reloads, 1, "unchanged inputs, no rebuild");
+
+        // Back to the section's files, with a policy variable: rebuilt again.
+        p.rule_files.clear();
+        p.address_groups
+            .insert("HOME_NET".into(), "[192.0.2.0/24]".into());
+        rules.follow_now(&p);
+        assert_eq!(sids(&rules.cell), [1]);
+        assert_eq!(rules.status().reloads, 2);
+
+        // A rebuild that fails keeps the running set, and the next policy tries again.
+        let mut gone = p.clone();
+        gone.rule_files = vec![d.path().join("gone.rules").display().to_string()];
+        rules.follow_now(&gone);
+        assert_eq!(sids(&rules.cell), [1]);
+        let st = rules.status();
+        assert_eq!((st.reloads, st.reload_failures), (2, 1));
+        assert!(
+            st.last_error
+                .as_deref()
+                .unwrap()
+                .contains("activity_scanner.rule_files[0]"),
+            "{st:?}"
+        );
+        rules.stop();
+
+        // Without a section, the policy's files alone make a set; without them, none.
+        let rules = LiveRules::start(None, None, None, None).unwrap();
+        assert_eq!(rules.status().summary(), None);
+        let mut only = policy::ActivityScanner::default();
+        only.rule_files = vec![b.display().to_string()];
+        rules.follow_now(&only);
+        assert_eq!(sids(&rules.cell), [2, 3]);
+        assert_eq!(rules.status().summary().unwrap().loaded, 2);
+        rules.follow_now(&policy::ActivityScanner::default());
+        assert!(rules.cell.load().is_none(), "rules unloaded");
+        assert_eq!(rules.status().summary(), None);
+        rules.stop();
+    }
+
+    #[test]
+    fn a_policy_the_appliance_cannot_run_is_refused_with_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.rules");
+        std::fs::write(&a, "").unwrap();
+        let config = settings(vec![a.display().to_string()]);
+        let mut p = policy::ActivityScanner::default();
+        assert!(check_policy(Some(&config), &p).is_empty());
+        assert!(check_policy(None, &p).is_empty(), "nothing to check");
+        p.rule_files = vec![
+            a.display().to_string(),
+            d.path().join("missing.rules").display().to_string(),
+            d.path().join("*.nomatch").display().to_string(),
+        ];
+        p.address_groups
+            .insert("HOME_NET".into(), "[10.0.0.0/8".into());
+        p.port_groups
+            .insert("WEB_PORTS".into(), "[80,99999]".into());
+        let problems = check_policy(Some(&config), &p);
+        let paths: Vec<&str> = problems.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "activity_scanner.rule_files[1]",
+            "activity_scanner.rule_files[2]",
+            "activity_scanner.address_groups.HOME_NET",
+            "activity_scanner.port_groups.WEB_PORTS",
+        ] {
+            assert!(paths.contains(&want), "{want} missing: {problems:?}");
+        }
+        assert!(
+            !paths.contains(&"activity_scanner.rule_files[0]"),
+            "{problems:?}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use policy::{CompiledPolicy, Policy};
 
 use super::config::Config;
 use super::plane::Plane;
-use super::rules::RulesStatus;
+use super::rules::LiveRules;
 use super::workers::{PolicyCell, WorkerStatus};
 use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve};
 use crate::control::Control;
@@ -75,7 +75,7 @@ impl Services {
         cfg: &Config,
         policy: Policy,
         workers: usize,
-        rules: Arc<Mutex<RulesStatus>>,
+        rules: &LiveRules,
     ) -> Result<Services, DaemonError> {
         let SharedBlocks {
             keeper,
@@ -84,13 +84,22 @@ impl Services {
         } = SharedBlocks::new(workers, cfg.max_blocks);
         // The control plane (and its tokio runtime) starts before any packet backend is opened.
         let plane = match cfg.state_dir {
-            Some(_) => Some(Plane::start(cfg, policy.clone(), control.clone(), rules)?),
+            Some(_) => Some(Plane::start(
+                cfg,
+                policy.clone(),
+                control.clone(),
+                Arc::clone(&rules.status),
+                rules.follower(),
+            )?),
             None => None,
         };
         let compiled = match &plane {
             Some(p) => p.policy.load(),
             None => Arc::new(CompiledPolicy::compile(policy)),
         };
+        // A stored (pushed) policy may name other rule files or variables than the policy
+        // file the rules were loaded with: rebuild before any port opens.
+        rules.follow_now(&compiled.policy().activity_scanner);
         let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
         // Keeper events never wait: with the control plane they go to an unbounded queue (the
         // pump may be waiting for the control plane, which may be waiting for the keeper).
