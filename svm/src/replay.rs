@@ -155,6 +155,7 @@ struct Settings {
     threshold_file: Option<std::path::PathBuf>,
     address_vars: Vec<(String, String)>,
     port_vars: Vec<(String, String)>,
+    action_order: Vec<String>,
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -198,6 +199,11 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
             "stream.inline" => parse_bool(v).map(|_| ()),
             "stream.async-oneside" => parse_bool(v).map(|b| s.scanner.async_oneside = b),
             "stream.reassembly.depth" => parse_size(v).map(|d| s.scanner.stream.depth = d),
+            // `drop,alert,reject,pass`: overrides the vars file's `action-order`.
+            "action-order" => {
+                s.action_order = v.split(',').map(|a| a.trim().to_owned()).collect();
+                Some(())
+            }
             "threshold-file" => {
                 s.threshold_file = Some(v.into());
                 Some(())
@@ -235,6 +241,7 @@ fn load_rules(
         port_groups: s.port_vars.clone(),
         threshold_file: s.threshold_file.clone(),
         classification_file: None,
+        action_order: s.action_order.clone(),
     };
     let l = rules_load::load(&spec, Strictness::Lenient).map_err(|problems| {
         ReplayError::Rules(

@@ -370,8 +370,56 @@ pub struct RuleSet {
     flowbit_names: HashMap<String, u32>,
 }
 
-/// Evaluation order: Suricata's action order, flowbit setters before checkers, then priority.
-fn order_key(r: &Rule) -> (RuleAction, u8, u8) {
+/// The order in which rules of each action are evaluated (Suricata's `action-order`): a
+/// matching `pass` rule stops the rules after it. Default: pass, drop, reject, alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionOrder([RuleAction; 4]);
+
+impl Default for ActionOrder {
+    fn default() -> Self {
+        ActionOrder([
+            RuleAction::Pass,
+            RuleAction::Drop,
+            RuleAction::Reject,
+            RuleAction::Alert,
+        ])
+    }
+}
+
+impl ActionOrder {
+    /// From action names, each of `pass`, `drop`, `reject` and `alert` exactly once (as in
+    /// `suricata.yaml`; case ignored).
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<ActionOrder, String> {
+        let mut order = Vec::with_capacity(4);
+        for n in names {
+            let a = match n.as_ref().trim().to_ascii_lowercase().as_str() {
+                "pass" => RuleAction::Pass,
+                "drop" => RuleAction::Drop,
+                "reject" => RuleAction::Reject,
+                "alert" => RuleAction::Alert,
+                other => return Err(format!("action-order: unknown action `{other}`")),
+            };
+            if order.contains(&a) {
+                return Err(format!("action-order: `{}` given twice", a.name()));
+            }
+            order.push(a);
+        }
+        <[RuleAction; 4]>::try_from(order)
+            .map(ActionOrder)
+            .map_err(|_| {
+                "action-order: needs each of pass, drop, reject and alert exactly once".to_owned()
+            })
+    }
+
+    /// Position of `a` in the order.
+    fn rank(&self, a: RuleAction) -> u8 {
+        let pos = self.0.iter().position(|x| *x == a).unwrap_or(self.0.len());
+        u8::try_from(pos).unwrap_or(u8::MAX)
+    }
+}
+
+/// Evaluation order: the action order, flowbit setters before checkers, then priority.
+fn order_key(r: &Rule, order: &ActionOrder) -> (u8, u8, u8) {
     let sets = r.flowbits.iter().any(|f| {
         matches!(
             f,
@@ -390,7 +438,7 @@ fn order_key(r: &Rule) -> (RuleAction, u8, u8) {
         (false, true) => 2,
         (false, false) => 3,
     };
-    (r.action, fb, r.priority)
+    (order.rank(r.action), fb, r.priority)
 }
 
 fn prefilter_kind(k: BufferKind) -> BufferKind {
@@ -452,8 +500,9 @@ impl RuleSet {
         classes: &Classifications,
         thresholds: ThresholdConfig,
         flowbit_names: HashMap<String, u32>,
+        action_order: &ActionOrder,
     ) -> RuleSet {
-        rules.sort_by_key(order_key);
+        rules.sort_by_key(|r| order_key(r, action_order));
         let category = rules
             .iter()
             .map(|r| {

@@ -105,6 +105,8 @@ pub fn load(s: &RulesSettings) -> Result<Loaded, Vec<ConfigIssue>> {
         port_groups: s.port_groups.clone(),
         threshold_file: s.threshold_file.clone(),
         classification_file: s.classification_file.clone(),
+        // From the vars file's `action-order`, if it has one.
+        action_order: Vec::new(),
     };
     match rules_load::load(&spec, Strictness::Strict) {
         Ok(l) if issues.is_empty() => Ok(l),
