@@ -270,6 +270,99 @@ impl Worker {
         self.rules = rules;
     }
 
+    /// End of the traffic (end of a capture): in IDS mode, parse and inspect what the peers
+    /// never acknowledged, once per direction of every TCP flow, as Suricata's end-of-flow
+    /// pseudo packets do; their alerts carry no `pcap_cnt`. Nothing happens in inline mode.
+    #[cold]
+    #[inline(never)]
+    pub fn flush_streams(&mut self, now: Timestamp, out: &mut impl Output) {
+        let Some(rules) = self.rules.clone() else {
+            return;
+        };
+        if self.cfg.scanner.mode != scanner::InspectionMode::Ids
+            || !self.policy.policy().activity_scanner.enabled
+        {
+            return;
+        }
+        let policy = Arc::clone(&self.policy);
+        let p = policy.policy();
+        let excl = &p.activity_scanner.rule_exclusions;
+        let monitoring = p.mode == Mode::Monitoring;
+        // Flow id order: the output does not depend on the table's layout.
+        let mut flows: Vec<(&FlowKey, &mut crate::flow::Flow)> = self
+            .flows
+            .iter_mut()
+            .filter(|(_, f)| f.scan.is_some() && f.tcp.is_some())
+            .collect();
+        flows.sort_unstable_by_key(|(_, f)| f.id);
+        for (key, flow) in flows {
+            let (a, b) = key.endpoints();
+            let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
+            for to_server in [true, false] {
+                self.matches.clear();
+                let app = scanner::flush(
+                    &rules,
+                    &self.cfg.scanner,
+                    &mut self.thresholds,
+                    flow,
+                    client,
+                    server,
+                    to_server,
+                    now,
+                    &mut self.matches,
+                );
+                self.matches.retain(|m| {
+                    m.alert
+                        && !excl
+                            .iter()
+                            .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
+                });
+                let (src, dst) = if to_server {
+                    (client, server)
+                } else {
+                    (server, client)
+                };
+                let packet = PacketRef {
+                    flow_id: Some(flow.id),
+                    scope: key.scope(),
+                    src_ip: src.0,
+                    dst_ip: dst.0,
+                    ports: Some((src.1, dst.1)),
+                    proto: Some(decode::IpProto::Tcp),
+                };
+                for m in &self.matches {
+                    self.counters.rule_alerts += 1;
+                    let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
+                    out.event(Event {
+                        ts: now,
+                        pcap_cnt: None,
+                        kind: EventKind::Alert(Alert {
+                            packet,
+                            engine: Engine::ActivityScanner,
+                            signature: Cow::Owned(m.msg.to_string()),
+                            gid: m.gid,
+                            sid: m.sid,
+                            rev: m.rev,
+                            category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
+                            severity: m.priority,
+                            // The traffic is gone: nothing is left to act on.
+                            response: if acts {
+                                Response::from(p.activity_scanner.action)
+                            } else {
+                                Response::Inform
+                            },
+                            enforced: false,
+                            monitoring,
+                            excluded: false,
+                            block_minutes: None,
+                            app: app.clone().map(Box::new),
+                        }),
+                    });
+                }
+            }
+        }
+    }
+
     /// The loaded rule set.
     pub fn rules(&self) -> Option<&Arc<RuleSet>> {
         self.rules.as_ref()

@@ -63,6 +63,14 @@ pub trait Buffers {
     /// The buffer of this kind for the current packet, if any. [`BufferKind::Payload`] and
     /// [`BufferKind::Packet`] are never asked for (they come from [`PacketView::payload`]).
     fn get(&self, kind: BufferKind) -> Option<&[u8]>;
+
+    /// The packet's payload went into the reassembled stream, which is inspected on its own
+    /// timing (IDS mode): a rule that may match either the stream or the packet then matches
+    /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...), as Suricata's
+    /// `PKT_STREAM_ADD` / `SIG_FLAG_REQUIRE_PACKET`.
+    fn payload_in_stream(&self) -> bool {
+        false
+    }
 }
 
 /// No buffers at all.
@@ -979,37 +987,41 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
         }
     }
     for ch in &r.chains {
-        let buf = match ch.buffer {
+        // A second buffer is tried when the first does not match (the packet after the stream).
+        let (buf, alt) = match ch.buffer {
             BufferKind::Payload => {
                 let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
                 let packet_only = r.proto == RuleProto::TcpPkt
                     || r.flow.stream == Some(false)
                     || p.proto != IpProto::Tcp;
                 if packet_only {
-                    Some(p.payload)
+                    (Some(p.payload), None)
                 } else if stream_only {
-                    bufs.get(BufferKind::Stream)
+                    (bufs.get(BufferKind::Stream), None)
+                } else if bufs.payload_in_stream() {
+                    let alt = (!r.packet.is_empty()).then_some(p.payload);
+                    (bufs.get(BufferKind::Stream), alt)
                 } else {
-                    bufs.get(BufferKind::Stream).or(Some(p.payload))
+                    (bufs.get(BufferKind::Stream).or(Some(p.payload)), None)
                 }
             }
-            BufferKind::Packet => Some(p.payload),
-            other => bufs.get(other),
+            BufferKind::Packet => (Some(p.payload), None),
+            other => (bufs.get(other), None),
         };
-        let Some(buf) = buf else {
-            return false;
-        };
-        let ok = if ch.dotprefix {
-            let mut v = Vec::with_capacity(buf.len() + 1);
-            v.push(b'.');
-            v.extend_from_slice(buf);
-            detect::match_chain(&ch.steps, &v)
-        } else {
-            detect::match_chain(&ch.steps, buf)
-        };
-        if !ok {
+        if !(buf.is_some_and(|b| chain_ok(ch, b)) || alt.is_some_and(|b| chain_ok(ch, b))) {
             return false;
         }
     }
     true
+}
+
+fn chain_ok(ch: &Chain, buf: &[u8]) -> bool {
+    if ch.dotprefix {
+        let mut v = Vec::with_capacity(buf.len() + 1);
+        v.push(b'.');
+        v.extend_from_slice(buf);
+        detect::match_chain(&ch.steps, &v)
+    } else {
+        detect::match_chain(&ch.steps, buf)
+    }
 }

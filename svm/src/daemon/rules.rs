@@ -303,6 +303,7 @@ mod tests {
             midstream: false,
             stream_depth: 1 << 20,
             async_oneside: false,
+            inline: false,
         }
     }
 
