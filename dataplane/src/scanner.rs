@@ -37,8 +37,8 @@ pub enum InspectionMode {
 /// IDS mode: acknowledged, uninspected bytes of one direction that make the raw stream be
 /// inspected without another reason (Suricata's `stream.reassembly.toserver-chunk-size` and
 /// `toclient-chunk-size` defaults). The other reasons: the app layer completed a step of a
-/// transaction in that direction, the direction carries no parsed protocol, the connection
-/// closed, or the reassembly depth was reached.
+/// transaction in that direction, the connection closed, or the reassembly depth was reached;
+/// what is left at the end of the flow is inspected by [`flush`].
 pub const RAW_CHUNK: u64 = 2560;
 
 /// Activity scanner settings of a worker.
@@ -511,11 +511,12 @@ fn ids_tcp(
     let dir = st.direction(to_server);
     let since = scan.inspected.get(idx).copied().unwrap_or(0);
     let until = dir.acked_offset();
-    // Nothing parses this direction: no transaction will ever trigger its inspection.
-    let no_parser = scan.app.decided() && !scan.app.parses(to_server);
+    // As Suricata: without a transaction step to trigger it (directions nothing parses, e.g.
+    // unknown protocols and HTTP responses), the raw stream waits for a chunk's worth of data,
+    // the connection's close or the end of the flow.
     let trigger = scan.raw_trigger.get(idx).copied().unwrap_or(false);
     let ready = until > since
-        && (trigger || no_parser || closed || dir.is_depth_reached() || until - since >= RAW_CHUNK);
+        && (trigger || closed || dir.is_depth_reached() || until - since >= RAW_CHUNK);
     let mut range = None;
     if ready {
         range = Some((since, until));
@@ -753,6 +754,32 @@ mod tests {
         let mut c = Conn::new(HTTP_RULES, InspectionMode::Inline);
         c.handshake();
         assert_eq!(c.pkt(true, PA, 101, 501, REQ).len(), 3);
+        assert!(c.end().is_empty());
+    }
+
+    // A stream nothing parses (no app-layer protocol) is inspected when a chunk's worth is
+    // acknowledged, when the connection closes, or at the end: not at every ACK, so one
+    // inspection sees both segments; the packet rule still matches its own packet.
+    #[test]
+    fn ids_unparsed_stream_waits_for_a_reason() {
+        let rules = "alert tcp-stream any any -> any any (content:\"ab|0d|cd\"; sid:5;)\n\
+                     alert tcp any any -> any any (dsize:4; content:\"xyza\"; sid:6;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"xyza"), vec![6]);
+        assert!(c.pkt(false, A, 501, 105, b"").is_empty());
+        assert!(c.pkt(true, PA, 105, 501, b"b\rcd").is_empty());
+        assert!(c.pkt(false, A, 501, 109, b"").is_empty());
+        assert!(c.pkt(true, A, 109, 501, b"").is_empty());
+        assert_eq!(c.end(), vec![5]);
+        // Closed: the next packet inspects what was acknowledged.
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"xyza"), vec![6]);
+        assert!(c.pkt(true, PA, 105, 501, b"b\rcd").is_empty());
+        assert!(c.pkt(true, TcpFlags::FIN | A, 109, 501, b"").is_empty());
+        assert!(c.pkt(false, TcpFlags::FIN | A, 501, 110, b"").is_empty());
+        assert_eq!(c.pkt(true, A, 110, 502, b""), vec![5]);
         assert!(c.end().is_empty());
     }
 

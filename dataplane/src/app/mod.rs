@@ -386,21 +386,6 @@ impl AppState {
         self.proto
     }
 
-    /// Whether protocol detection is over (a protocol, or none, was decided).
-    pub fn decided(&self) -> bool {
-        !matches!(self.parser, Parser::Detecting)
-    }
-
-    /// Whether the decided protocol's parser reads this direction (HTTP and TLS read requests
-    /// only, DNS both ways).
-    pub fn parses(&self, to_server: bool) -> bool {
-        match self.parser {
-            Parser::Http(_) | Parser::Tls(_) => to_server,
-            Parser::Dns(_) => true,
-            Parser::Detecting | Parser::None => false,
-        }
-    }
-
     /// Count of each [`AppEvent`] raised on this flow, indexed by [`AppEvent::index`].
     pub fn events(&self) -> &[u64; AppEvent::ALL.len()] {
         &self.events
