@@ -124,6 +124,37 @@ impl FlowKey {
     pub fn proto(&self) -> u8 {
         u8::try_from((self.rest >> 32) & 0xff).unwrap_or(0)
     }
+
+    /// The key's endpoints `(a, b)` as (address, port): for reporting on a flow without one of
+    /// its packets at hand (end-of-flow inspection).
+    #[cold]
+    pub fn endpoints(&self) -> ((IpAddr, u16), (IpAddr, u16)) {
+        let v6 = (self.rest >> 40) & 1 == 1;
+        let addr = |x: u128| {
+            if v6 {
+                IpAddr::V6(core::net::Ipv6Addr::from_bits(x))
+            } else {
+                IpAddr::V4(core::net::Ipv4Addr::from_bits(
+                    u32::try_from(x).unwrap_or_default(),
+                ))
+            }
+        };
+        let port = |shift: u32| u16::try_from((self.rest >> shift) & 0xffff).unwrap_or(0);
+        ((addr(self.a), port(0)), (addr(self.b), port(16)))
+    }
+
+    /// The key's VLAN scope (the inverse of [`scope_bits`]).
+    #[cold]
+    pub fn scope(&self) -> VlanScope {
+        let bits = self.rest >> 64;
+        let len = usize::try_from(bits & 0xff).unwrap_or(0);
+        let ids: Vec<vlan::VlanId> = [(bits >> 8) & 0xffff, (bits >> 24) & 0xffff]
+            .iter()
+            .take(len)
+            .filter_map(|id| vlan::VlanId::new(u16::try_from(*id).unwrap_or(0)).ok())
+            .collect();
+        VlanScope::from_ids(&ids).unwrap_or(VlanScope::UNTAGGED)
+    }
 }
 
 /// TCP connection state as seen by a middlebox.
@@ -336,6 +367,12 @@ impl FlowTable {
     /// Look a flow up without changing it.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
         self.flows.get(key)
+    }
+
+    /// Every flow, for changing (end-of-capture inspection); in no particular order.
+    #[cold]
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&FlowKey, &mut Flow)> {
+        self.flows.iter_mut()
     }
 
     /// Look a flow up for changing it (the worker's per-flow inspection state).

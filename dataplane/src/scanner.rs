@@ -16,12 +16,36 @@ use crate::rules::{
     AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet,
     ThresholdState,
 };
-use crate::stream::{Segment, StreamConfig, StreamMemcap, TcpStream};
+use crate::stream::{Segment, StreamConfig, StreamEvents, StreamMemcap, TcpStream};
 use crate::time::Timestamp;
+
+/// When TCP data is parsed and inspected (see `docs/streams.md`, "Inspection timing").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InspectionMode {
+    /// Inline (IPS) semantics: a packet's new in-order data is parsed and inspected as it
+    /// arrives, before the packet is forwarded.
+    #[default]
+    Inline,
+    /// IDS (mirror) semantics, as Suricata without `--simulate-ips`: a direction's data is
+    /// parsed by the app layer once the peer acknowledged it (on the peer's packet carrying the
+    /// ACK, the SYN/ACK excepted), transaction rules run on the next packet of the direction
+    /// the transaction belongs to, and the raw stream is inspected on a packet of its own
+    /// direction up to the acknowledged offset once there is reason to (see [`RAW_CHUNK`]).
+    Ids,
+}
+
+/// IDS mode: acknowledged, uninspected bytes of one direction that make the raw stream be
+/// inspected without another reason (Suricata's `stream.reassembly.toserver-chunk-size` and
+/// `toclient-chunk-size` defaults). The other reasons: the app layer completed a step of a
+/// transaction in that direction, the connection closed, or the reassembly depth was reached;
+/// what is left at the end of the flow is inspected by [`flush`].
+pub const RAW_CHUNK: u64 = 2560;
 
 /// Activity scanner settings of a worker.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ScannerConfig {
+    /// Inline or IDS timing of stream inspection.
+    pub mode: InspectionMode,
     /// TCP reassembly (`stream.midstream`, `stream.reassembly.depth`).
     pub stream: StreamConfig,
     /// Suricata's `--simulate-ips`: `drop`/`reject` rules drop the packet (and only it), whatever
@@ -49,6 +73,12 @@ pub struct FlowScan {
     tx_matched: (u64, Vec<u32>),
     /// Established by a one-sided handshake ([`ScannerConfig::async_oneside`]).
     async_established: bool,
+    /// IDS mode, per direction: the latest transaction the app layer created or progressed
+    /// from that direction's acknowledged data, inspected with that direction's next packet.
+    pending_tx: [Option<u64>; 2],
+    /// IDS mode, per direction: the app layer progressed a transaction since the last raw
+    /// stream inspection (Suricata's "trigger raw reassembly").
+    raw_trigger: [bool; 2],
 }
 
 /// App-layer fields of an alert, for EVE (`app_proto`, `http`, `tls`, `dns`).
@@ -95,9 +125,15 @@ pub struct ScanBuffers<'a> {
     pub stream: Option<&'a [u8]>,
     /// The transaction the packet completed.
     pub app: Option<AppBuffers<'a>>,
+    /// The packet's payload went into the reassembled stream, which inspects it (IDS mode).
+    pub payload_in_stream: bool,
 }
 
 impl Buffers for ScanBuffers<'_> {
+    fn payload_in_stream(&self) -> bool {
+        self.payload_in_stream
+    }
+
     fn get(&self, kind: BufferKind) -> Option<&[u8]> {
         if kind == BufferKind::Stream {
             return self.stream;
@@ -209,8 +245,15 @@ pub fn inspect(
     };
     let mut tx: Option<u64> = None;
     let mut stream_new: Option<(u64, u64)> = None;
+    let mut payload_in_stream = false;
     let idx = usize::from(!to_server);
     match &ip.l4 {
+        L4::Tcp(t) if cfg.mode == InspectionMode::Ids => {
+            let closed = matches!(flow.tcp, Some(TcpState::Closed | TcpState::Reset));
+            let one_sided = scan.async_established;
+            let r = ids_tcp(scan, cfg, memcap, t, to_server, ports, closed, one_sided);
+            (tx, stream_new, payload_in_stream) = r;
+        }
         L4::Tcp(t) => {
             let st = scan
                 .stream
@@ -239,7 +282,9 @@ pub fn inspect(
         _ => {}
     }
     let stream = match (&scan.stream, stream_new) {
-        (Some(st), Some((since, _))) => Some(st.direction(to_server).new_data_since(since).1),
+        (Some(st), Some((since, until))) => {
+            Some(st.direction(to_server).data_between(since, until).1)
+        }
         _ => None,
     };
     let app = tx.and_then(|id| scan.app.tx(id));
@@ -267,7 +312,11 @@ pub fn inspect(
         },
         app_proto: rule_app(scan.app.proto()),
     };
-    let bufs = ScanBuffers { stream, app };
+    let bufs = ScanBuffers {
+        stream,
+        app,
+        payload_in_stream,
+    };
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
     if let Some(id) = tx {
@@ -287,6 +336,198 @@ pub fn inspect(
             AppFields::of(&b)
         }
     })
+}
+
+/// End of a TCP flow in [`InspectionMode::Ids`] (end of the capture, or of the engine): the
+/// data the peer never acknowledged is parsed and inspected now, as Suricata does with the
+/// pseudo packets it makes when a flow ends. Call once per direction (`to_server` first);
+/// `client`/`server` are the flow's endpoints. Returns the alert's app fields when matches
+/// were appended to `out`. Does nothing in inline mode, where every byte was inspected on
+/// arrival.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+pub fn flush(
+    rules: &RuleSet,
+    cfg: &ScannerConfig,
+    thresholds: &mut ThresholdState,
+    flow: &mut Flow,
+    client: (core::net::IpAddr, u16),
+    server: (core::net::IpAddr, u16),
+    to_server: bool,
+    now: Timestamp,
+    out: &mut Vec<RuleMatch>,
+) -> Option<AppFields> {
+    if cfg.mode != InspectionMode::Ids {
+        return None;
+    }
+    let est = established(flow, cfg.stream.midstream);
+    let scan = flow.scan.as_deref_mut()?;
+    let st = scan.stream.as_ref()?;
+    let (src, dst) = if to_server {
+        (client, server)
+    } else {
+        (server, client)
+    };
+    // Everything received is parsed now, acknowledged or not.
+    for dir_to_server in [to_server, !to_server] {
+        let d = st.direction(dir_to_server);
+        let ports = if dir_to_server == to_server {
+            (src.1, dst.1)
+        } else {
+            (dst.1, src.1)
+        };
+        let up = scan
+            .app
+            .on_stream_until(dir_to_server, d, ports, d.end_offset());
+        if up.new_txs > 0
+            && let Some(slot) = scan.pending_tx.get_mut(usize::from(!dir_to_server))
+        {
+            *slot = up.tx_ids().last();
+        }
+    }
+    let idx = usize::from(!to_server);
+    let tx = scan.pending_tx.get_mut(idx).and_then(Option::take);
+    let dir = st.direction(to_server);
+    let since = scan.inspected.get(idx).copied().unwrap_or(0);
+    let end = dir.end_offset();
+    let stream = (end > since).then(|| dir.data_between(since, end).1);
+    if let Some(c) = scan.inspected.get_mut(idx) {
+        *c = end.max(since);
+    }
+    if stream.is_none() && tx.is_none() {
+        return None;
+    }
+    let app = tx.and_then(|id| scan.app.tx(id));
+    let view = PacketView {
+        proto: crate::decode::IpProto::Tcp,
+        src: src.0,
+        dst: dst.0,
+        src_port: src.1,
+        dst_port: dst.1,
+        ttl: 0,
+        // A pseudo packet: no flags for `flags` to match.
+        tcp_flags: Some(0),
+        icmp: None,
+        fragbits: (false, false, false),
+        ip_v6: matches!(src.0, core::net::IpAddr::V6(_)),
+        payload: &[],
+        flow: FlowView {
+            has_flow: true,
+            established: est,
+            to_server,
+        },
+        app_proto: rule_app(scan.app.proto()),
+    };
+    let bufs = ScanBuffers {
+        stream,
+        app,
+        // No payload of its own: stream rules read the stream only.
+        payload_in_stream: true,
+    };
+    let before = out.len();
+    rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
+    if let Some(id) = tx {
+        once_per_tx(rules, &mut scan.tx_matched, id, out, before);
+    }
+    if out.len() == before {
+        return None;
+    }
+    app.and_then(|a| AppFields::of(&a)).or_else(|| {
+        rule_app(scan.app.proto()).map(|_| AppFields {
+            app_proto: scan.app.proto().name(),
+            ..AppFields::default()
+        })
+    })
+}
+
+/// The TCP part of [`inspect`] in [`InspectionMode::Ids`]: reassemble the segment, let the app
+/// layer parse what the peer acknowledged in either direction, and decide whether this packet
+/// inspects its direction's raw stream. Returns the transaction to inspect with this packet,
+/// the raw stream range to inspect, and whether the payload went into the stream.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn ids_tcp(
+    scan: &mut FlowScan,
+    cfg: &ScannerConfig,
+    memcap: &StreamMemcap,
+    t: &crate::decode::Tcp<'_>,
+    to_server: bool,
+    ports: (u16, u16),
+    closed: bool,
+    one_sided: bool,
+) -> (Option<u64>, Option<(u64, u64)>, bool) {
+    let st = scan
+        .stream
+        .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
+    let depth_before = st.direction(to_server).is_depth_reached();
+    let up = st.insert(to_server, Segment::from(t));
+    let mine = if to_server {
+        up.to_server
+    } else {
+        up.to_client
+    };
+    let payload_in_stream =
+        !t.payload.is_empty() && !mine.events.has(StreamEvents::NOT_REASSEMBLED) && !depth_before;
+    if one_sided {
+        // Suricata's async mode: the peer's ACKs are never seen, own data counts as ACKed.
+        if to_server {
+            st.client.ack_all();
+        } else {
+            st.server.ack_all();
+        }
+    }
+    // A packet's ACK lets the app layer read the other direction up to it (Suricata's default
+    // IDS update of the opposing stream; its own-direction updates on RST/FIN read up to the
+    // ACK too, so add nothing). One-sided flows read their own data at once. The SYN/ACK's ACK
+    // (of TCP Fast Open data) is recorded but read with the server's next packet, as Suricata
+    // reassembles nothing while handling the handshake.
+    if !t.flags.has(TcpFlags::SYN) {
+        // `true`: the packet's own direction.
+        let dirs: &[bool] = if one_sided { &[true, false] } else { &[false] };
+        for &own in dirs {
+            let dir_to_server = if own { to_server } else { !to_server };
+            let d = st.direction(dir_to_server);
+            let p = if dir_to_server == to_server {
+                ports
+            } else {
+                (ports.1, ports.0)
+            };
+            let up = scan
+                .app
+                .on_stream_until(dir_to_server, d, p, d.acked_offset());
+            if up.new_txs > 0 {
+                let i = usize::from(!dir_to_server);
+                if let Some(slot) = scan.pending_tx.get_mut(i) {
+                    *slot = up.tx_ids().last();
+                }
+                if let Some(trig) = scan.raw_trigger.get_mut(i) {
+                    *trig = true;
+                }
+            }
+        }
+    }
+    let idx = usize::from(!to_server);
+    let tx = scan.pending_tx.get_mut(idx).and_then(Option::take);
+    let dir = st.direction(to_server);
+    let since = scan.inspected.get(idx).copied().unwrap_or(0);
+    let until = dir.acked_offset();
+    // As Suricata: without a transaction step to trigger it (directions nothing parses, e.g.
+    // unknown protocols and HTTP responses), the raw stream waits for a chunk's worth of data,
+    // the connection's close or the end of the flow.
+    let trigger = scan.raw_trigger.get(idx).copied().unwrap_or(false);
+    let ready = until > since
+        && (trigger || closed || dir.is_depth_reached() || until - since >= RAW_CHUNK);
+    let mut range = None;
+    if ready {
+        range = Some((since, until));
+        if let Some(c) = scan.inspected.get_mut(idx) {
+            *c = until;
+        }
+        if let Some(trig) = scan.raw_trigger.get_mut(idx) {
+            *trig = false;
+        }
+    }
+    (tx, range, payload_in_stream)
 }
 
 #[cfg(test)]
@@ -310,6 +551,254 @@ mod tests {
             ip_only: false,
             rule_index: u32::try_from(i).unwrap(),
         }
+    }
+
+    use crate::decode::{IpProto, Tcp};
+    use crate::flow::{FlowConfig, FlowKey, FlowTable};
+    use core::net::{IpAddr, Ipv4Addr};
+    use vlan::VlanScope;
+
+    const CLIENT: (IpAddr, u16) = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000);
+    const SERVER: (IpAddr, u16) = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 80);
+    const S: u16 = TcpFlags::SYN;
+    const A: u16 = TcpFlags::ACK;
+    const PA: u16 = TcpFlags::PSH | TcpFlags::ACK;
+
+    /// One TCP connection fed packet by packet through [`inspect`] (client ISN 100, server ISN
+    /// 500), recording the sids each packet raised.
+    struct Conn {
+        rules: RuleSet,
+        cfg: ScannerConfig,
+        memcap: StreamMemcap,
+        thresholds: ThresholdState,
+        flows: FlowTable,
+        now: u64,
+    }
+
+    impl Conn {
+        fn new(rules: &str, mode: InspectionMode) -> Conn {
+            let mut b = RuleSetBuilder::default();
+            b.add_text("t", rules);
+            Conn {
+                rules: b.build(),
+                cfg: ScannerConfig {
+                    mode,
+                    ..ScannerConfig::default()
+                },
+                memcap: StreamMemcap::default(),
+                thresholds: ThresholdState::default(),
+                flows: FlowTable::new(FlowConfig::default(), 0),
+                now: 1,
+            }
+        }
+
+        /// Send one segment; the sids it raised, in order.
+        fn pkt(
+            &mut self,
+            to_server: bool,
+            flags: u16,
+            seq: u32,
+            ack: u32,
+            data: &[u8],
+        ) -> Vec<u32> {
+            let (src, dst) = if to_server {
+                (CLIENT, SERVER)
+            } else {
+                (SERVER, CLIENT)
+            };
+            self.now += 1;
+            let now = Timestamp(self.now * Timestamp::SECOND);
+            let (key, a_to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, src, dst);
+            let upd = self
+                .flows
+                .update(now, &key, a_to_b, Some(TcpFlags(flags)), 60 + data.len());
+            assert_eq!(upd.to_server, to_server);
+            let ip = Ip {
+                src: src.0,
+                dst: dst.0,
+                ttl: 64,
+                proto: IpProto::Tcp,
+                total_len: 40 + data.len(),
+                header_len: 20,
+                packet: &[],
+                fragment: None,
+                l4: L4::Tcp(Tcp {
+                    src_port: src.1,
+                    dst_port: dst.1,
+                    seq,
+                    ack,
+                    flags: TcpFlags(flags),
+                    window: 512,
+                    header_len: 20,
+                    payload: data,
+                }),
+            };
+            let flow = self.flows.get_mut(&key).unwrap();
+            let mut out = Vec::new();
+            inspect(
+                &self.rules,
+                &self.cfg,
+                &self.memcap,
+                &mut self.thresholds,
+                &ip,
+                flow,
+                to_server,
+                now,
+                &mut out,
+            );
+            out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
+        }
+
+        /// The end of the traffic: [`flush`] both directions.
+        fn end(&mut self) -> Vec<u32> {
+            let (key, _) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, CLIENT, SERVER);
+            let flow = self.flows.get_mut(&key).unwrap();
+            let mut out = Vec::new();
+            for to_server in [true, false] {
+                flush(
+                    &self.rules,
+                    &self.cfg,
+                    &mut self.thresholds,
+                    flow,
+                    CLIENT,
+                    SERVER,
+                    to_server,
+                    Timestamp(0),
+                    &mut out,
+                );
+            }
+            out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
+        }
+
+        fn handshake(&mut self) {
+            assert!(self.pkt(true, S, 100, 0, b"").is_empty());
+            assert!(self.pkt(false, S | A, 500, 101, b"").is_empty());
+            assert!(self.pkt(true, A, 101, 501, b"").is_empty());
+        }
+    }
+
+    const REQ: &[u8] = b"GET /blah HTTP/1.0\r\nHost: x\r\n\r\n";
+    const HTTP_RULES: &str = "alert tcp any any -> any any (http.uri; content:\"/blah\"; sid:1;)\n\
+        alert tcp any any -> any any (content:\"GET\"; sid:2;)\n\
+        alert tcp any any -> any any (flags:PA; content:\"GET\"; sid:3;)\n";
+
+    // IDS: the request is parsed when the server ACKs it and its transaction and stream are
+    // inspected with the client's next packet; the payload rule with a packet keyword matches
+    // the request packet itself; the stream rule fires once (the stream, not the packet too).
+    #[test]
+    fn ids_inspects_acknowledged_data_with_the_next_packet() {
+        let mut c = Conn::new(HTTP_RULES, InspectionMode::Ids);
+        c.handshake();
+        let len = u32::try_from(REQ.len()).unwrap();
+        assert_eq!(c.pkt(true, PA, 101, 501, REQ), vec![3]);
+        assert!(c.pkt(false, A, 501, 101 + len, b"").is_empty());
+        let mut got = c.pkt(true, A, 101 + len, 501, b"");
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2]);
+        assert!(c.pkt(true, A, 101 + len, 501, b"").is_empty());
+        assert!(c.end().is_empty());
+    }
+
+    // Inline: everything on the request packet itself, once.
+    #[test]
+    fn inline_inspects_on_arrival() {
+        let mut c = Conn::new(HTTP_RULES, InspectionMode::Inline);
+        c.handshake();
+        let len = u32::try_from(REQ.len()).unwrap();
+        let mut got = c.pkt(true, PA, 101, 501, REQ);
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2, 3]);
+        assert!(c.pkt(false, A, 501, 101 + len, b"").is_empty());
+        assert!(c.pkt(true, A, 101 + len, 501, b"").is_empty());
+    }
+
+    // A pattern straddling two segments: IDS inspects the raw stream when the request is
+    // complete and acknowledged, both segments together; inline inspects each segment's new
+    // data once and misses it.
+    #[test]
+    fn ids_finds_a_pattern_straddling_segments() {
+        let rules = "alert tcp-stream any any -> any any (content:\"d2d3\"; sid:7;)\n";
+        let (a, b) = (&b"GET /d1d2"[..], &b"d3d4 HTTP/1.0\r\n\r\n"[..]);
+        let (la, lb) = (
+            u32::try_from(a.len()).unwrap(),
+            u32::try_from(b.len()).unwrap(),
+        );
+        for (mode, want) in [
+            (InspectionMode::Ids, vec![7]),
+            (InspectionMode::Inline, vec![]),
+        ] {
+            let mut c = Conn::new(rules, mode);
+            c.handshake();
+            let mut got = c.pkt(true, PA, 101, 501, a);
+            got.extend(c.pkt(false, A, 501, 101 + la, b""));
+            got.extend(c.pkt(true, PA, 101 + la, 501, b));
+            got.extend(c.pkt(false, A, 501, 101 + la + lb, b""));
+            got.extend(c.pkt(true, A, 101 + la + lb, 501, b""));
+            got.extend(c.end());
+            assert_eq!(got, want, "{mode:?}");
+        }
+    }
+
+    // Data never acknowledged (the capture ends first) is inspected by the end-of-flow flush,
+    // once; inline mode has nothing left to flush.
+    #[test]
+    fn ids_flushes_unacknowledged_data_at_the_end() {
+        let mut c = Conn::new(HTTP_RULES, InspectionMode::Ids);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, REQ), vec![3]);
+        let mut got = c.end();
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2]);
+        assert!(c.end().is_empty());
+
+        let mut c = Conn::new(HTTP_RULES, InspectionMode::Inline);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, REQ).len(), 3);
+        assert!(c.end().is_empty());
+    }
+
+    // A stream nothing parses (no app-layer protocol) is inspected when a chunk's worth is
+    // acknowledged, when the connection closes, or at the end: not at every ACK, so one
+    // inspection sees both segments; the packet rule still matches its own packet.
+    #[test]
+    fn ids_unparsed_stream_waits_for_a_reason() {
+        let rules = "alert tcp-stream any any -> any any (content:\"ab|0d|cd\"; sid:5;)\n\
+                     alert tcp any any -> any any (dsize:4; content:\"xyza\"; sid:6;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"xyza"), vec![6]);
+        assert!(c.pkt(false, A, 501, 105, b"").is_empty());
+        assert!(c.pkt(true, PA, 105, 501, b"b\rcd").is_empty());
+        assert!(c.pkt(false, A, 501, 109, b"").is_empty());
+        assert!(c.pkt(true, A, 109, 501, b"").is_empty());
+        assert_eq!(c.end(), vec![5]);
+        // Closed: the next packet inspects what was acknowledged.
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"xyza"), vec![6]);
+        assert!(c.pkt(true, PA, 105, 501, b"b\rcd").is_empty());
+        assert!(c.pkt(true, TcpFlags::FIN | A, 109, 501, b"").is_empty());
+        assert!(c.pkt(false, TcpFlags::FIN | A, 501, 110, b"").is_empty());
+        assert_eq!(c.pkt(true, A, 110, 502, b""), vec![5]);
+        assert!(c.end().is_empty());
+    }
+
+    // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next
+    // packet does (Suricata reassembles nothing during the handshake), so `alert http` starts
+    // matching client packets after that one.
+    #[test]
+    fn ids_tfo_data_is_parsed_after_the_handshake() {
+        let rules = "alert http any any -> any any (flow:to_server; sid:4;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        let len = u32::try_from(REQ.len()).unwrap();
+        assert!(c.pkt(true, S, 100, 0, REQ).is_empty());
+        assert!(c.pkt(false, S | A, 500, 101 + len, b"").is_empty());
+        assert!(c.pkt(true, A, 101 + len, 501, b"").is_empty());
+        assert!(
+            c.pkt(false, PA, 501, 101 + len, b"HTTP/1.0 200 OK\r\n")
+                .is_empty()
+        );
+        assert_eq!(c.pkt(true, A, 101 + len, 518, b""), vec![4]);
     }
 
     // A rule on a transaction's buffer fires once per transaction however often the transaction

@@ -30,6 +30,11 @@ use crate::shared_blocks::{BlockClient, BlockRequest};
 use crate::stream::{DEFAULT_MEMCAP, StreamMemcap};
 use crate::time::Timestamp;
 
+/// IP protocol numbers of the tunnels whose inner packet is inspected: IPv4 (IP-in-IP) and
+/// IPv6 encapsulation.
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+
 /// The frame's VLAN scope. Untagged and single-tagged frames build it from the tag id directly;
 /// [`vlan::VlanStack::scope`] fills an array on the stack and reloads it whole, a
 /// store-forwarding stall on every packet. Same value either way.
@@ -263,6 +268,99 @@ impl Worker {
     /// Flows keep their inspection state.
     pub fn set_rules(&mut self, rules: Option<Arc<RuleSet>>) {
         self.rules = rules;
+    }
+
+    /// End of the traffic (end of a capture): in IDS mode, parse and inspect what the peers
+    /// never acknowledged, once per direction of every TCP flow, as Suricata's end-of-flow
+    /// pseudo packets do; their alerts carry no `pcap_cnt`. Nothing happens in inline mode.
+    #[cold]
+    #[inline(never)]
+    pub fn flush_streams(&mut self, now: Timestamp, out: &mut impl Output) {
+        let Some(rules) = self.rules.clone() else {
+            return;
+        };
+        if self.cfg.scanner.mode != scanner::InspectionMode::Ids
+            || !self.policy.policy().activity_scanner.enabled
+        {
+            return;
+        }
+        let policy = Arc::clone(&self.policy);
+        let p = policy.policy();
+        let excl = &p.activity_scanner.rule_exclusions;
+        let monitoring = p.mode == Mode::Monitoring;
+        // Flow id order: the output does not depend on the table's layout.
+        let mut flows: Vec<(&FlowKey, &mut crate::flow::Flow)> = self
+            .flows
+            .iter_mut()
+            .filter(|(_, f)| f.scan.is_some() && f.tcp.is_some())
+            .collect();
+        flows.sort_unstable_by_key(|(_, f)| f.id);
+        for (key, flow) in flows {
+            let (a, b) = key.endpoints();
+            let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
+            for to_server in [true, false] {
+                self.matches.clear();
+                let app = scanner::flush(
+                    &rules,
+                    &self.cfg.scanner,
+                    &mut self.thresholds,
+                    flow,
+                    client,
+                    server,
+                    to_server,
+                    now,
+                    &mut self.matches,
+                );
+                self.matches.retain(|m| {
+                    m.alert
+                        && !excl
+                            .iter()
+                            .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
+                });
+                let (src, dst) = if to_server {
+                    (client, server)
+                } else {
+                    (server, client)
+                };
+                let packet = PacketRef {
+                    flow_id: Some(flow.id),
+                    scope: key.scope(),
+                    src_ip: src.0,
+                    dst_ip: dst.0,
+                    ports: Some((src.1, dst.1)),
+                    proto: Some(decode::IpProto::Tcp),
+                };
+                for m in &self.matches {
+                    self.counters.rule_alerts += 1;
+                    let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
+                    out.event(Event {
+                        ts: now,
+                        pcap_cnt: None,
+                        kind: EventKind::Alert(Alert {
+                            packet,
+                            engine: Engine::ActivityScanner,
+                            signature: Cow::Owned(m.msg.to_string()),
+                            gid: m.gid,
+                            sid: m.sid,
+                            rev: m.rev,
+                            category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
+                            severity: m.priority,
+                            // The traffic is gone: nothing is left to act on.
+                            response: if acts {
+                                Response::from(p.activity_scanner.action)
+                            } else {
+                                Response::Inform
+                            },
+                            enforced: false,
+                            monitoring,
+                            excluded: false,
+                            block_minutes: None,
+                            app: app.clone().map(Box::new),
+                        }),
+                    });
+                }
+            }
+        }
     }
 
     /// The loaded rule set.
@@ -538,8 +636,81 @@ impl Worker {
         self.inspect_ip(decoded, ip, scope, meta, rule, out)
     }
 
-    /// Flow tracking and detection of a whole (unfragmented or reassembled) IP packet.
+    /// Flow tracking and detection of a whole (unfragmented or reassembled) IP packet, then of
+    /// the packet it tunnels, if any.
+    #[inline]
     fn inspect_ip(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        rule: ExclusionRule,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let verdict = self.inspect_ip_one(decoded, ip, scope, meta, rule, out);
+        if let (decode::IpProto::Other(IPPROTO_IPIP | IPPROTO_IPV6), L4::Other(inner)) =
+            (ip.proto, &ip.l4)
+        {
+            return self.inspect_tunnelled(decoded, inner, scope, meta, rule, verdict, out);
+        }
+        verdict
+    }
+
+    /// IP-in-IP (IPv4 protocol 4) and IPv6-in-IP (41): the inner packet is inspected by the
+    /// activity scanner as a packet of its own (its own flow), after the outer one, as Suricata
+    /// does; dropping either drops the frame. The attack blocker sees the outer packet only: the
+    /// frame's MAC is the tunnel endpoint's, not the inner source's, so its MAC binding checks
+    /// would misfire. One level only: a tunnel inside the inner packet is not opened (no
+    /// recursion on packet data). An inner packet that does not decode is counted under its
+    /// decoder event and not inspected; an inner fragment is not reassembled.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn inspect_tunnelled(
+        &mut self,
+        decoded: &Decoded<'_>,
+        inner: &[u8],
+        scope: VlanScope,
+        meta: PacketMeta,
+        rule: ExclusionRule,
+        outer: Verdict,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let (ip, anomalies) = match decode::decode_ip(inner, self.cfg.decode) {
+            Ok(x) => x,
+            Err(e) => {
+                self.count_decoder(e);
+                return outer;
+            }
+        };
+        for a in anomalies.iter() {
+            self.count_decoder(a);
+        }
+        if ip.fragment.is_some() || self.rules.is_none() {
+            return outer;
+        }
+        let (ports, tcp_flags) = match &ip.l4 {
+            L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags)),
+            L4::Udp(u) => ((u.src_port, u.dst_port), None),
+            _ => ((0, 0), None),
+        };
+        let (key, a_to_b) = FlowKey::new(scope, ip.proto, (ip.src, ports.0), (ip.dst, ports.1));
+        let upd = self
+            .flows
+            .update(meta.ts, &key, a_to_b, tcp_flags, ip.total_len);
+        let v = if upd.terminated {
+            Verdict::Drop(DropReason::Terminated)
+        } else if self.policy.policy().activity_scanner.enabled {
+            self.scan_ip(decoded, &ip, scope, meta, rule, &key, upd, out)
+        } else {
+            Verdict::Forward
+        };
+        if outer == Verdict::Forward { v } else { outer }
+    }
+
+    /// Flow tracking and detection of one whole IP packet.
+    fn inspect_ip_one(
         &mut self,
         decoded: &Decoded<'_>,
         ip: &Ip<'_>,
@@ -928,5 +1099,93 @@ impl Worker {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tunnel_tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, icmpv4_echo, ipv4};
+    use crate::rules::RuleSetBuilder;
+
+    const INNER_SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 94);
+    const INNER_DST: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 237);
+
+    fn worker() -> Worker {
+        let mut p = policy::Policy::default();
+        p.attack_blocker.enabled = false;
+        let mut w = Worker::new(
+            WorkerConfig::default(),
+            Arc::new(CompiledPolicy::compile(p)),
+        );
+        let mut b = RuleSetBuilder::default();
+        b.add_text(
+            "t",
+            "alert icmp any any -> any any (itype:8; sid:1;)\n\
+             alert ip any any -> any any (ip_proto:4; sid:2;)\n",
+        );
+        w.set_rules(Some(Arc::new(b.build())));
+        w
+    }
+
+    /// (sid, source address) of every alert one frame raised.
+    fn alerts(w: &mut Worker, frame: &[u8]) -> Vec<(u32, IpAddr)> {
+        let mut out = VecOutput::default();
+        let meta = PacketMeta {
+            ts: Timestamp(Timestamp::SECOND),
+            pcap_cnt: 1,
+        };
+        assert_eq!(w.process(frame, meta, &mut out), Verdict::Forward);
+        out.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Alert(a) => Some((a.sid, a.packet.src_ip)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // The outer packet, then the tunnelled one as a packet of its own.
+    #[test]
+    fn ip_in_ip_inner_packet_is_inspected() {
+        let mut w = worker();
+        let inner = ipv4(INNER_SRC, INNER_DST, 1, &icmpv4_echo(26, 1, b"ping"));
+        let frame = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 4, &inner));
+        assert_eq!(
+            alerts(&mut w, &frame),
+            vec![(2, IpAddr::V4(V4_SRC)), (1, IpAddr::V4(INNER_SRC))]
+        );
+        assert_eq!(w.flows().len(), 2);
+        assert_eq!(decode::IpProto::Other(4).eve_name(), "IP-in-IP");
+    }
+
+    // A tunnel inside the tunnel is not opened: one level, no recursion on packet data.
+    #[test]
+    fn nested_tunnel_is_not_opened() {
+        let mut w = worker();
+        let innermost = ipv4(INNER_SRC, INNER_DST, 1, &icmpv4_echo(26, 1, b"ping"));
+        let middle = ipv4(INNER_DST, INNER_SRC, 4, &innermost);
+        let frame = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 4, &middle));
+        assert_eq!(
+            alerts(&mut w, &frame),
+            vec![(2, IpAddr::V4(V4_SRC)), (2, IpAddr::V4(INNER_DST))]
+        );
+    }
+
+    // A malformed inner packet is counted under its decoder event, forwarded, never inspected.
+    #[test]
+    fn malformed_inner_packet_is_counted() {
+        for (inner, event) in [
+            (&[0x45u8, 0, 0][..], DecodeEvent::Ipv4Truncated),
+            (&[0x60u8; 8][..], DecodeEvent::Ipv6Truncated),
+        ] {
+            let mut w = worker();
+            let before = w.counters().decoder[event.index()];
+            let frame = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 4, inner));
+            assert_eq!(alerts(&mut w, &frame), vec![(2, IpAddr::V4(V4_SRC))]);
+            assert_eq!(w.counters().decoder[event.index()], before + 1, "{event:?}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! TCP reassembly and the app layer on top: the input is a list of segments
-//! (direction+flags byte, 4-byte seq, 4-byte ack, 1-byte length, payload).
+//! (direction+flags byte, 4-byte seq, 4-byte ack, 1-byte length, payload). Bit 0x40 of the
+//! first byte feeds the app layer as IDS mode does: the other direction, up to what this
+//! segment's ACK acknowledged.
 #![no_main]
 
 use dataplane::app::AppState;
@@ -30,8 +32,17 @@ fuzz_target!(|data: &[u8]| {
             payload,
         };
         s.insert(to_server, seg);
-        let dir = if to_server { &s.client } else { &s.server };
-        let _ = app.on_stream(to_server, dir, (40000, 80));
+        if kind & 0x40 == 0 {
+            let dir = if to_server { &s.client } else { &s.server };
+            let _ = app.on_stream(to_server, dir, (40000, 80));
+        } else {
+            let dir = if to_server { &s.server } else { &s.client };
+            let acked = dir.acked_offset();
+            assert!(acked <= dir.end_offset());
+            let (from, bytes) = dir.data_between(dir.data_offset(), acked);
+            assert!(from + bytes.len() as u64 <= acked.max(from));
+            let _ = app.on_stream_until(!to_server, dir, (80, 40000), acked);
+        }
         assert!(s.client.data().len() as u64 <= cfg.depth);
         assert!(mem.used() <= mem.cap());
     }

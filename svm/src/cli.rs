@@ -134,17 +134,21 @@ pub struct ReplayArgs {
     /// A Suricata `threshold.config` (suppress, threshold, event_filter).
     #[arg(long, value_name = "FILE")]
     pub threshold_file: Option<PathBuf>,
-    /// Suricata-style settings, repeatable: `stream.midstream=true|false`, `stream.inline=...`,
-    /// `stream.async-oneside=true|false`, `stream.reassembly.depth=SIZE`, `threshold-file=PATH`,
+    /// Suricata-style settings, repeatable: `stream.midstream=true|false`,
+    /// `stream.inline=true` (inline inspection timing), `stream.async-oneside=true|false`,
+    /// `stream.reassembly.depth=SIZE`, `threshold-file=PATH`, `action-order=drop,alert,...`,
     /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`. Unknown keys are
     /// reported on standard error and ignored.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Suricata's `--simulate-ips`: `drop`/`reject` rules drop the packet (EVE `alert.action`
-    /// `blocked`, the frame is not forwarded), whatever the policy's action.
+    /// `blocked`, the frame is not forwarded), whatever the policy's action; inspection has
+    /// inline timing. Without it and without `--inline`, TCP data is parsed and inspected as
+    /// Suricata does in IDS mode: once the peer acknowledged it.
     #[arg(long)]
     pub simulate_ips: bool,
-    /// Read rule variables (`vars.address-groups`, `vars.port-groups`) from a `suricata.yaml`.
+    /// Read rule variables (`vars.address-groups`, `vars.port-groups`) and `action-order` from
+    /// a `suricata.yaml`.
     #[arg(long, value_name = "SURICATA.YAML")]
     pub vars: Option<PathBuf>,
 }

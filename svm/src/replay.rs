@@ -12,7 +12,7 @@ use dataplane::decode::{DecodeEvent, DecodeOptions};
 use dataplane::event::{Event, EventKind};
 use dataplane::io::pcap::{Capture, PcapError, PcapSink};
 use dataplane::rules::RuleSet;
-use dataplane::scanner::ScannerConfig;
+use dataplane::scanner::{InspectionMode, ScannerConfig};
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Counters, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
@@ -155,6 +155,7 @@ struct Settings {
     threshold_file: Option<std::path::PathBuf>,
     address_vars: Vec<(String, String)>,
     port_vars: Vec<(String, String)>,
+    action_order: Vec<String>,
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -186,6 +187,13 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
         ..Settings::default()
     };
     s.scanner.simulate_ips = args.simulate_ips;
+    // Suricata's IDS timing unless the engine sits in the path: `--inline` is the appliance,
+    // `--simulate-ips` Suricata's IPS mode; both must inspect a packet before forwarding it.
+    s.scanner.mode = if args.inline || args.simulate_ips {
+        InspectionMode::Inline
+    } else {
+        InspectionMode::Ids
+    };
     for kv in &args.set {
         let Some((k, v)) = kv.split_once('=') else {
             eprintln!("svm replay: --set {kv}: expected KEY=VALUE; ignored");
@@ -194,10 +202,19 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
         let (k, v) = (k.trim(), v.trim());
         let ok = match k {
             "stream.midstream" => parse_bool(v).map(|b| s.scanner.stream.midstream = b),
-            // Inspection already runs on in-order data as it arrives (inline semantics).
-            "stream.inline" => parse_bool(v).map(|_| ()),
+            // Suricata's inline stream mode: inspect in-order data as it arrives.
+            "stream.inline" => parse_bool(v).map(|b| {
+                if b {
+                    s.scanner.mode = InspectionMode::Inline;
+                }
+            }),
             "stream.async-oneside" => parse_bool(v).map(|b| s.scanner.async_oneside = b),
             "stream.reassembly.depth" => parse_size(v).map(|d| s.scanner.stream.depth = d),
+            // `drop,alert,reject,pass`: overrides the vars file's `action-order`.
+            "action-order" => {
+                s.action_order = v.split(',').map(|a| a.trim().to_owned()).collect();
+                Some(())
+            }
             "threshold-file" => {
                 s.threshold_file = Some(v.into());
                 Some(())
@@ -235,6 +252,7 @@ fn load_rules(
         port_groups: s.port_vars.clone(),
         threshold_file: s.threshold_file.clone(),
         classification_file: None,
+        action_order: s.action_order.clone(),
     };
     let l = rules_load::load(&spec, Strictness::Lenient).map_err(|problems| {
         ReplayError::Rules(
@@ -570,11 +588,13 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let mut events = 0u64;
     let mut pcap_cnt = 0u64;
     let started = Instant::now();
+    let mut last_ts = Timestamp(0);
     for pass in 0..u64::from(args.loops) {
         let offset = shift.saturating_mul(pass);
         for (ts, frame) in capture.iter() {
             pcap_cnt += 1;
             let ts = ts.plus_micros(offset);
+            last_ts = ts;
             let verdict = worker.process(frame, PacketMeta { ts, pcap_cnt }, &mut out);
             if let (Some(sink), Verdict::Forward) = (forwarded.as_mut(), verdict) {
                 sink.write(ts, frame)?;
@@ -596,6 +616,16 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
                     }
                 }
             }
+        }
+    }
+    // The capture ended: in IDS mode, what was never acknowledged is inspected now.
+    worker.flush_streams(last_ts, &mut out);
+    for ev in out.events.drain(..) {
+        events += 1;
+        if let Some(w) = eve.as_mut() {
+            w.write(&ev).map_err(out_err("EVE output"))?;
+        } else if let Some(h) = human.as_mut() {
+            writeln!(h, "{}", human_event(&ev)).map_err(out_err("standard output"))?;
         }
     }
     let seconds = started.elapsed().as_secs_f64();

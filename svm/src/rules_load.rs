@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dataplane::rules::{
-    Classifications, FileReport, RuleSet, RuleSetBuilder, ThresholdConfig, Vars,
+    ActionOrder, Classifications, FileReport, RuleSet, RuleSetBuilder, ThresholdConfig, Vars,
 };
 
 /// What to load.
@@ -40,6 +40,9 @@ pub struct RulesSpec {
     pub threshold_file: Option<PathBuf>,
     /// A `classification.config`, replacing the built-in classes.
     pub classification_file: Option<PathBuf>,
+    /// Suricata's `action-order` (action names); empty: the vars file's `action-order` if it
+    /// has one, else the default (pass, drop, reject, alert).
+    pub action_order: Vec<String>,
 }
 
 /// How strict a load is about files that are readable but partly wrong.
@@ -113,8 +116,9 @@ fn yaml_scalar(v: &serde_norway::Value) -> Option<String> {
 /// Variable definitions, (name, value).
 type Groups = Vec<(String, String)>;
 
-/// Address and port groups of a `suricata.yaml`; `Err(message)` when it is not YAML.
-fn vars_of_yaml(text: &str) -> Result<(Groups, Groups), String> {
+/// Address and port groups and the `action-order` list of a `suricata.yaml`;
+/// `Err(message)` when it is not YAML.
+fn vars_of_yaml(text: &str) -> Result<(Groups, Groups, Vec<String>), String> {
     // Suricata's files start with `%YAML 1.1` and `---`; the YAML parser wants neither.
     let body: String = text
         .lines()
@@ -133,7 +137,16 @@ fn vars_of_yaml(text: &str) -> Result<(Groups, Groups), String> {
             })
             .unwrap_or_default()
     };
-    Ok((groups("address-groups"), groups("port-groups")))
+    let action_order = doc
+        .get("action-order")
+        .and_then(serde_norway::Value::as_sequence)
+        .map(|l| l.iter().filter_map(yaml_scalar).collect())
+        .unwrap_or_default();
+    Ok((
+        groups("address-groups"),
+        groups("port-groups"),
+        action_order,
+    ))
 }
 
 /// Collects problems; in lenient mode the soft ones become warnings.
@@ -172,14 +185,18 @@ fn read(path: &Path, input: Input, issues: &mut Issues) -> Option<String> {
 
 /// The rule variables of `spec`: Suricata's defaults, the vars file's, then `spec`'s own, each
 /// of which must compile (a variable that does not would only show as skipped rules; it is
-/// named instead).
-fn build_vars(spec: &RulesSpec, issues: &mut Issues) -> Vars {
+/// named instead); and the action order (`spec`'s, else the vars file's `action-order`).
+fn build_vars(spec: &RulesSpec, issues: &mut Issues) -> (Vars, Vec<String>) {
     let mut vars = Vars::default();
+    let mut action_order = spec.action_order.clone();
     if let Some(f) = &spec.vars_file
         && let Some(text) = read(f, Input::VarsFile, issues)
     {
         match vars_of_yaml(&text) {
-            Ok((addresses, ports)) => {
+            Ok((addresses, ports, order)) => {
+                if action_order.is_empty() {
+                    action_order = order;
+                }
                 for (k, v) in &addresses {
                     vars.set_address(k, v);
                 }
@@ -210,7 +227,7 @@ fn build_vars(spec: &RulesSpec, issues: &mut Issues) -> Vars {
             issues.soft(Input::PortGroup(k.clone()), e.to_string());
         }
     }
-    vars
+    (vars, action_order)
 }
 
 /// Check only the variables of `spec` (its vars file read, no rule file): every problem.
@@ -233,7 +250,7 @@ pub fn load(spec: &RulesSpec, strictness: Strictness) -> Result<Loaded, Vec<Prob
         problems: Vec::new(),
         warnings: Vec::new(),
     };
-    let vars = build_vars(spec, &mut issues);
+    let (vars, action_order) = build_vars(spec, &mut issues);
     let mut classes = Classifications::default();
     if let Some(f) = &spec.classification_file
         && let Some(text) = read(f, Input::ClassificationFile, &mut issues)
@@ -256,6 +273,12 @@ pub fn load(spec: &RulesSpec, strictness: Strictness) -> Result<Loaded, Vec<Prob
     let mut b = RuleSetBuilder::new(vars, classes);
     if let Some(cfg) = threshold {
         b.set_threshold_config(cfg);
+    }
+    if !action_order.is_empty() {
+        match ActionOrder::parse(&action_order) {
+            Ok(o) => b.set_action_order(o),
+            Err(e) => issues.soft(Input::VarsFile, format!("{e}; default order used")),
+        }
     }
     let paths: Vec<&Path> = spec.files.iter().map(PathBuf::as_path).collect();
     let mut reports = Vec::with_capacity(paths.len());
@@ -361,6 +384,7 @@ mod tests {
             port_groups: vec![("WEB_PORTS".into(), "$NOPE".into())],
             threshold_file: Some(threshold),
             classification_file: Some(classes),
+            ..RulesSpec::default()
         };
         let e = load(&spec, Strictness::Strict).unwrap_err();
         let inputs: Vec<&Input> = e.iter().map(|p| &p.input).collect();
@@ -414,6 +438,43 @@ mod tests {
         spec.port_groups = vec![("WEB_PORTS".into(), "[80,8080]".into())];
         let l = load(&spec, Strictness::Strict).unwrap();
         assert_eq!((l.loaded, l.skipped), (1, 0));
+    }
+
+    // `action-order` comes from the vars file unless the spec gives one; a bad one is a soft
+    // problem.
+    #[test]
+    fn action_order_from_file_or_spec() {
+        let d = tempfile::tempdir().unwrap();
+        let rules = write(
+            d.path(),
+            "a.rules",
+            "pass tcp any any -> any any (sid:1;)\nalert tcp any any -> any any (sid:2;)\n",
+        );
+        let yaml = |order: &str| {
+            write(
+                d.path(),
+                "suricata.yaml",
+                &format!("%YAML 1.1\n---\naction-order:\n{order}"),
+            )
+        };
+        let first_action = |spec: &RulesSpec| {
+            let l = load(spec, Strictness::Lenient).unwrap();
+            l.set.rules().first().map(|r| r.action.name())
+        };
+        let mut spec = RulesSpec {
+            files: vec![rules],
+            vars_file: Some(yaml("  - drop\n  - alert\n  - reject\n  - pass\n")),
+            ..RulesSpec::default()
+        };
+        assert_eq!(first_action(&spec), Some("alert"));
+        spec.action_order = ["pass", "drop", "reject", "alert"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(first_action(&spec), Some("pass"));
+        spec.action_order = Vec::new();
+        spec.vars_file = Some(yaml("  - drop\n  - alert\n"));
+        assert_eq!(first_action(&spec), Some("pass"));
+        assert!(load(&spec, Strictness::Strict).is_err());
     }
 
     #[test]

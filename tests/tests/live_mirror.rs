@@ -125,7 +125,13 @@ fn mirror_terminate_resets_a_real_connection() {
     let eve = net.start_svm_mirror(
         "mode: standard\nactivity_scanner:\n  action: terminate\n",
         1,
-        &format!("rules:\n  files: [{}]\n", rules.display()),
+        // Inline timing: the request is inspected on arrival; with the mirror's default IDS
+        // timing its transaction is inspected with the client's next packet, which here comes
+        // only after the slow answer (docs/streams.md, "Inspection timing").
+        &format!(
+            "rules:\n  files: [{}]\n  stream: {{inline: true}}\n",
+            rules.display()
+        ),
     );
     let server = "import socket,time\ns=socket.socket()\n\
         s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('10.77.0.2',8080))\n\

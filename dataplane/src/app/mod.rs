@@ -415,6 +415,19 @@ impl AppState {
         dir: &StreamDirection,
         ports: (u16, u16),
     ) -> AppUpdate {
+        self.on_stream_until(to_server, dir, ports, u64::MAX)
+    }
+
+    /// [`Self::on_stream`] for the bytes below absolute stream offset `until` only: IDS mode
+    /// parses what the peer acknowledged ([`StreamDirection::acked_offset`]); the rest is read by
+    /// a later call.
+    pub fn on_stream_until(
+        &mut self,
+        to_server: bool,
+        dir: &StreamDirection,
+        ports: (u16, u16),
+        until: u64,
+    ) -> AppUpdate {
         let mut up = AppUpdate {
             first_tx: self.next_tx,
             ..AppUpdate::default()
@@ -423,9 +436,10 @@ impl AppState {
         let cursor = self.cursor.get(idx).copied().unwrap_or_default();
         // The stream restarted past what was read: bytes were lost in between.
         let gap = dir.data_offset() > cursor;
-        let (from, data) = dir.new_data_since(cursor);
+        let end = dir.end_offset().min(until);
+        let (from, data) = dir.data_between(cursor, end);
         if let Some(c) = self.cursor.get_mut(idx) {
-            *c = dir.end_offset();
+            *c = end.max(from);
         }
         if gap {
             up.events.push(AppEvent::StreamGap);
@@ -445,7 +459,8 @@ impl AppState {
             if !to_server && ports.0 != DNS_PORT {
                 return self.finish(up, Vec::new());
             }
-            let head = dir.data().get(..DETECT_MAX_BYTES).unwrap_or(dir.data());
+            let readable = dir.data_between(dir.data_offset(), end).1;
+            let head = readable.get(..DETECT_MAX_BYTES).unwrap_or(readable);
             let full = head.len() >= DETECT_MAX_BYTES;
             let dns_port = ports.0 == DNS_PORT || ports.1 == DNS_PORT;
             match (looks_like_http_request(head), looks_like_tls(head)) {
@@ -463,8 +478,7 @@ impl AppState {
                 }
             }
             // Detection looked from the start of the kept data: feed all of it.
-            let all = dir.data();
-            return self.feed(up, to_server, all);
+            return self.feed(up, to_server, readable);
         }
         self.feed(up, to_server, data)
     }

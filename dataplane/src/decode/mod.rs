@@ -101,13 +101,15 @@ impl From<IpProto> for u8 {
 }
 
 impl IpProto {
-    /// The name EVE uses in `proto` ("TCP", "UDP", "ICMP", "IPv6-ICMP", or the number).
+    /// The name EVE uses in `proto` ("TCP", "UDP", "ICMP", "IPv6-ICMP", "IP-in-IP", or the
+    /// number).
     pub fn eve_name(self) -> std::borrow::Cow<'static, str> {
         match self {
             IpProto::Icmp => "ICMP".into(),
             IpProto::Tcp => "TCP".into(),
             IpProto::Udp => "UDP".into(),
             IpProto::Icmpv6 => "IPv6-ICMP".into(),
+            IpProto::Other(4) => "IP-in-IP".into(),
             IpProto::Other(n) => n.to_string().into(),
         }
     }

@@ -63,6 +63,14 @@ pub trait Buffers {
     /// The buffer of this kind for the current packet, if any. [`BufferKind::Payload`] and
     /// [`BufferKind::Packet`] are never asked for (they come from [`PacketView::payload`]).
     fn get(&self, kind: BufferKind) -> Option<&[u8]>;
+
+    /// The packet's payload went into the reassembled stream, which is inspected on its own
+    /// timing (IDS mode): a rule that may match either the stream or the packet then matches
+    /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...), as Suricata's
+    /// `PKT_STREAM_ADD` / `SIG_FLAG_REQUIRE_PACKET`.
+    fn payload_in_stream(&self) -> bool {
+        false
+    }
 }
 
 /// No buffers at all.
@@ -370,8 +378,56 @@ pub struct RuleSet {
     flowbit_names: HashMap<String, u32>,
 }
 
-/// Evaluation order: Suricata's action order, flowbit setters before checkers, then priority.
-fn order_key(r: &Rule) -> (RuleAction, u8, u8) {
+/// The order in which rules of each action are evaluated (Suricata's `action-order`): a
+/// matching `pass` rule stops the rules after it. Default: pass, drop, reject, alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionOrder([RuleAction; 4]);
+
+impl Default for ActionOrder {
+    fn default() -> Self {
+        ActionOrder([
+            RuleAction::Pass,
+            RuleAction::Drop,
+            RuleAction::Reject,
+            RuleAction::Alert,
+        ])
+    }
+}
+
+impl ActionOrder {
+    /// From action names, each of `pass`, `drop`, `reject` and `alert` exactly once (as in
+    /// `suricata.yaml`; case ignored).
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<ActionOrder, String> {
+        let mut order = Vec::with_capacity(4);
+        for n in names {
+            let a = match n.as_ref().trim().to_ascii_lowercase().as_str() {
+                "pass" => RuleAction::Pass,
+                "drop" => RuleAction::Drop,
+                "reject" => RuleAction::Reject,
+                "alert" => RuleAction::Alert,
+                other => return Err(format!("action-order: unknown action `{other}`")),
+            };
+            if order.contains(&a) {
+                return Err(format!("action-order: `{}` given twice", a.name()));
+            }
+            order.push(a);
+        }
+        <[RuleAction; 4]>::try_from(order)
+            .map(ActionOrder)
+            .map_err(|_| {
+                "action-order: needs each of pass, drop, reject and alert exactly once".to_owned()
+            })
+    }
+
+    /// Position of `a` in the order.
+    fn rank(&self, a: RuleAction) -> u8 {
+        let pos = self.0.iter().position(|x| *x == a).unwrap_or(self.0.len());
+        u8::try_from(pos).unwrap_or(u8::MAX)
+    }
+}
+
+/// Evaluation order: the action order, flowbit setters before checkers, then priority.
+fn order_key(r: &Rule, order: &ActionOrder) -> (u8, u8, u8) {
     let sets = r.flowbits.iter().any(|f| {
         matches!(
             f,
@@ -390,7 +446,7 @@ fn order_key(r: &Rule) -> (RuleAction, u8, u8) {
         (false, true) => 2,
         (false, false) => 3,
     };
-    (r.action, fb, r.priority)
+    (order.rank(r.action), fb, r.priority)
 }
 
 fn prefilter_kind(k: BufferKind) -> BufferKind {
@@ -452,8 +508,9 @@ impl RuleSet {
         classes: &Classifications,
         thresholds: ThresholdConfig,
         flowbit_names: HashMap<String, u32>,
+        action_order: &ActionOrder,
     ) -> RuleSet {
-        rules.sort_by_key(order_key);
+        rules.sort_by_key(|r| order_key(r, action_order));
         let category = rules
             .iter()
             .map(|r| {
@@ -930,37 +987,41 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
         }
     }
     for ch in &r.chains {
-        let buf = match ch.buffer {
+        // A second buffer is tried when the first does not match (the packet after the stream).
+        let (buf, alt) = match ch.buffer {
             BufferKind::Payload => {
                 let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
                 let packet_only = r.proto == RuleProto::TcpPkt
                     || r.flow.stream == Some(false)
                     || p.proto != IpProto::Tcp;
                 if packet_only {
-                    Some(p.payload)
+                    (Some(p.payload), None)
                 } else if stream_only {
-                    bufs.get(BufferKind::Stream)
+                    (bufs.get(BufferKind::Stream), None)
+                } else if bufs.payload_in_stream() {
+                    let alt = (!r.packet.is_empty()).then_some(p.payload);
+                    (bufs.get(BufferKind::Stream), alt)
                 } else {
-                    bufs.get(BufferKind::Stream).or(Some(p.payload))
+                    (bufs.get(BufferKind::Stream).or(Some(p.payload)), None)
                 }
             }
-            BufferKind::Packet => Some(p.payload),
-            other => bufs.get(other),
+            BufferKind::Packet => (Some(p.payload), None),
+            other => (bufs.get(other), None),
         };
-        let Some(buf) = buf else {
-            return false;
-        };
-        let ok = if ch.dotprefix {
-            let mut v = Vec::with_capacity(buf.len() + 1);
-            v.push(b'.');
-            v.extend_from_slice(buf);
-            detect::match_chain(&ch.steps, &v)
-        } else {
-            detect::match_chain(&ch.steps, buf)
-        };
-        if !ok {
+        if !(buf.is_some_and(|b| chain_ok(ch, b)) || alt.is_some_and(|b| chain_ok(ch, b))) {
             return false;
         }
     }
     true
+}
+
+fn chain_ok(ch: &Chain, buf: &[u8]) -> bool {
+    if ch.dotprefix {
+        let mut v = Vec::with_capacity(buf.len() + 1);
+        v.push(b'.');
+        v.extend_from_slice(buf);
+        detect::match_chain(&ch.steps, &v)
+    } else {
+        detect::match_chain(&ch.steps, buf)
+    }
 }

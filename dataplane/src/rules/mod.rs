@@ -56,7 +56,8 @@ use std::path::Path;
 pub use ast::{AppProto, BufferKind, Rule, RuleAction, RuleProto};
 pub use classification::Classifications;
 pub use engine::{
-    Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats, RuleMatch, RuleSet,
+    ActionOrder, Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats, RuleMatch,
+    RuleSet,
 };
 pub use parser::{RuleError, RuleErrorKind};
 pub use threshold::{ThresholdConfig, ThresholdState};
@@ -127,6 +128,7 @@ pub struct RuleSetBuilder {
     rules: Vec<Rule>,
     by_id: HashMap<(u32, u32), usize>,
     flowbits: HashMap<String, u32>,
+    action_order: ActionOrder,
 }
 
 impl Default for RuleSetBuilder {
@@ -145,7 +147,14 @@ impl RuleSetBuilder {
             rules: Vec::new(),
             by_id: HashMap::new(),
             flowbits: HashMap::new(),
+            action_order: ActionOrder::default(),
         }
+    }
+
+    /// The order in which rules of each action are evaluated (default: pass, drop, reject,
+    /// alert).
+    pub fn set_action_order(&mut self, order: ActionOrder) {
+        self.action_order = order;
     }
 
     /// Variables, to change before adding rules.
@@ -270,7 +279,13 @@ impl RuleSetBuilder {
 
     /// Compile.
     pub fn build(self) -> RuleSet {
-        RuleSet::compile(self.rules, &self.classes, self.thresholds, self.flowbits)
+        RuleSet::compile(
+            self.rules,
+            &self.classes,
+            self.thresholds,
+            self.flowbits,
+            &self.action_order,
+        )
     }
 }
 

@@ -340,6 +340,47 @@ drop tcp any any -> any any (content:"other"; sid:4;)"#);
     assert_eq!(rs.rules().first().map(|r| r.action), Some(RuleAction::Pass));
 }
 
+// Suricata's `action-order`: with `drop, alert, reject, pass` the pass rule comes last and
+// hides nothing (util-action-07); a bad list is refused.
+#[test]
+fn configurable_action_order() {
+    let text = r#"alert tcp any any -> any any (content:"Hi all"; sid:1;)
+pass tcp any any -> any any (content:"Hi all"; sid:2;)
+drop tcp any any -> any any (content:"Hi all"; sid:3;)
+"#;
+    let p = pkt(IpProto::Tcp, b"Hi all!");
+    assert!(sids(&set(text), &p).is_empty());
+    let mut b = RuleSetBuilder::default();
+    b.add_text("t.rules", text);
+    b.set_action_order(ActionOrder::parse(&["drop", "Alert", "reject", "pass"]).unwrap());
+    let rs = b.build();
+    assert_eq!(sids(&rs, &p), vec![1, 3]);
+    let mut out = Vec::new();
+    let mut fs = FlowRuleState::new();
+    rs.inspect(
+        &p,
+        &NoBuffers,
+        &mut fs,
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
+    let order: Vec<u32> = out.iter().map(|m| m.sid).collect();
+    assert_eq!(order, vec![3, 1, 2]);
+    assert_eq!(
+        ActionOrder::parse(&["pass", "drop", "reject", "alert"]),
+        Ok(ActionOrder::default())
+    );
+    for bad in [
+        &["drop", "alert", "reject"][..],
+        &["drop", "alert", "reject", "pass", "pass"],
+        &["drop", "drop", "reject", "pass"],
+        &["drop", "alert", "reject", "allow"],
+    ] {
+        assert!(ActionOrder::parse(bad).is_err(), "{bad:?}");
+    }
+}
+
 #[test]
 fn ip_only_once_per_direction_and_flow_pass() {
     let rs = set(r#"alert ip 10.0.0.1 any -> any any (sid:1;)

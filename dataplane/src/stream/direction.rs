@@ -28,6 +28,9 @@ pub struct StreamDirection {
     pending_bytes: usize,
     /// Absolute offset of the FIN (it consumes one sequence number that carries no data).
     fin: Option<u64>,
+    /// Highest absolute offset the peer acknowledged (0 before any ACK): IDS-mode inspection
+    /// reads only bytes below it.
+    acked: u64,
     depth_reached: bool,
     /// Bytes reserved from the memcap (data + pending).
     reserved: usize,
@@ -54,6 +57,7 @@ impl StreamDirection {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             fin: None,
+            acked: 0,
             depth_reached: false,
             reserved: 0,
             midstream: false,
@@ -76,6 +80,19 @@ impl StreamDirection {
         self.next
     }
 
+    /// Absolute stream offset up to which the in-order bytes are acknowledged by the peer: the
+    /// highest ACK seen, clamped to [`Self::end_offset`] (an ACK can run ahead of the bytes this
+    /// side saw, e.g. past a hole). What IDS-mode inspection may read.
+    pub fn acked_offset(&self) -> u64 {
+        self.acked.min(self.next)
+    }
+
+    /// Count every in-order byte as acknowledged (a one-sided flow whose peer never ACKs, as
+    /// Suricata's async mode does).
+    pub fn ack_all(&mut self) {
+        self.acked = self.acked.max(self.next);
+    }
+
     /// In-order bytes from absolute offset `since` (clamped to what is kept) to the end, with the
     /// absolute offset of the first returned byte. Pass the end offset of the previous call to
     /// get only new data; pass less to re-inspect an overlap window.
@@ -83,6 +100,17 @@ impl StreamDirection {
         let from = since.clamp(self.data_start, self.next);
         let skip = usize::try_from(from - self.data_start).unwrap_or(usize::MAX);
         (from, self.data.get(skip..).unwrap_or_default())
+    }
+
+    /// In-order bytes from absolute offset `since` up to (not including) `until`, both clamped to
+    /// what is kept, with the absolute offset of the first returned byte. IDS-mode inspection
+    /// passes [`Self::acked_offset`] as `until`.
+    pub fn data_between(&self, since: u64, until: u64) -> (u64, &[u8]) {
+        let from = since.clamp(self.data_start, self.next);
+        let to = until.clamp(from, self.next);
+        let lo = usize::try_from(from - self.data_start).unwrap_or(usize::MAX);
+        let hi = usize::try_from(to - self.data_start).unwrap_or(usize::MAX);
+        (from, self.data.get(lo..hi).unwrap_or_default())
     }
 
     /// Whether the stream has a known start (SYN seen, or midstream pick-up).
@@ -363,6 +391,7 @@ impl StreamDirection {
             acked = acked.min(fin);
         }
         acked = acked.min(self.cfg.depth);
+        self.acked = self.acked.max(acked);
         // One hole per ACK: the data between two holes stays readable (by the app layer and the
         // rules) until the next ACK skips the next hole and restarts the data again.
         if acked > self.next {
@@ -555,6 +584,42 @@ mod tests {
         assert_eq!(s.client.data_offset(), 6);
         assert_eq!(s.client.stats().gaps, 1);
         assert_eq!(s.client.stats().gap_bytes, 3);
+    }
+
+    // The peer's ACKs bound what IDS inspection reads: the highest ACK, clamped to the bytes
+    // received; an older ACK does not move it back.
+    #[test]
+    fn acked_offset_follows_the_peer() {
+        let mut s = TcpStream::new(StreamConfig::default(), &StreamMemcap::new(1 << 20));
+        s.insert(true, syn(100));
+        s.insert(true, seg(101, b"abcdef"));
+        assert_eq!(s.client.acked_offset(), 0);
+        let ack = |n: u32| Segment {
+            seq: 5000,
+            ack: n,
+            flags: TcpFlags(ACK),
+            payload: &[],
+        };
+        s.insert(false, ack(104));
+        assert_eq!(s.client.acked_offset(), 3);
+        assert_eq!(
+            s.client.data_between(0, s.client.acked_offset()),
+            (0, &b"abc"[..])
+        );
+        assert_eq!(s.client.data_between(1, 2), (1, &b"b"[..]));
+        assert_eq!(s.client.data_between(5, 2), (5, &b""[..]));
+        s.insert(false, ack(102));
+        assert_eq!(s.client.acked_offset(), 3);
+        s.insert(true, seg(107, b"gh"));
+        assert_eq!(s.client.acked_offset(), 3);
+        s.insert(false, ack(109));
+        assert_eq!(s.client.acked_offset(), 8);
+        // One-sided flows: everything received counts as acknowledged.
+        s.insert(true, seg(109, b"ij"));
+        s.client.ack_all();
+        assert_eq!(s.client.acked_offset(), 10);
+        s.server.ack_all();
+        assert_eq!(s.server.acked_offset(), 0);
     }
 
     // The FIN's sequence number is acknowledged but is no gap.

@@ -277,6 +277,9 @@ pub struct RulesSettings {
     /// One direction of a flow may be missing (asymmetric routing, a one-sided mirror): a
     /// client's ACK after its SYN completes the handshake for `flow:established`.
     pub async_oneside: bool,
+    /// Suricata's `stream.inline` on a mirror: inspect TCP data on arrival (inline timing)
+    /// rather than once the peer acknowledged it (IDS timing, the mirror's default).
+    pub inline: bool,
     /// Where `files` came from, for problems: `rules.files` (this configuration) or
     /// `activity_scanner.rule_files` (the policy).
     pub files_key: &'static str,
@@ -305,6 +308,7 @@ impl RulesSettings {
                     midstream: d.midstream,
                     stream_depth: d.depth,
                     async_oneside: false,
+                    inline: false,
                     files_key: "rules.files",
                 }
             }
@@ -1215,6 +1219,9 @@ fn rules_section(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
     let async_oneside = r
         .boolean(&mut stream, "async_oneside", "rules.stream.async_oneside")
         .unwrap_or(false);
+    let inline = r
+        .boolean(&mut stream, "inline", "rules.stream.inline")
+        .unwrap_or(false);
     r.unknown(&stream, "rules.stream");
     r.unknown(&s, p);
     (!files.is_empty()).then_some(RulesSettings {
@@ -1228,6 +1235,7 @@ fn rules_section(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         stream_depth,
         async_oneside,
         files_key: "rules.files",
+        inline,
     })
 }
 
@@ -1349,7 +1357,7 @@ mod tests {
              address_groups: {HOME_NET: \"[10.0.0.0/8]\", EXTERNAL_NET: \"!$HOME_NET\"}\n  \
              port_groups: {HTTP_PORTS: 8080}\n  threshold_file: /r/threshold.config\n  \
              classification_file: /r/classification.config\n  \
-             stream: {midstream: true, depth: 65536, async_oneside: true}\n",
+             stream: {midstream: true, depth: 65536, async_oneside: true, inline: true}\n",
         )
         .unwrap();
         let r = c.rules.unwrap();
@@ -1362,6 +1370,7 @@ mod tests {
         assert!(r.midstream);
         assert_eq!(r.stream_depth, 65536);
         assert!(r.async_oneside);
+        assert!(r.inline);
         assert!(r.threshold_file.is_some() && r.classification_file.is_some());
         assert!(
             Config::from_yaml("mode: mirror\ninterface: x\n")

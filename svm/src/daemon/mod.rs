@@ -39,7 +39,7 @@ use dataplane::flow::FlowConfig;
 use dataplane::io::afpacket::{
     AfPacketAttach, AfPacketConfig, AfPacketError, AfPacketIo, Fanout, RingConfig,
 };
-use dataplane::scanner::ScannerConfig;
+use dataplane::scanner::{InspectionMode, ScannerConfig};
 use dataplane::stream::StreamConfig;
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Worker, WorkerConfig};
@@ -391,6 +391,15 @@ fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
             AttachConfig::Mirror { .. } => Attach::Mirror,
         },
         scanner: ScannerConfig {
+            // A mirror port sees traffic it cannot hold back: Suricata's IDS timing, unless
+            // `rules.stream.inline` asks for inspection on arrival.
+            mode: match cfg.attach {
+                AttachConfig::Inline { .. } => InspectionMode::Inline,
+                AttachConfig::Mirror { .. } if cfg.rules.as_ref().is_some_and(|r| r.inline) => {
+                    InspectionMode::Inline
+                }
+                AttachConfig::Mirror { .. } => InspectionMode::Ids,
+            },
             stream: cfg
                 .rules
                 .as_ref()

@@ -109,6 +109,8 @@ fn spec_of(s: &RulesSettings, files: Vec<std::path::PathBuf>) -> RulesSpec {
         port_groups: s.port_groups.clone(),
         threshold_file: s.threshold_file.clone(),
         classification_file: s.classification_file.clone(),
+        // From the vars file's `action-order`, if it has one.
+        action_order: Vec::new(),
     }
 }
 
@@ -477,6 +479,7 @@ mod tests {
             stream_depth: 1 << 20,
             async_oneside: false,
             files_key: "rules.files",
+            inline: false,
         }
     }
 
@@ -659,8 +662,10 @@ mod tests {
         // Without a section, the policy's files alone make a set; without them, none.
         let rules = LiveRules::start(None, None, None, None).unwrap();
         assert_eq!(rules.status().summary(), None);
-        let mut only = policy::ActivityScanner::default();
-        only.rule_files = vec![b.display().to_string()];
+        let only = policy::ActivityScanner {
+            rule_files: vec![b.display().to_string()],
+            ..policy::ActivityScanner::default()
+        };
         rules.follow_now(&only);
         assert_eq!(sids(&rules.cell), [2, 3]);
         assert_eq!(rules.status().summary().unwrap().loaded, 2);
