@@ -55,6 +55,11 @@ pub struct ScannerConfig {
     /// after its SYN with no SYN/ACK seen completes the handshake for `flow:established`, as
     /// Suricata's async mode does.
     pub async_oneside: bool,
+    /// Suricata's `encryption-handling: full`: keep inspecting the payload of TLS flows after
+    /// the session turned to encrypted application data. Off (Suricata's `default`): rules
+    /// reading the payload or raw stream no longer run on such flows; `tls.sni` and rules
+    /// without payload keywords still do.
+    pub tls_inspect_encrypted: bool,
 }
 
 /// Per-flow scanner state.
@@ -127,11 +132,17 @@ pub struct ScanBuffers<'a> {
     pub app: Option<AppBuffers<'a>>,
     /// The packet's payload went into the reassembled stream, which inspects it (IDS mode).
     pub payload_in_stream: bool,
+    /// The flow's payload is no longer inspected (encrypted TLS).
+    pub no_payload: bool,
 }
 
 impl Buffers for ScanBuffers<'_> {
     fn payload_in_stream(&self) -> bool {
         self.payload_in_stream
+    }
+
+    fn no_payload(&self) -> bool {
+        self.no_payload
     }
 
     fn get(&self, kind: BufferKind) -> Option<&[u8]> {
@@ -243,6 +254,9 @@ pub fn inspect(
         L4::Fragment => ((0, 0), None, None, &[]),
         L4::Other(p) => ((0, 0), None, None, p),
     };
+    // Decided before this packet's data is parsed: the packet that reveals encryption is still
+    // inspected, as Suricata marks packets from the flow's flag before its app layer runs.
+    let no_payload = !cfg.tls_inspect_encrypted && scan.app.is_encrypted();
     let mut tx: Option<u64> = None;
     let mut stream_new: Option<(u64, u64)> = None;
     let mut payload_in_stream = false;
@@ -282,7 +296,7 @@ pub fn inspect(
         _ => {}
     }
     let stream = match (&scan.stream, stream_new) {
-        (Some(st), Some((since, until))) => {
+        (Some(st), Some((since, until))) if !no_payload => {
             Some(st.direction(to_server).data_between(since, until).1)
         }
         _ => None,
@@ -316,6 +330,7 @@ pub fn inspect(
         stream,
         app,
         payload_in_stream,
+        no_payload,
     };
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
@@ -390,7 +405,8 @@ pub fn flush(
     let dir = st.direction(to_server);
     let since = scan.inspected.get(idx).copied().unwrap_or(0);
     let end = dir.end_offset();
-    let stream = (end > since).then(|| dir.data_between(since, end).1);
+    let no_payload = !cfg.tls_inspect_encrypted && scan.app.is_encrypted();
+    let stream = (end > since && !no_payload).then(|| dir.data_between(since, end).1);
     if let Some(c) = scan.inspected.get_mut(idx) {
         *c = end.max(since);
     }
@@ -423,6 +439,7 @@ pub fn flush(
         app,
         // No payload of its own: stream rules read the stream only.
         payload_in_stream: true,
+        no_payload,
     };
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
@@ -819,6 +836,48 @@ mod tests {
             let mut out = vec![matched(&rules, 2), matched(&rules, 1), matched(&rules, 2)];
             once_per_tx(&rules, &mut seen, tx, &mut out, 1);
             assert_eq!(sids(&out), want, "tx {tx}");
+        }
+    }
+
+    // Once the TLS session carries application data, payload and stream rules stop (Suricata's
+    // default encryption-handling) while app-layer and packet-only rules go on; with
+    // `tls_inspect_encrypted` (encryption-handling: full) the payload is still inspected.
+    #[test]
+    fn encrypted_tls_payload_is_not_inspected() {
+        use crate::app::tls::parser::tests::{client_hello_msg, records};
+        let rules = "alert tls any any -> any any (tls.sni; content:\"evil.example\"; sid:10;)\n\
+            alert tcp any any -> any any (content:\"SECRET\"; sid:11;)\n\
+            alert tcp any any -> any any (flags:PA; dsize:11; sid:12;)\n";
+        let hello = records(&client_hello_msg(b"evil.example"), 1000);
+        let server_hello = [22, 3, 3, 0, 4, 2, 0, 0, 0];
+        let app_data = [&[23, 3, 3, 0, 6][..], b"SECRET"].concat();
+        // Inline, the first application data packet itself is still inspected (it is the one
+        // that reveals encryption); IDS parses it on the server's ACK, before its stream is
+        // inspected. The second application data packet is inspected with `full` only.
+        for (mode, full, want) in [
+            (InspectionMode::Inline, false, vec![11, 12, 12]),
+            (InspectionMode::Inline, true, vec![11, 11, 12, 12]),
+            (InspectionMode::Ids, false, vec![12, 12]),
+            (InspectionMode::Ids, true, vec![11, 12, 12]),
+        ] {
+            let mut c = Conn::new(rules, mode);
+            c.cfg.tls_inspect_encrypted = full;
+            c.handshake();
+            let lh = u32::try_from(hello.len()).unwrap();
+            let ls = u32::try_from(server_hello.len()).unwrap();
+            let la = u32::try_from(app_data.len()).unwrap();
+            let mut sni = c.pkt(true, PA, 101, 501, &hello);
+            sni.extend(c.pkt(false, PA, 501, 101 + lh, &server_hello));
+            sni.extend(c.pkt(true, A, 101 + lh, 501 + ls, b""));
+            assert_eq!(sni, vec![10], "{mode:?} full={full}");
+            let mut got = c.pkt(true, PA, 101 + lh, 501 + ls, &app_data);
+            got.extend(c.pkt(false, A, 501 + ls, 101 + lh + la, b""));
+            got.extend(c.pkt(true, PA, 101 + lh + la, 501 + ls, &app_data));
+            got.extend(c.pkt(false, A, 501 + ls, 101 + lh + 2 * la, b""));
+            got.extend(c.pkt(true, A, 101 + lh + 2 * la, 501 + ls, b""));
+            got.extend(c.end());
+            got.sort_unstable();
+            assert_eq!(got, want, "{mode:?} full={full}");
         }
     }
 }

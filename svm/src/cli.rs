@@ -136,7 +136,9 @@ pub struct ReplayArgs {
     pub threshold_file: Option<PathBuf>,
     /// Suricata-style settings, repeatable: `stream.midstream=true|false`,
     /// `stream.inline=true` (inline inspection timing), `stream.async-oneside=true|false`,
-    /// `stream.reassembly.depth=SIZE`, `threshold-file=PATH`, `action-order=drop,alert,...`,
+    /// `stream.reassembly.depth=SIZE`, `app-layer.protocols.tls.encryption-handling=default|bypass|full`
+    /// (`full` keeps inspecting encrypted TLS payload), `threshold-file=PATH`,
+    /// `action-order=drop,alert,...`,
     /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`. Unknown keys are
     /// reported on standard error and ignored.
     #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -209,6 +209,16 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
                 }
             }),
             "stream.async-oneside" => parse_bool(v).map(|b| s.scanner.async_oneside = b),
+            // Suricata's `default` stops inspecting the payload of encrypted TLS; `full` keeps on.
+            // `bypass` also stops the app layer and reassembly there; for detection it is
+            // `default` (no flow bypass in replay).
+            "app-layer.protocols.tls.encryption-handling" => match v {
+                "default" | "bypass" | "full" => {
+                    s.scanner.tls_inspect_encrypted = v == "full";
+                    Some(())
+                }
+                _ => None,
+            },
             "stream.reassembly.depth" => parse_size(v).map(|d| s.scanner.stream.depth = d),
             // `drop,alert,reject,pass`: overrides the vars file's `action-order`.
             "action-order" => {

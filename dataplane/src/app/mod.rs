@@ -319,6 +319,8 @@ pub struct AppState {
     txs: VecDeque<(u64, TxData)>,
     next_tx: u64,
     events: [u64; AppEvent::ALL.len()],
+    /// Server bytes went by unread while the protocol was being detected.
+    server_unread: bool,
 }
 
 impl Default for AppState {
@@ -378,7 +380,16 @@ impl AppState {
             txs: VecDeque::new(),
             next_tx: 0,
             events: [0; AppEvent::ALL.len()],
+            server_unread: false,
         }
+    }
+
+    /// Whether the flow turned to encrypted TLS application data (see
+    /// [`tls::state::TlsState::is_encrypted`]): Suricata's default `encryption-handling` stops
+    /// inspecting the payload and raw stream of such a flow; app-layer buffers (`tls.sni`) and
+    /// rules without payload keywords still run.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(&self.parser, Parser::Tls(t) if t.is_encrypted())
     }
 
     /// The detected protocol.
@@ -445,7 +456,12 @@ impl AppState {
             up.events.push(AppEvent::StreamGap);
             match &mut self.parser {
                 Parser::Http(h) if to_server => h.on_gap(),
-                Parser::Tls(t) if to_server => t.on_gap(),
+                Parser::Tls(t) => {
+                    if to_server {
+                        t.on_gap();
+                    }
+                    t.lost_records(to_server);
+                }
                 Parser::Dns(d) => d.on_gap(to_server),
                 Parser::Detecting => self.parser = Parser::None,
                 _ => {}
@@ -457,6 +473,7 @@ impl AppState {
         if let Parser::Detecting = self.parser {
             // Detection looks at the client's first bytes (DNS by port, both directions).
             if !to_server && ports.0 != DNS_PORT {
+                self.server_unread = true;
                 return self.finish(up, Vec::new());
             }
             let readable = dir.data_between(dir.data_offset(), end).1;
@@ -508,7 +525,13 @@ impl AppState {
         self.proto = proto;
         self.parser = match proto {
             AppProto::Http => Parser::Http(http::state::HttpState::default()),
-            AppProto::Tls => Parser::Tls(tls::state::TlsState::default()),
+            AppProto::Tls => {
+                let mut t = tls::state::TlsState::default();
+                if self.server_unread {
+                    t.lost_records(false);
+                }
+                Parser::Tls(t)
+            }
             AppProto::Dns => Parser::Dns(dns::state::DnsState::default()),
             AppProto::Unknown => Parser::None,
         };
@@ -524,7 +547,12 @@ impl AppState {
                     self.apply_http(&mut up, op);
                 }
             }
-            Parser::Tls(t) if to_server => t.feed(data, &mut out, &mut up.events),
+            Parser::Tls(t) => {
+                if to_server {
+                    t.feed(data, &mut out, &mut up.events);
+                }
+                t.on_records(to_server, data);
+            }
             Parser::Dns(d) => d.on_tcp(to_server, data, &mut out, &mut up.events),
             _ => {}
         }

@@ -71,6 +71,13 @@ pub trait Buffers {
     fn payload_in_stream(&self) -> bool {
         false
     }
+
+    /// The flow's payload is not inspected (encrypted TLS application data, as Suricata's
+    /// `FLOW_NOPAYLOAD_INSPECTION`): rules reading the payload, the packet or the raw stream do
+    /// not match; app-layer buffers and rules without payload keywords still do.
+    fn no_payload(&self) -> bool {
+        false
+    }
 }
 
 /// No buffers at all.
@@ -693,11 +700,28 @@ impl RuleSet {
         }
         let group = self.group(pkt, flow_state);
         let mut cand: Vec<u32> = Vec::with_capacity(64);
-        let stream = bufs.get(BufferKind::Stream);
+        let no_payload = bufs.no_payload();
+        let stream = bufs.get(BufferKind::Stream).filter(|_| !no_payload);
         for part in &group.parts {
             for (k, pf) in part.prefilters.iter().enumerate() {
                 let Some(pf) = pf else { continue };
                 if k == BufferKind::Payload.index() {
+                    if no_payload {
+                        continue;
+                    }
+                    if bufs.payload_in_stream() {
+                        // IDS timing: the stream holds this payload; the payload itself only
+                        // matters to the rules that read the packet.
+                        if let Some(s) = stream {
+                            scan(pf, s, pkt, &mut cand);
+                        }
+                        if let Some(ppf) = &part.packet_payload
+                            && stream != Some(pkt.payload)
+                        {
+                            scan(ppf, pkt.payload, pkt, &mut cand);
+                        }
+                        continue;
+                    }
                     scan(pf, pkt.payload, pkt, &mut cand);
                     // The stream's new data is often the packet's payload itself: scan it once.
                     if let Some(s) = stream
@@ -987,6 +1011,14 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
         }
     }
     for ch in &r.chains {
+        if bufs.no_payload()
+            && matches!(
+                ch.buffer,
+                BufferKind::Payload | BufferKind::Packet | BufferKind::Stream
+            )
+        {
+            return false;
+        }
         // A second buffer is tried when the first does not match (the packet after the stream).
         let (buf, alt) = match ch.buffer {
             BufferKind::Payload => {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::ast::{BufferKind, Direction, Rule};
+use super::ast::{BufferKind, Direction, Rule, RuleProto};
 use super::engine::{CLASSES, PortGroups, Prefilter, PrefilterTable, classes_of};
 use super::vars::{AddrSet, PortSet};
 
@@ -86,6 +86,10 @@ pub struct Group {
 pub struct Part {
     /// Prefilter per buffer kind (Packet and Stream fold into Payload).
     pub(super) prefilters: Vec<Option<Prefilter>>,
+    /// The payload patterns of the rules that can still match a TCP packet's own payload once
+    /// it went into the reassembled stream ([`reads_packet`]): IDS timing scans such a payload
+    /// with this, and the stream with the whole payload prefilter, instead of both with it.
+    pub(super) packet_payload: Option<Prefilter>,
     /// Rules without a fast pattern, grouped by port.
     pub(super) always: PortGroups,
     /// Rules in the part.
@@ -407,6 +411,19 @@ impl Groups {
     }
 }
 
+/// Whether a rule's payload content can match a TCP packet's own payload when that payload
+/// went into the reassembled stream (IDS timing): it reads the packet buffer (`pkt_data`), is a
+/// `tcp-pkt` or `flow:no_stream` rule, or has packet keywords (`flags`, `dsize`, ...) and is not
+/// stream-only (the engine's `rest_ok` tries the packet after the stream for those). Every
+/// other payload rule reads the stream only, whose bytes the whole prefilter scans.
+pub(super) fn reads_packet(r: &Rule) -> bool {
+    let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
+    r.chains.iter().any(|c| c.buffer == BufferKind::Packet)
+        || r.proto == RuleProto::TcpPkt
+        || r.flow.stream == Some(false)
+        || (!stream_only && !r.packet.is_empty())
+}
+
 /// A rule's fast pattern: (prefilter buffer, lowercased bytes).
 pub type FastPat = Option<(BufferKind, Vec<u8>)>;
 
@@ -415,6 +432,7 @@ impl Part {
     fn build(members: &[u32], rules: &[Rule], fast: &[FastPat]) -> Part {
         let mut pats: Vec<PrefilterTable> =
             (0..BufferKind::COUNT).map(|_| Default::default()).collect();
+        let mut packet = PrefilterTable::default();
         let mut always = Vec::new();
         for &idx in members {
             match fast.get(idx as usize).and_then(Option::as_ref) {
@@ -422,14 +440,26 @@ impl Part {
                     if let Some(t) = pats.get_mut(kind.index()) {
                         t.add(pat, idx);
                     }
+                    if *kind == BufferKind::Payload
+                        && rules.get(idx as usize).is_some_and(reads_packet)
+                    {
+                        packet.add(pat, idx);
+                    }
                 }
                 None => always.push(idx),
             }
         }
         let prefilters: Vec<Option<Prefilter>> = pats.into_iter().map(|t| t.build(rules)).collect();
+        let packet_payload = packet.build(rules);
         Part {
-            bytes: prefilters.iter().flatten().map(Prefilter::memory).sum(),
+            bytes: prefilters
+                .iter()
+                .chain(core::iter::once(&packet_payload))
+                .flatten()
+                .map(Prefilter::memory)
+                .sum(),
             prefilters,
+            packet_payload,
             always: PortGroups::build(&always, rules),
             rules: members.len(),
         }

@@ -280,6 +280,9 @@ pub struct RulesSettings {
     /// Suricata's `stream.inline` on a mirror: inspect TCP data on arrival (inline timing)
     /// rather than once the peer acknowledged it (IDS timing, the mirror's default).
     pub inline: bool,
+    /// `rules.tls.encryption_handling: full`: keep inspecting the payload of TLS flows once
+    /// they carry encrypted application data (`default`: stop, as Suricata).
+    pub tls_inspect_encrypted: bool,
     /// Where `files` came from, for problems: `rules.files` (this configuration) or
     /// `activity_scanner.rule_files` (the policy).
     pub files_key: &'static str,
@@ -309,6 +312,7 @@ impl RulesSettings {
                     stream_depth: d.depth,
                     async_oneside: false,
                     inline: false,
+                    tls_inspect_encrypted: false,
                     files_key: "rules.files",
                 }
             }
@@ -1223,6 +1227,26 @@ fn rules_section(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         .boolean(&mut stream, "inline", "rules.stream.inline")
         .unwrap_or(false);
     r.unknown(&stream, "rules.stream");
+    let mut tls = r.section(&mut s, "tls");
+    let tls_inspect_encrypted = match r
+        .string(
+            &mut tls,
+            "encryption_handling",
+            "rules.tls.encryption_handling",
+        )
+        .as_deref()
+    {
+        None | Some("default") => false,
+        Some("full") => true,
+        Some(other) => {
+            r.issue(
+                "rules.tls.encryption_handling",
+                format!("unknown value {other:?} (default or full)"),
+            );
+            false
+        }
+    };
+    r.unknown(&tls, "rules.tls");
     r.unknown(&s, p);
     (!files.is_empty()).then_some(RulesSettings {
         files,
@@ -1236,6 +1260,7 @@ fn rules_section(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         async_oneside,
         files_key: "rules.files",
         inline,
+        tls_inspect_encrypted,
     })
 }
 
@@ -1357,7 +1382,8 @@ mod tests {
              address_groups: {HOME_NET: \"[10.0.0.0/8]\", EXTERNAL_NET: \"!$HOME_NET\"}\n  \
              port_groups: {HTTP_PORTS: 8080}\n  threshold_file: /r/threshold.config\n  \
              classification_file: /r/classification.config\n  \
-             stream: {midstream: true, depth: 65536, async_oneside: true, inline: true}\n",
+             stream: {midstream: true, depth: 65536, async_oneside: true, inline: true}\n\
+             \x20 tls: {encryption_handling: full}\n",
         )
         .unwrap();
         let r = c.rules.unwrap();
@@ -1371,6 +1397,7 @@ mod tests {
         assert_eq!(r.stream_depth, 65536);
         assert!(r.async_oneside);
         assert!(r.inline);
+        assert!(r.tls_inspect_encrypted);
         assert!(r.threshold_file.is_some() && r.classification_file.is_some());
         assert!(
             Config::from_yaml("mode: mirror\ninterface: x\n")

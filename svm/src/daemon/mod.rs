@@ -410,6 +410,7 @@ fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
                 }),
             simulate_ips: false,
             async_oneside: cfg.rules.as_ref().is_some_and(|r| r.async_oneside),
+            tls_inspect_encrypted: cfg.rules.as_ref().is_some_and(|r| r.tls_inspect_encrypted),
         },
         index,
         ..WorkerConfig::default()

@@ -480,6 +480,7 @@ mod tests {
             async_oneside: false,
             files_key: "rules.files",
             inline: false,
+            tls_inspect_encrypted: false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! (split across records), with caps, then extracts the SNI once.
 
 use super::parser::{self, CLIENT_HELLO, Record};
+use super::records::{RecordWalker, Seen};
 use crate::app::{AppEvent, AppEvents, TxData};
 
 /// Handshake bytes held until the ClientHello is complete. A ClientHello is a few hundred bytes,
@@ -22,6 +23,12 @@ pub struct TlsState {
     hs: Vec<u8>,
     /// ClientHello seen, or parsing stopped: nothing more to do.
     done: bool,
+    /// Record headers of each direction (`[to_server, to_client]`), to see encryption start.
+    walk: [RecordWalker; 2],
+    /// The server sent a handshake record (its ServerHello).
+    server_handshake: bool,
+    /// Application data was seen: the session is encrypted from here on.
+    encrypted: bool,
 }
 
 impl TlsState {
@@ -44,6 +51,42 @@ impl TlsState {
         self.done = true;
         self.rec = Vec::new();
         self.hs = Vec::new();
+    }
+
+    /// Bytes of one direction were lost (or never read): its record boundaries are unknown.
+    pub fn lost_records(&mut self, to_server: bool) {
+        if let Some(w) = self.walk.get_mut(usize::from(!to_server)) {
+            w.kill();
+        }
+    }
+
+    /// Whether the session carries encrypted application data: an application data record
+    /// from the server, or from the client after the server's handshake began (client data
+    /// before it is TLS 1.3 early data, not the end of the handshake), as Suricata decides.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// New in-order bytes of either direction, for the record walk ([`Self::is_encrypted`]).
+    pub fn on_records(&mut self, to_server: bool, data: &[u8]) {
+        if self.encrypted {
+            return;
+        }
+        let Some(w) = self.walk.get_mut(usize::from(!to_server)) else {
+            return;
+        };
+        match w.feed(data) {
+            Seen::Nothing => {}
+            Seen::Handshake => self.server_handshake |= !to_server,
+            Seen::ApplicationData { after_handshake } => {
+                self.server_handshake |= !to_server && after_handshake;
+                self.encrypted = !to_server || self.server_handshake;
+                if !self.encrypted {
+                    // Early data: its length is unknown here; stop reading the client.
+                    w.kill();
+                }
+            }
+        }
     }
 
     /// New in-order client bytes.
