@@ -244,6 +244,16 @@ pub fn check_vars(spec: &RulesSpec) -> Vec<Problem> {
 /// Load and compile the rules of `spec`. `Err` lists every problem; skipped rules are in the
 /// reports, never problems.
 pub fn load(spec: &RulesSpec, strictness: Strictness) -> Result<Loaded, Vec<Problem>> {
+    load_after(spec, strictness, None)
+}
+
+/// [`load`] for a reload: the new set keeps the flowbit ids of `previous`, the set it replaces
+/// ([`RuleSetBuilder::keep_flowbits_of`]), so flows inspected by both keep their flowbits.
+pub fn load_after(
+    spec: &RulesSpec,
+    strictness: Strictness,
+    previous: Option<&RuleSet>,
+) -> Result<Loaded, Vec<Problem>> {
     let t0 = Instant::now();
     let mut issues = Issues {
         strict: strictness == Strictness::Strict,
@@ -271,6 +281,9 @@ pub fn load(spec: &RulesSpec, strictness: Strictness) -> Result<Loaded, Vec<Prob
         threshold = Some(cfg);
     }
     let mut b = RuleSetBuilder::new(vars, classes);
+    if let Some(p) = previous {
+        b.keep_flowbits_of(p);
+    }
     if let Some(cfg) = threshold {
         b.set_threshold_config(cfg);
     }

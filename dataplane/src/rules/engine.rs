@@ -103,7 +103,9 @@ pub struct FlowRuleState {
     bits: Vec<u32>,
     ip_only_done: [bool; 2],
     pass: bool,
+    /// `by_flow` threshold windows by rule index, of the rule set `windows_set`.
     windows: Vec<(u32, Window)>,
+    windows_set: u64,
     groups: [Option<(GroupTag, GroupKey, Arc<Group>)>; 2],
 }
 
@@ -671,6 +673,11 @@ impl RuleSet {
         self.flowbit_names.len()
     }
 
+    /// Flowbit names and their ids (see [`super::RuleSetBuilder::keep_flowbits_of`]).
+    pub fn flowbit_names(&self) -> &HashMap<String, u32> {
+        &self.flowbit_names
+    }
+
     /// (rules in prefilters, rules always evaluated, IP-only rules).
     pub fn layout(&self) -> (usize, usize, usize) {
         let always: usize = self.always.iter().map(Vec::len).max().unwrap_or(0);
@@ -697,6 +704,12 @@ impl RuleSet {
     ) {
         if flow_state.pass {
             return;
+        }
+        if flow_state.windows_set != self.id {
+            // Rule indexes are those of another set (a reload): its windows mean nothing here.
+            // Flowbits are kept: a reload keeps their ids by name (`keep_flowbits_of`).
+            flow_state.windows.clear();
+            flow_state.windows_set = self.id;
         }
         let group = self.group(pkt, flow_state);
         let mut cand: Vec<u32> = Vec::with_capacity(64);

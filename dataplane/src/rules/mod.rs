@@ -128,6 +128,8 @@ pub struct RuleSetBuilder {
     rules: Vec<Rule>,
     by_id: HashMap<(u32, u32), usize>,
     flowbits: HashMap<String, u32>,
+    /// The id the next new flowbit name gets.
+    next_flowbit: u32,
     action_order: ActionOrder,
 }
 
@@ -147,6 +149,7 @@ impl RuleSetBuilder {
             rules: Vec::new(),
             by_id: HashMap::new(),
             flowbits: HashMap::new(),
+            next_flowbit: 0,
             action_order: ActionOrder::default(),
         }
     }
@@ -155,6 +158,21 @@ impl RuleSetBuilder {
     /// alert).
     pub fn set_action_order(&mut self, order: ActionOrder) {
         self.action_order = order;
+    }
+
+    /// Give each flowbit name the id it has in `previous`, the set this one replaces (a
+    /// reload): flows inspected by the old set hold their bits by id, and a name keeps its
+    /// meaning in the new set, as Suricata's flowbits survive a rule reload. Call before
+    /// adding rules. New names get ids after the old ones.
+    pub fn keep_flowbits_of(&mut self, previous: &RuleSet) {
+        let mut old: Vec<(&String, &u32)> = previous.flowbit_names().iter().collect();
+        old.sort_unstable_by_key(|(_, id)| **id);
+        for (name, id) in old {
+            if !self.flowbits.contains_key(name) && !self.flowbits.values().any(|v| v == id) {
+                self.flowbits.insert(name.clone(), *id);
+                self.next_flowbit = self.next_flowbit.max(id.saturating_add(1));
+            }
+        }
     }
 
     /// Variables, to change before adding rules.
@@ -237,8 +255,13 @@ impl RuleSetBuilder {
         let remap: Vec<u32> = local
             .into_iter()
             .map(|(_, name)| {
-                let next = u32::try_from(self.flowbits.len()).unwrap_or(u32::MAX);
-                *self.flowbits.entry(name).or_insert(next)
+                if let Some(&id) = self.flowbits.get(&name) {
+                    return id;
+                }
+                let id = self.next_flowbit;
+                self.next_flowbit = self.next_flowbit.saturating_add(1);
+                self.flowbits.insert(name, id);
+                id
             })
             .collect();
         for r in parsed.rules {

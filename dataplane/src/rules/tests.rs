@@ -683,3 +683,48 @@ fn buffer_kind_all_is_in_index_order() {
     }
     assert_eq!(BufferKind::ALL.len(), BufferKind::COUNT);
 }
+
+// A reload that keeps the old set's flowbit ids (`keep_flowbits_of`): a bit a flow set under
+// the old set means the same name under the new one, even where the new files name their
+// flowbits in another order; without it the id would name another flowbit.
+#[test]
+fn flowbits_survive_a_reload_by_name() {
+    let old = set(
+        r#"alert tcp any any -> any any (content:"login"; flowbits:set,auth; flowbits:noalert; sid:1;)
+alert tcp any any -> any any (content:"zz"; flowbits:set,other; flowbits:noalert; sid:9;)"#,
+    );
+    let new_text = r#"alert tcp any any -> any any (content:"q"; flowbits:isset,fresh; sid:3;)
+alert tcp any any -> any any (content:"cmd"; flowbits:isset,other; sid:4;)
+alert tcp any any -> any any (content:"cmd"; flowbits:isset,auth; sid:2;)"#;
+    let mut b = RuleSetBuilder::default();
+    b.keep_flowbits_of(&old);
+    b.add_text("new", new_text);
+    let kept = b.build();
+    let mut b = RuleSetBuilder::default();
+    b.add_text("new", new_text);
+    let renumbered = b.build();
+    let mut th = ThresholdState::new();
+    let mut run = |rs: &RuleSet, payload: &[u8], fs: &mut FlowRuleState| {
+        let mut out = Vec::new();
+        rs.inspect(
+            &pkt(IpProto::Tcp, payload),
+            &NoBuffers,
+            fs,
+            &mut th,
+            Timestamp(0),
+            &mut out,
+        );
+        out.iter()
+            .filter(|m| m.alert)
+            .map(|m| m.sid)
+            .collect::<Vec<_>>()
+    };
+    let mut fs = FlowRuleState::new();
+    assert!(run(&old, b"login", &mut fs).is_empty());
+    assert_eq!(run(&kept, b"cmd", &mut fs), [2]);
+    assert_eq!(kept.flowbit_count(), 3);
+    // The same bits read by ids assigned afresh: `fresh` took `auth`'s id.
+    let mut fs = FlowRuleState::new();
+    assert!(run(&old, b"login", &mut fs).is_empty());
+    assert_ne!(run(&renumbered, b"cmd q", &mut fs), [2]);
+}

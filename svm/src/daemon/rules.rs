@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dataplane::rules::reasons_table;
+use dataplane::rules::{RuleSet, reasons_table};
 
 use super::config::{ConfigIssue, RulesSettings};
 use super::workers::RulesCell;
@@ -169,6 +169,14 @@ pub fn check_policy(
 
 /// Read, check and compile the rules of `s` (strictly); every problem with its key.
 pub fn load(s: &RulesSettings) -> Result<Loaded, Vec<ConfigIssue>> {
+    load_after(s, None)
+}
+
+/// [`load`] replacing `previous`: flowbit ids carry over (flows keep their flowbits).
+pub fn load_after(
+    s: &RulesSettings,
+    previous: Option<&RuleSet>,
+) -> Result<Loaded, Vec<ConfigIssue>> {
     let (files, origin, patterns) = rules_load::expand(&s.files);
     let mut issues: Vec<ConfigIssue> = patterns
         .into_iter()
@@ -178,7 +186,7 @@ pub fn load(s: &RulesSettings) -> Result<Loaded, Vec<ConfigIssue>> {
         })
         .collect();
     let spec = spec_of(s, files);
-    match rules_load::load(&spec, Strictness::Strict) {
+    match rules_load::load_after(&spec, Strictness::Strict, previous) {
         Ok(l) if issues.is_empty() => Ok(l),
         Ok(_) => Err(issues),
         Err(problems) => {
@@ -435,7 +443,8 @@ fn follow(
 
 /// Build a new set from `s` and publish it, or keep the running one and record why not.
 pub fn reload(s: &RulesSettings, cell: &RulesCell, status: &Mutex<RulesStatus>) -> bool {
-    match load(s) {
+    let running = cell.load();
+    match load_after(s, running.as_deref()) {
         Ok(l) => {
             eprintln!("{}", describe(&l, "reloaded"));
             let mut st = status.lock().unwrap_or_else(PoisonError::into_inner);
