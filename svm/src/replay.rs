@@ -247,19 +247,43 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
     Ok(s)
 }
 
-/// Load the rule files of `args` (none: `None`) with the shared loader ([`crate::rules_load`]).
+/// Load the rule files of `args` with the shared loader ([`crate::rules_load`]); without
+/// `--rules`, the policy's `activity_scanner.rule_files` (patterns, as the daemon reads them);
+/// neither: `None`. The policy's `address_groups`/`port_groups` apply over the vars file, and
+/// `--set vars.*` over them.
 fn load_rules(
     args: &ReplayArgs,
     s: &Settings,
+    scanner: &policy::ActivityScanner,
 ) -> Result<(Option<Arc<RuleSet>>, RulesLoad), ReplayError> {
-    if args.rules.is_empty() {
+    let files = if args.rules.is_empty() {
+        let (files, _, problems) = rules_load::expand(&scanner.rule_files);
+        if !problems.is_empty() {
+            let text: Vec<String> = problems
+                .into_iter()
+                .map(|(i, m)| format!("activity_scanner.rule_files[{i}]: {m}"))
+                .collect();
+            return Err(ReplayError::Rules(text.join("\n")));
+        }
+        files
+    } else {
+        args.rules.clone()
+    };
+    if files.is_empty() {
         return Ok((None, RulesLoad::default()));
     }
+    let pairs = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let mut address_groups = pairs(&scanner.address_groups);
+    address_groups.extend(s.address_vars.iter().cloned());
+    let mut port_groups = pairs(&scanner.port_groups);
+    port_groups.extend(s.port_vars.iter().cloned());
     let spec = RulesSpec {
-        files: args.rules.clone(),
+        files,
         vars_file: args.vars.clone(),
-        address_groups: s.address_vars.clone(),
-        port_groups: s.port_vars.clone(),
+        address_groups,
+        port_groups,
         threshold_file: s.threshold_file.clone(),
         classification_file: None,
         action_order: s.action_order.clone(),
@@ -536,6 +560,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         })?,
         None => Policy::default(),
     };
+    let scanner_policy = policy.activity_scanner.clone();
     let compiled = Arc::new(CompiledPolicy::compile(policy));
     let capture = Capture::load(&args.pcap)?;
     if capture.truncated {
@@ -546,7 +571,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         );
     }
     let settings = settings(args)?;
-    let (rules, rules_load) = load_rules(args, &settings)?;
+    let (rules, rules_load) = load_rules(args, &settings, &scanner_policy)?;
     let cfg = WorkerConfig {
         scanner: settings.scanner,
         decode: DecodeOptions {

@@ -261,3 +261,56 @@ fn policy_check_reports_every_problem() {
     let out = Command::new(svm_bin()).arg("replay").output().unwrap();
     assert_eq!(out.status.code(), Some(1), "missing argument");
 }
+
+// `svm replay --policy` without `--rules` loads the policy's `activity_scanner.rule_files`
+// (patterns) with its `address_groups`: the rule naming the policy's variable loads and fires
+// on the scan; a pattern that matches nothing is refused with its path.
+#[test]
+fn replay_loads_the_policys_rule_files_and_variables() {
+    let dir = TempDir::new("policy-rule-files");
+    std::fs::write(
+        dir.path("scan.rules"),
+        "alert tcp $POLICY_NET any -> any any (msg:\"policy rule\"; flags:S; \
+         threshold: type limit, track by_rule, count 1, seconds 3600; sid:1000001; rev:1;)\n",
+    )
+    .unwrap();
+    let pattern = dir.path("*.rules").display().to_string();
+    let cap = scan_then_follow_up(&[1]);
+    let with_var = format!(
+        "activity_scanner:\n  rule_files: [\"{pattern}\"]\n  \
+         address_groups: {{POLICY_NET: \"[0.0.0.0/0]\"}}\n"
+    );
+    let r = replay("policy-rules", &cap, Some(&with_var), &[]);
+    assert_eq!(r.alerts("policy rule").len(), 1, "{:?}", r.summary);
+    assert_eq!(r.summary["rules_loaded"], 1);
+    // Without the variable the rule cannot load (skipped, not fatal).
+    let without = format!("activity_scanner:\n  rule_files: [\"{pattern}\"]\n");
+    let r = replay("policy-rules-novar", &cap, Some(&without), &[]);
+    assert!(r.alerts("policy rule").is_empty());
+    assert_eq!(r.summary["rules_skipped"], 1);
+    // A pattern that matches no file.
+    let pol = dir.path("missing.yaml");
+    std::fs::write(
+        &pol,
+        format!(
+            "activity_scanner:\n  rule_files: [\"{}\"]\n",
+            dir.path("none-*.rules").display()
+        ),
+    )
+    .unwrap();
+    let pcap = dir.path("in.pcap");
+    cap.write_pcap(&pcap).unwrap();
+    let out = Command::new(svm_bin())
+        .arg("replay")
+        .arg(&pcap)
+        .arg("--policy")
+        .arg(&pol)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("activity_scanner.rule_files[0]") && err.contains("matches no file"),
+        "{err}"
+    );
+}
