@@ -1,5 +1,6 @@
 //! The compiled rule set: prefilter, candidate verification, flowbits, thresholds, actions.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -220,6 +221,11 @@ impl std::fmt::Debug for Prefilter {
             .field("patterns", &self.rules.len())
             .finish()
     }
+}
+
+thread_local! {
+    /// Per-thread scratch of [`RuleSet::inspect`]: candidate rules, patterns seen by a scan.
+    static SCRATCH: RefCell<(Vec<u32>, Vec<u64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Longest prefix of a fast pattern given to the prefilter automaton.
@@ -712,7 +718,10 @@ impl RuleSet {
             flow_state.windows_set = self.id;
         }
         let group = self.group(pkt, flow_state);
-        let mut cand: Vec<u32> = Vec::with_capacity(64);
+        // Candidate and seen-pattern vectors of this thread, reused from packet to packet (taken
+        // out, so a nested call could only cost an allocation, never a conflict).
+        let (mut cand, mut seen) = SCRATCH.try_with(RefCell::take).unwrap_or_default();
+        cand.clear();
         let no_payload = bufs.no_payload();
         let stream = bufs.get(BufferKind::Stream).filter(|_| !no_payload);
         for part in &group.parts {
@@ -726,24 +735,24 @@ impl RuleSet {
                         // IDS timing: the stream holds this payload; the payload itself only
                         // matters to the rules that read the packet.
                         if let Some(s) = stream {
-                            scan(pf, s, pkt, &mut cand);
+                            scan(pf, s, pkt, &mut cand, &mut seen);
                         }
                         if let Some(ppf) = &part.packet_payload
                             && stream != Some(pkt.payload)
                         {
-                            scan(ppf, pkt.payload, pkt, &mut cand);
+                            scan(ppf, pkt.payload, pkt, &mut cand, &mut seen);
                         }
                         continue;
                     }
-                    scan(pf, pkt.payload, pkt, &mut cand);
+                    scan(pf, pkt.payload, pkt, &mut cand, &mut seen);
                     // The stream's new data is often the packet's payload itself: scan it once.
                     if let Some(s) = stream
                         && s != pkt.payload
                     {
-                        scan(pf, s, pkt, &mut cand);
+                        scan(pf, s, pkt, &mut cand, &mut seen);
                     }
                 } else if let Some(b) = BufferKind::ALL.get(k).and_then(|kind| bufs.get(*kind)) {
-                    scan(pf, b, pkt, &mut cand);
+                    scan(pf, b, pkt, &mut cand, &mut seen);
                 }
             }
             part.always.candidates(pkt, &mut cand);
@@ -761,7 +770,23 @@ impl RuleSet {
         }
         cand.sort_unstable();
         cand.dedup();
-        for idx in cand {
+        self.evaluate(&cand, pkt, bufs, flow_state, thresholds, now, out);
+        let _ = SCRATCH.try_with(|c| c.replace((cand, seen)));
+    }
+
+    /// Verify the candidates (sorted, unique) and record the matches, in rule order.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &self,
+        cand: &[u32],
+        pkt: &PacketView<'_>,
+        bufs: &dyn Buffers,
+        flow_state: &mut FlowRuleState,
+        thresholds: &mut ThresholdState,
+        now: Timestamp,
+        out: &mut Vec<RuleMatch>,
+    ) {
+        for &idx in cand {
             let Some(rule) = self.rules.get(idx as usize) else {
                 continue;
             };
@@ -884,12 +909,20 @@ impl PrefilterTable {
     }
 }
 
-fn scan(pf: &Prefilter, hay: &[u8], pkt: &PacketView<'_>, cand: &mut Vec<u32>) {
+fn scan(
+    pf: &Prefilter,
+    hay: &[u8],
+    pkt: &PacketView<'_>,
+    cand: &mut Vec<u32>,
+    seen: &mut Vec<u64>,
+) {
     // One candidate lookup per pattern, however often it occurs.
-    let mut seen: Vec<u64> = Vec::new();
+    let mut fresh = true;
     pf.ac.find(hay, |pid| {
-        if seen.is_empty() {
+        if fresh {
+            seen.clear();
             seen.resize(pf.rules.len().div_ceil(64), 0);
+            fresh = false;
         }
         let Some(w) = seen.get_mut(pid / 64) else {
             return;

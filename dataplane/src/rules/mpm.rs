@@ -3,7 +3,7 @@
 //! The engine needs the *set* of patterns present, not every occurrence. An unanchored
 //! Aho-Corasick search touches the automaton on every byte, and with hundreds of patterns its
 //! tables miss the cache on most of them. Here a pass over the buffer first tests each byte
-//! pair against a bitmap of the patterns' first two bytes (8 KiB, case-folded) and a table of
+//! pair against a bitmap of the patterns' first two bytes (8 KiB, every case variant set) and a table of
 //! one-byte patterns; only where a pattern can start does an anchored walk of the
 //! (case-insensitive) Aho-Corasick NFA run, usually for a byte or two. Exact: every occurrence
 //! of a pattern of two bytes or more starts at a position whose pair is in the bitmap, and every
@@ -17,7 +17,8 @@ use aho_corasick::{Anchored, MatchKind};
 /// Fast patterns of one buffer kind, compiled.
 pub struct Mpm {
     nfa: NFA,
-    /// Bit `a << 8 | b` is set if a pattern of two bytes or more starts with `a b` (lowercase).
+    /// Bit `a << 8 | b` is set if a pattern of two bytes or more starts with `a b` in some
+    /// case (every case variant is set, so the scan needs no case folding).
     pairs: Box<[u64; 1024]>,
     /// One-byte patterns: (lowercase byte, pattern id).
     single: Vec<(u8, u32)>,
@@ -50,9 +51,14 @@ impl Mpm {
                 [] => {}
                 [a] => single.push((a.to_ascii_lowercase(), u32::try_from(i).unwrap_or(u32::MAX))),
                 [a, b, ..] => {
-                    let k = pair(*a, *b);
-                    if let Some(w) = pairs.get_mut(k / 64) {
-                        *w |= 1 << (k % 64);
+                    // Every case of the two bytes, so the scan indexes with raw bytes.
+                    for x in [a.to_ascii_lowercase(), a.to_ascii_uppercase()] {
+                        for y in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
+                            let k = pair(x, y);
+                            if let Some(w) = pairs.get_mut(k / 64) {
+                                *w |= 1 << (k % 64);
+                            }
+                        }
                     }
                 }
             }
@@ -81,16 +87,10 @@ impl Mpm {
                 f(p as usize);
             }
         }
-        for (i, w) in hay.windows(2).enumerate() {
-            let &[a, b] = w else { continue };
-            let k = pair(a, b);
-            if self
-                .pairs
-                .get(k / 64)
-                .is_some_and(|w| w >> (k % 64) & 1 == 1)
-            {
-                self.walk(start, hay.get(i..).unwrap_or_default(), &mut f);
-            }
+        let mut from = 0;
+        while let Some(i) = next_start(&self.pairs, hay, from) {
+            self.walk(start, hay.get(i..).unwrap_or_default(), &mut f);
+            from = i + 1;
         }
     }
 
@@ -111,8 +111,26 @@ impl Mpm {
     }
 }
 
+/// The first position at or after `from` where a pattern can start (its byte pair is in the
+/// bitmap). A loop of its own, apart from the walks and the caller's callback, so that it keeps
+/// its state in registers: it runs on every byte.
+#[inline(never)]
+fn next_start(pairs: &[u64; 1024], hay: &[u8], from: usize) -> Option<usize> {
+    let rest = hay.get(from..)?;
+    rest.windows(2)
+        .position(|w| match *w {
+            [a, b] => {
+                let k = pair(a, b);
+                // `k >> 6` < 1024 for any two bytes: the lookup never misses.
+                pairs.get(k >> 6).is_some_and(|w| w >> (k & 63) & 1 == 1)
+            }
+            _ => false,
+        })
+        .map(|p| p + from)
+}
+
 fn pair(a: u8, b: u8) -> usize {
-    usize::from(a.to_ascii_lowercase()) << 8 | usize::from(b.to_ascii_lowercase())
+    usize::from(a) << 8 | usize::from(b)
 }
 
 #[cfg(test)]
