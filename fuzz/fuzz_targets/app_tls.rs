@@ -1,4 +1,6 @@
-//! TLS record and ClientHello reassembly: arbitrary client bytes, split where the input says.
+//! TLS record and ClientHello reassembly, and the record-header walk of both directions
+//! (encryption detection): arbitrary bytes, split where the input says, alternating directions
+//! by chunk.
 #![no_main]
 
 use dataplane::app::AppEvents;
@@ -14,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let mut s = TlsState::default();
     let mut out = Vec::new();
     let mut ev = AppEvents::default();
-    for chunk in rest.chunks(usize::from(split).max(1)) {
+    for (i, chunk) in rest.chunks(usize::from(split).max(1)).enumerate() {
         s.feed(chunk, &mut out, &mut ev);
+        s.on_records(i % 3 != 2, chunk);
     }
+    let _ = s.is_encrypted();
 });
