@@ -188,6 +188,10 @@ impl FrameHandler for ForwardAll {
     fn on_frame(&mut self, _frame: &[u8], _meta: RxMeta) -> Verdict {
         Verdict::Forward
     }
+    fn on_burst(&mut self, frames: &[&[u8]], _meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
+        verdicts.extend(frames.iter().map(|_| Verdict::Forward));
+        frames.len()
+    }
     fn take_injections(&mut self, _out: &mut Vec<Injection>) {}
 }
 

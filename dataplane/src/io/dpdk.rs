@@ -1418,8 +1418,11 @@ impl Out {
                     let before = self.verdicts.len();
                     handler.on_burst(frames, meta, &mut self.verdicts);
                     // Exactly one verdict per frame handled, whatever the handler pushed.
-                    let handled = (self.verdicts.len() - before).clamp(1, frames.len().max(1));
-                    self.verdicts.resize(before + handled, Verdict::Forward);
+                    let pushed = self.verdicts.len() - before;
+                    let handled = pushed.clamp(1, frames.len().max(1));
+                    if pushed != handled {
+                        self.verdicts.resize(before + handled, Verdict::Forward);
+                    }
                     i += handled;
                 }
                 let queued = self.marks.last().map_or(0, |&(_, end)| end);
@@ -1441,11 +1444,27 @@ impl Out {
             unsent_injections,
             ..
         } = self;
+        let onward = match attach {
+            DpdkAttach::Inline => index ^ 1,
+            // A mirror forwards nothing: every frame is freed.
+            DpdkAttach::Mirror => usize::MAX,
+        };
+        if marks.is_empty() {
+            // No injection in this burst (the common case): only forward or free.
+            for (mbuf, verdict) in bufs.drain(..).zip(verdicts.iter()) {
+                match (verdict, tx.get_mut(onward)) {
+                    (Verdict::Forward, Some(q)) => q.push(mbuf),
+                    _ => free.push(mbuf),
+                }
+            }
+            free_bulk(free);
+            return;
+        }
         let mut marks = marks.iter().peekable();
         let mut done = 0;
         for (handled, (mbuf, verdict)) in bufs.drain(..).zip(verdicts.iter()).enumerate() {
-            match (*attach, verdict, tx.get_mut(index ^ 1)) {
-                (DpdkAttach::Inline, Verdict::Forward, Some(q)) => q.push(mbuf),
+            match (verdict, tx.get_mut(onward)) {
+                (Verdict::Forward, Some(q)) => q.push(mbuf),
                 _ => free.push(mbuf),
             }
             while let Some(&&(after, end)) = marks.peek()
