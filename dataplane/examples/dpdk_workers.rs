@@ -180,6 +180,19 @@ impl FrameHandler for WorkerHandler {
         self.worker.process(frame, pm, &mut self.sink)
     }
 
+    fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
+        self.rx_port = meta.port;
+        let pm = PacketMeta {
+            ts: meta.ts,
+            pcap_cnt: self.received + 1,
+        };
+        let done = self
+            .worker
+            .process_burst(frames, pm, &mut self.sink, verdicts);
+        self.received += done as u64;
+        done
+    }
+
     fn take_injections(&mut self, out: &mut Vec<Injection>) {
         let rx_port = self.rx_port;
         out.extend(

@@ -442,6 +442,32 @@ impl Worker {
         verdict
     }
 
+    /// Process the first frames of a receive burst, in order, each as [`Worker::process`] would;
+    /// the first gets `meta.pcap_cnt`, the next ones the numbers after it. Pushes one verdict per
+    /// frame processed onto `verdicts` and returns how many were processed: all of them, or fewer
+    /// when a frame caused an injection, which the caller transmits before the frames after it
+    /// (see [`crate::io::FrameHandler::on_burst`]).
+    pub fn process_burst(
+        &mut self,
+        frames: &[&[u8]],
+        meta: PacketMeta,
+        out: &mut impl Output,
+        verdicts: &mut Vec<Verdict>,
+    ) -> usize {
+        let injected = self.counters.injected;
+        for (done, (pcap_cnt, frame)) in (meta.pcap_cnt..).zip(frames).enumerate() {
+            let m = PacketMeta {
+                ts: meta.ts,
+                pcap_cnt,
+            };
+            verdicts.push(self.process(frame, m, out));
+            if self.counters.injected != injected {
+                return done + 1;
+            }
+        }
+        frames.len()
+    }
+
     fn process_inner(&mut self, frame: &[u8], meta: PacketMeta, out: &mut impl Output) -> Verdict {
         let decoded = match decode::decode_frame(frame, self.cfg.decode) {
             Ok(d) => d,
@@ -1187,5 +1213,126 @@ mod tunnel_tests {
             assert_eq!(alerts(&mut w, &frame), vec![(2, IpAddr::V4(V4_SRC))]);
             assert_eq!(w.counters().decoder[event.index()], before + 1, "{event:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod burst_tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::blocks::{BlockKey, BlockOrigin};
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, tcp_simple};
+
+    const BLOCKED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
+
+    /// TCP segments from several sources; the fifth and the eighth come from a blocked one.
+    fn frames() -> Vec<Vec<u8>> {
+        (0..12u16)
+            .map(|i| {
+                let src = if i == 4 || i == 7 { BLOCKED } else { V4_SRC };
+                let l4 = tcp_simple(
+                    IpAddr::V4(src),
+                    IpAddr::V4(V4_DST),
+                    40_000 + i % 5,
+                    443,
+                    b"x",
+                );
+                eth(&[], 0x0800, &ipv4(src, V4_DST, 6, &l4))
+            })
+            .collect()
+    }
+
+    fn worker(attach: Attach) -> Worker {
+        let cfg = WorkerConfig {
+            attach,
+            ..WorkerConfig::default()
+        };
+        let mut w = Worker::new(
+            cfg,
+            Arc::new(CompiledPolicy::compile(policy::Policy::default())),
+        );
+        let key = BlockKey {
+            scope: VlanScope::UNTAGGED,
+            addr: IpAddr::V4(BLOCKED),
+        };
+        let added =
+            w.blocks_mut()
+                .block(key, Timestamp(0), 3600, "test", "test", BlockOrigin::Manual);
+        assert_eq!(added, BlockResult::Added);
+        w
+    }
+
+    const TS: Timestamp = Timestamp(Timestamp::SECOND);
+
+    /// Frame by frame, as `process` sees them: verdicts, output, counters.
+    fn one_by_one(attach: Attach, frames: &[Vec<u8>]) -> (Vec<Verdict>, VecOutput, Counters) {
+        let mut w = worker(attach);
+        let mut out = VecOutput::default();
+        let verdicts = (1u64..)
+            .zip(frames)
+            .map(|(n, f)| {
+                let meta = PacketMeta {
+                    ts: TS,
+                    pcap_cnt: n,
+                };
+                w.process(f, meta, &mut out)
+            })
+            .collect();
+        (verdicts, out, w.counters().clone())
+    }
+
+    /// The same frames as one burst, handed over again after each early return, which is
+    /// recorded (frames handled by each call).
+    fn in_bursts(
+        attach: Attach,
+        frames: &[Vec<u8>],
+    ) -> (Vec<Verdict>, VecOutput, Counters, Vec<usize>) {
+        let mut w = worker(attach);
+        let mut out = VecOutput::default();
+        let views: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let mut verdicts = Vec::new();
+        let mut calls = Vec::new();
+        let mut rest = &views[..];
+        while !rest.is_empty() {
+            let meta = PacketMeta {
+                ts: TS,
+                pcap_cnt: verdicts.len() as u64 + 1,
+            };
+            let done = w.process_burst(rest, meta, &mut out, &mut verdicts);
+            assert!(done >= 1 && done <= rest.len());
+            assert_eq!(verdicts.len(), views.len() - rest.len() + done);
+            calls.push(done);
+            rest = &rest[done..];
+        }
+        (verdicts, out, w.counters().clone(), calls)
+    }
+
+    #[test]
+    fn a_burst_is_processed_as_its_frames_one_by_one() {
+        let frames = frames();
+        for attach in [Attach::Inline, Attach::Mirror] {
+            let (v1, o1, c1) = one_by_one(attach, &frames);
+            let (v2, o2, c2, _) = in_bursts(attach, &frames);
+            assert_eq!(v1, v2, "{attach:?}");
+            assert_eq!(o1.events, o2.events, "{attach:?}");
+            assert_eq!(o1.injected, o2.injected, "{attach:?}");
+            assert_eq!(c1, c2, "{attach:?}");
+            assert_eq!(v2.get(4), Some(&Verdict::Drop(DropReason::Blocked)));
+        }
+    }
+
+    #[test]
+    fn a_burst_stops_after_a_frame_that_injected() {
+        let frames = frames();
+        // Inline, the blocked source's frames are dropped without injection: one call.
+        let (_, out, _, calls) = in_bursts(Attach::Inline, &frames);
+        assert!(out.injected.is_empty());
+        assert_eq!(calls, [12]);
+        // On a mirror each of them is answered with resets: the burst is handed back after each.
+        let (_, out, c, calls) = in_bursts(Attach::Mirror, &frames);
+        assert!(!out.injected.is_empty());
+        assert_eq!(c.injected, out.injected.len() as u64);
+        assert_eq!(calls, [5, 3, 4]);
     }
 }

@@ -25,6 +25,7 @@ type Scenario = fn(&Path) -> Result<()>;
 
 const SCENARIOS: &[(&str, Scenario)] = &[
     ("inline", inline),
+    ("inline_burst", inline_burst),
     ("mirror_inject", mirror_inject),
     ("mirror_no_inject", mirror_no_inject),
 ];
@@ -176,9 +177,14 @@ fn marker(n: u64, toward: Toward) -> Vec<u8> {
 }
 
 /// Drops every `DROP_EVERY`-th frame, injects a marker toward the source every `SOURCE_EVERY`-th
-/// and toward the destination every `DESTINATION_EVERY`-th.
+/// and toward the destination every `DESTINATION_EVERY`-th. With `burst`, it takes whole bursts
+/// ([`FrameHandler::on_burst`]), stopping after a frame that injected, as the worker does;
+/// otherwise one frame per call (the default `on_burst`).
 #[derive(Default)]
 struct Script {
+    burst: bool,
+    /// Calls of `on_burst` that handled more than one frame.
+    multi: u64,
     seen: u64,
     pending: Vec<Injection>,
     /// Frames seen, with their port.
@@ -207,6 +213,21 @@ impl FrameHandler for Script {
         } else {
             Verdict::Forward
         }
+    }
+
+    fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
+        let mut done = 0;
+        for frame in frames {
+            verdicts.push(self.on_frame(frame, meta));
+            done += 1;
+            if !self.burst || !self.pending.is_empty() {
+                break;
+            }
+        }
+        if done > 1 {
+            self.multi += 1;
+        }
+        done
     }
 
     fn take_injections(&mut self, out: &mut Vec<Injection>) {
@@ -263,6 +284,15 @@ fn expected(frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 }
 
 fn inline(dir: &Path) -> Result<()> {
+    inline_with(dir, false)
+}
+
+/// `inline` with a handler that takes whole bursts: same frames out, in the same order.
+fn inline_burst(dir: &Path) -> Result<()> {
+    inline_with(dir, true)
+}
+
+fn inline_with(dir: &Path, burst: bool) -> Result<()> {
     let (f, frames) = files(dir)?;
     let n = frames.len() as u64;
     ensure!(n == COPIES * 54, "unexpected input size {n}");
@@ -279,12 +309,20 @@ fn inline(dir: &Path) -> Result<()> {
     ];
     let mut io = DpdkIo::inline(&eal, ports, &DpdkConfig::default())?;
     ensure!(io.ports().iter().all(|p| p.link_up()), "links not up");
-    let mut script = Script::default();
+    let mut script = Script {
+        burst,
+        ..Script::default()
+    };
     let received = drain(&mut io, &mut script, n)?;
     ensure!(received == n, "received {received}, want {n}");
     ensure!(
         script.frames.iter().all(|(p, _)| *p == 0),
         "a frame arrived on port 1"
+    );
+    ensure!(
+        (script.multi > 0) == burst,
+        "{} calls handled several frames (burst: {burst})",
+        script.multi
     );
     let seen: Vec<Vec<u8>> = script.frames.iter().map(|(_, f)| f.clone()).collect();
     ensure!(

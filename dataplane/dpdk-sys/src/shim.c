@@ -76,6 +76,24 @@ uint32_t shim_pktmbuf_view(struct rte_mbuf *m, uint8_t **data, uint16_t *data_le
 	return rte_pktmbuf_pkt_len(m);
 }
 
+void shim_pktmbuf_views(struct rte_mbuf *const *pkts, uint16_t n, uint8_t **data,
+			uint16_t *data_len)
+{
+	uint16_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct rte_mbuf *m = pkts[i];
+
+		if (m->nb_segs <= 1) {
+			data[i] = rte_pktmbuf_mtod(m, uint8_t *);
+			data_len[i] = rte_pktmbuf_data_len(m);
+		} else {
+			data[i] = NULL;
+			data_len[i] = 0;
+		}
+	}
+}
+
 unsigned int shim_lcore_id(void)
 {
 	return rte_lcore_id();

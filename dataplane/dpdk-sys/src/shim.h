@@ -22,6 +22,10 @@ uint16_t shim_pktmbuf_nb_segs(const struct rte_mbuf *m);
 int shim_pktmbuf_copy_out(const struct rte_mbuf *m, uint32_t off, uint32_t len, void *buf);
 /* The first segment's data and length in one call (the per-frame hot path); returns pkt_len. */
 uint32_t shim_pktmbuf_view(struct rte_mbuf *m, uint8_t **data, uint16_t *data_len);
+/* The views of a whole burst in one call: for each of the n mbufs, its data and data length if
+ * the frame is in one segment, NULL and 0 if it is chained. */
+void shim_pktmbuf_views(struct rte_mbuf *const *pkts, uint16_t n, uint8_t **data,
+			uint16_t *data_len);
 unsigned int shim_lcore_id(void);
 int shim_errno(void);
 /* 1 if the port reports link up, 0 if down, a negative errno on failure. */

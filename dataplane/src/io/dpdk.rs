@@ -44,6 +44,10 @@ pub const MAX_BURST: usize = 256;
 /// worker's undecodable frames).
 pub const MAX_LINEAR: u32 = 65_535 + 64;
 
+/// Frames whose views [`Out::burst`] builds at once (one shim call, a bitmask of chained frames);
+/// a longer burst is handed over in several chunks.
+const VIEW_CHUNK: usize = 64;
+
 /// Transmit attempts per poll before the frames a full ring refused are dropped and counted.
 const TX_ATTEMPTS: usize = 4;
 
@@ -1167,6 +1171,13 @@ struct Out {
     /// Frames to transmit, per port.
     tx: Vec<Vec<Mbuf>>,
     injections: Vec<Injection>,
+    /// Verdicts of the frames of the burst being handled, in order.
+    verdicts: Vec<Verdict>,
+    /// Per batch of injections of the burst: (frames handled before they were made, end of the
+    /// batch in `injections`).
+    marks: Vec<(usize, usize)>,
+    /// Frames of the burst to free (dropped, or a mirror's copies), freed in one call.
+    free: Vec<Mbuf>,
     /// Copy of a multi-segment frame for the handler.
     linear: Vec<u8>,
     /// Frames we could not transmit, per port: refused by a full ring, or injections without an
@@ -1276,14 +1287,104 @@ impl DpdkIo {
     }
 }
 
+/// Fill `views` with the bytes of each frame of `bufs` (at most [`VIEW_CHUNK`]) in one shim
+/// call. Returns a bitmask of the chained (multi-segment) frames, whose views are left empty.
+fn mbuf_views<'a>(bufs: &'a [Mbuf], views: &mut [&'a [u8]; VIEW_CHUNK]) -> u64 {
+    let n = bufs.len().min(VIEW_CHUNK);
+    let mut data = [std::ptr::null_mut::<u8>(); VIEW_CHUNK];
+    let mut lens = [0u16; VIEW_CHUNK];
+    // SAFETY: bufs holds n owned, valid mbufs, and Mbuf is repr(transparent) over a non-null
+    // mbuf pointer, so its slice is an array of n mbuf pointers; data and lens have room for n
+    // entries (n <= VIEW_CHUNK). The shim only reads the mbufs.
+    unsafe {
+        sys::shim_pktmbuf_views(
+            bufs.as_ptr().cast::<*mut sys::rte_mbuf>(),
+            u16::try_from(n).unwrap_or(0),
+            data.as_mut_ptr(),
+            lens.as_mut_ptr(),
+        );
+    }
+    let mut chained = 0u64;
+    for (bit, ((view, &ptr), &len)) in views.iter_mut().zip(&data).zip(&lens).take(n).enumerate() {
+        if ptr.is_null() {
+            chained |= 1 << bit;
+            *view = &[];
+        } else {
+            // SAFETY: the shim returned mtod and data_len of a single-segment mbuf of bufs: len
+            // initialised bytes inside its buffer, which bufs owns and which stays put while
+            // bufs is borrowed for 'a.
+            *view = unsafe { std::slice::from_raw_parts(ptr, usize::from(len)) };
+        }
+    }
+    chained
+}
+
+/// Free every mbuf of `bufs` (returned to their pools) in one call; `bufs` is left empty.
+fn free_bulk(bufs: &mut Vec<Mbuf>) {
+    let n = bufs.len();
+    let Ok(count) = u32::try_from(n) else {
+        bufs.clear();
+        return;
+    };
+    if n == 0 {
+        return;
+    }
+    // While the shim frees them, bufs claims nothing: should anything unwind, the mbufs leak
+    // instead of being freed twice.
+    // SAFETY: 0 <= len; the n elements stay initialised in the buffer and are freed below.
+    unsafe { bufs.set_len(0) };
+    // SAFETY: the buffer holds n owned mbufs (repr(transparent) pointers) that nobody else
+    // references; each is freed exactly once, here, and no longer belongs to bufs.
+    unsafe { sys::shim_pktmbuf_free_bulk(bufs.as_mut_ptr().cast::<*mut sys::rte_mbuf>(), count) };
+}
+
+/// Queue one injection on the transmit queue its direction calls for (inline: the receive port
+/// toward the source, its peer toward the destination; mirror: the inject port), in a fresh
+/// mbuf; count it as failed if there is no such port or no mbuf.
+fn place_injection(
+    attach: DpdkAttach,
+    pool: &Mempool,
+    tx: &mut [Vec<Mbuf>],
+    tx_failed: &mut [u64],
+    unsent_injections: &mut u64,
+    inj: &Injection,
+) {
+    let ports = tx.len();
+    let target = match (attach, inj.toward) {
+        (DpdkAttach::Inline, Toward::Source) => Some(usize::from(inj.rx_port)),
+        (DpdkAttach::Inline, Toward::Destination) => Some(usize::from(inj.rx_port) ^ 1),
+        (DpdkAttach::Mirror, _) => (ports > 1).then_some(1),
+    };
+    let Some(target) = target.filter(|&t| t < ports) else {
+        *unsent_injections += 1;
+        if let Some(f) = tx_failed.first_mut() {
+            *f += 1;
+        }
+        return;
+    };
+    match (pool.alloc_frame(&inj.frame), tx.get_mut(target)) {
+        (Some(m), Some(q)) => q.push(m),
+        _ => {
+            if let Some(f) = tx_failed.get_mut(target) {
+                *f += 1;
+            }
+        }
+    }
+}
+
 impl Out {
-    /// Run the handler on one frame received on port `index`, queue it for transmission if
-    /// forwarded (otherwise it is freed here), and queue the injections it caused.
-    fn frame(
+    /// Run the handler on the frames received on port `index` in one burst, then queue each for
+    /// transmission if forwarded or free it (dropped, or a mirror's copy), with the injections
+    /// each frame caused right after it, as if the frames had been handled one at a time.
+    ///
+    /// The handler sees the burst first (views of up to [`VIEW_CHUNK`] frames at a time, one
+    /// [`FrameHandler::on_burst`] call per run of single-segment frames, a copy of each chained
+    /// one); the mbufs move only afterwards, so the views stay borrowed from `bufs` throughout.
+    fn burst(
         &mut self,
         pool: &Mempool,
         index: usize,
-        mbuf: Mbuf,
+        bufs: &mut Vec<Mbuf>,
         ts: Timestamp,
         handler: &mut dyn FrameHandler,
     ) {
@@ -1291,45 +1392,93 @@ impl Out {
             port: PortId::try_from(index).unwrap_or(PortId::MAX),
             ts,
         };
-        let verdict = if mbuf.is_contiguous() {
-            handler.on_frame(mbuf.data(), meta)
-        } else if mbuf.copy_to(&mut self.linear) {
-            handler.on_frame(&self.linear, meta)
-        } else {
-            // Too long, or a chain shorter than its length: not a frame we can show; it is
-            // forwarded uninspected (fail-open, see MAX_LINEAR).
-            Verdict::Forward
-        };
-        if let (DpdkAttach::Inline, Verdict::Forward) = (self.attach, verdict)
-            && let Some(q) = self.tx.get_mut(index ^ 1)
-        {
-            q.push(mbuf);
-        }
-        // Otherwise (dropped, or a mirror's copy) the mbuf is freed here.
-        handler.take_injections(&mut self.injections);
-        let ports = self.tx.len();
-        for inj in self.injections.drain(..) {
-            let target = match (self.attach, inj.toward) {
-                (DpdkAttach::Inline, Toward::Source) => Some(usize::from(inj.rx_port)),
-                (DpdkAttach::Inline, Toward::Destination) => Some(usize::from(inj.rx_port) ^ 1),
-                (DpdkAttach::Mirror, _) => (ports > 1).then_some(1),
-            };
-            let Some(target) = target.filter(|&t| t < ports) else {
-                self.unsent_injections += 1;
-                if let Some(f) = self.tx_failed.first_mut() {
-                    *f += 1;
-                }
-                continue;
-            };
-            match (pool.alloc_frame(&inj.frame), self.tx.get_mut(target)) {
-                (Some(m), Some(q)) => q.push(m),
-                _ => {
-                    if let Some(f) = self.tx_failed.get_mut(target) {
-                        *f += 1;
+        self.verdicts.clear();
+        self.marks.clear();
+        let mut views: [&[u8]; VIEW_CHUNK] = [&[]; VIEW_CHUNK];
+        for chunk in bufs.chunks(VIEW_CHUNK) {
+            let chained = mbuf_views(chunk, &mut views);
+            let n = chunk.len();
+            let mut i = 0;
+            while i < n {
+                if (chained >> i) & 1 == 1 {
+                    let verdict = match chunk.get(i) {
+                        Some(m) if m.copy_to(&mut self.linear) => {
+                            handler.on_frame(&self.linear, meta)
+                        }
+                        // Too long, or a chain shorter than its length: not a frame we can show;
+                        // it is forwarded uninspected (fail-open, see MAX_LINEAR).
+                        _ => Verdict::Forward,
+                    };
+                    self.verdicts.push(verdict);
+                    i += 1;
+                } else {
+                    // The run of single-segment frames starting at i.
+                    let run = usize::try_from((chained >> i).trailing_zeros()).unwrap_or(n);
+                    let frames = views.get(i..n.min(i + run)).unwrap_or(&[]);
+                    let before = self.verdicts.len();
+                    handler.on_burst(frames, meta, &mut self.verdicts);
+                    // Exactly one verdict per frame handled, whatever the handler pushed.
+                    let pushed = self.verdicts.len() - before;
+                    let handled = pushed.clamp(1, frames.len().max(1));
+                    if pushed != handled {
+                        self.verdicts.resize(before + handled, Verdict::Forward);
                     }
+                    i += handled;
+                }
+                let queued = self.marks.last().map_or(0, |&(_, end)| end);
+                handler.take_injections(&mut self.injections);
+                if self.injections.len() > queued {
+                    self.marks
+                        .push((self.verdicts.len(), self.injections.len()));
                 }
             }
         }
+        let Out {
+            attach,
+            tx,
+            injections,
+            verdicts,
+            marks,
+            free,
+            tx_failed,
+            unsent_injections,
+            ..
+        } = self;
+        let onward = match attach {
+            DpdkAttach::Inline => index ^ 1,
+            // A mirror forwards nothing: every frame is freed.
+            DpdkAttach::Mirror => usize::MAX,
+        };
+        if marks.is_empty() {
+            // No injection in this burst (the common case): only forward or free.
+            for (mbuf, verdict) in bufs.drain(..).zip(verdicts.iter()) {
+                match (verdict, tx.get_mut(onward)) {
+                    (Verdict::Forward, Some(q)) => q.push(mbuf),
+                    _ => free.push(mbuf),
+                }
+            }
+            free_bulk(free);
+            return;
+        }
+        let mut marks = marks.iter().peekable();
+        let mut done = 0;
+        for (handled, (mbuf, verdict)) in bufs.drain(..).zip(verdicts.iter()).enumerate() {
+            match (verdict, tx.get_mut(onward)) {
+                (Verdict::Forward, Some(q)) => q.push(mbuf),
+                _ => free.push(mbuf),
+            }
+            while let Some(&&(after, end)) = marks.peek()
+                && after == handled + 1
+            {
+                for inj in injections.get(done..end).unwrap_or(&[]) {
+                    place_injection(*attach, pool, tx, tx_failed, unsent_injections, inj);
+                }
+                done = end;
+                marks.next();
+            }
+        }
+        injections.clear();
+        free_bulk(free);
     }
 
     /// Transmit what is queued on this worker's transmit queues; what a full ring still refuses
@@ -1462,9 +1611,7 @@ impl PacketIo for DpdkIo {
                     }
                 }
             }
-            for mbuf in rx_buf.drain(..) {
-                out.frame(&shared.pool, index, mbuf, ts, handler);
-            }
+            out.burst(&shared.pool, index, rx_buf, ts, handler);
         }
         out.flush(shared, txq, false);
         Ok(received)
@@ -1715,6 +1862,9 @@ impl DpdkWorkers {
                             .map(|_| Vec::with_capacity(2 * MAX_BURST))
                             .collect(),
                         injections: Vec::new(),
+                        verdicts: Vec::with_capacity(MAX_BURST),
+                        marks: Vec::new(),
+                        free: Vec::with_capacity(MAX_BURST),
                         linear: Vec::new(),
                         tx_failed: vec![0; ids.len()],
                         unsent_injections: 0,

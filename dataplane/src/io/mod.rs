@@ -33,10 +33,30 @@ pub struct RxMeta {
 }
 
 /// The consumer of received frames: decides each frame's fate and may ask for frames to be
-/// injected.
+/// injected. Backends hand frames over one at a time ([`FrameHandler::on_frame`]) or a receive
+/// burst at a time ([`FrameHandler::on_burst`], DPDK); either way each frame is decided once, in
+/// the order received.
 pub trait FrameHandler {
     /// Decide what happens to one received frame. The bytes are only valid during the call.
     fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict;
+    /// Decide the fate of the first frames of a receive burst, in order: all of `frames` arrived
+    /// on `meta.port` at `meta.ts`. Pushes one verdict per frame it handled onto `verdicts` and
+    /// returns how many it handled, at least one unless `frames` is empty. A handler stops after
+    /// a frame that caused injections, so that the backend, which drains
+    /// [`FrameHandler::take_injections`] after each call, transmits them in the order a
+    /// frame-at-a-time handler would; the backend then calls again with the rest.
+    ///
+    /// Lets a handler work on the burst as a whole (e.g. look up every frame's flow before
+    /// processing the first). The default hands the first frame to [`FrameHandler::on_frame`].
+    fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
+        match frames.first() {
+            Some(frame) => {
+                verdicts.push(self.on_frame(frame, meta));
+                1
+            }
+            None => 0,
+        }
+    }
     /// Frames to transmit now, each with the direction relative to the frame that caused it and
     /// the port that frame arrived on. The backend drains this after each frame.
     fn take_injections(&mut self, out: &mut Vec<Injection>);

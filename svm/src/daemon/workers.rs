@@ -177,6 +177,21 @@ impl FrameHandler for Handler {
         )
     }
 
+    fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
+        self.last_port = meta.port;
+        let done = self.worker.process_burst(
+            frames,
+            PacketMeta {
+                ts: meta.ts,
+                pcap_cnt: self.received + 1,
+            },
+            &mut self.out,
+            verdicts,
+        );
+        self.received += done as u64;
+        done
+    }
+
     fn take_injections(&mut self, out: &mut Vec<Injection>) {
         let rx_port = self.last_port;
         out.extend(
