@@ -320,7 +320,14 @@ pub struct FlowTable {
     packets_since_sweep: usize,
     id_counter: u64,
     id_salt: u64,
+    /// Keep the TCP flows with scanner state that leave the table ([`FlowTable::set_retire`]).
+    retire: bool,
+    retired: Vec<(FlowKey, Flow)>,
 }
+
+/// Retired flows held at most: the worker takes them after every packet, so only one sweep's
+/// worth waits; beyond this a sweep's flows go without their end-of-flow inspection.
+pub const MAX_RETIRED: usize = 1 << 16;
 
 /// SplitMix64 finaliser: turns a counter into a well-spread id (deterministic across runs).
 const fn mix64(mut z: u64) -> u64 {
@@ -343,6 +350,8 @@ impl FlowTable {
             packets_since_sweep: 0,
             id_counter: 0,
             id_salt: u64::from(worker) << 48,
+            retire: false,
+            retired: Vec::new(),
         }
     }
 
@@ -404,8 +413,17 @@ impl FlowTable {
     pub fn sweep(&mut self, now: Timestamp) -> usize {
         let before = self.flows.len();
         let cfg = self.cfg;
-        self.flows
-            .retain(|k, f| now.since(f.last_seen) <= timeout(&cfg, k, f));
+        if self.retire {
+            let gone = self
+                .flows
+                .extract_if(|k, f| now.since(f.last_seen) > timeout(&cfg, k, f));
+            for (k, f) in gone {
+                Self::keep_retired(&mut self.retired, k, f);
+            }
+        } else {
+            self.flows
+                .retain(|k, f| now.since(f.last_seen) <= timeout(&cfg, k, f));
+        }
         let removed = before - self.flows.len();
         self.stats.timed_out += removed as u64;
         self.next_sweep = now.plus_micros(SWEEP_INTERVAL_US);
@@ -413,10 +431,43 @@ impl FlowTable {
         removed
     }
 
+    /// Hand the TCP flows with scanner state that leave the table (timed out, evicted, or
+    /// replaced by a new flow on the same key) to [`FlowTable::take_retired`] instead of
+    /// dropping them, for the end-of-flow inspection of IDS timing.
+    pub fn set_retire(&mut self, on: bool) {
+        self.retire = on;
+        if !on {
+            self.retired = Vec::new();
+        }
+    }
+
+    /// Whether retired flows wait.
+    pub fn has_retired(&self) -> bool {
+        !self.retired.is_empty()
+    }
+
+    /// The flows retired since the last call, in the order they left.
+    pub fn take_retired(&mut self) -> Vec<(FlowKey, Flow)> {
+        core::mem::take(&mut self.retired)
+    }
+
+    fn keep_retired(retired: &mut Vec<(FlowKey, Flow)>, k: FlowKey, f: Flow) {
+        if f.scan.is_some() && f.tcp.is_some() && retired.len() < MAX_RETIRED {
+            retired.push((k, f));
+        }
+    }
+
     fn make_room(&mut self, now: Timestamp) {
         let idle = self.cfg.emergency_idle_us;
         let before = self.flows.len();
-        self.flows.retain(|_, f| now.since(f.last_seen) <= idle);
+        if self.retire {
+            let gone = self.flows.extract_if(|_, f| now.since(f.last_seen) > idle);
+            for (k, f) in gone {
+                Self::keep_retired(&mut self.retired, k, f);
+            }
+        } else {
+            self.flows.retain(|_, f| now.since(f.last_seen) <= idle);
+        }
         let freed = before - self.flows.len();
         if freed > 0 {
             self.stats.evicted += freed as u64;
@@ -429,7 +480,11 @@ impl FlowTable {
             .min_by_key(|(_, f)| f.last_seen)
             .map(|(k, _)| *k);
         if let Some(k) = victim {
-            self.flows.remove(&k);
+            if let Some(f) = self.flows.remove(&k)
+                && self.retire
+            {
+                Self::keep_retired(&mut self.retired, k, f);
+            }
             self.stats.evicted += 1;
         }
     }
@@ -461,7 +516,10 @@ impl FlowTable {
                 // Timed out but not swept yet: the packet starts a new flow in its place.
                 self.stats.timed_out += 1;
                 let f = o.into_mut();
-                *f = flow;
+                let old = core::mem::replace(f, flow);
+                if self.retire {
+                    Self::keep_retired(&mut self.retired, *key, old);
+                }
                 f
             }
             hashbrown::hash_map::Entry::Vacant(v) => v.insert(flow),

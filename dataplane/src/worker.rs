@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use policy::{CompiledPolicy, ExclusionRule, Mode};
+use policy::{CompiledPolicy, ExclusionRule, Mode, Policy};
 use vlan::VlanScope;
 
 use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts, StateCaps};
@@ -268,26 +268,26 @@ impl Worker {
     /// Flows keep their inspection state.
     pub fn set_rules(&mut self, rules: Option<Arc<RuleSet>>) {
         self.rules = rules;
+        // IDS timing leaves data uninspected until the peer acknowledges it: flows leaving the
+        // table are kept for their end-of-flow inspection.
+        self.flows.set_retire(
+            self.rules.is_some() && self.cfg.scanner.mode == scanner::InspectionMode::Ids,
+        );
     }
 
-    /// End of the traffic (end of a capture): in IDS mode, parse and inspect what the peers
-    /// never acknowledged, once per direction of every TCP flow, as Suricata's end-of-flow
-    /// pseudo packets do; their alerts carry no `pcap_cnt`. Nothing happens in inline mode.
+    /// End of the traffic (end of a capture, or the daemon stopping): in IDS mode, parse and
+    /// inspect what the peers never acknowledged, once per direction of every TCP flow, as
+    /// Suricata's end-of-flow pseudo packets do; their alerts carry no `pcap_cnt`. Nothing
+    /// happens in inline mode. Flows that leave the table earlier (timed out, evicted) get the
+    /// same inspection when they leave ([`Worker::flush_retired`]).
     #[cold]
     #[inline(never)]
     pub fn flush_streams(&mut self, now: Timestamp, out: &mut impl Output) {
-        let Some(rules) = self.rules.clone() else {
+        self.flush_retired(now, out);
+        let Some((rules, policy)) = self.flushing() else {
             return;
         };
-        if self.cfg.scanner.mode != scanner::InspectionMode::Ids
-            || !self.policy.policy().activity_scanner.enabled
-        {
-            return;
-        }
-        let policy = Arc::clone(&self.policy);
         let p = policy.policy();
-        let excl = &p.activity_scanner.rule_exclusions;
-        let monitoring = p.mode == Mode::Monitoring;
         // Flow id order: the output does not depend on the table's layout.
         let mut flows: Vec<(&FlowKey, &mut crate::flow::Flow)> = self
             .flows
@@ -296,69 +296,127 @@ impl Worker {
             .collect();
         flows.sort_unstable_by_key(|(_, f)| f.id);
         for (key, flow) in flows {
-            let (a, b) = key.endpoints();
-            let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
-            for to_server in [true, false] {
-                self.matches.clear();
-                let app = scanner::flush(
-                    &rules,
-                    &self.cfg.scanner,
-                    &mut self.thresholds,
-                    flow,
-                    client,
-                    server,
-                    to_server,
-                    now,
-                    &mut self.matches,
-                );
-                self.matches.retain(|m| {
-                    m.alert
-                        && !excl
-                            .iter()
-                            .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
+            Self::flush_flow(
+                &rules,
+                &self.cfg.scanner,
+                p,
+                &mut self.thresholds,
+                &mut self.matches,
+                &mut self.counters,
+                key,
+                flow,
+                now,
+                out,
+            );
+        }
+    }
+
+    /// The end-of-flow inspection of the TCP flows that left the flow table (timed out,
+    /// evicted, replaced) since the last call: with IDS timing their unacknowledged data
+    /// would otherwise never be inspected.
+    #[cold]
+    #[inline(never)]
+    pub fn flush_retired(&mut self, now: Timestamp, out: &mut impl Output) {
+        let retired = self.flows.take_retired();
+        let Some((rules, policy)) = self.flushing() else {
+            return;
+        };
+        let p = policy.policy();
+        for (key, mut flow) in retired {
+            Self::flush_flow(
+                &rules,
+                &self.cfg.scanner,
+                p,
+                &mut self.thresholds,
+                &mut self.matches,
+                &mut self.counters,
+                &key,
+                &mut flow,
+                now,
+                out,
+            );
+        }
+    }
+
+    /// The rules and policy of an end-of-flow inspection, if one applies (IDS timing, rules
+    /// loaded, the activity scanner on).
+    fn flushing(&self) -> Option<(Arc<RuleSet>, Arc<CompiledPolicy>)> {
+        let rules = self.rules.clone()?;
+        (self.cfg.scanner.mode == scanner::InspectionMode::Ids
+            && self.policy.policy().activity_scanner.enabled)
+            .then(|| (rules, Arc::clone(&self.policy)))
+    }
+
+    /// Flush both directions of one flow through the rules and report the alerts.
+    #[allow(clippy::too_many_arguments)]
+    fn flush_flow(
+        rules: &RuleSet,
+        cfg: &ScannerConfig,
+        p: &Policy,
+        thresholds: &mut ThresholdState,
+        matches: &mut Vec<RuleMatch>,
+        counters: &mut Counters,
+        key: &FlowKey,
+        flow: &mut crate::flow::Flow,
+        now: Timestamp,
+        out: &mut impl Output,
+    ) {
+        let excl = &p.activity_scanner.rule_exclusions;
+        let monitoring = p.mode == Mode::Monitoring;
+        let (a, b) = key.endpoints();
+        let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
+        for to_server in [true, false] {
+            matches.clear();
+            let app = scanner::flush(
+                rules, cfg, thresholds, flow, client, server, to_server, now, matches,
+            );
+            matches.retain(|m| {
+                m.alert
+                    && !excl
+                        .iter()
+                        .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
+            });
+            let (src, dst) = if to_server {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            let packet = PacketRef {
+                flow_id: Some(flow.id),
+                scope: key.scope(),
+                src_ip: src.0,
+                dst_ip: dst.0,
+                ports: Some((src.1, dst.1)),
+                proto: Some(decode::IpProto::Tcp),
+            };
+            for m in matches.iter() {
+                counters.rule_alerts += 1;
+                let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
+                out.event(Event {
+                    ts: now,
+                    pcap_cnt: None,
+                    kind: EventKind::Alert(Alert {
+                        packet,
+                        engine: Engine::ActivityScanner,
+                        signature: Cow::Owned(m.msg.to_string()),
+                        gid: m.gid,
+                        sid: m.sid,
+                        rev: m.rev,
+                        category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
+                        severity: m.priority,
+                        // The traffic is gone: nothing is left to act on.
+                        response: if acts {
+                            Response::from(p.activity_scanner.action)
+                        } else {
+                            Response::Inform
+                        },
+                        enforced: false,
+                        monitoring,
+                        excluded: false,
+                        block_minutes: None,
+                        app: app.clone().map(Box::new),
+                    }),
                 });
-                let (src, dst) = if to_server {
-                    (client, server)
-                } else {
-                    (server, client)
-                };
-                let packet = PacketRef {
-                    flow_id: Some(flow.id),
-                    scope: key.scope(),
-                    src_ip: src.0,
-                    dst_ip: dst.0,
-                    ports: Some((src.1, dst.1)),
-                    proto: Some(decode::IpProto::Tcp),
-                };
-                for m in &self.matches {
-                    self.counters.rule_alerts += 1;
-                    let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
-                    out.event(Event {
-                        ts: now,
-                        pcap_cnt: None,
-                        kind: EventKind::Alert(Alert {
-                            packet,
-                            engine: Engine::ActivityScanner,
-                            signature: Cow::Owned(m.msg.to_string()),
-                            gid: m.gid,
-                            sid: m.sid,
-                            rev: m.rev,
-                            category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
-                            severity: m.priority,
-                            // The traffic is gone: nothing is left to act on.
-                            response: if acts {
-                                Response::from(p.activity_scanner.action)
-                            } else {
-                                Response::Inform
-                            },
-                            enforced: false,
-                            monitoring,
-                            excluded: false,
-                            block_minutes: None,
-                            app: app.clone().map(Box::new),
-                        }),
-                    });
-                }
             }
         }
     }
@@ -432,6 +490,9 @@ impl Worker {
         self.counters.bytes += frame.len() as u64;
         self.expire_blocks(meta.ts, out);
         let verdict = self.process_inner(frame, meta, out);
+        if self.flows.has_retired() {
+            self.flush_retired(meta.ts, out);
+        }
         match verdict {
             Verdict::Forward => self.counters.forwarded += 1,
             Verdict::Drop(DropReason::Blocked) => self.counters.dropped_blocked += 1,
@@ -1140,7 +1201,7 @@ mod tunnel_tests {
     const INNER_DST: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 237);
 
     fn worker() -> Worker {
-        let mut p = policy::Policy::default();
+        let mut p = Policy::default();
         p.attack_blocker.enabled = false;
         let mut w = Worker::new(
             WorkerConfig::default(),
@@ -1250,7 +1311,7 @@ mod burst_tests {
         };
         let mut w = Worker::new(
             cfg,
-            Arc::new(CompiledPolicy::compile(policy::Policy::default())),
+            Arc::new(CompiledPolicy::compile(Policy::default())),
         );
         let key = BlockKey {
             scope: VlanScope::UNTAGGED,
@@ -1334,5 +1395,98 @@ mod burst_tests {
         assert!(!out.injected.is_empty());
         assert_eq!(c.injected, out.injected.len() as u64);
         assert_eq!(calls, [5, 3, 4]);
+    }
+}
+
+#[cfg(test)]
+mod retired_flow_tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, tcp_simple, udp};
+    use crate::rules::RuleSetBuilder;
+
+    fn worker(mode: scanner::InspectionMode) -> Worker {
+        let mut p = Policy::default();
+        p.attack_blocker.enabled = false;
+        let mut cfg = WorkerConfig::default();
+        cfg.scanner.mode = mode;
+        cfg.scanner.stream.midstream = true;
+        // A small table: sweeps come after a few packets (capacity / 2).
+        cfg.flows.max_flows = 16;
+        let mut w = Worker::new(cfg, Arc::new(CompiledPolicy::compile(p)));
+        let mut b = RuleSetBuilder::default();
+        b.add_text(
+            "t",
+            "alert tcp any any -> any any (content:\"secret\"; sid:1;)\n",
+        );
+        w.set_rules(Some(Arc::new(b.build())));
+        w
+    }
+
+    /// (sid, pcap_cnt) of every alert.
+    fn send(w: &mut Worker, frame: &[u8], secs: u64, n: u64) -> Vec<(u32, Option<u64>)> {
+        let mut out = VecOutput::default();
+        let meta = PacketMeta {
+            ts: Timestamp(secs * Timestamp::SECOND),
+            pcap_cnt: n,
+        };
+        w.process(frame, meta, &mut out);
+        alerts(&out)
+    }
+
+    fn alerts(out: &VecOutput) -> Vec<(u32, Option<u64>)> {
+        out.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Alert(a) => Some((a.sid, e.pcap_cnt)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // IDS timing: data the server never acknowledged is inspected when its flow times out
+    // (the sweep a later packet triggers), as at the end of a capture, and only once.
+    #[test]
+    fn unacknowledged_data_is_inspected_when_the_flow_times_out() {
+        let (c, s) = (IpAddr::V4(V4_SRC), IpAddr::V4(V4_DST));
+        let data = eth(
+            &[],
+            0x0800,
+            &ipv4(
+                V4_SRC,
+                V4_DST,
+                6,
+                &tcp_simple(c, s, 40000, 80, b"the secret"),
+            ),
+        );
+        let other = eth(
+            &[],
+            0x0800,
+            &ipv4(
+                Ipv4Addr::new(10, 9, 9, 9),
+                V4_DST,
+                17,
+                &udp(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)), s, 5000, 53, b"x"),
+            ),
+        );
+        let mut w = worker(scanner::InspectionMode::Ids);
+        assert!(send(&mut w, &data, 1, 1).is_empty(), "not acknowledged yet");
+        // A day later: the TCP flow has timed out; the sweep retires it and it is flushed.
+        let got: Vec<_> = (2..200)
+            .flat_map(|n| send(&mut w, &other, 86_400, n))
+            .collect();
+        assert_eq!(got, vec![(1, None)]);
+        let mut out = VecOutput::default();
+        w.flush_streams(Timestamp(86_401 * Timestamp::SECOND), &mut out);
+        assert!(alerts(&out).is_empty(), "flushed once");
+        assert_eq!(w.counters().rule_alerts, 1);
+
+        // Inline timing inspected it on arrival; nothing is retired.
+        let mut w = worker(scanner::InspectionMode::Inline);
+        assert_eq!(send(&mut w, &data, 1, 1), vec![(1, Some(1))]);
+        assert!((2..200).all(|n| send(&mut w, &other, 86_400, n).is_empty()));
+        assert!(!w.flows.has_retired());
+        assert!(w.flows().stats().timed_out >= 1);
     }
 }

@@ -301,6 +301,7 @@ fn worker_loop(
             last_publish = Instant::now();
         }
     }
+    h.finish();
     publish(status, &h, &io);
     code
 }
@@ -341,6 +342,7 @@ fn main_loop(
             );
         }
     }
+    h.finish();
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use dataplane::event::Event;
 use dataplane::io::afpacket::AfPacketIo;
 use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, PortStats, RxMeta};
 use dataplane::rules::RuleSet;
+use dataplane::time::Timestamp;
 use dataplane::worker::{Counters, Output, PacketMeta, Toward, Verdict, Worker};
 use policy::CompiledPolicy;
 
@@ -109,6 +110,8 @@ pub(super) struct Handler {
     pub(super) out: ChannelOutput,
     received: u64,
     last_port: PortId,
+    /// Time of the latest frame (the I/O's clock).
+    last_ts: Timestamp,
     // Published values this worker follows, with the generation it last took.
     policy: Option<(Arc<PolicyCell>, u64)>,
     rules: Option<(Arc<RulesCell>, u64)>,
@@ -126,6 +129,7 @@ impl Handler {
             },
             received: 0,
             last_port: 0,
+            last_ts: Timestamp(0),
             policy: None,
             rules: None,
         }
@@ -145,6 +149,12 @@ impl Handler {
         self.worker.set_rules(cell.load());
         self.rules = Some((cell, g));
         self
+    }
+
+    /// The worker stops: with IDS timing, the data its flows hold that the peers never
+    /// acknowledged is inspected now (the end-of-flow inspection), so a stop loses no alert.
+    pub(super) fn finish(&mut self) {
+        self.worker.flush_streams(self.last_ts, &mut self.out);
     }
 
     /// Between two bursts: take a newly published policy or rule set (one atomic load each
@@ -167,6 +177,7 @@ impl FrameHandler for Handler {
     fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
         self.received += 1;
         self.last_port = meta.port;
+        self.last_ts = meta.ts;
         self.worker.process(
             frame,
             PacketMeta {
@@ -179,6 +190,7 @@ impl FrameHandler for Handler {
 
     fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
         self.last_port = meta.port;
+        self.last_ts = meta.ts;
         let done = self.worker.process_burst(
             frames,
             PacketMeta {
@@ -285,6 +297,7 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
             last_publish = Instant::now();
         }
     };
+    h.finish();
     publish(&status, &h, &io);
     result
 }
