@@ -1309,10 +1309,7 @@ mod burst_tests {
             attach,
             ..WorkerConfig::default()
         };
-        let mut w = Worker::new(
-            cfg,
-            Arc::new(CompiledPolicy::compile(Policy::default())),
-        );
+        let mut w = Worker::new(cfg, Arc::new(CompiledPolicy::compile(Policy::default())));
         let key = BlockKey {
             scope: VlanScope::UNTAGGED,
             addr: IpAddr::V4(BLOCKED),

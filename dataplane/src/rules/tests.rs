@@ -293,6 +293,25 @@ alert icmpv6 any any -> any any (itype:128; sid:7;)"#);
     assert_eq!(sids(&rs, &p), [1, 3, 4, 5]);
 }
 
+/// Sids alerting on one TCP packet of a flow with this state.
+fn flow_sids(
+    rs: &RuleSet,
+    payload: &[u8],
+    fs: &mut FlowRuleState,
+    th: &mut ThresholdState,
+) -> Vec<u32> {
+    let mut out = Vec::new();
+    rs.inspect(
+        &pkt(IpProto::Tcp, payload),
+        &NoBuffers,
+        fs,
+        th,
+        Timestamp(0),
+        &mut out,
+    );
+    out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
+}
+
 #[test]
 fn flowbits_set_isset_noalert() {
     let rs = set(
@@ -304,21 +323,7 @@ alert tcp any any -> any any (content:"x"; flowbits:isset,a|auth; sid:5;)"#,
     );
     let mut fs = FlowRuleState::new();
     let mut th = ThresholdState::new();
-    let mut run = |payload: &[u8], fs: &mut FlowRuleState| {
-        let mut out = Vec::new();
-        rs.inspect(
-            &pkt(IpProto::Tcp, payload),
-            &NoBuffers,
-            fs,
-            &mut th,
-            Timestamp(0),
-            &mut out,
-        );
-        out.iter()
-            .filter(|m| m.alert)
-            .map(|m| m.sid)
-            .collect::<Vec<_>>()
-    };
+    let mut run = |payload: &[u8], fs: &mut FlowRuleState| flow_sids(&rs, payload, fs, &mut th);
     assert_eq!(run(b"cmd", &mut fs), [3]);
     assert!(run(b"login", &mut fs).is_empty());
     assert_eq!(run(b"cmd x", &mut fs), [2, 5]);
@@ -704,21 +709,8 @@ alert tcp any any -> any any (content:"cmd"; flowbits:isset,auth; sid:2;)"#;
     b.add_text("new", new_text);
     let renumbered = b.build();
     let mut th = ThresholdState::new();
-    let mut run = |rs: &RuleSet, payload: &[u8], fs: &mut FlowRuleState| {
-        let mut out = Vec::new();
-        rs.inspect(
-            &pkt(IpProto::Tcp, payload),
-            &NoBuffers,
-            fs,
-            &mut th,
-            Timestamp(0),
-            &mut out,
-        );
-        out.iter()
-            .filter(|m| m.alert)
-            .map(|m| m.sid)
-            .collect::<Vec<_>>()
-    };
+    let mut run =
+        |rs: &RuleSet, payload: &[u8], fs: &mut FlowRuleState| flow_sids(rs, payload, fs, &mut th);
     let mut fs = FlowRuleState::new();
     assert!(run(&old, b"login", &mut fs).is_empty());
     assert_eq!(run(&kept, b"cmd", &mut fs), [2]);
