@@ -235,13 +235,16 @@ pub const MAX_FAST_PATTERN_LEN: usize = 24;
 const MAX_INDEXED_RANGE: u32 = 1 << 16;
 
 /// The source ranges of a rule, when it can go to the source-address index.
-fn indexable_src(r: &Rule) -> Option<&[(u32, u32)]> {
+/// Also whether the source holds IPv6 addresses (ET's Tor lists mix both, or hold IPv6 only):
+/// such a rule is indexed by its IPv4 ranges, if any, and is a candidate for every IPv6 source.
+fn indexable_src(r: &Rule) -> Option<(&[(u32, u32)], bool)> {
     if r.src.is_any() {
         return None;
     }
-    let ranges = r.src.v4_only_ranges()?;
-    (!ranges.is_empty() && ranges.iter().all(|&(lo, hi)| hi - lo < MAX_INDEXED_RANGE))
-        .then_some(ranges)
+    let ranges = r.src.v4_ranges();
+    let v6 = r.src.has_v6();
+    ((!ranges.is_empty() || v6) && ranges.iter().all(|&(lo, hi)| hi - lo < MAX_INDEXED_RANGE))
+        .then_some((ranges, v6))
 }
 
 /// A rule listed under at most this many ports goes to per-port lists.
@@ -257,6 +260,9 @@ pub(super) struct PortGroups {
     /// Rules whose source is a list of IPv4 ranges (each at most [`MAX_INDEXED_RANGE`] wide),
     /// as (low, high, rule) sorted by low: looked up by the packet's source address.
     by_src_addr: Vec<(u32, u32, u32)>,
+    /// Rules of `by_src_addr` whose source also holds IPv6 addresses: candidates for every
+    /// IPv6 source.
+    v6_src: Vec<u32>,
     by_dst: HashMap<u16, Vec<u32>>,
     by_src: HashMap<u16, Vec<u32>>,
 }
@@ -294,10 +300,13 @@ impl PortGroups {
             };
             if target.is_none()
                 && r.direction != Direction::Both
-                && let Some(ranges) = indexable_src(r)
+                && let Some((ranges, v6)) = indexable_src(r)
             {
                 g.by_src_addr
                     .extend(ranges.iter().map(|&(lo, hi)| (lo, hi, idx)));
+                if v6 {
+                    g.v6_src.push(idx);
+                }
                 continue;
             }
             match target {
@@ -317,6 +326,9 @@ impl PortGroups {
 
     fn candidates(&self, pkt: &PacketView<'_>, out: &mut Vec<u32>) {
         out.extend_from_slice(&self.any);
+        if pkt.src.is_ipv6() {
+            out.extend_from_slice(&self.v6_src);
+        }
         if !self.by_src_addr.is_empty() {
             let v4 = match pkt.src {
                 IpAddr::V4(a) => Some(u32::from(a)),

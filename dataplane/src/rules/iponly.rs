@@ -67,8 +67,10 @@ impl Side {
     }
 }
 
+/// Addresses of the IPv4 part of `a`: all an IPv4 packet can match (IPv6 packets take every
+/// IP-only rule), so a list mixing IPv4 and IPv6 addresses (ET's Tor rules) is indexed too.
 fn v4_size(a: &AddrSet) -> Option<u64> {
-    let r = a.v4_only_ranges()?;
+    let r = a.v4_ranges();
     Some(
         r.iter()
             .map(|&(lo, hi)| u64::from(hi) - u64::from(lo) + 1)
@@ -104,9 +106,7 @@ impl IpOnlyIndex {
             };
             match side {
                 Some((set, v, n)) if n <= MAX_INDEXED_ADDRS => {
-                    if let Some(ranges) = set.v4_only_ranges() {
-                        v.extend(ranges.iter().map(|&(lo, hi)| (lo, hi, idx)));
-                    }
+                    v.extend(set.v4_ranges().iter().map(|&(lo, hi)| (lo, hi, idx)));
                 }
                 _ => always.push(idx),
             }
@@ -154,6 +154,8 @@ alert ip 5.6.7.0/24 any <> any any (msg:"c"; sid:3;)
 alert ip any any -> any any (msg:"d"; sid:4;)
 alert ip [10.0.0.0/8,!10.1.0.0/16] any -> [5.6.7.8,1.2.3.4] any (msg:"e"; sid:5;)
 alert ip ![1.2.3.0/24] any -> 9.9.9.0/30 any (msg:"f"; sid:6;)
+alert ip [9.9.9.2,2001:db8::1] any -> any any (msg:"g"; sid:7;)
+alert ip [2001:db8::/32] any -> any any (msg:"h"; sid:8;)
 "#;
 
     fn rules() -> Vec<Rule> {

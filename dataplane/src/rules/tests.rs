@@ -720,3 +720,27 @@ alert tcp any any -> any any (content:"cmd"; flowbits:isset,auth; sid:2;)"#;
     assert!(run(&old, b"login", &mut fs).is_empty());
     assert_ne!(run(&renumbered, b"cmd q", &mut fs), [2]);
 }
+
+// Source lists mixing IPv4 and IPv6 addresses, or IPv6 only, on rules without content that are
+// not IP-only (ET's Tor rules set a flowbit): indexed by their IPv4 ranges (none for the IPv6
+// list, so IPv4 packets never try it), still found for IPv6 sources (listed or v4-mapped),
+// never for other addresses.
+#[test]
+fn mixed_source_list_is_indexed_and_exact() {
+    let rs = set("alert tcp [10.0.0.1,10.0.0.7,2001:db8::9] any -> any any \
+         (flowbits:set,tor; sid:1;)\n\
+         alert tcp [2001:db8::7,2001:db8::8] any -> any any (flowbits:set,tor6; sid:2;)\n");
+    let from = |src: &str| {
+        let mut p = pkt(IpProto::Tcp, b"x");
+        p.src = src.parse().unwrap();
+        p.ip_v6 = p.src.is_ipv6();
+        sids(&rs, &p)
+    };
+    assert_eq!(from("10.0.0.1"), [1]);
+    assert_eq!(from("10.0.0.7"), [1]);
+    assert!(from("10.0.0.2").is_empty());
+    assert_eq!(from("2001:db8::9"), [1]);
+    assert_eq!(from("2001:db8::8"), [2]);
+    assert!(from("2001:db8::6").is_empty());
+    assert_eq!(from("::ffff:10.0.0.7"), [1]);
+}

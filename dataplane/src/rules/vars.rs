@@ -200,6 +200,16 @@ impl AddrSet {
         self.v6.is_empty().then(|| self.v4.ranges())
     }
 
+    /// The IPv4 intervals, whatever the IPv6 part holds.
+    pub fn v4_ranges(&self) -> &[(u32, u32)] {
+        self.v4.ranges()
+    }
+
+    /// Whether some IPv6 address is in the set.
+    pub fn has_v6(&self) -> bool {
+        !self.v6.is_empty()
+    }
+
     /// Membership.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match ip {
