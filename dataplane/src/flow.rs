@@ -413,17 +413,7 @@ impl FlowTable {
     pub fn sweep(&mut self, now: Timestamp) -> usize {
         let before = self.flows.len();
         let cfg = self.cfg;
-        if self.retire {
-            let gone = self
-                .flows
-                .extract_if(|k, f| now.since(f.last_seen) > timeout(&cfg, k, f));
-            for (k, f) in gone {
-                Self::keep_retired(&mut self.retired, k, f);
-            }
-        } else {
-            self.flows
-                .retain(|k, f| now.since(f.last_seen) <= timeout(&cfg, k, f));
-        }
+        self.remove_flows(|k, f| now.since(f.last_seen) > timeout(&cfg, k, f));
         let removed = before - self.flows.len();
         self.stats.timed_out += removed as u64;
         self.next_sweep = now.plus_micros(SWEEP_INTERVAL_US);
@@ -451,23 +441,27 @@ impl FlowTable {
         core::mem::take(&mut self.retired)
     }
 
-    fn keep_retired(retired: &mut Vec<(FlowKey, Flow)>, k: FlowKey, f: Flow) {
-        if f.scan.is_some() && f.tcp.is_some() && retired.len() < MAX_RETIRED {
+    /// A flow left the table: kept in `retired` for [`FlowTable::take_retired`] when retiring
+    /// is on and it is a TCP flow with scanner state (up to [`MAX_RETIRED`]), else dropped.
+    /// Takes the fields, not `self`, so callers can hold a borrow of the table.
+    fn retire_flow(retire: bool, retired: &mut Vec<(FlowKey, Flow)>, k: FlowKey, f: Flow) {
+        if retire && f.scan.is_some() && f.tcp.is_some() && retired.len() < MAX_RETIRED {
             retired.push((k, f));
+        }
+    }
+
+    /// Remove the flows `gone` selects, each through [`FlowTable::retire_flow`].
+    fn remove_flows(&mut self, mut gone: impl FnMut(&FlowKey, &Flow) -> bool) {
+        let (retire, retired) = (self.retire, &mut self.retired);
+        for (k, f) in self.flows.extract_if(|k, f| gone(k, f)) {
+            Self::retire_flow(retire, retired, k, f);
         }
     }
 
     fn make_room(&mut self, now: Timestamp) {
         let idle = self.cfg.emergency_idle_us;
         let before = self.flows.len();
-        if self.retire {
-            let gone = self.flows.extract_if(|_, f| now.since(f.last_seen) > idle);
-            for (k, f) in gone {
-                Self::keep_retired(&mut self.retired, k, f);
-            }
-        } else {
-            self.flows.retain(|_, f| now.since(f.last_seen) <= idle);
-        }
+        self.remove_flows(|_, f| now.since(f.last_seen) > idle);
         let freed = before - self.flows.len();
         if freed > 0 {
             self.stats.evicted += freed as u64;
@@ -480,10 +474,8 @@ impl FlowTable {
             .min_by_key(|(_, f)| f.last_seen)
             .map(|(k, _)| *k);
         if let Some(k) = victim {
-            if let Some(f) = self.flows.remove(&k)
-                && self.retire
-            {
-                Self::keep_retired(&mut self.retired, k, f);
+            if let Some(f) = self.flows.remove(&k) {
+                Self::retire_flow(self.retire, &mut self.retired, k, f);
             }
             self.stats.evicted += 1;
         }
@@ -517,9 +509,7 @@ impl FlowTable {
                 self.stats.timed_out += 1;
                 let f = o.into_mut();
                 let old = core::mem::replace(f, flow);
-                if self.retire {
-                    Self::keep_retired(&mut self.retired, *key, old);
-                }
+                Self::retire_flow(self.retire, &mut self.retired, *key, old);
                 f
             }
             hashbrown::hash_map::Entry::Vacant(v) => v.insert(flow),
