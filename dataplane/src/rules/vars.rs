@@ -195,11 +195,6 @@ impl AddrSet {
         self.v4.is_empty() && self.v6.is_empty()
     }
 
-    /// The IPv4 ranges when the set holds no IPv6 address (`None` otherwise), for indexing.
-    pub fn v4_only_ranges(&self) -> Option<&[(u32, u32)]> {
-        self.v6.is_empty().then(|| self.v4.ranges())
-    }
-
     /// The IPv4 intervals, whatever the IPv6 part holds.
     pub fn v4_ranges(&self) -> &[(u32, u32)] {
         self.v4.ranges()
