@@ -178,6 +178,12 @@ fn rule_app(p: App) -> Option<AppProto> {
     }
 }
 
+/// Whether the flow's payload is no longer inspected: it carries encrypted TLS and the
+/// configuration follows Suricata's default `encryption-handling`.
+fn payload_off(cfg: &ScannerConfig, app: &AppState) -> bool {
+    !cfg.tls_inspect_encrypted && app.is_encrypted()
+}
+
 /// Whether the flow counts as established for `flow:established` (Suricata's rules: TCP after the
 /// handshake, or picked up midstream with `stream.midstream`; other protocols once both
 /// directions were seen).
@@ -256,7 +262,7 @@ pub fn inspect(
     };
     // Decided before this packet's data is parsed: the packet that reveals encryption is still
     // inspected, as Suricata marks packets from the flow's flag before its app layer runs.
-    let no_payload = !cfg.tls_inspect_encrypted && scan.app.is_encrypted();
+    let no_payload = payload_off(cfg, &scan.app);
     let mut tx: Option<u64> = None;
     let mut stream_new: Option<(u64, u64)> = None;
     let mut payload_in_stream = false;
@@ -405,7 +411,7 @@ pub fn flush(
     let dir = st.direction(to_server);
     let since = scan.inspected.get(idx).copied().unwrap_or(0);
     let end = dir.end_offset();
-    let no_payload = !cfg.tls_inspect_encrypted && scan.app.is_encrypted();
+    let no_payload = payload_off(cfg, &scan.app);
     let stream = (end > since && !no_payload).then(|| dir.data_between(since, end).1);
     if let Some(c) = scan.inspected.get_mut(idx) {
         *c = end.max(since);

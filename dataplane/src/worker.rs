@@ -370,12 +370,7 @@ impl Worker {
             let app = scanner::flush(
                 rules, cfg, thresholds, flow, client, server, to_server, now, matches,
             );
-            matches.retain(|m| {
-                m.alert
-                    && !excl
-                        .iter()
-                        .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
-            });
+            matches.retain(|m| m.alert && !rule_excluded(excl, m));
             let (src, dst) = if to_server {
                 (client, server)
             } else {
@@ -391,31 +386,19 @@ impl Worker {
             };
             for m in matches.iter() {
                 counters.rule_alerts += 1;
-                let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
                 out.event(Event {
                     ts: now,
                     pcap_cnt: None,
-                    kind: EventKind::Alert(Alert {
+                    // The traffic is gone: nothing is left to act on.
+                    kind: EventKind::Alert(scanner_alert(
+                        m,
                         packet,
-                        engine: Engine::ActivityScanner,
-                        signature: Cow::Owned(m.msg.to_string()),
-                        gid: m.gid,
-                        sid: m.sid,
-                        rev: m.rev,
-                        category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
-                        severity: m.priority,
-                        // The traffic is gone: nothing is left to act on.
-                        response: if acts {
-                            Response::from(p.activity_scanner.action)
-                        } else {
-                            Response::Inform
-                        },
-                        enforced: false,
+                        Response::from(p.activity_scanner.action),
+                        false,
                         monitoring,
-                        excluded: false,
-                        block_minutes: None,
-                        app: app.clone().map(Box::new),
-                    }),
+                        false,
+                        app.as_ref(),
+                    )),
                 });
             }
         }
@@ -930,11 +913,7 @@ impl Worker {
         let p = policy.policy();
         let excl = &p.activity_scanner.rule_exclusions;
         if !excl.is_empty() {
-            self.matches.retain(|m| {
-                !excl
-                    .iter()
-                    .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
-            });
+            self.matches.retain(|m| !rule_excluded(excl, m));
         }
         if self.matches.is_empty() {
             return Verdict::Forward;
@@ -966,26 +945,18 @@ impl Worker {
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
             self.counters.rule_alerts += 1;
-            let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
             out.event(Event {
                 ts: meta.ts,
                 pcap_cnt: Some(meta.pcap_cnt),
-                kind: EventKind::Alert(Alert {
+                kind: EventKind::Alert(scanner_alert(
+                    m,
                     packet,
-                    engine: Engine::ActivityScanner,
-                    signature: Cow::Owned(m.msg.to_string()),
-                    gid: m.gid,
-                    sid: m.sid,
-                    rev: m.rev,
-                    category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
-                    severity: m.priority,
-                    response: if acts { response } else { Response::Inform },
-                    enforced: enforce,
+                    response,
+                    enforce,
                     monitoring,
-                    excluded: rule == ExclusionRule::DoNotBlock,
-                    block_minutes: None,
-                    app: app.clone().map(Box::new),
-                }),
+                    rule == ExclusionRule::DoNotBlock,
+                    app.as_ref(),
+                )),
             });
         }
         self.matches = matches;
@@ -1186,6 +1157,46 @@ impl Worker {
             }
         }
         true
+    }
+}
+
+/// Whether the policy's `rule_exclusions` (`gid:sid:rev`) name this match's rule.
+fn rule_excluded(excl: &[policy::RuleId], m: &RuleMatch) -> bool {
+    excl.iter()
+        .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
+}
+
+/// The alert of an activity scanner match: `drop_response` for `drop`/`reject` rules,
+/// `inform` for the others; the caller says whether it was enforced and why.
+fn scanner_alert(
+    m: &RuleMatch,
+    packet: PacketRef,
+    drop_response: Response,
+    enforced: bool,
+    monitoring: bool,
+    excluded: bool,
+    app: Option<&scanner::AppFields>,
+) -> Alert {
+    let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
+    Alert {
+        packet,
+        engine: Engine::ActivityScanner,
+        signature: Cow::Owned(m.msg.to_string()),
+        gid: m.gid,
+        sid: m.sid,
+        rev: m.rev,
+        category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
+        severity: m.priority,
+        response: if acts {
+            drop_response
+        } else {
+            Response::Inform
+        },
+        enforced,
+        monitoring,
+        excluded,
+        block_minutes: None,
+        app: app.cloned().map(Box::new),
     }
 }
 
