@@ -231,10 +231,21 @@ impl AttackBlocker {
         }
     }
 
+    /// Count the packet and prune when due. The test of the time is all a packet pays: the
+    /// rest is out of line.
+    #[inline]
     fn prune(&mut self, d: &Detectors, now: Timestamp) {
         self.packets_since_prune += 1;
+        if now >= self.next_prune {
+            self.prune_due(d, now);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn prune_due(&mut self, d: &Detectors, now: Timestamp) {
         let tracked = self.sources.capacity() + self.destinations.capacity() + self.macs.capacity();
-        if now < self.next_prune || self.packets_since_prune < tracked / PRUNE_PACKETS_PER_ENTRY {
+        if self.packets_since_prune < tracked / PRUNE_PACKETS_PER_ENTRY {
             return;
         }
         self.next_prune = now.plus_micros(PRUNE_INTERVAL_US);
