@@ -93,9 +93,7 @@ pub(crate) fn addr_bits(addr: IpAddr) -> (u128, bool) {
 /// bits, and the reverse).
 #[inline]
 pub(crate) fn scope_bits(scope: VlanScope) -> u64 {
-    let ids = scope.ids();
-    let id = |i: usize| u64::from(ids.get(i).copied().unwrap_or(0));
-    (ids.len() as u64) | (id(0) << 8) | (id(1) << 24)
+    scope.bits()
 }
 
 impl FlowKey {

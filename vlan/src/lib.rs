@@ -510,6 +510,16 @@ impl VlanScope {
         self.len == 0
     }
 
+    /// The scope as one integer: the number of ids in bits 0..8, the outer id in 8..24, the
+    /// inner one in 24..40. Equal scopes give equal bits and the reverse (every constructor
+    /// leaves the ids past the length at 0), without a branch on the length: flow and
+    /// per-address keys are built from it on every packet.
+    #[inline]
+    pub fn bits(&self) -> u64 {
+        let [outer, inner] = self.ids;
+        u64::from(self.len) | u64::from(outer) << 8 | u64::from(inner) << 24
+    }
+
     /// The outermost id, if tagged.
     pub fn outer(&self) -> Option<u16> {
         self.ids().first().copied()
@@ -599,6 +609,33 @@ mod tests {
         assert_eq!(p.vid(), 100);
         assert_eq!(p.inner_ethertype(), 0x0800);
         assert_eq!(p.payload(), &[0xaa, 0xbb]);
+    }
+
+    proptest! {
+        /// `bits` is one-to-one on scopes of 0, 1 or 2 ids however they are built (from ids,
+        /// `single`, or a tag stack), and holds the length and each id where it says.
+        #[test]
+        fn scope_bits_one_to_one(
+            a in proptest::collection::vec(1u16..4095, 0..=2),
+            b in proptest::collection::vec(1u16..4095, 0..=2),
+        ) {
+            let scope = |ids: &[u16]| {
+                let ids: Vec<VlanId> = ids.iter().filter_map(|&i| VlanId::new(i).ok()).collect();
+                VlanScope::from_ids(&ids).unwrap()
+            };
+            let (sa, sb) = (scope(&a), scope(&b));
+            prop_assert_eq!(sa == sb, sa.bits() == sb.bits());
+            let id = |i: usize| u64::from(a.get(i).copied().unwrap_or(0));
+            prop_assert_eq!(sa.bits(), a.len() as u64 | id(0) << 8 | id(1) << 24);
+            if let [one] = a.as_slice() {
+                prop_assert_eq!(VlanScope::single(VlanId::new(*one).unwrap()).bits(), sa.bits());
+            }
+            let mut stack = VlanStack::UNTAGGED;
+            for &i in &a {
+                stack.push(Tag { tpid: Tpid::Dot1Q, tci: i }).unwrap();
+            }
+            prop_assert_eq!(stack.scope().bits(), sa.bits());
+        }
     }
 
     #[test]
