@@ -30,7 +30,7 @@ fi
 cmd=(dpdk-testpmd --no-huge -m 512 --no-pci --no-shconf --no-telemetry --vdev=net_null0 --vdev=net_null1
      -l 0-1 -- --forward-mode=io --auto-start --tx-first --stats-period=1 --total-num-mbufs=8191)
 echo "[testpmd] ${cmd[*]}"
-out=$(timeout -s INT $((secs + 3)) "${cmd[@]}" 2>&1 || true)
+out=$(timeout -s INT $((secs + 6)) "${cmd[@]}" 2>&1 || true)
 # Rx-pps lines come in pairs (port 0, port 1): sum each pair, skip the idle ones and the first
 # busy one (partial second), report the median.
 echo "$out" | awk '/Rx-pps:/ { s += $2; if (++k % 2 == 0) { print s; s = 0 } }' \
