@@ -4,11 +4,13 @@
 //! Aho-Corasick search touches the automaton on every byte, and with hundreds of patterns its
 //! tables miss the cache on most of them. Here a pass over the buffer first tests each byte
 //! pair against a bitmap of the patterns' first two bytes (8 KiB, every case variant set) and a table of
-//! one-byte patterns; only where a pattern can start does an anchored walk of the
-//! (case-insensitive) Aho-Corasick NFA run, usually for a byte or two. Exact: every occurrence
-//! of a pattern of two bytes or more starts at a position whose pair is in the bitmap, and every
-//! pattern the walk reports does occur (at that position or, for a suffix reached through the
-//! walk, a later one).
+//! one-byte patterns. Where a pair hits, a second, stricter test follows: the position's first
+//! four bytes (case folded) hashed into a bitmap of the four-byte prefixes of the patterns of
+//! four bytes or more, or its pair in a bitmap of the patterns of two or three bytes. Only where
+//! that passes does an anchored walk of the (case-insensitive) Aho-Corasick NFA run. Exact:
+//! every occurrence of a pattern of two bytes or more starts at a position that passes both
+//! tests, and every pattern the walk reports does occur (at that position or, for a suffix
+//! reached through the walk, a later one).
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::contiguous::NFA;
@@ -22,7 +24,14 @@ pub struct Mpm {
     pairs: Box<[u64; 1024]>,
     /// One-byte patterns: (lowercase byte, pattern id).
     single: Vec<(u8, u32)>,
+    /// Bit [`quad`] of the first four bytes of each pattern of four bytes or more.
+    quads: Box<[u64]>,
+    /// As `pairs`, for the patterns of two or three bytes only.
+    short: Box<[u64; 1024]>,
 }
+
+/// Bits of the four-byte prefix hash: 2^17 bits, 16 KiB.
+const QUAD_BITS: u32 = 17;
 
 impl std::fmt::Debug for Mpm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,25 +54,36 @@ impl Mpm {
             .build(patterns)
             .ok()?;
         let mut pairs = Box::new([0u64; 1024]);
+        let mut short = Box::new([0u64; 1024]);
+        let mut quads = vec![0u64; (1 << QUAD_BITS) / 64].into_boxed_slice();
         let mut single = Vec::new();
         for (i, p) in patterns.iter().enumerate() {
             match p.as_slice() {
                 [] => {}
                 [a] => single.push((a.to_ascii_lowercase(), u32::try_from(i).unwrap_or(u32::MAX))),
-                [a, b, ..] => {
+                [a, b, rest @ ..] => {
                     // Every case of the two bytes, so the scan indexes with raw bytes.
                     for x in [a.to_ascii_lowercase(), a.to_ascii_uppercase()] {
                         for y in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
-                            let k = pair(x, y);
-                            if let Some(w) = pairs.get_mut(k / 64) {
-                                *w |= 1 << (k % 64);
+                            set_bit(&mut pairs[..], pair(x, y));
+                            if rest.len() < 2 {
+                                set_bit(&mut short[..], pair(x, y));
                             }
                         }
+                    }
+                    if let Some(&[c, d]) = rest.first_chunk() {
+                        set_bit(&mut quads, quad([*a, *b, c, d]));
                     }
                 }
             }
         }
-        Some(Mpm { nfa, pairs, single })
+        Some(Mpm {
+            nfa,
+            pairs,
+            single,
+            quads,
+            short,
+        })
     }
 
     /// Number of patterns.
@@ -73,7 +93,10 @@ impl Mpm {
 
     /// Memory of the tables.
     pub fn memory_usage(&self) -> usize {
-        self.nfa.memory_usage() + size_of::<[u64; 1024]>() + self.single.capacity() * 8
+        self.nfa.memory_usage()
+            + 2 * size_of::<[u64; 1024]>()
+            + self.quads.len() * 8
+            + self.single.capacity() * 8
     }
 
     /// Call `f` with the id of each pattern occurring in `hay` (possibly more than once).
@@ -87,10 +110,49 @@ impl Mpm {
                 f(p as usize);
             }
         }
-        let mut from = 0;
-        while let Some(i) = next_start(&self.pairs, hay, from) {
-            self.walk(start, hay.get(i..).unwrap_or_default(), &mut f);
-            from = i + 1;
+        // Seven positions per eight-byte load: their pair bits gathered into a mask first, so the
+        // pass has no branch per byte.
+        let mut base = 0;
+        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+            let mut m = block_hits(&self.pairs, u64::from_le_bytes(*x));
+            while m != 0 {
+                let i = base + m.trailing_zeros() as usize;
+                m &= m - 1;
+                self.try_walk(start, hay.get(i..).unwrap_or_default(), &mut f);
+            }
+            base += 7;
+        }
+        // The last positions (fewer than eight bytes left), one at a time.
+        while let Some(i) = next_start(&self.pairs, hay, base) {
+            self.try_walk(start, hay.get(i..).unwrap_or_default(), &mut f);
+            base = i + 1;
+        }
+    }
+
+    /// The walk from the start of `rest` if [`Mpm::may_start`] lets a pattern start there.
+    #[inline]
+    fn try_walk(
+        &self,
+        start: aho_corasick::automaton::StateID,
+        rest: &[u8],
+        f: &mut impl FnMut(usize),
+    ) {
+        if self.may_start(rest) {
+            self.walk(start, rest, f);
+        }
+    }
+
+    /// The stricter test of a position whose pair is in `pairs`: can a pattern start at the
+    /// beginning of `rest`? A pattern of four bytes or more only if the hash of the (case folded)
+    /// first four bytes is set, one of two or three bytes only if the pair is in `short`.
+    fn may_start(&self, rest: &[u8]) -> bool {
+        match rest {
+            [a, b, c, d, ..] => {
+                test_bit(&self.quads, quad([*a, *b, *c, *d]))
+                    || test_bit(&self.short[..], pair(*a, *b))
+            }
+            [a, b, ..] => test_bit(&self.short[..], pair(*a, *b)),
+            _ => false,
         }
     }
 
@@ -129,8 +191,38 @@ fn next_start(pairs: &[u64; 1024], hay: &[u8], from: usize) -> Option<usize> {
         .map(|p| p + from)
 }
 
+/// Bit `i` set if the pair at byte `i` of `x` (little endian), `i` < 7, is in `pairs`.
+#[inline]
+fn block_hits(pairs: &[u64; 1024], x: u64) -> u64 {
+    let mut m = 0;
+    for j in 0..7 {
+        // The two bytes at `j`, the first one low: the index `pair` gives.
+        let k = u16::try_from(x >> (8 * j) & 0xFFFF).map_or(0, usize::from);
+        m |= (pairs.get(k >> 6).map_or(0, |w| w >> (k & 63)) & 1) << j;
+    }
+    m
+}
+
+/// Index of a byte pair in the bitmaps: the first byte low, as a little-endian load has it.
 fn pair(a: u8, b: u8) -> usize {
-    usize::from(a) << 8 | usize::from(b)
+    usize::from(b) << 8 | usize::from(a)
+}
+
+/// Hash of four bytes, ASCII case folded (bit 5 of each byte cleared: a letter and its other
+/// case agree; other bytes may collide with a neighbour, which only costs a walk).
+fn quad(b: [u8; 4]) -> usize {
+    let x = u32::from_le_bytes(b) & 0xDFDF_DFDF;
+    (x.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS)) as usize
+}
+
+fn set_bit(bits: &mut [u64], k: usize) {
+    if let Some(w) = bits.get_mut(k / 64) {
+        *w |= 1 << (k % 64);
+    }
+}
+
+fn test_bit(bits: &[u64], k: usize) -> bool {
+    bits.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 == 1)
 }
 
 #[cfg(test)]
@@ -173,6 +265,24 @@ mod tests {
         assert_eq!(found(&pats, b""), Vec::<usize>::new());
     }
 
+    /// A pattern is found at every offset of buffers of every length: the seven-position blocks,
+    /// their boundaries and the tail.
+    #[test]
+    fn every_offset_and_length() {
+        let pats: [&[u8]; 3] = [b"abcd", b"xy", b"Q3z"];
+        for len in 0..40usize {
+            for (id, p) in pats.iter().enumerate() {
+                for at in 0..(len + 1).saturating_sub(p.len()) {
+                    let mut hay = vec![b'.'; len];
+                    if let Some(w) = hay.get_mut(at..at + p.len()) {
+                        w.copy_from_slice(&p.to_ascii_uppercase());
+                    }
+                    assert_eq!(found(&pats, &hay), vec![id], "{len} {at}");
+                }
+            }
+        }
+    }
+
     proptest! {
         /// The set of patterns found is the naive one, over a small alphabet so that overlaps
         /// and suffixes are common.
@@ -182,6 +292,20 @@ mod tests {
                 prop_oneof![Just(b'a'), Just(b'B'), Just(b'b'), Just(0u8), Just(b'c')], 1..5), 1..12),
             hay in proptest::collection::vec(
                 prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(0u8), Just(b'c'), Just(b'd')], 0..40),
+        ) {
+            let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
+        }
+
+        /// The same with longer patterns and buffers, and bytes that the four-byte hash folds
+        /// together with a letter's case (`@` and `` ` ``, space and NUL).
+        #[test]
+        fn same_as_naive_long(
+            pats in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'@'), Just(b' '), Just(0u8)], 1..8), 1..40),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(b'B'), Just(b'@'),
+                    Just(b'`'), Just(b' '), Just(0u8)], 0..120),
         ) {
             let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
             prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
