@@ -101,45 +101,7 @@ impl Mpm {
 
     /// Call `f` with the id of each pattern occurring in `hay` (possibly more than once).
     pub fn find(&self, hay: &[u8], mut f: impl FnMut(usize)) {
-        let Ok(start) = self.nfa.start_state(Anchored::Yes) else {
-            return;
-        };
-        // One-byte patterns (rare): a vectorised search each, stopping at the first hit.
-        for &(b, p) in &self.single {
-            if memchr::memchr2(b, b.to_ascii_uppercase(), hay).is_some() {
-                f(p as usize);
-            }
-        }
-        // Seven positions per eight-byte load: their pair bits gathered into a mask first, so the
-        // pass has no branch per byte.
-        let mut base = 0;
-        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
-            let mut m = block_hits(&self.pairs, u64::from_le_bytes(*x));
-            while m != 0 {
-                let i = base + m.trailing_zeros() as usize;
-                m &= m - 1;
-                self.try_walk(start, hay.get(i..).unwrap_or_default(), &mut f);
-            }
-            base += 7;
-        }
-        // The last positions (fewer than eight bytes left), one at a time.
-        while let Some(i) = next_start(&self.pairs, hay, base) {
-            self.try_walk(start, hay.get(i..).unwrap_or_default(), &mut f);
-            base = i + 1;
-        }
-    }
-
-    /// The walk from the start of `rest` if [`Mpm::may_start`] lets a pattern start there.
-    #[inline]
-    fn try_walk(
-        &self,
-        start: aho_corasick::automaton::StateID,
-        rest: &[u8],
-        f: &mut impl FnMut(usize),
-    ) {
-        if self.may_start(rest) {
-            self.walk(start, rest, f);
-        }
+        find_all([self], hay, |_, p| f(p));
     }
 
     /// The stricter test of a position whose pair is in `pairs`: can a pattern start at the
@@ -173,32 +135,63 @@ impl Mpm {
     }
 }
 
-/// The first position at or after `from` where a pattern can start (its byte pair is in the
-/// bitmap). A loop of its own, apart from the walks and the caller's callback, so that it keeps
-/// its state in registers: it runs on every byte.
-#[inline(never)]
-fn next_start(pairs: &[u64; 1024], hay: &[u8], from: usize) -> Option<usize> {
-    let rest = hay.get(from..)?;
-    rest.windows(2)
-        .position(|w| match *w {
-            [a, b] => {
-                let k = pair(a, b);
-                // `k >> 6` < 1024 for any two bytes: the lookup never misses.
-                pairs.get(k >> 6).is_some_and(|w| w >> (k & 63) & 1 == 1)
+/// Call `f(n, id)` with each pattern `id` of `mpms[n]` occurring in `hay` (possibly more than
+/// once), in one pass over the bytes for all of them (`N` <= 8): the matchers of a signature
+/// group's two parts scan the same buffers.
+pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(usize, usize)) {
+    const { assert!(N <= 8, "a mask holds eight matchers") };
+    let starts = mpms.map(|m| m.nfa.start_state(Anchored::Yes).ok());
+    // One-byte patterns (rare): a vectorised search each, stopping at the first hit.
+    for (n, m) in mpms.iter().enumerate() {
+        for &(b, p) in &m.single {
+            if memchr::memchr2(b, b.to_ascii_uppercase(), hay).is_some() {
+                f(n, p as usize);
             }
-            _ => false,
-        })
-        .map(|p| p + from)
+        }
+    }
+    let mut walk_at = |n: usize, i: usize| {
+        if let (Some(m), Some(Some(start))) = (mpms.get(n), starts.get(n)) {
+            let rest = hay.get(i..).unwrap_or_default();
+            if m.may_start(rest) {
+                m.walk(*start, rest, &mut |p| f(n, p));
+            }
+        }
+    };
+    // Seven positions per eight-byte load: their pair bits gathered into a mask first (bit
+    // `8 n + j`: position `j` for matcher `n`), so the pass has no branch per byte.
+    let pairs = mpms.map(|m| &*m.pairs);
+    let mut base = 0;
+    while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+        let mut m = block_hits(&pairs, u64::from_le_bytes(*x));
+        while m != 0 {
+            let t = m.trailing_zeros() as usize;
+            m &= m - 1;
+            walk_at(t / 8, base + t % 8);
+        }
+        base += 7;
+    }
+    // The last positions (fewer than eight bytes left), one at a time.
+    for (i, w) in hay.windows(2).enumerate().skip(base) {
+        if let [a, b] = *w {
+            for (n, p) in pairs.iter().enumerate() {
+                if test_bit(&p[..], pair(a, b)) {
+                    walk_at(n, i);
+                }
+            }
+        }
+    }
 }
 
-/// Bit `i` set if the pair at byte `i` of `x` (little endian), `i` < 7, is in `pairs`.
+/// Bit `8 n + i` set if the pair at byte `i` of `x` (little endian), `i` < 7, is in `pairs[n]`.
 #[inline]
-fn block_hits(pairs: &[u64; 1024], x: u64) -> u64 {
+fn block_hits<const N: usize>(pairs: &[&[u64; 1024]; N], x: u64) -> u64 {
     let mut m = 0;
     for j in 0..7 {
         // The two bytes at `j`, the first one low: the index `pair` gives.
         let k = u16::try_from(x >> (8 * j) & 0xFFFF).map_or(0, usize::from);
-        m |= (pairs.get(k >> 6).map_or(0, |w| w >> (k & 63)) & 1) << j;
+        for (n, p) in pairs.iter().enumerate() {
+            m |= (p.get(k >> 6).map_or(0, |w| w >> (k & 63)) & 1) << (8 * n + j);
+        }
     }
     m
 }
@@ -309,6 +302,36 @@ mod tests {
         ) {
             let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
             prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
+        }
+
+        /// Two matchers in one pass find what each finds alone.
+        #[test]
+        fn one_pass_for_two(
+            a in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'@'), Just(0u8)], 1..7), 1..20),
+            b in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(0u8)], 1..7), 1..20),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(b'C'), Just(b'@'),
+                    Just(b'`'), Just(0u8)], 0..100),
+        ) {
+            let (Some(ma), Some(mb)) = (Mpm::new(&a), Mpm::new(&b)) else {
+                return Err(TestCaseError::fail("no matcher"));
+            };
+            let mut got = [Vec::new(), Vec::new()];
+            find_all([&ma, &mb], &hay, |n, p| {
+                if let Some(v) = got.get_mut(n) {
+                    v.push(p);
+                }
+            });
+            for v in &mut got {
+                v.sort_unstable();
+                v.dedup();
+            }
+            let ra: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
+            let rb: Vec<&[u8]> = b.iter().map(Vec::as_slice).collect();
+            prop_assert_eq!(&got[0], &naive(&ra, &hay));
+            prop_assert_eq!(&got[1], &naive(&rb, &hay));
         }
     }
 }
