@@ -4,7 +4,8 @@
 //! Aho-Corasick search touches the automaton on every byte, and with hundreds of patterns its
 //! tables miss the cache on most of them. Here a pass over the buffer first tests each byte
 //! pair against a bitmap of the patterns' first two bytes (8 KiB, every case variant set) and a table of
-//! one-byte patterns. Where a pair hits, a second, stricter test follows: the position's first
+//! one-byte patterns (when no pattern has exactly two bytes, only even positions are tested,
+//! against a bitmap that also holds each pattern's second pair). Where a pair hits, a second, stricter test follows: the position's first
 //! four bytes (case folded) hashed into a bitmap of the four-byte prefixes of the patterns of
 //! four bytes or more, or its pair in a bitmap of the patterns of two or three bytes. Only where
 //! that passes does an anchored walk of the (case-insensitive) Aho-Corasick NFA run. Exact:
@@ -19,9 +20,13 @@ use aho_corasick::{Anchored, MatchKind};
 /// Fast patterns of one buffer kind, compiled.
 pub struct Mpm {
     nfa: NFA,
-    /// Bit `a << 8 | b` is set if a pattern of two bytes or more starts with `a b` in some
+    /// Bit [`pair`]`(a, b)` is set if a pattern of two bytes or more starts with `a b` in some
     /// case (every case variant is set, so the scan needs no case folding).
     pairs: Box<[u64; 1024]>,
+    /// When no pattern has two bytes exactly: `pairs` and the pairs at byte 1 of each pattern,
+    /// so that a pass testing only even positions still sees every occurrence (one starting at
+    /// an odd position has its second pair at an even one).
+    halves: Option<Box<[u64; 1024]>>,
     /// One-byte patterns: (lowercase byte, pattern id).
     single: Vec<(u8, u32)>,
     /// Bit [`quad`] of the first four bytes of each pattern of four bytes or more.
@@ -57,6 +62,8 @@ impl Mpm {
         let mut short = Box::new([0u64; 1024]);
         let mut quads = vec![0u64; (1 << QUAD_BITS) / 64].into_boxed_slice();
         let mut single = Vec::new();
+        let mut halves = Box::new([0u64; 1024]);
+        let mut has_two = false;
         for (i, p) in patterns.iter().enumerate() {
             match p.as_slice() {
                 [] => {}
@@ -74,12 +81,21 @@ impl Mpm {
                     if let Some(&[c, d]) = rest.first_chunk() {
                         set_bit(&mut quads, quad([*a, *b, c, d]));
                     }
+                    match rest.first() {
+                        None => has_two = true,
+                        Some(c) => {
+                            for (x, y) in case_pairs(*a, *b).into_iter().chain(case_pairs(*b, *c)) {
+                                set_bit(&mut halves[..], pair(x, y));
+                            }
+                        }
+                    }
                 }
             }
         }
         Some(Mpm {
             nfa,
             pairs,
+            halves: (!has_two).then_some(halves),
             single,
             quads,
             short,
@@ -94,7 +110,7 @@ impl Mpm {
     /// Memory of the tables.
     pub fn memory_usage(&self) -> usize {
         self.nfa.memory_usage()
-            + 2 * size_of::<[u64; 1024]>()
+            + (2 + usize::from(self.halves.is_some())) * size_of::<[u64; 1024]>()
             + self.quads.len() * 8
             + self.single.capacity() * 8
     }
@@ -157,20 +173,44 @@ pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(u
             }
         }
     };
-    // Seven positions per eight-byte load: their pair bits gathered into a mask first (bit
-    // `8 n + j`: position `j` for matcher `n`), so the pass has no branch per byte.
     let pairs = mpms.map(|m| &*m.pairs);
     let mut base = 0;
-    while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
-        let mut m = block_hits(&pairs, u64::from_le_bytes(*x));
-        while m != 0 {
-            let t = m.trailing_zeros() as usize;
-            m &= m - 1;
-            walk_at(t / 8, base + t % 8);
+    if let Some(halves) = mpms
+        .iter()
+        .map(|m| m.halves.as_deref())
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| <[&[u64; 1024]; N]>::try_from(v).ok())
+    {
+        // Even positions only, four per eight-byte load: a hit at `e` lets a pattern start at
+        // `e` or `e - 1`. The blocks up to `base` cover the starts before `base - 1`.
+        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+            let mut m = block_hits::<N, 2>(&halves, u64::from_le_bytes(*x));
+            while m != 0 {
+                let t = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let e = base + t % 8;
+                if let Some(odd) = e.checked_sub(1) {
+                    walk_at(t / 8, odd);
+                }
+                walk_at(t / 8, e);
+            }
+            base += 8;
         }
-        base += 7;
+        base = base.saturating_sub(1);
+    } else {
+        // Seven positions per eight-byte load: their pair bits gathered into a mask first (bit
+        // `8 n + j`: position `j` for matcher `n`), so the pass has no branch per byte.
+        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+            let mut m = block_hits::<N, 1>(&pairs, u64::from_le_bytes(*x));
+            while m != 0 {
+                let t = m.trailing_zeros() as usize;
+                m &= m - 1;
+                walk_at(t / 8, base + t % 8);
+            }
+            base += 7;
+        }
     }
-    // The last positions (fewer than eight bytes left), one at a time.
+    // The last positions, one at a time.
     for (i, w) in hay.windows(2).enumerate().skip(base) {
         if let [a, b] = *w {
             for (n, p) in pairs.iter().enumerate() {
@@ -182,11 +222,12 @@ pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(u
     }
 }
 
-/// Bit `8 n + i` set if the pair at byte `i` of `x` (little endian), `i` < 7, is in `pairs[n]`.
+/// Bit `8 n + i` set if the pair at byte `i` of `x` (little endian), `i` < 7 a multiple of
+/// `STEP`, is in `pairs[n]`.
 #[inline]
-fn block_hits<const N: usize>(pairs: &[&[u64; 1024]; N], x: u64) -> u64 {
+fn block_hits<const N: usize, const STEP: usize>(pairs: &[&[u64; 1024]; N], x: u64) -> u64 {
     let mut m = 0;
-    for j in 0..7 {
+    for j in (0..7).step_by(STEP) {
         // The two bytes at `j`, the first one low: the index `pair` gives.
         let k = u16::try_from(x >> (8 * j) & 0xFFFF).map_or(0, usize::from);
         for (n, p) in pairs.iter().enumerate() {
@@ -194,6 +235,13 @@ fn block_hits<const N: usize>(pairs: &[&[u64; 1024]; N], x: u64) -> u64 {
         }
     }
     m
+}
+
+/// The four case variants of a pair.
+fn case_pairs(a: u8, b: u8) -> [(u8, u8); 4] {
+    let (al, au) = (a.to_ascii_lowercase(), a.to_ascii_uppercase());
+    let (bl, bu) = (b.to_ascii_lowercase(), b.to_ascii_uppercase());
+    [(al, bl), (al, bu), (au, bl), (au, bu)]
 }
 
 /// Index of a byte pair in the bitmaps: the first byte low, as a little-endian load has it.
@@ -262,15 +310,21 @@ mod tests {
     /// their boundaries and the tail.
     #[test]
     fn every_offset_and_length() {
-        let pats: [&[u8]; 3] = [b"abcd", b"xy", b"Q3z"];
-        for len in 0..40usize {
-            for (id, p) in pats.iter().enumerate() {
-                for at in 0..(len + 1).saturating_sub(p.len()) {
-                    let mut hay = vec![b'.'; len];
-                    if let Some(w) = hay.get_mut(at..at + p.len()) {
-                        w.copy_from_slice(&p.to_ascii_uppercase());
+        // With a two-byte pattern (every position tested) and without (even positions).
+        let with_two: [&[u8]; 3] = [b"abcd", b"xy", b"Q3z"];
+        let without: [&[u8]; 3] = [b"abcd", b"xyz", b"Q3z!"];
+        assert!(Mpm::new(&[b"ab".to_vec(), b"cde".to_vec()]).is_some_and(|m| m.halves.is_none()));
+        assert!(Mpm::new(&[b"abc".to_vec(), b"d".to_vec()]).is_some_and(|m| m.halves.is_some()));
+        for pats in [with_two, without] {
+            for len in 0..40usize {
+                for (id, p) in pats.iter().enumerate() {
+                    for at in 0..(len + 1).saturating_sub(p.len()) {
+                        let mut hay = vec![b'.'; len];
+                        if let Some(w) = hay.get_mut(at..at + p.len()) {
+                            w.copy_from_slice(&p.to_ascii_uppercase());
+                        }
+                        assert_eq!(found(&pats, &hay), vec![id], "{len} {at}");
                     }
-                    assert_eq!(found(&pats, &hay), vec![id], "{len} {at}");
                 }
             }
         }
@@ -301,6 +355,24 @@ mod tests {
                     Just(b'`'), Just(b' '), Just(0u8)], 0..120),
         ) {
             let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
+        }
+
+        /// The same without two-byte patterns: the pass tests even positions only.
+        #[test]
+        fn same_as_naive_even_positions(
+            pats in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'@'), Just(0u8)], 3..8), 1..30),
+            one in proptest::option::of(prop_oneof![Just(b'a'), Just(b'@')]),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(b'B'), Just(b'@'),
+                    Just(b'`'), Just(0u8)], 0..120),
+        ) {
+            let mut refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            let single = one.map(|b| [b]);
+            if let Some(b) = &single {
+                refs.push(b);
+            }
             prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
         }
 
