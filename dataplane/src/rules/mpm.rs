@@ -1,17 +1,17 @@
 //! Multi-pattern matcher of the prefilter: which fast patterns occur in a buffer.
 //!
-//! The engine needs the *set* of patterns present, not every occurrence. An unanchored
-//! Aho-Corasick search touches the automaton on every byte, and with hundreds of patterns its
-//! tables miss the cache on most of them. Here a pass over the buffer first tests each byte
-//! pair against a bitmap of the patterns' first two bytes (8 KiB, every case variant set) and a table of
-//! one-byte patterns (when no pattern has exactly two bytes, only even positions are tested,
-//! against a bitmap that also holds each pattern's second pair). Where a pair hits, a second, stricter test follows: the position's first
-//! four bytes (case folded) hashed into a bitmap of the four-byte prefixes of the patterns of
-//! four bytes or more, or its pair in a bitmap of the patterns of two or three bytes. Only where
-//! that passes does an anchored walk of the (case-insensitive) Aho-Corasick NFA run. Exact:
-//! every occurrence of a pattern of two bytes or more starts at a position that passes both
-//! tests, and every pattern the walk reports does occur (at that position or, for a suffix
-//! reached through the walk, a later one).
+//! The engine needs the *set* of patterns present, not every occurrence. An unanchored Aho-Corasick
+//! search touches the automaton on every byte, and with hundreds of patterns its tables miss the
+//! cache on most of them. Here a pass over the buffer first tests each byte pair against a bitmap
+//! of the patterns' first two bytes (8 KiB, every case variant set) and a table of one-byte
+//! patterns (when no pattern has exactly two bytes, only even positions are tested, against a
+//! bitmap that also holds each pattern's second pair). Where a pair hits, a second, stricter test
+//! follows: the position's first four bytes (case folded) hashed into a bitmap of the four-byte
+//! prefixes of the patterns of four bytes or more, or its pair in a bitmap of the patterns of two
+//! or three bytes. Only where that passes does an anchored walk of the (case-insensitive)
+//! Aho-Corasick NFA run. Exact: every occurrence of a pattern of two bytes or more starts at a
+//! position the pass reports and the second test lets through, and every pattern the walk reports
+//! does occur (at that position or, for a suffix reached through the walk, a later one).
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::contiguous::NFA;
