@@ -31,8 +31,8 @@ pub struct Mpm {
     single: Vec<(u8, u32)>,
     /// Bit [`quad`] of the first four bytes of each pattern of four bytes or more.
     quads: Box<[u64]>,
-    /// As `pairs`, for the patterns of two or three bytes only.
-    short: Box<[u64; 1024]>,
+    /// Bit [`short_pair`] of the first two bytes of each pattern of two or three bytes.
+    short: [u64; 16],
 }
 
 /// Bits of the four-byte prefix hash: 2^14 bits, 2 KiB (a larger table misses the L1 cache
@@ -60,7 +60,7 @@ impl Mpm {
             .build(patterns)
             .ok()?;
         let mut pairs = Box::new([0u64; 1024]);
-        let mut short = Box::new([0u64; 1024]);
+        let mut short = [0u64; 16];
         let mut quads = vec![0u64; (1 << QUAD_BITS) / 64].into_boxed_slice();
         let mut single = Vec::new();
         let mut halves = Box::new([0u64; 1024]);
@@ -75,7 +75,7 @@ impl Mpm {
                         for y in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
                             set_bit(&mut pairs[..], pair(x, y));
                             if rest.len() < 2 {
-                                set_bit(&mut short[..], pair(x, y));
+                                set_bit(&mut short, short_pair(x, y));
                             }
                         }
                     }
@@ -111,7 +111,7 @@ impl Mpm {
     /// Memory of the tables.
     pub fn memory_usage(&self) -> usize {
         self.nfa.memory_usage()
-            + (2 + usize::from(self.halves.is_some())) * size_of::<[u64; 1024]>()
+            + (1 + usize::from(self.halves.is_some())) * size_of::<[u64; 1024]>()
             + self.quads.len() * 8
             + self.single.capacity() * 8
     }
@@ -123,14 +123,14 @@ impl Mpm {
 
     /// The stricter test of a position whose pair is in `pairs`: can a pattern start at the
     /// beginning of `rest`? A pattern of four bytes or more only if the hash of the (case folded)
-    /// first four bytes is set, one of two or three bytes only if the pair is in `short`.
+    /// first four bytes is set, one of two or three bytes only if the hash of its pair is in `short`.
     fn may_start(&self, rest: &[u8]) -> bool {
         match rest {
             [a, b, c, d, ..] => {
                 test_bit(&self.quads, quad([*a, *b, *c, *d]))
-                    || test_bit(&self.short[..], pair(*a, *b))
+                    || test_bit(&self.short, short_pair(*a, *b))
             }
-            [a, b, ..] => test_bit(&self.short[..], pair(*a, *b)),
+            [a, b, ..] => test_bit(&self.short, short_pair(*a, *b)),
             _ => false,
         }
     }
@@ -236,6 +236,13 @@ fn block_hits<const N: usize, const STEP: usize>(pairs: &[&[u64; 1024]; N], x: u
         }
     }
     m
+}
+
+/// Hash of a pair, ASCII case folded as in [`quad`], into the 1024 bits of `short` (a handful of
+/// patterns: a small table stays in the L1 cache).
+fn short_pair(a: u8, b: u8) -> usize {
+    let x = u32::from(u16::from_le_bytes([a, b]) & 0xDFDF);
+    (x.wrapping_mul(0x9E37_79B1) >> 22) as usize
 }
 
 /// The four case variants of a pair.
