@@ -14,7 +14,7 @@ use super::classification::Classifications;
 use super::detect;
 use super::group::{FastPat, Group, GroupKey, Groups};
 use super::iponly::IpOnlyIndex;
-use super::mpm::Mpm;
+use super::mpm::{Mpm, find_all};
 use super::threshold::{ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window};
 
 /// Flow facts the caller knows about the packet.
@@ -736,37 +736,43 @@ impl RuleSet {
         cand.clear();
         let no_payload = bufs.no_payload();
         let stream = bufs.get(BufferKind::Stream).filter(|_| !no_payload);
-        for part in &group.parts {
-            for (k, pf) in part.prefilters.iter().enumerate() {
-                let Some(pf) = pf else { continue };
-                if k == BufferKind::Payload.index() {
-                    if no_payload {
-                        continue;
-                    }
-                    if bufs.payload_in_stream() {
-                        // IDS timing: the stream holds this payload; the payload itself only
-                        // matters to the rules that read the packet.
-                        if let Some(s) = stream {
-                            scan(pf, s, pkt, &mut cand, &mut seen);
-                        }
-                        if let Some(ppf) = &part.packet_payload
-                            && stream != Some(pkt.payload)
-                        {
-                            scan(ppf, pkt.payload, pkt, &mut cand, &mut seen);
-                        }
-                        continue;
-                    }
-                    scan(pf, pkt.payload, pkt, &mut cand, &mut seen);
-                    // The stream's new data is often the packet's payload itself: scan it once.
-                    if let Some(s) = stream
-                        && s != pkt.payload
-                    {
-                        scan(pf, s, pkt, &mut cand, &mut seen);
-                    }
-                } else if let Some(b) = BufferKind::ALL.get(k).and_then(|kind| bufs.get(*kind)) {
-                    scan(pf, b, pkt, &mut cand, &mut seen);
-                }
+        // Buffer by buffer, the prefilters of both parts in one pass over its bytes.
+        for (k, kind) in BufferKind::ALL.iter().enumerate() {
+            let pfs = group
+                .parts
+                .each_ref()
+                .map(|p| p.prefilters.get(k).and_then(Option::as_ref));
+            if pfs.iter().all(Option::is_none) {
+                continue;
             }
+            if k == BufferKind::Payload.index() {
+                if no_payload {
+                    continue;
+                }
+                if bufs.payload_in_stream() {
+                    // IDS timing: the stream holds this payload; the payload itself only
+                    // matters to the rules that read the packet.
+                    if let Some(s) = stream {
+                        scan(pfs, s, pkt, &mut cand, &mut seen);
+                    }
+                    if stream != Some(pkt.payload) {
+                        let ppfs = group.parts.each_ref().map(|p| p.packet_payload.as_ref());
+                        scan(ppfs, pkt.payload, pkt, &mut cand, &mut seen);
+                    }
+                    continue;
+                }
+                scan(pfs, pkt.payload, pkt, &mut cand, &mut seen);
+                // The stream's new data is often the packet's payload itself: scan it once.
+                if let Some(s) = stream
+                    && s != pkt.payload
+                {
+                    scan(pfs, s, pkt, &mut cand, &mut seen);
+                }
+            } else if let Some(b) = bufs.get(*kind) {
+                scan(pfs, b, pkt, &mut cand, &mut seen);
+            }
+        }
+        for part in &group.parts {
             part.always.candidates(pkt, &mut cand);
         }
         let dir = usize::from(!pkt.flow.to_server);
@@ -921,22 +927,28 @@ impl PrefilterTable {
     }
 }
 
+/// Scan `hay` with the prefilters of a group's parts (one pass for both when both have one) and
+/// add the candidates of the patterns found.
 fn scan(
-    pf: &Prefilter,
+    pfs: [Option<&Prefilter>; 2],
     hay: &[u8],
     pkt: &PacketView<'_>,
     cand: &mut Vec<u32>,
     seen: &mut Vec<u64>,
 ) {
-    // One candidate lookup per pattern, however often it occurs.
+    // One candidate lookup per pattern, however often it occurs: `seen` holds the first
+    // prefilter's patterns, then the second's.
+    let words = pfs.map(|p| p.map_or(0, |p| p.rules.len().div_ceil(64)));
     let mut fresh = true;
-    pf.ac.find(hay, |pid| {
+    let mut hit = |n: usize, pf: &Prefilter, pid: usize| {
         if fresh {
             seen.clear();
-            seen.resize(pf.rules.len().div_ceil(64), 0);
+            seen.resize(words.iter().sum(), 0);
             fresh = false;
         }
-        let Some(w) = seen.get_mut(pid / 64) else {
+        let [first, _] = words;
+        let off = if n == 0 { 0 } else { first };
+        let Some(w) = seen.get_mut(off + pid / 64) else {
             return;
         };
         let bit = 1u64 << (pid % 64);
@@ -947,7 +959,15 @@ fn scan(
         if let Some(g) = pf.groups.get(pid) {
             g.candidates(pkt, cand);
         }
-    });
+    };
+    match pfs {
+        [Some(a), Some(b)] => find_all([&a.ac, &b.ac], hay, |n, pid| {
+            hit(n, if n == 0 { a } else { b }, pid);
+        }),
+        [Some(a), None] => a.ac.find(hay, |pid| hit(0, a, pid)),
+        [None, Some(b)] => b.ac.find(hay, |pid| hit(1, b, pid)),
+        [None, None] => {}
+    }
 }
 
 fn proto_ok(r: &Rule, p: &PacketView<'_>) -> bool {

@@ -1,14 +1,17 @@
 //! Multi-pattern matcher of the prefilter: which fast patterns occur in a buffer.
 //!
-//! The engine needs the *set* of patterns present, not every occurrence. An unanchored
-//! Aho-Corasick search touches the automaton on every byte, and with hundreds of patterns its
-//! tables miss the cache on most of them. Here a pass over the buffer first tests each byte
-//! pair against a bitmap of the patterns' first two bytes (8 KiB, every case variant set) and a table of
-//! one-byte patterns; only where a pattern can start does an anchored walk of the
-//! (case-insensitive) Aho-Corasick NFA run, usually for a byte or two. Exact: every occurrence
-//! of a pattern of two bytes or more starts at a position whose pair is in the bitmap, and every
-//! pattern the walk reports does occur (at that position or, for a suffix reached through the
-//! walk, a later one).
+//! The engine needs the *set* of patterns present, not every occurrence. An unanchored Aho-Corasick
+//! search touches the automaton on every byte, and with hundreds of patterns its tables miss the
+//! cache on most of them. Here a pass over the buffer first tests each byte pair against a bitmap
+//! of the patterns' first two bytes (8 KiB, every case variant set) and a table of one-byte
+//! patterns (when no pattern has exactly two bytes, only even positions are tested, against a
+//! bitmap that also holds each pattern's second pair). Where a pair hits, a second, stricter test
+//! follows: the position's first four bytes (case folded) hashed into a bitmap of the four-byte
+//! prefixes of the patterns of four bytes or more, or its pair in a bitmap of the patterns of two
+//! or three bytes. Only where that passes does an anchored walk of the (case-insensitive)
+//! Aho-Corasick NFA run. Exact: every occurrence of a pattern of two bytes or more starts at a
+//! position the pass reports and the second test lets through, and every pattern the walk reports
+//! does occur (at that position or, for a suffix reached through the walk, a later one).
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::contiguous::NFA;
@@ -17,12 +20,24 @@ use aho_corasick::{Anchored, MatchKind};
 /// Fast patterns of one buffer kind, compiled.
 pub struct Mpm {
     nfa: NFA,
-    /// Bit `a << 8 | b` is set if a pattern of two bytes or more starts with `a b` in some
+    /// Bit [`pair`]`(a, b)` is set if a pattern of two bytes or more starts with `a b` in some
     /// case (every case variant is set, so the scan needs no case folding).
     pairs: Box<[u64; 1024]>,
+    /// When no pattern has two bytes exactly: `pairs` and the pairs at byte 1 of each pattern,
+    /// so that a pass testing only even positions still sees every occurrence (one starting at
+    /// an odd position has its second pair at an even one).
+    halves: Option<Box<[u64; 1024]>>,
     /// One-byte patterns: (lowercase byte, pattern id).
     single: Vec<(u8, u32)>,
+    /// Bit [`quad`] of the first four bytes of each pattern of four bytes or more.
+    quads: Box<[u64]>,
+    /// Bit [`short_pair`] of the first two bytes of each pattern of two or three bytes.
+    short: [u64; 16],
 }
+
+/// Bits of the four-byte prefix hash: 2^14 bits, 2 KiB (a larger table misses the L1 cache
+/// more than its fewer false hits save).
+const QUAD_BITS: u32 = 14;
 
 impl std::fmt::Debug for Mpm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,25 +60,47 @@ impl Mpm {
             .build(patterns)
             .ok()?;
         let mut pairs = Box::new([0u64; 1024]);
+        let mut short = [0u64; 16];
+        let mut quads = vec![0u64; (1 << QUAD_BITS) / 64].into_boxed_slice();
         let mut single = Vec::new();
+        let mut halves = Box::new([0u64; 1024]);
+        let mut has_two = false;
         for (i, p) in patterns.iter().enumerate() {
             match p.as_slice() {
                 [] => {}
                 [a] => single.push((a.to_ascii_lowercase(), u32::try_from(i).unwrap_or(u32::MAX))),
-                [a, b, ..] => {
+                [a, b, rest @ ..] => {
                     // Every case of the two bytes, so the scan indexes with raw bytes.
                     for x in [a.to_ascii_lowercase(), a.to_ascii_uppercase()] {
                         for y in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
-                            let k = pair(x, y);
-                            if let Some(w) = pairs.get_mut(k / 64) {
-                                *w |= 1 << (k % 64);
+                            set_bit(&mut pairs[..], pair(x, y));
+                            if rest.len() < 2 {
+                                set_bit(&mut short, short_pair(x, y));
+                            }
+                        }
+                    }
+                    if let Some(&[c, d]) = rest.first_chunk() {
+                        set_bit(&mut quads, quad([*a, *b, c, d]));
+                    }
+                    match rest.first() {
+                        None => has_two = true,
+                        Some(c) => {
+                            for (x, y) in case_pairs(*a, *b).into_iter().chain(case_pairs(*b, *c)) {
+                                set_bit(&mut halves[..], pair(x, y));
                             }
                         }
                     }
                 }
             }
         }
-        Some(Mpm { nfa, pairs, single })
+        Some(Mpm {
+            nfa,
+            pairs,
+            halves: (!has_two).then_some(halves),
+            single,
+            quads,
+            short,
+        })
     }
 
     /// Number of patterns.
@@ -73,24 +110,28 @@ impl Mpm {
 
     /// Memory of the tables.
     pub fn memory_usage(&self) -> usize {
-        self.nfa.memory_usage() + size_of::<[u64; 1024]>() + self.single.capacity() * 8
+        self.nfa.memory_usage()
+            + (1 + usize::from(self.halves.is_some())) * size_of::<[u64; 1024]>()
+            + self.quads.len() * 8
+            + self.single.capacity() * 8
     }
 
     /// Call `f` with the id of each pattern occurring in `hay` (possibly more than once).
     pub fn find(&self, hay: &[u8], mut f: impl FnMut(usize)) {
-        let Ok(start) = self.nfa.start_state(Anchored::Yes) else {
-            return;
-        };
-        // One-byte patterns (rare): a vectorised search each, stopping at the first hit.
-        for &(b, p) in &self.single {
-            if memchr::memchr2(b, b.to_ascii_uppercase(), hay).is_some() {
-                f(p as usize);
+        find_all([self], hay, |_, p| f(p));
+    }
+
+    /// The stricter test of a position whose pair is in `pairs`: can a pattern start at the
+    /// beginning of `rest`? A pattern of four bytes or more only if the hash of the (case folded)
+    /// first four bytes is set, one of two or three bytes only if the hash of its pair is in `short`.
+    fn may_start(&self, rest: &[u8]) -> bool {
+        match rest {
+            [a, b, c, d, ..] => {
+                test_bit(&self.quads, quad([*a, *b, *c, *d]))
+                    || test_bit(&self.short, short_pair(*a, *b))
             }
-        }
-        let mut from = 0;
-        while let Some(i) = next_start(&self.pairs, hay, from) {
-            self.walk(start, hay.get(i..).unwrap_or_default(), &mut f);
-            from = i + 1;
+            [a, b, ..] => test_bit(&self.short, short_pair(*a, *b)),
+            _ => false,
         }
     }
 
@@ -111,26 +152,126 @@ impl Mpm {
     }
 }
 
-/// The first position at or after `from` where a pattern can start (its byte pair is in the
-/// bitmap). A loop of its own, apart from the walks and the caller's callback, so that it keeps
-/// its state in registers: it runs on every byte.
-#[inline(never)]
-fn next_start(pairs: &[u64; 1024], hay: &[u8], from: usize) -> Option<usize> {
-    let rest = hay.get(from..)?;
-    rest.windows(2)
-        .position(|w| match *w {
-            [a, b] => {
-                let k = pair(a, b);
-                // `k >> 6` < 1024 for any two bytes: the lookup never misses.
-                pairs.get(k >> 6).is_some_and(|w| w >> (k & 63) & 1 == 1)
+/// Call `f(n, id)` with each pattern `id` of `mpms[n]` occurring in `hay` (possibly more than
+/// once), in one pass over the bytes for all of them (`N` <= 8): the matchers of a signature
+/// group's two parts scan the same buffers.
+pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(usize, usize)) {
+    const { assert!(N <= 8, "a mask holds eight matchers") };
+    let starts = mpms.map(|m| m.nfa.start_state(Anchored::Yes).ok());
+    // One-byte patterns (rare): a vectorised search each, stopping at the first hit.
+    for (n, m) in mpms.iter().enumerate() {
+        for &(b, p) in &m.single {
+            if memchr::memchr2(b, b.to_ascii_uppercase(), hay).is_some() {
+                f(n, p as usize);
             }
-            _ => false,
-        })
-        .map(|p| p + from)
+        }
+    }
+    let mut walk_at = |n: usize, i: usize| {
+        if let (Some(m), Some(Some(start))) = (mpms.get(n), starts.get(n)) {
+            let rest = hay.get(i..).unwrap_or_default();
+            if m.may_start(rest) {
+                m.walk(*start, rest, &mut |p| f(n, p));
+            }
+        }
+    };
+    let pairs = mpms.map(|m| &*m.pairs);
+    let mut base = 0;
+    if let Some(halves) = mpms
+        .iter()
+        .map(|m| m.halves.as_deref())
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| <[&[u64; 1024]; N]>::try_from(v).ok())
+    {
+        // Even positions only, four per eight-byte load: a hit at `e` lets a pattern start at
+        // `e` or `e - 1`. The blocks up to `base` cover the starts before `base - 1`.
+        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+            let mut m = block_hits::<N, 2>(&halves, u64::from_le_bytes(*x));
+            while m != 0 {
+                let t = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let e = base + t % 8;
+                if let Some(odd) = e.checked_sub(1) {
+                    walk_at(t / 8, odd);
+                }
+                walk_at(t / 8, e);
+            }
+            base += 8;
+        }
+        base = base.saturating_sub(1);
+    } else {
+        // Seven positions per eight-byte load: their pair bits gathered into a mask first (bit
+        // `8 n + j`: position `j` for matcher `n`), so the pass has no branch per byte.
+        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+            let mut m = block_hits::<N, 1>(&pairs, u64::from_le_bytes(*x));
+            while m != 0 {
+                let t = m.trailing_zeros() as usize;
+                m &= m - 1;
+                walk_at(t / 8, base + t % 8);
+            }
+            base += 7;
+        }
+    }
+    // The last positions, one at a time.
+    for (i, w) in hay.windows(2).enumerate().skip(base) {
+        if let [a, b] = *w {
+            for (n, p) in pairs.iter().enumerate() {
+                if test_bit(&p[..], pair(a, b)) {
+                    walk_at(n, i);
+                }
+            }
+        }
+    }
 }
 
+/// Bit `8 n + i` set if the pair at byte `i` of `x` (little endian), `i` < 7 a multiple of
+/// `STEP`, is in `pairs[n]`.
+#[inline]
+fn block_hits<const N: usize, const STEP: usize>(pairs: &[&[u64; 1024]; N], x: u64) -> u64 {
+    let mut m = 0;
+    for j in (0..7).step_by(STEP) {
+        // The two bytes at `j`, the first one low: the index `pair` gives.
+        let k = u16::try_from(x >> (8 * j) & 0xFFFF).map_or(0, usize::from);
+        for (n, p) in pairs.iter().enumerate() {
+            m |= (p.get(k >> 6).map_or(0, |w| w >> (k & 63)) & 1) << (8 * n + j);
+        }
+    }
+    m
+}
+
+/// Hash of a pair, ASCII case folded as in [`quad`], into the 1024 bits of `short` (a handful of
+/// patterns: a small table stays in the L1 cache).
+fn short_pair(a: u8, b: u8) -> usize {
+    let x = u32::from(u16::from_le_bytes([a, b]) & 0xDFDF);
+    (x.wrapping_mul(0x9E37_79B1) >> 22) as usize
+}
+
+/// The four case variants of a pair.
+fn case_pairs(a: u8, b: u8) -> [(u8, u8); 4] {
+    let (al, au) = (a.to_ascii_lowercase(), a.to_ascii_uppercase());
+    let (bl, bu) = (b.to_ascii_lowercase(), b.to_ascii_uppercase());
+    [(al, bl), (al, bu), (au, bl), (au, bu)]
+}
+
+/// Index of a byte pair in the bitmaps: the first byte low, as a little-endian load has it.
 fn pair(a: u8, b: u8) -> usize {
-    usize::from(a) << 8 | usize::from(b)
+    usize::from(b) << 8 | usize::from(a)
+}
+
+/// Hash of four bytes, ASCII case folded (bit 5 of each byte cleared: a letter and its other
+/// case agree; other bytes may collide with a neighbour, which only costs a walk).
+fn quad(b: [u8; 4]) -> usize {
+    let x = u32::from_le_bytes(b) & 0xDFDF_DFDF;
+    (x.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS)) as usize
+}
+
+fn set_bit(bits: &mut [u64], k: usize) {
+    if let Some(w) = bits.get_mut(k / 64) {
+        *w |= 1 << (k % 64);
+    }
+}
+
+fn test_bit(bits: &[u64], k: usize) -> bool {
+    bits.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 == 1)
 }
 
 #[cfg(test)]
@@ -173,6 +314,30 @@ mod tests {
         assert_eq!(found(&pats, b""), Vec::<usize>::new());
     }
 
+    /// A pattern is found at every offset of buffers of every length: the seven-position blocks,
+    /// their boundaries and the tail.
+    #[test]
+    fn every_offset_and_length() {
+        // With a two-byte pattern (every position tested) and without (even positions).
+        let with_two: [&[u8]; 3] = [b"abcd", b"xy", b"Q3z"];
+        let without: [&[u8]; 3] = [b"abcd", b"xyz", b"Q3z!"];
+        assert!(Mpm::new(&[b"ab".to_vec(), b"cde".to_vec()]).is_some_and(|m| m.halves.is_none()));
+        assert!(Mpm::new(&[b"abc".to_vec(), b"d".to_vec()]).is_some_and(|m| m.halves.is_some()));
+        for pats in [with_two, without] {
+            for len in 0..40usize {
+                for (id, p) in pats.iter().enumerate() {
+                    for at in 0..(len + 1).saturating_sub(p.len()) {
+                        let mut hay = vec![b'.'; len];
+                        if let Some(w) = hay.get_mut(at..at + p.len()) {
+                            w.copy_from_slice(&p.to_ascii_uppercase());
+                        }
+                        assert_eq!(found(&pats, &hay), vec![id], "{len} {at}");
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         /// The set of patterns found is the naive one, over a small alphabet so that overlaps
         /// and suffixes are common.
@@ -185,6 +350,77 @@ mod tests {
         ) {
             let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
             prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
+        }
+
+        /// The same with longer patterns and buffers, and bytes that the four-byte hash folds
+        /// together with a letter's case (`@` and `` ` ``, space and NUL).
+        #[test]
+        fn same_as_naive_long(
+            pats in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'@'), Just(b' '), Just(0u8)], 1..8), 1..40),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(b'B'), Just(b'@'),
+                    Just(b'`'), Just(b' '), Just(0u8)], 0..120),
+        ) {
+            let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
+        }
+
+        /// The same without two-byte patterns: the pass tests even positions only.
+        #[test]
+        fn same_as_naive_even_positions(
+            pats in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'@'), Just(0u8)], 3..8), 1..30),
+            one in proptest::option::of(prop_oneof![Just(b'a'), Just(b'@')]),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(b'B'), Just(b'@'),
+                    Just(b'`'), Just(0u8)], 0..120),
+        ) {
+            let mut refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            let single = one.map(|b| [b]);
+            if let Some(b) = &single {
+                refs.push(b);
+            }
+            prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
+        }
+
+        /// Two matchers in one pass find what each finds alone.
+        #[test]
+        fn one_pass_for_two(
+            a in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'@'), Just(0u8)], 1..7), 1..20),
+            // Three bytes or more: `b` tests even positions only, and so do both when `a` has
+            // no two-byte pattern.
+            b in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(0u8)], 3..7), 1..20),
+            a_long in any::<bool>(),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(b'C'), Just(b'@'),
+                    Just(b'`'), Just(0u8)], 0..100),
+        ) {
+            let a: Vec<Vec<u8>> = if a_long {
+                a.into_iter().filter(|p| p.len() != 2).collect()
+            } else {
+                a
+            };
+            prop_assume!(!a.is_empty());
+            let (Some(ma), Some(mb)) = (Mpm::new(&a), Mpm::new(&b)) else {
+                return Err(TestCaseError::fail("no matcher"));
+            };
+            let mut got = [Vec::new(), Vec::new()];
+            find_all([&ma, &mb], &hay, |n, p| {
+                if let Some(v) = got.get_mut(n) {
+                    v.push(p);
+                }
+            });
+            for v in &mut got {
+                v.sort_unstable();
+                v.dedup();
+            }
+            let ra: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
+            let rb: Vec<&[u8]> = b.iter().map(Vec::as_slice).collect();
+            prop_assert_eq!(&got[0], &naive(&ra, &hay));
+            prop_assert_eq!(&got[1], &naive(&rb, &hay));
         }
     }
 }
