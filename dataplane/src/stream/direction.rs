@@ -239,10 +239,27 @@ impl StreamDirection {
         } else {
             payload
         };
-        if !payload.is_empty() {
-            self.insert_pending(start, payload, &mut res);
-            res.appended = self.drain();
+        if payload.is_empty() {
+            return res;
         }
+        if start == next && self.pending.is_empty() {
+            // In order with nothing held, the common case: onto the data at once. The same
+            // accounting as holding the piece and draining it (`insert_pending`, `drain`), without
+            // the piece's copy, its map entry and their allocations on every segment.
+            let len = payload.len();
+            if self.mem.try_reserve(len) {
+                self.reserved = self.reserved.saturating_add(len);
+                self.data.extend_from_slice(payload);
+                self.next = start.saturating_add(len as u64);
+                res.appended = len;
+            } else {
+                self.stats.memcap_drops += 1;
+                res.events.set(StreamEvents::MEMCAP_DROP);
+            }
+            return res;
+        }
+        self.insert_pending(start, payload, &mut res);
+        res.appended = self.drain();
         res
     }
 
