@@ -100,9 +100,11 @@ pub struct Part {
 
 #[derive(Debug, Default)]
 struct Cache {
-    by_key: HashMap<GroupKey, Arc<Group>>,
+    /// Looked up for every inspected packet: hashed with foldhash rather than SipHash (the keys
+    /// are classes computed from the packet, not chosen by it).
+    by_key: HashMap<GroupKey, Arc<Group>, foldhash::fast::FixedState>,
     /// Port-less part by key without ports.
-    by_portless: HashMap<GroupKey, Arc<Part>>,
+    by_portless: HashMap<GroupKey, Arc<Part>, foldhash::fast::FixedState>,
     by_rules: HashMap<Vec<u32>, Arc<Part>>,
     /// Automata memory of the parts in `by_rules`.
     bytes: usize,
@@ -368,16 +370,15 @@ impl Groups {
             dport: 0,
             ..*k
         };
-        let (known, any_ports) = {
+        // The port-less part is looked up only for a key not cached yet: a packet of a known
+        // key pays one lookup.
+        let any_ports = {
             let c = self.lock();
-            (
-                c.by_key.get(k).cloned(),
-                c.by_portless.get(&portless).cloned(),
-            )
+            if let Some(g) = c.by_key.get(k) {
+                return Arc::clone(g);
+            }
+            c.by_portless.get(&portless).cloned()
         };
-        if let Some(g) = known {
-            return g;
-        }
         let any_ports = match any_ports {
             Some(p) => p,
             None => {
