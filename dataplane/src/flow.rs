@@ -62,7 +62,7 @@ pub struct FlowKey {
     /// Higher endpoint's address.
     b: u128,
     /// Bits 0..16 port of `a`, 16..32 port of `b`, 32..40 protocol, 40 IPv6, 48..64 reserved;
-    /// the VLAN scope in the high word ([`scope_bits`]).
+    /// the VLAN scope in the high word ([`VlanScope::bits`]).
     rest: u128,
 }
 
@@ -87,13 +87,6 @@ pub(crate) fn addr_bits(addr: IpAddr) -> (u128, bool) {
         IpAddr::V4(v4) => (u128::from(v4.to_bits()), false),
         IpAddr::V6(v6) => (v6.to_bits(), true),
     }
-}
-
-/// A VLAN scope as an integer: the number of ids, then each id in 16 bits (equal scopes, equal
-/// bits, and the reverse).
-#[inline]
-pub(crate) fn scope_bits(scope: VlanScope) -> u64 {
-    scope.bits()
 }
 
 impl FlowKey {
@@ -121,7 +114,7 @@ impl FlowKey {
     ) -> (Self, bool) {
         let (s, v6) = addr_bits(src.0);
         let (d, _) = addr_bits(dst.0);
-        let high = u128::from(scope_bits(scope)) << 64
+        let high = u128::from(scope.bits()) << 64
             | u128::from(u8::from(proto)) << 32
             | u128::from(v6) << 40;
         // Same ordering as `(IpAddr, u16)` within one family, which is all a packet carries.
@@ -159,7 +152,7 @@ impl FlowKey {
         ((addr(self.a), port(0)), (addr(self.b), port(16)))
     }
 
-    /// The key's VLAN scope (the inverse of [`scope_bits`]).
+    /// The key's VLAN scope (the inverse of [`VlanScope::bits`]).
     #[cold]
     pub fn scope(&self) -> VlanScope {
         let bits = self.rest >> 64;

@@ -134,7 +134,7 @@ impl ScopedAddr {
         let (bits, v6) = crate::flow::addr_bits(addr);
         ScopedAddr {
             addr: bits,
-            rest: crate::flow::scope_bits(scope) | u64::from(v6) << 40,
+            rest: scope.bits() | u64::from(v6) << 40,
         }
     }
 }
