@@ -35,6 +35,9 @@ pub struct Mpm {
     short: [u64; 16],
 }
 
+/// An empty pair bitmap (stands in where a matcher has no `halves`, never reached).
+static NO_PAIRS: [u64; 1024] = [0; 1024];
+
 /// Bits of the four-byte prefix hash: 2^14 bits, 2 KiB (a larger table misses the L1 cache
 /// more than its fewer false hits save).
 const QUAD_BITS: u32 = 14;
@@ -71,12 +74,10 @@ impl Mpm {
                 [a] => single.push((a.to_ascii_lowercase(), u32::try_from(i).unwrap_or(u32::MAX))),
                 [a, b, rest @ ..] => {
                     // Every case of the two bytes, so the scan indexes with raw bytes.
-                    for x in [a.to_ascii_lowercase(), a.to_ascii_uppercase()] {
-                        for y in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
-                            set_bit(&mut pairs[..], pair(x, y));
-                            if rest.len() < 2 {
-                                set_bit(&mut short, short_pair(x, y));
-                            }
+                    for (x, y) in case_pairs(*a, *b) {
+                        set_bit(&mut pairs[..], pair(x, y));
+                        if rest.len() < 2 {
+                            set_bit(&mut short, short_pair(x, y));
                         }
                     }
                     if let Some(&[c, d]) = rest.first_chunk() {
@@ -176,12 +177,10 @@ pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(u
     };
     let pairs = mpms.map(|m| &*m.pairs);
     let mut base = 0;
-    if let Some(halves) = mpms
-        .iter()
-        .map(|m| m.halves.as_deref())
-        .collect::<Option<Vec<_>>>()
-        .and_then(|v| <[&[u64; 1024]; N]>::try_from(v).ok())
-    {
+    // Even positions when every matcher has its `halves` (no allocation on this path: it runs
+    // for every buffer scanned).
+    if mpms.iter().all(|m| m.halves.is_some()) {
+        let halves = mpms.map(|m| m.halves.as_deref().unwrap_or(&NO_PAIRS));
         // Even positions only, four per eight-byte load: a hit at `e` lets a pattern start at
         // `e` or `e - 1`. The blocks up to `base` cover the starts before `base - 1`.
         while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
