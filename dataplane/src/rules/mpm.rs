@@ -13,7 +13,7 @@
 //! position the pass reports and the second test lets through, and every pattern the walk reports
 //! does occur (at that position or, for a suffix reached through the walk, a later one).
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::nfa::contiguous::NFA;
 use aho_corasick::{Anchored, MatchKind};
 
@@ -30,9 +30,11 @@ pub struct Mpm {
     /// One-byte patterns: (lowercase byte, pattern id).
     single: Vec<(u8, u32)>,
     /// Bit [`quad`] of the first four bytes of each pattern of four bytes or more.
-    quads: Box<[u64]>,
+    quads: Box<[u64; QUAD_WORDS]>,
     /// Bit [`short_pair`] of the first two bytes of each pattern of two or three bytes.
     short: [u64; 16],
+    /// Whether `short` has a bit set (most matchers have no pattern of two or three bytes).
+    has_short: bool,
 }
 
 /// An empty pair bitmap (stands in where a matcher has no `halves`, never reached).
@@ -41,6 +43,8 @@ static NO_PAIRS: [u64; 1024] = [0; 1024];
 /// Bits of the four-byte prefix hash: 2^14 bits, 2 KiB (a larger table misses the L1 cache
 /// more than its fewer false hits save).
 const QUAD_BITS: u32 = 14;
+/// The words of the four-byte prefix bitmap.
+const QUAD_WORDS: usize = (1 << QUAD_BITS) / 64;
 
 impl std::fmt::Debug for Mpm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,11 +64,14 @@ impl Mpm {
         let nfa = NFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            // The walks are anchored and the pass above finds their starts: the automaton's own
+            // prefilter (built from every pattern) would never be used.
+            .prefilter(false)
             .build(patterns)
             .ok()?;
         let mut pairs = Box::new([0u64; 1024]);
         let mut short = [0u64; 16];
-        let mut quads = vec![0u64; (1 << QUAD_BITS) / 64].into_boxed_slice();
+        let mut quads = Box::new([0u64; QUAD_WORDS]);
         let mut single = Vec::new();
         let mut halves = Box::new([0u64; 1024]);
         let mut has_two = false;
@@ -77,11 +84,14 @@ impl Mpm {
                     for (x, y) in case_pairs(*a, *b) {
                         set_bit(&mut pairs[..], pair(x, y));
                         if rest.len() < 2 {
-                            set_bit(&mut short, short_pair(x, y));
+                            set_bit(
+                                &mut short,
+                                short_pair(u32::from(u16::from_le_bytes([x, y]))),
+                            );
                         }
                     }
                     if let Some(&[c, d]) = rest.first_chunk() {
-                        set_bit(&mut quads, quad([*a, *b, c, d]));
+                        set_bit(&mut quads[..], quad(u32::from_le_bytes([*a, *b, c, d])));
                     }
                     match rest.first() {
                         None => has_two = true,
@@ -100,6 +110,7 @@ impl Mpm {
             halves: (!has_two).then_some(halves),
             single,
             quads,
+            has_short: short != [0; 16],
             short,
         })
     }
@@ -122,22 +133,27 @@ impl Mpm {
         find_all([self], hay, |_, p| f(p));
     }
 
-    /// The stricter test of a position whose pair is in `pairs`: can a pattern start at the
-    /// beginning of `rest`? A pattern of four bytes or more only if the hash of the (case folded)
-    /// first four bytes is set, one of two or three bytes only if the hash of its pair is in `short`.
-    fn may_start(&self, rest: &[u8]) -> bool {
-        match rest {
-            [a, b, c, d, ..] => {
-                test_bit(&self.quads, quad([*a, *b, *c, *d]))
-                    || test_bit(&self.short, short_pair(*a, *b))
-            }
-            [a, b, ..] => test_bit(&self.short, short_pair(*a, *b)),
-            _ => false,
+    /// The stricter test of a position `i` of `hay` whose pair is in `pairs`: can a pattern
+    /// start there? A pattern of four bytes or more only if the hash of the (case folded) first
+    /// four bytes is set, one of two or three bytes only if the hash of its pair is in `short`.
+    /// Inlined into the pass: most positions stop here, and a call per position cost more than
+    /// the test itself.
+    #[inline(always)]
+    fn may_start(&self, hay: &[u8], i: usize) -> bool {
+        let rest = hay.get(i..).unwrap_or_default();
+        if let Some(q) = rest.first_chunk::<4>() {
+            let x = u32::from_le_bytes(*q);
+            test_bit(&self.quads[..], quad(x))
+                || (self.has_short && test_bit(&self.short, short_pair(x)))
+        } else if let Some(p) = rest.first_chunk::<2>() {
+            test_bit(&self.short, short_pair(u32::from(u16::from_le_bytes(*p))))
+        } else {
+            false
         }
     }
 
     /// Anchored walk from the start of `hay`, reporting the patterns of each state passed.
-    fn walk(&self, start: aho_corasick::automaton::StateID, hay: &[u8], f: &mut impl FnMut(usize)) {
+    fn walk(&self, start: StateID, hay: &[u8], f: &mut impl FnMut(usize)) {
         let mut sid = start;
         for &b in hay {
             sid = self.nfa.next_state(Anchored::Yes, sid, b);
@@ -167,14 +183,7 @@ pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(u
             }
         }
     }
-    let mut walk_at = |n: usize, i: usize| {
-        if let (Some(m), Some(Some(start))) = (mpms.get(n), starts.get(n)) {
-            let rest = hay.get(i..).unwrap_or_default();
-            if m.may_start(rest) {
-                m.walk(*start, rest, &mut |p| f(n, p));
-            }
-        }
-    };
+    let mut walk_at = |n: usize, i: usize| try_walk(&mpms, &starts, hay, n, i, &mut f);
     let pairs = mpms.map(|m| &*m.pairs);
     let mut base = 0;
     // Even positions when every matcher has its `halves` (no allocation on this path: it runs
@@ -222,6 +231,37 @@ pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(u
     }
 }
 
+/// The stricter test at position `i` for matcher `n`, and the walk where it passes. Inlined into
+/// the pass (most positions stop at the test); the walk is a call.
+#[inline(always)]
+fn try_walk<const N: usize>(
+    mpms: &[&Mpm; N],
+    starts: &[Option<StateID>; N],
+    hay: &[u8],
+    n: usize,
+    i: usize,
+    f: &mut impl FnMut(usize, usize),
+) {
+    if let (Some(m), Some(Some(start))) = (mpms.get(n), starts.get(n))
+        && m.may_start(hay, i)
+    {
+        walk_from(m, *start, hay, n, i, f);
+    }
+}
+
+/// [`Mpm::walk`] from position `i`, reporting as matcher `n`.
+#[inline(never)]
+fn walk_from(
+    m: &Mpm,
+    start: StateID,
+    hay: &[u8],
+    n: usize,
+    i: usize,
+    f: &mut impl FnMut(usize, usize),
+) {
+    m.walk(start, hay.get(i..).unwrap_or_default(), &mut |p| f(n, p));
+}
+
 /// Bit `8 n + i` set if the pair at byte `i` of `x` (little endian), `i` < 7 a multiple of
 /// `STEP`, is in `pairs[n]`.
 #[inline]
@@ -239,8 +279,10 @@ fn block_hits<const N: usize, const STEP: usize>(pairs: &[&[u64; 1024]; N], x: u
 
 /// Hash of a pair, ASCII case folded as in [`quad`], into the 1024 bits of `short` (a handful of
 /// patterns: a small table stays in the L1 cache).
-fn short_pair(a: u8, b: u8) -> usize {
-    let x = u32::from(u16::from_le_bytes([a, b]) & 0xDFDF);
+/// `x` holds the pair in its low 16 bits (first byte low); the high bits are ignored.
+#[inline(always)]
+fn short_pair(x: u32) -> usize {
+    let x = x & 0xDFDF;
     (x.wrapping_mul(0x9E37_79B1) >> 22) as usize
 }
 
@@ -258,8 +300,10 @@ fn pair(a: u8, b: u8) -> usize {
 
 /// Hash of four bytes, ASCII case folded (bit 5 of each byte cleared: a letter and its other
 /// case agree; other bytes may collide with a neighbour, which only costs a walk).
-fn quad(b: [u8; 4]) -> usize {
-    let x = u32::from_le_bytes(b) & 0xDFDF_DFDF;
+/// `x` holds the four bytes, the first one low (a little-endian load).
+#[inline(always)]
+fn quad(x: u32) -> usize {
+    let x = x & 0xDFDF_DFDF;
     (x.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS)) as usize
 }
 
@@ -269,6 +313,7 @@ fn set_bit(bits: &mut [u64], k: usize) {
     }
 }
 
+#[inline(always)]
 fn test_bit(bits: &[u64], k: usize) -> bool {
     bits.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 == 1)
 }
