@@ -74,6 +74,95 @@ impl GroupKey {
     }
 }
 
+/// The classified address sets cut the address space into intervals, each inside or outside
+/// every set: bit `i` of an interval's signature is set if it lies in set `i`. An address's
+/// signature is then one binary search, where testing each set was one search per set (up to
+/// [`MAX_CLASSIFIED_SETS`]) for every new flow direction.
+#[derive(Debug, Default)]
+struct AddrSigs {
+    /// Start of each IPv4 interval, sorted, the first is 0.
+    v4_starts: Vec<u32>,
+    v4_sigs: Vec<u64>,
+    /// The same for IPv6.
+    v6_starts: Vec<u128>,
+    v6_sigs: Vec<u64>,
+}
+
+impl AddrSigs {
+    fn new(sets: &[AddrSet]) -> AddrSigs {
+        let v4: Vec<&[(u32, u32)]> = sets.iter().map(AddrSet::v4_intervals).collect();
+        let v6: Vec<&[(u128, u128)]> = sets.iter().map(AddrSet::v6_intervals).collect();
+        let (v4_starts, v4_sigs) = Self::cut(&v4, |x| x.checked_add(1));
+        let (v6_starts, v6_sigs) = Self::cut(&v6, |x| x.checked_add(1));
+        AddrSigs {
+            v4_starts,
+            v4_sigs,
+            v6_starts,
+            v6_sigs,
+        }
+    }
+
+    /// The intervals every set treats alike: their starts and signatures.
+    fn cut<T: Copy + Ord + Default>(
+        sets: &[&[(T, T)]],
+        succ: impl Fn(T) -> Option<T>,
+    ) -> (Vec<T>, Vec<u64>) {
+        let mut starts = vec![T::default()];
+        for s in sets {
+            for &(lo, hi) in *s {
+                starts.push(lo);
+                starts.extend(succ(hi));
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+        let inside = |set: &[(T, T)], v: T| {
+            let i = set.partition_point(|&(lo, _)| lo <= v);
+            i.checked_sub(1)
+                .and_then(|i| set.get(i))
+                .is_some_and(|&(_, hi)| v <= hi)
+        };
+        let sigs = starts
+            .iter()
+            .map(|&v| {
+                sets.iter()
+                    .enumerate()
+                    .filter(|(_, set)| inside(set, v))
+                    .fold(0u64, |sig, (i, _)| {
+                        sig | u32::try_from(i)
+                            .ok()
+                            .and_then(|i| 1u64.checked_shl(i))
+                            .unwrap_or(0)
+                    })
+            })
+            .collect();
+        (starts, sigs)
+    }
+
+    fn lookup<T: Copy + Ord>(starts: &[T], sigs: &[u64], v: T) -> u64 {
+        let i = starts.partition_point(|&s| s <= v);
+        i.checked_sub(1)
+            .and_then(|i| sigs.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Bit `i` set if `a` is in set `i`, as [`AddrSet::contains`] has it (an IPv4-mapped IPv6
+    /// address is in a set holding it as IPv6 or its IPv4 address as IPv4).
+    fn sig(&self, a: IpAddr) -> u64 {
+        match a {
+            IpAddr::V4(v4) => Self::lookup(&self.v4_starts, &self.v4_sigs, u32::from(v4)),
+            IpAddr::V6(v6) => {
+                let own = Self::lookup(&self.v6_starts, &self.v6_sigs, u128::from(v6));
+                match v6.to_ipv4_mapped() {
+                    Some(m) => own | Self::lookup(&self.v4_starts, &self.v4_sigs, u32::from(m)),
+                    None => own,
+                }
+            }
+        }
+    }
+}
+
 /// The rules of a flow direction: the port-less part and the part for its ports.
 #[derive(Debug)]
 pub struct Group {
@@ -119,8 +208,8 @@ pub struct Groups {
     port_class: Vec<u32>,
     /// Port class -> one port of it.
     class_port: Vec<u16>,
-    /// Classified address sets.
-    addrs: Vec<AddrSet>,
+    /// Classified address sets: an address's bit set in one search.
+    addrs: AddrSigs,
     /// Per rule: (source, destination) address classes.
     heads: Vec<(AddrClass, AddrClass)>,
     /// Per rule: being in the group of a packet proves its ports, addresses and `flow` options.
@@ -240,7 +329,7 @@ impl Groups {
             port_starts: starts,
             port_class,
             class_port,
-            addrs,
+            addrs: AddrSigs::new(&addrs),
             heads,
             known,
             by_class,
@@ -263,11 +352,7 @@ impl Groups {
     }
 
     fn addr_sig(&self, a: IpAddr) -> u64 {
-        self.addrs
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.contains(a))
-            .fold(0, |sig, (i, _)| sig | 1 << i)
+        self.addrs.sig(a)
     }
 
     /// The key of a packet's flow direction.
@@ -474,7 +559,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::engine::verify;
+    use super::super::vars::Vars;
     use super::super::*;
+    use super::{AddrSet, AddrSigs, MAX_CLASSIFIED_SETS};
     use crate::decode::IpProto;
     use crate::time::Timestamp;
 
@@ -590,6 +677,67 @@ alert tcp any any -> any 80 (msg:"l"; flow:to_server; content:"xyz"; sid:12;)
                 let want = reference(&rs, &p);
                 prop_assert_eq!(&inspect(&rs, &p, &mut FlowRuleState::new()), &want);
                 prop_assert_eq!(&inspect(&rs, &p, &mut shared), &want);
+            }
+        }
+    }
+
+    /// An address in sets of CIDRs near it: inside, outside, on the edges.
+    fn near(v4: bool, base: u32, off: i64) -> IpAddr {
+        let v = u32::try_from((i64::from(base) + off).clamp(0, i64::from(u32::MAX))).unwrap_or(0);
+        if v4 {
+            IpAddr::from(v.to_be_bytes())
+        } else {
+            // Half of the IPv6 cases IPv4-mapped, half in 2001:db8::/32.
+            let x = if v % 2 == 0 {
+                std::net::Ipv4Addr::from(v).to_ipv6_mapped().to_bits()
+            } else {
+                0x2001_0db8_u128 << 96 | u128::from(v)
+            };
+            IpAddr::from(x.to_be_bytes())
+        }
+    }
+
+    proptest! {
+        /// One search over the cut intervals gives the bits that testing each set gives.
+        #[test]
+        fn addr_sigs_match_each_set(
+            sets in proptest::collection::vec(proptest::collection::vec(
+                (any::<bool>(), any::<bool>(), 0u32..4, 8u8..33, any::<bool>()), 1..4), 1..70),
+            addrs in proptest::collection::vec((any::<bool>(), 0u32..4, -300i64..300), 1..40),
+        ) {
+            // Bases close together so that the sets overlap and nest.
+            let base = |b: u32| 0x0a00_0000 + b * 0x100;
+            let vars = Vars::default();
+            let sets: Vec<AddrSet> = sets
+                .iter()
+                .filter_map(|cidrs| {
+                    let items: Vec<String> = cidrs
+                        .iter()
+                        .map(|&(v4, neg, b, len, mapped)| {
+                            let a = base(b);
+                            let text = if v4 {
+                                format!("{}/{len}", std::net::Ipv4Addr::from(a))
+                            } else if mapped {
+                                format!("::ffff:{}/{}", std::net::Ipv4Addr::from(a), u32::from(len) + 96)
+                            } else {
+                                format!("2001:db8::{:x}:{:x}/{}", a >> 16, a & 0xffff, u32::from(len) + 96)
+                            };
+                            if neg { format!("!{text}") } else { text }
+                        })
+                        .collect();
+                    vars.address(&format!("[{}]", items.join(","))).ok()
+                })
+                .collect();
+            let sets: Vec<AddrSet> = sets.into_iter().take(MAX_CLASSIFIED_SETS).collect();
+            let sigs = AddrSigs::new(&sets);
+            for (v4, b, off) in addrs {
+                let a = near(v4, base(b), off);
+                let want = sets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.contains(a))
+                    .fold(0u64, |sig, (i, _)| sig | 1 << i);
+                prop_assert_eq!(sigs.sig(a), want, "{}", a);
             }
         }
     }

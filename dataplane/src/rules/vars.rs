@@ -205,6 +205,16 @@ impl AddrSet {
         !self.v6.is_empty()
     }
 
+    /// The IPv4 intervals, sorted and disjoint.
+    pub fn v4_intervals(&self) -> &[(u32, u32)] {
+        self.v4.ranges()
+    }
+
+    /// The IPv6 intervals, sorted and disjoint.
+    pub fn v6_intervals(&self) -> &[(u128, u128)] {
+        self.v6.ranges()
+    }
+
     /// Membership.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match ip {
