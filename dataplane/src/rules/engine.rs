@@ -14,7 +14,7 @@ use super::classification::Classifications;
 use super::detect;
 use super::group::{FastPat, Group, GroupKey, Groups};
 use super::iponly::IpOnlyIndex;
-use super::mpm::{Mpm, find_all};
+use super::mpm::{Mpm, PairUnion, find_all, find_both};
 use super::threshold::{ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window};
 
 /// Flow facts the caller knows about the packet.
@@ -199,7 +199,7 @@ pub struct RuleMatch {
 }
 
 pub(super) struct Prefilter {
-    ac: Mpm,
+    pub(super) ac: Mpm,
     /// Pattern id -> rules using it.
     rules: Vec<Vec<u32>>,
     /// The same, grouped by port (see [`PortGroups`]).
@@ -745,6 +745,7 @@ impl RuleSet {
             if pfs.iter().all(Option::is_none) {
                 continue;
             }
+            let union = group.unions.get(k).and_then(Option::as_ref);
             if k == BufferKind::Payload.index() {
                 if no_payload {
                     continue;
@@ -753,23 +754,24 @@ impl RuleSet {
                     // IDS timing: the stream holds this payload; the payload itself only
                     // matters to the rules that read the packet.
                     if let Some(s) = stream {
-                        scan(pfs, s, pkt, &mut cand, &mut seen);
+                        scan(pfs, union, s, pkt, &mut cand, &mut seen);
                     }
                     if stream != Some(pkt.payload) {
                         let ppfs = group.parts.each_ref().map(|p| p.packet_payload.as_ref());
-                        scan(ppfs, pkt.payload, pkt, &mut cand, &mut seen);
+                        let pu = group.packet_union.as_ref();
+                        scan(ppfs, pu, pkt.payload, pkt, &mut cand, &mut seen);
                     }
                     continue;
                 }
-                scan(pfs, pkt.payload, pkt, &mut cand, &mut seen);
+                scan(pfs, union, pkt.payload, pkt, &mut cand, &mut seen);
                 // The stream's new data is often the packet's payload itself: scan it once.
                 if let Some(s) = stream
                     && s != pkt.payload
                 {
-                    scan(pfs, s, pkt, &mut cand, &mut seen);
+                    scan(pfs, union, s, pkt, &mut cand, &mut seen);
                 }
             } else if let Some(b) = bufs.get(*kind) {
-                scan(pfs, b, pkt, &mut cand, &mut seen);
+                scan(pfs, union, b, pkt, &mut cand, &mut seen);
             }
         }
         for part in &group.parts {
@@ -931,6 +933,7 @@ impl PrefilterTable {
 /// add the candidates of the patterns found.
 fn scan(
     pfs: [Option<&Prefilter>; 2],
+    union: Option<&PairUnion>,
     hay: &[u8],
     pkt: &PacketView<'_>,
     cand: &mut Vec<u32>,
@@ -961,9 +964,13 @@ fn scan(
         }
     };
     match pfs {
-        [Some(a), Some(b)] => find_all([&a.ac, &b.ac], hay, |n, pid| {
-            hit(n, if n == 0 { a } else { b }, pid);
-        }),
+        [Some(a), Some(b)] => {
+            let f = |n, pid| hit(n, if n == 0 { a } else { b }, pid);
+            match union {
+                Some(u) => find_both(u, [&a.ac, &b.ac], hay, f),
+                None => find_all([&a.ac, &b.ac], hay, f),
+            }
+        }
         [Some(a), None] => a.ac.find(hay, |pid| hit(0, a, pid)),
         [None, Some(b)] => b.ac.find(hay, |pid| hit(1, b, pid)),
         [None, None] => {}

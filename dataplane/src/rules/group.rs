@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use super::ast::{BufferKind, Direction, Rule, RuleProto};
 use super::engine::{CLASSES, PortGroups, Prefilter, PrefilterTable, classes_of};
+use super::mpm::PairUnion;
 use super::vars::{AddrSet, PortSet};
 
 /// Address sets an address is classified against (the most used ones; others are checked per
@@ -168,6 +169,42 @@ impl AddrSigs {
 pub struct Group {
     /// `[any ports, named ports]`.
     pub(super) parts: [Arc<Part>; 2],
+    /// Per buffer kind where both parts have a prefilter: the union of their pair bitmaps.
+    pub(super) unions: Vec<Option<PairUnion>>,
+    /// The same for the parts' `packet_payload` prefilters.
+    pub(super) packet_union: Option<PairUnion>,
+}
+
+impl Group {
+    fn new(parts: [Arc<Part>; 2]) -> Group {
+        let [a, b] = &parts;
+        let union = |x: Option<&Prefilter>, y: Option<&Prefilter>| match (x, y) {
+            (Some(x), Some(y)) => Some(PairUnion::new(&x.ac, &y.ac)),
+            _ => None,
+        };
+        let unions = a
+            .prefilters
+            .iter()
+            .zip(&b.prefilters)
+            .map(|(x, y)| union(x.as_ref(), y.as_ref()))
+            .collect();
+        let packet_union = union(a.packet_payload.as_ref(), b.packet_payload.as_ref());
+        Group {
+            parts,
+            unions,
+            packet_union,
+        }
+    }
+
+    /// Memory of the union bitmaps.
+    fn bytes(&self) -> usize {
+        self.unions
+            .iter()
+            .chain([&self.packet_union])
+            .flatten()
+            .map(PairUnion::memory_usage)
+            .sum()
+    }
 }
 
 /// Some rules and their prefilters.
@@ -187,6 +224,17 @@ pub struct Part {
     pub(super) bytes: usize,
 }
 
+impl Cache {
+    /// Start again (flows keep the groups and parts they hold).
+    fn clear(&mut self) {
+        self.by_rules.clear();
+        self.by_portless.clear();
+        self.by_key.clear();
+        self.by_parts.clear();
+        self.bytes = 0;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Cache {
     /// Looked up for every inspected packet: hashed with foldhash rather than SipHash (the keys
@@ -195,7 +243,10 @@ struct Cache {
     /// Port-less part by key without ports.
     by_portless: HashMap<GroupKey, Arc<Part>, foldhash::fast::FixedState>,
     by_rules: HashMap<Vec<u32>, Arc<Part>>,
-    /// Automata memory of the parts in `by_rules`.
+    /// Group by its parts (their addresses: the group holds them, so no other part can have
+    /// one while the entry exists): keys with the same parts share the group and its unions.
+    by_parts: HashMap<(usize, usize), Arc<Group>, foldhash::fast::FixedState>,
+    /// Automata memory of the parts in `by_rules`, and union bitmaps of the groups in `by_parts`.
     bytes: usize,
 }
 
@@ -438,10 +489,7 @@ impl Groups {
             return Arc::clone(known);
         }
         if c.bytes + p.bytes > MAX_CACHE_BYTES {
-            c.by_rules.clear();
-            c.by_portless.clear();
-            c.by_key.clear();
-            c.bytes = 0;
+            c.clear();
         }
         c.bytes += p.bytes;
         c.by_rules.insert(members, Arc::clone(&p));
@@ -473,9 +521,20 @@ impl Groups {
             }
         };
         let named = self.part(self.members(k, 1, rules), rules, fast);
-        let g = Arc::new(Group {
-            parts: [any_ports, named],
-        });
+        let by = (Arc::as_ptr(&any_ports).addr(), Arc::as_ptr(&named).addr());
+        let known = self.lock().by_parts.get(&by).cloned();
+        let g = match known {
+            Some(g) => g,
+            None => {
+                let g = Arc::new(Group::new([any_ports, named]));
+                let mut c = self.lock();
+                if c.bytes + g.bytes() > MAX_CACHE_BYTES || c.by_parts.len() >= MAX_KEYS {
+                    c.clear();
+                }
+                c.bytes += g.bytes();
+                Arc::clone(c.by_parts.entry(by).or_insert(g))
+            }
+        };
         let mut c = self.lock();
         if c.by_key.len() >= MAX_KEYS {
             c.by_key.clear();

@@ -12,6 +12,10 @@
 //! Aho-Corasick NFA run. Exact: every occurrence of a pattern of two bytes or more starts at a
 //! position the pass reports and the second test lets through, and every pattern the walk reports
 //! does occur (at that position or, for a suffix reached through the walk, a later one).
+//!
+//! The two matchers of a signature group's parts scan the same buffers in one pass; with their
+//! [`PairUnion`] (built with the group) the pass tests one bitmap per position, and a matcher's
+//! own only where the union hits.
 
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::nfa::contiguous::NFA;
@@ -169,10 +173,65 @@ impl Mpm {
     }
 }
 
+/// The union of two matchers' pair bitmaps (and of their `halves`, when both have them): a pass
+/// for both tests one bitmap per position instead of two, and tests each matcher's own only
+/// where the union hits. Built per signature group, whose two parts scan the same buffers.
+pub struct PairUnion {
+    pairs: Box<[u64; 1024]>,
+    halves: Option<Box<[u64; 1024]>>,
+}
+
+impl std::fmt::Debug for PairUnion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairUnion")
+            .field("halves", &self.halves.is_some())
+            .finish()
+    }
+}
+
+impl PairUnion {
+    /// The union of `a`'s and `b`'s bitmaps.
+    pub fn new(a: &Mpm, b: &Mpm) -> PairUnion {
+        let or = |x: &[u64; 1024], y: &[u64; 1024]| {
+            let mut u = Box::new(*x);
+            for (w, v) in u.iter_mut().zip(y) {
+                *w |= v;
+            }
+            u
+        };
+        PairUnion {
+            pairs: or(&a.pairs, &b.pairs),
+            halves: match (&a.halves, &b.halves) {
+                (Some(x), Some(y)) => Some(or(x, y)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Memory of the bitmaps.
+    pub fn memory_usage(&self) -> usize {
+        (1 + usize::from(self.halves.is_some())) * size_of::<[u64; 1024]>()
+    }
+}
+
 /// Call `f(n, id)` with each pattern `id` of `mpms[n]` occurring in `hay` (possibly more than
 /// once), in one pass over the bytes for all of them (`N` <= 8): the matchers of a signature
 /// group's two parts scan the same buffers.
-pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(usize, usize)) {
+pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], f: impl FnMut(usize, usize)) {
+    find_with(None, mpms, hay, f);
+}
+
+/// [`find_all`] for two matchers whose [`PairUnion`] is at hand (built from these two).
+pub fn find_both(union: &PairUnion, mpms: [&Mpm; 2], hay: &[u8], f: impl FnMut(usize, usize)) {
+    find_with(Some(union), mpms, hay, f);
+}
+
+fn find_with<const N: usize>(
+    union: Option<&PairUnion>,
+    mpms: [&Mpm; N],
+    hay: &[u8],
+    mut f: impl FnMut(usize, usize),
+) {
     const { assert!(N <= 8, "a mask holds eight matchers") };
     let starts = mpms.map(|m| m.nfa.start_state(Anchored::Yes).ok());
     // One-byte patterns (rare): a vectorised search each, stopping at the first hit.
@@ -192,31 +251,43 @@ pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(u
         let halves = mpms.map(|m| m.halves.as_deref().unwrap_or(&NO_PAIRS));
         // Even positions only, four per eight-byte load: a hit at `e` lets a pattern start at
         // `e` or `e - 1`. The blocks up to `base` cover the starts before `base - 1`.
-        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
-            let mut m = block_hits::<N, 2>(&halves, u64::from_le_bytes(*x));
-            while m != 0 {
-                let t = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let e = base + t % 8;
-                if let Some(odd) = e.checked_sub(1) {
-                    walk_at(t / 8, odd);
-                }
-                walk_at(t / 8, e);
+        let mut visit = |n: usize, e: usize| {
+            if let Some(odd) = e.checked_sub(1) {
+                walk_at(n, odd);
             }
-            base += 8;
+            walk_at(n, e);
+        };
+        match union.and_then(|u| u.halves.as_deref()) {
+            Some(u) => base = union_pass::<N, 2>(u, &halves, hay, &mut visit),
+            None => {
+                while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+                    let mut m = block_hits::<N, 2>(&halves, u64::from_le_bytes(*x));
+                    while m != 0 {
+                        let t = m.trailing_zeros() as usize;
+                        m &= m - 1;
+                        visit(t / 8, base + t % 8);
+                    }
+                    base += 8;
+                }
+            }
         }
         base = base.saturating_sub(1);
     } else {
         // Seven positions per eight-byte load: their pair bits gathered into a mask first (bit
         // `8 n + j`: position `j` for matcher `n`), so the pass has no branch per byte.
-        while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
-            let mut m = block_hits::<N, 1>(&pairs, u64::from_le_bytes(*x));
-            while m != 0 {
-                let t = m.trailing_zeros() as usize;
-                m &= m - 1;
-                walk_at(t / 8, base + t % 8);
+        match union {
+            Some(u) => base = union_pass::<N, 1>(&u.pairs, &pairs, hay, &mut walk_at),
+            None => {
+                while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+                    let mut m = block_hits::<N, 1>(&pairs, u64::from_le_bytes(*x));
+                    while m != 0 {
+                        let t = m.trailing_zeros() as usize;
+                        m &= m - 1;
+                        walk_at(t / 8, base + t % 8);
+                    }
+                    base += 7;
+                }
             }
-            base += 7;
         }
     }
     // The last positions, one at a time.
@@ -229,6 +300,37 @@ pub fn find_all<const N: usize>(mpms: [&Mpm; N], hay: &[u8], mut f: impl FnMut(u
             }
         }
     }
+}
+
+/// The pass of [`find_with`] over the union bitmap `u` of the matchers' `tables`: where a position
+/// hits `u`, the matchers whose own table has its pair are visited. Returns where the blocks
+/// ended, as the plain pass does (positions `0..` it, blocks of 8 bytes advancing by 8 / `STEP`
+/// ... by 7 for `STEP` 1).
+#[inline(always)]
+fn union_pass<const N: usize, const STEP: usize>(
+    u: &[u64; 1024],
+    tables: &[&[u64; 1024]; N],
+    hay: &[u8],
+    visit: &mut impl FnMut(usize, usize),
+) -> usize {
+    let advance = if STEP == 1 { 7 } else { 8 };
+    let mut base = 0;
+    while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+        let x = u64::from_le_bytes(*x);
+        let mut m = block_hits::<1, STEP>(&[u], x);
+        while m != 0 {
+            let j = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let k = u16::try_from(x >> (8 * j) & 0xFFFF).map_or(0, usize::from);
+            for (n, t) in tables.iter().enumerate() {
+                if test_bit(&t[..], k) {
+                    visit(n, base + j);
+                }
+            }
+        }
+        base += advance;
+    }
+    base
 }
 
 /// The stricter test at position `i` for matcher `n`, and the walk where it passes. Inlined into
@@ -428,7 +530,8 @@ mod tests {
             prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
         }
 
-        /// Two matchers in one pass find what each finds alone.
+        /// Two matchers in one pass find what each finds alone, with the union of their pair
+        /// bitmaps as without.
         #[test]
         fn one_pass_for_two(
             a in proptest::collection::vec(proptest::collection::vec(
@@ -465,6 +568,18 @@ mod tests {
             let rb: Vec<&[u8]> = b.iter().map(Vec::as_slice).collect();
             prop_assert_eq!(&got[0], &naive(&ra, &hay));
             prop_assert_eq!(&got[1], &naive(&rb, &hay));
+            // The same through the union of their bitmaps.
+            let mut both = [Vec::new(), Vec::new()];
+            find_both(&PairUnion::new(&ma, &mb), [&ma, &mb], &hay, |n, p| {
+                if let Some(v) = both.get_mut(n) {
+                    v.push(p);
+                }
+            });
+            for v in &mut both {
+                v.sort_unstable();
+                v.dedup();
+            }
+            prop_assert_eq!(&both, &got);
         }
     }
 }
