@@ -737,14 +737,19 @@ impl RuleSet {
         let no_payload = bufs.no_payload();
         let stream = bufs.get(BufferKind::Stream).filter(|_| !no_payload);
         // Buffer by buffer, the prefilters of both parts in one pass over its bytes.
-        for (k, kind) in BufferKind::ALL.iter().enumerate() {
+        // Only the kinds with a prefilter (a bit each): testing every kind's slot touched a
+        // cache line per kind and part on every packet.
+        let mut kinds = group.kinds;
+        while kinds != 0 {
+            let k = kinds.trailing_zeros() as usize;
+            kinds &= kinds - 1;
+            let Some(kind) = BufferKind::ALL.get(k) else {
+                break;
+            };
             let pfs = group
                 .parts
                 .each_ref()
                 .map(|p| p.prefilters.get(k).and_then(Option::as_ref));
-            if pfs.iter().all(Option::is_none) {
-                continue;
-            }
             let union = group.unions.get(k).and_then(Option::as_ref);
             if k == BufferKind::Payload.index() {
                 if no_payload {

@@ -173,6 +173,8 @@ pub struct Group {
     pub(super) unions: Vec<Option<PairUnion>>,
     /// The same for the parts' `packet_payload` prefilters.
     pub(super) packet_union: Option<PairUnion>,
+    /// Bit `k` set if a part has a prefilter for buffer kind `k` (`BufferKind::ALL[k]`).
+    pub(super) kinds: u64,
 }
 
 impl Group {
@@ -189,10 +191,16 @@ impl Group {
             .map(|(x, y)| union(x.as_ref(), y.as_ref()))
             .collect();
         let packet_union = union(a.packet_payload.as_ref(), b.packet_payload.as_ref());
+        let has = |p: &Part, k: usize| p.prefilters.get(k).is_some_and(Option::is_some);
+        const { assert!(BufferKind::COUNT <= 64, "a kind mask holds 64 kinds") };
+        let kinds = (0..BufferKind::COUNT)
+            .filter(|&k| has(a, k) || has(b, k))
+            .fold(0u64, |m, k| m | 1 << k);
         Group {
             parts,
             unions,
             packet_union,
+            kinds,
         }
     }
 
