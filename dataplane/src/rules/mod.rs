@@ -48,6 +48,7 @@ pub mod mpm;
 pub mod parser;
 pub mod pcre;
 pub mod threshold;
+pub mod trie;
 pub mod vars;
 
 use std::collections::{BTreeMap, HashMap};

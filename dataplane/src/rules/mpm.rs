@@ -8,22 +8,20 @@
 //! bitmap that also holds each pattern's second pair). Where a pair hits, a second, stricter test
 //! follows: the position's first four bytes (case folded) hashed into a bitmap of the four-byte
 //! prefixes of the patterns of four bytes or more, or its pair in a bitmap of the patterns of two
-//! or three bytes. Only where that passes does an anchored walk of the (case-insensitive)
-//! Aho-Corasick NFA run. Exact: every occurrence of a pattern of two bytes or more starts at a
-//! position the pass reports and the second test lets through, and every pattern the walk reports
-//! does occur (at that position or, for a suffix reached through the walk, a later one).
+//! or three bytes. Only where that passes does an anchored walk of the (case-insensitive) trie of
+//! the patterns run ([`super::trie`]). Exact: every occurrence of a pattern of two bytes or more
+//! starts at a position the pass reports and the second test lets through, and every pattern the
+//! walk reports occurs at that position.
 //!
 //! The two matchers of a signature group's parts scan the same buffers in one pass; with their
 //! [`PairUnion`] (built with the group) the pass tests one bitmap per position, and a matcher's
 //! own only where the union hits.
 
-use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::nfa::contiguous::NFA;
-use aho_corasick::{Anchored, MatchKind};
+use super::trie::Trie;
 
 /// Fast patterns of one buffer kind, compiled.
 pub struct Mpm {
-    nfa: NFA,
+    trie: Trie,
     /// Bit [`pair`]`(a, b)` is set if a pattern of two bytes or more starts with `a b` in some
     /// case (every case variant is set, so the scan needs no case folding).
     pairs: Box<[u64; 1024]>,
@@ -53,7 +51,7 @@ const QUAD_WORDS: usize = (1 << QUAD_BITS) / 64;
 impl std::fmt::Debug for Mpm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mpm")
-            .field("patterns", &self.nfa.patterns_len())
+            .field("patterns", &self.trie.patterns_len())
             .finish()
     }
 }
@@ -65,14 +63,7 @@ impl Mpm {
         if patterns.is_empty() {
             return None;
         }
-        let nfa = NFA::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            // The walks are anchored and the pass above finds their starts: the automaton's own
-            // prefilter (built from every pattern) would never be used.
-            .prefilter(false)
-            .build(patterns)
-            .ok()?;
+        let trie = Trie::new(patterns)?;
         let mut pairs = Box::new([0u64; 1024]);
         let mut short = [0u64; 16];
         let mut quads = Box::new([0u64; QUAD_WORDS]);
@@ -109,7 +100,7 @@ impl Mpm {
             }
         }
         Some(Mpm {
-            nfa,
+            trie,
             pairs,
             halves: (!has_two).then_some(halves),
             single,
@@ -121,12 +112,12 @@ impl Mpm {
 
     /// Number of patterns.
     pub fn patterns_len(&self) -> usize {
-        self.nfa.patterns_len()
+        self.trie.patterns_len()
     }
 
     /// Memory of the tables.
     pub fn memory_usage(&self) -> usize {
-        self.nfa.memory_usage()
+        self.trie.memory_usage()
             + (1 + usize::from(self.halves.is_some())) * size_of::<[u64; 1024]>()
             + self.quads.len() * 8
             + self.single.capacity() * 8
@@ -157,19 +148,9 @@ impl Mpm {
     }
 
     /// Anchored walk from the start of `hay`, reporting the patterns of each state passed.
-    fn walk(&self, start: StateID, hay: &[u8], f: &mut impl FnMut(usize)) {
-        let mut sid = start;
-        for &b in hay {
-            sid = self.nfa.next_state(Anchored::Yes, sid, b);
-            if self.nfa.is_special(sid) {
-                if self.nfa.is_dead(sid) {
-                    return;
-                }
-                for k in 0..self.nfa.match_len(sid) {
-                    f(self.nfa.match_pattern(sid, k).as_usize());
-                }
-            }
-        }
+    #[inline]
+    fn walk(&self, hay: &[u8], f: &mut impl FnMut(usize)) {
+        self.trie.walk(hay, f);
     }
 }
 
@@ -233,7 +214,6 @@ fn find_with<const N: usize>(
     mut f: impl FnMut(usize, usize),
 ) {
     const { assert!(N <= 8, "a mask holds eight matchers") };
-    let starts = mpms.map(|m| m.nfa.start_state(Anchored::Yes).ok());
     // One-byte patterns (rare): a vectorised search each, stopping at the first hit.
     for (n, m) in mpms.iter().enumerate() {
         for &(b, p) in &m.single {
@@ -242,7 +222,7 @@ fn find_with<const N: usize>(
             }
         }
     }
-    let mut walk_at = |n: usize, i: usize| try_walk(&mpms, &starts, hay, n, i, &mut f);
+    let mut walk_at = |n: usize, i: usize| try_walk(&mpms, hay, n, i, &mut f);
     let pairs = mpms.map(|m| &*m.pairs);
     let mut base = 0;
     // Even positions when every matcher has its `halves` (no allocation on this path: it runs
@@ -338,30 +318,22 @@ fn union_pass<const N: usize, const STEP: usize>(
 #[inline(always)]
 fn try_walk<const N: usize>(
     mpms: &[&Mpm; N],
-    starts: &[Option<StateID>; N],
     hay: &[u8],
     n: usize,
     i: usize,
     f: &mut impl FnMut(usize, usize),
 ) {
-    if let (Some(m), Some(Some(start))) = (mpms.get(n), starts.get(n))
+    if let Some(m) = mpms.get(n)
         && m.may_start(hay, i)
     {
-        walk_from(m, *start, hay, n, i, f);
+        walk_from(m, hay, n, i, f);
     }
 }
 
 /// [`Mpm::walk`] from position `i`, reporting as matcher `n`.
 #[inline(never)]
-fn walk_from(
-    m: &Mpm,
-    start: StateID,
-    hay: &[u8],
-    n: usize,
-    i: usize,
-    f: &mut impl FnMut(usize, usize),
-) {
-    m.walk(start, hay.get(i..).unwrap_or_default(), &mut |p| f(n, p));
+fn walk_from(m: &Mpm, hay: &[u8], n: usize, i: usize, f: &mut impl FnMut(usize, usize)) {
+    m.walk(hay.get(i..).unwrap_or_default(), &mut |p| f(n, p));
 }
 
 /// Bit `8 n + i` set if the pair at byte `i` of `x` (little endian), `i` < 7 a multiple of
