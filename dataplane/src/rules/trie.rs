@@ -9,12 +9,32 @@
 //! patterns in one pass.
 
 /// One node: its edges and the patterns ending at it, as ranges of the trie's arrays.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Node {
     edges: u32,
-    edge_count: u32,
     matches: u32,
     match_count: u32,
+    edge_count: u16,
+    /// The label of the first edge, whose child is the next node (nodes are numbered in
+    /// depth-first order, children in byte order), or [`NO_FIRST`]: most nodes of a walk have
+    /// one edge, and this way they read neither edge array.
+    first: u16,
+}
+
+/// [`Node::first`] of a node without edges (or whose first child is not the next node, which
+/// the numbering excludes).
+const NO_FIRST: u16 = 0x100;
+
+impl Default for Node {
+    fn default() -> Node {
+        Node {
+            edges: 0,
+            matches: 0,
+            match_count: 0,
+            edge_count: 0,
+            first: NO_FIRST,
+        }
+    }
 }
 
 /// A trie of patterns (lowercase), walked from its root along a buffer's bytes.
@@ -83,6 +103,9 @@ impl Trie {
             let node = nodes.get_mut(parent as usize)?;
             if node.edge_count == 0 {
                 node.edges = u32::try_from(edge_bytes.len()).ok()?;
+                if parent.checked_add(1) == Some(child) {
+                    node.first = u16::from(b);
+                }
             }
             node.edge_count += 1;
             edge_bytes.push(b);
@@ -146,6 +169,13 @@ impl Trie {
                 return;
             };
             let b = b.to_ascii_lowercase();
+            if u16::from(b) == n.first {
+                node += 1;
+                continue;
+            }
+            if n.edge_count <= 1 && n.first != NO_FIRST {
+                return;
+            }
             let at = n.edges as usize;
             let labels = self
                 .edge_bytes
