@@ -45,8 +45,9 @@ pub const MAX_BURST: usize = 256;
 pub const MAX_LINEAR: u32 = 65_535 + 64;
 
 /// Frames whose views [`Out::burst`] builds at once (one shim call, a bitmask of chained frames);
-/// a longer burst is handed over in several chunks.
-const VIEW_CHUNK: usize = 64;
+/// a longer burst is handed over in several chunks. The default burst: the arrays are cleared
+/// for every chunk, and twice the size cost half a nanosecond per frame.
+const VIEW_CHUNK: usize = 32;
 
 /// Transmit attempts per poll before the frames a full ring refused are dropped and counted.
 const TX_ATTEMPTS: usize = 4;
@@ -1450,7 +1451,15 @@ impl Out {
             DpdkAttach::Mirror => usize::MAX,
         };
         if marks.is_empty() {
-            // No injection in this burst (the common case): only forward or free.
+            // No injection in this burst (the common case): only forward or free; inline with
+            // every frame allowed (the most common), the whole burst moves in one copy.
+            if let Some(q) = tx.get_mut(onward)
+                && verdicts.len() == bufs.len()
+                && verdicts.iter().all(|v| *v == Verdict::Forward)
+            {
+                q.append(bufs);
+                return;
+            }
             for (mbuf, verdict) in bufs.drain(..).zip(verdicts.iter()) {
                 match (verdict, tx.get_mut(onward)) {
                     (Verdict::Forward, Some(q)) => q.push(mbuf),
