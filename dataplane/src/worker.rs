@@ -512,7 +512,24 @@ impl Worker {
         frames.len()
     }
 
+    #[inline]
     fn process_inner(&mut self, frame: &[u8], meta: PacketMeta, out: &mut impl Output) -> Verdict {
+        // The common frame (IPv4/TCP, at most one 802.1Q tag) on its own path; anything else,
+        // out of line, through the general decoder. Same decoded frame either way.
+        match decode::decode_frame_fast(frame, self.cfg.decode) {
+            Some(decoded) => self.process_decoded(&decoded, meta, out),
+            None => self.process_general(frame, meta, out),
+        }
+    }
+
+    /// [`Worker::process_inner`] through the general decoder.
+    #[inline(never)]
+    fn process_general(
+        &mut self,
+        frame: &[u8],
+        meta: PacketMeta,
+        out: &mut impl Output,
+    ) -> Verdict {
         let decoded = match decode::decode_frame(frame, self.cfg.decode) {
             Ok(d) => d,
             Err(e) => {
@@ -521,6 +538,17 @@ impl Worker {
                 return Verdict::Forward;
             }
         };
+        self.process_decoded(&decoded, meta, out)
+    }
+
+    /// A decoded frame: anomalies, VLAN scope, then the network layer.
+    #[inline(always)]
+    fn process_decoded(
+        &mut self,
+        decoded: &Decoded<'_>,
+        meta: PacketMeta,
+        out: &mut impl Output,
+    ) -> Verdict {
         if !decoded.anomalies.is_empty() && self.count_anomalies(&decoded.anomalies) {
             // A bad checksum: the receiving stack discards it too, nothing to detect.
             self.counters.bad_checksum += 1;
@@ -532,8 +560,8 @@ impl Worker {
                 self.counters.other_l3 += 1;
                 Verdict::Forward
             }
-            L3::Arp(arp) => self.process_arp(&decoded, arp, scope, meta, out),
-            L3::Ip(ip) => self.process_ip(&decoded, ip, scope, meta, out),
+            L3::Arp(arp) => self.process_arp(decoded, arp, scope, meta, out),
+            L3::Ip(ip) => self.process_ip(decoded, ip, scope, meta, out),
         }
     }
 
@@ -618,8 +646,8 @@ impl Worker {
     ) -> Verdict {
         let now = meta.ts;
         let blocked = match self.shared.as_mut() {
-            Some(shared) => shared.check_and_hit(scope, ip.src, now),
-            None => self.blocks.check_and_hit(scope, ip.src, now),
+            Some(shared) => shared.check_and_hit(scope, ip.src(), now),
+            None => self.blocks.check_and_hit(scope, ip.src(), now),
         };
         if blocked {
             // Mirror mode cannot drop: answer every TCP segment of the blocked source.
@@ -631,7 +659,7 @@ impl Worker {
             }
             return Verdict::Drop(DropReason::Blocked);
         }
-        let rule = self.exclusion(scope, &ip.src);
+        let rule = self.exclusion(scope, &ip.src());
         if rule == ExclusionRule::DoNotScan {
             self.counters.excluded += 1;
             return Verdict::Forward;
@@ -656,16 +684,16 @@ impl Worker {
                         &ab.detectors,
                         now,
                         scope,
-                        ip.src,
-                        ip.dst,
+                        ip.src(),
+                        ip.dst(),
                         attack,
                         &mut |d| found.push(d),
                     );
                     let packet = PacketRef {
                         flow_id: None,
                         scope,
-                        src_ip: ip.src,
-                        dst_ip: ip.dst,
+                        src_ip: ip.src(),
+                        dst_ip: ip.dst(),
                         ports: None,
                         proto: Some(ip.proto),
                     };
@@ -765,7 +793,13 @@ impl Worker {
             L4::Udp(u) => ((u.src_port, u.dst_port), None),
             _ => ((0, 0), None),
         };
-        let (key, a_to_b) = FlowKey::new(scope, ip.proto, (ip.src, ports.0), (ip.dst, ports.1));
+        let (key, a_to_b) = FlowKey::from_bits(
+            scope,
+            ip.proto,
+            ip.v6,
+            (ip.src_bits, ports.0),
+            (ip.dst_bits, ports.1),
+        );
         let upd = self
             .flows
             .update(meta.ts, &key, a_to_b, tcp_flags, ip.total_len);
@@ -795,7 +829,13 @@ impl Worker {
             L4::Udp(u) => ((u.src_port, u.dst_port), None),
             _ => ((0, 0), None),
         };
-        let (key, a_to_b) = FlowKey::new(scope, ip.proto, (ip.src, ports.0), (ip.dst, ports.1));
+        let (key, a_to_b) = FlowKey::from_bits(
+            scope,
+            ip.proto,
+            ip.v6,
+            (ip.src_bits, ports.0),
+            (ip.dst_bits, ports.1),
+        );
         let upd = self.flows.update(
             now,
             &key,
@@ -863,8 +903,8 @@ impl Worker {
         let packet = PacketRef {
             flow_id: Some(upd.id),
             scope,
-            src_ip: ip.src,
-            dst_ip: ip.dst,
+            src_ip: ip.src(),
+            dst_ip: ip.dst(),
             ports: ip.l4.ports(),
             proto: Some(ip.proto),
         };
@@ -937,8 +977,8 @@ impl Worker {
         let packet = PacketRef {
             flow_id: Some(upd.id),
             scope,
-            src_ip: ip.src,
-            dst_ip: ip.dst,
+            src_ip: ip.src(),
+            dst_ip: ip.dst(),
             ports: ip.l4.ports(),
             proto: Some(ip.proto),
         };
@@ -989,8 +1029,8 @@ impl Worker {
             vlan: &decoded.vlan,
             eth_src: decoded.eth_src,
             eth_dst: decoded.eth_dst,
-            src: ip.src,
-            dst: ip.dst,
+            src: ip.src(),
+            dst: ip.dst(),
             tcp,
         };
         let [to_destination, to_source] = reset::resets(&seg);
