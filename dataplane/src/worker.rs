@@ -636,6 +636,9 @@ impl Worker {
         self.act_on_detections(packet_of, meta, excluded_block, None, decoded, out)
     }
 
+    /// Inlined into both decoding paths: called from two places it was left out of line, and
+    /// the call (the decoded frame re-read through memory) cost more than the copy.
+    #[inline(always)]
     fn process_ip(
         &mut self,
         decoded: &Decoded<'_>,
