@@ -305,6 +305,19 @@ impl AttackBlocker {
             emit(Attack::MacSpoofing, report);
         }
 
+        // The common packet, a segment of an established TCP flow (ACK without SYN, not
+        // FIN+PSH+URG, distinct addresses, not completing a handshake), feeds no per-source or
+        // per-destination detector below, whatever the policy enables: not a SYN, no invalid
+        // flag combination, not a land attack, not a probe, not counted toward a flood.
+        if let L4::Tcp(t) = &p.ip.l4
+            && t.flags.0 & (TcpFlags::ACK | TcpFlags::SYN) == TcpFlags::ACK
+            && !t.flags.has(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG)
+            && p.ip.src_bits != p.ip.dst_bits
+            && !p.flow.is_some_and(|f| f.handshake_completed)
+        {
+            return;
+        }
+
         let tcp_syn = match &p.ip.l4 {
             L4::Tcp(t) => t.flags.has(TcpFlags::SYN) && !t.flags.has(TcpFlags::ACK),
             _ => false,
