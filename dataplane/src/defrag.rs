@@ -229,7 +229,7 @@ impl Defragmenter {
         frag: &Fragment<'_>,
     ) -> DefragOutput {
         self.stats.fragments += 1;
-        let v6 = ip.src.is_ipv6();
+        let v6 = ip.v6;
         let fixed = if v6 { IPV6_HEADER_LEN } else { IPV4_HEADER_LEN };
         if frag.unfragmentable.len() < fixed {
             return DefragOutput::default();
@@ -257,8 +257,8 @@ impl Defragmenter {
 
         let key = Key {
             scope,
-            src: ip.src,
-            dst: ip.dst,
+            src: ip.src(),
+            dst: ip.dst(),
             proto: if v6 { 0 } else { proto },
             id: frag.id,
         };

@@ -79,15 +79,7 @@ impl core::hash::Hash for FlowKey {
     }
 }
 
-/// An address as a 128-bit integer and its family (IPv4 zero-extended; the family keeps
-/// `::a.b.c.d` and `a.b.c.d` apart).
-#[inline]
-pub(crate) fn addr_bits(addr: IpAddr) -> (u128, bool) {
-    match addr {
-        IpAddr::V4(v4) => (u128::from(v4.to_bits()), false),
-        IpAddr::V6(v6) => (v6.to_bits(), true),
-    }
-}
+pub(crate) use crate::decode::addr_bits;
 
 impl FlowKey {
     /// The key folded into 128 bits for hashing (see the `Hash` impl).
@@ -114,15 +106,28 @@ impl FlowKey {
     ) -> (Self, bool) {
         let (s, v6) = addr_bits(src.0);
         let (d, _) = addr_bits(dst.0);
+        Self::from_bits(scope, proto, v6, (s, src.1), (d, dst.1))
+    }
+
+    /// [`FlowKey::new`] from the addresses as [`addr_bits`] gives them (both of family `v6`):
+    /// what a decoded packet holds ([`crate::decode::Ip::src_bits`]).
+    #[inline]
+    pub fn from_bits(
+        scope: VlanScope,
+        proto: IpProto,
+        v6: bool,
+        (s, src_port): (u128, u16),
+        (d, dst_port): (u128, u16),
+    ) -> (Self, bool) {
         let high = u128::from(scope.bits()) << 64
             | u128::from(u8::from(proto)) << 32
             | u128::from(v6) << 40;
         // Same ordering as `(IpAddr, u16)` within one family, which is all a packet carries.
-        let a_to_b = (s, src.1) <= (d, dst.1);
+        let a_to_b = (s, src_port) <= (d, dst_port);
         let (a, b, pa, pb) = if a_to_b {
-            (s, d, src.1, dst.1)
+            (s, d, src_port, dst_port)
         } else {
-            (d, s, dst.1, src.1)
+            (d, s, dst_port, src_port)
         };
         let rest = high | u128::from(pa) | u128::from(pb) << 16;
         (FlowKey { a, b, rest }, a_to_b)

@@ -308,15 +308,15 @@ pub fn inspect(
         _ => None,
     };
     let app = tx.and_then(|id| scan.app.tx(id));
-    let v6 = matches!(ip.src, core::net::IpAddr::V6(_));
+    let v6 = matches!(ip.src(), core::net::IpAddr::V6(_));
     let fragbits = match (v6, ip.packet.get(6)) {
         (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
         _ => (false, false, false),
     };
     let view = PacketView {
         proto: ip.proto,
-        src: ip.src,
-        dst: ip.dst,
+        src: ip.src(),
+        dst: ip.dst(),
         src_port: ports.0,
         dst_port: ports.1,
         ttl: ip.ttl,
@@ -637,8 +637,9 @@ mod tests {
                 .update(now, &key, a_to_b, Some(TcpFlags(flags)), 60 + data.len());
             assert_eq!(upd.to_server, to_server);
             let ip = Ip {
-                src: src.0,
-                dst: dst.0,
+                src_bits: crate::decode::addr_bits(src.0).0,
+                dst_bits: crate::decode::addr_bits(dst.0).0,
+                v6: src.0.is_ipv6(),
                 ttl: 64,
                 proto: IpProto::Tcp,
                 total_len: 40 + data.len(),

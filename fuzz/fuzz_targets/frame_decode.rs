@@ -7,7 +7,7 @@
 //! pass); both settings are run to cover both code paths.
 #![no_main]
 
-use dataplane::decode::{DecodeOptions, L3, decode_frame, decode_ip};
+use dataplane::decode::{DecodeOptions, L3, decode_frame, decode_frame_fast, decode_ip};
 use dataplane::defrag::{DefragConfig, Defragmenter};
 use dataplane::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
@@ -17,7 +17,12 @@ const OPTS: [DecodeOptions; 2] =
 
 fuzz_target!(|data: &[u8]| {
     for opts in OPTS {
-        let _ = decode_frame(data, opts);
+        let general = decode_frame(data, opts);
+        // The fast path declines a frame or decodes it exactly as the general decoder.
+        if let Some(fast) = decode_frame_fast(data, opts) {
+            let general = general.as_ref().map(|d| format!("{d:?}"));
+            assert_eq!(general, Ok(format!("{fast:?}")));
+        }
     }
 
     // Small caps so that eviction, memory and fragment-count limits are reached quickly.

@@ -218,8 +218,8 @@ pub fn facts(frame: &[u8]) -> Facts {
     let vlan = d.vlan.ids().collect();
     let (src, dst, tcp) = match &d.l3 {
         L3::Ip(ip) => (
-            Some(ip.src),
-            Some(ip.dst),
+            Some(ip.src()),
+            Some(ip.dst()),
             if let L4::Tcp(t) = ip.l4 {
                 Some(t)
             } else {

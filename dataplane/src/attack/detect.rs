@@ -291,18 +291,31 @@ impl AttackBlocker {
         let mut emit = |attack: Attack, report: bool| {
             found(Detection {
                 attack,
-                src: p.ip.src,
-                dst: p.ip.dst,
+                src: p.ip.src(),
+                dst: p.ip.dst(),
                 report,
             })
         };
 
         // MAC spoofing: the address's bound MAC changed within the binding's life.
         if d.mac_spoofing.enabled
-            && is_host_addr(p.ip.src)
-            && let Some(report) = self.check_mac(now, p.scope, p.ip.src, p.eth_src, mac_slot)
+            && is_host_addr(p.ip.src())
+            && let Some(report) = self.check_mac(now, p.scope, p.ip.src(), p.eth_src, mac_slot)
         {
             emit(Attack::MacSpoofing, report);
+        }
+
+        // The common packet, a segment of an established TCP flow (ACK without SYN, not
+        // FIN+PSH+URG, distinct addresses, not completing a handshake), feeds no per-source or
+        // per-destination detector below, whatever the policy enables: not a SYN, no invalid
+        // flag combination, not a land attack, not a probe, not counted toward a flood.
+        if let L4::Tcp(t) = &p.ip.l4
+            && t.flags.0 & (TcpFlags::ACK | TcpFlags::SYN) == TcpFlags::ACK
+            && !t.flags.has(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG)
+            && p.ip.src_bits != p.ip.dst_bits
+            && !p.flow.is_some_and(|f| f.handshake_completed)
+        {
+            return;
         }
 
         let tcp_syn = match &p.ip.l4 {
@@ -313,7 +326,8 @@ impl AttackBlocker {
         let to_server = p.flow.is_none_or(|f| f.to_server);
 
         // Per-source detectors.
-        let land = d.land.enabled && p.ip.src == p.ip.dst && is_host_addr(p.ip.src);
+        // One family per packet: equal bits are equal addresses.
+        let land = d.land.enabled && p.ip.src_bits == p.ip.dst_bits && is_host_addr(p.ip.src());
         let flags_attack = match &p.ip.l4 {
             L4::Tcp(t) if d.invalid_tcp_flags.enabled => {
                 let core = t.flags.core();
@@ -340,8 +354,10 @@ impl AttackBlocker {
             || (d.tcp_port_scan.enabled && tcp_syn)
             || (d.udp_port_scan.enabled && udp_probe)
             || (d.host_sweep.enabled && sweep_probe);
-        if wants_src && is_host_addr(p.ip.src) {
-            let s = self.sources.entry(ScopedAddr::new(p.scope, p.ip.src));
+        if wants_src && is_host_addr(p.ip.src()) {
+            let s = self
+                .sources
+                .entry(ScopedAddr::from_bits(p.scope, p.ip.src_bits, p.ip.v6));
             s.last = now;
             if land {
                 let report = s.episode(SrcEp::Land).hit(now, SINGLE_PACKET_QUIET_US);
@@ -367,7 +383,7 @@ impl AttackBlocker {
             }
             if d.host_sweep.enabled && sweep_probe {
                 let th = &d.host_sweep;
-                if s.hosts.insert(p.ip.dst, now, window_us(th), cap(th)) >= cap(th) {
+                if s.hosts.insert(p.ip.dst(), now, window_us(th), cap(th)) >= cap(th) {
                     let report = s.episode(SrcEp::Sweep).hit(now, window_us(th));
                     emit(Attack::HostSweep, report);
                 }
@@ -384,7 +400,9 @@ impl AttackBlocker {
             || (d.udp_flood.enabled && udp_in)
             || (d.icmp_flood.enabled && icmp_in);
         if wants_dst {
-            let t = self.destinations.entry(ScopedAddr::new(p.scope, p.ip.dst));
+            let t = self
+                .destinations
+                .entry(ScopedAddr::from_bits(p.scope, p.ip.dst_bits, p.ip.v6));
             t.last = now;
             if d.syn_flood.enabled && handshake_done {
                 t.handshakes.add(now, window_us(&d.syn_flood), 1);
@@ -513,8 +531,9 @@ mod tests {
 
     fn ip_packet(src: [u8; 4]) -> Ip<'static> {
         Ip {
-            src: IpAddr::V4(Ipv4Addr::from(src)),
-            dst: IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)),
+            src_bits: u128::from(Ipv4Addr::from(src).to_bits()),
+            dst_bits: u128::from(Ipv4Addr::new(10, 9, 9, 9).to_bits()),
+            v6: false,
             ttl: 64,
             proto: crate::decode::IpProto::Other(253),
             total_len: 20,

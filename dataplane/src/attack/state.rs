@@ -132,6 +132,12 @@ impl ScopedAddr {
     #[inline]
     pub fn new(scope: VlanScope, addr: IpAddr) -> Self {
         let (bits, v6) = crate::flow::addr_bits(addr);
+        Self::from_bits(scope, bits, v6)
+    }
+
+    /// The key of the address `bits` of family `v6` (as [`crate::flow::addr_bits`] gives them).
+    #[inline]
+    pub fn from_bits(scope: VlanScope, bits: u128, v6: bool) -> Self {
         ScopedAddr {
             addr: bits,
             rest: scope.bits() | u64::from(v6) << 40,

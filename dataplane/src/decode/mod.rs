@@ -19,7 +19,8 @@ use vlan::VlanStack;
 mod frame;
 pub(crate) use frame::ipv6_ext_header_len;
 pub use frame::{
-    DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_ip,
+    DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_frame_fast,
+    decode_ip,
 };
 
 /// Packet builders (smoltcp emit) shared by the decoder's and the defragmenter's tests.
@@ -196,12 +197,19 @@ pub struct Arp {
 }
 
 /// IPv4 or IPv6 packet.
+///
+/// The addresses are kept as aligned 128-bit integers (IPv4 zero-extended) with the family in
+/// [`Ip::v6`], and read as [`IpAddr`] through [`Ip::src`] and [`Ip::dst`]: two 17-byte `IpAddr`
+/// fields (alignment 1) landed at odd offsets, and building the decoded frame cost dozens of
+/// narrow stores per packet; the flow and per-address keys take the bits as they are.
 #[derive(Clone, Debug)]
 pub struct Ip<'a> {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
+    /// Source address bits ([`Ip::src`]).
+    pub src_bits: u128,
+    /// Destination address bits ([`Ip::dst`]).
+    pub dst_bits: u128,
+    /// IPv6 (the addresses are IPv6 addresses), else IPv4.
+    pub v6: bool,
     /// TTL / hop limit.
     pub ttl: u8,
     /// Transport protocol (after the IPv6 extension chain).
@@ -218,6 +226,42 @@ pub struct Ip<'a> {
     pub fragment: Option<Fragment<'a>>,
     /// Transport layer. For a fragment: [`L4::Fragment`].
     pub l4: L4<'a>,
+}
+
+/// An address from its bits and family (the inverse of [`addr_bits`]).
+#[inline]
+pub fn addr_from_bits(bits: u128, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(core::net::Ipv6Addr::from_bits(bits))
+    } else {
+        // Truncation intended: an IPv4 address is zero-extended into the low 32 bits.
+        #[allow(clippy::cast_possible_truncation)]
+        IpAddr::V4(core::net::Ipv4Addr::from_bits(bits as u32))
+    }
+}
+
+/// An address as a 128-bit integer and its family (IPv4 zero-extended; the family keeps
+/// `::a.b.c.d` and `a.b.c.d` apart).
+#[inline]
+pub fn addr_bits(addr: IpAddr) -> (u128, bool) {
+    match addr {
+        IpAddr::V4(v4) => (u128::from(v4.to_bits()), false),
+        IpAddr::V6(v6) => (v6.to_bits(), true),
+    }
+}
+
+impl Ip<'_> {
+    /// Source address.
+    #[inline]
+    pub fn src(&self) -> IpAddr {
+        addr_from_bits(self.src_bits, self.v6)
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst(&self) -> IpAddr {
+        addr_from_bits(self.dst_bits, self.v6)
+    }
 }
 
 /// One IP fragment.
