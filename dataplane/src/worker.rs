@@ -937,7 +937,9 @@ impl Worker {
         upd: crate::flow::FlowUpdate,
         out: &mut impl Output,
     ) -> Verdict {
-        let Some(rules) = self.rules.clone() else {
+        // The rule set and the policy are borrowed field by field, not held by a reference count:
+        // two atomic increments and decrements per packet were 3% of a replay.
+        let Some(rules) = self.rules.as_deref() else {
             return Verdict::Forward;
         };
         let Some(flow) = self.flows.get_mut(key) else {
@@ -945,7 +947,7 @@ impl Worker {
         };
         self.matches.clear();
         let app = scanner::inspect(
-            &rules,
+            rules,
             &self.cfg.scanner,
             &self.memcap,
             &mut self.thresholds,
@@ -955,8 +957,7 @@ impl Worker {
             meta.ts,
             &mut self.matches,
         );
-        let policy = Arc::clone(&self.policy);
-        let p = policy.policy();
+        let p = self.policy.policy();
         let excl = &p.activity_scanner.rule_exclusions;
         if !excl.is_empty() {
             self.matches.retain(|m| !rule_excluded(excl, m));
