@@ -791,18 +791,7 @@ impl Worker {
         if ip.fragment.is_some() || self.rules.is_none() {
             return outer;
         }
-        let (ports, tcp_flags) = match &ip.l4 {
-            L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags)),
-            L4::Udp(u) => ((u.src_port, u.dst_port), None),
-            _ => ((0, 0), None),
-        };
-        let (key, a_to_b) = FlowKey::from_bits(
-            scope,
-            ip.proto,
-            ip.v6,
-            (ip.src_bits, ports.0),
-            (ip.dst_bits, ports.1),
-        );
+        let (key, a_to_b, tcp_flags) = flow_key(scope, &ip);
         let upd = self
             .flows
             .update(meta.ts, &key, a_to_b, tcp_flags, ip.total_len);
@@ -829,18 +818,7 @@ impl Worker {
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
-        let (ports, tcp_flags) = match &ip.l4 {
-            L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags)),
-            L4::Udp(u) => ((u.src_port, u.dst_port), None),
-            _ => ((0, 0), None),
-        };
-        let (key, a_to_b) = FlowKey::from_bits(
-            scope,
-            ip.proto,
-            ip.v6,
-            (ip.src_bits, ports.0),
-            (ip.dst_bits, ports.1),
-        );
+        let (key, a_to_b, tcp_flags) = flow_key(scope, ip);
         let upd = self.flows.update(
             now,
             &key,
@@ -1205,6 +1183,25 @@ impl Worker {
         }
         true
     }
+}
+
+/// The flow key of an IP packet, whether it travels from the key's `a` to its `b`, and its TCP
+/// flags (ports 0 for protocols without them).
+#[inline(always)]
+fn flow_key(scope: VlanScope, ip: &Ip<'_>) -> (FlowKey, bool, Option<decode::TcpFlags>) {
+    let (ports, tcp_flags) = match &ip.l4 {
+        L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags)),
+        L4::Udp(u) => ((u.src_port, u.dst_port), None),
+        _ => ((0, 0), None),
+    };
+    let (key, a_to_b) = FlowKey::from_bits(
+        scope,
+        ip.proto,
+        ip.v6,
+        (ip.src_bits, ports.0),
+        (ip.dst_bits, ports.1),
+    );
+    (key, a_to_b, tcp_flags)
 }
 
 /// Whether the policy's `rule_exclusions` (`gid:sid:rev`) name this match's rule.
