@@ -284,30 +284,17 @@ impl Worker {
     #[inline(never)]
     pub fn flush_streams(&mut self, now: Timestamp, out: &mut impl Output) {
         self.flush_retired(now, out);
-        let Some((rules, policy)) = self.flushing() else {
+        let Some((mut flusher, table)) = self.flusher() else {
             return;
         };
-        let p = policy.policy();
         // Flow id order: the output does not depend on the table's layout.
-        let mut flows: Vec<(&FlowKey, &mut crate::flow::Flow)> = self
-            .flows
+        let mut flows: Vec<(&FlowKey, &mut crate::flow::Flow)> = table
             .iter_mut()
             .filter(|(_, f)| f.scan.is_some() && f.tcp.is_some())
             .collect();
         flows.sort_unstable_by_key(|(_, f)| f.id);
         for (key, flow) in flows {
-            Self::flush_flow(
-                &rules,
-                &self.cfg.scanner,
-                p,
-                &mut self.thresholds,
-                &mut self.matches,
-                &mut self.counters,
-                key,
-                flow,
-                now,
-                out,
-            );
+            flusher.flush(key, flow, now, out);
         }
     }
 
@@ -318,90 +305,32 @@ impl Worker {
     #[inline(never)]
     pub fn flush_retired(&mut self, now: Timestamp, out: &mut impl Output) {
         let retired = self.flows.take_retired();
-        let Some((rules, policy)) = self.flushing() else {
+        let Some((mut flusher, _)) = self.flusher() else {
             return;
         };
-        let p = policy.policy();
         for (key, mut flow) in retired {
-            Self::flush_flow(
-                &rules,
-                &self.cfg.scanner,
-                p,
-                &mut self.thresholds,
-                &mut self.matches,
-                &mut self.counters,
-                &key,
-                &mut flow,
-                now,
-                out,
-            );
+            flusher.flush(&key, &mut flow, now, out);
         }
     }
 
-    /// The rules and policy of an end-of-flow inspection, if one applies (IDS timing, rules
-    /// loaded, the activity scanner on).
-    fn flushing(&self) -> Option<(Arc<RuleSet>, Arc<CompiledPolicy>)> {
-        let rules = self.rules.clone()?;
-        (self.cfg.scanner.mode == scanner::InspectionMode::Ids
-            && self.policy.policy().activity_scanner.enabled)
-            .then(|| (rules, Arc::clone(&self.policy)))
-    }
-
-    /// Flush both directions of one flow through the rules and report the alerts.
-    #[allow(clippy::too_many_arguments)]
-    fn flush_flow(
-        rules: &RuleSet,
-        cfg: &ScannerConfig,
-        p: &Policy,
-        thresholds: &mut ThresholdState,
-        matches: &mut Vec<RuleMatch>,
-        counters: &mut Counters,
-        key: &FlowKey,
-        flow: &mut crate::flow::Flow,
-        now: Timestamp,
-        out: &mut impl Output,
-    ) {
-        let excl = &p.activity_scanner.rule_exclusions;
-        let monitoring = p.mode == Mode::Monitoring;
-        let (a, b) = key.endpoints();
-        let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
-        for to_server in [true, false] {
-            matches.clear();
-            let app = scanner::flush(
-                rules, cfg, thresholds, flow, client, server, to_server, now, matches,
-            );
-            matches.retain(|m| m.alert && !rule_excluded(excl, m));
-            let (src, dst) = if to_server {
-                (client, server)
-            } else {
-                (server, client)
-            };
-            let packet = PacketRef {
-                flow_id: Some(flow.id),
-                scope: key.scope(),
-                src_ip: src.0,
-                dst_ip: dst.0,
-                ports: Some((src.1, dst.1)),
-                proto: Some(decode::IpProto::Tcp),
-            };
-            for m in matches.iter() {
-                counters.rule_alerts += 1;
-                out.event(Event {
-                    ts: now,
-                    pcap_cnt: None,
-                    // The traffic is gone: nothing is left to act on.
-                    kind: EventKind::Alert(scanner_alert(
-                        m,
-                        packet,
-                        Response::from(p.activity_scanner.action),
-                        false,
-                        monitoring,
-                        false,
-                        app.as_ref(),
-                    )),
-                });
-            }
-        }
+    /// What an end-of-flow inspection needs, borrowed apart from the flow table, if one applies
+    /// (IDS timing, rules loaded, the activity scanner on).
+    fn flusher(&mut self) -> Option<(Flusher<'_>, &mut FlowTable)> {
+        let rules = self.rules.as_deref()?;
+        let p = self.policy.policy();
+        (self.cfg.scanner.mode == scanner::InspectionMode::Ids && p.activity_scanner.enabled).then(
+            || {
+                let flusher = Flusher {
+                    rules,
+                    cfg: &self.cfg.scanner,
+                    p,
+                    thresholds: &mut self.thresholds,
+                    matches: &mut self.matches,
+                    counters: &mut self.counters,
+                };
+                (flusher, &mut self.flows)
+            },
+        )
     }
 
     /// The loaded rule set.
@@ -1182,6 +1111,79 @@ impl Worker {
             }
         }
         true
+    }
+}
+
+/// The worker's parts an end-of-flow inspection uses ([`Worker::flush_streams`],
+/// [`Worker::flush_retired`]), borrowed apart from its flow table.
+struct Flusher<'a> {
+    rules: &'a RuleSet,
+    cfg: &'a ScannerConfig,
+    p: &'a Policy,
+    thresholds: &'a mut ThresholdState,
+    matches: &'a mut Vec<RuleMatch>,
+    counters: &'a mut Counters,
+}
+
+impl Flusher<'_> {
+    /// Flush both directions of one flow through the rules and report the alerts.
+    fn flush(
+        &mut self,
+        key: &FlowKey,
+        flow: &mut crate::flow::Flow,
+        now: Timestamp,
+        out: &mut impl Output,
+    ) {
+        let Flusher {
+            rules,
+            cfg,
+            p,
+            thresholds,
+            matches,
+            counters,
+        } = self;
+        let (rules, cfg, p) = (*rules, *cfg, *p);
+        let excl = &p.activity_scanner.rule_exclusions;
+        let monitoring = p.mode == Mode::Monitoring;
+        let (a, b) = key.endpoints();
+        let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
+        for to_server in [true, false] {
+            matches.clear();
+            let app = scanner::flush(
+                rules, cfg, thresholds, flow, client, server, to_server, now, matches,
+            );
+            matches.retain(|m| m.alert && !rule_excluded(excl, m));
+            let (src, dst) = if to_server {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            let packet = PacketRef {
+                flow_id: Some(flow.id),
+                scope: key.scope(),
+                src_ip: src.0,
+                dst_ip: dst.0,
+                ports: Some((src.1, dst.1)),
+                proto: Some(decode::IpProto::Tcp),
+            };
+            for m in matches.iter() {
+                counters.rule_alerts += 1;
+                out.event(Event {
+                    ts: now,
+                    pcap_cnt: None,
+                    // The traffic is gone: nothing is left to act on.
+                    kind: EventKind::Alert(scanner_alert(
+                        m,
+                        packet,
+                        Response::from(p.activity_scanner.action),
+                        false,
+                        monitoring,
+                        false,
+                        app.as_ref(),
+                    )),
+                });
+            }
+        }
     }
 }
 
