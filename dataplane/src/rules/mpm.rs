@@ -146,12 +146,6 @@ impl Mpm {
             false
         }
     }
-
-    /// Anchored walk from the start of `hay`, reporting the patterns of each state passed.
-    #[inline]
-    fn walk(&self, hay: &[u8], f: &mut impl FnMut(usize)) {
-        self.trie.walk(hay, f);
-    }
 }
 
 /// The union of two matchers' pair bitmaps (and of their `halves`, when both have them): a pass
@@ -224,10 +218,9 @@ fn find_with<const N: usize>(
     }
     let mut walk_at = |n: usize, i: usize| try_walk(&mpms, hay, n, i, &mut f);
     let pairs = mpms.map(|m| &*m.pairs);
-    let mut base = 0;
     // Even positions when every matcher has its `halves` (no allocation on this path: it runs
     // for every buffer scanned).
-    if mpms.iter().all(|m| m.halves.is_some()) {
+    let base = if mpms.iter().all(|m| m.halves.is_some()) {
         let halves = mpms.map(|m| m.halves.as_deref().unwrap_or(&NO_PAIRS));
         // Even positions only, four per eight-byte load: a hit at `e` lets a pattern start at
         // `e` or `e - 1`. The blocks up to `base` cover the starts before `base - 1`.
@@ -238,38 +231,17 @@ fn find_with<const N: usize>(
             walk_at(n, e);
         };
         match union.and_then(|u| u.halves.as_deref()) {
-            Some(u) => base = union_pass::<N, 2>(u, &halves, hay, &mut visit),
-            None => {
-                while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
-                    let mut m = block_hits::<N, 2>(&halves, u64::from_le_bytes(*x));
-                    while m != 0 {
-                        let t = m.trailing_zeros() as usize;
-                        m &= m - 1;
-                        visit(t / 8, base + t % 8);
-                    }
-                    base += 8;
-                }
-            }
+            Some(u) => union_pass::<N, 2>(u, &halves, hay, &mut visit),
+            None => plain_pass::<N, 2>(&halves, hay, &mut visit),
         }
-        base = base.saturating_sub(1);
+        .saturating_sub(1)
     } else {
-        // Seven positions per eight-byte load: their pair bits gathered into a mask first (bit
-        // `8 n + j`: position `j` for matcher `n`), so the pass has no branch per byte.
+        // Seven positions per eight-byte load.
         match union {
-            Some(u) => base = union_pass::<N, 1>(&u.pairs, &pairs, hay, &mut walk_at),
-            None => {
-                while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
-                    let mut m = block_hits::<N, 1>(&pairs, u64::from_le_bytes(*x));
-                    while m != 0 {
-                        let t = m.trailing_zeros() as usize;
-                        m &= m - 1;
-                        walk_at(t / 8, base + t % 8);
-                    }
-                    base += 7;
-                }
-            }
+            Some(u) => union_pass::<N, 1>(&u.pairs, &pairs, hay, &mut walk_at),
+            None => plain_pass::<N, 1>(&pairs, hay, &mut walk_at),
         }
-    }
+    };
     // The last positions, one at a time.
     for (i, w) in hay.windows(2).enumerate().skip(base) {
         if let [a, b] = *w {
@@ -282,10 +254,33 @@ fn find_with<const N: usize>(
     }
 }
 
-/// The pass of [`find_with`] over the union bitmap `u` of the matchers' `tables`: where a position
-/// hits `u`, the matchers whose own table has its pair are visited. Returns where the blocks
-/// ended, as the plain pass does (positions `0..` it, blocks of 8 bytes advancing by 8 / `STEP`
-/// ... by 7 for `STEP` 1).
+/// The pass of [`find_with`] without a union: each block of eight bytes (advancing by 7 when
+/// `STEP` is 1, by 8 when it is 2) tests the pairs at its positions `j` (multiples of `STEP`)
+/// against every matcher's table, the bits gathered into one mask first (bit `8 n + j`: position
+/// `j` for matcher `n`) so the pass has no branch per byte, and visits `(n, position)` for each
+/// hit. Returns where the blocks ended: the caller tests the positions from there one at a time.
+#[inline(always)]
+fn plain_pass<const N: usize, const STEP: usize>(
+    tables: &[&[u64; 1024]; N],
+    hay: &[u8],
+    visit: &mut impl FnMut(usize, usize),
+) -> usize {
+    let advance = if STEP == 1 { 7 } else { 8 };
+    let mut base = 0;
+    while let Some(x) = hay.get(base..).and_then(|r| r.first_chunk::<8>()) {
+        let mut m = block_hits::<N, STEP>(tables, u64::from_le_bytes(*x));
+        while m != 0 {
+            let t = m.trailing_zeros() as usize;
+            m &= m - 1;
+            visit(t / 8, base + t % 8);
+        }
+        base += advance;
+    }
+    base
+}
+
+/// [`plain_pass`] over the union bitmap `u` of the matchers' `tables`: where a position hits
+/// `u`, the matchers whose own table has its pair are visited.
 #[inline(always)]
 fn union_pass<const N: usize, const STEP: usize>(
     u: &[u64; 1024],
@@ -330,10 +325,11 @@ fn try_walk<const N: usize>(
     }
 }
 
-/// [`Mpm::walk`] from position `i`, reporting as matcher `n`.
+/// The walk of `m`'s trie from position `i`, reporting as matcher `n`.
 #[inline(never)]
 fn walk_from(m: &Mpm, hay: &[u8], n: usize, i: usize, f: &mut impl FnMut(usize, usize)) {
-    m.walk(hay.get(i..).unwrap_or_default(), &mut |p| f(n, p));
+    m.trie
+        .walk(hay.get(i..).unwrap_or_default(), &mut |p| f(n, p));
 }
 
 /// Bit `8 n + i` set if the pair at byte `i` of `x` (little endian), `i` < 7 a multiple of
