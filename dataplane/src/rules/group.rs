@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use super::ast::{BufferKind, Direction, Rule, RuleProto};
 use super::engine::{CLASSES, PortGroups, Prefilter, PrefilterTable, classes_of};
 use super::mpm::PairUnion;
-use super::vars::{AddrSet, PortSet};
+use super::vars::{AddrSet, Bound, IntervalSet, PortSet};
 
 /// Address sets an address is classified against (the most used ones; others are checked per
 /// packet as before).
@@ -75,6 +75,31 @@ impl GroupKey {
     }
 }
 
+/// Where the intervals that every one of `sets` treats alike begin: the type's minimum, each
+/// interval's start and the value after its end; sorted, without repeats.
+fn interval_starts<'a, T: Bound + 'a>(sets: impl Iterator<Item = &'a [(T, T)]>) -> Vec<T> {
+    let mut starts = vec![T::MIN];
+    for ranges in sets {
+        for &(lo, hi) in ranges {
+            starts.push(lo);
+            starts.extend(hi.succ());
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+/// The value of the interval holding `v`: `values[i]` belongs to the interval that begins at
+/// `starts[i]` (sorted, the first the type's minimum) and ends before the next start.
+fn interval_value<T: Copy + Ord, V: Copy + Default>(starts: &[T], values: &[V], v: T) -> V {
+    let i = starts.partition_point(|&s| s <= v);
+    i.checked_sub(1)
+        .and_then(|i| values.get(i))
+        .copied()
+        .unwrap_or_default()
+}
+
 /// The classified address sets cut the address space into intervals, each inside or outside
 /// every set: bit `i` of an interval's signature is set if it lies in set `i`. An address's
 /// signature is then one binary search, where testing each set was one search per set (up to
@@ -91,10 +116,10 @@ struct AddrSigs {
 
 impl AddrSigs {
     fn new(sets: &[AddrSet]) -> AddrSigs {
-        let v4: Vec<&[(u32, u32)]> = sets.iter().map(AddrSet::v4_intervals).collect();
-        let v6: Vec<&[(u128, u128)]> = sets.iter().map(AddrSet::v6_intervals).collect();
-        let (v4_starts, v4_sigs) = Self::cut(&v4, |x| x.checked_add(1));
-        let (v6_starts, v6_sigs) = Self::cut(&v6, |x| x.checked_add(1));
+        let v4: Vec<&IntervalSet<u32>> = sets.iter().map(AddrSet::v4).collect();
+        let v6: Vec<&IntervalSet<u128>> = sets.iter().map(AddrSet::v6).collect();
+        let (v4_starts, v4_sigs) = Self::cut(&v4);
+        let (v6_starts, v6_sigs) = Self::cut(&v6);
         AddrSigs {
             v4_starts,
             v4_sigs,
@@ -104,31 +129,14 @@ impl AddrSigs {
     }
 
     /// The intervals every set treats alike: their starts and signatures.
-    fn cut<T: Copy + Ord + Default>(
-        sets: &[&[(T, T)]],
-        succ: impl Fn(T) -> Option<T>,
-    ) -> (Vec<T>, Vec<u64>) {
-        let mut starts = vec![T::default()];
-        for s in sets {
-            for &(lo, hi) in *s {
-                starts.push(lo);
-                starts.extend(succ(hi));
-            }
-        }
-        starts.sort_unstable();
-        starts.dedup();
-        let inside = |set: &[(T, T)], v: T| {
-            let i = set.partition_point(|&(lo, _)| lo <= v);
-            i.checked_sub(1)
-                .and_then(|i| set.get(i))
-                .is_some_and(|&(_, hi)| v <= hi)
-        };
+    fn cut<T: Bound>(sets: &[&IntervalSet<T>]) -> (Vec<T>, Vec<u64>) {
+        let starts = interval_starts(sets.iter().map(|s| s.ranges()));
         let sigs = starts
             .iter()
             .map(|&v| {
                 sets.iter()
                     .enumerate()
-                    .filter(|(_, set)| inside(set, v))
+                    .filter(|(_, set)| set.contains(v))
                     .fold(0u64, |sig, (i, _)| {
                         sig | u32::try_from(i)
                             .ok()
@@ -140,23 +148,15 @@ impl AddrSigs {
         (starts, sigs)
     }
 
-    fn lookup<T: Copy + Ord>(starts: &[T], sigs: &[u64], v: T) -> u64 {
-        let i = starts.partition_point(|&s| s <= v);
-        i.checked_sub(1)
-            .and_then(|i| sigs.get(i))
-            .copied()
-            .unwrap_or(0)
-    }
-
     /// Bit `i` set if `a` is in set `i`, as [`AddrSet::contains`] has it (an IPv4-mapped IPv6
     /// address is in a set holding it as IPv6 or its IPv4 address as IPv4).
     fn sig(&self, a: IpAddr) -> u64 {
         match a {
-            IpAddr::V4(v4) => Self::lookup(&self.v4_starts, &self.v4_sigs, u32::from(v4)),
+            IpAddr::V4(v4) => interval_value(&self.v4_starts, &self.v4_sigs, u32::from(v4)),
             IpAddr::V6(v6) => {
-                let own = Self::lookup(&self.v6_starts, &self.v6_sigs, u128::from(v6));
+                let own = interval_value(&self.v6_starts, &self.v6_sigs, u128::from(v6));
                 match v6.to_ipv4_mapped() {
-                    Some(m) => own | Self::lookup(&self.v4_starts, &self.v4_sigs, u32::from(m)),
+                    Some(m) => own | interval_value(&self.v4_starts, &self.v4_sigs, u32::from(m)),
                     None => own,
                 }
             }
@@ -294,17 +294,7 @@ impl Groups {
         let mut sets: Vec<&PortSet> = members().flat_map(|r| [&r.sport, &r.dport]).collect();
         sets.sort_unstable_by(|a, b| a.ranges().cmp(b.ranges()));
         sets.dedup();
-        let mut starts: Vec<u16> = vec![0];
-        for s in &sets {
-            for &(lo, hi) in s.ranges() {
-                starts.push(lo);
-                if let Some(n) = hi.checked_add(1) {
-                    starts.push(n);
-                }
-            }
-        }
-        starts.sort_unstable();
-        starts.dedup();
+        let starts = interval_starts(sets.iter().map(|s| s.ranges()));
         let words = sets.len().div_ceil(64);
         let mut sig_class: HashMap<Vec<u64>, u32> = HashMap::new();
         let mut port_class = Vec::with_capacity(starts.len());
@@ -403,11 +393,7 @@ impl Groups {
     }
 
     fn port_class(&self, p: u16) -> u32 {
-        let i = self.port_starts.partition_point(|&s| s <= p);
-        i.checked_sub(1)
-            .and_then(|i| self.port_class.get(i))
-            .copied()
-            .unwrap_or(0)
+        interval_value(&self.port_starts, &self.port_class, p)
     }
 
     fn addr_sig(&self, a: IpAddr) -> u64 {

@@ -205,14 +205,14 @@ impl AddrSet {
         !self.v6.is_empty()
     }
 
-    /// The IPv4 intervals, sorted and disjoint.
-    pub fn v4_intervals(&self) -> &[(u32, u32)] {
-        self.v4.ranges()
+    /// The IPv4 part.
+    pub fn v4(&self) -> &IntervalSet<u32> {
+        &self.v4
     }
 
-    /// The IPv6 intervals, sorted and disjoint.
-    pub fn v6_intervals(&self) -> &[(u128, u128)] {
-        self.v6.ranges()
+    /// The IPv6 part.
+    pub fn v6(&self) -> &IntervalSet<u128> {
+        &self.v6
     }
 
     /// Membership.
