@@ -308,7 +308,7 @@ pub fn inspect(
         _ => None,
     };
     let app = tx.and_then(|id| scan.app.tx(id));
-    let v6 = matches!(ip.src(), core::net::IpAddr::V6(_));
+    let v6 = ip.v6;
     let fragbits = match (v6, ip.packet.get(6)) {
         (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
         _ => (false, false, false),
