@@ -61,9 +61,17 @@ test-dpdk:
 	$(CARGO) test -p svm-e2e --features dpdk --test live_control dpdk_
 
 # cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain build them.
+# The build's output also goes to fuzz/target/build.log. A failing link of a large target buries
+# its cause (out of disk, killed for memory) far above the last line, so on failure the lines that
+# name one are printed again at the end, each cut to 300 characters; make fails with cargo's status.
 fuzz-build:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --sanitizer none
+	@mkdir -p fuzz/target
+	@cd fuzz && set -o pipefail && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz build --sanitizer none 2>&1 | tee target/build.log || { \
+	  rc=$$?; \
+	  echo "== fuzz-build failed (exit $$rc); the lines of fuzz/target/build.log that say why:"; \
+	  grep -E 'error|ld:|collect2|No space|Killed|signal' target/build.log | cut -c1-300 | tail -n 40; \
+	  exit $$rc; }
 
 fuzz-smoke: fuzz-build
 	@set -e; cd fuzz; for t in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
