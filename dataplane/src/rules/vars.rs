@@ -419,13 +419,21 @@ fn set_expr<S: SetAlgebra>(
     ldepth: usize,
     leaf: &dyn Fn(&str) -> Option<S>,
 ) -> Result<S, VarError> {
+    // Leading negations are counted here, not recursed on: a rule is up to 64 KiB long, and one
+    // call per `!` of a `!!!!…` address overflowed the stack and aborted the process.
+    let mut t = t;
+    let mut negated = false;
+    while let Some(rest) = t.strip_prefix('!') {
+        negated = !negated;
+        t = rest.trim();
+    }
+    if negated {
+        return Ok(set_expr(t, what, vars, vdepth, ldepth, leaf)?.complement());
+    }
     let inv = || VarError::Invalid {
         what,
         text: t.to_owned(),
     };
-    if let Some(rest) = t.strip_prefix('!') {
-        return Ok(set_expr(rest.trim(), what, vars, vdepth, ldepth, leaf)?.complement());
-    }
     if let Some(name) = t.strip_prefix('$') {
         if vdepth >= MAX_VAR_DEPTH {
             return Err(VarError::TooDeep(name.to_owned()));
@@ -645,6 +653,22 @@ mod tests {
         let mut custom = Vars::default();
         custom.set_port("HTTP_PORTS", "[80,8080]");
         assert!(custom.ports("$HTTP_PORTS").unwrap().contains(8080));
+    }
+
+    #[test]
+    fn many_negations_count_without_recursion() {
+        // Enough `!` to overflow a test thread's 2 MiB stack when each one was a call.
+        let v = Vars::default();
+        let odd = format!("{}1.2.3.4", "!".repeat(60_001));
+        let s = v.address(&odd).unwrap();
+        assert!(!s.contains(ip("1.2.3.4")) && s.contains(ip("1.2.3.5")));
+        let even = format!("{}1.2.3.4", "! ".repeat(60_000));
+        let s = v.address(&even).unwrap();
+        assert!(s.contains(ip("1.2.3.4")) && !s.contains(ip("1.2.3.5")));
+        let list = format!("[{}80, 1:10]", "!".repeat(60_001));
+        let p = v.ports(&list).unwrap();
+        assert!(!p.contains(80) && p.contains(5) && !p.contains(11));
+        assert!(v.address(&"!".repeat(60_000)).is_err());
     }
 
     #[test]
