@@ -513,4 +513,145 @@ mod tests {
         assert_eq!(cfg.override_for(1, 9).unwrap().kind, ThresholdType::Limit);
         assert_eq!(cfg.override_for(1, 10).unwrap().kind, ThresholdType::Both);
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// One `key value` setting of a config line, from the file's own words and some others.
+        fn setting() -> impl Strategy<Value = String> {
+            let key = prop_oneof![
+                Just("gen_id"),
+                Just("sig_id"),
+                Just("track"),
+                Just("ip"),
+                Just("type"),
+                Just("count"),
+                Just("seconds"),
+                Just("new_action"),
+                Just("bogus"),
+            ];
+            let value = prop_oneof![
+                Just("1".to_owned()),
+                Just("0".to_owned()),
+                Just("4294967296".to_owned()),
+                Just("by_src".to_owned()),
+                Just("by_either".to_owned()),
+                Just("limit".to_owned()),
+                Just("10.0.0.0/8".to_owned()),
+                Just("[1.2.3.4,!$HOME_NET]".to_owned()),
+                Just("$NOPE".to_owned()),
+                "[ -~]{0,8}",
+            ];
+            (key, value).prop_map(|(k, v)| format!("{k} {v}"))
+        }
+
+        /// A line: a directive (known or not) and its settings, a comment, or a blank.
+        fn line() -> impl Strategy<Value = String> {
+            let directive = prop_oneof![
+                Just("suppress"),
+                Just("threshold"),
+                Just("event_filter"),
+                Just("rate_filter"),
+                Just("config"),
+                Just(""),
+            ];
+            prop_oneof![
+                8 => (directive, proptest::collection::vec(setting(), 0..6))
+                    .prop_map(|(d, s)| format!("{d} {}", s.join(", "))),
+                1 => Just("# a comment, track by_src".to_owned()),
+                1 => Just("   ".to_owned()),
+            ]
+        }
+
+        fn track_word(t: Track) -> &'static str {
+            match t {
+                Track::BySrc => "by_src",
+                Track::ByDst => "by_dst",
+                Track::ByRule => "by_rule",
+                Track::ByBoth => "by_both",
+                Track::ByFlow => "by_flow",
+            }
+        }
+
+        proptest! {
+            /// Nothing is lost silently: each line that is neither blank nor a comment is kept
+            /// as a suppress or threshold entry or reported with its own line number.
+            #[test]
+            fn every_line_kept_or_reported(lines in proptest::collection::vec(line(), 0..24)) {
+                let text = lines.join("\n");
+                let (cfg, errs) = ThresholdConfig::parse(&text, &Vars::default());
+                let directive_lines: Vec<usize> = lines
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'))
+                    .map(|(i, _)| i + 1)
+                    .collect();
+                prop_assert_eq!(
+                    cfg.suppress.len() + cfg.thresholds.len() + errs.len(),
+                    directive_lines.len()
+                );
+                for e in &errs {
+                    prop_assert!(directive_lines.contains(&e.line), "{:?}", e);
+                }
+            }
+
+            /// A well-formed line, with its settings in any order, reads back as the values it
+            /// was written from.
+            #[test]
+            fn written_lines_read_back(
+                gid in any::<u32>(), sid in any::<u32>(),
+                kind in prop_oneof![
+                    Just(ThresholdType::Limit), Just(ThresholdType::Threshold), Just(ThresholdType::Both)
+                ],
+                track in prop_oneof![
+                    Just(Track::BySrc), Just(Track::ByDst), Just(Track::ByRule),
+                    Just(Track::ByBoth), Just(Track::ByFlow)
+                ],
+                count in any::<u32>(), seconds in any::<u32>(),
+                net in (any::<[u8; 4]>(), 0u8..=32),
+                order in Just((0..6).collect::<Vec<usize>>()).prop_shuffle(),
+            ) {
+                let kind_word = match kind {
+                    ThresholdType::Limit => "limit",
+                    ThresholdType::Threshold => "threshold",
+                    _ => "both",
+                };
+                let settings = [
+                    format!("gen_id {gid}"),
+                    format!("sig_id {sid}"),
+                    format!("type {kind_word}"),
+                    format!("track {}", track_word(track)),
+                    format!("count {count}"),
+                    format!("seconds {seconds}"),
+                ];
+                let shuffled: Vec<&str> = order.iter().filter_map(|&i| settings.get(i)).map(String::as_str).collect();
+                let ip = std::net::Ipv4Addr::from(net.0);
+                let text = format!(
+                    "threshold {}\nsuppress gen_id {gid}, sig_id {sid}, track by_dst, ip {ip}/{}\n",
+                    shuffled.join(", "),
+                    net.1
+                );
+                let (cfg, errs) = ThresholdConfig::parse(&text, &Vars::default());
+                prop_assert!(errs.is_empty(), "{:?}", errs);
+                prop_assert_eq!(
+                    cfg.thresholds.first().map(|t| (t.gid, t.sid, t.spec)),
+                    Some((gid, sid, ThresholdSpec { kind, track, count, seconds }))
+                );
+                let s = cfg.suppress.first();
+                prop_assert_eq!(s.map(|s| (s.gid, s.sid, s.track)), Some((gid, sid, SuppressTrack::ByDst)));
+                // The suppressed destinations are the prefix's, and only those: a destination
+                // that differs in the prefix's last bit is not, even with a source inside it.
+                let mask = u32::MAX.checked_shl(32 - u32::from(net.1)).unwrap_or(0);
+                let inside = IpAddr::from(std::net::Ipv4Addr::from(u32::from(ip) & mask));
+                let any_src = IpAddr::from([192, 0, 2, 1]);
+                prop_assert!(cfg.suppressed(gid, sid, any_src, inside));
+                if let Some(bit) = 1u32.checked_shl(32 - u32::from(net.1)).filter(|_| net.1 > 0) {
+                    let outside = IpAddr::from(std::net::Ipv4Addr::from((u32::from(ip) & mask) ^ bit));
+                    prop_assert!(!cfg.suppressed(gid, sid, inside, outside));
+                }
+            }
+        }
+    }
 }
