@@ -18,14 +18,15 @@ build:
 release:
 	$(CARGO) build --release -p svm -p testgen
 
-## run: generate the demo capture and replay it through the inline engine with the default policy.
+## run: generate the demo capture and replay it through the inline engine with the default policy
+## and the demo's rules (deploy/demo.rules).
 run: release
 	@mkdir -p $(DEMO_DIR)
 	target/release/svm-testgen demo $(DEMO_DIR)/demo.pcap
-	target/release/svm replay $(DEMO_DIR)/demo.pcap --inline \
+	target/release/svm replay $(DEMO_DIR)/demo.pcap --inline --rules deploy/demo.rules \
 	    --write-forwarded $(DEMO_DIR)/forwarded.pcap --write-injected $(DEMO_DIR)/injected.pcap
 	@echo
-	@echo "EVE JSON of the same run: target/release/svm replay $(DEMO_DIR)/demo.pcap --inline --eve -"
+	@echo "EVE JSON of the same run: target/release/svm replay $(DEMO_DIR)/demo.pcap --inline --rules deploy/demo.rules --eve -"
 	@echo "Forwarded and injected frames: $(DEMO_DIR)/forwarded.pcap, $(DEMO_DIR)/injected.pcap"
 
 ## test: formatting, lints, every test, and a short fuzz run of every target.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use dataplane::attack::Attack;
 use dataplane::decode::{DecodeEvent, DecodeOptions};
-use dataplane::event::{Event, EventKind};
+use dataplane::event::{Engine, Event, EventKind, Response};
 use dataplane::io::pcap::{Capture, PcapError, PcapSink};
 use dataplane::rules::RuleSet;
 use dataplane::scanner::{InspectionMode, ScannerConfig};
@@ -505,10 +505,16 @@ fn human_event(ev: &Event) -> String {
                 .ports
                 .map(|(s, d)| (format!(":{s}"), format!(":{d}")))
                 .unwrap_or_default();
+            // What was done, not only what the policy says: a rule never blocks a host, so the
+            // scanner's terminate_and_block is a terminate (EVE keeps the policy's response).
+            let done = match (a.engine, a.response) {
+                (Engine::ActivityScanner, Response::TerminateAndBlock) => Response::Terminate,
+                (_, r) => r,
+            };
             let what = if a.monitoring {
-                format!("would {}", a.response.name())
+                format!("would {}", done.name())
             } else if a.enforced {
-                a.response.name().to_owned()
+                done.name().to_owned()
             } else {
                 "allowed".to_owned()
             };

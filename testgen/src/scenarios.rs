@@ -23,7 +23,7 @@ use crate::payload::{
     dns_a_query, dns_a_response, icmp_echo_message, icmpv6_echo_message, udp_datagram,
 };
 use crate::rng::SplitMix64;
-use crate::{Capture, Host, Link, http_get, plan};
+use crate::{Capture, Host, Link, http_get, plan, tcp_session};
 
 /// A scenario: frames on one link from a start time.
 pub type Scenario = fn(&Link, u64) -> Capture;
@@ -572,6 +572,73 @@ pub fn benign_with(link: &Link, r: &Roles, start_us: u64) -> Capture {
 }
 families!(benign_with => benign, benign_v6);
 
+/// The target of [`web_exploit_with`]'s request: Apache HTTP Server 2.4.49's path traversal
+/// through `/cgi-bin/` to a shell (CVE-2021-41773), its dots percent-encoded so that the raw URI
+/// differs from the normalized one.
+pub const WEB_EXPLOIT_URI: &str = "/cgi-bin/.%2e/.%2e/.%2e/.%2e/bin/sh";
+
+/// The name [`dns_c2_with`] looks up: a command-and-control name in the reserved `.test` domain.
+pub const C2_NAME: &str = "update.c2.svm-demo.test";
+
+/// The address [`dns_c2_with`]'s answer gives (TEST-NET-3).
+pub const C2_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
+
+/// A remote command execution attempt, `r.attacker`:41773 -> `r.server`:80: the handshake, a
+/// `POST` of `echo; id` to [`WEB_EXPLOIT_URI`] in one segment, the server's `200` with the
+/// command's output, and the close; 10 frames, 1 ms apart. No attack blocker detector sees it;
+/// a signature on the raw URI does (`deploy/demo.rules`, sid 9000001).
+pub fn web_exploit_with(link: &Link, r: &Roles, start_us: u64) -> Capture {
+    let body = "echo Content-Type: text/plain; echo; id";
+    let host = match r.server.ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    let request = format!(
+        "POST {WEB_EXPLOIT_URI} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/7.88.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let output = "uid=1(daemon) gid=1(daemon) groups=1(daemon)\n";
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{output}",
+        output.len()
+    );
+    tcp_session(
+        link,
+        &r.attacker,
+        &r.server,
+        41_773,
+        80,
+        request.as_bytes(),
+        response.as_bytes(),
+        start_us,
+        MS,
+    )
+}
+
+/// A protected VM resolving a command-and-control name: `r.victim`:53100 asks `r.server`:53 for
+/// [`C2_NAME`] (A), answered 2 ms later with [`C2_ADDR`]; 2 frames, IPv4 roles only. No attack
+/// blocker detector sees it; a `dns.query` signature does (`deploy/demo.rules`, sid 9000002).
+pub fn dns_c2_with(link: &Link, r: &Roles, start_us: u64) -> Capture {
+    let mut cap = Capture::new();
+    let id = 0xc2c2;
+    cap.push(
+        start_us,
+        link.udp(&r.victim, &r.server, 53_100, 53, &dns_a_query(id, C2_NAME)),
+    );
+    cap.push(
+        start_us + 2 * MS,
+        link.udp(
+            &r.server,
+            &r.victim,
+            53,
+            53_100,
+            &dns_a_response(id, C2_NAME, C2_ADDR),
+        ),
+    );
+    cap
+}
+
 /// IPv6 extension headers and fragments (benign, IPv6 only, victim <-> server):
 /// * +0, +1 ms: UDP 40000 -> 9000 behind hop-by-hop + destination-options headers;
 /// * +10 ms: an ICMPv6 echo request with 3000 data bytes in 3 fragments (1232, 1232, 552 bytes of
@@ -732,6 +799,14 @@ fn demo_xmas(link: &Link, start_us: u64) -> Capture {
 fn demo_ping_of_death(link: &Link, start_us: u64) -> Capture {
     ping_of_death_with(link, &Roles::v4().with_attacker(plan::flooder()), start_us)
 }
+/// The demo's web exploit: from the prober (10.0.0.88), blocked on VLAN 100 by then but not on
+/// the VLAN this runs on.
+fn demo_web_exploit(link: &Link, start_us: u64) -> Capture {
+    web_exploit_with(link, &Roles::v4().with_attacker(plan::prober()), start_us)
+}
+fn demo_dns_c2(link: &Link, start_us: u64) -> Capture {
+    dns_c2_with(link, &Roles::v4(), start_us)
+}
 
 pub fn demo_parts() -> Vec<DemoPart> {
     let (v100, v200, untagged, qinq) = (
@@ -835,6 +910,23 @@ pub fn demo_parts() -> Vec<DemoPart> {
             "pass; no alert (the victim and server were never blocked)",
             benign,
         ),
+        part(
+            "web_exploit",
+            v200,
+            95,
+            "with deploy/demo.rules: alert sid 9000001 (a drop rule) from 10.0.0.88 to 10.0.0.20:80 on \
+             VLAN 200; reset both ends and drop the rest of the connection (no block: rules never \
+             block); without rules: pass",
+            demo_web_exploit,
+        ),
+        part(
+            "dns_c2",
+            untagged,
+            97,
+            "with deploy/demo.rules: alert sid 9000002 (an alert rule): 10.0.0.10 looks up \
+             update.c2.svm-demo.test; reported, passed",
+            demo_dns_c2,
+        ),
         part("benign", v200, 100, "pass; no alert", benign),
         part("benign", untagged, 110, "pass; no alert", benign),
     ]
@@ -856,7 +948,10 @@ pub fn demo_parts() -> Vec<DemoPart> {
 /// | 60 | VLAN 100 | [`tcp_xmas`] from 10.0.0.88 (MAC :88) | alert Xmas probes |
 /// | 70 | VLAN 200 | [`mac_spoofing`] 10.0.0.10 claimed by MAC :99 | alert MAC spoofing |
 /// | 80 | VLAN 100 | [`tcp_port_scan_v6`] fd00::66 -> fd00::10 | alert, block fd00::66 on VLAN 100 |
-/// | 90, 100, 110 | VLAN 100, VLAN 200, untagged | [`benign`] | pass, no alert |
+/// | 90 | VLAN 100 | [`benign`] | pass, no alert |
+/// | 95 | VLAN 200 | [`web_exploit_with`] 10.0.0.88 -> 10.0.0.20:80, CVE-2021-41773 | with `deploy/demo.rules`: alert, reset both ends, drop the flow |
+/// | 97 | untagged | [`dns_c2_with`] 10.0.0.10 looks up [`C2_NAME`] | with `deploy/demo.rules`: alert, pass |
+/// | 100, 110 | VLAN 200, untagged | [`benign`] | pass, no alert |
 ///
 /// The last frame is at about +115 s. [`demo_parts`] gives the same table as data.
 pub fn demo(start_us: u64) -> Capture {

@@ -203,6 +203,87 @@ fn replay_is_deterministic() {
     assert_eq!(a.injected, b.injected);
 }
 
+/// The demo's own rules (`make run`): the web exploit and the C2 lookup that no attack blocker
+/// detector sees are caught by `deploy/demo.rules`, each with the action its rule and the
+/// default policy give; without the rules both pass unseen.
+#[test]
+fn demo_rules_catch_what_the_attack_blocker_cannot() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/demo.rules");
+    let cap = scenarios::demo(plan::BASE_US);
+    let exploit_src = std::net::IpAddr::V4(plan::PROBER_V4);
+    let is_exploit = |f: &svm_e2e::Frame| {
+        let x = svm_e2e::facts(&f.data);
+        x.vlan == [200] && x.tcp_ports.is_some_and(|(a, b)| a == 41_773 || b == 41_773)
+    };
+    let is_c2 = |f: &svm_e2e::Frame| f.data.windows(7).any(|w| w == b"\x02c2\x08svm");
+
+    let plain = replay("demo-no-rules", &cap, None, &["--inline"]);
+    assert!(
+        plain
+            .all_alerts()
+            .iter()
+            .all(|a| a["alert"]["engine"] != "activity_scanner")
+    );
+    assert_eq!(plain.input.iter().filter(|f| is_exploit(f)).count(), 10);
+    assert_eq!(plain.forwarded.iter().filter(|f| is_exploit(f)).count(), 10);
+    assert_eq!(plain.forwarded.iter().filter(|f| is_c2(f)).count(), 2);
+
+    let r = replay("demo-rules", &cap, None, &["--inline", "--rules", rules]);
+    let rule_alerts: Vec<_> = r
+        .all_alerts()
+        .into_iter()
+        .filter(|a| a["alert"]["engine"] == "activity_scanner")
+        .collect();
+    let sids: Vec<_> = rule_alerts
+        .iter()
+        .map(|a| a["alert"]["signature_id"].as_u64())
+        .collect();
+    assert_eq!(sids, [Some(9_000_001), Some(9_000_002)], "{rule_alerts:#?}");
+    let (exploit, c2) = (rule_alerts[0], rule_alerts[1]);
+    assert_eq!(exploit["src_ip"], "10.0.0.88");
+    assert_eq!(exploit["vlan"], serde_json::json!([200]));
+    assert_eq!(exploit["alert"]["action"], "blocked");
+    assert_eq!(exploit["http"]["url"], scenarios::WEB_EXPLOIT_URI);
+    assert_eq!(c2["alert"]["action"], "allowed");
+    assert_eq!(c2["dns"]["query"][0]["rrname"], scenarios::C2_NAME);
+    // The exploit's connection: the handshake passed, the request and everything after it were
+    // dropped, and both ends got a reset on VLAN 200.
+    assert_eq!(r.forwarded.iter().filter(|f| is_exploit(f)).count(), 3);
+    let resets: Vec<_> = r
+        .injected
+        .iter()
+        .filter(|f| is_exploit(f))
+        .map(|f| svm_e2e::facts(&f.data))
+        .collect();
+    assert_eq!(resets.len(), 2, "{resets:?}");
+    assert!(
+        resets
+            .iter()
+            .all(|x| x.tcp_flags.is_some_and(|fl| fl & 0x04 != 0))
+    );
+    // A rule never blocks: no block on VLAN 200 for the exploit's source.
+    assert!(
+        r.blocks("add")
+            .iter()
+            .all(|b| !(b["src_ip"] == "10.0.0.88" && b["vlan"] == serde_json::json!([200]))),
+        "{:#?}",
+        r.blocks("add")
+    );
+    assert!(
+        r.blocks("add")
+            .iter()
+            .any(|b| b["src_ip"] == exploit_src.to_string())
+    );
+    // The lookup is only reported: query and answer pass.
+    assert_eq!(r.forwarded.iter().filter(|f| is_c2(f)).count(), 2);
+    // Everything else fares as without rules.
+    assert_eq!(
+        r.forwarded.len() + 7,
+        plain.forwarded.len(),
+        "only the exploit's 7 frames after its handshake are dropped"
+    );
+}
+
 #[test]
 fn mirror_mode_resets_blocked_sources_and_drops_nothing() {
     let cap = scan_then_follow_up(&[1]);
