@@ -521,17 +521,18 @@ mod tests {
 
         /// One `key value` setting of a config line, from the file's own words and some others.
         fn setting() -> impl Strategy<Value = String> {
-            let key = prop_oneof![
-                Just("gen_id"),
-                Just("sig_id"),
-                Just("track"),
-                Just("ip"),
-                Just("type"),
-                Just("count"),
-                Just("seconds"),
-                Just("new_action"),
-                Just("bogus"),
+            const KEYS: [&str; 9] = [
+                "gen_id",
+                "sig_id",
+                "track",
+                "ip",
+                "type",
+                "count",
+                "seconds",
+                "new_action",
+                "bogus",
             ];
+            let key = proptest::sample::select(&KEYS[..]);
             let value = prop_oneof![
                 Just("1".to_owned()),
                 Just("0".to_owned()),
@@ -549,14 +550,15 @@ mod tests {
 
         /// A line: a directive (known or not) and its settings, a comment, or a blank.
         fn line() -> impl Strategy<Value = String> {
-            let directive = prop_oneof![
-                Just("suppress"),
-                Just("threshold"),
-                Just("event_filter"),
-                Just("rate_filter"),
-                Just("config"),
-                Just(""),
+            const DIRECTIVES: [&str; 6] = [
+                "suppress",
+                "threshold",
+                "event_filter",
+                "rate_filter",
+                "config",
+                "",
             ];
+            let directive = proptest::sample::select(&DIRECTIVES[..]);
             prop_oneof![
                 8 => (directive, proptest::collection::vec(setting(), 0..6))
                     .prop_map(|(d, s)| format!("{d} {}", s.join(", "))),
