@@ -32,7 +32,8 @@ pub struct StreamDirection {
     /// reads only bytes below it.
     acked: u64,
     depth_reached: bool,
-    /// Bytes reserved from the memcap (data + pending).
+    /// Bytes reserved from the memcap: the data's allocation (its capacity, not its length) plus
+    /// the pending bytes.
     reserved: usize,
     midstream: bool,
     stats: StreamStats,
@@ -68,6 +69,12 @@ impl StreamDirection {
     /// The in-order bytes kept: from stream offset [`Self::data_offset`] to [`Self::end_offset`].
     pub fn data(&self) -> &[u8] {
         &self.data
+    }
+
+    /// The heap bytes this direction holds for stream data: the in-order data's allocation and
+    /// the out-of-order pieces. What it has reserved from the memcap.
+    pub fn heap_bytes(&self) -> usize {
+        self.data.capacity().saturating_add(self.pending_bytes)
     }
 
     /// Absolute stream offset of `data()[0]` (0 unless a gap or memcap drop restarted the data).
@@ -247,8 +254,7 @@ impl StreamDirection {
             // accounting as holding the piece and draining it (`insert_pending`, `drain`), without
             // the piece's copy, its map entry and their allocations on every segment.
             let len = payload.len();
-            if self.mem.try_reserve(len) {
-                self.reserved = self.reserved.saturating_add(len);
+            if self.grow_data(len) {
                 self.data.extend_from_slice(payload);
                 self.next = start.saturating_add(len as u64);
                 res.appended = len;
@@ -379,12 +385,60 @@ impl StreamDirection {
             }
             let skip = usize::try_from(self.next - k).unwrap_or(usize::MAX);
             let fresh = piece.get(skip..).unwrap_or_default();
-            self.give_back(skip.min(piece.len()));
+            // The piece's bytes go back and the data's allocation grows to take them. Growing
+            // by exactly what is missing needs no more than the piece gave back, so it fails
+            // only when another worker took those bytes in between; the bytes are then charged
+            // anyway (the cap is passed by at most this piece) rather than dropping data that is
+            // already in order.
+            self.give_back(piece.len());
+            if !self.grow_data(fresh.len()) {
+                let missing = self.data.len().saturating_add(fresh.len());
+                self.data
+                    .reserve_exact(missing.saturating_sub(self.data.len()));
+                let grown = self.data.capacity().saturating_sub(self.reserved_data());
+                self.mem.charge(grown);
+                self.reserved = self.reserved.saturating_add(grown);
+            }
             self.data.extend_from_slice(fresh);
             appended = appended.saturating_add(fresh.len());
             self.next = k_end;
         }
         appended
+    }
+
+    /// The part of `reserved` that stands for the data's allocation.
+    fn reserved_data(&self) -> usize {
+        self.reserved.saturating_sub(self.pending_bytes)
+    }
+
+    /// Room in the data's allocation for `extra` more bytes, reserving from the memcap what the
+    /// allocation grows by. It doubles, as a `Vec` does, but not past what the depth leaves to
+    /// collect; when the doubled size does not fit the memcap, exactly what is missing is tried.
+    /// False (nothing changed) when neither fits.
+    fn grow_data(&mut self, extra: usize) -> bool {
+        let len = self.data.len();
+        let cap = self.data.capacity();
+        let need = len.saturating_add(extra);
+        if need <= cap {
+            return true;
+        }
+        let room =
+            usize::try_from(self.cfg.depth.saturating_sub(self.data_start)).unwrap_or(usize::MAX);
+        let doubled = cap.saturating_mul(2).min(room).max(need);
+        let Some(target) = [doubled, need]
+            .into_iter()
+            .find(|t| self.mem.try_reserve(t - cap))
+        else {
+            return false;
+        };
+        self.data.reserve_exact(target - len);
+        // The allocator may hand out more than was asked for: that is held too.
+        let got = self.data.capacity();
+        if got > target {
+            self.mem.charge(got - target);
+        }
+        self.reserved = self.reserved.saturating_add(got - cap);
+        true
     }
 
     fn give_back(&mut self, n: usize) {
@@ -421,7 +475,7 @@ impl StreamDirection {
             res.events.set(StreamEvents::GAP);
             self.next = hole_end;
             // The data restarts after the hole: what was kept before it is released.
-            let kept = self.data.len();
+            let kept = self.data.capacity();
             self.give_back(kept);
             self.data = Vec::new();
             self.data_start = self.next;
@@ -722,6 +776,37 @@ mod tests {
         assert_eq!(mem.used(), 4);
     }
 
+    // The memcap counts the data's allocation: it doubles while the memcap allows, then grows by
+    // exactly what is missing, then drops. Held pieces move into the data without a drop.
+    #[test]
+    fn memcap_counts_the_allocation() {
+        let mem = StreamMemcap::new(10);
+        let mut d = StreamDirection::new(StreamConfig::default(), mem.clone());
+        d.insert(syn(0));
+        d.insert(seg(1, b"abcd"));
+        assert_eq!((mem.used(), d.heap_bytes()), (4, 4));
+        d.insert(seg(5, b"efgh"));
+        assert_eq!(mem.used(), 8, "doubled");
+        assert_eq!(d.insert(seg(9, b"ij")).appended, 2);
+        assert_eq!(mem.used(), 10, "16 does not fit: exactly 10");
+        let r = d.insert(seg(11, b"k"));
+        assert!(r.events.has(StreamEvents::MEMCAP_DROP));
+        assert_eq!((mem.used(), d.data()), (10, &b"abcdefghij"[..]));
+        drop(d);
+        assert_eq!(mem.used(), 0);
+
+        // Out of order first: the piece is held (3 bytes), then the gap before it fills and both
+        // become data (2 + 3 in an allocation of 5, the piece given back).
+        let mem = StreamMemcap::new(6);
+        let mut d = StreamDirection::new(StreamConfig::default(), mem.clone());
+        d.insert(syn(0));
+        d.insert(seg(3, b"cde"));
+        assert_eq!((mem.used(), d.buffered()), (3, 3));
+        assert_eq!(d.insert(seg(1, b"ab")).appended, 5);
+        assert_eq!(d.data(), b"abcde");
+        assert_eq!((mem.used(), d.buffered(), d.heap_bytes()), (5, 0, 5));
+    }
+
     proptest! {
         // A payload cut into random segments, delivered in random order with duplicates (some
         // of them re-cut on other boundaries), reassembles to the original bytes.
@@ -758,7 +843,10 @@ mod tests {
             prop_assert_eq!(d.data(), &payload[..]);
             prop_assert_eq!(d.stats().overlap_different_data, 0);
             prop_assert_eq!(d.buffered(), 0);
-            prop_assert_eq!(mem.used(), len);
+            // The memcap holds what the data's allocation is, which doubling keeps under twice
+            // the data.
+            prop_assert_eq!(mem.used(), d.heap_bytes());
+            prop_assert!(d.heap_bytes() >= len && d.heap_bytes() < 2 * len, "{} for {}", d.heap_bytes(), len);
         }
 
         // Arbitrary segments never panic and keep the accounting consistent.
@@ -778,6 +866,11 @@ mod tests {
                     prop_assert!(s.client.data().len() as u64 <= cfg.depth);
                     prop_assert!(s.client.buffered() <= cfg.max_buffered_per_direction);
                     prop_assert!(mem.used() <= mem.cap());
+                    // What is reserved is what is held, and no allocation outgrows the depth.
+                    prop_assert_eq!(mem.used(), s.client.heap_bytes() + s.server.heap_bytes());
+                    for d in [&s.client, &s.server] {
+                        prop_assert!((d.heap_bytes() - d.buffered()) as u64 <= cfg.depth);
+                    }
                 }
             }
             prop_assert_eq!(mem.used(), 0);

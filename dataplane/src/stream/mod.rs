@@ -38,9 +38,11 @@
 //!   [`StreamConfig::max_buffered_per_direction`] out-of-order bytes. An out-of-order segment that
 //!   does not fit is dropped and counted (`buffer_drops`); if the peer ACKs past it, it becomes a
 //!   gap.
-//! - Global: every kept byte (in order or not) is reserved from a shared [`StreamMemcap`]; when it
-//!   is exhausted the segment is dropped and counted (`memcap_drops`). Reservations are released
-//!   when a direction restarts after a gap and when the [`TcpStream`] is dropped.
+//! - Global: the memory a direction holds is reserved from a shared [`StreamMemcap`]: the
+//!   allocation of its in-order data (which grows by doubling, as a `Vec` does, but never past
+//!   what the depth leaves to collect) and every out-of-order byte. When the cap is exhausted the
+//!   segment is dropped and counted (`memcap_drops`). Reservations are released when a direction
+//!   restarts after a gap and when the [`TcpStream`] is dropped.
 
 mod direction;
 
@@ -126,6 +128,17 @@ impl StreamMemcap {
                 used.checked_add(n).filter(|total| *total <= cap)
             })
             .is_ok()
+    }
+
+    /// Count `n` bytes that are already held, whatever the cap: only for memory that exists
+    /// before it could be refused (see `StreamDirection::drain`).
+    fn charge(&self, n: usize) {
+        let _ = self
+            .inner
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                Some(used.saturating_add(n))
+            });
     }
 
     /// Give back `n` bytes reserved earlier.
