@@ -474,8 +474,12 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
     if s.rules_loaded > 0 || s.rules_skipped > 0 {
         writeln!(
             w,
-            "  rules        {} loaded, {} skipped in {:.3} s; {} alerts, {} packets dropped",
-            s.rules_loaded, s.rules_skipped, s.rules_load_seconds, s.rule_alerts, s.dropped_rule
+            "  rules        {} loaded, {} skipped in {:.3} s; {}, {} dropped",
+            s.rules_loaded,
+            s.rules_skipped,
+            s.rules_load_seconds,
+            counted(s.rule_alerts, "alert"),
+            counted(s.dropped_rule, "packet")
         )?;
     }
     writeln!(
@@ -488,11 +492,24 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
     for b in &s.blocks_active {
         writeln!(
             w,
-            "    vlan {:<9} {:<24} {:<28} until {} ({} packets dropped)",
-            b.scope, b.address, b.reason, b.expires, b.hits
+            "    vlan {:<9} {:<24} {:<28} until {} ({} dropped)",
+            b.scope,
+            b.address,
+            b.reason,
+            b.expires,
+            counted(b.hits, "packet")
         )?;
     }
     writeln!(w, "  events       {}", s.events)
+}
+
+/// `1 packet`, `2 packets`: a count and its noun for people.
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// One line per event for people (when no EVE output is requested).
@@ -547,10 +564,11 @@ fn human_event(ev: &Event) -> String {
             }
             dataplane::event::BlockChange::Removed { reason, hits, .. } => {
                 format!(
-                    "{ts} UNBLOCK vlan {:<9} {} ({}; {hits} packets dropped)",
+                    "{ts} UNBLOCK vlan {:<9} {} ({}; {} dropped)",
                     key.scope,
                     key.addr,
-                    reason.name()
+                    reason.name(),
+                    counted(*hits, "packet")
                 )
             }
         },
