@@ -30,4 +30,4 @@ pub use payload::{
     dns_a_query, dns_a_response, icmp_echo_message, icmp_echo_reply_message, icmpv6_echo_message,
     icmpv6_echo_reply_message, tcp_segment, udp_datagram,
 };
-pub use session::{HTTP_BODY, http_get, http_request, http_response, tcp_session};
+pub use session::{HTTP_BODY, host_header, http_get, http_request, http_response, tcp_session};

@@ -23,7 +23,7 @@ use crate::payload::{
     dns_a_query, dns_a_response, icmp_echo_message, icmpv6_echo_message, udp_datagram,
 };
 use crate::rng::SplitMix64;
-use crate::{Capture, Host, Link, http_get, plan, tcp_session};
+use crate::{Capture, Host, Link, host_header, http_get, plan, tcp_session};
 
 /// A scenario: frames on one link from a start time.
 pub type Scenario = fn(&Link, u64) -> Capture;
@@ -589,10 +589,7 @@ pub const C2_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
 /// a signature on the raw URI does (`deploy/demo.rules`, sid 9000001).
 pub fn web_exploit_with(link: &Link, r: &Roles, start_us: u64) -> Capture {
     let body = "echo Content-Type: text/plain; echo; id";
-    let host = match r.server.ip {
-        IpAddr::V4(a) => a.to_string(),
-        IpAddr::V6(a) => format!("[{a}]"),
-    };
+    let host = host_header(&r.server);
     let request = format!(
         "POST {WEB_EXPLOIT_URI} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: curl/7.88.1\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",

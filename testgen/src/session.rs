@@ -128,12 +128,17 @@ pub fn tcp_session(
 /// The body of the 200 response [`http_get`] returns.
 pub const HTTP_BODY: &str = "<html><body>svm test page</body></html>\n";
 
-/// The HTTP request [`http_get`] sends to `server`.
-pub fn http_request(server: &Host) -> String {
-    let host = match server.ip {
+/// `server`'s address as an HTTP `Host:` value (IPv6 in brackets).
+pub fn host_header(server: &Host) -> String {
+    match server.ip {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),
-    };
+    }
+}
+
+/// The HTTP request [`http_get`] sends to `server`.
+pub fn http_request(server: &Host) -> String {
+    let host = host_header(server);
     format!("GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: svm-testgen/1\r\nAccept: */*\r\n\r\n")
 }
 
