@@ -392,10 +392,9 @@ impl StreamDirection {
             // already in order.
             self.give_back(piece.len());
             if !self.grow_data(fresh.len()) {
-                let missing = self.data.len().saturating_add(fresh.len());
-                self.data
-                    .reserve_exact(missing.saturating_sub(self.data.len()));
-                let grown = self.data.capacity().saturating_sub(self.reserved_data());
+                let before = self.data.capacity();
+                self.data.reserve_exact(fresh.len());
+                let grown = self.data.capacity().saturating_sub(before);
                 self.mem.charge(grown);
                 self.reserved = self.reserved.saturating_add(grown);
             }
@@ -404,11 +403,6 @@ impl StreamDirection {
             self.next = k_end;
         }
         appended
-    }
-
-    /// The part of `reserved` that stands for the data's allocation.
-    fn reserved_data(&self) -> usize {
-        self.reserved.saturating_sub(self.pending_bytes)
     }
 
     /// Room in the data's allocation for `extra` more bytes, reserving from the memcap what the
