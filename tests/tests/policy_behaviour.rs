@@ -210,7 +210,7 @@ fn replay_is_deterministic() {
 fn demo_rules_catch_what_the_attack_blocker_cannot() {
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/demo.rules");
     let cap = scenarios::demo(plan::BASE_US);
-    let exploit_src = std::net::IpAddr::V4(plan::PROBER_V4);
+    let prober = plan::PROBER_V4.to_string();
     let is_exploit = |f: &svm_e2e::Frame| {
         let x = svm_e2e::facts(&f.data);
         x.vlan == [200] && x.tcp_ports.is_some_and(|(a, b)| a == 41_773 || b == 41_773)
@@ -240,7 +240,7 @@ fn demo_rules_catch_what_the_attack_blocker_cannot() {
         .collect();
     assert_eq!(sids, [Some(9_000_001), Some(9_000_002)], "{rule_alerts:#?}");
     let (exploit, c2) = (rule_alerts[0], rule_alerts[1]);
-    assert_eq!(exploit["src_ip"], "10.0.0.88");
+    assert_eq!(exploit["src_ip"], prober.as_str());
     assert_eq!(exploit["vlan"], serde_json::json!([200]));
     assert_eq!(exploit["alert"]["action"], "blocked");
     assert_eq!(exploit["http"]["url"], scenarios::WEB_EXPLOIT_URI);
@@ -265,14 +265,14 @@ fn demo_rules_catch_what_the_attack_blocker_cannot() {
     assert!(
         r.blocks("add")
             .iter()
-            .all(|b| !(b["src_ip"] == "10.0.0.88" && b["vlan"] == serde_json::json!([200]))),
+            .all(|b| !(b["src_ip"] == prober.as_str() && b["vlan"] == serde_json::json!([200]))),
         "{:#?}",
         r.blocks("add")
     );
     assert!(
         r.blocks("add")
             .iter()
-            .any(|b| b["src_ip"] == exploit_src.to_string())
+            .any(|b| b["src_ip"] == prober.as_str())
     );
     // The lookup is only reported: query and answer pass.
     assert_eq!(r.forwarded.iter().filter(|f| is_c2(f)).count(), 2);
