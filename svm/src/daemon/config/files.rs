@@ -1,0 +1,113 @@
+//! The files a configuration names, checked in the same run as its keys.
+//!
+//! The walk records every path with the use the daemon makes of it ([`Need`]); [`check`] then
+//! tries each the way the daemon will (read the PEM material, open the EVE file for appending),
+//! so a missing certificate, an unwritable EVE path and a wrong key are all reported at once,
+//! before any port opens. [`super::Config::from_yaml`] does not look at files (tests hand in
+//! text that names files that do not exist); [`super::Config::from_yaml_checked`] does.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::ConfigIssue;
+
+/// What the daemon does with a named file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The policy file: read and validated with the policy's own messages by
+    /// [`crate::daemon::load`], so not checked here.
+    Policy,
+    /// PEM certificates (a chain or a CA bundle): at least one must be read.
+    Certs,
+    /// A PEM private key.
+    Key,
+    /// A file events are appended to (created when missing): `eve`, `outputs.eve.path`.
+    /// Standard output (`-`) needs nothing.
+    Append,
+    /// A directory the daemon creates when missing (`state_dir`).
+    Dir,
+}
+
+/// A file named at `key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRef {
+    /// The dotted key.
+    pub key: String,
+    /// The path as written.
+    pub path: PathBuf,
+    /// Its use.
+    pub need: Need,
+}
+
+/// Every problem with the named files, in the order they were named.
+pub fn check(files: &[FileRef]) -> Vec<ConfigIssue> {
+    files
+        .iter()
+        .filter_map(|f| {
+            problem(&f.path, f.need).map(|message| ConfigIssue {
+                key: f.key.clone(),
+                message,
+            })
+        })
+        .collect()
+}
+
+fn problem(path: &Path, need: Need) -> Option<String> {
+    let shown = path.display();
+    match need {
+        Need::Policy => None,
+        Need::Certs => crate::tls::load_certs(path).err().map(|e| e.to_string()),
+        Need::Key => PrivateKeyDer::from_pem_file(path)
+            .err()
+            .map(|e| format!("{shown}: no usable private key ({e})")),
+        Need::Append if path == Path::new("-") => None,
+        Need::Append => appendable(path)
+            .err()
+            .map(|e| format!("{shown}: events cannot be written here: {e}")),
+        Need::Dir => match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some(format!("{shown}: exists and is not a directory")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Created at start (with its parents): the nearest existing ancestor must be a
+                // directory.
+                let mut up = path.parent();
+                while let Some(p) = up {
+                    match std::fs::metadata(p) {
+                        Ok(m) if m.is_dir() => return None,
+                        Ok(_) => {
+                            return Some(format!(
+                                "{shown}: cannot be created, {} is not a directory",
+                                p.display()
+                            ));
+                        }
+                        Err(_) => up = p.parent(),
+                    }
+                }
+                None
+            }
+            Err(e) => Some(format!("{shown}: {e}")),
+        },
+    }
+}
+
+/// Whether `path` can be opened for appending. A missing file is created and removed again,
+/// so a configuration that is refused leaves nothing behind.
+fn appendable(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other("is a directory"));
+    }
+    match OpenOptions::new().append(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(path)?;
+            std::fs::remove_file(path)
+        }
+        Err(e) => Err(e),
+    }
+}

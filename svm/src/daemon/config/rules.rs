@@ -1,0 +1,128 @@
+//! The `rules:` section of the activity scanner.
+
+use std::path::PathBuf;
+
+use serde_norway::{Mapping, Value};
+
+use super::RulesSettings;
+use super::reader::{Reader, kind};
+
+/// The `rules:` section. Files are only named here; they are read (and every problem in them
+/// reported with these keys) by [`crate::daemon::rules::load`] before any socket is opened.
+pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
+    let p = "rules";
+    let files = r.strings(&mut s, "files", "rules.files");
+    if files.is_empty() {
+        r.issue(
+            "rules.files",
+            "name at least one rule file or pattern (e.g. /etc/svm/rules/*.rules)",
+        );
+    }
+    let vars_file = r
+        .string(&mut s, "vars_file", "rules.vars_file")
+        .map(PathBuf::from);
+    let address_groups = groups(r, &mut s, "address_groups");
+    let port_groups = groups(r, &mut s, "port_groups");
+    let threshold_file = r
+        .string(&mut s, "threshold_file", "rules.threshold_file")
+        .map(PathBuf::from);
+    let classification_file = r
+        .string(&mut s, "classification_file", "rules.classification_file")
+        .map(PathBuf::from);
+    let d = dataplane::stream::StreamConfig::default();
+    let mut stream = r.section(&mut s, "stream");
+    let midstream = r
+        .boolean(&mut stream, "midstream", "rules.stream.midstream")
+        .unwrap_or(d.midstream);
+    let stream_depth = r
+        .uint(&mut stream, "depth", "rules.stream.depth", 1, 1 << 32)
+        .unwrap_or(d.depth);
+    let async_oneside = r
+        .boolean(&mut stream, "async_oneside", "rules.stream.async_oneside")
+        .unwrap_or(false);
+    let inline = r
+        .boolean(&mut stream, "inline", "rules.stream.inline")
+        .unwrap_or(false);
+    r.unknown(&stream, "rules.stream");
+    let mut tls = r.section(&mut s, "tls");
+    let tls_inspect_encrypted = match r
+        .string(
+            &mut tls,
+            "encryption_handling",
+            "rules.tls.encryption_handling",
+        )
+        .as_deref()
+    {
+        None | Some("default") => false,
+        Some("full") => true,
+        Some(other) => {
+            r.issue(
+                "rules.tls.encryption_handling",
+                format!("unknown value {other:?} (default or full)"),
+            );
+            false
+        }
+    };
+    r.unknown(&tls, "rules.tls");
+    r.unknown(&s, p);
+    (!files.is_empty()).then_some(RulesSettings {
+        files,
+        vars_file,
+        address_groups,
+        port_groups,
+        threshold_file,
+        classification_file,
+        midstream,
+        stream_depth,
+        async_oneside,
+        files_key: "rules.files",
+        inline,
+        tls_inspect_encrypted,
+    })
+}
+
+/// `rules.address_groups` / `rules.port_groups`: variable names to values (strings, or numbers
+/// for ports).
+fn groups(r: &mut Reader, s: &mut Mapping, key: &str) -> Vec<(String, String)> {
+    let full = format!("rules.{key}");
+    let m = match s.remove(key) {
+        None | Some(Value::Null) => return vec![],
+        Some(Value::Mapping(m)) => m,
+        Some(other) => {
+            r.issue(&full, format!("expected a mapping, found {}", kind(&other)));
+            return vec![];
+        }
+    };
+    let mut out = Vec::with_capacity(m.len());
+    for (k, v) in m {
+        let name = match k {
+            Value::String(n) => n,
+            other => {
+                r.issue(
+                    &full,
+                    format!("a variable name must be a string, found {}", kind(&other)),
+                );
+                continue;
+            }
+        };
+        let at = format!("{full}.{name}");
+        let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            r.issue(&at, "not a variable name (letters, digits and _)");
+            continue;
+        }
+        match v {
+            Value::String(t) if !t.trim().is_empty() => out.push((name, t)),
+            Value::Number(n) => out.push((name, n.to_string())),
+            other => r.issue(
+                &at,
+                format!(
+                    "expected a non-empty string or a number, found {}",
+                    kind(&other)
+                ),
+            ),
+        }
+    }
+    out
+}

@@ -1,0 +1,273 @@
+//! Tests of the configuration reader.
+
+use super::*;
+
+#[test]
+fn inline_example_parses() {
+    let c = Config::from_yaml(
+        "backend: af-packet\nmode: inline\nvm_interface: a\nnetwork_interface: b\nworkers: 2\n\
+         eve: /tmp/eve.json\naf_packet: {block_count: 8, fanout_hash: kernel}\n",
+    )
+    .unwrap();
+    assert_eq!(c.workers, 2);
+    assert_eq!(c.af_packet.block_count, 8);
+    assert_eq!(
+        c.attach,
+        AttachConfig::Inline {
+            vm_interface: "a".into(),
+            network_interface: "b".into()
+        }
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_its_key() {
+    let e = Config::from_yaml(
+        "backend: netmap\nmode: inline\nvm_interface: a\nworkers: 0\nflows: {max: x}\n\
+         af_packet: {block_size: 5000, colour: red}\nextra: 1\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+    for k in [
+        "backend",
+        "network_interface",
+        "workers",
+        "flows.max",
+        "af_packet.block_size",
+        "af_packet.colour",
+        "extra",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn deploy_example_parses() {
+    let c = Config::from_yaml(include_str!("../../../../deploy/svm.yaml")).unwrap();
+    assert!(c.state_dir.is_some());
+    assert!(c.api.is_some() && c.central.is_some() && c.nsx.is_some());
+    assert_eq!(c.inventory.len(), 1);
+    assert!(c.outputs.syslog.is_some());
+    let r = c.rules.unwrap();
+    assert_eq!(r.files, ["/etc/svm/rules/*.rules"]);
+    assert!(r.address_groups.iter().any(|(k, _)| k == "HOME_NET"));
+}
+
+#[test]
+fn rules_section_parses() {
+    let c = Config::from_yaml(
+        "mode: mirror\ninterface: x\nrules:\n  files: [/r/*.rules, /r/local.rules]\n  \
+         vars_file: /etc/suricata/suricata.yaml\n  \
+         address_groups: {HOME_NET: \"[10.0.0.0/8]\", EXTERNAL_NET: \"!$HOME_NET\"}\n  \
+         port_groups: {HTTP_PORTS: 8080}\n  threshold_file: /r/threshold.config\n  \
+         classification_file: /r/classification.config\n  \
+         stream: {midstream: true, depth: 65536, async_oneside: true, inline: true}\n\
+         \x20 tls: {encryption_handling: full}\n",
+    )
+    .unwrap();
+    let r = c.rules.unwrap();
+    assert_eq!(r.files, ["/r/*.rules", "/r/local.rules"]);
+    assert_eq!(
+        r.port_groups,
+        [("HTTP_PORTS".to_owned(), "8080".to_owned())]
+    );
+    assert_eq!(r.address_groups.len(), 2);
+    assert!(r.midstream);
+    assert_eq!(r.stream_depth, 65536);
+    assert!(r.async_oneside);
+    assert!(r.inline);
+    assert!(r.tls_inspect_encrypted);
+    assert!(r.threshold_file.is_some() && r.classification_file.is_some());
+    assert!(
+        Config::from_yaml("mode: mirror\ninterface: x\n")
+            .unwrap()
+            .rules
+            .is_none()
+    );
+}
+
+#[test]
+fn rules_section_problems_are_all_reported() {
+    let e = Config::from_yaml(
+        "mode: mirror\ninterface: x\nrules:\n  files: []\n  \
+         address_groups: {\"HOME NET\": x, EXTERNAL_NET: [a]}\n  port_groups: 5\n  \
+         threshold_file: 7\n  stream: {midstream: maybe, depth: 0, window: 1}\n  colour: red\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+    for k in [
+        "rules.files",
+        "rules.address_groups.HOME NET",
+        "rules.address_groups.EXTERNAL_NET",
+        "rules.port_groups",
+        "rules.threshold_file",
+        "rules.stream.midstream",
+        "rules.stream.depth",
+        "rules.stream.window",
+        "rules.colour",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn control_plane_problems_are_all_reported() {
+    let e = Config::from_yaml(
+        "mode: inline\nvm_interface: a\nnetwork_interface: b\n\
+         api: {listen: nowhere, cert: c, admin: []}\ncentral: {url: http://x, ca: a}\n\
+         nsx: {url: https://n, auth: token}\ninventory: [{id: x}]\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+    for k in [
+        "api.listen",
+        "api.key",
+        "api.client_ca",
+        "api.admin",
+        "central.url",
+        "central.cert",
+        "nsx.auth",
+        "nsx.user",
+        "inventory",
+        "api",
+        "central",
+        "nsx",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn mirror_needs_interface() {
+    let e = Config::from_yaml("mode: mirror\ninject_interface: x\n").unwrap_err();
+    assert!(e.to_string().contains("interface: required"));
+}
+
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn dpdk_without_feature_is_refused() {
+    let e = Config::from_yaml(
+        "backend: dpdk\nmode: mirror\nport: 0000:00:04.0\neal_args: [-a, 00:04.0]\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("built without DPDK"), "{e}");
+}
+
+#[test]
+fn eal_devices_are_read_by_port_name() {
+    let args: Vec<String> = [
+        "--no-huge",
+        "--vdev=net_af_packet0,iface=veth0",
+        "--vdev",
+        "net_pcap1,rx_pcap=x",
+        "-a",
+        "00:04.0",
+        "-a0000:00:05.0,foo=1",
+        "--allow=0000:00:06.0",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        eal_devices(&args),
+        [
+            "net_af_packet0",
+            "net_pcap1",
+            "0000:00:04.0",
+            "0000:00:05.0",
+            "0000:00:06.0"
+        ]
+    );
+}
+
+#[test]
+fn dpdk_ports_and_eal_args_are_validated() {
+    let e = Config::from_yaml(
+        "backend: dpdk\nmode: inline\nvm_interface: a\nvm_port: net_af_packet0\n\
+         network_port: net_af_packet9\nworkers: 3\n\
+         eal_args: [--no-huge, -l, \"0-1\", \"--vdev=net_af_packet0,iface=a\", \"--vdev=net_af_packet1,iface=b\"]\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+    for k in ["vm_interface", "workers", "network_port"] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert!(!keys.contains(&"vm_port"), "{keys:?}");
+    let e = Config::from_yaml("backend: dpdk\nmode: mirror\nport: p\neal_args: [--no-huge]\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("names no device"), "{e}");
+    let e = Config::from_yaml("mode: mirror\ninterface: x\nport: p\n").unwrap_err();
+    assert!(
+        e.to_string().contains("port: only for backend: dpdk"),
+        "{e}"
+    );
+}
+
+#[test]
+fn eal_lcores_counts_lists_and_masks() {
+    let v = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(eal_lcores(&v(&["--no-huge", "-l", "0-1"])), Some(2));
+    assert_eq!(eal_lcores(&v(&["-l0,2-4,3"])), Some(4));
+    assert_eq!(eal_lcores(&v(&["-c", "0x5"])), Some(2));
+    assert_eq!(eal_lcores(&v(&["-c", "f"])), Some(4));
+    assert_eq!(eal_lcores(&v(&["--lcores=0@1,1@2", "-l", "0"])), None);
+    assert_eq!(eal_lcores(&v(&["--no-huge"])), None);
+    assert_eq!(eal_lcores(&v(&["-l", "x"])), None);
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_workers_and_distribution_parse() {
+    let c = Config::from_yaml(
+        "backend: dpdk\nmode: inline\nvm_port: net_pcap0\nnetwork_port: net_pcap1\nworkers: 2\n\
+         dpdk: {distribution: software, hash: flows, ring_size: 512}\n\
+         eal_args: [--no-huge, -l, \"0-1\", \"--vdev=net_pcap0,iface=a\", \"--vdev=net_pcap1,iface=b\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.workers, 2);
+    assert_eq!(
+        c.dpdk,
+        DpdkSettings {
+            distribution: DpdkDistribution::Software,
+            hash: DpdkHash::Flows,
+            ring_size: 512
+        }
+    );
+    let e = Config::from_yaml(
+        "backend: dpdk\nmode: mirror\nport: net_pcap0\n\
+         dpdk: {distribution: magic, hash: ports, ring_size: 100, x: 1}\n\
+         eal_args: [\"--vdev=net_pcap0,iface=a\"]\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+    for k in ["dpdk.distribution", "dpdk.hash", "dpdk.ring_size", "dpdk.x"] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn dpdk_section_is_refused_on_af_packet() {
+    let e = Config::from_yaml("mode: mirror\ninterface: x\ndpdk: {distribution: software}\n")
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("dpdk: only for backend: dpdk"),
+        "{e}"
+    );
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_inline_parses() {
+    let c = Config::from_yaml(
+        "backend: dpdk\nmode: inline\nvm_port: net_af_packet0\nnetwork_port: net_af_packet1\n\
+         eal_args: [--no-huge, \"--vdev=net_af_packet0,iface=a\", \"--vdev=net_af_packet1,iface=b\"]\n",
+    )
+    .unwrap();
+    assert_eq!(c.backend, Backend::Dpdk);
+    assert_eq!(
+        c.attach,
+        AttachConfig::Inline {
+            vm_interface: "net_af_packet0".into(),
+            network_interface: "net_af_packet1".into()
+        }
+    );
+}
