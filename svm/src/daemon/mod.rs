@@ -70,14 +70,6 @@ pub enum DaemonError {
         /// The problems.
         errors: ConfigErrors,
     },
-    /// The policy file is invalid or unreadable.
-    #[error("policy {path}:\n{message}")]
-    Policy {
-        /// The file.
-        path: String,
-        /// Every problem.
-        message: String,
-    },
     /// Opening the packet sockets failed.
     #[error("af-packet: {0}")]
     Open(#[from] AfPacketError),
@@ -95,7 +87,7 @@ impl DaemonError {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            DaemonError::Config { .. } | DaemonError::Policy { .. } => EXIT_SYNTAX,
+            DaemonError::Config { .. } => EXIT_SYNTAX,
             _ => EXIT_GENERAL,
         }
     }
@@ -116,34 +108,48 @@ pub fn now() -> Timestamp {
     Timestamp::from_secs_micros(d.as_secs(), d.subsec_micros())
 }
 
-/// Read and validate a configuration file and the policy it names, and load the rules of its
-/// `rules:` section.
+/// Read and validate a configuration file, the files it names, the policy and the rules of its
+/// `rules:` section; every problem of all of them in one report.
 pub fn load(path: &Path) -> Result<(Config, Policy, Option<Loaded>), DaemonError> {
     let text = std::fs::read_to_string(path).map_err(|source| DaemonError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    let cfg = Config::from_yaml(&text).map_err(|errors| DaemonError::Config {
+    let invalid = |errors| DaemonError::Config {
         path: path.display().to_string(),
         errors,
-    })?;
-    let policy = match &cfg.policy {
-        Some(p) => Policy::load(p).map_err(|e| DaemonError::Policy {
-            path: p.display().to_string(),
-            message: e.to_string(),
-        })?,
+    };
+    let reading = Config::read_checked(&text).map_err(invalid)?;
+    let mut issues = reading.issues;
+    let policy = match &reading.policy {
+        Some(p) => Policy::load(p).unwrap_or_else(|e| {
+            let at = |message| config::ConfigIssue {
+                key: "policy".into(),
+                message,
+            };
+            match e {
+                policy::LoadError::Io { source, .. } => {
+                    issues.push(at(format!("{}: {source}", p.display())));
+                }
+                policy::LoadError::Invalid { source, .. } => {
+                    issues.extend(source.iter().map(|e| at(format!("{}: {e}", p.display()))));
+                }
+            }
+            Policy::default()
+        }),
         None => Policy::default(),
     };
     // The policy file's rule files and variables apply over the `rules` section.
-    let running = config::RulesSettings::with_policy(cfg.rules.as_ref(), &policy.activity_scanner);
+    let running =
+        config::RulesSettings::with_policy(reading.rules.as_ref(), &policy.activity_scanner);
     let rules = match &running {
-        Some(s) => Some(rules::load(s).map_err(|issues| DaemonError::Config {
-            path: path.display().to_string(),
-            errors: ConfigErrors(issues),
-        })?),
+        Some(s) => rules::load(s).map_err(|i| issues.extend(i)).ok(),
         None => None,
     };
-    Ok((cfg, policy, rules))
+    match reading.config {
+        Some(cfg) if issues.is_empty() => Ok((cfg, policy, rules)),
+        _ => Err(invalid(ConfigErrors(issues))),
+    }
 }
 
 fn open_eve(target: Option<&str>) -> Result<Option<Box<dyn Write + Send>>, DaemonError> {
@@ -151,6 +157,12 @@ fn open_eve(target: Option<&str>) -> Result<Option<Box<dyn Write + Send>>, Daemo
         None => None,
         Some("-") => Some(Box::new(std::io::stdout())),
         Some(path) => {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(io_err(path))?;
+            }
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

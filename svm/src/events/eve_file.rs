@@ -60,6 +60,9 @@ impl RotatingFile {
             self.rotate()?;
         }
         if self.file.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
             self.file = Some(
                 OpenOptions::new()
                     .create(true)

@@ -64,50 +64,62 @@ fn problem(path: &Path, need: Need) -> Option<String> {
             .err()
             .map(|e| format!("{shown}: no usable private key ({e})")),
         Need::Append if path == Path::new("-") => None,
-        Need::Append => appendable(path)
-            .err()
-            .map(|e| format!("{shown}: events cannot be written here: {e}")),
+        Need::Append => appendable(path),
         Need::Dir => match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => None,
             Ok(_) => Some(format!("{shown}: exists and is not a directory")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Created at start (with its parents): the nearest existing ancestor must be a
-                // directory.
-                let mut up = path.parent();
-                while let Some(p) = up {
-                    match std::fs::metadata(p) {
-                        Ok(m) if m.is_dir() => return None,
-                        Ok(_) => {
-                            return Some(format!(
-                                "{shown}: cannot be created, {} is not a directory",
-                                p.display()
-                            ));
-                        }
-                        Err(_) => up = p.parent(),
-                    }
-                }
-                None
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => creatable(path),
             Err(e) => Some(format!("{shown}: {e}")),
         },
     }
 }
 
-/// Whether `path` can be opened for appending. A missing file is created and removed again,
-/// so a configuration that is refused leaves nothing behind.
-fn appendable(path: &Path) -> std::io::Result<()> {
-    if path.is_dir() {
-        return Err(std::io::Error::other("is a directory"));
-    }
-    match OpenOptions::new().append(true).open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(path)?;
-            std::fs::remove_file(path)
+/// A missing directory is created at start with its parents: the nearest existing ancestor
+/// must be a directory.
+fn creatable(dir: &Path) -> Option<String> {
+    let mut up = dir.parent();
+    while let Some(p) = up {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => return None,
+            Ok(_) => {
+                return Some(format!(
+                    "{}: cannot be created, {} is not a directory",
+                    dir.display(),
+                    p.display()
+                ));
+            }
+            Err(_) => up = p.parent(),
         }
-        Err(e) => Err(e),
+    }
+    None
+}
+
+/// Whether `path` can be opened for appending. A missing file is created and removed again,
+/// so a configuration that is refused leaves nothing behind; a missing directory is created at
+/// start (the writers create the file's parents).
+fn appendable(path: &Path) -> Option<String> {
+    let shown = path.display();
+    let cannot =
+        |e: &dyn std::fmt::Display| Some(format!("{shown}: events cannot be written here: {e}"));
+    if path.is_dir() {
+        return cannot(&"it is a directory");
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if path.exists() || parent.is_none_or(Path::is_dir) {
+        return match OpenOptions::new().append(true).open(path) {
+            Ok(_) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match OpenOptions::new().append(true).create_new(true).open(path) {
+                    Ok(_) => std::fs::remove_file(path).err().and_then(|e| cannot(&e)),
+                    Err(e) => cannot(&e),
+                }
+            }
+            Err(e) => cannot(&e),
+        };
+    }
+    match parent {
+        Some(p) if p.exists() => cannot(&format!("{} is not a directory", p.display())),
+        Some(p) => creatable(p).and_then(|m| cannot(&m)),
+        None => None,
     }
 }

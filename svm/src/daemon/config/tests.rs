@@ -41,16 +41,194 @@ fn every_problem_is_reported_with_its_key() {
     }
 }
 
+const DEPLOY: &str = include_str!("../../../../deploy/svm.yaml");
+
 #[test]
-fn deploy_example_parses() {
-    let c = Config::from_yaml(include_str!("../../../../deploy/svm.yaml")).unwrap();
-    assert!(c.state_dir.is_some());
+fn deploy_example_starts_as_it_is() {
+    let r = Config::read_checked(DEPLOY).unwrap();
+    assert_eq!(
+        r.issues,
+        [],
+        "the shipped configuration must start as it is"
+    );
+    let c = r.config.unwrap();
+    assert!(c.state_dir.is_some() && c.eve.is_some());
+    assert!(c.api.is_none() && c.central.is_none() && c.nsx.is_none() && c.rules.is_none());
+}
+
+/// The shipped file with its optional sections uncommented.
+fn deploy_with_optional_sections() -> String {
+    const SECTIONS: [&str; 7] = [
+        "policy:",
+        "rules:",
+        "api:",
+        "central:",
+        "nsx:",
+        "inventory:",
+        "outputs:",
+    ];
+    DEPLOY
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if SECTIONS.iter().any(|s| rest.starts_with(s)) => rest,
+            Some(rest) if rest.starts_with("  ") => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn deploy_example_optional_sections_parse() {
+    let text = deploy_with_optional_sections();
+    let c = Config::from_yaml(&text).unwrap();
+    assert!(c.policy.is_some());
     assert!(c.api.is_some() && c.central.is_some() && c.nsx.is_some());
     assert_eq!(c.inventory.len(), 1);
     assert!(c.outputs.syslog.is_some());
     let r = c.rules.unwrap();
     assert_eq!(r.files, ["/etc/svm/rules/*.rules"]);
     assert!(r.address_groups.iter().any(|(k, _)| k == "HOME_NET"));
+    assert!(r.vars_file.is_some() && r.threshold_file.is_some());
+}
+
+#[test]
+fn every_missing_file_is_reported_in_one_run() {
+    // The optional sections name files that do not exist here: every one is reported, with
+    // the keys' own problems, in one reading.
+    let text = format!("{}\nburst: 0\n", deploy_with_optional_sections());
+    let text = text.replace("burst: 64", "");
+    let r = Config::read_checked(&text).unwrap();
+    let keys: Vec<&str> = r.issues.iter().map(|i| i.key.as_str()).collect();
+    for k in [
+        "burst",
+        "api.cert",
+        "api.key",
+        "api.client_ca",
+        "central.ca",
+        "central.cert",
+        "central.key",
+        "nsx.ca",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert!(r.config.is_none());
+    assert_eq!(
+        r.policy.as_deref(),
+        Some(std::path::Path::new("/etc/svm/policy.yaml"))
+    );
+    assert!(
+        r.rules.is_some(),
+        "the rules section is kept for its file checks"
+    );
+}
+
+/// An EVE path that cannot be written is refused, with and without the control plane
+/// (issue 21, defect 4: with `state_dir` it was only counted by a metric).
+#[test]
+fn an_unwritable_eve_path_is_refused_with_and_without_state_dir() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("plain");
+    std::fs::write(&file, "").unwrap();
+    let under_file = file.join("eve.json");
+    let base = "mode: inline\nvm_interface: a\nnetwork_interface: b\n";
+    let state = d.path().join("state");
+    for (eve, state_dir) in [
+        (under_file.clone(), None),
+        (under_file.clone(), Some(&state)),
+        (d.path().to_owned(), None),
+        (d.path().to_owned(), Some(&state)),
+    ] {
+        let mut text = format!("{base}eve: {}\n", eve.display());
+        if let Some(s) = state_dir {
+            text.push_str(&format!("state_dir: {}\n", s.display()));
+        }
+        let r = Config::read_checked(&text).unwrap();
+        assert!(r.config.is_some(), "the keys are right: {:?}", r.issues);
+        let keys: Vec<&str> = r.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["eve"], "{text}");
+        assert!(
+            r.issues[0].message.contains("cannot be written"),
+            "{:?}",
+            r.issues
+        );
+    }
+    // outputs.eve.path too.
+    let text = format!(
+        "{base}state_dir: {}\noutputs: {{eve: {{path: {}}}}}\n",
+        state.display(),
+        under_file.display()
+    );
+    let r = Config::read_checked(&text).unwrap();
+    let keys: Vec<&str> = r.issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["outputs.eve.path"]);
+    // A missing file in a missing directory is fine (both are created), and the check leaves
+    // nothing behind.
+    let fresh = d.path().join("logs/svm/eve.json");
+    let text = format!("{base}eve: {}\n", fresh.display());
+    assert_eq!(Config::read_checked(&text).unwrap().issues, []);
+    assert!(!d.path().join("logs").exists());
+    let existing = d.path().join("eve.json");
+    let text = format!(
+        "{base}eve: {}\nstate_dir: {}\n",
+        existing.display(),
+        state.display()
+    );
+    assert_eq!(Config::read_checked(&text).unwrap().issues, []);
+    assert!(!existing.exists() && !state.exists());
+}
+
+#[test]
+fn a_state_dir_under_a_file_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("plain");
+    std::fs::write(&file, "").unwrap();
+    for dir in [file.clone(), file.join("state")] {
+        let text = format!(
+            "mode: inline\nvm_interface: a\nnetwork_interface: b\nstate_dir: {}\n",
+            dir.display()
+        );
+        let r = Config::read_checked(&text).unwrap();
+        let keys: Vec<&str> = r.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["state_dir"], "{:?}", r.issues);
+    }
+}
+
+/// `svm run`'s loading: the keys, the files, the policy and the rule files, all in one report.
+#[test]
+fn the_daemon_reports_keys_files_policy_and_rules_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let policy = d.path().join("policy.yaml");
+    std::fs::write(&policy, "mode: strict\n").unwrap();
+    let cfg = d.path().join("svm.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "mode: inline\nvm_interface: a\nnetwork_interface: b\nworkers: 0\n\
+             policy: {}\neve: {}\nrules: {{files: [{}/missing.rules]}}\n",
+            policy.display(),
+            d.path().display(),
+            d.path().display()
+        ),
+    )
+    .unwrap();
+    let e = crate::daemon::load(&cfg).unwrap_err();
+    assert_eq!(e.exit_code(), crate::cli::EXIT_SYNTAX);
+    let text = e.to_string();
+    for k in ["workers:", "eve:", "policy:", "rules.files[0]:"] {
+        assert!(text.contains(k), "{k} missing from:\n{text}");
+    }
+    assert!(
+        text.contains("mode"),
+        "the policy's own problem is named: {text}"
+    );
+    // A missing policy file is reported with the rest too.
+    std::fs::remove_file(&policy).unwrap();
+    let text = crate::daemon::load(&cfg).unwrap_err().to_string();
+    assert!(
+        text.contains("policy:") && text.contains("workers:"),
+        "{text}"
+    );
 }
 
 #[test]
