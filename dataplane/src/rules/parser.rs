@@ -76,6 +76,18 @@ fn unsupported<T>(kw: &str, d: impl Into<String>) -> PResult<T> {
     Err((kw.to_owned(), RuleErrorKind::Unsupported(d.into())))
 }
 
+/// A keyword's value, which must be there and not be empty.
+fn need<'v>(name: &str, v: Option<&'v str>) -> PResult<&'v str> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => syntax(name, "needs a value"),
+    }
+}
+
+/// The options of one keyword family ([`Builder::option`] tries each in turn): `Ok(false)` when
+/// the keyword is not one of the family's.
+type Family = fn(&mut Builder, &str, Option<&str>, &mut ParseCtx<'_>) -> PResult<bool>;
+
 /// Split a file into `(line, rule text)`, joining `\` continuations.
 pub fn split_rules(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
@@ -553,12 +565,26 @@ impl Builder {
             }
             return Ok(());
         }
-        fn need<'v>(name: &str, v: Option<&'v str>) -> PResult<&'v str> {
-            match v {
-                Some(s) if !s.is_empty() => Ok(s),
-                _ => syntax(name, "needs a value"),
+        let families: [Family; 7] = [
+            Self::meta,
+            Self::flow_state,
+            Self::header,
+            Self::content,
+            Self::modifier,
+            Self::inspection,
+            Self::transform,
+        ];
+        for family in families {
+            if family(self, name, value, ctx)? {
+                return Ok(());
             }
         }
+        unsupported(name, format!("keyword `{name}`"))
+    }
+
+    /// Rule metadata: `msg`, `sid`, `gid`, `rev`, `priority`, `classtype`, `reference` and the
+    /// keywords that do not change what matches (`metadata`, `target`, `tag`, `prefilter`).
+    fn meta(&mut self, name: &str, value: Option<&str>, ctx: &mut ParseCtx<'_>) -> PResult<bool> {
         let need = |v| need(name, v);
         match name {
             "msg" => self.msg = Some(unquote(need(value)?)),
@@ -592,6 +618,20 @@ impl Builder {
                     return syntax(name, "expected `type,id`");
                 }
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Flow state and alerting: `flow`, `flowbits`, `noalert`, `threshold`, `detection_filter`.
+    fn flow_state(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        ctx: &mut ParseCtx<'_>,
+    ) -> PResult<bool> {
+        let need = |v| need(name, v);
+        match name {
             "flow" => self.flow(need(value)?)?,
             "flowbits" => self.flowbits(need(value)?, ctx)?,
             "noalert" => self.noalert = true,
@@ -603,6 +643,20 @@ impl Builder {
                     .map_err(|e| (name.to_owned(), RuleErrorKind::Syntax(e.to_string())))?;
                 self.threshold = Some(spec);
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Packet header checks: TCP flags, fragment bits, payload size, TTL, ICMP fields, IP protocol.
+    fn header(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        _ctx: &mut ParseCtx<'_>,
+    ) -> PResult<bool> {
+        let need = |v| need(name, v);
+        match name {
             "flags" | "tcp.flags" => self.packet.push(parse_flags(need(value)?)?),
             "fragbits" => self.packet.push(parse_fragbits(need(value)?)?),
             "dsize" => self
@@ -642,6 +696,20 @@ impl Builder {
                 };
                 self.packet.push(PacketCheck::IpProto(c));
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `content` and `uricontent`: a new content match in the current buffer.
+    fn content(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        _ctx: &mut ParseCtx<'_>,
+    ) -> PResult<bool> {
+        let need = |v| need(name, v);
+        match name {
             "content" | "uricontent" => {
                 let v = need(value)?;
                 let (negated, body) = match v.strip_prefix('!') {
@@ -673,6 +741,21 @@ impl Builder {
                 ));
                 self.last_content = Some(self.steps.len() - 1);
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Modifiers of the preceding `content`: `nocase`, `rawbytes`, `offset`, `depth`, `distance`,
+    /// `within`, `startswith`, `endswith`, `fast_pattern`.
+    fn modifier(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        _ctx: &mut ParseCtx<'_>,
+    ) -> PResult<bool> {
+        let need = |v| need(name, v);
+        match name {
             "nocase" => self.content_mut(name)?.nocase = true,
             "rawbytes" => {
                 self.content_mut(name)?;
@@ -714,6 +797,21 @@ impl Builder {
                 };
                 self.content_mut(name)?.fast_pattern = fp;
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The other inspections of a buffer: `pcre`, `isdataat`, `bsize`, `urilen`, `byte_test`,
+    /// `byte_jump`.
+    fn inspection(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        _ctx: &mut ParseCtx<'_>,
+    ) -> PResult<bool> {
+        let need = |v| need(name, v);
+        match name {
             "pcre" => {
                 // Suricata takes the value with or without quotes (`pcre:/one/U;`): its parse
                 // regex looks for `/.../flags` anywhere in it.
@@ -804,6 +902,19 @@ impl Builder {
                 let bj = parse_byte_jump(need(value)?)?;
                 self.steps.push((self.buffer(), Step::ByteJump(bj)));
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Buffer transforms: `dotprefix`.
+    fn transform(
+        &mut self,
+        name: &str,
+        _value: Option<&str>,
+        _ctx: &mut ParseCtx<'_>,
+    ) -> PResult<bool> {
+        match name {
             "dotprefix" => {
                 let buf = self.buffer();
                 if buf == BufferKind::Payload {
@@ -814,9 +925,9 @@ impl Builder {
                 }
                 self.dotprefix.push(buf);
             }
-            other => return unsupported(other, format!("keyword `{other}`")),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     fn flow(&mut self, v: &str) -> PResult<()> {
