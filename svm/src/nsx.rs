@@ -18,7 +18,7 @@ use base64::Engine as _;
 use hyper::{Method, StatusCode};
 use tokio::sync::{Mutex, mpsc};
 
-use crate::events::{EventHub, Record, Severity};
+use crate::events::{EventHub, Overload, Record, Severity};
 use crate::https::{HttpsClient, HttpsError};
 use crate::inventory::ProtectedVm;
 use crate::store::Store;
@@ -237,16 +237,36 @@ pub struct TagRequest {
     pub cause: String,
 }
 
+/// Depth of the tagging queue. Each protected VM is tagged once, so the queue only needs room
+/// for a burst of events naming many VMs (or one VM many times) while NSX Manager is slow; a
+/// flood beyond it is dropped, counted and reported (the VM is requested again by its next event).
+pub const TAG_QUEUE: usize = 4096;
+
 /// Handle to the tagging task.
 #[derive(Clone, Debug)]
 pub struct Tagger {
-    tx: mpsc::UnboundedSender<TagRequest>,
+    tx: mpsc::Sender<TagRequest>,
+    overload: Arc<Overload>,
+    hub: EventHub,
+    clock: Arc<dyn crate::control::Clock>,
 }
 
 impl Tagger {
-    /// Ask for a VM to be tagged (never blocks; duplicates are ignored by the task).
+    /// Ask for a VM to be tagged (never blocks; duplicates are ignored by the task). When the
+    /// queue is full the request is dropped and counted, and an `engine_overload` event says so
+    /// (at most one per [`crate::events::OVERLOAD_INTERVAL_SECS`]).
     pub fn request(&self, req: TagRequest) {
-        let _ = self.tx.send(req);
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(req) {
+            self.overload.drop_one();
+            if let Some(rec) = self.overload.report("nsx_tags", self.clock.now()) {
+                self.hub.emit(rec);
+            }
+        }
+    }
+
+    /// The tagging queue's drops.
+    pub fn overload(&self) -> &Arc<Overload> {
+        &self.overload
     }
 
     /// Start the task on the current tokio runtime.
@@ -256,7 +276,24 @@ impl Tagger {
         hub: EventHub,
         clock: Arc<dyn crate::control::Clock>,
     ) -> Tagger {
-        let (tx, mut rx) = mpsc::unbounded_channel::<TagRequest>();
+        Self::spawn_with_queue(client, store, hub, clock, TAG_QUEUE)
+    }
+
+    /// [`Tagger::spawn`] with a queue of `depth` requests.
+    pub fn spawn_with_queue(
+        client: Arc<NsxClient>,
+        store: Arc<Store>,
+        hub: EventHub,
+        clock: Arc<dyn crate::control::Clock>,
+        depth: usize,
+    ) -> Tagger {
+        let (tx, mut rx) = mpsc::channel::<TagRequest>(depth.max(1));
+        let tagger = Tagger {
+            tx,
+            overload: Arc::default(),
+            hub: hub.clone(),
+            clock: clock.clone(),
+        };
         tokio::spawn(async move {
             // Requested at least once in this process; together with the store this makes each
             // VM tagged once.
@@ -304,6 +341,83 @@ impl Tagger {
                 });
             }
         });
-        Tagger { tx }
+        tagger
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::ManualClock;
+    use crate::events::{ENGINE_OVERLOAD, HubConfig};
+    use dataplane::time::Timestamp;
+
+    fn vm(i: usize) -> ProtectedVm {
+        ProtectedVm {
+            id: format!("vm-{i}"),
+            name: format!("web-{i}"),
+            nsx_external_id: format!("5012c3a4-0000-4000-8000-{i:012}"),
+            interfaces: vec![],
+        }
+    }
+
+    /// The tagging queue is bounded: requests beyond it are dropped, counted and reported once
+    /// (rate-limited), and the caller never waits.
+    #[test]
+    fn a_full_tag_queue_drops_counts_and_raises_engine_overload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.redb")).unwrap());
+        let hub = EventHub::start(store.clone(), HubConfig::default(), Vec::new()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _enter = rt.enter();
+        let http = HttpsClient::new(
+            crate::tls::client_config(&[], None).unwrap(),
+            Duration::from_secs(1),
+        );
+        let client = Arc::new(NsxClient::new(
+            NsxConfig::new(
+                "https://127.0.0.1:9",
+                NsxAuth::Basic {
+                    user: "u".into(),
+                    password: "p".into(),
+                },
+            ),
+            http,
+        ));
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs_micros(1000, 0)));
+        let depth = 4;
+        // The current-thread runtime does not run the task until this thread awaits: the
+        // queue fills.
+        let t = Tagger::spawn_with_queue(client, store.clone(), hub.clone(), clock, depth);
+        for i in 0..depth + 3 {
+            t.request(TagRequest {
+                vm: vm(i),
+                cause: format!("ev-{i}"),
+            });
+        }
+        assert_eq!(
+            t.overload()
+                .dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        hub.flush();
+        let spooled = store.spool_peek(100).unwrap();
+        let overloads: Vec<serde_json::Value> = spooled
+            .iter()
+            .filter_map(|s| serde_json::from_slice::<serde_json::Value>(&s.data).ok())
+            .filter(|v| v["event_type"] == ENGINE_OVERLOAD)
+            .collect();
+        assert_eq!(
+            overloads.len(),
+            1,
+            "one report within the interval: {overloads:?}"
+        );
+        assert_eq!(overloads[0]["queue"], "nsx_tags");
+        assert_eq!(overloads[0]["dropped"], 1, "reported at the first drop");
+        assert_eq!(overloads[0]["dropped_total"], 1);
     }
 }

@@ -125,6 +125,7 @@ fn spool_bound_drops_oldest_counts_and_reports() {
         store.clone(),
         HubConfig {
             spool_max_bytes: one * 20,
+            ..HubConfig::default()
         },
         Vec::new(),
     )

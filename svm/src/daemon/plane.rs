@@ -214,6 +214,10 @@ impl Plane {
             let (w, b) = (workers.clone(), blocks.clone());
             let r = Arc::clone(&rules);
             let config = cfg.rules.clone();
+            let queues = (
+                Arc::clone(hub.stats()),
+                tagger.as_ref().map(|t| Arc::clone(t.overload())),
+            );
             Hooks {
                 on_policy: Some(Box::new(move |p| {
                     if let Some(f) = &follower {
@@ -225,7 +229,11 @@ impl Plane {
                     super::rules::check_policy(config.as_ref(), &p.activity_scanner)
                 })),
                 on_block: Some(Box::new(move |cmd| to_keeper(&to, cmd))),
-                metrics: Some(Box::new(move || dataplane_metrics(&w, &b, &rules))),
+                metrics: Some(Box::new(move || {
+                    let mut m = dataplane_metrics(&w, &b, &rules);
+                    m.push(queue_metric(&queues.0, queues.1.as_deref()));
+                    m
+                })),
                 rules: Some(Box::new(move || {
                     r.lock().unwrap_or_else(PoisonError::into_inner).summary()
                 })),
@@ -314,6 +322,24 @@ impl Plane {
 
 /// Dataplane counters for `/metrics` (summed over workers, as last published, about once a
 /// second), and the keeper's published block count.
+/// What the bounded queues of the control plane dropped (the workers' queue is
+/// `svm_worker_events_dropped_total`).
+fn queue_metric(hub: &crate::events::EventStats, nsx: Option<&crate::events::Overload>) -> Metric {
+    #[allow(clippy::cast_precision_loss)]
+    let f =
+        |o: &crate::events::Overload| o.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let mut samples = vec![(vec![("queue", "events".to_owned())], f(&hub.queue))];
+    if let Some(n) = nsx {
+        samples.push((vec![("queue", "nsx_tags".to_owned())], f(n)));
+    }
+    Metric {
+        name: "svm_queue_dropped_total",
+        help: "Entries a full bounded queue dropped (each raised an engine_overload event, rate-limited).",
+        kind: "counter",
+        samples,
+    }
+}
+
 fn dataplane_metrics(
     workers: &WorkerStatuses,
     blocks: &BlockControl,

@@ -7,6 +7,10 @@
 //! bound, counting them and spooling a `spool_overflow` event), writes the local outputs, and
 //! wakes the [`central`] sender, which POSTs spooled events as JSON arrays until the server
 //! acknowledges them. Delivery is at least once; the central server deduplicates on `id`.
+//!
+//! Queues that traffic feeds are bounded ([`HubConfig::queue`], and the NSX tagger's): what a full
+//! queue refuses is dropped and counted, and an [`ENGINE_OVERLOAD`] event says which queue lost
+//! how many, at most once per [`OVERLOAD_INTERVAL_SECS`] per queue ([`Overload`]).
 
 pub mod cef;
 pub mod central;
@@ -14,11 +18,13 @@ pub mod eve_file;
 pub mod record;
 pub mod syslog;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 pub use record::{Record, Severity};
+
+use dataplane::time::Timestamp;
 
 use crate::store::Store;
 
@@ -27,6 +33,71 @@ pub const DEFAULT_SPOOL_BYTES: u64 = 256 << 20;
 
 /// Events handed to the writer in one transaction at most.
 const WRITE_BATCH: usize = 4096;
+
+/// Default depth of the hub's queue. The writer drains it in batches of [`WRITE_BATCH`]; the
+/// queue absorbs bursts of a few seconds of a slow spool disk or output, and bounds the memory
+/// a flood of events can take (a record is about 1 KiB: 64 MiB at most).
+pub const DEFAULT_EVENT_QUEUE: usize = 65_536;
+
+/// `event_type` of the event that says a bounded queue dropped entries.
+pub const ENGINE_OVERLOAD: &str = "engine_overload";
+
+/// Least time between two [`ENGINE_OVERLOAD`] events of one queue, seconds (of event time).
+pub const OVERLOAD_INTERVAL_SECS: u64 = 10;
+
+/// Rate limit and bookkeeping of [`ENGINE_OVERLOAD`] events for one bounded queue: the drops
+/// are counted on every refusal; the event reports those since the last one.
+#[derive(Debug, Default)]
+pub struct Overload {
+    /// Entries the queue refused, in total.
+    pub dropped: AtomicU64,
+    reported: AtomicU64,
+    last: AtomicU64,
+    ever: AtomicBool,
+}
+
+impl Overload {
+    /// Count one refused entry.
+    pub fn drop_one(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The [`ENGINE_OVERLOAD`] event for `queue` when entries were dropped since the last one
+    /// and the last one is at least [`OVERLOAD_INTERVAL_SECS`] older than `now`.
+    pub fn report(&self, queue: &str, now: Timestamp) -> Option<Record> {
+        let total = self.dropped.load(Ordering::Relaxed);
+        let reported = self.reported.load(Ordering::Relaxed);
+        if total <= reported {
+            return None;
+        }
+        let last = Timestamp(self.last.load(Ordering::Relaxed));
+        if self.ever.load(Ordering::Relaxed)
+            && now.since(last) < OVERLOAD_INTERVAL_SECS * Timestamp::SECOND
+        {
+            return None;
+        }
+        // One reporter wins a race; the other sees `reported` moved on next time.
+        if self
+            .reported
+            .compare_exchange(reported, total, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        self.last.store(now.micros(), Ordering::Relaxed);
+        self.ever.store(true, Ordering::Relaxed);
+        let dropped = total - reported;
+        let mut f = serde_json::Map::new();
+        f.insert("queue".into(), queue.into());
+        f.insert("dropped".into(), dropped.into());
+        f.insert("dropped_total".into(), total.into());
+        f.insert(
+            "message".into(),
+            format!("the {queue} queue was full: {dropped} dropped since the last report").into(),
+        );
+        Some(Record::new(now, ENGINE_OVERLOAD, Severity::Error, f))
+    }
+}
 
 /// A local output.
 pub trait LocalOutput: Send {
@@ -49,7 +120,7 @@ impl LocalOutput for syslog::SyslogSender {
 /// Counters of the event path.
 #[derive(Debug, Default)]
 pub struct EventStats {
-    /// Events emitted, per severity (index = level - 1).
+    /// Events queued, per severity (index = level - 1); a dropped event is counted in `queue`.
     pub emitted: [AtomicU64; 4],
     /// Events dropped from the spool (oldest first) because it was over its bound.
     pub spool_dropped: AtomicU64,
@@ -61,6 +132,8 @@ pub struct EventStats {
     pub sent: AtomicU64,
     /// Failed POST attempts to the central server.
     pub send_failures: AtomicU64,
+    /// The hub's queue: events dropped because it was full (the writer fell behind).
+    pub queue: Overload,
 }
 
 enum Msg {
@@ -71,7 +144,7 @@ enum Msg {
 /// The event hub: cheap to clone, safe to call from any thread (dataplane glue included).
 #[derive(Clone, Debug)]
 pub struct EventHub {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::SyncSender<Msg>,
     stats: Arc<EventStats>,
     wake: Arc<tokio::sync::Notify>,
     store: Arc<Store>,
@@ -88,12 +161,15 @@ impl std::fmt::Debug for Msg {
 pub struct HubConfig {
     /// Spool bound in bytes of event JSON.
     pub spool_max_bytes: u64,
+    /// Depth of the queue between [`EventHub::emit`] and the writer.
+    pub queue: usize,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             spool_max_bytes: DEFAULT_SPOOL_BYTES,
+            queue: DEFAULT_EVENT_QUEUE,
         }
     }
 }
@@ -105,7 +181,7 @@ impl EventHub {
         cfg: HubConfig,
         outputs: Vec<Box<dyn LocalOutput>>,
     ) -> std::io::Result<EventHub> {
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(cfg.queue.max(1));
         let stats = Arc::new(EventStats::default());
         let wake = Arc::new(tokio::sync::Notify::new());
         let writer = Writer {
@@ -126,16 +202,23 @@ impl EventHub {
         })
     }
 
-    /// Queue an event (never blocks).
+    /// Queue an event (never blocks): when the queue is full the event is dropped and counted
+    /// ([`EventStats::queue`]), and the writer reports the drops with an [`ENGINE_OVERLOAD`] event.
     pub fn emit(&self, rec: Record) {
         let level = usize::from(rec.severity().level().saturating_sub(1));
-        if let Some(c) = self.stats.emitted.get(level) {
-            c.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Msg::Event(Box::new(rec))) {
+            Ok(()) => {
+                if let Some(c) = self.stats.emitted.get(level) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(mpsc::TrySendError::Full(_)) => self.stats.queue.drop_one(),
+            Err(mpsc::TrySendError::Disconnected(_)) => {}
         }
-        let _ = self.tx.send(Msg::Event(Box::new(rec)));
     }
 
-    /// Wait until every event emitted before this call is in the spool and the local outputs.
+    /// Wait until every event emitted before this call is in the spool and the local outputs
+    /// (waits for room in the queue).
     pub fn flush(&self) {
         let (tx, rx) = mpsc::channel();
         if self.tx.send(Msg::Flush(tx)).is_ok() {
@@ -181,6 +264,12 @@ impl Writer {
                 if batch.len() < WRITE_BATCH {
                     next = rx.try_recv().ok();
                 }
+            }
+            if let Some(last) = batch.last()
+                && let Some(rec) = self.stats.queue.report("events", last.ts)
+            {
+                self.stats.emitted[2].fetch_add(1, Ordering::Relaxed);
+                batch.push(rec);
             }
             self.write(&batch);
             for f in flushes {
@@ -243,5 +332,116 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{Receiver, SyncSender};
+
+    fn event(i: u64) -> Record {
+        let mut f = serde_json::Map::new();
+        f.insert("i".into(), i.into());
+        Record::new(Timestamp(i), "alert", Severity::Warning, f)
+    }
+
+    /// An output that holds the writer inside its first write until released, and keeps what
+    /// it was given.
+    struct Gate {
+        entered: SyncSender<()>,
+        release: Receiver<()>,
+        held: bool,
+        seen: Arc<Mutex<Vec<Record>>>,
+    }
+
+    impl LocalOutput for Gate {
+        fn write(&mut self, rec: &Record) -> std::io::Result<()> {
+            if !self.held {
+                self.held = true;
+                let _ = self.entered.send(());
+                let _ = self.release.recv();
+            }
+            if let Ok(mut s) = self.seen.lock() {
+                s.push(rec.clone());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_counts_and_raises_engine_overload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.redb")).unwrap());
+        let (entered_tx, entered) = mpsc::sync_channel(1);
+        let (release, release_rx) = mpsc::sync_channel(1);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let gate = Gate {
+            entered: entered_tx,
+            release: release_rx,
+            held: false,
+            seen: Arc::clone(&seen),
+        };
+        let depth = 8;
+        let hub = EventHub::start(
+            store,
+            HubConfig {
+                queue: depth,
+                ..HubConfig::default()
+            },
+            vec![Box::new(gate)],
+        )
+        .unwrap();
+        hub.emit(event(0));
+        entered.recv().unwrap(); // the writer is held inside the output
+        for i in 1..=depth as u64 + 5 {
+            hub.emit(event(i));
+        }
+        let dropped = hub.stats().queue.dropped.load(Ordering::Relaxed);
+        assert_eq!(dropped, 5, "the queue holds {depth}, the rest is dropped");
+        let queued: u64 = hub
+            .stats()
+            .emitted
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        assert_eq!(queued, 1 + depth as u64);
+        release.send(()).unwrap();
+        hub.flush();
+        let seen = seen.lock().unwrap();
+        let overloads: Vec<&Record> = seen
+            .iter()
+            .filter(|r| r.value["event_type"] == ENGINE_OVERLOAD)
+            .collect();
+        assert_eq!(overloads.len(), 1, "{seen:?}");
+        assert_eq!(overloads[0].value["queue"], "events");
+        assert_eq!(overloads[0].value["dropped"], 5);
+        assert_eq!(
+            seen.len(),
+            1 + depth + 1,
+            "every queued event and the report"
+        );
+    }
+
+    #[test]
+    fn overload_reports_are_rate_limited_and_count_since_the_last() {
+        let o = Overload::default();
+        let t0 = Timestamp::from_secs_micros(1000, 0);
+        assert!(o.report("q", t0).is_none(), "nothing dropped");
+        o.drop_one();
+        o.drop_one();
+        let r = o.report("q", t0).unwrap();
+        assert_eq!(r.value["dropped"], 2);
+        assert_eq!(r.value["event_type"], ENGINE_OVERLOAD);
+        o.drop_one();
+        assert!(
+            o.report("q", t0.plus_secs(OVERLOAD_INTERVAL_SECS - 1))
+                .is_none()
+        );
+        o.drop_one();
+        let r = o.report("q", t0.plus_secs(OVERLOAD_INTERVAL_SECS)).unwrap();
+        assert_eq!(r.value["dropped"], 2, "the drops since the last report");
+        assert_eq!(r.value["dropped_total"], 4);
+        assert!(o.report("q", t0.plus_secs(100)).is_none(), "nothing new");
     }
 }
