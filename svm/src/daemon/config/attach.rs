@@ -16,6 +16,27 @@ pub(super) struct Attach {
 
 /// `backend`, `mode`, the interface or port keys, `workers` (or `cores`) and `eal_args`.
 pub(super) fn read(r: &mut Reader, m: &mut Mapping) -> Attach {
+    let backend = backend(r, m);
+    let dpdk = backend == Some(Backend::Dpdk);
+    let attach = interfaces(r, m, dpdk);
+    let workers = workers(r, m);
+    let eal_args = eal_args(r, m);
+    if !eal_args.is_empty() && backend == Some(Backend::AfPacket) {
+        r.issue("eal_args", "only for backend: dpdk");
+    }
+    if dpdk {
+        check_dpdk(r, &eal_args, attach.as_ref(), workers);
+    }
+    Attach {
+        backend,
+        attach,
+        workers,
+        eal_args,
+    }
+}
+
+/// `backend`.
+fn backend(r: &mut Reader, m: &mut Mapping) -> Option<Backend> {
     let backend = match r.string(m, "backend", "backend").as_deref() {
         None | Some("af-packet") => Some(Backend::AfPacket),
         Some("dpdk") => Some(Backend::Dpdk),
@@ -33,10 +54,13 @@ pub(super) fn read(r: &mut Reader, m: &mut Mapping) -> Attach {
             "dpdk: this svm was built without DPDK support (cargo feature `dpdk`)",
         );
     }
+    backend
+}
 
+/// `mode` and its interface keys (AF_PACKET) or port keys (DPDK).
+fn interfaces(r: &mut Reader, m: &mut Mapping, dpdk: bool) -> Option<AttachConfig> {
     let mode = r.string(m, "mode", "mode");
     // AF_PACKET names interfaces, DPDK names devices (a vdev or a PCI address of eal_args).
-    let dpdk = backend == Some(Backend::Dpdk);
     let (own, other) = if dpdk {
         (DPDK_PORT_KEYS, AFP_INTERFACE_KEYS)
     } else {
@@ -59,7 +83,7 @@ pub(super) fn read(r: &mut Reader, m: &mut Mapping) -> Attach {
     let net = r.string(m, k_net, k_net);
     let iface = r.string(m, k_if, k_if);
     let inject = r.string(m, k_inject, k_inject);
-    let attach = match mode.as_deref() {
+    match mode.as_deref() {
         Some("inline") => {
             for (v, k) in [(&iface, k_if), (&inject, k_inject)] {
                 if v.is_some() {
@@ -116,9 +140,12 @@ pub(super) fn read(r: &mut Reader, m: &mut Mapping) -> Attach {
             r.issue("mode", "required (inline or mirror)");
             None
         }
-    };
+    }
+}
 
-    let workers = match (m.contains_key("workers"), m.contains_key("cores")) {
+/// `workers` (or `cores`).
+fn workers(r: &mut Reader, m: &mut Mapping) -> u64 {
+    match (m.contains_key("workers"), m.contains_key("cores")) {
         (true, true) => {
             r.issue("cores", "give either workers or cores, not both");
             m.remove("cores");
@@ -127,9 +154,12 @@ pub(super) fn read(r: &mut Reader, m: &mut Mapping) -> Attach {
         (false, true) => r.uint(m, "cores", "cores", 1, MAX_WORKERS),
         _ => r.uint(m, "workers", "workers", 1, MAX_WORKERS),
     }
-    .unwrap_or(1);
+    .unwrap_or(1)
+}
 
-    let eal_args = match m.remove("eal_args") {
+/// `eal_args`.
+fn eal_args(r: &mut Reader, m: &mut Mapping) -> Vec<String> {
+    match m.remove("eal_args") {
         None | Some(Value::Null) => vec![],
         Some(Value::Sequence(items)) => items
             .into_iter()
@@ -152,18 +182,6 @@ pub(super) fn read(r: &mut Reader, m: &mut Mapping) -> Attach {
             );
             vec![]
         }
-    };
-    if !eal_args.is_empty() && backend == Some(Backend::AfPacket) {
-        r.issue("eal_args", "only for backend: dpdk");
-    }
-    if dpdk {
-        check_dpdk(r, &eal_args, attach.as_ref(), workers);
-    }
-    Attach {
-        backend,
-        attach,
-        workers,
-        eal_args,
     }
 }
 
