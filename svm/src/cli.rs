@@ -58,6 +58,9 @@ pub enum Command {
     /// Signature rules (Suricata/Snort rule language).
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Signed application databases (rules, address lists, attack definitions).
+    #[command(subcommand)]
+    Db(crate::db::cmd::DbCommand),
 }
 
 /// `svm rules ...`
@@ -219,6 +222,7 @@ fn run(cli: Cli) -> u8 {
         Command::Blocked(cmd) => crate::admin_cli::blocked(cmd),
         Command::Status(client) => crate::admin_cli::status(&client),
         Command::Rules(RulesCommand::Check(args)) => crate::rules_cmd::check(&args),
+        Command::Db(cmd) => crate::db::cmd::run(cmd),
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
             EXIT_OK

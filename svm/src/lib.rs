@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod control;
 pub mod daemon;
+pub mod db;
 pub mod eve;
 pub mod events;
 pub mod https;

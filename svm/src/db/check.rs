@@ -1,0 +1,300 @@
+//! What a staged set must pass before it is switched in, and what the publisher runs on its own
+//! set before signing it (so a bundle `svm db build` writes passes its own checks):
+//!
+//! - rule files compile with the daemon's strict loading ([`crate::rules_load`]), the bundle's
+//!   `classification.config` replacing the built-in classes; a rule with a syntax error refuses
+//!   the set (an unsupported keyword or a duplicate only skips the rule, as everywhere in svm);
+//! - address lists: one ASCII entry a line, no white space or control character inside it;
+//! - attack blocker definitions: a policy document holding only `attack_blocker`, valid;
+//! - `reference.config`: `config reference: NAME URL` lines;
+//! - the self-test capture, replayed through one worker with the set's rules and attack blocker
+//!   definitions, gives exactly the expected alert counts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dataplane::event::{Engine, EventKind};
+use dataplane::io::pcap::Capture;
+use dataplane::rules::{RuleErrorKind, RuleSet};
+use dataplane::time::Timestamp;
+use dataplane::worker::{PacketMeta, VecOutput, Worker, WorkerConfig};
+use policy::{CompiledPolicy, Policy};
+use serde::{Deserialize, Serialize};
+
+use super::DbError;
+use super::meta::{TargetKind, Targets};
+use crate::rules_load::{self, RulesSpec, Strictness};
+
+/// The longest address list entry (a URL with its query): longer lines are refused.
+pub const MAX_LIST_ENTRY: usize = 4096;
+
+/// The self-test's expected alerts: count by alert key ([`alert_key`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    /// Alerts by key.
+    pub alerts: BTreeMap<String, u64>,
+}
+
+/// What a checked set holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Rules loaded.
+    pub rules_loaded: usize,
+    /// Rules skipped (unsupported keywords, duplicates).
+    pub rules_skipped: usize,
+    /// Address list entries by category.
+    pub lists: BTreeMap<String, usize>,
+    /// Alerts the self-test gave (empty without one).
+    pub self_test: BTreeMap<String, u64>,
+}
+
+/// The key an alert is counted under: `gid:sid` for a rule, `attack_blocker:NAME` for the
+/// attack blocker.
+pub fn alert_key(a: &dataplane::event::Alert) -> String {
+    match a.engine {
+        Engine::ActivityScanner => format!("{}:{}", a.gid, a.sid),
+        e => format!("{}:{}", e.name(), a.signature),
+    }
+}
+
+fn content(name: &str, message: impl std::fmt::Display) -> DbError {
+    DbError::BadContent {
+        name: name.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+fn read_text(dir: &Path, name: &str) -> Result<String, DbError> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).map_err(DbError::io(path.display()))?;
+    String::from_utf8(bytes).map_err(|_| content(name, "not UTF-8"))
+}
+
+/// Entries of an address list, or the first bad line.
+pub fn list_entries(text: &str) -> Result<usize, String> {
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.trim();
+        if entry.is_empty() || entry.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| Err(format!("line {}: {why}", i + 1));
+        if entry.len() > MAX_LIST_ENTRY {
+            return bad(&format!("longer than {MAX_LIST_ENTRY} bytes"));
+        }
+        if !entry.is_ascii() {
+            return bad("not ASCII (write an internationalized name as punycode)");
+        }
+        if entry
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return bad("white space or a control character inside the entry");
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// An address list's category: 1 to 64 of `a-z`, `0-9`, `_`, `-`.
+pub fn valid_category(c: &str) -> bool {
+    (1..=64).contains(&c.len())
+        && c.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// The attack blocker definitions of a policy document holding only `attack_blocker`.
+pub fn attack_blocker_policy(name: &str, text: &str) -> Result<Policy, DbError> {
+    let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| content(name, e))?;
+    let only = doc
+        .as_mapping()
+        .is_some_and(|m| m.keys().all(|k| k.as_str() == Some("attack_blocker")));
+    if !only {
+        return Err(content(
+            name,
+            "must be a policy document holding only attack_blocker",
+        ));
+    }
+    Policy::from_yaml(text).map_err(|e| content(name, e.to_string().replace('\n', "; ")))
+}
+
+fn check_reference(name: &str, text: &str) -> Result<(), DbError> {
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let ok = l
+            .strip_prefix("config reference:")
+            .map(|rest| rest.split_whitespace().count() == 2)
+            .unwrap_or(false);
+        if !ok {
+            return Err(content(
+                name,
+                format!("line {}: not `config reference: NAME URL`", i + 1),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Replay `capture` through one worker (mirror attachment, the engine's defaults) with `rules`
+/// and `policy`; alerts by key.
+pub fn self_test(
+    capture: &Path,
+    rules: Option<Arc<RuleSet>>,
+    policy: Policy,
+) -> Result<BTreeMap<String, u64>, DbError> {
+    let cap = Capture::load(capture).map_err(|e| DbError::SelfTest(e.to_string()))?;
+    if cap.truncated {
+        return Err(DbError::SelfTest(
+            "the capture ends inside a record".to_owned(),
+        ));
+    }
+    let mut worker = Worker::new(
+        WorkerConfig::default(),
+        Arc::new(CompiledPolicy::compile(policy)),
+    );
+    worker.set_rules(rules);
+    let mut out = VecOutput::default();
+    let mut counts = BTreeMap::new();
+    let mut last = Timestamp(0);
+    let mut count = |out: &mut VecOutput| {
+        for ev in out.events.drain(..) {
+            if let EventKind::Alert(a) = &ev.kind {
+                *counts.entry(alert_key(a)).or_insert(0u64) += 1;
+            }
+        }
+        out.injected.clear();
+    };
+    for (n, (ts, frame)) in cap.iter().enumerate() {
+        last = ts;
+        worker.process(
+            frame,
+            PacketMeta {
+                ts,
+                pcap_cnt: n as u64 + 1,
+            },
+            &mut out,
+        );
+        count(&mut out);
+    }
+    worker.flush_streams(last, &mut out);
+    count(&mut out);
+    Ok(counts)
+}
+
+fn of_kind(targets: &Targets, kind: TargetKind) -> Vec<&String> {
+    targets
+        .targets
+        .iter()
+        .filter(|(_, t)| t.custom.kind == kind)
+        .map(|(n, _)| n)
+        .collect()
+}
+
+fn at_most_one(targets: &Targets, kind: TargetKind) -> Result<Option<&String>, DbError> {
+    match of_kind(targets, kind).as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        [first, ..] => Err(content(first, format!("more than one {kind:?} target"))),
+    }
+}
+
+/// Check the set staged under `dir` (targets at `dir/NAME`). A self-test capture needs its
+/// expected counts unless `publishing` (the publisher's own run, which measures them).
+pub fn check_set(dir: &Path, targets: &Targets, publishing: bool) -> Result<Report, DbError> {
+    let mut report = Report::default();
+    for (name, t) in &targets.targets {
+        if t.custom.kind == TargetKind::UrlList {
+            let category = t.custom.category.as_deref().unwrap_or("");
+            if !valid_category(category) {
+                return Err(content(name, format!("bad category {category:?}")));
+            }
+            let n = list_entries(&read_text(dir, name)?).map_err(|e| content(name, e))?;
+            *report.lists.entry(category.to_owned()).or_insert(0) += n;
+        } else if t.custom.category.is_some() {
+            return Err(content(name, "only an address list has a category"));
+        }
+    }
+    if let Some(name) = at_most_one(targets, TargetKind::Reference)? {
+        check_reference(name, &read_text(dir, name)?)?;
+    }
+    let policy = match at_most_one(targets, TargetKind::AttackBlocker)? {
+        Some(name) => attack_blocker_policy(name, &read_text(dir, name)?)?,
+        None => Policy::default(),
+    };
+    let rule_files: Vec<PathBuf> = of_kind(targets, TargetKind::Rules)
+        .into_iter()
+        .map(|n| dir.join(n))
+        .collect();
+    let classification = at_most_one(targets, TargetKind::Classification)?.map(|n| dir.join(n));
+    let rules = if rule_files.is_empty() {
+        None
+    } else {
+        let spec = RulesSpec {
+            files: rule_files,
+            classification_file: classification,
+            ..RulesSpec::default()
+        };
+        let loaded = rules_load::load(&spec, Strictness::Strict).map_err(|problems| {
+            DbError::Rules(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        for rep in &loaded.reports {
+            if let Some(e) = rep
+                .skipped
+                .iter()
+                .find(|e| matches!(e.kind, RuleErrorKind::Syntax(_)))
+            {
+                let source = Path::new(&rep.source)
+                    .strip_prefix(dir)
+                    .map_or(rep.source.clone(), |p| p.display().to_string());
+                return Err(DbError::Rules(format!("{source}: {e}")));
+            }
+        }
+        report.rules_loaded = loaded.loaded;
+        report.rules_skipped = loaded.skipped;
+        Some(loaded.set)
+    };
+    let capture = at_most_one(targets, TargetKind::SelfTestCapture)?;
+    let expected_file = at_most_one(targets, TargetKind::SelfTestExpected)?;
+    match (capture, expected_file) {
+        (None, None) => {}
+        (Some(c), None) if publishing => {
+            report.self_test = self_test(&dir.join(c), rules, policy)?;
+        }
+        (Some(c), Some(e)) => {
+            let want: Expected =
+                serde_json::from_str(&read_text(dir, e)?).map_err(|err| content(e, err))?;
+            let got = self_test(&dir.join(c), rules, policy)?;
+            if let Some((k, n)) = want
+                .alerts
+                .iter()
+                .find(|(k, n)| got.get(*k).copied().unwrap_or(0) != **n)
+            {
+                return Err(DbError::SelfTest(format!(
+                    "expected {n} alert(s) {k}, got {}",
+                    got.get(k).copied().unwrap_or(0)
+                )));
+            }
+            if let Some((k, n)) = got.iter().find(|(k, _)| !want.alerts.contains_key(*k)) {
+                return Err(DbError::SelfTest(format!("{n} unexpected alert(s) {k}")));
+            }
+            report.self_test = got;
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(DbError::SelfTest(
+                "the capture and its expected alerts come together".to_owned(),
+            ));
+        }
+    }
+    Ok(report)
+}
