@@ -4,7 +4,7 @@
 //! - rule files compile with the daemon's strict loading ([`crate::rules_load`]), the bundle's
 //!   `classification.config` replacing the built-in classes; a rule with a syntax error refuses
 //!   the set (an unsupported keyword or a duplicate only skips the rule, as everywhere in svm);
-//! - address lists: one ASCII entry a line, no white space or control character inside it;
+//! - address lists: one entry a line, its host ASCII, no white space or control character;
 //! - attack blocker definitions: a policy document holding only `attack_blocker`, valid;
 //! - `reference.config`: `config reference: NAME URL` lines;
 //! - the self-test capture, replayed through one worker with the set's rules and attack blocker
@@ -84,8 +84,15 @@ pub fn list_entries(text: &str) -> Result<usize, String> {
         if entry.len() > MAX_LIST_ENTRY {
             return bad(&format!("longer than {MAX_LIST_ENTRY} bytes"));
         }
-        if !entry.is_ascii() {
-            return bad("not ASCII (write an internationalized name as punycode)");
+        // The host (before the first `/`) is ASCII; a URL's path may hold UTF-8, which a
+        // matcher percent-escapes as Safe Browsing's canonicalization does.
+        let rest = entry
+            .strip_prefix("http://")
+            .or_else(|| entry.strip_prefix("https://"))
+            .unwrap_or(entry);
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if !host.is_ascii() {
+            return bad("a host name that is not ASCII (write it as punycode)");
         }
         if entry
             .bytes()
@@ -297,4 +304,28 @@ pub fn check_set(dir: &Path, targets: &Targets, publishing: bool) -> Result<Repo
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_lines() {
+        let ok = "# comment\n\nevil.example\nhttps://x.example/ca\u{f1}on?q=\u{e9}\n10.0.0.1\n";
+        assert_eq!(list_entries(ok), Ok(3));
+        assert!(
+            list_entries("a.example\nb c.example\n")
+                .unwrap_err()
+                .starts_with("line 2:")
+        );
+        assert!(
+            list_entries("xn--bcher-kva.example\nb\u{fc}cher.example/x\n")
+                .unwrap_err()
+                .starts_with("line 2:")
+        );
+        assert!(list_entries("https://b\u{fc}cher.example/\n").is_err());
+        assert!(list_entries(&"a".repeat(MAX_LIST_ENTRY + 1)).is_err());
+        assert!(valid_category("malware") && !valid_category("Malware") && !valid_category(""));
+    }
 }
