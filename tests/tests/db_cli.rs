@@ -2,6 +2,8 @@
 //! v2 -> rollback, with the exit codes and one-line reasons other tools rely on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::ffi::OsStr;
+use std::fmt::Debug;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -9,11 +11,11 @@ use serde_json::Value;
 use svm_e2e::svm_bin;
 use testgen::{plan, scenarios};
 
-fn svm(args: &[&str]) -> Output {
+fn svm<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(svm_bin()).args(args).output().unwrap()
 }
 
-fn ok(args: &[&str]) -> String {
+fn ok<S: AsRef<OsStr> + Debug>(args: &[S]) -> String {
     let o = svm(args);
     assert!(
         o.status.success(),
@@ -25,7 +27,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 /// The command fails with `code` and one line of standard error containing `needle`.
-fn fails(args: &[&str], code: i32, needle: &str) {
+fn fails<S: AsRef<OsStr> + Debug>(args: &[S], code: i32, needle: &str) {
     let o = svm(args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(code), "svm {args:?}: {err}");
@@ -108,19 +110,13 @@ fn keygen_build_verify_update_status_rollback() {
     );
 
     let state = p("state");
+    let update = |from: &str| -> Vec<String> {
+        ["db", "update", "--state-dir", &state, "--from", from]
+            .map(str::to_owned)
+            .to_vec()
+    };
     fails(&["db", "update", "--state-dir", &state], 1, "--from");
-    fails(
-        &[
-            "db",
-            "update",
-            "--state-dir",
-            &state,
-            "--from",
-            &p("v1.tar"),
-        ],
-        4,
-        "--root",
-    );
+    fails(&update(&p("v1.tar")), 4, "--root");
     ok(&[
         "db",
         "update",
@@ -137,14 +133,7 @@ fn keygen_build_verify_update_status_rollback() {
     assert_eq!(s["current"]["report"]["lists"]["malware"], 2);
     assert!(s["previous"].is_null());
 
-    let out = ok(&[
-        "db",
-        "update",
-        "--state-dir",
-        &state,
-        "--from",
-        &p("v2.tar"),
-    ]);
+    let out = ok(&update(&p("v2.tar")));
     assert!(out.contains("installed version 2"), "{out}");
     let s = status(Path::new(&state));
     assert_eq!(s["current"]["version"], 2);
@@ -156,30 +145,8 @@ fn keygen_build_verify_update_status_rollback() {
             >= 1,
         "the rule new in v2 fires in its self-test: {s}"
     );
-    fails(
-        &[
-            "db",
-            "update",
-            "--state-dir",
-            &state,
-            "--from",
-            &p("v2.tar"),
-        ],
-        9,
-        "not newer",
-    );
-    fails(
-        &[
-            "db",
-            "update",
-            "--state-dir",
-            &state,
-            "--from",
-            &p("v1.tar"),
-        ],
-        2,
-        "older than the trusted version",
-    );
+    fails(&update(&p("v2.tar")), 9, "not newer");
+    fails(&update(&p("v1.tar")), 2, "older than the trusted version");
 
     let out = ok(&["db", "rollback", "--state-dir", &state]);
     assert!(out.contains("current: version 1"), "{out}");

@@ -194,9 +194,9 @@ pub fn run(cmd: DbCommand) -> u8 {
 fn time_arg(what: &str, v: Option<&String>, default: OffsetDateTime) -> Result<String, DbError> {
     match v {
         None => Ok(meta::format_time(default)),
-        Some(t) => meta::parse_time(Role::Root, t)
+        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
             .map(meta::format_time)
-            .map_err(|e| DbError::Usage(format!("{what}: {e}"))),
+            .map_err(|e| DbError::Usage(format!("{what} {t:?}: not an RFC 3339 time ({e})"))),
     }
 }
 
@@ -665,14 +665,19 @@ fn print_status(s: &Status) {
     );
 }
 
-fn status(a: &StatusArgs, now: OffsetDateTime) -> Result<(), DbError> {
-    if !a.state_dir.is_dir() {
+/// An existing state directory, locked (status and rollback never create one).
+fn existing(dir: &Path) -> Result<Store, DbError> {
+    if !dir.is_dir() {
         return Err(DbError::State(format!(
             "{}: no such state directory",
-            a.state_dir.display()
+            dir.display()
         )));
     }
-    let s = Store::open(&a.state_dir)?.status(now)?;
+    Store::open(dir)
+}
+
+fn status(a: &StatusArgs, now: OffsetDateTime) -> Result<(), DbError> {
+    let s = existing(&a.state_dir)?.status(now)?;
     if a.json {
         let text = serde_json::to_string_pretty(&s).map_err(|e| DbError::State(e.to_string()))?;
         println!("{text}");
@@ -683,13 +688,7 @@ fn status(a: &StatusArgs, now: OffsetDateTime) -> Result<(), DbError> {
 }
 
 fn rollback(a: &StateArgs, now: OffsetDateTime) -> Result<(), DbError> {
-    if !a.state_dir.is_dir() {
-        return Err(DbError::State(format!(
-            "{}: no such state directory",
-            a.state_dir.display()
-        )));
-    }
-    let s = Store::open(&a.state_dir)?.rollback(now)?;
+    let s = existing(&a.state_dir)?.rollback(now)?;
     print!("rolled back; ");
     print_status(&s);
     Ok(())
