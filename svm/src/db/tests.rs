@@ -621,3 +621,81 @@ fn another_root_is_refused() {
         Err(DbError::State(_))
     ));
 }
+
+#[test]
+fn configuration_targets_are_checked() {
+    let fx = Fx::new(1);
+    let rules = ("rules/a.rules", RULE.as_bytes().to_vec(), TargetKind::Rules);
+    let ab = |text: &str| {
+        (
+            "config/attack-blocker.yaml",
+            text.as_bytes().to_vec(),
+            TargetKind::AttackBlocker,
+        )
+    };
+    let reference = |text: &str| {
+        (
+            "config/reference.config",
+            text.as_bytes().to_vec(),
+            TargetKind::Reference,
+        )
+    };
+    let b = craft(
+        &fx,
+        "badab.tar",
+        1,
+        &fx.keys,
+        &[rules.clone(), ab("attack_blocker:\n  block_minutes: 0\n")],
+    );
+    refused(
+        &fx,
+        &b,
+        now(),
+        false,
+        |e| matches!(e, DbError::BadContent { name, message } if name == "config/attack-blocker.yaml" && message.contains("block_minutes")),
+    );
+    let b = craft(
+        &fx,
+        "otherkey.tar",
+        1,
+        &fx.keys,
+        &[rules.clone(), ab("mode: monitoring\n")],
+    );
+    refused(
+        &fx,
+        &b,
+        now(),
+        false,
+        |e| matches!(e, DbError::BadContent { message, .. } if message.contains("only attack_blocker")),
+    );
+    let b = craft(
+        &fx,
+        "badref.tar",
+        1,
+        &fx.keys,
+        &[rules.clone(), reference("config reference: url\n")],
+    );
+    refused(
+        &fx,
+        &b,
+        now(),
+        false,
+        |e| matches!(e, DbError::BadContent { name, .. } if name == "config/reference.config"),
+    );
+    let good = craft(
+        &fx,
+        "good.tar",
+        1,
+        &fx.keys,
+        &[
+            rules,
+            ab(
+                "attack_blocker:\n  block_minutes: 120\n  detectors:\n    syn_flood: { count: 500 }\n",
+            ),
+            reference(
+                "# refs\nconfig reference: url http://\nconfig reference: cve http://cve.mitre.org/cgi-bin/cvename.cgi?name=\n",
+            ),
+        ],
+    );
+    assert_eq!(fx.update(&good).unwrap(), 1);
+}
