@@ -699,3 +699,21 @@ fn configuration_targets_are_checked() {
     );
     assert_eq!(fx.update(&good).unwrap(), 1);
 }
+
+/// The fuzz target's body on its seeds, on a real bundle and on every 97th prefix of it: no
+/// panic, and nothing passes as signed by the fuzz root's keys.
+#[test]
+fn fuzz_body_on_seeds_and_truncations() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/db_metadata");
+    let mut n = 0;
+    for e in std::fs::read_dir(seeds).unwrap() {
+        super::fuzz_metadata(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 5);
+    let fx = Fx::new(1);
+    let bytes = std::fs::read(fx.build(1, None)).unwrap();
+    for len in (0..bytes.len()).step_by(97) {
+        super::fuzz_metadata(&bytes[..len]);
+    }
+}
