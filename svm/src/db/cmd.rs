@@ -194,7 +194,7 @@ pub fn run(cmd: DbCommand) -> u8 {
 fn time_arg(what: &str, v: Option<&String>, default: OffsetDateTime) -> Result<String, DbError> {
     match v {
         None => Ok(meta::format_time(default)),
-        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        Some(t) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
             .map(meta::format_time)
             .map_err(|e| DbError::Usage(format!("{what} {t:?}: not an RFC 3339 time ({e})"))),
     }
