@@ -303,21 +303,26 @@ impl Store {
         );
         let rel = Path::new("sets").join(&name);
         let final_dir = self.dir.join(&rel);
-        if final_dir.exists() {
-            // Left by an update killed after its rename; current and previous never name it here,
-            // since the same targets version is never installed twice.
-            std::fs::remove_dir_all(&final_dir).map_err(DbError::io(final_dir.display()))?;
+        if self.link("current").as_deref() == Some(rel.as_path()) {
+            // An update killed after its switch, before trusted.json: this very set (same
+            // targets metadata) is in use already; only the trusted state is left to write.
+            let _ = std::fs::remove_dir_all(&staging);
+        } else {
+            if final_dir.exists() {
+                // Left by an update killed after its rename, before its switch.
+                std::fs::remove_dir_all(&final_dir).map_err(DbError::io(final_dir.display()))?;
+            }
+            std::fs::rename(&staging, &final_dir).map_err(DbError::io(final_dir.display()))?;
+            sync_dir(&sets)?;
+            if new_root {
+                write_atomic(&self.dir.join("root.json"), &root_bytes)?;
+            }
+            if let Some(old) = self.link("current") {
+                relink(&self.dir, "previous", &old)?;
+            }
+            relink(&self.dir, "current", &rel)?;
+            sync_dir(&self.dir)?;
         }
-        std::fs::rename(&staging, &final_dir).map_err(DbError::io(final_dir.display()))?;
-        sync_dir(&sets)?;
-        if new_root {
-            write_atomic(&self.dir.join("root.json"), &root_bytes)?;
-        }
-        if let Some(old) = self.link("current") {
-            relink(&self.dir, "previous", &old)?;
-        }
-        relink(&self.dir, "current", &rel)?;
-        sync_dir(&self.dir)?;
         let latest = match &trusted.latest_known_time {
             Some(t) => meta::parse_time(Role::Timestamp, t).map_or(opts.now, |t| t.max(opts.now)),
             None => opts.now,

@@ -717,3 +717,55 @@ fn fuzz_body_on_seeds_and_truncations() {
         super::fuzz_metadata(&bytes[..len]);
     }
 }
+
+/// What a kill -9 can leave at each step of an update: a staging directory, the final set
+/// renamed but not linked, `previous` relinked but not `current`. The installed set stays usable
+/// and the next update completes and clears the leftovers.
+#[test]
+fn leftovers_of_a_killed_update() {
+    let fx = Fx::new(1);
+    fx.update(&fx.build(1, None)).unwrap();
+    let v2 = fx.build(2, None);
+    // Killed while staging.
+    let sets = fx.state().join("sets");
+    std::fs::create_dir_all(sets.join(".staging-999/targets/rules")).unwrap();
+    std::fs::write(sets.join(".staging-999/targets/rules/a.rules"), "partial").unwrap();
+    // Killed after previous was relinked, before current: both name v1.
+    let cur = std::fs::read_link(fx.state().join("current")).unwrap();
+    std::os::unix::fs::symlink(&cur, fx.state().join("previous")).unwrap();
+    assert_eq!(fx.current(), Some(1));
+    // Killed after the staged v2 was renamed to its final name: install it once, then put that
+    // state back by hand (v2's directory present, current still v1, trusted still v1).
+    let trusted = std::fs::read(fx.state().join("trusted.json")).unwrap();
+    fx.update(&v2).unwrap();
+    let v2_dir = std::fs::read_link(fx.state().join("current")).unwrap();
+    std::fs::remove_file(fx.state().join("current")).unwrap();
+    std::os::unix::fs::symlink(&cur, fx.state().join("current")).unwrap();
+    std::fs::write(fx.state().join("trusted.json"), trusted).unwrap();
+    std::fs::create_dir_all(sets.join(".staging-998")).unwrap();
+    assert!(fx.state().join(&v2_dir).is_dir());
+    assert_eq!(fx.current(), Some(1));
+    assert_eq!(fx.update(&v2).unwrap(), 2);
+    let s = Store::open(&fx.state()).unwrap().status(now()).unwrap();
+    assert_eq!(s.previous.unwrap().version, 1);
+    let left: Vec<String> = std::fs::read_dir(&sets)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|n| !n.starts_with(".staging")), "{left:?}");
+    // Killed after the switch, before trusted.json: v2 in use, trusted still v1. Installing v2
+    // again keeps v2 in place and v1 as previous, and only writes the trusted state.
+    std::fs::write(
+        fx.state().join("trusted.json"),
+        std::fs::read(fx.state().join("trusted.json"))
+            .map(|t| String::from_utf8(t).unwrap().replace(": 2", ": 1"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fx.update(&v2).unwrap(), 2);
+    let s = Store::open(&fx.state()).unwrap().status(now()).unwrap();
+    assert_eq!(s.current.unwrap().version, 2);
+    assert_eq!(s.previous.unwrap().version, 1);
+    assert_eq!(s.trusted.versions.targets, 2);
+}
