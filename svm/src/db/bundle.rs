@@ -60,7 +60,11 @@ pub fn write(
     targets: &[(String, Vec<u8>)],
 ) -> Result<(), DbError> {
     let io = DbError::io(out.display());
-    let f = std::fs::File::create(out).map_err(DbError::io(out.display()))?;
+    // Written beside the output and renamed over it: a failed build leaves no partial bundle.
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    let f = std::fs::File::create(&tmp).map_err(DbError::io(tmp.display()))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(f));
     fn add(b: &mut tar::Builder<impl Write>, name: String, data: &[u8]) -> std::io::Result<()> {
         let mut h = tar::Header::new_gnu();
@@ -80,8 +84,12 @@ pub fn write(
         let w = b.into_inner()?;
         w.into_inner()
             .map_err(std::io::IntoInnerError::into_error)?
-            .sync_all()
+            .sync_all()?;
+        std::fs::rename(&tmp, out)
     })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
     r.map_err(io)
 }
 
