@@ -302,7 +302,7 @@ fn bad(role: Role, message: impl std::fmt::Display) -> DbError {
     }
 }
 
-/// Signatures past this count are not looked at: a root names a handful of keys, and an
+/// A metadata file with more signatures is refused: a root names a handful of keys, and an
 /// attacker must not make us run thousands of Ed25519 verifications.
 pub const MAX_SIGNATURES: usize = 32;
 
