@@ -1,14 +1,39 @@
 //! The flow table: connections keyed by VLAN scope, protocol and both endpoints, direction-normalised,
 //! with TCP state, per-protocol timeouts and a hard cap with eviction.
 //!
-//! # Caps
-//! The table never holds more than [`FlowConfig::max_flows`] entries. When a new flow arrives at
-//! the cap, the table first drops flows idle for longer than [`FlowConfig::emergency_idle_us`];
-//! if none qualify it evicts the least recently seen of a small sample of entries (hash order is
-//! effectively random, so sampling is fair and O(1)). Every eviction is counted.
+//! # Caps and floods
+//! The table never holds more than [`FlowConfig::max_flows`] entries, and a new flow at the cap
+//! costs O(1) whatever filled the table: a random-source SYN flood must not make each of its
+//! packets scan the table (it did: 11 ms a packet at 2^20 flows, and forwarding stopped).
+//!
+//! - Every flow is queued at its start in creation order (`fresh`). At the cap the table takes
+//!   the oldest queued flow: a flow nobody answered (a TCP handshake not completed, a flow with
+//!   packets in one direction only) or one that has ended (FIN from both sides, RST) is evicted;
+//!   an answered flow moves to a second queue (`settled`) and the next is taken. So a flood of
+//!   unanswered flows evicts its own oldest packets and leaves the answered flows alone.
+//! - Only when no unanswered or ended flow is left, the table takes up to
+//!   [`EVICTION_SAMPLE`] flows from the front of `settled`: the first that has ended or is idle
+//!   beyond its emergency timeout goes, else the least recently seen of them (a CLOCK-style
+//!   second chance: the others go to the back).
+//! - Filling the table enters *emergency mode*, as Suricata's flow engine does: the shorter
+//!   emergency timeouts (Suricata's defaults: TCP new 5 s, established 100 s, closed 10 s; UDP
+//!   and other 100 s) apply until the periodic sweep finds the table below
+//!   `100 - emergency_recovery` percent of the cap (Suricata's `flow.emergency-recovery`, 30).
+//!
+//! The queues hold a flow's hash and id (16 bytes), not its key; an entry whose flow has left
+//! the table otherwise (timed out, replaced) is skipped when met and dropped by the sweep, and
+//! the queues are compacted when stale entries reach a quarter of the cap, so their length stays
+//! within 1.25 times the cap. Each entry is pushed once and popped at most once per queue, so
+//! the work per new flow is O(1) amortised.
+//!
+//! The table hashes with a seed drawn per process ([`hash_seed`]): a fixed public seed lets an
+//! attacker choose keys that share probe sequences.
 
+use core::hash::BuildHasher;
 use core::net::IpAddr;
-use hashbrown::HashMap;
+use std::collections::VecDeque;
+
+use hashbrown::HashTable;
 use vlan::VlanScope;
 
 use crate::decode::{IpProto, TcpFlags};
@@ -19,34 +44,64 @@ use crate::time::Timestamp;
 pub struct FlowConfig {
     /// Hard cap on tracked flows.
     pub max_flows: usize,
+    /// Timeouts in normal operation.
+    pub timeouts: Timeouts,
+    /// Timeouts while the table is in emergency mode (it filled up).
+    pub emergency_timeouts: Timeouts,
+    /// Emergency mode ends when this percentage of the cap is free again (Suricata's
+    /// `flow.emergency-recovery`), 1..=100.
+    pub emergency_recovery_percent: u8,
+}
+
+/// Idle time after which a flow expires, per protocol and TCP state, in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
     /// TCP flow that has not completed its handshake.
-    pub tcp_new_timeout_us: u64,
+    pub tcp_new_us: u64,
     /// Established TCP flow.
-    pub tcp_established_timeout_us: u64,
+    pub tcp_established_us: u64,
     /// TCP flow after FIN from both sides or RST.
-    pub tcp_closed_timeout_us: u64,
+    pub tcp_closed_us: u64,
     /// UDP flow.
-    pub udp_timeout_us: u64,
+    pub udp_us: u64,
     /// ICMP and other protocols.
-    pub other_timeout_us: u64,
-    /// Idle time after which a flow may be dropped early when the table is full.
-    pub emergency_idle_us: u64,
+    pub other_us: u64,
 }
 
 impl Default for FlowConfig {
     /// Timeouts follow Suricata's defaults (new 60 s / established 600 s / closed 60 s for TCP,
-    /// 300 s for established UDP and ICMP), which admins already tune against.
+    /// 300 s for established UDP and ICMP; in emergency TCP new 5 s, established 100 s, closed
+    /// 10 s, UDP and ICMP established 100 s; recovery at 30% free), which admins already tune
+    /// against.
     fn default() -> Self {
+        const S: u64 = Timestamp::SECOND;
         FlowConfig {
             max_flows: 1 << 20,
-            tcp_new_timeout_us: 60 * Timestamp::SECOND,
-            tcp_established_timeout_us: 600 * Timestamp::SECOND,
-            tcp_closed_timeout_us: 60 * Timestamp::SECOND,
-            udp_timeout_us: 300 * Timestamp::SECOND,
-            other_timeout_us: 300 * Timestamp::SECOND,
-            emergency_idle_us: 10 * Timestamp::SECOND,
+            timeouts: Timeouts {
+                tcp_new_us: 60 * S,
+                tcp_established_us: 600 * S,
+                tcp_closed_us: 60 * S,
+                udp_us: 300 * S,
+                other_us: 300 * S,
+            },
+            emergency_timeouts: Timeouts {
+                tcp_new_us: 5 * S,
+                tcp_established_us: 100 * S,
+                tcp_closed_us: 10 * S,
+                udp_us: 100 * S,
+                other_us: 100 * S,
+            },
+            emergency_recovery_percent: 30,
         }
     }
+}
+
+/// The hash seed of this process's flow tables: drawn once from the operating system's
+/// randomness (through std's `RandomState`, which is seeded from it), so keys that collide
+/// cannot be computed from the source code.
+pub fn hash_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5356_4d00u64))
 }
 
 /// Direction-normalised flow key: `a` is the lower endpoint, so both directions hash alike.
@@ -300,21 +355,37 @@ pub struct FlowStats {
     pub evicted: u64,
     /// Flows currently tracked.
     pub active: u64,
+    /// Times the table entered emergency mode (it filled up).
+    pub emergencies: u64,
+    /// The table is in emergency mode now.
+    pub emergency: bool,
 }
 
 /// Idle time after which a flow expires.
-fn timeout(cfg: &FlowConfig, key: &FlowKey, f: &Flow) -> u64 {
+#[inline]
+fn timeout(t: &Timeouts, key: &FlowKey, f: &Flow) -> u64 {
     match f.tcp {
-        Some(TcpState::SynSent | TcpState::SynReceived) => cfg.tcp_new_timeout_us,
-        Some(TcpState::Established | TcpState::Closing) => cfg.tcp_established_timeout_us,
-        Some(TcpState::Closed | TcpState::Reset) => cfg.tcp_closed_timeout_us,
-        None if key.proto() == 17 => cfg.udp_timeout_us,
-        None => cfg.other_timeout_us,
+        Some(TcpState::SynSent | TcpState::SynReceived) => t.tcp_new_us,
+        Some(TcpState::Established | TcpState::Closing) => t.tcp_established_us,
+        Some(TcpState::Closed | TcpState::Reset) => t.tcp_closed_us,
+        None if key.proto() == 17 => t.udp_us,
+        None => t.other_us,
     }
 }
 
-/// Sample size for eviction at the cap.
-const EVICTION_SAMPLE: usize = 32;
+/// Whether a flow has been answered and is still open: both directions seen and, for TCP, the
+/// connection established and not closed. Flows that are not are the first to go at the cap:
+/// one spoofed packet creates an unanswered flow, and an ended flow has nothing left to inspect.
+fn settled(f: &Flow) -> bool {
+    let answered = f.pkts_to_server > 0 && f.pkts_to_client > 0;
+    match f.tcp {
+        Some(TcpState::Established | TcpState::Closing) | None => answered,
+        Some(_) => false,
+    }
+}
+
+/// Answered flows looked at, at most, for one eviction when no unanswered flow is left.
+pub const EVICTION_SAMPLE: usize = 32;
 
 /// How often (packet time) the table sweeps for timed-out flows, at most.
 const SWEEP_INTERVAL_US: u64 = 5 * Timestamp::SECOND;
@@ -324,11 +395,27 @@ const SWEEP_INTERVAL_US: u64 = 5 * Timestamp::SECOND;
 /// not depend on it: [`FlowTable::update`] treats a timed-out flow it finds as gone.
 const SWEEP_PACKETS_PER_FLOW: usize = 2;
 
+/// A flow's place in an eviction queue: its hash (to find it without its key) and its id (to
+/// tell it from a later flow on the same key).
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    hash: u64,
+    id: u64,
+}
+
 /// The flow table of one worker.
 #[derive(Debug)]
 pub struct FlowTable {
     cfg: FlowConfig,
-    flows: HashMap<FlowKey, Flow, foldhash::fast::FixedState>,
+    /// The timeouts in force: `cfg.timeouts`, or `cfg.emergency_timeouts` in emergency mode.
+    timeouts: Timeouts,
+    emergency: bool,
+    hasher: foldhash::fast::FixedState,
+    flows: HashTable<(FlowKey, Flow)>,
+    /// Flows in the order they started, not yet found answered (see the module doc).
+    fresh: VecDeque<Queued>,
+    /// Answered flows, oldest (or least recently given a second chance) first.
+    settled: VecDeque<Queued>,
     stats: FlowStats,
     next_sweep: Timestamp,
     packets_since_sweep: usize,
@@ -353,12 +440,19 @@ const fn mix64(mut z: u64) -> u64 {
 impl FlowTable {
     /// An empty table. `worker` salts flow ids so workers never hand out the same id.
     pub fn new(cfg: FlowConfig, worker: u16) -> Self {
+        Self::with_seed(cfg, worker, hash_seed())
+    }
+
+    /// [`FlowTable::new`] with a chosen hash seed (benchmarks and tests that need one layout).
+    pub fn with_seed(cfg: FlowConfig, worker: u16, seed: u64) -> Self {
         FlowTable {
             cfg,
-            flows: HashMap::with_capacity_and_hasher(
-                cfg.max_flows.min(1 << 16),
-                foldhash::fast::FixedState::with_seed(0x5356_4d00),
-            ),
+            timeouts: cfg.timeouts,
+            emergency: false,
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            flows: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            fresh: VecDeque::new(),
+            settled: VecDeque::new(),
             stats: FlowStats::default(),
             next_sweep: Timestamp(0),
             packets_since_sweep: 0,
@@ -373,6 +467,7 @@ impl FlowTable {
     pub fn stats(&self) -> FlowStats {
         FlowStats {
             active: self.flows.len() as u64,
+            emergency: self.emergency,
             ..self.stats
         }
     }
@@ -387,26 +482,39 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// Whether the table is in emergency mode (it filled up and has not yet recovered).
+    pub fn in_emergency(&self) -> bool {
+        self.emergency
+    }
+
+    #[inline]
+    fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
     /// Look a flow up without changing it.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
-        self.flows.get(key)
+        self.flows
+            .find(self.hash(key), |(k, _)| k == key)
+            .map(|(_, f)| f)
     }
 
     /// Every flow, for changing (end-of-capture inspection); in no particular order.
     #[cold]
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&FlowKey, &mut Flow)> {
-        self.flows.iter_mut()
+        self.flows.iter_mut().map(|(k, f)| (&*k, f))
     }
 
     /// Look a flow up for changing it (the worker's per-flow inspection state).
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
-        self.flows.get_mut(key)
+        let hash = self.hash(key);
+        self.flows.find_mut(hash, |(k, _)| k == key).map(|(_, f)| f)
     }
 
     /// Remember where the attack blocker found the MAC binding of the source of the flow's
     /// `a_to_b` direction.
     pub fn set_mac_slot(&mut self, key: &FlowKey, a_to_b: bool, slot: u32) {
-        if let Some(f) = self.flows.get_mut(key) {
+        if let Some(f) = self.get_mut(key) {
             if a_to_b {
                 f.mac_slot_a = slot;
             } else {
@@ -417,22 +525,51 @@ impl FlowTable {
 
     /// Mark a flow terminated (later packets are dropped inline until it times out).
     pub fn terminate(&mut self, key: &FlowKey) {
-        if let Some(f) = self.flows.get_mut(key) {
+        if let Some(f) = self.get_mut(key) {
             f.terminated = true;
         }
     }
 
-    /// Remove flows whose timeout has passed (memory reclamation; lookups already ignore them).
-    /// Runs by itself from [`FlowTable::update`]; returns how many were removed.
+    /// Remove flows whose timeout has passed (memory reclamation; lookups already ignore them),
+    /// drop the queue entries of flows no longer in the table, and leave emergency mode once
+    /// enough of the cap is free. Runs by itself from [`FlowTable::update`]; returns how many
+    /// flows were removed.
     pub fn sweep(&mut self, now: Timestamp) -> usize {
         let before = self.flows.len();
-        let cfg = self.cfg;
-        self.remove_flows(|k, f| now.since(f.last_seen) > timeout(&cfg, k, f));
+        let t = self.timeouts;
+        let first_retired = self.retired.len();
+        self.remove_flows(|k, f| now.since(f.last_seen) > timeout(&t, k, f));
+        // The walk's order is the hash's, which differs per process: the end-of-flow
+        // inspection (and its events) follows flow ids instead.
+        if let Some(tail) = self.retired.get_mut(first_retired..) {
+            tail.sort_unstable_by_key(|(_, f)| f.id);
+        }
         let removed = before - self.flows.len();
         self.stats.timed_out += removed as u64;
+        self.compact();
+        if self.emergency {
+            let free = self.cfg.max_flows.saturating_sub(self.flows.len());
+            let needed = self
+                .cfg
+                .max_flows
+                .saturating_mul(usize::from(self.cfg.emergency_recovery_percent))
+                / 100;
+            if free >= needed {
+                self.emergency = false;
+                self.timeouts = self.cfg.timeouts;
+            }
+        }
         self.next_sweep = now.plus_micros(SWEEP_INTERVAL_US);
         self.packets_since_sweep = 0;
         removed
+    }
+
+    /// Drop the queue entries whose flow left the table some other way (timed out, replaced).
+    fn compact(&mut self) {
+        let flows = &self.flows;
+        let live = |q: &Queued| flows.find(q.hash, |(_, f)| f.id == q.id).is_some();
+        self.fresh.retain(live);
+        self.settled.retain(live);
     }
 
     /// Hand the TCP flows with scanner state that leave the table (timed out, evicted, or
@@ -467,66 +604,109 @@ impl FlowTable {
     /// Remove the flows `gone` selects, each through [`FlowTable::retire_flow`].
     fn remove_flows(&mut self, mut gone: impl FnMut(&FlowKey, &Flow) -> bool) {
         let (retire, retired) = (self.retire, &mut self.retired);
-        for (k, f) in self.flows.extract_if(|k, f| gone(k, f)) {
+        for (k, f) in self.flows.extract_if(|(k, f)| gone(k, f)) {
             Self::retire_flow(retire, retired, k, f);
         }
     }
 
-    fn make_room(&mut self, now: Timestamp) {
-        let idle = self.cfg.emergency_idle_us;
-        let before = self.flows.len();
-        self.remove_flows(|_, f| now.since(f.last_seen) > idle);
-        let freed = before - self.flows.len();
-        if freed > 0 {
-            self.stats.evicted += freed as u64;
-            return;
-        }
-        let victim = self
-            .flows
-            .iter()
-            .take(EVICTION_SAMPLE)
-            .min_by_key(|(_, f)| f.last_seen)
-            .map(|(k, _)| *k);
-        if let Some(k) = victim {
-            if let Some(f) = self.flows.remove(&k) {
-                Self::retire_flow(self.retire, &mut self.retired, k, f);
-            }
+    /// Remove the queued flow `q` (it is in the table) as evicted.
+    fn evict(&mut self, q: Queued) {
+        if let Ok(entry) = self.flows.find_entry(q.hash, |(_, f)| f.id == q.id) {
+            let ((k, f), _) = entry.remove();
+            Self::retire_flow(self.retire, &mut self.retired, k, f);
             self.stats.evicted += 1;
         }
     }
 
-    /// Start a flow for `key` at `now`: in place of a timed-out entry, or as a new entry (making
-    /// room at the cap first).
+    /// Evict one flow to make room for a new one, in O(1) amortised (see the module doc).
+    fn make_room(&mut self, now: Timestamp) {
+        // The oldest flow nobody answered, or that has ended; answered ones move on.
+        while let Some(q) = self.fresh.pop_front() {
+            let Some((_, f)) = self.flows.find(q.hash, |(_, f)| f.id == q.id) else {
+                continue;
+            };
+            if settled(f) {
+                self.settled.push_back(q);
+            } else {
+                self.evict(q);
+                return;
+            }
+        }
+        // Every flow is answered: one that ended or idles past its emergency timeout, else the
+        // least recently seen of a sample from the front.
+        let t = self.cfg.emergency_timeouts;
+        let mut oldest: Option<(Queued, Timestamp)> = None;
+        let mut looked = 0;
+        while looked < EVICTION_SAMPLE {
+            let Some(q) = self.settled.pop_front() else {
+                break;
+            };
+            let Some((k, f)) = self.flows.find(q.hash, |(_, f)| f.id == q.id) else {
+                continue;
+            };
+            looked += 1;
+            if !settled(f) || now.since(f.last_seen) > timeout(&t, k, f) {
+                self.evict(q);
+                return;
+            }
+            if oldest.is_none_or(|(_, seen)| f.last_seen < seen) {
+                oldest = Some((q, f.last_seen));
+            }
+            self.settled.push_back(q);
+        }
+        if let Some((q, _)) = oldest {
+            // Its queue entry, now at the back, is dropped as stale when met.
+            self.evict(q);
+        }
+    }
+
+    /// Start a flow for `key` (hashing to `hash`) at `now`: in place of a timed-out entry, or as
+    /// a new entry (making room at the cap first, which enters emergency mode).
     #[cold]
     #[inline(never)]
     fn start_flow(
         &mut self,
         now: Timestamp,
+        hash: u64,
         key: &FlowKey,
         a_to_b: bool,
         tcp_flags: Option<TcpFlags>,
     ) -> &mut Flow {
-        if self.flows.len() >= self.cfg.max_flows && !self.flows.contains_key(key) {
+        if self.flows.len() >= self.cfg.max_flows
+            && self.flows.find(hash, |(k, _)| k == key).is_none()
+        {
+            if !self.emergency {
+                self.emergency = true;
+                self.timeouts = self.cfg.emergency_timeouts;
+                self.stats.emergencies += 1;
+            }
             self.make_room(now);
         }
         self.stats.created += 1;
         self.id_counter += 1;
-        let flow = Flow::start(
-            flow_id(self.id_counter, self.id_salt),
-            now,
-            a_to_b,
-            tcp_flags,
-        );
-        match self.flows.entry(*key) {
-            hashbrown::hash_map::Entry::Occupied(o) => {
+        let id = flow_id(self.id_counter, self.id_salt);
+        let flow = Flow::start(id, now, a_to_b, tcp_flags);
+        // Stale entries (flows replaced or timed out) beyond a quarter of the cap: drop them, so
+        // the queues stay within 1.25 times the cap (amortised: a compaction follows at least a
+        // quarter of the cap's pushes).
+        if self.fresh.len() + self.settled.len() > self.cfg.max_flows + self.cfg.max_flows / 4 {
+            self.compact();
+        }
+        self.fresh.push_back(Queued { hash, id });
+        let hasher = &self.hasher;
+        match self
+            .flows
+            .entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k))
+        {
+            hashbrown::hash_table::Entry::Occupied(o) => {
                 // Timed out but not swept yet: the packet starts a new flow in its place.
                 self.stats.timed_out += 1;
-                let f = o.into_mut();
+                let (_, f) = o.into_mut();
                 let old = core::mem::replace(f, flow);
                 Self::retire_flow(self.retire, &mut self.retired, *key, old);
                 f
             }
-            hashbrown::hash_map::Entry::Vacant(v) => v.insert(flow),
+            hashbrown::hash_table::Entry::Vacant(v) => &mut v.insert((*key, flow)).into_mut().1,
         }
     }
 
@@ -552,16 +732,17 @@ impl FlowTable {
         {
             self.sweep(now);
         }
-        let cfg = self.cfg;
+        let t = self.timeouts;
+        let hash = self.hash(key);
         // One probe on the common path: the entry is either a live flow, a flow that timed out
         // but was not swept yet (its packet starts a new flow in its place), or absent.
-        let live = match self.flows.get_mut(key) {
-            Some(f) if now.since(f.last_seen) <= timeout(&cfg, key, f) => Some(f),
+        let live = match self.flows.find_mut(hash, |(k, _)| k == key) {
+            Some((_, f)) if now.since(f.last_seen) <= timeout(&t, key, f) => Some(f),
             _ => None,
         };
         let (f, new_flow) = match live {
             Some(f) => (f, false),
-            None => (self.start_flow(now, key, a_to_b, tcp_flags), true),
+            None => (self.start_flow(now, hash, key, a_to_b, tcp_flags), true),
         };
         let to_server = a_to_b == f.client_is_a;
         f.last_seen = now;
@@ -766,6 +947,150 @@ mod tests {
         }
         assert_eq!(t.stats().created, 1000);
         assert!(t.stats().evicted >= 900);
+    }
+
+    fn small(max_flows: usize) -> FlowTable {
+        FlowTable::new(
+            FlowConfig {
+                max_flows,
+                ..FlowConfig::default()
+            },
+            0,
+        )
+    }
+
+    /// A spoofed SYN from source `i` (10.x.y.z) to the protected server.
+    fn spoofed_syn(t: &mut FlowTable, i: u32, now: Timestamp) -> FlowUpdate {
+        let src = (
+            IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i & 0x00ff_ffff))),
+            40_000,
+        );
+        let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, src, ep(200, 80));
+        t.update(now, &k, d, SYN, 60)
+    }
+
+    /// A completed handshake from 192.168.0.`last`; returns its key.
+    fn handshake(t: &mut FlowTable, last: u8, now: Timestamp) -> FlowKey {
+        let c = (IpAddr::V4(Ipv4Addr::new(192, 168, 0, last)), 50_000);
+        let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, c, ep(200, 80));
+        t.update(now, &k, d, SYN, 60);
+        t.update(now, &k, !d, SYNACK, 60);
+        assert!(t.update(now, &k, d, ACK, 60).handshake_completed);
+        k
+    }
+
+    #[test]
+    fn a_syn_flood_evicts_its_own_oldest_flows_not_answered_ones() {
+        let mut t = small(1024);
+        let now = Timestamp(1_000_000);
+        let kept: Vec<FlowKey> = (1..=100).map(|i| handshake(&mut t, i, now)).collect();
+        let first = spoofed_syn(&mut t, 0, now).id;
+        for i in 1..50_000 {
+            spoofed_syn(&mut t, i, now);
+            assert!(t.len() <= 1024);
+        }
+        for k in &kept {
+            let f = t.get(k).expect("an answered flow survives the flood");
+            assert_eq!(f.tcp, Some(TcpState::Established));
+        }
+        // The oldest spoofed flows went first: the first one is gone, the last ones are there.
+        assert!(t.flows.iter().all(|(_, f)| f.id != first));
+        let last = spoofed_syn(&mut t, 49_999, now);
+        assert!(!last.new_flow, "the newest spoofed flow is still tracked");
+        let s = t.stats();
+        assert_eq!(s.emergencies, 1);
+        assert!(s.emergency);
+        assert_eq!(s.evicted, 100 + 50_000 - 1024);
+        assert_eq!(s.created, 100 + 50_000);
+        // The queues never hold much more than the table.
+        assert!(t.fresh.len() + t.settled.len() <= 1024 + 1024 / 4 + 1);
+    }
+
+    #[test]
+    fn answered_flows_are_evicted_least_recently_seen_first_when_nothing_else_is_left() {
+        let mut t = small(1024);
+        let keys: Vec<FlowKey> = (0..1024u32)
+            .map(|i| {
+                let c = (IpAddr::V4(Ipv4Addr::from(0xc0a8_0000 | i)), 50_000);
+                let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, c, ep(200, 53));
+                let now = Timestamp(1_000_000 + u64::from(i));
+                t.update(now, &k, d, None, 60);
+                t.update(now, &k, !d, None, 60);
+                k
+            })
+            .collect();
+        // Flow 0 is the oldest but was seen again just now: the sample keeps it.
+        let now = Timestamp(2_000_000);
+        t.update(now, &keys[0], true, None, 60);
+        let u = spoofed_syn(&mut t, 1, now);
+        assert!(u.new_flow);
+        assert_eq!(t.len(), 1024);
+        assert!(t.get(&keys[0]).is_some(), "recently seen");
+        assert!(
+            t.get(&keys[1]).is_none(),
+            "least recently seen of the sample"
+        );
+    }
+
+    #[test]
+    fn emergency_mode_shortens_timeouts_until_the_table_recovers() {
+        let mut t = small(1024);
+        let start = Timestamp(1_000_000);
+        let kept = handshake(&mut t, 1, start);
+        for i in 0..2000 {
+            spoofed_syn(&mut t, i, start);
+        }
+        assert!(t.in_emergency());
+        // Six seconds later the spoofed flows are past the emergency timeout for new TCP flows
+        // (5 s, not the normal 60 s): a sweep removes them and the table recovers.
+        let later = Timestamp(7_000_000);
+        assert_eq!(t.sweep(later), 1023);
+        assert!(!t.update(later, &kept, true, ACK, 60).new_flow);
+        assert!(!t.in_emergency());
+        assert_eq!(t.len(), 1);
+        assert!(t.fresh.len() + t.settled.len() <= 1);
+        // Normal timeouts again: a new flow idle for 6 s is still there.
+        spoofed_syn(&mut t, 5000, later);
+        assert_eq!(t.sweep(Timestamp(13_000_000)), 0);
+    }
+
+    #[test]
+    fn the_table_stays_in_emergency_until_enough_of_the_cap_is_free() {
+        let mut t = small(1000);
+        let start = Timestamp(1_000_000);
+        for i in 0..1001 {
+            spoofed_syn(&mut t, i, start);
+        }
+        assert!(t.in_emergency());
+        // 720 flows still fresh at the sweep: 28% free, below the 30% recovery.
+        for i in 2000..2720 {
+            spoofed_syn(&mut t, i, Timestamp(5_000_000));
+        }
+        t.sweep(Timestamp(7_000_000));
+        assert_eq!(t.len(), 720);
+        assert!(t.in_emergency());
+        for i in 2000..2020 {
+            let src = (IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i)), 40_000);
+            let (k, _) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, src, ep(200, 80));
+            let f = t.get_mut(&k).unwrap();
+            f.last_seen = Timestamp(0);
+        }
+        t.sweep(Timestamp(7_000_001));
+        assert_eq!(t.len(), 700);
+        assert!(!t.in_emergency(), "70% full is 30% free");
+    }
+
+    #[test]
+    fn replaced_and_timed_out_flows_leave_no_queue_entries_behind() {
+        let mut t = small(1024);
+        let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1), ep(2, 2));
+        // The same key timing out and starting again, 10,000 times: each start queues an entry.
+        for i in 0..10_000u64 {
+            let u = t.update(Timestamp(i * 301 * Timestamp::SECOND), &k, d, None, 60);
+            assert!(u.new_flow);
+            assert!(t.fresh.len() + t.settled.len() <= 1024 + 1024 / 4 + 1);
+        }
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

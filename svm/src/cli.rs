@@ -142,7 +142,8 @@ pub struct ReplayArgs {
     /// `stream.reassembly.depth=SIZE`, `app-layer.protocols.tls.encryption-handling=default|bypass|full`
     /// (`full` keeps inspecting encrypted TLS payload), `threshold-file=PATH`,
     /// `action-order=drop,alert,...`,
-    /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`. Unknown keys are
+    /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`, `flows.max=N` (the flow
+    /// table's cap, 1024..=2^26, as the daemon's setting). Unknown keys are
     /// reported on standard error and ignored.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

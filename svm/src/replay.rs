@@ -115,6 +115,8 @@ pub struct Summary {
     pub flows: u64,
     /// Flows evicted at the cap.
     pub flows_evicted: u64,
+    /// Times the flow table filled up and entered emergency mode.
+    pub flow_emergencies: u64,
     /// Alerts by attack name.
     pub detections: BTreeMap<&'static str, u64>,
     /// Blocks made.
@@ -156,6 +158,8 @@ struct Settings {
     address_vars: Vec<(String, String)>,
     port_vars: Vec<(String, String)>,
     action_order: Vec<String>,
+    /// `flows.max`: the flow table's cap (the daemon's setting of that name).
+    max_flows: Option<usize>,
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -229,6 +233,12 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
                 s.threshold_file = Some(v.into());
                 Some(())
             }
+            // The daemon's `flows.max`, with its range.
+            "flows.max" => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1024..=1 << 26).contains(n))
+                .map(|n| s.max_flows = Some(n)),
             _ => {
                 if let Some(name) = k.strip_prefix("vars.address-groups.") {
                     s.address_vars.push((name.to_owned(), v.to_owned()));
@@ -383,6 +393,7 @@ fn summarize(
         reassembled: c.reassembled,
         flows: flows.created,
         flows_evicted: flows.evicted,
+        flow_emergencies: flows.emergencies,
         detections,
         blocks_added: c.blocks_added,
         blocks_expired: c.blocks_expired,
@@ -605,6 +616,12 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             Attach::Inline
         } else {
             Attach::Mirror
+        },
+        flows: dataplane::flow::FlowConfig {
+            max_flows: settings
+                .max_flows
+                .unwrap_or(dataplane::flow::FlowConfig::default().max_flows),
+            ..dataplane::flow::FlowConfig::default()
         },
         ..WorkerConfig::default()
     };
