@@ -36,6 +36,10 @@ pub const MAX_RULE_INPUT_LEN: usize = 4096;
 /// Longest string echoed back in an error message, in characters.
 const ECHO_MAX: usize = 64;
 
+/// Longest label (the policy's `version`, an exclusion's `name`) in bytes: labels are copied
+/// into events, and a 15 MB `version` was once accepted and copied into every one.
+pub const MAX_LABEL_LEN: usize = 256;
+
 // ---------------------------------------------------------------------------------------------
 // Reading text into a tree
 
@@ -277,6 +281,13 @@ impl Walk {
     fn opt_string(&mut self, v: Option<&Value>, path: String) -> Option<String> {
         match v {
             None => None,
+            Some(Value::String(s)) if s.len() > MAX_LABEL_LEN => {
+                self.err(
+                    path,
+                    format!("{} bytes; at most {MAX_LABEL_LEN} are allowed", s.len()),
+                );
+                None
+            }
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
                 self.err(path, format!("expected a string, got {}", describe(other)));

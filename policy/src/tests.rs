@@ -284,6 +284,19 @@ fn type_errors_name_the_expected_type() {
     assert_eq!(e.to_string(), "exclusions: expected a list, got a mapping");
     let e = json_errs(json!({"version": 3}));
     assert_eq!(e.to_string(), "version: expected a string, got 3");
+    let e = json_errs(json!({"version": "v".repeat(15 << 20)}));
+    assert_eq!(
+        e.to_string(),
+        "version: 15728640 bytes; at most 256 are allowed"
+    );
+    let e = json_errs(json!({"exclusions": [
+        {"name": "n".repeat(257), "address": "10.0.0.1", "vlan": 100, "rule": "do_not_scan"}
+    ]}));
+    assert_eq!(paths(&e), ["exclusions[0].name"]);
+    assert!(
+        Policy::from_json(&json!({"version": "v".repeat(256)}).to_string()).is_ok(),
+        "256 bytes are allowed"
+    );
     let e = json_errs(json!([1]));
     assert_eq!(paths(&e), [""]);
     assert!(e.to_string().starts_with("(document): expected a mapping"));
