@@ -15,7 +15,7 @@ async fn client_from_another_ca_is_refused() {
         .await;
     assert!(r.is_err(), "handshake must fail: {r:?}");
     // A certificate of the right CA with no role mapped gets 403, and no certificate at all
-    // reaches nothing but /healthz.
+    // reaches nothing but the decisions stream (bouncer keys are configured here).
     let r = h
         .call(&h.nobody, Method::GET, "/api/v1/status", &[], "")
         .await
@@ -28,6 +28,11 @@ async fn client_from_another_ca_is_refused() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = h
         .call(&h.anonymous, Method::GET, "/healthz", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h
+        .call(&h.nobody, Method::GET, "/healthz", &[], "")
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);

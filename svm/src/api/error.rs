@@ -17,9 +17,32 @@ pub struct ErrorBody {
     pub error: &'static str,
     /// Human-readable message.
     pub message: String,
-    /// For `invalid_policy`: every problem with its JSON path.
+    /// For `invalid_policy`: the problems with their JSON paths, the first
+    /// [`MAX_PROBLEMS`] of them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Problem>,
+    /// For `invalid_policy`: problems found beyond those listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub problems_not_listed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Problems listed at most in an `invalid_policy` answer: a huge invalid document must not give
+/// a larger answer (a 4.7 MB body once gave a 27.5 MB 422).
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Characters of a problem's path or message kept (a problem may quote the value it refuses).
+pub const MAX_PROBLEM_CHARS: usize = 512;
+
+/// `s` cut to [`MAX_PROBLEM_CHARS`] characters, marked when cut.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(MAX_PROBLEM_CHARS) {
+        Some((at, _)) => format!("{}... ({} bytes)", s.get(..at).unwrap_or(""), s.len()),
+        None => s.to_owned(),
+    }
 }
 
 /// One problem of a policy document.
@@ -55,6 +78,15 @@ pub enum ApiError {
         /// The running version.
         current: u64,
     },
+    /// The request body is larger than the route takes.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The request body did not arrive in time.
+    #[error("request body not received within {0:?}")]
+    RequestTimeout(std::time::Duration),
     /// Capacity exhausted.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -91,6 +123,10 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => {
                 (StatusCode::PRECONDITION_FAILED, "version_mismatch")
             }
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -103,17 +139,25 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             eprintln!("svm api: internal error: {detail}");
         }
-        let problems = match &self {
-            ApiError::InvalidPolicy(errors) => errors
-                .iter()
-                .map(|e| Problem {
-                    path: e.path.clone(),
-                    message: e.message.clone(),
-                })
-                .collect(),
-            _ => Vec::new(),
+        let (problems, problems_not_listed) = match &self {
+            ApiError::InvalidPolicy(errors) => (
+                errors
+                    .iter()
+                    .take(MAX_PROBLEMS)
+                    .map(|e| Problem {
+                        path: clip(&e.path),
+                        message: clip(&e.message),
+                    })
+                    .collect(),
+                errors.len().saturating_sub(MAX_PROBLEMS),
+            ),
+            _ => (Vec::new(), 0),
         };
         let message = match &self {
+            ApiError::InvalidPolicy(e) if e.len() > MAX_PROBLEMS => format!(
+                "{} problem(s), the first {MAX_PROBLEMS} listed; nothing was applied",
+                e.len()
+            ),
             ApiError::InvalidPolicy(e) => format!("{} problem(s); nothing was applied", e.len()),
             other => other.to_string(),
         };
@@ -123,6 +167,7 @@ impl IntoResponse for ApiError {
                 error: code,
                 message,
                 problems,
+                problems_not_listed,
             }),
         )
             .into_response();

@@ -45,6 +45,24 @@ fn require(peer: &Peer, need: Role) -> Result<(), ApiError> {
     }
 }
 
+/// Read a request body of at most [`super::MAX_BODY_BYTES`] within
+/// [`super::server::BODY_TIMEOUT`]; called after the role check, so a client without the role
+/// never has its body read.
+async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    let limit = super::MAX_BODY_BYTES;
+    match tokio::time::timeout(
+        super::server::BODY_TIMEOUT,
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    {
+        Err(_) => Err(ApiError::RequestTimeout(super::server::BODY_TIMEOUT)),
+        Ok(Ok(b)) => Ok(b),
+        // The limit, or the client went away (no answer reaches it then).
+        Ok(Err(_)) => Err(ApiError::PayloadTooLarge { limit }),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -123,16 +141,19 @@ pub async fn get_policy(
     responses(
         (status = 200, description = "Applied; ETag is the new version", body = PolicyState),
         (status = 403, description = "Not admin", body = ErrorBody),
+        (status = 408, description = "Body not received in time", body = ErrorBody),
         (status = 412, description = "If-Match does not name the running version", body = ErrorBody),
+        (status = 413, description = "Body over 16 MiB", body = ErrorBody),
         (status = 422, description = "Invalid policy, nothing changed", body = ErrorBody),
     ))]
 pub async fn put_policy(
     State(app): State<AppState>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     require(&peer, Role::Admin)?;
+    let body = read_body(body).await?;
     let c = app.control.clone();
     let if_match = match parse_if_match(&headers) {
         Ok(v) => v,
@@ -229,9 +250,10 @@ pub struct BlockBody {
 pub async fn post_block(
     State(app): State<AppState>,
     Extension(peer): Extension<Peer>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     require(&peer, Role::Admin)?;
+    let body = read_body(body).await?;
     let b: BlockBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("block body: {e}")))?;
     let scope = match &b.vlan {

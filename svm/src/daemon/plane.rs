@@ -277,9 +277,15 @@ impl Plane {
         if let Some(a) = &cfg.api {
             let id = crate::tls::load_identity(&a.cert, &a.key).map_err(|e| fail("api", e))?;
             let ca = crate::tls::load_certs(&a.client_ca).map_err(|e| fail("api", e))?;
+            // Clients without a certificate only when bouncers need them (and then they reach
+            // only the decisions stream).
+            let client_auth = if a.bouncer_keys.is_empty() {
+                crate::tls::ClientAuth::Required
+            } else {
+                crate::tls::ClientAuth::OptionalForBouncers
+            };
             let tls =
-                crate::tls::server_config(id, &ca, crate::tls::ClientAuth::OptionalForBouncers)
-                    .map_err(|e| fail("api", e))?;
+                crate::tls::server_config(id, &ca, client_auth).map_err(|e| fail("api", e))?;
             let std_listener = std::net::TcpListener::bind(a.listen)
                 .map_err(|e| fail(&format!("api listen {}", a.listen), e))?;
             std_listener
