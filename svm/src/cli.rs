@@ -44,6 +44,11 @@ pub enum Command {
         /// The configuration file (YAML).
         #[arg(long)]
         config: PathBuf,
+        /// When the state store (`state_dir/state.redb`) is damaged or empty, keep it as
+        /// `state.redb.damaged-<unix seconds>` and start a new store (the policy file and no
+        /// blocks). A readable store is kept whatever this says.
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Replay a capture through the engine and report what the SVM would have done.
     Replay(ReplayArgs),
@@ -61,6 +66,9 @@ pub enum Command {
     /// Signed application databases (rules, address lists, attack definitions).
     #[command(subcommand)]
     Db(crate::db::cmd::DbCommand),
+    /// The daemon's state store.
+    #[command(subcommand)]
+    State(StateCommand),
 }
 
 /// `svm rules ...`
@@ -159,6 +167,25 @@ pub struct ReplayArgs {
     pub vars: Option<PathBuf>,
 }
 
+/// `svm state` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Read a state store (`state_dir/state.redb`) whole, in a child process, and say what it
+    /// holds or why it cannot be read; exit 0 when readable, 2 when not. Stop the daemon first:
+    /// a running daemon holds the file.
+    Check {
+        /// The state file.
+        file: PathBuf,
+    },
+    /// Read a state store in this process (what `check` runs; redb may abort on a damaged
+    /// file).
+    #[command(hide = true)]
+    Probe {
+        /// The state file.
+        file: PathBuf,
+    },
+}
+
 /// Run the CLI; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -181,7 +208,10 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> u8 {
     match cli.command {
-        Command::Run { config } => match daemon::run(&config) {
+        Command::Run {
+            config,
+            reset_state,
+        } => match daemon::run(&config, reset_state) {
             Ok(()) => EXIT_OK,
             Err(e) => {
                 eprintln!("svm run: {e}");
@@ -224,6 +254,33 @@ fn run(cli: Cli) -> u8 {
         Command::Status(client) => crate::admin_cli::status(&client),
         Command::Rules(RulesCommand::Check(args)) => crate::rules_cmd::check(&args),
         Command::Db(cmd) => crate::db::cmd::run(cmd),
+        Command::State(StateCommand::Check { file }) => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("svm"));
+            match crate::store::check(&exe, &file) {
+                Ok(s) => {
+                    println!("{}: readable: {s}", file.display());
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("svm state check: {e}");
+                    EXIT_GENERAL
+                }
+            }
+        }
+        Command::State(StateCommand::Probe { file }) => match crate::store::probe(&file) {
+            Ok(s) => {
+                println!("{}", crate::store::summary_line(&s));
+                EXIT_OK
+            }
+            Err(e) if crate::store::in_use(&e) => {
+                eprintln!("{e}");
+                u8::try_from(crate::store::PROBE_IN_USE).unwrap_or(EXIT_GENERAL)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                EXIT_GENERAL
+            }
+        },
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
             EXIT_OK

@@ -6,8 +6,16 @@
 //! Blocks store their absolute expiry (microseconds since the epoch), never a remaining duration:
 //! after a restart the remaining time is `expires - now`, and entries that ran out while the
 //! daemon was down are reported as expired by the first sweep.
+//!
+//! # A damaged store
+//! A state file that exists but cannot be read is never replaced silently: [`Store::open`]
+//! refuses an empty file (redb would start a new store in it, and the policy and blocks would be
+//! gone without a word), and [`prepare`] reads the whole store in a child process first
+//! (`svm state probe`), because redb aborts the process on some truncated files (an assertion
+//! on the file length). `svm state check` runs the same probe for an admin; `svm run
+//! --reset-state` keeps a damaged file aside and starts a new store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -30,6 +38,39 @@ pub enum StoreError {
     /// The database failed (I/O, corruption, lock held by another process).
     #[error("state store: {0}")]
     Db(Box<redb::Error>),
+    /// The state file exists but is empty: it was truncated or never written.
+    #[error(
+        "state store {}: the file is empty (0 bytes), so the policy, blocks and spooled events it held are lost; restore a copy of it, or start with `svm run --reset-state` to keep it aside and begin a new store",
+        path.display()
+    )]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The state file cannot be read (truncated, overwritten, not a store).
+    #[error(
+        "state store {}: cannot be read ({detail}); `svm state check {}` shows the problem; restore a copy of it, or start with `svm run --reset-state` to keep it aside and begin a new store",
+        path.display(),
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        detail: String,
+    },
+    /// No state file at the path given to `svm state check`.
+    #[error("state store {}: no such file", path.display())]
+    Missing {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Another process (a running daemon) holds the store.
+    #[error("state store {}: in use by another process (is svm already running?)", path.display())]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
     /// A stored record could not be decoded.
     #[error("state store: corrupt record {key}: {source}")]
     Corrupt {
@@ -122,8 +163,14 @@ fn u64_of(bytes: Option<&[u8]>) -> u64 {
 }
 
 impl Store {
-    /// Open (or create) the store at `path`. Fails if another process holds it.
+    /// Open (or create) the store at `path`. Fails if another process holds it, or if the file
+    /// is empty (see the module doc).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(StoreError::Empty {
+                path: path.to_owned(),
+            });
+        }
         let db = Database::create(path)?;
         let tx = db.begin_write()?;
         {
@@ -348,6 +395,165 @@ impl Store {
     }
 }
 
+/// What a readable store holds (`svm state check`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Version of the stored policy, if one was pushed.
+    pub policy_version: Option<u64>,
+    /// Blocks stored.
+    pub blocks: usize,
+    /// Events waiting in the spool.
+    pub spooled: u64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.policy_version {
+            Some(v) => write!(f, "policy version {v}")?,
+            None => write!(f, "no pushed policy")?,
+        }
+        write!(
+            f,
+            ", {} block(s), {} spooled event(s)",
+            self.blocks, self.spooled
+        )
+    }
+}
+
+/// Open the store at `path` and read every record, in this process: what the child process of
+/// [`check`] runs. redb may abort the process on a damaged file.
+pub fn probe(path: &Path) -> Result<Summary, StoreError> {
+    if !path.is_file() {
+        return Err(StoreError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    let s = Store::open(path)?;
+    Ok(Summary {
+        policy_version: s.policy()?.map(|(v, _)| v),
+        blocks: s.blocks()?.len(),
+        spooled: s.spool_len()?,
+    })
+}
+
+/// Read the store at `path` in a child process (`<svm> state probe <path>`), so a store that
+/// makes redb abort is reported instead of taking this process down.
+pub fn check(svm: &Path, path: &Path) -> Result<Summary, StoreError> {
+    if !path.is_file() {
+        return Err(StoreError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(StoreError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.to_owned(),
+        detail,
+    };
+    let out = std::process::Command::new(svm)
+        .args(["state", "probe"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| damaged(format!("cannot run {} to read it: {e}", svm.display())))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        return parse_summary(&stdout)
+            .ok_or_else(|| damaged(format!("unexpected probe output {stdout:?}")));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match out.status.code() {
+        Some(PROBE_IN_USE) => Err(StoreError::InUse {
+            path: path.to_owned(),
+        }),
+        // An error the store reported: its message (the last line the child wrote).
+        Some(c) if c != PANIC_EXIT => Err(damaged(
+            stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map_or_else(|| format!("exit {c}"), |l| l.trim().to_owned()),
+        )),
+        // A panic (an abort in release builds): redb's own checks of the file's layout.
+        _ => Err(damaged(
+            "the file is truncated or damaged: the store library stopped on its layout".into(),
+        )),
+    }
+}
+
+/// Exit code of a panicking Rust program built to unwind (debug builds; release aborts).
+const PANIC_EXIT: i32 = 101;
+
+/// Exit code of `svm state probe` when another process holds the store.
+pub const PROBE_IN_USE: i32 = 3;
+
+/// Whether `e` says another process holds the store.
+pub fn in_use(e: &StoreError) -> bool {
+    matches!(e, StoreError::InUse { .. })
+        || matches!(e, StoreError::Db(b) if matches!(**b, redb::Error::DatabaseAlreadyOpen))
+}
+
+/// The probe's output: `policy_version=<n|none> blocks=<n> spooled=<n>`.
+fn parse_summary(text: &str) -> Option<Summary> {
+    let mut policy_version = None;
+    let (mut blocks, mut spooled) = (None, None);
+    for part in text.split_whitespace() {
+        match part.split_once('=')? {
+            ("policy_version", "none") => {}
+            ("policy_version", v) => policy_version = Some(v.parse().ok()?),
+            ("blocks", v) => blocks = Some(v.parse().ok()?),
+            ("spooled", v) => spooled = Some(v.parse().ok()?),
+            _ => return None,
+        }
+    }
+    Some(Summary {
+        policy_version,
+        blocks: blocks?,
+        spooled: spooled?,
+    })
+}
+
+/// The probe's output line for `s` (read back by [`check`]).
+pub fn summary_line(s: &Summary) -> String {
+    let v = s
+        .policy_version
+        .map_or_else(|| "none".to_owned(), |v| v.to_string());
+    format!(
+        "policy_version={v} blocks={} spooled={}",
+        s.blocks, s.spooled
+    )
+}
+
+/// Before the daemon opens its store: a missing file is fine (a new store); a damaged one is
+/// refused, unless `reset`, which renames it to `<file>.damaged-<unix seconds>` (returned) so a
+/// new store starts and the old one stays for recovery. A readable store is kept as it is,
+/// `reset` or not.
+pub fn prepare(svm: &Path, path: &Path, reset: bool) -> Result<Option<PathBuf>, StoreError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    match check(svm, path) {
+        Ok(_) => Ok(None),
+        Err(e @ (StoreError::Empty { .. } | StoreError::Damaged { .. })) if reset => {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(format!(".damaged-{secs}"));
+            let aside = PathBuf::from(aside);
+            std::fs::rename(path, &aside).map_err(|io| StoreError::Damaged {
+                path: path.to_owned(),
+                detail: format!("{e}; and it could not be moved aside: {io}"),
+            })?;
+            Ok(Some(aside))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -396,6 +602,65 @@ mod tests {
         s.spool_ack(&[sp[0].seq]).unwrap();
         assert_eq!(s.spool_len().unwrap(), 1);
         assert_eq!(s.spool_bytes().unwrap(), 2);
+    }
+
+    #[test]
+    fn an_empty_state_file_is_refused_not_started_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        std::fs::write(&path, b"").unwrap();
+        let e = Store::open(&path).unwrap_err();
+        assert!(matches!(e, StoreError::Empty { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("empty (0 bytes)") && text.contains("--reset-state"),
+            "{text}"
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as it was");
+        // `check` says the same without running anything.
+        let e = check(Path::new("/nonexistent/svm"), &path).unwrap_err();
+        assert!(matches!(e, StoreError::Empty { .. }));
+    }
+
+    #[test]
+    fn a_damaged_store_is_moved_aside_only_on_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        std::fs::write(&path, b"").unwrap();
+        let svm = Path::new("/nonexistent/svm");
+        assert!(prepare(svm, &path, false).is_err());
+        assert!(path.exists());
+        let aside = prepare(svm, &path, true).unwrap().unwrap();
+        assert!(!path.exists());
+        assert!(
+            aside.to_string_lossy().contains("state.redb.damaged-"),
+            "{aside:?}"
+        );
+        assert_eq!(
+            prepare(svm, &path, false).unwrap(),
+            None,
+            "no file: a new store"
+        );
+    }
+
+    #[test]
+    fn probe_output_reads_back() {
+        for s in [
+            Summary {
+                policy_version: Some(7),
+                blocks: 3,
+                spooled: 12,
+            },
+            Summary {
+                policy_version: None,
+                blocks: 0,
+                spooled: 0,
+            },
+        ] {
+            assert_eq!(parse_summary(&summary_line(&s)), Some(s.clone()));
+        }
+        assert_eq!(parse_summary("blocks=1"), None);
+        assert_eq!(parse_summary("policy_version=x blocks=1 spooled=0"), None);
     }
 
     #[test]

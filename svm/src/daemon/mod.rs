@@ -73,6 +73,9 @@ pub enum DaemonError {
     /// Opening the packet sockets failed.
     #[error("af-packet: {0}")]
     Open(#[from] AfPacketError),
+    /// The state store is damaged, empty or in use (the message says the way out).
+    #[error("{0}")]
+    Store(crate::store::StoreError),
     /// Output or thread failure.
     #[error("{what}: {source}")]
     Io {
@@ -208,9 +211,22 @@ fn eve_thread(rx: Receiver<Event>, out: Option<Box<dyn Write + Send>>) -> std::i
 /// Depth of the event queue between workers and the writer.
 const EVENT_QUEUE: usize = 1 << 16;
 
-/// Run the daemon until SIGTERM or SIGINT.
-pub fn run(config_path: &Path) -> Result<(), DaemonError> {
+/// Run the daemon until SIGTERM or SIGINT. `reset_state`: a damaged state store is kept aside
+/// and a new one started ([`crate::store::prepare`]); without it a damaged store is refused.
+pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
     let (cfg, policy, loaded) = load(config_path)?;
+    if let Some(dir) = &cfg.state_dir {
+        let file = dir.join("state.redb");
+        let exe = std::env::current_exe().map_err(io_err("the svm executable"))?;
+        match crate::store::prepare(&exe, &file, reset_state) {
+            Ok(None) => {}
+            Ok(Some(aside)) => eprintln!(
+                "svm run: the damaged state store was kept as {}; starting a new store",
+                aside.display()
+            ),
+            Err(e) => return Err(DaemonError::Store(e)),
+        }
+    }
     if let Some(l) = &loaded {
         eprintln!("{}", rules::describe(l, "loaded"));
     }
