@@ -18,23 +18,22 @@ pub enum HttpsError {
     /// The URL is not `https://host[:port]/...`.
     #[error("bad url {0}")]
     BadUrl(String),
-    /// TCP or TLS failed.
-    #[error("connect {url}: {source}")]
+    /// TCP or TLS failed. The cause is in the message, not a `source`: printing the error
+    /// chain printed it twice.
+    #[error("connect {url}: {reason}")]
     Connect {
         /// Target.
         url: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
+        /// Why, TLS failures explained ([`crate::tls::explain`]).
+        reason: String,
     },
-    /// HTTP failed.
-    #[error("http {url}: {source}")]
+    /// HTTP failed (with TLS 1.3 a refused client certificate shows here, at the first read).
+    #[error("http {url}: {}", explain_hyper(cause))]
     Http {
         /// Target.
         url: String,
         /// Why.
-        #[source]
-        source: hyper::Error,
+        cause: hyper::Error,
     },
     /// The request could not be built (bad header value).
     #[error("request: {0}")]
@@ -42,6 +41,24 @@ pub enum HttpsError {
     /// No answer in time.
     #[error("timeout after {0:?}")]
     Timeout(Duration),
+}
+
+/// A hyper error in words: a TLS failure under it explained ([`crate::tls::explain`]), else
+/// hyper's text with its causes.
+fn explain_hyper(e: &hyper::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return format!("{text}: {}", crate::tls::explain_io(io));
+        }
+        if let Some(r) = c.downcast_ref::<rustls::Error>() {
+            return format!("{text}: {}", crate::tls::explain(r));
+        }
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// A response.
@@ -110,9 +127,9 @@ impl HttpsClient {
             .trim_end_matches(']')
             .to_owned();
         let port = uri.port_u16().unwrap_or(443);
-        let connect_err = |source| HttpsError::Connect {
+        let connect_err = |e: std::io::Error| HttpsError::Connect {
             url: url.into(),
-            source,
+            reason: crate::tls::explain_io(&e),
         };
         let tcp = TcpStream::connect((host.as_str(), port))
             .await
@@ -124,9 +141,9 @@ impl HttpsClient {
             .connect(name, tcp)
             .await
             .map_err(connect_err)?;
-        let http_err = |source| HttpsError::Http {
+        let http_err = |cause| HttpsError::Http {
             url: url.into(),
-            source,
+            cause,
         };
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))

@@ -31,6 +31,137 @@ pub enum TlsError {
     /// The client verifier could not be built (e.g. no usable CA certificate).
     #[error("tls client verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// A certificate that every peer would refuse (see [`check_leaf`]).
+    #[error("{what}: {reason}")]
+    Unusable {
+        /// Which certificate (`server certificate`, `client certificate`).
+        what: &'static str,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+/// What a certificate of ours is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertUse {
+    /// Presented by the API server: clients check the name they connect to against it.
+    Server,
+    /// Presented by a client of the API or of an outside server.
+    Client,
+}
+
+/// Refuse a certificate of ours that every peer would refuse: one that is not X.509 version 3
+/// (rustls's verifier refuses versions 1 and 2) and, for a server, one without a subjectAltName
+/// (clients match the name they connect to against its DNS and IP names only, never the common
+/// name). Found at start, these are one clear message instead of every client failing later.
+pub fn check_leaf(cert: &CertificateDer<'_>, usage: CertUse) -> Result<(), String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|e| format!("not a readable X.509 certificate ({e})"))?;
+    let version = parsed.version().0;
+    if version != x509_parser::x509::X509Version::V3.0 {
+        return Err(format!(
+            "it is an X.509 version {} certificate and TLS peers accept only version 3; \
+             reissue it with extensions (openssl makes version 1 when `openssl x509 -req` is given \
+             no -extfile; add one with the subjectAltName and extendedKeyUsage lines)",
+            version + 1
+        ));
+    }
+    if usage == CertUse::Server {
+        let names = match parsed.subject_alternative_name() {
+            Ok(Some(san)) => san.value.general_names.len(),
+            Ok(None) => 0,
+            Err(e) => return Err(format!("its subjectAltName cannot be read ({e})")),
+        };
+        if names == 0 {
+            return Err(
+                "it has no subjectAltName: clients check the DNS name or address they \
+                 connect to against its subjectAltName entries (the common name is not used), so \
+                 every client would fail; reissue it with the names clients use, e.g. \
+                 `-addext \"subjectAltName=DNS:svm.example.org,IP:192.0.2.10\"` (openssl req) or \
+                 `subjectAltName = DNS:svm.example.org, IP:192.0.2.10` in the -extfile \
+                 (openssl x509 -req)"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_identity(identity: &Identity, usage: CertUse) -> Result<(), TlsError> {
+    let what = match usage {
+        CertUse::Server => "server certificate",
+        CertUse::Client => "client certificate",
+    };
+    let leaf = identity.chain.first().ok_or(TlsError::Unusable {
+        what,
+        reason: "no certificate".into(),
+    })?;
+    check_leaf(leaf, usage).map_err(|reason| TlsError::Unusable { what, reason })
+}
+
+/// A TLS failure in words an admin can act on: what the peer's certificate (or ours, as the
+/// peer's alert says) got wrong and where to look. rustls's own text names only the variant
+/// (`UnknownIssuer`, `Other(OtherError(UnsupportedCertVersion))`).
+pub fn explain(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(c) => {
+            let why = match c {
+                C::UnknownIssuer => "it is not issued by the CA this side trusts (check the CA \
+                     file given: --ca, api.client_ca or the output's ca)"
+                    .to_owned(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => "it does not name the \
+                     host connected to: its subjectAltName must list that DNS name or address"
+                    .to_owned(),
+                C::Expired | C::ExpiredContext { .. } => "it has expired".to_owned(),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "it is not valid yet (check both clocks)".to_owned()
+                }
+                C::Revoked => "it is revoked".to_owned(),
+                C::BadSignature => "its signature does not verify".to_owned(),
+                C::UnsupportedSignatureAlgorithmContext { .. }
+                | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                    "it is signed with an algorithm rustls does not support".to_owned()
+                }
+                C::Other(o) if format!("{o:?}").contains("UnsupportedCertVersion") => {
+                    "it is not an X.509 version 3 certificate (version 1 or 2); reissue it with \
+                     extensions"
+                        .to_owned()
+                }
+                other => format!("{other:?}"),
+            };
+            format!("the peer's certificate was refused: {why}")
+        }
+        E::AlertReceived(a) => {
+            let why = match a {
+                A::CertificateRequired => "it requires a client certificate and none was sent",
+                A::UnknownCA => "it does not trust the CA of our certificate",
+                A::BadCertificate | A::UnsupportedCertificate => {
+                    "it refused our certificate (not X.509 version 3, wrong key usage, or not \
+                     issued by its CA)"
+                }
+                A::CertificateExpired => "our certificate has expired",
+                A::CertificateRevoked => "our certificate is revoked",
+                A::HandshakeFailure | A::ProtocolVersion => {
+                    "no TLS version or cipher suite in common"
+                }
+                _ => "",
+            };
+            if why.is_empty() {
+                format!("the peer ended the handshake ({a:?})")
+            } else {
+                format!("the peer ended the handshake: {why}")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// An I/O error from a TLS connection, explained ([`explain`]) when rustls caused it.
+pub fn explain_io(e: &std::io::Error) -> String {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .map_or_else(|| e.to_string(), explain)
 }
 
 /// A certificate chain and its key.
@@ -126,6 +257,7 @@ pub fn server_config(
     management_ca: &[CertificateDer<'static>],
     auth: ClientAuth,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    check_identity(&identity, CertUse::Server)?;
     let builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots(management_ca)?), provider());
     let verifier = match auth {
@@ -150,7 +282,10 @@ pub fn client_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_root_certificates(roots(server_ca)?);
     let cfg = match identity {
-        Some(id) => builder.with_client_auth_cert(id.chain, id.key)?,
+        Some(id) => {
+            check_identity(&id, CertUse::Client)?;
+            builder.with_client_auth_cert(id.chain, id.key)?
+        }
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(cfg))

@@ -284,8 +284,8 @@ impl Plane {
             } else {
                 crate::tls::ClientAuth::OptionalForBouncers
             };
-            let tls =
-                crate::tls::server_config(id, &ca, client_auth).map_err(|e| fail("api", e))?;
+            let tls = crate::tls::server_config(id, &ca, client_auth)
+                .map_err(|e| fail(&format!("api.cert {}", a.cert.display()), e))?;
             let std_listener = std::net::TcpListener::bind(a.listen)
                 .map_err(|e| fail(&format!("api listen {}", a.listen), e))?;
             std_listener
