@@ -162,71 +162,79 @@ pub trait LastSeen {
 /// Sample size when evicting at the cap.
 const EVICTION_SAMPLE: usize = 16;
 
-/// A hash map with a hard cap; at the cap, inserting evicts a least-recently-seen entry from a
-/// sample.
+/// A hash map with a hard cap; at the cap, inserting evicts the least recently seen entry of a
+/// sample of [`EVICTION_SAMPLE`] consecutive slots from a rotating position ([`SlotMap`] without
+/// the hints). The sample was the map's first entries in hash order, and under a random-source
+/// flood the front of the table emptied as it was evicted: each new source then walked ever more
+/// empty buckets to find a sample (two thirds of the flood's time).
 #[derive(Debug)]
 pub struct BoundedMap<K, V> {
-    map: HashMap<K, V, foldhash::fast::FixedState>,
-    cap: usize,
-    evicted: u64,
+    inner: SlotMap<K, V>,
+    /// Where a value goes if the slot bookkeeping were inconsistent (never).
+    spare: V,
 }
 
 impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
     /// An empty map holding at most `cap` entries.
     pub fn new(cap: usize) -> Self {
         BoundedMap {
-            map: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x6e_6162)),
-            cap: cap.max(1),
-            evicted: 0,
+            inner: SlotMap::new(cap),
+            spare: V::default(),
         }
     }
 
-    /// The entry for `key`, created (evicting if at the cap) if absent. One probe below the cap.
+    /// The entry for `key`, created (evicting if at the cap) if absent.
     #[inline]
     pub fn entry(&mut self, key: K) -> &mut V {
-        if self.map.len() >= self.cap && !self.map.contains_key(&key) {
-            let victim = self
-                .map
-                .iter()
-                .take(EVICTION_SAMPLE)
-                .min_by_key(|(_, v)| v.last_seen())
-                .map(|(k, _)| *k);
-            if let Some(k) = victim {
-                self.map.remove(&k);
-                self.evicted += 1;
+        let i = match self.inner.index.get(&key) {
+            Some(&i) => i,
+            None => self.inner.locate(key),
+        };
+        match self
+            .inner
+            .slots
+            .get_mut(usize::try_from(i).unwrap_or(usize::MAX))
+        {
+            Some(s) => &mut s.value,
+            None => {
+                self.spare = V::default();
+                &mut self.spare
             }
         }
-        self.map.entry(key).or_default()
     }
 
     /// The entry for `key` if present.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.map.get_mut(key)
+        let i = *self.inner.index.get(key)?;
+        self.inner
+            .slots
+            .get_mut(usize::try_from(i).ok()?)
+            .map(|s| &mut s.value)
     }
 
     /// Drop entries idle for more than `idle_us`.
     pub fn prune(&mut self, now: Timestamp, idle_us: u64) {
-        self.map.retain(|_, v| now.since(v.last_seen()) <= idle_us);
+        self.inner.prune(now, idle_us);
     }
 
     /// Slots allocated (what a prune walks).
     pub fn capacity(&self) -> usize {
-        self.map.capacity()
+        self.inner.capacity()
     }
 
     /// Entries held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.inner.len()
     }
 
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.inner.is_empty()
     }
 
     /// Entries evicted at the cap so far.
     pub fn evicted(&self) -> u64 {
-        self.evicted
+        self.inner.evicted()
     }
 }
 
@@ -253,6 +261,8 @@ pub struct SlotMap<K, V> {
     free: Vec<u32>,
     cap: usize,
     evicted: u64,
+    /// Where the next eviction's sample starts (it moves on by the sample each time).
+    hand: usize,
 }
 
 impl<K: Hash + Eq + Copy, V: LastSeen + Default> SlotMap<K, V> {
@@ -264,6 +274,7 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> SlotMap<K, V> {
             free: Vec::new(),
             cap: cap.max(1),
             evicted: 0,
+            hand: 0,
         }
     }
 
@@ -290,17 +301,17 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> SlotMap<K, V> {
             return i;
         }
         if self.index.len() >= self.cap {
-            let slots = &self.slots;
-            let victim = self
-                .index
-                .iter()
-                .take(EVICTION_SAMPLE)
-                .min_by_key(|(_, i)| {
-                    slots
-                        .get(usize::try_from(**i).unwrap_or(usize::MAX))
-                        .map(|s| s.value.last_seen())
+            // At the cap every slot is taken (free ones are reused first), so the sample is the
+            // next slots from the hand: O(1), and every slot comes round in turn.
+            let n = self.slots.len().max(1);
+            let victim = (0..EVICTION_SAMPLE.min(n))
+                .filter_map(|j| {
+                    let s = self.slots.get((self.hand + j) % n)?;
+                    Some((s.key?, s.value.last_seen()))
                 })
-                .map(|(k, _)| *k);
+                .min_by_key(|(_, seen)| *seen)
+                .map(|(k, _)| k);
+            self.hand = (self.hand + EVICTION_SAMPLE) % n;
             if let Some(k) = victim {
                 self.remove(&k);
                 self.evicted += 1;
