@@ -111,6 +111,41 @@ fn flows(c: &mut Criterion) {
         )
     });
     g.finish();
+
+    // A random-source SYN flood into a full table: every packet is a new flow and evicts one
+    // (the oldest unanswered). Elements per second are new flows per second at the cap.
+    let mut g = c.benchmark_group("flow_flood");
+    g.throughput(Throughput::Elements(1));
+    for cap in [1024usize, 1 << 20] {
+        let mut t = FlowTable::new(
+            FlowConfig {
+                max_flows: cap,
+                ..FlowConfig::default()
+            },
+            0,
+        );
+        let syn = |t: &mut FlowTable, i: u32| {
+            let (k, d) = FlowKey::new(
+                VlanScope::UNTAGGED,
+                IpProto::Tcp,
+                (addr(i), 40_000 + (i % 20_000) as u16),
+                (addr(0xff_fffe), 80),
+            );
+            t.update(Timestamp(1), &k, d, Some(TcpFlags(TcpFlags::SYN)), 60)
+        };
+        let mut i = 0u32;
+        while t.len() < cap {
+            syn(&mut t, i);
+            i += 1;
+        }
+        g.bench_function(format!("new_flow_into_full_{cap}"), |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                black_box(syn(&mut t, i))
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, blocks, flows);
