@@ -169,6 +169,39 @@ impl Buffers for ScanBuffers<'_> {
     }
 }
 
+/// Whether svm fills this buffer for some packet: the rule parser refuses a rule that reads a
+/// buffer that is never filled (it would load and never fire). Derived from
+/// [`ScanBuffers::get`] on buffers where every field is present, so a buffer becomes loadable
+/// exactly when `get` starts returning it; `Payload` and `Packet` come from the packet itself.
+pub fn buffer_filled(kind: BufferKind) -> bool {
+    const ANY: &[u8] = b"";
+    let queries = [Vec::new()];
+    // Every field named (no `..Default::default()`): a new field must be decided here.
+    let app = AppBuffers {
+        proto: App::Unknown,
+        http_method: Some(ANY),
+        http_uri: Some(ANY),
+        http_uri_raw: Some(ANY),
+        http_protocol: Some(ANY),
+        http_host: Some(ANY),
+        http_host_raw: Some(ANY),
+        http_user_agent: Some(ANY),
+        http_header: Some(ANY),
+        http_cookie: Some(ANY),
+        http_connection: Some(ANY),
+        http_request_body: Some(ANY),
+        tls_sni: Some(ANY),
+        dns_queries: &queries,
+    };
+    let full = ScanBuffers {
+        stream: Some(ANY),
+        app: Some(app),
+        payload_in_stream: false,
+        no_payload: false,
+    };
+    matches!(kind, BufferKind::Payload | BufferKind::Packet) || full.get(kind).is_some()
+}
+
 fn rule_app(p: App) -> Option<AppProto> {
     match p {
         App::Http => Some(AppProto::Http),
@@ -886,5 +919,186 @@ mod tests {
             got.sort_unstable();
             assert_eq!(got, want, "{mode:?} full={full}");
         }
+    }
+
+    impl Conn {
+        /// One UDP datagram from the client to `dport`; the sids it raised.
+        fn udp(&mut self, dport: u16, data: &[u8]) -> Vec<u32> {
+            let dst = (SERVER.0, dport);
+            self.now += 1;
+            let now = Timestamp(self.now * Timestamp::SECOND);
+            let (key, a_to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, CLIENT, dst);
+            self.flows.update(now, &key, a_to_b, None, 42 + data.len());
+            let ip = Ip {
+                src_bits: crate::decode::addr_bits(CLIENT.0).0,
+                dst_bits: crate::decode::addr_bits(dst.0).0,
+                v6: false,
+                ttl: 64,
+                proto: IpProto::Udp,
+                total_len: 28 + data.len(),
+                header_len: 20,
+                packet: &[],
+                fragment: None,
+                l4: L4::Udp(crate::decode::Udp {
+                    src_port: CLIENT.1,
+                    dst_port: dport,
+                    payload: data,
+                }),
+            };
+            let flow = self.flows.get_mut(&key).unwrap();
+            let mut out = Vec::new();
+            inspect(
+                &self.rules,
+                &self.cfg,
+                &self.memcap,
+                &mut self.thresholds,
+                &ip,
+                flow,
+                true,
+                now,
+                &mut out,
+            );
+            out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
+        }
+    }
+
+    const PROBE_REQ: &[u8] = b"POST /upload HTTP/1.1\r\nHost: probe.example\r\n\
+        User-Agent: probe-agent\r\nCookie: probecookie=1\r\nConnection: probe-close\r\n\
+        Content-Length: 9\r\n\r\nprobebody";
+
+    /// The traffic that fills a buffer.
+    #[derive(Clone, Copy)]
+    enum Probe {
+        Http,
+        Tls,
+        Dns,
+    }
+
+    /// The pattern a crafted flow puts in a filled buffer, and that flow. No arm for a buffer
+    /// [`buffer_filled`] reports: write its flow here.
+    fn probe(kind: BufferKind) -> (&'static str, Probe) {
+        use BufferKind::*;
+        match kind {
+            Payload | Packet | Stream | HttpRequestBody => ("probebody", Probe::Http),
+            HttpMethod => ("POST", Probe::Http),
+            HttpUri | HttpUriRaw => ("/upload", Probe::Http),
+            HttpHost | HttpHostRaw => ("probe.example", Probe::Http),
+            HttpUserAgent => ("probe-agent", Probe::Http),
+            HttpHeader | HttpHeaderRaw => ("User-Agent: probe-agent", Probe::Http),
+            HttpCookie => ("probecookie=1", Probe::Http),
+            HttpConnection => ("probe-close", Probe::Http),
+            HttpProtocol => ("HTTP/1.1", Probe::Http),
+            TlsSni => ("probe.example", Probe::Tls),
+            DnsQuery => ("probe.example", Probe::Dns),
+            other => panic!("{other:?} is filled but has no crafted flow here: add one"),
+        }
+    }
+
+    /// The sids `rules` raise on the probe's flow (inline mode).
+    fn run_probe(p: Probe, rules: &str) -> Vec<u32> {
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        match p {
+            Probe::Http => {
+                c.handshake();
+                c.pkt(true, PA, 101, 501, PROBE_REQ)
+            }
+            Probe::Tls => {
+                use crate::app::tls::parser::tests::{client_hello_msg, records};
+                c.handshake();
+                let hello = records(&client_hello_msg(b"probe.example"), 1000);
+                c.pkt(true, PA, 101, 501, &hello)
+            }
+            Probe::Dns => {
+                let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+                for label in [&b"probe"[..], b"example"] {
+                    q.push(u8::try_from(label.len()).unwrap());
+                    q.extend_from_slice(label);
+                }
+                q.extend_from_slice(&[0, 0, 1, 0, 1]);
+                c.udp(53, &q)
+            }
+        }
+    }
+
+    // Every buffer a rule can name (sticky keyword, legacy content modifier, pcre flag) is
+    // either filled, and a rule on it fires on a flow that fills it, or refused at load with
+    // "buffer NAME not implemented": no rule loads that can never fire. A buffer the parser
+    // learns to name is covered here without a change to this test.
+    #[test]
+    fn every_buffer_a_rule_names_is_filled_or_refused() {
+        let esc = |p: &str| p.replace('/', "\\/").replace('.', "\\.");
+        // What names the buffer, the buffer, and the rule options reading a pattern from it.
+        type Render = Box<dyn Fn(&str) -> String>;
+        let mut selectors: Vec<(String, BufferKind, Render)> = Vec::new();
+        for &(name, kind) in crate::rules::parser::STICKY_BUFFERS {
+            selectors.push((
+                name.into(),
+                kind,
+                Box::new(move |p| format!("{name}; content:\"{p}\";")),
+            ));
+        }
+        for &(name, kind) in crate::rules::parser::LEGACY_BUFFERS {
+            selectors.push((
+                name.into(),
+                kind,
+                Box::new(move |p| format!("content:\"{p}\"; {name};")),
+            ));
+        }
+        for flag in ('A'..='Z').chain('a'..='z') {
+            let probe = format!("\"/x/{flag}\"");
+            if let Ok(t) = crate::rules::pcre::translate(&probe)
+                && let Some(kind) = t.buffer
+            {
+                selectors.push((
+                    format!("pcre /{flag}"),
+                    kind,
+                    Box::new(move |p| format!("pcre:\"/{}/{flag}\";", esc(p))),
+                ));
+            }
+        }
+        assert!(selectors.len() > 60, "{} selectors", selectors.len());
+        let (mut fired, mut refused) = (0, 0);
+        for (what, kind, opts) in &selectors {
+            let filled = buffer_filled(*kind);
+            let (pattern, flow) = if filled {
+                probe(*kind)
+            } else {
+                ("probe", Probe::Http)
+            };
+            let proto = if matches!(flow, Probe::Dns) {
+                "udp"
+            } else {
+                "tcp"
+            };
+            let rule = format!(
+                "alert {proto} any any -> any any ({} sid:1;)",
+                opts(pattern)
+            );
+            let mut b = RuleSetBuilder::default();
+            let rep = b.add_text("t", &rule);
+            if filled {
+                assert_eq!(rep.loaded, 1, "{what}: {rule}: {:?}", rep.skipped);
+                let got = run_probe(flow, &rule);
+                assert_eq!(got, vec![1], "{what} ({kind:?}) did not fire: {rule}");
+                fired += 1;
+            } else {
+                assert_eq!(rep.loaded, 0, "{what} loads but is never filled: {rule}");
+                let e = &rep.skipped[0];
+                assert_eq!(e.keyword, kind.name(), "{what}");
+                assert_eq!(
+                    e.kind,
+                    crate::rules::RuleErrorKind::Unsupported(format!(
+                        "buffer {} not implemented",
+                        kind.name()
+                    )),
+                    "{what}"
+                );
+                refused += 1;
+            }
+        }
+        assert!(
+            fired > 20 && refused > 20,
+            "{fired} fired, {refused} refused"
+        );
     }
 }

@@ -181,6 +181,50 @@ impl BufferKind {
         self as usize
     }
 
+    /// The buffer's Suricata keyword (`pkt_data` for the packet and the default buffer).
+    pub fn name(self) -> &'static str {
+        use BufferKind::*;
+        match self {
+            Payload | Packet => "pkt_data",
+            Stream => "stream",
+            HttpUri => "http.uri",
+            HttpUriRaw => "http.uri.raw",
+            HttpMethod => "http.method",
+            HttpHost => "http.host",
+            HttpHostRaw => "http.host.raw",
+            HttpUserAgent => "http.user_agent",
+            HttpHeader => "http.header",
+            HttpHeaderRaw => "http.header.raw",
+            HttpHeaderNames => "http.header_names",
+            HttpCookie => "http.cookie",
+            HttpReferer => "http.referer",
+            HttpContentType => "http.content_type",
+            HttpContentLen => "http.content_len",
+            HttpRequestLine => "http.request_line",
+            HttpRequestBody => "http.request_body",
+            HttpResponseLine => "http.response_line",
+            HttpStatCode => "http.stat_code",
+            HttpStatMsg => "http.stat_msg",
+            HttpServer => "http.server",
+            HttpLocation => "http.location",
+            HttpAccept => "http.accept",
+            HttpAcceptEnc => "http.accept_enc",
+            HttpAcceptLang => "http.accept_lang",
+            HttpConnection => "http.connection",
+            HttpProtocol => "http.protocol",
+            HttpStart => "http.start",
+            FileData => "file.data",
+            TlsSni => "tls.sni",
+            TlsCertSubject => "tls.cert_subject",
+            TlsCertIssuer => "tls.cert_issuer",
+            TlsCertSerial => "tls.cert_serial",
+            TlsCerts => "tls.certs",
+            DnsQuery => "dns.query",
+            Ja3Hash => "ja3.hash",
+            Ja3sHash => "ja3s.hash",
+        }
+    }
+
     /// The app-layer protocol this buffer implies (for header proto `tcp` rules on app buffers).
     pub fn app_proto(self) -> Option<AppProto> {
         use BufferKind::*;

@@ -443,69 +443,105 @@ fn parse_int<T: std::str::FromStr>(kw: &str, v: Option<&str>) -> PResult<T> {
     }
 }
 
+/// Sticky buffer keywords and the buffer each selects. A buffer svm does not fill is refused
+/// at load ([`crate::scanner::buffer_filled`]).
+pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
+    use BufferKind::*;
+    &[
+        ("pkt_data", Payload),
+        ("file.data", FileData),
+        ("file_data", FileData),
+        ("http.response_body", FileData),
+        ("http.uri", HttpUri),
+        ("http.uri.raw", HttpUriRaw),
+        ("http.method", HttpMethod),
+        ("http.host", HttpHost),
+        ("http.host.raw", HttpHostRaw),
+        ("http.user_agent", HttpUserAgent),
+        ("http.header", HttpHeader),
+        ("http.header.raw", HttpHeaderRaw),
+        ("http.header_names", HttpHeaderNames),
+        ("http.cookie", HttpCookie),
+        ("http.referer", HttpReferer),
+        ("http.content_type", HttpContentType),
+        ("http.content_len", HttpContentLen),
+        ("http.request_line", HttpRequestLine),
+        ("http_request_line", HttpRequestLine),
+        ("http.request_body", HttpRequestBody),
+        ("http.response_line", HttpResponseLine),
+        ("http_response_line", HttpResponseLine),
+        ("http.stat_code", HttpStatCode),
+        ("http.stat_msg", HttpStatMsg),
+        ("http.server", HttpServer),
+        ("http.location", HttpLocation),
+        ("http.accept", HttpAccept),
+        ("http.accept_enc", HttpAcceptEnc),
+        ("http.accept_lang", HttpAcceptLang),
+        ("http.connection", HttpConnection),
+        ("http.protocol", HttpProtocol),
+        ("http.start", HttpStart),
+        ("tls.sni", TlsSni),
+        ("tls_sni", TlsSni),
+        ("tls.cert_subject", TlsCertSubject),
+        ("tls_cert_subject", TlsCertSubject),
+        ("tls.cert_issuer", TlsCertIssuer),
+        ("tls_cert_issuer", TlsCertIssuer),
+        ("tls.cert_serial", TlsCertSerial),
+        ("tls_cert_serial", TlsCertSerial),
+        ("tls.certs", TlsCerts),
+        ("dns.query", DnsQuery),
+        ("dns_query", DnsQuery),
+        ("ja3.hash", Ja3Hash),
+        ("ja3_hash", Ja3Hash),
+        ("ja3s.hash", Ja3sHash),
+        ("ja3s_hash", Ja3sHash),
+    ]
+};
+
+/// Legacy content modifiers (move the previous content to a buffer) and their buffers.
+pub const LEGACY_BUFFERS: &[(&str, BufferKind)] = {
+    use BufferKind::*;
+    &[
+        ("http_uri", HttpUri),
+        ("http_raw_uri", HttpUriRaw),
+        ("http_method", HttpMethod),
+        ("http_host", HttpHost),
+        ("http_raw_host", HttpHostRaw),
+        ("http_user_agent", HttpUserAgent),
+        ("http_header", HttpHeader),
+        ("http_raw_header", HttpHeaderRaw),
+        ("http_cookie", HttpCookie),
+        ("http_client_body", HttpRequestBody),
+        ("http_server_body", FileData),
+        ("http_stat_code", HttpStatCode),
+        ("http_stat_msg", HttpStatMsg),
+    ]
+};
+
+fn lookup(table: &[(&str, BufferKind)], name: &str) -> Option<BufferKind> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+}
+
 /// Sticky buffer keywords.
 fn sticky(name: &str) -> Option<BufferKind> {
-    use BufferKind::*;
-    Some(match name {
-        "pkt_data" => Payload,
-        "file.data" | "file_data" | "http.response_body" => FileData,
-        "http.uri" => HttpUri,
-        "http.uri.raw" => HttpUriRaw,
-        "http.method" => HttpMethod,
-        "http.host" => HttpHost,
-        "http.host.raw" => HttpHostRaw,
-        "http.user_agent" => HttpUserAgent,
-        "http.header" => HttpHeader,
-        "http.header.raw" => HttpHeaderRaw,
-        "http.header_names" => HttpHeaderNames,
-        "http.cookie" => HttpCookie,
-        "http.referer" => HttpReferer,
-        "http.content_type" => HttpContentType,
-        "http.content_len" => HttpContentLen,
-        "http.request_line" | "http_request_line" => HttpRequestLine,
-        "http.request_body" => HttpRequestBody,
-        "http.response_line" | "http_response_line" => HttpResponseLine,
-        "http.stat_code" => HttpStatCode,
-        "http.stat_msg" => HttpStatMsg,
-        "http.server" => HttpServer,
-        "http.location" => HttpLocation,
-        "http.accept" => HttpAccept,
-        "http.accept_enc" => HttpAcceptEnc,
-        "http.accept_lang" => HttpAcceptLang,
-        "http.connection" => HttpConnection,
-        "http.protocol" => HttpProtocol,
-        "http.start" => HttpStart,
-        "tls.sni" | "tls_sni" => TlsSni,
-        "tls.cert_subject" | "tls_cert_subject" => TlsCertSubject,
-        "tls.cert_issuer" | "tls_cert_issuer" => TlsCertIssuer,
-        "tls.cert_serial" | "tls_cert_serial" => TlsCertSerial,
-        "tls.certs" => TlsCerts,
-        "dns.query" | "dns_query" => DnsQuery,
-        "ja3.hash" | "ja3_hash" => Ja3Hash,
-        "ja3s.hash" | "ja3s_hash" => Ja3sHash,
-        _ => return None,
-    })
+    lookup(STICKY_BUFFERS, name)
+}
+
+/// Refuse a buffer svm never fills ([`crate::scanner::buffer_filled`]): a rule reading it would
+/// load and never fire. The skip is keyed by the buffer's name, whatever keyword named it.
+fn not_filled(kind: BufferKind) -> PResult<()> {
+    if crate::scanner::buffer_filled(kind) {
+        return Ok(());
+    }
+    unsupported(
+        kind.name(),
+        format!("buffer {} not implemented", kind.name()),
+    )
 }
 
 /// Legacy content modifiers: move the previous content to a buffer.
 fn legacy(name: &str) -> Option<BufferKind> {
-    use BufferKind::*;
-    Some(match name {
-        "http_uri" => HttpUri,
-        "http_raw_uri" => HttpUriRaw,
-        "http_method" => HttpMethod,
-        "http_host" => HttpHost,
-        "http_raw_host" => HttpHostRaw,
-        "http_user_agent" => HttpUserAgent,
-        "http_header" => HttpHeader,
-        "http_raw_header" => HttpHeaderRaw,
-        "http_cookie" => HttpCookie,
-        "http_client_body" => HttpRequestBody,
-        "http_server_body" => FileData,
-        "http_stat_code" => HttpStatCode,
-        "http_stat_msg" => HttpStatMsg,
-        _ => return None,
-    })
+    lookup(LEGACY_BUFFERS, name)
 }
 
 #[derive(Default)]
@@ -548,11 +584,13 @@ impl Builder {
             if value.is_some() {
                 return syntax(name, "sticky buffer takes no value");
             }
+            not_filled(kind)?;
             self.cur = Some(kind);
             self.last_content = None;
             return Ok(());
         }
         if let Some(kind) = legacy(name) {
+            not_filled(kind)?;
             let idx = match self.last_content {
                 Some(i) => i,
                 None => return syntax(name, "needs a preceding `content`"),
@@ -1022,6 +1060,8 @@ impl Builder {
         };
         let mut chains: Vec<Chain> = Vec::new();
         for (buf, mut step) in self.steps {
+            // Also the buffers named by other means than a buffer keyword (pcre's /Q, /S, /Y).
+            not_filled(buf)?;
             if let Step::Content(c) = &mut step {
                 validate_content(c)?;
                 if !c.nocase {

@@ -744,3 +744,98 @@ fn mixed_source_list_is_indexed_and_exact() {
     assert!(from("2001:db8::6").is_empty());
     assert_eq!(from("::ffff:10.0.0.7"), [1]);
 }
+
+/// The skip of a rule reading `opts`, which must name an unfilled buffer: keyed by the buffer's
+/// name, "buffer NAME not implemented".
+fn skipped_buffer(opts: &str, name: &str) {
+    let e = skip(&format!("alert tcp any any -> any any ({opts} sid:9;)"));
+    assert_eq!(e.keyword, name, "{opts}");
+    assert_eq!(e.sid, Some(9));
+    assert_eq!(
+        e.kind,
+        RuleErrorKind::Unsupported(format!("buffer {name} not implemented")),
+        "{opts}"
+    );
+    assert!(e.to_string().contains("not implemented"), "{e}");
+}
+
+// HTTP response fields are never filled: svm parses requests only.
+#[test]
+fn skip_http_response_buffers() {
+    for name in [
+        "http.stat_code",
+        "http.stat_msg",
+        "http.response_line",
+        "http.server",
+        "http.location",
+    ] {
+        skipped_buffer(&format!("{name}; content:\"x\";"), name);
+    }
+}
+
+// Request-side buffers svm does not build (header names, single headers, the request line).
+#[test]
+fn skip_unbuilt_http_request_buffers() {
+    for name in [
+        "http.header_names",
+        "http.referer",
+        "http.content_type",
+        "http.content_len",
+        "http.request_line",
+        "http.start",
+        "http.accept",
+        "http.accept_enc",
+        "http.accept_lang",
+    ] {
+        skipped_buffer(&format!("{name}; content:\"x\";"), name);
+    }
+}
+
+// File data, under each of its names, including Snort's `http_server_body`.
+#[test]
+fn skip_file_data() {
+    for opts in [
+        "file.data; content:\"x\";",
+        "file_data; content:\"x\";",
+        "http.response_body; content:\"x\";",
+        "content:\"x\"; http_server_body;",
+    ] {
+        skipped_buffer(opts, "file.data");
+    }
+}
+
+// TLS certificates: svm reads the ClientHello only.
+#[test]
+fn skip_tls_certificate_buffers() {
+    for name in [
+        "tls.cert_subject",
+        "tls.cert_issuer",
+        "tls.cert_serial",
+        "tls.certs",
+    ] {
+        skipped_buffer(&format!("{name}; content:\"x\";"), name);
+    }
+    skipped_buffer("tls_cert_subject; content:\"x\";", "tls.cert_subject");
+}
+
+// JA3 and JA3S fingerprints are not computed.
+#[test]
+fn skip_ja3() {
+    skipped_buffer("ja3.hash; content:\"x\";", "ja3.hash");
+    skipped_buffer("ja3_hash; content:\"x\";", "ja3.hash");
+    skipped_buffer("ja3s.hash; content:\"x\";", "ja3s.hash");
+}
+
+// An unfilled buffer named without a buffer keyword: a legacy content modifier or a pcre flag;
+// the reason names the buffer all the same, and a sticky buffer alone (nothing read) too.
+#[test]
+fn skip_unfilled_buffer_named_by_modifier_or_pcre_flag() {
+    skipped_buffer("content:\"200\"; http_stat_code;", "http.stat_code");
+    skipped_buffer("content:\"OK\"; http_stat_msg;", "http.stat_msg");
+    skipped_buffer("pcre:\"/^200/S\";", "http.stat_code");
+    skipped_buffer("pcre:\"/OK/Y\";", "http.stat_msg");
+    skipped_buffer("pcre:\"/MZ/Q\";", "file.data");
+    skipped_buffer("content:\"a\"; file.data;", "file.data");
+    // The filled buffers beside them still load.
+    set("alert tcp any any -> any any (content:\"a\"; http_uri; pcre:\"/a/U\"; sid:1;)");
+}
