@@ -690,14 +690,25 @@ mod tests {
                     payload: data,
                 }),
             };
-            let flow = self.flows.get_mut(&key).unwrap();
+            self.inspect(&key, &ip, to_server, now)
+        }
+
+        /// [`inspect`] one packet of the flow `key`; the sids it raised.
+        fn inspect(
+            &mut self,
+            key: &FlowKey,
+            ip: &Ip<'_>,
+            to_server: bool,
+            now: Timestamp,
+        ) -> Vec<u32> {
+            let flow = self.flows.get_mut(key).unwrap();
             let mut out = Vec::new();
             inspect(
                 &self.rules,
                 &self.cfg,
                 &self.memcap,
                 &mut self.thresholds,
-                &ip,
+                ip,
                 flow,
                 to_server,
                 now,
@@ -945,20 +956,7 @@ mod tests {
                     payload: data,
                 }),
             };
-            let flow = self.flows.get_mut(&key).unwrap();
-            let mut out = Vec::new();
-            inspect(
-                &self.rules,
-                &self.cfg,
-                &self.memcap,
-                &mut self.thresholds,
-                &ip,
-                flow,
-                true,
-                now,
-                &mut out,
-            );
-            out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
+            self.inspect(&key, &ip, true, now)
         }
     }
 
