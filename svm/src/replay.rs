@@ -10,7 +10,7 @@ use std::time::Instant;
 use dataplane::attack::Attack;
 use dataplane::decode::{DecodeEvent, DecodeOptions};
 use dataplane::event::{Engine, Event, EventKind, Response};
-use dataplane::io::pcap::{Capture, PcapError, PcapSink};
+use dataplane::io::pcap::{Frames, PcapError, PcapSink, ReadStats};
 use dataplane::rules::RuleSet;
 use dataplane::scanner::{InspectionMode, ScannerConfig};
 use dataplane::time::Timestamp;
@@ -586,6 +586,37 @@ fn human_event(ev: &Event) -> String {
     }
 }
 
+/// Say on standard error what the capture held besides frames: a cut-short end, records
+/// without an IP packet, frames of link types that cannot be read.
+fn report_capture(path: &std::path::Path, stats: &ReadStats) {
+    let path = path.display();
+    if stats.truncated {
+        eprintln!(
+            "svm replay: {path}: capture ends inside a record; replayed the {} before it",
+            counted(stats.frames, "frame")
+        );
+    }
+    if stats.skipped > 0 {
+        eprintln!(
+            "svm replay: {path}: {} without an IPv4 or IPv6 packet skipped",
+            counted(stats.skipped, "non-Ethernet record")
+        );
+    }
+    for (linktype, n) in &stats.unsupported {
+        if *linktype == u32::MAX {
+            eprintln!(
+                "svm replay: {path}: {} of an interface no interface block declares skipped",
+                counted(*n, "frame")
+            );
+        } else {
+            eprintln!(
+                "svm replay: {path}: {} of unsupported link type {linktype} skipped",
+                counted(*n, "frame")
+            );
+        }
+    }
+}
+
 /// Run `svm replay`.
 pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let policy = match &args.policy {
@@ -597,14 +628,9 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     };
     let scanner_policy = policy.activity_scanner.clone();
     let compiled = Arc::new(CompiledPolicy::compile(policy));
-    let capture = Capture::load(&args.pcap)?;
-    if capture.truncated {
-        eprintln!(
-            "svm replay: {}: capture ends inside a record; replaying the {} frames before it",
-            args.pcap.display(),
-            capture.len()
-        );
-    }
+    // One pass streams the file; several read it into memory once, so passes measure
+    // processing, not reading.
+    let mut capture = Frames::open(&args.pcap, args.loops > 1)?;
     let settings = settings(args)?;
     let (rules, rules_load) = load_rules(args, &settings, &scanner_policy)?;
     let cfg = WorkerConfig {
@@ -656,18 +682,18 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         None
     };
 
-    // Each pass is shifted past the previous one so flows, windows and blocks see time move on.
-    let shift = capture
-        .span()
-        .map_or(0, |(a, b)| b.since(a) + Timestamp::SECOND);
     let mut out = VecOutput::default();
     let mut events = 0u64;
     let mut pcap_cnt = 0u64;
     let started = Instant::now();
     let mut last_ts = Timestamp(0);
+    let mut shift = 0u64;
     for pass in 0..u64::from(args.loops) {
+        if pass > 0 {
+            capture.rewind()?;
+        }
         let offset = shift.saturating_mul(pass);
-        for (ts, frame) in capture.iter() {
+        while let Some((ts, frame)) = capture.next_frame()? {
             pcap_cnt += 1;
             let ts = ts.plus_micros(offset);
             last_ts = ts;
@@ -692,6 +718,15 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
                     }
                 }
             }
+        }
+        // Each pass is shifted past the previous one so flows, windows and blocks see time move
+        // on.
+        shift = capture
+            .stats()
+            .span
+            .map_or(0, |(a, b)| b.since(a) + Timestamp::SECOND);
+        if pass == 0 {
+            report_capture(&args.pcap, capture.stats());
         }
     }
     // The capture ended: in IDS mode, what was never acknowledged is inspected now.

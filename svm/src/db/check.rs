@@ -155,7 +155,7 @@ pub fn self_test(
     policy: Policy,
 ) -> Result<BTreeMap<String, u64>, DbError> {
     let cap = Capture::load(capture).map_err(|e| DbError::SelfTest(e.to_string()))?;
-    if cap.truncated {
+    if cap.stats.truncated {
         return Err(DbError::SelfTest(
             "the capture ends inside a record".to_owned(),
         ));
