@@ -10,11 +10,11 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use hyper::{Method, StatusCode};
 
-use crate::cli::{EXIT_GENERAL, EXIT_OK, EXIT_SYNTAX};
+use crate::cli::Exit;
 use crate::https::HttpsClient;
 
-/// Exit code: the operation does not apply to the current state.
-pub const EXIT_WRONG_OPERATION: u8 = 9;
+/// The longest manual block: the API takes at most 1,966,080 seconds.
+pub const MAX_BLOCK_MINUTES: u64 = 32_768;
 
 /// How to reach the daemon.
 #[derive(Debug, Args, Clone)]
@@ -66,8 +66,8 @@ pub enum BlockedCommand {
         /// VLAN scope.
         #[arg(long)]
         vlan: String,
-        /// Duration in minutes.
-        #[arg(long)]
+        /// Duration in minutes (1..=32768, 22.7 days).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_BLOCK_MINUTES))]
         minutes: u64,
         /// Note recorded as the reason.
         #[arg(long)]
@@ -78,13 +78,49 @@ pub enum BlockedCommand {
     },
 }
 
-fn exit_for(status: StatusCode) -> u8 {
+fn exit_for(status: StatusCode) -> Exit {
     match status.as_u16() {
-        200..=299 => EXIT_OK,
-        400 | 422 => EXIT_SYNTAX,
-        403 | 404 | 409 | 412 => EXIT_WRONG_OPERATION,
-        _ => EXIT_GENERAL,
+        200..=299 => Exit::Ok,
+        400 | 422 => Exit::Syntax,
+        403 | 404 | 409 | 412 => Exit::WrongOperation,
+        _ => Exit::General,
     }
+}
+
+/// `rows` as lines, each column as wide as its widest cell (the header row included), two
+/// spaces between columns; the columns numbered in `right` are aligned right; the last column
+/// is not padded.
+pub fn table(rows: &[Vec<String>], right: &[usize]) -> Vec<String> {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            let w = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(x) => *x = (*x).max(w),
+                None => widths.push(w),
+            }
+        }
+    }
+    rows.iter()
+        .map(|row| {
+            let last = row.len().saturating_sub(1);
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                let w = widths.get(i).copied().unwrap_or(0);
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                if right.contains(&i) {
+                    line.push_str(&format!("{cell:>w$}"));
+                } else if i == last {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}"));
+                }
+            }
+            line
+        })
+        .collect()
 }
 
 fn percent_encode(s: &str) -> String {
@@ -128,15 +164,15 @@ fn call(
 }
 
 /// Print the result of a call and return the exit code.
-fn finish(resp: anyhow::Result<crate::https::Response>, ok: impl FnOnce(&[u8])) -> u8 {
+fn finish(resp: anyhow::Result<crate::https::Response>, ok: impl FnOnce(&[u8])) -> Exit {
     match resp {
         Err(e) => {
             eprintln!("svm: {e:#}");
-            EXIT_GENERAL
+            Exit::General
         }
         Ok(r) if r.status.is_success() => {
             ok(&r.body);
-            EXIT_OK
+            Exit::Ok
         }
         Ok(r) => {
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
@@ -160,7 +196,7 @@ fn finish(resp: anyhow::Result<crate::https::Response>, ok: impl FnOnce(&[u8])) 
 }
 
 /// Run `svm blocked ...`.
-pub fn blocked(cmd: BlockedCommand) -> u8 {
+pub fn blocked(cmd: BlockedCommand) -> Exit {
     match cmd {
         BlockedCommand::List { vlan, json, client } => {
             let path = match &vlan {
@@ -173,24 +209,35 @@ pub fn blocked(cmd: BlockedCommand) -> u8 {
                     return;
                 }
                 let list: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap_or_default();
-                println!(
-                    "{:<10} {:<40} {:>9}  {:<8} REASON",
-                    "VLAN", "ADDRESS", "REMAINING", "ORIGIN"
-                );
+                let mut rows = vec![
+                    [
+                        "VLAN",
+                        "ADDRESS",
+                        "REMAINING",
+                        "ORIGIN",
+                        "CREATED",
+                        "REASON",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                ];
                 for b in list {
                     let s = |k: &str| b.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
                     let secs = b
                         .get("remaining_secs")
                         .and_then(serde_json::Value::as_u64)
                         .unwrap_or(0);
-                    println!(
-                        "{:<10} {:<40} {:>9}  {:<8} {}",
+                    rows.push(vec![
                         s("vlan"),
                         s("address"),
                         crate::control::go_duration(secs),
                         s("origin"),
-                        s("reason")
-                    );
+                        s("created"),
+                        s("reason"),
+                    ]);
+                }
+                for line in table(&rows, &[2]) {
+                    println!("{line}");
                 }
             })
         }
@@ -239,22 +286,18 @@ pub fn blocked(cmd: BlockedCommand) -> u8 {
 }
 
 /// Run `svm status`.
-pub fn status(client: &ClientArgs) -> u8 {
+pub fn status(client: &ClientArgs) -> Exit {
     finish(call(client, Method::GET, "/api/v1/status", None), |body| {
         println!("{}", String::from_utf8_lossy(body));
     })
 }
 
-/// Run `svm policy push FILE`: validate locally (every problem, exit 4), then PUT.
-pub fn policy_push(file: &std::path::Path, client: &ClientArgs) -> u8 {
-    let policy = match policy::Policy::load(file) {
+/// Run `svm policy push FILE`: validate locally (every problem, exit 4; unreadable, exit 2),
+/// then PUT.
+pub fn policy_push(file: &std::path::Path, client: &ClientArgs) -> Exit {
+    let policy = match crate::cli::load_policy(file) {
         Ok(p) => p,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("{}: {line}", file.display());
-            }
-            return EXIT_SYNTAX;
-        }
+        Err(code) => return code,
     };
     finish(
         call(
@@ -273,4 +316,54 @@ pub fn policy_push(file: &std::path::Path, client: &ClientArgs) -> u8 {
             );
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_fit_their_widest_cell() {
+        let rows: Vec<Vec<String>> = [
+            ["VLAN", "ADDRESS", "REMAINING", "ORIGIN", "REASON"],
+            [
+                "300.100",
+                "fd00::1234:5678:9abc:def0:1:2",
+                "59m58s",
+                "detection",
+                "Scan.Generic.TCP",
+            ],
+            ["untagged", "10.0.0.66", "1h0m0s", "manual", "note"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|c| (*c).to_owned()).collect())
+        .collect();
+        let lines = table(&rows, &[2]);
+        // Every column starts at the same offset on every line.
+        let starts = |l: &str, cells: &[String]| -> Vec<usize> {
+            let mut at = 0;
+            cells
+                .iter()
+                .map(|c| {
+                    let i = l[at..].find(c.as_str()).unwrap() + at;
+                    at = i + c.len();
+                    i
+                })
+                .collect()
+        };
+        let first = starts(&lines[0], &rows[0]);
+        for (l, r) in lines.iter().zip(&rows).skip(1) {
+            let s = starts(l, r);
+            for col in [0, 1, 3, 4] {
+                assert_eq!(s[col], first[col], "column {col} of {l:?} in {lines:#?}");
+            }
+            // REMAINING is right-aligned: its cells end where the header ends.
+            assert_eq!(
+                s[2] + r[2].len(),
+                first[2] + "REMAINING".len(),
+                "{lines:#?}"
+            );
+        }
+        assert!(!lines[1].ends_with(' '));
+    }
 }

@@ -1,11 +1,5 @@
-//! Command-line interface. Exit codes (documented in docs/admin-guide.md), as admins know them
-//! from kesl-control / KAVSHELL:
-//! - 0 success
-//! - 1 a mandatory argument is missing
-//! - 2 general error (I/O, unreadable capture, ...)
-//! - 4 syntax error (bad arguments, invalid policy)
-//! - 9 wrong operation (admin commands: nothing to allow, already blocked, version mismatch,
-//!   role not allowed)
+//! Command-line interface. Every command ends with an [`Exit`] (documented in
+//! docs/admin-guide.md), as admins know them from kesl-control / KAVSHELL.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,14 +8,46 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{daemon, replay};
 
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: a mandatory argument is missing.
-pub const EXIT_MISSING_ARGUMENT: u8 = 1;
-/// Exit code: general error.
-pub const EXIT_GENERAL: u8 = 2;
-/// Exit code: syntax error in arguments or an input document.
-pub const EXIT_SYNTAX: u8 = 4;
+/// How a command ended: the process exit code of every `svm` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success.
+    Ok,
+    /// 1: a mandatory argument is missing.
+    MissingArgument,
+    /// 2: general error (I/O, unreadable capture or file, connection, TLS, server error).
+    General,
+    /// 3: `svm rules check --strict` skipped rules.
+    RulesSkipped,
+    /// 3: `svm state probe` (run by the daemon on its own state file): another process holds
+    /// the store ([`crate::store::PROBE_IN_USE`]).
+    InUse,
+    /// 4: syntax error in arguments or an input document (bad arguments, invalid policy).
+    Syntax,
+    /// 9: wrong operation (admin commands: nothing to allow, already blocked, version mismatch,
+    /// role not allowed).
+    WrongOperation,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub const fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::MissingArgument => 1,
+            Exit::General => 2,
+            Exit::RulesSkipped | Exit::InUse => 3,
+            Exit::Syntax => 4,
+            Exit::WrongOperation => 9,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e.code())
+    }
+}
 
 /// svm: the security virtual machine.
 #[derive(Debug, Parser)]
@@ -191,62 +217,46 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            use clap::error::ErrorKind;
-            let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => EXIT_OK,
-                ErrorKind::MissingRequiredArgument
-                | ErrorKind::MissingSubcommand
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => EXIT_MISSING_ARGUMENT,
-                _ => EXIT_SYNTAX,
-            };
             let _ = e.print();
-            return ExitCode::from(code);
+            return parse_exit(e.kind()).into();
         }
     };
-    ExitCode::from(run(cli))
+    run(cli).into()
 }
 
-fn run(cli: Cli) -> u8 {
+/// The exit of an argument error: help and version are not errors; a missing argument or
+/// subcommand is 1; anything else (bad value, unknown flag) a syntax error.
+fn parse_exit(kind: clap::error::ErrorKind) -> Exit {
+    use clap::error::ErrorKind;
+    match kind {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Exit::Ok,
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::MissingSubcommand
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Exit::MissingArgument,
+        _ => Exit::Syntax,
+    }
+}
+
+fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Run {
             config,
             reset_state,
         } => match daemon::run(&config, reset_state) {
-            Ok(()) => EXIT_OK,
+            Ok(()) => Exit::Ok,
             Err(e) => {
                 eprintln!("svm run: {e}");
                 e.exit_code()
             }
         },
         Command::Replay(args) => match replay::run(&args) {
-            Ok(()) => EXIT_OK,
+            Ok(()) => Exit::Ok,
             Err(e) => {
                 eprintln!("svm replay: {e}");
                 e.exit_code()
             }
         },
-        Command::Policy(PolicyCommand::Check { file }) => match policy::Policy::load(&file) {
-            Ok(p) => {
-                println!(
-                    "{}: valid (mode {:?}, attack blocker {}, {} exclusions)",
-                    file.display(),
-                    p.mode,
-                    if p.attack_blocker.enabled {
-                        "on"
-                    } else {
-                        "off"
-                    },
-                    p.exclusions.len()
-                );
-                EXIT_OK
-            }
-            Err(e) => {
-                for line in e.to_string().lines() {
-                    eprintln!("{}: {line}", file.display());
-                }
-                EXIT_SYNTAX
-            }
-        },
+        Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Policy(PolicyCommand::Push { file, client }) => {
             crate::admin_cli::policy_push(&file, &client)
         }
@@ -259,31 +269,153 @@ fn run(cli: Cli) -> u8 {
             match crate::store::check(&exe, &file) {
                 Ok(s) => {
                     println!("{}: readable: {s}", file.display());
-                    EXIT_OK
+                    Exit::Ok
                 }
                 Err(e) => {
                     eprintln!("svm state check: {e}");
-                    EXIT_GENERAL
+                    Exit::General
                 }
             }
         }
         Command::State(StateCommand::Probe { file }) => match crate::store::probe(&file) {
             Ok(s) => {
                 println!("{}", crate::store::summary_line(&s));
-                EXIT_OK
+                Exit::Ok
             }
             Err(e) if crate::store::in_use(&e) => {
                 eprintln!("{e}");
-                u8::try_from(crate::store::PROBE_IN_USE).unwrap_or(EXIT_GENERAL)
+                Exit::InUse
             }
             Err(e) => {
                 eprintln!("{e}");
-                EXIT_GENERAL
+                Exit::General
             }
         },
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
-            EXIT_OK
+            Exit::Ok
         }
+    }
+}
+
+/// Load a policy file as `policy check` and `policy push` do: every problem on standard error,
+/// each line prefixed with the file; an unreadable file is a general error (2), an invalid one a
+/// syntax error (4).
+pub fn load_policy(file: &std::path::Path) -> Result<policy::Policy, Exit> {
+    policy::Policy::load(file).map_err(|e| {
+        match &e {
+            policy::LoadError::Io { source, .. } => {
+                eprintln!("{}: cannot read: {source}", file.display());
+                return Exit::General;
+            }
+            policy::LoadError::Invalid { .. } => {}
+        }
+        for line in e.to_string().lines() {
+            eprintln!("{}: {line}", file.display());
+        }
+        Exit::Syntax
+    })
+}
+
+fn policy_check(file: &std::path::Path) -> Exit {
+    match load_policy(file) {
+        Ok(p) => {
+            println!(
+                "{}: valid (mode {}, attack blocker {}, {} exclusions)",
+                file.display(),
+                p.mode,
+                if p.attack_blocker.enabled {
+                    "on"
+                } else {
+                    "off"
+                },
+                p.exclusions.len()
+            );
+            Exit::Ok
+        }
+        Err(code) => code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        let all = [
+            (Exit::Ok, 0),
+            (Exit::MissingArgument, 1),
+            (Exit::General, 2),
+            (Exit::RulesSkipped, 3),
+            (Exit::InUse, 3),
+            (Exit::Syntax, 4),
+            (Exit::WrongOperation, 9),
+        ];
+        assert_eq!(i32::from(Exit::InUse.code()), crate::store::PROBE_IN_USE);
+        let guide = include_str!("../../docs/admin-guide.md");
+        for (e, code) in all {
+            assert_eq!(e.code(), code);
+            assert!(
+                guide.contains(&format!("| {code} |")),
+                "docs/admin-guide.md's table lacks exit code {code} ({e:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn policy_check_of_a_missing_file_is_a_general_error() {
+        let missing =
+            std::env::temp_dir().join(format!("svm-no-policy-{}.yaml", std::process::id()));
+        assert_eq!(policy_check(&missing), Exit::General);
+        let dir = std::env::temp_dir().join(format!("svm-bad-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("p.yaml");
+        std::fs::write(&bad, "mode: sideways\n").unwrap();
+        let code = policy_check(&bad);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(code, Exit::Syntax);
+    }
+
+    #[test]
+    fn blocked_add_speaks_minutes() {
+        let e = Cli::try_parse_from([
+            "svm",
+            "blocked",
+            "add",
+            "10.0.0.1",
+            "--vlan",
+            "100",
+            "--minutes",
+            "0",
+        ])
+        .unwrap_err();
+        assert_eq!(parse_exit(e.kind()), Exit::Syntax);
+        assert!(e.to_string().contains("1..=32768"), "{e}");
+        let e = Cli::try_parse_from([
+            "svm",
+            "blocked",
+            "add",
+            "10.0.0.1",
+            "--vlan",
+            "100",
+            "--minutes",
+            "32769",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("1..=32768"), "{e}");
+        assert!(
+            Cli::try_parse_from([
+                "svm",
+                "blocked",
+                "add",
+                "10.0.0.1",
+                "--vlan",
+                "100",
+                "--minutes",
+                "32768"
+            ])
+            .is_ok()
+        );
     }
 }

@@ -18,7 +18,7 @@ use dataplane::worker::{Attach, Counters, PacketMeta, VecOutput, Verdict, Worker
 use policy::{CompiledPolicy, Policy};
 use serde::Serialize;
 
-use crate::cli::{Checksums, EXIT_GENERAL, EXIT_SYNTAX, ReplayArgs};
+use crate::cli::{Checksums, Exit, ReplayArgs};
 use crate::eve::{EveWriter, format_ts};
 use crate::rules_load::{self, RulesSpec, Strictness};
 
@@ -39,6 +39,9 @@ pub enum ReplayError {
     /// A rule, threshold or variables file could not be read.
     #[error("{0}")]
     Rules(String),
+    /// Arguments that cannot apply: every problem, one a line.
+    #[error("{0}")]
+    Arguments(String),
     /// Writing events or the summary failed.
     #[error("{what}: {source}")]
     Output {
@@ -51,10 +54,10 @@ pub enum ReplayError {
 
 impl ReplayError {
     /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            ReplayError::Policy { .. } => EXIT_SYNTAX,
-            _ => EXIT_GENERAL,
+            ReplayError::Policy { .. } | ReplayError::Arguments(_) => Exit::Syntax,
+            _ => Exit::General,
         }
     }
 }
@@ -198,9 +201,10 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
     } else {
         InspectionMode::Ids
     };
+    let mut problems = Vec::new();
     for kv in &args.set {
         let Some((k, v)) = kv.split_once('=') else {
-            eprintln!("svm replay: --set {kv}: expected KEY=VALUE; ignored");
+            problems.push(format!("--set {kv}: expected KEY=VALUE"));
             continue;
         };
         let (k, v) = (k.trim(), v.trim());
@@ -251,10 +255,23 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
             }
         };
         if ok.is_none() {
-            eprintln!("svm replay: --set {k}={v}: bad value, ignored");
+            problems.push(format!("--set {k}={v}: {}", expected_value(k)));
         }
     }
-    Ok(s)
+    if problems.is_empty() {
+        Ok(s)
+    } else {
+        Err(ReplayError::Arguments(problems.join("\n")))
+    }
+}
+
+/// What a `--set` key takes, for the message refusing a bad value.
+fn expected_value(key: &str) -> &'static str {
+    match key {
+        "stream.reassembly.depth" => "expected a size (e.g. 1mb, 65536)",
+        "app-layer.protocols.tls.encryption-handling" => "expected default, bypass or full",
+        _ => "expected true or false (yes/no, on/off, 1/0)",
+    }
 }
 
 /// Load the rule files of `args` with the shared loader ([`crate::rules_load`]); without
@@ -280,6 +297,27 @@ fn load_rules(
         args.rules.clone()
     };
     if files.is_empty() {
+        // What only rules use would be ignored without a word: refuse it.
+        let unused: Vec<String> = [
+            args.vars
+                .as_ref()
+                .map(|v| format!("--vars {}", v.display())),
+            s.threshold_file
+                .as_ref()
+                .map(|t| format!("threshold file {}", t.display())),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|what| {
+            format!(
+                "{what} applies to signature rules, and none are loaded: give --rules FILE (or a \
+                 policy whose activity_scanner.rule_files names some)"
+            )
+        })
+        .collect();
+        if !unused.is_empty() {
+            return Err(ReplayError::Arguments(unused.join("\n")));
+        }
         return Ok((None, RulesLoad::default()));
     }
     let pairs = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {

@@ -771,6 +771,18 @@ fn policy_push_blocks_and_restart() {
         ev.iter().any(|e| e["event_type"] == "policy_applied"),
         "{log}"
     );
+    // The stop line counts the events this run's control plane emitted (the EVE file also holds
+    // the run before the kill -9).
+    let stopped = log
+        .lines()
+        .find_map(|l| l.strip_prefix("svm run: stopped; "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(
+        stopped.is_some_and(|n| n >= 2 && n <= ev.len()),
+        "{stopped:?} of {} events: {log}",
+        ev.len()
+    );
 }
 
 /// A tokio runtime whose threads live in network namespace `ns` (the calling thread joins it

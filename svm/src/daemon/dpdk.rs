@@ -102,14 +102,11 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
     let result = open(cfg).and_then(|(eal, set)| {
         services.workers_started(&statuses);
         eprintln!(
-            "svm run: {workers} worker{} on dpdk {} ({}), policy {}, mode {:?}",
+            "svm run: {workers} worker{} on dpdk {} ({}), policy {}, mode {}",
             if workers == 1 { "" } else { "s" },
             super::describe(&cfg.attach),
             describe_set(&set),
-            cfg.policy.as_ref().map_or_else(
-                || "built-in default".to_owned(),
-                |p| p.display().to_string()
-            ),
+            services.policy_source(cfg.policy.as_deref()),
             services.compiled.policy().mode,
         );
         run_workers(

@@ -45,7 +45,7 @@ use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Worker, WorkerConfig};
 use policy::Policy;
 
-use crate::cli::{EXIT_GENERAL, EXIT_SYNTAX};
+use crate::cli::Exit;
 use crate::eve::EveWriter;
 use crate::rules_load::Loaded;
 use config::{AttachConfig, Backend, Config, ConfigErrors};
@@ -88,10 +88,10 @@ pub enum DaemonError {
 
 impl DaemonError {
     /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            DaemonError::Config { .. } => EXIT_SYNTAX,
-            _ => EXIT_GENERAL,
+            DaemonError::Config { .. } => Exit::Syntax,
+            _ => Exit::General,
         }
     }
 }
@@ -342,7 +342,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
     }
     services.workers_started(&statuses);
     eprintln!(
-        "svm run: {} worker{} on {} ({}), policy {}, mode {:?}",
+        "svm run: {} worker{} on {} ({}), policy {}, mode {}",
         workers,
         if workers == 1 { "" } else { "s" },
         describe(&cfg.attach),
@@ -351,10 +351,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         } else {
             "address hash"
         },
-        cfg.policy.as_ref().map_or_else(
-            || "built-in default".to_owned(),
-            |p| p.display().to_string()
-        ),
+        services.policy_source(cfg.policy.as_deref()),
         services.compiled.policy().mode,
     );
 

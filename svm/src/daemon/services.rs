@@ -51,7 +51,8 @@ impl std::fmt::Debug for Services {
 /// What the services did, for the final summary.
 #[derive(Debug)]
 pub struct Summary {
-    /// Events written by the EVE writer (0 with the control plane: its outputs count them).
+    /// Events written: by the EVE writer, or with the control plane the events its hub
+    /// emitted (to the spool and every output).
     pub written: u64,
     /// The block keeper's counts.
     pub keeper: KeeperStats,
@@ -153,6 +154,21 @@ impl Services {
         })
     }
 
+    /// Where the running policy came from, for the start line: the version pushed to the
+    /// control plane (stored, it wins over the file), else the policy file, else the default.
+    pub fn policy_source(&self, file: Option<&std::path::Path>) -> String {
+        if let Some(p) = &self.plane {
+            let version = p.control.status().policy_version;
+            if version > 0 {
+                return format!("version {version} (pushed)");
+            }
+        }
+        file.map_or_else(
+            || "built-in default".to_owned(),
+            |f| f.display().to_string(),
+        )
+    }
+
     /// A sender for one worker's events.
     pub fn events(&self) -> SyncSender<Event> {
         self.events.clone()
@@ -199,12 +215,22 @@ impl Services {
                 "writer panicked",
             ))),
         };
+        let mut written = written?;
         if let Some(p) = plane {
+            // The pump handed every event to the control plane, whose hub counts what it
+            // emitted (alerts, blocks and its own policy and tagging events).
+            written = emitted(p.control.hub().stats());
             p.stop();
         }
-        Ok(Summary {
-            written: written?,
-            keeper,
-        })
+        Ok(Summary { written, keeper })
     }
+}
+
+/// Events a hub emitted, all severities.
+fn emitted(stats: &crate::events::EventStats) -> u64 {
+    stats
+        .emitted
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum()
 }

@@ -120,12 +120,22 @@ pub fn render(t: &Totals, blocks: &BlockControl) -> String {
         t.events_dropped,
         t.unroutable
     );
-    for (k, e) in list.iter().take(20) {
-        let _ = write!(
-            s,
-            "\n    vlan {:<9} {:<24} {} ({} packets dropped)",
-            k.scope, k.addr, e.reason, e.hits
-        );
+    // Columns as wide as their widest cell: an IPv6 address or a QinQ scope keeps them aligned.
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .take(20)
+        .map(|(k, e)| {
+            vec![
+                "vlan".to_owned(),
+                k.scope.to_string(),
+                k.addr.to_string(),
+                e.reason.to_string(),
+                format!("({} packets dropped)", e.hits),
+            ]
+        })
+        .collect();
+    for line in crate::admin_cli::table(&rows, &[]) {
+        let _ = write!(s, "\n    {line}");
     }
     s
 }

@@ -22,8 +22,7 @@ use super::meta::{
 };
 use super::store::{Status, Store, UpdateOptions};
 use super::verify::{self, Options, Trust, Versions, safe_target_name};
-use crate::admin_cli::EXIT_WRONG_OPERATION;
-use crate::cli::{EXIT_GENERAL, EXIT_MISSING_ARGUMENT, EXIT_OK, EXIT_SYNTAX};
+use crate::cli::Exit;
 
 /// `svm db ...`
 #[derive(Debug, Subcommand)]
@@ -152,17 +151,17 @@ struct KeyFile {
     ed25519_seed: String,
 }
 
-fn exit_code(e: &DbError) -> u8 {
+fn exit_code(e: &DbError) -> Exit {
     match e {
-        DbError::Usage(_) => EXIT_SYNTAX,
-        DbError::NotNewer { .. } | DbError::State(_) | DbError::Locked(_) => EXIT_WRONG_OPERATION,
-        _ => EXIT_GENERAL,
+        DbError::Usage(_) => Exit::Syntax,
+        DbError::NotNewer { .. } | DbError::State(_) | DbError::Locked(_) => Exit::WrongOperation,
+        _ => Exit::General,
     }
 }
 
-fn report(what: &str, r: Result<(), DbError>) -> u8 {
+fn report(what: &str, r: Result<(), DbError>) -> Exit {
     match r {
-        Ok(()) => EXIT_OK,
+        Ok(()) => Exit::Ok,
         Err(e) => {
             eprintln!("svm db {what}: {e}");
             exit_code(&e)
@@ -171,7 +170,7 @@ fn report(what: &str, r: Result<(), DbError>) -> u8 {
 }
 
 /// Run `svm db ...`; the exit code.
-pub fn run(cmd: DbCommand) -> u8 {
+pub fn run(cmd: DbCommand) -> Exit {
     let now = OffsetDateTime::now_utc();
     match cmd {
         DbCommand::Keygen(a) => report("keygen", keygen(&a, now)),
@@ -182,7 +181,7 @@ pub fn run(cmd: DbCommand) -> u8 {
                 eprintln!(
                     "svm db update: give --from BUNDLE (updates from a mirror are not built yet)"
                 );
-                return EXIT_MISSING_ARGUMENT;
+                return Exit::MissingArgument;
             }
             report("update", update(&a, now))
         }

@@ -213,7 +213,7 @@ fn the_daemon_reports_keys_files_policy_and_rules_at_once() {
     )
     .unwrap();
     let e = crate::daemon::load(&cfg).unwrap_err();
-    assert_eq!(e.exit_code(), crate::cli::EXIT_SYNTAX);
+    assert_eq!(e.exit_code(), crate::cli::Exit::Syntax);
     let text = e.to_string();
     for k in ["workers:", "eve:", "policy:", "rules.files[0]:"] {
         assert!(text.contains(k), "{k} missing from:\n{text}");
