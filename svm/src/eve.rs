@@ -3,6 +3,11 @@
 //! `src_port`, `dest_ip`, `dest_port`, `proto`), alerts keep EVE's `alert` object, and our
 //! additions live inside it (`engine`, `response`, `would_block`, ...). Block-table changes are
 //! `event_type: "block"` records.
+//!
+//! Every alert has a `flow_id`: a packet outside the flow table (a fragment, an ARP message, a
+//! packet that opened no flow) gets one derived from its VLAN scope, addresses, protocol and
+//! ports ([`packet_flow_id`]), so the alerts of one episode correlate as a flow's do. An alert on
+//! an ARP message has `proto: "ARP"`.
 
 use std::io::Write;
 
@@ -159,7 +164,7 @@ fn header<'a>(
 ) -> Header<'a> {
     Header {
         timestamp: format_ts(ev.ts),
-        flow_id: p.and_then(|p| p.flow_id),
+        flow_id: p.map(|p| p.flow_id.unwrap_or_else(|| packet_flow_id(p))),
         pcap_cnt: ev.pcap_cnt,
         event_type,
         vlan,
@@ -167,8 +172,44 @@ fn header<'a>(
         src_port: p.and_then(|p| p.ports).map(|(s, _)| s),
         dest_ip: p.map(|p| p.dst_ip.to_string()),
         dest_port: p.and_then(|p| p.ports).map(|(_, d)| d),
-        proto: p.and_then(|p| p.proto).map(|p| p.eve_name().into_owned()),
+        proto: p.map(|p| {
+            p.proto
+                .map_or_else(|| "ARP".to_owned(), |x| x.eve_name().into_owned())
+        }),
     }
+}
+
+/// The `flow_id` of a packet the flow table did not track: FNV-1a over its VLAN scope,
+/// addresses, protocol and ports, cut to 51 bits as flow ids are (JSON consumers keep them
+/// exact). The same packet facts give the same id on every run.
+pub fn packet_flow_id(p: &PacketRef) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for id in p.scope.ids() {
+        eat(&id.to_be_bytes());
+    }
+    for a in [p.src_ip, p.dst_ip] {
+        match a {
+            std::net::IpAddr::V4(v4) => eat(&v4.octets()),
+            std::net::IpAddr::V6(v6) => eat(&v6.octets()),
+        }
+    }
+    eat(p
+        .proto
+        .map(|x| x.eve_name())
+        .as_deref()
+        .unwrap_or("ARP")
+        .as_bytes());
+    if let Some((s, d)) = p.ports {
+        eat(&s.to_be_bytes());
+        eat(&d.to_be_bytes());
+    }
+    h & ((1 << 51) - 1)
 }
 
 /// EVE `alert.action`: `blocked` when the SVM stopped the traffic, `allowed` otherwise.

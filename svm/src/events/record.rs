@@ -3,6 +3,10 @@
 //! central server expects. Dataplane events keep their EVE shape (alerts keep EVE's `alert`
 //! object, whose own `severity` is the rule priority, 1 highest); control events (policy applied
 //! or rejected, VM tagged, spool overflow, ...) use the same header.
+//!
+//! Keys keep Suricata's order (`timestamp` first, then EVE's header, the type's object, and our
+//! `id` and `severity` last) in every output: the map keeps insertion order (serde_json's
+//! `preserve_order`), so the daemon writes what replay writes.
 
 use dataplane::event::{BlockChange, Event, EventKind};
 use dataplane::time::Timestamp;
@@ -81,11 +85,11 @@ impl Record {
         fields: Map<String, Value>,
     ) -> Record {
         let mut value = Map::new();
-        value.insert("id".into(), new_id().into());
         value.insert("timestamp".into(), crate::eve::format_ts(ts).into());
         value.insert("event_type".into(), event_type.into());
-        value.insert("severity".into(), severity.level().into());
         value.extend(fields);
+        value.insert("id".into(), new_id().into());
+        value.insert("severity".into(), severity.level().into());
         Record { ts, value }
     }
 
@@ -100,13 +104,13 @@ impl Record {
             EventKind::Block { .. } => Severity::Info,
         };
         let mut value = Map::new();
-        value.insert("id".into(), new_id().into());
         if let Ok(Value::Object(eve)) = crate::eve::to_json(ev)
             .map_err(|_| ())
             .and_then(|s| serde_json::from_str(&s).map_err(|_| ()))
         {
             value.extend(eve);
         }
+        value.insert("id".into(), new_id().into());
         value.insert("severity".into(), severity.level().into());
         Record { ts: ev.ts, value }
     }
@@ -154,5 +158,85 @@ impl Record {
     /// The record as JSON bytes (what the spool holds and the central server receives).
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(&self.value).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::event::{Alert, Engine, PacketRef, Response};
+    use std::borrow::Cow;
+
+    /// The keys of a JSON object text, in order, at the top level.
+    fn keys(text: &str) -> Vec<String> {
+        let v: Map<String, Value> = serde_json::from_str(text).unwrap();
+        v.keys().cloned().collect()
+    }
+
+    fn alert() -> Event {
+        Event {
+            ts: Timestamp(1_767_225_600_000_000),
+            pcap_cnt: Some(3),
+            kind: EventKind::Alert(Alert {
+                packet: PacketRef {
+                    flow_id: None,
+                    scope: vlan::VlanScope::UNTAGGED,
+                    src_ip: "10.0.0.1".parse().unwrap(),
+                    dst_ip: "10.0.0.2".parse().unwrap(),
+                    ports: None,
+                    proto: None,
+                },
+                engine: Engine::AttackBlocker,
+                signature: Cow::Borrowed("MAC spoofing"),
+                gid: 1,
+                sid: 9,
+                rev: 1,
+                category: Cow::Borrowed("c"),
+                severity: 2,
+                response: Response::Inform,
+                enforced: false,
+                monitoring: false,
+                excluded: false,
+                block_minutes: None,
+                app: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn records_keep_suricatas_key_order() {
+        let ev = alert();
+        let eve = crate::eve::to_json(&ev).unwrap();
+        let rec = Record::from_dataplane(&ev);
+        let text = String::from_utf8(rec.to_bytes()).unwrap();
+        let mut want = keys(&eve);
+        assert_eq!(want[0], "timestamp");
+        want.extend(["id".to_owned(), "severity".to_owned()]);
+        assert_eq!(keys(&text), want, "{text}");
+        // The nested alert object keeps EVE's order too (action, gid, signature_id, ...).
+        let nested = |t: &str| {
+            let v: Value = serde_json::from_str(t).unwrap();
+            v["alert"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nested(&text), nested(&eve));
+        assert_eq!(nested(&eve)[..3], ["action", "gid", "signature_id"]);
+        let ctl = Record::new(Timestamp(0), "policy_applied", Severity::Info, Map::new());
+        let text = String::from_utf8(ctl.to_bytes()).unwrap();
+        assert_eq!(keys(&text), ["timestamp", "event_type", "id", "severity"]);
+    }
+
+    #[test]
+    fn alerts_outside_flows_have_a_flow_id_and_arp_a_proto() {
+        let v: Value = serde_json::from_str(&crate::eve::to_json(&alert()).unwrap()).unwrap();
+        assert_eq!(v["proto"], "ARP");
+        let id = v["flow_id"].as_u64().unwrap();
+        assert!(id < 1 << 51);
+        let again: Value = serde_json::from_str(&crate::eve::to_json(&alert()).unwrap()).unwrap();
+        assert_eq!(again["flow_id"], id, "the same packet, the same id");
     }
 }
