@@ -327,6 +327,12 @@ impl AttackBlocker {
 
         // Per-source detectors.
         // One family per packet: equal bits are equal addresses.
+        // Land: the source address is the destination address, whatever the protocol and the
+        // ports. No host sends itself a packet over the wire, so the ports add nothing: the 1997
+        // attack's equal ports are one case, variants with other ports (La Tierra) and
+        // protocols are the same forgery. Snort's `sameip` rule (sid 527, "BAD-TRAFFIC same
+        // SRC/DST") and the products this one models ("a request to connect to itself") compare
+        // addresses only.
         let land = d.land.enabled && p.ip.src_bits == p.ip.dst_bits && is_host_addr(p.ip.src());
         let flags_attack = match &p.ip.l4 {
             L4::Tcp(t) if d.invalid_tcp_flags.enabled => {
@@ -557,6 +563,46 @@ mod tests {
         let mut found = Vec::new();
         ab.inspect(&Detectors::default(), &facts, slot, &mut |d| found.push(d));
         found.iter().any(|d| d.attack == Attack::MacSpoofing)
+    }
+
+    /// Land for one packet from 10.0.0.5 to `dst` carrying `l4`.
+    fn land(dst: [u8; 4], l4: L4<'static>) -> bool {
+        let mut ip = ip_packet([10, 0, 0, 5]);
+        ip.dst_bits = u128::from(Ipv4Addr::from(dst).to_bits());
+        ip.l4 = l4;
+        let facts = PacketFacts {
+            now: Timestamp(1),
+            scope: VlanScope::UNTAGGED,
+            eth_src: [2, 0, 0, 0, 0, 1],
+            ip: &ip,
+            flow: None,
+        };
+        let mut ab = AttackBlocker::new(StateCaps::default());
+        let mut found = Vec::new();
+        let mut slot = NO_SLOT;
+        ab.inspect(&Detectors::default(), &facts, &mut slot, &mut |d| {
+            found.push(d);
+        });
+        found.iter().any(|d| d.attack == Attack::Land)
+    }
+
+    #[test]
+    fn land_is_the_same_address_whatever_the_ports() {
+        let udp = |sp, dp| {
+            L4::Udp(crate::decode::Udp {
+                src_port: sp,
+                dst_port: dp,
+                payload: &[],
+            })
+        };
+        let me = [10, 0, 0, 5];
+        assert!(land(me, udp(139, 139)), "same address and port");
+        assert!(land(me, udp(1024, 139)), "same address, other ports");
+        assert!(land(me, L4::Other(&[])), "same address, no ports");
+        assert!(
+            !land([10, 0, 0, 6], udp(139, 139)),
+            "same ports, other address"
+        );
     }
 
     #[test]
