@@ -79,6 +79,9 @@ pub struct PacketRef {
     pub ports: Option<(u16, u16)>,
     /// IP protocol; `None` for ARP.
     pub proto: Option<IpProto>,
+    /// Whether the packet travels from the flow's client to its server (`Some(true)`) or back;
+    /// `None` outside the flow table (EVE `direction`).
+    pub to_server: Option<bool>,
 }
 
 /// An alert (EVE `event_type: alert`).

@@ -559,6 +559,7 @@ impl Worker {
             dst_ip: d.dst,
             ports: None,
             proto: None,
+            to_server: None,
         };
         let excluded_block = rule == ExclusionRule::DoNotBlock;
         self.act_on_detections(packet_of, meta, excluded_block, None, decoded, out)
@@ -627,6 +628,7 @@ impl Worker {
                         dst_ip: ip.dst(),
                         ports: None,
                         proto: Some(ip.proto),
+                        to_server: None,
                     };
                     let excluded_block = rule == ExclusionRule::DoNotBlock;
                     let v = self.act_on_detections(
@@ -819,6 +821,7 @@ impl Worker {
             dst_ip: ip.dst(),
             ports: ip.l4.ports(),
             proto: Some(ip.proto),
+            to_server: Some(upd.to_server),
         };
         let excluded_block = rule == ExclusionRule::DoNotBlock;
         let verdict =
@@ -894,6 +897,7 @@ impl Worker {
             dst_ip: ip.dst(),
             ports: ip.l4.ports(),
             proto: Some(ip.proto),
+            to_server: Some(upd.to_server),
         };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
@@ -1164,6 +1168,7 @@ impl Flusher<'_> {
                 dst_ip: dst.0,
                 ports: Some((src.1, dst.1)),
                 proto: Some(decode::IpProto::Tcp),
+                to_server: Some(to_server),
             };
             for m in matches.iter() {
                 counters.rule_alerts += 1;

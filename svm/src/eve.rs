@@ -92,14 +92,18 @@ struct AlertRecord<'a> {
     #[serde(flatten)]
     header: Header<'a>,
     alert: AlertBody<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    app_proto: Option<&'static str>,
+    // Suricata writes the app-layer objects, then `app_proto`, then `direction`.
     #[serde(skip_serializing_if = "Option::is_none")]
     http: Option<HttpBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<TlsBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dns: Option<DnsBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto: Option<&'static str>,
+    /// `to_server` or `to_client`, for a packet of a tracked flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'static str>,
 }
 
 /// EVE `http` of an alert (the fields we know).
@@ -239,6 +243,10 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     block_minutes: a.block_minutes,
                 },
                 app_proto: a.app.as_ref().map(|x| x.app_proto),
+                direction: a
+                    .packet
+                    .to_server
+                    .map(|t| if t { "to_server" } else { "to_client" }),
                 http: a.app.as_ref().and_then(|x| {
                     (x.http_method.is_some() || x.http_url.is_some()).then_some(HttpBody {
                         hostname: x.http_hostname.as_deref(),

@@ -172,6 +172,7 @@ fn alert_from(src: [u8; 4]) -> Event {
                 dst_ip: [192, 0, 2, 1].into(),
                 ports: Some((40000, 22)),
                 proto: Some(dataplane::decode::IpProto::Tcp),
+                to_server: Some(true),
             },
             engine: Engine::AttackBlocker,
             signature: "Scan.Generic.TCP".into(),

@@ -185,6 +185,7 @@ mod tests {
                     dst_ip: "10.0.0.2".parse().unwrap(),
                     ports: None,
                     proto: None,
+                    to_server: None,
                 },
                 engine: Engine::AttackBlocker,
                 signature: Cow::Borrowed("MAC spoofing"),
@@ -228,6 +229,35 @@ mod tests {
         let ctl = Record::new(Timestamp(0), "policy_applied", Severity::Info, Map::new());
         let text = String::from_utf8(ctl.to_bytes()).unwrap();
         assert_eq!(keys(&text), ["timestamp", "event_type", "id", "severity"]);
+    }
+
+    #[test]
+    fn flow_alerts_say_their_direction_after_the_app_layer() {
+        let mut ev = alert();
+        if let EventKind::Alert(a) = &mut ev.kind {
+            a.packet.flow_id = Some(7);
+            a.packet.to_server = Some(false);
+            a.packet.proto = Some(dataplane::decode::IpProto::Tcp);
+            a.app = Some(Box::new(dataplane::scanner::AppFields {
+                app_proto: "tls",
+                tls_sni: Some("example.org".into()),
+                ..Default::default()
+            }));
+        }
+        let text = crate::eve::to_json(&ev).unwrap();
+        let k = keys(&text);
+        let tail: Vec<&str> = k
+            .iter()
+            .skip_while(|k| *k != "alert")
+            .map(String::as_str)
+            .collect();
+        assert_eq!(tail, ["alert", "tls", "app_proto", "direction"], "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["direction"], "to_client");
+        assert_eq!(v["flow_id"], 7);
+        // Outside the flow table there is no direction.
+        let v: Value = serde_json::from_str(&crate::eve::to_json(&alert()).unwrap()).unwrap();
+        assert!(v.get("direction").is_none());
     }
 
     #[test]
