@@ -84,7 +84,8 @@ pub struct Summary {
     pub packets: u64,
     /// Bytes processed.
     pub bytes: u64,
-    /// Seconds spent processing (capture loading excluded).
+    /// Seconds spent processing: with `--loop` N > 1 capture loading excluded; a single pass
+    /// streams the capture, so its reading is included.
     pub seconds: f64,
     /// Packets per second.
     pub packets_per_sec: f64,
