@@ -783,6 +783,16 @@ fn policy_push_blocks_and_restart() {
         "{stopped:?} of {} events: {log}",
         ev.len()
     );
+    // The start line after the restart names the pushed policy, not the file, and the mode as
+    // the policy spells it.
+    let starts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("svm run: ") && l.contains(" worker"))
+        .collect();
+    assert_eq!(starts.len(), 2, "{log}");
+    assert!(starts[0].ends_with("mode monitoring"), "{log}");
+    assert!(starts[1].contains(", policy version "), "{log}");
+    assert!(starts[1].contains(" (pushed), mode "), "{log}");
 }
 
 /// A tokio runtime whose threads live in network namespace `ns` (the calling thread joins it
