@@ -271,6 +271,7 @@ fn expected_value(key: &str) -> &'static str {
     match key {
         "stream.reassembly.depth" => "expected a size (e.g. 1mb, 65536)",
         "app-layer.protocols.tls.encryption-handling" => "expected default, bypass or full",
+        "flows.max" => "expected a number of flows in 1024..=67108864",
         _ => "expected true or false (yes/no, on/off, 1/0)",
     }
 }

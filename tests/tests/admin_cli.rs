@@ -231,6 +231,13 @@ fn bad_arguments_are_refused_with_their_codes() {
             .status
             .success()
     );
+    let o = svm(&["replay", pcap, "--set", "flows.max=10"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--set flows.max=10: expected a number of flows in 1024..="),
+        "{}",
+        stderr(&o)
+    );
     // A missing policy file is an I/O error (2), as for replay and rules check.
     let o = svm(&["policy", "check", "/nonexistent/policy.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
