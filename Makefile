@@ -99,3 +99,16 @@ bench-dpdk:
 
 clean:
 	$(CARGO) clean
+
+## image: the SVM appliance (docs/deployment.md): target/image/svm.qcow2 and svm.ova from Debian 12
+## packages (mmdebstrap), with the svm release binary built with DPDK. Root; needs mmdebstrap,
+## squashfs-tools, cryptsetup-bin, dosfstools, mtools, grub-efi-amd64-bin, qemu-utils.
+## image-test: boots the qcow2 under qemu (KVM when /dev/kvm is writable) with a cidata seed and a
+## test management server; needs qemu-system-x86, ovmf, xorriso, nmap (deploy/image/test.sh).
+.PHONY: image image-test
+image:
+	$(CARGO) build --release -p svm --features dpdk
+	deploy/image/build.sh
+
+image-test:
+	deploy/image/test.sh

@@ -1,0 +1,192 @@
+#!/bin/bash
+# Builds the SVM appliance image (docs/deployment.md): target/image/svm.qcow2 and svm.ova.
+#
+# Root filesystem: a Debian 12 tree from mmdebstrap (Debian's mirror only), packed as squashfs and
+# verified by dm-verity (the root hash is on the kernel command line). Disk (GPT): ESP (GRUB EFI,
+# kernel, initrd), root (squashfs), verity (hash tree), var (ext4, grows to fill the disk on first
+# boot). Reproducible: SOURCE_DATE_EPOCH fixes every time stamp, the verity salt and UUIDs are
+# derived from it, so two builds from the same packages give the same root hash (printed at the
+# end and written to target/image/roothash).
+#
+# Usage: deploy/image/build.sh [--svm PATH] [--out DIR]
+#   --svm PATH   the svm binary to ship (default target/release/svm, built with --features dpdk)
+#   --out DIR    output directory (default target/image)
+# Environment: SOURCE_DATE_EPOCH (default: the last commit's time), MIRROR (Debian mirror URL,
+# default: apt's own), SVM_IMAGE_DISK (virtual disk size, default 4G).
+set -euo pipefail
+
+# One function, read whole before it runs: editing this file during a build cannot break it.
+main() {
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+svm_bin=$repo/target/release/svm
+out=$repo/target/image
+while [ $# -gt 0 ]; do
+    case $1 in
+    --svm) svm_bin=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "build.sh: unknown argument $1" >&2; exit 1 ;;
+    esac
+done
+
+for tool in mmdebstrap mksquashfs veritysetup sfdisk mkfs.ext4 mkfs.vfat mcopy qemu-img grub-mkstandalone; do
+    command -v "$tool" >/dev/null || {
+        echo "build.sh: $tool is missing; apt-get install mmdebstrap squashfs-tools cryptsetup-bin fdisk e2fsprogs dosfstools mtools qemu-utils grub-efi-amd64-bin" >&2
+        exit 1
+    }
+done
+[ -x "$svm_bin" ] || { echo "build.sh: $svm_bin not found (make image builds it)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "build.sh: run as root (mmdebstrap's chroot mode, file ownership in the image)" >&2; exit 1; }
+
+: "${SOURCE_DATE_EPOCH:=$(git -C "$repo" log -1 --format=%ct)}"
+export SOURCE_DATE_EPOCH
+disk_size=${SVM_IMAGE_DISK:-4G}
+# Fixed identifiers derived from the epoch: the same inputs give the same bytes.
+seed=$(printf 'svm-image-%s' "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-64)
+uuid() { local h; h=$(printf '%s-%s' "$seed" "$1" | sha256sum); echo "${h:0:8}-${h:8:4}-4${h:13:3}-8${h:17:3}-${h:20:12}"; }
+salt=${seed:0:64}
+
+work=$out/work
+mkdir -p "$work" "$out"
+log() { echo "== image: $*"; }
+t0=$(date +%s)
+
+# The DPDK libraries svm links (NEEDED entries), mapped to their Debian packages, plus the PMDs
+# EAL loads at start for the NICs an appliance meets (virtio, vmxnet3) and the buses they sit on.
+# (dpkg knows a library by the path its package ships, /usr/lib or /lib.)
+dpdk_pkgs=$(for lib in $(ldd "$svm_bin" | awk '/librte_/ {print $3}'); do
+    dpkg -S "$lib" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || dpkg -S "${lib#/usr}"
+done | cut -d: -f1 | sort -u | tr '\n' ',')
+pmds="librte-net-virtio23,librte-net-vmxnet3-23,librte-bus-pci23,librte-bus-vdev23,librte-mempool-ring23,librte-net-af-packet23"
+pkgs="systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,linux-image-cloud-amd64,initramfs-tools,cryptsetup-bin"
+pkgs="$pkgs,e2fsprogs,cloud-guest-utils,fdisk,openssl,curl,ca-certificates,jq,iproute2,kmod,ethtool,${dpdk_pkgs}${pmds}"
+
+rootfs=$work/rootfs
+if [ -n "${SVM_IMAGE_REUSE_ROOTFS:-}" ] && [ -d "$rootfs/usr" ]; then
+# For work on the later steps only: keeps the tree of the previous build (its svm binary too).
+log "root filesystem: reusing $rootfs (SVM_IMAGE_REUSE_ROOTFS)"
+else
+rm -rf "$rootfs" "$work/stage"
+log "root filesystem (mmdebstrap, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
+mkdir -p "$work/stage"
+install -m 0755 "$svm_bin" "$work/stage/svm"
+install -m 0644 "$repo/deploy/svm.sysusers" "$work/stage/svm.conf"   # sysusers reads *.conf
+# Documentation, manuals and translations are left out; the kernel's modules for hardware an
+# appliance VM never has (sound, wireless, GPUs, media, InfiniBand) too.
+mmdebstrap --variant=apt --include="$pkgs" \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/zoneinfo/right/*' \
+    --dpkgopt='path-exclude=/usr/lib/modules/*/kernel/sound/*' \
+    --dpkgopt='path-exclude=/usr/lib/modules/*/kernel/drivers/gpu/*' \
+    --dpkgopt='path-exclude=/usr/lib/modules/*/kernel/drivers/media/*' \
+    --dpkgopt='path-exclude=/usr/lib/modules/*/kernel/drivers/infiniband/*' \
+    --dpkgopt='path-exclude=/usr/lib/modules/*/kernel/drivers/net/wireless/*' \
+    --dpkgopt='path-exclude=/usr/lib/modules/*/kernel/net/wireless/*' \
+    --dpkgopt='path-exclude=/usr/lib/modules/*/kernel/net/mac80211/*' \
+    --customize-hook="sync-in '$here/rootfs' /" \
+    --customize-hook="copy-in '$work/stage/svm' /usr/bin" \
+    --customize-hook="copy-in '$repo/deploy/svm.service' /usr/lib/systemd/system" \
+    --customize-hook="copy-in '$work/stage/svm.conf' /usr/lib/sysusers.d" \
+    --customize-hook="'$here/customize.sh' \"\$1\"" \
+    bookworm "$rootfs" ${MIRROR:+"$MIRROR"}
+fi
+
+log "root filesystem as squashfs, dm-verity hash tree"
+# /var and /boot leave the root: /var becomes its own partition, /boot's kernel and initrd go to
+# the ESP.
+rm -rf "$work/var" "$work/boot"
+mkdir -p "$work/var" "$work/boot"
+cp -a "$rootfs/var/." "$work/var/"
+cp -L "$(ls "$rootfs"/boot/vmlinuz-* | tail -n1)" "$work/boot/vmlinuz"
+cp -L "$(ls "$rootfs"/boot/initrd.img-* | tail -n1)" "$work/boot/initrd.img"
+rm -f "$work/root.squashfs"
+# mksquashfs takes its time stamps (file system and files) from SOURCE_DATE_EPOCH.
+mksquashfs "$rootfs" "$work/root.squashfs" -noappend -comp zstd -Xcompression-level 15 \
+    -quiet -no-progress \
+    -wildcards -e 'var/*' 'boot/*' 'vmlinuz*' 'initrd.img*'
+veritysetup format "$work/root.squashfs" "$work/root.verity" --salt="$salt" --uuid="$(uuid verity)" \
+    --root-hash-file="$work/roothash" >"$work/verity.txt"
+roothash=$(cat "$work/roothash")
+
+log "ESP: GRUB (EFI, standalone), kernel, initrd"
+# --invariant fixes the FAT's serial (1234-ABCD) and time stamps; GRUB finds the ESP as the
+# device it was loaded from.
+cat >"$work/grub.cfg" <<GRUB
+set timeout=0
+regexp --set=1 esp '^\\(([^)]*)\\)' "\$cmdpath"
+if [ -n "\$esp" ]; then set root=\$esp; else search --no-floppy --label --set=root SVM-ESP; fi
+linux /vmlinuz root=/dev/mapper/root rootfstype=squashfs ro svm.verity=$roothash console=tty0 console=ttyS0,115200 systemd.firstboot=off panic=10
+initrd /initrd.img
+boot
+GRUB
+touch -d "@$SOURCE_DATE_EPOCH" "$work/grub.cfg"
+grub-mkstandalone -O x86_64-efi -o "$work/BOOTX64.EFI" \
+    --modules="part_gpt fat search search_label regexp test linux normal echo" \
+    --install-modules="part_gpt fat search search_label regexp test linux normal echo configfile efi_gop efi_uga all_video gzio" \
+    --locales= --fonts= --themes= "boot/grub/grub.cfg=$work/grub.cfg"
+esp=$work/esp.img
+truncate -s 96M "$esp"
+mkfs.vfat -F 32 -n SVM-ESP --invariant "$esp" >/dev/null
+touch -d "@$SOURCE_DATE_EPOCH" "$work/BOOTX64.EFI" "$work/boot/vmlinuz" "$work/boot/initrd.img"
+MTOOLS_SKIP_CHECK=1 mmd -i "$esp" ::/EFI ::/EFI/BOOT
+MTOOLS_SKIP_CHECK=1 mcopy -m -i "$esp" "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+MTOOLS_SKIP_CHECK=1 mcopy -m -i "$esp" "$work/boot/vmlinuz" "$work/boot/initrd.img" ::/
+
+log "/var partition (ext4, grows on first boot)"
+var=$work/var.img
+truncate -s 256M "$var"
+E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mkfs.ext4 -q -b 4096 -L svm-var -U "$(uuid var)" \
+    -E "hash_seed=$(uuid var-hash),root_owner=0:0" -d "$work/var" "$var"
+
+log "disk (GPT)"
+mib() { echo $(( ($(stat -c %s "$1") + 1048575) / 1048576 )); }
+root_mib=$(( $(mib "$work/root.squashfs") + 8 ))
+verity_mib=$(( $(mib "$work/root.verity") + 1 ))
+raw=$work/disk.raw
+rm -f "$raw"
+truncate -s "$disk_size" "$raw"
+# Partition types: ESP; Linux root (x86-64) verity data and its hash tree; Linux /var.
+sfdisk -q --no-reread --no-tell-kernel "$raw" <<SFDISK
+label: gpt
+label-id: $(uuid disk)
+first-lba: 2048
+start=1MiB, size=96MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=$(uuid p1), name=svm-esp
+size=${root_mib}MiB, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=$(uuid p2), name=svm-root
+size=${verity_mib}MiB, type=2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5, uuid=$(uuid p3), name=svm-verity
+size=256MiB, type=4D21B016-B534-45C2-A9FB-5C16E091FD2D, uuid=$(uuid p4), name=svm-var
+SFDISK
+start() { sfdisk -J "$raw" | jq -r ".partitiontable.partitions[$1].start"; }
+put() { dd if="$1" of="$raw" bs=512 seek="$2" conv=notrunc,sparse status=none; }
+put "$esp" "$(start 0)"
+put "$work/root.squashfs" "$(start 1)"
+put "$work/root.verity" "$(start 2)"
+put "$var" "$(start 3)"
+
+log "qcow2 (compressed)"
+qemu-img convert -f raw -O qcow2 -c "$raw" "$out/svm.qcow2"
+
+log "OVA (OVF, streamOptimized VMDK, manifest)"
+ova=$work/ova
+mkdir -p "$ova"
+qemu-img convert -f raw -O vmdk -o subformat=streamOptimized,adapter_type=lsilogic "$raw" "$ova/svm-disk1.vmdk"
+capacity=$(stat -c %s "$raw")
+vmdk_size=$(stat -c %s "$ova/svm-disk1.vmdk")
+version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$repo/svm/Cargo.toml" | head -n1)
+sed -e "s/@CAPACITY@/$capacity/g" -e "s/@VMDK_SIZE@/$vmdk_size/g" -e "s/@VERSION@/$version/g" \
+    "$here/svm.ovf.in" >"$ova/svm.ovf"
+(cd "$ova" && for f in svm.ovf svm-disk1.vmdk; do
+    echo "SHA256($f)= $(sha256sum "$f" | cut -d' ' -f1)"
+done >svm.mf)
+touch -d "@$SOURCE_DATE_EPOCH" "$ova"/*
+# The descriptor comes first in an OVA (OVF 2.0, section 5.3), then the manifest may follow.
+tar --format=ustar --owner=0 --group=0 --numeric-owner -C "$ova" -cf "$out/svm.ova" svm.ovf svm.mf svm-disk1.vmdk
+
+cp "$work/roothash" "$out/roothash"
+log "done in $(( $(date +%s) - t0 )) s"
+log "root hash $roothash"
+ls -l "$out/svm.qcow2" "$out/svm.ova"
+}
+
+main "$@"
