@@ -183,7 +183,7 @@ touch -d "@$SOURCE_DATE_EPOCH" "$ova"/*
 # The descriptor comes first in an OVA (OVF 2.0, section 5.3), then the manifest may follow.
 tar --format=ustar --owner=0 --group=0 --numeric-owner -C "$ova" -cf "$out/svm.ova" svm.ovf svm.mf svm-disk1.vmdk
 
-cp "$work/roothash" "$out/roothash"
+install -m 0644 "$work/roothash" "$out/roothash"
 log "done in $(( $(date +%s) - t0 )) s"
 log "root hash $roothash"
 ls -l "$out/svm.qcow2" "$out/svm.ova"
