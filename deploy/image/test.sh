@@ -124,10 +124,12 @@ accel=tcg
 [ -w /dev/kvm ] && accel=kvm
 accel=${SVM_IMAGE_ACCEL:-$accel}
 
+# -cpu Nehalem: Debian's DPDK libraries are built for corei7 (SSE4.2, POPCNT) and run its
+# instructions as soon as svm loads them; qemu's default model (qemu64) has neither.
 boot() {
     local n=$1
     rm -f "$work/qemu.pid"
-    ip netns exec "$nsq" qemu-system-x86_64 -machine "q35,accel=$accel" -smp 2 -m 2048 -display none \
+    ip netns exec "$nsq" qemu-system-x86_64 -machine "q35,accel=$accel" -cpu Nehalem -smp 2 -m 2048 -display none \
         -pidfile "$work/qemu.pid" -serial "file:$work/serial$n.log" \
         -monitor "unix:$work/monitor.sock,server,nowait" \
         -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
