@@ -112,3 +112,9 @@ image:
 
 image-test:
 	deploy/image/test.sh
+
+# The image's boot test takes 10-20 minutes on machines without usable KVM (docs/benchmarks.md),
+# beyond CI's budget: `make test IMAGE_TEST=1` adds the build and the boot test.
+ifeq ($(IMAGE_TEST),1)
+test: image image-test
+endif

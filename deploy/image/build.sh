@@ -189,4 +189,4 @@ log "root hash $roothash"
 ls -l "$out/svm.qcow2" "$out/svm.ova"
 }
 
-main "$@"
+main "$@"; exit $?
