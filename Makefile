@@ -113,7 +113,7 @@ image:
 image-test:
 	deploy/image/test.sh
 
-# The image's boot test takes 10-20 minutes on machines without usable KVM (docs/benchmarks.md),
+# The image's boot test takes 5-10 minutes on machines without usable KVM (docs/benchmarks.md),
 # beyond CI's budget: `make test IMAGE_TEST=1` adds the build and the boot test.
 ifeq ($(IMAGE_TEST),1)
 test: image image-test
