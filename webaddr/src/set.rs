@@ -1,0 +1,794 @@
+//! The compiled address set: every list's entries as 64-bit keys in one sorted array, shared by
+//! every worker behind an `Arc` and never changed after [`AddressSetBuilder::build`] (a reload
+//! builds a new set and swaps the `Arc`).
+//!
+//! Layout (fixed-width little-endian integers in three flat arrays, so a later version can
+//! write them to a file and memory-map them as they are):
+//! - `keys: [u64]`, sorted: `xxh3_64` of the entry's canonical text (the host for domains,
+//!   hosts and IPs; `host/path[?query]` for URLs). A URL entry also adds a marker record under
+//!   its host's key, so URL paths are only tried on hosts that have URL entries;
+//! - `meta: [u32]`, beside each key: the list's index (high 24 bits) and the entry kind (low 8);
+//!   records of one key are sorted by list index, so the first list given wins a tie;
+//! - `buckets: [u32]`: where each run of keys with the same top bits starts (about four keys
+//!   a bucket), so a probe reads one bucket offset and one or two cache lines of keys.
+//!
+//! That is 12 bytes a record plus about 1 for the buckets. The entry's text is not stored: a
+//! match is found by hashing a lookup expression built from the observed address, and that
+//! expression *is* the canonical entry, so it is what a match reports. Two different texts with
+//! the same 64-bit hash would be taken for each other; with a million entries the chance that a
+//! given other name collides with one is about 1 in 2^44.
+//!
+//! Lookup order (the first hit is returned): trusted addresses first (a trusted hit is never
+//! blocked); then from the exact host down to the registrable domain (Public Suffix List, ICANN
+//! section), at each name: its URL entries (path with query, path, then the path's prefixes
+//! ending in `/` from the longest), then a domain entry there, or a host or IP entry when the name
+//! is the exact host.
+
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::canon::{self, CanonUrl};
+use crate::list::{EntryKind, ParsedList};
+use crate::suffix;
+
+/// Most lists one set holds (the list index has 24 bits in a record).
+pub const MAX_LISTS: usize = 1 << 24;
+
+/// What a list is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Malware distribution.
+    Malware,
+    /// Phishing.
+    Phishing,
+    /// Scams (not phishing).
+    Scam,
+    /// The administrator's own list.
+    Custom,
+    /// Any other name (lowercase letters, digits, `-`, `_`).
+    Other(String),
+}
+
+impl Category {
+    /// The category's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Category::Malware => "malware",
+            Category::Phishing => "phishing",
+            Category::Scam => "scam",
+            Category::Custom => "custom",
+            Category::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Category {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let lower = s.to_ascii_lowercase();
+        Ok(match lower.as_str() {
+            "malware" => Category::Malware,
+            "phishing" => Category::Phishing,
+            "scam" => Category::Scam,
+            "custom" => Category::Custom,
+            "" => return Err("empty category".to_string()),
+            other
+                if other.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                }) =>
+            {
+                Category::Other(other.to_string())
+            }
+            other => {
+                return Err(format!(
+                    "category {other:?}: use letters, digits, '-' and '_'"
+                ));
+            }
+        })
+    }
+}
+
+/// A list as the set knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListInfo {
+    /// The list's id (the CLI uses the file name as given).
+    pub id: String,
+    /// Its category.
+    pub category: Category,
+    /// Its version (the CLI uses a hash of the file's bytes).
+    pub version: String,
+}
+
+/// Why a list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// An entry would block a whole public suffix.
+    #[error("list {list}: line {line}: {entry:?} is a public suffix; a list may not block it")]
+    PublicSuffix {
+        /// The list's id.
+        list: String,
+        /// 1-based line.
+        line: usize,
+        /// The canonical entry.
+        entry: String,
+    },
+    /// More than [`MAX_LISTS`] lists.
+    #[error("more than {MAX_LISTS} lists")]
+    TooManyLists,
+}
+
+const KIND_DOMAIN: u32 = 0;
+const KIND_HOST: u32 = 1;
+const KIND_URL: u32 = 2;
+const KIND_IP: u32 = 3;
+/// Marker: the key's host has URL entries in this list.
+const KIND_URL_HOST: u32 = 4;
+
+fn kind_code(kind: EntryKind) -> u32 {
+    match kind {
+        EntryKind::Domain => KIND_DOMAIN,
+        EntryKind::Host => KIND_HOST,
+        EntryKind::Url => KIND_URL,
+        EntryKind::Ip => KIND_IP,
+    }
+}
+
+fn kind_of(code: u32) -> Option<EntryKind> {
+    match code {
+        KIND_DOMAIN => Some(EntryKind::Domain),
+        KIND_HOST => Some(EntryKind::Host),
+        KIND_URL => Some(EntryKind::Url),
+        KIND_IP => Some(EntryKind::Ip),
+        _ => None,
+    }
+}
+
+/// The hash of an entry's canonical text.
+pub fn key_of(text: &str) -> u64 {
+    xxh3_64(text.as_bytes())
+}
+
+/// Collects lists, then builds the immutable set.
+#[derive(Debug, Default)]
+pub struct AddressSetBuilder {
+    lists: Vec<ListInfo>,
+    records: Vec<(u64, u32)>,
+    limits: Limits,
+    trusted: Vec<(u64, u32)>,
+    trusted_limits: Limits,
+    entries: usize,
+}
+
+/// How far a lookup needs to walk, from the entries' shapes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Limits {
+    /// Most labels of a name that holds a domain entry or URL entries: parents with more
+    /// labels cannot match and are not probed.
+    max_labels: usize,
+    /// Most `/`-segments of a URL entry's path prefix ending in `/` (without a query):
+    /// deeper prefixes of an observed path are not probed.
+    max_prefix_depth: usize,
+}
+
+impl AddressSetBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a list's entries. Refused whole when an entry is a public suffix.
+    pub fn add_list(&mut self, info: ListInfo, parsed: &ParsedList) -> Result<(), CompileError> {
+        if self.lists.len() >= MAX_LISTS {
+            return Err(CompileError::TooManyLists);
+        }
+        check_suffixes(&info.id, parsed)?;
+        let list = u32::try_from(self.lists.len()).map_err(|_| CompileError::TooManyLists)?;
+        push_records(&mut self.records, &mut self.limits, list, parsed);
+        self.entries += parsed.entries.len();
+        self.lists.push(info);
+        Ok(())
+    }
+
+    /// Add trusted addresses: never blocked, they beat every list (same canonicalisation and
+    /// entry kinds; a trusted domain covers the names below it).
+    pub fn add_trusted(&mut self, id: &str, parsed: &ParsedList) -> Result<(), CompileError> {
+        check_suffixes(id, parsed)?;
+        push_records(&mut self.trusted, &mut self.trusted_limits, 0, parsed);
+        Ok(())
+    }
+
+    /// Sort and index. Linear in the entries after one sort.
+    pub fn build(self) -> AddressSet {
+        AddressSet {
+            lists: self.lists,
+            index: Index::build(self.records, self.limits),
+            trusted: Index::build(self.trusted, self.trusted_limits),
+            entries: self.entries,
+        }
+    }
+}
+
+fn check_suffixes(id: &str, parsed: &ParsedList) -> Result<(), CompileError> {
+    for e in &parsed.entries {
+        if e.kind != EntryKind::Ip && suffix::is_public_suffix(e.host()) {
+            return Err(CompileError::PublicSuffix {
+                list: id.to_string(),
+                line: e.line,
+                entry: e.text.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn push_records(out: &mut Vec<(u64, u32)>, limits: &mut Limits, list: u32, parsed: &ParsedList) {
+    out.reserve(parsed.entries.len());
+    for e in &parsed.entries {
+        out.push((key_of(&e.text), list << 8 | kind_code(e.kind)));
+        match e.kind {
+            EntryKind::Domain => {
+                limits.max_labels = limits.max_labels.max(e.text.split('.').count());
+            }
+            EntryKind::Url => {
+                let host = e.host();
+                out.push((key_of(host), list << 8 | KIND_URL_HOST));
+                limits.max_labels = limits.max_labels.max(host.split('.').count());
+                let path = e.text.get(host.len()..).unwrap_or_default();
+                if path.ends_with('/') {
+                    let depth = path.matches('/').count().saturating_sub(1);
+                    limits.max_prefix_depth = limits.max_prefix_depth.max(depth);
+                }
+            }
+            EntryKind::Host | EntryKind::Ip => {}
+        }
+    }
+}
+
+/// Sorted keys with their records and a bucket index (see the module doc).
+#[derive(Debug, Clone, Default)]
+struct Index {
+    keys: Box<[u64]>,
+    meta: Box<[u32]>,
+    buckets: Box<[u32]>,
+    /// `key >> shift` is the bucket (64 when there is one bucket).
+    shift: u32,
+    limits: Limits,
+}
+
+impl Index {
+    fn build(mut records: Vec<(u64, u32)>, limits: Limits) -> Index {
+        records.sort_unstable();
+        records.dedup();
+        records.shrink_to_fit();
+        let n = records.len();
+        // About four keys a bucket.
+        let bits = (n / 4).max(1).next_power_of_two().trailing_zeros().min(32);
+        let nbuckets = 1usize << bits;
+        let shift = 64 - bits;
+        let mut buckets = vec![0u32; nbuckets + 1];
+        let mut keys = Vec::with_capacity(n);
+        let mut meta = Vec::with_capacity(n);
+        for &(k, m) in &records {
+            let b = bucket_of(k, shift);
+            if let Some(c) = buckets.get_mut(b + 1) {
+                *c += 1;
+            }
+            keys.push(k);
+            meta.push(m);
+        }
+        for i in 1..buckets.len() {
+            let prev = buckets.get(i - 1).copied().unwrap_or(0);
+            if let Some(c) = buckets.get_mut(i) {
+                *c += prev;
+            }
+        }
+        Index {
+            keys: keys.into_boxed_slice(),
+            meta: meta.into_boxed_slice(),
+            buckets: buckets.into_boxed_slice(),
+            shift,
+            limits,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.keys.len() * 8 + self.meta.len() * 4 + self.buckets.len() * 4
+    }
+
+    /// The records stored under `key`.
+    fn records(&self, key: u64) -> &[u32] {
+        let b = bucket_of(key, self.shift);
+        let (Some(&lo), Some(&hi)) = (self.buckets.get(b), self.buckets.get(b + 1)) else {
+            return &[];
+        };
+        let (lo, hi) = (lo as usize, hi as usize);
+        let Some(keys) = self.keys.get(lo..hi) else {
+            return &[];
+        };
+        let Some(start) = keys.iter().position(|&k| k == key) else {
+            return &[];
+        };
+        let len = keys
+            .get(start..)
+            .map_or(0, |rest| rest.iter().take_while(|&&k| k == key).count());
+        self.meta.get(lo + start..lo + start + len).unwrap_or(&[])
+    }
+}
+
+fn bucket_of(key: u64, shift: u32) -> usize {
+    usize::try_from(key.checked_shr(shift).unwrap_or(0)).unwrap_or(0)
+}
+
+/// A hit in the index: the record's meta and the expression that matched.
+#[derive(Debug)]
+struct Hit {
+    meta: u32,
+    entry: String,
+}
+
+/// A list entry that matched an observed address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match<'a> {
+    /// The list.
+    pub list: &'a ListInfo,
+    /// The entry's kind.
+    pub kind: EntryKind,
+    /// The canonical entry.
+    pub entry: String,
+}
+
+/// The answer for an observed address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// No list names it.
+    NoMatch,
+    /// A trusted entry covers it (never blocked, whatever the lists say).
+    Trusted {
+        /// The trusted entry.
+        entry: String,
+    },
+    /// A list names it.
+    Listed(Match<'a>),
+}
+
+impl Verdict<'_> {
+    /// Whether a list names it (and no trusted entry covers it).
+    pub fn is_listed(&self) -> bool {
+        matches!(self, Verdict::Listed(_))
+    }
+}
+
+/// Compiled lists and trusted addresses, immutable; share it as `Arc<AddressSet>`.
+#[derive(Debug, Clone, Default)]
+pub struct AddressSet {
+    lists: Vec<ListInfo>,
+    index: Index,
+    trusted: Index,
+    entries: usize,
+}
+
+impl AddressSet {
+    /// Build a set from lists (no trusted addresses), for tests and tools.
+    pub fn from_lists<'p>(
+        lists: impl IntoIterator<Item = (ListInfo, &'p ParsedList)>,
+    ) -> Result<Arc<AddressSet>, CompileError> {
+        let mut b = AddressSetBuilder::new();
+        for (info, parsed) in lists {
+            b.add_list(info, parsed)?;
+        }
+        Ok(Arc::new(b.build()))
+    }
+
+    /// The lists, in the order they were added.
+    pub fn lists(&self) -> &[ListInfo] {
+        &self.lists
+    }
+
+    /// Entries added (before duplicates were merged).
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Records in the index (entries plus URL host markers, duplicates merged).
+    pub fn records(&self) -> usize {
+        self.index.keys.len() + self.trusted.keys.len()
+    }
+
+    /// Bytes the compiled arrays take on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.index.heap_bytes() + self.trusted.heap_bytes()
+    }
+
+    /// Look up a URL as a browser would request it (`http://host/path?query`, or `host/path`).
+    pub fn lookup_url(&self, url: &[u8]) -> Verdict<'_> {
+        self.lookup_canon(&canon::canonicalize(url), false)
+    }
+
+    /// Look up a host name alone: a TLS or QUIC server name, a DNS query name, a CONNECT
+    /// target's host. URL entries with a path do not apply (the path is not seen).
+    pub fn lookup_host(&self, host: &[u8]) -> Verdict<'_> {
+        let url = CanonUrl {
+            scheme: String::new(),
+            host: canon::canonical_host(host),
+            path: "/".to_string(),
+            query: None,
+        };
+        self.lookup_canon(&url, true)
+    }
+
+    /// A TLS ClientHello's or QUIC Initial's server name.
+    pub fn lookup_server_name(&self, name: &[u8]) -> Verdict<'_> {
+        self.lookup_host(name)
+    }
+
+    /// A DNS query name (a final `.` is ignored).
+    pub fn lookup_dns_name(&self, qname: &[u8]) -> Verdict<'_> {
+        self.lookup_host(qname)
+    }
+
+    /// An HTTP/1 request: its method, request target and `Host` header. CONNECT's
+    /// authority-form target is looked up as a host; an absolute-form target
+    /// (`http://host/path`) is the URL, whatever `Host` says (RFC 9112, 3.2.2); an origin-form
+    /// target (`/path`) takes its host from `Host`; `*` (OPTIONS) looks up the host alone.
+    pub fn lookup_http_request(
+        &self,
+        method: &[u8],
+        target: &[u8],
+        host_header: Option<&[u8]>,
+    ) -> Verdict<'_> {
+        if method.eq_ignore_ascii_case(b"CONNECT") {
+            return self.lookup_host(canon::host_of_authority(target));
+        }
+        if !target.starts_with(b"/") && target != b"*" {
+            return self.lookup_url(target);
+        }
+        let Some(host) = host_header else {
+            return Verdict::NoMatch;
+        };
+        let host = canon::canonical_host(canon::host_of_authority(host.trim_ascii()));
+        if target == b"*" {
+            return self.lookup_host(host.as_bytes());
+        }
+        let mut url = canon::canonicalize(target);
+        url.host = host;
+        self.lookup_canon(&url, false)
+    }
+
+    /// Look up a canonical address.
+    pub fn lookup_canon(&self, url: &CanonUrl, host_only: bool) -> Verdict<'_> {
+        if url.host.is_empty() {
+            return Verdict::NoMatch;
+        }
+        if let Some(hit) = find(&self.trusted, url, host_only) {
+            return Verdict::Trusted { entry: hit.entry };
+        }
+        let Some(hit) = find(&self.index, url, host_only) else {
+            return Verdict::NoMatch;
+        };
+        let list = usize::try_from(hit.meta >> 8).unwrap_or(usize::MAX);
+        match (self.lists.get(list), kind_of(hit.meta & 0xff)) {
+            (Some(list), Some(kind)) => Verdict::Listed(Match {
+                list,
+                kind,
+                entry: hit.entry,
+            }),
+            _ => Verdict::NoMatch,
+        }
+    }
+}
+
+/// The first hit for `url` in `index` (see the module doc for the order).
+fn find(index: &Index, url: &CanonUrl, host_only: bool) -> Option<Hit> {
+    if index.keys.is_empty() {
+        return None;
+    }
+    let host = url.host.as_str();
+    if url.host_is_ip() {
+        return find_at(index, host, 0, url, host_only);
+    }
+    let suffix_len = suffix::public_suffix_len(host);
+    let labels = host.split('.').count();
+    for (level, name) in canon::parents(host).enumerate() {
+        if level > 0 {
+            if name.len() <= suffix_len {
+                break;
+            }
+            if labels - level > index.limits.max_labels {
+                continue;
+            }
+        }
+        if let Some(hit) = find_at(index, name, level, url, host_only) {
+            return Some(hit);
+        }
+    }
+    None
+}
+
+/// Hits at one name of the walk: its URL entries first, then the name's own entry.
+fn find_at(
+    index: &Index,
+    name: &str,
+    level: usize,
+    url: &CanonUrl,
+    host_only: bool,
+) -> Option<Hit> {
+    let records = index.records(key_of(name));
+    if records.is_empty() {
+        return None;
+    }
+    let has_urls = records.iter().any(|m| m & 0xff == KIND_URL_HOST);
+    if has_urls
+        && !host_only
+        && let Some(hit) = find_url(index, name, url)
+    {
+        return Some(hit);
+    }
+    let named = records.iter().find(|&&m| match m & 0xff {
+        KIND_DOMAIN => true,
+        KIND_HOST | KIND_IP => level == 0,
+        _ => false,
+    })?;
+    Some(Hit {
+        meta: *named,
+        entry: name.to_string(),
+    })
+}
+
+/// URL expressions under `name`: path with query, path, then prefixes ending in `/`.
+fn find_url(index: &Index, name: &str, url: &CanonUrl) -> Option<Hit> {
+    let mut expr = String::with_capacity(name.len() + url.path.len() + 16);
+    let mut probe = |suffix: &str, query: Option<&str>| -> Option<Hit> {
+        expr.clear();
+        expr.push_str(name);
+        expr.push_str(suffix);
+        if let Some(q) = query {
+            expr.push('?');
+            expr.push_str(q);
+        }
+        let m = *index
+            .records(key_of(&expr))
+            .iter()
+            .find(|&&m| m & 0xff == KIND_URL)?;
+        Some(Hit {
+            meta: m,
+            entry: expr.clone(),
+        })
+    };
+    if let Some(q) = &url.query
+        && let Some(hit) = probe(&url.path, Some(q))
+    {
+        return Some(hit);
+    }
+    if let Some(hit) = probe(&url.path, None) {
+        return Some(hit);
+    }
+    // Prefixes ending in `/`, longest first, no deeper than any entry goes.
+    let path = url.path.as_str();
+    let ends: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+    for (depth, &end) in ends.iter().enumerate().rev() {
+        // Depth 0 is `/`: a whole-site URL entry was read as a domain entry.
+        if depth == 0 || depth > index.limits.max_prefix_depth || end + 1 == path.len() {
+            continue;
+        }
+        if let Some(hit) = probe(path.get(..=end).unwrap_or("/"), None) {
+            return Some(hit);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::list::{Format, parse_list};
+
+    fn info(id: &str, category: Category) -> ListInfo {
+        ListInfo {
+            id: id.to_string(),
+            category,
+            version: "1".to_string(),
+        }
+    }
+
+    fn set(lists: &[(&str, Category, &str)], trusted: &str) -> AddressSet {
+        let mut b = AddressSetBuilder::new();
+        for (id, cat, text) in lists {
+            let p = parse_list(text.as_bytes(), Format::Auto);
+            assert!(p.errors.is_empty(), "{:?}", p.errors);
+            b.add_list(info(id, cat.clone()), &p)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let t = parse_list(trusted.as_bytes(), Format::Auto);
+        b.add_trusted("trusted", &t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        b.build()
+    }
+
+    fn hit(v: &Verdict<'_>) -> Option<(String, EntryKind, String)> {
+        match v {
+            Verdict::Listed(m) => Some((m.list.id.clone(), m.kind, m.entry.clone())),
+            _ => None,
+        }
+    }
+
+    fn sample() -> AddressSet {
+        set(
+            &[
+                (
+                    "mal",
+                    Category::Malware,
+                    "evil.example\n0.0.0.0 exact.example\n1.2.3.4\n[2001:db8::1]\n\
+                     github.com/bad/repo/raw/x.exe\npaste.example/d/\nabco.example/?u=script\n\
+                     xn--bcher-kva.de\nduckdns.org\n",
+                ),
+                (
+                    "phish",
+                    Category::Phishing,
+                    "evil.example\nlogin.bank.example\n",
+                ),
+            ],
+            "good.evil.example\n",
+        )
+    }
+
+    #[test]
+    fn domains_cover_the_names_below_them_and_first_list_wins() {
+        let s = sample();
+        let d = Some((
+            "mal".to_string(),
+            EntryKind::Domain,
+            "evil.example".to_string(),
+        ));
+        assert_eq!(hit(&s.lookup_host(b"evil.example")), d);
+        assert_eq!(hit(&s.lookup_host(b"A.B.Evil.Example.")), d);
+        assert_eq!(hit(&s.lookup_url(b"http://x.evil.example:81/any?q#f")), d);
+        assert_eq!(s.lookup_host(b"notevil.example"), Verdict::NoMatch);
+        assert_eq!(s.lookup_host(b"example"), Verdict::NoMatch);
+        // A private-section suffix listed as a whole platform covers its sites.
+        assert!(s.lookup_host(b"someone.duckdns.org").is_listed());
+        // IDN: the Unicode name meets its punycode entry.
+        assert!(s.lookup_host("www.BÜCHER.de".as_bytes()).is_listed());
+        assert!(s.lookup_url(b"http://%62%C3%BCcher.de/").is_listed());
+    }
+
+    #[test]
+    fn hosts_lines_and_ips_are_exact() {
+        let s = sample();
+        assert!(s.lookup_host(b"exact.example").is_listed());
+        assert_eq!(s.lookup_host(b"sub.exact.example"), Verdict::NoMatch);
+        for ip in [
+            "http://1.2.3.4/x",
+            "http://0x01020304/",
+            "http://16909060/",
+            "http://01.02.03.04",
+        ] {
+            assert_eq!(
+                hit(&s.lookup_url(ip.as_bytes())),
+                Some(("mal".into(), EntryKind::Ip, "1.2.3.4".into())),
+                "{ip}"
+            );
+        }
+        assert!(s.lookup_url(b"http://[2001:db8:0::1]:8080/").is_listed());
+        assert_eq!(s.lookup_url(b"http://1.2.3.5/"), Verdict::NoMatch);
+    }
+
+    #[test]
+    fn url_entries_match_their_path_not_the_host() {
+        let s = sample();
+        let url = Some((
+            "mal".to_string(),
+            EntryKind::Url,
+            "github.com/bad/repo/raw/x.exe".to_string(),
+        ));
+        assert_eq!(
+            hit(&s.lookup_url(b"https://github.com/bad/repo/raw/x.exe")),
+            url
+        );
+        assert_eq!(
+            hit(&s.lookup_url(b"https://github.com/bad/repo/raw/x.exe?dl=1")),
+            url
+        );
+        assert_eq!(
+            hit(&s.lookup_url(b"http://www.github.com/bad//repo/./raw/%78.exe")),
+            Some((
+                "mal".into(),
+                EntryKind::Url,
+                "github.com/bad/repo/raw/x.exe".into()
+            ))
+        );
+        assert_eq!(s.lookup_url(b"https://github.com/"), Verdict::NoMatch);
+        assert_eq!(
+            s.lookup_url(b"https://github.com/bad/repo/raw/x.exe2"),
+            Verdict::NoMatch
+        );
+        assert_eq!(s.lookup_host(b"github.com"), Verdict::NoMatch);
+        // A prefix ending in `/` covers what is below it.
+        assert_eq!(
+            hit(&s.lookup_url(b"http://paste.example/d/abc/def?x")),
+            Some(("mal".into(), EntryKind::Url, "paste.example/d/".into()))
+        );
+        assert_eq!(s.lookup_url(b"http://paste.example/dd"), Verdict::NoMatch);
+        // An entry with a query matches that query only.
+        assert!(s.lookup_url(b"http://abco.example/?u=script").is_listed());
+        assert_eq!(
+            s.lookup_url(b"http://abco.example/?u=other"),
+            Verdict::NoMatch
+        );
+        assert_eq!(s.lookup_url(b"http://abco.example/"), Verdict::NoMatch);
+    }
+
+    #[test]
+    fn http_request_forms() {
+        let s = sample();
+        let get = |t: &[u8], h: Option<&[u8]>| s.lookup_http_request(b"GET", t, h);
+        assert!(get(b"/bad/repo/raw/x.exe", Some(b"GitHub.com:443")).is_listed());
+        assert!(
+            get(
+                b"http://github.com/bad/repo/raw/x.exe",
+                Some(b"other.example")
+            )
+            .is_listed()
+        );
+        assert!(!get(b"/bad/repo/raw/x.exe", Some(b"other.example")).is_listed());
+        assert!(!get(b"/bad/repo/raw/x.exe", None).is_listed());
+        assert!(
+            s.lookup_http_request(b"CONNECT", b"x.evil.example:443", None)
+                .is_listed()
+        );
+        assert!(
+            !s.lookup_http_request(b"CONNECT", b"github.com:443", None)
+                .is_listed()
+        );
+        assert!(
+            s.lookup_http_request(b"OPTIONS", b"*", Some(b"evil.example"))
+                .is_listed()
+        );
+    }
+
+    #[test]
+    fn trusted_addresses_beat_every_list() {
+        let s = sample();
+        assert_eq!(
+            s.lookup_host(b"a.good.evil.example"),
+            Verdict::Trusted {
+                entry: "good.evil.example".into()
+            }
+        );
+        assert!(s.lookup_host(b"bad.evil.example").is_listed());
+    }
+
+    #[test]
+    fn a_public_suffix_entry_refuses_the_list() {
+        for bad in [
+            "com",
+            "co.uk",
+            "||uk^",
+            "0.0.0.0 github.io.co.uk\nco.uk/path/x",
+        ] {
+            let p = parse_list(bad.as_bytes(), Format::Auto);
+            let mut b = AddressSetBuilder::new();
+            let r = b.add_list(info("bad", Category::Custom), &p);
+            assert!(
+                matches!(r, Err(CompileError::PublicSuffix { .. })),
+                "{bad}: {r:?}"
+            );
+        }
+        let ok = parse_list(b"github.io\nexample.co.uk\n", Format::Auto);
+        assert!(AddressSet::from_lists([(info("ok", Category::Custom), &ok)]).is_ok());
+    }
+
+    #[test]
+    fn empty_set_and_empty_host() {
+        let s = AddressSetBuilder::new().build();
+        assert_eq!(s.lookup_host(b"evil.example"), Verdict::NoMatch);
+        assert_eq!(sample().lookup_host(b""), Verdict::NoMatch);
+        assert_eq!(sample().lookup_url(b"http:///path"), Verdict::NoMatch);
+    }
+}
