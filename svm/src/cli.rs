@@ -95,6 +95,9 @@ pub enum Command {
     /// The daemon's state store.
     #[command(subcommand)]
     State(StateCommand),
+    /// Web address lists (malicious and phishing domains, URLs, IP hosts).
+    #[command(subcommand)]
+    Urls(crate::urls_cmd::UrlsCommand),
 }
 
 /// `svm rules ...`
@@ -292,6 +295,7 @@ fn run(cli: Cli) -> Exit {
                 Exit::General
             }
         },
+        Command::Urls(cmd) => crate::urls_cmd::run(&cmd),
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
             Exit::Ok

@@ -19,3 +19,4 @@ pub mod rules_cmd;
 pub mod rules_load;
 pub mod store;
 pub mod tls;
+pub mod urls_cmd;

@@ -14,7 +14,10 @@ pub mod set;
 pub mod suffix;
 
 pub use canon::{CanonUrl, canonical_host, canonicalize};
-pub use list::{Entry, EntryKind, Format, LineError, LineErrorKind, ParsedList, parse_list};
+pub use list::{
+    Entry, EntryKind, Format, LineError, LineErrorKind, LoadedList, ParsedList, load_file,
+    parse_list,
+};
 pub use set::{
     AddressSet, AddressSetBuilder, Category, CompileError, ListInfo, Match, Verdict, key_of,
 };

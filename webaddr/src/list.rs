@@ -150,6 +150,28 @@ impl ParsedList {
     }
 }
 
+/// A list file read from disk: its entries and its version (the first 16 hex digits of the
+/// file's `xxh3_64`, so two loads of the same bytes have the same version).
+#[derive(Debug, Clone)]
+pub struct LoadedList {
+    /// The file's lines read.
+    pub parsed: ParsedList,
+    /// Version derived from the bytes.
+    pub version: String,
+    /// Size of the file in bytes.
+    pub bytes: usize,
+}
+
+/// Read a list file.
+pub fn load_file(path: &std::path::Path, format: Format) -> std::io::Result<LoadedList> {
+    let bytes = std::fs::read(path)?;
+    Ok(LoadedList {
+        parsed: parse_list(&bytes, format),
+        version: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+        bytes: bytes.len(),
+    })
+}
+
 /// Read a whole list file's bytes.
 pub fn parse_list(bytes: &[u8], format: Format) -> ParsedList {
     let mut out = ParsedList::default();
