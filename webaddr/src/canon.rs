@@ -92,6 +92,9 @@ pub fn canonicalize(input: &[u8]) -> CanonUrl {
 /// Canonicalise a bare host name (a TLS server name, a DNS query name, a `Host:` header without
 /// its port). The same steps as the host part of [`canonicalize`].
 pub fn canonical_host(raw: &[u8]) -> String {
+    if let Some(name) = plain_name(raw) {
+        return name;
+    }
     let unescaped = unescape_fully(raw);
     let host = unescaped.as_slice();
     if let Some(inner) = host.strip_prefix(b"[").and_then(|h| h.strip_suffix(b"]"))
@@ -112,7 +115,42 @@ pub fn canonical_host(raw: &[u8]) -> String {
     if let Some(v4) = parse_ipv4(&name) {
         return v4.to_string();
     }
-    escape_also(&name, b"/?@:[]\\")
+    escape_also(&name, HOST_ESCAPES)
+}
+
+/// Bytes kept escaped in a host besides those Safe Browsing escapes (see [`escape_also`]).
+const HOST_ESCAPES: &[u8] = b"/?@:[]\\";
+
+/// The fast path: a name of letters, digits, `-`, `_` and single inner dots whose last label
+/// cannot be read as an IPv4 part is canonical once lowercased (no escape, no dot to fix, no
+/// Unicode, no address). Every step of the full path would leave it as it is.
+fn plain_name(raw: &[u8]) -> Option<String> {
+    let (first, last) = (raw.first()?, raw.last()?);
+    if *first == b'.' || *last == b'.' {
+        return None;
+    }
+    let mut prev_dot = false;
+    for &b in raw {
+        let ok = match b {
+            b'.' => !prev_dot,
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => true,
+            _ => false,
+        };
+        if !ok {
+            return None;
+        }
+        prev_dot = b == b'.';
+    }
+    let last_label = raw.rsplit(|&b| b == b'.').next()?;
+    let may_be_ip = last_label.iter().all(u8::is_ascii_digit)
+        || last_label.starts_with(b"0x")
+        || last_label.starts_with(b"0X");
+    if may_be_ip {
+        return None;
+    }
+    let mut name = String::from_utf8(raw.to_vec()).ok()?;
+    name.make_ascii_lowercase();
+    Some(name)
 }
 
 /// Host part of an authority: drop `user:password@` and a `:port`.
@@ -501,6 +539,17 @@ mod tests {
             let once = canonicalize(&s).to_url();
             let twice = canonicalize(once.as_bytes()).to_url();
             prop_assert_eq!(&once, &twice, "input {:?}", lossy(&s));
+        }
+
+        #[test]
+        fn fast_path_equals_full_path(s in "[a-zA-Z0-9._-]{1,24}") {
+            if let Some(fast) = plain_name(s.as_bytes()) {
+                // The full path without the fast path in front.
+                let mut name = fix_dots(&unescape_fully(s.as_bytes()));
+                name.make_ascii_lowercase();
+                prop_assert!(parse_ipv4(&name).is_none());
+                prop_assert_eq!(fast, escape_also(&name, HOST_ESCAPES));
+            }
         }
 
         #[test]

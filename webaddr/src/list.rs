@@ -268,8 +268,8 @@ fn parse_line(raw: &[u8], line: usize, out: &mut ParsedList) -> Result<(), LineE
     };
     let mut fields = text.split_ascii_whitespace();
     let first = fields.next().unwrap_or_default();
-    let names: Vec<&str> = fields.collect();
-    if names.is_empty() {
+    let mut names = fields.peekable();
+    if names.peek().is_none() {
         out.entries.push(plain_entry(first.as_bytes(), line)?);
         return Ok(());
     }
