@@ -12,6 +12,7 @@ pub mod canon;
 pub mod list;
 pub mod set;
 pub mod suffix;
+pub mod synth;
 
 pub use canon::{CanonUrl, canonical_host, canonicalize};
 pub use list::{
