@@ -8,7 +8,7 @@
 //! a list are reported on standard error and the rest of the list is used; a list that cannot
 //! be read or is refused ends the command (2 or 4) before any address is looked up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
@@ -143,6 +143,20 @@ fn is_list_spec(value: &str) -> bool {
     })
 }
 
+/// Read a list for `lookup`: its unreadable lines go to standard error and the rest is used; an
+/// unreadable file is the exit code.
+fn load_for_lookup(path: &Path, format: Format) -> Result<webaddr::LoadedList, Exit> {
+    let name = path.display();
+    let loaded = webaddr::load_file(path, format).map_err(|e| {
+        eprintln!("{name}: {e}");
+        Exit::General
+    })?;
+    for e in &loaded.parsed.errors {
+        eprintln!("{name}:{}: {} (line not used)", e.line, e.kind);
+    }
+    Ok(loaded)
+}
+
 fn lookup(args: &LookupArgs) -> Exit {
     // `--url-list a=x b=y ADDRESS...`: clap gives the addresses to the option; take them back.
     let first_address = args
@@ -169,16 +183,10 @@ fn lookup(args: &LookupArgs) -> Exit {
                 return Exit::Syntax;
             }
         };
-        let loaded = match webaddr::load_file(file.as_ref(), args.format) {
+        let loaded = match load_for_lookup(file.as_ref(), args.format) {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("{file}: {e}");
-                return Exit::General;
-            }
+            Err(code) => return code,
         };
-        for e in &loaded.parsed.errors {
-            eprintln!("{file}:{}: {} (line not used)", e.line, e.kind);
-        }
         let info = ListInfo {
             id: file.to_string(),
             category,
@@ -191,16 +199,10 @@ fn lookup(args: &LookupArgs) -> Exit {
     }
     for file in &args.trusted {
         let name = file.display();
-        let loaded = match webaddr::load_file(file, args.format) {
+        let loaded = match load_for_lookup(file, args.format) {
             Ok(l) => l,
-            Err(e) => {
-                eprintln!("{name}: {e}");
-                return Exit::General;
-            }
+            Err(code) => return code,
         };
-        for e in &loaded.parsed.errors {
-            eprintln!("{name}:{}: {} (line not used)", e.line, e.kind);
-        }
         if let Err(e) = b.add_trusted(&name.to_string(), &loaded.parsed) {
             eprintln!("{name}: refused: {e}");
             return Exit::Syntax;
