@@ -105,8 +105,14 @@ pub fn canonical_host(raw: &[u8]) -> String {
         return format!("[{v6}]");
     }
     let mut name = fix_dots(host);
+    // A name that UTS 46 turns into anything but letters, digits, `-`, `_` and dots (control
+    // bytes or a `%` that now forms an escape with what follows) is kept as it was and escaped,
+    // so a second canonicalisation gives the same result.
     if !name.is_ascii()
         && let Ok(ascii) = idna::domain_to_ascii_cow(&name, idna::AsciiDenyList::EMPTY)
+        && ascii
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
         // UTS 46 maps ideographic full stops to dots; clean the dots again.
         name = fix_dots(ascii.as_bytes());
@@ -475,6 +481,16 @@ mod tests {
         assert_eq!(v6.host, "[2001:db8::1]");
         assert!(v6.host_is_ip());
         assert_eq!(canonical_host(b"example.com."), "example.com");
+    }
+
+    #[test]
+    fn idn_output_that_is_no_name_stays_escaped() {
+        // Found by the url_canon fuzz target: UTS 46 lowercased `%\u{187}0c` around a `%`, so
+        // punycode's ASCII part held `%0c`, a new escape.
+        let input = b"\xc6\x87\x00tK%\xc6\x870c\x00\x00tK";
+        let once = canonicalize(input).to_url();
+        assert_eq!(canonicalize(once.as_bytes()).to_url(), once);
+        assert!(!once.contains("xn--"), "{once}");
     }
 
     #[test]
