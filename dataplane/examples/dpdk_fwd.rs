@@ -25,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use dataplane::event::Event;
 use dataplane::io::dpdk::{DpdkConfig, DpdkIo, Eal};
 use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, RxMeta};
+use dataplane::shared_blocks::SharedBlocks;
 use dataplane::worker::{Attach, Output, PacketMeta, Toward, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
 use testgen::{Host, Link, tcp_flags};
@@ -280,8 +281,24 @@ fn main() -> Result<()> {
         attach: Attach::Inline,
         ..WorkerConfig::default()
     };
+    // The worker's block table; its keeper runs beside it as in the daemon (its events are not
+    // measured) and ends with the worker.
+    let SharedBlocks {
+        keeper,
+        mut clients,
+        ..
+    } = SharedBlocks::with_workers(1);
+    std::thread::spawn(move || {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        keeper.run(
+            &stop,
+            dataplane::io::dpdk::wall_clock,
+            Duration::from_millis(100),
+            |_| {},
+        )
+    });
     let mut worker = WorkerHandler {
-        worker: Worker::new(cfg, policy),
+        worker: Worker::new(cfg, policy, clients.remove(0)),
         sink: Sink::default(),
         received: 0,
         rx_port: 0,

@@ -36,6 +36,7 @@ use dataplane::io::dpdk::{
     Distribution, DpdkConfig, DpdkIo, DpdkWorkers, Eal, FlowHash, WorkersConfig,
 };
 use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, RxMeta};
+use dataplane::shared_blocks::{BlockClient, SharedBlocks};
 use dataplane::worker::{Attach, Output, PacketMeta, Toward, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
 use testgen::{Host, Link, tcp_flags};
@@ -288,18 +289,40 @@ fn main() -> Result<()> {
     };
 
     let policy = Arc::new(CompiledPolicy::compile(Policy::default()));
-    let handler = |index: u16| WorkerHandler {
-        worker: Worker::new(
-            WorkerConfig {
-                attach: Attach::Inline,
-                index,
-                ..WorkerConfig::default()
-            },
-            Arc::clone(&policy),
-        ),
-        sink: Sink::default(),
-        received: 0,
-        rx_port: 0,
+    // The workers share one block table; its keeper runs beside them as in the daemon (its
+    // events are not measured) and ends once every worker's client is gone.
+    let SharedBlocks {
+        keeper, clients, ..
+    } = SharedBlocks::with_workers(usize::from(a.workers));
+    std::thread::spawn(move || {
+        let stop = AtomicBool::new(false);
+        keeper.run(
+            &stop,
+            dataplane::io::dpdk::wall_clock,
+            Duration::from_millis(100),
+            |_| {},
+        )
+    });
+    let mut clients: Vec<Option<BlockClient>> = clients.into_iter().map(Some).collect();
+    let mut handler = |index: u16| -> Result<WorkerHandler> {
+        let blocks = clients
+            .get_mut(usize::from(index))
+            .and_then(Option::take)
+            .context("block client")?;
+        Ok(WorkerHandler {
+            worker: Worker::new(
+                WorkerConfig {
+                    attach: Attach::Inline,
+                    index,
+                    ..WorkerConfig::default()
+                },
+                Arc::clone(&policy),
+                blocks,
+            ),
+            sink: Sink::default(),
+            received: 0,
+            rx_port: 0,
+        })
     };
     let stop = Arc::new(AtomicBool::new(false));
     let handled: Vec<Arc<AtomicU64>> = (0..a.workers).map(|_| Arc::default()).collect();
@@ -312,14 +335,14 @@ fn main() -> Result<()> {
         .zip(handled.iter().skip(1).zip(1u16..))
     {
         let (stop, count, burst) = (Arc::clone(&stop), Arc::clone(count), a.burst);
-        let mut h = handler(index);
+        let mut h = handler(index)?;
         let mut io = io;
         launched.push(eal.launch(lcore, move || {
             poll(&mut io, &mut h, burst, &stop, &count);
             0
         })?);
     }
-    let mut h0 = handler(0);
+    let mut h0 = handler(0)?;
     let sum = |v: &[Arc<AtomicU64>]| v.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>();
     let controller = {
         let (stop, handled) = (Arc::clone(&stop), handled.clone());

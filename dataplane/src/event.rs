@@ -124,6 +124,9 @@ pub enum UnblockReason {
     Expired,
     /// An administrator lifted it.
     Manual,
+    /// The table was full: a newer detection block took its place (the detection block
+    /// closest to expiry goes first; manual blocks are never evicted).
+    Evicted,
 }
 
 impl UnblockReason {
@@ -132,6 +135,7 @@ impl UnblockReason {
         match self {
             UnblockReason::Expired => "expired",
             UnblockReason::Manual => "manual",
+            UnblockReason::Evicted => "evicted",
         }
     }
 }

@@ -1,43 +1,44 @@
-//! The block table shared by every worker of a live dataplane.
+//! The block table: the one authority on which sources are blocked, for every worker, for
+//! replay and for the control plane.
 //!
-//! A block made by one worker must drop the attacker's later packets on every worker, and an
+//! A block made by one worker must drop the attacker's next frame on every worker, and an
 //! administrator must be able to list, add and remove blocks, without the per-packet path ever
 //! waiting for a lock that the control side holds.
 //!
-//! Design: one writer, published snapshots, a worker-local overlay.
-//! - The [`BlockKeeper`] (its own thread in the daemon) owns the authoritative table. Workers and
-//!   the control plane send it [`Command`]s over one bounded channel; it applies them in order,
-//!   expires entries on the wall clock, emits the block events, and publishes an immutable
-//!   [`BlockSnapshot`] after each batch of changes.
-//! - Publication is an `Arc` swap under a mutex that is held only for that pointer store (by the
-//!   keeper) or an `Arc` clone (by a worker), plus a generation counter. A worker loads the
-//!   generation atomically on each packet and touches the mutex only when it has changed, so the
-//!   per-packet path is one atomic load and a hash lookup; no one can hold the mutex for long
-//!   because nobody does work under it.
-//! - Hit counters live in the snapshot entries as atomics shared across snapshot generations
-//!   (the keeper keeps the same `Arc` per entry), so workers count hits without writing to the
-//!   table.
-//! - A worker that makes a block also puts it in its own overlay at once, so the very next packet
-//!   of the attacker is dropped by that worker before the keeper has published. The overlay entry
-//!   leaves when a snapshot acknowledges the worker's request (the snapshot carries, per worker,
-//!   the last request sequence number applied), or when it expires.
+//! Design: one writer, published snapshots, one shared list of fresh blocks.
+//! - The [`BlockKeeper`] owns the table. It is the only author of block events ("added",
+//!   "removed": expired, manual or evicted): the daemon runs it on its own thread
+//!   ([`BlockKeeper::run`], wall clock), replay drives it between frames with the packet time
+//!   ([`BlockKeeper::drain`], [`BlockKeeper::expire`], [`BlockKeeper::publish`]). After each
+//!   batch of changes it publishes an immutable [`BlockSnapshot`].
+//! - A worker that detects an attacker appends the block to the shared fresh list
+//!   ([`BlockClient::block`]) before it returns its verdict, and bumps the shared version. Every
+//!   worker loads that version (one atomic load) before it checks a frame and, when it moved,
+//!   copies the new fresh blocks into a local index and takes the newest snapshot. So no worker
+//!   forwards a frame of the source once the detecting worker's verdict is out: there is no
+//!   window of one keeper tick. The keeper moves fresh blocks into the table, emits their events
+//!   and trims the list once a snapshot holds them.
+//! - An entry is one `Arc` from the moment a worker makes it: the fresh list, the table and every
+//!   snapshot share it, so hits counted by any worker at any time (atomics) are the entry's
+//!   hits, and a manual unblock or an expiry reports them all.
+//! - Publication is an `Arc` swap under a mutex held only for that pointer store or an `Arc`
+//!   clone; nobody does work under it.
+//! - When the table is full, a detection block evicts the detection block closest to expiry
+//!   (reported as removed, reason `evicted`); a manual block is never evicted, and a manual
+//!   block is refused ([`BlockResult::Full`]: the API answers 503). Refusals and evictions are
+//!   counted ([`KeeperStats`]).
+//! - Every table hashes with a per-process random seed (foldhash's `RandomState`), so an
+//!   attacker cannot precompute colliding addresses.
 //!
-//! Cost: a publication clones the key -> `Arc` map, O(blocks). Changes are batched (the keeper
-//! drains every pending command before it publishes), so a flood of new blocks costs one clone
-//! per batch; with the default cap of 2^20 entries a clone is tens of milliseconds, during which
-//! workers keep using the previous snapshot plus their overlays. A persistent map would make this
-//! O(log n) per change if it ever matters.
-//!
-//! Race: two workers that detect the same source within one publication interval both send a
-//! block; the keeper makes the first and counts the second as a duplicate, so exactly one
-//! "block added" event is emitted.
+//! Cost: a publication clones the key -> `Arc` map, O(blocks); the keeper publishes once per
+//! batch, so a flood of new blocks costs one clone per batch.
 
 use core::cmp::Reverse;
 use core::net::IpAddr;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hashbrown::HashMap;
@@ -47,13 +48,16 @@ use crate::blocks::{BlockEntry, BlockKey, BlockOrigin, BlockResult, DEFAULT_BLOC
 use crate::event::{BlockChange, Engine, Event, EventKind, UnblockReason};
 use crate::time::Timestamp;
 
-type Hasher = foldhash::fast::FixedState;
+/// Hasher of every block map: seeded at random per process (and per map).
+pub type Hasher = foldhash::fast::RandomState;
 
-fn hasher() -> Hasher {
-    foldhash::fast::FixedState::with_seed(0x7368_626c)
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned mutex only means a panic elsewhere while a pointer was stored or cloned, or a
+    // vector appended to; what is inside is whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One block in a snapshot: fixed when made, plus hit counters shared by all workers.
+/// One block: fixed when made, plus hit counters shared by all workers.
 #[derive(Debug)]
 pub struct SharedEntry {
     created: Timestamp,
@@ -68,9 +72,33 @@ pub struct SharedEntry {
 }
 
 impl SharedEntry {
+    fn new(
+        created: Timestamp,
+        expires: Timestamp,
+        reason: String,
+        engine: &'static str,
+        origin: BlockOrigin,
+    ) -> SharedEntry {
+        SharedEntry {
+            created,
+            expires,
+            reason,
+            engine,
+            origin,
+            hits: AtomicU64::new(0),
+            first_hit: AtomicU64::new(0),
+            last_hit: AtomicU64::new(0),
+        }
+    }
+
     /// When the block ends.
     pub fn expires(&self) -> Timestamp {
         self.expires
+    }
+
+    /// Packets dropped because of it so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     fn hit(&self, now: Timestamp, n: u64) {
@@ -102,8 +130,6 @@ impl SharedEntry {
 pub struct BlockSnapshot {
     generation: u64,
     entries: HashMap<BlockKey, Arc<SharedEntry>, Hasher>,
-    // Per worker: the sequence number of the last block request the keeper has applied.
-    acked: Vec<u64>,
 }
 
 impl BlockSnapshot {
@@ -142,28 +168,8 @@ impl BlockSnapshot {
     }
 }
 
-#[derive(Debug)]
-struct Published {
-    generation: AtomicU64,
-    current: Mutex<Arc<BlockSnapshot>>,
-}
-
-impl Published {
-    fn load(&self) -> Arc<BlockSnapshot> {
-        // A poisoned mutex only means a panic elsewhere while the pointer was stored or cloned;
-        // the Arc inside is always whole.
-        Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn store(&self, snap: Arc<BlockSnapshot>) {
-        let generation = snap.generation;
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = snap;
-        self.generation.store(generation, Ordering::Release);
-    }
-}
-
-/// A block a worker asks for; the keeper emits the "block added" event from it.
-#[derive(Clone, Debug)]
+/// A block a worker made; the keeper emits the "block added" event from it.
+#[derive(Clone, Copy, Debug)]
 pub struct BlockRequest {
     /// What to block.
     pub key: BlockKey,
@@ -183,27 +189,44 @@ pub struct BlockRequest {
     pub pcap_cnt: Option<u64>,
 }
 
+#[derive(Debug)]
+struct FreshBlock {
+    req: BlockRequest,
+    entry: Arc<SharedEntry>,
+}
+
+/// Blocks workers made that the keeper has not yet published. Append-only for workers; the
+/// keeper removes a prefix once a snapshot holds it. `list[i]` has the absolute index `base + i`.
+#[derive(Debug, Default)]
+struct Fresh {
+    base: u64,
+    list: Vec<FreshBlock>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    // Moves on every publication and every fresh block: a worker that saw this value has seen
+    // both the snapshot and the fresh list as they were then.
+    version: AtomicU64,
+    current: Mutex<Arc<BlockSnapshot>>,
+    fresh: Mutex<Fresh>,
+}
+
+impl Shared {
+    fn load(&self) -> Arc<BlockSnapshot> {
+        Arc::clone(&lock(&self.current))
+    }
+
+    fn bump(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// Messages to the keeper.
 #[derive(Debug)]
 pub enum Command {
-    /// A worker's block (already in its overlay).
-    Worker {
-        /// Worker index.
-        worker: usize,
-        /// The worker's request sequence number (1, 2, ...).
-        seq: u64,
-        /// The block.
-        req: BlockRequest,
-    },
-    /// Hits a worker counted in its overlay before the block was published.
-    Hits {
-        /// The block.
-        key: BlockKey,
-        /// Packets dropped.
-        hits: u64,
-        /// Time of the last one.
-        last: Timestamp,
-    },
+    /// A worker appended to the fresh list: take it now rather than at the next tick.
+    Wake,
     /// An administrator's block.
     Manual {
         /// What to block.
@@ -217,13 +240,21 @@ pub enum Command {
         /// Where to send the outcome.
         reply: Option<Sender<BlockResult>>,
     },
+    /// A block kept in the store, back at start with its own creation, expiry and origin; no
+    /// event (it was reported when it was made).
+    Restore {
+        /// What is blocked.
+        key: BlockKey,
+        /// The stored entry.
+        entry: BlockEntry,
+    },
     /// An administrator's unblock.
     Unblock {
         /// What to unblock.
         key: BlockKey,
         /// When.
         now: Timestamp,
-        /// Where to send the removed entry.
+        /// Where to send the removed entry (with every worker's hits).
         reply: Option<Sender<Option<BlockEntry>>>,
     },
 }
@@ -233,10 +264,12 @@ pub enum Command {
 pub struct KeeperStats {
     /// Blocks made (workers and admins).
     pub added: u64,
-    /// Worker requests for a source already blocked (two workers, one publication interval).
+    /// Worker blocks for a source already blocked (two workers in the same instant).
     pub duplicates: u64,
-    /// Blocks refused because the table was full.
+    /// Blocks refused because the table was full of blocks that may not be evicted.
     pub refused: u64,
+    /// Detection blocks evicted (closest to expiry first) to make room.
+    pub evicted: u64,
     /// Blocks expired.
     pub expired: u64,
     /// Blocks lifted by an administrator.
@@ -245,28 +278,41 @@ pub struct KeeperStats {
     pub published: u64,
 }
 
-/// The single writer of the shared block table.
+/// The single writer of the block table.
 #[derive(Debug)]
 pub struct BlockKeeper {
     entries: HashMap<BlockKey, Arc<SharedEntry>, Hasher>,
+    // Min-heaps of (expiry, key): every entry, and detection entries only (the eviction
+    // order). Expiries are fixed, but a key can be lifted and blocked again, so a popped item
+    // is checked against the live entry.
     expiries: BinaryHeap<Reverse<(Timestamp, BlockKey)>>,
+    detections: BinaryHeap<Reverse<(Timestamp, BlockKey)>>,
     capacity: usize,
-    acked: Vec<u64>,
     rx: Receiver<Command>,
-    published: Arc<Published>,
+    shared: Arc<Shared>,
     generation: u64,
     dirty: bool,
+    // Absolute index of the first fresh block not yet taken into the table.
+    fresh_taken: u64,
     stats: KeeperStats,
 }
 
-/// Depth of the command channel: workers never wait on it (a full channel refuses the request,
-/// and the block stays in that worker's overlay until it expires).
+/// Depth of the command channel. Workers never wait on it (their blocks travel in the fresh
+/// list; a full channel only loses a wake-up).
 pub const COMMAND_QUEUE: usize = 4096;
 
-/// The handles of a new shared block table.
+/// Cap on fresh blocks waiting for the keeper: it takes them within one tick, so this is only
+/// reached when it is stalled; further detections are then refused (counted).
+pub const FRESH_CAP: usize = 1 << 16;
+
+/// Commands the keeper applies in one batch before it publishes and looks at the clock again,
+/// so a flood of commands cannot hold off expiry or a stop request.
+pub const BATCH: usize = 4096;
+
+/// The handles of a new block table.
 #[derive(Debug)]
 pub struct SharedBlocks {
-    /// The writer; run it on its own thread ([`BlockKeeper::run`]).
+    /// The writer: [`BlockKeeper::run`] on its own thread, or driven by replay.
     pub keeper: BlockKeeper,
     /// For the control plane (clone freely).
     pub control: BlockControl,
@@ -275,43 +321,41 @@ pub struct SharedBlocks {
 }
 
 impl SharedBlocks {
-    /// A shared table for `workers` workers holding at most `capacity` entries.
+    /// A table for `workers` workers holding at most `capacity` entries.
     pub fn new(workers: usize, capacity: usize) -> SharedBlocks {
         let (tx, rx) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
-        let first = Arc::new(BlockSnapshot {
-            generation: 0,
-            entries: HashMap::with_hasher(hasher()),
-            acked: vec![0; workers],
-        });
-        let published = Arc::new(Published {
-            generation: AtomicU64::new(0),
+        let first = Arc::new(BlockSnapshot::default());
+        let shared = Arc::new(Shared {
+            version: AtomicU64::new(0),
             current: Mutex::new(Arc::clone(&first)),
+            fresh: Mutex::new(Fresh::default()),
         });
         let clients = (0..workers)
-            .map(|worker| BlockClient {
-                worker,
-                published: Arc::clone(&published),
+            .map(|_| BlockClient {
+                shared: Arc::clone(&shared),
                 snap: Arc::clone(&first),
                 seen: 0,
-                tx: tx.clone(),
-                seq: 0,
-                overlay: HashMap::with_hasher(hasher()),
+                fresh_base: 0,
+                fresh_next: 0,
+                local: HashMap::with_hasher(Hasher::default()),
+                wake: tx.clone(),
                 refused: 0,
             })
             .collect();
         SharedBlocks {
             keeper: BlockKeeper {
-                entries: HashMap::with_hasher(hasher()),
+                entries: HashMap::with_hasher(Hasher::default()),
                 expiries: BinaryHeap::new(),
+                detections: BinaryHeap::new(),
                 capacity,
-                acked: vec![0; workers],
                 rx,
-                published: Arc::clone(&published),
+                shared: Arc::clone(&shared),
                 generation: 0,
                 dirty: false,
+                fresh_taken: 0,
                 stats: KeeperStats::default(),
             },
-            control: BlockControl { tx, published },
+            control: BlockControl { tx, shared },
             clients,
         }
     }
@@ -333,85 +377,121 @@ impl BlockKeeper {
         self.expiries.peek().map(|Reverse((t, _))| *t)
     }
 
+    /// Number of entries (expired ones not yet swept included).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Put `entry` in the table unless `key` is blocked at `now`; when the table is full, a
+    /// detection block takes the place of the detection block closest to expiry.
     fn insert(
         &mut self,
         key: BlockKey,
+        entry: Arc<SharedEntry>,
         now: Timestamp,
-        secs: u64,
-        reason: String,
-        engine: &'static str,
-        origin: BlockOrigin,
+        on_event: &mut impl FnMut(Event),
     ) -> BlockResult {
         if let Some(e) = self.entries.get(&key) {
             if e.expires > now {
                 return BlockResult::AlreadyBlocked;
             }
-        } else if self.entries.len() >= self.capacity {
+            // Expired but not yet swept (the daemon sweeps on its tick): report it first.
+            self.expire(now, on_event);
+        }
+        if self.entries.len() >= self.capacity
+            && (entry.origin == BlockOrigin::Manual || !self.evict_one(now, on_event))
+        {
+            self.stats.refused += 1;
             return BlockResult::Full;
         }
-        let expires = now.plus_secs(secs);
-        self.entries.insert(
-            key,
-            Arc::new(SharedEntry {
-                created: now,
-                expires,
-                reason,
-                engine,
-                origin,
-                hits: AtomicU64::new(0),
-                first_hit: AtomicU64::new(0),
-                last_hit: AtomicU64::new(0),
-            }),
-        );
-        self.expiries.push(Reverse((expires, key)));
+        self.expiries.push(Reverse((entry.expires, key)));
+        if entry.origin == BlockOrigin::Detection {
+            self.detections.push(Reverse((entry.expires, key)));
+        }
+        self.entries.insert(key, entry);
         self.dirty = true;
+        self.stats.added += 1;
         BlockResult::Added
+    }
+
+    /// Remove the detection block closest to expiry, reporting it; false if there is none.
+    fn evict_one(&mut self, now: Timestamp, on_event: &mut impl FnMut(Event)) -> bool {
+        while let Some(Reverse((t, key))) = self.detections.pop() {
+            if self
+                .entries
+                .get(&key)
+                .is_some_and(|e| e.expires == t && e.origin == BlockOrigin::Detection)
+                && let Some(e) = self.entries.remove(&key)
+            {
+                self.dirty = true;
+                self.stats.evicted += 1;
+                on_event(removed(key, &e, now, UnblockReason::Evicted));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Take the blocks workers appended to the fresh list since the last call: each becomes a
+    /// table entry (the same `Arc`, hits included) and a "block added" event.
+    pub fn take_fresh(&mut self, on_event: &mut impl FnMut(Event)) {
+        let items: Vec<(BlockRequest, Arc<SharedEntry>)> = {
+            let f = lock(&self.shared.fresh);
+            let skip = usize::try_from(self.fresh_taken.saturating_sub(f.base)).unwrap_or(0);
+            self.fresh_taken = f.base + f.list.len() as u64;
+            f.list
+                .iter()
+                .skip(skip)
+                .map(|b| (b.req, Arc::clone(&b.entry)))
+                .collect()
+        };
+        if items.is_empty() {
+            return;
+        }
+        // The list is trimmed at the next publication.
+        self.dirty = true;
+        for (req, entry) in items {
+            let expires = entry.expires;
+            match self.insert(req.key, Arc::clone(&entry), req.now, on_event) {
+                BlockResult::Added => on_event(Event {
+                    ts: req.now,
+                    pcap_cnt: req.pcap_cnt,
+                    kind: EventKind::Block {
+                        key: req.key,
+                        change: BlockChange::Added {
+                            engine: req.engine,
+                            reason: req.reason.into(),
+                            sid: req.sid,
+                            expires,
+                            duration_secs: req.duration_secs,
+                            flow_id: req.flow_id,
+                        },
+                    },
+                }),
+                BlockResult::AlreadyBlocked => {
+                    self.stats.duplicates += 1;
+                    // Two workers blocked the source in the same instant: keep the hits of both.
+                    let hits = entry.hits();
+                    if hits > 0
+                        && let Some(e) = self.entries.get(&req.key)
+                    {
+                        e.hit(Timestamp(entry.last_hit.load(Ordering::Relaxed)), hits);
+                    }
+                }
+                BlockResult::Full => {}
+            }
+        }
     }
 
     /// Apply one command.
     pub fn apply(&mut self, cmd: Command, on_event: &mut impl FnMut(Event)) {
         match cmd {
-            Command::Worker { worker, seq, req } => {
-                if let Some(a) = self.acked.get_mut(worker) {
-                    *a = (*a).max(seq);
-                    self.dirty = true;
-                }
-                let res = self.insert(
-                    req.key,
-                    req.now,
-                    req.duration_secs,
-                    req.reason.to_owned(),
-                    req.engine.name(),
-                    BlockOrigin::Detection,
-                );
-                match res {
-                    BlockResult::Added => {
-                        self.stats.added += 1;
-                        on_event(Event {
-                            ts: req.now,
-                            pcap_cnt: req.pcap_cnt,
-                            kind: EventKind::Block {
-                                key: req.key,
-                                change: BlockChange::Added {
-                                    engine: req.engine,
-                                    reason: req.reason.into(),
-                                    sid: req.sid,
-                                    expires: req.now.plus_secs(req.duration_secs),
-                                    duration_secs: req.duration_secs,
-                                    flow_id: req.flow_id,
-                                },
-                            },
-                        });
-                    }
-                    BlockResult::AlreadyBlocked => self.stats.duplicates += 1,
-                    BlockResult::Full => self.stats.refused += 1,
-                }
-            }
-            Command::Hits { key, hits, last } => {
-                if let Some(e) = self.entries.get(&key) {
-                    e.hit(last, hits);
-                }
-            }
+            Command::Wake => self.take_fresh(on_event),
             Command::Manual {
                 key,
                 now,
@@ -419,72 +499,75 @@ impl BlockKeeper {
                 reason,
                 reply,
             } => {
-                let res = self.insert(
-                    key,
+                let expires = now.plus_secs(duration_secs);
+                let entry = Arc::new(SharedEntry::new(
                     now,
-                    duration_secs,
+                    expires,
                     reason.clone(),
                     Engine::Manual.name(),
                     BlockOrigin::Manual,
-                );
-                match res {
-                    BlockResult::Added => {
-                        self.stats.added += 1;
-                        on_event(Event {
-                            ts: now,
-                            pcap_cnt: None,
-                            kind: EventKind::Block {
-                                key,
-                                change: BlockChange::Added {
-                                    engine: Engine::Manual,
-                                    reason: reason.into(),
-                                    sid: None,
-                                    expires: now.plus_secs(duration_secs),
-                                    duration_secs,
-                                    flow_id: None,
-                                },
-                            },
-                        });
-                    }
-                    BlockResult::AlreadyBlocked => {}
-                    BlockResult::Full => self.stats.refused += 1,
-                }
-                if let Some(r) = reply {
-                    let _ = r.send(res);
-                }
-            }
-            Command::Unblock { key, now, reply } => {
-                let removed = self.entries.remove(&key).map(|e| e.to_entry());
-                if let Some(e) = &removed {
-                    self.dirty = true;
-                    self.stats.unblocked += 1;
+                ));
+                let res = self.insert(key, entry, now, on_event);
+                if res == BlockResult::Added {
                     on_event(Event {
                         ts: now,
                         pcap_cnt: None,
                         kind: EventKind::Block {
                             key,
-                            change: BlockChange::Removed {
-                                reason: UnblockReason::Manual,
-                                hits: e.hits,
-                                created: e.created,
+                            change: BlockChange::Added {
+                                engine: Engine::Manual,
+                                reason: reason.into(),
+                                sid: None,
+                                expires,
+                                duration_secs,
+                                flow_id: None,
                             },
                         },
                     });
                 }
                 if let Some(r) = reply {
-                    let _ = r.send(removed);
+                    let _ = r.send(res);
+                }
+            }
+            Command::Restore { key, entry } => {
+                let shared = Arc::new(SharedEntry {
+                    created: entry.created,
+                    expires: entry.expires,
+                    reason: entry.reason,
+                    engine: entry.engine,
+                    origin: entry.origin,
+                    hits: AtomicU64::new(entry.hits),
+                    first_hit: AtomicU64::new(entry.first_hit.map_or(0, Timestamp::micros)),
+                    last_hit: AtomicU64::new(entry.last_hit.map_or(0, Timestamp::micros)),
+                });
+                // Not a new block: undo the count insert makes.
+                if self.insert(key, shared, entry.created, on_event) == BlockResult::Added {
+                    self.stats.added -= 1;
+                }
+            }
+            Command::Unblock { key, now, reply } => {
+                let removed_entry = self.entries.remove(&key);
+                if let Some(e) = &removed_entry {
+                    self.dirty = true;
+                    self.stats.unblocked += 1;
+                    on_event(removed(key, e, now, UnblockReason::Manual));
+                }
+                if let Some(r) = reply {
+                    let _ = r.send(removed_entry.map(|e| e.to_entry()));
                 }
             }
         }
     }
 
-    /// Apply every command waiting in the channel. Returns false once every sender is gone.
+    /// Take the fresh blocks and apply every command waiting in the channel. Returns false once
+    /// every sender is gone.
     pub fn drain(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
+        self.take_fresh(on_event);
         loop {
             match self.rx.try_recv() {
                 Ok(cmd) => self.apply(cmd, on_event),
-                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
             }
         }
     }
@@ -496,30 +579,28 @@ impl BlockKeeper {
                 break;
             }
             self.expiries.pop();
+            // The heap item is stale if the key was lifted (and maybe blocked again later).
             if self.entries.get(&key).is_some_and(|e| e.expires == t)
                 && let Some(e) = self.entries.remove(&key)
             {
-                {
-                    self.dirty = true;
-                    self.stats.expired += 1;
-                    on_event(Event {
-                        ts: t,
-                        pcap_cnt: None,
-                        kind: EventKind::Block {
-                            key,
-                            change: BlockChange::Removed {
-                                reason: UnblockReason::Expired,
-                                hits: e.hits.load(Ordering::Relaxed),
-                                created: e.created,
-                            },
-                        },
-                    });
-                }
+                self.dirty = true;
+                self.stats.expired += 1;
+                on_event(removed(key, &e, t, UnblockReason::Expired));
             }
+        }
+        // Stale eviction-order items of expired blocks go with them.
+        while self
+            .detections
+            .peek()
+            .is_some_and(|Reverse((t, _))| *t <= now)
+        {
+            self.detections.pop();
         }
     }
 
-    /// Publish a new snapshot if anything changed since the last one.
+    /// Publish a new snapshot if anything changed since the last one, then drop the fresh
+    /// blocks it now holds (in that order: a worker reads the fresh list before the snapshot,
+    /// so it never sees neither).
     pub fn publish(&mut self) {
         if !self.dirty {
             return;
@@ -527,16 +608,25 @@ impl BlockKeeper {
         self.dirty = false;
         self.generation += 1;
         self.stats.published += 1;
-        self.published.store(Arc::new(BlockSnapshot {
+        *lock(&self.shared.current) = Arc::new(BlockSnapshot {
             generation: self.generation,
             entries: self.entries.clone(),
-            acked: self.acked.clone(),
-        }));
+        });
+        {
+            let mut f = lock(&self.shared.fresh);
+            let n = usize::try_from(self.fresh_taken.saturating_sub(f.base))
+                .unwrap_or(0)
+                .min(f.list.len());
+            f.list.drain(..n);
+            f.base = self.fresh_taken;
+        }
+        self.shared.bump();
     }
 
-    /// The keeper's loop: apply commands as they come, expire on the clock, publish after each
-    /// batch; returns when `stop` says so or every sender is gone. `tick` bounds how long an
-    /// expiry waits to be reported.
+    /// The keeper's loop: apply commands as they come (at most [`BATCH`] before it looks at the
+    /// clock and `stop` again), expire on the clock, publish after each batch; returns when
+    /// `stop` says so or every sender is gone. `tick` bounds how long an expiry or a fresh
+    /// block waits to be reported.
     pub fn run(
         mut self,
         stop: &std::sync::atomic::AtomicBool,
@@ -548,19 +638,50 @@ impl BlockKeeper {
         while alive && !stop.load(Ordering::Relaxed) {
             match self.rx.recv_timeout(tick) {
                 Ok(cmd) => {
+                    self.take_fresh(&mut on_event);
                     self.apply(cmd, &mut on_event);
-                    alive = self.drain(&mut on_event);
+                    alive = self.apply_batch(&mut on_event);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => alive = false,
             }
+            self.take_fresh(&mut on_event);
             self.expire(clock(), &mut on_event);
             self.publish();
         }
-        // Requests sent just before the stop still produce their events.
-        self.drain(&mut on_event);
+        // Blocks made just before the stop still produce their events; one batch at most, so
+        // a flood cannot hold the stop off.
+        self.take_fresh(&mut on_event);
+        self.apply_batch(&mut on_event);
         self.publish();
         self.stats
+    }
+
+    fn apply_batch(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
+        for _ in 0..BATCH {
+            match self.rx.try_recv() {
+                Ok(cmd) => self.apply(cmd, on_event),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The "block removed" event of an entry.
+fn removed(key: BlockKey, e: &SharedEntry, ts: Timestamp, reason: UnblockReason) -> Event {
+    Event {
+        ts,
+        pcap_cnt: None,
+        kind: EventKind::Block {
+            key,
+            change: BlockChange::Removed {
+                reason,
+                hits: e.hits(),
+                created: e.created,
+            },
+        },
     }
 }
 
@@ -568,13 +689,13 @@ impl BlockKeeper {
 #[derive(Clone, Debug)]
 pub struct BlockControl {
     tx: SyncSender<Command>,
-    published: Arc<Published>,
+    shared: Arc<Shared>,
 }
 
 impl BlockControl {
     /// The current snapshot (hold it as long as you like: it is immutable).
     pub fn snapshot(&self) -> Arc<BlockSnapshot> {
-        self.published.load()
+        self.shared.load()
     }
 
     /// Every block, sorted by key.
@@ -586,137 +707,159 @@ impl BlockControl {
     pub fn send(&self, cmd: Command) -> bool {
         self.tx.send(cmd).is_ok()
     }
+
+    /// Block `key` from `now` for `duration_secs` as an administrator and wait for the keeper's
+    /// answer; `None` if the keeper is gone.
+    pub fn block(
+        &self,
+        key: BlockKey,
+        now: Timestamp,
+        duration_secs: u64,
+        reason: String,
+    ) -> Option<BlockResult> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(Command::Manual {
+            key,
+            now,
+            duration_secs,
+            reason,
+            reply: Some(tx),
+        })
+        .then(|| rx.recv().ok())
+        .flatten()
+    }
+
+    /// Lift the block of `key` and wait for the keeper: the entry removed (with every worker's
+    /// hits), `Some(None)` if there was none, `None` if the keeper is gone.
+    pub fn unblock(&self, key: BlockKey, now: Timestamp) -> Option<Option<BlockEntry>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(Command::Unblock {
+            key,
+            now,
+            reply: Some(tx),
+        })
+        .then(|| rx.recv().ok())
+        .flatten()
+    }
 }
 
-#[derive(Debug)]
-struct Pending {
-    expires: Timestamp,
-    seq: u64,
-    hits: u64,
-    last: Timestamp,
-}
-
-/// A worker's view of the shared table: the latest snapshot it has seen plus its own overlay.
+/// A worker's view of the table: the latest snapshot it has seen plus an index of the fresh
+/// blocks (every worker's) not yet in it.
 #[derive(Debug)]
 pub struct BlockClient {
-    worker: usize,
-    published: Arc<Published>,
+    shared: Arc<Shared>,
     snap: Arc<BlockSnapshot>,
     seen: u64,
-    tx: SyncSender<Command>,
-    seq: u64,
-    overlay: HashMap<BlockKey, Pending, Hasher>,
+    // The fresh list's base when last read, and the absolute index of the next block to read.
+    fresh_base: u64,
+    fresh_next: u64,
+    local: HashMap<BlockKey, (u64, Arc<SharedEntry>), Hasher>,
+    wake: SyncSender<Command>,
     refused: u64,
 }
 
 impl BlockClient {
-    /// Take a newer snapshot if one was published; one atomic load when nothing changed.
+    /// Take what changed since the last look: one atomic load when nothing did.
     #[inline]
     pub fn refresh(&mut self) {
-        if self.published.generation.load(Ordering::Acquire) == self.seen {
+        let v = self.shared.version.load(Ordering::Acquire);
+        if v == self.seen {
             return;
         }
-        self.snap = self.published.load();
-        self.seen = self.snap.generation;
-        if self.overlay.is_empty() {
-            return;
+        self.seen = v;
+        // Fresh list first, then the snapshot: the keeper publishes before it trims.
+        let shared = Arc::clone(&self.shared);
+        self.read_fresh(&lock(&shared.fresh));
+        self.snap = shared.load();
+    }
+
+    fn read_fresh(&mut self, f: &Fresh) {
+        if f.base != self.fresh_base {
+            // Blocks before the base are in a published snapshot (or were refused).
+            self.fresh_base = f.base;
+            let base = f.base;
+            self.local.retain(|_, (i, _)| *i >= base);
         }
-        let acked = self.snap.acked.get(self.worker).copied().unwrap_or(0);
-        let snap = Arc::clone(&self.snap);
-        let tx = &self.tx;
-        self.overlay.retain(|key, p| {
-            if p.seq > acked {
-                return true;
-            }
-            if p.hits > 0 {
-                if let Some(e) = snap.entries.get(key) {
-                    e.hit(p.last, p.hits);
-                } else {
-                    let _ = tx.try_send(Command::Hits {
-                        key: *key,
-                        hits: p.hits,
-                        last: p.last,
-                    });
-                }
-            }
-            false
-        });
+        let skip = usize::try_from(self.fresh_next.saturating_sub(f.base)).unwrap_or(0);
+        for (i, b) in f.list.iter().enumerate().skip(skip) {
+            self.local
+                .insert(b.req.key, (f.base + i as u64, Arc::clone(&b.entry)));
+        }
+        self.fresh_next = f.base + f.list.len() as u64;
+    }
+
+    fn find(&self, key: &BlockKey, now: Timestamp) -> Option<&SharedEntry> {
+        if let Some((_, e)) = self.local.get(key)
+            && e.expires > now
+        {
+            return Some(e);
+        }
+        self.snap.get(key, now)
     }
 
     /// Whether `addr` is blocked in `scope` at `now`; counts a hit when it is.
     #[inline]
     pub fn check_and_hit(&mut self, scope: VlanScope, addr: IpAddr, now: Timestamp) -> bool {
         self.refresh();
-        if self.overlay.is_empty() && self.snap.entries.is_empty() {
+        if self.local.is_empty() && self.snap.entries.is_empty() {
             return false;
         }
-        let key = BlockKey { scope, addr };
-        if let Some(p) = self.overlay.get_mut(&key)
-            && p.expires > now
-        {
-            p.hits += 1;
-            p.last = now;
-            return true;
+        match self.find(&BlockKey { scope, addr }, now) {
+            Some(e) => {
+                e.hit(now, 1);
+                true
+            }
+            None => false,
         }
-        if let Some(e) = self.snap.get(&key, now) {
-            e.hit(now, 1);
-            return true;
-        }
-        false
     }
 
-    /// Block a source: at once in this worker's overlay, and on every worker once the keeper
-    /// has published. `Full` means the request could not be queued (the keeper is behind); the
-    /// overlay still drops the source on this worker until it expires.
+    /// Block a source at once on every worker: the block joins the shared fresh list before
+    /// this returns, and the keeper makes it a table entry and reports it. `Full` means the
+    /// keeper is so far behind that the fresh list is at its cap.
     pub fn block(&mut self, req: BlockRequest) -> BlockResult {
         self.refresh();
         let key = req.key;
-        if self.snap.get(&key, req.now).is_some()
-            || self.overlay.get(&key).is_some_and(|p| p.expires > req.now)
-        {
+        if self.find(&key, req.now).is_some() {
             return BlockResult::AlreadyBlocked;
         }
-        // Expired overlay entries whose publication was refused leave here.
-        if self.overlay.len() >= OVERLAY_CAP {
-            let now = req.now;
-            self.overlay.retain(|_, p| p.expires > now);
-            if self.overlay.len() >= OVERLAY_CAP {
-                self.refused += 1;
-                return BlockResult::Full;
-            }
+        let shared = Arc::clone(&self.shared);
+        let mut f = lock(&shared.fresh);
+        // Another worker may have blocked it since this one last looked.
+        self.read_fresh(&f);
+        if self.find(&key, req.now).is_some() {
+            return BlockResult::AlreadyBlocked;
         }
-        self.seq += 1;
-        let seq = self.seq;
-        let expires = req.now.plus_secs(req.duration_secs);
-        let sent = self.tx.try_send(Command::Worker {
-            worker: self.worker,
-            seq,
+        if f.list.len() >= FRESH_CAP {
+            self.refused += 1;
+            return BlockResult::Full;
+        }
+        let entry = Arc::new(SharedEntry::new(
+            req.now,
+            req.now.plus_secs(req.duration_secs),
+            req.reason.to_owned(),
+            req.engine.name(),
+            BlockOrigin::Detection,
+        ));
+        let idx = f.base + f.list.len() as u64;
+        f.list.push(FreshBlock {
             req,
+            entry: Arc::clone(&entry),
         });
-        self.overlay.insert(
-            key,
-            Pending {
-                expires,
-                seq,
-                hits: 0,
-                last: Timestamp(0),
-            },
-        );
-        match sent {
-            Ok(()) => BlockResult::Added,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.refused += 1;
-                BlockResult::Full
-            }
-        }
+        self.local.insert(key, (idx, entry));
+        self.fresh_next = idx + 1;
+        shared.bump();
+        drop(f);
+        // Only a hint: the keeper takes the list on its tick anyway.
+        let _ = self.wake.try_send(Command::Wake);
+        BlockResult::Added
     }
 
-    /// Blocks of this worker not yet acknowledged by a snapshot.
+    /// Fresh blocks this worker knows of that are not yet in its snapshot.
     pub fn pending(&self) -> usize {
-        self.overlay.len()
+        self.local.len()
     }
 
-    /// Requests that could not be queued to the keeper.
+    /// Blocks refused because the fresh list was full.
     pub fn refused(&self) -> u64 {
         self.refused
     }
@@ -726,10 +869,6 @@ impl BlockClient {
         &self.snap
     }
 }
-
-/// Cap on a worker's overlay: blocks waiting for publication. The keeper normally acknowledges
-/// within one tick, so this is only reached when it is stalled.
-pub const OVERLAY_CAP: usize = 1 << 16;
 
 #[cfg(test)]
 mod tests {
@@ -758,100 +897,245 @@ mod tests {
         }
     }
 
+    fn step(keeper: &mut BlockKeeper, events: &mut Vec<Event>) {
+        keeper.drain(&mut |e| events.push(e));
+        keeper.publish();
+    }
+
     #[test]
-    fn block_by_one_worker_reaches_the_others_after_publication() {
+    fn a_block_reaches_every_worker_before_the_keeper_runs() {
         let SharedBlocks {
             mut keeper,
             control,
             mut clients,
-        } = SharedBlocks::new(2, 16);
+        } = SharedBlocks::new(3, 16);
         let k = key(100, 66);
-        let (a, b) = clients.split_at_mut(1);
-        let (a, b) = (&mut a[0], &mut b[0]);
-        assert_eq!(a.block(req(k, 0)), BlockResult::Added);
-        // The detecting worker drops the next packet at once; the other does not know yet.
-        assert!(a.check_and_hit(k.scope, k.addr, Timestamp(1)));
-        assert!(!b.check_and_hit(k.scope, k.addr, Timestamp(1)));
+        assert_eq!(clients[0].block(req(k, 0)), BlockResult::Added);
+        // No keeper step yet: every worker drops the source's next frame.
+        for c in &mut clients {
+            assert!(c.check_and_hit(k.scope, k.addr, Timestamp(1)));
+            // Another VLAN is not blocked.
+            assert!(!c.check_and_hit(key(200, 66).scope, k.addr, Timestamp(1)));
+        }
+        // The same source detected by another worker is already blocked: one block, one event.
+        assert_eq!(clients[2].block(req(k, 2)), BlockResult::AlreadyBlocked);
         let mut events = vec![];
-        keeper.drain(&mut |e| events.push(e));
-        keeper.publish();
+        step(&mut keeper, &mut events);
         assert_eq!(events.len(), 1, "one block-added event");
-        assert!(b.check_and_hit(k.scope, k.addr, Timestamp(2)));
-        // Another VLAN is not blocked.
-        assert!(!b.check_and_hit(key(200, 66).scope, k.addr, Timestamp(2)));
-        // The overlay is acknowledged and folds its hit into the shared entry.
-        assert!(a.check_and_hit(k.scope, k.addr, Timestamp(3)));
-        assert_eq!(a.pending(), 0);
+        assert!(matches!(
+            &events[0].kind,
+            EventKind::Block {
+                change: BlockChange::Added { .. },
+                ..
+            }
+        ));
+        assert_eq!(events[0].pcap_cnt, Some(7));
+        // The fresh list is trimmed once the snapshot holds the block; still blocked everywhere.
+        for c in &mut clients {
+            assert!(c.check_and_hit(k.scope, k.addr, Timestamp(3)));
+            assert_eq!(c.pending(), 0);
+        }
+        // Hits counted before and after publication are one count.
         let list = control.list();
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0].1.hits, 3);
-        // Second detection of the same source by the other worker is a duplicate.
-        assert_eq!(b.block(req(k, 4)), BlockResult::AlreadyBlocked);
+        assert_eq!(list[0].1.hits, 6);
+        assert_eq!(keeper.stats().added, 1);
+        assert_eq!(keeper.stats().duplicates, 0);
     }
 
     #[test]
-    fn duplicate_requests_make_one_event_and_expiry_is_reported() {
+    fn threads_see_a_block_made_before_they_were_told() {
+        let SharedBlocks { mut clients, .. } = SharedBlocks::new(2, 16);
+        let mut other = clients.pop().unwrap();
+        let mut detecting = clients.pop().unwrap();
+        let k = key(1, 9);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            // Waits for the detecting worker's verdict, as a frame handed on after it would.
+            rx.recv().unwrap();
+            other.check_and_hit(k.scope, k.addr, Timestamp(1))
+        });
+        assert_eq!(detecting.block(req(k, 0)), BlockResult::Added);
+        tx.send(()).unwrap();
+        assert!(t.join().unwrap());
+    }
+
+    #[test]
+    fn expiry_is_reported_once_with_every_hit() {
         let SharedBlocks {
             mut keeper,
             control,
             mut clients,
         } = SharedBlocks::new(2, 16);
         let k = key(1, 1);
-        for c in &mut clients {
-            assert_eq!(c.block(req(k, 0)), BlockResult::Added);
-        }
+        clients[0].block(req(k, 0));
+        assert!(clients[1].check_and_hit(k.scope, k.addr, Timestamp(S)));
         let mut events = vec![];
-        keeper.drain(&mut |e| events.push(e));
-        keeper.publish();
-        assert_eq!(events.len(), 1);
-        assert_eq!(keeper.stats().duplicates, 1);
+        step(&mut keeper, &mut events);
+        assert!(clients[0].check_and_hit(k.scope, k.addr, Timestamp(2 * S)));
+        // Exact: blocked until the expiry, not at it, even before the keeper sweeps.
+        assert!(clients[1].check_and_hit(k.scope, k.addr, Timestamp(60 * S - 1)));
+        assert!(!clients[1].check_and_hit(k.scope, k.addr, Timestamp(60 * S)));
         keeper.expire(Timestamp(60 * S), &mut |e| events.push(e));
         keeper.publish();
+        keeper.expire(Timestamp(100 * S), &mut |e| events.push(e));
         assert_eq!(events.len(), 2);
+        match &events[1].kind {
+            EventKind::Block {
+                change: BlockChange::Removed { reason, hits, .. },
+                ..
+            } => {
+                assert_eq!(*reason, UnblockReason::Expired);
+                assert_eq!(*hits, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(events[1].ts, Timestamp(60 * S));
         assert!(control.list().is_empty());
+        assert_eq!(keeper.stats().expired, 1);
+    }
+
+    #[test]
+    fn manual_unblock_reports_the_hits_of_every_worker() {
+        let SharedBlocks {
+            mut keeper,
+            control,
+            mut clients,
+        } = SharedBlocks::new(2, 16);
+        let k = key(5, 9);
+        let mut events = vec![];
+        control.send(Command::Manual {
+            key: k,
+            now: Timestamp(0),
+            duration_secs: 60,
+            reason: "admin".into(),
+            reply: None,
+        });
+        step(&mut keeper, &mut events);
         for c in &mut clients {
-            assert!(!c.check_and_hit(k.scope, k.addr, Timestamp(60 * S)));
+            assert!(c.check_and_hit(k.scope, k.addr, Timestamp(S)));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        control.send(Command::Unblock {
+            key: k,
+            now: Timestamp(2 * S),
+            reply: Some(tx),
+        });
+        step(&mut keeper, &mut events);
+        assert_eq!(rx.recv().unwrap().map(|e| e.hits), Some(2));
+        match &events[1].kind {
+            EventKind::Block {
+                change: BlockChange::Removed { reason, hits, .. },
+                ..
+            } => assert_eq!((*reason, *hits), (UnblockReason::Manual, 2)),
+            other => panic!("{other:?}"),
+        }
+        for c in &mut clients {
+            assert!(!c.check_and_hit(k.scope, k.addr, Timestamp(3 * S)));
         }
     }
 
     #[test]
-    fn manual_block_and_unblock() {
+    fn a_full_table_evicts_the_detection_block_closest_to_expiry_never_a_manual_one() {
+        let SharedBlocks {
+            mut keeper,
+            control,
+            mut clients,
+        } = SharedBlocks::new(1, 3);
+        let mut events = vec![];
+        let manual = key(1, 1);
+        control.send(Command::Manual {
+            key: manual,
+            now: Timestamp(0),
+            duration_secs: 10,
+            reason: "admin".into(),
+            reply: None,
+        });
+        step(&mut keeper, &mut events);
+        clients[0].block(req(key(1, 2), 0));
+        clients[0].block(req(key(1, 3), S));
+        step(&mut keeper, &mut events);
+        assert_eq!(keeper.len(), 3);
+        // A new detection evicts 10.0.0.2 (expires first of the detections), not the manual
+        // block that expires sooner still.
+        clients[0].block(req(key(1, 4), 2 * S));
+        step(&mut keeper, &mut events);
+        let keys: Vec<BlockKey> = control.list().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![manual, key(1, 3), key(1, 4)]);
+        assert_eq!(keeper.stats().evicted, 1);
+        assert!(events.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::Block {
+                key: k,
+                change: BlockChange::Removed {
+                    reason: UnblockReason::Evicted,
+                    ..
+                },
+            } if *k == key(1, 2)
+        )));
+        // A manual block is refused when full, and counted.
+        let (tx, rx) = std::sync::mpsc::channel();
+        control.send(Command::Manual {
+            key: key(1, 5),
+            now: Timestamp(3 * S),
+            duration_secs: 60,
+            reason: "admin".into(),
+            reply: Some(tx),
+        });
+        step(&mut keeper, &mut events);
+        assert_eq!(rx.recv().unwrap(), BlockResult::Full);
+        assert_eq!(keeper.stats().refused, 1);
+        // A table of manual blocks only refuses detections too.
+        let SharedBlocks {
+            mut keeper,
+            control,
+            mut clients,
+        } = SharedBlocks::new(1, 1);
+        control.send(Command::Manual {
+            key: manual,
+            now: Timestamp(0),
+            duration_secs: 60,
+            reason: "admin".into(),
+            reply: None,
+        });
+        step(&mut keeper, &mut events);
+        clients[0].block(req(key(1, 2), 0));
+        step(&mut keeper, &mut events);
+        assert_eq!(keeper.stats().refused, 1);
+        assert_eq!(control.list().len(), 1);
+        // The refused block leaves the fresh list with the publication.
+        assert!(!clients[0].check_and_hit(key(1, 2).scope, key(1, 2).addr, Timestamp(S)));
+    }
+
+    #[test]
+    fn restored_blocks_keep_origin_and_expiry_and_make_no_event() {
         let SharedBlocks {
             mut keeper,
             control,
             mut clients,
         } = SharedBlocks::new(1, 16);
-        let k = key(5, 9);
-        let (tx, rx) = std::sync::mpsc::channel();
-        assert!(control.send(Command::Manual {
+        let k = key(7, 7);
+        control.send(Command::Restore {
             key: k,
-            now: Timestamp(0),
-            duration_secs: 60,
-            reason: "admin".into(),
-            reply: Some(tx),
-        }));
+            entry: BlockEntry {
+                created: Timestamp(0),
+                expires: Timestamp(100 * S),
+                reason: "Scan.Generic.TCP".into(),
+                engine: Engine::AttackBlocker.name(),
+                origin: BlockOrigin::Detection,
+                first_hit: None,
+                last_hit: None,
+                hits: 4,
+            },
+        });
         let mut events = vec![];
-        keeper.drain(&mut |e| events.push(e));
-        keeper.publish();
-        assert_eq!(rx.recv().unwrap(), BlockResult::Added);
-        assert!(clients[0].check_and_hit(k.scope, k.addr, Timestamp(S)));
-        assert!(control.send(Command::Unblock {
-            key: k,
-            now: Timestamp(2 * S),
-            reply: None,
-        }));
-        keeper.drain(&mut |e| events.push(e));
-        keeper.publish();
-        assert!(!clients[0].check_and_hit(k.scope, k.addr, Timestamp(3 * S)));
-        assert_eq!(events.len(), 2);
-    }
-
-    #[test]
-    fn unacknowledged_overlay_entry_ends_on_time() {
-        let SharedBlocks { mut clients, .. } = SharedBlocks::new(1, 16);
-        let k = key(1, 2);
-        clients[0].block(req(k, 0));
-        assert!(clients[0].check_and_hit(k.scope, k.addr, Timestamp(59 * S)));
-        assert!(!clients[0].check_and_hit(k.scope, k.addr, Timestamp(60 * S)));
+        step(&mut keeper, &mut events);
+        assert!(events.is_empty());
+        assert!(clients[0].check_and_hit(k.scope, k.addr, Timestamp(50 * S)));
+        let list = control.list();
+        assert_eq!(list[0].1.origin, BlockOrigin::Detection);
+        assert_eq!(list[0].1.expires, Timestamp(100 * S));
+        assert_eq!(list[0].1.hits, 5);
+        assert_eq!(keeper.stats().added, 0);
     }
 }

@@ -3,10 +3,10 @@
 //! verdict -> events.
 //!
 //! The worker owns its flow table, defragmenter and detector state. The compiled policy is an
-//! `Arc` snapshot swapped between packets ([`Worker::set_policy`]). The block table is either
-//! owned by the worker ([`Worker::new`]: replay, tests; manual blocks through
-//! [`Worker::blocks_mut`]) or shared by every worker of a live dataplane
-//! ([`Worker::with_shared_blocks`], see [`crate::shared_blocks`]).
+//! `Arc` snapshot swapped between packets ([`Worker::set_policy`]). Blocks live in the one table
+//! of [`crate::shared_blocks`]: the worker checks every frame against it and adds the sources it
+//! detects; its keeper (a thread in the daemon, driven between frames in replay) expires them
+//! and reports every change.
 
 use std::sync::Arc;
 
@@ -14,14 +14,12 @@ use policy::{CompiledPolicy, ExclusionRule, Mode, Policy};
 use vlan::VlanScope;
 
 use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts, StateCaps};
-use crate::blocks::{BlockKey, BlockOrigin, BlockResult, BlockTable};
+use crate::blocks::{BlockKey, BlockResult};
 use crate::decode::{self, DecodeEvent, DecodeOptions, Decoded, Ip, L3, L4};
 use crate::defrag::{DefragAnomaly, DefragConfig, Defragmenter};
 use std::borrow::Cow;
 
-use crate::event::{
-    Alert, BlockChange, Engine, Event, EventKind, PacketRef, Response, UnblockReason,
-};
+use crate::event::{Alert, Engine, Event, EventKind, PacketRef, Response};
 use crate::flow::{FlowConfig, FlowKey, FlowTable};
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
@@ -180,10 +178,9 @@ pub struct Counters {
     pub detections: [u64; Attack::ALL.len()],
     /// Blocks made.
     pub blocks_added: u64,
-    /// Blocks that could not be made because the table was full.
+    /// Blocks that could not be made because the keeper was too far behind (its own refusals
+    /// and evictions are the keeper's counts).
     pub blocks_refused: u64,
-    /// Blocks expired.
-    pub blocks_expired: u64,
     /// Frames injected (resets).
     pub injected: u64,
     /// Non-IP, non-ARP frames (forwarded uninspected).
@@ -210,9 +207,7 @@ pub struct Worker {
     flows: FlowTable,
     defrag: Defragmenter,
     attacks: AttackBlocker,
-    blocks: BlockTable,
-    // Live dataplane: the shared table; `blocks` then stays empty.
-    shared: Option<BlockClient>,
+    blocks: BlockClient,
     counters: Counters,
     detections: Vec<Detection>,
     // Activity scanner: the rule set, per-worker thresholds and stream memory.
@@ -223,16 +218,16 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker with empty state.
-    pub fn new(cfg: WorkerConfig, policy: Arc<CompiledPolicy>) -> Self {
+    /// A worker with empty state, checking and adding blocks through `blocks` (one client of the
+    /// table every worker of the dataplane shares).
+    pub fn new(cfg: WorkerConfig, policy: Arc<CompiledPolicy>, blocks: BlockClient) -> Self {
         Worker {
             cfg,
             policy,
             flows: FlowTable::new(cfg.flows, cfg.index),
             defrag: Defragmenter::new(cfg.defrag),
             attacks: AttackBlocker::new(cfg.attack_caps),
-            blocks: BlockTable::default(),
-            shared: None,
+            blocks,
             counters: Counters::default(),
             detections: Vec::with_capacity(4),
             rules: None,
@@ -242,21 +237,9 @@ impl Worker {
         }
     }
 
-    /// A worker whose blocks go to, and whose block checks come from, the table shared by every
-    /// worker. Expiry is then the keeper's job ([`crate::shared_blocks::BlockKeeper`]).
-    pub fn with_shared_blocks(
-        cfg: WorkerConfig,
-        policy: Arc<CompiledPolicy>,
-        blocks: BlockClient,
-    ) -> Self {
-        let mut w = Worker::new(cfg, policy);
-        w.shared = Some(blocks);
-        w
-    }
-
-    /// The shared block table client, if this worker uses one.
-    pub fn shared_blocks(&self) -> Option<&BlockClient> {
-        self.shared.as_ref()
+    /// This worker's client of the block table.
+    pub fn blocks(&self) -> &BlockClient {
+        &self.blocks
     }
 
     /// Switch to a new compiled policy; takes effect with the next packet.
@@ -363,44 +346,10 @@ impl Worker {
         &self.attacks
     }
 
-    /// The worker's own block table (empty when the worker uses the shared table).
-    pub fn blocks(&self) -> &BlockTable {
-        &self.blocks
-    }
-
-    /// The block table, for manual blocks and unblocks.
-    pub fn blocks_mut(&mut self) -> &mut BlockTable {
-        &mut self.blocks
-    }
-
-    /// Report and remove blocks that expired by `now`.
-    pub fn expire_blocks(&mut self, now: Timestamp, out: &mut impl Output) {
-        if self.blocks.next_expiry().is_none_or(|t| t > now) {
-            return;
-        }
-        let counters = &mut self.counters;
-        self.blocks.expire(now, |key, entry| {
-            counters.blocks_expired += 1;
-            out.event(Event {
-                ts: entry.expires,
-                pcap_cnt: None,
-                kind: EventKind::Block {
-                    key,
-                    change: BlockChange::Removed {
-                        reason: UnblockReason::Expired,
-                        hits: entry.hits,
-                        created: entry.created,
-                    },
-                },
-            });
-        });
-    }
-
     /// Process one frame.
     pub fn process(&mut self, frame: &[u8], meta: PacketMeta, out: &mut impl Output) -> Verdict {
         self.counters.packets += 1;
         self.counters.bytes += frame.len() as u64;
-        self.expire_blocks(meta.ts, out);
         let verdict = self.process_inner(frame, meta, out);
         if self.flows.has_retired() {
             self.flush_retired(meta.ts, out);
@@ -577,11 +526,7 @@ impl Worker {
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
-        let blocked = match self.shared.as_mut() {
-            Some(shared) => shared.check_and_hit(scope, ip.src(), now),
-            None => self.blocks.check_and_hit(scope, ip.src(), now),
-        };
-        if blocked {
+        if self.blocks.check_and_hit(scope, ip.src(), now) {
             // Mirror mode cannot drop: answer every TCP segment of the blocked source.
             if self.cfg.attach == Attach::Mirror
                 && let L4::Tcp(t) = &ip.l4
@@ -1063,57 +1008,31 @@ impl Worker {
                     scope: packet.scope,
                     addr: d.src,
                 };
-                let secs = ab.block_minutes.as_secs();
-                if let Some(shared) = self.shared.as_mut() {
-                    // The keeper emits the "block added" event once, whichever worker asked.
-                    match shared.block(BlockRequest {
-                        key,
-                        now: meta.ts,
-                        duration_secs: secs,
-                        reason: d.attack.name(),
-                        engine: Engine::AttackBlocker,
-                        sid: Some(d.attack.sid()),
-                        flow_id: packet.flow_id,
-                        pcap_cnt: Some(meta.pcap_cnt),
-                    }) {
-                        BlockResult::Added => self.counters.blocks_added += 1,
-                        BlockResult::AlreadyBlocked => {}
-                        BlockResult::Full => self.counters.blocks_refused += 1,
-                    }
-                    return true;
-                }
-                match self.blocks.block(
+                // Every worker drops the source from now on; the keeper reports the block.
+                self.block(BlockRequest {
                     key,
-                    meta.ts,
-                    secs,
-                    d.attack.name(),
-                    Engine::AttackBlocker.name(),
-                    BlockOrigin::Detection,
-                ) {
-                    BlockResult::Added => {
-                        self.counters.blocks_added += 1;
-                        out.event(Event {
-                            ts: meta.ts,
-                            pcap_cnt: Some(meta.pcap_cnt),
-                            kind: EventKind::Block {
-                                key,
-                                change: BlockChange::Added {
-                                    engine: Engine::AttackBlocker,
-                                    reason: d.attack.name().into(),
-                                    sid: Some(d.attack.sid()),
-                                    expires: meta.ts.plus_secs(secs),
-                                    duration_secs: secs,
-                                    flow_id: packet.flow_id,
-                                },
-                            },
-                        });
-                    }
-                    BlockResult::AlreadyBlocked => {}
-                    BlockResult::Full => self.counters.blocks_refused += 1,
-                }
+                    now: meta.ts,
+                    duration_secs: ab.block_minutes.as_secs(),
+                    reason: d.attack.name(),
+                    engine: Engine::AttackBlocker,
+                    sid: Some(d.attack.sid()),
+                    flow_id: packet.flow_id,
+                    pcap_cnt: Some(meta.pcap_cnt),
+                });
             }
         }
         true
+    }
+}
+
+impl Worker {
+    /// Block a source in the shared table and count the outcome.
+    fn block(&mut self, req: BlockRequest) {
+        match self.blocks.block(req) {
+            BlockResult::Added => self.counters.blocks_added += 1,
+            BlockResult::AlreadyBlocked => {}
+            BlockResult::Full => self.counters.blocks_refused += 1,
+        }
     }
 }
 
@@ -1250,6 +1169,16 @@ fn scanner_alert(
     }
 }
 
+/// A worker for tests that make no block: its table has no keeper, so blocks it made would
+/// never be reported or expire.
+#[cfg(test)]
+fn test_worker(cfg: WorkerConfig, policy: Arc<CompiledPolicy>) -> Worker {
+    let blocks = crate::shared_blocks::SharedBlocks::new(1, 16)
+        .clients
+        .remove(0);
+    Worker::new(cfg, policy, blocks)
+}
+
 #[cfg(test)]
 mod tunnel_tests {
     use core::net::{IpAddr, Ipv4Addr};
@@ -1264,7 +1193,7 @@ mod tunnel_tests {
     fn worker() -> Worker {
         let mut p = Policy::default();
         p.attack_blocker.enabled = false;
-        let mut w = Worker::new(
+        let mut w = test_worker(
             WorkerConfig::default(),
             Arc::new(CompiledPolicy::compile(p)),
         );
@@ -1343,8 +1272,9 @@ mod burst_tests {
     use core::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::blocks::{BlockKey, BlockOrigin};
+    use crate::blocks::BlockKey;
     use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, tcp_simple};
+    use crate::shared_blocks::{Command, SharedBlocks};
 
     const BLOCKED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
 
@@ -1370,15 +1300,31 @@ mod burst_tests {
             attach,
             ..WorkerConfig::default()
         };
-        let mut w = Worker::new(cfg, Arc::new(CompiledPolicy::compile(Policy::default())));
+        let SharedBlocks {
+            mut keeper,
+            control,
+            mut clients,
+        } = SharedBlocks::new(1, 16);
+        let w = Worker::new(
+            cfg,
+            Arc::new(CompiledPolicy::compile(Policy::default())),
+            clients.remove(0),
+        );
         let key = BlockKey {
             scope: VlanScope::UNTAGGED,
             addr: IpAddr::V4(BLOCKED),
         };
-        let added =
-            w.blocks_mut()
-                .block(key, Timestamp(0), 3600, "test", "test", BlockOrigin::Manual);
-        assert_eq!(added, BlockResult::Added);
+        let (tx, rx) = std::sync::mpsc::channel();
+        control.send(Command::Manual {
+            key,
+            now: Timestamp(0),
+            duration_secs: 3600,
+            reason: "test".into(),
+            reply: Some(tx),
+        });
+        keeper.drain(&mut |_| {});
+        keeper.publish();
+        assert_eq!(rx.recv().ok(), Some(BlockResult::Added));
         w
     }
 
@@ -1472,7 +1418,7 @@ mod retired_flow_tests {
         cfg.scanner.stream.midstream = true;
         // A small table: sweeps come after a few packets (capacity / 2).
         cfg.flows.max_flows = 16;
-        let mut w = Worker::new(cfg, Arc::new(CompiledPolicy::compile(p)));
+        let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
         let mut b = RuleSetBuilder::default();
         b.add_text(
             "t",

@@ -195,6 +195,10 @@ pub struct ReplayArgs {
     /// a `suricata.yaml`.
     #[arg(long, value_name = "SURICATA.YAML")]
     pub vars: Option<PathBuf>,
+    /// Workers, fed by the live dataplane's symmetric address hash over one block table, one
+    /// frame at a time in capture order (deterministic).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
 }
 
 /// `svm state` subcommands.

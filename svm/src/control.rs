@@ -410,6 +410,7 @@ struct Counters {
     blocks_added_manual: AtomicU64,
     unblocked_manual: AtomicU64,
     unblocked_expired: AtomicU64,
+    unblocked_evicted: AtomicU64,
     tag_requests: AtomicU64,
 }
 
@@ -796,6 +797,7 @@ impl ControlState {
                     let c = match reason {
                         UnblockReason::Expired => &self.counters.unblocked_expired,
                         UnblockReason::Manual => &self.counters.unblocked_manual,
+                        UnblockReason::Evicted => &self.counters.unblocked_evicted,
                     };
                     c.fetch_add(1, Ordering::Relaxed);
                     self.hub.emit(Record::from_dataplane(ev));
@@ -1125,6 +1127,10 @@ impl Control for ControlState {
                     (
                         vec![("reason", "manual".into())],
                         f(ld(&c.unblocked_manual)),
+                    ),
+                    (
+                        vec![("reason", "evicted".into())],
+                        f(ld(&c.unblocked_evicted)),
                     ),
                 ],
             },

@@ -1,6 +1,10 @@
-//! `svm replay`: run a capture through one worker, as the inline appliance (`--inline`) or as on a
-//! mirror port, and report what the SVM did: events (EVE JSON), the forwarded and injected
-//! frames (pcap), and a summary.
+//! `svm replay`: run a capture through the workers (one, or `--workers N` spread by the live
+//! symmetric hash) as the inline appliance (`--inline`) or as on a mirror port, and report what
+//! the SVM did: events (EVE JSON), the forwarded and injected frames (pcap), and a summary.
+//!
+//! Blocks live in the daemon's one table ([`dataplane::shared_blocks`]); its keeper runs here
+//! between frames with the packet time as its clock: before a frame it reports the blocks that
+//! expired by then, after it the blocks the frame made.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -8,11 +12,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dataplane::attack::Attack;
+use dataplane::blocks::DEFAULT_BLOCK_CAPACITY;
 use dataplane::decode::{DecodeEvent, DecodeOptions};
 use dataplane::event::{Engine, Event, EventKind, Response};
+use dataplane::io::hash::worker_of;
 use dataplane::io::pcap::{Frames, PcapError, PcapSink, ReadStats};
 use dataplane::rules::RuleSet;
 use dataplane::scanner::{InspectionMode, ScannerConfig};
+use dataplane::shared_blocks::{BlockControl, BlockKeeper, KeeperStats, SharedBlocks};
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Counters, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
@@ -80,6 +87,8 @@ pub struct Summary {
     pub monitoring: bool,
     /// Passes over the capture.
     pub loops: u32,
+    /// Workers the frames were spread over.
+    pub workers: u16,
     /// Frames processed.
     pub packets: u64,
     /// Bytes processed.
@@ -127,6 +136,10 @@ pub struct Summary {
     pub blocks_added: u64,
     /// Blocks expired.
     pub blocks_expired: u64,
+    /// Detection blocks evicted from a full table.
+    pub blocks_evicted: u64,
+    /// Blocks refused (table full of blocks that may not be evicted, or the keeper behind).
+    pub blocks_refused: u64,
     /// Blocks still active at the end, as (scope, address, reason, expiry).
     pub blocks_active: Vec<ActiveBlock>,
     /// EVE records written.
@@ -375,12 +388,23 @@ pub struct ActiveBlock {
 
 fn summarize(
     args: &ReplayArgs,
-    worker: &Worker,
+    workers: &[Worker],
+    blocks: (&BlockControl, KeeperStats),
     seconds: f64,
     events: u64,
     rules: RulesLoad,
 ) -> Summary {
-    let c: &Counters = worker.counters();
+    let mut sum = Counters::default();
+    let (mut flows_created, mut flows_evicted, mut flow_emergencies) = (0, 0, 0);
+    for w in workers {
+        crate::daemon::status::add(&mut sum, w.counters());
+        let f = w.flows().stats();
+        flows_created += f.created;
+        flows_evicted += f.evicted;
+        flow_emergencies += f.emergencies;
+    }
+    let c = &sum;
+    let (table, keeper) = blocks;
     let decoder_events = DecodeEvent::ALL
         .iter()
         .zip(c.decoder.iter())
@@ -393,13 +417,13 @@ fn summarize(
         .filter(|(_, n)| **n > 0)
         .map(|(a, n)| (a.name(), *n))
         .collect();
-    let mut blocks_active: Vec<ActiveBlock> = worker
-        .blocks()
-        .iter()
+    let mut blocks_active: Vec<ActiveBlock> = table
+        .list()
+        .into_iter()
         .map(|(k, e)| ActiveBlock {
             scope: k.scope.to_string(),
             address: k.addr.to_string(),
-            reason: e.reason.clone(),
+            reason: e.reason,
             expires: format_ts(e.expires),
             hits: e.hits,
         })
@@ -408,12 +432,14 @@ fn summarize(
     let secs = seconds.max(1e-9);
     #[allow(clippy::cast_precision_loss)]
     let (pps, bps) = (c.packets as f64 / secs, c.bytes as f64 * 8.0 / secs);
-    let flows = worker.flows().stats();
     Summary {
         pcap: args.pcap.display().to_string(),
         mode: if args.inline { "inline" } else { "mirror" },
-        monitoring: worker.policy().policy().mode == policy::Mode::Monitoring,
+        monitoring: workers
+            .first()
+            .is_some_and(|w| w.policy().policy().mode == policy::Mode::Monitoring),
         loops: args.loops,
+        workers: args.workers,
         packets: c.packets,
         bytes: c.bytes,
         seconds,
@@ -431,12 +457,14 @@ fn summarize(
         excluded: c.excluded,
         fragments: c.fragments,
         reassembled: c.reassembled,
-        flows: flows.created,
-        flows_evicted: flows.evicted,
-        flow_emergencies: flows.emergencies,
+        flows: flows_created,
+        flows_evicted,
+        flow_emergencies,
         detections,
-        blocks_added: c.blocks_added,
-        blocks_expired: c.blocks_expired,
+        blocks_added: keeper.added,
+        blocks_expired: keeper.expired,
+        blocks_evicted: keeper.evicted,
+        blocks_refused: keeper.refused + c.blocks_refused,
         blocks_active,
         events,
         rules_loaded: rules.loaded,
@@ -462,12 +490,17 @@ fn human_rate(v: f64, unit: &str) -> String {
 fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         w,
-        "svm replay {} ({}{}, {} pass{})",
+        "svm replay {} ({}{}, {} pass{}{})",
         s.pcap,
         s.mode,
         if s.monitoring { ", monitoring" } else { "" },
         s.loops,
-        if s.loops == 1 { "" } else { "es" }
+        if s.loops == 1 { "" } else { "es" },
+        if s.workers == 1 {
+            String::new()
+        } else {
+            format!(", {} workers", s.workers)
+        }
     )?;
     writeln!(
         w,
@@ -540,6 +573,13 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
         s.blocks_expired,
         s.blocks_active.len()
     )?;
+    if s.blocks_evicted > 0 || s.blocks_refused > 0 {
+        writeln!(
+            w,
+            "    table full: {} evicted, {} refused",
+            s.blocks_evicted, s.blocks_refused
+        )?;
+    }
     for b in &s.blocks_active {
         writeln!(
             w,
@@ -657,6 +697,20 @@ fn report_capture(path: &std::path::Path, stats: &ReadStats) {
     }
 }
 
+/// The keeper's turn between two frames, on packet time: with `expire_at` (before a frame)
+/// report the blocks expired by then, without (after a frame) take the blocks the frame made;
+/// then publish. Its events join the frames' in order.
+fn keeper_step(keeper: &mut BlockKeeper, expire_at: Option<Timestamp>, out: &mut VecOutput) {
+    let mut on_event = |ev| out.events.push(ev);
+    match expire_at {
+        Some(now) => keeper.expire(now, &mut on_event),
+        None => {
+            keeper.drain(&mut on_event);
+        }
+    }
+    keeper.publish();
+}
+
 /// Run `svm replay`.
 pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let policy = match &args.policy {
@@ -691,8 +745,21 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         },
         ..WorkerConfig::default()
     };
-    let mut worker = Worker::new(cfg, compiled);
-    worker.set_rules(rules);
+    let SharedBlocks {
+        mut keeper,
+        control: table,
+        clients,
+    } = SharedBlocks::new(usize::from(args.workers), DEFAULT_BLOCK_CAPACITY);
+    let mut workers: Vec<Worker> = clients
+        .into_iter()
+        .zip(0u16..)
+        .map(|(blocks, index)| {
+            let cfg = WorkerConfig { index, ..cfg };
+            let mut w = Worker::new(cfg, Arc::clone(&compiled), blocks);
+            w.set_rules(rules.clone());
+            w
+        })
+        .collect();
 
     let stdout_eve = args.eve.as_deref() == Some("-");
     let mut eve = match args.eve.as_deref() {
@@ -737,7 +804,12 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             pcap_cnt += 1;
             let ts = ts.plus_micros(offset);
             last_ts = ts;
+            keeper_step(&mut keeper, Some(ts), &mut out);
+            let Some(worker) = workers.get_mut(worker_of(frame, args.workers.into())) else {
+                continue;
+            };
             let verdict = worker.process(frame, PacketMeta { ts, pcap_cnt }, &mut out);
+            keeper_step(&mut keeper, None, &mut out);
             if let (Some(sink), Verdict::Forward) = (forwarded.as_mut(), verdict) {
                 sink.write(ts, frame)?;
             }
@@ -770,7 +842,9 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         }
     }
     // The capture ended: in IDS mode, what was never acknowledged is inspected now.
-    worker.flush_streams(last_ts, &mut out);
+    for w in &mut workers {
+        w.flush_streams(last_ts, &mut out);
+    }
     for ev in out.events.drain(..) {
         events += 1;
         if let Some(w) = eve.as_mut() {
@@ -789,7 +863,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     if let Some(s) = injected {
         s.finish()?;
     }
-    let summary = summarize(args, &worker, seconds, events, rules_load);
+    let stats = keeper.stats();
+    let summary = summarize(args, &workers, (&table, stats), seconds, events, rules_load);
     if let Some(path) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary).map_err(|e| ReplayError::Output {
             what: "summary".into(),

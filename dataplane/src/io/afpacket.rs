@@ -782,13 +782,7 @@ const RSH_K: u16 = 0x74;
 const XOR_X: u16 = 0xac;
 const MUL_K: u16 = 0x24;
 
-/// The finaliser applied to the address sum: the kernel takes the result modulo the group size,
-/// and a plain sum of two addresses that differ in the same low bits is always even.
-pub fn mix(mut a: u32) -> u32 {
-    a ^= a >> 16;
-    a = a.wrapping_mul(0x045d_9f3b);
-    a ^ (a >> 16)
-}
+pub use super::hash::mix;
 
 fn push_mix_and_ret(p: &mut Vec<libc::sock_filter>) {
     p.push(ins(TAX, 0, 0, 0));
@@ -988,5 +982,32 @@ mod tests {
         let other = run(&prog, &eth(&[], 0x0806, &[0; 28]));
         assert_eq!(other, 0);
         assert_eq!(run(&prog, &[0; 10]), 0);
+    }
+
+    /// Replay's hash ([`crate::io::hash::address_hash`]) is the fanout program's.
+    #[test]
+    fn replay_hashes_as_the_fanout_program() {
+        let prog = address_hash_program();
+        let s6 = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let mut frames = vec![
+            eth(&[], 0x0806, &[0; 28]),
+            vec![0; 10],
+            eth(&[], 0x0800, &v4([10, 0, 0, 1], [10, 0, 0, 2])[..18]),
+            eth(&[0x8100], 0x86dd, &v6(s6, [0xfe; 16])),
+            eth(
+                &[0x8100, 0x8100, 0x8100],
+                0x0800,
+                &v4([1, 2, 3, 4], [5, 6, 7, 8]),
+            ),
+        ];
+        for tags in [&[][..], &[0x8100], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
+            for f in 0..8u8 {
+                frames.push(eth(tags, 0x0800, &v4([10, 88, 0, f], [10, 88, 1, 3 * f])));
+                frames.push(eth(tags, 0x86dd, &v6(s6, [f; 16])));
+            }
+        }
+        for f in &frames {
+            assert_eq!(crate::io::hash::address_hash(f), run(&prog, f), "{f:x?}");
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::worker::{Toward, Verdict};
 pub mod afpacket;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod hash;
 pub mod pcap;
 
 /// Index of a port of a backend (0 or 1).

@@ -86,7 +86,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
         .into_iter()
         .zip(0u16..)
         .map(|(blocks, i)| {
-            let worker = Worker::with_shared_blocks(
+            let worker = Worker::new(
                 worker_config(cfg, i),
                 Arc::clone(&services.compiled),
                 blocks,

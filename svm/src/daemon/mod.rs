@@ -318,7 +318,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         let status = Arc::new(Mutex::new(WorkerStatus::default()));
         statuses.push(Arc::clone(&status));
         let task = WorkerTask {
-            worker: Worker::with_shared_blocks(wcfg, Arc::clone(&services.compiled), blocks),
+            worker: Worker::new(wcfg, Arc::clone(&services.compiled), blocks),
             io,
             events: services.events(),
             burst: cfg.burst,

@@ -263,13 +263,7 @@ impl Plane {
             if let BlockCommand::Add { key, entry } = cmd
                 && entry.expires > t
             {
-                blocks.send(Command::Manual {
-                    key,
-                    now: entry.created,
-                    duration_secs: entry.expires.since(entry.created) / Timestamp::SECOND,
-                    reason: entry.reason.clone(),
-                    reply: None,
-                });
+                blocks.send(Command::Restore { key, entry });
             }
         }
 

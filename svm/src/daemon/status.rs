@@ -50,7 +50,6 @@ pub fn add(a: &mut Counters, b: &Counters) {
     }
     a.blocks_added += b.blocks_added;
     a.blocks_refused += b.blocks_refused;
-    a.blocks_expired += b.blocks_expired;
     a.injected += b.injected;
     a.other_l3 += b.other_l3;
 }

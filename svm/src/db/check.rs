@@ -160,9 +160,16 @@ pub fn self_test(
             "the capture ends inside a record".to_owned(),
         ));
     }
+    // The one block table, its keeper driven between frames on packet time as replay does.
+    let dataplane::shared_blocks::SharedBlocks {
+        mut keeper,
+        mut clients,
+        ..
+    } = dataplane::shared_blocks::SharedBlocks::with_workers(1);
     let mut worker = Worker::new(
         WorkerConfig::default(),
         Arc::new(CompiledPolicy::compile(policy)),
+        clients.remove(0),
     );
     worker.set_rules(rules);
     let mut out = VecOutput::default();
@@ -178,6 +185,8 @@ pub fn self_test(
     };
     for (n, (ts, frame)) in cap.iter().enumerate() {
         last = ts;
+        keeper.expire(ts, &mut |_| {});
+        keeper.publish();
         worker.process(
             frame,
             PacketMeta {
@@ -186,6 +195,8 @@ pub fn self_test(
             },
             &mut out,
         );
+        keeper.drain(&mut |_| {});
+        keeper.publish();
         count(&mut out);
     }
     worker.flush_streams(last, &mut out);
