@@ -210,6 +210,8 @@ struct Shared {
     version: AtomicU64,
     current: Mutex<Arc<BlockSnapshot>>,
     fresh: Mutex<Fresh>,
+    // Blocks refused because the table was full (for /metrics, read while the keeper runs).
+    refused: AtomicU64,
 }
 
 impl Shared {
@@ -247,6 +249,14 @@ pub enum Command {
         key: BlockKey,
         /// The stored entry.
         entry: BlockEntry,
+    },
+    /// Report the blocks expired by `now` and publish, then answer (a listing that must not show
+    /// an expired block asks first).
+    Expire {
+        /// The clock's time.
+        now: Timestamp,
+        /// Answered once done.
+        reply: Sender<()>,
     },
     /// An administrator's unblock.
     Unblock {
@@ -329,6 +339,7 @@ impl SharedBlocks {
             version: AtomicU64::new(0),
             current: Mutex::new(Arc::clone(&first)),
             fresh: Mutex::new(Fresh::default()),
+            refused: AtomicU64::new(0),
         });
         let clients = (0..workers)
             .map(|_| BlockClient {
@@ -407,6 +418,7 @@ impl BlockKeeper {
             && (entry.origin == BlockOrigin::Manual || !self.evict_one(now, on_event))
         {
             self.stats.refused += 1;
+            self.shared.refused.fetch_add(1, Ordering::Relaxed);
             return BlockResult::Full;
         }
         self.expiries.push(Reverse((entry.expires, key)));
@@ -526,8 +538,16 @@ impl BlockKeeper {
                     });
                 }
                 if let Some(r) = reply {
+                    // Whoever asked lists the table next: publish first.
+                    self.publish();
                     let _ = r.send(res);
                 }
+            }
+            Command::Expire { now, reply } => {
+                self.take_fresh(on_event);
+                self.expire(now, on_event);
+                self.publish();
+                let _ = reply.send(());
             }
             Command::Restore { key, entry } => {
                 let shared = Arc::new(SharedEntry {
@@ -553,6 +573,7 @@ impl BlockKeeper {
                     on_event(removed(key, e, now, UnblockReason::Manual));
                 }
                 if let Some(r) = reply {
+                    self.publish();
                     let _ = r.send(removed_entry.map(|e| e.to_entry()));
                 }
             }
@@ -727,6 +748,17 @@ impl BlockControl {
         })
         .then(|| rx.recv().ok())
         .flatten()
+    }
+
+    /// Have the keeper report the blocks expired by `now` and publish; false if it is gone.
+    pub fn expire(&self, now: Timestamp) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.send(Command::Expire { now, reply: tx }) && rx.recv().is_ok()
+    }
+
+    /// Blocks refused so far because the table was full of blocks that may not be evicted.
+    pub fn refused(&self) -> u64 {
+        self.shared.refused.load(Ordering::Relaxed)
     }
 
     /// Lift the block of `key` and wait for the keeper: the entry removed (with every worker's

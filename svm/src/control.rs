@@ -1,12 +1,14 @@
 //! The core the API talks to: the [`Control`] trait (typed commands and queries), and
-//! [`ControlState`], the in-process implementation backed by the durable [`Store`], a
-//! [`BlockTable`] and the running [`CompiledPolicy`] snapshot.
+//! [`ControlState`], the in-process implementation backed by the durable [`Store`], the
+//! dataplane's block keeper and the running [`CompiledPolicy`] snapshot.
 //!
-//! The daemon wires `ControlState` to its workers through [`Hooks`]: `on_policy` receives every
-//! newly applied compiled policy (hand it to each worker's `set_policy` between packets) and
-//! `on_block` every block added or lifted here (apply it to each worker's block table). The
-//! workers' events come back through [`ControlState::ingest`], which persists blocks the engines
-//! made, keeps the decision stream, tags involved protected VMs and spools every event.
+//! Blocks have one authority, the keeper ([`dataplane::shared_blocks`]): manual blocks and
+//! unblocks are commands to it, listings read its published snapshot, and expiry is its job.
+//! The control plane keeps no table and no sweep of its own: it subscribes. The keeper's events
+//! (and the workers') come in through [`ControlState::ingest`], which persists block changes,
+//! feeds the decision stream, tags involved protected VMs and spools every event. The daemon
+//! wires `ControlState` to its workers through [`Hooks`]: `on_policy` receives every newly
+//! applied compiled policy (hand it to each worker's `set_policy` between packets).
 //!
 //! Everything here is synchronous and short; the API calls it from `spawn_blocking` because
 //! store commits wait for the disk.
@@ -16,8 +18,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use dataplane::blocks::{BlockEntry, BlockKey, BlockOrigin, BlockResult, BlockTable};
+use dataplane::blocks::{BlockEntry, BlockKey, BlockOrigin, BlockResult};
 use dataplane::event::{BlockChange, Engine, Event, EventKind, UnblockReason};
+use dataplane::shared_blocks::BlockControl;
 use dataplane::time::Timestamp;
 use ipnet::IpNet;
 use policy::{CompiledPolicy, Policy, PolicyErrors};
@@ -123,6 +126,9 @@ pub enum ControlError {
     /// The block table is full.
     #[error("block table full")]
     TableFull,
+    /// The block keeper has stopped (the daemon is shutting down).
+    #[error("the block table is stopping")]
+    Stopping,
     /// The store failed; the change was not made.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -304,27 +310,8 @@ pub trait Control: Send + Sync + 'static {
     fn decisions(&self, bouncer: &str, startup: bool) -> DecisionStream;
 }
 
-/// A change to the block list, for the daemon's workers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BlockCommand {
-    /// Add this block (same key, creation and expiry in every worker).
-    Add {
-        /// Scope and address.
-        key: BlockKey,
-        /// The entry.
-        entry: BlockEntry,
-    },
-    /// Lift this block.
-    Remove {
-        /// Scope and address.
-        key: BlockKey,
-    },
-}
-
 /// Called with each newly applied compiled policy.
 pub type PolicyHook = Box<dyn Fn(Arc<CompiledPolicy>) + Send + Sync>;
-/// Called with each block change.
-pub type BlockHook = Box<dyn Fn(&BlockCommand) + Send + Sync>;
 /// Returns extra metric families.
 pub type MetricsHook = Box<dyn Fn() -> Vec<Metric> + Send + Sync>;
 /// Returns the running rule set's summary, if rules are configured.
@@ -338,9 +325,6 @@ pub type ValidateHook = Box<dyn Fn(&Policy) -> Vec<policy::PolicyError> + Send +
 pub struct Hooks {
     /// A new compiled policy was applied.
     pub on_policy: Option<PolicyHook>,
-    /// A block was added or lifted by the control plane, or made by one engine (propagate it to
-    /// the other workers; `AlreadyBlocked` is harmless).
-    pub on_block: Option<BlockHook>,
     /// Extra metric families (dataplane counters).
     pub metrics: Option<MetricsHook>,
     /// The rule set for the status.
@@ -353,7 +337,6 @@ impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
             .field("on_policy", &self.on_policy.is_some())
-            .field("on_block", &self.on_block.is_some())
             .field("metrics", &self.metrics.is_some())
             .field("rules", &self.rules.is_some())
             .field("validate", &self.validate.is_some())
@@ -364,8 +347,6 @@ impl std::fmt::Debug for Hooks {
 /// Settings of [`ControlState`].
 #[derive(Clone, Debug)]
 pub struct ControlConfig {
-    /// Block table capacity.
-    pub block_capacity: usize,
     /// Decision changes kept for bouncers that poll with `startup=false`.
     pub decision_log: usize,
 }
@@ -373,7 +354,6 @@ pub struct ControlConfig {
 impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
-            block_capacity: dataplane::blocks::DEFAULT_BLOCK_CAPACITY,
             decision_log: 100_000,
         }
     }
@@ -385,10 +365,20 @@ enum Change {
     Deleted,
 }
 
+/// What the decision stream remembers of a block the keeper reported: its decision id and what
+/// a "deleted" decision repeats. Not a block table: the keeper decides what is blocked.
+#[derive(Clone, Debug)]
+struct Known {
+    id: u64,
+    origin: BlockOrigin,
+    reason: String,
+    expires: Timestamp,
+}
+
+/// The decision stream's state.
 #[derive(Debug)]
-struct Blocks {
-    table: BlockTable,
-    ids: HashMap<BlockKey, u64>,
+struct Decisions {
+    known: HashMap<BlockKey, Known>,
     /// (sequence, change, decision); sequence increases by one per entry.
     log: VecDeque<(u64, Change, Decision)>,
     next_seq: u64,
@@ -426,7 +416,8 @@ pub struct ControlState {
     hooks: Hooks,
     running: RwLock<Running>,
     apply_lock: Mutex<()>,
-    blocks: Mutex<Blocks>,
+    table: BlockControl,
+    decisions: Mutex<Decisions>,
     counters: Counters,
     started: Timestamp,
 }
@@ -476,9 +467,11 @@ fn rfc3339(ts: Timestamp) -> String {
 }
 
 impl ControlState {
-    /// Open the core: load the running policy and the blocks from the store. Blocks that
-    /// expired while the daemon was down are swept (and reported) by the first
-    /// [`ControlState::sweep`].
+    /// Open the core: load the running policy from the store; `table` is the keeper's control
+    /// handle. The stored blocks go back to the keeper through [`ControlState::stored_blocks`]
+    /// before it runs; those that expired while the daemon was down are then reported by the
+    /// keeper as any expiry.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         cfg: ControlConfig,
         store: Arc<Store>,
@@ -487,6 +480,7 @@ impl ControlState {
         inventory: Arc<Inventory>,
         tagger: Option<Tagger>,
         hooks: Hooks,
+        table: BlockControl,
     ) -> Result<ControlState, OpenError> {
         let running = match store.policy()? {
             Some((version, doc)) => {
@@ -501,36 +495,24 @@ impl ControlState {
                 compiled: Arc::new(CompiledPolicy::compile(Policy::default())),
             },
         };
-        let mut blocks = Blocks {
-            table: BlockTable::with_capacity(cfg.block_capacity),
-            ids: HashMap::new(),
+        let mut decisions = Decisions {
+            known: HashMap::new(),
             log: VecDeque::new(),
             next_seq: 1,
             cursors: HashMap::new(),
         };
         for b in store.blocks()? {
-            let Ok(scope) = b.scope.parse::<VlanScope>() else {
-                continue;
-            };
-            let key = BlockKey {
-                scope,
-                addr: b.addr,
-            };
-            // Keep the absolute expiry exact: the table computes expiry as now + whole seconds.
-            let secs = b.expires_us.saturating_sub(b.created_us) / Timestamp::SECOND;
-            let start = Timestamp(
-                b.expires_us
-                    .saturating_sub(secs.saturating_mul(Timestamp::SECOND)),
-            );
-            let origin = if b.origin == "detection" {
-                BlockOrigin::Detection
-            } else {
-                BlockOrigin::Manual
-            };
-            blocks
-                .table
-                .block(key, start, secs, &b.reason, engine_name(&b.engine), origin);
-            blocks.ids.insert(key, b.id);
+            if let Some((key, e)) = Self::unstored(&b) {
+                decisions.known.insert(
+                    key,
+                    Known {
+                        id: b.id,
+                        origin: e.origin,
+                        reason: e.reason,
+                        expires: e.expires,
+                    },
+                );
+            }
         }
         let now = clock.now();
         Ok(ControlState {
@@ -543,10 +525,47 @@ impl ControlState {
             hooks,
             running: RwLock::new(running),
             apply_lock: Mutex::new(()),
-            blocks: Mutex::new(blocks),
+            table,
+            decisions: Mutex::new(decisions),
             counters: Counters::default(),
             started: now,
         })
+    }
+
+    /// The blocks kept in the store, for the keeper to restore before it runs
+    /// ([`dataplane::shared_blocks::Command::Restore`]): creation, expiry and origin as made.
+    pub fn stored_blocks(&self) -> Result<Vec<(BlockKey, BlockEntry)>, StoreError> {
+        Ok(self
+            .store
+            .blocks()?
+            .iter()
+            .filter_map(Self::unstored)
+            .collect())
+    }
+
+    fn unstored(b: &StoredBlock) -> Option<(BlockKey, BlockEntry)> {
+        let scope = b.scope.parse::<VlanScope>().ok()?;
+        let origin = if b.origin == "detection" {
+            BlockOrigin::Detection
+        } else {
+            BlockOrigin::Manual
+        };
+        Some((
+            BlockKey {
+                scope,
+                addr: b.addr,
+            },
+            BlockEntry {
+                created: Timestamp(b.created_us),
+                expires: Timestamp(b.expires_us),
+                reason: b.reason.clone(),
+                engine: engine_name(&b.engine),
+                origin,
+                first_hit: None,
+                last_hit: None,
+                hits: 0,
+            },
+        ))
     }
 
     /// The running compiled policy (hand it to workers at start).
@@ -575,18 +594,6 @@ impl ControlState {
         true
     }
 
-    /// Every active block as a command, for seeding workers at start.
-    pub fn block_commands(&self) -> Vec<BlockCommand> {
-        let b = lock(&self.blocks);
-        b.table
-            .iter()
-            .map(|(k, e)| BlockCommand::Add {
-                key: *k,
-                entry: e.clone(),
-            })
-            .collect()
-    }
-
     /// The event hub.
     pub fn hub(&self) -> &EventHub {
         &self.hub
@@ -598,10 +605,10 @@ impl ControlState {
             .map_or_else(|e| e.into_inner().state.clone(), |r| r.state.clone())
     }
 
-    fn decision(&self, key: &BlockKey, e: &BlockEntry, id: u64, now: Timestamp) -> Decision {
+    fn decision(&self, key: &BlockKey, e: &Known, now: Timestamp) -> Decision {
         let remaining = e.expires.since(now) / Timestamp::SECOND;
         Decision {
-            id,
+            id: e.id,
             origin: match e.origin {
                 BlockOrigin::Detection => "crowdsec".into(),
                 BlockOrigin::Manual => "cscli".into(),
@@ -630,7 +637,7 @@ impl ControlState {
         }
     }
 
-    fn log_change(&self, b: &mut Blocks, change: Change, d: Decision) {
+    fn log_change(&self, b: &mut Decisions, change: Change, d: Decision) {
         let seq = b.next_seq;
         b.next_seq += 1;
         b.log.push_back((seq, change, d));
@@ -652,51 +659,9 @@ impl ControlState {
         }
     }
 
-    fn hook_block(&self, cmd: &BlockCommand) {
-        if let Some(h) = &self.hooks.on_block {
-            h(cmd);
-        }
-    }
-
-    /// Remove expired blocks: store, decision stream (`deleted`), workers, one
-    /// `unblocked: expired` event each. The daemon calls it periodically (every second); the
-    /// listing and decision queries call it first.
-    pub fn sweep(&self) {
-        let now = self.clock.now();
-        let mut b = lock(&self.blocks);
-        if b.table.next_expiry().is_none_or(|t| t > now) {
-            return;
-        }
-        let mut expired = Vec::new();
-        b.table.expire(now, |k, e| expired.push((k, e)));
-        let keys: Vec<(String, IpAddr)> = expired
-            .iter()
-            .map(|(k, _)| (k.scope.to_string(), k.addr))
-            .collect();
-        // A failed removal is retried implicitly: the stored block is expired, so the next start
-        // sweeps it again.
-        let _ = self.store.remove_blocks(&keys);
-        for (k, e) in expired {
-            let id = b.ids.remove(&k).unwrap_or_default();
-            let d = self.decision(&k, &e, id, now);
-            self.log_change(&mut b, Change::Deleted, d);
-            self.counters
-                .unblocked_expired
-                .fetch_add(1, Ordering::Relaxed);
-            self.hook_block(&BlockCommand::Remove { key: k });
-            self.hub.emit(Record::from_dataplane(&Event {
-                ts: e.expires,
-                pcap_cnt: None,
-                kind: EventKind::Block {
-                    key: k,
-                    change: BlockChange::Removed {
-                        reason: UnblockReason::Expired,
-                        hits: e.hits,
-                        created: e.created,
-                    },
-                },
-            }));
-        }
+    /// Have the keeper report what expired by now before a listing (it also does on its tick).
+    fn expire_now(&self) {
+        self.table.expire(self.clock.now());
     }
 
     /// Take one dataplane event: persist block changes the engines made, annotate and tag
@@ -739,69 +704,76 @@ impl ControlState {
                     BlockChange::Added {
                         engine,
                         reason,
-                        duration_secs,
+                        expires,
                         ..
                     },
             } => {
-                let now = ev.ts;
-                let added = {
-                    let mut b = lock(&self.blocks);
-                    let r = b.table.block(
-                        *key,
-                        now,
-                        *duration_secs,
-                        reason,
-                        engine.name(),
-                        BlockOrigin::Detection,
-                    );
-                    if r == BlockResult::Added {
-                        let id = self.store.next_decision_id().unwrap_or_default();
-                        b.ids.insert(*key, id);
-                        let entry = b.table.get(key).cloned();
-                        if let Some(e) = &entry {
-                            let _ = self.store.put_block(&Self::stored(key, e, id));
-                            let d = self.decision(key, e, id, now);
-                            self.log_change(&mut b, Change::New, d);
-                        }
-                        entry
-                    } else {
-                        None
-                    }
+                let origin = if *engine == Engine::Manual {
+                    BlockOrigin::Manual
+                } else {
+                    BlockOrigin::Detection
                 };
-                if let Some(entry) = added {
-                    self.counters
-                        .blocks_added_detection
-                        .fetch_add(1, Ordering::Relaxed);
-                    self.hook_block(&BlockCommand::Add { key: *key, entry });
-                    self.hub.emit(Record::from_dataplane(ev));
+                {
+                    let mut b = lock(&self.decisions);
+                    // A manual block was stored (and given its id) by `block` before the keeper
+                    // made it; a detection block is stored here.
+                    let known = match b.known.get(key) {
+                        Some(k) if origin == BlockOrigin::Manual => k.clone(),
+                        _ => {
+                            let k = Known {
+                                id: self.store.next_decision_id().unwrap_or_default(),
+                                origin,
+                                reason: reason.to_string(),
+                                expires: *expires,
+                            };
+                            let entry = BlockEntry {
+                                created: ev.ts,
+                                expires: *expires,
+                                reason: k.reason.clone(),
+                                engine: engine.name(),
+                                origin,
+                                first_hit: None,
+                                last_hit: None,
+                                hits: 0,
+                            };
+                            let _ = self.store.put_block(&Self::stored(key, &entry, k.id));
+                            b.known.insert(*key, k.clone());
+                            k
+                        }
+                    };
+                    let d = self.decision(key, &known, ev.ts);
+                    self.log_change(&mut b, Change::New, d);
                 }
+                match origin {
+                    BlockOrigin::Manual => &self.counters.blocks_added_manual,
+                    BlockOrigin::Detection => &self.counters.blocks_added_detection,
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                self.hub.emit(Record::from_dataplane(ev));
             }
             EventKind::Block {
                 key,
                 change: BlockChange::Removed { reason, .. },
             } => {
-                let removed = {
-                    let mut b = lock(&self.blocks);
-                    let e = b.table.unblock(key);
-                    if let Some(e) = &e {
-                        let id = b.ids.remove(key).unwrap_or_default();
-                        let d = self.decision(key, e, id, ev.ts);
+                {
+                    let mut b = lock(&self.decisions);
+                    if let Some(k) = b.known.remove(key) {
+                        let d = self.decision(key, &k, ev.ts);
                         self.log_change(&mut b, Change::Deleted, d);
-                        let _ = self
-                            .store
-                            .remove_blocks(&[(key.scope.to_string(), key.addr)]);
                     }
-                    e.is_some()
-                };
-                if removed {
-                    let c = match reason {
-                        UnblockReason::Expired => &self.counters.unblocked_expired,
-                        UnblockReason::Manual => &self.counters.unblocked_manual,
-                        UnblockReason::Evicted => &self.counters.unblocked_evicted,
-                    };
-                    c.fetch_add(1, Ordering::Relaxed);
-                    self.hub.emit(Record::from_dataplane(ev));
                 }
+                // A failed removal is retried implicitly: the stored block is expired or lifted,
+                // and the next start restores and reports it again.
+                let _ = self
+                    .store
+                    .remove_blocks(&[(key.scope.to_string(), key.addr)]);
+                match reason {
+                    UnblockReason::Expired => &self.counters.unblocked_expired,
+                    UnblockReason::Manual => &self.counters.unblocked_manual,
+                    UnblockReason::Evicted => &self.counters.unblocked_evicted,
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                self.hub.emit(Record::from_dataplane(ev));
             }
         }
     }
@@ -887,13 +859,12 @@ impl Control for ControlState {
     }
 
     fn blocks(&self, filter: &BlockFilter) -> Vec<BlockView> {
-        self.sweep();
+        self.expire_now();
         let now = self.clock.now();
         let needle = filter.reason.as_ref().map(|r| r.to_lowercase());
-        let b = lock(&self.blocks);
-        let mut out: Vec<(BlockKey, BlockView)> = b
-            .table
-            .iter()
+        let list = self.table.list();
+        let b = lock(&self.decisions);
+        list.iter()
             .filter(|(k, e)| {
                 e.expires > now
                     && filter.scope.is_none_or(|s| s == k.scope)
@@ -902,15 +873,8 @@ impl Control for ControlState {
                         .as_ref()
                         .is_none_or(|r| e.reason.to_lowercase().contains(r))
             })
-            .map(|(k, e)| {
-                (
-                    *k,
-                    Self::view(k, e, b.ids.get(k).copied().unwrap_or_default(), now),
-                )
-            })
-            .collect();
-        out.sort_by_key(|a| a.0);
-        out.into_iter().map(|(_, v)| v).collect()
+            .map(|(k, e)| Self::view(k, e, b.known.get(k).map_or(0, |k| k.id), now))
+            .collect()
     }
 
     fn block(&self, req: BlockRequest) -> Result<BlockView, ControlError> {
@@ -919,127 +883,85 @@ impl Control for ControlState {
                 "duration must be 1..={MAX_BLOCK_SECS} seconds"
             )));
         }
-        self.sweep();
+        self.expire_now();
         let now = self.clock.now();
         let key = BlockKey {
             scope: req.scope,
             addr: req.addr,
         };
-        let (view, entry) = {
-            let mut b = lock(&self.blocks);
-            match b.table.block(
-                key,
-                now,
-                req.duration_secs,
-                &req.reason,
-                Engine::Manual.name(),
-                BlockOrigin::Manual,
-            ) {
-                BlockResult::Added => {}
-                BlockResult::AlreadyBlocked => {
-                    return Err(ControlError::AlreadyBlocked(format!(
-                        "{} in vlan {}",
-                        req.addr, req.scope
-                    )));
-                }
-                BlockResult::Full => return Err(ControlError::TableFull),
-            }
-            let Some(entry) = b.table.get(&key).cloned() else {
-                return Err(ControlError::TableFull);
-            };
-            let stored = self.store.next_decision_id().and_then(|id| {
-                self.store
-                    .put_block(&Self::stored(&key, &entry, id))
-                    .map(|()| id)
-            });
-            let id = match stored {
-                Ok(id) => id,
-                Err(e) => {
-                    b.table.unblock(&key);
-                    return Err(e.into());
-                }
-            };
-            b.ids.insert(key, id);
-            let d = self.decision(&key, &entry, id, now);
-            self.log_change(&mut b, Change::New, d);
-            (Self::view(&key, &entry, id, now), entry)
+        let already =
+            || ControlError::AlreadyBlocked(format!("{} in vlan {}", req.addr, req.scope));
+        if self.table.snapshot().get(&key, now).is_some() {
+            return Err(already());
+        }
+        // Stored before the keeper makes it, so that an acknowledged block survives a restart.
+        let entry = BlockEntry {
+            created: now,
+            expires: now.plus_secs(req.duration_secs),
+            reason: req.reason.clone(),
+            engine: Engine::Manual.name(),
+            origin: BlockOrigin::Manual,
+            first_hit: None,
+            last_hit: None,
+            hits: 0,
         };
-        self.counters
-            .blocks_added_manual
-            .fetch_add(1, Ordering::Relaxed);
-        self.hook_block(&BlockCommand::Add {
+        let id = self.store.next_decision_id()?;
+        self.store.put_block(&Self::stored(&key, &entry, id))?;
+        lock(&self.decisions).known.insert(
             key,
-            entry: entry.clone(),
-        });
-        self.hub.emit(Record::from_dataplane(&Event {
-            ts: now,
-            pcap_cnt: None,
-            kind: EventKind::Block {
-                key,
-                change: BlockChange::Added {
-                    engine: Engine::Manual,
-                    reason: req.reason.into(),
-                    sid: None,
-                    expires: entry.expires,
-                    duration_secs: req.duration_secs,
-                    flow_id: None,
-                },
+            Known {
+                id,
+                origin: BlockOrigin::Manual,
+                reason: req.reason.clone(),
+                expires: entry.expires,
             },
-        }));
-        Ok(view)
+        );
+        let undo = |e: ControlError| {
+            lock(&self.decisions).known.remove(&key);
+            let _ = self
+                .store
+                .remove_blocks(&[(key.scope.to_string(), key.addr)]);
+            Err(e)
+        };
+        // The keeper reports the block (event, decision stream) through `ingest`.
+        match self.table.block(key, now, req.duration_secs, req.reason) {
+            Some(BlockResult::Added) => Ok(Self::view(&key, &entry, id, now)),
+            Some(BlockResult::AlreadyBlocked) => undo(already()),
+            Some(BlockResult::Full) => undo(ControlError::TableFull),
+            None => undo(ControlError::Stopping),
+        }
     }
 
     fn unblock(&self, scope: Option<VlanScope>, net: IpNet) -> Result<usize, ControlError> {
-        self.sweep();
+        self.expire_now();
         let now = self.clock.now();
-        let removed = {
-            let mut b = lock(&self.blocks);
-            let keys: Vec<BlockKey> = b
-                .table
-                .iter()
-                .filter(|(k, _)| scope.is_none_or(|s| s == k.scope) && net.contains(&k.addr))
-                .map(|(k, _)| *k)
-                .collect();
-            if keys.is_empty() {
-                return Err(ControlError::NotFound(format!("no block matches {net}")));
-            }
-            let stored: Vec<(String, IpAddr)> =
-                keys.iter().map(|k| (k.scope.to_string(), k.addr)).collect();
-            self.store.remove_blocks(&stored)?;
-            let mut removed = Vec::new();
-            for k in keys {
-                if let Some(e) = b.table.unblock(&k) {
-                    let id = b.ids.remove(&k).unwrap_or_default();
-                    let d = self.decision(&k, &e, id, now);
-                    self.log_change(&mut b, Change::Deleted, d);
-                    removed.push((k, e));
-                }
-            }
-            removed
-        };
-        for (k, e) in &removed {
-            self.counters
-                .unblocked_manual
-                .fetch_add(1, Ordering::Relaxed);
-            self.hook_block(&BlockCommand::Remove { key: *k });
-            self.hub.emit(Record::from_dataplane(&Event {
-                ts: now,
-                pcap_cnt: None,
-                kind: EventKind::Block {
-                    key: *k,
-                    change: BlockChange::Removed {
-                        reason: UnblockReason::Manual,
-                        hits: e.hits,
-                        created: e.created,
-                    },
-                },
-            }));
+        let keys: Vec<BlockKey> = self
+            .table
+            .list()
+            .into_iter()
+            .filter(|(k, e)| {
+                e.expires > now && scope.is_none_or(|s| s == k.scope) && net.contains(&k.addr)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            return Err(ControlError::NotFound(format!("no block matches {net}")));
         }
-        Ok(removed.len())
+        // The keeper reports each removal, with every worker's hits, through `ingest`, which
+        // updates the store and the decision stream.
+        let mut removed = 0;
+        for k in keys {
+            match self.table.unblock(k, now) {
+                Some(Some(_)) => removed += 1,
+                Some(None) => {}
+                None => return Err(ControlError::Stopping),
+            }
+        }
+        Ok(removed)
     }
 
     fn status(&self) -> Status {
-        self.sweep();
+        self.expire_now();
         let (policy_version, mode) = {
             let r = self
                 .running
@@ -1058,7 +980,7 @@ impl Control for ControlState {
             version: env!("CARGO_PKG_VERSION").into(),
             policy_version,
             mode,
-            blocked_hosts: lock(&self.blocks).table.len() as u64,
+            blocked_hosts: self.table.snapshot().len() as u64,
             spool_events: self.store.spool_len().unwrap_or_default(),
             spool_bytes: self.store.spool_bytes().unwrap_or_default(),
             spool_dropped_total: self.store.spool_dropped_total().unwrap_or_default(),
@@ -1134,6 +1056,13 @@ impl Control for ControlState {
                     ),
                 ],
             },
+            Metric::one(
+                "svm_blocks_refused_total",
+                "Blocks refused because the table was full of blocks that may not be evicted \
+                 (manual blocks; a detection block evicts the detection block closest to expiry).",
+                "counter",
+                self.table.refused(),
+            ),
             Metric {
                 name: "svm_events_total",
                 help: "Events emitted, by severity.",
@@ -1205,9 +1134,10 @@ impl Control for ControlState {
     }
 
     fn decisions(&self, bouncer: &str, startup: bool) -> DecisionStream {
-        self.sweep();
+        self.expire_now();
         let now = self.clock.now();
-        let mut b = lock(&self.blocks);
+        let list = self.table.list();
+        let mut b = lock(&self.decisions);
         let head = b.next_seq;
         let first = b.log.front().map_or(head, |(s, _, _)| *s);
         let cursor = b.cursors.get(bouncer).copied();
@@ -1229,12 +1159,17 @@ impl Control for ControlState {
                     .retain(|n| !out.deleted.iter().any(|d| d.id == n.id));
             }
             _ => {
-                out.new = b
-                    .table
+                out.new = list
                     .iter()
                     .filter(|(_, e)| e.expires > now)
                     .map(|(k, e)| {
-                        self.decision(k, e, b.ids.get(k).copied().unwrap_or_default(), now)
+                        let known = Known {
+                            id: b.known.get(k).map_or(0, |k| k.id),
+                            origin: e.origin,
+                            reason: e.reason.clone(),
+                            expires: e.expires,
+                        };
+                        self.decision(k, &known, now)
                     })
                     .collect();
                 out.new.sort_by_key(|d| d.id);

@@ -6,10 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::AtomicBool;
+
+use dataplane::blocks::DEFAULT_BLOCK_CAPACITY;
+use dataplane::shared_blocks::{Command, SharedBlocks};
 use dataplane::time::Timestamp;
 use hyper::Method;
 use svm::api::{ApiConfig, RoleMap};
-use svm::control::{Control, ControlConfig, ControlState, Hooks, ManualClock};
+use svm::control::{Clock, Control, ControlConfig, ControlState, Hooks, ManualClock};
 use svm::events::{EventHub, HubConfig};
 use svm::https::{HttpsClient, Response};
 use svm::inventory::Inventory;
@@ -56,7 +60,10 @@ fn client(ca: &TestCa, id: Option<svm::tls::Identity>) -> HttpsClient {
     )
 }
 
-/// Open a `ControlState` on `path` (a store file) with `clock`.
+/// Open a `ControlState` on `path` (a store file) with `clock`, and its block keeper on a thread
+/// of its own, as the daemon runs them: the keeper's clock is `clock`, and its events go to
+/// the core's `ingest` (directly, so a command's events are in before its answer). The keeper
+/// ends when the core is dropped.
 pub fn open_control(path: &std::path::Path, clock: Arc<ManualClock>) -> Arc<ControlState> {
     // A previous instance's event writer thread lets go of the file shortly after its hub is
     // dropped; wait for that rather than racing it.
@@ -73,18 +80,42 @@ pub fn open_control(path: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Cont
         }
     };
     let hub = EventHub::start(store.clone(), HubConfig::default(), Vec::new()).unwrap();
-    Arc::new(
+    let SharedBlocks {
+        mut keeper,
+        control: table,
+        ..
+    } = SharedBlocks::new(0, DEFAULT_BLOCK_CAPACITY);
+    let control = Arc::new(
         ControlState::open(
             ControlConfig::default(),
             store,
             hub,
-            clock,
+            clock.clone(),
             Arc::new(Inventory::default()),
             None,
             Hooks::default(),
+            table,
         )
         .unwrap(),
-    )
+    );
+    for (key, entry) in control.stored_blocks().unwrap() {
+        keeper.apply(Command::Restore { key, entry }, &mut |_| {});
+    }
+    let core = Arc::downgrade(&control);
+    std::thread::spawn(move || {
+        let stop = AtomicBool::new(false);
+        keeper.run(
+            &stop,
+            move || clock.now(),
+            Duration::from_millis(20),
+            |ev| {
+                if let Some(c) = core.upgrade() {
+                    c.ingest(&ev);
+                }
+            },
+        )
+    });
+    control
 }
 
 impl Harness {

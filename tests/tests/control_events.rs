@@ -250,6 +250,8 @@ async fn rig(session: bool, fail_first: u32) -> Rig {
         Arc::new(inventory),
         Some(tagger),
         Hooks::default(),
+        // Alerts only: no keeper runs behind the table.
+        dataplane::shared_blocks::SharedBlocks::new(0, 16).control,
     )
     .unwrap();
     Rig {

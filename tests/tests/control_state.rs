@@ -44,5 +44,5 @@ fn policy_and_blocks_survive_restart_with_remaining_time() {
     drop(c);
     // The expiry was persisted too.
     let c = open_control(&path, clock);
-    assert_eq!(c.block_commands().len(), 1);
+    assert_eq!(c.stored_blocks().unwrap().len(), 1);
 }

@@ -106,6 +106,7 @@ impl From<ControlError> for ApiError {
                 ApiError::Conflict(format!("{m} is already blocked"))
             }
             ControlError::TableFull => ApiError::Unavailable("block table full".into()),
+            ControlError::Stopping => ApiError::Unavailable("shutting down".into()),
             ControlError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }

@@ -5,17 +5,16 @@
 //!   burst (one atomic load) and swaps in between two packets. The control plane never holds a
 //!   lock on the per-packet path. Before the first push the policy file of the configuration
 //!   runs as version 0; once a policy was pushed, the stored one wins at every start.
-//! - **Blocks**: the shared [`dataplane::shared_blocks`] keeper is the single source of truth
-//!   for the dataplane. `ControlState` mirrors it: manual blocks and unblocks made through the
-//!   API go to the keeper as commands (the `on_block` hook); blocks the workers make and blocks
-//!   the keeper expires come back as keeper events through [`ControlState::ingest`], which
-//!   stores them and feeds the decision stream. Blocks in the store are handed to the keeper at
-//!   start with their original expiry, so they keep their remaining time.
+//! - **Blocks**: the [`dataplane::shared_blocks`] keeper is the one block table. `ControlState`
+//!   keeps none: manual blocks and unblocks made through the API are commands to the keeper,
+//!   listings read its snapshot, and every change it makes (worker blocks, manual ones,
+//!   expiries, evictions) comes back as a keeper event through [`ControlState::ingest`], which
+//!   stores it and feeds the decision stream. Blocks in the store go back to the keeper before
+//!   it runs with their original creation, expiry and origin, so they keep their remaining time.
 //! - **Events**: worker events (bounded queue, dropped and counted when full) and keeper events
 //!   (unbounded, never lost) go to one pump thread that calls `ingest`; the event hub then spools
-//!   them for the central server and writes the local outputs (EVE file, syslog). The pump also
-//!   sweeps expired blocks every second. The legacy EVE writer is not started in this mode, so
-//!   nothing is written twice.
+//!   them for the central server and writes the local outputs (EVE file, syslog). The legacy EVE
+//!   writer is not started in this mode, so nothing is written twice.
 //! - **Runtime**: one tokio runtime on its own threads (`svm-ctl`), built before the packet
 //!   backend is opened, serves the mTLS API and runs the central sender and the NSX tagger.
 
@@ -23,22 +22,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use dataplane::blocks::BlockOrigin;
 use dataplane::event::Event;
-use dataplane::shared_blocks::{BlockControl, Command};
-use dataplane::time::Timestamp;
+use dataplane::shared_blocks::BlockControl;
 use policy::{CompiledPolicy, Policy};
 
+use super::DaemonError;
 use super::config::{Config, NsxAuthKind};
 use super::rules::{RulesFollower, RulesStatus};
 use super::workers::{PolicyCell, WorkerStatus};
-use super::{DaemonError, now};
 use crate::api::{ApiConfig, RoleMap};
-use crate::control::{
-    BlockCommand, Control, ControlConfig, ControlState, Hooks, Metric, SystemClock,
-};
+use crate::control::{Control, ControlConfig, ControlState, Hooks, Metric, SystemClock};
 use crate::events::{EventHub, HubConfig, LocalOutput, Record};
 use crate::https::HttpsClient;
 use crate::inventory::Inventory;
@@ -210,7 +205,6 @@ impl Plane {
         let workers: WorkerStatuses = Arc::default();
         let hooks = {
             let cell = cell.clone();
-            let to = blocks.clone();
             let (w, b) = (workers.clone(), blocks.clone());
             let r = Arc::clone(&rules);
             let config = cfg.rules.clone();
@@ -228,7 +222,6 @@ impl Plane {
                 validate: Some(Box::new(move |p| {
                     super::rules::check_policy(config.as_ref(), &p.activity_scanner)
                 })),
-                on_block: Some(Box::new(move |cmd| to_keeper(&to, cmd))),
                 metrics: Some(Box::new(move || {
                     let mut m = dataplane_metrics(&w, &b, &rules);
                     m.push(queue_metric(&queues.0, queues.1.as_deref()));
@@ -241,32 +234,20 @@ impl Plane {
         };
         let control = Arc::new(
             ControlState::open(
-                ControlConfig {
-                    block_capacity: cfg.max_blocks,
-                    ..ControlConfig::default()
-                },
+                ControlConfig::default(),
                 store,
                 hub,
                 clock,
                 Arc::new(inventory),
                 tagger,
                 hooks,
+                blocks,
             )
             .map_err(|e| fail("control state", e))?,
         );
         if !control.seed_policy(file_policy) {
             cell.store(control.compiled());
         }
-        // Blocks from the store, with their original expiry (so their remaining time).
-        let t = now();
-        for cmd in control.block_commands() {
-            if let BlockCommand::Add { key, entry } = cmd
-                && entry.expires > t
-            {
-                blocks.send(Command::Restore { key, entry });
-            }
-        }
-
         let mut api_addr = None;
         if let Some(a) = &cfg.api {
             let id = crate::tls::load_identity(&a.cert, &a.key).map_err(|e| fail("api", e))?;
@@ -313,7 +294,6 @@ impl Plane {
 
     /// Flush the events, stop the API and the senders.
     pub fn stop(self) {
-        self.control.sweep();
         self.control.hub().flush();
         let _ = self.shutdown.send(true);
         self.runtime.shutdown_timeout(Duration::from_secs(2));
@@ -440,36 +420,11 @@ fn dataplane_metrics(
     ]
 }
 
-/// The `on_block` hook: control-plane changes to the keeper. Detection blocks come from the
-/// keeper already, so only manual blocks and every removal are sent.
-fn to_keeper(blocks: &BlockControl, cmd: &BlockCommand) {
-    match cmd {
-        BlockCommand::Add { key, entry } if entry.origin == BlockOrigin::Manual => {
-            blocks.send(Command::Manual {
-                key: *key,
-                now: entry.created,
-                duration_secs: entry.expires.since(entry.created) / Timestamp::SECOND,
-                reason: entry.reason.clone(),
-                reply: None,
-            });
-        }
-        BlockCommand::Add { .. } => {}
-        BlockCommand::Remove { key } => {
-            blocks.send(Command::Unblock {
-                key: *key,
-                now: now(),
-                reply: None,
-            });
-        }
-    }
-}
-
-/// The event pump: every worker and keeper event into `control.ingest`, and a sweep every
-/// second; returns once both queues are closed (workers and keeper stopped).
+/// The event pump: every worker and keeper event into `control.ingest`; returns once both
+/// queues are closed (workers and keeper stopped).
 pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &Receiver<Event>) {
     let mut workers_open = true;
     let mut keeper_open = true;
-    let mut last_sweep = Instant::now();
     while workers_open || keeper_open {
         loop {
             match keeper.try_recv() {
@@ -494,10 +449,6 @@ pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &Receiver
             }
         } else if keeper_open {
             std::thread::sleep(Duration::from_millis(20));
-        }
-        if last_sweep.elapsed() >= Duration::from_secs(1) {
-            last_sweep = Instant::now();
-            control.sweep();
         }
     }
 }

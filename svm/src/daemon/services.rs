@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dataplane::event::Event;
-use dataplane::shared_blocks::{BlockClient, BlockControl, KeeperStats, SharedBlocks};
+use dataplane::shared_blocks::{BlockClient, BlockControl, Command, KeeperStats, SharedBlocks};
 use policy::{CompiledPolicy, Policy};
 
 use super::config::Config;
@@ -79,7 +79,7 @@ impl Services {
         rules: &LiveRules,
     ) -> Result<Services, DaemonError> {
         let SharedBlocks {
-            keeper,
+            mut keeper,
             control,
             clients,
         } = SharedBlocks::new(workers, cfg.max_blocks);
@@ -94,6 +94,17 @@ impl Services {
             )?),
             None => None,
         };
+        // The stored blocks go back to the keeper before it runs (and before any port opens).
+        if let Some(p) = &plane {
+            let stored = p
+                .control
+                .stored_blocks()
+                .map_err(|e| io_err("state store")(std::io::Error::other(e.to_string())))?;
+            for (key, entry) in stored {
+                keeper.apply(Command::Restore { key, entry }, &mut |_| {});
+            }
+            keeper.publish();
+        }
         let compiled = match &plane {
             Some(p) => p.policy.load(),
             None => Arc::new(CompiledPolicy::compile(policy)),
