@@ -9,9 +9,11 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use dataplane::blocks::{BlockKey, BlockOrigin, BlockTable};
+use dataplane::blocks::BlockKey;
 use dataplane::decode::{IpProto, TcpFlags};
+use dataplane::event::Engine;
 use dataplane::flow::{FlowConfig, FlowKey, FlowTable};
+use dataplane::shared_blocks::{BlockRequest, Command, SharedBlocks};
 use dataplane::time::Timestamp;
 use vlan::{VlanId, VlanScope};
 
@@ -19,23 +21,34 @@ fn addr(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | i))
 }
 
+/// The worker's per-packet block check ([`BlockClient::check_and_hit`]): one atomic load of the
+/// table's version, then a probe of the published snapshot (and of the fresh blocks not yet in
+/// it).
 fn blocks(c: &mut Criterion) {
     const N: u32 = 1_000_000;
-    let mut t = BlockTable::with_capacity(N as usize);
+    let SharedBlocks {
+        mut keeper,
+        mut clients,
+        ..
+    } = SharedBlocks::new(2, N as usize + 1);
     let scope = VlanScope::single(VlanId::new(100).unwrap());
     for i in 0..N {
-        t.block(
-            BlockKey {
-                scope,
-                addr: addr(i),
+        keeper.apply(
+            Command::Manual {
+                key: BlockKey {
+                    scope,
+                    addr: addr(i),
+                },
+                now: Timestamp(0),
+                duration_secs: 3600,
+                reason: "bench".into(),
+                reply: None,
             },
-            Timestamp(0),
-            3600,
-            "bench",
-            "manual",
-            BlockOrigin::Manual,
+            &mut |_| {},
         );
     }
+    keeper.publish();
+    let mut t = clients.remove(0);
     let mut g = c.benchmark_group("block_lookup_1M");
     g.throughput(Throughput::Elements(1));
     let now = Timestamp(Timestamp::SECOND);
@@ -53,8 +66,28 @@ fn blocks(c: &mut Criterion) {
             black_box(t.check_and_hit(other, addr(i), now))
         })
     });
+    // A block another worker just made, not yet published: found in the fresh index.
+    let mut w2 = clients.remove(0);
+    let fresh = BlockKey {
+        scope: other,
+        addr: addr(1),
+    };
+    w2.block(BlockRequest {
+        key: fresh,
+        now,
+        duration_secs: 60,
+        reason: "bench",
+        engine: Engine::AttackBlocker,
+        sid: None,
+        flow_id: None,
+        pcap_cnt: None,
+    });
+    g.bench_function("hit_fresh_unpublished", |b| {
+        b.iter(|| black_box(t.check_and_hit(other, addr(1), now)))
+    });
     g.bench_function("empty_table", |b| {
-        let mut empty = BlockTable::default();
+        let SharedBlocks { mut clients, .. } = SharedBlocks::new(1, 16);
+        let mut empty = clients.remove(0);
         b.iter(|| black_box(empty.check_and_hit(scope, addr(1), now)))
     });
     g.finish();
