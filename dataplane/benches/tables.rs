@@ -76,7 +76,7 @@ fn blocks(c: &mut Criterion) {
         key: fresh,
         now,
         duration_secs: 60,
-        reason: "bench",
+        reason: "bench".into(),
         engine: Engine::AttackBlocker,
         sid: None,
         flow_id: None,

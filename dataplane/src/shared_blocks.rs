@@ -35,6 +35,7 @@
 
 use core::cmp::Reverse;
 use core::net::IpAddr;
+use std::borrow::Cow;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
@@ -169,7 +170,7 @@ impl BlockSnapshot {
 }
 
 /// A block a worker made; the keeper emits the "block added" event from it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BlockRequest {
     /// What to block.
     pub key: BlockKey,
@@ -177,8 +178,8 @@ pub struct BlockRequest {
     pub now: Timestamp,
     /// For how long.
     pub duration_secs: u64,
-    /// The detection name.
-    pub reason: &'static str,
+    /// The detection name (the attack, or the rule's `msg`).
+    pub reason: Cow<'static, str>,
     /// The engine.
     pub engine: Engine,
     /// The detection's signature id.
@@ -459,7 +460,7 @@ impl BlockKeeper {
             f.list
                 .iter()
                 .skip(skip)
-                .map(|b| (b.req, Arc::clone(&b.entry)))
+                .map(|b| (b.req.clone(), Arc::clone(&b.entry)))
                 .collect()
         };
         if items.is_empty() {
@@ -477,7 +478,7 @@ impl BlockKeeper {
                         key: req.key,
                         change: BlockChange::Added {
                             engine: req.engine,
-                            reason: req.reason.into(),
+                            reason: req.reason,
                             sid: req.sid,
                             expires,
                             duration_secs: req.duration_secs,
@@ -868,7 +869,7 @@ impl BlockClient {
         let entry = Arc::new(SharedEntry::new(
             req.now,
             req.now.plus_secs(req.duration_secs),
-            req.reason.to_owned(),
+            req.reason.to_string(),
             req.engine.name(),
             BlockOrigin::Detection,
         ));
@@ -921,7 +922,7 @@ mod tests {
             key: k,
             now: Timestamp(now),
             duration_secs: 60,
-            reason: "Scan.Generic.TCP",
+            reason: Cow::Borrowed("Scan.Generic.TCP"),
             engine: Engine::AttackBlocker,
             sid: Some(1),
             flow_id: None,

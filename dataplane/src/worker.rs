@@ -20,7 +20,7 @@ use crate::defrag::{DefragAnomaly, DefragConfig, Defragmenter};
 use std::borrow::Cow;
 
 use crate::event::{Alert, Engine, Event, EventKind, PacketRef, Response};
-use crate::flow::{FlowConfig, FlowKey, FlowTable};
+use crate::flow::{FlowConfig, FlowKey, FlowTable, TcpState};
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
 use crate::scanner::{self, ScannerConfig};
@@ -526,7 +526,11 @@ impl Worker {
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
-        if self.blocks.check_and_hit(scope, ip.src(), now) {
+        // Monitoring drops nothing: a source blocked before the switch, or by hand, is inspected
+        // and reported as any other.
+        if self.policy.policy().mode != Mode::Monitoring
+            && self.blocks.check_and_hit(scope, ip.src(), now)
+        {
             // Mirror mode cannot drop: answer every TCP segment of the blocked source.
             if self.cfg.attach == Attach::Mirror
                 && let L4::Tcp(t) = &ip.l4
@@ -811,6 +815,13 @@ impl Worker {
             meta.ts,
             &mut self.matches,
         );
+        // A TCP flow whose handshake this appliance saw complete: its source proved its address
+        // (a forged one never sees the SYN/ACK), so a rule match can block it.
+        let proven = !flow.midstream
+            && matches!(
+                flow.tcp,
+                Some(TcpState::Established | TcpState::Closing | TcpState::Closed)
+            );
         let p = self.policy.policy();
         let excl = &p.activity_scanner.rule_exclusions;
         if !excl.is_empty() {
@@ -826,13 +837,18 @@ impl Worker {
             .any(|m| matches!(m.action, RuleAction::Drop | RuleAction::Reject));
         // --simulate-ips: Suricata's IPS semantics, the packet is dropped and nothing else.
         // Otherwise drop/reject rules take the policy's activity scanner action.
-        let response = if self.cfg.scanner.simulate_ips {
-            Response::Terminate
-        } else if rule == ExclusionRule::DoNotBlock {
-            Response::Inform
-        } else {
-            Response::from(p.activity_scanner.action)
+        // terminate_and_block blocks the source of a proven flow only; any other match (UDP,
+        // ICMP, a TCP flow picked up midstream or not yet established) is terminated, and its
+        // alert says so. do_not_block: terminated, never blocked.
+        let response = match Response::from(p.activity_scanner.action) {
+            _ if self.cfg.scanner.simulate_ips => Response::Terminate,
+            Response::TerminateAndBlock if !proven || rule == ExclusionRule::DoNotBlock => {
+                Response::Terminate
+            }
+            r => r,
         };
+        let block_minutes =
+            (response == Response::TerminateAndBlock).then_some(p.attack_blocker.block_minutes);
         let enforce = wants_drop && !monitoring && response != Response::Inform;
         let drop = enforce && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
         let packet = PacketRef {
@@ -847,19 +863,43 @@ impl Worker {
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
             self.counters.rule_alerts += 1;
+            let mut alert = scanner_alert(
+                m,
+                packet,
+                response,
+                enforce,
+                monitoring,
+                rule == ExclusionRule::DoNotBlock,
+                app.as_ref(),
+            );
+            if alert.response == Response::TerminateAndBlock {
+                alert.block_minutes = block_minutes.map(|m| m.get());
+            }
             out.event(Event {
                 ts: meta.ts,
                 pcap_cnt: Some(meta.pcap_cnt),
-                kind: EventKind::Alert(scanner_alert(
-                    m,
-                    packet,
-                    response,
-                    enforce,
-                    monitoring,
-                    rule == ExclusionRule::DoNotBlock,
-                    app.as_ref(),
-                )),
+                kind: EventKind::Alert(alert),
             });
+        }
+        // The block names the first drop/reject match; the keeper reports it.
+        let blocking = matches
+            .iter()
+            .find(|m| matches!(m.action, RuleAction::Drop | RuleAction::Reject));
+        if let (true, Some(minutes), Some(m)) = (enforce, block_minutes, blocking) {
+            let req = BlockRequest {
+                key: BlockKey {
+                    scope,
+                    addr: ip.src(),
+                },
+                now: meta.ts,
+                duration_secs: minutes.as_secs(),
+                reason: Cow::Owned(m.msg.to_string()),
+                engine: Engine::ActivityScanner,
+                sid: Some(m.sid),
+                flow_id: Some(upd.id),
+                pcap_cnt: Some(meta.pcap_cnt),
+            };
+            self.block(req);
         }
         self.matches = matches;
         // Terminate resets both ends of a TCP connection, inline and on a mirror, as the attack
@@ -955,9 +995,9 @@ impl Worker {
         let ab = &p.attack_blocker;
         let monitoring = p.mode == Mode::Monitoring;
         let configured = Response::from(ab.action);
-        // do_not_block: detect and report only, never drop, reset or block.
         let response = match configured {
-            _ if excluded_block => Response::Inform,
+            // do_not_block: the attack is still stopped, its source never blocked.
+            Response::TerminateAndBlock if excluded_block => Response::Terminate,
             // A forged source (Land, MAC spoofing) is the victim's own address: terminate only.
             Response::TerminateAndBlock if !d.attack.blocks_source() => Response::Terminate,
             r => r,
@@ -1013,7 +1053,7 @@ impl Worker {
                     key,
                     now: meta.ts,
                     duration_secs: ab.block_minutes.as_secs(),
-                    reason: d.attack.name(),
+                    reason: Cow::Borrowed(d.attack.name()),
                     engine: Engine::AttackBlocker,
                     sid: Some(d.attack.sid()),
                     flow_id: packet.flow_id,
@@ -1384,6 +1424,40 @@ mod burst_tests {
             assert_eq!(o1.injected, o2.injected, "{attach:?}");
             assert_eq!(c1, c2, "{attach:?}");
             assert_eq!(v2.get(4), Some(&Verdict::Drop(DropReason::Blocked)));
+        }
+    }
+
+    /// Monitoring mode drops no frame (docs/policy.md), not even of a source blocked before the
+    /// switch or by hand: the source is inspected and reported as any other.
+    #[test]
+    fn monitoring_mode_drops_no_frame_of_a_blocked_source() {
+        for attach in [Attach::Inline, Attach::Mirror] {
+            let mut w = worker(attach);
+            let p = Policy {
+                mode: Mode::Monitoring,
+                ..Policy::default()
+            };
+            w.set_policy(Arc::new(CompiledPolicy::compile(p)));
+            let mut out = VecOutput::default();
+            for (n, f) in (1u64..).zip(&frames()) {
+                let meta = PacketMeta {
+                    ts: TS,
+                    pcap_cnt: n,
+                };
+                assert_eq!(w.process(f, meta, &mut out), Verdict::Forward, "{attach:?}");
+            }
+            assert_eq!(w.counters().dropped_blocked, 0);
+            assert!(out.injected.is_empty(), "{attach:?}: no reset");
+            // Back to standard mode, the block applies again.
+            w.set_policy(Arc::new(CompiledPolicy::compile(Policy::default())));
+            let meta = PacketMeta {
+                ts: TS,
+                pcap_cnt: 99,
+            };
+            assert_eq!(
+                w.process(&frames()[4], meta, &mut out),
+                Verdict::Drop(DropReason::Blocked)
+            );
         }
     }
 

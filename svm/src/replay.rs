@@ -14,7 +14,7 @@ use std::time::Instant;
 use dataplane::attack::Attack;
 use dataplane::blocks::DEFAULT_BLOCK_CAPACITY;
 use dataplane::decode::{DecodeEvent, DecodeOptions};
-use dataplane::event::{Engine, Event, EventKind, Response};
+use dataplane::event::{Event, EventKind};
 use dataplane::io::hash::worker_of;
 use dataplane::io::pcap::{Frames, PcapError, PcapSink, ReadStats};
 use dataplane::rules::RuleSet;
@@ -613,16 +613,12 @@ fn human_event(ev: &Event) -> String {
                 .ports
                 .map(|(s, d)| (format!(":{s}"), format!(":{d}")))
                 .unwrap_or_default();
-            // What was done, not only what the policy says: a rule never blocks a host, so the
-            // scanner's terminate_and_block is a terminate (EVE keeps the policy's response).
-            let done = match (a.engine, a.response) {
-                (Engine::ActivityScanner, Response::TerminateAndBlock) => Response::Terminate,
-                (_, r) => r,
-            };
+            // The response is what was done: a rule match blocks its source only on a TCP flow
+            // whose handshake was seen, else the alert's response is a terminate.
             let what = if a.monitoring {
-                format!("would {}", done.name())
+                format!("would {}", a.response.name())
             } else if a.enforced {
-                done.name().to_owned()
+                a.response.name().to_owned()
             } else {
                 "allowed".to_owned()
             };

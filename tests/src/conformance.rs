@@ -203,9 +203,12 @@ pub fn run_case(svm: &Path, root: &Path, case: &Case, work: &Path) -> Outcome {
     rules.sort();
     let eve = work.join(format!("{}.json", case.name));
     // The cases measure the activity scanner: the attack blocker's alerts would add to
-    // `any-alert` counts, so it is switched off.
+    // `any-alert` counts, so it is switched off. Suricata never blocks a host, so `drop` rules
+    // terminate (as Suricata's IPS mode drops) instead of blocking their source, which would
+    // leave that source's later packets uninspected.
     let policy = work.join("conformance-policy.yaml");
-    if let Err(e) = std::fs::write(&policy, "attack_blocker:\n  enabled: false\n") {
+    let text = "attack_blocker:\n  enabled: false\nactivity_scanner:\n  action: terminate\n";
+    if let Err(e) = std::fs::write(&policy, text) {
         problems.push(format!("{}: {e}", policy.display()));
     }
     let mut cmd = Command::new(svm);

@@ -74,21 +74,62 @@ fn terminate_resets_without_blocking() {
     assert!(r.forwarded.contains(last));
 }
 
+/// `do_not_block` (docs/policy.md): the attack is still terminated, its source never blocked.
 #[test]
-fn do_not_block_exclusion_reports_without_acting() {
+fn do_not_block_exclusion_terminates_without_blocking() {
     let policy = "exclusions:\n  - address: 10.0.0.66\n    vlan: 100\n    rule: do_not_block\n";
-    let r = replay(
-        "dnb",
-        &scan_then_follow_up(&[1]),
-        Some(policy),
-        &["--inline"],
-    );
+    let cap = scan_then_follow_up(&[30]);
+    let r = replay("dnb", &cap, Some(policy), &["--inline"]);
     let a = r.alerts("Scan.Generic.TCP");
     assert_eq!(a.len(), 1);
     assert_eq!(a[0]["alert"]["excluded"], true);
-    assert_eq!(a[0]["alert"]["action"], "allowed");
+    assert_eq!(a[0]["alert"]["action"], "blocked");
+    assert_eq!(a[0]["alert"]["response"], "terminate");
+    assert!(a[0]["alert"].get("block_minutes").is_none());
+    assert_eq!(r.injected.len(), 2, "a reset to each end");
     assert!(r.blocks("add").is_empty());
-    assert_eq!(r.forwarded.len(), r.input.len());
+    // The source is not blocked: its follow-up 30 s later (outside the scan window) passes.
+    let last = r.input.last().unwrap();
+    assert!(r.forwarded.contains(last));
+    assert_eq!(r.summary["dropped_blocked"], 0);
+}
+
+/// A rule match on traffic whose source proved nothing (here UDP) is terminated, never turned
+/// into a block, and the alert says so.
+#[test]
+fn a_rule_on_an_unproven_flow_terminates_without_blocking() {
+    let dir = TempDir::new("udp-rule-file");
+    let rules = dir.path("udp.rules");
+    std::fs::write(
+        &rules,
+        "drop dns any any -> any any (msg:\"c2 lookup\"; dns.query; content:\"c2.svm-demo.test\"; sid:7; rev:1;)\n",
+    )
+    .unwrap();
+    let cap = scenarios::demo(plan::BASE_US);
+    let r = replay(
+        "udp-rule",
+        &cap,
+        None,
+        &["--inline", "--rules", rules.to_str().unwrap()],
+    );
+    let a: Vec<_> = r
+        .all_alerts()
+        .into_iter()
+        .filter(|a| a["alert"]["signature_id"] == 7)
+        .collect();
+    assert!(!a.is_empty());
+    for a in &a {
+        assert_eq!(a["alert"]["action"], "blocked");
+        assert_eq!(a["alert"]["response"], "terminate");
+        assert!(a["alert"].get("block_minutes").is_none());
+    }
+    assert!(
+        r.blocks("add")
+            .iter()
+            .all(|b| b["block"]["engine"] != "activity_scanner"),
+        "{:#?}",
+        r.blocks("add")
+    );
 }
 
 #[test]
@@ -243,6 +284,9 @@ fn demo_rules_catch_what_the_attack_blocker_cannot() {
     assert_eq!(exploit["src_ip"], prober.as_str());
     assert_eq!(exploit["vlan"], serde_json::json!([200]));
     assert_eq!(exploit["alert"]["action"], "blocked");
+    // A TCP flow whose handshake was seen: its source proved its address and is blocked.
+    assert_eq!(exploit["alert"]["response"], "terminate_and_block");
+    assert_eq!(exploit["alert"]["block_minutes"], 60);
     assert_eq!(exploit["http"]["url"], scenarios::WEB_EXPLOIT_URI);
     assert_eq!(c2["alert"]["action"], "allowed");
     assert_eq!(c2["dns"]["query"][0]["rrname"], scenarios::C2_NAME);
@@ -261,14 +305,17 @@ fn demo_rules_catch_what_the_attack_blocker_cannot() {
             .iter()
             .all(|x| x.tcp_flags.is_some_and(|fl| fl & 0x04 != 0))
     );
-    // A rule never blocks: no block on VLAN 200 for the exploit's source.
-    assert!(
-        r.blocks("add")
-            .iter()
-            .all(|b| !(b["src_ip"] == prober.as_str() && b["vlan"] == serde_json::json!([200]))),
-        "{:#?}",
-        r.blocks("add")
-    );
+    // The exploit's source is blocked in VLAN 200, for the policy's time, by the rule.
+    let by_rule: Vec<_> = r
+        .blocks("add")
+        .into_iter()
+        .filter(|b| b["block"]["engine"] == "activity_scanner")
+        .collect();
+    assert_eq!(by_rule.len(), 1, "{:#?}", r.blocks("add"));
+    assert_eq!(by_rule[0]["src_ip"], prober.as_str());
+    assert_eq!(by_rule[0]["vlan"], serde_json::json!([200]));
+    assert_eq!(by_rule[0]["block"]["signature_id"], 9_000_001);
+    assert_eq!(by_rule[0]["block"]["duration"], 3600);
     assert!(
         r.blocks("add")
             .iter()
