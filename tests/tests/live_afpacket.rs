@@ -55,6 +55,12 @@ fn nmap_scan_blocks_the_attacker() {
 }
 
 #[test]
+fn block_reaches_every_worker() {
+    skip_unless_able!();
+    cases::block_reaches_every_worker(&SETUP);
+}
+
+#[test]
 fn tagged_scan_blocks_the_source_in_its_vlan_only() {
     skip_unless_able!();
     if cases::tagged_scan_blocks_the_source_in_its_vlan_only(&SETUP).is_none() {

@@ -112,6 +112,13 @@ fn dpdk_two_workers_nmap_scan_blocks_the_attacker() {
 }
 
 #[test]
+fn dpdk_two_workers_block_reaches_every_worker() {
+    skip_unless_able!();
+    let _g = serial();
+    cases::block_reaches_every_worker(&TWO);
+}
+
+#[test]
 fn dpdk_two_workers_terminate_resets_real_connections_without_blocking() {
     skip_unless_able!();
     let _g = serial();

@@ -78,6 +78,70 @@ pub fn nmap_scan_blocks_the_attacker(s: &Setup) -> String {
     log
 }
 
+/// The worker AF_PACKET's fanout (and replay) hands the frames between two IPv4 addresses to.
+fn worker_of(src: [u8; 4], dst: [u8; 4], workers: u16) -> usize {
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&dst);
+    dataplane::io::hash::worker_of(&frame, usize::from(workers))
+}
+
+/// A block made by one worker holds on every worker: after a scan of 10.77.0.2, the attacker's
+/// connections to other addresses of the victim, whose frames the fanout hands to another worker
+/// than the scan's, fail too (before the scan they succeed).
+pub fn block_reaches_every_worker(s: &Setup) -> String {
+    let mut net = Net::new('w', s.backend);
+    let eve = net.start_svm(STANDARD, s.workers);
+    // Addresses of the victim whose pair with the attacker lands on another worker than .2's.
+    let scanned = worker_of([10, 77, 0, 1], [10, 77, 0, 2], s.workers);
+    let others: Vec<String> = (3u8..60)
+        .filter(|i| worker_of([10, 77, 0, 1], [10, 77, 0, *i], s.workers) != scanned)
+        .take(3)
+        .map(|i| format!("10.77.0.{i}"))
+        .collect();
+    assert_eq!(others.len(), 3, "addresses on another worker");
+    let (ns, dev) = (net.ns('V'), net.dev('v'));
+    for a in &others {
+        crate::live::must(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{a}/24"),
+            "dev",
+            &dev,
+        ]);
+    }
+    net.http_server('V', "0.0.0.0");
+    net.wait_http('A', "10.77.0.2");
+    for a in &others {
+        assert!(
+            net.curl('A', a, 5).is_some(),
+            "{a} reachable before the scan"
+        );
+    }
+    let scan = net.exec('A', NMAP);
+    assert!(
+        scan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scan.stderr)
+    );
+    for a in &others {
+        assert!(
+            net.curl('A', a, 2).is_none(),
+            "{a}: the block made by the scan's worker must hold on the others"
+        );
+    }
+    let log = net.stop_svm();
+    let ev = events(&eve);
+    let adds = block_adds(&ev);
+    assert_eq!(adds.len(), 1, "one block: {adds:?}\n{log}");
+    assert_eq!(adds[0]["src_ip"], "10.77.0.1");
+    log
+}
+
 /// A scan in VLAN 100 blocks its source there only: tagged frames from a raw socket (the CI
 /// kernel has no 8021q), checked with tcpdump on the victim's side. `None` when tcpdump is
 /// missing (the suite prints the skip).
