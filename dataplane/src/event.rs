@@ -143,6 +143,19 @@ impl UnblockReason {
 /// A change to the block table (EVE `event_type: block`).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum BlockChange {
+    /// The table was full of blocks that may not be evicted (manual ones; a detection block
+    /// evicts the detection block closest to expiry), or the keeper too far behind: the source
+    /// is not blocked. Counted (`svm_blocks_refused_total`) and reported.
+    Refused {
+        /// The engine that asked (`manual` for an administrator).
+        engine: Engine,
+        /// The detection name or the admin's note.
+        reason: Cow<'static, str>,
+        /// The detection's signature id.
+        sid: Option<u32>,
+        /// The duration asked for.
+        duration_secs: u64,
+    },
     /// A source was blocked.
     Added {
         /// Engine that blocked it.

@@ -496,7 +496,19 @@ impl BlockKeeper {
                         e.hit(Timestamp(entry.last_hit.load(Ordering::Relaxed)), hits);
                     }
                 }
-                BlockResult::Full => {}
+                BlockResult::Full => on_event(Event {
+                    ts: req.now,
+                    pcap_cnt: req.pcap_cnt,
+                    kind: EventKind::Block {
+                        key: req.key,
+                        change: BlockChange::Refused {
+                            engine: req.engine,
+                            reason: req.reason,
+                            sid: req.sid,
+                            duration_secs: req.duration_secs,
+                        },
+                    },
+                }),
             }
         }
     }
@@ -521,21 +533,28 @@ impl BlockKeeper {
                     BlockOrigin::Manual,
                 ));
                 let res = self.insert(key, entry, now, on_event);
-                if res == BlockResult::Added {
+                let change = match res {
+                    BlockResult::Added => Some(BlockChange::Added {
+                        engine: Engine::Manual,
+                        reason: reason.into(),
+                        sid: None,
+                        expires,
+                        duration_secs,
+                        flow_id: None,
+                    }),
+                    BlockResult::Full => Some(BlockChange::Refused {
+                        engine: Engine::Manual,
+                        reason: reason.into(),
+                        sid: None,
+                        duration_secs,
+                    }),
+                    BlockResult::AlreadyBlocked => None,
+                };
+                if let Some(change) = change {
                     on_event(Event {
                         ts: now,
                         pcap_cnt: None,
-                        kind: EventKind::Block {
-                            key,
-                            change: BlockChange::Added {
-                                engine: Engine::Manual,
-                                reason: reason.into(),
-                                sid: None,
-                                expires,
-                                duration_secs,
-                                flow_id: None,
-                            },
-                        },
+                        kind: EventKind::Block { key, change },
                     });
                 }
                 if let Some(r) = reply {
@@ -1118,6 +1137,17 @@ mod tests {
         step(&mut keeper, &mut events);
         assert_eq!(rx.recv().unwrap(), BlockResult::Full);
         assert_eq!(keeper.stats().refused, 1);
+        assert!(matches!(
+            &events.last().unwrap().kind,
+            EventKind::Block {
+                change: BlockChange::Refused {
+                    engine: Engine::Manual,
+                    ..
+                },
+                ..
+            }
+        ));
+        assert_eq!(control.refused(), 1);
         // A table of manual blocks only refuses detections too.
         let SharedBlocks {
             mut keeper,
@@ -1133,8 +1163,10 @@ mod tests {
         });
         step(&mut keeper, &mut events);
         clients[0].block(req(key(1, 2), 0));
+        let before = events.len();
         step(&mut keeper, &mut events);
         assert_eq!(keeper.stats().refused, 1);
+        assert_eq!(events.len(), before + 1, "the refusal is reported");
         assert_eq!(control.list().len(), 1);
         // The refused block leaves the fresh list with the publication.
         assert!(!clients[0].check_and_hit(key(1, 2).scope, key(1, 2).addr, Timestamp(S)));

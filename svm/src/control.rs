@@ -751,6 +751,11 @@ impl ControlState {
                 .fetch_add(1, Ordering::Relaxed);
                 self.hub.emit(Record::from_dataplane(ev));
             }
+            // Counted by the keeper (`svm_blocks_refused_total`); reported here.
+            EventKind::Block {
+                change: BlockChange::Refused { .. },
+                ..
+            } => self.hub.emit(Record::from_dataplane(ev)),
             EventKind::Block {
                 key,
                 change: BlockChange::Removed { reason, .. },

@@ -295,6 +295,22 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                         hits: None,
                     }
                 }
+                BlockChange::Refused {
+                    engine,
+                    reason,
+                    sid,
+                    duration_secs,
+                } => BlockBody {
+                    action: "refused",
+                    scope: key.scope.to_string(),
+                    engine: Some(engine.name()),
+                    reason,
+                    signature_id: *sid,
+                    duration: Some(*duration_secs),
+                    expires: None,
+                    created: None,
+                    hits: None,
+                },
                 BlockChange::Removed {
                     reason,
                     hits,

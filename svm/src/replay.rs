@@ -649,6 +649,12 @@ fn human_event(ev: &Event) -> String {
                     format_ts(*expires)
                 )
             }
+            dataplane::event::BlockChange::Refused { reason, .. } => {
+                format!(
+                    "{ts} REFUSED vlan {:<9} {} ({reason}): block table full",
+                    key.scope, key.addr
+                )
+            }
             dataplane::event::BlockChange::Removed { reason, hits, .. } => {
                 format!(
                     "{ts} UNBLOCK vlan {:<9} {} ({}; {} dropped)",

@@ -98,7 +98,7 @@ impl Record {
         let severity = match &ev.kind {
             EventKind::Alert(a) => Severity::of_alert(a.severity, a.enforced),
             EventKind::Block {
-                change: BlockChange::Added { .. },
+                change: BlockChange::Added { .. } | BlockChange::Refused { .. },
                 ..
             } => Severity::Warning,
             EventKind::Block { .. } => Severity::Info,
