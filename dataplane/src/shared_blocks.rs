@@ -102,12 +102,20 @@ impl SharedEntry {
         self.hits.load(Ordering::Relaxed)
     }
 
+    /// Count `n` hits at `now`. One read-modify-write per hit (a flood of a blocked source is
+    /// all hits): the times are plain loads and stores, at worst a race between two workers
+    /// keeps the earlier of two near-equal times.
     fn hit(&self, now: Timestamp, n: u64) {
         self.hits.fetch_add(n, Ordering::Relaxed);
-        let _ =
-            self.first_hit
-                .compare_exchange(0, now.micros(), Ordering::Relaxed, Ordering::Relaxed);
-        self.last_hit.fetch_max(now.micros(), Ordering::Relaxed);
+        let t = now.micros();
+        if self.first_hit.load(Ordering::Relaxed) == 0 {
+            let _ = self
+                .first_hit
+                .compare_exchange(0, t, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        if self.last_hit.load(Ordering::Relaxed) < t {
+            self.last_hit.store(t, Ordering::Relaxed);
+        }
     }
 
     /// A copy as a plain [`BlockEntry`] (hit counters read now).
@@ -305,6 +313,9 @@ pub struct BlockKeeper {
     dirty: bool,
     // Absolute index of the first fresh block not yet taken into the table.
     fresh_taken: u64,
+    // The shared version when the fresh list was last read: unchanged, nothing was appended
+    // (replay asks after every frame; this keeps that to one atomic load).
+    fresh_version: u64,
     stats: KeeperStats,
 }
 
@@ -350,6 +361,7 @@ impl SharedBlocks {
                 fresh_base: 0,
                 fresh_next: 0,
                 local: HashMap::with_hasher(Hasher::default()),
+                any: false,
                 wake: tx.clone(),
                 refused: 0,
             })
@@ -365,6 +377,7 @@ impl SharedBlocks {
                 generation: 0,
                 dirty: false,
                 fresh_taken: 0,
+                fresh_version: 0,
                 stats: KeeperStats::default(),
             },
             control: BlockControl { tx, shared },
@@ -453,6 +466,11 @@ impl BlockKeeper {
     /// Take the blocks workers appended to the fresh list since the last call: each becomes a
     /// table entry (the same `Arc`, hits included) and a "block added" event.
     pub fn take_fresh(&mut self, on_event: &mut impl FnMut(Event)) {
+        let version = self.shared.version.load(Ordering::Acquire);
+        if version == self.fresh_version {
+            return;
+        }
+        self.fresh_version = version;
         let items: Vec<(BlockRequest, Arc<SharedEntry>)> = {
             let f = lock(&self.shared.fresh);
             let skip = usize::try_from(self.fresh_taken.saturating_sub(f.base)).unwrap_or(0);
@@ -806,6 +824,8 @@ pub struct BlockClient {
     fresh_base: u64,
     fresh_next: u64,
     local: HashMap<BlockKey, (u64, Arc<SharedEntry>), Hasher>,
+    // Whether the snapshot or the fresh index holds anything: the per-packet fast path.
+    any: bool,
     wake: SyncSender<Command>,
     refused: u64,
 }
@@ -823,6 +843,7 @@ impl BlockClient {
         let shared = Arc::clone(&self.shared);
         self.read_fresh(&lock(&shared.fresh));
         self.snap = shared.load();
+        self.any = !self.local.is_empty() || !self.snap.entries.is_empty();
     }
 
     fn read_fresh(&mut self, f: &Fresh) {
@@ -853,7 +874,7 @@ impl BlockClient {
     #[inline]
     pub fn check_and_hit(&mut self, scope: VlanScope, addr: IpAddr, now: Timestamp) -> bool {
         self.refresh();
-        if self.local.is_empty() && self.snap.entries.is_empty() {
+        if !self.any {
             return false;
         }
         match self.find(&BlockKey { scope, addr }, now) {
@@ -898,6 +919,7 @@ impl BlockClient {
             entry: Arc::clone(&entry),
         });
         self.local.insert(key, (idx, entry));
+        self.any = true;
         self.fresh_next = idx + 1;
         shared.bump();
         drop(f);

@@ -4,7 +4,8 @@
 //! a 2-byte big-endian length. Every fragment of the sequence goes into one defragmenter; every
 //! reassembled datagram is decoded again. A bad checksum is only an anomaly, so checksums never
 //! stop the fuzzer from going deeper (and under `cfg(fuzzing)` smoltcp's IPv4/TCP/UDP checks
-//! pass); both settings are run to cover both code paths.
+//! pass); both settings are run to cover both code paths. The replay's worker hash
+//! (`io::hash`) reads every frame as well.
 #![no_main]
 
 use dataplane::decode::{DecodeOptions, L3, decode_frame, decode_frame_fast, decode_ip};
@@ -16,6 +17,9 @@ const OPTS: [DecodeOptions; 2] =
     [DecodeOptions { verify_checksums: false }, DecodeOptions { verify_checksums: true }];
 
 fuzz_target!(|data: &[u8]| {
+    // The fanout hash replay spreads frames with reads every frame too: no panic, a worker in
+    // range.
+    assert!(dataplane::io::hash::worker_of(data, 3) < 3);
     for opts in OPTS {
         let general = decode_frame(data, opts);
         // The fast path declines a frame or decodes it exactly as the general decoder.

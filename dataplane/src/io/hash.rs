@@ -68,3 +68,51 @@ pub fn worker_of(frame: &[u8], workers: usize) -> usize {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(tags: &[u16], v6: bool, a: &[u8], b: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        for t in tags {
+            f.extend_from_slice(&t.to_be_bytes());
+            f.extend_from_slice(&[0, 100]);
+        }
+        if v6 {
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 0, 6, 64]);
+        } else {
+            f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0]);
+        }
+        f.extend_from_slice(a);
+        f.extend_from_slice(b);
+        f
+    }
+
+    proptest! {
+        /// Both directions of a pair meet on one worker, behind 0 to 2 tags, v4 and v6.
+        #[test]
+        fn symmetric(
+            a in proptest::collection::vec(any::<u8>(), 16),
+            b in proptest::collection::vec(any::<u8>(), 16),
+            tags in 0usize..3,
+            v6 in any::<bool>(),
+            workers in 1usize..9,
+        ) {
+            let n = if v6 { 16 } else { 4 };
+            let tpids = [0x88a8, 0x8100];
+            let t = &tpids[2 - tags..];
+            let ab = frame(t, v6, &a[..n], &b[..n]);
+            let ba = frame(t, v6, &b[..n], &a[..n]);
+            prop_assert_eq!(address_hash(&ab), address_hash(&ba));
+            prop_assert!(worker_of(&ab, workers) < workers);
+        }
+
+        /// Arbitrary bytes: no panic, a worker in range.
+        #[test]
+        fn any_bytes(data in proptest::collection::vec(any::<u8>(), 0..128), workers in 0usize..9) {
+            prop_assert!(worker_of(&data, workers) < workers.max(1));
+        }
+    }
+}

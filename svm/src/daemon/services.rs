@@ -63,8 +63,8 @@ impl Summary {
     pub fn print(&self) {
         let k = &self.keeper;
         eprintln!(
-            "svm run: stopped; {} events, blocks: {} added, {} expired, {} unblocked, {} duplicate requests",
-            self.written, k.added, k.expired, k.unblocked, k.duplicates
+            "svm run: stopped; {} events, blocks: {} added, {} expired, {} unblocked, {} evicted, {} refused, {} duplicate requests",
+            self.written, k.added, k.expired, k.unblocked, k.evicted, k.refused, k.duplicates
         );
     }
 }
