@@ -5,7 +5,7 @@
 //!
 //! Blocks store their absolute expiry (microseconds since the epoch), never a remaining duration:
 //! after a restart the remaining time is `expires - now`, and entries that ran out while the
-//! daemon was down are reported as expired by the first sweep.
+//! daemon was down are reported as expired by the block keeper once they are restored into it.
 //!
 //! # A damaged store
 //! A state file that exists but cannot be read is never replaced silently: [`Store::open`]

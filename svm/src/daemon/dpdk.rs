@@ -13,8 +13,9 @@
 //! pinning by hand; the EAL's worker threads already are.) How frames reach the workers, RSS or
 //! the software distributor, is [`DpdkWorkers`]' business; `dpdk.distribution` and `dpdk.hash`
 //! choose. Every worker has its own engine ([`Worker`]: flows, defragmenter, detectors) and
-//! shares the compiled policy (an `Arc`) and the block table (a published snapshot plus the
-//! worker's overlay), so a block made by one worker drops the attacker on all of them.
+//! shares the compiled policy (an `Arc`) and the block table (the keeper's published snapshot
+//! plus the fresh blocks every worker reads per packet), so a block made by one worker drops the
+//! attacker's next frame on all of them.
 //!
 //! Each worker polls in bursts, stamps each burst with the wall clock, and publishes its counters
 //! once a second; the main thread also handles SIGUSR1, the stats interval and SIGTERM/SIGINT,
