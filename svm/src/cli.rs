@@ -199,6 +199,10 @@ pub struct ReplayArgs {
     /// frame at a time in capture order (deterministic).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Capacity of the block table (the daemon's `max_blocks`). When full, a detection block
+    /// evicts the detection block closest to expiry.
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_blocks: u32,
 }
 
 /// `svm state` subcommands.

@@ -751,7 +751,10 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         mut keeper,
         control: table,
         clients,
-    } = SharedBlocks::new(usize::from(args.workers), DEFAULT_BLOCK_CAPACITY);
+    } = SharedBlocks::new(
+        usize::from(args.workers),
+        usize::try_from(args.max_blocks).unwrap_or(DEFAULT_BLOCK_CAPACITY),
+    );
     let mut workers: Vec<Worker> = clients
         .into_iter()
         .zip(0u16..)

@@ -318,3 +318,66 @@ fn resets_carry_both_qinq_tags() {
     assert_eq!(to_attacker.tcp_seq_ack.unwrap().1, seq.wrapping_add(1));
     assert!(r.blocks("add").is_empty(), "terminate does not block");
 }
+
+/// A full block table (issue 15 item 4): NULL packets from 300 random sources fill a table of
+/// 100 blocks; each new detection block evicts the one closest to expiry (reported, counted), and
+/// a real scan after them is still detected, reported and blocked, its follow-up dropped.
+#[test]
+fn a_full_block_table_evicts_and_a_real_scan_is_still_blocked() {
+    let link = plan::vlan100();
+    let mut flood = Capture::new();
+    for i in 0..300u16 {
+        let src = plan::attacker().with_ip(IpAddr::V4(scenarios::spoofed_source_v4(i)));
+        flood.push(
+            plan::BASE_US + u64::from(i) * 1_000,
+            link.tcp(&src, &plan::victim(), 40_000 + i, 80, 0, 7, 0, &[]),
+        );
+    }
+    let (scan, attacker) = attack_capture("tcp_port_scan", false).unwrap();
+    let shifted: Vec<_> = scan
+        .frames
+        .iter()
+        .map(|f| (f.ts_us + 10 * S, f.data.clone()))
+        .collect();
+    let mut cap = flood;
+    for (ts, data) in shifted {
+        cap.push(ts, data);
+    }
+    let r = replay(
+        "full-table",
+        &cap,
+        None,
+        &["--inline", "--max-blocks", "100"],
+    );
+    let removed: Vec<_> = r
+        .blocks("remove")
+        .into_iter()
+        .filter(|b| b["block"]["reason"] == "evicted")
+        .collect();
+    assert_eq!(r.summary["blocks_evicted"], 201, "{:#}", r.summary);
+    assert_eq!(removed.len(), 201, "every eviction is reported");
+    assert_eq!(r.summary["blocks_active"].as_array().unwrap().len(), 100);
+    assert_eq!(r.alerts("Scan.Generic.TCP").len(), 1);
+    let adds: Vec<_> = r
+        .blocks("add")
+        .into_iter()
+        .filter(|b| b["src_ip"] == attacker.to_string())
+        .collect();
+    assert_eq!(adds.len(), 1, "the real scanner is blocked");
+    let detect = r.alerts("Scan.Generic.TCP")[0]["pcap_cnt"]
+        .as_u64()
+        .unwrap();
+    let fwd = frame_set(&r.forwarded);
+    for (i, f) in r.input.iter().enumerate() {
+        if u64::try_from(i).unwrap() + 1 > detect
+            && facts(&f.data).src == Some(attacker)
+            && facts(&f.data).vlan == [100]
+        {
+            assert!(
+                !fwd.contains(f),
+                "frame {} of the blocked scanner forwarded",
+                i + 1
+            );
+        }
+    }
+}
