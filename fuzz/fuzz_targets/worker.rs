@@ -11,7 +11,9 @@
 //! validation, 4 IDS inspection timing, 5 midstream pick-up.
 //!
 //! Beyond "no panic": a monitoring or `inform` policy drops no frame and makes no block; every
-//! injected frame is a well-formed frame with valid checksums; every block expires.
+//! injected frame is a well-formed frame with valid checksums; every block expires. The block
+//! table is the daemon's keeper, driven between frames on packet time as replay drives it, with
+//! room for 8 blocks so that a full table (eviction) is reached too.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -19,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 use dataplane::decode::{DecodeOptions, decode_frame};
 use dataplane::rules::{RuleSet, RuleSetBuilder};
 use dataplane::scanner::InspectionMode;
+use dataplane::shared_blocks::{BlockKeeper, SharedBlocks};
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
 use libfuzzer_sys::fuzz_target;
@@ -81,7 +84,7 @@ fn policy(monitoring: bool, inform: bool) -> Arc<CompiledPolicy> {
     Arc::new(CompiledPolicy::compile(p))
 }
 
-fn worker(settings: u8) -> Worker {
+fn worker(settings: u8) -> (Worker, BlockKeeper) {
     let mut cfg = WorkerConfig::default();
     cfg.attach = if settings & 1 != 0 {
         Attach::Inline
@@ -102,9 +105,18 @@ fn worker(settings: u8) -> Worker {
     cfg.attack_caps.sources = 32;
     cfg.attack_caps.destinations = 32;
     cfg.attack_caps.mac_bindings = 32;
-    let mut w = Worker::new(cfg, policy(settings & 2 != 0, settings & 4 != 0));
+    let SharedBlocks {
+        keeper,
+        mut clients,
+        ..
+    } = SharedBlocks::new(1, 8);
+    let mut w = Worker::new(
+        cfg,
+        policy(settings & 2 != 0, settings & 4 != 0),
+        clients.remove(0),
+    );
     w.set_rules(Some(rules()));
-    w
+    (w, keeper)
 }
 
 /// Injected frames are built by us for the wire: they must decode with checksums checked.
@@ -124,7 +136,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let quiet = settings & 2 != 0 || settings & 4 != 0;
-    let mut w = worker(settings);
+    let (mut w, mut keeper) = worker(settings);
     let mut out = VecOutput::default();
     let mut now = Timestamp::from_secs_micros(1_000_000, 0);
     let mut n = 0u64;
@@ -140,6 +152,8 @@ fuzz_target!(|data: &[u8]| {
             now.plus_micros(u64::from(dt) * 10_000)
         };
         n += 1;
+        keeper.expire(now, &mut |_| {});
+        keeper.publish();
         let verdict = w.process(
             frame,
             PacketMeta {
@@ -148,13 +162,16 @@ fuzz_target!(|data: &[u8]| {
             },
             &mut out,
         );
+        keeper.drain(&mut |_| {});
+        keeper.publish();
+        assert!(keeper.len() <= 8, "the table outgrew its capacity");
         if quiet {
             assert_eq!(
                 verdict,
                 Verdict::Forward,
                 "monitoring/inform dropped a frame"
             );
-            assert!(w.blocks().is_empty(), "monitoring/inform made a block");
+            assert!(keeper.is_empty(), "monitoring/inform made a block");
         }
         check_injected(&mut out);
         out.events.clear();
@@ -163,6 +180,7 @@ fuzz_target!(|data: &[u8]| {
     w.flush_streams(now, &mut out);
     check_injected(&mut out);
     // Blocks last one minute here (at most 32768 minutes in any policy): all are gone a day on.
-    w.expire_blocks(now.plus_secs(86_400), &mut out);
-    assert!(w.blocks().is_empty(), "a block outlived its expiry");
+    keeper.drain(&mut |_| {});
+    keeper.expire(now.plus_secs(86_400), &mut |_| {});
+    assert!(keeper.is_empty(), "a block outlived its expiry");
 });
