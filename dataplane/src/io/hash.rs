@@ -14,6 +14,23 @@ pub fn mix(mut a: u32) -> u32 {
     a ^ (a >> 16)
 }
 
+/// The big-endian 16-bit word of `frame` at `at`, if the frame holds it.
+pub(crate) fn be16(frame: &[u8], at: usize) -> Option<u16> {
+    let b = frame.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// The big-endian 32-bit word of `frame` at `at`, if the frame holds it.
+pub(crate) fn be32(frame: &[u8], at: usize) -> Option<u32> {
+    let b = frame.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([
+        *b.first()?,
+        *b.get(1)?,
+        *b.get(2)?,
+        *b.get(3)?,
+    ]))
+}
+
 fn is_tpid(t: u16) -> bool {
     matches!(t, 0x8100 | 0x88a8 | 0x9100)
 }
@@ -21,19 +38,8 @@ fn is_tpid(t: u16) -> bool {
 /// The AF_PACKET fanout hash of an Ethernet frame: 0 for non-IP frames, frames with more than
 /// two VLAN tags and frames too short for their addresses.
 pub fn address_hash(frame: &[u8]) -> u32 {
-    let be16 = |at: usize| -> Option<u16> {
-        let b = frame.get(at..at.checked_add(2)?)?;
-        Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
-    };
-    let be32 = |at: usize| -> Option<u32> {
-        let b = frame.get(at..at.checked_add(4)?)?;
-        Some(u32::from_be_bytes([
-            *b.first()?,
-            *b.get(1)?,
-            *b.get(2)?,
-            *b.get(3)?,
-        ]))
-    };
+    let be16 = |at| be16(frame, at);
+    let be32 = |at| be32(frame, at);
     let inner = || -> Option<u32> {
         let mut at = 12usize;
         let mut ethertype = be16(at)?;

@@ -34,19 +34,8 @@ pub enum FlowHash {
 /// tags and ports the value is the AF_PACKET fanout program's). Sums are commutative, so both
 /// directions agree. Non-IP and truncated frames hash to 0.
 pub fn flow_hash(frame: &[u8], hash: FlowHash) -> u32 {
-    let be16 = |at: usize| -> Option<u16> {
-        let b = frame.get(at..at.checked_add(2)?)?;
-        Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
-    };
-    let be32 = |at: usize| -> Option<u32> {
-        let b = frame.get(at..at.checked_add(4)?)?;
-        Some(u32::from_be_bytes([
-            *b.first()?,
-            *b.get(1)?,
-            *b.get(2)?,
-            *b.get(3)?,
-        ]))
-    };
+    let be16 = |at| crate::io::hash::be16(frame, at);
+    let be32 = |at| crate::io::hash::be32(frame, at);
     let inner = || -> Option<u32> {
         let mut at = 12usize;
         let mut ethertype = be16(at)?;
