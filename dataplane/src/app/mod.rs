@@ -30,6 +30,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod quic;
 pub mod tls;
 
 use std::collections::VecDeque;

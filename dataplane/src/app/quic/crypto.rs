@@ -1,0 +1,204 @@
+//! Initial packet protection of QUIC v1 (RFC 9001 section 5): the client's Initial keys derived
+//! from the destination connection id of its first Initial (HKDF-SHA256 with the version's salt,
+//! section 5.2), header protection removal (AES-128 in ECB on a 16-byte sample, section 5.4.3)
+//! and AEAD_AES_128_GCM decryption (section 5.3), all by `ring`.
+//!
+//! Initial keys protect nothing secret: anyone who sees the first datagram can derive them.
+//! They only keep middleboxes from ossifying the handshake, which is what lets us read it.
+
+use ring::aead::quic::{AES_128, HeaderProtectionKey};
+use ring::aead::{AES_128_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf::{HKDF_SHA256, KeyType, Prk, Salt};
+
+use super::QuicError;
+use super::parser::{LongPacket, decode_packet_number};
+
+/// The salt of version 1's Initial secrets (RFC 9001 section 5.2).
+const INITIAL_SALT_V1: [u8; 20] = [
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
+    0xcc, 0xbb, 0x7f, 0x0a,
+];
+
+/// Bytes of the header protection sample (RFC 9001 section 5.4.2).
+const SAMPLE_LEN: usize = 16;
+
+/// The AEAD tag (AES-128-GCM).
+const TAG_LEN: usize = 16;
+
+/// A length for `ring`'s HKDF-Expand.
+struct Len(usize);
+
+impl KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+/// HKDF-Expand-Label of TLS 1.3 (RFC 8446 section 7.1) with an empty context, as QUIC uses it.
+fn expand_label(secret: &Prk, label: &[u8], out: &mut [u8]) -> Result<(), QuicError> {
+    let out_len = u16::try_from(out.len()).map_err(|_| QuicError::Keys)?;
+    let full_len = u8::try_from(label.len().saturating_add(6)).map_err(|_| QuicError::Keys)?;
+    let len = out_len.to_be_bytes();
+    let info: [&[u8]; 5] = [&len, &[full_len], b"tls13 ", label, &[0]];
+    secret
+        .expand(&info, Len(out.len()))
+        .and_then(|okm| okm.fill(out))
+        .map_err(|_| QuicError::Keys)
+}
+
+/// The client's Initial keys of one connection.
+pub struct InitialKeys {
+    key: LessSafeKey,
+    iv: [u8; NONCE_LEN],
+    hp: HeaderProtectionKey,
+}
+
+impl core::fmt::Debug for InitialKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("InitialKeys")
+    }
+}
+
+/// Key material: packet key, IV, header protection key.
+pub type Material = ([u8; 16], [u8; NONCE_LEN], [u8; 16]);
+
+/// The client's Initial key material (RFC 9001 section 5.2), as the appendix A.1 vectors show
+/// it.
+pub fn client_initial_material(dcid: &[u8]) -> Result<Material, QuicError> {
+    let initial = Salt::new(HKDF_SHA256, &INITIAL_SALT_V1).extract(dcid);
+    let mut client = [0u8; 32];
+    expand_label(&initial, b"client in", &mut client)?;
+    let client = Prk::new_less_safe(HKDF_SHA256, &client);
+    let mut key = [0u8; 16];
+    let mut iv = [0u8; 12];
+    let mut hp = [0u8; 16];
+    expand_label(&client, b"quic key", &mut key)?;
+    expand_label(&client, b"quic iv", &mut iv)?;
+    expand_label(&client, b"quic hp", &mut hp)?;
+    Ok((key, iv, hp))
+}
+
+impl InitialKeys {
+    /// The client's keys for the connection whose first Initial had this destination id.
+    pub fn client(dcid: &[u8]) -> Result<Self, QuicError> {
+        let (key, iv, hp) = client_initial_material(dcid)?;
+        let key = UnboundKey::new(&AES_128_GCM, &key).map_err(|_| QuicError::Keys)?;
+        let hp = HeaderProtectionKey::new(&AES_128, &hp).map_err(|_| QuicError::Keys)?;
+        Ok(InitialKeys {
+            key: LessSafeKey::new(key),
+            iv,
+            hp,
+        })
+    }
+
+    /// Remove the header protection of `p` and decrypt its payload into `scratch` (which is
+    /// overwritten). `largest` is the largest packet number decrypted before in this space.
+    /// Returns the packet number and the plaintext frames (a slice of `scratch`).
+    pub fn open<'s>(
+        &self,
+        p: &LongPacket<'_>,
+        largest: Option<u64>,
+        scratch: &'s mut Vec<u8>,
+    ) -> Result<(u64, &'s [u8]), QuicError> {
+        // The sample starts 4 bytes after the packet number's first byte, whatever its length
+        // (RFC 9001 section 5.4.2), and must lie inside the packet.
+        let sample_at = p.pn_offset.checked_add(4).ok_or(QuicError::Truncated)?;
+        let sample = p
+            .packet
+            .get(sample_at..sample_at.saturating_add(SAMPLE_LEN))
+            .ok_or(QuicError::Truncated)?;
+        let mask = self.hp.new_mask(sample).map_err(|_| QuicError::Keys)?;
+        let [m0, m @ ..] = mask;
+        scratch.clear();
+        scratch.extend_from_slice(p.packet);
+        let first = scratch.first_mut().ok_or(QuicError::Truncated)?;
+        // Long header: the low four bits are protected.
+        *first ^= m0 & 0x0f;
+        let pn_len = usize::from(*first & 0x03) + 1;
+        let pn_end = p.pn_offset.saturating_add(pn_len);
+        let pn_bytes = scratch
+            .get_mut(p.pn_offset..pn_end)
+            .ok_or(QuicError::Truncated)?;
+        let mut truncated = 0u64;
+        for (b, k) in pn_bytes.iter_mut().zip(m) {
+            *b ^= k;
+            truncated = (truncated << 8) | u64::from(*b);
+        }
+        let pn_bits = u32::try_from(pn_len * 8).map_err(|_| QuicError::Truncated)?;
+        let pn = decode_packet_number(largest, truncated, pn_bits);
+        let mut nonce = self.iv;
+        for (n, b) in nonce.iter_mut().rev().zip(pn.to_be_bytes().iter().rev()) {
+            *n ^= b;
+        }
+        if scratch.len() < pn_end.saturating_add(TAG_LEN) {
+            return Err(QuicError::Truncated);
+        }
+        let (header, body) = scratch.split_at_mut(pn_end);
+        let plain = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&*header),
+                body,
+            )
+            .map_err(|_| QuicError::Decrypt)?;
+        Ok((pn, plain))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ring::aead::Tag;
+
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Protect a client Initial: `header` is the unprotected header (packet number included,
+    /// `pn_len` bytes of it), `payload` the frames. The inverse of [`InitialKeys::open`], for
+    /// building test datagrams; checked against RFC 9001 A.2 below.
+    pub(crate) fn protect(dcid: &[u8], header: &[u8], pn: u64, payload: &[u8]) -> Vec<u8> {
+        let (key, iv, hp) = client_initial_material(dcid).unwrap();
+        let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key).unwrap());
+        let mut nonce = iv;
+        for (n, b) in nonce.iter_mut().rev().zip(pn.to_be_bytes().iter().rev()) {
+            *n ^= b;
+        }
+        let mut body = payload.to_vec();
+        let tag: Tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(header),
+                &mut body,
+            )
+            .unwrap();
+        body.extend_from_slice(tag.as_ref());
+        let pn_len = usize::from(header[0] & 0x03) + 1;
+        let pn_offset = header.len() - pn_len;
+        let mut packet = header.to_vec();
+        packet.extend_from_slice(&body);
+        let hp = HeaderProtectionKey::new(&AES_128, &hp).unwrap();
+        let mask = hp
+            .new_mask(&packet[pn_offset + 4..pn_offset + 4 + SAMPLE_LEN])
+            .unwrap();
+        packet[0] ^= mask[0] & 0x0f;
+        for i in 0..pn_len {
+            packet[pn_offset + i] ^= mask[1 + i];
+        }
+        packet
+    }
+
+    // RFC 9001 appendix A.1.
+    #[test]
+    fn rfc9001_keys() {
+        let (key, iv, hp) = client_initial_material(&hex("8394c8f03e515708")).unwrap();
+        assert_eq!(key.to_vec(), hex("1f369613dd76d5467730efcbe3b1a22d"));
+        assert_eq!(iv.to_vec(), hex("fa044b2f42a3fd3b46fb255c"));
+        assert_eq!(hp.to_vec(), hex("9f50449e04a0e810283a1e9933adedd2"));
+    }
+}
