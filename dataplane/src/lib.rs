@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod attack;
+pub mod blockpage;
 pub mod blocks;
 pub mod decode;
 pub mod defrag;
