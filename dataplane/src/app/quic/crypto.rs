@@ -146,10 +146,90 @@ impl InitialKeys {
     }
 }
 
+/// Protect a client Initial, the inverse of [`InitialKeys::open`]: `header` is the unprotected
+/// long header up to and including the packet number (its length in the first byte's low bits),
+/// `payload` the frames (at least 4 bytes with a 1-byte packet number, so a sample exists). For
+/// generating QUIC traffic (tests, fuzzing, testgen); RFC 9001 A.2's packet is reproduced by a
+/// test.
+pub fn seal_client_initial(
+    dcid: &[u8],
+    header: &[u8],
+    pn: u64,
+    payload: &[u8],
+) -> Result<Vec<u8>, QuicError> {
+    let (key, iv, hp) = client_initial_material(dcid)?;
+    let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key).map_err(|_| QuicError::Keys)?);
+    let mut nonce = iv;
+    for (n, b) in nonce.iter_mut().rev().zip(pn.to_be_bytes().iter().rev()) {
+        *n ^= b;
+    }
+    let mut packet = header.to_vec();
+    let mut body = payload.to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(header),
+            &mut body,
+        )
+        .map_err(|_| QuicError::Keys)?;
+    packet.extend_from_slice(&body);
+    packet.extend_from_slice(tag.as_ref());
+    let first = *header.first().ok_or(QuicError::Truncated)?;
+    let pn_len = usize::from(first & 0x03) + 1;
+    let pn_offset = header
+        .len()
+        .checked_sub(pn_len)
+        .ok_or(QuicError::Truncated)?;
+    let sample_at = pn_offset.saturating_add(4);
+    let sample = packet
+        .get(sample_at..sample_at.saturating_add(SAMPLE_LEN))
+        .ok_or(QuicError::Truncated)?;
+    let hp = HeaderProtectionKey::new(&AES_128, &hp).map_err(|_| QuicError::Keys)?;
+    let [m0, m @ ..] = hp.new_mask(sample).map_err(|_| QuicError::Keys)?;
+    if let Some(b) = packet.first_mut() {
+        *b ^= m0 & 0x0f;
+    }
+    let pn_bytes = packet
+        .get_mut(pn_offset..pn_offset.saturating_add(pn_len))
+        .ok_or(QuicError::Truncated)?;
+    for (b, k) in pn_bytes.iter_mut().zip(m) {
+        *b ^= k;
+    }
+    Ok(packet)
+}
+
+/// A protected client Initial of version 1 for `dcid` (no source id, no token) with a 2-byte
+/// packet number `pn`, carrying `frames` padded with PADDING to at least `min_payload` bytes
+/// (clients pad the datagram to 1,200 bytes).
+pub fn client_initial(
+    dcid: &[u8],
+    pn: u16,
+    frames: &[u8],
+    min_payload: usize,
+) -> Result<Vec<u8>, QuicError> {
+    let mut payload = frames.to_vec();
+    payload.resize(payload.len().max(min_payload).max(20), 0);
+    let cid_len = u8::try_from(dcid.len())
+        .ok()
+        .filter(|l| usize::from(*l) <= super::parser::MAX_CID_LEN)
+        .ok_or(QuicError::BadConnectionId)?;
+    // Length: packet number, payload, tag; a 4-byte varint.
+    let length = payload.len().saturating_add(2 + TAG_LEN);
+    let length = u32::try_from(length)
+        .ok()
+        .filter(|l| *l < 1 << 30)
+        .ok_or(QuicError::CryptoTooLong)?;
+    let mut header = vec![0xc1, 0, 0, 0, 1, cid_len];
+    header.extend_from_slice(dcid);
+    header.extend_from_slice(&[0, 0]); // no source id, no token
+    header.extend_from_slice(&(length | 0x8000_0000).to_be_bytes());
+    header.extend_from_slice(&pn.to_be_bytes());
+    seal_client_initial(dcid, &header, u64::from(pn), &payload)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use ring::aead::Tag;
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
@@ -157,40 +237,6 @@ pub(crate) mod tests {
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
             .collect()
-    }
-
-    /// Protect a client Initial: `header` is the unprotected header (packet number included,
-    /// `pn_len` bytes of it), `payload` the frames. The inverse of [`InitialKeys::open`], for
-    /// building test datagrams; checked against RFC 9001 A.2 below.
-    pub(crate) fn protect(dcid: &[u8], header: &[u8], pn: u64, payload: &[u8]) -> Vec<u8> {
-        let (key, iv, hp) = client_initial_material(dcid).unwrap();
-        let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key).unwrap());
-        let mut nonce = iv;
-        for (n, b) in nonce.iter_mut().rev().zip(pn.to_be_bytes().iter().rev()) {
-            *n ^= b;
-        }
-        let mut body = payload.to_vec();
-        let tag: Tag = key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(header),
-                &mut body,
-            )
-            .unwrap();
-        body.extend_from_slice(tag.as_ref());
-        let pn_len = usize::from(header[0] & 0x03) + 1;
-        let pn_offset = header.len() - pn_len;
-        let mut packet = header.to_vec();
-        packet.extend_from_slice(&body);
-        let hp = HeaderProtectionKey::new(&AES_128, &hp).unwrap();
-        let mask = hp
-            .new_mask(&packet[pn_offset + 4..pn_offset + 4 + SAMPLE_LEN])
-            .unwrap();
-        packet[0] ^= mask[0] & 0x0f;
-        for i in 0..pn_len {
-            packet[pn_offset + i] ^= mask[1 + i];
-        }
-        packet
     }
 
     // RFC 9001 appendix A.1.

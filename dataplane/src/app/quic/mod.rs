@@ -260,7 +260,8 @@ impl CryptoBuffer {
 
 #[cfg(test)]
 mod tests {
-    use super::crypto::tests::{hex, protect};
+    use super::crypto::tests::hex;
+    use super::crypto::{client_initial, seal_client_initial};
     use super::*;
     use crate::app::tls::parser::tests::client_hello_msg;
     use proptest::prelude::*;
@@ -341,7 +342,10 @@ dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84\
         // build datagrams with is RFC 9001's.
         let mut payload = hex(A2_CRYPTO);
         payload.resize(1162, 0);
-        assert_eq!(protect(&hex(DCID), &hex(A2_HEADER), 2, &payload), wire);
+        assert_eq!(
+            seal_client_initial(&hex(DCID), &hex(A2_HEADER), 2, &payload),
+            Ok(wire.clone())
+        );
         // One flipped ciphertext bit, one flipped tag bit: authentication fails.
         for at in [100, 1199] {
             let mut bad = wire.clone();
@@ -364,17 +368,6 @@ dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84\
         );
     }
 
-    /// An Initial header for `dcid` with a 2-byte packet number `pn` and room for `len`
-    /// payload bytes plus the tag.
-    fn header(dcid: &[u8], pn: u16, len: usize) -> Vec<u8> {
-        let mut h = vec![0xc1, 0, 0, 0, 1, u8::try_from(dcid.len()).unwrap()];
-        h.extend_from_slice(dcid);
-        h.extend_from_slice(&[0, 0]); // no SCID, no token
-        h.extend_from_slice(&(u16::try_from(len + 2 + 16).unwrap() | 0x4000).to_be_bytes());
-        h.extend_from_slice(&pn.to_be_bytes());
-        h
-    }
-
     fn crypto_frame(offset: usize, data: &[u8]) -> Vec<u8> {
         let mut f = vec![0x06];
         f.extend_from_slice(&(u32::try_from(offset).unwrap() | 0x8000_0000).to_be_bytes());
@@ -383,16 +376,9 @@ dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84\
         f
     }
 
-    /// A protected Initial carrying `frames` (padded to at least 20 bytes so a sample exists).
+    /// A protected Initial carrying `frames`.
     fn initial(dcid: &[u8], pn: u16, frames: &[u8]) -> Vec<u8> {
-        let mut payload = frames.to_vec();
-        payload.resize(payload.len().max(20), 0);
-        protect(
-            dcid,
-            &header(dcid, pn, payload.len()),
-            u64::from(pn),
-            &payload,
-        )
+        client_initial(dcid, pn, frames, 0).unwrap()
     }
 
     /// `hello` cut into `pieces` CRYPTO frames, listed in the order `order` gives.
