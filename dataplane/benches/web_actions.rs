@@ -16,18 +16,12 @@ use dataplane::app::quic::crypto::{InitialKeys, client_initial};
 use dataplane::app::quic::initial_server_name;
 use dataplane::blockpage::{PageValues, Template};
 
-/// RFC 9001 appendix A.2's CRYPTO frame: a 241-byte ClientHello for example.com.
-const A2_CRYPTO: &str = "\
-060040f1010000ed0303ebf8fa56f12939b9584a3896472ec40bb863cfd3e868\
-04fe3a47f06a2b69484c00000413011302010000c000000010000e00000b6578\
-616d706c652e636f6dff01000100000a00080006001d00170018001000070005\
-04616c706e000500050100000000003300260024001d00209370b2c9caa47fba\
-baf4559fedba753de171fa71f50f1ce15d43e994ec74d748002b000302030400\
-0d0010000e0403050306030203080408050806002d00020101001c0002400100\
-3900320408ffffffffffffffff05048000ffff07048000ffff08011001048000\
-75300901100f088394c8f03e51570806048000ffff";
+/// RFC 9001 appendix A.2's CRYPTO frame: a 241-byte ClientHello for example.com (the unit
+/// tests' fixture).
+const A2_CRYPTO: &str = include_str!("../src/app/quic/testdata/rfc9001_a2_crypto.hex");
 
 fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2).expect("even"), 16).expect("hex"))
