@@ -41,6 +41,22 @@ pub enum HttpsError {
     /// No answer in time.
     #[error("timeout after {0:?}")]
     Timeout(Duration),
+    /// A download was longer than its cap (nothing past the cap was kept).
+    #[error("{url}: the answer is longer than {cap} bytes")]
+    TooLarge {
+        /// Target.
+        url: String,
+        /// The cap.
+        cap: u64,
+    },
+    /// Writing a download failed.
+    #[error("writing the answer of {url}: {source}")]
+    Write {
+        /// Target.
+        url: String,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// A hyper error in words: a TLS failure under it explained ([`crate::tls::explain`]), else
@@ -116,6 +132,76 @@ impl HttpsClient {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> Result<Response, HttpsError> {
+        let resp = self.send(method, url, headers, body).await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|cause| HttpsError::Http {
+                url: url.into(),
+                cause,
+            })?
+            .to_bytes();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// `GET url` into `out`, at most `cap` bytes of body (a longer answer is an error as soon
+    /// as it passes the cap, so an endless answer costs no more than `cap`), within the
+    /// client's timeout. The status; on anything but 200 nothing is written.
+    pub async fn download(
+        &self,
+        url: &str,
+        cap: u64,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<StatusCode, HttpsError> {
+        tokio::time::timeout(self.timeout, async {
+            let resp = self.send(Method::GET, url, &[], Vec::new()).await?;
+            let status = resp.status();
+            if status != StatusCode::OK {
+                return Ok(status);
+            }
+            let mut body = resp.into_body();
+            let mut got = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|cause| HttpsError::Http {
+                    url: url.into(),
+                    cause,
+                })?;
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                got = got.saturating_add(data.len() as u64);
+                if got > cap {
+                    return Err(HttpsError::TooLarge {
+                        url: url.into(),
+                        cap,
+                    });
+                }
+                out.write_all(&data).map_err(|source| HttpsError::Write {
+                    url: url.into(),
+                    source,
+                })?;
+            }
+            Ok(status)
+        })
+        .await
+        .map_err(|_| HttpsError::Timeout(self.timeout))?
+    }
+
+    /// Connect, send one request, return the answer with its body unread.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, HttpsError> {
         let uri: Uri = url.parse().map_err(|_| HttpsError::BadUrl(url.into()))?;
         if uri.scheme_str() != Some("https") {
             return Err(HttpsError::BadUrl(url.into()));
@@ -164,19 +250,6 @@ impl HttpsClient {
             req = req.header(*k, v.as_str());
         }
         let req = req.body(Full::new(Bytes::from(body)))?;
-        let resp = sender.send_request(req).await.map_err(http_err)?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(http_err)?
-            .to_bytes();
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        sender.send_request(req).await.map_err(http_err)
     }
 }
