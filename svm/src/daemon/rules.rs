@@ -12,6 +12,11 @@
 //!   that fails (a file gone, a variable that no longer compiles) changes nothing: the running
 //!   rules stay, the problems are logged, and the status counts the failure. Flows keep their
 //!   inspection state across a reload.
+//! - **Databases**: the rule files of the installed signed database set ([`DbRules`], see
+//!   [`super::dbsync`]) are loaded after the configuration's (or the policy's) files, in every
+//!   build: at start, on SIGHUP, when a policy changes the files, and when the database set
+//!   changes ([`RulesSwapper::swap_db`], which reports a refused set so the database can roll
+//!   back).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,6 +257,96 @@ pub struct LiveRules {
 struct Inputs {
     config: Option<RulesSettings>,
     running: Mutex<Option<RulesSettings>>,
+    /// The installed database set's rules; changed only under the `running` lock.
+    db: Mutex<Option<DbRules>>,
+}
+
+/// The rule inputs of the installed database set (docs/databases.md), built into the running
+/// set after the configuration's (or the policy's) rule files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DbRules {
+    /// The set's rule files (inside its directory under `sets/`, which never changes).
+    pub files: Vec<std::path::PathBuf>,
+    /// The set's `classification.config`, used when the configuration names none.
+    pub classification: Option<std::path::PathBuf>,
+}
+
+/// The settings a build uses: the running settings with the database's rules after their
+/// files; `None` when neither has rules.
+fn with_db(running: Option<&RulesSettings>, db: Option<&DbRules>) -> Option<RulesSettings> {
+    let Some(d) = db else {
+        return running.cloned();
+    };
+    let mut s = running.cloned().unwrap_or_else(RulesSettings::bare);
+    s.files
+        .extend(d.files.iter().map(|f| f.display().to_string()));
+    if s.classification_file.is_none() {
+        s.classification_file.clone_from(&d.classification);
+    }
+    Some(s)
+}
+
+fn db_of(inputs: &Inputs) -> Option<DbRules> {
+    inputs
+        .db
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Swaps the database's rules into the running set (for [`super::dbsync`]).
+#[derive(Clone, Debug)]
+pub struct RulesSwapper {
+    inputs: Arc<Inputs>,
+    cell: Arc<RulesCell>,
+    status: Arc<Mutex<RulesStatus>>,
+}
+
+impl RulesSwapper {
+    /// Build the running set with `db` as the database's rules and publish it (workers take it
+    /// between two bursts), or keep the running set and return why the engine refused it.
+    pub fn swap_db(&self, db: Option<DbRules>) -> Result<(), String> {
+        let running = self
+            .inputs
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match with_db(running.as_ref(), db.as_ref()) {
+            None => {
+                eprintln!("svm run: no database rules and no rule files: rules unloaded");
+                self.cell.store(None);
+                *self.status.lock().unwrap_or_else(PoisonError::into_inner) =
+                    RulesStatus::default();
+            }
+            Some(s) => {
+                if !reload(&s, &self.cell, &self.status) {
+                    let st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                    return Err(st
+                        .last_error
+                        .clone()
+                        .unwrap_or_else(|| "the rules did not load".into()));
+                }
+                self.status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .configured = true;
+            }
+        }
+        *self
+            .inputs
+            .db
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = db;
+        Ok(())
+    }
+
+    /// The running rule set's counts.
+    pub fn status(&self) -> RulesStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// A job for the `svm-rules` thread.
@@ -303,6 +398,7 @@ impl LiveRules {
         let inputs = Arc::new(Inputs {
             config: config.cloned(),
             running: Mutex::new(running),
+            db: Mutex::new(None),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let (i, c, st) = (Arc::clone(&inputs), Arc::clone(&cell), Arc::clone(&status));
@@ -324,6 +420,15 @@ impl LiveRules {
     pub fn request_reload(&self) {
         if let Some(tx) = &self.requests {
             let _ = tx.send(Request::Reload);
+        }
+    }
+
+    /// For the database updater: swaps the database's rules in.
+    pub fn swapper(&self) -> RulesSwapper {
+        RulesSwapper {
+            inputs: Arc::clone(&self.inputs),
+            cell: Arc::clone(&self.cell),
+            status: Arc::clone(&self.status),
         }
     }
 
@@ -389,13 +494,13 @@ fn reload_thread(
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match running.as_ref() {
+        match with_db(running.as_ref(), db_of(inputs).as_ref()) {
             Some(s) => {
                 eprintln!(
                     "svm run: {}: reloading the rules",
                     if signalled { "SIGHUP" } else { "request" }
                 );
-                reload(s, cell, status);
+                reload(&s, cell, status);
             }
             None => eprintln!("svm run: SIGHUP: no rules configured, nothing to reload"),
         }
@@ -419,7 +524,8 @@ fn follow(
     if *running == next {
         return;
     }
-    match &next {
+    let db = db_of(inputs);
+    match with_db(next.as_ref(), db.as_ref()) {
         None => {
             eprintln!("svm run: the policy names no rule files any more: rules unloaded");
             cell.store(None);
@@ -430,7 +536,7 @@ fn follow(
             eprintln!(
                 "svm run: the policy changed the rule files or variables: reloading the rules"
             );
-            if reload(s, cell, status) {
+            if reload(&s, cell, status) {
                 status
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

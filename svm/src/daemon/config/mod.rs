@@ -19,6 +19,7 @@ use serde_norway::{Mapping, Value};
 
 mod attach;
 mod control;
+mod db;
 pub mod files;
 mod reader;
 mod rules;
@@ -172,6 +173,32 @@ pub struct Config {
     pub outputs: OutputSettings,
     /// Activity scanner rules; none: the attack blocker only.
     pub rules: Option<RulesSettings>,
+    /// Signed application databases (`db:`); needs `state_dir`.
+    pub db: Option<DbSettings>,
+}
+
+/// `db:` settings (docs/databases.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbSettings {
+    /// The database state directory (`STATE_DIR/db` by default).
+    pub dir: PathBuf,
+    /// The root to trust for the directory's first install.
+    pub root: Option<PathBuf>,
+    /// The mirror's base URL (`https://...`, no trailing `/`): it serves `timestamp.json` and
+    /// `bundle.tar`.
+    pub mirror: Option<String>,
+    /// CA of the mirror's certificate (PEM).
+    pub ca: Option<PathBuf>,
+    /// Time between two checks of the mirror.
+    pub interval_secs: u64,
+    /// Up to this many seconds, at random, added to each wait.
+    pub jitter_secs: u64,
+    /// First wait after a failed check; it doubles with each failure up to the interval.
+    pub retry_min_secs: u64,
+    /// Cap on a downloaded bundle.
+    pub max_bundle_bytes: u64,
+    /// Time for one download.
+    pub timeout_secs: u64,
 }
 
 /// `api:` settings.
@@ -303,6 +330,25 @@ pub struct RulesSettings {
 }
 
 impl RulesSettings {
+    /// The settings without a `rules` section: no files, the engine's defaults.
+    pub fn bare() -> RulesSettings {
+        let d = dataplane::stream::StreamConfig::default();
+        RulesSettings {
+            files: Vec::new(),
+            vars_file: None,
+            address_groups: Vec::new(),
+            port_groups: Vec::new(),
+            threshold_file: None,
+            classification_file: None,
+            midstream: d.midstream,
+            stream_depth: d.depth,
+            async_oneside: false,
+            inline: false,
+            tls_inspect_encrypted: false,
+            files_key: "rules.files",
+        }
+    }
+
     /// The settings the policy's `activity_scanner` makes of the configuration's `rules`
     /// section: its `rule_files` replace `files` when not empty, its `address_groups` and
     /// `port_groups` apply over the section's. `None` when neither names a rule file.
@@ -313,23 +359,7 @@ impl RulesSettings {
         let mut s = match config {
             Some(c) => c.clone(),
             None if a.rule_files.is_empty() => return None,
-            None => {
-                let d = dataplane::stream::StreamConfig::default();
-                RulesSettings {
-                    files: Vec::new(),
-                    vars_file: None,
-                    address_groups: Vec::new(),
-                    port_groups: Vec::new(),
-                    threshold_file: None,
-                    classification_file: None,
-                    midstream: d.midstream,
-                    stream_depth: d.depth,
-                    async_oneside: false,
-                    inline: false,
-                    tls_inspect_encrypted: false,
-                    files_key: "rules.files",
-                }
-            }
+            None => RulesSettings::bare(),
         };
         if !a.rule_files.is_empty() {
             s.files.clone_from(&a.rule_files);
@@ -432,6 +462,11 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
     let rules = r
         .opt_section(m, "rules")
         .and_then(|s| rules::read(&mut r, s));
+    let has_db = m.get("db").is_some_and(|v| !v.is_null());
+    let db = db::read(&mut r, m, control.state_dir.as_ref());
+    if has_db && control.state_dir.is_none() {
+        r.issue("db", "needs state_dir (the control plane's store)");
+    }
     if control.state_dir.is_none() {
         for k in &control.needs_state {
             r.issue(k, "needs state_dir (the control plane's store)");
@@ -466,6 +501,7 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
             inventory: control.inventory,
             outputs: control.outputs,
             rules: rules.clone(),
+            db,
         }),
         _ => None,
     };

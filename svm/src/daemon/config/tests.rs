@@ -58,7 +58,7 @@ fn deploy_example_starts_as_it_is() {
 
 /// The shipped file with its optional sections uncommented.
 fn deploy_with_optional_sections() -> String {
-    const SECTIONS: [&str; 7] = [
+    const SECTIONS: [&str; 8] = [
         "policy:",
         "rules:",
         "api:",
@@ -66,6 +66,7 @@ fn deploy_with_optional_sections() -> String {
         "nsx:",
         "inventory:",
         "outputs:",
+        "db:",
     ];
     DEPLOY
         .lines()
@@ -84,12 +85,34 @@ fn deploy_example_optional_sections_parse() {
     let c = Config::from_yaml(&text).unwrap();
     assert!(c.policy.is_some());
     assert!(c.api.is_some() && c.central.is_some() && c.nsx.is_some());
+    assert!(c.db.as_ref().is_some_and(|d| d.mirror.is_some()));
     assert_eq!(c.inventory.len(), 1);
     assert!(c.outputs.syslog.is_some());
     let r = c.rules.unwrap();
     assert_eq!(r.files, ["/etc/svm/rules/*.rules"]);
     assert!(r.address_groups.iter().any(|(k, _)| k == "HOME_NET"));
     assert!(r.vars_file.is_some() && r.threshold_file.is_some());
+}
+
+#[test]
+fn db_section() {
+    let base = "backend: af-packet\nmode: mirror\ninterface: a\n";
+    let c = Config::from_yaml(&format!(
+        "{base}state_dir: /var/lib/svm\ndb: {{mirror: \"https://m.example/db/\", ca: /etc/ca.crt}}\n"
+    ))
+    .unwrap();
+    let d = c.db.unwrap();
+    assert_eq!(d.dir, std::path::Path::new("/var/lib/svm/db"));
+    assert_eq!(d.mirror.as_deref(), Some("https://m.example/db"));
+    assert_eq!((d.interval_secs, d.jitter_secs), (3600, 300));
+    let e = Config::from_yaml(&format!(
+        "{base}db: {{mirror: \"http://m.example\", interval_secs: 0, colour: red}}\n"
+    ))
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
+    for k in ["db", "db.mirror", "db.ca", "db.interval_secs", "db.colour"] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
 }
 
 #[test]

@@ -1,0 +1,80 @@
+//! The `db:` section: the signed application databases the daemon installs, checks for on a
+//! mirror and swaps in (docs/databases.md, [`crate::daemon::dbsync`]).
+
+use std::path::PathBuf;
+
+use serde_norway::Mapping;
+
+use super::DbSettings;
+use super::files::Need;
+use super::reader::Reader;
+
+/// Default time between two checks of the mirror: an hour.
+const DEFAULT_INTERVAL_SECS: u64 = 3600;
+/// Default random delay added to each check, so appliances do not poll the mirror in step.
+const DEFAULT_JITTER_SECS: u64 = 300;
+/// Default cap on a downloaded bundle: ET Open with every shared list is well under 100 MiB.
+const DEFAULT_MAX_BUNDLE: u64 = 512 << 20;
+/// Default time for one download.
+const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// `db:`; `state_dir` gives the default `dir` (`STATE_DIR/db`).
+pub(super) fn read(
+    r: &mut Reader,
+    m: &mut Mapping,
+    state_dir: Option<&PathBuf>,
+) -> Option<DbSettings> {
+    let mut d = r.opt_section(m, "db")?;
+    let p = "db";
+    let dir = r.string(&mut d, "dir", "db.dir").map(PathBuf::from);
+    let root = r.string(&mut d, "root", "db.root").map(PathBuf::from);
+    let mirror = r.string(&mut d, "mirror", "db.mirror");
+    if let Some(u) = &mirror
+        && !u.starts_with("https://")
+    {
+        r.issue("db.mirror", "must be an https:// URL");
+    }
+    let ca = r
+        .file(&mut d, "ca", "db.ca", Need::Certs)
+        .map(PathBuf::from);
+    if mirror.is_some() && ca.is_none() {
+        r.issue(
+            "db.ca",
+            "required with db.mirror: the CA of the mirror's certificate",
+        );
+    }
+    let interval_secs = r
+        .uint(&mut d, "interval_secs", "db.interval_secs", 1, 7 * 86_400)
+        .unwrap_or(DEFAULT_INTERVAL_SECS);
+    let jitter_secs = r
+        .uint(&mut d, "jitter_secs", "db.jitter_secs", 0, 86_400)
+        .unwrap_or(DEFAULT_JITTER_SECS);
+    let retry_min_secs = r
+        .uint(&mut d, "retry_min_secs", "db.retry_min_secs", 1, 86_400)
+        .unwrap_or(30);
+    let max_bundle_bytes = r
+        .uint(
+            &mut d,
+            "max_bundle_bytes",
+            "db.max_bundle_bytes",
+            1 << 10,
+            16 << 30,
+        )
+        .unwrap_or(DEFAULT_MAX_BUNDLE);
+    let timeout_secs = r
+        .uint(&mut d, "timeout_secs", "db.timeout_secs", 1, 3600)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    r.unknown(&d, p);
+    let dir = dir.or_else(|| state_dir.map(|s| s.join("db")))?;
+    Some(DbSettings {
+        dir,
+        root,
+        mirror: mirror.map(|u| u.trim_end_matches('/').to_owned()),
+        ca,
+        interval_secs,
+        jitter_secs,
+        retry_min_secs,
+        max_bundle_bytes,
+        timeout_secs,
+    })
+}
