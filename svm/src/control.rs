@@ -308,6 +308,10 @@ pub trait Control: Send + Sync + 'static {
     fn metrics(&self) -> Vec<Metric>;
     /// The CrowdSec-style decision stream for one bouncer (identified by its key).
     fn decisions(&self, bouncer: &str, startup: bool) -> DecisionStream;
+    /// The database updater, when a `db` section is configured.
+    fn db(&self) -> Option<Arc<dyn crate::api::db::DbControl>> {
+        None
+    }
 }
 
 /// Called with each newly applied compiled policy.
@@ -331,6 +335,8 @@ pub struct Hooks {
     pub rules: Option<RulesHook>,
     /// More checks of a pushed policy before it is applied.
     pub validate: Option<ValidateHook>,
+    /// The database updater (`/api/v1/db`).
+    pub db: Option<Arc<dyn crate::api::db::DbControl>>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -340,6 +346,7 @@ impl std::fmt::Debug for Hooks {
             .field("metrics", &self.metrics.is_some())
             .field("rules", &self.rules.is_some())
             .field("validate", &self.validate.is_some())
+            .field("db", &self.db.is_some())
             .finish()
     }
 }
@@ -1182,5 +1189,9 @@ impl Control for ControlState {
         }
         b.cursors.insert(bouncer.to_owned(), head);
         out
+    }
+
+    fn db(&self) -> Option<Arc<dyn crate::api::db::DbControl>> {
+        self.hooks.db.clone()
     }
 }

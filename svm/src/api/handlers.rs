@@ -37,7 +37,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-fn require(peer: &Peer, need: Role) -> Result<(), ApiError> {
+pub(super) fn require(peer: &Peer, need: Role) -> Result<(), ApiError> {
     match peer.role {
         None => Err(ApiError::Forbidden("client certificate maps to no role")),
         Some(have) if have >= need => Ok(()),
@@ -63,7 +63,7 @@ async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

@@ -5,9 +5,12 @@
 //! |---|---|
 //! | `GET /api/v1/policy`, `GET /api/v1/blocked-hosts`, `GET /api/v1/status`, `GET /metrics`, `GET /api/v1/openapi.json` | read-only |
 //! | `PUT /api/v1/policy`, `POST /api/v1/blocked-hosts`, `DELETE /api/v1/blocked-hosts/{vlan}/{address}` | admin |
+//! | `GET /api/v1/db` | read-only |
+//! | `POST /api/v1/db/update`, `POST /api/v1/db/rollback` | admin |
 //! | `GET /v1/decisions/stream` | `X-Api-Key` of a bouncer |
 //! | `GET /healthz` | none |
 
+pub mod db;
 pub mod error;
 pub mod handlers;
 pub mod metrics;
@@ -15,7 +18,7 @@ pub mod server;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use utoipa::OpenApi;
 
 pub use error::ApiError;
@@ -61,6 +64,9 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
         handlers::metrics,
         handlers::decisions_stream,
         handlers::openapi,
+        db::get_db,
+        db::post_update,
+        db::post_rollback,
     ),
     components(schemas(
         crate::control::PolicyState,
@@ -73,6 +79,8 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
         handlers::BlockBody,
         handlers::VlanParam,
         handlers::Unblocked,
+        db::DbView,
+        db::DbSetView,
     ))
 )]
 pub struct ApiDoc;
@@ -98,6 +106,9 @@ pub fn router(state: AppState) -> Router {
             delete(handlers::delete_block),
         )
         .route("/api/v1/status", get(handlers::status))
+        .route("/api/v1/db", get(db::get_db))
+        .route("/api/v1/db/update", post(db::post_update))
+        .route("/api/v1/db/rollback", post(db::post_rollback))
         .route("/api/v1/openapi.json", get(handlers::openapi))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))

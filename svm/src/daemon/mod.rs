@@ -16,6 +16,7 @@
 //! output, the spool and syslog).
 
 pub mod config;
+pub mod dbsync;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod plane;

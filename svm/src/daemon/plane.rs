@@ -30,7 +30,8 @@ use policy::{CompiledPolicy, Policy};
 
 use super::DaemonError;
 use super::config::{Config, NsxAuthKind};
-use super::rules::{RulesFollower, RulesStatus};
+use super::dbsync::{DbSync, DbThread};
+use super::rules::{RulesFollower, RulesStatus, RulesSwapper};
 use super::workers::{PolicyCell, WorkerStatus};
 use crate::api::{ApiConfig, RoleMap};
 use crate::control::{Control, ControlConfig, ControlState, Hooks, Metric, SystemClock};
@@ -75,6 +76,7 @@ pub struct Plane {
     pub api_addr: Option<SocketAddr>,
     runtime: tokio::runtime::Runtime,
     shutdown: tokio::sync::watch::Sender<bool>,
+    db: Option<DbThread>,
 }
 
 impl std::fmt::Debug for Plane {
@@ -103,6 +105,7 @@ impl Plane {
         blocks: BlockControl,
         rules: Arc<Mutex<RulesStatus>>,
         follower: Option<RulesFollower>,
+        swapper: RulesSwapper,
     ) -> Result<Plane, DaemonError> {
         let Some(dir) = &cfg.state_dir else {
             return Err(fail("control plane", "no state_dir"));
@@ -202,8 +205,28 @@ impl Plane {
         let cell = Arc::new(PolicyCell::new(Arc::new(CompiledPolicy::compile(
             file_policy.clone(),
         ))));
+        // The databases' rules go in before any port opens (docs/databases.md).
+        let db = match &cfg.db {
+            Some(d) => {
+                let hub = hub.clone();
+                let emit: super::dbsync::Emit = Box::new(move |kind, severity, fields| {
+                    hub.emit(Record::new(
+                        crate::control::Clock::now(&SystemClock),
+                        kind,
+                        severity,
+                        fields,
+                    ));
+                });
+                let sync =
+                    Arc::new(DbSync::new(d.clone(), swapper, emit).map_err(|e| fail("db", e))?);
+                sync.start();
+                Some(sync)
+            }
+            None => None,
+        };
         let workers: WorkerStatuses = Arc::default();
         let hooks = {
+            let dbm = db.clone();
             let cell = cell.clone();
             let (w, b) = (workers.clone(), blocks.clone());
             let r = Arc::clone(&rules);
@@ -225,11 +248,15 @@ impl Plane {
                 metrics: Some(Box::new(move || {
                     let mut m = dataplane_metrics(&w, &b, &rules);
                     m.push(queue_metric(&queues.0, queues.1.as_deref()));
+                    if let Some(d) = &dbm {
+                        m.extend(d.metrics());
+                    }
                     m
                 })),
                 rules: Some(Box::new(move || {
                     r.lock().unwrap_or_else(PoisonError::into_inner).summary()
                 })),
+                db: db.clone().map(|d| d as Arc<dyn crate::api::db::DbControl>),
             }
         };
         let control = Arc::new(
@@ -282,6 +309,10 @@ impl Plane {
             runtime.spawn(crate::api::serve(listener, acfg, c, shutdown_rx));
         }
         drop(_enter);
+        let db = match db {
+            Some(d) => Some(DbThread::spawn(d).map_err(|e| fail("spawn db updater", e))?),
+            None => None,
+        };
         Ok(Plane {
             workers,
             control,
@@ -289,11 +320,15 @@ impl Plane {
             api_addr,
             runtime,
             shutdown,
+            db,
         })
     }
 
     /// Flush the events, stop the API and the senders.
-    pub fn stop(self) {
+    pub fn stop(mut self) {
+        if let Some(d) = self.db.take() {
+            d.stop();
+        }
         self.control.hub().flush();
         let _ = self.shutdown.send(true);
         self.runtime.shutdown_timeout(Duration::from_secs(2));

@@ -91,6 +91,7 @@ impl Services {
                 control.clone(),
                 Arc::clone(&rules.status),
                 rules.follower(),
+                rules.swapper(),
             )?),
             None => None,
         };

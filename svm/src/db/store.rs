@@ -237,7 +237,7 @@ impl Store {
     }
 
     /// The trusted root: the state directory's, else `given` (which must match it when both exist).
-    fn root(&self, given: Option<&Path>) -> Result<(Vec<u8>, bool), DbError> {
+    pub(crate) fn root(&self, given: Option<&Path>) -> Result<(Vec<u8>, bool), DbError> {
         let own = self.dir.join("root.json");
         let given = given
             .map(|p| read_capped(p, meta::cap(Role::Root)))

@@ -1,0 +1,721 @@
+//! The daemon's side of the signed application databases (docs/databases.md): it keeps the
+//! installed set's rules in force, checks a mirror over HTTPS, installs newer bundles and rolls
+//! back by itself.
+//!
+//! - **Start**: the set `current` names in the database state directory ([`crate::db::store`])
+//!   has its rules built into the running rule set before any port opens. If the engine refuses
+//!   them, the previous set is switched back in (`db_rolled_back`).
+//! - **Checks**: the `svm-db` thread checks the mirror every `interval_secs` plus a random
+//!   `jitter_secs`; after a failure to reach it, after `retry_min_secs`, doubling up to the
+//!   interval. A check reads `BASE/timestamp.json` (capped at the timestamp's 16 KiB) and
+//!   verifies its signatures against the trusted root; only when it names a version newer than
+//!   the newest ever installed, and newer than the last refused one, is `BASE/bundle.tar`
+//!   downloaded (capped at `max_bundle_bytes`, within `timeout_secs`) into the state directory.
+//! - **Install**: the download goes through exactly what `svm db update` does
+//!   ([`crate::db::store::Store::update`]: every TUF check, staging, rules, lists, self-test, the
+//!   A/B switch). Then its rules are swapped into the workers the way SIGHUP does
+//!   ([`super::rules::RulesSwapper`]): built beside the running set, taken by each worker between
+//!   two bursts, no frame lost. If the engine refuses them, the store is rolled back, the old
+//!   rules never left the workers, and the version is remembered as refused.
+//! - **Reporting**: `db_updated`, `db_update_failed` (once per distinct reason, so a mirror
+//!   that stays down is one event) and `db_rolled_back` events; `svm_db_*` metrics;
+//!   `GET /api/v1/db`.
+//!
+//! A refused version is kept in memory: after a restart it is downloaded and refused once more.
+//! Every operation holds one lock, and the state directory's own lock while it changes it, so
+//! the thread, the API and `svm db` commands never interleave.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use super::config::DbSettings;
+use super::rules::{DbRules, RulesSwapper};
+use crate::api::db::{DbControl, DbOpError, DbSetView, DbView};
+use crate::control::Metric;
+use crate::db::DbError;
+use crate::db::meta::{self, Envelope, MetaRole, Role, TargetKind, Targets};
+use crate::db::store::{SetInfo, Status, Store, UpdateOptions};
+use crate::events::Severity;
+use crate::https::HttpsClient;
+
+/// Hands an event (type, severity, fields) to the event hub.
+pub type Emit = Box<dyn Fn(&str, Severity, Map<String, Value>) + Send + Sync>;
+
+/// The mirror: its base URL and a client that trusts its CA.
+struct Mirror {
+    base: String,
+    client: HttpsClient,
+}
+
+/// What the updater knows besides the state directory.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// The set whose rules are in force.
+    in_force: Option<String>,
+    /// The state directory as last read.
+    status: Option<Status>,
+    last_check: Option<OffsetDateTime>,
+    last_result: Option<&'static str>,
+    last_error: Option<String>,
+    /// The reason last reported in a `db_update_failed` event (not repeated).
+    last_reported: Option<String>,
+    next_check: Option<OffsetDateTime>,
+    refused: Option<u64>,
+    /// Failures to reach the mirror in a row (the backoff).
+    failures: u32,
+    checks_ok: u64,
+    checks_failed: u64,
+    installed: u64,
+    refusals: u64,
+    rollbacks: u64,
+}
+
+/// The database updater.
+pub struct DbSync {
+    settings: DbSettings,
+    mirror: Option<Mirror>,
+    rules: RulesSwapper,
+    emit: Emit,
+    /// Held through every operation.
+    op: Mutex<()>,
+    state: Mutex<SyncState>,
+}
+
+impl std::fmt::Debug for DbSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSync")
+            .field("dir", &self.settings.dir)
+            .field("mirror", &self.settings.mirror)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn set_view(s: &SetInfo) -> DbSetView {
+    DbSetView {
+        name: s.name.clone(),
+        version: s.version,
+        expires: s.expires.clone(),
+        timestamp_expires: s.timestamp_expires.clone(),
+        stale: s.stale,
+        targets: s.targets,
+        rules_loaded: s.report.rules_loaded,
+        rules_skipped: s.report.rules_skipped,
+        lists: s.report.lists.clone(),
+    }
+}
+
+/// A uniformly random number of seconds in `0..=max`.
+fn jitter(max: u64) -> u64 {
+    let mut b = [0u8; 8];
+    if max == 0 || getrandom::fill(&mut b).is_err() {
+        return 0;
+    }
+    u64::from_le_bytes(b) % (max + 1)
+}
+
+/// The rules of the set in `dir` (`sets/NAME`): its rule targets in name order and its
+/// classification, read from its (already verified) targets metadata.
+fn rules_of(dir: &Path) -> Result<DbRules, DbError> {
+    let path = dir.join("metadata").join(Role::Targets.file());
+    let bytes = std::fs::read(&path).map_err(DbError::io(path.display()))?;
+    let targets: Targets = Envelope::parse(Role::Targets, &bytes)?.decode()?;
+    let at = |n: &String| dir.join("targets").join(n);
+    Ok(DbRules {
+        files: targets
+            .targets
+            .iter()
+            .filter(|(_, t)| t.custom.kind == TargetKind::Rules)
+            .map(|(n, _)| at(n))
+            .collect(),
+        classification: targets
+            .targets
+            .iter()
+            .find(|(_, t)| t.custom.kind == TargetKind::Classification)
+            .map(|(n, _)| at(n)),
+    })
+}
+
+/// How a check ended.
+enum Checked {
+    UpToDate,
+    RefusedBefore,
+    Installed,
+}
+
+impl DbSync {
+    /// An updater for `settings` that swaps rules through `rules` and reports through `emit`.
+    /// A mirror's CA that cannot be read is an error.
+    pub fn new(settings: DbSettings, rules: RulesSwapper, emit: Emit) -> Result<DbSync, String> {
+        let mirror = match (&settings.mirror, &settings.ca) {
+            (Some(base), Some(ca)) => {
+                let roots = crate::tls::load_certs(ca).map_err(|e| format!("db.ca: {e}"))?;
+                let cfg =
+                    crate::tls::client_config(&roots, None).map_err(|e| format!("db.ca: {e}"))?;
+                Some(Mirror {
+                    base: base.clone(),
+                    client: HttpsClient::new(cfg, Duration::from_secs(settings.timeout_secs)),
+                })
+            }
+            _ => None,
+        };
+        Ok(DbSync {
+            settings,
+            mirror,
+            rules,
+            emit,
+            op: Mutex::new(()),
+            state: Mutex::new(SyncState::default()),
+        })
+    }
+
+    fn event(&self, kind: &str, severity: Severity, fields: Value) {
+        let mut m = Map::new();
+        m.insert("db".into(), fields);
+        (self.emit)(kind, severity, m);
+    }
+
+    fn store(&self) -> Result<Store, DbOpError> {
+        Store::open(&self.settings.dir).map_err(|e| match e {
+            DbError::Locked(_) => DbOpError::Conflict(e.to_string()),
+            e => DbOpError::Refused(e.to_string()),
+        })
+    }
+
+    /// Read the state directory into the view (after every operation).
+    fn refresh(&self, store: &Store, now: OffsetDateTime) {
+        let status = store.status(now);
+        let mut st = lock(&self.state);
+        match status {
+            Ok(s) => st.status = Some(s),
+            Err(e) => st.last_error = Some(format!("state directory: {e}")),
+        }
+    }
+
+    fn set_dir(&self, name: &str) -> PathBuf {
+        self.settings.dir.join("sets").join(name)
+    }
+
+    /// Build `set`'s rules into the running set; the engine's refusal as text.
+    fn swap(&self, set: Option<&SetInfo>) -> Result<(), String> {
+        let rules = match set {
+            Some(s) => Some(rules_of(&self.set_dir(&s.name)).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        self.rules.swap_db(rules)?;
+        lock(&self.state).in_force = set.map(|s| s.name.clone());
+        Ok(())
+    }
+
+    /// Report a failure: recorded, and an event unless it is the one last reported.
+    fn failed(&self, stage: &str, version: Option<u64>, reason: &str) {
+        let mut st = lock(&self.state);
+        st.last_error = Some(format!("{stage}: {reason}"));
+        let key = format!("{stage}: {version:?}: {reason}");
+        if st.last_reported.as_deref() == Some(key.as_str()) {
+            return;
+        }
+        st.last_reported = Some(key);
+        drop(st);
+        eprintln!("svm run: database update failed ({stage}): {reason}");
+        self.event(
+            "db_update_failed",
+            Severity::Warning,
+            json!({"stage": stage, "version": version, "reason": reason,
+                   "mirror": self.settings.mirror}),
+        );
+    }
+
+    /// At start, before any port opens: the rules of the set `current` names go into the
+    /// running set; if the engine refuses them, the previous set is switched back in.
+    pub fn start(&self) {
+        let _op = lock(&self.op);
+        let now = OffsetDateTime::now_utc();
+        let store = match Store::open(&self.settings.dir) {
+            Ok(s) => s,
+            Err(e) => return self.failed("start", None, &e.to_string()),
+        };
+        self.refresh(&store, now);
+        let status = lock(&self.state).status.clone();
+        let Some(cur) = status.as_ref().and_then(|s| s.current.clone()) else {
+            eprintln!(
+                "svm run: database: no set installed in {}",
+                self.settings.dir.display()
+            );
+            return;
+        };
+        match self.swap(Some(&cur)) {
+            Ok(()) => eprintln!(
+                "svm run: database version {} in force ({}{})",
+                cur.version,
+                cur.name,
+                if cur.stale { ", STALE" } else { "" }
+            ),
+            Err(reason) => {
+                self.failed("engine", Some(cur.version), &reason);
+                self.auto_rollback(&store, &cur, &reason, now);
+            }
+        }
+    }
+
+    /// The engine refused `bad` (switched in by the store): switch the store back, keep the
+    /// rules in force (the refused build published nothing) and remember the version.
+    fn auto_rollback(&self, store: &Store, bad: &SetInfo, reason: &str, now: OffsetDateTime) {
+        {
+            let mut st = lock(&self.state);
+            st.refused = Some(st.refused.map_or(bad.version, |r| r.max(bad.version)));
+            st.refusals += 1;
+        }
+        match store.rollback(now) {
+            Ok(status) => {
+                let to = status.current.clone();
+                // The set now current is the one in force unless it was never loaded (start).
+                let in_force = lock(&self.state).in_force.clone();
+                if to.as_ref().map(|s| &s.name) != in_force.as_ref()
+                    && let Err(e) = self.swap(to.as_ref())
+                {
+                    self.failed("engine", to.as_ref().map(|s| s.version), &e);
+                }
+                lock(&self.state).rollbacks += 1;
+                eprintln!(
+                    "svm run: database version {} refused by the engine; version {} is back in force",
+                    bad.version,
+                    to.as_ref().map_or(0, |s| s.version)
+                );
+                self.event(
+                    "db_rolled_back",
+                    Severity::Warning,
+                    json!({"from_version": bad.version,
+                           "to_version": to.as_ref().map(|s| s.version),
+                           "automatic": true, "reason": reason}),
+                );
+            }
+            Err(e) => self.failed("rollback", Some(bad.version), &e.to_string()),
+        }
+        self.refresh(store, now);
+    }
+
+    /// When the thread checks next: the interval after a good check, a doubling retry after a
+    /// failure to reach the mirror, plus jitter.
+    fn schedule(&self, now: OffsetDateTime) {
+        let s = &self.settings;
+        let mut st = lock(&self.state);
+        let base = if st.failures == 0 {
+            s.interval_secs
+        } else {
+            let doubled = s
+                .retry_min_secs
+                .saturating_mul(1u64 << (st.failures - 1).min(30));
+            doubled.min(s.interval_secs)
+        };
+        let wait = base.saturating_add(jitter(s.jitter_secs));
+        st.next_check =
+            Some(now + time::Duration::seconds(i64::try_from(wait).unwrap_or(i64::MAX / 2)));
+    }
+
+    /// The first check's time: at once plus jitter.
+    pub fn schedule_first(&self) {
+        if self.mirror.is_none() {
+            return;
+        }
+        let now = OffsetDateTime::now_utc();
+        let wait = jitter(self.settings.jitter_secs);
+        lock(&self.state).next_check =
+            Some(now + time::Duration::seconds(i64::try_from(wait).unwrap_or(0)));
+    }
+
+    /// Check the mirror and install a newer bundle.
+    pub fn check(&self) -> Result<DbView, DbOpError> {
+        let Some(mirror) = &self.mirror else {
+            return Err(DbOpError::NoMirror);
+        };
+        let _op = lock(&self.op);
+        let now = OffsetDateTime::now_utc();
+        let r = self.check_locked(mirror, now);
+        {
+            let mut st = lock(&self.state);
+            st.last_check = Some(now);
+            match &r {
+                Ok(c) => {
+                    st.checks_ok += 1;
+                    st.failures = 0;
+                    st.last_error = None;
+                    st.last_reported = None;
+                    st.last_result = Some(match c {
+                        Checked::UpToDate => "up_to_date",
+                        Checked::RefusedBefore => "refused_before",
+                        Checked::Installed => "installed",
+                    });
+                }
+                Err(DbOpError::Mirror(_)) => {
+                    st.checks_failed += 1;
+                    st.failures = st.failures.saturating_add(1);
+                    st.last_result = Some("failed");
+                }
+                Err(_) => {
+                    st.checks_failed += 1;
+                    st.failures = 0;
+                    st.last_result = Some("refused");
+                }
+            }
+        }
+        self.schedule(now);
+        r.map(|_| self.view())
+    }
+
+    fn check_locked(&self, mirror: &Mirror, now: OffsetDateTime) -> Result<Checked, DbOpError> {
+        let store = self.store()?;
+        self.refresh(&store, now);
+        // A set switched in by `svm db update` or `rollback` meanwhile is taken on.
+        self.adopt(&store, now);
+        let fail_mirror = |e: String| {
+            self.failed("mirror", None, &e);
+            DbOpError::Mirror(e)
+        };
+        let ts_url = format!("{}/{}", mirror.base, Role::Timestamp.file());
+        let mut ts_bytes = Vec::new();
+        self.fetch(mirror, &ts_url, meta::cap(Role::Timestamp), &mut ts_bytes)
+            .map_err(fail_mirror)?;
+        let refuse = |stage: &str, version: Option<u64>, e: String| {
+            self.failed(stage, version, &e);
+            DbOpError::Refused(e)
+        };
+        let (root_bytes, _) = store
+            .root(self.settings.root.as_deref())
+            .map_err(|e| refuse("verify", None, e.to_string()))?;
+        let (root, _) =
+            meta::trusted_root(&root_bytes).map_err(|e| refuse("verify", None, e.to_string()))?;
+        let ts: MetaRole = Envelope::parse(Role::Timestamp, &ts_bytes)
+            .and_then(|env| env.verify(&root).map(|()| env))
+            .and_then(|env| env.decode())
+            .map_err(|e| refuse("verify", None, format!("{ts_url}: {e}")))?;
+        let trusted = store
+            .trusted()
+            .map_err(|e| refuse("verify", None, e.to_string()))?;
+        let installed = lock(&self.state)
+            .status
+            .as_ref()
+            .and_then(|s| s.current.as_ref())
+            .map(|_| trusted.versions.targets);
+        if installed.is_some_and(|v| ts.version <= v) {
+            return Ok(Checked::UpToDate);
+        }
+        if lock(&self.state).refused.is_some_and(|r| ts.version <= r) {
+            return Ok(Checked::RefusedBefore);
+        }
+        let download = self.settings.dir.join("download.tar");
+        let got = std::fs::File::create(&download)
+            .map_err(|e| e.to_string())
+            .and_then(|mut f| {
+                let url = format!("{}/bundle.tar", mirror.base);
+                self.fetch_to(mirror, &url, self.settings.max_bundle_bytes, &mut f)?;
+                f.sync_all().map_err(|e| e.to_string())
+            });
+        if let Err(e) = got {
+            let _ = std::fs::remove_file(&download);
+            return Err(fail_mirror(e));
+        }
+        let previous = lock(&self.state)
+            .status
+            .as_ref()
+            .and_then(|s| s.current.clone());
+        let r = store.update(&UpdateOptions {
+            from: download.clone(),
+            root: self.settings.root.clone(),
+            allow_expired: false,
+            now,
+        });
+        let _ = std::fs::remove_file(&download);
+        let installed = match r {
+            Ok(i) => i,
+            Err(e) => {
+                self.refresh(&store, now);
+                if matches!(e, DbError::Io { .. } | DbError::Locked(_)) {
+                    // Not the bundle's fault: tried again at the next check.
+                    return Err(refuse("install", Some(ts.version), e.to_string()));
+                }
+                {
+                    let mut st = lock(&self.state);
+                    st.refused = Some(st.refused.map_or(ts.version, |r| r.max(ts.version)));
+                    st.refusals += 1;
+                }
+                return Err(refuse("verify", Some(ts.version), e.to_string()));
+            }
+        };
+        let set = installed.set;
+        if let Err(reason) = self.swap(Some(&set)) {
+            self.failed("engine", Some(set.version), &reason);
+            self.auto_rollback(&store, &set, &reason, now);
+            return Err(DbOpError::Refused(format!(
+                "version {}: the engine refused its rules: {reason}",
+                set.version
+            )));
+        }
+        lock(&self.state).installed += 1;
+        self.refresh(&store, now);
+        let rules = self.rules.status();
+        eprintln!(
+            "svm run: database version {} in force ({}; {} rules loaded)",
+            set.version, set.name, rules.loaded
+        );
+        self.event(
+            "db_updated",
+            Severity::Info,
+            json!({"version": set.version,
+                   "previous_version": previous.as_ref().map(|p| p.version),
+                   "set": set.name, "expires": set.expires,
+                   "timestamp_expires": set.timestamp_expires, "stale": set.stale,
+                   "rules_loaded": rules.loaded, "rules_skipped": rules.skipped,
+                   "lists": set.report.lists, "mirror": self.settings.mirror}),
+        );
+        Ok(Checked::Installed)
+    }
+
+    /// If `current` is not the set in force (changed by an `svm db` command), swap it in.
+    fn adopt(&self, store: &Store, now: OffsetDateTime) {
+        let (cur, in_force) = {
+            let st = lock(&self.state);
+            (
+                st.status.as_ref().and_then(|s| s.current.clone()),
+                st.in_force.clone(),
+            )
+        };
+        if cur.as_ref().map(|c| &c.name) == in_force.as_ref() {
+            return;
+        }
+        if let Err(reason) = self.swap(cur.as_ref()) {
+            self.failed("engine", cur.as_ref().map(|c| c.version), &reason);
+            if let Some(bad) = &cur {
+                self.auto_rollback(store, bad, &reason, now);
+            }
+        }
+    }
+
+    fn fetch(&self, mirror: &Mirror, url: &str, cap: u64, out: &mut Vec<u8>) -> Result<(), String> {
+        self.fetch_to(mirror, url, cap, out)
+    }
+
+    /// `GET url` into `out` (at most `cap` bytes) on a runtime of this call's own.
+    fn fetch_to(
+        &self,
+        mirror: &Mirror,
+        url: &str,
+        cap: u64,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        let status = rt
+            .block_on(mirror.client.download(url, cap, out))
+            .map_err(|e| e.to_string())?;
+        if status != hyper::StatusCode::OK {
+            return Err(format!("{url}: HTTP {status}"));
+        }
+        Ok(())
+    }
+
+    /// Switch back to the previous set and swap its rules in; if the engine refuses them, the
+    /// switch is undone.
+    pub fn rollback_now(&self) -> Result<DbView, DbOpError> {
+        let _op = lock(&self.op);
+        let now = OffsetDateTime::now_utc();
+        let store = self.store()?;
+        self.refresh(&store, now);
+        let from = lock(&self.state)
+            .status
+            .as_ref()
+            .and_then(|s| s.current.clone());
+        let status = store.rollback(now).map_err(|e| match e {
+            DbError::State(m) => DbOpError::Conflict(m),
+            e => DbOpError::Refused(e.to_string()),
+        })?;
+        let to = status.current.clone();
+        if let Err(reason) = self.swap(to.as_ref()) {
+            // Undo: the set in force stays current.
+            let _ = store.rollback(now);
+            self.refresh(&store, now);
+            self.failed("engine", to.as_ref().map(|s| s.version), &reason);
+            return Err(DbOpError::Refused(format!(
+                "the previous set's rules were refused by the engine: {reason}"
+            )));
+        }
+        {
+            let mut st = lock(&self.state);
+            st.rollbacks += 1;
+            st.last_error = None;
+        }
+        self.refresh(&store, now);
+        eprintln!(
+            "svm run: database rolled back from version {} to version {}",
+            from.as_ref().map_or(0, |s| s.version),
+            to.as_ref().map_or(0, |s| s.version)
+        );
+        self.event(
+            "db_rolled_back",
+            Severity::Warning,
+            json!({"from_version": from.as_ref().map(|s| s.version),
+                   "to_version": to.as_ref().map(|s| s.version),
+                   "automatic": false, "reason": "requested"}),
+        );
+        Ok(self.view())
+    }
+
+    /// The state for the API.
+    pub fn view(&self) -> DbView {
+        let st = lock(&self.state);
+        let status = st.status.as_ref();
+        DbView {
+            dir: self.settings.dir.display().to_string(),
+            mirror: self.settings.mirror.clone(),
+            current: status.and_then(|s| s.current.as_ref()).map(set_view),
+            previous: status.and_then(|s| s.previous.as_ref()).map(set_view),
+            in_force: st.in_force.clone(),
+            trusted_version: status.map_or(0, |s| s.trusted.versions.targets),
+            last_check: st.last_check.map(meta::format_time),
+            last_result: st.last_result.map(str::to_owned),
+            last_error: st.last_error.clone(),
+            next_check: st.next_check.map(meta::format_time),
+            refused_version: st.refused,
+        }
+    }
+
+    /// `svm_db_*` for `/metrics`.
+    pub fn metrics(&self) -> Vec<Metric> {
+        #[allow(clippy::cast_precision_loss)]
+        let f = |v: u64| v as f64;
+        let st = lock(&self.state);
+        let cur = st.status.as_ref().and_then(|s| s.current.as_ref());
+        // Staleness is of now, not of the last read.
+        let stale = cur.is_some_and(|c| {
+            meta::parse_time(Role::Timestamp, &c.timestamp_expires)
+                .is_ok_and(|t| t <= OffsetDateTime::now_utc())
+        });
+        let one = |name, help, kind, v: f64| Metric {
+            name,
+            help,
+            kind,
+            samples: vec![(Vec::new(), v)],
+        };
+        vec![
+            one(
+                "svm_db_version",
+                "Version of the database set in force (0: none).",
+                "gauge",
+                f(cur.map_or(0, |c| c.version)),
+            ),
+            one(
+                "svm_db_stale",
+                "1 when the database set's timestamp has expired (it stays in force).",
+                "gauge",
+                f(u64::from(stale)),
+            ),
+            one(
+                "svm_db_last_check_timestamp_seconds",
+                "When the mirror was last checked (Unix time; 0: never).",
+                "gauge",
+                st.last_check.map_or(0.0, |t| t.unix_timestamp() as f64),
+            ),
+            Metric {
+                name: "svm_db_checks_total",
+                help: "Checks of the mirror, by result.",
+                kind: "counter",
+                samples: vec![
+                    (vec![("result", "ok".into())], f(st.checks_ok)),
+                    (vec![("result", "failed".into())], f(st.checks_failed)),
+                ],
+            },
+            Metric {
+                name: "svm_db_updates_total",
+                help: "Database sets installed, refused (verification, checks, self-test or engine) and rolled back.",
+                kind: "counter",
+                samples: vec![
+                    (vec![("result", "installed".into())], f(st.installed)),
+                    (vec![("result", "refused".into())], f(st.refusals)),
+                    (vec![("result", "rolled_back".into())], f(st.rollbacks)),
+                ],
+            },
+        ]
+    }
+
+    /// How long until the next check, if the mirror is checked at all.
+    fn due_in(&self) -> Option<Duration> {
+        let next = lock(&self.state).next_check?;
+        let left = next - OffsetDateTime::now_utc();
+        Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
+    }
+}
+
+impl DbControl for DbSync {
+    fn view(&self) -> DbView {
+        DbSync::view(self)
+    }
+
+    fn check_now(&self) -> Result<DbView, DbOpError> {
+        self.check()
+    }
+
+    fn rollback(&self) -> Result<DbView, DbOpError> {
+        self.rollback_now()
+    }
+}
+
+/// The `svm-db` thread; [`DbThread::stop`] ends it.
+#[derive(Debug)]
+pub struct DbThread {
+    stop: Option<Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// The longest the thread sleeps before it looks at the schedule again (a check made through
+/// the API moves it).
+const TICK: Duration = Duration::from_secs(1);
+
+impl DbThread {
+    /// Check the mirror on schedule until stopped; nothing to do without a mirror.
+    pub fn spawn(sync: Arc<DbSync>) -> std::io::Result<DbThread> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        sync.schedule_first();
+        let handle = std::thread::Builder::new()
+            .name("svm-db".into())
+            .spawn(move || run(&sync, &rx))?;
+        Ok(DbThread {
+            stop: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Stop (after a check in progress).
+    pub fn stop(mut self) {
+        self.stop = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(sync: &DbSync, stop: &Receiver<()>) {
+    loop {
+        let wait = sync.due_in();
+        match stop.recv_timeout(wait.map_or(TICK, |w| w.min(TICK))) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        if sync.due_in().is_some_and(|w| w.is_zero()) {
+            let _ = sync.check();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,436 @@
+//! The updater against a real HTTPS mirror on 127.0.0.1 (rustls, a CA made for the test),
+//! real bundles from `svm db keygen`/`build`, a real state directory and a real rule set swapped
+//! into a [`RulesCell`] as the workers read it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use serde_json::{Map, Value};
+
+use super::*;
+use crate::daemon::config::RulesSettings;
+use crate::daemon::rules::LiveRules;
+use crate::db::cmd::{self, BuildArgs, KeygenArgs};
+
+type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+/// Events the updater emitted: type and fields.
+type Seen = Arc<Mutex<Vec<(String, Map<String, Value>)>>>;
+
+/// An event sink into `seen`.
+fn sink(seen: &Seen) -> Emit {
+    let ev = seen.clone();
+    Box::new(move |kind, _, fields| {
+        ev.lock().unwrap().push((kind.to_owned(), fields));
+    })
+}
+
+/// A mirror: files by path, and how often each was asked for.
+struct TestMirror {
+    files: Files,
+    hits: Arc<Mutex<HashMap<String, u32>>>,
+    url: String,
+    ca: PathBuf,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl TestMirror {
+    fn start(dir: &Path) -> TestMirror {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = p.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut sp = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        sp.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = sp.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        let ca = dir.join("mirror-ca.pem");
+        std::fs::write(&ca, ca_cert.pem()).unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_l.set_nonblocking(true).unwrap();
+        let url = format!("https://{}/db", std_l.local_addr().unwrap());
+        let files: Files = Arc::default();
+        let hits: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let (f, h) = (files.clone(), hits.clone());
+        rt.spawn(async move {
+            let l = tokio::net::TcpListener::from_std(std_l).unwrap();
+            loop {
+                let Ok((tcp, _)) = l.accept().await else {
+                    continue;
+                };
+                let (acceptor, f, h) = (acceptor.clone(), f.clone(), h.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                        let path = req.uri().path().trim_start_matches("/db/").to_owned();
+                        *h.lock().unwrap().entry(path.clone()).or_default() += 1;
+                        let body = f.lock().unwrap().get(&path).cloned();
+                        async move {
+                            let (status, body) = match body {
+                                Some(b) => (200, b),
+                                None => (404, Vec::new()),
+                            };
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from(body)))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+        });
+        TestMirror {
+            files,
+            hits,
+            url,
+            ca,
+            _rt: rt,
+        }
+    }
+
+    /// Publish a bundle: `bundle.tar` and its `metadata/timestamp.json` as `timestamp.json`.
+    fn publish(&self, bundle: &[u8]) {
+        let mut ts = None;
+        let mut ar = tar::Archive::new(bundle);
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_str() == Some("metadata/timestamp.json") {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+                ts = Some(b);
+            }
+        }
+        let mut f = self.files.lock().unwrap();
+        f.insert("timestamp.json".into(), ts.unwrap());
+        f.insert("bundle.tar".into(), bundle.to_vec());
+    }
+
+    fn bundle_hits(&self) -> u32 {
+        self.hits
+            .lock()
+            .unwrap()
+            .get("bundle.tar")
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn rule(sid: u32) -> String {
+    format!(
+        "alert tcp any any -> any any (msg:\"db {sid}\"; content:\"db{sid}\"; sid:{sid}; rev:1;)\n"
+    )
+}
+
+struct Fx {
+    tmp: tempfile::TempDir,
+    mirror: TestMirror,
+    rules: LiveRules,
+    sync: DbSync,
+    events: Seen,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = tmp.path().join("keys");
+        cmd::keygen(
+            &KeygenArgs {
+                dir: keys.clone(),
+                threshold: 1,
+                expires: None,
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let mirror = TestMirror::start(tmp.path());
+        // The configuration's own rules, with a threshold file: removing it makes the engine
+        // refuse every build, as a broken appliance file would.
+        let local = tmp.path().join("local.rules");
+        std::fs::write(&local, rule(100)).unwrap();
+        let threshold = tmp.path().join("threshold.config");
+        std::fs::write(&threshold, "").unwrap();
+        let mut s = RulesSettings::bare();
+        s.files = vec![local.display().to_string()];
+        s.threshold_file = Some(threshold);
+        let initial = crate::daemon::rules::load(&s).unwrap();
+        let rules = LiveRules::start(Some(&s), Some(s.clone()), Some(initial), None).unwrap();
+        let settings = DbSettings {
+            dir: tmp.path().join("db"),
+            root: Some(keys.join("root.json")),
+            mirror: Some(mirror.url.clone()),
+            ca: Some(mirror.ca.clone()),
+            interval_secs: 3600,
+            jitter_secs: 0,
+            retry_min_secs: 30,
+            max_bundle_bytes: 1 << 20,
+            timeout_secs: 10,
+        };
+        let events = Seen::default();
+        let sync = DbSync::new(settings, rules.swapper(), sink(&events)).unwrap();
+        sync.start();
+        Fx {
+            tmp,
+            mirror,
+            rules,
+            sync,
+            events,
+        }
+    }
+
+    /// `svm db build` of version `v` with rules of these sids.
+    fn build(&self, v: u64, sids: &[u32]) -> Vec<u8> {
+        let mut files = Vec::new();
+        for sid in sids {
+            let f = self.tmp.path().join(format!("r{sid}.rules"));
+            std::fs::write(&f, rule(*sid)).unwrap();
+            files.push(f);
+        }
+        let out = self.tmp.path().join(format!("v{v}.tar"));
+        cmd::build(
+            &BuildArgs {
+                keys: self.tmp.path().join("keys"),
+                version: v,
+                expires: None,
+                timestamp_expires: None,
+                rules: files,
+                url_list: vec![],
+                self_test: None,
+                classification: None,
+                reference: None,
+                attack_blocker: None,
+                output: out.clone(),
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        std::fs::read(out).unwrap()
+    }
+
+    fn sids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .rules
+            .cell
+            .load()
+            .map(|s| s.rules().iter().map(|r| r.sid).collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    fn last_event(&self) -> (String, Value) {
+        let ev = self.events.lock().unwrap();
+        let (k, f) = ev.last().unwrap();
+        (k.clone(), f["db"].clone())
+    }
+}
+
+/// Flip one byte of `needle` inside `bundle` (a target's bytes are stored as they are).
+fn tamper(bundle: &[u8], needle: &[u8]) -> Vec<u8> {
+    let mut b = bundle.to_vec();
+    let at = b.windows(needle.len()).position(|w| w == needle).unwrap();
+    b[at] ^= 0x01;
+    b
+}
+
+#[test]
+fn installs_refuses_rolls_back_and_backs_off() {
+    let fx = Fx::new();
+    assert_eq!(
+        fx.sids(),
+        [100],
+        "no set installed: the configuration's rules"
+    );
+    assert_eq!(fx.sync.view().current, None);
+
+    // v1 on the mirror: installed and in force beside the configuration's rules.
+    fx.mirror.publish(&fx.build(1, &[1]));
+    let v = fx.sync.check().unwrap();
+    assert_eq!(v.current.as_ref().unwrap().version, 1);
+    assert_eq!(v.in_force, Some(v.current.unwrap().name));
+    assert_eq!(v.last_result.as_deref(), Some("installed"));
+    assert_eq!(fx.sids(), [1, 100]);
+    let (k, f) = fx.last_event();
+    assert_eq!((k.as_str(), f["version"].as_u64()), ("db_updated", Some(1)));
+    assert_eq!(f["rules_loaded"].as_u64(), Some(2));
+
+    // The same version again: up to date, nothing downloaded.
+    let v = fx.sync.check().unwrap();
+    assert_eq!(v.last_result.as_deref(), Some("up_to_date"));
+    assert_eq!(fx.mirror.bundle_hits(), 1);
+
+    // v2 with a target byte changed: refused, v1 stays in force, and v2 is not fetched again.
+    let v2 = fx.build(2, &[1, 2]);
+    fx.mirror.publish(&tamper(&v2, b"db2\""));
+    let e = fx.sync.check().unwrap_err();
+    assert!(
+        matches!(&e, DbOpError::Refused(m) if m.contains("SHA-256")),
+        "{e}"
+    );
+    assert_eq!(fx.sids(), [1, 100]);
+    let (k, f) = fx.last_event();
+    assert_eq!(
+        (k.as_str(), f["version"].as_u64()),
+        ("db_update_failed", Some(2))
+    );
+    assert_eq!(f["stage"], "verify");
+    let v = fx.sync.check().unwrap();
+    assert_eq!(v.last_result.as_deref(), Some("refused_before"));
+    assert_eq!(v.refused_version, Some(2));
+    assert_eq!(
+        fx.mirror.bundle_hits(),
+        2,
+        "a refused version is not downloaded again"
+    );
+    assert_eq!(v.current.unwrap().version, 1);
+
+    // v3, good: installed.
+    fx.mirror.publish(&fx.build(3, &[1, 3]));
+    fx.sync.check().unwrap();
+    assert_eq!(fx.sids(), [1, 3, 100]);
+
+    // v4 passes every check of the store but the engine refuses the build (the appliance's
+    // threshold file is gone): rolled back to v3 by itself, the v3 rules never left.
+    fx.mirror.publish(&fx.build(4, &[1, 4]));
+    let threshold = fx.tmp.path().join("threshold.config");
+    std::fs::remove_file(&threshold).unwrap();
+    let e = fx.sync.check().unwrap_err();
+    assert!(
+        matches!(&e, DbOpError::Refused(m) if m.contains("engine refused")),
+        "{e}"
+    );
+    assert_eq!(fx.sids(), [1, 3, 100]);
+    let kinds = fx.kinds();
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["db_update_failed", "db_rolled_back"]
+    );
+    let (_, f) = fx.last_event();
+    assert_eq!(
+        (f["from_version"].as_u64(), f["to_version"].as_u64()),
+        (Some(4), Some(3))
+    );
+    assert_eq!(f["automatic"], true);
+    let v = fx.sync.view();
+    assert_eq!(v.current.as_ref().unwrap().version, 3);
+    assert_eq!(v.previous.as_ref().unwrap().version, 4);
+    assert_eq!(v.trusted_version, 4);
+    assert_eq!(
+        fx.sync.check().unwrap().last_result.as_deref(),
+        Some("up_to_date")
+    );
+
+    // A rollback to v4 while the engine still refuses it is undone.
+    let e = fx.sync.rollback_now().unwrap_err();
+    assert!(matches!(e, DbOpError::Refused(_)), "{e}");
+    assert_eq!(fx.sync.view().current.unwrap().version, 3);
+    assert_eq!(fx.sids(), [1, 3, 100]);
+    // With the file back, the rollback (to the newer set, here) goes through.
+    std::fs::write(&threshold, "").unwrap();
+    let v = fx.sync.rollback_now().unwrap();
+    assert_eq!(v.current.unwrap().version, 4);
+    assert_eq!(fx.sids(), [1, 4, 100]);
+    let (k, f) = fx.last_event();
+    assert_eq!(
+        (k.as_str(), f["automatic"].as_bool()),
+        ("db_rolled_back", Some(false))
+    );
+
+    let m = fx.sync.metrics();
+    let get = |name: &str, label: Option<&str>| {
+        m.iter()
+            .find(|x| x.name == name)
+            .unwrap()
+            .samples
+            .iter()
+            .find(|(l, _)| label.is_none_or(|want| l.iter().any(|(_, v)| v == want)))
+            .unwrap()
+            .1
+    };
+    assert!((get("svm_db_version", None) - 4.0).abs() < f64::EPSILON);
+    assert!((get("svm_db_updates_total", Some("installed")) - 2.0).abs() < f64::EPSILON);
+    assert!((get("svm_db_updates_total", Some("refused")) - 2.0).abs() < f64::EPSILON);
+    assert!((get("svm_db_updates_total", Some("rolled_back")) - 2.0).abs() < f64::EPSILON);
+    assert!(get("svm_db_stale", None).abs() < f64::EPSILON);
+
+    // The mirror gone: a mirror failure, one event for a run of them, a retry sooner than the
+    // interval that doubles.
+    fx.mirror.files.lock().unwrap().clear();
+    let before = fx.kinds().len();
+    for _ in 0..2 {
+        assert!(matches!(fx.sync.check(), Err(DbOpError::Mirror(_))));
+    }
+    assert_eq!(fx.kinds().len(), before + 1, "{:?}", fx.kinds());
+    let next = fx.sync.due_in().unwrap().as_secs();
+    assert!(
+        (55..=60).contains(&next),
+        "second failure waits 60 s: {next}"
+    );
+    assert_eq!(fx.sync.view().last_result.as_deref(), Some("failed"));
+}
+
+#[test]
+fn a_set_the_engine_refuses_at_start_gives_way_to_the_previous_one() {
+    let fx = Fx::new();
+    fx.mirror.publish(&fx.build(1, &[1]));
+    fx.sync.check().unwrap();
+    fx.mirror.publish(&fx.build(2, &[2]));
+    fx.sync.check().unwrap();
+    assert_eq!(fx.sids(), [2, 100]);
+    // v2's rule file damaged on disk: at the next start, the engine refuses it (a syntax error
+    // only skips a rule, so make the file unreadable instead: a directory in its place).
+    let cur = fx.sync.view().current.unwrap().name;
+    let file = fx
+        .tmp
+        .path()
+        .join("db/sets")
+        .join(&cur)
+        .join("targets/rules/r2.rules");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let s2 = DbSync::new(
+        fx.sync.settings.clone(),
+        fx.rules.swapper(),
+        sink(&fx.events),
+    )
+    .unwrap();
+    s2.start();
+    assert_eq!(s2.view().current.unwrap().version, 1);
+    assert_eq!(
+        fx.kinds().last().map(String::as_str),
+        Some("db_rolled_back")
+    );
+    assert_eq!(fx.sids(), [1, 100]);
+}
