@@ -145,6 +145,28 @@ fn rules_of(dir: &Path) -> Result<DbRules, DbError> {
     })
 }
 
+/// The bytes of `metadata/timestamp.json` in the bundle at `path` (metadata comes first; at
+/// most the timestamp's cap is read), if it has one.
+fn bundle_timestamp(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).ok()?;
+    let mut ar = tar::Archive::new(f);
+    for e in ar.entries().ok()? {
+        let e = e.ok()?;
+        if e.path().ok()?.as_os_str() == "metadata/timestamp.json" {
+            let mut b = Vec::new();
+            e.take(meta::cap(Role::Timestamp) + 1)
+                .read_to_end(&mut b)
+                .ok()?;
+            return Some(b);
+        }
+        if e.path().ok()?.starts_with("targets") {
+            return None;
+        }
+    }
+    None
+}
+
 /// How a check ended.
 enum Checked {
     UpToDate,
@@ -406,6 +428,15 @@ impl DbSync {
             .as_ref()
             .and_then(|s| s.current.as_ref())
             .map(|_| trusted.versions.targets);
+        if ts.version < trusted.versions.timestamp {
+            // An older timestamp than one trusted: a rollback attack, or a mirror gone back.
+            let e = DbError::Rollback {
+                role: Role::Timestamp.name(),
+                trusted: trusted.versions.timestamp,
+                got: ts.version,
+            };
+            return Err(refuse("verify", Some(ts.version), e.to_string()));
+        }
         if installed.is_some_and(|v| ts.version <= v) {
             return Ok(Checked::UpToDate);
         }
@@ -420,6 +451,15 @@ impl DbSync {
                 self.fetch_to(mirror, &url, self.settings.max_bundle_bytes, &mut f)?;
                 f.sync_all().map_err(|e| e.to_string())
             });
+        // A mirror caught between its two uploads serves a timestamp of another bundle: tried
+        // again at the next check, not refused.
+        let got = got.and_then(|()| match bundle_timestamp(&download) {
+            Some(b) if b == ts_bytes => Ok(()),
+            _ => Err(format!(
+                "{ts_url} is not the timestamp of {}/bundle.tar (the mirror is being updated?)",
+                mirror.base
+            )),
+        });
         if let Err(e) = got {
             let _ = std::fs::remove_file(&download);
             return Err(fail_mirror(e));

@@ -276,7 +276,8 @@ fn installs_refuses_rolls_back_and_backs_off() {
     assert_eq!(fx.sync.view().current, None);
 
     // v1 on the mirror: installed and in force beside the configuration's rules.
-    fx.mirror.publish(&fx.build(1, &[1]));
+    let v1 = fx.build(1, &[1]);
+    fx.mirror.publish(&v1);
     let v = fx.sync.check().unwrap();
     assert_eq!(v.current.as_ref().unwrap().version, 1);
     assert_eq!(v.in_force, Some(v.current.unwrap().name));
@@ -319,6 +320,15 @@ fn installs_refuses_rolls_back_and_backs_off() {
     // v3, good: installed.
     fx.mirror.publish(&fx.build(3, &[1, 3]));
     fx.sync.check().unwrap();
+    assert_eq!(fx.sids(), [1, 3, 100]);
+
+    // The mirror back at v1 (a rollback attack): refused, v3 stays.
+    fx.mirror.publish(&v1);
+    let e = fx.sync.check().unwrap_err();
+    assert!(
+        matches!(&e, DbOpError::Refused(m) if m.contains("older than the trusted version 3")),
+        "{e}"
+    );
     assert_eq!(fx.sids(), [1, 3, 100]);
 
     // v4 passes every check of the store but the engine refuses the build (the appliance's
@@ -384,6 +394,25 @@ fn installs_refuses_rolls_back_and_backs_off() {
     assert!((get("svm_db_updates_total", Some("refused")) - 2.0).abs() < f64::EPSILON);
     assert!((get("svm_db_updates_total", Some("rolled_back")) - 2.0).abs() < f64::EPSILON);
     assert!(get("svm_db_stale", None).abs() < f64::EPSILON);
+
+    // A mirror caught between its uploads (v5's timestamp, v4's bundle): tried again, not
+    // refused.
+    let v5 = fx.build(5, &[1, 5]);
+    fx.mirror.publish(&v5);
+    let v4 = fx.tmp.path().join("v4.tar");
+    fx.mirror
+        .files
+        .lock()
+        .unwrap()
+        .insert("bundle.tar".into(), std::fs::read(v4).unwrap());
+    let e = fx.sync.check().unwrap_err();
+    assert!(
+        matches!(&e, DbOpError::Mirror(m) if m.contains("not the timestamp")),
+        "{e}"
+    );
+    fx.mirror.publish(&v5);
+    assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 5);
+    assert_eq!(fx.sids(), [1, 5, 100]);
 
     // The mirror gone: a mirror failure, one event for a run of them, a retry sooner than the
     // interval that doubles.
