@@ -1,8 +1,9 @@
 //! Fakes for the control-plane tests: real HTTPS servers (rustls on 127.0.0.1) implementing the
-//! documented endpoints of the central server and NSX Manager and recording every call; and a
-//! test PKI.
+//! documented endpoints of the central server and NSX Manager and recording every call, a
+//! database mirror; and a test PKI.
 
 pub mod central;
+pub mod mirror;
 pub mod nsx;
 pub mod pki;
 
