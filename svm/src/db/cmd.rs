@@ -130,7 +130,7 @@ pub struct UpdateArgs {
     /// The state directory.
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
-    /// The bundle file (mirror updates are not built yet, so it is required).
+    /// The bundle file (required: the daemon follows a mirror, `db.mirror`).
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
     /// The root to trust, for the state directory's first update.
@@ -179,7 +179,7 @@ pub fn run(cmd: DbCommand) -> Exit {
         DbCommand::Update(a) => {
             if a.from.is_none() {
                 eprintln!(
-                    "svm db update: give --from BUNDLE (updates from a mirror are not built yet)"
+                    "svm db update: give --from BUNDLE (the daemon follows a mirror: db.mirror in its configuration, POST /api/v1/db/update)"
                 );
                 return Exit::MissingArgument;
             }

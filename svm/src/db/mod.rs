@@ -19,8 +19,8 @@
 //!   configuration parse, the self-test capture gives its expected alerts);
 //! - [`cmd`]: `svm db ...`.
 //!
-//! Not built yet: the daemon's mirror polling, the API, the hot swap into running workers, root
-//! key rotation.
+//! The daemon's side (mirror polling, hot swap of the rules, rollback, `/api/v1/db`) is
+//! [`crate::daemon::dbsync`]. Not built yet: root key rotation.
 
 pub mod bundle;
 pub mod check;
