@@ -395,6 +395,7 @@ impl DbSync {
     }
 
     fn check_locked(&self, mirror: &Mirror, now: OffsetDateTime) -> Result<Checked, DbOpError> {
+        let started = std::time::Instant::now();
         let store = self.store()?;
         self.refresh(&store, now);
         // A set switched in by `svm db update` or `rollback` meanwhile is taken on.
@@ -492,6 +493,7 @@ impl DbSync {
             }
         };
         let set = installed.set;
+        let checked = started.elapsed();
         if let Err(reason) = self.swap(Some(&set)) {
             self.failed("engine", Some(set.version), &reason);
             self.auto_rollback(&store, &set, &reason, now);
@@ -504,8 +506,13 @@ impl DbSync {
         self.refresh(&store, now);
         let rules = self.rules.status();
         eprintln!(
-            "svm run: database version {} in force ({}; {} rules loaded)",
-            set.version, set.name, rules.loaded
+            "svm run: database version {} in force ({}; {} rules loaded; fetched, verified and \
+             checked in {:.3} s, swapped in {:.3} s)",
+            set.version,
+            set.name,
+            rules.loaded,
+            checked.as_secs_f64(),
+            (started.elapsed() - checked).as_secs_f64()
         );
         self.event(
             "db_updated",
@@ -569,6 +576,7 @@ impl DbSync {
     /// switch is undone.
     pub fn rollback_now(&self) -> Result<DbView, DbOpError> {
         let _op = lock(&self.op);
+        let started = std::time::Instant::now();
         let now = OffsetDateTime::now_utc();
         let store = self.store()?;
         self.refresh(&store, now);
@@ -597,9 +605,10 @@ impl DbSync {
         }
         self.refresh(&store, now);
         eprintln!(
-            "svm run: database rolled back from version {} to version {}",
+            "svm run: database rolled back from version {} to version {} in {:.3} s",
             from.as_ref().map_or(0, |s| s.version),
-            to.as_ref().map_or(0, |s| s.version)
+            to.as_ref().map_or(0, |s| s.version),
+            started.elapsed().as_secs_f64()
         );
         self.event(
             "db_rolled_back",
