@@ -52,6 +52,9 @@ pub struct KeygenArgs {
     /// Expiry of the root (RFC 3339); default one year from now.
     #[arg(long)]
     pub expires: Option<String>,
+    /// Rotate: the new root is the next version of OLD_DIR's, signed by its root keys too.
+    #[arg(long, value_name = "OLD_DIR")]
+    pub rotate_from: Option<PathBuf>,
 }
 
 /// `svm db build`
@@ -231,6 +234,18 @@ pub fn keygen(a: &KeygenArgs, now: OffsetDateTime) -> Result<(), DbError> {
         a.expires.as_ref(),
         now + time::Duration::days(365),
     )?;
+    // A rotation: the old root's version and its root keys, which sign the new root too.
+    let (version, old_signers) = match &a.rotate_from {
+        None => (1, Vec::new()),
+        Some(old) => {
+            let (bytes, keys) = load_keys(old)?;
+            let (old_root, _) = meta::trusted_root(&bytes)?;
+            (
+                old_root.version + 1,
+                keys.get(&Role::Root).cloned().unwrap_or_default(),
+            )
+        }
+    };
     let keys_dir = a.dir.join("keys");
     std::fs::create_dir_all(&keys_dir).map_err(DbError::io(keys_dir.display()))?;
     let mut keys = BTreeMap::new();
@@ -268,17 +283,22 @@ pub fn keygen(a: &KeygenArgs, now: OffsetDateTime) -> Result<(), DbError> {
         kind: "root".into(),
         spec_version: SPEC_VERSION.into(),
         consistent_snapshot: false,
-        version: 1,
+        version,
         expires,
         keys,
         roles,
     };
-    let signers: Vec<&SigningKey> = root_keys.iter().collect();
+    let signers: Vec<&SigningKey> = root_keys.iter().chain(&old_signers).collect();
     let bytes = meta::sign(&root, &signers)?;
     std::fs::write(&root_path, &bytes).map_err(DbError::io(root_path.display()))?;
     println!(
-        "{}: root version 1, {} key(s) per role (threshold {}), expires {}; secret keys in {} (mode 0600)",
+        "{}: root version {version}{}, {} key(s) per role (threshold {}), expires {}; secret keys in {} (mode 0600)",
         root_path.display(),
+        if old_signers.is_empty() {
+            ""
+        } else {
+            " (a rotation, signed by the old root keys too)"
+        },
         a.threshold,
         a.threshold,
         root.expires,

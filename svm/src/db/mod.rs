@@ -20,7 +20,8 @@
 //! - [`cmd`]: `svm db ...`.
 //!
 //! The daemon's side (mirror polling, hot swap of the rules, rollback, `/api/v1/db`) is
-//! [`crate::daemon::dbsync`]. Not built yet: root key rotation.
+//! [`crate::daemon::dbsync`]. A bundle may carry the trusted root's next version, signed by
+//! both the old and the new root keys (TUF's root rotation, [`verify::rotated_root`]).
 
 pub mod bundle;
 pub mod check;
@@ -142,7 +143,7 @@ pub enum DbError {
     },
     /// The bundle's root is not the trusted root.
     #[error(
-        "the bundle's root (version {got}) is not the trusted root (version {trusted}); root rotation is not built yet"
+        "the bundle's root (version {got}) is not the trusted root (version {trusted}) nor its next version signed by it (a root rotates one version at a time)"
     )]
     RootMismatch {
         /// The trusted root's version.

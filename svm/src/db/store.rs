@@ -236,7 +236,8 @@ impl Store {
         })
     }
 
-    /// The trusted root: the state directory's, else `given` (which must match it when both exist).
+    /// The trusted root: the state directory's, else `given` (which must match it when both
+    /// exist, unless the directory's is a later version: `given` was rotated away).
     pub(crate) fn root(&self, given: Option<&Path>) -> Result<(Vec<u8>, bool), DbError> {
         let own = self.dir.join("root.json");
         let given = given
@@ -244,7 +245,11 @@ impl Store {
             .transpose()?;
         if own.exists() {
             let bytes = read_capped(&own, meta::cap(Role::Root))?;
-            if given.as_ref().is_some_and(|g| *g != bytes) {
+            let version = |b: &[u8]| meta::trusted_root(b).map(|(r, _)| r.version).ok();
+            if given
+                .as_ref()
+                .is_some_and(|g| *g != bytes && version(g) >= version(&bytes))
+            {
                 return Err(DbError::Usage(format!(
                     "--root differs from the trusted root {}",
                     own.display()
@@ -296,6 +301,11 @@ impl Store {
             .get(&Role::Targets)
             .map(|b| sha256_hex(b))
             .unwrap_or_default();
+        // A rotated root is trusted from here on (written before the switch: a kill after this
+        // leaves the same bundle installable under it).
+        if let Some(r) = &verified.new_root {
+            write_atomic(&self.dir.join("root.json"), r)?;
+        }
         let name = format!(
             "v{}-{}",
             verified.versions.targets,

@@ -61,6 +61,7 @@ impl Fx {
                 dir: keys_dir.clone(),
                 threshold,
                 expires: None,
+                rotate_from: None,
             },
             now(),
         )
@@ -89,6 +90,11 @@ impl Fx {
 
     /// `svm db build` of version `v` (rules a.rules, and b.rules from v2 on; a list; the self-test).
     fn build(&self, v: u64, ts_expires: Option<OffsetDateTime>) -> PathBuf {
+        self.build_with(&self.keys_dir, v, ts_expires)
+    }
+
+    /// [`Fx::build`] with the keys of `keys`.
+    fn build_with(&self, keys: &Path, v: u64, ts_expires: Option<OffsetDateTime>) -> PathBuf {
         let out = self.p(&if ts_expires.is_some() {
             format!("v{v}-expired.tar")
         } else {
@@ -101,7 +107,7 @@ impl Fx {
         std::fs::write(self.p("bad.list"), "evil.example\nphish.example/login\n").unwrap();
         cmd::build(
             &BuildArgs {
-                keys: self.keys_dir.clone(),
+                keys: keys.to_owned(),
                 version: v,
                 expires: None,
                 timestamp_expires: ts_expires.map(meta::format_time),
@@ -768,4 +774,74 @@ fn leftovers_of_a_killed_update() {
     assert_eq!(s.current.unwrap().version, 2);
     assert_eq!(s.previous.unwrap().version, 1);
     assert_eq!(s.trusted.versions.targets, 2);
+}
+
+/// `keygen --rotate-from`: a root's next version signed by the old and the new root keys.
+fn rotate(fx: &Fx, from: &Path, name: &str) -> PathBuf {
+    let dir = fx.p(name);
+    cmd::keygen(
+        &KeygenArgs {
+            dir: dir.clone(),
+            threshold: 1,
+            expires: None,
+            rotate_from: Some(from.to_owned()),
+        },
+        now(),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn root_rotation() {
+    let fx = Fx::new(1);
+    assert_eq!(fx.update(&fx.build(1, None)).unwrap(), 1);
+    // The next root, signed by both: a bundle signed by the new keys installs, and the state
+    // directory trusts the new root from then on (the old --root given again is ignored).
+    let k2 = rotate(&fx, &fx.keys_dir, "keys2");
+    let v2 = fx.build_with(&k2, 2, None);
+    let opts = Options {
+        now: now(),
+        allow_expired: false,
+    };
+    let v = cmd::verify_bundle(&fx.keys_dir.join("root.json"), &v2, &opts).unwrap();
+    assert!(v.new_root.is_some());
+    assert_eq!(fx.update(&v2).unwrap(), 2);
+    assert_eq!(
+        std::fs::read(fx.state().join("root.json")).unwrap(),
+        std::fs::read(k2.join("root.json")).unwrap()
+    );
+    // The old keys no longer sign: their bundle carries the old root.
+    refused(&fx, &fx.build(3, None), now(), false, |e| {
+        matches!(e, DbError::RootMismatch { trusted: 2, got: 1 })
+    });
+    // A version 3 root signed by its own keys only (not by the trusted root's): refused.
+    let k3 = fx.p("keys3");
+    cmd::keygen(
+        &KeygenArgs {
+            dir: k3.clone(),
+            threshold: 1,
+            expires: None,
+            rotate_from: None,
+        },
+        now(),
+    )
+    .unwrap();
+    let (bytes, keys) = cmd::load_keys(&k3).unwrap();
+    let (mut root, _) = meta::trusted_root(&bytes).unwrap();
+    root.version = 3;
+    let own: Vec<&SigningKey> = keys[&Role::Root].iter().collect();
+    std::fs::write(k3.join("root.json"), meta::sign(&root, &own).unwrap()).unwrap();
+    refused(&fx, &fx.build_with(&k3, 3, None), now(), false, |e| {
+        matches!(e, DbError::UnknownKeys { role: "root" })
+    });
+    // A jump of two versions: refused.
+    let k4 = rotate(&fx, &rotate(&fx, &k2, "keys3b"), "keys4");
+    refused(&fx, &fx.build_with(&k4, 3, None), now(), false, |e| {
+        matches!(e, DbError::RootMismatch { trusted: 2, got: 4 })
+    });
+    // One step at a time goes through.
+    let k3b = fx.p("keys3b");
+    assert_eq!(fx.update(&fx.build_with(&k3b, 3, None)).unwrap(), 3);
+    assert_eq!(fx.update(&fx.build_with(&k4, 4, None)).unwrap(), 4);
 }

@@ -67,6 +67,8 @@ pub struct Verified {
     pub expired: Vec<Role>,
     /// The metadata files' bytes, as found in the bundle.
     pub files: BTreeMap<Role, Vec<u8>>,
+    /// The bundle's root when it rotated the trusted one (to be trusted from now on).
+    pub new_root: Option<Vec<u8>>,
 }
 
 /// Longest target name, and deepest directory nesting: generous for rule and list files, small
@@ -149,24 +151,37 @@ fn not_older(role: Role, trusted: u64, got: u64) -> Result<(), DbError> {
     Ok(())
 }
 
+/// TUF's root rotation: a root other than the trusted one is accepted only as the trusted
+/// root's next version, valid, and signed both by a threshold of the trusted root's root keys
+/// and by a threshold of its own. One version at a time: a bundle carries one root.
+pub fn rotated_root(trusted: &Root, env: &Envelope) -> Result<Root, DbError> {
+    let new: Root = env.decode()?;
+    new.validate()?;
+    if new.version != trusted.version.saturating_add(1) {
+        return Err(DbError::RootMismatch {
+            trusted: trusted.version,
+            got: new.version,
+        });
+    }
+    env.verify(trusted)?;
+    env.verify(&new)?;
+    Ok(new)
+}
+
 /// Check a bundle's metadata files against `trust`.
 pub fn verify_metadata(
     trust: &Trust,
     files: &BTreeMap<Role, Vec<u8>>,
     opts: &Options,
 ) -> Result<Verified, DbError> {
-    let root = &trust.root;
     let root_env = Envelope::parse(Role::Root, file(files, Role::Root)?)?;
-    if root_env.canonical != trust.root_canonical {
-        return Err(DbError::RootMismatch {
-            trusted: root.version,
-            got: root_env
-                .signed
-                .get("version")
-                .and_then(Value::as_u64)
-                .unwrap_or(0),
-        });
-    }
+    let (rotated, new_root) = if root_env.canonical == trust.root_canonical {
+        (None, None)
+    } else {
+        let r = rotated_root(&trust.root, &root_env)?;
+        (Some(r), Some(file(files, Role::Root)?.to_vec()))
+    };
+    let root = rotated.as_ref().unwrap_or(&trust.root);
 
     let ts_env = Envelope::parse(Role::Timestamp, file(files, Role::Timestamp)?)?;
     ts_env.verify(root)?;
@@ -236,6 +251,7 @@ pub fn verify_metadata(
         timestamp_expires,
         expired,
         files: files.clone(),
+        new_root,
     })
 }
 

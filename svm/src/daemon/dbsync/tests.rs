@@ -114,18 +114,11 @@ impl TestMirror {
 
     /// Publish a bundle: `bundle.tar` and its `metadata/timestamp.json` as `timestamp.json`.
     fn publish(&self, bundle: &[u8]) {
-        let mut ts = None;
-        let mut ar = tar::Archive::new(bundle);
-        for e in ar.entries().unwrap() {
-            let mut e = e.unwrap();
-            if e.path().unwrap().to_str() == Some("metadata/timestamp.json") {
-                let mut b = Vec::new();
-                std::io::Read::read_to_end(&mut e, &mut b).unwrap();
-                ts = Some(b);
-            }
-        }
         let mut f = self.files.lock().unwrap();
-        f.insert("timestamp.json".into(), ts.unwrap());
+        f.insert(
+            "timestamp.json".into(),
+            member(bundle, "metadata/timestamp.json"),
+        );
         f.insert("bundle.tar".into(), bundle.to_vec());
     }
 
@@ -137,6 +130,20 @@ impl TestMirror {
             .copied()
             .unwrap_or(0)
     }
+}
+
+/// A file of a bundle.
+fn member(bundle: &[u8], name: &str) -> Vec<u8> {
+    let mut ar = tar::Archive::new(bundle);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some(name) {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+            return b;
+        }
+    }
+    panic!("{name} not in the bundle")
 }
 
 fn rule(sid: u32) -> String {
@@ -162,6 +169,7 @@ impl Fx {
                 dir: keys.clone(),
                 threshold: 1,
                 expires: None,
+                rotate_from: None,
             },
             OffsetDateTime::now_utc(),
         )
@@ -203,6 +211,11 @@ impl Fx {
 
     /// `svm db build` of version `v` with rules of these sids.
     fn build(&self, v: u64, sids: &[u32]) -> Vec<u8> {
+        self.build_with("keys", v, sids)
+    }
+
+    /// [`Fx::build`] with the keys of `keys`.
+    fn build_with(&self, keys: &str, v: u64, sids: &[u32]) -> Vec<u8> {
         let mut files = Vec::new();
         for sid in sids {
             let f = self.tmp.path().join(format!("r{sid}.rules"));
@@ -212,7 +225,7 @@ impl Fx {
         let out = self.tmp.path().join(format!("v{v}.tar"));
         cmd::build(
             &BuildArgs {
-                keys: self.tmp.path().join("keys"),
+                keys: self.tmp.path().join(keys),
                 version: v,
                 expires: None,
                 timestamp_expires: None,
@@ -413,6 +426,38 @@ fn installs_refuses_rolls_back_and_backs_off() {
     fx.mirror.publish(&v5);
     assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 5);
     assert_eq!(fx.sids(), [1, 5, 100]);
+
+    // The publisher rotates its root: v6 is signed by new keys; its timestamp verifies only
+    // under the new root, which the mirror must serve as root.json.
+    cmd::keygen(
+        &KeygenArgs {
+            dir: fx.tmp.path().join("keys2"),
+            threshold: 1,
+            expires: None,
+            rotate_from: Some(fx.tmp.path().join("keys")),
+        },
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let v6 = fx.build_with("keys2", 6, &[1, 6]);
+    fx.mirror.publish(&v6);
+    let e = fx.sync.check().unwrap_err();
+    assert!(
+        matches!(&e, DbOpError::Refused(m) if m.contains("timestamp")),
+        "{e}"
+    );
+    assert_eq!(
+        fx.sync.view().refused_version,
+        Some(4),
+        "an unverified version is not kept"
+    );
+    fx.mirror
+        .files
+        .lock()
+        .unwrap()
+        .insert("root.json".into(), member(&v6, "metadata/root.json"));
+    assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 6);
+    assert_eq!(fx.sids(), [1, 6, 100]);
 
     // The mirror gone: a mirror failure, one event for a run of them, a retry sooner than the
     // interval that doubles.
