@@ -4,7 +4,7 @@
 # its self-test; then time, on one core, `svm db verify` (signatures, versions, expiry, every
 # target's length and SHA-256) and `svm db update` into a fresh state directory (the same
 # verification, staging to disk, the rules compiled, the lists checked, the self-test replayed,
-# the A/B switch; not the daemon's swap, which is not built).
+# the A/B switch; the daemon's swap is timed by scripts/bench-db-daemon.sh).
 #   scripts/bench-db.sh [RUNS]
 set -euo pipefail
 runs=${1:-3}
