@@ -18,7 +18,7 @@
 //!   two bursts, no frame lost. If the engine refuses them, the store is rolled back, the old
 //!   rules never left the workers, and the version is remembered as refused.
 //! - **Reporting**: `db_updated`, `db_update_failed` (once per distinct reason, so a mirror
-//!   that stays down is one event) and `db_rolled_back` events; `svm_db_*` metrics;
+//!   that stays down is one event), `db_rolled_back` and `db_stale` (once a set) events; `svm_db_*` metrics;
 //!   `GET /api/v1/db`.
 //!
 //! A refused version is kept in memory: after a restart it is downloaded and refused once more.
@@ -74,6 +74,8 @@ struct SyncState {
     installed: u64,
     refusals: u64,
     rollbacks: u64,
+    /// The set whose staleness was reported (`db_stale`, once a set).
+    stale_reported: Option<String>,
 }
 
 /// The database updater.
@@ -715,6 +717,32 @@ impl DbSync {
         ]
     }
 
+    /// Report once that the set in force went stale (its timestamp expired): it stays in force,
+    /// nothing is uninstalled for being old, but the publisher has stopped vouching for it.
+    pub fn note_stale(&self, now: OffsetDateTime) {
+        let mut st = lock(&self.state);
+        let Some(cur) = st.status.as_ref().and_then(|s| s.current.clone()) else {
+            return;
+        };
+        let stale =
+            meta::parse_time(Role::Timestamp, &cur.timestamp_expires).is_ok_and(|t| t <= now);
+        if !stale || st.stale_reported.as_ref() == Some(&cur.name) {
+            return;
+        }
+        st.stale_reported = Some(cur.name.clone());
+        drop(st);
+        eprintln!(
+            "svm run: database version {} is STALE: its timestamp expired at {}; it stays in force",
+            cur.version, cur.timestamp_expires
+        );
+        self.event(
+            "db_stale",
+            Severity::Warning,
+            json!({"version": cur.version, "set": cur.name,
+                   "timestamp_expires": cur.timestamp_expires, "mirror": self.settings.mirror}),
+        );
+    }
+
     /// How long until the next check, if the mirror is checked at all.
     fn due_in(&self) -> Option<Duration> {
         let next = lock(&self.state).next_check?;
@@ -749,7 +777,7 @@ pub struct DbThread {
 const TICK: Duration = Duration::from_secs(1);
 
 impl DbThread {
-    /// Check the mirror on schedule until stopped; nothing to do without a mirror.
+    /// Check the mirror on schedule, and the set in force for staleness, until stopped.
     pub fn spawn(sync: Arc<DbSync>) -> std::io::Result<DbThread> {
         let (tx, rx) = std::sync::mpsc::channel();
         sync.schedule_first();
@@ -781,6 +809,7 @@ fn run(sync: &DbSync, stop: &Receiver<()>) {
         if sync.due_in().is_some_and(|w| w.is_zero()) {
             let _ = sync.check();
         }
+        sync.note_stale(OffsetDateTime::now_utc());
     }
 }
 

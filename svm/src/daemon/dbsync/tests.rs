@@ -211,11 +211,11 @@ impl Fx {
 
     /// `svm db build` of version `v` with rules of these sids.
     fn build(&self, v: u64, sids: &[u32]) -> Vec<u8> {
-        self.build_with("keys", v, sids)
+        self.build_with("keys", v, sids, None)
     }
 
-    /// [`Fx::build`] with the keys of `keys`.
-    fn build_with(&self, keys: &str, v: u64, sids: &[u32]) -> Vec<u8> {
+    /// [`Fx::build`] with the keys of `keys`, the timestamp expiring at `ts_expires`.
+    fn build_with(&self, keys: &str, v: u64, sids: &[u32], ts_expires: Option<String>) -> Vec<u8> {
         let mut files = Vec::new();
         for sid in sids {
             let f = self.tmp.path().join(format!("r{sid}.rules"));
@@ -228,7 +228,7 @@ impl Fx {
                 keys: self.tmp.path().join(keys),
                 version: v,
                 expires: None,
-                timestamp_expires: None,
+                timestamp_expires: ts_expires,
                 rules: files,
                 url_list: vec![],
                 self_test: None,
@@ -439,7 +439,7 @@ fn installs_refuses_rolls_back_and_backs_off() {
         OffsetDateTime::now_utc(),
     )
     .unwrap();
-    let v6 = fx.build_with("keys2", 6, &[1, 6]);
+    let v6 = fx.build_with("keys2", 6, &[1, 6], None);
     fx.mirror.publish(&v6);
     let e = fx.sync.check().unwrap_err();
     assert!(
@@ -507,4 +507,27 @@ fn a_set_the_engine_refuses_at_start_gives_way_to_the_previous_one() {
         Some("db_rolled_back")
     );
     assert_eq!(fx.sids(), [1, 100]);
+}
+
+#[test]
+fn a_set_whose_timestamp_expires_is_reported_stale_once_and_stays() {
+    let fx = Fx::new();
+    let soon = OffsetDateTime::now_utc() + time::Duration::seconds(120);
+    fx.mirror
+        .publish(&fx.build_with("keys", 1, &[1], Some(meta::format_time(soon))));
+    fx.sync.check().unwrap();
+    fx.sync.note_stale(OffsetDateTime::now_utc());
+    assert!(!fx.kinds().contains(&"db_stale".to_owned()));
+    let later = soon + time::Duration::seconds(1);
+    fx.sync.note_stale(later);
+    fx.sync.note_stale(later);
+    let kinds = fx.kinds();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "db_stale").count(),
+        1,
+        "{kinds:?}"
+    );
+    let (_, f) = fx.last_event();
+    assert_eq!(f["version"], 1);
+    assert_eq!(fx.sids(), [1, 100], "a stale set stays in force");
 }
