@@ -208,6 +208,10 @@ pub struct Status {
     /// The activity scanner's rule set; absent when no `rules` section is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<RulesSummary>,
+    /// The signed database set `current` names (version, expiry, stale); absent without a `db`
+    /// section or an installed set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<crate::api::db::DbSetView>,
 }
 
 /// The running rule set, as the daemon last loaded it.
@@ -999,6 +1003,7 @@ impl Control for ControlState {
             events_sent_total: self.hub.stats().sent.load(Ordering::Relaxed),
             uptime_secs: self.clock.now().since(self.started) / Timestamp::SECOND,
             rules: self.hooks.rules.as_ref().and_then(|f| f()),
+            db: self.hooks.db.as_ref().and_then(|d| d.view().current),
         }
     }
 

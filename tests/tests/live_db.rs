@@ -346,6 +346,11 @@ fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command()
     assert_eq!(st["last_result"], "up_to_date", "{st}");
     probe(&net, 5);
     probe(&net, 2);
+    let (code, body) = api(&net, "reader", "GET", "/api/v1/status");
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["db"]["version"], 2, "{status}");
+    assert_eq!(status["db"]["stale"], false, "{status}");
     let (code, metrics) = api(&net, "reader", "GET", "/metrics");
     assert_eq!(code, 200);
     assert!(metrics.contains("svm_db_version 2"), "{metrics}");
