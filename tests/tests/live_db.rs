@@ -119,27 +119,52 @@ impl Db {
 
 /// One API call with curl from the SVM's namespace as `who`; (status, body).
 fn api(net: &Net, who: &str, method: &str, path: &str) -> (u16, String) {
+    api_with(net, who, method, path, None)
+}
+
+/// [`api`] with a file as the request body.
+fn api_with(
+    net: &Net,
+    who: &str,
+    method: &str,
+    path: &str,
+    upload: Option<&Path>,
+) -> (u16, String) {
     let d = net.dir.path("");
     let p = |n: &str| d.join(n).display().to_string();
+    let data = upload.map(|f| format!("@{}", f.display()));
+    let mut extra: Vec<&str> = Vec::new();
+    if let Some(data) = &data {
+        extra = vec![
+            "-H",
+            "Content-Type: application/x-tar",
+            "--data-binary",
+            data,
+        ];
+    }
     let out = net.exec(
         'S',
         &[
-            "curl",
-            "-s",
-            "--max-time",
-            "60",
-            "-w",
-            "\n%{http_code}",
-            "--cacert",
-            &p("ca.crt"),
-            "--cert",
-            &p(&format!("{who}.crt")),
-            "--key",
-            &p(&format!("{who}.key")),
-            "-X",
-            method,
-            &format!("{API}{path}"),
-        ],
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "60",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+                &p("ca.crt"),
+                "--cert",
+                &p(&format!("{who}.crt")),
+                "--key",
+                &p(&format!("{who}.key")),
+                "-X",
+                method,
+                &format!("{API}{path}"),
+            ][..],
+            &extra[..],
+        ]
+        .concat(),
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
@@ -358,6 +383,24 @@ fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command()
         metrics.contains("svm_db_updates_total{result=\"rolled_back\"} 1"),
         "{metrics}"
     );
+    // A bundle handed in through the API: the reader may not, a tampered one is refused, a good
+    // one is installed.
+    let v6 = db.build(6, &[1, 2, 6], &[]);
+    let (code, _) = api_with(&net, "reader", "POST", "/api/v1/db", Some(&v6));
+    assert_eq!(code, 403);
+    let bad = db.dir.join("v6-bad.tar");
+    let mut bytes = std::fs::read(&v6).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"marker-v6").unwrap();
+    bytes[at] ^= 1;
+    std::fs::write(&bad, bytes).unwrap();
+    let (code, body) = api_with(&net, "admin", "POST", "/api/v1/db", Some(&bad));
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("SHA-256"), "{body}");
+    let (code, body) = api_with(&net, "admin", "POST", "/api/v1/db", Some(&v6));
+    assert_eq!(code, 200, "{body}");
+    let st: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(version(&st), 6, "{st}");
+    probe(&net, 6);
     let log = net.stop_svm();
     let ev = events(&eve);
     assert_eq!(rule_alerts(&ev, 2), 3, "{log}");
@@ -367,7 +410,8 @@ fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command()
         "rule 5 fired after the rollback:\n{log}"
     );
     let kinds = |k: &str| ev.iter().filter(|e| e["event_type"] == k).count();
-    assert_eq!(kinds("db_updated"), 3, "v1, v2, v5: {log}");
+    assert_eq!(kinds("db_updated"), 4, "v1, v2, v5, v6: {log}");
+    assert_eq!(rule_alerts(&ev, 6), 1, "{log}");
     assert!(kinds("db_update_failed") >= 3, "v3, v1 again, v4: {log}");
     assert_eq!(kinds("db_rolled_back"), 1, "{log}");
     let failed: Vec<&Value> = ev

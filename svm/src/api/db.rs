@@ -7,6 +7,7 @@
 //! | `GET /api/v1/db` | read-only | sets installed, the one in force, last and next check |
 //! | `POST /api/v1/db/update` | admin | check the mirror now; install a newer bundle |
 //! | `POST /api/v1/db/rollback` | admin | switch back to the previous set |
+//! | `POST /api/v1/db` | admin | install the bundle in the body (streamed to disk, capped) |
 
 use std::collections::BTreeMap;
 
@@ -107,6 +108,10 @@ pub trait DbControl: Send + Sync + 'static {
     fn check_now(&self) -> Result<DbView, DbOpError>;
     /// Switch back to the previous set.
     fn rollback(&self) -> Result<DbView, DbOpError>;
+    /// Where an uploaded bundle is written, its cap in bytes and the time it may take.
+    fn upload_limits(&self) -> (std::path::PathBuf, u64, std::time::Duration);
+    /// Install the bundle at `path` (an upload).
+    fn install(&self, path: &std::path::Path) -> Result<DbView, DbOpError>;
 }
 
 fn db_of(app: &AppState) -> Result<std::sync::Arc<dyn DbControl>, ApiError> {
@@ -148,6 +153,83 @@ pub async fn post_update(
     require(&peer, Role::Admin)?;
     let db = db_of(&app)?;
     Ok(Json(blocking(move || db.check_now()).await??))
+}
+
+/// Stream `body` into a new file under `dir`, at most `cap` bytes within `timeout`; the file.
+async fn receive(
+    body: axum::body::Body,
+    dir: &std::path::Path,
+    cap: u64,
+    timeout: std::time::Duration,
+) -> Result<std::path::PathBuf, ApiError> {
+    use http_body_util::BodyExt;
+    use std::io::Write;
+    let path = dir.join(format!("upload-{}.tar", crate::events::record::new_id()));
+    let io = |e: std::io::Error| ApiError::Internal(format!("{}: {e}", path.display()));
+    let write = async {
+        // Chunks are written as they come (to the page cache: microseconds each); the one
+        // fsync runs off the async threads.
+        let mut f = std::fs::File::create(&path).map_err(io)?;
+        let mut body = body;
+        let mut got = 0u64;
+        while let Some(frame) = body.frame().await {
+            // The client went away.
+            let frame = frame.map_err(|e| ApiError::BadRequest(format!("request body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            got = got.saturating_add(data.len() as u64);
+            if got > cap {
+                return Err(ApiError::PayloadTooLarge {
+                    limit: usize::try_from(cap).unwrap_or(usize::MAX),
+                });
+            }
+            f.write_all(&data).map_err(io)?;
+        }
+        blocking(move || f.sync_all()).await?.map_err(io)
+    };
+    let r = match tokio::time::timeout(timeout, write).await {
+        Err(_) => Err(ApiError::RequestTimeout(timeout)),
+        Ok(r) => r,
+    };
+    match r {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+/// Install the bundle in the request body (a plain tar, as `svm db build` writes it): verified,
+/// checked and swapped in as a mirror's. The body is streamed to the database directory, up to
+/// the `db.max_bundle_bytes` cap within `db.timeout_secs`, after the role check.
+#[utoipa::path(post, path = "/api/v1/db", tag = "db",
+    request_body(content = Vec<u8>, content_type = "application/x-tar", description = "The bundle"),
+    responses(
+        (status = 200, description = "Installed and in force", body = DbView),
+        (status = 403, description = "Not admin", body = ErrorBody),
+        (status = 404, description = "No db section configured", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 409, description = "Refused (the reason is in the message)", body = ErrorBody),
+        (status = 413, description = "Larger than db.max_bundle_bytes", body = ErrorBody),
+    ))]
+pub async fn post_db(
+    State(app): State<AppState>,
+    Extension(peer): Extension<Peer>,
+    body: axum::body::Body,
+) -> Result<Json<DbView>, ApiError> {
+    require(&peer, Role::Admin)?;
+    let db = db_of(&app)?;
+    let (dir, cap, timeout) = db.upload_limits();
+    let p = receive(body, &dir, cap, timeout).await?;
+    let r = blocking(move || {
+        let r = db.install(&p);
+        let _ = std::fs::remove_file(&p);
+        r
+    })
+    .await;
+    Ok(Json(r??))
 }
 
 /// Switch back to the previous set (its rules swapped in); the newer set stays installable only

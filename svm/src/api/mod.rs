@@ -6,7 +6,7 @@
 //! | `GET /api/v1/policy`, `GET /api/v1/blocked-hosts`, `GET /api/v1/status`, `GET /metrics`, `GET /api/v1/openapi.json` | read-only |
 //! | `PUT /api/v1/policy`, `POST /api/v1/blocked-hosts`, `DELETE /api/v1/blocked-hosts/{vlan}/{address}` | admin |
 //! | `GET /api/v1/db` | read-only |
-//! | `POST /api/v1/db/update`, `POST /api/v1/db/rollback` | admin |
+//! | `POST /api/v1/db`, `POST /api/v1/db/update`, `POST /api/v1/db/rollback` | admin |
 //! | `GET /v1/decisions/stream` | `X-Api-Key` of a bouncer |
 //! | `GET /healthz` | none |
 
@@ -65,6 +65,7 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
         handlers::decisions_stream,
         handlers::openapi,
         db::get_db,
+        db::post_db,
         db::post_update,
         db::post_rollback,
     ),
@@ -106,7 +107,7 @@ pub fn router(state: AppState) -> Router {
             delete(handlers::delete_block),
         )
         .route("/api/v1/status", get(handlers::status))
-        .route("/api/v1/db", get(db::get_db))
+        .route("/api/v1/db", get(db::get_db).post(db::post_db))
         .route("/api/v1/db/update", post(db::post_update))
         .route("/api/v1/db/rollback", post(db::post_rollback))
         .route("/api/v1/openapi.json", get(handlers::openapi))

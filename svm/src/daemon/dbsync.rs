@@ -475,49 +475,69 @@ impl DbSync {
             let _ = std::fs::remove_file(&download);
             return Err(fail_mirror(e));
         }
+        let r = self.install(&store, &download, Some(ts.version), "mirror", now, started);
+        let _ = std::fs::remove_file(&download);
+        r
+    }
+
+    /// Install the bundle at `path` through the store (every check of `svm db update`), swap
+    /// its rules in, or roll back if the engine refuses them. `offered`: the version the mirror
+    /// named (remembered when the bundle is refused); `source`: `mirror` or `upload`.
+    fn install(
+        &self,
+        store: &Store,
+        path: &Path,
+        offered: Option<u64>,
+        source: &str,
+        now: OffsetDateTime,
+        started: std::time::Instant,
+    ) -> Result<Checked, DbOpError> {
+        let refuse = |stage: &str, version: Option<u64>, e: String| {
+            self.failed(stage, version, &e);
+            DbOpError::Refused(e)
+        };
         let previous = lock(&self.state)
             .status
             .as_ref()
             .and_then(|s| s.current.clone());
         let r = store.update(&UpdateOptions {
-            from: download.clone(),
+            from: path.to_owned(),
             root: self.settings.root.clone(),
             allow_expired: false,
             now,
         });
-        let _ = std::fs::remove_file(&download);
         let installed = match r {
             Ok(i) => i,
             Err(e) => {
-                self.refresh(&store, now);
+                self.refresh(store, now);
                 if matches!(e, DbError::Io { .. } | DbError::Locked(_)) {
                     // Not the bundle's fault: tried again at the next check.
-                    return Err(refuse("install", Some(ts.version), e.to_string()));
+                    return Err(refuse("install", offered, e.to_string()));
                 }
-                {
+                if let Some(v) = offered {
                     let mut st = lock(&self.state);
-                    st.refused = Some(st.refused.map_or(ts.version, |r| r.max(ts.version)));
-                    st.refusals += 1;
+                    st.refused = Some(st.refused.map_or(v, |r| r.max(v)));
                 }
-                return Err(refuse("verify", Some(ts.version), e.to_string()));
+                lock(&self.state).refusals += 1;
+                return Err(refuse("verify", offered, e.to_string()));
             }
         };
         let set = installed.set;
         let checked = started.elapsed();
         if let Err(reason) = self.swap(Some(&set)) {
             self.failed("engine", Some(set.version), &reason);
-            self.auto_rollback(&store, &set, &reason, now);
+            self.auto_rollback(store, &set, &reason, now);
             return Err(DbOpError::Refused(format!(
                 "version {}: the engine refused its rules: {reason}",
                 set.version
             )));
         }
         lock(&self.state).installed += 1;
-        self.refresh(&store, now);
+        self.refresh(store, now);
         let rules = self.rules.status();
         eprintln!(
-            "svm run: database version {} in force ({}; {} rules loaded; fetched, verified and \
-             checked in {:.3} s, swapped in {:.3} s)",
+            "svm run: database version {} in force ({}; {} rules loaded; {source}: fetched, \
+             verified and checked in {:.3} s, swapped in {:.3} s)",
             set.version,
             set.name,
             rules.loaded,
@@ -532,9 +552,24 @@ impl DbSync {
                    "set": set.name, "expires": set.expires,
                    "timestamp_expires": set.timestamp_expires, "stale": set.stale,
                    "rules_loaded": rules.loaded, "rules_skipped": rules.skipped,
-                   "lists": set.report.lists, "mirror": self.settings.mirror}),
+                   "lists": set.report.lists, "source": source,
+                   "mirror": self.settings.mirror}),
         );
         Ok(Checked::Installed)
+    }
+
+    /// Install a bundle handed in through the API (`POST /api/v1/db`): the same path as a
+    /// mirror's download. A refused upload is not remembered as a refused mirror version.
+    pub fn install_file(&self, bundle: &Path) -> Result<DbView, DbOpError> {
+        let _op = lock(&self.op);
+        let started = std::time::Instant::now();
+        let now = OffsetDateTime::now_utc();
+        let store = self.store()?;
+        self.refresh(&store, now);
+        self.adopt(&store, now);
+        self.install(&store, bundle, None, "upload", now, started)?;
+        lock(&self.state).last_error = None;
+        Ok(self.view())
     }
 
     /// The mirror's `root.json`, if it is a valid rotation of `trusted`.
@@ -762,6 +797,18 @@ impl DbControl for DbSync {
 
     fn rollback(&self) -> Result<DbView, DbOpError> {
         self.rollback_now()
+    }
+
+    fn upload_limits(&self) -> (PathBuf, u64, Duration) {
+        (
+            self.settings.dir.clone(),
+            self.settings.max_bundle_bytes,
+            Duration::from_secs(self.settings.timeout_secs),
+        )
+    }
+
+    fn install(&self, path: &Path) -> Result<DbView, DbOpError> {
+        self.install_file(path)
     }
 }
 

@@ -427,6 +427,29 @@ fn installs_refuses_rolls_back_and_backs_off() {
     assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 5);
     assert_eq!(fx.sids(), [1, 5, 100]);
 
+    // A bundle handed in through the API (install_file): the same checks. A tampered one is
+    // refused without marking its version refused for the mirror.
+    let up = fx.tmp.path().join("upload.tar");
+    std::fs::write(&up, tamper(&fx.build(7, &[1, 7]), b"db7\"")).unwrap();
+    let e = fx.sync.install_file(&up).unwrap_err();
+    assert!(
+        matches!(&e, DbOpError::Refused(m) if m.contains("SHA-256")),
+        "{e}"
+    );
+    assert_eq!(fx.sync.view().refused_version, Some(4));
+    assert_eq!(fx.sids(), [1, 5, 100]);
+    std::fs::write(&up, fx.build(7, &[1, 7])).unwrap();
+    assert_eq!(
+        fx.sync.install_file(&up).unwrap().current.unwrap().version,
+        7
+    );
+    assert_eq!(fx.sids(), [1, 7, 100]);
+    let (k, f) = fx.last_event();
+    assert_eq!(
+        (k.as_str(), f["source"].as_str()),
+        ("db_updated", Some("upload"))
+    );
+
     // The publisher rotates its root: v6 is signed by new keys; its timestamp verifies only
     // under the new root, which the mirror must serve as root.json.
     cmd::keygen(
@@ -439,7 +462,7 @@ fn installs_refuses_rolls_back_and_backs_off() {
         OffsetDateTime::now_utc(),
     )
     .unwrap();
-    let v6 = fx.build_with("keys2", 6, &[1, 6], None);
+    let v6 = fx.build_with("keys2", 8, &[1, 6], None);
     fx.mirror.publish(&v6);
     let e = fx.sync.check().unwrap_err();
     assert!(
@@ -456,7 +479,7 @@ fn installs_refuses_rolls_back_and_backs_off() {
         .lock()
         .unwrap()
         .insert("root.json".into(), member(&v6, "metadata/root.json"));
-    assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 6);
+    assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 8);
     assert_eq!(fx.sids(), [1, 6, 100]);
 
     // The mirror gone: a mirror failure, one event for a run of them, a retry sooner than the
