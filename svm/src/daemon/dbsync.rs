@@ -269,6 +269,16 @@ impl DbSync {
             Err(e) => return self.failed("start", None, &e.to_string()),
         };
         self.refresh(&store, now);
+        // Downloads and uploads a killed daemon left behind (never installed from there).
+        if let Ok(entries) = std::fs::read_dir(&self.settings.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == "download.tar" || (name.starts_with("upload-") && name.ends_with(".tar"))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         let status = lock(&self.state).status.clone();
         let Some(cur) = status.as_ref().and_then(|s| s.current.clone()) else {
             eprintln!(

@@ -523,7 +523,10 @@ fn a_set_the_engine_refuses_at_start_gives_way_to_the_previous_one() {
         sink(&fx.events),
     )
     .unwrap();
+    let left = fx.tmp.path().join("db/upload-x.tar");
+    std::fs::write(&left, b"half an upload").unwrap();
     s2.start();
+    assert!(!left.exists(), "a left upload is removed at start");
     assert_eq!(s2.view().current.unwrap().version, 1);
     assert_eq!(
         fx.kinds().last().map(String::as_str),
