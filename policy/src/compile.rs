@@ -198,6 +198,12 @@ impl CompiledPolicy {
         !self.policy.exclusions.is_empty()
     }
 
+    /// Whether `addr` is in the policy's `never_block` list. A linear walk: it runs only when a
+    /// block is about to be made, and the list is capped at [`crate::MAX_NEVER_BLOCK`].
+    pub fn never_blocks(&self, addr: IpAddr) -> bool {
+        self.policy.never_block.iter().any(|n| n.contains(&addr))
+    }
+
     /// The rule for a packet whose **source** address is `src`, seen in VLAN stack `scope`: the
     /// rule of the first exclusion in list order that matches (see [`Exclusion::matches`]), or
     /// [`ExclusionRule::Default`] when none does. Does not allocate.

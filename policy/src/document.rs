@@ -27,6 +27,10 @@ use vlan::{VlanId, VlanScope};
 /// bounds the memory a single pushed document can make the appliance commit.
 pub const MAX_EXCLUSIONS: usize = 100_000;
 
+/// Most entries in `never_block`: a list of gateways and resolvers, not a second exclusion
+/// list (it is searched in order when a block is about to be made).
+pub const MAX_NEVER_BLOCK: usize = 4096;
+
 /// Most entries in `activity_scanner.rule_files`, `address_groups` and `port_groups` each.
 pub const MAX_RULE_INPUTS: usize = 1000;
 
@@ -307,6 +311,7 @@ impl Walk {
                 "activity_scanner",
                 "exclusions",
                 "tagging",
+                "never_block",
             ],
         );
         let d = Policy::default();
@@ -326,7 +331,40 @@ impl Walk {
                 .activity_scanner(field(map, "activity_scanner"), "activity_scanner"),
             exclusions: self.exclusions(field(map, "exclusions"), "exclusions"),
             tagging: self.tagging(field(map, "tagging"), "tagging"),
+            never_block: self.never_block(field(map, "never_block"), "never_block"),
         }
+    }
+
+    fn never_block(&mut self, v: Option<&Value>, path: &str) -> Vec<IpNet> {
+        let items = match v {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!(
+                        "expected a list of addresses or prefixes, got {}",
+                        describe(other)
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        if items.len() > MAX_NEVER_BLOCK {
+            self.err(
+                path.to_owned(),
+                format!(
+                    "{} entries, at most {MAX_NEVER_BLOCK} are allowed",
+                    items.len()
+                ),
+            );
+            return Vec::new();
+        }
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| self.address(Some(item), format!("{path}[{i}]")))
+            .collect()
     }
 
     fn tagging(&mut self, v: Option<&Value>, path: &str) -> Tagging {
@@ -345,7 +383,13 @@ impl Walk {
         let map = self.mapping(
             v,
             path,
-            &["enabled", "action", "block_minutes", "detectors"],
+            &[
+                "enabled",
+                "action",
+                "block_minutes",
+                "detectors",
+                "block_unverified_sources",
+            ],
         );
         let d = AttackBlocker::default();
         let minutes = self.integer(
@@ -369,6 +413,11 @@ impl Walk {
             ),
             block_minutes: BlockMinutes::try_from(minutes).unwrap_or(d.block_minutes),
             detectors: self.detectors(field(map, "detectors"), &child(path, "detectors")),
+            block_unverified_sources: self.boolean(
+                field(map, "block_unverified_sources"),
+                child(path, "block_unverified_sources"),
+                d.block_unverified_sources,
+            ),
         }
     }
 
@@ -840,6 +889,7 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         activity_scanner,
         exclusions,
         tagging,
+        never_block,
     } = policy;
     let mut root = Map::new();
     if let Some(version) = version {
@@ -878,6 +928,15 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         "tagging".to_owned(),
         json!({ "in_monitoring_mode": in_monitoring_mode }),
     );
+    root.insert(
+        "never_block".to_owned(),
+        Value::Array(
+            never_block
+                .iter()
+                .map(|n| Value::String(n.to_string()))
+                .collect(),
+        ),
+    );
     Value::Object(root)
 }
 
@@ -887,6 +946,7 @@ fn attack_blocker_tree(ab: &AttackBlocker) -> Value {
         action,
         block_minutes,
         detectors,
+        block_unverified_sources,
     } = ab;
     let Detectors {
         tcp_port_scan,
@@ -918,6 +978,7 @@ fn attack_blocker_tree(ab: &AttackBlocker) -> Value {
             "invalid_tcp_flags": toggle_tree(invalid_tcp_flags),
             "mac_spoofing": toggle_tree(mac_spoofing),
         },
+        "block_unverified_sources": block_unverified_sources,
     })
 }
 

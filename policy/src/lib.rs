@@ -28,7 +28,7 @@ mod error;
 mod model;
 
 pub use compile::CompiledPolicy;
-pub use document::MAX_EXCLUSIONS;
+pub use document::{MAX_EXCLUSIONS, MAX_NEVER_BLOCK};
 pub use error::{LoadError, PolicyError, PolicyErrors};
 pub use model::{
     Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,

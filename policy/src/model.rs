@@ -233,6 +233,18 @@ pub struct AttackBlocker {
     pub block_minutes: BlockMinutes,
     /// Per-detector settings.
     pub detectors: Detectors,
+    /// Whether a detection that one forged packet or fragment can cause (invalid TCP flags,
+    /// Land, Ping of Death, Teardrop) blocks a source that has not proven its address. Default
+    /// off: such a detection terminates and reports (`block_skipped: unverified_source`), and a
+    /// source is proven by a TCP handshake it completed from the same MAC address (its final ACK
+    /// acknowledging the server's SYN/ACK, which a forger never sees) within the last
+    /// [`AttackBlocker::PROOF_SECS`].
+    pub block_unverified_sources: bool,
+}
+
+impl AttackBlocker {
+    /// How long a completed handshake proves its client's address.
+    pub const PROOF_SECS: u64 = 3600;
 }
 
 impl Default for AttackBlocker {
@@ -242,6 +254,7 @@ impl Default for AttackBlocker {
             action: Action::default(),
             block_minutes: BlockMinutes::default(),
             detectors: Detectors::default(),
+            block_unverified_sources: false,
         }
     }
 }
@@ -441,6 +454,10 @@ pub struct Policy {
     pub activity_scanner: ActivityScanner,
     /// Ordered exclusions, first match wins.
     pub exclusions: Vec<Exclusion>,
+    /// Addresses no detection may block, in any VLAN (gateways, resolvers, the management
+    /// server): a detection of such a source is terminated and reported with
+    /// `block_skipped: never_block`, whatever the exclusions say. Manual blocks are not limited.
+    pub never_block: Vec<IpNet>,
     /// NSX tagging of the protected VMs a detection involves.
     pub tagging: Tagging,
 }

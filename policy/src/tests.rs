@@ -145,11 +145,13 @@ fn every_field_is_read() {
                 "teardrop": {"enabled": false},
                 "invalid_tcp_flags": {"enabled": false},
                 "mac_spoofing": {"enabled": false}
-            }
+            },
+            "block_unverified_sources": true
         },
         "exclusions": [
             {"name": "dc", "address": "10.0.0.1", "vlan": 100, "rule": "do_not_block"}
-        ]
+        ],
+        "never_block": ["10.0.0.1", "2001:db8::/64"]
     });
     let p = Policy::from_json(&doc.to_string()).unwrap();
     assert_eq!(p.version.as_deref(), Some("42"));
@@ -158,6 +160,14 @@ fn every_field_is_read() {
     assert!(!ab.enabled);
     assert_eq!(ab.action, Action::Terminate);
     assert_eq!(ab.block_minutes.get(), 32768);
+    assert!(ab.block_unverified_sources);
+    assert_eq!(
+        p.never_block,
+        vec![
+            "10.0.0.1/32".parse::<IpNet>().unwrap(),
+            "2001:db8::/64".parse().unwrap()
+        ]
+    );
     let d = ab.detectors;
     let off = |count, window_secs| Threshold {
         enabled: false,
@@ -417,6 +427,45 @@ fn long_values_are_shortened_in_messages() {
     let long = "x".repeat(10_000);
     let e = json_errs(json!({ "mode": long }));
     assert!(e.to_string().len() < 200);
+}
+
+/// `never_block`: every bad entry is reported with its index, the list's shape and size are
+/// checked, and the compiled lookup finds addresses inside its prefixes only.
+#[test]
+fn never_block_entries() {
+    let e = json_errs(json!({
+        "never_block": ["10.0.0.1", "10.0.0.5/24", "gateway", 7, "::ffff:10.0.0.1"],
+        "attack_blocker": {"block_unverified_sources": "yes"}
+    }));
+    assert_eq!(
+        paths(&e),
+        [
+            "attack_blocker.block_unverified_sources",
+            "never_block[1]",
+            "never_block[2]",
+            "never_block[3]",
+            "never_block[4]",
+        ]
+    );
+    assert!(e.to_string().contains("did you mean 10.0.0.0/24"), "{e}");
+    let e = json_errs(json!({"never_block": "10.0.0.1"}));
+    assert_eq!(paths(&e), ["never_block"]);
+    let many: Vec<String> = (0..=MAX_NEVER_BLOCK)
+        .map(|i| format!("10.{}.{}.1", i / 256, i % 256))
+        .collect();
+    let e = json_errs(json!({ "never_block": many }));
+    assert_eq!(paths(&e), ["never_block"]);
+    assert!(e.to_string().contains("at most 4096"), "{e}");
+
+    let p =
+        Policy::from_yaml("never_block: [192.0.2.1, 198.51.100.0/24, \"2001:db8::53\"]\n").unwrap();
+    let c = CompiledPolicy::compile(p);
+    assert!(c.never_blocks(ip("192.0.2.1")));
+    assert!(!c.never_blocks(ip("192.0.2.2")));
+    assert!(c.never_blocks(ip("198.51.100.77")));
+    assert!(c.never_blocks(ip("2001:db8::53")));
+    assert!(!c.never_blocks(ip("2001:db8::54")));
+    assert!(!CompiledPolicy::compile(Policy::default()).never_blocks(ip("192.0.2.1")));
 }
 
 #[test]
@@ -840,10 +889,23 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         ],
         1u16..=32768,
         arb_detectors(),
-        (prop::collection::vec(arb_exclusion(), 0..12), any::<bool>()),
+        (
+            prop::collection::vec(arb_exclusion(), 0..12),
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec(arb_exclusion().prop_map(|e| e.address), 0..4),
+        ),
     )
         .prop_map(
-            |(version, mode, enabled, action, minutes, detectors, (exclusions, tag_monitoring))| {
+            |(
+                version,
+                mode,
+                enabled,
+                action,
+                minutes,
+                detectors,
+                (exclusions, tag_monitoring, block_unverified_sources, never_block),
+            )| {
                 Policy {
                     version,
                     mode,
@@ -852,12 +914,14 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                         action,
                         block_minutes: BlockMinutes::new(minutes).unwrap(),
                         detectors,
+                        block_unverified_sources,
                     },
                     activity_scanner: ActivityScanner::default(),
                     exclusions,
                     tagging: Tagging {
                         in_monitoring_mode: tag_monitoring,
                     },
+                    never_block,
                 }
             },
         )
