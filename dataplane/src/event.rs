@@ -64,6 +64,33 @@ impl From<policy::Action> for Response {
     }
 }
 
+/// Why a detection that the policy says to block did not block its source: the source address
+/// may be forged, or the administrator listed it. The detection is still terminated and
+/// reported (EVE `alert.block_skipped`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BlockSkip {
+    /// A detection one forged packet or fragment can cause, from a source that has not proven
+    /// its address (no TCP handshake completed from its MAC address recently), while the policy's
+    /// `attack_blocker.block_unverified_sources` is off.
+    UnverifiedSource,
+    /// The packet carried an address whose bound MAC address is another one (MAC spoofing seen
+    /// on the same packet): blocking the address would block its owner.
+    SpoofedSource,
+    /// The address is in the policy's `never_block` list.
+    NeverBlock,
+}
+
+impl BlockSkip {
+    /// Name in events.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BlockSkip::UnverifiedSource => "unverified_source",
+            BlockSkip::SpoofedSource => "spoofed_source",
+            BlockSkip::NeverBlock => "never_block",
+        }
+    }
+}
+
 /// The packet an event is about.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct PacketRef {
@@ -113,6 +140,9 @@ pub struct Alert {
     pub excluded: bool,
     /// Block made for this alert, in minutes (would-be in monitoring mode).
     pub block_minutes: Option<u16>,
+    /// The policy said to block, but the source was not blocked, for this reason (`response`
+    /// then says `terminate`).
+    pub block_skipped: Option<BlockSkip>,
     /// App-layer fields of the flow (activity scanner alerts), when known.
     pub app: Option<Box<crate::scanner::AppFields>>,
 }

@@ -274,6 +274,10 @@ pub struct Flow {
     /// flow's packets reach their binding without a hash lookup.
     mac_slot_a: u32,
     mac_slot_b: u32,
+    /// Sequence number of the server's SYN/ACK while the handshake is open
+    /// ([`FlowTable::note_syn_ack`]): the client's final ACK must acknowledge it to prove the
+    /// client's address.
+    syn_ack_seq: Option<u32>,
     /// Activity scanner state (stream, app layer, rule state); created on the first packet
     /// inspected with a rule set loaded, `None` otherwise.
     pub scan: Option<Box<crate::scanner::FlowScan>>,
@@ -339,6 +343,7 @@ impl Flow {
             midstream,
             mac_slot_a: crate::attack::state::NO_SLOT,
             mac_slot_b: crate::attack::state::NO_SLOT,
+            syn_ack_seq: None,
             scan: None,
         }
     }
@@ -521,6 +526,22 @@ impl FlowTable {
                 f.mac_slot_b = slot;
             }
         }
+    }
+
+    /// Note the sequence number of the server's SYN/ACK of a flow whose handshake is open. A
+    /// forger who uses another host's address never receives this segment, so it cannot
+    /// acknowledge it ([`FlowTable::acks_syn_ack`]).
+    pub fn note_syn_ack(&mut self, key: &FlowKey, seq: u32) {
+        if let Some(f) = self.get_mut(key) {
+            f.syn_ack_seq = Some(seq);
+        }
+    }
+
+    /// Whether `ack`, the acknowledgement number of the segment that completed the flow's
+    /// handshake, acknowledges the SYN/ACK noted for it (its sequence number plus one).
+    pub fn acks_syn_ack(&mut self, key: &FlowKey, ack: u32) -> bool {
+        self.get_mut(key)
+            .is_some_and(|f| f.syn_ack_seq.take() == Some(ack.wrapping_sub(1)))
     }
 
     /// Mark a flow terminated (later packets are dropped inline until it times out).

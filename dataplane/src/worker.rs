@@ -19,7 +19,7 @@ use crate::decode::{self, DecodeEvent, DecodeOptions, Decoded, Ip, L3, L4};
 use crate::defrag::{DefragAnomaly, DefragConfig, Defragmenter};
 use std::borrow::Cow;
 
-use crate::event::{Alert, Engine, Event, EventKind, PacketRef, Response};
+use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response};
 use crate::flow::{FlowConfig, FlowKey, FlowTable, TcpState};
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
@@ -740,6 +740,12 @@ impl Worker {
         let now = meta.ts;
         // Borrowed field by field (no reference-count traffic per packet): the policy is only
         // read while the detectors fill `self.detections`.
+        if let L4::Tcp(t) = &ip.l4
+            && (upd.handshake_completed || (upd.half_open && !upd.to_server))
+            && self.policy.policy().attack_blocker.enabled
+        {
+            self.handshake_step(decoded, ip, t, scope, key, upd, now);
+        }
         let ab = &self.policy.policy().attack_blocker;
         if !ab.enabled {
             return Verdict::Forward;
@@ -779,6 +785,31 @@ impl Worker {
             self.flows.terminate(key);
         }
         verdict
+    }
+
+    /// A segment of an open TCP handshake: note the server's SYN/ACK, and when the client's ACK
+    /// acknowledges it, record that the client proved its address from its MAC address
+    /// ([`AttackBlocker::prove`]). Out of line: once per connection.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn handshake_step(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        t: &decode::Tcp<'_>,
+        scope: VlanScope,
+        key: &FlowKey,
+        upd: crate::flow::FlowUpdate,
+        now: Timestamp,
+    ) {
+        if upd.handshake_completed {
+            if self.flows.acks_syn_ack(key, t.ack) {
+                self.attacks.prove(scope, ip.src(), decoded.eth_src, now);
+            }
+        } else if !upd.to_server && t.flags.has(decode::TcpFlags::SYN | decode::TcpFlags::ACK) {
+            self.flows.note_syn_ack(key, t.seq);
+        }
     }
 
     /// The activity scanner's part of [`Worker::inspect_ip`]: feed the flow's stream and app
@@ -840,9 +871,18 @@ impl Worker {
         // terminate_and_block blocks the source of a proven flow only; any other match (UDP,
         // ICMP, a TCP flow picked up midstream or not yet established) is terminated, and its
         // alert says so. do_not_block: terminated, never blocked.
-        let response = match Response::from(p.activity_scanner.action) {
+        let configured = Response::from(p.activity_scanner.action);
+        let skip = match configured {
+            _ if self.cfg.scanner.simulate_ips || rule == ExclusionRule::DoNotBlock => None,
+            Response::TerminateAndBlock if self.policy.never_blocks(ip.src()) => {
+                Some(BlockSkip::NeverBlock)
+            }
+            Response::TerminateAndBlock if !proven => Some(BlockSkip::UnverifiedSource),
+            _ => None,
+        };
+        let response = match configured {
             _ if self.cfg.scanner.simulate_ips => Response::Terminate,
-            Response::TerminateAndBlock if !proven || rule == ExclusionRule::DoNotBlock => {
+            Response::TerminateAndBlock if skip.is_some() || rule == ExclusionRule::DoNotBlock => {
                 Response::Terminate
             }
             r => r,
@@ -874,6 +914,9 @@ impl Worker {
             );
             if alert.response == Response::TerminateAndBlock {
                 alert.block_minutes = block_minutes.map(|m| m.get());
+            }
+            if matches!(m.action, RuleAction::Drop | RuleAction::Reject) {
+                alert.block_skipped = skip;
             }
             out.event(Event {
                 ts: meta.ts,
@@ -961,12 +1004,18 @@ impl Worker {
     ) -> Verdict {
         let detections = std::mem::take(&mut self.detections);
         let mut verdict = Verdict::Forward;
+        // The packet's address is bound to another MAC: whatever else it triggers, blocking
+        // the address would block its owner.
+        let spoofed = detections.iter().any(|d| d.attack == Attack::MacSpoofing);
         for d in &detections {
             if self.act(
                 d,
                 &packet_of(d),
                 meta,
-                excluded_block,
+                Acting {
+                    excluded_block,
+                    spoofed,
+                },
                 reset_of,
                 decoded,
                 out,
@@ -978,6 +1027,31 @@ impl Worker {
         verdict
     }
 
+    /// Why a detection the policy says to block may not block its source, if it may not:
+    /// the `never_block` list, a spoofed address, or (for a detection one forged packet can
+    /// cause) a source that has not proven its address.
+    fn block_skip(
+        &mut self,
+        d: &Detection,
+        scope: VlanScope,
+        mac: [u8; 6],
+        spoofed: bool,
+        now: Timestamp,
+    ) -> Option<BlockSkip> {
+        if self.policy.never_blocks(d.src) {
+            Some(BlockSkip::NeverBlock)
+        } else if spoofed && d.attack != Attack::MacSpoofing {
+            Some(BlockSkip::SpoofedSource)
+        } else if d.attack.single_packet()
+            && !self.policy.policy().attack_blocker.block_unverified_sources
+            && !self.attacks.is_proven(scope, d.src, mac, now)
+        {
+            Some(BlockSkip::UnverifiedSource)
+        } else {
+            None
+        }
+    }
+
     /// Apply the policy to one detection; true when the packet must be dropped.
     #[allow(clippy::too_many_arguments)]
     fn act(
@@ -985,21 +1059,33 @@ impl Worker {
         d: &Detection,
         packet: &PacketRef,
         meta: PacketMeta,
-        excluded_block: bool,
+        acting: Acting,
         reset_of: Option<&Ip<'_>>,
         decoded: &Decoded<'_>,
         out: &mut impl Output,
     ) -> bool {
+        let Acting {
+            excluded_block,
+            spoofed,
+        } = acting;
         let policy = Arc::clone(&self.policy);
         let p = policy.policy();
         let ab = &p.attack_blocker;
         let monitoring = p.mode == Mode::Monitoring;
         let configured = Response::from(ab.action);
+        let skip = match configured {
+            Response::TerminateAndBlock if !excluded_block && d.attack.blocks_source() => {
+                self.block_skip(d, packet.scope, decoded.eth_src, spoofed, meta.ts)
+            }
+            _ => None,
+        };
         let response = match configured {
             // do_not_block: the attack is still stopped, its source never blocked.
             Response::TerminateAndBlock if excluded_block => Response::Terminate,
             // A forged source (Land, MAC spoofing) is the victim's own address: terminate only.
             Response::TerminateAndBlock if !d.attack.blocks_source() => Response::Terminate,
+            // Never blocked, possibly forged, or unproven: terminate, and the alert says why.
+            Response::TerminateAndBlock if skip.is_some() => Response::Terminate,
             r => r,
         };
         let blocks = response == Response::TerminateAndBlock;
@@ -1029,6 +1115,7 @@ impl Worker {
                     monitoring,
                     excluded: excluded_block,
                     block_minutes: blocks.then(|| ab.block_minutes.get()),
+                    block_skipped: skip,
                     app: None,
                 }),
             });
@@ -1063,6 +1150,15 @@ impl Worker {
         }
         true
     }
+}
+
+/// What the packet says about blocking its source, besides the detection itself.
+#[derive(Clone, Copy, Debug)]
+struct Acting {
+    /// A `do_not_block` exclusion matched the source.
+    excluded_block: bool,
+    /// The packet's source address is bound to another MAC (MAC spoofing on this packet).
+    spoofed: bool,
 }
 
 impl Worker {
@@ -1205,6 +1301,7 @@ fn scanner_alert(
         monitoring,
         excluded,
         block_minutes: None,
+        block_skipped: None,
         app: app.cloned().map(Box::new),
     }
 }
@@ -1566,5 +1663,249 @@ mod retired_flow_tests {
         assert!((2..200).all(|n| send(&mut w, &other, 86_400, n).is_empty()));
         assert!(!w.flows.has_retired());
         assert!(w.flows().stats().timed_out >= 1);
+    }
+}
+
+/// Blocking that forged packets cannot steer (issue 15 item 2): a single-packet detection blocks
+/// only a source that completed a handshake from its MAC address, a spoofed address is never
+/// blocked, and the `never_block` list holds against every detection.
+#[cfg(test)]
+mod forged_tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::decode::fixtures::{eth, ipv4, tcp_simple};
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 66);
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    const PSH: u8 = 0x08;
+    const URG: u8 = 0x20;
+    const SERVER_ISN: u32 = 0x5000_0000;
+
+    /// A TCP segment with these flags, numbers and source MAC (last byte `mac`).
+    #[allow(clippy::too_many_arguments)]
+    fn seg(
+        src: Ipv4Addr,
+        mac: u8,
+        dst: Ipv4Addr,
+        ports: (u16, u16),
+        flags: u8,
+        seq: u32,
+        ack: u32,
+    ) -> Vec<u8> {
+        let mut l4 = tcp_simple(IpAddr::V4(src), IpAddr::V4(dst), ports.0, ports.1, b"");
+        l4[4..8].copy_from_slice(&seq.to_be_bytes());
+        l4[8..12].copy_from_slice(&ack.to_be_bytes());
+        l4[13] = flags;
+        let mut f = eth(&[], 0x0800, &ipv4(src, dst, 6, &l4));
+        f[11] = mac;
+        f
+    }
+
+    fn worker(policy: &str) -> Worker {
+        test_worker(
+            WorkerConfig::default(),
+            Arc::new(CompiledPolicy::compile(Policy::from_yaml(policy).unwrap())),
+        )
+    }
+
+    /// Feed frames 10 ms apart from second `t0`; the attack blocker alerts they raised.
+    fn feed(w: &mut Worker, t0: u64, frames: &[Vec<u8>]) -> Vec<Alert> {
+        let mut out = VecOutput::default();
+        for (i, f) in (0u64..).zip(frames) {
+            let meta = PacketMeta {
+                ts: Timestamp(t0 * Timestamp::SECOND + i * 10_000),
+                pcap_cnt: t0 * 1000 + i,
+            };
+            w.process(f, meta, &mut out);
+        }
+        out.events
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Alert(a) if a.engine == Engine::AttackBlocker => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The client's handshake with the server from MAC `mac`, its ACK acknowledging `ack`.
+    fn handshake(mac: u8, sport: u16, ack: u32) -> Vec<Vec<u8>> {
+        vec![
+            seg(CLIENT, mac, SERVER, (sport, 80), SYN, 1000, 0),
+            seg(
+                SERVER,
+                0x10,
+                CLIENT,
+                (80, sport),
+                SYN | ACK,
+                SERVER_ISN,
+                1001,
+            ),
+            seg(CLIENT, mac, SERVER, (sport, 80), ACK, 1001, ack),
+        ]
+    }
+
+    fn null_probe(mac: u8) -> Vec<u8> {
+        seg(CLIENT, mac, SERVER, (54321, 21), 0, 7, 0)
+    }
+
+    fn only(alerts: &[Alert], sig: &str) -> Alert {
+        let found: Vec<&Alert> = alerts.iter().filter(|a| a.signature == sig).collect();
+        assert_eq!(found.len(), 1, "{alerts:?}");
+        found[0].clone()
+    }
+
+    #[test]
+    fn a_forged_null_packet_terminates_without_blocking() {
+        let mut w = worker("");
+        let a = only(
+            &feed(&mut w, 1, &[null_probe(0x66)]),
+            "Scan.Generic.TCPFlags.Null",
+        );
+        assert_eq!(a.response, Response::Terminate);
+        assert_eq!(a.block_skipped, Some(BlockSkip::UnverifiedSource));
+        assert_eq!(a.block_minutes, None);
+        assert!(a.enforced, "still terminated");
+        assert_eq!(w.counters().blocks_added, 0);
+        assert_eq!(w.counters().dropped_attack, 1);
+    }
+
+    #[test]
+    fn a_source_that_completed_a_handshake_is_blocked() {
+        let mut w = worker("");
+        let mut frames = handshake(0x66, 40000, SERVER_ISN + 1);
+        frames.push(null_probe(0x66));
+        let a = only(&feed(&mut w, 1, &frames), "Scan.Generic.TCPFlags.Null");
+        assert_eq!(a.response, Response::TerminateAndBlock);
+        assert_eq!(a.block_skipped, None);
+        assert_eq!(a.block_minutes, Some(60));
+        assert_eq!(w.counters().blocks_added, 1);
+    }
+
+    /// A blind forger completes the handshake on the wire with a guessed acknowledgement
+    /// number: the flow table calls it established, but it proves nothing.
+    #[test]
+    fn a_blind_handshake_proves_nothing() {
+        let mut w = worker("");
+        let mut frames = handshake(0x66, 40000, SERVER_ISN + 2);
+        frames.push(null_probe(0x66));
+        let a = only(&feed(&mut w, 1, &frames), "Scan.Generic.TCPFlags.Null");
+        assert_eq!(a.block_skipped, Some(BlockSkip::UnverifiedSource));
+        assert_eq!(w.counters().blocks_added, 0);
+    }
+
+    /// The proven host's address from another MAC: a spoof of it. The spoofed packets are
+    /// dropped as MAC spoofing and never block the owner: not the single-packet detection they
+    /// cause, not a flood they make (a per-destination detection naming the owner's address);
+    /// they feed none of the owner's scan counts.
+    #[test]
+    fn a_spoofed_proven_address_is_never_blocked() {
+        let mut w = worker("attack_blocker:\n  detectors:\n    syn_flood: {count: 5}\n");
+        let mut frames = handshake(0x66, 40000, SERVER_ISN + 1);
+        frames.push(seg(
+            CLIENT,
+            0x99,
+            SERVER,
+            (54321, 21),
+            FIN | PSH | URG,
+            7,
+            0,
+        ));
+        let alerts = feed(&mut w, 1, &frames);
+        assert_eq!(
+            only(&alerts, "Spoof.Generic.MAC").response,
+            Response::Terminate
+        );
+        let a = only(&alerts, "Scan.Generic.TCPFlags.Xmas");
+        assert_eq!(a.block_skipped, Some(BlockSkip::SpoofedSource));
+        assert_eq!(a.response, Response::Terminate);
+        assert_eq!(w.counters().dropped_attack, 1);
+        // A SYN flood carrying the address from the other MAC.
+        let flood: Vec<Vec<u8>> = (1..=20u16)
+            .map(|p| seg(CLIENT, 0x99, SERVER, (50000 + p, 80), SYN, 9, 0))
+            .collect();
+        let alerts = feed(&mut w, 10, &flood);
+        let a = only(&alerts, "DoS.Generic.SYNFlood");
+        assert_eq!(a.block_skipped, Some(BlockSkip::SpoofedSource));
+        assert_eq!(a.response, Response::Terminate);
+        assert_eq!(w.counters().blocks_added, 0);
+        // A SYN scan from the other MAC is not the owner's scan: no scan detection, and the
+        // owner's next connection is not part of any episode.
+        let other = Ipv4Addr::new(10, 0, 0, 11);
+        let scan: Vec<Vec<u8>> = (1..=25u16)
+            .map(|p| seg(CLIENT, 0x99, other, (54321, p), SYN, 9, 0))
+            .collect();
+        let alerts = feed(&mut w, 20, &scan);
+        assert!(
+            alerts.iter().all(|a| a.signature != "Scan.Generic.TCP"),
+            "{alerts:?}"
+        );
+        let mut out = VecOutput::default();
+        let meta = PacketMeta {
+            ts: Timestamp(21 * Timestamp::SECOND),
+            pcap_cnt: 21_000,
+        };
+        // (To a third host: the SYNs to the scanned one are a flood there, whoever sends them.)
+        let own_syn = seg(
+            CLIENT,
+            0x66,
+            Ipv4Addr::new(10, 0, 0, 12),
+            (40001, 443),
+            SYN,
+            5000,
+            0,
+        );
+        assert_eq!(w.process(&own_syn, meta, &mut out), Verdict::Forward);
+        // The owner's own packets still pass.
+        let mut out = VecOutput::default();
+        let meta = PacketMeta {
+            ts: Timestamp(40 * Timestamp::SECOND),
+            pcap_cnt: 40,
+        };
+        let own = seg(CLIENT, 0x66, SERVER, (40000, 80), ACK, 1001, SERVER_ISN + 1);
+        assert_eq!(w.process(&own, meta, &mut out), Verdict::Forward);
+    }
+
+    #[test]
+    fn never_block_holds_for_every_detection() {
+        let mut w = worker("never_block: [10.0.0.64/29]\n");
+        let mut frames = handshake(0x66, 40000, SERVER_ISN + 1);
+        frames.push(null_probe(0x66));
+        let a = only(&feed(&mut w, 1, &frames), "Scan.Generic.TCPFlags.Null");
+        assert_eq!(a.block_skipped, Some(BlockSkip::NeverBlock));
+        let scan: Vec<Vec<u8>> = (1..=20u16)
+            .map(|p| seg(CLIENT, 0x66, SERVER, (54321, p), SYN, 9, 0))
+            .collect();
+        let a = only(&feed(&mut w, 10, &scan), "Scan.Generic.TCP");
+        assert_eq!(a.block_skipped, Some(BlockSkip::NeverBlock));
+        assert_eq!(a.response, Response::Terminate);
+        assert_eq!(w.counters().blocks_added, 0);
+    }
+
+    #[test]
+    fn the_policy_may_block_unverified_sources() {
+        let mut w = worker("attack_blocker:\n  block_unverified_sources: true\n");
+        let a = only(
+            &feed(&mut w, 1, &[null_probe(0x66)]),
+            "Scan.Generic.TCPFlags.Null",
+        );
+        assert_eq!(a.block_skipped, None);
+        assert_eq!(a.response, Response::TerminateAndBlock);
+        assert_eq!(w.counters().blocks_added, 1);
+    }
+
+    /// A proof lasts an hour of packet time.
+    #[test]
+    fn a_proof_expires() {
+        let mut w = worker("");
+        feed(&mut w, 1, &handshake(0x66, 40000, SERVER_ISN + 1));
+        let a = only(
+            &feed(&mut w, 3_700, &[null_probe(0x66)]),
+            "Scan.Generic.TCPFlags.Null",
+        );
+        assert_eq!(a.block_skipped, Some(BlockSkip::UnverifiedSource));
     }
 }

@@ -85,6 +85,10 @@ struct AlertBody<'a> {
     excluded: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     block_minutes: Option<u16>,
+    /// Why the policy's block was not made (`unverified_source`, `spoofed_source`,
+    /// `never_block`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    block_skipped: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -241,6 +245,7 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     would_block: a.monitoring && a.block_minutes.is_some(),
                     excluded: a.excluded,
                     block_minutes: a.block_minutes,
+                    block_skipped: a.block_skipped.map(|b| b.name()),
                 },
                 app_proto: a.app.as_ref().map(|x| x.app_proto),
                 direction: a

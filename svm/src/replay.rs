@@ -631,10 +631,10 @@ fn human_event(ev: &Event) -> String {
                 ports.1,
                 a.signature,
                 what,
-                if a.excluded {
-                    ", excluded from blocking"
-                } else {
-                    ""
+                match (a.excluded, a.block_skipped) {
+                    (true, _) => ", excluded from blocking".to_owned(),
+                    (false, Some(skip)) => format!(", block skipped: {}", skip.name()),
+                    (false, None) => String::new(),
                 }
             )
         }

@@ -791,13 +791,13 @@ fn demo_xmas(link: &Link, start_us: u64) -> Capture {
 }
 
 /// The demo's parts, in time order. See [`demo`].
-/// The demo's ping of death: from the flooder (10.0.0.77, not blocked on the QinQ link), because
-/// the teardrop two seconds earlier gets 10.0.0.66 blocked there.
+/// The demo's ping of death: from the flooder (10.0.0.77), not the teardrop's 10.0.0.66. Neither
+/// is blocked: a single-packet detection blocks only a source that proved its address.
 fn demo_ping_of_death(link: &Link, start_us: u64) -> Capture {
     ping_of_death_with(link, &Roles::v4().with_attacker(plan::flooder()), start_us)
 }
-/// The demo's web exploit: from the prober (10.0.0.88), blocked on VLAN 100 by then but not on
-/// the VLAN this runs on.
+/// The demo's web exploit: from the prober (10.0.0.88), whose Xmas probes on VLAN 100 were
+/// reported but did not block it (it had proven nothing); its handshake here proves it.
 fn demo_web_exploit(link: &Link, start_us: u64) -> Capture {
     web_exploit_with(link, &Roles::v4().with_attacker(plan::prober()), start_us)
 }
@@ -869,21 +869,22 @@ pub fn demo_parts() -> Vec<DemoPart> {
             "teardrop",
             qinq,
             50,
-            "alert overlapping fragments (teardrop) on QinQ 300.100; drop",
+            "alert overlapping fragments (teardrop) on QinQ 300.100; drop; no block (unverified source)",
             teardrop,
         ),
         part(
             "ping_of_death",
             qinq,
             52,
-            "alert oversized reassembly (ping of death) from 10.0.0.77 on QinQ 300.100; block it there",
+            "alert oversized reassembly (ping of death) from 10.0.0.77 on QinQ 300.100; drop it; no block \
+             (block_skipped: unverified_source)",
             demo_ping_of_death,
         ),
         part(
             "tcp_xmas",
             v100,
             60,
-            "alert Xmas scan probes from 10.0.0.88 on VLAN 100",
+            "alert Xmas scan probes from 10.0.0.88 on VLAN 100; drop them; no block (unverified source)",
             demo_xmas,
         ),
         part(
@@ -941,8 +942,8 @@ pub fn demo_parts() -> Vec<DemoPart> {
 /// | 30 | VLAN 200 | [`syn_flood`] from 10.0.0.77 (MAC :77) -> 10.0.0.10:80 | alert syn_flood, block 10.0.0.77 |
 /// | 40 | untagged | [`land`] 10.0.0.10:139 -> 10.0.0.10:139 | alert land, drop |
 /// | 50 | QinQ 300/100 | [`teardrop`] 10.0.0.66 -> 10.0.0.10 | alert overlapping fragments |
-/// | 52 | QinQ 300/100 | [`ping_of_death`] 10.0.0.77 -> 10.0.0.10 (10.0.0.66 is blocked there by then) | alert oversized datagram |
-/// | 60 | VLAN 100 | [`tcp_xmas`] from 10.0.0.88 (MAC :88) | alert Xmas probes |
+/// | 52 | QinQ 300/100 | [`ping_of_death`] 10.0.0.77 -> 10.0.0.10 | alert oversized datagram (no block: unverified source) |
+/// | 60 | VLAN 100 | [`tcp_xmas`] from 10.0.0.88 (MAC :88) | alert Xmas probes (no block: unverified source) |
 /// | 70 | VLAN 200 | [`mac_spoofing`] 10.0.0.10 claimed by MAC :99 | alert MAC spoofing |
 /// | 80 | VLAN 100 | [`tcp_port_scan_v6`] fd00::66 -> fd00::10 | alert, block fd00::66 on VLAN 100 |
 /// | 90 | VLAN 100 | [`benign`] | pass, no alert |

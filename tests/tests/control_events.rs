@@ -186,6 +186,7 @@ fn alert_from(src: [u8; 4]) -> Event {
             monitoring: false,
             excluded: false,
             block_minutes: None,
+            block_skipped: None,
             app: None,
         }),
     }

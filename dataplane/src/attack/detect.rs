@@ -53,6 +53,8 @@ pub struct StateCaps {
     pub destinations: usize,
     /// IP-to-MAC bindings tracked for MAC spoofing.
     pub mac_bindings: usize,
+    /// Sources that proved their address by completing a TCP handshake.
+    pub proven: usize,
 }
 
 impl Default for StateCaps {
@@ -63,6 +65,7 @@ impl Default for StateCaps {
             sources: 1 << 16,
             destinations: 1 << 16,
             mac_bindings: 1 << 16,
+            proven: 1 << 16,
         }
     }
 }
@@ -76,6 +79,8 @@ pub struct AttackStats {
     pub destinations: u64,
     /// MAC bindings tracked now.
     pub mac_bindings: u64,
+    /// Proven sources tracked now.
+    pub proven: u64,
     /// Entries evicted at the caps.
     pub evicted: u64,
 }
@@ -172,6 +177,22 @@ impl LastSeen for MacBinding {
     }
 }
 
+/// A source address that completed a TCP handshake, and the MAC address it did it from.
+#[derive(Debug, Default)]
+struct Proof {
+    mac: [u8; 6],
+    last: Timestamp,
+}
+
+impl LastSeen for Proof {
+    fn last_seen(&self) -> Timestamp {
+        self.last
+    }
+}
+
+/// How long a completed handshake proves its client's address ([`AttackBlocker::is_proven`]).
+const PROOF_US: u64 = policy::AttackBlocker::PROOF_SECS * Timestamp::SECOND;
+
 /// A binding whose owner has been silent this long may move to a new MAC without an alert (a VM
 /// migrated, a NIC was replaced, DHCP handed the address to another VM).
 const MAC_BINDING_AGING_US: u64 = 300 * Timestamp::SECOND;
@@ -185,6 +206,10 @@ pub struct AttackBlocker {
     sources: BoundedMap<ScopedAddr, SrcState>,
     destinations: BoundedMap<ScopedAddr, DstState>,
     macs: SlotMap<ScopedAddr, MacBinding>,
+    /// Sources that proved their address. Capped like the others: under a flood of handshakes
+    /// from many sources the least recently proven of a sample is forgotten, and a forgotten
+    /// source is only not blocked by a single-packet detection, never blocked wrongly.
+    proven: BoundedMap<ScopedAddr, Proof>,
     next_prune: Timestamp,
     packets_since_prune: usize,
 }
@@ -216,6 +241,7 @@ impl AttackBlocker {
             sources: BoundedMap::new(caps.sources),
             destinations: BoundedMap::new(caps.destinations),
             macs: SlotMap::new(caps.mac_bindings),
+            proven: BoundedMap::new(caps.proven),
             next_prune: Timestamp(0),
             packets_since_prune: 0,
         }
@@ -227,7 +253,11 @@ impl AttackBlocker {
             sources: self.sources.len() as u64,
             destinations: self.destinations.len() as u64,
             mac_bindings: self.macs.len() as u64,
-            evicted: self.sources.evicted() + self.destinations.evicted() + self.macs.evicted(),
+            proven: self.proven.len() as u64,
+            evicted: self.sources.evicted()
+                + self.destinations.evicted()
+                + self.macs.evicted()
+                + self.proven.evicted(),
         }
     }
 
@@ -244,7 +274,10 @@ impl AttackBlocker {
     #[cold]
     #[inline(never)]
     fn prune_due(&mut self, d: &Detectors, now: Timestamp) {
-        let tracked = self.sources.capacity() + self.destinations.capacity() + self.macs.capacity();
+        let tracked = self.sources.capacity()
+            + self.destinations.capacity()
+            + self.macs.capacity()
+            + self.proven.capacity();
         if self.packets_since_prune < tracked / PRUNE_PACKETS_PER_ENTRY {
             return;
         }
@@ -268,6 +301,37 @@ impl AttackBlocker {
         self.sources.prune(now, idle);
         self.destinations.prune(now, idle);
         self.macs.prune(now, MAC_BINDING_AGING_US.max(idle));
+        self.proven.prune(now, PROOF_US);
+    }
+
+    /// `src` completed a TCP handshake from `mac` at `now`: the final ACK acknowledged the
+    /// server's SYN/ACK, which only the owner of the address receives. The caller checks the
+    /// acknowledgement number ([`crate::flow::FlowTable::acks_syn_ack`]); a flow picked up
+    /// midstream proves nothing.
+    pub fn prove(&mut self, scope: VlanScope, src: IpAddr, mac: [u8; 6], now: Timestamp) {
+        if !is_host_addr(src) {
+            return;
+        }
+        let p = self.proven.entry(ScopedAddr::new(scope, src));
+        p.mac = mac;
+        p.last = now;
+    }
+
+    /// Whether `src` in `scope` proved its address from `mac` within the last
+    /// [`policy::AttackBlocker::PROOF_SECS`] before `now`. A packet carrying the address from
+    /// another MAC (a spoof of a proven host) is not proven. Proofs are per worker: a source
+    /// proven on another worker's flows is unverified here, so the check errs toward not
+    /// blocking.
+    pub fn is_proven(
+        &mut self,
+        scope: VlanScope,
+        src: IpAddr,
+        mac: [u8; 6],
+        now: Timestamp,
+    ) -> bool {
+        self.proven
+            .get_mut(&ScopedAddr::new(scope, src))
+            .is_some_and(|p| p.mac == mac && now.since(p.last) <= PROOF_US)
     }
 
     /// Inspect one IP packet (after reassembly). Calls `found` for each detection.
@@ -298,10 +362,12 @@ impl AttackBlocker {
         };
 
         // MAC spoofing: the address's bound MAC changed within the binding's life.
+        let mut spoofed = false;
         if d.mac_spoofing.enabled
             && is_host_addr(p.ip.src())
             && let Some(report) = self.check_mac(now, p.scope, p.ip.src(), p.eth_src, mac_slot)
         {
+            spoofed = true;
             emit(Attack::MacSpoofing, report);
         }
 
@@ -355,11 +421,20 @@ impl AttackBlocker {
             _ => tcp_syn,
         };
         let udp_probe = matches!(&p.ip.l4, L4::Udp(_)) && new_initiator;
+        // A packet carrying another host's address (MAC spoofing above, which drops it) does
+        // not feed that host's scan and sweep counts: the owner's own SYNs would otherwise
+        // count toward the spoofer's episode and be dropped with it. Single-packet detections
+        // still report it (they match nothing the owner sends), and never block it.
+        let (tcp_syn_src, udp_probe_src, sweep_probe_src) = if spoofed {
+            (false, false, false)
+        } else {
+            (tcp_syn, udp_probe, sweep_probe)
+        };
         let wants_src = land
             || flags_attack.is_some()
-            || (d.tcp_port_scan.enabled && tcp_syn)
-            || (d.udp_port_scan.enabled && udp_probe)
-            || (d.host_sweep.enabled && sweep_probe);
+            || (d.tcp_port_scan.enabled && tcp_syn_src)
+            || (d.udp_port_scan.enabled && udp_probe_src)
+            || (d.host_sweep.enabled && sweep_probe_src);
         if wants_src && is_host_addr(p.ip.src()) {
             let s = self
                 .sources
@@ -373,21 +448,21 @@ impl AttackBlocker {
                 let report = s.episode(slot).hit(now, SINGLE_PACKET_QUIET_US);
                 emit(attack, report);
             }
-            if let (true, L4::Tcp(t)) = (d.tcp_port_scan.enabled && tcp_syn, &p.ip.l4) {
+            if let (true, L4::Tcp(t)) = (d.tcp_port_scan.enabled && tcp_syn_src, &p.ip.l4) {
                 let th = &d.tcp_port_scan;
                 if s.tcp_ports.insert(t.dst_port, now, window_us(th), cap(th)) >= cap(th) {
                     let report = s.episode(SrcEp::TcpScan).hit(now, window_us(th));
                     emit(Attack::TcpPortScan, report);
                 }
             }
-            if let (true, L4::Udp(u)) = (d.udp_port_scan.enabled && udp_probe, &p.ip.l4) {
+            if let (true, L4::Udp(u)) = (d.udp_port_scan.enabled && udp_probe_src, &p.ip.l4) {
                 let th = &d.udp_port_scan;
                 if s.udp_ports.insert(u.dst_port, now, window_us(th), cap(th)) >= cap(th) {
                     let report = s.episode(SrcEp::UdpScan).hit(now, window_us(th));
                     emit(Attack::UdpPortScan, report);
                 }
             }
-            if d.host_sweep.enabled && sweep_probe {
+            if d.host_sweep.enabled && sweep_probe_src {
                 let th = &d.host_sweep;
                 if s.hosts.insert(p.ip.dst(), now, window_us(th), cap(th)) >= cap(th) {
                     let report = s.episode(SrcEp::Sweep).hit(now, window_us(th));

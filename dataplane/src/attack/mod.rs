@@ -160,6 +160,24 @@ impl Attack {
         !matches!(self, Attack::Land | Attack::MacSpoofing)
     }
 
+    /// Whether one forged packet or fragment is enough to cause this detection, so that its
+    /// source address proves nothing: invalid TCP flags, Land, Ping of Death, Teardrop. Such a
+    /// detection blocks only a source that proved its address (see
+    /// [`AttackBlocker::is_proven`]), unless the policy's
+    /// `attack_blocker.block_unverified_sources` says otherwise. The rate detectors need many
+    /// packets in a window, and a scanner never completes a handshake, so they block as before.
+    pub const fn single_packet(self) -> bool {
+        matches!(
+            self,
+            Attack::Land
+                | Attack::PingOfDeath
+                | Attack::Teardrop
+                | Attack::TcpNull
+                | Attack::TcpXmas
+                | Attack::TcpSynFin
+        )
+    }
+
     /// Look an attack up by its stable name.
     pub fn from_name(name: &str) -> Option<Attack> {
         Attack::ALL.into_iter().find(|a| a.name() == name)

@@ -199,6 +199,7 @@ mod tests {
                 monitoring: false,
                 excluded: false,
                 block_minutes: None,
+                block_skipped: None,
                 app: None,
             }),
         }
