@@ -15,6 +15,7 @@
 //! by the event pump, which feeds every event to the control state (and through it to the EVE
 //! output, the spool and syslog).
 
+pub mod clock;
 pub mod config;
 pub mod dbsync;
 #[cfg(feature = "dpdk")]

@@ -110,8 +110,13 @@ pub(super) struct Handler {
     pub(super) out: ChannelOutput,
     received: u64,
     last_port: PortId,
-    /// Time of the latest frame (the I/O's clock).
+    /// Time of the latest frame (the I/O's clock, advanced to `floor`).
     last_ts: Timestamp,
+    /// The live clock, read once per poll ([`Handler::refresh`]) into `floor`: no frame's
+    /// time lags it by more than [`super::clock::MAX_LAG_US`], so a backlog cannot freeze the
+    /// tables.
+    clock: super::clock::LiveClock,
+    floor: Timestamp,
     // Published values this worker follows, with the generation it last took.
     policy: Option<(Arc<PolicyCell>, u64)>,
     rules: Option<(Arc<RulesCell>, u64)>,
@@ -130,9 +135,18 @@ impl Handler {
             received: 0,
             last_port: 0,
             last_ts: Timestamp(0),
+            clock: super::clock::LiveClock::start(),
+            floor: Timestamp(0),
             policy: None,
             rules: None,
         }
+    }
+
+    /// Read time from `clock` (tests start it in the past).
+    #[cfg(test)]
+    pub(super) fn with_clock(mut self, clock: super::clock::LiveClock) -> Handler {
+        self.clock = clock;
+        self
     }
 
     /// Follow the policy published in `cell` (see [`Handler::refresh`]).
@@ -157,9 +171,10 @@ impl Handler {
         self.worker.flush_streams(self.last_ts, &mut self.out);
     }
 
-    /// Between two bursts: take a newly published policy or rule set (one atomic load each
-    /// when nothing changed).
+    /// Between two bursts: read the clock, and take a newly published policy or rule set (one
+    /// atomic load each when nothing changed).
     pub(super) fn refresh(&mut self) {
+        self.floor = self.clock.floor();
         if let Some((cell, seen)) = self.policy.as_mut()
             && let Some(p) = cell.changed(seen)
         {
@@ -177,11 +192,12 @@ impl FrameHandler for Handler {
     fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
         self.received += 1;
         self.last_port = meta.port;
-        self.last_ts = meta.ts;
+        let ts = super::clock::frame_time(meta.ts, self.floor);
+        self.last_ts = ts;
         self.worker.process(
             frame,
             PacketMeta {
-                ts: meta.ts,
+                ts,
                 pcap_cnt: self.received,
             },
             &mut self.out,
@@ -190,11 +206,12 @@ impl FrameHandler for Handler {
 
     fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
         self.last_port = meta.port;
-        self.last_ts = meta.ts;
+        let ts = super::clock::frame_time(meta.ts, self.floor);
+        self.last_ts = ts;
         let done = self.worker.process_burst(
             frames,
             PacketMeta {
-                ts: meta.ts,
+                ts,
                 pcap_cnt: self.received + 1,
             },
             &mut self.out,
