@@ -203,6 +203,14 @@ pub struct Status {
     pub spool_dropped_total: u64,
     /// Events the central server acknowledged (this run).
     pub events_sent_total: u64,
+    /// Operations of the state store that failed (this run).
+    pub store_errors_total: u64,
+    /// The state store's last failure, with the file's path, while it is failing (a full
+    /// disk); absent when it works. `/healthz` then says `degraded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_failing: Option<String>,
+    /// Events kept in memory because the store refused them; spooled when it works again.
+    pub events_pending: u64,
     /// Seconds since start.
     pub uptime_secs: u64,
     /// The activity scanner's rule set; absent when no `rules` section is configured.
@@ -295,6 +303,11 @@ impl Metric {
 
 /// What the API needs from the core.
 pub trait Control: Send + Sync + 'static {
+    /// Why the appliance works in a degraded way, if it does (the state store failing, with
+    /// its path): `/healthz` says so. Cheap (no store access).
+    fn degraded(&self) -> Option<String> {
+        None
+    }
     /// The running policy.
     fn policy(&self) -> PolicyState;
     /// Validate and apply a whole policy document. `if_match` is the version the caller expects
@@ -431,6 +444,10 @@ pub struct ControlState {
     decisions: Mutex<Decisions>,
     counters: Counters,
     started: Timestamp,
+    /// Detection blocks the store refused (a full disk), by record key: written with the next
+    /// event the control plane takes, so a block made while the disk was full survives a
+    /// restart once the space is back.
+    unsaved: Mutex<HashMap<String, StoredBlock>>,
 }
 
 /// Errors opening [`ControlState`].
@@ -540,6 +557,7 @@ impl ControlState {
             decisions: Mutex::new(decisions),
             counters: Counters::default(),
             started: now,
+            unsaved: Mutex::default(),
         })
     }
 
@@ -679,6 +697,7 @@ impl ControlState {
     /// protected VMs involved in alerts, and spool it. Duplicates from several workers (the
     /// same block added or expired in each) are reported once.
     pub fn ingest(&self, ev: &Event) {
+        self.save_unsaved();
         match &ev.kind {
             EventKind::Alert(a) => {
                 let mut rec = Record::from_dataplane(ev);
@@ -747,7 +766,10 @@ impl ControlState {
                                 last_hit: None,
                                 hits: 0,
                             };
-                            let _ = self.store.put_block(&Self::stored(key, &entry, k.id));
+                            let stored = Self::stored(key, &entry, k.id);
+                            if self.store.put_block(&stored).is_err() {
+                                lock(&self.unsaved).insert(stored.key(), stored);
+                            }
                             b.known.insert(*key, k.clone());
                             k
                         }
@@ -780,6 +802,7 @@ impl ControlState {
                 }
                 // A failed removal is retried implicitly: the stored block is expired or lifted,
                 // and the next start restores and reports it again.
+                lock(&self.unsaved).remove(&StoredBlock::key_of(key.scope, key.addr));
                 let _ = self
                     .store
                     .remove_blocks(&[(key.scope.to_string(), key.addr)]);
@@ -794,6 +817,18 @@ impl ControlState {
         }
     }
 
+    /// Write the detection blocks the store refused earlier, if any.
+    fn save_unsaved(&self) {
+        let mut unsaved = lock(&self.unsaved);
+        if unsaved.is_empty() {
+            return;
+        }
+        let blocks: Vec<StoredBlock> = unsaved.values().cloned().collect();
+        if self.store.put_blocks(&blocks).is_ok() {
+            unsaved.clear();
+        }
+    }
+
     fn policy_event(&self, event_type: &str, severity: Severity, fields: Map<String, Value>) {
         self.hub
             .emit(Record::new(self.clock.now(), event_type, severity, fields));
@@ -801,6 +836,10 @@ impl ControlState {
 }
 
 impl Control for ControlState {
+    fn degraded(&self) -> Option<String> {
+        self.store.health().failing
+    }
+
     fn policy(&self) -> PolicyState {
         self.running_state()
     }
@@ -1001,6 +1040,9 @@ impl Control for ControlState {
             spool_bytes: self.store.spool_bytes().unwrap_or_default(),
             spool_dropped_total: self.store.spool_dropped_total().unwrap_or_default(),
             events_sent_total: self.hub.stats().sent.load(Ordering::Relaxed),
+            store_errors_total: self.store.health().errors_total,
+            store_failing: self.store.health().failing,
+            events_pending: self.hub.stats().pending.load(Ordering::Relaxed),
             uptime_secs: self.clock.now().since(self.started) / Timestamp::SECOND,
             rules: self.hooks.rules.as_ref().and_then(|f| f()),
             db: self.hooks.db.as_ref().and_then(|d| d.view().current),
@@ -1112,6 +1154,24 @@ impl Control for ControlState {
                 "Events dropped from the spool (oldest first) because it was full.",
                 "counter",
                 s.spool_dropped_total,
+            ),
+            Metric::one(
+                "svm_store_errors_total",
+                "Operations of the state store that failed (a full disk, an I/O error).",
+                "counter",
+                s.store_errors_total,
+            ),
+            Metric::one(
+                "svm_store_failing",
+                "1 while the state store's last operation failed.",
+                "gauge",
+                u64::from(s.store_failing.is_some()),
+            ),
+            Metric::one(
+                "svm_events_pending",
+                "Events kept in memory because the state store refused them.",
+                "gauge",
+                s.events_pending,
             ),
             Metric::one(
                 "svm_events_sent_total",

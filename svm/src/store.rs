@@ -65,6 +65,13 @@ pub enum StoreError {
         /// The path.
         path: PathBuf,
     },
+    /// The database could not be opened again after a failure (the disk is still full, or
+    /// the file went away); the next operation tries again.
+    #[error("state store {}: not open (reopening after a failure did not succeed yet)", path.display())]
+    Unavailable {
+        /// The file.
+        path: PathBuf,
+    },
     /// Another process (a running daemon) holds the store.
     #[error("state store {}: in use by another process (is svm already running?)", path.display())]
     InUse {
@@ -126,6 +133,11 @@ impl StoredBlock {
     pub fn key(&self) -> String {
         block_key(&self.scope, self.addr)
     }
+
+    /// The record key of the block of `addr` in `scope`.
+    pub fn key_of(scope: vlan::VlanScope, addr: std::net::IpAddr) -> String {
+        block_key(&scope.to_string(), addr)
+    }
 }
 
 fn block_key(scope: &str, addr: std::net::IpAddr) -> String {
@@ -151,9 +163,55 @@ pub struct PushOutcome {
 }
 
 /// The store. Cheap to share behind an `Arc`; redb serialises writers itself.
+///
+/// # A failing disk
+/// A write that fails (the disk is full, an I/O error) leaves redb refusing every later
+/// operation (`PreviousIo`) until the database is opened again. So every operation that fails
+/// in the database is counted and remembered with the file's path ([`Store::health`]), the
+/// database is reopened (at most once a second) and the operation tried once more: when the
+/// space is back, the store works again without a restart. Callers keep what they could not
+/// write and write it later (the event hub's pending events, the control plane's unsaved
+/// blocks); nothing they acknowledged is lost.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    /// `None` while a reopen failed; the next operation tries again.
+    db: std::sync::RwLock<Option<Database>>,
+    health: std::sync::Mutex<HealthState>,
+}
+
+/// The store's health: failures so far, and whether the last operation failed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Operations that failed in the database since start.
+    pub errors_total: u64,
+    /// Times the database was opened again after a failure.
+    pub reopens_total: u64,
+    /// The last failure (with the file's path), while the store is failing; `None` once an
+    /// operation succeeds again.
+    pub failing: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    health: StoreHealth,
+    last_reopen: Option<std::time::Instant>,
+}
+
+/// Least time between two reopen attempts of a failing store.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    let db = Database::create(path)?;
+    let tx = db.begin_write()?;
+    {
+        tx.open_table(META)?;
+        tx.open_table(BLOCKS)?;
+        tx.open_table(SPOOL)?;
+        tx.open_table(TAGGED)?;
+    }
+    tx.commit()?;
+    Ok(db)
 }
 
 fn u64_of(bytes: Option<&[u8]>) -> u64 {
@@ -171,67 +229,185 @@ impl Store {
                 path: path.to_owned(),
             });
         }
-        let db = Database::create(path)?;
-        let tx = db.begin_write()?;
-        {
-            tx.open_table(META)?;
-            tx.open_table(BLOCKS)?;
-            tx.open_table(SPOOL)?;
-            tx.open_table(TAGGED)?;
+        let db = open_db(path)?;
+        Ok(Store {
+            path: path.to_owned(),
+            db: std::sync::RwLock::new(Some(db)),
+            health: std::sync::Mutex::default(),
+        })
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Failures so far and whether the store is failing now.
+    pub fn health(&self) -> StoreHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .health
+            .clone()
+    }
+
+    /// Run `f` on the database; after a database failure, reopen it (see the type's doc) and
+    /// run `f` once more. A failure is printed once, when the store starts failing, and its
+    /// recovery once.
+    fn run<T>(&self, f: impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let r = self.attempt(&f);
+        self.note(r, true)
+    }
+
+    /// [`Store::run`] for a read: reads may still work while writes fail, so a read that works
+    /// does not end the failing state.
+    fn run_read<T>(&self, f: impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let r = self.attempt(&f);
+        self.note(r, false)
+    }
+
+    fn attempt<T>(&self, f: &impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let first = {
+            let db = self
+                .db
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match db.as_ref() {
+                Some(db) => f(db),
+                None => Err(StoreError::Unavailable {
+                    path: self.path.clone(),
+                }),
+            }
+        };
+        match first {
+            Err(StoreError::Db(_) | StoreError::Unavailable { .. }) if self.reopen() => {
+                let db = self
+                    .db
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match db.as_ref() {
+                    Some(db) => f(db),
+                    None => Err(StoreError::Unavailable {
+                        path: self.path.clone(),
+                    }),
+                }
+            }
+            other => other,
         }
-        tx.commit()?;
-        Ok(Store { db })
+    }
+
+    /// Record the outcome of an operation (`write`: one that changes the file).
+    fn note<T>(&self, r: Result<T, StoreError>, write: bool) -> Result<T, StoreError> {
+        let mut h = self
+            .health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &r {
+            Ok(_) if !write => {}
+            Ok(_) => {
+                if h.health.failing.take().is_some() {
+                    eprintln!("svm: state store {}: works again", self.path.display());
+                }
+            }
+            Err(e @ (StoreError::Db(_) | StoreError::Unavailable { .. })) => {
+                h.health.errors_total += 1;
+                let text = match e {
+                    StoreError::Db(inner) => {
+                        format!("state store {}: {inner}", self.path.display())
+                    }
+                    other => other.to_string(),
+                };
+                if h.health.failing.is_none() {
+                    eprintln!("svm: {text}; what could not be written is kept in memory");
+                }
+                h.health.failing = Some(text);
+            }
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// Open the database again (dropping the failed handle first, as redb holds a lock on the
+    /// file), at most once per [`REOPEN_EVERY`]; true if it is open now.
+    fn reopen(&self) -> bool {
+        {
+            let mut h = self
+                .health
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if h.last_reopen.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+                return false;
+            }
+            h.last_reopen = Some(std::time::Instant::now());
+            h.health.reopens_total += 1;
+        }
+        let mut db = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *db = None;
+        *db = open_db(&self.path).ok();
+        db.is_some()
     }
 
     fn meta_u64(&self, key: &str) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(META)?;
-        let v = t.get(key)?;
-        Ok(u64_of(v.as_ref().map(|g| g.value())))
+        self.run_read(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(META)?;
+            let v = t.get(key)?;
+            Ok(u64_of(v.as_ref().map(|g| g.value())))
+        })
     }
 
     /// The running policy: version and document, if one was ever applied.
     pub fn policy(&self) -> Result<Option<(u64, serde_json::Value)>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(META)?;
-        let Some(doc) = t.get(K_POLICY_DOC)? else {
-            return Ok(None);
-        };
-        let value = serde_json::from_slice(doc.value()).map_err(|source| StoreError::Corrupt {
-            key: K_POLICY_DOC.into(),
-            source,
-        })?;
-        let version = u64_of(t.get(K_POLICY_VERSION)?.as_ref().map(|g| g.value()));
-        Ok(Some((version, value)))
+        self.run_read(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(META)?;
+            let Some(doc) = t.get(K_POLICY_DOC)? else {
+                return Ok(None);
+            };
+            let value =
+                serde_json::from_slice(doc.value()).map_err(|source| StoreError::Corrupt {
+                    key: K_POLICY_DOC.into(),
+                    source,
+                })?;
+            let version = u64_of(t.get(K_POLICY_VERSION)?.as_ref().map(|g| g.value()));
+            Ok(Some((version, value)))
+        })
     }
 
     /// Replace the running policy.
     pub fn put_policy(&self, version: u64, doc: &serde_json::Value) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(doc).map_err(|source| StoreError::Corrupt {
-            key: K_POLICY_DOC.into(),
-            source,
-        })?;
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(META)?;
-            t.insert(K_POLICY_DOC, bytes.as_slice())?;
-            t.insert(K_POLICY_VERSION, version.to_le_bytes().as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.run(|db| {
+            let bytes = serde_json::to_vec(doc).map_err(|source| StoreError::Corrupt {
+                key: K_POLICY_DOC.into(),
+                source,
+            })?;
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(META)?;
+                t.insert(K_POLICY_DOC, bytes.as_slice())?;
+                t.insert(K_POLICY_VERSION, version.to_le_bytes().as_slice())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// A fresh decision id (persisted, so ids are never reused across restarts).
     pub fn next_decision_id(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_write()?;
-        let id;
-        {
-            let mut t = tx.open_table(META)?;
-            id = u64_of(t.get(K_NEXT_DECISION)?.as_ref().map(|g| g.value())).saturating_add(1);
-            t.insert(K_NEXT_DECISION, id.to_le_bytes().as_slice())?;
-        }
-        tx.commit()?;
-        Ok(id)
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            let id;
+            {
+                let mut t = tx.open_table(META)?;
+                id = u64_of(t.get(K_NEXT_DECISION)?.as_ref().map(|g| g.value())).saturating_add(1);
+                t.insert(K_NEXT_DECISION, id.to_le_bytes().as_slice())?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })
     }
 
     /// Insert or replace a block.
@@ -241,51 +417,58 @@ impl Store {
 
     /// Insert or replace several blocks in one transaction.
     pub fn put_blocks(&self, blocks: &[StoredBlock]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(BLOCKS)?;
-            for b in blocks {
-                let bytes = serde_json::to_vec(b).map_err(|source| StoreError::Corrupt {
-                    key: b.key(),
-                    source,
-                })?;
-                t.insert(b.key().as_str(), bytes.as_slice())?;
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(BLOCKS)?;
+                for b in blocks {
+                    let bytes = serde_json::to_vec(b).map_err(|source| StoreError::Corrupt {
+                        key: b.key(),
+                        source,
+                    })?;
+                    t.insert(b.key().as_str(), bytes.as_slice())?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Remove blocks by (scope, address); returns how many existed.
     pub fn remove_blocks(&self, keys: &[(String, std::net::IpAddr)]) -> Result<usize, StoreError> {
-        let tx = self.db.begin_write()?;
-        let mut n = 0;
-        {
-            let mut t = tx.open_table(BLOCKS)?;
-            for (scope, addr) in keys {
-                if t.remove(block_key(scope, *addr).as_str())?.is_some() {
-                    n += 1;
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            let mut n = 0;
+            {
+                let mut t = tx.open_table(BLOCKS)?;
+                for (scope, addr) in keys {
+                    if t.remove(block_key(scope, *addr).as_str())?.is_some() {
+                        n += 1;
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(n)
+            tx.commit()?;
+            Ok(n)
+        })
     }
 
     /// Every stored block.
     pub fn blocks(&self) -> Result<Vec<StoredBlock>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(BLOCKS)?;
-        let mut out = Vec::new();
-        for item in t.iter()? {
-            let (k, v) = item?;
-            let b = serde_json::from_slice(v.value()).map_err(|source| StoreError::Corrupt {
-                key: k.value().to_owned(),
-                source,
-            })?;
-            out.push(b);
-        }
-        Ok(out)
+        self.run_read(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(BLOCKS)?;
+            let mut out = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                let b =
+                    serde_json::from_slice(v.value()).map_err(|source| StoreError::Corrupt {
+                        key: k.value().to_owned(),
+                        source,
+                    })?;
+                out.push(b);
+            }
+            Ok(out)
+        })
     }
 
     /// Append events to the spool, then drop the oldest until the spool holds at most
@@ -296,74 +479,83 @@ impl Store {
         records: &[Vec<u8>],
         max_bytes: u64,
     ) -> Result<PushOutcome, StoreError> {
-        let tx = self.db.begin_write()?;
-        let mut out = PushOutcome::default();
-        {
-            let mut meta = tx.open_table(META)?;
-            let mut spool = tx.open_table(SPOOL)?;
-            let mut next = u64_of(meta.get(K_SPOOL_NEXT)?.as_ref().map(|g| g.value()));
-            let mut bytes = u64_of(meta.get(K_SPOOL_BYTES)?.as_ref().map(|g| g.value()));
-            let mut dropped_total = u64_of(meta.get(K_SPOOL_DROPPED)?.as_ref().map(|g| g.value()));
-            for r in records {
-                spool.insert(next, r.as_slice())?;
-                next = next.saturating_add(1);
-                bytes = bytes.saturating_add(r.len() as u64);
-                out.added += 1;
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            let mut out = PushOutcome::default();
+            {
+                let mut meta = tx.open_table(META)?;
+                let mut spool = tx.open_table(SPOOL)?;
+                let mut next = u64_of(meta.get(K_SPOOL_NEXT)?.as_ref().map(|g| g.value()));
+                let mut bytes = u64_of(meta.get(K_SPOOL_BYTES)?.as_ref().map(|g| g.value()));
+                let mut dropped_total =
+                    u64_of(meta.get(K_SPOOL_DROPPED)?.as_ref().map(|g| g.value()));
+                for r in records {
+                    spool.insert(next, r.as_slice())?;
+                    next = next.saturating_add(1);
+                    bytes = bytes.saturating_add(r.len() as u64);
+                    out.added += 1;
+                }
+                while bytes > max_bytes && spool.len()? > 1 {
+                    let Some((_, v)) = spool.pop_first()? else {
+                        break;
+                    };
+                    bytes = bytes.saturating_sub(v.value().len() as u64);
+                    out.dropped += 1;
+                }
+                dropped_total = dropped_total.saturating_add(out.dropped);
+                meta.insert(K_SPOOL_NEXT, next.to_le_bytes().as_slice())?;
+                meta.insert(K_SPOOL_BYTES, bytes.to_le_bytes().as_slice())?;
+                meta.insert(K_SPOOL_DROPPED, dropped_total.to_le_bytes().as_slice())?;
             }
-            while bytes > max_bytes && spool.len()? > 1 {
-                let Some((_, v)) = spool.pop_first()? else {
-                    break;
-                };
-                bytes = bytes.saturating_sub(v.value().len() as u64);
-                out.dropped += 1;
-            }
-            dropped_total = dropped_total.saturating_add(out.dropped);
-            meta.insert(K_SPOOL_NEXT, next.to_le_bytes().as_slice())?;
-            meta.insert(K_SPOOL_BYTES, bytes.to_le_bytes().as_slice())?;
-            meta.insert(K_SPOOL_DROPPED, dropped_total.to_le_bytes().as_slice())?;
-        }
-        tx.commit()?;
-        Ok(out)
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     /// The oldest `max` spooled events, oldest first.
     pub fn spool_peek(&self, max: usize) -> Result<Vec<Spooled>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(SPOOL)?;
-        let mut out = Vec::new();
-        for item in t.iter()?.take(max) {
-            let (k, v) = item?;
-            out.push(Spooled {
-                seq: k.value(),
-                data: v.value().to_vec(),
-            });
-        }
-        Ok(out)
+        self.run_read(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(SPOOL)?;
+            let mut out = Vec::new();
+            for item in t.iter()?.take(max) {
+                let (k, v) = item?;
+                out.push(Spooled {
+                    seq: k.value(),
+                    data: v.value().to_vec(),
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Remove delivered events (those still present; some may have been dropped meanwhile).
     pub fn spool_ack(&self, seqs: &[u64]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let mut spool = tx.open_table(SPOOL)?;
-            let mut bytes = u64_of(meta.get(K_SPOOL_BYTES)?.as_ref().map(|g| g.value()));
-            for s in seqs {
-                if let Some(v) = spool.remove(*s)? {
-                    bytes = bytes.saturating_sub(v.value().len() as u64);
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut meta = tx.open_table(META)?;
+                let mut spool = tx.open_table(SPOOL)?;
+                let mut bytes = u64_of(meta.get(K_SPOOL_BYTES)?.as_ref().map(|g| g.value()));
+                for s in seqs {
+                    if let Some(v) = spool.remove(*s)? {
+                        bytes = bytes.saturating_sub(v.value().len() as u64);
+                    }
                 }
+                meta.insert(K_SPOOL_BYTES, bytes.to_le_bytes().as_slice())?;
             }
-            meta.insert(K_SPOOL_BYTES, bytes.to_le_bytes().as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Events in the spool.
     pub fn spool_len(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(SPOOL)?;
-        Ok(t.len()?)
+        self.run_read(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(SPOOL)?;
+            Ok(t.len()?)
+        })
     }
 
     /// Bytes of records in the spool.
@@ -378,20 +570,24 @@ impl Store {
 
     /// Whether a VM (by NSX external id) was tagged already.
     pub fn is_tagged(&self, external_id: &str) -> Result<bool, StoreError> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(TAGGED)?;
-        Ok(t.get(external_id)?.is_some())
+        self.run_read(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(TAGGED)?;
+            Ok(t.get(external_id)?.is_some())
+        })
     }
 
     /// Record that a VM was tagged at `at_us`.
     pub fn mark_tagged(&self, external_id: &str, at_us: u64) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut t = tx.open_table(TAGGED)?;
-            t.insert(external_id, at_us)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(TAGGED)?;
+                t.insert(external_id, at_us)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 }
 

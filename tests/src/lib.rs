@@ -258,3 +258,50 @@ pub fn merge(parts: Vec<testgen::Capture>) -> testgen::Capture {
     all.sort_by_time();
     all
 }
+
+/// A small tmpfs mounted for one test (needs root, as the live tests do), unmounted and removed
+/// when dropped, also when the test fails: a real filesystem that fills up.
+#[derive(Debug)]
+pub struct SmallDisk {
+    /// The mount point.
+    pub dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mount a tmpfs of `size` (`8m`) at a directory named after `name` and the process.
+    pub fn mount(name: &str, size: &str) -> SmallDisk {
+        let dir = std::env::temp_dir().join(format!("svm-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        let disk = SmallDisk { dir };
+        assert!(
+            ok,
+            "mount a tmpfs at {} (the test runs as root)",
+            disk.dir.display()
+        );
+        disk
+    }
+
+    /// Fill the disk with a file until a write fails; returns the file.
+    pub fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.dir.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

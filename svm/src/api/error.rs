@@ -107,7 +107,11 @@ impl From<ControlError> for ApiError {
             }
             ControlError::TableFull => ApiError::Unavailable("block table full".into()),
             ControlError::Stopping => ApiError::Unavailable("shutting down".into()),
-            ControlError::Store(e) => ApiError::Internal(e.to_string()),
+            // A full disk: the change was not stored, so it was not applied; the path and the
+            // cause are on /healthz and in the log.
+            ControlError::Store(_) => ApiError::Unavailable(
+                "the state store is failing (see /healthz); nothing was changed".into(),
+            ),
         }
     }
 }

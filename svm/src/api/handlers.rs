@@ -323,11 +323,16 @@ pub async fn status(
     Ok(Json(blocking(move || c.status()).await?))
 }
 
-/// Liveness: `ok` whenever the API answers (no role needed).
+/// Liveness: `ok` whenever the API answers (no role needed), or `degraded: REASON` while the
+/// appliance works without a part (the state store failing on a full disk: it keeps
+/// forwarding and keeps what it could not write in memory).
 #[utoipa::path(get, path = "/healthz", tag = "status",
-    responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
-pub async fn healthz() -> &'static str {
-    "ok\n"
+    responses((status = 200, description = "Alive: `ok`, or `degraded: REASON`", body = String, content_type = "text/plain")))]
+pub async fn healthz(State(app): State<AppState>) -> String {
+    match app.control.degraded() {
+        None => "ok\n".to_owned(),
+        Some(why) => format!("degraded: {why}\n"),
+    }
 }
 
 /// Prometheus metrics (text format). No label carries an address.

@@ -96,8 +96,18 @@ pub async fn run(
                     hub.stats()
                         .sent
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    backoff = cfg.backoff_min;
+                } else {
+                    // The store could not remove the delivered batch (a full disk): it is
+                    // still spooled and would be posted again at once, over and over (5,895
+                    // POSTs of one batch in 20 s). Wait as after a failed send; the server
+                    // deduplicates the batch when it comes again.
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(cfg.backoff_max);
                 }
-                backoff = cfg.backoff_min;
             }
             _ => {
                 hub.stats().send_failures.fetch_add(1, Ordering::Relaxed);

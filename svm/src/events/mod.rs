@@ -134,6 +134,9 @@ pub struct EventStats {
     pub send_failures: AtomicU64,
     /// The hub's queue: events dropped because it was full (the writer fell behind).
     pub queue: Overload,
+    /// Events kept in memory because the store could not take them (a full disk); written
+    /// when it works again.
+    pub pending: AtomicU64,
 }
 
 enum Msg {
@@ -190,6 +193,7 @@ impl EventHub {
             outputs: Mutex::new(outputs),
             stats: stats.clone(),
             wake: wake.clone(),
+            pending: Mutex::default(),
         };
         std::thread::Builder::new()
             .name("svm-events".into())
@@ -248,11 +252,47 @@ struct Writer {
     outputs: Mutex<Vec<Box<dyn LocalOutput>>>,
     stats: Arc<EventStats>,
     wake: Arc<tokio::sync::Notify>,
+    /// Records the store refused, oldest first, and their bytes; bounded like the spool.
+    pending: Mutex<Pending>,
 }
+
+#[derive(Default)]
+struct Pending {
+    records: std::collections::VecDeque<Vec<u8>>,
+    bytes: u64,
+    /// The store was failing at the last write (a `store_error` event was reported).
+    failing: bool,
+}
+
+/// How often the writer retries pending records while no event comes.
+const PENDING_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Writer {
     fn run(&self, rx: &mpsc::Receiver<Msg>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let has_pending = !self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .records
+                .is_empty();
+            let first = if has_pending {
+                match rx.recv_timeout(PENDING_RETRY) {
+                    Ok(m) => m,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if self.spool(Vec::new(), crate::daemon::now()).is_ok() {
+                            self.wake.notify_one();
+                        }
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
             let mut batch = Vec::new();
             let mut flushes = Vec::new();
             let mut next = Some(first);
@@ -278,12 +318,88 @@ impl Writer {
         }
     }
 
+    /// Spool `records` after the pending ones. If the store refuses them, they join the
+    /// pending records (the oldest dropped beyond the spool's bound, counted as spool drops),
+    /// and the first refusal is reported with a `store_error` event (to the local outputs and,
+    /// pending, the spool). Returns how the store took them.
+    fn spool(&self, records: Vec<Vec<u8>>, ts: Timestamp) -> Result<crate::store::PushOutcome, ()> {
+        let mut p = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if records.is_empty() && p.records.is_empty() {
+            return Ok(crate::store::PushOutcome::default());
+        }
+        let mut all: Vec<Vec<u8>> = p.records.drain(..).collect();
+        let new = records.len() as u64;
+        all.extend(records);
+        match self.store.spool_push(&all, self.cfg.spool_max_bytes) {
+            Ok(out) => {
+                p.bytes = 0;
+                p.failing = false;
+                self.stats.pending.store(0, Ordering::Relaxed);
+                Ok(out)
+            }
+            Err(e) => {
+                self.stats.spool_errors.fetch_add(new, Ordering::Relaxed);
+                p.bytes = all.iter().map(|r| r.len() as u64).sum();
+                p.records = all.into();
+                if !p.failing {
+                    p.failing = true;
+                    let mut f = serde_json::Map::new();
+                    f.insert(
+                        "path".into(),
+                        self.store.path().display().to_string().into(),
+                    );
+                    f.insert(
+                        "message".into(),
+                        format!("{e}; events are kept in memory and spooled when it works again")
+                            .into(),
+                    );
+                    let rec = Record::new(ts, "store_error", Severity::Error, f);
+                    self.stats.emitted[2].fetch_add(1, Ordering::Relaxed);
+                    self.to_outputs(std::slice::from_ref(&rec));
+                    let b = rec.to_bytes();
+                    p.bytes += b.len() as u64;
+                    p.records.push_back(b);
+                }
+                let mut dropped = 0;
+                while p.bytes > self.cfg.spool_max_bytes && p.records.len() > 1 {
+                    if let Some(r) = p.records.pop_front() {
+                        p.bytes = p.bytes.saturating_sub(r.len() as u64);
+                        dropped += 1;
+                    }
+                }
+                self.stats
+                    .spool_dropped
+                    .fetch_add(dropped, Ordering::Relaxed);
+                self.stats
+                    .pending
+                    .store(p.records.len() as u64, Ordering::Relaxed);
+                Err(())
+            }
+        }
+    }
+
+    fn to_outputs(&self, batch: &[Record]) {
+        if let Ok(mut outputs) = self.outputs.lock() {
+            for out in outputs.iter_mut() {
+                for rec in batch {
+                    if out.write(rec).is_err() {
+                        self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
     fn write(&self, batch: &[Record]) {
         if batch.is_empty() {
             return;
         }
         let bytes: Vec<Vec<u8>> = batch.iter().map(Record::to_bytes).collect();
-        match self.store.spool_push(&bytes, self.cfg.spool_max_bytes) {
+        let ts = batch.last().map(|r| r.ts).unwrap_or_default();
+        match self.spool(bytes, ts) {
             Ok(out) if out.dropped > 0 => {
                 self.stats
                     .spool_dropped
@@ -298,40 +414,19 @@ impl Writer {
                     )
                     .into(),
                 );
-                let ts = batch.last().map(|r| r.ts).unwrap_or_default();
                 let rec = Record::new(ts, "spool_overflow", Severity::Error, f);
-                match self
-                    .store
-                    .spool_push(&[rec.to_bytes()], self.cfg.spool_max_bytes)
-                {
-                    Ok(o) => {
-                        self.stats
-                            .spool_dropped
-                            .fetch_add(o.dropped, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        self.stats.spool_errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Ok(o) = self.spool(vec![rec.to_bytes()], ts) {
+                    self.stats
+                        .spool_dropped
+                        .fetch_add(o.dropped, Ordering::Relaxed);
                 }
                 self.stats.emitted[2].fetch_add(1, Ordering::Relaxed);
             }
-            Ok(_) => {}
-            Err(_) => {
-                self.stats
-                    .spool_errors
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
+            // Refused records are pending (counted in `spool`), written when the store works.
+            Ok(_) | Err(()) => {}
         }
         self.wake.notify_one();
-        if let Ok(mut outputs) = self.outputs.lock() {
-            for out in outputs.iter_mut() {
-                for rec in batch {
-                    if out.write(rec).is_err() {
-                        self.stats.output_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
+        self.to_outputs(batch);
     }
 }
 
