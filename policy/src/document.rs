@@ -282,6 +282,36 @@ impl Walk {
         default
     }
 
+    /// A list of at most `cap` items (`what`: "a list of paths"; `items`: "rule files", for the
+    /// messages); `None` (reported unless absent) for anything else.
+    fn capped_list<'v>(
+        &mut self,
+        v: Option<&'v Value>,
+        path: &str,
+        what: &str,
+        items: &str,
+        cap: usize,
+    ) -> Option<&'v Vec<Value>> {
+        match v {
+            None => None,
+            Some(Value::Array(list)) if list.len() > cap => {
+                self.err(
+                    path.to_owned(),
+                    format!("{} {items}, at most {cap} are allowed", list.len()),
+                );
+                None
+            }
+            Some(Value::Array(list)) => Some(list),
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!("expected {what}, got {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
     fn opt_string(&mut self, v: Option<&Value>, path: String) -> Option<String> {
         match v {
             None => None,
@@ -336,30 +366,15 @@ impl Walk {
     }
 
     fn never_block(&mut self, v: Option<&Value>, path: &str) -> Vec<IpNet> {
-        let items = match v {
-            None => return Vec::new(),
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                self.err(
-                    path.to_owned(),
-                    format!(
-                        "expected a list of addresses or prefixes, got {}",
-                        describe(other)
-                    ),
-                );
-                return Vec::new();
-            }
-        };
-        if items.len() > MAX_NEVER_BLOCK {
-            self.err(
-                path.to_owned(),
-                format!(
-                    "{} entries, at most {MAX_NEVER_BLOCK} are allowed",
-                    items.len()
-                ),
-            );
+        let Some(items) = self.capped_list(
+            v,
+            path,
+            "a list of addresses or prefixes",
+            "entries",
+            MAX_NEVER_BLOCK,
+        ) else {
             return Vec::new();
-        }
+        };
         items
             .iter()
             .enumerate()
@@ -493,27 +508,11 @@ impl Walk {
     }
 
     fn rule_files(&mut self, v: Option<&Value>, path: &str) -> Vec<String> {
-        let items = match v {
-            None | Some(Value::Null) => return Vec::new(),
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                self.err(
-                    path.to_owned(),
-                    format!("expected a list of paths, got {}", describe(other)),
-                );
-                return Vec::new();
-            }
-        };
-        if items.len() > MAX_RULE_INPUTS {
-            self.err(
-                path.to_owned(),
-                format!(
-                    "{} rule files, at most {MAX_RULE_INPUTS} are allowed",
-                    items.len()
-                ),
-            );
+        let Some(items) =
+            self.capped_list(v, path, "a list of paths", "rule files", MAX_RULE_INPUTS)
+        else {
             return Vec::new();
-        }
+        };
         items
             .iter()
             .enumerate()
@@ -572,27 +571,10 @@ impl Walk {
     }
 
     fn rule_ids(&mut self, v: Option<&Value>, path: &str) -> Vec<RuleId> {
-        let items = match v {
-            None => return Vec::new(),
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                self.err(
-                    path.to_owned(),
-                    format!("expected a list, got {}", describe(other)),
-                );
-                return Vec::new();
-            }
-        };
-        if items.len() > MAX_EXCLUSIONS {
-            self.err(
-                path.to_owned(),
-                format!(
-                    "{} rule exclusions, at most {MAX_EXCLUSIONS} are allowed",
-                    items.len()
-                ),
-            );
+        let Some(items) = self.capped_list(v, path, "a list", "rule exclusions", MAX_EXCLUSIONS)
+        else {
             return Vec::new();
-        }
+        };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match item.as_str().map(str::parse::<RuleId>) {
@@ -681,27 +663,9 @@ impl Walk {
     }
 
     fn exclusions(&mut self, v: Option<&Value>, path: &str) -> Vec<Exclusion> {
-        let items = match v {
-            None => return Vec::new(),
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                self.err(
-                    path.to_owned(),
-                    format!("expected a list, got {}", describe(other)),
-                );
-                return Vec::new();
-            }
-        };
-        if items.len() > MAX_EXCLUSIONS {
-            self.err(
-                path.to_owned(),
-                format!(
-                    "{} exclusions, at most {MAX_EXCLUSIONS} are allowed",
-                    items.len()
-                ),
-            );
+        let Some(items) = self.capped_list(v, path, "a list", "exclusions", MAX_EXCLUSIONS) else {
             return Vec::new();
-        }
+        };
         items
             .iter()
             .enumerate()

@@ -267,32 +267,25 @@ impl Store {
     }
 
     fn attempt<T>(&self, f: &impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let first = {
-            let db = self
-                .db
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match db.as_ref() {
-                Some(db) => f(db),
-                None => Err(StoreError::Unavailable {
-                    path: self.path.clone(),
-                }),
-            }
-        };
-        match first {
+        match self.on_open(f) {
             Err(StoreError::Db(_) | StoreError::Unavailable { .. }) if self.reopen() => {
-                let db = self
-                    .db
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match db.as_ref() {
-                    Some(db) => f(db),
-                    None => Err(StoreError::Unavailable {
-                        path: self.path.clone(),
-                    }),
-                }
+                self.on_open(f)
             }
             other => other,
+        }
+    }
+
+    /// Run `f` on the open database, if it is open.
+    fn on_open<T>(&self, f: &impl Fn(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let db = self
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match db.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Unavailable {
+                path: self.path.clone(),
+            }),
         }
     }
 

@@ -78,11 +78,9 @@ fn forged_flags_from_an_unverified_source_do_not_block() {
     }
 }
 
-/// The same Xmas probes after the attacker completed a real handshake with the server (its ACK
-/// acknowledged the SYN/ACK, from its own MAC): the source proved its address and is blocked,
-/// its follow-up dropped.
-#[test]
-fn a_source_that_proved_its_address_is_blocked() {
+/// An HTTP GET from the attacker to the server on VLAN 100 (a complete handshake), Xmas probes
+/// from it a second later, and its follow-up.
+fn proven_then_xmas() -> (Capture, u64) {
     let link = plan::vlan100();
     let session = http_get(
         &link,
@@ -92,8 +90,15 @@ fn a_source_that_proved_its_address_is_blocked() {
         plan::BASE_US,
         MS,
     );
-    let probes = scenarios::tcp_xmas(&link, plan::BASE_US + S);
-    let (cap, after) = with_follow_up(vec![session], probes);
+    with_follow_up(vec![session], scenarios::tcp_xmas(&link, plan::BASE_US + S))
+}
+
+/// The same Xmas probes after the attacker completed a real handshake with the server (its ACK
+/// acknowledged the SYN/ACK, from its own MAC): the source proved its address and is blocked,
+/// its follow-up dropped.
+#[test]
+fn a_source_that_proved_its_address_is_blocked() {
+    let (cap, after) = proven_then_xmas();
     let r = replay("proven", &cap, None, &["--inline"]);
     let a = r.alerts("Scan.Generic.TCPFlags.Xmas");
     assert_eq!(a.len(), 1, "{:#?}", r.all_alerts());
@@ -198,15 +203,7 @@ fn never_block_list_is_never_blocked() {
     assert!(later >= 10);
     assert_eq!(passed, later, "the source is not blocked");
 
-    let session = http_get(
-        &link,
-        &plan::attacker(),
-        &plan::server(),
-        41_000,
-        plan::BASE_US,
-        MS,
-    );
-    let (cap, _) = with_follow_up(vec![session], scenarios::tcp_xmas(&link, plan::BASE_US + S));
+    let (cap, _) = proven_then_xmas();
     let r = replay("never-block-proven", &cap, Some(policy), &["--inline"]);
     let a = r.alerts("Scan.Generic.TCPFlags.Xmas");
     assert_eq!(a[0]["alert"]["block_skipped"], "never_block");
