@@ -61,8 +61,15 @@ fn rules() -> Arc<RuleSet> {
     }))
 }
 
-/// The policy: every detector at a count a short input reaches, one-minute blocks.
-fn policy(monitoring: bool, inform: bool) -> Arc<CompiledPolicy> {
+/// The policy: every detector at a count a short input reaches, one-minute blocks; with
+/// `unverified`, single-packet detections block unproven sources too; with `never_block`, half
+/// of each address space may never be blocked.
+fn policy(
+    monitoring: bool,
+    inform: bool,
+    unverified: bool,
+    never_block: bool,
+) -> Arc<CompiledPolicy> {
     let action = if inform {
         "inform"
     } else {
@@ -78,7 +85,14 @@ fn policy(monitoring: bool, inform: bool) -> Arc<CompiledPolicy> {
          \x20   syn_flood: {{count: 4, window_secs: 5}}\n\
          \x20   udp_flood: {{count: 5, window_secs: 1}}\n\
          \x20   icmp_flood: {{count: 5, window_secs: 1}}\n\
-         activity_scanner:\n  action: {action}\n"
+         \x20 block_unverified_sources: {unverified}\n\
+         activity_scanner:\n  action: {action}\n\
+         never_block: {never}\n",
+        never = if never_block {
+            "[0.0.0.0/1, \"::/1\"]"
+        } else {
+            "[]"
+        },
     );
     let p = Policy::from_yaml(&text).expect("the fuzz policy is valid");
     Arc::new(CompiledPolicy::compile(p))
@@ -112,7 +126,12 @@ fn worker(settings: u8) -> (Worker, BlockKeeper) {
     } = SharedBlocks::new(1, 8);
     let mut w = Worker::new(
         cfg,
-        policy(settings & 2 != 0, settings & 4 != 0),
+        policy(
+            settings & 2 != 0,
+            settings & 4 != 0,
+            settings & 64 != 0,
+            settings & 128 != 0,
+        ),
         clients.remove(0),
     );
     w.set_rules(Some(rules()));
