@@ -735,7 +735,7 @@ fn vlan_4095_means_any() {
 }
 
 #[test]
-fn compile_ten_thousand_quickly() {
+fn compile_ten_thousand_exclusions() {
     let exclusions: Vec<Exclusion> = (0u32..10_000)
         .map(|i| Exclusion {
             name: None,
@@ -750,14 +750,9 @@ fn compile_ten_thousand_quickly() {
             rule: ExclusionRule::DoNotScan,
         })
         .collect();
-    let start = std::time::Instant::now();
+    // How long this takes is measured by `cargo bench -p policy --bench exclusion`, not asserted
+    // here: a timing in a test fails on a loaded machine and proves nothing about the code.
     let c = compiled(exclusions);
-    let took = start.elapsed();
-    // Generous for unoptimised test builds; release is far below.
-    assert!(
-        took < std::time::Duration::from_millis(50),
-        "compile took {took:?}"
-    );
     assert_eq!(
         c.exclusion(VlanScope::UNTAGGED, ip("10.0.2.9")),
         ExclusionRule::DoNotScan
