@@ -21,6 +21,9 @@ use std::borrow::Cow;
 
 use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response};
 use crate::flow::{FlowConfig, FlowKey, FlowTable, TcpState};
+// The verdict, directions and output moved below the worker and the backends; re-exported so
+// `worker::Verdict` and the like keep working.
+pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
 use crate::scanner::{self, ScannerConfig};
@@ -75,28 +78,6 @@ pub struct WorkerConfig {
     pub scanner: ScannerConfig,
 }
 
-/// What to do with a frame.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Verdict {
-    /// Forward it unchanged (inline) / nothing to do (mirror).
-    Forward,
-    /// Drop it.
-    Drop(DropReason),
-}
-
-/// Why a frame was dropped.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DropReason {
-    /// Its source is blocked in its VLAN.
-    Blocked,
-    /// Its flow was terminated earlier.
-    Terminated,
-    /// It is part of an attack the policy acts on.
-    Attack,
-    /// A `drop`/`reject` signature rule matched it.
-    Rule,
-}
-
 /// Per-packet metadata from the I/O backend.
 #[derive(Clone, Copy, Debug)]
 pub struct PacketMeta {
@@ -104,43 +85,6 @@ pub struct PacketMeta {
     pub ts: Timestamp,
     /// 1-based packet number (replay) or receive counter (live).
     pub pcap_cnt: u64,
-}
-
-/// Which way an injected frame travels, relative to the frame that caused it. Inline, a frame
-/// toward the source leaves through the port the frame came in on, one toward the destination
-/// through the peer port; on a mirror, both leave through the inject port.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Toward {
-    /// Back to the sender of the triggering frame.
-    Source,
-    /// On to the receiver of the triggering frame.
-    Destination,
-}
-
-/// Where a worker puts what it produces besides the verdict.
-pub trait Output {
-    /// An event.
-    fn event(&mut self, event: Event);
-    /// A frame to inject (resets), ready for the wire.
-    fn inject(&mut self, frame: Vec<u8>, toward: Toward);
-}
-
-/// Collects output in vectors (replay, tests).
-#[derive(Debug, Default)]
-pub struct VecOutput {
-    /// Events in order.
-    pub events: Vec<Event>,
-    /// Injected frames in order, with their direction.
-    pub injected: Vec<(Vec<u8>, Toward)>,
-}
-
-impl Output for VecOutput {
-    fn event(&mut self, event: Event) {
-        self.events.push(event);
-    }
-    fn inject(&mut self, frame: Vec<u8>, toward: Toward) {
-        self.injected.push((frame, toward));
-    }
 }
 
 /// Worker counters.

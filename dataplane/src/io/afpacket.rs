@@ -49,8 +49,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::io::{FrameHandler, Injection, PacketIo, PortId, PortStats, RxMeta};
+use crate::output::{Toward, Verdict};
 use crate::time::Timestamp;
-use crate::worker::{Toward, Verdict};
 
 /// Receive ring geometry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -719,6 +719,10 @@ fn open_tx(iface: &str) -> Result<Port, AfPacketError> {
     })
 }
 
+/// How long an idle worker waits in `poll(2)` for a ring block: a stop request is seen within
+/// this time.
+const IDLE_WAIT_MS: i32 = 100;
+
 impl PacketIo for AfPacketIo {
     fn poll(&mut self, handler: &mut dyn FrameHandler, burst: usize) -> io::Result<usize> {
         let mut n = 0;
@@ -730,6 +734,14 @@ impl PacketIo for AfPacketIo {
             self.flush();
         }
         Ok(n)
+    }
+
+    fn idle(&mut self) -> io::Result<()> {
+        self.wait(IDLE_WAIT_MS)
+    }
+
+    fn unsent(&self) -> u64 {
+        self.unroutable
     }
 
     fn stats(&self) -> Vec<PortStats> {

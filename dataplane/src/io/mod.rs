@@ -11,8 +11,8 @@
 //! The offline backend is [`pcap`]; the live backends (AF_PACKET, DPDK: `dpdk`, behind the cargo
 //! feature of that name) implement the same trait.
 
+use crate::output::{Toward, Verdict};
 use crate::time::Timestamp;
-use crate::worker::{Toward, Verdict};
 
 #[cfg(target_os = "linux")]
 pub mod afpacket;
@@ -20,6 +20,7 @@ pub mod afpacket;
 pub mod dpdk;
 pub mod hash;
 pub mod pcap;
+pub mod queue;
 
 /// Index of a port of a backend (0 or 1).
 pub type PortId = u16;
@@ -97,4 +98,24 @@ pub trait PacketIo {
     fn poll(&mut self, handler: &mut dyn FrameHandler, burst: usize) -> std::io::Result<usize>;
     /// Counters per port.
     fn stats(&self) -> Vec<PortStats>;
+    /// After a poll that received nothing: wait a little for traffic (the default sleeps
+    /// [`IDLE_SLEEP`]; AF_PACKET waits in `poll(2)`), so an idle worker leaves the CPU to the
+    /// rest of the machine.
+    fn idle(&mut self) -> std::io::Result<()> {
+        std::thread::sleep(IDLE_SLEEP);
+        Ok(())
+    }
+    /// Whether no frame will ever come again (the end of a capture); live devices never end.
+    fn at_end(&self) -> bool {
+        false
+    }
+    /// Injected frames that had no port to leave by or that the device refused.
+    fn unsent(&self) -> u64 {
+        0
+    }
 }
+
+/// How long [`PacketIo::idle`] sleeps by default. Adds at most about this much latency to the
+/// first frame after a pause; on a small machine, or over `net_af_packet`, busy polling starves
+/// whatever feeds the ports.
+pub const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_micros(50);

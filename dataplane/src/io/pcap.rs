@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
+use super::{FrameHandler, Injection, PacketIo, PortStats, RxMeta};
+use crate::output::{Toward, Verdict};
 use crate::time::Timestamp;
 
 /// The longest record read or written: libpcap's and Wireshark's maximum snapshot length
@@ -989,6 +991,194 @@ impl PcapSink {
             .into_writer()
             .flush()
             .map_err(|source| PcapError::Io { path, source })
+    }
+}
+
+/// Where [`PcapIo`] writes what leaves the device: forwarded frames, every injected frame, and
+/// the injected frames by direction (toward the sender of the frame that caused them, toward
+/// its receiver). Each is optional.
+#[derive(Debug, Default)]
+pub struct PcapOutputs {
+    /// Forwarded frames.
+    pub forwarded: Option<PcapSink>,
+    /// Every injected frame, in order.
+    pub injected: Option<PcapSink>,
+    /// Injected frames toward the source of the frame that caused them.
+    pub toward_source: Option<PcapSink>,
+    /// Injected frames toward the destination of the frame that caused them.
+    pub toward_destination: Option<PcapSink>,
+}
+
+impl PcapOutputs {
+    /// Flush every file to disk.
+    pub fn finish(self) -> Result<(), PcapError> {
+        for sink in [
+            self.forwarded,
+            self.injected,
+            self.toward_source,
+            self.toward_destination,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            sink.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// A capture as a device ([`PacketIo`]): one receive port (0) fed by the capture's frames with
+/// their capture time, passed over `loops` times (each pass shifted past the previous one so
+/// flows, windows and blocks see time move on); forwarded and injected frames are written to
+/// [`PcapOutputs`] with the time of the frame that caused them, injected ones also by
+/// direction. At the end of the last pass the device is at its end ([`PacketIo::at_end`]).
+#[derive(Debug)]
+pub struct PcapIo {
+    frames: Frames,
+    outputs: PcapOutputs,
+    loops: u32,
+    pass: u32,
+    // Added to every timestamp of the current pass.
+    offset: u64,
+    ended: bool,
+    stats: PortStats,
+    injected: [u64; 2],
+    first_pass: Option<ReadStats>,
+    error: Option<PcapError>,
+    injections: Vec<Injection>,
+}
+
+impl PcapIo {
+    /// Replay `frames` `loops` times (at least once) into `outputs`.
+    pub fn new(frames: Frames, loops: u32, outputs: PcapOutputs) -> PcapIo {
+        PcapIo {
+            frames,
+            outputs,
+            loops: loops.max(1),
+            pass: 0,
+            offset: 0,
+            ended: false,
+            stats: PortStats::default(),
+            injected: [0; 2],
+            first_pass: None,
+            error: None,
+            injections: Vec::new(),
+        }
+    }
+
+    /// The error that made [`PacketIo::poll`] fail, with its file (taken).
+    pub fn take_error(&mut self) -> Option<PcapError> {
+        self.error.take()
+    }
+
+    /// What the reader met besides frames in the first pass, once that pass ended.
+    pub fn first_pass(&self) -> Option<&ReadStats> {
+        self.first_pass.as_ref()
+    }
+
+    /// Injected frames written toward the source and toward the destination.
+    pub fn injected_by_direction(&self) -> (u64, u64) {
+        (self.injected[0], self.injected[1])
+    }
+
+    /// Close the device and flush its files.
+    pub fn finish(self) -> Result<(), PcapError> {
+        self.outputs.finish()
+    }
+
+    fn fail(&mut self, e: PcapError) -> std::io::Error {
+        let io = std::io::Error::other(e.to_string());
+        self.error = Some(e);
+        io
+    }
+
+    // The end of a pass: start the next one, or end. True if there is a next pass.
+    fn next_pass(&mut self) -> Result<bool, PcapError> {
+        let stats = self.frames.stats();
+        if self.pass == 0 {
+            self.first_pass = Some(stats.clone());
+        }
+        self.pass += 1;
+        if self.pass >= self.loops {
+            self.ended = true;
+            return Ok(false);
+        }
+        let shift = stats
+            .span
+            .map_or(0, |(a, b)| b.since(a) + Timestamp::SECOND);
+        self.offset = shift.saturating_mul(u64::from(self.pass));
+        self.frames.rewind()?;
+        Ok(true)
+    }
+}
+
+impl PacketIo for PcapIo {
+    fn poll(&mut self, handler: &mut dyn FrameHandler, burst: usize) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < burst.max(1) && !self.ended {
+            let PcapIo {
+                frames,
+                outputs,
+                offset,
+                stats,
+                injected,
+                injections,
+                ..
+            } = self;
+            let next = match frames.next_frame() {
+                Ok(next) => next,
+                Err(e) => return Err(self.fail(e)),
+            };
+            let Some((ts, frame)) = next else {
+                match self.next_pass() {
+                    Ok(_) => continue,
+                    Err(e) => return Err(self.fail(e)),
+                }
+            };
+            n += 1;
+            let ts = ts.plus_micros(*offset);
+            stats.rx_packets += 1;
+            stats.rx_bytes += frame.len() as u64;
+            let verdict = handler.on_frame(frame, RxMeta { port: 0, ts });
+            let mut written: Result<(), PcapError> = Ok(());
+            if verdict == Verdict::Forward
+                && let Some(sink) = outputs.forwarded.as_mut()
+            {
+                stats.tx_packets += 1;
+                written = sink.write(ts, frame);
+            }
+            handler.take_injections(injections);
+            for inj in injections.drain(..) {
+                let (i, by_way) = match inj.toward {
+                    Toward::Source => (0, outputs.toward_source.as_mut()),
+                    Toward::Destination => (1, outputs.toward_destination.as_mut()),
+                };
+                if let Some(c) = injected.get_mut(i) {
+                    *c += 1;
+                }
+                for sink in [outputs.injected.as_mut(), by_way].into_iter().flatten() {
+                    if written.is_ok() {
+                        written = sink.write(ts, &inj.frame);
+                    }
+                }
+            }
+            if let Err(e) = written {
+                return Err(self.fail(e));
+            }
+        }
+        Ok(n)
+    }
+
+    fn stats(&self) -> Vec<PortStats> {
+        vec![self.stats]
+    }
+
+    fn idle(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn at_end(&self) -> bool {
+        self.ended
     }
 }
 

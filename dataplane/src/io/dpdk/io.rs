@@ -11,8 +11,8 @@ use super::ring::{RingConsumer, RingProducer};
 use super::{DpdkError, MAX_BURST, TX_ATTEMPTS, TX_DEFER_MAX, VIEW_CHUNK};
 
 use crate::io::{FrameHandler, Injection, PacketIo, PortId, PortStats, RxMeta};
+use crate::output::{Toward, Verdict};
 use crate::time::Timestamp;
-use crate::worker::{Toward, Verdict};
 
 /// Settings of a [`DpdkIo`].
 #[derive(Clone, Debug)]
@@ -491,6 +491,10 @@ impl PacketIo for DpdkIo {
     /// Worker 0 reports the device counters (shared by the workers: summing them would count
     /// each frame once per worker) and the frames its rings refused (as receive drops); every
     /// worker reports the frames it could not transmit.
+    fn unsent(&self) -> u64 {
+        self.out.unsent_injections
+    }
+
     fn stats(&self) -> Vec<PortStats> {
         self.shared
             .ports
