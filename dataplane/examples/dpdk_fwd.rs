@@ -14,19 +14,23 @@
 //! DPDK (the worker's ceiling on this machine). Both ports receive and forward to each other; the
 //! figure is frames received per second, both ports together.
 //!
+//! The worker runs behind the daemon's driver ([`dataplane::driver`]: the same frame handler and
+//! poll loop as `svm run`), so the figure is the daemon's per-worker path.
+//!
 //! net_null allocates from the lcore's mbuf cache, which is LIFO: the same 64 mbufs (two bursts of
 //! 32) circulate, so the worker sees 64 flows whatever `--flows` says.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use dataplane::event::Event;
+use dataplane::driver::{Driven, Driver, Events, RunConfig, WorkerStatus, run_worker};
 use dataplane::io::dpdk::{DpdkConfig, DpdkIo, Eal};
-use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, RxMeta};
+use dataplane::io::{FrameHandler, Injection, PacketIo, RxMeta};
 use dataplane::shared_blocks::SharedBlocks;
-use dataplane::worker::{Attach, Output, PacketMeta, Toward, Verdict, Worker, WorkerConfig};
+use dataplane::worker::{Attach, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
 use testgen::{Host, Link, tcp_flags};
 
@@ -121,68 +125,6 @@ fn fill_pool(io: &DpdkIo, flows: u32) -> usize {
     held.len()
 }
 
-/// Collects the worker's output: injections are kept for the backend, events counted.
-#[derive(Default)]
-struct Sink {
-    events: u64,
-    injected: Vec<(Vec<u8>, Toward)>,
-}
-
-impl Output for Sink {
-    fn event(&mut self, _event: Event) {
-        self.events += 1;
-    }
-    fn inject(&mut self, frame: Vec<u8>, toward: Toward) {
-        self.injected.push((frame, toward));
-    }
-}
-
-struct WorkerHandler {
-    worker: Worker,
-    sink: Sink,
-    received: u64,
-    rx_port: PortId,
-}
-
-impl FrameHandler for WorkerHandler {
-    fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
-        self.received += 1;
-        self.rx_port = meta.port;
-        let pm = PacketMeta {
-            ts: meta.ts,
-            pcap_cnt: self.received,
-        };
-        self.worker.process(frame, pm, &mut self.sink)
-    }
-
-    fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
-        self.rx_port = meta.port;
-        let pm = PacketMeta {
-            ts: meta.ts,
-            pcap_cnt: self.received + 1,
-        };
-        let done = self
-            .worker
-            .process_burst(frames, pm, &mut self.sink, verdicts);
-        self.received += done as u64;
-        done
-    }
-
-    fn take_injections(&mut self, out: &mut Vec<Injection>) {
-        let rx_port = self.rx_port;
-        out.extend(
-            self.sink
-                .injected
-                .drain(..)
-                .map(|(frame, toward)| Injection {
-                    frame,
-                    toward,
-                    rx_port,
-                }),
-        );
-    }
-}
-
 struct ForwardAll;
 
 impl FrameHandler for ForwardAll {
@@ -196,30 +138,52 @@ impl FrameHandler for ForwardAll {
     fn take_injections(&mut self, _out: &mut Vec<Injection>) {}
 }
 
-fn run(io: &mut DpdkIo, handler: &mut dyn FrameHandler, a: &Args) -> Result<(u64, Duration)> {
-    // Warm up: fill caches and the flow table before timing.
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(300) {
-        io.poll(handler, a.burst)?;
+impl Driven for ForwardAll {
+    fn refresh(&mut self) {}
+    fn finish(&mut self) {}
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus::default()
     }
-    let limit = Duration::from_secs_f64(a.seconds);
-    let start = Instant::now();
+}
+
+/// The driver loop (as in the daemon) for a 300 ms warm-up, then for `--seconds`: frames
+/// received in the timed part and its length. The clock is read every 256 polls only.
+fn run<H: Driven>(io: &mut DpdkIo, handler: &mut H, a: &Args) -> Result<(u64, Duration)> {
+    let stop = AtomicBool::new(false);
+    let run = RunConfig {
+        burst: a.burst,
+        stop: &stop,
+        status: None,
+    };
+    let mut polls = 0u32;
+    let mut timed: Option<(Instant, u64)> = None;
     let mut frames = 0u64;
-    loop {
-        // Check the clock every 256 polls only.
-        for _ in 0..256 {
-            frames += io.poll(handler, a.burst)? as u64;
+    let mut elapsed = Duration::ZERO;
+    let warm = Instant::now();
+    let limit = Duration::from_secs_f64(a.seconds);
+    run_worker(io, handler, &run, |_, _, n| {
+        frames += n as u64;
+        polls = polls.wrapping_add(1);
+        if polls % 256 == 0 {
+            match timed {
+                None if warm.elapsed() >= Duration::from_millis(300) => {
+                    timed = Some((Instant::now(), frames));
+                }
+                Some((start, _)) if start.elapsed() >= limit => {
+                    elapsed = start.elapsed();
+                    stop.store(true, Ordering::Relaxed);
+                }
+                _ => {}
+            }
         }
-        let elapsed = start.elapsed();
-        if elapsed >= limit {
-            return Ok((frames, elapsed));
-        }
-    }
+        Ok::<_, std::io::Error>(())
+    })?;
+    Ok((frames - timed.map_or(frames, |(_, f)| f), elapsed))
 }
 
 /// The worker over 64 templates in memory, handed over 32 at a time like the backend's bursts,
 /// timestamps from the wall clock once per burst.
-fn worker_only(h: &mut WorkerHandler, a: &Args) -> (u64, Duration) {
+fn worker_only(h: &mut Driver, a: &Args) -> (u64, Duration) {
     let frames: Vec<Vec<u8>> = (0..64u32)
         .map(|i| template(i.wrapping_mul(0x9e37_79b9) % a.flows.max(1)))
         .collect();
@@ -289,7 +253,7 @@ fn main() -> Result<()> {
         ..
     } = SharedBlocks::with_workers(1);
     std::thread::spawn(move || {
-        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = AtomicBool::new(false);
         keeper.run(
             &stop,
             dataplane::io::dpdk::wall_clock,
@@ -297,12 +261,7 @@ fn main() -> Result<()> {
             |_| {},
         )
     });
-    let mut worker = WorkerHandler {
-        worker: Worker::new(cfg, policy, clients.remove(0)),
-        sink: Sink::default(),
-        received: 0,
-        rx_port: 0,
-    };
+    let mut worker = Driver::new(Worker::new(cfg, policy, clients.remove(0)), Events::Count);
     let (frames, elapsed) = match a.handler {
         Handler::Worker => run(&mut io, &mut worker, &a)?,
         Handler::Forward => run(&mut io, &mut ForwardAll, &a)?,
@@ -328,7 +287,7 @@ fn main() -> Result<()> {
         println!("dpdk_fwd: port {i}: {s:?}");
     }
     if a.handler != Handler::Forward {
-        let c = worker.worker.counters();
+        let c = worker.worker().counters();
         println!(
             "dpdk_fwd: worker: packets={} forwarded={} dropped={} invalid={} alerts={} \
              events={} flows={}",
@@ -337,8 +296,8 @@ fn main() -> Result<()> {
             c.dropped(),
             c.invalid,
             c.alerts(),
-            worker.sink.events,
-            worker.worker.flows().len()
+            worker.events_emitted(),
+            worker.worker().flows().len()
         );
     }
     Ok(())

@@ -19,7 +19,8 @@
 //!   distributor: mbufs the other workers free go to their lcores' caches, and the main lcore
 //!   keeps recycling its own, whose templates all hash to worker 0.
 //!
-//! The EAL gets lcores 0..workers; worker 0 runs
+//! Every worker runs behind the daemon's driver ([`dataplane::driver`]: the same frame handler
+//! and poll loop as `svm run`). The EAL gets lcores 0..workers; worker 0 runs
 //! on the main lcore (with software distribution it also receives for everyone), the others on
 //! worker lcores. The figure is frames handled per second by all workers together, after a
 //! 300 ms warm-up; frames the distributor could not hand over (a worker's ring full) are counted
@@ -31,13 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use dataplane::event::Event;
+use dataplane::driver::{Driver, Events, RunConfig, run_worker};
 use dataplane::io::dpdk::{
     Distribution, DpdkConfig, DpdkIo, DpdkWorkers, Eal, FlowHash, WorkersConfig,
 };
-use dataplane::io::{FrameHandler, Injection, PacketIo, PortId, RxMeta};
 use dataplane::shared_blocks::{BlockClient, SharedBlocks};
-use dataplane::worker::{Attach, Output, PacketMeta, Toward, Verdict, Worker, WorkerConfig};
+use dataplane::worker::{Attach, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
 use testgen::{Host, Link, tcp_flags};
 
@@ -151,80 +151,23 @@ fn fill_pool(io: &DpdkIo, flows: u32) -> usize {
     held.len()
 }
 
-#[derive(Default)]
-struct Sink {
-    injected: Vec<(Vec<u8>, Toward)>,
-}
-
-impl Output for Sink {
-    fn event(&mut self, _event: Event) {}
-    fn inject(&mut self, frame: Vec<u8>, toward: Toward) {
-        self.injected.push((frame, toward));
-    }
-}
-
-struct WorkerHandler {
-    worker: Worker,
-    sink: Sink,
-    received: u64,
-    rx_port: PortId,
-}
-
-impl FrameHandler for WorkerHandler {
-    fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
-        self.received += 1;
-        self.rx_port = meta.port;
-        let pm = PacketMeta {
-            ts: meta.ts,
-            pcap_cnt: self.received,
-        };
-        self.worker.process(frame, pm, &mut self.sink)
-    }
-
-    fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
-        self.rx_port = meta.port;
-        let pm = PacketMeta {
-            ts: meta.ts,
-            pcap_cnt: self.received + 1,
-        };
-        let done = self
-            .worker
-            .process_burst(frames, pm, &mut self.sink, verdicts);
-        self.received += done as u64;
-        done
-    }
-
-    fn take_injections(&mut self, out: &mut Vec<Injection>) {
-        let rx_port = self.rx_port;
-        out.extend(
-            self.sink
-                .injected
-                .drain(..)
-                .map(|(frame, toward)| Injection {
-                    frame,
-                    toward,
-                    rx_port,
-                }),
-        );
-    }
-}
-
-/// Poll until `stop`, publishing frames handled to `handled` after every 64 polls.
-fn poll(
-    io: &mut DpdkIo,
-    h: &mut WorkerHandler,
-    burst: usize,
-    stop: &AtomicBool,
-    handled: &AtomicU64,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        for _ in 0..64 {
-            // DpdkIo::poll does not fail.
-            let _ = io.poll(h, burst);
+/// The driver loop until `stop`, publishing frames handled to `handled` after every 64 polls.
+fn poll(io: &mut DpdkIo, d: &mut Driver, burst: usize, stop: &AtomicBool, handled: &AtomicU64) {
+    let run = RunConfig {
+        burst,
+        stop,
+        status: None,
+    };
+    let mut polls = 0u32;
+    // DpdkIo::poll does not fail.
+    let _ = run_worker(io, d, &run, |d, _, _| {
+        polls = polls.wrapping_add(1);
+        if polls % 64 == 0 {
+            handled.store(d.received(), Ordering::Relaxed);
         }
-        handled.store(h.received, Ordering::Relaxed);
-    }
-    handled.store(h.received, Ordering::Relaxed);
+        Ok::<_, std::io::Error>(())
+    });
+    handled.store(d.received(), Ordering::Relaxed);
 }
 
 fn main() -> Result<()> {
@@ -304,25 +247,21 @@ fn main() -> Result<()> {
         )
     });
     let mut clients: Vec<Option<BlockClient>> = clients.into_iter().map(Some).collect();
-    let mut handler = |index: u16| -> Result<WorkerHandler> {
+    let mut handler = |index: u16| -> Result<Driver> {
         let blocks = clients
             .get_mut(usize::from(index))
             .and_then(Option::take)
             .context("block client")?;
-        Ok(WorkerHandler {
-            worker: Worker::new(
-                WorkerConfig {
-                    attach: Attach::Inline,
-                    index,
-                    ..WorkerConfig::default()
-                },
-                Arc::clone(&policy),
-                blocks,
-            ),
-            sink: Sink::default(),
-            received: 0,
-            rx_port: 0,
-        })
+        let worker = Worker::new(
+            WorkerConfig {
+                attach: Attach::Inline,
+                index,
+                ..WorkerConfig::default()
+            },
+            Arc::clone(&policy),
+            blocks,
+        );
+        Ok(Driver::new(worker, Events::Count))
     };
     let stop = Arc::new(AtomicBool::new(false));
     let handled: Vec<Arc<AtomicU64>> = (0..a.workers).map(|_| Arc::default()).collect();

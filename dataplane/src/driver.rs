@@ -134,15 +134,23 @@ impl Output for DriverOutput {
     }
 }
 
+/// The earliest time a frame read now may carry (the daemon's live clock minus the lag it
+/// allows), read once per poll.
+pub type Floor = Box<dyn FnMut() -> Timestamp + Send>;
+
 /// The frame handler of one worker (see the module documentation).
-#[derive(Debug)]
 pub struct Driver {
     worker: Worker,
     out: DriverOutput,
     received: u64,
     last_port: PortId,
-    // Time of the latest frame (the I/O's clock).
+    // Time of the latest frame (the I/O's clock, advanced to `floor`).
     last_ts: Timestamp,
+    // The daemon's live clock, read once per poll (`Driven::refresh`) into `floor`: no frame's
+    // time lags it by more than the clock allows, so a backlog cannot freeze the tables. None
+    // in replay, which runs on capture time only.
+    clock: Option<Floor>,
+    floor: Timestamp,
     // Published values this worker follows, with the generation it last took.
     policy: Option<(Arc<PolicyCell>, u64)>,
     rules: Option<(Arc<RulesCell>, u64)>,
@@ -162,9 +170,19 @@ impl Driver {
             received: 0,
             last_port: 0,
             last_ts: Timestamp(0),
+            clock: None,
+            floor: Timestamp(0),
             policy: None,
             rules: None,
         }
+    }
+
+    /// Never let a frame's time lag `floor` (read once per poll): frames keep their receive time
+    /// unless it is earlier than that.
+    #[must_use]
+    pub fn with_floor(mut self, floor: Floor) -> Driver {
+        self.clock = Some(floor);
+        self
     }
 
     /// Follow the policy published in `cell` (see [`Driven::refresh`]).
@@ -244,11 +262,12 @@ impl FrameHandler for Driver {
     fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
         self.received += 1;
         self.last_port = meta.port;
-        self.last_ts = meta.ts;
+        let ts = meta.ts.max(self.floor);
+        self.last_ts = ts;
         self.worker.process(
             frame,
             PacketMeta {
-                ts: meta.ts,
+                ts,
                 pcap_cnt: self.received,
             },
             &mut self.out,
@@ -257,11 +276,12 @@ impl FrameHandler for Driver {
 
     fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
         self.last_port = meta.port;
-        self.last_ts = meta.ts;
+        let ts = meta.ts.max(self.floor);
+        self.last_ts = ts;
         let done = self.worker.process_burst(
             frames,
             PacketMeta {
-                ts: meta.ts,
+                ts,
                 pcap_cnt: self.received + 1,
             },
             &mut self.out,
@@ -286,6 +306,16 @@ impl FrameHandler for Driver {
     }
 }
 
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("received", &self.received)
+            .field("last_ts", &self.last_ts)
+            .field("floor", &self.floor)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What [`run_worker`] needs of a frame handler besides frames: a [`Driver`], or in replay the
 /// drivers of several workers over one block keeper.
 pub trait Driven: FrameHandler {
@@ -300,6 +330,9 @@ pub trait Driven: FrameHandler {
 
 impl Driven for Driver {
     fn refresh(&mut self) {
+        if let Some(clock) = self.clock.as_mut() {
+            self.floor = clock();
+        }
         if let Some((cell, seen)) = self.policy.as_mut()
             && let Some(p) = cell.changed(seen)
         {

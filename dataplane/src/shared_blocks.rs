@@ -221,6 +221,8 @@ struct Shared {
     fresh: Mutex<Fresh>,
     // Blocks refused because the table was full (for /metrics, read while the keeper runs).
     refused: AtomicU64,
+    // Commands put in the channel, so the keeper can tell it is empty without taking from it.
+    sent: AtomicU64,
 }
 
 impl Shared {
@@ -230,6 +232,10 @@ impl Shared {
 
     fn bump(&self) {
         self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -316,6 +322,8 @@ pub struct BlockKeeper {
     // The shared version when the fresh list was last read: unchanged, nothing was appended
     // (replay asks after every frame; this keeps that to one atomic load).
     fresh_version: u64,
+    // Commands taken from the channel (see `Shared::sent`).
+    received: u64,
     stats: KeeperStats,
 }
 
@@ -352,6 +360,7 @@ impl SharedBlocks {
             current: Mutex::new(Arc::clone(&first)),
             fresh: Mutex::new(Fresh::default()),
             refused: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
         });
         let clients = (0..workers)
             .map(|_| BlockClient {
@@ -378,6 +387,7 @@ impl SharedBlocks {
                 dirty: false,
                 fresh_taken: 0,
                 fresh_version: 0,
+                received: 0,
                 stats: KeeperStats::default(),
             },
             control: BlockControl { tx, shared },
@@ -400,6 +410,22 @@ impl BlockKeeper {
     /// When the next entry expires.
     pub fn next_expiry(&self) -> Option<Timestamp> {
         self.expiries.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Whether [`BlockKeeper::expire`] at `now` followed by [`BlockKeeper::publish`] would do
+    /// anything: an entry expires by then, or a change is not yet published. Lets a caller that
+    /// steps the keeper around every frame (replay) skip the step when it would be idle.
+    pub fn expiry_due(&self, now: Timestamp) -> bool {
+        self.dirty || self.next_expiry().is_some_and(|t| t <= now)
+    }
+
+    /// Whether [`BlockKeeper::drain`] followed by [`BlockKeeper::publish`] would do anything:
+    /// the fresh list moved since the keeper last read it, a command waits in the channel, or a
+    /// change is not yet published. Two atomic loads.
+    pub fn has_news(&self) -> bool {
+        self.dirty
+            || self.shared.version.load(Ordering::Acquire) != self.fresh_version
+            || self.shared.sent.load(Ordering::Acquire) != self.received
     }
 
     /// Number of entries (expired ones not yet swept included).
@@ -624,7 +650,10 @@ impl BlockKeeper {
         self.take_fresh(on_event);
         loop {
             match self.rx.try_recv() {
-                Ok(cmd) => self.apply(cmd, on_event),
+                Ok(cmd) => {
+                    self.received += 1;
+                    self.apply(cmd, on_event);
+                }
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
@@ -697,6 +726,7 @@ impl BlockKeeper {
         while alive && !stop.load(Ordering::Relaxed) {
             match self.rx.recv_timeout(tick) {
                 Ok(cmd) => {
+                    self.received += 1;
                     self.take_fresh(&mut on_event);
                     self.apply(cmd, &mut on_event);
                     alive = self.apply_batch(&mut on_event);
@@ -719,7 +749,10 @@ impl BlockKeeper {
     fn apply_batch(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
         for _ in 0..BATCH {
             match self.rx.try_recv() {
-                Ok(cmd) => self.apply(cmd, on_event),
+                Ok(cmd) => {
+                    self.received += 1;
+                    self.apply(cmd, on_event);
+                }
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
@@ -764,6 +797,8 @@ impl BlockControl {
 
     /// Send a command to the keeper (waits if the channel is full). False if the keeper is gone.
     pub fn send(&self, cmd: Command) -> bool {
+        // Counted before it is sent, so the keeper never sees more received than sent.
+        self.shared.sent();
         self.tx.send(cmd).is_ok()
     }
 
@@ -924,7 +959,11 @@ impl BlockClient {
         shared.bump();
         drop(f);
         // Only a hint: the keeper takes the list on its tick anyway.
-        let _ = self.wake.try_send(Command::Wake);
+        self.shared.sent();
+        if self.wake.try_send(Command::Wake).is_err() {
+            // Not sent (the channel is full or the keeper gone): no longer counted.
+            self.shared.sent.fetch_sub(1, Ordering::Release);
+        }
         BlockResult::Added
     }
 
@@ -1015,6 +1054,50 @@ mod tests {
         assert_eq!(list[0].1.hits, 6);
         assert_eq!(keeper.stats().added, 1);
         assert_eq!(keeper.stats().duplicates, 0);
+    }
+
+    // Replay skips the keeper's step around a frame when these say it would be idle: each of a
+    // fresh block, a command, an unpublished change and a due expiry must make it work.
+    #[test]
+    fn the_keeper_says_when_a_step_would_do_nothing() {
+        let SharedBlocks {
+            mut keeper,
+            control,
+            mut clients,
+        } = SharedBlocks::new(2, 16);
+        let mut events = vec![];
+        // A new table: the first step publishes nothing, but the version is read once.
+        step(&mut keeper, &mut events);
+        assert!(!keeper.has_news());
+        assert!(!keeper.expiry_due(Timestamp(1000 * S)));
+        // A worker's block: news (the fresh list moved, and its wake-up is in the channel).
+        let k = key(1, 1);
+        clients[0].block(req(k, 0));
+        assert!(keeper.has_news());
+        keeper.drain(&mut |e| events.push(e));
+        // Taken but not published: still work to do (publication bumps the version once more).
+        assert!(keeper.has_news());
+        keeper.publish();
+        keeper.drain(&mut |e| events.push(e));
+        assert!(!keeper.has_news());
+        assert_eq!(events.len(), 1);
+        // Its expiry is due at 60 s, not before.
+        assert!(!keeper.expiry_due(Timestamp(60 * S - 1)));
+        assert!(keeper.expiry_due(Timestamp(60 * S)));
+        // A command from the control plane, without a fresh block.
+        control.send(Command::Manual {
+            key: key(2, 2),
+            now: Timestamp(S),
+            duration_secs: 60,
+            reason: "admin".into(),
+            reply: None,
+        });
+        assert!(keeper.has_news());
+        step(&mut keeper, &mut events);
+        keeper.drain(&mut |e| events.push(e));
+        assert!(!keeper.has_news());
+        assert_eq!(events.len(), 2);
+        assert_eq!(control.list().len(), 2);
     }
 
     #[test]

@@ -157,6 +157,14 @@ pub struct ReplayArgs {
     /// Write the frames the SVM injects (resets) to this capture.
     #[arg(long, value_name = "OUT.pcap")]
     pub write_injected: Option<PathBuf>,
+    /// Write the injected frames that go back to the sender of the frame that caused them (the
+    /// reset to the attacker) to this capture.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub write_injected_to_source: Option<PathBuf>,
+    /// Write the injected frames that go on to the receiver of the frame that caused them (the
+    /// reset to the attacked host) to this capture.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub write_injected_to_destination: Option<PathBuf>,
     /// Checksum validation.
     #[arg(short = 'k', value_enum, default_value_t = Checksums::None)]
     pub checksums: Checksums,

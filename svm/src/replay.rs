@@ -2,9 +2,12 @@
 //! symmetric hash) as the inline appliance (`--inline`) or as on a mirror port, and report what
 //! the SVM did: events (EVE JSON), the forwarded and injected frames (pcap), and a summary.
 //!
-//! Blocks live in the daemon's one table ([`dataplane::shared_blocks`]); its keeper runs here
-//! between frames with the packet time as its clock: before a frame it reports the blocks that
-//! expired by then, after it the blocks the frame made.
+//! The capture is a device ([`PcapIo`]) driven by the daemon's driver loop
+//! ([`dataplane::driver::run_worker`]); each worker is a [`Driver`], as in `svm run`. Blocks live
+//! in the daemon's one table ([`dataplane::shared_blocks`]); its keeper runs here between frames
+//! with the packet time as its clock: before a frame it reports the blocks that expired by then,
+//! after it the blocks the frame made. Either step is skipped when the keeper says it has
+//! nothing to do (no expiry due; no fresh block, command or unpublished change).
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -14,14 +17,16 @@ use std::time::Instant;
 use dataplane::attack::Attack;
 use dataplane::blocks::DEFAULT_BLOCK_CAPACITY;
 use dataplane::decode::{DecodeEvent, DecodeOptions};
+use dataplane::driver::{Driven, Driver, Events, RunConfig, WorkerStatus, run_worker};
 use dataplane::event::{Event, EventKind};
 use dataplane::io::hash::worker_of;
-use dataplane::io::pcap::{Frames, PcapError, PcapSink, ReadStats};
+use dataplane::io::pcap::{Frames, PcapError, PcapIo, PcapOutputs, PcapSink, ReadStats};
+use dataplane::io::{FrameHandler, Injection, RxMeta};
 use dataplane::rules::RuleSet;
 use dataplane::scanner::{InspectionMode, ScannerConfig};
 use dataplane::shared_blocks::{BlockControl, BlockKeeper, KeeperStats, SharedBlocks};
 use dataplane::time::Timestamp;
-use dataplane::worker::{Attach, Counters, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
+use dataplane::worker::{Attach, Counters, Verdict, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
 use serde::Serialize;
 
@@ -57,6 +62,16 @@ pub enum ReplayError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl From<std::io::Error> for ReplayError {
+    /// An error of the capture device; [`run`] replaces it with the capture's own error.
+    fn from(source: std::io::Error) -> Self {
+        ReplayError::Output {
+            what: "capture".into(),
+            source,
+        }
+    }
 }
 
 impl ReplayError {
@@ -112,6 +127,10 @@ pub struct Summary {
     pub dropped_attack: u64,
     /// Frames injected (resets).
     pub injected: u64,
+    /// Injected frames toward the sender of the frame that caused them.
+    pub injected_to_source: u64,
+    /// Injected frames toward the receiver of the frame that caused them.
+    pub injected_to_destination: u64,
     /// Frames that could not be decoded.
     pub invalid: u64,
     /// Decoder events by name (failures and anomalies).
@@ -388,10 +407,10 @@ pub struct ActiveBlock {
 
 fn summarize(
     args: &ReplayArgs,
-    workers: &[Worker],
+    workers: &[&Worker],
     blocks: (&BlockControl, KeeperStats),
     seconds: f64,
-    events: u64,
+    (events, injected): (u64, (u64, u64)),
     rules: RulesLoad,
 ) -> Summary {
     let mut sum = Counters::default();
@@ -451,6 +470,8 @@ fn summarize(
         dropped_terminated: c.dropped_terminated,
         dropped_attack: c.dropped_attack,
         injected: c.injected,
+        injected_to_source: injected.0,
+        injected_to_destination: injected.1,
         invalid: c.invalid,
         decoder_events,
         bad_checksum: c.bad_checksum,
@@ -699,19 +720,105 @@ fn report_capture(path: &std::path::Path, stats: &ReadStats) {
     }
 }
 
-/// The keeper's turn between two frames, on packet time: with `expire_at` (before a frame)
-/// report the blocks expired by then, without (after a frame) take the blocks the frame made;
-/// then publish. Its events join the frames' in order.
-fn keeper_step(keeper: &mut BlockKeeper, expire_at: Option<Timestamp>, out: &mut VecOutput) {
-    let mut on_event = |ev| out.events.push(ev);
-    match expire_at {
-        Some(now) => keeper.expire(now, &mut on_event),
-        None => {
-            keeper.drain(&mut on_event);
+/// The frame handler of replay: the workers' drivers over one block keeper, which it steps
+/// around every frame on packet time (expiries before the frame, the frame's blocks after it),
+/// frames spread by the live address hash, events gathered in capture order.
+struct Replay {
+    drivers: Vec<Driver>,
+    keeper: BlockKeeper,
+    // Events of the frames so far, the keeper's among them, in order.
+    events: Vec<Event>,
+    // The driver of the latest frame (its injections are the backend's next).
+    last: usize,
+    frames: u64,
+    last_ts: Timestamp,
+}
+
+impl Replay {
+    /// Step the keeper: with `expire_at`, report the blocks expired by then, else take the
+    /// blocks the frame made; then publish. Skipped when the keeper has nothing to do.
+    fn keeper_step(&mut self, expire_at: Option<Timestamp>) {
+        let Replay { keeper, events, .. } = self;
+        let mut on_event = |ev| events.push(ev);
+        match expire_at {
+            Some(now) if keeper.expiry_due(now) => keeper.expire(now, &mut on_event),
+            None if keeper.has_news() => {
+                keeper.drain(&mut on_event);
+            }
+            _ => return,
+        }
+        keeper.publish();
+    }
+}
+
+impl FrameHandler for Replay {
+    fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
+        self.frames += 1;
+        self.last_ts = meta.ts;
+        self.keeper_step(Some(meta.ts));
+        let n = self.drivers.len();
+        let i = if n > 1 { worker_of(frame, n) } else { 0 };
+        let Some(d) = self.drivers.get_mut(i) else {
+            return Verdict::Forward;
+        };
+        self.last = i;
+        // Frames are numbered by their place in the capture, whichever worker gets them.
+        d.set_received(self.frames - 1);
+        let verdict = d.on_frame(frame, meta);
+        if d.has_events() {
+            self.events.extend(d.take_events());
+        }
+        self.keeper_step(None);
+        verdict
+    }
+
+    fn take_injections(&mut self, out: &mut Vec<Injection>) {
+        if let Some(d) = self.drivers.get_mut(self.last) {
+            d.take_injections(out);
         }
     }
-    keeper.publish();
 }
+
+impl Driven for Replay {
+    fn refresh(&mut self) {}
+
+    /// The capture ended: in IDS mode, what was never acknowledged is inspected now, at the
+    /// time of the capture's last frame, worker by worker.
+    fn finish(&mut self) {
+        for d in &mut self.drivers {
+            d.finish_at(self.last_ts);
+            self.events.extend(d.take_events());
+        }
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus::default()
+    }
+}
+
+/// Where replay writes events: EVE JSON, or one line per event for people.
+struct EventSink {
+    eve: Option<EveWriter>,
+    human: Option<BufWriter<std::io::Stdout>>,
+    written: u64,
+}
+
+impl EventSink {
+    fn write(&mut self, events: &mut Vec<Event>) -> Result<(), ReplayError> {
+        for ev in events.drain(..) {
+            self.written += 1;
+            if let Some(w) = self.eve.as_mut() {
+                w.write(&ev).map_err(out_err("EVE output"))?;
+            } else if let Some(h) = self.human.as_mut() {
+                writeln!(h, "{}", human_event(&ev)).map_err(out_err("standard output"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Frames a replay poll hands over before its events are written out.
+const REPLAY_BURST: usize = 64;
 
 /// Run `svm replay`.
 pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
@@ -726,7 +833,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let compiled = Arc::new(CompiledPolicy::compile(policy));
     // One pass streams the file; several read it into memory once, so passes measure
     // processing, not reading.
-    let mut capture = Frames::open(&args.pcap, args.loops > 1)?;
+    let capture = Frames::open(&args.pcap, args.loops > 1)?;
     let settings = settings(args)?;
     let (rules, rules_load) = load_rules(args, &settings, &scanner_policy)?;
     let cfg = WorkerConfig {
@@ -748,26 +855,34 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         ..WorkerConfig::default()
     };
     let SharedBlocks {
-        mut keeper,
+        keeper,
         control: table,
         clients,
     } = SharedBlocks::new(
         usize::from(args.workers),
         usize::try_from(args.max_blocks).unwrap_or(DEFAULT_BLOCK_CAPACITY),
     );
-    let mut workers: Vec<Worker> = clients
+    let drivers: Vec<Driver> = clients
         .into_iter()
         .zip(0u16..)
         .map(|(blocks, index)| {
             let cfg = WorkerConfig { index, ..cfg };
             let mut w = Worker::new(cfg, Arc::clone(&compiled), blocks);
             w.set_rules(rules.clone());
-            w
+            Driver::new(w, Events::Keep(Vec::new()))
         })
         .collect();
+    let mut replay = Replay {
+        drivers,
+        keeper,
+        events: Vec::new(),
+        last: 0,
+        frames: 0,
+        last_ts: Timestamp(0),
+    };
 
     let stdout_eve = args.eve.as_deref() == Some("-");
-    let mut eve = match args.eve.as_deref() {
+    let eve = match args.eve.as_deref() {
         None => None,
         Some("-") => Some(EveWriter::new(Box::new(BufWriter::new(std::io::stdout())))),
         Some(path) => {
@@ -778,98 +893,70 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             ))))
         }
     };
-    let mut forwarded = args
-        .write_forwarded
-        .as_deref()
-        .map(PcapSink::create)
-        .transpose()?;
-    let mut injected = args
-        .write_injected
-        .as_deref()
-        .map(PcapSink::create)
-        .transpose()?;
-    let mut human = if eve.is_none() {
+    let sink = |p: &Option<std::path::PathBuf>| p.as_deref().map(PcapSink::create).transpose();
+    let outputs = PcapOutputs {
+        forwarded: sink(&args.write_forwarded)?,
+        injected: sink(&args.write_injected)?,
+        toward_source: sink(&args.write_injected_to_source)?,
+        toward_destination: sink(&args.write_injected_to_destination)?,
+    };
+    let human = if eve.is_none() {
         Some(BufWriter::new(std::io::stdout()))
     } else {
         None
     };
+    let mut out = EventSink {
+        eve,
+        human,
+        written: 0,
+    };
 
-    let mut out = VecOutput::default();
-    let mut events = 0u64;
-    let mut pcap_cnt = 0u64;
+    let mut io = PcapIo::new(capture, args.loops, outputs);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let run = RunConfig {
+        burst: REPLAY_BURST,
+        stop: &stop,
+        status: None,
+    };
     let started = Instant::now();
-    let mut last_ts = Timestamp(0);
-    let mut shift = 0u64;
-    for pass in 0..u64::from(args.loops) {
-        if pass > 0 {
-            capture.rewind()?;
-        }
-        let offset = shift.saturating_mul(pass);
-        while let Some((ts, frame)) = capture.next_frame()? {
-            pcap_cnt += 1;
-            let ts = ts.plus_micros(offset);
-            last_ts = ts;
-            keeper_step(&mut keeper, Some(ts), &mut out);
-            let Some(worker) = workers.get_mut(worker_of(frame, args.workers.into())) else {
-                continue;
-            };
-            let verdict = worker.process(frame, PacketMeta { ts, pcap_cnt }, &mut out);
-            keeper_step(&mut keeper, None, &mut out);
-            if let (Some(sink), Verdict::Forward) = (forwarded.as_mut(), verdict) {
-                sink.write(ts, frame)?;
-            }
-            if !out.injected.is_empty() {
-                for (f, _) in out.injected.drain(..) {
-                    if let Some(sink) = injected.as_mut() {
-                        sink.write(ts, &f)?;
-                    }
-                }
-            }
-            if !out.events.is_empty() {
-                for ev in out.events.drain(..) {
-                    events += 1;
-                    if let Some(w) = eve.as_mut() {
-                        w.write(&ev).map_err(out_err("EVE output"))?;
-                    } else if let Some(h) = human.as_mut() {
-                        writeln!(h, "{}", human_event(&ev)).map_err(out_err("standard output"))?;
-                    }
-                }
-            }
-        }
-        // Each pass is shifted past the previous one so flows, windows and blocks see time move
-        // on.
-        shift = capture
-            .stats()
-            .span
-            .map_or(0, |(a, b)| b.since(a) + Timestamp::SECOND);
-        if pass == 0 {
-            report_capture(&args.pcap, capture.stats());
-        }
+    let result = run_worker(&mut io, &mut replay, &run, |r, _, _| {
+        out.write(&mut r.events)
+    });
+    // What the last frames and the end-of-capture inspection produced, also when the capture
+    // turned out corrupt: nothing found before the error is lost.
+    let written = out.write(&mut replay.events);
+    if let Some(e) = io.take_error() {
+        return Err(e.into());
     }
-    // The capture ended: in IDS mode, what was never acknowledged is inspected now.
-    for w in &mut workers {
-        w.flush_streams(last_ts, &mut out);
-    }
-    for ev in out.events.drain(..) {
-        events += 1;
-        if let Some(w) = eve.as_mut() {
-            w.write(&ev).map_err(out_err("EVE output"))?;
-        } else if let Some(h) = human.as_mut() {
-            writeln!(h, "{}", human_event(&ev)).map_err(out_err("standard output"))?;
-        }
+    result?;
+    written?;
+    if let Some(stats) = io.first_pass() {
+        report_capture(&args.pcap, stats);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let EventSink {
+        eve,
+        human,
+        written: events,
+    } = out;
     if let Some(mut w) = eve {
         w.flush().map_err(out_err("EVE output"))?;
     }
-    if let Some(s) = forwarded {
-        s.finish()?;
-    }
-    if let Some(s) = injected {
-        s.finish()?;
-    }
+    let injected = io.injected_by_direction();
+    io.finish()?;
+    let Replay {
+        drivers, keeper, ..
+    } = replay;
     let stats = keeper.stats();
-    let summary = summarize(args, &workers, (&table, stats), seconds, events, rules_load);
+    let workers: Vec<&Worker> = drivers.iter().map(Driver::worker).collect();
+    let summary = summarize(
+        args,
+        &workers,
+        (&table, stats),
+        seconds,
+        (events, injected),
+        rules_load,
+    );
     if let Some(path) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary).map_err(|e| ReplayError::Output {
             what: "summary".into(),

@@ -60,12 +60,12 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use dataplane::driver::{Driven, Driver, Events};
     use dataplane::io::{FrameHandler, RxMeta};
     use dataplane::shared_blocks::SharedBlocks;
     use dataplane::worker::{Worker, WorkerConfig};
     use policy::{CompiledPolicy, Policy};
 
-    use super::super::workers::Handler;
     use super::*;
 
     const T: Timestamp = Timestamp(1_800_000_000 * Timestamp::SECOND);
@@ -116,7 +116,8 @@ mod tests {
                     .checked_sub(Duration::from_secs(400))
                     .unwrap(),
             );
-            let mut h = Handler::new(worker, tx).with_clock(clock);
+            let mut h = Driver::new(worker, Events::Channel(tx))
+                .with_floor(Box::new(move || clock.floor()));
             let meta = |us: u64| RxMeta {
                 port: 0,
                 ts: T.plus_micros(us),
@@ -129,7 +130,7 @@ mod tests {
             h.on_frame(&udp_frame(5001), meta(1));
             h.on_frame(&udp_frame(5000), meta(2));
             assert_eq!(
-                h.worker.flows().stats().created,
+                h.worker().flows().stats().created,
                 flows_created,
                 "advance {advance}"
             );

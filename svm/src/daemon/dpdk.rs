@@ -17,17 +17,17 @@
 //! plus the fresh blocks every worker reads per packet), so a block made by one worker drops the
 //! attacker's next frame on all of them.
 //!
-//! Each worker polls in bursts, stamps each burst with the wall clock, and publishes its counters
-//! once a second; the main thread also handles SIGUSR1, the stats interval and SIGTERM/SIGINT,
-//! and sums the workers' counters for status and the final summary. An idle poll (no frame)
-//! sleeps [`IDLE_SLEEP`]: on a small machine, or over `net_af_packet`, busy polling starves
-//! whatever feeds the ports.
+//! Each worker runs the one driver loop ([`run_worker`]): it polls in bursts, stamps each burst
+//! with the wall clock, and publishes its counters once a second; the main thread also handles
+//! SIGUSR1, the stats interval and SIGTERM/SIGINT, and sums the workers' counters for status and
+//! the final summary. An idle poll (no frame) sleeps [`dataplane::io::IDLE_SLEEP`]: on a small
+//! machine, or over `net_af_packet`, busy polling starves whatever feeds the ports.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dataplane::io::PacketIo;
+use dataplane::driver::{Driver, RunConfig, publish, run_worker};
 use dataplane::io::dpdk::{
     DpdkConfig, DpdkIo, DpdkWorkers, Eal, FlowHash, Launched, Spread, WorkersConfig,
 };
@@ -40,14 +40,8 @@ use crate::rules_load::Loaded;
 use super::config::{AttachConfig, Config, DpdkDistribution, DpdkHash, RulesSettings};
 use super::rules::LiveRules;
 use super::services::Services;
-use super::workers::{Handler, WorkerStatus};
+use super::workers::{WorkerStatus, driver};
 use super::{DaemonError, io_err, status, worker_config};
-
-/// Sleep after a poll that found no frame on any port. Adds at most about this much latency to
-/// the first frame after a pause; leaves the CPU to the rest of the machine meanwhile.
-pub const IDLE_SLEEP: Duration = Duration::from_micros(50);
-
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 fn dpdk_err(what: &str) -> impl FnOnce(dataplane::io::dpdk::DpdkError) -> DaemonError + '_ {
     move |e| DaemonError::Io {
@@ -83,7 +77,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
         .collect();
     // One engine per worker, each with its block-table client and event sender, following the
     // pushed policy (with the control plane) and the reloaded rules.
-    let mut handlers: Vec<Handler> = std::mem::take(&mut services.clients)
+    let mut handlers: Vec<Driver> = std::mem::take(&mut services.clients)
         .into_iter()
         .zip(0u16..)
         .map(|(blocks, i)| {
@@ -92,12 +86,12 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
                 Arc::clone(&services.compiled),
                 blocks,
             );
-            let h =
-                Handler::new(worker, services.events()).with_rules(Arc::clone(&live_rules.cell));
-            match services.policy_cell() {
-                Some(p) => h.with_policy(p),
-                None => h,
-            }
+            driver(
+                worker,
+                services.events(),
+                Arc::clone(&live_rules.cell),
+                services.policy_cell(),
+            )
         })
         .collect();
     let result = open(cfg).and_then(|(eal, set)| {
@@ -224,7 +218,7 @@ fn run_workers(
     cfg: &Config,
     eal: &Eal,
     set: DpdkWorkers,
-    handlers: &mut Vec<Handler>,
+    handlers: &mut Vec<Driver>,
     stop: &Arc<AtomicBool>,
     report: &Report<'_>,
 ) -> Result<(), DaemonError> {
@@ -256,9 +250,7 @@ fn run_workers(
             let h0 = handlers
                 .first_mut()
                 .ok_or_else(|| io_err("dpdk worker")(std::io::Error::other("no handler")))?;
-            let r = main_loop(cfg, &mut io0, h0, stop, report);
-            publish(status0, h0, &io0);
-            r
+            main_loop(cfg, &mut io0, h0, stop, status0, report)
         }
     };
     // However worker 0 ended, the others end too; their I/O and handlers are dropped on their
@@ -276,62 +268,48 @@ fn run_workers(
 /// A worker on a worker lcore: poll until `stop`, publishing its counters; 0 when it ends.
 fn worker_loop(
     mut io: DpdkIo,
-    mut h: Handler,
+    mut d: Driver,
     stop: &AtomicBool,
     status: &Mutex<WorkerStatus>,
     burst: usize,
 ) -> i32 {
-    let mut last_publish = Instant::now();
-    let mut code = 0;
-    while !stop.load(Ordering::Relaxed) {
-        h.refresh();
-        match io.poll(&mut h, burst) {
-            Ok(0) => std::thread::sleep(IDLE_SLEEP),
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("svm run: dpdk worker {}: {e}", io.worker());
-                code = -1;
-                break;
-            }
-        }
-        if last_publish.elapsed() >= PUBLISH_EVERY {
-            publish(status, &h, &io);
-            last_publish = Instant::now();
+    let run = RunConfig {
+        burst,
+        stop,
+        status: Some(status),
+    };
+    match run_worker(&mut io, &mut d, &run, |_, _, _| Ok::<_, std::io::Error>(())) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("svm run: dpdk worker {}: {e}", io.worker());
+            -1
         }
     }
-    h.finish();
-    publish(status, &h, &io);
-    code
 }
 
-/// Worker 0, on the main lcore: polls like the others, and reports for all of them.
+/// Worker 0, on the main lcore: polls like the others, and reports for all of them on SIGUSR1
+/// and every `stats_interval_secs` (publishing its own status first).
 fn main_loop(
     cfg: &Config,
     io: &mut DpdkIo,
-    h: &mut Handler,
+    d: &mut Driver,
     stop: &AtomicBool,
+    own: &Mutex<WorkerStatus>,
     r: &Report<'_>,
 ) -> Result<(), DaemonError> {
     let interval =
         (cfg.stats_interval_secs > 0).then(|| Duration::from_secs(cfg.stats_interval_secs));
-    let mut last_publish = Instant::now();
     let mut last_report = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        h.refresh();
-        match io.poll(h, cfg.burst) {
-            Ok(0) => std::thread::sleep(IDLE_SLEEP),
-            Ok(_) => {}
-            Err(e) => return Err(io_err("dpdk worker")(e)),
-        }
+    let run = RunConfig {
+        burst: cfg.burst,
+        stop,
+        status: Some(own),
+    };
+    run_worker(io, d, &run, |d, io, _| {
         let report = r.usr1.swap(false, Ordering::Relaxed)
             || interval.is_some_and(|i| last_report.elapsed() >= i);
-        if report || last_publish.elapsed() >= PUBLISH_EVERY {
-            if let Some(s) = r.statuses.first() {
-                publish(s, h, io);
-            }
-            last_publish = Instant::now();
-        }
         if report {
+            publish(own, d, io);
             last_report = Instant::now();
             eprintln!(
                 "{}\n  {}",
@@ -339,18 +317,7 @@ fn main_loop(
                 r.rules.status().line()
             );
         }
-    }
-    h.finish();
-    Ok(())
-}
-
-fn publish(status: &Mutex<WorkerStatus>, h: &Handler, io: &DpdkIo) {
-    let s = WorkerStatus {
-        counters: h.worker.counters().clone(),
-        ports: io.stats(),
-        events_dropped: h.out.dropped,
-        unroutable: io.unsent_injections(),
-        flows: h.worker.flows().len(),
-    };
-    *status.lock().unwrap_or_else(PoisonError::into_inner) = s;
+        Ok::<_, std::io::Error>(())
+    })
+    .map_err(io_err("dpdk worker"))
 }
