@@ -164,7 +164,7 @@ fn run<H: Driven>(io: &mut DpdkIo, handler: &mut H, a: &Args) -> Result<(u64, Du
     run_worker(io, handler, &run, |_, _, n| {
         frames += n as u64;
         polls = polls.wrapping_add(1);
-        if polls % 256 == 0 {
+        if polls.is_multiple_of(256) {
             match timed {
                 None if warm.elapsed() >= Duration::from_millis(300) => {
                     timed = Some((Instant::now(), frames));

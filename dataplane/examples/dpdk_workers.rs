@@ -162,7 +162,7 @@ fn poll(io: &mut DpdkIo, d: &mut Driver, burst: usize, stop: &AtomicBool, handle
     // DpdkIo::poll does not fail.
     let _ = run_worker(io, d, &run, |d, _, _| {
         polls = polls.wrapping_add(1);
-        if polls % 64 == 0 {
+        if polls.is_multiple_of(64) {
             handled.store(d.received(), Ordering::Relaxed);
         }
         Ok::<_, std::io::Error>(())

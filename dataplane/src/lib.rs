@@ -21,6 +21,7 @@ pub mod output;
 pub mod reset;
 pub mod rules;
 pub mod scanner;
+pub mod settings;
 pub mod shared_blocks;
 pub mod stream;
 pub mod time;

@@ -13,20 +13,22 @@ use std::sync::Arc;
 use policy::{CompiledPolicy, ExclusionRule, Mode, Policy};
 use vlan::VlanScope;
 
-use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts, StateCaps};
+use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts};
 use crate::blocks::{BlockKey, BlockResult};
-use crate::decode::{self, DecodeEvent, DecodeOptions, Decoded, Ip, L3, L4};
-use crate::defrag::{DefragAnomaly, DefragConfig, Defragmenter};
+use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, L4};
+use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
 use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response};
-use crate::flow::{FlowConfig, FlowKey, FlowTable, TcpState};
+use crate::flow::{FlowKey, FlowTable, TcpState};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
 pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
+// The settings moved beside their builder; re-exported likewise.
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
 use crate::scanner::{self, ScannerConfig};
+pub use crate::settings::{Attach, WorkerConfig};
 use crate::shared_blocks::{BlockClient, BlockRequest};
 use crate::stream::{DEFAULT_MEMCAP, StreamMemcap};
 use crate::time::Timestamp;
@@ -46,36 +48,6 @@ fn scope_of(vlan: &vlan::VlanStack) -> VlanScope {
         [tag] => vlan::VlanId::new(tag.vid()).map_or_else(|_| vlan.scope(), VlanScope::single),
         _ => vlan.scope(),
     }
-}
-
-/// How the SVM is attached to the traffic.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum Attach {
-    /// Inline: every allowed frame is forwarded; drops are real.
-    Inline,
-    /// Mirror: the SVM sees copies; it can only inject resets. Blocked sources get a reset for
-    /// every TCP segment they send.
-    #[default]
-    Mirror,
-}
-
-/// Worker settings.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WorkerConfig {
-    /// Decoder options (checksum validation).
-    pub decode: DecodeOptions,
-    /// Flow table.
-    pub flows: FlowConfig,
-    /// Defragmenter.
-    pub defrag: DefragConfig,
-    /// Caps of the attack blocker's state.
-    pub attack_caps: StateCaps,
-    /// Attach mode.
-    pub attach: Attach,
-    /// Worker index (salts flow ids).
-    pub index: u16,
-    /// Activity scanner (signature rules) settings.
-    pub scanner: ScannerConfig,
 }
 
 /// Per-packet metadata from the I/O backend.

@@ -188,9 +188,9 @@ pub struct ReplayArgs {
     /// (`full` keeps inspecting encrypted TLS payload), `threshold-file=PATH`,
     /// `action-order=drop,alert,...`,
     /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`, `flows.max=N` (the flow
-    /// table's cap, 1024..=2^26, as the daemon's setting). A bad value (or no `=`) is refused
-    /// (exit 4); unknown keys (Suricata settings svm has no use for) are reported on standard
-    /// error and ignored.
+    /// table's cap, 1024..=2^26, as the daemon's setting). A bad value, no `=` or an unknown
+    /// key is refused (exit 4), every problem named; the worker's keys are the daemon's
+    /// (`dataplane::settings`).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Suricata's `--simulate-ips`: `drop`/`reject` rules drop the packet (EVE `alert.action`

@@ -16,14 +16,14 @@ use std::time::Instant;
 
 use dataplane::attack::Attack;
 use dataplane::blocks::DEFAULT_BLOCK_CAPACITY;
-use dataplane::decode::{DecodeEvent, DecodeOptions};
+use dataplane::decode::DecodeEvent;
 use dataplane::driver::{Driven, Driver, Events, RunConfig, WorkerStatus, run_worker};
 use dataplane::event::{Event, EventKind};
 use dataplane::io::hash::worker_of;
 use dataplane::io::pcap::{Frames, PcapError, PcapIo, PcapOutputs, PcapSink, ReadStats};
 use dataplane::io::{FrameHandler, Injection, RxMeta};
 use dataplane::rules::RuleSet;
-use dataplane::scanner::{InspectionMode, ScannerConfig};
+use dataplane::settings::{KNOWN, SettingError, WorkerConfigBuilder};
 use dataplane::shared_blocks::{BlockControl, BlockKeeper, KeeperStats, SharedBlocks};
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Counters, Verdict, Worker, WorkerConfig};
@@ -186,53 +186,33 @@ pub struct RulesLoad {
     pub seconds: f64,
 }
 
-/// Settings from `--set`, `--vars` and `--threshold-file`.
+/// Settings from the flags, `--set`, `--vars` and `--threshold-file`.
 #[derive(Debug, Default)]
 struct Settings {
-    scanner: ScannerConfig,
+    worker: WorkerConfigBuilder,
     threshold_file: Option<std::path::PathBuf>,
     address_vars: Vec<(String, String)>,
     port_vars: Vec<(String, String)>,
     action_order: Vec<String>,
-    /// `flows.max`: the flow table's cap (the daemon's setting of that name).
-    max_flows: Option<usize>,
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Some(true),
-        "false" | "no" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// `1mb`, `512kb`, `1048576`, `1gb` (Suricata's size syntax).
-fn parse_size(v: &str) -> Option<u64> {
-    let t = v.trim().to_ascii_lowercase();
-    let (num, mul) = if let Some(n) = t.strip_suffix("gb") {
-        (n, 1u64 << 30)
-    } else if let Some(n) = t.strip_suffix("mb") {
-        (n, 1 << 20)
-    } else if let Some(n) = t.strip_suffix("kb") {
-        (n, 1 << 10)
-    } else {
-        (t.as_str(), 1)
-    };
-    num.trim().parse::<u64>().ok()?.checked_mul(mul)
-}
-
+/// Read the worker's settings from the flags and every `--set`: the rule loader's keys here, the
+/// worker's through [`WorkerConfigBuilder::set`] (the daemon's builder); an unknown key or a bad
+/// value is refused, every problem reported at once.
 fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
     let mut s = Settings {
+        // `--inline` is the appliance, `--simulate-ips` Suricata's IPS mode: both inspect a
+        // packet before forwarding it; otherwise Suricata's IDS timing.
+        worker: WorkerConfig::builder()
+            .attach(if args.inline {
+                Attach::Inline
+            } else {
+                Attach::Mirror
+            })
+            .simulate_ips(args.simulate_ips)
+            .verify_checksums(args.checksums == Checksums::All),
         threshold_file: args.threshold_file.clone(),
         ..Settings::default()
-    };
-    s.scanner.simulate_ips = args.simulate_ips;
-    // Suricata's IDS timing unless the engine sits in the path: `--inline` is the appliance,
-    // `--simulate-ips` Suricata's IPS mode; both must inspect a packet before forwarding it.
-    s.scanner.mode = if args.inline || args.simulate_ips {
-        InspectionMode::Inline
-    } else {
-        InspectionMode::Ids
     };
     let mut problems = Vec::new();
     for kv in &args.set {
@@ -241,70 +221,33 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
             continue;
         };
         let (k, v) = (k.trim(), v.trim());
-        let ok = match k {
-            "stream.midstream" => parse_bool(v).map(|b| s.scanner.stream.midstream = b),
-            // Suricata's inline stream mode: inspect in-order data as it arrives.
-            "stream.inline" => parse_bool(v).map(|b| {
-                if b {
-                    s.scanner.mode = InspectionMode::Inline;
-                }
-            }),
-            "stream.async-oneside" => parse_bool(v).map(|b| s.scanner.async_oneside = b),
-            // Suricata's `default` stops inspecting the payload of encrypted TLS; `full` keeps on.
-            // `bypass` also stops the app layer and reassembly there; for detection it is
-            // `default` (no flow bypass in replay).
-            "app-layer.protocols.tls.encryption-handling" => match v {
-                "default" | "bypass" | "full" => {
-                    s.scanner.tls_inspect_encrypted = v == "full";
-                    Some(())
-                }
-                _ => None,
-            },
-            "stream.reassembly.depth" => parse_size(v).map(|d| s.scanner.stream.depth = d),
+        match k {
             // `drop,alert,reject,pass`: overrides the vars file's `action-order`.
-            "action-order" => {
-                s.action_order = v.split(',').map(|a| a.trim().to_owned()).collect();
-                Some(())
-            }
-            "threshold-file" => {
-                s.threshold_file = Some(v.into());
-                Some(())
-            }
-            // The daemon's `flows.max`, with its range.
-            "flows.max" => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1024..=1 << 26).contains(n))
-                .map(|n| s.max_flows = Some(n)),
+            "action-order" => s.action_order = v.split(',').map(|a| a.trim().to_owned()).collect(),
+            "threshold-file" => s.threshold_file = Some(v.into()),
             _ => {
                 if let Some(name) = k.strip_prefix("vars.address-groups.") {
                     s.address_vars.push((name.to_owned(), v.to_owned()));
                 } else if let Some(name) = k.strip_prefix("vars.port-groups.") {
                     s.port_vars.push((name.to_owned(), v.to_owned()));
                 } else {
-                    eprintln!("svm replay: --set {k}: unknown setting, ignored");
+                    match s.worker.set(k, v) {
+                        Ok(()) => {}
+                        Err(SettingError::Unknown { .. }) => problems.push(format!(
+                            "--set {k}={v}: unknown setting (known: {}, action-order, \
+                             threshold-file, vars.address-groups.NAME, vars.port-groups.NAME)",
+                            KNOWN.join(", ")
+                        )),
+                        Err(e) => problems.push(format!("--set {e}")),
+                    }
                 }
-                Some(())
             }
-        };
-        if ok.is_none() {
-            problems.push(format!("--set {k}={v}: {}", expected_value(k)));
         }
     }
     if problems.is_empty() {
         Ok(s)
     } else {
         Err(ReplayError::Arguments(problems.join("\n")))
-    }
-}
-
-/// What a `--set` key takes, for the message refusing a bad value.
-fn expected_value(key: &str) -> &'static str {
-    match key {
-        "stream.reassembly.depth" => "expected a size (e.g. 1mb, 65536)",
-        "app-layer.protocols.tls.encryption-handling" => "expected default, bypass or full",
-        "flows.max" => "expected a number of flows in 1024..=67108864",
-        _ => "expected true or false (yes/no, on/off, 1/0)",
     }
 }
 
@@ -836,24 +779,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let capture = Frames::open(&args.pcap, args.loops > 1)?;
     let settings = settings(args)?;
     let (rules, rules_load) = load_rules(args, &settings, &scanner_policy)?;
-    let cfg = WorkerConfig {
-        scanner: settings.scanner,
-        decode: DecodeOptions {
-            verify_checksums: args.checksums == Checksums::All,
-        },
-        attach: if args.inline {
-            Attach::Inline
-        } else {
-            Attach::Mirror
-        },
-        flows: dataplane::flow::FlowConfig {
-            max_flows: settings
-                .max_flows
-                .unwrap_or(dataplane::flow::FlowConfig::default().max_flows),
-            ..dataplane::flow::FlowConfig::default()
-        },
-        ..WorkerConfig::default()
-    };
+    let cfg = settings.worker;
     let SharedBlocks {
         keeper,
         control: table,
@@ -866,7 +792,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         .into_iter()
         .zip(0u16..)
         .map(|(blocks, index)| {
-            let cfg = WorkerConfig { index, ..cfg };
+            let cfg = cfg.index(index).build();
             let mut w = Worker::new(cfg, Arc::clone(&compiled), blocks);
             w.set_rules(rules.clone());
             Driver::new(w, Events::Keep(Vec::new()))

@@ -238,6 +238,14 @@ fn bad_arguments_are_refused_with_their_codes() {
         "{}",
         stderr(&o)
     );
+    // An unknown key is refused as the daemon refuses one, naming the keys there are.
+    let o = svm(&["replay", pcap, "--set", "stream.bypass=yes"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--set stream.bypass=yes: unknown setting (known: stream.midstream"),
+        "{}",
+        stderr(&o)
+    );
     // A missing policy file is an I/O error (2), as for replay and rules check.
     let o = svm(&["policy", "check", "/nonexistent/policy.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -34,14 +34,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use dataplane::decode::DecodeOptions;
-use dataplane::defrag::DefragConfig;
 use dataplane::event::Event;
-use dataplane::flow::FlowConfig;
 use dataplane::io::afpacket::{
     AfPacketAttach, AfPacketConfig, AfPacketError, AfPacketIo, Fanout, RingConfig,
 };
-use dataplane::scanner::{InspectionMode, ScannerConfig};
 use dataplane::stream::StreamConfig;
 use dataplane::time::Timestamp;
 use dataplane::worker::{Attach, Worker, WorkerConfig};
@@ -398,50 +394,29 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
     }
 }
 
-/// The settings of worker `index`, the same for every backend.
+/// The settings of worker `index`, the same for every backend, through the one builder replay
+/// uses too. A mirror port sees traffic it cannot hold back: Suricata's IDS timing, unless
+/// `rules.stream.inline` asks for inspection on arrival.
 fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
-    WorkerConfig {
-        decode: DecodeOptions {
-            verify_checksums: cfg.verify_checksums,
-        },
-        flows: FlowConfig {
-            max_flows: cfg.max_flows,
-            ..FlowConfig::default()
-        },
-        defrag: DefragConfig {
-            max_datagrams: cfg.defrag_max_datagrams,
-            max_bytes: cfg.defrag_max_bytes,
-            ..DefragConfig::default()
-        },
-        attach: match cfg.attach {
+    let rules = cfg.rules.as_ref();
+    let stream = StreamConfig::default();
+    WorkerConfig::builder()
+        .attach(match cfg.attach {
             AttachConfig::Inline { .. } => Attach::Inline,
             AttachConfig::Mirror { .. } => Attach::Mirror,
-        },
-        scanner: ScannerConfig {
-            // A mirror port sees traffic it cannot hold back: Suricata's IDS timing, unless
-            // `rules.stream.inline` asks for inspection on arrival.
-            mode: match cfg.attach {
-                AttachConfig::Inline { .. } => InspectionMode::Inline,
-                AttachConfig::Mirror { .. } if cfg.rules.as_ref().is_some_and(|r| r.inline) => {
-                    InspectionMode::Inline
-                }
-                AttachConfig::Mirror { .. } => InspectionMode::Ids,
-            },
-            stream: cfg
-                .rules
-                .as_ref()
-                .map_or_else(StreamConfig::default, |r| StreamConfig {
-                    midstream: r.midstream,
-                    depth: r.stream_depth,
-                    ..StreamConfig::default()
-                }),
-            simulate_ips: false,
-            async_oneside: cfg.rules.as_ref().is_some_and(|r| r.async_oneside),
-            tls_inspect_encrypted: cfg.rules.as_ref().is_some_and(|r| r.tls_inspect_encrypted),
-        },
-        index,
-        ..WorkerConfig::default()
-    }
+        })
+        .inline_inspection(rules.is_some_and(|r| r.inline))
+        .verify_checksums(cfg.verify_checksums)
+        .max_flows(cfg.max_flows)
+        .defrag_caps(cfg.defrag_max_datagrams, cfg.defrag_max_bytes)
+        .stream(
+            rules.map_or(stream.midstream, |r| r.midstream),
+            rules.map_or(stream.depth, |r| r.stream_depth),
+        )
+        .async_oneside(rules.is_some_and(|r| r.async_oneside))
+        .tls_inspect_encrypted(rules.is_some_and(|r| r.tls_inspect_encrypted))
+        .index(index)
+        .build()
 }
 
 fn describe(a: &AttachConfig) -> String {
