@@ -1530,3 +1530,114 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+    use crate::output::DropReason;
+
+    /// Forwards frames whose last byte is even; drops odd ones and answers each with an
+    /// injection toward its source and one toward its destination. Records the times it saw.
+    #[derive(Default)]
+    struct Toy {
+        seen: Vec<Timestamp>,
+        pending: Vec<Injection>,
+    }
+
+    impl FrameHandler for Toy {
+        fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
+            self.seen.push(meta.ts);
+            if frame.last().is_some_and(|b| b % 2 == 0) {
+                return Verdict::Forward;
+            }
+            for toward in [Toward::Source, Toward::Destination] {
+                self.pending.push(Injection {
+                    frame: frame.to_vec(),
+                    toward,
+                    rx_port: meta.port,
+                });
+            }
+            Verdict::Drop(DropReason::Attack)
+        }
+        fn take_injections(&mut self, out: &mut Vec<Injection>) {
+            out.append(&mut self.pending);
+        }
+    }
+
+    fn eth(last: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14];
+        f[12] = 0x08;
+        f.extend_from_slice(&[0x45, 0, 0, 20, last]);
+        f
+    }
+
+    fn capture(frames: &[Vec<u8>]) -> Frames {
+        let mut bytes = vec![];
+        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.extend_from_slice(&4u16.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&65535u32.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        for (i, f) in (0u32..).zip(frames) {
+            let len = u32::try_from(f.len()).unwrap_or(0);
+            bytes.extend_from_slice(&(10 + i).to_le_bytes());
+            bytes.extend_from_slice(&0u32.to_le_bytes());
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(f);
+        }
+        let capture = Capture::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e:?}"));
+        Frames::Memory { capture, next: 0 }
+    }
+
+    #[test]
+    fn passes_shift_time_and_outputs_keep_direction() {
+        let dir = std::env::temp_dir().join(format!("svm-pcapio-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = |n: &str| dir.join(n);
+        let sink = |n: &str| Some(PcapSink::create(&path(n)).unwrap_or_else(|e| panic!("{e}")));
+        let outputs = PcapOutputs {
+            forwarded: sink("fwd.pcap"),
+            injected: sink("inj.pcap"),
+            toward_source: sink("src.pcap"),
+            toward_destination: sink("dst.pcap"),
+        };
+        let frames = [eth(2), eth(3), eth(4)];
+        let mut io = PcapIo::new(capture(&frames), 2, outputs);
+        let mut h = Toy::default();
+        let mut polls = vec![];
+        while !io.at_end() {
+            polls.push(io.poll(&mut h, 2).unwrap_or_else(|e| panic!("{e}")));
+        }
+        // Two passes of three frames, in polls of at most two; the last poll finds the end.
+        assert_eq!(polls.iter().sum::<usize>(), 6);
+        // The second pass starts one second after the first one's span (2 s): at 13 s.
+        let s = Timestamp::SECOND;
+        assert_eq!(
+            h.seen,
+            [10, 11, 12, 13, 14, 15].map(|t| Timestamp(t * s)).to_vec()
+        );
+        assert_eq!(io.first_pass().map(|st| st.frames), Some(3));
+        assert_eq!(io.injected_by_direction(), (2, 2));
+        assert_eq!(io.stats()[0].rx_packets, 6);
+        io.finish().unwrap_or_else(|e| panic!("{e}"));
+        let read = |n: &str| {
+            let cap = Capture::load(&path(n)).unwrap_or_else(|e| panic!("{e}"));
+            cap.iter()
+                .map(|(ts, f)| (ts.0 / s, f.last().copied()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            read("fwd.pcap"),
+            vec![(10, Some(2)), (12, Some(4)), (13, Some(2)), (15, Some(4))]
+        );
+        assert_eq!(
+            read("inj.pcap"),
+            vec![(11, Some(3)), (11, Some(3)), (14, Some(3)), (14, Some(3))]
+        );
+        assert_eq!(read("src.pcap"), vec![(11, Some(3)), (14, Some(3))]);
+        assert_eq!(read("dst.pcap"), vec![(11, Some(3)), (14, Some(3))]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
