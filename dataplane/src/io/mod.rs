@@ -8,8 +8,9 @@
 //! Port numbering: inline, port 0 faces the protected VMs and port 1 the network, each the other's
 //! peer. Mirror: port 0 receives copies; port 1, if configured, only transmits injected frames.
 //!
-//! The offline backend is [`pcap`]; the live backends (AF_PACKET, DPDK: `dpdk`, behind the cargo
-//! feature of that name) implement the same trait.
+//! The offline backend is [`pcap`] ([`pcap::PcapIo`], under `svm replay`); the live backends
+//! (AF_PACKET, DPDK: `dpdk`, behind the cargo feature of that name) implement the same trait, and
+//! [`queue`] is an in-memory device for tests. [`crate::driver::run_worker`] drives any of them.
 
 use crate::output::{Toward, Verdict};
 use crate::time::Timestamp;
