@@ -1141,24 +1141,28 @@ impl PacketIo for PcapIo {
             stats.rx_bytes += frame.len() as u64;
             let verdict = handler.on_frame(frame, RxMeta { port: 0, ts });
             let mut written: Result<(), PcapError> = Ok(());
-            if verdict == Verdict::Forward
-                && let Some(sink) = outputs.forwarded.as_mut()
-            {
+            if verdict == Verdict::Forward {
                 stats.tx_packets += 1;
-                written = sink.write(ts, frame);
+                if let Some(sink) = outputs.forwarded.as_mut() {
+                    written = sink.write(ts, frame);
+                }
             }
             handler.take_injections(injections);
-            for inj in injections.drain(..) {
-                let (i, by_way) = match inj.toward {
-                    Toward::Source => (0, outputs.toward_source.as_mut()),
-                    Toward::Destination => (1, outputs.toward_destination.as_mut()),
-                };
-                if let Some(c) = injected.get_mut(i) {
-                    *c += 1;
-                }
-                for sink in [outputs.injected.as_mut(), by_way].into_iter().flatten() {
-                    if written.is_ok() {
-                        written = sink.write(ts, &inj.frame);
+            // Most frames cause none: skip the drain's setup.
+            if !injections.is_empty() {
+                for inj in injections.drain(..) {
+                    let (i, by_way) = match inj.toward {
+                        Toward::Source => (0, outputs.toward_source.as_mut()),
+                        Toward::Destination => (1, outputs.toward_destination.as_mut()),
+                    };
+                    if let Some(c) = injected.get_mut(i) {
+                        *c += 1;
+                    }
+                    stats.tx_packets += 1;
+                    for sink in [outputs.injected.as_mut(), by_way].into_iter().flatten() {
+                        if written.is_ok() {
+                            written = sink.write(ts, &inj.frame);
+                        }
                     }
                 }
             }
@@ -1621,6 +1625,8 @@ mod device_tests {
         assert_eq!(io.first_pass().map(|st| st.frames), Some(3));
         assert_eq!(io.injected_by_direction(), (2, 2));
         assert_eq!(io.stats()[0].rx_packets, 6);
+        // Four forwarded, four injected.
+        assert_eq!(io.stats()[0].tx_packets, 8);
         io.finish().unwrap_or_else(|e| panic!("{e}"));
         let read = |n: &str| {
             let cap = Capture::load(&path(n)).unwrap_or_else(|e| panic!("{e}"));
