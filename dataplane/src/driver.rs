@@ -90,7 +90,7 @@ pub struct WorkerStatus {
     pub ports: Vec<PortStats>,
     /// Events dropped because the writer was behind.
     pub events_dropped: u64,
-    /// Injected frames with no port to leave by (or refused by the device).
+    /// Injected frames with no port to leave by.
     pub unroutable: u64,
     /// Live flows.
     pub flows: usize,

@@ -110,7 +110,7 @@ pub trait PacketIo {
     fn at_end(&self) -> bool {
         false
     }
-    /// Injected frames that had no port to leave by or that the device refused.
+    /// Injected frames that had no port to leave by (a mirror without an inject port).
     fn unsent(&self) -> u64 {
         0
     }
