@@ -24,10 +24,10 @@ use crate::flow::{FlowKey, FlowTable, TcpState};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
 pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
-// The settings moved beside their builder; re-exported likewise.
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
 use crate::scanner::{self, ScannerConfig};
+// The settings moved beside their builder; re-exported likewise.
 pub use crate::settings::{Attach, WorkerConfig};
 use crate::shared_blocks::{BlockClient, BlockRequest};
 use crate::stream::{DEFAULT_MEMCAP, StreamMemcap};
