@@ -1191,7 +1191,7 @@ impl PacketIo for PcapIo {
 mod tests {
     use super::*;
 
-    fn pcap_with(linktype: u32, records: &[&[u8]]) -> Vec<u8> {
+    pub(super) fn pcap_with(linktype: u32, records: &[&[u8]]) -> Vec<u8> {
         let mut out = vec![];
         out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
         out.extend_from_slice(&2u16.to_le_bytes());
@@ -1576,22 +1576,10 @@ mod device_tests {
     }
 
     fn capture(frames: &[Vec<u8>]) -> Frames {
-        let mut bytes = vec![];
-        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        bytes.extend_from_slice(&2u16.to_le_bytes());
-        bytes.extend_from_slice(&4u16.to_le_bytes());
-        bytes.extend_from_slice(&[0; 8]);
-        bytes.extend_from_slice(&65535u32.to_le_bytes());
-        bytes.extend_from_slice(&1u32.to_le_bytes());
-        for (i, f) in (0u32..).zip(frames) {
-            let len = u32::try_from(f.len()).unwrap_or(0);
-            bytes.extend_from_slice(&(10 + i).to_le_bytes());
-            bytes.extend_from_slice(&0u32.to_le_bytes());
-            bytes.extend_from_slice(&len.to_le_bytes());
-            bytes.extend_from_slice(&len.to_le_bytes());
-            bytes.extend_from_slice(f);
-        }
-        let capture = Capture::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e:?}"));
+        let records: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        // Frame i at 100 + i seconds and 7 us.
+        let capture =
+            Capture::from_bytes(&tests::pcap_with(1, &records)).unwrap_or_else(|e| panic!("{e:?}"));
         Frames::Memory { capture, next: 0 }
     }
 
@@ -1616,11 +1604,13 @@ mod device_tests {
         }
         // Two passes of three frames, in polls of at most two; the last poll finds the end.
         assert_eq!(polls.iter().sum::<usize>(), 6);
-        // The second pass starts one second after the first one's span (2 s): at 13 s.
+        // The second pass starts one second after the first one's span (2 s): at 103 s.
         let s = Timestamp::SECOND;
         assert_eq!(
             h.seen,
-            [10, 11, 12, 13, 14, 15].map(|t| Timestamp(t * s)).to_vec()
+            [100, 101, 102, 103, 104, 105]
+                .map(|t| Timestamp(t * s + 7))
+                .to_vec()
         );
         assert_eq!(io.first_pass().map(|st| st.frames), Some(3));
         assert_eq!(io.injected_by_direction(), (2, 2));
@@ -1636,14 +1626,24 @@ mod device_tests {
         };
         assert_eq!(
             read("fwd.pcap"),
-            vec![(10, Some(2)), (12, Some(4)), (13, Some(2)), (15, Some(4))]
+            vec![
+                (100, Some(2)),
+                (102, Some(4)),
+                (103, Some(2)),
+                (105, Some(4))
+            ]
         );
         assert_eq!(
             read("inj.pcap"),
-            vec![(11, Some(3)), (11, Some(3)), (14, Some(3)), (14, Some(3))]
+            vec![
+                (101, Some(3)),
+                (101, Some(3)),
+                (104, Some(3)),
+                (104, Some(3))
+            ]
         );
-        assert_eq!(read("src.pcap"), vec![(11, Some(3)), (14, Some(3))]);
-        assert_eq!(read("dst.pcap"), vec![(11, Some(3)), (14, Some(3))]);
+        assert_eq!(read("src.pcap"), vec![(101, Some(3)), (104, Some(3))]);
+        assert_eq!(read("dst.pcap"), vec![(101, Some(3)), (104, Some(3))]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
