@@ -134,6 +134,9 @@ pub struct ScanBuffers<'a> {
     pub payload_in_stream: bool,
     /// The flow's payload is no longer inspected (encrypted TLS).
     pub no_payload: bool,
+    /// The packet goes towards the server: request buffers are offered, not response ones
+    /// ([`BufferKind::to_client`]).
+    pub to_server: bool,
 }
 
 impl Buffers for ScanBuffers<'_> {
@@ -146,10 +149,23 @@ impl Buffers for ScanBuffers<'_> {
     }
 
     fn get(&self, kind: BufferKind) -> Option<&[u8]> {
+        self.get_nth(kind, 0)
+    }
+
+    fn get_nth(&self, kind: BufferKind, n: usize) -> Option<&[u8]> {
         if kind == BufferKind::Stream {
-            return self.stream;
+            return self.stream.filter(|_| n == 0);
         }
         let a = self.app.as_ref()?;
+        if kind.to_client() == self.to_server {
+            return None;
+        }
+        match kind {
+            BufferKind::DnsQuery => return a.dns_queries.get(n).map(Vec::as_slice),
+            BufferKind::TlsCerts => return a.tls_certs.get(n).map(Vec::as_slice),
+            _ if n > 0 => return None,
+            _ => {}
+        }
         match kind {
             BufferKind::HttpUri => a.http_uri,
             BufferKind::HttpUriRaw => a.http_uri_raw,
@@ -163,7 +179,15 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::HttpRequestBody => a.http_request_body,
             BufferKind::HttpProtocol => a.http_protocol,
             BufferKind::TlsSni => a.tls_sni,
-            BufferKind::DnsQuery => a.dns_query(),
+            BufferKind::Ja3String => a.tls_ja3,
+            BufferKind::Ja3Hash => a.tls_ja3_hash,
+            BufferKind::Ja4Hash => a.tls_ja4,
+            BufferKind::Ja3sString => a.tls_ja3s,
+            BufferKind::Ja3sHash => a.tls_ja3s_hash,
+            BufferKind::TlsCertSubject => a.tls_cert_subject,
+            BufferKind::TlsCertIssuer => a.tls_cert_issuer,
+            BufferKind::TlsCertSerial => a.tls_cert_serial,
+            BufferKind::TlsCertFingerprint => a.tls_cert_fingerprint,
             _ => None,
         }
     }
@@ -191,15 +215,28 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
         http_connection: Some(ANY),
         http_request_body: Some(ANY),
         tls_sni: Some(ANY),
+        tls_ja3: Some(ANY),
+        tls_ja3_hash: Some(ANY),
+        tls_ja4: Some(ANY),
+        tls_ja3s: Some(ANY),
+        tls_ja3s_hash: Some(ANY),
+        tls_cert_subject: Some(ANY),
+        tls_cert_issuer: Some(ANY),
+        tls_cert_serial: Some(ANY),
+        tls_cert_fingerprint: Some(ANY),
+        tls_certs: &queries,
         dns_queries: &queries,
     };
-    let full = ScanBuffers {
+    let full = |to_server| ScanBuffers {
         stream: Some(ANY),
         app: Some(app),
         payload_in_stream: false,
         no_payload: false,
+        to_server,
     };
-    matches!(kind, BufferKind::Payload | BufferKind::Packet) || full.get(kind).is_some()
+    matches!(kind, BufferKind::Payload | BufferKind::Packet)
+        || full(true).get(kind).is_some()
+        || full(false).get(kind).is_some()
 }
 
 fn rule_app(p: App) -> Option<AppProto> {
@@ -370,6 +407,7 @@ pub fn inspect(
         app,
         payload_in_stream,
         no_payload,
+        to_server,
     };
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
@@ -479,6 +517,7 @@ pub fn flush(
         // No payload of its own: stream rules read the stream only.
         payload_in_stream: true,
         no_payload,
+        to_server,
     };
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
@@ -969,6 +1008,8 @@ mod tests {
     enum Probe {
         Http,
         Tls,
+        /// The server's ServerHello and Certificate, after the client's hello.
+        TlsServer,
         Dns,
     }
 
@@ -987,6 +1028,16 @@ mod tests {
             HttpConnection => ("probe-close", Probe::Http),
             HttpProtocol => ("HTTP/1.1", Probe::Http),
             TlsSni => ("probe.example", Probe::Tls),
+            Ja3String => ("771,4865,0,,", Probe::Tls),
+            Ja3Hash => ("1e7c622032b0cb79401b0f7be3793a1a", Probe::Tls),
+            Ja4Hash => ("t12d010100_", Probe::Tls),
+            Ja3sString => ("771,49199,65281", Probe::TlsServer),
+            Ja3sHash => ("fbe78c619e7ea20046131294ad087f05", Probe::TlsServer),
+            TlsCertSubject => ("O=probe GmbH, CN=probe.example", Probe::TlsServer),
+            TlsCertIssuer => ("C=DE, O=probe GmbH", Probe::TlsServer),
+            TlsCertSerial => ("0A:1B:2C:3D", Probe::TlsServer),
+            TlsCertFingerprint => ("42:a7:5a:ea:78:f5", Probe::TlsServer),
+            TlsCerts => ("probe GmbH", Probe::TlsServer),
             DnsQuery => ("probe.example", Probe::Dns),
             other => panic!("{other:?} is filled but has no crafted flow here: add one"),
         }
@@ -1006,6 +1057,17 @@ mod tests {
                 let hello = records(&client_hello_msg(b"probe.example"), 1000);
                 c.pkt(true, PA, 101, 501, &hello)
             }
+            Probe::TlsServer => {
+                use crate::app::tls::cert::tests::PROBE_CERT;
+                use crate::app::tls::parser::tests::{client_hello_msg, records, server_flight};
+                c.handshake();
+                let hello = records(&client_hello_msg(b"probe.example"), 1000);
+                let lh = u32::try_from(hello.len()).unwrap();
+                let mut got = c.pkt(true, PA, 101, 501, &hello);
+                let flight = records(&server_flight(&[PROBE_CERT]), 1000);
+                got.extend(c.pkt(false, PA, 501, 101 + lh, &flight));
+                got
+            }
             Probe::Dns => {
                 let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
                 for label in [&b"probe"[..], b"example"] {
@@ -1016,6 +1078,73 @@ mod tests {
                 c.udp(53, &q)
             }
         }
+    }
+
+    // The TLS handshake buffers: each fires on the flow that fills it (above), never with a
+    // value one byte off, and the server's buffers never on a flow whose server sent nothing;
+    // a server buffer is not offered on the client's packets (`flow:to_server` cannot see it).
+    #[test]
+    fn tls_handshake_buffers_fire_only_on_their_value_and_side() {
+        use BufferKind::*;
+        let kinds = [
+            Ja3String,
+            Ja3Hash,
+            Ja4Hash,
+            Ja3sString,
+            Ja3sHash,
+            TlsCertSubject,
+            TlsCertIssuer,
+            TlsCertSerial,
+            TlsCertFingerprint,
+            TlsCerts,
+        ];
+        for kind in kinds {
+            let (pattern, flow) = probe(kind);
+            let name = kind.name();
+            let rule =
+                format!("alert tcp any any -> any any ({name}; content:\"{pattern}\"; sid:1;)");
+            assert_eq!(run_probe(flow, &rule), vec![1], "{rule}");
+            let mut off = pattern.to_string();
+            let last = off.pop().unwrap();
+            off.push(if last == '0' { '1' } else { '0' });
+            let rule = format!("alert tcp any any -> any any ({name}; content:\"{off}\"; sid:1;)");
+            assert!(run_probe(flow, &rule).is_empty(), "{rule}");
+            if kind.to_client() {
+                let rule =
+                    format!("alert tcp any any -> any any ({name}; content:\"{pattern}\"; sid:1;)");
+                assert!(run_probe(Probe::Tls, &rule).is_empty(), "{rule}");
+                let rule = format!(
+                    "alert tcp any any -> any any (flow:to_server; {name}; content:\"{pattern}\"; sid:1;)"
+                );
+                assert!(run_probe(flow, &rule).is_empty(), "{rule}");
+            }
+        }
+    }
+
+    // `tls.certs` is a multi-buffer: a chain's second certificate matches alone, and a pattern
+    // across two certificates does not.
+    #[test]
+    fn tls_certs_each_certificate_alone() {
+        use crate::app::tls::cert::tests::PROBE_CERT;
+        use crate::app::tls::parser::tests::{client_hello_msg, records, server_flight};
+        let second: &[u8] = b"SECONDCERT";
+        let run = |pattern: &str| {
+            let rule =
+                format!("alert tcp any any -> any any (tls.certs; content:\"{pattern}\"; sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            c.handshake();
+            let hello = records(&client_hello_msg(b"probe.example"), 1000);
+            let lh = u32::try_from(hello.len()).unwrap();
+            let mut got = c.pkt(true, PA, 101, 501, &hello);
+            let flight = records(&server_flight(&[PROBE_CERT, second]), 1000);
+            got.extend(c.pkt(false, PA, 501, 101 + lh, &flight));
+            got
+        };
+        assert_eq!(run("SECONDCERT"), vec![1]);
+        assert_eq!(run("probe GmbH"), vec![1]);
+        // The leaf's last bytes followed by the second certificate's first.
+        let tail = PROBE_CERT.last().unwrap();
+        assert!(run(&format!("|{tail:02x}|SECOND")).is_empty());
     }
 
     // Every buffer a rule can name (sticky keyword, legacy content modifier, pcre flag) is

@@ -6,7 +6,10 @@
 //!   exists from its request line on and progresses (head, body) as libhtp's do: the request-line
 //!   buffers are there once the line is complete, the header buffers once the head is, the body
 //!   once it ended or [`HTTP_BODY_MIN_INSPECT`] bytes of it arrived.
-//! - TLS ClientHello SNI (client-to-server stream, `tls-parser`), across records and segments.
+//! - TLS handshake (`tls-parser`), across records and segments: the ClientHello's SNI, JA3 and
+//!   JA4; the ServerHello's JA3S; the server's certificate chain (`x509-parser`): subject,
+//!   issuer, serial, SHA-1 fingerprint and each certificate's DER. One transaction per flow,
+//!   created by the ClientHello and progressed by the server's messages.
 //! - DNS queries (UDP payloads, or TCP with the 2-byte length prefix): the question names.
 //!
 //! Each engine has `parser.rs` (pure functions over byte slices) and `state.rs` (per-flow state,
@@ -211,8 +214,8 @@ impl AppUpdate {
 pub enum TxData {
     /// An HTTP request.
     Http(Box<http::parser::Request>),
-    /// A TLS ClientHello.
-    Tls(tls::parser::ClientHello),
+    /// A TLS handshake (client and server side).
+    Tls(Box<tls::state::TlsTx>),
     /// A DNS query message.
     Dns(dns::parser::Message),
 }
@@ -247,6 +250,26 @@ pub struct AppBuffers<'a> {
     pub http_request_body: Option<&'a [u8]>,
     /// `tls.sni`.
     pub tls_sni: Option<&'a [u8]>,
+    /// `ja3.string`.
+    pub tls_ja3: Option<&'a [u8]>,
+    /// `ja3.hash`.
+    pub tls_ja3_hash: Option<&'a [u8]>,
+    /// `ja4.hash`.
+    pub tls_ja4: Option<&'a [u8]>,
+    /// `ja3s.string`.
+    pub tls_ja3s: Option<&'a [u8]>,
+    /// `ja3s.hash`.
+    pub tls_ja3s_hash: Option<&'a [u8]>,
+    /// `tls.cert_subject` (the leaf certificate's).
+    pub tls_cert_subject: Option<&'a [u8]>,
+    /// `tls.cert_issuer`.
+    pub tls_cert_issuer: Option<&'a [u8]>,
+    /// `tls.cert_serial`.
+    pub tls_cert_serial: Option<&'a [u8]>,
+    /// `tls.cert_fingerprint`.
+    pub tls_cert_fingerprint: Option<&'a [u8]>,
+    /// `tls.certs`: each certificate's DER, leaf first (a multi-buffer).
+    pub tls_certs: &'a [Vec<u8>],
     /// `dns.query`: every question name of the message, dotted, no trailing dot, case kept.
     pub dns_queries: &'a [Vec<u8>],
 }
@@ -280,11 +303,26 @@ impl<'a> AppBuffers<'a> {
                     .then_some(r.body.as_slice()),
                 ..AppBuffers::default()
             },
-            TxData::Tls(c) => AppBuffers {
-                proto: AppProto::Tls,
-                tls_sni: c.sni.as_deref(),
-                ..AppBuffers::default()
-            },
+            TxData::Tls(t) => {
+                let c = t.client.as_ref();
+                let s = t.server.as_ref();
+                let x = t.certs.as_ref();
+                AppBuffers {
+                    proto: AppProto::Tls,
+                    tls_sni: c.and_then(|c| c.sni.as_deref()),
+                    tls_ja3: c.map(|c| c.ja3.as_slice()),
+                    tls_ja3_hash: c.map(|c| c.ja3_hash.as_slice()),
+                    tls_ja4: c.map(|c| c.ja4.as_slice()),
+                    tls_ja3s: s.map(|s| s.ja3s.as_slice()),
+                    tls_ja3s_hash: s.map(|s| s.ja3s_hash.as_slice()),
+                    tls_cert_subject: x.and_then(|x| x.subject.as_deref()),
+                    tls_cert_issuer: x.and_then(|x| x.issuer.as_deref()),
+                    tls_cert_serial: x.and_then(|x| x.serial.as_deref()),
+                    tls_cert_fingerprint: x.and_then(|x| x.fingerprint.as_deref()),
+                    tls_certs: x.map(|x| x.certs.as_slice()).unwrap_or_default(),
+                    ..AppBuffers::default()
+                }
+            }
             TxData::Dns(m) => AppBuffers {
                 proto: AppProto::Dns,
                 dns_queries: &m.queries,
@@ -458,9 +496,7 @@ impl AppState {
             match &mut self.parser {
                 Parser::Http(h) if to_server => h.on_gap(),
                 Parser::Tls(t) => {
-                    if to_server {
-                        t.on_gap();
-                    }
+                    t.on_gap(to_server);
                     t.lost_records(to_server);
                 }
                 Parser::Dns(d) => d.on_gap(to_server),
@@ -549,10 +585,12 @@ impl AppState {
                 }
             }
             Parser::Tls(t) => {
-                if to_server {
-                    t.feed(data, &mut out, &mut up.events);
-                }
+                let mut steps = Vec::new();
+                t.feed(to_server, data, &mut steps, &mut up.events);
                 t.on_records(to_server, data);
+                for step in steps {
+                    self.apply_tls(&mut up, step);
+                }
             }
             Parser::Dns(d) => d.on_tcp(to_server, data, &mut out, &mut up.events),
             _ => {}
@@ -585,6 +623,42 @@ impl AppState {
         self.txs.push_back((id, tx));
         self.next_tx = self.next_tx.saturating_add(1);
         Self::touch(up, id);
+    }
+
+    /// Apply one step of the TLS handshake: the ClientHello opens the flow's transaction, the
+    /// server's messages progress it (or open one when the client's hello was not seen).
+    fn apply_tls(&mut self, up: &mut AppUpdate, step: tls::state::TlsOut) {
+        use tls::state::{TlsOut, TlsTx};
+        if let TlsOut::Client(c) = step {
+            let tx = TlsTx {
+                client: Some(c),
+                ..TlsTx::default()
+            };
+            self.push_tx(up, TxData::Tls(Box::new(tx)));
+            return;
+        }
+        let latest = match self.txs.back_mut() {
+            Some((id, TxData::Tls(t))) => Some((*id, t)),
+            _ => None,
+        };
+        let (id, t) = match latest {
+            Some((id, t)) => (Some(id), t),
+            None => {
+                self.push_tx(up, TxData::Tls(Box::default()));
+                match self.txs.back_mut() {
+                    Some((_, TxData::Tls(t))) => (None, t),
+                    _ => return,
+                }
+            }
+        };
+        match step {
+            TlsOut::Server(s) => t.server = Some(s),
+            TlsOut::Certs(c) => t.certs = Some(c),
+            TlsOut::Client(_) => {}
+        }
+        if let Some(id) = id {
+            Self::touch(up, id);
+        }
     }
 
     /// Apply one step of the latest HTTP transaction's progress.

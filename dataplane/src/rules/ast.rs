@@ -125,11 +125,19 @@ pub enum BufferKind {
     DnsQuery,
     Ja3Hash,
     Ja3sHash,
+    /// `ja3.string`: the JA3 fields before hashing.
+    Ja3String,
+    /// `ja3s.string`.
+    Ja3sString,
+    /// `ja4.hash`: the full JA4 fingerprint.
+    Ja4Hash,
+    /// `tls.cert_fingerprint`: SHA-1 of the leaf certificate, `aa:bb:...`.
+    TlsCertFingerprint,
 }
 
 impl BufferKind {
     /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 38] = {
+    pub const ALL: [BufferKind; 42] = {
         use BufferKind::*;
         [
             Payload,
@@ -170,6 +178,10 @@ impl BufferKind {
             DnsQuery,
             Ja3Hash,
             Ja3sHash,
+            Ja3String,
+            Ja3sString,
+            Ja4Hash,
+            TlsCertFingerprint,
         ]
     };
 
@@ -222,7 +234,40 @@ impl BufferKind {
             DnsQuery => "dns.query",
             Ja3Hash => "ja3.hash",
             Ja3sHash => "ja3s.hash",
+            Ja3String => "ja3.string",
+            Ja3sString => "ja3s.string",
+            Ja4Hash => "ja4.hash",
+            TlsCertFingerprint => "tls.cert_fingerprint",
         }
+    }
+
+    /// Whether the buffer belongs to the server's side of a transaction (Suricata's to-client
+    /// buffers): it is offered on packets towards the client only, and request buffers on
+    /// packets towards the server only.
+    pub fn to_client(self) -> bool {
+        use BufferKind::*;
+        matches!(
+            self,
+            FileData
+                | HttpResponseLine
+                | HttpStatCode
+                | HttpStatMsg
+                | HttpServer
+                | HttpLocation
+                | TlsCertSubject
+                | TlsCertIssuer
+                | TlsCertSerial
+                | TlsCertFingerprint
+                | TlsCerts
+                | Ja3sHash
+                | Ja3sString
+        )
+    }
+
+    /// Whether the buffer is a multi-buffer (Suricata 8): one instance per certificate or
+    /// query name, each inspected alone; a rule matches when one instance matches its chain.
+    pub fn is_multi(self) -> bool {
+        matches!(self, BufferKind::TlsCerts | BufferKind::DnsQuery)
     }
 
     /// The app-layer protocol this buffer implies (for header proto `tcp` rules on app buffers).
@@ -231,7 +276,9 @@ impl BufferKind {
         match self {
             Payload | Packet | Stream => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
-            | Ja3sHash => Some(AppProto::Tls),
+            | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint => {
+                Some(AppProto::Tls)
+            }
             DnsQuery => Some(AppProto::Dns),
             _ => Some(AppProto::Http),
         }

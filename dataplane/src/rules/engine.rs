@@ -65,6 +65,13 @@ pub trait Buffers {
     /// [`BufferKind::Packet`] are never asked for (they come from [`PacketView::payload`]).
     fn get(&self, kind: BufferKind) -> Option<&[u8]>;
 
+    /// Instance `n` of a multi-buffer ([`BufferKind::is_multi`]: each certificate of
+    /// `tls.certs`, each name of `dns.query`); instance 0 is [`Self::get`]. Callers stop at the
+    /// first `None`.
+    fn get_nth(&self, kind: BufferKind, n: usize) -> Option<&[u8]> {
+        if n == 0 { self.get(kind) } else { None }
+    }
+
     /// The packet's payload went into the reassembled stream, which is inspected on its own
     /// timing (IDS mode): a rule that may match either the stream or the packet then matches
     /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...), as Suricata's
@@ -777,6 +784,13 @@ impl RuleSet {
                 }
             } else if let Some(b) = bufs.get(*kind) {
                 scan(pfs, union, b, pkt, &mut cand, &mut seen);
+                if kind.is_multi() {
+                    let mut n = 1;
+                    while let Some(b) = bufs.get_nth(*kind, n) {
+                        scan(pfs, union, b, pkt, &mut cand, &mut seen);
+                        n += 1;
+                    }
+                }
             }
         }
         for part in &group.parts {
@@ -1128,6 +1142,22 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
                 }
             }
             BufferKind::Packet => (Some(p.payload), None),
+            other if other.is_multi() => {
+                // Each instance alone: the whole chain must match within one.
+                let mut n = 0;
+                let mut hit = false;
+                while let Some(b) = bufs.get_nth(other, n) {
+                    if chain_ok(ch, b) {
+                        hit = true;
+                        break;
+                    }
+                    n += 1;
+                }
+                if !hit {
+                    return false;
+                }
+                continue;
+            }
             other => (bufs.get(other), None),
         };
         if !(buf.is_some_and(|b| chain_ok(ch, b)) || alt.is_some_and(|b| chain_ok(ch, b))) {

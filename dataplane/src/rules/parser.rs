@@ -495,6 +495,11 @@ pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
         ("ja3_hash", Ja3Hash),
         ("ja3s.hash", Ja3sHash),
         ("ja3s_hash", Ja3sHash),
+        ("ja3.string", Ja3String),
+        ("ja3s.string", Ja3sString),
+        ("ja4.hash", Ja4Hash),
+        ("tls.cert_fingerprint", TlsCertFingerprint),
+        ("tls_cert_fingerprint", TlsCertFingerprint),
     ]
 };
 

@@ -804,28 +804,6 @@ fn skip_file_data() {
     }
 }
 
-// TLS certificates: svm reads the ClientHello only.
-#[test]
-fn skip_tls_certificate_buffers() {
-    for name in [
-        "tls.cert_subject",
-        "tls.cert_issuer",
-        "tls.cert_serial",
-        "tls.certs",
-    ] {
-        skipped_buffer(&format!("{name}; content:\"x\";"), name);
-    }
-    skipped_buffer("tls_cert_subject; content:\"x\";", "tls.cert_subject");
-}
-
-// JA3 and JA3S fingerprints are not computed.
-#[test]
-fn skip_ja3() {
-    skipped_buffer("ja3.hash; content:\"x\";", "ja3.hash");
-    skipped_buffer("ja3_hash; content:\"x\";", "ja3.hash");
-    skipped_buffer("ja3s.hash; content:\"x\";", "ja3s.hash");
-}
-
 // An unfilled buffer named without a buffer keyword: a legacy content modifier or a pcre flag;
 // the reason names the buffer all the same, and a sticky buffer alone (nothing read) too.
 #[test]

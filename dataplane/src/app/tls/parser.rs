@@ -1,4 +1,5 @@
-//! TLS ClientHello parsing over tls-parser: record framing and SNI extraction.
+//! TLS handshake parsing over tls-parser: record framing, the ClientHello (SNI, JA3, JA4), the
+//! ServerHello (JA3S) and the server's Certificate message (see [`super::cert`]).
 //! Pure functions: no state, no logging, no panics on any input.
 
 use tls_parser::{
@@ -6,14 +7,36 @@ use tls_parser::{
     parse_tls_message_handshake, parse_tls_raw_record,
 };
 
+use super::cert::{self, Certificates};
+use super::fingerprint::{self, HelloFields};
+
 /// Handshake message type of a ClientHello.
 pub const CLIENT_HELLO: u8 = 1;
+/// Handshake message type of a ServerHello.
+pub const SERVER_HELLO: u8 = 2;
+/// Handshake message type of a Certificate.
+pub const CERTIFICATE: u8 = 11;
 
 /// What the ClientHello told us.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientHello {
     /// The first `host_name` of the server_name extension, as sent.
     pub sni: Option<Vec<u8>>,
+    /// `ja3.string`.
+    pub ja3: Vec<u8>,
+    /// `ja3.hash`: MD5 of the JA3 string, 32 lowercase hex digits.
+    pub ja3_hash: Vec<u8>,
+    /// `ja4.hash`: the JA4 fingerprint (`t13d1516h2_8daaf6152771_e5627efa2ab1`).
+    pub ja4: Vec<u8>,
+}
+
+/// What the ServerHello told us.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerHello {
+    /// `ja3s.string`.
+    pub ja3s: Vec<u8>,
+    /// `ja3s.hash`.
+    pub ja3s_hash: Vec<u8>,
 }
 
 /// One record at the start of a buffer.
@@ -38,7 +61,7 @@ pub enum ParseError {
     /// A record header is invalid or announces more than the protocol allows.
     #[error("tls: malformed record")]
     Record,
-    /// The handshake message is not a well-formed ClientHello.
+    /// The handshake message is not a well-formed ClientHello, ServerHello or Certificate.
     #[error("tls: malformed handshake")]
     Handshake,
 }
@@ -83,7 +106,26 @@ pub fn client_hello(msg: &[u8]) -> Result<ClientHello, ParseError> {
     else {
         return Err(ParseError::Handshake);
     };
-    let mut hello = ClientHello::default();
+    let mut fields = HelloFields {
+        version: ch.version.0,
+        ciphers: ch
+            .ciphers
+            .iter()
+            .take(fingerprint::MAX_LIST)
+            .map(|c| c.0)
+            .collect(),
+        ..HelloFields::default()
+    };
+    if let Some(ext) = ch.ext {
+        fields.read_extensions(ext, true);
+    }
+    let ja3 = fingerprint::ja3(&fields);
+    let mut hello = ClientHello {
+        sni: None,
+        ja3_hash: fingerprint::md5_hex(&ja3).into_bytes(),
+        ja3: ja3.into_bytes(),
+        ja4: fingerprint::ja4(&fields).into_bytes(),
+    };
     let Some(ext) = ch.ext else {
         return Ok(hello);
     };
@@ -99,6 +141,38 @@ pub fn client_hello(msg: &[u8]) -> Result<ClientHello, ParseError> {
         _ => None,
     });
     Ok(hello)
+}
+
+/// Parse a complete ServerHello handshake message (header included): its JA3S.
+pub fn server_hello(msg: &[u8]) -> Result<ServerHello, ParseError> {
+    let Ok((_, TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)))) =
+        parse_tls_message_handshake(msg)
+    else {
+        return Err(ParseError::Handshake);
+    };
+    let mut fields = HelloFields {
+        version: sh.version.0,
+        ciphers: vec![sh.cipher.0],
+        ..HelloFields::default()
+    };
+    if let Some(ext) = sh.ext {
+        fields.read_extensions(ext, false);
+    }
+    let ja3s = fingerprint::ja3s(&fields);
+    Ok(ServerHello {
+        ja3s_hash: fingerprint::md5_hex(&ja3s).into_bytes(),
+        ja3s: ja3s.into_bytes(),
+    })
+}
+
+/// Parse a complete Certificate handshake message (header included; TLS 1.2 and earlier).
+pub fn certificate(msg: &[u8]) -> Result<Certificates, ParseError> {
+    let Ok((_, TlsMessage::Handshake(TlsMessageHandshake::Certificate(c)))) =
+        parse_tls_message_handshake(msg)
+    else {
+        return Err(ParseError::Handshake);
+    };
+    Ok(cert::certificates(c.cert_chain.iter().map(|c| c.data)))
 }
 
 #[cfg(test)]
@@ -126,6 +200,34 @@ pub(crate) mod tests {
         let l = u32::try_from(body.len()).unwrap().to_be_bytes();
         msg.extend_from_slice(&l[1..]);
         msg.extend_from_slice(&body);
+        msg
+    }
+
+    /// A ServerHello (TLS 1.2, cipher 0xc02f, renegotiation_info) followed by a Certificate
+    /// message with `certs`, as the server sends them in clear.
+    pub(crate) fn server_flight(certs: &[&[u8]]) -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[0x22; 32]); // random
+        body.push(0); // session id
+        body.extend_from_slice(&[0xc0, 0x2f, 0x00]); // cipher, null compression
+        body.extend_from_slice(&[0x00, 0x05, 0xff, 0x01, 0x00, 0x01, 0x00]);
+        let mut out = handshake(SERVER_HELLO, &body);
+        let mut chain = Vec::new();
+        for c in certs {
+            chain.extend_from_slice(&u32::try_from(c.len()).unwrap().to_be_bytes()[1..]);
+            chain.extend_from_slice(c);
+        }
+        let mut body = u32::try_from(chain.len()).unwrap().to_be_bytes()[1..].to_vec();
+        body.extend_from_slice(&chain);
+        out.extend(handshake(CERTIFICATE, &body));
+        out.extend(handshake(14, &[]));
+        out
+    }
+
+    fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
+        let mut msg = vec![ty];
+        msg.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes()[1..]);
+        msg.extend_from_slice(body);
         msg
     }
 
@@ -159,5 +261,29 @@ pub(crate) mod tests {
         }
         assert_eq!(record(&rec[..3]), Ok(Record::Incomplete));
         assert_eq!(client_hello(&msg[..20]), Err(ParseError::Handshake));
+    }
+
+    #[test]
+    fn fingerprints_of_the_hellos() {
+        let c = client_hello(&client_hello_msg(b"a.example")).unwrap();
+        assert_eq!(c.ja3, b"771,4865,0,,");
+        assert_eq!(c.ja3_hash, b"1e7c622032b0cb79401b0f7be3793a1a");
+        assert!(
+            c.ja4.starts_with(b"t12d010100_"),
+            "{:?}",
+            String::from_utf8_lossy(&c.ja4)
+        );
+        let flight = server_flight(&[cert::tests::PROBE_CERT]);
+        let (_, len) = handshake_len(&flight).unwrap();
+        let s = server_hello(&flight[..len]).unwrap();
+        assert_eq!(s.ja3s, b"771,49199,65281");
+        assert_eq!(s.ja3s_hash, b"fbe78c619e7ea20046131294ad087f05");
+        let rest = &flight[len..];
+        let (ty, clen) = handshake_len(rest).unwrap();
+        assert_eq!(ty, CERTIFICATE);
+        let certs = certificate(&rest[..clen]).unwrap();
+        assert_eq!(certs.serial.as_deref(), Some(&b"0A:1B:2C:3D"[..]));
+        assert_eq!(server_hello(&rest[..clen]), Err(ParseError::Handshake));
+        assert_eq!(certificate(&flight[..len]), Err(ParseError::Handshake));
     }
 }
