@@ -13,7 +13,7 @@ use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{Flow, TcpState};
 use crate::rules::{
-    AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet,
+    AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet, Side,
     ThresholdState,
 };
 use crate::stream::{Segment, StreamConfig, StreamEvents, StreamMemcap, TcpStream};
@@ -157,12 +157,35 @@ impl Buffers for ScanBuffers<'_> {
             return self.stream.filter(|_| n == 0);
         }
         let a = self.app.as_ref()?;
-        if kind.to_client() == self.to_server {
+        let side = kind.side();
+        if (side == Side::ToClient && self.to_server) || (side == Side::ToServer && !self.to_server)
+        {
             return None;
+        }
+        if !self.to_server {
+            return match kind {
+                BufferKind::TlsCerts => a.tls_certs.get(n).map(Vec::as_slice),
+                _ if n > 0 => None,
+                BufferKind::FileData => a.http_response_body,
+                BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_response_header,
+                BufferKind::HttpCookie => a.http_set_cookie,
+                BufferKind::HttpProtocol => a.http_response_protocol,
+                BufferKind::HttpResponseLine => a.http_response_line,
+                BufferKind::HttpStatCode => a.http_stat_code,
+                BufferKind::HttpStatMsg => a.http_stat_msg,
+                BufferKind::HttpServer => a.http_server,
+                BufferKind::HttpLocation => a.http_location,
+                BufferKind::Ja3sString => a.tls_ja3s,
+                BufferKind::Ja3sHash => a.tls_ja3s_hash,
+                BufferKind::TlsCertSubject => a.tls_cert_subject,
+                BufferKind::TlsCertIssuer => a.tls_cert_issuer,
+                BufferKind::TlsCertSerial => a.tls_cert_serial,
+                BufferKind::TlsCertFingerprint => a.tls_cert_fingerprint,
+                _ => None,
+            };
         }
         match kind {
             BufferKind::DnsQuery => return a.dns_queries.get(n).map(Vec::as_slice),
-            BufferKind::TlsCerts => return a.tls_certs.get(n).map(Vec::as_slice),
             _ if n > 0 => return None,
             _ => {}
         }
@@ -176,18 +199,13 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_header,
             BufferKind::HttpCookie => a.http_cookie,
             BufferKind::HttpConnection => a.http_connection,
-            BufferKind::HttpRequestBody => a.http_request_body,
+            // `file.data` towards the server: the request body (Suricata's HTTP file data).
+            BufferKind::HttpRequestBody | BufferKind::FileData => a.http_request_body,
             BufferKind::HttpProtocol => a.http_protocol,
             BufferKind::TlsSni => a.tls_sni,
             BufferKind::Ja3String => a.tls_ja3,
             BufferKind::Ja3Hash => a.tls_ja3_hash,
             BufferKind::Ja4Hash => a.tls_ja4,
-            BufferKind::Ja3sString => a.tls_ja3s,
-            BufferKind::Ja3sHash => a.tls_ja3s_hash,
-            BufferKind::TlsCertSubject => a.tls_cert_subject,
-            BufferKind::TlsCertIssuer => a.tls_cert_issuer,
-            BufferKind::TlsCertSerial => a.tls_cert_serial,
-            BufferKind::TlsCertFingerprint => a.tls_cert_fingerprint,
             _ => None,
         }
     }
@@ -214,6 +232,15 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
         http_cookie: Some(ANY),
         http_connection: Some(ANY),
         http_request_body: Some(ANY),
+        http_response_line: Some(ANY),
+        http_stat_code: Some(ANY),
+        http_stat_msg: Some(ANY),
+        http_server: Some(ANY),
+        http_location: Some(ANY),
+        http_response_protocol: Some(ANY),
+        http_response_header: Some(ANY),
+        http_set_cookie: Some(ANY),
+        http_response_body: Some(ANY),
         tls_sni: Some(ANY),
         tls_ja3: Some(ANY),
         tls_ja3_hash: Some(ANY),
@@ -476,6 +503,13 @@ pub fn flush(
         {
             *slot = up.tx_ids().last();
         }
+    }
+    // A response body without an end ends with the flow.
+    let up = scan.app.on_close();
+    if up.new_txs > 0
+        && let Some(slot) = scan.pending_tx.get_mut(1)
+    {
+        *slot = up.tx_ids().last();
     }
     let idx = usize::from(!to_server);
     let tx = scan.pending_tx.get_mut(idx).and_then(Option::take);
@@ -1010,6 +1044,8 @@ mod tests {
         Tls,
         /// The server's ServerHello and Certificate, after the client's hello.
         TlsServer,
+        /// The server's response (gzip, chunked) to the probe request.
+        HttpResponse,
         Dns,
     }
 
@@ -1028,6 +1064,12 @@ mod tests {
             HttpConnection => ("probe-close", Probe::Http),
             HttpProtocol => ("HTTP/1.1", Probe::Http),
             TlsSni => ("probe.example", Probe::Tls),
+            HttpResponseLine => ("HTTP/1.1 302 Probe Found", Probe::HttpResponse),
+            HttpStatCode => ("302", Probe::HttpResponse),
+            HttpStatMsg => ("Probe Found", Probe::HttpResponse),
+            HttpServer => ("probe-server", Probe::HttpResponse),
+            HttpLocation => ("/probe-location", Probe::HttpResponse),
+            FileData => ("MZprobe-file", Probe::HttpResponse),
             Ja3String => ("771,4865,0,,", Probe::Tls),
             Ja3Hash => ("1e7c622032b0cb79401b0f7be3793a1a", Probe::Tls),
             Ja4Hash => ("t12d010100_", Probe::Tls),
@@ -1057,6 +1099,15 @@ mod tests {
                 let hello = records(&client_hello_msg(b"probe.example"), 1000);
                 c.pkt(true, PA, 101, 501, &hello)
             }
+            Probe::HttpResponse => {
+                use crate::app::http::response::tests::probe_response;
+                c.handshake();
+                let l = u32::try_from(PROBE_REQ.len()).unwrap();
+                let mut got = c.pkt(true, PA, 101, 501, PROBE_REQ);
+                let resp = probe_response(b"MZprobe-file");
+                got.extend(c.pkt(false, PA, 501, 101 + l, &resp));
+                got
+            }
             Probe::TlsServer => {
                 use crate::app::tls::cert::tests::PROBE_CERT;
                 use crate::app::tls::parser::tests::{client_hello_msg, records, server_flight};
@@ -1080,13 +1131,20 @@ mod tests {
         }
     }
 
-    // The TLS handshake buffers: each fires on the flow that fills it (above), never with a
-    // value one byte off, and the server's buffers never on a flow whose server sent nothing;
-    // a server buffer is not offered on the client's packets (`flow:to_server` cannot see it).
+    // The TLS handshake and HTTP response buffers: each fires on the flow that fills it, never
+    // with a value one byte off, and the server's buffers never on a flow whose server sent
+    // nothing; a server buffer is not offered on the client's packets (`flow:to_server` cannot
+    // see it).
     #[test]
-    fn tls_handshake_buffers_fire_only_on_their_value_and_side() {
+    fn server_and_handshake_buffers_fire_only_on_their_value_and_side() {
         use BufferKind::*;
         let kinds = [
+            HttpResponseLine,
+            HttpStatCode,
+            HttpStatMsg,
+            HttpServer,
+            HttpLocation,
+            FileData,
             Ja3String,
             Ja3Hash,
             Ja4Hash,
@@ -1109,7 +1167,7 @@ mod tests {
             off.push(if last == '0' { '1' } else { '0' });
             let rule = format!("alert tcp any any -> any any ({name}; content:\"{off}\"; sid:1;)");
             assert!(run_probe(flow, &rule).is_empty(), "{rule}");
-            if kind.to_client() {
+            if kind.side() == Side::ToClient {
                 let rule =
                     format!("alert tcp any any -> any any ({name}; content:\"{pattern}\"; sid:1;)");
                 assert!(run_probe(Probe::Tls, &rule).is_empty(), "{rule}");
@@ -1224,7 +1282,7 @@ mod tests {
             }
         }
         assert!(
-            fired > 20 && refused > 20,
+            fired > 60 && refused > 5,
             "{fired} fired, {refused} refused"
         );
     }

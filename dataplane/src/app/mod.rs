@@ -54,6 +54,10 @@ pub const DETECT_MAX_BYTES: usize = 16;
 /// offered whatever its size.
 pub const HTTP_BODY_MIN_INSPECT: usize = 32 << 10;
 
+/// Response body bytes collected before the body is offered to rules while it is still arriving
+/// (Suricata's `response-body-minimal-inspect-size` default, 40 KiB).
+pub const HTTP_RESPONSE_BODY_MIN_INSPECT: usize = 40 << 10;
+
 /// DNS's well-known port.
 pub const DNS_PORT: u16 = 53;
 
@@ -113,6 +117,11 @@ pub enum AppEvent {
     DnsNameTooLong,
     /// DNS over TCP length prefix with a zero length or framing lost (unrecoverable).
     DnsBadTcpFraming,
+    /// HTTP response status line or headers unparseable (recoverable: the parser looks for the
+    /// next status line).
+    HttpMalformedResponse,
+    /// A gzip or deflate response body does not decode (recoverable: what decoded is kept).
+    HttpBadEncoding,
     /// The stream had a gap; the parser of that direction resynchronised or stopped.
     StreamGap,
     /// Transactions dropped because more than [`MAX_TXS`] were kept.
@@ -121,7 +130,7 @@ pub enum AppEvent {
 
 impl AppEvent {
     /// Every variant, for counters and docs.
-    pub const ALL: [AppEvent; 15] = [
+    pub const ALL: [AppEvent; 17] = [
         AppEvent::HttpMalformedRequest,
         AppEvent::HttpHeaderTooLong,
         AppEvent::HttpTooManyHeaders,
@@ -135,6 +144,8 @@ impl AppEvent {
         AppEvent::DnsPointerLoop,
         AppEvent::DnsNameTooLong,
         AppEvent::DnsBadTcpFraming,
+        AppEvent::HttpMalformedResponse,
+        AppEvent::HttpBadEncoding,
         AppEvent::StreamGap,
         AppEvent::TxCapReached,
     ];
@@ -155,6 +166,8 @@ impl AppEvent {
             AppEvent::DnsPointerLoop => "dns_pointer_loop",
             AppEvent::DnsNameTooLong => "dns_name_too_long",
             AppEvent::DnsBadTcpFraming => "dns_bad_tcp_framing",
+            AppEvent::HttpMalformedResponse => "http_malformed_response",
+            AppEvent::HttpBadEncoding => "http_bad_encoding",
             AppEvent::StreamGap => "stream_gap",
             AppEvent::TxCapReached => "tx_cap_reached",
         }
@@ -248,6 +261,25 @@ pub struct AppBuffers<'a> {
     /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
     /// [`HTTP_BODY_MIN_INSPECT`] bytes arrived.
     pub http_request_body: Option<&'a [u8]>,
+    /// `http.response_line`.
+    pub http_response_line: Option<&'a [u8]>,
+    /// `http.stat_code`.
+    pub http_stat_code: Option<&'a [u8]>,
+    /// `http.stat_msg`.
+    pub http_stat_msg: Option<&'a [u8]>,
+    /// `http.server`.
+    pub http_server: Option<&'a [u8]>,
+    /// `http.location`.
+    pub http_location: Option<&'a [u8]>,
+    /// `http.protocol` of the response.
+    pub http_response_protocol: Option<&'a [u8]>,
+    /// `http.header` of the response (every header but Set-Cookie).
+    pub http_response_header: Option<&'a [u8]>,
+    /// `http.cookie` of the response: Set-Cookie.
+    pub http_set_cookie: Option<&'a [u8]>,
+    /// `file.data` (`http.response_body`): the de-chunked, decompressed response body, once it
+    /// ended or [`HTTP_RESPONSE_BODY_MIN_INSPECT`] bytes arrived.
+    pub http_response_body: Option<&'a [u8]>,
     /// `tls.sni`.
     pub tls_sni: Option<&'a [u8]>,
     /// `ja3.string`.
@@ -285,7 +317,8 @@ impl<'a> AppBuffers<'a> {
                 http_uri_raw: Some(&r.uri_raw),
                 http_protocol: Some(&r.protocol),
                 ..AppBuffers::default()
-            },
+            }
+            .with_response(r.response.as_deref()),
             TxData::Http(r) => AppBuffers {
                 proto: AppProto::Http,
                 http_method: Some(&r.method),
@@ -302,7 +335,8 @@ impl<'a> AppBuffers<'a> {
                     && (r.body_done || r.body.len() >= HTTP_BODY_MIN_INSPECT))
                     .then_some(r.body.as_slice()),
                 ..AppBuffers::default()
-            },
+            }
+            .with_response(r.response.as_deref()),
             TxData::Tls(t) => {
                 let c = t.client.as_ref();
                 let s = t.server.as_ref();
@@ -331,6 +365,25 @@ impl<'a> AppBuffers<'a> {
         }
     }
 
+    fn with_response(self, resp: Option<&'a http::response::Response>) -> Self {
+        let Some(p) = resp else {
+            return self;
+        };
+        AppBuffers {
+            http_response_line: Some(&p.line),
+            http_stat_code: Some(&p.stat_code),
+            http_stat_msg: Some(&p.stat_msg),
+            http_server: p.server.as_deref(),
+            http_location: p.location.as_deref(),
+            http_response_protocol: Some(&p.protocol),
+            http_response_header: Some(&p.header),
+            http_set_cookie: p.set_cookie.as_deref(),
+            http_response_body: (p.body_done || p.body.len() >= HTTP_RESPONSE_BODY_MIN_INSPECT)
+                .then_some(p.body.as_slice()),
+            ..self
+        }
+    }
+
     /// The first `dns.query` name, if any.
     pub fn dns_query(&self) -> Option<&'a [u8]> {
         self.dns_queries.first().map(Vec::as_slice)
@@ -341,7 +394,7 @@ impl<'a> AppBuffers<'a> {
 enum Parser {
     /// Not decided yet.
     Detecting,
-    Http(http::state::HttpState),
+    Http(http::state::HttpState, http::response::ResponseState),
     Tls(tls::state::TlsState),
     Dns(dns::state::DnsState),
     /// Decided: nothing we parse.
@@ -494,7 +547,8 @@ impl AppState {
         if gap {
             up.events.push(AppEvent::StreamGap);
             match &mut self.parser {
-                Parser::Http(h) if to_server => h.on_gap(),
+                Parser::Http(h, _) if to_server => h.on_gap(),
+                Parser::Http(_, r) => r.on_gap(),
                 Parser::Tls(t) => {
                     t.on_gap(to_server);
                     t.lost_records(to_server);
@@ -561,7 +615,13 @@ impl AppState {
     fn set(&mut self, proto: AppProto) {
         self.proto = proto;
         self.parser = match proto {
-            AppProto::Http => Parser::Http(http::state::HttpState::default()),
+            AppProto::Http => {
+                let mut r = http::response::ResponseState::default();
+                if self.server_unread {
+                    r.on_gap();
+                }
+                Parser::Http(http::state::HttpState::default(), r)
+            }
             AppProto::Tls => {
                 let mut t = tls::state::TlsState::default();
                 if self.server_unread {
@@ -577,11 +637,32 @@ impl AppState {
     fn feed(&mut self, mut up: AppUpdate, to_server: bool, data: &[u8]) -> AppUpdate {
         let mut out = Vec::new();
         match &mut self.parser {
-            Parser::Http(h) if to_server => {
+            Parser::Http(h, _) if to_server => {
                 let mut ops = Vec::new();
                 h.feed(data, &mut ops, &mut up.events);
                 for op in ops {
                     self.apply_http(&mut up, op);
+                }
+            }
+            Parser::Http(_, r) => {
+                let mut ops = Vec::new();
+                let txs = &self.txs;
+                let mut k = 0usize;
+                // Whether the k-th response of this feed answers a HEAD request.
+                let mut head_request = || {
+                    let req = txs
+                        .iter()
+                        .filter_map(|(_, t)| match t {
+                            TxData::Http(r) if r.response.is_none() => Some(r),
+                            _ => None,
+                        })
+                        .nth(k);
+                    k += 1;
+                    req.is_some_and(|r| r.method.eq_ignore_ascii_case(b"HEAD"))
+                };
+                r.feed(data, &mut head_request, &mut ops, &mut up.events);
+                for op in ops {
+                    self.apply_response(&mut up, op);
                 }
             }
             Parser::Tls(t) => {
@@ -659,6 +740,68 @@ impl AppState {
         if let Some(id) = id {
             Self::touch(up, id);
         }
+    }
+
+    /// Apply one step of the responses: a head answers the oldest request without a response
+    /// (a response without a request is dropped, as there is no transaction for it); body
+    /// bytes and the body's end go to the latest response.
+    fn apply_response(&mut self, up: &mut AppUpdate, op: http::response::ResponseOut) {
+        use http::response::{RESPONSE_BODY_LIMIT, ResponseOut};
+        match op {
+            ResponseOut::Head(resp) => {
+                let slot = self.txs.iter_mut().find_map(|(id, t)| match t {
+                    TxData::Http(r) if r.response.is_none() => Some((*id, r)),
+                    _ => None,
+                });
+                if let Some((id, r)) = slot {
+                    r.response = Some(Box::new(resp));
+                    Self::touch(up, id);
+                }
+            }
+            ResponseOut::Body(b) => {
+                if let Some((id, p)) = self.latest_response() {
+                    let before = p.body.len() >= HTTP_RESPONSE_BODY_MIN_INSPECT;
+                    let room = RESPONSE_BODY_LIMIT.saturating_sub(p.body.len());
+                    p.body
+                        .extend_from_slice(b.get(..room.min(b.len())).unwrap_or_default());
+                    if !before && p.body.len() >= HTTP_RESPONSE_BODY_MIN_INSPECT {
+                        Self::touch(up, id);
+                    }
+                }
+            }
+            ResponseOut::BodyEnd => {
+                if let Some((id, p)) = self.latest_response() {
+                    p.body_done = true;
+                    Self::touch(up, id);
+                }
+            }
+        }
+    }
+
+    /// The flow ended (end of the capture or of the engine): a response body still arriving
+    /// (no length, or cut short) ends here and is offered to rules, as Suricata inspects what
+    /// is pending with its flow-end pseudo packets.
+    pub fn on_close(&mut self) -> AppUpdate {
+        let mut up = AppUpdate {
+            first_tx: self.next_tx,
+            ..AppUpdate::default()
+        };
+        if let Some((id, p)) = self.latest_response() {
+            p.body_done = true;
+            Self::touch(&mut up, id);
+        }
+        up
+    }
+
+    /// The latest transaction's response whose body is still arriving.
+    fn latest_response(&mut self) -> Option<(u64, &mut http::response::Response)> {
+        self.txs.iter_mut().rev().find_map(|(id, t)| match t {
+            TxData::Http(r) => match r.response.as_deref_mut() {
+                Some(p) if !p.body_done => Some((*id, p)),
+                _ => None,
+            },
+            _ => None,
+        })
     }
 
     /// Apply one step of the latest HTTP transaction's progress.

@@ -241,27 +241,19 @@ impl BufferKind {
         }
     }
 
-    /// Whether the buffer belongs to the server's side of a transaction (Suricata's to-client
-    /// buffers): it is offered on packets towards the client only, and request buffers on
-    /// packets towards the server only.
-    pub fn to_client(self) -> bool {
+    /// Which side of a transaction the buffer reads (Suricata's inspection engines register
+    /// each buffer for one direction or both). A buffer is offered on packets of its side only;
+    /// on packets towards the client, the shared buffers read the response.
+    pub fn side(self) -> Side {
         use BufferKind::*;
-        matches!(
-            self,
-            FileData
-                | HttpResponseLine
-                | HttpStatCode
-                | HttpStatMsg
-                | HttpServer
-                | HttpLocation
-                | TlsCertSubject
-                | TlsCertIssuer
-                | TlsCertSerial
-                | TlsCertFingerprint
-                | TlsCerts
-                | Ja3sHash
-                | Ja3sString
-        )
+        match self {
+            FileData | HttpHeader | HttpHeaderRaw | HttpHeaderNames | HttpCookie
+            | HttpContentType | HttpContentLen | HttpProtocol | HttpStart => Side::Both,
+            HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
+            | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
+            | Ja3sHash | Ja3sString => Side::ToClient,
+            _ => Side::ToServer,
+        }
     }
 
     /// Whether the buffer is a multi-buffer (Suricata 8): one instance per certificate or
@@ -283,6 +275,17 @@ impl BufferKind {
             _ => Some(AppProto::Http),
         }
     }
+}
+
+/// The side of a transaction a buffer reads ([`BufferKind::side`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Side {
+    /// The request (client to server).
+    ToServer,
+    /// The response (server to client).
+    ToClient,
+    /// Either: the request on packets towards the server, the response on the others.
+    Both,
 }
 
 /// Numeric comparison of `dsize`, `ttl`, `itype`, `bsize`, `urilen`... (Suricata's `DetectU*`).

@@ -54,7 +54,7 @@ pub mod vars;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-pub use ast::{AppProto, BufferKind, Rule, RuleAction, RuleProto};
+pub use ast::{AppProto, BufferKind, Rule, RuleAction, RuleProto, Side};
 pub use classification::Classifications;
 pub use engine::{
     ActionOrder, Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats, RuleMatch,

@@ -1,4 +1,6 @@
-//! HTTP/1.x request engine: `parser` (pure functions over bytes) and `state` (per-flow state, caps).
+//! HTTP/1.x engine: `parser` (requests, pure functions over bytes), `state` (per-flow request
+//! state, caps) and `response` (responses: head, de-chunked and decompressed body, caps).
 
 pub mod parser;
+pub mod response;
 pub mod state;

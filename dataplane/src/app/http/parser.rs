@@ -56,6 +56,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The body ended (or there is none).
     pub body_done: bool,
+    /// The server's response to this request, once its head arrived.
+    pub response: Option<Box<super::response::Response>>,
 }
 
 /// How the request's body is delimited.
@@ -178,6 +180,7 @@ impl Request {
             has_body: false,
             body: Vec::new(),
             body_done: false,
+            response: None,
         }
     }
 }
