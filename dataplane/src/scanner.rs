@@ -170,6 +170,10 @@ impl Buffers for ScanBuffers<'_> {
                 BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_response_header,
                 BufferKind::HttpCookie => a.http_set_cookie,
                 BufferKind::HttpProtocol => a.http_response_protocol,
+                BufferKind::HttpHeaderNames => a.http_response_header_names,
+                BufferKind::HttpStart => a.http_response_start,
+                BufferKind::HttpContentType => a.http_response_content_type,
+                BufferKind::HttpContentLen => a.http_response_content_len,
                 BufferKind::HttpResponseLine => a.http_response_line,
                 BufferKind::HttpStatCode => a.http_stat_code,
                 BufferKind::HttpStatMsg => a.http_stat_msg,
@@ -202,6 +206,15 @@ impl Buffers for ScanBuffers<'_> {
             // `file.data` towards the server: the request body (Suricata's HTTP file data).
             BufferKind::HttpRequestBody | BufferKind::FileData => a.http_request_body,
             BufferKind::HttpProtocol => a.http_protocol,
+            BufferKind::HttpRequestLine => a.http_request_line,
+            BufferKind::HttpHeaderNames => a.http_header_names,
+            BufferKind::HttpStart => a.http_start,
+            BufferKind::HttpContentType => a.http_content_type,
+            BufferKind::HttpContentLen => a.http_content_len,
+            BufferKind::HttpReferer => a.http_referer,
+            BufferKind::HttpAccept => a.http_accept,
+            BufferKind::HttpAcceptEnc => a.http_accept_enc,
+            BufferKind::HttpAcceptLang => a.http_accept_lang,
             BufferKind::TlsSni => a.tls_sni,
             BufferKind::Ja3String => a.tls_ja3,
             BufferKind::Ja3Hash => a.tls_ja3_hash,
@@ -232,6 +245,19 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
         http_cookie: Some(ANY),
         http_connection: Some(ANY),
         http_request_body: Some(ANY),
+        http_request_line: Some(ANY),
+        http_header_names: Some(ANY),
+        http_start: Some(ANY),
+        http_content_type: Some(ANY),
+        http_content_len: Some(ANY),
+        http_referer: Some(ANY),
+        http_accept: Some(ANY),
+        http_accept_enc: Some(ANY),
+        http_accept_lang: Some(ANY),
+        http_response_header_names: Some(ANY),
+        http_response_start: Some(ANY),
+        http_response_content_type: Some(ANY),
+        http_response_content_len: Some(ANY),
         http_response_line: Some(ANY),
         http_stat_code: Some(ANY),
         http_stat_msg: Some(ANY),
@@ -1035,6 +1061,8 @@ mod tests {
 
     const PROBE_REQ: &[u8] = b"POST /upload HTTP/1.1\r\nHost: probe.example\r\n\
         User-Agent: probe-agent\r\nCookie: probecookie=1\r\nConnection: probe-close\r\n\
+        Referer: probe-referer\r\nAccept: probe/accept\r\nAccept-Encoding: probe-enc\r\n\
+        Accept-Language: probe-lang\r\nContent-Type: probe/type\r\n\
         Content-Length: 9\r\n\r\nprobebody";
 
     /// The traffic that fills a buffer.
@@ -1049,8 +1077,8 @@ mod tests {
         Dns,
     }
 
-    /// The pattern a crafted flow puts in a filled buffer, and that flow. No arm for a buffer
-    /// [`buffer_filled`] reports: write its flow here.
+    /// The pattern a crafted flow puts in a buffer, and that flow: every kind has an arm (a new
+    /// kind fails to compile here until its flow is written).
     fn probe(kind: BufferKind) -> (&'static str, Probe) {
         use BufferKind::*;
         match kind {
@@ -1064,6 +1092,15 @@ mod tests {
             HttpConnection => ("probe-close", Probe::Http),
             HttpProtocol => ("HTTP/1.1", Probe::Http),
             TlsSni => ("probe.example", Probe::Tls),
+            HttpRequestLine => ("POST /upload HTTP/1.1", Probe::Http),
+            HttpHeaderNames => ("|0d 0a|Host|0d 0a|User-Agent|0d 0a|", Probe::Http),
+            HttpStart => ("POST /upload HTTP/1.1|0d 0a|Host: probe", Probe::Http),
+            HttpContentType => ("probe/type", Probe::Http),
+            HttpContentLen => ("9", Probe::Http),
+            HttpReferer => ("probe-referer", Probe::Http),
+            HttpAccept => ("probe/accept", Probe::Http),
+            HttpAcceptEnc => ("probe-enc", Probe::Http),
+            HttpAcceptLang => ("probe-lang", Probe::Http),
             HttpResponseLine => ("HTTP/1.1 302 Probe Found", Probe::HttpResponse),
             HttpStatCode => ("302", Probe::HttpResponse),
             HttpStatMsg => ("Probe Found", Probe::HttpResponse),
@@ -1081,7 +1118,6 @@ mod tests {
             TlsCertFingerprint => ("42:a7:5a:ea:78:f5", Probe::TlsServer),
             TlsCerts => ("probe GmbH", Probe::TlsServer),
             DnsQuery => ("probe.example", Probe::Dns),
-            other => panic!("{other:?} is filled but has no crafted flow here: add one"),
         }
     }
 
@@ -1281,9 +1317,6 @@ mod tests {
                 refused += 1;
             }
         }
-        assert!(
-            fired > 60 && refused > 5,
-            "{fired} fired, {refused} refused"
-        );
+        assert!(fired > 60, "{fired} fired, {refused} refused");
     }
 }

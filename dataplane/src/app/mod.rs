@@ -6,6 +6,9 @@
 //!   exists from its request line on and progresses (head, body) as libhtp's do: the request-line
 //!   buffers are there once the line is complete, the header buffers once the head is, the body
 //!   once it ended or [`HTTP_BODY_MIN_INSPECT`] bytes of it arrived.
+//! - HTTP/1.x responses (server-to-client stream, `httparse`), matched to requests in order:
+//!   status line, code, message, headers, Server, Location, Set-Cookie, and the body de-chunked
+//!   and gzip/deflate-decoded (`flate2`) within [`http::response::RESPONSE_BODY_LIMIT`].
 //! - TLS handshake (`tls-parser`), across records and segments: the ClientHello's SNI, JA3 and
 //!   JA4; the ServerHello's JA3S; the server's certificate chain (`x509-parser`): subject,
 //!   issuer, serial, SHA-1 fingerprint and each certificate's DER. One transaction per flow,
@@ -261,6 +264,32 @@ pub struct AppBuffers<'a> {
     /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
     /// [`HTTP_BODY_MIN_INSPECT`] bytes arrived.
     pub http_request_body: Option<&'a [u8]>,
+    /// `http.request_line`.
+    pub http_request_line: Option<&'a [u8]>,
+    /// `http.header_names` of the request.
+    pub http_header_names: Option<&'a [u8]>,
+    /// `http.start` of the request.
+    pub http_start: Option<&'a [u8]>,
+    /// `http.content_type` of the request.
+    pub http_content_type: Option<&'a [u8]>,
+    /// `http.content_len` of the request.
+    pub http_content_len: Option<&'a [u8]>,
+    /// `http.referer`.
+    pub http_referer: Option<&'a [u8]>,
+    /// `http.accept`.
+    pub http_accept: Option<&'a [u8]>,
+    /// `http.accept_enc`.
+    pub http_accept_enc: Option<&'a [u8]>,
+    /// `http.accept_lang`.
+    pub http_accept_lang: Option<&'a [u8]>,
+    /// `http.header_names` of the response.
+    pub http_response_header_names: Option<&'a [u8]>,
+    /// `http.start` of the response.
+    pub http_response_start: Option<&'a [u8]>,
+    /// `http.content_type` of the response.
+    pub http_response_content_type: Option<&'a [u8]>,
+    /// `http.content_len` of the response.
+    pub http_response_content_len: Option<&'a [u8]>,
     /// `http.response_line`.
     pub http_response_line: Option<&'a [u8]>,
     /// `http.stat_code`.
@@ -316,10 +345,20 @@ impl<'a> AppBuffers<'a> {
                 http_uri: Some(&r.uri),
                 http_uri_raw: Some(&r.uri_raw),
                 http_protocol: Some(&r.protocol),
+                http_request_line: Some(&r.line),
                 ..AppBuffers::default()
             }
             .with_response(r.response.as_deref()),
             TxData::Http(r) => AppBuffers {
+                http_request_line: Some(&r.line),
+                http_header_names: Some(&r.fields.header_names),
+                http_start: Some(&r.fields.start),
+                http_content_type: r.fields.content_type.as_deref(),
+                http_content_len: r.fields.content_len.as_deref(),
+                http_referer: r.fields.referer.as_deref(),
+                http_accept: r.fields.accept.as_deref(),
+                http_accept_enc: r.fields.accept_enc.as_deref(),
+                http_accept_lang: r.fields.accept_lang.as_deref(),
                 proto: AppProto::Http,
                 http_method: Some(&r.method),
                 http_uri: Some(&r.uri),
@@ -378,6 +417,10 @@ impl<'a> AppBuffers<'a> {
             http_response_protocol: Some(&p.protocol),
             http_response_header: Some(&p.header),
             http_set_cookie: p.set_cookie.as_deref(),
+            http_response_header_names: Some(&p.fields.header_names),
+            http_response_start: Some(&p.fields.start),
+            http_response_content_type: p.fields.content_type.as_deref(),
+            http_response_content_len: p.fields.content_len.as_deref(),
             http_response_body: (p.body_done || p.body.len() >= HTTP_RESPONSE_BODY_MIN_INSPECT)
                 .then_some(p.body.as_slice()),
             ..self
@@ -754,7 +797,7 @@ impl AppState {
                     _ => None,
                 });
                 if let Some((id, r)) = slot {
-                    r.response = Some(Box::new(resp));
+                    r.response = Some(resp);
                     Self::touch(up, id);
                 }
             }

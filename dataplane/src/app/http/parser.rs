@@ -58,6 +58,66 @@ pub struct Request {
     pub body_done: bool,
     /// The server's response to this request, once its head arrived.
     pub response: Option<Box<super::response::Response>>,
+    /// `http.request_line`: the request line as sent, without its line end.
+    pub line: Vec<u8>,
+    /// The fields every head has (`http.header_names`, `http.start`, single headers).
+    pub fields: HeadFields,
+}
+
+/// Buffers of a request or response head besides the ones each side has alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadFields {
+    /// `http.header_names`: `\r\n`, each header name followed by `\r\n`, then `\r\n`.
+    pub header_names: Vec<u8>,
+    /// `http.start`: the first line and every header as sent (`Name: value\r\n`), then
+    /// `\r\n`.
+    pub start: Vec<u8>,
+    /// `http.content_type`.
+    pub content_type: Option<Vec<u8>>,
+    /// `http.content_len`.
+    pub content_len: Option<Vec<u8>>,
+    /// `http.referer` (requests).
+    pub referer: Option<Vec<u8>>,
+    /// `http.accept` (requests).
+    pub accept: Option<Vec<u8>>,
+    /// `http.accept_enc` (requests).
+    pub accept_enc: Option<Vec<u8>>,
+    /// `http.accept_lang` (requests).
+    pub accept_lang: Option<Vec<u8>>,
+}
+
+impl HeadFields {
+    /// Build from the first line (without its end) and the headers.
+    pub fn new(line: &[u8], headers: &[httparse::Header<'_>]) -> HeadFields {
+        let mut f = HeadFields {
+            header_names: b"\r\n".to_vec(),
+            start: line.to_vec(),
+            ..HeadFields::default()
+        };
+        f.start.extend_from_slice(b"\r\n");
+        for h in headers {
+            let value = trim(h.value);
+            f.header_names.extend_from_slice(h.name.as_bytes());
+            f.header_names.extend_from_slice(b"\r\n");
+            f.start.extend_from_slice(h.name.as_bytes());
+            f.start.extend_from_slice(b": ");
+            f.start.extend_from_slice(value);
+            f.start.extend_from_slice(b"\r\n");
+            let slot = match h.name.to_ascii_lowercase().as_str() {
+                "content-type" => &mut f.content_type,
+                "content-length" => &mut f.content_len,
+                "referer" => &mut f.referer,
+                "accept" => &mut f.accept,
+                "accept-encoding" => &mut f.accept_enc,
+                "accept-language" => &mut f.accept_lang,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| value.to_vec());
+        }
+        f.header_names.extend_from_slice(b"\r\n");
+        f.start.extend_from_slice(b"\r\n");
+        f
+    }
 }
 
 /// How the request's body is delimited.
@@ -107,6 +167,8 @@ pub struct RequestLine<'a> {
     /// Protocol token (`HTTP/1.1`); `None` for an HTTP/0.9 request (`GET /`), which has no
     /// headers.
     pub protocol: Option<&'a [u8]>,
+    /// The whole line as sent, without its line end.
+    pub line: &'a [u8],
 }
 
 /// RFC 9110 `tchar`: the bytes a method token may hold.
@@ -157,6 +219,7 @@ pub fn parse_request_line(buf: &[u8]) -> Result<Option<RequestLine<'_>>, ParseEr
         method,
         target,
         protocol,
+        line,
     }))
 }
 
@@ -181,6 +244,8 @@ impl Request {
             body: Vec::new(),
             body_done: false,
             response: None,
+            line: l.line.to_vec(),
+            fields: HeadFields::default(),
         }
     }
 }
@@ -263,6 +328,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
             Some(n) => Body::Length(n),
         }
     };
+    request.fields = HeadFields::new(line.line, hdrs);
     let host_raw = authority.or(host_header);
     request.host = host_raw.map(normalize_host);
     request.host_raw = host_raw.map(<[u8]>::to_vec);

@@ -43,13 +43,15 @@ pub struct Response {
     pub body: Vec<u8>,
     /// The body ended (or there is none).
     pub body_done: bool,
+    /// `http.header_names`, `http.start`, `http.content_type`, `http.content_len`.
+    pub fields: super::parser::HeadFields,
 }
 
 /// The progress of the flow's responses, reported by [`ResponseState::feed`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResponseOut {
     /// A complete head: a response for the oldest request without one.
-    Head(Response),
+    Head(Box<Response>),
     /// Decoded body bytes of the latest response.
     Body(Vec<u8>),
     /// The latest response's body ended.
@@ -181,6 +183,7 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<Head>, AppEvent> {
         stat_msg: r.reason.unwrap_or_default().as_bytes().to_vec(),
         ..Response::default()
     };
+    resp.fields = super::parser::HeadFields::new(line, r.headers);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut decoder = Decoder::Identity;
@@ -374,7 +377,7 @@ impl ResponseState {
                             self.phase = phase;
                             self.decoder = decoder;
                             self.body_sent = 0;
-                            out.push(ResponseOut::Head(resp));
+                            out.push(ResponseOut::Head(Box::new(resp)));
                         }
                         Ok(None) => return pos,
                         Err(e) => {
@@ -510,7 +513,7 @@ pub(crate) mod tests {
             match o {
                 ResponseOut::Head(r) => {
                     let done = r.body_done;
-                    got.push((r, Vec::new(), done));
+                    got.push((*r, Vec::new(), done));
                 }
                 ResponseOut::Body(b) => got.last_mut().unwrap().1.extend(b),
                 ResponseOut::BodyEnd => got.last_mut().unwrap().2 = true,
