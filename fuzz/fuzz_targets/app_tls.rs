@@ -1,6 +1,6 @@
-//! TLS record and ClientHello reassembly, and the record-header walk of both directions
-//! (encryption detection): arbitrary bytes, split where the input says, alternating directions
-//! by chunk.
+//! TLS handshake reassembly and parsing of both directions (ClientHello with JA3/JA4,
+//! ServerHello with JA3S, the certificate chain), and the record-header walk (encryption
+//! detection): arbitrary bytes, split where the input says, alternating directions by chunk.
 #![no_main]
 
 use dataplane::app::AppEvents;
@@ -10,6 +10,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let _ = parser::record(data);
     let _ = parser::client_hello(data);
+    let _ = parser::server_hello(data);
+    let _ = parser::certificate(data);
     let Some((&split, rest)) = data.split_first() else {
         return;
     };
@@ -17,8 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     let mut ev = AppEvents::default();
     for (i, chunk) in rest.chunks(usize::from(split).max(1)).enumerate() {
-        s.feed(chunk, &mut out, &mut ev);
-        s.on_records(i % 3 != 2, chunk);
+        let to_server = i % 3 != 2;
+        s.feed(to_server, chunk, &mut out, &mut ev);
+        s.on_records(to_server, chunk);
     }
     let _ = s.is_encrypted();
 });
