@@ -84,6 +84,12 @@ fuzz-smoke: fuzz-build
 	  test $${PIPESTATUS[0]} -eq 0; \
 	done
 
+## agreement: svm's ET Open alerts against Suricata 8.0.6's on every shared capture: matched,
+## missed and extra per capture (docs/conformance.md, "Agreement with Suricata").
+.PHONY: agreement
+agreement: release
+	scripts/agreement.sh $(SHARED)
+
 ## bench: criterion benches and the replay throughput harness (figures go to docs/benchmarks.md by hand).
 bench: bench-criterion bench-replay
 

@@ -667,8 +667,8 @@ fn ids_tcp(
     let since = scan.inspected.get(idx).copied().unwrap_or(0);
     let until = dir.acked_offset();
     // As Suricata: without a transaction step to trigger it (directions nothing parses, e.g.
-    // unknown protocols and HTTP responses), the raw stream waits for a chunk's worth of data,
-    // the connection's close or the end of the flow.
+    // unknown protocols, TLS after the handshake), the raw stream waits for a chunk's worth of
+    // data, the connection's close or the end of the flow.
     let trigger = scan.raw_trigger.get(idx).copied().unwrap_or(false);
     let ready = until > since
         && (trigger || closed || dir.is_depth_reached() || until - since >= RAW_CHUNK);
