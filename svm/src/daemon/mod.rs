@@ -20,6 +20,7 @@ pub mod config;
 pub mod dbsync;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod notify;
 pub mod plane;
 pub mod rules;
 pub mod services;
@@ -353,6 +354,13 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         services.compiled.policy().mode,
     );
 
+    let mut notifier = notify::Notifier::from_env();
+    if failed.is_none() {
+        notifier.ready(&format!(
+            "{workers} worker(s) forwarding on {}",
+            describe(&cfg.attach)
+        ));
+    }
     let interval =
         (cfg.stats_interval_secs > 0).then(|| Duration::from_secs(cfg.stats_interval_secs));
     let mut last = Instant::now();
@@ -369,8 +377,11 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         if handles.iter().any(JoinHandle::is_finished) {
             // A worker ended by itself: an I/O error. Stop the others and report it.
             stop.store(true, Ordering::Relaxed);
+        } else {
+            notifier.watchdog_tick();
         }
     }
+    notifier.stopping("stopping: workers, then the keeper, the writer and the control plane");
     for h in handles {
         match h.join() {
             Ok(Ok(())) => {}

@@ -96,10 +96,16 @@ impl Net {
     }
 
     pub fn spawn(&mut self, role: char, args: &[&str], log: &str) {
+        self.spawn_env(role, &[], args, log);
+    }
+
+    /// [`Net::spawn`] with extra environment variables.
+    pub fn spawn_env(&mut self, role: char, env: &[(&str, &str)], args: &[&str], log: &str) {
         let f = std::fs::File::create(self.dir.path(log)).unwrap();
         let child = Command::new("ip")
             .args(["netns", "exec", &self.ns(role)])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
             .spawn()
@@ -427,6 +433,16 @@ impl Net {
     /// Write the policy and `svm.yaml` (`body` plus `policy` and `eve`), start the daemon in S
     /// and wait until its workers run; returns the EVE path.
     pub fn launch_svm(&mut self, policy_yaml: &str, body: &str) -> PathBuf {
+        self.launch_svm_env(policy_yaml, body, &[])
+    }
+
+    /// [`Net::launch_svm`] with extra environment variables for the daemon.
+    pub fn launch_svm_env(
+        &mut self,
+        policy_yaml: &str,
+        body: &str,
+        env: &[(&str, &str)],
+    ) -> PathBuf {
         let policy = self.dir.path("policy.yaml");
         std::fs::write(&policy, policy_yaml).unwrap();
         let eve = self.dir.path("eve.json");
@@ -445,7 +461,7 @@ impl Net {
             bin.to_str().unwrap().to_owned(),
             cfg.to_str().unwrap().to_owned(),
         );
-        self.spawn('S', &[&b, "run", "--config", &c], "svm.log");
+        self.spawn_env('S', env, &[&b, "run", "--config", &c], "svm.log");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.svm_log();

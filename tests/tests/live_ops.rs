@@ -1,0 +1,87 @@
+//! The daemon under a service manager (issue 20): `svm run` inline between an attacker and a
+//! victim namespace (topology of `common/live.rs`) with `$NOTIFY_SOCKET` naming a real unix
+//! datagram socket the test reads, as systemd does: `READY=1` only once frames are forwarded,
+//! `WATCHDOG=1` at half of `$WATCHDOG_USEC` while it runs, `STOPPING=1` on SIGTERM.
+//!
+//! Needs root, iproute2, ethtool, nmap, curl and python3; without them the tests print why they
+//! are skipped and pass.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+#[path = "common/live.rs"]
+mod live;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use live::{Backend, Net, skip_reason};
+
+macro_rules! skip_unless_able {
+    () => {
+        if let Some(why) = skip_reason() {
+            eprintln!("SKIPPED live ops test: {why}");
+            return;
+        }
+    };
+}
+
+/// Every datagram that arrives within `wait`.
+fn datagrams(sock: &UnixDatagram, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match sock.recv(&mut buf) {
+            Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+#[test]
+fn notify_ready_watchdog_and_stopping() {
+    skip_unless_able!();
+    let mut net = Net::new('o', Backend::AfPacket);
+    let path = net.dir.path("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    let socket = path.to_str().unwrap().to_owned();
+    let (m, n) = (net.dev('m'), net.dev('n'));
+    // 400 ms watchdog: a ping every 200 ms.
+    net.launch_svm_env(
+        "mode: standard\n",
+        &format!(
+            "backend: af-packet\nmode: inline\nvm_interface: {m}\nnetwork_interface: {n}\n\
+             workers: 2\naf_packet: {{block_count: 8}}\n"
+        ),
+        &[("NOTIFY_SOCKET", &socket), ("WATCHDOG_USEC", "400000")],
+    );
+    let first = datagrams(&sock, Duration::from_secs(1));
+    let ready = first
+        .iter()
+        .find(|d| d.starts_with("READY=1\n"))
+        .unwrap_or_else(|| panic!("no READY=1 in {first:?}:\n{}", net.svm_log()));
+    assert!(
+        ready.contains("STATUS=2 worker(s) forwarding on inline"),
+        "{ready:?}"
+    );
+    // Ready means forwarding: the victim's server answers the attacker through the SVM.
+    net.http_server('V', "10.77.0.2");
+    net.wait_http('A', "10.77.0.2");
+    assert_eq!(net.curl('A', "10.77.0.2", 10), Some(net.blob()));
+    // What queued while the HTTP checks ran, then the pings of the next 2 s.
+    datagrams(&sock, Duration::from_millis(1));
+    let pings = datagrams(&sock, Duration::from_secs(2));
+    let n = pings.iter().filter(|d| *d == "WATCHDOG=1").count();
+    // 2 s at one ping every 200 ms: about 10; a loaded machine may delay some.
+    assert!((4..=12).contains(&n), "{n} pings in 2 s: {pings:?}");
+    let log = net.stop_svm();
+    let last = datagrams(&sock, Duration::from_millis(500));
+    assert!(
+        last.iter()
+            .any(|d| d.starts_with("STOPPING=1\nSTATUS=stopping")),
+        "{last:?}\n{log}"
+    );
+}
