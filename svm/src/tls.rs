@@ -9,10 +9,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 
 /// Errors loading TLS material or building a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -257,13 +262,134 @@ pub fn server_config(
     management_ca: &[CertificateDer<'static>],
     auth: ClientAuth,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    check_identity(&identity, CertUse::Server)?;
-    let builder =
+    server_config_with(identity, client_verifier(management_ca, auth, Vec::new())?)
+}
+/// Read every certificate revocation list in a PEM file (`-----BEGIN X509 CRL-----`, as
+/// `openssl ca -gencrl` writes; at least one).
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let crls = CertificateRevocationListDer::pem_file_iter(path)
+        .map_err(|e| pem_err(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(path, e))?;
+    if crls.is_empty() {
+        return Err(pem_err(
+            path,
+            "no certificate revocation list (X509 CRL) found",
+        ));
+    }
+    Ok(crls)
+}
+
+/// The API's client verifier: client certificates chain to the management CA and, with `crls`,
+/// none of the chain is revoked. With CRLs every certificate of the chain needs its issuer's
+/// list (webpki's default: an unknown revocation status is refused, so a CRL of the wrong CA
+/// locks clients out instead of letting revoked ones in).
+pub fn client_verifier(
+    management_ca: &[CertificateDer<'static>],
+    auth: ClientAuth,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots(management_ca)?), provider());
-    let verifier = match auth {
+    if !crls.is_empty() {
+        builder = builder.with_crls(crls);
+    }
+    Ok(match auth {
         ClientAuth::Required => builder.build()?,
         ClientAuth::OptionalForBouncers => builder.allow_unauthenticated().build()?,
-    };
+    })
+}
+
+/// A client verifier that can be replaced while the server runs (new CRLs on SIGHUP): each
+/// handshake asks the one in force when it starts. The CA, and so the subjects hinted to clients
+/// and whether a certificate is required, stay those of the first.
+#[derive(Debug)]
+pub struct SwappableVerifier {
+    current: std::sync::RwLock<Arc<dyn ClientCertVerifier>>,
+    hints: Vec<DistinguishedName>,
+    offer: bool,
+    mandatory: bool,
+}
+
+impl SwappableVerifier {
+    /// Start with `first`.
+    pub fn new(first: Arc<dyn ClientCertVerifier>) -> Arc<SwappableVerifier> {
+        Arc::new(SwappableVerifier {
+            hints: first.root_hint_subjects().to_vec(),
+            offer: first.offer_client_auth(),
+            mandatory: first.client_auth_mandatory(),
+            current: std::sync::RwLock::new(first),
+        })
+    }
+
+    /// Put `next` in force for every later handshake.
+    pub fn swap(&self, next: Arc<dyn ClientCertVerifier>) {
+        match self.current.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    fn get(&self) -> Arc<dyn ClientCertVerifier> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+impl ClientCertVerifier for SwappableVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.offer
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.get()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.get().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.get().supported_verify_schemes()
+    }
+}
+
+/// The API server's TLS configuration with a given client verifier (see [`server_config`]).
+pub fn server_config_with(
+    identity: Identity,
+    verifier: Arc<dyn ClientCertVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    check_identity(&identity, CertUse::Server)?;
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)

@@ -85,3 +85,97 @@ fn notify_ready_watchdog_and_stopping() {
         "{last:?}\n{log}"
     );
 }
+
+/// One API call with curl from the SVM's namespace as `who` (`<who>.crt`, `<who>.key`): the
+/// HTTP status, 0 when the handshake was refused.
+fn api_status(net: &Net, who: &str, path: &str) -> u16 {
+    let p = |n: &str| net.dir.path(n).to_str().unwrap().to_owned();
+    let out = net.exec(
+        'S',
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &p("ca.crt"),
+            "--cert",
+            &p(&format!("{who}.crt")),
+            "--key",
+            &p(&format!("{who}.key")),
+            &format!("https://127.0.0.1:8443{path}"),
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn revoked_client_certificates_are_refused_and_crls_reload_on_sighup() {
+    skip_unless_able!();
+    let mut net = Net::new('r', Backend::AfPacket);
+    let ca = svm_e2e::fakes::pki::TestCa::new("svm management CA");
+    let dir = net.dir.path("");
+    let w = |n: &str, s: &str| std::fs::write(dir.join(n), s).unwrap();
+    w("ca.crt", &ca.cert_pem());
+    let server = ca.server("svm-api");
+    w("api.crt", &server.cert_pem);
+    w("api.key", &server.key_pem);
+    for (name, serial) in [("admin", 1001), ("revoked", 1002), ("later", 1003)] {
+        let c = ca.client_serial("svm-admin", serial);
+        w(&format!("{name}.crt"), &c.cert_pem);
+        w(&format!("{name}.key"), &c.key_pem);
+    }
+    w("ca.crl", &ca.crl(1, &[1002]));
+    let d = dir.clone();
+    let (m, n) = (net.dev('m'), net.dev('n'));
+    net.launch_svm(
+        "mode: standard\n",
+        &format!(
+            "backend: af-packet\nmode: inline\nvm_interface: {m}\nnetwork_interface: {n}\n\
+             workers: 1\naf_packet: {{block_count: 8}}\nstate_dir: {state}\n\
+             api:\n  listen: 127.0.0.1:8443\n  cert: {d}/api.crt\n  key: {d}/api.key\n  \
+             client_ca: {d}/ca.crt\n  admin: [CN=svm-admin]\n  crl: [{d}/ca.crl]\n",
+            state = net.dir.path("state").display(),
+            d = d.display(),
+        ),
+    );
+    let status = "/api/v1/status";
+    assert_eq!(api_status(&net, "admin", status), 200, "{}", net.svm_log());
+    assert_eq!(
+        api_status(&net, "revoked", status),
+        0,
+        "revoked admin let in"
+    );
+    assert_eq!(api_status(&net, "later", status), 200);
+
+    // A new list revokes `later` too: in force after SIGHUP, for new connections.
+    w("ca.crl", &ca.crl(2, &[1002, 1003]));
+    net.signal_svm("-HUP");
+    net.wait_log(
+        "1 certificate revocation list(s) reloaded",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(api_status(&net, "later", status), 0, "later not refused");
+    assert_eq!(api_status(&net, "revoked", status), 0);
+    assert_eq!(api_status(&net, "admin", status), 200);
+
+    // A list that cannot be read keeps the one in force.
+    w("ca.crl", "not a CRL\n");
+    net.signal_svm("-HUP");
+    net.wait_log(
+        "not reloaded, the previous ones stay in force",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(api_status(&net, "later", status), 0);
+    assert_eq!(api_status(&net, "admin", status), 200);
+    net.stop_svm();
+}

@@ -22,6 +22,7 @@ pub mod dbsync;
 pub mod dpdk;
 pub mod notify;
 pub mod plane;
+pub mod revocation;
 pub mod rules;
 pub mod services;
 pub mod status;

@@ -286,8 +286,19 @@ impl Plane {
             } else {
                 crate::tls::ClientAuth::OptionalForBouncers
             };
-            let tls = crate::tls::server_config(id, &ca, client_auth)
+            let revocation = super::revocation::Revocation {
+                ca,
+                auth: client_auth,
+                files: a.crl.clone(),
+            };
+            let (first, _) = revocation.build().map_err(|e| fail("api.crl", e))?;
+            let verifier = crate::tls::SwappableVerifier::new(first);
+            let tls = crate::tls::server_config_with(id, verifier.clone())
                 .map_err(|e| fail(&format!("api.cert {}", a.cert.display()), e))?;
+            if !revocation.files.is_empty() {
+                super::revocation::watch(&runtime, revocation, verifier)
+                    .map_err(|e| fail("signal handler", e))?;
+            }
             let std_listener = std::net::TcpListener::bind(a.listen)
                 .map_err(|e| fail(&format!("api listen {}", a.listen), e))?;
             std_listener

@@ -63,6 +63,16 @@ impl TestCa {
     }
 
     fn issue(&self, cn: &str, ou: Option<&str>, server: bool) -> Issued {
+        self.issue_serial(cn, ou, server, None)
+    }
+
+    fn issue_serial(
+        &self,
+        cn: &str,
+        ou: Option<&str>,
+        server: bool,
+        serial: Option<u64>,
+    ) -> Issued {
         let sans = if server {
             vec!["localhost".to_owned(), "127.0.0.1".to_owned()]
         } else {
@@ -75,6 +85,7 @@ impl TestCa {
             dn.push(DnType::OrganizationalUnitName, ou);
         }
         params.distinguished_name = dn;
+        params.serial_number = serial.map(rcgen::SerialNumber::from);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![if server {
             ExtendedKeyUsagePurpose::ServerAuth
@@ -97,5 +108,35 @@ impl TestCa {
     /// A client certificate.
     pub fn client(&self, cn: &str, ou: Option<&str>) -> Issued {
         self.issue(cn, ou, false)
+    }
+
+    /// A client certificate with a chosen serial number (to revoke it with [`TestCa::crl`]).
+    pub fn client_serial(&self, cn: &str, serial: u64) -> Issued {
+        self.issue_serial(cn, None, false, Some(serial))
+    }
+
+    /// A certificate revocation list of this CA (number `number`, valid from 2020 to 2099)
+    /// revoking these serial numbers, PEM.
+    pub fn crl(&self, number: u64, revoked: &[u64]) -> String {
+        rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2020, 1, 1),
+            next_update: rcgen::date_time_ymd(2099, 1, 1),
+            crl_number: rcgen::SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|&s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(s),
+                    revocation_time: rcgen::date_time_ymd(2021, 1, 1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.cert, &self.key)
+        .unwrap()
+        .pem()
+        .unwrap()
     }
 }

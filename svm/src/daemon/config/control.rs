@@ -58,6 +58,19 @@ fn api(r: &mut Reader, m: &mut Mapping) -> Option<ApiSettings> {
     let admin = r.strings(&mut a, "admin", "api.admin");
     let read_only = r.strings(&mut a, "read_only", "api.read_only");
     let bouncer_keys = r.strings(&mut a, "bouncer_keys", "api.bouncer_keys");
+    let crl: Vec<PathBuf> = r
+        .strings(&mut a, "crl", "api.crl")
+        .into_iter()
+        .enumerate()
+        .map(|(i, path)| {
+            r.files.push(super::files::FileRef {
+                key: format!("api.crl[{i}]"),
+                path: path.clone().into(),
+                need: Need::Crl,
+            });
+            path.into()
+        })
+        .collect();
     if admin.is_empty() {
         r.issue(
             "api.admin",
@@ -81,6 +94,7 @@ fn api(r: &mut Reader, m: &mut Mapping) -> Option<ApiSettings> {
         admin,
         read_only,
         bouncer_keys,
+        crl,
     })
 }
 

@@ -218,6 +218,9 @@ pub struct ApiSettings {
     pub read_only: Vec<String>,
     /// API keys of CrowdSec-style bouncers (`X-Api-Key`).
     pub bouncer_keys: Vec<String>,
+    /// PEM files of certificate revocation lists for the client certificates (read again on
+    /// SIGHUP); empty: no revocation check.
+    pub crl: Vec<PathBuf>,
 }
 
 /// `central:` settings.

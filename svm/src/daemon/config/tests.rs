@@ -128,6 +128,7 @@ fn every_missing_file_is_reported_in_one_run() {
         "api.cert",
         "api.key",
         "api.client_ca",
+        "api.crl[0]",
         "central.ca",
         "central.cert",
         "central.key",
@@ -470,5 +471,31 @@ fn dpdk_inline_parses() {
             vm_interface: "net_af_packet0".into(),
             network_interface: "net_af_packet1".into()
         }
+    );
+}
+
+#[test]
+fn api_crl_files_are_read_and_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let base = "mode: inline\nvm_interface: a\nnetwork_interface: b\nstate_dir: /var/lib/svm\n\
+                api: {listen: \"127.0.0.1:8443\", cert: c, key: k, client_ca: ca, admin: [CN=a], ";
+    let c = Config::from_yaml(&format!("{base}crl: [one.crl, two.crl]}}\n")).unwrap();
+    let api = c.api.unwrap();
+    assert_eq!(api.crl, [PathBuf::from("one.crl"), "two.crl".into()]);
+    let none = Config::from_yaml(&format!("{base}}}\n")).unwrap();
+    assert!(none.api.unwrap().crl.is_empty());
+    // A file without a CRL (a certificate is not one) is refused with its key.
+    let cert = d.path().join("not-a-crl.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let r = Config::read_checked(&format!("{base}crl: [{}]}}\n", cert.display())).unwrap();
+    let crl = r.issues.iter().find(|i| i.key == "api.crl[0]").unwrap();
+    assert!(
+        crl.message.contains("no certificate revocation list"),
+        "{}",
+        crl.message
     );
 }
