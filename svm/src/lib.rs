@@ -17,6 +17,7 @@ pub mod nsx;
 pub mod replay;
 pub mod rules_cmd;
 pub mod rules_load;
+pub mod secret;
 pub mod store;
 pub mod tls;
 pub mod urls_cmd;

@@ -21,6 +21,7 @@ use tokio::sync::{Mutex, mpsc};
 use crate::events::{EventHub, Overload, Record, Severity};
 use crate::https::{HttpsClient, HttpsError};
 use crate::inventory::ProtectedVm;
+use crate::secret::Secret;
 use crate::store::Store;
 
 /// How to authenticate to NSX Manager.
@@ -30,15 +31,15 @@ pub enum NsxAuth {
     Basic {
         /// User (`admin`, or `user@domain` for remote users).
         user: String,
-        /// Password.
-        password: String,
+        /// Password (never printed by `Debug`).
+        password: Secret,
     },
     /// Session cookie + XSRF token.
     Session {
         /// User.
         user: String,
-        /// Password.
-        password: String,
+        /// Password (never printed by `Debug`).
+        password: Secret,
     },
 }
 
@@ -133,11 +134,11 @@ impl NsxClient {
         &self.cfg
     }
 
-    async fn login(&self, user: &str, password: &str) -> Result<Session, NsxError> {
+    async fn login(&self, user: &str, password: &Secret) -> Result<Session, NsxError> {
         let body = format!(
             "j_username={}&j_password={}",
             form_encode(user),
-            form_encode(password)
+            form_encode(password.expose())
         );
         let resp = self
             .http
@@ -176,8 +177,8 @@ impl NsxClient {
         let mut headers = vec![("content-type", "application/json".to_owned())];
         match &self.cfg.auth {
             NsxAuth::Basic { user, password } => {
-                let token =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.expose()));
                 headers.push(("authorization", format!("Basic {token}")));
             }
             NsxAuth::Session { user, password } => {

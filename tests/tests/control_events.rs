@@ -213,7 +213,7 @@ async fn rig(session: bool, fail_first: u32) -> Rig {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("https://{}", listener.local_addr().unwrap());
     let task = fake.start(listener, server_tls(&nsx_ca.server("nsx"), None));
-    let (user, password) = ("svc-svm@corp".to_owned(), "p&ss=word".to_owned());
+    let (user, password) = ("svc-svm@corp".to_owned(), "p&ss=word".into());
     let auth = if session {
         NsxAuth::Session { user, password }
     } else {

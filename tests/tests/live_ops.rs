@@ -179,3 +179,63 @@ fn revoked_client_certificates_are_refused_and_crls_reload_on_sighup() {
     assert_eq!(api_status(&net, "admin", status), 200);
     net.stop_svm();
 }
+
+/// `nsx.password_credential` names a file of `$CREDENTIALS_DIRECTORY` (systemd's
+/// `LoadCredential=`): refused without the variable and when group or others may read the file;
+/// accepted otherwise (the daemon then goes on to open its interfaces, which do not exist here).
+/// Needs neither root nor namespaces.
+#[test]
+fn nsx_password_credential_from_the_service_manager() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = svm_e2e::TempDir::new("ops-cred");
+    let ca = svm_e2e::fakes::pki::TestCa::new("nsx CA");
+    std::fs::write(dir.path("nsx-ca.crt"), ca.cert_pem()).unwrap();
+    let creds = dir.path("credentials");
+    std::fs::create_dir_all(&creds).unwrap();
+    let secret = creds.join("nsx-password");
+    std::fs::write(&secret, "from-systemd\n").unwrap();
+    let cfg = dir.path("svm.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "mode: inline\nvm_interface: nosuchif0\nnetwork_interface: nosuchif1\n\
+             state_dir: {}\nnsx: {{url: \"https://nsx.example\", user: u, ca: {}, \
+             password_credential: nsx-password}}\n",
+            dir.path("state").display(),
+            dir.path("nsx-ca.crt").display()
+        ),
+    )
+    .unwrap();
+    let run = |env: Option<&std::path::Path>| {
+        let mut c = std::process::Command::new(svm_e2e::svm_bin());
+        c.args(["run", "--config", cfg.to_str().unwrap()])
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if let Some(d) = env {
+            c.env("CREDENTIALS_DIRECTORY", d);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(None);
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("nsx.password_credential: $CREDENTIALS_DIRECTORY is not set"),
+        "{err}"
+    );
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, err) = run(Some(&creds));
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("nsx.password_credential: ") && err.contains("chmod 0600"),
+        "{err}"
+    );
+    assert!(!err.contains("from-systemd"), "{err}");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let (code, err) = run(Some(&creds));
+    assert!(!err.contains("nsx.password"), "{err}");
+    assert!(err.contains("nosuchif"), "{err}");
+    assert_ne!(code, Some(0));
+}

@@ -158,14 +158,15 @@ impl Plane {
         let tagger = match &cfg.nsx {
             Some(n) => {
                 let http = client(&n.ca, None)?;
+                let password = n.password.read().map_err(|e| fail("nsx password", e))?;
                 let auth = match n.auth {
                     NsxAuthKind::Basic => crate::nsx::NsxAuth::Basic {
                         user: n.user.clone(),
-                        password: n.password.clone(),
+                        password,
                     },
                     NsxAuthKind::Session => crate::nsx::NsxAuth::Session {
                         user: n.user.clone(),
-                        password: n.password.clone(),
+                        password,
                     },
                 };
                 let mut ncfg = crate::nsx::NsxConfig::new(n.url.clone(), auth);

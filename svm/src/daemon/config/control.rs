@@ -7,8 +7,8 @@ use serde_norway::{Mapping, Value};
 use super::files::Need;
 use super::reader::Reader;
 use super::{
-    ApiSettings, CentralSettings, EveFileSettings, NsxAuthKind, NsxSettings, OutputSettings,
-    SyslogSettings, to_u32, to_usize,
+    ApiSettings, CentralSettings, EveFileSettings, NsxAuthKind, NsxPassword, NsxSettings,
+    OutputSettings, SyslogSettings, to_u32, to_usize,
 };
 use crate::inventory::{Inventory, ProtectedVm};
 
@@ -128,6 +128,53 @@ fn central(r: &mut Reader, m: &mut Mapping) -> Option<CentralSettings> {
     })
 }
 
+/// Exactly one of `nsx.password`, `nsx.password_file` and `nsx.password_credential` (a file
+/// of `$CREDENTIALS_DIRECTORY`); the files are checked with the others.
+fn nsx_password(r: &mut Reader, n: &mut Mapping) -> Option<NsxPassword> {
+    let inline = r.string(n, "password", "nsx.password");
+    let file = r.file(n, "password_file", "nsx.password_file", Need::Secret);
+    let credential = r.string(n, "password_credential", "nsx.password_credential");
+    let credential = credential.and_then(|name| {
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY");
+        match crate::secret::credential_path(dir.as_deref(), &name) {
+            Ok(path) => {
+                r.files.push(super::files::FileRef {
+                    key: "nsx.password_credential".into(),
+                    path: path.clone(),
+                    need: Need::Secret,
+                });
+                Some(path)
+            }
+            Err(e) => {
+                r.issue("nsx.password_credential", e.to_string());
+                None
+            }
+        }
+    });
+    match (inline, file, credential) {
+        (Some(s), None, None) => Some(NsxPassword::Inline(s.into())),
+        (None, Some(f), None) => Some(NsxPassword::File(f.into())),
+        (None, None, Some(c)) => Some(NsxPassword::File(c)),
+        (None, None, None) => {
+            if !r.issues.iter().any(|i| i.key == "nsx.password_credential") {
+                r.issue(
+                    "nsx.password",
+                    "required: give password_file (or password_credential under systemd, or \
+                     password)",
+                );
+            }
+            None
+        }
+        _ => {
+            r.issue(
+                "nsx.password",
+                "give one of password, password_file and password_credential",
+            );
+            None
+        }
+    }
+}
+
 /// `nsx`.
 fn nsx(r: &mut Reader, m: &mut Mapping) -> Option<NsxSettings> {
     let mut n = r.opt_section(m, "nsx")?;
@@ -150,7 +197,7 @@ fn nsx(r: &mut Reader, m: &mut Mapping) -> Option<NsxSettings> {
         }
     };
     let user = r.required(&mut n, "user", p);
-    let password = r.required(&mut n, "password", p);
+    let password = nsx_password(r, &mut n);
     let ca = r.required_file(&mut n, "ca", p, Need::Certs);
     let scope = r
         .string(&mut n, "scope", "nsx.scope")

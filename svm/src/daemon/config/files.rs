@@ -24,6 +24,8 @@ pub enum Need {
     Certs,
     /// A PEM private key.
     Key,
+    /// A secret (`nsx.password_file`): readable, neither group nor others may read it.
+    Secret,
     /// PEM certificate revocation lists (`api.crl`): at least one must be read.
     Crl,
     /// A file events are appended to (created when missing): `eve`, `outputs.eve.path`.
@@ -62,6 +64,7 @@ fn problem(path: &Path, need: Need) -> Option<String> {
     match need {
         Need::Policy => None,
         Need::Certs => crate::tls::load_certs(path).err().map(|e| e.to_string()),
+        Need::Secret => crate::secret::read_file(path).err().map(|e| e.to_string()),
         Need::Crl => crate::tls::load_crls(path).err().map(|e| e.to_string()),
         Need::Key => PrivateKeyDer::from_pem_file(path)
             .err()

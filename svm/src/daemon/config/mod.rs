@@ -258,14 +258,34 @@ pub struct NsxSettings {
     pub auth: NsxAuthKind,
     /// User.
     pub user: String,
-    /// Password.
-    pub password: String,
+    /// Password: inline, or a file only the daemon's user may read.
+    pub password: NsxPassword,
     /// CA of NSX Manager's certificate (PEM).
     pub ca: PathBuf,
     /// Tag scope.
     pub scope: String,
     /// Tag.
     pub tag: String,
+}
+
+/// Where the NSX password comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NsxPassword {
+    /// `nsx.password` in the configuration.
+    Inline(crate::secret::Secret),
+    /// `nsx.password_file`, or `nsx.password_credential` in `$CREDENTIALS_DIRECTORY`: read (and
+    /// its permissions checked) at validation and again when the daemon starts.
+    File(PathBuf),
+}
+
+impl NsxPassword {
+    /// The password.
+    pub fn read(&self) -> Result<crate::secret::Secret, crate::secret::SecretError> {
+        match self {
+            NsxPassword::Inline(s) => Ok(s.clone()),
+            NsxPassword::File(p) => crate::secret::read_file(p),
+        }
+    }
 }
 
 /// A size-rotated EVE file of the control plane.

@@ -133,6 +133,7 @@ fn every_missing_file_is_reported_in_one_run() {
         "central.cert",
         "central.key",
         "nsx.ca",
+        "nsx.password_file",
     ] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
@@ -498,4 +499,48 @@ fn api_crl_files_are_read_and_checked() {
         "{}",
         crl.message
     );
+}
+
+#[test]
+fn the_nsx_password_comes_from_one_place_and_its_file_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let base = "mode: inline\nvm_interface: a\nnetwork_interface: b\nstate_dir: /var/lib/svm\n\
+                nsx: {url: \"https://n\", user: u, ca: c, ";
+    let c = Config::from_yaml(&format!("{base}password: inline-secret}}\n")).unwrap();
+    let nsx = c.nsx.unwrap();
+    assert_eq!(nsx.password.read().unwrap().expose(), "inline-secret");
+    assert!(!format!("{nsx:?}").contains("inline-secret"));
+
+    let file = d.path().join("nsx-password");
+    std::fs::write(&file, "from-a-file\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_file = format!("{base}password_file: {}}}\n", file.display());
+    let c = Config::from_yaml(&with_file).unwrap();
+    assert_eq!(c.nsx.unwrap().password, NsxPassword::File(file.clone()));
+    let checked = Config::read_checked(&with_file).unwrap();
+    assert!(
+        !checked.issues.iter().any(|i| i.key == "nsx.password_file"),
+        "{:?}",
+        checked.issues
+    );
+    // Group-readable: refused at validation with its key.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let checked = Config::read_checked(&with_file).unwrap();
+    let issue = checked
+        .issues
+        .iter()
+        .find(|i| i.key == "nsx.password_file")
+        .unwrap();
+    assert!(issue.message.contains("chmod 0600"), "{}", issue.message);
+    assert!(!issue.message.contains("from-a-file"));
+
+    // None, or two at once.
+    for text in [
+        format!("{base}}}\n"),
+        format!("{base}password: a, password_file: {}}}\n", file.display()),
+    ] {
+        let e = Config::from_yaml(&text).unwrap_err();
+        assert!(e.0.iter().any(|i| i.key == "nsx.password"), "{e:?}");
+    }
 }
