@@ -87,65 +87,82 @@ fn notify_ready_watchdog_and_stopping() {
 }
 
 /// One API call with curl from the SVM's namespace as `who` (`<who>.crt`, `<who>.key`): the
-/// HTTP status, 0 when the handshake was refused.
-fn api_status(net: &Net, who: &str, path: &str) -> u16 {
+/// HTTP status, 0 when the handshake was refused, and the body.
+fn api_call(net: &Net, who: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let p = |n: &str| net.dir.path(n).to_str().unwrap().to_owned();
-    let out = net.exec(
-        'S',
-        &[
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "10",
-            "-w",
-            "%{http_code}",
-            "--cacert",
-            &p("ca.crt"),
-            "--cert",
-            &p(&format!("{who}.crt")),
-            "--key",
-            &p(&format!("{who}.key")),
-            &format!("https://127.0.0.1:8443{path}"),
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    let url = format!("https://127.0.0.1:8443{path}");
+    let (cert, key) = (p(&format!("{who}.crt")), p(&format!("{who}.key")));
+    let mut args = vec![
+        "curl",
+        "-s",
+        "--max-time",
+        "10",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+    ];
+    let ca = p("ca.crt");
+    args.extend(["--cacert", &ca, "--cert", &cert, "--key", &key]);
+    if let Some(b) = body {
+        args.extend(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    args.push(&url);
+    let out = net.exec('S', &args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn api_status(net: &Net, who: &str, path: &str) -> u16 {
+    api_call(net, who, "GET", path, None).0
+}
+
+/// The management CA, the API's certificate and client certificates `(name, serial)`, written
+/// into `dir`.
+fn write_pki(dir: &std::path::Path, clients: &[(&str, u64)]) -> svm_e2e::fakes::pki::TestCa {
+    let ca = svm_e2e::fakes::pki::TestCa::new("svm management CA");
+    let w = |n: &str, s: &str| std::fs::write(dir.join(n), s).unwrap();
+    w("ca.crt", &ca.cert_pem());
+    let server = ca.server("svm-api");
+    w("api.crt", &server.cert_pem);
+    w("api.key", &server.key_pem);
+    for &(name, serial) in clients {
+        let c = ca.client_serial("svm-admin", serial);
+        w(&format!("{name}.crt"), &c.cert_pem);
+        w(&format!("{name}.key"), &c.key_pem);
+    }
+    ca
+}
+
+/// The daemon's configuration with the control plane and the API (`extra` appended).
+fn control_config(net: &Net, extra: &str) -> String {
+    let d = net.dir.path("");
+    format!(
+        "backend: af-packet\nmode: inline\nvm_interface: {m}\nnetwork_interface: {n}\n\
+         workers: 1\naf_packet: {{block_count: 8}}\nstate_dir: {state}\n\
+         api:\n  listen: 127.0.0.1:8443\n  cert: {d}/api.crt\n  key: {d}/api.key\n  \
+         client_ca: {d}/ca.crt\n  admin: [CN=svm-admin]\n{extra}",
+        m = net.dev('m'),
+        n = net.dev('n'),
+        state = net.dir.path("state").display(),
+        d = d.display(),
+    )
 }
 
 #[test]
 fn revoked_client_certificates_are_refused_and_crls_reload_on_sighup() {
     skip_unless_able!();
     let mut net = Net::new('r', Backend::AfPacket);
-    let ca = svm_e2e::fakes::pki::TestCa::new("svm management CA");
     let dir = net.dir.path("");
+    let ca = write_pki(&dir, &[("admin", 1001), ("revoked", 1002), ("later", 1003)]);
     let w = |n: &str, s: &str| std::fs::write(dir.join(n), s).unwrap();
-    w("ca.crt", &ca.cert_pem());
-    let server = ca.server("svm-api");
-    w("api.crt", &server.cert_pem);
-    w("api.key", &server.key_pem);
-    for (name, serial) in [("admin", 1001), ("revoked", 1002), ("later", 1003)] {
-        let c = ca.client_serial("svm-admin", serial);
-        w(&format!("{name}.crt"), &c.cert_pem);
-        w(&format!("{name}.key"), &c.key_pem);
-    }
     w("ca.crl", &ca.crl(1, &[1002]));
-    let d = dir.clone();
-    let (m, n) = (net.dev('m'), net.dev('n'));
-    net.launch_svm(
-        "mode: standard\n",
-        &format!(
-            "backend: af-packet\nmode: inline\nvm_interface: {m}\nnetwork_interface: {n}\n\
-             workers: 1\naf_packet: {{block_count: 8}}\nstate_dir: {state}\n\
-             api:\n  listen: 127.0.0.1:8443\n  cert: {d}/api.crt\n  key: {d}/api.key\n  \
-             client_ca: {d}/ca.crt\n  admin: [CN=svm-admin]\n  crl: [{d}/ca.crl]\n",
-            state = net.dir.path("state").display(),
-            d = d.display(),
-        ),
+    let cfg = control_config(
+        &net,
+        &format!("  crl: [{}]\n", dir.join("ca.crl").display()),
     );
+    net.launch_svm("mode: standard\n", &cfg);
     let status = "/api/v1/status";
     assert_eq!(api_status(&net, "admin", status), 200, "{}", net.svm_log());
     assert_eq!(
@@ -238,4 +255,104 @@ fn nsx_password_credential_from_the_service_manager() {
     assert!(!err.contains("nsx.password"), "{err}");
     assert!(err.contains("nosuchif"), "{err}");
     assert_ne!(code, Some(0));
+}
+
+fn proc_status(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap()
+}
+
+fn field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_default()
+        .trim()
+}
+
+/// `run_as`: started as root, the daemon opens its ports and files and becomes `nobody` with no
+/// capability left, and still forwards, blocks, answers the API, writes its store and EVE and
+/// reloads on SIGHUP.
+#[test]
+fn runs_as_an_unprivileged_user_after_start() {
+    skip_unless_able!();
+    let Ok(Some(nobody)) = nix_user("nobody") else {
+        eprintln!("SKIPPED: no user nobody");
+        return;
+    };
+    let mut net = Net::new('u', Backend::AfPacket);
+    let dir = net.dir.path("");
+    let ca = write_pki(&dir, &[("admin", 2001), ("revoked", 2002)]);
+    std::fs::write(dir.join("ca.crl"), ca.crl(1, &[])).unwrap();
+    let cfg = control_config(
+        &net,
+        &format!(
+            "  crl: [{}]\nrun_as: nobody\n",
+            dir.join("ca.crl").display()
+        ),
+    );
+    let eve = net.launch_svm("mode: standard\n", &cfg);
+    let log = net.wait_log("running as nobody", 1, Duration::from_secs(10));
+    let pid = net.svm_pid();
+    let st = proc_status(pid);
+    let uid = format!("{nobody}\t{nobody}\t{nobody}\t{nobody}");
+    assert_eq!(field(&st, "Uid:"), uid, "{st}\n{log}");
+    assert_eq!(field(&st, "CapEff:"), "0000000000000000", "{st}");
+    assert_eq!(field(&st, "CapPrm:"), "0000000000000000", "{st}");
+    // Every thread (workers, keeper, API runtime) switched.
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let t = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        assert_eq!(field(&t, "Uid:"), uid, "{t}");
+    }
+
+    // Forwards.
+    net.http_server('V', "10.77.0.2");
+    net.wait_http('A', "10.77.0.2");
+    assert_eq!(net.curl('A', "10.77.0.2", 10), Some(net.blob()));
+    // Answers the API, writes the store (a manual block) and blocks.
+    assert_eq!(api_status(&net, "admin", "/api/v1/status"), 200);
+    let (code, body) = api_call(
+        &net,
+        "admin",
+        "POST",
+        "/api/v1/blocked-hosts",
+        Some(r#"{"vlan": "untagged", "address": "10.77.0.1", "minutes": 1, "reason": "test"}"#),
+    );
+    assert_eq!(code, 201, "{body}\n{}", net.svm_log());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while net.curl('A', "10.77.0.2", 1).is_some() {
+        assert!(Instant::now() < deadline, "the block is not enforced");
+    }
+    // The block is in EVE.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&eve)
+        .unwrap_or_default()
+        .contains("10.77.0.1")
+    {
+        assert!(Instant::now() < deadline, "no block in EVE");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Reloads on SIGHUP (the CRLs now revoke `revoked`).
+    assert_eq!(api_status(&net, "revoked", "/api/v1/status"), 200);
+    std::fs::write(dir.join("ca.crl"), ca.crl(2, &[2002])).unwrap();
+    net.signal_svm("-HUP");
+    net.wait_log(
+        "1 certificate revocation list(s) reloaded",
+        1,
+        Duration::from_secs(10),
+    );
+    assert_eq!(api_status(&net, "revoked", "/api/v1/status"), 0);
+    let log = net.stop_svm();
+    assert!(!log.contains("store error"), "{log}");
+    // The store was written as nobody: the block is there at the next start.
+    let state = std::fs::metadata(dir.join("state").join("state.redb")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&state), nobody);
+}
+
+/// The uid of a user, from /etc/passwd.
+fn nix_user(name: &str) -> std::io::Result<Option<u32>> {
+    Ok(std::fs::read_to_string("/etc/passwd")?
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.first() == Some(&name))
+        .and_then(|f| f.get(2).and_then(|u| u.parse().ok())))
 }

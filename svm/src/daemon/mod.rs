@@ -22,6 +22,7 @@ pub mod dbsync;
 pub mod dpdk;
 pub mod notify;
 pub mod plane;
+pub mod privileges;
 pub mod revocation;
 pub mod rules;
 pub mod services;
@@ -307,6 +308,27 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
                 return Err(e.into());
             }
         }
+    }
+    // Everything privileged is open: become `run_as` ([`privileges`]).
+    if let Some(user) = &cfg.run_as {
+        let dirs: Vec<std::path::PathBuf> = cfg.state_dir.iter().cloned().collect();
+        let mut files: Vec<std::path::PathBuf> = cfg
+            .eve
+            .iter()
+            .filter(|e| *e != "-")
+            .map(Into::into)
+            .collect();
+        files.extend(cfg.outputs.eve.iter().map(|e| e.path.clone()));
+        if let Err(e) = privileges::drop_to(user, &dirs, &files) {
+            drop(ios);
+            let _ = services.finish();
+            live_rules.stop();
+            return Err(DaemonError::Io {
+                what: "privileges".into(),
+                source: std::io::Error::other(e),
+            });
+        }
+        eprintln!("svm run: running as {user} (no capabilities kept)");
     }
 
     let mut statuses = Vec::with_capacity(workers);

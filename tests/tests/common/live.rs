@@ -485,6 +485,11 @@ impl Net {
         std::fs::read_to_string(self.dir.path("svm.log")).unwrap_or_default()
     }
 
+    /// The daemon's process id (the first child: `ip netns exec` execs it).
+    pub fn svm_pid(&self) -> u32 {
+        self.children.first().unwrap().id()
+    }
+
     /// Send `signal` (`-HUP`, `-USR1`, ...) to the daemon (the first child).
     pub fn signal_svm(&self, signal: &str) {
         let pid = self.children.first().unwrap().id().to_string();

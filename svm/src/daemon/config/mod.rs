@@ -175,6 +175,8 @@ pub struct Config {
     pub rules: Option<RulesSettings>,
     /// Signed application databases (`db:`); needs `state_dir`.
     pub db: Option<DbSettings>,
+    /// The user to become once the ports and files are open (`run_as`); none: stay as started.
+    pub run_as: Option<String>,
 }
 
 /// `db:` settings (docs/databases.md).
@@ -497,6 +499,19 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
     } else if general.eve.is_some() && control.outputs.eve.is_some() {
         r.issue("eve", "give either eve or outputs.eve, not both");
     }
+    let run_as = r.string(m, "run_as", "run_as");
+    if let Some(u) = &run_as {
+        match crate::daemon::privileges::lookup(u) {
+            Ok(user) if user.uid.is_root() => {
+                r.issue(
+                    "run_as",
+                    "root is what the daemon gives up; name another user",
+                );
+            }
+            Ok(_) => {}
+            Err(e) => r.issue("run_as", e.to_string().trim_start_matches("run_as: ")),
+        }
+    }
     r.unknown(m, "");
 
     let policy = general.policy.clone();
@@ -525,6 +540,7 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
             outputs: control.outputs,
             rules: rules.clone(),
             db,
+            run_as,
         }),
         _ => None,
     };

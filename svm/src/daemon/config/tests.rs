@@ -544,3 +544,20 @@ fn the_nsx_password_comes_from_one_place_and_its_file_must_be_private() {
         assert!(e.0.iter().any(|i| i.key == "nsx.password"), "{e:?}");
     }
 }
+
+#[test]
+fn run_as_names_a_user_other_than_root() {
+    let base = "mode: inline\nvm_interface: a\nnetwork_interface: b\n";
+    let c = Config::from_yaml(&format!("{base}run_as: nobody\n")).unwrap();
+    assert_eq!(c.run_as.as_deref(), Some("nobody"));
+    assert!(Config::from_yaml(base).unwrap().run_as.is_none());
+    for (user, says) in [
+        ("root", "root is what the daemon gives up"),
+        ("\"0\"", "root is what the daemon gives up"),
+        ("no-such-user-svm", "no user \"no-such-user-svm\""),
+    ] {
+        let e = Config::from_yaml(&format!("{base}run_as: {user}\n")).unwrap_err();
+        let issue = e.0.iter().find(|i| i.key == "run_as").unwrap();
+        assert!(issue.message.contains(says), "{user}: {}", issue.message);
+    }
+}
