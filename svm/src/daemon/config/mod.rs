@@ -500,6 +500,10 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
         r.issue("eve", "give either eve or outputs.eve, not both");
     }
     let run_as = r.string(m, "run_as", "run_as");
+    if run_as.is_some() && backend == Some(Backend::Dpdk) {
+        // The EAL keeps hugepage and device files it may open again; not dropped yet.
+        r.issue("run_as", "not with the DPDK backend yet");
+    }
     if let Some(u) = &run_as {
         match crate::daemon::privileges::lookup(u) {
             Ok(user) if user.uid.is_root() => {

@@ -551,6 +551,13 @@ fn run_as_names_a_user_other_than_root() {
     let c = Config::from_yaml(&format!("{base}run_as: nobody\n")).unwrap();
     assert_eq!(c.run_as.as_deref(), Some("nobody"));
     assert!(Config::from_yaml(base).unwrap().run_as.is_none());
+    let dpdk = "backend: dpdk\nmode: inline\nvm_port: a\nnetwork_port: b\nrun_as: nobody\n";
+    let e = Config::from_yaml(dpdk).unwrap_err();
+    assert!(
+        e.0.iter()
+            .any(|i| i.key == "run_as" && i.message.contains("DPDK")),
+        "{e:?}"
+    );
     for (user, says) in [
         ("root", "root is what the daemon gives up"),
         ("\"0\"", "root is what the daemon gives up"),
