@@ -162,18 +162,65 @@ pub fn read_index(dir: &Path) -> Vec<Case> {
         .collect()
 }
 
+/// Suricata settings the cases pass that svm has no counterpart for, each with why the case runs
+/// without it. `svm replay --set` refuses a key it does not know (as the daemon does), so the
+/// harness leaves these out by name; any other unknown key still reaches svm and fails its case.
+pub const SURICATA_ONLY_SETTINGS: &[(&str, &str)] = &[
+    ("stats.decoder-events", "statistics counters only"),
+    (
+        "spm-algo",
+        "Suricata's single-pattern matcher choice; svm has one matcher",
+    ),
+    (
+        "mpm-algo",
+        "Suricata's multi-pattern matcher choice; svm has one matcher",
+    ),
+    ("packet-alert-max", "svm keeps every alert of a packet"),
+    (
+        "stream.midstream-policy",
+        "exception policies are not settings in svm",
+    ),
+    (
+        "exception-policy",
+        "exception policies are not settings in svm",
+    ),
+    (
+        "stream.reassembly.urgent.policy",
+        "svm has no urgent-data policy",
+    ),
+    (
+        "detect.guess-applayer-tx",
+        "svm has no transaction guessing",
+    ),
+    ("decoder.vxlan.enabled", "svm has no VXLAN decoder setting"),
+    (
+        "app-layer.protocols.dns.tcp.detection-ports.dp",
+        "svm detects DNS by content, not ports",
+    ),
+];
+
 /// Translate Suricata's engine arguments to `svm replay`'s: drop what is irrelevant
-/// (`--runmode=single`), expand `${TEST_DIR}`.
+/// (`--runmode=single`, the settings in [`SURICATA_ONLY_SETTINGS`]), expand `${TEST_DIR}`.
 pub fn replay_args(case_dir: &Path, args: &[String]) -> Vec<String> {
     let dir = case_dir.display().to_string();
     let mut out = Vec::new();
-    let mut it = args.iter();
+    let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         if a.starts_with("--runmode") {
             if a == "--runmode" {
                 it.next();
             }
             continue;
+        }
+        if a == "--set" {
+            let suricata_only = it.peek().is_some_and(|kv| {
+                let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+                SURICATA_ONLY_SETTINGS.iter().any(|(k, _)| *k == key)
+            });
+            if suricata_only {
+                it.next();
+                continue;
+            }
         }
         out.push(a.replace("${TEST_DIR}", &dir));
     }
@@ -296,4 +343,32 @@ pub fn default_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     shared.join("conformance/suricata-verify")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn suricata_only_settings_are_left_out_and_others_reach_svm() {
+        let dir = Path::new("/cases/x");
+        let got = replay_args(
+            dir,
+            &args(
+                "--runmode single -k none --set stats.decoder-events=true --set stream.midstream=true \
+                 --set threshold-file=${TEST_DIR}/t.config --set no.such.key=1",
+            ),
+        );
+        assert_eq!(
+            got,
+            args(
+                "-k none --set stream.midstream=true --set threshold-file=/cases/x/t.config \
+                 --set no.such.key=1"
+            )
+        );
+    }
 }
