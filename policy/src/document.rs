@@ -145,11 +145,11 @@ pub(crate) fn yaml_tree(text: &str) -> Result<Value, PolicyErrors> {
 // Tree to domain types
 
 /// Collects problems during one walk.
-struct Walk {
-    errors: Vec<PolicyError>,
+pub(crate) struct Walk {
+    pub(crate) errors: Vec<PolicyError>,
 }
 
-fn child(path: &str, field: &str) -> String {
+pub(crate) fn child(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_owned()
     } else {
@@ -167,7 +167,7 @@ fn echo_str(s: &str) -> String {
 }
 
 /// How a value is named in "got ..." messages.
-fn describe(v: &Value) -> String {
+pub(crate) fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".to_owned(),
         Value::Bool(b) => b.to_string(),
@@ -179,12 +179,12 @@ fn describe(v: &Value) -> String {
 }
 
 /// A field of a mapping, `None` when absent or null.
-fn field<'v>(map: Option<&'v Map<String, Value>>, name: &str) -> Option<&'v Value> {
+pub(crate) fn field<'v>(map: Option<&'v Map<String, Value>>, name: &str) -> Option<&'v Value> {
     map.and_then(|m| m.get(name)).filter(|v| !v.is_null())
 }
 
 impl Walk {
-    fn err(&mut self, path: String, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, path: String, message: impl Into<String>) {
         self.errors.push(PolicyError {
             path,
             message: message.into(),
@@ -193,7 +193,7 @@ impl Walk {
 
     /// A mapping with only `known` fields. Unknown fields are reported, with their own path.
     /// Absent or null gives `None` (all defaults); a non-mapping is reported and gives `None`.
-    fn mapping<'v>(
+    pub(crate) fn mapping<'v>(
         &mut self,
         v: Option<&'v Value>,
         path: &str,
@@ -226,7 +226,7 @@ impl Walk {
         }
     }
 
-    fn boolean(&mut self, v: Option<&Value>, path: String, default: bool) -> bool {
+    pub(crate) fn boolean(&mut self, v: Option<&Value>, path: String, default: bool) -> bool {
         match v {
             None => default,
             Some(Value::Bool(b)) => *b,
@@ -240,7 +240,14 @@ impl Walk {
         }
     }
 
-    fn integer(&mut self, v: Option<&Value>, path: String, lo: u64, hi: u64, default: u64) -> u64 {
+    pub(crate) fn integer(
+        &mut self,
+        v: Option<&Value>,
+        path: String,
+        lo: u64,
+        hi: u64,
+        default: u64,
+    ) -> u64 {
         match v {
             None => default,
             Some(other) => match other.as_u64() {
@@ -261,7 +268,7 @@ impl Walk {
         u32::try_from(n).unwrap_or(default)
     }
 
-    fn keyword<T: Copy>(
+    pub(crate) fn keyword<T: Copy>(
         &mut self,
         v: Option<&Value>,
         path: String,
@@ -312,7 +319,7 @@ impl Walk {
         }
     }
 
-    fn opt_string(&mut self, v: Option<&Value>, path: String) -> Option<String> {
+    pub(crate) fn opt_string(&mut self, v: Option<&Value>, path: String) -> Option<String> {
         match v {
             None => None,
             Some(Value::String(s)) if s.len() > MAX_LABEL_LEN => {
@@ -342,6 +349,7 @@ impl Walk {
                 "exclusions",
                 "tagging",
                 "never_block",
+                "isolation",
             ],
         );
         let d = Policy::default();
@@ -362,6 +370,7 @@ impl Walk {
             exclusions: self.exclusions(field(map, "exclusions"), "exclusions"),
             tagging: self.tagging(field(map, "tagging"), "tagging"),
             never_block: self.never_block(field(map, "never_block"), "never_block"),
+            isolation: self.isolation(field(map, "isolation"), "isolation"),
         }
     }
 
@@ -721,7 +730,7 @@ impl Walk {
         })
     }
 
-    fn address(&mut self, v: Option<&Value>, path: String) -> Option<IpNet> {
+    pub(crate) fn address(&mut self, v: Option<&Value>, path: String) -> Option<IpNet> {
         const EXPECTED: &str =
             "expected an IP address or prefix such as 10.0.0.1, 10.0.0.0/8 or 2001:db8::/32";
         let Some(v) = v else {
@@ -768,7 +777,7 @@ impl Walk {
         Some(net)
     }
 
-    fn vlan(&mut self, v: Option<&Value>, path: String) -> VlanMatch {
+    pub(crate) fn vlan(&mut self, v: Option<&Value>, path: String) -> VlanMatch {
         let Some(v) = v else { return VlanMatch::Any };
         let parsed = match v {
             Value::Number(n) => n.as_u64().and_then(vlan_from_number),
@@ -854,6 +863,7 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         exclusions,
         tagging,
         never_block,
+        isolation,
     } = policy;
     let mut root = Map::new();
     if let Some(version) = version {
@@ -900,6 +910,10 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
                 .map(|n| Value::String(n.to_string()))
                 .collect(),
         ),
+    );
+    root.insert(
+        "isolation".to_owned(),
+        crate::isolation::isolation_tree(isolation),
     );
     Value::Object(root)
 }
@@ -958,6 +972,13 @@ fn threshold_tree(t: &Threshold) -> Value {
 fn toggle_tree(t: &Toggle) -> Value {
     let Toggle { enabled } = t;
     json!({ "enabled": enabled })
+}
+
+pub(crate) fn vlan_tree(vlan: &VlanMatch) -> Value {
+    match vlan {
+        VlanMatch::Id(id) => json!(id.get()),
+        other => Value::String(other.to_string()),
+    }
 }
 
 fn exclusion_tree(e: &Exclusion) -> Value {

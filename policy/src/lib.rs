@@ -25,6 +25,7 @@
 mod compile;
 mod document;
 mod error;
+pub mod isolation;
 mod model;
 
 pub use compile::CompiledPolicy;

@@ -460,6 +460,8 @@ pub struct Policy {
     pub never_block: Vec<IpNet>,
     /// NSX tagging of the protected VMs a detection involves.
     pub tagging: Tagging,
+    /// Network isolation of protected VMs.
+    pub isolation: crate::isolation::Isolation,
 }
 
 /// NSX tagging settings. In standard mode a detection that involves a protected VM always tags it

@@ -917,6 +917,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                         in_monitoring_mode: tag_monitoring,
                     },
                     never_block,
+                    isolation: Default::default(),
                 }
             },
         )
