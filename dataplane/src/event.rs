@@ -224,6 +224,13 @@ pub enum EventKind {
         /// The change.
         change: BlockChange,
     },
+    /// A protected VM was isolated or released, or would have been (monitoring mode).
+    Isolation {
+        /// The VM.
+        vm: std::sync::Arc<crate::isolation::ProtectedVm>,
+        /// The change.
+        change: crate::isolation::IsolationChange,
+    },
 }
 
 /// One event.

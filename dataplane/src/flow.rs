@@ -281,6 +281,78 @@ pub struct Flow {
     /// Activity scanner state (stream, app layer, rule state); created on the first packet
     /// inspected with a rule set loaded, `None` otherwise.
     pub scan: Option<Box<crate::scanner::FlowScan>>,
+    /// What a reset of both ends needs (MACs, tag stack, sequence numbers), for TCP flows of
+    /// protected VMs only ([`FlowTable::update_noting`]); boxed, so other flows pay 8 bytes.
+    pub ends: Option<Box<TcpEnds>>,
+}
+
+/// The last TCP segment of each direction of a flow, as much as a reset of both ends needs.
+/// Index 0 is the key's `a` endpoint, 1 its `b`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpEnds {
+    /// The tag stack of the flow's last segment.
+    pub vlan: vlan::VlanStack,
+    /// Each endpoint's MAC as the SVM sees it (the sender's in frames it sends).
+    pub macs: [[u8; 6]; 2],
+    /// The sequence number after each endpoint's last segment.
+    pub next: [u32; 2],
+    /// The acknowledgement in each endpoint's last segment (what it expects from the other).
+    pub ack: [u32; 2],
+    /// Bits: 1 << i when endpoint i sent a segment, 4 << i when that segment carried an ACK.
+    pub seen: u8,
+}
+
+/// One TCP segment as [`TcpEnds`] records it.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentNote<'a> {
+    /// Its tag stack.
+    pub vlan: &'a vlan::VlanStack,
+    /// Source and destination MACs.
+    pub eth: ([u8; 6], [u8; 6]),
+    /// Sequence number plus sequence-space length.
+    pub next: u32,
+    /// Acknowledgement number, if ACK is set.
+    pub ack: Option<u32>,
+}
+
+impl TcpEnds {
+    /// Record a segment from `a` to `b` (`a_to_b`) or back.
+    #[inline]
+    pub fn note(&mut self, a_to_b: bool, n: &SegmentNote<'_>) {
+        let (from, to) = if a_to_b { (0, 1) } else { (1, 0) };
+        self.vlan = *n.vlan;
+        if let Some(m) = self.macs.get_mut(from) {
+            *m = n.eth.0;
+        }
+        if self.seen & (1 << to) == 0
+            && let Some(m) = self.macs.get_mut(to)
+        {
+            *m = n.eth.1;
+        }
+        if let Some(x) = self.next.get_mut(from) {
+            *x = n.next;
+        }
+        self.seen |= 1 << from;
+        match (n.ack, self.ack.get_mut(from)) {
+            (Some(a), Some(x)) => {
+                *x = a;
+                self.seen |= 4 << from;
+            }
+            _ => self.seen &= !(4 << from),
+        }
+    }
+
+    /// The sequence number endpoint `i` (0 = `a`) accepts next from its peer: its own last
+    /// acknowledgement, else the peer's next sequence number; `None` if neither was seen.
+    pub fn expects(&self, i: usize) -> Option<u32> {
+        let peer = i ^ 1;
+        if self.seen & (4 << i) != 0 {
+            return self.ack.get(i).copied();
+        }
+        (self.seen & (1 << peer) != 0)
+            .then(|| self.next.get(peer).copied())
+            .flatten()
+    }
 }
 
 /// What the table tells the caller about one packet's flow.
@@ -345,6 +417,7 @@ impl Flow {
             mac_slot_b: crate::attack::state::NO_SLOT,
             syn_ack_seq: None,
             scan: None,
+            ends: None,
         }
     }
 }
@@ -747,6 +820,21 @@ impl FlowTable {
         tcp_flags: Option<TcpFlags>,
         frame_len: usize,
     ) -> FlowUpdate {
+        self.update_noting(now, key, a_to_b, tcp_flags, frame_len, None)
+    }
+
+    /// [`FlowTable::update`], also recording a TCP segment in the flow's [`TcpEnds`] (the
+    /// worker does for flows of protected VMs, so isolating one can reset them all).
+    #[inline(always)]
+    pub fn update_noting(
+        &mut self,
+        now: Timestamp,
+        key: &FlowKey,
+        a_to_b: bool,
+        tcp_flags: Option<TcpFlags>,
+        frame_len: usize,
+        note: Option<&SegmentNote<'_>>,
+    ) -> FlowUpdate {
         self.packets_since_sweep += 1;
         if now >= self.next_sweep
             && self.packets_since_sweep >= self.flows.capacity() / SWEEP_PACKETS_PER_FLOW
@@ -767,6 +855,9 @@ impl FlowTable {
         };
         let to_server = a_to_b == f.client_is_a;
         f.last_seen = now;
+        if let Some(n) = note {
+            f.ends.get_or_insert_with(Box::default).note(a_to_b, n);
+        }
         f.bytes += frame_len as u64;
         if to_server {
             f.pkts_to_server += 1;

@@ -17,6 +17,7 @@ pub mod driver;
 pub mod event;
 pub mod flow;
 pub mod io;
+pub mod isolation;
 pub mod output;
 pub mod reset;
 pub mod rules;

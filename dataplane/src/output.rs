@@ -25,6 +25,8 @@ pub enum DropReason {
     Attack,
     /// A `drop`/`reject` signature rule matched it.
     Rule,
+    /// It is a frame of an isolated VM that no exclusion lets through.
+    Isolated,
 }
 
 /// Which way an injected frame travels, relative to the frame that caused it. Inline, a frame

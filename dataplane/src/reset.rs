@@ -173,3 +173,30 @@ pub fn resets(seg: &Segment<'_>) -> [Option<Vec<u8>>; 2] {
     };
     [forward, back]
 }
+/// The resets that end a tracked TCP flow without a segment to answer (an isolation resets
+/// every flow of the VM at once): `[to a, to b]` for the flow's endpoints `a` and `b` (as the
+/// flow key orders them), each as if from the other end, with the tag stack and MACs of the
+/// flow's last segments. An end whose expected sequence number was never seen gets none.
+pub fn flow_resets(
+    a: (IpAddr, u16),
+    b: (IpAddr, u16),
+    ends: &crate::flow::TcpEnds,
+) -> [Option<Vec<u8>>; 2] {
+    let [mac_a, mac_b] = ends.macs;
+    let to =
+        |(dst, dport): (IpAddr, u16), (src, sport): (IpAddr, u16), i: usize, mac_dst, mac_src| {
+            let seq = ends.expects(i)?;
+            build(
+                &ends.vlan,
+                mac_src,
+                mac_dst,
+                src,
+                dst,
+                sport,
+                dport,
+                seq,
+                ends.expects(i ^ 1),
+            )
+        };
+    [to(a, b, 0, mac_a, mac_b), to(b, a, 1, mac_b, mac_a)]
+}

@@ -24,6 +24,7 @@ use crate::flow::{FlowKey, FlowTable, TcpState};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
 pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
+use crate::isolation::{IsolationClient, hook as iso_hook};
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
 use crate::scanner::{self, ScannerConfig};
@@ -101,6 +102,14 @@ pub struct Counters {
     pub injected: u64,
     /// Non-IP, non-ARP frames (forwarded uninspected).
     pub other_l3: u64,
+    /// Frames of isolated VMs dropped (inline) or answered with resets (mirror).
+    pub dropped_isolated: u64,
+    /// TCP flows of isolated VMs reset.
+    pub isolation_resets: u64,
+    /// Automatic isolations this worker started.
+    pub isolations: u64,
+    /// Monitoring mode: detections that would have isolated a VM.
+    pub would_isolate: u64,
 }
 
 impl Counters {
@@ -111,7 +120,11 @@ impl Counters {
 
     /// Frames dropped in total.
     pub fn dropped(&self) -> u64 {
-        self.dropped_blocked + self.dropped_terminated + self.dropped_attack + self.dropped_rule
+        self.dropped_blocked
+            + self.dropped_terminated
+            + self.dropped_attack
+            + self.dropped_rule
+            + self.dropped_isolated
     }
 }
 
@@ -131,6 +144,8 @@ pub struct Worker {
     thresholds: ThresholdState,
     memcap: StreamMemcap,
     matches: Vec<RuleMatch>,
+    // Isolation of protected VMs (`None` without an inventory: one branch per frame).
+    iso: Option<Box<IsolationClient>>,
 }
 
 impl Worker {
@@ -150,7 +165,19 @@ impl Worker {
             thresholds: ThresholdState::new(),
             memcap: StreamMemcap::new(DEFAULT_MEMCAP),
             matches: Vec::new(),
+            iso: None,
         }
+    }
+
+    /// Take part in isolating protected VMs through `client` (one client of the isolation table
+    /// every worker shares, [`crate::isolation::SharedIsolation`]).
+    pub fn set_isolation(&mut self, client: IsolationClient) {
+        self.iso = Some(Box::new(client));
+    }
+
+    /// This worker's client of the isolation table, if it has one.
+    pub fn isolation(&self) -> Option<&IsolationClient> {
+        self.iso.as_deref()
     }
 
     /// This worker's client of the block table.
@@ -276,6 +303,7 @@ impl Worker {
             Verdict::Drop(DropReason::Terminated) => self.counters.dropped_terminated += 1,
             Verdict::Drop(DropReason::Attack) => self.counters.dropped_attack += 1,
             Verdict::Drop(DropReason::Rule) => self.counters.dropped_rule += 1,
+            Verdict::Drop(DropReason::Isolated) => self.counters.dropped_isolated += 1,
         }
         verdict
     }
@@ -349,6 +377,22 @@ impl Worker {
             return Verdict::Forward;
         }
         let scope = scope_of(&decoded.vlan);
+        // Isolation: a frame of an isolated VM goes no further unless an exclusion lets it.
+        if let Some(iso) = self.iso.as_deref_mut()
+            && iso_hook::check_frame(
+                iso,
+                decoded,
+                scope,
+                meta,
+                self.policy.policy(),
+                self.cfg.attach,
+                &mut self.flows,
+                &mut self.counters,
+                out,
+            ) == iso_hook::Check::Drop
+        {
+            return Verdict::Drop(DropReason::Isolated);
+        }
         match &decoded.l3 {
             L3::Other => {
                 self.counters.other_l3 += 1;
@@ -614,12 +658,18 @@ impl Worker {
     ) -> Verdict {
         let now = meta.ts;
         let (key, a_to_b, tcp_flags) = flow_key(scope, ip);
-        let upd = self.flows.update(
+        // Isolation: TCP flows of protected VMs keep what resetting them needs.
+        let note = self
+            .iso
+            .as_deref()
+            .and_then(|iso| iso_hook::note_of(iso, decoded, ip, scope));
+        let upd = self.flows.update_noting(
             now,
             &key,
             a_to_b,
             tcp_flags,
             decoded.l3_offset + ip.total_len,
+            note.as_ref(),
         );
         if upd.terminated {
             return Verdict::Drop(DropReason::Terminated);
@@ -839,6 +889,29 @@ impl Worker {
                 pcap_cnt: Some(meta.pcap_cnt),
                 kind: EventKind::Alert(alert),
             });
+            // Isolation: a rule alert on a flow whose source proved its address.
+            if proven && let Some(iso) = self.iso.as_deref_mut() {
+                let trigger = iso_hook::Trigger {
+                    engine: Engine::ActivityScanner,
+                    signature: Cow::Owned(m.msg.to_string()),
+                    sid: m.sid,
+                    classtype: m.classtype.clone(),
+                    priority: m.priority,
+                    flow_id: Some(upd.id),
+                    src: ip.src(),
+                };
+                iso_hook::on_detection(
+                    iso,
+                    trigger,
+                    decoded,
+                    scope,
+                    meta,
+                    self.policy.policy(),
+                    &mut self.flows,
+                    &mut self.counters,
+                    out,
+                );
+            }
         }
         // The block names the first drop/reject match; the keeper reports it.
         let blocking = matches
@@ -1035,6 +1108,31 @@ impl Worker {
                     app: None,
                 }),
             });
+            // Isolation: a detection from a protected VM may isolate it (forged sources never).
+            if let Some(iso) = self.iso.as_deref_mut()
+                && d.attack.blocks_source()
+            {
+                let trigger = iso_hook::Trigger {
+                    engine: Engine::AttackBlocker,
+                    signature: Cow::Borrowed(d.attack.name()),
+                    sid: d.attack.sid(),
+                    classtype: None,
+                    priority: d.attack.severity(),
+                    flow_id: packet.flow_id,
+                    src: d.src,
+                };
+                iso_hook::on_detection(
+                    iso,
+                    trigger,
+                    decoded,
+                    packet.scope,
+                    meta,
+                    p,
+                    &mut self.flows,
+                    &mut self.counters,
+                    out,
+                );
+            }
         }
         if !enforce {
             return false;

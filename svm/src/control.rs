@@ -814,6 +814,8 @@ impl ControlState {
                 .fetch_add(1, Ordering::Relaxed);
                 self.hub.emit(Record::from_dataplane(ev));
             }
+            // Isolation events go where events go; their state is the isolation keeper's.
+            EventKind::Isolation { .. } => self.hub.emit(Record::from_dataplane(ev)),
         }
     }
 

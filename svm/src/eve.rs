@@ -337,6 +337,7 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                 block: body,
             })
         }
+        EventKind::Isolation { vm, change } => crate::isolation_eve::to_json(ev, vm, change),
     }
 }
 

@@ -629,6 +629,7 @@ fn human_event(ev: &Event) -> String {
                 )
             }
         },
+        EventKind::Isolation { vm, change } => crate::isolation_eve::human(ev, vm, change),
     }
 }
 

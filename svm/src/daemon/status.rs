@@ -52,6 +52,10 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.blocks_refused += b.blocks_refused;
     a.injected += b.injected;
     a.other_l3 += b.other_l3;
+    a.dropped_isolated += b.dropped_isolated;
+    a.isolation_resets += b.isolation_resets;
+    a.isolations += b.isolations;
+    a.would_isolate += b.would_isolate;
 }
 
 /// Sum the latest published status of every worker.

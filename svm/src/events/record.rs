@@ -102,6 +102,11 @@ impl Record {
                 ..
             } => Severity::Warning,
             EventKind::Block { .. } => Severity::Info,
+            EventKind::Isolation {
+                change: dataplane::isolation::IsolationChange::Started { .. },
+                ..
+            } => Severity::Warning,
+            EventKind::Isolation { .. } => Severity::Info,
         };
         let mut value = Map::new();
         if let Ok(Value::Object(eve)) = crate::eve::to_json(ev)
