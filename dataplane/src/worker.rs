@@ -24,7 +24,6 @@ use crate::flow::{FlowKey, FlowTable, TcpState};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
 pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
-use crate::isolation::{IsolationClient, hook as iso_hook};
 use crate::reset::{self, Segment};
 use crate::rules::{RuleAction, RuleMatch, RuleSet, ThresholdState};
 use crate::scanner::{self, ScannerConfig};
@@ -33,6 +32,8 @@ pub use crate::settings::{Attach, WorkerConfig};
 use crate::shared_blocks::{BlockClient, BlockRequest};
 use crate::stream::{DEFAULT_MEMCAP, StreamMemcap};
 use crate::time::Timestamp;
+
+use crate::isolation::{IsolationClient, hook as iso_hook};
 
 /// IP protocol numbers of the tunnels whose inner packet is inspected: IPv4 (IP-in-IP) and
 /// IPv6 encapsulation.

@@ -211,6 +211,17 @@ pub struct ReplayArgs {
     /// evicts the detection block closest to expiry.
     #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_blocks: u32,
+    /// Protected VMs (the daemon configuration's `inventory` list, alone or in a whole daemon
+    /// configuration): what isolation, manual or automatic, applies to.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Isolate a VM of the inventory from the capture's first frame, for MINUTES (default 480).
+    #[arg(long, value_name = "VM[:MINUTES]")]
+    pub isolate: Vec<String>,
+    /// An exclusion of the `--isolate` isolations, in the policy's form (a mapping, or a list of
+    /// them; `[]` for none); without any, the DNS/DHCP client and server profiles.
+    #[arg(long, value_name = "YAML")]
+    pub isolate_exclude: Vec<String>,
 }
 
 /// `svm state` subcommands.

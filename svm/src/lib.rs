@@ -13,6 +13,7 @@ pub mod eve;
 pub mod events;
 pub mod https;
 pub mod inventory;
+pub mod isolation;
 pub mod isolation_eve;
 pub mod nsx;
 pub mod replay;

@@ -173,6 +173,26 @@ pub struct Summary {
     pub rule_alerts: u64,
     /// Frames dropped by `drop`/`reject` rules.
     pub dropped_rule: u64,
+    /// Isolation (with `--inventory`): started, ended on time, frames dropped, flows reset,
+    /// detections that would have isolated (monitoring), VMs isolated at the end.
+    pub isolation: Option<IsolationSummary>,
+}
+
+/// What isolation did in one replay.
+#[derive(Debug, Default, Serialize)]
+pub struct IsolationSummary {
+    /// Isolations started (manual and automatic).
+    pub started: u64,
+    /// Isolations that ended on time.
+    pub expired: u64,
+    /// Frames of isolated VMs dropped (inline) or answered with resets (mirror).
+    pub dropped: u64,
+    /// TCP flows reset.
+    pub flows_reset: u64,
+    /// Monitoring mode: detections that would have isolated a VM.
+    pub would_isolate: u64,
+    /// VMs still isolated when the capture ended.
+    pub active: Vec<String>,
 }
 
 /// How the rules of one replay were loaded.
@@ -436,6 +456,7 @@ fn summarize(
         rules_load_seconds: rules.seconds,
         rule_alerts: c.rule_alerts,
         dropped_rule: c.dropped_rule,
+        isolation: None,
     }
 }
 
@@ -542,6 +563,22 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
             w,
             "    table full: {} evicted, {} refused",
             s.blocks_evicted, s.blocks_refused
+        )?;
+    }
+    if let Some(i) = &s.isolation {
+        writeln!(
+            w,
+            "  isolation    {} started, {} expired, {} dropped, {} reset, {} would isolate; isolated at end: {}",
+            i.started,
+            i.expired,
+            counted(i.dropped, "frame"),
+            counted(i.flows_reset, "flow"),
+            i.would_isolate,
+            if i.active.is_empty() {
+                "none".to_owned()
+            } else {
+                i.active.join(", ")
+            }
         )?;
     }
     for b in &s.blocks_active {
@@ -670,6 +707,8 @@ fn report_capture(path: &std::path::Path, stats: &ReadStats) {
 struct Replay {
     drivers: Vec<Driver>,
     keeper: BlockKeeper,
+    // Isolation (with --inventory): its keeper, stepped around every frame as the block keeper.
+    isolation: Option<crate::isolation::ReplayIsolation>,
     // Events of the frames so far, the keeper's among them, in order.
     events: Vec<Event>,
     // The driver of the latest frame (its injections are the backend's next).
@@ -700,6 +739,9 @@ impl FrameHandler for Replay {
         self.frames += 1;
         self.last_ts = meta.ts;
         self.keeper_step(Some(meta.ts));
+        if let Some(iso) = self.isolation.as_mut() {
+            iso.before_frame(meta.ts, &mut self.events);
+        }
         let n = self.drivers.len();
         let i = if n > 1 { worker_of(frame, n) } else { 0 };
         let Some(d) = self.drivers.get_mut(i) else {
@@ -713,6 +755,9 @@ impl FrameHandler for Replay {
             self.events.extend(d.take_events());
         }
         self.keeper_step(None);
+        if let Some(iso) = self.isolation.as_mut() {
+            iso.after_frame(&mut self.events);
+        }
         verdict
     }
 
@@ -789,6 +834,14 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         usize::from(args.workers),
         usize::try_from(args.max_blocks).unwrap_or(DEFAULT_BLOCK_CAPACITY),
     );
+    let (isolation, iso_clients) = crate::isolation::ReplayIsolation::new(
+        args.inventory.as_deref(),
+        &args.isolate,
+        &args.isolate_exclude,
+        usize::from(args.workers),
+    )
+    .map_err(ReplayError::Arguments)?;
+    let mut iso_clients = iso_clients.into_iter();
     let drivers: Vec<Driver> = clients
         .into_iter()
         .zip(0u16..)
@@ -796,12 +849,16 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             let cfg = cfg.index(index).build();
             let mut w = Worker::new(cfg, Arc::clone(&compiled), blocks);
             w.set_rules(rules.clone());
+            if let Some(c) = iso_clients.next() {
+                w.set_isolation(c);
+            }
             Driver::new(w, Events::Keep(Vec::new()))
         })
         .collect();
     let mut replay = Replay {
         drivers,
         keeper,
+        isolation,
         events: Vec::new(),
         last: 0,
         frames: 0,
@@ -872,11 +929,15 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let injected = io.injected_by_direction();
     io.finish()?;
     let Replay {
-        drivers, keeper, ..
+        drivers,
+        keeper,
+        isolation,
+        last_ts,
+        ..
     } = replay;
     let stats = keeper.stats();
     let workers: Vec<&Worker> = drivers.iter().map(Driver::worker).collect();
-    let summary = summarize(
+    let mut summary = summarize(
         args,
         &workers,
         (&table, stats),
@@ -884,6 +945,21 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         (events, injected),
         rules_load,
     );
+    if let Some(iso) = &isolation {
+        let (st, active) = iso.finish(last_ts);
+        let c = workers.iter().fold(Counters::default(), |mut a, w| {
+            crate::daemon::status::add(&mut a, w.counters());
+            a
+        });
+        summary.isolation = Some(IsolationSummary {
+            started: st.started,
+            expired: st.expired,
+            dropped: c.dropped_isolated,
+            flows_reset: c.isolation_resets,
+            would_isolate: c.would_isolate,
+            active: active.iter().map(|i| i.vm.id.to_string()).collect(),
+        });
+    }
     if let Some(path) = &args.summary_json {
         let text = serde_json::to_string_pretty(&summary).map_err(|e| ReplayError::Output {
             what: "summary".into(),

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+pub mod isolation;
 mod link;
 mod payload;
 pub mod plan;

@@ -722,6 +722,7 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("benign", benign),
         ("ipv6_ext_fragments", ipv6_ext_fragments),
         ("follow_up", follow_up),
+        ("isolation_outbound_scan", crate::isolation::outbound_scan),
     ]
 }
 

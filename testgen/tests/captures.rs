@@ -996,6 +996,7 @@ fn scenario_frame_counts() {
         ("benign", 54),
         ("ipv6_ext_fragments", 8),
         ("follow_up", 15),
+        ("isolation_outbound_scan", 238),
     ]);
     let got: BTreeMap<&str, usize> = scenarios::all()
         .into_iter()

@@ -1,0 +1,235 @@
+//! Isolation glue of the `svm` binary: the inventory as the dataplane's protected VMs, the
+//! inventory file `svm replay --inventory` reads, and `--isolate VM[:MINUTES]`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use dataplane::event::Event;
+use dataplane::isolation::{
+    IsolationClient, IsolationControl, IsolationInfo, IsolationKeeper, KeeperStats, Protected,
+    ProtectedVm as DpVm, SharedIsolation, VmNic,
+};
+use dataplane::time::Timestamp;
+#[cfg(doc)]
+use dataplane::worker::Worker;
+use policy::isolation::{IsolationExclusion, IsolationMinutes};
+
+use crate::inventory::{Inventory, ProtectedVm, parse_mac};
+
+/// The inventory's VMs as the dataplane knows them (VLAN scopes and MACs parsed), with every
+/// problem reported, one a line.
+pub fn protected(vms: &[ProtectedVm]) -> Result<Protected, String> {
+    if let Err(errors) = Inventory::new(vms.to_vec()) {
+        return Err(errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"));
+    }
+    let dp = vms
+        .iter()
+        .map(|vm| DpVm {
+            id: Arc::from(vm.id.as_str()),
+            nics: vm
+                .interfaces
+                .iter()
+                .filter_map(|i| {
+                    Some(VmNic {
+                        scope: i.vlan.parse().ok()?,
+                        mac: i.mac.as_deref().and_then(parse_mac),
+                        addrs: i.addresses.clone(),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    Protected::new(dp).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| format!("inventory: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+/// Read an inventory file: the daemon configuration's `inventory` list, either alone or inside a
+/// whole daemon configuration (its other keys are not read).
+pub fn read_inventory(path: &Path) -> Result<Protected, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| format!("{shown}: {e}"))?;
+    let list = match doc {
+        serde_norway::Value::Mapping(mut m) => m
+            .remove("inventory")
+            .ok_or_else(|| format!("{shown}: no `inventory` list"))?,
+        other => other,
+    };
+    let vms: Vec<ProtectedVm> =
+        serde_norway::from_value(list).map_err(|e| format!("{shown}: inventory: {e}"))?;
+    protected(&vms).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// `VM[:MINUTES]` of `--isolate`: the VM id and the duration in seconds (default 480 minutes).
+pub fn parse_isolate(spec: &str) -> Result<(String, u64), String> {
+    let (vm, minutes) = match spec.rsplit_once(':') {
+        Some((vm, m)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => {
+            let m: u32 = m
+                .parse()
+                .map_err(|_| format!("--isolate {spec}: bad minutes"))?;
+            (vm, m)
+        }
+        _ => (spec, IsolationMinutes::DEFAULT),
+    };
+    if vm.is_empty() {
+        return Err(format!("--isolate {spec}: expected VM[:MINUTES]"));
+    }
+    let d = IsolationMinutes::new(minutes).ok_or_else(|| {
+        format!(
+            "--isolate {spec}: an isolation lasts {}..={} minutes",
+            IsolationMinutes::MIN,
+            IsolationMinutes::MAX
+        )
+    })?;
+    Ok((vm.to_owned(), d.as_secs()))
+}
+
+/// The exclusions of `--isolate-exclude` values (each a YAML/JSON mapping, or a list of them, in
+/// the form of `isolation.automatic.exclusions`); none given: the DNS/DHCP profiles.
+pub fn parse_excludes(values: &[String]) -> Result<Vec<IsolationExclusion>, String> {
+    if values.is_empty() {
+        return Ok(policy::isolation::default_exclusions());
+    }
+    let mut out = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let tree: serde_json::Value =
+            serde_norway::from_str(v).map_err(|e| format!("--isolate-exclude {v}: {e}"))?;
+        let list = match tree {
+            serde_json::Value::Array(_) => tree,
+            other => serde_json::Value::Array(vec![other]),
+        };
+        let path = format!("--isolate-exclude[{i}]");
+        match policy::isolation::exclusions_from_value(&list, &path) {
+            Ok(mut e) => out.append(&mut e),
+            Err(errors) => return Err(errors.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// Isolation in `svm replay`: the keeper driven between frames on packet time, as the block
+/// keeper is, and the `--isolate` isolations made before the first frame.
+#[derive(Debug)]
+pub struct ReplayIsolation {
+    keeper: IsolationKeeper,
+    control: IsolationControl,
+    manual: Vec<(String, u64)>,
+    exclusions: Vec<IsolationExclusion>,
+    started: bool,
+}
+
+impl ReplayIsolation {
+    /// From `--inventory`, `--isolate` and `--isolate-exclude`: `None` without an inventory,
+    /// else the keeper's side and one client for each of `workers` workers
+    /// ([`Worker::set_isolation`]).
+    pub fn new(
+        inventory: Option<&Path>,
+        isolate: &[String],
+        excludes: &[String],
+        workers: usize,
+    ) -> Result<(Option<ReplayIsolation>, Vec<IsolationClient>), String> {
+        let Some(path) = inventory else {
+            if isolate.is_empty() && excludes.is_empty() {
+                return Ok((None, Vec::new()));
+            }
+            return Err("--isolate and --isolate-exclude need --inventory FILE".into());
+        };
+        let protected = Arc::new(read_inventory(path)?);
+        let manual = isolate
+            .iter()
+            .map(|s| parse_isolate(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, (vm, _)) in manual.iter().enumerate() {
+            if protected.get(vm).is_none() {
+                return Err(format!("--isolate {vm}: no such VM in {}", path.display()));
+            }
+            if manual.iter().take(i).any(|(v, _)| v == vm) {
+                return Err(format!("--isolate {vm}: given twice"));
+            }
+        }
+        let exclusions = parse_excludes(excludes)?;
+        let SharedIsolation {
+            keeper,
+            control,
+            clients,
+        } = SharedIsolation::new(protected, workers);
+        let iso = ReplayIsolation {
+            keeper,
+            control,
+            manual,
+            exclusions,
+            started: false,
+        };
+        Ok((Some(iso), clients))
+    }
+
+    /// Before a frame at `now`: the `--isolate` isolations (first frame only; [`Self::new`]
+    /// checked their VMs and durations, so none is refused), then expiry.
+    pub fn before_frame(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        let mut on_event = |ev| events.push(ev);
+        if !self.started {
+            self.started = true;
+            for (vm, secs) in std::mem::take(&mut self.manual) {
+                let _ = self.keeper.enable(
+                    &vm,
+                    now,
+                    secs,
+                    self.exclusions.clone(),
+                    "svm replay --isolate".into(),
+                    &mut on_event,
+                );
+            }
+        }
+        self.keeper.expire(now, &mut on_event);
+        self.keeper.publish();
+    }
+
+    /// After a frame: the isolations it started.
+    pub fn after_frame(&mut self, events: &mut Vec<Event>) {
+        let mut on_event = |ev| events.push(ev);
+        self.keeper.drain(&mut on_event);
+        self.keeper.publish();
+    }
+
+    /// The keeper's counters and the isolations in force at `now`.
+    pub fn finish(&self, now: Timestamp) -> (KeeperStats, Vec<IsolationInfo>) {
+        (self.keeper.stats(), self.control.list(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn isolate_specs() {
+        assert_eq!(parse_isolate("vm-1").unwrap(), ("vm-1".into(), 480 * 60));
+        assert_eq!(parse_isolate("vm-1:5").unwrap(), ("vm-1".into(), 300));
+        assert_eq!(
+            parse_isolate("urn:vm:7:2").unwrap(),
+            ("urn:vm:7".into(), 120)
+        );
+        assert!(parse_isolate("vm-1:0").is_err());
+        assert!(parse_isolate(":5").is_err());
+        assert_eq!(parse_excludes(&[]).unwrap().len(), 4);
+        assert!(parse_excludes(&["[]".into()]).unwrap().is_empty());
+        let e = parse_excludes(&["{remote: 10.0.0.0/8, ports: [443]}".into()]).unwrap();
+        assert_eq!(e.len(), 1);
+        assert!(
+            parse_excludes(&["{ports: [x]}".into()])
+                .unwrap_err()
+                .contains("--isolate-exclude[0][0].ports[0]")
+        );
+    }
+}
