@@ -86,7 +86,8 @@ fn check_isolated(
     };
     if attach == Attach::Mirror && client.has_pending() {
         // On a mirror every reset leaves through the inject port: no need to know the VM's side.
-        for e in client.take_pending(|_| true) {
+        let now = meta.ts;
+        for e in client.take_pending(|e| e.expires > now) {
             reset_flows(&e, true, policy, flows, counters, out);
         }
     }

@@ -870,7 +870,10 @@ impl IsolationClient {
         self.any = !self.fresh.is_empty() || !self.snap.entries.is_empty();
         let known: Vec<&Arc<IsolationEntry>> =
             self.snap.entries.iter().chain(self.fresh.iter()).collect();
+        // Isolations that ended (or were released) before this worker met their VM are dropped.
         self.walked.retain(|s| known.iter().any(|e| e.serial == *s));
+        self.pending
+            .retain(|p| known.iter().any(|e| e.serial == p.serial));
         for e in known {
             if !self.walked.contains(&e.serial)
                 && !self.pending.iter().any(|p| p.serial == e.serial)

@@ -291,3 +291,23 @@ fn isolation_resets_every_flow_of_the_vm_not_excluded() {
         0
     );
 }
+
+#[test]
+fn an_isolation_released_before_a_worker_meets_the_vm_resets_nothing() {
+    let SharedIsolation {
+        mut keeper,
+        mut clients,
+        ..
+    } = SharedIsolation::new(protected(), 1);
+    let t = Timestamp(1);
+    keeper
+        .enable("vm-66", t, 60, vec![], String::new(), &mut |_| {})
+        .unwrap();
+    keeper.publish();
+    clients[0].refresh();
+    assert!(clients[0].has_pending());
+    keeper.disable("vm-66", t, &mut |_| {}).unwrap();
+    keeper.publish();
+    clients[0].refresh();
+    assert!(!clients[0].has_pending() && !clients[0].any());
+}
