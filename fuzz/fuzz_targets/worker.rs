@@ -8,22 +8,31 @@
 //! (timeouts, windows, the end of a one-minute block).
 //!
 //! Settings bits: 0 inline (else mirror), 1 monitoring mode, 2 actions `inform`, 3 checksum
-//! validation, 4 IDS inspection timing, 5 midstream pick-up.
+//! validation, 4 IDS inspection timing, 5 midstream pick-up, 6 single-packet detections block
+//! unverified sources, 7 half of each address space may never be blocked. Automatic isolation of
+//! protected VMs is always on (one-minute isolations, two profiles and a custom exclusion).
 //!
-//! Beyond "no panic": a monitoring or `inform` policy drops no frame and makes no block; every
-//! injected frame is a well-formed frame with valid checksums; every block expires. The block
-//! table is the daemon's keeper, driven between frames on packet time as replay drives it, with
-//! room for 8 blocks so that a full table (eviction) is reached too.
+//! Beyond "no panic": a monitoring or `inform` policy makes no block, and drops no frame but an
+//! isolated VM's (monitoring none); monitoring isolates nothing; every injected frame is a
+//! well-formed frame with valid checksums; every block and every isolation expires. The block
+//! and isolation tables are the daemon's keepers, driven between frames on packet time as replay
+//! drives them, with room for 8 blocks so that a full table (eviction) is reached too. The
+//! protected VMs: MAC 02:00:00:00:00:01 untagged, 02:00:00:00:00:02 on VLAN 100, and one known
+//! by its address only (10.0.0.1, untagged).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use dataplane::decode::{DecodeOptions, decode_frame};
+use dataplane::event::EventKind;
+use dataplane::isolation::{
+    IsolationChange, IsolationKeeper, Protected, ProtectedVm, SharedIsolation, VmNic,
+};
 use dataplane::rules::{RuleSet, RuleSetBuilder};
 use dataplane::scanner::InspectionMode;
 use dataplane::shared_blocks::{BlockKeeper, SharedBlocks};
 use dataplane::time::Timestamp;
-use dataplane::worker::{Attach, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
+use dataplane::worker::{Attach, DropReason, PacketMeta, VecOutput, Verdict, Worker, WorkerConfig};
 use libfuzzer_sys::fuzz_target;
 use policy::{CompiledPolicy, Policy};
 
@@ -87,7 +96,10 @@ fn policy(
          \x20   icmp_flood: {{count: 5, window_secs: 1}}\n\
          \x20 block_unverified_sources: {unverified}\n\
          activity_scanner:\n  action: {action}\n\
-         never_block: {never}\n",
+         never_block: {never}\n\
+         isolation:\n  automatic:\n    enabled: true\n    duration_minutes: 1\n\
+         \x20   exclusions:\n      - profile: dns-client\n      - profile: dhcp-client\n\
+         \x20     - {{remote: 10.0.0.0/8, protocol: tcp, ports: [80], direction: outbound}}\n",
         never = if never_block {
             "[0.0.0.0/1, \"::/1\"]"
         } else {
@@ -98,7 +110,33 @@ fn policy(
     Arc::new(CompiledPolicy::compile(p))
 }
 
-fn worker(settings: u8) -> (Worker, BlockKeeper) {
+fn protected() -> Arc<Protected> {
+    let nic = |vlan: u16, mac: Option<[u8; 6]>, addr: [u8; 4]| VmNic {
+        scope: match vlan::VlanId::new(vlan) {
+            Ok(id) if vlan > 0 => vlan::VlanScope::single(id),
+            _ => vlan::VlanScope::UNTAGGED,
+        },
+        mac,
+        addrs: vec![std::net::IpAddr::from(addr)],
+    };
+    let vm = |id: &str, nics| ProtectedVm {
+        id: id.into(),
+        nics,
+    };
+    Arc::new(
+        Protected::new(vec![
+            vm("a", vec![nic(0, Some([2, 0, 0, 0, 0, 1]), [10, 0, 0, 66])]),
+            vm(
+                "b",
+                vec![nic(100, Some([2, 0, 0, 0, 0, 2]), [10, 0, 0, 10])],
+            ),
+            vm("c", vec![nic(0, None, [10, 0, 0, 1])]),
+        ])
+        .expect("the fuzz inventory is valid"),
+    )
+}
+
+fn worker(settings: u8) -> (Worker, BlockKeeper, IsolationKeeper) {
     let mut cfg = WorkerConfig::default();
     cfg.attach = if settings & 1 != 0 {
         Attach::Inline
@@ -135,7 +173,13 @@ fn worker(settings: u8) -> (Worker, BlockKeeper) {
         clients.remove(0),
     );
     w.set_rules(Some(rules()));
-    (w, keeper)
+    let SharedIsolation {
+        keeper: iso_keeper,
+        clients: mut iso_clients,
+        ..
+    } = SharedIsolation::new(protected(), 1);
+    w.set_isolation(iso_clients.remove(0));
+    (w, keeper, iso_keeper)
 }
 
 /// Injected frames are built by us for the wire: they must decode with checksums checked.
@@ -154,8 +198,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&settings, mut rest)) = data.split_first() else {
         return;
     };
-    let quiet = settings & 2 != 0 || settings & 4 != 0;
-    let (mut w, mut keeper) = worker(settings);
+    let monitoring = settings & 2 != 0;
+    let quiet = monitoring || settings & 4 != 0;
+    let (mut w, mut keeper, mut iso) = worker(settings);
     let mut out = VecOutput::default();
     let mut now = Timestamp::from_secs_micros(1_000_000, 0);
     let mut n = 0u64;
@@ -173,6 +218,8 @@ fuzz_target!(|data: &[u8]| {
         n += 1;
         keeper.expire(now, &mut |_| {});
         keeper.publish();
+        iso.expire(now, &mut |_| {});
+        iso.publish();
         let verdict = w.process(
             frame,
             PacketMeta {
@@ -183,12 +230,29 @@ fuzz_target!(|data: &[u8]| {
         );
         keeper.drain(&mut |_| {});
         keeper.publish();
+        iso.drain(&mut |ev| out.events.push(ev));
+        iso.publish();
         assert!(keeper.len() <= 8, "the table outgrew its capacity");
+        if monitoring {
+            assert_eq!(verdict, Verdict::Forward, "monitoring dropped a frame");
+            assert!(
+                !out.events.iter().any(|e| matches!(
+                    &e.kind,
+                    EventKind::Isolation {
+                        change: IsolationChange::Started { .. },
+                        ..
+                    }
+                )),
+                "monitoring isolated a VM"
+            );
+        }
         if quiet {
-            assert_eq!(
-                verdict,
-                Verdict::Forward,
-                "monitoring/inform dropped a frame"
+            assert!(
+                matches!(
+                    verdict,
+                    Verdict::Forward | Verdict::Drop(DropReason::Isolated)
+                ),
+                "monitoring/inform dropped a frame of a VM not isolated"
             );
             assert!(keeper.is_empty(), "monitoring/inform made a block");
         }
@@ -202,4 +266,7 @@ fuzz_target!(|data: &[u8]| {
     keeper.drain(&mut |_| {});
     keeper.expire(now.plus_secs(86_400), &mut |_| {});
     assert!(keeper.is_empty(), "a block outlived its expiry");
+    iso.drain(&mut |_| {});
+    iso.expire(now.plus_secs(86_400), &mut |_| {});
+    assert!(iso.is_empty(), "an isolation outlived its expiry");
 });
