@@ -911,6 +911,18 @@ mod tests {
         assert!(none.isolation.automatic.exclusions.is_empty());
     }
 
+    /// The example of docs/policy.md's `isolation` section (the only `yml` block there) is valid.
+    #[test]
+    fn reference_example_is_valid() {
+        let doc = include_str!("../../docs/policy.md");
+        let start = doc.find("```yml\n").unwrap() + 7;
+        let len = doc[start..].find("```").unwrap();
+        let p = crate::Policy::from_yaml(&doc[start..start + len]).unwrap();
+        assert!(p.isolation.automatic.enabled);
+        assert_eq!(p.isolation.automatic.exclusions.len(), 3);
+        assert_eq!(p.isolation.dns_resolvers.len(), 1);
+    }
+
     #[test]
     fn bad_values_are_reported_with_their_place() {
         let e = crate::Policy::from_yaml(
