@@ -38,7 +38,8 @@ pub struct Segment<'a> {
 /// TTL / hop limit of injected resets.
 const RESET_TTL: u8 = 64;
 
-fn seq_len(tcp: &Tcp<'_>) -> u32 {
+/// The sequence space a segment takes: its payload, plus one for SYN and one for FIN.
+pub(crate) fn seq_len(tcp: &Tcp<'_>) -> u32 {
     let mut n = u32::try_from(tcp.payload.len()).unwrap_or(u32::MAX);
     if tcp.flags.has(TcpFlags::SYN) {
         n = n.wrapping_add(1);

@@ -281,17 +281,10 @@ pub fn note_of<'a>(
     }
     p.sender(scope, decoded.eth_src, Some(ip.src()))
         .or_else(|| p.sender(scope, decoded.eth_dst, Some(ip.dst())))?;
-    let mut len = u32::try_from(t.payload.len()).unwrap_or(u32::MAX);
-    if t.flags.has(TcpFlags::SYN) {
-        len = len.wrapping_add(1);
-    }
-    if t.flags.has(TcpFlags::FIN) {
-        len = len.wrapping_add(1);
-    }
     Some(SegmentNote {
         vlan: &decoded.vlan,
         eth: (decoded.eth_src, decoded.eth_dst),
-        next: t.seq.wrapping_add(len),
+        next: t.seq.wrapping_add(reset::seq_len(t)),
         ack: t.flags.has(TcpFlags::ACK).then_some(t.ack),
     })
 }

@@ -311,3 +311,68 @@ fn an_isolation_released_before_a_worker_meets_the_vm_resets_nothing() {
     clients[0].refresh();
     assert!(!clients[0].has_pending() && !clients[0].any());
 }
+
+#[test]
+fn flow_resets_carry_the_whole_tag_stack_and_the_expected_numbers() {
+    use crate::decode::{DecodeOptions, L3, L4, decode_frame};
+    let stack = VlanStack::qinq(VlanId::new(300).unwrap(), VlanId::new(100).unwrap());
+    let mut ends = crate::flow::TcpEnds::default();
+    // a -> b: seq 1000 + 10 bytes, ack 5000; then b -> a: seq 5000, ack 1010.
+    ends.note(
+        true,
+        &SegmentNote {
+            vlan: &stack,
+            eth: (VM_MAC, PEER_MAC),
+            next: 1010,
+            ack: Some(5000),
+        },
+    );
+    assert_eq!(ends.expects(1), Some(1010), "b expects a's next byte");
+    assert_eq!(
+        ends.expects(0),
+        Some(5000),
+        "a expects what it acknowledged"
+    );
+    let a = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 66)), 40_000);
+    let b = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 20)), 22);
+    let [to_a, to_b] = crate::reset::flow_resets(a, b, &ends);
+    let strict = DecodeOptions {
+        verify_checksums: true,
+    };
+    for (frame, dst_mac, (src, dst), seq) in [
+        (to_a.unwrap(), VM_MAC, (b, a), 5000),
+        (to_b.unwrap(), PEER_MAC, (a, b), 1010),
+    ] {
+        let d = decode_frame(&frame, strict).unwrap();
+        assert!(d.anomalies.is_empty());
+        assert_eq!(d.eth_dst, dst_mac);
+        assert_eq!(d.vlan.ids().collect::<Vec<_>>(), vec![300, 100]);
+        assert_eq!(
+            d.vlan
+                .tags()
+                .iter()
+                .map(|t| u16::from(t.tpid))
+                .collect::<Vec<_>>(),
+            vec![0x88a8, 0x8100]
+        );
+        let L3::Ip(ip) = &d.l3 else { panic!("IP") };
+        let L4::Tcp(t) = &ip.l4 else { panic!("TCP") };
+        assert_eq!((ip.src(), t.src_port), src);
+        assert_eq!((ip.dst(), t.dst_port), dst);
+        assert_eq!(t.seq, seq);
+        assert!(t.flags.has(TcpFlags::RST));
+    }
+    // An end never heard from and never acknowledged gets no reset.
+    let mut half = crate::flow::TcpEnds::default();
+    half.note(
+        true,
+        &SegmentNote {
+            vlan: &stack,
+            eth: (VM_MAC, PEER_MAC),
+            next: 1001,
+            ack: None,
+        },
+    );
+    let [to_a, to_b] = crate::reset::flow_resets(a, b, &half);
+    assert!(to_a.is_none() && to_b.is_some());
+}
