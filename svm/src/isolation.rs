@@ -194,10 +194,11 @@ impl ReplayIsolation {
         self.keeper.publish();
     }
 
-    /// After a frame: the isolations it started.
+    /// After a frame: the isolations it started (no command comes in replay: only the workers'
+    /// fresh list is read, one atomic load when it did not move).
     pub fn after_frame(&mut self, events: &mut Vec<Event>) {
         let mut on_event = |ev| events.push(ev);
-        self.keeper.drain(&mut on_event);
+        self.keeper.take_fresh(&mut on_event);
         self.keeper.publish();
     }
 

@@ -59,6 +59,13 @@ pub fn check_frame(
         // kept, and its flows are reset once the mode is standard again).
         return Check::Pass;
     }
+    // Most frames are no isolated VM's: one or two loads tell, unless resets are due on a
+    // mirror (any frame will do for those).
+    if !client.may_match(decoded.eth_src, decoded.eth_dst)
+        && !(attach == Attach::Mirror && client.has_pending())
+    {
+        return Check::Pass;
+    }
     check_isolated(
         client, decoded, scope, meta, policy, attach, flows, counters, out,
     )
@@ -276,7 +283,7 @@ pub fn note_of<'a>(
         return None;
     };
     let p = client.protected();
-    if p.is_empty() {
+    if p.is_empty() || !p.may_involve(decoded.eth_src, decoded.eth_dst) {
         return None;
     }
     p.sender(scope, decoded.eth_src, Some(ip.src()))

@@ -26,7 +26,7 @@ use hashbrown::HashMap;
 use policy::isolation::IsolationExclusion;
 use vlan::VlanScope;
 
-use super::vm::{Protected, ProtectedVm};
+use super::vm::{MacFilter, Protected, ProtectedVm};
 use crate::event::{Engine, Event, EventKind};
 use crate::shared_blocks::Hasher;
 use crate::time::Timestamp;
@@ -260,16 +260,19 @@ pub struct IsolationSnapshot {
     by_mac: HashMap<(VlanScope, [u8; 6]), usize, Hasher>,
     // Entries of VMs with an interface the inventory gives no MAC: matched by address.
     by_addr: Vec<usize>,
+    macs: MacFilter,
 }
 
 impl IsolationSnapshot {
     fn new(generation: u64, entries: Vec<Arc<IsolationEntry>>) -> Self {
         let mut by_mac = HashMap::with_hasher(Hasher::default());
         let mut by_addr = Vec::new();
+        let mut macs = MacFilter::default();
         for (i, e) in entries.iter().enumerate() {
             for nic in &e.vm.nics {
                 match nic.mac {
                     Some(mac) => {
+                        macs.insert(mac);
                         by_mac.insert((nic.scope, mac), i);
                     }
                     None if !by_addr.contains(&i) => by_addr.push(i),
@@ -282,6 +285,7 @@ impl IsolationSnapshot {
             entries,
             by_mac,
             by_addr,
+            macs,
         }
     }
 
@@ -422,6 +426,8 @@ impl SharedIsolation {
                 fresh: Vec::new(),
                 seen: 0,
                 any: false,
+                macs: MacFilter::default(),
+                by_addr: false,
                 walked: Vec::new(),
                 pending: Vec::new(),
                 wake: tx.clone(),
@@ -438,6 +444,7 @@ impl SharedIsolation {
                 fresh_taken: 0,
                 fresh_version: 0,
                 stats: KeeperStats::default(),
+                soonest: None,
             },
             control: IsolationControl {
                 tx,
@@ -475,6 +482,8 @@ pub struct IsolationKeeper {
     fresh_taken: usize,
     fresh_version: u64,
     stats: KeeperStats,
+    // The earliest expiry in the table: replay asks to expire before every frame.
+    soonest: Option<Timestamp>,
 }
 
 fn check_duration(secs: u64) -> Result<(), IsolationError> {
@@ -506,7 +515,13 @@ impl IsolationKeeper {
 
     /// When the next isolation ends.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.entries.values().map(|e| e.expires).min()
+        self.soonest
+    }
+
+    /// The table changed: a new snapshot is due, and the earliest expiry may have moved.
+    fn changed(&mut self) {
+        self.dirty = true;
+        self.soonest = self.entries.values().map(|e| e.expires).min();
     }
 
     /// Take the isolations workers appended since the last call, reporting each.
@@ -536,6 +551,7 @@ impl IsolationKeeper {
             self.stats.started += 1;
             on_event(e.started_event());
             self.entries.insert(Arc::clone(&e.vm.id), e);
+            self.changed();
         }
     }
 
@@ -572,7 +588,7 @@ impl IsolationKeeper {
         on_event(e.started_event());
         let info = e.info();
         self.entries.insert(Arc::clone(&e.vm.id), e);
-        self.dirty = true;
+        self.changed();
         Ok(info)
     }
 
@@ -592,7 +608,7 @@ impl IsolationKeeper {
                 IsolationError::UnknownVm(vm.to_owned())
             });
         };
-        self.dirty = true;
+        self.changed();
         self.stats.released += 1;
         on_event(e.ended_event(now, IsolationEnd::Manual));
         Ok(e.info())
@@ -618,13 +634,13 @@ impl IsolationKeeper {
             flows_reset: AtomicU64::new(info.flows_reset),
         });
         self.entries.insert(Arc::clone(&e.vm.id), e);
-        self.dirty = true;
+        self.changed();
         Ok(())
     }
 
     /// Remove and report every isolation over by `now` (each at its own expiry time).
     pub fn expire(&mut self, now: Timestamp, on_event: &mut impl FnMut(Event)) {
-        if !self.entries.values().any(|e| e.expires <= now) {
+        if self.soonest.is_none_or(|t| t > now) {
             return;
         }
         let mut over: Vec<Arc<IsolationEntry>> = self
@@ -639,7 +655,7 @@ impl IsolationKeeper {
             self.stats.expired += 1;
             on_event(e.ended_event(e.expires, IsolationEnd::Expired));
         }
-        self.dirty = true;
+        self.changed();
     }
 
     /// Apply one command.
@@ -838,6 +854,9 @@ pub struct IsolationClient {
     seen: u64,
     // Whether any isolation is known: the per-frame fast path.
     any: bool,
+    // The MACs of every known isolation, and whether one is known by address only.
+    macs: MacFilter,
+    by_addr: bool,
     // Serials of the isolations whose flows this worker has reset (only those still known).
     walked: Vec<u64>,
     // Isolations whose flows this worker has yet to reset.
@@ -868,6 +887,16 @@ impl IsolationClient {
         self.fresh = lock(&self.shared.fresh).clone();
         self.snap = self.shared.load();
         self.any = !self.fresh.is_empty() || !self.snap.entries.is_empty();
+        self.macs = self.snap.macs;
+        self.by_addr = !self.snap.by_addr.is_empty();
+        for e in &self.fresh {
+            for nic in &e.vm.nics {
+                match nic.mac {
+                    Some(mac) => self.macs.insert(mac),
+                    None => self.by_addr = true,
+                }
+            }
+        }
         let known: Vec<&Arc<IsolationEntry>> =
             self.snap.entries.iter().chain(self.fresh.iter()).collect();
         // Isolations that ended (or were released) before this worker met their VM are dropped.
@@ -887,6 +916,12 @@ impl IsolationClient {
     #[inline]
     pub fn any(&self) -> bool {
         self.any
+    }
+
+    /// Whether a frame between these MACs may be an isolated VM's (false: it is not).
+    #[inline]
+    pub fn may_match(&self, eth_src: [u8; 6], eth_dst: [u8; 6]) -> bool {
+        self.by_addr || self.macs.may_contain(eth_src) || self.macs.may_contain(eth_dst)
     }
 
     /// The isolation in force for this frame at `now`, and whether the VM sent it.

@@ -376,3 +376,25 @@ fn flow_resets_carry_the_whole_tag_stack_and_the_expected_numbers() {
     let [to_a, to_b] = crate::reset::flow_resets(a, b, &half);
     assert!(to_a.is_none() && to_b.is_some());
 }
+
+proptest::proptest! {
+    /// The MAC prefilter never says "not in the set" for a member.
+    #[test]
+    fn mac_filter_has_no_false_negatives(
+        set in proptest::collection::vec(proptest::prelude::any::<[u8; 6]>(), 0..20),
+        probe in proptest::prelude::any::<[u8; 6]>(),
+    ) {
+        let mut f = vm::MacFilter::default();
+        for m in &set {
+            f.insert(*m);
+        }
+        for m in &set {
+            proptest::prop_assert!(f.may_contain(*m));
+        }
+        if !f.may_contain(probe) {
+            proptest::prop_assert!(!set.contains(&probe));
+        }
+        let g = vm::MacFilter::default().union(f);
+        proptest::prop_assert_eq!(g, f);
+    }
+}

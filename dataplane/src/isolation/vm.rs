@@ -31,6 +31,38 @@ pub struct ProtectedVm {
     pub nics: Vec<VmNic>,
 }
 
+/// A prefilter over a set of MACs: one bit per value of a MAC's last byte. A frame neither of
+/// whose MACs has its bit set is no frame of the set (one or two loads instead of two hash
+/// probes); a set bit only means "look it up".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MacFilter([u64; 4]);
+
+impl MacFilter {
+    /// Add a MAC.
+    pub fn insert(&mut self, mac: [u8; 6]) {
+        let b = mac[5];
+        if let Some(w) = self.0.get_mut(usize::from(b >> 6)) {
+            *w |= 1 << (b & 63);
+        }
+    }
+
+    /// Whether `mac` may be in the set.
+    #[inline]
+    pub fn may_contain(&self, mac: [u8; 6]) -> bool {
+        let b = mac[5];
+        self.0
+            .get(usize::from(b >> 6))
+            .is_some_and(|w| w & (1 << (b & 63)) != 0)
+    }
+
+    /// Both sets.
+    pub fn union(self, other: MacFilter) -> MacFilter {
+        let [a, b, c, d] = self.0;
+        let [e, f, g, h] = other.0;
+        MacFilter([a | e, b | f, c | g, d | h])
+    }
+}
+
 /// Most protected VMs one SVM keeps (one hypervisor host's worth, with room to spare); an
 /// inventory over it is refused by [`Protected::new`].
 pub const MAX_VMS: usize = 65_536;
@@ -44,6 +76,7 @@ pub struct Protected {
     // Addresses of interfaces without a MAC only: a frame of an interface with a MAC is known
     // by it, and an address alone is what a forged frame can claim.
     by_ip: HashMap<(VlanScope, IpAddr), usize, Hasher>,
+    macs: MacFilter,
 }
 
 /// Why an inventory was refused.
@@ -91,6 +124,7 @@ impl Protected {
             for nic in &vm.nics {
                 match nic.mac {
                     Some(mac) => {
+                        p.macs.insert(mac);
                         if let Some(j) = p.by_mac.insert((nic.scope, mac), i)
                             && j != i
                         {
@@ -116,6 +150,12 @@ impl Protected {
         } else {
             Err(errors)
         }
+    }
+
+    /// Whether a frame between these MACs may be a protected VM's (false: it is not).
+    #[inline]
+    pub fn may_involve(&self, eth_src: [u8; 6], eth_dst: [u8; 6]) -> bool {
+        !self.by_ip.is_empty() || self.macs.may_contain(eth_src) || self.macs.may_contain(eth_dst)
     }
 
     /// Whether there are no VMs (the per-frame work is then one branch).
