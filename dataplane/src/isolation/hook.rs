@@ -61,9 +61,8 @@ pub fn check_frame(
     }
     // Most frames are no isolated VM's: one or two loads tell, unless resets are due on a
     // mirror (any frame will do for those).
-    if !client.may_match(decoded.eth_src, decoded.eth_dst)
-        && !(attach == Attach::Mirror && client.has_pending())
-    {
+    let resets_due = attach == Attach::Mirror && client.has_pending();
+    if !resets_due && !client.may_match(decoded.eth_src, decoded.eth_dst) {
         return Check::Pass;
     }
     check_isolated(
