@@ -174,7 +174,9 @@ pub struct Summary {
     /// Frames dropped by `drop`/`reject` rules.
     pub dropped_rule: u64,
     /// Isolation (with `--inventory`): started, ended on time, frames dropped, flows reset,
-    /// detections that would have isolated (monitoring), VMs isolated at the end.
+    /// detections that would have isolated (monitoring), VMs isolated at the end. Absent
+    /// without `--inventory`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub isolation: Option<IsolationSummary>,
 }
 
