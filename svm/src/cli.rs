@@ -98,6 +98,9 @@ pub enum Command {
     /// Web address lists (malicious and phishing domains, URLs, IP hosts).
     #[command(subcommand)]
     Urls(crate::urls_cmd::UrlsCommand),
+    /// Certificates of the management API (CA, server, admin and read-only clients).
+    #[command(subcommand)]
+    Pki(crate::pki_cmd::PkiCommand),
 }
 
 /// `svm rules ...`
@@ -323,6 +326,7 @@ fn run(cli: Cli) -> Exit {
             }
         },
         Command::Urls(cmd) => crate::urls_cmd::run(&cmd),
+        Command::Pki(cmd) => crate::pki_cmd::run(&cmd),
         Command::Policy(PolicyCommand::Default) => {
             println!("{}", policy::Policy::default().to_json());
             Exit::Ok

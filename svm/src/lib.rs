@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod isolation;
 pub mod isolation_eve;
 pub mod nsx;
+pub mod pki_cmd;
 pub mod replay;
 pub mod rules_cmd;
 pub mod rules_load;
