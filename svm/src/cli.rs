@@ -118,8 +118,14 @@ pub enum PolicyCommand {
         /// The policy file.
         file: PathBuf,
     },
-    /// Print the built-in default policy as YAML-compatible JSON.
+    /// Print the built-in default policy as a commented YAML template.
     Default,
+    /// Print the running daemon's policy as YAML.
+    Show {
+        /// Connection.
+        #[command(flatten)]
+        client: crate::admin_cli::ClientArgs,
+    },
     /// Validate a policy file and push it to the running daemon.
     Push {
         /// The policy file.
@@ -327,10 +333,8 @@ fn run(cli: Cli) -> Exit {
         },
         Command::Urls(cmd) => crate::urls_cmd::run(&cmd),
         Command::Pki(cmd) => crate::pki_cmd::run(&cmd),
-        Command::Policy(PolicyCommand::Default) => {
-            println!("{}", policy::Policy::default().to_json());
-            Exit::Ok
-        }
+        Command::Policy(PolicyCommand::Default) => crate::policy_cmd::default(),
+        Command::Policy(PolicyCommand::Show { client }) => crate::policy_cmd::show(&client),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod admin_cli;
 pub mod api;
 pub mod cli;
+pub mod cli_config;
 pub mod control;
 pub mod daemon;
 pub mod db;
@@ -17,6 +18,7 @@ pub mod isolation;
 pub mod isolation_eve;
 pub mod nsx;
 pub mod pki_cmd;
+pub mod policy_cmd;
 pub mod replay;
 pub mod rules_cmd;
 pub mod rules_load;

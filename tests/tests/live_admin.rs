@@ -137,6 +137,38 @@ fn pki_init_certificates_run_the_daemon_and_carry_the_roles() {
     );
     let o = push("admin");
     assert!(o.status.success(), "{}", text(&o));
+    // The status table carries the dataplane's counters (one worker).
+    let st = svm_in(
+        &net,
+        &[
+            "status",
+            "--ca",
+            &format!("{pki}/api-ca.crt"),
+            "--cert",
+            &format!("{pki}/reader.crt"),
+            "--key",
+            &format!("{pki}/reader.key"),
+        ],
+    );
+    let table = String::from_utf8_lossy(&st.stdout).into_owned();
+    let line = |k: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("WORKERS").ends_with(" 1"), "{table}");
+    assert!(line("MODE").ends_with(" monitoring"), "{table}");
+    assert!(
+        line("PACKETS")
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok(),
+        "{table}"
+    );
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("applied policy version 1"),
         "{}",

@@ -388,6 +388,12 @@ fn dataplane_metrics(
     };
     vec![
         one(
+            "svm_workers",
+            "Worker threads of the dataplane.",
+            "gauge",
+            t.per_worker.len() as u64,
+        ),
+        one(
             "svm_packets_total",
             "Packets received by the workers.",
             "counter",
