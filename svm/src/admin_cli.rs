@@ -146,7 +146,8 @@ pub fn table(rows: &[Vec<String>], right: &[usize]) -> Vec<String> {
         .collect()
 }
 
-fn percent_encode(s: &str) -> String {
+/// `s` percent-encoded for a URL path segment or query value.
+pub fn percent_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'-' | b'_') {
@@ -158,12 +159,8 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-fn call(
-    client: &ClientArgs,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> anyhow::Result<crate::https::Response> {
+/// The HTTPS client of these arguments and the API's base URL (without a trailing `/`).
+pub fn https_client(client: &ClientArgs) -> anyhow::Result<(HttpsClient, String)> {
     let ep = client.endpoint()?;
     let id = crate::tls::load_identity(&ep.cert, &ep.key)?;
     let roots = crate::tls::load_certs(&ep.ca)?;
@@ -171,6 +168,16 @@ fn call(
         crate::tls::client_config(&roots, Some(id))?,
         Duration::from_secs(30),
     );
+    Ok((http, ep.api.trim_end_matches('/').to_owned()))
+}
+
+fn call(
+    client: &ClientArgs,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> anyhow::Result<crate::https::Response> {
+    let (http, base) = https_client(client)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -178,7 +185,7 @@ fn call(
     if body.is_some() {
         headers.push(("content-type", "application/json".to_owned()));
     }
-    let url = format!("{}{path}", ep.api.trim_end_matches('/'));
+    let url = format!("{base}{path}");
     Ok(rt.block_on(http.request(
         method,
         &url,
@@ -190,7 +197,7 @@ fn call(
 /// Print the result of a call and return the exit code: `ok` prints a success in words; with
 /// `--json` the API's body is printed as it is (an error's body too, on standard output, besides
 /// the message on standard error).
-fn finish(
+pub fn finish(
     client: &ClientArgs,
     resp: anyhow::Result<crate::https::Response>,
     ok: impl FnOnce(&[u8]),

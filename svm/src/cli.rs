@@ -101,6 +101,9 @@ pub enum Command {
     /// Certificates of the management API (CA, server, admin and read-only clients).
     #[command(subcommand)]
     Pki(crate::pki_cmd::PkiCommand),
+    /// Events of the running daemon (`svm events tail [--follow]`).
+    #[command(subcommand)]
+    Events(crate::events_cmd::EventsCommand),
 }
 
 /// `svm rules ...`
@@ -333,6 +336,7 @@ fn run(cli: Cli) -> Exit {
         },
         Command::Urls(cmd) => crate::urls_cmd::run(&cmd),
         Command::Pki(cmd) => crate::pki_cmd::run(&cmd),
+        Command::Events(cmd) => crate::events_cmd::run(&cmd),
         Command::Policy(PolicyCommand::Default) => crate::policy_cmd::default(),
         Command::Policy(PolicyCommand::Show { client }) => crate::policy_cmd::show(&client),
     }

@@ -329,6 +329,10 @@ pub trait Control: Send + Sync + 'static {
     fn db(&self) -> Option<Arc<dyn crate::api::db::DbControl>> {
         None
     }
+    /// Events for watchers (`/api/v1/events`), when the core has an event hub.
+    fn live_events(&self) -> Option<Arc<crate::events::live::Live>> {
+        None
+    }
 }
 
 /// Called with each newly applied compiled policy.
@@ -1260,5 +1264,9 @@ impl Control for ControlState {
 
     fn db(&self) -> Option<Arc<dyn crate::api::db::DbControl>> {
         self.hooks.db.clone()
+    }
+
+    fn live_events(&self) -> Option<Arc<crate::events::live::Live>> {
+        Some(self.hub.live().clone())
     }
 }

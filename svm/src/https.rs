@@ -194,6 +194,22 @@ impl HttpsClient {
         .map_err(|_| HttpsError::Timeout(self.timeout))?
     }
 
+    /// `GET url` with `headers`, connected and answered within the client's timeout; the body
+    /// is left to the caller to read at its own pace (endless streams, such as server-sent
+    /// events).
+    pub async fn get_streaming(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> Result<hyper::Response<hyper::body::Incoming>, HttpsError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.send(Method::GET, url, headers, Vec::new()),
+        )
+        .await
+        .map_err(|_| HttpsError::Timeout(self.timeout))?
+    }
+
     /// Connect, send one request, return the answer with its body unread.
     async fn send(
         &self,

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod db;
 pub mod eve;
 pub mod events;
+pub mod events_cmd;
 pub mod https;
 pub mod inventory;
 pub mod isolation;

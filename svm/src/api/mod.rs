@@ -6,12 +6,14 @@
 //! | `GET /api/v1/policy`, `GET /api/v1/blocked-hosts`, `GET /api/v1/status`, `GET /metrics`, `GET /api/v1/openapi.json` | read-only |
 //! | `PUT /api/v1/policy`, `POST /api/v1/blocked-hosts`, `DELETE /api/v1/blocked-hosts/{vlan}/{address}` | admin |
 //! | `GET /api/v1/db` | read-only |
+//! | `GET /api/v1/events`, `GET /api/v1/events/stream` | read-only |
 //! | `POST /api/v1/db`, `POST /api/v1/db/update`, `POST /api/v1/db/rollback` | admin |
 //! | `GET /v1/decisions/stream` | `X-Api-Key` of a bouncer |
 //! | `GET /healthz` | none |
 
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod metrics;
 pub mod server;
@@ -68,6 +70,8 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
         db::post_db,
         db::post_update,
         db::post_rollback,
+        events::recent,
+        events::stream,
     ),
     components(schemas(
         crate::control::PolicyState,
@@ -110,6 +114,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/db", get(db::get_db).post(db::post_db))
         .route("/api/v1/db/update", post(db::post_update))
         .route("/api/v1/db/rollback", post(db::post_rollback))
+        .route("/api/v1/events", get(events::recent))
+        .route("/api/v1/events/stream", get(events::stream))
         .route("/api/v1/openapi.json", get(handlers::openapi))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))

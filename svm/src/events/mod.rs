@@ -15,6 +15,7 @@
 pub mod cef;
 pub mod central;
 pub mod eve_file;
+pub mod live;
 pub mod record;
 pub mod syslog;
 
@@ -151,6 +152,7 @@ pub struct EventHub {
     stats: Arc<EventStats>,
     wake: Arc<tokio::sync::Notify>,
     store: Arc<Store>,
+    live: Arc<live::Live>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -187,6 +189,7 @@ impl EventHub {
         let (tx, rx) = mpsc::sync_channel(cfg.queue.max(1));
         let stats = Arc::new(EventStats::default());
         let wake = Arc::new(tokio::sync::Notify::new());
+        let live = Arc::new(live::Live::default());
         let writer = Writer {
             store: store.clone(),
             cfg,
@@ -194,6 +197,7 @@ impl EventHub {
             stats: stats.clone(),
             wake: wake.clone(),
             pending: Mutex::default(),
+            live: live.clone(),
         };
         std::thread::Builder::new()
             .name("svm-events".into())
@@ -203,6 +207,7 @@ impl EventHub {
             stats,
             wake,
             store,
+            live,
         })
     }
 
@@ -244,6 +249,11 @@ impl EventHub {
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
+
+    /// Events for watchers (`svm events tail`).
+    pub fn live(&self) -> &Arc<live::Live> {
+        &self.live
+    }
 }
 
 struct Writer {
@@ -254,6 +264,7 @@ struct Writer {
     wake: Arc<tokio::sync::Notify>,
     /// Records the store refused, oldest first, and their bytes; bounded like the spool.
     pending: Mutex<Pending>,
+    live: Arc<live::Live>,
 }
 
 #[derive(Default)]
@@ -312,6 +323,7 @@ impl Writer {
                 batch.push(rec);
             }
             self.write(&batch);
+            self.live.publish(&batch);
             for f in flushes {
                 let _ = f.send(());
             }
