@@ -1,6 +1,8 @@
 //! What an administrator does with the real daemon (issue 21, "What admins expect"): `svm pki
 //! init` makes the certificates `svm run` starts with; the admin certificate pushes a policy
-//! while the read-only one gets 403, through the `svm` CLI over mTLS on the daemon's loopback
+//! while the read-only one gets 403, through the `svm` CLI over mTLS on the daemon's loopback;
+//! `svm status` shows the dataplane's counters; `svm events tail --follow` prints the alert of a
+//! real scan through the daemon as it happens
 //! (inline topology of `common/live.rs`; needs root, iproute2, ethtool, nmap, curl, python3, or
 //! the test says why it is skipped and passes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -11,7 +13,7 @@ mod live;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use live::{Backend, Net, skip_reason};
+use live::{Backend, NMAP, Net, skip_reason};
 use svm_e2e::svm_bin;
 
 fn text(o: &Output) -> String {
@@ -174,5 +176,53 @@ fn pki_init_certificates_run_the_daemon_and_carry_the_roles() {
         "{}",
         text(&o)
     );
+
+    // A follower started before a real scan prints its alert.
+    struct Follower(std::process::Child);
+    impl Drop for Follower {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let bin = svm_bin();
+    let mut follower = Follower(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &net.ns('S')])
+            .arg(&bin)
+            .args([
+                "events", "tail", "--follow", "-n", "0", "--type", "alert", "--json",
+            ])
+            .args(["--ca", &format!("{pki}/api-ca.crt")])
+            .args(["--cert", &format!("{pki}/reader.crt")])
+            .args(["--key", &format!("{pki}/reader.key")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = follower.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The follower connects within milliseconds; give it a second before the traffic.
+    std::thread::sleep(Duration::from_secs(1));
+    let scan = net.exec('A', NMAP);
+    assert!(scan.status.success(), "{}", text(&scan));
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no alert followed:\n{}", net.svm_log()));
+    let alert: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(alert["event_type"], "alert", "{line}");
+    assert_eq!(alert["src_ip"], "10.77.0.1", "{line}");
+    drop(follower);
     net.stop_svm();
 }
