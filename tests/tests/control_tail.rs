@@ -48,7 +48,7 @@ async fn events_tail_prints_recent_and_follows_new_events_with_filters() {
             assert_eq!(r.status, 200);
         }
     };
-    let block = |addr: &'static str| {
+    let block = |addr: String| {
         let body = format!("{{\"address\":\"{addr}\",\"vlan\":\"100\",\"minutes\":5}}");
         async move {
             let r = hr
@@ -59,7 +59,7 @@ async fn events_tail_prints_recent_and_follows_new_events_with_filters() {
         }
     };
     push("monitoring").await;
-    block("10.0.0.1").await;
+    block("10.0.0.1".into()).await;
     h.control.hub().flush();
 
     // Follow policy_applied only, as JSON lines, from now on.
@@ -93,8 +93,10 @@ async fn events_tail_prints_recent_and_follows_new_events_with_filters() {
     // printed one must be newer than the follower's start, since -n 0 sends no backlog).
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut modes = ["standard", "monitoring"].iter().cycle();
+    let mut n = 0;
     let first = loop {
-        block("10.0.0.2").await;
+        n += 1;
+        block(format!("10.0.1.{n}")).await;
         push(modes.next().unwrap()).await;
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
             break line;

@@ -162,15 +162,23 @@ pub async fn recent(
         )));
     }
     let (backlog, _) = live(&state)?.subscribe();
-    let mut picked: Vec<&serde_json::Map<String, serde_json::Value>> = backlog
+    let picked: Vec<&serde_json::Map<String, serde_json::Value>> = latest(&backlog, &filter, limit)
+        .into_iter()
+        .map(|r| &r.value)
+        .collect();
+    Ok(axum::Json(picked).into_response())
+}
+
+/// The last `n` events of `backlog` that pass `filter`, oldest first.
+fn latest<'a>(backlog: &'a [Arc<Record>], filter: &Filter, n: usize) -> Vec<&'a Arc<Record>> {
+    let mut picked: Vec<&Arc<Record>> = backlog
         .iter()
         .rev()
         .filter(|r| filter.matches(r))
-        .take(limit)
-        .map(|r| &r.value)
+        .take(n)
         .collect();
     picked.reverse();
-    Ok(axum::Json(picked).into_response())
+    picked
 }
 
 fn sse_data(rec: &Record) -> Vec<u8> {
@@ -204,16 +212,9 @@ pub async fn stream(
     })?;
     let (backlog, rx) = live.subscribe();
     let first: Vec<u8> = {
-        let mut picked: Vec<&Arc<Record>> = backlog
-            .iter()
-            .rev()
-            .filter(|r| filter.matches(r))
-            .take(want)
-            .collect();
-        picked.reverse();
         // A comment first, so the client sees the stream open at once.
         let mut out = b": svm events\n\n".to_vec();
-        for r in picked {
+        for r in latest(&backlog, &filter, want) {
             out.extend(sse_data(r));
         }
         out
