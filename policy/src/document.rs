@@ -15,6 +15,10 @@ use crate::model::{
     Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
     Mode, Policy, RuleId, Tagging, Threshold, Toggle, VlanMatch,
 };
+use crate::web::{
+    DnsAnswer, MAX_BLOCK_PAGE, MAX_WEB_ITEMS, QuicMode, UrlListRef, WebAction, WebAddressScan,
+    is_category,
+};
 use core::fmt;
 use ipnet::IpNet;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -350,6 +354,7 @@ impl Walk {
                 "tagging",
                 "never_block",
                 "isolation",
+                "web_address_scan",
             ],
         );
         let d = Policy::default();
@@ -371,6 +376,8 @@ impl Walk {
             tagging: self.tagging(field(map, "tagging"), "tagging"),
             never_block: self.never_block(field(map, "never_block"), "never_block"),
             isolation: self.isolation(field(map, "isolation"), "isolation"),
+            web_address_scan: self
+                .web_address_scan(field(map, "web_address_scan"), "web_address_scan"),
         }
     }
 
@@ -864,6 +871,7 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         tagging,
         never_block,
         isolation,
+        web_address_scan,
     } = policy;
     let mut root = Map::new();
     if let Some(version) = version {
@@ -914,6 +922,10 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
     root.insert(
         "isolation".to_owned(),
         crate::isolation::isolation_tree(isolation),
+    );
+    root.insert(
+        "web_address_scan".to_owned(),
+        web_address_scan_tree(web_address_scan),
     );
     Value::Object(root)
 }
@@ -999,5 +1011,229 @@ fn exclusion_tree(e: &Exclusion) -> Value {
     };
     m.insert("vlan".to_owned(), vlan);
     m.insert("rule".to_owned(), json!(rule.as_str()));
+    Value::Object(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// web_address_scan
+
+impl Walk {
+    fn web_address_scan(&mut self, v: Option<&Value>, path: &str) -> WebAddressScan {
+        let map = self.mapping(
+            v,
+            path,
+            &[
+                "enabled",
+                "action",
+                "categories",
+                "url_lists",
+                "trusted",
+                "block_page",
+                "dns_answer",
+                "doh_canary_nxdomain",
+                "quic",
+            ],
+        );
+        let d = WebAddressScan::default();
+        let categories = self
+            .web_strings(field(map, "categories"), &child(path, "categories"))
+            .into_iter()
+            .filter_map(|(p, s)| {
+                if is_category(&s) {
+                    Some(s)
+                } else {
+                    self.err(
+                        p,
+                        format!(
+                            "{}: a category is 1..=64 lowercase letters, digits, '-' or '_'",
+                            echo_str(&s)
+                        ),
+                    );
+                    None
+                }
+            })
+            .collect();
+        let url_lists = self
+            .web_strings(field(map, "url_lists"), &child(path, "url_lists"))
+            .into_iter()
+            .filter_map(|(p, s)| match s.split_once('=') {
+                Some((c, f)) if is_category(c) && !f.trim().is_empty() && !f.contains('\0') => {
+                    Some(UrlListRef {
+                        category: c.to_owned(),
+                        path: f.to_owned(),
+                    })
+                }
+                _ => {
+                    self.err(
+                        p,
+                        format!(
+                            "{}: expected \"CATEGORY=PATH\" (a category of lowercase letters, \
+                             digits, '-' or '_', and a file on the appliance)",
+                            echo_str(&s)
+                        ),
+                    );
+                    None
+                }
+            })
+            .collect();
+        let trusted = self
+            .web_strings(field(map, "trusted"), &child(path, "trusted"))
+            .into_iter()
+            .filter_map(|(p, s)| match trusted_problem(&s) {
+                None => Some(s),
+                Some(m) => {
+                    self.err(p, format!("{}: {m}", echo_str(&s)));
+                    None
+                }
+            })
+            .collect();
+        let block_page = match field(map, "block_page") {
+            None => None,
+            Some(Value::String(s)) if s.len() > MAX_BLOCK_PAGE || s.contains('\0') => {
+                self.err(
+                    child(path, "block_page"),
+                    format!(
+                        "{} bytes; a template is at most {MAX_BLOCK_PAGE} bytes of text without NUL",
+                        s.len()
+                    ),
+                );
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.err(
+                    child(path, "block_page"),
+                    format!("expected an HTML template, got {}", describe(other)),
+                );
+                None
+            }
+        };
+        WebAddressScan {
+            enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
+            action: self.keyword(
+                field(map, "action"),
+                child(path, "action"),
+                &[("inform", WebAction::Inform), ("block", WebAction::Block)],
+                d.action,
+            ),
+            categories,
+            url_lists,
+            trusted,
+            block_page,
+            dns_answer: self.keyword(
+                field(map, "dns_answer"),
+                child(path, "dns_answer"),
+                &[("null", DnsAnswer::Null), ("nxdomain", DnsAnswer::Nxdomain)],
+                d.dns_answer,
+            ),
+            doh_canary_nxdomain: self.boolean(
+                field(map, "doh_canary_nxdomain"),
+                child(path, "doh_canary_nxdomain"),
+                d.doh_canary_nxdomain,
+            ),
+            quic: self.keyword(
+                field(map, "quic"),
+                child(path, "quic"),
+                &[("inspect", QuicMode::Inspect), ("block", QuicMode::Block)],
+                d.quic,
+            ),
+        }
+    }
+
+    /// A list of strings (each at most [`MAX_RULE_INPUT_LEN`] bytes), with the path of each.
+    fn web_strings(&mut self, v: Option<&Value>, path: &str) -> Vec<(String, String)> {
+        let items = match v {
+            None => return Vec::new(),
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.err(
+                    path.to_owned(),
+                    format!("expected a list of strings, got {}", describe(other)),
+                );
+                return Vec::new();
+            }
+        };
+        if items.len() > MAX_WEB_ITEMS {
+            self.err(
+                path.to_owned(),
+                format!(
+                    "{} entries, at most {MAX_WEB_ITEMS} are allowed",
+                    items.len()
+                ),
+            );
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            match item {
+                Value::String(s) if !s.trim().is_empty() && s.len() <= MAX_RULE_INPUT_LEN => {
+                    out.push((p, s.clone()));
+                }
+                Value::String(_) => self.err(
+                    p,
+                    format!("expected 1..={MAX_RULE_INPUT_LEN} bytes of text"),
+                ),
+                other => self.err(p, format!("expected a string, got {}", describe(other))),
+            }
+        }
+        out
+    }
+}
+
+/// Why a trusted address cannot be used, if it cannot: it must read as one list entry (a domain,
+/// host, URL prefix or IP address) that is not a public suffix.
+fn trusted_problem(s: &str) -> Option<String> {
+    let parsed = webaddr::parse_list(s.as_bytes(), webaddr::Format::Auto);
+    if let Some(e) = parsed.errors.first() {
+        return Some(e.kind.to_string());
+    }
+    let Some(entry) = parsed.entries.first() else {
+        return Some("not an address (a comment or a blank line)".to_owned());
+    };
+    if parsed.entries.len() > 1 {
+        return Some("one address per entry".to_owned());
+    }
+    if entry.kind != webaddr::EntryKind::Ip && webaddr::suffix::is_public_suffix(entry.host()) {
+        return Some(format!(
+            "{:?} is a public suffix: trusting it would exempt a whole top-level space",
+            entry.text
+        ));
+    }
+    None
+}
+
+fn web_address_scan_tree(w: &WebAddressScan) -> Value {
+    let WebAddressScan {
+        enabled,
+        action,
+        categories,
+        url_lists,
+        trusted,
+        block_page,
+        dns_answer,
+        doh_canary_nxdomain,
+        quic,
+    } = w;
+    let mut m = Map::new();
+    m.insert("enabled".to_owned(), json!(enabled));
+    m.insert("action".to_owned(), json!(action.as_str()));
+    m.insert("categories".to_owned(), json!(categories));
+    m.insert(
+        "url_lists".to_owned(),
+        json!(
+            url_lists
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        ),
+    );
+    m.insert("trusted".to_owned(), json!(trusted));
+    if let Some(page) = block_page {
+        m.insert("block_page".to_owned(), Value::String(page.clone()));
+    }
+    m.insert("dns_answer".to_owned(), json!(dns_answer.as_str()));
+    m.insert("doh_canary_nxdomain".to_owned(), json!(doh_canary_nxdomain));
+    m.insert("quic".to_owned(), json!(quic.as_str()));
     Value::Object(m)
 }

@@ -27,6 +27,7 @@ mod document;
 mod error;
 pub mod isolation;
 mod model;
+mod web;
 
 pub use compile::CompiledPolicy;
 pub use document::{MAX_EXCLUSIONS, MAX_NEVER_BLOCK};
@@ -34,6 +35,10 @@ pub use error::{LoadError, PolicyError, PolicyErrors};
 pub use model::{
     Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
     InvalidBlockMinutes, Mode, Policy, RuleId, Tagging, Threshold, Toggle, VlanMatch,
+};
+pub use web::{
+    DnsAnswer, MAX_BLOCK_PAGE, MAX_WEB_ITEMS, QuicMode, UrlListRef, WebAction, WebAddressScan,
+    is_category,
 };
 
 use std::path::Path;

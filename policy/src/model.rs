@@ -462,6 +462,8 @@ pub struct Policy {
     pub tagging: Tagging,
     /// Network isolation of protected VMs.
     pub isolation: crate::isolation::Isolation,
+    /// Web address scan settings.
+    pub web_address_scan: crate::web::WebAddressScan,
 }
 
 /// NSX tagging settings. In standard mode a detection that involves a protected VM always tags it

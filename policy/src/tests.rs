@@ -918,6 +918,24 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                     },
                     never_block,
                     isolation: Default::default(),
+                    web_address_scan: if tag_monitoring {
+                        WebAddressScan::default()
+                    } else {
+                        WebAddressScan {
+                            enabled,
+                            action: WebAction::Inform,
+                            categories: vec!["malware".into()],
+                            url_lists: vec![UrlListRef {
+                                category: "custom".into(),
+                                path: "/l.txt".into(),
+                            }],
+                            trusted: vec!["example.org".into()],
+                            block_page: Some("<b>{list}</b>".into()),
+                            dns_answer: DnsAnswer::Nxdomain,
+                            doh_canary_nxdomain: false,
+                            quic: QuicMode::Block,
+                        }
+                    },
                 }
             },
         )
@@ -1067,6 +1085,76 @@ fn activity_scanner_rule_inputs() {
     assert!(
         errs(Policy::from_yaml(&many))
             .at("activity_scanner.rule_files")
+            .is_some()
+    );
+}
+
+#[test]
+fn web_address_scan_section() {
+    let d = Policy::default().web_address_scan;
+    assert!(d.enabled && d.doh_canary_nxdomain);
+    assert_eq!(
+        (d.action, d.dns_answer, d.quic),
+        (WebAction::Block, DnsAnswer::Null, QuicMode::Inspect)
+    );
+    let p = Policy::from_yaml(
+        "web_address_scan:\n  action: inform\n  categories: [malware, my-list]\n  \
+         url_lists: [\"phishing=/var/lib/svm/ph.txt\"]\n  \
+         trusted: [intranet.example, \"https://example.org/ok/\", 10.1.2.3]\n  \
+         block_page: \"<p>{address}</p>\"\n  dns_answer: nxdomain\n  \
+         doh_canary_nxdomain: false\n  quic: block\n",
+    )
+    .unwrap();
+    let w = &p.web_address_scan;
+    assert_eq!(w.action, WebAction::Inform);
+    assert_eq!(w.categories, ["malware", "my-list"]);
+    assert_eq!(w.url_lists[0].category, "phishing");
+    assert_eq!(w.url_lists[0].path, "/var/lib/svm/ph.txt");
+    assert_eq!(w.trusted.len(), 3);
+    assert_eq!(w.block_page.as_deref(), Some("<p>{address}</p>"));
+    assert_eq!(
+        (w.dns_answer, w.quic),
+        (DnsAnswer::Nxdomain, QuicMode::Block)
+    );
+    assert!(!w.doh_canary_nxdomain);
+    assert!(w.applies_to("malware") && !w.applies_to("phishing"));
+    // The canonical document reads back to the same policy.
+    assert_eq!(Policy::from_json(&p.to_json().to_string()).unwrap(), p);
+
+    let e = errs(Policy::from_yaml(
+        "web_address_scan:\n  action: drop\n  categories: [\"Bad Name\"]\n  \
+         url_lists: [\"nofile\", \"x=\"]\n  trusted: [com, \"co.uk\", \"a b c\", 7]\n  \
+         dns_answer: refused\n  quic: maybe\n  block_page: 3\n  colour: red\n",
+    ));
+    for path in [
+        "web_address_scan.action",
+        "web_address_scan.categories[0]",
+        "web_address_scan.url_lists[0]",
+        "web_address_scan.url_lists[1]",
+        "web_address_scan.trusted[0]",
+        "web_address_scan.trusted[1]",
+        "web_address_scan.trusted[2]",
+        "web_address_scan.trusted[3]",
+        "web_address_scan.dns_answer",
+        "web_address_scan.quic",
+        "web_address_scan.block_page",
+        "web_address_scan.colour",
+    ] {
+        assert!(e.at(path).is_some(), "{path} missing from {e}");
+    }
+    assert!(
+        e.at("web_address_scan.trusted[0]")
+            .unwrap()
+            .message
+            .contains("public suffix")
+    );
+    let page = format!(
+        "web_address_scan:\n  block_page: \"{}\"\n",
+        "x".repeat(MAX_BLOCK_PAGE + 1)
+    );
+    assert!(
+        errs(Policy::from_yaml(&page))
+            .at("web_address_scan.block_page")
             .is_some()
     );
 }
