@@ -19,6 +19,8 @@ pub enum Engine {
     Manual,
     /// Network Activity Scanner (signature rules).
     ActivityScanner,
+    /// Web Addresses Scan (address lists).
+    WebAddressScan,
 }
 
 impl Engine {
@@ -28,6 +30,7 @@ impl Engine {
             Engine::AttackBlocker => "attack_blocker",
             Engine::Manual => "manual",
             Engine::ActivityScanner => "activity_scanner",
+            Engine::WebAddressScan => "web_address_scan",
         }
     }
 }
@@ -145,6 +148,27 @@ pub struct Alert {
     pub block_skipped: Option<BlockSkip>,
     /// App-layer fields of the flow (activity scanner alerts), when known.
     pub app: Option<Box<crate::scanner::AppFields>>,
+    /// The list entry a web address scan alert is about (EVE `web_address`).
+    pub web_address: Option<Box<WebAddressHit>>,
+}
+
+/// The list entry that matched a web address (EVE `web_address`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WebAddressHit {
+    /// The list's id (its file as configured).
+    pub list: String,
+    /// The list's category.
+    pub category: String,
+    /// The canonical entry that matched.
+    pub entry: String,
+    /// The entry's kind (`domain`, `host`, `url`, `ip`).
+    pub kind: &'static str,
+    /// The list's version.
+    pub version: String,
+    /// The policy's action: `block` or `inform`.
+    pub action: &'static str,
+    /// The address looked up (host and target, server name or query name), as canonicalised.
+    pub address: String,
 }
 
 /// Why a block ended.

@@ -281,6 +281,8 @@ pub struct Flow {
     /// Activity scanner state (stream, app layer, rule state); created on the first packet
     /// inspected with a rule set loaded, `None` otherwise.
     pub scan: Option<Box<crate::scanner::FlowScan>>,
+    /// Web address scan: the client's first bytes, read once ([`crate::webscan::WebFlow`]).
+    pub web: crate::webscan::WebFlow,
     /// What a reset of both ends needs (MACs, tag stack, sequence numbers), for TCP flows of
     /// protected VMs only ([`FlowTable::update_noting`]); boxed, so other flows pay 8 bytes.
     pub ends: Option<Box<TcpEnds>>,
@@ -417,6 +419,7 @@ impl Flow {
             mac_slot_b: crate::attack::state::NO_SLOT,
             syn_ack_seq: None,
             scan: None,
+            web: crate::webscan::WebFlow::default(),
             ends: None,
         }
     }

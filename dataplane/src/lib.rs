@@ -26,4 +26,5 @@ pub mod settings;
 pub mod shared_blocks;
 pub mod stream;
 pub mod time;
+pub mod webscan;
 pub mod worker;

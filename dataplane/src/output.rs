@@ -27,6 +27,8 @@ pub enum DropReason {
     Rule,
     /// It is a frame of an isolated VM that no exclusion lets through.
     Isolated,
+    /// The web address scan blocked the request (a listed address, or QUIC under `quic: block`).
+    WebAddress,
 }
 
 /// Which way an injected frame travels, relative to the frame that caused it. Inline, a frame

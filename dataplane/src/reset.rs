@@ -62,21 +62,64 @@ fn build(
     seq: u32,
     ack: Option<u32>,
 ) -> Option<Vec<u8>> {
+    let ends = Ends {
+        vlan,
+        eth_src,
+        eth_dst,
+        src,
+        dst,
+        sport,
+        dport,
+    };
+    build_segment(&ends, seq, ack, TcpControl::Rst, &[])
+}
+
+/// Who a built segment goes between.
+struct Ends<'a> {
+    vlan: &'a VlanStack,
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+}
+
+/// A TCP segment with `control` and `payload` (a window of 0 for a reset, else 65535).
+fn build_segment(
+    e: &Ends<'_>,
+    seq: u32,
+    ack: Option<u32>,
+    control: TcpControl,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    let Ends {
+        vlan,
+        eth_src,
+        eth_dst,
+        src,
+        dst,
+        sport,
+        dport,
+    } = *e;
     let tcp = TcpRepr {
         src_port: sport,
         dst_port: dport,
-        control: TcpControl::Rst,
+        control,
         seq_number: TcpSeqNumber(i32::from_ne_bytes(seq.to_ne_bytes())),
         ack_number: ack.map(|a| TcpSeqNumber(i32::from_ne_bytes(a.to_ne_bytes()))),
-        window_len: 0,
+        window_len: if control == TcpControl::Rst { 0 } else { 65535 },
         window_scale: None,
         max_seg_size: None,
         sack_permitted: false,
         sack_ranges: [None, None, None],
         timestamp: None,
-        payload: &[],
+        payload,
     };
-    let tcp_len = tcp.header_len();
+    let tcp_len = tcp.header_len().checked_add(payload.len())?;
+    if tcp_len > 65_000 {
+        return None;
+    }
     let (ethertype, ip_len) = match (src, dst) {
         (IpAddr::V4(_), IpAddr::V4(_)) => (EthernetProtocol::Ipv4, 20 + tcp_len),
         (IpAddr::V6(_), IpAddr::V6(_)) => (EthernetProtocol::Ipv6, 40 + tcp_len),
@@ -200,4 +243,67 @@ pub fn flow_resets(
             )
         };
     [to(a, b, 0, mac_a, mac_b), to(b, a, 1, mac_b, mac_a)]
+}
+
+/// What stops a client's request that was dropped inline before the server saw it
+/// (the web address scan's block): `[to the server, back to the client]`.
+///
+/// - To the server, as if from the client: `RST|ACK` at the request's own sequence number `s`
+///   (the server never received it, so `s` is exactly what it expects next).
+/// - To the client, as if from the server: `page` (if any) with `FIN|ACK` at `a` (what the
+///   client expects next), acknowledging the request, then `RST` just past the page and its
+///   FIN; without a page, `RST` at `a`.
+///
+/// A segment without ACK (no server sequence to answer at) gets only the reset to the server
+/// and the bare-SYN form toward the client, as [`resets`] does.
+pub fn block_request(seg: &Segment<'_>, page: Option<&[u8]>) -> Vec<(Vec<u8>, bool)> {
+    let t = seg.tcp;
+    let mut out = Vec::with_capacity(3);
+    let to_server = Ends {
+        vlan: seg.vlan,
+        eth_src: seg.eth_src,
+        eth_dst: seg.eth_dst,
+        src: seg.src,
+        dst: seg.dst,
+        sport: t.src_port,
+        dport: t.dst_port,
+    };
+    let to_client = Ends {
+        vlan: seg.vlan,
+        eth_src: seg.eth_dst,
+        eth_dst: seg.eth_src,
+        src: seg.dst,
+        dst: seg.src,
+        sport: t.dst_port,
+        dport: t.src_port,
+    };
+    let acked = t.flags.has(TcpFlags::ACK).then_some(t.ack);
+    if let Some(f) = build_segment(&to_server, t.seq, acked, TcpControl::Rst, &[]) {
+        out.push((f, true));
+    }
+    let next = t.seq.wrapping_add(seq_len(t));
+    match (acked, page) {
+        (Some(a), Some(page)) => {
+            if let Some(f) = build_segment(&to_client, a, Some(next), TcpControl::Fin, page) {
+                out.push((f, false));
+            }
+            let past = a
+                .wrapping_add(u32::try_from(page.len()).unwrap_or(u32::MAX))
+                .wrapping_add(1);
+            if let Some(f) = build_segment(&to_client, past, None, TcpControl::Rst, &[]) {
+                out.push((f, false));
+            }
+        }
+        (Some(a), None) => {
+            if let Some(f) = build_segment(&to_client, a, None, TcpControl::Rst, &[]) {
+                out.push((f, false));
+            }
+        }
+        (None, _) => {
+            if let Some(f) = build_segment(&to_client, 0, Some(next), TcpControl::Rst, &[]) {
+                out.push((f, false));
+            }
+        }
+    }
+    out
 }

@@ -34,6 +34,8 @@ use crate::stream::{DEFAULT_MEMCAP, StreamMemcap};
 use crate::time::Timestamp;
 
 use crate::isolation::{IsolationClient, hook as iso_hook};
+// Web address scan: the hook's body, actions and events (issue 17).
+mod web;
 
 /// IP protocol numbers of the tunnels whose inner packet is inspected: IPv4 (IP-in-IP) and
 /// IPv6 encapsulation.
@@ -111,6 +113,25 @@ pub struct Counters {
     pub isolations: u64,
     /// Monitoring mode: detections that would have isolated a VM.
     pub would_isolate: u64,
+    /// Web address scan (see [`WebCounters`]).
+    pub web: WebCounters,
+}
+
+/// Web address scan counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebCounters {
+    /// Addresses looked up (HTTP requests, TLS server names, DNS query names).
+    pub lookups: u64,
+    /// Listed addresses, by the list's category.
+    pub hits: std::collections::BTreeMap<String, u64>,
+    /// Lookups a trusted address answered.
+    pub trusted: u64,
+    /// Frames dropped by the web address scan (requests, ClientHellos, queries, QUIC Initials).
+    pub dropped: u64,
+    /// QUIC v1 Initials dropped under `quic: block`.
+    pub quic_blocked: u64,
+    /// Flows whose first bytes could not be read (malformed, a gap, over the collection cap).
+    pub unread: u64,
 }
 
 impl Counters {
@@ -126,6 +147,7 @@ impl Counters {
             + self.dropped_attack
             + self.dropped_rule
             + self.dropped_isolated
+            + self.web.dropped
     }
 }
 
@@ -147,6 +169,8 @@ pub struct Worker {
     matches: Vec<RuleMatch>,
     // Isolation of protected VMs (`None` without an inventory: one branch per frame).
     iso: Option<Box<IsolationClient>>,
+    // Web address scan: the loaded lists (none: the scan is off).
+    web: Option<Arc<webaddr::AddressSet>>,
 }
 
 impl Worker {
@@ -167,6 +191,7 @@ impl Worker {
             memcap: StreamMemcap::new(DEFAULT_MEMCAP),
             matches: Vec::new(),
             iso: None,
+            web: None,
         }
     }
 
@@ -305,6 +330,7 @@ impl Worker {
             Verdict::Drop(DropReason::Attack) => self.counters.dropped_attack += 1,
             Verdict::Drop(DropReason::Rule) => self.counters.dropped_rule += 1,
             Verdict::Drop(DropReason::Isolated) => self.counters.dropped_isolated += 1,
+            Verdict::Drop(DropReason::WebAddress) => self.counters.web.dropped += 1,
         }
         verdict
     }
@@ -681,11 +707,17 @@ impl Worker {
         if verdict != Verdict::Forward && self.cfg.attach == Attach::Inline {
             return verdict;
         }
+        let mut verdict = verdict;
         if self.rules.is_some() && self.policy.policy().activity_scanner.enabled {
             let v = self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, out);
             if verdict == Verdict::Forward {
-                return v;
+                verdict = v;
             }
+        }
+        // Web address scan (worker/web.rs): a client's request, server name or query, read once
+        // per flow, looked up in the loaded lists.
+        if self.web.is_some() && verdict == Verdict::Forward && web::wants(ip, upd.to_server) {
+            verdict = self.web_scan(decoded, ip, scope, meta, &key, upd, out);
         }
         verdict
     }
@@ -1107,6 +1139,7 @@ impl Worker {
                     block_minutes: blocks.then(|| ab.block_minutes.get()),
                     block_skipped: skip,
                     app: None,
+                    web_address: None,
                 }),
             });
             // Isolation: a detection from a protected VM may isolate it (forged sources never).
@@ -1318,6 +1351,7 @@ fn scanner_alert(
         block_minutes: None,
         block_skipped: None,
         app: app.cloned().map(Box::new),
+        web_address: None,
     }
 }
 

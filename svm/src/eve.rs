@@ -103,6 +103,9 @@ struct AlertRecord<'a> {
     tls: Option<TlsBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dns: Option<DnsBody<'a>>,
+    /// The list entry of a web address scan alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web_address: Option<WebAddressBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app_proto: Option<&'static str>,
     /// `to_server` or `to_client`, for a packet of a tracked flow.
@@ -121,6 +124,18 @@ struct HttpBody<'a> {
     http_user_agent: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     http_method: Option<&'a str>,
+}
+
+/// EVE `web_address`: which list and entry matched, and what the policy said to do.
+#[derive(Serialize)]
+struct WebAddressBody<'a> {
+    address: &'a str,
+    list: &'a str,
+    category: &'a str,
+    entry: &'a str,
+    kind: &'a str,
+    list_version: &'a str,
+    action: &'a str,
 }
 
 #[derive(Serialize)]
@@ -242,7 +257,9 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     severity: a.severity,
                     engine: a.engine.name(),
                     response: a.response.name(),
-                    would_block: a.monitoring && a.block_minutes.is_some(),
+                    would_block: a.monitoring
+                        && (a.block_minutes.is_some()
+                            || a.web_address.as_ref().is_some_and(|w| w.action == "block")),
                     excluded: a.excluded,
                     block_minutes: a.block_minutes,
                     block_skipped: a.block_skipped.map(|b| b.name()),
@@ -272,6 +289,15 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     .map(|rrname| DnsBody {
                         query: [DnsQuery { rrname }],
                     }),
+                web_address: a.web_address.as_deref().map(|w| WebAddressBody {
+                    address: &w.address,
+                    list: &w.list,
+                    category: &w.category,
+                    entry: &w.entry,
+                    kind: w.kind,
+                    list_version: &w.version,
+                    action: w.action,
+                }),
             };
             serde_json::to_string(&rec)
         }

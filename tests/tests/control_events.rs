@@ -188,6 +188,7 @@ fn alert_from(src: [u8; 4]) -> Event {
             block_minutes: None,
             block_skipped: None,
             app: None,
+            web_address: None,
         }),
     }
 }

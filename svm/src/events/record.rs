@@ -206,6 +206,7 @@ mod tests {
                 block_minutes: None,
                 block_skipped: None,
                 app: None,
+                web_address: None,
             }),
         }
     }

@@ -1,0 +1,600 @@
+//! Web address scan, the pure part: where a flow's web address comes from (the first HTTP/1
+//! request head, the TLS ClientHello's server name, DNS query names), read once per flow from
+//! the client's first bytes, and the built-in block page. The worker's hook
+//! (`worker/web.rs`) looks the address up in the loaded [`webaddr::AddressSet`] and acts.
+//!
+//! # Per flow
+//! A TCP flow's [`WebFlow`] reads the client's data from its first payload segment on, in
+//! sequence order: the first segment says what the flow is (a TLS handshake record, an HTTP
+//! method token, or DNS over TCP on port 53) or that there is nothing to read, and the flow is
+//! done. A head or a ClientHello split over segments is collected up to [`MAX_COLLECT`] bytes;
+//! a gap in the sequence (a segment lost or reordered before the head completed), a malformed
+//! head, or the cap ends reading for that flow (fail open: the flow is forwarded, the reason is
+//! counted). Once the address is read, the flow is done: later requests on a kept-alive HTTP
+//! connection are not read (see docs/web-addresses.md).
+//!
+//! DNS over UDP has no flow state: each query datagram is read on its own.
+
+use crate::app::dns::parser as dns;
+use crate::app::http::parser as http;
+use crate::app::tls::parser as tls;
+
+/// Most client bytes collected while a request head or a ClientHello is incomplete (a
+/// ClientHello with post-quantum key shares is about 1.8 KB; an HTTP head is rarely over 8 KB).
+/// At the cap the flow is not read further (counted, forwarded).
+pub const MAX_COLLECT: usize = 16 << 10;
+
+/// DNS's port.
+pub const DNS_PORT: u16 = 53;
+
+/// What the client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// An HTTP/1 request: method, request target as sent, and the `Host` header (or the
+    /// absolute-form target's authority).
+    Http {
+        /// Method token.
+        method: Vec<u8>,
+        /// Request target.
+        target: Vec<u8>,
+        /// Host header value.
+        host: Option<Vec<u8>>,
+    },
+    /// A TLS ClientHello's server name.
+    Tls {
+        /// `server_name` host name, as sent.
+        sni: Vec<u8>,
+    },
+    /// DNS query names (a query message's questions).
+    Dns {
+        /// The question names.
+        names: Vec<Vec<u8>>,
+    },
+}
+
+/// Why reading a flow stopped without an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiveUp {
+    /// The first bytes are none of HTTP, TLS or DNS: nothing to read (not an anomaly).
+    NotWeb,
+    /// The head or record is malformed.
+    Malformed,
+    /// More than [`MAX_COLLECT`] bytes without a complete head.
+    TooLong,
+    /// A gap in the client's sequence before the head completed.
+    Gap,
+}
+
+/// What one client segment gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing yet (more bytes needed), or the flow was done already.
+    Wait,
+    /// The address is read; the flow is done.
+    Found(Observed),
+    /// The flow is done without an address (a ClientHello without a server name is `NotWeb`).
+    GaveUp(GiveUp),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Phase {
+    #[default]
+    Start,
+    Http,
+    Tls,
+    DnsTcp,
+    Done,
+}
+
+/// The client side of one TCP flow, as the web address scan reads it.
+#[derive(Debug, Default)]
+pub struct WebFlow {
+    phase: Phase,
+    /// The next client sequence number expected while collecting.
+    next_seq: u32,
+    /// Bytes collected while the head is incomplete (none on the common one-segment path; boxed
+    /// so a flow carries 16 bytes of this state).
+    #[allow(clippy::box_collection)]
+    buf: Option<Box<Vec<u8>>>,
+}
+
+impl WebFlow {
+    /// Whether this flow has nothing more to read.
+    #[inline]
+    pub fn done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// Stop reading this flow (its address was acted on elsewhere, or it is not wanted).
+    pub fn finish(&mut self) {
+        self.phase = Phase::Done;
+        self.buf = None;
+    }
+
+    /// Feed one client-to-server segment with payload: its sequence number, its payload and the
+    /// server's port.
+    pub fn on_client_segment(&mut self, seq: u32, payload: &[u8], dst_port: u16) -> Step {
+        if payload.is_empty() {
+            return Step::Wait;
+        }
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let step = match self.phase {
+            Phase::Done => return Step::Wait,
+            Phase::Start => {
+                self.phase = match classify(payload, dst_port) {
+                    Some(p) => p,
+                    None => return self.give_up(GiveUp::NotWeb),
+                };
+                self.next_seq = seq.wrapping_add(len);
+                // The common case: the whole head in the first segment, nothing copied.
+                match parse(self.phase, payload) {
+                    Step::Wait => {
+                        self.buf = Some(Box::new(payload.to_vec()));
+                        Step::Wait
+                    }
+                    other => other,
+                }
+            }
+            Phase::Http | Phase::Tls | Phase::DnsTcp => {
+                let ahead = seq.wrapping_sub(self.next_seq);
+                let new = if ahead == 0 {
+                    payload
+                } else if i32::from_ne_bytes(ahead.to_ne_bytes()) < 0 {
+                    // A retransmission, perhaps with new bytes at its end.
+                    let behind = usize::try_from(self.next_seq.wrapping_sub(seq)).unwrap_or(0);
+                    match payload.get(behind..) {
+                        Some(rest) if !rest.is_empty() => rest,
+                        _ => return Step::Wait,
+                    }
+                } else {
+                    return self.give_up(GiveUp::Gap);
+                };
+                let buf = self.buf.get_or_insert_with(Box::default);
+                if buf.len().saturating_add(new.len()) > MAX_COLLECT {
+                    return self.give_up(GiveUp::TooLong);
+                }
+                buf.extend_from_slice(new);
+                self.next_seq = self
+                    .next_seq
+                    .wrapping_add(u32::try_from(new.len()).unwrap_or(0));
+                parse(self.phase, buf)
+            }
+        };
+        match step {
+            Step::Wait if self.collected() >= MAX_COLLECT => self.give_up(GiveUp::TooLong),
+            Step::Wait => Step::Wait,
+            other => {
+                self.finish();
+                other
+            }
+        }
+    }
+
+    fn collected(&self) -> usize {
+        self.buf.as_ref().map_or(0, |b| b.len())
+    }
+
+    fn give_up(&mut self, why: GiveUp) -> Step {
+        self.finish();
+        Step::GaveUp(why)
+    }
+}
+
+/// What a flow's first client bytes are: a TLS handshake record, an HTTP request line (a
+/// method token of capitals then a space), or DNS over TCP (server port 53).
+fn classify(first: &[u8], dst_port: u16) -> Option<Phase> {
+    if dst_port == DNS_PORT {
+        return Some(Phase::DnsTcp);
+    }
+    match first.first()? {
+        0x16 => Some(Phase::Tls),
+        b'A'..=b'Z' => {
+            // A method token (at most 16 capitals, digits or '-') and a space, or the first
+            // segment ends inside it.
+            let head = first.get(..first.len().min(17)).unwrap_or_default();
+            match head.iter().position(|b| *b == b' ') {
+                Some(i) if i > 0 => head
+                    .get(..i)?
+                    .iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'-')
+                    .then_some(Phase::Http),
+                None if head.len() < 17 => head
+                    .iter()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'-')
+                    .then_some(Phase::Http),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn parse(phase: Phase, data: &[u8]) -> Step {
+    match phase {
+        Phase::Http => parse_http(data),
+        Phase::Tls => parse_tls(data),
+        Phase::DnsTcp => parse_dns_tcp(data),
+        Phase::Start | Phase::Done => Step::Wait,
+    }
+}
+
+fn parse_http(data: &[u8]) -> Step {
+    match http::parse_request(data) {
+        Ok(Some(p)) => {
+            let r = p.request;
+            // `host_raw` is the absolute-form target's authority, else the Host header.
+            Step::Found(Observed::Http {
+                method: r.method,
+                target: r.uri_raw,
+                host: r.host_raw,
+            })
+        }
+        Ok(None) => Step::Wait,
+        Err(_) => Step::GaveUp(GiveUp::Malformed),
+    }
+}
+
+fn parse_tls(data: &[u8]) -> Step {
+    let mut hs: Vec<u8> = Vec::new();
+    let mut rest = data;
+    loop {
+        let (payload, len) = match tls::record(rest) {
+            Ok(tls::Record::Complete {
+                content_type,
+                payload,
+                len,
+            }) if tls::is_handshake(content_type) => (payload, len),
+            Ok(tls::Record::Complete { .. }) | Err(_) => {
+                return Step::GaveUp(GiveUp::Malformed);
+            }
+            Ok(tls::Record::Incomplete) => return Step::Wait,
+        };
+        hs.extend_from_slice(payload);
+        rest = rest.get(len..).unwrap_or_default();
+        let Some((kind, msg_len)) = tls::handshake_len(&hs) else {
+            continue;
+        };
+        if kind != tls::CLIENT_HELLO {
+            return Step::GaveUp(GiveUp::Malformed);
+        }
+        if msg_len > MAX_COLLECT {
+            return Step::GaveUp(GiveUp::TooLong);
+        }
+        let Some(msg) = hs.get(..msg_len) else {
+            if rest.is_empty() {
+                return Step::Wait;
+            }
+            continue;
+        };
+        return match tls::client_hello(msg) {
+            Ok(tls::ClientHello { sni: Some(sni), .. }) => Step::Found(Observed::Tls { sni }),
+            Ok(_) => Step::GaveUp(GiveUp::NotWeb),
+            Err(_) => Step::GaveUp(GiveUp::Malformed),
+        };
+    }
+}
+
+fn parse_dns_tcp(data: &[u8]) -> Step {
+    let Some((len, msg)) = data.split_first_chunk::<2>() else {
+        return Step::Wait;
+    };
+    let len = usize::from(u16::from_be_bytes(*len));
+    if len == 0 {
+        return Step::GaveUp(GiveUp::Malformed);
+    }
+    let Some(msg) = msg.get(..len) else {
+        return Step::Wait;
+    };
+    match dns_query(msg) {
+        Ok(Some(names)) => Step::Found(Observed::Dns { names }),
+        Ok(None) => Step::GaveUp(GiveUp::NotWeb),
+        Err(_) => Step::GaveUp(GiveUp::Malformed),
+    }
+}
+
+/// The question names of a DNS query message (`Ok(None)` for a response or a message without
+/// questions; `Err` when malformed).
+pub fn dns_query(msg: &[u8]) -> Result<Option<Vec<Vec<u8>>>, dns::DnsError> {
+    let m = dns::parse_message(msg)?;
+    if m.response || m.queries.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(m.queries))
+}
+
+/// Whether a UDP payload is a QUIC version 1 Initial packet (RFC 9000 section 17.2.2: long
+/// header, fixed bit, type 0, version 1).
+pub fn is_quic_v1_initial(payload: &[u8]) -> bool {
+    matches!(payload, [first, 0, 0, 0, 1, ..] if first & 0xf0 == 0xc0)
+}
+
+/// The names Firefox asks about before it turns DNS over HTTPS on by itself: answered with
+/// NXDOMAIN, the browser keeps DNS where the appliance sees it.
+pub const DOH_CANARY: &[u8] = b"use-application-dns.net";
+
+/// Whether a query name is the DNS-over-HTTPS canary (case and a final dot ignored).
+pub fn is_doh_canary(name: &[u8]) -> bool {
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    name.eq_ignore_ascii_case(DOH_CANARY)
+}
+
+/// What the block page names.
+#[derive(Clone, Copy, Debug)]
+pub struct PageFacts<'a> {
+    /// The address as requested (host and target).
+    pub address: &'a str,
+    /// The list's category.
+    pub category: &'a str,
+    /// The list's id.
+    pub list: &'a str,
+    /// The entry that matched.
+    pub entry: &'a str,
+}
+
+/// The whole HTTP response that answers a blocked request: `403 Forbidden`, `Connection:
+/// close`, `Cache-Control: no-store` and a self-contained HTML page naming the address, the
+/// category and the list (every value HTML-escaped). With a policy template, its `{address}`,
+/// `{category}`, `{list}` and `{entry}` are replaced by the escaped values.
+pub fn block_response(facts: &PageFacts<'_>, template: Option<&str>) -> Vec<u8> {
+    const BUILT_IN: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
+<title>Blocked</title></head><body><h1>Access blocked</h1>\
+<p>The address <code>{address}</code> is in the list <code>{list}</code> \
+(category <b>{category}</b>, entry <code>{entry}</code>).</p>\
+<p>Ask your administrator if you think this is a mistake.</p></body></html>\n";
+    let body = fill(template.unwrap_or(BUILT_IN), facts);
+    let mut out = format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html; charset=utf-8\r\n\
+Content-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+fn fill(template: &str, f: &PageFacts<'_>) -> String {
+    let mut out = String::with_capacity(template.len().saturating_add(256));
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        let (before, at) = rest.split_at(i);
+        out.push_str(before);
+        let value = [
+            ("{address}", f.address),
+            ("{category}", f.category),
+            ("{list}", f.list),
+            ("{entry}", f.entry),
+        ]
+        .into_iter()
+        .find(|(k, _)| at.starts_with(k));
+        match value {
+            Some((k, v)) => {
+                escape_html(v, &mut out);
+                rest = at.get(k.len()..).unwrap_or_default();
+            }
+            None => {
+                out.push('{');
+                rest = at.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn escape_html(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn feed(f: &mut WebFlow, parts: &[&[u8]], port: u16) -> Step {
+        let mut seq = 1000u32;
+        let mut last = Step::Wait;
+        for p in parts {
+            last = f.on_client_segment(seq, p, port);
+            seq = seq.wrapping_add(u32::try_from(p.len()).unwrap());
+        }
+        last
+    }
+
+    #[test]
+    fn http_head_in_one_and_in_three_segments() {
+        let req =
+            b"GET /a/B%41d.exe?x=1 HTTP/1.1\r\nHost: Evil.Example:8080\r\nUser-Agent: t\r\n\r\n";
+        let want = Step::Found(Observed::Http {
+            method: b"GET".to_vec(),
+            target: b"/a/B%41d.exe?x=1".to_vec(),
+            host: Some(b"Evil.Example:8080".to_vec()),
+        });
+        let mut f = WebFlow::default();
+        assert_eq!(feed(&mut f, &[req], 80), want);
+        assert!(f.done());
+        let mut f = WebFlow::default();
+        assert_eq!(
+            feed(&mut f, &[&req[..2], &req[2..30], &req[30..]], 80),
+            want
+        );
+        // Done: a later request on the connection is not read.
+        assert_eq!(f.on_client_segment(5000, req, 80), Step::Wait);
+    }
+
+    #[test]
+    fn absolute_form_and_connect_keep_their_targets() {
+        let mut f = WebFlow::default();
+        let s = feed(
+            &mut f,
+            &[b"CONNECT bad.example:443 HTTP/1.1\r\nHost: bad.example:443\r\n\r\n"],
+            3128,
+        );
+        assert!(
+            matches!(s, Step::Found(Observed::Http { ref method, ref target, .. })
+            if method == b"CONNECT" && target == b"bad.example:443")
+        );
+        let mut f = WebFlow::default();
+        let s = feed(
+            &mut f,
+            &[b"GET http://bad.example/x HTTP/1.1\r\nHost: other.example\r\n\r\n"],
+            3128,
+        );
+        assert!(
+            matches!(s, Step::Found(Observed::Http { ref target, ref host, .. })
+            if target == b"http://bad.example/x" && host.as_deref() == Some(&b"bad.example"[..]))
+        );
+    }
+
+    #[test]
+    fn tls_client_hello_over_records_and_segments() {
+        let msg = crate::app::tls::parser::tests::client_hello_msg(b"Bad.Example");
+        let rec = crate::app::tls::parser::tests::records(&msg, 20);
+        let mut f = WebFlow::default();
+        let parts: Vec<&[u8]> = rec.chunks(7).collect();
+        assert_eq!(
+            feed(&mut f, &parts, 443),
+            Step::Found(Observed::Tls {
+                sni: b"Bad.Example".to_vec()
+            })
+        );
+    }
+
+    #[test]
+    fn gaps_garbage_and_caps_end_the_flow() {
+        let mut f = WebFlow::default();
+        assert_eq!(
+            f.on_client_segment(1, b"GET / HTTP/1.1\r\n", 80),
+            Step::Wait
+        );
+        assert_eq!(
+            f.on_client_segment(100, b"Host: x\r\n\r\n", 80),
+            Step::GaveUp(GiveUp::Gap)
+        );
+        assert!(f.done());
+        let mut f = WebFlow::default();
+        assert_eq!(
+            f.on_client_segment(1, b"\x00\x01binary", 80),
+            Step::GaveUp(GiveUp::NotWeb)
+        );
+        let mut f = WebFlow::default();
+        let big = vec![b'a'; 1000];
+        let mut seq = 1;
+        assert_eq!(f.on_client_segment(seq, b"GET /", 80), Step::Wait);
+        seq += 5;
+        let mut last = Step::Wait;
+        for _ in 0..20 {
+            last = f.on_client_segment(seq, &big, 80);
+            seq += 1000;
+            if last != Step::Wait {
+                break;
+            }
+        }
+        assert_eq!(last, Step::GaveUp(GiveUp::TooLong));
+        // A retransmission of what was read is ignored.
+        let mut f = WebFlow::default();
+        assert_eq!(
+            f.on_client_segment(1, b"GET / HTTP/1.1\r\n", 80),
+            Step::Wait
+        );
+        assert_eq!(
+            f.on_client_segment(1, b"GET / HTTP/1.1\r\n", 80),
+            Step::Wait
+        );
+        assert!(matches!(
+            f.on_client_segment(17, b"Host: a.example\r\n\r\n", 80),
+            Step::Found(_)
+        ));
+    }
+
+    #[test]
+    fn dns_over_tcp_and_udp() {
+        let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03bad\x07example\x00\x00\x01\x00\x01";
+        let mut framed = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+        framed.extend_from_slice(q);
+        let mut f = WebFlow::default();
+        assert_eq!(
+            feed(&mut f, &[&framed[..5], &framed[5..]], 53),
+            Step::Found(Observed::Dns {
+                names: vec![b"bad.example".to_vec()]
+            })
+        );
+        assert_eq!(dns_query(q), Ok(Some(vec![b"bad.example".to_vec()])));
+        let mut resp = q.to_vec();
+        resp[2] |= 0x80;
+        assert_eq!(dns_query(&resp), Ok(None));
+        assert!(is_doh_canary(b"Use-Application-DNS.net."));
+        assert!(!is_doh_canary(b"application-dns.net"));
+    }
+
+    #[test]
+    fn quic_initial_recognised() {
+        assert!(is_quic_v1_initial(&[0xc3, 0, 0, 0, 1, 8]));
+        assert!(!is_quic_v1_initial(&[0xe3, 0, 0, 0, 1, 8]), "handshake");
+        assert!(!is_quic_v1_initial(&[0xc3, 0xff, 0, 0, 0x1d]), "draft");
+        assert!(!is_quic_v1_initial(&[0x43, 0, 0, 0, 1]), "short header");
+    }
+
+    #[test]
+    fn block_page_escapes_what_traffic_chose() {
+        let facts = PageFacts {
+            address: "bad.example/<script>",
+            category: "malware",
+            list: "urlhaus.txt",
+            entry: "bad.example",
+        };
+        let r = String::from_utf8(block_response(&facts, None)).unwrap();
+        assert!(r.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+        assert!(r.contains("Connection: close\r\n") && r.contains("Cache-Control: no-store\r\n"));
+        assert!(r.contains("bad.example/&lt;script&gt;") && !r.contains("<script>"));
+        assert!(r.contains("urlhaus.txt") && r.contains("malware"));
+        let (head, body) = r.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        let t = block_response(&facts, Some("{list}:{category}:{nope}:{entry}"));
+        assert!(t.ends_with(b"\r\n\r\nurlhaus.txt:malware:{nope}:bad.example"));
+    }
+
+    proptest! {
+        /// Any bytes, cut anywhere: reading never panics, collects at most the cap, and a flow
+        /// that found or gave up stays done.
+        #[test]
+        fn any_client_bytes(data in proptest::collection::vec(any::<u8>(), 0..3000),
+                            cuts in proptest::collection::vec(1usize..400, 1..12),
+                            port in prop_oneof![Just(53u16), Just(80), Just(443)]) {
+            let mut f = WebFlow::default();
+            let mut seq = 7u32;
+            let mut rest = &data[..];
+            for c in cuts {
+                let (a, b) = rest.split_at(c.min(rest.len()));
+                let s = f.on_client_segment(seq, a, port);
+                seq = seq.wrapping_add(u32::try_from(a.len()).unwrap());
+                prop_assert!(f.collected() <= MAX_COLLECT);
+                if s != Step::Wait {
+                    prop_assert!(f.done());
+                }
+                rest = b;
+            }
+        }
+
+        /// A request head cut into segments anywhere reads as it does whole.
+        #[test]
+        fn cuts_do_not_change_the_request(cut in 1usize..60) {
+            let req = b"GET /x/y?z HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n\r\n";
+            let mut whole = WebFlow::default();
+            let want = whole.on_client_segment(1, req, 80);
+            let cut = cut.min(req.len() - 1);
+            let mut f = WebFlow::default();
+            let _ = f.on_client_segment(1, &req[..cut], 80);
+            let got = f.on_client_segment(1 + u32::try_from(cut).unwrap(), &req[cut..], 80);
+            prop_assert_eq!(got, want);
+        }
+    }
+}

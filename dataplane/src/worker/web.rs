@@ -1,0 +1,361 @@
+//! The worker's web address scan: the hook [`Worker::web_scan`] runs after the activity
+//! scanner on a client's packet that can carry a web address (TCP with payload, UDP to port 53
+//! or 443), reads the address once per flow ([`crate::webscan::WebFlow`]), looks it up in the
+//! loaded [`webaddr::AddressSet`] (trusted addresses first) and acts as the policy's
+//! `web_address_scan` says:
+//!
+//! | traffic | block, inline | block, mirror |
+//! |---|---|---|
+//! | HTTP request | drop it; 403 block page with FIN to the client, RST past it; RST to the server | RST both ends |
+//! | TLS ClientHello | drop it; RST both ends | RST both ends |
+//! | DNS over TCP | drop it; RST both ends | RST both ends |
+//! | DNS over UDP | drop the query | report only |
+//! | QUIC Initial (`quic: block`) | drop it | report only |
+//!
+//! `inform` and monitoring mode report and change nothing (monitoring says `would_block`).
+//! Every injected frame carries the flow's VLAN tag stack (the triggering frame's).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use policy::{Mode, QuicMode, WebAction};
+use webaddr::{AddressSet, Verdict as Lookup};
+
+use super::{Attach, DropReason, Output, PacketMeta, Toward, Verdict, Worker};
+use crate::decode::{self, Decoded, Ip, L4};
+use crate::event::{Alert, Engine, Event, EventKind, PacketRef, Response, WebAddressHit};
+use crate::flow::{FlowKey, FlowUpdate};
+use crate::reset::{self, Segment};
+use crate::scanner::AppFields;
+use crate::webscan::{self, GiveUp, Observed, PageFacts, Step};
+
+/// Generator id of web address scan alerts (the built-in engines' generator).
+pub const WEB_GID: u32 = crate::attack::GID;
+
+/// Signature ids of web address scan alerts, one per protocol the address came from.
+pub const SID_HTTP: u32 = 9_200_001;
+/// A TLS ClientHello's server name.
+pub const SID_TLS: u32 = 9_200_002;
+/// A DNS query name.
+pub const SID_DNS: u32 = 9_200_003;
+
+/// Longest address copied into an event or a block page, in bytes: a request target can be as
+/// long as the head.
+const MAX_REPORTED: usize = 2048;
+
+/// QUIC's port.
+const QUIC_PORT: u16 = 443;
+
+/// Whether a packet can carry a web address: a client's TCP segment with payload, or a UDP
+/// datagram to DNS's or QUIC's port. Inlined into the packet path: most packets stop here.
+#[inline(always)]
+pub(super) fn wants(ip: &Ip<'_>, to_server: bool) -> bool {
+    match &ip.l4 {
+        L4::Tcp(t) => to_server && !t.payload.is_empty(),
+        L4::Udp(u) => u.dst_port == webscan::DNS_PORT || u.dst_port == QUIC_PORT,
+        _ => false,
+    }
+}
+
+/// Where the address came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Source {
+    Http,
+    Tls,
+    Dns,
+}
+
+impl Worker {
+    /// Load (or unload, with `None`) the web address lists; takes effect with the next packet.
+    /// Flows already read are not read again.
+    pub fn set_web_addresses(&mut self, set: Option<Arc<AddressSet>>) {
+        self.web = set;
+    }
+
+    /// The loaded web address lists.
+    pub fn web_addresses(&self) -> Option<&Arc<AddressSet>> {
+        self.web.as_ref()
+    }
+
+    /// The web address scan of one packet [`wants`] accepted.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn web_scan(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        scope: vlan::VlanScope,
+        meta: PacketMeta,
+        key: &FlowKey,
+        upd: FlowUpdate,
+        out: &mut impl Output,
+    ) -> Verdict {
+        if !self.policy.policy().web_address_scan.enabled {
+            return Verdict::Forward;
+        }
+        match &ip.l4 {
+            L4::Tcp(t) => {
+                let Some(flow) = self.flows.get_mut(key) else {
+                    return Verdict::Forward;
+                };
+                if flow.web.done() {
+                    return Verdict::Forward;
+                }
+                match flow.web.on_client_segment(t.seq, t.payload, t.dst_port) {
+                    Step::Wait | Step::GaveUp(GiveUp::NotWeb) => Verdict::Forward,
+                    Step::GaveUp(_) => {
+                        self.counters.web.unread += 1;
+                        Verdict::Forward
+                    }
+                    Step::Found(obs) => {
+                        self.web_observed(&obs, decoded, ip, scope, meta, key, upd, out)
+                    }
+                }
+            }
+            L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
+                Ok(Some(names)) => {
+                    let obs = Observed::Dns { names };
+                    self.web_observed(&obs, decoded, ip, scope, meta, key, upd, out)
+                }
+                Ok(None) => Verdict::Forward,
+                Err(_) => {
+                    self.counters.web.unread += 1;
+                    Verdict::Forward
+                }
+            },
+            L4::Udp(u) if u.dst_port == QUIC_PORT => {
+                let p = self.policy.policy();
+                if p.web_address_scan.quic == QuicMode::Block
+                    && p.mode != Mode::Monitoring
+                    && self.cfg.attach == Attach::Inline
+                    && webscan::is_quic_v1_initial(u.payload)
+                {
+                    self.counters.web.quic_blocked += 1;
+                    return Verdict::Drop(DropReason::WebAddress);
+                }
+                Verdict::Forward
+            }
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// Look an observed address up and act on a listed one.
+    #[allow(clippy::too_many_arguments)]
+    fn web_observed(
+        &mut self,
+        obs: &Observed,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        scope: vlan::VlanScope,
+        meta: PacketMeta,
+        key: &FlowKey,
+        upd: FlowUpdate,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let Some(set) = self.web.clone() else {
+            return Verdict::Forward;
+        };
+        let (source, hit, address) = match obs {
+            Observed::Http {
+                method,
+                target,
+                host,
+            } => {
+                self.counters.web.lookups += 1;
+                let v = set.lookup_http_request(method, target, host.as_deref());
+                (Source::Http, v, http_address(target, host.as_deref()))
+            }
+            Observed::Tls { sni } => {
+                self.counters.web.lookups += 1;
+                (Source::Tls, set.lookup_server_name(sni), lossy(sni))
+            }
+            Observed::Dns { names } => {
+                // The first listed name of the question section counts.
+                let mut found = (Lookup::NoMatch, String::new());
+                for name in names {
+                    self.counters.web.lookups += 1;
+                    let v = set.lookup_dns_name(name);
+                    if let Lookup::Trusted { .. } = v {
+                        self.counters.web.trusted += 1;
+                    }
+                    if v.is_listed() {
+                        found = (v, lossy(name));
+                        break;
+                    }
+                }
+                (Source::Dns, found.0, found.1)
+            }
+        };
+        let m = match hit {
+            Lookup::Listed(m) => m,
+            Lookup::Trusted { .. } => {
+                if source != Source::Dns {
+                    self.counters.web.trusted += 1;
+                }
+                return Verdict::Forward;
+            }
+            Lookup::NoMatch => return Verdict::Forward,
+        };
+        let category = m.list.category.as_str().to_owned();
+        *self.counters.web.hits.entry(category.clone()).or_insert(0) += 1;
+        let p = self.policy.policy();
+        let w = &p.web_address_scan;
+        let monitoring = p.mode == Mode::Monitoring;
+        let blocks = w.action == WebAction::Block;
+        let inline = self.cfg.attach == Attach::Inline;
+        // What can be enforced where: TCP inline and on a mirror (resets), DNS over UDP only
+        // inline (dropping the query; a mirror cannot stop a datagram).
+        let tcp = matches!(ip.l4, L4::Tcp(_));
+        let enforce = blocks && !monitoring && (tcp || inline);
+        let page = (enforce && inline && source == Source::Http).then(|| {
+            // The block page: one call site.
+            webscan::block_response(
+                &PageFacts {
+                    address: &address,
+                    category: &category,
+                    list: &m.list.id,
+                    entry: &m.entry,
+                },
+                w.block_page.as_deref(),
+            )
+        });
+        let hit = WebAddressHit {
+            list: m.list.id.clone(),
+            category: category.clone(),
+            entry: m.entry.clone(),
+            kind: m.kind.as_str(),
+            version: m.list.version.clone(),
+            action: w.action.as_str(),
+            address: address.clone(),
+        };
+        let app = app_fields(source, obs, &address);
+        let (sid, what) = match source {
+            Source::Http => (SID_HTTP, "HTTP request"),
+            Source::Tls => (SID_TLS, "TLS server name"),
+            Source::Dns => (SID_DNS, "DNS query"),
+        };
+        let severity = match category.as_str() {
+            "malware" | "phishing" => 1,
+            _ => 2,
+        };
+        out.event(Event {
+            ts: meta.ts,
+            pcap_cnt: Some(meta.pcap_cnt),
+            kind: EventKind::Alert(Alert {
+                packet: PacketRef {
+                    flow_id: Some(upd.id),
+                    scope,
+                    src_ip: ip.src(),
+                    dst_ip: ip.dst(),
+                    ports: ip.l4.ports(),
+                    proto: Some(ip.proto),
+                    to_server: Some(upd.to_server),
+                },
+                engine: Engine::WebAddressScan,
+                signature: Cow::Owned(format!("Listed web address ({category}): {what}")),
+                gid: WEB_GID,
+                sid,
+                rev: 1,
+                category: Cow::Owned(format!("Web address: {category}")),
+                severity,
+                response: if blocks {
+                    Response::Terminate
+                } else {
+                    Response::Inform
+                },
+                enforced: enforce,
+                monitoring,
+                excluded: false,
+                block_minutes: None,
+                block_skipped: None,
+                app: Some(Box::new(app)),
+                web_address: Some(Box::new(hit)),
+            }),
+        });
+        if !enforce {
+            return Verdict::Forward;
+        }
+        match &ip.l4 {
+            L4::Tcp(t) => {
+                let seg = Segment {
+                    vlan: &decoded.vlan,
+                    eth_src: decoded.eth_src,
+                    eth_dst: decoded.eth_dst,
+                    src: ip.src(),
+                    dst: ip.dst(),
+                    tcp: t,
+                };
+                if inline {
+                    for (frame, to_server) in reset::block_request(&seg, page.as_deref()) {
+                        self.counters.injected += 1;
+                        let toward = if to_server {
+                            Toward::Destination
+                        } else {
+                            Toward::Source
+                        };
+                        out.inject(frame, toward);
+                    }
+                    self.flows.terminate(key);
+                    Verdict::Drop(DropReason::WebAddress)
+                } else {
+                    if !t.flags.has(decode::TcpFlags::RST) {
+                        self.inject_resets(decoded, ip, t, out);
+                    }
+                    Verdict::Forward
+                }
+            }
+            // DNS over UDP, inline: the query is dropped (the answer builder is not wired yet).
+            _ => Verdict::Drop(DropReason::WebAddress),
+        }
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    let b = b.get(..b.len().min(MAX_REPORTED)).unwrap_or_default();
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The address an HTTP request asked for: the target itself when absolute-form or CONNECT,
+/// else the host followed by the origin-form target.
+fn http_address(target: &[u8], host: Option<&[u8]>) -> String {
+    match host {
+        Some(h) if target.starts_with(b"/") => {
+            let mut a = lossy(h);
+            a.push_str(&lossy(target));
+            a.truncate(MAX_REPORTED);
+            a
+        }
+        _ => lossy(target),
+    }
+}
+
+/// The EVE app-layer fields of a hit: `http.hostname`/`http.url`/`http.http_method`,
+/// `tls.sni` or `dns.rrname`.
+fn app_fields(source: Source, obs: &Observed, address: &str) -> AppFields {
+    match (source, obs) {
+        (
+            Source::Http,
+            Observed::Http {
+                method,
+                target,
+                host,
+            },
+        ) => AppFields {
+            app_proto: "http",
+            http_hostname: host.as_deref().map(lossy),
+            http_url: Some(lossy(target)),
+            http_method: Some(lossy(method)),
+            ..AppFields::default()
+        },
+        (Source::Tls, _) => AppFields {
+            app_proto: "tls",
+            tls_sni: Some(address.to_owned()),
+            ..AppFields::default()
+        },
+        _ => AppFields {
+            app_proto: "dns",
+            dns_query: Some(address.to_owned()),
+            ..AppFields::default()
+        },
+    }
+}
