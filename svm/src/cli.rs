@@ -234,6 +234,11 @@ pub struct ReplayArgs {
     /// them; `[]` for none); without any, the DNS/DHCP client and server profiles.
     #[arg(long, value_name = "YAML")]
     pub isolate_exclude: Vec<String>,
+    /// Web address lists as `CATEGORY=FILE` (malware, phishing, scam, custom or another name),
+    /// added to the policy's `web_address_scan.url_lists`; the web address scan runs with the
+    /// policy's settings (in standard mode a listed address is blocked).
+    #[arg(long = "url-list", value_name = "CATEGORY=FILE", num_args = 1.., action = clap::ArgAction::Append)]
+    pub url_lists: Vec<String>,
 }
 
 /// `svm state` subcommands.

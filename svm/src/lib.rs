@@ -27,3 +27,4 @@ pub mod secret;
 pub mod store;
 pub mod tls;
 pub mod urls_cmd;
+pub mod weblists;

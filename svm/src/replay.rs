@@ -173,6 +173,8 @@ pub struct Summary {
     pub rule_alerts: u64,
     /// Frames dropped by `drop`/`reject` rules.
     pub dropped_rule: u64,
+    /// Web address scan: lists and entries loaded, lookups, hits by category, frames dropped.
+    pub web: WebSummary,
     /// Isolation (with `--inventory`): started, ended on time, frames dropped, flows reset,
     /// detections that would have isolated (monitoring), VMs isolated at the end. Absent
     /// without `--inventory`.
@@ -195,6 +197,27 @@ pub struct IsolationSummary {
     pub would_isolate: u64,
     /// VMs still isolated when the capture ended.
     pub active: Vec<String>,
+}
+
+/// The web address scan's part of a replay summary.
+#[derive(Debug, Default, Serialize)]
+pub struct WebSummary {
+    /// Lists compiled.
+    pub lists: usize,
+    /// Entries compiled.
+    pub entries: usize,
+    /// Addresses looked up.
+    pub lookups: u64,
+    /// Listed addresses by category.
+    pub hits: BTreeMap<String, u64>,
+    /// Lookups a trusted address answered.
+    pub trusted: u64,
+    /// Frames dropped (requests, ClientHellos, queries, QUIC Initials).
+    pub dropped: u64,
+    /// QUIC Initials dropped under `quic: block`.
+    pub quic_blocked: u64,
+    /// Flows whose first bytes could not be read.
+    pub unread: u64,
 }
 
 /// How the rules of one replay were loaded.
@@ -355,6 +378,35 @@ fn load_rules(
     Ok((Some(l.set), load))
 }
 
+/// The web address lists of `--url-list` and the policy's `url_lists`; `None` when there are
+/// none (the scan is off).
+fn load_web_lists(
+    args: &ReplayArgs,
+    w: &policy::WebAddressScan,
+) -> Result<Option<crate::weblists::Loaded>, ReplayError> {
+    let mut specs = Vec::new();
+    let mut problems = Vec::new();
+    for (i, spec) in args.url_lists.iter().enumerate() {
+        match crate::weblists::ListSpec::parse(spec, format!("--url-list {i}")) {
+            Ok(s) => specs.push(s),
+            Err(e) => problems.push(e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ReplayError::Arguments(problems.join("\n")));
+    }
+    specs.extend(crate::weblists::policy_specs(w));
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let l = crate::weblists::load(&specs, w).map_err(|p| ReplayError::Rules(p.join("\n")))?;
+    for warning in &l.warnings {
+        eprintln!("svm replay: {warning}");
+    }
+    eprintln!("svm replay: {}", l.describe());
+    Ok(Some(l))
+}
+
 /// A block active at the end of the replay.
 #[derive(Debug, Serialize)]
 pub struct ActiveBlock {
@@ -377,6 +429,7 @@ fn summarize(
     seconds: f64,
     (events, injected): (u64, (u64, u64)),
     rules: RulesLoad,
+    web: (usize, usize),
 ) -> Summary {
     let mut sum = Counters::default();
     let (mut flows_created, mut flows_evicted, mut flow_emergencies) = (0, 0, 0);
@@ -459,6 +512,16 @@ fn summarize(
         rule_alerts: c.rule_alerts,
         dropped_rule: c.dropped_rule,
         isolation: None,
+        web: WebSummary {
+            lists: web.0,
+            entries: web.1,
+            lookups: c.web.lookups,
+            hits: c.web.hits.clone(),
+            trusted: c.web.trusted,
+            dropped: c.web.dropped,
+            quic_blocked: c.web.quic_blocked,
+            unread: c.web.unread,
+        },
     }
 }
 
@@ -551,6 +614,20 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
             s.rules_load_seconds,
             counted(s.rule_alerts, "alert"),
             counted(s.dropped_rule, "packet")
+        )?;
+    }
+    if s.web.lists > 0 {
+        let hits: Vec<String> = s.web.hits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(
+            w,
+            "  web          {} lists ({} entries); {} lookups, {} listed ({}), {} trusted, {} dropped",
+            s.web.lists,
+            s.web.entries,
+            s.web.lookups,
+            s.web.hits.values().sum::<u64>(),
+            hits.join(", "),
+            s.web.trusted,
+            counted(s.web.dropped, "frame")
         )?;
     }
     writeln!(
@@ -821,6 +898,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         None => Policy::default(),
     };
     let scanner_policy = policy.activity_scanner.clone();
+    let web = load_web_lists(args, &policy.web_address_scan)?;
     let compiled = Arc::new(CompiledPolicy::compile(policy));
     // One pass streams the file; several read it into memory once, so passes measure
     // processing, not reading.
@@ -854,6 +932,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
             if let Some(c) = iso_clients.next() {
                 w.set_isolation(c);
             }
+            w.set_web_addresses(web.as_ref().map(|l| Arc::clone(&l.set)));
             Driver::new(w, Events::Keep(Vec::new()))
         })
         .collect();
@@ -939,6 +1018,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     } = replay;
     let stats = keeper.stats();
     let workers: Vec<&Worker> = drivers.iter().map(Driver::worker).collect();
+    let web_sizes = web.as_ref().map_or((0, 0), |l| (l.lists, l.entries));
     let mut summary = summarize(
         args,
         &workers,
@@ -946,6 +1026,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         seconds,
         (events, injected),
         rules_load,
+        web_sizes,
     );
     if let Some(iso) = &isolation {
         let (st, active) = iso.finish(last_ts);

@@ -56,6 +56,14 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.isolation_resets += b.isolation_resets;
     a.isolations += b.isolations;
     a.would_isolate += b.would_isolate;
+    a.web.lookups += b.web.lookups;
+    for (k, n) in &b.web.hits {
+        *a.web.hits.entry(k.clone()).or_insert(0) += n;
+    }
+    a.web.trusted += b.web.trusted;
+    a.web.dropped += b.web.dropped;
+    a.web.quic_blocked += b.web.quic_blocked;
+    a.web.unread += b.web.unread;
 }
 
 /// Sum the latest published status of every worker.

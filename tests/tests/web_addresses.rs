@@ -1,0 +1,351 @@
+//! End-to-end: the web address scan in `svm replay` over the testgen scenario
+//! (`testgen::web`): HTTP, TLS and DNS visits to listed and benign names; each action (block
+//! inline, block on a mirror, inform), monitoring mode, trusted addresses, categories, lists named
+//! by the policy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::Value;
+use svm_e2e::{Frame, Replay, TempDir, facts, replay};
+use testgen::web::{MALWARE_LIST, PHISHING_LIST, VISITS, Visit, web_addresses};
+use testgen::{Capture, plan};
+
+const FIRST_PORT: u16 = 47_000;
+
+fn capture() -> Capture {
+    web_addresses(&plan::vlan100(), plan::BASE_US)
+}
+
+/// The two lists written to `dir`, as `--url-list` arguments.
+fn lists(dir: &TempDir) -> Vec<String> {
+    let mal = dir.path("malware.txt");
+    let ph = dir.path("phishing.txt");
+    std::fs::write(&mal, MALWARE_LIST).unwrap();
+    std::fs::write(&ph, PHISHING_LIST).unwrap();
+    vec![
+        "--url-list".into(),
+        format!("malware={}", mal.display()),
+        format!("phishing={}", ph.display()),
+    ]
+}
+
+fn run(name: &str, policy: Option<&str>, extra: &[&str]) -> Replay {
+    let dir = TempDir::new(&format!("web-lists-{name}"));
+    let mut args = lists(&dir);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    replay(name, &capture(), policy, &args)
+}
+
+fn web_alerts(r: &Replay) -> Vec<&Value> {
+    r.events
+        .iter()
+        .filter(|e| e["event_type"] == "alert" && e["alert"]["engine"] == "web_address_scan")
+        .collect()
+}
+
+/// The visit an alert is about (by the client's source port).
+fn visit_of(alert: &Value) -> usize {
+    let port = alert["src_port"].as_u64().unwrap();
+    usize::try_from(port - u64::from(FIRST_PORT)).unwrap()
+}
+
+fn listed() -> BTreeMap<usize, &'static str> {
+    VISITS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.listed.map(|c| (i, c)))
+        .collect()
+}
+
+/// The visit a TCP frame belongs to.
+fn tcp_visit(f: &Frame) -> Option<usize> {
+    let (a, b) = facts(&f.data).tcp_ports?;
+    let client = if a >= FIRST_PORT { a } else { b };
+    Some(usize::from(client - FIRST_PORT))
+}
+
+fn dropped(r: &Replay) -> Vec<&Frame> {
+    let fwd: HashSet<&[u8]> = r.forwarded.iter().map(|f| &f.data[..]).collect();
+    r.input
+        .iter()
+        .filter(|f| !fwd.contains(&f.data[..]))
+        .collect()
+}
+
+/// Every listed visit reported once, with its category, app fields and list entry; no benign
+/// visit reported.
+fn check_reports(r: &Replay, action: &str) {
+    let alerts = web_alerts(r);
+    let got: BTreeMap<usize, &str> = alerts
+        .iter()
+        .map(|a| (visit_of(a), a["web_address"]["category"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, listed(), "{alerts:#?}");
+    assert_eq!(alerts.len(), got.len(), "one report per visit");
+    for a in &alerts {
+        let i = visit_of(a);
+        let w = &a["web_address"];
+        assert_eq!(w["action"], action);
+        assert_eq!(w["list_version"].as_str().unwrap().len(), 16);
+        assert!(w["list"].as_str().unwrap().ends_with(".txt"));
+        assert!(!w["entry"].as_str().unwrap().is_empty());
+        assert_eq!(a["vlan"], serde_json::json!([100]));
+        assert!(a["alert"]["severity"].as_u64().unwrap() >= 1);
+        match VISITS[i].visit {
+            Visit::Http { host, target } => {
+                assert_eq!(a["app_proto"], "http");
+                assert_eq!(a["http"]["hostname"], host);
+                assert_eq!(a["http"]["url"], target);
+            }
+            Visit::Tls(name) => {
+                assert_eq!(a["app_proto"], "tls");
+                assert_eq!(a["tls"]["sni"], name);
+            }
+            Visit::Dns(name) => {
+                assert_eq!(a["app_proto"], "dns");
+                assert_eq!(a["dns"]["query"][0]["rrname"], name);
+            }
+        }
+    }
+    // The popular host's listed URL names its path; the host alone is never the entry.
+    let gh = alerts.iter().find(|a| visit_of(a) == 2).unwrap();
+    assert_eq!(
+        gh["web_address"]["entry"],
+        "github.com/00094/string-remover/raw/refs/heads/main/rah.exe"
+    );
+    let idn = alerts.iter().find(|a| visit_of(a) == 8).unwrap();
+    assert_eq!(idn["web_address"]["entry"], "xn--bse-sna.svm-demo.test");
+    let ip = alerts.iter().find(|a| visit_of(a) == 6).unwrap();
+    assert_eq!(ip["web_address"]["entry"], "198.51.100.7/payload.bin");
+    let esc = alerts.iter().find(|a| visit_of(a) == 4).unwrap();
+    assert_eq!(
+        esc["web_address"]["entry"],
+        "cdn.svm-demo.test/download/Evil.exe"
+    );
+}
+
+#[test]
+fn inline_block_answers_http_with_the_page_and_resets_tls() {
+    let r = run("inline", None, &["--inline"]);
+    check_reports(&r, "block");
+    for a in web_alerts(&r) {
+        assert_eq!(a["alert"]["action"], "blocked");
+        assert_eq!(a["alert"]["response"], "terminate");
+    }
+    let dropped = dropped(&r);
+    let listed = listed();
+    for (i, v) in VISITS.iter().enumerate() {
+        let lost: Vec<&&Frame> = dropped.iter().filter(|f| tcp_visit(f) == Some(i)).collect();
+        if matches!(v.visit, Visit::Dns(_)) {
+            continue;
+        }
+        if listed.contains_key(&i) {
+            // The request or ClientHello and everything after it (the flow is terminated).
+            let first = facts(&lost[0].data);
+            assert_eq!(first.src, Some(plan::VICTIM_V4.into()), "visit {i}");
+            assert_eq!(lost.len(), 7, "visit {i}: {} frames dropped", lost.len());
+        } else {
+            assert!(lost.is_empty(), "benign visit {i} lost frames: {}", v.why);
+        }
+    }
+    // DNS: the listed query is dropped (its answer in the capture still passes: the scan
+    // reads queries), the benign one passes.
+    let udp_dropped: Vec<&&Frame> = dropped
+        .iter()
+        .filter(|f| facts(&f.data).tcp_ports.is_none())
+        .collect();
+    assert_eq!(udp_dropped.len(), 1);
+    assert_eq!(r.summary["web"]["dropped"], 8, "{:#}", r.summary["web"]);
+
+    // Injected: HTTP gets RST to the server, the page with FIN, RST past it; TLS two resets.
+    let mut per_visit: BTreeMap<usize, Vec<svm_e2e::Facts>> = BTreeMap::new();
+    for f in &r.injected {
+        per_visit
+            .entry(tcp_visit(f).unwrap())
+            .or_default()
+            .push(facts(&f.data));
+        assert_eq!(facts(&f.data).vlan, vec![100], "the flow's VLAN tag");
+    }
+    for (i, frames) in &per_visit {
+        match VISITS[*i].visit {
+            Visit::Http { .. } => {
+                assert_eq!(frames.len(), 3, "visit {i}");
+                assert_eq!(frames[0].dst, Some(plan::SERVER_V4.into()));
+                assert_eq!(
+                    frames[0].tcp_flags.unwrap() & 0x04,
+                    0x04,
+                    "RST to the server"
+                );
+                assert_eq!(frames[1].dst, Some(plan::VICTIM_V4.into()));
+                assert_eq!(frames[1].tcp_flags.unwrap() & 0x11, 0x11, "FIN|ACK");
+                assert_eq!(
+                    frames[2].tcp_flags.unwrap() & 0x04,
+                    0x04,
+                    "RST to the client"
+                );
+            }
+            Visit::Tls(_) => assert_eq!(frames.len(), 2, "visit {i}"),
+            Visit::Dns(_) => panic!("nothing injected for DNS over UDP"),
+        }
+    }
+    assert_eq!(per_visit.len(), 7, "every listed TCP visit answered");
+    // The page itself: a 403 naming the address, the category and the list.
+    let page = r
+        .injected
+        .iter()
+        .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+        .find(|s| s.contains("HTTP/1.1 403 Forbidden"))
+        .unwrap();
+    for want in [
+        "Connection: close",
+        "Cache-Control: no-store",
+        "malware.txt",
+        "malware",
+    ] {
+        assert!(page.contains(want), "{want} missing from {page}");
+    }
+    let hits = &r.summary["web"]["hits"];
+    assert_eq!(hits["malware"], 6);
+    assert_eq!(hits["phishing"], 2);
+}
+
+#[test]
+fn monitoring_mode_reports_would_block_and_changes_nothing() {
+    let r = run("monitoring", Some("mode: monitoring\n"), &["--inline"]);
+    check_reports(&r, "block");
+    for a in web_alerts(&r) {
+        assert_eq!(a["alert"]["action"], "allowed");
+        assert_eq!(a["alert"]["would_block"], true);
+    }
+    assert_eq!(r.forwarded.len(), r.input.len(), "nothing dropped");
+    assert!(r.injected.is_empty(), "no page, no reset");
+}
+
+#[test]
+fn inform_reports_only() {
+    let r = run(
+        "inform",
+        Some("web_address_scan:\n  action: inform\n"),
+        &["--inline"],
+    );
+    check_reports(&r, "inform");
+    for a in web_alerts(&r) {
+        assert_eq!(a["alert"]["action"], "allowed");
+        assert!(a["alert"].get("would_block").is_none());
+    }
+    assert_eq!(r.forwarded.len(), r.input.len());
+    assert!(r.injected.is_empty());
+}
+
+#[test]
+fn mirror_resets_tcp_and_reports_dns() {
+    let r = run("mirror", None, &[]);
+    check_reports(&r, "block");
+    let mut resets: BTreeMap<usize, usize> = BTreeMap::new();
+    for f in &r.injected {
+        let x = facts(&f.data);
+        assert_eq!(x.tcp_flags.unwrap() & 0x04, 0x04, "only resets on a mirror");
+        *resets.entry(tcp_visit(f).unwrap()).or_default() += 1;
+    }
+    let tcp_listed: Vec<usize> = listed()
+        .keys()
+        .copied()
+        .filter(|i| !matches!(VISITS[*i].visit, Visit::Dns(_)))
+        .collect();
+    assert_eq!(resets.keys().copied().collect::<Vec<_>>(), tcp_listed);
+    assert!(resets.values().all(|n| *n == 2));
+    let dns = web_alerts(&r)
+        .into_iter()
+        .find(|a| a["app_proto"] == "dns")
+        .unwrap();
+    assert_eq!(
+        dns["alert"]["action"], "allowed",
+        "a mirror cannot stop a datagram"
+    );
+}
+
+#[test]
+fn trusted_addresses_beat_the_lists_and_categories_choose_lists() {
+    let r = run(
+        "trusted",
+        Some(
+            "web_address_scan:\n  trusted:\n    - malware.svm-demo.test\n    - \
+             github.com/00094/\n",
+        ),
+        &["--inline"],
+    );
+    let got: Vec<usize> = web_alerts(&r).iter().map(|a| visit_of(a)).collect();
+    assert!(
+        !got.contains(&0) && !got.contains(&1) && !got.contains(&2),
+        "{got:?}"
+    );
+    assert!(got.contains(&4) && got.contains(&9));
+    assert_eq!(r.summary["web"]["trusted"], 3);
+
+    let r = run(
+        "categories",
+        Some("web_address_scan:\n  categories: [phishing]\n"),
+        &["--inline"],
+    );
+    let cats: HashSet<String> = web_alerts(&r)
+        .iter()
+        .map(|a| a["web_address"]["category"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cats, HashSet::from(["phishing".to_owned()]));
+    assert_eq!(r.summary["web"]["lists"], 1);
+}
+
+#[test]
+fn lists_named_by_the_policy_load_and_bad_values_are_refused() {
+    let dir = TempDir::new("web-policy-lists");
+    let mal = dir.path("m.txt");
+    std::fs::write(&mal, MALWARE_LIST).unwrap();
+    let policy = format!(
+        "web_address_scan:\n  url_lists: [\"malware={}\"]\n",
+        mal.display()
+    );
+    let r = replay("web-policy", &capture(), Some(&policy), &["--inline"]);
+    assert_eq!(web_alerts(&r).len(), 6);
+
+    // A bad policy value names its place; a list that cannot be read names its key.
+    let p = dir.path("bad.yaml");
+    std::fs::write(
+        &p,
+        "web_address_scan:\n  action: drop\n  trusted: [com]\n  url_lists: [nofile]\n",
+    )
+    .unwrap();
+    let pcap = dir.path("in.pcap");
+    capture().write_pcap(&pcap).unwrap();
+    let out = std::process::Command::new(svm_e2e::svm_bin())
+        .args([
+            "replay",
+            pcap.to_str().unwrap(),
+            "--policy",
+            p.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    for key in [
+        "web_address_scan.action",
+        "web_address_scan.trusted[0]",
+        "web_address_scan.url_lists[0]",
+    ] {
+        assert!(err.contains(key), "{key} missing: {err}");
+    }
+    let out = std::process::Command::new(svm_e2e::svm_bin())
+        .args([
+            "replay",
+            pcap.to_str().unwrap(),
+            "--url-list",
+            &format!("malware={}", dir.path("gone.txt").display()),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("gone.txt"), "{err}");
+}
