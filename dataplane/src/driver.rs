@@ -81,6 +81,10 @@ pub type PolicyCell = Published<Arc<CompiledPolicy>>;
 /// worker shares the one compiled, read-only set.
 pub type RulesCell = Published<Option<Arc<RuleSet>>>;
 
+/// The web address lists as the workers see them (stored at a SIGHUP reload or when a pushed
+/// policy changes them); `None`: the web address scan is off.
+pub type WebCell = Published<Option<Arc<webaddr::AddressSet>>>;
+
 /// What a worker reports for status: published about once a second and at exit.
 #[derive(Clone, Debug, Default)]
 pub struct WorkerStatus {
@@ -154,6 +158,7 @@ pub struct Driver {
     // Published values this worker follows, with the generation it last took.
     policy: Option<(Arc<PolicyCell>, u64)>,
     rules: Option<(Arc<RulesCell>, u64)>,
+    web: Option<(Arc<WebCell>, u64)>,
 }
 
 impl Driver {
@@ -174,6 +179,7 @@ impl Driver {
             floor: Timestamp(0),
             policy: None,
             rules: None,
+            web: None,
         }
     }
 
@@ -191,6 +197,15 @@ impl Driver {
         let g = cell.generation();
         self.worker.set_policy(cell.load());
         self.policy = Some((cell, g));
+        self
+    }
+
+    /// Run the web address lists published in `cell`, and follow their reloads.
+    #[must_use]
+    pub fn with_web(mut self, cell: Arc<WebCell>) -> Driver {
+        let g = cell.generation();
+        self.worker.set_web_addresses(cell.load());
+        self.web = Some((cell, g));
         self
     }
 
@@ -346,6 +361,11 @@ impl Driven for Driver {
             && let Some(r) = cell.changed(seen)
         {
             self.worker.set_rules(r);
+        }
+        if let Some((cell, seen)) = self.web.as_mut()
+            && let Some(w) = cell.changed(seen)
+        {
+            self.worker.set_web_addresses(w);
         }
     }
 

@@ -72,6 +72,14 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
     let workers = usize::from(cfg.workers.max(1));
     // Every other thread exists before the EAL pins this one.
     let mut services = Services::start(cfg, policy, workers, &live_rules)?;
+    let live_web = match super::start_web_lists(cfg, &services) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = services.finish();
+            live_rules.stop();
+            return Err(e);
+        }
+    };
     let statuses: Vec<Arc<Mutex<WorkerStatus>>> = (0..workers)
         .map(|_| Arc::new(Mutex::new(WorkerStatus::default())))
         .collect();
@@ -92,6 +100,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
                 Arc::clone(&live_rules.cell),
                 services.policy_cell(),
             )
+            .with_web(Arc::clone(&live_web.cell))
         })
         .collect();
     let result = open(cfg).and_then(|(eal, set)| {
@@ -124,6 +133,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
     let summary = services.finish();
     let rules_line = live_rules.status().line();
     live_rules.stop();
+    live_web.stop();
     result?;
     let summary = summary?;
     eprintln!(

@@ -27,6 +27,7 @@ pub mod revocation;
 pub mod rules;
 pub mod services;
 pub mod status;
+pub mod weblists;
 pub mod workers;
 
 use std::io::{BufWriter, Write};
@@ -263,6 +264,15 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
 
     let workers = usize::from(cfg.workers);
     let mut services = services::Services::start(&cfg, policy, workers, &live_rules)?;
+    // Web address lists: loaded before any socket opens, reloaded on SIGHUP and policy pushes.
+    let live_web = match start_web_lists(&cfg, &services) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = services.finish();
+            live_rules.stop();
+            return Err(e);
+        }
+    };
 
     // Sockets are opened one worker after the other, so every fanout group has its members in
     // the same order and a symmetric hash picks the same worker on both interfaces.
@@ -305,6 +315,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
                 drop(ios);
                 let _ = services.finish();
                 live_rules.stop();
+                live_web.stop();
                 return Err(e.into());
             }
         }
@@ -348,6 +359,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
             status,
             policy: services.policy_cell(),
             rules: Arc::clone(&live_rules.cell),
+            web: Arc::clone(&live_web.cell),
         };
         match std::thread::Builder::new()
             .name(format!("svm-worker-{index}"))
@@ -392,9 +404,10 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         if usr1.swap(false, Ordering::Relaxed) || interval.is_some_and(|i| last.elapsed() >= i) {
             last = Instant::now();
             eprintln!(
-                "{}\n  {}",
+                "{}\n  {}\n  {}",
                 status::render(&status::collect(&statuses), &services.control),
-                live_rules.status().line()
+                live_rules.status().line(),
+                live_web.status().line()
             );
         }
         if handles.iter().any(JoinHandle::is_finished) {
@@ -416,8 +429,13 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
     let summary = services.finish()?;
     let rules_line = live_rules.status().line();
     live_rules.stop();
+    let web_line = live_web.status().line();
+    live_web.stop();
     let total = status::collect(&statuses);
-    eprintln!("{}\n  {rules_line}", status::render(&total, &control));
+    eprintln!(
+        "{}\n  {rules_line}\n  {web_line}",
+        status::render(&total, &control)
+    );
     summary.print();
     match failed {
         Some(e) => Err(DaemonError::Io {
@@ -426,6 +444,23 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         }),
         None => Ok(()),
     }
+}
+
+/// Load the web address lists of the configuration and the policy in force, and follow SIGHUP
+/// (a flag of their own) and policy pushes.
+fn start_web_lists(
+    cfg: &Config,
+    services: &services::Services,
+) -> Result<weblists::LiveWebLists, DaemonError> {
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(io_err("signal handler"))?;
+    weblists::LiveWebLists::start(
+        cfg.web_lists.clone(),
+        services.compiled.policy(),
+        hup,
+        services.policy_cell(),
+    )
 }
 
 /// The settings of worker `index`, the same for every backend, through the one builder replay

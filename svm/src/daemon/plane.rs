@@ -244,7 +244,10 @@ impl Plane {
                     cell.store(p);
                 })),
                 validate: Some(Box::new(move |p| {
-                    super::rules::check_policy(config.as_ref(), &p.activity_scanner)
+                    let mut problems =
+                        super::rules::check_policy(config.as_ref(), &p.activity_scanner);
+                    problems.extend(super::weblists::check_policy(&p.web_address_scan));
+                    problems
                 })),
                 metrics: Some(Box::new(move || {
                     let mut m = dataplane_metrics(&w, &b, &rules);
@@ -423,6 +426,7 @@ fn dataplane_metrics(
                 ),
                 (vec![("reason", "attack".into())], f(c.dropped_attack)),
                 (vec![("reason", "rule".into())], f(c.dropped_rule)),
+                (vec![("reason", "web_address".into())], f(c.web.dropped)),
             ],
         },
         one(
@@ -430,6 +434,29 @@ fn dataplane_metrics(
             "Alerts of the activity scanner's rules.",
             "counter",
             c.rule_alerts,
+        ),
+        Metric {
+            name: "svm_web_address_hits_total",
+            help: "Listed web addresses seen (HTTP requests, TLS server names, DNS queries), by the list's category.",
+            kind: "counter",
+            samples: c
+                .web
+                .hits
+                .iter()
+                .map(|(k, n)| (vec![("category", k.clone())], f(*n)))
+                .collect(),
+        },
+        one(
+            "svm_web_address_lookups_total",
+            "Web addresses looked up in the lists.",
+            "counter",
+            c.web.lookups,
+        ),
+        one(
+            "svm_web_address_dropped_total",
+            "Frames the web address scan dropped (requests, ClientHellos, DNS queries, QUIC Initials).",
+            "counter",
+            c.web.dropped,
         ),
         one(
             "svm_rules_loaded",

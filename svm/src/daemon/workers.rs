@@ -33,6 +33,8 @@ pub struct WorkerTask {
     pub policy: Option<Arc<PolicyCell>>,
     /// Rule set updates (SIGHUP reloads).
     pub rules: Arc<RulesCell>,
+    /// Web address list updates (SIGHUP, policy pushes).
+    pub web: Arc<super::weblists::WebCell>,
 }
 
 impl std::fmt::Debug for WorkerTask {
@@ -73,8 +75,9 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
         status,
         policy,
         rules,
+        web,
     } = task;
-    let mut d = driver(worker, events, rules, policy);
+    let mut d = driver(worker, events, rules, policy).with_web(web);
     let run = RunConfig {
         burst,
         stop: &stop,

@@ -24,6 +24,7 @@ pub mod files;
 mod reader;
 mod rules;
 mod tuning;
+mod web;
 
 pub use attach::{eal_devices, eal_lcores};
 
@@ -177,6 +178,8 @@ pub struct Config {
     pub db: Option<DbSettings>,
     /// The user to become once the ports and files are open (`run_as`); none: stay as started.
     pub run_as: Option<String>,
+    /// Web address lists (`web_address_scan.url_lists`), besides the policy's.
+    pub web_lists: Vec<crate::weblists::ListSpec>,
 }
 
 /// `db:` settings (docs/databases.md).
@@ -492,6 +495,10 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
     if has_db && control.state_dir.is_none() {
         r.issue("db", "needs state_dir (the control plane's store)");
     }
+    let web_lists = r
+        .opt_section(m, "web_address_scan")
+        .map(|s| web::read(&mut r, s))
+        .unwrap_or_default();
     if control.state_dir.is_none() {
         for k in &control.needs_state {
             r.issue(k, "needs state_dir (the control plane's store)");
@@ -545,6 +552,7 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
             rules: rules.clone(),
             db,
             run_as,
+            web_lists,
         }),
         _ => None,
     };
