@@ -167,7 +167,7 @@ pub struct WebAddressHit {
     pub version: String,
     /// The policy's action: `block` or `inform`.
     pub action: &'static str,
-    /// The address looked up (host and target, server name or query name), as canonicalised.
+    /// The address looked up, as requested (host and target, server name or query name).
     pub address: String,
 }
 

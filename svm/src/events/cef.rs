@@ -74,6 +74,19 @@ pub fn format(rec: &Record) -> String {
         ext.push(("cs1Label", "vlan".into()));
         ext.push(("cs1", ids.join(".")));
     }
+    // A web address scan hit: the address (CEF `request`), its list and category.
+    if let Some(address) = rec.str_at("/web_address/address") {
+        ext.push(("request", address));
+        for (label_key, label, key, ptr) in [
+            ("cs2Label", "list", "cs2", "/web_address/list"),
+            ("cs3Label", "category", "cs3", "/web_address/category"),
+        ] {
+            if let Some(v) = rec.str_at(ptr) {
+                ext.push((label_key, label.into()));
+                ext.push((key, v));
+            }
+        }
+    }
     if let Some(msg) = rec.str_at("/message") {
         ext.push(("msg", msg));
     }
@@ -113,5 +126,19 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with(r"msg=x\=1|y"), "{line}");
+    }
+
+    #[test]
+    fn web_address_hits_name_the_request_list_and_category() {
+        let mut f = serde_json::Map::new();
+        f.insert(
+            "web_address".into(),
+            serde_json::json!({"address": "bad.example/x=1", "list": "urlhaus.txt", "category": "malware"}),
+        );
+        let line = format(&Record::new(Timestamp(0), "alert", Severity::Critical, f));
+        assert!(
+            line.contains(r"request=bad.example/x\=1 cs2Label=list cs2=urlhaus.txt cs3Label=category cs3=malware"),
+            "{line}"
+        );
     }
 }
