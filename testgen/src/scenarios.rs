@@ -723,6 +723,7 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("ipv6_ext_fragments", ipv6_ext_fragments),
         ("follow_up", follow_up),
         ("isolation_outbound_scan", crate::isolation::outbound_scan),
+        ("web_addresses", crate::web::web_addresses),
     ]
 }
 

@@ -997,6 +997,7 @@ fn scenario_frame_counts() {
         ("ipv6_ext_fragments", 8),
         ("follow_up", 15),
         ("isolation_outbound_scan", 238),
+        ("web_addresses", 124),
     ]);
     let got: BTreeMap<&str, usize> = scenarios::all()
         .into_iter()
