@@ -377,6 +377,9 @@ pub struct FlowUpdate {
     /// The attack blocker's MAC-binding slot hint for this packet's source
     /// ([`FlowTable::set_mac_slot`]).
     pub mac_slot: u32,
+    /// The web address scan has read this flow's client bytes ([`crate::webscan::WebFlow`]):
+    /// the packet needs no second look-up for it.
+    pub web_done: bool,
 }
 
 /// 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
@@ -911,6 +914,7 @@ impl FlowTable {
             half_open,
             a_to_b,
             mac_slot: if a_to_b { f.mac_slot_a } else { f.mac_slot_b },
+            web_done: f.web.done(),
         }
     }
 }

@@ -716,7 +716,7 @@ impl Worker {
         }
         // Web address scan (worker/web.rs): a client's request, server name or query, read once
         // per flow, looked up in the loaded lists.
-        if self.web.is_some() && verdict == Verdict::Forward && web::wants(ip, upd.to_server) {
+        if self.web.is_some() && verdict == Verdict::Forward && web::wants(ip, upd) {
             verdict = self.web_scan(decoded, ip, scope, meta, &key, upd, out);
         }
         verdict

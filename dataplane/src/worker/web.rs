@@ -46,12 +46,13 @@ const MAX_REPORTED: usize = 2048;
 /// QUIC's port.
 const QUIC_PORT: u16 = 443;
 
-/// Whether a packet can carry a web address: a client's TCP segment with payload, or a UDP
-/// datagram to DNS's or QUIC's port. Inlined into the packet path: most packets stop here.
+/// Whether a packet can carry a web address: a client's TCP segment with payload on a flow not
+/// read yet, or a UDP datagram to DNS's or QUIC's port. Inlined into the packet path: most
+/// packets stop here.
 #[inline(always)]
-pub(super) fn wants(ip: &Ip<'_>, to_server: bool) -> bool {
+pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate) -> bool {
     match &ip.l4 {
-        L4::Tcp(t) => to_server && !t.payload.is_empty(),
+        L4::Tcp(t) => upd.to_server && !upd.web_done && !t.payload.is_empty(),
         L4::Udp(u) => u.dst_port == webscan::DNS_PORT || u.dst_port == QUIC_PORT,
         _ => false,
     }
