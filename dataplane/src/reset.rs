@@ -13,6 +13,7 @@ use core::net::IpAddr;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol,
     Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    UdpPacket, UdpRepr,
 };
 use vlan::VlanStack;
 
@@ -306,4 +307,132 @@ pub fn block_request(seg: &Segment<'_>, page: Option<&[u8]>) -> Vec<(Vec<u8>, bo
         }
     }
     out
+}
+
+/// A UDP datagram answering one: from its destination back to its source (addresses, ports and
+/// MACs swapped), carrying `payload` and the datagram's VLAN tag stack; the DNS block answer
+/// travels in it. `None` for mixed address families or a payload over 65,000 bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn udp_reply(
+    vlan: &VlanStack,
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    let udp_len = 8usize.checked_add(payload.len())?;
+    if udp_len > 65_000 {
+        return None;
+    }
+    let udp = UdpRepr {
+        src_port: dport,
+        dst_port: sport,
+    };
+    let (ethertype, ip_len) = match (dst, src) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => (EthernetProtocol::Ipv4, 20 + udp_len),
+        (IpAddr::V6(_), IpAddr::V6(_)) => (EthernetProtocol::Ipv6, 40 + udp_len),
+        _ => return None,
+    };
+    let l2 = 14 + vlan.wire_len();
+    let mut buf = vec![0u8; l2 + ip_len];
+    let inner_type = u16::from(ethertype);
+    {
+        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+        EthernetRepr {
+            src_addr: EthernetAddress(eth_dst),
+            dst_addr: EthernetAddress(eth_src),
+            ethertype: EthernetProtocol::from(vlan.outer_tpid(inner_type)),
+        }
+        .emit(&mut frame);
+    }
+    vlan.emit(buf.get_mut(14..l2)?, inner_type).ok()?;
+    let ip_buf = buf.get_mut(l2..)?;
+    let caps = smoltcp::phy::ChecksumCapabilities::default();
+    match (dst, src) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let repr = Ipv4Repr {
+                src_addr: s,
+                dst_addr: d,
+                next_header: IpProtocol::Udp,
+                payload_len: udp_len,
+                hop_limit: RESET_TTL,
+            };
+            let mut ip = Ipv4Packet::new_unchecked(&mut ip_buf[..]);
+            repr.emit(&mut ip, &caps);
+            let mut seg = UdpPacket::new_unchecked(ip.payload_mut());
+            udp.emit(
+                &mut seg,
+                &IpAddress::Ipv4(s),
+                &IpAddress::Ipv4(d),
+                payload.len(),
+                |b| b.copy_from_slice(payload),
+                &caps,
+            );
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let repr = Ipv6Repr {
+                src_addr: s,
+                dst_addr: d,
+                next_header: IpProtocol::Udp,
+                payload_len: udp_len,
+                hop_limit: RESET_TTL,
+            };
+            let mut ip = Ipv6Packet::new_unchecked(&mut ip_buf[..]);
+            repr.emit(&mut ip);
+            let mut seg = UdpPacket::new_unchecked(ip.payload_mut());
+            udp.emit(
+                &mut seg,
+                &IpAddress::Ipv6(s),
+                &IpAddress::Ipv6(d),
+                payload.len(),
+                |b| b.copy_from_slice(payload),
+                &caps,
+            );
+        }
+        _ => return None,
+    }
+    Some(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DecodeOptions, L3, L4, decode_frame};
+
+    #[test]
+    fn udp_reply_swaps_the_ends_and_keeps_the_tags() {
+        let mut vlan = VlanStack::default();
+        for tag in [
+            vlan::Tag::dot1ad(vlan::VlanId::new(300).unwrap()),
+            vlan::Tag::dot1q(vlan::VlanId::new(100).unwrap()),
+        ] {
+            vlan.push(tag).unwrap();
+        }
+        let (c, s): (IpAddr, IpAddr) = ("10.0.0.10".parse().unwrap(), "10.0.0.53".parse().unwrap());
+        let f = udp_reply(&vlan, [2; 6], [4; 6], c, s, 40000, 53, b"answer").unwrap();
+        let d = decode_frame(
+            &f,
+            DecodeOptions {
+                verify_checksums: true,
+            },
+        )
+        .unwrap();
+        assert!(d.anomalies.is_empty(), "{:?}", d.anomalies);
+        assert_eq!(d.vlan.ids().collect::<Vec<_>>(), [300, 100]);
+        assert_eq!((d.eth_src, d.eth_dst), ([4; 6], [2; 6]));
+        let L3::Ip(ip) = &d.l3 else { panic!("not IP") };
+        assert_eq!((ip.src(), ip.dst()), (s, c));
+        let L4::Udp(u) = &ip.l4 else {
+            panic!("not UDP")
+        };
+        assert_eq!(
+            (u.src_port, u.dst_port, u.payload),
+            (53, 40000, &b"answer"[..])
+        );
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        assert!(udp_reply(&vlan, [2; 6], [4; 6], c, v6, 1, 53, b"").is_none());
+    }
 }
