@@ -118,12 +118,34 @@ fn build_segment(
         payload,
     };
     let tcp_len = tcp.header_len().checked_add(payload.len())?;
-    if tcp_len > 65_000 {
+    let caps = smoltcp::phy::ChecksumCapabilities::default();
+    ip_frame(
+        vlan,
+        (eth_src, eth_dst),
+        (src, dst),
+        IpProtocol::Tcp,
+        tcp_len,
+        |l4, s, d| tcp.emit(&mut TcpPacket::new_unchecked(l4), s, d, &caps),
+    )
+}
+
+/// An Ethernet frame with `vlan`'s tags and an IP header from `src` to `dst` carrying `l4_len`
+/// bytes of `proto`, which `fill` writes (given the addresses for its checksum). `None` for
+/// mixed address families or more than 65,000 bytes of payload.
+fn ip_frame(
+    vlan: &VlanStack,
+    (eth_src, eth_dst): ([u8; 6], [u8; 6]),
+    (src, dst): (IpAddr, IpAddr),
+    proto: IpProtocol,
+    l4_len: usize,
+    fill: impl FnOnce(&mut [u8], &IpAddress, &IpAddress),
+) -> Option<Vec<u8>> {
+    if l4_len > 65_000 {
         return None;
     }
     let (ethertype, ip_len) = match (src, dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => (EthernetProtocol::Ipv4, 20 + tcp_len),
-        (IpAddr::V6(_), IpAddr::V6(_)) => (EthernetProtocol::Ipv6, 40 + tcp_len),
+        (IpAddr::V4(_), IpAddr::V4(_)) => (EthernetProtocol::Ipv4, 20 + l4_len),
+        (IpAddr::V6(_), IpAddr::V6(_)) => (EthernetProtocol::Ipv6, 40 + l4_len),
         _ => return None,
     };
     let l2 = 14 + vlan.wire_len();
@@ -146,27 +168,25 @@ fn build_segment(
             let repr = Ipv4Repr {
                 src_addr: s,
                 dst_addr: d,
-                next_header: IpProtocol::Tcp,
-                payload_len: tcp_len,
+                next_header: proto,
+                payload_len: l4_len,
                 hop_limit: RESET_TTL,
             };
             let mut ip = Ipv4Packet::new_unchecked(&mut ip_buf[..]);
             repr.emit(&mut ip, &caps);
-            let mut seg = TcpPacket::new_unchecked(ip.payload_mut());
-            tcp.emit(&mut seg, &IpAddress::Ipv4(s), &IpAddress::Ipv4(d), &caps);
+            fill(ip.payload_mut(), &IpAddress::Ipv4(s), &IpAddress::Ipv4(d));
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let repr = Ipv6Repr {
                 src_addr: s,
                 dst_addr: d,
-                next_header: IpProtocol::Tcp,
-                payload_len: tcp_len,
+                next_header: proto,
+                payload_len: l4_len,
                 hop_limit: RESET_TTL,
             };
             let mut ip = Ipv6Packet::new_unchecked(&mut ip_buf[..]);
             repr.emit(&mut ip);
-            let mut seg = TcpPacket::new_unchecked(ip.payload_mut());
-            tcp.emit(&mut seg, &IpAddress::Ipv6(s), &IpAddress::Ipv6(d), &caps);
+            fill(ip.payload_mut(), &IpAddress::Ipv6(s), &IpAddress::Ipv6(d));
         }
         _ => return None,
     }
@@ -323,78 +343,28 @@ pub fn udp_reply(
     dport: u16,
     payload: &[u8],
 ) -> Option<Vec<u8>> {
-    let udp_len = 8usize.checked_add(payload.len())?;
-    if udp_len > 65_000 {
-        return None;
-    }
     let udp = UdpRepr {
         src_port: dport,
         dst_port: sport,
     };
-    let (ethertype, ip_len) = match (dst, src) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => (EthernetProtocol::Ipv4, 20 + udp_len),
-        (IpAddr::V6(_), IpAddr::V6(_)) => (EthernetProtocol::Ipv6, 40 + udp_len),
-        _ => return None,
-    };
-    let l2 = 14 + vlan.wire_len();
-    let mut buf = vec![0u8; l2 + ip_len];
-    let inner_type = u16::from(ethertype);
-    {
-        let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
-        EthernetRepr {
-            src_addr: EthernetAddress(eth_dst),
-            dst_addr: EthernetAddress(eth_src),
-            ethertype: EthernetProtocol::from(vlan.outer_tpid(inner_type)),
-        }
-        .emit(&mut frame);
-    }
-    vlan.emit(buf.get_mut(14..l2)?, inner_type).ok()?;
-    let ip_buf = buf.get_mut(l2..)?;
     let caps = smoltcp::phy::ChecksumCapabilities::default();
-    match (dst, src) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let repr = Ipv4Repr {
-                src_addr: s,
-                dst_addr: d,
-                next_header: IpProtocol::Udp,
-                payload_len: udp_len,
-                hop_limit: RESET_TTL,
-            };
-            let mut ip = Ipv4Packet::new_unchecked(&mut ip_buf[..]);
-            repr.emit(&mut ip, &caps);
-            let mut seg = UdpPacket::new_unchecked(ip.payload_mut());
+    ip_frame(
+        vlan,
+        (eth_dst, eth_src),
+        (dst, src),
+        IpProtocol::Udp,
+        8usize.checked_add(payload.len())?,
+        |l4, s, d| {
             udp.emit(
-                &mut seg,
-                &IpAddress::Ipv4(s),
-                &IpAddress::Ipv4(d),
+                &mut UdpPacket::new_unchecked(l4),
+                s,
+                d,
                 payload.len(),
                 |b| b.copy_from_slice(payload),
                 &caps,
             );
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let repr = Ipv6Repr {
-                src_addr: s,
-                dst_addr: d,
-                next_header: IpProtocol::Udp,
-                payload_len: udp_len,
-                hop_limit: RESET_TTL,
-            };
-            let mut ip = Ipv6Packet::new_unchecked(&mut ip_buf[..]);
-            repr.emit(&mut ip);
-            let mut seg = UdpPacket::new_unchecked(ip.payload_mut());
-            udp.emit(
-                &mut seg,
-                &IpAddress::Ipv6(s),
-                &IpAddress::Ipv6(d),
-                payload.len(),
-                |b| b.copy_from_slice(payload),
-                &caps,
-            );
-        }
-        _ => return None,
-    }
-    Some(buf)
+        },
+    )
 }
 
 #[cfg(test)]

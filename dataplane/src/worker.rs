@@ -992,15 +992,7 @@ impl Worker {
         tcp: &decode::Tcp<'_>,
         out: &mut impl Output,
     ) {
-        let seg = Segment {
-            vlan: &decoded.vlan,
-            eth_src: decoded.eth_src,
-            eth_dst: decoded.eth_dst,
-            src: ip.src(),
-            dst: ip.dst(),
-            tcp,
-        };
-        let [to_destination, to_source] = reset::resets(&seg);
+        let [to_destination, to_source] = reset::resets(&segment(decoded, ip, tcp));
         for (f, toward) in [
             (to_destination, Toward::Destination),
             (to_source, Toward::Source),
@@ -1291,6 +1283,18 @@ impl Flusher<'_> {
                 });
             }
         }
+    }
+}
+
+/// The TCP segment of a decoded frame, as the reset builders take it.
+fn segment<'a>(decoded: &'a Decoded<'_>, ip: &Ip<'_>, tcp: &'a decode::Tcp<'a>) -> Segment<'a> {
+    Segment {
+        vlan: &decoded.vlan,
+        eth_src: decoded.eth_src,
+        eth_dst: decoded.eth_dst,
+        src: ip.src(),
+        dst: ip.dst(),
+        tcp,
     }
 }
 

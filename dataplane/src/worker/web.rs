@@ -25,7 +25,7 @@ use super::{Attach, DropReason, Output, PacketMeta, Toward, Verdict, Worker};
 use crate::decode::{self, Decoded, Ip, L4};
 use crate::event::{Alert, Engine, Event, EventKind, PacketRef, Response, WebAddressHit};
 use crate::flow::{FlowKey, FlowUpdate};
-use crate::reset::{self, Segment};
+use crate::reset;
 use crate::scanner::AppFields;
 use crate::webscan::{self, GiveUp, Observed, PageFacts, Step};
 
@@ -278,14 +278,7 @@ impl Worker {
         }
         match &ip.l4 {
             L4::Tcp(t) => {
-                let seg = Segment {
-                    vlan: &decoded.vlan,
-                    eth_src: decoded.eth_src,
-                    eth_dst: decoded.eth_dst,
-                    src: ip.src(),
-                    dst: ip.dst(),
-                    tcp: t,
-                };
+                let seg = super::segment(decoded, ip, t);
                 if inline {
                     for (frame, to_server) in reset::block_request(&seg, page.as_deref()) {
                         self.counters.injected += 1;
