@@ -58,6 +58,17 @@ pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate) -> bool {
     }
 }
 
+/// The packet the scan looks at.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    decoded: &'a Decoded<'a>,
+    ip: &'a Ip<'a>,
+    scope: vlan::VlanScope,
+    meta: PacketMeta,
+    key: &'a FlowKey,
+    upd: FlowUpdate,
+}
+
 /// Where the address came from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Source {
@@ -94,6 +105,14 @@ impl Worker {
         if !self.policy.policy().web_address_scan.enabled {
             return Verdict::Forward;
         }
+        let seen = Seen {
+            decoded,
+            ip,
+            scope,
+            meta,
+            key,
+            upd,
+        };
         match &ip.l4 {
             L4::Tcp(t) => {
                 let Some(flow) = self.flows.get_mut(key) else {
@@ -108,15 +127,13 @@ impl Worker {
                         self.counters.web.unread += 1;
                         Verdict::Forward
                     }
-                    Step::Found(obs) => {
-                        self.web_observed(&obs, decoded, ip, scope, meta, key, upd, out)
-                    }
+                    Step::Found(obs) => self.web_observed(&obs, seen, out),
                 }
             }
             L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
                 Ok(Some(names)) => {
                     let obs = Observed::Dns { names };
-                    self.web_observed(&obs, decoded, ip, scope, meta, key, upd, out)
+                    self.web_observed(&obs, seen, out)
                 }
                 Ok(None) => Verdict::Forward,
                 Err(_) => {
@@ -141,18 +158,15 @@ impl Worker {
     }
 
     /// Look an observed address up and act on a listed one.
-    #[allow(clippy::too_many_arguments)]
-    fn web_observed(
-        &mut self,
-        obs: &Observed,
-        decoded: &Decoded<'_>,
-        ip: &Ip<'_>,
-        scope: vlan::VlanScope,
-        meta: PacketMeta,
-        key: &FlowKey,
-        upd: FlowUpdate,
-        out: &mut impl Output,
-    ) -> Verdict {
+    fn web_observed(&mut self, obs: &Observed, seen: Seen<'_>, out: &mut impl Output) -> Verdict {
+        let Seen {
+            decoded,
+            ip,
+            scope,
+            meta,
+            key,
+            upd,
+        } = seen;
         let Some(set) = self.web.clone() else {
             return Verdict::Forward;
         };
