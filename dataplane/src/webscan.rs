@@ -1,7 +1,8 @@
 //! Web address scan, the pure part: where a flow's web address comes from (the first HTTP/1
-//! request head, the TLS ClientHello's server name, DNS query names), read once per flow from
-//! the client's first bytes, and the built-in block page. The worker's hook
-//! (`worker/web.rs`) looks the address up in the loaded [`webaddr::AddressSet`] and acts.
+//! request head, the TLS or QUIC ClientHello's server name, DNS query names), read once per
+//! flow from the client's first bytes. The worker's hook (`worker/web.rs`) looks the address up
+//! in the loaded [`webaddr::AddressSet`] and acts; the block page ([`crate::blockpage`]) and the
+//! DNS answer ([`crate::app::dns::answer`]) are built there.
 //!
 //! # Per flow
 //! A TCP flow's [`WebFlow`] reads the client's data from its first payload segment on, in
@@ -13,10 +14,13 @@
 //! counted). Once the address is read, the flow is done: later requests on a kept-alive HTTP
 //! connection are not read (see docs/web-addresses.md).
 //!
-//! DNS over UDP has no flow state: each query datagram is read on its own.
+//! DNS over UDP has no flow state: each query datagram is read on its own. A QUIC flow's client
+//! datagrams go through [`crate::app::quic::InitialStream`] until the ClientHello's server name
+//! is read ([`WebFlow::on_quic_datagram`]).
 
 use crate::app::dns::parser as dns;
 use crate::app::http::parser as http;
+use crate::app::quic::{InitialStream, Progress};
 use crate::app::tls::parser as tls;
 
 /// Most client bytes collected while a request head or a ClientHello is incomplete (a
@@ -43,6 +47,11 @@ pub enum Observed {
     /// A TLS ClientHello's server name.
     Tls {
         /// `server_name` host name, as sent.
+        sni: Vec<u8>,
+    },
+    /// A QUIC v1 Initial's ClientHello server name.
+    Quic {
+        /// `server_name` host name.
         sni: Vec<u8>,
     },
     /// DNS query names (a query message's questions).
@@ -96,6 +105,9 @@ pub struct WebFlow {
     /// so a flow carries 16 bytes of this state).
     #[allow(clippy::box_collection)]
     buf: Option<Box<Vec<u8>>>,
+    /// A QUIC flow's client Initials until the ClientHello is read (a ClientHello with
+    /// post-quantum key shares spans two datagrams).
+    quic: Option<Box<InitialStream>>,
 }
 
 impl WebFlow {
@@ -109,6 +121,27 @@ impl WebFlow {
     pub fn finish(&mut self) {
         self.phase = Phase::Done;
         self.buf = None;
+        self.quic = None;
+    }
+
+    /// Feed one client-to-server UDP datagram of a QUIC flow: the Initial's server name once
+    /// the ClientHello is complete. A datagram that is not a readable QUIC v1 client Initial
+    /// (another version, a short header, altered bytes) ends reading for the flow.
+    pub fn on_quic_datagram(&mut self, payload: &[u8]) -> Step {
+        if self.phase == Phase::Done {
+            return Step::Wait;
+        }
+        let stream = self.quic.get_or_insert_with(Box::default);
+        let step = match stream.push(payload) {
+            Ok(Progress::NeedMore) => return Step::Wait,
+            Ok(Progress::Done(Some(name))) => Step::Found(Observed::Quic {
+                sni: name.into_bytes(),
+            }),
+            Ok(Progress::Done(None)) => Step::GaveUp(GiveUp::NotWeb),
+            Err(_) => Step::GaveUp(GiveUp::Malformed),
+        };
+        self.finish();
+        step
     }
 
     /// Feed one client-to-server segment with payload: its sequence number, its payload and the
@@ -308,92 +341,6 @@ pub fn is_quic_v1_initial(payload: &[u8]) -> bool {
     matches!(payload, [first, 0, 0, 0, 1, ..] if first & 0xf0 == 0xc0)
 }
 
-/// The names Firefox asks about before it turns DNS over HTTPS on by itself: answered with
-/// NXDOMAIN, the browser keeps DNS where the appliance sees it.
-pub const DOH_CANARY: &[u8] = b"use-application-dns.net";
-
-/// Whether a query name is the DNS-over-HTTPS canary (case and a final dot ignored).
-pub fn is_doh_canary(name: &[u8]) -> bool {
-    let name = name.strip_suffix(b".").unwrap_or(name);
-    name.eq_ignore_ascii_case(DOH_CANARY)
-}
-
-/// What the block page names.
-#[derive(Clone, Copy, Debug)]
-pub struct PageFacts<'a> {
-    /// The address as requested (host and target).
-    pub address: &'a str,
-    /// The list's category.
-    pub category: &'a str,
-    /// The list's id.
-    pub list: &'a str,
-    /// The entry that matched.
-    pub entry: &'a str,
-}
-
-/// The whole HTTP response that answers a blocked request: `403 Forbidden`, `Connection:
-/// close`, `Cache-Control: no-store` and a self-contained HTML page naming the address, the
-/// category and the list (every value HTML-escaped). With a policy template, its `{address}`,
-/// `{category}`, `{list}` and `{entry}` are replaced by the escaped values.
-pub fn block_response(facts: &PageFacts<'_>, template: Option<&str>) -> Vec<u8> {
-    const BUILT_IN: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
-<title>Blocked</title></head><body><h1>Access blocked</h1>\
-<p>The address <code>{address}</code> is in the list <code>{list}</code> \
-(category <b>{category}</b>, entry <code>{entry}</code>).</p>\
-<p>Ask your administrator if you think this is a mistake.</p></body></html>\n";
-    let body = fill(template.unwrap_or(BUILT_IN), facts);
-    let mut out = format!(
-        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/html; charset=utf-8\r\n\
-Content-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(body.as_bytes());
-    out
-}
-
-fn fill(template: &str, f: &PageFacts<'_>) -> String {
-    let mut out = String::with_capacity(template.len().saturating_add(256));
-    let mut rest = template;
-    while let Some(i) = rest.find('{') {
-        let (before, at) = rest.split_at(i);
-        out.push_str(before);
-        let value = [
-            ("{address}", f.address),
-            ("{category}", f.category),
-            ("{list}", f.list),
-            ("{entry}", f.entry),
-        ]
-        .into_iter()
-        .find(|(k, _)| at.starts_with(k));
-        match value {
-            Some((k, v)) => {
-                escape_html(v, &mut out);
-                rest = at.get(k.len()..).unwrap_or_default();
-            }
-            None => {
-                out.push('{');
-                rest = at.get(1..).unwrap_or_default();
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn escape_html(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,8 +478,6 @@ mod tests {
         let mut resp = q.to_vec();
         resp[2] |= 0x80;
         assert_eq!(dns_query(&resp), Ok(None));
-        assert!(is_doh_canary(b"Use-Application-DNS.net."));
-        assert!(!is_doh_canary(b"application-dns.net"));
     }
 
     #[test]
@@ -541,25 +486,6 @@ mod tests {
         assert!(!is_quic_v1_initial(&[0xe3, 0, 0, 0, 1, 8]), "handshake");
         assert!(!is_quic_v1_initial(&[0xc3, 0xff, 0, 0, 0x1d]), "draft");
         assert!(!is_quic_v1_initial(&[0x43, 0, 0, 0, 1]), "short header");
-    }
-
-    #[test]
-    fn block_page_escapes_what_traffic_chose() {
-        let facts = PageFacts {
-            address: "bad.example/<script>",
-            category: "malware",
-            list: "urlhaus.txt",
-            entry: "bad.example",
-        };
-        let r = String::from_utf8(block_response(&facts, None)).unwrap();
-        assert!(r.starts_with("HTTP/1.1 403 Forbidden\r\n"));
-        assert!(r.contains("Connection: close\r\n") && r.contains("Cache-Control: no-store\r\n"));
-        assert!(r.contains("bad.example/&lt;script&gt;") && !r.contains("<script>"));
-        assert!(r.contains("urlhaus.txt") && r.contains("malware"));
-        let (head, body) = r.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
-        let t = block_response(&facts, Some("{list}:{category}:{nope}:{entry}"));
-        assert!(t.ends_with(b"\r\n\r\nurlhaus.txt:malware:{nope}:bad.example"));
     }
 
     proptest! {

@@ -132,6 +132,8 @@ pub struct WebCounters {
     pub quic_blocked: u64,
     /// Flows whose first bytes could not be read (malformed, a gap, over the collection cap).
     pub unread: u64,
+    /// `use-application-dns.net` queries answered NXDOMAIN.
+    pub doh_canary: u64,
 }
 
 impl Counters {

@@ -930,7 +930,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                                 path: "/l.txt".into(),
                             }],
                             trusted: vec!["example.org".into()],
-                            block_page: Some("<b>{list}</b>".into()),
+                            block_page: Some("<b>{{list}}</b>".into()),
                             dns_answer: DnsAnswer::Nxdomain,
                             doh_canary_nxdomain: false,
                             quic: QuicMode::Block,
@@ -1101,7 +1101,7 @@ fn web_address_scan_section() {
         "web_address_scan:\n  action: inform\n  categories: [malware, my-list]\n  \
          url_lists: [\"phishing=/var/lib/svm/ph.txt\"]\n  \
          trusted: [intranet.example, \"https://example.org/ok/\", 10.1.2.3]\n  \
-         block_page: \"<p>{address}</p>\"\n  dns_answer: nxdomain\n  \
+         block_page: \"<p>{{address}}</p>\"\n  dns_answer: nxdomain\n  \
          doh_canary_nxdomain: false\n  quic: block\n",
     )
     .unwrap();
@@ -1111,7 +1111,7 @@ fn web_address_scan_section() {
     assert_eq!(w.url_lists[0].category, "phishing");
     assert_eq!(w.url_lists[0].path, "/var/lib/svm/ph.txt");
     assert_eq!(w.trusted.len(), 3);
-    assert_eq!(w.block_page.as_deref(), Some("<p>{address}</p>"));
+    assert_eq!(w.block_page.as_deref(), Some("<p>{{address}}</p>"));
     assert_eq!(
         (w.dns_answer, w.quic),
         (DnsAnswer::Nxdomain, QuicMode::Block)

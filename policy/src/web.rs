@@ -85,8 +85,10 @@ impl fmt::Display for UrlListRef {
     }
 }
 
-/// Longest block page template, in bytes.
-pub const MAX_BLOCK_PAGE: usize = 64 << 10;
+/// Longest block page template, in bytes (the block page builder's cap,
+/// `dataplane::blockpage::MAX_TEMPLATE_BYTES`, which also checks the placeholders when the
+/// policy is applied).
+pub const MAX_BLOCK_PAGE: usize = 16 << 10;
 
 /// Most entries of `url_lists`, `categories` and `trusted` each.
 pub const MAX_WEB_ITEMS: usize = 10_000;
@@ -105,7 +107,8 @@ pub struct WebAddressScan {
     /// Trusted addresses (list syntax: a domain covers the names below it), never blocked; they
     /// beat every list.
     pub trusted: Vec<String>,
-    /// The block page's HTML template; `None`: the built-in page.
+    /// The block page's HTML template (`{{address}}`, `{{category}}`, `{{list}}`, `{{entry}}`);
+    /// `None`: the built-in page.
     pub block_page: Option<String>,
     /// How a blocked DNS query is answered. Default [`DnsAnswer::Null`].
     pub dns_answer: DnsAnswer,

@@ -101,6 +101,9 @@ struct AlertRecord<'a> {
     http: Option<HttpBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<TlsBody<'a>>,
+    /// A QUIC Initial's server name (EVE `quic.sni`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quic: Option<TlsBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dns: Option<DnsBody<'a>>,
     /// The list entry of a web address scan alert.
@@ -280,6 +283,13 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                 tls: a
                     .app
                     .as_ref()
+                    .filter(|x| x.app_proto != "quic")
+                    .and_then(|x| x.tls_sni.as_deref())
+                    .map(|sni| TlsBody { sni }),
+                quic: a
+                    .app
+                    .as_ref()
+                    .filter(|x| x.app_proto == "quic")
                     .and_then(|x| x.tls_sni.as_deref())
                     .map(|sni| TlsBody { sni }),
                 dns: a

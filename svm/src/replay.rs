@@ -218,6 +218,8 @@ pub struct WebSummary {
     pub quic_blocked: u64,
     /// Flows whose first bytes could not be read.
     pub unread: u64,
+    /// `use-application-dns.net` queries answered NXDOMAIN.
+    pub doh_canary: u64,
 }
 
 /// How the rules of one replay were loaded.
@@ -521,6 +523,7 @@ fn summarize(
             dropped: c.web.dropped,
             quic_blocked: c.web.quic_blocked,
             unread: c.web.unread,
+            doh_canary: c.web.doh_canary,
         },
     }
 }
@@ -898,6 +901,16 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         None => Policy::default(),
     };
     let scanner_policy = policy.activity_scanner.clone();
+    if let Some(e) = crate::weblists::check_block_page(&policy.web_address_scan) {
+        return Err(ReplayError::Policy {
+            path: args
+                .policy
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message: e.to_string(),
+        });
+    }
     let web = load_web_lists(args, &policy.web_address_scan)?;
     let compiled = Arc::new(CompiledPolicy::compile(policy));
     // One pass streams the file; several read it into memory once, so passes measure

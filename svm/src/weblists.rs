@@ -57,6 +57,18 @@ pub fn policy_specs(w: &policy::WebAddressScan) -> Vec<ListSpec> {
         .collect()
 }
 
+/// The policy's block page template, checked as the block page builder reads it (placeholders
+/// known and closed); the problem with its policy path.
+pub fn check_block_page(w: &policy::WebAddressScan) -> Option<policy::PolicyError> {
+    let text = w.block_page.as_deref()?;
+    dataplane::blockpage::Template::parse(text)
+        .err()
+        .map(|e| policy::PolicyError {
+            path: "web_address_scan.block_page".into(),
+            message: e.to_string(),
+        })
+}
+
 /// A compiled set and what went into it.
 #[derive(Clone, Debug)]
 pub struct Loaded {
@@ -204,6 +216,13 @@ mod tests {
         let e = load(&gone, &policy::WebAddressScan::default()).unwrap_err();
         assert!(e[0].starts_with("web_address_scan.url_lists[0]: "), "{e:?}");
         assert!(ListSpec::parse("malware", "--url-list".into()).is_err());
+        let w = policy::WebAddressScan {
+            block_page: Some("<p>{{adress}}</p>".into()),
+            ..Default::default()
+        };
+        let e = check_block_page(&w).unwrap();
+        assert_eq!(e.path, "web_address_scan.block_page");
+        assert!(e.message.contains("adress"), "{}", e.message);
         assert!(ListSpec::parse("Bad Cat=x", "--url-list".into()).is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! The web address scan in `svm run` (issue 17), live: AF_PACKET, inline between a client
 //! namespace and a server namespace (topology of `common/live.rs`), the lists in the daemon's
 //! configuration. curl to a listed HTTP host gets the 403 block page and the connection closes;
-//! curl over TLS to a listed name fails at once; benign names are untouched; SIGHUP reloads the
-//! lists with the daemon running.
+//! curl over TLS to a listed name fails at once; a DNS query (as `dig` sends it, from python)
+//! for a listed name gets the block answer and `use-application-dns.net` NXDOMAIN; benign names
+//! are untouched; SIGHUP reloads the lists with the daemon running.
 //!
 //! Needs root, iproute2, ethtool, nmap, curl, python3 and openssl; without them it prints why it
 //! is skipped and passes.
@@ -45,6 +46,29 @@ fn curl(net: &Net, name: &str, port: u16, url: &str) -> (i32, Vec<u8>, f64) {
         out.stdout,
         t0.elapsed().as_secs_f64(),
     )
+}
+
+/// Ask `SERVER`:53 for `name` (A, with an EDNS OPT record, as `dig` does) from the client
+/// namespace: the answer's bytes, or `None` after 2 s without one.
+fn dns(net: &Net, name: &str) -> Option<Vec<u8>> {
+    let script = format!(
+        "import socket, struct, sys\n\
+         q = struct.pack('>HHHHHH', 0x5353, 0x0100, 1, 0, 0, 1)\n\
+         q += b''.join(bytes([len(l)]) + l.encode() for l in '{name}'.split('.')) + b'\\0'\n\
+         q += struct.pack('>HH', 1, 1) + b'\\0' + struct.pack('>HHIH', 41, 4096, 0, 0)\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.settimeout(2)\n\
+         s.sendto(q, ('{SERVER}', 53))\n\
+         try:\n    sys.stdout.write(s.recv(4096).hex())\n\
+         except socket.timeout:\n    pass\n"
+    );
+    let out = net.exec('A', &["python3", "-c", &script]);
+    let hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!hex.is_empty()).then(|| {
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    })
 }
 
 /// A TLS server on `SERVER:8443` in V (python's ssl over a throwaway self-signed key).
@@ -148,7 +172,10 @@ fn listed_names_are_stopped_and_benign_ones_pass() {
         "http://www.malware.svm-demo.test:8000/blob.bin",
     );
     let page = String::from_utf8_lossy(&body);
-    assert!(page.contains("Access blocked"), "exit {code}: {page}");
+    assert!(
+        page.contains("This web address is blocked"),
+        "exit {code}: {page}"
+    );
     assert!(page.contains("malware.txt") && page.contains("malware"));
     assert!(secs < 3.0, "the connection closed at once ({secs:.1} s)");
     let o = net.exec(
@@ -181,6 +208,24 @@ fn listed_names_are_stopped_and_benign_ones_pass() {
     assert!(body.is_empty());
     assert!(secs < 3.0, "TLS failed at once ({secs:.1} s)");
 
+    // DNS: the listed name gets the configured answer (null: 0.0.0.0, the list named in an
+    // Extended DNS Error), the canary NXDOMAIN; a benign name is not answered by the appliance
+    // (no server runs: the query times out).
+    let a = dns(&net, "www.malware.svm-demo.test").expect("a block answer");
+    assert_eq!(
+        (a[3] & 0x0f, u16::from_be_bytes([a[6], a[7]])),
+        (0, 1),
+        "NOERROR, one answer"
+    );
+    assert!(a.windows(4).any(|w| w == [0, 1, 0, 1]), "an A record");
+    assert!(
+        String::from_utf8_lossy(&a).contains("malware.txt"),
+        "the list in the EDE"
+    );
+    let c = dns(&net, "use-application-dns.net").expect("the canary's answer");
+    assert_eq!(c[3] & 0x0f, 3, "NXDOMAIN");
+    assert!(dns(&net, "www.example.org").is_none(), "benign: untouched");
+
     // SIGHUP reloads the lists: the benign name listed now is stopped.
     std::fs::write(&list, "www.example.org\n").unwrap();
     net.signal_svm("-HUP");
@@ -191,7 +236,7 @@ fn listed_names_are_stopped_and_benign_ones_pass() {
         8000,
         "http://www.example.org:8000/blob.bin",
     );
-    assert!(String::from_utf8_lossy(&body).contains("Access blocked"));
+    assert!(String::from_utf8_lossy(&body).contains("This web address is blocked"));
 
     let log = net.stop_svm();
     let ev = events(&eve);
@@ -200,7 +245,11 @@ fn listed_names_are_stopped_and_benign_ones_pass() {
         .iter()
         .map(|a| a["web_address"]["address"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(web.len(), 4, "{hosts:?}\n{log}");
+    assert_eq!(web.len(), 5, "{hosts:?}\n{log}");
+    assert!(
+        web.iter()
+            .any(|a| a["dns"]["query"][0]["rrname"] == "www.malware.svm-demo.test")
+    );
     assert!(web.iter().all(|a| a["alert"]["action"] == "blocked"));
     assert!(web.iter().any(|a| a["tls"]["sni"] == "phish.svm-demo.test"));
     assert!(

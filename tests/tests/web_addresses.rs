@@ -150,8 +150,8 @@ fn inline_block_answers_http_with_the_page_and_resets_tls() {
             assert!(lost.is_empty(), "benign visit {i} lost frames: {}", v.why);
         }
     }
-    // DNS: the listed query is dropped (its answer in the capture still passes: the scan
-    // reads queries), the benign one passes.
+    // DNS: the listed query is dropped and answered by the appliance (the server's answer in
+    // the capture still passes: the scan reads queries), the benign one passes.
     let udp_dropped: Vec<&&Frame> = dropped
         .iter()
         .filter(|f| facts(&f.data).tcp_ports.is_none())
@@ -161,7 +161,14 @@ fn inline_block_answers_http_with_the_page_and_resets_tls() {
 
     // Injected: HTTP gets RST to the server, the page with FIN, RST past it; TLS two resets.
     let mut per_visit: BTreeMap<usize, Vec<svm_e2e::Facts>> = BTreeMap::new();
+    let mut dns_answers = 0;
     for f in &r.injected {
+        if facts(&f.data).tcp_ports.is_none() {
+            // The DNS block answer (UDP, from the server to the client).
+            assert_eq!(facts(&f.data).src, Some(plan::SERVER_V4.into()));
+            dns_answers += 1;
+            continue;
+        }
         per_visit
             .entry(tcp_visit(f).unwrap())
             .or_default()
@@ -191,6 +198,7 @@ fn inline_block_answers_http_with_the_page_and_resets_tls() {
         }
     }
     assert_eq!(per_visit.len(), 7, "every listed TCP visit answered");
+    assert_eq!(dns_answers, 1, "the listed query answered");
     // The page itself: a 403 naming the address, the category and the list.
     let page = r
         .injected
@@ -348,4 +356,208 @@ fn lists_named_by_the_policy_load_and_bad_values_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("gone.txt"), "{err}");
+}
+
+/// A DNS A query for `name` with an EDNS OPT record (the form stub resolvers send).
+fn edns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = testgen::dns_a_query(id, name);
+    q[11] = 1; // ARCOUNT
+    q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]); // OPT, 4096 bytes, no options
+    q
+}
+
+/// The UDP payload of an injected frame (after its Ethernet, tags and IPv4 header; no options).
+fn udp_payload(frame: &[u8]) -> &[u8] {
+    let l3 = 14 + 4 * facts(frame).vlan.len();
+    &frame[l3 + 20 + 8..]
+}
+
+fn dns_capture(names: &[&str]) -> Capture {
+    let link = plan::vlan100();
+    let mut cap = Capture::new();
+    for (i, name) in names.iter().enumerate() {
+        let n = u16::try_from(i).unwrap();
+        cap.push(
+            plan::BASE_US + u64::from(n) * 1000,
+            link.udp(
+                &plan::victim(),
+                &plan::server(),
+                47_100 + n,
+                53,
+                &edns_query(0x6100 + n, name),
+            ),
+        );
+    }
+    cap
+}
+
+#[test]
+fn dns_block_answers_the_query_with_the_list_and_the_canary_gets_nxdomain() {
+    let dir = TempDir::new("web-dns");
+    let args = lists(&dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let names = [
+        "malware.svm-demo.test",
+        "use-application-dns.net",
+        "www.example.org",
+    ];
+    let cap = dns_capture(&names);
+    for (mode, rcode, ede) in [("null", 0u8, 4u8), ("nxdomain", 3, 15)] {
+        let policy = format!("web_address_scan:\n  dns_answer: {mode}\n");
+        let mut a = args.clone();
+        a.push("--inline");
+        let r = replay(&format!("web-dns-{mode}"), &cap, Some(&policy), &a);
+        assert_eq!(
+            r.forwarded.len(),
+            1,
+            "only the benign query passes ({mode})"
+        );
+        assert_eq!(r.injected.len(), 2, "the block answer and the canary's");
+        assert_eq!(r.summary["web"]["doh_canary"], 1);
+        let block = udp_payload(&r.injected[0].data);
+        assert_eq!(block[..2], 0x6100u16.to_be_bytes(), "the query's id");
+        assert_eq!(block[3] & 0x0f, rcode, "{mode}: rcode");
+        // RFC 8914 option 15 (the message's last bytes: code, length, info code, extra text)
+        // and the list in its text.
+        let ede_at = (0..block.len() - 6)
+            .find(|&i| {
+                block[i..i + 2] == [0, 15]
+                    && usize::from(u16::from_be_bytes([block[i + 2], block[i + 3]]))
+                        == block.len() - i - 4
+            })
+            .expect("an Extended DNS Error");
+        assert_eq!(block[ede_at + 5], ede, "{mode}: info code");
+        let text = String::from_utf8_lossy(block);
+        assert!(text.contains("malware.txt"), "{text}");
+        let f = facts(&r.injected[0].data);
+        assert_eq!(f.src, Some(plan::SERVER_V4.into()));
+        assert_eq!(f.vlan, vec![100]);
+        let canary = udp_payload(&r.injected[1].data);
+        assert_eq!(canary[..2], 0x6101u16.to_be_bytes());
+        assert_eq!(canary[3] & 0x0f, 3, "the canary gets NXDOMAIN");
+        let alerts = web_alerts(&r);
+        assert_eq!(alerts.len(), 1, "the canary is not a listed address");
+        assert_eq!(alerts[0]["dns"]["query"][0]["rrname"], names[0]);
+    }
+    // Canary answers off, and on a mirror: nothing injected for DNS.
+    let mut a = args.clone();
+    a.push("--inline");
+    let r = replay(
+        "web-dns-nocanary",
+        &cap,
+        Some("web_address_scan:\n  doh_canary_nxdomain: false\n"),
+        &a,
+    );
+    assert_eq!(r.forwarded.len(), 2);
+    assert_eq!(r.injected.len(), 1);
+    let r = replay("web-dns-mirror", &cap, None, &args);
+    assert!(r.injected.is_empty());
+    assert_eq!(web_alerts(&r)[0]["alert"]["action"], "allowed");
+}
+
+/// A QUIC v1 client Initial carrying a ClientHello with `name`, padded to 1,200 bytes.
+fn quic_initial(name: &str, dcid: &[u8]) -> Vec<u8> {
+    let hello = testgen::web::client_hello(name);
+    let hs = &hello[5..];
+    let mut frames = vec![0x06, 0x00];
+    frames.extend_from_slice(&(0x4000 | u16::try_from(hs.len()).unwrap()).to_be_bytes());
+    frames.extend_from_slice(hs);
+    dataplane::app::quic::crypto::client_initial(dcid, 0, &frames, 1162).unwrap()
+}
+
+#[test]
+fn quic_inspect_reads_the_initial_and_quic_block_drops_every_initial() {
+    let link = plan::vlan100();
+    let mut cap = Capture::new();
+    let (c, s) = (plan::victim(), plan::server());
+    let listed = quic_initial("phish.svm-demo.test", &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let benign = quic_initial("www.example.org", &[9, 9, 9, 9, 9, 9, 9, 9]);
+    cap.push(plan::BASE_US, link.udp(&c, &s, 47_200, 443, &listed));
+    cap.push(plan::BASE_US + 1000, link.udp(&c, &s, 47_200, 443, &listed));
+    cap.push(plan::BASE_US + 2000, link.udp(&c, &s, 47_201, 443, &benign));
+    let dir = TempDir::new("web-quic");
+    let args = lists(&dir);
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.push("--inline");
+
+    let r = replay("web-quic-inspect", &cap, None, &a);
+    let alerts = web_alerts(&r);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["app_proto"], "quic");
+    assert_eq!(alerts[0]["quic"]["sni"], "phish.svm-demo.test");
+    assert_eq!(alerts[0]["alert"]["signature_id"], 9_200_004);
+    assert_eq!(alerts[0]["web_address"]["category"], "phishing");
+    assert_eq!(
+        r.forwarded.len(),
+        1,
+        "the listed flow is dropped, the benign one passes"
+    );
+    assert_eq!(
+        facts(&r.forwarded[0].data).dst,
+        Some(plan::SERVER_V4.into())
+    );
+
+    let r = replay(
+        "web-quic-block",
+        &cap,
+        Some("web_address_scan:\n  quic: block\n"),
+        &a,
+    );
+    assert!(r.forwarded.is_empty(), "every Initial dropped");
+    assert!(
+        web_alerts(&r).is_empty(),
+        "counted, not reported one by one"
+    );
+    assert_eq!(r.summary["web"]["quic_blocked"], 3);
+
+    let r = replay("web-quic-monitoring", &cap, Some("mode: monitoring\n"), &a);
+    assert_eq!(r.forwarded.len(), 3);
+    assert_eq!(web_alerts(&r)[0]["alert"]["would_block"], true);
+}
+
+#[test]
+fn the_policys_block_page_template_is_used_and_a_bad_one_refused() {
+    let r = run(
+        "template",
+        Some("web_address_scan:\n  block_page: \"<p>{{list}} {{address}} <{{category}}></p>\"\n"),
+        &["--inline"],
+    );
+    let pages: Vec<String> = r
+        .injected
+        .iter()
+        .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+        .filter(|s| s.contains("403 Forbidden"))
+        .collect();
+    assert_eq!(pages.len(), 5, "one page per listed HTTP visit");
+    assert!(
+        pages
+            .iter()
+            .any(|p| p.ends_with("/malware.txt malware.svm-demo.test/index.html <malware></p>")),
+        "{pages:?}"
+    );
+
+    let dir = TempDir::new("web-template-bad");
+    let p = dir.path("bad.yaml");
+    std::fs::write(
+        &p,
+        "web_address_scan:\n  block_page: \"<p>{{adress}}</p>\"\n",
+    )
+    .unwrap();
+    let pcap = dir.path("in.pcap");
+    capture().write_pcap(&pcap).unwrap();
+    let out = std::process::Command::new(svm_e2e::svm_bin())
+        .args([
+            "replay",
+            pcap.to_str().unwrap(),
+            "--policy",
+            p.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("web_address_scan.block_page") && err.contains("adress"),
+        "{err}"
+    );
 }

@@ -9,25 +9,29 @@
 //! | HTTP request | drop it; 403 block page with FIN to the client, RST past it; RST to the server | RST both ends |
 //! | TLS ClientHello | drop it; RST both ends | RST both ends |
 //! | DNS over TCP | drop it; RST both ends | RST both ends |
-//! | DNS over UDP | drop the query | report only |
-//! | QUIC Initial (`quic: block`) | drop it | report only |
+//! | DNS over UDP | drop the query; answer it (`dns_answer`, RFC 8914 EDE naming the list) | report only |
+//! | QUIC Initial, `quic: inspect` | drop it and the flow | report only |
+//! | any QUIC v1 Initial, `quic: block` | drop it (counted) | passes |
 //!
+//! Inline, a query for `use-application-dns.net` gets NXDOMAIN (`doh_canary_nxdomain`, counted).
 //! `inform` and monitoring mode report and change nothing (monitoring says `would_block`).
 //! Every injected frame carries the flow's VLAN tag stack (the triggering frame's).
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use policy::{Mode, QuicMode, WebAction};
+use policy::{DnsAnswer, Mode, QuicMode, WebAction};
 use webaddr::{AddressSet, Verdict as Lookup};
 
 use super::{Attach, DropReason, Output, PacketMeta, Toward, Verdict, Worker};
+use crate::app::dns::answer::{self, BlockMode, Transport};
+use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Decoded, Ip, L4};
 use crate::event::{Alert, Engine, Event, EventKind, PacketRef, Response, WebAddressHit};
 use crate::flow::{FlowKey, FlowUpdate};
 use crate::reset;
 use crate::scanner::AppFields;
-use crate::webscan::{self, GiveUp, Observed, PageFacts, Step};
+use crate::webscan::{self, GiveUp, Observed, Step};
 
 /// Generator id of web address scan alerts (the built-in engines' generator).
 pub const WEB_GID: u32 = crate::attack::GID;
@@ -38,6 +42,8 @@ pub const SID_HTTP: u32 = 9_200_001;
 pub const SID_TLS: u32 = 9_200_002;
 /// A DNS query name.
 pub const SID_DNS: u32 = 9_200_003;
+/// A QUIC Initial's server name.
+pub const SID_QUIC: u32 = 9_200_004;
 
 /// Longest address copied into an event or a block page, in bytes: a request target can be as
 /// long as the head.
@@ -53,7 +59,10 @@ const QUIC_PORT: u16 = 443;
 pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate) -> bool {
     match &ip.l4 {
         L4::Tcp(t) => upd.to_server && !upd.web_done && !t.payload.is_empty(),
-        L4::Udp(u) => u.dst_port == webscan::DNS_PORT || u.dst_port == QUIC_PORT,
+        L4::Udp(u) => {
+            u.dst_port == webscan::DNS_PORT
+                || (u.dst_port == QUIC_PORT && upd.to_server && !upd.web_done)
+        }
         _ => false,
     }
 }
@@ -74,6 +83,7 @@ struct Seen<'a> {
 enum Source {
     Http,
     Tls,
+    Quic,
     Dns,
 }
 
@@ -132,6 +142,11 @@ impl Worker {
             }
             L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
                 Ok(Some(names)) => {
+                    if names.iter().any(|n| answer::is_canary(n))
+                        && let Some(v) = self.doh_canary(seen, u.payload, out)
+                    {
+                        return v;
+                    }
                     let obs = Observed::Dns { names };
                     self.web_observed(&obs, seen, out)
                 }
@@ -143,15 +158,27 @@ impl Worker {
             },
             L4::Udp(u) if u.dst_port == QUIC_PORT => {
                 let p = self.policy.policy();
-                if p.web_address_scan.quic == QuicMode::Block
-                    && p.mode != Mode::Monitoring
-                    && self.cfg.attach == Attach::Inline
-                    && webscan::is_quic_v1_initial(u.payload)
-                {
-                    self.counters.web.quic_blocked += 1;
-                    return Verdict::Drop(DropReason::WebAddress);
+                if p.web_address_scan.quic == QuicMode::Block {
+                    if p.mode != Mode::Monitoring
+                        && self.cfg.attach == Attach::Inline
+                        && webscan::is_quic_v1_initial(u.payload)
+                    {
+                        self.counters.web.quic_blocked += 1;
+                        return Verdict::Drop(DropReason::WebAddress);
+                    }
+                    return Verdict::Forward;
                 }
-                Verdict::Forward
+                let Some(flow) = self.flows.get_mut(key) else {
+                    return Verdict::Forward;
+                };
+                match flow.web.on_quic_datagram(u.payload) {
+                    Step::Wait | Step::GaveUp(GiveUp::NotWeb) => Verdict::Forward,
+                    Step::GaveUp(_) => {
+                        self.counters.web.unread += 1;
+                        Verdict::Forward
+                    }
+                    Step::Found(obs) => self.web_observed(&obs, seen, out),
+                }
             }
             _ => Verdict::Forward,
         }
@@ -183,6 +210,10 @@ impl Worker {
             Observed::Tls { sni } => {
                 self.counters.web.lookups += 1;
                 (Source::Tls, set.lookup_server_name(sni), lossy(sni))
+            }
+            Observed::Quic { sni } => {
+                self.counters.web.lookups += 1;
+                (Source::Quic, set.lookup_server_name(sni), lossy(sni))
             }
             Observed::Dns { names } => {
                 // The first listed name of the question section counts.
@@ -218,22 +249,39 @@ impl Worker {
         let monitoring = p.mode == Mode::Monitoring;
         let blocks = w.action == WebAction::Block;
         let inline = self.cfg.attach == Attach::Inline;
-        // What can be enforced where: TCP inline and on a mirror (resets), DNS over UDP only
-        // inline (dropping the query; a mirror cannot stop a datagram).
+        // What can be enforced where: TCP inline and on a mirror (resets), DNS and QUIC over
+        // UDP only inline (a mirror cannot stop a datagram, and an answer would race the real
+        // one).
         let tcp = matches!(ip.l4, L4::Tcp(_));
         let enforce = blocks && !monitoring && (tcp || inline);
         let page = (enforce && inline && source == Source::Http).then(|| {
-            // The block page: one call site.
-            webscan::block_response(
-                &PageFacts {
-                    address: &address,
-                    category: &category,
-                    list: &m.list.id,
-                    entry: &m.entry,
-                },
-                w.block_page.as_deref(),
-            )
+            // The policy's template was checked when the policy was read; the built-in page
+            // stands in should it not parse.
+            let template = w
+                .block_page
+                .as_deref()
+                .and_then(|t| Template::parse(t).ok())
+                .unwrap_or_default();
+            template.response(&PageValues {
+                address: &address,
+                category: &category,
+                list: &m.list.id,
+                entry: &m.entry,
+            })
         });
+        let dns_reply = (enforce && source == Source::Dns)
+            .then(|| {
+                let mode = match w.dns_answer {
+                    DnsAnswer::Null => BlockMode::Null,
+                    DnsAnswer::Nxdomain => BlockMode::NxDomain,
+                };
+                let list = format!("svm: listed in {} ({category})", m.list.id);
+                match &ip.l4 {
+                    L4::Udp(u) => answer::block_answer(u.payload, Transport::Udp, mode, &list).ok(),
+                    _ => None,
+                }
+            })
+            .flatten();
         let hit = WebAddressHit {
             list: m.list.id.clone(),
             category: category.clone(),
@@ -247,6 +295,7 @@ impl Worker {
         let (sid, what) = match source {
             Source::Http => (SID_HTTP, "HTTP request"),
             Source::Tls => (SID_TLS, "TLS server name"),
+            Source::Quic => (SID_QUIC, "QUIC server name"),
             Source::Dns => (SID_DNS, "DNS query"),
         };
         let severity = match category.as_str() {
@@ -312,9 +361,67 @@ impl Worker {
                     Verdict::Forward
                 }
             }
-            // DNS over UDP, inline: the query is dropped (the answer builder is not wired yet).
+            // DNS over UDP, inline: the query is dropped and answered; QUIC: the Initial is
+            // dropped and so is the rest of the flow.
+            L4::Udp(u) => {
+                if let Some(reply) = dns_reply
+                    && let Some(frame) = reset::udp_reply(
+                        &decoded.vlan,
+                        decoded.eth_src,
+                        decoded.eth_dst,
+                        ip.src(),
+                        ip.dst(),
+                        u.src_port,
+                        u.dst_port,
+                        &reply,
+                    )
+                {
+                    self.counters.injected += 1;
+                    out.inject(frame, Toward::Source);
+                }
+                if source == Source::Quic {
+                    self.flows.terminate(key);
+                }
+                Verdict::Drop(DropReason::WebAddress)
+            }
             _ => Verdict::Drop(DropReason::WebAddress),
         }
+    }
+
+    /// A query for `use-application-dns.net`, inline in standard mode with
+    /// `doh_canary_nxdomain`: dropped and answered NXDOMAIN, so browsers keep DNS where the
+    /// appliance sees it. `None`: the query goes on to the lists as any other.
+    fn doh_canary(
+        &mut self,
+        seen: Seen<'_>,
+        query: &[u8],
+        out: &mut impl Output,
+    ) -> Option<Verdict> {
+        let p = self.policy.policy();
+        if !p.web_address_scan.doh_canary_nxdomain
+            || p.mode == Mode::Monitoring
+            || self.cfg.attach != Attach::Inline
+        {
+            return None;
+        }
+        let L4::Udp(u) = &seen.ip.l4 else {
+            return None;
+        };
+        let reply = answer::canary_answer(query, Transport::Udp).ok()?;
+        let frame = reset::udp_reply(
+            &seen.decoded.vlan,
+            seen.decoded.eth_src,
+            seen.decoded.eth_dst,
+            seen.ip.src(),
+            seen.ip.dst(),
+            u.src_port,
+            u.dst_port,
+            &reply,
+        )?;
+        self.counters.injected += 1;
+        self.counters.web.doh_canary += 1;
+        out.inject(frame, Toward::Source);
+        Some(Verdict::Drop(DropReason::WebAddress))
     }
 }
 
@@ -357,6 +464,12 @@ fn app_fields(source: Source, obs: &Observed, address: &str) -> AppFields {
         },
         (Source::Tls, _) => AppFields {
             app_proto: "tls",
+            tls_sni: Some(address.to_owned()),
+            ..AppFields::default()
+        },
+        // EVE's QUIC records carry the name as `quic.sni`; the app fields' server name feeds it.
+        (Source::Quic, _) => AppFields {
+            app_proto: "quic",
             tls_sni: Some(address.to_owned()),
             ..AppFields::default()
         },

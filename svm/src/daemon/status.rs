@@ -64,6 +64,7 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.web.dropped += b.web.dropped;
     a.web.quic_blocked += b.web.quic_blocked;
     a.web.unread += b.web.unread;
+    a.web.doh_canary += b.web.doh_canary;
 }
 
 /// Sum the latest published status of every worker.

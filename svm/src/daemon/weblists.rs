@@ -6,6 +6,9 @@
 //!   stops the start with its key.
 //! - **Sharing**: the compiled [`webaddr::AddressSet`] is one `Arc`, published in a [`WebCell`]
 //!   that every worker checks once per receive burst (as the rule set).
+//! - **Checks**: the policy's block page template is read as the block page builder reads it;
+//!   a bad one stops the start, and a pushed policy with one is refused (422), as is one naming
+//!   a list file that is not on the appliance.
 //! - **Reload**: SIGHUP, and a pushed policy whose lists, categories or trusted addresses
 //!   differ, make the `svm-urls` thread read every list again and build a new set while the
 //!   workers keep running on the old one, then swap it in between two bursts: no frame waits
@@ -89,6 +92,12 @@ impl LiveWebLists {
         policy: Option<Arc<PolicyCell>>,
     ) -> Result<LiveWebLists, DaemonError> {
         let w = running.web_address_scan.clone();
+        if let Some(e) = crate::weblists::check_block_page(&w) {
+            return Err(DaemonError::Io {
+                what: "policy".into(),
+                source: std::io::Error::other(e.to_string()),
+            });
+        }
         let all = specs(&config, &w);
         let cell = Arc::new(WebCell::new(None));
         let mut st = WebStatus::default();
@@ -206,6 +215,7 @@ pub fn check_policy(w: &policy::WebAddressScan) -> Vec<policy::PolicyError> {
             path: s.key,
             message: format!("{}: no such file on the appliance", s.path.display()),
         })
+        .chain(crate::weblists::check_block_page(w))
         .collect()
 }
 
