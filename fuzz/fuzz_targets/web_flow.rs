@@ -1,0 +1,43 @@
+//! The web address scan's reading of a client's first bytes (`dataplane::webscan`): arbitrary
+//! bytes cut into segments with arbitrary sequence numbers (in order, retransmitted, with gaps),
+//! on the DNS, HTTP and TLS ports, or as a QUIC flow's datagrams; a flow that found its address
+//! or gave up stays done. The DNS query reader runs on the same bytes.
+#![no_main]
+
+use dataplane::webscan::{Step, WebFlow, dns_query, is_quic_v1_initial};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = dns_query(data);
+    let _ = is_quic_v1_initial(data);
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
+    let port = [53u16, 80, 443, 8080][usize::from(ctl & 3)];
+    let quic = ctl & 4 != 0;
+    let cut = usize::from(ctl >> 3).max(1);
+    let mut f = WebFlow::default();
+    let mut seq = 1000u32;
+    for (i, chunk) in rest.chunks(cut).enumerate() {
+        // Every seventh segment from the fourth on repeats the previous sequence number, every
+        // seventh from the seventh jumps ahead.
+        let at = match i % 7 {
+            3 => seq.wrapping_sub(u32::try_from(chunk.len()).unwrap_or(0)),
+            6 => seq.wrapping_add(100),
+            _ => seq,
+        };
+        let was_done = f.done();
+        let step = if quic {
+            f.on_quic_datagram(chunk)
+        } else {
+            f.on_client_segment(at, chunk, port)
+        };
+        if was_done {
+            assert_eq!(step, Step::Wait, "a done flow reads nothing");
+        }
+        if step != Step::Wait {
+            assert!(f.done());
+        }
+        seq = at.wrapping_add(u32::try_from(chunk.len()).unwrap_or(0));
+    }
+});
