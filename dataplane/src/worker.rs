@@ -770,15 +770,7 @@ impl Worker {
         if self.detections.is_empty() {
             return Verdict::Forward;
         }
-        let packet = PacketRef {
-            flow_id: Some(upd.id),
-            scope,
-            src_ip: ip.src(),
-            dst_ip: ip.dst(),
-            ports: ip.l4.ports(),
-            proto: Some(ip.proto),
-            to_server: Some(upd.to_server),
-        };
+        let packet = flow_packet(scope, ip, upd);
         let excluded_block = rule == ExclusionRule::DoNotBlock;
         let verdict =
             self.act_on_detections(|_| packet, meta, excluded_block, Some(ip), decoded, out);
@@ -892,15 +884,7 @@ impl Worker {
             (response == Response::TerminateAndBlock).then_some(p.attack_blocker.block_minutes);
         let enforce = wants_drop && !monitoring && response != Response::Inform;
         let drop = enforce && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
-        let packet = PacketRef {
-            flow_id: Some(upd.id),
-            scope,
-            src_ip: ip.src(),
-            dst_ip: ip.dst(),
-            ports: ip.l4.ports(),
-            proto: Some(ip.proto),
-            to_server: Some(upd.to_server),
-        };
+        let packet = flow_packet(scope, ip, upd);
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
             self.counters.rule_alerts += 1;
@@ -1285,6 +1269,19 @@ impl Flusher<'_> {
                 });
             }
         }
+    }
+}
+
+/// The packet of a tracked flow, as events name it.
+fn flow_packet(scope: VlanScope, ip: &Ip<'_>, upd: crate::flow::FlowUpdate) -> PacketRef {
+    PacketRef {
+        flow_id: Some(upd.id),
+        scope,
+        src_ip: ip.src(),
+        dst_ip: ip.dst(),
+        ports: ip.l4.ports(),
+        proto: Some(ip.proto),
+        to_server: Some(upd.to_server),
     }
 }
 

@@ -38,6 +38,26 @@ fn run(name: &str, policy: Option<&str>, extra: &[&str]) -> Replay {
     replay(name, &capture(), policy, &args)
 }
 
+/// `svm replay` of the scenario with this policy, which must be refused as invalid (exit 4):
+/// its standard error.
+fn refused(name: &str, policy: &str) -> String {
+    let dir = TempDir::new(name);
+    let p = dir.path("bad.yaml");
+    std::fs::write(&p, policy).unwrap();
+    let pcap = dir.path("in.pcap");
+    capture().write_pcap(&pcap).unwrap();
+    let out = std::process::Command::new(svm_e2e::svm_bin())
+        .arg("replay")
+        .arg(&pcap)
+        .arg("--policy")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    err
+}
+
 fn web_alerts(r: &Replay) -> Vec<&Value> {
     r.events
         .iter()
@@ -318,25 +338,10 @@ fn lists_named_by_the_policy_load_and_bad_values_are_refused() {
     assert_eq!(web_alerts(&r).len(), 6);
 
     // A bad policy value names its place; a list that cannot be read names its key.
-    let p = dir.path("bad.yaml");
-    std::fs::write(
-        &p,
+    let err = refused(
+        "web-policy-bad",
         "web_address_scan:\n  action: drop\n  trusted: [com]\n  url_lists: [nofile]\n",
-    )
-    .unwrap();
-    let pcap = dir.path("in.pcap");
-    capture().write_pcap(&pcap).unwrap();
-    let out = std::process::Command::new(svm_e2e::svm_bin())
-        .args([
-            "replay",
-            pcap.to_str().unwrap(),
-            "--policy",
-            p.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    );
     for key in [
         "web_address_scan.action",
         "web_address_scan.trusted[0]",
@@ -344,6 +349,8 @@ fn lists_named_by_the_policy_load_and_bad_values_are_refused() {
     ] {
         assert!(err.contains(key), "{key} missing: {err}");
     }
+    let pcap = dir.path("in.pcap");
+    capture().write_pcap(&pcap).unwrap();
     let out = std::process::Command::new(svm_e2e::svm_bin())
         .args([
             "replay",
@@ -536,26 +543,10 @@ fn the_policys_block_page_template_is_used_and_a_bad_one_refused() {
         "{pages:?}"
     );
 
-    let dir = TempDir::new("web-template-bad");
-    let p = dir.path("bad.yaml");
-    std::fs::write(
-        &p,
+    let err = refused(
+        "web-template-bad",
         "web_address_scan:\n  block_page: \"<p>{{adress}}</p>\"\n",
-    )
-    .unwrap();
-    let pcap = dir.path("in.pcap");
-    capture().write_pcap(&pcap).unwrap();
-    let out = std::process::Command::new(svm_e2e::svm_bin())
-        .args([
-            "replay",
-            pcap.to_str().unwrap(),
-            "--policy",
-            p.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    );
     assert!(
         err.contains("web_address_scan.block_page") && err.contains("adress"),
         "{err}"

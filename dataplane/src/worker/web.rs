@@ -27,7 +27,7 @@ use super::{Attach, DropReason, Output, PacketMeta, Toward, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
 use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Decoded, Ip, L4};
-use crate::event::{Alert, Engine, Event, EventKind, PacketRef, Response, WebAddressHit};
+use crate::event::{Alert, Engine, Event, EventKind, Response, WebAddressHit};
 use crate::flow::{FlowKey, FlowUpdate};
 use crate::reset;
 use crate::scanner::AppFields;
@@ -306,15 +306,7 @@ impl Worker {
             ts: meta.ts,
             pcap_cnt: Some(meta.pcap_cnt),
             kind: EventKind::Alert(Alert {
-                packet: PacketRef {
-                    flow_id: Some(upd.id),
-                    scope,
-                    src_ip: ip.src(),
-                    dst_ip: ip.dst(),
-                    ports: ip.l4.ports(),
-                    proto: Some(ip.proto),
-                    to_server: Some(upd.to_server),
-                },
+                packet: super::flow_packet(scope, ip, upd),
                 engine: Engine::WebAddressScan,
                 signature: Cow::Owned(format!("Listed web address ({category}): {what}")),
                 gid: WEB_GID,
