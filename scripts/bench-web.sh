@@ -2,6 +2,8 @@
 # Web address scan cost in `svm replay`: the same capture with every shared address list against
 # none, in one run, the two interleaved round after round.
 #   scripts/bench-web.sh CAPTURE [LOOPS] [LISTS_DIR] [ROUNDS]
+# POLICY=FILE replays with that policy (e.g. `web_address_scan: {quic: block}` to leave QUIC
+# Initials undecrypted); SVM_BIN=PATH uses another build.
 # Per configuration and round: the summary's processing time (capture and list loading excluded)
 # and, from `perf stat`, user-space instructions and CPU time a frame of the processing alone
 # (a run of LOOPS passes minus a run of 1 pass, so loading the lists and the capture cancels
@@ -27,7 +29,8 @@ done
 measure() {
   local n=$1; shift
   perf stat -x, -e instructions:u,task-clock -o "$tmp/perf" \
-    "$bin" replay "$cap" --loop "$n" -k none --summary-json "$tmp/s.json" "$@" > /dev/null 2> "$tmp/err"
+    "$bin" replay "$cap" --loop "$n" -k none --summary-json "$tmp/s.json" ${POLICY:+--policy "$POLICY"} "$@" \
+    > /dev/null 2> "$tmp/err"
   python3 - "$tmp/perf" "$tmp/s.json" <<'PY'
 import json, sys
 ins = ms = 0.0
