@@ -79,7 +79,10 @@ mod tests {
         let a = c.now();
         assert!(a.since(T) >= 5 * Timestamp::SECOND && a.since(T) < 60 * Timestamp::SECOND);
         assert!(c.now() >= a);
-        assert!(c.now().since(c.floor()) >= MAX_LAG_US);
+        // The floor read first: a clock read after it is at least MAX_LAG_US ahead. (Read the
+        // other way round, time passing between the two reads made this fail under load.)
+        let floor = c.floor();
+        assert!(c.now().since(floor) >= MAX_LAG_US);
         assert_eq!(frame_time(T, Timestamp(0)), T);
         assert_eq!(frame_time(Timestamp(0), T), T);
     }
