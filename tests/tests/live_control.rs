@@ -1102,3 +1102,71 @@ fn dpdk_backend_follows_pushed_policy() {
     assert!(alerts >= 2, "a report per scan expected: {log}");
     assert_eq!(adds, 1, "one block, after the push: {log}");
 }
+
+/// Issue 18, the daemon's automatic isolation: the attacker's address is a protected VM of the
+/// inventory; its nmap scan (the attack blocker only informs) isolates it: `isolation_started`
+/// in EVE, its HTTP no longer crosses the SVM while another address of the same namespace still
+/// does, and after the minute the isolation ends (`isolation_ended`, reason `expired`) and its
+/// traffic flows again. Takes a little over a minute.
+#[test]
+fn scanning_vm_is_isolated_automatically_until_expiry() {
+    skip_unless_able!();
+    let mut net = Net::new('i');
+    net.extra = format!(
+        "inventory:\n  - id: vm-scanner\n    name: scanner\n    nsx_external_id: ext-scanner\n    \
+         interfaces: [{{vlan: untagged, addresses: [{ATTACKER}]}}]\n"
+    );
+    net.start_svm(
+        "mode: standard\nattack_blocker: {action: inform}\n\
+         isolation: {automatic: {enabled: true, duration_minutes: 1}}\n",
+    );
+    net.http_server();
+    net.wait_http();
+    assert!(
+        net.curl_from(BENIGN, 2),
+        "the other address before the scan"
+    );
+    net.nmap("1-200");
+    wait_until("isolation_started in EVE", 10, || {
+        net.eve()
+            .iter()
+            .any(|e| e["event_type"] == "isolation_started")
+    });
+    let started = Instant::now();
+    let ev = net.eve();
+    let iso = ev
+        .iter()
+        .find(|e| e["event_type"] == "isolation_started")
+        .unwrap();
+    assert_eq!(iso["isolation"]["vm"]["id"], "vm-scanner", "{iso}");
+    assert_eq!(iso["isolation"]["reason"], "automatic", "{iso}");
+    assert_eq!(iso["isolation"]["duration"], 60, "{iso}");
+    // The attack blocker only informs: no block, so what stops the VM is its isolation.
+    assert!(
+        !ev.iter().any(|e| e["event_type"] == "block"),
+        "a block event: {ev:?}"
+    );
+    assert!(!net.curl_from(ATTACKER, 2), "the isolated VM's HTTP passed");
+    assert!(net.curl_from(BENIGN, 2), "another address of the namespace");
+    wait_until("isolation_ended in EVE", 75, || {
+        net.eve()
+            .iter()
+            .any(|e| e["event_type"] == "isolation_ended")
+    });
+    assert!(started.elapsed() >= Duration::from_secs(50));
+    let ev = net.eve();
+    let end = ev
+        .iter()
+        .find(|e| e["event_type"] == "isolation_ended")
+        .unwrap();
+    assert_eq!(end["isolation"]["reason"], "expired", "{end}");
+    assert!(end["isolation"]["dropped"].as_u64().unwrap() > 0, "{end}");
+    wait_until("the VM's HTTP after expiry", 10, || {
+        net.curl_from(ATTACKER, 2)
+    });
+    let log = net.stop_svm();
+    assert!(
+        log.contains("isolations: 1 started, 1 expired, 0 released"),
+        "{log}"
+    );
+}

@@ -89,11 +89,14 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
         .into_iter()
         .zip(0u16..)
         .map(|(blocks, i)| {
-            let worker = Worker::new(
+            let mut worker = Worker::new(
                 worker_config(cfg, i),
                 Arc::clone(&services.compiled),
                 blocks,
             );
+            if let Some(c) = services.isolation_client() {
+                worker.set_isolation(c);
+            }
             driver(
                 worker,
                 services.events(),

@@ -350,8 +350,12 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         let wcfg = worker_config(&cfg, u16::try_from(index).unwrap_or(u16::MAX));
         let status = Arc::new(Mutex::new(WorkerStatus::default()));
         statuses.push(Arc::clone(&status));
+        let mut worker = Worker::new(wcfg, Arc::clone(&services.compiled), blocks);
+        if let Some(c) = services.isolation_client() {
+            worker.set_isolation(c);
+        }
         let task = WorkerTask {
-            worker: Worker::new(wcfg, Arc::clone(&services.compiled), blocks),
+            worker,
             io,
             events: services.events(),
             burst: cfg.burst,

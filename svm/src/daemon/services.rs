@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dataplane::event::Event;
+use dataplane::isolation::{IsolationClient, IsolationControl, SharedIsolation};
 use dataplane::shared_blocks::{BlockClient, BlockControl, Command, KeeperStats, SharedBlocks};
 use policy::{CompiledPolicy, Policy};
 
@@ -33,6 +34,11 @@ pub struct Services {
     pub control: BlockControl,
     /// One block-table client per worker, in worker order; the backend takes them.
     pub clients: Vec<BlockClient>,
+    /// The isolation table's control side, when the configuration has an `inventory`.
+    pub isolation: Option<IsolationControl>,
+    // One isolation client per worker, taken by [`Services::isolation_client`].
+    iso_clients: Vec<IsolationClient>,
+    iso_keeper: Option<JoinHandle<dataplane::isolation::KeeperStats>>,
     events: SyncSender<Event>,
     writer: JoinHandle<std::io::Result<u64>>,
     keeper_stop: Arc<AtomicBool>,
@@ -56,6 +62,8 @@ pub struct Summary {
     pub written: u64,
     /// The block keeper's counts.
     pub keeper: KeeperStats,
+    /// The isolation keeper's counts, when it ran.
+    pub isolation: Option<dataplane::isolation::KeeperStats>,
 }
 
 impl Summary {
@@ -66,6 +74,12 @@ impl Summary {
             "svm run: stopped; {} events, blocks: {} added, {} expired, {} unblocked, {} evicted, {} refused, {} duplicate requests",
             self.written, k.added, k.expired, k.unblocked, k.evicted, k.refused, k.duplicates
         );
+        if let Some(i) = &self.isolation {
+            eprintln!(
+                "svm run: isolations: {} started, {} expired, {} released",
+                i.started, i.expired, i.released
+            );
+        }
     }
 }
 
@@ -137,6 +151,8 @@ impl Services {
             }
         };
         let keeper_stop = Arc::new(AtomicBool::new(false));
+        let (isolation, iso_clients, iso_keeper) =
+            start_isolation(cfg, workers, &keeper_stop, &kev_tx)?;
         let keeper = {
             let tx = ev_tx.clone();
             let to_plane = plane.is_some();
@@ -159,6 +175,9 @@ impl Services {
             compiled,
             control,
             clients,
+            isolation,
+            iso_clients,
+            iso_keeper,
             events: ev_tx,
             writer,
             keeper_stop,
@@ -179,6 +198,11 @@ impl Services {
             || "built-in default".to_owned(),
             |f| f.display().to_string(),
         )
+    }
+
+    /// The isolation client of the next worker (none without an inventory).
+    pub fn isolation_client(&mut self) -> Option<IsolationClient> {
+        self.iso_clients.pop()
     }
 
     /// A sender for one worker's events.
@@ -216,11 +240,16 @@ impl Services {
             writer,
             keeper_stop,
             keeper,
+            iso_keeper,
+            isolation,
             ..
         } = self;
         drop(events);
+        // The control side goes first, so the isolation keeper sees every sender gone too.
+        drop(isolation);
         keeper_stop.store(true, Ordering::Relaxed);
         let keeper = keeper.join().unwrap_or_default();
+        let isolation = iso_keeper.map(|h| h.join().unwrap_or_default());
         let written = match writer.join() {
             Ok(r) => r.map_err(io_err("EVE output")),
             Err(_) => Err(io_err("EVE output")(std::io::Error::other(
@@ -234,8 +263,51 @@ impl Services {
             written = emitted(p.control.hub().stats());
             p.stop();
         }
-        Ok(Summary { written, keeper })
+        Ok(Summary {
+            written,
+            keeper,
+            isolation,
+        })
     }
+}
+
+/// The isolation keeper's handles: its control side, one client per worker and its thread.
+type IsolationParts = (
+    Option<IsolationControl>,
+    Vec<IsolationClient>,
+    Option<JoinHandle<dataplane::isolation::KeeperStats>>,
+);
+
+/// The isolation table over the configuration's `inventory` (nothing without one), its keeper
+/// on the `svm-isolation` thread on the wall clock (expiry checked every 100 ms), its events to
+/// the control plane's queue beside the block keeper's (an inventory needs `state_dir`).
+fn start_isolation(
+    cfg: &Config,
+    workers: usize,
+    stop: &Arc<AtomicBool>,
+    events: &std::sync::mpsc::Sender<Event>,
+) -> Result<IsolationParts, DaemonError> {
+    if cfg.inventory.is_empty() {
+        return Ok((None, Vec::new(), None));
+    }
+    let protected = crate::isolation::protected(&cfg.inventory)
+        .map_err(|e| io_err("inventory")(std::io::Error::other(e)))?;
+    let SharedIsolation {
+        keeper,
+        control,
+        clients,
+    } = SharedIsolation::new(Arc::new(protected), workers);
+    let stop = Arc::clone(stop);
+    let tx = events.clone();
+    let handle = std::thread::Builder::new()
+        .name("svm-isolation".into())
+        .spawn(move || {
+            keeper.run(&stop, now, Duration::from_millis(100), |ev| {
+                let _ = tx.send(ev);
+            })
+        })
+        .map_err(io_err("spawn isolation keeper"))?;
+    Ok((Some(control), clients, Some(handle)))
 }
 
 /// Events a hub emitted, all severities.
