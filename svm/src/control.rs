@@ -565,6 +565,11 @@ impl ControlState {
         })
     }
 
+    /// The state store (the isolation keeper keeps its isolations there).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// The blocks kept in the store, for the keeper to restore before it runs
     /// ([`dataplane::shared_blocks::Command::Restore`]): creation, expiry and origin as made.
     pub fn stored_blocks(&self) -> Result<Vec<(BlockKey, BlockEntry)>, StoreError> {

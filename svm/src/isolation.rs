@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use dataplane::event::Event;
+use dataplane::event::{Engine, Event};
 use dataplane::isolation::{
-    IsolationClient, IsolationControl, IsolationInfo, IsolationKeeper, KeeperStats, Protected,
-    ProtectedVm as DpVm, SharedIsolation, VmNic,
+    IsolationClient, IsolationControl, IsolationInfo, IsolationKeeper, IsolationOrigin,
+    KeeperStats, Protected, ProtectedVm as DpVm, SharedIsolation, VmNic,
 };
 use dataplane::time::Timestamp;
 #[cfg(doc)]
@@ -15,6 +15,7 @@ use dataplane::worker::Worker;
 use policy::isolation::{IsolationExclusion, IsolationMinutes};
 
 use crate::inventory::{Inventory, ProtectedVm, parse_mac};
+use crate::store::StoredIsolation;
 
 /// The inventory's VMs as the dataplane knows them (VLAN scopes and MACs parsed), with every
 /// problem reported, one a line.
@@ -117,6 +118,86 @@ pub fn parse_excludes(values: &[String]) -> Result<Vec<IsolationExclusion>, Stri
     Ok(out)
 }
 
+/// An isolation in force as the store keeps it.
+pub fn stored(i: &IsolationInfo) -> StoredIsolation {
+    let mut s = StoredIsolation {
+        vm: i.vm.id.to_string(),
+        started_us: i.started.0,
+        expires_us: i.expires.0,
+        exclusions: i
+            .exclusions
+            .iter()
+            .map(policy::isolation::exclusion_to_value)
+            .collect(),
+        origin: i.origin.name().to_owned(),
+        note: String::new(),
+        engine: String::new(),
+        signature: String::new(),
+        sid: 0,
+        flow_id: None,
+        dropped: i.dropped,
+        flows_reset: i.flows_reset,
+    };
+    match &i.origin {
+        IsolationOrigin::Manual { note } => s.note.clone_from(note),
+        IsolationOrigin::Automatic {
+            engine,
+            signature,
+            sid,
+            flow_id,
+        } => {
+            s.engine = engine.name().to_owned();
+            s.signature = signature.to_string();
+            s.sid = *sid;
+            s.flow_id = *flow_id;
+        }
+    }
+    s
+}
+
+/// A stored isolation back as the keeper restores it; refused (with the reason) for a VM the
+/// inventory no longer has or exclusions that no longer read.
+pub fn unstored(s: &StoredIsolation, protected: &Protected) -> Result<IsolationInfo, String> {
+    let vm = protected
+        .get(&s.vm)
+        .ok_or_else(|| format!("VM {:?} is no longer in the inventory", s.vm))?;
+    let exclusions = policy::isolation::exclusions_from_value(
+        &serde_json::Value::Array(s.exclusions.clone()),
+        "exclusions",
+    )
+    .map_err(|e| format!("VM {:?}: stored exclusions: {e}", s.vm))?;
+    let origin = if s.origin == "automatic" {
+        let engine = [
+            Engine::AttackBlocker,
+            Engine::ActivityScanner,
+            Engine::WebAddressScan,
+            Engine::Manual,
+        ]
+        .into_iter()
+        .find(|e| e.name() == s.engine)
+        .unwrap_or(Engine::AttackBlocker);
+        IsolationOrigin::Automatic {
+            engine,
+            signature: s.signature.clone().into(),
+            sid: s.sid,
+            flow_id: s.flow_id,
+        }
+    } else {
+        IsolationOrigin::Manual {
+            note: s.note.clone(),
+        }
+    };
+    Ok(IsolationInfo {
+        vm: Arc::clone(vm),
+        started: Timestamp(s.started_us),
+        expires: Timestamp(s.expires_us),
+        exclusions,
+        origin,
+        dropped: s.dropped,
+        flows_reset: s.flows_reset,
+    })
+}
+
 /// Isolation in `svm replay`: the keeper driven between frames on packet time, as the block
 /// keeper is, and the `--isolate` isolations made before the first frame.
 #[derive(Debug)]
@@ -212,6 +293,73 @@ impl ReplayIsolation {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn stored_isolations_read_back_as_made() {
+        let vms: Vec<ProtectedVm> = serde_norway::from_str(
+            "[{id: vm-1, name: a, nsx_external_id: e1, \
+             interfaces: [{vlan: '100', mac: '02:00:00:00:00:01'}]}]",
+        )
+        .unwrap();
+        let p = protected(&vms).unwrap();
+        let vm = Arc::clone(p.get("vm-1").unwrap());
+        let mut excl = parse_excludes(&[
+            "{remote: 10.0.0.0/8, protocol: tcp, ports: [443, 8000-8080]}".into(),
+        ])
+        .unwrap();
+        excl.push(IsolationExclusion::Profile(
+            policy::isolation::Profile::DnsClient,
+        ));
+        for origin in [
+            IsolationOrigin::Manual {
+                note: "by hand".into(),
+            },
+            IsolationOrigin::Automatic {
+                engine: Engine::ActivityScanner,
+                signature: "ET SCAN".into(),
+                sid: 2_000_001,
+                flow_id: Some(7),
+            },
+        ] {
+            let info = IsolationInfo {
+                vm: Arc::clone(&vm),
+                started: Timestamp(1_000_000),
+                expires: Timestamp(61_000_000),
+                exclusions: excl.clone(),
+                origin,
+                dropped: 5,
+                flows_reset: 2,
+            };
+            let row = stored(&info);
+            let json = serde_json::to_vec(&row).unwrap();
+            let back: StoredIsolation = serde_json::from_slice(&json).unwrap();
+            assert_eq!(unstored(&back, &p).unwrap(), info);
+        }
+        let mut gone = stored(&IsolationInfo {
+            vm,
+            started: Timestamp(1),
+            expires: Timestamp(2),
+            exclusions: vec![],
+            origin: IsolationOrigin::Manual {
+                note: String::new(),
+            },
+            dropped: 0,
+            flows_reset: 0,
+        });
+        gone.vm = "vm-9".into();
+        assert!(
+            unstored(&gone, &p)
+                .unwrap_err()
+                .contains("no longer in the inventory")
+        );
+        gone.vm = "vm-1".into();
+        gone.exclusions = vec![serde_json::json!({"ports": ["x"]})];
+        assert!(
+            unstored(&gone, &p)
+                .unwrap_err()
+                .contains("stored exclusions")
+        );
+    }
 
     #[test]
     fn isolate_specs() {

@@ -24,6 +24,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("blocks");
 const SPOOL: TableDefinition<u64, &[u8]> = TableDefinition::new("spool");
 const TAGGED: TableDefinition<&str, u64> = TableDefinition::new("tagged_vms");
+const ISOLATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("isolations");
 
 const K_POLICY_DOC: &str = "policy.document";
 const K_POLICY_VERSION: &str = "policy.version";
@@ -209,6 +210,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         tx.open_table(BLOCKS)?;
         tx.open_table(SPOOL)?;
         tx.open_table(TAGGED)?;
+        tx.open_table(ISOLATIONS)?;
     }
     tx.commit()?;
     Ok(db)
@@ -584,6 +586,83 @@ impl Store {
     }
 }
 
+/// An isolation as stored: the absolute start and end, what stays open and who made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIsolation {
+    /// The protected VM's inventory id.
+    pub vm: String,
+    /// Start, microseconds since the epoch.
+    pub started_us: u64,
+    /// End, microseconds since the epoch.
+    pub expires_us: u64,
+    /// The exclusions in their policy document form (`isolation.automatic.exclusions`).
+    pub exclusions: Vec<serde_json::Value>,
+    /// `manual` or `automatic`.
+    pub origin: String,
+    /// The administrator's note (manual).
+    #[serde(default)]
+    pub note: String,
+    /// The detecting engine (automatic).
+    #[serde(default)]
+    pub engine: String,
+    /// The detection's name (automatic).
+    #[serde(default)]
+    pub signature: String,
+    /// Its signature id (automatic).
+    #[serde(default)]
+    pub sid: u32,
+    /// The detecting flow (automatic).
+    #[serde(default)]
+    pub flow_id: Option<u64>,
+    /// Frames dropped so far.
+    #[serde(default)]
+    pub dropped: u64,
+    /// TCP flows reset so far.
+    #[serde(default)]
+    pub flows_reset: u64,
+}
+
+impl Store {
+    /// Replace the stored isolations with `all` (the isolations in force), in one transaction.
+    pub fn put_isolations(&self, all: &[StoredIsolation]) -> Result<(), StoreError> {
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            {
+                let mut t = tx.open_table(ISOLATIONS)?;
+                t.retain(|_, _| false)?;
+                for i in all {
+                    let bytes = serde_json::to_vec(i).map_err(|source| StoreError::Corrupt {
+                        key: i.vm.clone(),
+                        source,
+                    })?;
+                    t.insert(i.vm.as_str(), bytes.as_slice())?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Every stored isolation, by VM id.
+    pub fn isolations(&self) -> Result<Vec<StoredIsolation>, StoreError> {
+        self.run_read(|db| {
+            let tx = db.begin_read()?;
+            let t = tx.open_table(ISOLATIONS)?;
+            let mut out = Vec::new();
+            for item in t.iter()? {
+                let (k, v) = item?;
+                let i =
+                    serde_json::from_slice(v.value()).map_err(|source| StoreError::Corrupt {
+                        key: k.value().to_owned(),
+                        source,
+                    })?;
+                out.push(i);
+            }
+            Ok(out)
+        })
+    }
+}
+
 /// What a readable store holds (`svm state check`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
@@ -759,6 +838,36 @@ mod tests {
             engine: "manual".into(),
             origin: "manual".into(),
         }
+    }
+
+    #[test]
+    fn isolations_are_replaced_as_a_whole_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let iso = |vm: &str| StoredIsolation {
+            vm: vm.into(),
+            started_us: 1,
+            expires_us: 2,
+            exclusions: vec![serde_json::json!({"profile": "dns-client"})],
+            origin: "manual".into(),
+            note: "n".into(),
+            engine: String::new(),
+            signature: String::new(),
+            sid: 0,
+            flow_id: None,
+            dropped: 3,
+            flows_reset: 4,
+        };
+        {
+            let s = Store::open(&path).unwrap();
+            assert!(s.isolations().unwrap().is_empty());
+            s.put_isolations(&[iso("vm-1"), iso("vm-2")]).unwrap();
+            s.put_isolations(&[iso("vm-2"), iso("vm-3")]).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.isolations().unwrap(), vec![iso("vm-2"), iso("vm-3")]);
+        s.put_isolations(&[]).unwrap();
+        assert!(s.isolations().unwrap().is_empty());
     }
 
     #[test]

@@ -1106,10 +1106,11 @@ fn dpdk_backend_follows_pushed_policy() {
 /// Issue 18, the daemon's automatic isolation: the attacker's address is a protected VM of the
 /// inventory; its nmap scan (the attack blocker only informs) isolates it: `isolation_started`
 /// in EVE, its HTTP no longer crosses the SVM while another address of the same namespace still
-/// does, and after the minute the isolation ends (`isolation_ended`, reason `expired`) and its
-/// traffic flows again. Takes a little over a minute.
+/// does; after kill -9 and a restart it is still isolated (restored from the store); and after
+/// the minute the isolation ends (`isolation_ended`, reason `expired`) and its traffic flows
+/// again. Takes a little over a minute.
 #[test]
-fn scanning_vm_is_isolated_automatically_until_expiry() {
+fn scanning_vm_is_isolated_automatically_across_kill9_until_expiry() {
     skip_unless_able!();
     let mut net = Net::new('i');
     net.extra = format!(
@@ -1148,6 +1149,27 @@ fn scanning_vm_is_isolated_automatically_until_expiry() {
     );
     assert!(!net.curl_from(ATTACKER, 2), "the isolated VM's HTTP passed");
     assert!(net.curl_from(BENIGN, 2), "another address of the namespace");
+    // kill -9 while isolated: the restarted daemon restores the isolation from the store before
+    // its first frame, with its own end.
+    net.kill9();
+    net.start_svm(
+        "mode: standard\nattack_blocker: {action: inform}\n\
+         isolation: {automatic: {enabled: true, duration_minutes: 1}}\n",
+    );
+    assert!(
+        net.log()
+            .contains("1 isolation(s) restored from the state store, 0 dropped"),
+        "{}",
+        net.log()
+    );
+    assert!(
+        !net.curl_from(ATTACKER, 2),
+        "the VM's HTTP passed after the restart"
+    );
+    assert!(
+        net.curl_from(BENIGN, 2),
+        "another address after the restart"
+    );
     wait_until("isolation_ended in EVE", 75, || {
         net.eve()
             .iter()
@@ -1166,7 +1188,7 @@ fn scanning_vm_is_isolated_automatically_until_expiry() {
     });
     let log = net.stop_svm();
     assert!(
-        log.contains("isolations: 1 started, 1 expired, 0 released"),
+        log.contains("isolations: 0 started, 1 expired, 0 released"),
         "{log}"
     );
 }

@@ -732,12 +732,26 @@ impl IsolationKeeper {
     /// The keeper's loop on the wall clock: commands as they come, expiry and publication at
     /// least every `tick`; returns when `stop` says so or every sender is gone.
     pub fn run(
+        self,
+        stop: &std::sync::atomic::AtomicBool,
+        clock: impl Fn() -> Timestamp,
+        tick: Duration,
+        on_event: impl FnMut(Event),
+    ) -> KeeperStats {
+        self.run_saving(stop, clock, tick, on_event, |_| {})
+    }
+
+    /// [`Self::run`], and after each publication that changed the table `on_change` gets the
+    /// isolations in force (the daemon stores them, so a restart restores them).
+    pub fn run_saving(
         mut self,
         stop: &std::sync::atomic::AtomicBool,
         clock: impl Fn() -> Timestamp,
         tick: Duration,
         mut on_event: impl FnMut(Event),
+        mut on_change: impl FnMut(Vec<IsolationInfo>),
     ) -> KeeperStats {
+        let mut saved = self.generation;
         let mut alive = true;
         while alive && !stop.load(Ordering::Relaxed) {
             match self.rx.recv_timeout(tick) {
@@ -752,10 +766,21 @@ impl IsolationKeeper {
             self.take_fresh(&mut on_event);
             self.expire(clock(), &mut on_event);
             self.publish();
+            self.saved(&mut saved, &mut on_change);
         }
         self.take_fresh(&mut on_event);
         self.publish();
+        self.saved(&mut saved, &mut on_change);
         self.stats
+    }
+
+    fn saved(&self, saved: &mut u64, on_change: &mut impl FnMut(Vec<IsolationInfo>)) {
+        if *saved != self.generation {
+            *saved = self.generation;
+            let mut all: Vec<IsolationInfo> = self.entries.values().map(|e| e.info()).collect();
+            all.sort_by(|a, b| a.vm.id.cmp(&b.vm.id));
+            on_change(all);
+        }
     }
 }
 

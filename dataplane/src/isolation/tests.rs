@@ -207,6 +207,42 @@ fn control_commands_reach_a_running_keeper() {
     assert_eq!(rx.try_iter().count(), 2);
 }
 
+#[test]
+fn a_saving_keeper_reports_the_table_after_each_change() {
+    let SharedIsolation {
+        keeper, control, ..
+    } = SharedIsolation::new(protected(), 1);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            keeper.run_saving(
+                &stop,
+                || Timestamp(1),
+                std::time::Duration::from_millis(5),
+                |_| {},
+                move |all: Vec<IsolationInfo>| {
+                    let _ = tx.send(all);
+                },
+            )
+        });
+        control
+            .enable("vm-66", Timestamp(1), 600, vec![], "note".into())
+            .unwrap();
+        let saved = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].vm.id.as_ref(), "vm-66");
+        assert_eq!(saved[0].expires, Timestamp(1).plus_secs(600));
+        control.disable("vm-66", Timestamp(2)).unwrap();
+        let saved = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(saved.is_empty());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        h.join().unwrap();
+    });
+    // Nothing changed after the release: no further report.
+    assert!(rx.try_recv().is_err());
+}
+
 /// A flow table holding `n` established TCP flows of the VM (VM:port -> peer:443), plus one
 /// flow between two other hosts.
 pub(crate) fn vm_flows(n: u16) -> FlowTable {

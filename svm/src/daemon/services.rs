@@ -151,8 +151,9 @@ impl Services {
             }
         };
         let keeper_stop = Arc::new(AtomicBool::new(false));
+        let store = plane.as_ref().map(|p| Arc::clone(p.control.store()));
         let (isolation, iso_clients, iso_keeper) =
-            start_isolation(cfg, workers, &keeper_stop, &kev_tx)?;
+            start_isolation(cfg, workers, &keeper_stop, &kev_tx, store)?;
         let keeper = {
             let tx = ev_tx.clone();
             let to_plane = plane.is_some();
@@ -280,31 +281,51 @@ type IsolationParts = (
 
 /// The isolation table over the configuration's `inventory` (nothing without one), its keeper
 /// on the `svm-isolation` thread on the wall clock (expiry checked every 100 ms), its events to
-/// the control plane's queue beside the block keeper's (an inventory needs `state_dir`).
+/// the control plane's queue beside the block keeper's (an inventory needs `state_dir`). The
+/// isolations kept in `store` are restored before the keeper runs (so before any port opens),
+/// and the store follows every change of the table.
 fn start_isolation(
     cfg: &Config,
     workers: usize,
     stop: &Arc<AtomicBool>,
     events: &std::sync::mpsc::Sender<Event>,
+    store: Option<Arc<crate::store::Store>>,
 ) -> Result<IsolationParts, DaemonError> {
     if cfg.inventory.is_empty() {
         return Ok((None, Vec::new(), None));
     }
-    let protected = crate::isolation::protected(&cfg.inventory)
-        .map_err(|e| io_err("inventory")(std::io::Error::other(e)))?;
+    let protected = Arc::new(
+        crate::isolation::protected(&cfg.inventory)
+            .map_err(|e| io_err("inventory")(std::io::Error::other(e)))?,
+    );
     let SharedIsolation {
-        keeper,
+        mut keeper,
         control,
         clients,
-    } = SharedIsolation::new(Arc::new(protected), workers);
+    } = SharedIsolation::new(Arc::clone(&protected), workers);
+    if let Some(store) = &store {
+        restore_isolations(&mut keeper, store, &protected)?;
+    }
     let stop = Arc::clone(stop);
     let tx = events.clone();
     let handle = std::thread::Builder::new()
         .name("svm-isolation".into())
         .spawn(move || {
-            keeper.run(&stop, now, Duration::from_millis(100), |ev| {
-                let _ = tx.send(ev);
-            })
+            keeper.run_saving(
+                &stop,
+                now,
+                Duration::from_millis(100),
+                |ev| {
+                    let _ = tx.send(ev);
+                },
+                |all| {
+                    let Some(store) = &store else { return };
+                    let rows: Vec<_> = all.iter().map(crate::isolation::stored).collect();
+                    if let Err(e) = store.put_isolations(&rows) {
+                        eprintln!("svm run: isolations not stored: {e}");
+                    }
+                },
+            )
         })
         .map_err(io_err("spawn isolation keeper"))?;
     Ok((Some(control), clients, Some(handle)))
@@ -317,4 +338,49 @@ fn emitted(stats: &crate::events::EventStats) -> u64 {
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
         .sum()
+}
+
+/// Put the stored isolations back into the keeper and publish them: in force before the first
+/// frame. One whose VM left the inventory, or that ended while the daemon was down, is dropped
+/// with a line on standard error (the store follows at the keeper's first change).
+fn restore_isolations(
+    keeper: &mut dataplane::isolation::IsolationKeeper,
+    store: &crate::store::Store,
+    protected: &dataplane::isolation::Protected,
+) -> Result<(), DaemonError> {
+    let stored = store
+        .isolations()
+        .map_err(|e| io_err("state store")(std::io::Error::other(e.to_string())))?;
+    let now = now();
+    let mut restored = 0usize;
+    for s in &stored {
+        let done = if s.expires_us <= now.0 {
+            Err("it ended while svm was stopped".to_owned())
+        } else {
+            crate::isolation::unstored(s, protected)
+                .and_then(|info| keeper.restore(info, now).map_err(|e| e.to_string()))
+        };
+        match done {
+            Ok(()) => restored += 1,
+            Err(e) => eprintln!("svm run: stored isolation of {} not restored: {e}", s.vm),
+        }
+    }
+    keeper.publish();
+    if !stored.is_empty() {
+        eprintln!(
+            "svm run: {restored} isolation(s) restored from the state store, {} dropped",
+            stored.len() - restored
+        );
+        if restored < stored.len() {
+            let rows: Vec<_> = stored
+                .iter()
+                .filter(|s| crate::isolation::unstored(s, protected).is_ok_and(|i| i.expires > now))
+                .cloned()
+                .collect();
+            store
+                .put_isolations(&rows)
+                .map_err(|e| io_err("state store")(std::io::Error::other(e.to_string())))?;
+        }
+    }
+    Ok(())
 }
