@@ -333,6 +333,10 @@ pub trait Control: Send + Sync + 'static {
     fn live_events(&self) -> Option<Arc<crate::events::live::Live>> {
         None
     }
+    /// The isolation table, when the configuration has an inventory.
+    fn isolation(&self) -> Option<dataplane::isolation::IsolationControl> {
+        None
+    }
 }
 
 /// Called with each newly applied compiled policy.
@@ -358,6 +362,8 @@ pub struct Hooks {
     pub validate: Option<ValidateHook>,
     /// The database updater (`/api/v1/db`).
     pub db: Option<Arc<dyn crate::api::db::DbControl>>,
+    /// The isolation table (`/api/v1/isolations`), when the configuration has an inventory.
+    pub isolation: Option<dataplane::isolation::IsolationControl>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -368,6 +374,7 @@ impl std::fmt::Debug for Hooks {
             .field("rules", &self.rules.is_some())
             .field("validate", &self.validate.is_some())
             .field("db", &self.db.is_some())
+            .field("isolation", &self.isolation.is_some())
             .finish()
     }
 }
@@ -1273,5 +1280,9 @@ impl Control for ControlState {
 
     fn live_events(&self) -> Option<Arc<crate::events::live::Live>> {
         Some(self.hub.live().clone())
+    }
+
+    fn isolation(&self) -> Option<dataplane::isolation::IsolationControl> {
+        self.hooks.isolation.clone()
     }
 }

@@ -65,6 +65,15 @@ fn client(ca: &TestCa, id: Option<svm::tls::Identity>) -> HttpsClient {
 /// the core's `ingest` (directly, so a command's events are in before its answer). The keeper
 /// ends when the core is dropped.
 pub fn open_control(path: &std::path::Path, clock: Arc<ManualClock>) -> Arc<ControlState> {
+    open_control_with(path, clock, Hooks::default())
+}
+
+/// [`open_control`] with the daemon's callbacks `hooks` (an isolation table, ...).
+pub fn open_control_with(
+    path: &std::path::Path,
+    clock: Arc<ManualClock>,
+    hooks: Hooks,
+) -> Arc<ControlState> {
     // A previous instance's event writer thread lets go of the file shortly after its hub is
     // dropped; wait for that rather than racing it.
     let mut tries = 0;
@@ -93,7 +102,7 @@ pub fn open_control(path: &std::path::Path, clock: Arc<ManualClock>) -> Arc<Cont
             clock.clone(),
             Arc::new(Inventory::default()),
             None,
-            Hooks::default(),
+            hooks,
             table,
         )
         .unwrap(),

@@ -30,5 +30,5 @@ fn api_doc_matches_openapi() {
         from_doc, from_openapi,
         "docs/api.md routes (left) differ from the OpenAPI document (right)"
     );
-    assert_eq!(from_openapi.len(), 16);
+    assert_eq!(from_openapi.len(), 20);
 }

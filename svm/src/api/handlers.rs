@@ -48,7 +48,7 @@ pub(super) fn require(peer: &Peer, need: Role) -> Result<(), ApiError> {
 /// Read a request body of at most [`super::MAX_BODY_BYTES`] within
 /// [`super::server::BODY_TIMEOUT`]; called after the role check, so a client without the role
 /// never has its body read.
-async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
     let limit = super::MAX_BODY_BYTES;
     match tokio::time::timeout(
         super::server::BODY_TIMEOUT,

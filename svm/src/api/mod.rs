@@ -8,6 +8,8 @@
 //! | `GET /api/v1/db` | read-only |
 //! | `GET /api/v1/events`, `GET /api/v1/events/stream` | read-only |
 //! | `POST /api/v1/db`, `POST /api/v1/db/update`, `POST /api/v1/db/rollback` | admin |
+//! | `GET /api/v1/isolations`, `GET /api/v1/isolations/{vm}` | read-only |
+//! | `POST /api/v1/isolations`, `DELETE /api/v1/isolations/{vm}` | admin |
 //! | `GET /v1/decisions/stream` | `X-Api-Key` of a bouncer |
 //! | `GET /healthz` | none |
 
@@ -15,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod isolations;
 pub mod metrics;
 pub mod server;
 
@@ -72,6 +75,10 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
         db::post_rollback,
         events::recent,
         events::stream,
+        isolations::list,
+        isolations::get_one,
+        isolations::post,
+        isolations::delete,
     ),
     components(schemas(
         crate::control::PolicyState,
@@ -86,6 +93,8 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
         handlers::Unblocked,
         db::DbView,
         db::DbSetView,
+        isolations::IsolationView,
+        isolations::IsolationBody,
     ))
 )]
 pub struct ApiDoc;
@@ -114,6 +123,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/db", get(db::get_db).post(db::post_db))
         .route("/api/v1/db/update", post(db::post_update))
         .route("/api/v1/db/rollback", post(db::post_rollback))
+        .route(
+            "/api/v1/isolations",
+            get(isolations::list).post(isolations::post),
+        )
+        .route(
+            "/api/v1/isolations/{vm}",
+            get(isolations::get_one).delete(isolations::delete),
+        )
         .route("/api/v1/events", get(events::recent))
         .route("/api/v1/events/stream", get(events::stream))
         .route("/api/v1/openapi.json", get(handlers::openapi))

@@ -106,6 +106,7 @@ impl Plane {
         rules: Arc<Mutex<RulesStatus>>,
         follower: Option<RulesFollower>,
         swapper: RulesSwapper,
+        isolation: Option<dataplane::isolation::IsolationControl>,
     ) -> Result<Plane, DaemonError> {
         let Some(dir) = &cfg.state_dir else {
             return Err(fail("control plane", "no state_dir"));
@@ -261,6 +262,7 @@ impl Plane {
                     r.lock().unwrap_or_else(PoisonError::into_inner).summary()
                 })),
                 db: db.clone().map(|d| d as Arc<dyn crate::api::db::DbControl>),
+                isolation,
             }
         };
         let control = Arc::new(

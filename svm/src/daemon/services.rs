@@ -97,6 +97,8 @@ impl Services {
             control,
             clients,
         } = SharedBlocks::new(workers, cfg.max_blocks);
+        // The isolation table exists before the control plane, whose API changes it.
+        let table = new_isolation(cfg, workers)?;
         // The control plane (and its tokio runtime) starts before any packet backend is opened.
         let plane = match cfg.state_dir {
             Some(_) => Some(Plane::start(
@@ -106,6 +108,7 @@ impl Services {
                 Arc::clone(&rules.status),
                 rules.follower(),
                 rules.swapper(),
+                table.as_ref().map(|(_, t)| t.control.clone()),
             )?),
             None => None,
         };
@@ -153,7 +156,7 @@ impl Services {
         let keeper_stop = Arc::new(AtomicBool::new(false));
         let store = plane.as_ref().map(|p| Arc::clone(p.control.store()));
         let (isolation, iso_clients, iso_keeper) =
-            start_isolation(cfg, workers, &keeper_stop, &kev_tx, store)?;
+            start_isolation(table, &keeper_stop, &kev_tx, store)?;
         let keeper = {
             let tx = ev_tx.clone();
             let to_plane = plane.is_some();
@@ -279,30 +282,40 @@ type IsolationParts = (
     Option<JoinHandle<dataplane::isolation::KeeperStats>>,
 );
 
-/// The isolation table over the configuration's `inventory` (nothing without one), its keeper
-/// on the `svm-isolation` thread on the wall clock (expiry checked every 100 ms), its events to
-/// the control plane's queue beside the block keeper's (an inventory needs `state_dir`). The
-/// isolations kept in `store` are restored before the keeper runs (so before any port opens),
-/// and the store follows every change of the table.
-fn start_isolation(
+/// The isolation table over the configuration's `inventory` (none without one).
+fn new_isolation(
     cfg: &Config,
     workers: usize,
-    stop: &Arc<AtomicBool>,
-    events: &std::sync::mpsc::Sender<Event>,
-    store: Option<Arc<crate::store::Store>>,
-) -> Result<IsolationParts, DaemonError> {
+) -> Result<Option<(Arc<dataplane::isolation::Protected>, SharedIsolation)>, DaemonError> {
     if cfg.inventory.is_empty() {
-        return Ok((None, Vec::new(), None));
+        return Ok(None);
     }
     let protected = Arc::new(
         crate::isolation::protected(&cfg.inventory)
             .map_err(|e| io_err("inventory")(std::io::Error::other(e)))?,
     );
+    let table = SharedIsolation::new(Arc::clone(&protected), workers);
+    Ok(Some((protected, table)))
+}
+
+/// The isolation table's keeper on the `svm-isolation` thread on the wall clock (expiry checked
+/// every 100 ms), its events to the control plane's queue beside the block keeper's (an
+/// inventory needs `state_dir`). The isolations kept in `store` are restored before the keeper
+/// runs (so before any port opens), and the store follows every change of the table.
+fn start_isolation(
+    table: Option<(Arc<dataplane::isolation::Protected>, SharedIsolation)>,
+    stop: &Arc<AtomicBool>,
+    events: &std::sync::mpsc::Sender<Event>,
+    store: Option<Arc<crate::store::Store>>,
+) -> Result<IsolationParts, DaemonError> {
+    let Some((protected, table)) = table else {
+        return Ok((None, Vec::new(), None));
+    };
     let SharedIsolation {
         mut keeper,
         control,
         clients,
-    } = SharedIsolation::new(Arc::clone(&protected), workers);
+    } = table;
     if let Some(store) = &store {
         restore_isolations(&mut keeper, store, &protected)?;
     }
