@@ -171,7 +171,8 @@ pub fn https_client(client: &ClientArgs) -> anyhow::Result<(HttpsClient, String)
     Ok((http, ep.api.trim_end_matches('/').to_owned()))
 }
 
-fn call(
+/// One request to the daemon's API with these arguments' connection.
+pub fn call(
     client: &ClientArgs,
     method: Method,
     path: &str,

@@ -27,6 +27,9 @@ pub enum Exit {
     /// 9: wrong operation (admin commands: nothing to allow, already blocked, version mismatch,
     /// role not allowed).
     WrongOperation,
+    /// 255 (KAVSHELL's -1): not supported here (`svm isolation` against a daemon without an
+    /// inventory).
+    NotSupported,
 }
 
 impl Exit {
@@ -39,6 +42,7 @@ impl Exit {
             Exit::RulesSkipped | Exit::InUse => 3,
             Exit::Syntax => 4,
             Exit::WrongOperation => 9,
+            Exit::NotSupported => 255,
         }
     }
 }
@@ -104,6 +108,9 @@ pub enum Command {
     /// Events of the running daemon (`svm events tail [--follow]`).
     #[command(subcommand)]
     Events(crate::events_cmd::EventsCommand),
+    /// Network isolation of the running daemon's protected VMs.
+    #[command(subcommand)]
+    Isolation(crate::isolation_cmd::IsolationCommand),
 }
 
 /// `svm rules ...`
@@ -342,6 +349,7 @@ fn run(cli: Cli) -> Exit {
         Command::Urls(cmd) => crate::urls_cmd::run(&cmd),
         Command::Pki(cmd) => crate::pki_cmd::run(&cmd),
         Command::Events(cmd) => crate::events_cmd::run(&cmd),
+        Command::Isolation(cmd) => crate::isolation_cmd::run(cmd),
         Command::Policy(PolicyCommand::Default) => crate::policy_cmd::default(),
         Command::Policy(PolicyCommand::Show { client }) => crate::policy_cmd::show(&client),
     }
@@ -400,6 +408,7 @@ mod tests {
             (Exit::InUse, 3),
             (Exit::Syntax, 4),
             (Exit::WrongOperation, 9),
+            (Exit::NotSupported, 255),
         ];
         assert_eq!(i32::from(Exit::InUse.code()), crate::store::PROBE_IN_USE);
         let guide = include_str!("../../docs/admin-guide.md");

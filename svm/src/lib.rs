@@ -16,6 +16,7 @@ pub mod events_cmd;
 pub mod https;
 pub mod inventory;
 pub mod isolation;
+pub mod isolation_cmd;
 pub mod isolation_eve;
 pub mod nsx;
 pub mod pki_cmd;

@@ -182,3 +182,149 @@ async fn without_an_inventory_the_routes_say_so() {
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Write the admin's, a reader's and the CA's PEM files for the CLI; a runner of `svm ARGS`
+/// against the harness as `who` (`admin` or `ro`): (exit code, stdout).
+fn cli(
+    h: &Harness,
+) -> (
+    tempfile::TempDir,
+    impl Fn(&str, &[&str]) -> (i32, String) + Clone + use<>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = h.ca.client("svm-admin", None);
+    let reader = h.ca.client("ro", Some("svm-readers"));
+    for (name, text) in [
+        ("admin.crt", &admin.cert_pem),
+        ("admin.key", &admin.key_pem),
+        ("ro.crt", &reader.cert_pem),
+        ("ro.key", &reader.key_pem),
+        ("ca.crt", &h.ca.cert_pem()),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let d = dir.path().to_owned();
+    let base = h.base.clone();
+    let run = move |who: &str, args: &[&str]| {
+        let out = std::process::Command::new(svm_e2e::svm_bin())
+            .args(args)
+            .args([
+                "--api",
+                &base,
+                "--ca",
+                d.join("ca.crt").to_str().unwrap(),
+                "--cert",
+                d.join(format!("{who}.crt")).to_str().unwrap(),
+                "--key",
+                d.join(format!("{who}.key")).to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    (dir, run)
+}
+
+/// `svm isolation enable|show|disable` with KAVSHELL's return codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_cli_with_kavshell_codes() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = harness(&stop).await;
+    let (_dir, run) = cli(&h);
+    let r = run.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        vec![
+            // 0: done.
+            r(
+                "admin",
+                &[
+                    "isolation",
+                    "enable",
+                    "vm-1",
+                    "--for",
+                    "1h30m",
+                    "--exclude",
+                    "{remote: 10.0.0.5, protocol: tcp, ports: [443]}",
+                    "--exclude",
+                    "{profile: dns-client}",
+                ],
+            ),
+            // 9: isolated already; no such VM.
+            r("admin", &["isolation", "enable", "vm-1"]),
+            r("admin", &["isolation", "enable", "vm-9"]),
+            // 4: syntax (a bad duration, a bad exclusion the daemon refuses, bad YAML).
+            r("admin", &["isolation", "enable", "vm-2", "--for", "90s"]),
+            r(
+                "admin",
+                &["isolation", "enable", "vm-2", "--exclude", "{ports: [x]}"],
+            ),
+            r(
+                "admin",
+                &["isolation", "enable", "vm-2", "--exclude", "{a: ["],
+            ),
+            // 1: a required argument missing.
+            r("admin", &["isolation", "enable"]),
+            r("admin", &["isolation", "disable"]),
+            // The reader reads; changing is a wrong operation for it.
+            r("ro", &["isolation", "show"]),
+            r("ro", &["isolation", "show", "vm-1", "--json"]),
+            r("ro", &["isolation", "show", "vm-2"]),
+            r("ro", &["isolation", "disable", "vm-1"]),
+            r("admin", &["isolation", "disable", "vm-1"]),
+            // 9: disabling an isolation that is not on.
+            r("admin", &["isolation", "disable", "vm-1"]),
+        ]
+    })
+    .await
+    .unwrap();
+    let codes: Vec<i32> = results.iter().map(|(c, _)| *c).collect();
+    assert_eq!(
+        codes,
+        [0, 9, 9, 4, 4, 4, 1, 1, 0, 0, 0, 9, 0, 9],
+        "{results:#?}"
+    );
+    assert!(
+        results[0].1.contains("isolated vm-1 for 1h29m")
+            || results[0].1.contains("isolated vm-1 for 1h30m"),
+        "{}",
+        results[0].1
+    );
+    let show = &results[8].1;
+    assert!(show.contains("vm-1") && show.contains("isolated"), "{show}");
+    assert!(
+        show.contains("remote=10.0.0.5/32 protocol=tcp ports=[443] direction=both")
+            && show.contains("dns-client"),
+        "{show}"
+    );
+    assert!(show.contains("only TCP can be stopped"), "{show}");
+    let one: serde_json::Value = serde_json::from_str(&results[9].1).unwrap();
+    assert_eq!(one["vm"], "vm-1");
+    assert_eq!(one["exclusions"].as_array().unwrap().len(), 2, "{one}");
+    assert!(
+        results[10].1.contains("vm-2: not isolated"),
+        "{}",
+        results[10].1
+    );
+    assert!(results[12].1.contains("released vm-1"), "{}", results[12].1);
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// 255: not supported here, against a daemon without an inventory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_cli_without_an_inventory_is_not_supported() {
+    let h = Harness::start().await;
+    let (_dir, run) = cli(&h);
+    let results = tokio::task::spawn_blocking(move || {
+        vec![
+            run("admin", &["isolation", "enable", "vm-1"]),
+            run("ro", &["isolation", "show"]),
+        ]
+    })
+    .await
+    .unwrap();
+    let codes: Vec<i32> = results.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, [255, 255], "{results:#?}");
+}
