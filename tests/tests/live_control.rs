@@ -1192,3 +1192,140 @@ fn scanning_vm_is_isolated_automatically_across_kill9_until_expiry() {
         "{log}"
     );
 }
+
+/// A TCP echo server on port 7000, a thread per connection.
+const TCP_ECHO_SERVER: &str = "import socket,threading\n\
+s=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+s.bind(('0.0.0.0',7000))\ns.listen(16)\n\
+def h(c):\n  try:\n    while True:\n      d=c.recv(2048)\n      if not d: break\n      c.sendall(d)\n  \
+except Exception: pass\n  c.close()\n\
+while True:\n  c,_=s.accept()\n  threading.Thread(target=h,args=(c,),daemon=True).start()\n";
+
+/// `python3 -c TCP_SESSION DST`: one long TCP session to DST:7000, a byte every 100 ms, each
+/// waiting up to 5 s for its echo; prints `connected`, then `ended: EXCEPTION` when it breaks.
+const TCP_SESSION: &str = "import socket,sys,time\n\
+s=socket.create_connection((sys.argv[1],7000),timeout=5)\nprint('connected',flush=True)\n\
+try:\n  while True:\n    s.sendall(b'x')\n    d=s.recv(16)\n    \
+if not d: raise EOFError('closed')\n    time.sleep(0.1)\n\
+except Exception as e:\n  print('ended: %s' % type(e).__name__,flush=True)\n";
+
+/// `python3 -c TCP_CONNECT DST`: one new connection to DST:7000 within 2 s: prints `connected`
+/// or `failed: EXCEPTION`.
+const TCP_CONNECT: &str = "import socket,sys\n\
+try:\n  socket.create_connection((sys.argv[1],7000),timeout=2)\n  print('connected')\n\
+except Exception as e:\n  print('failed: %s' % type(e).__name__)\n";
+
+/// `python3 -c DNS_QUERY DST`: one UDP datagram to DST:53, waiting 2 s for the answer: prints
+/// `answered` or `no answer`.
+const DNS_QUERY: &str = "import socket,sys\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\n\
+s.sendto(b'\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x07example\\x03com\\x00\\x00\\x01\\x00\\x01',(sys.argv[1],53))\n\
+try:\n  s.recvfrom(2048)\n  print('answered')\nexcept Exception:\n  print('no answer')\n";
+
+/// Issue 18, manual isolation live: the victim VM holds a long TCP session with the attacker's
+/// namespace; `svm isolation enable` resets it at once, new connections and HTTP fail while its
+/// DNS (UDP to port 53, the default `dns-client` profile) still works; `svm isolation show`
+/// lists it; `disable` lets traffic flow again, and a second `disable` is a wrong operation (9).
+#[test]
+fn manual_isolation_resets_the_session_keeps_dns_and_is_released() {
+    skip_unless_able!();
+    let mut net = Net::new('m');
+    net.extra = format!(
+        "inventory:\n  - id: vm-victim\n    name: victim\n    nsx_external_id: ext-victim\n    \
+         interfaces: [{{vlan: untagged, addresses: [{VICTIM}]}}]\n"
+    );
+    net.start_svm("mode: standard\n");
+    net.http_server();
+    net.wait_http();
+    let c = net.spawn_in('A', &["python3", "-c", TCP_ECHO_SERVER], "tcp-server.log");
+    net.children.push(c);
+    let c = net.spawn_in(
+        'A',
+        &["python3", "-c", &ECHO_SERVER.replace("9000", "53")],
+        "dns-server.log",
+    );
+    net.children.push(c);
+    let connect = |net: &Net| {
+        String::from_utf8_lossy(
+            &net.exec('V', &["python3", "-c", TCP_CONNECT, ATTACKER])
+                .stdout,
+        )
+        .into_owned()
+    };
+    wait_until("the TCP echo server", 10, || {
+        connect(&net).contains("connected")
+    });
+    let c = net.spawn_in(
+        'V',
+        &["python3", "-c", TCP_SESSION, ATTACKER],
+        "session.log",
+    );
+    net.children.push(c);
+    let session =
+        |net: &Net| std::fs::read_to_string(net.dir.path("session.log")).unwrap_or_default();
+    wait_until("the long session", 10, || {
+        session(&net).contains("connected")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!session(&net).contains("ended"), "{}", session(&net));
+
+    let out = net.cli(&["isolation", "enable", "vm-victim", "--for", "10m"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("the session's reset", 5, || session(&net).contains("ended"));
+    assert!(
+        session(&net).contains("ended: ConnectionResetError"),
+        "{}",
+        session(&net)
+    );
+    assert!(connect(&net).contains("failed"), "a new connection passed");
+    assert!(
+        !net.curl_from(ATTACKER, 2),
+        "HTTP to the isolated VM passed"
+    );
+    let dns = net.exec('V', &["python3", "-c", DNS_QUERY, ATTACKER]);
+    assert!(
+        String::from_utf8_lossy(&dns.stdout).contains("answered"),
+        "DNS of the isolated VM: {}",
+        String::from_utf8_lossy(&dns.stdout)
+    );
+    let show = net.cli(&["isolation", "show"]);
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert_eq!(show.status.code(), Some(0));
+    assert!(
+        text.contains("vm-victim") && text.contains("isolated"),
+        "{text}"
+    );
+
+    let out = net.cli(&["isolation", "disable", "vm-victim"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = net.cli(&["isolation", "disable", "vm-victim"]);
+    assert_eq!(out.status.code(), Some(9));
+    wait_until("HTTP after the release", 5, || net.curl_from(ATTACKER, 2));
+    assert!(
+        connect(&net).contains("connected"),
+        "no connection after the release"
+    );
+    let ev = net.eve();
+    let kinds: Vec<String> = ev
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .filter(|t| t.starts_with("isolation"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(kinds, ["isolation_started", "isolation_ended"], "{ev:?}");
+    let ended = ev
+        .iter()
+        .find(|e| e["event_type"] == "isolation_ended")
+        .unwrap();
+    assert_eq!(ended["isolation"]["reason"], "manual", "{ended}");
+    assert!(
+        ended["isolation"]["flows_reset"].as_u64().unwrap() >= 1,
+        "{ended}"
+    );
+    net.stop_svm();
+}
