@@ -830,8 +830,21 @@ impl ControlState {
                 .fetch_add(1, Ordering::Relaxed);
                 self.hub.emit(Record::from_dataplane(ev));
             }
-            // Isolation events go where events go; their state is the isolation keeper's.
-            EventKind::Isolation { .. } => self.hub.emit(Record::from_dataplane(ev)),
+            // Isolation events go where events go; their state is the isolation keeper's. While
+            // a VM is isolated NSX gives it the quarantine tag.
+            EventKind::Isolation { vm, change } => {
+                let add = match change {
+                    dataplane::isolation::IsolationChange::Started { .. } => Some(true),
+                    dataplane::isolation::IsolationChange::Ended { .. } => Some(false),
+                    dataplane::isolation::IsolationChange::WouldIsolate { .. } => None,
+                };
+                if let (Some(t), Some(add)) = (&self.tagger, add)
+                    && let Some(pvm) = self.inventory.vms().iter().find(|v| *v.id == *vm.id)
+                {
+                    t.quarantine(pvm, add);
+                }
+                self.hub.emit(Record::from_dataplane(ev));
+            }
         }
     }
 

@@ -6,6 +6,10 @@
 //! once (remembered in the store across restarts), retried with backoff until NSX accepts, and
 //! never untagged by the SVM.
 //!
+//! While a protected VM is isolated it also carries the quarantine tag (default scope
+//! `IDS_IPS`, tag `isolated`): added at `isolation_started` and removed at `isolation_ended`
+//! (`action=remove_tags`), in the order of the events, each call retried with backoff.
+//!
 //! Authentication is HTTP basic, or a session: `POST /api/session/create` with the form fields
 //! `j_username`/`j_password` returns a `JSESSIONID` cookie and an `X-XSRF-TOKEN` header, both
 //! sent on later calls; a 401/403 drops the session and the next attempt logs in again.
@@ -54,6 +58,10 @@ pub struct NsxConfig {
     pub scope: String,
     /// Tag (default `threat=high`).
     pub tag: String,
+    /// Quarantine tag scope while a VM is isolated (default `IDS_IPS`).
+    pub isolation_scope: String,
+    /// Quarantine tag while a VM is isolated (default `isolated`).
+    pub isolation_tag: String,
     /// First retry delay.
     pub backoff_min: Duration,
     /// Longest retry delay.
@@ -68,6 +76,8 @@ impl NsxConfig {
             auth,
             scope: "IDS_IPS".into(),
             tag: "threat=high".into(),
+            isolation_scope: "IDS_IPS".into(),
+            isolation_tag: "isolated".into(),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
         }
@@ -174,6 +184,30 @@ impl NsxClient {
 
     /// Add the configured tag to one VM (one attempt).
     pub async fn add_tags(&self, external_id: &str) -> Result<(), NsxError> {
+        self.tags(external_id, "add_tags", &self.cfg.scope, &self.cfg.tag)
+            .await
+    }
+
+    /// Add (`add`) or remove the quarantine tag of one VM (one attempt).
+    pub async fn quarantine(&self, external_id: &str, add: bool) -> Result<(), NsxError> {
+        let action = if add { "add_tags" } else { "remove_tags" };
+        self.tags(
+            external_id,
+            action,
+            &self.cfg.isolation_scope,
+            &self.cfg.isolation_tag,
+        )
+        .await
+    }
+
+    /// One `action` (`add_tags`, `remove_tags`) call with one tag.
+    async fn tags(
+        &self,
+        external_id: &str,
+        action: &'static str,
+        scope: &str,
+        tag: &str,
+    ) -> Result<(), NsxError> {
         let mut headers = vec![("content-type", "application/json".to_owned())];
         match &self.cfg.auth {
             NsxAuth::Basic { user, password } => {
@@ -199,14 +233,14 @@ impl NsxClient {
         }
         let body = serde_json::json!({
             "external_id": external_id,
-            "tags": [{"scope": self.cfg.scope, "tag": self.cfg.tag}],
+            "tags": [{"scope": scope, "tag": tag}],
         });
         let resp = self
             .http
             .request(
                 Method::POST,
                 &format!(
-                    "{}/api/v1/fabric/virtual-machines?action=add_tags",
+                    "{}/api/v1/fabric/virtual-machines?action={action}",
                     self.cfg.base_url
                 ),
                 &headers,
@@ -223,7 +257,7 @@ impl NsxClient {
             *self.session.lock().await = None;
         }
         Err(NsxError::Status {
-            call: "add_tags",
+            call: action,
             status: resp.status,
         })
     }
@@ -247,6 +281,8 @@ pub const TAG_QUEUE: usize = 4096;
 #[derive(Clone, Debug)]
 pub struct Tagger {
     tx: mpsc::Sender<TagRequest>,
+    // Quarantine tag changes (external id, add), applied in order by one task.
+    quarantine: mpsc::UnboundedSender<(String, bool)>,
     overload: Arc<Overload>,
     hub: EventHub,
     clock: Arc<dyn crate::control::Clock>,
@@ -263,6 +299,12 @@ impl Tagger {
                 self.hub.emit(rec);
             }
         }
+    }
+
+    /// Add (`add`) or remove the quarantine tag of an isolated VM: queued in order, never
+    /// dropped (one per isolation start or end).
+    pub fn quarantine(&self, vm: &ProtectedVm, add: bool) {
+        let _ = self.quarantine.send((vm.nsx_external_id.clone(), add));
     }
 
     /// The tagging queue's drops.
@@ -289,8 +331,25 @@ impl Tagger {
         depth: usize,
     ) -> Tagger {
         let (tx, mut rx) = mpsc::channel::<TagRequest>(depth.max(1));
+        let (qtx, mut qrx) = mpsc::unbounded_channel::<(String, bool)>();
+        {
+            // Quarantine tags: one change after the other, so a removal never overtakes its
+            // addition; each retried with backoff until NSX accepts it.
+            let client = client.clone();
+            tokio::spawn(async move {
+                while let Some((ext, add)) = qrx.recv().await {
+                    let mut backoff = client.cfg.backoff_min;
+                    while let Err(e) = client.quarantine(&ext, add).await {
+                        eprintln!("svm: nsx quarantine tag of {ext}: {e}; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(client.cfg.backoff_max);
+                    }
+                }
+            });
+        }
         let tagger = Tagger {
             tx,
+            quarantine: qtx,
             overload: Arc::default(),
             hub: hub.clone(),
             clock: clock.clone(),

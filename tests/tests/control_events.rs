@@ -382,3 +382,69 @@ async fn monitoring_mode_tags_only_when_the_policy_says_so() {
         "tag when tagging.in_monitoring_mode is set"
     );
 }
+
+/// Issue 18: while a protected VM is isolated NSX gives it the quarantine tag (default scope
+/// `IDS_IPS`, tag `isolated`): added at `isolation_started` (a 503 retried), removed at
+/// `isolation_ended`, in that order; the threat tag is not touched.
+#[tokio::test]
+async fn an_isolated_vm_carries_the_quarantine_tag_until_released() {
+    use dataplane::isolation::{IsolationChange, IsolationEnd, IsolationOrigin};
+    let Rig {
+        _dir,
+        fake,
+        task,
+        control,
+        ..
+    } = rig(false, 1).await;
+    let vms = vec![ProtectedVm {
+        id: "vm-17".into(),
+        name: "web-01".into(),
+        nsx_external_id: "50123456-aaaa-bbbb-cccc-0123456789ab".into(),
+        interfaces: vec![VmInterface {
+            mac: Some("00:50:56:01:02:03".into()),
+            vlan: "100".into(),
+            addresses: vec!["10.0.0.5".parse().unwrap()],
+        }],
+    }];
+    let protected = svm::isolation::protected(&vms).unwrap();
+    let vm = Arc::clone(protected.get("vm-17").unwrap());
+    let origin = IsolationOrigin::Manual {
+        note: "test".into(),
+    };
+    let ev = |change| Event {
+        ts: T0,
+        pcap_cnt: None,
+        kind: EventKind::Isolation {
+            vm: Arc::clone(&vm),
+            change,
+        },
+    };
+    control.ingest(&ev(IsolationChange::Started {
+        origin: origin.clone(),
+        expires: T0.plus_secs(600),
+        duration_secs: 600,
+        exclusions: vec![],
+        flows_reset: 0,
+    }));
+    control.ingest(&ev(IsolationChange::Ended {
+        reason: IsolationEnd::Manual,
+        origin,
+        started: T0,
+        dropped: 0,
+        flows_reset: 0,
+    }));
+    wait_for("the removal", 20, || fake.all_successes().len() >= 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tag = serde_json::json!({"external_id": "50123456-aaaa-bbbb-cccc-0123456789ab",
+        "tags": [{"scope": "IDS_IPS", "tag": "isolated"}]});
+    assert_eq!(
+        fake.all_successes(),
+        [
+            ("add_tags".to_owned(), tag.clone()),
+            ("remove_tags".to_owned(), tag)
+        ]
+    );
+    // The first add_tags was refused (503) and retried.
+    assert_eq!(fake.rec.lock().unwrap().calls.len(), 3);
+    task.abort();
+}

@@ -173,6 +173,8 @@ impl Plane {
                 let mut ncfg = crate::nsx::NsxConfig::new(n.url.clone(), auth);
                 ncfg.scope.clone_from(&n.scope);
                 ncfg.tag.clone_from(&n.tag);
+                ncfg.isolation_scope.clone_from(&n.isolation_scope);
+                ncfg.isolation_tag.clone_from(&n.isolation_tag);
                 Some(crate::nsx::Tagger::spawn(
                     Arc::new(crate::nsx::NsxClient::new(ncfg, http)),
                     store.clone(),

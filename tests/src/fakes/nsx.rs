@@ -22,6 +22,8 @@ pub struct TagCall {
     pub body: serde_json::Value,
     /// Status answered.
     pub status: u16,
+    /// `add_tags` or `remove_tags`.
+    pub action: String,
 }
 
 /// Recorded state.
@@ -101,9 +103,10 @@ async fn vms(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    if q.get("action").map(String::as_str) != Some("add_tags") {
-        return StatusCode::BAD_REQUEST;
-    }
+    let action = match q.get("action").map(String::as_str) {
+        Some(a @ ("add_tags" | "remove_tags")) => a.to_owned(),
+        _ => return StatusCode::BAD_REQUEST,
+    };
     let basic = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", f.user, f.password))
@@ -124,6 +127,7 @@ async fn vms(
     rec.calls.push(TagCall {
         body,
         status: status.as_u16(),
+        action,
     });
     status
 }
@@ -158,8 +162,20 @@ impl FakeNsx {
             .unwrap()
             .calls
             .iter()
-            .filter(|c| c.status == 200)
+            .filter(|c| c.status == 200 && c.action == "add_tags")
             .map(|c| c.body.clone())
+            .collect()
+    }
+
+    /// Successful calls of every action, in order: (action, body).
+    pub fn all_successes(&self) -> Vec<(String, serde_json::Value)> {
+        self.rec
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.status == 200)
+            .map(|c| (c.action.clone(), c.body.clone()))
             .collect()
     }
 }

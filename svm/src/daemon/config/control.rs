@@ -205,6 +205,12 @@ fn nsx(r: &mut Reader, m: &mut Mapping) -> Option<NsxSettings> {
     let tag = r
         .string(&mut n, "tag", "nsx.tag")
         .unwrap_or_else(|| "threat=high".into());
+    let isolation_scope = r
+        .string(&mut n, "isolation_scope", "nsx.isolation_scope")
+        .unwrap_or_else(|| "IDS_IPS".into());
+    let isolation_tag = r
+        .string(&mut n, "isolation_tag", "nsx.isolation_tag")
+        .unwrap_or_else(|| "isolated".into());
     r.unknown(&n, p);
     Some(NsxSettings {
         url: url?,
@@ -214,6 +220,8 @@ fn nsx(r: &mut Reader, m: &mut Mapping) -> Option<NsxSettings> {
         ca: ca?.into(),
         scope,
         tag,
+        isolation_scope,
+        isolation_tag,
     })
 }
 

@@ -271,6 +271,10 @@ pub struct NsxSettings {
     pub scope: String,
     /// Tag.
     pub tag: String,
+    /// Quarantine tag scope while a VM is isolated.
+    pub isolation_scope: String,
+    /// Quarantine tag while a VM is isolated.
+    pub isolation_tag: String,
 }
 
 /// Where the NSX password comes from.
