@@ -193,6 +193,20 @@ fn alert_from(src: [u8; 4]) -> Event {
     }
 }
 
+/// The rig's protected VM: 10.0.0.5 in VLAN 100.
+fn vm_17() -> ProtectedVm {
+    ProtectedVm {
+        id: "vm-17".into(),
+        name: "web-01".into(),
+        nsx_external_id: "50123456-aaaa-bbbb-cccc-0123456789ab".into(),
+        interfaces: vec![VmInterface {
+            mac: Some("00:50:56:01:02:03".into()),
+            vlan: "100".into(),
+            addresses: vec!["10.0.0.5".parse().unwrap()],
+        }],
+    }
+}
+
 /// A control state wired to an NSX fake (over TLS) and an inventory with one protected VM,
 /// 10.0.0.5 in VLAN 100.
 struct Rig {
@@ -233,17 +247,7 @@ async fn rig(session: bool, fail_first: u32) -> Rig {
         hub.clone(),
         clock.clone(),
     );
-    let inventory = Inventory::new(vec![ProtectedVm {
-        id: "vm-17".into(),
-        name: "web-01".into(),
-        nsx_external_id: "50123456-aaaa-bbbb-cccc-0123456789ab".into(),
-        interfaces: vec![VmInterface {
-            mac: Some("00:50:56:01:02:03".into()),
-            vlan: "100".into(),
-            addresses: vec!["10.0.0.5".parse().unwrap()],
-        }],
-    }])
-    .unwrap();
+    let inventory = Inventory::new(vec![vm_17()]).unwrap();
     let control = ControlState::open(
         ControlConfig::default(),
         store.clone(),
@@ -396,16 +400,7 @@ async fn an_isolated_vm_carries_the_quarantine_tag_until_released() {
         control,
         ..
     } = rig(false, 1).await;
-    let vms = vec![ProtectedVm {
-        id: "vm-17".into(),
-        name: "web-01".into(),
-        nsx_external_id: "50123456-aaaa-bbbb-cccc-0123456789ab".into(),
-        interfaces: vec![VmInterface {
-            mac: Some("00:50:56:01:02:03".into()),
-            vlan: "100".into(),
-            addresses: vec!["10.0.0.5".parse().unwrap()],
-        }],
-    }];
+    let vms = vec![vm_17()];
     let protected = svm::isolation::protected(&vms).unwrap();
     let vm = Arc::clone(protected.get("vm-17").unwrap());
     let origin = IsolationOrigin::Manual {
