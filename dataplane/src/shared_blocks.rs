@@ -648,16 +648,7 @@ impl BlockKeeper {
     /// every sender is gone.
     pub fn drain(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
         self.take_fresh(on_event);
-        loop {
-            match self.rx.try_recv() {
-                Ok(cmd) => {
-                    self.received += 1;
-                    self.apply(cmd, on_event);
-                }
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
-            }
-        }
+        self.apply_waiting(usize::MAX, on_event)
     }
 
     /// Remove and report every entry expired by `now`.
@@ -747,7 +738,13 @@ impl BlockKeeper {
     }
 
     fn apply_batch(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
-        for _ in 0..BATCH {
+        self.apply_waiting(BATCH, on_event)
+    }
+
+    /// Apply at most `limit` commands waiting in the channel. Returns false once every sender is
+    /// gone.
+    fn apply_waiting(&mut self, limit: usize, on_event: &mut impl FnMut(Event)) -> bool {
+        for _ in 0..limit {
             match self.rx.try_recv() {
                 Ok(cmd) => {
                     self.received += 1;
