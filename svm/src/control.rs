@@ -313,6 +313,9 @@ pub trait Control: Send + Sync + 'static {
     /// Validate and apply a whole policy document. `if_match` is the version the caller expects
     /// to replace (`None`: any).
     fn apply_policy(&self, doc: Value, if_match: Option<u64>) -> Result<PolicyState, ControlError>;
+    /// A pushed document that could not even be read (a JSON or YAML syntax error, at the
+    /// parser's line and column): counted and reported like an invalid one; nothing changes.
+    fn reject_policy(&self, errors: &PolicyErrors);
     /// Blocks matching a filter, sorted by scope and address.
     fn blocks(&self, filter: &BlockFilter) -> Vec<BlockView>;
     /// Block an address manually.
@@ -860,6 +863,21 @@ impl ControlState {
         }
     }
 
+    /// The one report of a refused policy push: counted, and a `policy_rejected` event with
+    /// the running version and every problem.
+    fn rejected(&self, current: u64, errors: &PolicyErrors) {
+        self.counters
+            .policy_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        let mut f = Map::new();
+        f.insert("policy_version".into(), current.into());
+        f.insert(
+            "problems".into(),
+            serde_json::to_value(errors).unwrap_or_default(),
+        );
+        self.policy_event("policy_rejected", Severity::Warning, f);
+    }
+
     fn policy_event(&self, event_type: &str, severity: Severity, fields: Map<String, Value>) {
         self.hub
             .emit(Record::new(self.clock.now(), event_type, severity, fields));
@@ -899,16 +917,7 @@ impl Control for ControlState {
         let policy = match checked {
             Ok(p) => p,
             Err(errors) => {
-                self.counters
-                    .policy_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                let mut f = Map::new();
-                f.insert("policy_version".into(), current.into());
-                f.insert(
-                    "problems".into(),
-                    serde_json::to_value(&errors).unwrap_or_default(),
-                );
-                self.policy_event("policy_rejected", Severity::Warning, f);
+                self.rejected(current, &errors);
                 return Err(ControlError::InvalidPolicy(errors));
             }
         };
@@ -942,6 +951,11 @@ impl Control for ControlState {
         f.insert("exclusions".into(), exclusions.into());
         self.policy_event("policy_applied", Severity::Info, f);
         Ok(state)
+    }
+
+    fn reject_policy(&self, errors: &PolicyErrors) {
+        let _serial = lock(&self.apply_lock);
+        self.rejected(self.running_state().version, errors);
     }
 
     fn blocks(&self, filter: &BlockFilter) -> Vec<BlockView> {

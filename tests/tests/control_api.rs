@@ -128,6 +128,23 @@ async fn bad_policy_is_422_with_every_path_and_changes_nothing() {
         .unwrap();
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(json(&r)["problems"][0]["path"], "");
+    // Both refusals are reported as policy_rejected, the syntax error with the parser's place.
+    h.control.hub().flush();
+    let r = h
+        .call(
+            &h.admin,
+            Method::GET,
+            "/api/v1/events?type=policy_rejected",
+            &[],
+            "",
+        )
+        .await
+        .unwrap();
+    let rejected = json(&r);
+    let rejected = rejected.as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    let syntax = rejected[1]["problems"][0]["message"].as_str().unwrap();
+    assert!(syntax.contains("line 1 column"), "{syntax}");
     let after = json(
         &h.call(&h.admin, Method::GET, "/api/v1/policy", &[], "")
             .await

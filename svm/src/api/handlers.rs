@@ -162,7 +162,16 @@ pub async fn put_policy(
             return Err(ApiError::PreconditionFailed { current });
         }
     };
-    let doc = parse_policy_body(&body)?;
+    let doc = match parse_policy_body(&body) {
+        Ok(doc) => doc,
+        Err(ApiError::InvalidPolicy(errors)) => {
+            // A syntax error is refused like an invalid policy: reported as policy_rejected.
+            let (c, reported) = (c.clone(), errors.clone());
+            blocking(move || c.reject_policy(&reported)).await?;
+            return Err(ApiError::InvalidPolicy(errors));
+        }
+        Err(e) => return Err(e),
+    };
     let state = blocking(move || c.apply_policy(doc, if_match)).await??;
     Ok(with_etag(state))
 }
