@@ -25,6 +25,7 @@ pub mod plane;
 pub mod privileges;
 pub mod revocation;
 pub mod rules;
+pub mod seccomp;
 pub mod services;
 pub mod status;
 pub mod weblists;
@@ -255,25 +256,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
     let hup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .map_err(io_err("signal handler"))?;
-    let live_rules = rules::LiveRules::start(
-        cfg.rules.as_ref(),
-        config::RulesSettings::with_policy(cfg.rules.as_ref(), &policy.activity_scanner),
-        loaded,
-        Some(hup),
-    )?;
-
     let workers = usize::from(cfg.workers);
-    let mut services = services::Services::start(&cfg, policy, workers, &live_rules)?;
-    // Web address lists: loaded before any socket opens, reloaded on SIGHUP and policy pushes.
-    let live_web = match start_web_lists(&cfg, &services) {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = services.finish();
-            live_rules.stop();
-            return Err(e);
-        }
-    };
-
     // Sockets are opened one worker after the other, so every fanout group has its members in
     // the same order and a symmetric hash picks the same worker on both interfaces.
     let attach = match &cfg.attach {
@@ -309,17 +292,39 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
     };
     let mut ios = Vec::with_capacity(workers);
     for _ in 0..workers {
-        match AfPacketIo::open(&afp) {
-            Ok(io) => ios.push(io),
-            Err(e) => {
-                drop(ios);
-                let _ = services.finish();
-                live_rules.stop();
-                live_web.stop();
-                return Err(e.into());
-            }
-        }
+        ios.push(AfPacketIo::open(&afp)?);
     }
+    // The packet sockets were the only reason for capabilities: a daemon started as another
+    // user than root with some (systemd's ambient ones) gives them all up now, while it has
+    // one thread, since capabilities belong to each thread ([`privileges::drop_capabilities`]).
+    // Frames that arrive while the services start wait in the rings; the workers read them
+    // after the isolations are restored.
+    if !nix::unistd::geteuid().is_root() {
+        privileges::drop_capabilities().map_err(|e| DaemonError::Io {
+            what: "privileges".into(),
+            source: std::io::Error::other(e),
+        })?;
+        eprintln!("svm run: packet sockets open, no capabilities kept");
+    }
+
+    let live_rules = rules::LiveRules::start(
+        cfg.rules.as_ref(),
+        config::RulesSettings::with_policy(cfg.rules.as_ref(), &policy.activity_scanner),
+        loaded,
+        Some(hup),
+    )?;
+
+    let mut services = services::Services::start(&cfg, policy, workers, &live_rules)?;
+    // Web address lists: loaded before any socket opens, reloaded on SIGHUP and policy pushes.
+    let live_web = match start_web_lists(&cfg, &services) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = services.finish();
+            live_rules.stop();
+            return Err(e);
+        }
+    };
+
     // Everything privileged is open: become `run_as` ([`privileges`]).
     if let Some(user) = &cfg.run_as {
         let dirs: Vec<std::path::PathBuf> = cfg.state_dir.iter().cloned().collect();
@@ -340,6 +345,23 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
             });
         }
         eprintln!("svm run: running as {user} (no capabilities kept)");
+    }
+    // Privileges are gone: confine every thread, those running and those to come
+    // ([`seccomp`]).
+    if cfg.seccomp != seccomp::Mode::Off {
+        if let Err(e) = seccomp::install(cfg.seccomp) {
+            let _ = services.finish();
+            live_rules.stop();
+            live_web.stop();
+            return Err(DaemonError::Io {
+                what: "security.seccomp".into(),
+                source: std::io::Error::other(e),
+            });
+        }
+        eprintln!(
+            "svm run: system call filter installed on every thread ({})",
+            cfg.seccomp.as_str()
+        );
     }
 
     let mut statuses = Vec::with_capacity(workers);

@@ -11,8 +11,10 @@
 //! (systemd's `LogsDirectory=` is). Files it only reads again (rules on SIGHUP, CRLs, the
 //! policy) must be readable by the user. glibc's `setuid` changes every thread of the process.
 //!
-//! Without `run_as` the daemon stays as it was started: the packaged unit starts it as its own
-//! user with the capabilities of the unit (docs/deployment.md).
+//! Started as another user with capabilities (the packaged unit gives `CAP_NET_RAW`,
+//! `CAP_NET_ADMIN` and `CAP_IPC_LOCK` as ambient ones), the daemon gives every capability up once
+//! its packet sockets are open ([`drop_capabilities`]). Started as root without `run_as`, it
+//! stays root (docs/deployment.md).
 
 use std::path::{Path, PathBuf};
 
@@ -61,6 +63,9 @@ pub enum PrivilegeError {
     /// Root could be regained after the switch.
     #[error("run_as: root could be regained after switching to {0}; refusing to run")]
     Regained(String),
+    /// Giving up capabilities failed, or a thread kept some.
+    #[error("capabilities: {0}")]
+    Capabilities(String),
 }
 
 /// A user to run as: `root` is refused at validation, a number is a uid.
@@ -149,4 +154,60 @@ pub fn drop_to(name: &str, dirs: &[PathBuf], files: &[PathBuf]) -> Result<(), Pr
         return Err(PrivilegeError::Regained(user.name));
     }
     Ok(())
+}
+
+/// A daemon started as a user other than root with capabilities (systemd's
+/// `AmbientCapabilities=`, `setpriv --ambient-caps`, `capsh --addamb`) needs them only to open
+/// its packet sockets: once they are open it gives up every capability, ambient, inheritable,
+/// permitted and effective, and the bounding set too when it holds `CAP_SETPCAP` (the packaged
+/// unit's bounding set is already the three it grants). Capabilities belong to each thread, so
+/// this runs before the daemon starts its first thread, and [`check_no_capabilities`] makes
+/// sure of it.
+pub fn drop_capabilities() -> Result<(), PrivilegeError> {
+    use caps::{CapSet, Capability};
+    let fail = |call: &'static str| {
+        move |e: caps::errors::CapsError| PrivilegeError::Capabilities(format!("{call}: {e}"))
+    };
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).map_err(fail("read"))? {
+        caps::clear(None, CapSet::Bounding).map_err(fail("bounding set"))?;
+    }
+    caps::clear(None, CapSet::Ambient).map_err(fail("ambient set"))?;
+    caps::clear(None, CapSet::Inheritable).map_err(fail("inheritable set"))?;
+    caps::clear(None, CapSet::Effective).map_err(fail("effective set"))?;
+    caps::clear(None, CapSet::Permitted).map_err(fail("permitted set"))?;
+    check_no_capabilities()
+}
+
+/// Every thread of the process has empty effective, permitted and ambient sets (read from
+/// `/proc/self/task/*/status`, as an administrator would).
+pub fn check_no_capabilities() -> Result<(), PrivilegeError> {
+    let err = |e: std::io::Error| PrivilegeError::Capabilities(format!("/proc/self/task: {e}"));
+    let mut kept = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").map_err(err)? {
+        let path = task.map_err(err)?.path();
+        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
+            continue; // the thread ended
+        };
+        for field in ["CapEff:", "CapPrm:", "CapAmb:"] {
+            let value = status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .map(str::trim);
+            if value.is_some_and(|v| !v.trim_start_matches('0').is_empty()) {
+                kept.push(format!(
+                    "{} {field} {}",
+                    path.file_name().unwrap_or_default().to_string_lossy(),
+                    value.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    if kept.is_empty() {
+        Ok(())
+    } else {
+        Err(PrivilegeError::Capabilities(format!(
+            "threads kept capabilities: {}",
+            kept.join(", ")
+        )))
+    }
 }

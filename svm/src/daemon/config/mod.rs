@@ -180,6 +180,8 @@ pub struct Config {
     pub run_as: Option<String>,
     /// Web address lists (`web_address_scan.url_lists`), besides the policy's.
     pub web_lists: Vec<crate::weblists::ListSpec>,
+    /// The system call filter (`security.seccomp`; off with DPDK).
+    pub seccomp: crate::daemon::seccomp::Mode,
 }
 
 /// `db:` settings (docs/databases.md).
@@ -527,6 +529,7 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
             Err(e) => r.issue("run_as", e.to_string().trim_start_matches("run_as: ")),
         }
     }
+    let seccomp = security(&mut r, m, backend);
     r.unknown(m, "");
 
     let policy = general.policy.clone();
@@ -557,6 +560,7 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
             db,
             run_as,
             web_lists,
+            seccomp,
         }),
         _ => None,
     };
@@ -570,6 +574,34 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
         },
         files,
     ))
+}
+
+/// `security`: `seccomp: enforce | log | off` (default enforce; off with the DPDK backend, whose
+/// EAL is not traced yet).
+fn security(
+    r: &mut reader::Reader,
+    m: &mut Mapping,
+    backend: Option<Backend>,
+) -> crate::daemon::seccomp::Mode {
+    use crate::daemon::seccomp::Mode;
+    let mut sec = r.section(m, "security");
+    let dpdk = backend == Some(Backend::Dpdk);
+    let mode = match r.string(&mut sec, "seccomp", "security.seccomp") {
+        None if dpdk => Mode::Off,
+        None => Mode::default(),
+        Some(v) => v.parse().unwrap_or_else(|e: String| {
+            r.issue("security.seccomp", e);
+            Mode::default()
+        }),
+    };
+    if dpdk && mode != Mode::Off {
+        r.issue(
+            "security.seccomp",
+            "not with the DPDK backend yet (its EAL's system calls are not traced): off",
+        );
+    }
+    r.unknown(&sec, "security");
+    mode
 }
 
 // Values were range-checked against bounds that fit.

@@ -568,3 +568,35 @@ fn run_as_names_a_user_other_than_root() {
         assert!(issue.message.contains(says), "{user}: {}", issue.message);
     }
 }
+
+#[test]
+fn security_seccomp_defaults_to_enforce_and_is_off_with_dpdk() {
+    use crate::daemon::seccomp::Mode;
+    let base = "mode: inline\nvm_interface: a\nnetwork_interface: b\n";
+    assert_eq!(Config::from_yaml(base).unwrap().seccomp, Mode::Enforce);
+    for (word, mode) in [
+        ("enforce", Mode::Enforce),
+        ("log", Mode::Log),
+        ("off", Mode::Off),
+    ] {
+        let c = Config::from_yaml(&format!("{base}security:\n  seccomp: {word}\n")).unwrap();
+        assert_eq!(c.seccomp, mode, "{word}");
+    }
+    let e =
+        Config::from_yaml(&format!("{base}security: {{seccomp: strict, other: 1}}\n")).unwrap_err();
+    assert!(
+        e.0.iter()
+            .any(|i| i.key == "security.seccomp" && i.message.contains("enforce, log or off")),
+        "{e:?}"
+    );
+    assert!(e.0.iter().any(|i| i.key == "security.other"), "{e:?}");
+    let dpdk = "backend: dpdk\nmode: mirror\nport: 0000:00:04.0\neal_args: [-a, 00:04.0]\n";
+    #[cfg(feature = "dpdk")]
+    assert_eq!(Config::from_yaml(dpdk).unwrap().seccomp, Mode::Off);
+    let e = Config::from_yaml(&format!("{dpdk}security: {{seccomp: enforce}}\n")).unwrap_err();
+    assert!(
+        e.0.iter()
+            .any(|i| i.key == "security.seccomp" && i.message.contains("DPDK")),
+        "{e:?}"
+    );
+}
