@@ -161,6 +161,86 @@ fn a_corrupt_capture_fails_with_what_is_wrong() {
     );
 }
 
+/// Section header, then interface blocks of `linktypes` (snaplen 0).
+fn pcapng_of(linktypes: &[u16]) -> Vec<u8> {
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    let mut f = block(0x0a0d_0d0a, &shb);
+    for &lt in linktypes {
+        let mut idb = lt.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0; 6]);
+        f.extend(block(1, &idb));
+    }
+    f
+}
+
+/// An enhanced packet block of interface `iface` holding `data`.
+fn epb(iface: u32, data: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(data.len()).unwrap();
+    let mut body = Vec::new();
+    for v in [
+        iface,
+        0,
+        u32::try_from(plan::BASE_US).unwrap_or(0),
+        len,
+        len,
+    ] {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    body.extend_from_slice(data);
+    block(6, &body)
+}
+
+/// Issue 15 item 8: what a capture holds besides readable frames is said, never silent: frames
+/// of a link type replay cannot read are counted by type, and a record over the snaplen or a
+/// section with 100,000 interfaces fails with where and what (it read as a capture cut short).
+#[test]
+fn capture_oddities_are_reported() {
+    let dir = TempDir::new("admin-oddities");
+    let p = dir.path("odd.pcapng");
+    // Ethernet and link type 147 (a private one): one readable frame, two skipped.
+    let mut f = pcapng_of(&[1, 147]);
+    f.extend(epb(0, &[0; 60]));
+    f.extend(epb(1, &[0; 60]));
+    f.extend(epb(1, &[0; 60]));
+    std::fs::write(&p, &f).unwrap();
+    let o = svm(&["replay", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 frames of unsupported link type 147 skipped"),
+        "{}",
+        stderr(&o)
+    );
+    // A record longer than its interface's snaplen.
+    let mut f = pcapng_of(&[]);
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&[0, 0]);
+    idb.extend_from_slice(&10u32.to_le_bytes());
+    f.extend(block(1, &idb));
+    f.extend(epb(0, &[0; 60]));
+    std::fs::write(&p, &f).unwrap();
+    let o = svm(&["replay", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("snaplen of 10"), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("ends inside a record"),
+        "{}",
+        stderr(&o)
+    );
+    // 100,000 interface description blocks.
+    let f = pcapng_of(&[1; 100_000]);
+    std::fs::write(&p, &f).unwrap();
+    let o = svm(&["replay", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("more than 65536 interface description blocks"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn frames_over_64k_are_written_forward() {
     let dir = TempDir::new("admin-jumbo");
