@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use live::{Backend, Net, events, skip_reason};
+use live::{Backend, Net, events, runtime_in, skip_reason};
 use serde_json::Value;
 use svm_e2e::fakes::mirror::FakeMirror;
 use svm_e2e::fakes::pki::TestCa;
@@ -24,27 +24,6 @@ use svm_e2e::svm_bin;
 const API: &str = "https://127.0.0.1:8443";
 const MIRROR_PORT: u16 = 8444;
 const POLICY: &str = "mode: standard\nactivity_scanner:\n  action: terminate\n";
-
-/// A tokio runtime whose threads live in network namespace `ns` (the calling thread joins it
-/// with setns(2) before building the runtime; its worker threads inherit it).
-#[allow(unsafe_code)]
-fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns on a valid namespace file descriptor; affects only this thread.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-    .join()
-    .unwrap()
-}
 
 fn svm(args: &[&str]) -> std::process::Output {
     Command::new(svm_bin()).args(args).output().unwrap()

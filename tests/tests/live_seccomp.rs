@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use live::{Backend, Net, events, have, skip_reason};
+use live::{Backend, Net, events, have, runtime_in, skip_reason};
 use svm_e2e::fakes::central::FakeCentral;
 use svm_e2e::fakes::mirror::FakeMirror;
 use svm_e2e::fakes::nsx::FakeNsx;
@@ -39,26 +39,6 @@ macro_rules! skip_unless_able {
             }
         }
     };
-}
-
-/// A tokio runtime whose threads live in network namespace `ns`.
-#[allow(unsafe_code)]
-fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns on a valid namespace file descriptor; affects only this thread.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-    .join()
-    .unwrap()
 }
 
 /// Bind 127.0.0.1:0 on the runtime (in its namespace) and serve `start` there; the port.

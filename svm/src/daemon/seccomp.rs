@@ -363,21 +363,15 @@ const PRCTL_OPTIONS: &[libc::c_int] =
 /// trace of a lookup over DNS, which the traces without a name server had never reached).
 const IOCTL_REQUESTS: &[u64] = &[libc::FIONBIO, libc::FIOCLEX, libc::TCGETS, libc::FIONREAD];
 
-fn arg0_one_of(values: impl IntoIterator<Item = u64>) -> Result<Vec<SeccompRule>, SeccompError> {
+/// Rules matching a call whose argument `arg` (0-based) is one of `values`.
+fn arg_one_of(
+    arg: u8,
+    values: impl IntoIterator<Item = u64>,
+) -> Result<Vec<SeccompRule>, SeccompError> {
     values
         .into_iter()
         .map(|v| {
-            let c = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?;
-            Ok(SeccompRule::new(vec![c])?)
-        })
-        .collect()
-}
-
-fn arg1_one_of(values: impl IntoIterator<Item = u64>) -> Result<Vec<SeccompRule>, SeccompError> {
-    values
-        .into_iter()
-        .map(|v| {
-            let c = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?;
+            let c = SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?;
             Ok(SeccompRule::new(vec![c])?)
         })
         .collect()
@@ -394,20 +388,20 @@ fn allowed_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompError> {
     let non_negative = |v: libc::c_int| u64::try_from(v).unwrap_or(u64::MAX);
     rules.insert(
         libc::SYS_socket,
-        arg0_one_of(SOCKET_FAMILIES.iter().map(|&f| non_negative(f)))?,
+        arg_one_of(0, SOCKET_FAMILIES.iter().map(|&f| non_negative(f)))?,
     );
     // socketpair: only UNIX pairs (the runtime's wake-up pipes on some versions).
     rules.insert(
         libc::SYS_socketpair,
-        arg0_one_of([non_negative(libc::AF_UNIX)])?,
+        arg_one_of(0, [non_negative(libc::AF_UNIX)])?,
     );
     rules.insert(
         libc::SYS_prctl,
-        arg0_one_of(PRCTL_OPTIONS.iter().map(|&o| non_negative(o)))?,
+        arg_one_of(0, PRCTL_OPTIONS.iter().map(|&o| non_negative(o)))?,
     );
     rules.insert(
         libc::SYS_ioctl,
-        arg1_one_of(IOCTL_REQUESTS.iter().copied())?,
+        arg_one_of(1, IOCTL_REQUESTS.iter().copied())?,
     );
     Ok(rules)
 }

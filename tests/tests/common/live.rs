@@ -17,6 +17,27 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use svm_e2e::{TempDir, svm_bin};
 
+/// A tokio runtime whose threads live in network namespace `ns` (the calling thread joins it
+/// with setns(2) before building the runtime; its worker threads inherit it).
+#[allow(unsafe_code)]
+pub fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on a valid namespace file descriptor; affects only this thread.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
 pub fn have(cmd: &str) -> bool {
     Command::new("sh")
         .arg("-c")
