@@ -801,12 +801,17 @@ impl AppState {
                     Self::touch(up, id);
                 }
             }
-            ResponseOut::Body(b) => {
+            ResponseOut::Body(mut b) => {
                 if let Some((id, p)) = self.latest_response() {
                     let before = p.body.len() >= HTTP_RESPONSE_BODY_MIN_INSPECT;
                     let room = RESPONSE_BODY_LIMIT.saturating_sub(p.body.len());
-                    p.body
-                        .extend_from_slice(b.get(..room.min(b.len())).unwrap_or_default());
+                    b.truncate(room);
+                    // The body's first bytes are taken as they are, not copied.
+                    if p.body.is_empty() {
+                        p.body = b;
+                    } else {
+                        p.body.extend_from_slice(&b);
+                    }
                     if !before && p.body.len() >= HTTP_RESPONSE_BODY_MIN_INSPECT {
                         Self::touch(up, id);
                     }

@@ -10,6 +10,7 @@
 
 use std::io::Write;
 
+use super::body::{Framing, Step};
 use super::parser::MAX_HEADERS;
 use crate::app::{AppEvent, AppEvents};
 
@@ -61,13 +62,8 @@ pub enum ResponseOut {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Head,
-    Length(u64),
-    ChunkSize,
-    ChunkData(u64),
-    ChunkCrlf,
-    Trailers,
-    /// No length, not chunked: the body lasts until the connection closes.
-    UntilClose,
+    /// A body, framed by [`Framing`] (Content-Length, chunked, or until the connection closes).
+    Body(Framing),
     /// Lost track (a gap, or bytes before detection were skipped): look for `HTTP/` at a
     /// line start.
     Resync,
@@ -233,12 +229,12 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<Head>, AppEvent> {
     let phase = if no_body || (100..200).contains(&code) || code == 204 || code == 304 {
         Phase::Head
     } else if chunked {
-        Phase::ChunkSize
+        Phase::Body(Framing::ChunkSize)
     } else {
         match length {
             Some(0) => Phase::Head,
-            Some(n) => Phase::Length(n),
-            None => Phase::UntilClose,
+            Some(n) => Phase::Body(Framing::Length(n)),
+            None => Phase::Body(Framing::UntilClose),
         }
     };
     resp.body_done = phase == Phase::Head;
@@ -266,10 +262,17 @@ impl ResponseState {
         if self.phase == Phase::Stopped {
             return;
         }
+        // Nothing held: parse the segment where it is and keep only what is left (an incomplete
+        // head or chunk-size line), so body bytes are not copied into the buffer first.
         let mut buf = core::mem::take(&mut self.buf);
-        buf.extend_from_slice(data);
-        let n = self.process(&buf, head_request, out, ev).min(buf.len());
-        buf.drain(..n);
+        if buf.is_empty() {
+            let n = self.process(data, head_request, out, ev).min(data.len());
+            buf.extend_from_slice(data.get(n..).unwrap_or_default());
+        } else {
+            buf.extend_from_slice(data);
+            let n = self.process(&buf, head_request, out, ev).min(buf.len());
+            buf.drain(..n);
+        }
         if self.phase == Phase::Stopped {
             buf = Vec::new();
         } else if buf.len() > MAX_RESPONSE_HEAD {
@@ -295,7 +298,9 @@ impl ResponseState {
                 Decoder::Deflate(Box::new(flate2::write::DeflateDecoder::new(capped(room))))
             };
         }
-        let decoded = match &mut self.decoder {
+        // One vector per step, handed over as it is: the identity coding copies the raw bytes
+        // once, a decoder's output is taken from its writer.
+        let mut decoded = match &mut self.decoder {
             Decoder::Identity => raw.get(..room.min(raw.len())).unwrap_or_default().to_vec(),
             Decoder::Failed | Decoder::DeflateUndecided => return,
             d => {
@@ -324,10 +329,10 @@ impl ResponseState {
                 }
             }
         };
-        let decoded = decoded.get(..room.min(decoded.len())).unwrap_or_default();
+        decoded.truncate(room);
         if !decoded.is_empty() {
             self.body_sent = self.body_sent.saturating_add(decoded.len());
-            out.push(ResponseOut::Body(decoded.to_vec()));
+            out.push(ResponseOut::Body(decoded));
         }
     }
 
@@ -387,68 +392,27 @@ impl ResponseState {
                         }
                     }
                 }
-                Phase::Length(rem) | Phase::ChunkData(rem) => {
-                    let avail = u64::try_from(rest.len()).unwrap_or(u64::MAX);
-                    let n = rem.min(avail);
-                    let n_us = usize::try_from(n).unwrap_or(usize::MAX);
-                    self.body(rest.get(..n_us).unwrap_or_default(), out, ev);
-                    pos = pos.saturating_add(n_us);
-                    let left = rem - n;
-                    self.phase = match (self.phase, left) {
-                        (Phase::Length(_), 0) => {
+                Phase::Body(mut framing) => match framing.step(rest) {
+                    Step::Took {
+                        consumed,
+                        data,
+                        end,
+                    } => {
+                        self.body(data, out, ev);
+                        pos = pos.saturating_add(consumed);
+                        if end {
                             self.end_body(out);
-                            Phase::Head
-                        }
-                        (Phase::Length(_), l) => Phase::Length(l),
-                        (_, 0) => Phase::ChunkCrlf,
-                        (_, l) => Phase::ChunkData(l),
-                    };
-                }
-                Phase::UntilClose => {
-                    self.body(rest, out, ev);
-                    return data.len();
-                }
-                Phase::ChunkSize => match httparse::parse_chunk_size(rest) {
-                    Ok(httparse::Status::Complete((n, size))) => {
-                        pos = pos.saturating_add(n);
-                        self.phase = if size == 0 {
-                            Phase::Trailers
                         } else {
-                            Phase::ChunkData(size)
-                        };
+                            self.phase = Phase::Body(framing);
+                        }
                     }
-                    Ok(httparse::Status::Partial) => return pos,
-                    Err(_) => {
+                    Step::More => return pos,
+                    Step::BadChunk => {
                         ev.push(AppEvent::HttpBadChunk);
                         self.end_body(out);
                         self.phase = Phase::Resync;
                     }
                 },
-                Phase::ChunkCrlf => {
-                    if rest.starts_with(b"\r\n") {
-                        pos = pos.saturating_add(2);
-                    } else if rest.starts_with(b"\n") {
-                        pos = pos.saturating_add(1);
-                    } else if rest == b"\r" {
-                        return pos;
-                    } else {
-                        ev.push(AppEvent::HttpBadChunk);
-                        self.end_body(out);
-                        self.phase = Phase::Resync;
-                        continue;
-                    }
-                    self.phase = Phase::ChunkSize;
-                }
-                Phase::Trailers => {
-                    let Some(nl) = memchr::memchr(b'\n', rest) else {
-                        return pos;
-                    };
-                    let empty = nl == 0 || (nl == 1 && rest.first() == Some(&b'\r'));
-                    pos = pos.saturating_add(nl.saturating_add(1));
-                    if empty {
-                        self.end_body(out);
-                    }
-                }
                 Phase::Resync => {
                     let found = (0..rest.len()).find(|&i| {
                         (i == 0 || rest.get(i.saturating_sub(1)) == Some(&b'\n'))

@@ -5,6 +5,7 @@
 //! line as soon as that line is complete (`http.uri`, `http.method` can match before the headers
 //! end), then its complete head, then its body.
 
+use super::body::{Framing, Step};
 use super::parser::{self, Body, ParseError, Request};
 use crate::app::{AppEvent, AppEvents, looks_like_http_request};
 
@@ -40,11 +41,8 @@ pub const MAX_HEADER_BYTES: usize = 64 << 10;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Headers,
-    Length(u64),
-    ChunkSize,
-    ChunkData(u64),
-    ChunkCrlf,
-    Trailers,
+    /// A body (Content-Length or chunked), framed by [`Framing`].
+    Body(Framing),
     /// After a gap: discard until a line starting with a request method.
     Resync,
     /// Unrecoverable: nothing more is parsed.
@@ -214,8 +212,8 @@ impl HttpState {
                             self.body_sent = 0;
                             self.phase = match p.body {
                                 Body::None => Phase::Headers,
-                                Body::Length(n) => Phase::Length(n),
-                                Body::Chunked => Phase::ChunkSize,
+                                Body::Length(n) => Phase::Body(Framing::Length(n)),
+                                Body::Chunked => Phase::Body(Framing::ChunkSize),
                             };
                             out.push(HttpOut::Head {
                                 request: p.request,
@@ -231,58 +229,24 @@ impl HttpState {
                         }
                     }
                 }
-                Phase::Length(rem) | Phase::ChunkData(rem) => {
-                    let avail = u64::try_from(rest.len()).unwrap_or(u64::MAX);
-                    let n = rem.min(avail);
-                    let n_us = usize::try_from(n).unwrap_or(usize::MAX);
-                    self.collect(rest.get(..n_us).unwrap_or_default(), out);
-                    pos = pos.saturating_add(n_us);
-                    let left = rem - n;
-                    if let (Phase::Length(_), 0) = (self.phase, left) {
-                        out.push(HttpOut::BodyEnd);
-                    }
-                    self.phase = match (self.phase, left) {
-                        (Phase::Length(_), 0) => Phase::Headers,
-                        (Phase::Length(_), l) => Phase::Length(l),
-                        (_, 0) => Phase::ChunkCrlf,
-                        (_, l) => Phase::ChunkData(l),
-                    };
-                }
-                Phase::ChunkSize => match httparse::parse_chunk_size(rest) {
-                    Ok(httparse::Status::Complete((n, size))) => {
-                        pos = pos.saturating_add(n);
-                        self.phase = if size == 0 {
-                            Phase::Trailers
+                Phase::Body(mut framing) => match framing.step(rest) {
+                    Step::Took {
+                        consumed,
+                        data,
+                        end,
+                    } => {
+                        self.collect(data, out);
+                        pos = pos.saturating_add(consumed);
+                        self.phase = if end {
+                            out.push(HttpOut::BodyEnd);
+                            Phase::Headers
                         } else {
-                            Phase::ChunkData(size)
+                            Phase::Body(framing)
                         };
                     }
-                    Ok(httparse::Status::Partial) => return pos,
-                    Err(_) => return self.stop(ev, AppEvent::HttpBadChunk),
+                    Step::More => return pos,
+                    Step::BadChunk => return self.stop(ev, AppEvent::HttpBadChunk),
                 },
-                Phase::ChunkCrlf => {
-                    if rest.starts_with(b"\r\n") {
-                        pos = pos.saturating_add(2);
-                    } else if rest.starts_with(b"\n") {
-                        pos = pos.saturating_add(1);
-                    } else if rest == b"\r" {
-                        return pos;
-                    } else {
-                        return self.stop(ev, AppEvent::HttpBadChunk);
-                    }
-                    self.phase = Phase::ChunkSize;
-                }
-                Phase::Trailers => {
-                    let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
-                        return pos;
-                    };
-                    let empty = nl == 0 || (nl == 1 && rest.first() == Some(&b'\r'));
-                    pos = pos.saturating_add(nl.saturating_add(1));
-                    if empty {
-                        out.push(HttpOut::BodyEnd);
-                        self.phase = Phase::Headers;
-                    }
-                }
                 Phase::Resync => {
                     let found = (0..rest.len()).find(|&i| {
                         (i == 0 || rest.get(i.saturating_sub(1)) == Some(&b'\n'))
