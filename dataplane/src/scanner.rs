@@ -148,6 +148,19 @@ impl Buffers for ScanBuffers<'_> {
         self.no_payload
     }
 
+    fn kinds(&self) -> u64 {
+        const PACKET: u64 = 1 << BufferKind::Payload.index()
+            | 1 << BufferKind::Packet.index()
+            | 1 << BufferKind::Stream.index();
+        const TO_SERVER: u64 = BufferKind::side_mask(true);
+        const TO_CLIENT: u64 = BufferKind::side_mask(false);
+        match (&self.app, self.to_server) {
+            (None, _) => PACKET,
+            (Some(_), true) => TO_SERVER,
+            (Some(_), false) => TO_CLIENT,
+        }
+    }
+
     fn get(&self, kind: BufferKind) -> Option<&[u8]> {
         self.get_nth(kind, 0)
     }
@@ -229,8 +242,16 @@ impl Buffers for ScanBuffers<'_> {
 /// [`ScanBuffers::get`] on buffers where every field is present, so a buffer becomes loadable
 /// exactly when `get` starts returning it; `Payload` and `Packet` come from the packet itself.
 pub fn buffer_filled(kind: BufferKind) -> bool {
-    const ANY: &[u8] = b"";
     let queries = [Vec::new()];
+    let full = |to_server| every_buffer(&queries, to_server);
+    matches!(kind, BufferKind::Payload | BufferKind::Packet)
+        || full(true).get(kind).is_some()
+        || full(false).get(kind).is_some()
+}
+
+/// The buffers of a packet where every field is present (empty), for [`buffer_filled`].
+fn every_buffer(queries: &[Vec<u8>], to_server: bool) -> ScanBuffers<'_> {
+    const ANY: &[u8] = b"";
     // Every field named (no `..Default::default()`): a new field must be decided here.
     let app = AppBuffers {
         proto: App::Unknown,
@@ -277,19 +298,16 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
         tls_cert_issuer: Some(ANY),
         tls_cert_serial: Some(ANY),
         tls_cert_fingerprint: Some(ANY),
-        tls_certs: &queries,
-        dns_queries: &queries,
+        tls_certs: queries,
+        dns_queries: queries,
     };
-    let full = |to_server| ScanBuffers {
+    ScanBuffers {
         stream: Some(ANY),
         app: Some(app),
         payload_in_stream: false,
         no_payload: false,
         to_server,
-    };
-    matches!(kind, BufferKind::Payload | BufferKind::Packet)
-        || full(true).get(kind).is_some()
-        || full(false).get(kind).is_some()
+    }
 }
 
 fn rule_app(p: App) -> Option<AppProto> {
@@ -848,6 +866,32 @@ mod tests {
     const HTTP_RULES: &str = "alert tcp any any -> any any (http.uri; content:\"/blah\"; sid:1;)\n\
         alert tcp any any -> any any (content:\"GET\"; sid:2;)\n\
         alert tcp any any -> any any (flags:PA; content:\"GET\"; sid:3;)\n";
+
+    // The kinds a packet offers name every buffer `get` returns on its side (the prefilter asks
+    // for no other), and none of the other side's.
+    #[test]
+    fn kinds_cover_every_buffer_of_the_side() {
+        let queries = [Vec::new()];
+        for to_server in [true, false] {
+            let full = every_buffer(&queries, to_server);
+            let no_app = ScanBuffers {
+                app: None,
+                ..every_buffer(&queries, to_server)
+            };
+            for kind in BufferKind::ALL {
+                let bit = 1u64 << kind.index();
+                assert_eq!(
+                    full.get(kind).is_some(),
+                    full.kinds() & bit != 0
+                        && !matches!(kind, BufferKind::Payload | BufferKind::Packet),
+                    "{kind:?} to_server {to_server}"
+                );
+                if no_app.get(kind).is_some() {
+                    assert_ne!(no_app.kinds() & bit, 0, "{kind:?}");
+                }
+            }
+        }
+    }
 
     // IDS: the request is parsed when the server ACKs it and its transaction and stream are
     // inspected with the client's next packet; the payload rule with a packet keyword matches

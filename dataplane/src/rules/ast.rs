@@ -189,8 +189,29 @@ impl BufferKind {
     pub const COUNT: usize = Self::ALL.len();
 
     /// Index into per-kind tables.
-    pub fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         self as usize
+    }
+
+    /// The kinds (a bit at each [`Self::index`]) a packet going towards the server
+    /// (`to_server`) or the client may offer: those of its [`Side`] and the packet's own.
+    pub const fn side_mask(to_server: bool) -> u64 {
+        let mut m = 1u64 << BufferKind::Payload.index()
+            | 1u64 << BufferKind::Packet.index()
+            | 1u64 << BufferKind::Stream.index();
+        let mut rest: &[BufferKind] = &Self::ALL;
+        while let [k, tail @ ..] = rest {
+            let on = match k.side() {
+                Side::Both => true,
+                Side::ToServer => to_server,
+                Side::ToClient => !to_server,
+            };
+            if on {
+                m |= 1u64 << k.index();
+            }
+            rest = tail;
+        }
+        m
     }
 
     /// The buffer's Suricata keyword (`pkt_data` for the packet and the default buffer).
@@ -244,7 +265,7 @@ impl BufferKind {
     /// Which side of a transaction the buffer reads (Suricata's inspection engines register
     /// each buffer for one direction or both). A buffer is offered on packets of its side only;
     /// on packets towards the client, the shared buffers read the response.
-    pub fn side(self) -> Side {
+    pub const fn side(self) -> Side {
         use BufferKind::*;
         match self {
             FileData | HttpHeader | HttpHeaderRaw | HttpHeaderNames | HttpCookie

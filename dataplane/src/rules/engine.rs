@@ -80,6 +80,13 @@ pub trait Buffers {
         false
     }
 
+    /// The kinds (a bit at each [`BufferKind::index`]) [`Self::get`] may return a buffer of
+    /// on this packet; the prefilter does not ask for the others. A superset is always right
+    /// (the default: every kind).
+    fn kinds(&self) -> u64 {
+        u64::MAX
+    }
+
     /// The flow's payload is not inspected (encrypted TLS application data, as Suricata's
     /// `FLOW_NOPAYLOAD_INSPECTION`): rules reading the payload, the packet or the raw stream do
     /// not match; app-layer buffers and rules without payload keywords still do.
@@ -746,7 +753,7 @@ impl RuleSet {
         // Buffer by buffer, the prefilters of both parts in one pass over its bytes.
         // Only the kinds with a prefilter (a bit each): testing every kind's slot touched a
         // cache line per kind and part on every packet.
-        let mut kinds = group.kinds;
+        let mut kinds = group.kinds & bufs.kinds();
         while kinds != 0 {
             let k = kinds.trailing_zeros() as usize;
             kinds &= kinds - 1;
