@@ -26,17 +26,17 @@ pub struct Certificates {
 }
 
 fn pairs(b: &[u8], upper: bool) -> Vec<u8> {
-    use core::fmt::Write;
+    let digit = |n: u8| {
+        let c = super::fingerprint::nibble(n);
+        if upper { c.to_ascii_uppercase() } else { c }
+    };
     let mut s = String::with_capacity(b.len() * 3);
     for (i, x) in b.iter().enumerate() {
         if i > 0 {
             s.push(':');
         }
-        let _ = if upper {
-            write!(s, "{x:02X}")
-        } else {
-            write!(s, "{x:02x}")
-        };
+        s.push(digit(x >> 4));
+        s.push(digit(*x));
     }
     s.into_bytes()
 }

@@ -115,28 +115,47 @@ impl HelloFields {
     }
 }
 
-fn join<T: ToString>(v: impl Iterator<Item = T>) -> String {
-    v.map(|x| x.to_string()).collect::<Vec<_>>().join("-")
+/// Append the values in decimal, joined by `-` (one string for the whole fingerprint: no
+/// string a value, no vector of them).
+fn join<T: core::fmt::Display>(out: &mut String, v: impl Iterator<Item = T>) {
+    use core::fmt::Write;
+    for (i, x) in v.enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        let _ = write!(out, "{x}");
+    }
+}
+
+/// The values that are not GREASE.
+fn no_grease(v: &[u16]) -> impl Iterator<Item = u16> + '_ {
+    v.iter().copied().filter(|x| !is_grease(*x))
 }
 
 /// The JA3 string of a ClientHello: `version,ciphers,extensions,groups,point_formats`, decimal,
 /// lists joined by `-`, GREASE left out.
 pub fn ja3(h: &HelloFields) -> String {
-    let ng = |v: &[u16]| join(v.iter().copied().filter(|x| !is_grease(*x)));
-    format!(
-        "{},{},{},{},{}",
-        h.version,
-        ng(&h.ciphers),
-        ng(&h.extensions),
-        ng(&h.groups),
-        join(h.point_formats.iter())
-    )
+    let mut s = h.version.to_string();
+    s.reserve(256);
+    s.push(',');
+    join(&mut s, no_grease(&h.ciphers));
+    s.push(',');
+    join(&mut s, no_grease(&h.extensions));
+    s.push(',');
+    join(&mut s, no_grease(&h.groups));
+    s.push(',');
+    join(&mut s, h.point_formats.iter());
+    s
 }
 
 /// The JA3S string of a ServerHello: `version,cipher,extensions`.
 pub fn ja3s(h: &HelloFields) -> String {
-    let ng = |v: &[u16]| join(v.iter().copied().filter(|x| !is_grease(*x)));
-    format!("{},{},{}", h.version, ng(&h.ciphers), ng(&h.extensions))
+    let mut s = h.version.to_string();
+    s.push(',');
+    join(&mut s, no_grease(&h.ciphers));
+    s.push(',');
+    join(&mut s, no_grease(&h.extensions));
+    s
 }
 
 /// Lowercase hex of an MD5 digest (JA3 and JA3S hashes).
@@ -144,12 +163,21 @@ pub fn md5_hex(s: &str) -> String {
     hex(&Md5::digest(s.as_bytes()))
 }
 
-fn hex(b: &[u8]) -> String {
-    use core::fmt::Write;
-    let mut s = String::with_capacity(b.len() * 2);
+/// The lowercase hex digit of a nibble.
+pub(crate) fn nibble(n: u8) -> char {
+    char::from_digit(u32::from(n & 0x0f), 16).unwrap_or('0')
+}
+
+fn push_hex(s: &mut String, b: &[u8]) {
     for x in b {
-        let _ = write!(s, "{x:02x}");
+        s.push(nibble(x >> 4));
+        s.push(nibble(*x));
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    push_hex(&mut s, b);
     s
 }
 
@@ -158,9 +186,17 @@ fn sha12(s: &str, empty: bool) -> String {
     if empty {
         return "000000000000".into();
     }
-    let mut h = hex(&Sha256::digest(s.as_bytes()));
-    h.truncate(12);
-    h
+    hex(Sha256::digest(s.as_bytes()).get(..6).unwrap_or_default())
+}
+
+/// Append the values as four lowercase hex digits each, joined by `,` (JA4's lists).
+fn push_hex4(s: &mut String, v: &[u16]) {
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        push_hex(s, &x.to_be_bytes());
+    }
 }
 
 /// The JA4 fingerprint of a ClientHello over TCP (`t`).
@@ -215,24 +251,20 @@ pub fn ja4(h: &HelloFields) -> String {
         exts.len().min(99)
     );
     ciphers.sort_unstable();
-    let hex4 = |v: &[u16]| {
-        v.iter()
-            .map(|x| format!("{x:04x}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let b = sha12(&hex4(&ciphers), ciphers.is_empty());
+    let mut b_in = String::with_capacity(ciphers.len() * 5);
+    push_hex4(&mut b_in, &ciphers);
+    let b = sha12(&b_in, ciphers.is_empty());
     let mut sorted: Vec<u16> = exts
         .iter()
         .copied()
         .filter(|&x| x != EXT_SERVER_NAME && x != EXT_ALPN)
         .collect();
     sorted.sort_unstable();
-    let mut c_in = hex4(&sorted);
-    let sigs: Vec<u16> = h.sig_algs.clone();
-    if !sigs.is_empty() {
+    let mut c_in = String::with_capacity((sorted.len() + h.sig_algs.len() + 1) * 5);
+    push_hex4(&mut c_in, &sorted);
+    if !h.sig_algs.is_empty() {
         c_in.push('_');
-        c_in.push_str(&hex4(&sigs));
+        push_hex4(&mut c_in, &h.sig_algs);
     }
     let c = sha12(&c_in, sorted.is_empty());
     format!("{a}_{b}_{c}")
