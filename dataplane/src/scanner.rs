@@ -231,7 +231,7 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::TlsSni => a.tls_sni,
             BufferKind::Ja3String => a.tls_ja3,
             BufferKind::Ja3Hash => a.tls_ja3_hash,
-            BufferKind::Ja4Hash => a.tls_ja4,
+            BufferKind::Ja4Hash => a.tls_hello.map(crate::app::tls::parser::ClientHello::ja4),
             _ => None,
         }
     }
@@ -243,14 +243,19 @@ impl Buffers for ScanBuffers<'_> {
 /// exactly when `get` starts returning it; `Payload` and `Packet` come from the packet itself.
 pub fn buffer_filled(kind: BufferKind) -> bool {
     let queries = [Vec::new()];
-    let full = |to_server| every_buffer(&queries, to_server);
+    let hello = crate::app::tls::parser::ClientHello::default();
+    let full = |to_server| every_buffer(&queries, &hello, to_server);
     matches!(kind, BufferKind::Payload | BufferKind::Packet)
         || full(true).get(kind).is_some()
         || full(false).get(kind).is_some()
 }
 
 /// The buffers of a packet where every field is present (empty), for [`buffer_filled`].
-fn every_buffer(queries: &[Vec<u8>], to_server: bool) -> ScanBuffers<'_> {
+fn every_buffer<'a>(
+    queries: &'a [Vec<u8>],
+    hello: &'a crate::app::tls::parser::ClientHello,
+    to_server: bool,
+) -> ScanBuffers<'a> {
     const ANY: &[u8] = b"";
     // Every field named (no `..Default::default()`): a new field must be decided here.
     let app = AppBuffers {
@@ -291,7 +296,7 @@ fn every_buffer(queries: &[Vec<u8>], to_server: bool) -> ScanBuffers<'_> {
         tls_sni: Some(ANY),
         tls_ja3: Some(ANY),
         tls_ja3_hash: Some(ANY),
-        tls_ja4: Some(ANY),
+        tls_hello: Some(hello),
         tls_ja3s: Some(ANY),
         tls_ja3s_hash: Some(ANY),
         tls_cert_subject: Some(ANY),
@@ -872,11 +877,12 @@ mod tests {
     #[test]
     fn kinds_cover_every_buffer_of_the_side() {
         let queries = [Vec::new()];
+        let hello = crate::app::tls::parser::ClientHello::default();
         for to_server in [true, false] {
-            let full = every_buffer(&queries, to_server);
+            let full = every_buffer(&queries, &hello, to_server);
             let no_app = ScanBuffers {
                 app: None,
-                ..every_buffer(&queries, to_server)
+                ..every_buffer(&queries, &hello, to_server)
             };
             for kind in BufferKind::ALL {
                 let bit = 1u64 << kind.index();

@@ -315,8 +315,9 @@ pub struct AppBuffers<'a> {
     pub tls_ja3: Option<&'a [u8]>,
     /// `ja3.hash`.
     pub tls_ja3_hash: Option<&'a [u8]>,
-    /// `ja4.hash`.
-    pub tls_ja4: Option<&'a [u8]>,
+    /// The ClientHello, for `ja4.hash` ([`tls::parser::ClientHello::ja4`], computed when asked
+    /// for).
+    pub tls_hello: Option<&'a tls::parser::ClientHello>,
     /// `ja3s.string`.
     pub tls_ja3s: Option<&'a [u8]>,
     /// `ja3s.hash`.
@@ -385,7 +386,7 @@ impl<'a> AppBuffers<'a> {
                     tls_sni: c.and_then(|c| c.sni.as_deref()),
                     tls_ja3: c.map(|c| c.ja3.as_slice()),
                     tls_ja3_hash: c.map(|c| c.ja3_hash.as_slice()),
-                    tls_ja4: c.map(|c| c.ja4.as_slice()),
+                    tls_hello: c,
                     tls_ja3s: s.map(|s| s.ja3s.as_slice()),
                     tls_ja3s_hash: s.map(|s| s.ja3s_hash.as_slice()),
                     tls_cert_subject: x.and_then(|x| x.subject.as_deref()),

@@ -107,9 +107,24 @@ impl Framing {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `wire` in consecutive parts of the sizes `cuts` gives, repeated as needed.
+    pub(crate) fn cut<'a>(wire: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut parts = Vec::new();
+        let mut at = 0;
+        for c in cuts.iter().cycle() {
+            if at >= wire.len() {
+                break;
+            }
+            let end = (at + (*c).max(1)).min(wire.len());
+            parts.push(&wire[at..end]);
+            at = end;
+        }
+        parts
+    }
 
     /// Run `framing` over `parts` (each part appended to what was left unconsumed); the body
     /// data, whether it ended, and whether the framing was bad.
@@ -182,23 +197,8 @@ mod tests {
                             size in 1usize..40,
                             cuts in proptest::collection::vec(1usize..50, 1..30),
                             junk in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let mut wire = Vec::new();
-            for c in body.chunks(size) {
-                wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
-                wire.extend_from_slice(c);
-                wire.extend_from_slice(b"\r\n");
-            }
-            wire.extend_from_slice(b"0\r\n\r\n");
-            let mut parts = Vec::new();
-            let mut at = 0;
-            for c in cuts.iter().cycle() {
-                if at >= wire.len() {
-                    break;
-                }
-                let end = (at + c).min(wire.len());
-                parts.push(&wire[at..end]);
-                at = end;
-            }
+            let wire = super::super::response::tests::chunked(&body, size);
+            let parts = cut(&wire, &cuts);
             prop_assert_eq!(run(Framing::ChunkSize, &parts), (body, true, false));
             for start in [Framing::ChunkSize, Framing::Trailers, Framing::ChunkCrlf] {
                 let mut f = start;

@@ -517,16 +517,7 @@ mod tests {
                     wire.extend_from_slice(body);
                 }
             }
-            let mut parts = Vec::new();
-            let mut at = 0;
-            for c in cuts.iter().cycle() {
-                if at >= wire.len() {
-                    break;
-                }
-                let end = (at + c).min(wire.len());
-                parts.push(&wire[at..end]);
-                at = end;
-            }
+            let parts = super::super::body::tests::cut(&wire, &cuts);
             let (s, out, ev) = feed_all(&parts);
             proptest::prop_assert!(ev.is_empty() && !s.is_stopped(), "{ev:?}");
             let h = heads(&out);

@@ -18,7 +18,7 @@ pub const SERVER_HELLO: u8 = 2;
 pub const CERTIFICATE: u8 = 11;
 
 /// What the ClientHello told us.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ClientHello {
     /// The first `host_name` of the server_name extension, as sent.
     pub sni: Option<Vec<u8>>,
@@ -26,9 +26,34 @@ pub struct ClientHello {
     pub ja3: Vec<u8>,
     /// `ja3.hash`: MD5 of the JA3 string, 32 lowercase hex digits.
     pub ja3_hash: Vec<u8>,
-    /// `ja4.hash`: the JA4 fingerprint (`t13d1516h2_8daaf6152771_e5627efa2ab1`).
-    pub ja4: Vec<u8>,
+    /// What JA4 is computed from ([`Self::ja4`]).
+    fields: HelloFields,
+    /// JA4, once computed.
+    ja4: std::sync::OnceLock<Vec<u8>>,
 }
+
+impl ClientHello {
+    /// `ja4.hash`: the JA4 fingerprint (`t13d1516h2_8daaf6152771_e5627efa2ab1`), computed the
+    /// first time it is asked for: its two SHA-256 hashes are not paid for on every hello when
+    /// no loaded rule reads `ja4.hash` (ET Open has none), as Suricata computes JA4 only when
+    /// something uses it.
+    pub fn ja4(&self) -> &[u8] {
+        self.ja4
+            .get_or_init(|| fingerprint::ja4(&self.fields).into_bytes())
+    }
+}
+
+/// Equal when what they were read from is (whether JA4 was computed yet does not matter).
+impl PartialEq for ClientHello {
+    fn eq(&self, other: &Self) -> bool {
+        self.sni == other.sni
+            && self.ja3 == other.ja3
+            && self.ja3_hash == other.ja3_hash
+            && self.fields == other.fields
+    }
+}
+
+impl Eq for ClientHello {}
 
 /// What the ServerHello told us.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,7 +149,8 @@ pub fn client_hello(msg: &[u8]) -> Result<ClientHello, ParseError> {
         sni: None,
         ja3_hash: fingerprint::md5_hex(&ja3).into_bytes(),
         ja3: ja3.into_bytes(),
-        ja4: fingerprint::ja4(&fields).into_bytes(),
+        fields,
+        ja4: std::sync::OnceLock::new(),
     };
     let Some(ext) = ch.ext else {
         return Ok(hello);
@@ -269,9 +295,9 @@ pub(crate) mod tests {
         assert_eq!(c.ja3, b"771,4865,0,,");
         assert_eq!(c.ja3_hash, b"1e7c622032b0cb79401b0f7be3793a1a");
         assert!(
-            c.ja4.starts_with(b"t12d010100_"),
+            c.ja4().starts_with(b"t12d010100_"),
             "{:?}",
-            String::from_utf8_lossy(&c.ja4)
+            String::from_utf8_lossy(c.ja4())
         );
         let flight = server_flight(&[cert::tests::PROBE_CERT]);
         let (_, len) = handshake_len(&flight).unwrap();
