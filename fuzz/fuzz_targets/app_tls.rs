@@ -4,12 +4,18 @@
 #![no_main]
 
 use dataplane::app::AppEvents;
-use dataplane::app::tls::{parser, state::TlsState};
+use dataplane::app::tls::{
+    parser,
+    state::{self, TlsState},
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = parser::record(data);
-    let _ = parser::client_hello(data);
+    // JA4 is computed when asked for: ask, so the fuzzer runs it.
+    if let Ok(c) = parser::client_hello(data) {
+        let _ = c.ja4();
+    }
     let _ = parser::server_hello(data);
     let _ = parser::certificate(data);
     let Some((&split, rest)) = data.split_first() else {
@@ -24,4 +30,9 @@ fuzz_target!(|data: &[u8]| {
         s.on_records(to_server, chunk);
     }
     let _ = s.is_encrypted();
+    for o in &out {
+        if let state::TlsOut::Client(c) = o {
+            let _ = c.ja4();
+        }
+    }
 });
