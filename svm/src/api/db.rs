@@ -44,7 +44,7 @@ pub struct DbSetView {
 }
 
 /// The databases as the daemon holds them.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DbView {
     /// The database state directory.
     pub dir: String,
@@ -67,8 +67,24 @@ pub struct DbView {
     /// When the mirror is checked next (RFC 3339).
     pub next_check: Option<String>,
     /// A version refused (not installed, or rolled back): not tried again until the mirror
-    /// offers a newer one.
+    /// offers a newer one, also after a restart.
     pub refused_version: Option<u64>,
+    /// The set swapped in last, while its health is watched after the swap.
+    pub probation: Option<DbProbationView>,
+    /// Frames lost across the last swap (kernel and transmit drops from the last worker status
+    /// before it to 2 s after it); `None` before a swap with running workers.
+    pub last_swap_frames_lost: Option<u64>,
+}
+
+/// A set in probation: rolled back by itself if a health check fails before `until`.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DbProbationView {
+    /// Its version.
+    pub version: u64,
+    /// When its probation ends (RFC 3339).
+    pub until: String,
+    /// Alerts a second before its swap (the alert rate bound's base).
+    pub alerts_per_sec_before: f64,
 }
 
 /// Why a database operation did not happen.

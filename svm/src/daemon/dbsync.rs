@@ -35,14 +35,20 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::config::DbSettings;
-use super::rules::{DbRules, RulesSwapper};
-use crate::api::db::{DbControl, DbOpError, DbSetView, DbView};
+use super::plane::WorkerStatuses;
+use super::rules::{DbRules, RulesBefore, RulesSwapper};
+use super::weblists::{WebBefore, WebDb};
+use crate::api::db::{DbControl, DbOpError, DbProbationView, DbSetView, DbView};
 use crate::control::Metric;
 use crate::db::DbError;
 use crate::db::meta::{self, Envelope, MetaRole, Role, TargetKind, Targets};
-use crate::db::store::{SetInfo, Status, Store, UpdateOptions};
+use crate::db::store::{ProbationFile, Refused, SetInfo, Status, Store, UpdateOptions};
 use crate::events::Severity;
 use crate::https::HttpsClient;
+use crate::weblists::ListSpec;
+use health::{Bounds, Failure, History, Probation, Sample, Verdict};
+
+mod health;
 
 /// Hands an event (type, severity, fields) to the event hub.
 pub type Emit = Box<dyn Fn(&str, Severity, Map<String, Value>) + Send + Sync>;
@@ -76,6 +82,30 @@ struct SyncState {
     rollbacks: u64,
     /// The set whose staleness was reported (`db_stale`, once a set).
     stale_reported: Option<String>,
+    /// The set swapped in last, while it is watched.
+    probation: Option<InProbation>,
+    probations_passed: u64,
+    /// The sample at the last swap, until its lost frames are counted.
+    loss_pending: Option<Sample>,
+    /// Frames lost across the last swap, and across every swap.
+    last_swap_lost: Option<u64>,
+    swap_lost_total: u64,
+}
+
+/// What a swap replaced, to put back as it was.
+#[derive(Debug)]
+struct Before {
+    rules: RulesBefore,
+    web: Option<WebBefore>,
+}
+
+/// A set in probation.
+#[derive(Debug)]
+struct InProbation {
+    set: SetInfo,
+    watch: Probation,
+    /// What its swap replaced (`None`: swapped in at start, nothing to put back as it was).
+    before: Option<Before>,
 }
 
 /// The database updater.
@@ -83,6 +113,12 @@ pub struct DbSync {
     settings: DbSettings,
     mirror: Option<Mirror>,
     rules: RulesSwapper,
+    /// The running web address lists, if they take the database's.
+    web: Option<Arc<WebDb>>,
+    /// The workers' published counters, for the health checks after a swap.
+    workers: Option<WorkerStatuses>,
+    /// The workers' counters, a sample a second.
+    history: Mutex<History>,
     emit: Emit,
     /// Held through every operation.
     op: Mutex<()>,
@@ -125,14 +161,15 @@ fn jitter(max: u64) -> u64 {
     u64::from_le_bytes(b) % (max + 1)
 }
 
-/// The rules of the set in `dir` (`sets/NAME`): its rule targets in name order and its
-/// classification, read from its (already verified) targets metadata.
-fn rules_of(dir: &Path) -> Result<DbRules, DbError> {
+/// The engine inputs of the set in `dir` (`sets/NAME`), read from its (already verified)
+/// targets metadata: its rule targets in name order with its classification, and its address
+/// lists with their categories.
+fn inputs_of(dir: &Path) -> Result<(DbRules, Vec<ListSpec>), DbError> {
     let path = dir.join("metadata").join(Role::Targets.file());
     let bytes = std::fs::read(&path).map_err(DbError::io(path.display()))?;
     let targets: Targets = Envelope::parse(Role::Targets, &bytes)?.decode()?;
     let at = |n: &String| dir.join("targets").join(n);
-    Ok(DbRules {
+    let rules = DbRules {
         files: targets
             .targets
             .iter()
@@ -144,8 +181,22 @@ fn rules_of(dir: &Path) -> Result<DbRules, DbError> {
             .iter()
             .find(|(_, t)| t.custom.kind == TargetKind::Classification)
             .map(|(n, _)| at(n)),
-    })
+    };
+    let lists = targets
+        .targets
+        .iter()
+        .filter(|(_, t)| t.custom.kind == TargetKind::UrlList)
+        .map(|(n, t)| ListSpec {
+            category: t.custom.category.clone().unwrap_or_default(),
+            path: at(n),
+            key: format!("database target {n}"),
+        })
+        .collect();
+    Ok((rules, lists))
 }
+
+/// How much worker history the baseline of a probation covers.
+const HISTORY: Duration = Duration::from_secs(120);
 
 /// The bytes of `metadata/timestamp.json` in the bundle at `path` (metadata comes first; at
 /// most the timestamp's cap is read), if it has one.
@@ -196,10 +247,27 @@ impl DbSync {
             settings,
             mirror,
             rules,
+            web: None,
+            workers: None,
+            history: Mutex::new(History::new(HISTORY)),
             emit,
             op: Mutex::new(()),
             state: Mutex::new(SyncState::default()),
         })
+    }
+
+    /// Swap the database's address lists into `web` with its rules.
+    #[must_use]
+    pub fn with_web(mut self, web: Arc<WebDb>) -> DbSync {
+        self.web = Some(web);
+        self
+    }
+
+    /// Watch a set after its swap through the workers' counters (set once they run).
+    #[must_use]
+    pub fn with_workers(mut self, workers: WorkerStatuses) -> DbSync {
+        self.workers = Some(workers);
+        self
     }
 
     fn event(&self, kind: &str, severity: Severity, fields: Value) {
@@ -229,15 +297,194 @@ impl DbSync {
         self.settings.dir.join("sets").join(name)
     }
 
-    /// Build `set`'s rules into the running set; the engine's refusal as text.
-    fn swap(&self, set: Option<&SetInfo>) -> Result<(), String> {
-        let rules = match set {
-            Some(s) => Some(rules_of(&self.set_dir(&s.name)).map_err(|e| e.to_string())?),
+    /// Build `set`'s rules and address lists into the running ones, both or neither; the
+    /// engine's refusal as text. What they replaced is returned, to put back as it was.
+    fn swap(&self, set: Option<&SetInfo>) -> Result<Before, String> {
+        let (rules, lists) = match set {
+            Some(s) => {
+                let (r, l) = inputs_of(&self.set_dir(&s.name)).map_err(|e| e.to_string())?;
+                (Some(r), l)
+            }
+            None => (None, Vec::new()),
+        };
+        let rules = self.rules.swap_db(rules)?;
+        let web = match &self.web {
+            Some(w) => match w.swap(lists) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    // The rules go back: the set is in force whole or not at all.
+                    if let Err(r) = self.rules.restore(rules) {
+                        eprintln!("svm run: database: putting the rules back failed: {r}");
+                    }
+                    return Err(format!("web address lists: {e}"));
+                }
+            },
             None => None,
         };
-        self.rules.swap_db(rules)?;
         lock(&self.state).in_force = set.map(|s| s.name.clone());
+        Ok(Before { rules, web })
+    }
+
+    /// Put back what a swap replaced (no build, unless something rebuilt the engine since).
+    fn restore(&self, before: Before, to: Option<&SetInfo>) -> Result<(), String> {
+        if let (Some(w), Some(b)) = (&self.web, before.web) {
+            w.restore(b)
+                .map_err(|e| format!("web address lists: {e}"))?;
+        }
+        self.rules.restore(before.rules)?;
+        lock(&self.state).in_force = to.map(|s| s.name.clone());
         Ok(())
+    }
+
+    /// Remember `version` as refused, on disk too (a restarted daemon does not try it again).
+    fn remember_refused(&self, store: &Store, version: u64, reason: &str) {
+        let mut st = lock(&self.state);
+        if st.refused.is_some_and(|r| r >= version) {
+            return;
+        }
+        st.refused = Some(version);
+        drop(st);
+        let r = Refused {
+            version,
+            reason: reason.to_owned(),
+            at: meta::format_time(OffsetDateTime::now_utc()),
+        };
+        if let Err(e) = store.set_refused(&r) {
+            eprintln!("svm run: database: recording refused version {version}: {e}");
+        }
+    }
+
+    /// Watch `set`, just swapped in, for `db.probation_secs` (and record it on disk, so a daemon
+    /// that dies in the probation rolls it back at its next start).
+    fn begin_probation(&self, store: &Store, set: &SetInfo, before: Option<Before>) {
+        let started = std::time::Instant::now();
+        let at_swap = self.workers.as_ref().and_then(|w| w.get()).map(|w| {
+            let s = Sample::of(w, started);
+            lock(&self.history).push(s.clone());
+            s
+        });
+        let mut st = lock(&self.state);
+        st.loss_pending = at_swap.clone().filter(|_| before.is_some());
+        if self.settings.probation_secs == 0 {
+            st.probation = None;
+            return;
+        }
+        let watch = Probation::new(&lock(&self.history), started, self.settings.probation_secs);
+        let secs = i64::try_from(self.settings.probation_secs).unwrap_or(i64::MAX / 2);
+        let file = ProbationFile {
+            set: set.name.clone(),
+            version: set.version,
+            until: meta::format_time(OffsetDateTime::now_utc() + time::Duration::seconds(secs)),
+            stopped: false,
+        };
+        st.probation = Some(InProbation {
+            set: set.clone(),
+            watch,
+            before,
+        });
+        drop(st);
+        if let Err(e) = store.set_probation(Some(&file)) {
+            eprintln!("svm run: database: recording the probation: {e}");
+        }
+    }
+
+    /// End the probation (passed, rolled back, or replaced by a rollback on command).
+    fn end_probation(&self, store: &Store) -> Option<InProbation> {
+        let p = lock(&self.state).probation.take();
+        if let Err(e) = store.set_probation(None) {
+            eprintln!("svm run: database: clearing the probation: {e}");
+        }
+        p
+    }
+
+    /// Once a second (the updater's thread): sample the workers, judge a set in probation,
+    /// count the frames lost across the last swap.
+    pub fn tick(&self) {
+        let Some(statuses) = self.workers.as_ref().and_then(|w| w.get()) else {
+            return;
+        };
+        let _op = lock(&self.op);
+        let sample = Sample::of(statuses, std::time::Instant::now());
+        let mut history = lock(&self.history);
+        history.push(sample);
+        let mut st = lock(&self.state);
+        if let Some(lost) = st
+            .loss_pending
+            .as_ref()
+            .and_then(|s| health::lost_across(s, &history))
+        {
+            st.loss_pending = None;
+            st.last_swap_lost = Some(lost);
+            st.swap_lost_total += lost;
+        }
+        let bounds = Bounds {
+            factor: self.settings.alert_rate_factor,
+            floor: self.settings.alert_rate_floor,
+        };
+        let verdict = st
+            .probation
+            .as_ref()
+            .map(|p| p.watch.judge(&history, bounds));
+        drop(st);
+        drop(history);
+        match verdict {
+            None | Some(Verdict::Watching) => {}
+            Some(Verdict::Passed) => {
+                let Ok(store) = self.store() else { return };
+                if let Some(p) = self.end_probation(&store) {
+                    lock(&self.state).probations_passed += 1;
+                    eprintln!(
+                        "svm run: database version {} passed its probation ({} s)",
+                        p.set.version, self.settings.probation_secs
+                    );
+                }
+            }
+            Some(Verdict::Failed(f)) => self.probation_failed(&f),
+        }
+    }
+
+    /// A check failed in probation: the previous set back in force, the version refused.
+    /// With the state directory locked by an `svm db` command, tried again at the next tick.
+    fn probation_failed(&self, f: &Failure) {
+        let Ok(store) = self.store() else { return };
+        let now = OffsetDateTime::now_utc();
+        let Some(p) = self.end_probation(&store) else {
+            return;
+        };
+        eprintln!(
+            "svm run: database version {} failed its probation ({}): {}",
+            p.set.version, f.check, f.reason
+        );
+        self.auto_rollback(&store, &p.set, &f.reason, f.check, p.before, now);
+    }
+
+    /// A worker ended by itself (an I/O error, a panic): a set in probation is rolled back
+    /// before the daemon stops, so the next start runs the set before it.
+    pub fn worker_ended(&self) {
+        let _op = lock(&self.op);
+        if lock(&self.state).probation.is_none() {
+            return;
+        }
+        self.probation_failed(&Failure {
+            check: "worker",
+            reason: "a worker ended during the probation".into(),
+        });
+    }
+
+    /// The daemon stops cleanly: a probation in progress is marked so, and starts again at
+    /// the next start instead of counting as a crash.
+    pub fn stopping(&self) {
+        let _op = lock(&self.op);
+        let Some(set) = lock(&self.state).probation.as_ref().map(|p| p.set.clone()) else {
+            return;
+        };
+        let Ok(store) = self.store() else { return };
+        if let Ok(Some(mut file)) = store.probation()
+            && file.set == set.name
+        {
+            file.stopped = true;
+            let _ = store.set_probation(Some(&file));
+        }
     }
 
     /// Report a failure: recorded, and an event unless it is the one last reported.
@@ -269,6 +516,10 @@ impl DbSync {
             Err(e) => return self.failed("start", None, &e.to_string()),
         };
         self.refresh(&store, now);
+        match store.refused() {
+            Ok(r) => lock(&self.state).refused = r.map(|r| r.version),
+            Err(e) => eprintln!("svm run: database: {e}"),
+        }
         // Downloads and uploads a killed daemon left behind (never installed from there).
         if let Ok(entries) = std::fs::read_dir(&self.settings.dir) {
             for e in entries.flatten() {
@@ -287,32 +538,71 @@ impl DbSync {
             );
             return;
         };
+        let probation = store.probation().ok().flatten();
+        if let Some(p) = probation
+            .as_ref()
+            .filter(|p| p.set == cur.name && !p.stopped)
+        {
+            // The daemon died in this set's probation (a crash, an abort, a kill): its rules
+            // never go in again.
+            let reason = format!(
+                "the daemon ended without stopping during the probation of version {}",
+                p.version
+            );
+            let _ = store.set_probation(None);
+            self.failed("probation", Some(cur.version), &reason);
+            self.auto_rollback(&store, &cur, &reason, "daemon", None, now);
+            return;
+        }
         match self.swap(Some(&cur)) {
-            Ok(()) => eprintln!(
-                "svm run: database version {} in force ({}{})",
-                cur.version,
-                cur.name,
-                if cur.stale { ", STALE" } else { "" }
-            ),
+            Ok(_) => {
+                eprintln!(
+                    "svm run: database version {} in force ({}{})",
+                    cur.version,
+                    cur.name,
+                    if cur.stale { ", STALE" } else { "" }
+                );
+                match probation {
+                    // Stopped cleanly in its probation: watched again from now.
+                    Some(p) if p.set == cur.name => self.begin_probation(&store, &cur, None),
+                    Some(_) => {
+                        let _ = store.set_probation(None);
+                    }
+                    None => {}
+                }
+            }
             Err(reason) => {
                 self.failed("engine", Some(cur.version), &reason);
-                self.auto_rollback(&store, &cur, &reason, now);
+                self.auto_rollback(&store, &cur, &reason, "engine", None, now);
             }
         }
     }
 
-    /// The engine refused `bad` (switched in by the store): switch the store back, keep the
-    /// rules in force (the refused build published nothing) and remember the version.
-    fn auto_rollback(&self, store: &Store, bad: &SetInfo, reason: &str, now: OffsetDateTime) {
-        {
-            let mut st = lock(&self.state);
-            st.refused = Some(st.refused.map_or(bad.version, |r| r.max(bad.version)));
-            st.refusals += 1;
-        }
+    /// `bad` (switched in by the store) was refused by the engine (`check` `engine`: nothing
+    /// of it was published) or failed a health check after its swap (`before`: what its swap
+    /// replaced): switch the store back, put the previous set back in force and remember the
+    /// version as refused, on disk.
+    fn auto_rollback(
+        &self,
+        store: &Store,
+        bad: &SetInfo,
+        reason: &str,
+        check: &str,
+        before: Option<Before>,
+        now: OffsetDateTime,
+    ) {
+        lock(&self.state).refusals += 1;
+        self.remember_refused(store, bad.version, &format!("{check}: {reason}"));
+        let started = std::time::Instant::now();
         match store.rollback(now) {
             Ok(status) => {
                 let to = status.current.clone();
-                // The set now current is the one in force unless it was never loaded (start).
+                let restored = before.map(|b| self.restore(b, to.as_ref()));
+                if let Some(Err(e)) = &restored {
+                    eprintln!("svm run: database: putting the previous set back: {e}");
+                }
+                // The set now current is the one in force unless it was never loaded (start)
+                // or could not be put back as it was.
                 let in_force = lock(&self.state).in_force.clone();
                 if to.as_ref().map(|s| &s.name) != in_force.as_ref()
                     && let Err(e) = self.swap(to.as_ref())
@@ -321,16 +611,18 @@ impl DbSync {
                 }
                 lock(&self.state).rollbacks += 1;
                 eprintln!(
-                    "svm run: database version {} refused by the engine; version {} is back in force",
+                    "svm run: database version {} rolled back ({check}); version {} is back in \
+                     force in {:.3} s",
                     bad.version,
-                    to.as_ref().map_or(0, |s| s.version)
+                    to.as_ref().map_or(0, |s| s.version),
+                    started.elapsed().as_secs_f64()
                 );
                 self.event(
                     "db_rolled_back",
                     Severity::Warning,
                     json!({"from_version": bad.version,
                            "to_version": to.as_ref().map(|s| s.version),
-                           "automatic": true, "reason": reason}),
+                           "automatic": true, "check": check, "reason": reason}),
                 );
             }
             Err(e) => self.failed("rollback", Some(bad.version), &e.to_string()),
@@ -525,8 +817,7 @@ impl DbSync {
                     return Err(refuse("install", offered, e.to_string()));
                 }
                 if let Some(v) = offered {
-                    let mut st = lock(&self.state);
-                    st.refused = Some(st.refused.map_or(v, |r| r.max(v)));
+                    self.remember_refused(store, v, &format!("verify: {e}"));
                 }
                 lock(&self.state).refusals += 1;
                 return Err(refuse("verify", offered, e.to_string()));
@@ -534,14 +825,18 @@ impl DbSync {
         };
         let set = installed.set;
         let checked = started.elapsed();
-        if let Err(reason) = self.swap(Some(&set)) {
-            self.failed("engine", Some(set.version), &reason);
-            self.auto_rollback(store, &set, &reason, now);
-            return Err(DbOpError::Refused(format!(
-                "version {}: the engine refused its rules: {reason}",
-                set.version
-            )));
-        }
+        let before = match self.swap(Some(&set)) {
+            Ok(b) => b,
+            Err(reason) => {
+                self.failed("engine", Some(set.version), &reason);
+                self.auto_rollback(store, &set, &reason, "engine", None, now);
+                return Err(DbOpError::Refused(format!(
+                    "version {}: the engine refused its rules: {reason}",
+                    set.version
+                )));
+            }
+        };
+        self.begin_probation(store, &set, Some(before));
         lock(&self.state).installed += 1;
         self.refresh(store, now);
         let rules = self.rules.status();
@@ -604,10 +899,17 @@ impl DbSync {
         if cur.as_ref().map(|c| &c.name) == in_force.as_ref() {
             return;
         }
-        if let Err(reason) = self.swap(cur.as_ref()) {
-            self.failed("engine", cur.as_ref().map(|c| c.version), &reason);
-            if let Some(bad) = &cur {
-                self.auto_rollback(store, bad, &reason, now);
+        match self.swap(cur.as_ref()) {
+            Ok(before) => {
+                if let Some(c) = &cur {
+                    self.begin_probation(store, c, Some(before));
+                }
+            }
+            Err(reason) => {
+                self.failed("engine", cur.as_ref().map(|c| c.version), &reason);
+                if let Some(bad) = &cur {
+                    self.auto_rollback(store, bad, &reason, "engine", None, now);
+                }
             }
         }
     }
@@ -654,6 +956,8 @@ impl DbSync {
             e => DbOpError::Refused(e.to_string()),
         })?;
         let to = status.current.clone();
+        // A rollback on command ends a probation: the admin chose the set.
+        self.end_probation(&store);
         if let Err(reason) = self.swap(to.as_ref()) {
             // Undo: the set in force stays current.
             let _ = store.rollback(now);
@@ -701,6 +1005,21 @@ impl DbSync {
             last_error: st.last_error.clone(),
             next_check: st.next_check.map(meta::format_time),
             refused_version: st.refused,
+            probation: st.probation.as_ref().map(|p| {
+                let left = p
+                    .watch
+                    .until
+                    .saturating_duration_since(std::time::Instant::now());
+                DbProbationView {
+                    version: p.set.version,
+                    until: meta::format_time(
+                        OffsetDateTime::now_utc()
+                            + time::Duration::try_from(left).unwrap_or(time::Duration::ZERO),
+                    ),
+                    alerts_per_sec_before: p.watch.baseline,
+                }
+            }),
+            last_swap_frames_lost: st.last_swap_lost,
         }
     }
 
@@ -759,6 +1078,24 @@ impl DbSync {
                     (vec![("result", "rolled_back".into())], f(st.rollbacks)),
                 ],
             },
+            one(
+                "svm_db_probation",
+                "1 while the set swapped in last is watched (its probation).",
+                "gauge",
+                f(u64::from(st.probation.is_some())),
+            ),
+            one(
+                "svm_db_probations_passed_total",
+                "Sets that passed their probation after a swap.",
+                "counter",
+                f(st.probations_passed),
+            ),
+            one(
+                "svm_db_swap_frames_lost_total",
+                "Frames the kernel or devices dropped, or could not transmit, across database swaps (from the last worker status before each swap to 2 s after it).",
+                "counter",
+                f(st.swap_lost_total),
+            ),
         ]
     }
 
@@ -825,6 +1162,7 @@ impl DbControl for DbSync {
 /// The `svm-db` thread; [`DbThread::stop`] ends it.
 #[derive(Debug)]
 pub struct DbThread {
+    sync: Arc<DbSync>,
     stop: Option<Sender<()>>,
     handle: Option<JoinHandle<()>>,
 }
@@ -838,21 +1176,30 @@ impl DbThread {
     pub fn spawn(sync: Arc<DbSync>) -> std::io::Result<DbThread> {
         let (tx, rx) = std::sync::mpsc::channel();
         sync.schedule_first();
+        let s = Arc::clone(&sync);
         let handle = std::thread::Builder::new()
             .name("svm-db".into())
-            .spawn(move || run(&sync, &rx))?;
+            .spawn(move || run(&s, &rx))?;
         Ok(DbThread {
+            sync,
             stop: Some(tx),
             handle: Some(handle),
         })
     }
 
-    /// Stop (after a check in progress).
+    /// A worker ended by itself: a set in probation is rolled back.
+    pub fn worker_ended(&self) {
+        self.sync.worker_ended();
+    }
+
+    /// Stop (after a check in progress); a probation in progress is marked as cleanly
+    /// stopped.
     pub fn stop(mut self) {
         self.stop = None;
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+        self.sync.stopping();
     }
 }
 
@@ -866,6 +1213,7 @@ fn run(sync: &DbSync, stop: &Receiver<()>) {
         if sync.due_in().is_some_and(|w| w.is_zero()) {
             let _ = sync.check();
         }
+        sync.tick();
         sync.note_stale(OffsetDateTime::now_utc());
     }
 }

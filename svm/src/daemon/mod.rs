@@ -438,6 +438,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         }
         if handles.iter().any(JoinHandle::is_finished) {
             // A worker ended by itself: an I/O error. Stop the others and report it.
+            services.worker_ended();
             stop.store(true, Ordering::Relaxed);
         } else {
             notifier.watchdog_tick();
@@ -486,6 +487,7 @@ fn start_web_lists(
         services.compiled.policy(),
         hup,
         services.policy_cell(),
+        services.web_db(),
     )
 }
 

@@ -74,6 +74,8 @@ pub struct Plane {
     pub policy: Arc<PolicyCell>,
     /// Where the API listens, if it does.
     pub api_addr: Option<SocketAddr>,
+    /// The database's address lists, swapped by the database updater.
+    pub web_db: Arc<super::weblists::WebDb>,
     runtime: tokio::runtime::Runtime,
     shutdown: tokio::sync::watch::Sender<bool>,
     db: Option<DbThread>,
@@ -209,6 +211,8 @@ impl Plane {
         let cell = Arc::new(PolicyCell::new(Arc::new(CompiledPolicy::compile(
             file_policy.clone(),
         ))));
+        let workers: WorkerStatuses = Arc::default();
+        let web_db = Arc::new(super::weblists::WebDb::default());
         // The databases' rules go in before any port opens (docs/databases.md).
         let db = match &cfg.db {
             Some(d) => {
@@ -221,14 +225,16 @@ impl Plane {
                         fields,
                     ));
                 });
-                let sync =
-                    Arc::new(DbSync::new(d.clone(), swapper, emit).map_err(|e| fail("db", e))?);
+                let sync = DbSync::new(d.clone(), swapper, emit)
+                    .map_err(|e| fail("db", e))?
+                    .with_web(Arc::clone(&web_db))
+                    .with_workers(Arc::clone(&workers));
+                let sync = Arc::new(sync);
                 sync.start();
                 Some(sync)
             }
             None => None,
         };
-        let workers: WorkerStatuses = Arc::default();
         let hooks = {
             let dbm = db.clone();
             let cell = cell.clone();
@@ -337,10 +343,18 @@ impl Plane {
             control,
             policy: cell,
             api_addr,
+            web_db,
             runtime,
             shutdown,
             db,
         })
+    }
+
+    /// A worker ended by itself: a database set in probation is rolled back.
+    pub fn worker_ended(&self) {
+        if let Some(d) = &self.db {
+            d.worker_ended();
+        }
     }
 
     /// Flush the events, stop the API and the senders.

@@ -302,15 +302,33 @@ pub struct RulesSwapper {
     status: Arc<Mutex<RulesStatus>>,
 }
 
+/// What a database swap replaced: enough to put it back without building it again
+/// ([`RulesSwapper::restore`]), as long as nothing rebuilt the rules since.
+#[derive(Debug)]
+pub struct RulesBefore {
+    db: Option<DbRules>,
+    set: Option<Arc<RuleSet>>,
+    status: RulesStatus,
+    /// The cell's generation right after the swap.
+    after: u64,
+}
+
 impl RulesSwapper {
     /// Build the running set with `db` as the database's rules and publish it (workers take it
-    /// between two bursts), or keep the running set and return why the engine refused it.
-    pub fn swap_db(&self, db: Option<DbRules>) -> Result<(), String> {
+    /// between two bursts), or keep the running set and return why the engine refused it. The
+    /// set it replaced is returned for [`RulesSwapper::restore`].
+    pub fn swap_db(&self, db: Option<DbRules>) -> Result<RulesBefore, String> {
         let running = self
             .inputs
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let mut before = RulesBefore {
+            db: db_of(&self.inputs),
+            set: self.cell.load(),
+            status: self.status(),
+            after: 0,
+        };
         match with_db(running.as_ref(), db.as_ref()) {
             None => {
                 eprintln!("svm run: no database rules and no rule files: rules unloaded");
@@ -337,7 +355,37 @@ impl RulesSwapper {
             .db
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = db;
-        Ok(())
+        before.after = self.cell.generation();
+        Ok(before)
+    }
+
+    /// Put back what a swap replaced: its compiled set is published again as it was (no build,
+    /// so a rollback takes no compile time). If the rules were rebuilt since (SIGHUP, a policy),
+    /// the old database rules are built into the running inputs instead.
+    pub fn restore(&self, before: RulesBefore) -> Result<(), String> {
+        {
+            let _running = self
+                .inputs
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.cell.generation() == before.after {
+                self.cell.store(before.set);
+                let mut st = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+                let (reloads, failures) = (st.reloads, st.reload_failures);
+                *st = before.status;
+                st.reloads = reloads;
+                st.reload_failures = failures;
+                drop(st);
+                *self
+                    .inputs
+                    .db
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = before.db;
+                return Ok(());
+            }
+        }
+        self.swap_db(before.db).map(|_| ())
     }
 
     /// The running rule set's counts.

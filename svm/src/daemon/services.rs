@@ -219,6 +219,22 @@ impl Services {
         self.plane.as_ref().map(|p| Arc::clone(&p.policy))
     }
 
+    /// The database's address lists for the running lists to build in (shared with the
+    /// database updater; an empty one without the control plane).
+    pub fn web_db(&self) -> Arc<super::weblists::WebDb> {
+        self.plane
+            .as_ref()
+            .map_or_else(Arc::default, |p| Arc::clone(&p.web_db))
+    }
+
+    /// A worker ended by itself (an I/O error, a panic): a database set in probation is rolled
+    /// back before the daemon stops.
+    pub fn worker_ended(&self) {
+        if let Some(p) = &self.plane {
+            p.worker_ended();
+        }
+    }
+
     /// The workers exist: hand their status cells to `/metrics`, and print the control plane's
     /// state.
     pub fn workers_started(&self, statuses: &[Arc<Mutex<WorkerStatus>>]) {

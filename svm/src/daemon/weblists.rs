@@ -14,9 +14,12 @@
 //!   workers keep running on the old one, then swap it in between two bursts: no frame waits
 //!   for the build and none is lost. A reload that fails keeps the running set, logs every
 //!   problem and counts the failure.
+//! - **Databases**: the address lists of the installed signed database set ([`WebDb`], swapped
+//!   by [`super::dbsync`]) are built in after the configuration's and the policy's, in every
+//!   build, through the same load and publication as a reload.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -69,11 +72,106 @@ pub struct LiveWebLists {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The specs of one load: the configuration's lists, then the policy's.
-fn specs(config: &[ListSpec], w: &policy::WebAddressScan) -> Vec<ListSpec> {
+/// The specs of one load: the configuration's lists, then the policy's, then the database's.
+fn specs(config: &[ListSpec], w: &policy::WebAddressScan, db: &[ListSpec]) -> Vec<ListSpec> {
     let mut s = config.to_vec();
     s.extend(policy_specs(w));
+    s.extend_from_slice(db);
     s
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The address lists of the installed database set, shared by the database updater (which
+/// swaps them, [`WebDb::swap`]) and the running lists (which build them in after the
+/// configuration's and the policy's). It exists before either starts: the updater puts the
+/// installed set's lists here before the lists are first loaded.
+#[derive(Debug, Default)]
+pub struct WebDb {
+    lists: Mutex<Vec<ListSpec>>,
+    live: OnceLock<Live>,
+}
+
+/// The running lists' inputs and outputs, once they run.
+#[derive(Debug)]
+struct Live {
+    config: Vec<ListSpec>,
+    /// The policy's web address scan in force; locked through every build, so builds never
+    /// overlap.
+    running: Mutex<policy::WebAddressScan>,
+    cell: Arc<WebCell>,
+    status: Arc<Mutex<WebStatus>>,
+}
+
+/// What a database swap replaced, to put back without building it again ([`WebDb::restore`]).
+#[derive(Debug)]
+pub struct WebBefore {
+    lists: Vec<ListSpec>,
+    set: Option<Arc<webaddr::AddressSet>>,
+    status: WebStatus,
+    /// The cell's generation right after the swap (`None`: the lists did not run yet).
+    after: Option<u64>,
+}
+
+impl WebDb {
+    /// Build the running lists with `lists` as the database's and publish them (workers take
+    /// them between two bursts), or keep the running set and return why the build failed.
+    /// Before the lists run, `lists` is only recorded: the first load builds it in.
+    pub fn swap(&self, lists: Vec<ListSpec>) -> Result<WebBefore, String> {
+        let Some(live) = self.live.get() else {
+            let old = std::mem::replace(&mut *lock(&self.lists), lists);
+            return Ok(WebBefore {
+                lists: old,
+                set: None,
+                status: WebStatus::default(),
+                after: None,
+            });
+        };
+        let running = lock(&live.running);
+        let mut before = WebBefore {
+            lists: lock(&self.lists).clone(),
+            set: live.cell.load(),
+            status: lock(&live.status).clone(),
+            after: None,
+        };
+        if before.lists == lists {
+            before.after = Some(live.cell.generation());
+            return Ok(before);
+        }
+        let all = specs(&live.config, &running, &lists);
+        if !reload(&all, &running, &live.cell, &live.status) {
+            return Err(lock(&live.status)
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "the web address lists did not load".into()));
+        }
+        *lock(&self.lists) = lists;
+        before.after = Some(live.cell.generation());
+        Ok(before)
+    }
+
+    /// Put back what a swap replaced: the compiled set it replaced is published again (no
+    /// build). If the lists were rebuilt since (SIGHUP, a policy), the old database lists are
+    /// built in instead.
+    pub fn restore(&self, before: WebBefore) -> Result<(), String> {
+        if let Some(live) = self.live.get() {
+            let _running = lock(&live.running);
+            if before.after == Some(live.cell.generation()) {
+                live.cell.store(before.set);
+                let mut st = lock(&live.status);
+                let (reloads, failures) = (st.reloads, st.reload_failures);
+                *st = before.status;
+                st.reloads = reloads;
+                st.reload_failures = failures;
+                drop(st);
+                *lock(&self.lists) = before.lists;
+                return Ok(());
+            }
+        }
+        self.swap(before.lists).map(|_| ())
+    }
 }
 
 fn publish(l: &Loaded, cell: &WebCell, st: &mut WebStatus) {
@@ -85,11 +183,15 @@ fn publish(l: &Loaded, cell: &WebCell, st: &mut WebStatus) {
 impl LiveWebLists {
     /// Load the lists for `running` (the policy in force) and start the reload thread, which
     /// follows SIGHUP (`sighup`, a flag of its own) and the policies published in `policy`.
+    ///
+    /// `db` holds the installed database set's lists, built in after the others (and swapped
+    /// by the database updater from then on).
     pub fn start(
         config: Vec<ListSpec>,
         running: &policy::Policy,
         sighup: Arc<AtomicBool>,
         policy: Option<Arc<PolicyCell>>,
+        db: Arc<WebDb>,
     ) -> Result<LiveWebLists, DaemonError> {
         let w = running.web_address_scan.clone();
         if let Some(e) = crate::weblists::check_block_page(&w) {
@@ -98,7 +200,9 @@ impl LiveWebLists {
                 source: std::io::Error::other(e.to_string()),
             });
         }
-        let all = specs(&config, &w);
+        // The database's lists cannot change until `live` is set below: a swap before then
+        // only records them, and this start runs before the updater's thread.
+        let all = specs(&config, &w, &lock(&db.lists));
         let cell = Arc::new(WebCell::new(None));
         let mut st = WebStatus::default();
         if !all.is_empty() {
@@ -114,10 +218,22 @@ impl LiveWebLists {
         }
         let status = Arc::new(Mutex::new(st));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, s, halt) = (Arc::clone(&cell), Arc::clone(&status), Arc::clone(&stop));
+        let live = Live {
+            config,
+            running: Mutex::new(w),
+            cell: Arc::clone(&cell),
+            status: Arc::clone(&status),
+        };
+        if db.live.set(live).is_err() {
+            return Err(DaemonError::Io {
+                what: "web address lists".into(),
+                source: std::io::Error::other("started twice"),
+            });
+        }
+        let halt = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("svm-urls".into())
-            .spawn(move || reload_thread(&config, w, &sighup, policy.as_deref(), &c, &s, &halt))
+            .spawn(move || reload_thread(&db, &sighup, policy.as_deref(), &halt))
             .map_err(io_err("spawn web address list reloader"))?;
         Ok(LiveWebLists {
             cell,
@@ -144,32 +260,27 @@ impl LiveWebLists {
     }
 }
 
-fn reload_thread(
-    config: &[ListSpec],
-    mut running: policy::WebAddressScan,
-    sighup: &AtomicBool,
-    policy: Option<&PolicyCell>,
-    cell: &WebCell,
-    status: &Mutex<WebStatus>,
-    stop: &AtomicBool,
-) {
+fn reload_thread(db: &WebDb, sighup: &AtomicBool, policy: Option<&PolicyCell>, stop: &AtomicBool) {
+    let Some(live) = db.live.get() else { return };
     let mut seen = policy.map_or(0, PolicyCell::generation);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(POLL);
         let mut why = None;
+        let mut running = lock(&live.running);
         if let Some(p) = policy.and_then(|c| c.changed(&mut seen)) {
             let next = p.policy().web_address_scan.clone();
             if !next.same_list_inputs(&running) {
                 why = Some("the policy changed the web address lists");
             }
-            running = next;
+            *running = next;
         }
         if sighup.swap(false, Ordering::Relaxed) {
             why = Some("SIGHUP");
         }
         let Some(why) = why else { continue };
         eprintln!("svm run: {why}: reloading the web address lists");
-        reload(&specs(config, &running), &running, cell, status);
+        let all = specs(&live.config, &running, &lock(&db.lists));
+        reload(&all, &running, &live.cell, &live.status);
     }
 }
 
@@ -232,7 +343,8 @@ mod tests {
             vec![ListSpec::parse(&format!("malware={}", f.display()), "k".into()).unwrap()];
         let p = policy::Policy::default();
         let hup = Arc::new(AtomicBool::new(false));
-        let live = LiveWebLists::start(config.clone(), &p, Arc::clone(&hup), None).unwrap();
+        let live = LiveWebLists::start(config.clone(), &p, Arc::clone(&hup), None, Arc::default())
+            .unwrap();
         let listed = |name: &[u8]| {
             live.cell
                 .load()

@@ -7,6 +7,8 @@
 //! DIR/current -> sets/...  the set in use
 //! DIR/previous -> sets/... the last good set before it (A/B)
 //! DIR/lock                 held (flock) by the one svm db command that may change DIR
+//! DIR/refused.json         the newest version the daemon refused or rolled back
+//! DIR/probation.json       the set the daemon is watching after its swap, while it does
 //! ```
 //!
 //! An update verifies and stages into `sets/.staging-PID`, checks the staged set
@@ -39,6 +41,37 @@ pub struct TrustedFile {
     pub versions: Versions,
     /// The latest time an update or rollback saw (RFC 3339); a clock before it is refused.
     pub latest_known_time: Option<String>,
+}
+
+/// A version the daemon refused (verification, checks, the engine) or rolled back after its
+/// swap (`DIR/refused.json`): a mirror offering it, or an older one, is not downloaded again,
+/// also after a restart, until it offers a newer one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refused {
+    /// The database version.
+    pub version: u64,
+    /// Why (the check that failed).
+    pub reason: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// A set the daemon swapped in and is watching (`DIR/probation.json`), written at the swap and
+/// removed when its probation ends either way. Found at start with `stopped` false, it means
+/// the daemon died in the set's probation (a crash, an abort, a kill), and the set is rolled
+/// back; with `stopped` true (a clean stop), its probation starts again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbationFile {
+    /// The set's directory name under `sets/`.
+    pub set: String,
+    /// Its version.
+    pub version: u64,
+    /// When its probation ends (RFC 3339).
+    pub until: String,
+    /// Whether the daemon stopped cleanly during the probation.
+    pub stopped: bool,
 }
 
 /// What an update takes.
@@ -175,6 +208,55 @@ impl Store {
         }
         serde_json::from_slice(&read_capped(&path, MAX_STATE_FILE)?)
             .map_err(|e| DbError::State(format!("{}: {e}", path.display())))
+    }
+
+    /// A small JSON state file of the directory, if it exists.
+    fn read_state<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, DbError> {
+        let path = self.dir.join(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        serde_json::from_slice(&read_capped(&path, MAX_STATE_FILE)?)
+            .map(Some)
+            .map_err(|e| DbError::State(format!("{}: {e}", path.display())))
+    }
+
+    /// Write (by rename) or, with `None`, remove a small JSON state file.
+    fn write_state<T: Serialize>(&self, name: &str, value: Option<&T>) -> Result<(), DbError> {
+        let path = self.dir.join(name);
+        match value {
+            Some(v) => {
+                let text =
+                    serde_json::to_vec_pretty(v).map_err(|e| DbError::State(e.to_string()))?;
+                write_atomic(&path, &text)
+            }
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(DbError::io(path.display())(e))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// The version the daemon refused last (`refused.json`).
+    pub fn refused(&self) -> Result<Option<Refused>, DbError> {
+        self.read_state("refused.json")
+    }
+
+    /// Remember a refused version.
+    pub fn set_refused(&self, r: &Refused) -> Result<(), DbError> {
+        self.write_state("refused.json", Some(r))
+    }
+
+    /// The set in probation (`probation.json`).
+    pub fn probation(&self) -> Result<Option<ProbationFile>, DbError> {
+        self.read_state("probation.json")
+    }
+
+    /// Record (or, with `None`, clear) the set in probation.
+    pub fn set_probation(&self, p: Option<&ProbationFile>) -> Result<(), DbError> {
+        self.write_state("probation.json", p)
     }
 
     /// Refuse a clock before the latest known time.

@@ -17,6 +17,13 @@ const DEFAULT_JITTER_SECS: u64 = 300;
 const DEFAULT_MAX_BUNDLE: u64 = 512 << 20;
 /// Default time for one download.
 const DEFAULT_TIMEOUT_SECS: u64 = 300;
+/// Default probation of a set just swapped in: a minute of traffic shows a rule set that
+/// floods alerts or drops everything, and a worker that dies on it.
+const DEFAULT_PROBATION_SECS: u64 = 60;
+/// Default alert rate bound in probation: ten times the rate before the swap ...
+const DEFAULT_ALERT_RATE_FACTOR: u64 = 10;
+/// ... and above 50 alerts a second (a quiet network's jump from 0 to a few alerts is normal).
+const DEFAULT_ALERT_RATE_FLOOR: u64 = 50;
 
 /// `db:`; `state_dir` gives the default `dir` (`STATE_DIR/db`).
 pub(super) fn read(
@@ -64,6 +71,27 @@ pub(super) fn read(
     let timeout_secs = r
         .uint(&mut d, "timeout_secs", "db.timeout_secs", 1, 3600)
         .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    let probation_secs = r
+        .uint(&mut d, "probation_secs", "db.probation_secs", 0, 86_400)
+        .unwrap_or(DEFAULT_PROBATION_SECS);
+    let alert_rate_factor = r
+        .uint(
+            &mut d,
+            "alert_rate_factor",
+            "db.alert_rate_factor",
+            1,
+            1_000_000,
+        )
+        .unwrap_or(DEFAULT_ALERT_RATE_FACTOR);
+    let alert_rate_floor = r
+        .uint(
+            &mut d,
+            "alert_rate_floor",
+            "db.alert_rate_floor",
+            0,
+            100_000_000,
+        )
+        .unwrap_or(DEFAULT_ALERT_RATE_FLOOR);
     r.unknown(&d, p);
     let dir = dir.or_else(|| state_dir.map(|s| s.join("db")))?;
     Some(DbSettings {
@@ -76,5 +104,8 @@ pub(super) fn read(
         retry_min_secs,
         max_bundle_bytes,
         timeout_secs,
+        probation_secs,
+        alert_rate_factor,
+        alert_rate_floor,
     })
 }

@@ -206,6 +206,13 @@ pub struct DbSettings {
     pub max_bundle_bytes: u64,
     /// Time for one download.
     pub timeout_secs: u64,
+    /// How long a set just swapped in is watched before it counts as good (0: not watched).
+    pub probation_secs: u64,
+    /// The alert rate in probation that rolls a set back: more than this many times the rate
+    /// before the swap ...
+    pub alert_rate_factor: u64,
+    /// ... and more than this many alerts a second.
+    pub alert_rate_floor: u64,
 }
 
 /// `api:` settings.

@@ -196,6 +196,9 @@ impl Fx {
             retry_min_secs: 30,
             max_bundle_bytes: 1 << 20,
             timeout_secs: 10,
+            probation_secs: 60,
+            alert_rate_factor: 10,
+            alert_rate_floor: 50,
         };
         let events = Seen::default();
         let sync = DbSync::new(settings, rules.swapper(), sink(&events)).unwrap();
@@ -556,4 +559,223 @@ fn a_set_whose_timestamp_expires_is_reported_stale_once_and_stays() {
     let (_, f) = fx.last_event();
     assert_eq!(f["version"], 1);
     assert_eq!(fx.sids(), [1, 100], "a stale set stays in force");
+}
+
+#[test]
+fn a_refused_version_is_not_fetched_again_after_a_restart() {
+    let fx = Fx::new();
+    fx.mirror.publish(&fx.build(1, &[1]));
+    fx.sync.check().unwrap();
+    let v2 = fx.build(2, &[1, 2]);
+    fx.mirror.publish(&tamper(&v2, b"db2\""));
+    fx.sync.check().unwrap_err();
+    assert_eq!(fx.mirror.bundle_hits(), 2);
+    let on_disk: Refused =
+        serde_json::from_slice(&std::fs::read(fx.tmp.path().join("db/refused.json")).unwrap())
+            .unwrap();
+    assert_eq!(on_disk.version, 2);
+    assert!(on_disk.reason.contains("SHA-256"), "{on_disk:?}");
+
+    // A restarted updater (a new process on the same state directory) knows v2 is refused.
+    let again = DbSync::new(
+        fx.sync.settings.clone(),
+        fx.rules.swapper(),
+        sink(&fx.events),
+    )
+    .unwrap();
+    again.start();
+    assert_eq!(again.view().refused_version, Some(2));
+    let v = again.check().unwrap();
+    assert_eq!(v.last_result.as_deref(), Some("refused_before"));
+    assert_eq!(
+        fx.mirror.bundle_hits(),
+        2,
+        "the refused bundle was fetched again"
+    );
+    // A newer version is fetched and installed.
+    fx.mirror.publish(&fx.build(3, &[1, 3]));
+    assert_eq!(again.check().unwrap().current.unwrap().version, 3);
+    assert_eq!(fx.mirror.bundle_hits(), 3);
+}
+
+/// One worker's published status, as the daemon's workers publish theirs.
+fn workers() -> (WorkerStatuses, Arc<Mutex<dataplane::driver::WorkerStatus>>) {
+    let w = Arc::new(Mutex::new(dataplane::driver::WorkerStatus::default()));
+    let all: WorkerStatuses = Arc::default();
+    all.set(vec![Arc::clone(&w)]).unwrap();
+    (all, w)
+}
+
+/// The worker forwarded `packets` frames and raised `alerts` rule alerts in all.
+fn publish(w: &Mutex<dataplane::driver::WorkerStatus>, packets: u64, alerts: u64) {
+    let mut s = w.lock().unwrap();
+    s.counters.packets = packets;
+    s.counters.forwarded = packets;
+    s.counters.rule_alerts = alerts;
+}
+
+#[test]
+fn a_set_that_floods_alerts_is_rolled_back_with_its_lists_and_stays_refused() {
+    let fx = Fx::new();
+    let (all, w) = workers();
+    let web = Arc::new(WebDb::default());
+    let lists = crate::daemon::weblists::LiveWebLists::start(
+        Vec::new(),
+        &policy::Policy::default(),
+        Arc::default(),
+        None,
+        Arc::clone(&web),
+    )
+    .unwrap();
+    let mut settings = fx.sync.settings.clone();
+    settings.probation_secs = 3;
+    settings.alert_rate_floor = 5;
+    let sync = DbSync::new(settings, fx.rules.swapper(), sink(&fx.events))
+        .unwrap()
+        .with_web(Arc::clone(&web))
+        .with_workers(all);
+    sync.start();
+    let listed = |host: &[u8]| {
+        lists
+            .cell
+            .load()
+            .is_some_and(|s| s.lookup_host(host).is_listed())
+    };
+    // The worker forwards 100 frames a second and raises `rate` alerts a second, published
+    // 4 times a second and sampled at each, for `secs` or until `done`.
+    let (mut packets, mut alerts) = (0.0f64, 0.0f64);
+    let mut feed = |rate: f64, secs: u64, done: &dyn Fn() -> bool| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(secs) && !done() {
+            std::thread::sleep(Duration::from_millis(250));
+            packets += 25.0;
+            alerts += rate / 4.0;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            publish(&w, packets as u64, alerts as u64);
+            sync.tick();
+        }
+    };
+    feed(2.0, 2, &|| false);
+
+    // v1 with an address list: its entry is listed once it is in force, and its probation
+    // passes at the same alert rate.
+    let list = fx.tmp.path().join("bad-hosts.txt");
+    std::fs::write(&list, "evil-v1.example\n").unwrap();
+    let bundle = |v: u64, sids: &[u32], list: &Path| {
+        let out = fx.tmp.path().join(format!("l{v}.tar"));
+        let files: Vec<PathBuf> = sids
+            .iter()
+            .map(|sid| {
+                let f = fx.tmp.path().join(format!("r{sid}.rules"));
+                std::fs::write(&f, rule(*sid)).unwrap();
+                f
+            })
+            .collect();
+        cmd::build(
+            &BuildArgs {
+                keys: fx.tmp.path().join("keys"),
+                version: v,
+                expires: None,
+                timestamp_expires: None,
+                rules: files,
+                url_list: vec![format!("malware={}", list.display())],
+                self_test: None,
+                classification: None,
+                reference: None,
+                attack_blocker: None,
+                output: out.clone(),
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        std::fs::read(out).unwrap()
+    };
+    fx.mirror.publish(&bundle(1, &[1], &list));
+    sync.check().unwrap();
+    assert!(listed(b"evil-v1.example"));
+    assert_eq!(sync.view().probation.unwrap().version, 1);
+    assert!(fx.tmp.path().join("db/probation.json").exists());
+    feed(2.0, 10, &|| sync.view().probation.is_none());
+    assert_eq!(sync.view().probation, None, "v1 passed its probation");
+    assert!(!fx.tmp.path().join("db/probation.json").exists());
+    assert_eq!(sync.view().last_swap_frames_lost, Some(0));
+
+    // v2 replaces the list; its rules raise 100 alerts a second: rolled back by itself, the
+    // v1 rules and list back in force, v2 refused (on disk).
+    std::fs::write(&list, "evil-v2.example\n").unwrap();
+    fx.mirror.publish(&bundle(2, &[1, 2], &list));
+    sync.check().unwrap();
+    assert!(listed(b"evil-v2.example") && !listed(b"evil-v1.example"));
+    assert_eq!(fx.sids(), [1, 2, 100]);
+    feed(100.0, 10, &|| sync.view().current.unwrap().version == 1);
+    let v = sync.view();
+    assert_eq!(v.current.unwrap().version, 1, "not rolled back");
+    assert_eq!(v.probation, None);
+    assert_eq!(v.refused_version, Some(2));
+    assert_eq!(fx.sids(), [1, 100]);
+    assert!(listed(b"evil-v1.example") && !listed(b"evil-v2.example"));
+    let (k, f) = fx.last_event();
+    assert_eq!(k, "db_rolled_back");
+    assert_eq!(f["check"], "alert_rate");
+    assert_eq!(
+        (f["from_version"].as_u64(), f["to_version"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(f["reason"].as_str().unwrap().contains("alerts/s"), "{f}");
+    let refused = std::fs::read_to_string(fx.tmp.path().join("db/refused.json")).unwrap();
+    assert!(refused.contains("alert_rate"), "{refused}");
+    assert_eq!(
+        sync.check().unwrap().last_result.as_deref(),
+        Some("up_to_date"),
+        "v2 is not tried again"
+    );
+    lists.stop();
+}
+
+#[test]
+fn a_daemon_that_dies_in_a_probation_rolls_the_set_back_at_its_next_start() {
+    let fx = Fx::new();
+    fx.mirror.publish(&fx.build(1, &[1]));
+    fx.sync.check().unwrap();
+    fx.mirror.publish(&fx.build(2, &[2]));
+    fx.sync.check().unwrap();
+    assert_eq!(fx.sync.view().probation.unwrap().version, 2);
+    let restart = || {
+        let s = DbSync::new(
+            fx.sync.settings.clone(),
+            fx.rules.swapper(),
+            sink(&fx.events),
+        )
+        .unwrap();
+        s.start();
+        s
+    };
+    // A clean stop in the probation: v2 is watched again after the restart.
+    fx.sync.stopping();
+    let s = restart();
+    assert_eq!(s.view().current.unwrap().version, 2);
+    assert_eq!(s.view().probation.unwrap().version, 2);
+    assert_eq!(fx.sids(), [2, 100]);
+    // Dying in it (no clean stop): the next start rolls v2 back and refuses it.
+    drop(s);
+    let s = restart();
+    let v = s.view();
+    assert_eq!(v.current.unwrap().version, 1);
+    assert_eq!(v.refused_version, Some(2));
+    assert_eq!(fx.sids(), [1, 100]);
+    let (k, f) = fx.last_event();
+    assert_eq!(
+        (k.as_str(), f["check"].as_str()),
+        ("db_rolled_back", Some("daemon"))
+    );
+    assert!(!fx.tmp.path().join("db/probation.json").exists());
+    // A worker ending in a probation rolls back at once.
+    fx.mirror.publish(&fx.build(3, &[3]));
+    s.check().unwrap();
+    assert_eq!(fx.sids(), [3, 100]);
+    s.worker_ended();
+    assert_eq!(s.view().current.unwrap().version, 1);
+    assert_eq!(fx.sids(), [1, 100]);
+    let (_, f) = fx.last_event();
+    assert_eq!(f["check"], "worker");
 }
