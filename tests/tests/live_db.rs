@@ -186,13 +186,9 @@ fn wait_eve(eve: &PathBuf, what: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Val
     }
 }
 
-#[test]
-fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command() {
-    if let Some(why) = skip_reason().or_else(|| (!live::have("tar")).then(|| "no tar".into())) {
-        eprintln!("SKIPPED live db test: {why}");
-        return;
-    }
-    let mut net = Net::new('b', Backend::AfPacket);
+/// The test PKI's CA, server and client certificates in the net's directory, and a publisher
+/// with keys from `svm db keygen`.
+fn setup(net: &Net) -> (TestCa, Db) {
     let d = net.dir.path("");
     let w = |n: &str, s: &str| std::fs::write(d.join(n), s).unwrap();
     let ca = TestCa::new("svm test CA");
@@ -212,6 +208,31 @@ fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command()
     std::fs::create_dir_all(&db.dir).unwrap();
     let o = svm(&["db", "keygen", db.dir.join("keys").to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (ca, db)
+}
+
+/// The daemon's configuration lines: the state directory, the API, and a `db` section trusting
+/// the publisher's root, with `db_keys` (indented lines) added.
+fn config(net: &Net, db: &Db, db_keys: &str) -> String {
+    format!(
+        "state_dir: {state}\n\
+         api:\n  listen: 127.0.0.1:8443\n  cert: {d}/api.crt\n  key: {d}/api.key\n  \
+         client_ca: {d}/ca.crt\n  admin: [CN=svm-admin]\n  read_only: [OU=svm-readers]\n\
+         db:\n  root: {keys}/root.json\n{db_keys}",
+        state = net.dir.path("state").display(),
+        d = net.dir.path("").display(),
+        keys = db.dir.join("keys").display(),
+    )
+}
+
+#[test]
+fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command() {
+    if let Some(why) = skip_reason().or_else(|| (!live::have("tar")).then(|| "no tar".into())) {
+        eprintln!("SKIPPED live db test: {why}");
+        return;
+    }
+    let mut net = Net::new('b', Backend::AfPacket);
+    let (ca, db) = setup(&net);
     let rt = runtime_in(&net.ns('S'));
     // Bound on a runtime thread, so in the SVM's namespace.
     let (mirror, tls) = (
@@ -228,15 +249,14 @@ fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command()
     let v1 = db.build(1, &[1], &[]);
     db.publish(&v1, None);
 
-    let extra = format!(
-        "state_dir: {state}\n\
-         api:\n  listen: 127.0.0.1:8443\n  cert: {d}/api.crt\n  key: {d}/api.key\n  \
-         client_ca: {d}/ca.crt\n  admin: [CN=svm-admin]\n  read_only: [OU=svm-readers]\n\
-         db:\n  root: {keys}/root.json\n  mirror: https://127.0.0.1:{MIRROR_PORT}/db\n  \
-         ca: {d}/ca.crt\n  interval_secs: 3\n  jitter_secs: 0\n  retry_min_secs: 1\n",
-        state = net.dir.path("state").display(),
-        d = d.display(),
-        keys = db.dir.join("keys").display(),
+    let extra = config(
+        &net,
+        &db,
+        &format!(
+            "  mirror: https://127.0.0.1:{MIRROR_PORT}/db\n  ca: {}/ca.crt\n  \
+             interval_secs: 3\n  jitter_secs: 0\n  retry_min_secs: 1\n",
+            net.dir.path("").display()
+        ),
     );
     let eve = net.start_svm_inline_with(POLICY, 1, &extra);
     // The first check runs at start: v1 is fetched, verified, installed and in force.
@@ -403,4 +423,176 @@ fn the_daemon_follows_its_mirror_refuses_bad_bundles_and_rolls_back_on_command()
             .any(|e| e["db"]["version"] == 3 && e["db"]["stage"] == "verify"),
         "{failed:?}"
     );
+}
+
+/// curl from the attacker to the victim's HTTP server by the name `host`: the body.
+fn curl_host(net: &Net, host: &str) -> Vec<u8> {
+    let o = net.exec(
+        'A',
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "5",
+            "--resolve",
+            &format!("{host}:8000:10.77.0.2"),
+            &format!("http://{host}:8000/blob.bin"),
+        ],
+    );
+    o.stdout
+}
+
+#[test]
+fn a_set_that_floods_alerts_is_rolled_back_by_itself_with_its_lists() {
+    if let Some(why) = skip_reason().or_else(|| (!live::have("hping3")).then(|| "no hping3".into()))
+    {
+        eprintln!("SKIPPED live db health test: {why}");
+        return;
+    }
+    let mut net = Net::new('g', Backend::AfPacket);
+    let (_ca, db) = setup(&net);
+    // Bundles are uploaded (no mirror). Rules only inform, so every matching packet alerts.
+    let extra = config(
+        &net,
+        &db,
+        "  probation_secs: 5\n  alert_rate_factor: 10\n  alert_rate_floor: 20\n",
+    );
+    let eve = net.start_svm_inline_with(
+        "mode: standard\nactivity_scanner:\n  action: inform\n",
+        1,
+        &extra,
+    );
+    net.http_server('V', "0.0.0.0");
+    net.wait_http('A', "10.77.0.2");
+    let blob = net.blob();
+    let upload = |bundle: &Path| {
+        let (code, body) = api_with(&net, "admin", "POST", "/api/v1/db", Some(bundle));
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+
+    // v1, healthy: in force, on probation, and still in force after it while traffic flows.
+    let st = upload(&db.build(1, &[1], &[]));
+    assert_eq!(version(&st), 1, "{st}");
+    assert_eq!(st["probation"]["version"], 1, "{st}");
+    probe(&net, 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !net
+        .svm_log()
+        .contains("database version 1 passed its probation")
+    {
+        assert!(Instant::now() < deadline, "no verdict:\n{}", net.svm_log());
+        assert_eq!(net.curl('A', "10.77.0.2", 10).as_deref(), Some(&blob[..]));
+    }
+    wait_eve(&eve, "rule 1", |ev| rule_alerts(ev, 1) == 1);
+    let st = db_state(&net);
+    assert_eq!(version(&st), 1, "{st}");
+    assert_eq!(st["probation"], Value::Null, "{st}");
+    assert!(st["last_swap_frames_lost"].is_u64(), "{st}");
+    assert_eq!(
+        net.curl_url('A', "http://10.77.0.2:8000/blob.bin", 10).1,
+        blob
+    );
+
+    // v2 lists a host name and has a rule that fires on every ping: the name is blocked as soon
+    // as v2 is in force.
+    let list = db.dir.join("malware.txt");
+    std::fs::write(&list, "listed.svm-demo.test\n").unwrap();
+    let every = db.dir.join("every.rules");
+    std::fs::write(
+        &every,
+        "alert icmp any any -> any any (msg:\"every ping\"; itype:8; sid:9100999; rev:1;)\n",
+    )
+    .unwrap();
+    let url_list = format!("malware={}", list.display());
+    let v2 = db.build(
+        2,
+        &[1],
+        &["--url-list", &url_list, "--rules", every.to_str().unwrap()],
+    );
+    let st = upload(&v2);
+    assert_eq!(version(&st), 2, "{st}");
+    let page = String::from_utf8_lossy(&curl_host(&net, "listed.svm-demo.test")).into_owned();
+    assert!(page.contains("This web address is blocked"), "{page}");
+    assert_eq!(curl_host(&net, "other.svm-demo.test"), blob);
+
+    // 100 pings a second for 4 s (hping3), 100 alerts a second against almost none before:
+    // rolled back by itself within seconds, v1's set (no list) back in force, v2 refused.
+    let o = net.exec(
+        'A',
+        &[
+            "hping3",
+            "--icmp",
+            "-q",
+            "-c",
+            "400",
+            "-i",
+            "u10000",
+            "10.77.0.2",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("400 packets transmitted"),
+        "{o:?}"
+    );
+    let log = net.wait_log(
+        "database version 2 rolled back (alert_rate); version 1 is back in force",
+        1,
+        Duration::from_secs(5),
+    );
+    let st = db_state(&net);
+    assert_eq!(version(&st), 1, "{st}\n{log}");
+    assert_eq!(st["refused_version"], 2, "{st}");
+    assert_eq!(st["previous"]["version"], 2, "{st}");
+    assert_eq!(
+        curl_host(&net, "listed.svm-demo.test"),
+        blob,
+        "the list stayed"
+    );
+    let ev = wait_eve(&eve, "db_rolled_back", |ev| {
+        ev.iter().any(|e| e["event_type"] == "db_rolled_back")
+    });
+    let rb: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event_type"] == "db_rolled_back")
+        .collect();
+    assert_eq!(rb.len(), 1, "{rb:?}");
+    assert_eq!(rb[0]["db"]["check"], "alert_rate", "{rb:?}");
+    assert_eq!(rb[0]["db"]["automatic"], true);
+    assert_eq!(
+        (
+            rb[0]["db"]["from_version"].as_u64(),
+            rb[0]["db"]["to_version"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    let pings = ev
+        .iter()
+        .filter(|e| e["event_type"] == "alert" && e["alert"]["signature_id"] == 9_100_999)
+        .count();
+    assert!(
+        (40..400).contains(&pings),
+        "{pings} ping alerts: not stopped by the rollback"
+    );
+    let (_, metrics) = api(&net, "reader", "GET", "/metrics");
+    assert!(
+        metrics.contains("svm_db_probations_passed_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("svm_db_swap_frames_lost_total"),
+        "{metrics}"
+    );
+
+    // A restarted daemon remembers the refused version and runs v1.
+    net.stop_svm();
+    net.start_svm_inline_with(
+        "mode: standard\nactivity_scanner:\n  action: inform\n",
+        1,
+        &extra,
+    );
+    let st = db_state(&net);
+    assert_eq!(version(&st), 1, "{st}");
+    assert_eq!(st["refused_version"], 2, "{st}");
+    assert_eq!(curl_host(&net, "listed.svm-demo.test"), blob);
 }

@@ -594,7 +594,13 @@ impl DbSync {
         lock(&self.state).refusals += 1;
         self.remember_refused(store, bad.version, &format!("{check}: {reason}"));
         let started = std::time::Instant::now();
-        match store.rollback(now) {
+        // The first set installed has no set before it: it is taken out of use, and the engine
+        // runs as it did before it (without database rules and lists).
+        let switched = match store.rollback(now) {
+            Err(DbError::State(_)) => store.retire(now),
+            r => r,
+        };
+        match switched {
             Ok(status) => {
                 let to = status.current.clone();
                 let restored = before.map(|b| self.restore(b, to.as_ref()));

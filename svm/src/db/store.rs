@@ -489,6 +489,23 @@ impl Store {
         Ok(())
     }
 
+    /// Take the current set out of use when there is no previous set to switch back to (the
+    /// daemon refused the first set it installed): `previous` names it, and no set is current.
+    /// Trusted versions do not go down.
+    pub fn retire(&self, now: OffsetDateTime) -> Result<Status, DbError> {
+        let Some(cur) = self.link("current") else {
+            return Err(DbError::State(format!(
+                "{}: no set installed",
+                self.dir.display()
+            )));
+        };
+        relink(&self.dir, "previous", &cur)?;
+        let path = self.dir.join("current");
+        std::fs::remove_file(&path).map_err(DbError::io(path.display()))?;
+        sync_dir(&self.dir)?;
+        self.status(now)
+    }
+
     /// Switch `current` and `previous`. Trusted versions do not go down: a later update must
     /// still be newer than the newest set ever installed.
     pub fn rollback(&self, now: OffsetDateTime) -> Result<Status, DbError> {

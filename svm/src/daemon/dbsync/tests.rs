@@ -779,3 +779,30 @@ fn a_daemon_that_dies_in_a_probation_rolls_the_set_back_at_its_next_start() {
     let (_, f) = fx.last_event();
     assert_eq!(f["check"], "worker");
 }
+
+#[test]
+fn the_first_set_failing_its_probation_is_taken_out_of_use() {
+    let fx = Fx::new();
+    fx.mirror.publish(&fx.build(1, &[1]));
+    fx.sync.check().unwrap();
+    assert_eq!(fx.sids(), [1, 100]);
+    fx.sync.worker_ended();
+    let v = fx.sync.view();
+    assert_eq!(v.current, None, "no set in use");
+    assert_eq!(v.previous.unwrap().version, 1);
+    assert_eq!((v.in_force, v.refused_version), (None, Some(1)));
+    assert_eq!(fx.sids(), [100], "the rules as before the set");
+    let (k, f) = fx.last_event();
+    assert_eq!(
+        (k.as_str(), f["to_version"].as_u64()),
+        ("db_rolled_back", None)
+    );
+    // Not fetched again; a newer version installs.
+    assert_eq!(
+        fx.sync.check().unwrap().last_result.as_deref(),
+        Some("refused_before")
+    );
+    fx.mirror.publish(&fx.build(2, &[2]));
+    assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 2);
+    assert_eq!(fx.sids(), [2, 100]);
+}
