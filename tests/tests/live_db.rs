@@ -475,6 +475,13 @@ fn a_set_that_floods_alerts_is_rolled_back_by_itself_with_its_lists() {
     let st = upload(&db.build(1, &[1], &[]));
     assert_eq!(version(&st), 1, "{st}");
     assert_eq!(st["probation"]["version"], 1, "{st}");
+    // The database is the only source of rules: its check's build went in (compiled once).
+    assert!(
+        net.svm_log()
+            .contains("rules swapped in as the database check built them: 1 loaded"),
+        "{}",
+        net.svm_log()
+    );
     probe(&net, 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !net

@@ -45,6 +45,7 @@ use crate::db::meta::{self, Envelope, MetaRole, Role, TargetKind, Targets};
 use crate::db::store::{ProbationFile, Refused, SetInfo, Status, Store, UpdateOptions};
 use crate::events::Severity;
 use crate::https::HttpsClient;
+use crate::rules_load::Loaded;
 use crate::weblists::ListSpec;
 use health::{Bounds, Failure, History, Probation, Sample, Verdict};
 
@@ -300,6 +301,12 @@ impl DbSync {
     /// Build `set`'s rules and address lists into the running ones, both or neither; the
     /// engine's refusal as text. What they replaced is returned, to put back as it was.
     fn swap(&self, set: Option<&SetInfo>) -> Result<Before, String> {
+        self.swap_built(set, None)
+    }
+
+    /// [`DbSync::swap`] with the rules the set's check compiled, swapped in as they are when
+    /// the database is the only source of rules ([`RulesSwapper::swap_db_built`]).
+    fn swap_built(&self, set: Option<&SetInfo>, built: Option<Loaded>) -> Result<Before, String> {
         let (rules, lists) = match set {
             Some(s) => {
                 let (r, l) = inputs_of(&self.set_dir(&s.name)).map_err(|e| e.to_string())?;
@@ -307,7 +314,7 @@ impl DbSync {
             }
             None => (None, Vec::new()),
         };
-        let rules = self.rules.swap_db(rules)?;
+        let rules = self.rules.swap_db_built(rules, built)?;
         let web = match &self.web {
             Some(w) => match w.swap(lists) {
                 Ok(b) => Some(b),
@@ -808,13 +815,18 @@ impl DbSync {
             .status
             .as_ref()
             .and_then(|s| s.current.clone());
-        let r = store.update(&UpdateOptions {
+        // The check compiles the set's rules as the replacement of the running set: swapped in
+        // as they are when the database is the only source of rules (compiled once).
+        let running = self.rules.running();
+        let opts = UpdateOptions {
             from: path.to_owned(),
             root: self.settings.root.clone(),
             allow_expired: false,
             now,
-        });
-        let installed = match r {
+        };
+        let r = store.update_keeping(&opts, running.as_deref());
+        drop(running);
+        let (installed, built) = match r {
             Ok(i) => i,
             Err(e) => {
                 self.refresh(store, now);
@@ -831,7 +843,7 @@ impl DbSync {
         };
         let set = installed.set;
         let checked = started.elapsed();
-        let before = match self.swap(Some(&set)) {
+        let before = match self.swap_built(Some(&set), built) {
             Ok(b) => b,
             Err(reason) => {
                 self.failed("engine", Some(set.version), &reason);

@@ -318,6 +318,18 @@ impl RulesSwapper {
     /// between two bursts), or keep the running set and return why the engine refused it. The
     /// set it replaced is returned for [`RulesSwapper::restore`].
     pub fn swap_db(&self, db: Option<DbRules>) -> Result<RulesBefore, String> {
+        self.swap_db_built(db, None)
+    }
+
+    /// [`RulesSwapper::swap_db`] with the rules the database's check compiled (`built`, as the
+    /// replacement of the running set): when the database is the only source of rules (no
+    /// `rules` files or variables of the configuration or the policy), that build is the
+    /// running set's and is published as it is; otherwise the set is built here.
+    pub fn swap_db_built(
+        &self,
+        db: Option<DbRules>,
+        built: Option<Loaded>,
+    ) -> Result<RulesBefore, String> {
         let running = self
             .inputs
             .running
@@ -335,6 +347,16 @@ impl RulesSwapper {
                 self.cell.store(None);
                 *self.status.lock().unwrap_or_else(PoisonError::into_inner) =
                     RulesStatus::default();
+            }
+            Some(_) if running.is_none() && db.is_some() && built.is_some() => {
+                if let Some(l) = built {
+                    publish(
+                        l,
+                        "swapped in as the database check built them",
+                        &self.cell,
+                        &self.status,
+                    );
+                }
             }
             Some(s) => {
                 if !reload(&s, &self.cell, &self.status) {
@@ -386,6 +408,11 @@ impl RulesSwapper {
             }
         }
         self.swap_db(before.db).map(|_| ())
+    }
+
+    /// The running rule set (a database check builds its replacement from it).
+    pub fn running(&self) -> Option<Arc<RuleSet>> {
+        self.cell.load()
     }
 
     /// The running rule set's counts.
@@ -595,18 +622,24 @@ fn follow(
     }
 }
 
+/// Publish a new set (a reload's, or the database check's).
+fn publish(l: Loaded, what: &str, cell: &RulesCell, status: &Mutex<RulesStatus>) {
+    eprintln!("{}", describe(&l, what));
+    let mut st = status.lock().unwrap_or_else(PoisonError::into_inner);
+    st.took(&l);
+    st.reloads += 1;
+    st.last_error = None;
+    st.configured = true;
+    drop(st);
+    cell.store(Some(l.set));
+}
+
 /// Build a new set from `s` and publish it, or keep the running one and record why not.
 pub fn reload(s: &RulesSettings, cell: &RulesCell, status: &Mutex<RulesStatus>) -> bool {
     let running = cell.load();
     match load_after(s, running.as_deref()) {
         Ok(l) => {
-            eprintln!("{}", describe(&l, "reloaded"));
-            let mut st = status.lock().unwrap_or_else(PoisonError::into_inner);
-            st.took(&l);
-            st.reloads += 1;
-            st.last_error = None;
-            drop(st);
-            cell.store(Some(l.set));
+            publish(l, "reloaded", cell, status);
             true
         }
         Err(issues) => {
@@ -836,6 +869,58 @@ mod tests {
         rules.follow_now(&policy::ActivityScanner::default());
         assert!(rules.cell.load().is_none(), "rules unloaded");
         assert_eq!(rules.status().summary(), None);
+        rules.stop();
+    }
+
+    #[test]
+    fn a_database_build_is_published_as_it_is_only_when_the_database_is_the_only_source() {
+        let d = tempfile::tempdir().unwrap();
+        let rule = |name: &str, sid: u32| {
+            let f = d.path().join(name);
+            std::fs::write(
+                &f,
+                format!(
+                    "alert tcp any any -> any any (msg:\"x\"; content:\"x\"; sid:{sid}; rev:1;)\n"
+                ),
+            )
+            .unwrap();
+            f
+        };
+        let db = DbRules {
+            files: vec![rule("db.rules", 1)],
+            classification: None,
+        };
+        // A build that differs from the files, to tell which one was published.
+        let built = || {
+            let mut s = settings(vec![rule("built.rules", 2).display().to_string()]);
+            s.files_key = "built";
+            load(&s).unwrap()
+        };
+        // No rules of the configuration or the policy: the build goes in as it is.
+        let rules = LiveRules::start(None, None, None, None).unwrap();
+        let sw = rules.swapper();
+        let before = sw.swap_db_built(Some(db.clone()), Some(built())).unwrap();
+        assert_eq!(sids(&rules.cell), [2]);
+        assert_eq!(rules.status().loaded, 1);
+        // Put back as it was: no rules.
+        sw.restore(before).unwrap();
+        assert!(rules.cell.load().is_none());
+        // Without a build, the files are compiled.
+        sw.swap_db(Some(db.clone())).unwrap();
+        assert_eq!(sids(&rules.cell), [1]);
+        rules.stop();
+
+        // With the configuration's own rules the build is not the running set's: compiled.
+        let s = settings(vec![rule("local.rules", 3).display().to_string()]);
+        let rules =
+            LiveRules::start(Some(&s), Some(s.clone()), Some(load(&s).unwrap()), None).unwrap();
+        rules
+            .swapper()
+            .swap_db_built(Some(db), Some(built()))
+            .unwrap();
+        let mut got = sids(&rules.cell);
+        got.sort_unstable();
+        assert_eq!(got, [1, 3]);
         rules.stop();
     }
 

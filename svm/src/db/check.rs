@@ -224,6 +224,17 @@ fn at_most_one(targets: &Targets, kind: TargetKind) -> Result<Option<&String>, D
 /// Check the set staged under `dir` (targets at `dir/NAME`). A self-test capture needs its
 /// expected counts unless `publishing` (the publisher's own run, which measures them).
 pub fn check_set(dir: &Path, targets: &Targets, publishing: bool) -> Result<Report, DbError> {
+    check_set_keeping(dir, targets, publishing, None).map(|(report, _)| report)
+}
+
+/// [`check_set`] that also returns the compiled rules, built as the replacement of `previous`
+/// (its flowbit ids kept): a daemon whose rules are the set's alone swaps in this very build.
+pub fn check_set_keeping(
+    dir: &Path,
+    targets: &Targets,
+    publishing: bool,
+    previous: Option<&RuleSet>,
+) -> Result<(Report, Option<rules_load::Loaded>), DbError> {
     let mut report = Report::default();
     for (name, t) in &targets.targets {
         if t.custom.kind == TargetKind::UrlList {
@@ -249,7 +260,7 @@ pub fn check_set(dir: &Path, targets: &Targets, publishing: bool) -> Result<Repo
         .map(|n| dir.join(n))
         .collect();
     let classification = at_most_one(targets, TargetKind::Classification)?.map(|n| dir.join(n));
-    let rules = if rule_files.is_empty() {
+    let loaded = if rule_files.is_empty() {
         None
     } else {
         let spec = RulesSpec {
@@ -257,7 +268,8 @@ pub fn check_set(dir: &Path, targets: &Targets, publishing: bool) -> Result<Repo
             classification_file: classification,
             ..RulesSpec::default()
         };
-        let loaded = rules_load::load(&spec, Strictness::Strict).map_err(|problems| {
+        let built = rules_load::load_after(&spec, Strictness::Strict, previous);
+        let loaded = built.map_err(|problems| {
             DbError::Rules(
                 problems
                     .iter()
@@ -280,19 +292,20 @@ pub fn check_set(dir: &Path, targets: &Targets, publishing: bool) -> Result<Repo
         }
         report.rules_loaded = loaded.loaded;
         report.rules_skipped = loaded.skipped;
-        Some(loaded.set)
+        Some(loaded)
     };
+    let rules = loaded.as_ref().map(|l| Arc::clone(&l.set));
     let capture = at_most_one(targets, TargetKind::SelfTestCapture)?;
     let expected_file = at_most_one(targets, TargetKind::SelfTestExpected)?;
     match (capture, expected_file) {
         (None, None) => {}
         (Some(c), None) if publishing => {
-            report.self_test = self_test(&dir.join(c), rules, policy)?;
+            report.self_test = self_test(&dir.join(c), rules.clone(), policy)?;
         }
         (Some(c), Some(e)) => {
             let want: Expected =
                 serde_json::from_str(&read_text(dir, e)?).map_err(|err| content(e, err))?;
-            let got = self_test(&dir.join(c), rules, policy)?;
+            let got = self_test(&dir.join(c), rules.clone(), policy)?;
             if let Some((k, n)) = want
                 .alerts
                 .iter()
@@ -314,7 +327,7 @@ pub fn check_set(dir: &Path, targets: &Targets, publishing: bool) -> Result<Repo
             ));
         }
     }
-    Ok(report)
+    Ok((report, loaded))
 }
 
 #[cfg(test)]

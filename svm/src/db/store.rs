@@ -349,6 +349,18 @@ impl Store {
 
     /// Verify, stage, check and switch to the bundle `opts.from`.
     pub fn update(&self, opts: &UpdateOptions) -> Result<Installed, DbError> {
+        self.update_keeping(opts, None)
+            .map(|(installed, _)| installed)
+    }
+
+    /// [`Store::update`] that also returns the rules its check compiled, built as the
+    /// replacement of `previous` (the daemon's running set, whose flowbit ids it keeps), so
+    /// the daemon can swap in that build instead of compiling the rules a second time.
+    pub fn update_keeping(
+        &self,
+        opts: &UpdateOptions,
+        previous: Option<&dataplane::rules::RuleSet>,
+    ) -> Result<(Installed, Option<crate::rules_load::Loaded>), DbError> {
         let (root_bytes, new_root) = self.root(opts.root.as_deref())?;
         let (root, root_env) = meta::trusted_root(&root_bytes)?;
         let trusted = self.trusted()?;
@@ -370,8 +382,8 @@ impl Store {
         }
         let staging = sets.join(format!(".staging-{}", std::process::id()));
         std::fs::create_dir(&staging).map_err(DbError::io(staging.display()))?;
-        let staged = self.stage(&staging, &trust, opts);
-        let (verified, report) = match staged {
+        let staged = self.stage(&staging, &trust, opts, previous);
+        let (verified, report, loaded) = match staged {
             Ok(v) => v,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&staging);
@@ -434,10 +446,13 @@ impl Store {
             targets: verified.targets.targets.len(),
             report,
         };
-        Ok(Installed {
-            set,
-            expired: verified.expired,
-        })
+        Ok((
+            Installed {
+                set,
+                expired: verified.expired,
+            },
+            loaded,
+        ))
     }
 
     fn stage(
@@ -445,7 +460,8 @@ impl Store {
         staging: &Path,
         trust: &Trust,
         opts: &UpdateOptions,
-    ) -> Result<(verify::Verified, Report), DbError> {
+        previous: Option<&dataplane::rules::RuleSet>,
+    ) -> Result<(verify::Verified, Report, Option<crate::rules_load::Loaded>), DbError> {
         let vopts = Options {
             now: opts.now,
             allow_expired: opts.allow_expired,
@@ -461,10 +477,11 @@ impl Store {
         for (role, bytes) in &verified.files {
             write_atomic(&meta_dir.join(role.file()), bytes)?;
         }
-        let report = check::check_set(&targets_dir, &verified.targets, false)?;
+        let (report, loaded) =
+            check::check_set_keeping(&targets_dir, &verified.targets, false, previous)?;
         let text = serde_json::to_vec_pretty(&report).map_err(|e| DbError::State(e.to_string()))?;
         write_atomic(&staging.join("report.json"), &text)?;
-        Ok((verified, report))
+        Ok((verified, report, loaded))
     }
 
     fn write_trusted(&self, t: &TrustedFile) -> Result<(), DbError> {

@@ -274,9 +274,16 @@ impl Fx {
 }
 
 /// Flip one byte of `needle` inside `bundle` (a target's bytes are stored as they are).
+/// Only past the metadata: a hex hash there may hold the needle too (`...db7"`), and a
+/// changed metadata byte is another refusal.
 fn tamper(bundle: &[u8], needle: &[u8]) -> Vec<u8> {
     let mut b = bundle.to_vec();
-    let at = b.windows(needle.len()).position(|w| w == needle).unwrap();
+    let targets = b.windows(8).position(|w| w == b"targets/").unwrap();
+    let at = targets
+        + b[targets..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
     b[at] ^= 0x01;
     b
 }
