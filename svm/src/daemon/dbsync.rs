@@ -96,6 +96,8 @@ struct SyncState {
 /// What a swap replaced, to put back as it was.
 #[derive(Debug)]
 struct Before {
+    /// The set that was in force.
+    set: Option<String>,
     rules: RulesBefore,
     web: Option<WebBefore>,
 }
@@ -314,6 +316,7 @@ impl DbSync {
             }
             None => (None, Vec::new()),
         };
+        let was = lock(&self.state).in_force.clone();
         let rules = self.rules.swap_db_built(rules, built)?;
         let web = match &self.web {
             Some(w) => match w.swap(lists) {
@@ -329,7 +332,11 @@ impl DbSync {
             None => None,
         };
         lock(&self.state).in_force = set.map(|s| s.name.clone());
-        Ok(Before { rules, web })
+        Ok(Before {
+            set: was,
+            rules,
+            web,
+        })
     }
 
     /// Put back what a swap replaced (no build, unless something rebuilt the engine since).
@@ -974,9 +981,19 @@ impl DbSync {
             e => DbOpError::Refused(e.to_string()),
         })?;
         let to = status.current.clone();
-        // A rollback on command ends a probation: the admin chose the set.
-        self.end_probation(&store);
-        if let Err(reason) = self.swap(to.as_ref()) {
+        // A rollback on command ends a probation: the admin chose the set. Back to the set the
+        // probation's swap replaced, that set's rules and lists are put back as they were (no
+        // build); otherwise they are built.
+        let replaced = self
+            .end_probation(&store)
+            .and_then(|p| p.before)
+            .filter(|b| b.set.as_ref() == to.as_ref().map(|t| &t.name));
+        let put_back = replaced.map(|b| self.restore(b, to.as_ref()));
+        let swapped = match put_back {
+            Some(Ok(())) => Ok(()),
+            _ => self.swap(to.as_ref()).map(|_| ()),
+        };
+        if let Err(reason) = swapped {
             // Undo: the set in force stays current.
             let _ = store.rollback(now);
             self.refresh(&store, now);

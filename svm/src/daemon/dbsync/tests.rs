@@ -813,3 +813,26 @@ fn the_first_set_failing_its_probation_is_taken_out_of_use() {
     assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 2);
     assert_eq!(fx.sids(), [2, 100]);
 }
+
+#[test]
+fn a_rollback_in_a_probation_puts_the_replaced_rules_back_without_a_build() {
+    let fx = Fx::new();
+    fx.mirror.publish(&fx.build(1, &[1]));
+    fx.sync.check().unwrap();
+    fx.mirror.publish(&fx.build(2, &[2]));
+    fx.sync.check().unwrap();
+    let builds = fx.rules.status().reloads;
+    let v = fx.sync.rollback_now().unwrap();
+    assert_eq!(v.current.unwrap().version, 1);
+    assert_eq!(v.probation, None);
+    assert_eq!(fx.sids(), [1, 100]);
+    assert_eq!(
+        fx.rules.status().reloads,
+        builds,
+        "the rules were built again"
+    );
+    // Back to v2 (no probation any more): built.
+    fx.sync.rollback_now().unwrap();
+    assert_eq!(fx.sids(), [2, 100]);
+    assert_eq!(fx.rules.status().reloads, builds + 1);
+}
