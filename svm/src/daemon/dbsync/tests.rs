@@ -214,11 +214,19 @@ impl Fx {
 
     /// `svm db build` of version `v` with rules of these sids.
     fn build(&self, v: u64, sids: &[u32]) -> Vec<u8> {
-        self.build_with("keys", v, sids, None)
+        self.build_with("keys", v, sids, None, vec![])
     }
 
-    /// [`Fx::build`] with the keys of `keys`, the timestamp expiring at `ts_expires`.
-    fn build_with(&self, keys: &str, v: u64, sids: &[u32], ts_expires: Option<String>) -> Vec<u8> {
+    /// [`Fx::build`] with the keys of `keys`, the timestamp expiring at `ts_expires`, and
+    /// address lists (`CATEGORY=FILE`).
+    fn build_with(
+        &self,
+        keys: &str,
+        v: u64,
+        sids: &[u32],
+        ts_expires: Option<String>,
+        url_list: Vec<String>,
+    ) -> Vec<u8> {
         let mut files = Vec::new();
         for sid in sids {
             let f = self.tmp.path().join(format!("r{sid}.rules"));
@@ -233,7 +241,7 @@ impl Fx {
                 expires: None,
                 timestamp_expires: ts_expires,
                 rules: files,
-                url_list: vec![],
+                url_list,
                 self_test: None,
                 classification: None,
                 reference: None,
@@ -244,6 +252,24 @@ impl Fx {
         )
         .unwrap();
         std::fs::read(out).unwrap()
+    }
+
+    /// Publish version `v` with rules of these sids and check: installed.
+    fn install(&self, v: u64, sids: &[u32]) {
+        self.mirror.publish(&self.build(v, sids));
+        self.sync.check().unwrap();
+    }
+
+    /// A new updater on the same state directory and rules, started: the daemon restarted.
+    fn restart(&self) -> DbSync {
+        let s = DbSync::new(
+            self.sync.settings.clone(),
+            self.rules.swapper(),
+            sink(&self.events),
+        )
+        .unwrap();
+        s.start();
+        s
     }
 
     fn sids(&self) -> Vec<u32> {
@@ -341,8 +367,7 @@ fn installs_refuses_rolls_back_and_backs_off() {
     assert_eq!(v.current.unwrap().version, 1);
 
     // v3, good: installed.
-    fx.mirror.publish(&fx.build(3, &[1, 3]));
-    fx.sync.check().unwrap();
+    fx.install(3, &[1, 3]);
     assert_eq!(fx.sids(), [1, 3, 100]);
 
     // The mirror back at v1 (a rollback attack): refused, v3 stays.
@@ -472,7 +497,7 @@ fn installs_refuses_rolls_back_and_backs_off() {
         OffsetDateTime::now_utc(),
     )
     .unwrap();
-    let v6 = fx.build_with("keys2", 8, &[1, 6], None);
+    let v6 = fx.build_with("keys2", 8, &[1, 6], None, vec![]);
     fx.mirror.publish(&v6);
     let e = fx.sync.check().unwrap_err();
     assert!(
@@ -511,10 +536,8 @@ fn installs_refuses_rolls_back_and_backs_off() {
 #[test]
 fn a_set_the_engine_refuses_at_start_gives_way_to_the_previous_one() {
     let fx = Fx::new();
-    fx.mirror.publish(&fx.build(1, &[1]));
-    fx.sync.check().unwrap();
-    fx.mirror.publish(&fx.build(2, &[2]));
-    fx.sync.check().unwrap();
+    fx.install(1, &[1]);
+    fx.install(2, &[2]);
     assert_eq!(fx.sids(), [2, 100]);
     // v2's rule file damaged on disk: at the next start, the engine refuses it (a syntax error
     // only skips a rule, so make the file unreadable instead: a directory in its place).
@@ -550,7 +573,7 @@ fn a_set_whose_timestamp_expires_is_reported_stale_once_and_stays() {
     let fx = Fx::new();
     let soon = OffsetDateTime::now_utc() + time::Duration::seconds(120);
     fx.mirror
-        .publish(&fx.build_with("keys", 1, &[1], Some(meta::format_time(soon))));
+        .publish(&fx.build_with("keys", 1, &[1], Some(meta::format_time(soon)), vec![]));
     fx.sync.check().unwrap();
     fx.sync.note_stale(OffsetDateTime::now_utc());
     assert!(!fx.kinds().contains(&"db_stale".to_owned()));
@@ -571,8 +594,7 @@ fn a_set_whose_timestamp_expires_is_reported_stale_once_and_stays() {
 #[test]
 fn a_refused_version_is_not_fetched_again_after_a_restart() {
     let fx = Fx::new();
-    fx.mirror.publish(&fx.build(1, &[1]));
-    fx.sync.check().unwrap();
+    fx.install(1, &[1]);
     let v2 = fx.build(2, &[1, 2]);
     fx.mirror.publish(&tamper(&v2, b"db2\""));
     fx.sync.check().unwrap_err();
@@ -584,13 +606,7 @@ fn a_refused_version_is_not_fetched_again_after_a_restart() {
     assert!(on_disk.reason.contains("SHA-256"), "{on_disk:?}");
 
     // A restarted updater (a new process on the same state directory) knows v2 is refused.
-    let again = DbSync::new(
-        fx.sync.settings.clone(),
-        fx.rules.swapper(),
-        sink(&fx.events),
-    )
-    .unwrap();
-    again.start();
+    let again = fx.restart();
     assert_eq!(again.view().refused_version, Some(2));
     let v = again.check().unwrap();
     assert_eq!(v.last_result.as_deref(), Some("refused_before"));
@@ -669,33 +685,13 @@ fn a_set_that_floods_alerts_is_rolled_back_with_its_lists_and_stays_refused() {
     let list = fx.tmp.path().join("bad-hosts.txt");
     std::fs::write(&list, "evil-v1.example\n").unwrap();
     let bundle = |v: u64, sids: &[u32], list: &Path| {
-        let out = fx.tmp.path().join(format!("l{v}.tar"));
-        let files: Vec<PathBuf> = sids
-            .iter()
-            .map(|sid| {
-                let f = fx.tmp.path().join(format!("r{sid}.rules"));
-                std::fs::write(&f, rule(*sid)).unwrap();
-                f
-            })
-            .collect();
-        cmd::build(
-            &BuildArgs {
-                keys: fx.tmp.path().join("keys"),
-                version: v,
-                expires: None,
-                timestamp_expires: None,
-                rules: files,
-                url_list: vec![format!("malware={}", list.display())],
-                self_test: None,
-                classification: None,
-                reference: None,
-                attack_blocker: None,
-                output: out.clone(),
-            },
-            OffsetDateTime::now_utc(),
+        fx.build_with(
+            "keys",
+            v,
+            sids,
+            None,
+            vec![format!("malware={}", list.display())],
         )
-        .unwrap();
-        std::fs::read(out).unwrap()
     };
     fx.mirror.publish(&bundle(1, &[1], &list));
     sync.check().unwrap();
@@ -742,30 +738,18 @@ fn a_set_that_floods_alerts_is_rolled_back_with_its_lists_and_stays_refused() {
 #[test]
 fn a_daemon_that_dies_in_a_probation_rolls_the_set_back_at_its_next_start() {
     let fx = Fx::new();
-    fx.mirror.publish(&fx.build(1, &[1]));
-    fx.sync.check().unwrap();
-    fx.mirror.publish(&fx.build(2, &[2]));
-    fx.sync.check().unwrap();
+    fx.install(1, &[1]);
+    fx.install(2, &[2]);
     assert_eq!(fx.sync.view().probation.unwrap().version, 2);
-    let restart = || {
-        let s = DbSync::new(
-            fx.sync.settings.clone(),
-            fx.rules.swapper(),
-            sink(&fx.events),
-        )
-        .unwrap();
-        s.start();
-        s
-    };
     // A clean stop in the probation: v2 is watched again after the restart.
     fx.sync.stopping();
-    let s = restart();
+    let s = fx.restart();
     assert_eq!(s.view().current.unwrap().version, 2);
     assert_eq!(s.view().probation.unwrap().version, 2);
     assert_eq!(fx.sids(), [2, 100]);
     // Dying in it (no clean stop): the next start rolls v2 back and refuses it.
     drop(s);
-    let s = restart();
+    let s = fx.restart();
     let v = s.view();
     assert_eq!(v.current.unwrap().version, 1);
     assert_eq!(v.refused_version, Some(2));
@@ -790,8 +774,7 @@ fn a_daemon_that_dies_in_a_probation_rolls_the_set_back_at_its_next_start() {
 #[test]
 fn the_first_set_failing_its_probation_is_taken_out_of_use() {
     let fx = Fx::new();
-    fx.mirror.publish(&fx.build(1, &[1]));
-    fx.sync.check().unwrap();
+    fx.install(1, &[1]);
     assert_eq!(fx.sids(), [1, 100]);
     fx.sync.worker_ended();
     let v = fx.sync.view();
@@ -817,10 +800,8 @@ fn the_first_set_failing_its_probation_is_taken_out_of_use() {
 #[test]
 fn a_rollback_in_a_probation_puts_the_replaced_rules_back_without_a_build() {
     let fx = Fx::new();
-    fx.mirror.publish(&fx.build(1, &[1]));
-    fx.sync.check().unwrap();
-    fx.mirror.publish(&fx.build(2, &[2]));
-    fx.sync.check().unwrap();
+    fx.install(1, &[1]);
+    fx.install(2, &[2]);
     let builds = fx.rules.status().reloads;
     let v = fx.sync.rollback_now().unwrap();
     assert_eq!(v.current.unwrap().version, 1);
