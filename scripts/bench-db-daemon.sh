@@ -118,12 +118,20 @@ api() {
     --cacert "$tmp/ca.crt" --cert "$tmp/admin.crt" --key "$tmp/admin.key" -X POST \
     "https://127.0.0.1:8443/api/v1/db/$1"
 }
+# The daemon's CPU time (user + system, every thread) in seconds: less noisy than wall time on
+# a shared machine.
+tck=$(getconf CLK_TCK)
+cpu() { awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$svm_pid/stat"; }
 for i in $(seq "$runs"); do
   v=$((i + 1))
   publish "$v"
-  echo "update to v$v: $(api update)"
+  c0=$(cpu)
+  w=$(api update)
+  echo "update to v$v: $w, daemon CPU $(awk -v a="$c0" -v b="$(cpu)" 'BEGIN {printf "%.2f", b - a}') s"
   grep "database version $v in force" "$tmp/svm.log"
-  echo "rollback: $(api rollback)"
+  c0=$(cpu)
+  w=$(api rollback)
+  echo "rollback: $w, daemon CPU $(awk -v a="$c0" -v b="$(cpu)" 'BEGIN {printf "%.2f", b - a}') s"
   grep "rolled back from version $v" "$tmp/svm.log"
 done
 grep -E "rules loaded|database" "$tmp/svm.log" | head -3

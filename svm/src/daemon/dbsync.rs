@@ -377,13 +377,13 @@ impl DbSync {
             lock(&self.history).push(s.clone());
             s
         });
+        let watch = Probation::new(&lock(&self.history), started, self.settings.probation_secs);
         let mut st = lock(&self.state);
-        st.loss_pending = at_swap.clone().filter(|_| before.is_some());
+        st.loss_pending = at_swap.filter(|_| before.is_some());
         if self.settings.probation_secs == 0 {
             st.probation = None;
             return;
         }
-        let watch = Probation::new(&lock(&self.history), started, self.settings.probation_secs);
         let secs = i64::try_from(self.settings.probation_secs).unwrap_or(i64::MAX / 2);
         let file = ProbationFile {
             set: set.name.clone(),
