@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The daemon's side of signed databases: how long `svm run` takes to fetch a bundle holding ET
 # Open and every shared list from an HTTPS mirror, verify it, stage and check it (rules compiled,
-# lists checked, self-test replayed), and swap its rules into the running worker; and how long a
-# rollback takes (the previous set's rules built and swapped in). Each figure is the wall time of
-# the API call that does it (POST /api/v1/db/update, POST /api/v1/db/rollback), and the daemon's
-# own log line splitting fetch+check from the swap.
+# lists checked, self-test replayed), and swap its rules and lists into the running worker; and
+# how long a rollback takes (within the probation, the replaced set put back as it was). Each
+# figure is the wall time of the API call that does it (POST /api/v1/db/update, POST
+# /api/v1/db/rollback) and the daemon's CPU time over it, and the daemon's own log line
+# splitting fetch+check from the swap.
 #   sudo scripts/bench-db-daemon.sh [RUNS]
 # Needs root (a network namespace with a veth pair of its own for the mirror-mode daemon, so no
 # traffic leaves it), openssl, python3, curl; the release build (target/release/svm).
