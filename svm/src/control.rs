@@ -340,6 +340,10 @@ pub trait Control: Send + Sync + 'static {
     fn isolation(&self) -> Option<dataplane::isolation::IsolationControl> {
         None
     }
+    /// The state store, where the API stores an isolation before it answers.
+    fn state_store(&self) -> Option<Arc<Store>> {
+        None
+    }
 }
 
 /// Called with each newly applied compiled policy.
@@ -1311,5 +1315,9 @@ impl Control for ControlState {
 
     fn isolation(&self) -> Option<dataplane::isolation::IsolationControl> {
         self.hooks.isolation.clone()
+    }
+
+    fn state_store(&self) -> Option<Arc<Store>> {
+        Some(Arc::clone(&self.store))
     }
 }

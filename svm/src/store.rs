@@ -625,12 +625,23 @@ pub struct StoredIsolation {
 impl Store {
     /// Replace the stored isolations with `all` (the isolations in force), in one transaction.
     pub fn put_isolations(&self, all: &[StoredIsolation]) -> Result<(), StoreError> {
+        self.put_isolations_with(|| all.to_vec())
+    }
+
+    /// [`Store::put_isolations`] of what `now_in_force` returns, called with the write
+    /// transaction open. Write transactions take turns, so two writers that each read the
+    /// isolations in force inside theirs (the API after its change, the keeper after its step)
+    /// leave the newer reading in the file, whichever commits last.
+    pub fn put_isolations_with(
+        &self,
+        now_in_force: impl Fn() -> Vec<StoredIsolation>,
+    ) -> Result<(), StoreError> {
         self.run(|db| {
             let tx = db.begin_write()?;
             {
                 let mut t = tx.open_table(ISOLATIONS)?;
                 t.retain(|_, _| false)?;
-                for i in all {
+                for i in &now_in_force() {
                     let bytes = serde_json::to_vec(i).map_err(|source| StoreError::Corrupt {
                         key: i.vm.clone(),
                         source,

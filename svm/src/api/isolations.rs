@@ -171,7 +171,7 @@ pub async fn get_one(
 }
 
 /// Isolate a VM: its TCP flows are reset and, once this answers, no worker forwards another
-/// frame of it that the exclusions do not let through.
+/// frame of it that the exclusions do not let through, and the isolation is in the state store.
 #[utoipa::path(post, path = "/api/v1/isolations", tag = "isolations", request_body = IsolationBody,
     responses(
         (status = 201, description = "Isolated", body = IsolationView),
@@ -180,6 +180,7 @@ pub async fn get_one(
         (status = 404, description = "No such VM in the inventory, or no inventory", body = ErrorBody),
         (status = 409, description = "Isolated already", body = ErrorBody),
         (status = 422, description = "Invalid exclusions (each problem with its path)", body = ErrorBody),
+        (status = 503, description = "Isolated but not stored (the state store is failing), or shutting down", body = ErrorBody),
     ))]
 pub async fn post(
     State(app): State<AppState>,
@@ -201,26 +202,54 @@ pub async fn post(
         .note
         .unwrap_or_else(|| format!("API ({})", peer_name(&peer)));
     let now = crate::daemon::now();
+    let store = app.control.state_store();
     let info = blocking(move || {
-        t.enable(
+        let info = t.enable(
             &b.vm,
             now,
             u64::from(minutes).saturating_mul(60),
             exclusions,
             note,
-        )
+        )?;
+        store_in_force(&t, store.as_ref(), "isolated")?;
+        Ok::<_, ApiError>(info)
     })
     .await??;
     Ok((StatusCode::CREATED, Json(IsolationView::of(&info, now))).into_response())
 }
 
-/// Release a VM.
+/// Store the isolations in force before the answer, so that what the API answered survives a
+/// kill -9 right after it (the keeper stores them too, at its next step, which may come later).
+/// A store that fails leaves the change in force, and the answer says it was not stored.
+fn store_in_force(
+    t: &IsolationControl,
+    store: Option<&std::sync::Arc<crate::store::Store>>,
+    done: &str,
+) -> Result<(), ApiError> {
+    let Some(store) = store else { return Ok(()) };
+    store
+        .put_isolations_with(|| {
+            t.list(crate::daemon::now())
+                .iter()
+                .map(crate::isolation::stored)
+                .collect()
+        })
+        .map_err(|e| {
+            eprintln!("svm api: isolations not stored: {e}");
+            ApiError::Unavailable(format!(
+                "{done}, but the state store is failing (see /healthz): a restart would lose it"
+            ))
+        })
+}
+
+/// Release a VM (stored before the answer).
 #[utoipa::path(delete, path = "/api/v1/isolations/{vm}", tag = "isolations",
     params(("vm" = String, Path, description = "Inventory id of the VM")),
     responses(
         (status = 200, description = "Released: the isolation as it ended", body = IsolationView),
         (status = 403, description = "Not admin", body = ErrorBody),
         (status = 404, description = "Not isolated, no such VM, or no inventory", body = ErrorBody),
+        (status = 503, description = "Released but not stored (the state store is failing), or shutting down", body = ErrorBody),
     ))]
 pub async fn delete(
     State(app): State<AppState>,
@@ -230,7 +259,13 @@ pub async fn delete(
     require(&peer, Role::Admin)?;
     let t = table(&app)?;
     let now = crate::daemon::now();
-    let info = blocking(move || t.disable(&vm, now)).await??;
+    let store = app.control.state_store();
+    let info = blocking(move || {
+        let info = t.disable(&vm, now)?;
+        store_in_force(&t, store.as_ref(), "released")?;
+        Ok::<_, ApiError>(info)
+    })
+    .await??;
     Ok(Json(IsolationView::of(&info, now)))
 }
 
