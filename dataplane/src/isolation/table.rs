@@ -196,6 +196,14 @@ impl IsolationEntry {
     }
 
     fn ended_event(&self, ts: Timestamp, reason: IsolationEnd) -> Event {
+        self.info().ended_event(ts, reason)
+    }
+}
+
+impl IsolationInfo {
+    /// `isolation_ended` at `ts`: the keeper's, and the daemon's at start for an isolation that
+    /// ended while it was stopped.
+    pub fn ended_event(&self, ts: Timestamp, reason: IsolationEnd) -> Event {
         Event {
             ts,
             pcap_cnt: None,
@@ -205,8 +213,8 @@ impl IsolationEntry {
                     reason,
                     origin: self.origin.clone(),
                     started: self.started,
-                    dropped: self.dropped(),
-                    flows_reset: self.flows_reset(),
+                    dropped: self.dropped,
+                    flows_reset: self.flows_reset,
                 },
             },
         }

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dataplane::event::Event;
-use dataplane::isolation::{IsolationClient, IsolationControl, SharedIsolation};
+use dataplane::isolation::{IsolationClient, IsolationControl, IsolationEnd, SharedIsolation};
 use dataplane::shared_blocks::{BlockClient, BlockControl, Command, KeeperStats, SharedBlocks};
 use policy::{CompiledPolicy, Policy};
 
@@ -332,11 +332,13 @@ fn start_isolation(
         control,
         clients,
     } = table;
+    let tx = events.clone();
     if let Some(store) = &store {
-        restore_isolations(&mut keeper, store, &protected)?;
+        restore_isolations(&mut keeper, store, &protected, &mut |ev| {
+            let _ = tx.send(ev);
+        })?;
     }
     let stop = Arc::clone(stop);
-    let tx = events.clone();
     let handle = std::thread::Builder::new()
         .name("svm-isolation".into())
         .spawn(move || {
@@ -370,12 +372,14 @@ fn emitted(stats: &crate::events::EventStats) -> u64 {
 }
 
 /// Put the stored isolations back into the keeper and publish them: in force before the first
-/// frame. One whose VM left the inventory, or that ended while the daemon was down, is dropped
-/// with a line on standard error (the store follows at the keeper's first change).
+/// frame. One that ended while the daemon was down gets its `isolation_ended` (reason
+/// `expired`, at its own end) on `on_event`; it and one whose VM left the inventory are dropped
+/// with a line on standard error.
 fn restore_isolations(
     keeper: &mut dataplane::isolation::IsolationKeeper,
     store: &crate::store::Store,
     protected: &dataplane::isolation::Protected,
+    on_event: &mut impl FnMut(Event),
 ) -> Result<(), DaemonError> {
     let stored = store
         .isolations()
@@ -383,12 +387,14 @@ fn restore_isolations(
     let now = now();
     let mut restored = 0usize;
     for s in &stored {
-        let done = if s.expires_us <= now.0 {
-            Err("it ended while svm was stopped".to_owned())
-        } else {
-            crate::isolation::unstored(s, protected)
-                .and_then(|info| keeper.restore(info, now).map_err(|e| e.to_string()))
-        };
+        let done = crate::isolation::unstored(s, protected).and_then(|info| {
+            if info.expires <= now {
+                on_event(info.ended_event(info.expires, IsolationEnd::Expired));
+                Err("it ended while svm was stopped (isolation_ended written)".to_owned())
+            } else {
+                keeper.restore(info, now).map_err(|e| e.to_string())
+            }
+        });
         match done {
             Ok(()) => restored += 1,
             Err(e) => eprintln!("svm run: stored isolation of {} not restored: {e}", s.vm),
