@@ -81,6 +81,7 @@ fn reset(c: &mut Criterion) {
                 mac: Some(VM_MAC),
                 addrs: vec![],
             }],
+            learned: Arc::default(),
         }])
         .unwrap(),
     );

@@ -29,19 +29,20 @@ pub fn protected(vms: &[ProtectedVm]) -> Result<Protected, String> {
     }
     let dp = vms
         .iter()
-        .map(|vm| DpVm {
-            id: Arc::from(vm.id.as_str()),
-            nics: vm
-                .interfaces
-                .iter()
-                .filter_map(|i| {
-                    Some(VmNic {
-                        scope: i.vlan.parse().ok()?,
-                        mac: i.mac.as_deref().and_then(parse_mac),
-                        addrs: i.addresses.clone(),
+        .map(|vm| {
+            DpVm::new(
+                Arc::from(vm.id.as_str()),
+                vm.interfaces
+                    .iter()
+                    .filter_map(|i| {
+                        Some(VmNic {
+                            scope: i.vlan.parse().ok()?,
+                            mac: i.mac.as_deref().and_then(parse_mac),
+                            addrs: i.addresses.clone(),
+                        })
                     })
-                })
-                .collect(),
+                    .collect(),
+            )
         })
         .collect();
     Protected::new(dp).map_err(|errors| {

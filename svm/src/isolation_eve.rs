@@ -73,7 +73,7 @@ fn vm_of(vm: &ProtectedVm) -> Vm {
             .map(|n| Nic {
                 vlan: n.scope.to_string(),
                 mac: n.mac.map(mac_text),
-                addresses: n.addrs.iter().map(ToString::to_string).collect(),
+                addresses: vm.addresses(n).iter().map(ToString::to_string).collect(),
             })
             .collect(),
     }

@@ -17,9 +17,14 @@ fn capture() -> Capture {
 
 /// Replay with the scenario's inventory written next to the capture.
 fn run(name: &str, policy: &str, extra: &[&str]) -> Replay {
+    run_with(INVENTORY, name, policy, extra)
+}
+
+/// [`run`] with another inventory.
+fn run_with(inventory: &str, name: &str, policy: &str, extra: &[&str]) -> Replay {
     let dir = TempDir::new(&format!("{name}-inv"));
     let inv = dir.path("inventory.yaml");
-    std::fs::write(&inv, INVENTORY).unwrap();
+    std::fs::write(&inv, inventory).unwrap();
     let inv = inv.to_str().unwrap().to_owned();
     let mut args = vec!["--inventory", inv.as_str()];
     args.extend_from_slice(extra);
@@ -268,4 +273,26 @@ fn bad_inventory_and_isolate_arguments_are_refused() {
     let (code, err) = try_run(&["--inventory", inv, "--isolate", "vm-66:0"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("minutes"), "{err}");
+}
+
+/// An inventory that gives the VM's MAC only: the VM is isolated by its MAC, and the address it
+/// announces in its own ARP request (after the scan, while isolated) is learned, so
+/// `isolation_ended` names it.
+#[test]
+fn addresses_are_learned_from_the_vms_own_arp() {
+    let mac_only = INVENTORY.replace(", addresses: [10.0.0.66]", "");
+    assert_ne!(mac_only, INVENTORY);
+    let r = run_with(
+        &mac_only,
+        "iso-learn",
+        "attack_blocker: {action: inform}\nisolation: {automatic: {enabled: true, duration_minutes: 1}}\n",
+        &["--inline"],
+    );
+    assert_eq!(isolation_events(&r, "isolation_started").len(), 1);
+    let ended = isolation_events(&r, "isolation_ended");
+    assert_eq!(ended.len(), 1, "{:#?}", r.events);
+    let nic = &ended[0]["isolation"]["vm"]["interfaces"][0];
+    assert_eq!(nic["mac"], "02:00:00:00:00:66", "{nic}");
+    assert_eq!(nic["addresses"], serde_json::json!(["10.0.0.66"]), "{nic}");
+    assert!(ended[0]["isolation"]["dropped"].as_u64().unwrap() > 0);
 }

@@ -53,6 +53,8 @@ pub fn check_frame(
     counters: &mut Counters,
     out: &mut impl Output,
 ) -> Check {
+    // The VM's addresses, from its own ARP/ND and its DHCP acknowledgements (isolated or not).
+    super::learn::learn_from_frame(client.protected(), decoded, scope);
     client.refresh();
     if !client.any() || policy.mode == Mode::Monitoring {
         // Monitoring mode drops and resets nothing (an isolation made before the switch is

@@ -13,6 +13,7 @@
 //!   `isolation_started`/`isolation_ended` events), the control plane's handle and each
 //!   worker's view, with the same publication scheme as the block table.
 //! - [`hook`]: what the worker does per frame.
+//! - [`learn`]: the addresses a VM is seen using (its own ARP, ND and DHCP acknowledgements).
 //!
 //! The interface for the control plane: [`SharedIsolation::new`] gives the keeper (run it with
 //! [`IsolationKeeper::run`] on the wall clock, or drive it between frames with packet time as
@@ -21,6 +22,7 @@
 //! ([`crate::worker::Worker::set_isolation`]).
 
 pub mod hook;
+pub mod learn;
 pub mod table;
 pub mod vm;
 

@@ -29,6 +29,7 @@ fn protected() -> Arc<Protected> {
                 mac: Some(VM_MAC),
                 addrs: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 66))],
             }],
+            learned: Arc::default(),
         }])
         .unwrap(),
     )

@@ -29,6 +29,9 @@ pub struct ProtectedVm {
     pub id: Arc<str>,
     /// Its interfaces.
     pub nics: Vec<VmNic>,
+    /// The addresses learned from its own ARP, Neighbor Discovery and DHCP acknowledgements
+    /// ([`super::learn`]), shared by every worker and every copy of the VM.
+    pub learned: Arc<super::learn::Learned>,
 }
 
 /// A prefilter over a set of MACs: one bit per value of a MAC's last byte. A frame neither of
@@ -198,6 +201,26 @@ impl Protected {
 }
 
 impl ProtectedVm {
+    /// A VM with no address learned yet.
+    pub fn new(id: Arc<str>, nics: Vec<VmNic>) -> ProtectedVm {
+        ProtectedVm {
+            id,
+            nics,
+            learned: Arc::default(),
+        }
+    }
+
+    /// The interface's addresses: the inventory's, then those learned in its scope (each once).
+    pub fn addresses(&self, nic: &VmNic) -> Vec<IpAddr> {
+        let mut out = nic.addrs.clone();
+        for a in self.learned.in_scope(nic.scope) {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
     /// Whether a frame in `scope` from `src` to `dst` (MACs, addresses) is the VM's; `Some(true)`
     /// when the VM sent it, `Some(false)` when it is addressed to it.
     #[inline]
@@ -238,14 +261,14 @@ mod tests {
     use super::*;
 
     fn vm(id: &str, scope: VlanScope, mac: Option<[u8; 6]>, addr: &str) -> ProtectedVm {
-        ProtectedVm {
-            id: id.into(),
-            nics: vec![VmNic {
+        ProtectedVm::new(
+            id.into(),
+            vec![VmNic {
                 scope,
                 mac,
                 addrs: vec![addr.parse().unwrap()],
             }],
-        }
+        )
     }
 
     #[test]
