@@ -483,6 +483,10 @@ impl Net {
             cfg.to_str().unwrap().to_owned(),
         );
         self.spawn_env('S', env, &[&b, "run", "--config", &c], "svm.log");
+        // The daemon is the first child, also when it starts again after others.
+        if let Some(svm) = self.children.pop() {
+            self.children.insert(0, svm);
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.svm_log();
@@ -493,7 +497,7 @@ impl Net {
                 break;
             }
             assert!(Instant::now() < deadline, "svm did not start:\n{log}");
-            if let Some(status) = self.children.last_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = self.children.first_mut().unwrap().try_wait().unwrap() {
                 panic!("svm exited with {status}:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -504,6 +508,13 @@ impl Net {
     /// The daemon's log so far.
     pub fn svm_log(&self) -> String {
         std::fs::read_to_string(self.dir.path("svm.log")).unwrap_or_default()
+    }
+
+    /// kill -9 the daemon (the first child) and reap it.
+    pub fn kill9_svm(&mut self) {
+        let mut svm = self.children.remove(0);
+        must(&["kill", "-KILL", &svm.id().to_string()]);
+        let _ = svm.wait();
     }
 
     /// The daemon's process id (the first child: `ip netns exec` execs it).
