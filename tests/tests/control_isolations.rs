@@ -328,3 +328,34 @@ async fn isolation_cli_without_an_inventory_is_not_supported() {
     let codes: Vec<i32> = results.iter().map(|(c, _)| *c).collect();
     assert_eq!(codes, [255, 255], "{results:#?}");
 }
+
+/// The API's answer comes once the change is in the state store: this harness's keeper stores
+/// nothing itself (`run`, not `run_saving`), so what the store holds right after each answer is
+/// the API's own writing (a kill -9 right after an answer loses nothing).
+#[tokio::test]
+async fn the_answer_comes_once_the_change_is_stored() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = harness(&stop).await;
+    let stored = |h: &Harness| -> Vec<String> {
+        let rows = h.control.store().isolations().unwrap();
+        rows.into_iter().map(|r| r.vm).collect()
+    };
+    assert!(stored(&h).is_empty());
+    let (s, v) = call(
+        &h,
+        &h.admin,
+        Method::POST,
+        "/api/v1/isolations",
+        r#"{"vm":"vm-2","minutes":5,"note":"n"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(stored(&h), ["vm-2"]);
+    let row = h.control.store().isolations().unwrap().remove(0);
+    assert_eq!(row.note, "n");
+    assert_eq!(row.expires_us - row.started_us, 300_000_000);
+    let (s, v) = call(&h, &h.admin, Method::DELETE, "/api/v1/isolations/vm-2", "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(stored(&h).is_empty());
+    stop.store(true, Ordering::Relaxed);
+}
