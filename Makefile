@@ -103,6 +103,11 @@ bench-replay: release
 bench-dpdk:
 	scripts/bench-dpdk.sh
 
+## bench-isolation-live: API answer to the VM's last forwarded frame, live in namespaces (root).
+.PHONY: bench-isolation-live
+bench-isolation-live:
+	scripts/bench-isolation-live.sh
+
 clean:
 	$(CARGO) clean
 
