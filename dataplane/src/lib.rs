@@ -18,6 +18,7 @@ pub mod event;
 pub mod flow;
 pub mod io;
 pub mod isolation;
+pub mod keeper;
 pub mod output;
 pub mod reset;
 pub mod rules;

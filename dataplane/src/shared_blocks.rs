@@ -5,28 +5,26 @@
 //! administrator must be able to list, add and remove blocks, without the per-packet path ever
 //! waiting for a lock that the control side holds.
 //!
-//! Design: one writer, published snapshots, one shared list of fresh blocks.
+//! The table is an instance of the one keeper ([`crate::keeper`]): one writer, published
+//! snapshots, one shared list of fresh blocks, a bounded command channel.
 //! - The [`BlockKeeper`] owns the table. It is the only author of block events ("added",
 //!   "removed": expired, manual or evicted): the daemon runs it on its own thread
-//!   ([`BlockKeeper::run`], wall clock), replay drives it between frames with the packet time
-//!   ([`BlockKeeper::drain`], [`BlockKeeper::expire`], [`BlockKeeper::publish`]). After each
-//!   batch of changes it publishes an immutable [`BlockSnapshot`].
+//!   ([`Keeper::run`], the daemon's clock), replay drives it between frames with the packet time
+//!   ([`Keeper::drain`], [`Keeper::expire`], [`Keeper::publish`]).
 //! - A worker that detects an attacker appends the block to the shared fresh list
 //!   ([`BlockClient::block`]) before it returns its verdict, and bumps the shared version. Every
 //!   worker loads that version (one atomic load) before it checks a frame and, when it moved,
 //!   copies the new fresh blocks into a local index and takes the newest snapshot. So no worker
 //!   forwards a frame of the source once the detecting worker's verdict is out: there is no
-//!   window of one keeper tick. The keeper moves fresh blocks into the table, emits their events
-//!   and trims the list once a snapshot holds them.
+//!   window of one keeper tick.
 //! - An entry is one `Arc` from the moment a worker makes it: the fresh list, the table and every
 //!   snapshot share it, so hits counted by any worker at any time (atomics) are the entry's
 //!   hits, and a manual unblock or an expiry reports them all.
-//! - Publication is an `Arc` swap under a mutex held only for that pointer store or an `Arc`
-//!   clone; nobody does work under it.
 //! - When the table is full, a detection block evicts the detection block closest to expiry
 //!   (reported as removed, reason `evicted`); a manual block is never evicted, and a manual
-//!   block is refused ([`BlockResult::Full`]: the API answers 503). Refusals and evictions are
-//!   counted ([`KeeperStats`]).
+//!   block is refused ([`BlockResult::Full`]: the API answers 503), as is a manual block that
+//!   finds the command channel full. Refusals and evictions are counted ([`KeeperStats`],
+//!   [`BlockControl::refused`]).
 //! - Every table hashes with a per-process random seed (foldhash's `RandomState`), so an
 //!   attacker cannot precompute colliding addresses.
 //!
@@ -37,26 +35,21 @@ use core::cmp::Reverse;
 use core::net::IpAddr;
 use std::borrow::Cow;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::mpsc::Sender;
 
 use hashbrown::HashMap;
 use vlan::VlanScope;
 
 use crate::blocks::{BlockEntry, BlockKey, BlockOrigin, BlockResult, DEFAULT_BLOCK_CAPACITY};
 use crate::event::{BlockChange, Engine, Event, EventKind, UnblockReason};
+pub use crate::keeper::{BATCH, COMMAND_QUEUE, Refused};
+use crate::keeper::{Book, Control, Fresh, Keeper, Reader, Table};
 use crate::time::Timestamp;
 
 /// Hasher of every block map: seeded at random per process (and per map).
 pub type Hasher = foldhash::fast::RandomState;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned mutex only means a panic elsewhere while a pointer was stored or cloned, or a
-    // vector appended to; what is inside is whole.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// One block: fixed when made, plus hit counters shared by all workers.
 #[derive(Debug)]
@@ -198,52 +191,23 @@ pub struct BlockRequest {
     pub pcap_cnt: Option<u64>,
 }
 
-#[derive(Debug)]
-struct FreshBlock {
+/// A block in the fresh list: the request and the entry every worker counts its hits in.
+#[derive(Clone, Debug)]
+pub struct FreshBlock {
     req: BlockRequest,
     entry: Arc<SharedEntry>,
 }
 
-/// Blocks workers made that the keeper has not yet published. Append-only for workers; the
-/// keeper removes a prefix once a snapshot holds it. `list[i]` has the absolute index `base + i`.
+/// What the block table shares beside the keeper's own state.
 #[derive(Debug, Default)]
-struct Fresh {
-    base: u64,
-    list: Vec<FreshBlock>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    // Moves on every publication and every fresh block: a worker that saw this value has seen
-    // both the snapshot and the fresh list as they were then.
-    version: AtomicU64,
-    current: Mutex<Arc<BlockSnapshot>>,
-    fresh: Mutex<Fresh>,
+pub struct BlockShared {
     // Blocks refused because the table was full (for /metrics, read while the keeper runs).
     refused: AtomicU64,
-    // Commands put in the channel, so the keeper can tell it is empty without taking from it.
-    sent: AtomicU64,
 }
 
-impl Shared {
-    fn load(&self) -> Arc<BlockSnapshot> {
-        Arc::clone(&lock(&self.current))
-    }
-
-    fn bump(&self) {
-        self.version.fetch_add(1, Ordering::Release);
-    }
-
-    fn sent(&self) {
-        self.sent.fetch_add(1, Ordering::Release);
-    }
-}
-
-/// Messages to the keeper.
+/// Messages to the keeper, besides its own wake-ups and expiry requests.
 #[derive(Debug)]
 pub enum Command {
-    /// A worker appended to the fresh list: take it now rather than at the next tick.
-    Wake,
     /// An administrator's block.
     Manual {
         /// What to block.
@@ -264,14 +228,6 @@ pub enum Command {
         key: BlockKey,
         /// The stored entry.
         entry: BlockEntry,
-    },
-    /// Report the blocks expired by `now` and publish, then answer (a listing that must not show
-    /// an expired block asks first).
-    Expire {
-        /// The clock's time.
-        now: Timestamp,
-        /// Answered once done.
-        reply: Sender<()>,
     },
     /// An administrator's unblock.
     Unblock {
@@ -299,13 +255,11 @@ pub struct KeeperStats {
     pub expired: u64,
     /// Blocks lifted by an administrator.
     pub unblocked: u64,
-    /// Snapshots published.
-    pub published: u64,
 }
 
-/// The single writer of the block table.
+/// The block table the keeper owns.
 #[derive(Debug)]
-pub struct BlockKeeper {
+pub struct BlockTable {
     entries: HashMap<BlockKey, Arc<SharedEntry>, Hasher>,
     // Min-heaps of (expiry, key): every entry, and detection entries only (the eviction
     // order). Expiries are fixed, but a key can be lifted and blocked again, so a popped item
@@ -313,36 +267,23 @@ pub struct BlockKeeper {
     expiries: BinaryHeap<Reverse<(Timestamp, BlockKey)>>,
     detections: BinaryHeap<Reverse<(Timestamp, BlockKey)>>,
     capacity: usize,
-    rx: Receiver<Command>,
-    shared: Arc<Shared>,
-    generation: u64,
-    dirty: bool,
-    // Absolute index of the first fresh block not yet taken into the table.
-    fresh_taken: u64,
-    // The shared version when the fresh list was last read: unchanged, nothing was appended
-    // (replay asks after every frame; this keeps that to one atomic load).
-    fresh_version: u64,
-    // Commands taken from the channel (see `Shared::sent`).
-    received: u64,
     stats: KeeperStats,
 }
 
-/// Depth of the command channel. Workers never wait on it (their blocks travel in the fresh
-/// list; a full channel only loses a wake-up).
-pub const COMMAND_QUEUE: usize = 4096;
+/// The single writer of the block table.
+pub type BlockKeeper = Keeper<BlockTable>;
+
+/// The control plane's handle: list from the published snapshot, send changes to the keeper.
+pub type BlockControl = Control<BlockTable>;
 
 /// Cap on fresh blocks waiting for the keeper: it takes them within one tick, so this is only
 /// reached when it is stalled; further detections are then refused (counted).
 pub const FRESH_CAP: usize = 1 << 16;
 
-/// Commands the keeper applies in one batch before it publishes and looks at the clock again,
-/// so a flood of commands cannot hold off expiry or a stop request.
-pub const BATCH: usize = 4096;
-
 /// The handles of a new block table.
 #[derive(Debug)]
 pub struct SharedBlocks {
-    /// The writer: [`BlockKeeper::run`] on its own thread, or driven by replay.
+    /// The writer: [`Keeper::run`] on its own thread, or driven by replay.
     pub keeper: BlockKeeper,
     /// For the control plane (clone freely).
     pub control: BlockControl,
@@ -353,44 +294,17 @@ pub struct SharedBlocks {
 impl SharedBlocks {
     /// A table for `workers` workers holding at most `capacity` entries.
     pub fn new(workers: usize, capacity: usize) -> SharedBlocks {
-        let (tx, rx) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
-        let first = Arc::new(BlockSnapshot::default());
-        let shared = Arc::new(Shared {
-            version: AtomicU64::new(0),
-            current: Mutex::new(Arc::clone(&first)),
-            fresh: Mutex::new(Fresh::default()),
-            refused: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-        });
-        let clients = (0..workers)
-            .map(|_| BlockClient {
-                shared: Arc::clone(&shared),
-                snap: Arc::clone(&first),
-                seen: 0,
-                fresh_base: 0,
-                fresh_next: 0,
-                local: HashMap::with_hasher(Hasher::default()),
-                any: false,
-                wake: tx.clone(),
-                refused: 0,
-            })
-            .collect();
+        let table = BlockTable {
+            entries: HashMap::with_hasher(Hasher::default()),
+            expiries: BinaryHeap::new(),
+            detections: BinaryHeap::new(),
+            capacity,
+            stats: KeeperStats::default(),
+        };
+        let (keeper, control, clients) = crate::keeper::new(table, workers, BlockClient::new);
         SharedBlocks {
-            keeper: BlockKeeper {
-                entries: HashMap::with_hasher(Hasher::default()),
-                expiries: BinaryHeap::new(),
-                detections: BinaryHeap::new(),
-                capacity,
-                rx,
-                shared: Arc::clone(&shared),
-                generation: 0,
-                dirty: false,
-                fresh_taken: 0,
-                fresh_version: 0,
-                received: 0,
-                stats: KeeperStats::default(),
-            },
-            control: BlockControl { tx, shared },
+            keeper,
+            control,
             clients,
         }
     }
@@ -401,166 +315,63 @@ impl SharedBlocks {
     }
 }
 
-impl BlockKeeper {
-    /// Counters.
-    pub fn stats(&self) -> KeeperStats {
-        self.stats
-    }
+impl Table for BlockTable {
+    type Item = FreshBlock;
+    type Snapshot = BlockSnapshot;
+    type Command = Command;
+    type Extra = BlockShared;
+    type Stats = KeeperStats;
+    const FRESH_CAP: usize = FRESH_CAP;
 
-    /// When the next entry expires.
-    pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.expiries.peek().map(|Reverse((t, _))| *t)
-    }
-
-    /// Whether [`BlockKeeper::expire`] at `now` followed by [`BlockKeeper::publish`] would do
-    /// anything: an entry expires by then, or a change is not yet published. Lets a caller that
-    /// steps the keeper around every frame (replay) skip the step when it would be idle.
-    pub fn expiry_due(&self, now: Timestamp) -> bool {
-        self.dirty || self.next_expiry().is_some_and(|t| t <= now)
-    }
-
-    /// Whether [`BlockKeeper::drain`] followed by [`BlockKeeper::publish`] would do anything:
-    /// the fresh list moved since the keeper last read it, a command waits in the channel, or a
-    /// change is not yet published. Two atomic loads.
-    pub fn has_news(&self) -> bool {
-        self.dirty
-            || self.shared.version.load(Ordering::Acquire) != self.fresh_version
-            || self.shared.sent.load(Ordering::Acquire) != self.received
-    }
-
-    /// Number of entries (expired ones not yet swept included).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Put `entry` in the table unless `key` is blocked at `now`; when the table is full, a
-    /// detection block takes the place of the detection block closest to expiry.
-    fn insert(
-        &mut self,
-        key: BlockKey,
-        entry: Arc<SharedEntry>,
-        now: Timestamp,
-        on_event: &mut impl FnMut(Event),
-    ) -> BlockResult {
-        if let Some(e) = self.entries.get(&key) {
-            if e.expires > now {
-                return BlockResult::AlreadyBlocked;
-            }
-            // Expired but not yet swept (the daemon sweeps on its tick): report it first.
-            self.expire(now, on_event);
-        }
-        if self.entries.len() >= self.capacity
-            && (entry.origin == BlockOrigin::Manual || !self.evict_one(now, on_event))
-        {
-            self.stats.refused += 1;
-            self.shared.refused.fetch_add(1, Ordering::Relaxed);
-            return BlockResult::Full;
-        }
-        self.expiries.push(Reverse((entry.expires, key)));
-        if entry.origin == BlockOrigin::Detection {
-            self.detections.push(Reverse((entry.expires, key)));
-        }
-        self.entries.insert(key, entry);
-        self.dirty = true;
-        self.stats.added += 1;
-        BlockResult::Added
-    }
-
-    /// Remove the detection block closest to expiry, reporting it; false if there is none.
-    fn evict_one(&mut self, now: Timestamp, on_event: &mut impl FnMut(Event)) -> bool {
-        while let Some(Reverse((t, key))) = self.detections.pop() {
-            if self
-                .entries
-                .get(&key)
-                .is_some_and(|e| e.expires == t && e.origin == BlockOrigin::Detection)
-                && let Some(e) = self.entries.remove(&key)
-            {
-                self.dirty = true;
-                self.stats.evicted += 1;
-                on_event(removed(key, &e, now, UnblockReason::Evicted));
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Take the blocks workers appended to the fresh list since the last call: each becomes a
-    /// table entry (the same `Arc`, hits included) and a "block added" event.
-    pub fn take_fresh(&mut self, on_event: &mut impl FnMut(Event)) {
-        let version = self.shared.version.load(Ordering::Acquire);
-        if version == self.fresh_version {
-            return;
-        }
-        self.fresh_version = version;
-        let items: Vec<(BlockRequest, Arc<SharedEntry>)> = {
-            let f = lock(&self.shared.fresh);
-            let skip = usize::try_from(self.fresh_taken.saturating_sub(f.base)).unwrap_or(0);
-            self.fresh_taken = f.base + f.list.len() as u64;
-            f.list
-                .iter()
-                .skip(skip)
-                .map(|b| (b.req.clone(), Arc::clone(&b.entry)))
-                .collect()
-        };
-        if items.is_empty() {
-            return;
-        }
-        // The list is trimmed at the next publication.
-        self.dirty = true;
-        for (req, entry) in items {
-            let expires = entry.expires;
-            match self.insert(req.key, Arc::clone(&entry), req.now, on_event) {
-                BlockResult::Added => on_event(Event {
-                    ts: req.now,
-                    pcap_cnt: req.pcap_cnt,
-                    kind: EventKind::Block {
-                        key: req.key,
-                        change: BlockChange::Added {
-                            engine: req.engine,
-                            reason: req.reason,
-                            sid: req.sid,
-                            expires,
-                            duration_secs: req.duration_secs,
-                            flow_id: req.flow_id,
-                        },
+    /// A worker's block becomes a table entry (the same `Arc`, hits included) and a "block
+    /// added" event.
+    fn take(&mut self, b: &FreshBlock, book: &mut Book<Self>, on_event: &mut impl FnMut(Event)) {
+        let FreshBlock { req, entry } = b;
+        let expires = entry.expires;
+        match self.insert(req.key, Arc::clone(entry), req.now, book, on_event) {
+            BlockResult::Added => on_event(Event {
+                ts: req.now,
+                pcap_cnt: req.pcap_cnt,
+                kind: EventKind::Block {
+                    key: req.key,
+                    change: BlockChange::Added {
+                        engine: req.engine,
+                        reason: req.reason.clone(),
+                        sid: req.sid,
+                        expires,
+                        duration_secs: req.duration_secs,
+                        flow_id: req.flow_id,
                     },
-                }),
-                BlockResult::AlreadyBlocked => {
-                    self.stats.duplicates += 1;
-                    // Two workers blocked the source in the same instant: keep the hits of both.
-                    let hits = entry.hits();
-                    if hits > 0
-                        && let Some(e) = self.entries.get(&req.key)
-                    {
-                        e.hit(Timestamp(entry.last_hit.load(Ordering::Relaxed)), hits);
-                    }
+                },
+            }),
+            BlockResult::AlreadyBlocked => {
+                self.stats.duplicates += 1;
+                // Two workers blocked the source in the same instant: keep the hits of both.
+                let hits = entry.hits();
+                if hits > 0
+                    && let Some(e) = self.entries.get(&req.key)
+                {
+                    e.hit(Timestamp(entry.last_hit.load(Ordering::Relaxed)), hits);
                 }
-                BlockResult::Full => on_event(Event {
-                    ts: req.now,
-                    pcap_cnt: req.pcap_cnt,
-                    kind: EventKind::Block {
-                        key: req.key,
-                        change: BlockChange::Refused {
-                            engine: req.engine,
-                            reason: req.reason,
-                            sid: req.sid,
-                            duration_secs: req.duration_secs,
-                        },
-                    },
-                }),
             }
+            BlockResult::Full => on_event(Event {
+                ts: req.now,
+                pcap_cnt: req.pcap_cnt,
+                kind: EventKind::Block {
+                    key: req.key,
+                    change: BlockChange::Refused {
+                        engine: req.engine,
+                        reason: req.reason.clone(),
+                        sid: req.sid,
+                        duration_secs: req.duration_secs,
+                    },
+                },
+            }),
         }
     }
 
-    /// Apply one command.
-    pub fn apply(&mut self, cmd: Command, on_event: &mut impl FnMut(Event)) {
+    fn apply(&mut self, cmd: Command, book: &mut Book<Self>, on_event: &mut impl FnMut(Event)) {
         match cmd {
-            Command::Wake => self.take_fresh(on_event),
             Command::Manual {
                 key,
                 now,
@@ -576,7 +387,7 @@ impl BlockKeeper {
                     Engine::Manual.name(),
                     BlockOrigin::Manual,
                 ));
-                let res = self.insert(key, entry, now, on_event);
+                let res = self.insert(key, entry, now, book, on_event);
                 let change = match res {
                     BlockResult::Added => Some(BlockChange::Added {
                         engine: Engine::Manual,
@@ -603,15 +414,9 @@ impl BlockKeeper {
                 }
                 if let Some(r) = reply {
                     // Whoever asked lists the table next: publish first.
-                    self.publish();
+                    book.publish(self);
                     let _ = r.send(res);
                 }
-            }
-            Command::Expire { now, reply } => {
-                self.take_fresh(on_event);
-                self.expire(now, on_event);
-                self.publish();
-                let _ = reply.send(());
             }
             Command::Restore { key, entry } => {
                 let shared = Arc::new(SharedEntry {
@@ -625,34 +430,27 @@ impl BlockKeeper {
                     last_hit: AtomicU64::new(entry.last_hit.map_or(0, Timestamp::micros)),
                 });
                 // Not a new block: undo the count insert makes.
-                if self.insert(key, shared, entry.created, on_event) == BlockResult::Added {
+                if self.insert(key, shared, entry.created, book, on_event) == BlockResult::Added {
                     self.stats.added -= 1;
                 }
             }
             Command::Unblock { key, now, reply } => {
                 let removed_entry = self.entries.remove(&key);
                 if let Some(e) = &removed_entry {
-                    self.dirty = true;
+                    book.changed();
                     self.stats.unblocked += 1;
                     on_event(removed(key, e, now, UnblockReason::Manual));
                 }
                 if let Some(r) = reply {
-                    self.publish();
+                    book.publish(self);
                     let _ = r.send(removed_entry.map(|e| e.to_entry()));
                 }
             }
         }
     }
 
-    /// Take the fresh blocks and apply every command waiting in the channel. Returns false once
-    /// every sender is gone.
-    pub fn drain(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
-        self.take_fresh(on_event);
-        self.apply_waiting(usize::MAX, on_event)
-    }
-
     /// Remove and report every entry expired by `now`.
-    pub fn expire(&mut self, now: Timestamp, on_event: &mut impl FnMut(Event)) {
+    fn expire(&mut self, now: Timestamp, book: &mut Book<Self>, on_event: &mut impl FnMut(Event)) {
         while let Some(Reverse((t, key))) = self.expiries.peek().copied() {
             if t > now {
                 break;
@@ -662,7 +460,7 @@ impl BlockKeeper {
             if self.entries.get(&key).is_some_and(|e| e.expires == t)
                 && let Some(e) = self.entries.remove(&key)
             {
-                self.dirty = true;
+                book.changed();
                 self.stats.expired += 1;
                 on_event(removed(key, &e, t, UnblockReason::Expired));
             }
@@ -677,84 +475,85 @@ impl BlockKeeper {
         }
     }
 
-    /// Publish a new snapshot if anything changed since the last one, then drop the fresh
-    /// blocks it now holds (in that order: a worker reads the fresh list before the snapshot,
-    /// so it never sees neither).
-    pub fn publish(&mut self) {
-        if !self.dirty {
-            return;
-        }
-        self.dirty = false;
-        self.generation += 1;
-        self.stats.published += 1;
-        *lock(&self.shared.current) = Arc::new(BlockSnapshot {
-            generation: self.generation,
-            entries: self.entries.clone(),
-        });
-        {
-            let mut f = lock(&self.shared.fresh);
-            let n = usize::try_from(self.fresh_taken.saturating_sub(f.base))
-                .unwrap_or(0)
-                .min(f.list.len());
-            f.list.drain(..n);
-            f.base = self.fresh_taken;
-        }
-        self.shared.bump();
+    fn next_expiry(&self) -> Option<Timestamp> {
+        self.expiries.peek().map(|Reverse((t, _))| *t)
     }
 
-    /// The keeper's loop: apply commands as they come (at most [`BATCH`] before it looks at the
-    /// clock and `stop` again), expire on the clock, publish after each batch; returns when
-    /// `stop` says so or every sender is gone. `tick` bounds how long an expiry or a fresh
-    /// block waits to be reported.
-    pub fn run(
-        mut self,
-        stop: &std::sync::atomic::AtomicBool,
-        clock: impl Fn() -> Timestamp,
-        tick: Duration,
-        mut on_event: impl FnMut(Event),
-    ) -> KeeperStats {
-        let mut alive = true;
-        while alive && !stop.load(Ordering::Relaxed) {
-            match self.rx.recv_timeout(tick) {
-                Ok(cmd) => {
-                    self.received += 1;
-                    self.take_fresh(&mut on_event);
-                    self.apply(cmd, &mut on_event);
-                    alive = self.apply_batch(&mut on_event);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => alive = false,
-            }
-            self.take_fresh(&mut on_event);
-            self.expire(clock(), &mut on_event);
-            self.publish();
+    fn snapshot(&self, generation: u64) -> BlockSnapshot {
+        BlockSnapshot {
+            generation,
+            entries: self.entries.clone(),
         }
-        // Blocks made just before the stop still produce their events; one batch at most, so
-        // a flood cannot hold the stop off.
-        self.take_fresh(&mut on_event);
-        self.apply_batch(&mut on_event);
-        self.publish();
+    }
+
+    fn stats(&self) -> KeeperStats {
         self.stats
     }
 
-    fn apply_batch(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
-        self.apply_waiting(BATCH, on_event)
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl BlockTable {
+    /// Put `entry` in the table unless `key` is blocked at `now`; when the table is full, a
+    /// detection block takes the place of the detection block closest to expiry.
+    fn insert(
+        &mut self,
+        key: BlockKey,
+        entry: Arc<SharedEntry>,
+        now: Timestamp,
+        book: &mut Book<Self>,
+        on_event: &mut impl FnMut(Event),
+    ) -> BlockResult {
+        if let Some(e) = self.entries.get(&key) {
+            if e.expires > now {
+                return BlockResult::AlreadyBlocked;
+            }
+            // Expired but not yet swept (the daemon sweeps on its tick): report it first.
+            Table::expire(self, now, book, on_event);
+        }
+        if self.entries.len() >= self.capacity
+            && (entry.origin == BlockOrigin::Manual || !self.evict_one(now, book, on_event))
+        {
+            self.stats.refused += 1;
+            book.shared()
+                .extra()
+                .refused
+                .fetch_add(1, Ordering::Relaxed);
+            return BlockResult::Full;
+        }
+        self.expiries.push(Reverse((entry.expires, key)));
+        if entry.origin == BlockOrigin::Detection {
+            self.detections.push(Reverse((entry.expires, key)));
+        }
+        self.entries.insert(key, entry);
+        book.changed();
+        self.stats.added += 1;
+        BlockResult::Added
     }
 
-    /// Apply at most `limit` commands waiting in the channel. Returns false once every sender is
-    /// gone.
-    fn apply_waiting(&mut self, limit: usize, on_event: &mut impl FnMut(Event)) -> bool {
-        for _ in 0..limit {
-            match self.rx.try_recv() {
-                Ok(cmd) => {
-                    self.received += 1;
-                    self.apply(cmd, on_event);
-                }
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
+    /// Remove the detection block closest to expiry, reporting it; false if there is none.
+    fn evict_one(
+        &mut self,
+        now: Timestamp,
+        book: &mut Book<Self>,
+        on_event: &mut impl FnMut(Event),
+    ) -> bool {
+        while let Some(Reverse((t, key))) = self.detections.pop() {
+            if self
+                .entries
+                .get(&key)
+                .is_some_and(|e| e.expires == t && e.origin == BlockOrigin::Detection)
+                && let Some(e) = self.entries.remove(&key)
+            {
+                book.changed();
+                self.stats.evicted += 1;
+                on_event(removed(key, &e, now, UnblockReason::Evicted));
+                return true;
             }
         }
-        true
+        false
     }
 }
 
@@ -774,33 +573,15 @@ fn removed(key: BlockKey, e: &SharedEntry, ts: Timestamp, reason: UnblockReason)
     }
 }
 
-/// The control plane's handle: list from the published snapshot, send changes to the keeper.
-#[derive(Clone, Debug)]
-pub struct BlockControl {
-    tx: SyncSender<Command>,
-    shared: Arc<Shared>,
-}
-
-impl BlockControl {
-    /// The current snapshot (hold it as long as you like: it is immutable).
-    pub fn snapshot(&self) -> Arc<BlockSnapshot> {
-        self.shared.load()
-    }
-
+impl Control<BlockTable> {
     /// Every block, sorted by key.
     pub fn list(&self) -> Vec<(BlockKey, BlockEntry)> {
         self.snapshot().list()
     }
 
-    /// Send a command to the keeper (waits if the channel is full). False if the keeper is gone.
-    pub fn send(&self, cmd: Command) -> bool {
-        // Counted before it is sent, so the keeper never sees more received than sent.
-        self.shared.sent();
-        self.tx.send(cmd).is_ok()
-    }
-
     /// Block `key` from `now` for `duration_secs` as an administrator and wait for the keeper's
-    /// answer; `None` if the keeper is gone.
+    /// answer; `None` if the keeper is gone. A command channel full of commands refuses the
+    /// block as a full table does ([`BlockResult::Full`], counted in [`Self::refused`]).
     pub fn block(
         &self,
         key: BlockKey,
@@ -808,40 +589,36 @@ impl BlockControl {
         duration_secs: u64,
         reason: String,
     ) -> Option<BlockResult> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.send(Command::Manual {
+        let r = self.ask(|reply| Command::Manual {
             key,
             now,
             duration_secs,
             reason,
-            reply: Some(tx),
-        })
-        .then(|| rx.recv().ok())
-        .flatten()
+            reply: Some(reply),
+        });
+        match r {
+            Ok(r) => Some(r),
+            Err(Refused::Full) => Some(BlockResult::Full),
+            Err(Refused::Gone) => None,
+        }
     }
 
-    /// Have the keeper report the blocks expired by `now` and publish; false if it is gone.
-    pub fn expire(&self, now: Timestamp) -> bool {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.send(Command::Expire { now, reply: tx }) && rx.recv().is_ok()
-    }
-
-    /// Blocks refused so far because the table was full of blocks that may not be evicted.
+    /// Blocks refused so far: the table was full of blocks that may not be evicted, or the
+    /// command channel was full.
     pub fn refused(&self) -> u64 {
-        self.shared.refused.load(Ordering::Relaxed)
+        self.shared().extra().refused.load(Ordering::Relaxed) + self.refused_commands()
     }
 
     /// Lift the block of `key` and wait for the keeper: the entry removed (with every worker's
-    /// hits), `Some(None)` if there was none, `None` if the keeper is gone.
+    /// hits), `Some(None)` if there was none, `None` if the keeper is gone or its command
+    /// channel full.
     pub fn unblock(&self, key: BlockKey, now: Timestamp) -> Option<Option<BlockEntry>> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.send(Command::Unblock {
+        self.ask(|reply| Command::Unblock {
             key,
             now,
-            reply: Some(tx),
+            reply: Some(reply),
         })
-        .then(|| rx.recv().ok())
-        .flatten()
+        .ok()
     }
 }
 
@@ -849,50 +626,62 @@ impl BlockControl {
 /// blocks (every worker's) not yet in it.
 #[derive(Debug)]
 pub struct BlockClient {
-    shared: Arc<Shared>,
+    reader: Reader<BlockTable>,
     snap: Arc<BlockSnapshot>,
-    seen: u64,
     // The fresh list's base when last read, and the absolute index of the next block to read.
     fresh_base: u64,
     fresh_next: u64,
     local: HashMap<BlockKey, (u64, Arc<SharedEntry>), Hasher>,
     // Whether the snapshot or the fresh index holds anything: the per-packet fast path.
     any: bool,
-    wake: SyncSender<Command>,
     refused: u64,
 }
 
 impl BlockClient {
+    fn new(reader: Reader<BlockTable>) -> Self {
+        BlockClient {
+            snap: reader.snapshot(),
+            reader,
+            fresh_base: 0,
+            fresh_next: 0,
+            local: HashMap::with_hasher(Hasher::default()),
+            any: false,
+            refused: 0,
+        }
+    }
+
     /// Take what changed since the last look: one atomic load when nothing did.
     #[inline]
     pub fn refresh(&mut self) {
-        let v = self.shared.version.load(Ordering::Acquire);
-        if v == self.seen {
-            return;
+        if self.reader.moved() {
+            self.reload();
         }
-        self.seen = v;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reload(&mut self) {
         // Fresh list first, then the snapshot: the keeper publishes before it trims.
-        let shared = Arc::clone(&self.shared);
-        self.read_fresh(&lock(&shared.fresh));
-        self.snap = shared.load();
+        let shared = Arc::clone(self.reader.shared());
+        self.read_fresh(&shared.fresh());
+        self.snap = shared.snapshot();
         self.any = !self.local.is_empty() || !self.snap.entries.is_empty();
     }
 
-    fn read_fresh(&mut self, f: &Fresh) {
-        if f.base != self.fresh_base {
+    fn read_fresh(&mut self, f: &Fresh<FreshBlock>) {
+        if f.base() != self.fresh_base {
             // Blocks before the base are in a published snapshot (or were refused).
-            self.fresh_base = f.base;
-            let base = f.base;
+            self.fresh_base = f.base();
+            let base = f.base();
             self.local.retain(|_, (i, _)| *i >= base);
         }
-        let skip = usize::try_from(self.fresh_next.saturating_sub(f.base)).unwrap_or(0);
-        for (i, b) in f.list.iter().enumerate().skip(skip) {
-            self.local
-                .insert(b.req.key, (f.base + i as u64, Arc::clone(&b.entry)));
+        for (i, b) in f.since(self.fresh_next) {
+            self.local.insert(b.req.key, (i, Arc::clone(&b.entry)));
         }
-        self.fresh_next = f.base + f.list.len() as u64;
+        self.fresh_next = f.end();
     }
 
+    #[inline]
     fn find(&self, key: &BlockKey, now: Timestamp) -> Option<&SharedEntry> {
         if let Some((_, e)) = self.local.get(key)
             && e.expires > now
@@ -927,16 +716,12 @@ impl BlockClient {
         if self.find(&key, req.now).is_some() {
             return BlockResult::AlreadyBlocked;
         }
-        let shared = Arc::clone(&self.shared);
-        let mut f = lock(&shared.fresh);
+        let shared = Arc::clone(self.reader.shared());
+        let mut f = shared.fresh();
         // Another worker may have blocked it since this one last looked.
         self.read_fresh(&f);
         if self.find(&key, req.now).is_some() {
             return BlockResult::AlreadyBlocked;
-        }
-        if f.list.len() >= FRESH_CAP {
-            self.refused += 1;
-            return BlockResult::Full;
         }
         let entry = Arc::new(SharedEntry::new(
             req.now,
@@ -945,22 +730,20 @@ impl BlockClient {
             req.engine.name(),
             BlockOrigin::Detection,
         ));
-        let idx = f.base + f.list.len() as u64;
-        f.list.push(FreshBlock {
+        let item = FreshBlock {
             req,
             entry: Arc::clone(&entry),
-        });
+        };
+        let Some(idx) = shared.append(&mut f, item) else {
+            self.refused += 1;
+            return BlockResult::Full;
+        };
         self.local.insert(key, (idx, entry));
         self.any = true;
         self.fresh_next = idx + 1;
-        shared.bump();
         drop(f);
         // Only a hint: the keeper takes the list on its tick anyway.
-        self.shared.sent();
-        if self.wake.try_send(Command::Wake).is_err() {
-            // Not sent (the channel is full or the keeper gone): no longer counted.
-            self.shared.sent.fetch_sub(1, Ordering::Release);
-        }
+        self.reader.wake();
         BlockResult::Added
     }
 
@@ -1082,13 +865,15 @@ mod tests {
         assert!(!keeper.expiry_due(Timestamp(60 * S - 1)));
         assert!(keeper.expiry_due(Timestamp(60 * S)));
         // A command from the control plane, without a fresh block.
-        control.send(Command::Manual {
-            key: key(2, 2),
-            now: Timestamp(S),
-            duration_secs: 60,
-            reason: "admin".into(),
-            reply: None,
-        });
+        control
+            .send(Command::Manual {
+                key: key(2, 2),
+                now: Timestamp(S),
+                duration_secs: 60,
+                reason: "admin".into(),
+                reply: None,
+            })
+            .unwrap();
         assert!(keeper.has_news());
         step(&mut keeper, &mut events);
         keeper.drain(&mut |e| events.push(e));
@@ -1158,23 +943,27 @@ mod tests {
         } = SharedBlocks::new(2, 16);
         let k = key(5, 9);
         let mut events = vec![];
-        control.send(Command::Manual {
-            key: k,
-            now: Timestamp(0),
-            duration_secs: 60,
-            reason: "admin".into(),
-            reply: None,
-        });
+        control
+            .send(Command::Manual {
+                key: k,
+                now: Timestamp(0),
+                duration_secs: 60,
+                reason: "admin".into(),
+                reply: None,
+            })
+            .unwrap();
         step(&mut keeper, &mut events);
         for c in &mut clients {
             assert!(c.check_and_hit(k.scope, k.addr, Timestamp(S)));
         }
         let (tx, rx) = std::sync::mpsc::channel();
-        control.send(Command::Unblock {
-            key: k,
-            now: Timestamp(2 * S),
-            reply: Some(tx),
-        });
+        control
+            .send(Command::Unblock {
+                key: k,
+                now: Timestamp(2 * S),
+                reply: Some(tx),
+            })
+            .unwrap();
         step(&mut keeper, &mut events);
         assert_eq!(rx.recv().unwrap().map(|e| e.hits), Some(2));
         match &events[1].kind {
@@ -1198,13 +987,15 @@ mod tests {
         } = SharedBlocks::new(1, 3);
         let mut events = vec![];
         let manual = key(1, 1);
-        control.send(Command::Manual {
-            key: manual,
-            now: Timestamp(0),
-            duration_secs: 10,
-            reason: "admin".into(),
-            reply: None,
-        });
+        control
+            .send(Command::Manual {
+                key: manual,
+                now: Timestamp(0),
+                duration_secs: 10,
+                reason: "admin".into(),
+                reply: None,
+            })
+            .unwrap();
         step(&mut keeper, &mut events);
         clients[0].block(req(key(1, 2), 0));
         clients[0].block(req(key(1, 3), S));
@@ -1229,13 +1020,15 @@ mod tests {
         )));
         // A manual block is refused when full, and counted.
         let (tx, rx) = std::sync::mpsc::channel();
-        control.send(Command::Manual {
-            key: key(1, 5),
-            now: Timestamp(3 * S),
-            duration_secs: 60,
-            reason: "admin".into(),
-            reply: Some(tx),
-        });
+        control
+            .send(Command::Manual {
+                key: key(1, 5),
+                now: Timestamp(3 * S),
+                duration_secs: 60,
+                reason: "admin".into(),
+                reply: Some(tx),
+            })
+            .unwrap();
         step(&mut keeper, &mut events);
         assert_eq!(rx.recv().unwrap(), BlockResult::Full);
         assert_eq!(keeper.stats().refused, 1);
@@ -1256,13 +1049,15 @@ mod tests {
             control,
             mut clients,
         } = SharedBlocks::new(1, 1);
-        control.send(Command::Manual {
-            key: manual,
-            now: Timestamp(0),
-            duration_secs: 60,
-            reason: "admin".into(),
-            reply: None,
-        });
+        control
+            .send(Command::Manual {
+                key: manual,
+                now: Timestamp(0),
+                duration_secs: 60,
+                reason: "admin".into(),
+                reply: None,
+            })
+            .unwrap();
         step(&mut keeper, &mut events);
         clients[0].block(req(key(1, 2), 0));
         let before = events.len();
@@ -1282,19 +1077,21 @@ mod tests {
             mut clients,
         } = SharedBlocks::new(1, 16);
         let k = key(7, 7);
-        control.send(Command::Restore {
-            key: k,
-            entry: BlockEntry {
-                created: Timestamp(0),
-                expires: Timestamp(100 * S),
-                reason: "Scan.Generic.TCP".into(),
-                engine: Engine::AttackBlocker.name(),
-                origin: BlockOrigin::Detection,
-                first_hit: None,
-                last_hit: None,
-                hits: 4,
-            },
-        });
+        control
+            .send(Command::Restore {
+                key: k,
+                entry: BlockEntry {
+                    created: Timestamp(0),
+                    expires: Timestamp(100 * S),
+                    reason: "Scan.Generic.TCP".into(),
+                    engine: Engine::AttackBlocker.name(),
+                    origin: BlockOrigin::Detection,
+                    first_hit: None,
+                    last_hit: None,
+                    hits: 4,
+                },
+            })
+            .unwrap();
         let mut events = vec![];
         step(&mut keeper, &mut events);
         assert!(events.is_empty());
@@ -1304,5 +1101,59 @@ mod tests {
         assert_eq!(list[0].1.expires, Timestamp(100 * S));
         assert_eq!(list[0].1.hits, 5);
         assert_eq!(keeper.stats().added, 0);
+    }
+
+    // The command channel is bounded and nobody waits on it: a worker's block with the channel
+    // full still reaches every worker (its wake-up is lost, the keeper reads the fresh list on
+    // its tick), and an administrator's command is refused and counted.
+    #[test]
+    fn a_full_command_channel_refuses_commands_and_never_holds_a_worker() {
+        let SharedBlocks {
+            mut keeper,
+            control,
+            mut clients,
+        } = SharedBlocks::new(2, 16);
+        for i in 0..COMMAND_QUEUE {
+            let k = key(1, u8::try_from(i % 200).unwrap());
+            control
+                .send(Command::Unblock {
+                    key: k,
+                    now: Timestamp(0),
+                    reply: None,
+                })
+                .unwrap();
+        }
+        let k = key(2, 2);
+        assert_eq!(
+            control.send(Command::Unblock {
+                key: k,
+                now: Timestamp(0),
+                reply: None
+            }),
+            Err(Refused::Full)
+        );
+        assert_eq!(
+            control.block(k, Timestamp(0), 60, "admin".into()),
+            Some(BlockResult::Full)
+        );
+        assert_eq!(control.unblock(k, Timestamp(0)), None);
+        assert_eq!(control.refused_commands(), 3);
+        assert_eq!(control.refused(), 3);
+        // The worker's block is in force on every worker at once.
+        assert_eq!(clients[0].block(req(k, 0)), BlockResult::Added);
+        assert!(clients[1].check_and_hit(k.scope, k.addr, Timestamp(1)));
+        // The keeper takes it with the queued commands, and the channel has room again.
+        let mut events = vec![];
+        step(&mut keeper, &mut events);
+        assert_eq!(events.len(), 1);
+        assert_eq!(keeper.stats().added, 1);
+        assert_eq!(
+            control.send(Command::Unblock {
+                key: key(3, 3),
+                now: Timestamp(0),
+                reply: None
+            }),
+            Ok(())
+        );
     }
 }

@@ -1504,13 +1504,15 @@ mod burst_tests {
             addr: IpAddr::V4(BLOCKED),
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        control.send(Command::Manual {
-            key,
-            now: Timestamp(0),
-            duration_secs: 3600,
-            reason: "test".into(),
-            reply: Some(tx),
-        });
+        control
+            .send(Command::Manual {
+                key,
+                now: Timestamp(0),
+                duration_secs: 3600,
+                reason: "test".into(),
+                reply: Some(tx),
+            })
+            .unwrap();
         keeper.drain(&mut |_| {});
         keeper.publish();
         assert_eq!(rx.recv().ok(), Some(BlockResult::Added));

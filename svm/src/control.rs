@@ -1167,7 +1167,8 @@ impl Control for ControlState {
             Metric::one(
                 "svm_blocks_refused_total",
                 "Blocks refused because the table was full of blocks that may not be evicted \
-                 (manual blocks; a detection block evicts the detection block closest to expiry).",
+                 (manual blocks; a detection block evicts the detection block closest to expiry), \
+                 or because the keeper's command queue was full.",
                 "counter",
                 self.table.refused(),
             ),

@@ -17,9 +17,9 @@
 
 use core::net::IpAddr;
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use hashbrown::HashMap;
@@ -28,14 +28,9 @@ use vlan::VlanScope;
 
 use super::vm::{MacFilter, Protected, ProtectedVm};
 use crate::event::{Engine, Event, EventKind};
+use crate::keeper::{Book, Control, Keeper, Reader, Refused, Table};
 use crate::shared_blocks::Hasher;
 use crate::time::Timestamp;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned mutex only means a panic elsewhere while a pointer was stored or a vector
-    // appended to; what is inside is whole.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Who isolated a VM.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,6 +253,9 @@ pub enum IsolationError {
     /// The keeper is gone (the dataplane is stopping).
     #[error("the isolation keeper is not running")]
     Gone,
+    /// The keeper's command channel is full: refused, counted, not applied (try again).
+    #[error("the isolation keeper is busy: too many requests waiting")]
+    Busy,
 }
 
 /// An immutable view of the isolations at one generation.
@@ -337,30 +335,22 @@ pub struct FrameIds {
     pub ips: Option<(IpAddr, IpAddr)>,
 }
 
-#[derive(Debug)]
-struct Shared {
-    // Moves on every publication and every fresh isolation.
-    version: AtomicU64,
-    current: Mutex<Arc<IsolationSnapshot>>,
-    fresh: Mutex<Vec<Arc<IsolationEntry>>>,
-    next_serial: AtomicU64,
+/// What the isolation table shares beside the keeper's own state.
+#[derive(Debug, Default)]
+pub struct IsolationShared {
+    // The last serial number given (the first isolation gets 1).
+    last_serial: AtomicU64,
 }
 
-impl Shared {
-    fn load(&self) -> Arc<IsolationSnapshot> {
-        Arc::clone(&lock(&self.current))
-    }
-
+impl IsolationShared {
     fn serial(&self) -> u64 {
-        self.next_serial.fetch_add(1, Ordering::Relaxed)
+        self.last_serial.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
-/// Messages to the keeper.
+/// Messages to the keeper, besides its own wake-ups and expiry requests.
 #[derive(Debug)]
 pub enum Command {
-    /// A worker appended to the fresh list.
-    Wake,
     /// An administrator's isolation.
     Enable {
         /// The VM's id.
@@ -391,23 +381,16 @@ pub enum Command {
         /// The isolation.
         info: IsolationInfo,
     },
-    /// Report what expired by `now`, publish, answer.
-    Expire {
-        /// The clock's time.
-        now: Timestamp,
-        /// Answered once done.
-        reply: Sender<()>,
-    },
 }
 
-/// Depth of the command channel (workers only send wake-ups, which may be lost when it is full:
-/// their isolations travel in the fresh list).
-pub const COMMAND_QUEUE: usize = 1024;
+/// Cap on fresh isolations waiting for the keeper (a VM is isolated once, and the inventory
+/// holds at most 65,536 VMs, so this is only reached when the keeper is stalled).
+pub const FRESH_CAP: usize = 1 << 16;
 
 /// The handles of a new isolation table.
 #[derive(Debug)]
 pub struct SharedIsolation {
-    /// The writer: [`IsolationKeeper::run`] on its own thread, or driven by replay.
+    /// The writer: [`Keeper::run`] on its own thread, or driven by replay.
     pub keeper: IsolationKeeper,
     /// For the control plane (clone freely).
     pub control: IsolationControl,
@@ -418,45 +401,19 @@ pub struct SharedIsolation {
 impl SharedIsolation {
     /// A table over the protected VMs `protected`, for `workers` workers.
     pub fn new(protected: Arc<Protected>, workers: usize) -> SharedIsolation {
-        let (tx, rx) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
-        let first = Arc::new(IsolationSnapshot::default());
-        let shared = Arc::new(Shared {
-            version: AtomicU64::new(0),
-            current: Mutex::new(Arc::clone(&first)),
-            fresh: Mutex::new(Vec::new()),
-            next_serial: AtomicU64::new(1),
+        let table = IsolationTable {
+            entries: HashMap::with_hasher(Hasher::default()),
+            protected: Arc::clone(&protected),
+            stats: KeeperStats::default(),
+            soonest: None,
+        };
+        let (keeper, control, clients) = crate::keeper::new(table, workers, |reader| {
+            IsolationClient::new(reader, Arc::clone(&protected))
         });
-        let clients = (0..workers)
-            .map(|_| IsolationClient {
-                shared: Arc::clone(&shared),
-                protected: Arc::clone(&protected),
-                snap: Arc::clone(&first),
-                fresh: Vec::new(),
-                seen: 0,
-                any: false,
-                macs: MacFilter::default(),
-                by_addr: false,
-                walked: Vec::new(),
-                pending: Vec::new(),
-                wake: tx.clone(),
-            })
-            .collect();
         SharedIsolation {
-            keeper: IsolationKeeper {
-                entries: HashMap::with_hasher(Hasher::default()),
-                protected: Arc::clone(&protected),
-                rx,
-                shared: Arc::clone(&shared),
-                generation: 0,
-                dirty: false,
-                fresh_taken: 0,
-                fresh_version: 0,
-                stats: KeeperStats::default(),
-                soonest: None,
-            },
+            keeper,
             control: IsolationControl {
-                tx,
-                shared,
+                inner: control,
                 protected,
             },
             clients,
@@ -473,26 +430,20 @@ pub struct KeeperStats {
     pub expired: u64,
     /// Isolations released by an administrator.
     pub released: u64,
-    /// Snapshots published.
-    pub published: u64,
 }
 
-/// The single writer of the isolation table.
+/// The isolation table the keeper owns.
 #[derive(Debug)]
-pub struct IsolationKeeper {
+pub struct IsolationTable {
     entries: HashMap<Arc<str>, Arc<IsolationEntry>, Hasher>,
     protected: Arc<Protected>,
-    rx: Receiver<Command>,
-    shared: Arc<Shared>,
-    generation: u64,
-    dirty: bool,
-    // Fresh isolations taken into the table (a prefix of the fresh list, trimmed at publication).
-    fresh_taken: usize,
-    fresh_version: u64,
     stats: KeeperStats,
     // The earliest expiry in the table: replay asks to expire before every frame.
     soonest: Option<Timestamp>,
 }
+
+/// The single writer of the isolation table.
+pub type IsolationKeeper = Keeper<IsolationTable>;
 
 fn check_duration(secs: u64) -> Result<(), IsolationError> {
     let ok = (u64::from(policy::isolation::IsolationMinutes::MIN) * 60
@@ -505,149 +456,89 @@ fn check_duration(secs: u64) -> Result<(), IsolationError> {
     }
 }
 
-impl IsolationKeeper {
-    /// Counters.
-    pub fn stats(&self) -> KeeperStats {
-        self.stats
-    }
+impl Table for IsolationTable {
+    type Item = Arc<IsolationEntry>;
+    type Snapshot = IsolationSnapshot;
+    type Command = Command;
+    type Extra = IsolationShared;
+    type Stats = KeeperStats;
+    const FRESH_CAP: usize = FRESH_CAP;
 
-    /// Isolations in the table.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no VM is isolated.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// When the next isolation ends.
-    pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.soonest
-    }
-
-    /// The table changed: a new snapshot is due, and the earliest expiry may have moved.
-    fn changed(&mut self) {
-        self.dirty = true;
-        self.soonest = self.entries.values().map(|e| e.expires).min();
-    }
-
-    /// Take the isolations workers appended since the last call, reporting each.
-    pub fn take_fresh(&mut self, on_event: &mut impl FnMut(Event)) {
-        let version = self.shared.version.load(Ordering::Acquire);
-        if version == self.fresh_version {
+    /// A worker's isolation joins the table and is reported.
+    fn take(
+        &mut self,
+        e: &Arc<IsolationEntry>,
+        book: &mut Book<Self>,
+        on_event: &mut impl FnMut(Event),
+    ) {
+        if self
+            .entries
+            .get(&e.vm.id)
+            .is_some_and(|old| old.expires > e.started)
+        {
+            // Two workers isolated the VM in the same instant: the first one stands.
             return;
         }
-        self.fresh_version = version;
-        let items: Vec<Arc<IsolationEntry>> = {
-            let f = lock(&self.shared.fresh);
-            let new = f.get(self.fresh_taken..).unwrap_or_default().to_vec();
-            self.fresh_taken = f.len();
-            new
-        };
-        for e in items {
-            // The list is trimmed at the next publication.
-            self.dirty = true;
-            if self
-                .entries
-                .get(&e.vm.id)
-                .is_some_and(|old| old.expires > e.started)
-            {
-                // Two workers isolated the VM in the same instant: the first one stands.
-                continue;
-            }
-            self.stats.started += 1;
-            on_event(e.started_event());
-            self.entries.insert(Arc::clone(&e.vm.id), e);
-            self.changed();
-        }
-    }
-
-    /// Isolate `vm` as an administrator.
-    pub fn enable(
-        &mut self,
-        vm: &str,
-        now: Timestamp,
-        duration_secs: u64,
-        exclusions: Vec<IsolationExclusion>,
-        note: String,
-        on_event: &mut impl FnMut(Event),
-    ) -> Result<IsolationInfo, IsolationError> {
-        check_duration(duration_secs)?;
-        self.take_fresh(on_event);
-        self.expire(now, on_event);
-        let Some(pvm) = self.protected.get(vm) else {
-            return Err(IsolationError::UnknownVm(vm.to_owned()));
-        };
-        if self.entries.contains_key(vm) {
-            return Err(IsolationError::AlreadyIsolated(vm.to_owned()));
-        }
-        let e = Arc::new(IsolationEntry {
-            vm: Arc::clone(pvm),
-            serial: self.shared.serial(),
-            started: now,
-            expires: now.plus_secs(duration_secs),
-            exclusions: exclusions.into(),
-            origin: IsolationOrigin::Manual { note },
-            dropped: AtomicU64::new(0),
-            flows_reset: AtomicU64::new(0),
-        });
         self.stats.started += 1;
         on_event(e.started_event());
-        let info = e.info();
-        self.entries.insert(Arc::clone(&e.vm.id), e);
-        self.changed();
-        Ok(info)
+        self.entries.insert(Arc::clone(&e.vm.id), Arc::clone(e));
+        self.changed(book);
     }
 
-    /// Release `vm` as an administrator.
-    pub fn disable(
-        &mut self,
-        vm: &str,
-        now: Timestamp,
-        on_event: &mut impl FnMut(Event),
-    ) -> Result<IsolationInfo, IsolationError> {
-        self.take_fresh(on_event);
-        self.expire(now, on_event);
-        let Some(e) = self.entries.remove(vm) else {
-            return Err(if self.protected.get(vm).is_some() {
-                IsolationError::NotIsolated(vm.to_owned())
-            } else {
-                IsolationError::UnknownVm(vm.to_owned())
-            });
-        };
-        self.changed();
-        self.stats.released += 1;
-        on_event(e.ended_event(now, IsolationEnd::Manual));
-        Ok(e.info())
-    }
-
-    /// Put back an isolation kept in the store (no event). Refused for a VM that is no longer in
-    /// the inventory or whose isolation is over by `now`.
-    pub fn restore(&mut self, info: IsolationInfo, now: Timestamp) -> Result<(), IsolationError> {
-        let Some(pvm) = self.protected.get(&info.vm.id) else {
-            return Err(IsolationError::UnknownVm(info.vm.id.to_string()));
-        };
-        if info.expires <= now {
-            return Err(IsolationError::NotIsolated(info.vm.id.to_string()));
+    fn apply(&mut self, cmd: Command, book: &mut Book<Self>, on_event: &mut impl FnMut(Event)) {
+        match cmd {
+            Command::Enable {
+                vm,
+                now,
+                duration_secs,
+                exclusions,
+                note,
+                reply,
+            } => {
+                let r = check_duration(duration_secs).and_then(|()| {
+                    self.settle(now, book, on_event);
+                    let e = Arc::new(IsolationEntry {
+                        vm: self.vacant(&vm)?,
+                        serial: book.shared().extra().serial(),
+                        started: now,
+                        expires: now.plus_secs(duration_secs),
+                        exclusions: exclusions.into(),
+                        origin: IsolationOrigin::Manual { note },
+                        dropped: AtomicU64::new(0),
+                        flows_reset: AtomicU64::new(0),
+                    });
+                    self.stats.started += 1;
+                    on_event(e.started_event());
+                    let info = e.info();
+                    self.entries.insert(Arc::clone(&e.vm.id), e);
+                    self.changed(book);
+                    Ok(info)
+                });
+                book.publish(self);
+                if let Some(tx) = reply {
+                    let _ = tx.send(r);
+                }
+            }
+            Command::Disable { vm, now, reply } => {
+                self.settle(now, book, on_event);
+                let r = self.release(&vm, book).map(|e| {
+                    on_event(e.ended_event(now, IsolationEnd::Manual));
+                    e.info()
+                });
+                book.publish(self);
+                if let Some(tx) = reply {
+                    let _ = tx.send(r);
+                }
+            }
+            Command::Restore { info } => {
+                let now = info.started;
+                let _ = self.restore(info, now, book);
+            }
         }
-        let e = Arc::new(IsolationEntry {
-            vm: Arc::clone(pvm),
-            serial: self.shared.serial(),
-            started: info.started,
-            expires: info.expires,
-            exclusions: info.exclusions.into(),
-            origin: info.origin,
-            dropped: AtomicU64::new(info.dropped),
-            flows_reset: AtomicU64::new(info.flows_reset),
-        });
-        self.entries.insert(Arc::clone(&e.vm.id), e);
-        self.changed();
-        Ok(())
     }
 
     /// Remove and report every isolation over by `now` (each at its own expiry time).
-    pub fn expire(&mut self, now: Timestamp, on_event: &mut impl FnMut(Event)) {
+    fn expire(&mut self, now: Timestamp, book: &mut Book<Self>, on_event: &mut impl FnMut(Event)) {
         if self.soonest.is_none_or(|t| t > now) {
             return;
         }
@@ -663,140 +554,199 @@ impl IsolationKeeper {
             self.stats.expired += 1;
             on_event(e.ended_event(e.expires, IsolationEnd::Expired));
         }
-        self.changed();
+        self.changed(book);
     }
 
-    /// Apply one command.
-    pub fn apply(&mut self, cmd: Command, on_event: &mut impl FnMut(Event)) {
-        match cmd {
-            Command::Wake => self.take_fresh(on_event),
-            Command::Enable {
-                vm,
-                now,
-                duration_secs,
-                exclusions,
-                note,
-                reply,
-            } => {
-                let r = self.enable(&vm, now, duration_secs, exclusions, note, on_event);
-                self.publish();
-                if let Some(tx) = reply {
-                    let _ = tx.send(r);
-                }
-            }
-            Command::Disable { vm, now, reply } => {
-                let r = self.disable(&vm, now, on_event);
-                self.publish();
-                if let Some(tx) = reply {
-                    let _ = tx.send(r);
-                }
-            }
-            Command::Restore { info } => {
-                let now = info.started;
-                let _ = self.restore(info, now);
-            }
-            Command::Expire { now, reply } => {
-                self.take_fresh(on_event);
-                self.expire(now, on_event);
-                self.publish();
-                let _ = reply.send(());
-            }
-        }
+    fn next_expiry(&self) -> Option<Timestamp> {
+        self.soonest
     }
 
-    /// Take fresh isolations and apply every waiting command. False once every sender is gone.
-    pub fn drain(&mut self, on_event: &mut impl FnMut(Event)) -> bool {
-        self.take_fresh(on_event);
-        loop {
-            match self.rx.try_recv() {
-                Ok(cmd) => self.apply(cmd, on_event),
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
-            }
-        }
-    }
-
-    /// Publish a snapshot if anything changed, then trim the fresh isolations it holds (in that
-    /// order: a worker reads the fresh list before the snapshot, so it never sees neither).
-    pub fn publish(&mut self) {
-        if !self.dirty {
-            return;
-        }
-        self.dirty = false;
-        self.generation += 1;
-        self.stats.published += 1;
+    fn snapshot(&self, generation: u64) -> IsolationSnapshot {
         let mut entries: Vec<Arc<IsolationEntry>> = self.entries.values().cloned().collect();
         entries.sort_by(|a, b| a.vm.id.cmp(&b.vm.id));
-        *lock(&self.shared.current) = Arc::new(IsolationSnapshot::new(self.generation, entries));
-        {
-            let mut f = lock(&self.shared.fresh);
-            let n = self.fresh_taken.min(f.len());
-            f.drain(..n);
-            self.fresh_taken = 0;
-        }
-        self.shared.version.fetch_add(1, Ordering::Release);
+        IsolationSnapshot::new(generation, entries)
     }
 
-    /// The keeper's loop on the wall clock: commands as they come, expiry and publication at
-    /// least every `tick`; returns when `stop` says so or every sender is gone.
-    pub fn run(
+    fn stats(&self) -> KeeperStats {
+        self.stats
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl IsolationTable {
+    /// The table changed: a new snapshot is due, and the earliest expiry may have moved.
+    fn changed(&mut self, book: &mut Book<Self>) {
+        book.changed();
+        self.soonest = self.entries.values().map(|e| e.expires).min();
+    }
+
+    /// The isolations in force, sorted by VM id.
+    pub fn infos(&self) -> Vec<IsolationInfo> {
+        let mut all: Vec<IsolationInfo> = self.entries.values().map(|e| e.info()).collect();
+        all.sort_by(|a, b| a.vm.id.cmp(&b.vm.id));
+        all
+    }
+
+    /// Before an administrator's change at `now`: take the workers' isolations and report the
+    /// ones over.
+    fn settle(&mut self, now: Timestamp, book: &mut Book<Self>, on_event: &mut impl FnMut(Event)) {
+        book.take_fresh(self, on_event);
+        Table::expire(self, now, book, on_event);
+    }
+
+    /// The protected VM `vm`, if it is not isolated.
+    fn vacant(&self, vm: &str) -> Result<Arc<ProtectedVm>, IsolationError> {
+        let Some(pvm) = self.protected.get(vm) else {
+            return Err(IsolationError::UnknownVm(vm.to_owned()));
+        };
+        if self.entries.contains_key(vm) {
+            return Err(IsolationError::AlreadyIsolated(vm.to_owned()));
+        }
+        Ok(Arc::clone(pvm))
+    }
+
+    /// The isolation of `vm` leaves the table.
+    fn release(
+        &mut self,
+        vm: &str,
+        book: &mut Book<Self>,
+    ) -> Result<Arc<IsolationEntry>, IsolationError> {
+        let Some(e) = self.entries.remove(vm) else {
+            return Err(if self.protected.get(vm).is_some() {
+                IsolationError::NotIsolated(vm.to_owned())
+            } else {
+                IsolationError::UnknownVm(vm.to_owned())
+            });
+        };
+        self.changed(book);
+        self.stats.released += 1;
+        Ok(e)
+    }
+
+    fn restore(
+        &mut self,
+        info: IsolationInfo,
+        now: Timestamp,
+        book: &mut Book<Self>,
+    ) -> Result<(), IsolationError> {
+        let Some(pvm) = self.protected.get(&info.vm.id) else {
+            return Err(IsolationError::UnknownVm(info.vm.id.to_string()));
+        };
+        if info.expires <= now {
+            return Err(IsolationError::NotIsolated(info.vm.id.to_string()));
+        }
+        let e = Arc::new(IsolationEntry {
+            vm: Arc::clone(pvm),
+            serial: book.shared().extra().serial(),
+            started: info.started,
+            expires: info.expires,
+            exclusions: info.exclusions.into(),
+            origin: info.origin,
+            dropped: AtomicU64::new(info.dropped),
+            flows_reset: AtomicU64::new(info.flows_reset),
+        });
+        self.entries.insert(Arc::clone(&e.vm.id), e);
+        self.changed(book);
+        Ok(())
+    }
+}
+
+/// Where the keeper sends an administrator's outcome.
+type Reply = Sender<Result<IsolationInfo, IsolationError>>;
+
+/// The command isolating `vm` from `now` for `duration_secs`, answered on the channel given.
+fn enable_cmd(
+    vm: &str,
+    now: Timestamp,
+    duration_secs: u64,
+    exclusions: Vec<IsolationExclusion>,
+    note: String,
+) -> impl FnOnce(Reply) -> Command {
+    let vm = vm.to_owned();
+    move |reply| Command::Enable {
+        vm,
+        now,
+        duration_secs,
+        exclusions,
+        note,
+        reply: Some(reply),
+    }
+}
+
+/// The command releasing `vm` at `now`, answered on the channel given.
+fn disable_cmd(vm: &str, now: Timestamp) -> impl FnOnce(Reply) -> Command {
+    let vm = vm.to_owned();
+    move |reply| Command::Disable {
+        vm,
+        now,
+        reply: Some(reply),
+    }
+}
+
+impl Keeper<IsolationTable> {
+    /// Apply the command `make` builds and return its answer.
+    fn answer(
+        &mut self,
+        make: impl FnOnce(Reply) -> Command,
+        on_event: &mut impl FnMut(Event),
+    ) -> Result<IsolationInfo, IsolationError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.apply(make(tx), on_event);
+        rx.try_recv().unwrap_or(Err(IsolationError::Gone))
+    }
+
+    /// Isolate `vm` as an administrator, and publish.
+    pub fn enable(
+        &mut self,
+        vm: &str,
+        now: Timestamp,
+        duration_secs: u64,
+        exclusions: Vec<IsolationExclusion>,
+        note: String,
+        on_event: &mut impl FnMut(Event),
+    ) -> Result<IsolationInfo, IsolationError> {
+        let cmd = enable_cmd(vm, now, duration_secs, exclusions, note);
+        self.answer(cmd, on_event)
+    }
+
+    /// Release `vm` as an administrator, and publish.
+    pub fn disable(
+        &mut self,
+        vm: &str,
+        now: Timestamp,
+        on_event: &mut impl FnMut(Event),
+    ) -> Result<IsolationInfo, IsolationError> {
+        self.answer(disable_cmd(vm, now), on_event)
+    }
+
+    /// Put back an isolation kept in the store (no event). Refused for a VM that is no longer in
+    /// the inventory or whose isolation is over by `now`.
+    pub fn restore(&mut self, info: IsolationInfo, now: Timestamp) -> Result<(), IsolationError> {
+        let (table, book) = self.parts();
+        table.restore(info, now, book)
+    }
+
+    /// [`Keeper::run`], and after each publication that changed the table `on_change` gets the
+    /// isolations in force (the daemon stores them, so a restart restores them).
+    pub fn run_saving(
         self,
         stop: &std::sync::atomic::AtomicBool,
         clock: impl Fn() -> Timestamp,
         tick: Duration,
         on_event: impl FnMut(Event),
-    ) -> KeeperStats {
-        self.run_saving(stop, clock, tick, on_event, |_| {})
-    }
-
-    /// [`Self::run`], and after each publication that changed the table `on_change` gets the
-    /// isolations in force (the daemon stores them, so a restart restores them).
-    pub fn run_saving(
-        mut self,
-        stop: &std::sync::atomic::AtomicBool,
-        clock: impl Fn() -> Timestamp,
-        tick: Duration,
-        mut on_event: impl FnMut(Event),
         mut on_change: impl FnMut(Vec<IsolationInfo>),
     ) -> KeeperStats {
-        let mut saved = self.generation;
-        let mut alive = true;
-        while alive && !stop.load(Ordering::Relaxed) {
-            match self.rx.recv_timeout(tick) {
-                Ok(cmd) => {
-                    self.take_fresh(&mut on_event);
-                    self.apply(cmd, &mut on_event);
-                    alive = self.drain(&mut on_event);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => alive = false,
-            }
-            self.take_fresh(&mut on_event);
-            self.expire(clock(), &mut on_event);
-            self.publish();
-            self.saved(&mut saved, &mut on_change);
-        }
-        self.take_fresh(&mut on_event);
-        self.publish();
-        self.saved(&mut saved, &mut on_change);
-        self.stats
-    }
-
-    fn saved(&self, saved: &mut u64, on_change: &mut impl FnMut(Vec<IsolationInfo>)) {
-        if *saved != self.generation {
-            *saved = self.generation;
-            let mut all: Vec<IsolationInfo> = self.entries.values().map(|e| e.info()).collect();
-            all.sort_by(|a, b| a.vm.id.cmp(&b.vm.id));
-            on_change(all);
-        }
+        self.run_with(stop, clock, tick, on_event, |t| on_change(t.infos()))
     }
 }
 
 /// The control plane's handle: enable, disable, list.
 #[derive(Clone, Debug)]
 pub struct IsolationControl {
-    tx: SyncSender<Command>,
-    shared: Arc<Shared>,
+    inner: Control<IsolationTable>,
     protected: Arc<Protected>,
 }
 
@@ -806,13 +756,11 @@ impl IsolationControl {
         &self.protected
     }
 
-    fn ask(
-        &self,
-        make: impl FnOnce(Sender<Result<IsolationInfo, IsolationError>>) -> Command,
-    ) -> Result<IsolationInfo, IsolationError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.tx.send(make(tx)).map_err(|_| IsolationError::Gone)?;
-        rx.recv().map_err(|_| IsolationError::Gone)?
+    fn ask(&self, make: impl FnOnce(Reply) -> Command) -> Result<IsolationInfo, IsolationError> {
+        self.inner.ask(make).map_err(|e| match e {
+            Refused::Full => IsolationError::Busy,
+            Refused::Gone => IsolationError::Gone,
+        })?
     }
 
     /// Isolate `vm` from `now` for `duration_secs` with `exclusions`, and wait for the keeper.
@@ -825,42 +773,35 @@ impl IsolationControl {
         exclusions: Vec<IsolationExclusion>,
         note: String,
     ) -> Result<IsolationInfo, IsolationError> {
-        self.ask(|reply| Command::Enable {
-            vm: vm.to_owned(),
-            now,
-            duration_secs,
-            exclusions,
-            note,
-            reply: Some(reply),
-        })
+        self.ask(enable_cmd(vm, now, duration_secs, exclusions, note))
     }
 
     /// Release `vm` and wait for the keeper: the isolation as it ended.
     pub fn disable(&self, vm: &str, now: Timestamp) -> Result<IsolationInfo, IsolationError> {
-        self.ask(|reply| Command::Disable {
-            vm: vm.to_owned(),
-            now,
-            reply: Some(reply),
-        })
+        self.ask(disable_cmd(vm, now))
     }
 
-    /// Have the keeper report what expired by `now` and publish; false if it is gone.
+    /// Have the keeper report what expired by `now` and publish; false if it is gone or busy.
     pub fn expire(&self, now: Timestamp) -> bool {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.tx.send(Command::Expire { now, reply: tx }).is_ok() && rx.recv().is_ok()
+        self.inner.expire(now)
     }
 
-    /// Send a command (waits if the channel is full). False if the keeper is gone.
-    pub fn send(&self, cmd: Command) -> bool {
-        self.tx.send(cmd).is_ok()
+    /// Send a command without waiting; a full channel refuses it (counted).
+    pub fn send(&self, cmd: Command) -> Result<(), Refused> {
+        self.inner.send(cmd)
+    }
+
+    /// Commands refused so far because the keeper's channel was full.
+    pub fn refused_commands(&self) -> u64 {
+        self.inner.refused_commands()
     }
 
     /// The isolations in force at `now` (ask [`IsolationControl::expire`] first for events to
     /// be written for the ones over), sorted by VM id. Fresh ones the keeper has not yet taken
     /// are included.
     pub fn list(&self, now: Timestamp) -> Vec<IsolationInfo> {
-        let fresh = lock(&self.shared.fresh).clone();
-        let snap = self.shared.load();
+        let fresh = self.inner.fresh().items().to_vec();
+        let snap = self.inner.snapshot();
         let mut out: Vec<IsolationInfo> = Vec::new();
         for e in snap.entries.iter().chain(fresh.iter()) {
             if e.expires > now && !out.iter().any(|i| i.vm.id == e.vm.id) {
@@ -880,11 +821,10 @@ impl IsolationControl {
 /// A worker's view of the table.
 #[derive(Debug)]
 pub struct IsolationClient {
-    shared: Arc<Shared>,
+    reader: Reader<IsolationTable>,
     protected: Arc<Protected>,
     snap: Arc<IsolationSnapshot>,
     fresh: Vec<Arc<IsolationEntry>>,
-    seen: u64,
     // Whether any isolation is known: the per-frame fast path.
     any: bool,
     // The MACs of every known isolation, and whether one is known by address only.
@@ -894,10 +834,23 @@ pub struct IsolationClient {
     walked: Vec<u64>,
     // Isolations whose flows this worker has yet to reset.
     pending: Vec<Arc<IsolationEntry>>,
-    wake: SyncSender<Command>,
 }
 
 impl IsolationClient {
+    fn new(reader: Reader<IsolationTable>, protected: Arc<Protected>) -> Self {
+        IsolationClient {
+            snap: reader.snapshot(),
+            reader,
+            protected,
+            fresh: Vec::new(),
+            any: false,
+            macs: MacFilter::default(),
+            by_addr: false,
+            walked: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
     /// The protected VMs.
     pub fn protected(&self) -> &Protected {
         &self.protected
@@ -906,19 +859,17 @@ impl IsolationClient {
     /// Take what changed since the last look: one atomic load when nothing did.
     #[inline]
     pub fn refresh(&mut self) {
-        let v = self.shared.version.load(Ordering::Acquire);
-        if v != self.seen {
-            self.reload(v);
+        if self.reader.moved() {
+            self.reload();
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn reload(&mut self, v: u64) {
-        self.seen = v;
+    fn reload(&mut self) {
         // Fresh list first, then the snapshot: the keeper publishes before it trims.
-        self.fresh = lock(&self.shared.fresh).clone();
-        self.snap = self.shared.load();
+        self.fresh = self.reader.shared().fresh().items().to_vec();
+        self.snap = self.reader.snapshot();
         self.any = !self.fresh.is_empty() || !self.snap.entries.is_empty();
         self.macs = self.snap.macs;
         self.by_addr = !self.snap.by_addr.is_empty();
@@ -1008,21 +959,21 @@ impl IsolationClient {
     ) -> Option<Arc<IsolationEntry>> {
         self.refresh();
         let pvm = Arc::clone(self.protected.vm(vm)?);
-        let shared = Arc::clone(&self.shared);
+        let shared = Arc::clone(self.reader.shared());
         let entry = {
-            let mut f = lock(&shared.fresh);
-            let snap = shared.load();
+            let mut f = shared.fresh();
+            let snap = shared.snapshot();
             let isolated = snap
                 .entries
                 .iter()
-                .chain(f.iter())
+                .chain(f.items())
                 .any(|e| e.vm.id == pvm.id && e.expires > now);
             if isolated {
                 return None;
             }
             let e = Arc::new(IsolationEntry {
                 vm: pvm,
-                serial: shared.serial(),
+                serial: shared.extra().serial(),
                 started: now,
                 expires: now.plus_secs(duration_secs),
                 exclusions,
@@ -1030,12 +981,13 @@ impl IsolationClient {
                 dropped: AtomicU64::new(0),
                 flows_reset: AtomicU64::new(0),
             });
-            f.push(Arc::clone(&e));
-            shared.version.fetch_add(1, Ordering::Release);
+            // At the cap only when the keeper is stalled: not isolated now (the next detection
+            // tries again).
+            shared.append(&mut f, Arc::clone(&e))?;
             e
         };
         // Lost when the channel is full: the keeper takes the fresh list on its next tick.
-        let _ = self.wake.try_send(Command::Wake);
+        self.reader.wake();
         self.refresh();
         Some(entry)
     }

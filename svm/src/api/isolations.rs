@@ -112,7 +112,7 @@ impl From<IsolationError> for ApiError {
             }
             IsolationError::AlreadyIsolated(_) => ApiError::Conflict(e.to_string()),
             IsolationError::Duration(_) => ApiError::BadRequest(e.to_string()),
-            IsolationError::Gone => ApiError::Unavailable(e.to_string()),
+            IsolationError::Gone | IsolationError::Busy => ApiError::Unavailable(e.to_string()),
         }
     }
 }
