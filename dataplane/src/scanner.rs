@@ -48,6 +48,8 @@ pub struct ScannerConfig {
     pub mode: InspectionMode,
     /// TCP reassembly (`stream.midstream`, `stream.reassembly.depth`).
     pub stream: StreamConfig,
+    /// The memory every stream of the worker shares (`stream.reassembly.memcap`).
+    pub memcap: crate::stream::MemcapBytes,
     /// Suricata's `--simulate-ips`: `drop`/`reject` rules drop the packet (and only it), whatever
     /// the policy's action; used by replay for conformance.
     pub simulate_ips: bool,

@@ -8,6 +8,7 @@ use crate::decode::DecodeOptions;
 use crate::defrag::DefragConfig;
 use crate::flow::FlowConfig;
 use crate::scanner::{InspectionMode, ScannerConfig};
+use crate::stream::{MEMCAP_RANGE, MemcapBytes};
 
 /// How the SVM is attached to the traffic.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -61,11 +62,12 @@ pub enum SettingError {
 }
 
 /// The settings [`WorkerConfigBuilder::set`] knows, by their Suricata (or daemon) names.
-pub const KNOWN: [&str; 6] = [
+pub const KNOWN: [&str; 7] = [
     "stream.midstream",
     "stream.inline",
     "stream.async-oneside",
     "stream.reassembly.depth",
+    "stream.reassembly.memcap",
     "app-layer.protocols.tls.encryption-handling",
     "flows.max",
 ];
@@ -151,6 +153,14 @@ impl WorkerConfigBuilder {
         self
     }
 
+    /// The memory a worker's streams may hold, bytes (Suricata's `stream.reassembly.memcap`,
+    /// here per worker).
+    #[must_use]
+    pub fn stream_memcap(mut self, bytes: usize) -> Self {
+        self.cfg.scanner.memcap = MemcapBytes(bytes);
+        self
+    }
+
     /// Suricata's `stream.async-oneside`.
     #[must_use]
     pub fn async_oneside(mut self, on: bool) -> Self {
@@ -183,6 +193,13 @@ impl WorkerConfigBuilder {
             }
             "stream.reassembly.depth" => {
                 stream.depth = parse_size(value).ok_or(invalid("a size (e.g. 1mb, 65536)"))?;
+            }
+            "stream.reassembly.memcap" => {
+                let bytes = parse_size(value)
+                    .filter(|n| MEMCAP_RANGE.contains(n))
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or(invalid("a size in 1mb..=64gb (e.g. 256mb)"))?;
+                self.cfg.scanner.memcap = MemcapBytes(bytes);
             }
             // Suricata's `default` stops inspecting the payload of encrypted TLS; `full` keeps
             // on. `bypass` also stops the app layer and reassembly there; for detection it is
@@ -280,6 +297,7 @@ mod tests {
             ("stream.midstream", "on"),
             ("stream.async-oneside", "1"),
             ("stream.reassembly.depth", "2mb"),
+            ("stream.reassembly.memcap", "64mb"),
             ("app-layer.protocols.tls.encryption-handling", "full"),
             ("flows.max", "4096"),
         ] {
@@ -290,6 +308,7 @@ mod tests {
         assert!(c.scanner.stream.midstream && c.scanner.async_oneside);
         assert!(c.scanner.tls_inspect_encrypted);
         assert_eq!(c.scanner.stream.depth, 2 << 20);
+        assert_eq!(c.scanner.memcap, MemcapBytes(64 << 20));
         assert_eq!(c.flows.max_flows, 4096);
         let unknown = b.set("stream.bypass", "yes");
         assert_eq!(
@@ -307,6 +326,9 @@ mod tests {
         for (k, v) in [
             ("stream.midstream", "maybe"),
             ("stream.reassembly.depth", "lots"),
+            ("stream.reassembly.memcap", "512kb"),
+            ("stream.reassembly.memcap", "65gb"),
+            ("stream.reassembly.memcap", "lots"),
             ("app-layer.protocols.tls.encryption-handling", "half"),
             ("flows.max", "10"),
             ("flows.max", "67108865"),

@@ -30,7 +30,7 @@ use crate::scanner::{self, ScannerConfig};
 // The settings moved beside their builder; re-exported likewise.
 pub use crate::settings::{Attach, WorkerConfig};
 use crate::shared_blocks::{BlockClient, BlockRequest};
-use crate::stream::{DEFAULT_MEMCAP, StreamMemcap};
+use crate::stream::StreamMemcap;
 use crate::time::Timestamp;
 
 use crate::isolation::{IsolationClient, hook as iso_hook};
@@ -190,7 +190,7 @@ impl Worker {
             detections: Vec::with_capacity(4),
             rules: None,
             thresholds: ThresholdState::new(),
-            memcap: StreamMemcap::new(DEFAULT_MEMCAP),
+            memcap: StreamMemcap::new(cfg.scanner.memcap.0),
             matches: Vec::new(),
             iso: None,
             web: None,

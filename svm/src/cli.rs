@@ -203,7 +203,8 @@ pub struct ReplayArgs {
     pub threshold_file: Option<PathBuf>,
     /// Suricata-style settings, repeatable: `stream.midstream=true|false`,
     /// `stream.inline=true` (inline inspection timing), `stream.async-oneside=true|false`,
-    /// `stream.reassembly.depth=SIZE`, `app-layer.protocols.tls.encryption-handling=default|bypass|full`
+    /// `stream.reassembly.depth=SIZE`, `stream.reassembly.memcap=SIZE` (per worker, 1mb..=64gb),
+    /// `app-layer.protocols.tls.encryption-handling=default|bypass|full`
     /// (`full` keeps inspecting encrypted TLS payload), `threshold-file=PATH`,
     /// `action-order=drop,alert,...`,
     /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`, `flows.max=N` (the flow

@@ -60,8 +60,27 @@ pub const DEFAULT_DEPTH: u64 = 1 << 20;
 /// receive window in flight; 256 KiB covers common windows without letting one flow hoard memory.
 pub const DEFAULT_MAX_BUFFERED_PER_DIRECTION: usize = 256 << 10;
 
-/// Default global memcap (Suricata's `stream.reassembly.memcap` default is 256 MiB per engine).
+/// Default memcap of a worker's streams (Suricata's `stream.reassembly.memcap` default is
+/// 256 MiB).
 pub const DEFAULT_MEMCAP: usize = 256 << 20;
+
+/// The range of the memcap setting (`stream.reassembly.memcap`, the daemon's
+/// `rules.stream.memcap`), bytes per worker: at least 1 MiB (a few receive windows of
+/// out-of-order data), at most 64 GiB.
+pub const MEMCAP_RANGE: core::ops::RangeInclusive<u64> = (1 << 20)..=(1 << 36);
+
+/// A worker's stream memcap in bytes: every byte its streams hold (in-order data kept for
+/// inspection and out-of-order pieces) is reserved from it; a segment that does not fit is
+/// dropped from reassembly and counted (`memcap_drops`), as Suricata's
+/// `stream.reassembly.memcap` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemcapBytes(pub usize);
+
+impl Default for MemcapBytes {
+    fn default() -> Self {
+        MemcapBytes(DEFAULT_MEMCAP)
+    }
+}
 
 /// Reassembly settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -510,6 +510,7 @@ fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
             rules.map_or(stream.midstream, |r| r.midstream),
             rules.map_or(stream.depth, |r| r.stream_depth),
         )
+        .stream_memcap(rules.map_or(dataplane::stream::DEFAULT_MEMCAP, |r| r.stream_memcap))
         .async_oneside(rules.is_some_and(|r| r.async_oneside))
         .tls_inspect_encrypted(rules.is_some_and(|r| r.tls_inspect_encrypted))
         .index(index)

@@ -673,6 +673,7 @@ mod tests {
             classification_file: None,
             midstream: false,
             stream_depth: 1 << 20,
+            stream_memcap: dataplane::stream::DEFAULT_MEMCAP,
             async_oneside: false,
             files_key: "rules.files",
             inline: false,

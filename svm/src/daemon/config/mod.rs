@@ -356,6 +356,9 @@ pub struct RulesSettings {
     pub midstream: bool,
     /// Stream bytes per direction inspected from the start of a flow.
     pub stream_depth: u64,
+    /// Bytes every stream of a worker may hold together (Suricata's
+    /// `stream.reassembly.memcap`, per worker).
+    pub stream_memcap: usize,
     /// One direction of a flow may be missing (asymmetric routing, a one-sided mirror): a
     /// client's ACK after its SYN completes the handshake for `flow:established`.
     pub async_oneside: bool,
@@ -383,6 +386,7 @@ impl RulesSettings {
             classification_file: None,
             midstream: d.midstream,
             stream_depth: d.depth,
+            stream_memcap: dataplane::stream::DEFAULT_MEMCAP,
             async_oneside: false,
             inline: false,
             tls_inspect_encrypted: false,

@@ -37,6 +37,11 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
     let stream_depth = r
         .uint(&mut stream, "depth", "rules.stream.depth", 1, 1 << 32)
         .unwrap_or(d.depth);
+    let (lo, hi) = dataplane::stream::MEMCAP_RANGE.into_inner();
+    let stream_memcap = r
+        .uint(&mut stream, "memcap", "rules.stream.memcap", lo, hi)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(dataplane::stream::DEFAULT_MEMCAP);
     let async_oneside = r
         .boolean(&mut stream, "async_oneside", "rules.stream.async_oneside")
         .unwrap_or(false);
@@ -74,6 +79,7 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         classification_file,
         midstream,
         stream_depth,
+        stream_memcap,
         async_oneside,
         files_key: "rules.files",
         inline,

@@ -264,7 +264,7 @@ fn rules_section_parses() {
          address_groups: {HOME_NET: \"[10.0.0.0/8]\", EXTERNAL_NET: \"!$HOME_NET\"}\n  \
          port_groups: {HTTP_PORTS: 8080}\n  threshold_file: /r/threshold.config\n  \
          classification_file: /r/classification.config\n  \
-         stream: {midstream: true, depth: 65536, async_oneside: true, inline: true}\n\
+         stream: {midstream: true, depth: 65536, memcap: 67108864, async_oneside: true, inline: true}\n\
          \x20 tls: {encryption_handling: full}\n",
     )
     .unwrap();
@@ -277,6 +277,7 @@ fn rules_section_parses() {
     assert_eq!(r.address_groups.len(), 2);
     assert!(r.midstream);
     assert_eq!(r.stream_depth, 65536);
+    assert_eq!(r.stream_memcap, 64 << 20);
     assert!(r.async_oneside);
     assert!(r.inline);
     assert!(r.tls_inspect_encrypted);
@@ -294,7 +295,8 @@ fn rules_section_problems_are_all_reported() {
     let e = Config::from_yaml(
         "mode: mirror\ninterface: x\nrules:\n  files: []\n  \
          address_groups: {\"HOME NET\": x, EXTERNAL_NET: [a]}\n  port_groups: 5\n  \
-         threshold_file: 7\n  stream: {midstream: maybe, depth: 0, window: 1}\n  colour: red\n",
+         threshold_file: 7\n  stream: {midstream: maybe, depth: 0, memcap: 1024, window: 1}\n  \
+         colour: red\n",
     )
     .unwrap_err();
     let keys: Vec<&str> = e.0.iter().map(|i| i.key.as_str()).collect();
@@ -306,6 +308,7 @@ fn rules_section_problems_are_all_reported() {
         "rules.threshold_file",
         "rules.stream.midstream",
         "rules.stream.depth",
+        "rules.stream.memcap",
         "rules.stream.window",
         "rules.colour",
     ] {
