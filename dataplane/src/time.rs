@@ -37,3 +37,26 @@ impl Timestamp {
         self.0.saturating_sub(earlier.0)
     }
 }
+
+/// The one source of "now" outside packet time: the keepers' expiry, the live frames' floor and
+/// the control plane all read the clock they are handed, so the daemon runs them on one clock
+/// (`svm/src/daemon/clock.rs`: the wall clock read at start, advanced by a monotonic clock),
+/// and tests hand in a clock they move by hand. Replay needs none: it runs on packet time.
+pub trait Clock: Send + Sync + core::fmt::Debug {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock, read at every call (it jumps when the system's time is set): for
+/// tools that run no dataplane.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WallClock;
+
+impl Clock for WallClock {
+    fn now(&self) -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_secs_micros(d.as_secs(), d.subsec_micros())
+    }
+}

@@ -33,24 +33,11 @@ use crate::inventory::Inventory;
 use crate::nsx::{TagRequest, Tagger};
 use crate::store::{Store, StoreError, StoredBlock};
 
-/// Time source, injectable so tests can expire blocks.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Now.
-    fn now(&self) -> Timestamp;
-}
-
-/// The wall clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Timestamp::from_secs_micros(d.as_secs(), d.subsec_micros())
-    }
-}
+/// Time source, injectable so tests can expire blocks: the dataplane's one clock trait (the
+/// daemon hands the control plane its one clock, `daemon::clock::LiveClock`).
+pub use dataplane::time::Clock;
+/// The system's wall clock.
+pub use dataplane::time::WallClock as SystemClock;
 
 /// A clock tests move by hand.
 #[derive(Debug, Default)]

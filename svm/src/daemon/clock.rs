@@ -7,6 +7,11 @@
 //! keeps its own time (and the spacing between frames), so detection windows still see the
 //! real arrival rate. Replay does not come here: it runs on capture time only, so it stays
 //! deterministic.
+//!
+//! The daemon has one such clock ([`LiveClock::start`] in `Services::start`), handed down to
+//! everything that asks for the time: each worker's floor, the block and isolation keepers'
+//! expiry, and the control plane (listings, manual blocks, events). Frames keep their receive
+//! time (packet time) within the floor.
 
 use std::time::Instant;
 
@@ -44,6 +49,12 @@ impl LiveClock {
     /// The earliest time a frame read now may carry: the clock minus [`MAX_LAG_US`].
     pub fn floor(&self) -> Timestamp {
         Timestamp(self.now().micros().saturating_sub(MAX_LAG_US))
+    }
+}
+
+impl dataplane::time::Clock for LiveClock {
+    fn now(&self) -> Timestamp {
+        LiveClock::now(self)
     }
 }
 

@@ -102,6 +102,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
                 services.events(),
                 Arc::clone(&live_rules.cell),
                 services.policy_cell(),
+                services.clock,
             )
             .with_web(Arc::clone(&live_web.cell))
         })

@@ -386,6 +386,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
             policy: services.policy_cell(),
             rules: Arc::clone(&live_rules.cell),
             web: Arc::clone(&live_web.cell),
+            clock: services.clock,
         };
         match std::thread::Builder::new()
             .name(format!("svm-worker-{index}"))

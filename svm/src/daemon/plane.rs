@@ -34,7 +34,7 @@ use super::dbsync::{DbSync, DbThread};
 use super::rules::{RulesFollower, RulesStatus, RulesSwapper};
 use super::workers::{PolicyCell, WorkerStatus};
 use crate::api::{ApiConfig, RoleMap};
-use crate::control::{Control, ControlConfig, ControlState, Hooks, Metric, SystemClock};
+use crate::control::{Control, ControlConfig, ControlState, Hooks, Metric};
 use crate::events::{EventHub, HubConfig, LocalOutput, Record};
 use crate::https::HttpsClient;
 use crate::inventory::Inventory;
@@ -100,7 +100,9 @@ fn client(ca: &Path, cert: Option<(&Path, &Path)>) -> Result<HttpsClient, Daemon
 }
 
 impl Plane {
-    /// Open the store, start the runtime, the API, the central sender and the tagger.
+    /// Open the store, start the runtime, the API, the central sender and the tagger, all on
+    /// the daemon's one `clock`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         cfg: &Config,
         file_policy: Policy,
@@ -109,6 +111,7 @@ impl Plane {
         follower: Option<RulesFollower>,
         swapper: RulesSwapper,
         isolation: Option<dataplane::isolation::IsolationControl>,
+        clock: Arc<dyn crate::control::Clock>,
     ) -> Result<Plane, DaemonError> {
         let Some(dir) = &cfg.state_dir else {
             return Err(fail("control plane", "no state_dir"));
@@ -156,7 +159,6 @@ impl Plane {
             .map_err(|e| fail("tokio runtime", e))?;
         let _enter = runtime.enter();
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-        let clock = Arc::new(SystemClock);
 
         let tagger = match &cfg.nsx {
             Some(n) => {
@@ -217,13 +219,9 @@ impl Plane {
         let db = match &cfg.db {
             Some(d) => {
                 let hub = hub.clone();
+                let clock = Arc::clone(&clock);
                 let emit: super::dbsync::Emit = Box::new(move |kind, severity, fields| {
-                    hub.emit(Record::new(
-                        crate::control::Clock::now(&SystemClock),
-                        kind,
-                        severity,
-                        fields,
-                    ));
+                    hub.emit(Record::new(clock.now(), kind, severity, fields));
                 });
                 let sync = DbSync::new(d.clone(), swapper, emit)
                     .map_err(|e| fail("db", e))?

@@ -17,11 +17,12 @@ use dataplane::isolation::{IsolationClient, IsolationControl, IsolationEnd, Shar
 use dataplane::shared_blocks::{BlockClient, BlockControl, Command, KeeperStats, SharedBlocks};
 use policy::{CompiledPolicy, Policy};
 
+use super::clock::LiveClock;
 use super::config::Config;
 use super::plane::Plane;
 use super::rules::LiveRules;
 use super::workers::{PolicyCell, WorkerStatus};
-use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, now, open_eve};
+use super::{DaemonError, EVENT_QUEUE, eve_thread, io_err, open_eve};
 use crate::control::Control;
 
 /// The running services; [`Services::finish`] stops them.
@@ -36,6 +37,8 @@ pub struct Services {
     pub clients: Vec<BlockClient>,
     /// The isolation table's control side, when the configuration has an `inventory`.
     pub isolation: Option<IsolationControl>,
+    /// The daemon's one clock: the workers' floor, the keepers and the control plane read it.
+    pub clock: LiveClock,
     // One isolation client per worker, taken by [`Services::isolation_client`].
     iso_clients: Vec<IsolationClient>,
     iso_keeper: Option<JoinHandle<dataplane::isolation::KeeperStats>>,
@@ -92,6 +95,7 @@ impl Services {
         workers: usize,
         rules: &LiveRules,
     ) -> Result<Services, DaemonError> {
+        let clock = LiveClock::start();
         let SharedBlocks {
             mut keeper,
             control,
@@ -109,6 +113,7 @@ impl Services {
                 rules.follower(),
                 rules.swapper(),
                 table.as_ref().map(|(_, t)| t.control.clone()),
+                Arc::new(clock),
             )?),
             None => None,
         };
@@ -156,7 +161,7 @@ impl Services {
         let keeper_stop = Arc::new(AtomicBool::new(false));
         let store = plane.as_ref().map(|p| Arc::clone(p.control.store()));
         let (isolation, iso_clients, iso_keeper) =
-            start_isolation(table, &keeper_stop, &kev_tx, store)?;
+            start_isolation(table, &keeper_stop, &kev_tx, store, clock)?;
         let keeper = {
             let tx = ev_tx.clone();
             let to_plane = plane.is_some();
@@ -164,13 +169,18 @@ impl Services {
             std::thread::Builder::new()
                 .name("svm-blocks".into())
                 .spawn(move || {
-                    keeper.run(&ks, now, Duration::from_millis(100), |ev| {
-                        if to_plane {
-                            let _ = kev_tx.send(ev);
-                        } else {
-                            let _ = tx.send(ev);
-                        }
-                    })
+                    keeper.run(
+                        &ks,
+                        || clock.now(),
+                        Duration::from_millis(100),
+                        |ev| {
+                            if to_plane {
+                                let _ = kev_tx.send(ev);
+                            } else {
+                                let _ = tx.send(ev);
+                            }
+                        },
+                    )
                 })
                 .map_err(io_err("spawn block keeper"))?
         };
@@ -180,6 +190,7 @@ impl Services {
             control,
             clients,
             isolation,
+            clock,
             iso_clients,
             iso_keeper,
             events: ev_tx,
@@ -323,6 +334,7 @@ fn start_isolation(
     stop: &Arc<AtomicBool>,
     events: &std::sync::mpsc::Sender<Event>,
     store: Option<Arc<crate::store::Store>>,
+    clock: LiveClock,
 ) -> Result<IsolationParts, DaemonError> {
     let Some((protected, table)) = table else {
         return Ok((None, Vec::new(), None));
@@ -334,7 +346,7 @@ fn start_isolation(
     } = table;
     let tx = events.clone();
     if let Some(store) = &store {
-        restore_isolations(&mut keeper, store, &protected, &mut |ev| {
+        restore_isolations(&mut keeper, store, &protected, clock.now(), &mut |ev| {
             let _ = tx.send(ev);
         })?;
     }
@@ -344,7 +356,7 @@ fn start_isolation(
         .spawn(move || {
             keeper.run_saving(
                 &stop,
-                now,
+                || clock.now(),
                 Duration::from_millis(100),
                 |ev| {
                     let _ = tx.send(ev);
@@ -379,12 +391,12 @@ fn restore_isolations(
     keeper: &mut dataplane::isolation::IsolationKeeper,
     store: &crate::store::Store,
     protected: &dataplane::isolation::Protected,
+    now: dataplane::time::Timestamp,
     on_event: &mut impl FnMut(Event),
 ) -> Result<(), DaemonError> {
     let stored = store
         .isolations()
         .map_err(|e| io_err("state store")(std::io::Error::other(e.to_string())))?;
-    let now = now();
     let mut restored = 0usize;
     for s in &stored {
         let done = crate::isolation::unstored(s, protected).and_then(|info| {

@@ -35,6 +35,8 @@ pub struct WorkerTask {
     pub rules: Arc<RulesCell>,
     /// Web address list updates (SIGHUP, policy pushes).
     pub web: Arc<super::weblists::WebCell>,
+    /// The daemon's one clock.
+    pub clock: super::clock::LiveClock,
 }
 
 impl std::fmt::Debug for WorkerTask {
@@ -53,8 +55,8 @@ pub(super) fn driver(
     events: SyncSender<Event>,
     rules: Arc<RulesCell>,
     policy: Option<Arc<PolicyCell>>,
+    clock: super::clock::LiveClock,
 ) -> Driver {
-    let clock = super::clock::LiveClock::start();
     let d = Driver::new(worker, Events::Channel(events))
         .with_floor(Box::new(move || clock.floor()))
         .with_rules(rules);
@@ -76,8 +78,9 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
         policy,
         rules,
         web,
+        clock,
     } = task;
-    let mut d = driver(worker, events, rules, policy).with_web(web);
+    let mut d = driver(worker, events, rules, policy, clock).with_web(web);
     let run = RunConfig {
         burst,
         stop: &stop,
