@@ -634,6 +634,9 @@ pub struct BlockClient {
     local: HashMap<BlockKey, (u64, Arc<SharedEntry>), Hasher>,
     // Whether the snapshot or the fresh index holds anything: the per-packet fast path.
     any: bool,
+    // The last source found blocked and its entry: a flood of one blocked source (every frame
+    // a hit) costs a key comparison instead of a hash lookup. Forgotten when the table moves.
+    last: Option<(BlockKey, Arc<SharedEntry>)>,
     refused: u64,
 }
 
@@ -646,6 +649,7 @@ impl BlockClient {
             fresh_next: 0,
             local: HashMap::with_hasher(Hasher::default()),
             any: false,
+            last: None,
             refused: 0,
         }
     }
@@ -666,6 +670,7 @@ impl BlockClient {
         self.read_fresh(&shared.fresh());
         self.snap = shared.snapshot();
         self.any = !self.local.is_empty() || !self.snap.entries.is_empty();
+        self.last = None;
     }
 
     fn read_fresh(&mut self, f: &Fresh<FreshBlock>) {
@@ -682,13 +687,15 @@ impl BlockClient {
     }
 
     #[inline]
-    fn find(&self, key: &BlockKey, now: Timestamp) -> Option<&SharedEntry> {
-        if let Some((_, e)) = self.local.get(key)
+    fn find(&self, key: &BlockKey, now: Timestamp) -> Option<&Arc<SharedEntry>> {
+        // Fresh blocks are rare and short-lived: an empty index costs no hash.
+        if !self.local.is_empty()
+            && let Some((_, e)) = self.local.get(key)
             && e.expires > now
         {
             return Some(e);
         }
-        self.snap.get(key, now)
+        self.snap.entries.get(key).filter(|e| e.expires > now)
     }
 
     /// Whether `addr` is blocked in `scope` at `now`; counts a hit when it is.
@@ -698,9 +705,23 @@ impl BlockClient {
         if !self.any {
             return false;
         }
-        match self.find(&BlockKey { scope, addr }, now) {
+        let key = BlockKey { scope, addr };
+        if let Some((k, e)) = &self.last
+            && *k == key
+            && e.expires > now
+        {
+            e.hit(now, 1);
+            return true;
+        }
+        self.check_slow(key, now)
+    }
+
+    #[inline(never)]
+    fn check_slow(&mut self, key: BlockKey, now: Timestamp) -> bool {
+        match self.find(&key, now) {
             Some(e) => {
                 e.hit(now, 1);
+                self.last = Some((key, Arc::clone(e)));
                 true
             }
             None => false,
@@ -1155,5 +1176,60 @@ mod tests {
             }),
             Ok(())
         );
+    }
+
+    // A worker remembers the last source it found blocked (a flood of one source skips the
+    // lookup): the memory must hold only that key, only until the table moves or it expires.
+    #[test]
+    fn the_last_hit_is_remembered_only_for_its_own_key_and_table() {
+        let SharedBlocks {
+            mut keeper,
+            control,
+            mut clients,
+        } = SharedBlocks::new(1, 16);
+        let (a, b) = (key(1, 1), key(1, 2));
+        let mut events = vec![];
+        for k in [a, b] {
+            control
+                .send(Command::Manual {
+                    key: k,
+                    now: Timestamp(0),
+                    duration_secs: 60,
+                    reason: "admin".into(),
+                    reply: None,
+                })
+                .unwrap();
+        }
+        step(&mut keeper, &mut events);
+        let c = &mut clients[0];
+        assert!(c.check_and_hit(a.scope, a.addr, Timestamp(S)));
+        // The same address in another VLAN, another address: not the remembered key.
+        assert!(!c.check_and_hit(key(2, 1).scope, a.addr, Timestamp(S)));
+        assert!(!c.check_and_hit(a.scope, key(1, 3).addr, Timestamp(S)));
+        assert!(c.check_and_hit(b.scope, b.addr, Timestamp(S)));
+        assert!(c.check_and_hit(b.scope, b.addr, Timestamp(2 * S)));
+        // Unblocked: the next look sees the new table, not the remembered entry.
+        control
+            .send(Command::Unblock {
+                key: b,
+                now: Timestamp(3 * S),
+                reply: None,
+            })
+            .unwrap();
+        step(&mut keeper, &mut events);
+        assert!(!clients[0].check_and_hit(b.scope, b.addr, Timestamp(4 * S)));
+        assert!(clients[0].check_and_hit(a.scope, a.addr, Timestamp(60 * S - 1)));
+        assert!(!clients[0].check_and_hit(a.scope, a.addr, Timestamp(60 * S)));
+        let hits: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Block {
+                    change: BlockChange::Removed { hits, .. },
+                    ..
+                } => Some(*hits),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(hits, [2], "b's two hits, each counted once");
     }
 }
