@@ -811,6 +811,19 @@ mod tests {
         }
     }
 
+    /// An administrator's block of `k` from `now` for `secs`, not waited for.
+    fn admin_block(control: &BlockControl, k: BlockKey, now: u64, secs: u64) {
+        control
+            .send(Command::Manual {
+                key: k,
+                now: Timestamp(now),
+                duration_secs: secs,
+                reason: "admin".into(),
+                reply: None,
+            })
+            .unwrap();
+    }
+
     fn step(keeper: &mut BlockKeeper, events: &mut Vec<Event>) {
         keeper.drain(&mut |e| events.push(e));
         keeper.publish();
@@ -964,15 +977,7 @@ mod tests {
         } = SharedBlocks::new(2, 16);
         let k = key(5, 9);
         let mut events = vec![];
-        control
-            .send(Command::Manual {
-                key: k,
-                now: Timestamp(0),
-                duration_secs: 60,
-                reason: "admin".into(),
-                reply: None,
-            })
-            .unwrap();
+        admin_block(&control, k, 0, 60);
         step(&mut keeper, &mut events);
         for c in &mut clients {
             assert!(c.check_and_hit(k.scope, k.addr, Timestamp(S)));
@@ -1008,15 +1013,7 @@ mod tests {
         } = SharedBlocks::new(1, 3);
         let mut events = vec![];
         let manual = key(1, 1);
-        control
-            .send(Command::Manual {
-                key: manual,
-                now: Timestamp(0),
-                duration_secs: 10,
-                reason: "admin".into(),
-                reply: None,
-            })
-            .unwrap();
+        admin_block(&control, manual, 0, 10);
         step(&mut keeper, &mut events);
         clients[0].block(req(key(1, 2), 0));
         clients[0].block(req(key(1, 3), S));
@@ -1070,15 +1067,7 @@ mod tests {
             control,
             mut clients,
         } = SharedBlocks::new(1, 1);
-        control
-            .send(Command::Manual {
-                key: manual,
-                now: Timestamp(0),
-                duration_secs: 60,
-                reason: "admin".into(),
-                reply: None,
-            })
-            .unwrap();
+        admin_block(&control, manual, 0, 60);
         step(&mut keeper, &mut events);
         clients[0].block(req(key(1, 2), 0));
         let before = events.len();
@@ -1190,15 +1179,7 @@ mod tests {
         let (a, b) = (key(1, 1), key(1, 2));
         let mut events = vec![];
         for k in [a, b] {
-            control
-                .send(Command::Manual {
-                    key: k,
-                    now: Timestamp(0),
-                    duration_secs: 60,
-                    reason: "admin".into(),
-                    reply: None,
-                })
-                .unwrap();
+            admin_block(&control, k, 0, 60);
         }
         step(&mut keeper, &mut events);
         let c = &mut clients[0];
