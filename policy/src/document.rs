@@ -355,6 +355,8 @@ impl Walk {
                 "never_block",
                 "isolation",
                 "web_address_scan",
+                "protection",
+                "decode",
             ],
         );
         let d = Policy::default();
@@ -378,6 +380,8 @@ impl Walk {
             isolation: self.isolation(field(map, "isolation"), "isolation"),
             web_address_scan: self
                 .web_address_scan(field(map, "web_address_scan"), "web_address_scan"),
+            protection: self.protection(field(map, "protection"), "protection"),
+            decode: self.decode(field(map, "decode"), "decode"),
         }
     }
 
@@ -872,6 +876,8 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         never_block,
         isolation,
         web_address_scan,
+        protection,
+        decode,
     } = policy;
     let mut root = Map::new();
     if let Some(version) = version {
@@ -927,6 +933,11 @@ pub(crate) fn to_tree(policy: &Policy) -> Value {
         "web_address_scan".to_owned(),
         web_address_scan_tree(web_address_scan),
     );
+    root.insert(
+        "protection".to_owned(),
+        crate::protection::protection_tree(protection),
+    );
+    root.insert("decode".to_owned(), crate::protection::decode_tree(decode));
     Value::Object(root)
 }
 

@@ -27,6 +27,7 @@ mod document;
 mod error;
 pub mod isolation;
 mod model;
+pub mod protection;
 mod web;
 
 pub use compile::CompiledPolicy;
@@ -36,6 +37,7 @@ pub use model::{
     Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
     InvalidBlockMinutes, Mode, Policy, RuleId, Tagging, Threshold, Toggle, VlanMatch,
 };
+pub use protection::{Decode, Direction, Protection, TooDeep, VmProtection};
 pub use web::{
     DnsAnswer, MAX_BLOCK_PAGE, MAX_WEB_ITEMS, QuicMode, UrlListRef, WebAction, WebAddressScan,
     is_category,

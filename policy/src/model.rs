@@ -464,6 +464,10 @@ pub struct Policy {
     pub isolation: crate::isolation::Isolation,
     /// Web address scan settings.
     pub web_address_scan: crate::web::WebAddressScan,
+    /// Per-VM protection: each engine on or off per VM, and whether unlisted VMs are protected.
+    pub protection: crate::protection::Protection,
+    /// What happens to frames nested too deep to inspect.
+    pub decode: crate::protection::Decode,
 }
 
 /// NSX tagging settings. In standard mode a detection that involves a protected VM always tags it

@@ -872,9 +872,47 @@ fn arb_exclusion() -> impl Strategy<Value = Exclusion> {
         })
 }
 
+fn arb_vm_protection() -> impl Strategy<Value = VmProtection> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![
+            Just(Direction::Inbound),
+            Just(Direction::Outbound),
+            Just(Direction::Both)
+        ],
+        any::<bool>(),
+    )
+        .prop_map(
+            |(attack_blocker, activity_scanner, direction, web_address_scan)| VmProtection {
+                attack_blocker,
+                activity_scanner,
+                direction,
+                web_address_scan,
+            },
+        )
+}
+
+fn arb_protection() -> impl Strategy<Value = (Protection, Decode)> {
+    (
+        any::<bool>(),
+        prop::collection::btree_map("[a-zA-Z0-9._ -]{1,20}", arb_vm_protection(), 0..5),
+        prop_oneof![Just(TooDeep::Drop), Just(TooDeep::Forward)],
+    )
+        .prop_map(|(only_listed_vms, vms, too_deep)| {
+            (
+                Protection {
+                    only_listed_vms,
+                    vms,
+                },
+                Decode { too_deep },
+            )
+        })
+}
+
 fn arb_policy() -> impl Strategy<Value = Policy> {
     (
-        prop::option::of(".{0,12}"),
+        (prop::option::of(".{0,12}"), arb_protection()),
         prop_oneof![Just(Mode::Standard), Just(Mode::Monitoring)],
         any::<bool>(),
         prop_oneof![
@@ -893,7 +931,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
     )
         .prop_map(
             |(
-                version,
+                (version, (protection, decode)),
                 mode,
                 enabled,
                 action,
@@ -936,6 +974,8 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                             quic: QuicMode::Block,
                         }
                     },
+                    protection,
+                    decode,
                 }
             },
         )
@@ -1156,5 +1196,96 @@ fn web_address_scan_section() {
         errs(Policy::from_yaml(&page))
             .at("web_address_scan.block_page")
             .is_some()
+    );
+}
+
+// ---- protection and decode ---------------------------------------------------------------------
+
+#[test]
+fn protection_section_reads_per_vm_settings() {
+    let p = Policy::from_yaml(
+        "protection:\n  only_listed_vms: true\n  vms:\n    web-01: {activity_scanner: false}\n    \
+         db-02: {direction: inbound, web_address_scan: false}\n    \"vm 3\":\n",
+    )
+    .unwrap();
+    let pr = &p.protection;
+    assert!(pr.only_listed_vms);
+    assert_eq!(pr.vms.len(), 3);
+    assert_eq!(
+        pr.vms["web-01"],
+        VmProtection {
+            activity_scanner: false,
+            ..VmProtection::default()
+        }
+    );
+    assert_eq!(pr.vms["db-02"].direction, Direction::Inbound);
+    assert!(!pr.vms["db-02"].web_address_scan);
+    assert!(pr.vms["db-02"].attack_blocker);
+    // A VM named with nothing set gets every engine, both directions.
+    assert_eq!(pr.vms["vm 3"], VmProtection::default());
+    // Unlisted VMs: nothing under only_listed_vms, everything otherwise.
+    assert_eq!(pr.of("other"), VmProtection::OFF);
+    assert_eq!(Protection::default().of("other"), VmProtection::default());
+    assert!(Protection::default().is_default());
+    assert!(!pr.is_default());
+    let unknown: Vec<_> = pr.unknown_vms(|id| id == "web-01").collect();
+    assert_eq!(
+        unknown.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+        ["protection.vms.db-02", "protection.vms.vm 3"]
+    );
+    assert!(
+        unknown[0]
+            .message
+            .contains("no VM \"db-02\" in the inventory")
+    );
+}
+
+#[test]
+fn protection_and_decode_refuse_bad_values_with_their_paths() {
+    let e = errs(Policy::from_yaml(
+        "protection:\n  only_listed_vms: yes please\n  colour: red\n  vms:\n    \
+         web-01: {direction: sideways, attack_blocker: 1, engines: all}\n    \
+         db-02: off\n    \"\": {}\n    \"a\\tb\": {}\ndecode: {too_deep: ignore, depth: 3}\n",
+    ));
+    for path in [
+        "protection.colour",
+        "protection.only_listed_vms",
+        "protection.vms.web-01.engines",
+        "protection.vms.web-01.attack_blocker",
+        "protection.vms.web-01.direction",
+        "protection.vms.db-02",
+        "protection.vms.",
+        "protection.vms.a\tb",
+        "decode.depth",
+        "decode.too_deep",
+    ] {
+        assert!(e.at(path).is_some(), "{path} missing from {e}");
+    }
+    assert!(
+        e.at("protection.vms.web-01.direction")
+            .unwrap()
+            .message
+            .contains("\"inbound\", \"outbound\", \"both\"")
+    );
+    assert!(
+        e.at("decode.too_deep")
+            .unwrap()
+            .message
+            .contains("\"drop\", \"forward\"")
+    );
+    let e = errs(Policy::from_yaml("protection: {vms: [web-01]}\n"));
+    assert!(e.at("protection.vms").is_some(), "{e}");
+}
+
+#[test]
+fn decode_section_defaults_to_drop() {
+    assert_eq!(Policy::default().decode.too_deep, TooDeep::Drop);
+    let p = Policy::from_yaml("decode: {too_deep: forward}\n").unwrap();
+    assert_eq!(p.decode.too_deep, TooDeep::Forward);
+    let canonical = p.to_json();
+    assert_eq!(canonical["decode"], json!({"too_deep": "forward"}));
+    assert_eq!(
+        canonical["protection"],
+        json!({"only_listed_vms": false, "vms": {}})
     );
 }
