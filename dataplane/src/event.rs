@@ -21,6 +21,8 @@ pub enum Engine {
     ActivityScanner,
     /// Web Addresses Scan (address lists).
     WebAddressScan,
+    /// The frame decoder: frames it cannot inspect (headers nested too deep).
+    Decoder,
 }
 
 impl Engine {
@@ -31,6 +33,7 @@ impl Engine {
             Engine::Manual => "manual",
             Engine::ActivityScanner => "activity_scanner",
             Engine::WebAddressScan => "web_address_scan",
+            Engine::Decoder => "decoder",
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod io;
 pub mod isolation;
 pub mod keeper;
 pub mod output;
+pub mod protection;
 pub mod reset;
 pub mod rules;
 pub mod scanner;

@@ -29,6 +29,9 @@ pub enum DropReason {
     Isolated,
     /// The web address scan blocked the request (a listed address, or QUIC under `quic: block`).
     WebAddress,
+    /// Its headers nest too deep to inspect (9 or more VLAN tags, more than 8 IPv6 extension
+    /// headers) and the policy's `decode.too_deep` is `drop`.
+    TooDeep,
 }
 
 /// Which way an injected frame travels, relative to the frame that caused it. Inline, a frame

@@ -34,6 +34,7 @@ use crate::stream::StreamMemcap;
 use crate::time::Timestamp;
 
 use crate::isolation::{IsolationClient, hook as iso_hook};
+use crate::protection::{Engines, TooDeepReports, VmProtections};
 // Web address scan: the hook's body, actions and events (issue 17).
 mod web;
 
@@ -41,6 +42,12 @@ mod web;
 /// IPv6 encapsulation.
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_IPV6: u8 = 41;
+
+/// Signature ids of the decoder's reports of frames nested too deep (gid 1, beside the attack
+/// blocker's 9100001..).
+pub const TOO_DEEP_VLAN_SID: u32 = 9_100_101;
+/// See [`TOO_DEEP_VLAN_SID`]: more than 8 IPv6 extension headers.
+pub const TOO_DEEP_IPV6_SID: u32 = 9_100_102;
 
 /// The frame's VLAN scope. Untagged and single-tagged frames build it from the tag id directly;
 /// [`vlan::VlanStack::scope`] fills an array on the stack and reloads it whole, a
@@ -115,6 +122,14 @@ pub struct Counters {
     pub would_isolate: u64,
     /// Web address scan (see [`WebCounters`]).
     pub web: WebCounters,
+    /// Frames no engine inspects because of the policy's `protection` (a VM with every engine
+    /// off, or no listed VM under `only_listed_vms`), forwarded uninspected.
+    pub unprotected: u64,
+    /// Frames nested too deep to inspect (9 or more VLAN tags, more than 8 IPv6 extension
+    /// headers), whatever `decode.too_deep` did with them.
+    pub too_deep: u64,
+    /// Of those, frames dropped (`decode.too_deep: drop`, inline).
+    pub dropped_too_deep: u64,
 }
 
 /// Web address scan counters.
@@ -150,6 +165,7 @@ impl Counters {
             + self.dropped_rule
             + self.dropped_isolated
             + self.web.dropped
+            + self.dropped_too_deep
     }
 }
 
@@ -173,6 +189,11 @@ pub struct Worker {
     iso: Option<Box<IsolationClient>>,
     // Web address scan: the loaded lists (none: the scan is off).
     web: Option<Arc<webaddr::AddressSet>>,
+    // Per-VM protection (protection.rs): the policy's settings over the inventory (`None` while
+    // the section is the default), the engines of the frame in hand, and the too-deep reports.
+    vm_protection: Option<Box<VmProtections>>,
+    engines: Engines,
+    too_deep: TooDeepReports,
 }
 
 impl Worker {
@@ -194,6 +215,9 @@ impl Worker {
             matches: Vec::new(),
             iso: None,
             web: None,
+            vm_protection: None,
+            engines: Engines::ALL,
+            too_deep: TooDeepReports::default(),
         }
     }
 
@@ -201,6 +225,7 @@ impl Worker {
     /// every worker shares, [`crate::isolation::SharedIsolation`]).
     pub fn set_isolation(&mut self, client: IsolationClient) {
         self.iso = Some(Box::new(client));
+        self.resolve_protection();
     }
 
     /// This worker's client of the isolation table, if it has one.
@@ -216,6 +241,16 @@ impl Worker {
     /// Switch to a new compiled policy; takes effect with the next packet.
     pub fn set_policy(&mut self, policy: Arc<CompiledPolicy>) {
         self.policy = policy;
+        self.resolve_protection();
+    }
+
+    /// The policy's per-VM settings over the inventory (the isolation client's protected VMs;
+    /// none without an inventory), built again on every policy or inventory change.
+    #[cold]
+    fn resolve_protection(&mut self) {
+        let protected = self.iso.as_deref().map(IsolationClient::protected);
+        self.vm_protection = VmProtections::new(protected, self.policy.policy()).map(Box::new);
+        self.engines = Engines::ALL;
     }
 
     /// Load (or unload) the activity scanner's rule set; takes effect with the next packet.
@@ -333,6 +368,7 @@ impl Worker {
             Verdict::Drop(DropReason::Rule) => self.counters.dropped_rule += 1,
             Verdict::Drop(DropReason::Isolated) => self.counters.dropped_isolated += 1,
             Verdict::Drop(DropReason::WebAddress) => self.counters.web.dropped += 1,
+            Verdict::Drop(DropReason::TooDeep) => self.counters.dropped_too_deep += 1,
         }
         verdict
     }
@@ -386,6 +422,12 @@ impl Worker {
             Err(e) => {
                 self.counters.invalid += 1;
                 self.count_decoder(e);
+                if matches!(
+                    e,
+                    DecodeEvent::VlanTooDeep | DecodeEvent::Ipv6ExtChainTooLong
+                ) {
+                    return self.too_deep_frame(frame, e, meta, out);
+                }
                 return Verdict::Forward;
             }
         };
@@ -449,6 +491,79 @@ impl Worker {
         bad_checksum
     }
 
+    /// A frame nested too deep to inspect (`e`: 9 or more VLAN tags, or more than 8 IPv6
+    /// extension headers): dropped inline under `decode.too_deep: drop` (monitoring mode drops
+    /// nothing, a mirror cannot), forwarded otherwise; counted, and reported as a decoder alert
+    /// at most once per source MAC per [`crate::protection::TOO_DEEP_REPORT_SECS`].
+    #[cold]
+    #[inline(never)]
+    fn too_deep_frame(
+        &mut self,
+        frame: &[u8],
+        e: DecodeEvent,
+        meta: PacketMeta,
+        out: &mut impl Output,
+    ) -> Verdict {
+        self.counters.too_deep += 1;
+        let p = self.policy.policy();
+        let monitoring = p.mode == Mode::Monitoring;
+        let wants_drop =
+            p.decode.too_deep == policy::TooDeep::Drop && self.cfg.attach == Attach::Inline;
+        let drop = wants_drop && !monitoring;
+        let eth_src: [u8; 6] = frame
+            .get(6..12)
+            .and_then(|m| m.try_into().ok())
+            .unwrap_or_default();
+        if self.too_deep.due(eth_src, meta.ts) {
+            let (vlan, addrs) = decode::too_deep_view(frame);
+            let unspecified = core::net::IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED);
+            let (src_ip, dst_ip) = addrs.unwrap_or((unspecified, unspecified));
+            let (signature, sid) = match e {
+                DecodeEvent::VlanTooDeep => ("Decode.VlanTooDeep", TOO_DEEP_VLAN_SID),
+                _ => ("Decode.Ipv6ExtChainTooLong", TOO_DEEP_IPV6_SID),
+            };
+            out.event(Event {
+                ts: meta.ts,
+                pcap_cnt: Some(meta.pcap_cnt),
+                kind: EventKind::Alert(Alert {
+                    packet: PacketRef {
+                        flow_id: None,
+                        scope: scope_of(&vlan),
+                        src_ip,
+                        dst_ip,
+                        ports: None,
+                        proto: None,
+                        to_server: None,
+                    },
+                    engine: Engine::Decoder,
+                    signature: Cow::Borrowed(signature),
+                    gid: crate::attack::GID,
+                    sid,
+                    rev: 1,
+                    category: Cow::Borrowed("Generic Protocol Command Decode"),
+                    severity: 3,
+                    response: if wants_drop {
+                        Response::Terminate
+                    } else {
+                        Response::Inform
+                    },
+                    enforced: drop,
+                    monitoring,
+                    excluded: false,
+                    block_minutes: None,
+                    block_skipped: None,
+                    app: None,
+                    web_address: None,
+                }),
+            });
+        }
+        if drop {
+            Verdict::Drop(DropReason::TooDeep)
+        } else {
+            Verdict::Forward
+        }
+    }
+
     fn count_decoder(&mut self, e: DecodeEvent) {
         if let Some(c) = self.counters.decoder.get_mut(e.index()) {
             *c += 1;
@@ -480,9 +595,23 @@ impl Worker {
             self.counters.excluded += 1;
             return Verdict::Forward;
         }
+        if let Some(p) = self.vm_protection.as_deref() {
+            self.engines = p.resolve(
+                self.iso.as_deref().map(IsolationClient::protected),
+                scope,
+                decoded.eth_src,
+                decoded.eth_dst,
+                Some(sender),
+                Some(core::net::IpAddr::V4(arp.target_ip)),
+            );
+            if self.engines.is_none() {
+                self.counters.unprotected += 1;
+                return Verdict::Forward;
+            }
+        }
         let policy = Arc::clone(&self.policy);
         let ab = &policy.policy().attack_blocker;
-        if !ab.enabled {
+        if !ab.enabled || !self.engines.attack_blocker() {
             return Verdict::Forward;
         }
         self.detections.clear();
@@ -534,6 +663,21 @@ impl Worker {
             self.counters.excluded += 1;
             return Verdict::Forward;
         }
+        // Per-VM protection (protection.rs): which engines inspect this frame.
+        if let Some(p) = self.vm_protection.as_deref() {
+            self.engines = p.resolve(
+                self.iso.as_deref().map(IsolationClient::protected),
+                scope,
+                decoded.eth_src,
+                decoded.eth_dst,
+                Some(ip.src()),
+                Some(ip.dst()),
+            );
+            if self.engines.is_none() {
+                self.counters.unprotected += 1;
+                return Verdict::Forward;
+            }
+        }
         if let Some(frag) = &ip.fragment {
             // Fragments are rare: the policy is held by a reference count for the detections.
             let policy = Arc::clone(&self.policy);
@@ -547,7 +691,8 @@ impl Worker {
                     DefragAnomaly::Oversize => Some(Attack::PingOfDeath),
                     _ => None,
                 };
-                if let (Some(attack), true) = (attack, ab.enabled) {
+                if let (Some(attack), true) = (attack, ab.enabled && self.engines.attack_blocker())
+                {
                     self.detections.clear();
                     let found = &mut self.detections;
                     self.attacks.inspect_reassembly(
@@ -665,7 +810,9 @@ impl Worker {
             .update(meta.ts, &key, a_to_b, tcp_flags, ip.total_len);
         let v = if upd.terminated {
             Verdict::Drop(DropReason::Terminated)
-        } else if self.policy.policy().activity_scanner.enabled {
+        } else if self.policy.policy().activity_scanner.enabled
+            && self.engines.activity_scanner(upd.to_server)
+        {
             self.scan_ip(decoded, &ip, scope, meta, rule, &key, upd, out)
         } else {
             Verdict::Forward
@@ -710,7 +857,10 @@ impl Worker {
             return verdict;
         }
         let mut verdict = verdict;
-        if self.rules.is_some() && self.policy.policy().activity_scanner.enabled {
+        if self.rules.is_some()
+            && self.policy.policy().activity_scanner.enabled
+            && self.engines.activity_scanner(upd.to_server)
+        {
             let v = self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, out);
             if verdict == Verdict::Forward {
                 verdict = v;
@@ -718,7 +868,11 @@ impl Worker {
         }
         // Web address scan (worker/web.rs): a client's request, server name or query, read once
         // per flow, looked up in the loaded lists.
-        if self.web.is_some() && verdict == Verdict::Forward && web::wants(ip, upd) {
+        if self.web.is_some()
+            && verdict == Verdict::Forward
+            && self.engines.web_address_scan()
+            && web::wants(ip, upd)
+        {
             verdict = self.web_scan(decoded, ip, scope, meta, &key, upd, out);
         }
         verdict
@@ -748,7 +902,7 @@ impl Worker {
             self.handshake_step(decoded, ip, t, scope, key, upd, now);
         }
         let ab = &self.policy.policy().attack_blocker;
-        if !ab.enabled {
+        if !ab.enabled || !self.engines.attack_blocker() {
             return Verdict::Forward;
         }
         self.detections.clear();

@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
     // The fanout hash replay spreads frames with reads every frame too: no panic, a worker in
     // range.
     assert!(dataplane::io::hash::worker_of(data, 3) < 3);
+    // What a frame refused as too deep says about itself, for its report: any bytes.
+    let _ = dataplane::decode::too_deep_view(data);
     for opts in OPTS {
         let general = decode_frame(data, opts);
         // The fast path declines a frame or decodes it exactly as the general decoder.

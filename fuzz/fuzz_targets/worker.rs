@@ -12,8 +12,10 @@
 //! unverified sources, 7 half of each address space may never be blocked. Automatic isolation of
 //! protected VMs is always on (one-minute isolations, two profiles and a custom exclusion).
 //!
+//! VM b has per-VM protection (the activity scanner on its inbound connections only).
+//!
 //! Beyond "no panic": a monitoring or `inform` policy makes no block, and drops no frame but an
-//! isolated VM's (monitoring none); monitoring isolates nothing; every injected frame is a
+//! isolated VM's or one nested too deep (`decode.too_deep: drop`) (monitoring none); monitoring isolates nothing; every injected frame is a
 //! well-formed frame with valid checksums; every block and every isolation expires. The block
 //! and isolation tables are the daemon's keepers, driven between frames on packet time as replay
 //! drives them, with room for 8 blocks so that a full table (eviction) is reached too. The
@@ -99,7 +101,8 @@ fn policy(
          never_block: {never}\n\
          isolation:\n  automatic:\n    enabled: true\n    duration_minutes: 1\n\
          \x20   exclusions:\n      - profile: dns-client\n      - profile: dhcp-client\n\
-         \x20     - {{remote: 10.0.0.0/8, protocol: tcp, ports: [80], direction: outbound}}\n",
+         \x20     - {{remote: 10.0.0.0/8, protocol: tcp, ports: [80], direction: outbound}}\n\
+         protection:\n  vms:\n    b: {{direction: inbound, web_address_scan: false}}\n",
         never = if never_block {
             "[0.0.0.0/1, \"::/1\"]"
         } else {
@@ -250,7 +253,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 matches!(
                     verdict,
-                    Verdict::Forward | Verdict::Drop(DropReason::Isolated)
+                    Verdict::Forward
+                        | Verdict::Drop(DropReason::Isolated)
+                        | Verdict::Drop(DropReason::TooDeep)
                 ),
                 "monitoring/inform dropped a frame of a VM not isolated"
             );

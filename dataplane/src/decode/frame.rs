@@ -59,6 +59,49 @@ const ICMP_MIN_LEN: usize = 4;
 /// Length of an ICMP header with the rest-of-header word (echo ident/seq).
 const ICMP_HEADER_LEN: usize = 8;
 
+/// What a frame [`decode_frame`] refused as too deep (`VlanTooDeep`, `Ipv6ExtChainTooLong`) can
+/// still say about itself, for its report: its first two VLAN tags and, when the network header
+/// behind all its tags is a complete IPv4 or IPv6 header, its addresses. Reads checked views only;
+/// the tag walk ends at the frame's end (each step consumes four bytes).
+pub fn too_deep_view(frame: &[u8]) -> (VlanStack, Option<(IpAddr, IpAddr)>) {
+    let mut vlan = VlanStack::UNTAGGED;
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return (vlan, None);
+    };
+    let mut ethertype = u16::from(eth.ethertype());
+    let mut offset = ETHERNET_HEADER_LEN;
+    loop {
+        let tpid = Tpid::from(ethertype);
+        if !tpid.is_tag() {
+            break;
+        }
+        let Some(tag) = frame
+            .get(offset..)
+            .and_then(|rest| TagPacket::new_checked(rest).ok())
+        else {
+            return (vlan, None);
+        };
+        // Tags past the second are not kept (the stack's key holds two).
+        let _ = vlan.push(Tag {
+            tpid,
+            tci: tag.tci(),
+        });
+        ethertype = tag.inner_ethertype();
+        offset += TAG_LEN;
+    }
+    let l3 = frame.get(offset..).unwrap_or_default();
+    let addrs = match EthernetProtocol::from(ethertype) {
+        EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(l3)
+            .ok()
+            .map(|p| (IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()))),
+        EthernetProtocol::Ipv6 => Ipv6Packet::new_checked(l3)
+            .ok()
+            .map(|p| (IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()))),
+        _ => None,
+    };
+    (vlan, addrs)
+}
+
 /// Decode one Ethernet frame.
 ///
 /// Returns the [`DecodeEvent`] of the first unrecoverable failure; recoverable anomalies are in

@@ -20,7 +20,7 @@ mod frame;
 pub(crate) use frame::ipv6_ext_header_len;
 pub use frame::{
     DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_frame_fast,
-    decode_ip,
+    decode_ip, too_deep_view,
 };
 
 /// Packet builders (smoltcp emit) shared by the decoder's and the defragmenter's tests.
