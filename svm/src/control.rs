@@ -713,7 +713,10 @@ impl ControlState {
                 let mut rec = Record::from_dataplane(ev);
                 let mut involved = Vec::new();
                 // Monitoring mode changes nothing unless the policy asks for tags there too.
-                let tag = !a.monitoring || self.compiled().policy().tagging.in_monitoring_mode;
+                // A decoder report (a frame nested too deep) is one frame anyone can forge: it
+                // tags no VM.
+                let tag = (!a.monitoring || self.compiled().policy().tagging.in_monitoring_mode)
+                    && a.engine != Engine::Decoder;
                 for (role, addr) in [
                     ("source", a.packet.src_ip),
                     ("destination", a.packet.dst_ip),

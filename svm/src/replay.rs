@@ -139,6 +139,12 @@ pub struct Summary {
     pub bad_checksum: u64,
     /// Packets not inspected because of a `do_not_scan` exclusion.
     pub excluded: u64,
+    /// Frames no engine inspected because of the policy's per-VM `protection`.
+    pub unprotected: u64,
+    /// Frames nested too deep to inspect (9+ VLAN tags, 9+ IPv6 extension headers).
+    pub too_deep: u64,
+    /// Of those, frames dropped (`decode.too_deep: drop`, inline).
+    pub dropped_too_deep: u64,
     /// IP fragments and reassembled datagrams.
     pub fragments: u64,
     /// Datagrams reassembled.
@@ -496,6 +502,9 @@ fn summarize(
         decoder_events,
         bad_checksum: c.bad_checksum,
         excluded: c.excluded,
+        unprotected: c.unprotected,
+        too_deep: c.too_deep,
+        dropped_too_deep: c.dropped_too_deep,
         fragments: c.fragments,
         reassembled: c.reassembled,
         flows: flows_created,
@@ -601,6 +610,13 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
             w,
             "  uninspected  {} excluded, {} bad checksum",
             s.excluded, s.bad_checksum
+        )?;
+    }
+    if s.unprotected > 0 || s.too_deep > 0 {
+        writeln!(
+            w,
+            "  unprotected  {} (per-VM protection); too deep {} ({} dropped)",
+            s.unprotected, s.too_deep, s.dropped_too_deep
         )?;
     }
     let total: u64 = s.detections.values().sum();
@@ -934,6 +950,27 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         usize::from(args.workers),
     )
     .map_err(ReplayError::Arguments)?;
+    // Per-VM protection names inventory ids: without --inventory every one is unknown.
+    let unknown: Vec<String> = compiled
+        .policy()
+        .protection
+        .unknown_vms(|id| {
+            iso_clients
+                .first()
+                .is_some_and(|c| c.protected().get(id).is_some())
+        })
+        .map(|e| e.to_string())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ReplayError::Policy {
+            path: args
+                .policy
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            message: unknown.join("\n"),
+        });
+    }
     let mut iso_clients = iso_clients.into_iter();
     let drivers: Vec<Driver> = clients
         .into_iter()

@@ -210,6 +210,18 @@ impl Plane {
                     .join("; "),
             )
         })?;
+        // Per-VM protection names inventory ids: an id the inventory lacks is refused, at start
+        // as on a push (docs/policy.md, `protection`).
+        let vm_ids: Arc<std::collections::HashSet<String>> =
+            Arc::new(cfg.inventory.iter().map(|v| v.id.clone()).collect());
+        let unknown: Vec<String> = file_policy
+            .protection
+            .unknown_vms(|id| vm_ids.contains(id))
+            .map(|e| e.to_string())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(fail("policy", unknown.join("; ")));
+        }
         let cell = Arc::new(PolicyCell::new(Arc::new(CompiledPolicy::compile(
             file_policy.clone(),
         ))));
@@ -254,6 +266,7 @@ impl Plane {
                     let mut problems =
                         super::rules::check_policy(config.as_ref(), &p.activity_scanner);
                     problems.extend(super::weblists::check_policy(&p.web_address_scan));
+                    problems.extend(p.protection.unknown_vms(|id| vm_ids.contains(id)));
                     problems
                 })),
                 metrics: Some(Box::new(move || {
@@ -443,8 +456,21 @@ fn dataplane_metrics(
                 (vec![("reason", "attack".into())], f(c.dropped_attack)),
                 (vec![("reason", "rule".into())], f(c.dropped_rule)),
                 (vec![("reason", "web_address".into())], f(c.web.dropped)),
+                (vec![("reason", "too_deep".into())], f(c.dropped_too_deep)),
             ],
         },
+        one(
+            "svm_unprotected_frames_total",
+            "Frames no engine inspected because of the policy's per-VM protection.",
+            "counter",
+            c.unprotected,
+        ),
+        one(
+            "svm_too_deep_frames_total",
+            "Frames whose VLAN tags or IPv6 extension headers nest too deep to inspect.",
+            "counter",
+            c.too_deep,
+        ),
         one(
             "svm_rule_alerts_total",
             "Alerts of the activity scanner's rules.",

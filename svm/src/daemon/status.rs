@@ -65,6 +65,9 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.web.quic_blocked += b.web.quic_blocked;
     a.web.unread += b.web.unread;
     a.web.doh_canary += b.web.doh_canary;
+    a.unprotected += b.unprotected;
+    a.too_deep += b.too_deep;
+    a.dropped_too_deep += b.dropped_too_deep;
 }
 
 /// Sum the latest published status of every worker.
