@@ -1329,3 +1329,105 @@ fn manual_isolation_resets_the_session_keeps_dns_and_is_released() {
     );
     net.stop_svm();
 }
+
+/// Per-VM protection picked up on a push: the attacker namespace's two addresses are two VMs of
+/// the inventory (known by address); one rule alerts on every HTTP request. Before the push both
+/// alert; after a push that switches the activity scanner off for vm-a only vm-b's requests do;
+/// a push naming a VM the inventory lacks is refused (422, with its path) and the running policy
+/// stays; `only_listed_vms` without vm-a leaves its frames uninspected, counted on /metrics.
+#[test]
+fn per_vm_protection_follows_a_policy_push() {
+    skip_unless_able!();
+    let mut net = Net::new('p');
+    let rules = net.dir.path("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("test.rules"),
+        "alert http any any -> any any (msg:\"SVM test request\"; flow:established,to_server; \
+         http.uri; content:\"/index.html\"; sid:9000101; rev:1;)\n",
+    )
+    .unwrap();
+    net.extra = format!(
+        "rules:\n  files: [{}/*.rules]\n\
+         inventory:\n  - id: vm-a\n    name: a\n    nsx_external_id: ext-a\n    \
+         interfaces: [{{vlan: untagged, addresses: [{ATTACKER}]}}]\n  \
+         - id: vm-b\n    name: b\n    nsx_external_id: ext-b\n    \
+         interfaces: [{{vlan: untagged, addresses: [{BENIGN}]}}]\n",
+        rules.display()
+    );
+    net.start_svm("mode: standard\n");
+    net.http_server();
+    net.wait_http();
+    let alerts_from = |net: &Net, src: &str| {
+        net.eve()
+            .iter()
+            .filter(|e| {
+                e["event_type"] == "alert"
+                    && e["alert"]["signature_id"] == 9_000_101
+                    && e["src_ip"] == src
+            })
+            .count()
+    };
+    assert!(net.curl_from(BENIGN, 5));
+    wait_until("alerts for both VMs", 10, || {
+        alerts_from(&net, ATTACKER) >= 1 && alerts_from(&net, BENIGN) >= 1
+    });
+
+    let (code, body) = net.api(
+        "admin",
+        "PUT",
+        "/api/v1/policy",
+        Some(r#"{"protection": {"vms": {"vm-a": {"activity_scanner": false}}}}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (a0, b0) = (alerts_from(&net, ATTACKER), alerts_from(&net, BENIGN));
+    for _ in 0..3 {
+        assert!(net.curl_from(ATTACKER, 5));
+        assert!(net.curl_from(BENIGN, 5));
+    }
+    wait_until("vm-b's new alerts", 10, || {
+        alerts_from(&net, BENIGN) >= b0 + 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(alerts_from(&net, ATTACKER), a0, "vm-a's scanner is off");
+
+    // A VM the inventory lacks: refused with its path; the running policy stays.
+    let (code, body) = net.api(
+        "admin",
+        "PUT",
+        "/api/v1/policy",
+        Some(r#"{"protection": {"vms": {"vm-zz": {"direction": "inbound"}}}}"#),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("protection.vms.vm-zz"), "{body}");
+    assert!(
+        body.contains("no VM \\\"vm-zz\\\" in the inventory"),
+        "{body}"
+    );
+    let running = net.json("admin", "/api/v1/policy");
+    assert_eq!(
+        running["document"]["protection"]["vms"]["vm-a"]["activity_scanner"], false,
+        "{running}"
+    );
+
+    // Only vm-b is protected: vm-a's frames go through uninspected and are counted.
+    let (code, body) = net.api(
+        "admin",
+        "PUT",
+        "/api/v1/policy",
+        Some(r#"{"protection": {"only_listed_vms": true, "vms": {"vm-b": {}}}}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        net.curl_from(ATTACKER, 5),
+        "an unprotected VM's traffic passes"
+    );
+    wait_until("unprotected frames on /metrics", 10, || {
+        let (_, m) = net.api("reader", "GET", "/metrics", None);
+        m.lines()
+            .find_map(|l| l.strip_prefix("svm_unprotected_frames_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|v| v >= 10.0)
+    });
+    net.stop_svm();
+}
