@@ -1847,4 +1847,36 @@ mod tests {
             let _ = decode_ip(&body, VERIFY);
         }
     }
+
+    proptest! {
+        /// Whatever the depth of its tag stack, a frame tells [`too_deep_view`] its first two
+        /// tags and, behind the last tag, its IPv4 addresses; where the decoder refuses the frame
+        /// as too deep, the view still reads it.
+        #[test]
+        fn too_deep_view_reads_any_depth(
+            depth in 0usize..24, vid in 1u16..=4094,
+            a in any::<[u8; 4]>(), b in any::<[u8; 4]>(),
+            cut in proptest::option::of(0usize..80),
+        ) {
+            let tags: Vec<Tag> = (0..depth)
+                .map(|i| Tag { tpid: Tpid::Dot1Q, tci: vid.wrapping_add(u16::try_from(i).unwrap_or(0)) % 4095 })
+                .collect();
+            let (src, dst) = (Ipv4Addr::from(a), Ipv4Addr::from(b));
+            let l3 = ipv4(src, dst, 17, &[0u8; 8]);
+            let mut frame = eth(&tags, 0x0800, &l3);
+            if let Some(c) = cut {
+                frame.truncate(c);
+            }
+            let (vlan, addrs) = too_deep_view(&frame);
+            if cut.is_none() {
+                prop_assert_eq!(addrs, Some((IpAddr::V4(src), IpAddr::V4(dst))));
+                let ids: Vec<u16> = vlan.tags().iter().map(|t| t.vid()).collect();
+                let want: Vec<u16> = tags.iter().take(2).map(|t| t.tci & 0x0fff).collect();
+                prop_assert_eq!(ids, want);
+                if depth > MAX_VLAN_TAGS_WALKED {
+                    prop_assert_eq!(decode_frame(&frame, NO_VERIFY).err(), Some(DecodeEvent::VlanTooDeep));
+                }
+            }
+        }
+    }
 }
