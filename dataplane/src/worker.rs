@@ -89,7 +89,8 @@ pub struct Counters {
     pub dropped_rule: u64,
     /// Activity scanner alerts raised.
     pub rule_alerts: u64,
-    /// Frames that could not be decoded (forwarded uninspected).
+    /// Frames that could not be decoded (forwarded uninspected; those nested too deep as
+    /// `decode.too_deep` says, also counted in `too_deep`).
     pub invalid: u64,
     /// Per decoder event ([`DecodeEvent::ALL`] order): failures and anomalies.
     pub decoder: [u64; DecodeEvent::ALL.len()],
