@@ -1380,6 +1380,8 @@ fn per_vm_protection_follows_a_policy_push() {
         Some(r#"{"protection": {"vms": {"vm-a": {"activity_scanner": false}}}}"#),
     );
     assert_eq!(code, 200, "{body}");
+    // Alerts of the requests before the push reach EVE through the event pipeline: let them.
+    std::thread::sleep(Duration::from_millis(500));
     let (a0, b0) = (alerts_from(&net, ATTACKER), alerts_from(&net, BENIGN));
     for _ in 0..3 {
         assert!(net.curl_from(ATTACKER, 5));
