@@ -228,6 +228,7 @@ mod tests {
                 mac: Some(mac),
                 addrs: vec![],
             }],
+            learned: Default::default(),
         };
         Protected::new(vec![vm("a", A), vm("b", B)]).unwrap()
     }
