@@ -118,11 +118,24 @@ pub struct DriverOutput {
     emitted: u64,
     dropped: u64,
     injected: Vec<(Vec<u8>, Toward)>,
+    // The interface name of each port (EVE `in_iface`), and the port of the frame in hand
+    // (`None` between frames: the end-of-flow inspection belongs to no received frame).
+    port_names: [Option<Arc<str>>; 2],
+    port: Option<PortId>,
 }
 
 impl Output for DriverOutput {
-    fn event(&mut self, event: Event) {
+    fn event(&mut self, mut event: Event) {
         self.emitted += 1;
+        if let crate::event::EventKind::Alert(a) = &mut event.kind
+            && a.in_iface.is_none()
+        {
+            a.in_iface = self
+                .port
+                .and_then(|p| self.port_names.get(usize::from(p)))
+                .cloned()
+                .flatten();
+        }
         match &mut self.events {
             Events::Channel(tx) => {
                 if tx.try_send(event).is_err() {
@@ -171,6 +184,8 @@ impl Driver {
                 emitted: 0,
                 dropped: 0,
                 injected: Vec::new(),
+                port_names: [None, None],
+                port: None,
             },
             received: 0,
             last_port: 0,
@@ -188,6 +203,14 @@ impl Driver {
     #[must_use]
     pub fn with_floor(mut self, floor: Floor) -> Driver {
         self.clock = Some(floor);
+        self
+    }
+
+    /// Name the ports (port 0, port 1): each alert then says which one its frame came in on
+    /// (EVE `in_iface`).
+    #[must_use]
+    pub fn with_port_names(mut self, names: [Option<Arc<str>>; 2]) -> Driver {
+        self.out.port_names = names;
         self
     }
 
@@ -269,6 +292,7 @@ impl Driver {
     /// The worker stops at `now`: with IDS timing, the data its flows hold that the peers never
     /// acknowledged is inspected now (the end-of-flow inspection), so a stop loses no alert.
     pub fn finish_at(&mut self, now: Timestamp) {
+        self.out.port = None;
         self.worker.flush_streams(now, &mut self.out);
     }
 }
@@ -277,6 +301,7 @@ impl FrameHandler for Driver {
     fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
         self.received += 1;
         self.last_port = meta.port;
+        self.out.port = Some(meta.port);
         let ts = meta.ts.max(self.floor);
         self.last_ts = ts;
         self.worker.process(
@@ -291,6 +316,7 @@ impl FrameHandler for Driver {
 
     fn on_burst(&mut self, frames: &[&[u8]], meta: RxMeta, verdicts: &mut Vec<Verdict>) -> usize {
         self.last_port = meta.port;
+        self.out.port = Some(meta.port);
         let ts = meta.ts.max(self.floor);
         self.last_ts = ts;
         let done = self.worker.process_burst(
@@ -635,5 +661,44 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e.kind, crate::event::EventKind::Alert(_)))
         );
+    }
+    #[test]
+    fn alerts_name_the_interface_their_frame_came_in_on() {
+        // The same scan arriving on the network side (port 1): its alerts say so; a driver
+        // without names (replay) says nothing.
+        for named in [true, false] {
+            let mut io = QueueIo::new(QueueAttach::Inline);
+            for p in 1..200u16 {
+                io.push(
+                    1,
+                    Timestamp(u64::from(p) * 100),
+                    tcp([10, 0, 0, 9], 5555, p, 0x02),
+                );
+            }
+            io.close();
+            let mut d = driver(Policy::default(), Attach::Inline);
+            if named {
+                d = d.with_port_names([Some("vm0".into()), Some("net0".into())]);
+            }
+            let stop = AtomicBool::new(false);
+            let run = RunConfig {
+                burst: 32,
+                stop: &stop,
+                status: None,
+            };
+            let mut ifaces = Vec::new();
+            let r: std::io::Result<()> = run_worker(&mut io, &mut d, &run, |h, _, _| {
+                for e in h.take_events() {
+                    if let crate::event::EventKind::Alert(a) = e.kind {
+                        ifaces.push(a.in_iface);
+                    }
+                }
+                Ok(())
+            });
+            assert!(r.is_ok());
+            assert!(!ifaces.is_empty());
+            let want: Option<Arc<str>> = named.then(|| "net0".into());
+            assert!(ifaces.iter().all(|i| *i == want), "{ifaces:?}");
+        }
     }
 }

@@ -153,6 +153,9 @@ pub struct Alert {
     pub app: Option<Box<crate::scanner::AppFields>>,
     /// The list entry a web address scan alert is about (EVE `web_address`).
     pub web_address: Option<Box<WebAddressHit>>,
+    /// The interface (or DPDK port) the packet came in on, set by the driver from the frame's
+    /// receive port (EVE `in_iface`); `None` in replay, which has no interface.
+    pub in_iface: Option<std::sync::Arc<str>>,
 }
 
 /// The list entry that matched a web address (EVE `web_address`).

@@ -1283,6 +1283,7 @@ impl Worker {
                     block_skipped: skip,
                     app: None,
                     web_address: None,
+                    in_iface: None,
                 }),
             });
             // Isolation: a detection from a protected VM may isolate it (forged sources never).
@@ -1520,6 +1521,7 @@ fn scanner_alert(
         block_skipped: None,
         app: app.cloned().map(Box::new),
         web_address: None,
+        in_iface: None,
     }
 }
 

@@ -52,6 +52,10 @@ struct Header<'a> {
     timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     flow_id: Option<u64>,
+    /// The interface (or DPDK port) the packet came in on; Suricata writes it after `flow_id`
+    /// for live capture only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    in_iface: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pcap_cnt: Option<u64>,
     event_type: &'static str,
@@ -191,6 +195,7 @@ fn header<'a>(
     Header {
         timestamp: format_ts(ev.ts),
         flow_id: p.map(|p| p.flow_id.unwrap_or_else(|| packet_flow_id(p))),
+        in_iface: None,
         pcap_cnt: ev.pcap_cnt,
         event_type,
         vlan,
@@ -248,8 +253,10 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
     match &ev.kind {
         EventKind::Alert(a) => {
             let vlan = a.packet.scope;
+            let mut header = header(ev, "alert", vlan.ids(), Some(&a.packet));
+            header.in_iface = a.in_iface.as_deref();
             let rec = AlertRecord {
-                header: header(ev, "alert", vlan.ids(), Some(&a.packet)),
+                header,
                 alert: AlertBody {
                     action: alert_action(a),
                     gid: a.gid,
@@ -380,6 +387,9 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
 /// Writes events as EVE JSON lines.
 pub struct EveWriter {
     out: Box<dyn Write>,
+    // `,"pcap_filename":"..."}`: what closes every record of a replay. Suricata reading a
+    // capture has no interface (no `in_iface`) and names the capture in this last key.
+    tail: Option<String>,
     /// Records written.
     pub written: u64,
 }
@@ -395,13 +405,32 @@ impl std::fmt::Debug for EveWriter {
 impl EveWriter {
     /// Write to any sink (buffer it yourself if it is unbuffered).
     pub fn new(out: Box<dyn Write>) -> Self {
-        EveWriter { out, written: 0 }
+        EveWriter {
+            out,
+            tail: None,
+            written: 0,
+        }
+    }
+
+    /// End every record with `pcap_filename`, the capture's name, as Suricata does when it
+    /// reads a capture (its eve-log `pcap-file: true`).
+    #[must_use]
+    pub fn with_pcap_filename(mut self, name: &str) -> Self {
+        let quoted = serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into());
+        self.tail = Some(format!(",\"pcap_filename\":{quoted}}}"));
+        self
     }
 
     /// Append one event.
     pub fn write(&mut self, ev: &Event) -> std::io::Result<()> {
         let line = to_json(ev).map_err(std::io::Error::other)?;
-        self.out.write_all(line.as_bytes())?;
+        match (&self.tail, line.strip_suffix('}')) {
+            (Some(tail), Some(body)) => {
+                self.out.write_all(body.as_bytes())?;
+                self.out.write_all(tail.as_bytes())?;
+            }
+            _ => self.out.write_all(line.as_bytes())?,
+        }
         self.out.write_all(b"\n")?;
         self.written += 1;
         Ok(())

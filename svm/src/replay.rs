@@ -1007,7 +1007,8 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
                 f,
             ))))
         }
-    };
+    }
+    .map(|w| w.with_pcap_filename(&args.pcap.display().to_string()));
     let sink = |p: &Option<std::path::PathBuf>| p.as_deref().map(PcapSink::create).transpose();
     let outputs = PcapOutputs {
         forwarded: sink(&args.write_forwarded)?,

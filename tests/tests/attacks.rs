@@ -391,3 +391,64 @@ fn a_full_block_table_evicts_and_a_real_scan_is_still_blocked() {
         }
     }
 }
+
+/// Where each of `keys` first appears in an EVE line (as `"key":`), in order.
+fn key_positions(line: &str, keys: &[&str]) -> Vec<Option<usize>> {
+    keys.iter()
+        .map(|k| line.find(&format!("\"{k}\":")))
+        .collect()
+}
+
+/// A replayed alert's header keys come in Suricata's order; a capture has no interface, so no
+/// `in_iface`, and like Suricata reading a capture every record ends with `pcap_filename`.
+#[test]
+fn replayed_alerts_keep_suricatas_order_and_name_the_capture() {
+    let dir = svm_e2e::TempDir::new("eve-order");
+    let pcap = dir.path("scan.pcap");
+    let (cap, _) = attack_capture("tcp_port_scan", false).unwrap();
+    cap.write_pcap(&pcap).unwrap();
+    let out = std::process::Command::new(svm_e2e::svm_bin())
+        .args(["replay", "--inline", "--eve", "-"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let scan = text
+        .lines()
+        .find(|l| l.contains("Scan.Generic.TCP"))
+        .unwrap_or_else(|| panic!("no scan alert: {text}"));
+    let at = key_positions(
+        scan,
+        &[
+            "timestamp",
+            "flow_id",
+            "pcap_cnt",
+            "event_type",
+            "vlan",
+            "src_ip",
+            "src_port",
+            "dest_ip",
+            "dest_port",
+            "proto",
+            "alert",
+            "direction",
+            "pcap_filename",
+        ],
+    );
+    assert!(at.iter().all(Option::is_some), "{at:?} {scan}");
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?} {scan}");
+    assert!(!scan.contains("\"in_iface\""), "{scan}");
+    let v: serde_json::Value = serde_json::from_str(scan).unwrap();
+    assert_eq!(v["pcap_filename"], pcap.display().to_string());
+    assert_eq!(v["direction"], "to_server");
+    assert!(scan.ends_with(&format!(
+        "\"pcap_filename\":{}}}",
+        serde_json::to_string(&pcap.display().to_string()).unwrap()
+    )));
+    // Every record of the run names the capture.
+    assert!(
+        text.lines().all(|l| l.contains("\"pcap_filename\":")),
+        "{text}"
+    );
+}

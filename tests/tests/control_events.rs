@@ -189,6 +189,7 @@ fn alert_from(src: [u8; 4]) -> Event {
             block_skipped: None,
             app: None,
             web_address: None,
+            in_iface: None,
         }),
     }
 }

@@ -326,6 +326,7 @@ impl Worker {
                 block_skipped: None,
                 app: Some(Box::new(app)),
                 web_address: Some(Box::new(hit)),
+                in_iface: None,
             }),
         });
         if !enforce {

@@ -105,6 +105,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
                 services.clock,
             )
             .with_web(Arc::clone(&live_web.cell))
+            .with_port_names(cfg.attach.port_names())
         })
         .collect();
     let result = open(cfg).and_then(|(eal, set)| {

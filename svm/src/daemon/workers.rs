@@ -80,7 +80,11 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
         web,
         clock,
     } = task;
-    let mut d = driver(worker, events, rules, policy, clock).with_web(web);
+    let names = io.interfaces();
+    let name = |i: usize| names.get(i).map(|n| Arc::<str>::from(*n));
+    let mut d = driver(worker, events, rules, policy, clock)
+        .with_web(web)
+        .with_port_names([name(0), name(1)]);
     let run = RunConfig {
         burst,
         stop: &stop,

@@ -207,6 +207,7 @@ mod tests {
                 block_skipped: None,
                 app: None,
                 web_address: None,
+                in_iface: None,
             }),
         }
     }
@@ -275,5 +276,54 @@ mod tests {
         assert!(id < 1 << 51);
         let again: Value = serde_json::from_str(&crate::eve::to_json(&alert()).unwrap()).unwrap();
         assert_eq!(again["flow_id"], id, "the same packet, the same id");
+    }
+    #[test]
+    fn a_live_alert_names_its_interface_after_the_flow_id() {
+        let mut ev = alert();
+        if let EventKind::Alert(a) = &mut ev.kind {
+            a.in_iface = Some("ens4".into());
+        }
+        let text = crate::eve::to_json(&ev).unwrap();
+        assert_eq!(
+            keys(&text)[..4],
+            ["timestamp", "flow_id", "in_iface", "pcap_cnt"],
+            "{text}"
+        );
+        let rec = Record::from_dataplane(&ev);
+        let v: Value = serde_json::from_slice(&rec.to_bytes()).unwrap();
+        assert_eq!(v["in_iface"], "ens4");
+        // Without an interface (replay) the key is absent.
+        assert!(!crate::eve::to_json(&alert()).unwrap().contains("in_iface"));
+    }
+
+    #[test]
+    fn a_replay_writer_ends_every_record_with_the_capture_name() {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = crate::eve::EveWriter::new(Box::new(Shared(buf.clone())))
+            .with_pcap_filename("caps/a \"b\".pcap");
+        w.write(&alert()).unwrap();
+        w.write(&alert()).unwrap();
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        for line in text.lines() {
+            let k = keys(line);
+            assert_eq!(
+                k.last().map(String::as_str),
+                Some("pcap_filename"),
+                "{line}"
+            );
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["pcap_filename"], "caps/a \"b\".pcap");
+        }
+        assert_eq!(text.lines().count(), 2);
     }
 }

@@ -66,6 +66,36 @@ pub fn nmap_scan_blocks_the_attacker(s: &Setup) -> String {
     let scans = alerts(&ev, "Scan.Generic.TCP");
     assert!(!scans.is_empty(), "no scan alert: {ev:?}\n{log}");
     assert_eq!(scans[0]["src_ip"], "10.77.0.1");
+    // The scan came in on the network side: its interface (DPDK: its device) is named, and
+    // the header keeps Suricata's order with `in_iface` after `flow_id`.
+    let network_side = match s.backend {
+        Backend::AfPacket => net.dev('n'),
+        Backend::Dpdk => "net_af_packet1".to_owned(),
+    };
+    assert_eq!(scans[0]["in_iface"], network_side.as_str());
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("Scan.Generic.TCP"))
+        .unwrap();
+    let at: Vec<Option<usize>> = [
+        "timestamp",
+        "flow_id",
+        "in_iface",
+        "pcap_cnt",
+        "event_type",
+        "src_ip",
+        "dest_ip",
+        "proto",
+        "alert",
+        "direction",
+    ]
+    .iter()
+    .map(|k| line.find(&format!("\"{k}\":")))
+    .collect();
+    assert!(at.iter().all(Option::is_some), "{at:?} {line}");
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?} {line}");
+    assert!(!line.contains("pcap_filename"), "{line}");
     let adds = block_adds(&ev);
     assert_eq!(
         adds.len(),

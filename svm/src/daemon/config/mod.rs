@@ -56,6 +56,28 @@ pub enum AttachConfig {
     },
 }
 
+impl AttachConfig {
+    /// The interface (or DPDK device) name of port 0 and port 1 (EVE `in_iface`).
+    pub fn port_names(&self) -> [Option<std::sync::Arc<str>>; 2] {
+        match self {
+            AttachConfig::Inline {
+                vm_interface,
+                network_interface,
+            } => [
+                Some(vm_interface.as_str().into()),
+                Some(network_interface.as_str().into()),
+            ],
+            AttachConfig::Mirror {
+                interface,
+                inject_interface,
+            } => [
+                Some(interface.as_str().into()),
+                inject_interface.as_deref().map(Into::into),
+            ],
+        }
+    }
+}
+
 /// AF_PACKET tuning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AfPacketSettings {
