@@ -260,6 +260,7 @@ pub fn blocked(cmd: BlockedCommand) -> Exit {
                         "VLAN",
                         "ADDRESS",
                         "REMAINING",
+                        "HITS",
                         "ORIGIN",
                         "CREATED",
                         "REASON",
@@ -277,12 +278,16 @@ pub fn blocked(cmd: BlockedCommand) -> Exit {
                         s("vlan"),
                         s("address"),
                         crate::control::go_duration(secs),
+                        b.get("hits")
+                            .and_then(serde_json::Value::as_u64)
+                            .unwrap_or(0)
+                            .to_string(),
                         s("origin"),
                         s("created"),
                         s("reason"),
                     ]);
                 }
-                for line in table(&rows, &[2]) {
+                for line in table(&rows, &[2, 3]) {
                     println!("{line}");
                 }
             })

@@ -153,6 +153,8 @@ pub struct BlockView {
     pub expires: String,
     /// Seconds left.
     pub remaining_secs: u64,
+    /// Packets dropped because of the block so far (every worker's).
+    pub hits: u64,
 }
 
 /// A manual block.
@@ -673,6 +675,7 @@ impl ControlState {
             created: rfc3339(e.created),
             expires: rfc3339(e.expires),
             remaining_secs: e.expires.since(now) / Timestamp::SECOND,
+            hits: e.hits,
         }
     }
 

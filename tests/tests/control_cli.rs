@@ -90,7 +90,43 @@ async fn admin_cli_talks_to_the_daemon() {
     assert_eq!(codes, vec![0, 9, 0, 0, 9, 0, 9, 4, 0, 0], "{results:?}");
     let list: serde_json::Value = serde_json::from_str(&results[2].1).unwrap();
     assert_eq!(list[0]["address"], "10.0.0.9");
+    // A manual block no frame has hit yet: 0 hits, and when it was made.
+    assert_eq!(list[0]["hits"], 0);
+    assert!(
+        list[0]["created"].as_str().unwrap().ends_with('Z'),
+        "{list}"
+    );
     assert!(results[3].1.contains("10.0.0.9"));
+    let header: Vec<&str> = results[3]
+        .1
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "VLAN",
+            "ADDRESS",
+            "REMAINING",
+            "HITS",
+            "ORIGIN",
+            "CREATED",
+            "REASON"
+        ],
+        "{}",
+        results[3].1
+    );
+    let row: Vec<&str> = results[3]
+        .1
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[3], "0", "{}", results[3].1);
+    assert_eq!(row[5], list[0]["created"], "{}", results[3].1);
     assert!(results[8].1.contains("applied policy version 1"));
     let status: serde_json::Value = serde_json::from_str(&results[9].1).unwrap();
     assert_eq!(status["policy_version"], 1);

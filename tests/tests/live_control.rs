@@ -629,6 +629,21 @@ fn policy_push_blocks_and_restart() {
         String::from_utf8_lossy(&list.stderr)
     );
     assert!(listed.contains(ATTACKER), "{listed}");
+    // The scan's frames after the detection were dropped by the block: its hits column counts
+    // them, as the API's list does.
+    let row: Vec<&str> = listed
+        .lines()
+        .find(|l| l.contains(ATTACKER))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(listed.starts_with("VLAN") && listed.lines().next().unwrap().contains("HITS"));
+    let (code, body) = net.api("reader", "GET", "/api/v1/blocked-hosts", None);
+    assert_eq!(code, 200);
+    let api: Value = serde_json::from_str(&body).unwrap();
+    let hits = api[0]["hits"].as_u64().unwrap();
+    assert!(hits > 0, "{body}");
+    assert!(row[3].parse::<u64>().unwrap() > 0, "{listed}");
 
     // (h) The bouncer's next poll carries the new decision.
     let next = bouncer(&net, false);
