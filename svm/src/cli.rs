@@ -79,6 +79,10 @@ pub enum Command {
         /// blocks). A readable store is kept whatever this says.
         #[arg(long)]
         reset_state: bool,
+        /// Log filter: a level (error, warn, info, debug, trace) or `tracing` directives
+        /// (`info,svm::api=debug`); without it `RUST_LOG`, else info.
+        #[arg(long, value_name = "FILTER")]
+        log_level: Option<String>,
     },
     /// Replay a capture through the engine and report what the SVM would have done.
     Replay(ReplayArgs),
@@ -298,12 +302,19 @@ fn run(cli: Cli) -> Exit {
         Command::Run {
             config,
             reset_state,
-        } => match daemon::run(&config, reset_state) {
-            Ok(()) => Exit::Ok,
-            Err(e) => {
-                eprintln!("svm run: {e}");
-                e.exit_code()
-            }
+            log_level,
+        } => match crate::logging::init(log_level.as_deref())
+            .map_err(|e| eprintln!("svm run: {e}"))
+            .map(|()| daemon::run(&config, reset_state))
+        {
+            Err(()) => Exit::Syntax,
+            Ok(r) => match r {
+                Ok(()) => Exit::Ok,
+                Err(e) => {
+                    tracing::error!("svm run: {e}");
+                    e.exit_code()
+                }
+            },
         },
         Command::Replay(args) => match replay::run(&args) {
             Ok(()) => Exit::Ok,

@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod isolation;
 pub mod isolation_cmd;
 pub mod isolation_eve;
+pub mod logging;
 pub mod nsx;
 pub mod pki_cmd;
 pub mod policy_cmd;

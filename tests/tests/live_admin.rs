@@ -137,6 +137,36 @@ fn pki_init_certificates_run_the_daemon_and_carry_the_roles() {
         "{}",
         text(&o)
     );
+    // The daemon logs the refusal: the route, the peer and its certificate's names, and no
+    // secret (no key, no body).
+    let log = net.svm_log();
+    assert!(
+        log.contains("svm api: 403 for PUT /api/v1/policy from 127.0.0.1:")
+            && log.contains("OU=svm-readers"),
+        "{log}"
+    );
+    // A client without a certificate is refused at the handshake, and that is logged too.
+    let o = net.exec(
+        'S',
+        &[
+            "curl",
+            "-s",
+            "--cacert",
+            &format!("{pki}/api-ca.crt"),
+            "https://127.0.0.1:8443/api/v1/status",
+        ],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !net.svm_log().contains("svm api: TLS handshake") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = net.svm_log();
+    assert!(
+        log.contains("svm api: TLS handshake from 127.0.0.1:") && log.contains("refused"),
+        "{log}"
+    );
+    assert!(!log.contains("PRIVATE KEY"), "{log}");
     let o = push("admin");
     assert!(o.status.success(), "{}", text(&o));
     // The status table carries the dataplane's counters (one worker).

@@ -113,6 +113,18 @@ fn anonymous_may(path: &str) -> bool {
     path == "/v1/decisions/stream"
 }
 
+/// Log lines of refused handshakes and of 403s: a peer can cause them at will.
+static REFUSED_HANDSHAKES: crate::logging::RateLimit = crate::logging::RateLimit::new();
+static FORBIDDEN: crate::logging::RateLimit = crate::logging::RateLimit::new();
+
+fn suppressed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} more not logged)")
+    }
+}
+
 /// Serve until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -133,7 +145,7 @@ pub async fn serve(
             a = listener.accept() => a,
             _ = shutdown.changed() => return,
         };
-        let Ok((tcp, _remote)) = accepted else {
+        let Ok((tcp, remote)) = accepted else {
             // EMFILE and friends: back off briefly instead of spinning.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -147,9 +159,28 @@ pub async fn serve(
         let certified = certified.clone();
         tokio::spawn(async move {
             let serve = async {
-                // A refused handshake (unknown CA, no certificate, old TLS) ends the connection.
-                let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await else {
-                    return;
+                // A refused handshake (unknown CA, no certificate, old TLS) ends the connection;
+                // the log says who and why (rustls' reason names no key material).
+                let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        if let Some(more) = REFUSED_HANDSHAKES.check() {
+                            tracing::warn!(
+                                "svm api: TLS handshake from {remote} refused: {e}{}",
+                                suppressed(more)
+                            );
+                        }
+                        return;
+                    }
+                    Err(_) => {
+                        if let Some(more) = REFUSED_HANDSHAKES.check() {
+                            tracing::warn!(
+                                "svm api: TLS handshake from {remote} timed out after {timeout:?}{}",
+                                suppressed(more)
+                            );
+                        }
+                        return;
+                    }
                 };
                 let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
                 let has_cert = leaf.is_some();
@@ -179,17 +210,33 @@ pub async fn serve(
                 let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                     let app = app.clone();
                     let refuse = !has_cert && !anonymous_may(req.uri().path());
+                    // For the log of a refusal: the route without its query, and the client's
+                    // certificate names (never a key, token or body).
+                    let what = format!("{} {}", req.method(), req.uri().path());
+                    let who = if peer.subject.is_empty() {
+                        "no client certificate".to_owned()
+                    } else {
+                        peer.subject.join(",")
+                    };
                     req.extensions_mut().insert(peer.clone());
                     async move {
-                        if refuse {
+                        let resp = if refuse {
                             // Before the body is read.
-                            return Ok(axum::response::IntoResponse::into_response(
-                                super::ApiError::Forbidden(
-                                    "a client certificate is required for this route",
-                                ),
-                            ));
+                            axum::response::IntoResponse::into_response(super::ApiError::Forbidden(
+                                "a client certificate is required for this route",
+                            ))
+                        } else {
+                            app.oneshot(req).await?
+                        };
+                        if resp.status() == hyper::StatusCode::FORBIDDEN
+                            && let Some(more) = FORBIDDEN.check()
+                        {
+                            tracing::warn!(
+                                "svm api: 403 for {what} from {remote} ({who}){}",
+                                suppressed(more)
+                            );
                         }
-                        app.oneshot(req).await
+                        Ok::<_, std::convert::Infallible>(resp)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
