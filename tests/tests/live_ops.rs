@@ -356,3 +356,37 @@ fn nix_user(name: &str) -> std::io::Result<Option<u32>> {
         .find(|f| f.first() == Some(&name))
         .and_then(|f| f.get(2).and_then(|u| u.parse().ok())))
 }
+
+/// logrotate's way (rename, then SIGHUP): the daemon opens its EVE path again, and the events
+/// after the signal go to the new file, none to the renamed one.
+#[test]
+fn eve_file_reopened_after_rename_and_sighup() {
+    skip_unless_able!();
+    let mut net = Net::new('e', Backend::AfPacket);
+    let eve = net.start_svm(live::STANDARD, 1);
+    net.http_server('V', "0.0.0.0");
+    net.wait_http('A', "10.77.0.2");
+    let rotated = eve.with_extension("json.1");
+    std::fs::rename(&eve, &rotated).unwrap();
+    net.signal_svm("-HUP");
+    // The daemon takes the signal between two events: the first scan alert reopens the file.
+    std::thread::sleep(Duration::from_millis(500));
+    let scan = net.exec('A', live::NMAP);
+    assert!(scan.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&eve)
+        .unwrap_or_default()
+        .contains("Scan.Generic.TCP")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no alert in a new {}: {}",
+            eve.display(),
+            net.svm_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = net.stop_svm();
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(!old.contains("Scan.Generic.TCP"), "{old}\n{log}");
+}

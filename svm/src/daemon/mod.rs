@@ -179,12 +179,54 @@ fn open_eve(target: Option<&str>) -> Result<Option<Box<dyn Write + Send>>, Daemo
     })
 }
 
+/// The EVE file's path and the flag SIGHUP raises: the writer then opens the path again, so
+/// after logrotate renamed the file the daemon writes a new one.
+pub(crate) struct Reopen {
+    path: String,
+    hup: Arc<AtomicBool>,
+}
+
+impl Reopen {
+    /// Reopen `target` (a file, not standard output) on every SIGHUP.
+    pub(crate) fn on_sighup(target: Option<&str>) -> Result<Option<Reopen>, DaemonError> {
+        let Some(path) = target.filter(|t| *t != "-") else {
+            return Ok(None);
+        };
+        let hup = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+            .map_err(io_err("signal handler"))?;
+        Ok(Some(Reopen {
+            path: path.to_owned(),
+            hup,
+        }))
+    }
+}
+
 /// The EVE writer thread: writes every event, flushes whenever the queue runs dry (so a reader
-/// sees events within a fraction of a second), returns when every sender is gone.
-fn eve_thread(rx: Receiver<Event>, out: Option<Box<dyn Write + Send>>) -> std::io::Result<u64> {
-    let mut w = out.map(|o| EveWriter::new(Box::new(BufWriter::with_capacity(1 << 16, o))));
+/// sees events within a fraction of a second), reopens the file after a SIGHUP, returns when
+/// every sender is gone.
+fn eve_thread(
+    rx: Receiver<Event>,
+    out: Option<Box<dyn Write + Send>>,
+    reopen: Option<Reopen>,
+) -> std::io::Result<u64> {
+    let writer = |o| EveWriter::new(Box::new(BufWriter::with_capacity(1 << 16, o)));
+    let mut w = out.map(writer);
     let mut n = 0u64;
     loop {
+        if let Some(r) = reopen.as_ref()
+            && r.hup.swap(false, Ordering::Relaxed)
+        {
+            if let Some(w) = w.as_mut() {
+                w.flush()?;
+            }
+            // A failed open keeps the old file; the next SIGHUP tries again.
+            match open_eve(Some(&r.path)) {
+                Ok(Some(f)) => w = Some(writer(f)),
+                Ok(None) => {}
+                Err(e) => eprintln!("svm run: EVE file not reopened: {e}"),
+            }
+        }
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(ev) => {
                 n += 1;

@@ -122,20 +122,20 @@ impl Plane {
 
         let mut outputs: Vec<Box<dyn LocalOutput>> = Vec::new();
         if let Some(e) = &cfg.outputs.eve {
-            outputs.push(Box::new(crate::events::eve_file::RotatingFile::new(
-                e.path.clone(),
-                e.max_bytes,
-                e.keep,
-            )));
+            outputs.push(Box::new(
+                crate::events::eve_file::RotatingFile::new(e.path.clone(), e.max_bytes, e.keep)
+                    .reopen_on_sighup()
+                    .map_err(|e| fail("signal handler", e))?,
+            ));
         }
         match cfg.eve.as_deref() {
             None => {}
             Some("-") => outputs.push(Box::new(StdoutOutput)),
-            Some(p) => outputs.push(Box::new(crate::events::eve_file::RotatingFile::new(
-                p.into(),
-                u64::MAX,
-                0,
-            ))),
+            Some(p) => outputs.push(Box::new(
+                crate::events::eve_file::RotatingFile::new(p.into(), u64::MAX, 0)
+                    .reopen_on_sighup()
+                    .map_err(|e| fail("signal handler", e))?,
+            )),
         }
         if let Some(s) = &cfg.outputs.syslog {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

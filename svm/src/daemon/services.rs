@@ -152,9 +152,10 @@ impl Services {
             }
             None => {
                 let out = open_eve(cfg.eve.as_deref())?;
+                let reopen = super::Reopen::on_sighup(cfg.eve.as_deref())?;
                 std::thread::Builder::new()
                     .name("svm-eve".into())
-                    .spawn(move || eve_thread(ev_rx, out))
+                    .spawn(move || eve_thread(ev_rx, out, reopen))
                     .map_err(io_err("spawn EVE writer"))?
             }
         };

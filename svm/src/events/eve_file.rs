@@ -15,6 +15,8 @@ pub struct RotatingFile {
     keep: u32,
     file: Option<File>,
     written: u64,
+    // Raised by SIGHUP: open the path again before the next write (logrotate renamed it).
+    hup: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl RotatingFile {
@@ -28,7 +30,17 @@ impl RotatingFile {
             keep,
             file: None,
             written,
+            hup: None,
         }
+    }
+
+    /// Open the path again after every SIGHUP, so that after an outside rotation (logrotate's
+    /// rename) the events go to a new file at the configured path.
+    pub fn reopen_on_sighup(mut self) -> std::io::Result<Self> {
+        let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, std::sync::Arc::clone(&hup))?;
+        self.hup = Some(hup);
+        Ok(self)
     }
 
     fn rotated(&self, n: u32) -> PathBuf {
@@ -54,6 +66,14 @@ impl RotatingFile {
 
     /// Append one event as a line.
     pub fn write(&mut self, rec: &Record) -> std::io::Result<()> {
+        if self
+            .hup
+            .as_ref()
+            .is_some_and(|h| h.swap(false, std::sync::atomic::Ordering::Relaxed))
+        {
+            self.file = None;
+            self.written = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        }
         let mut line = serde_json::to_vec(&rec.value).map_err(std::io::Error::other)?;
         line.push(b'\n');
         if self.written > 0 && self.written + line.len() as u64 > self.max_bytes {
@@ -91,6 +111,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::events::record::Severity;
+    use dataplane::time::Timestamp;
 
     #[test]
     fn rotates_by_size_and_keeps_n() {
@@ -98,12 +119,7 @@ mod tests {
         let path = dir.path().join("eve.json");
         let mut f = RotatingFile::new(path.clone(), 300, 2);
         for _ in 0..10 {
-            let r = Record::new(
-                dataplane::time::Timestamp(0),
-                "x",
-                Severity::Info,
-                serde_json::Map::new(),
-            );
+            let r = Record::new(Timestamp(0), "x", Severity::Info, serde_json::Map::new());
             f.write(&r).unwrap();
         }
         assert!(path.exists());
@@ -111,5 +127,31 @@ mod tests {
         assert!(dir.path().join("eve.json.2").exists());
         assert!(!dir.path().join("eve.json.3").exists());
         assert!(std::fs::metadata(&path).unwrap().len() <= 300);
+    }
+    #[test]
+    fn a_sighup_after_a_rename_opens_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let mut f = RotatingFile::new(path.clone(), u64::MAX, 0)
+            .reopen_on_sighup()
+            .unwrap();
+        let rec = |t: &str| Record::new(Timestamp(0), t, Severity::Info, serde_json::Map::new());
+        f.write(&rec("before")).unwrap();
+        std::fs::rename(&path, dir.path().join("eve.json.1")).unwrap();
+        // Without the signal the open file (now eve.json.1) is kept.
+        f.write(&rec("renamed")).unwrap();
+        assert!(!path.exists());
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+        f.write(&rec("after")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        let old = std::fs::read_to_string(dir.path().join("eve.json.1")).unwrap();
+        assert!(
+            new.contains("\"after\"") && !new.contains("before"),
+            "{new}"
+        );
+        assert!(
+            old.contains("\"before\"") && old.contains("\"renamed\""),
+            "{old}"
+        );
     }
 }
