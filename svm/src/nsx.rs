@@ -340,7 +340,7 @@ impl Tagger {
                 while let Some((ext, add)) = qrx.recv().await {
                     let mut backoff = client.cfg.backoff_min;
                     while let Err(e) = client.quarantine(&ext, add).await {
-                        eprintln!("svm: nsx quarantine tag of {ext}: {e}; retrying");
+                        tracing::warn!("svm: nsx quarantine tag of {ext}: {e}; retrying");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(client.cfg.backoff_max);
                     }

@@ -301,7 +301,7 @@ impl Store {
             Ok(_) if !write => {}
             Ok(_) => {
                 if h.health.failing.take().is_some() {
-                    eprintln!("svm: state store {}: works again", self.path.display());
+                    tracing::info!("svm: state store {}: works again", self.path.display());
                 }
             }
             Err(e @ (StoreError::Db(_) | StoreError::Unavailable { .. })) => {
@@ -313,7 +313,7 @@ impl Store {
                     other => other.to_string(),
                 };
                 if h.health.failing.is_none() {
-                    eprintln!("svm: {text}; what could not be written is kept in memory");
+                    tracing::error!("svm: {text}; what could not be written is kept in memory");
                 }
                 h.health.failing = Some(text);
             }

@@ -167,6 +167,15 @@ fn pki_init_certificates_run_the_daemon_and_carry_the_roles() {
         "{log}"
     );
     assert!(!log.contains("PRIVATE KEY"), "{log}");
+    // Each line carries its level: after a timestamp, or (under systemd) as a syslog priority.
+    let levelled = |level: &str, prio: &str, text: &str| {
+        log.lines().any(|l| {
+            (l.starts_with("20") && l.contains(&format!("+0000 {level} {text}")))
+                || l.starts_with(&format!("<{prio}>{level} {text}"))
+        })
+    };
+    assert!(levelled(" INFO", "6", "svm run: "), "{log}");
+    assert!(levelled(" WARN", "4", "svm api: 403 for "), "{log}");
     let o = push("admin");
     assert!(o.status.success(), "{}", text(&o));
     // The status table carries the dataplane's counters (one worker).

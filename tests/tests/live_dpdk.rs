@@ -333,7 +333,9 @@ mod pcap_workers {
         let start = log.rfind("svm status: packets ")?;
         let mut s = Summary::default();
         for line in log[start..].lines() {
-            if line.starts_with("svm status:") {
+            // The first line is cut at the record's text; later records carry the log's
+            // timestamp and level before it.
+            if line.contains("svm status:") {
                 if s.per_worker.len() + s.ports.len() > 0 {
                     break;
                 }

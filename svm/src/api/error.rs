@@ -142,7 +142,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
         if let ApiError::Internal(detail) = &self {
-            eprintln!("svm api: internal error: {detail}");
+            tracing::error!("svm api: internal error: {detail}");
         }
         let (problems, problems_not_listed) = match &self {
             ApiError::InvalidPolicy(errors) => (

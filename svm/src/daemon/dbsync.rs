@@ -324,7 +324,7 @@ impl DbSync {
                 Err(e) => {
                     // The rules go back: the set is in force whole or not at all.
                     if let Err(r) = self.rules.restore(rules) {
-                        eprintln!("svm run: database: putting the rules back failed: {r}");
+                        tracing::warn!("svm run: database: putting the rules back failed: {r}");
                     }
                     return Err(format!("web address lists: {e}"));
                 }
@@ -364,7 +364,7 @@ impl DbSync {
             at: meta::format_time(OffsetDateTime::now_utc()),
         };
         if let Err(e) = store.set_refused(&r) {
-            eprintln!("svm run: database: recording refused version {version}: {e}");
+            tracing::warn!("svm run: database: recording refused version {version}: {e}");
         }
     }
 
@@ -398,7 +398,7 @@ impl DbSync {
         });
         drop(st);
         if let Err(e) = store.set_probation(Some(&file)) {
-            eprintln!("svm run: database: recording the probation: {e}");
+            tracing::warn!("svm run: database: recording the probation: {e}");
         }
     }
 
@@ -406,7 +406,7 @@ impl DbSync {
     fn end_probation(&self, store: &Store) -> Option<InProbation> {
         let p = lock(&self.state).probation.take();
         if let Err(e) = store.set_probation(None) {
-            eprintln!("svm run: database: clearing the probation: {e}");
+            tracing::warn!("svm run: database: clearing the probation: {e}");
         }
         p
     }
@@ -447,9 +447,10 @@ impl DbSync {
                 let Ok(store) = self.store() else { return };
                 if let Some(p) = self.end_probation(&store) {
                     lock(&self.state).probations_passed += 1;
-                    eprintln!(
+                    tracing::info!(
                         "svm run: database version {} passed its probation ({} s)",
-                        p.set.version, self.settings.probation_secs
+                        p.set.version,
+                        self.settings.probation_secs
                     );
                 }
             }
@@ -465,9 +466,11 @@ impl DbSync {
         let Some(p) = self.end_probation(&store) else {
             return;
         };
-        eprintln!(
+        tracing::warn!(
             "svm run: database version {} failed its probation ({}): {}",
-            p.set.version, f.check, f.reason
+            p.set.version,
+            f.check,
+            f.reason
         );
         self.auto_rollback(&store, &p.set, &f.reason, f.check, p.before, now);
     }
@@ -511,7 +514,7 @@ impl DbSync {
         }
         st.last_reported = Some(key);
         drop(st);
-        eprintln!("svm run: database update failed ({stage}): {reason}");
+        tracing::warn!("svm run: database update failed ({stage}): {reason}");
         self.event(
             "db_update_failed",
             Severity::Warning,
@@ -532,7 +535,7 @@ impl DbSync {
         self.refresh(&store, now);
         match store.refused() {
             Ok(r) => lock(&self.state).refused = r.map(|r| r.version),
-            Err(e) => eprintln!("svm run: database: {e}"),
+            Err(e) => tracing::warn!("svm run: database: {e}"),
         }
         // Downloads and uploads a killed daemon left behind (never installed from there).
         if let Ok(entries) = std::fs::read_dir(&self.settings.dir) {
@@ -546,7 +549,7 @@ impl DbSync {
         }
         let status = lock(&self.state).status.clone();
         let Some(cur) = status.as_ref().and_then(|s| s.current.clone()) else {
-            eprintln!(
+            tracing::info!(
                 "svm run: database: no set installed in {}",
                 self.settings.dir.display()
             );
@@ -570,7 +573,7 @@ impl DbSync {
         }
         match self.swap(Some(&cur)) {
             Ok(_) => {
-                eprintln!(
+                tracing::info!(
                     "svm run: database version {} in force ({}{})",
                     cur.version,
                     cur.name,
@@ -619,7 +622,7 @@ impl DbSync {
                 let to = status.current.clone();
                 let restored = before.map(|b| self.restore(b, to.as_ref()));
                 if let Some(Err(e)) = &restored {
-                    eprintln!("svm run: database: putting the previous set back: {e}");
+                    tracing::error!("svm run: database: putting the previous set back: {e}");
                 }
                 // The set now current is the one in force unless it was never loaded (start)
                 // or could not be put back as it was.
@@ -630,7 +633,7 @@ impl DbSync {
                     self.failed("engine", to.as_ref().map(|s| s.version), &e);
                 }
                 lock(&self.state).rollbacks += 1;
-                eprintln!(
+                tracing::warn!(
                     "svm run: database version {} rolled back ({check}); version {} is back in \
                      force in {:.3} s",
                     bad.version,
@@ -865,7 +868,7 @@ impl DbSync {
         lock(&self.state).installed += 1;
         self.refresh(store, now);
         let rules = self.rules.status();
-        eprintln!(
+        tracing::info!(
             "svm run: database version {} in force ({}; {} rules loaded; {source}: fetched, \
              verified and checked in {:.3} s, swapped in {:.3} s)",
             set.version,
@@ -1008,7 +1011,7 @@ impl DbSync {
             st.last_error = None;
         }
         self.refresh(&store, now);
-        eprintln!(
+        tracing::info!(
             "svm run: database rolled back from version {} to version {} in {:.3} s",
             from.as_ref().map_or(0, |s| s.version),
             to.as_ref().map_or(0, |s| s.version),
@@ -1148,9 +1151,10 @@ impl DbSync {
         }
         st.stale_reported = Some(cur.name.clone());
         drop(st);
-        eprintln!(
+        tracing::warn!(
             "svm run: database version {} is STALE: its timestamp expired at {}; it stays in force",
-            cur.version, cur.timestamp_expires
+            cur.version,
+            cur.timestamp_expires
         );
         self.event(
             "db_stale",

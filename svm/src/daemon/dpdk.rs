@@ -110,7 +110,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
         .collect();
     let result = open(cfg).and_then(|(eal, set)| {
         services.workers_started(&statuses);
-        eprintln!(
+        tracing::info!(
             "svm run: {workers} worker{} on dpdk {} ({}), policy {}, mode {}",
             if workers == 1 { "" } else { "s" },
             super::describe(&cfg.attach),
@@ -141,7 +141,7 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
     live_web.stop();
     result?;
     let summary = summary?;
-    eprintln!(
+    tracing::info!(
         "{}\n  {rules_line}",
         status::render(&status::collect(&statuses), &control)
     );
@@ -274,7 +274,7 @@ fn run_workers(
     for l in launched {
         let lcore = l.lcore();
         if l.wait() != 0 {
-            eprintln!("svm run: the worker on lcore {lcore} failed");
+            tracing::error!("svm run: the worker on lcore {lcore} failed");
         }
     }
     result
@@ -296,7 +296,7 @@ fn worker_loop(
     match run_worker(&mut io, &mut d, &run, |_, _, _| Ok::<_, std::io::Error>(())) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("svm run: dpdk worker {}: {e}", io.worker());
+            tracing::error!("svm run: dpdk worker {}: {e}", io.worker());
             -1
         }
     }
@@ -326,7 +326,7 @@ fn main_loop(
         if report {
             publish(own, d, io);
             last_report = Instant::now();
-            eprintln!(
+            tracing::info!(
                 "{}\n  {}",
                 status::render(&status::collect(r.statuses), r.control),
                 r.rules.status().line()

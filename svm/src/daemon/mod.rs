@@ -224,7 +224,7 @@ fn eve_thread(
             match open_eve(Some(&r.path)) {
                 Ok(Some(f)) => w = Some(writer(f)),
                 Ok(None) => {}
-                Err(e) => eprintln!("svm run: EVE file not reopened: {e}"),
+                Err(e) => tracing::warn!("svm run: EVE file not reopened: {e}"),
             }
         }
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -265,7 +265,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         let exe = std::env::current_exe().map_err(io_err("the svm executable"))?;
         match crate::store::prepare(&exe, &file, reset_state) {
             Ok(None) => {}
-            Ok(Some(aside)) => eprintln!(
+            Ok(Some(aside)) => tracing::warn!(
                 "svm run: the damaged state store was kept as {}; starting a new store",
                 aside.display()
             ),
@@ -273,7 +273,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         }
     }
     if let Some(l) = &loaded {
-        eprintln!("{}", rules::describe(l, "loaded"));
+        tracing::info!("{}", rules::describe(l, "loaded"));
     }
     match cfg.backend {
         Backend::AfPacket => {}
@@ -386,7 +386,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
                 source: std::io::Error::other(e),
             });
         }
-        eprintln!("svm run: running as {user} (no capabilities kept)");
+        tracing::info!("svm run: running as {user} (no capabilities kept)");
     }
     // Privileges are gone: confine every thread, those running and those to come
     // ([`seccomp`]).
@@ -444,7 +444,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         }
     }
     services.workers_started(&statuses);
-    eprintln!(
+    tracing::info!(
         "svm run: {} worker{} on {} ({}), policy {}, mode {}",
         workers,
         if workers == 1 { "" } else { "s" },
@@ -472,7 +472,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
         std::thread::sleep(Duration::from_millis(100));
         if usr1.swap(false, Ordering::Relaxed) || interval.is_some_and(|i| last.elapsed() >= i) {
             last = Instant::now();
-            eprintln!(
+            tracing::info!(
                 "{}\n  {}\n  {}",
                 status::render(&status::collect(&statuses), &services.control),
                 live_rules.status().line(),
@@ -502,7 +502,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
     let web_line = live_web.status().line();
     live_web.stop();
     let total = status::collect(&statuses);
-    eprintln!(
+    tracing::info!(
         "{}\n  {rules_line}\n  {web_line}",
         status::render(&total, &control)
     );

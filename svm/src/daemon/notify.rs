@@ -68,7 +68,7 @@ impl Notifier {
     /// standard error and ignored.
     pub fn from_env() -> Notifier {
         Notifier::from_vars(|k| std::env::var(k).ok()).unwrap_or_else(|e| {
-            eprintln!("svm run: {e}; not notifying the service manager");
+            tracing::warn!("svm run: {e}; not notifying the service manager");
             Notifier::default()
         })
     }
@@ -87,7 +87,7 @@ impl Notifier {
         if let Some((sock, addr)) = &self.target
             && let Err(e) = sock.send_to_addr(text.as_bytes(), addr)
         {
-            eprintln!("svm run: NOTIFY_SOCKET: {e}");
+            tracing::warn!("svm run: NOTIFY_SOCKET: {e}");
         }
     }
 

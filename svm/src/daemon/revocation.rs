@@ -67,7 +67,7 @@ pub fn watch(
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             if hup.swap(false, Ordering::Relaxed) {
-                eprintln!("{}", revocation.reload(&verifier));
+                tracing::info!("{}", revocation.reload(&verifier));
             }
         }
     });

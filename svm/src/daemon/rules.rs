@@ -343,7 +343,7 @@ impl RulesSwapper {
         };
         match with_db(running.as_ref(), db.as_ref()) {
             None => {
-                eprintln!("svm run: no database rules and no rule files: rules unloaded");
+                tracing::info!("svm run: no database rules and no rule files: rules unloaded");
                 self.cell.store(None);
                 *self.status.lock().unwrap_or_else(PoisonError::into_inner) =
                     RulesStatus::default();
@@ -571,13 +571,13 @@ fn reload_thread(
             .unwrap_or_else(PoisonError::into_inner);
         match with_db(running.as_ref(), db_of(inputs).as_ref()) {
             Some(s) => {
-                eprintln!(
+                tracing::info!(
                     "svm run: {}: reloading the rules",
                     if signalled { "SIGHUP" } else { "request" }
                 );
                 reload(&s, cell, status);
             }
-            None => eprintln!("svm run: SIGHUP: no rules configured, nothing to reload"),
+            None => tracing::info!("svm run: SIGHUP: no rules configured, nothing to reload"),
         }
     }
 }
@@ -602,13 +602,13 @@ fn follow(
     let db = db_of(inputs);
     match with_db(next.as_ref(), db.as_ref()) {
         None => {
-            eprintln!("svm run: the policy names no rule files any more: rules unloaded");
+            tracing::info!("svm run: the policy names no rule files any more: rules unloaded");
             cell.store(None);
             *status.lock().unwrap_or_else(PoisonError::into_inner) = RulesStatus::default();
             *running = None;
         }
         Some(s) => {
-            eprintln!(
+            tracing::info!(
                 "svm run: the policy changed the rule files or variables: reloading the rules"
             );
             if reload(&s, cell, status) {
@@ -624,7 +624,7 @@ fn follow(
 
 /// Publish a new set (a reload's, or the database check's).
 fn publish(l: Loaded, what: &str, cell: &RulesCell, status: &Mutex<RulesStatus>) {
-    eprintln!("{}", describe(&l, what));
+    tracing::info!("{}", describe(&l, what));
     let mut st = status.lock().unwrap_or_else(PoisonError::into_inner);
     st.took(&l);
     st.reloads += 1;
@@ -647,7 +647,7 @@ pub fn reload(s: &RulesSettings, cell: &RulesCell, status: &Mutex<RulesStatus>) 
                 .iter()
                 .map(|i| format!("{}: {}", i.key, i.message))
                 .collect();
-            eprintln!(
+            tracing::warn!(
                 "svm run: rules reload failed, the running rules stay:\n  {}",
                 text.join("\n  ")
             );

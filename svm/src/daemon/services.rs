@@ -73,14 +73,22 @@ impl Summary {
     /// The last line of the daemon's output.
     pub fn print(&self) {
         let k = &self.keeper;
-        eprintln!(
+        tracing::info!(
             "svm run: stopped; {} events, blocks: {} added, {} expired, {} unblocked, {} evicted, {} refused, {} duplicate requests",
-            self.written, k.added, k.expired, k.unblocked, k.evicted, k.refused, k.duplicates
+            self.written,
+            k.added,
+            k.expired,
+            k.unblocked,
+            k.evicted,
+            k.refused,
+            k.duplicates
         );
         if let Some(i) = &self.isolation {
-            eprintln!(
+            tracing::info!(
                 "svm run: isolations: {} started, {} expired, {} released",
-                i.started, i.expired, i.released
+                i.started,
+                i.expired,
+                i.released
             );
         }
     }
@@ -253,7 +261,7 @@ impl Services {
         let Some(p) = &self.plane else { return };
         let _ = p.workers.set(statuses.to_vec());
         let st = p.control.status();
-        eprintln!(
+        tracing::info!(
             "svm run: control plane: policy version {} ({}), {} blocked hosts, api {}",
             st.policy_version,
             st.mode,
@@ -366,7 +374,7 @@ fn start_isolation(
                     let Some(store) = &store else { return };
                     let rows: Vec<_> = all.iter().map(crate::isolation::stored).collect();
                     if let Err(e) = store.put_isolations(&rows) {
-                        eprintln!("svm run: isolations not stored: {e}");
+                        tracing::warn!("svm run: isolations not stored: {e}");
                     }
                 },
             )
@@ -410,12 +418,12 @@ fn restore_isolations(
         });
         match done {
             Ok(()) => restored += 1,
-            Err(e) => eprintln!("svm run: stored isolation of {} not restored: {e}", s.vm),
+            Err(e) => tracing::warn!("svm run: stored isolation of {} not restored: {e}", s.vm),
         }
     }
     keeper.publish();
     if !stored.is_empty() {
-        eprintln!(
+        tracing::info!(
             "svm run: {restored} isolation(s) restored from the state store, {} dropped",
             stored.len() - restored
         );

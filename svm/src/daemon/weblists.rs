@@ -211,9 +211,9 @@ impl LiveWebLists {
                 source: std::io::Error::other(p.join("\n  ")),
             })?;
             for warning in &l.warnings {
-                eprintln!("svm run: {warning}");
+                tracing::warn!("svm run: {warning}");
             }
-            eprintln!("svm run: {}", l.describe());
+            tracing::info!("svm run: {}", l.describe());
             publish(&l, &cell, &mut st);
         }
         let status = Arc::new(Mutex::new(st));
@@ -278,7 +278,7 @@ fn reload_thread(db: &WebDb, sighup: &AtomicBool, policy: Option<&PolicyCell>, s
             why = Some("SIGHUP");
         }
         let Some(why) = why else { continue };
-        eprintln!("svm run: {why}: reloading the web address lists");
+        tracing::info!("svm run: {why}: reloading the web address lists");
         let all = specs(&live.config, &running, &lock(&db.lists));
         reload(&all, &running, &live.cell, &live.status);
     }
@@ -294,9 +294,9 @@ pub fn reload(
     match load(specs, w) {
         Ok(l) => {
             for warning in &l.warnings {
-                eprintln!("svm run: {warning}");
+                tracing::warn!("svm run: {warning}");
             }
-            eprintln!("svm run: reloaded {}", l.describe());
+            tracing::info!("svm run: reloaded {}", l.describe());
             let mut st = status.lock().unwrap_or_else(PoisonError::into_inner);
             publish(&l, cell, &mut st);
             st.reloads += 1;
@@ -304,7 +304,7 @@ pub fn reload(
             true
         }
         Err(problems) => {
-            eprintln!(
+            tracing::warn!(
                 "svm run: web address list reload failed, the running lists stay:\n  {}",
                 problems.join("\n  ")
             );

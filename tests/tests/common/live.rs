@@ -492,7 +492,7 @@ impl Net {
             let log = self.svm_log();
             if log
                 .lines()
-                .any(|l| l.starts_with("svm run: ") && l.contains(" worker"))
+                .any(|l| l.contains("svm run: ") && l.contains(" worker"))
             {
                 break;
             }
