@@ -115,6 +115,13 @@ pub enum Command {
     /// Network isolation of the running daemon's protected VMs.
     #[command(subcommand)]
     Isolation(crate::isolation_cmd::IsolationCommand),
+    /// Write the man pages (`man/`) and shell completions (`completions/`: bash, zsh, fish)
+    /// into DIR, for packaging (`make deb`).
+    #[command(hide = true)]
+    DistFiles {
+        /// The output directory.
+        dir: PathBuf,
+    },
 }
 
 /// `svm rules ...`
@@ -360,6 +367,16 @@ fn run(cli: Cli) -> Exit {
         },
         Command::Urls(cmd) => crate::urls_cmd::run(&cmd),
         Command::Pki(cmd) => crate::pki_cmd::run(&cmd),
+        Command::DistFiles { dir } => match dist_files(&dir) {
+            Ok(n) => {
+                println!("wrote {n} files under {}", dir.display());
+                Exit::Ok
+            }
+            Err(e) => {
+                eprintln!("svm dist-files: {}: {e}", dir.display());
+                Exit::General
+            }
+        },
         Command::Events(cmd) => crate::events_cmd::run(&cmd),
         Command::Isolation(cmd) => crate::isolation_cmd::run(cmd),
         Command::Policy(PolicyCommand::Default) => crate::policy_cmd::default(),
@@ -404,6 +421,46 @@ fn policy_check(file: &std::path::Path) -> Exit {
         }
         Err(code) => code,
     }
+}
+
+/// The man pages (`svm.1`, one `svm-SUB.1` per visible subcommand and `svm-SUB-SUBSUB.1` below
+/// it) and the bash, zsh and fish completions, generated from the parser itself so they never
+/// disagree with it. Returns how many files were written.
+fn dist_files(dir: &std::path::Path) -> std::io::Result<usize> {
+    use clap::CommandFactory;
+    let man = dir.join("man");
+    let comp = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&comp)?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut n = 0;
+    // `build` names every subcommand `svm-sub-subsub` (its display name), the page's title.
+    fn pages(cmd: &clap::Command, man: &std::path::Path, n: &mut usize) -> std::io::Result<()> {
+        let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_owned();
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+        std::fs::write(man.join(format!("{name}.1")), out)?;
+        *n += 1;
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            if sub.get_name() != "help" {
+                pages(sub, man, n)?;
+            }
+        }
+        Ok(())
+    }
+    pages(&cmd, &man, &mut n)?;
+    for (shell, file) in [
+        (clap_complete::Shell::Bash, "svm"),
+        (clap_complete::Shell::Zsh, "_svm"),
+        (clap_complete::Shell::Fish, "svm.fish"),
+    ] {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "svm", &mut out);
+        std::fs::write(comp.join(file), out)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -462,5 +519,24 @@ mod tests {
             assert!(e.to_string().contains("1..=32768"), "{e}");
         }
         assert!(add("1").is_ok() && add("32768").is_ok());
+    }
+    #[test]
+    fn dist_files_writes_a_page_per_command_and_three_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = dist_files(dir.path()).unwrap();
+        let page = std::fs::read_to_string(dir.path().join("man/svm-blocked-list.1")).unwrap();
+        assert!(
+            page.contains("svm\\-blocked\\-list") && page.contains("vlan"),
+            "{page}"
+        );
+        assert!(dir.path().join("man/svm.1").exists());
+        assert!(dir.path().join("man/svm-run.1").exists());
+        assert!(!dir.path().join("man/svm-dist-files.1").exists(), "hidden");
+        let bash = std::fs::read_to_string(dir.path().join("completions/svm")).unwrap();
+        assert!(bash.contains("blocked") && bash.contains("--log-level"));
+        assert!(dir.path().join("completions/_svm").exists());
+        assert!(dir.path().join("completions/svm.fish").exists());
+        let pages = std::fs::read_dir(dir.path().join("man")).unwrap().count();
+        assert_eq!(n, pages + 3);
     }
 }
