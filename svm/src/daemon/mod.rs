@@ -346,7 +346,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
             what: "privileges".into(),
             source: std::io::Error::other(e),
         })?;
-        eprintln!("svm run: packet sockets open, no capabilities kept");
+        tracing::info!("svm run: packet sockets open, no capabilities kept");
     }
 
     let live_rules = rules::LiveRules::start(
@@ -400,7 +400,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
                 source: std::io::Error::other(e),
             });
         }
-        eprintln!(
+        tracing::info!(
             "svm run: system call filter installed on every thread ({})",
             cfg.seccomp.as_str()
         );
