@@ -235,7 +235,7 @@ fn store_in_force(
                 .collect()
         })
         .map_err(|e| {
-            eprintln!("svm api: isolations not stored: {e}");
+            tracing::warn!("svm api: isolations not stored: {e}");
             ApiError::Unavailable(format!(
                 "{done}, but the state store is failing (see /healthz): a restart would lose it"
             ))
