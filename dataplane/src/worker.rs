@@ -555,6 +555,7 @@ impl Worker {
                     block_skipped: None,
                     app: None,
                     web_address: None,
+                    in_iface: None,
                 }),
             });
         }
