@@ -1,6 +1,7 @@
 //! Web address lists at scale: compiling 1,000,000 domains, and lookups with the parent walk
 //! (a miss walks every name from the host down to the registrable domain; a hit stops at the
-//! listed parent), and a URL lookup on a host that carries URL entries.
+//! listed parent), a URL lookup on a host that carries URL entries, and repeated names through
+//! a worker's verdict cache.
 //!
 //! `cargo bench -p webaddr --bench lookup`; figures in docs/benchmarks.md.
 
@@ -83,6 +84,20 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % urls.len();
             black_box(set.lookup_url(urls[i].as_bytes()).is_listed())
+        })
+    });
+    // Through a worker's verdict cache: names that repeat (1,024 distinct ones, as a VM's DNS
+    // and TLS names do), misses and hits alike.
+    let mut cache = webaddr::LookupCache::default();
+    let repeated: Vec<&String> = misses
+        .iter()
+        .take(512)
+        .chain(hits.iter().take(512))
+        .collect();
+    g.bench_function("host_repeated_through_cache", |b| {
+        b.iter(|| {
+            i = (i + 1) % repeated.len();
+            black_box(cache.lookup_host(&set, repeated[i].as_bytes()).is_listed())
         })
     });
     g.bench_function("canonical_host_only", |b| {

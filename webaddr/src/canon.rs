@@ -50,7 +50,9 @@ impl CanonUrl {
 
 /// Whether a canonical host is an IP literal.
 pub fn host_is_ip(host: &str) -> bool {
-    host.starts_with('[') || host.parse::<Ipv4Addr>().is_ok()
+    // A canonical IPv4 address ends in a digit: most names are told apart without parsing.
+    host.starts_with('[')
+        || (host.ends_with(|c: char| c.is_ascii_digit()) && host.parse::<Ipv4Addr>().is_ok())
 }
 
 /// Canonicalise a URL (or a bare `host/path`, which gets `http`). Never fails: an empty host
@@ -127,18 +129,34 @@ pub fn canonical_host(raw: &[u8]) -> String {
 /// Bytes kept escaped in a host besides those Safe Browsing escapes (see [`escape_also`]).
 const HOST_ESCAPES: &[u8] = b"/?@:[]\\";
 
+/// Longest name [`plain_name_into`] canonicalises in place (a DNS name has at most 253 bytes).
+pub const PLAIN_MAX: usize = 253;
+
 /// The fast path: a name of letters, digits, `-`, `_` and single inner dots whose last label
 /// cannot be read as an IPv4 part is canonical once lowercased (no escape, no dot to fix, no
 /// Unicode, no address). Every step of the full path would leave it as it is.
 fn plain_name(raw: &[u8]) -> Option<String> {
+    let mut buf = [0u8; PLAIN_MAX];
+    plain_name_into(raw, &mut buf).map(str::to_owned)
+}
+
+/// [`plain_name`] into a caller's buffer, without allocating: the canonical name, or `None`
+/// when the name needs the full path ([`canonical_host`]) or is longer than [`PLAIN_MAX`].
+pub fn plain_name_into<'b>(raw: &[u8], buf: &'b mut [u8; PLAIN_MAX]) -> Option<&'b str> {
     let (first, last) = (raw.first()?, raw.last()?);
-    if *first == b'.' || *last == b'.' {
+    if *first == b'.' || *last == b'.' || raw.len() > PLAIN_MAX {
         return None;
     }
+    let out = buf.get_mut(..raw.len())?;
     let mut prev_dot = false;
-    for &b in raw {
+    // Where the last label starts.
+    let mut last_label = 0;
+    for (i, (&b, o)) in raw.iter().zip(out.iter_mut()).enumerate() {
         let ok = match b {
-            b'.' => !prev_dot,
+            b'.' => {
+                last_label = i + 1;
+                !prev_dot
+            }
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => true,
             _ => false,
         };
@@ -146,17 +164,14 @@ fn plain_name(raw: &[u8]) -> Option<String> {
             return None;
         }
         prev_dot = b == b'.';
+        *o = b.to_ascii_lowercase();
     }
-    let last_label = raw.rsplit(|&b| b == b'.').next()?;
-    let may_be_ip = last_label.iter().all(u8::is_ascii_digit)
-        || last_label.starts_with(b"0x")
-        || last_label.starts_with(b"0X");
+    let label = out.get(last_label..)?;
+    let may_be_ip = label.iter().all(u8::is_ascii_digit) || label.starts_with(b"0x");
     if may_be_ip {
         return None;
     }
-    let mut name = String::from_utf8(raw.to_vec()).ok()?;
-    name.make_ascii_lowercase();
-    Some(name)
+    std::str::from_utf8(out).ok()
 }
 
 /// Host part of an authority: drop `user:password@` and a `:port`.
@@ -363,13 +378,22 @@ fn canonical_path(raw: &[u8]) -> String {
 }
 
 /// A host name's labels from the full name down to its parents, as `&str` suffixes of `host`.
+/// (A byte loop: on names this short `str::split_once` costs several times more.)
 pub(crate) fn parents(host: &str) -> impl Iterator<Item = &str> {
     let mut next = Some(host);
     std::iter::from_fn(move || {
         let cur = next?;
-        next = cur.split_once('.').map(|(_, rest)| rest);
+        next = cur
+            .bytes()
+            .position(|b| b == b'.')
+            .and_then(|i| cur.get(i + 1..));
         Some(cur)
     })
+}
+
+/// Labels of a host name (dots plus one).
+pub(crate) fn label_count(host: &str) -> usize {
+    host.bytes().filter(|&b| b == b'.').count() + 1
 }
 
 #[cfg(test)]
@@ -491,6 +515,29 @@ mod tests {
         let once = canonicalize(input).to_url();
         assert_eq!(canonicalize(once.as_bytes()).to_url(), once);
         assert!(!once.contains("xn--"), "{once}");
+    }
+
+    #[test]
+    fn plain_names_are_lowercased_in_place() {
+        let mut buf = [0u8; PLAIN_MAX];
+        assert_eq!(
+            plain_name_into(b"WWW.Example-1.CO.uk", &mut buf),
+            Some("www.example-1.co.uk")
+        );
+        for needs_full_path in [
+            &b"1.2.3.4"[..],
+            b"a.0XFF",
+            b"a..b",
+            b".a.b",
+            b"a%2eb",
+            "bücher.de".as_bytes(),
+            b"",
+        ] {
+            assert_eq!(plain_name_into(needs_full_path, &mut buf), None);
+        }
+        let long = format!("{}.example", "a".repeat(PLAIN_MAX));
+        assert_eq!(plain_name_into(long.as_bytes(), &mut buf), None);
+        assert_eq!(canonical_host(long.as_bytes()), long);
     }
 
     #[test]

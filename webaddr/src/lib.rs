@@ -8,12 +8,14 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod canon;
 pub mod list;
 pub mod set;
 pub mod suffix;
 pub mod synth;
 
+pub use cache::LookupCache;
 pub use canon::{CanonUrl, canonical_host, canonicalize};
 pub use list::{
     Entry, EntryKind, Format, LineError, LineErrorKind, LoadedList, ParsedList, load_file,

@@ -27,6 +27,7 @@
 //! is the exact host.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -213,6 +214,7 @@ impl AddressSetBuilder {
             index: Index::build(self.records, self.limits),
             trusted: Index::build(self.trusted, self.trusted_limits),
             entries: self.entries,
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
@@ -413,7 +415,12 @@ pub struct AddressSet {
     index: Index,
     trusted: Index,
     entries: usize,
+    /// Which build this is ([`AddressSet::generation`]).
+    generation: u64,
 }
+
+/// Generations handed out by [`AddressSetBuilder::build`] (0 is the empty default set's).
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 impl AddressSet {
     /// Build a set from lists (no trusted addresses), for tests and tools.
@@ -447,21 +454,22 @@ impl AddressSet {
         self.index.heap_bytes() + self.trusted.heap_bytes()
     }
 
+    /// Which build of lists this is: every [`AddressSetBuilder::build`] gives a new number
+    /// (a clone keeps it, the empty default set has 0), so a cache of verdicts
+    /// ([`crate::LookupCache`]) knows when the set it answered from was replaced.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Look up a URL as a browser would request it (`http://host/path?query`, or `host/path`).
     pub fn lookup_url(&self, url: &[u8]) -> Verdict<'_> {
-        self.lookup_canon(&canon::canonicalize(url), false)
+        self.verdict(self.find_url_text(url))
     }
 
     /// Look up a host name alone: a TLS or QUIC server name, a DNS query name, a CONNECT
     /// target's host. URL entries with a path do not apply (the path is not seen).
     pub fn lookup_host(&self, host: &[u8]) -> Verdict<'_> {
-        let url = CanonUrl {
-            scheme: String::new(),
-            host: canon::canonical_host(host),
-            path: "/".to_string(),
-            query: None,
-        };
-        self.lookup_canon(&url, true)
+        self.verdict(self.find_host(host))
     }
 
     /// A TLS ClientHello's or QUIC Initial's server name.
@@ -484,58 +492,109 @@ impl AddressSet {
         target: &[u8],
         host_header: Option<&[u8]>,
     ) -> Verdict<'_> {
-        if method.eq_ignore_ascii_case(b"CONNECT") {
-            return self.lookup_host(canon::host_of_authority(target));
-        }
-        if !target.starts_with(b"/") && target != b"*" {
-            return self.lookup_url(target);
-        }
-        let Some(host) = host_header else {
-            return Verdict::NoMatch;
-        };
-        let host = canon::canonical_host(canon::host_of_authority(host.trim_ascii()));
-        if target == b"*" {
-            return self.lookup_host(host.as_bytes());
-        }
-        let mut url = canon::canonicalize(target);
-        url.host = host;
-        self.lookup_canon(&url, false)
+        self.verdict(self.find_http_request(method, target, host_header))
     }
 
     /// Look up a canonical address.
     pub fn lookup_canon(&self, url: &CanonUrl, host_only: bool) -> Verdict<'_> {
-        if url.host.is_empty() {
-            return Verdict::NoMatch;
+        let path = (!host_only).then_some((url.path.as_str(), url.query.as_deref()));
+        self.verdict(self.find_parts(&url.host, path))
+    }
+
+    pub(crate) fn find_url_text(&self, url: &[u8]) -> Found {
+        let url = canon::canonicalize(url);
+        self.find_parts(&url.host, Some((&url.path, url.query.as_deref())))
+    }
+
+    /// A host: a plain name is canonicalised into a stack buffer (no allocation), anything
+    /// else takes the full path.
+    pub(crate) fn find_host(&self, raw: &[u8]) -> Found {
+        let mut buf = [0u8; canon::PLAIN_MAX];
+        match canon::plain_name_into(raw, &mut buf) {
+            Some(host) => self.find_parts(host, None),
+            None => self.find_parts(&canon::canonical_host(raw), None),
         }
-        if let Some(hit) = find(&self.trusted, url, host_only) {
-            return Verdict::Trusted { entry: hit.entry };
+    }
+
+    pub(crate) fn find_http_request(
+        &self,
+        method: &[u8],
+        target: &[u8],
+        host_header: Option<&[u8]>,
+    ) -> Found {
+        if method.eq_ignore_ascii_case(b"CONNECT") {
+            return self.find_host(canon::host_of_authority(target));
         }
-        let Some(hit) = find(&self.index, url, host_only) else {
-            return Verdict::NoMatch;
+        if !target.starts_with(b"/") && target != b"*" {
+            return self.find_url_text(target);
+        }
+        let Some(host) = host_header else {
+            return Found::NoMatch;
         };
-        let list = usize::try_from(hit.meta >> 8).unwrap_or(usize::MAX);
-        match (self.lists.get(list), kind_of(hit.meta & 0xff)) {
-            (Some(list), Some(kind)) => Verdict::Listed(Match {
-                list,
-                kind,
-                entry: hit.entry,
-            }),
-            _ => Verdict::NoMatch,
+        let host = canon::host_of_authority(host.trim_ascii());
+        if target == b"*" {
+            return self.find_host(host);
+        }
+        let url = canon::canonicalize(target);
+        let path = Some((url.path.as_str(), url.query.as_deref()));
+        let mut buf = [0u8; canon::PLAIN_MAX];
+        match canon::plain_name_into(host, &mut buf) {
+            Some(host) => self.find_parts(host, path),
+            None => self.find_parts(&canon::canonical_host(host), path),
+        }
+    }
+
+    /// Trusted addresses first, then the lists: `path` is the canonical path and query, `None`
+    /// for a host alone.
+    fn find_parts(&self, host: &str, path: Option<(&str, Option<&str>)>) -> Found {
+        if host.is_empty() {
+            return Found::NoMatch;
+        }
+        if let Some(hit) = find(&self.trusted, host, path) {
+            return Found::Trusted(hit.entry);
+        }
+        match find(&self.index, host, path) {
+            Some(hit) => Found::Listed(hit.meta, hit.entry),
+            None => Found::NoMatch,
+        }
+    }
+
+    /// What a lookup found, as the caller sees it.
+    pub(crate) fn verdict(&self, found: Found) -> Verdict<'_> {
+        match found {
+            Found::NoMatch => Verdict::NoMatch,
+            Found::Trusted(entry) => Verdict::Trusted { entry },
+            Found::Listed(meta, entry) => {
+                let list = usize::try_from(meta >> 8).unwrap_or(usize::MAX);
+                match (self.lists.get(list), kind_of(meta & 0xff)) {
+                    (Some(list), Some(kind)) => Verdict::Listed(Match { list, kind, entry }),
+                    _ => Verdict::NoMatch,
+                }
+            }
         }
     }
 }
 
+/// What a lookup found, before it is tied to the set's lists (what a cache keeps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    NoMatch,
+    /// The trusted entry.
+    Trusted(String),
+    /// The record's meta and the entry.
+    Listed(u32, String),
+}
+
 /// The first hit for `url` in `index` (see the module doc for the order).
-fn find(index: &Index, url: &CanonUrl, host_only: bool) -> Option<Hit> {
+fn find(index: &Index, host: &str, path: Option<(&str, Option<&str>)>) -> Option<Hit> {
     if index.keys.is_empty() {
         return None;
     }
-    let host = url.host.as_str();
-    if url.host_is_ip() {
-        return find_at(index, index.records(key_of(host)), host, 0, url, host_only);
+    if canon::host_is_ip(host) {
+        return find_at(index, index.records(key_of(host)), host, 0, path);
     }
     let suffix_len = suffix::public_suffix_len(host);
-    let labels = host.split('.').count();
+    let labels = canon::label_count(host);
     // The names to probe, most specific first. The first BATCH of them are hashed and their
     // keys' cache lines read before any is examined, so their cache misses overlap instead of
     // following one another; a deeper walk goes on one name at a time.
@@ -561,7 +620,7 @@ fn find(index: &Index, url: &CanonUrl, host_only: bool) -> Option<Hit> {
     std::hint::black_box(touched);
     for &(name, level, key, span) in batch.iter().take(n) {
         let records = index.records_in(key, span);
-        if let Some(hit) = find_at(index, records, name, level, url, host_only) {
+        if let Some(hit) = find_at(index, records, name, level, path) {
             return Some(hit);
         }
     }
@@ -573,7 +632,7 @@ fn find(index: &Index, url: &CanonUrl, host_only: bool) -> Option<Hit> {
             break;
         }
         let records = index.records(key_of(name));
-        if let Some(hit) = find_at(index, records, name, level, url, host_only) {
+        if let Some(hit) = find_at(index, records, name, level, path) {
             return Some(hit);
         }
     }
@@ -589,16 +648,15 @@ fn find_at(
     records: &[u32],
     name: &str,
     level: usize,
-    url: &CanonUrl,
-    host_only: bool,
+    path: Option<(&str, Option<&str>)>,
 ) -> Option<Hit> {
     if records.is_empty() {
         return None;
     }
     let has_urls = records.iter().any(|m| m & 0xff == KIND_URL_HOST);
     if has_urls
-        && !host_only
-        && let Some(hit) = find_url(index, name, url)
+        && let Some((path, query)) = path
+        && let Some(hit) = find_url(index, name, path, query)
     {
         return Some(hit);
     }
@@ -614,8 +672,8 @@ fn find_at(
 }
 
 /// URL expressions under `name`: path with query, path, then prefixes ending in `/`.
-fn find_url(index: &Index, name: &str, url: &CanonUrl) -> Option<Hit> {
-    let mut expr = String::with_capacity(name.len() + url.path.len() + 16);
+fn find_url(index: &Index, name: &str, path: &str, query: Option<&str>) -> Option<Hit> {
+    let mut expr = String::with_capacity(name.len() + path.len() + 16);
     let mut probe = |suffix: &str, query: Option<&str>| -> Option<Hit> {
         expr.clear();
         expr.push_str(name);
@@ -633,16 +691,15 @@ fn find_url(index: &Index, name: &str, url: &CanonUrl) -> Option<Hit> {
             entry: expr.clone(),
         })
     };
-    if let Some(q) = &url.query
-        && let Some(hit) = probe(&url.path, Some(q))
+    if let Some(q) = query
+        && let Some(hit) = probe(path, Some(q))
     {
         return Some(hit);
     }
-    if let Some(hit) = probe(&url.path, None) {
+    if let Some(hit) = probe(path, None) {
         return Some(hit);
     }
     // Prefixes ending in `/`, longest first, no deeper than any entry goes.
-    let path = url.path.as_str();
     let ends: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
     for (depth, &end) in ends.iter().enumerate().rev() {
         // Depth 0 is `/`: a whole-site URL entry was read as a domain entry.

@@ -1,0 +1,265 @@
+//! A small cache of recent verdicts, one per worker: the names traffic asks for repeat (a DNS
+//! name, then the TLS server name of the same host; the same popular sites over and over), and
+//! a verdict the set gave once is the verdict it gives again.
+//!
+//! - Direct-mapped, [`LookupCache::new`]'s slot count (a power of two), so an insert evicts in
+//!   constant time and the memory is bounded: the slots, and each slot's key bytes (at most
+//!   [`MAX_KEY`]; a longer address is looked up and not cached).
+//! - A slot keeps the whole key (what kind of lookup and the observed bytes) and answers only
+//!   for exactly those bytes: no hash collision can give another address's verdict. The slot is
+//!   chosen by foldhash with a seed drawn per process, so which addresses evict each other
+//!   cannot be worked out from outside.
+//! - Tied to one set: every lookup names its set, and a set of another
+//!   [`AddressSet::generation`] (a reload, a policy push) empties the cache first.
+
+use std::hash::BuildHasher;
+
+use crate::set::{AddressSet, Found, Verdict};
+
+/// Slots a worker's cache has by default: 4,096 (a slot is 64 bytes plus its key, so 256 KiB
+/// and the keys, allocated at the first lookup).
+pub const DEFAULT_SLOTS: usize = 4096;
+
+/// Longest key cached, in bytes (the kind, and a name or a request's host and target).
+pub const MAX_KEY: usize = 512;
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The key's hash (0 with `found` empty: a free slot).
+    hash: u64,
+    key: Vec<u8>,
+    found: Option<Found>,
+}
+
+/// Recent verdicts of one set, for one thread (see the module doc).
+#[derive(Debug)]
+pub struct LookupCache {
+    /// Empty until the first lookup (a worker without lists pays nothing).
+    slots: Box<[Slot]>,
+    /// How many slots to make.
+    size: usize,
+    generation: u64,
+    hasher: foldhash::fast::RandomState,
+    /// The key being looked up (kept to reuse its allocation).
+    scratch: Vec<u8>,
+    hits: u64,
+    misses: u64,
+}
+
+impl Default for LookupCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_SLOTS)
+    }
+}
+
+/// Kinds of lookup, the first byte of a key.
+const HOST: u8 = 1;
+const HTTP: u8 = 2;
+
+impl LookupCache {
+    /// A cache of `slots` slots (rounded up to a power of two, at least 1).
+    pub fn new(slots: usize) -> Self {
+        LookupCache {
+            slots: Box::default(),
+            size: slots.max(1).next_power_of_two(),
+            generation: 0,
+            hasher: foldhash::fast::RandomState::default(),
+            scratch: Vec::new(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// Lookups answered from the cache.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    /// Lookups that went to the set.
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+
+    /// [`AddressSet::lookup_host`] through the cache.
+    pub fn lookup_host<'s>(&mut self, set: &'s AddressSet, host: &[u8]) -> Verdict<'s> {
+        self.scratch.clear();
+        self.scratch.push(HOST);
+        self.scratch.extend_from_slice(host);
+        self.cached(set, |set| set.find_host(host))
+    }
+
+    /// [`AddressSet::lookup_http_request`] through the cache.
+    pub fn lookup_http_request<'s>(
+        &mut self,
+        set: &'s AddressSet,
+        method: &[u8],
+        target: &[u8],
+        host_header: Option<&[u8]>,
+    ) -> Verdict<'s> {
+        // Only CONNECT changes how a target is read; the host header's length keeps the two
+        // fields apart.
+        let connect = method.eq_ignore_ascii_case(b"CONNECT");
+        let host = host_header.unwrap_or_default();
+        self.scratch.clear();
+        self.scratch.push(HTTP);
+        self.scratch
+            .push(u8::from(connect) << 1 | u8::from(host_header.is_some()));
+        self.scratch
+            .extend_from_slice(&u32::try_from(host.len()).unwrap_or(u32::MAX).to_le_bytes());
+        self.scratch.extend_from_slice(host);
+        self.scratch.extend_from_slice(target);
+        self.cached(set, |set| {
+            set.find_http_request(method, target, host_header)
+        })
+    }
+
+    fn cached<'s>(
+        &mut self,
+        set: &'s AddressSet,
+        look: impl FnOnce(&'s AddressSet) -> Found,
+    ) -> Verdict<'s> {
+        if set.generation() != self.generation {
+            self.clear();
+            self.generation = set.generation();
+        }
+        if self.slots.is_empty() {
+            self.slots = (0..self.size).map(|_| Slot::default()).collect();
+        }
+        if self.scratch.len() > MAX_KEY {
+            self.misses += 1;
+            return set.verdict(look(set));
+        }
+        let hash = self.hasher.hash_one(self.scratch.as_slice());
+        let mask = self.slots.len() - 1;
+        let at = usize::try_from(hash).unwrap_or(usize::MAX) & mask;
+        let Some(slot) = self.slots.get_mut(at) else {
+            return set.verdict(look(set));
+        };
+        if slot.hash == hash
+            && slot.key == self.scratch
+            && let Some(found) = &slot.found
+        {
+            self.hits += 1;
+            return set.verdict(found.clone());
+        }
+        self.misses += 1;
+        let found = look(set);
+        slot.hash = hash;
+        slot.key.clear();
+        slot.key.extend_from_slice(&self.scratch);
+        slot.found = Some(found.clone());
+        set.verdict(found)
+    }
+
+    /// Forget every verdict.
+    pub fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.hash = 0;
+            s.found = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::list::{Format, parse_list};
+    use crate::set::{AddressSetBuilder, Category, ListInfo};
+    use proptest::prelude::*;
+
+    fn set(text: &str, trusted: &str) -> AddressSet {
+        let mut b = AddressSetBuilder::new();
+        let p = parse_list(text.as_bytes(), Format::Auto);
+        let info = ListInfo {
+            id: "l".into(),
+            category: Category::Malware,
+            version: "1".into(),
+        };
+        b.add_list(info, &p).unwrap_or_else(|e| panic!("{e}"));
+        b.add_trusted("t", &parse_list(trusted.as_bytes(), Format::Auto))
+            .unwrap_or_else(|e| panic!("{e}"));
+        b.build()
+    }
+
+    #[test]
+    fn answers_as_the_set_does_and_counts() {
+        let s = set("evil.example\ngithub.com/bad/x\n", "ok.evil.example\n");
+        let mut c = LookupCache::new(DEFAULT_SLOTS);
+        for _ in 0..3 {
+            for name in ["a.evil.example", "x.ok.evil.example", "benign.example", ""] {
+                assert_eq!(
+                    c.lookup_host(&s, name.as_bytes()),
+                    s.lookup_host(name.as_bytes())
+                );
+            }
+            for (m, t, h) in [
+                ("GET", "/bad/x", Some("github.com")),
+                ("GET", "/bad/x", None),
+                ("CONNECT", "/bad/x", Some("github.com")),
+                ("GET", "http://github.com/bad/x", Some("other.example")),
+            ] {
+                let h = h.map(str::as_bytes);
+                assert_eq!(
+                    c.lookup_http_request(&s, m.as_bytes(), t.as_bytes(), h),
+                    s.lookup_http_request(m.as_bytes(), t.as_bytes(), h)
+                );
+            }
+        }
+        // Eight keys, three rounds: each key misses once, then hits, unless two keys share a
+        // slot (the slot follows a per-process seed), which costs a pair its hits.
+        assert_eq!(c.hits() + c.misses(), 24);
+        assert!(c.misses() >= 8 && c.hits() >= 8, "{c:?}");
+    }
+
+    #[test]
+    fn a_new_set_empties_the_cache() {
+        let a = set("evil.example\n", "");
+        let b = set("other.example\n", "");
+        assert_ne!(a.generation(), b.generation());
+        let mut c = LookupCache::new(64);
+        assert!(c.lookup_host(&a, b"evil.example").is_listed());
+        assert!(!c.lookup_host(&b, b"evil.example").is_listed());
+        assert!(c.lookup_host(&b, b"other.example").is_listed());
+        assert!(c.lookup_host(&a, b"evil.example").is_listed());
+        assert_eq!(c.hits(), 0);
+        // A clone is the same lists: same generation, the cache stays.
+        let a2 = a.clone();
+        assert!(c.lookup_host(&a2, b"evil.example").is_listed());
+        assert_eq!(c.hits(), 1);
+    }
+
+    #[test]
+    fn long_keys_are_looked_up_not_cached() {
+        let s = set("evil.example\n", "");
+        let mut c = LookupCache::new(4);
+        let long = format!("{}.evil.example", "a".repeat(MAX_KEY));
+        assert!(c.lookup_host(&s, long.as_bytes()).is_listed());
+        assert!(c.lookup_host(&s, long.as_bytes()).is_listed());
+        assert_eq!((c.hits(), c.misses()), (0, 2));
+    }
+
+    proptest! {
+        /// Whatever the names and however small the cache (slots evicting each other), a cached
+        /// verdict equals the set's.
+        #[test]
+        fn cached_verdicts_equal_the_sets(
+            names in proptest::collection::vec(
+                prop_oneof![
+                    Just("evil.example".to_string()),
+                    "[a-c]{1,2}\\.evil\\.example",
+                    "[a-c]{1,3}\\.example",
+                    "[a-c]\\.ok\\.evil\\.example",
+                    "[A-C%.]{0,6}",
+                ],
+                1..64,
+            ),
+            slots in 1usize..8,
+        ) {
+            let s = set("evil.example\nb.example\n", "ok.evil.example\n");
+            let mut c = LookupCache::new(slots);
+            for n in &names {
+                prop_assert_eq!(c.lookup_host(&s, n.as_bytes()), s.lookup_host(n.as_bytes()));
+            }
+        }
+    }
+}
