@@ -195,6 +195,8 @@ pub struct Worker {
     vm_protection: Option<Box<VmProtections>>,
     engines: Engines,
     too_deep: TooDeepReports,
+    // Recent web address verdicts of that set (worker/web.rs).
+    web_cache: webaddr::LookupCache,
 }
 
 impl Worker {
@@ -219,6 +221,7 @@ impl Worker {
             vm_protection: None,
             engines: Engines::ALL,
             too_deep: TooDeepReports::default(),
+            web_cache: webaddr::LookupCache::default(),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The worker's web address scan: the hook [`Worker::web_scan`] runs after the activity
 //! scanner on a client's packet that can carry a web address (TCP with payload, UDP to port 53
 //! or 443), reads the address once per flow ([`crate::webscan::WebFlow`]), looks it up in the
-//! loaded [`webaddr::AddressSet`] (trusted addresses first) and acts as the policy's
+//! loaded [`webaddr::AddressSet`] through the worker's cache of recent verdicts
+//! ([`webaddr::LookupCache`], emptied when the set is replaced; trusted addresses first) and
+//! acts as the policy's
 //! `web_address_scan` says:
 //!
 //! | traffic | block, inline | block, mirror |
@@ -204,23 +206,33 @@ impl Worker {
                 host,
             } => {
                 self.counters.web.lookups += 1;
-                let v = set.lookup_http_request(method, target, host.as_deref());
+                let v = self
+                    .web_cache
+                    .lookup_http_request(&set, method, target, host.as_deref());
                 (Source::Http, v, http_address(target, host.as_deref()))
             }
             Observed::Tls { sni } => {
                 self.counters.web.lookups += 1;
-                (Source::Tls, set.lookup_server_name(sni), lossy(sni))
+                (
+                    Source::Tls,
+                    self.web_cache.lookup_host(&set, sni),
+                    lossy(sni),
+                )
             }
             Observed::Quic { sni } => {
                 self.counters.web.lookups += 1;
-                (Source::Quic, set.lookup_server_name(sni), lossy(sni))
+                (
+                    Source::Quic,
+                    self.web_cache.lookup_host(&set, sni),
+                    lossy(sni),
+                )
             }
             Observed::Dns { names } => {
                 // The first listed name of the question section counts.
                 let mut found = (Lookup::NoMatch, String::new());
                 for name in names {
                     self.counters.web.lookups += 1;
-                    let v = set.lookup_dns_name(name);
+                    let v = self.web_cache.lookup_host(&set, name);
                     if let Lookup::Trusted { .. } = v {
                         self.counters.web.trusted += 1;
                     }
