@@ -1,10 +1,11 @@
 //! The web address scan's reading of a client's first bytes (`dataplane::webscan`): arbitrary
 //! bytes cut into segments with arbitrary sequence numbers (in order, retransmitted, with gaps),
-//! on the DNS, HTTP and TLS ports, or as a QUIC flow's datagrams; a flow that found its address
-//! or gave up stays done. The DNS query reader runs on the same bytes.
+//! on the DNS, HTTP and TLS ports, or as a QUIC flow's datagrams; a flow that gave up, or a TLS
+//! or QUIC flow that found its name, stays done; HTTP and DNS flows read request after request
+//! (with the pipelined ones behind each). The DNS query reader runs on the same bytes.
 #![no_main]
 
-use dataplane::webscan::{Step, WebFlow, dns_query, is_quic_v1_initial};
+use dataplane::webscan::{Observed, Step, WebFlow, dns_query, is_quic_v1_initial};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             _ => seq,
         };
         let was_done = f.done();
-        let step = if quic {
+        let mut step = if quic {
             f.on_quic_datagram(chunk)
         } else {
             f.on_client_segment(at, chunk, port)
@@ -35,8 +36,16 @@ fuzz_target!(|data: &[u8]| {
         if was_done {
             assert_eq!(step, Step::Wait, "a done flow reads nothing");
         }
-        if step != Step::Wait {
-            assert!(f.done());
+        // Each request pipelined behind the one found; a bounded number (each takes bytes).
+        for _ in 0..=chunk.len() {
+            match step {
+                Step::Wait => break,
+                Step::GaveUp(_) | Step::Found(Observed::Tls { .. } | Observed::Quic { .. }) => {
+                    assert!(f.done());
+                    break;
+                }
+                Step::Found(_) => step = f.more(),
+            }
         }
         seq = at.wrapping_add(u32::try_from(chunk.len()).unwrap_or(0));
     }

@@ -1,7 +1,8 @@
 //! End-to-end: the web address scan in `svm replay` over the testgen scenario
 //! (`testgen::web`): HTTP, TLS and DNS visits to listed and benign names; each action (block
 //! inline, block on a mirror, inform), monitoring mode, trusted addresses, categories, lists named
-//! by the policy.
+//! by the policy; later requests on a kept-alive connection, DNS over TCP answered, QUIC
+//! Initials dropped under `quic: block` reported once a flow.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -511,10 +512,20 @@ fn quic_inspect_reads_the_initial_and_quic_block_drops_every_initial() {
         &a,
     );
     assert!(r.forwarded.is_empty(), "every Initial dropped");
-    assert!(
-        web_alerts(&r).is_empty(),
-        "counted, not reported one by one"
-    );
+    // Reported once a flow (the listed flow's retry is counted only), with no name: the
+    // Initial is not decrypted under `quic: block`.
+    let alerts = web_alerts(&r);
+    let ports: Vec<u64> = alerts
+        .iter()
+        .map(|a| a["src_port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [47_200, 47_201], "{alerts:?}");
+    for a in &alerts {
+        assert_eq!(a["alert"]["signature_id"], 9_200_005);
+        assert_eq!(a["alert"]["action"], "blocked");
+        assert_eq!(a["app_proto"], "quic");
+        assert!(a.get("web_address").is_none(), "{a}");
+    }
     assert_eq!(r.summary["web"]["quic_blocked"], 3);
 
     let r = replay("web-quic-monitoring", &cap, Some("mode: monitoring\n"), &a);
@@ -551,4 +562,157 @@ fn the_policys_block_page_template_is_used_and_a_bad_one_refused() {
         err.contains("web_address_scan.block_page") && err.contains("adress"),
         "{err}"
     );
+}
+
+/// A TCP conversation from the victim to the server on `port`: handshake, then each
+/// `(from_client, bytes)` as one segment with consistent sequence numbers, one frame a
+/// millisecond from `start_us`.
+fn conversation(sport: u16, dport: u16, talk: &[(bool, &[u8])], start_us: u64) -> Capture {
+    use testgen::tcp_flags::{ACK, PSH, SYN};
+    let link = plan::vlan100();
+    let (c, s) = (plan::victim(), plan::server());
+    let (mut cs, mut ss) = (1_000u32, 900_000u32);
+    let mut cap = Capture::new();
+    let mut t = start_us;
+    let mut push = |cap: &mut Capture, f: Vec<u8>| {
+        cap.push(t, f);
+        t += 1000;
+    };
+    push(&mut cap, link.tcp(&c, &s, sport, dport, SYN, cs, 0, &[]));
+    cs += 1;
+    push(
+        &mut cap,
+        link.tcp(&s, &c, dport, sport, SYN | ACK, ss, cs, &[]),
+    );
+    ss += 1;
+    push(&mut cap, link.tcp(&c, &s, sport, dport, ACK, cs, ss, &[]));
+    for (from_client, data) in talk {
+        let n = u32::try_from(data.len()).unwrap();
+        if *from_client {
+            push(
+                &mut cap,
+                link.tcp(&c, &s, sport, dport, ACK | PSH, cs, ss, data),
+            );
+            cs += n;
+        } else {
+            push(
+                &mut cap,
+                link.tcp(&s, &c, dport, sport, ACK | PSH, ss, cs, data),
+            );
+            ss += n;
+        }
+    }
+    cap
+}
+
+/// The TCP payload of a frame (after its Ethernet, tags and IPv4 header; no IP options).
+fn tcp_payload(frame: &[u8]) -> &[u8] {
+    let l4 = 14 + 4 * facts(frame).vlan.len() + 20;
+    let data_off = usize::from(frame[l4 + 12] >> 4) * 4;
+    &frame[l4 + data_off..]
+}
+
+#[test]
+fn later_requests_on_a_kept_alive_connection_are_checked() {
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    // A benign request, a POST whose body reads like a request for a listed host (a body is
+    // not read), then a request for a listed host on the same connection.
+    let post = b"POST /form HTTP/1.1\r\nHost: www.example.org\r\nContent-Length: 47\r\n\r\n";
+    let body = b"GET / HTTP/1.1\r\nHost: malware.svm-demo.test\r\n\r\n";
+    assert_eq!(body.len(), 47);
+    let talk: [(bool, &[u8]); 7] = [
+        (true, b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n"),
+        (false, ok),
+        (true, post),
+        (true, body),
+        (false, ok),
+        (
+            true,
+            b"GET /x HTTP/1.1\r\nHost: malware.svm-demo.test\r\n\r\n",
+        ),
+        (false, ok),
+    ];
+    let cap = conversation(47_300, 80, &talk, plan::BASE_US);
+    let dir = TempDir::new("web-keepalive-lists");
+    let args = lists(&dir);
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.push("--inline");
+    let r = replay("web-keepalive", &cap, None, &a);
+    let alerts = web_alerts(&r);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["http"]["hostname"], "malware.svm-demo.test");
+    assert_eq!(alerts[0]["http"]["url"], "/x");
+    assert_eq!(
+        r.summary["web"]["lookups"], 3,
+        "three requests, the body is none"
+    );
+    // The listed request is dropped and so is the rest of its flow (the server's answer, the
+    // capture's last frame); the block page goes to the client.
+    let gone: Vec<&[u8]> = dropped(&r).iter().map(|f| &f.data[..]).collect();
+    let rest: Vec<&[u8]> = cap.frames[8..].iter().map(|f| &f.data[..]).collect();
+    assert_eq!(gone, rest);
+    let page = r
+        .injected
+        .iter()
+        .map(|f| tcp_payload(&f.data))
+        .find(|p| !p.is_empty())
+        .expect("the block page");
+    assert!(page.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+}
+
+#[test]
+fn a_listed_dns_query_over_tcp_gets_the_block_answer_then_fin() {
+    let q = edns_query(0x6200, "malware.svm-demo.test");
+    let mut framed = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    let benign = edns_query(0x6201, "www.example.org");
+    let mut first = u16::try_from(benign.len()).unwrap().to_be_bytes().to_vec();
+    first.extend_from_slice(&benign);
+    // A benign query first: the listed one is the connection's second message.
+    let cap = conversation(
+        47_310,
+        53,
+        &[(true, &first), (true, &framed)],
+        plan::BASE_US,
+    );
+    let dir = TempDir::new("web-dns-tcp-lists");
+    let args = lists(&dir);
+    let mut a: Vec<&str> = args.iter().map(String::as_str).collect();
+    a.push("--inline");
+    let r = replay(
+        "web-dns-tcp",
+        &cap,
+        Some("web_address_scan:\n  dns_answer: nxdomain\n"),
+        &a,
+    );
+    assert_eq!(web_alerts(&r).len(), 1);
+    assert_eq!(dropped(&r).len(), 1, "the listed query");
+    let to_client: Vec<&Frame> = r
+        .injected
+        .iter()
+        .filter(|f| facts(&f.data).dst == Some(plan::VICTIM_V4.into()))
+        .collect();
+    assert_eq!(
+        to_client.len(),
+        2,
+        "the answer with FIN, then a reset past it"
+    );
+    let answer = tcp_payload(&to_client[0].data);
+    let len = usize::from(u16::from_be_bytes([answer[0], answer[1]]));
+    assert_eq!(len, answer.len() - 2, "one framed message");
+    assert_eq!(answer[2..4], 0x6200u16.to_be_bytes(), "the query's id");
+    assert_eq!(answer[5] & 0x0f, 3, "NXDOMAIN");
+    assert!(String::from_utf8_lossy(answer).contains("malware.txt"));
+    let flags = facts(&to_client[0].data).tcp_flags.unwrap();
+    assert_eq!(flags & 0x01, 0x01, "FIN");
+    assert_eq!(
+        facts(&to_client[1].data).tcp_flags.unwrap() & 0x04,
+        0x04,
+        "RST"
+    );
+    // On a mirror: resets only.
+    let mirror: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = replay("web-dns-tcp-mirror", &cap, None, &mirror);
+    assert!(!r.injected.is_empty(), "resets");
+    assert!(r.injected.iter().all(|f| tcp_payload(&f.data).is_empty()));
 }

@@ -1,6 +1,7 @@
 //! The worker's web address scan: the hook [`Worker::web_scan`] runs after the activity
 //! scanner on a client's packet that can carry a web address (TCP with payload, UDP to port 53
-//! or 443), reads the address once per flow ([`crate::webscan::WebFlow`]), looks it up in the
+//! or 443), reads the address of each request ([`crate::webscan::WebFlow`]: every HTTP request
+//! and DNS message of a connection, a TLS or QUIC flow's server name once), looks it up in the
 //! loaded [`webaddr::AddressSet`] through the worker's cache of recent verdicts
 //! ([`webaddr::LookupCache`], emptied when the set is replaced; trusted addresses first) and
 //! acts as the policy's
@@ -10,10 +11,10 @@
 //! |---|---|---|
 //! | HTTP request | drop it; 403 block page with FIN to the client, RST past it; RST to the server | RST both ends |
 //! | TLS ClientHello | drop it; RST both ends | RST both ends |
-//! | DNS over TCP | drop it; RST both ends | RST both ends |
+//! | DNS over TCP | drop it; the block answer with FIN to the client, RST past it; RST to the server | RST both ends |
 //! | DNS over UDP | drop the query; answer it (`dns_answer`, RFC 8914 EDE naming the list) | report only |
 //! | QUIC Initial, `quic: inspect` | drop it and the flow | report only |
-//! | any QUIC v1 Initial, `quic: block` | drop it (counted) | passes |
+//! | any QUIC v1 Initial, `quic: block` | drop it (counted; the flow's first reported) | passes |
 //!
 //! Inline, a query for `use-application-dns.net` gets NXDOMAIN (`doh_canary_nxdomain`, counted).
 //! `inform` and monitoring mode report and change nothing (monitoring says `would_block`).
@@ -46,6 +47,8 @@ pub const SID_TLS: u32 = 9_200_002;
 pub const SID_DNS: u32 = 9_200_003;
 /// A QUIC Initial's server name.
 pub const SID_QUIC: u32 = 9_200_004;
+/// A flow's first QUIC Initial dropped under `quic: block` (no name read).
+pub const SID_QUIC_BLOCKED: u32 = 9_200_005;
 
 /// Longest address copied into an event or a block page, in bytes: a request target can be as
 /// long as the head.
@@ -133,13 +136,27 @@ impl Worker {
                 if flow.web.done() {
                     return Verdict::Forward;
                 }
-                match flow.web.on_client_segment(t.seq, t.payload, t.dst_port) {
-                    Step::Wait | Step::GaveUp(GiveUp::NotWeb) => Verdict::Forward,
-                    Step::GaveUp(_) => {
-                        self.counters.web.unread += 1;
-                        Verdict::Forward
+                let mut step = flow.web.on_client_segment(t.seq, t.payload, t.dst_port);
+                // Each request of the segment in turn (pipelined HTTP, DNS messages back to
+                // back), until one is blocked.
+                loop {
+                    match step {
+                        Step::Wait | Step::GaveUp(GiveUp::NotWeb) => return Verdict::Forward,
+                        Step::GaveUp(_) => {
+                            self.counters.web.unread += 1;
+                            return Verdict::Forward;
+                        }
+                        Step::Found(obs) => {
+                            let v = self.web_observed(&obs, seen, out);
+                            if v != Verdict::Forward {
+                                return v;
+                            }
+                        }
                     }
-                    Step::Found(obs) => self.web_observed(&obs, seen, out),
+                    let Some(flow) = self.flows.get_mut(key) else {
+                        return Verdict::Forward;
+                    };
+                    step = flow.web.more();
                 }
             }
             L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
@@ -149,7 +166,10 @@ impl Worker {
                     {
                         return v;
                     }
-                    let obs = Observed::Dns { names };
+                    let obs = Observed::Dns {
+                        names,
+                        message: Vec::new(),
+                    };
                     self.web_observed(&obs, seen, out)
                 }
                 Ok(None) => Verdict::Forward,
@@ -166,6 +186,15 @@ impl Worker {
                         && webscan::is_quic_v1_initial(u.payload)
                     {
                         self.counters.web.quic_blocked += 1;
+                        // Reported once a flow: a browser retries its Initial a few times
+                        // before it falls back to TCP, and each retry is counted.
+                        let first = self
+                            .flows
+                            .get_mut(key)
+                            .is_some_and(|f| f.web.quic_dropped());
+                        if first {
+                            self.report_quic_block(seen, out);
+                        }
                         return Verdict::Drop(DropReason::WebAddress);
                     }
                     return Verdict::Forward;
@@ -227,7 +256,7 @@ impl Worker {
                     lossy(sni),
                 )
             }
-            Observed::Dns { names } => {
+            Observed::Dns { names, .. } => {
                 // The first listed name of the question section counts.
                 let mut found = (Lookup::NoMatch, String::new());
                 for name in names {
@@ -288,8 +317,15 @@ impl Worker {
                     DnsAnswer::Nxdomain => BlockMode::NxDomain,
                 };
                 let list = format!("svm: listed in {} ({category})", m.list.id);
-                match &ip.l4 {
-                    L4::Udp(u) => answer::block_answer(u.payload, Transport::Udp, mode, &list).ok(),
+                match (&ip.l4, obs) {
+                    (L4::Udp(u), _) => {
+                        answer::block_answer(u.payload, Transport::Udp, mode, &list).ok()
+                    }
+                    // Over TCP, inline: the answer goes to the client before the FIN, as the
+                    // block page does (a mirror only resets).
+                    (L4::Tcp(_), Observed::Dns { message, .. }) if inline => {
+                        answer::block_answer(message, Transport::Tcp, mode, &list).ok()
+                    }
                     _ => None,
                 }
             })
@@ -348,7 +384,8 @@ impl Worker {
             L4::Tcp(t) => {
                 let seg = super::segment(decoded, ip, t);
                 if inline {
-                    for (frame, to_server) in reset::block_request(&seg, page.as_deref()) {
+                    let answer = page.as_deref().or(dns_reply.as_deref());
+                    for (frame, to_server) in reset::block_request(&seg, answer) {
                         self.counters.injected += 1;
                         let toward = if to_server {
                             Toward::Destination
@@ -391,6 +428,36 @@ impl Worker {
             }
             _ => Verdict::Drop(DropReason::WebAddress),
         }
+    }
+
+    /// The event of a flow's first QUIC Initial dropped under `quic: block`: no address is
+    /// read (the Initial is not decrypted), the flow's ends and port say what was stopped.
+    fn report_quic_block(&mut self, seen: Seen<'_>, out: &mut impl Output) {
+        out.event(Event {
+            ts: seen.meta.ts,
+            pcap_cnt: Some(seen.meta.pcap_cnt),
+            kind: EventKind::Alert(Alert {
+                packet: super::flow_packet(seen.scope, seen.ip, seen.upd),
+                engine: Engine::WebAddressScan,
+                signature: Cow::Borrowed("QUIC Initial dropped (quic: block)"),
+                gid: WEB_GID,
+                sid: SID_QUIC_BLOCKED,
+                rev: 1,
+                category: Cow::Borrowed("Web address: QUIC blocked"),
+                severity: 3,
+                response: Response::Terminate,
+                enforced: true,
+                monitoring: false,
+                excluded: false,
+                block_minutes: None,
+                block_skipped: None,
+                app: Some(Box::new(AppFields {
+                    app_proto: "quic",
+                    ..AppFields::default()
+                })),
+                web_address: None,
+            }),
+        });
     }
 
     /// A query for `use-application-dns.net`, inline in standard mode with
