@@ -4,7 +4,8 @@
 //! - rule files compile with the daemon's strict loading ([`crate::rules_load`]), the bundle's
 //!   `classification.config` replacing the built-in classes; a rule with a syntax error refuses
 //!   the set (an unsupported keyword or a duplicate only skips the rule, as everywhere in svm);
-//! - address lists: one entry a line, its host ASCII, no white space or control character;
+//! - address lists: every line read by the web address scan's own parser (`webaddr::parse_list`:
+//!   an entry, a comment or blank), and no entry a public suffix;
 //! - attack blocker definitions: a policy document holding only `attack_blocker`, valid;
 //! - `reference.config`: `config reference: NAME URL` lines;
 //! - the self-test capture, replayed through one worker with the set's rules and attack blocker
@@ -25,9 +26,6 @@ use serde::{Deserialize, Serialize};
 use super::DbError;
 use super::meta::{TargetKind, Targets};
 use crate::rules_load::{self, RulesSpec, Strictness};
-
-/// The longest address list entry (a URL with its query): longer lines are refused.
-pub const MAX_LIST_ENTRY: usize = 4096;
 
 /// The self-test's expected alerts: count by alert key ([`alert_key`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,37 +70,26 @@ fn read_text(dir: &Path, name: &str) -> Result<String, DbError> {
     String::from_utf8(bytes).map_err(|_| content(name, "not UTF-8"))
 }
 
-/// Entries of an address list, or the first bad line.
+/// Entries of an address list as the web address scan reads it (`webaddr::parse_list`, the
+/// scan's one parser), or the first line it cannot read; a list that would block a public suffix
+/// is refused, as the scan refuses it.
 pub fn list_entries(text: &str) -> Result<usize, String> {
-    let mut n = 0;
-    for (i, line) in text.lines().enumerate() {
-        let entry = line.trim();
-        if entry.is_empty() || entry.starts_with('#') {
-            continue;
-        }
-        let bad = |why: &str| Err(format!("line {}: {why}", i + 1));
-        if entry.len() > MAX_LIST_ENTRY {
-            return bad(&format!("longer than {MAX_LIST_ENTRY} bytes"));
-        }
-        // The host (before the first `/`) is ASCII; a URL's path may hold UTF-8, which a
-        // matcher percent-escapes as Safe Browsing's canonicalization does.
-        let rest = entry
-            .strip_prefix("http://")
-            .or_else(|| entry.strip_prefix("https://"))
-            .unwrap_or(entry);
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if !host.is_ascii() {
-            return bad("a host name that is not ASCII (write it as punycode)");
-        }
-        if entry
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return bad("white space or a control character inside the entry");
-        }
-        n += 1;
+    let parsed = webaddr::parse_list(text.as_bytes(), webaddr::Format::Auto);
+    if let Some(e) = parsed.errors.first() {
+        return Err(e.to_string());
     }
-    Ok(n)
+    let info = webaddr::ListInfo {
+        id: String::new(),
+        category: webaddr::Category::Custom,
+        version: String::new(),
+    };
+    match webaddr::AddressSetBuilder::new().add_list(info, &parsed) {
+        Ok(()) => Ok(parsed.entries.len()),
+        Err(webaddr::CompileError::PublicSuffix { line, entry, .. }) => Err(format!(
+            "line {line}: {entry:?} is a public suffix, which no list may block"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// An address list's category: 1 to 64 of `a-z`, `0-9`, `_`, `-`.
@@ -335,21 +322,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn list_lines() {
-        let ok = "# comment\n\nevil.example\nhttps://x.example/ca\u{f1}on?q=\u{e9}\n10.0.0.1\n";
-        assert_eq!(list_entries(ok), Ok(3));
+    fn list_lines_are_read_by_the_scans_parser() {
+        let ok = "# comment\n\nevil.example\nhttps://x.example/ca\u{f1}on?q=\u{e9}\n10.0.0.1\n\
+                  0.0.0.0 a.example b.example\n||ads.example^\nb\u{fc}cher.example/x\n";
+        assert_eq!(list_entries(ok), Ok(7));
+        let bad = list_entries("a.example\nb c.example\n").unwrap_err();
+        assert!(bad.starts_with("line 2:"), "{bad}");
+        let bad = list_entries("a.example\n\n@@||b.example^\n").unwrap_err();
+        assert!(bad.starts_with("line 3:"), "{bad}");
+        let bad = list_entries("a.example\nco.uk\n").unwrap_err();
         assert!(
-            list_entries("a.example\nb c.example\n")
-                .unwrap_err()
-                .starts_with("line 2:")
+            bad.starts_with("line 2:") && bad.contains("public suffix"),
+            "{bad}"
         );
-        assert!(
-            list_entries("xn--bcher-kva.example\nb\u{fc}cher.example/x\n")
-                .unwrap_err()
-                .starts_with("line 2:")
-        );
-        assert!(list_entries("https://b\u{fc}cher.example/\n").is_err());
-        assert!(list_entries(&"a".repeat(MAX_LIST_ENTRY + 1)).is_err());
+        assert!(list_entries(&"a".repeat(webaddr::list::MAX_LINE + 1)).is_err());
         assert!(valid_category("malware") && !valid_category("Malware") && !valid_category(""));
     }
 }
