@@ -132,6 +132,24 @@ const HOST_ESCAPES: &[u8] = b"/?@:[]\\";
 /// Longest name [`plain_name_into`] canonicalises in place (a DNS name has at most 253 bytes).
 pub const PLAIN_MAX: usize = 253;
 
+const BAD: u8 = 0;
+const DOT: u8 = 2;
+
+/// What each byte is in a plain name: letters, digits, `-` and `_` (1), a dot, or neither.
+const NAME_BYTES: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = 1;
+        }
+        b += 1;
+    }
+    t[b'.' as usize] = DOT;
+    t
+};
+
 /// The fast path: a name of letters, digits, `-`, `_` and single inner dots whose last label
 /// cannot be read as an IPv4 part is canonical once lowercased (no escape, no dot to fix, no
 /// Unicode, no address). Every step of the full path would leave it as it is.
@@ -148,24 +166,25 @@ pub fn plain_name_into<'b>(raw: &[u8], buf: &'b mut [u8; PLAIN_MAX]) -> Option<&
         return None;
     }
     let out = buf.get_mut(..raw.len())?;
+    // One table load a byte and no branch but for a dot: this runs on every looked-up name.
+    let mut bad = false;
     let mut prev_dot = false;
     // Where the last label starts.
     let mut last_label = 0;
-    for (i, (&b, o)) in raw.iter().zip(out.iter_mut()).enumerate() {
-        let ok = match b {
-            b'.' => {
-                last_label = i + 1;
-                !prev_dot
-            }
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => true,
-            _ => false,
-        };
-        if !ok {
-            return None;
+    for (i, &b) in raw.iter().enumerate() {
+        let class = NAME_BYTES.get(usize::from(b)).copied().unwrap_or(BAD);
+        let dot = class == DOT;
+        bad |= class == BAD || (dot && prev_dot);
+        if dot {
+            last_label = i + 1;
         }
-        prev_dot = b == b'.';
-        *o = b.to_ascii_lowercase();
+        prev_dot = dot;
     }
+    if bad {
+        return None;
+    }
+    out.copy_from_slice(raw);
+    out.make_ascii_lowercase();
     let label = out.get(last_label..)?;
     let may_be_ip = label.iter().all(u8::is_ascii_digit) || label.starts_with(b"0x");
     if may_be_ip {
