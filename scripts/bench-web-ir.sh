@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Web address scan cost in `svm replay` as instructions (valgrind's callgrind), which the
+# machine's load does not change: the same capture with every shared address list against none,
+# a LOOPS-pass run minus a 1-pass run (loading the capture and compiling the lists cancel out),
+# and the web scan's own instructions a frame in the first pass (the hook `Worker::web_scan`,
+# inclusive: reading heads, lookups, actions), before any name repeats.
+#   scripts/bench-web-ir.sh CAPTURE [LOOPS] [LISTS_DIR] [BINARY...]
+# POLICY=FILE replays with that policy.
+set -euo pipefail
+cap=${1:?usage: bench-web-ir.sh CAPTURE [LOOPS] [LISTS_DIR] [BINARY...]}
+loops=${2:-3}
+dir=${3:-../shared/urls}
+shift $(( $# < 3 ? $# : 3 ))
+bins=("$@")
+[ ${#bins[@]} -gt 0 ] || bins=(target/release/svm)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+lists=()
+for f in "$dir"/*.txt; do
+  name=$(basename "$f")
+  case "$name" in benign-*) continue ;; esac
+  lists+=("${name%%-*}=$f")
+done
+
+# binary loops extra-args... -> "total-Ir web_scan-Ir packets"
+measure() {
+  local bin=$1 n=$2; shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/cg" \
+    "$bin" replay "$cap" --loop "$n" -k none --summary-json "$tmp/s.json" ${POLICY:+--policy "$POLICY"} "$@" \
+    > /dev/null 2> "$tmp/err"
+  local total web
+  # (awk reads to the end: an early exit would fail the pipe under pipefail)
+  total=$(callgrind_annotate "$tmp/cg" 2>/dev/null \
+    | awk '/PROGRAM TOTALS/ && !n++ {gsub(",", "", $1); print $1}')
+  web=$(callgrind_annotate --inclusive=yes "$tmp/cg" 2>/dev/null \
+    | awk '/Worker>::web_scan|Worker::web_scan/ && /\[/ && !n++ {gsub(",", "", $1); print $1}')
+  echo "$total ${web:-0} $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "$tmp/s.json")"
+}
+
+echo "capture: $cap x $loops, ${#lists[@]} lists from $dir, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
+for bin in "${bins[@]}"; do
+  for cfg in none lists; do
+    args=(--inline)
+    [ "$cfg" = lists ] && args+=(--url-list "${lists[@]}")
+    read -r t1 w1 p1 < <(measure "$bin" 1 "${args[@]}")
+    read -r tL _ pL < <(measure "$bin" "$loops" "${args[@]}")
+    python3 - "$bin" "$cfg" "$t1" "$w1" "$p1" "$tL" "$pL" <<'PY'
+import sys
+bin_, cfg, t1, w1, p1, tL, pL = sys.argv[1:]
+t1, w1, p1, tL, pL = map(float, (t1, w1, p1, tL, pL))
+print(f"{bin_:<28} {cfg:<6} {(tL-t1)/(pL-p1):8.1f} instructions/frame (passes 2-{int(pL/p1)}) | "
+      f"first pass: web_scan {w1/p1:6.1f} instructions/frame")
+PY
+  done
+done
