@@ -16,12 +16,8 @@ bins=("$@")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-lists=()
-for f in "$dir"/*.txt; do
-  name=$(basename "$f")
-  case "$name" in benign-*) continue ;; esac
-  lists+=("${name%%-*}=$f")
-done
+# shellcheck source=scripts/web-lists.sh
+. "$(dirname "$0")/web-lists.sh"
 
 # binary loops extra-args... -> "total-Ir web_scan-Ir packets"
 measure() {

@@ -18,12 +18,8 @@ bin=${SVM_BIN:-target/release/svm}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-lists=()
-for f in "$dir"/*.txt; do
-  name=$(basename "$f")
-  case "$name" in benign-*) continue ;; esac
-  lists+=("${name%%-*}=$f")
-done
+# shellcheck source=scripts/web-lists.sh
+. "$(dirname "$0")/web-lists.sh"
 
 # label loops extra-args... -> "instructions task-clock-ms packets seconds lookups hits"
 measure() {
