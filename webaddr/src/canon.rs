@@ -136,6 +136,8 @@ const BAD: u8 = 0;
 const DOT: u8 = 2;
 
 /// What each byte is in a plain name: letters, digits, `-` and `_` (1), a dot, or neither.
+// Evaluated at compile time: `b` stays below 256, so every index is in range and the cast exact.
+#[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 const NAME_BYTES: [u8; 256] = {
     let mut t = [BAD; 256];
     let mut b = 0;

@@ -456,6 +456,7 @@ impl Worker {
                     ..AppFields::default()
                 })),
                 web_address: None,
+                in_iface: None,
             }),
         });
     }
