@@ -258,6 +258,20 @@ pub struct ReplayArgs {
     /// policy's settings (in standard mode a listed address is blocked).
     #[arg(long = "url-list", value_name = "CATEGORY=FILE", num_args = 1.., action = clap::ArgAction::Append)]
     pub url_lists: Vec<String>,
+    /// Progress on standard error: `auto` shows it when standard error is a terminal and the
+    /// replay has run for a second (long captures), `never` hides it.
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+}
+
+/// When `svm replay` shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Progress {
+    /// On a terminal, once the replay has run for a second.
+    #[default]
+    Auto,
+    /// Never.
+    Never,
 }
 
 /// `svm state` subcommands.

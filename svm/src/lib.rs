@@ -23,6 +23,7 @@ pub mod nsx;
 pub mod pki_cmd;
 pub mod policy_cmd;
 pub mod replay;
+pub mod replay_progress;
 pub mod rules_cmd;
 pub mod rules_load;
 pub mod secret;

@@ -1035,9 +1035,12 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         status: None,
     };
     let started = Instant::now();
-    let result = run_worker(&mut io, &mut replay, &run, |r, _, _| {
+    let mut progress = crate::replay_progress::ReplayProgress::new(args.progress);
+    let result = run_worker(&mut io, &mut replay, &run, |r, io, _| {
+        progress.tick(io);
         out.write(&mut r.events)
     });
+    progress.finish();
     // What the last frames and the end-of-capture inspection produced, also when the capture
     // turned out corrupt: nothing found before the error is lost.
     let written = out.write(&mut replay.events);

@@ -371,3 +371,48 @@ fn bad_arguments_are_refused_with_their_codes() {
         stderr(&o)
     );
 }
+
+/// `svm replay` on a terminal shows its progress once a long capture has run for a second;
+/// piped, or with `--progress never`, not one byte of it. The terminal is a real pseudo-terminal
+/// (`script` from util-linux).
+#[test]
+fn replay_progress_shows_on_a_terminal_only() {
+    let shared = std::env::var_os("SVM_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let pcap = shared.join("bench/pcaps/ndpi-tests-merged.pcap");
+    assert!(pcap.exists(), "{} is missing", pcap.display());
+    let replay = |extra: &str| {
+        format!(
+            "{} replay {} -k none --loop 10 {extra}",
+            svm_bin().display(),
+            pcap.display()
+        )
+    };
+    let on_terminal = |extra: &str| {
+        let o = Command::new("script")
+            .args(["-qfec", &replay(extra), "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let shown = on_terminal("");
+    assert!(shown.contains("replay ["), "no progress on a terminal");
+    assert!(shown.contains("% eta "), "no progress on a terminal");
+    assert!(!on_terminal("--progress never").contains("% eta "));
+    let piped = Command::new(svm_bin())
+        .args([
+            "replay",
+            pcap.to_str().unwrap(),
+            "-k",
+            "none",
+            "--loop",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(!stderr(&piped).contains("eta"));
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains("% eta "));
+}

@@ -345,6 +345,16 @@ impl CaptureReader<BufReader<std::fs::File>> {
     }
 }
 
+impl CaptureReader<BufReader<std::fs::File>> {
+    /// Bytes read so far and the file's size (0, 0 when the file cannot say).
+    fn position(&mut self) -> (u64, u64) {
+        use std::io::Seek;
+        let total = self.input.get_ref().metadata().map_or(0, |m| m.len());
+        let done = self.input.stream_position().unwrap_or(0);
+        (done.min(total), total)
+    }
+}
+
 impl<R: Read> CaptureReader<R> {
     /// Read the file header from `input`.
     pub fn new(mut input: R) -> Result<Self, LoadError> {
@@ -925,6 +935,19 @@ impl Frames {
         Ok(())
     }
 
+    /// How far the current pass is, and its whole, in the same unit: bytes of the file when
+    /// streamed, frames when held in memory. The streamed position asks the file (a system
+    /// call): callers poll it now and then, not per frame.
+    pub fn progress(&mut self) -> (u64, u64) {
+        match self {
+            Frames::Stream { reader, .. } => reader.position(),
+            Frames::Memory { capture, next } => {
+                let total = capture.frames.len() as u64;
+                ((*next as u64).min(total), total)
+            }
+        }
+    }
+
     /// What the reader met besides frames (of the current pass when streamed).
     pub fn stats(&self) -> &ReadStats {
         match self {
@@ -1074,6 +1097,21 @@ impl PcapIo {
     /// What the reader met besides frames in the first pass, once that pass ended.
     pub fn first_pass(&self) -> Option<&ReadStats> {
         self.first_pass.as_ref()
+    }
+
+    /// How far the replay is over all its passes, and its whole, in the unit of
+    /// [`Frames::progress`].
+    pub fn progress(&mut self) -> (u64, u64) {
+        let (done, per_pass) = self.frames.progress();
+        let loops = u64::from(self.loops);
+        let pass = u64::from(self.pass.min(self.loops.saturating_sub(1)));
+        let total = per_pass.saturating_mul(loops);
+        let done = if self.ended {
+            total
+        } else {
+            per_pass.saturating_mul(pass).saturating_add(done)
+        };
+        (done.min(total), total)
     }
 
     /// Injected frames written toward the source and toward the destination.
@@ -1581,6 +1619,45 @@ mod device_tests {
         let capture =
             Capture::from_bytes(&tests::pcap_with(1, &records)).unwrap_or_else(|e| panic!("{e:?}"));
         Frames::Memory { capture, next: 0 }
+    }
+
+    /// Progress over two passes, streamed (bytes of the file) and in memory (frames): it never
+    /// goes back, the second pass continues where the first ended, and it ends at the whole.
+    #[test]
+    fn progress_runs_over_every_pass_to_the_whole() {
+        let frames = [eth(2), eth(3), eth(4)];
+        let records: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let bytes = tests::pcap_with(1, &records);
+        let dir = std::env::temp_dir().join(format!("svm-pcapio-progress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("three.pcap");
+        std::fs::write(&file, &bytes).unwrap_or_else(|e| panic!("{e}"));
+        let streamed = Frames::open(&file, false).unwrap_or_else(|e| panic!("{e}"));
+        for (frames, per_pass) in [(capture(&frames), 3), (streamed, bytes.len() as u64)] {
+            let outputs = PcapOutputs {
+                forwarded: None,
+                injected: None,
+                toward_source: None,
+                toward_destination: None,
+            };
+            let mut io = PcapIo::new(frames, 2, outputs);
+            let mut h = Toy::default();
+            let mut seen = vec![io.progress()];
+            while !io.at_end() {
+                io.poll(&mut h, 1).unwrap_or_else(|e| panic!("{e}"));
+                seen.push(io.progress());
+            }
+            let total = per_pass * 2;
+            assert!(seen.iter().all(|&(_, t)| t == total), "{seen:?}");
+            assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+            assert_eq!(seen.last().map(|p| p.0), Some(total));
+            // Somewhere in the second pass, past the first one's whole.
+            assert!(
+                seen.iter().any(|&(d, _)| d > per_pass && d < total),
+                "{seen:?}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]
