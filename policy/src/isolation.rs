@@ -13,6 +13,7 @@
 //!       sids: [2100498]
 //!       classtypes: [trojan-activity]
 //!       min_severity: 1               # rule alerts of priority 1 (the most severe) only
+//!       web_categories: [malware]     # web address scan hits of these list categories
 //!     exclusions:                     # absent: the four DNS/DHCP profiles
 //!       - profile: dns-client
 //!       - {remote: 10.1.0.0/16, protocol: tcp, ports: [443, "8000-8080"], direction: outbound}
@@ -44,7 +45,7 @@ pub const MAX_EXCLUSION_PORTS: usize = 64;
 /// Most DNS resolvers the `dns-client` profile may name.
 pub const MAX_DNS_RESOLVERS: usize = 64;
 
-/// Most entries in each trigger list (`sids`, `classtypes`).
+/// Most entries in each trigger list (`sids`, `classtypes`, `web_categories`).
 pub const MAX_TRIGGERS: usize = 10_000;
 
 /// The policy's `isolation` section.
@@ -138,6 +139,9 @@ pub struct Triggers {
     pub classtypes: Vec<String>,
     /// Signature rule alerts whose priority (1 is the most severe) is at most this.
     pub min_severity: Option<u8>,
+    /// Web address scan hits of these list categories (`malware`, `phishing`); names are
+    /// checked as `web_address_scan.categories`' are.
+    pub web_categories: Vec<String>,
 }
 
 impl Triggers {
@@ -146,6 +150,11 @@ impl Triggers {
         self.sids.contains(&sid)
             || classtype.is_some_and(|c| self.classtypes.iter().any(|t| t == c))
             || self.min_severity.is_some_and(|m| priority <= m)
+    }
+
+    /// Whether a web address scan hit of a list of `category` isolates its client.
+    pub fn web_hit(&self, category: &str) -> bool {
+        self.web_categories.iter().any(|c| c == category)
     }
 }
 
@@ -512,7 +521,13 @@ impl Walk {
         let map = self.mapping(
             v,
             path,
-            &["attack_blocker", "sids", "classtypes", "min_severity"],
+            &[
+                "attack_blocker",
+                "sids",
+                "classtypes",
+                "min_severity",
+                "web_categories",
+            ],
         );
         let mut sids = Vec::new();
         let sids_path = child(path, "sids");
@@ -533,31 +548,24 @@ impl Walk {
                 ),
             }
         }
-        let mut classtypes = Vec::new();
-        let ct_path = child(path, "classtypes");
-        for (i, item) in self
-            .list(field(map, "classtypes"), &ct_path, MAX_TRIGGERS)
-            .iter()
-            .enumerate()
-        {
-            match item.as_str() {
-                Some(s)
-                    if !s.is_empty()
-                        && s.len() <= 64
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-                {
-                    classtypes.push(s.to_owned());
-                }
-                _ => self.err(
-                    format!("{ct_path}[{i}]"),
-                    format!(
-                        "expected a classtype name (letters, digits, '-', '_', at most 64), got {}",
-                        describe(item)
-                    ),
-                ),
-            }
-        }
+        let classtypes = self.names(
+            field(map, "classtypes"),
+            &child(path, "classtypes"),
+            |s| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            },
+            "a classtype name (letters, digits, '-', '_', at most 64)",
+        );
+        let web_categories = self.names(
+            field(map, "web_categories"),
+            &child(path, "web_categories"),
+            crate::web::is_category,
+            "a web address category (1..=64 lowercase letters, digits, '-' or '_', as in \
+             web_address_scan.categories)",
+        );
         let min_severity = field(map, "min_severity").map(|v| {
             let n = self.integer(Some(v), child(path, "min_severity"), 1, 255, 1);
             u8::try_from(n).unwrap_or(1)
@@ -571,7 +579,29 @@ impl Walk {
             sids,
             classtypes,
             min_severity,
+            web_categories,
         }
+    }
+
+    /// A trigger list of names (at most [`MAX_TRIGGERS`]), each refused with its path unless `ok`.
+    fn names(
+        &mut self,
+        v: Option<&Value>,
+        path: &str,
+        ok: fn(&str) -> bool,
+        what: &str,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, item) in self.list(v, path, MAX_TRIGGERS).iter().enumerate() {
+            match item.as_str() {
+                Some(s) if ok(s) => out.push(s.to_owned()),
+                _ => self.err(
+                    format!("{path}[{i}]"),
+                    format!("expected {what}, got {}", describe(item)),
+                ),
+            }
+        }
+        out
     }
 
     pub(crate) fn isolation_exclusions(
@@ -770,6 +800,7 @@ pub(crate) fn isolation_tree(i: &Isolation) -> Value {
             sids,
             classtypes,
             min_severity,
+            web_categories,
         } = t;
         let mut tm = Map::new();
         tm.insert("attack_blocker".into(), json!(attack_blocker));
@@ -778,6 +809,7 @@ pub(crate) fn isolation_tree(i: &Isolation) -> Value {
         if let Some(m) = min_severity {
             tm.insert("min_severity".into(), json!(m));
         }
+        tm.insert("web_categories".into(), json!(web_categories));
         auto.insert("triggers".into(), Value::Object(tm));
     }
     auto.insert(
@@ -885,7 +917,7 @@ mod tests {
     #[test]
     fn document_reads_and_writes_back() {
         let p = crate::Policy::from_yaml(
-            "isolation:\n  dns_resolvers: [10.0.0.53]\n  automatic:\n    enabled: true\n    duration_minutes: 30\n    triggers: {sids: [2100498], classtypes: [trojan-activity], min_severity: 1}\n    exclusions:\n      - profile: dns-client\n      - {remote: 10.1.0.0/16, protocol: tcp, ports: [443, \"8000-8080\"], direction: outbound, vlan: 100}\n",
+            "isolation:\n  dns_resolvers: [10.0.0.53]\n  automatic:\n    enabled: true\n    duration_minutes: 30\n    triggers: {sids: [2100498], classtypes: [trojan-activity], min_severity: 1, web_categories: [malware, my-list]}\n    exclusions:\n      - profile: dns-client\n      - {remote: 10.1.0.0/16, protocol: tcp, ports: [443, \"8000-8080\"], direction: outbound, vlan: 100}\n",
         )
         .unwrap();
         let a = &p.isolation.automatic;
@@ -897,6 +929,8 @@ mod tests {
         assert!(t.rule_alert(1, Some("trojan-activity"), 3));
         assert!(t.rule_alert(1, None, 1));
         assert!(!t.rule_alert(1, Some("misc"), 2));
+        assert!(t.web_hit("malware") && t.web_hit("my-list"));
+        assert!(!t.web_hit("phishing"));
         assert_eq!(a.exclusions.len(), 2);
         assert_eq!(p.isolation.dns_resolvers.len(), 1);
         let again = crate::Policy::from_json(&p.to_json().to_string()).unwrap();
@@ -926,7 +960,7 @@ mod tests {
     #[test]
     fn bad_values_are_reported_with_their_place() {
         let e = crate::Policy::from_yaml(
-            "isolation:\n  dns_resolvers: [nope]\n  automatic:\n    duration_minutes: 0\n    triggers: {sids: [0], min_severity: 300, colour: red}\n    exclusions:\n      - profile: ftp-client\n      - {protocol: icmp, ports: [1]}\n      - {remote: 10.0.0.1/8, ports: [\"9-3\"], direction: sideways}\n",
+            "isolation:\n  dns_resolvers: [nope]\n  automatic:\n    duration_minutes: 0\n    triggers: {sids: [0], min_severity: 300, colour: red, web_categories: [malware, \"Bad Name\", 7]}\n    exclusions:\n      - profile: ftp-client\n      - {protocol: icmp, ports: [1]}\n      - {remote: 10.0.0.1/8, ports: [\"9-3\"], direction: sideways}\n",
         )
         .unwrap_err();
         let paths: Vec<&str> = e.0.iter().map(|p| p.path.as_str()).collect();
@@ -936,6 +970,8 @@ mod tests {
             "isolation.automatic.triggers.sids[0]",
             "isolation.automatic.triggers.min_severity",
             "isolation.automatic.triggers.colour",
+            "isolation.automatic.triggers.web_categories[1]",
+            "isolation.automatic.triggers.web_categories[2]",
             "isolation.automatic.exclusions[0].profile",
             "isolation.automatic.exclusions[1].ports",
             "isolation.automatic.exclusions[2].remote",
@@ -944,6 +980,7 @@ mod tests {
         ] {
             assert!(paths.contains(&want), "{want} missing from {paths:?}");
         }
+        assert!(!paths.contains(&"isolation.automatic.triggers.web_categories[0]"));
         let manual = exclusions_from_value(
             &serde_json::json!([{"profile": "dns-client"}, {"ports": [22], "direction": "inbound"}]),
             "exclusions",
@@ -1012,6 +1049,7 @@ mod tests {
                         sids,
                         classtypes: vec!["trojan-activity".into()],
                         min_severity,
+                        web_categories: vec!["malware".into()],
                     }),
                     exclusions,
                 },
