@@ -388,6 +388,16 @@ const fn flow_id(counter: u64, salt: u64) -> u64 {
 }
 
 impl Flow {
+    /// A TCP flow whose handshake this appliance saw complete: its client proved its address (a
+    /// forged one never sees the SYN/ACK).
+    pub fn handshake_seen(&self) -> bool {
+        !self.midstream
+            && matches!(
+                self.tcp,
+                Some(TcpState::Established | TcpState::Closing | TcpState::Closed)
+            )
+    }
+
     /// A flow started by a packet travelling `a_to_b` with these TCP flags (`None` for other
     /// protocols).
     fn start(id: u64, now: Timestamp, a_to_b: bool, tcp_flags: Option<TcpFlags>) -> Flow {

@@ -20,7 +20,7 @@ use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
 use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response};
-use crate::flow::{FlowKey, FlowTable, TcpState};
+use crate::flow::{FlowKey, FlowTable};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
 pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
@@ -1010,11 +1010,7 @@ impl Worker {
         );
         // A TCP flow whose handshake this appliance saw complete: its source proved its address
         // (a forged one never sees the SYN/ACK), so a rule match can block it.
-        let proven = !flow.midstream
-            && matches!(
-                flow.tcp,
-                Some(TcpState::Established | TcpState::Closing | TcpState::Closed)
-            );
+        let proven = flow.handshake_seen();
         let p = self.policy.policy();
         let excl = &p.activity_scanner.rule_exclusions;
         if !excl.is_empty() {
@@ -1084,6 +1080,7 @@ impl Worker {
                     signature: Cow::Owned(m.msg.to_string()),
                     sid: m.sid,
                     classtype: m.classtype.clone(),
+                    category: None,
                     priority: m.priority,
                     flow_id: Some(upd.id),
                     src: ip.src(),
@@ -1299,6 +1296,7 @@ impl Worker {
                     signature: Cow::Borrowed(d.attack.name()),
                     sid: d.attack.sid(),
                     classtype: None,
+                    category: None,
                     priority: d.attack.severity(),
                     flow_id: packet.flow_id,
                     src: d.src,

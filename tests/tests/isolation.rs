@@ -1,5 +1,5 @@
 //! End-to-end: isolation of a protected VM in `svm replay` (issue 18): automatic on an outbound
-//! scan, manual with custom exclusions, monitoring mode, mirror mode.
+//! scan, manual with custom exclusions, monitoring mode, mirror mode, a web address hit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use serde_json::Value;
@@ -295,4 +295,146 @@ fn addresses_are_learned_from_the_vms_own_arp() {
     assert_eq!(nic["mac"], "02:00:00:00:00:66", "{nic}");
     assert_eq!(nic["addresses"], serde_json::json!(["10.0.0.66"]), "{nic}");
     assert!(ended[0]["isolation"]["dropped"].as_u64().unwrap() > 0);
+}
+
+/// The web address scenario (`testgen::web`: the victim 10.0.0.10 visits listed and benign
+/// names) replayed inline with both lists, `inventory` and `policy`.
+fn run_web(name: &str, inventory: &str, policy: &str) -> Replay {
+    use testgen::web::{MALWARE_LIST, PHISHING_LIST, web_addresses};
+    let dir = TempDir::new(&format!("{name}-inv"));
+    let inv = dir.path("inventory.yaml");
+    let mal = dir.path("malware.txt");
+    let ph = dir.path("phishing.txt");
+    std::fs::write(&inv, inventory).unwrap();
+    std::fs::write(&mal, MALWARE_LIST).unwrap();
+    std::fs::write(&ph, PHISHING_LIST).unwrap();
+    let args = [
+        "--inline".to_owned(),
+        "--inventory".to_owned(),
+        inv.display().to_string(),
+        "--url-list".to_owned(),
+        format!("malware={}", mal.display()),
+        format!("phishing={}", ph.display()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cap = web_addresses(&plan::vlan100(), plan::BASE_US);
+    replay(name, &cap, Some(policy), &args)
+}
+
+const VICTIM_INVENTORY: &str = "inventory:\n  - id: vm-10\n    name: victim\n    nsx_external_id: 5012-10\n    interfaces:\n      - {mac: \"02:00:00:00:00:10\", vlan: \"100\", addresses: [10.0.0.10]}\n";
+
+fn web_alerts(r: &Replay) -> Vec<&Value> {
+    r.events
+        .iter()
+        .filter(|e| e["event_type"] == "alert" && e["alert"]["engine"] == "web_address_scan")
+        .collect()
+}
+
+#[test]
+fn a_malware_web_address_hit_isolates_the_vm_when_the_policy_names_it() {
+    let policy = "web_address_scan: {action: inform}\nisolation: {automatic: {enabled: true, triggers: {web_categories: [malware]}}}\n";
+    let r = run_web("iso-web", VICTIM_INVENTORY, policy);
+    // The first visit (HTTP to a malware host) is reported as the scan's action says (inform,
+    // forwarded) and isolates the VM asking for it.
+    let started = isolation_events(&r, "isolation_started");
+    assert_eq!(started.len(), 1, "{:#?}", r.events);
+    let s = &started[0]["isolation"];
+    assert_eq!(s["vm"]["id"], "vm-10");
+    assert_eq!(s["reason"], "automatic");
+    assert_eq!(s["engine"], "web_address_scan");
+    assert_eq!(s["signature"], "Listed web address (malware): HTTP request");
+    assert_eq!(s["signature_id"], 9_200_001);
+    let alerts = web_alerts(&r);
+    assert_eq!(started[0]["timestamp"], alerts[0]["timestamp"]);
+    assert_eq!(alerts[0]["web_address"]["category"], "malware");
+    // Its visit's connection is reset; from then on its HTTP and TLS go nowhere (no more hits
+    // from them), while DNS passes with the default profiles and is still looked up: the
+    // phishing query is the only other hit.
+    assert!(s["flows_reset"].as_u64().unwrap() >= 1);
+    let cats: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["app_proto"].as_str().unwrap())
+        .collect();
+    assert_eq!(cats, ["http", "dns"], "{alerts:#?}");
+    assert_eq!(forwarded_between(&r, 53, 0, 60), (4, 4));
+    // Visit 0 (client port 47000) up to its request, then nothing of the other HTTP and TLS
+    // visits (ports 47001..=47011).
+    let (sent, fwd) = forwarded_between(&r, 47_000, 0, 60);
+    assert!(fwd >= 4 && fwd < sent, "visit 0: {fwd} of {sent} forwarded");
+    for port in 47_001..=47_011 {
+        assert_eq!(forwarded_between(&r, port, 0, 60).1, 0, "port {port}");
+    }
+}
+
+#[test]
+fn web_address_hits_isolate_only_when_named_and_from_a_protected_vm() {
+    const INFORM: &str = "{action: inform}";
+    for (name, inventory, scan, triggers, hits) in [
+        // Not named: another category, or no triggers at all (attack blocker only).
+        (
+            "iso-web-other",
+            VICTIM_INVENTORY,
+            INFORM,
+            "triggers: {attack_blocker: true, web_categories: [gambling]}",
+            8,
+        ),
+        (
+            "iso-web-default",
+            VICTIM_INVENTORY,
+            INFORM,
+            "duration_minutes: 480",
+            8,
+        ),
+        // Named, but the client is no protected VM.
+        (
+            "iso-web-unprotected",
+            INVENTORY,
+            INFORM,
+            "triggers: {web_categories: [malware, phishing]}",
+            8,
+        ),
+        // Named, but its only hit left (the TLS one trusted) is a DNS query over UDP, which
+        // anyone can send in the VM's name.
+        (
+            "iso-web-udp",
+            VICTIM_INVENTORY,
+            "{action: inform, trusted: [phish.svm-demo.test]}",
+            "triggers: {web_categories: [phishing]}",
+            7,
+        ),
+    ] {
+        let policy = format!(
+            "web_address_scan: {scan}\nisolation: {{automatic: {{enabled: true, {triggers}}}}}\n"
+        );
+        let r = run_web(name, inventory, &policy);
+        assert_eq!(
+            web_alerts(&r).len(),
+            hits,
+            "{name}: every listed visit reported"
+        );
+        assert!(
+            r.events
+                .iter()
+                .all(|e| !e["event_type"].as_str().unwrap().contains("isolat")),
+            "{name}: {:#?}",
+            r.events
+        );
+        assert_eq!(r.forwarded.len(), r.input.len(), "{name}");
+    }
+}
+
+#[test]
+fn a_web_address_hit_in_monitoring_mode_reports_would_isolate() {
+    let policy = "mode: monitoring\nweb_address_scan: {action: block}\nisolation: {automatic: {enabled: true, triggers: {web_categories: [malware]}}}\n";
+    let r = run_web("iso-web-monitoring", VICTIM_INVENTORY, policy);
+    // Each malware hit over TCP (five HTTP visits, one TLS) would isolate; nothing changes.
+    let would = isolation_events(&r, "would_isolate");
+    assert_eq!(would.len(), 6, "{would:#?}");
+    assert!(
+        would.iter().all(|w| w["isolation"]["vm"]["id"] == "vm-10"
+            && w["isolation"]["engine"] == "web_address_scan")
+    );
+    assert!(isolation_events(&r, "isolation_started").is_empty());
+    assert_eq!(r.forwarded.len(), r.input.len());
+    assert!(r.injected.is_empty());
 }

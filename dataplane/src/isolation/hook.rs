@@ -308,6 +308,8 @@ pub struct Trigger {
     pub sid: u32,
     /// Rule classtype (rules only).
     pub classtype: Option<Arc<str>>,
+    /// The list's category (web address scan hits only).
+    pub category: Option<Arc<str>>,
     /// Priority (1 = most severe).
     pub priority: u8,
     /// The detecting packet's flow.
@@ -340,6 +342,9 @@ pub fn on_detection(
         (None, Engine::AttackBlocker) => true,
         (None, _) => false,
         (Some(t), Engine::AttackBlocker) => t.attack_blocker,
+        (Some(t), Engine::WebAddressScan) => {
+            trigger.category.as_deref().is_some_and(|c| t.web_hit(c))
+        }
         (Some(t), _) => t.rule_alert(trigger.sid, trigger.classtype.as_deref(), trigger.priority),
     };
     if !named {

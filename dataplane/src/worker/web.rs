@@ -377,6 +377,33 @@ impl Worker {
                 in_iface: None,
             }),
         });
+        // Isolation: a hit whose client (the frame's sender) is a protected VM may isolate it,
+        // on a TCP flow whose handshake the SVM saw (as for rule alerts: a forged client never
+        // isolates; so DNS over UDP and QUIC hits do not).
+        let proven = self.flows.get(key).is_some_and(|f| f.handshake_seen());
+        if proven && let Some(iso) = self.iso.as_deref_mut() {
+            let trigger = crate::isolation::hook::Trigger {
+                engine: Engine::WebAddressScan,
+                signature: Cow::Owned(format!("Listed web address ({category}): {what}")),
+                sid,
+                classtype: None,
+                category: Some(Arc::from(category.as_str())),
+                priority: severity,
+                flow_id: Some(upd.id),
+                src: ip.src(),
+            };
+            crate::isolation::hook::on_detection(
+                iso,
+                trigger,
+                decoded,
+                scope,
+                meta,
+                p,
+                &mut self.flows,
+                &mut self.counters,
+                out,
+            );
+        }
         if !enforce {
             return Verdict::Forward;
         }
