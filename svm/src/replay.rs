@@ -84,6 +84,18 @@ impl ReplayError {
     }
 }
 
+/// A problem of the policy `args` name (the built-in one when none), found after it was read.
+fn policy_error(args: &ReplayArgs, message: String) -> ReplayError {
+    ReplayError::Policy {
+        path: args
+            .policy
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        message,
+    }
+}
+
 fn out_err(what: &str) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
     move |source| ReplayError::Output {
         what: what.to_owned(),
@@ -918,14 +930,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     };
     let scanner_policy = policy.activity_scanner.clone();
     if let Some(e) = crate::weblists::check_block_page(&policy.web_address_scan) {
-        return Err(ReplayError::Policy {
-            path: args
-                .policy
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            message: e.to_string(),
-        });
+        return Err(policy_error(args, e.to_string()));
     }
     let web = load_web_lists(args, &policy.web_address_scan)?;
     let compiled = Arc::new(CompiledPolicy::compile(policy));
@@ -962,14 +967,7 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         .map(|e| e.to_string())
         .collect();
     if !unknown.is_empty() {
-        return Err(ReplayError::Policy {
-            path: args
-                .policy
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            message: unknown.join("\n"),
-        });
+        return Err(policy_error(args, unknown.join("\n")));
     }
     let mut iso_clients = iso_clients.into_iter();
     let drivers: Vec<Driver> = clients
