@@ -479,7 +479,10 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
                 live_web.status().line()
             );
         }
-        if handles.iter().any(JoinHandle::is_finished) {
+        // Read before looking at the workers: once a stop is asked for they end as told, and a
+        // set in probation must not be rolled back for that.
+        let stopping = stop.load(Ordering::Relaxed);
+        if !stopping && handles.iter().any(JoinHandle::is_finished) {
             // A worker ended by itself: an I/O error. Stop the others and report it.
             services.worker_ended();
             stop.store(true, Ordering::Relaxed);
