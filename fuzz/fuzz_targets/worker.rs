@@ -125,6 +125,7 @@ fn protected() -> Arc<Protected> {
     let vm = |id: &str, nics| ProtectedVm {
         id: id.into(),
         nics,
+        learned: Default::default(),
     };
     Arc::new(
         Protected::new(vec![
