@@ -9,43 +9,18 @@
 //! an assertion fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::process::{Child, Command, Output, Stdio};
+#[path = "common/live.rs"]
+mod live;
+
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+use live::{must, run, skip_reason};
 use serde_json::Value;
 use svm_e2e::fakes::central::FakeCentral;
 use svm_e2e::fakes::nsx::FakeNsx;
 use svm_e2e::fakes::pki::TestCa;
 use svm_e2e::{TempDir, svm_bin};
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn skip_reason() -> Option<String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .unwrap_or_default();
-    if uid != "0" {
-        return Some("not root (network namespaces need root)".into());
-    }
-    for tool in ["ip", "ethtool", "nmap", "curl", "python3"] {
-        if !have(tool) {
-            return Some(format!("{tool} not installed"));
-        }
-    }
-    None
-}
 
 macro_rules! skip_unless_able {
     () => {
@@ -54,19 +29,6 @@ macro_rules! skip_unless_able {
             return;
         }
     };
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0]).args(&args[1..]).output().unwrap()
-}
-
-fn must(args: &[&str]) {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 const API: &str = "https://127.0.0.1:8443";
@@ -810,28 +772,6 @@ fn policy_push_blocks_and_restart() {
     assert!(starts[1].contains(" (pushed), mode "), "{log}");
 }
 
-/// A tokio runtime whose threads live in network namespace `ns` (the calling thread joins it
-/// with setns(2) before building the runtime; its worker threads inherit it). Sockets made by
-/// tasks spawned on it belong to that namespace.
-#[allow(unsafe_code)]
-fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        use std::os::fd::AsRawFd;
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: setns on a valid namespace file descriptor; affects only this thread.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-    .join()
-    .unwrap()
-}
-
 /// A free TCP port on 127.0.0.1 inside the runtime's namespace.
 fn free_port(rt: &tokio::runtime::Runtime) -> u16 {
     rt.block_on(rt.spawn(async {
@@ -848,7 +788,7 @@ fn free_port(rt: &tokio::runtime::Runtime) -> u16 {
 fn events_reach_central_once_and_nsx_tags_the_victim() {
     skip_unless_able!();
     let mut net = Net::new('e');
-    let rt = runtime_in(&net.ns('S'));
+    let rt = live::runtime_in_with(&net.ns('S'), 2);
     let central_port = free_port(&rt);
 
     // NSX is up from the start.

@@ -19,8 +19,13 @@ use svm_e2e::{TempDir, svm_bin};
 
 /// A tokio runtime whose threads live in network namespace `ns` (the calling thread joins it
 /// with setns(2) before building the runtime; its worker threads inherit it).
-#[allow(unsafe_code)]
 pub fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
+    runtime_in_with(ns, 1)
+}
+
+/// [`runtime_in`] with `threads` worker threads.
+#[allow(unsafe_code)]
+pub fn runtime_in_with(ns: &str, threads: usize) -> tokio::runtime::Runtime {
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         use std::os::fd::AsRawFd;
@@ -29,7 +34,7 @@ pub fn runtime_in(ns: &str) -> tokio::runtime::Runtime {
         let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(threads)
             .enable_all()
             .build()
             .unwrap()
