@@ -213,6 +213,51 @@ impl Harness {
         .await
     }
 
+    /// Write the admin's, a reader's and the CA's PEM files for the CLI; a runner of `svm ARGS`
+    /// against the harness as `who` (`admin` or `ro`): (exit code, stdout).
+    pub fn cli(
+        &self,
+    ) -> (
+        tempfile::TempDir,
+        impl Fn(&str, &[&str]) -> (i32, String) + Clone + use<>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = self.ca.client("svm-admin", None);
+        let reader = self.ca.client("ro", Some("svm-readers"));
+        for (name, text) in [
+            ("admin.crt", &admin.cert_pem),
+            ("admin.key", &admin.key_pem),
+            ("ro.crt", &reader.cert_pem),
+            ("ro.key", &reader.key_pem),
+            ("ca.crt", &self.ca.cert_pem()),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let d = dir.path().to_owned();
+        let base = self.base.clone();
+        let run = move |who: &str, args: &[&str]| {
+            let out = std::process::Command::new(crate::svm_bin())
+                .args(args)
+                .args([
+                    "--api",
+                    &base,
+                    "--ca",
+                    d.join("ca.crt").to_str().unwrap(),
+                    "--cert",
+                    d.join(format!("{who}.crt")).to_str().unwrap(),
+                    "--key",
+                    d.join(format!("{who}.key")).to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        (dir, run)
+    }
+
     /// Stop the server.
     pub fn stop(&self) {
         let _ = self.shutdown.send(true);

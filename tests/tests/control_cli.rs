@@ -9,40 +9,9 @@ use svm_e2e::svm_bin;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_cli_talks_to_the_daemon() {
     let h = Harness::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let admin = h.ca.client("svm-admin", None);
-    let reader = h.ca.client("ro", Some("svm-readers"));
-    for (name, text) in [
-        ("admin.crt", &admin.cert_pem),
-        ("admin.key", &admin.key_pem),
-        ("ro.crt", &reader.cert_pem),
-        ("ro.key", &reader.key_pem),
-        ("ca.crt", &h.ca.cert_pem()),
-    ] {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
+    let (dir, run) = h.cli();
     std::fs::write(dir.path().join("bad.json"), r#"{"mode":"loud"}"#).unwrap();
     std::fs::write(dir.path().join("good.yaml"), "mode: monitoring\n").unwrap();
-    let d = dir.path().to_owned();
-    let base = h.base.clone();
-    let run = move |who: &str, args: &[&str]| {
-        let mut c = Command::new(svm_bin());
-        c.args(args).args([
-            "--api",
-            &base,
-            "--ca",
-            d.join("ca.crt").to_str().unwrap(),
-            "--cert",
-            d.join(format!("{who}.crt")).to_str().unwrap(),
-            "--key",
-            d.join(format!("{who}.key")).to_str().unwrap(),
-        ]);
-        let out = c.output().unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
     let bad = dir.path().join("bad.json").to_str().unwrap().to_owned();
     let good = dir.path().join("good.yaml").to_str().unwrap().to_owned();
     let results = tokio::task::spawn_blocking(move || {

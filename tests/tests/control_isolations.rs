@@ -183,57 +183,12 @@ async fn without_an_inventory_the_routes_say_so() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
-/// Write the admin's, a reader's and the CA's PEM files for the CLI; a runner of `svm ARGS`
-/// against the harness as `who` (`admin` or `ro`): (exit code, stdout).
-fn cli(
-    h: &Harness,
-) -> (
-    tempfile::TempDir,
-    impl Fn(&str, &[&str]) -> (i32, String) + Clone + use<>,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let admin = h.ca.client("svm-admin", None);
-    let reader = h.ca.client("ro", Some("svm-readers"));
-    for (name, text) in [
-        ("admin.crt", &admin.cert_pem),
-        ("admin.key", &admin.key_pem),
-        ("ro.crt", &reader.cert_pem),
-        ("ro.key", &reader.key_pem),
-        ("ca.crt", &h.ca.cert_pem()),
-    ] {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    let d = dir.path().to_owned();
-    let base = h.base.clone();
-    let run = move |who: &str, args: &[&str]| {
-        let out = std::process::Command::new(svm_e2e::svm_bin())
-            .args(args)
-            .args([
-                "--api",
-                &base,
-                "--ca",
-                d.join("ca.crt").to_str().unwrap(),
-                "--cert",
-                d.join(format!("{who}.crt")).to_str().unwrap(),
-                "--key",
-                d.join(format!("{who}.key")).to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
-    (dir, run)
-}
-
 /// `svm isolation enable|show|disable` with KAVSHELL's return codes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolation_cli_with_kavshell_codes() {
     let stop = Arc::new(AtomicBool::new(false));
     let h = harness(&stop).await;
-    let (_dir, run) = cli(&h);
+    let (_dir, run) = h.cli();
     let r = run.clone();
     let results = tokio::task::spawn_blocking(move || {
         vec![
@@ -316,7 +271,7 @@ async fn isolation_cli_with_kavshell_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolation_cli_without_an_inventory_is_not_supported() {
     let h = Harness::start().await;
-    let (_dir, run) = cli(&h);
+    let (_dir, run) = h.cli();
     let results = tokio::task::spawn_blocking(move || {
         vec![
             run("admin", &["isolation", "enable", "vm-1"]),
