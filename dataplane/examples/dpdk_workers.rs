@@ -26,7 +26,9 @@
 //! 300 ms warm-up; frames the distributor could not hand over (a worker's ring full) are counted
 //! separately, as drops.
 
-use std::net::{IpAddr, Ipv4Addr};
+#[path = "common/templates.rs"]
+mod templates;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,7 +41,7 @@ use dataplane::io::dpdk::{
 use dataplane::shared_blocks::{BlockClient, SharedBlocks};
 use dataplane::worker::{Attach, Worker, WorkerConfig};
 use policy::{CompiledPolicy, Policy};
-use testgen::{Host, Link, tcp_flags};
+use templates::{fill_pool, template};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -107,48 +109,6 @@ fn args() -> Result<Args> {
         bail!("--workers must be at least 1");
     }
     Ok(a)
-}
-
-/// The template of flow `i`: a 64-byte TCP ACK in VLAN 100 (the same as `dpdk_fwd`'s).
-fn template(i: u32) -> Vec<u8> {
-    let link = Link::dot1q(testgen::plan::VLAN_100);
-    let [_, _, hi, lo] = i.to_be_bytes();
-    let client = Host::new(
-        [0x02, 0, 0, 0, hi, lo],
-        IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo)),
-    );
-    let server = Host::new(
-        [0x02, 0, 0, 1, 0, 1],
-        IpAddr::V4(Ipv4Addr::new(10, 1, 0, 1)),
-    );
-    let sport = 20_000u16.wrapping_add(u16::from_be_bytes([hi, lo]));
-    let mut frame = link.tcp(
-        &client,
-        &server,
-        sport,
-        443,
-        tcp_flags::ACK,
-        1000,
-        2000,
-        &[],
-    );
-    frame.resize(frame.len().max(64), 0);
-    frame
-}
-
-/// Write templates into every mbuf of the pool, so what `net_null` "receives" is real traffic.
-fn fill_pool(io: &DpdkIo, flows: u32) -> usize {
-    let pool = io.pool();
-    let mut held = Vec::new();
-    let mut i = 0u32;
-    while let Some(mut m) = pool.alloc() {
-        if !m.append(&template(i.wrapping_mul(0x9e37_79b9) % flows.max(1))) {
-            break;
-        }
-        held.push(m);
-        i = i.wrapping_add(1);
-    }
-    held.len()
 }
 
 /// The driver loop until `stop`, publishing frames handled to `handled` after every 64 polls.
