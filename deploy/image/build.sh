@@ -60,7 +60,7 @@ dpdk_pkgs=$(for lib in $(ldd "$svm_bin" | awk '/librte_/ {print $3}'); do
 done | cut -d: -f1 | sort -u | tr '\n' ',')
 pmds="librte-net-virtio23,librte-net-vmxnet3-23,librte-bus-pci23,librte-bus-vdev23,librte-mempool-ring23,librte-net-af-packet23"
 pkgs="systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,linux-image-cloud-amd64,initramfs-tools,cryptsetup-bin"
-pkgs="$pkgs,e2fsprogs,cloud-guest-utils,fdisk,openssl,curl,ca-certificates,jq,iproute2,kmod,ethtool,${dpdk_pkgs}${pmds}"
+pkgs="$pkgs,e2fsprogs,cloud-guest-utils,fdisk,openssl,curl,ca-certificates,jq,iproute2,kmod,ethtool,open-vm-tools,${dpdk_pkgs}${pmds}"
 
 rootfs=$work/rootfs
 if [ -n "${SVM_IMAGE_REUSE_ROOTFS:-}" ] && [ -d "$rootfs/usr" ]; then
