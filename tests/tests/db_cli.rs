@@ -69,16 +69,44 @@ fn keygen_build_verify_update_status_rollback() {
     let url_list = format!("malware={}", p("bad.list"));
     let keys = p("keys");
     let pcap = p("demo.pcap");
-    let build = |v: &str, rules: &[&str], out: &str| {
-        let out = p(out);
-        let mut args = vec!["db", "build", "--keys", &keys, "--version", v, "--rules"];
-        args.extend_from_slice(rules);
-        args.extend_from_slice(&["--url-list", &url_list, "--self-test", &pcap, "-o", &out]);
-        ok(&args)
+    let build_args = |v: &str, rules: &[&str], more: &[&str], out: &str| {
+        let mut args: Vec<String> = ["db", "build", "--keys", &keys, "--version", v, "--rules"]
+            .map(str::to_owned)
+            .to_vec();
+        args.extend(rules.iter().map(|r| (*r).to_owned()));
+        args.extend(more.iter().map(|r| (*r).to_owned()));
+        args.extend(
+            ["--url-list", &url_list, "--self-test", &pcap, "-o", &p(out)].map(str::to_owned),
+        );
+        args
     };
-    build("1", &[demo_rules], "v1.tar");
+    let build =
+        |v: &str, rules: &[&str], more: &[&str], out: &str| ok(&build_args(v, rules, more, out));
+    build("1", &[demo_rules], &[], "v1.tar");
     let v2_rules = p("v2.rules");
-    build("2", &[demo_rules, &v2_rules], "v2.tar");
+    // v2 defines the TCP port scan's count; definitions beyond counts and windows are refused.
+    std::fs::write(
+        p("ab.yaml"),
+        "attack_blocker:\n  detectors:\n    tcp_port_scan: { count: 5, window_secs: 30 }\n",
+    )
+    .unwrap();
+    std::fs::write(p("ab-bad.yaml"), "attack_blocker:\n  action: inform\n").unwrap();
+    fails(
+        &build_args(
+            "2",
+            &[demo_rules],
+            &["--attack-blocker", &p("ab-bad.yaml")],
+            "bad.tar",
+        ),
+        2,
+        "attack_blocker may hold only detectors",
+    );
+    build(
+        "2",
+        &[demo_rules, &v2_rules],
+        &["--attack-blocker", &p("ab.yaml")],
+        "v2.tar",
+    );
     let out = ok(&["db", "verify", "--root", &root, &p("v1.tar")]);
     assert!(out.contains("valid, version 1"), "{out}");
 
@@ -138,6 +166,15 @@ fn keygen_build_verify_update_status_rollback() {
     let s = status(Path::new(&state));
     assert_eq!(s["current"]["version"], 2);
     assert_eq!(s["previous"]["version"], 1);
+    assert_eq!(
+        s["current"]["report"]["attack_blocker"],
+        serde_json::json!({"tcp_port_scan": {"count": 5, "window_secs": 30}})
+    );
+    let out = ok(&["db", "status", "--state-dir", &state]);
+    assert!(
+        out.contains("attack blocker definitions: tcp_port_scan count 5 window 30 s"),
+        "{out}"
+    );
     assert!(
         s["current"]["report"]["self_test"]["1:9100001"]
             .as_u64()

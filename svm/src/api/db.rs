@@ -41,6 +41,10 @@ pub struct DbSetView {
     /// Address list entries by category.
     #[schema(value_type = Object)]
     pub lists: BTreeMap<String, usize>,
+    /// Its attack blocker definitions: `count` and `window_secs` by threshold detection, laid
+    /// under the admin's policy while the set is in force (docs/databases.md).
+    #[schema(value_type = Object)]
+    pub attack_blocker: crate::db::attack::Definitions,
 }
 
 /// The databases as the daemon holds them.

@@ -47,8 +47,10 @@ use crate::events::Severity;
 use crate::https::HttpsClient;
 use crate::rules_load::Loaded;
 use crate::weblists::ListSpec;
+pub use defs::AttackDefs;
 use health::{Bounds, Failure, History, Probation, Sample, Verdict};
 
+mod defs;
 mod health;
 
 /// Hands an event (type, severity, fields) to the event hub.
@@ -100,6 +102,8 @@ struct Before {
     set: Option<String>,
     rules: RulesBefore,
     web: Option<WebBefore>,
+    /// The attack blocker definitions in force (`None`: not taken by this daemon).
+    defs: Option<Option<Arc<crate::db::attack::Definitions>>>,
 }
 
 /// A set in probation.
@@ -118,6 +122,8 @@ pub struct DbSync {
     rules: RulesSwapper,
     /// The running web address lists, if they take the database's.
     web: Option<Arc<WebDb>>,
+    /// The workers' policy, if it takes the database's attack blocker definitions.
+    defs: Option<Arc<AttackDefs>>,
     /// The workers' published counters, for the health checks after a swap.
     workers: Option<WorkerStatuses>,
     /// The workers' counters, a sample a second.
@@ -152,6 +158,7 @@ fn set_view(s: &SetInfo) -> DbSetView {
         rules_loaded: s.report.rules_loaded,
         rules_skipped: s.report.rules_skipped,
         lists: s.report.lists.clone(),
+        attack_blocker: s.report.attack_blocker.clone(),
     }
 }
 
@@ -251,6 +258,7 @@ impl DbSync {
             mirror,
             rules,
             web: None,
+            defs: None,
             workers: None,
             history: Mutex::new(History::new(HISTORY)),
             emit,
@@ -263,6 +271,13 @@ impl DbSync {
     #[must_use]
     pub fn with_web(mut self, web: Arc<WebDb>) -> DbSync {
         self.web = Some(web);
+        self
+    }
+
+    /// Lay the database's attack blocker definitions under the admin's policy in `defs`.
+    #[must_use]
+    pub fn with_attack_defs(mut self, defs: Arc<AttackDefs>) -> DbSync {
+        self.defs = Some(defs);
         self
     }
 
@@ -331,11 +346,19 @@ impl DbSync {
             },
             None => None,
         };
+        // Last, as nothing can refuse them: the attack blocker definitions.
+        let defs = self.defs.as_ref().map(|d| {
+            d.swap(
+                set.filter(|s| !s.report.attack_blocker.is_empty())
+                    .map(|s| Arc::new(s.report.attack_blocker.clone())),
+            )
+        });
         lock(&self.state).in_force = set.map(|s| s.name.clone());
         Ok(Before {
             set: was,
             rules,
             web,
+            defs,
         })
     }
 
@@ -346,6 +369,9 @@ impl DbSync {
                 .map_err(|e| format!("web address lists: {e}"))?;
         }
         self.rules.restore(before.rules)?;
+        if let (Some(d), Some(b)) = (&self.defs, before.defs) {
+            d.swap(b);
+        }
         lock(&self.state).in_force = to.map(|s| s.name.clone());
         Ok(())
     }
@@ -997,8 +1023,11 @@ impl DbSync {
             _ => self.swap(to.as_ref()).map(|_| ()),
         };
         if let Err(reason) = swapped {
-            // Undo: the set in force stays current.
-            let _ = store.rollback(now);
+            // Undo: the set in force stays current (a retired set brought back is retired
+            // again).
+            if store.rollback(now).is_err() {
+                let _ = store.retire(now);
+            }
             self.refresh(&store, now);
             self.failed("engine", to.as_ref().map(|s| s.version), &reason);
             return Err(DbOpError::Refused(format!(

@@ -30,7 +30,7 @@ use policy::{CompiledPolicy, Policy};
 
 use super::DaemonError;
 use super::config::{Config, NsxAuthKind};
-use super::dbsync::{DbSync, DbThread};
+use super::dbsync::{AttackDefs, DbSync, DbThread};
 use super::rules::{RulesFollower, RulesStatus, RulesSwapper};
 use super::workers::{PolicyCell, WorkerStatus};
 use crate::api::{ApiConfig, RoleMap};
@@ -227,6 +227,8 @@ impl Plane {
         ))));
         let workers: WorkerStatuses = Arc::default();
         let web_db = Arc::new(super::weblists::WebDb::default());
+        // The admin's policy with the database's attack blocker definitions laid under it.
+        let defs = Arc::new(AttackDefs::new(Arc::clone(&cell)));
         // The databases' rules go in before any port opens (docs/databases.md).
         let db = match &cfg.db {
             Some(d) => {
@@ -238,6 +240,7 @@ impl Plane {
                 let sync = DbSync::new(d.clone(), swapper, emit)
                     .map_err(|e| fail("db", e))?
                     .with_web(Arc::clone(&web_db))
+                    .with_attack_defs(Arc::clone(&defs))
                     .with_workers(Arc::clone(&workers));
                 let sync = Arc::new(sync);
                 sync.start();
@@ -247,7 +250,7 @@ impl Plane {
         };
         let hooks = {
             let dbm = db.clone();
-            let cell = cell.clone();
+            let defs = Arc::clone(&defs);
             let (w, b) = (workers.clone(), blocks.clone());
             let r = Arc::clone(&rules);
             let config = cfg.rules.clone();
@@ -260,7 +263,7 @@ impl Plane {
                     if let Some(f) = &follower {
                         f.follow(&p.policy().activity_scanner);
                     }
-                    cell.store(p);
+                    defs.policy(p);
                 })),
                 validate: Some(Box::new(move |p| {
                     let mut problems =
@@ -298,7 +301,7 @@ impl Plane {
             .map_err(|e| fail("control state", e))?,
         );
         if !control.seed_policy(file_policy) {
-            cell.store(control.compiled());
+            defs.policy(control.compiled());
         }
         let mut api_addr = None;
         if let Some(a) = &cfg.api {

@@ -6,7 +6,9 @@
 //!   the set (an unsupported keyword or a duplicate only skips the rule, as everywhere in svm);
 //! - address lists: every line read by the web address scan's own parser (`webaddr::parse_list`:
 //!   an entry, a comment or blank), and no entry a public suffix;
-//! - attack blocker definitions: a policy document holding only `attack_blocker`, valid;
+//! - attack blocker definitions: a policy document holding only the threshold detections'
+//!   `count` and `window_secs` under `attack_blocker.detectors`, in the policy's ranges
+//!   ([`super::attack`]);
 //! - `reference.config`: `config reference: NAME URL` lines;
 //! - the self-test capture, replayed through one worker with the set's rules and attack blocker
 //!   definitions, gives exactly the expected alert counts.
@@ -46,6 +48,10 @@ pub struct Report {
     pub lists: BTreeMap<String, usize>,
     /// Alerts the self-test gave (empty without one).
     pub self_test: BTreeMap<String, u64>,
+    /// The attack blocker definitions (empty without any); a set installed before they were
+    /// recorded here has none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attack_blocker: super::attack::Definitions,
 }
 
 /// The key an alert is counted under: `gid:sid` for a rule, `attack_blocker:NAME` for the
@@ -99,19 +105,9 @@ pub fn valid_category(c: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
 }
 
-/// The attack blocker definitions of a policy document holding only `attack_blocker`.
-pub fn attack_blocker_policy(name: &str, text: &str) -> Result<Policy, DbError> {
-    let doc: serde_norway::Value = serde_norway::from_str(text).map_err(|e| content(name, e))?;
-    let only = doc
-        .as_mapping()
-        .is_some_and(|m| m.keys().all(|k| k.as_str() == Some("attack_blocker")));
-    if !only {
-        return Err(content(
-            name,
-            "must be a policy document holding only attack_blocker",
-        ));
-    }
-    Policy::from_yaml(text).map_err(|e| content(name, e.to_string().replace('\n', "; ")))
+/// The attack blocker definitions of the target `name` ([`super::attack::parse`]).
+pub fn attack_definitions(name: &str, text: &str) -> Result<super::attack::Definitions, DbError> {
+    super::attack::parse(text).map_err(|e| content(name, e))
 }
 
 fn check_reference(name: &str, text: &str) -> Result<(), DbError> {
@@ -238,10 +234,11 @@ pub fn check_set_keeping(
     if let Some(name) = at_most_one(targets, TargetKind::Reference)? {
         check_reference(name, &read_text(dir, name)?)?;
     }
-    let policy = match at_most_one(targets, TargetKind::AttackBlocker)? {
-        Some(name) => attack_blocker_policy(name, &read_text(dir, name)?)?,
-        None => Policy::default(),
-    };
+    if let Some(name) = at_most_one(targets, TargetKind::AttackBlocker)? {
+        report.attack_blocker = attack_definitions(name, &read_text(dir, name)?)?;
+    }
+    // The self-test runs the definitions over the built-in defaults.
+    let policy = super::attack::merge(&Policy::default(), &report.attack_blocker);
     let rule_files: Vec<PathBuf> = of_kind(targets, TargetKind::Rules)
         .into_iter()
         .map(|n| dir.join(n))

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::DbError;
-use super::bundle::{self, Discard};
+use super::bundle;
 use super::check::{self, Expected};
 use super::meta::{
     self, Hashes, MetaFile, MetaRole, PublicKey, Role, RoleKeys, Root, SPEC_VERSION, TargetCustom,
@@ -87,7 +87,8 @@ pub struct BuildArgs {
     /// A reference.config.
     #[arg(long, value_name = "FILE")]
     pub reference: Option<PathBuf>,
-    /// Attack blocker definitions: a policy document holding only `attack_blocker`.
+    /// Attack blocker definitions: `attack_blocker.detectors` with the count and window_secs of
+    /// threshold detections (docs/databases.md).
     #[arg(long, value_name = "FILE")]
     pub attack_blocker: Option<PathBuf>,
     /// The bundle to write.
@@ -598,11 +599,51 @@ pub fn verify_bundle(
         versions: Versions::default(),
         installed: None,
     };
-    bundle::read(
+    // The attack blocker definitions are kept (their signed length bounds them) to be parsed.
+    let defs_name = std::cell::RefCell::new(None::<String>);
+    let mut keep = KeepOne {
+        name: &defs_name,
+        bytes: Vec::new(),
+    };
+    let v = bundle::read(
         bundle_path,
-        |files| verify::verify_metadata(&trust, files, opts),
-        &mut Discard,
-    )
+        |files| {
+            let v = verify::verify_metadata(&trust, files, opts)?;
+            *defs_name.borrow_mut() = v
+                .targets
+                .targets
+                .iter()
+                .find(|(_, t)| t.custom.kind == TargetKind::AttackBlocker)
+                .map(|(n, _)| n.clone());
+            Ok(v)
+        },
+        &mut keep,
+    )?;
+    if let Some(name) = defs_name.borrow().as_deref() {
+        let text = String::from_utf8(keep.bytes).map_err(|_| DbError::BadContent {
+            name: name.to_owned(),
+            message: "not UTF-8".into(),
+        })?;
+        check::attack_definitions(name, &text)?;
+    }
+    Ok(v)
+}
+
+/// Discards every target but the one `name` names once the metadata is verified, which it
+/// keeps.
+struct KeepOne<'a> {
+    name: &'a std::cell::RefCell<Option<String>>,
+    bytes: Vec<u8>,
+}
+
+impl bundle::TargetSink for KeepOne<'_> {
+    fn open(&mut self, name: &str) -> Result<Box<dyn std::io::Write + '_>, DbError> {
+        if self.name.borrow().as_deref() == Some(name) {
+            Ok(Box::new(&mut self.bytes))
+        } else {
+            Ok(Box::new(std::io::sink()))
+        }
+    }
 }
 
 fn verify_cmd(a: &VerifyArgs, now: OffsetDateTime) -> Result<(), DbError> {
@@ -670,6 +711,27 @@ fn print_status(s: &Status) {
             c.timestamp_expires,
             if c.stale { ", STALE" } else { "" }
         ),
+    }
+    if let Some(c) = s
+        .current
+        .as_ref()
+        .filter(|c| !c.report.attack_blocker.is_empty())
+    {
+        let defs: Vec<String> = c
+            .report
+            .attack_blocker
+            .iter()
+            .map(|(name, d)| {
+                let count = d.count.map(|n| format!(" count {n}"));
+                let window = d.window_secs.map(|n| format!(" window {n} s"));
+                format!(
+                    "{name}{}{}",
+                    count.unwrap_or_default(),
+                    window.unwrap_or_default()
+                )
+            })
+            .collect();
+        println!("attack blocker definitions: {}", defs.join(", "));
     }
     if let Some(p) = &s.previous {
         println!("previous: version {} ({})", p.version, p.name);

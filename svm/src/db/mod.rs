@@ -23,6 +23,7 @@
 //! [`crate::daemon::dbsync`]. A bundle may carry the trusted root's next version, signed by
 //! both the old and the new root keys (TUF's root rotation, [`verify::rotated_root`]).
 
+pub mod attack;
 pub mod bundle;
 pub mod check;
 pub mod cjson;
@@ -111,8 +112,12 @@ pub enum DbError {
         /// The bundle's.
         got: u64,
     },
-    /// The bundle is the installed version, or (with `--allow-expired`) not newer than it.
-    #[error("version {got} is not newer than the installed version {installed}")]
+    /// The bundle is not newer than the newest set ever installed (in use, kept for rollback,
+    /// or taken out of use by the daemon).
+    #[error(
+        "version {got} is not newer than the installed version {installed} (versions only go \
+         up: an older or retired set comes back only by `svm db rollback`)"
+    )]
     NotNewer {
         /// The installed targets version.
         installed: u64,

@@ -365,7 +365,9 @@ impl Store {
         let (root, root_env) = meta::trusted_root(&root_bytes)?;
         let trusted = self.trusted()?;
         self.check_clock(&trusted, opts.now)?;
-        let installed = self.link("current").map(|_| trusted.versions.targets);
+        // Any set ever installed, the retired first set too: versions only go up.
+        let installed = (self.link("current").is_some() || self.link("previous").is_some())
+            .then_some(trusted.versions.targets);
         let trust = Trust {
             root,
             root_canonical: root_env.canonical,
@@ -506,6 +508,18 @@ impl Store {
         Ok(())
     }
 
+    /// An error unless the set `prev` (the `previous` link's target) is complete.
+    fn complete(&self, prev: &Path) -> Result<(), DbError> {
+        if self.dir.join(prev).join("report.json").exists() {
+            return Ok(());
+        }
+        Err(DbError::State(format!(
+            "{}: the previous set {} is incomplete",
+            self.dir.display(),
+            prev.display()
+        )))
+    }
+
     /// Take the current set out of use when there is no previous set to switch back to (the
     /// daemon refused the first set it installed): `previous` names it, and no set is current.
     /// Trusted versions do not go down.
@@ -523,24 +537,27 @@ impl Store {
         self.status(now)
     }
 
-    /// Switch `current` and `previous`. Trusted versions do not go down: a later update must
-    /// still be newer than the newest set ever installed.
+    /// Switch `current` and `previous`; with no set current (the first set retired), bring
+    /// `previous` back into use. Trusted versions do not go down: a later update must still be
+    /// newer than the newest set ever installed.
     pub fn rollback(&self, now: OffsetDateTime) -> Result<Status, DbError> {
         let trusted = self.trusted()?;
         self.check_clock(&trusted, now)?;
+        if let (None, Some(prev)) = (self.link("current"), self.link("previous")) {
+            self.complete(&prev)?;
+            relink(&self.dir, "current", &prev)?;
+            let path = self.dir.join("previous");
+            std::fs::remove_file(&path).map_err(DbError::io(path.display()))?;
+            sync_dir(&self.dir)?;
+            return self.status(now);
+        }
         let (Some(cur), Some(prev)) = (self.link("current"), self.link("previous")) else {
             return Err(DbError::State(format!(
                 "{}: no previous set to roll back to",
                 self.dir.display()
             )));
         };
-        if !self.dir.join(&prev).join("report.json").exists() {
-            return Err(DbError::State(format!(
-                "{}: the previous set {} is incomplete",
-                self.dir.display(),
-                prev.display()
-            )));
-        }
+        self.complete(&prev)?;
         relink(&self.dir, "current", &prev)?;
         relink(&self.dir, "previous", &cur)?;
         sync_dir(&self.dir)?;

@@ -651,15 +651,43 @@ fn configuration_targets_are_checked() {
         "badab.tar",
         1,
         &fx.keys,
-        &[rules.clone(), ab("attack_blocker:\n  block_minutes: 0\n")],
+        &[
+            rules.clone(),
+            ab("attack_blocker:\n  detectors:\n    syn_flood: { count: 0 }\n"),
+        ],
     );
     refused(
         &fx,
         &b,
         now(),
         false,
-        |e| matches!(e, DbError::BadContent { name, message } if name == "config/attack-blocker.yaml" && message.contains("block_minutes")),
+        |e| matches!(e, DbError::BadContent { name, message } if name == "config/attack-blocker.yaml" && message.contains("syn_flood.count")),
     );
+    // The block duration, the action and the switches are the admin's alone.
+    let b = craft(
+        &fx,
+        "abminutes.tar",
+        1,
+        &fx.keys,
+        &[rules.clone(), ab("attack_blocker:\n  block_minutes: 120\n")],
+    );
+    refused(
+        &fx,
+        &b,
+        now(),
+        false,
+        |e| matches!(e, DbError::BadContent { message, .. } if message.contains("attack_blocker may hold only detectors")),
+    );
+    // `svm db verify` parses them too.
+    let opts = Options {
+        now: now(),
+        allow_expired: false,
+    };
+    let root = fx.keys_dir.join("root.json");
+    assert!(matches!(
+        cmd::verify_bundle(&root, &b, &opts),
+        Err(DbError::BadContent { name, .. }) if name == "config/attack-blocker.yaml"
+    ));
     let b = craft(
         &fx,
         "otherkey.tar",
@@ -672,7 +700,7 @@ fn configuration_targets_are_checked() {
         &b,
         now(),
         false,
-        |e| matches!(e, DbError::BadContent { message, .. } if message.contains("only attack_blocker")),
+        |e| matches!(e, DbError::BadContent { message, .. } if message.contains("may hold only attack_blocker")),
     );
     let b = craft(
         &fx,
@@ -695,15 +723,20 @@ fn configuration_targets_are_checked() {
         &fx.keys,
         &[
             rules,
-            ab(
-                "attack_blocker:\n  block_minutes: 120\n  detectors:\n    syn_flood: { count: 500 }\n",
-            ),
+            ab("attack_blocker:\n  detectors:\n    syn_flood: { count: 500, window_secs: 2 }\n"),
             reference(
                 "# refs\nconfig reference: url http://\nconfig reference: cve http://cve.mitre.org/cgi-bin/cvename.cgi?name=\n",
             ),
         ],
     );
+    cmd::verify_bundle(&root, &good, &opts).unwrap();
     assert_eq!(fx.update(&good).unwrap(), 1);
+    let s = Store::open(&fx.state()).unwrap().status(now()).unwrap();
+    let defs = s.current.unwrap().report.attack_blocker;
+    assert_eq!(
+        serde_json::to_value(defs).unwrap(),
+        serde_json::json!({"syn_flood": {"count": 500, "window_secs": 2}})
+    );
 }
 
 /// The fuzz target's body on its seeds, on a real bundle and on every 97th prefix of it: no

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
+use policy::{CompiledPolicy, Policy};
 use serde_json::{Map, Value};
 
 use super::*;
 use crate::daemon::config::RulesSettings;
 use crate::daemon::rules::LiveRules;
+use crate::daemon::workers::PolicyCell;
 use crate::db::cmd::{self, BuildArgs, KeygenArgs};
 
 type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
@@ -156,6 +158,9 @@ struct Fx {
     tmp: tempfile::TempDir,
     mirror: TestMirror,
     rules: LiveRules,
+    /// The workers' policy, with the set's attack blocker definitions laid under the admin's.
+    policy: Arc<PolicyCell>,
+    defs: Arc<AttackDefs>,
     sync: DbSync,
     events: Seen,
 }
@@ -201,12 +206,20 @@ impl Fx {
             alert_rate_floor: 50,
         };
         let events = Seen::default();
-        let sync = DbSync::new(settings, rules.swapper(), sink(&events)).unwrap();
+        let policy = Arc::new(PolicyCell::new(Arc::new(CompiledPolicy::compile(
+            Policy::default(),
+        ))));
+        let defs = Arc::new(AttackDefs::new(Arc::clone(&policy)));
+        let sync = DbSync::new(settings, rules.swapper(), sink(&events))
+            .unwrap()
+            .with_attack_defs(Arc::clone(&defs));
         sync.start();
         Fx {
             tmp,
             mirror,
             rules,
+            policy,
+            defs,
             sync,
             events,
         }
@@ -227,6 +240,25 @@ impl Fx {
         ts_expires: Option<String>,
         url_list: Vec<String>,
     ) -> Vec<u8> {
+        self.build_full(keys, v, sids, ts_expires, url_list, None)
+    }
+
+    /// [`Fx::build`] with these attack blocker definitions.
+    fn build_defs(&self, v: u64, sids: &[u32], defs: &str) -> Vec<u8> {
+        let f = self.tmp.path().join(format!("ab{v}.yaml"));
+        std::fs::write(&f, defs).unwrap();
+        self.build_full("keys", v, sids, None, vec![], Some(f))
+    }
+
+    fn build_full(
+        &self,
+        keys: &str,
+        v: u64,
+        sids: &[u32],
+        ts_expires: Option<String>,
+        url_list: Vec<String>,
+        attack_blocker: Option<PathBuf>,
+    ) -> Vec<u8> {
         let mut files = Vec::new();
         for sid in sids {
             let f = self.tmp.path().join(format!("r{sid}.rules"));
@@ -245,7 +277,7 @@ impl Fx {
                 self_test: None,
                 classification: None,
                 reference: None,
-                attack_blocker: None,
+                attack_blocker,
                 output: out.clone(),
             },
             OffsetDateTime::now_utc(),
@@ -644,7 +676,7 @@ fn a_set_that_floods_alerts_is_rolled_back_with_its_lists_and_stays_refused() {
     let web = Arc::new(WebDb::default());
     let lists = crate::daemon::weblists::LiveWebLists::start(
         Vec::new(),
-        &policy::Policy::default(),
+        &Policy::default(),
         Arc::default(),
         None,
         Arc::clone(&web),
@@ -787,11 +819,29 @@ fn the_first_set_failing_its_probation_is_taken_out_of_use() {
         (k.as_str(), f["to_version"].as_u64()),
         ("db_rolled_back", None)
     );
-    // Not fetched again; a newer version installs.
+    // Not fetched again, nor installed by upload (versions only go up).
     assert_eq!(
         fx.sync.check().unwrap().last_result.as_deref(),
         Some("refused_before")
     );
+    let again = fx.tmp.path().join("v1-again.tar");
+    std::fs::write(&again, fx.build(1, &[1])).unwrap();
+    let e = fx.sync.install_file(&again).unwrap_err();
+    assert!(
+        matches!(&e, DbOpError::Refused(m) if m.contains("not newer") && m.contains("svm db rollback")),
+        "{e:?}"
+    );
+    assert_eq!(fx.sync.view().current, None);
+    assert_eq!(fx.sids(), [100]);
+    // An explicit rollback brings it back into use; a second one has nothing to go back to.
+    let v = fx.sync.rollback_now().unwrap();
+    assert_eq!(v.current.unwrap().version, 1);
+    assert_eq!(v.previous, None);
+    assert_eq!(fx.sids(), [1, 100]);
+    assert!(matches!(
+        fx.sync.rollback_now(),
+        Err(DbOpError::Conflict(_))
+    ));
     fx.mirror.publish(&fx.build(2, &[2]));
     assert_eq!(fx.sync.check().unwrap().current.unwrap().version, 2);
     assert_eq!(fx.sids(), [2, 100]);
@@ -816,4 +866,101 @@ fn a_rollback_in_a_probation_puts_the_replaced_rules_back_without_a_build() {
     fx.sync.rollback_now().unwrap();
     assert_eq!(fx.sids(), [2, 100]);
     assert_eq!(fx.rules.status().reloads, builds + 1);
+}
+
+/// A TCP port scan in a capture: SYNs from 10.0.0.1 to `ports` ports of 10.0.0.2, 10 ms apart.
+fn scan_capture(path: &Path, ports: u16) {
+    let mut pcap = Vec::new();
+    for w in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 65535, 1] {
+        pcap.extend_from_slice(&w.to_le_bytes());
+    }
+    // The version is two u16 in one word: 2, then 4.
+    pcap[4..8].copy_from_slice(&[2, 0, 4, 0]);
+    for (i, port) in (1000..1000 + ports).enumerate() {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        let mut ip = vec![
+            0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let sum = ip
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        ip[10..12].copy_from_slice(&(!u16::try_from(sum).unwrap()).to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&40000u16.to_be_bytes());
+        f.extend_from_slice(&port.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 4, 0, 0, 0, 0, 0]);
+        let usec = u32::try_from(i).unwrap() * 10_000;
+        for w in [1_700_000_000u32, usec, 54, 54] {
+            pcap.extend_from_slice(&w.to_le_bytes());
+        }
+        pcap.extend_from_slice(&f);
+    }
+    std::fs::write(path, pcap).unwrap();
+}
+
+/// Attack blocker detections of the scan under the policy the workers run now.
+fn scans(fx: &Fx, capture: &Path) -> u64 {
+    crate::db::check::self_test(capture, None, fx.policy.load().policy().clone())
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("attack_blocker:Scan.Generic.TCP"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn a_sets_attack_blocker_definitions_go_in_under_the_admins_policy_and_roll_back() {
+    let fx = Fx::new();
+    let scan = fx.tmp.path().join("scan.pcap");
+    scan_capture(&scan, 10);
+    fx.install(1, &[1]);
+    assert_eq!(scans(&fx, &scan), 0, "10 ports: under the built-in 20");
+    assert_eq!(fx.defs.current(), None);
+
+    // v2 lowers the TCP port scan's count to 5: the same scan is detected.
+    fx.mirror.publish(&fx.build_defs(
+        2,
+        &[1],
+        "attack_blocker:\n  detectors:\n    tcp_port_scan: { count: 5 }\n",
+    ));
+    let v = fx.sync.check().unwrap();
+    let cur = v.current.unwrap();
+    assert_eq!(cur.version, 2);
+    assert_eq!(cur.attack_blocker["tcp_port_scan"].count, Some(5));
+    assert_eq!(
+        serde_json::to_value(&cur.attack_blocker).unwrap(),
+        serde_json::json!({"tcp_port_scan": {"count": 5}})
+    );
+    assert!(scans(&fx, &scan) >= 1, "the bundle's count is in force");
+    assert_eq!(fx.sids(), [1, 100], "with its rules");
+
+    // The admin's policy wins where it sets a count; a push keeps the bundle's defaults.
+    let admin = |text: &str| Arc::new(CompiledPolicy::compile(Policy::from_yaml(text).unwrap()));
+    fx.defs.policy(admin(
+        "attack_blocker:\n  detectors:\n    tcp_port_scan: { count: 50 }\n",
+    ));
+    assert_eq!(scans(&fx, &scan), 0, "the admin's 50 wins");
+    fx.defs.policy(admin("mode: standard\n"));
+    assert!(scans(&fx, &scan) >= 1, "a push keeps the bundle's defaults");
+
+    // A rollback (in v2's probation: v1's engine state put back as it was) restores v1's
+    // definitions: none.
+    let v = fx.sync.rollback_now().unwrap();
+    assert_eq!(v.current.unwrap().version, 1);
+    assert_eq!(fx.defs.current(), None);
+    assert_eq!(scans(&fx, &scan), 0, "rolled back: the built-in 20 again");
+
+    // v3 with them again, then a rollback outside any probation (a build).
+    fx.mirror.publish(&fx.build_defs(
+        3,
+        &[1],
+        "attack_blocker:\n  detectors:\n    tcp_port_scan: { count: 5 }\n",
+    ));
+    fx.sync.check().unwrap();
+    assert!(scans(&fx, &scan) >= 1);
+    fx.sync.end_probation(&fx.sync.store().unwrap());
+    fx.sync.rollback_now().unwrap();
+    assert_eq!(scans(&fx, &scan), 0);
 }
