@@ -129,6 +129,8 @@ pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), Da
                 statuses: &statuses,
                 control: &services.control,
                 rules: &live_rules,
+                ended: &Arc::new(AtomicBool::new(false)),
+                worker_ended: &|| services.worker_ended(),
             },
         )
     });
@@ -225,6 +227,10 @@ struct Report<'a> {
     statuses: &'a [Arc<Mutex<WorkerStatus>>],
     control: &'a BlockControl,
     rules: &'a LiveRules,
+    /// Set by a worker on a worker lcore that ended by itself (not asked to stop).
+    ended: &'a Arc<AtomicBool>,
+    /// Told when a worker ended by itself (a database set in probation is rolled back).
+    worker_ended: &'a dyn Fn(),
 }
 
 /// Launch workers 1.. on the worker lcores, run worker 0 here until stopped, then stop and wait
@@ -250,7 +256,10 @@ fn run_workers(
     for ((io, lcore), status) in ios.zip(eal.worker_lcores()).zip(statuses.iter().skip(1)) {
         let Some(h) = others.next() else { break };
         let (stop, status, burst) = (Arc::clone(stop), Arc::clone(status), cfg.burst);
-        match eal.launch(lcore, move || worker_loop(io, h, &stop, &status, burst)) {
+        let ended = Arc::clone(report.ended);
+        match eal.launch(lcore, move || {
+            worker_loop(io, h, &stop, &status, burst, &ended)
+        }) {
             Ok(l) => launched.push(l),
             Err(e) => {
                 failure = Some(dpdk_err("launch")(e));
@@ -268,6 +277,12 @@ fn run_workers(
             main_loop(cfg, &mut io0, h0, stop, status0, report)
         }
     };
+    // Read before the others are told to stop: a worker that ended by itself (worker 0 here,
+    // or one on a worker lcore, which ends worker 0's loop) is reported as the AF_PACKET
+    // workers' are; one that ended because a stop was asked for is not.
+    if !stop.load(Ordering::Relaxed) {
+        (report.worker_ended)();
+    }
     // However worker 0 ended, the others end too; their I/O and handlers are dropped on their
     // lcores, and the ports close with the last I/O.
     stop.store(true, Ordering::Relaxed);
@@ -287,13 +302,18 @@ fn worker_loop(
     stop: &AtomicBool,
     status: &Mutex<WorkerStatus>,
     burst: usize,
+    ended: &AtomicBool,
 ) -> i32 {
     let run = RunConfig {
         burst,
         stop,
         status: Some(status),
     };
-    match run_worker(&mut io, &mut d, &run, |_, _, _| Ok::<_, std::io::Error>(())) {
+    let r = run_worker(&mut io, &mut d, &run, |_, _, _| Ok::<_, std::io::Error>(()));
+    if !stop.load(Ordering::Relaxed) {
+        ended.store(true, Ordering::Relaxed);
+    }
+    match r {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("svm run: dpdk worker {}: {e}", io.worker());
@@ -321,6 +341,9 @@ fn main_loop(
         status: Some(own),
     };
     run_worker(io, d, &run, |d, io, _| {
+        if r.ended.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("a worker on another lcore ended"));
+        }
         let report = r.usr1.swap(false, Ordering::Relaxed)
             || interval.is_some_and(|i| last_report.elapsed() >= i);
         if report {
