@@ -98,6 +98,9 @@ pub struct WorkerStatus {
     pub unroutable: u64,
     /// Live flows.
     pub flows: usize,
+    /// Statuses published: the poll loop publishes about once a second, idle or not, so a
+    /// worker whose count stops growing is hung (the daemon's `worker_stalled`).
+    pub heartbeats: u64,
 }
 
 /// Where a driver's events go.
@@ -406,6 +409,7 @@ impl Driven for Driver {
             events_dropped: self.out.dropped,
             unroutable: 0,
             flows: self.worker.flows().len(),
+            heartbeats: 0,
         }
     }
 }
@@ -424,7 +428,9 @@ pub fn publish<P: PacketIo + ?Sized, H: Driven + ?Sized>(
         unroutable: io.unsent(),
         ..h.status()
     };
-    *status.lock().unwrap_or_else(PoisonError::into_inner) = s;
+    let mut g = status.lock().unwrap_or_else(PoisonError::into_inner);
+    let heartbeats = g.heartbeats.wrapping_add(1);
+    *g = WorkerStatus { heartbeats, ..s };
 }
 
 /// The settings of one [`run_worker`] loop.

@@ -339,6 +339,8 @@ pub trait Control: Send + Sync + 'static {
 pub type PolicyHook = Box<dyn Fn(Arc<CompiledPolicy>) + Send + Sync>;
 /// Returns extra metric families.
 pub type MetricsHook = Box<dyn Fn() -> Vec<Metric> + Send + Sync>;
+/// Returns why the dataplane is degraded, if it is.
+pub type DegradedHook = Box<dyn Fn() -> Option<String> + Send + Sync>;
 /// Returns the running rule set's summary, if rules are configured.
 pub type RulesHook = Box<dyn Fn() -> Option<RulesSummary> + Send + Sync>;
 /// Checks a valid policy against the appliance (its rule files and variables); the problems
@@ -360,6 +362,8 @@ pub struct Hooks {
     pub db: Option<Arc<dyn crate::api::db::DbControl>>,
     /// The isolation table (`/api/v1/isolations`), when the configuration has an inventory.
     pub isolation: Option<dataplane::isolation::IsolationControl>,
+    /// Why the dataplane works in a degraded way (hung workers), if it does.
+    pub degraded: Option<DegradedHook>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -371,6 +375,7 @@ impl std::fmt::Debug for Hooks {
             .field("validate", &self.validate.is_some())
             .field("db", &self.db.is_some())
             .field("isolation", &self.isolation.is_some())
+            .field("degraded", &self.degraded.is_some())
             .finish()
     }
 }
@@ -883,7 +888,10 @@ impl ControlState {
 
 impl Control for ControlState {
     fn degraded(&self) -> Option<String> {
-        self.store.health().failing
+        self.store
+            .health()
+            .failing
+            .or_else(|| self.hooks.degraded.as_ref().and_then(|d| d()))
     }
 
     fn policy(&self) -> PolicyState {

@@ -390,3 +390,46 @@ fn eve_file_reopened_after_rename_and_sighup() {
     let old = std::fs::read_to_string(&rotated).unwrap();
     assert!(!old.contains("Scan.Generic.TCP"), "{old}\n{log}");
 }
+
+/// A hung worker: alive, its poll loop stopped (the debug builds' fault injection
+/// `SVM_DEBUG_STALL_WORKERS_AFTER`, svm/src/daemon/stall.rs), so it forwards nothing and ends
+/// nothing. Reported once its status is 10 s old: `worker_stalled` in the log and the EVE,
+/// `/healthz` degraded, `svm_workers_stalled` 1.
+#[test]
+fn a_hung_worker_is_reported_stalled() {
+    skip_unless_able!();
+    if !cfg!(debug_assertions) {
+        eprintln!("SKIPPED hung worker test: the stall injection exists in debug builds only");
+        return;
+    }
+    let mut net = Net::new('h', Backend::AfPacket);
+    write_pki(&net.dir.path(""), &[("admin", 1001)]);
+    let cfg = control_config(&net, "");
+    let eve = net.launch_svm_env(
+        "mode: standard\n",
+        &cfg,
+        &[("SVM_DEBUG_STALL_WORKERS_AFTER", "1")],
+    );
+    let (code, body) = api_call(&net, "admin", "GET", "/healthz", None);
+    assert_eq!((code, body.trim()), (200, "ok"), "{}", net.svm_log());
+    net.wait_log("worker 0 is stalled", 1, Duration::from_secs(30));
+    let (code, body) = api_call(&net, "admin", "GET", "/healthz", None);
+    assert_eq!(code, 200);
+    assert!(
+        body.starts_with("degraded: worker 0 stalled"),
+        "{body}\n{}",
+        net.svm_log()
+    );
+    let (_, metrics) = api_call(&net, "admin", "GET", "/metrics", None);
+    assert!(
+        metrics.lines().any(|l| l == "svm_workers_stalled 1"),
+        "{metrics}"
+    );
+    let log = net.stop_svm();
+    let ev = live::events(&eve);
+    let stalled: Vec<_> = ev
+        .iter()
+        .filter(|e| e["event_type"] == "worker_stalled")
+        .collect();
+    assert_eq!(stalled.len(), 1, "{log}");
+}

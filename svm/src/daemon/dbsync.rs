@@ -514,6 +514,19 @@ impl DbSync {
         });
     }
 
+    /// A worker hung (alive, publishing nothing for `secs` s, [`crate::daemon::stall`]): a set
+    /// in probation is rolled back.
+    pub fn worker_stalled(&self, worker: usize, secs: u64) {
+        let _op = lock(&self.op);
+        if lock(&self.state).probation.is_none() {
+            return;
+        }
+        self.probation_failed(&Failure {
+            check: "worker_stalled",
+            reason: format!("worker {worker} published nothing for {secs} s during the probation"),
+        });
+    }
+
     /// The daemon stops cleanly: a probation in progress is marked so, and starts again at
     /// the next start instead of counting as a crash.
     pub fn stopping(&self) {

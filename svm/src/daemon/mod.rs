@@ -27,6 +27,7 @@ pub mod revocation;
 pub mod rules;
 pub mod seccomp;
 pub mod services;
+pub mod stall;
 pub mod status;
 pub mod weblists;
 pub mod workers;

@@ -32,6 +32,7 @@ use super::DaemonError;
 use super::config::{Config, NsxAuthKind};
 use super::dbsync::{AttackDefs, DbSync, DbThread};
 use super::rules::{RulesFollower, RulesStatus, RulesSwapper};
+use super::stall::{Change, StallWatch};
 use super::workers::{PolicyCell, WorkerStatus};
 use crate::api::{ApiConfig, RoleMap};
 use crate::control::{Control, ControlConfig, ControlState, Hooks, Metric};
@@ -229,6 +230,9 @@ impl Plane {
         let web_db = Arc::new(super::weblists::WebDb::default());
         // The admin's policy with the database's attack blocker definitions laid under it.
         let defs = Arc::new(AttackDefs::new(Arc::clone(&cell)));
+        let stalls = Arc::new(StallWatch::new(super::stall::STALL_AFTER));
+        let stall_clock = Arc::clone(&clock);
+        let stall_stop = shutdown_rx.clone();
         // The databases' rules go in before any port opens (docs/databases.md).
         let db = match &cfg.db {
             Some(d) => {
@@ -251,6 +255,7 @@ impl Plane {
         let hooks = {
             let dbm = db.clone();
             let defs = Arc::clone(&defs);
+            let (stalled, stalled_m) = (Arc::clone(&stalls), Arc::clone(&stalls));
             let (w, b) = (workers.clone(), blocks.clone());
             let r = Arc::clone(&rules);
             let config = cfg.rules.clone();
@@ -278,7 +283,21 @@ impl Plane {
                     if let Some(d) = &dbm {
                         m.extend(d.metrics());
                     }
+                    #[allow(clippy::cast_precision_loss)]
+                    m.push(Metric {
+                        name: "svm_workers_stalled",
+                        help: "Workers alive but publishing no status for 10 s or more (hung).",
+                        kind: "gauge",
+                        samples: vec![(Vec::new(), stalled_m.stalled().len() as f64)],
+                    });
                     m
+                })),
+                degraded: Some(Box::new(move || {
+                    let s = stalled.stalled();
+                    (!s.is_empty()).then(|| {
+                        let ids: Vec<String> = s.iter().map(ToString::to_string).collect();
+                        format!("worker {} stalled (no status for 10 s)", ids.join(", "))
+                    })
                 })),
                 rules: Some(Box::new(move || {
                     r.lock().unwrap_or_else(PoisonError::into_inner).summary()
@@ -348,6 +367,14 @@ impl Plane {
             runtime.spawn(crate::api::serve(listener, acfg, c, shutdown_rx));
         }
         drop(_enter);
+        runtime.spawn(watch_stalls(
+            Arc::clone(&workers),
+            stalls,
+            control.hub().clone(),
+            stall_clock,
+            db.clone(),
+            stall_stop,
+        ));
         let db = match db {
             Some(d) => Some(DbThread::spawn(d).map_err(|e| fail("spawn db updater", e))?),
             None => None,
@@ -399,6 +426,62 @@ fn queue_metric(hub: &crate::events::EventStats, nsx: Option<&crate::events::Ove
         help: "Entries a full bounded queue dropped (each raised an engine_overload event, rate-limited).",
         kind: "counter",
         samples,
+    }
+}
+
+/// Once a second until shutdown: the workers' heartbeats ([`super::stall`]); a stall is
+/// reported (`worker_stalled`) and fails a database set's probation.
+async fn watch_stalls(
+    workers: WorkerStatuses,
+    watch: Arc<StallWatch>,
+    hub: EventHub,
+    clock: Arc<dyn crate::control::Clock>,
+    db: Option<Arc<DbSync>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Some(ws) = workers.get() else { continue };
+        let beats: Vec<u64> = ws
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).heartbeats)
+            .collect();
+        for c in watch.check(&beats, std::time::Instant::now()) {
+            let mut f = serde_json::Map::new();
+            match c {
+                Change::Stalled { worker, secs } => {
+                    tracing::error!(
+                        "svm run: worker {worker} is stalled: alive, no status for {secs} s"
+                    );
+                    f.insert("worker".into(), worker.into());
+                    f.insert("secs".into(), secs.into());
+                    hub.emit(Record::new(
+                        clock.now(),
+                        "worker_stalled",
+                        crate::events::Severity::Error,
+                        f,
+                    ));
+                    if let Some(d) = &db {
+                        let d = Arc::clone(d);
+                        tokio::task::spawn_blocking(move || d.worker_stalled(worker, secs));
+                    }
+                }
+                Change::Resumed { worker } => {
+                    tracing::warn!("svm run: worker {worker} publishes its status again");
+                    f.insert("worker".into(), worker.into());
+                    hub.emit(Record::new(
+                        clock.now(),
+                        "worker_resumed",
+                        crate::events::Severity::Info,
+                        f,
+                    ));
+                }
+            }
+        }
     }
 }
 

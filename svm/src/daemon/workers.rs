@@ -90,5 +90,14 @@ pub fn run(task: WorkerTask) -> std::io::Result<()> {
         stop: &stop,
         status: Some(&status),
     };
-    run_worker(&mut io, &mut d, &run, |_, _, _| Ok::<_, std::io::Error>(()))
+    // Debug builds only: the hung worker of the stall tests (stall.rs).
+    let stall = super::stall::debug_stall_after().map(|after| std::time::Instant::now() + after);
+    run_worker(&mut io, &mut d, &run, |_, _, _| {
+        if stall.is_some_and(|at| std::time::Instant::now() >= at) {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        Ok::<_, std::io::Error>(())
+    })
 }

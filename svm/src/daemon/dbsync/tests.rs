@@ -964,3 +964,24 @@ fn a_sets_attack_blocker_definitions_go_in_under_the_admins_policy_and_roll_back
     fx.sync.rollback_now().unwrap();
     assert_eq!(scans(&fx, &scan), 0);
 }
+
+#[test]
+fn a_worker_stalling_in_a_probation_rolls_the_set_back() {
+    let fx = Fx::new();
+    fx.install(1, &[1]);
+    fx.sync.worker_stalled(0, 10);
+    assert_eq!(fx.sids(), [100], "v1 out of use");
+    assert_eq!(fx.sync.view().refused_version, Some(1));
+    let (k, f) = fx.last_event();
+    assert_eq!(
+        (k.as_str(), f["check"].as_str()),
+        ("db_rolled_back", Some("worker_stalled"))
+    );
+    assert!(f["reason"].as_str().unwrap().contains("worker 0"), "{f}");
+    // Outside a probation, a stall changes no set.
+    fx.mirror.publish(&fx.build(2, &[2]));
+    fx.sync.check().unwrap();
+    fx.sync.end_probation(&fx.sync.store().unwrap());
+    fx.sync.worker_stalled(0, 10);
+    assert_eq!(fx.sync.view().current.unwrap().version, 2);
+}
