@@ -425,6 +425,11 @@ fn a_hung_worker_is_reported_stalled() {
         metrics.lines().any(|l| l == "svm_workers_stalled 1"),
         "{metrics}"
     );
+    // The rule engine's run-time errors are exported beside it (none here: no rules).
+    assert!(
+        metrics.contains("svm_rule_runtime_errors_total{kind=\"inspect_limit\"} 0"),
+        "{metrics}"
+    );
     let log = net.stop_svm();
     let ev = live::events(&eve);
     let stalled: Vec<_> = ev

@@ -16,7 +16,11 @@ pub const MAX_INSPECT_STEPS: u32 = 3000;
 /// Does the chain match `buf`?
 pub fn match_chain(steps: &[Step], buf: &[u8]) -> bool {
     let mut budget = MAX_INSPECT_STEPS;
-    eval(steps, 0, buf, 0, &mut budget)
+    let matched = eval(steps, 0, buf, 0, &mut budget);
+    if budget == 0 {
+        super::runtime::inspect_limit_hit();
+    }
+    matched
 }
 
 fn eval(steps: &[Step], i: usize, buf: &[u8], prev_end: usize, budget: &mut u32) -> bool {

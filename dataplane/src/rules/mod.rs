@@ -47,6 +47,7 @@ pub mod iponly;
 pub mod mpm;
 pub mod parser;
 pub mod pcre;
+pub mod runtime;
 pub mod threshold;
 pub mod trie;
 pub mod vars;

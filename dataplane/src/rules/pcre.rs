@@ -45,7 +45,13 @@ pub struct LazyRegex {
 impl LazyRegex {
     /// The compiled expression, or `None` if it exceeded the size limits.
     pub fn get(&self) -> Option<&regex::bytes::Regex> {
-        self.cell.get_or_init(|| build(&self.pattern).ok()).as_ref()
+        self.cell
+            .get_or_init(|| {
+                build(&self.pattern)
+                    .inspect_err(|_| super::runtime::regex_size_limit_hit())
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// The translated pattern.

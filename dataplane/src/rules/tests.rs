@@ -744,3 +744,22 @@ fn mixed_source_list_is_indexed_and_exact() {
     assert!(from("2001:db8::6").is_empty());
     assert_eq!(from("::ffff:10.0.0.7"), [1]);
 }
+
+/// A relative chain over thousands of candidate positions uses up its inspection steps: the
+/// rule gives up, and the run-time error is counted.
+#[test]
+fn an_exhausted_inspection_is_a_counted_runtime_error() {
+    let s = set(
+        "alert tcp any any -> any any (content:\"a\"; content:\"b\"; distance:0; within:1; sid:1;)",
+    );
+    let steps = &s.rules()[0].chains[0].steps;
+    let before = runtime::runtime_errors().inspect_limit;
+    assert!(detect::match_chain(steps, b"xxab"));
+    let mut buf = vec![b'a'; 4000];
+    buf.push(b'b');
+    assert!(
+        !detect::match_chain(steps, &buf),
+        "the match past the limit is missed"
+    );
+    assert!(runtime::runtime_errors().inspect_limit > before);
+}

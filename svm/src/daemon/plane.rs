@@ -290,6 +290,20 @@ impl Plane {
                         kind: "gauge",
                         samples: vec![(Vec::new(), stalled_m.stalled().len() as f64)],
                     });
+                    let e = dataplane::rules::runtime::runtime_errors();
+                    #[allow(clippy::cast_precision_loss)]
+                    m.push(Metric {
+                        name: "svm_rule_runtime_errors_total",
+                        help: "Rule engine run-time errors: buffer inspections that used up their steps, expressions over the size limits at first use.",
+                        kind: "counter",
+                        samples: vec![
+                            (vec![("kind", "inspect_limit".into())], e.inspect_limit as f64),
+                            (
+                                vec![("kind", "regex_size_limit".into())],
+                                e.regex_size_limit as f64,
+                            ),
+                        ],
+                    });
                     m
                 })),
                 degraded: Some(Box::new(move || {

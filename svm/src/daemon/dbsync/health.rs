@@ -10,7 +10,10 @@
 //! - **alert rate**: alerts (rules, attack blocker, web address hits) per second above
 //!   `alert_rate_factor` times the baseline and above `alert_rate_floor`;
 //! - **forwarding**: a worker that forwarded frames before the swap received at least
-//!   [`MIN_FRAMES`] in the window and forwarded none.
+//!   [`MIN_FRAMES`] in the window and forwarded none;
+//! - **rule errors**: the rule engine's run-time errors ([`dataplane::rules::runtime`]) per
+//!   second above `alert_rate_factor` times the rate before the swap and above
+//!   [`RULE_ERRORS_FLOOR`].
 //!
 //! A worker thread that ends (an I/O error, a panic) and a daemon that dies during the
 //! probation are reported by the daemon itself ([`super::DbSync::worker_ended`], the probation
@@ -28,6 +31,8 @@ pub const WINDOW: Duration = Duration::from_secs(5);
 const MIN_SPAN: Duration = Duration::from_secs(2);
 /// Frames a worker must receive in the window before forwarding none of them counts.
 pub const MIN_FRAMES: u64 = 100;
+/// Rule engine run-time errors a second below which the rule errors check never fails.
+pub const RULE_ERRORS_FLOOR: f64 = 10.0;
 /// How long after a swap its lost frames are counted: two publications of every worker.
 pub const LOSS_SPAN: Duration = Duration::from_secs(2);
 
@@ -52,6 +57,8 @@ pub struct Sample {
     pub at: Instant,
     /// Per worker, in worker order.
     pub workers: Vec<WorkerSample>,
+    /// The rule engine's run-time errors (process-wide).
+    pub rule_errors: u64,
 }
 
 impl Sample {
@@ -70,7 +77,11 @@ impl Sample {
                 }
             })
             .collect();
-        Sample { at, workers }
+        Sample {
+            at,
+            workers,
+            rule_errors: dataplane::rules::runtime::runtime_errors().total(),
+        }
     }
 
     /// Alerts of every worker.
@@ -86,12 +97,21 @@ impl Sample {
 
 /// Alerts a second from `a` to `b` (0 over no time).
 fn rate(a: &Sample, b: &Sample) -> f64 {
+    per_sec(a, b, b.alerts().saturating_sub(a.alerts()))
+}
+
+/// Rule engine run-time errors a second from `a` to `b`.
+fn error_rate(a: &Sample, b: &Sample) -> f64 {
+    per_sec(a, b, b.rule_errors.saturating_sub(a.rule_errors))
+}
+
+fn per_sec(a: &Sample, b: &Sample, n: u64) -> f64 {
     let secs = b.at.saturating_duration_since(a.at).as_secs_f64();
     if secs <= 0.0 {
         return 0.0;
     }
     #[allow(clippy::cast_precision_loss)]
-    let n = b.alerts().saturating_sub(a.alerts()) as f64;
+    let n = n as f64;
     n / secs
 }
 
@@ -138,11 +158,20 @@ impl History {
 
     /// The alert rate over the whole history (0 with less than a second of it).
     pub fn rate(&self) -> f64 {
+        self.over_all(rate)
+    }
+
+    /// The rule errors rate over the whole history.
+    pub fn error_rate(&self) -> f64 {
+        self.over_all(error_rate)
+    }
+
+    fn over_all(&self, f: fn(&Sample, &Sample) -> f64) -> f64 {
         match (self.samples.front(), self.samples.back()) {
             (Some(a), Some(b))
                 if b.at.saturating_duration_since(a.at) >= Duration::from_secs(1) =>
             {
-                rate(a, b)
+                f(a, b)
             }
             _ => 0.0,
         }
@@ -169,7 +198,8 @@ pub struct Bounds {
 /// Why a set failed its probation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Failure {
-    /// The check: `alert_rate`, `forwarding`, `worker`, `daemon`.
+    /// The check: `alert_rate`, `forwarding`, `rule_errors`, `worker`, `worker_stalled`,
+    /// `daemon`.
     pub check: &'static str,
     /// What it found, in a sentence.
     pub reason: String,
@@ -195,6 +225,8 @@ pub struct Probation {
     pub until: Instant,
     /// Alerts a second before the swap.
     pub baseline: f64,
+    /// Rule engine run-time errors a second before the swap.
+    pub errors_baseline: f64,
     /// The sample at the swap (`None` before the workers ran).
     pub at_swap: Option<Sample>,
 }
@@ -206,6 +238,7 @@ impl Probation {
             started,
             until: started + Duration::from_secs(secs),
             baseline: history.rate(),
+            errors_baseline: history.error_rate(),
             at_swap: history.last().cloned(),
         }
     }
@@ -239,6 +272,20 @@ impl Probation {
                         "{r:.1} alerts/s over {span:.0} s after the swap, above the bound of \
                          {bound:.1}/s ({}x the {:.1}/s before it, at least {}/s)",
                         bounds.factor, self.baseline, bounds.floor
+                    ),
+                });
+            }
+            let errors = error_rate(then, now);
+            #[allow(clippy::cast_precision_loss)]
+            let ebound = (bounds.factor as f64 * self.errors_baseline).max(RULE_ERRORS_FLOOR);
+            if errors > ebound {
+                return Verdict::Failed(Failure {
+                    check: "rule_errors",
+                    reason: format!(
+                        "{errors:.1} rule engine run-time errors/s over {span:.0} s after the \
+                         swap, above the bound of {ebound:.1}/s ({}x the {:.1}/s before it, at \
+                         least {RULE_ERRORS_FLOOR}/s)",
+                        bounds.factor, self.errors_baseline
                     ),
                 });
             }
@@ -297,6 +344,7 @@ mod tests {
                     lost: 0,
                 })
                 .collect(),
+            rule_errors: 0,
         }
     }
 
@@ -342,6 +390,39 @@ mod tests {
             }
         }
         panic!("the flood was not caught");
+    }
+
+    #[test]
+    fn a_rise_of_rule_engine_errors_fails_and_a_steady_rate_passes() {
+        let t0 = Instant::now();
+        let at = |s: u64, errors: u64| Sample {
+            rule_errors: errors,
+            ..sample(t0, s, &[(s * 100, s * 100, 0)])
+        };
+        let mut h = History::new(Duration::from_secs(60));
+        // 3 errors a second before the swap (under the floor of 10 either way).
+        for s in 0..=10 {
+            h.push(at(s, s * 3));
+        }
+        let p = Probation::new(&h, t0 + Duration::from_secs(10), 60);
+        assert!((p.errors_baseline - 3.0).abs() < 1e-9);
+        // 25 a second is under 10x of 3; 40 a second is over it.
+        let mut errors = 30;
+        for s in 11..=16 {
+            errors += 25;
+            h.push(at(s, errors));
+            assert_eq!(p.judge(&h, BOUNDS), Verdict::Watching, "{s}");
+        }
+        for s in 17..=24 {
+            errors += 60;
+            h.push(at(s, errors));
+            if let Verdict::Failed(f) = p.judge(&h, BOUNDS) {
+                assert_eq!(f.check, "rule_errors");
+                assert!(f.reason.contains("bound of 30.0/s"), "{}", f.reason);
+                return;
+            }
+        }
+        panic!("the rise was not caught");
     }
 
     #[test]
