@@ -101,6 +101,8 @@ pub struct WorkerStatus {
     /// Statuses published: the poll loop publishes about once a second, idle or not, so a
     /// worker whose count stops growing is hung (the daemon's `worker_stalled`).
     pub heartbeats: u64,
+    /// Set by the last publication, when the poll loop has ended (its heartbeat stops too).
+    pub ended: bool,
 }
 
 /// Where a driver's events go.
@@ -410,6 +412,7 @@ impl Driven for Driver {
             unroutable: 0,
             flows: self.worker.flows().len(),
             heartbeats: 0,
+            ended: false,
         }
     }
 }
@@ -492,6 +495,7 @@ where
     h.finish();
     if let Some(status) = run.status {
         publish(status, h, io);
+        status.lock().unwrap_or_else(PoisonError::into_inner).ended = true;
     }
     result
 }

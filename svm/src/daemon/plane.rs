@@ -460,9 +460,12 @@ async fn watch_stalls(
             _ = stop.changed() => return,
         }
         let Some(ws) = workers.get() else { continue };
-        let beats: Vec<u64> = ws
+        let beats: Vec<Option<u64>> = ws
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).heartbeats)
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(PoisonError::into_inner);
+                (!s.ended).then_some(s.heartbeats)
+            })
             .collect();
         for c in watch.check(&beats, std::time::Instant::now()) {
             let mut f = serde_json::Map::new();

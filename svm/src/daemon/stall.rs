@@ -52,14 +52,16 @@ impl StallWatch {
         }
     }
 
-    /// Look at the workers' heartbeat counts at `now` (call it about once a second).
-    pub fn check(&self, beats: &[u64], now: Instant) -> Vec<Change> {
+    /// Look at the workers' heartbeat counts at `now` (call it about once a second); `None`:
+    /// the worker's loop ended (stopped, or ended by itself, which the daemon reports), not
+    /// watched.
+    pub fn check(&self, beats: &[Option<u64>], now: Instant) -> Vec<Change> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if seen.len() != beats.len() {
             *seen = beats
                 .iter()
                 .map(|&b| Seen {
-                    beats: b,
+                    beats: b.unwrap_or(0),
                     since: now,
                     stalled: false,
                 })
@@ -68,6 +70,14 @@ impl StallWatch {
         }
         let mut changes = Vec::new();
         for (worker, (s, &b)) in seen.iter_mut().zip(beats).enumerate() {
+            let Some(b) = b else {
+                *s = Seen {
+                    beats: s.beats,
+                    since: now,
+                    stalled: false,
+                };
+                continue;
+            };
             if b != s.beats {
                 if s.stalled {
                     changes.push(Change::Resumed { worker });
@@ -119,37 +129,47 @@ mod tests {
         let w = StallWatch::new(Duration::from_secs(10));
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
-        assert_eq!(w.check(&[0, 0], at(0)), []);
+        assert_eq!(w.check(&[Some(0), Some(0)], at(0)), []);
         // Worker 0 beats every second; worker 1 never again after its first.
         for s in 1..10 {
-            assert_eq!(w.check(&[s, 1], at(s)), [], "second {s}");
+            assert_eq!(w.check(&[Some(s), Some(1)], at(s)), [], "second {s}");
         }
         assert_eq!(
-            w.check(&[10, 1], at(11)),
+            w.check(&[Some(10), Some(1)], at(11)),
             [Change::Stalled {
                 worker: 1,
                 secs: 10
             }]
         );
         assert_eq!(w.stalled(), [1]);
-        assert_eq!(w.check(&[11, 1], at(30)), [], "reported once");
-        assert_eq!(w.check(&[12, 2], at(31)), [Change::Resumed { worker: 1 }]);
+        assert_eq!(w.check(&[Some(11), Some(1)], at(30)), [], "reported once");
+        assert_eq!(
+            w.check(&[Some(12), Some(2)], at(31)),
+            [Change::Resumed { worker: 1 }]
+        );
         assert!(w.stalled().is_empty());
         // An idle worker that keeps publishing is never stalled.
         let w = StallWatch::new(Duration::from_secs(10));
         for s in 0..100 {
-            assert_eq!(w.check(&[s], at(s)), []);
+            assert_eq!(w.check(&[Some(s)], at(s)), []);
         }
         // Just under the bound: not yet.
         let w = StallWatch::new(Duration::from_secs(10));
-        w.check(&[5], at(0));
-        assert_eq!(w.check(&[5], at(9)), []);
+        w.check(&[Some(5)], at(0));
+        assert_eq!(w.check(&[Some(5)], at(9)), []);
         assert_eq!(
-            w.check(&[5], at(10)),
+            w.check(&[Some(5)], at(10)),
             [Change::Stalled {
                 worker: 0,
                 secs: 10
             }]
         );
+        // A worker whose loop ended (a stop) is not stalled, however long it stays so.
+        let w = StallWatch::new(Duration::from_secs(10));
+        w.check(&[Some(5)], at(0));
+        for s in 1..60 {
+            assert_eq!(w.check(&[None], at(s)), []);
+        }
+        assert!(w.stalled().is_empty());
     }
 }
