@@ -115,15 +115,35 @@ impl HelloFields {
     }
 }
 
+/// Append `v` in decimal. By hand: `write!` through the formatting machinery cost about 100
+/// instructions a value, and a ClientHello's JA3 string has 30-60 values.
+fn push_dec(out: &mut String, v: u16) {
+    let mut digits = [0u8; 5];
+    let mut n = v;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
+}
+
 /// Append the values in decimal, joined by `-` (one string for the whole fingerprint: no
 /// string a value, no vector of them).
-fn join<T: core::fmt::Display>(out: &mut String, v: impl Iterator<Item = T>) {
-    use core::fmt::Write;
+fn join(out: &mut String, v: impl Iterator<Item = u16>) {
     for (i, x) in v.enumerate() {
         if i > 0 {
             out.push('-');
         }
-        let _ = write!(out, "{x}");
+        push_dec(out, x);
     }
 }
 
@@ -135,8 +155,8 @@ fn no_grease(v: &[u16]) -> impl Iterator<Item = u16> + '_ {
 /// The JA3 string of a ClientHello: `version,ciphers,extensions,groups,point_formats`, decimal,
 /// lists joined by `-`, GREASE left out.
 pub fn ja3(h: &HelloFields) -> String {
-    let mut s = h.version.to_string();
-    s.reserve(256);
+    let mut s = String::with_capacity(256);
+    push_dec(&mut s, h.version);
     s.push(',');
     join(&mut s, no_grease(&h.ciphers));
     s.push(',');
@@ -144,13 +164,14 @@ pub fn ja3(h: &HelloFields) -> String {
     s.push(',');
     join(&mut s, no_grease(&h.groups));
     s.push(',');
-    join(&mut s, h.point_formats.iter());
+    join(&mut s, h.point_formats.iter().map(|&x| u16::from(x)));
     s
 }
 
 /// The JA3S string of a ServerHello: `version,cipher,extensions`.
 pub fn ja3s(h: &HelloFields) -> String {
-    let mut s = h.version.to_string();
+    let mut s = String::with_capacity(64);
+    push_dec(&mut s, h.version);
     s.push(',');
     join(&mut s, no_grease(&h.ciphers));
     s.push(',');
@@ -301,6 +322,32 @@ mod tests {
             let mut h = HelloFields::default();
             h.read_extensions(&junk, false);
             let _ = (ja3s(&h), ja4(&h));
+        }
+    }
+
+    proptest! {
+        // The hand-written decimal join writes what `format!` writes.
+        #[test]
+        fn join_is_decimal(v in proptest::collection::vec(any::<u16>(), 0..40)) {
+            let mut s = String::new();
+            join(&mut s, v.iter().copied());
+            let want: Vec<String> = v.iter().map(u16::to_string).collect();
+            prop_assert_eq!(s, want.join("-"));
+        }
+    }
+
+    #[test]
+    fn decimal_edges() {
+        for (v, want) in [
+            (0u16, "0"),
+            (9, "9"),
+            (10, "10"),
+            (771, "771"),
+            (65535, "65535"),
+        ] {
+            let mut s = String::new();
+            push_dec(&mut s, v);
+            assert_eq!(s, want);
         }
     }
 
