@@ -5,6 +5,7 @@
 
 use crate::attack::StateCaps;
 use crate::decode::DecodeOptions;
+use crate::decode::tunnel::{Ports, TunnelConfig};
 use crate::defrag::DefragConfig;
 use crate::flow::FlowConfig;
 use crate::scanner::{InspectionMode, ScannerConfig};
@@ -38,6 +39,8 @@ pub struct WorkerConfig {
     pub index: u16,
     /// Activity scanner (signature rules) settings.
     pub scanner: ScannerConfig,
+    /// Which tunnels are opened and on which UDP ports.
+    pub tunnels: TunnelConfig,
 }
 
 /// A setting [`WorkerConfigBuilder::set`] refused.
@@ -62,7 +65,7 @@ pub enum SettingError {
 }
 
 /// The settings [`WorkerConfigBuilder::set`] knows, by their Suricata (or daemon) names.
-pub const KNOWN: [&str; 7] = [
+pub const KNOWN: [&str; 14] = [
     "stream.midstream",
     "stream.inline",
     "stream.async-oneside",
@@ -70,6 +73,13 @@ pub const KNOWN: [&str; 7] = [
     "stream.reassembly.memcap",
     "app-layer.protocols.tls.encryption-handling",
     "flows.max",
+    "decoder.vxlan.enabled",
+    "decoder.vxlan.ports",
+    "decoder.geneve.enabled",
+    "decoder.geneve.ports",
+    "decoder.teredo.enabled",
+    "decoder.teredo.ports",
+    "decoder.erspan.typeI.enabled",
 ];
 
 /// The range of `flows.max` (the daemon's setting of that name).
@@ -217,6 +227,21 @@ impl WorkerConfigBuilder {
                     .filter(|n| MAX_FLOWS.contains(n))
                     .ok_or(invalid("a number of flows in 1024..=67108864"))?;
             }
+            // Suricata's tunnel decoders: `enabled` switches one on (on its default port when it
+            // was off) or off; `ports` lists its UDP ports (and switches it on).
+            "decoder.vxlan.enabled" | "decoder.geneve.enabled" | "decoder.teredo.enabled" => {
+                let on = parse_bool(value).ok_or(invalid(BOOL))?;
+                let (slot, default) = self.tunnel_ports(key);
+                *slot = on.then(|| slot.unwrap_or(Ports::one(default)));
+            }
+            "decoder.vxlan.ports" | "decoder.geneve.ports" | "decoder.teredo.ports" => {
+                let ports = Ports::parse(value)
+                    .ok_or(invalid("up to 8 UDP ports, e.g. 4789 or [4789, 8472]"))?;
+                *self.tunnel_ports(key).0 = Some(ports);
+            }
+            "decoder.erspan.typeI.enabled" => {
+                self.cfg.tunnels.erspan_type1 = parse_bool(value).ok_or(invalid(BOOL))?;
+            }
             _ => {
                 return Err(SettingError::Unknown {
                     key: key.to_owned(),
@@ -224,6 +249,25 @@ impl WorkerConfigBuilder {
             }
         }
         Ok(())
+    }
+
+    /// The port setting of the tunnel a `decoder.NAME.*` key names, and its default port.
+    fn tunnel_ports(&mut self, key: &str) -> (&mut Option<Ports>, u16) {
+        let t = &mut self.cfg.tunnels;
+        if key.starts_with("decoder.vxlan.") {
+            (&mut t.vxlan, 4789)
+        } else if key.starts_with("decoder.geneve.") {
+            (&mut t.geneve, 6081)
+        } else {
+            (&mut t.teredo, 3544)
+        }
+    }
+
+    /// Which tunnels are opened.
+    #[must_use]
+    pub fn tunnels(mut self, tunnels: TunnelConfig) -> Self {
+        self.cfg.tunnels = tunnels;
+        self
     }
 
     /// The settings.
@@ -300,6 +344,9 @@ mod tests {
             ("stream.reassembly.memcap", "64mb"),
             ("app-layer.protocols.tls.encryption-handling", "full"),
             ("flows.max", "4096"),
+            ("decoder.geneve.enabled", "no"),
+            ("decoder.teredo.ports", "[3544, 3545]"),
+            ("decoder.erspan.typeI.enabled", "yes"),
         ] {
             assert_eq!(b.set(k, v), Ok(()), "{k}={v}");
         }
@@ -310,6 +357,9 @@ mod tests {
         assert_eq!(c.scanner.stream.depth, 2 << 20);
         assert_eq!(c.scanner.memcap, MemcapBytes(64 << 20));
         assert_eq!(c.flows.max_flows, 4096);
+        assert_eq!(c.tunnels.geneve, None);
+        assert_eq!(c.tunnels.teredo, Ports::parse("3544,3545"));
+        assert!(c.tunnels.erspan_type1 && c.tunnels.vxlan == Some(Ports::one(4789)));
         let unknown = b.set("stream.bypass", "yes");
         assert_eq!(
             unknown,
@@ -332,6 +382,10 @@ mod tests {
             ("app-layer.protocols.tls.encryption-handling", "half"),
             ("flows.max", "10"),
             ("flows.max", "67108865"),
+            ("decoder.vxlan.enabled", "sometimes"),
+            ("decoder.geneve.ports", "[6081, 0]"),
+            ("decoder.teredo.ports", "any"),
+            ("decoder.erspan.typeI.enabled", "2"),
         ] {
             assert!(
                 matches!(b.set(k, v), Err(SettingError::Invalid { .. })),
@@ -341,7 +395,7 @@ mod tests {
         assert_eq!(format!("{:?}", b.build()), before);
         // Every known name is accepted with some value.
         for k in KNOWN {
-            let ok = ["true", "1mb", "full", "65536"]
+            let ok = ["true", "1mb", "full", "65536", "4789"]
                 .iter()
                 .any(|v| WorkerConfig::builder().set(k, v).is_ok());
             assert!(ok, "{k}");

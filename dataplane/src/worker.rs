@@ -15,7 +15,7 @@ use vlan::VlanScope;
 
 use crate::attack::{Attack, AttackBlocker, Detection, PacketFacts};
 use crate::blocks::{BlockKey, BlockResult};
-use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, L4};
+use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, L4, tunnel};
 use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
@@ -113,6 +113,9 @@ pub struct Counters {
     pub injected: u64,
     /// Non-IP, non-ARP frames (forwarded uninspected).
     pub other_l3: u64,
+    /// Tunnelled packets opened (GRE, ERSPAN, VXLAN, Geneve, Teredo, NSH, MPLS, PPPoE; IP-in-IP
+    /// is not counted here).
+    pub decapsulated: u64,
     /// Frames of isolated VMs dropped (inline) or answered with resets (mirror).
     pub dropped_isolated: u64,
     /// TCP flows of isolated VMs reset.
@@ -408,7 +411,7 @@ impl Worker {
         // The common frame (IPv4/TCP, at most one 802.1Q tag) on its own path; anything else,
         // out of line, through the general decoder. Same decoded frame either way.
         match decode::decode_frame_fast(frame, self.cfg.decode) {
-            Some(decoded) => self.process_decoded(&decoded, meta, out),
+            Some(decoded) => self.process_decoded(frame, &decoded, meta, out),
             None => self.process_general(frame, meta, out),
         }
     }
@@ -435,13 +438,14 @@ impl Worker {
                 return Verdict::Forward;
             }
         };
-        self.process_decoded(&decoded, meta, out)
+        self.process_decoded(frame, &decoded, meta, out)
     }
 
     /// A decoded frame: anomalies, VLAN scope, then the network layer.
     #[inline(always)]
     fn process_decoded(
         &mut self,
+        frame: &[u8],
         decoded: &Decoded<'_>,
         meta: PacketMeta,
         out: &mut impl Output,
@@ -469,10 +473,7 @@ impl Worker {
             return Verdict::Drop(DropReason::Isolated);
         }
         match &decoded.l3 {
-            L3::Other => {
-                self.counters.other_l3 += 1;
-                Verdict::Forward
-            }
+            L3::Other => self.process_l2_tunnel(frame, decoded, meta, out),
             L3::Arp(arp) => self.process_arp(decoded, arp, scope, meta, out),
             L3::Ip(ip) => self.process_ip(decoded, ip, scope, meta, out),
         }
@@ -778,12 +779,105 @@ impl Worker {
         out: &mut impl Output,
     ) -> Verdict {
         let verdict = self.inspect_ip_one(decoded, ip, scope, meta, rule, out);
-        if let (decode::IpProto::Other(IPPROTO_IPIP | IPPROTO_IPV6), L4::Other(inner)) =
-            (ip.proto, &ip.l4)
-        {
-            return self.inspect_tunnelled(decoded, inner, scope, meta, rule, verdict, out);
+        match (ip.proto, &ip.l4) {
+            (decode::IpProto::Other(IPPROTO_IPIP | IPPROTO_IPV6), L4::Other(inner)) => {
+                self.inspect_tunnelled(decoded, inner, scope, meta, rule, verdict, out)
+            }
+            (decode::IpProto::Other(tunnel::IPPROTO_GRE), L4::Other(gre)) => {
+                let d = tunnel::decap_gre(&self.cfg.tunnels, gre);
+                self.inspect_decap(decoded, d, scope, meta, rule, verdict, out)
+            }
+            (_, L4::Udp(u)) if self.cfg.tunnels.udp_may_tunnel(u.src_port, u.dst_port) => {
+                let d = tunnel::decap_udp(&self.cfg.tunnels, u.src_port, u.dst_port, u.payload);
+                self.inspect_decap(decoded, d, scope, meta, rule, verdict, out)
+            }
+            _ => verdict,
         }
-        verdict
+    }
+
+    /// A frame whose EtherType is an encapsulation (NSH, MPLS, PPPoE session): the packet it
+    /// carries, inspected as [`Worker::inspect_decap`] does.
+    #[cold]
+    #[inline(never)]
+    fn process_l2_tunnel(
+        &mut self,
+        frame: &[u8],
+        decoded: &Decoded<'_>,
+        meta: PacketMeta,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let body = frame.get(decoded.l3_offset..).unwrap_or_default();
+        let d = tunnel::decap_ethertype(u16::from(decoded.ethertype), body);
+        if !matches!(d, Ok(Some(_))) {
+            self.counters.other_l3 += 1;
+        }
+        let scope = scope_of(&decoded.vlan);
+        self.inspect_decap(
+            decoded,
+            d,
+            scope,
+            meta,
+            ExclusionRule::Default,
+            Verdict::Forward,
+            out,
+        )
+    }
+
+    /// The packet a tunnel carries (GRE, ERSPAN, VXLAN, Geneve, Teredo, NSH, MPLS, PPPoE), after
+    /// the outer packet: an inner IP packet as [`Worker::inspect_tunnelled`] inspects it; an
+    /// inner Ethernet frame decoded first, its flows scoped by its own VLAN tags, else the VLAN
+    /// the encapsulation names (ERSPAN's original VLAN), else the outer frame's. One level: a
+    /// tunnel inside is not opened. A malformed encapsulation or inner frame is counted under its
+    /// decoder event; only the outer packet was inspected.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn inspect_decap(
+        &mut self,
+        decoded: &Decoded<'_>,
+        decap: Result<Option<tunnel::Decap<'_>>, DecodeEvent>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        rule: ExclusionRule,
+        outer: Verdict,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let decap = match decap {
+            Ok(Some(d)) => d,
+            Ok(None) => return outer,
+            Err(e) => {
+                self.count_decoder(e);
+                return outer;
+            }
+        };
+        self.counters.decapsulated += 1;
+        let frame = match decap.inner {
+            tunnel::Inner::Ip(inner) => {
+                return self.inspect_tunnelled(decoded, inner, scope, meta, rule, outer, out);
+            }
+            tunnel::Inner::Ethernet(frame) => frame,
+        };
+        let inner = match decode::decode_frame(frame, self.cfg.decode) {
+            Ok(d) => d,
+            Err(e) => {
+                self.count_decoder(e);
+                return outer;
+            }
+        };
+        for a in inner.anomalies.iter() {
+            self.count_decoder(a);
+        }
+        let L3::Ip(ip) = &inner.l3 else {
+            return outer;
+        };
+        let scope = if !inner.vlan.tags().is_empty() {
+            scope_of(&inner.vlan)
+        } else if let Some(vid) = decap.vlan.and_then(|v| vlan::VlanId::new(v).ok()) {
+            VlanScope::single(vid)
+        } else {
+            scope
+        };
+        self.inspect_inner_ip(&inner, ip, scope, meta, rule, outer, out)
     }
 
     /// IP-in-IP (IPv4 protocol 4) and IPv6-in-IP (41): the inner packet is inspected by the
@@ -816,10 +910,26 @@ impl Worker {
         for a in anomalies.iter() {
             self.count_decoder(a);
         }
+        self.inspect_inner_ip(decoded, &ip, scope, meta, rule, outer, out)
+    }
+
+    /// An inner packet of a tunnel: its own flow, the activity scanner; dropping either the
+    /// outer or the inner packet drops the frame.
+    #[allow(clippy::too_many_arguments)]
+    fn inspect_inner_ip(
+        &mut self,
+        decoded: &Decoded<'_>,
+        ip: &Ip<'_>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        rule: ExclusionRule,
+        outer: Verdict,
+        out: &mut impl Output,
+    ) -> Verdict {
         if ip.fragment.is_some() || self.rules.is_none() {
             return outer;
         }
-        let (key, a_to_b, tcp_flags) = flow_key(scope, &ip);
+        let (key, a_to_b, tcp_flags) = flow_key(scope, ip);
         let upd = self
             .flows
             .update(meta.ts, &key, a_to_b, tcp_flags, ip.total_len);
@@ -828,7 +938,7 @@ impl Worker {
         } else if self.policy.policy().activity_scanner.enabled
             && self.engines.activity_scanner(upd.to_server)
         {
-            self.scan_ip(decoded, &ip, scope, meta, rule, &key, upd, out)
+            self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, out)
         } else {
             Verdict::Forward
         };
@@ -1622,6 +1732,147 @@ mod tunnel_tests {
             assert_eq!(alerts(&mut w, &frame), vec![(2, IpAddr::V4(V4_SRC))]);
             assert_eq!(w.counters().decoder[event.index()], before + 1, "{event:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod decap_tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, icmpv4_echo, ipv4, udp};
+    use crate::rules::RuleSetBuilder;
+
+    const INNER_SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 203, 3);
+    const INNER_DST: Ipv4Addr = Ipv4Addr::new(192, 168, 203, 5);
+
+    fn worker(cfg: WorkerConfig) -> Worker {
+        let mut p = Policy::default();
+        p.attack_blocker.enabled = false;
+        let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
+        let mut b = RuleSetBuilder::default();
+        b.add_text("t", "alert icmp any any -> any any (itype:8; sid:1;)\n");
+        w.set_rules(Some(Arc::new(b.build())));
+        w
+    }
+
+    /// (sid, source address, VLAN scope) of every alert one frame raised.
+    fn alerts(w: &mut Worker, frame: &[u8]) -> Vec<(u32, IpAddr, VlanScope)> {
+        let mut out = VecOutput::default();
+        let meta = PacketMeta {
+            ts: Timestamp(Timestamp::SECOND),
+            pcap_cnt: 1,
+        };
+        assert_eq!(w.process(frame, meta, &mut out), Verdict::Forward);
+        out.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Alert(a) => Some((a.sid, a.packet.src_ip, a.packet.scope)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An Ethernet frame with an ICMP echo request from `INNER_SRC`, tagged with `tags`.
+    fn inner_frame(tags: &[vlan::Tag]) -> Vec<u8> {
+        let ping = ipv4(INNER_SRC, INNER_DST, 1, &icmpv4_echo(7, 1, b"ping"));
+        eth(tags, 0x0800, &ping)
+    }
+
+    fn vxlan_frame(dport: u16, header: [u8; 8]) -> Vec<u8> {
+        let payload = [&header[..], &inner_frame(&[])].concat();
+        let seg = udp(V4_SRC.into(), V4_DST.into(), 40000, dport, &payload);
+        eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, &seg))
+    }
+
+    const VXLAN: [u8; 8] = [0x08, 0, 0, 0, 0, 0, 100, 0];
+    const SCOPE0: VlanScope = VlanScope::UNTAGGED;
+
+    // VXLAN on its port: the inner frame's packet is inspected as one of its own.
+    #[test]
+    fn vxlan_inner_frame_is_inspected() {
+        let mut w = worker(WorkerConfig::default());
+        let frame = vxlan_frame(4789, VXLAN);
+        assert_eq!(
+            alerts(&mut w, &frame),
+            vec![(1, IpAddr::V4(INNER_SRC), SCOPE0)]
+        );
+        assert_eq!(w.counters().decapsulated, 1);
+        assert_eq!(w.flows().len(), 2);
+        // Another port: ordinary UDP, nothing inside is looked at.
+        let mut w = worker(WorkerConfig::default());
+        assert_eq!(alerts(&mut w, &vxlan_frame(4790, VXLAN)), vec![]);
+        assert_eq!(w.counters().decapsulated, 0);
+    }
+
+    // The settings switch a tunnel off, or move it to other ports.
+    #[test]
+    fn tunnel_settings_apply() {
+        let mut b = WorkerConfig::builder();
+        b.set("decoder.vxlan.enabled", "false").unwrap();
+        let mut w = worker(b.build());
+        assert_eq!(alerts(&mut w, &vxlan_frame(4789, VXLAN)), vec![]);
+        let mut b = WorkerConfig::builder();
+        b.set("decoder.vxlan.ports", "[8472, 4790]").unwrap();
+        let mut w = worker(b.build());
+        assert_eq!(alerts(&mut w, &vxlan_frame(4789, VXLAN)), vec![]);
+        assert_eq!(alerts(&mut w, &vxlan_frame(8472, VXLAN)).len(), 1);
+        assert!(b.set("decoder.vxlan.ports", "0").is_err());
+        assert!(b.set("decoder.gre.enabled", "yes").is_err());
+    }
+
+    // A malformed VXLAN header is counted; the outer packet alone was inspected.
+    #[test]
+    fn malformed_vxlan_is_counted() {
+        let mut w = worker(WorkerConfig::default());
+        let mut bad = VXLAN;
+        bad[0] = 0;
+        assert_eq!(alerts(&mut w, &vxlan_frame(4789, bad)), vec![]);
+        let event = DecodeEvent::VxlanMalformed;
+        assert_eq!(w.counters().decoder[event.index()], 1);
+        assert_eq!(w.counters().decapsulated, 0);
+    }
+
+    // ERSPAN II over GRE: the mirrored frame is untagged, its flow is scoped by the VLAN the
+    // ERSPAN header names; a tagged inner frame is scoped by its own tag.
+    #[test]
+    fn erspan_vlan_scopes_the_inner_flow() {
+        let gre_erspan = |inner: &[u8]| {
+            let mut gre = vec![0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1];
+            gre.extend_from_slice(&[0x10, 0x17, 0x08, 0x64, 0, 0, 0, 0]);
+            gre.extend_from_slice(inner);
+            eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 47, &gre))
+        };
+        let mut w = worker(WorkerConfig::default());
+        let vid = |v| VlanScope::single(vlan::VlanId::new(v).unwrap());
+        assert_eq!(
+            alerts(&mut w, &gre_erspan(&inner_frame(&[]))),
+            vec![(1, IpAddr::V4(INNER_SRC), vid(23))]
+        );
+        let tag = vlan::Tag {
+            tpid: vlan::Tpid::Dot1Q,
+            tci: 42,
+        };
+        assert_eq!(
+            alerts(&mut w, &gre_erspan(&inner_frame(&[tag]))),
+            vec![(1, IpAddr::V4(INNER_SRC), vid(42))]
+        );
+    }
+
+    // NSH at the link layer: the IP packet behind it is inspected; an unknown EtherType is
+    // counted as before.
+    #[test]
+    fn nsh_frame_is_opened() {
+        let mut w = worker(WorkerConfig::default());
+        let ping = ipv4(INNER_SRC, INNER_DST, 1, &icmpv4_echo(7, 1, b"ping"));
+        let nsh = [&[0x00, 0x06, 0x01, 0x01][..], &[0; 20], &ping].concat();
+        assert_eq!(
+            alerts(&mut w, &eth(&[], 0x894f, &nsh)),
+            vec![(1, IpAddr::V4(INNER_SRC), SCOPE0)]
+        );
+        assert_eq!(w.counters().other_l3, 0);
+        assert_eq!(alerts(&mut w, &eth(&[], 0x88b5, &nsh)), vec![]);
+        assert_eq!(w.counters().other_l3, 1);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Frame decoding: Ethernet, VLAN stack, ARP, IPv4, IPv6 (extension-header chain), TCP, UDP, ICMP,
-//! ICMPv6.
+//! ICMPv6; tunnels ([`tunnel`]: GRE, ERSPAN, VXLAN, Geneve, Teredo, NSH, MPLS, PPPoE) are opened
+//! by the worker, one level deep, after the outer packet.
 //!
 //! # Contract
 //! [`decode_frame`] reads a frame off the wire through checked views only (`smoltcp::wire` and the
@@ -17,6 +18,7 @@ use core::net::IpAddr;
 use vlan::VlanStack;
 
 mod frame;
+pub mod tunnel;
 pub(crate) use frame::ipv6_ext_header_len;
 pub use frame::{
     DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_frame_fast,
@@ -434,11 +436,32 @@ pub enum DecodeEvent {
     /// ICMP checksum wrong (only when validated; anomaly).
     #[error("icmp: bad checksum")]
     IcmpBadChecksum,
+    /// GRE header truncated, or flags, version or routing we refuse (the tunnel is not opened).
+    #[error("gre: truncated or bad header")]
+    GreMalformed,
+    /// ERSPAN header truncated or of another version.
+    #[error("erspan: truncated or bad header")]
+    ErspanMalformed,
+    /// VXLAN header truncated or without its I flag.
+    #[error("vxlan: truncated or bad header")]
+    VxlanMalformed,
+    /// Geneve header truncated, of another version, or carrying an unknown protocol.
+    #[error("geneve: truncated or bad header")]
+    GeneveMalformed,
+    /// NSH header truncated, of a bad length or carrying an unknown protocol.
+    #[error("nsh: truncated or bad header")]
+    NshMalformed,
+    /// MPLS label stack truncated or deeper than the cap.
+    #[error("mpls: truncated or too many labels")]
+    MplsMalformed,
+    /// PPPoE session header truncated or bad.
+    #[error("pppoe: truncated or bad header")]
+    PppoeMalformed,
 }
 
 impl DecodeEvent {
     /// Every variant, for counters and docs.
-    pub const ALL: [DecodeEvent; 21] = [
+    pub const ALL: [DecodeEvent; 28] = [
         DecodeEvent::EthTruncated,
         DecodeEvent::VlanTruncated,
         DecodeEvent::VlanTooDeep,
@@ -460,6 +483,13 @@ impl DecodeEvent {
         DecodeEvent::UdpBadChecksum,
         DecodeEvent::IcmpMalformed,
         DecodeEvent::IcmpBadChecksum,
+        DecodeEvent::GreMalformed,
+        DecodeEvent::ErspanMalformed,
+        DecodeEvent::VxlanMalformed,
+        DecodeEvent::GeneveMalformed,
+        DecodeEvent::NshMalformed,
+        DecodeEvent::MplsMalformed,
+        DecodeEvent::PppoeMalformed,
     ];
 
     /// Stable snake_case name used for the counter.
@@ -486,6 +516,13 @@ impl DecodeEvent {
             DecodeEvent::UdpBadChecksum => "udp_bad_checksum",
             DecodeEvent::IcmpMalformed => "icmp_malformed",
             DecodeEvent::IcmpBadChecksum => "icmp_bad_checksum",
+            DecodeEvent::GreMalformed => "gre_malformed",
+            DecodeEvent::ErspanMalformed => "erspan_malformed",
+            DecodeEvent::VxlanMalformed => "vxlan_malformed",
+            DecodeEvent::GeneveMalformed => "geneve_malformed",
+            DecodeEvent::NshMalformed => "nsh_malformed",
+            DecodeEvent::MplsMalformed => "mpls_malformed",
+            DecodeEvent::PppoeMalformed => "pppoe_malformed",
         }
     }
 
