@@ -143,6 +143,7 @@ enum Link {
     Null,
     Sll,
     Ppp,
+    Chdlc,
 }
 
 const ETH_IPV4: [u8; 2] = [0x08, 0x00];
@@ -157,6 +158,7 @@ fn link_of(linktype: u32) -> Option<Link> {
         0 | 108 => Some(Link::Null),
         113 => Some(Link::Sll),
         9 | 50 => Some(Link::Ppp),
+        104 => Some(Link::Chdlc),
         _ => None,
     }
 }
@@ -187,6 +189,11 @@ fn network_of(link: Link, rec: &[u8]) -> Option<([u8; 2], usize)> {
         Link::Sll => {
             let proto: [u8; 2] = rec.get(14..16)?.try_into().ok()?;
             Some((proto, 16))
+        }
+        // Cisco HDLC: address (0x0f unicast, 0x8f broadcast), control, then an EtherType.
+        Link::Chdlc => {
+            let proto: [u8; 2] = rec.get(2..4)?.try_into().ok()?;
+            Some((proto, 4))
         }
         Link::Ppp => {
             // Optional HDLC address/control bytes ff 03, then the protocol: two bytes, or one
@@ -1287,6 +1294,20 @@ mod tests {
         let compressed_v4 = [0x21u8, 0x45];
         let cap = Capture::from_bytes(&pcap_with(9, &[&compressed_v4])).unwrap();
         assert_eq!(&cap.iter().next().unwrap().1[12..], &[0x08, 0x00, 0x45]);
+    }
+
+    // Cisco HDLC (link type 104): address, control, EtherType; a record too short for its
+    // header is skipped.
+    #[test]
+    fn chdlc_gets_ethernet_header() {
+        let v4 = [0x0fu8, 0x00, 0x08, 0x00, 0x45, 7];
+        let v6 = [0x8fu8, 0x00, 0x86, 0xdd, 0x60];
+        let cap = Capture::from_bytes(&pcap_with(104, &[&v4, &v6, &[0x0f, 0x00, 0x08]])).unwrap();
+        assert_eq!(cap.len(), 2);
+        assert_eq!(cap.stats.skipped, 1);
+        let frames: Vec<_> = cap.iter().collect();
+        assert_eq!(&frames[0].1[12..], &[0x08, 0x00, 0x45, 7]);
+        assert_eq!(&frames[1].1[12..], &[0x86, 0xdd, 0x60]);
     }
 
     #[test]
