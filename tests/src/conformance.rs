@@ -192,7 +192,6 @@ pub const SURICATA_ONLY_SETTINGS: &[(&str, &str)] = &[
         "detect.guess-applayer-tx",
         "svm has no transaction guessing",
     ),
-    ("decoder.vxlan.enabled", "svm has no VXLAN decoder setting"),
     (
         "app-layer.protocols.dns.tcp.detection-ports.dp",
         "svm detects DNS by content, not ports",
@@ -229,6 +228,17 @@ pub fn replay_args(case_dir: &Path, args: &[String]) -> Vec<String> {
 
 fn field_matches(alert: &Value, key: &str, want: &str) -> bool {
     match alert.get(key) {
+        // Suricata writes IPv6 addresses in full (`2001:0db8:0000:...`), svm in RFC 5952's
+        // short form: addresses compare as addresses.
+        Some(Value::String(s)) if key.ends_with("_ip") => {
+            match (
+                s.parse::<std::net::IpAddr>(),
+                want.parse::<std::net::IpAddr>(),
+            ) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => s.eq_ignore_ascii_case(want),
+            }
+        }
         Some(Value::String(s)) => s.eq_ignore_ascii_case(want),
         Some(Value::Number(n)) => n.to_string() == want,
         _ => false,
@@ -370,5 +380,30 @@ mod tests {
                  --set no.such.key=1"
             )
         );
+    }
+
+    // Addresses compare as addresses (Suricata's full IPv6 form against svm's short one);
+    // other fields and a different address do not match.
+    #[test]
+    fn addresses_compare_as_addresses() {
+        let alert: Value = serde_json::json!({
+            "src_ip": "2001:db8:85a3::8a2e:370:7334",
+            "dest_ip": "10.1.0.2",
+            "proto": "TCP",
+        });
+        assert!(field_matches(
+            &alert,
+            "src_ip",
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334"
+        ));
+        assert!(!field_matches(
+            &alert,
+            "src_ip",
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7335"
+        ));
+        assert!(field_matches(&alert, "dest_ip", "10.1.0.2"));
+        assert!(!field_matches(&alert, "dest_ip", "10.1.0.20"));
+        assert!(field_matches(&alert, "proto", "tcp"));
+        assert!(!field_matches(&alert, "proto", "UDP"));
     }
 }
