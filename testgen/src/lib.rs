@@ -24,6 +24,7 @@ pub mod plan;
 pub mod rng;
 pub mod scenarios;
 mod session;
+pub mod tunnel;
 pub mod web;
 
 pub use capture::{Capture, Frame};

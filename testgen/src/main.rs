@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use testgen::tunnel::{Encap, encapsulate};
 use testgen::{Capture, Link, plan, scenarios};
 use vlan::VlanId;
 
@@ -14,12 +15,14 @@ const USAGE: &str = "\
 usage:
   svm-testgen demo OUT.pcap
   svm-testgen scenario NAME OUT.pcap [--vlan ID | --qinq OUTER.INNER | --untagged] [--ipv6]
+                                      [--tunnel vxlan|geneve|gre-eth|gre-ip|erspan2|erspan3]
   svm-testgen all DIR
   svm-testgen list
 
 Captures start at 2026-01-01T00:00:00Z. `scenario` defaults to VLAN 100; --ipv6 uses the
 hosts' IPv6 addresses where the scenario has an IPv6 form. `all` writes every scenario on
-VLAN 100 (NAME.pcap, and NAME_v6.pcap for IPv6 forms) plus demo.pcap.";
+VLAN 100 (NAME.pcap, and NAME_v6.pcap for IPv6 forms) plus demo.pcap. --tunnel wraps every
+frame as a mirror or overlay carries it from 172.31.0.1 to 172.31.0.2 (ERSPAN names VLAN 23).";
 
 enum Command {
     Help,
@@ -29,6 +32,7 @@ enum Command {
         out: PathBuf,
         link: Link,
         ipv6: bool,
+        tunnel: Option<Encap>,
     },
     All(PathBuf),
     List,
@@ -48,6 +52,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         [cmd, name, out, opts @ ..] if cmd == "scenario" => {
             let mut link = plan::vlan100();
             let mut ipv6 = false;
+            let mut tunnel = None;
             let mut it = opts.iter();
             while let Some(opt) = it.next() {
                 match opt.as_str() {
@@ -64,6 +69,17 @@ fn parse(args: &[String]) -> Result<Command, String> {
                     }
                     "--untagged" => link = Link::untagged(),
                     "--ipv6" => ipv6 = true,
+                    "--tunnel" => {
+                        tunnel = Some(match it.next().map(String::as_str) {
+                            Some("vxlan") => Encap::Vxlan,
+                            Some("geneve") => Encap::Geneve,
+                            Some("gre-eth") => Encap::GreEthernet,
+                            Some("gre-ip") => Encap::GreIp,
+                            Some("erspan2") => Encap::ErspanII { vlan: 23 },
+                            Some("erspan3") => Encap::ErspanIII { vlan: 23 },
+                            other => return Err(format!("unknown --tunnel {other:?}")),
+                        });
+                    }
                     other => return Err(format!("unknown option {other:?}")),
                 }
             }
@@ -72,6 +88,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 out: PathBuf::from(out),
                 link,
                 ipv6,
+                tunnel,
             })
         }
         _ => Err("missing or unexpected arguments".to_owned()),
@@ -112,6 +129,7 @@ fn run(cmd: Command) -> Result<(), ExitCode> {
             out,
             link,
             ipv6,
+            tunnel,
         } => {
             let f = match scenarios::by_name(&name, ipv6) {
                 Some(f) => f,
@@ -124,7 +142,11 @@ fn run(cmd: Command) -> Result<(), ExitCode> {
                     return Err(ExitCode::from(2));
                 }
             };
-            write(&f(&link, plan::BASE_US), &out)
+            let cap = f(&link, plan::BASE_US);
+            match tunnel {
+                Some(encap) => write(&encapsulate(&cap, encap), &out),
+                None => write(&cap, &out),
+            }
         }
         Command::All(dir) => {
             if let Err(e) = std::fs::create_dir_all(&dir) {
