@@ -1652,19 +1652,20 @@ mod tunnel_tests {
     use core::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, icmpv4_echo, ipv4};
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, icmpv4_echo, ipv4, udp};
     use crate::rules::RuleSetBuilder;
 
     const INNER_SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 94);
     const INNER_DST: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 237);
 
     fn worker() -> Worker {
+        worker_with(WorkerConfig::default())
+    }
+
+    fn worker_with(cfg: WorkerConfig) -> Worker {
         let mut p = Policy::default();
         p.attack_blocker.enabled = false;
-        let mut w = test_worker(
-            WorkerConfig::default(),
-            Arc::new(CompiledPolicy::compile(p)),
-        );
+        let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
         let mut b = RuleSetBuilder::default();
         b.add_text(
             "t",
@@ -1677,6 +1678,12 @@ mod tunnel_tests {
 
     /// (sid, source address) of every alert one frame raised.
     fn alerts(w: &mut Worker, frame: &[u8]) -> Vec<(u32, IpAddr)> {
+        let scoped = alerts_scoped(w, frame);
+        scoped.into_iter().map(|(sid, src, _)| (sid, src)).collect()
+    }
+
+    /// (sid, source address, VLAN scope) of every alert one frame raised.
+    fn alerts_scoped(w: &mut Worker, frame: &[u8]) -> Vec<(u32, IpAddr, VlanScope)> {
         let mut out = VecOutput::default();
         let meta = PacketMeta {
             ts: Timestamp(Timestamp::SECOND),
@@ -1686,7 +1693,7 @@ mod tunnel_tests {
         out.events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Alert(a) => Some((a.sid, a.packet.src_ip)),
+                EventKind::Alert(a) => Some((a.sid, a.packet.src_ip, a.packet.scope)),
                 _ => None,
             })
             .collect()
@@ -1733,45 +1740,6 @@ mod tunnel_tests {
             assert_eq!(w.counters().decoder[event.index()], before + 1, "{event:?}");
         }
     }
-}
-
-#[cfg(test)]
-mod decap_tests {
-    use core::net::{IpAddr, Ipv4Addr};
-
-    use super::*;
-    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, icmpv4_echo, ipv4, udp};
-    use crate::rules::RuleSetBuilder;
-
-    const INNER_SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 203, 3);
-    const INNER_DST: Ipv4Addr = Ipv4Addr::new(192, 168, 203, 5);
-
-    fn worker(cfg: WorkerConfig) -> Worker {
-        let mut p = Policy::default();
-        p.attack_blocker.enabled = false;
-        let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
-        let mut b = RuleSetBuilder::default();
-        b.add_text("t", "alert icmp any any -> any any (itype:8; sid:1;)\n");
-        w.set_rules(Some(Arc::new(b.build())));
-        w
-    }
-
-    /// (sid, source address, VLAN scope) of every alert one frame raised.
-    fn alerts(w: &mut Worker, frame: &[u8]) -> Vec<(u32, IpAddr, VlanScope)> {
-        let mut out = VecOutput::default();
-        let meta = PacketMeta {
-            ts: Timestamp(Timestamp::SECOND),
-            pcap_cnt: 1,
-        };
-        assert_eq!(w.process(frame, meta, &mut out), Verdict::Forward);
-        out.events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Alert(a) => Some((a.sid, a.packet.src_ip, a.packet.scope)),
-                _ => None,
-            })
-            .collect()
-    }
 
     /// An Ethernet frame with an ICMP echo request from `INNER_SRC`, tagged with `tags`.
     fn inner_frame(tags: &[vlan::Tag]) -> Vec<u8> {
@@ -1791,17 +1759,17 @@ mod decap_tests {
     // VXLAN on its port: the inner frame's packet is inspected as one of its own.
     #[test]
     fn vxlan_inner_frame_is_inspected() {
-        let mut w = worker(WorkerConfig::default());
+        let mut w = worker_with(WorkerConfig::default());
         let frame = vxlan_frame(4789, VXLAN);
         assert_eq!(
-            alerts(&mut w, &frame),
+            alerts_scoped(&mut w, &frame),
             vec![(1, IpAddr::V4(INNER_SRC), SCOPE0)]
         );
         assert_eq!(w.counters().decapsulated, 1);
         assert_eq!(w.flows().len(), 2);
         // Another port: ordinary UDP, nothing inside is looked at.
-        let mut w = worker(WorkerConfig::default());
-        assert_eq!(alerts(&mut w, &vxlan_frame(4790, VXLAN)), vec![]);
+        let mut w = worker_with(WorkerConfig::default());
+        assert_eq!(alerts_scoped(&mut w, &vxlan_frame(4790, VXLAN)), vec![]);
         assert_eq!(w.counters().decapsulated, 0);
     }
 
@@ -1810,13 +1778,13 @@ mod decap_tests {
     fn tunnel_settings_apply() {
         let mut b = WorkerConfig::builder();
         b.set("decoder.vxlan.enabled", "false").unwrap();
-        let mut w = worker(b.build());
-        assert_eq!(alerts(&mut w, &vxlan_frame(4789, VXLAN)), vec![]);
+        let mut w = worker_with(b.build());
+        assert_eq!(alerts_scoped(&mut w, &vxlan_frame(4789, VXLAN)), vec![]);
         let mut b = WorkerConfig::builder();
         b.set("decoder.vxlan.ports", "[8472, 4790]").unwrap();
-        let mut w = worker(b.build());
-        assert_eq!(alerts(&mut w, &vxlan_frame(4789, VXLAN)), vec![]);
-        assert_eq!(alerts(&mut w, &vxlan_frame(8472, VXLAN)).len(), 1);
+        let mut w = worker_with(b.build());
+        assert_eq!(alerts_scoped(&mut w, &vxlan_frame(4789, VXLAN)), vec![]);
+        assert_eq!(alerts_scoped(&mut w, &vxlan_frame(8472, VXLAN)).len(), 1);
         assert!(b.set("decoder.vxlan.ports", "0").is_err());
         assert!(b.set("decoder.gre.enabled", "yes").is_err());
     }
@@ -1824,10 +1792,10 @@ mod decap_tests {
     // A malformed VXLAN header is counted; the outer packet alone was inspected.
     #[test]
     fn malformed_vxlan_is_counted() {
-        let mut w = worker(WorkerConfig::default());
+        let mut w = worker_with(WorkerConfig::default());
         let mut bad = VXLAN;
         bad[0] = 0;
-        assert_eq!(alerts(&mut w, &vxlan_frame(4789, bad)), vec![]);
+        assert_eq!(alerts_scoped(&mut w, &vxlan_frame(4789, bad)), vec![]);
         let event = DecodeEvent::VxlanMalformed;
         assert_eq!(w.counters().decoder[event.index()], 1);
         assert_eq!(w.counters().decapsulated, 0);
@@ -1843,10 +1811,10 @@ mod decap_tests {
             gre.extend_from_slice(inner);
             eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 47, &gre))
         };
-        let mut w = worker(WorkerConfig::default());
+        let mut w = worker_with(WorkerConfig::default());
         let vid = |v| VlanScope::single(vlan::VlanId::new(v).unwrap());
         assert_eq!(
-            alerts(&mut w, &gre_erspan(&inner_frame(&[]))),
+            alerts_scoped(&mut w, &gre_erspan(&inner_frame(&[]))),
             vec![(1, IpAddr::V4(INNER_SRC), vid(23))]
         );
         let tag = vlan::Tag {
@@ -1854,7 +1822,7 @@ mod decap_tests {
             tci: 42,
         };
         assert_eq!(
-            alerts(&mut w, &gre_erspan(&inner_frame(&[tag]))),
+            alerts_scoped(&mut w, &gre_erspan(&inner_frame(&[tag]))),
             vec![(1, IpAddr::V4(INNER_SRC), vid(42))]
         );
     }
@@ -1863,15 +1831,15 @@ mod decap_tests {
     // counted as before.
     #[test]
     fn nsh_frame_is_opened() {
-        let mut w = worker(WorkerConfig::default());
+        let mut w = worker_with(WorkerConfig::default());
         let ping = ipv4(INNER_SRC, INNER_DST, 1, &icmpv4_echo(7, 1, b"ping"));
         let nsh = [&[0x00, 0x06, 0x01, 0x01][..], &[0; 20], &ping].concat();
         assert_eq!(
-            alerts(&mut w, &eth(&[], 0x894f, &nsh)),
+            alerts_scoped(&mut w, &eth(&[], 0x894f, &nsh)),
             vec![(1, IpAddr::V4(INNER_SRC), SCOPE0)]
         );
         assert_eq!(w.counters().other_l3, 0);
-        assert_eq!(alerts(&mut w, &eth(&[], 0x88b5, &nsh)), vec![]);
+        assert_eq!(alerts_scoped(&mut w, &eth(&[], 0x88b5, &nsh)), vec![]);
         assert_eq!(w.counters().other_l3, 1);
     }
 }
