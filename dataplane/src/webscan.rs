@@ -23,6 +23,9 @@
 //! datagrams go through [`crate::app::quic::InitialStream`] until the ClientHello's server name
 //! is read ([`WebFlow::on_quic_datagram`]).
 
+pub mod head;
+pub mod hello;
+
 use crate::app::dns::parser as dns;
 use crate::app::http::parser as http;
 use crate::app::quic::{InitialStream, Progress};
@@ -380,37 +383,34 @@ fn head(phase: Phase, data: &[u8]) -> Head {
     }
 }
 
-/// A request head: what it asks for, the bytes the head took, and what follows it.
+/// A request head: what it asks for, the bytes the head took, and what follows it (read by
+/// [`head::read_head`], which borrows: only the fields the scan reports are copied).
 fn parse_http(data: &[u8]) -> (Step, usize, After) {
-    match http::parse_request(data) {
-        Ok(Some(p)) => {
-            let r = p.request;
-            let upgrade = r.connection.as_deref().is_some_and(|c| {
-                c.split(|b| *b == b',')
-                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
-            });
-            let after = match p.body {
-                _ if upgrade || p.bad_content_length => After::Stop,
-                _ if r.method.eq_ignore_ascii_case(b"CONNECT") => After::Stop,
+    match head::read_head(data) {
+        Ok(Some(h)) => {
+            let after = match h.body {
+                _ if h.upgrade || h.bad_content_length => After::Stop,
+                _ if h.method.eq_ignore_ascii_case(b"CONNECT") => After::Stop,
                 http::Body::None => After::Body(0),
                 http::Body::Length(n) => After::Body(n),
                 http::Body::Chunked => After::Stop,
             };
-            // `host_raw` is the absolute-form target's authority, else the Host header.
             let obs = Observed::Http {
-                method: r.method,
-                target: r.uri_raw,
-                host: r.host_raw,
+                method: h.method.to_vec(),
+                target: h.target.to_vec(),
+                host: h.host.map(<[u8]>::to_vec),
             };
-            (Step::Found(obs), p.len, after)
+            (Step::Found(obs), h.len, after)
         }
         Ok(None) => (Step::Wait, 0, After::Stop),
         Err(_) => (Step::GaveUp(GiveUp::Malformed), 0, After::Stop),
     }
 }
 
+/// The ClientHello's server name ([`hello::server_name`]: no fingerprints). A hello in one
+/// record, the common case, is read where it lies; one spread over records is joined first.
 fn parse_tls(data: &[u8]) -> Step {
-    let mut hs: Vec<u8> = Vec::new();
+    let mut joined: Vec<u8> = Vec::new();
     let mut rest = data;
     loop {
         let (payload, len) = match tls::record(rest) {
@@ -424,9 +424,18 @@ fn parse_tls(data: &[u8]) -> Step {
             }
             Ok(tls::Record::Incomplete) => return Step::Wait,
         };
-        hs.extend_from_slice(payload);
+        let first = rest.len() == data.len();
         rest = rest.get(len..).unwrap_or_default();
-        let Some((kind, msg_len)) = tls::handshake_len(&hs) else {
+        let hs: &[u8] = if first {
+            payload
+        } else {
+            if joined.is_empty() {
+                joined.extend_from_slice(first_payload(data));
+            }
+            joined.extend_from_slice(payload);
+            &joined
+        };
+        let Some((kind, msg_len)) = tls::handshake_len(hs) else {
             continue;
         };
         if kind != tls::CLIENT_HELLO {
@@ -441,11 +450,19 @@ fn parse_tls(data: &[u8]) -> Step {
             }
             continue;
         };
-        return match tls::client_hello(msg) {
-            Ok(tls::ClientHello { sni: Some(sni), .. }) => Step::Found(Observed::Tls { sni }),
-            Ok(_) => Step::GaveUp(GiveUp::NotWeb),
+        return match hello::server_name(msg) {
+            Ok(Some(sni)) => Step::Found(Observed::Tls { sni: sni.to_vec() }),
+            Ok(None) => Step::GaveUp(GiveUp::NotWeb),
             Err(_) => Step::GaveUp(GiveUp::Malformed),
         };
+    }
+}
+
+/// The payload of the handshake record at the start of `data` (read already).
+fn first_payload(data: &[u8]) -> &[u8] {
+    match tls::record(data) {
+        Ok(tls::Record::Complete { payload, .. }) => payload,
+        _ => &[],
     }
 }
 

@@ -5,8 +5,8 @@
 //! - `parser`: long headers (RFC 9000 section 17.2), varints, the frames of an Initial;
 //! - `crypto`: the client's Initial keys, header protection removal, AES-128-GCM decryption;
 //! - here: walking a datagram's coalesced packets, reassembling the CRYPTO stream (frames out of
-//!   order, split over packets and datagrams) and reading the ClientHello with the TLS engine's
-//!   parser ([`crate::app::tls::parser::client_hello`]).
+//!   order, split over packets and datagrams) and reading the ClientHello's server name with the
+//!   web address scan's reader ([`crate::webscan::hello::server_name`]: no fingerprints).
 //!
 //! One datagram: [`initial_server_name`]. A ClientHello larger than one datagram (post-quantum
 //! key shares make Chrome's about 1,800 bytes, sent in two datagrams) needs the flow's later
@@ -20,7 +20,7 @@
 pub mod crypto;
 pub mod parser;
 
-use crate::app::tls::parser::{CLIENT_HELLO, ParseError, client_hello, handshake_len};
+use crate::app::tls::parser::{CLIENT_HELLO, ParseError, handshake_len};
 use crypto::InitialKeys;
 use parser::{LongType, crypto_frames, long_packet};
 
@@ -251,8 +251,8 @@ impl CryptoBuffer {
         let Some(msg) = held.get(..len) else {
             return Ok(None);
         };
-        let sni = client_hello(msg)?.sni;
-        sni.map(|n| String::from_utf8(n).map_err(|_| QuicError::ServerNameNotUtf8))
+        let sni = crate::webscan::hello::server_name(msg)?;
+        sni.map(|n| String::from_utf8(n.to_vec()).map_err(|_| QuicError::ServerNameNotUtf8))
             .transpose()
             .map(Some)
     }
