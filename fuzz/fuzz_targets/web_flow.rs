@@ -2,15 +2,43 @@
 //! bytes cut into segments with arbitrary sequence numbers (in order, retransmitted, with gaps),
 //! on the DNS, HTTP and TLS ports, or as a QUIC flow's datagrams; a flow that gave up, or a TLS
 //! or QUIC flow that found its name, stays done; HTTP and DNS flows read request after request
-//! (with the pipelined ones behind each). The DNS query reader runs on the same bytes.
+//! (with the pipelined ones behind each). The DNS query reader runs on the same bytes, and the
+//! scan's borrowing readers are held to the full parsers on them: the server name reader fails
+//! where the TLS engine's ClientHello parser fails and finds every name it finds; the request
+//! head reader gives what the HTTP parser gives (method, target, host, framing).
 #![no_main]
 
-use dataplane::webscan::{Observed, Step, WebFlow, dns_query, is_quic_v1_initial};
+use dataplane::app::http::parser::parse_request;
+use dataplane::app::tls::parser::client_hello;
+use dataplane::webscan::{Observed, Step, WebFlow, dns_query, head, hello, is_quic_v1_initial};
 use libfuzzer_sys::fuzz_target;
+
+fn readers_agree(data: &[u8]) {
+    let full = client_hello(data).map(|c| c.sni);
+    let mine = hello::server_name(data);
+    assert_eq!(full.is_err(), mine.is_err(), "one ClientHello reader failed alone");
+    if let Ok(Some(name)) = &full {
+        assert_eq!(mine, Ok(Some(name.as_slice())), "the server names differ");
+    }
+    match (parse_request(data), head::read_head(data)) {
+        (Ok(Some(p)), Ok(Some(h))) => {
+            let r = &p.request;
+            assert_eq!(
+                (p.len, &r.method[..], &r.uri_raw[..], r.host_raw.as_deref()),
+                (h.len, h.method, h.target, h.host)
+            );
+            assert_eq!((p.body, p.bad_content_length), (h.body, h.bad_content_length));
+        }
+        (Ok(None), Ok(None)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("the request head readers differ: {a:?} against {b:?}"),
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let _ = dns_query(data);
     let _ = is_quic_v1_initial(data);
+    readers_agree(data);
     let Some((&ctl, rest)) = data.split_first() else {
         return;
     };
