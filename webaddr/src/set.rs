@@ -497,13 +497,14 @@ impl AddressSet {
 
     /// Look up a canonical address.
     pub fn lookup_canon(&self, url: &CanonUrl, host_only: bool) -> Verdict<'_> {
-        let path = (!host_only).then_some((url.path.as_str(), url.query.as_deref()));
-        self.verdict(self.find_parts(&url.host, path))
+        let path = (!host_only).then_some(Path::Canon(url.path.as_str(), url.query.as_deref()));
+        self.verdict(self.find_parts(&url.host, path.as_ref()))
     }
 
     pub(crate) fn find_url_text(&self, url: &[u8]) -> Found {
         let url = canon::canonicalize(url);
-        self.find_parts(&url.host, Some((&url.path, url.query.as_deref())))
+        let path = Path::Canon(&url.path, url.query.as_deref());
+        self.find_parts(&url.host, Some(&path))
     }
 
     /// A host: a plain name is canonicalised into a stack buffer (no allocation), anything
@@ -535,18 +536,19 @@ impl AddressSet {
         if target == b"*" {
             return self.find_host(host);
         }
-        let url = canon::canonicalize(target);
-        let path = Some((url.path.as_str(), url.query.as_deref()));
+        // The target is canonicalised only if a name of the walk has URL entries (most hosts
+        // have none, and a long target costs tens of thousands of instructions).
+        let path = Path::Raw(target, std::cell::OnceCell::new());
         let mut buf = [0u8; canon::PLAIN_MAX];
         match canon::plain_name_into(host, &mut buf) {
-            Some(host) => self.find_parts(host, path),
-            None => self.find_parts(&canon::canonical_host(host), path),
+            Some(host) => self.find_parts(host, Some(&path)),
+            None => self.find_parts(&canon::canonical_host(host), Some(&path)),
         }
     }
 
     /// Trusted addresses first, then the lists: `path` is the canonical path and query, `None`
     /// for a host alone.
-    fn find_parts(&self, host: &str, path: Option<(&str, Option<&str>)>) -> Found {
+    fn find_parts(&self, host: &str, path: Option<&Path<'_>>) -> Found {
         if host.is_empty() {
             return Found::NoMatch;
         }
@@ -585,8 +587,30 @@ pub(crate) enum Found {
     Listed(u32, String),
 }
 
+/// An observed path and query: canonical already, or an origin-form request target
+/// canonicalised at its first use.
+enum Path<'a> {
+    /// The canonical path and query.
+    Canon(&'a str, Option<&'a str>),
+    /// A request target (`/path?query`) and its canonical form once needed.
+    Raw(&'a [u8], std::cell::OnceCell<CanonUrl>),
+}
+
+impl Path<'_> {
+    /// The canonical path and query.
+    fn get(&self) -> (&str, Option<&str>) {
+        match self {
+            Path::Canon(path, query) => (path, *query),
+            Path::Raw(raw, canon) => {
+                let url = canon.get_or_init(|| canon::canonicalize(raw));
+                (&url.path, url.query.as_deref())
+            }
+        }
+    }
+}
+
 /// The first hit for `url` in `index` (see the module doc for the order).
-fn find(index: &Index, host: &str, path: Option<(&str, Option<&str>)>) -> Option<Hit> {
+fn find(index: &Index, host: &str, path: Option<&Path<'_>>) -> Option<Hit> {
     if index.keys.is_empty() {
         return None;
     }
@@ -648,14 +672,15 @@ fn find_at(
     records: &[u32],
     name: &str,
     level: usize,
-    path: Option<(&str, Option<&str>)>,
+    path: Option<&Path<'_>>,
 ) -> Option<Hit> {
     if records.is_empty() {
         return None;
     }
     let has_urls = records.iter().any(|m| m & 0xff == KIND_URL_HOST);
     if has_urls
-        && let Some((path, query)) = path
+        && let Some(path) = path
+        && let (path, query) = path.get()
         && let Some(hit) = find_url(index, name, path, query)
     {
         return Some(hit);
@@ -866,6 +891,9 @@ mod tests {
             .is_listed()
         );
         assert!(!get(b"/bad/repo/raw/x.exe", Some(b"other.example")).is_listed());
+        // The target is canonicalised when a parent of the host has URL entries.
+        assert!(get(b"/bad//repo/./raw/%78.exe?dl=1", Some(b"www.GitHub.com")).is_listed());
+        assert!(!get(b"/bad//repo/./raw/%78.exe2", Some(b"www.github.com")).is_listed());
         assert!(!get(b"/bad/repo/raw/x.exe", None).is_listed());
         assert!(
             s.lookup_http_request(b"CONNECT", b"x.evil.example:443", None)
