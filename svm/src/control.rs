@@ -16,7 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use dataplane::blocks::{BlockEntry, BlockKey, BlockOrigin, BlockResult};
 use dataplane::event::{BlockChange, Engine, Event, EventKind, UnblockReason};
@@ -172,6 +173,10 @@ pub struct BlockRequest {
 
 /// Longest manual block, as the policy's `block_minutes` range: 32768 minutes.
 pub const MAX_BLOCK_SECS: u64 = 32_768 * 60;
+
+/// How long a block or unblock through the API waits for the keeper's report of it (the event
+/// pump is normally a few milliseconds behind; a stuck pump must not hang the API).
+const REPORT_WAIT: Duration = Duration::from_secs(2);
 
 /// Daemon status.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
@@ -454,6 +459,8 @@ pub struct ControlState {
     apply_lock: Mutex<()>,
     table: BlockControl,
     decisions: Mutex<Decisions>,
+    /// Signalled whenever `ingest` logs a change of the decision stream.
+    decided: Condvar,
     counters: Counters,
     started: Timestamp,
     /// Detection blocks the store refused (a full disk), by record key: written with the next
@@ -567,6 +574,7 @@ impl ControlState {
             apply_lock: Mutex::new(()),
             table,
             decisions: Mutex::new(decisions),
+            decided: Condvar::new(),
             counters: Counters::default(),
             started: now,
             unsaved: Mutex::default(),
@@ -691,6 +699,18 @@ impl ControlState {
         while b.log.len() > self.cfg.decision_log {
             b.log.pop_front();
         }
+        self.decided.notify_all();
+    }
+
+    /// Wait (at most [`REPORT_WAIT`]) until `done` holds of the decision stream: the keeper
+    /// reports a change through `ingest` on the event pump's thread, so an API call that made
+    /// the change waits for it, and a bouncer polling after the answer sees it.
+    fn wait_reported(&self, done: impl Fn(&Decisions) -> bool) {
+        let b = lock(&self.decisions);
+        let _ = self
+            .decided
+            .wait_timeout_while(b, REPORT_WAIT, |b| !done(b))
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
     }
 
     fn stored(key: &BlockKey, e: &BlockEntry, id: u64) -> StoredBlock {
@@ -1030,7 +1050,15 @@ impl Control for ControlState {
         };
         // The keeper reports the block (event, decision stream) through `ingest`.
         match self.table.block(key, now, req.duration_secs, req.reason) {
-            Some(BlockResult::Added) => Ok(Self::view(&key, &entry, id, now)),
+            Some(BlockResult::Added) => {
+                self.wait_reported(|b| {
+                    b.log
+                        .iter()
+                        .rev()
+                        .any(|(_, c, d)| *c == Change::New && d.id == id)
+                });
+                Ok(Self::view(&key, &entry, id, now))
+            }
             Some(BlockResult::AlreadyBlocked) => undo(already()),
             Some(BlockResult::Full) => undo(ControlError::TableFull),
             None => undo(ControlError::Stopping),
@@ -1054,15 +1082,16 @@ impl Control for ControlState {
         }
         // The keeper reports each removal, with every worker's hits, through `ingest`, which
         // updates the store and the decision stream.
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for k in keys {
             match self.table.unblock(k, now) {
-                Some(Some(_)) => removed += 1,
+                Some(Some(_)) => removed.push(k),
                 Some(None) => {}
                 None => return Err(ControlError::Stopping),
             }
         }
-        Ok(removed)
+        self.wait_reported(|b| removed.iter().all(|k| !b.known.contains_key(k)));
+        Ok(removed.len())
     }
 
     fn status(&self) -> Status {
