@@ -180,7 +180,12 @@ impl Buffers for ScanBuffers<'_> {
         if !self.to_server {
             return match kind {
                 BufferKind::TlsCerts => a.tls_certs.get(n).map(Vec::as_slice),
+                BufferKind::TlsAlpn => a.tls_server_alpns.get(n).map(Vec::as_slice),
+                BufferKind::TlsSubjectAltName => a.tls_sans.get(n).map(Vec::as_slice),
                 _ if n > 0 => None,
+                BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
+                    random_part(kind, a.tls_server_random)
+                }
                 BufferKind::FileData => a.http_response_body,
                 BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_response_header,
                 BufferKind::HttpCookie => a.http_set_cookie,
@@ -205,7 +210,11 @@ impl Buffers for ScanBuffers<'_> {
         }
         match kind {
             BufferKind::DnsQuery => return a.dns_queries.get(n).map(Vec::as_slice),
+            BufferKind::TlsAlpn => return a.tls_client_alpns.get(n).map(Vec::as_slice),
             _ if n > 0 => return None,
+            BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
+                return random_part(kind, a.tls_client_random);
+            }
             _ => {}
         }
         match kind {
@@ -236,6 +245,17 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::Ja4Hash => a.tls_hello.map(crate::app::tls::parser::ClientHello::ja4),
             _ => None,
         }
+    }
+}
+
+/// `tls.random` (all 32 bytes), `tls.random_time` (the first 4) or `tls.random_bytes` (the
+/// other 28) of one hello's random.
+fn random_part(kind: BufferKind, random: Option<&[u8]>) -> Option<&[u8]> {
+    let r = random?;
+    match kind {
+        BufferKind::TlsRandomTime => r.get(..4),
+        BufferKind::TlsRandomBytes => r.get(4..),
+        _ => Some(r),
     }
 }
 
@@ -306,6 +326,11 @@ fn every_buffer<'a>(
         tls_cert_serial: Some(ANY),
         tls_cert_fingerprint: Some(ANY),
         tls_certs: queries,
+        tls_client_random: Some(&[0; 32]),
+        tls_server_random: Some(&[0; 32]),
+        tls_client_alpns: queries,
+        tls_server_alpns: queries,
+        tls_sans: queries,
         dns_queries: queries,
     };
     ScanBuffers {
@@ -1124,6 +1149,10 @@ mod tests {
         Tls,
         /// The server's ServerHello and Certificate, after the client's hello.
         TlsServer,
+        /// A ClientHello offering the ALPN names `h2` and `probe-alpn`.
+        TlsAlpn,
+        /// The server's flight with a certificate that has subject alternative names.
+        TlsSan,
         /// The server's response (gzip, chunked) to the probe request.
         HttpResponse,
         Dns,
@@ -1170,6 +1199,14 @@ mod tests {
             TlsCertFingerprint => ("42:a7:5a:ea:78:f5", Probe::TlsServer),
             TlsCerts => ("probe GmbH", Probe::TlsServer),
             DnsQuery => ("probe.example", Probe::Dns),
+            TlsRandom => (
+                "|11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11|",
+                Probe::Tls,
+            ),
+            TlsRandomTime => ("|11 11 11 11|", Probe::Tls),
+            TlsRandomBytes => ("|11 11 11 11 11 11 11 11|", Probe::Tls),
+            TlsAlpn => ("probe-alpn", Probe::TlsAlpn),
+            TlsSubjectAltName => ("*.san.example", Probe::TlsSan),
         }
     }
 
@@ -1194,6 +1231,23 @@ mod tests {
                 let mut got = c.pkt(true, PA, 101, 501, PROBE_REQ);
                 let resp = probe_response(b"MZprobe-file");
                 got.extend(c.pkt(false, PA, 501, 101 + l, &resp));
+                got
+            }
+            Probe::TlsAlpn => {
+                use crate::app::tls::parser::tests::{client_hello_alpn_msg, records};
+                c.handshake();
+                let hello = client_hello_alpn_msg(b"probe.example", &[b"h2", b"probe-alpn"]);
+                c.pkt(true, PA, 101, 501, &records(&hello, 1000))
+            }
+            Probe::TlsSan => {
+                use crate::app::tls::cert::tests::SAN_CERT;
+                use crate::app::tls::parser::tests::{client_hello_msg, records, server_flight};
+                c.handshake();
+                let hello = records(&client_hello_msg(b"probe.example"), 1000);
+                let lh = u32::try_from(hello.len()).unwrap();
+                let mut got = c.pkt(true, PA, 101, 501, &hello);
+                let flight = records(&server_flight(&[SAN_CERT]), 1000);
+                got.extend(c.pkt(false, PA, 501, 101 + lh, &flight));
                 got
             }
             Probe::TlsServer => {
@@ -1291,6 +1345,59 @@ mod tests {
         // The leaf's last bytes followed by the second certificate's first.
         let tail = PROBE_CERT.last().unwrap();
         assert!(run(&format!("|{tail:02x}|SECOND")).is_empty());
+    }
+
+    // `tls.random*` and `tls.alpn` read the hello of the packet's direction: the client's
+    // (random 0x11.., ALPN h2 and probe-alpn) towards the server, the server's (random 0x22..,
+    // no ALPN) towards the client. `tls.alpn` and `tls.subjectaltname` are multi-buffers.
+    #[test]
+    fn tls_random_alpn_and_san_read_their_side() {
+        use crate::app::tls::cert::tests::SAN_CERT;
+        use crate::app::tls::parser::tests::{client_hello_alpn_msg, records, server_flight};
+        let run = |opts: &str| {
+            let rule = format!("alert tcp any any -> any any ({opts} sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            c.handshake();
+            let hello = records(&client_hello_alpn_msg(b"p.example", &[b"h2", b"x"]), 1000);
+            let lh = u32::try_from(hello.len()).unwrap();
+            let client = c.pkt(true, PA, 101, 501, &hello);
+            let flight = records(&server_flight(&[SAN_CERT]), 1000);
+            let server = c.pkt(false, PA, 501, 101 + lh, &flight);
+            (client, server)
+        };
+        let (one, none) = (vec![1], Vec::<u32>::new());
+        assert_eq!(
+            run("tls.random; content:\"|11|\"; bsize:32;"),
+            (one.clone(), none.clone())
+        );
+        assert_eq!(
+            run("tls.random; content:\"|22|\"; bsize:32;"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run("tls.random_time; bsize:4; content:\"|22 22 22 22|\";"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run("tls.random_bytes; bsize:28; content:\"|11|\";"),
+            (one.clone(), none.clone())
+        );
+        assert_eq!(
+            run("tls.alpn; content:\"x\"; startswith; endswith;"),
+            (one.clone(), none.clone())
+        );
+        assert_eq!(
+            run("tls.alpn; content:\"h2x\";"),
+            (none.clone(), none.clone())
+        );
+        assert_eq!(
+            run("tls.subjectaltname; content:\"192.0.2.7\"; startswith;"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run("tls.subjectaltname; content:\"san.example*\";"),
+            (none.clone(), none)
+        );
     }
 
     // Every buffer a rule can name (sticky keyword, legacy content modifier, pcre flag) is

@@ -332,6 +332,16 @@ pub struct AppBuffers<'a> {
     pub tls_cert_fingerprint: Option<&'a [u8]>,
     /// `tls.certs`: each certificate's DER, leaf first (a multi-buffer).
     pub tls_certs: &'a [Vec<u8>],
+    /// `tls.random` of the ClientHello.
+    pub tls_client_random: Option<&'a [u8]>,
+    /// `tls.random` of the ServerHello.
+    pub tls_server_random: Option<&'a [u8]>,
+    /// `tls.alpn` of the ClientHello (a multi-buffer).
+    pub tls_client_alpns: &'a [Vec<u8>],
+    /// `tls.alpn` of the ServerHello.
+    pub tls_server_alpns: &'a [Vec<u8>],
+    /// `tls.subjectaltname` of the server's leaf certificate (a multi-buffer).
+    pub tls_sans: &'a [Vec<u8>],
     /// `dns.query`: every question name of the message, dotted, no trailing dot, case kept.
     pub dns_queries: &'a [Vec<u8>],
 }
@@ -394,6 +404,11 @@ impl<'a> AppBuffers<'a> {
                     tls_cert_serial: x.and_then(|x| x.serial.as_deref()),
                     tls_cert_fingerprint: x.and_then(|x| x.fingerprint.as_deref()),
                     tls_certs: x.map(|x| x.certs.as_slice()).unwrap_or_default(),
+                    tls_client_random: c.map(|c| c.random.as_slice()),
+                    tls_server_random: s.map(|s| s.random.as_slice()),
+                    tls_client_alpns: c.map(|c| c.alpns()).unwrap_or_default(),
+                    tls_server_alpns: s.map(|s| s.alpns.as_slice()).unwrap_or_default(),
+                    tls_sans: x.map(|x| x.sans.as_slice()).unwrap_or_default(),
                     ..AppBuffers::default()
                 }
             }
@@ -496,13 +511,30 @@ pub fn looks_like_http_request(data: &[u8]) -> Option<bool> {
     if undecided { None } else { Some(false) }
 }
 
-/// Whether `data` starts like a TLS handshake record (type 22, version 3.x with x <= 4).
+/// Whether `data` starts like a TLS handshake record (type 22, version 3.x with x <= 4), or
+/// like a ClientHello in the SSL 2.0 record format that old clients send to reach SSL 3.0/TLS
+/// servers ([`tls::state::TlsState`] does not read it; the server's handshake is read).
 pub fn looks_like_tls(data: &[u8]) -> Option<bool> {
     match data {
         [] => None,
         [0x16] | [0x16, 0x03] => None,
         [0x16, 0x03, minor, ..] => Some(*minor <= 4),
+        [h, ..] if h & 0x80 != 0 => looks_like_sslv2_hello(data),
         _ => Some(false),
+    }
+}
+
+/// An SSL 2.0 record with a 2-byte header (high bit set), message type 1 (CLIENT-HELLO) and
+/// version 2.0 or 3.0-3.3 (RFC 6101 appendix E.1, RFC 5246 appendix E.2).
+fn looks_like_sslv2_hello(data: &[u8]) -> Option<bool> {
+    match data.get(2..5) {
+        Some([1, 0, 2] | [1, 3, 0..=3]) => Some(true),
+        Some(_) => Some(false),
+        None => {
+            let seen = data.get(2..).unwrap_or_default();
+            let whole: [&[u8]; 5] = [&[1, 0, 2], &[1, 3, 0], &[1, 3, 1], &[1, 3, 2], &[1, 3, 3]];
+            Some(false).filter(|_| !whole.iter().any(|w| w.starts_with(seen)))
+        }
     }
 }
 
@@ -1035,6 +1067,41 @@ mod tests {
         }
         assert_eq!(app.proto(), AppProto::Tls);
         assert_eq!(sni.as_deref(), Some(&b"sni.example"[..]));
+    }
+
+    // An SSL 2.0-format ClientHello (as in tls-glupteba: 0x80 0x80, CLIENT-HELLO, version 3.1)
+    // makes the flow TLS; it is not read, without an event, and the server's TLS handshake is.
+    #[test]
+    fn sslv2_client_hello_then_tls_server() {
+        use crate::app::tls::cert::tests::SAN_CERT;
+        use crate::app::tls::parser::tests::{records, server_flight};
+        assert_eq!(looks_like_tls(&[0x80, 0x80, 1, 3, 1, 0]), Some(true));
+        assert_eq!(looks_like_tls(&[0x80, 0x2e, 1, 0, 2]), Some(true));
+        assert_eq!(looks_like_tls(&[0x80, 0x80, 1, 3]), None);
+        assert_eq!(looks_like_tls(&[0x80, 0x80, 1, 4]), Some(false));
+        assert_eq!(looks_like_tls(&[0x80, 0x80, 2, 3, 1]), Some(false));
+        assert_eq!(looks_like_tls(&[0x81]), None);
+        let mut hello = vec![0x80, 0x1f, 1, 3, 1, 0, 6, 0, 0, 0, 16];
+        hello.extend_from_slice(&[0, 0, 0x39, 0, 0, 0x2f]);
+        hello.extend_from_slice(&[0x5a; 16]);
+        let mut s = handshake();
+        let mut app = AppState::new();
+        s.insert(true, data(1, &hello));
+        let up = app.on_stream(true, &s.client, (40000, 443));
+        assert_eq!(app.proto(), AppProto::Tls);
+        assert!(up.events.is_empty(), "{:?}", up.events);
+        let flight = records(&server_flight(&[SAN_CERT]), 1000);
+        s.insert(false, data(9001, &flight));
+        let up = app.on_stream(false, &s.server, (40000, 443));
+        assert!(up.events.is_empty(), "{:?}", up.events);
+        let b = app.tx(up.first_tx).unwrap();
+        assert_eq!(
+            b.tls_sans.first().map(Vec::as_slice),
+            Some(&b"san.example"[..])
+        );
+        assert_eq!(b.tls_sni, None);
+        // Both sides are finished: the client's was never waited on.
+        assert!(matches!(&app.parser, Parser::Tls(t) if t.is_done()));
     }
 
     #[test]

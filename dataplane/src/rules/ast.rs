@@ -133,11 +133,22 @@ pub enum BufferKind {
     Ja4Hash,
     /// `tls.cert_fingerprint`: SHA-1 of the leaf certificate, `aa:bb:...`.
     TlsCertFingerprint,
+    /// `tls.random`: the 32 random bytes of the ClientHello (to the server) or the
+    /// ServerHello (to the client).
+    TlsRandom,
+    /// `tls.random_time`: the first 4 of them.
+    TlsRandomTime,
+    /// `tls.random_bytes`: the other 28.
+    TlsRandomBytes,
+    /// `tls.alpn`: each ALPN name of the ClientHello or the ServerHello (a multi-buffer).
+    TlsAlpn,
+    /// `tls.subjectaltname`: each subject alternative name of the server's leaf certificate.
+    TlsSubjectAltName,
 }
 
 impl BufferKind {
     /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 42] = {
+    pub const ALL: [BufferKind; 47] = {
         use BufferKind::*;
         [
             Payload,
@@ -182,6 +193,11 @@ impl BufferKind {
             Ja3sString,
             Ja4Hash,
             TlsCertFingerprint,
+            TlsRandom,
+            TlsRandomTime,
+            TlsRandomBytes,
+            TlsAlpn,
+            TlsSubjectAltName,
         ]
     };
 
@@ -259,6 +275,11 @@ impl BufferKind {
             Ja3sString => "ja3s.string",
             Ja4Hash => "ja4.hash",
             TlsCertFingerprint => "tls.cert_fingerprint",
+            TlsRandom => "tls.random",
+            TlsRandomTime => "tls.random_time",
+            TlsRandomBytes => "tls.random_bytes",
+            TlsAlpn => "tls.alpn",
+            TlsSubjectAltName => "tls.subjectaltname",
         }
     }
 
@@ -269,10 +290,11 @@ impl BufferKind {
         use BufferKind::*;
         match self {
             FileData | HttpHeader | HttpHeaderRaw | HttpHeaderNames | HttpCookie
-            | HttpContentType | HttpContentLen | HttpProtocol | HttpStart => Side::Both,
+            | HttpContentType | HttpContentLen | HttpProtocol | HttpStart | TlsRandom
+            | TlsRandomTime | TlsRandomBytes | TlsAlpn => Side::Both,
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
-            | Ja3sHash | Ja3sString => Side::ToClient,
+            | Ja3sHash | Ja3sString | TlsSubjectAltName => Side::ToClient,
             _ => Side::ToServer,
         }
     }
@@ -280,7 +302,13 @@ impl BufferKind {
     /// Whether the buffer is a multi-buffer (Suricata 8): one instance per certificate or
     /// query name, each inspected alone; a rule matches when one instance matches its chain.
     pub fn is_multi(self) -> bool {
-        matches!(self, BufferKind::TlsCerts | BufferKind::DnsQuery)
+        matches!(
+            self,
+            BufferKind::TlsCerts
+                | BufferKind::DnsQuery
+                | BufferKind::TlsAlpn
+                | BufferKind::TlsSubjectAltName
+        )
     }
 
     /// The app-layer protocol this buffer implies (for header proto `tcp` rules on app buffers).
@@ -289,9 +317,8 @@ impl BufferKind {
         match self {
             Payload | Packet | Stream => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
-            | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint => {
-                Some(AppProto::Tls)
-            }
+            | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint | TlsRandom
+            | TlsRandomTime | TlsRandomBytes | TlsAlpn | TlsSubjectAltName => Some(AppProto::Tls),
             DnsQuery => Some(AppProto::Dns),
             _ => Some(AppProto::Http),
         }

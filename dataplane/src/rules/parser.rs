@@ -500,6 +500,11 @@ pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
         ("ja4.hash", Ja4Hash),
         ("tls.cert_fingerprint", TlsCertFingerprint),
         ("tls_cert_fingerprint", TlsCertFingerprint),
+        ("tls.random", TlsRandom),
+        ("tls.random_time", TlsRandomTime),
+        ("tls.random_bytes", TlsRandomBytes),
+        ("tls.alpn", TlsAlpn),
+        ("tls.subjectaltname", TlsSubjectAltName),
     ]
 };
 
@@ -783,6 +788,46 @@ impl Builder {
                     })),
                 ));
                 self.last_content = Some(self.steps.len() - 1);
+            }
+            // Suricata's legacy certificate keywords: the value is looked for anywhere in the
+            // field (`strstr`), `!` inverts; the fingerprint is compared in lowercase, as
+            // Suricata lowercases the value at load. They read the certificate without
+            // changing the sticky buffer.
+            "tls.fingerprint" | "tls.subject" | "tls.issuerdn" => {
+                let v = need(value)?.trim();
+                let (negated, body) = match v.strip_prefix('!') {
+                    Some(r) => (true, r.trim_start()),
+                    None => (false, v),
+                };
+                let mut pattern = unquote(body).into_bytes();
+                if pattern.is_empty() {
+                    return syntax(name, "empty value");
+                }
+                let kind = match name {
+                    "tls.fingerprint" => {
+                        pattern.make_ascii_lowercase();
+                        BufferKind::TlsCertFingerprint
+                    }
+                    "tls.subject" => BufferKind::TlsCertSubject,
+                    _ => BufferKind::TlsCertIssuer,
+                };
+                not_filled(kind)?;
+                self.steps.push((
+                    kind,
+                    Step::Content(Box::new(Content {
+                        pattern,
+                        nocase: false,
+                        negated,
+                        offset: None,
+                        depth: None,
+                        distance: None,
+                        within: None,
+                        startswith: false,
+                        endswith: false,
+                        fast_pattern: FastPattern::No,
+                        finder: None,
+                    })),
+                ));
             }
             _ => return Ok(false),
         }

@@ -763,3 +763,39 @@ fn an_exhausted_inspection_is_a_counted_runtime_error() {
     );
     assert!(runtime::runtime_errors().inspect_limit > before);
 }
+
+// The legacy certificate keywords: a substring of the field, `!` inverts; the fingerprint's
+// value is lowercased (the field is lowercase), subject and issuer are case-sensitive.
+#[test]
+fn legacy_certificate_keywords() {
+    let rs = set(
+        r#"alert tls any any -> any any (tls.fingerprint:"90:86:A4:3B"; sid:1;)
+alert tls any any -> any any (tls.fingerprint:!"90:86:a4:3c"; sid:2;)
+alert tls any any -> any any (tls.fingerprint:"90:86:a4:3c"; sid:3;)
+alert tls any any -> any any (tls.subject:"CN=probe"; sid:4;)
+alert tls any any -> any any (tls.subject:"cn=probe"; sid:5;)
+alert tls any any -> any any (tls.issuerdn:!"O=Other"; sid:6;)
+alert tls any any -> any any (tls.issuerdn:"O=Other"; sid:7;)"#,
+    );
+    let map: HashMap<BufferKind, Vec<u8>> = [
+        (BufferKind::TlsCertFingerprint, b"90:86:a4:3b:f5".to_vec()),
+        (
+            BufferKind::TlsCertSubject,
+            b"O=x, CN=probe.example".to_vec(),
+        ),
+        (BufferKind::TlsCertIssuer, b"O=Probe CA".to_vec()),
+    ]
+    .into();
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.app_proto = Some(AppProto::Tls);
+    assert_eq!(sids_with(&rs, &p, &map), [1, 2, 4, 6]);
+    // No certificate: neither the keyword nor its negation matches.
+    let none: HashMap<BufferKind, Vec<u8>> = HashMap::new();
+    assert!(sids_with(&rs, &p, &none).is_empty());
+    let mut b = RuleSetBuilder::default();
+    let rep = b.add_text(
+        "t",
+        r#"alert tls any any -> any any (tls.fingerprint:""; sid:1;)"#,
+    );
+    assert_eq!(rep.loaded, 0);
+}

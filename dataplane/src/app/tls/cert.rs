@@ -3,11 +3,15 @@
 //! each certificate's DER for `tls.certs`. Pure functions, no panics on any input.
 
 use sha1::{Digest, Sha1};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// Certificates of a chain kept for `tls.certs` (the leaf first). Chains have 2-4; the cap
 /// bounds the work of a hostile one (the handshake cap already bounds its bytes).
 pub const MAX_CERTS: usize = 10;
+
+/// Subject alternative names kept for `tls.subjectaltname` (Suricata caps them too). Real
+/// certificates have a few to a few hundred; the handshake cap bounds the bytes.
+pub const MAX_SANS: usize = 1024;
 
 /// What the certificate keywords read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,6 +27,30 @@ pub struct Certificates {
     pub fingerprint: Option<Vec<u8>>,
     /// `tls.certs`: each certificate's DER, leaf first, at most [`MAX_CERTS`].
     pub certs: Vec<Vec<u8>>,
+    /// `tls.subjectaltname`: the leaf's subject alternative names, in order, at most
+    /// [`MAX_SANS`]: DNS names, e-mail addresses and URIs as written, IP addresses in text form.
+    /// Other kinds (directory names, other names) are left out.
+    pub sans: Vec<Vec<u8>>,
+}
+
+/// The text of one subject alternative name, for the kinds rules match on.
+fn san_text(n: &GeneralName<'_>) -> Option<Vec<u8>> {
+    match n {
+        GeneralName::DNSName(s) | GeneralName::RFC822Name(s) | GeneralName::URI(s) => {
+            Some(s.as_bytes().to_vec())
+        }
+        GeneralName::IPAddress(b) => match *b {
+            [a, b, c, d] => Some(
+                std::net::Ipv4Addr::new(*a, *b, *c, *d)
+                    .to_string()
+                    .into_bytes(),
+            ),
+            _ => <[u8; 16]>::try_from(*b)
+                .ok()
+                .map(|v6| std::net::Ipv6Addr::from(v6).to_string().into_bytes()),
+        },
+        _ => None,
+    }
 }
 
 fn pairs(b: &[u8], upper: bool) -> Vec<u8> {
@@ -52,6 +80,15 @@ pub fn certificates<'a>(chain: impl IntoIterator<Item = &'a [u8]>) -> Certificat
                 out.subject = Some(x.subject().to_string().into_bytes());
                 out.issuer = Some(x.issuer().to_string().into_bytes());
                 out.serial = Some(pairs(x.tbs_certificate.raw_serial(), true));
+                if let Ok(Some(san)) = x.subject_alternative_name() {
+                    out.sans = san
+                        .value
+                        .general_names
+                        .iter()
+                        .filter_map(san_text)
+                        .take(MAX_SANS)
+                        .collect();
+                }
             }
         }
         out.certs.push(der.to_vec());
@@ -105,6 +142,25 @@ pub(crate) mod tests {
                 .all(|ch| ch == ':' || ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase())
         );
         assert_eq!(c.certs.len(), 2);
+    }
+
+    /// A self-signed certificate (openssl, P-256): `O=probe GmbH, CN=san.example`, subject
+    /// alternative names DNS `san.example`, DNS `*.san.example`, IP `192.0.2.7`.
+    pub(crate) const SAN_CERT: &[u8] = include_bytes!("testdata/san-cert.der");
+
+    #[test]
+    fn subject_alt_names() {
+        let c = certificates([SAN_CERT, PROBE_CERT]);
+        assert_eq!(
+            c.sans,
+            vec![
+                b"san.example".to_vec(),
+                b"*.san.example".to_vec(),
+                b"192.0.2.7".to_vec()
+            ]
+        );
+        // Only the leaf's names count.
+        assert!(certificates([PROBE_CERT, SAN_CERT]).sans.is_empty());
     }
 
     #[test]

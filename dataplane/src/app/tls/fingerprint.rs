@@ -20,6 +20,10 @@ const EXT_SUPPORTED_VERSIONS: u16 = 43;
 /// is at most 64 KiB (the handshake cap), so 32,768 two-byte values; real ones have < 100.
 pub const MAX_LIST: usize = 512;
 
+/// ALPN names kept per hello for `tls.alpn`. Real clients offer 1-3; the extension can hold
+/// 32,767 one-byte names, so the list is cut here (the first names are kept).
+pub const MAX_ALPNS: usize = 16;
+
 /// RFC 8701 GREASE values (`0x?a?a` with both bytes equal) are left out of every fingerprint.
 pub fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && (v >> 8) == (v & 0xff)
@@ -44,6 +48,8 @@ pub struct HelloFields {
     pub versions: Vec<u16>,
     /// The first ALPN protocol name.
     pub alpn: Option<Vec<u8>>,
+    /// Every ALPN protocol name in order (`tls.alpn`), at most [`MAX_ALPNS`].
+    pub alpns: Vec<Vec<u8>>,
     /// A server_name extension is present.
     pub has_sni: bool,
 }
@@ -98,10 +104,18 @@ impl HelloFields {
                 }
                 EXT_SIGNATURE_ALGORITHMS => u16s(vec_body(data, 2), &mut self.sig_algs),
                 EXT_ALPN => {
-                    let list = vec_body(data, 2);
+                    let mut list = vec_body(data, 2);
                     let first = vec_body(list, 1);
                     if !first.is_empty() {
                         self.alpn = Some(first.to_vec());
+                    }
+                    while let Some(&len) = list.first() {
+                        if self.alpns.len() >= MAX_ALPNS {
+                            break;
+                        }
+                        let name = vec_body(list, 1);
+                        self.alpns.push(name.to_vec());
+                        list = list.get(1 + usize::from(len)..).unwrap_or_default();
                     }
                 }
                 EXT_SUPPORTED_VERSIONS if client => u16s(vec_body(data, 1), &mut self.versions),
@@ -297,6 +311,29 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        // An ALPN list emitted from names reads back as those names (the first MAX_ALPNS).
+        #[test]
+        fn alpn_list_round_trip(
+            names in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..20), 0..24),
+        ) {
+            let mut list = Vec::new();
+            for n in &names {
+                list.push(u8::try_from(n.len()).unwrap());
+                list.extend_from_slice(n);
+            }
+            let mut ext = vec![0, 16];
+            ext.extend_from_slice(&u16::try_from(list.len() + 2).unwrap().to_be_bytes());
+            ext.extend_from_slice(&u16::try_from(list.len()).unwrap().to_be_bytes());
+            ext.extend_from_slice(&list);
+            let mut h = HelloFields::default();
+            h.read_extensions(&ext, true);
+            let want: Vec<Vec<u8>> = names.iter().take(MAX_ALPNS).cloned().collect();
+            prop_assert_eq!(&h.alpns, &want);
+            prop_assert_eq!(h.alpn.as_ref(), names.first());
+        }
+    }
+
+    proptest! {
         // Extensions emitted as (type, length, data) read back as the same types in order,
         // whatever their contents; any byte string reads without a panic.
         #[test]
@@ -425,13 +462,14 @@ mod tests {
 
     #[test]
     fn extension_walk() {
-        // SNI (empty), supported_groups [29, 23], ec_point_formats [0], ALPN ["h2"],
-        // supported_versions [0x0304], then a truncated extension.
+        // SNI (empty), supported_groups [29, 23], ec_point_formats [0], ALPN ["h2",
+        // "http/1.1"], supported_versions [0x0304], then a truncated extension.
         let ext = [
             &[0, 0, 0, 0][..],
             &[0, 10, 0, 6, 0, 4, 0, 29, 0, 23],
             &[0, 11, 0, 2, 1, 0],
-            &[0, 16, 0, 5, 0, 3, 2, b'h', b'2'],
+            &[0, 16, 0, 14, 0, 12, 2, b'h', b'2', 8],
+            b"http/1.1",
             &[0, 43, 0, 3, 2, 3, 4],
             &[0, 99, 0, 9, 1],
         ]
@@ -442,6 +480,7 @@ mod tests {
         assert_eq!(h.groups, vec![29, 23]);
         assert_eq!(h.point_formats, vec![0]);
         assert_eq!(h.alpn.as_deref(), Some(&b"h2"[..]));
+        assert_eq!(h.alpns, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         assert_eq!(h.versions, vec![0x0304]);
         assert!(h.has_sni);
     }

@@ -26,6 +26,9 @@ pub struct ClientHello {
     pub ja3: Vec<u8>,
     /// `ja3.hash`: MD5 of the JA3 string, 32 lowercase hex digits.
     pub ja3_hash: Vec<u8>,
+    /// `tls.random`: the hello's 32 random bytes (`tls.random_time` is the first 4,
+    /// `tls.random_bytes` the other 28).
+    pub random: Vec<u8>,
     /// What JA4 is computed from ([`Self::ja4`]).
     fields: HelloFields,
     /// JA4, once computed.
@@ -41,6 +44,11 @@ impl ClientHello {
         self.ja4
             .get_or_init(|| fingerprint::ja4(&self.fields).into_bytes())
     }
+
+    /// `tls.alpn`: the ALPN names offered, in order.
+    pub fn alpns(&self) -> &[Vec<u8>] {
+        &self.fields.alpns
+    }
 }
 
 /// Equal when what they were read from is (whether JA4 was computed yet does not matter).
@@ -49,6 +57,7 @@ impl PartialEq for ClientHello {
         self.sni == other.sni
             && self.ja3 == other.ja3
             && self.ja3_hash == other.ja3_hash
+            && self.random == other.random
             && self.fields == other.fields
     }
 }
@@ -62,6 +71,10 @@ pub struct ServerHello {
     pub ja3s: Vec<u8>,
     /// `ja3s.hash`.
     pub ja3s_hash: Vec<u8>,
+    /// `tls.random` of the server side.
+    pub random: Vec<u8>,
+    /// `tls.alpn` of the server side: the protocol it chose.
+    pub alpns: Vec<Vec<u8>>,
 }
 
 /// One record at the start of a buffer.
@@ -149,6 +162,7 @@ pub fn client_hello(msg: &[u8]) -> Result<ClientHello, ParseError> {
         sni: None,
         ja3_hash: fingerprint::md5_hex(&ja3).into_bytes(),
         ja3: ja3.into_bytes(),
+        random: ch.random.to_vec(),
         fields,
         ja4: std::sync::OnceLock::new(),
     };
@@ -188,6 +202,8 @@ pub fn server_hello(msg: &[u8]) -> Result<ServerHello, ParseError> {
     Ok(ServerHello {
         ja3s_hash: fingerprint::md5_hex(&ja3s).into_bytes(),
         ja3s: ja3s.into_bytes(),
+        random: sh.random.to_vec(),
+        alpns: fields.alpns,
     })
 }
 
@@ -207,6 +223,11 @@ pub(crate) mod tests {
 
     /// A ClientHello handshake message (header included) with SNI `name`.
     pub(crate) fn client_hello_msg(name: &[u8]) -> Vec<u8> {
+        client_hello_alpn_msg(name, &[])
+    }
+
+    /// A ClientHello with SNI `name` and, when `alpns` is not empty, an ALPN extension.
+    pub(crate) fn client_hello_alpn_msg(name: &[u8], alpns: &[&[u8]]) -> Vec<u8> {
         let mut sni = Vec::new();
         let list_len = u16::try_from(name.len() + 3).unwrap();
         sni.extend_from_slice(&[0x00, 0x00]);
@@ -215,6 +236,17 @@ pub(crate) mod tests {
         sni.push(0);
         sni.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
         sni.extend_from_slice(name);
+        if !alpns.is_empty() {
+            let mut list = Vec::new();
+            for a in alpns {
+                list.push(u8::try_from(a.len()).unwrap());
+                list.extend_from_slice(a);
+            }
+            sni.extend_from_slice(&[0x00, 0x10]);
+            sni.extend_from_slice(&u16::try_from(list.len() + 2).unwrap().to_be_bytes());
+            sni.extend_from_slice(&u16::try_from(list.len()).unwrap().to_be_bytes());
+            sni.extend_from_slice(&list);
+        }
         let mut body = vec![0x03, 0x03];
         body.extend_from_slice(&[0x11; 32]); // random
         body.push(0); // session id
@@ -304,6 +336,12 @@ pub(crate) mod tests {
         let s = server_hello(&flight[..len]).unwrap();
         assert_eq!(s.ja3s, b"771,49199,65281");
         assert_eq!(s.ja3s_hash, b"fbe78c619e7ea20046131294ad087f05");
+        assert_eq!(c.random, [0x11; 32]);
+        assert!(c.alpns().is_empty());
+        let a = client_hello(&client_hello_alpn_msg(b"a.example", &[b"h2", b"x"])).unwrap();
+        assert_eq!(a.alpns(), [b"h2".to_vec(), b"x".to_vec()]);
+        assert_eq!(a.sni.as_deref(), Some(&b"a.example"[..]));
+        assert_eq!(s.random, [0x22; 32]);
         let rest = &flight[len..];
         let (ty, clen) = handshake_len(rest).unwrap();
         assert_eq!(ty, CERTIFICATE);

@@ -218,6 +218,15 @@ impl TlsState {
         let Some(h) = self.hs.get_mut(usize::from(!to_server)) else {
             return;
         };
+        if to_server && h.rec.is_empty() && h.hs.is_empty() && !h.done {
+            // A TLS record's content type is below 0x80: a first byte with the high bit set is
+            // an SSL 2.0 record header, a compatibility ClientHello (see `looks_like_tls`). It
+            // is not read; the server answers in TLS, and its side is.
+            if data.first().is_some_and(|b| b & 0x80 != 0) {
+                h.stop(ev, None);
+                return;
+            }
+        }
         if to_server {
             // The first message must be the ClientHello; nothing after it is read.
             h.feed(data, ev, &mut |ty, msg, ev| {
