@@ -182,12 +182,14 @@ impl Buffers for ScanBuffers<'_> {
                 BufferKind::TlsCerts => a.tls_certs.get(n).map(Vec::as_slice),
                 BufferKind::TlsAlpn => a.tls_server_alpns.get(n).map(Vec::as_slice),
                 BufferKind::TlsSubjectAltName => a.tls_sans.get(n).map(Vec::as_slice),
+                BufferKind::HttpResponseHeader => a.http_response_headers.get(n).map(Vec::as_slice),
                 _ if n > 0 => None,
                 BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
                     random_part(kind, a.tls_server_random)
                 }
                 BufferKind::FileData => a.http_response_body,
-                BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_response_header,
+                BufferKind::HttpHeader => a.http_response_header,
+                BufferKind::HttpHeaderRaw => a.http_response_header_raw,
                 BufferKind::HttpCookie => a.http_set_cookie,
                 BufferKind::HttpProtocol => a.http_response_protocol,
                 BufferKind::HttpHeaderNames => a.http_response_header_names,
@@ -211,6 +213,9 @@ impl Buffers for ScanBuffers<'_> {
         match kind {
             BufferKind::DnsQuery => return a.dns_queries.get(n).map(Vec::as_slice),
             BufferKind::TlsAlpn => return a.tls_client_alpns.get(n).map(Vec::as_slice),
+            BufferKind::HttpRequestHeader => {
+                return a.http_request_headers.get(n).map(Vec::as_slice);
+            }
             _ if n > 0 => return None,
             BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
                 return random_part(kind, a.tls_client_random);
@@ -224,7 +229,8 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::HttpHost => a.http_host,
             BufferKind::HttpHostRaw => a.http_host_raw,
             BufferKind::HttpUserAgent => a.http_user_agent,
-            BufferKind::HttpHeader | BufferKind::HttpHeaderRaw => a.http_header,
+            BufferKind::HttpHeader => a.http_header,
+            BufferKind::HttpHeaderRaw => a.http_header_raw,
             BufferKind::HttpCookie => a.http_cookie,
             BufferKind::HttpConnection => a.http_connection,
             // `file.data` towards the server: the request body (Suricata's HTTP file data).
@@ -291,6 +297,10 @@ fn every_buffer<'a>(
         http_user_agent: Some(ANY),
         http_header: Some(ANY),
         http_cookie: Some(ANY),
+        http_header_raw: Some(ANY),
+        http_request_headers: queries,
+        http_response_header_raw: Some(ANY),
+        http_response_headers: queries,
         http_connection: Some(ANY),
         http_request_body: Some(ANY),
         http_request_line: Some(ANY),
@@ -1207,6 +1217,8 @@ mod tests {
             TlsRandomBytes => ("|11 11 11 11 11 11 11 11|", Probe::Tls),
             TlsAlpn => ("probe-alpn", Probe::TlsAlpn),
             TlsSubjectAltName => ("*.san.example", Probe::TlsSan),
+            HttpRequestHeader => ("Connection: probe-close", Probe::Http),
+            HttpResponseHeader => ("Server: probe-server", Probe::HttpResponse),
         }
     }
 
@@ -1397,6 +1409,39 @@ mod tests {
         assert_eq!(
             run("tls.subjectaltname; content:\"san.example*\";"),
             (none.clone(), none)
+        );
+    }
+
+    // `http.request_header` and `http.response_header` hold one header each; `http.header.raw`
+    // is the head as sent, Cookie and Set-Cookie included (unlike `http.header`).
+    #[test]
+    fn http_header_multi_and_raw() {
+        use crate::app::http::response::tests::probe_response;
+        let run = |opts: &str| {
+            let rule = format!("alert tcp any any -> any any ({opts} sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            c.handshake();
+            let l = u32::try_from(PROBE_REQ.len()).unwrap();
+            let req = c.pkt(true, PA, 101, 501, PROBE_REQ);
+            let resp = c.pkt(false, PA, 501, 101 + l, &probe_response(b"x"));
+            (req, resp)
+        };
+        let (one, none) = (vec![1], Vec::<u32>::new());
+        let hdr = "http.request_header; content:\"Cookie: probecookie=1\"; startswith; endswith;";
+        assert_eq!(run(hdr), (one.clone(), none.clone()));
+        let across = "http.request_header; content:\"probe-agent|0d 0a|Cookie\";";
+        assert_eq!(run(across), (none.clone(), none.clone()));
+        let resp = "http.response_header; content:\"Set-Cookie: probe=set\"; endswith;";
+        assert_eq!(run(resp), (none.clone(), one.clone()));
+        let raw = "http.header.raw; content:\"Cookie: probecookie=1|0d 0a|\";";
+        assert_eq!(run(raw), (one.clone(), none.clone()));
+        assert_eq!(
+            run("http.header; content:\"Cookie\";"),
+            (none.clone(), none.clone())
+        );
+        assert_eq!(
+            run("content:\"Set-Cookie: probe\"; http_raw_header;"),
+            (none, one)
         );
     }
 

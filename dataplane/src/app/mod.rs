@@ -259,6 +259,14 @@ pub struct AppBuffers<'a> {
     pub http_header: Option<&'a [u8]>,
     /// `http.cookie`.
     pub http_cookie: Option<&'a [u8]>,
+    /// `http.header.raw` of the request.
+    pub http_header_raw: Option<&'a [u8]>,
+    /// `http.request_header`: each request header (a multi-buffer).
+    pub http_request_headers: &'a [Vec<u8>],
+    /// `http.header.raw` of the response.
+    pub http_response_header_raw: Option<&'a [u8]>,
+    /// `http.response_header`: each response header (a multi-buffer).
+    pub http_response_headers: &'a [Vec<u8>],
     /// `http.connection`: the Connection header value.
     pub http_connection: Option<&'a [u8]>,
     /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
@@ -379,6 +387,8 @@ impl<'a> AppBuffers<'a> {
                 http_host_raw: r.host_raw.as_deref(),
                 http_user_agent: r.user_agent.as_deref(),
                 http_header: Some(&r.header),
+                http_header_raw: Some(&r.fields.raw),
+                http_request_headers: &r.fields.headers,
                 http_cookie: r.cookie.as_deref(),
                 http_connection: r.connection.as_deref(),
                 http_request_body: (r.has_body
@@ -432,6 +442,8 @@ impl<'a> AppBuffers<'a> {
             http_location: p.location.as_deref(),
             http_response_protocol: Some(&p.protocol),
             http_response_header: Some(&p.header),
+            http_response_header_raw: Some(&p.fields.raw),
+            http_response_headers: &p.fields.headers,
             http_set_cookie: p.set_cookie.as_deref(),
             http_response_header_names: Some(&p.fields.header_names),
             http_response_start: Some(&p.fields.start),

@@ -144,11 +144,15 @@ pub enum BufferKind {
     TlsAlpn,
     /// `tls.subjectaltname`: each subject alternative name of the server's leaf certificate.
     TlsSubjectAltName,
+    /// `http.request_header`: each request header as `Name: value` (a multi-buffer).
+    HttpRequestHeader,
+    /// `http.response_header`: each response header as `Name: value` (a multi-buffer).
+    HttpResponseHeader,
 }
 
 impl BufferKind {
     /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 47] = {
+    pub const ALL: [BufferKind; 49] = {
         use BufferKind::*;
         [
             Payload,
@@ -198,6 +202,8 @@ impl BufferKind {
             TlsRandomBytes,
             TlsAlpn,
             TlsSubjectAltName,
+            HttpRequestHeader,
+            HttpResponseHeader,
         ]
     };
 
@@ -280,6 +286,8 @@ impl BufferKind {
             TlsRandomBytes => "tls.random_bytes",
             TlsAlpn => "tls.alpn",
             TlsSubjectAltName => "tls.subjectaltname",
+            HttpRequestHeader => "http.request_header",
+            HttpResponseHeader => "http.response_header",
         }
     }
 
@@ -294,7 +302,7 @@ impl BufferKind {
             | TlsRandomTime | TlsRandomBytes | TlsAlpn => Side::Both,
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
-            | Ja3sHash | Ja3sString | TlsSubjectAltName => Side::ToClient,
+            | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader => Side::ToClient,
             _ => Side::ToServer,
         }
     }
@@ -308,6 +316,8 @@ impl BufferKind {
                 | BufferKind::DnsQuery
                 | BufferKind::TlsAlpn
                 | BufferKind::TlsSubjectAltName
+                | BufferKind::HttpRequestHeader
+                | BufferKind::HttpResponseHeader
         )
     }
 

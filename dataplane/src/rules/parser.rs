@@ -505,6 +505,8 @@ pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
         ("tls.random_bytes", TlsRandomBytes),
         ("tls.alpn", TlsAlpn),
         ("tls.subjectaltname", TlsSubjectAltName),
+        ("http.request_header", HttpRequestHeader),
+        ("http.response_header", HttpResponseHeader),
     ]
 };
 

@@ -84,14 +84,23 @@ pub struct HeadFields {
     pub accept_enc: Option<Vec<u8>>,
     /// `http.accept_lang` (requests).
     pub accept_lang: Option<Vec<u8>>,
+    /// `http.header.raw`: the header lines as received (line ends and the empty line that
+    /// ends the head included, Cookie included), the first line excluded.
+    pub raw: Vec<u8>,
+    /// `http.request_header` / `http.response_header`: each header as `Name: value` (value
+    /// trimmed), in order (a multi-buffer).
+    pub headers: Vec<Vec<u8>>,
 }
 
 impl HeadFields {
-    /// Build from the first line (without its end) and the headers.
-    pub fn new(line: &[u8], headers: &[httparse::Header<'_>]) -> HeadFields {
+    /// Build from the first line (without its end), the headers, and the bytes the header
+    /// lines took on the wire (`raw`).
+    pub fn new(line: &[u8], headers: &[httparse::Header<'_>], raw: &[u8]) -> HeadFields {
         let mut f = HeadFields {
             header_names: b"\r\n".to_vec(),
             start: line.to_vec(),
+            raw: raw.to_vec(),
+            headers: Vec::with_capacity(headers.len()),
             ..HeadFields::default()
         };
         f.start.extend_from_slice(b"\r\n");
@@ -103,6 +112,11 @@ impl HeadFields {
             f.start.extend_from_slice(b": ");
             f.start.extend_from_slice(value);
             f.start.extend_from_slice(b"\r\n");
+            let mut one = Vec::with_capacity(h.name.len() + 2 + value.len());
+            one.extend_from_slice(h.name.as_bytes());
+            one.extend_from_slice(b": ");
+            one.extend_from_slice(value);
+            f.headers.push(one);
             let slot = match h.name.to_ascii_lowercase().as_str() {
                 "content-type" => &mut f.content_type,
                 "content-length" => &mut f.content_len,
@@ -328,7 +342,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
             Some(n) => Body::Length(n),
         }
     };
-    request.fields = HeadFields::new(line.line, hdrs);
+    request.fields = HeadFields::new(line.line, hdrs, rest.get(..hlen).unwrap_or_default());
     let host_raw = authority.or(host_header);
     request.host = host_raw.map(normalize_host);
     request.host_raw = host_raw.map(<[u8]>::to_vec);
@@ -530,6 +544,21 @@ mod tests {
         assert_eq!(
             r.header,
             b"Host: Example.COM:8080\r\nUser-Agent: curl/8\r\nAccept: */*\r\n"
+        );
+        // `http.header.raw`: the header lines as sent, Cookie and trailing blanks kept.
+        assert_eq!(
+            r.fields.raw,
+            b"Host: Example.COM:8080\r\nUser-Agent: curl/8\r\nCookie: a=b\r\nAccept: */*  \r\n\r\n"
+        );
+        // `http.request_header`: one buffer a header, the value trimmed.
+        assert_eq!(
+            r.fields.headers,
+            [
+                &b"Host: Example.COM:8080"[..],
+                b"User-Agent: curl/8",
+                b"Cookie: a=b",
+                b"Accept: */*"
+            ]
         );
         assert_eq!(p.body, Body::None);
     }

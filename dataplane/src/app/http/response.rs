@@ -179,7 +179,8 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<Head>, AppEvent> {
         stat_msg: r.reason.unwrap_or_default().as_bytes().to_vec(),
         ..Response::default()
     };
-    resp.fields = super::parser::HeadFields::new(line, r.headers);
+    let raw = buf.get(line_end.saturating_add(1)..len).unwrap_or_default();
+    resp.fields = super::parser::HeadFields::new(line, r.headers, raw);
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut decoder = Decoder::Identity;
@@ -501,6 +502,10 @@ pub(crate) mod tests {
             assert_eq!(r.location.as_deref(), Some(&b"/probe-location"[..]));
             assert_eq!(r.set_cookie.as_deref(), Some(&b"probe=set"[..]));
             assert!(!r.header.windows(10).any(|w| w == b"Set-Cookie"));
+            let head_end = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            assert_eq!(r.fields.raw, &wire[26..head_end]);
+            assert_eq!(r.fields.headers.len(), 5);
+            assert_eq!(r.fields.headers[2], b"Set-Cookie: probe=set");
             assert_eq!(body, b"MZ probe file body", "cut {cut}");
             assert!(done);
         }
