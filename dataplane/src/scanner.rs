@@ -183,6 +183,17 @@ impl Buffers for ScanBuffers<'_> {
                 BufferKind::TlsAlpn => a.tls_server_alpns.get(n).map(Vec::as_slice),
                 BufferKind::TlsSubjectAltName => a.tls_sans.get(n).map(Vec::as_slice),
                 BufferKind::HttpResponseHeader => a.http_response_headers.get(n).map(Vec::as_slice),
+                BufferKind::DnsRrtype => a.dns?.answers.get(n).map(|r| r.rrtype.as_slice()),
+                BufferKind::DnsResponseRrname => {
+                    let m = a.dns.filter(|m| m.response)?;
+                    let names = m.queries.iter();
+                    let records = m.answers.iter().chain(&m.authorities).chain(&m.additionals);
+                    names
+                        .chain(records.map(|r| &r.name))
+                        .nth(n)
+                        .map(Vec::as_slice)
+                }
+                k if dns_buffer(k).is_some() => dns_nth(k, a.dns?, n),
                 _ if n > 0 => None,
                 BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
                     random_part(kind, a.tls_server_random)
@@ -216,6 +227,10 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::HttpRequestHeader => {
                 return a.http_request_headers.get(n).map(Vec::as_slice);
             }
+            BufferKind::DnsRrtype => {
+                return a.dns?.qtypes.get(n).map(<[u8; 2]>::as_slice);
+            }
+            k if dns_buffer(k).is_some() => return dns_nth(k, a.dns?, n),
             _ if n > 0 => return None,
             BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
                 return random_part(kind, a.tls_client_random);
@@ -252,6 +267,58 @@ impl Buffers for ScanBuffers<'_> {
             _ => None,
         }
     }
+}
+
+/// The `dns.*` buffers read the same way in both directions.
+#[derive(Clone, Copy)]
+enum DnsPart {
+    Queries,
+    Answers,
+    Authorities,
+    Additionals,
+    Opcode,
+    Rcode,
+}
+
+fn dns_buffer(kind: BufferKind) -> Option<DnsPart> {
+    Some(match kind {
+        BufferKind::DnsQueriesRrname => DnsPart::Queries,
+        BufferKind::DnsAnswersRrname => DnsPart::Answers,
+        BufferKind::DnsAuthoritiesRrname => DnsPart::Authorities,
+        BufferKind::DnsAdditionalsRrname => DnsPart::Additionals,
+        BufferKind::DnsOpcode => DnsPart::Opcode,
+        BufferKind::DnsRcode => DnsPart::Rcode,
+        _ => return None,
+    })
+}
+
+/// Instance `n` of a `dns.*` buffer of the message ([`dns_buffer`]).
+fn dns_nth(kind: BufferKind, m: &crate::app::dns::parser::Message, n: usize) -> Option<&[u8]> {
+    let records = match dns_buffer(kind)? {
+        DnsPart::Queries => return m.queries.get(n).map(Vec::as_slice),
+        DnsPart::Opcode | DnsPart::Rcode if n > 0 => return None,
+        DnsPart::Opcode => return m.opcode_rcode.first().map(<[u8; 1]>::as_slice),
+        DnsPart::Rcode => return m.opcode_rcode.get(1).map(<[u8; 1]>::as_slice),
+        DnsPart::Answers => &m.answers,
+        DnsPart::Authorities => &m.authorities,
+        DnsPart::Additionals => &m.additionals,
+    };
+    records.get(n).map(|r| r.name.as_slice())
+}
+
+/// A DNS response with one entry in every section, for [`every_buffer`].
+fn every_dns() -> &'static crate::app::dns::parser::Message {
+    use crate::app::dns::parser::{Message, Record};
+    static M: std::sync::LazyLock<Message> = std::sync::LazyLock::new(|| Message {
+        response: true,
+        queries: vec![Vec::new()],
+        qtypes: vec![[0, 1]],
+        answers: vec![Record::default()],
+        authorities: vec![Record::default()],
+        additionals: vec![Record::default()],
+        ..Message::default()
+    });
+    &M
 }
 
 /// `tls.random` (all 32 bytes), `tls.random_time` (the first 4) or `tls.random_bytes` (the
@@ -342,6 +409,7 @@ fn every_buffer<'a>(
         tls_server_alpns: queries,
         tls_sans: queries,
         dns_queries: queries,
+        dns: Some(every_dns()),
     };
     ScanBuffers {
         stream: Some(ANY),
@@ -1144,6 +1212,32 @@ mod tests {
             };
             self.inspect(&key, &ip, true, now)
         }
+
+        /// A UDP datagram from the server's port `sport` back to the client.
+        fn udp_reply(&mut self, sport: u16, data: &[u8]) -> Vec<u32> {
+            let src = (SERVER.0, sport);
+            self.now += 1;
+            let now = Timestamp(self.now * Timestamp::SECOND);
+            let (key, a_to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, src, CLIENT);
+            self.flows.update(now, &key, a_to_b, None, 42 + data.len());
+            let ip = Ip {
+                src_bits: crate::decode::addr_bits(src.0).0,
+                dst_bits: crate::decode::addr_bits(CLIENT.0).0,
+                v6: false,
+                ttl: 64,
+                proto: IpProto::Udp,
+                total_len: 28 + data.len(),
+                header_len: 20,
+                packet: &[],
+                fragment: None,
+                l4: L4::Udp(crate::decode::Udp {
+                    src_port: sport,
+                    dst_port: CLIENT.1,
+                    payload: data,
+                }),
+            };
+            self.inspect(&key, &ip, false, now)
+        }
     }
 
     const PROBE_REQ: &[u8] = b"POST /upload HTTP/1.1\r\nHost: probe.example\r\n\
@@ -1166,6 +1260,8 @@ mod tests {
         /// The server's response (gzip, chunked) to the probe request.
         HttpResponse,
         Dns,
+        /// A DNS query, then the response of `dns::parser::tests::RESPONSE` (question a.io).
+        DnsResponse,
     }
 
     /// The pattern a crafted flow puts in a buffer, and that flow: every kind has an arm (a new
@@ -1219,6 +1315,12 @@ mod tests {
             TlsSubjectAltName => ("*.san.example", Probe::TlsSan),
             HttpRequestHeader => ("Connection: probe-close", Probe::Http),
             HttpResponseHeader => ("Server: probe-server", Probe::HttpResponse),
+            DnsQueriesRrname => ("probe.example", Probe::Dns),
+            DnsAnswersRrname => ("a.io", Probe::DnsResponse),
+            DnsAuthoritiesRrname => ("io", Probe::DnsResponse),
+            DnsAdditionalsRrname | DnsResponseRrname => ("x.io", Probe::DnsResponse),
+            // Integer keywords, not named as sticky buffers: `dns_integer_keywords`.
+            DnsOpcode | DnsRcode | DnsRrtype => ("", Probe::DnsResponse),
         }
     }
 
@@ -1271,6 +1373,12 @@ mod tests {
                 let mut got = c.pkt(true, PA, 101, 501, &hello);
                 let flight = records(&server_flight(&[PROBE_CERT]), 1000);
                 got.extend(c.pkt(false, PA, 501, 101 + lh, &flight));
+                got
+            }
+            Probe::DnsResponse => {
+                use crate::app::dns::parser::tests::RESPONSE;
+                let mut got = c.udp(53, &RESPONSE[..12]);
+                got.extend(c.udp_reply(53, RESPONSE));
                 got
             }
             Probe::Dns => {
@@ -1445,6 +1553,61 @@ mod tests {
         );
     }
 
+    // DNS responses are transactions of their own: `dns.rcode`, `dns.opcode` read the message
+    // of the packet's direction, `dns.rrtype` the question types of a query and the answer
+    // types of a response; the section names are multi-buffers; `dns.response.rrname` only
+    // reads responses.
+    #[test]
+    fn dns_integer_keywords_and_sections() {
+        use crate::app::dns::parser::tests::RESPONSE;
+        // RESPONSE's question as a query: header (id 0x1234, RD, one question) and "a.io" A.
+        let mut query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        query.extend_from_slice(b"\x01a\x02io\x00\x00\x1c\x00\x01");
+        let run = |opts: &str| {
+            let rule = format!("alert dns any any -> any any ({opts} sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            (c.udp(53, &query), c.udp_reply(53, RESPONSE))
+        };
+        let (one, none) = (vec![1], Vec::<u32>::new());
+        let both = (one.clone(), one.clone());
+        assert_eq!(run("dns.rcode:3;"), (none.clone(), one.clone()));
+        assert_eq!(run("dns.rcode:!3;"), (one.clone(), none.clone()));
+        assert_eq!(run("dns.opcode:0;"), both.clone());
+        assert_eq!(run("dns.opcode:!0;"), (none.clone(), none.clone()));
+        // The query asks AAAA (28), the response answers A (1).
+        assert_eq!(run("dns.rrtype:28;"), (one.clone(), none.clone()));
+        assert_eq!(run("dns.rrtype:1;"), (none.clone(), one.clone()));
+        assert_eq!(run("dns.rrtype:>1;"), (one.clone(), none.clone()));
+        assert_eq!(run("dns.queries.rrname; content:\"a.io\"; bsize:4;"), both);
+        assert_eq!(
+            run("dns.query; content:\"a.io\";"),
+            (one.clone(), none.clone())
+        );
+        let add = "dns.additionals.rrname; content:\"x.io\"; startswith; endswith;";
+        assert_eq!(run(add), (none.clone(), one.clone()));
+        assert_eq!(
+            run("dns.authorities.rrname; content:\"io\"; startswith; endswith;"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run("dns.answers.rrname; content:\"x.io\";"),
+            (none.clone(), none.clone())
+        );
+        assert_eq!(
+            run("dns.response.rrname; content:\"x.io\";"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run("dns.response.rrname; content:\"a.io\"; startswith;"),
+            (none.clone(), one)
+        );
+        // The names of two records are not one buffer.
+        assert_eq!(
+            run("dns.response.rrname; content:\"a.ioio\";"),
+            (none.clone(), none)
+        );
+    }
+
     // Every buffer a rule can name (sticky keyword, legacy content modifier, pcre flag) is
     // either filled, and a rule on it fires on a flow that fills it, or refused at load with
     // "buffer NAME not implemented": no rule loads that can never fire. A buffer the parser
@@ -1490,7 +1653,7 @@ mod tests {
             } else {
                 ("probe", Probe::Http)
             };
-            let proto = if matches!(flow, Probe::Dns) {
+            let proto = if matches!(flow, Probe::Dns | Probe::DnsResponse) {
                 "udp"
             } else {
                 "tcp"

@@ -232,7 +232,7 @@ pub enum TxData {
     Http(Box<http::parser::Request>),
     /// A TLS handshake (client and server side).
     Tls(Box<tls::state::TlsTx>),
-    /// A DNS query message.
+    /// A DNS message (query or response).
     Dns(dns::parser::Message),
 }
 
@@ -352,6 +352,8 @@ pub struct AppBuffers<'a> {
     pub tls_sans: &'a [Vec<u8>],
     /// `dns.query`: every question name of the message, dotted, no trailing dot, case kept.
     pub dns_queries: &'a [Vec<u8>],
+    /// The DNS message, for the `dns.*` buffers beyond `dns.query`.
+    pub dns: Option<&'a dns::parser::Message>,
 }
 
 impl<'a> AppBuffers<'a> {
@@ -425,6 +427,7 @@ impl<'a> AppBuffers<'a> {
             TxData::Dns(m) => AppBuffers {
                 proto: AppProto::Dns,
                 dns_queries: &m.queries,
+                dns: Some(m),
                 ..AppBuffers::default()
             },
         }

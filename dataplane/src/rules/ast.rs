@@ -148,11 +148,29 @@ pub enum BufferKind {
     HttpRequestHeader,
     /// `http.response_header`: each response header as `Name: value` (a multi-buffer).
     HttpResponseHeader,
+    /// `dns.queries.rrname`: each question name of the message (a multi-buffer).
+    DnsQueriesRrname,
+    /// `dns.answers.rrname`: each answer record's name.
+    DnsAnswersRrname,
+    /// `dns.authorities.rrname`: each authority record's name.
+    DnsAuthoritiesRrname,
+    /// `dns.additionals.rrname`: each additional record's name.
+    DnsAdditionalsRrname,
+    /// `dns.response.rrname`: each name of a response: questions, answers, authorities,
+    /// additionals.
+    DnsResponseRrname,
+    /// `dns.opcode`: the opcode as one byte, read by [`Step::Uint`].
+    DnsOpcode,
+    /// `dns.rcode`: the rcode as one byte, read by [`Step::Uint`].
+    DnsRcode,
+    /// `dns.rrtype`: each question type (to the server) or answer type (to the client), two
+    /// bytes big-endian, read by [`Step::Uint`].
+    DnsRrtype,
 }
 
 impl BufferKind {
     /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 49] = {
+    pub const ALL: [BufferKind; 57] = {
         use BufferKind::*;
         [
             Payload,
@@ -204,6 +222,14 @@ impl BufferKind {
             TlsSubjectAltName,
             HttpRequestHeader,
             HttpResponseHeader,
+            DnsQueriesRrname,
+            DnsAnswersRrname,
+            DnsAuthoritiesRrname,
+            DnsAdditionalsRrname,
+            DnsResponseRrname,
+            DnsOpcode,
+            DnsRcode,
+            DnsRrtype,
         ]
     };
 
@@ -288,6 +314,14 @@ impl BufferKind {
             TlsSubjectAltName => "tls.subjectaltname",
             HttpRequestHeader => "http.request_header",
             HttpResponseHeader => "http.response_header",
+            DnsQueriesRrname => "dns.queries.rrname",
+            DnsAnswersRrname => "dns.answers.rrname",
+            DnsAuthoritiesRrname => "dns.authorities.rrname",
+            DnsAdditionalsRrname => "dns.additionals.rrname",
+            DnsResponseRrname => "dns.response.rrname",
+            DnsOpcode => "dns.opcode",
+            DnsRcode => "dns.rcode",
+            DnsRrtype => "dns.rrtype",
         }
     }
 
@@ -299,10 +333,14 @@ impl BufferKind {
         match self {
             FileData | HttpHeader | HttpHeaderRaw | HttpHeaderNames | HttpCookie
             | HttpContentType | HttpContentLen | HttpProtocol | HttpStart | TlsRandom
-            | TlsRandomTime | TlsRandomBytes | TlsAlpn => Side::Both,
+            | TlsRandomTime | TlsRandomBytes | TlsAlpn | DnsQueriesRrname | DnsAnswersRrname
+            | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode | DnsRcode | DnsRrtype => {
+                Side::Both
+            }
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
-            | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader => Side::ToClient,
+            | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader
+            | DnsResponseRrname => Side::ToClient,
             _ => Side::ToServer,
         }
     }
@@ -318,6 +356,12 @@ impl BufferKind {
                 | BufferKind::TlsSubjectAltName
                 | BufferKind::HttpRequestHeader
                 | BufferKind::HttpResponseHeader
+                | BufferKind::DnsQueriesRrname
+                | BufferKind::DnsAnswersRrname
+                | BufferKind::DnsAuthoritiesRrname
+                | BufferKind::DnsAdditionalsRrname
+                | BufferKind::DnsResponseRrname
+                | BufferKind::DnsRrtype
         )
     }
 
@@ -329,7 +373,10 @@ impl BufferKind {
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
             | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint | TlsRandom
             | TlsRandomTime | TlsRandomBytes | TlsAlpn | TlsSubjectAltName => Some(AppProto::Tls),
-            DnsQuery => Some(AppProto::Dns),
+            DnsQuery | DnsQueriesRrname | DnsAnswersRrname | DnsAuthoritiesRrname
+            | DnsAdditionalsRrname | DnsResponseRrname | DnsOpcode | DnsRcode | DnsRrtype => {
+                Some(AppProto::Dns)
+            }
             _ => Some(AppProto::Http),
         }
     }
@@ -598,6 +645,9 @@ pub enum Step {
     ByteJump(ByteJump),
     /// `bsize` (and `urilen` on the URI buffer).
     Bsize(NumCmp),
+    /// An integer keyword (`dns.opcode`, `dns.rcode`, `dns.rrtype`): the buffer, 1 to 8 bytes,
+    /// read as a big-endian number and compared.
+    Uint(NumCmp),
 }
 
 impl Step {
@@ -609,7 +659,7 @@ impl Step {
             Step::IsDataAt { relative, .. } => *relative,
             Step::ByteTest(b) => b.relative,
             Step::ByteJump(b) => b.relative,
-            Step::Bsize(_) => false,
+            Step::Bsize(_) | Step::Uint(_) => false,
         }
     }
 }

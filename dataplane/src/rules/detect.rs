@@ -90,6 +90,12 @@ fn eval(steps: &[Step], i: usize, buf: &[u8], prev_end: usize, budget: &mut u32)
             has != *negated && eval(steps, i + 1, buf, prev_end, budget)
         }
         Step::Bsize(c) => c.test(len as u64) && eval(steps, i + 1, buf, prev_end, budget),
+        Step::Uint(c) => {
+            let v = (1..=8)
+                .contains(&len)
+                .then(|| buf.iter().fold(0u64, |v, b| v << 8 | u64::from(*b)));
+            v.is_some_and(|v| c.test(v)) && eval(steps, i + 1, buf, prev_end, budget)
+        }
         Step::ByteTest(bt) => {
             byte_test(bt, buf, prev_end) && eval(steps, i + 1, buf, prev_end, budget)
         }

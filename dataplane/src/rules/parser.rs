@@ -507,6 +507,11 @@ pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
         ("tls.subjectaltname", TlsSubjectAltName),
         ("http.request_header", HttpRequestHeader),
         ("http.response_header", HttpResponseHeader),
+        ("dns.queries.rrname", DnsQueriesRrname),
+        ("dns.answers.rrname", DnsAnswersRrname),
+        ("dns.authorities.rrname", DnsAuthoritiesRrname),
+        ("dns.additionals.rrname", DnsAdditionalsRrname),
+        ("dns.response.rrname", DnsResponseRrname),
     ]
 };
 
@@ -983,6 +988,18 @@ impl Builder {
                     BufferKind::HttpUri
                 };
                 self.steps.push((buf, Step::Bsize(c)));
+            }
+            // Integer keywords of the transaction: they read their own buffer and leave the
+            // sticky buffer as it is.
+            "dns.opcode" | "dns.rcode" | "dns.rrtype" => {
+                let (kind, max) = match name {
+                    "dns.opcode" => (BufferKind::DnsOpcode, 15),
+                    "dns.rcode" => (BufferKind::DnsRcode, 15),
+                    _ => (BufferKind::DnsRrtype, 65535),
+                };
+                not_filled(kind)?;
+                let c = cmp(name, value, max)?;
+                self.steps.push((kind, Step::Uint(c)));
             }
             "byte_test" => {
                 let bt = parse_byte_test(need(value)?)?;

@@ -25,16 +25,18 @@ fn event_of(e: DnsError) -> AppEvent {
     }
 }
 
-/// Parse one message; queries become transactions (responses are not transactions here).
+/// Parse one message; each message, query or response, is a transaction of its own (as in
+/// Suricata 8, whose DNS transactions are one-directional).
 fn message(msg: &[u8], out: &mut Vec<TxData>, ev: &mut AppEvents) {
     match parser::parse_message(msg) {
         Ok(m) => {
             if m.truncated {
                 ev.push(AppEvent::DnsTooManyQuestions);
             }
-            if !m.response {
-                out.push(TxData::Dns(m));
+            if m.records_cut {
+                ev.push(AppEvent::DnsMalformed);
             }
+            out.push(TxData::Dns(m));
         }
         Err(e) => ev.push(event_of(e)),
     }
