@@ -671,6 +671,9 @@ pub struct Chain {
     pub buffer: BufferKind,
     /// `dotprefix` transform: inspect `"." + buffer`.
     pub dotprefix: bool,
+    /// `url_decode` transform: inspect the buffer with `%HH` decoded and `+` as a space
+    /// (it commutes with `dotprefix`).
+    pub url_decode: bool,
     /// Steps in rule order.
     pub steps: Vec<Step>,
 }

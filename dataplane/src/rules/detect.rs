@@ -258,3 +258,34 @@ fn byte_jump(bj: &ByteJump, buf: &[u8], prev_end: usize) -> Option<usize> {
     let np = usize::try_from(np).ok()?;
     (np <= buf.len()).then_some(np)
 }
+
+/// Suricata's `url_decode` transform: `%HH` (either case) becomes its byte, `+` a space; a `%`
+/// not followed by two hex digits is kept as it is. Appends to `out`.
+pub fn url_decode(buf: &[u8], out: &mut Vec<u8>) {
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut i = 0;
+    while let Some(&b) = buf.get(i) {
+        let pair = (
+            buf.get(i + 1).copied().and_then(hex),
+            buf.get(i + 2).copied().and_then(hex),
+        );
+        match (b, pair) {
+            (b'%', (Some(h), Some(l))) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}

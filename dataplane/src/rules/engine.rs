@@ -503,7 +503,8 @@ fn fast_pattern(r: &Rule) -> Option<(BufferKind, Vec<u8>)> {
     for ch in &r.chains {
         for s in &ch.steps {
             let Step::Content(c) = s else { continue };
-            if c.negated {
+            // A transformed buffer's contents need not be in the buffer the prefilter scans.
+            if c.negated || ch.url_decode {
                 continue;
             }
             if c.fast_pattern != FastPattern::No {
@@ -1175,6 +1176,14 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
 }
 
 fn chain_ok(ch: &Chain, buf: &[u8]) -> bool {
+    if ch.url_decode {
+        let mut v = Vec::with_capacity(buf.len() + 1);
+        if ch.dotprefix {
+            v.push(b'.');
+        }
+        detect::url_decode(buf, &mut v);
+        return detect::match_chain(&ch.steps, &v);
+    }
     if ch.dotprefix {
         let mut v = Vec::with_capacity(buf.len() + 1);
         v.push(b'.');

@@ -575,6 +575,7 @@ struct Builder {
     last_content: Option<usize>,
     cur: Option<BufferKind>,
     dotprefix: Vec<BufferKind>,
+    url_decode: Vec<BufferKind>,
     flowbits: Vec<FlowbitCmd>,
     noalert: bool,
     threshold: Option<ThresholdSpec>,
@@ -1014,7 +1015,7 @@ impl Builder {
         Ok(true)
     }
 
-    /// Buffer transforms: `dotprefix`.
+    /// Buffer transforms: `dotprefix`, `url_decode`.
     fn transform(
         &mut self,
         name: &str,
@@ -1031,6 +1032,16 @@ impl Builder {
                     return invalid(name, "transform must come before the buffer's matches");
                 }
                 self.dotprefix.push(buf);
+            }
+            "url_decode" => {
+                let buf = self.buffer();
+                if buf == BufferKind::Payload {
+                    return invalid(name, "transform needs a sticky buffer");
+                }
+                if self.steps.iter().any(|(b, _)| *b == buf) {
+                    return invalid(name, "transform must come before the buffer's matches");
+                }
+                self.url_decode.push(buf);
             }
             _ => return Ok(false),
         }
@@ -1142,6 +1153,7 @@ impl Builder {
                 None => chains.push(Chain {
                     buffer: buf,
                     dotprefix: self.dotprefix.contains(&buf),
+                    url_decode: self.url_decode.contains(&buf),
                     steps: vec![step],
                 }),
             }

@@ -799,3 +799,46 @@ alert tls any any -> any any (tls.issuerdn:"O=Other"; sid:7;)"#,
     );
     assert_eq!(rep.loaded, 0);
 }
+
+// `url_decode`: `%HH` and `+` decoded before the chain runs; the encoded form no longer
+// matches; a bad escape is kept; the prefilter does not skip the rule for the decoded content.
+#[test]
+fn url_decode_transform() {
+    let rs = set(
+        r#"alert http any any -> any any (http.request_body; url_decode; content:"mail=test@oisf.net a"; sid:1;)
+alert http any any -> any any (http.request_body; content:"mail=test@oisf.net"; sid:2;)
+alert http any any -> any any (http.request_body; url_decode; content:"%4"; endswith; sid:3;)
+alert http any any -> any any (http.uri; url_decode; dotprefix; content:"./a b"; startswith; sid:4;)"#,
+    );
+    let map: HashMap<BufferKind, Vec<u8>> = [
+        (
+            BufferKind::HttpRequestBody,
+            b"mail=test%40oisf.net+a%4".to_vec(),
+        ),
+        (BufferKind::HttpUri, b"/a%20b".to_vec()),
+    ]
+    .into();
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.app_proto = Some(AppProto::Http);
+    assert_eq!(sids_with(&rs, &p, &map), [1, 3, 4]);
+    let mut b = RuleSetBuilder::default();
+    let rep = b.add_text(
+        "t",
+        r#"alert http any any -> any any (http.uri; content:"a"; url_decode; sid:1;)"#,
+    );
+    assert_eq!(rep.loaded, 0);
+}
+
+proptest! {
+    // Percent-encoding any bytes (upper or lower hex) decodes back to them.
+    #[test]
+    fn url_decode_inverts_percent_encoding(data in proptest::collection::vec(any::<u8>(), 0..64), lower in any::<bool>()) {
+        let enc: String = data
+            .iter()
+            .map(|b| if lower { format!("%{b:02x}") } else { format!("%{b:02X}") })
+            .collect();
+        let mut out = Vec::new();
+        detect::url_decode(enc.as_bytes(), &mut out);
+        prop_assert_eq!(out, data);
+    }
+}
