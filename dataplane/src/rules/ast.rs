@@ -418,6 +418,37 @@ pub enum FastPattern {
     Slice(u16, u16),
 }
 
+/// Slots for `byte_extract` variables in one rule.
+pub const MAX_BYTE_VARS: usize = 16;
+
+/// A number a keyword takes: written in the rule, or the value a `byte_extract` earlier in the
+/// rule stored (Suricata: "can be used in any modifier that takes a number").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Val<T> {
+    /// As written.
+    Lit(T),
+    /// The variable in this slot (below [`MAX_BYTE_VARS`]).
+    Var(u8),
+}
+
+impl<T> Val<T> {
+    /// The variable slot, if a variable.
+    pub fn var(&self) -> Option<u8> {
+        match self {
+            Val::Var(v) => Some(*v),
+            Val::Lit(_) => None,
+        }
+    }
+
+    /// The literal, if one.
+    pub fn lit(&self) -> Option<&T> {
+        match self {
+            Val::Lit(n) => Some(n),
+            Val::Var(_) => None,
+        }
+    }
+}
+
 /// `content`.
 #[derive(Clone, Debug)]
 pub struct Content {
@@ -428,13 +459,13 @@ pub struct Content {
     /// `!`.
     pub negated: bool,
     /// `offset`.
-    pub offset: Option<u32>,
+    pub offset: Option<Val<u32>>,
     /// `depth` (counted from `offset`, as written; the window end is `offset + depth`).
-    pub depth: Option<u32>,
+    pub depth: Option<Val<u32>>,
     /// `distance`.
-    pub distance: Option<i32>,
+    pub distance: Option<Val<i32>>,
     /// `within`.
-    pub within: Option<u32>,
+    pub within: Option<Val<u32>>,
     /// `startswith`.
     pub startswith: bool,
     /// `endswith`.
@@ -497,15 +528,15 @@ pub enum ByteOp {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ByteTest {
     /// Bytes to read (1..=8 binary, 1..=20 string).
-    pub nbytes: u8,
+    pub nbytes: Val<u8>,
     /// Operator.
     pub op: ByteOp,
     /// `!` before the operator.
     pub negated: bool,
     /// Value to compare with.
-    pub value: u64,
+    pub value: Val<u64>,
     /// Offset (from the buffer start, or from the previous match with `relative`).
-    pub offset: i32,
+    pub offset: Val<i32>,
     /// `relative`.
     pub relative: bool,
     /// Encoding.
@@ -518,9 +549,9 @@ pub struct ByteTest {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ByteJump {
     /// Bytes to read.
-    pub nbytes: u8,
+    pub nbytes: Val<u8>,
     /// Offset.
-    pub offset: i32,
+    pub offset: Val<i32>,
     /// `relative`.
     pub relative: bool,
     /// Encoding.
@@ -539,6 +570,25 @@ pub struct ByteJump {
     pub bitmask: Option<u64>,
 }
 
+/// `byte_extract`: read a number into a variable and move the position past it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ByteExtract {
+    /// Bytes to read (1..=8 binary; string: up to 20 decimal, 14 hex, 23 octal digits).
+    pub nbytes: u8,
+    /// Offset (from the buffer start, or from the previous match with `relative`).
+    pub offset: i32,
+    /// `relative`.
+    pub relative: bool,
+    /// Encoding.
+    pub encoding: ByteEncoding,
+    /// `multiplier`.
+    pub multiplier: u64,
+    /// `align` 2 or 4 (0: none): round the value up to a multiple.
+    pub align: u8,
+    /// The variable's slot.
+    pub slot: u8,
+}
+
 /// One inspection step of a buffer chain, in rule order.
 #[derive(Clone, Debug)]
 pub enum Step {
@@ -549,7 +599,7 @@ pub enum Step {
     /// `isdataat`.
     IsDataAt {
         /// Position.
-        n: u32,
+        n: Val<u32>,
         /// `relative`.
         relative: bool,
         /// `!`.
@@ -559,6 +609,8 @@ pub enum Step {
     ByteTest(ByteTest),
     /// `byte_jump`.
     ByteJump(ByteJump),
+    /// `byte_extract`.
+    ByteExtract(ByteExtract),
     /// `bsize` (and `urilen` on the URI buffer).
     Bsize(NumCmp),
 }
@@ -572,6 +624,7 @@ impl Step {
             Step::IsDataAt { relative, .. } => *relative,
             Step::ByteTest(b) => b.relative,
             Step::ByteJump(b) => b.relative,
+            Step::ByteExtract(b) => b.relative,
             Step::Bsize(_) => false,
         }
     }

@@ -1121,6 +1121,8 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             return false;
         }
     }
+    // `byte_extract` values, shared by the rule's chains in order.
+    let mut vars = [0u64; MAX_BYTE_VARS];
     for ch in &r.chains {
         if bufs.no_payload()
             && matches!(
@@ -1154,7 +1156,7 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
                 let mut n = 0;
                 let mut hit = false;
                 while let Some(b) = bufs.get_nth(other, n) {
-                    if chain_ok(ch, b) {
+                    if chain_ok(ch, b, &mut vars) {
                         hit = true;
                         break;
                     }
@@ -1167,20 +1169,22 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             }
             other => (bufs.get(other), None),
         };
-        if !(buf.is_some_and(|b| chain_ok(ch, b)) || alt.is_some_and(|b| chain_ok(ch, b))) {
+        if !(buf.is_some_and(|b| chain_ok(ch, b, &mut vars))
+            || alt.is_some_and(|b| chain_ok(ch, b, &mut vars)))
+        {
             return false;
         }
     }
     true
 }
 
-fn chain_ok(ch: &Chain, buf: &[u8]) -> bool {
+fn chain_ok(ch: &Chain, buf: &[u8], vars: &mut detect::ByteVars) -> bool {
     if ch.dotprefix {
         let mut v = Vec::with_capacity(buf.len() + 1);
         v.push(b'.');
         v.extend_from_slice(buf);
-        detect::match_chain(&ch.steps, &v)
+        detect::match_chain_vars(&ch.steps, &v, vars)
     } else {
-        detect::match_chain(&ch.steps, buf)
+        detect::match_chain_vars(&ch.steps, buf, vars)
     }
 }

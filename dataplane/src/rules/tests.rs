@@ -135,10 +135,13 @@ fn pcre_relative_and_negated() {
 
 #[test]
 fn isdataat_bsize_bytes() {
-    assert!(hit(r#"content:"a"; isdataat:2,relative;"#, b"abcd"));
-    assert!(!hit(r#"content:"a"; isdataat:3,relative;"#, b"abcd"));
-    assert!(hit(r#"content:"a"; isdataat:!3,relative;"#, b"abcd"));
+    // Relative: the position may be the buffer's end (Suricata, redmine 8031); absolute: not.
+    assert!(hit(r#"content:"a"; isdataat:3,relative;"#, b"abcd"));
+    assert!(!hit(r#"content:"a"; isdataat:4,relative;"#, b"abcd"));
+    assert!(hit(r#"content:"a"; isdataat:!4,relative;"#, b"abcd"));
+    assert!(!hit(r#"content:"a"; isdataat:!3,relative;"#, b"abcd"));
     assert!(hit(r#"isdataat:3;"#, b"abcd") && !hit(r#"isdataat:4;"#, b"abcd"));
+    assert!(hit(r#"isdataat:4,relative;"#, b"abcd") && !hit(r#"isdataat:5,relative;"#, b"abcd"));
     assert!(hit(r#"byte_test:2,>,0x100,1;"#, &[0, 2, 0]));
     assert!(!hit(r#"byte_test:2,>,0x200,1;"#, &[0, 2, 0]));
     assert!(hit(r#"byte_test:2,=,0x0102,0,little;"#, &[2, 1]));
@@ -155,6 +158,103 @@ fn isdataat_bsize_bytes() {
         &[1, 0, 0, b'X']
     ));
     assert!(!hit(r#"byte_jump:1,0;"#, &[9, 0]));
+    // A jump before the buffer's start lands on the start (Suricata), one past its end fails.
+    assert!(!hit(
+        r#"byte_jump:1,0,post_offset -9; content:"A"; within:1;"#,
+        &[0, b'x', b'A']
+    ));
+    assert!(hit(
+        r#"byte_jump:1,0,post_offset -9; content:"|00|"; within:1;"#,
+        &[0, b'x']
+    ));
+    // A string jump counts the digits read, not `nbytes`.
+    assert!(hit(
+        r#"byte_jump:3,0,string,dec; content:"Z"; within:1;"#,
+        b"2 xZ"
+    ));
+    assert!(!hit(
+        r#"byte_jump:3,0,string,dec; content:"Z"; within:1;"#,
+        b"2 xxZ"
+    ));
+}
+
+// `byte_extract` (Suricata's payload keyword): the value goes into a variable that later
+// keywords take as a number, and the position moves past the bytes read.
+#[test]
+fn byte_extract_variables() {
+    // Binary length, then a content exactly that far on.
+    assert!(hit(
+        r#"byte_extract:1,0,len; content:"Z"; distance:len; within:1;"#,
+        &[2, 0, 0, b'Z']
+    ));
+    assert!(!hit(
+        r#"byte_extract:1,0,len; content:"Z"; distance:len; within:1;"#,
+        &[1, 0, 0, b'Z']
+    ));
+    // String decimal as offset and depth (byte-extract-01's shapes).
+    assert!(hit(
+        r#"byte_extract:1,0,off,string,dec; byte_extract:1,1,dep,string,dec; content:"ab"; offset:off; depth:dep;"#,
+        b"32xab"
+    ));
+    assert!(!hit(
+        r#"byte_extract:1,0,off,string,dec; byte_extract:1,1,dep,string,dec; content:"ab"; offset:off; depth:dep;"#,
+        b"31xab"
+    ));
+    // Relative extract after a content; multiplier and align.
+    assert!(hit(
+        r#"content:"L"; byte_extract:1,0,n,relative,multiplier 2; isdataat:n,relative; isdataat:!5,relative;"#,
+        &[b'L', 2, 1, 2, 3, 4]
+    ));
+    assert!(hit(
+        r#"byte_extract:1,0,n,align 4; byte_test:1,=,n,1;"#,
+        &[5, 8]
+    ));
+    // byte_test and byte_jump taking variables (detect-bytejump-02's shape).
+    assert!(hit(
+        r#"content:"|00 00 00|"; byte_extract:1,0,l,relative; byte_jump:l,0,relative; isdataat:1,relative;"#,
+        &[0, 0, 0, 2, 0, 3, 0, 0, 7, 8]
+    ));
+    assert!(!hit(
+        r#"content:"|00 00 00|"; byte_extract:1,0,l,relative; byte_jump:l,0,relative; isdataat:1,relative;"#,
+        &[0, 0, 0, 2, 0, 3, 0]
+    ));
+    // A variable of 0 bytes reads nothing and jumps 0 (detect-bytejump-02's payload).
+    assert!(hit(
+        r#"content:"|00 00 00|"; byte_extract:1,4,l,relative; byte_jump:l,0,relative; isdataat:1,relative;"#,
+        &[0, 0, 0, 5, 0x34, 0x23, 6, 0, 0x21, 0x0a]
+    ));
+    assert!(hit(r#"byte_extract:1,0,v; byte_test:1,=,v,1;"#, &[7, 7]));
+    assert!(!hit(r#"byte_extract:1,0,v; byte_test:1,=,v,1;"#, &[7, 8]));
+    // Out of the buffer, or no digit: no match.
+    assert!(!hit(
+        r#"byte_extract:2,3,v; content:"a"; offset:v;"#,
+        b"abcd"
+    ));
+    assert!(!hit(
+        r#"byte_extract:1,0,v,string; content:"a"; offset:v;"#,
+        b"xa"
+    ));
+}
+
+#[test]
+fn byte_extract_refused() {
+    for (rule, kw) in [
+        ("byte_extract:1,0,v; content:\"a\"; offset:w;", "offset"),
+        ("byte_extract:9,0,v;", "byte_extract"),
+        ("byte_extract:21,0,v,string,dec;", "byte_extract"),
+        ("byte_extract:1,0,v,align 3;", "byte_extract"),
+        ("byte_extract:1,0,v; byte_extract:1,0,v;", "byte_extract"),
+        ("byte_extract:1,0,9v;", "byte_extract"),
+        ("byte_extract:1,0,v,hex;", "byte_extract"),
+        // Read in the payload, set in a buffer inspected after it.
+        (
+            "content:\"a\"; http.uri; byte_extract:1,0,v; pkt_data; content:\"b\"; distance:v;",
+            "byte_extract",
+        ),
+    ] {
+        let e = skip(&format!("alert tcp any any -> any any ({rule} sid:1;)"));
+        assert_eq!(e.keyword, kw, "{rule}: {e}");
+    }
 }
 
 fn http(rules: &str, bufs: &[(BufferKind, &[u8])]) -> Vec<u32> {
@@ -655,6 +755,9 @@ proptest! {
                 "dsize:<5", "flags:S+", "flow:established", "http.uri", "bsize:2<>9",
                 "endswith", "startswith", "fast_pattern:0,1", "flowbits:set,x",
                 "threshold:type limit,track by_src,count 1,seconds 1", "dns.query", "dotprefix",
+                "byte_extract:1,0,v,relative", "byte_extract:2,-1,w,string,hex,multiplier 3",
+                "distance:v", "within:w", "offset:v", "depth:w", "byte_jump:v,0,relative",
+                "isdataat:w,relative", "byte_test:v,>,w,v",
             ]),
             0..8,
         ),
