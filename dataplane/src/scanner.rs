@@ -248,6 +248,7 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
     let hello = crate::app::tls::parser::ClientHello::default();
     let full = |to_server| every_buffer(&queries, &hello, to_server);
     matches!(kind, BufferKind::Payload | BufferKind::Packet)
+        || kind.is_header()
         || full(true).get(kind).is_some()
         || full(false).get(kind).is_some()
 }
@@ -315,6 +316,31 @@ fn every_buffer<'a>(
         no_payload: false,
         to_server,
     }
+}
+
+/// The sequence space (client, server) the flow's TCP session used, for `stream_size`.
+fn stream_size(scan: &FlowScan) -> Option<(u64, u64)> {
+    let st = scan.stream.as_ref()?;
+    Some((
+        st.direction(true).seq_used(),
+        st.direction(false).seq_used(),
+    ))
+}
+
+/// The packet's IP header (with options or extension headers) and transport header, for the
+/// header buffers (`ipv4.hdr`, `tcp.hdr`, ...) and `ipopts`; empty where the packet has none.
+fn headers<'a>(ip: &Ip<'a>) -> (&'a [u8], &'a [u8]) {
+    let hl = ip.header_len;
+    let ip_header = ip.packet.get(..hl).unwrap_or(&[]);
+    let l4 = ip.packet.get(hl..).unwrap_or(&[]);
+    let l4_len = match &ip.l4 {
+        L4::Tcp(t) => t.header_len,
+        L4::Udp(_) => 8,
+        L4::Icmp(_) => crate::rules::packet::icmpv4_header_len(l4),
+        L4::Icmpv6(_) => 8,
+        L4::Fragment | L4::Other(_) => 0,
+    };
+    (ip_header, l4.get(..l4_len).unwrap_or(&[]))
 }
 
 fn rule_app(p: App) -> Option<AppProto> {
@@ -461,6 +487,7 @@ pub fn inspect(
         (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
         _ => (false, false, false),
     };
+    let (ip_header, l4_header) = headers(ip);
     let view = PacketView {
         proto: ip.proto,
         src: ip.src(),
@@ -473,6 +500,9 @@ pub fn inspect(
         fragbits,
         ip_v6: v6,
         payload,
+        ip_header,
+        l4_header,
+        stream_size: stream_size(scan),
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -589,6 +619,9 @@ pub fn flush(
         fragbits: (false, false, false),
         ip_v6: matches!(src.0, core::net::IpAddr::V6(_)),
         payload: &[],
+        ip_header: &[],
+        l4_header: &[],
+        stream_size: stream_size(scan),
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -867,6 +900,18 @@ mod tests {
             assert!(self.pkt(false, S | A, 500, 101, b"").is_empty());
             assert!(self.pkt(true, A, 101, 501, b"").is_empty());
         }
+    }
+
+    // `stream_size` sees the session's sequence space after the packet: the SYN and the bytes
+    // of each side in order (client 1 + 4 after "abcd", server 1 + 2 after "xy").
+    #[test]
+    fn stream_size_counts_the_session() {
+        let rules = "alert tcp any any -> any any (stream_size:client,=,5; stream_size:server,=,1; sid:1;)\n\
+            alert tcp any any -> any any (stream_size:server,=,3; sid:2;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"abcd"), vec![1]);
+        assert_eq!(c.pkt(false, PA, 501, 105, b"xy"), vec![2]);
     }
 
     const REQ: &[u8] = b"GET /blah HTTP/1.0\r\nHost: x\r\n\r\n";
@@ -1170,7 +1215,61 @@ mod tests {
             TlsCertFingerprint => ("42:a7:5a:ea:78:f5", Probe::TlsServer),
             TlsCerts => ("probe GmbH", Probe::TlsServer),
             DnsQuery => ("probe.example", Probe::Dns),
+            // Read from the packet's own headers: probed with a crafted view instead.
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => ("", Probe::Http),
         }
+    }
+
+    /// A header buffer rule against a packet view carrying that header: the sids it raised.
+    fn run_header_probe(kind: BufferKind, opts: &str) -> Vec<u32> {
+        use crate::rules::NoBuffers;
+        let (proto, v6, rule_proto) = match kind {
+            BufferKind::Ipv4Hdr | BufferKind::TcpHdr => (IpProto::Tcp, false, "tcp"),
+            BufferKind::Ipv6Hdr | BufferKind::UdpHdr => (IpProto::Udp, true, "udp"),
+            BufferKind::Icmpv4Hdr => (IpProto::Icmp, false, "icmp"),
+            _ => (IpProto::Icmpv6, true, "icmpv6"),
+        };
+        let rule = format!("alert {rule_proto} any any -> any any ({opts} sid:1;)");
+        let mut b = RuleSetBuilder::default();
+        let rep = b.add_text("t", &rule);
+        assert_eq!(rep.loaded, 1, "{rule}: {:?}", rep.skipped);
+        let rules = b.build();
+        let (src, dst) = if v6 {
+            (
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            )
+        } else {
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap())
+        };
+        let view = PacketView {
+            proto,
+            src,
+            dst,
+            src_port: 1,
+            dst_port: 2,
+            ttl: 64,
+            tcp_flags: (proto == IpProto::Tcp).then_some(0x18),
+            icmp: None,
+            fragbits: (false, false, false),
+            ip_v6: v6,
+            payload: b"",
+            ip_header: b"HDRprobeIP",
+            l4_header: b"HDRprobeL4",
+            stream_size: None,
+            flow: FlowView::default(),
+            app_proto: None,
+        };
+        let mut out = Vec::new();
+        rules.inspect(
+            &view,
+            &NoBuffers,
+            &mut FlowRuleState::new(),
+            &mut ThresholdState::new(),
+            Timestamp(0),
+            &mut out,
+        );
+        out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
     }
 
     /// The sids `rules` raise on the probe's flow (inline mode).
@@ -1333,6 +1432,17 @@ mod tests {
         let (mut fired, mut refused) = (0, 0);
         for (what, kind, opts) in &selectors {
             let filled = buffer_filled(*kind);
+            if kind.is_header() {
+                assert!(filled, "{what}");
+                let pat = if matches!(kind, BufferKind::Ipv4Hdr | BufferKind::Ipv6Hdr) {
+                    "probeIP"
+                } else {
+                    "probeL4"
+                };
+                assert_eq!(run_header_probe(*kind, &opts(pat)), vec![1], "{what}");
+                fired += 1;
+                continue;
+            }
             let (pattern, flow) = if filled {
                 probe(*kind)
             } else {

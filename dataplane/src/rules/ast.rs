@@ -133,11 +133,23 @@ pub enum BufferKind {
     Ja4Hash,
     /// `tls.cert_fingerprint`: SHA-1 of the leaf certificate, `aa:bb:...`.
     TlsCertFingerprint,
+    /// `ipv4.hdr`: the IPv4 header with its options.
+    Ipv4Hdr,
+    /// `ipv6.hdr`: the IPv6 header with its extension headers.
+    Ipv6Hdr,
+    /// `tcp.hdr`: the TCP header with its options.
+    TcpHdr,
+    /// `udp.hdr`: the 8-byte UDP header.
+    UdpHdr,
+    /// `icmpv4.hdr`: the ICMPv4 header (8 bytes, more for timestamps and router adverts).
+    Icmpv4Hdr,
+    /// `icmpv6.hdr`: the 8-byte ICMPv6 header.
+    Icmpv6Hdr,
 }
 
 impl BufferKind {
     /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 42] = {
+    pub const ALL: [BufferKind; 48] = {
         use BufferKind::*;
         [
             Payload,
@@ -182,8 +194,28 @@ impl BufferKind {
             Ja3sString,
             Ja4Hash,
             TlsCertFingerprint,
+            Ipv4Hdr,
+            Ipv6Hdr,
+            TcpHdr,
+            UdpHdr,
+            Icmpv4Hdr,
+            Icmpv6Hdr,
         ]
     };
+
+    /// The packet's header buffers (`ipv4.hdr`, `tcp.hdr`, ...): read from the packet itself,
+    /// a bit at each [`Self::index`].
+    pub const HEADERS: u64 = 1 << BufferKind::Ipv4Hdr.index()
+        | 1 << BufferKind::Ipv6Hdr.index()
+        | 1 << BufferKind::TcpHdr.index()
+        | 1 << BufferKind::UdpHdr.index()
+        | 1 << BufferKind::Icmpv4Hdr.index()
+        | 1 << BufferKind::Icmpv6Hdr.index();
+
+    /// A header buffer of the packet ([`Self::HEADERS`]).
+    pub const fn is_header(self) -> bool {
+        Self::HEADERS & 1 << self.index() != 0
+    }
 
     /// Every kind, for tables indexed by kind.
     pub const COUNT: usize = Self::ALL.len();
@@ -194,7 +226,8 @@ impl BufferKind {
     }
 
     /// The kinds (a bit at each [`Self::index`]) a packet going towards the server
-    /// (`to_server`) or the client may offer: those of its [`Side`] and the packet's own.
+    /// (`to_server`) or the client may offer: those of its [`Side`] and the packet's own payload
+    /// and stream (the header kinds, [`Self::HEADERS`], the engine reads from the packet itself).
     pub const fn side_mask(to_server: bool) -> u64 {
         let mut m = 1u64 << BufferKind::Payload.index()
             | 1u64 << BufferKind::Packet.index()
@@ -202,6 +235,8 @@ impl BufferKind {
         let mut rest: &[BufferKind] = &Self::ALL;
         while let [k, tail @ ..] = rest {
             let on = match k.side() {
+                // The packet's headers come from the packet, not from `Buffers`.
+                Side::Both if k.is_header() => false,
                 Side::Both => true,
                 Side::ToServer => to_server,
                 Side::ToClient => !to_server,
@@ -259,6 +294,12 @@ impl BufferKind {
             Ja3sString => "ja3s.string",
             Ja4Hash => "ja4.hash",
             TlsCertFingerprint => "tls.cert_fingerprint",
+            Ipv4Hdr => "ipv4.hdr",
+            Ipv6Hdr => "ipv6.hdr",
+            TcpHdr => "tcp.hdr",
+            UdpHdr => "udp.hdr",
+            Icmpv4Hdr => "icmpv4.hdr",
+            Icmpv6Hdr => "icmpv6.hdr",
         }
     }
 
@@ -270,6 +311,7 @@ impl BufferKind {
         match self {
             FileData | HttpHeader | HttpHeaderRaw | HttpHeaderNames | HttpCookie
             | HttpContentType | HttpContentLen | HttpProtocol | HttpStart => Side::Both,
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => Side::Both,
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
             | Ja3sHash | Ja3sString => Side::ToClient,
@@ -288,6 +330,7 @@ impl BufferKind {
         use BufferKind::*;
         match self {
             Payload | Packet | Stream => None,
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
             | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint => {
                 Some(AppProto::Tls)
@@ -389,6 +432,52 @@ pub enum PacketCheck {
     IcmpSeq(u16),
     /// `ip_proto`.
     IpProto(NumCmp),
+    /// `ipopts`: any of these IPv4 option flags ([`ipopt`]) is set on the packet.
+    IpOpts(u16),
+    /// `stream_size`: the sequence space a side of the TCP session used so far.
+    StreamSize(StreamSizeSide, NumCmp),
+}
+
+/// Which side `stream_size` measures.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StreamSizeSide {
+    /// What the client sent.
+    Client,
+    /// What the server sent.
+    Server,
+    /// Both sides must satisfy the comparison.
+    Both,
+    /// Either side may.
+    Either,
+}
+
+/// IPv4 option flags for `ipopts` and [`PacketView`](super::engine::PacketView)`::ipopts`
+/// (Suricata's `IPV4_OPT_FLAG_*`).
+pub mod ipopt {
+    /// End of list (0).
+    pub const EOL: u16 = 1 << 0;
+    /// No operation (1).
+    pub const NOP: u16 = 1 << 1;
+    /// Record route (7).
+    pub const RR: u16 = 1 << 2;
+    /// Timestamp (68).
+    pub const TS: u16 = 1 << 3;
+    /// Quick start (25).
+    pub const QS: u16 = 1 << 4;
+    /// Security (130).
+    pub const SEC: u16 = 1 << 5;
+    /// Loose source route (131).
+    pub const LSRR: u16 = 1 << 6;
+    /// Commercial security (134).
+    pub const CIPSO: u16 = 1 << 7;
+    /// Stream identifier (136).
+    pub const SID: u16 = 1 << 8;
+    /// Strict source route (137).
+    pub const SSRR: u16 = 1 << 9;
+    /// Router alert (148).
+    pub const RTRALT: u16 = 1 << 10;
+    /// Extended security (133).
+    pub const ESEC: u16 = 1 << 11;
 }
 
 /// `flow` keyword.

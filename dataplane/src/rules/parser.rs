@@ -500,6 +500,12 @@ pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
         ("ja4.hash", Ja4Hash),
         ("tls.cert_fingerprint", TlsCertFingerprint),
         ("tls_cert_fingerprint", TlsCertFingerprint),
+        ("ipv4.hdr", Ipv4Hdr),
+        ("ipv6.hdr", Ipv6Hdr),
+        ("tcp.hdr", TcpHdr),
+        ("udp.hdr", UdpHdr),
+        ("icmpv4.hdr", Icmpv4Hdr),
+        ("icmpv6.hdr", Icmpv6Hdr),
     ]
 };
 
@@ -729,6 +735,41 @@ impl Builder {
         match name {
             "flags" | "tcp.flags" => self.packet.push(parse_flags(need(value)?)?),
             "fragbits" => self.packet.push(parse_fragbits(need(value)?)?),
+            "stream_size" => {
+                let v = need(value)?;
+                let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+                let [side, op, n] = parts.as_slice() else {
+                    return syntax(name, "expected `side,operator,number`");
+                };
+                let side = match *side {
+                    "client" => StreamSizeSide::Client,
+                    "server" => StreamSizeSide::Server,
+                    "both" => StreamSizeSide::Both,
+                    "either" => StreamSizeSide::Either,
+                    other => return syntax(name, format!("unknown side `{other}`")),
+                };
+                let n: u64 = match n.parse::<u32>() {
+                    Ok(n) => u64::from(n),
+                    Err(_) => return syntax(name, format!("bad number `{n}`")),
+                };
+                let cmp = match *op {
+                    ">" => NumCmp::Gt(n),
+                    "<" => NumCmp::Lt(n),
+                    "=" => NumCmp::Eq(n),
+                    "!=" => NumCmp::Ne(n),
+                    ">=" => NumCmp::Ge(n),
+                    "<=" => NumCmp::Le(n),
+                    other => return syntax(name, format!("unknown operator `{other}`")),
+                };
+                self.packet.push(PacketCheck::StreamSize(side, cmp));
+            }
+            "ipopts" => {
+                let v = need(value)?;
+                match super::packet::ipopts_flag(v) {
+                    Some(f) => self.packet.push(PacketCheck::IpOpts(f)),
+                    None => return invalid(name, format!("unknown IP option `{}`", v.trim())),
+                }
+            }
             "dsize" => self
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
@@ -1132,6 +1173,27 @@ impl Builder {
                         "variable read in a buffer inspected before the one setting it",
                     );
                 }
+            }
+        }
+        // Suricata refuses a header buffer the rule's protocol cannot have.
+        for ch in &chains {
+            let tcp = matches!(
+                proto,
+                RuleProto::Tcp
+                    | RuleProto::TcpPkt
+                    | RuleProto::TcpStream
+                    | RuleProto::Http
+                    | RuleProto::Tls
+            );
+            let ok = match ch.buffer {
+                BufferKind::TcpHdr => proto == RuleProto::Ip || tcp,
+                BufferKind::UdpHdr => matches!(proto, RuleProto::Ip | RuleProto::Udp),
+                BufferKind::Icmpv4Hdr => matches!(proto, RuleProto::Ip | RuleProto::Icmp),
+                BufferKind::Icmpv6Hdr => matches!(proto, RuleProto::Ip | RuleProto::Icmpv6),
+                _ => true,
+            };
+            if !ok {
+                return invalid(ch.buffer.name(), "the rule's protocol has no such header");
             }
         }
         for ch in &chains {

@@ -33,6 +33,9 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         fragbits: (false, true, false),
         ip_v6: false,
         payload,
+        ip_header: &[],
+        l4_header: &[],
+        stream_size: None,
         flow: FlowView {
             has_flow: true,
             established: true,
@@ -865,4 +868,96 @@ fn an_exhausted_inspection_is_a_counted_runtime_error() {
         "the match past the limit is missed"
     );
     assert!(runtime::runtime_errors().inspect_limit > before);
+}
+
+// Header sticky buffers read the packet's own headers (Suricata's `ipv4.hdr`, `tcp.hdr`, ...):
+// only on packets that have that header, and never on a pseudo packet (empty headers).
+#[test]
+fn header_buffers() {
+    // IPv4 with TOS 0 and id 1; TCP header with data offset 5, flags PA.
+    let ip4: &[u8] = &[
+        0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 8, 8, 8, 8,
+    ];
+    let tcp: &[u8] = &[
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 2, 0, 0, 0, 0, 0,
+    ];
+    let rs = set(concat!(
+        "alert ip any any -> any any (ipv4.hdr; content:\"|00 01|\"; offset:4; depth:2; sid:1;)\n",
+        "alert tcp any any -> any any (tcp.hdr; content:\"|50 18|\"; offset:12; sid:2;)\n",
+        "alert ip any any -> any any (ipv6.hdr; content:\"|45|\"; sid:3;)\n",
+        "alert udp any any -> any any (udp.hdr; content:\"|00 50|\"; sid:4;)\n",
+    ));
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.ip_header = ip4;
+    p.l4_header = tcp;
+    assert_eq!(sids(&rs, &p), vec![1, 2]);
+    // The same bytes on an IPv6 packet: only `ipv6.hdr` reads the IP header.
+    p.ip_v6 = true;
+    assert_eq!(sids(&rs, &p), vec![2, 3]);
+    // A pseudo packet has no headers.
+    let p = pkt(IpProto::Tcp, b"");
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    // A header the rule's protocol cannot have is refused, as Suricata does.
+    assert_eq!(
+        skip("alert udp any any -> any any (tcp.hdr; content:\"a\"; sid:1;)").keyword,
+        "tcp.hdr"
+    );
+    assert_eq!(
+        skip("alert tcp any any -> any any (icmpv4.hdr; content:\"a\"; sid:1;)").keyword,
+        "icmpv4.hdr"
+    );
+}
+
+#[test]
+fn ipopts_keyword() {
+    let rs = set(concat!(
+        "alert ip any any -> any any (ipopts:rr; sid:1;)\n",
+        "alert ip any any -> any any (ipopts:eol; sid:2;)\n",
+        "alert ip any any -> any any (ipopts:any; sid:3;)\n",
+        "alert ip any any -> any any (ipopts:lsrr; sid:4;)\n",
+    ));
+    let mut hdr = vec![
+        0x46, 0, 0, 44, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 8, 8, 8, 8,
+    ];
+    hdr.extend_from_slice(&[7, 3, 4, 0]);
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.ip_header = &hdr;
+    assert_eq!(sids(&rs, &p), vec![1, 2, 3]);
+    // No options; and IPv6 never has IPv4 options.
+    let plain = hdr.get(..20).unwrap().to_vec();
+    p.ip_header = &plain;
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    p.ip_header = &hdr;
+    p.ip_v6 = true;
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    assert_eq!(
+        skip("alert ip any any -> any any (ipopts:bogus; sid:1;)").keyword,
+        "ipopts"
+    );
+}
+
+// `stream_size` compares the sequence space a side used (Suricata's `next_seq - isn`).
+#[test]
+fn stream_size_keyword() {
+    let rs = set(concat!(
+        "alert tcp any any -> any any (stream_size:server,<,10; sid:1;)\n",
+        "alert tcp any any -> any any (stream_size:client,>=,100; sid:2;)\n",
+        "alert tcp any any -> any any (stream_size:both,>,5; sid:3;)\n",
+        "alert tcp any any -> any any (stream_size:either,=,1; sid:4;)\n",
+        "alert tcp any any -> any any (stream_size:client,!=,100; sid:5;)\n",
+    ));
+    let mut p = pkt(IpProto::Tcp, b"x");
+    p.stream_size = Some((100, 1));
+    assert_eq!(sids(&rs, &p), vec![1, 2, 4]);
+    p.stream_size = Some((50, 20));
+    assert_eq!(sids(&rs, &p), vec![3, 5]);
+    // No TCP session: nothing to compare.
+    p.stream_size = None;
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    for bad in ["server,<", "middle,<,1", "server,<>,1", "server,<,x"] {
+        let e = skip(&format!(
+            "alert tcp any any -> any any (stream_size:{bad}; sid:1;)"
+        ));
+        assert_eq!(e.keyword, "stream_size", "{bad}");
+    }
 }
