@@ -4,9 +4,10 @@
 //!
 //! Layout (fixed-width little-endian integers in three flat arrays, so a later version can
 //! write them to a file and memory-map them as they are):
-//! - `keys: [u64]`, sorted: `xxh3_64` of the entry's canonical text (the host for domains,
-//!   hosts and IPs; `host/path[?query]` for URLs). A URL entry also adds a marker record under
-//!   its host's key, so URL paths are only tried on hosts that have URL entries;
+//! - `keys: [u64]`, sorted: for domains, hosts and IPs [`name_key`] of the canonical host (its
+//!   labels hashed from the right, so one pass over a host gives all its parents' keys); for
+//!   URLs `xxh3_64` of `host/path[?query]`. A URL entry also adds a marker record under its
+//!   host's name key, so URL paths are only tried on hosts that have URL entries;
 //! - `meta: [u32]`, beside each key: the list's index (high 24 bits) and the entry kind (low 8);
 //!   records of one key are sorted by list index, so the first list given wins a tie;
 //! - `buckets: [u32]`: where each run of keys with the same top bits starts (about 64 keys a
@@ -21,8 +22,8 @@
 //! given other name collides with one is about 1 in 2^44.
 //!
 //! Lookup order (the first hit is returned): trusted addresses first (a trusted hit is never
-//! blocked); then from the exact host down to the registrable domain (Public Suffix List, ICANN
-//! section), at each name: its URL entries (path with query, path, then the path's prefixes
+//! blocked); then from the exact host down to the registrable domain (in effect: the walk goes
+//! down to two labels, see [`Walk`], and no public suffix can be listed), at each name: its URL entries (path with query, path, then the path's prefixes
 //! ending in `/` from the longest), then a domain entry there, or a host or IP entry when the name
 //! is the exact host.
 
