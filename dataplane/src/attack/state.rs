@@ -540,9 +540,10 @@ pub struct FirstSeen {
 }
 
 impl FirstSeen {
-    /// A table of `slots` slots (rounded up to a power of two), zeroed lazily by the
-    /// allocator: pages count toward memory as traffic touches them, 64 bytes a slot. Zero slots
-    /// turn the stage off: every address is admitted with its first packet.
+    /// A table of `slots` slots (rounded up to a power of two, at most [`MAX_FIRST_SEEN`]),
+    /// 64 bytes a slot, allocated and written whole here: resident from the start (4 MiB at
+    /// the default 65,536), never more. Zero slots turn the stage off: every address is
+    /// admitted with its first packet.
     pub fn new(slots: usize) -> Self {
         let n = match slots {
             0 => 0,
