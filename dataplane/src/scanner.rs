@@ -11,7 +11,7 @@
 
 use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
-use crate::flow::{Flow, TcpState};
+use crate::flow::{FlowFacts, TcpState};
 use crate::rules::{
     AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet, Side,
     ThresholdState,
@@ -361,13 +361,13 @@ fn payload_off(cfg: &ScannerConfig, app: &AppState) -> bool {
 /// Whether the flow counts as established for `flow:established` (Suricata's rules: TCP after the
 /// handshake, or picked up midstream with `stream.midstream`; other protocols once both
 /// directions were seen).
-pub fn established(f: &Flow, midstream: bool) -> bool {
+pub fn established(f: FlowFacts, midstream: bool) -> bool {
     match f.tcp {
         Some(TcpState::Established | TcpState::Closing | TcpState::Closed) => {
             !f.midstream || midstream
         }
         Some(_) => false,
-        None => f.pkts_to_server > 0 && f.pkts_to_client > 0,
+        None => f.answered,
     }
 }
 
@@ -400,8 +400,9 @@ fn once_per_tx(
     }
 }
 
-/// Inspect one packet of a tracked flow; matches go to `out`, the alert's app fields are
-/// returned when the packet produced matches.
+/// Inspect one packet of a tracked flow (`flow` its connection, `scan` the scanner's state of
+/// it); matches go to `out`, the alert's app fields are returned when the packet produced
+/// matches.
 #[allow(clippy::too_many_arguments)]
 pub fn inspect(
     rules: &RuleSet,
@@ -409,7 +410,8 @@ pub fn inspect(
     memcap: &StreamMemcap,
     thresholds: &mut ThresholdState,
     ip: &Ip<'_>,
-    flow: &mut Flow,
+    flow: FlowFacts,
+    scan: &mut FlowScan,
     to_server: bool,
     now: Timestamp,
     out: &mut Vec<RuleMatch>,
@@ -419,7 +421,6 @@ pub fn inspect(
         && flow.tcp == Some(TcpState::SynSent)
         && matches!(&ip.l4, L4::Tcp(t) if t.flags.has(TcpFlags::ACK) && !t.flags.has(TcpFlags::SYN));
     let mut est = established(flow, cfg.stream.midstream);
-    let scan = flow.scan.get_or_insert_with(Box::default);
     scan.async_established |= async_ack;
     est |= scan.async_established && flow.tcp == Some(TcpState::SynSent);
     let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
@@ -541,7 +542,8 @@ pub fn inspect(
 /// End of a TCP flow in [`InspectionMode::Ids`] (end of the capture, or of the engine): the
 /// data the peer never acknowledged is parsed and inspected now, as Suricata does with the
 /// pseudo packets it makes when a flow ends. Call once per direction (`to_server` first);
-/// `client`/`server` are the flow's endpoints. Returns the alert's app fields when matches
+/// `flow` is the connection, `scan` the scanner's state of it, `client`/`server` its
+/// endpoints. Returns the alert's app fields when matches
 /// were appended to `out`. Does nothing in inline mode, where every byte was inspected on
 /// arrival.
 #[cold]
@@ -550,7 +552,8 @@ pub fn flush(
     rules: &RuleSet,
     cfg: &ScannerConfig,
     thresholds: &mut ThresholdState,
-    flow: &mut Flow,
+    flow: FlowFacts,
+    scan: &mut FlowScan,
     client: (core::net::IpAddr, u16),
     server: (core::net::IpAddr, u16),
     to_server: bool,
@@ -561,7 +564,6 @@ pub fn flush(
         return None;
     }
     let est = established(flow, cfg.stream.midstream);
-    let scan = flow.scan.as_deref_mut()?;
     let st = scan.stream.as_ref()?;
     let (src, dst) = if to_server {
         (client, server)
@@ -777,6 +779,20 @@ mod tests {
     const A: u16 = TcpFlags::ACK;
     const PA: u16 = TcpFlags::PSH | TcpFlags::ACK;
 
+    /// The scanner's state beside each flow of a test's table.
+    #[derive(Debug, Default)]
+    struct Scanned(FlowScan);
+
+    impl crate::flow::FlowExt for Scanned {
+        type Peek = ();
+
+        fn peek(&self, _a_to_b: bool) {}
+
+        fn keep_on_leave(_flow: &crate::flow::Flow<Self>) -> bool {
+            false
+        }
+    }
+
     /// One TCP connection fed packet by packet through [`inspect`] (client ISN 100, server ISN
     /// 500), recording the sids each packet raised.
     struct Conn {
@@ -784,7 +800,7 @@ mod tests {
         cfg: ScannerConfig,
         memcap: StreamMemcap,
         thresholds: ThresholdState,
-        flows: FlowTable,
+        flows: FlowTable<Scanned>,
         now: u64,
     }
 
@@ -866,7 +882,8 @@ mod tests {
                 &self.memcap,
                 &mut self.thresholds,
                 ip,
-                flow,
+                flow.facts(),
+                &mut flow.ext.0,
                 to_server,
                 now,
                 &mut out,
@@ -884,7 +901,8 @@ mod tests {
                     &self.rules,
                     &self.cfg,
                     &mut self.thresholds,
-                    flow,
+                    flow.facts(),
+                    &mut flow.ext.0,
                     CLIENT,
                     SERVER,
                     to_server,

@@ -20,7 +20,7 @@ use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
 use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response};
-use crate::flow::{FlowKey, FlowTable};
+use crate::flow::{Flow, FlowExt, FlowKey, FlowTable, FlowUpdate};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
 pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
@@ -35,8 +35,12 @@ use crate::time::Timestamp;
 
 use crate::isolation::{IsolationClient, hook as iso_hook};
 use crate::protection::{Engines, TooDeepReports, VmProtections};
+// The engines' per-flow state, beside each flow of the table.
+mod flow_ext;
 // Web address scan: the hook's body, actions and events (issue 17).
 mod web;
+
+pub use flow_ext::{EnginePeek, FlowEngines};
 
 /// IP protocol numbers of the tunnels whose inner packet is inspected: IPv4 (IP-in-IP) and
 /// IPv6 encapsulation.
@@ -178,7 +182,7 @@ impl Counters {
 pub struct Worker {
     cfg: WorkerConfig,
     policy: Arc<CompiledPolicy>,
-    flows: FlowTable,
+    flows: FlowTable<FlowEngines>,
     defrag: Defragmenter,
     attacks: AttackBlocker,
     blocks: BlockClient,
@@ -284,9 +288,9 @@ impl Worker {
             return;
         };
         // Flow id order: the output does not depend on the table's layout.
-        let mut flows: Vec<(&FlowKey, &mut crate::flow::Flow)> = table
+        let mut flows: Vec<(&FlowKey, &mut Flow<FlowEngines>)> = table
             .iter_mut()
-            .filter(|(_, f)| f.scan.is_some() && f.tcp.is_some())
+            .filter(|(_, f)| FlowEngines::keep_on_leave(f))
             .collect();
         flows.sort_unstable_by_key(|(_, f)| f.id);
         for (key, flow) in flows {
@@ -311,7 +315,7 @@ impl Worker {
 
     /// What an end-of-flow inspection needs, borrowed apart from the flow table, if one applies
     /// (IDS timing, rules loaded, the activity scanner on).
-    fn flusher(&mut self) -> Option<(Flusher<'_>, &mut FlowTable)> {
+    fn flusher(&mut self) -> Option<(Flusher<'_>, &mut FlowTable<FlowEngines>)> {
         let rules = self.rules.as_deref()?;
         let p = self.policy.policy();
         (self.cfg.scanner.mode == scanner::InspectionMode::Ids && p.activity_scanner.enabled).then(
@@ -345,7 +349,7 @@ impl Worker {
     }
 
     /// Flow table (for status).
-    pub fn flows(&self) -> &FlowTable {
+    pub fn flows(&self) -> &FlowTable<FlowEngines> {
         &self.flows
     }
 
@@ -964,7 +968,7 @@ impl Worker {
             .iso
             .as_deref()
             .and_then(|iso| iso_hook::note_of(iso, decoded, ip, scope));
-        let upd = self.flows.update_noting(
+        let (upd, peek) = self.flows.update_noting(
             now,
             &key,
             a_to_b,
@@ -975,7 +979,8 @@ impl Worker {
         if upd.terminated {
             return Verdict::Drop(DropReason::Terminated);
         }
-        let verdict = self.attack_blocker_ip(decoded, ip, scope, meta, rule, &key, upd, out);
+        let verdict =
+            self.attack_blocker_ip(decoded, ip, scope, meta, rule, &key, (upd, peek), out);
         // Inline, a packet the attack blocker dropped goes no further; on a mirror it was seen
         // anyway, so the rules still inspect it.
         if verdict != Verdict::Forward && self.cfg.attach == Attach::Inline {
@@ -996,7 +1001,7 @@ impl Worker {
         if self.web.is_some()
             && verdict == Verdict::Forward
             && self.engines.web_address_scan()
-            && web::wants(ip, upd)
+            && web::wants(ip, upd, peek)
         {
             verdict = self.web_scan(decoded, ip, scope, meta, &key, upd, out);
         }
@@ -1014,7 +1019,7 @@ impl Worker {
         meta: PacketMeta,
         rule: ExclusionRule,
         key: &FlowKey,
-        upd: crate::flow::FlowUpdate,
+        (upd, peek): (FlowUpdate, EnginePeek),
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
@@ -1039,12 +1044,14 @@ impl Worker {
             flow: Some(upd),
         };
         let found = &mut self.detections;
-        let mut mac_slot = upd.mac_slot;
+        let mut mac_slot = peek.mac_slot;
         self.attacks
             .inspect(&ab.detectors, &facts, &mut mac_slot, &mut |d| found.push(d));
-        if mac_slot != upd.mac_slot {
+        if mac_slot != peek.mac_slot
+            && let Some(f) = self.flows.get_mut(key)
+        {
             // First packet of this direction, or the binding moved: one more probe, rarely.
-            self.flows.set_mac_slot(key, upd.a_to_b, mac_slot);
+            f.ext.set_mac_slot(upd.a_to_b, mac_slot);
         }
         if self.detections.is_empty() {
             return Verdict::Forward;
@@ -1072,7 +1079,7 @@ impl Worker {
         t: &decode::Tcp<'_>,
         scope: VlanScope,
         key: &FlowKey,
-        upd: crate::flow::FlowUpdate,
+        upd: FlowUpdate,
         now: Timestamp,
     ) {
         if upd.handshake_completed {
@@ -1095,7 +1102,7 @@ impl Worker {
         meta: PacketMeta,
         rule: ExclusionRule,
         key: &FlowKey,
-        upd: crate::flow::FlowUpdate,
+        upd: FlowUpdate,
         out: &mut impl Output,
     ) -> Verdict {
         // The rule set and the policy are borrowed field by field, not held by a reference count:
@@ -1107,20 +1114,22 @@ impl Worker {
             return Verdict::Forward;
         };
         self.matches.clear();
+        // A TCP flow whose handshake this appliance saw complete: its source proved its address
+        // (a forged one never sees the SYN/ACK), so a rule match can block it.
+        let proven = flow.handshake_seen();
+        let facts = flow.facts();
         let app = scanner::inspect(
             rules,
             &self.cfg.scanner,
             &self.memcap,
             &mut self.thresholds,
             ip,
-            flow,
+            facts,
+            flow.ext.scan.get_or_insert_with(Box::default),
             upd.to_server,
             meta.ts,
             &mut self.matches,
         );
-        // A TCP flow whose handshake this appliance saw complete: its source proved its address
-        // (a forged one never sees the SYN/ACK), so a rule match can block it.
-        let proven = flow.handshake_seen();
         let p = self.policy.policy();
         let excl = &p.activity_scanner.rule_exclusions;
         if !excl.is_empty() {
@@ -1492,7 +1501,7 @@ impl Flusher<'_> {
     fn flush(
         &mut self,
         key: &FlowKey,
-        flow: &mut crate::flow::Flow,
+        flow: &mut Flow<FlowEngines>,
         now: Timestamp,
         out: &mut impl Output,
     ) {
@@ -1507,12 +1516,16 @@ impl Flusher<'_> {
         let (rules, cfg, p) = (*rules, *cfg, *p);
         let excl = &p.activity_scanner.rule_exclusions;
         let monitoring = p.mode == Mode::Monitoring;
+        let facts = flow.facts();
+        let Some(scan) = flow.ext.scan.as_deref_mut() else {
+            return;
+        };
         let (a, b) = key.endpoints();
         let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
         for to_server in [true, false] {
             matches.clear();
             let app = scanner::flush(
-                rules, cfg, thresholds, flow, client, server, to_server, now, matches,
+                rules, cfg, thresholds, facts, scan, client, server, to_server, now, matches,
             );
             matches.retain(|m| m.alert && !rule_excluded(excl, m));
             let (src, dst) = if to_server {
@@ -1551,7 +1564,7 @@ impl Flusher<'_> {
 }
 
 /// The packet of a tracked flow, as events name it.
-fn flow_packet(scope: VlanScope, ip: &Ip<'_>, upd: crate::flow::FlowUpdate) -> PacketRef {
+fn flow_packet(scope: VlanScope, ip: &Ip<'_>, upd: FlowUpdate) -> PacketRef {
     PacketRef {
         flow_id: Some(upd.id),
         scope,
