@@ -19,7 +19,7 @@ use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, L4, tunnel};
 use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
-use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response};
+use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response, Signature};
 use crate::flow::{Flow, FlowExt, FlowKey, FlowTable, FlowUpdate};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
@@ -531,26 +531,27 @@ impl Worker {
                 DecodeEvent::VlanTooDeep => ("Decode.VlanTooDeep", TOO_DEEP_VLAN_SID),
                 _ => ("Decode.Ipv6ExtChainTooLong", TOO_DEEP_IPV6_SID),
             };
+            let packet = PacketRef {
+                flow_id: None,
+                scope: scope_of(&vlan),
+                src_ip,
+                dst_ip,
+                ports: None,
+                proto: None,
+                to_server: None,
+            };
+            let sig = Signature {
+                name: Cow::Borrowed(signature),
+                gid: crate::attack::GID,
+                sid,
+                rev: 1,
+                category: Cow::Borrowed("Generic Protocol Command Decode"),
+                severity: 3,
+            };
             out.event(Event {
                 ts: meta.ts,
                 pcap_cnt: Some(meta.pcap_cnt),
                 kind: EventKind::Alert(Alert {
-                    packet: PacketRef {
-                        flow_id: None,
-                        scope: scope_of(&vlan),
-                        src_ip,
-                        dst_ip,
-                        ports: None,
-                        proto: None,
-                        to_server: None,
-                    },
-                    engine: Engine::Decoder,
-                    signature: Cow::Borrowed(signature),
-                    gid: crate::attack::GID,
-                    sid,
-                    rev: 1,
-                    category: Cow::Borrowed("Generic Protocol Command Decode"),
-                    severity: 3,
                     response: if wants_drop {
                         Response::Terminate
                     } else {
@@ -558,12 +559,7 @@ impl Worker {
                     },
                     enforced: drop,
                     monitoring,
-                    excluded: false,
-                    block_minutes: None,
-                    block_skipped: None,
-                    app: None,
-                    web_address: None,
-                    in_iface: None,
+                    ..Alert::new(packet, Engine::Decoder, sig)
                 }),
             });
         }
@@ -1168,30 +1164,21 @@ impl Worker {
             (response == Response::TerminateAndBlock).then_some(p.attack_blocker.block_minutes);
         let enforce = wants_drop && !monitoring && response != Response::Inform;
         let drop = enforce && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
-        let packet = flow_packet(scope, ip, upd);
+        let report = RuleReport {
+            packet: flow_packet(scope, ip, upd),
+            ts: meta.ts,
+            pcap_cnt: Some(meta.pcap_cnt),
+            drop_response: response,
+            enforced: enforce,
+            monitoring,
+            excluded: rule == ExclusionRule::DoNotBlock,
+            block_minutes: block_minutes.map(|m| m.get()),
+            block_skipped: skip,
+            app: app.as_ref(),
+        };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
-            self.counters.rule_alerts += 1;
-            let mut alert = scanner_alert(
-                m,
-                packet,
-                response,
-                enforce,
-                monitoring,
-                rule == ExclusionRule::DoNotBlock,
-                app.as_ref(),
-            );
-            if alert.response == Response::TerminateAndBlock {
-                alert.block_minutes = block_minutes.map(|m| m.get());
-            }
-            if matches!(m.action, RuleAction::Drop | RuleAction::Reject) {
-                alert.block_skipped = skip;
-            }
-            out.event(Event {
-                ts: meta.ts,
-                pcap_cnt: Some(meta.pcap_cnt),
-                kind: EventKind::Alert(alert),
-            });
+            report.alert(m, &mut self.counters, out);
             // Isolation: a rule alert on a flow whose source proved its address.
             if proven && let Some(iso) = self.iso.as_deref_mut() {
                 let trigger = iso_hook::Trigger {
@@ -1387,23 +1374,13 @@ impl Worker {
                 ts: meta.ts,
                 pcap_cnt: Some(meta.pcap_cnt),
                 kind: EventKind::Alert(Alert {
-                    packet: *packet,
-                    engine: Engine::AttackBlocker,
-                    signature: d.attack.name().into(),
-                    gid: crate::attack::GID,
-                    sid: d.attack.sid(),
-                    rev: 1,
-                    category: d.attack.category().into(),
-                    severity: d.attack.severity(),
                     response,
                     enforced: enforce,
                     monitoring,
                     excluded: excluded_block,
                     block_minutes: blocks.then(|| ab.block_minutes.get()),
                     block_skipped: skip,
-                    app: None,
-                    web_address: None,
-                    in_iface: None,
+                    ..Alert::new(*packet, Engine::AttackBlocker, attack_signature(d.attack))
                 }),
             });
             // Isolation: a detection from a protected VM may isolate it (forged sources never).
@@ -1533,31 +1510,29 @@ impl Flusher<'_> {
             } else {
                 (server, client)
             };
-            let packet = PacketRef {
-                flow_id: Some(flow.id),
-                scope: key.scope(),
-                src_ip: src.0,
-                dst_ip: dst.0,
-                ports: Some((src.1, dst.1)),
-                proto: Some(decode::IpProto::Tcp),
-                to_server: Some(to_server),
+            // The traffic is gone: nothing is left to act on.
+            let report = RuleReport {
+                packet: PacketRef {
+                    flow_id: Some(flow.id),
+                    scope: key.scope(),
+                    src_ip: src.0,
+                    dst_ip: dst.0,
+                    ports: Some((src.1, dst.1)),
+                    proto: Some(decode::IpProto::Tcp),
+                    to_server: Some(to_server),
+                },
+                ts: now,
+                pcap_cnt: None,
+                drop_response: Response::from(p.activity_scanner.action),
+                enforced: false,
+                monitoring,
+                excluded: false,
+                block_minutes: None,
+                block_skipped: None,
+                app: app.as_ref(),
             };
             for m in matches.iter() {
-                counters.rule_alerts += 1;
-                out.event(Event {
-                    ts: now,
-                    pcap_cnt: None,
-                    // The traffic is gone: nothing is left to act on.
-                    kind: EventKind::Alert(scanner_alert(
-                        m,
-                        packet,
-                        Response::from(p.activity_scanner.action),
-                        false,
-                        monitoring,
-                        false,
-                        app.as_ref(),
-                    )),
-                });
+                report.alert(m, counters, out);
             }
         }
     }
@@ -1613,40 +1588,78 @@ fn rule_excluded(excl: &[policy::RuleId], m: &RuleMatch) -> bool {
         .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
 }
 
-/// The alert of an activity scanner match: `drop_response` for `drop`/`reject` rules,
-/// `inform` for the others; the caller says whether it was enforced and why.
-fn scanner_alert(
-    m: &RuleMatch,
+/// What an attack blocker alert says was detected.
+fn attack_signature(a: Attack) -> Signature {
+    Signature {
+        name: a.name().into(),
+        gid: crate::attack::GID,
+        sid: a.sid(),
+        rev: 1,
+        category: a.category().into(),
+        severity: a.severity(),
+    }
+}
+
+/// How the activity scanner's matches of one packet, or of one direction of a flushed flow,
+/// are reported.
+struct RuleReport<'a> {
+    /// The packet the alerts name (for a flushed flow, its pseudo packet).
     packet: PacketRef,
+    /// Event time.
+    ts: Timestamp,
+    /// The packet's number; `None` for a flushed flow.
+    pcap_cnt: Option<u64>,
+    /// The response of `drop`/`reject` rules; the others inform.
     drop_response: Response,
+    /// Whether the response was carried out.
     enforced: bool,
+    /// Monitoring mode.
     monitoring: bool,
+    /// A `do_not_block` exclusion changed the response.
     excluded: bool,
-    app: Option<&scanner::AppFields>,
-) -> Alert {
-    let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
-    Alert {
-        packet,
-        engine: Engine::ActivityScanner,
-        signature: Cow::Owned(m.msg.to_string()),
-        gid: m.gid,
-        sid: m.sid,
-        rev: m.rev,
-        category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
-        severity: m.priority,
-        response: if acts {
-            drop_response
+    /// The block a `terminate_and_block` response made, in minutes.
+    block_minutes: Option<u16>,
+    /// Why a `drop`/`reject` rule did not block its source, if it did not.
+    block_skipped: Option<BlockSkip>,
+    /// The flow's app-layer fields.
+    app: Option<&'a scanner::AppFields>,
+}
+
+impl RuleReport<'_> {
+    /// Count and report one match: the one builder of rule alerts, for a packet's matches
+    /// ([`Worker::scan_ip`]) and a flushed flow's ([`Flusher::flush`]).
+    fn alert(&self, m: &RuleMatch, counters: &mut Counters, out: &mut impl Output) {
+        let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
+        let response = if acts {
+            self.drop_response
         } else {
             Response::Inform
-        },
-        enforced,
-        monitoring,
-        excluded,
-        block_minutes: None,
-        block_skipped: None,
-        app: app.cloned().map(Box::new),
-        web_address: None,
-        in_iface: None,
+        };
+        let sig = Signature {
+            name: Cow::Owned(m.msg.to_string()),
+            gid: m.gid,
+            sid: m.sid,
+            rev: m.rev,
+            category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
+            severity: m.priority,
+        };
+        counters.rule_alerts += 1;
+        out.event(Event {
+            ts: self.ts,
+            pcap_cnt: self.pcap_cnt,
+            kind: EventKind::Alert(Alert {
+                response,
+                enforced: self.enforced,
+                monitoring: self.monitoring,
+                excluded: self.excluded,
+                block_minutes: self
+                    .block_minutes
+                    .filter(|_| response == Response::TerminateAndBlock),
+                block_skipped: self.block_skipped.filter(|_| acts),
+                app: self.app.cloned().map(Box::new),
+                ..Alert::new(self.packet, Engine::ActivityScanner, sig)
+            }),
+        });
     }
 }
 

@@ -30,7 +30,7 @@ use super::{Attach, DropReason, Output, PacketMeta, Toward, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
 use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Decoded, Ip, L4};
-use crate::event::{Alert, Engine, Event, EventKind, Response, WebAddressHit};
+use crate::event::{Alert, Engine, Event, EventKind, Response, Signature, WebAddressHit};
 use crate::flow::{FlowKey, FlowUpdate};
 use crate::reset;
 use crate::scanner::AppFields;
@@ -354,14 +354,6 @@ impl Worker {
             ts: meta.ts,
             pcap_cnt: Some(meta.pcap_cnt),
             kind: EventKind::Alert(Alert {
-                packet: super::flow_packet(scope, ip, upd),
-                engine: Engine::WebAddressScan,
-                signature: Cow::Owned(format!("Listed web address ({category}): {what}")),
-                gid: WEB_GID,
-                sid,
-                rev: 1,
-                category: Cow::Owned(format!("Web address: {category}")),
-                severity,
                 response: if blocks {
                     Response::Terminate
                 } else {
@@ -369,12 +361,20 @@ impl Worker {
                 },
                 enforced: enforce,
                 monitoring,
-                excluded: false,
-                block_minutes: None,
-                block_skipped: None,
                 app: Some(Box::new(app)),
                 web_address: Some(Box::new(hit)),
-                in_iface: None,
+                ..Alert::new(
+                    super::flow_packet(scope, ip, upd),
+                    Engine::WebAddressScan,
+                    Signature {
+                        name: Cow::Owned(format!("Listed web address ({category}): {what}")),
+                        gid: WEB_GID,
+                        sid,
+                        rev: 1,
+                        category: Cow::Owned(format!("Web address: {category}")),
+                        severity,
+                    },
+                )
             }),
         });
         // Isolation: a hit whose client (the frame's sender) is a protected VM may isolate it,
@@ -464,26 +464,24 @@ impl Worker {
             ts: seen.meta.ts,
             pcap_cnt: Some(seen.meta.pcap_cnt),
             kind: EventKind::Alert(Alert {
-                packet: super::flow_packet(seen.scope, seen.ip, seen.upd),
-                engine: Engine::WebAddressScan,
-                signature: Cow::Borrowed("QUIC Initial dropped (quic: block)"),
-                gid: WEB_GID,
-                sid: SID_QUIC_BLOCKED,
-                rev: 1,
-                category: Cow::Borrowed("Web address: QUIC blocked"),
-                severity: 3,
                 response: Response::Terminate,
                 enforced: true,
-                monitoring: false,
-                excluded: false,
-                block_minutes: None,
-                block_skipped: None,
                 app: Some(Box::new(AppFields {
                     app_proto: "quic",
                     ..AppFields::default()
                 })),
-                web_address: None,
-                in_iface: None,
+                ..Alert::new(
+                    super::flow_packet(seen.scope, seen.ip, seen.upd),
+                    Engine::WebAddressScan,
+                    Signature {
+                        name: Cow::Borrowed("QUIC Initial dropped (quic: block)"),
+                        gid: WEB_GID,
+                        sid: SID_QUIC_BLOCKED,
+                        rev: 1,
+                        category: Cow::Borrowed("Web address: QUIC blocked"),
+                        severity: 3,
+                    },
+                )
             }),
         });
     }
