@@ -894,8 +894,6 @@ mod tests {
                 terminated: false,
                 half_open: true,
                 a_to_b: true,
-                mac_slot: NO_SLOT,
-                web_done: false,
             }),
         };
         let mut found = Vec::new();
