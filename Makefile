@@ -112,10 +112,13 @@ clean:
 	$(CARGO) clean
 
 ## image: the SVM appliance (docs/deployment.md): target/image/svm.qcow2 and svm.ova from Debian 12
-## packages (mmdebstrap), with the svm release binary built with DPDK. Root; needs mmdebstrap,
-## squashfs-tools, cryptsetup-bin, dosfstools, mtools, grub-efi-amd64-bin, qemu-utils.
+## packages (mmdebstrap), with the svm release binary built with DPDK, booting a unified kernel
+## image signed for Secure Boot (SVM_SB_KEY/SVM_SB_CERT, else a key generated once in
+## target/image/secureboot). Root; needs mmdebstrap, squashfs-tools, cryptsetup-bin, dosfstools,
+## mtools, qemu-utils, binutils, sbsigntool, systemd-boot-efi.
 ## image-test: boots the qcow2 under qemu (KVM when /dev/kvm is writable) with a cidata seed and a
-## test management server; needs qemu-system-x86, ovmf, xorriso, nmap (deploy/image/test.sh).
+## test management server, first under Secure Boot; needs qemu-system-x86, ovmf, xorriso, nmap,
+## mtools, binutils, python3-yaml and virt-fw-vars (pip install virt-firmware) (deploy/image/test.sh).
 .PHONY: image image-test
 image:
 	$(CARGO) build --release -p svm --features dpdk

@@ -44,6 +44,9 @@ fn view(payload: &[u8], app: Option<AppProto>) -> PacketView<'_> {
         fragbits: (false, true, false),
         ip_v6: false,
         payload,
+        ip_header: &[],
+        l4_header: &[],
+        stream_size: None,
         flow: FlowView {
             has_flow: true,
             established: true,

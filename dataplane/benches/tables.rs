@@ -97,7 +97,7 @@ fn flows(c: &mut Criterion) {
     let mut g = c.benchmark_group("flow_lookup");
     g.throughput(Throughput::Elements(1));
     for n in [1_000u32, 100_000, 1_000_000] {
-        let mut t = FlowTable::new(
+        let mut t: FlowTable = FlowTable::new(
             FlowConfig {
                 max_flows: 2_000_000,
                 ..FlowConfig::default()
@@ -128,7 +128,7 @@ fn flows(c: &mut Criterion) {
     }
     g.bench_function("new_flow_into_1000", |b| {
         b.iter_batched(
-            || FlowTable::new(FlowConfig::default(), 0),
+            || FlowTable::<()>::new(FlowConfig::default(), 0),
             |mut t| {
                 for i in 0..1000 {
                     let (k, d) = FlowKey::new(
@@ -150,7 +150,7 @@ fn flows(c: &mut Criterion) {
     let mut g = c.benchmark_group("flow_flood");
     g.throughput(Throughput::Elements(1));
     for cap in [1024usize, 1 << 20] {
-        let mut t = FlowTable::new(
+        let mut t: FlowTable = FlowTable::new(
             FlowConfig {
                 max_flows: cap,
                 ..FlowConfig::default()

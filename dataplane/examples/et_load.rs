@@ -159,6 +159,9 @@ User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\n\r\n";
             fragbits: (false, true, false),
             ip_v6: false,
             payload,
+            ip_header: &[],
+            l4_header: &[],
+            stream_size: None,
             flow: FlowView {
                 has_flow: true,
                 established: true,

@@ -158,6 +158,59 @@ pub struct Alert {
     pub in_iface: Option<std::sync::Arc<str>>,
 }
 
+/// What an alert says was matched: a signature rule, or a built-in engine's detection.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Signature {
+    /// Name (the rule's `msg`, the attack's name).
+    pub name: Cow<'static, str>,
+    /// Generator id.
+    pub gid: u32,
+    /// Signature id.
+    pub sid: u32,
+    /// Revision.
+    pub rev: u32,
+    /// Category.
+    pub category: Cow<'static, str>,
+    /// Priority, 1 highest.
+    pub severity: u8,
+}
+
+impl Alert {
+    /// The one builder of alerts: `engine` matched `sig` on `packet`. The alert starts as a
+    /// report only (`inform`, not enforced, no exclusion, no block, no app or list fields, no
+    /// interface); the caller sets what it decided and knows besides, with struct update
+    /// syntax (`Alert { response, ..Alert::new(packet, engine, sig) }`).
+    pub fn new(packet: PacketRef, engine: Engine, sig: Signature) -> Alert {
+        let Signature {
+            name,
+            gid,
+            sid,
+            rev,
+            category,
+            severity,
+        } = sig;
+        Alert {
+            packet,
+            engine,
+            signature: name,
+            gid,
+            sid,
+            rev,
+            category,
+            severity,
+            response: Response::Inform,
+            enforced: false,
+            monitoring: false,
+            excluded: false,
+            block_minutes: None,
+            block_skipped: None,
+            app: None,
+            web_address: None,
+            in_iface: None,
+        }
+    }
+}
+
 /// The list entry that matched a web address (EVE `web_address`).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct WebAddressHit {

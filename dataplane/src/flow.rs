@@ -28,6 +28,12 @@
 //!
 //! The table hashes with a seed drawn per process ([`hash_seed`]): a fixed public seed lets an
 //! attacker choose keys that share probe sequences.
+//!
+//! # Engines' per-flow state
+//! The table knows flows, not the engines that inspect them (STYLE 24): each flow carries one
+//! extension value of a type its owner supplies ([`FlowExt`]; the worker's holds the activity
+//! scanner's, web address scan's and attack blocker's per-flow state), created with the flow,
+//! dropped or retired with it. This module imports no engine.
 
 use core::hash::BuildHasher;
 use core::net::IpAddr;
@@ -243,9 +249,38 @@ pub enum TcpState {
     Reset,
 }
 
+/// The per-flow state a flow table's owner keeps beside each flow ([`Flow::ext`]): created
+/// ([`Default`]) when the flow starts, gone when it leaves the table (or handed over with it,
+/// [`FlowTable::set_retire`]).
+pub trait FlowExt: Default {
+    /// What the owner reads of the extension with every packet: [`FlowTable::update_noting`]
+    /// returns it beside the [`FlowUpdate`], so the packet needs no second lookup.
+    type Peek: Copy;
+
+    /// The extension's [`FlowExt::Peek`] for a packet travelling from the key's `a` endpoint
+    /// to `b` (`a_to_b`) or back.
+    fn peek(&self, a_to_b: bool) -> Self::Peek;
+
+    /// Whether a flow leaving the table is handed to [`FlowTable::take_retired`] (while
+    /// retiring is on) rather than dropped: it has work left for its end.
+    fn keep_on_leave(flow: &Flow<Self>) -> bool;
+}
+
+/// No extension: a table of bare flows (tests, benchmarks, tools).
+impl FlowExt for () {
+    type Peek = ();
+
+    #[inline]
+    fn peek(&self, _a_to_b: bool) {}
+
+    fn keep_on_leave(_flow: &Flow<Self>) -> bool {
+        false
+    }
+}
+
 /// Per-flow state.
 #[derive(Debug)]
-pub struct Flow {
+pub struct Flow<X = ()> {
     /// Stable id reported in events (EVE `flow_id`).
     pub id: u64,
     /// Whether the client (the endpoint that sent the first packet) is the key's `a` endpoint.
@@ -269,23 +304,27 @@ pub struct Flow {
     pub terminated: bool,
     /// The flow was picked up without its handshake.
     pub midstream: bool,
-    /// Where the attack blocker found the MAC binding of the `a` / `b` endpoint's address last
-    /// time ([`crate::attack::state::NO_SLOT`] at first): a hint it checks, so an established
-    /// flow's packets reach their binding without a hash lookup.
-    mac_slot_a: u32,
-    mac_slot_b: u32,
     /// Sequence number of the server's SYN/ACK while the handshake is open
     /// ([`FlowTable::note_syn_ack`]): the client's final ACK must acknowledge it to prove the
     /// client's address.
     syn_ack_seq: Option<u32>,
-    /// Activity scanner state (stream, app layer, rule state); created on the first packet
-    /// inspected with a rule set loaded, `None` otherwise.
-    pub scan: Option<Box<crate::scanner::FlowScan>>,
-    /// Web address scan: the client's first bytes, read once ([`crate::webscan::WebFlow`]).
-    pub web: crate::webscan::WebFlow,
     /// What a reset of both ends needs (MACs, tag stack, sequence numbers), for TCP flows of
     /// protected VMs only ([`FlowTable::update_noting`]); boxed, so other flows pay 8 bytes.
     pub ends: Option<Box<TcpEnds>>,
+    /// The owner's per-flow state ([`FlowExt`]).
+    pub ext: X,
+}
+
+/// What an engine reads of a flow's connection while it changes its own state in
+/// [`Flow::ext`] (a copy, so both can be borrowed at once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowFacts {
+    /// TCP state; `None` for other protocols.
+    pub tcp: Option<TcpState>,
+    /// The flow was picked up without its handshake.
+    pub midstream: bool,
+    /// Packets were seen in both directions.
+    pub answered: bool,
 }
 
 /// The last TCP segment of each direction of a flow, as much as a reset of both ends needs.
@@ -374,12 +413,6 @@ pub struct FlowUpdate {
     pub half_open: bool,
     /// This packet travels from the key's `a` endpoint to `b` (as [`FlowKey::new`] said).
     pub a_to_b: bool,
-    /// The attack blocker's MAC-binding slot hint for this packet's source
-    /// ([`FlowTable::set_mac_slot`]).
-    pub mac_slot: u32,
-    /// The web address scan has read this flow's client bytes ([`crate::webscan::WebFlow`]):
-    /// the packet needs no second look-up for it.
-    pub web_done: bool,
 }
 
 /// 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
@@ -387,7 +420,7 @@ const fn flow_id(counter: u64, salt: u64) -> u64 {
     mix64(counter | salt) & ((1 << 51) - 1)
 }
 
-impl Flow {
+impl<X: FlowExt> Flow<X> {
     /// A TCP flow whose handshake this appliance saw complete: its client proved its address (a
     /// forged one never sees the SYN/ACK).
     pub fn handshake_seen(&self) -> bool {
@@ -398,9 +431,19 @@ impl Flow {
             )
     }
 
+    /// What engines read of the connection ([`FlowFacts`]).
+    #[inline]
+    pub fn facts(&self) -> FlowFacts {
+        FlowFacts {
+            tcp: self.tcp,
+            midstream: self.midstream,
+            answered: self.pkts_to_server > 0 && self.pkts_to_client > 0,
+        }
+    }
+
     /// A flow started by a packet travelling `a_to_b` with these TCP flags (`None` for other
     /// protocols).
-    fn start(id: u64, now: Timestamp, a_to_b: bool, tcp_flags: Option<TcpFlags>) -> Flow {
+    fn start(id: u64, now: Timestamp, a_to_b: bool, tcp_flags: Option<TcpFlags>) -> Self {
         let (tcp, midstream) = match tcp_flags {
             Some(f) if f.has(TcpFlags::SYN) && !f.has(TcpFlags::ACK) => {
                 (Some(TcpState::SynSent), false)
@@ -428,12 +471,9 @@ impl Flow {
             fin_server: false,
             terminated: false,
             midstream,
-            mac_slot_a: crate::attack::state::NO_SLOT,
-            mac_slot_b: crate::attack::state::NO_SLOT,
             syn_ack_seq: None,
-            scan: None,
-            web: crate::webscan::WebFlow::default(),
             ends: None,
+            ext: X::default(),
         }
     }
 }
@@ -457,7 +497,7 @@ pub struct FlowStats {
 
 /// Idle time after which a flow expires.
 #[inline]
-fn timeout(t: &Timeouts, key: &FlowKey, f: &Flow) -> u64 {
+fn timeout<X>(t: &Timeouts, key: &FlowKey, f: &Flow<X>) -> u64 {
     match f.tcp {
         Some(TcpState::SynSent | TcpState::SynReceived) => t.tcp_new_us,
         Some(TcpState::Established | TcpState::Closing) => t.tcp_established_us,
@@ -470,7 +510,7 @@ fn timeout(t: &Timeouts, key: &FlowKey, f: &Flow) -> u64 {
 /// Whether a flow has been answered and is still open: both directions seen and, for TCP, the
 /// connection established and not closed. Flows that are not are the first to go at the cap:
 /// one spoofed packet creates an unanswered flow, and an ended flow has nothing left to inspect.
-fn settled(f: &Flow) -> bool {
+fn settled<X>(f: &Flow<X>) -> bool {
     let answered = f.pkts_to_server > 0 && f.pkts_to_client > 0;
     match f.tcp {
         Some(TcpState::Established | TcpState::Closing) | None => answered,
@@ -497,15 +537,15 @@ struct Queued {
     id: u64,
 }
 
-/// The flow table of one worker.
+/// The flow table of one worker, each flow with its owner's extension `X` ([`FlowExt`]).
 #[derive(Debug)]
-pub struct FlowTable {
+pub struct FlowTable<X = ()> {
     cfg: FlowConfig,
     /// The timeouts in force: `cfg.timeouts`, or `cfg.emergency_timeouts` in emergency mode.
     timeouts: Timeouts,
     emergency: bool,
     hasher: foldhash::fast::FixedState,
-    flows: HashTable<(FlowKey, Flow)>,
+    flows: HashTable<(FlowKey, Flow<X>)>,
     /// Flows in the order they started, not yet found answered (see the module doc).
     fresh: VecDeque<Queued>,
     /// Answered flows, oldest (or least recently given a second chance) first.
@@ -515,9 +555,9 @@ pub struct FlowTable {
     packets_since_sweep: usize,
     id_counter: u64,
     id_salt: u64,
-    /// Keep the TCP flows with scanner state that leave the table ([`FlowTable::set_retire`]).
+    /// Keep the flows that leave the table with work left ([`FlowTable::set_retire`]).
     retire: bool,
-    retired: Vec<(FlowKey, Flow)>,
+    retired: Vec<(FlowKey, Flow<X>)>,
 }
 
 /// Retired flows held at most: the worker takes them after every packet, so only one sweep's
@@ -531,7 +571,7 @@ const fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-impl FlowTable {
+impl<X: FlowExt> FlowTable<X> {
     /// An empty table. `worker` salts flow ids so workers never hand out the same id.
     pub fn new(cfg: FlowConfig, worker: u16) -> Self {
         Self::with_seed(cfg, worker, hash_seed())
@@ -587,7 +627,7 @@ impl FlowTable {
     }
 
     /// Look a flow up without changing it.
-    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow<X>> {
         self.flows
             .find(self.hash(key), |(k, _)| k == key)
             .map(|(_, f)| f)
@@ -595,26 +635,14 @@ impl FlowTable {
 
     /// Every flow, for changing (end-of-capture inspection); in no particular order.
     #[cold]
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&FlowKey, &mut Flow)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&FlowKey, &mut Flow<X>)> {
         self.flows.iter_mut().map(|(k, f)| (&*k, f))
     }
 
-    /// Look a flow up for changing it (the worker's per-flow inspection state).
-    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
+    /// Look a flow up for changing it (the owner's per-flow state, [`Flow::ext`]).
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<X>> {
         let hash = self.hash(key);
         self.flows.find_mut(hash, |(k, _)| k == key).map(|(_, f)| f)
-    }
-
-    /// Remember where the attack blocker found the MAC binding of the source of the flow's
-    /// `a_to_b` direction.
-    pub fn set_mac_slot(&mut self, key: &FlowKey, a_to_b: bool, slot: u32) {
-        if let Some(f) = self.get_mut(key) {
-            if a_to_b {
-                f.mac_slot_a = slot;
-            } else {
-                f.mac_slot_b = slot;
-            }
-        }
     }
 
     /// Note the sequence number of the server's SYN/ACK of a flow whose handshake is open. A
@@ -682,9 +710,10 @@ impl FlowTable {
         self.settled.retain(live);
     }
 
-    /// Hand the TCP flows with scanner state that leave the table (timed out, evicted, or
-    /// replaced by a new flow on the same key) to [`FlowTable::take_retired`] instead of
-    /// dropping them, for the end-of-flow inspection of IDS timing.
+    /// Hand the flows that leave the table (timed out, evicted, or replaced by a new flow on
+    /// the same key) with work left ([`FlowExt::keep_on_leave`]: for the worker, TCP flows with
+    /// scanner state, for the end-of-flow inspection of IDS timing) to
+    /// [`FlowTable::take_retired`] instead of dropping them.
     pub fn set_retire(&mut self, on: bool) {
         self.retire = on;
         if !on {
@@ -698,21 +727,21 @@ impl FlowTable {
     }
 
     /// The flows retired since the last call, in the order they left.
-    pub fn take_retired(&mut self) -> Vec<(FlowKey, Flow)> {
+    pub fn take_retired(&mut self) -> Vec<(FlowKey, Flow<X>)> {
         core::mem::take(&mut self.retired)
     }
 
     /// A flow left the table: kept in `retired` for [`FlowTable::take_retired`] when retiring
-    /// is on and it is a TCP flow with scanner state (up to [`MAX_RETIRED`]), else dropped.
-    /// Takes the fields, not `self`, so callers can hold a borrow of the table.
-    fn retire_flow(retire: bool, retired: &mut Vec<(FlowKey, Flow)>, k: FlowKey, f: Flow) {
-        if retire && f.scan.is_some() && f.tcp.is_some() && retired.len() < MAX_RETIRED {
+    /// is on and its extension asks ([`FlowExt::keep_on_leave`]; up to [`MAX_RETIRED`]), else
+    /// dropped. Takes the fields, not `self`, so callers can hold a borrow of the table.
+    fn retire_flow(retire: bool, retired: &mut Vec<(FlowKey, Flow<X>)>, k: FlowKey, f: Flow<X>) {
+        if retire && retired.len() < MAX_RETIRED && X::keep_on_leave(&f) {
             retired.push((k, f));
         }
     }
 
     /// Remove the flows `gone` selects, each through [`FlowTable::retire_flow`].
-    fn remove_flows(&mut self, mut gone: impl FnMut(&FlowKey, &Flow) -> bool) {
+    fn remove_flows(&mut self, mut gone: impl FnMut(&FlowKey, &Flow<X>) -> bool) {
         let (retire, retired) = (self.retire, &mut self.retired);
         for (k, f) in self.flows.extract_if(|(k, f)| gone(k, f)) {
             Self::retire_flow(retire, retired, k, f);
@@ -781,7 +810,7 @@ impl FlowTable {
         key: &FlowKey,
         a_to_b: bool,
         tcp_flags: Option<TcpFlags>,
-    ) -> &mut Flow {
+    ) -> &mut Flow<X> {
         if self.flows.len() >= self.cfg.max_flows
             && self.flows.find(hash, |(k, _)| k == key).is_none()
         {
@@ -837,10 +866,13 @@ impl FlowTable {
         frame_len: usize,
     ) -> FlowUpdate {
         self.update_noting(now, key, a_to_b, tcp_flags, frame_len, None)
+            .0
     }
 
     /// [`FlowTable::update`], also recording a TCP segment in the flow's [`TcpEnds`] (the
-    /// worker does for flows of protected VMs, so isolating one can reset them all).
+    /// worker does for flows of protected VMs, so isolating one can reset them all), and
+    /// returning what the owner reads of the flow's extension with each packet
+    /// ([`FlowExt::peek`]).
     #[inline(always)]
     pub fn update_noting(
         &mut self,
@@ -850,7 +882,7 @@ impl FlowTable {
         tcp_flags: Option<TcpFlags>,
         frame_len: usize,
         note: Option<&SegmentNote<'_>>,
-    ) -> FlowUpdate {
+    ) -> (FlowUpdate, X::Peek) {
         self.packets_since_sweep += 1;
         if now >= self.next_sweep
             && self.packets_since_sweep >= self.flows.capacity() / SWEEP_PACKETS_PER_FLOW
@@ -915,7 +947,7 @@ impl FlowTable {
             f.tcp = Some(next);
         }
         let half_open = matches!(f.tcp, Some(TcpState::SynSent | TcpState::SynReceived));
-        FlowUpdate {
+        let upd = FlowUpdate {
             id: f.id,
             new_flow,
             to_server,
@@ -923,9 +955,8 @@ impl FlowTable {
             terminated: f.terminated,
             half_open,
             a_to_b,
-            mac_slot: if a_to_b { f.mac_slot_a } else { f.mac_slot_b },
-            web_done: f.web.done(),
-        }
+        };
+        (upd, f.ext.peek(a_to_b))
     }
 }
 
@@ -997,7 +1028,7 @@ mod tests {
 
     #[test]
     fn handshake_tracks_state() {
-        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
         let now = Timestamp(1_000_000);
         let (k, c2s) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(9, 40000), ep(2, 80));
         let u = t.update(now, &k, c2s, SYN, 60);
@@ -1029,7 +1060,7 @@ mod tests {
 
     #[test]
     fn synack_first_makes_other_side_client() {
-        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
         let (k, s2c) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(2, 80), ep(9, 40000));
         let u = t.update(Timestamp(1), &k, s2c, SYNACK, 60);
         assert!(!u.to_server);
@@ -1037,7 +1068,7 @@ mod tests {
 
     #[test]
     fn timeouts_remove_flows() {
-        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
         let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 1), ep(2, 2));
         t.update(Timestamp(0), &k, d, SYN, 60);
         assert_eq!(t.sweep(Timestamp(59 * Timestamp::SECOND)), 0);
@@ -1048,7 +1079,7 @@ mod tests {
 
     #[test]
     fn timed_out_flow_is_new_even_before_a_sweep() {
-        let mut t = FlowTable::new(FlowConfig::default(), 0);
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
         let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1), ep(2, 2));
         let first = t.update(Timestamp(0), &k, d, None, 60);
         // Same second, many flows would be needed to trigger a sweep; the lookup alone decides.
@@ -1068,7 +1099,7 @@ mod tests {
             max_flows: 100,
             ..FlowConfig::default()
         };
-        let mut t = FlowTable::new(cfg, 0);
+        let mut t: FlowTable = FlowTable::new(cfg, 0);
         for i in 0..1000u16 {
             let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, i), ep(2, 53));
             t.update(Timestamp(u64::from(i)), &k, d, None, 60);
@@ -1224,8 +1255,8 @@ mod tests {
 
     #[test]
     fn ids_are_distinct_and_deterministic() {
-        let mut a = FlowTable::new(FlowConfig::default(), 0);
-        let mut b = FlowTable::new(FlowConfig::default(), 0);
+        let mut a: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let mut b: FlowTable = FlowTable::new(FlowConfig::default(), 0);
         let mut seen = std::collections::HashSet::new();
         for i in 0..100u16 {
             let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, i), ep(2, 53));
@@ -1235,5 +1266,63 @@ mod tests {
             assert!(seen.insert(ia));
             assert!(ia < (1 << 51));
         }
+    }
+
+    /// An owner's extension: a per-direction value the packets read, and flows marked `keep`
+    /// asking to be retired.
+    #[derive(Debug, Default)]
+    struct Ext {
+        dir: [u32; 2],
+        keep: bool,
+    }
+
+    impl FlowExt for Ext {
+        type Peek = u32;
+
+        fn peek(&self, a_to_b: bool) -> u32 {
+            self.dir[usize::from(!a_to_b)]
+        }
+
+        fn keep_on_leave(flow: &Flow<Self>) -> bool {
+            flow.ext.keep
+        }
+    }
+
+    #[test]
+    fn the_extension_starts_with_the_flow_and_leaves_as_it_asks() {
+        let mut t: FlowTable<Ext> = FlowTable::new(FlowConfig::default(), 0);
+        t.set_retire(true);
+        let (k1, d1) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1), ep(2, 53));
+        let (k2, d2) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 2), ep(2, 53));
+        let now = Timestamp(Timestamp::SECOND);
+        let (u, peek) = t.update_noting(now, &k1, d1, None, 60, None);
+        assert!(u.new_flow);
+        assert_eq!(peek, 0);
+        if let Some(f) = t.get_mut(&k1) {
+            f.ext.dir = [7, 9];
+            f.ext.keep = true;
+        }
+        assert_eq!(
+            t.update_noting(now, &k1, d1, None, 60, None).1,
+            if d1 { 7 } else { 9 }
+        );
+        assert_eq!(
+            t.update_noting(now, &k1, !d1, None, 60, None).1,
+            if d1 { 9 } else { 7 }
+        );
+        t.update(now, &k2, d2, None, 60);
+        // Both time out; only the flow whose extension asks is handed over, with its state.
+        t.sweep(now.plus_micros(FlowConfig::default().timeouts.udp_us + 1));
+        assert!(t.is_empty());
+        let retired = t.take_retired();
+        assert_eq!(retired.len(), 1);
+        assert_eq!(
+            retired.first().map(|(k, f)| (*k, f.ext.dir)),
+            Some((k1, [7, 9]))
+        );
+        // A new flow on the key starts with a fresh extension.
+        let (u, peek) = t.update_noting(now, &k1, d1, None, 60, None);
+        assert!(u.new_flow);
+        assert_eq!(peek, 0);
     }
 }

@@ -11,7 +11,7 @@
 
 use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
-use crate::flow::{Flow, TcpState};
+use crate::flow::{FlowFacts, TcpState};
 use crate::rules::{
     AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet, Side,
     ThresholdState,
@@ -341,6 +341,7 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
     let hello = crate::app::tls::parser::ClientHello::default();
     let full = |to_server| every_buffer(&queries, &hello, to_server);
     matches!(kind, BufferKind::Payload | BufferKind::Packet)
+        || kind.is_header()
         || full(true).get(kind).is_some()
         || full(false).get(kind).is_some()
 }
@@ -420,6 +421,31 @@ fn every_buffer<'a>(
     }
 }
 
+/// The sequence space (client, server) the flow's TCP session used, for `stream_size`.
+fn stream_size(scan: &FlowScan) -> Option<(u64, u64)> {
+    let st = scan.stream.as_ref()?;
+    Some((
+        st.direction(true).seq_used(),
+        st.direction(false).seq_used(),
+    ))
+}
+
+/// The packet's IP header (with options or extension headers) and transport header, for the
+/// header buffers (`ipv4.hdr`, `tcp.hdr`, ...) and `ipopts`; empty where the packet has none.
+fn headers<'a>(ip: &Ip<'a>) -> (&'a [u8], &'a [u8]) {
+    let hl = ip.header_len;
+    let ip_header = ip.packet.get(..hl).unwrap_or(&[]);
+    let l4 = ip.packet.get(hl..).unwrap_or(&[]);
+    let l4_len = match &ip.l4 {
+        L4::Tcp(t) => t.header_len,
+        L4::Udp(_) => 8,
+        L4::Icmp(_) => crate::rules::packet::icmpv4_header_len(l4),
+        L4::Icmpv6(_) => 8,
+        L4::Fragment | L4::Other(_) => 0,
+    };
+    (ip_header, l4.get(..l4_len).unwrap_or(&[]))
+}
+
 fn rule_app(p: App) -> Option<AppProto> {
     match p {
         App::Http => Some(AppProto::Http),
@@ -438,13 +464,13 @@ fn payload_off(cfg: &ScannerConfig, app: &AppState) -> bool {
 /// Whether the flow counts as established for `flow:established` (Suricata's rules: TCP after the
 /// handshake, or picked up midstream with `stream.midstream`; other protocols once both
 /// directions were seen).
-pub fn established(f: &Flow, midstream: bool) -> bool {
+pub fn established(f: FlowFacts, midstream: bool) -> bool {
     match f.tcp {
         Some(TcpState::Established | TcpState::Closing | TcpState::Closed) => {
             !f.midstream || midstream
         }
         Some(_) => false,
-        None => f.pkts_to_server > 0 && f.pkts_to_client > 0,
+        None => f.answered,
     }
 }
 
@@ -477,8 +503,9 @@ fn once_per_tx(
     }
 }
 
-/// Inspect one packet of a tracked flow; matches go to `out`, the alert's app fields are
-/// returned when the packet produced matches.
+/// Inspect one packet of a tracked flow (`flow` its connection, `scan` the scanner's state of
+/// it); matches go to `out`, the alert's app fields are returned when the packet produced
+/// matches.
 #[allow(clippy::too_many_arguments)]
 pub fn inspect(
     rules: &RuleSet,
@@ -486,7 +513,8 @@ pub fn inspect(
     memcap: &StreamMemcap,
     thresholds: &mut ThresholdState,
     ip: &Ip<'_>,
-    flow: &mut Flow,
+    flow: FlowFacts,
+    scan: &mut FlowScan,
     to_server: bool,
     now: Timestamp,
     out: &mut Vec<RuleMatch>,
@@ -496,7 +524,6 @@ pub fn inspect(
         && flow.tcp == Some(TcpState::SynSent)
         && matches!(&ip.l4, L4::Tcp(t) if t.flags.has(TcpFlags::ACK) && !t.flags.has(TcpFlags::SYN));
     let mut est = established(flow, cfg.stream.midstream);
-    let scan = flow.scan.get_or_insert_with(Box::default);
     scan.async_established |= async_ack;
     est |= scan.async_established && flow.tcp == Some(TcpState::SynSent);
     let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
@@ -564,6 +591,7 @@ pub fn inspect(
         (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
         _ => (false, false, false),
     };
+    let (ip_header, l4_header) = headers(ip);
     let view = PacketView {
         proto: ip.proto,
         src: ip.src(),
@@ -576,6 +604,9 @@ pub fn inspect(
         fragbits,
         ip_v6: v6,
         payload,
+        ip_header,
+        l4_header,
+        stream_size: stream_size(scan),
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -614,7 +645,8 @@ pub fn inspect(
 /// End of a TCP flow in [`InspectionMode::Ids`] (end of the capture, or of the engine): the
 /// data the peer never acknowledged is parsed and inspected now, as Suricata does with the
 /// pseudo packets it makes when a flow ends. Call once per direction (`to_server` first);
-/// `client`/`server` are the flow's endpoints. Returns the alert's app fields when matches
+/// `flow` is the connection, `scan` the scanner's state of it, `client`/`server` its
+/// endpoints. Returns the alert's app fields when matches
 /// were appended to `out`. Does nothing in inline mode, where every byte was inspected on
 /// arrival.
 #[cold]
@@ -623,7 +655,8 @@ pub fn flush(
     rules: &RuleSet,
     cfg: &ScannerConfig,
     thresholds: &mut ThresholdState,
-    flow: &mut Flow,
+    flow: FlowFacts,
+    scan: &mut FlowScan,
     client: (core::net::IpAddr, u16),
     server: (core::net::IpAddr, u16),
     to_server: bool,
@@ -634,7 +667,6 @@ pub fn flush(
         return None;
     }
     let est = established(flow, cfg.stream.midstream);
-    let scan = flow.scan.as_deref_mut()?;
     let st = scan.stream.as_ref()?;
     let (src, dst) = if to_server {
         (client, server)
@@ -692,6 +724,9 @@ pub fn flush(
         fragbits: (false, false, false),
         ip_v6: matches!(src.0, core::net::IpAddr::V6(_)),
         payload: &[],
+        ip_header: &[],
+        l4_header: &[],
+        stream_size: stream_size(scan),
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -847,6 +882,20 @@ mod tests {
     const A: u16 = TcpFlags::ACK;
     const PA: u16 = TcpFlags::PSH | TcpFlags::ACK;
 
+    /// The scanner's state beside each flow of a test's table.
+    #[derive(Debug, Default)]
+    struct Scanned(FlowScan);
+
+    impl crate::flow::FlowExt for Scanned {
+        type Peek = ();
+
+        fn peek(&self, _a_to_b: bool) {}
+
+        fn keep_on_leave(_flow: &crate::flow::Flow<Self>) -> bool {
+            false
+        }
+    }
+
     /// One TCP connection fed packet by packet through [`inspect`] (client ISN 100, server ISN
     /// 500), recording the sids each packet raised.
     struct Conn {
@@ -854,7 +903,7 @@ mod tests {
         cfg: ScannerConfig,
         memcap: StreamMemcap,
         thresholds: ThresholdState,
-        flows: FlowTable,
+        flows: FlowTable<Scanned>,
         now: u64,
     }
 
@@ -936,7 +985,8 @@ mod tests {
                 &self.memcap,
                 &mut self.thresholds,
                 ip,
-                flow,
+                flow.facts(),
+                &mut flow.ext.0,
                 to_server,
                 now,
                 &mut out,
@@ -954,7 +1004,8 @@ mod tests {
                     &self.rules,
                     &self.cfg,
                     &mut self.thresholds,
-                    flow,
+                    flow.facts(),
+                    &mut flow.ext.0,
                     CLIENT,
                     SERVER,
                     to_server,
@@ -970,6 +1021,18 @@ mod tests {
             assert!(self.pkt(false, S | A, 500, 101, b"").is_empty());
             assert!(self.pkt(true, A, 101, 501, b"").is_empty());
         }
+    }
+
+    // `stream_size` sees the session's sequence space after the packet: the SYN and the bytes
+    // of each side in order (client 1 + 4 after "abcd", server 1 + 2 after "xy").
+    #[test]
+    fn stream_size_counts_the_session() {
+        let rules = "alert tcp any any -> any any (stream_size:client,=,5; stream_size:server,=,1; sid:1;)\n\
+            alert tcp any any -> any any (stream_size:server,=,3; sid:2;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"abcd"), vec![1]);
+        assert_eq!(c.pkt(false, PA, 501, 105, b"xy"), vec![2]);
     }
 
     const REQ: &[u8] = b"GET /blah HTTP/1.0\r\nHost: x\r\n\r\n";
@@ -1321,7 +1384,61 @@ mod tests {
             DnsAdditionalsRrname | DnsResponseRrname => ("x.io", Probe::DnsResponse),
             // Integer keywords, not named as sticky buffers: `dns_integer_keywords`.
             DnsOpcode | DnsRcode | DnsRrtype => ("", Probe::DnsResponse),
+            // Read from the packet's own headers: probed with a crafted view instead.
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => ("", Probe::Http),
         }
+    }
+
+    /// A header buffer rule against a packet view carrying that header: the sids it raised.
+    fn run_header_probe(kind: BufferKind, opts: &str) -> Vec<u32> {
+        use crate::rules::NoBuffers;
+        let (proto, v6, rule_proto) = match kind {
+            BufferKind::Ipv4Hdr | BufferKind::TcpHdr => (IpProto::Tcp, false, "tcp"),
+            BufferKind::Ipv6Hdr | BufferKind::UdpHdr => (IpProto::Udp, true, "udp"),
+            BufferKind::Icmpv4Hdr => (IpProto::Icmp, false, "icmp"),
+            _ => (IpProto::Icmpv6, true, "icmpv6"),
+        };
+        let rule = format!("alert {rule_proto} any any -> any any ({opts} sid:1;)");
+        let mut b = RuleSetBuilder::default();
+        let rep = b.add_text("t", &rule);
+        assert_eq!(rep.loaded, 1, "{rule}: {:?}", rep.skipped);
+        let rules = b.build();
+        let (src, dst) = if v6 {
+            (
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            )
+        } else {
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap())
+        };
+        let view = PacketView {
+            proto,
+            src,
+            dst,
+            src_port: 1,
+            dst_port: 2,
+            ttl: 64,
+            tcp_flags: (proto == IpProto::Tcp).then_some(0x18),
+            icmp: None,
+            fragbits: (false, false, false),
+            ip_v6: v6,
+            payload: b"",
+            ip_header: b"HDRprobeIP",
+            l4_header: b"HDRprobeL4",
+            stream_size: None,
+            flow: FlowView::default(),
+            app_proto: None,
+        };
+        let mut out = Vec::new();
+        rules.inspect(
+            &view,
+            &NoBuffers,
+            &mut FlowRuleState::new(),
+            &mut ThresholdState::new(),
+            Timestamp(0),
+            &mut out,
+        );
+        out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
     }
 
     /// The sids `rules` raise on the probe's flow (inline mode).
@@ -1648,6 +1765,17 @@ mod tests {
         let (mut fired, mut refused) = (0, 0);
         for (what, kind, opts) in &selectors {
             let filled = buffer_filled(*kind);
+            if kind.is_header() {
+                assert!(filled, "{what}");
+                let pat = if matches!(kind, BufferKind::Ipv4Hdr | BufferKind::Ipv6Hdr) {
+                    "probeIP"
+                } else {
+                    "probeL4"
+                };
+                assert_eq!(run_header_probe(*kind, &opts(pat)), vec![1], "{what}");
+                fired += 1;
+                continue;
+            }
             let (pattern, flow) = if filled {
                 probe(*kind)
             } else {

@@ -19,8 +19,8 @@ use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, L4, tunnel};
 use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
-use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response};
-use crate::flow::{FlowKey, FlowTable};
+use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response, Signature};
+use crate::flow::{Flow, FlowExt, FlowKey, FlowTable, FlowUpdate};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
 pub use crate::output::{DropReason, Output, Toward, VecOutput, Verdict};
@@ -35,8 +35,12 @@ use crate::time::Timestamp;
 
 use crate::isolation::{IsolationClient, hook as iso_hook};
 use crate::protection::{Engines, TooDeepReports, VmProtections};
+// The engines' per-flow state, beside each flow of the table.
+mod flow_ext;
 // Web address scan: the hook's body, actions and events (issue 17).
 mod web;
+
+pub use flow_ext::{EnginePeek, FlowEngines};
 
 /// IP protocol numbers of the tunnels whose inner packet is inspected: IPv4 (IP-in-IP) and
 /// IPv6 encapsulation.
@@ -178,7 +182,7 @@ impl Counters {
 pub struct Worker {
     cfg: WorkerConfig,
     policy: Arc<CompiledPolicy>,
-    flows: FlowTable,
+    flows: FlowTable<FlowEngines>,
     defrag: Defragmenter,
     attacks: AttackBlocker,
     blocks: BlockClient,
@@ -284,9 +288,9 @@ impl Worker {
             return;
         };
         // Flow id order: the output does not depend on the table's layout.
-        let mut flows: Vec<(&FlowKey, &mut crate::flow::Flow)> = table
+        let mut flows: Vec<(&FlowKey, &mut Flow<FlowEngines>)> = table
             .iter_mut()
-            .filter(|(_, f)| f.scan.is_some() && f.tcp.is_some())
+            .filter(|(_, f)| FlowEngines::keep_on_leave(f))
             .collect();
         flows.sort_unstable_by_key(|(_, f)| f.id);
         for (key, flow) in flows {
@@ -311,7 +315,7 @@ impl Worker {
 
     /// What an end-of-flow inspection needs, borrowed apart from the flow table, if one applies
     /// (IDS timing, rules loaded, the activity scanner on).
-    fn flusher(&mut self) -> Option<(Flusher<'_>, &mut FlowTable)> {
+    fn flusher(&mut self) -> Option<(Flusher<'_>, &mut FlowTable<FlowEngines>)> {
         let rules = self.rules.as_deref()?;
         let p = self.policy.policy();
         (self.cfg.scanner.mode == scanner::InspectionMode::Ids && p.activity_scanner.enabled).then(
@@ -345,7 +349,7 @@ impl Worker {
     }
 
     /// Flow table (for status).
-    pub fn flows(&self) -> &FlowTable {
+    pub fn flows(&self) -> &FlowTable<FlowEngines> {
         &self.flows
     }
 
@@ -527,26 +531,27 @@ impl Worker {
                 DecodeEvent::VlanTooDeep => ("Decode.VlanTooDeep", TOO_DEEP_VLAN_SID),
                 _ => ("Decode.Ipv6ExtChainTooLong", TOO_DEEP_IPV6_SID),
             };
+            let packet = PacketRef {
+                flow_id: None,
+                scope: scope_of(&vlan),
+                src_ip,
+                dst_ip,
+                ports: None,
+                proto: None,
+                to_server: None,
+            };
+            let sig = Signature {
+                name: Cow::Borrowed(signature),
+                gid: crate::attack::GID,
+                sid,
+                rev: 1,
+                category: Cow::Borrowed("Generic Protocol Command Decode"),
+                severity: 3,
+            };
             out.event(Event {
                 ts: meta.ts,
                 pcap_cnt: Some(meta.pcap_cnt),
                 kind: EventKind::Alert(Alert {
-                    packet: PacketRef {
-                        flow_id: None,
-                        scope: scope_of(&vlan),
-                        src_ip,
-                        dst_ip,
-                        ports: None,
-                        proto: None,
-                        to_server: None,
-                    },
-                    engine: Engine::Decoder,
-                    signature: Cow::Borrowed(signature),
-                    gid: crate::attack::GID,
-                    sid,
-                    rev: 1,
-                    category: Cow::Borrowed("Generic Protocol Command Decode"),
-                    severity: 3,
                     response: if wants_drop {
                         Response::Terminate
                     } else {
@@ -554,12 +559,7 @@ impl Worker {
                     },
                     enforced: drop,
                     monitoring,
-                    excluded: false,
-                    block_minutes: None,
-                    block_skipped: None,
-                    app: None,
-                    web_address: None,
-                    in_iface: None,
+                    ..Alert::new(packet, Engine::Decoder, sig)
                 }),
             });
         }
@@ -964,7 +964,7 @@ impl Worker {
             .iso
             .as_deref()
             .and_then(|iso| iso_hook::note_of(iso, decoded, ip, scope));
-        let upd = self.flows.update_noting(
+        let (upd, peek) = self.flows.update_noting(
             now,
             &key,
             a_to_b,
@@ -975,7 +975,8 @@ impl Worker {
         if upd.terminated {
             return Verdict::Drop(DropReason::Terminated);
         }
-        let verdict = self.attack_blocker_ip(decoded, ip, scope, meta, rule, &key, upd, out);
+        let verdict =
+            self.attack_blocker_ip(decoded, ip, scope, meta, rule, &key, (upd, peek), out);
         // Inline, a packet the attack blocker dropped goes no further; on a mirror it was seen
         // anyway, so the rules still inspect it.
         if verdict != Verdict::Forward && self.cfg.attach == Attach::Inline {
@@ -996,7 +997,7 @@ impl Worker {
         if self.web.is_some()
             && verdict == Verdict::Forward
             && self.engines.web_address_scan()
-            && web::wants(ip, upd)
+            && web::wants(ip, upd, peek)
         {
             verdict = self.web_scan(decoded, ip, scope, meta, &key, upd, out);
         }
@@ -1014,7 +1015,7 @@ impl Worker {
         meta: PacketMeta,
         rule: ExclusionRule,
         key: &FlowKey,
-        upd: crate::flow::FlowUpdate,
+        (upd, peek): (FlowUpdate, EnginePeek),
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
@@ -1039,12 +1040,14 @@ impl Worker {
             flow: Some(upd),
         };
         let found = &mut self.detections;
-        let mut mac_slot = upd.mac_slot;
+        let mut mac_slot = peek.mac_slot;
         self.attacks
             .inspect(&ab.detectors, &facts, &mut mac_slot, &mut |d| found.push(d));
-        if mac_slot != upd.mac_slot {
+        if mac_slot != peek.mac_slot
+            && let Some(f) = self.flows.get_mut(key)
+        {
             // First packet of this direction, or the binding moved: one more probe, rarely.
-            self.flows.set_mac_slot(key, upd.a_to_b, mac_slot);
+            f.ext.set_mac_slot(upd.a_to_b, mac_slot);
         }
         if self.detections.is_empty() {
             return Verdict::Forward;
@@ -1072,7 +1075,7 @@ impl Worker {
         t: &decode::Tcp<'_>,
         scope: VlanScope,
         key: &FlowKey,
-        upd: crate::flow::FlowUpdate,
+        upd: FlowUpdate,
         now: Timestamp,
     ) {
         if upd.handshake_completed {
@@ -1095,7 +1098,7 @@ impl Worker {
         meta: PacketMeta,
         rule: ExclusionRule,
         key: &FlowKey,
-        upd: crate::flow::FlowUpdate,
+        upd: FlowUpdate,
         out: &mut impl Output,
     ) -> Verdict {
         // The rule set and the policy are borrowed field by field, not held by a reference count:
@@ -1107,20 +1110,22 @@ impl Worker {
             return Verdict::Forward;
         };
         self.matches.clear();
+        // A TCP flow whose handshake this appliance saw complete: its source proved its address
+        // (a forged one never sees the SYN/ACK), so a rule match can block it.
+        let proven = flow.handshake_seen();
+        let facts = flow.facts();
         let app = scanner::inspect(
             rules,
             &self.cfg.scanner,
             &self.memcap,
             &mut self.thresholds,
             ip,
-            flow,
+            facts,
+            flow.ext.scan.get_or_insert_with(Box::default),
             upd.to_server,
             meta.ts,
             &mut self.matches,
         );
-        // A TCP flow whose handshake this appliance saw complete: its source proved its address
-        // (a forged one never sees the SYN/ACK), so a rule match can block it.
-        let proven = flow.handshake_seen();
         let p = self.policy.policy();
         let excl = &p.activity_scanner.rule_exclusions;
         if !excl.is_empty() {
@@ -1159,30 +1164,21 @@ impl Worker {
             (response == Response::TerminateAndBlock).then_some(p.attack_blocker.block_minutes);
         let enforce = wants_drop && !monitoring && response != Response::Inform;
         let drop = enforce && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
-        let packet = flow_packet(scope, ip, upd);
+        let report = RuleReport {
+            packet: flow_packet(scope, ip, upd),
+            ts: meta.ts,
+            pcap_cnt: Some(meta.pcap_cnt),
+            drop_response: response,
+            enforced: enforce,
+            monitoring,
+            excluded: rule == ExclusionRule::DoNotBlock,
+            block_minutes: block_minutes.map(|m| m.get()),
+            block_skipped: skip,
+            app: app.as_ref(),
+        };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
-            self.counters.rule_alerts += 1;
-            let mut alert = scanner_alert(
-                m,
-                packet,
-                response,
-                enforce,
-                monitoring,
-                rule == ExclusionRule::DoNotBlock,
-                app.as_ref(),
-            );
-            if alert.response == Response::TerminateAndBlock {
-                alert.block_minutes = block_minutes.map(|m| m.get());
-            }
-            if matches!(m.action, RuleAction::Drop | RuleAction::Reject) {
-                alert.block_skipped = skip;
-            }
-            out.event(Event {
-                ts: meta.ts,
-                pcap_cnt: Some(meta.pcap_cnt),
-                kind: EventKind::Alert(alert),
-            });
+            report.alert(m, &mut self.counters, out);
             // Isolation: a rule alert on a flow whose source proved its address.
             if proven && let Some(iso) = self.iso.as_deref_mut() {
                 let trigger = iso_hook::Trigger {
@@ -1378,23 +1374,13 @@ impl Worker {
                 ts: meta.ts,
                 pcap_cnt: Some(meta.pcap_cnt),
                 kind: EventKind::Alert(Alert {
-                    packet: *packet,
-                    engine: Engine::AttackBlocker,
-                    signature: d.attack.name().into(),
-                    gid: crate::attack::GID,
-                    sid: d.attack.sid(),
-                    rev: 1,
-                    category: d.attack.category().into(),
-                    severity: d.attack.severity(),
                     response,
                     enforced: enforce,
                     monitoring,
                     excluded: excluded_block,
                     block_minutes: blocks.then(|| ab.block_minutes.get()),
                     block_skipped: skip,
-                    app: None,
-                    web_address: None,
-                    in_iface: None,
+                    ..Alert::new(*packet, Engine::AttackBlocker, attack_signature(d.attack))
                 }),
             });
             // Isolation: a detection from a protected VM may isolate it (forged sources never).
@@ -1492,7 +1478,7 @@ impl Flusher<'_> {
     fn flush(
         &mut self,
         key: &FlowKey,
-        flow: &mut crate::flow::Flow,
+        flow: &mut Flow<FlowEngines>,
         now: Timestamp,
         out: &mut impl Output,
     ) {
@@ -1507,12 +1493,16 @@ impl Flusher<'_> {
         let (rules, cfg, p) = (*rules, *cfg, *p);
         let excl = &p.activity_scanner.rule_exclusions;
         let monitoring = p.mode == Mode::Monitoring;
+        let facts = flow.facts();
+        let Some(scan) = flow.ext.scan.as_deref_mut() else {
+            return;
+        };
         let (a, b) = key.endpoints();
         let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
         for to_server in [true, false] {
             matches.clear();
             let app = scanner::flush(
-                rules, cfg, thresholds, flow, client, server, to_server, now, matches,
+                rules, cfg, thresholds, facts, scan, client, server, to_server, now, matches,
             );
             matches.retain(|m| m.alert && !rule_excluded(excl, m));
             let (src, dst) = if to_server {
@@ -1520,38 +1510,36 @@ impl Flusher<'_> {
             } else {
                 (server, client)
             };
-            let packet = PacketRef {
-                flow_id: Some(flow.id),
-                scope: key.scope(),
-                src_ip: src.0,
-                dst_ip: dst.0,
-                ports: Some((src.1, dst.1)),
-                proto: Some(decode::IpProto::Tcp),
-                to_server: Some(to_server),
+            // The traffic is gone: nothing is left to act on.
+            let report = RuleReport {
+                packet: PacketRef {
+                    flow_id: Some(flow.id),
+                    scope: key.scope(),
+                    src_ip: src.0,
+                    dst_ip: dst.0,
+                    ports: Some((src.1, dst.1)),
+                    proto: Some(decode::IpProto::Tcp),
+                    to_server: Some(to_server),
+                },
+                ts: now,
+                pcap_cnt: None,
+                drop_response: Response::from(p.activity_scanner.action),
+                enforced: false,
+                monitoring,
+                excluded: false,
+                block_minutes: None,
+                block_skipped: None,
+                app: app.as_ref(),
             };
             for m in matches.iter() {
-                counters.rule_alerts += 1;
-                out.event(Event {
-                    ts: now,
-                    pcap_cnt: None,
-                    // The traffic is gone: nothing is left to act on.
-                    kind: EventKind::Alert(scanner_alert(
-                        m,
-                        packet,
-                        Response::from(p.activity_scanner.action),
-                        false,
-                        monitoring,
-                        false,
-                        app.as_ref(),
-                    )),
-                });
+                report.alert(m, counters, out);
             }
         }
     }
 }
 
 /// The packet of a tracked flow, as events name it.
-fn flow_packet(scope: VlanScope, ip: &Ip<'_>, upd: crate::flow::FlowUpdate) -> PacketRef {
+fn flow_packet(scope: VlanScope, ip: &Ip<'_>, upd: FlowUpdate) -> PacketRef {
     PacketRef {
         flow_id: Some(upd.id),
         scope,
@@ -1600,40 +1588,78 @@ fn rule_excluded(excl: &[policy::RuleId], m: &RuleMatch) -> bool {
         .any(|e| e.gid == m.gid && e.sid == m.sid && e.rev == m.rev)
 }
 
-/// The alert of an activity scanner match: `drop_response` for `drop`/`reject` rules,
-/// `inform` for the others; the caller says whether it was enforced and why.
-fn scanner_alert(
-    m: &RuleMatch,
+/// What an attack blocker alert says was detected.
+fn attack_signature(a: Attack) -> Signature {
+    Signature {
+        name: a.name().into(),
+        gid: crate::attack::GID,
+        sid: a.sid(),
+        rev: 1,
+        category: a.category().into(),
+        severity: a.severity(),
+    }
+}
+
+/// How the activity scanner's matches of one packet, or of one direction of a flushed flow,
+/// are reported.
+struct RuleReport<'a> {
+    /// The packet the alerts name (for a flushed flow, its pseudo packet).
     packet: PacketRef,
+    /// Event time.
+    ts: Timestamp,
+    /// The packet's number; `None` for a flushed flow.
+    pcap_cnt: Option<u64>,
+    /// The response of `drop`/`reject` rules; the others inform.
     drop_response: Response,
+    /// Whether the response was carried out.
     enforced: bool,
+    /// Monitoring mode.
     monitoring: bool,
+    /// A `do_not_block` exclusion changed the response.
     excluded: bool,
-    app: Option<&scanner::AppFields>,
-) -> Alert {
-    let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
-    Alert {
-        packet,
-        engine: Engine::ActivityScanner,
-        signature: Cow::Owned(m.msg.to_string()),
-        gid: m.gid,
-        sid: m.sid,
-        rev: m.rev,
-        category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
-        severity: m.priority,
-        response: if acts {
-            drop_response
+    /// The block a `terminate_and_block` response made, in minutes.
+    block_minutes: Option<u16>,
+    /// Why a `drop`/`reject` rule did not block its source, if it did not.
+    block_skipped: Option<BlockSkip>,
+    /// The flow's app-layer fields.
+    app: Option<&'a scanner::AppFields>,
+}
+
+impl RuleReport<'_> {
+    /// Count and report one match: the one builder of rule alerts, for a packet's matches
+    /// ([`Worker::scan_ip`]) and a flushed flow's ([`Flusher::flush`]).
+    fn alert(&self, m: &RuleMatch, counters: &mut Counters, out: &mut impl Output) {
+        let acts = matches!(m.action, RuleAction::Drop | RuleAction::Reject);
+        let response = if acts {
+            self.drop_response
         } else {
             Response::Inform
-        },
-        enforced,
-        monitoring,
-        excluded,
-        block_minutes: None,
-        block_skipped: None,
-        app: app.cloned().map(Box::new),
-        web_address: None,
-        in_iface: None,
+        };
+        let sig = Signature {
+            name: Cow::Owned(m.msg.to_string()),
+            gid: m.gid,
+            sid: m.sid,
+            rev: m.rev,
+            category: Cow::Owned(m.category.as_deref().unwrap_or("").to_owned()),
+            severity: m.priority,
+        };
+        counters.rule_alerts += 1;
+        out.event(Event {
+            ts: self.ts,
+            pcap_cnt: self.pcap_cnt,
+            kind: EventKind::Alert(Alert {
+                response,
+                enforced: self.enforced,
+                monitoring: self.monitoring,
+                excluded: self.excluded,
+                block_minutes: self
+                    .block_minutes
+                    .filter(|_| response == Response::TerminateAndBlock),
+                block_skipped: self.block_skipped.filter(|_| acts),
+                app: self.app.cloned().map(Box::new),
+                ..Alert::new(self.packet, Engine::ActivityScanner, sig)
+            }),
+        });
     }
 }
 

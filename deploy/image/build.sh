@@ -2,17 +2,20 @@
 # Builds the SVM appliance image (docs/deployment.md): target/image/svm.qcow2 and svm.ova.
 #
 # Root filesystem: a Debian 12 tree from mmdebstrap (Debian's mirror only), packed as squashfs and
-# verified by dm-verity (the root hash is on the kernel command line). Disk (GPT): ESP (GRUB EFI,
-# kernel, initrd), root (squashfs), verity (hash tree), var (ext4, grows to fill the disk on first
-# boot). Reproducible: SOURCE_DATE_EPOCH fixes every time stamp, the verity salt and UUIDs are
-# derived from it, so two builds from the same packages give the same root hash (printed at the
-# end and written to target/image/roothash).
+# verified by dm-verity (the root hash is on the kernel command line). Disk (GPT): ESP (a unified
+# kernel image: kernel, initrd and that command line, signed for Secure Boot), root (squashfs),
+# verity (hash tree), var (ext4, grows to fill the disk on first boot). Reproducible:
+# SOURCE_DATE_EPOCH fixes every time stamp, the verity salt and UUIDs are derived from it, so two
+# builds from the same packages give the same root hash (printed at the end and written to
+# target/image/roothash).
 #
 # Usage: deploy/image/build.sh [--svm PATH] [--out DIR]
 #   --svm PATH   the svm binary to ship (default target/release/svm, built with --features dpdk)
 #   --out DIR    output directory (default target/image)
 # Environment: SOURCE_DATE_EPOCH (default: the last commit's time), MIRROR (Debian mirror URL,
-# default: apt's own), SVM_IMAGE_DISK (virtual disk size, default 4G).
+# default: apt's own), SVM_IMAGE_DISK (virtual disk size, default 4G), SVM_SB_KEY and SVM_SB_CERT
+# (the Secure Boot signing key and certificate, PEM; default: DIR/secureboot/db.{key,crt},
+# generated on the first build).
 set -euo pipefail
 
 # One function, read whole before it runs: editing this file during a build cannot break it.
@@ -30,9 +33,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-for tool in mmdebstrap mksquashfs veritysetup sfdisk mkfs.ext4 mkfs.vfat mcopy qemu-img grub-mkstandalone; do
-    command -v "$tool" >/dev/null || {
-        echo "build.sh: $tool is missing; apt-get install mmdebstrap squashfs-tools cryptsetup-bin fdisk e2fsprogs dosfstools mtools qemu-utils grub-efi-amd64-bin" >&2
+for tool in mmdebstrap mksquashfs veritysetup sfdisk mkfs.ext4 mkfs.vfat mcopy qemu-img objcopy sbsign openssl \
+    /usr/lib/systemd/boot/efi/linuxx64.efi.stub; do
+    command -v "$tool" >/dev/null || [ -f "$tool" ] || {
+        echo "build.sh: $tool is missing; apt-get install mmdebstrap squashfs-tools cryptsetup-bin fdisk e2fsprogs dosfstools mtools qemu-utils binutils sbsigntool systemd-boot-efi openssl" >&2
         exit 1
     }
 done
@@ -51,6 +55,26 @@ work=$out/work
 mkdir -p "$work" "$out"
 log() { echo "== image: $*"; }
 t0=$(date +%s)
+
+# The Secure Boot signing key: the admin's (SVM_SB_KEY and SVM_SB_CERT, PEM), else the one in
+# $out/secureboot, generated on the first build and kept for the next ones, so that hosts that
+# enrolled its certificate keep booting new images.
+if [ -n "${SVM_SB_KEY:-}${SVM_SB_CERT:-}" ]; then
+    sb_key=${SVM_SB_KEY:-} sb_cert=${SVM_SB_CERT:-}
+    [ -r "$sb_key" ] && [ -r "$sb_cert" ] ||
+        { echo "build.sh: SVM_SB_KEY and SVM_SB_CERT must both name readable PEM files" >&2; exit 1; }
+else
+    sb_key=$out/secureboot/db.key sb_cert=$out/secureboot/db.crt
+    if [ ! -e "$sb_key" ]; then
+        log "Secure Boot: no key given (SVM_SB_KEY, SVM_SB_CERT): generating $sb_key"
+        mkdir -p "$out/secureboot"
+        chmod 0700 "$out/secureboot"
+        # RSA 2048 with SHA-256: what every UEFI firmware verifies.
+        openssl req -x509 -newkey rsa:2048 -sha256 -nodes -days 3650 -subj "/CN=SVM image signing key $(date -u +%Y-%m-%d)/" \
+            -keyout "$sb_key" -out "$sb_cert" 2>/dev/null
+    fi
+fi
+openssl x509 -in "$sb_cert" -noout 2>/dev/null || { echo "build.sh: $sb_cert is not a PEM certificate" >&2; exit 1; }
 
 # The DPDK libraries svm links (NEEDED entries), mapped to their Debian packages, plus the PMDs
 # EAL loads at start for the NICs an appliance meets (virtio, vmxnet3) and the buses they sit on.
@@ -110,29 +134,54 @@ veritysetup format "$work/root.squashfs" "$work/root.verity" --salt="$salt" --uu
     --root-hash-file="$work/roothash" >"$work/verity.txt"
 roothash=$(cat "$work/roothash")
 
-log "ESP: GRUB (EFI, standalone), kernel, initrd"
-# --invariant fixes the FAT's serial (1234-ABCD) and time stamps; GRUB finds the ESP as the
-# device it was loaded from.
-cat >"$work/grub.cfg" <<GRUB
-set timeout=0
-regexp --set=1 esp '^\\(([^)]*)\\)' "\$cmdpath"
-if [ -n "\$esp" ]; then set root=\$esp; else search --no-floppy --label --set=root SVM-ESP; fi
-linux /vmlinuz root=/dev/mapper/root rootfstype=squashfs ro svm.verity=$roothash console=tty0 console=ttyS0,115200 systemd.firstboot=off panic=10
-initrd /initrd.img
-boot
-GRUB
-touch -d "@$SOURCE_DATE_EPOCH" "$work/grub.cfg"
-grub-mkstandalone -O x86_64-efi -o "$work/BOOTX64.EFI" \
-    --modules="part_gpt fat search search_label regexp test linux normal echo" \
-    --install-modules="part_gpt fat search search_label regexp test linux normal echo configfile efi_gop efi_uga all_video gzio" \
-    --locales= --fonts= --themes= "boot/grub/grub.cfg=$work/grub.cfg"
+log "ESP: unified kernel image (systemd's EFI stub, kernel, initrd, command line), signed"
+# One PE binary holds the kernel, the initrd and the command line with the root hash, and its
+# signature covers all three: under Secure Boot the firmware runs it only if it verifies against a
+# certificate in db, and the stub then ignores any command line given from outside. The same file
+# boots firmware without Secure Boot. It is the firmware's default boot path, so no boot entry
+# (and no boot loader) is needed.
+printf '%s' "root=/dev/mapper/root rootfstype=squashfs ro svm.verity=$roothash console=tty0 console=ttyS0,115200 systemd.firstboot=off panic=10" \
+    >"$work/cmdline"
+cp -L "$rootfs/usr/lib/os-release" "$work/os-release"
+stub=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+# The sections go after the stub's last one, each on a page boundary, in ukify's order (the
+# kernel last).
+vma=0
+while read -r v n; do
+    [ $((16#$v + 16#$n)) -gt $vma ] && vma=$((16#$v + 16#$n))
+done < <(objdump -h -w "$stub" | awk '$1 ~ /^[0-9]+$/ { print $4, $3 }')
+sections=()
+for s in .osrel=os-release .cmdline=cmdline .initrd=boot/initrd.img .linux=boot/vmlinuz; do
+    vma=$(( (vma + 4095) / 4096 * 4096 ))
+    sections+=(--add-section "${s%%=*}=$work/${s#*=}" --change-section-vma "${s%%=*}=$(printf 0x%x $vma)")
+    vma=$((vma + $(stat -c %s "$work/${s#*=}")))
+done
+rm -f "$work/svm.efi.unsigned"
+objcopy "${sections[@]}" "$stub" "$work/svm.efi.unsigned"
+# objcopy stamps the PE header with the time of day: the epoch's instead (TimeDateStamp, 4 bytes
+# little-endian, 8 bytes into the PE header whose offset is at 0x3c).
+pe=$(od -An -tu4 -j60 -N4 "$work/svm.efi.unsigned" | tr -d ' ')
+e=$SOURCE_DATE_EPOCH
+printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $((e & 255)) $((e >> 8 & 255)) $((e >> 16 & 255)) $((e >> 24 & 255)))" |
+    dd of="$work/svm.efi.unsigned" bs=1 seek=$((pe + 8)) conv=notrunc status=none
+# sbsign adds the signing time to the signature, so the signed file differs between builds in its
+# last bytes (and the PE checksum). Its warning about data after the last section is about
+# objcopy's symbol table, which the signature covers like the rest.
+sbsign --key "$sb_key" --cert "$sb_cert" --output "$work/BOOTX64.EFI" "$work/svm.efi.unsigned" 2>&1 |
+    grep -v -e '^Signing Unsigned original image$' -e 'gaps between PE/COFF sections' || true
+verify=$(sbverify --cert "$sb_cert" "$work/BOOTX64.EFI" 2>&1) ||
+    { echo "build.sh: the signed kernel image does not verify against $sb_cert: $verify" >&2; exit 1; }
+openssl x509 -in "$sb_cert" -outform der -out "$work/secureboot.cer"
 esp=$work/esp.img
+rm -f "$esp"
 truncate -s 96M "$esp"
+# --invariant fixes the FAT's serial (1234-ABCD) and time stamps.
 mkfs.vfat -F 32 -n SVM-ESP --invariant "$esp" >/dev/null
-touch -d "@$SOURCE_DATE_EPOCH" "$work/BOOTX64.EFI" "$work/boot/vmlinuz" "$work/boot/initrd.img"
-MTOOLS_SKIP_CHECK=1 mmd -i "$esp" ::/EFI ::/EFI/BOOT
+touch -d "@$SOURCE_DATE_EPOCH" "$work/BOOTX64.EFI" "$work/secureboot.cer"
+MTOOLS_SKIP_CHECK=1 mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/svm
 MTOOLS_SKIP_CHECK=1 mcopy -m -i "$esp" "$work/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
-MTOOLS_SKIP_CHECK=1 mcopy -m -i "$esp" "$work/boot/vmlinuz" "$work/boot/initrd.img" ::/
+# The certificate (DER) for enrollment from the firmware's own menu (docs/deployment.md).
+MTOOLS_SKIP_CHECK=1 mcopy -m -i "$esp" "$work/secureboot.cer" ::/EFI/svm/secureboot.cer
 
 log "/var partition (ext4, grows on first boot)"
 var=$work/var.img
@@ -184,8 +233,11 @@ touch -d "@$SOURCE_DATE_EPOCH" "$ova"/*
 tar --format=ustar --owner=0 --group=0 --numeric-owner -C "$ova" -cf "$out/svm.ova" svm.ovf svm.mf svm-disk1.vmdk
 
 install -m 0644 "$work/roothash" "$out/roothash"
+install -m 0644 "$sb_cert" "$out/secureboot.crt"
+install -m 0644 "$work/secureboot.cer" "$out/secureboot.cer"
 log "done in $(( $(date +%s) - t0 )) s"
 log "root hash $roothash"
+log "Secure Boot: signed with $sb_cert, $(openssl x509 -in "$sb_cert" -noout -subject -fingerprint -sha256 | tr '\n' ' ')"
 ls -l "$out/svm.qcow2" "$out/svm.ova"
 }
 

@@ -19,7 +19,8 @@ echo svm >"$root/etc/hostname"
 chroot "$root" update-initramfs -u -k all
 
 systemctl --root="$root" enable systemd-networkd.service systemd-resolved.service \
-    systemd-timesyncd.service svm-growvar.service svm-setup.service svm-enroll.service svm.service
+    systemd-timesyncd.service svm-growvar.service svm-setup.service svm-enroll.service svm.service \
+    svm-boot-report.service
 # No package updates from inside the appliance (updates come as signed images), no first-boot
 # prompt on the console (the root is read-only and the machine id transient).
 systemctl --root="$root" mask apt-daily.timer apt-daily-upgrade.timer systemd-firstboot.service \

@@ -26,6 +26,10 @@ fuzz_target!(|data: &[u8]| {
         fragbits: (false, false, false),
         ip_v6: false,
         payload: data,
+        // The header buffers and `ipopts` read these (bounds-checked like the payload).
+        ip_header: data,
+        l4_header: data,
+        stream_size: Some((1, 1)),
         flow: FlowView { has_flow: true, established: true, to_server: true },
         app_proto: None,
     };

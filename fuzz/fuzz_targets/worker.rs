@@ -161,6 +161,7 @@ fn worker(settings: u8) -> (Worker, BlockKeeper, IsolationKeeper) {
     cfg.attack_caps.sources = 32;
     cfg.attack_caps.destinations = 32;
     cfg.attack_caps.mac_bindings = 32;
+    cfg.attack_caps.first_seen = 8;
     let SharedBlocks {
         keeper,
         mut clients,

@@ -392,6 +392,73 @@ fn a_full_block_table_evicts_and_a_real_scan_is_still_blocked() {
     }
 }
 
+/// A random-source SYN flood with a real port scan inside it (issue 15 item 1): 40,000 SYNs to
+/// the victim, each from its own spoofed source, over 120 ms, and an nmap-like scan of 100 ports
+/// from one source starting 10 ms in. The flood's sources get no per-source state (one packet
+/// each); the scanner's second probe gives it its state, fed its first, so the scan is detected
+/// on its 20th port as without the flood, reported once and blocked, its follow-up dropped.
+#[test]
+fn a_port_scan_inside_a_random_source_syn_flood_is_detected_and_blocked() {
+    let link = plan::vlan100();
+    let mut flood = Capture::new();
+    for i in 0..40_000u32 {
+        let ip = std::net::Ipv4Addr::from(0x0ac8_0000 | i);
+        let src = plan::attacker().with_ip(IpAddr::V4(ip));
+        let sport = 1024 + u16::try_from(i % 60_000).unwrap();
+        flood.push(
+            plan::BASE_US + u64::from(i) * 3,
+            link.tcp(
+                &src,
+                &plan::victim(),
+                sport,
+                80,
+                testgen::tcp_flags::SYN,
+                i.wrapping_mul(2_654_435_761),
+                0,
+                &[],
+            ),
+        );
+    }
+    let (scan, attacker) = attack_capture("tcp_port_scan", false).unwrap();
+    let mut shifted = Capture::new();
+    for f in &scan.frames {
+        shifted.push(f.ts_us + 10_000, f.data.clone());
+    }
+    let cap = merge(vec![flood, shifted]);
+    let r = replay("flood-then-scan", &cap, None, &["--inline"]);
+    assert_eq!(r.alerts("DoS.Generic.SYNFlood").len(), 1, "{:#}", r.summary);
+    let scans = r.alerts("Scan.Generic.TCP");
+    assert_eq!(scans.len(), 1, "the scan is reported once");
+    assert_eq!(scans[0]["src_ip"], attacker.to_string());
+    // Detected on the scan's 20th distinct port (the default threshold), as without the flood.
+    let detect = scans[0]["pcap_cnt"].as_u64().unwrap();
+    let syn = facts(&r.input[usize::try_from(detect - 1).unwrap()].data);
+    assert_eq!(syn.src, Some(attacker));
+    assert_eq!(syn.tcp_ports.map(|p| p.1), Some(20), "{syn:?}");
+    let adds: Vec<_> = r
+        .blocks("add")
+        .into_iter()
+        .filter(|b| b["src_ip"] == attacker.to_string())
+        .collect();
+    assert_eq!(adds.len(), 1, "the scanner is blocked");
+    let fwd = frame_set(&r.forwarded);
+    let mut after = 0;
+    for (i, f) in r.input.iter().enumerate() {
+        if u64::try_from(i).unwrap() + 1 > detect
+            && facts(&f.data).src == Some(attacker)
+            && facts(&f.data).vlan == [100]
+        {
+            after += 1;
+            assert!(
+                !fwd.contains(f),
+                "frame {} of the blocked scanner forwarded",
+                i + 1
+            );
+        }
+    }
+    assert!(after > 0, "the scanner sent more after its detection");
+}
+
 /// Where each of `keys` first appears in an EVE line (as `"key":`), in order.
 fn key_positions(line: &str, keys: &[&str]) -> Vec<Option<usize>> {
     keys.iter()

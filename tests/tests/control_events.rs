@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataplane::event::{Alert, Engine, Event, EventKind, PacketRef, Response};
+use dataplane::event::{Alert, Engine, Event, EventKind, PacketRef, Signature};
 use dataplane::time::Timestamp;
 use svm::control::{Control, ControlConfig, ControlState, Hooks, ManualClock};
 use svm::events::central::{self, CentralConfig};
@@ -164,8 +164,8 @@ fn alert_from(src: [u8; 4]) -> Event {
     Event {
         ts: T0,
         pcap_cnt: None,
-        kind: EventKind::Alert(Alert {
-            packet: PacketRef {
+        kind: EventKind::Alert(Alert::new(
+            PacketRef {
                 flow_id: Some(1),
                 scope: "100".parse().unwrap(),
                 src_ip: src.into(),
@@ -174,23 +174,16 @@ fn alert_from(src: [u8; 4]) -> Event {
                 proto: Some(dataplane::decode::IpProto::Tcp),
                 to_server: Some(true),
             },
-            engine: Engine::AttackBlocker,
-            signature: "Scan.Generic.TCP".into(),
-            gid: 1,
-            sid: 1,
-            rev: 1,
-            category: "Attempted Information Leak".into(),
-            severity: 2,
-            response: Response::Inform,
-            enforced: false,
-            monitoring: false,
-            excluded: false,
-            block_minutes: None,
-            block_skipped: None,
-            app: None,
-            web_address: None,
-            in_iface: None,
-        }),
+            Engine::AttackBlocker,
+            Signature {
+                name: "Scan.Generic.TCP".into(),
+                gid: 1,
+                sid: 1,
+                rev: 1,
+                category: "Attempted Information Leak".into(),
+                severity: 2,
+            },
+        )),
     }
 }
 

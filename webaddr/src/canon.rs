@@ -132,10 +132,11 @@ const HOST_ESCAPES: &[u8] = b"/?@:[]\\";
 /// Longest name [`plain_name_into`] canonicalises in place (a DNS name has at most 253 bytes).
 pub const PLAIN_MAX: usize = 253;
 
-const BAD: u8 = 0;
+/// What each byte is in a plain name: a lowercase letter, digit, `-` or `_` (0), a capital, a
+/// dot, or none of these.
+const CAPITAL: u8 = 1;
 const DOT: u8 = 2;
-
-/// What each byte is in a plain name: letters, digits, `-` and `_` (1), a dot, or neither.
+const BAD: u8 = 4;
 // Evaluated at compile time: `b` stays below 256, so every index is in range and the cast exact.
 #[allow(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 const NAME_BYTES: [u8; 256] = {
@@ -143,8 +144,10 @@ const NAME_BYTES: [u8; 256] = {
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
-            t[b] = 1;
+        if c.is_ascii_uppercase() {
+            t[b] = CAPITAL;
+        } else if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = 0;
         }
         b += 1;
     }
@@ -152,46 +155,68 @@ const NAME_BYTES: [u8; 256] = {
     t
 };
 
+/// A plain name (see [`plain_name_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plain {
+    /// Canonical as it is.
+    Canonical,
+    /// Canonical once its capitals are lowercased.
+    Capitals,
+}
+
 /// The fast path: a name of letters, digits, `-`, `_` and single inner dots whose last label
 /// cannot be read as an IPv4 part is canonical once lowercased (no escape, no dot to fix, no
-/// Unicode, no address). Every step of the full path would leave it as it is.
+/// Unicode, no address): every step of the full path would leave it as it is. `None` when the
+/// name needs the full path ([`canonical_host`]) or is longer than [`PLAIN_MAX`].
+pub fn plain_name_kind(raw: &[u8]) -> Option<Plain> {
+    if raw.len() > PLAIN_MAX {
+        return None;
+    }
+    // One table load and no branch a byte: this runs on every looked-up name. A dot first,
+    // after a dot or last is refused as a dot after a dot (`prev_dot` starts true and must end
+    // false, which also refuses the empty name).
+    let mut seen = 0u8;
+    let mut double_dot = false;
+    let mut prev_dot = true;
+    for &b in raw {
+        let class = NAME_BYTES.get(usize::from(b)).copied().unwrap_or(BAD);
+        let dot = class == DOT;
+        double_dot |= dot & prev_dot;
+        prev_dot = dot;
+        seen |= class;
+    }
+    if double_dot | prev_dot | (seen & BAD != 0) {
+        return None;
+    }
+    let last_label = raw.iter().rposition(|&c| c == b'.').map_or(0, |i| i + 1);
+    let label = raw.get(last_label..)?;
+    let may_be_ip = label.iter().all(u8::is_ascii_digit)
+        || label
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"0x"));
+    if may_be_ip {
+        return None;
+    }
+    Some(if seen & CAPITAL != 0 {
+        Plain::Capitals
+    } else {
+        Plain::Canonical
+    })
+}
+
 fn plain_name(raw: &[u8]) -> Option<String> {
     let mut buf = [0u8; PLAIN_MAX];
     plain_name_into(raw, &mut buf).map(str::to_owned)
 }
 
-/// [`plain_name`] into a caller's buffer, without allocating: the canonical name, or `None`
-/// when the name needs the full path ([`canonical_host`]) or is longer than [`PLAIN_MAX`].
+/// A plain name ([`plain_name_kind`]) lowercased into a caller's buffer, without allocating:
+/// the canonical name, or `None` when the name needs the full path ([`canonical_host`]) or is
+/// longer than [`PLAIN_MAX`].
 pub fn plain_name_into<'b>(raw: &[u8], buf: &'b mut [u8; PLAIN_MAX]) -> Option<&'b str> {
-    let (first, last) = (raw.first()?, raw.last()?);
-    if *first == b'.' || *last == b'.' || raw.len() > PLAIN_MAX {
-        return None;
-    }
+    plain_name_kind(raw)?;
     let out = buf.get_mut(..raw.len())?;
-    // One table load a byte and no branch but for a dot: this runs on every looked-up name.
-    let mut bad = false;
-    let mut prev_dot = false;
-    // Where the last label starts.
-    let mut last_label = 0;
-    for (i, &b) in raw.iter().enumerate() {
-        let class = NAME_BYTES.get(usize::from(b)).copied().unwrap_or(BAD);
-        let dot = class == DOT;
-        bad |= class == BAD || (dot && prev_dot);
-        if dot {
-            last_label = i + 1;
-        }
-        prev_dot = dot;
-    }
-    if bad {
-        return None;
-    }
     out.copy_from_slice(raw);
     out.make_ascii_lowercase();
-    let label = out.get(last_label..)?;
-    let may_be_ip = label.iter().all(u8::is_ascii_digit) || label.starts_with(b"0x");
-    if may_be_ip {
-        return None;
-    }
     std::str::from_utf8(out).ok()
 }
 
@@ -398,25 +423,6 @@ fn canonical_path(raw: &[u8]) -> String {
     escape_also(&path, b"?")
 }
 
-/// A host name's labels from the full name down to its parents, as `&str` suffixes of `host`.
-/// (A byte loop: on names this short `str::split_once` costs several times more.)
-pub(crate) fn parents(host: &str) -> impl Iterator<Item = &str> {
-    let mut next = Some(host);
-    std::iter::from_fn(move || {
-        let cur = next?;
-        next = cur
-            .bytes()
-            .position(|b| b == b'.')
-            .and_then(|i| cur.get(i + 1..));
-        Some(cur)
-    })
-}
-
-/// Labels of a host name (dots plus one).
-pub(crate) fn label_count(host: &str) -> usize {
-    host.bytes().filter(|&b| b == b'.').count() + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,6 +556,8 @@ mod tests {
             b"a.0XFF",
             b"a..b",
             b".a.b",
+            b"a.b.",
+            b".",
             b"a%2eb",
             "bücher.de".as_bytes(),
             b"",
@@ -559,21 +567,6 @@ mod tests {
         let long = format!("{}.example", "a".repeat(PLAIN_MAX));
         assert_eq!(plain_name_into(long.as_bytes(), &mut buf), None);
         assert_eq!(canonical_host(long.as_bytes()), long);
-    }
-
-    #[test]
-    fn parent_walk_order() {
-        let p: Vec<&str> = parents("a.b.example.co.uk").collect();
-        assert_eq!(
-            p,
-            [
-                "a.b.example.co.uk",
-                "b.example.co.uk",
-                "example.co.uk",
-                "co.uk",
-                "uk"
-            ]
-        );
     }
 
     fn unescape_by_passes(s: &[u8]) -> Vec<u8> {
@@ -642,19 +635,6 @@ mod tests {
             prop_assert_eq!(canonical_host(once.as_bytes()), once.clone());
             // Canonical output is printable ASCII without escapable bytes.
             prop_assert!(once.bytes().all(|b| b > 0x20 && b < 0x7f && b != b'#'));
-        }
-
-        #[test]
-        fn parents_are_suffixes_each_one_label_shorter(
-            labels in proptest::collection::vec("[a-z0-9-]{1,8}", 1..8)
-        ) {
-            let host = labels.join(".");
-            let walk: Vec<&str> = parents(&host).collect();
-            prop_assert_eq!(walk.len(), labels.len());
-            for (i, p) in walk.iter().enumerate() {
-                prop_assert!(host.ends_with(p));
-                prop_assert_eq!(p.split('.').count(), labels.len() - i);
-            }
         }
     }
 }

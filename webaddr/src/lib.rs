@@ -23,4 +23,5 @@ pub use list::{
 };
 pub use set::{
     AddressSet, AddressSetBuilder, Category, CompileError, ListInfo, Match, Verdict, key_of,
+    name_key,
 };

@@ -4,9 +4,10 @@
 //!
 //! Layout (fixed-width little-endian integers in three flat arrays, so a later version can
 //! write them to a file and memory-map them as they are):
-//! - `keys: [u64]`, sorted: `xxh3_64` of the entry's canonical text (the host for domains,
-//!   hosts and IPs; `host/path[?query]` for URLs). A URL entry also adds a marker record under
-//!   its host's key, so URL paths are only tried on hosts that have URL entries;
+//! - `keys: [u64]`, sorted: for domains, hosts and IPs [`name_key`] of the canonical host (its
+//!   labels hashed from the right, so one pass over a host gives all its parents' keys); for
+//!   URLs `xxh3_64` of `host/path[?query]`. A URL entry also adds a marker record under its
+//!   host's name key, so URL paths are only tried on hosts that have URL entries;
 //! - `meta: [u32]`, beside each key: the list's index (high 24 bits) and the entry kind (low 8);
 //!   records of one key are sorted by list index, so the first list given wins a tie;
 //! - `buckets: [u32]`: where each run of keys with the same top bits starts (about 64 keys a
@@ -21,8 +22,8 @@
 //! given other name collides with one is about 1 in 2^44.
 //!
 //! Lookup order (the first hit is returned): trusted addresses first (a trusted hit is never
-//! blocked); then from the exact host down to the registrable domain (Public Suffix List, ICANN
-//! section), at each name: its URL entries (path with query, path, then the path's prefixes
+//! blocked); then from the exact host down to the registrable domain (in effect: the walk goes
+//! down to two labels, see [`Walk`], and no public suffix can be listed), at each name: its URL entries (path with query, path, then the path's prefixes
 //! ending in `/` from the longest), then a domain entry there, or a host or IP entry when the name
 //! is the exact host.
 
@@ -153,9 +154,73 @@ fn kind_of(code: u32) -> Option<EntryKind> {
     }
 }
 
-/// The hash of an entry's canonical text.
+/// The key of a URL expression (`host/path[?query]`): the hash of its canonical text.
 pub fn key_of(text: &str) -> u64 {
     xxh3_64(text.as_bytes())
+}
+
+/// The key of a host name (a domain, host or IP entry, or a URL entry's host): its labels
+/// hashed from the right, each folded into the hash of the labels to its right
+/// ([`absorb_label`]), so that one right-to-left pass over an observed host gives the keys of
+/// all its parent names ([`Walk`]) instead of hashing each parent from its start.
+pub fn name_key(name: &[u8]) -> u64 {
+    name.rsplit(|&b| b == b'.').fold(NAME_SEED, absorb_label)
+}
+
+/// The state before a name's last label (digits of pi, as the constants below).
+const NAME_SEED: u64 = 0x243f_6a88_85a3_08d3;
+const MIX_A: u64 = 0x1319_8a2e_0370_7344;
+const MIX_B: u64 = 0xa409_3822_299f_31d0;
+const MIX_LEN: u64 = 0x082e_fa98_ec4e_6c89;
+
+/// The 128-bit product of `a` and `b`, its halves xored: the mixing step of wyhash, rapidhash
+/// and foldhash (a crate's hasher cannot be used here: the keys must stay the same across
+/// versions, as a file of them could be memory-mapped, and none hashes a name label by label).
+#[allow(clippy::cast_possible_truncation)] // The two halves of the product, on purpose.
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+fn le64(b: &[u8]) -> u64 {
+    b.first_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c))
+}
+
+fn le32(b: &[u8]) -> u64 {
+    b.first_chunk::<4>()
+        .map_or(0, |c| u64::from(u32::from_le_bytes(*c)))
+}
+
+/// Fold one label into the state `h` of the labels to its right. Up to 16 bytes are read as two
+/// words that together cover every byte (wyhash's reads of short inputs: the first and last 8,
+/// or 4, bytes, or bytes 0, len/2 and len-1), one 128-bit multiply mixes them with the state,
+/// and the label's length keeps overlapping reads apart; a longer label takes one multiply a 16
+/// bytes. The state rotated is xored back in, so no label can cancel the names to its right.
+fn absorb_label(h: u64, label: &[u8]) -> u64 {
+    let len = u64::try_from(label.len()).unwrap_or(u64::MAX);
+    let mut state = h;
+    let mut rest = label;
+    while rest.len() > 16 {
+        let (chunk, tail) = rest.split_at(16);
+        let high = le64(chunk.get(8..).unwrap_or_default());
+        state = fold_mul(le64(chunk) ^ MIX_A ^ state, high ^ MIX_B);
+        rest = tail;
+    }
+    let n = rest.len();
+    let (a, b) = if n >= 8 {
+        (le64(rest), le64(rest.get(n - 8..).unwrap_or_default()))
+    } else if n >= 4 {
+        (le32(rest), le32(rest.get(n - 4..).unwrap_or_default()))
+    } else {
+        let byte = |i: usize| u64::from(rest.get(i).copied().unwrap_or(0));
+        let small = if n == 0 {
+            0
+        } else {
+            byte(0) << 16 | byte(n / 2) << 8 | byte(n - 1)
+        };
+        (small, 0)
+    };
+    fold_mul(a ^ MIX_A ^ state, b ^ MIX_B ^ len.wrapping_mul(MIX_LEN)) ^ h.rotate_left(23)
 }
 
 /// Collects lists, then builds the immutable set.
@@ -235,14 +300,18 @@ fn check_suffixes(id: &str, parsed: &ParsedList) -> Result<(), CompileError> {
 fn push_records(out: &mut Vec<(u64, u32)>, limits: &mut Limits, list: u32, parsed: &ParsedList) {
     out.reserve(parsed.entries.len());
     for e in &parsed.entries {
-        out.push((key_of(&e.text), list << 8 | kind_code(e.kind)));
+        let key = match e.kind {
+            EntryKind::Url => key_of(&e.text),
+            EntryKind::Domain | EntryKind::Host | EntryKind::Ip => name_key(e.text.as_bytes()),
+        };
+        out.push((key, list << 8 | kind_code(e.kind)));
         match e.kind {
             EntryKind::Domain => {
                 limits.max_labels = limits.max_labels.max(e.text.split('.').count());
             }
             EntryKind::Url => {
                 let host = e.host();
-                out.push((key_of(host), list << 8 | KIND_URL_HOST));
+                out.push((name_key(host.as_bytes()), list << 8 | KIND_URL_HOST));
                 limits.max_labels = limits.max_labels.max(host.split('.').count());
                 let path = e.text.get(host.len()..).unwrap_or_default();
                 if path.ends_with('/') {
@@ -498,23 +567,19 @@ impl AddressSet {
     /// Look up a canonical address.
     pub fn lookup_canon(&self, url: &CanonUrl, host_only: bool) -> Verdict<'_> {
         let path = (!host_only).then_some(Path::Canon(url.path.as_str(), url.query.as_deref()));
-        self.verdict(self.find_parts(&url.host, path.as_ref()))
+        self.verdict(self.find_parts(url.host.as_bytes(), path.as_ref()))
     }
 
     pub(crate) fn find_url_text(&self, url: &[u8]) -> Found {
         let url = canon::canonicalize(url);
         let path = Path::Canon(&url.path, url.query.as_deref());
-        self.find_parts(&url.host, Some(&path))
+        self.find_parts(url.host.as_bytes(), Some(&path))
     }
 
     /// A host: a plain name is canonicalised into a stack buffer (no allocation), anything
     /// else takes the full path.
     pub(crate) fn find_host(&self, raw: &[u8]) -> Found {
-        let mut buf = [0u8; canon::PLAIN_MAX];
-        match canon::plain_name_into(raw, &mut buf) {
-            Some(host) => self.find_parts(host, None),
-            None => self.find_parts(&canon::canonical_host(raw), None),
-        }
+        with_canonical_host(raw, |host| self.find_parts(host, None))
     }
 
     pub(crate) fn find_http_request(
@@ -539,24 +604,18 @@ impl AddressSet {
         // The target is canonicalised only if a name of the walk has URL entries (most hosts
         // have none, and a long target costs tens of thousands of instructions).
         let path = Path::Raw(target, std::cell::OnceCell::new());
-        let mut buf = [0u8; canon::PLAIN_MAX];
-        match canon::plain_name_into(host, &mut buf) {
-            Some(host) => self.find_parts(host, Some(&path)),
-            None => self.find_parts(&canon::canonical_host(host), Some(&path)),
-        }
+        with_canonical_host(host, |host| self.find_parts(host, Some(&path)))
     }
 
     /// Trusted addresses first, then the lists: `path` is the canonical path and query, `None`
     /// for a host alone.
-    fn find_parts(&self, host: &str, path: Option<&Path<'_>>) -> Found {
+    fn find_parts(&self, host: &[u8], path: Option<&Path<'_>>) -> Found {
         if host.is_empty() {
             return Found::NoMatch;
         }
-        if let Some(hit) = find(&self.trusted, host, path) {
-            return Found::Trusted(hit.entry);
-        }
-        match find(&self.index, host, path) {
-            Some(hit) => Found::Listed(hit.meta, hit.entry),
+        match find_both(&self.trusted, &self.index, host, path) {
+            Some((true, hit)) => Found::Trusted(hit.entry),
+            Some((false, hit)) => Found::Listed(hit.meta, hit.entry),
             None => Found::NoMatch,
         }
     }
@@ -574,6 +633,27 @@ impl AddressSet {
                 }
             }
         }
+    }
+}
+
+/// `f` of the canonical form of the host `raw`: a plain name as it is, or lowercased on the
+/// stack when it has capitals (no allocation either way), anything else through
+/// [`canon::canonical_host`].
+fn with_canonical_host<R>(raw: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    match canon::plain_name_kind(raw) {
+        Some(canon::Plain::Canonical) => f(raw),
+        Some(canon::Plain::Capitals) => {
+            let mut buf = [0u8; canon::PLAIN_MAX];
+            match buf.get_mut(..raw.len()) {
+                Some(name) => {
+                    name.copy_from_slice(raw);
+                    name.make_ascii_lowercase();
+                    f(name)
+                }
+                None => f(canon::canonical_host(raw).as_bytes()),
+            }
+        }
+        None => f(canon::canonical_host(raw).as_bytes()),
     }
 }
 
@@ -609,68 +689,210 @@ impl Path<'_> {
     }
 }
 
-/// The first hit for `url` in `index` (see the module doc for the order).
-fn find(index: &Index, host: &str, path: Option<&Path<'_>>) -> Option<Hit> {
+/// The names of a host that a lookup probes, with their keys, from one right-to-left pass over
+/// the host (see [`name_key`]): the host itself, and its parents of at least two labels and at
+/// most `max_labels`. A name of one label is never probed: every single label is a public
+/// suffix (the Public Suffix List's implicit `*` rule), and a list naming a public suffix is
+/// refused when compiled, so no key of the set can be one. The Public Suffix List is therefore
+/// not consulted at lookup: a parent that is a public suffix (`co.uk`) is probed and cannot
+/// match.
+struct Walk {
+    /// The names' keys, least specific first.
+    keys: [u64; WALK_MAX],
+    /// Where each name starts in the host (a name has at most 253 bytes).
+    starts: [u8; WALK_MAX],
+    /// Each name's labels.
+    depths: [u8; WALK_MAX],
+    n: usize,
+    /// The host's labels.
+    labels: usize,
+}
+
+/// Names a [`Walk`] holds; a set whose deepest entry has more labels (or a longer host than
+/// [`canon::PLAIN_MAX`]) is walked by [`Walk::general`], which hashes each parent on its own.
+const WALK_MAX: usize = 16;
+
+/// A name of a walk: where it starts in the host, its labels, its key.
+type WalkName = (usize, usize, u64);
+
+impl Walk {
+    /// The walk of `host` for names of at most `max_labels` labels (and the host itself), into
+    /// `self`. False when it needs more than [`WALK_MAX`] names or the host is too long.
+    fn fill(&mut self, host: &[u8], max_labels: usize) -> bool {
+        self.n = 0;
+        self.labels = 0;
+        if host.len() > canon::PLAIN_MAX {
+            return false;
+        }
+        let mut h = NAME_SEED;
+        let mut end = host.len();
+        // Labels from the right: each label's hash is folded into the names right of it, so
+        // every parent's key comes out of this one pass.
+        loop {
+            let label = host.get(..end).unwrap_or_default();
+            let start = label
+                .iter()
+                .rposition(|&c| c == b'.')
+                .map_or(0, |dot| dot + 1);
+            h = absorb_label(h, label.get(start..).unwrap_or_default());
+            self.labels += 1;
+            let whole = start == 0;
+            if self.labels >= 2 && (self.labels <= max_labels || whole) {
+                let (Some(key), Some(at), Some(depth)) = (
+                    self.keys.get_mut(self.n),
+                    self.starts.get_mut(self.n),
+                    self.depths.get_mut(self.n),
+                ) else {
+                    return false;
+                };
+                *key = h;
+                *at = u8::try_from(start).unwrap_or(u8::MAX);
+                *depth = u8::try_from(self.labels).unwrap_or(u8::MAX);
+                self.n += 1;
+            }
+            if whole {
+                return true;
+            }
+            end = start - 1;
+        }
+    }
+
+    /// The names, least specific first.
+    fn names(&self) -> impl DoubleEndedIterator<Item = WalkName> + '_ {
+        self.keys
+            .iter()
+            .zip(self.starts.iter().zip(&self.depths))
+            .take(self.n)
+            .map(|(&key, (&at, &depth))| (usize::from(at), usize::from(depth), key))
+    }
+
+    /// The same names, each parent hashed on its own (deep sets and long hosts; the reference
+    /// the one-pass walk is held to).
+    fn general(host: &[u8], max_labels: usize) -> Vec<WalkName> {
+        let labels = host.iter().filter(|&&b| b == b'.').count() + 1;
+        let mut names = Vec::new();
+        let mut start = 0;
+        for k in (1..=labels).rev() {
+            let name = host.get(start..).unwrap_or_default();
+            if k >= 2 && (k <= max_labels || k == labels) {
+                names.push((start, k, name_key(name)));
+            }
+            start += name
+                .iter()
+                .position(|&b| b == b'.')
+                .map_or(name.len(), |i| i + 1);
+        }
+        names.reverse();
+        names
+    }
+}
+
+/// Whether a canonical host is an IP literal (`[IPv6]`, or dotted-decimal IPv4).
+fn host_is_ip(host: &[u8]) -> bool {
+    host.first() == Some(&b'[')
+        || (host.last().is_some_and(u8::is_ascii_digit)
+            && std::str::from_utf8(host).is_ok_and(canon::host_is_ip))
+}
+
+/// The first hit for the canonical `host` (with `path`, if any) in the trusted addresses, then
+/// in the lists: `(true, hit)` for a trusted one (see the module doc for the order).
+fn find_both(
+    trusted: &Index,
+    lists: &Index,
+    host: &[u8],
+    path: Option<&Path<'_>>,
+) -> Option<(bool, Hit)> {
+    if trusted.keys.is_empty() && lists.keys.is_empty() {
+        return None;
+    }
+    if host_is_ip(host) {
+        let key = name_key(host);
+        for (is_trusted, index) in [(true, trusted), (false, lists)] {
+            if let Some(hit) = find_at(index, index.records(key), host, 0, path) {
+                return Some((is_trusted, hit));
+            }
+        }
+        return None;
+    }
+    let max_labels = trusted.limits.max_labels.max(lists.limits.max_labels);
+    let mut walk = Walk {
+        keys: [0; WALK_MAX],
+        starts: [0; WALK_MAX],
+        depths: [0; WALK_MAX],
+        n: 0,
+        labels: 0,
+    };
+    if walk.fill(host, max_labels) {
+        for (is_trusted, index) in [(true, trusted), (false, lists)] {
+            if let Some(hit) = find_in(index, host, walk.labels, walk.names(), path) {
+                return Some((is_trusted, hit));
+            }
+        }
+        return None;
+    }
+    let names = Walk::general(host, max_labels);
+    let labels = host.iter().filter(|&&b| b == b'.').count() + 1;
+    for (is_trusted, index) in [(true, trusted), (false, lists)] {
+        if let Some(hit) = find_in(index, host, labels, names.iter().copied(), path) {
+            return Some((is_trusted, hit));
+        }
+    }
+    None
+}
+
+/// The first hit among the walk's `names` (least specific first) in `index`, the most specific
+/// name first. The first [`BATCH`] names' keys are located and their cache lines read before
+/// any is examined, so their cache misses overlap instead of following one another.
+fn find_in(
+    index: &Index,
+    host: &[u8],
+    labels: usize,
+    names: impl DoubleEndedIterator<Item = WalkName>,
+    path: Option<&Path<'_>>,
+) -> Option<Hit> {
     if index.keys.is_empty() {
         return None;
     }
-    if canon::host_is_ip(host) {
-        return find_at(index, index.records(key_of(host)), host, 0, path);
-    }
-    let suffix_len = suffix::public_suffix_len(host);
-    let labels = canon::label_count(host);
-    // The names to probe, most specific first. The first BATCH of them are hashed and their
-    // keys' cache lines read before any is examined, so their cache misses overlap instead of
-    // following one another; a deeper walk goes on one name at a time.
-    let mut walk = canon::parents(host)
-        .enumerate()
-        .filter(|&(level, _)| level == 0 || labels - level <= index.limits.max_labels);
-    let mut batch: [(&str, usize, u64, (usize, usize)); BATCH] = [("", 0, 0, (0, 0)); BATCH];
+    let max = index.limits.max_labels;
+    let mut batch = [(0usize, 0usize, 0u64, (0usize, 0usize)); BATCH];
     let mut n = 0;
     let mut touched = 0u64;
+    let mut walk = names.rev().filter(|&(_, k, _)| k <= max || k == labels);
     for slot in batch.iter_mut() {
-        let Some((level, name)) = walk.next() else {
+        let Some((start, k, key)) = walk.next() else {
             break;
         };
-        if level > 0 && name.len() <= suffix_len {
-            break;
-        }
-        let key = key_of(name);
         let span = index.span(key);
         touched ^= index.touch(key, span);
-        *slot = (name, level, key, span);
+        *slot = (start, k, key, span);
         n += 1;
     }
     std::hint::black_box(touched);
-    for &(name, level, key, span) in batch.iter().take(n) {
-        let records = index.records_in(key, span);
-        if let Some(hit) = find_at(index, records, name, level, path) {
+    let at = |start: usize, k: usize, records: &[u32]| -> Option<Hit> {
+        let name = host.get(start..).unwrap_or_default();
+        find_at(index, records, name, labels - k, path)
+    };
+    for &(start, k, key, span) in batch.iter().take(n) {
+        if let Some(hit) = at(start, k, index.records_in(key, span)) {
             return Some(hit);
         }
     }
-    if n < BATCH {
-        return None;
-    }
-    for (level, name) in walk {
-        if name.len() <= suffix_len {
-            break;
-        }
-        let records = index.records(key_of(name));
-        if let Some(hit) = find_at(index, records, name, level, path) {
+    for (start, k, key) in walk {
+        if let Some(hit) = at(start, k, index.records(key)) {
             return Some(hit);
         }
     }
     None
 }
 
-/// Names of a walk whose buckets are read together (see [`find`]).
+/// Names of a walk whose buckets are read together (see [`find_in`]).
 const BATCH: usize = 6;
 
 /// Hits at one name of the walk: its URL entries first, then the name's own entry.
 fn find_at(
     index: &Index,
     records: &[u32],
-    name: &str,
+    name: &[u8],
     level: usize,
     path: Option<&Path<'_>>,
 ) -> Option<Hit> {
@@ -692,28 +914,28 @@ fn find_at(
     })?;
     Some(Hit {
         meta: *named,
-        entry: name.to_string(),
+        entry: String::from_utf8_lossy(name).into_owned(),
     })
 }
 
 /// URL expressions under `name`: path with query, path, then prefixes ending in `/`.
-fn find_url(index: &Index, name: &str, path: &str, query: Option<&str>) -> Option<Hit> {
-    let mut expr = String::with_capacity(name.len() + path.len() + 16);
+fn find_url(index: &Index, name: &[u8], path: &str, query: Option<&str>) -> Option<Hit> {
+    let mut expr: Vec<u8> = Vec::with_capacity(name.len() + path.len() + 16);
     let mut probe = |suffix: &str, query: Option<&str>| -> Option<Hit> {
         expr.clear();
-        expr.push_str(name);
-        expr.push_str(suffix);
+        expr.extend_from_slice(name);
+        expr.extend_from_slice(suffix.as_bytes());
         if let Some(q) = query {
-            expr.push('?');
-            expr.push_str(q);
+            expr.push(b'?');
+            expr.extend_from_slice(q.as_bytes());
         }
         let m = *index
-            .records(key_of(&expr))
+            .records(xxh3_64(&expr))
             .iter()
             .find(|&&m| m & 0xff == KIND_URL)?;
         Some(Hit {
             meta: m,
-            entry: expr.clone(),
+            entry: String::from_utf8_lossy(&expr).into_owned(),
         })
     };
     if let Some(q) = query
@@ -971,6 +1193,79 @@ mod tests {
                 proptest::prop_assert_eq!(index.records(p), expected);
             }
         }
+    }
+
+    proptest::proptest! {
+        /// The one-pass walk gives the names and keys that hashing each parent on its own
+        /// gives (`name_key`, the key entries are stored under), whatever the host and depth.
+        #[test]
+        fn the_walk_hashes_every_parent_as_name_key_does(
+            labels in proptest::collection::vec("[a-z0-9_-]{0,12}", 1..30),
+            max_labels in 0usize..32,
+        ) {
+            let host = labels.join(".");
+            let general = Walk::general(host.as_bytes(), max_labels);
+            let mut walk = Walk {
+                keys: [0; WALK_MAX],
+                starts: [0; WALK_MAX],
+                depths: [0; WALK_MAX],
+                n: 0,
+                labels: 0,
+            };
+            if walk.fill(host.as_bytes(), max_labels) {
+                proptest::prop_assert_eq!(walk.names().collect::<Vec<_>>(), general.clone());
+                proptest::prop_assert_eq!(walk.labels, labels.len());
+            } else {
+                proptest::prop_assert!(general.len() > WALK_MAX || host.len() > canon::PLAIN_MAX);
+            }
+            for &(start, k, key) in &general {
+                let name = host.get(start..).unwrap_or_default();
+                proptest::prop_assert_eq!(key, name_key(name.as_bytes()));
+                proptest::prop_assert_eq!(k, name.split('.').count());
+            }
+        }
+    }
+
+    #[test]
+    fn the_walk_stops_at_two_labels_and_at_the_deepest_entry() {
+        let host = b"a.b.example.co.uk";
+        let mut walk = Walk {
+            keys: [0; WALK_MAX],
+            starts: [0; WALK_MAX],
+            depths: [0; WALK_MAX],
+            n: 0,
+            labels: 0,
+        };
+        assert!(walk.fill(host, 3));
+        let names: Vec<(&[u8], usize)> = walk
+            .names()
+            .map(|(start, k, _)| (host.get(start..).unwrap_or_default(), k))
+            .collect();
+        let want: [(&[u8], usize); 3] = [
+            (b"co.uk", 2),
+            (b"example.co.uk", 3),
+            (b"a.b.example.co.uk", 5),
+        ];
+        assert_eq!(names, want);
+    }
+
+    #[test]
+    fn deep_entries_are_found_past_the_fast_walk() {
+        // A domain entry deeper than the fast walk holds: the walk hashes each parent.
+        let deep: Vec<String> = (0..WALK_MAX + 6).map(|i| format!("l{i}")).collect();
+        let entry = format!("{}.example", deep.join("."));
+        let text = format!("{entry}\nshallow.example\n");
+        let s = set(&[("deep", Category::Custom, text.as_str())], "");
+        assert_eq!(
+            hit(&s.lookup_host(format!("a.b.{entry}").as_bytes())),
+            Some(("deep".into(), EntryKind::Domain, entry.clone()))
+        );
+        assert!(s.lookup_host(b"x.shallow.example").is_listed());
+        let cut = entry.get(3..).unwrap_or_default();
+        assert_eq!(
+            s.lookup_host(format!("a.{cut}").as_bytes()),
+            Verdict::NoMatch
+        );
     }
 
     #[test]

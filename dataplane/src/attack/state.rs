@@ -4,7 +4,10 @@
 //! must not grow memory without bound.
 //! - [`DistinctWindow`] holds at most `count` items (the detector fires at `count`).
 //! - [`BoundedMap`] holds at most its capacity; at the cap it evicts the least recently seen of a
-//!   small random sample, counting each eviction.
+//!   small sample, counting each eviction.
+//! - [`FirstSeen`] is a fixed table of addresses seen once, allocated whole: an address gets a
+//!   [`BoundedMap`]/[`SlotMap`] entry only with its second packet, so a flood of one packet a
+//!   source fills no map; a new address takes its slot from the one there (counted).
 
 use core::hash::Hash;
 use core::net::IpAddr;
@@ -117,13 +120,16 @@ impl Episode {
     }
 }
 
+/// [`ScopedAddr::rest`]'s address family bit (set for IPv6), above the VLAN scope's 40 bits.
+const V6_BIT: u64 = 1 << 40;
+
 /// An address in a VLAN scope, packed for hashing: the key of the per-source, per-destination
 /// and MAC-binding tables. Two words, so a lookup hashes two integers instead of walking the
 /// `(VlanScope, IpAddr)` enum byte by byte.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ScopedAddr {
     addr: u128,
-    /// VLAN scope bits, and the address family in bit 40.
+    /// VLAN scope bits (0-39), and the address family in [`V6_BIT`].
     rest: u64,
 }
 
@@ -140,7 +146,7 @@ impl ScopedAddr {
     pub fn from_bits(scope: VlanScope, bits: u128, v6: bool) -> Self {
         ScopedAddr {
             addr: bits,
-            rest: scope.bits() | u64::from(v6) << 40,
+            rest: scope.bits() | if v6 { V6_BIT } else { 0 },
         }
     }
 }
@@ -201,6 +207,36 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
                 &mut self.spare
             }
         }
+    }
+
+    /// The entry for `key` if present; otherwise, if `admit` gives something, a new entry
+    /// (evicting if at the cap) with what `admit` gave; otherwise `None`. One hash lookup
+    /// either way.
+    #[inline]
+    pub fn get_or_admit<A>(
+        &mut self,
+        key: K,
+        admit: impl FnOnce() -> Option<A>,
+    ) -> Option<(&mut V, Option<A>)> {
+        let (i, admitted) = match self.inner.index.get(&key) {
+            Some(&i) => (i, None),
+            None => {
+                let a = admit()?;
+                (self.inner.locate(key), Some(a))
+            }
+        };
+        let v = match self
+            .inner
+            .slots
+            .get_mut(usize::try_from(i).unwrap_or(usize::MAX))
+        {
+            Some(s) => &mut s.value,
+            None => {
+                self.spare = V::default();
+                &mut self.spare
+            }
+        };
+        Some((v, admitted))
     }
 
     /// The entry for `key` if present.
@@ -269,7 +305,9 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> SlotMap<K, V> {
     /// An empty map holding at most `cap` entries.
     pub fn new(cap: usize) -> Self {
         SlotMap {
-            index: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(0x6e_6163)),
+            index: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(
+                crate::flow::hash_seed(),
+            )),
             slots: Vec::new(),
             free: Vec::new(),
             cap: cap.max(1),
@@ -292,6 +330,27 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> SlotMap<K, V> {
             *hint = self.locate(key);
         }
         self.slots.get_mut(at(*hint)).map(|s| &mut s.value)
+    }
+
+    /// Whether `key` has an entry; if so, `*hint` names its slot on return (tried first, as in
+    /// [`SlotMap::entry`]). Makes nothing.
+    #[inline]
+    pub fn find(&mut self, key: K, hint: &mut u32) -> bool {
+        let at = |h: u32| usize::try_from(h).unwrap_or(usize::MAX);
+        if self
+            .slots
+            .get(at(*hint))
+            .is_some_and(|s| s.key.as_ref() == Some(&key))
+        {
+            return true;
+        }
+        match self.index.get(&key) {
+            Some(&i) => {
+                *hint = i;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The slot of `key`, made if absent.
@@ -385,6 +444,228 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> SlotMap<K, V> {
     /// Entries evicted at the cap so far.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+}
+
+/// The first probe of a source not yet given per-source state: what it fed to which window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// When it was seen.
+    pub at: Timestamp,
+    /// The destination port, for the TCP port scan window.
+    pub tcp_port: Option<u16>,
+    /// The destination port, for the UDP port scan window.
+    pub udp_port: Option<u16>,
+    /// The destination address, for the host sweep window (same family as the source).
+    pub host: Option<IpAddr>,
+}
+
+/// What the first packets of an address left in the [`FirstSeen`] table: one cache line, the key
+/// and two independent parts (the MAC the address was first seen from, the first probe), each
+/// taken when the address earns the state it stands for.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Sighting {
+    /// The key's address bits ([`ScopedAddr::addr`]).
+    addr: u128,
+    /// The probe's destination address bits (the key's family).
+    dst: u128,
+    /// The key's scope and family ([`ScopedAddr::rest`], bits 0-40) and the flags below.
+    rest: u64,
+    mac_at: Timestamp,
+    probe_at: Timestamp,
+    mac: [u8; 6],
+    port: u16,
+}
+
+/// The most slots a [`FirstSeen`] table has (64 MiB).
+pub const MAX_FIRST_SEEN: usize = 1 << 20;
+
+/// [`Sighting::rest`] flags, above the 41 bits a [`ScopedAddr`] uses.
+const S_USED: u64 = 1 << 56;
+const S_MAC: u64 = 1 << 57;
+const S_PROBE: u64 = 1 << 58;
+const S_TCP: u64 = 1 << 59;
+const S_UDP: u64 = 1 << 60;
+const S_HOST: u64 = 1 << 61;
+const S_FLAGS: u64 = 0xff << 56;
+
+impl Sighting {
+    #[inline]
+    fn holds(&self, key: ScopedAddr) -> bool {
+        self.rest & S_USED != 0 && self.addr == key.addr && self.rest & !S_FLAGS == key.rest
+    }
+
+    #[inline]
+    fn has(&self, flag: u64) -> bool {
+        self.rest & flag != 0
+    }
+
+    /// Make this slot `key`'s, dropping what another key left; true if that was pending.
+    #[inline]
+    fn claim(&mut self, key: ScopedAddr) -> bool {
+        if self.holds(key) {
+            return false;
+        }
+        let lost = self.rest & (S_USED | S_MAC) == S_USED | S_MAC
+            || self.rest & (S_USED | S_PROBE) == S_USED | S_PROBE;
+        *self = Sighting {
+            addr: key.addr,
+            rest: key.rest | S_USED,
+            ..Sighting::default()
+        };
+        lost
+    }
+}
+
+/// Addresses seen once and not yet given per-source state or a MAC binding: a fixed table of
+/// one-cache-line slots, direct-mapped by a per-process seeded hash, allocated once and never
+/// grown. An address earns a [`SlotMap`]/[`BoundedMap`] entry only with its second packet (for
+/// the MAC binding) or its second probe (for the scan windows) within the state's idle time, and
+/// that entry starts from what the first one left here, so every count and binding is what it
+/// would have been had the entry been made at once. A random-source flood, one packet a source,
+/// then costs one slot write a packet (no hash insert, no eviction, no allocation), and its
+/// sources never displace the state of the hosts that send more than once.
+///
+/// The price of the fixed size: a new address whose slot is taken by another before its second
+/// packet loses its first sighting (counted), and starts again from its next packet. Under a
+/// flood of `n` new sources a second, a sighting lives about `slots / n` seconds (65,536 slots at
+/// 1 Mpps: 65 ms), far longer than a scanner's gap between probes.
+#[derive(Debug)]
+pub struct FirstSeen {
+    slots: Vec<Sighting>,
+    mask: u64,
+    hasher: foldhash::fast::FixedState,
+    replaced: u64,
+}
+
+impl FirstSeen {
+    /// A table of `slots` slots (rounded up to a power of two, at most [`MAX_FIRST_SEEN`]),
+    /// 64 bytes a slot, allocated and written whole here: resident from the start (4 MiB at
+    /// the default 65,536), never more. Zero slots turn the stage off: every address is
+    /// admitted with its first packet.
+    pub fn new(slots: usize) -> Self {
+        let n = match slots {
+            0 => 0,
+            n => n.checked_next_power_of_two().unwrap_or(MAX_FIRST_SEEN),
+        }
+        .min(MAX_FIRST_SEEN);
+        FirstSeen {
+            slots: vec![Sighting::default(); n],
+            mask: u64::try_from(n.saturating_sub(1)).unwrap_or(0),
+            hasher: foldhash::fast::FixedState::with_seed(crate::flow::hash_seed()),
+            replaced: 0,
+        }
+    }
+
+    #[inline]
+    fn slot(&mut self, key: ScopedAddr) -> Option<&mut Sighting> {
+        use core::hash::BuildHasher;
+        let i = self.hasher.hash_one(key) & self.mask;
+        self.slots.get_mut(usize::try_from(i).ok()?)
+    }
+
+    /// A packet from `key` sent from `mac` at `now`, `key` having no MAC binding. If the address
+    /// was seen before, within `max_age_us`, returns when and from which MAC (the caller makes
+    /// the binding from it and then checks this packet); otherwise remembers this sighting and
+    /// returns `None`.
+    #[inline]
+    pub fn mac_sighting(
+        &mut self,
+        key: ScopedAddr,
+        mac: [u8; 6],
+        now: Timestamp,
+        max_age_us: u64,
+    ) -> Option<(Timestamp, [u8; 6])> {
+        if self.slots.is_empty() {
+            return Some((now, mac));
+        }
+        let (seen, lost) = {
+            let s = self.slot(key)?;
+            if s.holds(key) && s.has(S_MAC) && now.since(s.mac_at) <= max_age_us {
+                s.rest &= !S_MAC;
+                (Some((s.mac_at, s.mac)), false)
+            } else {
+                let lost = s.claim(key);
+                s.rest |= S_MAC;
+                s.mac_at = now;
+                s.mac = mac;
+                (None, lost)
+            }
+        };
+        self.replaced += u64::from(lost);
+        seen
+    }
+
+    /// A probe from `key`, which has no per-source state. If the address sent a probe before,
+    /// within `max_age_us`, returns that first probe (the caller makes the state, feeds it the
+    /// first probe and then this one); otherwise, if `record`, remembers this probe, and
+    /// returns `None`. A caller that makes the state whatever the answer (a detection that fires
+    /// on one packet) passes `record` false, to take a waiting probe along.
+    #[inline]
+    pub fn probe_sighting(
+        &mut self,
+        key: ScopedAddr,
+        probe: Probe,
+        max_age_us: u64,
+        record: bool,
+    ) -> Option<Probe> {
+        if self.slots.is_empty() {
+            // Off: admitted at once, with nothing waiting.
+            return Some(Probe {
+                at: probe.at,
+                tcp_port: None,
+                udp_port: None,
+                host: None,
+            });
+        }
+        let (first, lost) = {
+            let s = self.slot(key)?;
+            if s.holds(key) && s.has(S_PROBE) && probe.at.since(s.probe_at) <= max_age_us {
+                let v6 = key.rest & V6_BIT != 0;
+                let first = Probe {
+                    at: s.probe_at,
+                    tcp_port: s.has(S_TCP).then_some(s.port),
+                    udp_port: s.has(S_UDP).then_some(s.port),
+                    host: s
+                        .has(S_HOST)
+                        .then(|| crate::decode::addr_from_bits(s.dst, v6)),
+                };
+                s.rest &= !(S_PROBE | S_TCP | S_UDP | S_HOST);
+                (Some(first), false)
+            } else if !record {
+                (None, false)
+            } else {
+                let lost = s.claim(key);
+                s.rest &= !(S_TCP | S_UDP | S_HOST);
+                s.rest |= S_PROBE;
+                s.probe_at = probe.at;
+                if let Some(p) = probe.tcp_port {
+                    s.rest |= S_TCP;
+                    s.port = p;
+                } else if let Some(p) = probe.udp_port {
+                    s.rest |= S_UDP;
+                    s.port = p;
+                }
+                if let Some(h) = probe.host {
+                    s.rest |= S_HOST;
+                    s.dst = crate::decode::addr_bits(h).0;
+                }
+                (None, lost)
+            }
+        };
+        self.replaced += u64::from(lost);
+        first
+    }
+
+    /// Slots in the table.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Sightings lost so far because another address took their slot before their second packet.
+    pub fn replaced(&self) -> u64 {
+        self.replaced
     }
 }
 
@@ -495,6 +776,114 @@ mod tests {
         assert_ne!(h1, h3);
         assert_eq!(m.entry(3, &mut h3).unwrap().0, Timestamp(33));
         assert_eq!(m.len(), 3);
+    }
+
+    fn key(last: u8) -> ScopedAddr {
+        ScopedAddr::new(VlanScope::UNTAGGED, IpAddr::from([10, 0, 0, last]))
+    }
+
+    fn syn(at: u64, port: u16, host: u8) -> Probe {
+        Probe {
+            at: Timestamp(at),
+            tcp_port: Some(port),
+            udp_port: None,
+            host: Some(IpAddr::from([10, 9, 9, host])),
+        }
+    }
+
+    #[test]
+    fn first_seen_hands_over_the_first_sighting_once() {
+        let mut f = FirstSeen::new(1 << 10);
+        let (a, mac1, mac2) = (key(1), [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        assert_eq!(
+            f.mac_sighting(a, mac1, Timestamp(5), 100),
+            None,
+            "first packet"
+        );
+        assert_eq!(
+            f.mac_sighting(a, mac2, Timestamp(7), 100),
+            Some((Timestamp(5), mac1)),
+            "the second gets the first's time and MAC"
+        );
+        // Taken: the next packet is a first sighting again (the caller has bound it by then).
+        assert_eq!(f.mac_sighting(a, mac2, Timestamp(8), 100), None);
+        // The probe part is independent of the MAC part of the same slot.
+        assert_eq!(f.probe_sighting(a, syn(9, 22, 1), 100, true), None);
+        assert_eq!(
+            f.probe_sighting(a, syn(10, 23, 2), 100, true),
+            Some(syn(9, 22, 1))
+        );
+        assert_eq!(
+            f.mac_sighting(a, mac1, Timestamp(11), 100),
+            Some((Timestamp(8), mac2))
+        );
+        // A UDP probe keeps its port in the UDP part, a probe without a host keeps none.
+        let udp = Probe {
+            at: Timestamp(12),
+            tcp_port: None,
+            udp_port: Some(53),
+            host: None,
+        };
+        assert_eq!(f.probe_sighting(a, udp, 100, true), None);
+        assert_eq!(f.probe_sighting(a, syn(13, 1, 1), 100, true), Some(udp));
+        assert_eq!(f.replaced(), 0);
+    }
+
+    #[test]
+    fn first_seen_ages_and_replaces() {
+        let mut f = FirstSeen::new(1);
+        let (a, b, mac) = (key(1), key(2), [2, 0, 0, 0, 0, 1]);
+        assert_eq!(f.mac_sighting(a, mac, Timestamp(0), 10), None);
+        // Too old: a first sighting again, not a second.
+        assert_eq!(f.mac_sighting(a, mac, Timestamp(11), 10), None);
+        assert_eq!(
+            f.mac_sighting(a, mac, Timestamp(12), 10),
+            Some((Timestamp(11), mac))
+        );
+        // One slot: b's first packet takes a's pending probe's slot (counted), and a's next
+        // probe is a first one.
+        assert_eq!(f.probe_sighting(a, syn(13, 1, 1), 10, true), None);
+        assert_eq!(f.probe_sighting(b, syn(14, 1, 1), 10, true), None);
+        assert_eq!(f.replaced(), 1);
+        assert_eq!(f.probe_sighting(a, syn(15, 2, 1), 10, true), None);
+        assert_eq!(f.replaced(), 2);
+        // Not recording: a waiting probe is taken, none is left behind.
+        assert_eq!(
+            f.probe_sighting(a, syn(16, 3, 1), 10, false),
+            Some(syn(15, 2, 1))
+        );
+        assert_eq!(f.probe_sighting(a, syn(17, 4, 1), 10, false), None);
+        assert_eq!(f.probe_sighting(a, syn(18, 5, 1), 10, true), None);
+    }
+
+    #[test]
+    fn first_seen_off_admits_at_once_and_keys_keep_their_family_and_scope() {
+        let mut f = FirstSeen::new(0);
+        let mac = [2, 0, 0, 0, 0, 1];
+        assert_eq!(
+            f.mac_sighting(key(1), mac, Timestamp(3), 10),
+            Some((Timestamp(3), mac))
+        );
+        assert_eq!(f.slots(), 0);
+        // An IPv6 address with the bits of an IPv4 one, or the same address in a VLAN, is
+        // another key.
+        let mut f = FirstSeen::new(1);
+        let v4 = key(1);
+        let v6 = ScopedAddr::from_bits(VlanScope::UNTAGGED, v4.addr, true);
+        let tagged = ScopedAddr::new(
+            VlanScope::single(vlan::VlanId::new(100).unwrap()),
+            IpAddr::from([10, 0, 0, 1]),
+        );
+        assert_eq!(f.mac_sighting(v4, mac, Timestamp(1), 10), None);
+        assert_eq!(f.mac_sighting(v6, mac, Timestamp(2), 10), None);
+        assert_eq!(f.mac_sighting(tagged, mac, Timestamp(3), 10), None);
+        assert_eq!(f.replaced(), 2);
+        let v6_host = Probe {
+            host: Some(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, 9])),
+            ..syn(4, 1, 1)
+        };
+        assert_eq!(f.probe_sighting(v6, v6_host, 10, true), None);
+        assert_eq!(f.probe_sighting(v6, syn(5, 1, 1), 10, true), Some(v6_host));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use vlan::VlanScope;
 use super::table::{FrameIds, IsolationChange, IsolationClient, IsolationEntry, IsolationOrigin};
 use crate::decode::{Decoded, Ip, L3, L4, TcpFlags};
 use crate::event::{Engine, Event, EventKind};
-use crate::flow::{FlowTable, SegmentNote};
+use crate::flow::{FlowExt, FlowTable, SegmentNote};
 use crate::reset;
 use crate::worker::{Attach, Counters, Output, PacketMeta, Toward};
 
@@ -42,14 +42,14 @@ pub enum Check {
 /// The isolation check of one decoded frame (before any engine).
 #[allow(clippy::too_many_arguments)]
 #[inline]
-pub fn check_frame(
+pub fn check_frame<X: FlowExt>(
     client: &mut IsolationClient,
     decoded: &Decoded<'_>,
     scope: VlanScope,
     meta: PacketMeta,
     policy: &Policy,
     attach: Attach,
-    flows: &mut FlowTable,
+    flows: &mut FlowTable<X>,
     counters: &mut Counters,
     out: &mut impl Output,
 ) -> Check {
@@ -75,14 +75,14 @@ pub fn check_frame(
 #[cold]
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn check_isolated(
+fn check_isolated<X: FlowExt>(
     client: &mut IsolationClient,
     decoded: &Decoded<'_>,
     scope: VlanScope,
     meta: PacketMeta,
     policy: &Policy,
     attach: Attach,
-    flows: &mut FlowTable,
+    flows: &mut FlowTable<X>,
     counters: &mut Counters,
     out: &mut impl Output,
 ) -> Check {
@@ -192,11 +192,11 @@ fn isolated_packet(ip: &Ip<'_>, vm_sent: bool, scope: VlanScope) -> IsolatedPack
 /// to both ends, each as if from the other, with the flow's tag stack), and mark the flows
 /// terminated. `vm_sent`: the frame being processed came from the VM, so a reset toward the VM
 /// leaves toward that frame's source. Returns the flows reset.
-pub fn reset_flows(
+pub fn reset_flows<X: FlowExt>(
     entry: &IsolationEntry,
     vm_sent: bool,
     policy: &Policy,
-    flows: &mut FlowTable,
+    flows: &mut FlowTable<X>,
     counters: &mut Counters,
     out: &mut impl Output,
 ) -> u64 {
@@ -323,14 +323,14 @@ pub struct Trigger {
 /// flows of it at once (the frame came from the VM); in monitoring mode report `would_isolate`.
 /// Returns whether the VM was isolated now.
 #[allow(clippy::too_many_arguments)]
-pub fn on_detection(
+pub fn on_detection<X: FlowExt>(
     client: &mut IsolationClient,
     trigger: Trigger,
     decoded: &Decoded<'_>,
     scope: VlanScope,
     meta: PacketMeta,
     policy: &Policy,
-    flows: &mut FlowTable,
+    flows: &mut FlowTable<X>,
     counters: &mut Counters,
     out: &mut impl Output,
 ) -> bool {

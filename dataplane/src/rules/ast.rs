@@ -166,11 +166,23 @@ pub enum BufferKind {
     /// `dns.rrtype`: each question type (to the server) or answer type (to the client), two
     /// bytes big-endian, read by [`Step::Uint`].
     DnsRrtype,
+    /// `ipv4.hdr`: the IPv4 header with its options.
+    Ipv4Hdr,
+    /// `ipv6.hdr`: the IPv6 header with its extension headers.
+    Ipv6Hdr,
+    /// `tcp.hdr`: the TCP header with its options.
+    TcpHdr,
+    /// `udp.hdr`: the 8-byte UDP header.
+    UdpHdr,
+    /// `icmpv4.hdr`: the ICMPv4 header (8 bytes, more for timestamps and router adverts).
+    Icmpv4Hdr,
+    /// `icmpv6.hdr`: the 8-byte ICMPv6 header.
+    Icmpv6Hdr,
 }
 
 impl BufferKind {
     /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 57] = {
+    pub const ALL: [BufferKind; 63] = {
         use BufferKind::*;
         [
             Payload,
@@ -230,8 +242,28 @@ impl BufferKind {
             DnsOpcode,
             DnsRcode,
             DnsRrtype,
+            Ipv4Hdr,
+            Ipv6Hdr,
+            TcpHdr,
+            UdpHdr,
+            Icmpv4Hdr,
+            Icmpv6Hdr,
         ]
     };
+
+    /// The packet's header buffers (`ipv4.hdr`, `tcp.hdr`, ...): read from the packet itself,
+    /// a bit at each [`Self::index`].
+    pub const HEADERS: u64 = 1 << BufferKind::Ipv4Hdr.index()
+        | 1 << BufferKind::Ipv6Hdr.index()
+        | 1 << BufferKind::TcpHdr.index()
+        | 1 << BufferKind::UdpHdr.index()
+        | 1 << BufferKind::Icmpv4Hdr.index()
+        | 1 << BufferKind::Icmpv6Hdr.index();
+
+    /// A header buffer of the packet ([`Self::HEADERS`]).
+    pub const fn is_header(self) -> bool {
+        Self::HEADERS & 1 << self.index() != 0
+    }
 
     /// Every kind, for tables indexed by kind.
     pub const COUNT: usize = Self::ALL.len();
@@ -242,7 +274,8 @@ impl BufferKind {
     }
 
     /// The kinds (a bit at each [`Self::index`]) a packet going towards the server
-    /// (`to_server`) or the client may offer: those of its [`Side`] and the packet's own.
+    /// (`to_server`) or the client may offer: those of its [`Side`] and the packet's own payload
+    /// and stream (the header kinds, [`Self::HEADERS`], the engine reads from the packet itself).
     pub const fn side_mask(to_server: bool) -> u64 {
         let mut m = 1u64 << BufferKind::Payload.index()
             | 1u64 << BufferKind::Packet.index()
@@ -250,6 +283,8 @@ impl BufferKind {
         let mut rest: &[BufferKind] = &Self::ALL;
         while let [k, tail @ ..] = rest {
             let on = match k.side() {
+                // The packet's headers come from the packet, not from `Buffers`.
+                Side::Both if k.is_header() => false,
                 Side::Both => true,
                 Side::ToServer => to_server,
                 Side::ToClient => !to_server,
@@ -322,6 +357,12 @@ impl BufferKind {
             DnsOpcode => "dns.opcode",
             DnsRcode => "dns.rcode",
             DnsRrtype => "dns.rrtype",
+            Ipv4Hdr => "ipv4.hdr",
+            Ipv6Hdr => "ipv6.hdr",
+            TcpHdr => "tcp.hdr",
+            UdpHdr => "udp.hdr",
+            Icmpv4Hdr => "icmpv4.hdr",
+            Icmpv6Hdr => "icmpv6.hdr",
         }
     }
 
@@ -337,6 +378,7 @@ impl BufferKind {
             | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode | DnsRcode | DnsRrtype => {
                 Side::Both
             }
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => Side::Both,
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
             | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader
@@ -370,6 +412,7 @@ impl BufferKind {
         use BufferKind::*;
         match self {
             Payload | Packet | Stream => None,
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
             | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint | TlsRandom
             | TlsRandomTime | TlsRandomBytes | TlsAlpn | TlsSubjectAltName => Some(AppProto::Tls),
@@ -473,6 +516,52 @@ pub enum PacketCheck {
     IcmpSeq(u16),
     /// `ip_proto`.
     IpProto(NumCmp),
+    /// `ipopts`: any of these IPv4 option flags ([`ipopt`]) is set on the packet.
+    IpOpts(u16),
+    /// `stream_size`: the sequence space a side of the TCP session used so far.
+    StreamSize(StreamSizeSide, NumCmp),
+}
+
+/// Which side `stream_size` measures.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StreamSizeSide {
+    /// What the client sent.
+    Client,
+    /// What the server sent.
+    Server,
+    /// Both sides must satisfy the comparison.
+    Both,
+    /// Either side may.
+    Either,
+}
+
+/// IPv4 option flags for `ipopts` and [`PacketView`](super::engine::PacketView)`::ipopts`
+/// (Suricata's `IPV4_OPT_FLAG_*`).
+pub mod ipopt {
+    /// End of list (0).
+    pub const EOL: u16 = 1 << 0;
+    /// No operation (1).
+    pub const NOP: u16 = 1 << 1;
+    /// Record route (7).
+    pub const RR: u16 = 1 << 2;
+    /// Timestamp (68).
+    pub const TS: u16 = 1 << 3;
+    /// Quick start (25).
+    pub const QS: u16 = 1 << 4;
+    /// Security (130).
+    pub const SEC: u16 = 1 << 5;
+    /// Loose source route (131).
+    pub const LSRR: u16 = 1 << 6;
+    /// Commercial security (134).
+    pub const CIPSO: u16 = 1 << 7;
+    /// Stream identifier (136).
+    pub const SID: u16 = 1 << 8;
+    /// Strict source route (137).
+    pub const SSRR: u16 = 1 << 9;
+    /// Router alert (148).
+    pub const RTRALT: u16 = 1 << 10;
+    /// Extended security (133).
+    pub const ESEC: u16 = 1 << 11;
 }
 
 /// `flow` keyword.
@@ -502,6 +591,37 @@ pub enum FastPattern {
     Slice(u16, u16),
 }
 
+/// Slots for `byte_extract` variables in one rule.
+pub const MAX_BYTE_VARS: usize = 16;
+
+/// A number a keyword takes: written in the rule, or the value a `byte_extract` earlier in the
+/// rule stored (Suricata: "can be used in any modifier that takes a number").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Val<T> {
+    /// As written.
+    Lit(T),
+    /// The variable in this slot (below [`MAX_BYTE_VARS`]).
+    Var(u8),
+}
+
+impl<T> Val<T> {
+    /// The variable slot, if a variable.
+    pub fn var(&self) -> Option<u8> {
+        match self {
+            Val::Var(v) => Some(*v),
+            Val::Lit(_) => None,
+        }
+    }
+
+    /// The literal, if one.
+    pub fn lit(&self) -> Option<&T> {
+        match self {
+            Val::Lit(n) => Some(n),
+            Val::Var(_) => None,
+        }
+    }
+}
+
 /// `content`.
 #[derive(Clone, Debug)]
 pub struct Content {
@@ -512,13 +632,13 @@ pub struct Content {
     /// `!`.
     pub negated: bool,
     /// `offset`.
-    pub offset: Option<u32>,
+    pub offset: Option<Val<u32>>,
     /// `depth` (counted from `offset`, as written; the window end is `offset + depth`).
-    pub depth: Option<u32>,
+    pub depth: Option<Val<u32>>,
     /// `distance`.
-    pub distance: Option<i32>,
+    pub distance: Option<Val<i32>>,
     /// `within`.
-    pub within: Option<u32>,
+    pub within: Option<Val<u32>>,
     /// `startswith`.
     pub startswith: bool,
     /// `endswith`.
@@ -581,15 +701,15 @@ pub enum ByteOp {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ByteTest {
     /// Bytes to read (1..=8 binary, 1..=20 string).
-    pub nbytes: u8,
+    pub nbytes: Val<u8>,
     /// Operator.
     pub op: ByteOp,
     /// `!` before the operator.
     pub negated: bool,
     /// Value to compare with.
-    pub value: u64,
+    pub value: Val<u64>,
     /// Offset (from the buffer start, or from the previous match with `relative`).
-    pub offset: i32,
+    pub offset: Val<i32>,
     /// `relative`.
     pub relative: bool,
     /// Encoding.
@@ -602,9 +722,9 @@ pub struct ByteTest {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ByteJump {
     /// Bytes to read.
-    pub nbytes: u8,
+    pub nbytes: Val<u8>,
     /// Offset.
-    pub offset: i32,
+    pub offset: Val<i32>,
     /// `relative`.
     pub relative: bool,
     /// Encoding.
@@ -623,6 +743,25 @@ pub struct ByteJump {
     pub bitmask: Option<u64>,
 }
 
+/// `byte_extract`: read a number into a variable and move the position past it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ByteExtract {
+    /// Bytes to read (1..=8 binary; string: up to 20 decimal, 14 hex, 23 octal digits).
+    pub nbytes: u8,
+    /// Offset (from the buffer start, or from the previous match with `relative`).
+    pub offset: i32,
+    /// `relative`.
+    pub relative: bool,
+    /// Encoding.
+    pub encoding: ByteEncoding,
+    /// `multiplier`.
+    pub multiplier: u64,
+    /// `align` 2 or 4 (0: none): round the value up to a multiple.
+    pub align: u8,
+    /// The variable's slot.
+    pub slot: u8,
+}
+
 /// One inspection step of a buffer chain, in rule order.
 #[derive(Clone, Debug)]
 pub enum Step {
@@ -633,7 +772,7 @@ pub enum Step {
     /// `isdataat`.
     IsDataAt {
         /// Position.
-        n: u32,
+        n: Val<u32>,
         /// `relative`.
         relative: bool,
         /// `!`.
@@ -643,6 +782,8 @@ pub enum Step {
     ByteTest(ByteTest),
     /// `byte_jump`.
     ByteJump(ByteJump),
+    /// `byte_extract`.
+    ByteExtract(ByteExtract),
     /// `bsize` (and `urilen` on the URI buffer).
     Bsize(NumCmp),
     /// An integer keyword (`dns.opcode`, `dns.rcode`, `dns.rrtype`): the buffer, 1 to 8 bytes,
@@ -659,6 +800,7 @@ impl Step {
             Step::IsDataAt { relative, .. } => *relative,
             Step::ByteTest(b) => b.relative,
             Step::ByteJump(b) => b.relative,
+            Step::ByteExtract(b) => b.relative,
             Step::Bsize(_) | Step::Uint(_) => false,
         }
     }

@@ -53,6 +53,16 @@ pub struct PacketView<'a> {
     pub ip_v6: bool,
     /// The L4 payload of this packet (what `dsize` measures).
     pub payload: &'a [u8],
+    /// The IP header with IPv4 options or IPv6 extension headers (`ipv4.hdr`, `ipv6.hdr`,
+    /// `ipopts`); empty for pseudo packets.
+    pub ip_header: &'a [u8],
+    /// The transport header (`tcp.hdr` with options, `udp.hdr`, `icmpv4.hdr`, `icmpv6.hdr`);
+    /// empty for fragments, other protocols and pseudo packets.
+    pub l4_header: &'a [u8],
+    /// TCP: the sequence space (client, server) used so far, as Suricata's `next_seq - isn` (1
+    /// for the SYN, the in-order bytes, 1 for the FIN), after this packet; `stream_size`
+    /// compares it. `None` without a TCP session.
+    pub stream_size: Option<(u64, u64)>,
     /// Flow facts.
     pub flow: FlowView,
     /// App-layer protocol of the flow, when detected.
@@ -754,7 +764,7 @@ impl RuleSet {
         // Buffer by buffer, the prefilters of both parts in one pass over its bytes.
         // Only the kinds with a prefilter (a bit each): testing every kind's slot touched a
         // cache line per kind and part on every packet.
-        let mut kinds = group.kinds & bufs.kinds();
+        let mut kinds = group.kinds & (bufs.kinds() | BufferKind::HEADERS);
         while kinds != 0 {
             let k = kinds.trailing_zeros() as usize;
             kinds &= kinds - 1;
@@ -789,6 +799,10 @@ impl RuleSet {
                     && s != pkt.payload
                 {
                     scan(pfs, union, s, pkt, &mut cand, &mut seen);
+                }
+            } else if kind.is_header() {
+                if let Some(b) = super::packet::header_buffer(*kind, pkt) {
+                    scan(pfs, union, b, pkt, &mut cand, &mut seen);
                 }
             } else if let Some(b) = bufs.get(*kind) {
                 scan(pfs, union, b, pkt, &mut cand, &mut seen);
@@ -1062,6 +1076,20 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
         PacketCheck::IcmpId(v) => p.icmp.is_some_and(|i| is_echo(p, i.0) && i.2 == *v),
         PacketCheck::IcmpSeq(v) => p.icmp.is_some_and(|i| is_echo(p, i.0) && i.3 == *v),
         PacketCheck::IpProto(n) => n.test(u64::from(u8::from(p.proto))),
+        PacketCheck::StreamSize(side, cmp) => match p.stream_size {
+            Some((c, s)) if p.proto == IpProto::Tcp => match side {
+                StreamSizeSide::Client => cmp.test(c),
+                StreamSizeSide::Server => cmp.test(s),
+                StreamSizeSide::Both => cmp.test(c) && cmp.test(s),
+                StreamSizeSide::Either => cmp.test(c) || cmp.test(s),
+            },
+            _ => false,
+        },
+        PacketCheck::IpOpts(want) => {
+            !p.ip_v6
+                && super::packet::ipv4_option_flags(p.ip_header.get(20..).unwrap_or(&[])) & want
+                    != 0
+        }
     }
 }
 
@@ -1122,6 +1150,8 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             return false;
         }
     }
+    // `byte_extract` values, shared by the rule's chains in order.
+    let mut vars = [0u64; MAX_BYTE_VARS];
     for ch in &r.chains {
         if bufs.no_payload()
             && matches!(
@@ -1150,12 +1180,13 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
                 }
             }
             BufferKind::Packet => (Some(p.payload), None),
+            other if other.is_header() => (super::packet::header_buffer(other, p), None),
             other if other.is_multi() => {
                 // Each instance alone: the whole chain must match within one.
                 let mut n = 0;
                 let mut hit = false;
                 while let Some(b) = bufs.get_nth(other, n) {
-                    if chain_ok(ch, b) {
+                    if chain_ok(ch, b, &mut vars) {
                         hit = true;
                         break;
                     }
@@ -1168,28 +1199,30 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             }
             other => (bufs.get(other), None),
         };
-        if !(buf.is_some_and(|b| chain_ok(ch, b)) || alt.is_some_and(|b| chain_ok(ch, b))) {
+        if !(buf.is_some_and(|b| chain_ok(ch, b, &mut vars))
+            || alt.is_some_and(|b| chain_ok(ch, b, &mut vars)))
+        {
             return false;
         }
     }
     true
 }
 
-fn chain_ok(ch: &Chain, buf: &[u8]) -> bool {
+fn chain_ok(ch: &Chain, buf: &[u8], vars: &mut detect::ByteVars) -> bool {
     if ch.url_decode {
         let mut v = Vec::with_capacity(buf.len() + 1);
         if ch.dotprefix {
             v.push(b'.');
         }
         detect::url_decode(buf, &mut v);
-        return detect::match_chain(&ch.steps, &v);
+        return detect::match_chain_vars(&ch.steps, &v, vars);
     }
     if ch.dotprefix {
         let mut v = Vec::with_capacity(buf.len() + 1);
         v.push(b'.');
         v.extend_from_slice(buf);
-        detect::match_chain(&ch.steps, &v)
+        detect::match_chain_vars(&ch.steps, &v, vars)
     } else {
-        detect::match_chain(&ch.steps, buf)
+        detect::match_chain_vars(&ch.steps, buf, vars)
     }
 }

@@ -703,6 +703,9 @@ alert tcp any any -> any 80 (msg:"l"; flow:to_server; content:"xyz"; sid:12;)
             fragbits: (false, false, false),
             ip_v6: false,
             payload: PAYLOADS.get(pl).copied().unwrap_or(b""),
+            ip_header: &[],
+            l4_header: &[],
+            stream_size: None,
             flow: FlowView {
                 has_flow,
                 established: est,

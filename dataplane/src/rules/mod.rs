@@ -45,6 +45,7 @@ pub mod engine;
 pub mod group;
 pub mod iponly;
 pub mod mpm;
+pub mod packet;
 pub mod parser;
 pub mod pcre;
 pub mod runtime;

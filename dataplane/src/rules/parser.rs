@@ -512,6 +512,12 @@ pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
         ("dns.authorities.rrname", DnsAuthoritiesRrname),
         ("dns.additionals.rrname", DnsAdditionalsRrname),
         ("dns.response.rrname", DnsResponseRrname),
+        ("ipv4.hdr", Ipv4Hdr),
+        ("ipv6.hdr", Ipv6Hdr),
+        ("tcp.hdr", TcpHdr),
+        ("udp.hdr", UdpHdr),
+        ("icmpv4.hdr", Icmpv4Hdr),
+        ("icmpv6.hdr", Icmpv6Hdr),
     ]
 };
 
@@ -579,9 +585,36 @@ struct Builder {
     flowbits: Vec<FlowbitCmd>,
     noalert: bool,
     threshold: Option<ThresholdSpec>,
+    /// `byte_extract` variables in slot order: name and the buffer that sets it.
+    byte_vars: Vec<(String, BufferKind)>,
+}
+
+/// A keyword value that may name a `byte_extract` variable: the variable, else the number.
+fn var_or<T>(var: Option<u8>, num: impl FnOnce() -> PResult<T>) -> PResult<Val<T>> {
+    match var {
+        Some(v) => Ok(Val::Var(v)),
+        None => num().map(Val::Lit),
+    }
+}
+
+/// The slot of variable `v` if `v` is a name (starts with a letter), an error for an unknown
+/// name, `None` for a number.
+fn lookup_var(kw: &str, v: &str, vars: &[(String, BufferKind)]) -> PResult<Option<u8>> {
+    let v = v.trim();
+    if !v.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        return Ok(None);
+    }
+    match vars.iter().position(|(n, _)| n == v) {
+        Some(i) => Ok(u8::try_from(i).ok()),
+        None => invalid(kw, format!("unknown byte_extract variable `{v}`")),
+    }
 }
 
 impl Builder {
+    fn var_of(&self, kw: &str, v: &str) -> PResult<Option<u8>> {
+        lookup_var(kw, v, &self.byte_vars)
+    }
+
     fn buffer(&self) -> BufferKind {
         self.cur.unwrap_or(BufferKind::Payload)
     }
@@ -715,6 +748,41 @@ impl Builder {
         match name {
             "flags" | "tcp.flags" => self.packet.push(parse_flags(need(value)?)?),
             "fragbits" => self.packet.push(parse_fragbits(need(value)?)?),
+            "stream_size" => {
+                let v = need(value)?;
+                let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+                let [side, op, n] = parts.as_slice() else {
+                    return syntax(name, "expected `side,operator,number`");
+                };
+                let side = match *side {
+                    "client" => StreamSizeSide::Client,
+                    "server" => StreamSizeSide::Server,
+                    "both" => StreamSizeSide::Both,
+                    "either" => StreamSizeSide::Either,
+                    other => return syntax(name, format!("unknown side `{other}`")),
+                };
+                let n: u64 = match n.parse::<u32>() {
+                    Ok(n) => u64::from(n),
+                    Err(_) => return syntax(name, format!("bad number `{n}`")),
+                };
+                let cmp = match *op {
+                    ">" => NumCmp::Gt(n),
+                    "<" => NumCmp::Lt(n),
+                    "=" => NumCmp::Eq(n),
+                    "!=" => NumCmp::Ne(n),
+                    ">=" => NumCmp::Ge(n),
+                    "<=" => NumCmp::Le(n),
+                    other => return syntax(name, format!("unknown operator `{other}`")),
+                };
+                self.packet.push(PacketCheck::StreamSize(side, cmp));
+            }
+            "ipopts" => {
+                let v = need(value)?;
+                match super::packet::ipopts_flag(v) {
+                    Some(f) => self.packet.push(PacketCheck::IpOpts(f)),
+                    None => return invalid(name, format!("unknown IP option `{}`", v.trim())),
+                }
+            }
             "dsize" => self
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
@@ -858,21 +926,19 @@ impl Builder {
             }
             "offset" | "depth" | "distance" | "within" => {
                 let v = need(value)?.trim().to_owned();
+                let var = self.var_of(name, &v)?;
                 let c = self.content_mut(name)?;
-                if v.chars().next().is_some_and(|ch| ch.is_ascii_alphabetic()) {
-                    return unsupported(name, "byte_extract variable as value");
-                }
                 match name {
-                    "offset" => c.offset = Some(parse_int(name, Some(&v))?),
+                    "offset" => c.offset = Some(var_or(var, || parse_int(name, Some(&v)))?),
                     "depth" => {
-                        let d: u32 = parse_int(name, Some(&v))?;
-                        if d == 0 {
+                        let d = var_or(var, || parse_int(name, Some(&v)))?;
+                        if d == Val::Lit(0) {
                             return invalid(name, "depth 0");
                         }
                         c.depth = Some(d);
                     }
-                    "distance" => c.distance = Some(parse_int(name, Some(&v))?),
-                    _ => c.within = Some(parse_int(name, Some(&v))?),
+                    "distance" => c.distance = Some(var_or(var, || parse_int(name, Some(&v)))?),
+                    _ => c.within = Some(var_or(var, || parse_int(name, Some(&v)))?),
                 }
             }
             "startswith" => self.content_mut(name)?.startswith = true,
@@ -949,7 +1015,9 @@ impl Builder {
                     None => (false, v.trim()),
                 };
                 let mut parts = v.split(',').map(str::trim);
-                let n: u32 = parse_int(name, parts.next())?;
+                let first = parts.next().unwrap_or("");
+                let var = self.var_of(name, first)?;
+                let n = var_or(var, || parse_int(name, Some(first)))?;
                 let mut relative = false;
                 for p in parts {
                     match p {
@@ -1003,12 +1071,23 @@ impl Builder {
                 self.steps.push((kind, Step::Uint(c)));
             }
             "byte_test" => {
-                let bt = parse_byte_test(need(value)?)?;
+                let bt = parse_byte_test(need(value)?, &self.byte_vars)?;
                 self.steps.push((self.buffer(), Step::ByteTest(bt)));
             }
             "byte_jump" => {
-                let bj = parse_byte_jump(need(value)?)?;
+                let bj = parse_byte_jump(need(value)?, &self.byte_vars)?;
                 self.steps.push((self.buffer(), Step::ByteJump(bj)));
+            }
+            "byte_extract" => {
+                let (be, var) = parse_byte_extract(need(value)?, self.byte_vars.len())?;
+                if self.byte_vars.iter().any(|(n, _)| *n == var) {
+                    return invalid(name, format!("variable `{var}` defined twice"));
+                }
+                if self.byte_vars.len() >= MAX_BYTE_VARS {
+                    return invalid(name, format!("more than {MAX_BYTE_VARS} variables"));
+                }
+                self.byte_vars.push((var, self.buffer()));
+                self.steps.push((self.buffer(), Step::ByteExtract(be)));
             }
             _ => return Ok(false),
         }
@@ -1158,6 +1237,41 @@ impl Builder {
                 }),
             }
         }
+        // A variable is read in its own buffer after it is set, or in a buffer inspected later
+        // (chains run in the order their buffers first appear).
+        let chain_pos = |b: BufferKind| chains.iter().position(|c| c.buffer == b);
+        for (pos, ch) in chains.iter().enumerate() {
+            for slot in ch.steps.iter().flat_map(step_vars) {
+                let def = self.byte_vars.get(usize::from(slot)).map(|(_, b)| *b);
+                if def.and_then(chain_pos).is_none_or(|d| d > pos) {
+                    return unsupported(
+                        "byte_extract",
+                        "variable read in a buffer inspected before the one setting it",
+                    );
+                }
+            }
+        }
+        // Suricata refuses a header buffer the rule's protocol cannot have.
+        for ch in &chains {
+            let tcp = matches!(
+                proto,
+                RuleProto::Tcp
+                    | RuleProto::TcpPkt
+                    | RuleProto::TcpStream
+                    | RuleProto::Http
+                    | RuleProto::Tls
+            );
+            let ok = match ch.buffer {
+                BufferKind::TcpHdr => proto == RuleProto::Ip || tcp,
+                BufferKind::UdpHdr => matches!(proto, RuleProto::Ip | RuleProto::Udp),
+                BufferKind::Icmpv4Hdr => matches!(proto, RuleProto::Ip | RuleProto::Icmp),
+                BufferKind::Icmpv6Hdr => matches!(proto, RuleProto::Ip | RuleProto::Icmpv6),
+                _ => true,
+            };
+            if !ok {
+                return invalid(ch.buffer.name(), "the rule's protocol has no such header");
+            }
+        }
         for ch in &chains {
             let fps = ch
                 .steps
@@ -1203,6 +1317,31 @@ fn cmp(kw: &str, v: Option<&str>, max: u64) -> PResult<NumCmp> {
     }
 }
 
+/// The variable slots a step reads.
+fn step_vars(s: &Step) -> Vec<u8> {
+    match s {
+        Step::Content(c) => [
+            c.offset.and_then(|v| v.var()),
+            c.depth.and_then(|v| v.var()),
+            c.distance.and_then(|v| v.var()),
+            c.within.and_then(|v| v.var()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        Step::IsDataAt { n, .. } => n.var().into_iter().collect(),
+        Step::ByteTest(b) => [b.nbytes.var(), b.value.var(), b.offset.var()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Step::ByteJump(b) => [b.nbytes.var(), b.offset.var()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Step::Pcre(_) | Step::ByteExtract(_) | Step::Bsize(_) | Step::Uint(_) => Vec::new(),
+    }
+}
+
 /// Suricata's content validation: what it refuses to load.
 fn validate_content(c: &Content) -> PResult<()> {
     let len = u32::try_from(c.pattern.len()).unwrap_or(u32::MAX);
@@ -1213,7 +1352,7 @@ fn validate_content(c: &Content) -> PResult<()> {
             "cannot mix depth/offset with distance/within on one content",
         );
     }
-    if let Some(d) = c.depth
+    if let Some(&d) = c.depth.as_ref().and_then(Val::lit)
         && d < len
     {
         return invalid(
@@ -1221,7 +1360,7 @@ fn validate_content(c: &Content) -> PResult<()> {
             format!("depth {d} is smaller than the content ({len} bytes)"),
         );
     }
-    if let Some(w) = c.within
+    if let Some(&w) = c.within.as_ref().and_then(Val::lit)
         && w < len
     {
         return invalid(
@@ -1385,7 +1524,7 @@ fn nbytes(kw: &str, s: &str, enc: ByteEncoding) -> PResult<u8> {
     Ok(n)
 }
 
-fn parse_byte_test(v: &str) -> PResult<ByteTest> {
+fn parse_byte_test(v: &str, vars: &[(String, BufferKind)]) -> PResult<ByteTest> {
     let kw = "byte_test";
     let parts: Vec<&str> = v.split(',').map(str::trim).collect();
     let [n, op, value, offset, rest @ ..] = parts.as_slice() else {
@@ -1408,18 +1547,18 @@ fn parse_byte_test(v: &str) -> PResult<ByteTest> {
     };
     let (encoding, relative, bitmask) = encoding_opts(kw, rest.iter().copied(), |_| Ok(false))?;
     Ok(ByteTest {
-        nbytes: nbytes(kw, n, encoding)?,
+        nbytes: var_or(lookup_var(kw, n, vars)?, || nbytes(kw, n, encoding))?,
         op,
         negated,
-        value: parse_num_value(kw, value)?,
-        offset: parse_offset(kw, offset)?,
+        value: var_or(lookup_var(kw, value, vars)?, || parse_num_value(kw, value))?,
+        offset: var_or(lookup_var(kw, offset, vars)?, || parse_offset(kw, offset))?,
         relative,
         encoding,
         bitmask,
     })
 }
 
-fn parse_byte_jump(v: &str) -> PResult<ByteJump> {
+fn parse_byte_jump(v: &str, vars: &[(String, BufferKind)]) -> PResult<ByteJump> {
     let kw = "byte_jump";
     let parts: Vec<&str> = v.split(',').map(str::trim).collect();
     let [n, offset, rest @ ..] = parts.as_slice() else {
@@ -1446,9 +1585,12 @@ fn parse_byte_jump(v: &str) -> PResult<ByteJump> {
         }
         Ok(true)
     })?;
+    if from_beginning && from_end {
+        return invalid(kw, "from_beginning and from_end together");
+    }
     Ok(ByteJump {
-        nbytes: nbytes(kw, n, encoding)?,
-        offset: parse_offset(kw, offset)?,
+        nbytes: var_or(lookup_var(kw, n, vars)?, || nbytes(kw, n, encoding))?,
+        offset: var_or(lookup_var(kw, offset, vars)?, || parse_offset(kw, offset))?,
         relative,
         encoding,
         multiplier,
@@ -1458,6 +1600,79 @@ fn parse_byte_jump(v: &str) -> PResult<ByteJump> {
         post_offset,
         bitmask,
     })
+}
+
+/// `byte_extract:nbytes,offset,name[,relative][,multiplier N][,big|little][,string[,hex|dec|oct]]
+/// [,align 2|4]`: the step (storing into `slot`) and the variable's name.
+fn parse_byte_extract(v: &str, slot: usize) -> PResult<(ByteExtract, String)> {
+    let kw = "byte_extract";
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    let [n, offset, name, rest @ ..] = parts.as_slice() else {
+        return syntax(kw, "expected nbytes,offset,name[,options]");
+    };
+    if !name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return syntax(kw, format!("bad variable name `{name}`"));
+    }
+    let mut multiplier = 1u64;
+    let mut align = 0u8;
+    let mut base_named = false;
+    let (encoding, relative, bitmask) = encoding_opts(kw, rest.iter().copied(), |o| {
+        if let Some(m) = o.strip_prefix("multiplier") {
+            multiplier = parse_num_value(kw, m)?;
+            if !(1..=65535).contains(&multiplier) {
+                return invalid(kw, "multiplier must be 1..=65535");
+            }
+        } else if let Some(a) = o.strip_prefix("align") {
+            align = match a.trim() {
+                "2" => 2,
+                "4" => 4,
+                other => return invalid(kw, format!("align `{other}` (2 or 4)")),
+            };
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    for o in rest {
+        base_named |= matches!(*o, "hex" | "dec" | "oct");
+    }
+    if bitmask.is_some() {
+        return syntax(kw, "unknown option `bitmask`");
+    }
+    if base_named && !matches!(encoding, ByteEncoding::String(_)) {
+        return invalid(kw, "a base needs `string`");
+    }
+    let nbytes: u8 = parse_int(kw, Some(n))?;
+    let max = match encoding {
+        ByteEncoding::String(8) => 23,
+        ByteEncoding::String(16) => 14,
+        ByteEncoding::String(_) => 20,
+        _ => 8,
+    };
+    if nbytes == 0 || nbytes > max {
+        return invalid(kw, format!("cannot read {nbytes} bytes (1..={max})"));
+    }
+    let offset = parse_offset(kw, offset)?;
+    let slot = u8::try_from(slot).map_err(|_| {
+        (
+            kw.to_owned(),
+            RuleErrorKind::Invalid("too many variables".into()),
+        )
+    })?;
+    Ok((
+        ByteExtract {
+            nbytes,
+            offset,
+            relative,
+            encoding,
+            multiplier,
+            align,
+            slot,
+        },
+        (*name).to_owned(),
+    ))
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         fragbits: (false, true, false),
         ip_v6: false,
         payload,
+        ip_header: &[],
+        l4_header: &[],
+        stream_size: None,
         flow: FlowView {
             has_flow: true,
             established: true,
@@ -135,10 +138,13 @@ fn pcre_relative_and_negated() {
 
 #[test]
 fn isdataat_bsize_bytes() {
-    assert!(hit(r#"content:"a"; isdataat:2,relative;"#, b"abcd"));
-    assert!(!hit(r#"content:"a"; isdataat:3,relative;"#, b"abcd"));
-    assert!(hit(r#"content:"a"; isdataat:!3,relative;"#, b"abcd"));
+    // Relative: the position may be the buffer's end (Suricata, redmine 8031); absolute: not.
+    assert!(hit(r#"content:"a"; isdataat:3,relative;"#, b"abcd"));
+    assert!(!hit(r#"content:"a"; isdataat:4,relative;"#, b"abcd"));
+    assert!(hit(r#"content:"a"; isdataat:!4,relative;"#, b"abcd"));
+    assert!(!hit(r#"content:"a"; isdataat:!3,relative;"#, b"abcd"));
     assert!(hit(r#"isdataat:3;"#, b"abcd") && !hit(r#"isdataat:4;"#, b"abcd"));
+    assert!(hit(r#"isdataat:4,relative;"#, b"abcd") && !hit(r#"isdataat:5,relative;"#, b"abcd"));
     assert!(hit(r#"byte_test:2,>,0x100,1;"#, &[0, 2, 0]));
     assert!(!hit(r#"byte_test:2,>,0x200,1;"#, &[0, 2, 0]));
     assert!(hit(r#"byte_test:2,=,0x0102,0,little;"#, &[2, 1]));
@@ -155,6 +161,103 @@ fn isdataat_bsize_bytes() {
         &[1, 0, 0, b'X']
     ));
     assert!(!hit(r#"byte_jump:1,0;"#, &[9, 0]));
+    // A jump before the buffer's start lands on the start (Suricata), one past its end fails.
+    assert!(!hit(
+        r#"byte_jump:1,0,post_offset -9; content:"A"; within:1;"#,
+        &[0, b'x', b'A']
+    ));
+    assert!(hit(
+        r#"byte_jump:1,0,post_offset -9; content:"|00|"; within:1;"#,
+        &[0, b'x']
+    ));
+    // A string jump counts the digits read, not `nbytes`.
+    assert!(hit(
+        r#"byte_jump:3,0,string,dec; content:"Z"; within:1;"#,
+        b"2 xZ"
+    ));
+    assert!(!hit(
+        r#"byte_jump:3,0,string,dec; content:"Z"; within:1;"#,
+        b"2 xxZ"
+    ));
+}
+
+// `byte_extract` (Suricata's payload keyword): the value goes into a variable that later
+// keywords take as a number, and the position moves past the bytes read.
+#[test]
+fn byte_extract_variables() {
+    // Binary length, then a content exactly that far on.
+    assert!(hit(
+        r#"byte_extract:1,0,len; content:"Z"; distance:len; within:1;"#,
+        &[2, 0, 0, b'Z']
+    ));
+    assert!(!hit(
+        r#"byte_extract:1,0,len; content:"Z"; distance:len; within:1;"#,
+        &[1, 0, 0, b'Z']
+    ));
+    // String decimal as offset and depth (byte-extract-01's shapes).
+    assert!(hit(
+        r#"byte_extract:1,0,off,string,dec; byte_extract:1,1,dep,string,dec; content:"ab"; offset:off; depth:dep;"#,
+        b"32xab"
+    ));
+    assert!(!hit(
+        r#"byte_extract:1,0,off,string,dec; byte_extract:1,1,dep,string,dec; content:"ab"; offset:off; depth:dep;"#,
+        b"31xab"
+    ));
+    // Relative extract after a content; multiplier and align.
+    assert!(hit(
+        r#"content:"L"; byte_extract:1,0,n,relative,multiplier 2; isdataat:n,relative; isdataat:!5,relative;"#,
+        &[b'L', 2, 1, 2, 3, 4]
+    ));
+    assert!(hit(
+        r#"byte_extract:1,0,n,align 4; byte_test:1,=,n,1;"#,
+        &[5, 8]
+    ));
+    // byte_test and byte_jump taking variables (detect-bytejump-02's shape).
+    assert!(hit(
+        r#"content:"|00 00 00|"; byte_extract:1,0,l,relative; byte_jump:l,0,relative; isdataat:1,relative;"#,
+        &[0, 0, 0, 2, 0, 3, 0, 0, 7, 8]
+    ));
+    assert!(!hit(
+        r#"content:"|00 00 00|"; byte_extract:1,0,l,relative; byte_jump:l,0,relative; isdataat:1,relative;"#,
+        &[0, 0, 0, 2, 0, 3, 0]
+    ));
+    // A variable of 0 bytes reads nothing and jumps 0 (detect-bytejump-02's payload).
+    assert!(hit(
+        r#"content:"|00 00 00|"; byte_extract:1,4,l,relative; byte_jump:l,0,relative; isdataat:1,relative;"#,
+        &[0, 0, 0, 5, 0x34, 0x23, 6, 0, 0x21, 0x0a]
+    ));
+    assert!(hit(r#"byte_extract:1,0,v; byte_test:1,=,v,1;"#, &[7, 7]));
+    assert!(!hit(r#"byte_extract:1,0,v; byte_test:1,=,v,1;"#, &[7, 8]));
+    // Out of the buffer, or no digit: no match.
+    assert!(!hit(
+        r#"byte_extract:2,3,v; content:"a"; offset:v;"#,
+        b"abcd"
+    ));
+    assert!(!hit(
+        r#"byte_extract:1,0,v,string; content:"a"; offset:v;"#,
+        b"xa"
+    ));
+}
+
+#[test]
+fn byte_extract_refused() {
+    for (rule, kw) in [
+        ("byte_extract:1,0,v; content:\"a\"; offset:w;", "offset"),
+        ("byte_extract:9,0,v;", "byte_extract"),
+        ("byte_extract:21,0,v,string,dec;", "byte_extract"),
+        ("byte_extract:1,0,v,align 3;", "byte_extract"),
+        ("byte_extract:1,0,v; byte_extract:1,0,v;", "byte_extract"),
+        ("byte_extract:1,0,9v;", "byte_extract"),
+        ("byte_extract:1,0,v,hex;", "byte_extract"),
+        // Read in the payload, set in a buffer inspected after it.
+        (
+            "content:\"a\"; http.uri; byte_extract:1,0,v; pkt_data; content:\"b\"; distance:v;",
+            "byte_extract",
+        ),
+    ] {
+        let e = skip(&format!("alert tcp any any -> any any ({rule} sid:1;)"));
+        assert_eq!(e.keyword, kw, "{rule}: {e}");
+    }
 }
 
 fn http(rules: &str, bufs: &[(BufferKind, &[u8])]) -> Vec<u32> {
@@ -655,6 +758,9 @@ proptest! {
                 "dsize:<5", "flags:S+", "flow:established", "http.uri", "bsize:2<>9",
                 "endswith", "startswith", "fast_pattern:0,1", "flowbits:set,x",
                 "threshold:type limit,track by_src,count 1,seconds 1", "dns.query", "dotprefix",
+                "byte_extract:1,0,v,relative", "byte_extract:2,-1,w,string,hex,multiplier 3",
+                "distance:v", "within:w", "offset:v", "depth:w", "byte_jump:v,0,relative",
+                "isdataat:w,relative", "byte_test:v,>,w,v",
             ]),
             0..8,
         ),
@@ -840,5 +946,97 @@ proptest! {
         let mut out = Vec::new();
         detect::url_decode(enc.as_bytes(), &mut out);
         prop_assert_eq!(out, data);
+    }
+}
+
+// Header sticky buffers read the packet's own headers (Suricata's `ipv4.hdr`, `tcp.hdr`, ...):
+// only on packets that have that header, and never on a pseudo packet (empty headers).
+#[test]
+fn header_buffers() {
+    // IPv4 with TOS 0 and id 1; TCP header with data offset 5, flags PA.
+    let ip4: &[u8] = &[
+        0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 8, 8, 8, 8,
+    ];
+    let tcp: &[u8] = &[
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 2, 0, 0, 0, 0, 0,
+    ];
+    let rs = set(concat!(
+        "alert ip any any -> any any (ipv4.hdr; content:\"|00 01|\"; offset:4; depth:2; sid:1;)\n",
+        "alert tcp any any -> any any (tcp.hdr; content:\"|50 18|\"; offset:12; sid:2;)\n",
+        "alert ip any any -> any any (ipv6.hdr; content:\"|45|\"; sid:3;)\n",
+        "alert udp any any -> any any (udp.hdr; content:\"|00 50|\"; sid:4;)\n",
+    ));
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.ip_header = ip4;
+    p.l4_header = tcp;
+    assert_eq!(sids(&rs, &p), vec![1, 2]);
+    // The same bytes on an IPv6 packet: only `ipv6.hdr` reads the IP header.
+    p.ip_v6 = true;
+    assert_eq!(sids(&rs, &p), vec![2, 3]);
+    // A pseudo packet has no headers.
+    let p = pkt(IpProto::Tcp, b"");
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    // A header the rule's protocol cannot have is refused, as Suricata does.
+    assert_eq!(
+        skip("alert udp any any -> any any (tcp.hdr; content:\"a\"; sid:1;)").keyword,
+        "tcp.hdr"
+    );
+    assert_eq!(
+        skip("alert tcp any any -> any any (icmpv4.hdr; content:\"a\"; sid:1;)").keyword,
+        "icmpv4.hdr"
+    );
+}
+
+#[test]
+fn ipopts_keyword() {
+    let rs = set(concat!(
+        "alert ip any any -> any any (ipopts:rr; sid:1;)\n",
+        "alert ip any any -> any any (ipopts:eol; sid:2;)\n",
+        "alert ip any any -> any any (ipopts:any; sid:3;)\n",
+        "alert ip any any -> any any (ipopts:lsrr; sid:4;)\n",
+    ));
+    let mut hdr = vec![
+        0x46, 0, 0, 44, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 8, 8, 8, 8,
+    ];
+    hdr.extend_from_slice(&[7, 3, 4, 0]);
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.ip_header = &hdr;
+    assert_eq!(sids(&rs, &p), vec![1, 2, 3]);
+    // No options; and IPv6 never has IPv4 options.
+    let plain = hdr.get(..20).unwrap().to_vec();
+    p.ip_header = &plain;
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    p.ip_header = &hdr;
+    p.ip_v6 = true;
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    assert_eq!(
+        skip("alert ip any any -> any any (ipopts:bogus; sid:1;)").keyword,
+        "ipopts"
+    );
+}
+
+// `stream_size` compares the sequence space a side used (Suricata's `next_seq - isn`).
+#[test]
+fn stream_size_keyword() {
+    let rs = set(concat!(
+        "alert tcp any any -> any any (stream_size:server,<,10; sid:1;)\n",
+        "alert tcp any any -> any any (stream_size:client,>=,100; sid:2;)\n",
+        "alert tcp any any -> any any (stream_size:both,>,5; sid:3;)\n",
+        "alert tcp any any -> any any (stream_size:either,=,1; sid:4;)\n",
+        "alert tcp any any -> any any (stream_size:client,!=,100; sid:5;)\n",
+    ));
+    let mut p = pkt(IpProto::Tcp, b"x");
+    p.stream_size = Some((100, 1));
+    assert_eq!(sids(&rs, &p), vec![1, 2, 4]);
+    p.stream_size = Some((50, 20));
+    assert_eq!(sids(&rs, &p), vec![3, 5]);
+    // No TCP session: nothing to compare.
+    p.stream_size = None;
+    assert_eq!(sids(&rs, &p), Vec::<u32>::new());
+    for bad in ["server,<", "middle,<,1", "server,<>,1", "server,<,x"] {
+        let e = skip(&format!(
+            "alert tcp any any -> any any (stream_size:{bad}; sid:1;)"
+        ));
+        assert_eq!(e.keyword, "stream_size", "{bad}");
     }
 }

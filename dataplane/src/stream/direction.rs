@@ -87,6 +87,12 @@ impl StreamDirection {
         self.next
     }
 
+    /// Sequence numbers this side used so far in order: the SYN, the in-order bytes and the
+    /// FIN once reached (Suricata's `next_seq - isn`, what `stream_size` compares).
+    pub fn seq_used(&self) -> u64 {
+        1 + self.next + u64::from(self.fin == Some(self.next))
+    }
+
     /// Absolute stream offset up to which the in-order bytes are acknowledged by the peer: the
     /// highest ACK seen, clamped to [`Self::end_offset`] (an ACK can run ahead of the bytes this
     /// side saw, e.g. past a hole). What IDS-mode inspection may read.

@@ -30,7 +30,7 @@ use super::{Attach, DropReason, Output, PacketMeta, Toward, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
 use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Decoded, Ip, L4};
-use crate::event::{Alert, Engine, Event, EventKind, Response, WebAddressHit};
+use crate::event::{Alert, Engine, Event, EventKind, Response, Signature, WebAddressHit};
 use crate::flow::{FlowKey, FlowUpdate};
 use crate::reset;
 use crate::scanner::AppFields;
@@ -61,12 +61,12 @@ const QUIC_PORT: u16 = 443;
 /// read yet, or a UDP datagram to DNS's or QUIC's port. Inlined into the packet path: most
 /// packets stop here.
 #[inline(always)]
-pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate) -> bool {
+pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate, peek: super::EnginePeek) -> bool {
     match &ip.l4 {
-        L4::Tcp(t) => upd.to_server && !upd.web_done && !t.payload.is_empty(),
+        L4::Tcp(t) => upd.to_server && !peek.web_done && !t.payload.is_empty(),
         L4::Udp(u) => {
             u.dst_port == webscan::DNS_PORT
-                || (u.dst_port == QUIC_PORT && upd.to_server && !upd.web_done)
+                || (u.dst_port == QUIC_PORT && upd.to_server && !peek.web_done)
         }
         _ => false,
     }
@@ -133,10 +133,10 @@ impl Worker {
                 let Some(flow) = self.flows.get_mut(key) else {
                     return Verdict::Forward;
                 };
-                if flow.web.done() {
+                if flow.ext.web.done() {
                     return Verdict::Forward;
                 }
-                let mut step = flow.web.on_client_segment(t.seq, t.payload, t.dst_port);
+                let mut step = flow.ext.web.on_client_segment(t.seq, t.payload, t.dst_port);
                 // Each request of the segment in turn (pipelined HTTP, DNS messages back to
                 // back), until one is blocked.
                 loop {
@@ -156,7 +156,7 @@ impl Worker {
                     let Some(flow) = self.flows.get_mut(key) else {
                         return Verdict::Forward;
                     };
-                    step = flow.web.more();
+                    step = flow.ext.web.more();
                 }
             }
             L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
@@ -191,7 +191,7 @@ impl Worker {
                         let first = self
                             .flows
                             .get_mut(key)
-                            .is_some_and(|f| f.web.quic_dropped());
+                            .is_some_and(|f| f.ext.web.quic_dropped());
                         if first {
                             self.report_quic_block(seen, out);
                         }
@@ -202,7 +202,7 @@ impl Worker {
                 let Some(flow) = self.flows.get_mut(key) else {
                     return Verdict::Forward;
                 };
-                match flow.web.on_quic_datagram(u.payload) {
+                match flow.ext.web.on_quic_datagram(u.payload) {
                     Step::Wait | Step::GaveUp(GiveUp::NotWeb) => Verdict::Forward,
                     Step::GaveUp(_) => {
                         self.counters.web.unread += 1;
@@ -354,14 +354,6 @@ impl Worker {
             ts: meta.ts,
             pcap_cnt: Some(meta.pcap_cnt),
             kind: EventKind::Alert(Alert {
-                packet: super::flow_packet(scope, ip, upd),
-                engine: Engine::WebAddressScan,
-                signature: Cow::Owned(format!("Listed web address ({category}): {what}")),
-                gid: WEB_GID,
-                sid,
-                rev: 1,
-                category: Cow::Owned(format!("Web address: {category}")),
-                severity,
                 response: if blocks {
                     Response::Terminate
                 } else {
@@ -369,12 +361,20 @@ impl Worker {
                 },
                 enforced: enforce,
                 monitoring,
-                excluded: false,
-                block_minutes: None,
-                block_skipped: None,
                 app: Some(Box::new(app)),
                 web_address: Some(Box::new(hit)),
-                in_iface: None,
+                ..Alert::new(
+                    super::flow_packet(scope, ip, upd),
+                    Engine::WebAddressScan,
+                    Signature {
+                        name: Cow::Owned(format!("Listed web address ({category}): {what}")),
+                        gid: WEB_GID,
+                        sid,
+                        rev: 1,
+                        category: Cow::Owned(format!("Web address: {category}")),
+                        severity,
+                    },
+                )
             }),
         });
         // Isolation: a hit whose client (the frame's sender) is a protected VM may isolate it,
@@ -464,26 +464,24 @@ impl Worker {
             ts: seen.meta.ts,
             pcap_cnt: Some(seen.meta.pcap_cnt),
             kind: EventKind::Alert(Alert {
-                packet: super::flow_packet(seen.scope, seen.ip, seen.upd),
-                engine: Engine::WebAddressScan,
-                signature: Cow::Borrowed("QUIC Initial dropped (quic: block)"),
-                gid: WEB_GID,
-                sid: SID_QUIC_BLOCKED,
-                rev: 1,
-                category: Cow::Borrowed("Web address: QUIC blocked"),
-                severity: 3,
                 response: Response::Terminate,
                 enforced: true,
-                monitoring: false,
-                excluded: false,
-                block_minutes: None,
-                block_skipped: None,
                 app: Some(Box::new(AppFields {
                     app_proto: "quic",
                     ..AppFields::default()
                 })),
-                web_address: None,
-                in_iface: None,
+                ..Alert::new(
+                    super::flow_packet(seen.scope, seen.ip, seen.upd),
+                    Engine::WebAddressScan,
+                    Signature {
+                        name: Cow::Borrowed("QUIC Initial dropped (quic: block)"),
+                        gid: WEB_GID,
+                        sid: SID_QUIC_BLOCKED,
+                        rev: 1,
+                        category: Cow::Borrowed("Web address: QUIC blocked"),
+                        severity: 3,
+                    },
+                )
             }),
         });
     }

@@ -169,7 +169,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::event::{Alert, Engine, PacketRef, Response};
+    use dataplane::event::{Alert, Engine, PacketRef, Signature};
     use std::borrow::Cow;
 
     /// The keys of a JSON object text, in order, at the top level.
@@ -182,8 +182,8 @@ mod tests {
         Event {
             ts: Timestamp(1_767_225_600_000_000),
             pcap_cnt: Some(3),
-            kind: EventKind::Alert(Alert {
-                packet: PacketRef {
+            kind: EventKind::Alert(Alert::new(
+                PacketRef {
                     flow_id: None,
                     scope: vlan::VlanScope::UNTAGGED,
                     src_ip: "10.0.0.1".parse().unwrap(),
@@ -192,23 +192,16 @@ mod tests {
                     proto: None,
                     to_server: None,
                 },
-                engine: Engine::AttackBlocker,
-                signature: Cow::Borrowed("MAC spoofing"),
-                gid: 1,
-                sid: 9,
-                rev: 1,
-                category: Cow::Borrowed("c"),
-                severity: 2,
-                response: Response::Inform,
-                enforced: false,
-                monitoring: false,
-                excluded: false,
-                block_minutes: None,
-                block_skipped: None,
-                app: None,
-                web_address: None,
-                in_iface: None,
-            }),
+                Engine::AttackBlocker,
+                Signature {
+                    name: Cow::Borrowed("MAC spoofing"),
+                    gid: 1,
+                    sid: 9,
+                    rev: 1,
+                    category: Cow::Borrowed("c"),
+                    severity: 2,
+                },
+            )),
         }
     }
 
