@@ -1252,13 +1252,29 @@ mod tests {
     impl Conn {
         /// One UDP datagram from the client to `dport`; the sids it raised.
         fn udp(&mut self, dport: u16, data: &[u8]) -> Vec<u32> {
-            let dst = (SERVER.0, dport);
+            self.datagram(CLIENT, (SERVER.0, dport), true, data)
+        }
+
+        /// A UDP datagram from the server's port `sport` back to the client.
+        fn udp_reply(&mut self, sport: u16, data: &[u8]) -> Vec<u32> {
+            self.datagram((SERVER.0, sport), CLIENT, false, data)
+        }
+
+        /// A UDP datagram from `src` to `dst` (`to_server`: client to server); the sids it
+        /// raised.
+        fn datagram(
+            &mut self,
+            src: (IpAddr, u16),
+            dst: (IpAddr, u16),
+            to_server: bool,
+            data: &[u8],
+        ) -> Vec<u32> {
             self.now += 1;
             let now = Timestamp(self.now * Timestamp::SECOND);
-            let (key, a_to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, CLIENT, dst);
+            let (key, a_to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, src, dst);
             self.flows.update(now, &key, a_to_b, None, 42 + data.len());
             let ip = Ip {
-                src_bits: crate::decode::addr_bits(CLIENT.0).0,
+                src_bits: crate::decode::addr_bits(src.0).0,
                 dst_bits: crate::decode::addr_bits(dst.0).0,
                 v6: false,
                 ttl: 64,
@@ -1268,38 +1284,12 @@ mod tests {
                 packet: &[],
                 fragment: None,
                 l4: L4::Udp(crate::decode::Udp {
-                    src_port: CLIENT.1,
-                    dst_port: dport,
+                    src_port: src.1,
+                    dst_port: dst.1,
                     payload: data,
                 }),
             };
-            self.inspect(&key, &ip, true, now)
-        }
-
-        /// A UDP datagram from the server's port `sport` back to the client.
-        fn udp_reply(&mut self, sport: u16, data: &[u8]) -> Vec<u32> {
-            let src = (SERVER.0, sport);
-            self.now += 1;
-            let now = Timestamp(self.now * Timestamp::SECOND);
-            let (key, a_to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, src, CLIENT);
-            self.flows.update(now, &key, a_to_b, None, 42 + data.len());
-            let ip = Ip {
-                src_bits: crate::decode::addr_bits(src.0).0,
-                dst_bits: crate::decode::addr_bits(CLIENT.0).0,
-                v6: false,
-                ttl: 64,
-                proto: IpProto::Udp,
-                total_len: 28 + data.len(),
-                header_len: 20,
-                packet: &[],
-                fragment: None,
-                l4: L4::Udp(crate::decode::Udp {
-                    src_port: sport,
-                    dst_port: CLIENT.1,
-                    payload: data,
-                }),
-            };
-            self.inspect(&key, &ip, false, now)
+            self.inspect(&key, &ip, to_server, now)
         }
     }
 

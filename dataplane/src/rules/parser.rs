@@ -319,6 +319,23 @@ fn split_options(s: &str) -> Vec<&str> {
 }
 
 /// Strip quotes (if any) and the rule-level escapes `\" \; \\ \:`.
+/// A content step with no modifiers (`uricontent`, the legacy certificate keywords).
+fn plain_content(pattern: Vec<u8>, negated: bool) -> Step {
+    Step::Content(Box::new(Content {
+        pattern,
+        nocase: false,
+        negated,
+        offset: None,
+        depth: None,
+        distance: None,
+        within: None,
+        startswith: false,
+        endswith: false,
+        fast_pattern: FastPattern::No,
+        finder: None,
+    }))
+}
+
 fn unquote(v: &str) -> String {
     let v = v.trim();
     let v = v
@@ -847,22 +864,7 @@ impl Builder {
                 } else {
                     self.buffer()
                 };
-                self.steps.push((
-                    buf,
-                    Step::Content(Box::new(Content {
-                        pattern,
-                        nocase: false,
-                        negated,
-                        offset: None,
-                        depth: None,
-                        distance: None,
-                        within: None,
-                        startswith: false,
-                        endswith: false,
-                        fast_pattern: FastPattern::No,
-                        finder: None,
-                    })),
-                ));
+                self.steps.push((buf, plain_content(pattern, negated)));
                 self.last_content = Some(self.steps.len() - 1);
             }
             // Suricata's legacy certificate keywords: the value is looked for anywhere in the
@@ -888,22 +890,7 @@ impl Builder {
                     _ => BufferKind::TlsCertIssuer,
                 };
                 not_filled(kind)?;
-                self.steps.push((
-                    kind,
-                    Step::Content(Box::new(Content {
-                        pattern,
-                        nocase: false,
-                        negated,
-                        offset: None,
-                        depth: None,
-                        distance: None,
-                        within: None,
-                        startswith: false,
-                        endswith: false,
-                        fast_pattern: FastPattern::No,
-                        finder: None,
-                    })),
-                ));
+                self.steps.push((kind, plain_content(pattern, negated)));
             }
             _ => return Ok(false),
         }
