@@ -716,6 +716,17 @@ const WALK_MAX: usize = 16;
 type WalkName = (usize, usize, u64);
 
 impl Walk {
+    /// An empty walk, filled by [`Walk::fill`].
+    fn new() -> Self {
+        Walk {
+            keys: [0; WALK_MAX],
+            starts: [0; WALK_MAX],
+            depths: [0; WALK_MAX],
+            n: 0,
+            labels: 0,
+        }
+    }
+
     /// The walk of `host` for names of at most `max_labels` labels (and the host itself), into
     /// `self`. False when it needs more than [`WALK_MAX`] names or the host is too long.
     fn fill(&mut self, host: &[u8], max_labels: usize) -> bool {
@@ -815,13 +826,7 @@ fn find_both(
         return None;
     }
     let max_labels = trusted.limits.max_labels.max(lists.limits.max_labels);
-    let mut walk = Walk {
-        keys: [0; WALK_MAX],
-        starts: [0; WALK_MAX],
-        depths: [0; WALK_MAX],
-        n: 0,
-        labels: 0,
-    };
+    let mut walk = Walk::new();
     if walk.fill(host, max_labels) {
         for (is_trusted, index) in [(true, trusted), (false, lists)] {
             if let Some(hit) = find_in(index, host, walk.labels, walk.names(), path) {
@@ -1205,13 +1210,7 @@ mod tests {
         ) {
             let host = labels.join(".");
             let general = Walk::general(host.as_bytes(), max_labels);
-            let mut walk = Walk {
-                keys: [0; WALK_MAX],
-                starts: [0; WALK_MAX],
-                depths: [0; WALK_MAX],
-                n: 0,
-                labels: 0,
-            };
+            let mut walk = Walk::new();
             if walk.fill(host.as_bytes(), max_labels) {
                 proptest::prop_assert_eq!(walk.names().collect::<Vec<_>>(), general.clone());
                 proptest::prop_assert_eq!(walk.labels, labels.len());
@@ -1229,13 +1228,7 @@ mod tests {
     #[test]
     fn the_walk_stops_at_two_labels_and_at_the_deepest_entry() {
         let host = b"a.b.example.co.uk";
-        let mut walk = Walk {
-            keys: [0; WALK_MAX],
-            starts: [0; WALK_MAX],
-            depths: [0; WALK_MAX],
-            n: 0,
-            labels: 0,
-        };
+        let mut walk = Walk::new();
         assert!(walk.fill(host, 3));
         let names: Vec<(&[u8], usize)> = walk
             .names()

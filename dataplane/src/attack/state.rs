@@ -189,13 +189,9 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
         }
     }
 
-    /// The entry for `key`, created (evicting if at the cap) if absent.
+    /// The value in slot `i`, or a fresh spare if `i` is out of range (never, by construction).
     #[inline]
-    pub fn entry(&mut self, key: K) -> &mut V {
-        let i = match self.inner.index.get(&key) {
-            Some(&i) => i,
-            None => self.inner.locate(key),
-        };
+    fn value_at(&mut self, i: u32) -> &mut V {
         match self
             .inner
             .slots
@@ -207,6 +203,16 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
                 &mut self.spare
             }
         }
+    }
+
+    /// The entry for `key`, created (evicting if at the cap) if absent.
+    #[inline]
+    pub fn entry(&mut self, key: K) -> &mut V {
+        let i = match self.inner.index.get(&key) {
+            Some(&i) => i,
+            None => self.inner.locate(key),
+        };
+        self.value_at(i)
     }
 
     /// The entry for `key` if present; otherwise, if `admit` gives something, a new entry
@@ -225,17 +231,7 @@ impl<K: Hash + Eq + Copy, V: LastSeen + Default> BoundedMap<K, V> {
                 (self.inner.locate(key), Some(a))
             }
         };
-        let v = match self
-            .inner
-            .slots
-            .get_mut(usize::try_from(i).unwrap_or(usize::MAX))
-        {
-            Some(s) => &mut s.value,
-            None => {
-                self.spare = V::default();
-                &mut self.spare
-            }
-        };
+        let v = self.value_at(i);
         Some((v, admitted))
     }
 
