@@ -53,6 +53,7 @@ fn view(payload: &[u8], app: Option<AppProto>) -> PacketView<'_> {
             to_server: true,
         },
         app_proto: app,
+        events: 0,
     }
 }
 

@@ -168,6 +168,7 @@ User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\n\r\n";
                 to_server,
             },
             app_proto: None,
+            events: 0,
         };
         let t = Instant::now();
         let parts = set.group_stats(&view(&[]));

@@ -35,7 +35,7 @@ use hashbrown::HashMap;
 use smoltcp::wire::Ipv4Packet;
 use vlan::VlanScope;
 
-use crate::decode::{Fragment, Ip, ipv6_ext_header_len};
+use crate::decode::{DecodeEvent, Fragment, Ip, ipv6_ext_header_len};
 use crate::time::Timestamp;
 
 /// Largest IP datagram: the IPv4 total length and the IPv6 payload length are 16-bit fields.
@@ -114,6 +114,12 @@ pub struct DefragOutput {
     pub datagram: Option<Vec<u8>>,
     /// An anomaly to report.
     pub anomaly: Option<DefragAnomaly>,
+    /// Suricata's decoder event of this fragment (the packet it arrived in): its data overlaps
+    /// data held (`ipv4.frag_overlap`/`ipv6.frag_overlap`, an exact retransmission included),
+    /// or it ends past 65535 bytes (`ipv4.frag_pkt_too_large`: header, offset and data;
+    /// `ipv6.frag_pkt_too_large`: offset and data). Independent of [`Self::anomaly`]: what the
+    /// defragmenter does with the datagram is its own policy.
+    pub event: Option<DecodeEvent>,
 }
 
 /// Counters of the defragmenter.
@@ -244,6 +250,17 @@ impl Defragmenter {
         let reassembled =
             (frag.unfragmentable.len() - if v6 { IPV6_HEADER_LEN } else { 0 }).saturating_add(end);
         let oversize = reassembled > MAX_DATAGRAM_LEN;
+        let too_large = end.saturating_add(if v6 { 0 } else { IPV4_HEADER_LEN }) > MAX_DATAGRAM_LEN;
+        let with_event = |mut out: DefragOutput, overlap: bool| {
+            out.event = match (too_large, overlap, v6) {
+                (true, _, false) => Some(DecodeEvent::Ipv4FragPktTooLarge),
+                (true, _, true) => Some(DecodeEvent::Ipv6FragPktTooLarge),
+                (false, true, false) => Some(DecodeEvent::Ipv4FragOverlap),
+                (false, true, true) => Some(DecodeEvent::Ipv6FragOverlap),
+                (false, false, _) => None,
+            };
+            out
+        };
 
         if offset == 0 && !frag.more && !oversize {
             // Atomic fragment: nothing to wait for.
@@ -276,13 +293,13 @@ impl Defragmenter {
             let need = DATAGRAM_OVERHEAD + if oversize { 0 } else { fragment_cost(frag) };
             if self.bytes.saturating_add(need) > self.cfg.max_bytes {
                 self.stats.memory_drops += 1;
-                return anomaly(DefragAnomaly::MemoryCap);
+                return with_event(anomaly(DefragAnomaly::MemoryCap), false);
             }
             match self.make_room() {
                 Some(e) => evicted = e,
                 None => {
                     self.stats.memory_drops += 1;
-                    return anomaly(DefragAnomaly::MemoryCap);
+                    return with_event(anomaly(DefragAnomaly::MemoryCap), false);
                 }
             }
             let seq = self.next_seq;
@@ -301,6 +318,7 @@ impl Defragmenter {
             self.bytes += DATAGRAM_OVERHEAD;
         }
 
+        let mut overlap = false;
         let step = match self.map.get_mut(&key) {
             Some(d) => add_fragment(
                 d,
@@ -311,6 +329,7 @@ impl Defragmenter {
                 offset,
                 proto,
                 oversize,
+                &mut overlap,
             ),
             None => Step::Ignored,
         };
@@ -354,7 +373,7 @@ impl Defragmenter {
                 out.anomaly = Some(a);
             }
         }
-        out
+        with_event(out, overlap)
     }
 
     /// Drop datagrams (and tombstones) older than the timeout; returns how many incomplete
@@ -450,6 +469,7 @@ fn anomaly(a: DefragAnomaly) -> DefragOutput {
     DefragOutput {
         datagram: None,
         anomaly: Some(a),
+        event: None,
     }
 }
 
@@ -474,6 +494,7 @@ fn add_fragment(
     offset: usize,
     proto: u8,
     oversize: bool,
+    overlap: &mut bool,
 ) -> Step {
     let State::Assembling(asm) = &mut d.state else {
         return Step::Ignored;
@@ -483,6 +504,11 @@ fn add_fragment(
     }
     let len = frag.payload.len();
     let end = offset + len;
+    // Suricata's overlap event: any byte of this fragment already held.
+    *overlap = asm
+        .pieces
+        .iter()
+        .any(|p| offset < p.end() && p.offset < end);
 
     let idx = asm.pieces.partition_point(|p| p.offset < offset);
     if let Some(p) = asm.pieces.get(idx)
@@ -701,8 +727,17 @@ mod tests {
         let payload = pattern(100);
         let frags = fragment_ipv4(&udp_v4(&payload), 2, 40);
         let mut d = Defragmenter::new(DefragConfig::default());
-        for f in [&frags[0], &frags[1], &frags[0], &frags[1]] {
-            assert_eq!(feed(&mut d, T0, UNTAGGED, f), DefragOutput::default());
+        for (i, f) in [&frags[0], &frags[1], &frags[0], &frags[1]]
+            .into_iter()
+            .enumerate()
+        {
+            // A retransmission is no anomaly of the datagram, but still Suricata's overlap event.
+            let event = (i >= 2).then_some(DecodeEvent::Ipv4FragOverlap);
+            let want = DefragOutput {
+                event,
+                ..DefragOutput::default()
+            };
+            assert_eq!(feed(&mut d, T0, UNTAGGED, f), want);
         }
         assert_udp(
             &feed(&mut d, T0, UNTAGGED, &frags[2]).datagram.unwrap(),
@@ -723,10 +758,9 @@ mod tests {
         let b = ipv4_fragment(&header, 9, 24, true, &data[24..64]);
         let c = ipv4_fragment(&header, 9, 64, false, &data[64..]);
         assert_eq!(feed(&mut d, T0, UNTAGGED, &a), DefragOutput::default());
-        assert_eq!(
-            feed(&mut d, T0, UNTAGGED, &b).anomaly,
-            Some(DefragAnomaly::Overlap)
-        );
+        let out = feed(&mut d, T0, UNTAGGED, &b);
+        assert_eq!(out.anomaly, Some(DefragAnomaly::Overlap));
+        assert_eq!(out.event, Some(DecodeEvent::Ipv4FragOverlap));
         // The rest of that datagram is dropped silently, even a fragment that would complete it.
         assert_eq!(feed(&mut d, T0, UNTAGGED, &c), DefragOutput::default());
         let rest = ipv4_fragment(&header, 9, 48, true, &data[48..64]);
@@ -1067,10 +1101,46 @@ mod tests {
     #[test]
     fn ipv6_atomic_fragment_is_returned_at_once() {
         let seg = udp(IpAddr::V6(V6_SRC), IpAddr::V6(V6_DST), 4000, 53, b"atomic");
+        let packet = ipv6_fragment(1, 0, false, 17, &seg);
+        // The decoder reads through an atomic fragment header (Suricata's "useless" one)...
+        let (ip, anomalies) = decode_ip(&packet, VERIFY).unwrap();
+        assert!(ip.fragment.is_none());
+        assert_eq!(
+            anomalies.iter().collect::<Vec<_>>(),
+            [DecodeEvent::Ipv6UselessFragHeader]
+        );
+        // ...and a caller that hands one to the defragmenter gets it back at once.
+        let frag = Fragment {
+            id: 1,
+            offset: 0,
+            more: false,
+            payload: packet.get(48..).unwrap(),
+            unfragmentable: packet.get(..40).unwrap(),
+        };
         let mut d = Defragmenter::new(DefragConfig::default());
-        let out = feed(&mut d, T0, UNTAGGED, &ipv6_fragment(1, 0, false, 17, &seg));
+        let out = d.insert(T0, UNTAGGED, &ip, &frag);
         assert_udp(&out.datagram.unwrap(), b"atomic");
         assert_eq!(d.stats().bytes_buffered, 0);
+    }
+
+    /// Suricata's `frag_pkt_too_large`: IPv4 counts its 20-byte header, IPv6 the fragment's
+    /// offset and data only.
+    #[test]
+    fn fragments_ending_past_65535_bytes_raise_the_event() {
+        let header = udp_v4(&pattern(64));
+        let mut d = Defragmenter::new(DefragConfig::default());
+        let fits = ipv4_fragment(&header, 4, 65_504, true, &[0; 8]);
+        assert_eq!(feed(&mut d, T0, UNTAGGED, &fits).event, None);
+        let over = ipv4_fragment(&header, 5, 65_512, true, &[0; 8]);
+        let out = feed(&mut d, T0, UNTAGGED, &over);
+        assert_eq!(out.event, Some(DecodeEvent::Ipv4FragPktTooLarge));
+        assert_eq!(out.anomaly, Some(DefragAnomaly::Oversize));
+        let v6 = |id: u32, off: u16| ipv6_fragment(id, off, true, 17, &[0; 16]);
+        assert_eq!(feed(&mut d, T0, UNTAGGED, &v6(6, 65_512)).event, None);
+        assert_eq!(
+            feed(&mut d, T0, UNTAGGED, &v6(7, 65_520)).event,
+            Some(DecodeEvent::Ipv6FragPktTooLarge)
+        );
     }
 
     #[test]
@@ -1125,10 +1195,15 @@ mod tests {
             let chunk = chunk_units * 8;
             let frags: Vec<Vec<u8>> = if v6 {
                 let seg = udp(IpAddr::V6(V6_SRC), IpAddr::V6(V6_DST), 4000, 53, &payload);
+                if seg.len() <= chunk {
+                    // One piece: sent whole (an atomic fragment is decoded, not reassembled).
+                    vec![ipv6(V6_SRC, V6_DST, 17, &seg)]
+                } else {
                 seg.chunks(chunk).enumerate().map(|(i, c)| {
                     let off = u16::try_from(i * chunk).unwrap();
                     ipv6_fragment(7, off, (i + 1) * chunk < seg.len(), 17, c)
                 }).collect()
+                }
             } else {
                 fragment_ipv4(&udp_v4(&payload), 7, chunk)
             };
@@ -1147,7 +1222,7 @@ mod tests {
             for f in seq {
                 let (ip, _) = decode_ip(f, VERIFY).unwrap();
                 let Some(frag) = ip.fragment else {
-                    // A single IPv4 "fragment" is not a fragment.
+                    // A single piece is not a fragment.
                     got.push(f.clone());
                     continue;
                 };

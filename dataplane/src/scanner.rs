@@ -13,8 +13,8 @@ use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
 use crate::rules::{
-    AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet, Side,
-    ThresholdState,
+    AppProto, BufferKind, Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, RuleMatch,
+    RuleSet, Side, ThresholdState,
 };
 use crate::stream::{Segment, StreamConfig, StreamEvents, StreamMemcap, TcpStream};
 use crate::time::Timestamp;
@@ -504,8 +504,8 @@ fn once_per_tx(
 }
 
 /// Inspect one packet of a tracked flow (`flow` its connection, `scan` the scanner's state of
-/// it); matches go to `out`, the alert's app fields are returned when the packet produced
-/// matches.
+/// it; `events` its decoder events, [`crate::decode::DecodeEvent::bit`]s); matches go to `out`,
+/// the alert's app fields are returned when the packet produced matches.
 #[allow(clippy::too_many_arguments)]
 pub fn inspect(
     rules: &RuleSet,
@@ -517,6 +517,7 @@ pub fn inspect(
     scan: &mut FlowScan,
     to_server: bool,
     now: Timestamp,
+    events: u64,
     out: &mut Vec<RuleMatch>,
 ) -> Option<AppFields> {
     let async_ack = cfg.async_oneside
@@ -613,6 +614,7 @@ pub fn inspect(
             to_server,
         },
         app_proto: rule_app(scan.app.proto()),
+        events,
     };
     let bufs = ScanBuffers {
         stream,
@@ -640,6 +642,71 @@ pub fn inspect(
             AppFields::of(&b)
         }
     })
+}
+
+/// Inspect one packet that has no flow, as Suricata inspects an IP fragment or a packet whose
+/// transport header does not decode: no stream, no app layer, no flow (`flow` options never
+/// match, IP-only rules match every such packet); `events` are its decoder events
+/// ([`crate::decode::DecodeEvent::bit`]s). Matches go to `out`.
+#[cold]
+pub fn inspect_packet(
+    rules: &RuleSet,
+    thresholds: &mut ThresholdState,
+    ip: &Ip<'_>,
+    now: Timestamp,
+    events: u64,
+    out: &mut Vec<RuleMatch>,
+) {
+    let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
+        L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags.0), None, t.payload),
+        L4::Udp(u) => ((u.src_port, u.dst_port), None, None, u.payload),
+        L4::Icmp(i) | L4::Icmpv6(i) => (
+            (0, 0),
+            None,
+            Some((i.icmp_type, i.code, i.ident, i.seq)),
+            i.payload,
+        ),
+        // A fragment's payload is inspected as the packet's payload (Suricata's `dsize` and
+        // content on a fragment read the bytes after the IP header).
+        L4::Fragment => (
+            (0, 0),
+            None,
+            None,
+            ip.fragment.map_or(&[][..], |f| f.payload),
+        ),
+        L4::Other(p) => ((0, 0), None, None, p),
+    };
+    let fragbits = match (ip.v6, ip.packet.get(6)) {
+        (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
+        (true, _) => (false, false, ip.fragment.is_some_and(|f| f.more)),
+        _ => (false, false, false),
+    };
+    let (ip_header, l4_header) = headers(ip);
+    let view = PacketView {
+        proto: ip.proto,
+        src: ip.src(),
+        dst: ip.dst(),
+        src_port: ports.0,
+        dst_port: ports.1,
+        ttl: ip.ttl,
+        tcp_flags,
+        icmp,
+        fragbits,
+        ip_v6: ip.v6,
+        payload,
+        ip_header,
+        l4_header,
+        stream_size: None,
+        flow: FlowView {
+            has_flow: false,
+            established: false,
+            to_server: true,
+        },
+        app_proto: None,
+        events,
+    };
+    let mut state = FlowRuleState::new();
+    rules.inspect(&view, &NoBuffers, &mut state, thresholds, now, out);
 }
 
 /// End of a TCP flow in [`InspectionMode::Ids`] (end of the capture, or of the engine): the
@@ -733,6 +800,7 @@ pub fn flush(
             to_server,
         },
         app_proto: rule_app(scan.app.proto()),
+        events: 0,
     };
     let bufs = ScanBuffers {
         stream,
@@ -989,6 +1057,7 @@ mod tests {
                 &mut flow.ext.0,
                 to_server,
                 now,
+                0,
                 &mut out,
             );
             out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
@@ -1418,6 +1487,7 @@ mod tests {
             stream_size: None,
             flow: FlowView::default(),
             app_proto: None,
+            events: 0,
         };
         let mut out = Vec::new();
         rules.inspect(

@@ -97,7 +97,7 @@ pub struct Counters {
     /// `decode.too_deep` says, also counted in `too_deep`).
     pub invalid: u64,
     /// Per decoder event ([`DecodeEvent::ALL`] order): failures and anomalies.
-    pub decoder: [u64; DecodeEvent::ALL.len()],
+    pub decoder: DecoderCounters,
     /// Frames skipped because of a bad checksum (with checksum validation on).
     pub bad_checksum: u64,
     /// Packets not inspected because of a `do_not_scan` exclusion.
@@ -138,6 +138,30 @@ pub struct Counters {
     pub too_deep: u64,
     /// Of those, frames dropped (`decode.too_deep: drop`, inline).
     pub dropped_too_deep: u64,
+}
+
+/// One counter per decoder event, in [`DecodeEvent::ALL`] order (an array, read through
+/// `Deref`; a type of its own because arrays longer than 32 have no `Default`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecoderCounters(pub [u64; DecodeEvent::ALL.len()]);
+
+impl Default for DecoderCounters {
+    fn default() -> Self {
+        DecoderCounters([0; DecodeEvent::ALL.len()])
+    }
+}
+
+impl core::ops::Deref for DecoderCounters {
+    type Target = [u64; DecodeEvent::ALL.len()];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for DecoderCounters {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 /// Web address scan counters.
@@ -439,7 +463,7 @@ impl Worker {
                 ) {
                     return self.too_deep_frame(frame, e, meta, out);
                 }
-                return Verdict::Forward;
+                return self.invalid_frame(frame, meta, out);
             }
         };
         self.process_decoded(frame, &decoded, meta, out)
@@ -480,6 +504,116 @@ impl Worker {
             L3::Other => self.process_l2_tunnel(frame, decoded, meta, out),
             L3::Arp(arp) => self.process_arp(decoded, arp, scope, meta, out),
             L3::Ip(ip) => self.process_ip(decoded, ip, scope, meta, out),
+        }
+    }
+
+    /// A frame that does not decode past its IP header (a truncated extension header chain, a
+    /// transport header too short or malformed): counted by the caller and forwarded, and its
+    /// IP packet inspected by the rules without a flow, with the failure as its decoder event,
+    /// as Suricata inspects invalid packets (`decode-event` rules). A `drop` rule drops it
+    /// inline; nothing is blocked (its source proved nothing).
+    #[cold]
+    #[inline(never)]
+    fn invalid_frame(&mut self, frame: &[u8], meta: PacketMeta, out: &mut impl Output) -> Verdict {
+        if self.rules.is_none() || !self.policy.policy().activity_scanner.enabled {
+            return Verdict::Forward;
+        }
+        let Ok(decoded) = decode::decode_frame_lenient(frame, self.cfg.decode) else {
+            return Verdict::Forward;
+        };
+        let L3::Ip(ip) = &decoded.l3 else {
+            return Verdict::Forward;
+        };
+        let scope = scope_of(&decoded.vlan);
+        if self.exclusion(scope, ip.src()) == ExclusionRule::DoNotScan
+            || (self.vm_protection.is_some() && !self.protect(&decoded, scope, ip.src(), ip.dst()))
+        {
+            return Verdict::Forward;
+        }
+        let events = decoded.anomalies.bits();
+        self.scan_flowless(ip, scope, meta, events, out)
+    }
+
+    /// The rules on a packet without a flow (an IP fragment, an invalid packet): alerts, and a
+    /// `drop`/`reject` match drops the packet inline or under `--simulate-ips`; no flow to
+    /// terminate, no reset, no block.
+    #[cold]
+    #[inline(never)]
+    fn scan_flowless(
+        &mut self,
+        ip: &Ip<'_>,
+        scope: VlanScope,
+        meta: PacketMeta,
+        events: u64,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let Some(rules) = self.rules.as_deref() else {
+            return Verdict::Forward;
+        };
+        if !self.policy.policy().activity_scanner.enabled || !self.engines.activity_scanner(true) {
+            return Verdict::Forward;
+        }
+        self.matches.clear();
+        scanner::inspect_packet(
+            rules,
+            &mut self.thresholds,
+            ip,
+            meta.ts,
+            events,
+            &mut self.matches,
+        );
+        let p = self.policy.policy();
+        let excl = &p.activity_scanner.rule_exclusions;
+        if !excl.is_empty() {
+            self.matches.retain(|m| !rule_excluded(excl, m));
+        }
+        if self.matches.is_empty() {
+            return Verdict::Forward;
+        }
+        let monitoring = p.mode == Mode::Monitoring;
+        let wants_drop = self
+            .matches
+            .iter()
+            .any(|m| matches!(m.action, RuleAction::Drop | RuleAction::Reject));
+        let response = match Response::from(p.activity_scanner.action) {
+            _ if self.cfg.scanner.simulate_ips => Response::Terminate,
+            Response::TerminateAndBlock => Response::Terminate,
+            r => r,
+        };
+        let enforce = wants_drop && !monitoring && response != Response::Inform;
+        let drop = enforce && (self.cfg.scanner.simulate_ips || self.cfg.attach == Attach::Inline);
+        let report = RuleReport {
+            packet: PacketRef {
+                flow_id: None,
+                scope,
+                src_ip: ip.src(),
+                dst_ip: ip.dst(),
+                ports: ip.l4.ports(),
+                proto: Some(ip.proto),
+                to_server: None,
+            },
+            ts: meta.ts,
+            pcap_cnt: Some(meta.pcap_cnt),
+            drop_response: response,
+            enforced: enforce,
+            monitoring,
+            excluded: false,
+            block_minutes: None,
+            block_skipped: (wants_drop
+                && Response::from(p.activity_scanner.action) == Response::TerminateAndBlock
+                && !self.cfg.scanner.simulate_ips)
+                .then_some(BlockSkip::UnverifiedSource),
+            app: None,
+        };
+        let matches = std::mem::take(&mut self.matches);
+        for m in matches.iter().filter(|m| m.alert) {
+            report.alert(m, &mut self.counters, out);
+        }
+        self.matches = matches;
+        if drop {
+            Verdict::Drop(DropReason::Rule)
+        } else {
+            Verdict::Forward
         }
     }
 
@@ -743,6 +877,18 @@ impl Worker {
                     }
                 }
             }
+            if let Some(e) = res.event {
+                self.count_decoder(e);
+            }
+            // The fragment is a packet of its own for the rules (Suricata inspects it before
+            // the datagram it completes), with its decoder events.
+            if self.rules.is_some() && rule != ExclusionRule::DoNotScan {
+                let events = decoded.anomalies.bits() | res.event.map_or(0, DecodeEvent::bit);
+                let v = self.scan_flowless(ip, scope, meta, events, out);
+                if v != Verdict::Forward {
+                    verdict = v;
+                }
+            }
             if let Some(datagram) = res.datagram {
                 self.counters.reassembled += 1;
                 match decode::decode_ip(&datagram, self.cfg.decode) {
@@ -750,7 +896,8 @@ impl Worker {
                         for a in anomalies.iter() {
                             self.count_decoder(a);
                         }
-                        let v = self.inspect_ip(decoded, &whole, scope, meta, rule, out);
+                        let events = anomalies.bits();
+                        let v = self.inspect_ip(decoded, &whole, scope, meta, rule, events, out);
                         if v != Verdict::Forward {
                             verdict = v;
                         }
@@ -763,12 +910,20 @@ impl Worker {
             }
             return verdict;
         }
-        self.inspect_ip(decoded, ip, scope, meta, rule, out)
+        let events = if decoded.anomalies.is_empty() {
+            0
+        } else {
+            decoded.anomalies.bits()
+        };
+        self.inspect_ip(decoded, ip, scope, meta, rule, events, out)
     }
 
     /// Flow tracking and detection of a whole (unfragmented or reassembled) IP packet, then of
     /// the packet it tunnels, if any.
+    /// `events`: the packet's decoder events ([`DecodeEvent::bit`]s); a GRE header that does
+    /// not decode adds its own, as Suricata's GRE decoder marks the outer packet.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn inspect_ip(
         &mut self,
         decoded: &Decoded<'_>,
@@ -776,16 +931,26 @@ impl Worker {
         scope: VlanScope,
         meta: PacketMeta,
         rule: ExclusionRule,
+        events: u64,
         out: &mut impl Output,
     ) -> Verdict {
-        let verdict = self.inspect_ip_one(decoded, ip, scope, meta, rule, out);
+        let gre = match (ip.proto, &ip.l4) {
+            (decode::IpProto::Other(tunnel::IPPROTO_GRE), L4::Other(gre)) => {
+                Some(tunnel::decap_gre(&self.cfg.tunnels, gre))
+            }
+            _ => None,
+        };
+        let events = match gre {
+            Some(Err(e)) => events | e.bit(),
+            _ => events,
+        };
+        let verdict = self.inspect_ip_one(decoded, ip, scope, meta, rule, events, out);
+        if let Some(d) = gre {
+            return self.inspect_decap(decoded, d, scope, meta, rule, verdict, out);
+        }
         match (ip.proto, &ip.l4) {
             (decode::IpProto::Other(IPPROTO_IPIP | IPPROTO_IPV6), L4::Other(inner)) => {
                 self.inspect_tunnelled(decoded, inner, scope, meta, rule, verdict, out)
-            }
-            (decode::IpProto::Other(tunnel::IPPROTO_GRE), L4::Other(gre)) => {
-                let d = tunnel::decap_gre(&self.cfg.tunnels, gre);
-                self.inspect_decap(decoded, d, scope, meta, rule, verdict, out)
             }
             (_, L4::Udp(u)) if self.cfg.tunnels.udp_may_tunnel(u.src_port, u.dst_port) => {
                 let d = tunnel::decap_udp(&self.cfg.tunnels, u.src_port, u.dst_port, u.payload);
@@ -938,7 +1103,7 @@ impl Worker {
         } else if self.policy.policy().activity_scanner.enabled
             && self.engines.activity_scanner(upd.to_server)
         {
-            self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, out)
+            self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, 0, out)
         } else {
             Verdict::Forward
         };
@@ -948,6 +1113,7 @@ impl Worker {
     /// Flow tracking and detection of one whole IP packet. Inlined, with [`Worker::inspect_ip`],
     /// into the packet path: the flow key and update then stay in registers.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn inspect_ip_one(
         &mut self,
         decoded: &Decoded<'_>,
@@ -955,6 +1121,7 @@ impl Worker {
         scope: VlanScope,
         meta: PacketMeta,
         rule: ExclusionRule,
+        events: u64,
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
@@ -987,7 +1154,7 @@ impl Worker {
             && self.policy.policy().activity_scanner.enabled
             && self.engines.activity_scanner(upd.to_server)
         {
-            let v = self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, out);
+            let v = self.scan_ip(decoded, ip, scope, meta, rule, &key, upd, events, out);
             if verdict == Verdict::Forward {
                 verdict = v;
             }
@@ -1099,6 +1266,7 @@ impl Worker {
         rule: ExclusionRule,
         key: &FlowKey,
         upd: FlowUpdate,
+        events: u64,
         out: &mut impl Output,
     ) -> Verdict {
         // The rule set and the policy are borrowed field by field, not held by a reference count:
@@ -1124,6 +1292,7 @@ impl Worker {
             flow.ext.scan.get_or_insert_with(Box::default),
             upd.to_server,
             meta.ts,
+            events,
             &mut self.matches,
         );
         let p = self.policy.policy();
@@ -1867,6 +2036,88 @@ mod tunnel_tests {
         assert_eq!(w.counters().other_l3, 0);
         assert_eq!(alerts_scoped(&mut w, &eth(&[], 0x88b5, &nsh)), vec![]);
         assert_eq!(w.counters().other_l3, 1);
+    }
+}
+
+#[cfg(test)]
+mod decode_event_tests {
+    use super::*;
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, fragment_ipv4, icmpv4_echo, ipv4};
+    use crate::rules::RuleSetBuilder;
+
+    fn worker() -> Worker {
+        let mut p = Policy::default();
+        p.attack_blocker.enabled = false;
+        let mut w = test_worker(
+            WorkerConfig::default(),
+            Arc::new(CompiledPolicy::compile(p)),
+        );
+        let mut b = RuleSetBuilder::default();
+        let rep = b.add_text(
+            "t",
+            "alert icmp any any -> any any (itype:8; sid:1;)\n\
+             alert pkthdr any any -> any any (decode-event:ipv4.frag_overlap; sid:10;)\n\
+             alert ip any any -> any any (fragbits:M; sid:11;)\n\
+             alert tcp any any -> any any (decode-event:tcp.pkt_too_small; sid:12;)\n\
+             alert ip any any -> any any (decode-event:gre.pkt_too_small; sid:13;)\n",
+        );
+        assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+        w.set_rules(Some(Arc::new(b.build())));
+        w
+    }
+
+    fn sids(w: &mut Worker, frame: &[u8], n: u64) -> Vec<u32> {
+        let mut out = VecOutput::default();
+        let meta = PacketMeta {
+            ts: Timestamp(Timestamp::SECOND),
+            pcap_cnt: n,
+        };
+        assert_eq!(w.process(frame, meta, &mut out), Verdict::Forward);
+        out.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Alert(a) => Some(a.sid),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // Each fragment is a packet for the rules (`fragbits`), a retransmitted one raises the
+    // overlap event, and the datagram is inspected after the fragment that completes it.
+    #[test]
+    fn fragments_are_packets_with_their_events() {
+        let mut w = worker();
+        let echo = ipv4(V4_SRC, V4_DST, 1, &icmpv4_echo(7, 1, &[0x42; 40]));
+        let frags = fragment_ipv4(&echo, 99, 24);
+        assert_eq!(frags.len(), 2);
+        let frame = |f: &[u8]| eth(&[], 0x0800, f);
+        assert_eq!(sids(&mut w, &frame(&frags[0]), 1), [11]);
+        assert_eq!(sids(&mut w, &frame(&frags[0]), 2), [10, 11]);
+        assert_eq!(sids(&mut w, &frame(&frags[1]), 3), [1]);
+        let overlap = DecodeEvent::Ipv4FragOverlap.index();
+        assert_eq!(w.counters().decoder.get(overlap), Some(&1));
+    }
+
+    // A frame whose transport or GRE header is too short: its decoder event reaches the rules
+    // (an invalid TCP packet has no flow); the frame is still counted invalid and forwarded.
+    #[test]
+    fn invalid_and_short_headers_raise_their_events() {
+        let mut w = worker();
+        let short_tcp = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 6, &[0; 4]));
+        assert_eq!(sids(&mut w, &short_tcp, 1), [12]);
+        assert_eq!(w.counters().invalid, 1);
+        assert_eq!(w.flows().len(), 0);
+        let short_gre = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 47, &[0; 2]));
+        assert_eq!(sids(&mut w, &short_gre, 2), [13]);
+        let gre_small = DecodeEvent::GreTooSmall.index();
+        assert_eq!(w.counters().decoder.get(gre_small), Some(&1));
+        // A whole, valid packet raises none of them.
+        let ok = eth(
+            &[],
+            0x0800,
+            &ipv4(V4_SRC, V4_DST, 1, &icmpv4_echo(1, 1, b"x")),
+        );
+        assert_eq!(sids(&mut w, &ok, 3), [1]);
     }
 }
 

@@ -11,7 +11,9 @@
 #![no_main]
 
 use dataplane::decode::tunnel::{self, Decap, Inner, TunnelConfig};
-use dataplane::decode::{DecodeOptions, L3, L4, decode_frame, decode_frame_fast, decode_ip};
+use dataplane::decode::{
+    DecodeOptions, L3, L4, decode_frame, decode_frame_fast, decode_frame_lenient, decode_ip,
+};
 use dataplane::defrag::{DefragConfig, Defragmenter};
 use dataplane::time::Timestamp;
 use libfuzzer_sys::fuzz_target;
@@ -95,6 +97,14 @@ fuzz_target!(|data: &[u8]| {
             let general = general.as_ref().map(|d| format!("{d:?}"));
             assert_eq!(general, Ok(format!("{fast:?}")));
         }
+        // The lenient decoder (invalid packets for `decode-event` rules) agrees with the
+        // general one on what it decodes, and keeps a failure past the IP header as an anomaly.
+        match (&general, decode_frame_lenient(data, opts)) {
+            (Ok(g), Ok(l)) => assert_eq!(format!("{g:?}"), format!("{l:?}")),
+            (Err(e), Ok(l)) => assert!(l.anomalies.iter().any(|a| a == *e)),
+            (Err(e), Err(f)) => assert_eq!(*e, f),
+            (Ok(_), Err(f)) => panic!("lenient decoding refused a decodable frame: {f}"),
+        }
     }
 
     // Small caps so that eviction, memory and fragment-count limits are reached quickly.
@@ -121,6 +131,10 @@ fuzz_target!(|data: &[u8]| {
             if !opts.verify_checksums {
                 // Insert once per frame, not once per setting.
                 let out = defrag.insert(now, decoded.vlan.scope(), ip, frag);
+                // The fragment's own event names an IP fragment event of its family.
+                if let Some(e) = out.event {
+                    assert!(e.name().starts_with(if ip.v6 { "ipv6_frag" } else { "ipv4_frag" }));
+                }
                 if let Some(datagram) = out.datagram {
                     for opts in OPTS {
                         let _ = decode_ip(&datagram, opts);

@@ -56,6 +56,9 @@ alert ip any any -> any any (msg:"ttl"; ttl:1; threshold:type limit,track by_src
 alert icmp any any -> any any (msg:"icmp"; itype:8; dsize:>100; sid:12;)
 drop udp any any -> any any (msg:"udp drop"; content:"|de ad|"; detection_filter:track by_src,count 2,seconds 10; sid:13;)
 alert tcp any any -> any any (msg:"flags"; flags:SF,12; sid:14;)
+drop pkthdr any any -> any any (msg:"frag overlap"; decode-event:ipv4.frag_overlap; sid:15;)
+alert tcp any any -> any any (msg:"tcp too small"; decode-event:tcp.pkt_too_small; sid:16;)
+alert ip any any -> any any (msg:"fragment"; fragbits:M; sid:17;)
 "#;
 
 fn rules() -> Arc<RuleSet> {

@@ -48,6 +48,9 @@ mod ext {
     pub const DST_OPTS: u8 = 60;
 }
 
+/// IPv6 "no next header" (RFC 8200): nothing follows the chain.
+const NO_NEXT_HEADER: u8 = 59;
+
 /// Length of a TCP header without options.
 const TCP_HEADER_LEN: usize = 20;
 
@@ -108,6 +111,25 @@ pub fn too_deep_view(frame: &[u8]) -> (VlanStack, Option<(IpAddr, IpAddr)>) {
 /// [`Decoded::anomalies`].
 #[inline]
 pub fn decode_frame(frame: &[u8], opts: DecodeOptions) -> Result<Decoded<'_>, DecodeEvent> {
+    decode_frame_with::<false>(frame, opts)
+}
+
+/// Decode a frame that [`decode_frame`] refused, for the rules that inspect invalid packets
+/// (Suricata's decoder events, `decode-event`): a failure past the IP header (a truncated
+/// extension header chain, a transport header too short or malformed) is recorded in
+/// [`Decoded::anomalies`] instead, and the transport layer is [`L4::Other`] with no bytes;
+/// [`Ip::proto`] still names the protocol. Failures up to the IP header are still errors. Cold:
+/// only frames that failed to decode come here.
+#[cold]
+pub fn decode_frame_lenient(frame: &[u8], opts: DecodeOptions) -> Result<Decoded<'_>, DecodeEvent> {
+    decode_frame_with::<true>(frame, opts)
+}
+
+#[inline(always)]
+fn decode_frame_with<const LENIENT: bool>(
+    frame: &[u8],
+    opts: DecodeOptions,
+) -> Result<Decoded<'_>, DecodeEvent> {
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DecodeEvent::EthTruncated)?;
     let eth_dst = eth.dst_addr().0;
     let eth_src = eth.src_addr().0;
@@ -147,8 +169,8 @@ pub fn decode_frame(frame: &[u8], opts: DecodeOptions) -> Result<Decoded<'_>, De
     let ethertype = EtherType::from(ethertype);
     let l3 = match ethertype {
         EtherType::Arp => L3::Arp(decode_arp(body)?),
-        EtherType::Ipv4 => L3::Ip(decode_ipv4(body, opts, &mut anomalies)?),
-        EtherType::Ipv6 => L3::Ip(decode_ipv6(body, opts, &mut anomalies)?),
+        EtherType::Ipv4 => L3::Ip(decode_ipv4::<LENIENT>(body, opts, &mut anomalies)?),
+        EtherType::Ipv6 => L3::Ip(decode_ipv6::<LENIENT>(body, opts, &mut anomalies)?),
         EtherType::Unknown(_) => L3::Other,
     };
 
@@ -255,8 +277,8 @@ pub fn decode_ip(packet: &[u8], opts: DecodeOptions) -> Result<(Ip<'_>, Anomalie
     let first = packet.first().ok_or(DecodeEvent::Ipv4Truncated)?;
     let mut anomalies = Anomalies::default();
     let ip = match first >> 4 {
-        4 => decode_ipv4(packet, opts, &mut anomalies)?,
-        6 => decode_ipv6(packet, opts, &mut anomalies)?,
+        4 => decode_ipv4::<false>(packet, opts, &mut anomalies)?,
+        6 => decode_ipv6::<false>(packet, opts, &mut anomalies)?,
         _ => return Err(DecodeEvent::Ipv4BadVersion),
     };
     Ok((ip, anomalies))
@@ -290,7 +312,7 @@ fn decode_arp(body: &[u8]) -> Result<Arp, DecodeEvent> {
 /// is then read from a 20-byte array (`first_chunk`, so every field read is bounds-checked at
 /// compile time); smoltcp's view is only built to verify the checksum.
 #[inline(always)]
-fn decode_ipv4<'a>(
+fn decode_ipv4<'a, const LENIENT: bool>(
     buf: &'a [u8],
     opts: DecodeOptions,
     anomalies: &mut Anomalies,
@@ -346,7 +368,10 @@ fn decode_ipv4<'a>(
         };
         (Some(frag), L4::Fragment)
     } else {
-        (None, decode_l4(proto, payload, src, dst, opts, anomalies)?)
+        (
+            None,
+            decode_l4::<LENIENT>(proto, payload, src, dst, opts, anomalies)?,
+        )
     };
 
     Ok(Ip {
@@ -403,7 +428,7 @@ struct V6Frag {
     more: bool,
 }
 
-fn decode_ipv6<'a>(
+fn decode_ipv6<'a, const LENIENT: bool>(
     buf: &'a [u8],
     opts: DecodeOptions,
     anomalies: &mut Anomalies,
@@ -426,6 +451,10 @@ fn decode_ipv6<'a>(
     let mut offset = IPV6_HEADER_LEN;
     let mut walked = 0usize;
     let mut frag: Option<V6Frag> = None;
+    // A fragment header was seen (a useless one included): a second is skipped.
+    let mut fh_seen = false;
+    // Lenient decoding only: the chain ended in a truncated header (recorded as an anomaly).
+    let mut truncated = false;
     while matches!(
         next,
         ext::HOP_BY_HOP | ext::ROUTING | ext::FRAGMENT | ext::AUTH | ext::DST_OPTS
@@ -438,39 +467,64 @@ fn decode_ipv6<'a>(
         if walked > MAX_IPV6_EXT_HEADERS {
             return Err(DecodeEvent::Ipv6ExtChainTooLong);
         }
-        let Some(hdr) = packet.get(offset..offset + 2) else {
+        let hdr = packet.get(offset..offset + 2);
+        let len = hdr.map_or(0, |h| {
+            ipv6_ext_header_len(next, usize::from(h.get(1).copied().unwrap_or(0)))
+        });
+        let (Some(&[nh, _]), Some(body)) = (hdr, packet.get(offset..offset + len)) else {
             // Inside the first fragment the chain may continue in the next fragment.
             if frag.is_some() {
                 break;
             }
-            return Err(DecodeEvent::Ipv6ExtTruncated);
-        };
-        let (nh, len_field) = match *hdr {
-            [nh, len] => (nh, usize::from(len)),
-            _ => return Err(DecodeEvent::Ipv6ExtTruncated),
-        };
-        let len = ipv6_ext_header_len(next, len_field);
-        let Some(body) = packet.get(offset..offset + len) else {
-            if frag.is_some() {
+            if LENIENT {
+                anomalies.push(DecodeEvent::Ipv6ExtTruncated);
+                truncated = true;
                 break;
             }
             return Err(DecodeEvent::Ipv6ExtTruncated);
         };
         if next == ext::FRAGMENT {
-            if frag.is_some() {
-                return Err(DecodeEvent::Ipv6DuplicateFragHeader);
-            }
             let off_m = read_u16(body, 2);
-            frag = Some(V6Frag {
-                start: offset,
-                next: nh,
-                id: read_u32(body, 4),
-                offset: u32::from(off_m & 0xfff8),
-                more: off_m & 1 != 0,
-            });
+            let (frag_offset, more) = (u32::from(off_m & 0xfff8), off_m & 1 != 0);
+            if fh_seen {
+                // Suricata skips a second fragment header and decodes on.
+                anomalies.push(DecodeEvent::Ipv6DuplicateFragHeader);
+            } else if frag_offset == 0 && !more {
+                // An atomic fragment (RFC 6946) is the whole packet: decoded through its
+                // fragment header, as Suricata does, never held by the defragmenter.
+                anomalies.push(DecodeEvent::Ipv6UselessFragHeader);
+            } else {
+                // RFC 8200 4.5: every fragment but the last carries a multiple of 8 bytes.
+                let data = packet.len().saturating_sub(offset + IPV6_FRAG_HEADER_LEN);
+                if more && data % 8 != 0 {
+                    anomalies.push(DecodeEvent::Ipv6FragInvalidLength);
+                }
+                frag = Some(V6Frag {
+                    start: offset,
+                    next: nh,
+                    id: read_u32(body, 4),
+                    offset: frag_offset,
+                    more,
+                });
+            }
+            fh_seen = true;
         }
         next = nh;
         offset += len;
+    }
+    // Suricata: an extension header chain that leaves less than two bytes for the next header
+    // (other than "no next header") is truncated.
+    if !truncated
+        && frag.is_none()
+        && walked > 0
+        && next != NO_NEXT_HEADER
+        && packet.len() < offset + 2
+    {
+        if !LENIENT {
+            return Err(DecodeEvent::Ipv6ExtTruncated);
+        }
+        anomalies.push(DecodeEvent::Ipv6ExtTruncated);
+        truncated = true;
     }
 
     let ttl = ipv6.hop_limit();
@@ -499,7 +553,11 @@ fn decode_ipv6<'a>(
 
     let proto = IpProto::from(next);
     let payload = packet.get(offset..).unwrap_or(&[]);
-    let l4 = decode_l4(proto, payload, src, dst, opts, anomalies)?;
+    let l4 = if truncated {
+        L4::Other(&[])
+    } else {
+        decode_l4::<LENIENT>(proto, payload, src, dst, opts, anomalies)?
+    };
     Ok(Ip {
         src_bits,
         dst_bits,
@@ -526,8 +584,29 @@ pub(crate) fn ipv6_ext_header_len(kind: u8, len_field: usize) -> usize {
     }
 }
 
+/// The transport layer; with `LENIENT`, a transport header that does not decode is recorded as
+/// an anomaly and the layer is [`L4::Other`] with no bytes (see [`decode_frame_lenient`]).
 #[inline(always)]
-fn decode_l4<'a>(
+fn decode_l4<'a, const LENIENT: bool>(
+    proto: IpProto,
+    seg: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    opts: DecodeOptions,
+    anomalies: &mut Anomalies,
+) -> Result<L4<'a>, DecodeEvent> {
+    let l4 = decode_l4_strict(proto, seg, src, dst, opts, anomalies);
+    match l4 {
+        Err(e) if LENIENT => {
+            anomalies.push(e);
+            Ok(L4::Other(&[]))
+        }
+        r => r,
+    }
+}
+
+#[inline(always)]
+fn decode_l4_strict<'a>(
     proto: IpProto,
     seg: &'a [u8],
     src: IpAddr,
@@ -568,7 +647,7 @@ fn decode_tcp<'a>(
     // segment (what smoltcp's `check_len` checks).
     let h = seg
         .first_chunk::<TCP_HEADER_LEN>()
-        .ok_or(DecodeEvent::TcpMalformed)?;
+        .ok_or(DecodeEvent::TcpTooSmall)?;
     let header_len = usize::from(h[12] >> 4) * 4;
     if header_len < TCP_HEADER_LEN || header_len > seg.len() {
         return Err(DecodeEvent::TcpMalformed);
@@ -601,6 +680,9 @@ fn decode_udp<'a>(
     opts: DecodeOptions,
     anomalies: &mut Anomalies,
 ) -> Result<Udp<'a>, DecodeEvent> {
+    if seg.len() < smoltcp::wire::UDP_HEADER_LEN {
+        return Err(DecodeEvent::UdpTooSmall);
+    }
     // check_len: 8 <= length field <= bytes present.
     let udp = UdpPacket::new_checked(seg).map_err(|_| DecodeEvent::UdpMalformed)?;
     let len = usize::from(udp.len());
@@ -1365,14 +1447,103 @@ mod tests {
         // A lone next-header byte.
         let p = ipv6(V6_SRC, V6_DST, 60, &[59]);
         assert_eq!(decode(&p), Err(DecodeEvent::Ipv6ExtTruncated));
-        // Two fragment headers.
-        let p = ipv6(
-            V6_SRC,
-            V6_DST,
-            44,
-            &[44, 0, 0, 1, 0, 0, 0, 1, 17, 0, 0, 1, 0, 0, 0, 1],
+    }
+
+    /// Suricata's fragment header events (`decode-ipv6.c`): an atomic fragment header is
+    /// useless and decoded through; a second fragment header is skipped; a non-last fragment
+    /// whose data is not a multiple of 8 bytes has an invalid length; a chain that leaves
+    /// less than two bytes is truncated.
+    #[test]
+    fn ipv6_fragment_header_events() {
+        let frame = |p: &[u8]| eth(&[], 0x86dd, p);
+        let echo = icmpv6_echo(V6_SRC, V6_DST, 7, 9, b"pingpong");
+        // Atomic: offset 0, M=0, next ICMPv6.
+        let mut body = vec![58, 0, 0, 0, 0, 0, 0, 1];
+        body.extend_from_slice(&echo);
+        let f = frame(&ipv6(V6_SRC, V6_DST, 44, &body));
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(
+            anomalies(&d.anomalies),
+            [DecodeEvent::Ipv6UselessFragHeader]
         );
-        assert_eq!(decode(&p), Err(DecodeEvent::Ipv6DuplicateFragHeader));
+        let ip = ip_of(&d);
+        assert!(ip.fragment.is_none());
+        assert_eq!(ip.header_len, 48);
+        assert!(matches!(ip.l4, L4::Icmpv6(i) if i.icmp_type == 128));
+        // Two fragment headers, the first atomic: the second is skipped.
+        let mut two = vec![44, 0, 0, 0, 0, 0, 0, 1, 58, 0, 0, 0, 0, 0, 0, 2];
+        two.extend_from_slice(&echo);
+        let f = frame(&ipv6(V6_SRC, V6_DST, 44, &two));
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(
+            anomalies(&d.anomalies),
+            [
+                DecodeEvent::Ipv6UselessFragHeader,
+                DecodeEvent::Ipv6DuplicateFragHeader
+            ]
+        );
+        assert!(matches!(ip_of(&d).l4, L4::Icmpv6(_)));
+        // A first fragment (M=1) of 12 data bytes: invalid length; of 16: fine.
+        for (n, bad) in [(12usize, true), (16, false)] {
+            let p = ipv6_fragment(3, 0, true, 58, &echo[..n]);
+            let f = frame(&p);
+            let d = decode_frame(&f, VERIFY).unwrap();
+            assert!(ip_of(&d).fragment.is_some());
+            let want: &[DecodeEvent] = if bad {
+                &[DecodeEvent::Ipv6FragInvalidLength]
+            } else {
+                &[]
+            };
+            assert_eq!(anomalies(&d.anomalies), want);
+        }
+        // A last fragment may have any length.
+        let f = frame(&ipv6_fragment(3, 16, false, 58, &echo[..5]));
+        assert!(decode_frame(&f, VERIFY).unwrap().anomalies.is_empty());
+        // An atomic fragment header with nothing after it: the chain is truncated; the lenient
+        // decoder keeps the packet with both events.
+        let f = frame(&ipv6(V6_SRC, V6_DST, 44, &[58, 0, 0, 0, 0, 0, 0, 1]));
+        assert_eq!(
+            decode_frame(&f, VERIFY).unwrap_err(),
+            DecodeEvent::Ipv6ExtTruncated
+        );
+        let d = decode_frame_lenient(&f, VERIFY).unwrap();
+        assert_eq!(
+            anomalies(&d.anomalies),
+            [
+                DecodeEvent::Ipv6UselessFragHeader,
+                DecodeEvent::Ipv6ExtTruncated
+            ]
+        );
+        let ip = ip_of(&d);
+        assert_eq!(ip.proto, IpProto::Icmpv6);
+        assert!(matches!(ip.l4, L4::Other(&[])));
+        // ...but "no next header" after it is complete.
+        let f = frame(&ipv6(V6_SRC, V6_DST, 44, &[59, 0, 0, 0, 0, 0, 0, 1]));
+        assert!(decode_frame(&f, VERIFY).is_ok());
+    }
+
+    /// The lenient decoder keeps a packet whose transport header fails, with the failure as an
+    /// anomaly; it agrees with the strict decoder on every frame the latter decodes.
+    #[test]
+    fn lenient_decoding_keeps_the_ip_layer() {
+        let tcp4 = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 6, &[0; 4]));
+        assert_eq!(
+            decode_frame(&tcp4, NO_VERIFY).unwrap_err(),
+            DecodeEvent::TcpTooSmall
+        );
+        let d = decode_frame_lenient(&tcp4, NO_VERIFY).unwrap();
+        assert_eq!(anomalies(&d.anomalies), [DecodeEvent::TcpTooSmall]);
+        assert_eq!(ip_of(&d).proto, IpProto::Tcp);
+        assert_eq!(ip_of(&d).src(), v4(V4_SRC));
+        let udp6 = eth(&[], 0x86dd, &ipv6(V6_SRC, V6_DST, 17, &[]));
+        let d = decode_frame_lenient(&udp6, NO_VERIFY).unwrap();
+        assert_eq!(anomalies(&d.anomalies), [DecodeEvent::UdpTooSmall]);
+        // Failures before the transport layer stay errors.
+        let short = eth(&[], 0x0800, &[0x45, 0, 0]);
+        assert_eq!(
+            decode_frame_lenient(&short, NO_VERIFY).unwrap_err(),
+            DecodeEvent::Ipv4Truncated
+        );
     }
 
     #[test]
@@ -1439,11 +1610,13 @@ mod tests {
             decode_frame(&frame(&s), NO_VERIFY).unwrap_err(),
             DecodeEvent::TcpMalformed
         );
-        // Truncated header.
-        assert_eq!(
-            decode_frame(&frame(&seg[..19]), NO_VERIFY).unwrap_err(),
-            DecodeEvent::TcpMalformed
-        );
+        // Shorter than the fixed header: Suricata's `tcp.pkt_too_small`.
+        for n in [0, 19] {
+            assert_eq!(
+                decode_frame(&frame(&seg[..n]), NO_VERIFY).unwrap_err(),
+                DecodeEvent::TcpTooSmall
+            );
+        }
     }
 
     #[test]
@@ -1480,10 +1653,13 @@ mod tests {
                 "{bad_len}"
             );
         }
-        assert_eq!(
-            decode_frame(&frame(&seg[..7]), NO_VERIFY).unwrap_err(),
-            DecodeEvent::UdpMalformed
-        );
+        // Shorter than the header: Suricata's `udp.hlen_too_small`.
+        for n in [0, 4, 7] {
+            assert_eq!(
+                decode_frame(&frame(&seg[..n]), NO_VERIFY).unwrap_err(),
+                DecodeEvent::UdpTooSmall
+            );
+        }
     }
 
     #[test]
@@ -1826,6 +2002,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_frame(&bytes, VERIFY);
             let _ = decode_frame(&bytes, NO_VERIFY);
+            let _ = decode_frame_lenient(&bytes, VERIFY);
             let _ = decode_ip(&bytes, VERIFY);
         }
 
@@ -1843,7 +2020,19 @@ mod tests {
             }
             let frame = eth(&tags, ethertype, &body);
             let _ = decode_frame(&frame, VERIFY);
-            let _ = decode_frame(&frame, NO_VERIFY);
+            let strict = decode_frame(&frame, NO_VERIFY);
+            let lenient = decode_frame_lenient(&frame, NO_VERIFY);
+            // Lenient decoding changes nothing on a frame that decodes, and accepts every
+            // frame that fails past the IP header, keeping the failure as an anomaly.
+            match (&strict, &lenient) {
+                (Ok(s), Ok(l)) => {
+                    prop_assert_eq!(s.anomalies, l.anomalies);
+                    prop_assert_eq!(format!("{:?}", s.l3), format!("{:?}", l.l3));
+                }
+                (Err(e), Ok(l)) => prop_assert!(l.anomalies.iter().any(|a| a == *e)),
+                (Err(e), Err(f)) => prop_assert_eq!(e, f),
+                (Ok(_), Err(_)) => prop_assert!(false, "lenient refused what strict decodes"),
+            }
             let _ = decode_ip(&body, VERIFY);
         }
     }

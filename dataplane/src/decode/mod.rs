@@ -22,7 +22,7 @@ pub mod tunnel;
 pub(crate) use frame::ipv6_ext_header_len;
 pub use frame::{
     DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_frame_fast,
-    decode_ip, too_deep_view,
+    decode_frame_lenient, decode_ip, too_deep_view,
 };
 
 /// Packet builders (smoltcp emit) shared by the decoder's and the defragmenter's tests.
@@ -415,16 +415,23 @@ pub enum DecodeEvent {
     /// More IPv6 extension headers than the cap ([`MAX_IPV6_EXT_HEADERS`]).
     #[error("ipv6: extension header chain too long")]
     Ipv6ExtChainTooLong,
-    /// IPv6 fragment header seen twice in one chain.
+    /// IPv6 fragment header seen twice in one chain (anomaly: the second is skipped, as
+    /// Suricata's `ipv6.exthdr_dupl_fh`).
     #[error("ipv6: duplicate fragment header")]
     Ipv6DuplicateFragHeader,
+    /// TCP segment shorter than the 20-byte header (Suricata's `tcp.pkt_too_small`).
+    #[error("tcp: shorter than its header")]
+    TcpTooSmall,
     /// TCP header truncated or data offset bad.
     #[error("tcp: truncated or bad header length")]
     TcpMalformed,
     /// TCP checksum wrong (only when validated; anomaly).
     #[error("tcp: bad checksum")]
     TcpBadChecksum,
-    /// UDP header truncated or length field inconsistent.
+    /// UDP datagram shorter than the 8-byte header (Suricata's `udp.hlen_too_small`).
+    #[error("udp: shorter than its header")]
+    UdpTooSmall,
+    /// UDP length field inconsistent with the bytes present.
     #[error("udp: truncated or bad length")]
     UdpMalformed,
     /// UDP checksum wrong (only when validated; anomaly).
@@ -436,6 +443,9 @@ pub enum DecodeEvent {
     /// ICMP checksum wrong (only when validated; anomaly).
     #[error("icmp: bad checksum")]
     IcmpBadChecksum,
+    /// GRE packet shorter than the 4-byte base header (Suricata's `gre.pkt_too_small`).
+    #[error("gre: shorter than its header")]
+    GreTooSmall,
     /// GRE header truncated, or flags, version or routing we refuse (the tunnel is not opened).
     #[error("gre: truncated or bad header")]
     GreMalformed,
@@ -457,11 +467,36 @@ pub enum DecodeEvent {
     /// PPPoE session header truncated or bad.
     #[error("pppoe: truncated or bad header")]
     PppoeMalformed,
+    /// An IPv6 fragment header with offset 0 and no more fragments (an atomic fragment, RFC
+    /// 6946; anomaly: the packet is decoded through it, as Suricata's
+    /// `ipv6.exthdr_useless_fh`).
+    #[error("ipv6: useless fragment header")]
+    Ipv6UselessFragHeader,
+    /// An IPv6 fragment with more to follow whose data is not a multiple of 8 bytes (anomaly,
+    /// RFC 8200 4.5; Suricata's `ipv6.frag_invalid_length`).
+    #[error("ipv6: fragment of invalid length")]
+    Ipv6FragInvalidLength,
+    /// An IPv4 fragment overlapping one already held (the defragmenter's event; Suricata's
+    /// `ipv4.frag_overlap`).
+    #[error("ipv4: overlapping fragment")]
+    Ipv4FragOverlap,
+    /// An IPv6 fragment overlapping one already held (`ipv6.frag_overlap`).
+    #[error("ipv6: overlapping fragment")]
+    Ipv6FragOverlap,
+    /// An IPv4 fragment ending past 65535 bytes (`ipv4.frag_pkt_too_large`).
+    #[error("ipv4: fragment ends past 65535 bytes")]
+    Ipv4FragPktTooLarge,
+    /// An IPv6 fragment ending past 65535 bytes (`ipv6.frag_pkt_too_large`).
+    #[error("ipv6: fragment ends past 65535 bytes")]
+    Ipv6FragPktTooLarge,
 }
+
+// Event sets are `u64` bit masks ([`DecodeEvent::bit`]).
+const _: () = assert!(DecodeEvent::ALL.len() <= 64);
 
 impl DecodeEvent {
     /// Every variant, for counters and docs.
-    pub const ALL: [DecodeEvent; 28] = [
+    pub const ALL: [DecodeEvent; 37] = [
         DecodeEvent::EthTruncated,
         DecodeEvent::VlanTruncated,
         DecodeEvent::VlanTooDeep,
@@ -477,12 +512,15 @@ impl DecodeEvent {
         DecodeEvent::Ipv6ExtTruncated,
         DecodeEvent::Ipv6ExtChainTooLong,
         DecodeEvent::Ipv6DuplicateFragHeader,
+        DecodeEvent::TcpTooSmall,
         DecodeEvent::TcpMalformed,
         DecodeEvent::TcpBadChecksum,
+        DecodeEvent::UdpTooSmall,
         DecodeEvent::UdpMalformed,
         DecodeEvent::UdpBadChecksum,
         DecodeEvent::IcmpMalformed,
         DecodeEvent::IcmpBadChecksum,
+        DecodeEvent::GreTooSmall,
         DecodeEvent::GreMalformed,
         DecodeEvent::ErspanMalformed,
         DecodeEvent::VxlanMalformed,
@@ -490,6 +528,12 @@ impl DecodeEvent {
         DecodeEvent::NshMalformed,
         DecodeEvent::MplsMalformed,
         DecodeEvent::PppoeMalformed,
+        DecodeEvent::Ipv6UselessFragHeader,
+        DecodeEvent::Ipv6FragInvalidLength,
+        DecodeEvent::Ipv4FragOverlap,
+        DecodeEvent::Ipv6FragOverlap,
+        DecodeEvent::Ipv4FragPktTooLarge,
+        DecodeEvent::Ipv6FragPktTooLarge,
     ];
 
     /// Stable snake_case name used for the counter.
@@ -523,7 +567,50 @@ impl DecodeEvent {
             DecodeEvent::NshMalformed => "nsh_malformed",
             DecodeEvent::MplsMalformed => "mpls_malformed",
             DecodeEvent::PppoeMalformed => "pppoe_malformed",
+            DecodeEvent::TcpTooSmall => "tcp_too_small",
+            DecodeEvent::UdpTooSmall => "udp_too_small",
+            DecodeEvent::GreTooSmall => "gre_too_small",
+            DecodeEvent::Ipv6UselessFragHeader => "ipv6_useless_frag_header",
+            DecodeEvent::Ipv6FragInvalidLength => "ipv6_frag_invalid_length",
+            DecodeEvent::Ipv4FragOverlap => "ipv4_frag_overlap",
+            DecodeEvent::Ipv6FragOverlap => "ipv6_frag_overlap",
+            DecodeEvent::Ipv4FragPktTooLarge => "ipv4_frag_pkt_too_large",
+            DecodeEvent::Ipv6FragPktTooLarge => "ipv6_frag_pkt_too_large",
         }
+    }
+
+    /// The name of Suricata's decoder event (`decode-event:<name>`) this event is, when svm
+    /// raises it under the same condition; `None` for svm's own events, which have no exact
+    /// Suricata counterpart.
+    pub const fn suricata_name(self) -> Option<&'static str> {
+        Some(match self {
+            DecodeEvent::Ipv6ExtTruncated => "ipv6.trunc_exthdr",
+            DecodeEvent::Ipv6DuplicateFragHeader => "ipv6.exthdr_dupl_fh",
+            DecodeEvent::Ipv6UselessFragHeader => "ipv6.exthdr_useless_fh",
+            DecodeEvent::Ipv6FragInvalidLength => "ipv6.frag_invalid_length",
+            DecodeEvent::Ipv4FragOverlap => "ipv4.frag_overlap",
+            DecodeEvent::Ipv6FragOverlap => "ipv6.frag_overlap",
+            DecodeEvent::Ipv4FragPktTooLarge => "ipv4.frag_pkt_too_large",
+            DecodeEvent::Ipv6FragPktTooLarge => "ipv6.frag_pkt_too_large",
+            DecodeEvent::TcpTooSmall => "tcp.pkt_too_small",
+            DecodeEvent::UdpTooSmall => "udp.hlen_too_small",
+            DecodeEvent::GreTooSmall => "gre.pkt_too_small",
+            _ => return None,
+        })
+    }
+
+    /// The event Suricata names `name` (with or without a `decoder.` prefix), if svm raises it.
+    pub fn from_suricata_name(name: &str) -> Option<DecodeEvent> {
+        let name = name.strip_prefix("decoder.").unwrap_or(name);
+        DecodeEvent::ALL.into_iter().find(|e| {
+            e.suricata_name()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// This event's bit in an event set ([`Anomalies::bits`], `PacketView::events`).
+    pub const fn bit(self) -> u64 {
+        1 << self.index()
     }
 
     /// Index into a counter array of length `ALL.len()`.
@@ -549,6 +636,11 @@ impl Anomalies {
     /// The recorded anomalies.
     pub fn iter(&self) -> impl Iterator<Item = DecodeEvent> + '_ {
         self.items.iter().flatten().copied()
+    }
+
+    /// The recorded anomalies as a set of [`DecodeEvent::bit`]s.
+    pub fn bits(&self) -> u64 {
+        self.iter().fold(0, |m, e| m | e.bit())
     }
 
     /// Whether none were recorded (one 4-byte compare: the common case on the packet path).

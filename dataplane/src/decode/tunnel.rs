@@ -322,8 +322,8 @@ pub fn decap_gre<'a>(cfg: &TunnelConfig, b: &'a [u8]) -> Result<Option<Decap<'a>
     const STRICT_ROUTE: u16 = 0x0800;
     const RECUR: u16 = 0x0700;
     const ACK: u16 = 0x0080;
-    let flags = u16_at(b, 0).ok_or(DecodeEvent::GreMalformed)?;
-    let proto = u16_at(b, 2).ok_or(DecodeEvent::GreMalformed)?;
+    let flags = u16_at(b, 0).ok_or(DecodeEvent::GreTooSmall)?;
+    let proto = u16_at(b, 2).ok_or(DecodeEvent::GreTooSmall)?;
     let mut len = 4usize;
     match flags & 0x7 {
         0 => {
@@ -704,7 +704,6 @@ mod tests {
             gre(0x4000, 0x0800, 1, IP4),
             gre(0x0100, 0x0800, 0, IP4),
             gre(0x0002, 0x0800, 0, IP4),
-            vec![0, 0, 8],
             gre(0xb000, 0x0800, 0, &[]),
         ] {
             assert_eq!(
@@ -712,6 +711,10 @@ mod tests {
                 Err(DecodeEvent::GreMalformed),
                 "{bad:02x?}"
             );
+        }
+        // Shorter than the 4-byte base header: Suricata's `gre.pkt_too_small`.
+        for short in [&[][..], &[0, 0], &[0, 0, 8]] {
+            assert_eq!(decap_gre(&cfg, short), Err(DecodeEvent::GreTooSmall));
         }
     }
 

@@ -520,6 +520,9 @@ pub enum PacketCheck {
     IpOpts(u16),
     /// `stream_size`: the sequence space a side of the TCP session used so far.
     StreamSize(StreamSizeSide, NumCmp),
+    /// `decode-event`: the decoder raised this event on the packet
+    /// ([`PacketView::events`](super::engine::PacketView::events)).
+    DecodeEvent(crate::decode::DecodeEvent),
 }
 
 /// Which side `stream_size` measures.

@@ -67,6 +67,9 @@ pub struct PacketView<'a> {
     pub flow: FlowView,
     /// App-layer protocol of the flow, when detected.
     pub app_proto: Option<AppProto>,
+    /// The decoder events of this packet ([`crate::decode::DecodeEvent::bit`]s), for
+    /// `decode-event`.
+    pub events: u64,
 }
 
 /// Buffers beyond the packet payload: the stream and app-layer fields, as the caller has them.
@@ -1085,6 +1088,7 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             },
             _ => false,
         },
+        PacketCheck::DecodeEvent(e) => p.events & e.bit() != 0,
         PacketCheck::IpOpts(want) => {
             !p.ip_v6
                 && super::packet::ipv4_option_flags(p.ip_header.get(20..).unwrap_or(&[])) & want

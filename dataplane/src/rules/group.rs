@@ -712,6 +712,7 @@ alert tcp any any -> any 80 (msg:"l"; flow:to_server; content:"xyz"; sid:12;)
                 to_server: ts,
             },
             app_proto: None,
+            events: 0,
         }
     }
 

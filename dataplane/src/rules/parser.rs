@@ -191,7 +191,9 @@ fn parse_inner(text: &str, line: usize, ctx: &mut ParseCtx<'_>) -> PResult<Rule>
         other => return syntax("action", format!("unknown action `{other}`")),
     };
     let proto = match proto.to_ascii_lowercase().as_str() {
-        "ip" => RuleProto::Ip,
+        // `pkthdr` also matches packets without an IP header in Suricata; svm inspects IP
+        // packets only, where the two are the same.
+        "ip" | "pkthdr" => RuleProto::Ip,
         "tcp" => RuleProto::Tcp,
         "tcp-pkt" => RuleProto::TcpPkt,
         "tcp-stream" => RuleProto::TcpStream,
@@ -792,6 +794,15 @@ impl Builder {
                     other => return syntax(name, format!("unknown operator `{other}`")),
                 };
                 self.packet.push(PacketCheck::StreamSize(side, cmp));
+            }
+            "decode-event" => {
+                let v = need(value)?.trim();
+                match crate::decode::DecodeEvent::from_suricata_name(v) {
+                    Some(e) => self.packet.push(PacketCheck::DecodeEvent(e)),
+                    None => {
+                        return unsupported(name, format!("decoder event `{v}` is not raised"));
+                    }
+                }
             }
             "ipopts" => {
                 let v = need(value)?;

@@ -42,6 +42,7 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
             to_server: true,
         },
         app_proto: None,
+        events: 0,
     }
 }
 
@@ -1039,4 +1040,44 @@ fn stream_size_keyword() {
         ));
         assert_eq!(e.keyword, "stream_size", "{bad}");
     }
+}
+
+// `decode-event`: the rule matches a packet carrying the event (Suricata's name, with or
+// without `decoder.`), not one without it or with another; `pkthdr` loads as `ip`; an event
+// svm never raises is skipped with its name.
+#[test]
+fn decode_event_keyword() {
+    use crate::decode::DecodeEvent;
+    let rs = set(concat!(
+        "alert pkthdr any any -> any any (decode-event:ipv6.frag_overlap; sid:1;)\n",
+        "alert ip any any -> any any (decode-event:decoder.ipv6.exthdr_useless_fh; sid:2;)\n",
+        "alert tcp any any -> any any (decode-event:tcp.pkt_too_small; sid:3;)\n",
+    ));
+    let mut p = pkt(IpProto::Icmpv6, b"");
+    assert!(sids(&rs, &p).is_empty());
+    p.events = DecodeEvent::Ipv6FragOverlap.bit();
+    assert_eq!(sids(&rs, &p), [1]);
+    p.events |= DecodeEvent::Ipv6UselessFragHeader.bit();
+    assert_eq!(sids(&rs, &p), [1, 2]);
+    // The header protocol still applies: a TCP event on a TCP packet only.
+    p.events = DecodeEvent::TcpTooSmall.bit();
+    assert!(sids(&rs, &p).is_empty());
+    let mut t = pkt(IpProto::Tcp, b"");
+    t.events = DecodeEvent::TcpTooSmall.bit();
+    assert_eq!(sids(&rs, &t), [3]);
+    let e = skip("alert pkthdr any any -> any any (decode-event:ipv6.rh_type_0; sid:4;)");
+    assert_eq!(e.keyword, "decode-event");
+    assert!(matches!(e.kind, RuleErrorKind::Unsupported(ref d) if d.contains("rh_type_0")));
+}
+
+// Every event with a Suricata name maps back to itself.
+#[test]
+fn decode_event_names_round_trip() {
+    use crate::decode::DecodeEvent;
+    for e in DecodeEvent::ALL {
+        if let Some(n) = e.suricata_name() {
+            assert_eq!(DecodeEvent::from_suricata_name(n), Some(e), "{n}");
+        }
+    }
+    assert_eq!(DecodeEvent::from_suricata_name("ipv4.no_such_event"), None);
 }
