@@ -36,6 +36,10 @@ impl RuleAction {
 pub enum RuleProto {
     /// Any IP packet.
     Ip,
+    /// IPv4 packets (`ipv4`, `ip4`).
+    Ipv4,
+    /// IPv6 packets (`ipv6`, `ip6`).
+    Ipv6,
     /// TCP; payload contents match the stream buffer when the caller has one, else the packet.
     Tcp,
     /// TCP, payload contents match packet payloads only (`tcp-pkt`).
@@ -520,6 +524,9 @@ pub enum PacketCheck {
     IpOpts(u16),
     /// `stream_size`: the sequence space a side of the TCP session used so far.
     StreamSize(StreamSizeSide, NumCmp),
+    /// `icmpv6.mtu`: the MTU of an ICMPv6 Packet Too Big message (type 2, code 0); no other
+    /// packet has one.
+    Icmpv6Mtu(NumCmp),
     /// `decode-event`: the decoder raised this event on the packet
     /// ([`PacketView::events`](super::engine::PacketView::events)).
     DecodeEvent(crate::decode::DecodeEvent),
@@ -913,7 +920,13 @@ impl Rule {
     pub fn is_ip_only(&self) -> bool {
         matches!(
             self.proto,
-            RuleProto::Ip | RuleProto::Tcp | RuleProto::Udp | RuleProto::Icmp | RuleProto::Icmpv6
+            RuleProto::Ip
+                | RuleProto::Ipv4
+                | RuleProto::Ipv6
+                | RuleProto::Tcp
+                | RuleProto::Udp
+                | RuleProto::Icmp
+                | RuleProto::Icmpv6
         ) && self.sport.is_any()
             && self.dport.is_any()
             && self.flow == FlowCheck::default()

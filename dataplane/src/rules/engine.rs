@@ -398,7 +398,7 @@ fn class_of(p: IpProto) -> usize {
 
 pub(super) fn classes_of(p: RuleProto) -> &'static [usize] {
     match p {
-        RuleProto::Ip => &[0, 1, 2, 3, 4],
+        RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6 => &[0, 1, 2, 3, 4],
         RuleProto::Tcp
         | RuleProto::TcpPkt
         | RuleProto::TcpStream
@@ -1024,6 +1024,8 @@ fn scan(
 fn proto_ok(r: &Rule, p: &PacketView<'_>) -> bool {
     match r.proto {
         RuleProto::Ip => true,
+        RuleProto::Ipv4 => !p.ip_v6,
+        RuleProto::Ipv6 => p.ip_v6,
         RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => p.proto == IpProto::Tcp,
         RuleProto::Udp => p.proto == IpProto::Udp,
         RuleProto::Icmp => p.proto == IpProto::Icmp,
@@ -1089,6 +1091,13 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             _ => false,
         },
         PacketCheck::DecodeEvent(e) => p.events & e.bit() != 0,
+        PacketCheck::Icmpv6Mtu(n) => match p.icmp {
+            // The MTU is the word after type, code and checksum: the "ident" and "seq" halves.
+            Some((2, 0, hi, lo)) if p.proto == IpProto::Icmpv6 => {
+                n.test(u64::from(hi) << 16 | u64::from(lo))
+            }
+            _ => false,
+        },
         PacketCheck::IpOpts(want) => {
             !p.ip_v6
                 && super::packet::ipv4_option_flags(p.ip_header.get(20..).unwrap_or(&[])) & want

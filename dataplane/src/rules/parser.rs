@@ -194,6 +194,8 @@ fn parse_inner(text: &str, line: usize, ctx: &mut ParseCtx<'_>) -> PResult<Rule>
         // `pkthdr` also matches packets without an IP header in Suricata; svm inspects IP
         // packets only, where the two are the same.
         "ip" | "pkthdr" => RuleProto::Ip,
+        "ipv4" | "ip4" => RuleProto::Ipv4,
+        "ipv6" | "ip6" => RuleProto::Ipv6,
         "tcp" => RuleProto::Tcp,
         "tcp-pkt" => RuleProto::TcpPkt,
         "tcp-stream" => RuleProto::TcpStream,
@@ -231,7 +233,7 @@ fn parse_inner(text: &str, line: usize, ctx: &mut ParseCtx<'_>) -> PResult<Rule>
             | RuleProto::Tls
             | RuleProto::Dns
     ) && (!sport.is_any() || !dport.is_any())
-        && proto != RuleProto::Ip
+        && !matches!(proto, RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6)
     {
         return invalid("destination port", "ports need a tcp or udp based protocol");
     }
@@ -815,6 +817,11 @@ impl Builder {
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
             "ttl" => self.packet.push(PacketCheck::Ttl(cmp(name, value, 255)?)),
+            "icmpv6.mtu" => self.packet.push(PacketCheck::Icmpv6Mtu(cmp(
+                name,
+                value,
+                u64::from(u32::MAX),
+            )?)),
             "itype" => self.packet.push(PacketCheck::Itype(cmp(name, value, 255)?)),
             "icode" => self.packet.push(PacketCheck::Icode(cmp(name, value, 255)?)),
             "icmp_id" => self
@@ -1259,11 +1266,18 @@ impl Builder {
                     | RuleProto::Http
                     | RuleProto::Tls
             );
+            let ip = matches!(proto, RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6);
             let ok = match ch.buffer {
-                BufferKind::TcpHdr => proto == RuleProto::Ip || tcp,
-                BufferKind::UdpHdr => matches!(proto, RuleProto::Ip | RuleProto::Udp),
-                BufferKind::Icmpv4Hdr => matches!(proto, RuleProto::Ip | RuleProto::Icmp),
-                BufferKind::Icmpv6Hdr => matches!(proto, RuleProto::Ip | RuleProto::Icmpv6),
+                BufferKind::TcpHdr => ip || tcp,
+                BufferKind::UdpHdr => ip || proto == RuleProto::Udp,
+                BufferKind::Icmpv4Hdr => {
+                    matches!(proto, RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Icmp)
+                }
+                BufferKind::Icmpv6Hdr => {
+                    matches!(proto, RuleProto::Ip | RuleProto::Ipv6 | RuleProto::Icmpv6)
+                }
+                BufferKind::Ipv4Hdr => proto != RuleProto::Ipv6,
+                BufferKind::Ipv6Hdr => proto != RuleProto::Ipv4,
                 _ => true,
             };
             if !ok {

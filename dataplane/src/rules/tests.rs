@@ -1081,3 +1081,35 @@ fn decode_event_names_round_trip() {
     }
     assert_eq!(DecodeEvent::from_suricata_name("ipv4.no_such_event"), None);
 }
+
+// `ipv4`/`ipv6` (`ip4`/`ip6`) match their IP version only; `icmpv6.mtu` reads the MTU of a
+// Packet Too Big (type 2, code 0) and nothing else.
+#[test]
+fn ip_version_protocols_and_icmpv6_mtu() {
+    let rs = set(concat!(
+        "alert ipv6 any any -> any any (icmpv6.mtu:<1280; sid:1;)\n",
+        "alert ip4 any any -> any any (ttl:64; sid:2;)\n",
+        "alert ip6 any any -> any any (ttl:64; sid:3;)\n",
+        "alert icmpv6 any any -> any any (icmpv6.mtu:1500; sid:4;)\n",
+    ));
+    let mut p = pkt(IpProto::Icmpv6, b"");
+    p.ip_v6 = true;
+    p.icmp = Some((2, 0, 0, 1200));
+    assert_eq!(sids(&rs, &p), [1, 3]);
+    p.icmp = Some((2, 0, 0, 1500));
+    assert_eq!(sids(&rs, &p), [3, 4]);
+    // A 32-bit MTU: the high half counts.
+    p.icmp = Some((2, 0, 1, 1200));
+    assert_eq!(sids(&rs, &p), [3]);
+    // Another type or code carries no MTU.
+    p.icmp = Some((1, 0, 0, 1200));
+    assert_eq!(sids(&rs, &p), [3]);
+    p.icmp = Some((2, 1, 0, 1200));
+    assert_eq!(sids(&rs, &p), [3]);
+    let v4 = pkt(IpProto::Udp, b"");
+    assert_eq!(sids(&rs, &v4), [2]);
+    assert_eq!(
+        skip("alert ipv4 any any -> any any (ipv6.hdr; content:\"x\"; sid:5;)").keyword,
+        "ipv6.hdr"
+    );
+}
