@@ -405,4 +405,24 @@ mod tests {
         let v6: IpAddr = "fd00::1".parse().unwrap();
         assert!(udp_reply(&vlan, [2; 6], [4; 6], c, v6, 1, 53, b"").is_none());
     }
+
+    // A frame of three tags (the deepest the decoder keeps) is answered with all three, in
+    // order, with their kinds.
+    #[test]
+    fn injected_frames_carry_three_tags() {
+        let id = |n| vlan::VlanId::new(n).unwrap();
+        let tags = [
+            vlan::Tag::dot1ad(id(200)),
+            vlan::Tag::dot1q(id(300)),
+            vlan::Tag::dot1q(id(400)),
+        ];
+        let vlan = VlanStack::from_tags(&tags).unwrap();
+        let (c, s): (IpAddr, IpAddr) = ("10.0.0.10".parse().unwrap(), "10.0.0.53".parse().unwrap());
+        let f = udp_reply(&vlan, [2; 6], [4; 6], c, s, 40000, 53, b"x").unwrap();
+        assert_eq!(&f[12..14], &[0x88, 0xa8]);
+        let d = decode_frame(&f, DecodeOptions::default()).unwrap();
+        assert!(d.anomalies.is_empty(), "{:?}", d.anomalies);
+        assert_eq!(d.vlan.tags(), &tags);
+        assert_eq!(d.l3_offset, 14 + 12);
+    }
 }

@@ -504,7 +504,8 @@ fn once_per_tx(
 }
 
 /// Inspect one packet of a tracked flow (`flow` its connection, `scan` the scanner's state of
-/// it; `events` its decoder events, [`crate::decode::DecodeEvent::bit`]s); matches go to `out`,
+/// it; `events` its decoder events, [`crate::decode::DecodeEvent::bit`]s; `vlan` its frame's
+/// VLAN ids, outer first); matches go to `out`,
 /// the alert's app fields are returned when the packet produced matches.
 #[allow(clippy::too_many_arguments)]
 pub fn inspect(
@@ -518,6 +519,7 @@ pub fn inspect(
     to_server: bool,
     now: Timestamp,
     events: u64,
+    vlan: &[u16],
     out: &mut Vec<RuleMatch>,
 ) -> Option<AppFields> {
     let async_ack = cfg.async_oneside
@@ -615,6 +617,7 @@ pub fn inspect(
         },
         app_proto: rule_app(scan.app.proto()),
         events,
+        vlan,
     };
     let bufs = ScanBuffers {
         stream,
@@ -655,6 +658,7 @@ pub fn inspect_packet(
     ip: &Ip<'_>,
     now: Timestamp,
     events: u64,
+    vlan: &[u16],
     out: &mut Vec<RuleMatch>,
 ) {
     let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
@@ -704,6 +708,7 @@ pub fn inspect_packet(
         },
         app_proto: None,
         events,
+        vlan,
     };
     let mut state = FlowRuleState::new();
     rules.inspect(&view, &NoBuffers, &mut state, thresholds, now, out);
@@ -801,6 +806,7 @@ pub fn flush(
         },
         app_proto: rule_app(scan.app.proto()),
         events: 0,
+        vlan: &[],
     };
     let bufs = ScanBuffers {
         stream,
@@ -1058,6 +1064,7 @@ mod tests {
                 to_server,
                 now,
                 0,
+                &[],
                 &mut out,
             );
             out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
@@ -1488,6 +1495,7 @@ mod tests {
             flow: FlowView::default(),
             app_proto: None,
             events: 0,
+            vlan: &[],
         };
         let mut out = Vec::new();
         rules.inspect(

@@ -560,6 +560,7 @@ impl Worker {
             ip,
             meta.ts,
             events,
+            scope.ids(),
             &mut self.matches,
         );
         let p = self.policy.policy();
@@ -1293,6 +1294,7 @@ impl Worker {
             upd.to_server,
             meta.ts,
             events,
+            scope.ids(),
             &mut self.matches,
         );
         let p = self.policy.policy();

@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         flow: FlowView { has_flow: true, established: true, to_server: true },
         app_proto: None,
         events: 0,
+        vlan: &[],
     };
     let mut out = Vec::new();
     set.inspect(&p, &NoBuffers, &mut FlowRuleState::new(), &mut ThresholdState::new(), Timestamp(0), &mut out);

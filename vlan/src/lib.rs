@@ -15,9 +15,13 @@
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-/// Deepest tag stack we track: a customer tag inside one service tag (QinQ). Hypervisor port
-/// groups never stack deeper; a third tag is an anomaly the decoder counts.
-pub const MAX_TAGS: usize = 2;
+/// Deepest tag stack we track: three tags, as Suricata decodes (`VLAN_MAX_LAYERS`), so that a
+/// customer tag inside a service tag (QinQ) inside one more provider tag keeps its own scope
+/// and the `vlan.id`/`vlan.layers` rule keywords see every layer. A fourth tag is an anomaly the
+/// decoder counts. Cost of the third slot: [`VlanScope`] grows from 6 to 8 bytes and
+/// [`VlanStack`] from 10 to 14; the flow key (the scope packed into 56 bits of a `u128` word,
+/// [`VlanScope::bits`]) keeps its size.
+pub const MAX_TAGS: usize = 3;
 
 /// Length of one VLAN tag on the wire: TCI (2 bytes) followed by the inner EtherType (2 bytes).
 /// The TPID that announces the tag is the EtherType field that precedes it.
@@ -361,7 +365,7 @@ impl VlanStack {
     /// An 802.1ad outer tag around an 802.1Q inner tag.
     pub fn qinq(outer: VlanId, inner: VlanId) -> Self {
         VlanStack {
-            tags: [Tag::dot1ad(outer), Tag::dot1q(inner)],
+            tags: [Tag::dot1ad(outer), Tag::dot1q(inner), EMPTY_TAG],
             len: 2,
         }
     }
@@ -495,7 +499,7 @@ impl VlanScope {
     /// One VLAN id.
     pub fn single(id: VlanId) -> Self {
         VlanScope {
-            ids: [id.get(), 0],
+            ids: [id.get(), 0, 0],
             len: 1,
         }
     }
@@ -510,15 +514,22 @@ impl VlanScope {
         self.len == 0
     }
 
-    /// The scope as one integer: the number of ids in bits 0..8, the outer id in 8..24, the
-    /// inner one in 24..40. Equal scopes give equal bits and the reverse (every constructor
-    /// leaves the ids past the length at 0), without a branch on the length: flow and
-    /// per-address keys are built from it on every packet.
+    /// The scope as one integer below 2^56 ([`Self::BITS`]): the number of ids in bits 0..8,
+    /// the outer id in 8..24, the next in 24..40, the innermost in 40..56. Equal scopes give
+    /// equal bits and the reverse (every constructor leaves the ids past the length at 0),
+    /// without a branch on the length: flow and per-address keys are built from it on every
+    /// packet.
     #[inline]
     pub fn bits(&self) -> u64 {
-        let [outer, inner] = self.ids;
-        u64::from(self.len) | u64::from(outer) << 8 | u64::from(inner) << 24
+        let [outer, middle, inner] = self.ids;
+        u64::from(self.len)
+            | u64::from(outer) << 8
+            | u64::from(middle) << 24
+            | u64::from(inner) << 40
     }
+
+    /// How many low bits [`Self::bits`] uses.
+    pub const BITS: u32 = 56;
 
     /// The outermost id, if tagged.
     pub fn outer(&self) -> Option<u16> {
@@ -556,7 +567,8 @@ impl fmt::Display for InvalidScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid VLAN scope {:?}: expected `untagged`, an id 0..=4094, or `outer.inner`",
+            "invalid VLAN scope {:?}: expected `untagged`, an id 0..=4094, `outer.inner` or \
+             `outer.middle.inner`",
             self.0
         )
     }
@@ -612,12 +624,13 @@ mod tests {
     }
 
     proptest! {
-        /// `bits` is one-to-one on scopes of 0, 1 or 2 ids however they are built (from ids,
-        /// `single`, or a tag stack), and holds the length and each id where it says.
+        /// `bits` is one-to-one on scopes of 0 to 3 ids however they are built (from ids,
+        /// `single`, or a tag stack), holds the length and each id where it says, and stays
+        /// below 2^`BITS`.
         #[test]
         fn scope_bits_one_to_one(
-            a in proptest::collection::vec(1u16..4095, 0..=2),
-            b in proptest::collection::vec(1u16..4095, 0..=2),
+            a in proptest::collection::vec(1u16..4095, 0..=MAX_TAGS),
+            b in proptest::collection::vec(1u16..4095, 0..=MAX_TAGS),
         ) {
             let scope = |ids: &[u16]| {
                 let ids: Vec<VlanId> = ids.iter().filter_map(|&i| VlanId::new(i).ok()).collect();
@@ -626,7 +639,8 @@ mod tests {
             let (sa, sb) = (scope(&a), scope(&b));
             prop_assert_eq!(sa == sb, sa.bits() == sb.bits());
             let id = |i: usize| u64::from(a.get(i).copied().unwrap_or(0));
-            prop_assert_eq!(sa.bits(), a.len() as u64 | id(0) << 8 | id(1) << 24);
+            prop_assert_eq!(sa.bits(), a.len() as u64 | id(0) << 8 | id(1) << 24 | id(2) << 40);
+            prop_assert!(sa.bits() < 1 << VlanScope::BITS);
             if let [one] = a.as_slice() {
                 prop_assert_eq!(VlanScope::single(VlanId::new(*one).unwrap()).bits(), sa.bits());
             }
@@ -684,13 +698,14 @@ mod tests {
     }
 
     #[test]
-    fn stack_caps_at_two() {
+    fn stack_caps_at_three() {
         let id = VlanId::new(7).unwrap();
         let mut s = VlanStack::UNTAGGED;
         s.push(Tag::dot1ad(id)).unwrap();
         s.push(Tag::dot1q(id)).unwrap();
+        s.push(Tag::dot1q(id)).unwrap();
         assert_eq!(s.push(Tag::dot1q(id)), Err(StackFull));
-        assert_eq!(s.len(), 2);
+        assert_eq!(s.len(), 3);
     }
 
     #[test]
@@ -729,7 +744,9 @@ mod tests {
             VlanScope::UNTAGGED
         );
         assert!("4095".parse::<VlanScope>().is_err());
-        assert!("1.2.3".parse::<VlanScope>().is_err());
+        let three: VlanScope = "1.2.3".parse().unwrap();
+        assert_eq!(three.ids(), &[1, 2, 3]);
+        assert!("1.2.3.4".parse::<VlanScope>().is_err());
         assert!("x".parse::<VlanScope>().is_err());
     }
 
@@ -752,7 +769,7 @@ mod tests {
         }
 
         #[test]
-        fn scope_display_parses_back(ids in proptest::collection::vec(0u16..=4094, 0..=2)) {
+        fn scope_display_parses_back(ids in proptest::collection::vec(0u16..=4094, 0..=MAX_TAGS)) {
             let ids: Vec<VlanId> = ids.into_iter().map(|i| VlanId::new(i).unwrap()).collect();
             let s = VlanScope::from_ids(&ids).unwrap();
             prop_assert_eq!(s.to_string().parse::<VlanScope>().unwrap(), s);

@@ -120,8 +120,8 @@ impl Episode {
     }
 }
 
-/// [`ScopedAddr::rest`]'s address family bit (set for IPv6), above the VLAN scope's 40 bits.
-const V6_BIT: u64 = 1 << 40;
+/// [`ScopedAddr::rest`]'s address family bit (set for IPv6), above the VLAN scope's bits.
+const V6_BIT: u64 = 1 << VlanScope::BITS;
 
 /// An address in a VLAN scope, packed for hashing: the key of the per-source, per-destination
 /// and MAC-binding tables. Two words, so a lookup hashes two integers instead of walking the
@@ -129,7 +129,7 @@ const V6_BIT: u64 = 1 << 40;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ScopedAddr {
     addr: u128,
-    /// VLAN scope bits (0-39), and the address family in [`V6_BIT`].
+    /// VLAN scope bits (0-55), and the address family in [`V6_BIT`].
     rest: u64,
 }
 
@@ -466,7 +466,7 @@ struct Sighting {
     addr: u128,
     /// The probe's destination address bits (the key's family).
     dst: u128,
-    /// The key's scope and family ([`ScopedAddr::rest`], bits 0-40) and the flags below.
+    /// The key's scope and family ([`ScopedAddr::rest`], bits 0-56) and the flags below.
     rest: u64,
     mac_at: Timestamp,
     probe_at: Timestamp,
@@ -477,14 +477,17 @@ struct Sighting {
 /// The most slots a [`FirstSeen`] table has (64 MiB).
 pub const MAX_FIRST_SEEN: usize = 1 << 20;
 
-/// [`Sighting::rest`] flags, above the 41 bits a [`ScopedAddr`] uses.
-const S_USED: u64 = 1 << 56;
-const S_MAC: u64 = 1 << 57;
-const S_PROBE: u64 = 1 << 58;
-const S_TCP: u64 = 1 << 59;
-const S_UDP: u64 = 1 << 60;
-const S_HOST: u64 = 1 << 61;
-const S_FLAGS: u64 = 0xff << 56;
+/// [`Sighting::rest`] flags, above the bits a [`ScopedAddr`] uses (the scope's 56 and
+/// [`V6_BIT`]).
+const S_USED: u64 = V6_BIT << 1;
+const S_MAC: u64 = V6_BIT << 2;
+const S_PROBE: u64 = V6_BIT << 3;
+const S_TCP: u64 = V6_BIT << 4;
+const S_UDP: u64 = V6_BIT << 5;
+const S_HOST: u64 = V6_BIT << 6;
+const S_FLAGS: u64 = !((V6_BIT << 1) - 1);
+// Six flags above the family bit fit in the word.
+const _: () = assert!(S_HOST != 0 && S_HOST < 1 << 63);
 
 impl Sighting {
     #[inline]

@@ -27,7 +27,7 @@ use super::{
 pub const MAX_IPV6_EXT_HEADERS: usize = 8;
 
 /// Cap on VLAN tags skipped before giving up on a frame. Two are stored in the [`VlanStack`];
-/// tags three to eight are skipped with one [`DecodeEvent::VlanTooDeep`] anomaly; a ninth tag makes
+/// tags four to eight are skipped with one [`DecodeEvent::VlanTooDeep`] anomaly; a ninth tag makes
 /// the frame undecodable (`VlanTooDeep` as the error). Bounds the loop on frames of nothing but
 /// tags.
 pub const MAX_VLAN_TAGS_WALKED: usize = 8;
@@ -63,7 +63,7 @@ const ICMP_MIN_LEN: usize = 4;
 const ICMP_HEADER_LEN: usize = 8;
 
 /// What a frame [`decode_frame`] refused as too deep (`VlanTooDeep`, `Ipv6ExtChainTooLong`) can
-/// still say about itself, for its report: its first two VLAN tags and, when the network header
+/// still say about itself, for its report: its first three VLAN tags and, when the network header
 /// behind all its tags is a complete IPv4 or IPv6 header, its addresses. Reads checked views only;
 /// the tag walk ends at the frame's end (each step consumes four bytes).
 pub fn too_deep_view(frame: &[u8]) -> (VlanStack, Option<(IpAddr, IpAddr)>) {
@@ -84,7 +84,7 @@ pub fn too_deep_view(frame: &[u8]) -> (VlanStack, Option<(IpAddr, IpAddr)>) {
         else {
             return (vlan, None);
         };
-        // Tags past the second are not kept (the stack's key holds two).
+        // Tags past the third are not kept (the stack's key holds three).
         let _ = vlan.push(Tag {
             tpid,
             tci: tag.tci(),
@@ -1168,7 +1168,7 @@ mod tests {
     }
 
     #[test]
-    fn triple_tag_is_anomaly_and_decoding_continues() {
+    fn fourth_tag_is_anomaly_and_decoding_continues() {
         let tags = [
             Tag {
                 tpid: Tpid::Dot1Ad,
@@ -1182,16 +1182,24 @@ mod tests {
                 tpid: Tpid::Dot1Q,
                 tci: 30,
             },
+            Tag {
+                tpid: Tpid::Dot1Q,
+                tci: 40,
+            },
         ];
-        let f = eth(
-            &tags,
-            0x0800,
-            &ipv4(V4_SRC, V4_DST, 17, &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b"")),
-        );
+        let l3 = ipv4(V4_SRC, V4_DST, 17, &udp(v4(V4_SRC), v4(V4_DST), 1, 2, b""));
+        // Three tags, as Suricata decodes: all kept, no anomaly.
+        let f = eth(&tags[..3], 0x0800, &l3);
         let d = decode_frame(&f, VERIFY).unwrap();
-        assert_eq!(d.vlan.ids().collect::<Vec<_>>(), [10, 20]);
-        assert_eq!(anomalies(&d.anomalies), [DecodeEvent::VlanTooDeep]);
+        assert_eq!(d.vlan.ids().collect::<Vec<_>>(), [10, 20, 30]);
+        assert!(d.anomalies.is_empty());
         assert_eq!(d.l3_offset, 26);
+        // A fourth: skipped, an anomaly.
+        let f = eth(&tags, 0x0800, &l3);
+        let d = decode_frame(&f, VERIFY).unwrap();
+        assert_eq!(d.vlan.ids().collect::<Vec<_>>(), [10, 20, 30]);
+        assert_eq!(anomalies(&d.anomalies), [DecodeEvent::VlanTooDeep]);
+        assert_eq!(d.l3_offset, 30);
         assert!(matches!(ip_of(&d).l4, L4::Udp(_)));
     }
 
@@ -2038,7 +2046,7 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the depth of its tag stack, a frame tells [`too_deep_view`] its first two
+        /// Whatever the depth of its tag stack, a frame tells [`too_deep_view`] its first three
         /// tags and, behind the last tag, its IPv4 addresses; where the decoder refuses the frame
         /// as too deep, the view still reads it.
         #[test]
@@ -2060,7 +2068,7 @@ mod tests {
             if cut.is_none() {
                 prop_assert_eq!(addrs, Some((IpAddr::V4(src), IpAddr::V4(dst))));
                 let ids: Vec<u16> = vlan.tags().iter().map(|t| t.vid()).collect();
-                let want: Vec<u16> = tags.iter().take(2).map(|t| t.tci & 0x0fff).collect();
+                let want: Vec<u16> = tags.iter().take(vlan::MAX_TAGS).map(|t| t.tci & 0x0fff).collect();
                 prop_assert_eq!(ids, want);
                 if depth > MAX_VLAN_TAGS_WALKED {
                     prop_assert_eq!(decode_frame(&frame, NO_VERIFY).err(), Some(DecodeEvent::VlanTooDeep));

@@ -8,7 +8,7 @@
 //! [`DecodeEvent`] naming the layer and check that failed; the caller counts it (one counter per
 //! variant, [`DecodeEvent::name`]) and applies the fail-open policy (the frame is forwarded
 //! uninspected). Anomalies that still leave a usable packet (a bad checksum when checksums are
-//! validated, a third VLAN tag) are reported in [`Decoded::anomalies`] and decoding goes on.
+//! validated, a fourth VLAN tag) are reported in [`Decoded::anomalies`] and decoding goes on.
 //!
 //! IP fragments are decoded to the network layer: [`Ip::fragment`] is set and [`Ip::l4`] is
 //! [`L4::Fragment`]; the defragmenter ([`crate::defrag`]) reassembles the datagram and
@@ -378,9 +378,10 @@ pub enum DecodeEvent {
     /// A VLAN tag was announced but the frame ends inside it.
     #[error("vlan: truncated tag")]
     VlanTruncated,
-    /// More than two VLAN tags (anomaly: decoding continues with the first two in the stack key).
+    /// More than three VLAN tags (anomaly: decoding continues with the first three in the stack
+    /// key, as Suricata decodes three layers).
     /// Beyond [`MAX_VLAN_TAGS_WALKED`] tags it is the error that stops decoding.
-    #[error("vlan: more than two tags")]
+    #[error("vlan: more than three tags")]
     VlanTooDeep,
     /// ARP body shorter than announced, or not Ethernet/IPv4.
     #[error("arp: malformed")]

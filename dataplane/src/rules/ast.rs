@@ -527,9 +527,24 @@ pub enum PacketCheck {
     /// `icmpv6.mtu`: the MTU of an ICMPv6 Packet Too Big message (type 2, code 0); no other
     /// packet has one.
     Icmpv6Mtu(NumCmp),
+    /// `vlan.id`: the VLAN id of a layer of the frame's tag stack; never on an untagged frame.
+    VlanId(NumCmp, VlanLayer),
+    /// `vlan.layers`: the number of VLAN tags of the frame.
+    VlanLayers(NumCmp),
     /// `decode-event`: the decoder raised this event on the packet
     /// ([`PacketView::events`](super::engine::PacketView::events)).
     DecodeEvent(crate::decode::DecodeEvent),
+}
+
+/// Which tags of the stack `vlan.id` compares (Suricata's `layer` argument).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VlanLayer {
+    /// Any tag (the default, `any`).
+    Any,
+    /// Every tag (`all`).
+    All,
+    /// One tag: 0 is the outermost; negative counts from the innermost (-1).
+    Index(i8),
 }
 
 /// Which side `stream_size` measures.

@@ -70,6 +70,8 @@ pub struct PacketView<'a> {
     /// The decoder events of this packet ([`crate::decode::DecodeEvent::bit`]s), for
     /// `decode-event`.
     pub events: u64,
+    /// The VLAN ids of the frame's tags, outer first (`vlan.id`, `vlan.layers`).
+    pub vlan: &'a [u16],
 }
 
 /// Buffers beyond the packet payload: the stream and app-layer fields, as the caller has them.
@@ -1091,6 +1093,22 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             _ => false,
         },
         PacketCheck::DecodeEvent(e) => p.events & e.bit() != 0,
+        PacketCheck::VlanLayers(n) => n.test(p.vlan.len() as u64),
+        PacketCheck::VlanId(n, layer) => {
+            let ok = |id: &u16| n.test(u64::from(*id));
+            match layer {
+                VlanLayer::Any => p.vlan.iter().any(ok),
+                VlanLayer::All => !p.vlan.is_empty() && p.vlan.iter().all(ok),
+                VlanLayer::Index(i) => {
+                    let at = if *i < 0 {
+                        p.vlan.len().checked_sub(usize::from(i.unsigned_abs()))
+                    } else {
+                        Some(usize::from(i.unsigned_abs()))
+                    };
+                    at.and_then(|at| p.vlan.get(at)).is_some_and(ok)
+                }
+            }
+        }
         PacketCheck::Icmpv6Mtu(n) => match p.icmp {
             // The MTU is the word after type, code and checksum: the "ident" and "seq" halves.
             Some((2, 0, hi, lo)) if p.proto == IpProto::Icmpv6 => {

@@ -817,6 +817,34 @@ impl Builder {
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
             "ttl" => self.packet.push(PacketCheck::Ttl(cmp(name, value, 255)?)),
+            "vlan.layers" => self
+                .packet
+                .push(PacketCheck::VlanLayers(cmp(name, value, 255)?)),
+            "vlan.id" => {
+                let v = need(value)?;
+                let (id, layer) = match v.rsplit_once(',') {
+                    Some((id, layer)) => (id, Some(layer.trim())),
+                    None => (v, None),
+                };
+                let layer = match layer {
+                    None | Some("any") => VlanLayer::Any,
+                    Some("all") => VlanLayer::All,
+                    Some(l) => match l.parse::<i8>() {
+                        // Suricata: 0 to 2 from the outermost, -3 to -1 from the innermost.
+                        Ok(i) if (-3..=2).contains(&i) => VlanLayer::Index(i),
+                        _ => {
+                            return invalid(
+                                name,
+                                format!("layer `{l}`: expected -3..=2, all or any"),
+                            );
+                        }
+                    },
+                };
+                match parse_numcmp(id, 4095) {
+                    Some(c) => self.packet.push(PacketCheck::VlanId(c, layer)),
+                    None => return syntax(name, format!("bad VLAN id `{}`", id.trim())),
+                }
+            }
             "icmpv6.mtu" => self.packet.push(PacketCheck::Icmpv6Mtu(cmp(
                 name,
                 value,

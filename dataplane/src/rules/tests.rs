@@ -43,6 +43,7 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         },
         app_proto: None,
         events: 0,
+        vlan: &[],
     }
 }
 
@@ -1112,4 +1113,52 @@ fn ip_version_protocols_and_icmpv6_mtu() {
         skip("alert ipv4 any any -> any any (ipv6.hdr; content:\"x\"; sid:5;)").keyword,
         "ipv6.hdr"
     );
+}
+
+// `vlan.id` (Suricata's layers: any by default, `all`, 0..=2 from the outermost, -3..=-1 from
+// the innermost) and `vlan.layers`, on the detect-vlan-id case's three tags 200, 300, 400.
+#[test]
+fn vlan_id_and_layers() {
+    let rules = [
+        "vlan.id:200,0;",
+        "vlan.id:300;",
+        "vlan.id:400,-1;",
+        "vlan.id:0x12C,1;",
+        "vlan.id:!200,1;",
+        "vlan.id:!500,all;",
+        "vlan.id:100-600,2;",
+        "vlan.id:<400,1;",
+        "vlan.id:>=0xC8;",
+        "vlan.id:>100,all;",
+        "vlan.id:200,1;",
+        "vlan.id:300,-3;",
+        "vlan.layers:3;",
+        "vlan.layers:>2;",
+        "vlan.layers:!1;",
+        "vlan.layers:0;",
+    ];
+    let text: String = rules
+        .iter()
+        .enumerate()
+        .map(|(i, o)| format!("alert ip any any -> any any ({o} sid:{};)\n", i + 1))
+        .collect();
+    let rs = set(&text);
+    let mut p = pkt(IpProto::Icmp, b"");
+    p.vlan = &[200, 300, 400];
+    assert_eq!(sids(&rs, &p), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15]);
+    // Untagged: no `vlan.id` matches, not even `!N` or `all`; zero layers.
+    p.vlan = &[];
+    assert_eq!(sids(&rs, &p), [15, 16]);
+    // One tag: layer 1 and -3 do not exist.
+    p.vlan = &[300];
+    assert_eq!(sids(&rs, &p), [2, 6, 9, 10]);
+    for bad in [
+        "vlan.id:200,3;",
+        "vlan.id:200,-4;",
+        "vlan.id:4096;",
+        "vlan.id:x;",
+    ] {
+        let e = skip(&format!("alert ip any any -> any any ({bad} sid:1;)"));
+        assert_eq!(e.keyword, "vlan.id", "{bad}");
+    }
 }

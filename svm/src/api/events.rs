@@ -99,10 +99,11 @@ impl Filter {
                     .map(|t| t.parse::<u64>().ok().filter(|n| (1..=4094).contains(n)))
                     .collect();
                 match tags {
-                    Some(t) if (1..=2).contains(&t.len()) => Some(t),
+                    Some(t) if (1..=vlan::MAX_TAGS).contains(&t.len()) => Some(t),
                     _ => {
                         return Err(ApiError::BadRequest(format!(
-                            "vlan {v:?}: expected untagged, a tag 1..=4094 or outer.inner"
+                            "vlan {v:?}: expected untagged, a tag 1..=4094, outer.inner or \
+                             outer.middle.inner"
                         )));
                     }
                 }
@@ -307,10 +308,12 @@ mod tests {
         assert_eq!(hits(f(None, None, Some("100"))), 1);
         assert_eq!(hits(f(None, None, Some("100.200"))), 1);
         assert_eq!(hits(f(None, None, Some("untagged"))), 1);
+        // Three tags, the deepest stack the decoder keeps: a valid filter, no event here.
+        assert_eq!(hits(f(None, None, Some("100.200.300"))), 0);
         for bad in [
             q(None, Some("loud"), None),
             q(None, None, Some("4095")),
-            q(None, None, Some("1.2.3")),
+            q(None, None, Some("1.2.3.4")),
             q(None, None, Some("x")),
         ] {
             assert!(Filter::parse(&bad).is_err(), "{bad:?}");
