@@ -55,6 +55,7 @@ fn view(payload: &[u8], app: Option<AppProto>) -> PacketView<'_> {
         app_proto: app,
         events: 0,
         vlan: &[],
+        flow_age: None,
     }
 }
 

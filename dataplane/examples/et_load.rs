@@ -170,6 +170,7 @@ User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\n\r\n";
             app_proto: None,
             events: 0,
             vlan: &[],
+            flow_age: None,
         };
         let t = Instant::now();
         let parts = set.group_stats(&view(&[]));

@@ -325,6 +325,8 @@ pub struct FlowFacts {
     pub midstream: bool,
     /// Packets were seen in both directions.
     pub answered: bool,
+    /// When the flow's first packet was seen (`flow.age`).
+    pub first_seen: Timestamp,
 }
 
 /// The last TCP segment of each direction of a flow, as much as a reset of both ends needs.
@@ -438,6 +440,7 @@ impl<X: FlowExt> Flow<X> {
             tcp: self.tcp,
             midstream: self.midstream,
             answered: self.pkts_to_server > 0 && self.pkts_to_client > 0,
+            first_seen: self.first_seen,
         }
     }
 

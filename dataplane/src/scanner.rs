@@ -618,6 +618,10 @@ pub fn inspect(
         app_proto: rule_app(scan.app.proto()),
         events,
         vlan,
+        flow_age: Some(
+            (now.micros() / Timestamp::SECOND)
+                .saturating_sub(flow.first_seen.micros() / Timestamp::SECOND),
+        ),
     };
     let bufs = ScanBuffers {
         stream,
@@ -709,6 +713,7 @@ pub fn inspect_packet(
         app_proto: None,
         events,
         vlan,
+        flow_age: None,
     };
     let mut state = FlowRuleState::new();
     rules.inspect(&view, &NoBuffers, &mut state, thresholds, now, out);
@@ -807,6 +812,7 @@ pub fn flush(
         app_proto: rule_app(scan.app.proto()),
         events: 0,
         vlan: &[],
+        flow_age: None,
     };
     let bufs = ScanBuffers {
         stream,
@@ -1496,6 +1502,7 @@ mod tests {
             app_proto: None,
             events: 0,
             vlan: &[],
+            flow_age: None,
         };
         let mut out = Vec::new();
         rules.inspect(

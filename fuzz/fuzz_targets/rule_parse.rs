@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
         app_proto: None,
         events: 0,
         vlan: &[],
+        flow_age: None,
     };
     let mut out = Vec::new();
     set.inspect(&p, &NoBuffers, &mut FlowRuleState::new(), &mut ThresholdState::new(), Timestamp(0), &mut out);

@@ -531,6 +531,8 @@ pub enum PacketCheck {
     VlanId(NumCmp, VlanLayer),
     /// `vlan.layers`: the number of VLAN tags of the frame.
     VlanLayers(NumCmp),
+    /// `flow.age`: whole seconds since the flow's first packet; never without a flow.
+    FlowAge(NumCmp),
     /// `decode-event`: the decoder raised this event on the packet
     /// ([`PacketView::events`](super::engine::PacketView::events)).
     DecodeEvent(crate::decode::DecodeEvent),

@@ -72,6 +72,9 @@ pub struct PacketView<'a> {
     pub events: u64,
     /// The VLAN ids of the frame's tags, outer first (`vlan.id`, `vlan.layers`).
     pub vlan: &'a [u16],
+    /// The flow's age in whole seconds, as Suricata's `flow.age` counts it (this packet's
+    /// second minus the first packet's); `None` without a flow.
+    pub flow_age: Option<u64>,
 }
 
 /// Buffers beyond the packet payload: the stream and app-layer fields, as the caller has them.
@@ -1094,6 +1097,7 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
         },
         PacketCheck::DecodeEvent(e) => p.events & e.bit() != 0,
         PacketCheck::VlanLayers(n) => n.test(p.vlan.len() as u64),
+        PacketCheck::FlowAge(n) => p.flow_age.is_some_and(|a| n.test(a)),
         PacketCheck::VlanId(n, layer) => {
             let ok = |id: &u16| n.test(u64::from(*id));
             match layer {

@@ -714,6 +714,7 @@ alert tcp any any -> any 80 (msg:"l"; flow:to_server; content:"xyz"; sid:12;)
             app_proto: None,
             events: 0,
             vlan: &[],
+            flow_age: None,
         }
     }
 

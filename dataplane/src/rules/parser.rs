@@ -817,6 +817,10 @@ impl Builder {
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
             "ttl" => self.packet.push(PacketCheck::Ttl(cmp(name, value, 255)?)),
+            "flow.age" => {
+                self.packet
+                    .push(PacketCheck::FlowAge(cmp(name, value, u64::from(u32::MAX))?))
+            }
             "vlan.layers" => self
                 .packet
                 .push(PacketCheck::VlanLayers(cmp(name, value, 255)?)),

@@ -44,6 +44,7 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         app_proto: None,
         events: 0,
         vlan: &[],
+        flow_age: None,
     }
 }
 
@@ -1161,4 +1162,25 @@ fn vlan_id_and_layers() {
         let e = skip(&format!("alert ip any any -> any any ({bad} sid:1;)"));
         assert_eq!(e.keyword, "vlan.id", "{bad}");
     }
+}
+
+// `flow.age`: whole seconds since the flow began; a packet without a flow has no age.
+#[test]
+fn flow_age_keyword() {
+    let rs = set(concat!(
+        "alert ip any any -> any any (flow.age:>20; sid:1;)\n",
+        "alert ip any any -> any any (flow.age:0; sid:2;)\n",
+    ));
+    let mut p = pkt(IpProto::Udp, b"");
+    assert!(sids(&rs, &p).is_empty());
+    p.flow_age = Some(0);
+    assert_eq!(sids(&rs, &p), [2]);
+    p.flow_age = Some(20);
+    assert!(sids(&rs, &p).is_empty());
+    p.flow_age = Some(21);
+    assert_eq!(sids(&rs, &p), [1]);
+    assert_eq!(
+        skip("alert ip any any -> any any (flow.age:x; sid:3;)").keyword,
+        "flow.age"
+    );
 }
