@@ -1228,6 +1228,12 @@ mod tests {
                 };
                 let out = d.insert(T0, UNTAGGED, &ip, &frag);
                 prop_assert_eq!(out.anomaly, None);
+                // A retransmission is Suricata's overlap event, nothing else is raised here.
+                let overlap = if v6 { DecodeEvent::Ipv6FragOverlap } else { DecodeEvent::Ipv4FragOverlap };
+                prop_assert!(out.event.is_none() || out.event == Some(overlap), "{:?}", out.event);
+                if order.is_empty() {
+                    prop_assert_eq!(out.event, None);
+                }
                 got.extend(out.datagram);
             }
             // Retransmissions after completion start a new, incomplete datagram; the first
