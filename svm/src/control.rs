@@ -6,9 +6,11 @@
 //! unblocks are commands to it, listings read its published snapshot, and expiry is its job.
 //! The control plane keeps no table and no sweep of its own: it subscribes. The keeper's events
 //! (and the workers') come in through [`ControlState::ingest`], which persists block changes,
-//! feeds the decision stream, tags involved protected VMs and spools every event. The daemon
-//! wires `ControlState` to its workers through [`Hooks`]: `on_policy` receives every newly
-//! applied compiled policy (hand it to each worker's `set_policy` between packets).
+//! feeds the decision stream, tags involved protected VMs and spools every event; when keeper
+//! events were lost (a full queue), [`ControlState::resync_blocks`] brings the store and the
+//! stream in line with the keeper's snapshot. The daemon wires `ControlState` to its workers
+//! through [`Hooks`]: `on_policy` receives every newly applied compiled policy (hand it to each
+//! worker's `set_policy` between packets).
 //!
 //! Everything here is synchronous and short; the API calls it from `spawn_blocking` because
 //! store commits wait for the disk.
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use dataplane::blocks::{BlockEntry, BlockKey, BlockOrigin, BlockResult};
 use dataplane::event::{BlockChange, Engine, Event, EventKind, UnblockReason};
-use dataplane::shared_blocks::BlockControl;
+use dataplane::shared_blocks::{BlockControl, BlockSnapshot};
 use dataplane::time::Timestamp;
 use ipnet::IpNet;
 use policy::{CompiledPolicy, Policy, PolicyErrors};
@@ -408,12 +410,37 @@ enum Change {
 
 /// What the decision stream remembers of a block the keeper reported: its decision id and what
 /// a "deleted" decision repeats. Not a block table: the keeper decides what is blocked.
+///
+/// One block of a key is told from a later one of the same key by its creation and expiry, so
+/// a late event of a block a resync ([`ControlState::resync_blocks`]) already took in or
+/// removed changes nothing.
 #[derive(Clone, Debug)]
 struct Known {
     id: u64,
     origin: BlockOrigin,
     reason: String,
+    created: Timestamp,
     expires: Timestamp,
+    /// Its "new" decision is in the stream. False only for a manual block `block` stored
+    /// before the keeper made it.
+    streamed: bool,
+}
+
+impl Known {
+    fn is(&self, created: Timestamp, expires: Timestamp) -> bool {
+        self.created == created && self.expires == expires
+    }
+}
+
+/// What [`ControlState::resync_blocks`] changed in the store and the decision stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resync {
+    /// Blocks of the keeper's table the control plane had not taken in: stored and streamed
+    /// as new decisions.
+    pub added: u64,
+    /// Blocks the control plane knew that are no longer in the keeper's table: removed from
+    /// the store and streamed as deleted decisions.
+    pub removed: u64,
 }
 
 /// The decision stream's state.
@@ -556,7 +583,9 @@ impl ControlState {
                         id: b.id,
                         origin: e.origin,
                         reason: e.reason,
+                        created: e.created,
                         expires: e.expires,
+                        streamed: true,
                     },
                 );
             }
@@ -735,6 +764,24 @@ impl ControlState {
     /// protected VMs involved in alerts, and spool it. Duplicates from several workers (the
     /// same block added or expired in each) are reported once.
     pub fn ingest(&self, ev: &Event) {
+        self.take_event(ev, true);
+    }
+
+    /// [`Self::ingest`] for a keeper event whose change a resync ([`Self::resync_blocks`])
+    /// already took from the keeper's table: counted and spooled as any, the store and the
+    /// decision stream left as the resync made them.
+    pub fn ingest_reflected(&self, ev: &Event) {
+        self.take_event(ev, false);
+    }
+
+    /// The clock the control plane runs on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// [`Self::ingest`]; with `track` false a block change leaves the store and the decision
+    /// stream alone.
+    fn take_event(&self, ev: &Event, track: bool) {
         self.save_unsaved();
         match &ev.kind {
             EventKind::Alert(a) => {
@@ -784,18 +831,31 @@ impl ControlState {
                 } else {
                     BlockOrigin::Detection
                 };
-                {
+                if track {
                     let mut b = lock(&self.decisions);
                     // A manual block was stored (and given its id) by `block` before the keeper
-                    // made it; a detection block is stored here.
+                    // made it; a detection block is stored here. A resync may have taken this
+                    // very block in already (its event was late, not lost).
                     let known = match b.known.get(key) {
-                        Some(k) if origin == BlockOrigin::Manual => k.clone(),
-                        _ => {
+                        Some(k) if k.is(ev.ts, *expires) && k.streamed => None,
+                        Some(k) if k.is(ev.ts, *expires) => Some(Known {
+                            streamed: true,
+                            ..k.clone()
+                        }),
+                        stale => {
+                            // An earlier block of the key whose removal was lost with a full
+                            // queue (the resync that follows would say so later).
+                            if let Some(old) = stale.filter(|k| k.streamed).cloned() {
+                                let d = self.decision(key, &old, ev.ts);
+                                self.log_change(&mut b, Change::Deleted, d);
+                            }
                             let k = Known {
                                 id: self.store.next_decision_id().unwrap_or_default(),
                                 origin,
                                 reason: reason.to_string(),
+                                created: ev.ts,
                                 expires: *expires,
+                                streamed: true,
                             };
                             let entry = BlockEntry {
                                 created: ev.ts,
@@ -811,12 +871,14 @@ impl ControlState {
                             if self.store.put_block(&stored).is_err() {
                                 lock(&self.unsaved).insert(stored.key(), stored);
                             }
-                            b.known.insert(*key, k.clone());
-                            k
+                            Some(k)
                         }
                     };
-                    let d = self.decision(key, &known, ev.ts);
-                    self.log_change(&mut b, Change::New, d);
+                    if let Some(known) = known {
+                        b.known.insert(*key, known.clone());
+                        let d = self.decision(key, &known, ev.ts);
+                        self.log_change(&mut b, Change::New, d);
+                    }
                 }
                 match origin {
                     BlockOrigin::Manual => &self.counters.blocks_added_manual,
@@ -832,21 +894,35 @@ impl ControlState {
             } => self.hub.emit(Record::from_dataplane(ev)),
             EventKind::Block {
                 key,
-                change: BlockChange::Removed { reason, .. },
+                change:
+                    BlockChange::Removed {
+                        reason, created, ..
+                    },
             } => {
-                {
+                // Another block of the key (one `block` stored before the keeper reported the end
+                // of this one, or one a resync took in) stays.
+                let ours = track && {
                     let mut b = lock(&self.decisions);
-                    if let Some(k) = b.known.remove(key) {
-                        let d = self.decision(key, &k, ev.ts);
-                        self.log_change(&mut b, Change::Deleted, d);
+                    match b.known.get(key) {
+                        Some(k) if k.created != *created => false,
+                        Some(_) => {
+                            if let Some(k) = b.known.remove(key).filter(|k| k.streamed) {
+                                let d = self.decision(key, &k, ev.ts);
+                                self.log_change(&mut b, Change::Deleted, d);
+                            }
+                            true
+                        }
+                        None => true,
                     }
-                }
+                };
                 // A failed removal is retried implicitly: the stored block is expired or lifted,
                 // and the next start restores and reports it again.
-                lock(&self.unsaved).remove(&StoredBlock::key_of(key.scope, key.addr));
-                let _ = self
-                    .store
-                    .remove_blocks(&[(key.scope.to_string(), key.addr)]);
+                if ours {
+                    lock(&self.unsaved).remove(&StoredBlock::key_of(key.scope, key.addr));
+                    let _ = self
+                        .store
+                        .remove_blocks(&[(key.scope.to_string(), key.addr)]);
+                }
                 match reason {
                     UnblockReason::Expired => &self.counters.unblocked_expired,
                     UnblockReason::Manual => &self.counters.unblocked_manual,
@@ -871,6 +947,96 @@ impl ControlState {
                 self.hub.emit(Record::from_dataplane(ev));
             }
         }
+    }
+
+    /// Bring the store and the decision stream in line with the keeper's published table
+    /// `snap`, after keeper events were lost (their queue to the event pump was full): a block
+    /// of the table the control plane does not know is stored and streamed as new; a block it
+    /// knows that the table no longer holds (or holds as another block of the key) is removed
+    /// from the store and streamed as deleted. Blocks over by now count as gone. A manual block
+    /// `block` stored before the keeper made it is left alone until it is over. The events
+    /// that were lost are not written again: the caller reports the loss (`engine_overload`).
+    /// Late events of blocks the resync took in or removed change nothing ([`Known`]).
+    pub fn resync_blocks(&self, snap: &BlockSnapshot) -> Resync {
+        self.save_unsaved();
+        let now = self.clock.now();
+        let present: HashMap<BlockKey, BlockEntry> = snap
+            .list()
+            .into_iter()
+            .filter(|(_, e)| e.expires > now)
+            .collect();
+        let mut out = Resync::default();
+        let mut b = lock(&self.decisions);
+        let gone: Vec<BlockKey> = b
+            .known
+            .iter()
+            .filter(|(k, kn)| {
+                let held = present.get(k).is_some_and(|e| kn.is(e.created, e.expires));
+                !held && (kn.streamed || kn.expires <= now)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &gone {
+            if let Some(kn) = b.known.remove(k).filter(|kn| kn.streamed) {
+                let d = self.decision(k, &kn, now);
+                self.log_change(&mut b, Change::Deleted, d);
+            }
+        }
+        if !gone.is_empty() {
+            let mut unsaved = lock(&self.unsaved);
+            for k in &gone {
+                unsaved.remove(&StoredBlock::key_of(k.scope, k.addr));
+            }
+            drop(unsaved);
+            let keys: Vec<(String, IpAddr)> =
+                gone.iter().map(|k| (k.scope.to_string(), k.addr)).collect();
+            let _ = self.store.remove_blocks(&keys);
+            out.removed = gone.len() as u64;
+        }
+        let mut missed: Vec<(&BlockKey, &BlockEntry)> = Vec::new();
+        for (k, e) in &present {
+            match b.known.get_mut(k) {
+                Some(kn) if kn.is(e.created, e.expires) => {
+                    if !kn.streamed {
+                        kn.streamed = true;
+                        let kn = kn.clone();
+                        let d = self.decision(k, &kn, now);
+                        self.log_change(&mut b, Change::New, d);
+                        out.added += 1;
+                    }
+                }
+                _ => missed.push((k, e)),
+            }
+        }
+        // In the order the keeper made them, so decision ids grow with creation.
+        missed.sort_by_key(|(k, e)| (e.created, **k));
+        let first = self
+            .store
+            .next_decision_ids(missed.len() as u64)
+            .unwrap_or_default();
+        let mut stored = Vec::with_capacity(missed.len());
+        for (id, (k, e)) in (first..).zip(missed) {
+            let kn = Known {
+                id,
+                origin: e.origin,
+                reason: e.reason.clone(),
+                created: e.created,
+                expires: e.expires,
+                streamed: true,
+            };
+            stored.push(Self::stored(k, e, id));
+            let d = self.decision(k, &kn, now);
+            b.known.insert(*k, kn);
+            self.log_change(&mut b, Change::New, d);
+            out.added += 1;
+        }
+        if !stored.is_empty() && self.store.put_blocks(&stored).is_err() {
+            let mut unsaved = lock(&self.unsaved);
+            for s in stored {
+                unsaved.insert(s.key(), s);
+            }
+        }
+        out
     }
 
     /// Write the detection blocks the store refused earlier, if any.
@@ -1038,7 +1204,9 @@ impl Control for ControlState {
                 id,
                 origin: BlockOrigin::Manual,
                 reason: req.reason.clone(),
+                created: entry.created,
                 expires: entry.expires,
+                streamed: false,
             },
         );
         let undo = |e: ControlError| {
@@ -1324,7 +1492,9 @@ impl Control for ControlState {
                             id: b.known.get(k).map_or(0, |k| k.id),
                             origin: e.origin,
                             reason: e.reason.clone(),
+                            created: e.created,
                             expires: e.expires,
+                            streamed: true,
                         };
                         self.decision(k, &known, now)
                     })

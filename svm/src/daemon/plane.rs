@@ -12,15 +12,21 @@
 //!   stores it and feeds the decision stream. Blocks in the store go back to the keeper before
 //!   it runs with their original creation, expiry and origin, so they keep their remaining time.
 //! - **Events**: worker events (bounded queue, dropped and counted when full) and keeper events
-//!   (unbounded, never lost) go to one pump thread that calls `ingest`; the event hub then spools
-//!   them for the central server and writes the local outputs (EVE file, syslog). The legacy EVE
-//!   writer is not started in this mode, so nothing is written twice.
+//!   ([`super::keeper_events`]) go to one pump thread that calls `ingest`; the event hub then
+//!   spools them for the central server and writes the local outputs (EVE file, syslog). The
+//!   legacy EVE writer is not started in this mode, so nothing is written twice. The block
+//!   keeper's queue is bounded and the keeper never waits on it: what a full queue drops is
+//!   counted (`svm_queue_dropped_total{queue="keeper_events"}`, an `engine_overload` event), and
+//!   the pump, once the keeper has published the lost changes, brings the store and the
+//!   decision stream in line with its table ([`ControlState::resync_blocks`]), so no block is
+//!   lost with its event. Isolation events have a small queue of their own and are never dropped
+//!   (the isolation keeper waits; the module doc there says why that cannot deadlock).
 //! - **Runtime**: one tokio runtime on its own threads (`svm-ctl`), built before the packet
 //!   backend is opened, serves the mTLS API and runs the central sender and the NSX tagger.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +37,7 @@ use policy::{CompiledPolicy, Policy};
 use super::DaemonError;
 use super::config::{Config, NsxAuthKind};
 use super::dbsync::{AttackDefs, DbSync, DbThread};
+use super::keeper_events::{KeeperEventStats, KeeperEvents};
 use super::rules::{RulesFollower, RulesStatus, RulesSwapper};
 use super::stall::{Change, StallWatch};
 use super::workers::{PolicyCell, WorkerStatus};
@@ -77,6 +84,8 @@ pub struct Plane {
     pub api_addr: Option<SocketAddr>,
     /// The database's address lists, swapped by the database updater.
     pub web_db: Arc<super::weblists::WebDb>,
+    /// Counters of the block keeper's event queue (made by [`super::services`]).
+    pub keeper_events: Arc<KeeperEventStats>,
     runtime: tokio::runtime::Runtime,
     shutdown: tokio::sync::watch::Sender<bool>,
     db: Option<DbThread>,
@@ -227,6 +236,7 @@ impl Plane {
             file_policy.clone(),
         ))));
         let workers: WorkerStatuses = Arc::default();
+        let keeper_events = Arc::new(KeeperEventStats::default());
         let web_db = Arc::new(super::weblists::WebDb::default());
         // The admin's policy with the database's attack blocker definitions laid under it.
         let defs = Arc::new(AttackDefs::new(Arc::clone(&cell)));
@@ -262,6 +272,7 @@ impl Plane {
             let queues = (
                 Arc::clone(hub.stats()),
                 tagger.as_ref().map(|t| Arc::clone(t.overload())),
+                Arc::clone(&keeper_events),
             );
             Hooks {
                 on_policy: Some(Box::new(move |p| {
@@ -279,7 +290,8 @@ impl Plane {
                 })),
                 metrics: Some(Box::new(move || {
                     let mut m = dataplane_metrics(&w, &b, &rules);
-                    m.push(queue_metric(&queues.0, queues.1.as_deref()));
+                    m.push(queue_metric(&queues.0, queues.1.as_deref(), &queues.2));
+                    m.extend(queues.2.metrics());
                     if let Some(d) = &dbm {
                         m.extend(d.metrics());
                     }
@@ -399,6 +411,7 @@ impl Plane {
             policy: cell,
             api_addr,
             web_db,
+            keeper_events,
             runtime,
             shutdown,
             db,
@@ -427,11 +440,21 @@ impl Plane {
 /// second), and the keeper's published block count.
 /// What the bounded queues of the control plane dropped (the workers' queue is
 /// `svm_worker_events_dropped_total`).
-fn queue_metric(hub: &crate::events::EventStats, nsx: Option<&crate::events::Overload>) -> Metric {
+fn queue_metric(
+    hub: &crate::events::EventStats,
+    nsx: Option<&crate::events::Overload>,
+    keeper: &KeeperEventStats,
+) -> Metric {
     #[allow(clippy::cast_precision_loss)]
     let f =
         |o: &crate::events::Overload| o.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64;
-    let mut samples = vec![(vec![("queue", "events".to_owned())], f(&hub.queue))];
+    let mut samples = vec![
+        (vec![("queue", "events".to_owned())], f(&hub.queue)),
+        (
+            vec![("queue", super::keeper_events::QUEUE_NAME.to_owned())],
+            f(&keeper.overload),
+        ),
+    ];
     if let Some(n) = nsx {
         samples.push((vec![("queue", "nsx_tags".to_owned())], f(n)));
     }
@@ -645,22 +668,14 @@ fn dataplane_metrics(
     ]
 }
 
-/// The event pump: every worker and keeper event into `control.ingest`; returns once both
-/// queues are closed (workers and keeper stopped).
-pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &Receiver<Event>) {
+/// The event pump: every worker and keeper event into `control.ingest` (the keepers' first,
+/// with a resync after lost block events, [`KeeperEvents::drain`]); returns once every queue
+/// is closed (workers and keepers stopped).
+pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &mut KeeperEvents) {
     let mut workers_open = true;
     let mut keeper_open = true;
     while workers_open || keeper_open {
-        loop {
-            match keeper.try_recv() {
-                Ok(ev) => control.ingest(&ev),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    keeper_open = false;
-                    break;
-                }
-            }
-        }
+        keeper_open = keeper.drain(control);
         if workers_open {
             match workers.recv_timeout(Duration::from_millis(20)) {
                 Ok(ev) => {
