@@ -692,3 +692,38 @@ pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &mut Keep
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    /// `/metrics` says what the block keeper's queue dropped, beside the hub's and the
+    /// tagger's queues.
+    #[test]
+    fn queue_drops_include_the_keeper_events_queue() {
+        let hub = crate::events::EventStats::default();
+        let keeper = KeeperEventStats::default();
+        for _ in 0..3 {
+            keeper.overload.drop_one();
+        }
+        let m = queue_metric(&hub, None, &keeper);
+        assert_eq!(m.name, "svm_queue_dropped_total");
+        let keeper_queue = m
+            .samples
+            .iter()
+            .find(|(labels, _)| labels == &[("queue", "keeper_events".to_owned())])
+            .unwrap();
+        assert!((keeper_queue.1 - 3.0).abs() < f64::EPSILON);
+        let names: Vec<&str> = keeper.metrics().iter().map(|m| m.name).collect();
+        assert_eq!(
+            names,
+            [
+                "svm_keeper_events_queued_total",
+                "svm_keeper_resyncs_total",
+                "svm_keeper_resync_blocks_total"
+            ]
+        );
+    }
+}
