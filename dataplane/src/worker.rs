@@ -1109,6 +1109,15 @@ impl Worker {
         let Some(flow) = self.flows.get_mut(key) else {
             return Verdict::Forward;
         };
+        // --simulate-ips: a flow whose drop applied to the whole flow (an IP-only or app-layer
+        // rule, a stream match: `FlowRuleState::dropped`) has its later packets dropped without
+        // inspection, as Suricata's FLOW_ACTION_DROP.
+        if self.cfg.scanner.simulate_ips
+            && self.policy.policy().mode != Mode::Monitoring
+            && flow.ext.scan.as_ref().is_some_and(|s| s.rules.dropped())
+        {
+            return Verdict::Drop(DropReason::Rule);
+        }
         self.matches.clear();
         // A TCP flow whose handshake this appliance saw complete: its source proved its address
         // (a forged one never sees the SYN/ACK), so a rule match can block it.
@@ -2375,5 +2384,74 @@ mod forged_tests {
             "Scan.Generic.TCPFlags.Null",
         );
         assert_eq!(a.block_skipped, Some(BlockSkip::UnverifiedSource));
+    }
+}
+
+#[cfg(test)]
+mod simulate_ips_tests {
+    use core::net::IpAddr;
+
+    use super::*;
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, udp};
+    use crate::rules::RuleSetBuilder;
+    use crate::scanner::ScannerConfig;
+
+    fn worker(rules: &str) -> Worker {
+        let mut p = Policy::default();
+        p.attack_blocker.enabled = false;
+        let cfg = WorkerConfig {
+            scanner: ScannerConfig {
+                simulate_ips: true,
+                ..ScannerConfig::default()
+            },
+            ..WorkerConfig::default()
+        };
+        let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
+        let mut b = RuleSetBuilder::default();
+        b.add_text("t", rules);
+        w.set_rules(Some(Arc::new(b.build())));
+        w
+    }
+
+    /// The verdict and alerted sids of each of three datagrams of one flow.
+    fn three(w: &mut Worker) -> Vec<(Verdict, Vec<u32>)> {
+        let l4 = udp(IpAddr::V4(V4_SRC), IpAddr::V4(V4_DST), 40000, 53, b"xyz");
+        let frame = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, &l4));
+        (1..=3u64)
+            .map(|n| {
+                let mut out = VecOutput::default();
+                let meta = PacketMeta {
+                    ts: Timestamp(n * Timestamp::SECOND),
+                    pcap_cnt: n,
+                };
+                let v = w.process(&frame, meta, &mut out);
+                let sids = out
+                    .events
+                    .iter()
+                    .filter_map(|e| match &e.kind {
+                        EventKind::Alert(a) => Some(a.sid),
+                        _ => None,
+                    })
+                    .collect();
+                (v, sids)
+            })
+            .collect()
+    }
+
+    // A drop whose action applies to the flow (a header-only rule) drops the flow's later
+    // packets uninspected; a payload match drops its packet only, and the next is inspected.
+    #[test]
+    fn a_flow_scoped_drop_drops_the_rest_of_the_flow() {
+        let drop = Verdict::Drop(DropReason::Rule);
+        let mut w = worker("drop udp any any -> any any (sid:1;)");
+        assert_eq!(
+            three(&mut w),
+            [(drop, vec![1]), (drop, vec![]), (drop, vec![])]
+        );
+        let mut w = worker("drop udp any any -> any any (content:\"xyz\"; sid:2;)");
+        assert_eq!(
+            three(&mut w),
+            [(drop, vec![2]), (drop, vec![2]), (drop, vec![2])]
+        );
     }
 }

@@ -9,7 +9,8 @@ use super::vars::{AddrSet, PortSet};
 /// rule is evaluated before `drop`, `drop` before `reject`, `reject` before `alert`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum RuleAction {
-    /// Stop inspecting this packet (and the flow, for IP-only rules); no alert.
+    /// Stop inspecting this packet (and the flow, when the action applies to it: see
+    /// [`Rule::flow_scoped`]); no alert unless the rule says `alert`.
     Pass,
     /// Alert and drop (inline).
     Drop,
@@ -876,6 +877,8 @@ pub struct Rule {
     pub flowbits: Vec<FlowbitCmd>,
     /// `flowbits:noalert` (or `noalert`).
     pub noalert: bool,
+    /// `alert`: a `pass` rule alerts too ("alert then pass").
+    pub alert: bool,
     /// `threshold` / `detection_filter` from the rule (threshold.config may override).
     pub threshold: Option<ThresholdSpec>,
     /// Line in its file (first line of a continued rule).
@@ -921,5 +924,30 @@ impl Rule {
             && self.chains.is_empty()
             && self.flowbits.is_empty()
             && !self.noalert
+    }
+
+    /// Does a `pass` or `drop` of this rule apply to its whole flow? Suricata applies the
+    /// action to the flow for IP-only, like-IP-only and protocol-detection-only rules (a
+    /// header, app-layer protocols included, and at most `ip_proto`, `noalert` and setting
+    /// flowbits), for rules reading an app-layer buffer, and for matches in the reassembled
+    /// stream (decided per match by the engine); any other match drops or passes its packet.
+    pub fn flow_scoped(&self) -> bool {
+        let header_only = self.flow == FlowCheck::default()
+            && self
+                .packet
+                .iter()
+                .all(|p| matches!(p, PacketCheck::IpProto(_)))
+            && self.chains.is_empty()
+            && self
+                .flowbits
+                .iter()
+                .all(|f| matches!(f, FlowbitCmd::Set(_)));
+        header_only
+            || self.chains.iter().any(|c| {
+                !matches!(
+                    c.buffer,
+                    BufferKind::Payload | BufferKind::Packet | BufferKind::Stream
+                ) && !c.buffer.is_header()
+            })
     }
 }

@@ -15,7 +15,9 @@ use super::detect;
 use super::group::{FastPat, Group, GroupKey, Groups};
 use super::iponly::IpOnlyIndex;
 use super::mpm::{Mpm, PairUnion, find_all, find_both};
-use super::threshold::{ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window};
+use super::threshold::{
+    Decision, ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window,
+};
 
 /// Flow facts the caller knows about the packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,7 +129,9 @@ impl Buffers for HashMap<BufferKind, Vec<u8>> {
 pub struct FlowRuleState {
     bits: Vec<u32>,
     ip_only_done: [bool; 2],
-    pass: bool,
+    /// The flow's action, set by the first flow-scoped `pass` or `drop`/`reject` match
+    /// (Suricata's `FLOW_ACTION_PASS`/`FLOW_ACTION_DROP`: the first to be set wins).
+    action: Option<FlowAction>,
     /// `by_flow` threshold windows by rule index, of the rule set `windows_set`.
     windows: Vec<(u32, Window)>,
     windows_set: u64,
@@ -186,10 +190,28 @@ impl FlowRuleState {
         }
     }
 
-    /// A pass rule that applies to the whole flow (IP-only) has matched.
+    /// A pass rule that applies to the whole flow ([`Rule::flow_scoped`], or a stream match)
+    /// has matched: the flow's later packets are not inspected.
     pub fn passed(&self) -> bool {
-        self.pass
+        self.action == Some(FlowAction::Pass)
     }
+
+    /// A `drop` or `reject` rule that applies to the whole flow has matched: an inline engine
+    /// drops the flow's later packets without inspecting them (the rule set only records it).
+    pub fn dropped(&self) -> bool {
+        self.action == Some(FlowAction::Drop)
+    }
+
+    fn set_action(&mut self, a: FlowAction) {
+        self.action.get_or_insert(a);
+    }
+}
+
+/// What a flow-scoped match decided for the rest of the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowAction {
+    Pass,
+    Drop,
 }
 
 /// One rule that matched a packet.
@@ -209,10 +231,10 @@ pub struct RuleMatch {
     pub category: Option<Arc<str>>,
     /// Priority (EVE `alert.severity`).
     pub priority: u8,
-    /// Action.
+    /// Action: the rule's, or a `rate_filter`'s `new_action` while its rate is exceeded.
     pub action: RuleAction,
-    /// Should be reported: false for `pass`, `noalert`, suppressed or thresholded matches
-    /// (whose action, e.g. `drop`, still applies).
+    /// Should be reported: false for `pass` (without the `alert` keyword), `noalert`,
+    /// suppressed or thresholded matches (whose action, e.g. `drop`, still applies).
     pub alert: bool,
     /// `flowbits:noalert`.
     pub noalert: bool,
@@ -415,6 +437,8 @@ pub struct RuleSet {
     category: Vec<Option<Arc<str>>>,
     threshold: Vec<Option<ThresholdSpec>>,
     ip_only: Vec<bool>,
+    /// [`Rule::flow_scoped`] per rule.
+    flow_scoped: Vec<bool>,
     /// Fast pattern per rule (`None`: evaluated whenever its group is).
     fast: Vec<FastPat>,
     always: [Vec<u32>; CLASSES],
@@ -577,6 +601,7 @@ impl RuleSet {
             .map(|r| thresholds.override_for(r.gid, r.sid).or(r.threshold))
             .collect();
         let ip_only: Vec<bool> = rules.iter().map(Rule::is_ip_only).collect();
+        let flow_scoped = rules.iter().map(Rule::flow_scoped).collect();
         let mut always: [Vec<u32>; CLASSES] = Default::default();
         let mut ip_only_rules = Vec::new();
         let mut fast = Vec::with_capacity(rules.len());
@@ -607,6 +632,7 @@ impl RuleSet {
             category,
             threshold,
             ip_only,
+            flow_scoped,
             fast,
             always,
             ip_only_rules,
@@ -745,7 +771,7 @@ impl RuleSet {
         now: Timestamp,
         out: &mut Vec<RuleMatch>,
     ) {
-        if flow_state.pass {
+        if flow_state.passed() {
             return;
         }
         if flow_state.windows_set != self.id {
@@ -847,12 +873,15 @@ impl RuleSet {
         now: Timestamp,
         out: &mut Vec<RuleMatch>,
     ) {
+        // A drop or reject applied to this packet: a later pass does not pass the flow.
+        let mut dropped = false;
         for &idx in cand {
             let Some(rule) = self.rules.get(idx as usize) else {
                 continue;
             };
             let head_known = self.groups.head_known(idx as usize);
-            if !verify(rule, pkt, bufs, flow_state, head_known) {
+            let mut in_stream = false;
+            if !verify_in(rule, pkt, bufs, flow_state, head_known, &mut in_stream) {
                 continue;
             }
             for fb in &rule.flowbits {
@@ -870,7 +899,8 @@ impl RuleSet {
                 }
             }
             let ip_only = self.ip_only.get(idx as usize).copied().unwrap_or(false);
-            let mut alert = rule.action != RuleAction::Pass && !rule.noalert;
+            let mut action = rule.action;
+            let mut alert = (rule.action != RuleAction::Pass || rule.alert) && !rule.noalert;
             if alert
                 && self
                     .thresholds
@@ -879,7 +909,7 @@ impl RuleSet {
                 alert = false;
             }
             if alert && let Some(Some(spec)) = self.threshold.get(idx as usize) {
-                alert = match spec.track {
+                let decision = match spec.track {
                     Track::ByFlow => {
                         let w = match flow_state.windows.iter_mut().find(|(i, _)| *i == idx) {
                             Some((_, w)) => w,
@@ -900,6 +930,37 @@ impl RuleSet {
                     }
                     Track::ByRule => thresholds.hit(idx, TrackKey::Rule, spec, now),
                 };
+                match decision {
+                    Decision::Alert => {}
+                    Decision::Silent => alert = false,
+                    Decision::Action(a) => {
+                        action = a;
+                        // A pass alerts only when its rule says `alert`.
+                        alert = a != RuleAction::Pass || rule.alert;
+                    }
+                }
+            }
+            // Suricata's FlowApplySignatureActions: the action of an IP-only, like-IP-only,
+            // protocol-detection-only or app-layer rule, or of a match in the stream, applies
+            // to the flow; a pass after a drop of this packet is not applied at all. Suricata
+            // reassembles only after the handshake: before, a payload match is a packet's.
+            let flow_scoped = (in_stream && pkt.flow.established)
+                || self
+                    .flow_scoped
+                    .get(idx as usize)
+                    .copied()
+                    .unwrap_or(ip_only);
+            match action {
+                RuleAction::Pass if flow_scoped && !dropped => {
+                    flow_state.set_action(FlowAction::Pass)
+                }
+                RuleAction::Drop | RuleAction::Reject => {
+                    dropped = true;
+                    if flow_scoped {
+                        flow_state.set_action(FlowAction::Drop);
+                    }
+                }
+                _ => {}
             }
             out.push(RuleMatch {
                 gid: rule.gid,
@@ -909,16 +970,13 @@ impl RuleSet {
                 classtype: rule.classtype.clone(),
                 category: self.category.get(idx as usize).cloned().flatten(),
                 priority: rule.priority,
-                action: rule.action,
+                action,
                 alert,
                 noalert: rule.noalert,
                 ip_only,
                 rule_index: idx,
             });
-            if rule.action == RuleAction::Pass {
-                if ip_only {
-                    flow_state.pass = true;
-                }
+            if action == RuleAction::Pass {
                 break;
             }
         }
@@ -1103,12 +1161,26 @@ fn is_echo(p: &PacketView<'_>, t: u8) -> bool {
 
 /// Does rule `r` match? `head_known`: its group already proved the ports, addresses and `flow`
 /// options right for this packet (see [`Groups::head_known`]).
+#[cfg(test)]
 pub(super) fn verify(
     r: &Rule,
     p: &PacketView<'_>,
     bufs: &dyn Buffers,
     fs: &FlowRuleState,
     head_known: bool,
+) -> bool {
+    verify_in(r, p, bufs, fs, head_known, &mut false)
+}
+
+/// [`verify`], also telling whether a payload chain matched the reassembled stream (Suricata's
+/// stream match, whose `pass`/`drop` applies to the flow).
+fn verify_in(
+    r: &Rule,
+    p: &PacketView<'_>,
+    bufs: &dyn Buffers,
+    fs: &FlowRuleState,
+    head_known: bool,
+    in_stream: &mut bool,
 ) -> bool {
     if head_known {
         if !proto_ok(r, p) {
@@ -1117,7 +1189,7 @@ pub(super) fn verify(
     } else if !header_ok(r, p) || !flow_ok(r, p) {
         return false;
     }
-    rest_ok(r, p, bufs, fs)
+    rest_ok(r, p, bufs, fs, in_stream)
 }
 
 fn flow_ok(r: &Rule, p: &PacketView<'_>) -> bool {
@@ -1135,7 +1207,13 @@ fn flow_ok(r: &Rule, p: &PacketView<'_>) -> bool {
     true
 }
 
-fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState) -> bool {
+fn rest_ok(
+    r: &Rule,
+    p: &PacketView<'_>,
+    bufs: &dyn Buffers,
+    fs: &FlowRuleState,
+    in_stream: &mut bool,
+) -> bool {
     if !r.packet.iter().all(|c| packet_ok(c, p)) {
         return false;
     }
@@ -1162,21 +1240,25 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             return false;
         }
         // A second buffer is tried when the first does not match (the packet after the stream).
+        // Whether `buf` is the reassembled stream.
+        let mut stream_buf = false;
         let (buf, alt) = match ch.buffer {
             BufferKind::Payload => {
                 let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
                 let packet_only = r.proto == RuleProto::TcpPkt
                     || r.flow.stream == Some(false)
                     || p.proto != IpProto::Tcp;
+                let stream = bufs.get(BufferKind::Stream);
+                stream_buf = !packet_only && stream.is_some();
                 if packet_only {
                     (Some(p.payload), None)
                 } else if stream_only {
-                    (bufs.get(BufferKind::Stream), None)
+                    (stream, None)
                 } else if bufs.payload_in_stream() {
                     let alt = (!r.packet.is_empty()).then_some(p.payload);
-                    (bufs.get(BufferKind::Stream), alt)
+                    (stream, alt)
                 } else {
-                    (bufs.get(BufferKind::Stream).or(Some(p.payload)), None)
+                    (stream.or(Some(p.payload)), None)
                 }
             }
             BufferKind::Packet => (Some(p.payload), None),
@@ -1199,9 +1281,9 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             }
             other => (bufs.get(other), None),
         };
-        if !(buf.is_some_and(|b| chain_ok(ch, b, &mut vars))
-            || alt.is_some_and(|b| chain_ok(ch, b, &mut vars)))
-        {
+        if buf.is_some_and(|b| chain_ok(ch, b, &mut vars)) {
+            *in_stream |= stream_buf || ch.buffer == BufferKind::Stream;
+        } else if !alt.is_some_and(|b| chain_ok(ch, b, &mut vars)) {
             return false;
         }
     }

@@ -601,6 +601,7 @@ struct Builder {
     url_decode: Vec<BufferKind>,
     flowbits: Vec<FlowbitCmd>,
     noalert: bool,
+    alert: bool,
     threshold: Option<ThresholdSpec>,
     /// `byte_extract` variables in slot order: name and the buffer that sets it.
     byte_vars: Vec<(String, BufferKind)>,
@@ -729,7 +730,8 @@ impl Builder {
         Ok(true)
     }
 
-    /// Flow state and alerting: `flow`, `flowbits`, `noalert`, `threshold`, `detection_filter`.
+    /// Flow state and alerting: `flow`, `flowbits`, `noalert`, `alert`, `threshold`,
+    /// `detection_filter`.
     fn flow_state(
         &mut self,
         name: &str,
@@ -741,6 +743,7 @@ impl Builder {
             "flow" => self.flow(need(value)?)?,
             "flowbits" => self.flowbits(need(value)?, ctx)?,
             "noalert" => self.noalert = true,
+            "alert" => self.alert = true,
             "threshold" | "detection_filter" => {
                 if self.threshold.is_some() {
                     return invalid(name, "only one threshold or detection_filter per rule");
@@ -1290,6 +1293,7 @@ impl Builder {
             chains,
             flowbits: self.flowbits,
             noalert: self.noalert,
+            alert: self.alert,
             threshold: self.threshold,
             line,
         })

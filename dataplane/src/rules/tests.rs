@@ -1040,3 +1040,207 @@ fn stream_size_keyword() {
         assert_eq!(e.keyword, "stream_size", "{bad}");
     }
 }
+
+/// The rule set with this action order (Suricata's `action-order`).
+fn set_ordered(rules: &str, order: &[&str]) -> RuleSet {
+    let mut b = RuleSetBuilder::default();
+    b.set_action_order(ActionOrder::parse(order).unwrap());
+    let rep = b.add_text("t.rules", rules);
+    assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+    b.build()
+}
+
+/// (sid, action, alert) of each match of one packet, in evaluation order.
+fn matches_of(
+    rs: &RuleSet,
+    p: &PacketView<'_>,
+    bufs: &dyn Buffers,
+    fs: &mut FlowRuleState,
+) -> Vec<(u32, RuleAction, bool)> {
+    let mut out = Vec::new();
+    rs.inspect(
+        p,
+        bufs,
+        fs,
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
+    out.iter().map(|m| (m.sid, m.action, m.alert)).collect()
+}
+
+// `alert` on a pass rule: the pass alerts ("alert then pass") and still passes the flow; a
+// port rule without payload keywords is like-IP-only, so its pass applies to the flow.
+#[test]
+fn pass_with_alert_keyword_alerts_and_passes_the_flow() {
+    let rs = set_ordered(
+        "pass tcp any any -> any 80 (alert; sid:2;)\n\
+         drop tcp any any -> any any (noalert; sid:1;)",
+        &["pass", "drop", "reject", "alert"],
+    );
+    let mut fs = FlowRuleState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    assert_eq!(
+        matches_of(&rs, &p, &NoBuffers, &mut fs),
+        [(2, RuleAction::Pass, true)]
+    );
+    assert!(fs.passed() && !fs.dropped());
+    assert!(matches_of(&rs, &p, &NoBuffers, &mut fs).is_empty());
+    // Without `alert` the pass is silent.
+    let quiet = set("pass tcp any any -> any 80 (sid:2;)");
+    assert_eq!(
+        matches_of(&quiet, &p, &NoBuffers, &mut FlowRuleState::new()),
+        [(2, RuleAction::Pass, false)]
+    );
+}
+
+// A drop earlier in the action order drops the flow (like-IP-only rule); a pass after it on the
+// same packet still ends the packet's evaluation, but does not pass the flow.
+#[test]
+fn drop_before_pass_drops_the_flow_and_the_pass_is_not_applied() {
+    let rs = set_ordered(
+        "pass tcp any any -> any 80 (alert; sid:2;)\n\
+         drop tcp any any -> any any (sid:1;)\n\
+         alert tcp any any -> any any (content:\"x\"; sid:3;)",
+        &["drop", "reject", "alert", "pass"],
+    );
+    let mut fs = FlowRuleState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    assert_eq!(
+        matches_of(&rs, &p, &NoBuffers, &mut fs),
+        [
+            (1, RuleAction::Drop, true),
+            (3, RuleAction::Alert, true),
+            (2, RuleAction::Pass, true)
+        ]
+    );
+    assert!(fs.dropped() && !fs.passed());
+}
+
+// A packet match (payload content, no stream) drops or passes the packet only; an app-layer
+// rule's action applies to the flow, as does a payload match in the established stream.
+#[test]
+fn packet_matches_act_on_the_packet_app_layer_and_stream_matches_on_the_flow() {
+    let rs = set("drop tcp any any -> any any (content:\"Hi\"; sid:1;)");
+    let mut fs = FlowRuleState::new();
+    let p = pkt(IpProto::Tcp, b"Hi all");
+    assert_eq!(matches_of(&rs, &p, &NoBuffers, &mut fs).len(), 1);
+    assert!(!fs.dropped());
+    // The same bytes reassembled in the stream of an established flow: a stream match.
+    let stream: HashMap<BufferKind, Vec<u8>> = [(BufferKind::Stream, b"Hi all".to_vec())]
+        .into_iter()
+        .collect();
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&rs, &p, &stream, &mut fs).len(), 1);
+    assert!(fs.dropped());
+    // Before the handshake completed Suricata has no stream: a packet match.
+    let mut early = p;
+    early.flow.established = false;
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&rs, &early, &stream, &mut fs).len(), 1);
+    assert!(!fs.dropped());
+    // A packet keyword makes an http rule a packet rule; a header-only http rule is not.
+    let mut http = p;
+    http.app_proto = Some(AppProto::Http);
+    let dsize = set("pass http any any -> any any (dsize:6; sid:1;)");
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&dsize, &http, &NoBuffers, &mut fs).len(), 1);
+    assert!(!fs.passed());
+    let pd_only = set("pass http any any -> any any (sid:1;)");
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&pd_only, &http, &NoBuffers, &mut fs).len(), 1);
+    assert!(fs.passed());
+}
+
+fn rate_filtered(rule: &str, line: &str) -> RuleSet {
+    let mut b = RuleSetBuilder::default();
+    let (cfg, errs) = ThresholdConfig::parse(line, &Vars::default());
+    assert!(errs.is_empty(), "{errs:?}");
+    b.set_threshold_config(cfg);
+    let rep = b.add_text("t", rule);
+    assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+    b.build()
+}
+
+// rate_filter: the match over `count` in the window takes `new_action` (and keeps it for
+// `timeout` seconds); by_both counts the pair in both directions.
+#[test]
+fn rate_filter_changes_the_action() {
+    let rs = rate_filtered(
+        "alert tcp any any -> any any (content:\"x\"; sid:7;)",
+        "rate_filter gen_id 1, sig_id 7, track by_both, count 1, seconds 60, new_action drop, timeout 10\n",
+    );
+    let mut th = ThresholdState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    let mut back = p;
+    (back.src, back.dst) = (p.dst, p.src);
+    let mut run = |p: &PacketView<'_>, s: u64| {
+        let mut out = Vec::new();
+        rs.inspect(
+            p,
+            &NoBuffers,
+            &mut FlowRuleState::new(),
+            &mut th,
+            Timestamp::from_secs_micros(s, 0),
+            &mut out,
+        );
+        out.iter().map(|m| (m.action, m.alert)).collect::<Vec<_>>()
+    };
+    assert_eq!(run(&p, 0), [(RuleAction::Alert, true)]);
+    assert_eq!(run(&back, 1), [(RuleAction::Drop, true)]);
+    assert_eq!(run(&p, 5), [(RuleAction::Drop, true)]);
+    // The timeout ran out (10 s after the switch) but the window (60 s from the first match)
+    // still holds more than `count`: the action switches again; after the window, it does not.
+    assert_eq!(run(&p, 20), [(RuleAction::Drop, true)]);
+    assert_eq!(run(&p, 200), [(RuleAction::Alert, true)]);
+
+    // new_action pass: the switched match does not alert and passes the flow (an app-layer
+    // rule here), so the flow's later packets are not inspected.
+    let rs = rate_filtered(
+        "alert http any any -> any any (sid:8;)",
+        "rate_filter gen_id 1, sig_id 8, track by_rule, count 1, seconds 60, new_action pass, timeout 1000\n",
+    );
+    let mut http = p;
+    http.app_proto = Some(AppProto::Http);
+    let mut th = ThresholdState::new();
+    let mut fs = FlowRuleState::new();
+    let mut alerts = 0;
+    for _ in 0..5 {
+        let mut out = Vec::new();
+        rs.inspect(&http, &NoBuffers, &mut fs, &mut th, Timestamp(0), &mut out);
+        alerts += out.iter().filter(|m| m.alert).count();
+    }
+    assert_eq!(alerts, 1);
+    assert!(fs.passed());
+}
+
+// threshold type backoff (by_flow): alerts on match count, count*m, count*m², ...
+#[test]
+fn threshold_backoff() {
+    let rs = set(
+        "alert tcp any any -> any any (content:\"x\"; threshold: type backoff, track by_flow, count 2, multiplier 10; sid:5;)",
+    );
+    let mut fs = FlowRuleState::new();
+    let mut th = ThresholdState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    let mut alerted = Vec::new();
+    for n in 1..=250u32 {
+        let mut out = Vec::new();
+        rs.inspect(&p, &NoBuffers, &mut fs, &mut th, Timestamp(0), &mut out);
+        assert_eq!(out.len(), 1, "every match is returned, silent or not");
+        if out.iter().any(|m| m.alert) {
+            alerted.push(n);
+        }
+    }
+    assert_eq!(alerted, [2, 20, 200]);
+    // Backoff counts per flow only, with a multiplier and without seconds.
+    for bad in [
+        "threshold: type backoff, track by_src, count 1, multiplier 10;",
+        "threshold: type backoff, track by_flow, count 1;",
+        "threshold: type backoff, track by_flow, count 1, multiplier 10, seconds 5;",
+        "threshold: type limit, track by_flow, count 1, seconds 5, multiplier 2;",
+    ] {
+        let e = skip(&format!("alert tcp any any -> any any ({bad} sid:1;)"));
+        assert_eq!(e.keyword, "threshold", "{bad}");
+    }
+}
