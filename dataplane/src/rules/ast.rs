@@ -838,6 +838,41 @@ pub enum FlowbitCmd {
     IsNotSet(Vec<u32>),
 }
 
+/// Which address of the packet a hostbit is kept on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HostSide {
+    /// The source (the default).
+    Src,
+    /// The destination.
+    Dst,
+}
+
+/// What a `hostbits` option does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HostbitOp {
+    /// `set`.
+    Set,
+    /// `unset`.
+    Unset,
+    /// `toggle`.
+    Toggle,
+    /// `isset`.
+    IsSet,
+    /// `isnotset`.
+    IsNotSet,
+}
+
+/// A `hostbits` option.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HostbitCmd {
+    /// The command.
+    pub op: HostbitOp,
+    /// The bit (an id of the flowbit name table: names are interned together).
+    pub bit: u32,
+    /// Which host.
+    pub side: HostSide,
+}
+
 /// A loaded rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -875,6 +910,8 @@ pub struct Rule {
     pub chains: Vec<Chain>,
     /// `flowbits` commands other than `noalert`.
     pub flowbits: Vec<FlowbitCmd>,
+    /// `hostbits` commands other than `noalert`.
+    pub hostbits: Vec<HostbitCmd>,
     /// `flowbits:noalert` (or `noalert`).
     pub noalert: bool,
     /// `alert`: a `pass` rule alerts too ("alert then pass").
@@ -906,6 +943,9 @@ impl Rule {
                 }
             }
         }
+        for h in &mut self.hostbits {
+            m(&mut h.bit);
+        }
     }
 
     /// IP-only: only addresses, protocol `ip`-ish and no per-packet or payload keywords.
@@ -923,6 +963,7 @@ impl Rule {
                 .all(|p| matches!(p, PacketCheck::IpProto(_)))
             && self.chains.is_empty()
             && self.flowbits.is_empty()
+            && self.hostbits.is_empty()
             && !self.noalert
     }
 
@@ -938,6 +979,7 @@ impl Rule {
                 .iter()
                 .all(|p| matches!(p, PacketCheck::IpProto(_)))
             && self.chains.is_empty()
+            && self.hostbits.is_empty()
             && self
                 .flowbits
                 .iter()

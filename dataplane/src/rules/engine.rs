@@ -501,20 +501,22 @@ impl ActionOrder {
     }
 }
 
-/// Evaluation order: the action order, flowbit setters before checkers, then priority.
+/// Evaluation order: the action order, flowbit and hostbit setters before checkers, then
+/// priority.
 fn order_key(r: &Rule, order: &ActionOrder) -> (u8, u8, u8) {
+    let host_checks = |h: &HostbitCmd| matches!(h.op, HostbitOp::IsSet | HostbitOp::IsNotSet);
     let sets = r.flowbits.iter().any(|f| {
         matches!(
             f,
             FlowbitCmd::Set(_) | FlowbitCmd::Unset(_) | FlowbitCmd::Toggle(_)
         )
-    });
+    }) || r.hostbits.iter().any(|h| !host_checks(h));
     let checks = r.flowbits.iter().any(|f| {
         matches!(
             f,
             FlowbitCmd::IsSetAll(_) | FlowbitCmd::IsSetAny(_) | FlowbitCmd::IsNotSet(_)
         )
-    });
+    }) || r.hostbits.iter().any(host_checks);
     let fb = match (sets, checks) {
         (true, false) => 0,
         (true, true) => 1,
@@ -881,8 +883,22 @@ impl RuleSet {
             };
             let head_known = self.groups.head_known(idx as usize);
             let mut in_stream = false;
-            if !verify_in(rule, pkt, bufs, flow_state, head_known, &mut in_stream) {
+            if !verify_in(rule, pkt, bufs, flow_state, head_known, &mut in_stream)
+                || !hostbits_ok(rule, pkt, &thresholds.hosts, now)
+            {
                 continue;
+            }
+            for h in &rule.hostbits {
+                let host = match h.side {
+                    HostSide::Src => pkt.src,
+                    HostSide::Dst => pkt.dst,
+                };
+                match h.op {
+                    HostbitOp::Set => thresholds.hosts.set(host, h.bit, now),
+                    HostbitOp::Unset => thresholds.hosts.unset(host, h.bit),
+                    HostbitOp::Toggle => thresholds.hosts.toggle(host, h.bit, now),
+                    HostbitOp::IsSet | HostbitOp::IsNotSet => {}
+                }
             }
             for fb in &rule.flowbits {
                 match fb {
@@ -1190,6 +1206,26 @@ fn verify_in(
         return false;
     }
     rest_ok(r, p, bufs, fs, in_stream)
+}
+
+/// The rule's `hostbits:isset`/`isnotset` conditions hold at `now`.
+fn hostbits_ok(
+    r: &Rule,
+    p: &PacketView<'_>,
+    hosts: &super::hostbits::HostBits,
+    now: Timestamp,
+) -> bool {
+    r.hostbits.iter().all(|h| {
+        let host = match h.side {
+            HostSide::Src => p.src,
+            HostSide::Dst => p.dst,
+        };
+        match h.op {
+            HostbitOp::IsSet => hosts.is_set(host, h.bit, now),
+            HostbitOp::IsNotSet => !hosts.is_set(host, h.bit, now),
+            HostbitOp::Set | HostbitOp::Unset | HostbitOp::Toggle => true,
+        }
+    })
 }
 
 fn flow_ok(r: &Rule, p: &PacketView<'_>) -> bool {

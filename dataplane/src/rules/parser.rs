@@ -600,6 +600,7 @@ struct Builder {
     dotprefix: Vec<BufferKind>,
     url_decode: Vec<BufferKind>,
     flowbits: Vec<FlowbitCmd>,
+    hostbits: Vec<HostbitCmd>,
     noalert: bool,
     alert: bool,
     threshold: Option<ThresholdSpec>,
@@ -742,6 +743,7 @@ impl Builder {
         match name {
             "flow" => self.flow(need(value)?)?,
             "flowbits" => self.flowbits(need(value)?, ctx)?,
+            "hostbits" => self.hostbits(need(value)?, ctx)?,
             "noalert" => self.noalert = true,
             "alert" => self.alert = true,
             "threshold" | "detection_filter" => {
@@ -1191,6 +1193,42 @@ impl Builder {
         Ok(())
     }
 
+    /// `hostbits:<set|unset|toggle|isset|isnotset>,<name>[,<src|dst>]` or `hostbits:noalert`.
+    fn hostbits(&mut self, v: &str, ctx: &mut ParseCtx<'_>) -> PResult<()> {
+        let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+        let (cmd, name, side) = match parts.as_slice() {
+            ["noalert"] => {
+                self.noalert = true;
+                return Ok(());
+            }
+            [cmd, name] => (*cmd, *name, "src"),
+            [cmd, name, side] => (*cmd, *name, *side),
+            _ => return syntax("hostbits", "expected `command,name[,src|dst]`"),
+        };
+        if name.is_empty() || name.contains(['|', '&']) {
+            return syntax("hostbits", format!("`{cmd}` takes one name"));
+        }
+        let op = match cmd {
+            "set" => HostbitOp::Set,
+            "unset" => HostbitOp::Unset,
+            "toggle" => HostbitOp::Toggle,
+            "isset" => HostbitOp::IsSet,
+            "isnotset" => HostbitOp::IsNotSet,
+            other => return syntax("hostbits", format!("unknown command `{other}`")),
+        };
+        let side = match side {
+            "src" => HostSide::Src,
+            "dst" => HostSide::Dst,
+            // Suricata refuses it too ("'both' not implemented").
+            "both" => return unsupported("hostbits", "direction `both`"),
+            other => return syntax("hostbits", format!("unknown direction `{other}`")),
+        };
+        let next = u32::try_from(ctx.flowbits.len()).unwrap_or(u32::MAX);
+        let bit = *ctx.flowbits.entry(name.to_owned()).or_insert(next);
+        self.hostbits.push(HostbitCmd { op, bit, side });
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn finish(
         self,
@@ -1292,6 +1330,7 @@ impl Builder {
             packet: self.packet,
             chains,
             flowbits: self.flowbits,
+            hostbits: self.hostbits,
             noalert: self.noalert,
             alert: self.alert,
             threshold: self.threshold,

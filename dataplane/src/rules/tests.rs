@@ -1244,3 +1244,48 @@ fn threshold_backoff() {
         assert_eq!(e.keyword, "threshold", "{bad}");
     }
 }
+
+// hostbits: kept per address across flows (a fresh flow state sees them), on the source by
+// default or the named side, until they expire; `both` is refused as Suricata refuses it.
+#[test]
+fn hostbits_set_on_one_flow_seen_by_another() {
+    let rs = set(
+        "alert tcp any any -> any any (content:\"login\"; hostbits:set,seen; noalert; sid:1;)\n\
+         alert tcp any any -> any any (content:\"data\"; hostbits:isset,seen,src; sid:2;)\n\
+         alert tcp any any -> any any (content:\"data\"; hostbits:isnotset,seen,dst; sid:3;)\n\
+         alert tcp any any -> any any (content:\"bye\"; hostbits:unset,seen; sid:4;)",
+    );
+    let mut th = ThresholdState::new();
+    let mut run = |payload: &[u8], secs: u64| {
+        let p = pkt(IpProto::Tcp, payload);
+        let mut out = Vec::new();
+        rs.inspect(
+            &p,
+            &NoBuffers,
+            &mut FlowRuleState::new(),
+            &mut th,
+            Timestamp::from_secs_micros(secs, 0),
+            &mut out,
+        );
+        let mut v: Vec<u32> = out.iter().filter(|m| m.alert).map(|m| m.sid).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(run(b"data", 0), [3]);
+    assert_eq!(run(b"login", 1), Vec::<u32>::new());
+    assert_eq!(run(b"data", 2), [2, 3]);
+    assert_eq!(run(b"bye", 3), [4]);
+    assert_eq!(run(b"data", 4), [3]);
+    assert_eq!(run(b"login", 5), Vec::<u32>::new());
+    // 30 s after the set, the bit has expired.
+    assert_eq!(run(b"data", 5 + hostbits::HOSTBIT_EXPIRE_SECS), [3]);
+    assert_eq!(
+        skip("alert tcp any any -> any any (hostbits:set,x,both; sid:1;)").keyword,
+        "hostbits"
+    );
+    assert_eq!(
+        skip("alert tcp any any -> any any (hostbits:isset,a|b; sid:1;)").keyword,
+        "hostbits"
+    );
+    assert!(!set("alert ip any any -> any any (hostbits:set,x; sid:1;)").rules()[0].is_ip_only());
+}

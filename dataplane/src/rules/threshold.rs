@@ -558,11 +558,14 @@ pub enum TrackKey {
     Rule,
 }
 
-/// Host/rule-tracked threshold counters, one per worker (or shared behind a lock by the caller).
+/// Host/rule-tracked threshold counters, one per worker (or shared behind a lock by the caller),
+/// and the worker's other cross-flow rule state: the hostbits.
 #[derive(Debug, Default)]
 pub struct ThresholdState {
     map: HashMap<(u32, TrackKey), (Window, ThresholdSpec)>,
     overflows: u64,
+    /// `hostbits`.
+    pub hosts: super::hostbits::HostBits,
 }
 
 impl ThresholdState {
