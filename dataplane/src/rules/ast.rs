@@ -521,6 +521,10 @@ pub enum PacketCheck {
     IpOpts(u16),
     /// `stream_size`: the sequence space a side of the TCP session used so far.
     StreamSize(StreamSizeSide, NumCmp),
+    /// `tcp.seq`: the TCP header's sequence number.
+    TcpSeq(NumCmp),
+    /// `tcp.ack`: the TCP header's acknowledgment number.
+    TcpAck(NumCmp),
 }
 
 /// Which side `stream_size` measures.

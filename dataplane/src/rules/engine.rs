@@ -1159,12 +1159,24 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             },
             _ => false,
         },
+        PacketCheck::TcpSeq(n) => tcp_u32(p, 4).is_some_and(|v| n.test(u64::from(v))),
+        PacketCheck::TcpAck(n) => tcp_u32(p, 8).is_some_and(|v| n.test(u64::from(v))),
         PacketCheck::IpOpts(want) => {
             !p.ip_v6
                 && super::packet::ipv4_option_flags(p.ip_header.get(20..).unwrap_or(&[])) & want
                     != 0
         }
     }
+}
+
+/// The 32-bit field at `off` of the packet's TCP header (`None` without one: other protocols,
+/// fragments, pseudo packets).
+fn tcp_u32(p: &PacketView<'_>, off: usize) -> Option<u32> {
+    if p.proto != IpProto::Tcp {
+        return None;
+    }
+    let b: [u8; 4] = p.l4_header.get(off..off + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
 }
 
 fn is_echo(p: &PacketView<'_>, t: u8) -> bool {

@@ -809,6 +809,14 @@ impl Builder {
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
             "ttl" => self.packet.push(PacketCheck::Ttl(cmp(name, value, 255)?)),
+            "tcp.seq" => {
+                self.packet
+                    .push(PacketCheck::TcpSeq(cmp(name, value, u64::from(u32::MAX))?))
+            }
+            "tcp.ack" => {
+                self.packet
+                    .push(PacketCheck::TcpAck(cmp(name, value, u64::from(u32::MAX))?))
+            }
             "itype" => self.packet.push(PacketCheck::Itype(cmp(name, value, 255)?)),
             "icode" => self.packet.push(PacketCheck::Icode(cmp(name, value, 255)?)),
             "icmp_id" => self

@@ -1289,3 +1289,36 @@ fn hostbits_set_on_one_flow_seen_by_another() {
     );
     assert!(!set("alert ip any any -> any any (hostbits:set,x; sid:1;)").rules()[0].is_ip_only());
 }
+
+// tcp.seq / tcp.ack read the packet's own TCP header, with the integer operators; a packet
+// without a TCP header (a pseudo packet, UDP) never matches.
+#[test]
+fn tcp_seq_and_ack() {
+    let rs = set(
+        "alert tcp any any -> any any (tcp.ack:2548486954; sid:1;)\n\
+         alert tcp any any -> any any (tcp.seq:>100; sid:2;)\n\
+         alert ip any any -> any any (tcp.ack:!0; sid:3;)",
+    );
+    let header = |seq: u32, ack: u32| {
+        let mut h = [0u8; 20];
+        h[4..8].copy_from_slice(&seq.to_be_bytes());
+        h[8..12].copy_from_slice(&ack.to_be_bytes());
+        h
+    };
+    let hit = header(101, 2548486954);
+    let miss = header(100, 0);
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.l4_header = &hit;
+    assert_eq!(sids(&rs, &p), [1, 2, 3]);
+    p.l4_header = &miss;
+    assert!(sids(&rs, &p).is_empty());
+    p.l4_header = &[];
+    assert!(sids(&rs, &p).is_empty());
+    let mut u = pkt(IpProto::Udp, b"");
+    u.l4_header = &hit[..8];
+    assert!(sids(&rs, &u).is_empty());
+    assert_eq!(
+        skip("alert tcp any any -> any any (tcp.ack:4294967296; sid:1;)").keyword,
+        "tcp.ack"
+    );
+}
