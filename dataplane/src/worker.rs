@@ -19,7 +19,9 @@ use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, L4, tunnel};
 use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
-use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response, Signature};
+use crate::event::{
+    Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response, RuleVerdict, Signature,
+};
 use crate::flow::{Flow, FlowExt, FlowKey, FlowTable, FlowUpdate};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
@@ -1184,6 +1186,11 @@ impl Worker {
             block_minutes: block_minutes.map(|m| m.get()),
             block_skipped: skip,
             app: app.as_ref(),
+            verdict: match () {
+                _ if drop => RuleVerdict::Drop,
+                _ if self.matches.iter().any(|m| m.action == RuleAction::Pass) => RuleVerdict::Pass,
+                _ => RuleVerdict::Alert,
+            },
         };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
@@ -1513,6 +1520,7 @@ impl Flusher<'_> {
             let app = scanner::flush(
                 rules, cfg, thresholds, facts, scan, client, server, to_server, now, matches,
             );
+            let passed = matches.iter().any(|m| m.action == RuleAction::Pass);
             matches.retain(|m| m.alert && !rule_excluded(excl, m));
             let (src, dst) = if to_server {
                 (client, server)
@@ -1539,6 +1547,11 @@ impl Flusher<'_> {
                 block_minutes: None,
                 block_skipped: None,
                 app: app.as_ref(),
+                verdict: if passed {
+                    RuleVerdict::Pass
+                } else {
+                    RuleVerdict::Alert
+                },
             };
             for m in matches.iter() {
                 report.alert(m, counters, out);
@@ -1632,6 +1645,8 @@ struct RuleReport<'a> {
     block_skipped: Option<BlockSkip>,
     /// The flow's app-layer fields.
     app: Option<&'a scanner::AppFields>,
+    /// The packet's verdict after all its matches.
+    verdict: RuleVerdict,
 }
 
 impl RuleReport<'_> {
@@ -1666,6 +1681,7 @@ impl RuleReport<'_> {
                     .filter(|_| response == Response::TerminateAndBlock),
                 block_skipped: self.block_skipped.filter(|_| acts),
                 app: self.app.cloned().map(Box::new),
+                verdict: Some(self.verdict),
                 ..Alert::new(self.packet, Engine::ActivityScanner, sig)
             }),
         });
@@ -2413,8 +2429,11 @@ mod simulate_ips_tests {
         w
     }
 
-    /// The verdict and alerted sids of each of three datagrams of one flow.
-    fn three(w: &mut Worker) -> Vec<(Verdict, Vec<u32>)> {
+    /// Alerted sids, each with its EVE verdict.
+    type Alerted = Vec<(u32, Option<RuleVerdict>)>;
+
+    /// The verdict and alerts of each of three datagrams of one flow.
+    fn three(w: &mut Worker) -> Vec<(Verdict, Alerted)> {
         let l4 = udp(IpAddr::V4(V4_SRC), IpAddr::V4(V4_DST), 40000, 53, b"xyz");
         let frame = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, &l4));
         (1..=3u64)
@@ -2429,7 +2448,7 @@ mod simulate_ips_tests {
                     .events
                     .iter()
                     .filter_map(|e| match &e.kind {
-                        EventKind::Alert(a) => Some(a.sid),
+                        EventKind::Alert(a) => Some((a.sid, a.verdict)),
                         _ => None,
                     })
                     .collect();
@@ -2443,15 +2462,22 @@ mod simulate_ips_tests {
     #[test]
     fn a_flow_scoped_drop_drops_the_rest_of_the_flow() {
         let drop = Verdict::Drop(DropReason::Rule);
+        let dropped = |sid| vec![(sid, Some(RuleVerdict::Drop))];
         let mut w = worker("drop udp any any -> any any (sid:1;)");
         assert_eq!(
             three(&mut w),
-            [(drop, vec![1]), (drop, vec![]), (drop, vec![])]
+            [(drop, dropped(1)), (drop, vec![]), (drop, vec![])]
         );
         let mut w = worker("drop udp any any -> any any (content:\"xyz\"; sid:2;)");
         assert_eq!(
             three(&mut w),
-            [(drop, vec![2]), (drop, vec![2]), (drop, vec![2])]
+            [(drop, dropped(2)), (drop, dropped(2)), (drop, dropped(2))]
         );
+        // A pass (with `alert`) of the flow: its alert says pass, later packets are let
+        // through uninspected.
+        let mut w = worker("pass udp any any -> any 53 (alert; sid:3;)");
+        let pass = vec![(3, Some(RuleVerdict::Pass))];
+        let fwd = Verdict::Forward;
+        assert_eq!(three(&mut w), [(fwd, pass), (fwd, vec![]), (fwd, vec![])]);
     }
 }
