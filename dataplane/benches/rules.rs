@@ -47,6 +47,7 @@ fn view(payload: &[u8], app: Option<AppProto>) -> PacketView<'_> {
         ip_header: &[],
         l4_header: &[],
         stream_size: None,
+        flow_counts: None,
         flow: FlowView {
             has_flow: true,
             established: true,

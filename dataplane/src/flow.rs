@@ -289,12 +289,15 @@ pub struct Flow<X = ()> {
     pub first_seen: Timestamp,
     /// Last packet time.
     pub last_seen: Timestamp,
-    /// Packets client -> server.
-    pub pkts_to_server: u64,
-    /// Packets server -> client.
-    pub pkts_to_client: u64,
-    /// Bytes (frame lengths) in both directions.
-    pub bytes: u64,
+    /// Packets client -> server (saturating; `u32`, as Suricata's, so the two byte counts
+    /// below cost no more than the one total they replaced).
+    pub pkts_to_server: u32,
+    /// Packets server -> client (saturating).
+    pub pkts_to_client: u32,
+    /// Bytes (frame lengths) client -> server.
+    pub bytes_to_server: u64,
+    /// Bytes (frame lengths) server -> client.
+    pub bytes_to_client: u64,
     /// TCP state; `None` for other protocols.
     pub tcp: Option<TcpState>,
     /// FIN seen from the client / from the server.
@@ -325,6 +328,10 @@ pub struct FlowFacts {
     pub midstream: bool,
     /// Packets were seen in both directions.
     pub answered: bool,
+    /// Packets `[to_server, to_client]`, this one included (`flow.pkts`).
+    pub pkts: [u32; 2],
+    /// Bytes (frame lengths) `[to_server, to_client]`, this packet's included (`flow.bytes`).
+    pub bytes: [u64; 2],
 }
 
 /// The last TCP segment of each direction of a flow, as much as a reset of both ends needs.
@@ -438,6 +445,8 @@ impl<X: FlowExt> Flow<X> {
             tcp: self.tcp,
             midstream: self.midstream,
             answered: self.pkts_to_server > 0 && self.pkts_to_client > 0,
+            pkts: [self.pkts_to_server, self.pkts_to_client],
+            bytes: [self.bytes_to_server, self.bytes_to_client],
         }
     }
 
@@ -465,7 +474,8 @@ impl<X: FlowExt> Flow<X> {
             last_seen: now,
             pkts_to_server: 0,
             pkts_to_client: 0,
-            bytes: 0,
+            bytes_to_server: 0,
+            bytes_to_client: 0,
             tcp,
             fin_client: false,
             fin_server: false,
@@ -906,11 +916,12 @@ impl<X: FlowExt> FlowTable<X> {
         if let Some(n) = note {
             f.ends.get_or_insert_with(Box::default).note(a_to_b, n);
         }
-        f.bytes += frame_len as u64;
         if to_server {
-            f.pkts_to_server += 1;
+            f.pkts_to_server = f.pkts_to_server.saturating_add(1);
+            f.bytes_to_server = f.bytes_to_server.saturating_add(frame_len as u64);
         } else {
-            f.pkts_to_client += 1;
+            f.pkts_to_client = f.pkts_to_client.saturating_add(1);
+            f.bytes_to_client = f.bytes_to_client.saturating_add(frame_len as u64);
         }
         let mut handshake_completed = false;
         if let (Some(state), Some(flags)) = (f.tcp, tcp_flags) {
@@ -1251,6 +1262,26 @@ mod tests {
             assert!(t.fresh.len() + t.settled.len() <= 1024 + 1024 / 4 + 1);
         }
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn counts_per_direction_for_flow_pkts_and_bytes() {
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let (k, to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 5000), ep(2, 53));
+        let (_, to_a) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(2, 53), ep(1, 5000));
+        t.update(Timestamp(1), &k, to_b, None, 60);
+        t.update(Timestamp(2), &k, to_a, None, 1500);
+        t.update(Timestamp(3), &k, to_b, None, 100);
+        let facts = t.get_mut(&k).map(|f| f.facts());
+        assert_eq!(
+            facts.map(|f| (f.pkts, f.bytes)),
+            Some(([2, 1], [160, 1500]))
+        );
+        // Client and server follow the flow's first packet, not the key's order.
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        t.update(Timestamp(1), &k, to_a, None, 70);
+        let facts = t.get_mut(&k).map(|f| f.facts());
+        assert_eq!(facts.map(|f| (f.pkts, f.bytes)), Some(([1, 0], [70, 0])));
     }
 
     #[test]

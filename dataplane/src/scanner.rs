@@ -13,8 +13,8 @@ use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
 use crate::rules::{
-    AppProto, BufferKind, Buffers, FlowRuleState, FlowView, PacketView, RuleMatch, RuleSet, Side,
-    ThresholdState,
+    AppProto, BufferKind, Buffers, FlowCounts, FlowRuleState, FlowView, PacketView, RuleMatch,
+    RuleSet, Side, ThresholdState,
 };
 use crate::stream::{Segment, StreamConfig, StreamEvents, StreamMemcap, TcpStream};
 use crate::time::Timestamp;
@@ -432,6 +432,15 @@ fn stream_size(scan: &FlowScan) -> Option<(u64, u64)> {
 
 /// The packet's IP header (with options or extension headers) and transport header, for the
 /// header buffers (`ipv4.hdr`, `tcp.hdr`, ...) and `ipopts`; empty where the packet has none.
+/// The flow's counts for `flow.pkts` and `flow.bytes`.
+fn flow_counts(flow: FlowFacts) -> FlowCounts {
+    let [ps, pc] = flow.pkts;
+    FlowCounts {
+        pkts: [u64::from(ps), u64::from(pc)],
+        bytes: flow.bytes,
+    }
+}
+
 fn headers<'a>(ip: &Ip<'a>) -> (&'a [u8], &'a [u8]) {
     let hl = ip.header_len;
     let ip_header = ip.packet.get(..hl).unwrap_or(&[]);
@@ -607,6 +616,7 @@ pub fn inspect(
         ip_header,
         l4_header,
         stream_size: stream_size(scan),
+        flow_counts: Some(flow_counts(flow)),
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -727,6 +737,7 @@ pub fn flush(
         ip_header: &[],
         l4_header: &[],
         stream_size: stream_size(scan),
+        flow_counts: Some(flow_counts(flow)),
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -1416,6 +1427,7 @@ mod tests {
             ip_header: b"HDRprobeIP",
             l4_header: b"HDRprobeL4",
             stream_size: None,
+            flow_counts: None,
             flow: FlowView::default(),
             app_proto: None,
         };

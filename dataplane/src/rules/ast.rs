@@ -521,10 +521,25 @@ pub enum PacketCheck {
     IpOpts(u16),
     /// `stream_size`: the sequence space a side of the TCP session used so far.
     StreamSize(StreamSizeSide, NumCmp),
+    /// `flow.pkts`: the flow's packets in a direction so far, this one included.
+    FlowPkts(FlowDir, NumCmp),
+    /// `flow.bytes`: the flow's bytes in a direction so far, this packet's included.
+    FlowBytes(FlowDir, NumCmp),
     /// `tcp.seq`: the TCP header's sequence number.
     TcpSeq(NumCmp),
     /// `tcp.ack`: the TCP header's acknowledgment number.
     TcpAck(NumCmp),
+}
+
+/// Which direction `flow.pkts` and `flow.bytes` count.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FlowDir {
+    /// `toserver`.
+    ToServer,
+    /// `toclient`.
+    ToClient,
+    /// `either`: one of the two.
+    Either,
 }
 
 /// Which side `stream_size` measures.

@@ -30,6 +30,15 @@ pub struct FlowView {
     pub to_server: bool,
 }
 
+/// A flow's packet and byte counts, each `[to_server, to_client]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounts {
+    /// Packets.
+    pub pkts: [u64; 2],
+    /// Bytes (frame lengths).
+    pub bytes: [u64; 2],
+}
+
 /// What a rule set inspects: one packet, as plain data.
 #[derive(Clone, Copy, Debug)]
 pub struct PacketView<'a> {
@@ -67,6 +76,9 @@ pub struct PacketView<'a> {
     pub stream_size: Option<(u64, u64)>,
     /// Flow facts.
     pub flow: FlowView,
+    /// The flow's packet and byte counts so far, this packet included (`flow.pkts`,
+    /// `flow.bytes`); `None` without a flow.
+    pub flow_counts: Option<FlowCounts>,
     /// App-layer protocol of the flow, when detected.
     pub app_proto: Option<AppProto>,
 }
@@ -1159,6 +1171,12 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             },
             _ => false,
         },
+        PacketCheck::FlowPkts(dir, n) => p
+            .flow_counts
+            .is_some_and(|c| flow_count_ok(*dir, c.pkts, n)),
+        PacketCheck::FlowBytes(dir, n) => p
+            .flow_counts
+            .is_some_and(|c| flow_count_ok(*dir, c.bytes, n)),
         PacketCheck::TcpSeq(n) => tcp_u32(p, 4).is_some_and(|v| n.test(u64::from(v))),
         PacketCheck::TcpAck(n) => tcp_u32(p, 8).is_some_and(|v| n.test(u64::from(v))),
         PacketCheck::IpOpts(want) => {
@@ -1166,6 +1184,15 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
                 && super::packet::ipv4_option_flags(p.ip_header.get(20..).unwrap_or(&[])) & want
                     != 0
         }
+    }
+}
+
+fn flow_count_ok(dir: FlowDir, counts: [u64; 2], n: &NumCmp) -> bool {
+    let [to_server, to_client] = counts;
+    match dir {
+        FlowDir::ToServer => n.test(to_server),
+        FlowDir::ToClient => n.test(to_client),
+        FlowDir::Either => n.test(to_server) || n.test(to_client),
     }
 }
 

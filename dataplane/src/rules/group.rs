@@ -706,6 +706,7 @@ alert tcp any any -> any 80 (msg:"l"; flow:to_server; content:"xyz"; sid:12;)
             ip_header: &[],
             l4_header: &[],
             stream_size: None,
+            flow_counts: None,
             flow: FlowView {
                 has_flow,
                 established: est,

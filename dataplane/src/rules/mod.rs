@@ -61,8 +61,8 @@ use std::path::Path;
 pub use ast::{AppProto, BufferKind, Rule, RuleAction, RuleProto, Side};
 pub use classification::Classifications;
 pub use engine::{
-    ActionOrder, Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats, RuleMatch,
-    RuleSet,
+    ActionOrder, Buffers, FlowCounts, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats,
+    RuleMatch, RuleSet,
 };
 pub use parser::{RuleError, RuleErrorKind};
 pub use threshold::{ThresholdConfig, ThresholdState};

@@ -809,6 +809,41 @@ impl Builder {
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
             "ttl" => self.packet.push(PacketCheck::Ttl(cmp(name, value, 255)?)),
+            "flow.pkts" | "flow.bytes" => {
+                let v = need(value)?;
+                let Some((dir, n)) = v.split_once(',') else {
+                    return syntax(name, "expected `direction,number`");
+                };
+                let dir = match dir.trim() {
+                    "toserver" => FlowDir::ToServer,
+                    "toclient" => FlowDir::ToClient,
+                    "either" => FlowDir::Either,
+                    other => return syntax(name, format!("unknown direction `{other}`")),
+                };
+                let n = cmp(name, Some(n), u64::MAX)?;
+                self.packet.push(if name == "flow.pkts" {
+                    PacketCheck::FlowPkts(dir, n)
+                } else {
+                    PacketCheck::FlowBytes(dir, n)
+                });
+            }
+            // Suricata 7's forms of the same.
+            "flow.pkts_toserver"
+            | "flow.pkts_toclient"
+            | "flow.bytes_toserver"
+            | "flow.bytes_toclient" => {
+                let n = cmp(name, value, u64::MAX)?;
+                let dir = if name.ends_with("toserver") {
+                    FlowDir::ToServer
+                } else {
+                    FlowDir::ToClient
+                };
+                self.packet.push(if name.starts_with("flow.pkts") {
+                    PacketCheck::FlowPkts(dir, n)
+                } else {
+                    PacketCheck::FlowBytes(dir, n)
+                });
+            }
             "tcp.seq" => {
                 self.packet
                     .push(PacketCheck::TcpSeq(cmp(name, value, u64::from(u32::MAX))?))

@@ -36,6 +36,7 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         ip_header: &[],
         l4_header: &[],
         stream_size: None,
+        flow_counts: None,
         flow: FlowView {
             has_flow: true,
             established: true,
@@ -1321,4 +1322,34 @@ fn tcp_seq_and_ack() {
         skip("alert tcp any any -> any any (tcp.ack:4294967296; sid:1;)").keyword,
         "tcp.ack"
     );
+}
+
+// flow.pkts / flow.bytes: a direction (or either) and an integer comparison against the flow's
+// counts so far; the Suricata 7 forms; no flow, no match.
+#[test]
+fn flow_pkts_and_bytes() {
+    let rs = set(
+        "alert ip any any -> any any (flow.pkts:toserver,=10; sid:1;)\n\
+         alert ip any any -> any any (flow.pkts:toclient,>2; sid:2;)\n\
+         alert ip any any -> any any (flow.pkts:either,=3; flow.bytes:either,>3000; sid:3;)\n\
+         alert ip any any -> any any (flow.bytes_toserver:<100; sid:4;)\n\
+         alert ip any any -> any any (flow.pkts_toclient:3; sid:5;)",
+    );
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.flow_counts = Some(FlowCounts {
+        pkts: [10, 3],
+        bytes: [99, 3001],
+    });
+    assert_eq!(sids(&rs, &p), [1, 2, 3, 4, 5]);
+    p.flow_counts = Some(FlowCounts {
+        pkts: [9, 2],
+        bytes: [100, 3000],
+    });
+    assert!(sids(&rs, &p).is_empty());
+    p.flow_counts = None;
+    assert!(sids(&rs, &p).is_empty());
+    for bad in ["flow.pkts:up,=1", "flow.pkts:=1", "flow.bytes:toserver,x"] {
+        let e = skip(&format!("alert ip any any -> any any ({bad}; sid:1;)"));
+        assert!(e.keyword.starts_with("flow."), "{bad}: {e:?}");
+    }
 }

@@ -745,7 +745,7 @@ mod tests {
 
         /// One `key value` setting of a config line, from the file's own words and some others.
         fn setting() -> impl Strategy<Value = String> {
-            const KEYS: [&str; 9] = [
+            const KEYS: [&str; 11] = [
                 "gen_id",
                 "sig_id",
                 "track",
@@ -754,6 +754,8 @@ mod tests {
                 "count",
                 "seconds",
                 "new_action",
+                "timeout",
+                "multiplier",
                 "bogus",
             ];
             let key = proptest::sample::select(&KEYS[..]);
@@ -764,6 +766,9 @@ mod tests {
                 Just("by_src".to_owned()),
                 Just("by_either".to_owned()),
                 Just("limit".to_owned()),
+                Just("backoff".to_owned()),
+                Just("drop".to_owned()),
+                Just("pass".to_owned()),
                 Just("10.0.0.0/8".to_owned()),
                 Just("[1.2.3.4,!$HOME_NET]".to_owned()),
                 Just("$NOPE".to_owned()),
