@@ -217,7 +217,9 @@ impl Buffers for ScanBuffers<'_> {
                 BufferKind::TlsCertSubject => a.tls_cert_subject,
                 BufferKind::TlsCertIssuer => a.tls_cert_issuer,
                 BufferKind::TlsCertSerial => a.tls_cert_serial,
-                BufferKind::TlsCertFingerprint => a.tls_cert_fingerprint,
+                BufferKind::TlsCertFingerprint => a
+                    .tls_chain
+                    .and_then(crate::app::tls::cert::Certificates::fingerprint),
                 _ => None,
             };
         }
@@ -339,7 +341,8 @@ fn random_part(kind: BufferKind, random: Option<&[u8]>) -> Option<&[u8]> {
 pub fn buffer_filled(kind: BufferKind) -> bool {
     let queries = [Vec::new()];
     let hello = crate::app::tls::parser::ClientHello::default();
-    let full = |to_server| every_buffer(&queries, &hello, to_server);
+    let chain = crate::app::tls::cert::certificates([&b""[..]]);
+    let full = |to_server| every_buffer(&queries, &hello, &chain, to_server);
     matches!(kind, BufferKind::Payload | BufferKind::Packet)
         || kind.is_header()
         || full(true).get(kind).is_some()
@@ -350,6 +353,7 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
 fn every_buffer<'a>(
     queries: &'a [Vec<u8>],
     hello: &'a crate::app::tls::parser::ClientHello,
+    chain: &'a crate::app::tls::cert::Certificates,
     to_server: bool,
 ) -> ScanBuffers<'a> {
     const ANY: &[u8] = b"";
@@ -402,7 +406,7 @@ fn every_buffer<'a>(
         tls_cert_subject: Some(ANY),
         tls_cert_issuer: Some(ANY),
         tls_cert_serial: Some(ANY),
-        tls_cert_fingerprint: Some(ANY),
+        tls_chain: Some(chain),
         tls_certs: queries,
         tls_client_random: Some(&[0; 32]),
         tls_server_random: Some(&[0; 32]),
@@ -1057,11 +1061,12 @@ mod tests {
     fn kinds_cover_every_buffer_of_the_side() {
         let queries = [Vec::new()];
         let hello = crate::app::tls::parser::ClientHello::default();
+        let chain = crate::app::tls::cert::certificates([&b""[..]]);
         for to_server in [true, false] {
-            let full = every_buffer(&queries, &hello, to_server);
+            let full = every_buffer(&queries, &hello, &chain, to_server);
             let no_app = ScanBuffers {
                 app: None,
-                ..every_buffer(&queries, &hello, to_server)
+                ..every_buffer(&queries, &hello, &chain, to_server)
             };
             for kind in BufferKind::ALL {
                 let bit = 1u64 << kind.index();

@@ -336,8 +336,9 @@ pub struct AppBuffers<'a> {
     pub tls_cert_issuer: Option<&'a [u8]>,
     /// `tls.cert_serial`.
     pub tls_cert_serial: Option<&'a [u8]>,
-    /// `tls.cert_fingerprint`.
-    pub tls_cert_fingerprint: Option<&'a [u8]>,
+    /// The certificate chain, for `tls.cert_fingerprint`
+    /// ([`tls::cert::Certificates::fingerprint`], computed when asked for).
+    pub tls_chain: Option<&'a tls::cert::Certificates>,
     /// `tls.certs`: each certificate's DER, leaf first (a multi-buffer).
     pub tls_certs: &'a [Vec<u8>],
     /// `tls.random` of the ClientHello.
@@ -414,7 +415,7 @@ impl<'a> AppBuffers<'a> {
                     tls_cert_subject: x.and_then(|x| x.subject.as_deref()),
                     tls_cert_issuer: x.and_then(|x| x.issuer.as_deref()),
                     tls_cert_serial: x.and_then(|x| x.serial.as_deref()),
-                    tls_cert_fingerprint: x.and_then(|x| x.fingerprint.as_deref()),
+                    tls_chain: x,
                     tls_certs: x.map(|x| x.certs.as_slice()).unwrap_or_default(),
                     tls_client_random: c.map(|c| c.random.as_slice()),
                     tls_server_random: s.map(|s| s.random.as_slice()),
