@@ -130,8 +130,10 @@ impl AppFields {
 pub struct ScanBuffers<'a> {
     /// New in-order stream data of the packet's direction.
     pub stream: Option<&'a [u8]>,
-    /// The transaction the packet completed.
-    pub app: Option<AppBuffers<'a>>,
+    /// The transaction the packet completed (borrowed: the buffers are a large struct, and
+    /// moving them into every packet's `ScanBuffers` was a copy per packet, with or without a
+    /// transaction).
+    pub app: Option<&'a AppBuffers<'a>>,
     /// The packet's payload went into the reassembled stream, which inspects it (IDS mode).
     pub payload_in_stream: bool,
     /// The flow's payload is no longer inspected (encrypted TLS).
@@ -171,7 +173,7 @@ impl Buffers for ScanBuffers<'_> {
         if kind == BufferKind::Stream {
             return self.stream.filter(|_| n == 0);
         }
-        let a = self.app.as_ref()?;
+        let a = self.app?;
         let side = kind.side();
         if (side == Side::ToClient && self.to_server) || (side == Side::ToServer && !self.to_server)
         {
@@ -342,23 +344,35 @@ pub fn buffer_filled(kind: BufferKind) -> bool {
     let queries = [Vec::new()];
     let hello = crate::app::tls::parser::ClientHello::default();
     let chain = crate::app::tls::cert::certificates([&b""[..]]);
-    let full = |to_server| every_buffer(&queries, &hello, &chain, to_server);
+    let app = every_app(&queries, &hello, &chain);
+    let full = |to_server| every_buffer(&app, to_server);
     matches!(kind, BufferKind::Payload | BufferKind::Packet)
         || kind.is_header()
         || full(true).get(kind).is_some()
         || full(false).get(kind).is_some()
 }
 
-/// The buffers of a packet where every field is present (empty), for [`buffer_filled`].
-fn every_buffer<'a>(
+/// The buffers of a packet where every field is present (empty), for [`buffer_filled`]: `app`
+/// from [`every_app`].
+fn every_buffer<'a>(app: &'a AppBuffers<'a>, to_server: bool) -> ScanBuffers<'a> {
+    ScanBuffers {
+        stream: Some(b""),
+        app: Some(app),
+        payload_in_stream: false,
+        no_payload: false,
+        to_server,
+    }
+}
+
+/// A transaction where every field is present (empty), for [`every_buffer`].
+fn every_app<'a>(
     queries: &'a [Vec<u8>],
     hello: &'a crate::app::tls::parser::ClientHello,
     chain: &'a crate::app::tls::cert::Certificates,
-    to_server: bool,
-) -> ScanBuffers<'a> {
+) -> AppBuffers<'a> {
     const ANY: &[u8] = b"";
     // Every field named (no `..Default::default()`): a new field must be decided here.
-    let app = AppBuffers {
+    AppBuffers {
         proto: App::Unknown,
         http_method: Some(ANY),
         http_uri: Some(ANY),
@@ -415,13 +429,6 @@ fn every_buffer<'a>(
         tls_sans: queries,
         dns_queries: queries,
         dns: Some(every_dns()),
-    };
-    ScanBuffers {
-        stream: Some(ANY),
-        app: Some(app),
-        payload_in_stream: false,
-        no_payload: false,
-        to_server,
     }
 }
 
@@ -630,7 +637,7 @@ pub fn inspect(
     };
     let bufs = ScanBuffers {
         stream,
-        app,
+        app: app.as_ref(),
         payload_in_stream,
         no_payload,
         to_server,
@@ -643,7 +650,7 @@ pub fn inspect(
     if out.len() == before {
         return None;
     }
-    app.and_then(|a| AppFields::of(&a)).or_else(|| {
+    app.as_ref().and_then(AppFields::of).or_else(|| {
         let b = scan.app.buffers();
         if b.proto == App::Unknown {
             rule_app(scan.app.proto()).map(|_| AppFields {
@@ -751,7 +758,7 @@ pub fn flush(
     };
     let bufs = ScanBuffers {
         stream,
-        app,
+        app: app.as_ref(),
         // No payload of its own: stream rules read the stream only.
         payload_in_stream: true,
         no_payload,
@@ -765,7 +772,7 @@ pub fn flush(
     if out.len() == before {
         return None;
     }
-    app.and_then(|a| AppFields::of(&a)).or_else(|| {
+    app.as_ref().and_then(AppFields::of).or_else(|| {
         rule_app(scan.app.proto()).map(|_| AppFields {
             app_proto: scan.app.proto().name(),
             ..AppFields::default()
@@ -1062,11 +1069,12 @@ mod tests {
         let queries = [Vec::new()];
         let hello = crate::app::tls::parser::ClientHello::default();
         let chain = crate::app::tls::cert::certificates([&b""[..]]);
+        let app = every_app(&queries, &hello, &chain);
         for to_server in [true, false] {
-            let full = every_buffer(&queries, &hello, &chain, to_server);
+            let full = every_buffer(&app, to_server);
             let no_app = ScanBuffers {
                 app: None,
-                ..every_buffer(&queries, &hello, &chain, to_server)
+                ..every_buffer(&app, to_server)
             };
             for kind in BufferKind::ALL {
                 let bit = 1u64 << kind.index();
