@@ -261,12 +261,14 @@ pub struct AppBuffers<'a> {
     pub http_cookie: Option<&'a [u8]>,
     /// `http.header.raw` of the request.
     pub http_header_raw: Option<&'a [u8]>,
-    /// `http.request_header`: each request header (a multi-buffer).
-    pub http_request_headers: &'a [Vec<u8>],
+    /// The request head, for `http.request_header` (a multi-buffer:
+    /// [`http::parser::HeadFields::header`]).
+    pub http_request_headers: Option<&'a http::parser::HeadFields>,
     /// `http.header.raw` of the response.
     pub http_response_header_raw: Option<&'a [u8]>,
-    /// `http.response_header`: each response header (a multi-buffer).
-    pub http_response_headers: &'a [Vec<u8>],
+    /// The response head, for `http.response_header` (a multi-buffer:
+    /// [`http::parser::HeadFields::header`]).
+    pub http_response_headers: Option<&'a http::parser::HeadFields>,
     /// `http.connection`: the Connection header value.
     pub http_connection: Option<&'a [u8]>,
     /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
@@ -391,7 +393,7 @@ impl<'a> AppBuffers<'a> {
                 http_user_agent: r.user_agent.as_deref(),
                 http_header: Some(&r.header),
                 http_header_raw: Some(&r.fields.raw),
-                http_request_headers: &r.fields.headers,
+                http_request_headers: Some(&r.fields),
                 http_cookie: r.cookie.as_deref(),
                 http_connection: r.connection.as_deref(),
                 http_request_body: (r.has_body
@@ -447,7 +449,7 @@ impl<'a> AppBuffers<'a> {
             http_response_protocol: Some(&p.protocol),
             http_response_header: Some(&p.header),
             http_response_header_raw: Some(&p.fields.raw),
-            http_response_headers: &p.fields.headers,
+            http_response_headers: Some(&p.fields),
             http_set_cookie: p.set_cookie.as_deref(),
             http_response_header_names: Some(&p.fields.header_names),
             http_response_start: Some(&p.fields.start),
