@@ -13,7 +13,8 @@ use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
 use crate::rules::{
-    AppProto, BufferKind, Buffers, FlowCounts, FlowRuleState, FlowView, PacketView, RuleMatch,
+    AppProto, BufferKind, Buffers, FlowCounts, FlowRuleState, FlowView, KindSet, PacketView,
+    RuleMatch,
     RuleSet, Side, ThresholdState,
 };
 use crate::stream::{Segment, StreamConfig, StreamEvents, StreamMemcap, TcpStream};
@@ -152,14 +153,11 @@ impl Buffers for ScanBuffers<'_> {
         self.no_payload
     }
 
-    fn kinds(&self) -> u64 {
-        const PACKET: u64 = 1 << BufferKind::Payload.index()
-            | 1 << BufferKind::Packet.index()
-            | 1 << BufferKind::Stream.index();
-        const TO_SERVER: u64 = BufferKind::side_mask(true);
-        const TO_CLIENT: u64 = BufferKind::side_mask(false);
+    fn kinds(&self) -> KindSet {
+        const TO_SERVER: KindSet = BufferKind::side_mask(true);
+        const TO_CLIENT: KindSet = BufferKind::side_mask(false);
         match (&self.app, self.to_server) {
-            (None, _) => PACKET,
+            (None, _) => BufferKind::PACKET,
             (Some(_), true) => TO_SERVER,
             (Some(_), false) => TO_CLIENT,
         }
@@ -1098,15 +1096,14 @@ mod tests {
                 ..every_buffer(&app, to_server)
             };
             for kind in BufferKind::ALL {
-                let bit = 1u64 << kind.index();
                 assert_eq!(
                     full.get(kind).is_some(),
-                    full.kinds() & bit != 0
+                    full.kinds().contains(kind)
                         && !matches!(kind, BufferKind::Payload | BufferKind::Packet),
                     "{kind:?} to_server {to_server}"
                 );
                 if no_app.get(kind).is_some() {
-                    assert_ne!(no_app.kinds() & bit, 0, "{kind:?}");
+                    assert!(no_app.kinds().contains(kind), "{kind:?}");
                 }
             }
         }

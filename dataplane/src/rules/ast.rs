@@ -79,191 +79,153 @@ pub enum Direction {
     Both,
 }
 
-/// The buffers content, pcre and friends inspect. `Payload` is the default (no sticky buffer):
-/// the stream buffer of this direction when the caller supplies one, else the packet payload.
-#[allow(missing_docs)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub enum BufferKind {
-    Payload,
+/// Declares [`BufferKind`] once: each kind with its Suricata keyword, in index order. It
+/// generates the enum, [`BufferKind::ALL`] (declaration order, so `ALL[k.index()] == k`) and
+/// [`BufferKind::name`], which three hand-kept lists used to say and could disagree on.
+macro_rules! buffer_kinds {
+    ($($(#[$doc:meta])* $kind:ident => $name:literal,)+) => {
+        /// The buffers content, pcre and friends inspect. `Payload` is the default (no sticky
+        /// buffer): the stream buffer of this direction when the caller supplies one, else the
+        /// packet payload.
+        #[allow(missing_docs)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+        pub enum BufferKind {
+            $($(#[$doc])* $kind,)+
+        }
+
+        impl BufferKind {
+            /// Every kind in declaration order: `ALL[k.index()] == k`.
+            pub const ALL: [BufferKind; [$(stringify!($kind)),+].len()] = [$(BufferKind::$kind),+];
+
+            /// The buffer's Suricata keyword (`pkt_data` for the packet and the default buffer).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(BufferKind::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+buffer_kinds! {
+    /// The default buffer (no sticky buffer): this direction's stream when the caller has one,
+    /// else the packet's payload.
+    Payload => "pkt_data",
     /// The packet's L4 payload only (`pkt_data`, `tcp-pkt` rules).
-    Packet,
+    Packet => "pkt_data",
     /// The reassembled stream of this direction (`tcp-stream` rules).
-    Stream,
-    HttpUri,
-    HttpUriRaw,
-    HttpMethod,
-    HttpHost,
-    HttpHostRaw,
-    HttpUserAgent,
-    HttpHeader,
-    HttpHeaderRaw,
-    HttpHeaderNames,
-    HttpCookie,
-    HttpReferer,
-    HttpContentType,
-    HttpContentLen,
-    HttpRequestLine,
-    HttpRequestBody,
-    HttpResponseLine,
-    HttpStatCode,
-    HttpStatMsg,
-    HttpServer,
-    HttpLocation,
-    HttpAccept,
-    HttpAcceptEnc,
-    HttpAcceptLang,
-    HttpConnection,
-    HttpProtocol,
-    HttpStart,
+    Stream => "stream",
+    HttpUri => "http.uri",
+    HttpUriRaw => "http.uri.raw",
+    HttpMethod => "http.method",
+    HttpHost => "http.host",
+    HttpHostRaw => "http.host.raw",
+    HttpUserAgent => "http.user_agent",
+    HttpHeader => "http.header",
+    HttpHeaderRaw => "http.header.raw",
+    HttpHeaderNames => "http.header_names",
+    HttpCookie => "http.cookie",
+    HttpReferer => "http.referer",
+    HttpContentType => "http.content_type",
+    HttpContentLen => "http.content_len",
+    HttpRequestLine => "http.request_line",
+    HttpRequestBody => "http.request_body",
+    HttpResponseLine => "http.response_line",
+    HttpStatCode => "http.stat_code",
+    HttpStatMsg => "http.stat_msg",
+    HttpServer => "http.server",
+    HttpLocation => "http.location",
+    HttpAccept => "http.accept",
+    HttpAcceptEnc => "http.accept_enc",
+    HttpAcceptLang => "http.accept_lang",
+    HttpConnection => "http.connection",
+    HttpProtocol => "http.protocol",
+    HttpStart => "http.start",
     /// `file.data` / `file_data`: HTTP response body (and, later, other file-carrying protocols).
-    FileData,
-    TlsSni,
-    TlsCertSubject,
-    TlsCertIssuer,
-    TlsCertSerial,
+    FileData => "file.data",
+    TlsSni => "tls.sni",
+    TlsCertSubject => "tls.cert_subject",
+    TlsCertIssuer => "tls.cert_issuer",
+    TlsCertSerial => "tls.cert_serial",
     /// Each certificate of the chain, DER; the caller may concatenate them.
-    TlsCerts,
-    DnsQuery,
-    Ja3Hash,
-    Ja3sHash,
+    TlsCerts => "tls.certs",
+    DnsQuery => "dns.query",
+    Ja3Hash => "ja3.hash",
+    Ja3sHash => "ja3s.hash",
     /// `ja3.string`: the JA3 fields before hashing.
-    Ja3String,
+    Ja3String => "ja3.string",
     /// `ja3s.string`.
-    Ja3sString,
+    Ja3sString => "ja3s.string",
     /// `ja4.hash`: the full JA4 fingerprint.
-    Ja4Hash,
+    Ja4Hash => "ja4.hash",
     /// `tls.cert_fingerprint`: SHA-1 of the leaf certificate, `aa:bb:...`.
-    TlsCertFingerprint,
+    TlsCertFingerprint => "tls.cert_fingerprint",
     /// `tls.random`: the 32 random bytes of the ClientHello (to the server) or the
     /// ServerHello (to the client).
-    TlsRandom,
+    TlsRandom => "tls.random",
     /// `tls.random_time`: the first 4 of them.
-    TlsRandomTime,
+    TlsRandomTime => "tls.random_time",
     /// `tls.random_bytes`: the other 28.
-    TlsRandomBytes,
+    TlsRandomBytes => "tls.random_bytes",
     /// `tls.alpn`: each ALPN name of the ClientHello or the ServerHello (a multi-buffer).
-    TlsAlpn,
+    TlsAlpn => "tls.alpn",
     /// `tls.subjectaltname`: each subject alternative name of the server's leaf certificate.
-    TlsSubjectAltName,
+    TlsSubjectAltName => "tls.subjectaltname",
     /// `http.request_header`: each request header as `Name: value` (a multi-buffer).
-    HttpRequestHeader,
+    HttpRequestHeader => "http.request_header",
     /// `http.response_header`: each response header as `Name: value` (a multi-buffer).
-    HttpResponseHeader,
+    HttpResponseHeader => "http.response_header",
     /// `dns.queries.rrname`: each question name of the message (a multi-buffer).
-    DnsQueriesRrname,
+    DnsQueriesRrname => "dns.queries.rrname",
     /// `dns.answers.rrname`: each answer record's name.
-    DnsAnswersRrname,
+    DnsAnswersRrname => "dns.answers.rrname",
     /// `dns.authorities.rrname`: each authority record's name.
-    DnsAuthoritiesRrname,
+    DnsAuthoritiesRrname => "dns.authorities.rrname",
     /// `dns.additionals.rrname`: each additional record's name.
-    DnsAdditionalsRrname,
+    DnsAdditionalsRrname => "dns.additionals.rrname",
     /// `dns.response.rrname`: each name of a response: questions, answers, authorities,
     /// additionals.
-    DnsResponseRrname,
+    DnsResponseRrname => "dns.response.rrname",
     /// `dns.opcode`: the opcode as one byte, read by [`Step::Uint`].
-    DnsOpcode,
+    DnsOpcode => "dns.opcode",
     /// `dns.rcode`: the rcode as one byte, read by [`Step::Uint`].
-    DnsRcode,
+    DnsRcode => "dns.rcode",
     /// `dns.rrtype`: each question type (to the server) or answer type (to the client), two
     /// bytes big-endian, read by [`Step::Uint`].
-    DnsRrtype,
+    DnsRrtype => "dns.rrtype",
     /// `ipv4.hdr`: the IPv4 header with its options.
-    Ipv4Hdr,
+    Ipv4Hdr => "ipv4.hdr",
     /// `ipv6.hdr`: the IPv6 header with its extension headers.
-    Ipv6Hdr,
+    Ipv6Hdr => "ipv6.hdr",
     /// `tcp.hdr`: the TCP header with its options.
-    TcpHdr,
+    TcpHdr => "tcp.hdr",
     /// `udp.hdr`: the 8-byte UDP header.
-    UdpHdr,
+    UdpHdr => "udp.hdr",
     /// `icmpv4.hdr`: the ICMPv4 header (8 bytes, more for timestamps and router adverts).
-    Icmpv4Hdr,
+    Icmpv4Hdr => "icmpv4.hdr",
     /// `icmpv6.hdr`: the 8-byte ICMPv6 header.
-    Icmpv6Hdr,
+    Icmpv6Hdr => "icmpv6.hdr",
 }
 
 impl BufferKind {
-    /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 63] = {
-        use BufferKind::*;
-        [
-            Payload,
-            Packet,
-            Stream,
-            HttpUri,
-            HttpUriRaw,
-            HttpMethod,
-            HttpHost,
-            HttpHostRaw,
-            HttpUserAgent,
-            HttpHeader,
-            HttpHeaderRaw,
-            HttpHeaderNames,
-            HttpCookie,
-            HttpReferer,
-            HttpContentType,
-            HttpContentLen,
-            HttpRequestLine,
-            HttpRequestBody,
-            HttpResponseLine,
-            HttpStatCode,
-            HttpStatMsg,
-            HttpServer,
-            HttpLocation,
-            HttpAccept,
-            HttpAcceptEnc,
-            HttpAcceptLang,
-            HttpConnection,
-            HttpProtocol,
-            HttpStart,
-            FileData,
-            TlsSni,
-            TlsCertSubject,
-            TlsCertIssuer,
-            TlsCertSerial,
-            TlsCerts,
-            DnsQuery,
-            Ja3Hash,
-            Ja3sHash,
-            Ja3String,
-            Ja3sString,
-            Ja4Hash,
-            TlsCertFingerprint,
-            TlsRandom,
-            TlsRandomTime,
-            TlsRandomBytes,
-            TlsAlpn,
-            TlsSubjectAltName,
-            HttpRequestHeader,
-            HttpResponseHeader,
-            DnsQueriesRrname,
-            DnsAnswersRrname,
-            DnsAuthoritiesRrname,
-            DnsAdditionalsRrname,
-            DnsResponseRrname,
-            DnsOpcode,
-            DnsRcode,
-            DnsRrtype,
-            Ipv4Hdr,
-            Ipv6Hdr,
-            TcpHdr,
-            UdpHdr,
-            Icmpv4Hdr,
-            Icmpv6Hdr,
-        ]
-    };
+    /// The packet's header buffers (`ipv4.hdr`, `tcp.hdr`, ...): read from the packet itself.
+    pub const HEADERS: KindSet = KindSet::EMPTY
+        .with(BufferKind::Ipv4Hdr)
+        .with(BufferKind::Ipv6Hdr)
+        .with(BufferKind::TcpHdr)
+        .with(BufferKind::UdpHdr)
+        .with(BufferKind::Icmpv4Hdr)
+        .with(BufferKind::Icmpv6Hdr);
 
-    /// The packet's header buffers (`ipv4.hdr`, `tcp.hdr`, ...): read from the packet itself,
-    /// a bit at each [`Self::index`].
-    pub const HEADERS: u64 = 1 << BufferKind::Ipv4Hdr.index()
-        | 1 << BufferKind::Ipv6Hdr.index()
-        | 1 << BufferKind::TcpHdr.index()
-        | 1 << BufferKind::UdpHdr.index()
-        | 1 << BufferKind::Icmpv4Hdr.index()
-        | 1 << BufferKind::Icmpv6Hdr.index();
+    /// The packet's own payload and stream: what a packet offers without an app layer.
+    pub const PACKET: KindSet = KindSet::EMPTY
+        .with(BufferKind::Payload)
+        .with(BufferKind::Packet)
+        .with(BufferKind::Stream);
 
     /// A header buffer of the packet ([`Self::HEADERS`]).
     pub const fn is_header(self) -> bool {
-        Self::HEADERS & 1 << self.index() != 0
+        Self::HEADERS.contains(self)
     }
 
     /// Every kind, for tables indexed by kind.
@@ -274,13 +236,11 @@ impl BufferKind {
         self as usize
     }
 
-    /// The kinds (a bit at each [`Self::index`]) a packet going towards the server
-    /// (`to_server`) or the client may offer: those of its [`Side`] and the packet's own payload
-    /// and stream (the header kinds, [`Self::HEADERS`], the engine reads from the packet itself).
-    pub const fn side_mask(to_server: bool) -> u64 {
-        let mut m = 1u64 << BufferKind::Payload.index()
-            | 1u64 << BufferKind::Packet.index()
-            | 1u64 << BufferKind::Stream.index();
+    /// The kinds a packet going towards the server (`to_server`) or the client may offer:
+    /// those of its [`Side`] and the packet's own payload and stream (the header kinds,
+    /// [`Self::HEADERS`], the engine reads from the packet itself).
+    pub const fn side_mask(to_server: bool) -> KindSet {
+        let mut m = Self::PACKET;
         let mut rest: &[BufferKind] = &Self::ALL;
         while let [k, tail @ ..] = rest {
             let on = match k.side() {
@@ -291,80 +251,11 @@ impl BufferKind {
                 Side::ToClient => !to_server,
             };
             if on {
-                m |= 1u64 << k.index();
+                m = m.with(*k);
             }
             rest = tail;
         }
         m
-    }
-
-    /// The buffer's Suricata keyword (`pkt_data` for the packet and the default buffer).
-    pub fn name(self) -> &'static str {
-        use BufferKind::*;
-        match self {
-            Payload | Packet => "pkt_data",
-            Stream => "stream",
-            HttpUri => "http.uri",
-            HttpUriRaw => "http.uri.raw",
-            HttpMethod => "http.method",
-            HttpHost => "http.host",
-            HttpHostRaw => "http.host.raw",
-            HttpUserAgent => "http.user_agent",
-            HttpHeader => "http.header",
-            HttpHeaderRaw => "http.header.raw",
-            HttpHeaderNames => "http.header_names",
-            HttpCookie => "http.cookie",
-            HttpReferer => "http.referer",
-            HttpContentType => "http.content_type",
-            HttpContentLen => "http.content_len",
-            HttpRequestLine => "http.request_line",
-            HttpRequestBody => "http.request_body",
-            HttpResponseLine => "http.response_line",
-            HttpStatCode => "http.stat_code",
-            HttpStatMsg => "http.stat_msg",
-            HttpServer => "http.server",
-            HttpLocation => "http.location",
-            HttpAccept => "http.accept",
-            HttpAcceptEnc => "http.accept_enc",
-            HttpAcceptLang => "http.accept_lang",
-            HttpConnection => "http.connection",
-            HttpProtocol => "http.protocol",
-            HttpStart => "http.start",
-            FileData => "file.data",
-            TlsSni => "tls.sni",
-            TlsCertSubject => "tls.cert_subject",
-            TlsCertIssuer => "tls.cert_issuer",
-            TlsCertSerial => "tls.cert_serial",
-            TlsCerts => "tls.certs",
-            DnsQuery => "dns.query",
-            Ja3Hash => "ja3.hash",
-            Ja3sHash => "ja3s.hash",
-            Ja3String => "ja3.string",
-            Ja3sString => "ja3s.string",
-            Ja4Hash => "ja4.hash",
-            TlsCertFingerprint => "tls.cert_fingerprint",
-            TlsRandom => "tls.random",
-            TlsRandomTime => "tls.random_time",
-            TlsRandomBytes => "tls.random_bytes",
-            TlsAlpn => "tls.alpn",
-            TlsSubjectAltName => "tls.subjectaltname",
-            HttpRequestHeader => "http.request_header",
-            HttpResponseHeader => "http.response_header",
-            DnsQueriesRrname => "dns.queries.rrname",
-            DnsAnswersRrname => "dns.answers.rrname",
-            DnsAuthoritiesRrname => "dns.authorities.rrname",
-            DnsAdditionalsRrname => "dns.additionals.rrname",
-            DnsResponseRrname => "dns.response.rrname",
-            DnsOpcode => "dns.opcode",
-            DnsRcode => "dns.rcode",
-            DnsRrtype => "dns.rrtype",
-            Ipv4Hdr => "ipv4.hdr",
-            Ipv6Hdr => "ipv6.hdr",
-            TcpHdr => "tcp.hdr",
-            UdpHdr => "udp.hdr",
-            Icmpv4Hdr => "icmpv4.hdr",
-            Icmpv6Hdr => "icmpv6.hdr",
-        }
     }
 
     /// Which side of a transaction the buffer reads (Suricata's inspection engines register
@@ -435,6 +326,69 @@ pub enum Side {
     ToClient,
     /// Either: the request on packets towards the server, the response on the others.
     Both,
+}
+
+/// A set of [`BufferKind`]s, a bit at each [`BufferKind::index`]: what a packet may offer,
+/// what a signature group has a prefilter for. 128 bits hold every kind; the assertion below
+/// stops the build when a new kind would not fit (widen the word then).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct KindSet(u128);
+
+const _: () = assert!(
+    BufferKind::COUNT <= u128::BITS as usize,
+    "a KindSet holds 128 kinds"
+);
+
+impl KindSet {
+    /// No kind.
+    pub const EMPTY: KindSet = KindSet(0);
+    /// Every kind (and the unused bits above them: a superset is always right where a
+    /// `KindSet` says what may be offered).
+    pub const FULL: KindSet = KindSet(u128::MAX);
+
+    /// This set and `kind`.
+    #[must_use]
+    pub const fn with(self, kind: BufferKind) -> KindSet {
+        KindSet(self.0 | 1 << kind.index())
+    }
+
+    /// Whether `kind` is in the set.
+    pub const fn contains(self, kind: BufferKind) -> bool {
+        self.0 & 1 << kind.index() != 0
+    }
+
+    /// Kinds in both sets.
+    #[must_use]
+    pub const fn and(self, other: KindSet) -> KindSet {
+        KindSet(self.0 & other.0)
+    }
+
+    /// Kinds in either set.
+    #[must_use]
+    pub const fn or(self, other: KindSet) -> KindSet {
+        KindSet(self.0 | other.0)
+    }
+
+    /// Whether the set has no kind.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Removes and returns the kind of the lowest index, `None` when empty.
+    pub fn pop_first(&mut self) -> Option<BufferKind> {
+        if self.0 == 0 {
+            return None;
+        }
+        let k = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        BufferKind::ALL.get(k).copied()
+    }
+}
+
+impl FromIterator<BufferKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = BufferKind>>(iter: I) -> Self {
+        iter.into_iter().fold(KindSet::EMPTY, KindSet::with)
+    }
 }
 
 /// Numeric comparison of `dsize`, `ttl`, `itype`, `bsize`, `urilen`... (Suricata's `DetectU*`).

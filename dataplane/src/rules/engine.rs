@@ -104,11 +104,10 @@ pub trait Buffers {
         false
     }
 
-    /// The kinds (a bit at each [`BufferKind::index`]) [`Self::get`] may return a buffer of
-    /// on this packet; the prefilter does not ask for the others. A superset is always right
-    /// (the default: every kind).
-    fn kinds(&self) -> u64 {
-        u64::MAX
+    /// The kinds [`Self::get`] may return a buffer of on this packet; the prefilter does not
+    /// ask for the others. A superset is always right (the default: every kind).
+    fn kinds(&self) -> KindSet {
+        KindSet::FULL
     }
 
     /// The flow's payload is not inspected (encrypted TLS application data, as Suricata's
@@ -804,13 +803,9 @@ impl RuleSet {
         // Buffer by buffer, the prefilters of both parts in one pass over its bytes.
         // Only the kinds with a prefilter (a bit each): testing every kind's slot touched a
         // cache line per kind and part on every packet.
-        let mut kinds = group.kinds & (bufs.kinds() | BufferKind::HEADERS);
-        while kinds != 0 {
-            let k = kinds.trailing_zeros() as usize;
-            kinds &= kinds - 1;
-            let Some(kind) = BufferKind::ALL.get(k) else {
-                break;
-            };
+        let mut kinds = group.kinds.and(bufs.kinds().or(BufferKind::HEADERS));
+        while let Some(kind) = kinds.pop_first() {
+            let k = kind.index();
             let pfs = group
                 .parts
                 .each_ref()
@@ -841,14 +836,14 @@ impl RuleSet {
                     scan(pfs, union, s, pkt, &mut cand, &mut seen);
                 }
             } else if kind.is_header() {
-                if let Some(b) = super::packet::header_buffer(*kind, pkt) {
+                if let Some(b) = super::packet::header_buffer(kind, pkt) {
                     scan(pfs, union, b, pkt, &mut cand, &mut seen);
                 }
-            } else if let Some(b) = bufs.get(*kind) {
+            } else if let Some(b) = bufs.get(kind) {
                 scan(pfs, union, b, pkt, &mut cand, &mut seen);
                 if kind.is_multi() {
                     let mut n = 1;
-                    while let Some(b) = bufs.get_nth(*kind, n) {
+                    while let Some(b) = bufs.get_nth(kind, n) {
                         scan(pfs, union, b, pkt, &mut cand, &mut seen);
                         n += 1;
                     }

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::ast::{BufferKind, Direction, Rule, RuleProto};
+use super::ast::{BufferKind, Direction, KindSet, Rule, RuleProto};
 use super::engine::{CLASSES, PortGroups, Prefilter, PrefilterTable, classes_of};
 use super::mpm::PairUnion;
 use super::vars::{AddrSet, Bound, IntervalSet, PortSet};
@@ -173,8 +173,8 @@ pub struct Group {
     pub(super) unions: Vec<Option<PairUnion>>,
     /// The same for the parts' `packet_payload` prefilters.
     pub(super) packet_union: Option<PairUnion>,
-    /// Bit `k` set if a part has a prefilter for buffer kind `k` (`BufferKind::ALL[k]`).
-    pub(super) kinds: u64,
+    /// The kinds a part has a prefilter for.
+    pub(super) kinds: KindSet,
 }
 
 impl Group {
@@ -191,11 +191,12 @@ impl Group {
             .map(|(x, y)| union(x.as_ref(), y.as_ref()))
             .collect();
         let packet_union = union(a.packet_payload.as_ref(), b.packet_payload.as_ref());
-        let has = |p: &Part, k: usize| p.prefilters.get(k).is_some_and(Option::is_some);
-        const { assert!(BufferKind::COUNT <= 64, "a kind mask holds 64 kinds") };
-        let kinds = (0..BufferKind::COUNT)
+        let has =
+            |p: &Part, k: BufferKind| p.prefilters.get(k.index()).is_some_and(Option::is_some);
+        let kinds = BufferKind::ALL
+            .into_iter()
             .filter(|&k| has(a, k) || has(b, k))
-            .fold(0u64, |m, k| m | 1 << k);
+            .collect();
         Group {
             parts,
             unions,

@@ -58,7 +58,7 @@ pub mod vars;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-pub use ast::{AppProto, BufferKind, Rule, RuleAction, RuleProto, Side};
+pub use ast::{AppProto, BufferKind, KindSet, Rule, RuleAction, RuleProto, Side};
 pub use classification::Classifications;
 pub use engine::{
     ActionOrder, Buffers, FlowCounts, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats,

@@ -796,6 +796,59 @@ fn buffer_kind_all_is_in_index_order() {
     assert_eq!(BufferKind::ALL.len(), BufferKind::COUNT);
 }
 
+// Each keyword names one kind (the payload and the packet share `pkt_data`), so the parser's
+// lookup by name and `name` agree.
+#[test]
+fn buffer_kind_names_are_unique() {
+    let mut seen = HashMap::new();
+    for k in BufferKind::ALL {
+        if let Some(other) = seen.insert(k.name(), k) {
+            assert!(
+                matches!((other, k), (BufferKind::Payload, BufferKind::Packet)),
+                "{other:?} and {k:?} are both {}",
+                k.name()
+            );
+        }
+    }
+}
+
+// A `KindSet` gives back what it was given, in index order; its bits above the last kind are
+// no kinds; the side masks offer each side's own kinds and the shared ones.
+#[test]
+fn kind_set_pops_in_index_order() {
+    let mut all: KindSet = BufferKind::ALL.into_iter().rev().collect();
+    let mut popped = Vec::new();
+    while let Some(k) = all.pop_first() {
+        popped.push(k);
+    }
+    assert_eq!(popped, BufferKind::ALL);
+    assert!(all.is_empty());
+    let last = BufferKind::ALL[BufferKind::COUNT - 1];
+    let set = KindSet::EMPTY.with(last).with(BufferKind::Payload);
+    assert!(set.contains(last) && set.contains(BufferKind::Payload));
+    assert!(!set.contains(BufferKind::Stream));
+    assert_eq!(
+        set.and(BufferKind::PACKET),
+        KindSet::EMPTY.with(BufferKind::Payload)
+    );
+    assert_eq!(
+        set.or(BufferKind::PACKET).and(BufferKind::HEADERS),
+        KindSet::EMPTY.with(last)
+    );
+    // The full set's bits above the last kind are no kinds.
+    let mut full = KindSet::FULL;
+    assert_eq!(
+        std::iter::from_fn(|| full.pop_first()).count(),
+        BufferKind::COUNT
+    );
+    // Each side offers its own kinds and the shared ones, never the headers.
+    let (up, down) = (BufferKind::side_mask(true), BufferKind::side_mask(false));
+    assert!(up.contains(BufferKind::HttpUri) && !down.contains(BufferKind::HttpUri));
+    assert!(down.contains(BufferKind::HttpStatCode) && !up.contains(BufferKind::HttpStatCode));
+    assert!(up.contains(BufferKind::FileData) && down.contains(BufferKind::FileData));
+    assert!(up.and(BufferKind::HEADERS).is_empty() && down.and(BufferKind::HEADERS).is_empty());
+}
+
 // A reload that keeps the old set's flowbit ids (`keep_flowbits_of`): a bit a flow set under
 // the old set means the same name under the new one, even where the new files name their
 // flowbits in another order; without it the id would name another flowbit.
