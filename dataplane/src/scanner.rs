@@ -106,6 +106,8 @@ pub struct AppFields {
     pub tls_sni: Option<String>,
     /// `dns.query` (first name).
     pub dns_query: Option<String>,
+    /// That name was cut at Suricata's 1025 bytes (EVE `rrname_truncated`).
+    pub dns_query_truncated: bool,
 }
 
 impl AppFields {
@@ -122,6 +124,7 @@ impl AppFields {
             http_method: s(b.http_method),
             tls_sni: s(b.tls_sni),
             dns_query: s(b.dns_query()),
+            dns_query_truncated: b.dns.is_some_and(|m| m.queries_cut & 1 != 0),
         })
     }
 }
@@ -176,6 +179,14 @@ impl Buffers for ScanBuffers<'_> {
         if (side == Side::ToClient && self.to_server) || (side == Side::ToServer && !self.to_server)
         {
             return None;
+        }
+        if kind == BufferKind::AppLayerEvent {
+            let m = a.dns?;
+            return m
+                .events
+                .names(m.response, self.to_server)
+                .nth(n)
+                .map(str::as_bytes);
         }
         if !self.to_server {
             return match kind {
@@ -318,6 +329,7 @@ fn every_dns() -> &'static crate::app::dns::parser::Message {
         answers: vec![Record::default()],
         authorities: vec![Record::default()],
         additionals: vec![Record::default()],
+        events: crate::app::dns::parser::TxEvents::Z_FLAG_SET,
         ..Message::default()
     });
     &M
@@ -1416,6 +1428,8 @@ mod tests {
             DnsAdditionalsRrname | DnsResponseRrname => ("x.io", Probe::DnsResponse),
             // Integer keywords, not named as sticky buffers: `dns_integer_keywords`.
             DnsOpcode | DnsRcode | DnsRrtype => ("", Probe::DnsResponse),
+            // Named by `app-layer-event` only: `dns_app_layer_events` (RESPONSE sets Z).
+            AppLayerEvent => ("dns.z_flag_set", Probe::DnsResponse),
             // Read from the packet's own headers: probed with a crafted view instead.
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => ("", Probe::Http),
         }
@@ -1756,6 +1770,38 @@ mod tests {
             run("dns.response.rrname; content:\"a.ioio\";"),
             (none.clone(), none)
         );
+    }
+
+    // `app-layer-event:dns.*` matches the events of the packet's own message: the Z flag
+    // (RESPONSE sets it, the query not), a response sent to the server, a query sent to the
+    // client; the name is matched whole, and an event svm never raises does not load.
+    #[test]
+    fn dns_app_layer_events() {
+        use crate::app::dns::parser::tests::RESPONSE;
+        let mut query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        query.extend_from_slice(b"\x01a\x02io\x00\x00\x1c\x00\x01");
+        let run = |event: &str, up: &[u8], down: &[u8]| {
+            let rule = format!("alert dns any any -> any any (app-layer-event:{event}; sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            (c.udp(53, up), c.udp_reply(53, down))
+        };
+        let (one, none) = (vec![1], Vec::<u32>::new());
+        let z = "dns.z_flag_set";
+        assert_eq!(run(z, &query, RESPONSE), (none.clone(), one.clone()));
+        let mut zq = query.clone();
+        zq[3] |= 0x40;
+        assert_eq!(run(z, &zq, &query), (one.clone(), none.clone()));
+        let (nreq, nresp) = ("dns.not_a_request", "dns.not_a_response");
+        assert_eq!(run(nreq, &query, RESPONSE), (none.clone(), none.clone()));
+        assert_eq!(run(nreq, RESPONSE, RESPONSE), (one.clone(), none.clone()));
+        assert_eq!(run(nresp, &query, &query), (none.clone(), one));
+        assert_eq!(run("dns.z_flag", &zq, RESPONSE), (none.clone(), none));
+        let mut b = RuleSetBuilder::default();
+        let rep = b.add_text(
+            "t.rules",
+            "alert http any any -> any any (app-layer-event:http.invalid_transfer_encoding_value_in_request; sid:2;)\n",
+        );
+        assert_eq!(rep.skipped.len(), 1, "{:?}", rep.skipped);
     }
 
     // Every buffer a rule can name (sticky keyword, legacy content modifier, pcre flag) is

@@ -162,6 +162,9 @@ struct TlsBody<'a> {
 #[derive(Serialize)]
 struct DnsQuery<'a> {
     rrname: &'a str,
+    /// The name was cut at Suricata's 1025 bytes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rrname_truncated: bool,
 }
 
 #[derive(Serialize)]
@@ -311,9 +314,12 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                 dns: a
                     .app
                     .as_ref()
-                    .and_then(|x| x.dns_query.as_deref())
-                    .map(|rrname| DnsBody {
-                        query: [DnsQuery { rrname }],
+                    .and_then(|x| Some((x.dns_query.as_deref()?, x.dns_query_truncated)))
+                    .map(|(rrname, rrname_truncated)| DnsBody {
+                        query: [DnsQuery {
+                            rrname,
+                            rrname_truncated,
+                        }],
                     }),
                 verdict: a.verdict.map(|v| VerdictBody { action: v.name() }),
                 web_address: a.web_address.as_deref().map(|w| WebAddressBody {

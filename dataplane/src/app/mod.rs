@@ -116,7 +116,8 @@ pub enum AppEvent {
     DnsTooManyQuestions,
     /// A compression pointer chain longer than the cap: a loop (that message is skipped).
     DnsPointerLoop,
-    /// A name longer than 255 bytes (that message is skipped).
+    /// A name longer than Suricata's 1025 bytes (cut, the message kept) or with more than 255
+    /// labels and no pointer (that message is skipped).
     DnsNameTooLong,
     /// DNS over TCP length prefix with a zero length or framing lost (unrecoverable).
     DnsBadTcpFraming,

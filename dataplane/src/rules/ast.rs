@@ -205,6 +205,9 @@ buffer_kinds! {
     Icmpv4Hdr => "icmpv4.hdr",
     /// `icmpv6.hdr`: the 8-byte ICMPv6 header.
     Icmpv6Hdr => "icmpv6.hdr",
+    /// `app-layer-event`: the name of each event of the transaction (`dns.z_flag_set`, ...),
+    /// a multi-buffer matched whole by the keyword, not a sticky buffer.
+    AppLayerEvent => "app-layer-event",
 }
 
 impl BufferKind {
@@ -270,7 +273,9 @@ impl BufferKind {
             | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode | DnsRcode | DnsRrtype => {
                 Side::Both
             }
-            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => Side::Both,
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr | AppLayerEvent => {
+                Side::Both
+            }
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
             | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader
@@ -296,6 +301,7 @@ impl BufferKind {
                 | BufferKind::DnsAdditionalsRrname
                 | BufferKind::DnsResponseRrname
                 | BufferKind::DnsRrtype
+                | BufferKind::AppLayerEvent
         )
     }
 
@@ -303,7 +309,8 @@ impl BufferKind {
     pub fn app_proto(self) -> Option<AppProto> {
         use BufferKind::*;
         match self {
-            Payload | Packet | Stream => None,
+            // The event names say their protocol; the rule's header names it too.
+            Payload | Packet | Stream | AppLayerEvent => None,
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
             | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint | TlsRandom

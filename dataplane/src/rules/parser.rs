@@ -1105,6 +1105,28 @@ impl Builder {
                 let c = cmp(name, value, max)?;
                 self.steps.push((kind, Step::Uint(c)));
             }
+            // The transaction's events by name; it reads its own buffer and leaves the sticky
+            // buffer as it is. Only the events svm raises load.
+            "app-layer-event" => {
+                let v = need(value)?.trim();
+                if !crate::app::dns::parser::TxEvents::ALL_NAMES.contains(&v) {
+                    return unsupported(name, format!("app-layer-event:{v}"));
+                }
+                if self
+                    .steps
+                    .iter()
+                    .any(|(b, _)| *b == BufferKind::AppLayerEvent)
+                {
+                    return unsupported(name, "more than one app-layer-event");
+                }
+                let Step::Content(mut c) = plain_content(v.as_bytes().to_vec(), false) else {
+                    return invalid(name, "not a content");
+                };
+                c.startswith = true;
+                c.endswith = true;
+                self.steps
+                    .push((BufferKind::AppLayerEvent, Step::Content(c)));
+            }
             "byte_test" => {
                 let bt = parse_byte_test(need(value)?, &self.byte_vars)?;
                 self.steps.push((self.buffer(), Step::ByteTest(bt)));
