@@ -78,7 +78,7 @@ pub struct FlowScan {
     inspected: [u64; 2],
     /// The latest transaction inspected and the rules (indexes) that matched its buffers: a
     /// transaction is offered again as it progresses, a rule fires once per transaction.
-    tx_matched: (u64, Vec<u32>),
+    tx_matched: (u64, Vec<(u32, bool)>),
     /// Established by a one-sided handshake ([`ScannerConfig::async_oneside`]).
     async_established: bool,
     /// IDS mode, per direction: the latest transaction the app layer created or progressed
@@ -231,6 +231,7 @@ impl Buffers for ScanBuffers<'_> {
                 BufferKind::TlsCertFingerprint => a
                     .tls_chain
                     .and_then(crate::app::tls::cert::Certificates::fingerprint),
+                BufferKind::SslVersion => a.tls_server_version,
                 _ => None,
             };
         }
@@ -277,6 +278,7 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::Ja3String => a.tls_ja3,
             BufferKind::Ja3Hash => a.tls_ja3_hash,
             BufferKind::Ja4Hash => a.tls_hello.map(crate::app::tls::parser::ClientHello::ja4),
+            BufferKind::SslVersion => a.tls_client_version,
             _ => None,
         }
     }
@@ -454,6 +456,8 @@ fn every_app<'a>(
         tls_certs: queries,
         tls_client_random: Some(&[0; 32]),
         tls_server_random: Some(&[0; 32]),
+        tls_client_version: Some(ANY),
+        tls_server_version: Some(ANY),
         tls_client_alpns: queries,
         tls_server_alpns: queries,
         tls_sans: queries,
@@ -525,11 +529,14 @@ pub fn established(f: FlowFacts, midstream: bool) -> bool {
 }
 
 /// Keep only the first match of each transaction rule (a rule inspecting an app-layer buffer)
-/// on transaction `id`, as Suricata's per-transaction detection state does.
+/// on transaction `id` in each direction, as Suricata's per-transaction detection state does
+/// (one inspection state per direction: a rule that reads either side, such as `ssl_version`,
+/// can fire once towards the server and once towards the client).
 fn once_per_tx(
     rules: &RuleSet,
-    seen: &mut (u64, Vec<u32>),
+    seen: &mut (u64, Vec<(u32, bool)>),
     id: u64,
+    to_server: bool,
     out: &mut Vec<RuleMatch>,
     from: usize,
 ) {
@@ -543,11 +550,12 @@ fn once_per_tx(
             .get(m.rule_index as usize)
             .is_some_and(|r| r.chains.iter().any(|c| c.buffer.app_proto().is_some()));
         if tx_rule {
-            if seen.1.contains(&m.rule_index) {
+            let key = (m.rule_index, to_server);
+            if seen.1.contains(&key) {
                 out.remove(i);
                 continue;
             }
-            seen.1.push(m.rule_index);
+            seen.1.push(key);
         }
         i += 1;
     }
@@ -675,7 +683,7 @@ pub fn inspect(
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
     if let Some(id) = tx {
-        once_per_tx(rules, &mut scan.tx_matched, id, out, before);
+        once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
     }
     if out.len() == before {
         return None;
@@ -797,7 +805,7 @@ pub fn flush(
     let before = out.len();
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
     if let Some(id) = tx {
-        once_per_tx(rules, &mut scan.tx_matched, id, out, before);
+        once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
     }
     if out.len() == before {
         return None;
@@ -1256,8 +1264,14 @@ mod tests {
         // The first match stands for an earlier packet's output: never touched.
         for (tx, want) in [(0, vec![2, 1, 2]), (0, vec![2, 2]), (1, vec![2, 1, 2])] {
             let mut out = vec![matched(&rules, 2), matched(&rules, 1), matched(&rules, 2)];
-            once_per_tx(&rules, &mut seen, tx, &mut out, 1);
+            once_per_tx(&rules, &mut seen, tx, true, &mut out, 1);
             assert_eq!(sids(&out), want, "tx {tx}");
+        }
+        // The other direction of the same transaction has its own state: once more there.
+        for want in [vec![2, 1, 2], vec![2, 2]] {
+            let mut out = vec![matched(&rules, 2), matched(&rules, 1), matched(&rules, 2)];
+            once_per_tx(&rules, &mut seen, 1, false, &mut out, 1);
+            assert_eq!(sids(&out), want, "to the client");
         }
     }
 
@@ -1430,6 +1444,8 @@ mod tests {
             DnsOpcode | DnsRcode | DnsRrtype => ("", Probe::DnsResponse),
             // Named by `app-layer-event` only: `dns_app_layer_events` (RESPONSE sets Z).
             AppLayerEvent => ("dns.z_flag_set", Probe::DnsResponse),
+            // Named by `ssl_version` only: `ssl_version_of_each_side`.
+            SslVersion => ("tls1.2", Probe::Tls),
             // Read from the packet's own headers: probed with a crafted view instead.
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => ("", Probe::Http),
         }
@@ -1770,6 +1786,61 @@ mod tests {
             run("dns.response.rrname; content:\"a.ioio\";"),
             (none.clone(), none)
         );
+    }
+
+    // `ssl_version` reads the client's hello version on its packets and the server's on its
+    // own; `!` matches a known version outside the list; an unknown version matches neither.
+    #[test]
+    fn ssl_version_of_each_side() {
+        use crate::app::tls::parser::tests::{client_hello_msg, records, server_flight};
+        let run = |client: [u8; 2], opts: &str| {
+            let rule = format!("alert tcp any any -> any any ({opts} sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            c.handshake();
+            let mut msg = client_hello_msg(b"probe.example");
+            msg[4..6].copy_from_slice(&client);
+            let hello = records(&msg, 1000);
+            let lh = u32::try_from(hello.len()).unwrap();
+            let up = c.pkt(true, PA, 101, 501, &hello);
+            let flight = records(&server_flight(&[]), 1000);
+            (up, c.pkt(false, PA, 501, 101 + lh, &flight))
+        };
+        let (one, none) = (vec![1], Vec::<u32>::new());
+        let (tls10, tls12, odd) = ([3, 1], [3, 3], [9, 9]);
+        assert_eq!(
+            run(tls12, "ssl_version:tls1.2;"),
+            (one.clone(), one.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:tls1.2;"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:tls1.0,TLS1.1;"),
+            (one.clone(), none.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:!tls1.0;"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:!sslv3, tls1.2;"),
+            (one.clone(), none.clone())
+        );
+        assert_eq!(run(odd, "ssl_version:!sslv3;"), (none.clone(), one.clone()));
+        assert_eq!(run(odd, "ssl_version:tls1.2;"), (none.clone(), one));
+        for bad in [
+            "ssl_version:tls9;",
+            "ssl_version:tls1.0,tls1.0;",
+            "ssl_version:!;",
+        ] {
+            let mut b = RuleSetBuilder::default();
+            let rep = b.add_text(
+                "t.rules",
+                &format!("alert tcp any any -> any any ({bad} sid:1;)"),
+            );
+            assert_eq!(rep.loaded, 0, "{bad}");
+        }
     }
 
     // `app-layer-event:dns.*` matches the events of the packet's own message: the Z flag

@@ -348,6 +348,10 @@ pub struct AppBuffers<'a> {
     pub tls_client_random: Option<&'a [u8]>,
     /// `tls.random` of the ServerHello.
     pub tls_server_random: Option<&'a [u8]>,
+    /// `ssl_version` of the client: its hello's version name (`tls1.2`).
+    pub tls_client_version: Option<&'static [u8]>,
+    /// `ssl_version` of the server: the version its hello chose.
+    pub tls_server_version: Option<&'static [u8]>,
     /// `tls.alpn` of the ClientHello (a multi-buffer).
     pub tls_client_alpns: &'a [Vec<u8>],
     /// `tls.alpn` of the ServerHello.
@@ -422,6 +426,8 @@ impl<'a> AppBuffers<'a> {
                     tls_certs: x.map(|x| x.certs.as_slice()).unwrap_or_default(),
                     tls_client_random: c.map(|c| c.random.as_slice()),
                     tls_server_random: s.map(|s| s.random.as_slice()),
+                    tls_client_version: c.and_then(tls::parser::ClientHello::version_name),
+                    tls_server_version: s.and_then(|s| s.version_name),
                     tls_client_alpns: c.map(|c| c.alpns()).unwrap_or_default(),
                     tls_server_alpns: s.map(|s| s.alpns.as_slice()).unwrap_or_default(),
                     tls_sans: x.map(|x| x.sans.as_slice()).unwrap_or_default(),

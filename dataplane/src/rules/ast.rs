@@ -208,6 +208,9 @@ buffer_kinds! {
     /// `app-layer-event`: the name of each event of the transaction (`dns.z_flag_set`, ...),
     /// a multi-buffer matched whole by the keyword, not a sticky buffer.
     AppLayerEvent => "app-layer-event",
+    /// `ssl_version`: the TLS version name (`tls1.2`) of this direction's hello, read whole
+    /// by the keyword.
+    SslVersion => "ssl_version",
 }
 
 impl BufferKind {
@@ -269,10 +272,9 @@ impl BufferKind {
         match self {
             FileData | HttpHeader | HttpHeaderRaw | HttpHeaderNames | HttpCookie
             | HttpContentType | HttpContentLen | HttpProtocol | HttpStart | TlsRandom
-            | TlsRandomTime | TlsRandomBytes | TlsAlpn | DnsQueriesRrname | DnsAnswersRrname
-            | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode | DnsRcode | DnsRrtype => {
-                Side::Both
-            }
+            | TlsRandomTime | TlsRandomBytes | TlsAlpn | SslVersion | DnsQueriesRrname
+            | DnsAnswersRrname | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode
+            | DnsRcode | DnsRrtype => Side::Both,
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr | AppLayerEvent => {
                 Side::Both
             }
@@ -314,7 +316,9 @@ impl BufferKind {
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
             | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint | TlsRandom
-            | TlsRandomTime | TlsRandomBytes | TlsAlpn | TlsSubjectAltName => Some(AppProto::Tls),
+            | TlsRandomTime | TlsRandomBytes | TlsAlpn | TlsSubjectAltName | SslVersion => {
+                Some(AppProto::Tls)
+            }
             DnsQuery | DnsQueriesRrname | DnsAnswersRrname | DnsAuthoritiesRrname
             | DnsAdditionalsRrname | DnsResponseRrname | DnsOpcode | DnsRcode | DnsRrtype => {
                 Some(AppProto::Dns)

@@ -1105,6 +1105,42 @@ impl Builder {
                 let c = cmp(name, value, max)?;
                 self.steps.push((kind, Step::Uint(c)));
             }
+            // Suricata's `ssl_version`: the version of this direction's hello is one of the
+            // list (`!`: is known and none of them). Read as an anchored expression over the
+            // version's name; an unknown version matches neither way.
+            "ssl_version" => {
+                let v = need(value)?.trim();
+                let (negated, list) = match v.strip_prefix('!') {
+                    Some(r) => (true, r),
+                    None => (false, v),
+                };
+                const NAMES: [&str; 6] = ["sslv2", "sslv3", "tls1.0", "tls1.1", "tls1.2", "tls1.3"];
+                let mut picked: Vec<&str> = Vec::new();
+                for w in list.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+                    let Some(n) = NAMES.iter().find(|n| n.eq_ignore_ascii_case(w)) else {
+                        return invalid(name, format!("unknown version `{w}`"));
+                    };
+                    if picked.contains(n) {
+                        return invalid(name, format!("`{w}` twice"));
+                    }
+                    picked.push(n);
+                }
+                if picked.is_empty() {
+                    return invalid(name, "no version");
+                }
+                let alts = picked.join("|").replace('.', "\\.");
+                let neg = if negated { "!" } else { "" };
+                let t = pcre::translate(&format!("{neg}\"/^(?:{alts})$/\""))
+                    .map_err(|e| (name.to_owned(), RuleErrorKind::Invalid(e.to_string())))?;
+                self.steps.push((
+                    BufferKind::SslVersion,
+                    Step::Pcre(Box::new(Pcre {
+                        regex: t.regex,
+                        relative: false,
+                        negated: t.negated,
+                    })),
+                ));
+            }
             // The transaction's events by name; it reads its own buffer and leaves the sticky
             // buffer as it is. Only the events svm raises load.
             "app-layer-event" => {
