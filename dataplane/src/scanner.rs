@@ -1446,6 +1446,8 @@ mod tests {
             AppLayerEvent => ("dns.z_flag_set", Probe::DnsResponse),
             // Named by `ssl_version` only: `ssl_version_of_each_side`.
             SslVersion => ("tls1.2", Probe::Tls),
+            // Read inside `base64_decode`, never offered: `rules::tests::base64_decode_and_data`.
+            Base64Data => ("", Probe::Http),
             // Read from the packet's own headers: probed with a crafted view instead.
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => ("", Probe::Http),
         }

@@ -211,6 +211,9 @@ buffer_kinds! {
     /// `ssl_version`: the TLS version name (`tls1.2`) of this direction's hello, read whole
     /// by the keyword.
     SslVersion => "ssl_version",
+    /// `base64_data`: what the rule's `base64_decode` decoded. Its steps run inside that
+    /// [`Step::Base64Decode`]; no chain reads it, no packet offers it.
+    Base64Data => "base64_data",
 }
 
 impl BufferKind {
@@ -251,7 +254,7 @@ impl BufferKind {
         while let [k, tail @ ..] = rest {
             let on = match k.side() {
                 // The packet's headers come from the packet, not from `Buffers`.
-                Side::Both if k.is_header() => false,
+                Side::Both if k.is_header() || matches!(k, BufferKind::Base64Data) => false,
                 Side::Both => true,
                 Side::ToServer => to_server,
                 Side::ToClient => !to_server,
@@ -275,9 +278,8 @@ impl BufferKind {
             | TlsRandomTime | TlsRandomBytes | TlsAlpn | SslVersion | DnsQueriesRrname
             | DnsAnswersRrname | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode
             | DnsRcode | DnsRrtype => Side::Both,
-            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr | AppLayerEvent => {
-                Side::Both
-            }
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr | AppLayerEvent
+            | Base64Data => Side::Both,
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
             | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader
@@ -312,7 +314,7 @@ impl BufferKind {
         use BufferKind::*;
         match self {
             // The event names say their protocol; the rule's header names it too.
-            Payload | Packet | Stream | AppLayerEvent => None,
+            Payload | Packet | Stream | AppLayerEvent | Base64Data => None,
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
             | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint | TlsRandom
@@ -774,6 +776,21 @@ pub enum Step {
     /// An integer keyword (`dns.opcode`, `dns.rcode`, `dns.rrtype`): the buffer, 1 to 8 bytes,
     /// read as a big-endian number and compared.
     Uint(NumCmp),
+    /// `base64_decode`, with the `base64_data` steps that read what it decoded.
+    Base64Decode(Box<Base64Decode>),
+}
+
+/// `base64_decode:[bytes N][, offset M][, relative]` and the steps after `base64_data`.
+#[derive(Clone, Debug)]
+pub struct Base64Decode {
+    /// At most this many encoded bytes are read (`bytes`; the rest of the buffer if `None`).
+    pub bytes: Option<u32>,
+    /// Start this far past the buffer start, or past the previous match when `relative`.
+    pub offset: u32,
+    /// `relative`.
+    pub relative: bool,
+    /// The `base64_data` steps, run on the decoded bytes from their start.
+    pub steps: Vec<Step>,
 }
 
 impl Step {
@@ -786,6 +803,7 @@ impl Step {
             Step::ByteTest(b) => b.relative,
             Step::ByteJump(b) => b.relative,
             Step::ByteExtract(b) => b.relative,
+            Step::Base64Decode(b) => b.relative,
             Step::Bsize(_) | Step::Uint(_) => false,
         }
     }

@@ -1141,6 +1141,41 @@ impl Builder {
                     })),
                 ));
             }
+            // Suricata's `base64_decode:[bytes N][, offset M][, relative]` on the current
+            // buffer; `base64_data` (below) selects what it decoded for the steps after it.
+            "base64_decode" => {
+                let mut d = Base64Decode {
+                    bytes: None,
+                    offset: 0,
+                    relative: false,
+                    steps: Vec::new(),
+                };
+                for part in value.unwrap_or("").split(',').map(str::trim) {
+                    let mut words = part.split_whitespace();
+                    match (words.next(), words.next(), words.next()) {
+                        (None, ..) => {}
+                        (Some("relative"), None, _) => d.relative = true,
+                        (Some("bytes"), Some(n), None) => {
+                            let n: u32 = parse_int(name, Some(n))?;
+                            if n == 0 {
+                                return invalid(name, "bytes 0");
+                            }
+                            d.bytes = Some(n);
+                        }
+                        (Some("offset"), Some(n), None) => d.offset = parse_int(name, Some(n))?,
+                        _ => return syntax(name, format!("unknown option `{part}`")),
+                    }
+                }
+                self.steps
+                    .push((self.buffer(), Step::Base64Decode(Box::new(d))));
+            }
+            "base64_data" => {
+                if value.is_some() {
+                    return syntax(name, "takes no value");
+                }
+                self.cur = Some(BufferKind::Base64Data);
+                self.last_content = None;
+            }
             // The transaction's events by name; it reads its own buffer and leaves the sticky
             // buffer as it is. Only the events svm raises load.
             "app-layer-event" => {
@@ -1346,16 +1381,27 @@ impl Builder {
         let Some(sid) = self.sid else {
             return syntax("sid", "missing sid");
         };
+        // The `base64_data` steps go inside the `base64_decode` before them.
+        let mut steps: Vec<(BufferKind, Step)> = Vec::with_capacity(self.steps.len());
+        let mut decode_at = None;
+        for (buf, step) in self.steps {
+            if buf == BufferKind::Base64Data {
+                match decode_at.and_then(|i| steps.get_mut(i)) {
+                    Some((_, Step::Base64Decode(d))) => d.steps.push(step),
+                    _ => return invalid("base64_data", "needs a base64_decode before it"),
+                }
+                continue;
+            }
+            if matches!(step, Step::Base64Decode(_)) {
+                decode_at = Some(steps.len());
+            }
+            steps.push((buf, step));
+        }
         let mut chains: Vec<Chain> = Vec::new();
-        for (buf, mut step) in self.steps {
+        for (buf, mut step) in steps {
             // Also the buffers named by other means than a buffer keyword (pcre's /Q, /S, /Y).
             not_filled(buf)?;
-            if let Step::Content(c) = &mut step {
-                validate_content(c)?;
-                if !c.nocase {
-                    c.finder = Some(memchr::memmem::Finder::new(&c.pattern).into_owned());
-                }
-            }
+            prepare_step(&mut step)?;
             match chains.iter_mut().find(|c| c.buffer == buf) {
                 Some(ch) => ch.steps.push(step),
                 None => chains.push(Chain {
@@ -1469,8 +1515,28 @@ fn step_vars(s: &Step) -> Vec<u8> {
             .into_iter()
             .flatten()
             .collect(),
+        Step::Base64Decode(d) => d.steps.iter().flat_map(step_vars).collect(),
         Step::Pcre(_) | Step::ByteExtract(_) | Step::Bsize(_) | Step::Uint(_) => Vec::new(),
     }
+}
+
+/// Content validation and the case-sensitive searcher, for a step and the steps it holds.
+fn prepare_step(step: &mut Step) -> PResult<()> {
+    match step {
+        Step::Content(c) => {
+            validate_content(c)?;
+            if !c.nocase {
+                c.finder = Some(memchr::memmem::Finder::new(&c.pattern).into_owned());
+            }
+        }
+        Step::Base64Decode(d) => {
+            for s in &mut d.steps {
+                prepare_step(s)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Suricata's content validation: what it refuses to load.

@@ -269,6 +269,88 @@ fn http(rules: &str, bufs: &[(BufferKind, &[u8])]) -> Vec<u32> {
     sids_with(&rs, &p, &map)
 }
 
+// `base64_decode` decodes from the previous match (`relative`) plus `offset`, at most `bytes`,
+// up to the first byte outside the alphabet; `base64_data` reads what it decoded, from its
+// start; nothing decoded is no match. "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg" is
+// `<script>alert(1)</script>` (without padding).
+#[test]
+fn base64_decode_and_data() {
+    let b64 = b"GET /?q=PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg&x=1 HTTP/1.1";
+    let dec = |opts: &str| hit(opts, b64);
+    let tail = "base64_data; content:\"<script>\"; startswith;";
+    assert!(dec(&format!(
+        "content:\"q=\"; base64_decode:offset 0, relative; {tail}"
+    )));
+    assert!(dec(&format!(
+        "content:\"q=\"; base64_decode:relative; {tail} content:\"alert(1)\"; distance:0;"
+    )));
+    // Not relative: decoding starts at "GET" (valid base64), which is not the script.
+    assert!(!dec(&format!("content:\"q=\"; base64_decode; {tail}")));
+    // An offset past the start of the encoded text.
+    assert!(!dec(&format!(
+        "content:\"q=\"; base64_decode:offset 4,relative; {tail}"
+    )));
+    // `bytes 8` decodes `<scrip` only.
+    assert!(dec(
+        "content:\"q=\"; base64_decode:bytes 8,relative; base64_data; content:\"<scrip\"; bsize:6;"
+    ));
+    assert!(!dec(
+        "content:\"q=\"; base64_decode:bytes 8,relative; base64_data; content:\"<script>\";"
+    ));
+    // Nothing decodes after "x=1 " ("1" alone is no byte; " " stops it).
+    assert!(!dec(
+        "content:\"x=\"; base64_decode:relative; base64_data; content:!\"zzz\";"
+    ));
+    assert!(!dec("content:\"x=\"; base64_decode:relative;"));
+    assert!(dec("content:\"q=\"; base64_decode:relative;"));
+    // The decoded bytes helper: padding and trailing characters.
+    let f = detect::base64_prefix;
+    assert_eq!(f(b"QUJD"), b"ABC");
+    assert_eq!(f(b"QUI=rest"), b"AB");
+    assert_eq!(f(b"QUJDR"), b"ABC");
+    assert_eq!(f(b"QUJDRA"), b"ABCD");
+    assert_eq!(f(b"!QUJD"), b"");
+    // The decoded bytes are their own buffer: no fast pattern, a chain of their own.
+    for bad in [
+        "alert tcp any any -> any any (base64_data; content:\"a\"; sid:1;)",
+        "alert tcp any any -> any any (base64_decode:bytes 0; sid:1;)",
+        "alert tcp any any -> any any (base64_decode:bytes x; sid:1;)",
+        "alert tcp any any -> any any (base64_decode:width 2; sid:1;)",
+    ] {
+        skip(bad);
+    }
+}
+
+proptest! {
+    // Any bytes decode without a panic; encoded data decodes back to itself, also when cut
+    // by a byte outside the alphabet.
+    #[test]
+    fn base64_prefix_round_trip(data in proptest::collection::vec(any::<u8>(), 0..200), junk in any::<u8>()) {
+        use base64::Engine as _;
+        let _ = detect::base64_prefix(&data);
+        let enc = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&data);
+        prop_assert_eq!(detect::base64_prefix(enc.as_bytes()), data.clone());
+        if !(junk.is_ascii_alphanumeric() || junk == b'+' || junk == b'/') {
+            let mut cut = enc.into_bytes();
+            cut.push(junk);
+            cut.extend_from_slice(b"QUJD");
+            prop_assert_eq!(detect::base64_prefix(&cut), data);
+        }
+    }
+}
+
+// ET Open's base64_decode rules load (a sample of their forms).
+#[test]
+fn base64_et_open_forms_load() {
+    let rules = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; http.uri; content:\"/cgi-bin/\"; base64_decode:offset 0,relative; base64_data; content:\"|60|\"; startswith; sid:1;)\n\
+        alert http any any -> any any (msg:\"y\"; http.request_body; content:\"data=\"; base64_decode:bytes 300, offset 0, relative; base64_data; content:\"<!DOCTYPE\"; content:\"SYSTEM\"; distance:0; sid:2;)\n\
+        alert http any any -> any any (msg:\"z\"; http.request_body; content:\"p=\"; base64_decode:offset 0, relative; base64_data; pcre:\"/^[\\x20-\\x7e\\r\\n]{0,13}[^\\x20-\\x7e\\r\\n]/si\"; sid:3;)\n";
+    let rs = set(rules);
+    let body: &[u8] = b"data=PCFET0NUWVBFIGZvbyBTWVNURU0gImZpbGU6Ly8vZXRjL3Bhc3N3ZCI+";
+    let got = http(rules, &[(BufferKind::HttpRequestBody, body)]);
+    assert_eq!(got, vec![2], "{:?}", rs.rules().len());
+}
+
 #[test]
 fn sticky_and_legacy_buffers() {
     let bufs: &[(BufferKind, &[u8])] = &[
@@ -823,18 +905,22 @@ fn kind_set_pops_in_index_order() {
     }
     assert_eq!(popped, BufferKind::ALL);
     assert!(all.is_empty());
+    // Kinds past bit 63 (what a u64 mask could not hold) are kept and given back.
     let last = BufferKind::ALL[BufferKind::COUNT - 1];
-    let set = KindSet::EMPTY.with(last).with(BufferKind::Payload);
-    assert!(set.contains(last) && set.contains(BufferKind::Payload));
+    assert!(last.index() >= 64, "{last:?}");
+    let mut wide = KindSet::EMPTY.with(last).with(BufferKind::Stream);
+    assert!(wide.contains(last) && !wide.contains(BufferKind::Payload));
+    assert_eq!(wide.pop_first(), Some(BufferKind::Stream));
+    assert_eq!(wide.pop_first(), Some(last));
+    assert_eq!(wide.pop_first(), None);
+    let hdr = BufferKind::Icmpv6Hdr;
+    let set = KindSet::EMPTY.with(hdr).with(BufferKind::Payload);
+    assert!(set.contains(hdr) && set.contains(BufferKind::Payload));
     assert!(!set.contains(BufferKind::Stream));
-    assert_eq!(
-        set.and(BufferKind::PACKET),
-        KindSet::EMPTY.with(BufferKind::Payload)
-    );
-    assert_eq!(
-        set.or(BufferKind::PACKET).and(BufferKind::HEADERS),
-        KindSet::EMPTY.with(last)
-    );
+    let payload = KindSet::EMPTY.with(BufferKind::Payload);
+    assert_eq!(set.and(BufferKind::PACKET), payload);
+    let headers = set.or(BufferKind::PACKET).and(BufferKind::HEADERS);
+    assert_eq!(headers, KindSet::EMPTY.with(hdr));
     // The full set's bits above the last kind are no kinds.
     let mut full = KindSet::FULL;
     assert_eq!(
