@@ -654,6 +654,47 @@ fn dataplane_metrics(
             t.flows as u64,
         ),
         one(
+            "svm_flows_evicted_total",
+            "Flows evicted because a worker's flow table was full.",
+            "counter",
+            t.flows_evicted,
+        ),
+        one(
+            "svm_flow_emergencies_total",
+            "Times a worker's flow table filled up and entered emergency mode (shorter timeouts).",
+            "counter",
+            t.flow_emergencies,
+        ),
+        Metric {
+            name: "svm_attack_state",
+            help: "Entries of the attack blocker's per-address state, by table.",
+            kind: "gauge",
+            samples: vec![
+                (vec![("table", "sources".into())], f(t.attack.sources)),
+                (
+                    vec![("table", "destinations".into())],
+                    f(t.attack.destinations),
+                ),
+                (
+                    vec![("table", "mac_bindings".into())],
+                    f(t.attack.mac_bindings),
+                ),
+                (vec![("table", "proven".into())], f(t.attack.proven)),
+            ],
+        },
+        one(
+            "svm_attack_state_evicted_total",
+            "Entries of the attack blocker's per-address state evicted at their caps.",
+            "counter",
+            t.attack.evicted,
+        ),
+        one(
+            "svm_attack_first_seen_replaced_total",
+            "First sightings of addresses lost to another address taking their slot before their second packet.",
+            "counter",
+            t.attack.first_seen_replaced,
+        ),
+        one(
             "svm_worker_events_dropped_total",
             "Events dropped because the event queue was full.",
             "counter",
@@ -698,6 +739,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use dataplane::attack::AttackStats;
+    use dataplane::flow::FlowStats;
 
     /// `/metrics` says what the block keeper's queue dropped, beside the hub's and the
     /// tagger's queues.
@@ -725,5 +768,49 @@ mod tests {
                 "svm_keeper_resync_blocks_total"
             ]
         );
+    }
+
+    /// The flow table's and the attack blocker's state counters reach `/metrics`, summed over
+    /// the workers.
+    #[test]
+    fn state_counters_of_every_worker_are_summed_into_the_metrics() {
+        let status = |evicted: u64, first: u64| {
+            Arc::new(Mutex::new(WorkerStatus {
+                flows: 3,
+                flow_stats: FlowStats {
+                    evicted,
+                    emergencies: 1,
+                    ..FlowStats::default()
+                },
+                attack: AttackStats {
+                    sources: 2,
+                    destinations: 1,
+                    evicted: evicted / 10,
+                    first_seen_replaced: first,
+                    ..AttackStats::default()
+                },
+                ..WorkerStatus::default()
+            }))
+        };
+        let workers: WorkerStatuses = Arc::default();
+        workers.set(vec![status(100, 7), status(50, 5)]).unwrap();
+        let blocks = dataplane::shared_blocks::SharedBlocks::new(2, 16).control;
+        let metrics = dataplane_metrics(&workers, &blocks, &Mutex::default());
+        let value = |name: &str, label: Option<&str>| {
+            let m = metrics.iter().find(|m| m.name == name).unwrap();
+            m.samples
+                .iter()
+                .find(|(l, _)| label.is_none_or(|v| l.iter().any(|(_, x)| x == v)))
+                .map(|(_, v)| *v)
+                .unwrap()
+        };
+        assert_eq!(value("svm_flows", None), 6.0);
+        assert_eq!(value("svm_flows_evicted_total", None), 150.0);
+        assert_eq!(value("svm_flow_emergencies_total", None), 2.0);
+        assert_eq!(value("svm_attack_state", Some("sources")), 4.0);
+        assert_eq!(value("svm_attack_state", Some("destinations")), 2.0);
+        assert_eq!(value("svm_attack_state", Some("mac_bindings")), 0.0);
+        assert_eq!(value("svm_attack_state_evicted_total", None), 15.0);
+        assert_eq!(value("svm_attack_first_seen_replaced_total", None), 12.0);
     }
 }
