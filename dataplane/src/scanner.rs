@@ -1230,6 +1230,22 @@ mod tests {
         assert!(c.end().is_empty());
     }
 
+    // A payload content anchored by `depth`, `offset` or `startswith` makes Suricata inspect
+    // the segment's own payload as a packet as well as through the stream
+    // (`SIG_FLAG_REQUIRE_PACKET`): such a rule alerts on the packet and again on the stream;
+    // an unanchored one only on the stream.
+    #[test]
+    fn ids_anchored_content_matches_packet_and_stream() {
+        let rules = "alert tcp any any -> any any (content:\"xy\"; depth:2; sid:1;)\n\
+                     alert tcp any any -> any any (content:\"xy\"; startswith; sid:2;)\n\
+                     alert tcp any any -> any any (content:\"za\"; offset:2; sid:3;)\n\
+                     alert tcp any any -> any any (content:\"xy\"; sid:4;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"xyza"), vec![1, 2, 3]);
+        assert_eq!(c.end(), vec![1, 2, 3, 4]);
+    }
+
     // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next
     // packet does (Suricata reassembles nothing during the handshake), so `alert http` starts
     // matching client packets after that one.

@@ -908,6 +908,12 @@ pub struct Rule {
     pub flow: FlowCheck,
     /// Packet keywords.
     pub packet: Vec<PacketCheck>,
+    /// A TCP segment's own payload is inspected as well when it went into the reassembled
+    /// stream (Suricata's `SIG_FLAG_REQUIRE_PACKET` beside `SIG_FLAG_REQUIRE_STREAM`): the rule
+    /// has packet keywords, or a payload `content` with `offset`, `depth` or `startswith`
+    /// (Suricata's `SigValidate`), so a match may come from the packet and again from the
+    /// stream.
+    pub packet_too: bool,
     /// Buffer chains.
     pub chains: Vec<Chain>,
     /// `flowbits` commands other than `noalert`.

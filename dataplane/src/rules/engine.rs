@@ -98,8 +98,9 @@ pub trait Buffers {
 
     /// The packet's payload went into the reassembled stream, which is inspected on its own
     /// timing (IDS mode): a rule that may match either the stream or the packet then matches
-    /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...), as Suricata's
-    /// `PKT_STREAM_ADD` / `SIG_FLAG_REQUIRE_PACKET`.
+    /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...) or a payload
+    /// content anchored by `offset`/`depth`/`startswith` ([`super::Rule::packet_too`]), as
+    /// Suricata's `PKT_STREAM_ADD` / `SIG_FLAG_REQUIRE_PACKET`.
     fn payload_in_stream(&self) -> bool {
         false
     }
@@ -1325,7 +1326,7 @@ fn rest_ok(
                 } else if stream_only {
                     (stream, None)
                 } else if bufs.payload_in_stream() {
-                    let alt = (!r.packet.is_empty()).then_some(p.payload);
+                    let alt = r.packet_too.then_some(p.payload);
                     (stream, alt)
                 } else {
                     (stream.or(Some(p.payload)), None)

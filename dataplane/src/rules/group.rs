@@ -553,15 +553,15 @@ impl Groups {
 
 /// Whether a rule's payload content can match a TCP packet's own payload when that payload
 /// went into the reassembled stream (IDS timing): it reads the packet buffer (`pkt_data`), is a
-/// `tcp-pkt` or `flow:no_stream` rule, or has packet keywords (`flags`, `dsize`, ...) and is not
-/// stream-only (the engine's `rest_ok` tries the packet after the stream for those). Every
+/// `tcp-pkt` or `flow:no_stream` rule, or has packet keywords (`flags`, `dsize`, ...) or an
+/// anchored payload content ([`Rule::packet_too`]) and is not stream-only (the engine's `rest_ok` tries the packet after the stream for those). Every
 /// other payload rule reads the stream only, whose bytes the whole prefilter scans.
 pub(super) fn reads_packet(r: &Rule) -> bool {
     let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
     r.chains.iter().any(|c| c.buffer == BufferKind::Packet)
         || r.proto == RuleProto::TcpPkt
         || r.flow.stream == Some(false)
-        || (!stream_only && !r.packet.is_empty())
+        || (!stream_only && r.packet_too)
 }
 
 /// A rule's fast pattern: (prefilter buffer, lowercased bytes).

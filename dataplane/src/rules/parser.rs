@@ -1459,6 +1459,15 @@ impl Builder {
         }
         let class = self.classtype.as_deref().and_then(|c| ctx.classes.get(c));
         let priority = self.priority.or(class.map(|c| c.priority)).unwrap_or(3);
+        let anchored = chains
+            .iter()
+            .filter(|ch| ch.buffer == BufferKind::Payload)
+            .flat_map(|ch| &ch.steps)
+            .any(|s| {
+                matches!(s, Step::Content(c)
+                    if c.offset.is_some() || c.depth.is_some() || c.startswith)
+            });
+        let packet_too = !self.packet.is_empty() || anchored;
         Ok(Rule {
             action,
             gid: self.gid.unwrap_or(1),
@@ -1475,6 +1484,7 @@ impl Builder {
             dport,
             flow: self.flow,
             packet: self.packet,
+            packet_too,
             chains,
             flowbits: self.flowbits,
             hostbits: self.hostbits,

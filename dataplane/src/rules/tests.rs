@@ -411,6 +411,52 @@ alert tcp-stream any any -> any any (content:"hello world"; sid:3;)"#,
     assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"hello world")), [1, 2]);
 }
 
+// Suricata's `SigValidate`: a TCP payload rule with packet keywords or a content anchored by
+// `offset`/`depth`/`startswith` inspects the packet's own payload as well as the stream.
+#[test]
+fn packet_too_for_anchored_payload_content() {
+    let rs = set(
+        r#"alert tcp any any -> any any (content:"a"; depth:4; sid:1;)
+alert tcp any any -> any any (content:"a"; offset:1; sid:2;)
+alert tcp any any -> any any (content:"a"; startswith; sid:3;)
+alert tcp any any -> any any (dsize:>0; content:"a"; sid:4;)
+alert tcp any any -> any any (content:"a"; content:"b"; distance:0; within:4; sid:5;)
+alert http any any -> any any (http.uri; content:"a"; depth:4; sid:6;)
+alert tcp any any -> any any (pcre:"/a/"; byte_test:1,=,1,6,relative,string,dec; sid:7;)"#,
+    );
+    let too: Vec<u32> = rs
+        .rules()
+        .iter()
+        .filter(|r| r.packet_too)
+        .map(|r| r.sid)
+        .collect();
+    assert_eq!(too, [1, 2, 3, 4]);
+    // The stream's "a" is past the depth and not at its start: the anchored rules 1 and 3
+    // match the packet's own payload, the others the stream.
+    let stream = InStream(b"zzzzzzab".to_vec());
+    assert_eq!(
+        sids_with(&rs, &pkt(IpProto::Tcp, b"ab"), &stream),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        sids_with(&rs, &pkt(IpProto::Tcp, b"zz"), &stream),
+        [2, 4, 5]
+    );
+}
+
+/// A stream buffer holding the packet's payload (IDS timing).
+struct InStream(Vec<u8>);
+
+impl Buffers for InStream {
+    fn get(&self, kind: BufferKind) -> Option<&[u8]> {
+        (kind == BufferKind::Stream).then_some(self.0.as_slice())
+    }
+
+    fn payload_in_stream(&self) -> bool {
+        true
+    }
+}
+
 #[test]
 fn header_addresses_ports_direction() {
     let rs = set(
