@@ -844,8 +844,10 @@ fn ids_tcp(
     } else {
         up.to_client
     };
-    let payload_in_stream =
-        !t.payload.is_empty() && !mine.events.has(StreamEvents::NOT_REASSEMBLED) && !depth_before;
+    let payload_in_stream = !t.payload.is_empty()
+        && !t.flags.has(TcpFlags::RST)
+        && !mine.events.has(StreamEvents::NOT_REASSEMBLED)
+        && !depth_before;
     if one_sided {
         // Suricata's async mode: the peer's ACKs are never seen, own data counts as ACKed.
         if to_server {
@@ -1244,6 +1246,19 @@ mod tests {
         c.handshake();
         assert_eq!(c.pkt(true, PA, 101, 501, b"xyza"), vec![1, 2, 3]);
         assert_eq!(c.end(), vec![1, 2, 3, 4]);
+    }
+
+    // A RST's data is not reassembled: it is its packet's payload only, so a stream rule never
+    // sees it and a stream-or-packet rule matches it on the RST itself (Suricata's bug 6244).
+    #[test]
+    fn ids_rst_data_is_the_packet_only() {
+        let rules = "alert tcp any any -> any any (flow:only_stream; content:\"Denied\"; sid:2;)\n\
+                     alert tcp any any -> any any (content:\"Denied\"; sid:3;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        let rst = TcpFlags::RST | A;
+        assert_eq!(c.pkt(true, rst, 101, 501, b"Access Denied"), vec![3]);
+        assert!(c.end().is_empty());
     }
 
     // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next

@@ -657,6 +657,23 @@ mod tests {
         assert_eq!(s.client.stats().gap_bytes, 3);
     }
 
+    // A RST's payload stays out of the stream (as Suricata's): only the packet carries it.
+    #[test]
+    fn rst_data_is_not_reassembled() {
+        let mut s = TcpStream::new(StreamConfig::default(), &StreamMemcap::new(1 << 20));
+        s.insert(true, syn(100));
+        s.insert(true, seg(101, b"abc"));
+        let rst = Segment {
+            seq: 104,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::RST | ACK),
+            payload: b"Access Denied",
+        };
+        let u = s.insert(true, rst);
+        assert_eq!(u.to_server.appended, 0);
+        assert_eq!(s.client.data(), b"abc");
+    }
+
     // The peer's ACKs bound what IDS inspection reads: the highest ACK, clamped to the bytes
     // received; an older ACK does not move it back.
     #[test]
