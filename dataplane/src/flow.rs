@@ -317,6 +317,12 @@ pub struct Flow<X = ()> {
     pub terminated: bool,
     /// The flow was picked up without its handshake.
     pub midstream: bool,
+    /// After a RST: who sent it (`true`: the client) and the state before it. The RST's
+    /// sender sending again proves the RST was injected: the state goes back (Suricata's
+    /// `StreamTcpPacketCheckPostRst`).
+    rst: Option<(bool, TcpState)>,
+    /// This packet revived a flow its own sender had reset ([`FlowFacts::rst_inject`]).
+    rst_inject: bool,
     /// Sequence number of the server's SYN/ACK while the handshake is open
     /// ([`FlowTable::note_syn_ack`]): the client's final ACK must acknowledge it to prove the
     /// client's address.
@@ -342,6 +348,11 @@ pub struct FlowFacts {
     pub pkts: [u32; 2],
     /// Bytes (frame lengths) `[to_server, to_client]`, this packet's included (`flow.bytes`).
     pub bytes: [u64; 2],
+
+    /// The last packet came from the sender of an earlier RST, which was therefore injected
+    /// (Suricata's stream event `suspected_rst_inject`); the flow went back to its state before
+    /// the RST.
+    pub rst_inject: bool,
 }
 
 /// The last TCP segment of each direction of a flow, as much as a reset of both ends needs.
@@ -457,6 +468,8 @@ impl<X: FlowExt> Flow<X> {
             answered: self.pkts_to_server > 0 && self.pkts_to_client > 0,
             pkts: [self.pkts_to_server, self.pkts_to_client],
             bytes: [self.bytes_to_server, self.bytes_to_client],
+
+            rst_inject: self.rst_inject,
         }
     }
 
@@ -491,6 +504,8 @@ impl<X: FlowExt> Flow<X> {
             fin_server: false,
             terminated: false,
             midstream,
+            rst: None,
+            rst_inject: false,
             syn_ack_seq: None,
             ends: None,
             ext: X::default(),
@@ -1060,8 +1075,21 @@ impl<X: FlowExt> FlowTable<X> {
             f.bytes_to_client = f.bytes_to_client.saturating_add(frame_len as u64);
         }
         let mut handshake_completed = false;
-        if let (Some(state), Some(flags)) = (f.tcp, tcp_flags) {
+        f.rst_inject = false;
+        if let (Some(mut state), Some(flags)) = (f.tcp, tcp_flags) {
+            if state == TcpState::Reset
+                && !flags.has(TcpFlags::RST)
+                && let Some((by_client, before)) = f.rst
+                && by_client == to_server
+            {
+                state = before;
+                f.rst = None;
+                f.rst_inject = true;
+            }
             let next = if flags.has(TcpFlags::RST) {
+                if state != TcpState::Reset {
+                    f.rst = Some((to_server, state));
+                }
                 TcpState::Reset
             } else {
                 match state {
@@ -1203,6 +1231,34 @@ mod tests {
         assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Closed));
         let f = t.get(&k).unwrap();
         assert_eq!((f.pkts_to_server, f.pkts_to_client), (3, 2));
+    }
+
+    // A RST whose sender goes on sending was injected: the flow returns to its state before
+    // the RST and the packet says so; the peer's packets after a RST leave it reset.
+    #[test]
+    fn rst_then_same_sender_is_an_injection() {
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let (k, c2s) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 40000), ep(2, 80));
+        let now = Timestamp(1);
+        let rst = Some(TcpFlags(TcpFlags::RST | TcpFlags::ACK));
+        t.update(now, &k, c2s, SYN, 60);
+        t.update(now, &k, !c2s, SYNACK, 60);
+        t.update(now, &k, c2s, ACK, 60);
+        t.update(now, &k, c2s, rst, 60);
+        assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Reset));
+        assert!(!t.get(&k).unwrap().facts().rst_inject);
+        t.update(now, &k, c2s, ACK, 60);
+        let f = t.get(&k).unwrap().facts();
+        assert_eq!(f.tcp, Some(TcpState::Established));
+        assert!(f.rst_inject);
+        t.update(now, &k, !c2s, ACK, 60);
+        assert!(!t.get(&k).unwrap().facts().rst_inject);
+        // A RST answered by the peer only: the flow stays reset.
+        t.update(now, &k, !c2s, rst, 60);
+        t.update(now, &k, c2s, ACK, 60);
+        let f = t.get(&k).unwrap().facts();
+        assert_eq!(f.tcp, Some(TcpState::Reset));
+        assert!(!f.rst_inject);
     }
 
     #[test]

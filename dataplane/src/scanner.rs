@@ -12,6 +12,7 @@
 use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
+use crate::rules::ast::stream_event;
 use crate::rules::{
     AppProto, BufferKind, Buffers, FlowCounts, FlowRuleState, FlowView, KindSet, PacketView,
     RuleMatch,
@@ -602,19 +603,32 @@ pub fn inspect(
     let mut tx: Option<u64> = None;
     let mut stream_new: Option<(u64, u64)> = None;
     let mut payload_in_stream = false;
+    let mut stream_events = if flow.rst_inject {
+        stream_event::SUSPECTED_RST_INJECT
+    } else {
+        0
+    };
     let idx = usize::from(!to_server);
     match &ip.l4 {
         L4::Tcp(t) if cfg.mode == InspectionMode::Ids => {
             let closed = matches!(flow.tcp, Some(TcpState::Closed | TcpState::Reset));
             let one_sided = scan.async_established;
             let r = ids_tcp(scan, cfg, memcap, t, to_server, ports, closed, one_sided);
-            (tx, stream_new, payload_in_stream) = r;
+            let events;
+            (tx, stream_new, payload_in_stream, events) = r;
+            stream_events |= rule_stream_events(events);
         }
         L4::Tcp(t) => {
             let st = scan
                 .stream
                 .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
-            st.insert(to_server, Segment::from(t));
+            let up = st.insert(to_server, Segment::from(t));
+            let mine = if to_server {
+                up.to_server
+            } else {
+                up.to_client
+            };
+            stream_events |= rule_stream_events(mine.events);
             let dir = st.direction(to_server);
             let up = scan.app.on_stream(to_server, dir, ports);
             if up.new_txs > 0 {
@@ -666,6 +680,8 @@ pub fn inspect(
         l4_header,
         stream_size: stream_size(scan),
         flow_counts: Some(flow_counts(flow)),
+
+        stream_events,
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -787,6 +803,8 @@ pub fn flush(
         l4_header: &[],
         stream_size: stream_size(scan),
         flow_counts: Some(flow_counts(flow)),
+
+        stream_events: 0,
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -821,7 +839,8 @@ pub fn flush(
 /// The TCP part of [`inspect`] in [`InspectionMode::Ids`]: reassemble the segment, let the app
 /// layer parse what the peer acknowledged in either direction, and decide whether this packet
 /// inspects its direction's raw stream. Returns the transaction to inspect with this packet,
-/// the raw stream range to inspect, and whether the payload went into the stream.
+/// the raw stream range to inspect, whether the payload went into the stream, and the
+/// segment's stream events.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn ids_tcp(
@@ -833,7 +852,7 @@ fn ids_tcp(
     ports: (u16, u16),
     closed: bool,
     one_sided: bool,
-) -> (Option<u64>, Option<(u64, u64)>, bool) {
+) -> (Option<u64>, Option<(u64, u64)>, bool, StreamEvents) {
     let st = scan
         .stream
         .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
@@ -907,7 +926,16 @@ fn ids_tcp(
             *trig = false;
         }
     }
-    (tx, range, payload_in_stream)
+    (tx, range, payload_in_stream, mine.events)
+}
+
+/// The stream events of a segment's insertion that `stream-event` rules can name.
+fn rule_stream_events(e: StreamEvents) -> u16 {
+    if e.has(StreamEvents::OVERLAP_DIFFERENT_DATA) {
+        stream_event::REASSEMBLY_OVERLAP_DIFFERENT_DATA
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -1261,6 +1289,19 @@ mod tests {
         assert!(c.end().is_empty());
     }
 
+    // The sender of a RST sending again: the RST was injected, the packet raises
+    // `suspected_rst_inject` and the flow is established again.
+    #[test]
+    fn rst_injection_event() {
+        let rules = "alert tcp any any -> any any (stream-event:suspected_rst_inject; sid:7;)\n\
+                     alert tcp any any -> any any (flow:established; content:\"GET\"; sid:8;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        c.handshake();
+        assert!(c.pkt(true, TcpFlags::RST | A, 101, 501, b"").is_empty());
+        assert_eq!(c.pkt(true, PA, 101, 501, b"GET / HTTP/1.0\r\n"), vec![7, 8]);
+        assert!(c.pkt(true, PA, 117, 501, b"x").is_empty());
+    }
+
     // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next
     // packet does (Suricata reassembles nothing during the handshake), so `alert http` starts
     // matching client packets after that one.
@@ -1522,6 +1563,8 @@ mod tests {
             l4_header: b"HDRprobeL4",
             stream_size: None,
             flow_counts: None,
+
+            stream_events: 0,
             flow: FlowView::default(),
             app_proto: None,
         };

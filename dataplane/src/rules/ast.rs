@@ -496,6 +496,29 @@ pub enum PacketCheck {
     TcpSeq(NumCmp),
     /// `tcp.ack`: the TCP header's acknowledgment number.
     TcpAck(NumCmp),
+    /// `stream-event`: the TCP tracking raised this event ([`stream_event`]) on the packet.
+    StreamEvent(u16),
+}
+
+/// The TCP stream events `stream-event` can name and [`PacketView`](super::engine::PacketView)
+/// `::stream_events` carries: the subset of Suricata's that svm raises. Any other name is
+/// refused when the rule loads.
+pub mod stream_event {
+    /// `suspected_rst_inject`: a RST's sender went on sending, so the RST was not its own
+    /// (Suricata's `StreamTcpPacketCheckPostRst`); the session goes on.
+    pub const SUSPECTED_RST_INJECT: u16 = 1 << 0;
+    /// `reassembly_overlap_different_data`: a segment overlapped data already received with
+    /// different bytes.
+    pub const REASSEMBLY_OVERLAP_DIFFERENT_DATA: u16 = 1 << 1;
+
+    /// The event a `stream-event` value names (with or without the `stream.` prefix).
+    pub fn by_name(name: &str) -> Option<u16> {
+        match name.trim().trim_start_matches("stream.") {
+            "suspected_rst_inject" => Some(SUSPECTED_RST_INJECT),
+            "reassembly_overlap_different_data" => Some(REASSEMBLY_OVERLAP_DIFFERENT_DATA),
+            _ => None,
+        }
+    }
 }
 
 /// Which direction `flow.pkts` and `flow.bytes` count.

@@ -74,6 +74,9 @@ pub struct PacketView<'a> {
     /// for the SYN, the in-order bytes, 1 for the FIN), after this packet; `stream_size`
     /// compares it. `None` without a TCP session.
     pub stream_size: Option<(u64, u64)>,
+    /// The TCP stream events this packet raised ([`super::ast::stream_event`] bits), for
+    /// `stream-event`.
+    pub stream_events: u16,
     /// Flow facts.
     pub flow: FlowView,
     /// The flow's packet and byte counts so far, this packet included (`flow.pkts`,
@@ -1152,6 +1155,7 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             bits_ok(*mode, have, u16::from(*bits))
         }
         PacketCheck::Dsize(n) => n.test(p.payload.len() as u64),
+        PacketCheck::StreamEvent(e) => p.stream_events & e != 0,
         PacketCheck::Ttl(n) => n.test(u64::from(p.ttl)),
         PacketCheck::Itype(n) => p.icmp.is_some_and(|i| n.test(u64::from(i.0))),
         PacketCheck::Icode(n) => p.icmp.is_some_and(|i| n.test(u64::from(i.1))),

@@ -805,6 +805,13 @@ impl Builder {
                     None => return invalid(name, format!("unknown IP option `{}`", v.trim())),
                 }
             }
+            "stream-event" => {
+                let v = need(value)?;
+                match stream_event::by_name(v) {
+                    Some(e) => self.packet.push(PacketCheck::StreamEvent(e)),
+                    None => return unsupported(name, format!("stream event `{}`", v.trim())),
+                }
+            }
             "dsize" => self
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),

@@ -37,6 +37,8 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         l4_header: &[],
         stream_size: None,
         flow_counts: None,
+
+        stream_events: 0,
         flow: FlowView {
             has_flow: true,
             established: true,
@@ -455,6 +457,23 @@ impl Buffers for InStream {
     fn payload_in_stream(&self) -> bool {
         true
     }
+}
+
+// `stream-event` matches the events the packet raised; a name svm never raises is refused.
+#[test]
+fn stream_event_keyword() {
+    let rs = set(
+        r#"alert tcp any any -> any any (stream-event:suspected_rst_inject; sid:1;)
+alert tcp any any -> any any (stream-event:reassembly_overlap_different_data; sid:2;)"#,
+    );
+    let mut p = pkt(IpProto::Tcp, b"x");
+    assert!(sids(&rs, &p).is_empty());
+    p.stream_events = ast::stream_event::SUSPECTED_RST_INJECT;
+    assert_eq!(sids(&rs, &p), [1]);
+    p.stream_events |= ast::stream_event::REASSEMBLY_OVERLAP_DIFFERENT_DATA;
+    assert_eq!(sids(&rs, &p), [1, 2]);
+    let e = skip("alert tcp any any -> any any (stream-event:pkt_invalid_timestamp; sid:3;)");
+    assert!(format!("{e:?}").contains("pkt_invalid_timestamp"), "{e:?}");
 }
 
 #[test]
