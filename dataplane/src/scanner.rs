@@ -629,6 +629,9 @@ pub fn inspect(
                 up.to_client
             };
             stream_events |= rule_stream_events(mine.events);
+            // Every byte was inspected on arrival: nothing before a hole is waiting.
+            st.client.release_before_gap();
+            st.server.release_before_gap();
             let dir = st.direction(to_server);
             let up = scan.app.on_stream(to_server, dir, ports);
             if up.new_txs > 0 {
@@ -697,7 +700,25 @@ pub fn inspect(
         to_server,
     };
     let before = out.len();
+    let ids_raw = stream_new.filter(|_| cfg.mode == InspectionMode::Ids);
+    if let Some((since, _)) = ids_raw {
+        let st = scan.stream.as_ref();
+        before_gap(
+            rules,
+            thresholds,
+            st,
+            &mut scan.rules,
+            &view,
+            no_payload,
+            since,
+            now,
+            out,
+        );
+    }
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
+    if ids_raw.is_some() {
+        release_before_gap(&mut scan.stream, to_server);
+    }
     if let Some(id) = tx {
         once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
     }
@@ -778,11 +799,12 @@ pub fn flush(
     let since = scan.inspected.get(idx).copied().unwrap_or(0);
     let end = dir.end_offset();
     let no_payload = payload_off(cfg, &scan.app);
+    let has_before_gap = dir.before_gap_between(since).is_some();
     let stream = (end > since && !no_payload).then(|| dir.data_between(since, end).1);
     if let Some(c) = scan.inspected.get_mut(idx) {
         *c = end.max(since);
     }
-    if stream.is_none() && tx.is_none() {
+    if stream.is_none() && tx.is_none() && !has_before_gap {
         return None;
     }
     let app = tx.and_then(|id| scan.app.tx(id));
@@ -821,7 +843,20 @@ pub fn flush(
         to_server,
     };
     let before = out.len();
+    let st = scan.stream.as_ref();
+    before_gap(
+        rules,
+        thresholds,
+        st,
+        &mut scan.rules,
+        &view,
+        no_payload,
+        since,
+        now,
+        out,
+    );
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
+    release_before_gap(&mut scan.stream, to_server);
     if let Some(id) = tx {
         once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
     }
@@ -927,6 +962,64 @@ fn ids_tcp(
         }
     }
     (tx, range, payload_in_stream, mine.events)
+}
+
+/// IDS mode, before a raw stream inspection of the packet's direction from offset `since`: the
+/// bytes kept before the direction's latest hole that had not been inspected when an ACK
+/// skipped it are inspected first, as a stream-only pseudo packet (no payload, no flags);
+/// [`release_before_gap`] lets them go after the inspection. Suricata inspects each block of
+/// the raw stream on its own, so a pattern never spans the hole, and the bytes before a gap
+/// are still inspected.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn before_gap(
+    rules: &RuleSet,
+    thresholds: &mut ThresholdState,
+    stream: Option<&TcpStream>,
+    rule_state: &mut FlowRuleState,
+    view: &PacketView<'_>,
+    no_payload: bool,
+    since: u64,
+    now: Timestamp,
+    out: &mut Vec<RuleMatch>,
+) {
+    let to_server = view.flow.to_server;
+    let Some(st) = stream else {
+        return;
+    };
+    if let Some((_, block)) = st.direction(to_server).before_gap_between(since)
+        && !no_payload
+    {
+        let pseudo = PacketView {
+            ttl: 0,
+            tcp_flags: Some(0),
+            payload: &[],
+            ip_header: &[],
+            l4_header: &[],
+            stream_events: 0,
+            ..*view
+        };
+        let bufs = ScanBuffers {
+            stream: Some(block),
+            app: None,
+            payload_in_stream: true,
+            no_payload,
+            to_server,
+        };
+        rules.inspect(&pseudo, &bufs, rule_state, thresholds, now, out);
+    }
+}
+
+/// The raw stream of a direction was inspected: what was kept before its latest hole is done
+/// with.
+fn release_before_gap(stream: &mut Option<TcpStream>, to_server: bool) {
+    if let Some(st) = stream.as_mut() {
+        if to_server {
+            st.client.release_before_gap();
+        } else {
+            st.server.release_before_gap();
+        }
+    }
 }
 
 /// The stream events of a segment's insertion that `stream-event` rules can name.
@@ -1300,6 +1393,33 @@ mod tests {
         assert!(c.pkt(true, TcpFlags::RST | A, 101, 501, b"").is_empty());
         assert_eq!(c.pkt(true, PA, 101, 501, b"GET / HTTP/1.0\r\n"), vec![7, 8]);
         assert!(c.pkt(true, PA, 117, 501, b"x").is_empty());
+    }
+
+    // An ACK past a hole restarts the data after it; the bytes before the hole were not
+    // inspected yet (no reason to inspect the raw stream): they still are, on their own, with
+    // the next inspection of the direction (here the end of the flow), and nothing matches
+    // across the hole.
+    #[test]
+    fn ids_bytes_before_a_gap_are_inspected() {
+        let rules = "alert tcp-stream any any -> any any (content:\"VERY\"; sid:1;)\n\
+                     alert tcp-stream any any -> any any (content:\"DATA\"; sid:3;)\n\
+                     alert tcp-stream any any -> any any (content:\"VERYGOODDATA\"; sid:7;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert!(c.pkt(true, A, 101, 501, b"VERY").is_empty());
+        assert!(c.pkt(true, A, 109, 501, b"DATA").is_empty());
+        assert!(c.pkt(false, A, 501, 113, b"").is_empty());
+        assert_eq!(c.end(), vec![1, 3]);
+        // Inspected by a packet of the direction (a chunk's worth waiting) as well.
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert!(c.pkt(true, A, 101, 501, b"VERY").is_empty());
+        let big = vec![b'x'; usize::try_from(RAW_CHUNK).unwrap()];
+        let len = u32::try_from(big.len()).unwrap();
+        assert!(c.pkt(true, A, 109, 501, &big).is_empty());
+        assert!(c.pkt(false, A, 501, 109 + len, b"").is_empty());
+        assert_eq!(c.pkt(true, A, 109 + len, 501, b""), vec![1]);
+        assert!(c.end().is_empty());
     }
 
     // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next
