@@ -15,8 +15,7 @@ use crate::flow::{FlowFacts, TcpState};
 use crate::rules::ast::stream_event;
 use crate::rules::{
     AppProto, BufferKind, Buffers, FlowCounts, FlowRuleState, FlowView, KindSet, PacketView,
-    RuleMatch,
-    RuleSet, Side, ThresholdState,
+    RuleMatch, RuleSet, Side, ThresholdState,
 };
 use crate::stream::{Segment, StreamConfig, StreamEvents, StreamMemcap, TcpStream};
 use crate::time::Timestamp;
