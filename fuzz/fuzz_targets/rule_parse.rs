@@ -30,14 +30,11 @@ fuzz_target!(|data: &[u8]| {
         ip_header: data,
         l4_header: data,
         stream_size: Some((1, 1)),
-<<<<<<< HEAD
         flow_counts: Some(dataplane::rules::FlowCounts {
             pkts: [1, 1],
             bytes: [64, 64],
         }),
-=======
         stream_events: u16::MAX,
->>>>>>> d519628 (rules, flow: stream-event keyword (suspected_rst_inject, reassembly_overlap_different_data); a RST's sender sending again revives the flow (Suricata's StreamTcpPacketCheckPostRst))
         flow: FlowView { has_flow: true, established: true, to_server: true },
         app_proto: None,
     };
