@@ -12,7 +12,9 @@
 //! same [`DnsError`] for a malformed header or question): a property test below and the
 //! `web_flow` fuzz target hold it to that.
 
-use crate::app::dns::parser::{DnsError, MAX_NAME_LEN, MAX_POINTER_JUMPS, MAX_QUESTIONS};
+use crate::app::dns::parser::{
+    DnsError, MAX_NAME_SEGMENTS, MAX_POINTER_JUMPS, MAX_QUESTIONS, MAX_READ_NAME_LEN,
+};
 
 const HEADER_LEN: usize = 12;
 
@@ -62,7 +64,7 @@ impl<'a> Questions<'a> {
             msg: self.msg,
             pos: HEADER_LEN,
             left: self.count,
-            buf: [0; MAX_NAME_LEN],
+            buf: [0; MAX_READ_NAME_LEN],
         }
     }
 }
@@ -73,7 +75,7 @@ pub struct Names<'a> {
     msg: &'a [u8],
     pos: usize,
     left: usize,
-    buf: [u8; MAX_NAME_LEN],
+    buf: [u8; MAX_READ_NAME_LEN],
 }
 
 impl Names<'_> {
@@ -84,19 +86,14 @@ impl Names<'_> {
         let mut len = 0usize;
         let buf = &mut self.buf;
         let end = walk_name(self.msg, self.pos, |label| {
-            // A name's wire form (at most MAX_NAME_LEN bytes, checked by the walk before the
-            // label is given) is one byte longer than its dotted form: it always fits.
-            let dot = usize::from(len != 0);
-            if let Some(out) = buf.get_mut(len..len + dot + label.len()) {
-                if let Some((first, rest)) = out.split_first_mut()
-                    && dot == 1
-                {
-                    *first = b'.';
-                    rest.copy_from_slice(label);
-                } else {
-                    out.copy_from_slice(label);
+            // As the full parser: labels joined by dots, the name cut at MAX_READ_NAME_LEN
+            // bytes (the walk stops giving labels once it is cut).
+            let dot: &[u8] = if len == 0 { b"" } else { b"." };
+            for &b in dot.iter().chain(label) {
+                if let Some(slot) = buf.get_mut(len) {
+                    *slot = b;
+                    len += 1;
                 }
-                len += dot + label.len();
             }
         })
         .ok()?;
@@ -119,29 +116,34 @@ fn question_end(msg: &[u8], pos: usize) -> Result<usize, DnsError> {
     Ok(after.saturating_add(4))
 }
 
-/// Walk the name at `start`, giving each label to `label` in order; the offset just past the
-/// name in the message. The checks, their order and their errors are
+/// Walk the name at `start`, giving each label to `label` in order until the dotted name is
+/// longer than [`MAX_READ_NAME_LEN`] (cut there); the offset just past the name in the message.
+/// The checks, their order, their errors and where a cut name ends are
 /// [`crate::app::dns::parser::read_name`]'s.
 fn walk_name(msg: &[u8], start: usize, mut label: impl FnMut(&[u8])) -> Result<usize, DnsError> {
-    let mut wire_len = 0usize;
     let mut pos = start;
     let mut end: Option<usize> = None;
     let mut jumps = 0usize;
+    let mut segments = 0usize;
+    // The dotted length so far, and whether the name was cut.
+    let mut name_len = 0usize;
+    let mut cut = false;
     loop {
         let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
         match len & 0xc0 {
             0x00 if len == 0 => return Ok(end.unwrap_or(pos.saturating_add(1))),
             0x00 => {
                 let l = usize::from(len);
-                wire_len = wire_len.saturating_add(l).saturating_add(1);
-                if wire_len > MAX_NAME_LEN {
-                    return Err(DnsError::NameTooLong);
-                }
                 let from = pos.saturating_add(1);
                 let bytes = msg
                     .get(from..from.saturating_add(l))
                     .ok_or(DnsError::Truncated)?;
-                label(bytes);
+                if !cut {
+                    name_len = name_len
+                        .saturating_add(usize::from(name_len != 0))
+                        .saturating_add(l);
+                    label(bytes);
+                }
                 pos = from.saturating_add(l);
             }
             0xc0 => {
@@ -154,6 +156,16 @@ fn walk_name(msg: &[u8], start: usize, mut label: impl FnMut(&[u8])) -> Result<u
                 pos = ptr;
             }
             _ => return Err(DnsError::BadLabel),
+        }
+        segments = segments.saturating_add(1);
+        if segments > MAX_NAME_SEGMENTS {
+            return end.ok_or(DnsError::TooManyLabels);
+        }
+        if !cut && name_len > MAX_READ_NAME_LEN {
+            cut = true;
+            if let Some(after) = end {
+                return Ok(after);
+            }
         }
     }
 }
@@ -229,23 +241,31 @@ mod tests {
             assert!(mine(m).is_err(), "{m:?}");
             assert_eq!(mine(m), full(m), "{m:?}");
         }
-        // A name of 255 wire bytes reads; one more label byte is too long.
+        // A name over 1025 bytes is cut there, as the full parser cuts it; one of more than
+        // 255 labels that followed no pointer is refused.
         let mut long = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
-        for _ in 0..3 {
+        for _ in 0..17 {
             long.push(63);
             long.extend_from_slice(&[b'a'; 63]);
         }
-        long.push(62);
-        long.extend_from_slice(&[b'b'; 62]);
         long.extend_from_slice(b"\x00\x00\x01\x00\x01");
         let names = mine(&long).unwrap().unwrap();
-        assert_eq!(names[0].len(), MAX_NAME_LEN - 1);
+        assert_eq!(names[0].len(), MAX_READ_NAME_LEN);
         assert_eq!(mine(&long), full(&long));
-        let at = 12 + 3 * 64;
-        long[at] = 63;
-        long.insert(at + 1, b'b');
-        assert_eq!(mine(&long), Err(DnsError::NameTooLong));
-        assert_eq!(mine(&long), full(&long));
+        // The same name reached through a pointer: cut, and read past the pointer.
+        let mut via = long.clone();
+        via.truncate(via.len() - 5);
+        via.extend_from_slice(b"\x00\x00\x01\x00\x01\x01b\xc0\x0c\x00\x01\x00\x01");
+        via[5] = 2;
+        assert_eq!(mine(&via).unwrap().unwrap()[1].len(), MAX_READ_NAME_LEN);
+        assert_eq!(mine(&via), full(&via));
+        let mut labels = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        for _ in 0..=MAX_NAME_SEGMENTS {
+            labels.extend_from_slice(b"\x01a");
+        }
+        labels.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        assert_eq!(mine(&labels), Err(DnsError::TooManyLabels));
+        assert_eq!(mine(&labels), full(&labels));
         // 40 questions announced and present: the first 32.
         let mut many = b"\x00\x01\x00\x00\x00\x28\x00\x00\x00\x00\x00\x00".to_vec();
         for _ in 0..40 {
@@ -269,7 +289,8 @@ mod tests {
             ],
             1..70,
         );
-        let name = proptest::collection::vec(label, 0..6);
+        // Up to 24 labels: some names pass the 1025-byte cut.
+        let name = proptest::collection::vec(label, 0..24);
         (
             any::<u16>(),
             proptest::collection::vec((name, any::<bool>()), 1..5),
