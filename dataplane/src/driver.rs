@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use policy::CompiledPolicy;
 
+use crate::attack::AttackStats;
 use crate::event::Event;
+use crate::flow::FlowStats;
 use crate::io::{FrameHandler, Injection, PacketIo, PortId, PortStats, RxMeta};
 use crate::output::{Output, Toward, Verdict};
 use crate::rules::RuleSet;
@@ -98,6 +100,11 @@ pub struct WorkerStatus {
     pub unroutable: u64,
     /// Live flows.
     pub flows: usize,
+    /// The flow table's counters (created, evicted at the cap, emergencies).
+    pub flow_stats: FlowStats,
+    /// The attack blocker's state counters (entries, evictions at the caps, first sightings
+    /// replaced).
+    pub attack: AttackStats,
     /// Statuses published: the poll loop publishes about once a second, idle or not, so a
     /// worker whose count stops growing is hung (the daemon's `worker_stalled`).
     pub heartbeats: u64,
@@ -411,6 +418,8 @@ impl Driven for Driver {
             events_dropped: self.out.dropped,
             unroutable: 0,
             flows: self.worker.flows().len(),
+            flow_stats: self.worker.flows().stats(),
+            attack: self.worker.attack_blocker().stats(),
             heartbeats: 0,
             ended: false,
         }

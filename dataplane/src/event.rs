@@ -117,6 +117,29 @@ pub struct PacketRef {
     pub to_server: Option<bool>,
 }
 
+/// What became of the packet a rule alert was raised on (EVE `verdict.action`, Suricata's
+/// verdict: the packet's final action after all its matches).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RuleVerdict {
+    /// Let through, inspected.
+    Alert,
+    /// A `pass` rule matched: let through, and the rules after it not evaluated.
+    Pass,
+    /// Dropped (inline or `--simulate-ips`; a `reject` too).
+    Drop,
+}
+
+impl RuleVerdict {
+    /// The EVE name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleVerdict::Alert => "alert",
+            RuleVerdict::Pass => "pass",
+            RuleVerdict::Drop => "drop",
+        }
+    }
+}
+
 /// An alert (EVE `event_type: alert`).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Alert {
@@ -156,6 +179,8 @@ pub struct Alert {
     /// The interface (or DPDK port) the packet came in on, set by the driver from the frame's
     /// receive port (EVE `in_iface`); `None` in replay, which has no interface.
     pub in_iface: Option<std::sync::Arc<str>>,
+    /// Activity scanner alerts: the packet's verdict after all its rule matches.
+    pub verdict: Option<RuleVerdict>,
 }
 
 /// What an alert says was matched: a signature rule, or a built-in engine's detection.
@@ -207,6 +232,7 @@ impl Alert {
             app: None,
             web_address: None,
             in_iface: None,
+            verdict: None,
         }
     }
 }

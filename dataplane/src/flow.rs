@@ -20,11 +20,21 @@
 //!   and other 100 s) apply until the periodic sweep finds the table below
 //!   `100 - emergency_recovery` percent of the cap (Suricata's `flow.emergency-recovery`, 30).
 //!
-//! The queues hold a flow's hash and id (16 bytes), not its key; an entry whose flow has left
+//! The queues hold a flow's slot and id (16 bytes), not its key; an entry whose flow has left
 //! the table otherwise (timed out, replaced) is skipped when met and dropped by the sweep, and
 //! the queues are compacted when stale entries reach a quarter of the cap, so their length stays
 //! within 1.25 times the cap. Each entry is pushed once and popped at most once per queue, so
 //! the work per new flow is O(1) amortised.
+//!
+//! # Layout
+//! Flows live in a slab of slots (`slots`), found through an index of 8-byte entries (the slot
+//! and the key's 32-bit hash, `index`). A new flow takes the slot freed last, so under a flood
+//! the flow evicted at the cap and the one that replaces it share one place in memory; the
+//! index grows by rehashing 8-byte entries from their stored hashes, never by moving flows; the
+//! slab holds at most `max_flows` flows without the hash table's spare buckets; and a sweep
+//! walks the slab in order. The flows were the hash table's entries before: a flood's new flow
+//! then missed the cache at its lookup, at the evicted flow and at its own insert, and each
+//! growth moved every flow (issue 15: the flow table's share of a random-source SYN flood).
 //!
 //! The table hashes with a seed drawn per process ([`hash_seed`]): a fixed public seed lets an
 //! attacker choose keys that share probe sequences.
@@ -289,12 +299,15 @@ pub struct Flow<X = ()> {
     pub first_seen: Timestamp,
     /// Last packet time.
     pub last_seen: Timestamp,
-    /// Packets client -> server.
-    pub pkts_to_server: u64,
-    /// Packets server -> client.
-    pub pkts_to_client: u64,
-    /// Bytes (frame lengths) in both directions.
-    pub bytes: u64,
+    /// Packets client -> server (saturating; `u32`, as Suricata's, so the two byte counts
+    /// below cost no more than the one total they replaced).
+    pub pkts_to_server: u32,
+    /// Packets server -> client (saturating).
+    pub pkts_to_client: u32,
+    /// Bytes (frame lengths) client -> server.
+    pub bytes_to_server: u64,
+    /// Bytes (frame lengths) server -> client.
+    pub bytes_to_client: u64,
     /// TCP state; `None` for other protocols.
     pub tcp: Option<TcpState>,
     /// FIN seen from the client / from the server.
@@ -304,6 +317,12 @@ pub struct Flow<X = ()> {
     pub terminated: bool,
     /// The flow was picked up without its handshake.
     pub midstream: bool,
+    /// After a RST: who sent it (`true`: the client) and the state before it. The RST's
+    /// sender sending again proves the RST was injected: the state goes back (Suricata's
+    /// `StreamTcpPacketCheckPostRst`).
+    rst: Option<(bool, TcpState)>,
+    /// This packet revived a flow its own sender had reset ([`FlowFacts::rst_inject`]).
+    rst_inject: bool,
     /// Sequence number of the server's SYN/ACK while the handshake is open
     /// ([`FlowTable::note_syn_ack`]): the client's final ACK must acknowledge it to prove the
     /// client's address.
@@ -327,6 +346,16 @@ pub struct FlowFacts {
     pub answered: bool,
     /// When the flow's first packet was seen (`flow.age`).
     pub first_seen: Timestamp,
+
+    /// Packets `[to_server, to_client]`, this one included (`flow.pkts`).
+    pub pkts: [u32; 2],
+    /// Bytes (frame lengths) `[to_server, to_client]`, this packet's included (`flow.bytes`).
+    pub bytes: [u64; 2],
+
+    /// The last packet came from the sender of an earlier RST, which was therefore injected
+    /// (Suricata's stream event `suspected_rst_inject`); the flow went back to its state before
+    /// the RST.
+    pub rst_inject: bool,
 }
 
 /// The last TCP segment of each direction of a flow, as much as a reset of both ends needs.
@@ -441,6 +470,11 @@ impl<X: FlowExt> Flow<X> {
             midstream: self.midstream,
             answered: self.pkts_to_server > 0 && self.pkts_to_client > 0,
             first_seen: self.first_seen,
+
+            pkts: [self.pkts_to_server, self.pkts_to_client],
+            bytes: [self.bytes_to_server, self.bytes_to_client],
+
+            rst_inject: self.rst_inject,
         }
     }
 
@@ -468,12 +502,15 @@ impl<X: FlowExt> Flow<X> {
             last_seen: now,
             pkts_to_server: 0,
             pkts_to_client: 0,
-            bytes: 0,
+            bytes_to_server: 0,
+            bytes_to_client: 0,
             tcp,
             fin_client: false,
             fin_server: false,
             terminated: false,
             midstream,
+            rst: None,
+            rst_inject: false,
             syn_ack_seq: None,
             ends: None,
             ext: X::default(),
@@ -532,12 +569,28 @@ const SWEEP_INTERVAL_US: u64 = 5 * Timestamp::SECOND;
 /// not depend on it: [`FlowTable::update`] treats a timed-out flow it finds as gone.
 const SWEEP_PACKETS_PER_FLOW: usize = 2;
 
-/// A flow's place in an eviction queue: its hash (to find it without its key) and its id (to
-/// tell it from a later flow on the same key).
+/// A flow's place in an eviction queue: its slot and its id (to tell it from a later flow in
+/// the same slot).
 #[derive(Clone, Copy, Debug)]
 struct Queued {
-    hash: u64,
+    slot: u32,
     id: u64,
+}
+
+/// An index entry: a flow's slot and its key's 32-bit hash ([`FlowTable::hash32`]). The index
+/// rehashes from the stored hash when it grows and compares it before the key, so neither
+/// touches the flows.
+#[derive(Clone, Copy, Debug)]
+struct Ix {
+    slot: u32,
+    hash: u32,
+}
+
+/// The index's 64-bit hash of a 32-bit one: the low 32 bits pick the bucket, and hashbrown's
+/// tag (the top 7 bits) repeats bits 25-31, so the tag still filters at any table size.
+#[inline]
+const fn h64(hash: u32) -> u64 {
+    (hash as u64) * 0x1_0000_0001
 }
 
 /// The flow table of one worker, each flow with its owner's extension `X` ([`FlowExt`]).
@@ -548,7 +601,13 @@ pub struct FlowTable<X = ()> {
     timeouts: Timeouts,
     emergency: bool,
     hasher: foldhash::fast::FixedState,
-    flows: HashTable<(FlowKey, Flow<X>)>,
+    /// Slot of each flow by its key's hash (see the module doc, "Layout").
+    index: HashTable<Ix>,
+    /// The flows; `None` marks a free slot (listed in `free`).
+    slots: Vec<Option<(FlowKey, Flow<X>)>>,
+    /// Free slots, the last freed first: a flood's new flow takes the slot of the flow it
+    /// evicted, one place in memory for both.
+    free: Vec<u32>,
     /// Flows in the order they started, not yet found answered (see the module doc).
     fresh: VecDeque<Queued>,
     /// Answered flows, oldest (or least recently given a second chance) first.
@@ -567,6 +626,12 @@ pub struct FlowTable<X = ()> {
 /// worth waits; beyond this a sweep's flows go without their end-of-flow inspection.
 pub const MAX_RETIRED: usize = 1 << 16;
 
+/// A slot number as an index.
+#[inline]
+fn slot_at(slot: u32) -> usize {
+    usize::try_from(slot).unwrap_or(usize::MAX)
+}
+
 /// SplitMix64 finaliser: turns a counter into a well-spread id (deterministic across runs).
 const fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -582,12 +647,19 @@ impl<X: FlowExt> FlowTable<X> {
 
     /// [`FlowTable::new`] with a chosen hash seed (benchmarks and tests that need one layout).
     pub fn with_seed(cfg: FlowConfig, worker: u16, seed: u64) -> Self {
+        // Slots are numbered in u32: a larger cap would only leave slots unused.
+        let cfg = FlowConfig {
+            max_flows: cfg.max_flows.min(slot_at(u32::MAX)),
+            ..cfg
+        };
         FlowTable {
             cfg,
             timeouts: cfg.timeouts,
             emergency: false,
             hasher: foldhash::fast::FixedState::with_seed(seed),
-            flows: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            slots: Vec::with_capacity(cfg.max_flows.min(1 << 16)),
+            free: Vec::new(),
             fresh: VecDeque::new(),
             settled: VecDeque::new(),
             stats: FlowStats::default(),
@@ -603,7 +675,7 @@ impl<X: FlowExt> FlowTable<X> {
     /// Counters.
     pub fn stats(&self) -> FlowStats {
         FlowStats {
-            active: self.flows.len() as u64,
+            active: self.index.len() as u64,
             emergency: self.emergency,
             ..self.stats
         }
@@ -611,12 +683,12 @@ impl<X: FlowExt> FlowTable<X> {
 
     /// Number of tracked flows.
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.index.len()
     }
 
     /// Whether no flow is tracked.
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.index.is_empty()
     }
 
     /// Whether the table is in emergency mode (it filled up and has not yet recovered).
@@ -624,28 +696,86 @@ impl<X: FlowExt> FlowTable<X> {
         self.emergency
     }
 
+    /// The key's hash as the index keeps it (the low 32 bits of the seeded hash).
     #[inline]
-    fn hash(&self, key: &FlowKey) -> u64 {
-        self.hasher.hash_one(key)
+    fn hash32(&self, key: &FlowKey) -> u32 {
+        // Truncation intended: the index keeps 32 bits (see `h64`).
+        #[allow(clippy::cast_possible_truncation)]
+        let h = self.hasher.hash_one(key) as u32;
+        h
+    }
+
+    /// The slot of `key`'s flow (live or timed out but not swept yet), if it has one.
+    #[inline]
+    fn find_slot(&self, hash: u32, key: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(h64(hash), |ix| {
+                ix.hash == hash
+                    && slots
+                        .get(slot_at(ix.slot))
+                        .is_some_and(|e| e.as_ref().is_some_and(|(k, _)| k == key))
+            })
+            .map(|ix| ix.slot)
+    }
+
+    /// The flow in slot `slot`, with its key.
+    #[inline]
+    fn entry(&self, slot: u32) -> Option<&(FlowKey, Flow<X>)> {
+        self.slots.get(slot_at(slot)).and_then(Option::as_ref)
+    }
+
+    /// The flow in slot `slot`, with its key, for changing.
+    #[inline]
+    fn entry_mut(&mut self, slot: u32) -> Option<&mut (FlowKey, Flow<X>)> {
+        self.slots.get_mut(slot_at(slot)).and_then(Option::as_mut)
     }
 
     /// Look a flow up without changing it.
     pub fn get(&self, key: &FlowKey) -> Option<&Flow<X>> {
-        self.flows
-            .find(self.hash(key), |(k, _)| k == key)
-            .map(|(_, f)| f)
+        let slot = self.find_slot(self.hash32(key), key)?;
+        self.entry(slot).map(|(_, f)| f)
     }
 
     /// Every flow, for changing (end-of-capture inspection); in no particular order.
     #[cold]
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&FlowKey, &mut Flow<X>)> {
-        self.flows.iter_mut().map(|(k, f)| (&*k, f))
+        self.slots.iter_mut().flatten().map(|(k, f)| (&*k, f))
     }
 
     /// Look a flow up for changing it (the owner's per-flow state, [`Flow::ext`]).
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<X>> {
-        let hash = self.hash(key);
-        self.flows.find_mut(hash, |(k, _)| k == key).map(|(_, f)| f)
+        let slot = self.find_slot(self.hash32(key), key)?;
+        self.entry_mut(slot).map(|(_, f)| f)
+    }
+
+    /// Take the flow out of slot `slot` and free the slot.
+    fn take_slot(&mut self, slot: u32) -> Option<(FlowKey, Flow<X>)> {
+        let (k, f) = self.slots.get_mut(slot_at(slot))?.take()?;
+        let hash = self.hash32(&k);
+        if let Ok(ix) = self.index.find_entry(h64(hash), |ix| ix.slot == slot) {
+            ix.remove();
+        }
+        self.free.push(slot);
+        Some((k, f))
+    }
+
+    /// Put a new flow into a free slot (or a new one) and index it; returns the slot. `None`
+    /// only if the slot bookkeeping were inconsistent, which the code here never leaves it (at
+    /// most `max_flows` slots exist, free ones are taken first, and the cap fits in u32).
+    fn insert(&mut self, hash: u32, key: FlowKey, flow: Flow<X>) -> Option<u32> {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                u32::try_from(self.slots.len() - 1).ok()?
+            }
+        };
+        let cell = self.slots.get_mut(slot_at(slot))?;
+        self.index
+            .insert_unique(h64(hash), Ix { slot, hash }, |ix| h64(ix.hash));
+        *cell = Some((key, flow));
+        Some(slot)
     }
 
     /// Note the sequence number of the server's SYN/ACK of a flow whose handshake is open. A
@@ -676,7 +806,7 @@ impl<X: FlowExt> FlowTable<X> {
     /// enough of the cap is free. Runs by itself from [`FlowTable::update`]; returns how many
     /// flows were removed.
     pub fn sweep(&mut self, now: Timestamp) -> usize {
-        let before = self.flows.len();
+        let before = self.index.len();
         let t = self.timeouts;
         let first_retired = self.retired.len();
         self.remove_flows(|k, f| now.since(f.last_seen) > timeout(&t, k, f));
@@ -685,11 +815,11 @@ impl<X: FlowExt> FlowTable<X> {
         if let Some(tail) = self.retired.get_mut(first_retired..) {
             tail.sort_unstable_by_key(|(_, f)| f.id);
         }
-        let removed = before - self.flows.len();
+        let removed = before - self.index.len();
         self.stats.timed_out += removed as u64;
         self.compact();
         if self.emergency {
-            let free = self.cfg.max_flows.saturating_sub(self.flows.len());
+            let free = self.cfg.max_flows.saturating_sub(self.index.len());
             let needed = self
                 .cfg
                 .max_flows
@@ -707,8 +837,12 @@ impl<X: FlowExt> FlowTable<X> {
 
     /// Drop the queue entries whose flow left the table some other way (timed out, replaced).
     fn compact(&mut self) {
-        let flows = &self.flows;
-        let live = |q: &Queued| flows.find(q.hash, |(_, f)| f.id == q.id).is_some();
+        let slots = &self.slots;
+        let live = |q: &Queued| {
+            slots
+                .get(slot_at(q.slot))
+                .is_some_and(|e| e.as_ref().is_some_and(|(_, f)| f.id == q.id))
+        };
         self.fresh.retain(live);
         self.settled.retain(live);
     }
@@ -743,28 +877,40 @@ impl<X: FlowExt> FlowTable<X> {
         }
     }
 
-    /// Remove the flows `gone` selects, each through [`FlowTable::retire_flow`].
+    /// Remove the flows `gone` selects, each through [`FlowTable::retire_flow`]: a walk over
+    /// the slots in order.
     fn remove_flows(&mut self, mut gone: impl FnMut(&FlowKey, &Flow<X>) -> bool) {
-        let (retire, retired) = (self.retire, &mut self.retired);
-        for (k, f) in self.flows.extract_if(|(k, f)| gone(k, f)) {
-            Self::retire_flow(retire, retired, k, f);
+        for slot in 0..self.slots.len() {
+            let Ok(slot) = u32::try_from(slot) else {
+                break;
+            };
+            if self.entry(slot).is_some_and(|(k, f)| gone(k, f))
+                && let Some((k, f)) = self.take_slot(slot)
+            {
+                Self::retire_flow(self.retire, &mut self.retired, k, f);
+            }
         }
     }
 
     /// Remove the queued flow `q` (it is in the table) as evicted.
     fn evict(&mut self, q: Queued) {
-        if let Ok(entry) = self.flows.find_entry(q.hash, |(_, f)| f.id == q.id) {
-            let ((k, f), _) = entry.remove();
+        if let Some((k, f)) = self.take_slot(q.slot) {
             Self::retire_flow(self.retire, &mut self.retired, k, f);
             self.stats.evicted += 1;
         }
+    }
+
+    /// The flow `q` names, if it is still in the table.
+    #[inline]
+    fn queued(&self, q: Queued) -> Option<&(FlowKey, Flow<X>)> {
+        self.entry(q.slot).filter(|(_, f)| f.id == q.id)
     }
 
     /// Evict one flow to make room for a new one, in O(1) amortised (see the module doc).
     fn make_room(&mut self, now: Timestamp) {
         // The oldest flow nobody answered, or that has ended; answered ones move on.
         while let Some(q) = self.fresh.pop_front() {
-            let Some((_, f)) = self.flows.find(q.hash, |(_, f)| f.id == q.id) else {
+            let Some((_, f)) = self.queued(q) else {
                 continue;
             };
             if settled(f) {
@@ -783,7 +929,7 @@ impl<X: FlowExt> FlowTable<X> {
             let Some(q) = self.settled.pop_front() else {
                 break;
             };
-            let Some((k, f)) = self.flows.find(q.hash, |(_, f)| f.id == q.id) else {
+            let Some((k, f)) = self.queued(q) else {
                 continue;
             };
             looked += 1;
@@ -802,21 +948,20 @@ impl<X: FlowExt> FlowTable<X> {
         }
     }
 
-    /// Start a flow for `key` (hashing to `hash`) at `now`: in place of a timed-out entry, or as
-    /// a new entry (making room at the cap first, which enters emergency mode).
+    /// Start a flow for `key` (hashing to `hash`) at `now`: in place of a timed-out flow in
+    /// slot `timed_out`, or in a slot of its own (making room at the cap first, which enters
+    /// emergency mode). `None` only if the slot bookkeeping were inconsistent (never).
     #[cold]
     #[inline(never)]
     fn start_flow(
         &mut self,
         now: Timestamp,
-        hash: u64,
+        (hash, timed_out): (u32, Option<u32>),
         key: &FlowKey,
         a_to_b: bool,
         tcp_flags: Option<TcpFlags>,
-    ) -> &mut Flow<X> {
-        if self.flows.len() >= self.cfg.max_flows
-            && self.flows.find(hash, |(k, _)| k == key).is_none()
-        {
+    ) -> Option<&mut Flow<X>> {
+        if timed_out.is_none() && self.index.len() >= self.cfg.max_flows {
             if !self.emergency {
                 self.emergency = true;
                 self.timeouts = self.cfg.emergency_timeouts;
@@ -834,22 +979,36 @@ impl<X: FlowExt> FlowTable<X> {
         if self.fresh.len() + self.settled.len() > self.cfg.max_flows + self.cfg.max_flows / 4 {
             self.compact();
         }
-        self.fresh.push_back(Queued { hash, id });
-        let hasher = &self.hasher;
-        match self
-            .flows
-            .entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k))
-        {
-            hashbrown::hash_table::Entry::Occupied(o) => {
-                // Timed out but not swept yet: the packet starts a new flow in its place.
+        let slot = match timed_out {
+            Some(slot) => {
+                // Timed out but not swept yet: the packet starts a new flow in its place (same
+                // key, same slot, same index entry).
                 self.stats.timed_out += 1;
-                let (_, f) = o.into_mut();
+                let (_, f) = self.entry_mut(slot)?;
                 let old = core::mem::replace(f, flow);
                 Self::retire_flow(self.retire, &mut self.retired, *key, old);
-                f
+                slot
             }
-            hashbrown::hash_table::Entry::Vacant(v) => &mut v.insert((*key, flow)).into_mut().1,
-        }
+            None => self.insert(hash, *key, flow)?,
+        };
+        self.fresh.push_back(Queued { slot, id });
+        self.entry_mut(slot).map(|(_, f)| f)
+    }
+
+    /// What a packet whose flow could not be stored is told: a new flow, from its client, with
+    /// a fresh extension's peek. Never happens (see [`FlowTable::insert`]); kept panic-free.
+    #[cold]
+    fn untracked(a_to_b: bool) -> (FlowUpdate, X::Peek) {
+        let upd = FlowUpdate {
+            id: 0,
+            new_flow: true,
+            to_server: true,
+            handshake_completed: false,
+            terminated: false,
+            half_open: false,
+            a_to_b,
+        };
+        (upd, X::default().peek(a_to_b))
     }
 
     /// Account one packet to its flow, creating it if needed, and advance TCP state.
@@ -888,36 +1047,54 @@ impl<X: FlowExt> FlowTable<X> {
     ) -> (FlowUpdate, X::Peek) {
         self.packets_since_sweep += 1;
         if now >= self.next_sweep
-            && self.packets_since_sweep >= self.flows.capacity() / SWEEP_PACKETS_PER_FLOW
+            && self.packets_since_sweep >= self.index.capacity() / SWEEP_PACKETS_PER_FLOW
         {
             self.sweep(now);
         }
         let t = self.timeouts;
-        let hash = self.hash(key);
-        // One probe on the common path: the entry is either a live flow, a flow that timed out
-        // but was not swept yet (its packet starts a new flow in its place), or absent.
-        let live = match self.flows.find_mut(hash, |(k, _)| k == key) {
+        let hash = self.hash32(key);
+        // One probe on the common path: the slot holds either a live flow, a flow that timed
+        // out but was not swept yet (its packet starts a new flow in its place), or nothing.
+        let found = self.find_slot(hash, key);
+        let live = match found.and_then(|slot| self.entry_mut(slot)) {
             Some((_, f)) if now.since(f.last_seen) <= timeout(&t, key, f) => Some(f),
             _ => None,
         };
         let (f, new_flow) = match live {
             Some(f) => (f, false),
-            None => (self.start_flow(now, hash, key, a_to_b, tcp_flags), true),
+            None => match self.start_flow(now, (hash, found), key, a_to_b, tcp_flags) {
+                Some(f) => (f, true),
+                None => return Self::untracked(a_to_b),
+            },
         };
         let to_server = a_to_b == f.client_is_a;
         f.last_seen = now;
         if let Some(n) = note {
             f.ends.get_or_insert_with(Box::default).note(a_to_b, n);
         }
-        f.bytes += frame_len as u64;
         if to_server {
-            f.pkts_to_server += 1;
+            f.pkts_to_server = f.pkts_to_server.saturating_add(1);
+            f.bytes_to_server = f.bytes_to_server.saturating_add(frame_len as u64);
         } else {
-            f.pkts_to_client += 1;
+            f.pkts_to_client = f.pkts_to_client.saturating_add(1);
+            f.bytes_to_client = f.bytes_to_client.saturating_add(frame_len as u64);
         }
         let mut handshake_completed = false;
-        if let (Some(state), Some(flags)) = (f.tcp, tcp_flags) {
+        f.rst_inject = false;
+        if let (Some(mut state), Some(flags)) = (f.tcp, tcp_flags) {
+            if state == TcpState::Reset
+                && !flags.has(TcpFlags::RST)
+                && let Some((by_client, before)) = f.rst
+                && by_client == to_server
+            {
+                state = before;
+                f.rst = None;
+                f.rst_inject = true;
+            }
             let next = if flags.has(TcpFlags::RST) {
+                if state != TcpState::Reset {
+                    f.rst = Some((to_server, state));
+                }
                 TcpState::Reset
             } else {
                 match state {
@@ -1061,6 +1238,34 @@ mod tests {
         assert_eq!((f.pkts_to_server, f.pkts_to_client), (3, 2));
     }
 
+    // A RST whose sender goes on sending was injected: the flow returns to its state before
+    // the RST and the packet says so; the peer's packets after a RST leave it reset.
+    #[test]
+    fn rst_then_same_sender_is_an_injection() {
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let (k, c2s) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 40000), ep(2, 80));
+        let now = Timestamp(1);
+        let rst = Some(TcpFlags(TcpFlags::RST | TcpFlags::ACK));
+        t.update(now, &k, c2s, SYN, 60);
+        t.update(now, &k, !c2s, SYNACK, 60);
+        t.update(now, &k, c2s, ACK, 60);
+        t.update(now, &k, c2s, rst, 60);
+        assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Reset));
+        assert!(!t.get(&k).unwrap().facts().rst_inject);
+        t.update(now, &k, c2s, ACK, 60);
+        let f = t.get(&k).unwrap().facts();
+        assert_eq!(f.tcp, Some(TcpState::Established));
+        assert!(f.rst_inject);
+        t.update(now, &k, !c2s, ACK, 60);
+        assert!(!t.get(&k).unwrap().facts().rst_inject);
+        // A RST answered by the peer only: the flow stays reset.
+        t.update(now, &k, !c2s, rst, 60);
+        t.update(now, &k, c2s, ACK, 60);
+        let f = t.get(&k).unwrap().facts();
+        assert_eq!(f.tcp, Some(TcpState::Reset));
+        assert!(!f.rst_inject);
+    }
+
     #[test]
     fn synack_first_makes_other_side_client() {
         let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
@@ -1157,7 +1362,7 @@ mod tests {
             assert_eq!(f.tcp, Some(TcpState::Established));
         }
         // The oldest spoofed flows went first: the first one is gone, the last ones are there.
-        assert!(t.flows.iter().all(|(_, f)| f.id != first));
+        assert!(t.slots.iter().flatten().all(|(_, f)| f.id != first));
         let last = spoofed_syn(&mut t, 49_999, now);
         assert!(!last.new_flow, "the newest spoofed flow is still tracked");
         let s = t.stats();
@@ -1167,6 +1372,74 @@ mod tests {
         assert_eq!(s.created, 100 + 50_000);
         // The queues never hold much more than the table.
         assert!(t.fresh.len() + t.settled.len() <= 1024 + 1024 / 4 + 1);
+    }
+
+    /// The slab and its index agree: every flow in a slot is found at that slot through the
+    /// index, every index entry names a flow, and every other slot is listed free once.
+    fn assert_consistent<X: FlowExt>(t: &FlowTable<X>) {
+        let mut live = 0;
+        for (i, e) in t.slots.iter().enumerate() {
+            let slot = u32::try_from(i).unwrap();
+            match e {
+                Some((k, _)) => {
+                    live += 1;
+                    assert_eq!(t.find_slot(t.hash32(k), k), Some(slot));
+                }
+                None => assert_eq!(t.free.iter().filter(|f| **f == slot).count(), 1),
+            }
+        }
+        assert_eq!(t.index.len(), live);
+        assert_eq!(t.free.len() + live, t.slots.len());
+        assert!(t.slots.len() <= t.cfg.max_flows);
+    }
+
+    proptest::proptest! {
+        /// Random traffic over a few hundred keys through a small table (new flows, answers,
+        /// handshakes, time jumps past timeouts, sweeps): the slab and the index stay
+        /// consistent, the table within its cap, and a flow just updated is found.
+        #[test]
+        fn slab_and_index_stay_consistent(
+            ops in proptest::collection::vec((0u16..300, 0u8..4, 0u64..20_000_000), 1..600),
+        ) {
+            let mut t = small(64);
+            let mut now = Timestamp(1_000_000);
+            for (port, kind, dt) in ops {
+                now = now.plus_micros(dt);
+                let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, port), ep(2, 80));
+                match kind {
+                    0 => {
+                        t.update(now, &k, d, SYN, 60);
+                    }
+                    1 => {
+                        t.update(now, &k, !d, SYNACK, 60);
+                    }
+                    2 => {
+                        t.update(now, &k, d, ACK, 60);
+                    }
+                    _ => {
+                        t.sweep(now);
+                    }
+                }
+                if kind < 3 {
+                    proptest::prop_assert!(t.get(&k).is_some());
+                }
+                proptest::prop_assert!(t.len() <= 64);
+                assert_consistent(&t);
+            }
+        }
+    }
+
+    #[test]
+    fn a_floods_new_flow_takes_the_slot_of_the_flow_it_evicted() {
+        let mut t = small(1024);
+        let now = Timestamp(1_000_000);
+        for i in 0..50_000 {
+            spoofed_syn(&mut t, i, now);
+        }
+        // The slab never grew past the cap: each flow past it went into the freed slot.
+        assert_eq!(t.slots.len(), 1024);
+        assert!(t.free.is_empty());
+        assert_consistent(&t);
     }
 
     #[test]
@@ -1254,6 +1527,26 @@ mod tests {
             assert!(t.fresh.len() + t.settled.len() <= 1024 + 1024 / 4 + 1);
         }
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn counts_per_direction_for_flow_pkts_and_bytes() {
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let (k, to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 5000), ep(2, 53));
+        let (_, to_a) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(2, 53), ep(1, 5000));
+        t.update(Timestamp(1), &k, to_b, None, 60);
+        t.update(Timestamp(2), &k, to_a, None, 1500);
+        t.update(Timestamp(3), &k, to_b, None, 100);
+        let facts = t.get_mut(&k).map(|f| f.facts());
+        assert_eq!(
+            facts.map(|f| (f.pkts, f.bytes)),
+            Some(([2, 1], [160, 1500]))
+        );
+        // Client and server follow the flow's first packet, not the key's order.
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        t.update(Timestamp(1), &k, to_a, None, 70);
+        let facts = t.get_mut(&k).map(|f| f.facts());
+        assert_eq!(facts.map(|f| (f.pkts, f.bytes)), Some(([1, 0], [70, 0])));
     }
 
     #[test]

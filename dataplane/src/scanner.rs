@@ -12,9 +12,10 @@
 use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
+use crate::rules::ast::stream_event;
 use crate::rules::{
-    AppProto, BufferKind, Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, RuleMatch,
-    RuleSet, Side, ThresholdState,
+    AppProto, BufferKind, Buffers, FlowCounts, FlowRuleState, FlowView, KindSet, NoBuffers,
+    PacketView, RuleMatch, RuleSet, Side, ThresholdState,
 };
 use crate::stream::{Segment, StreamConfig, StreamEvents, StreamMemcap, TcpStream};
 use crate::time::Timestamp;
@@ -77,7 +78,7 @@ pub struct FlowScan {
     inspected: [u64; 2],
     /// The latest transaction inspected and the rules (indexes) that matched its buffers: a
     /// transaction is offered again as it progresses, a rule fires once per transaction.
-    tx_matched: (u64, Vec<u32>),
+    tx_matched: (u64, Vec<(u32, bool)>),
     /// Established by a one-sided handshake ([`ScannerConfig::async_oneside`]).
     async_established: bool,
     /// IDS mode, per direction: the latest transaction the app layer created or progressed
@@ -105,6 +106,8 @@ pub struct AppFields {
     pub tls_sni: Option<String>,
     /// `dns.query` (first name).
     pub dns_query: Option<String>,
+    /// That name was cut at Suricata's 1025 bytes (EVE `rrname_truncated`).
+    pub dns_query_truncated: bool,
 }
 
 impl AppFields {
@@ -121,6 +124,7 @@ impl AppFields {
             http_method: s(b.http_method),
             tls_sni: s(b.tls_sni),
             dns_query: s(b.dns_query()),
+            dns_query_truncated: b.dns.is_some_and(|m| m.queries_cut & 1 != 0),
         })
     }
 }
@@ -130,8 +134,10 @@ impl AppFields {
 pub struct ScanBuffers<'a> {
     /// New in-order stream data of the packet's direction.
     pub stream: Option<&'a [u8]>,
-    /// The transaction the packet completed.
-    pub app: Option<AppBuffers<'a>>,
+    /// The transaction the packet completed (borrowed: the buffers are a large struct, and
+    /// moving them into every packet's `ScanBuffers` was a copy per packet, with or without a
+    /// transaction).
+    pub app: Option<&'a AppBuffers<'a>>,
     /// The packet's payload went into the reassembled stream, which inspects it (IDS mode).
     pub payload_in_stream: bool,
     /// The flow's payload is no longer inspected (encrypted TLS).
@@ -150,14 +156,11 @@ impl Buffers for ScanBuffers<'_> {
         self.no_payload
     }
 
-    fn kinds(&self) -> u64 {
-        const PACKET: u64 = 1 << BufferKind::Payload.index()
-            | 1 << BufferKind::Packet.index()
-            | 1 << BufferKind::Stream.index();
-        const TO_SERVER: u64 = BufferKind::side_mask(true);
-        const TO_CLIENT: u64 = BufferKind::side_mask(false);
+    fn kinds(&self) -> KindSet {
+        const TO_SERVER: KindSet = BufferKind::side_mask(true);
+        const TO_CLIENT: KindSet = BufferKind::side_mask(false);
         match (&self.app, self.to_server) {
-            (None, _) => PACKET,
+            (None, _) => BufferKind::PACKET,
             (Some(_), true) => TO_SERVER,
             (Some(_), false) => TO_CLIENT,
         }
@@ -171,18 +174,26 @@ impl Buffers for ScanBuffers<'_> {
         if kind == BufferKind::Stream {
             return self.stream.filter(|_| n == 0);
         }
-        let a = self.app.as_ref()?;
+        let a = self.app?;
         let side = kind.side();
         if (side == Side::ToClient && self.to_server) || (side == Side::ToServer && !self.to_server)
         {
             return None;
+        }
+        if kind == BufferKind::AppLayerEvent {
+            let m = a.dns?;
+            return m
+                .events
+                .names(m.response, self.to_server)
+                .nth(n)
+                .map(str::as_bytes);
         }
         if !self.to_server {
             return match kind {
                 BufferKind::TlsCerts => a.tls_certs.get(n).map(Vec::as_slice),
                 BufferKind::TlsAlpn => a.tls_server_alpns.get(n).map(Vec::as_slice),
                 BufferKind::TlsSubjectAltName => a.tls_sans.get(n).map(Vec::as_slice),
-                BufferKind::HttpResponseHeader => a.http_response_headers.get(n).map(Vec::as_slice),
+                BufferKind::HttpResponseHeader => a.http_response_headers?.header(n),
                 BufferKind::DnsRrtype => a.dns?.answers.get(n).map(|r| r.rrtype.as_slice()),
                 BufferKind::DnsResponseRrname => {
                     let m = a.dns.filter(|m| m.response)?;
@@ -217,7 +228,10 @@ impl Buffers for ScanBuffers<'_> {
                 BufferKind::TlsCertSubject => a.tls_cert_subject,
                 BufferKind::TlsCertIssuer => a.tls_cert_issuer,
                 BufferKind::TlsCertSerial => a.tls_cert_serial,
-                BufferKind::TlsCertFingerprint => a.tls_cert_fingerprint,
+                BufferKind::TlsCertFingerprint => a
+                    .tls_chain
+                    .and_then(crate::app::tls::cert::Certificates::fingerprint),
+                BufferKind::SslVersion => a.tls_server_version,
                 _ => None,
             };
         }
@@ -225,7 +239,7 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::DnsQuery => return a.dns_queries.get(n).map(Vec::as_slice),
             BufferKind::TlsAlpn => return a.tls_client_alpns.get(n).map(Vec::as_slice),
             BufferKind::HttpRequestHeader => {
-                return a.http_request_headers.get(n).map(Vec::as_slice);
+                return a.http_request_headers?.header(n);
             }
             BufferKind::DnsRrtype => {
                 return a.dns?.qtypes.get(n).map(<[u8; 2]>::as_slice);
@@ -264,6 +278,7 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::Ja3String => a.tls_ja3,
             BufferKind::Ja3Hash => a.tls_ja3_hash,
             BufferKind::Ja4Hash => a.tls_hello.map(crate::app::tls::parser::ClientHello::ja4),
+            BufferKind::SslVersion => a.tls_client_version,
             _ => None,
         }
     }
@@ -316,6 +331,7 @@ fn every_dns() -> &'static crate::app::dns::parser::Message {
         answers: vec![Record::default()],
         authorities: vec![Record::default()],
         additionals: vec![Record::default()],
+        events: crate::app::dns::parser::TxEvents::Z_FLAG_SET,
         ..Message::default()
     });
     &M
@@ -339,22 +355,56 @@ fn random_part(kind: BufferKind, random: Option<&[u8]>) -> Option<&[u8]> {
 pub fn buffer_filled(kind: BufferKind) -> bool {
     let queries = [Vec::new()];
     let hello = crate::app::tls::parser::ClientHello::default();
-    let full = |to_server| every_buffer(&queries, &hello, to_server);
+    let chain = any_chain();
+    let head = any_head();
+    let app = every_app(&queries, &hello, &chain, &head);
+    let full = |to_server| every_buffer(&app, to_server);
     matches!(kind, BufferKind::Payload | BufferKind::Packet)
         || kind.is_header()
         || full(true).get(kind).is_some()
         || full(false).get(kind).is_some()
 }
 
-/// The buffers of a packet where every field is present (empty), for [`buffer_filled`].
-fn every_buffer<'a>(
+/// The buffers of a packet where every field is present (empty), for [`buffer_filled`]: `app`
+/// from [`every_app`].
+fn every_buffer<'a>(app: &'a AppBuffers<'a>, to_server: bool) -> ScanBuffers<'a> {
+    ScanBuffers {
+        stream: Some(b""),
+        app: Some(app),
+        payload_in_stream: false,
+        no_payload: false,
+        to_server,
+    }
+}
+
+/// A chain of one empty certificate, for [`every_app`]: built field by field, since parsing
+/// it with `certificates` on each of the ~96,000 `buffer_filled` calls of an ET Open load
+/// cost about 45 M instructions.
+fn any_chain() -> crate::app::tls::cert::Certificates {
+    let mut chain = crate::app::tls::cert::Certificates::default();
+    chain.certs.push(Vec::new());
+    chain
+}
+
+/// A head of one empty header, for [`every_app`].
+fn any_head() -> crate::app::http::parser::HeadFields {
+    let one = [httparse::Header {
+        name: "",
+        value: b"",
+    }];
+    crate::app::http::parser::HeadFields::new(b"", &one, b"")
+}
+
+/// A transaction where every field is present (empty), for [`every_buffer`].
+fn every_app<'a>(
     queries: &'a [Vec<u8>],
     hello: &'a crate::app::tls::parser::ClientHello,
-    to_server: bool,
-) -> ScanBuffers<'a> {
+    chain: &'a crate::app::tls::cert::Certificates,
+    head: &'a crate::app::http::parser::HeadFields,
+) -> AppBuffers<'a> {
     const ANY: &[u8] = b"";
     // Every field named (no `..Default::default()`): a new field must be decided here.
-    let app = AppBuffers {
+    AppBuffers {
         proto: App::Unknown,
         http_method: Some(ANY),
         http_uri: Some(ANY),
@@ -366,9 +416,9 @@ fn every_buffer<'a>(
         http_header: Some(ANY),
         http_cookie: Some(ANY),
         http_header_raw: Some(ANY),
-        http_request_headers: queries,
+        http_request_headers: Some(head),
         http_response_header_raw: Some(ANY),
-        http_response_headers: queries,
+        http_response_headers: Some(head),
         http_connection: Some(ANY),
         http_request_body: Some(ANY),
         http_request_line: Some(ANY),
@@ -402,22 +452,17 @@ fn every_buffer<'a>(
         tls_cert_subject: Some(ANY),
         tls_cert_issuer: Some(ANY),
         tls_cert_serial: Some(ANY),
-        tls_cert_fingerprint: Some(ANY),
+        tls_chain: Some(chain),
         tls_certs: queries,
         tls_client_random: Some(&[0; 32]),
         tls_server_random: Some(&[0; 32]),
+        tls_client_version: Some(ANY),
+        tls_server_version: Some(ANY),
         tls_client_alpns: queries,
         tls_server_alpns: queries,
         tls_sans: queries,
         dns_queries: queries,
         dns: Some(every_dns()),
-    };
-    ScanBuffers {
-        stream: Some(ANY),
-        app: Some(app),
-        payload_in_stream: false,
-        no_payload: false,
-        to_server,
     }
 }
 
@@ -432,6 +477,15 @@ fn stream_size(scan: &FlowScan) -> Option<(u64, u64)> {
 
 /// The packet's IP header (with options or extension headers) and transport header, for the
 /// header buffers (`ipv4.hdr`, `tcp.hdr`, ...) and `ipopts`; empty where the packet has none.
+/// The flow's counts for `flow.pkts` and `flow.bytes`.
+fn flow_counts(flow: FlowFacts) -> FlowCounts {
+    let [ps, pc] = flow.pkts;
+    FlowCounts {
+        pkts: [u64::from(ps), u64::from(pc)],
+        bytes: flow.bytes,
+    }
+}
+
 fn headers<'a>(ip: &Ip<'a>) -> (&'a [u8], &'a [u8]) {
     let hl = ip.header_len;
     let ip_header = ip.packet.get(..hl).unwrap_or(&[]);
@@ -475,11 +529,14 @@ pub fn established(f: FlowFacts, midstream: bool) -> bool {
 }
 
 /// Keep only the first match of each transaction rule (a rule inspecting an app-layer buffer)
-/// on transaction `id`, as Suricata's per-transaction detection state does.
+/// on transaction `id` in each direction, as Suricata's per-transaction detection state does
+/// (one inspection state per direction: a rule that reads either side, such as `ssl_version`,
+/// can fire once towards the server and once towards the client).
 fn once_per_tx(
     rules: &RuleSet,
-    seen: &mut (u64, Vec<u32>),
+    seen: &mut (u64, Vec<(u32, bool)>),
     id: u64,
+    to_server: bool,
     out: &mut Vec<RuleMatch>,
     from: usize,
 ) {
@@ -493,11 +550,12 @@ fn once_per_tx(
             .get(m.rule_index as usize)
             .is_some_and(|r| r.chains.iter().any(|c| c.buffer.app_proto().is_some()));
         if tx_rule {
-            if seen.1.contains(&m.rule_index) {
+            let key = (m.rule_index, to_server);
+            if seen.1.contains(&key) {
                 out.remove(i);
                 continue;
             }
-            seen.1.push(m.rule_index);
+            seen.1.push(key);
         }
         i += 1;
     }
@@ -547,19 +605,35 @@ pub fn inspect(
     let mut tx: Option<u64> = None;
     let mut stream_new: Option<(u64, u64)> = None;
     let mut payload_in_stream = false;
+    let mut stream_events = if flow.rst_inject {
+        stream_event::SUSPECTED_RST_INJECT
+    } else {
+        0
+    };
     let idx = usize::from(!to_server);
     match &ip.l4 {
         L4::Tcp(t) if cfg.mode == InspectionMode::Ids => {
             let closed = matches!(flow.tcp, Some(TcpState::Closed | TcpState::Reset));
             let one_sided = scan.async_established;
             let r = ids_tcp(scan, cfg, memcap, t, to_server, ports, closed, one_sided);
-            (tx, stream_new, payload_in_stream) = r;
+            let events;
+            (tx, stream_new, payload_in_stream, events) = r;
+            stream_events |= rule_stream_events(events);
         }
         L4::Tcp(t) => {
             let st = scan
                 .stream
                 .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
-            st.insert(to_server, Segment::from(t));
+            let up = st.insert(to_server, Segment::from(t));
+            let mine = if to_server {
+                up.to_server
+            } else {
+                up.to_client
+            };
+            stream_events |= rule_stream_events(mine.events);
+            // Every byte was inspected on arrival: nothing before a hole is waiting.
+            st.client.release_before_gap();
+            st.server.release_before_gap();
             let dir = st.direction(to_server);
             let up = scan.app.on_stream(to_server, dir, ports);
             if up.new_txs > 0 {
@@ -610,6 +684,9 @@ pub fn inspect(
         ip_header,
         l4_header,
         stream_size: stream_size(scan),
+        flow_counts: Some(flow_counts(flow)),
+
+        stream_events,
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -625,20 +702,38 @@ pub fn inspect(
     };
     let bufs = ScanBuffers {
         stream,
-        app,
+        app: app.as_ref(),
         payload_in_stream,
         no_payload,
         to_server,
     };
     let before = out.len();
+    let ids_raw = stream_new.filter(|_| cfg.mode == InspectionMode::Ids);
+    if let Some((since, _)) = ids_raw {
+        let st = scan.stream.as_ref();
+        before_gap(
+            rules,
+            thresholds,
+            st,
+            &mut scan.rules,
+            &view,
+            no_payload,
+            since,
+            now,
+            out,
+        );
+    }
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
+    if ids_raw.is_some() {
+        release_before_gap(&mut scan.stream, to_server);
+    }
     if let Some(id) = tx {
-        once_per_tx(rules, &mut scan.tx_matched, id, out, before);
+        once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
     }
     if out.len() == before {
         return None;
     }
-    app.and_then(|a| AppFields::of(&a)).or_else(|| {
+    app.as_ref().and_then(AppFields::of).or_else(|| {
         let b = scan.app.buffers();
         if b.proto == App::Unknown {
             rule_app(scan.app.proto()).map(|_| AppFields {
@@ -705,11 +800,13 @@ pub fn inspect_packet(
         ip_header,
         l4_header,
         stream_size: None,
+        stream_events: 0,
         flow: FlowView {
             has_flow: false,
             established: false,
             to_server: true,
         },
+        flow_counts: None,
         app_proto: None,
         events,
         vlan,
@@ -780,11 +877,12 @@ pub fn flush(
     let since = scan.inspected.get(idx).copied().unwrap_or(0);
     let end = dir.end_offset();
     let no_payload = payload_off(cfg, &scan.app);
+    let has_before_gap = dir.before_gap_between(since).is_some();
     let stream = (end > since && !no_payload).then(|| dir.data_between(since, end).1);
     if let Some(c) = scan.inspected.get_mut(idx) {
         *c = end.max(since);
     }
-    if stream.is_none() && tx.is_none() {
+    if stream.is_none() && tx.is_none() && !has_before_gap {
         return None;
     }
     let app = tx.and_then(|id| scan.app.tx(id));
@@ -804,6 +902,9 @@ pub fn flush(
         ip_header: &[],
         l4_header: &[],
         stream_size: stream_size(scan),
+        flow_counts: Some(flow_counts(flow)),
+
+        stream_events: 0,
         flow: FlowView {
             has_flow: true,
             established: est,
@@ -816,21 +917,34 @@ pub fn flush(
     };
     let bufs = ScanBuffers {
         stream,
-        app,
+        app: app.as_ref(),
         // No payload of its own: stream rules read the stream only.
         payload_in_stream: true,
         no_payload,
         to_server,
     };
     let before = out.len();
+    let st = scan.stream.as_ref();
+    before_gap(
+        rules,
+        thresholds,
+        st,
+        &mut scan.rules,
+        &view,
+        no_payload,
+        since,
+        now,
+        out,
+    );
     rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
+    release_before_gap(&mut scan.stream, to_server);
     if let Some(id) = tx {
-        once_per_tx(rules, &mut scan.tx_matched, id, out, before);
+        once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
     }
     if out.len() == before {
         return None;
     }
-    app.and_then(|a| AppFields::of(&a)).or_else(|| {
+    app.as_ref().and_then(AppFields::of).or_else(|| {
         rule_app(scan.app.proto()).map(|_| AppFields {
             app_proto: scan.app.proto().name(),
             ..AppFields::default()
@@ -841,7 +955,8 @@ pub fn flush(
 /// The TCP part of [`inspect`] in [`InspectionMode::Ids`]: reassemble the segment, let the app
 /// layer parse what the peer acknowledged in either direction, and decide whether this packet
 /// inspects its direction's raw stream. Returns the transaction to inspect with this packet,
-/// the raw stream range to inspect, and whether the payload went into the stream.
+/// the raw stream range to inspect, whether the payload went into the stream, and the
+/// segment's stream events.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn ids_tcp(
@@ -853,7 +968,7 @@ fn ids_tcp(
     ports: (u16, u16),
     closed: bool,
     one_sided: bool,
-) -> (Option<u64>, Option<(u64, u64)>, bool) {
+) -> (Option<u64>, Option<(u64, u64)>, bool, StreamEvents) {
     let st = scan
         .stream
         .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
@@ -864,8 +979,10 @@ fn ids_tcp(
     } else {
         up.to_client
     };
-    let payload_in_stream =
-        !t.payload.is_empty() && !mine.events.has(StreamEvents::NOT_REASSEMBLED) && !depth_before;
+    let payload_in_stream = !t.payload.is_empty()
+        && !t.flags.has(TcpFlags::RST)
+        && !mine.events.has(StreamEvents::NOT_REASSEMBLED)
+        && !depth_before;
     if one_sided {
         // Suricata's async mode: the peer's ACKs are never seen, own data counts as ACKed.
         if to_server {
@@ -925,7 +1042,74 @@ fn ids_tcp(
             *trig = false;
         }
     }
-    (tx, range, payload_in_stream)
+    (tx, range, payload_in_stream, mine.events)
+}
+
+/// IDS mode, before a raw stream inspection of the packet's direction from offset `since`: the
+/// bytes kept before the direction's latest hole that had not been inspected when an ACK
+/// skipped it are inspected first, as a stream-only pseudo packet (no payload, no flags);
+/// [`release_before_gap`] lets them go after the inspection. Suricata inspects each block of
+/// the raw stream on its own, so a pattern never spans the hole, and the bytes before a gap
+/// are still inspected.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn before_gap(
+    rules: &RuleSet,
+    thresholds: &mut ThresholdState,
+    stream: Option<&TcpStream>,
+    rule_state: &mut FlowRuleState,
+    view: &PacketView<'_>,
+    no_payload: bool,
+    since: u64,
+    now: Timestamp,
+    out: &mut Vec<RuleMatch>,
+) {
+    let to_server = view.flow.to_server;
+    let Some(st) = stream else {
+        return;
+    };
+    if let Some((_, block)) = st.direction(to_server).before_gap_between(since)
+        && !no_payload
+    {
+        let pseudo = PacketView {
+            ttl: 0,
+            tcp_flags: Some(0),
+            payload: &[],
+            ip_header: &[],
+            l4_header: &[],
+            stream_events: 0,
+            ..*view
+        };
+        let bufs = ScanBuffers {
+            stream: Some(block),
+            app: None,
+            payload_in_stream: true,
+            no_payload,
+            to_server,
+        };
+        rules.inspect(&pseudo, &bufs, rule_state, thresholds, now, out);
+    }
+}
+
+/// The raw stream of a direction was inspected: what was kept before its latest hole is done
+/// with.
+fn release_before_gap(stream: &mut Option<TcpStream>, to_server: bool) {
+    if let Some(st) = stream.as_mut() {
+        if to_server {
+            st.client.release_before_gap();
+        } else {
+            st.server.release_before_gap();
+        }
+    }
+}
+
+/// The stream events of a segment's insertion that `stream-event` rules can name.
+fn rule_stream_events(e: StreamEvents) -> u16 {
+    if e.has(StreamEvents::OVERLAP_DIFFERENT_DATA) {
+        stream_event::REASSEMBLY_OVERLAP_DIFFERENT_DATA
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -1128,22 +1312,24 @@ mod tests {
     fn kinds_cover_every_buffer_of_the_side() {
         let queries = [Vec::new()];
         let hello = crate::app::tls::parser::ClientHello::default();
+        let chain = any_chain();
+        let head = any_head();
+        let app = every_app(&queries, &hello, &chain, &head);
         for to_server in [true, false] {
-            let full = every_buffer(&queries, &hello, to_server);
+            let full = every_buffer(&app, to_server);
             let no_app = ScanBuffers {
                 app: None,
-                ..every_buffer(&queries, &hello, to_server)
+                ..every_buffer(&app, to_server)
             };
             for kind in BufferKind::ALL {
-                let bit = 1u64 << kind.index();
                 assert_eq!(
                     full.get(kind).is_some(),
-                    full.kinds() & bit != 0
+                    full.kinds().contains(kind)
                         && !matches!(kind, BufferKind::Payload | BufferKind::Packet),
                     "{kind:?} to_server {to_server}"
                 );
                 if no_app.get(kind).is_some() {
-                    assert_ne!(no_app.kinds() & bit, 0, "{kind:?}");
+                    assert!(no_app.kinds().contains(kind), "{kind:?}");
                 }
             }
         }
@@ -1250,6 +1436,75 @@ mod tests {
         assert!(c.end().is_empty());
     }
 
+    // A payload content anchored by `depth`, `offset` or `startswith` makes Suricata inspect
+    // the segment's own payload as a packet as well as through the stream
+    // (`SIG_FLAG_REQUIRE_PACKET`): such a rule alerts on the packet and again on the stream;
+    // an unanchored one only on the stream.
+    #[test]
+    fn ids_anchored_content_matches_packet_and_stream() {
+        let rules = "alert tcp any any -> any any (content:\"xy\"; depth:2; sid:1;)\n\
+                     alert tcp any any -> any any (content:\"xy\"; startswith; sid:2;)\n\
+                     alert tcp any any -> any any (content:\"za\"; offset:2; sid:3;)\n\
+                     alert tcp any any -> any any (content:\"xy\"; sid:4;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, b"xyza"), vec![1, 2, 3]);
+        assert_eq!(c.end(), vec![1, 2, 3, 4]);
+    }
+
+    // A RST's data is not reassembled: it is its packet's payload only, so a stream rule never
+    // sees it and a stream-or-packet rule matches it on the RST itself (Suricata's bug 6244).
+    #[test]
+    fn ids_rst_data_is_the_packet_only() {
+        let rules = "alert tcp any any -> any any (flow:only_stream; content:\"Denied\"; sid:2;)\n\
+                     alert tcp any any -> any any (content:\"Denied\"; sid:3;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        let rst = TcpFlags::RST | A;
+        assert_eq!(c.pkt(true, rst, 101, 501, b"Access Denied"), vec![3]);
+        assert!(c.end().is_empty());
+    }
+
+    // The sender of a RST sending again: the RST was injected, the packet raises
+    // `suspected_rst_inject` and the flow is established again.
+    #[test]
+    fn rst_injection_event() {
+        let rules = "alert tcp any any -> any any (stream-event:suspected_rst_inject; sid:7;)\n\
+                     alert tcp any any -> any any (flow:established; content:\"GET\"; sid:8;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        c.handshake();
+        assert!(c.pkt(true, TcpFlags::RST | A, 101, 501, b"").is_empty());
+        assert_eq!(c.pkt(true, PA, 101, 501, b"GET / HTTP/1.0\r\n"), vec![7, 8]);
+        assert!(c.pkt(true, PA, 117, 501, b"x").is_empty());
+    }
+
+    // An ACK past a hole restarts the data after it; the bytes before the hole were not
+    // inspected yet (no reason to inspect the raw stream): they still are, on their own, with
+    // the next inspection of the direction (here the end of the flow), and nothing matches
+    // across the hole.
+    #[test]
+    fn ids_bytes_before_a_gap_are_inspected() {
+        let rules = "alert tcp-stream any any -> any any (content:\"VERY\"; sid:1;)\n\
+                     alert tcp-stream any any -> any any (content:\"DATA\"; sid:3;)\n\
+                     alert tcp-stream any any -> any any (content:\"VERYGOODDATA\"; sid:7;)\n";
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert!(c.pkt(true, A, 101, 501, b"VERY").is_empty());
+        assert!(c.pkt(true, A, 109, 501, b"DATA").is_empty());
+        assert!(c.pkt(false, A, 501, 113, b"").is_empty());
+        assert_eq!(c.end(), vec![1, 3]);
+        // Inspected by a packet of the direction (a chunk's worth waiting) as well.
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert!(c.pkt(true, A, 101, 501, b"VERY").is_empty());
+        let big = vec![b'x'; usize::try_from(RAW_CHUNK).unwrap()];
+        let len = u32::try_from(big.len()).unwrap();
+        assert!(c.pkt(true, A, 109, 501, &big).is_empty());
+        assert!(c.pkt(false, A, 501, 109 + len, b"").is_empty());
+        assert_eq!(c.pkt(true, A, 109 + len, 501, b""), vec![1]);
+        assert!(c.end().is_empty());
+    }
+
     // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next
     // packet does (Suricata reassembles nothing during the handshake), so `alert http` starts
     // matching client packets after that one.
@@ -1284,8 +1539,14 @@ mod tests {
         // The first match stands for an earlier packet's output: never touched.
         for (tx, want) in [(0, vec![2, 1, 2]), (0, vec![2, 2]), (1, vec![2, 1, 2])] {
             let mut out = vec![matched(&rules, 2), matched(&rules, 1), matched(&rules, 2)];
-            once_per_tx(&rules, &mut seen, tx, &mut out, 1);
+            once_per_tx(&rules, &mut seen, tx, true, &mut out, 1);
             assert_eq!(sids(&out), want, "tx {tx}");
+        }
+        // The other direction of the same transaction has its own state: once more there.
+        for want in [vec![2, 1, 2], vec![2, 2]] {
+            let mut out = vec![matched(&rules, 2), matched(&rules, 1), matched(&rules, 2)];
+            once_per_tx(&rules, &mut seen, 1, false, &mut out, 1);
+            assert_eq!(sids(&out), want, "to the client");
         }
     }
 
@@ -1456,6 +1717,12 @@ mod tests {
             DnsAdditionalsRrname | DnsResponseRrname => ("x.io", Probe::DnsResponse),
             // Integer keywords, not named as sticky buffers: `dns_integer_keywords`.
             DnsOpcode | DnsRcode | DnsRrtype => ("", Probe::DnsResponse),
+            // Named by `app-layer-event` only: `dns_app_layer_events` (RESPONSE sets Z).
+            AppLayerEvent => ("dns.z_flag_set", Probe::DnsResponse),
+            // Named by `ssl_version` only: `ssl_version_of_each_side`.
+            SslVersion => ("tls1.2", Probe::Tls),
+            // Read inside `base64_decode`, never offered: `rules::tests::base64_decode_and_data`.
+            Base64Data => ("", Probe::Http),
             // Read from the packet's own headers: probed with a crafted view instead.
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => ("", Probe::Http),
         }
@@ -1498,6 +1765,9 @@ mod tests {
             ip_header: b"HDRprobeIP",
             l4_header: b"HDRprobeL4",
             stream_size: None,
+            flow_counts: None,
+
+            stream_events: 0,
             flow: FlowView::default(),
             app_proto: None,
             events: 0,
@@ -1798,6 +2068,93 @@ mod tests {
             run("dns.response.rrname; content:\"a.ioio\";"),
             (none.clone(), none)
         );
+    }
+
+    // `ssl_version` reads the client's hello version on its packets and the server's on its
+    // own; `!` matches a known version outside the list; an unknown version matches neither.
+    #[test]
+    fn ssl_version_of_each_side() {
+        use crate::app::tls::parser::tests::{client_hello_msg, records, server_flight};
+        let run = |client: [u8; 2], opts: &str| {
+            let rule = format!("alert tcp any any -> any any ({opts} sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            c.handshake();
+            let mut msg = client_hello_msg(b"probe.example");
+            msg[4..6].copy_from_slice(&client);
+            let hello = records(&msg, 1000);
+            let lh = u32::try_from(hello.len()).unwrap();
+            let up = c.pkt(true, PA, 101, 501, &hello);
+            let flight = records(&server_flight(&[]), 1000);
+            (up, c.pkt(false, PA, 501, 101 + lh, &flight))
+        };
+        let (one, none) = (vec![1], Vec::<u32>::new());
+        let (tls10, tls12, odd) = ([3, 1], [3, 3], [9, 9]);
+        assert_eq!(
+            run(tls12, "ssl_version:tls1.2;"),
+            (one.clone(), one.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:tls1.2;"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:tls1.0,TLS1.1;"),
+            (one.clone(), none.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:!tls1.0;"),
+            (none.clone(), one.clone())
+        );
+        assert_eq!(
+            run(tls10, "ssl_version:!sslv3, tls1.2;"),
+            (one.clone(), none.clone())
+        );
+        assert_eq!(run(odd, "ssl_version:!sslv3;"), (none.clone(), one.clone()));
+        assert_eq!(run(odd, "ssl_version:tls1.2;"), (none.clone(), one));
+        for bad in [
+            "ssl_version:tls9;",
+            "ssl_version:tls1.0,tls1.0;",
+            "ssl_version:!;",
+        ] {
+            let mut b = RuleSetBuilder::default();
+            let rep = b.add_text(
+                "t.rules",
+                &format!("alert tcp any any -> any any ({bad} sid:1;)"),
+            );
+            assert_eq!(rep.loaded, 0, "{bad}");
+        }
+    }
+
+    // `app-layer-event:dns.*` matches the events of the packet's own message: the Z flag
+    // (RESPONSE sets it, the query not), a response sent to the server, a query sent to the
+    // client; the name is matched whole, and an event svm never raises does not load.
+    #[test]
+    fn dns_app_layer_events() {
+        use crate::app::dns::parser::tests::RESPONSE;
+        let mut query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        query.extend_from_slice(b"\x01a\x02io\x00\x00\x1c\x00\x01");
+        let run = |event: &str, up: &[u8], down: &[u8]| {
+            let rule = format!("alert dns any any -> any any (app-layer-event:{event}; sid:1;)");
+            let mut c = Conn::new(&rule, InspectionMode::Inline);
+            (c.udp(53, up), c.udp_reply(53, down))
+        };
+        let (one, none) = (vec![1], Vec::<u32>::new());
+        let z = "dns.z_flag_set";
+        assert_eq!(run(z, &query, RESPONSE), (none.clone(), one.clone()));
+        let mut zq = query.clone();
+        zq[3] |= 0x40;
+        assert_eq!(run(z, &zq, &query), (one.clone(), none.clone()));
+        let (nreq, nresp) = ("dns.not_a_request", "dns.not_a_response");
+        assert_eq!(run(nreq, &query, RESPONSE), (none.clone(), none.clone()));
+        assert_eq!(run(nreq, RESPONSE, RESPONSE), (one.clone(), none.clone()));
+        assert_eq!(run(nresp, &query, &query), (none.clone(), one));
+        assert_eq!(run("dns.z_flag", &zq, RESPONSE), (none.clone(), none));
+        let mut b = RuleSetBuilder::default();
+        let rep = b.add_text(
+            "t.rules",
+            "alert http any any -> any any (app-layer-event:http.invalid_transfer_encoding_value_in_request; sid:2;)\n",
+        );
+        assert_eq!(rep.skipped.len(), 1, "{:?}", rep.skipped);
     }
 
     // Every buffer a rule can name (sticky keyword, legacy content modifier, pcre flag) is

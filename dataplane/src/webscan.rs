@@ -25,8 +25,11 @@
 
 pub mod head;
 pub mod hello;
+pub mod question;
 
-use crate::app::dns::parser as dns;
+use std::borrow::Cow;
+
+use crate::app::dns::parser::DnsError;
 use crate::app::http::parser as http;
 use crate::app::quic::{InitialStream, Progress};
 use crate::app::tls::parser as tls;
@@ -39,37 +42,76 @@ pub const MAX_COLLECT: usize = 16 << 10;
 /// DNS's port.
 pub const DNS_PORT: u16 = 53;
 
-/// What the client asked for.
+/// What the client asked for: borrowed from the segment it was read from (the common case: a
+/// head, hello or message in one segment), owned when it was gathered from several.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Observed {
+pub enum Observed<'a> {
     /// An HTTP/1 request: method, request target as sent, and the `Host` header (or the
     /// absolute-form target's authority).
     Http {
         /// Method token.
-        method: Vec<u8>,
+        method: Cow<'a, [u8]>,
         /// Request target.
-        target: Vec<u8>,
+        target: Cow<'a, [u8]>,
         /// Host header value.
-        host: Option<Vec<u8>>,
+        host: Option<Cow<'a, [u8]>>,
     },
     /// A TLS ClientHello's server name.
     Tls {
         /// `server_name` host name, as sent.
-        sni: Vec<u8>,
+        sni: Cow<'a, [u8]>,
     },
     /// A QUIC v1 Initial's ClientHello server name.
     Quic {
         /// `server_name` host name.
-        sni: Vec<u8>,
+        sni: Cow<'a, [u8]>,
     },
-    /// DNS query names (a query message's questions).
+    /// A DNS query whose questions [`question::questions`] read (read them again from it).
     Dns {
-        /// The question names.
-        names: Vec<Vec<u8>>,
-        /// Over TCP, the query message with its two-byte length in front (what a block answer
-        /// answers); empty over UDP, where the datagram is the message.
-        message: Vec<u8>,
+        /// The query message; over TCP with its two-byte length in front (what a block answer
+        /// answers).
+        message: Cow<'a, [u8]>,
+        /// Over TCP.
+        tcp: bool,
     },
+}
+
+impl Observed<'_> {
+    /// The same, owning its bytes.
+    pub fn into_owned(self) -> Observed<'static> {
+        let own = |b: Cow<'_, [u8]>| Cow::Owned(b.into_owned());
+        match self {
+            Observed::Http {
+                method,
+                target,
+                host,
+            } => Observed::Http {
+                method: own(method),
+                target: own(target),
+                host: host.map(own),
+            },
+            Observed::Tls { sni } => Observed::Tls { sni: own(sni) },
+            Observed::Quic { sni } => Observed::Quic { sni: own(sni) },
+            Observed::Dns { message, tcp } => Observed::Dns {
+                message: own(message),
+                tcp,
+            },
+        }
+    }
+
+    /// A DNS query's question section (`None` for anything else): the message without the
+    /// length in front over TCP.
+    pub fn dns_questions(&self) -> Option<question::Questions<'_>> {
+        let Observed::Dns { message, tcp } = self else {
+            return None;
+        };
+        let msg = if *tcp {
+            message.get(2..).unwrap_or_default()
+        } else {
+            message
+        };
+        question::questions(msg).ok().flatten()
+    }
 }
 
 /// Why reading a flow stopped without an address.
@@ -87,11 +129,11 @@ pub enum GiveUp {
 
 /// What one client segment gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum Step<'a> {
     /// Nothing yet (more bytes needed), or the flow was done already.
     Wait,
     /// The address is read; the flow is done.
-    Found(Observed),
+    Found(Observed<'a>),
     /// The flow is done without an address (a ClientHello without a server name is `NotWeb`).
     GaveUp(GiveUp),
 }
@@ -165,7 +207,7 @@ impl WebFlow {
     /// Feed one client-to-server UDP datagram of a QUIC flow: the Initial's server name once
     /// the ClientHello is complete. A datagram that is not a readable QUIC v1 client Initial
     /// (another version, a short header, altered bytes) ends reading for the flow.
-    pub fn on_quic_datagram(&mut self, payload: &[u8]) -> Step {
+    pub fn on_quic_datagram(&mut self, payload: &[u8]) -> Step<'static> {
         if self.phase == Phase::Done {
             return Step::Wait;
         }
@@ -173,7 +215,7 @@ impl WebFlow {
         let step = match stream.push(payload) {
             Ok(Progress::NeedMore) => return Step::Wait,
             Ok(Progress::Done(Some(name))) => Step::Found(Observed::Quic {
-                sni: name.into_bytes(),
+                sni: Cow::Owned(name.into_bytes()),
             }),
             Ok(Progress::Done(None)) => Step::GaveUp(GiveUp::NotWeb),
             Err(_) => Step::GaveUp(GiveUp::Malformed),
@@ -184,7 +226,12 @@ impl WebFlow {
 
     /// Feed one client-to-server segment with payload: its sequence number, its payload and the
     /// server's port. After a `Found`, call [`WebFlow::more`] for requests pipelined behind it.
-    pub fn on_client_segment(&mut self, seq: u32, payload: &[u8], dst_port: u16) -> Step {
+    pub fn on_client_segment<'p>(
+        &mut self,
+        seq: u32,
+        payload: &'p [u8],
+        dst_port: u16,
+    ) -> Step<'p> {
         if payload.is_empty() {
             return Step::Wait;
         }
@@ -224,7 +271,7 @@ impl WebFlow {
 
     /// The next request already received behind the last one found (HTTP pipelining, DNS
     /// messages back to back): `Wait` when there is none complete.
-    pub fn more(&mut self) -> Step {
+    pub fn more(&mut self) -> Step<'static> {
         match self.buf.take() {
             Some(p) if p.skip == 0 && !p.bytes.is_empty() => self.read_pending(p),
             other => {
@@ -235,7 +282,7 @@ impl WebFlow {
     }
 
     /// New in-order client bytes.
-    fn take(&mut self, new: &[u8]) -> Step {
+    fn take<'p>(&mut self, new: &'p [u8]) -> Step<'p> {
         let mut pending = self.buf.take().unwrap_or_default();
         // Body bytes of the last request pass unread.
         let n = usize::try_from(pending.skip)
@@ -280,8 +327,14 @@ impl WebFlow {
     }
 
     /// Read the head at the start of the kept bytes.
-    fn read_pending(&mut self, mut pending: Box<Pending>) -> Step {
-        match head(self.phase, &pending.bytes) {
+    fn read_pending(&mut self, mut pending: Box<Pending>) -> Step<'static> {
+        // What is found is copied out of the kept bytes, which are drained or dropped next.
+        let found = match head(self.phase, &pending.bytes) {
+            Head::Found(obs, used, after) => Head::Found(obs.into_owned(), used, after),
+            Head::Wait => Head::Wait,
+            Head::GaveUp(why) => Head::GaveUp(why),
+        };
+        match found {
             Head::Wait => {
                 self.keep(pending);
                 self.wait_or_cap()
@@ -309,7 +362,7 @@ impl WebFlow {
     }
 
     /// An incomplete head: wait for more, unless the cap is reached.
-    fn wait_or_cap(&mut self) -> Step {
+    fn wait_or_cap(&mut self) -> Step<'static> {
         if self.collected() >= MAX_COLLECT {
             return self.give_up(GiveUp::TooLong);
         }
@@ -320,7 +373,7 @@ impl WebFlow {
         self.buf.as_ref().map_or(0, |b| b.bytes.len())
     }
 
-    fn give_up(&mut self, why: GiveUp) -> Step {
+    fn give_up(&mut self, why: GiveUp) -> Step<'static> {
         self.finish();
         Step::GaveUp(why)
     }
@@ -356,16 +409,16 @@ fn classify(first: &[u8], dst_port: u16) -> Option<Phase> {
 }
 
 /// What the bytes at the start of a head gave.
-enum Head {
+enum Head<'a> {
     /// Incomplete.
     Wait,
     /// Reading ends without an address.
     GaveUp(GiveUp),
     /// The address, the bytes the head took and what follows it.
-    Found(Observed, usize, After),
+    Found(Observed<'a>, usize, After),
 }
 
-fn head(phase: Phase, data: &[u8]) -> Head {
+fn head(phase: Phase, data: &[u8]) -> Head<'_> {
     // A later head on a connection starts with a request, or what follows is no request.
     if phase == Phase::Http && classify(data, 0) != Some(Phase::Http) {
         return Head::GaveUp(GiveUp::NotWeb);
@@ -385,7 +438,7 @@ fn head(phase: Phase, data: &[u8]) -> Head {
 
 /// A request head: what it asks for, the bytes the head took, and what follows it (read by
 /// [`head::read_head`], which borrows: only the fields the scan reports are copied).
-fn parse_http(data: &[u8]) -> (Step, usize, After) {
+fn parse_http(data: &[u8]) -> (Step<'_>, usize, After) {
     match head::read_head(data) {
         Ok(Some(h)) => {
             let after = match h.body {
@@ -396,9 +449,9 @@ fn parse_http(data: &[u8]) -> (Step, usize, After) {
                 http::Body::Chunked => After::Stop,
             };
             let obs = Observed::Http {
-                method: h.method.to_vec(),
-                target: h.target.to_vec(),
-                host: h.host.map(<[u8]>::to_vec),
+                method: Cow::Borrowed(h.method),
+                target: Cow::Borrowed(h.target),
+                host: h.host.map(Cow::Borrowed),
             };
             (Step::Found(obs), h.len, after)
         }
@@ -409,7 +462,7 @@ fn parse_http(data: &[u8]) -> (Step, usize, After) {
 
 /// The ClientHello's server name ([`hello::server_name`]: no fingerprints). A hello in one
 /// record, the common case, is read where it lies; one spread over records is joined first.
-fn parse_tls(data: &[u8]) -> Step {
+fn parse_tls(data: &[u8]) -> Step<'_> {
     let mut joined: Vec<u8> = Vec::new();
     let mut rest = data;
     loop {
@@ -444,14 +497,22 @@ fn parse_tls(data: &[u8]) -> Step {
         if msg_len > MAX_COLLECT {
             return Step::GaveUp(GiveUp::TooLong);
         }
-        let Some(msg) = hs.get(..msg_len) else {
+        if hs.len() < msg_len {
             if rest.is_empty() {
                 return Step::Wait;
             }
             continue;
+        }
+        // A hello in the first record is borrowed from the segment; a joined one is copied.
+        let name = if first {
+            let msg = payload.get(..msg_len).unwrap_or_default();
+            hello::server_name(msg).map(|n| n.map(Cow::Borrowed))
+        } else {
+            let msg = joined.get(..msg_len).unwrap_or_default();
+            hello::server_name(msg).map(|n| n.map(|n| Cow::Owned(n.to_vec())))
         };
-        return match hello::server_name(msg) {
-            Ok(Some(sni)) => Step::Found(Observed::Tls { sni: sni.to_vec() }),
+        return match name {
+            Ok(Some(sni)) => Step::Found(Observed::Tls { sni }),
             Ok(None) => Step::GaveUp(GiveUp::NotWeb),
             Err(_) => Step::GaveUp(GiveUp::Malformed),
         };
@@ -467,7 +528,7 @@ fn first_payload(data: &[u8]) -> &[u8] {
 }
 
 /// A DNS message over TCP (two-byte length, then the message); the next one follows it.
-fn parse_dns_tcp(data: &[u8]) -> (Step, usize, After) {
+fn parse_dns_tcp(data: &[u8]) -> (Step<'_>, usize, After) {
     let Some((len, msg)) = data.split_first_chunk::<2>() else {
         return (Step::Wait, 0, After::Stop);
     };
@@ -479,9 +540,9 @@ fn parse_dns_tcp(data: &[u8]) -> (Step, usize, After) {
         return (Step::Wait, 0, After::Stop);
     };
     let step = match dns_query(msg) {
-        Ok(Some(names)) => Step::Found(Observed::Dns {
-            names,
-            message: data.get(..len + 2).unwrap_or_default().to_vec(),
+        Ok(Some(_)) => Step::Found(Observed::Dns {
+            message: Cow::Borrowed(data.get(..len + 2).unwrap_or_default()),
+            tcp: true,
         }),
         Ok(None) => Step::GaveUp(GiveUp::NotWeb),
         Err(_) => Step::GaveUp(GiveUp::Malformed),
@@ -489,14 +550,10 @@ fn parse_dns_tcp(data: &[u8]) -> (Step, usize, After) {
     (step, len + 2, After::Body(0))
 }
 
-/// The question names of a DNS query message (`Ok(None)` for a response or a message without
-/// questions; `Err` when malformed).
-pub fn dns_query(msg: &[u8]) -> Result<Option<Vec<Vec<u8>>>, dns::DnsError> {
-    let m = dns::parse_message(msg)?;
-    if m.response || m.queries.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(m.queries))
+/// The questions of a DNS query message (`Ok(None)` for a response or a message without
+/// questions; `Err` when malformed): [`question::questions`], which reads them where they lie.
+pub fn dns_query(msg: &[u8]) -> Result<Option<question::Questions<'_>>, DnsError> {
+    question::questions(msg)
 }
 
 /// Whether a UDP payload is a QUIC version 1 Initial packet (RFC 9000 section 17.2.2: long
@@ -510,7 +567,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn feed(f: &mut WebFlow, parts: &[&[u8]], port: u16) -> Step {
+    fn feed<'p>(f: &mut WebFlow, parts: &[&'p [u8]], port: u16) -> Step<'p> {
         let mut seq = 1000u32;
         let mut last = Step::Wait;
         for p in parts {
@@ -525,9 +582,9 @@ mod tests {
         let req =
             b"GET /a/B%41d.exe?x=1 HTTP/1.1\r\nHost: Evil.Example:8080\r\nUser-Agent: t\r\n\r\n";
         let want = Step::Found(Observed::Http {
-            method: b"GET".to_vec(),
-            target: b"/a/B%41d.exe?x=1".to_vec(),
-            host: Some(b"Evil.Example:8080".to_vec()),
+            method: b"GET"[..].into(),
+            target: b"/a/B%41d.exe?x=1"[..].into(),
+            host: Some(b"Evil.Example:8080"[..].into()),
         });
         let mut f = WebFlow::default();
         assert_eq!(feed(&mut f, &[req], 80), want);
@@ -540,11 +597,11 @@ mod tests {
         assert!(!f.done(), "a kept-alive connection carries more requests");
     }
 
-    fn http(method: &[u8], target: &[u8], host: &[u8]) -> Step {
+    fn http<'a>(method: &'a [u8], target: &'a [u8], host: &'a [u8]) -> Step<'a> {
         Step::Found(Observed::Http {
-            method: method.to_vec(),
-            target: target.to_vec(),
-            host: Some(host.to_vec()),
+            method: method.into(),
+            target: target.into(),
+            host: Some(host.into()),
         })
     }
 
@@ -617,7 +674,7 @@ mod tests {
         );
         assert!(
             matches!(s, Step::Found(Observed::Http { ref method, ref target, .. })
-            if method == b"CONNECT" && target == b"bad.example:443")
+            if **method == b"CONNECT"[..] && **target == b"bad.example:443"[..])
         );
         let mut f = WebFlow::default();
         let s = feed(
@@ -627,7 +684,7 @@ mod tests {
         );
         assert!(
             matches!(s, Step::Found(Observed::Http { ref target, ref host, .. })
-            if target == b"http://bad.example/x" && host.as_deref() == Some(&b"bad.example"[..]))
+            if **target == b"http://bad.example/x"[..] && host.as_deref() == Some(&b"bad.example"[..]))
         );
     }
 
@@ -640,7 +697,7 @@ mod tests {
         assert_eq!(
             feed(&mut f, &parts, 443),
             Step::Found(Observed::Tls {
-                sni: b"Bad.Example".to_vec()
+                sni: b"Bad.Example"[..].into()
             })
         );
     }
@@ -697,13 +754,29 @@ mod tests {
         let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03bad\x07example\x00\x00\x01\x00\x01";
         let mut framed = u16::try_from(q.len()).unwrap().to_be_bytes().to_vec();
         framed.extend_from_slice(q);
+        let names = |q: question::Questions<'_>| {
+            let mut n = q.names();
+            let mut out = Vec::new();
+            while let Some(name) = n.next_name() {
+                out.push(name.to_vec());
+            }
+            out
+        };
         let mut f = WebFlow::default();
+        let step = feed(&mut f, &[&framed[..5], &framed[5..]], 53);
         assert_eq!(
-            feed(&mut f, &[&framed[..5], &framed[5..]], 53),
+            step,
             Step::Found(Observed::Dns {
-                names: vec![b"bad.example".to_vec()],
-                message: framed.clone(),
+                message: framed.clone().into(),
+                tcp: true,
             })
+        );
+        let Step::Found(obs) = step else {
+            unreachable!()
+        };
+        assert_eq!(
+            obs.dns_questions().map(names),
+            Some(vec![b"bad.example".to_vec()])
         );
         // A second query on the connection (A then AAAA, as resolvers send them), and a third
         // right behind it in the same segment.
@@ -717,10 +790,21 @@ mod tests {
             matches!(f.more(), Step::Found(Observed::Dns { ref message, .. }) if *message == framed)
         );
         assert_eq!(f.more(), Step::Wait);
-        assert_eq!(dns_query(q), Ok(Some(vec![b"bad.example".to_vec()])));
+        assert_eq!(
+            dns_query(q).map(|q| q.map(names)),
+            Ok(Some(vec![b"bad.example".to_vec()]))
+        );
+        let udp = Observed::Dns {
+            message: q[..].into(),
+            tcp: false,
+        };
+        assert_eq!(
+            udp.dns_questions().map(names),
+            Some(vec![b"bad.example".to_vec()])
+        );
         let mut resp = q.to_vec();
         resp[2] |= 0x80;
-        assert_eq!(dns_query(&resp), Ok(None));
+        assert!(matches!(dns_query(&resp), Ok(None)));
     }
 
     #[test]

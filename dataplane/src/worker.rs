@@ -19,7 +19,9 @@ use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, L4, tunnel};
 use crate::defrag::{DefragAnomaly, Defragmenter};
 use std::borrow::Cow;
 
-use crate::event::{Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response, Signature};
+use crate::event::{
+    Alert, BlockSkip, Engine, Event, EventKind, PacketRef, Response, RuleVerdict, Signature,
+};
 use crate::flow::{Flow, FlowExt, FlowKey, FlowTable, FlowUpdate};
 // The verdict, directions and output moved below the worker and the backends; re-exported so
 // `worker::Verdict` and the like keep working.
@@ -605,6 +607,11 @@ impl Worker {
                 && !self.cfg.scanner.simulate_ips)
                 .then_some(BlockSkip::UnverifiedSource),
             app: None,
+            verdict: match () {
+                _ if drop => RuleVerdict::Drop,
+                _ if self.matches.iter().any(|m| m.action == RuleAction::Pass) => RuleVerdict::Pass,
+                _ => RuleVerdict::Alert,
+            },
         };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
@@ -1278,6 +1285,15 @@ impl Worker {
         let Some(flow) = self.flows.get_mut(key) else {
             return Verdict::Forward;
         };
+        // --simulate-ips: a flow whose drop applied to the whole flow (an IP-only or app-layer
+        // rule, a stream match: `FlowRuleState::dropped`) has its later packets dropped without
+        // inspection, as Suricata's FLOW_ACTION_DROP.
+        if self.cfg.scanner.simulate_ips
+            && self.policy.policy().mode != Mode::Monitoring
+            && flow.ext.scan.as_ref().is_some_and(|s| s.rules.dropped())
+        {
+            return Verdict::Drop(DropReason::Rule);
+        }
         self.matches.clear();
         // A TCP flow whose handshake this appliance saw complete: its source proved its address
         // (a forged one never sees the SYN/ACK), so a rule match can block it.
@@ -1346,6 +1362,11 @@ impl Worker {
             block_minutes: block_minutes.map(|m| m.get()),
             block_skipped: skip,
             app: app.as_ref(),
+            verdict: match () {
+                _ if drop => RuleVerdict::Drop,
+                _ if self.matches.iter().any(|m| m.action == RuleAction::Pass) => RuleVerdict::Pass,
+                _ => RuleVerdict::Alert,
+            },
         };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
@@ -1675,6 +1696,7 @@ impl Flusher<'_> {
             let app = scanner::flush(
                 rules, cfg, thresholds, facts, scan, client, server, to_server, now, matches,
             );
+            let passed = matches.iter().any(|m| m.action == RuleAction::Pass);
             matches.retain(|m| m.alert && !rule_excluded(excl, m));
             let (src, dst) = if to_server {
                 (client, server)
@@ -1701,6 +1723,11 @@ impl Flusher<'_> {
                 block_minutes: None,
                 block_skipped: None,
                 app: app.as_ref(),
+                verdict: if passed {
+                    RuleVerdict::Pass
+                } else {
+                    RuleVerdict::Alert
+                },
             };
             for m in matches.iter() {
                 report.alert(m, counters, out);
@@ -1794,6 +1821,8 @@ struct RuleReport<'a> {
     block_skipped: Option<BlockSkip>,
     /// The flow's app-layer fields.
     app: Option<&'a scanner::AppFields>,
+    /// The packet's verdict after all its matches.
+    verdict: RuleVerdict,
 }
 
 impl RuleReport<'_> {
@@ -1828,6 +1857,7 @@ impl RuleReport<'_> {
                     .filter(|_| response == Response::TerminateAndBlock),
                 block_skipped: self.block_skipped.filter(|_| acts),
                 app: self.app.cloned().map(Box::new),
+                verdict: Some(self.verdict),
                 ..Alert::new(self.packet, Engine::ActivityScanner, sig)
             }),
         });
@@ -2628,5 +2658,84 @@ mod forged_tests {
             "Scan.Generic.TCPFlags.Null",
         );
         assert_eq!(a.block_skipped, Some(BlockSkip::UnverifiedSource));
+    }
+}
+
+#[cfg(test)]
+mod simulate_ips_tests {
+    use core::net::IpAddr;
+
+    use super::*;
+    use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, udp};
+    use crate::rules::RuleSetBuilder;
+    use crate::scanner::ScannerConfig;
+
+    fn worker(rules: &str) -> Worker {
+        let mut p = Policy::default();
+        p.attack_blocker.enabled = false;
+        let cfg = WorkerConfig {
+            scanner: ScannerConfig {
+                simulate_ips: true,
+                ..ScannerConfig::default()
+            },
+            ..WorkerConfig::default()
+        };
+        let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
+        let mut b = RuleSetBuilder::default();
+        b.add_text("t", rules);
+        w.set_rules(Some(Arc::new(b.build())));
+        w
+    }
+
+    /// Alerted sids, each with its EVE verdict.
+    type Alerted = Vec<(u32, Option<RuleVerdict>)>;
+
+    /// The verdict and alerts of each of three datagrams of one flow.
+    fn three(w: &mut Worker) -> Vec<(Verdict, Alerted)> {
+        let l4 = udp(IpAddr::V4(V4_SRC), IpAddr::V4(V4_DST), 40000, 53, b"xyz");
+        let frame = eth(&[], 0x0800, &ipv4(V4_SRC, V4_DST, 17, &l4));
+        (1..=3u64)
+            .map(|n| {
+                let mut out = VecOutput::default();
+                let meta = PacketMeta {
+                    ts: Timestamp(n * Timestamp::SECOND),
+                    pcap_cnt: n,
+                };
+                let v = w.process(&frame, meta, &mut out);
+                let sids = out
+                    .events
+                    .iter()
+                    .filter_map(|e| match &e.kind {
+                        EventKind::Alert(a) => Some((a.sid, a.verdict)),
+                        _ => None,
+                    })
+                    .collect();
+                (v, sids)
+            })
+            .collect()
+    }
+
+    // A drop whose action applies to the flow (a header-only rule) drops the flow's later
+    // packets uninspected; a payload match drops its packet only, and the next is inspected.
+    #[test]
+    fn a_flow_scoped_drop_drops_the_rest_of_the_flow() {
+        let drop = Verdict::Drop(DropReason::Rule);
+        let dropped = |sid| vec![(sid, Some(RuleVerdict::Drop))];
+        let mut w = worker("drop udp any any -> any any (sid:1;)");
+        assert_eq!(
+            three(&mut w),
+            [(drop, dropped(1)), (drop, vec![]), (drop, vec![])]
+        );
+        let mut w = worker("drop udp any any -> any any (content:\"xyz\"; sid:2;)");
+        assert_eq!(
+            three(&mut w),
+            [(drop, dropped(2)), (drop, dropped(2)), (drop, dropped(2))]
+        );
+        // A pass (with `alert`) of the flow: its alert says pass, later packets are let
+        // through uninspected.
+        let mut w = worker("pass udp any any -> any 53 (alert; sid:3;)");
+        let pass = vec![(3, Some(RuleVerdict::Pass))];
+        let fwd = Verdict::Forward;
+        assert_eq!(three(&mut w), [(fwd, pass), (fwd, vec![]), (fwd, vec![])]);
     }
 }

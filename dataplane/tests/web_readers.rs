@@ -3,7 +3,8 @@
 //! captures) and of every testgen scenario gives the same server name through
 //! `webscan::hello::server_name` as through the TLS engine's `client_hello`, and every HTTP
 //! request head the same method, target, host and framing through `webscan::head::read_head`
-//! as through `parse_request`.
+//! as through `parse_request`; every DNS datagram to port 53 the same question names (or the
+//! same error) through `webscan::question::questions` as through `parse_message`.
 //!
 //! A client's bytes are gathered per TCP flow in sequence order from its first payload segment
 //! (at most 16 KiB), as the scan gathers them; a flow is compared once what it gathered holds a
@@ -15,10 +16,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use dataplane::app::dns::parser as dns;
 use dataplane::app::http::parser as http;
 use dataplane::app::tls::parser as tls;
 use dataplane::decode::{DecodeOptions, L3, L4, decode_frame};
-use dataplane::webscan::{head, hello};
+use dataplane::webscan::{head, hello, question};
 
 type FlowId = (IpAddr, u16, IpAddr, u16);
 
@@ -27,6 +29,7 @@ struct Counts {
     hellos: usize,
     named: usize,
     heads: usize,
+    queries: usize,
 }
 
 /// One client flow's bytes: what was gathered and the next sequence number.
@@ -104,6 +107,24 @@ fn compare(bytes: &[u8], what: &str, counts: &mut Counts) -> bool {
     true
 }
 
+/// The question names of a DNS datagram through both readers.
+fn compare_dns(msg: &[u8], what: &str, counts: &mut Counts) {
+    let full = dns::parse_message(msg)
+        .map(|m| (!m.response && !m.queries.is_empty()).then_some(m.queries));
+    let mine = question::questions(msg).map(|q| {
+        q.map(|q| {
+            let mut names = q.names();
+            let mut all = Vec::new();
+            while let Some(n) = names.next_name() {
+                all.push(n.to_vec());
+            }
+            all
+        })
+    });
+    assert_eq!(mine, full, "{what}: the DNS question readers differ");
+    counts.queries += usize::from(matches!(full, Ok(Some(_))));
+}
+
 fn scan_frames(frames: impl Iterator<Item = Vec<u8>>, what: &str, counts: &mut Counts) {
     let mut flows: HashMap<FlowId, Gathered> = HashMap::new();
     for (n, frame) in frames.enumerate() {
@@ -111,6 +132,12 @@ fn scan_frames(frames: impl Iterator<Item = Vec<u8>>, what: &str, counts: &mut C
             continue;
         };
         let L3::Ip(ip) = &d.l3 else { continue };
+        if let L4::Udp(u) = &ip.l4
+            && u.dst_port == 53
+        {
+            compare_dns(u.payload, &format!("{what} frame {}", n + 1), counts);
+            continue;
+        }
         let L4::Tcp(t) = &ip.l4 else { continue };
         if t.payload.is_empty() {
             continue;
@@ -180,10 +207,11 @@ fn readers_agree_on_the_shared_captures() {
         }
     }
     eprintln!(
-        "{} ClientHellos ({} with a server name), {} HTTP heads",
-        counts.hellos, counts.named, counts.heads
+        "{} ClientHellos ({} with a server name), {} HTTP heads, {} DNS queries",
+        counts.hellos, counts.named, counts.heads, counts.queries
     );
     assert!(counts.named >= 500, "too few server names compared");
+    assert!(counts.queries >= 500, "too few DNS queries compared");
     assert!(counts.heads >= 500, "too few HTTP heads compared");
 }
 

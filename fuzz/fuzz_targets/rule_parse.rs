@@ -30,6 +30,11 @@ fuzz_target!(|data: &[u8]| {
         ip_header: data,
         l4_header: data,
         stream_size: Some((1, 1)),
+        flow_counts: Some(dataplane::rules::FlowCounts {
+            pkts: [1, 1],
+            bytes: [64, 64],
+        }),
+        stream_events: u16::MAX,
         flow: FlowView { has_flow: true, established: true, to_server: true },
         app_proto: None,
         events: 0,

@@ -5,15 +5,29 @@
 //! (with the pipelined ones behind each). The DNS query reader runs on the same bytes, and the
 //! scan's borrowing readers are held to the full parsers on them: the server name reader fails
 //! where the TLS engine's ClientHello parser fails and finds every name it finds; the request
-//! head reader gives what the HTTP parser gives (method, target, host, framing).
+//! head reader gives what the HTTP parser gives (method, target, host, framing); the DNS
+//! question reader gives the full DNS parser's question names of a query, or its error.
 #![no_main]
 
+use dataplane::app::dns::parser::parse_message;
 use dataplane::app::http::parser::parse_request;
 use dataplane::app::tls::parser::client_hello;
 use dataplane::webscan::{Observed, Step, WebFlow, dns_query, head, hello, is_quic_v1_initial};
 use libfuzzer_sys::fuzz_target;
 
 fn readers_agree(data: &[u8]) {
+    let full = parse_message(data).map(|m| (!m.response && !m.queries.is_empty()).then_some(m.queries));
+    let mine = dns_query(data).map(|q| {
+        q.map(|q| {
+            let mut names = q.names();
+            let mut all = Vec::new();
+            while let Some(n) = names.next_name() {
+                all.push(n.to_vec());
+            }
+            all
+        })
+    });
+    assert_eq!(full, mine, "the DNS question readers differ");
     let full = client_hello(data).map(|c| c.sni);
     let mine = hello::server_name(data);
     assert_eq!(full.is_err(), mine.is_err(), "one ClientHello reader failed alone");
@@ -36,7 +50,6 @@ fn readers_agree(data: &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = dns_query(data);
     let _ = is_quic_v1_initial(data);
     readers_agree(data);
     let Some((&ctl, rest)) = data.split_first() else {

@@ -118,6 +118,15 @@ struct AlertRecord<'a> {
     /// `to_server` or `to_client`, for a packet of a tracked flow.
     #[serde(skip_serializing_if = "Option::is_none")]
     direction: Option<&'static str>,
+    /// Signature rule alerts: the packet's final action (Suricata's `verdict`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verdict: Option<VerdictBody>,
+}
+
+/// EVE `verdict` of a rule alert.
+#[derive(Serialize)]
+struct VerdictBody {
+    action: &'static str,
 }
 
 /// EVE `http` of an alert (the fields we know).
@@ -153,6 +162,9 @@ struct TlsBody<'a> {
 #[derive(Serialize)]
 struct DnsQuery<'a> {
     rrname: &'a str,
+    /// The name was cut at Suricata's 1025 bytes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rrname_truncated: bool,
 }
 
 #[derive(Serialize)]
@@ -302,10 +314,14 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                 dns: a
                     .app
                     .as_ref()
-                    .and_then(|x| x.dns_query.as_deref())
-                    .map(|rrname| DnsBody {
-                        query: [DnsQuery { rrname }],
+                    .and_then(|x| Some((x.dns_query.as_deref()?, x.dns_query_truncated)))
+                    .map(|(rrname, rrname_truncated)| DnsBody {
+                        query: [DnsQuery {
+                            rrname,
+                            rrname_truncated,
+                        }],
                     }),
+                verdict: a.verdict.map(|v| VerdictBody { action: v.name() }),
                 web_address: a.web_address.as_deref().map(|w| WebAddressBody {
                     address: &w.address,
                     list: &w.list,
@@ -445,6 +461,44 @@ impl EveWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A rule alert carries the packet's verdict; an alert without one (another engine's) has
+    // no `verdict` object.
+    #[test]
+    fn rule_alerts_carry_the_verdict() {
+        let packet = PacketRef {
+            flow_id: Some(1),
+            scope: vlan::VlanScope::UNTAGGED,
+            src_ip: "10.0.0.1".parse().unwrap(),
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            ports: Some((1000, 80)),
+            proto: Some(dataplane::decode::IpProto::Tcp),
+            to_server: Some(true),
+        };
+        let sig = dataplane::event::Signature {
+            name: "x".into(),
+            gid: 1,
+            sid: 7,
+            rev: 1,
+            category: "".into(),
+            severity: 3,
+        };
+        let alert = Alert::new(packet, dataplane::event::Engine::ActivityScanner, sig);
+        let json = |a: Alert| {
+            let ev = Event {
+                ts: Timestamp(0),
+                pcap_cnt: Some(1),
+                kind: EventKind::Alert(a),
+            };
+            serde_json::from_str::<serde_json::Value>(&to_json(&ev).unwrap()).unwrap()
+        };
+        let passed = json(Alert {
+            verdict: Some(dataplane::event::RuleVerdict::Pass),
+            ..alert.clone()
+        });
+        assert_eq!(passed.pointer("/verdict/action"), Some(&"pass".into()));
+        assert!(json(alert).get("verdict").is_none());
+    }
 
     #[test]
     fn timestamps_match_eve_form() {

@@ -167,6 +167,12 @@ pub struct Summary {
     pub flows_evicted: u64,
     /// Times the flow table filled up and entered emergency mode.
     pub flow_emergencies: u64,
+    /// Entries of the attack blocker's per-address state (sources, destinations, MAC
+    /// bindings, proven sources) evicted at their caps.
+    pub attack_state_evicted: u64,
+    /// First sightings of addresses (attack blocker) lost to another address taking their slot
+    /// before their second packet.
+    pub attack_first_seen_replaced: u64,
     /// Alerts by attack name.
     pub detections: BTreeMap<&'static str, u64>,
     /// Blocks made.
@@ -453,12 +459,14 @@ fn summarize(
 ) -> Summary {
     let mut sum = Counters::default();
     let (mut flows_created, mut flows_evicted, mut flow_emergencies) = (0, 0, 0);
+    let mut attack = dataplane::attack::AttackStats::default();
     for w in workers {
         crate::daemon::status::add(&mut sum, w.counters());
         let f = w.flows().stats();
         flows_created += f.created;
         flows_evicted += f.evicted;
         flow_emergencies += f.emergencies;
+        crate::daemon::status::add_attack(&mut attack, &w.attack_blocker().stats());
     }
     let c = &sum;
     let (table, keeper) = blocks;
@@ -522,6 +530,8 @@ fn summarize(
         flows: flows_created,
         flows_evicted,
         flow_emergencies,
+        attack_state_evicted: attack.evicted,
+        attack_first_seen_replaced: attack.first_seen_replaced,
         detections,
         blocks_added: keeper.added,
         blocks_expired: keeper.expired,
@@ -617,6 +627,13 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
         "  flows        {} (evicted {})",
         s.flows, s.flows_evicted
     )?;
+    if s.attack_state_evicted > 0 || s.attack_first_seen_replaced > 0 {
+        writeln!(
+            w,
+            "  attack state {} entries evicted, {} first sightings replaced",
+            s.attack_state_evicted, s.attack_first_seen_replaced
+        )?;
+    }
     if s.excluded > 0 || s.bad_checksum > 0 {
         writeln!(
             w,

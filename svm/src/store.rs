@@ -405,6 +405,24 @@ impl Store {
         })
     }
 
+    /// Reserve `n` decision ids in one transaction: the first of them (the next `n - 1`
+    /// follow it); the first id [`Store::next_decision_id`] would give when `n` is 0.
+    pub fn next_decision_ids(&self, n: u64) -> Result<u64, StoreError> {
+        self.run(|db| {
+            let tx = db.begin_write()?;
+            let first;
+            {
+                let mut t = tx.open_table(META)?;
+                let last = u64_of(t.get(K_NEXT_DECISION)?.as_ref().map(|g| g.value()));
+                first = last.saturating_add(1);
+                let end = last.saturating_add(n);
+                t.insert(K_NEXT_DECISION, end.to_le_bytes().as_slice())?;
+            }
+            tx.commit()?;
+            Ok(first)
+        })
+    }
+
     /// Insert or replace a block.
     pub fn put_block(&self, block: &StoredBlock) -> Result<(), StoreError> {
         self.put_blocks(std::slice::from_ref(block))
@@ -879,6 +897,17 @@ mod tests {
         assert_eq!(s.isolations().unwrap(), vec![iso("vm-2"), iso("vm-3")]);
         s.put_isolations(&[]).unwrap();
         assert!(s.isolations().unwrap().is_empty());
+    }
+
+    #[test]
+    fn decision_ids_reserved_in_a_range_follow_single_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("state.redb")).unwrap();
+        assert_eq!(s.next_decision_id().unwrap(), 1);
+        assert_eq!(s.next_decision_ids(3).unwrap(), 2, "2, 3 and 4 are taken");
+        assert_eq!(s.next_decision_id().unwrap(), 5);
+        assert_eq!(s.next_decision_ids(0).unwrap(), 6, "nothing reserved");
+        assert_eq!(s.next_decision_id().unwrap(), 6);
     }
 
     #[test]

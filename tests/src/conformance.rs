@@ -16,7 +16,8 @@ pub struct Expect {
     pub sid: Option<u64>,
     /// Expected count.
     pub count: u64,
-    /// Filters we check (`pcap_cnt`, `src_ip`, `dest_ip`, `src_port`, `dest_port`, `proto`).
+    /// Filters we check (`pcap_cnt`, `src_ip`, `dest_ip`, `src_port`, `dest_port`, `proto`,
+    /// `verdict.action`).
     pub filter: Vec<(String, String)>,
     /// The entry as written.
     pub text: String,
@@ -51,6 +52,7 @@ const CHECKED_KEYS: &[&str] = &[
     "src_port",
     "dest_port",
     "proto",
+    "verdict.action",
 ];
 
 fn unquote_tsv(s: &str) -> String {
@@ -227,7 +229,13 @@ pub fn replay_args(case_dir: &Path, args: &[String]) -> Vec<String> {
 }
 
 fn field_matches(alert: &Value, key: &str, want: &str) -> bool {
-    match alert.get(key) {
+    // A dotted key names a nested field (`verdict.action`).
+    let value = if key.contains('.') {
+        alert.pointer(&format!("/{}", key.replace('.', "/")))
+    } else {
+        alert.get(key)
+    };
+    match value {
         // Suricata writes IPv6 addresses in full (`2001:0db8:0000:...`), svm in RFC 5952's
         // short form: addresses compare as addresses.
         Some(Value::String(s)) if key.ends_with("_ip") => {
@@ -405,5 +413,23 @@ mod tests {
         assert!(!field_matches(&alert, "dest_ip", "10.1.0.20"));
         assert!(field_matches(&alert, "proto", "tcp"));
         assert!(!field_matches(&alert, "proto", "UDP"));
+    }
+
+    // A dotted filter key reads a nested field; a missing one never matches.
+    #[test]
+    fn dotted_keys_read_nested_fields() {
+        let alert: Value = serde_json::json!({"verdict": {"action": "pass"}});
+        assert!(field_matches(&alert, "verdict.action", "pass"));
+        assert!(!field_matches(&alert, "verdict.action", "alert"));
+        assert!(!field_matches(
+            &serde_json::json!({}),
+            "verdict.action",
+            "pass"
+        ));
+        let parsed = parse_expect("\"sid1=1[verdict.action=\"\"pass\"\"]\"");
+        assert_eq!(
+            parsed.first().map(|e| e.filter.clone()),
+            Some(vec![("verdict.action".to_owned(), "pass".to_owned())])
+        );
     }
 }

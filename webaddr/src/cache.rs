@@ -12,7 +12,7 @@
 //! - Tied to one set: every lookup names its set, and a set of another
 //!   [`AddressSet::generation`] (a reload, a policy push) empties the cache first.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use crate::set::{AddressSet, Found, Verdict};
 
@@ -40,8 +40,6 @@ pub struct LookupCache {
     size: usize,
     generation: u64,
     hasher: foldhash::fast::RandomState,
-    /// The key being looked up (kept to reuse its allocation).
-    scratch: Vec<u8>,
     hits: u64,
     misses: u64,
 }
@@ -64,7 +62,6 @@ impl LookupCache {
             size: slots.max(1).next_power_of_two(),
             generation: 0,
             hasher: foldhash::fast::RandomState::default(),
-            scratch: Vec::new(),
             hits: 0,
             misses: 0,
         }
@@ -82,10 +79,7 @@ impl LookupCache {
 
     /// [`AddressSet::lookup_host`] through the cache.
     pub fn lookup_host<'s>(&mut self, set: &'s AddressSet, host: &[u8]) -> Verdict<'s> {
-        self.scratch.clear();
-        self.scratch.push(HOST);
-        self.scratch.extend_from_slice(host);
-        self.cached(set, |set| set.find_host(host))
+        self.cached(set, &[&[HOST], host], |set| set.find_host(host))
     }
 
     /// [`AddressSet::lookup_http_request`] through the cache.
@@ -100,22 +94,22 @@ impl LookupCache {
         // fields apart.
         let connect = method.eq_ignore_ascii_case(b"CONNECT");
         let host = host_header.unwrap_or_default();
-        self.scratch.clear();
-        self.scratch.push(HTTP);
-        self.scratch
-            .push(u8::from(connect) << 1 | u8::from(host_header.is_some()));
-        self.scratch
-            .extend_from_slice(&u32::try_from(host.len()).unwrap_or(u32::MAX).to_le_bytes());
-        self.scratch.extend_from_slice(host);
-        self.scratch.extend_from_slice(target);
-        self.cached(set, |set| {
+        let kind = [
+            HTTP,
+            u8::from(connect) << 1 | u8::from(host_header.is_some()),
+        ];
+        let host_len = u32::try_from(host.len()).unwrap_or(u32::MAX).to_le_bytes();
+        self.cached(set, &[&kind, &host_len, host, target], |set| {
             set.find_http_request(method, target, host_header)
         })
     }
 
+    /// The verdict for the key made of `parts` one after another: hashed and compared where the
+    /// parts lie, copied only into a slot it replaces.
     fn cached<'s>(
         &mut self,
         set: &'s AddressSet,
+        parts: &[&[u8]],
         look: impl FnOnce(&'s AddressSet) -> Found,
     ) -> Verdict<'s> {
         if set.generation() != self.generation {
@@ -125,18 +119,24 @@ impl LookupCache {
         if self.slots.is_empty() {
             self.slots = (0..self.size).map(|_| Slot::default()).collect();
         }
-        if self.scratch.len() > MAX_KEY {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if len > MAX_KEY {
             self.misses += 1;
             return set.verdict(look(set));
         }
-        let hash = self.hasher.hash_one(self.scratch.as_slice());
+        let mut h = self.hasher.build_hasher();
+        for p in parts {
+            h.write(p);
+        }
+        h.write_usize(len);
+        let hash = h.finish();
         let mask = self.slots.len() - 1;
         let at = usize::try_from(hash).unwrap_or(usize::MAX) & mask;
         let Some(slot) = self.slots.get_mut(at) else {
             return set.verdict(look(set));
         };
         if slot.hash == hash
-            && slot.key == self.scratch
+            && same_key(&slot.key, parts)
             && let Some(found) = &slot.found
         {
             self.hits += 1;
@@ -146,7 +146,9 @@ impl LookupCache {
         let found = look(set);
         slot.hash = hash;
         slot.key.clear();
-        slot.key.extend_from_slice(&self.scratch);
+        for p in parts {
+            slot.key.extend_from_slice(p);
+        }
         slot.found = Some(found.clone());
         set.verdict(found)
     }
@@ -158,6 +160,18 @@ impl LookupCache {
             s.found = None;
         }
     }
+}
+
+/// Whether `key` is the concatenation of `parts`.
+fn same_key(key: &[u8], parts: &[&[u8]]) -> bool {
+    let mut rest = key;
+    for p in parts {
+        match rest.split_at_checked(p.len()) {
+            Some((head, tail)) if head == *p => rest = tail,
+            _ => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 #[cfg(test)]
@@ -226,6 +240,30 @@ mod tests {
         let a2 = a.clone();
         assert!(c.lookup_host(&a2, b"evil.example").is_listed());
         assert_eq!(c.hits(), 1);
+    }
+
+    #[test]
+    fn keys_are_compared_whole_and_part_by_part() {
+        assert!(same_key(b"abc", &[b"a", b"bc"]));
+        assert!(same_key(b"", &[]));
+        assert!(!same_key(b"abc", &[b"a", b"b"]));
+        assert!(!same_key(b"ab", &[b"a", b"bc"]));
+        assert!(!same_key(b"abd", &[b"a", b"bc"]));
+        // The same bytes split between host and target otherwise: two keys, two verdicts, in
+        // a cache of one slot.
+        let s = set("github.com/bad/x\n", "");
+        let mut c = LookupCache::new(1);
+        for _ in 0..2 {
+            assert!(
+                c.lookup_http_request(&s, b"GET", b"/bad/x", Some(b"github.com"))
+                    .is_listed()
+            );
+            assert!(
+                !c.lookup_http_request(&s, b"GET", b"m/bad/x", Some(b"github.co"))
+                    .is_listed()
+            );
+            assert!(!c.lookup_host(&s, b"github.com/bad/x").is_listed());
+        }
     }
 
     #[test]

@@ -13,9 +13,14 @@
 //! - `buckets: [u32]`: where each run of keys with the same top bits starts (about 64 keys a
 //!   bucket, so the table stays in cache); inside a bucket the key's place is interpolated from
 //!   its next bits (the keys are uniform) and searched from there, so a probe costs about one
-//!   cache miss, and the misses of the names of one walk are started together.
+//!   cache miss, and the misses of the names of one walk are started together;
+//! - `filter: [u64]`: a blocked Bloom filter of the keys, about a byte a key (a power of two of
+//!   words; a key's word from its top bits, three bits in it from its low bits). Most names a
+//!   walk probes are in no list; the filter, small enough to stay in cache (1 MiB for a million
+//!   keys), says so for about 96% of them, and only the rest are looked for in `keys` (a cache
+//!   miss each). It never says "absent" for a key the index holds.
 //!
-//! That is 12 bytes a record plus a few hundredths for the buckets. The entry's text is not stored: a
+//! That is 13 bytes a record plus a few hundredths for the buckets. The entry's text is not stored: a
 //! match is found by hashing a lookup expression built from the observed address, and that
 //! expression *is* the canonical entry, so it is what a match reports. Two different texts with
 //! the same 64-bit hash would be taken for each other; with a million entries the chance that a
@@ -330,6 +335,10 @@ struct Index {
     keys: Box<[u64]>,
     meta: Box<[u32]>,
     buckets: Box<[u32]>,
+    /// A blocked Bloom filter of the keys ([`Index::may_hold`]): a word a key, three bits in it.
+    filter: Box<[u64]>,
+    /// `key >> filter_shift` is the key's filter word (64 when there is one word).
+    filter_shift: u32,
     /// `key >> shift` is the bucket (64 when there is one bucket).
     shift: u32,
     /// `64 - shift`: `key << bits` is the key's place inside its bucket.
@@ -369,10 +378,21 @@ impl Index {
                 *c += prev;
             }
         }
+        // About FILTER_BITS_PER_KEY bits a key, in a power of two of words.
+        let words = (n * FILTER_BITS_PER_KEY / 64).max(1).next_power_of_two();
+        let filter_shift = 64 - words.trailing_zeros();
+        let mut filter = vec![0u64; words];
+        for &k in &keys {
+            if let Some(w) = filter.get_mut(filter_word(k, filter_shift)) {
+                *w |= filter_bits(k);
+            }
+        }
         Index {
             keys: keys.into_boxed_slice(),
             meta: meta.into_boxed_slice(),
             buckets: buckets.into_boxed_slice(),
+            filter: filter.into_boxed_slice(),
+            filter_shift,
             shift,
             bits,
             limits,
@@ -380,7 +400,18 @@ impl Index {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.keys.len() * 8 + self.meta.len() * 4 + self.buckets.len() * 4
+        self.keys.len() * 8 + self.meta.len() * 4 + self.buckets.len() * 4 + self.filter.len() * 8
+    }
+
+    /// Whether `key` may be in the index: false means it is not (one load from the filter,
+    /// small enough to stay in cache, instead of a cache miss into `keys` for most names a
+    /// lookup probes, which are in no list).
+    #[inline]
+    fn may_hold(&self, key: u64) -> bool {
+        let bits = filter_bits(key);
+        self.filter
+            .get(filter_word(key, self.filter_shift))
+            .is_none_or(|&w| w & bits == bits)
     }
 
     /// The records stored under `key`.
@@ -433,6 +464,21 @@ impl Index {
 
 /// Keys a bucket of the index holds on average.
 const KEYS_PER_BUCKET: usize = 64;
+
+/// Bits of the keys' filter a key, about: 8 (a byte an entry) with three bits set a key in one
+/// 64-bit word says "absent" for about 96% of the keys that are not in the index.
+const FILTER_BITS_PER_KEY: usize = 8;
+
+/// The filter word of `key`: its top bits.
+fn filter_word(key: u64, shift: u32) -> usize {
+    usize::try_from(key.checked_shr(shift).unwrap_or(0)).unwrap_or(0)
+}
+
+/// The three bits of `key` in its filter word: from its low 18 bits (the word comes from the
+/// top ones, the bucket's interpolation from those below the bucket's).
+fn filter_bits(key: u64) -> u64 {
+    1u64 << (key & 63) | 1u64 << ((key >> 6) & 63) | 1u64 << ((key >> 12) & 63)
+}
 
 fn bucket_of(key: u64, shift: u32) -> usize {
     usize::try_from(key.checked_shr(shift).unwrap_or(0)).unwrap_or(0)
@@ -862,7 +908,10 @@ fn find_in(
     let mut batch = [(0usize, 0usize, 0u64, (0usize, 0usize)); BATCH];
     let mut n = 0;
     let mut touched = 0u64;
-    let mut walk = names.rev().filter(|&(_, k, _)| k <= max || k == labels);
+    // Names in no list are most of a walk: the filter drops nearly all of them unread.
+    let mut walk = names
+        .rev()
+        .filter(|&(_, k, key)| (k <= max || k == labels) && index.may_hold(key));
     for slot in batch.iter_mut() {
         let Some((start, k, key)) = walk.next() else {
             break;
@@ -934,10 +983,11 @@ fn find_url(index: &Index, name: &[u8], path: &str, query: Option<&str>) -> Opti
             expr.push(b'?');
             expr.extend_from_slice(q.as_bytes());
         }
-        let m = *index
-            .records(xxh3_64(&expr))
-            .iter()
-            .find(|&&m| m & 0xff == KIND_URL)?;
+        let key = xxh3_64(&expr);
+        if !index.may_hold(key) {
+            return None;
+        }
+        let m = *index.records(key).iter().find(|&&m| m & 0xff == KIND_URL)?;
         Some(Hit {
             meta: m,
             entry: String::from_utf8_lossy(&expr).into_owned(),
@@ -1192,6 +1242,7 @@ mod tests {
             }
             for (k, metas) in &want {
                 proptest::prop_assert_eq!(index.records(*k), metas.as_slice());
+                proptest::prop_assert!(index.may_hold(*k), "the filter lost a key");
             }
             for p in probes {
                 let expected = want.get(&p).map_or(&[][..], Vec::as_slice);
@@ -1258,6 +1309,29 @@ mod tests {
         assert_eq!(
             s.lookup_host(format!("a.{cut}").as_bytes()),
             Verdict::NoMatch
+        );
+    }
+
+    #[test]
+    fn the_filter_holds_every_key_and_drops_most_others() {
+        let mut rng = crate::synth::Rng::new(7);
+        let names: Vec<String> = (0..20_000).map(|_| rng.entry()).collect();
+        let keys: Vec<(u64, u32)> = names.iter().map(|n| (name_key(n.as_bytes()), 1)).collect();
+        let index = Index::build(keys.clone(), Limits::default());
+        assert!(keys.iter().all(|&(k, _)| index.may_hold(k)));
+        // Names in no list: about 4% pass (three bits of a word, a byte a key).
+        let others = (0..20_000)
+            .map(|_| name_key(rng.entry().as_bytes()))
+            .filter(|&k| index.may_hold(k))
+            .count();
+        assert!(
+            others < 1_600,
+            "{others} of 20,000 absent names passed the filter"
+        );
+        assert_eq!(
+            index.filter.len() * 8,
+            32_768,
+            "a byte a key, in a power of two"
         );
     }
 

@@ -116,7 +116,8 @@ pub enum AppEvent {
     DnsTooManyQuestions,
     /// A compression pointer chain longer than the cap: a loop (that message is skipped).
     DnsPointerLoop,
-    /// A name longer than 255 bytes (that message is skipped).
+    /// A name longer than Suricata's 1025 bytes (cut, the message kept) or with more than 255
+    /// labels and no pointer (that message is skipped).
     DnsNameTooLong,
     /// DNS over TCP length prefix with a zero length or framing lost (unrecoverable).
     DnsBadTcpFraming,
@@ -261,12 +262,14 @@ pub struct AppBuffers<'a> {
     pub http_cookie: Option<&'a [u8]>,
     /// `http.header.raw` of the request.
     pub http_header_raw: Option<&'a [u8]>,
-    /// `http.request_header`: each request header (a multi-buffer).
-    pub http_request_headers: &'a [Vec<u8>],
+    /// The request head, for `http.request_header` (a multi-buffer:
+    /// [`http::parser::HeadFields::header`]).
+    pub http_request_headers: Option<&'a http::parser::HeadFields>,
     /// `http.header.raw` of the response.
     pub http_response_header_raw: Option<&'a [u8]>,
-    /// `http.response_header`: each response header (a multi-buffer).
-    pub http_response_headers: &'a [Vec<u8>],
+    /// The response head, for `http.response_header` (a multi-buffer:
+    /// [`http::parser::HeadFields::header`]).
+    pub http_response_headers: Option<&'a http::parser::HeadFields>,
     /// `http.connection`: the Connection header value.
     pub http_connection: Option<&'a [u8]>,
     /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
@@ -336,14 +339,19 @@ pub struct AppBuffers<'a> {
     pub tls_cert_issuer: Option<&'a [u8]>,
     /// `tls.cert_serial`.
     pub tls_cert_serial: Option<&'a [u8]>,
-    /// `tls.cert_fingerprint`.
-    pub tls_cert_fingerprint: Option<&'a [u8]>,
+    /// The certificate chain, for `tls.cert_fingerprint`
+    /// ([`tls::cert::Certificates::fingerprint`], computed when asked for).
+    pub tls_chain: Option<&'a tls::cert::Certificates>,
     /// `tls.certs`: each certificate's DER, leaf first (a multi-buffer).
     pub tls_certs: &'a [Vec<u8>],
     /// `tls.random` of the ClientHello.
     pub tls_client_random: Option<&'a [u8]>,
     /// `tls.random` of the ServerHello.
     pub tls_server_random: Option<&'a [u8]>,
+    /// `ssl_version` of the client: its hello's version name (`tls1.2`).
+    pub tls_client_version: Option<&'static [u8]>,
+    /// `ssl_version` of the server: the version its hello chose.
+    pub tls_server_version: Option<&'static [u8]>,
     /// `tls.alpn` of the ClientHello (a multi-buffer).
     pub tls_client_alpns: &'a [Vec<u8>],
     /// `tls.alpn` of the ServerHello.
@@ -390,7 +398,7 @@ impl<'a> AppBuffers<'a> {
                 http_user_agent: r.user_agent.as_deref(),
                 http_header: Some(&r.header),
                 http_header_raw: Some(&r.fields.raw),
-                http_request_headers: &r.fields.headers,
+                http_request_headers: Some(&r.fields),
                 http_cookie: r.cookie.as_deref(),
                 http_connection: r.connection.as_deref(),
                 http_request_body: (r.has_body
@@ -414,10 +422,12 @@ impl<'a> AppBuffers<'a> {
                     tls_cert_subject: x.and_then(|x| x.subject.as_deref()),
                     tls_cert_issuer: x.and_then(|x| x.issuer.as_deref()),
                     tls_cert_serial: x.and_then(|x| x.serial.as_deref()),
-                    tls_cert_fingerprint: x.and_then(|x| x.fingerprint.as_deref()),
+                    tls_chain: x,
                     tls_certs: x.map(|x| x.certs.as_slice()).unwrap_or_default(),
                     tls_client_random: c.map(|c| c.random.as_slice()),
                     tls_server_random: s.map(|s| s.random.as_slice()),
+                    tls_client_version: c.and_then(tls::parser::ClientHello::version_name),
+                    tls_server_version: s.and_then(|s| s.version_name),
                     tls_client_alpns: c.map(|c| c.alpns()).unwrap_or_default(),
                     tls_server_alpns: s.map(|s| s.alpns.as_slice()).unwrap_or_default(),
                     tls_sans: x.map(|x| x.sans.as_slice()).unwrap_or_default(),
@@ -446,7 +456,7 @@ impl<'a> AppBuffers<'a> {
             http_response_protocol: Some(&p.protocol),
             http_response_header: Some(&p.header),
             http_response_header_raw: Some(&p.fields.raw),
-            http_response_headers: &p.fields.headers,
+            http_response_headers: Some(&p.fields),
             http_set_cookie: p.set_cookie.as_deref(),
             http_response_header_names: Some(&p.fields.header_names),
             http_response_start: Some(&p.fields.start),

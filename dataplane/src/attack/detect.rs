@@ -6,7 +6,7 @@ use policy::{Detectors, Threshold};
 use vlan::VlanScope;
 
 use super::state::{
-    BoundedMap, DistinctWindow, Episode, FirstSeen, LastSeen, NO_SLOT, Probe, RateWindow,
+    Arrival, BoundedMap, DistinctWindow, Episode, FirstSeen, LastSeen, NO_SLOT, Probe, RateWindow,
     ScopedAddr, SlotMap,
 };
 use super::{Attack, SINGLE_PACKET_QUIET_US};
@@ -56,8 +56,9 @@ pub struct StateCaps {
     pub mac_bindings: usize,
     /// Sources that proved their address by completing a TCP handshake.
     pub proven: usize,
-    /// Slots of the table of addresses seen once ([`FirstSeen`]), 64 bytes each: a source gets
-    /// an entry in `sources` or `mac_bindings` only with its second probe or packet.
+    /// Slots of each of the two tables of addresses seen once ([`FirstSeen`]), 64 bytes each: a
+    /// source gets an entry in `sources` or `mac_bindings` only with its second probe or
+    /// packet, a destination one in `destinations` only with its second counted packet.
     pub first_seen: usize,
 }
 
@@ -88,7 +89,8 @@ pub struct AttackStats {
     pub proven: u64,
     /// Entries evicted at the caps.
     pub evicted: u64,
-    /// First sightings lost to another address taking their slot before their second packet.
+    /// First sightings (of sources and of destinations) lost to another address taking their
+    /// slot before their second packet.
     pub first_seen_replaced: u64,
 }
 
@@ -184,6 +186,25 @@ impl LastSeen for DstState {
     }
 }
 
+impl DstState {
+    /// Feed a new state the packet its destination received before it had one, at that
+    /// packet's time (none of the windows could fire on it alone: see `inspect_destination`).
+    fn feed_first(&mut self, d: &Detectors, a: &Arrival) {
+        if a.handshake {
+            self.handshakes.add(a.at, window_us(&d.syn_flood), 1);
+        }
+        if a.syn {
+            self.syn.add(a.at, window_us(&d.syn_flood), 1);
+        }
+        if a.udp {
+            self.udp.add(a.at, window_us(&d.udp_flood), 1);
+        }
+        if a.icmp {
+            self.icmp.add(a.at, window_us(&d.icmp_flood), 1);
+        }
+    }
+}
+
 /// An IP address's MAC as first seen in a VLAN.
 #[derive(Debug, Default)]
 struct MacBinding {
@@ -236,6 +257,9 @@ pub struct AttackBlocker {
     /// Addresses seen once: where a source waits for its second packet before it gets an entry
     /// in `sources` or `macs`, so that a flood of one packet a source costs no entry.
     first: FirstSeen,
+    /// Destinations sent one counted packet: where a destination waits for its second before
+    /// it gets an entry in `destinations` (a flood of one packet a destination costs none).
+    first_dst: FirstSeen,
     next_prune: Timestamp,
     packets_since_prune: usize,
 }
@@ -293,6 +317,7 @@ impl AttackBlocker {
             macs: SlotMap::new(caps.mac_bindings),
             proven: BoundedMap::new(caps.proven),
             first: FirstSeen::new(caps.first_seen),
+            first_dst: FirstSeen::new(caps.first_seen),
             next_prune: Timestamp(0),
             packets_since_prune: 0,
         }
@@ -309,7 +334,7 @@ impl AttackBlocker {
                 + self.destinations.evicted()
                 + self.macs.evicted()
                 + self.proven.evicted(),
-            first_seen_replaced: self.first.replaced(),
+            first_seen_replaced: self.first.replaced() + self.first_dst.replaced(),
         }
     }
 
@@ -569,9 +594,36 @@ impl AttackBlocker {
             || (d.udp_flood.enabled && udp_in)
             || (d.icmp_flood.enabled && icmp_in);
         if wants_dst {
-            let t = self
-                .destinations
-                .entry(ScopedAddr::from_bits(p.scope, p.ip.dst_bits, p.ip.v6));
+            let key = ScopedAddr::from_bits(p.scope, p.ip.dst_bits, p.ip.v6);
+            let arrival = Arrival {
+                at: now,
+                syn: d.syn_flood.enabled && syn_new,
+                handshake: d.syn_flood.enabled && handshake_done,
+                udp: d.udp_flood.enabled && udp_in,
+                icmp: d.icmp_flood.enabled && icmp_in,
+            };
+            // A destination without state gets it with its second counted packet, fed the
+            // first (waiting in `first_dst`) before it, so the windows count as if the state
+            // had been made at once. A window whose threshold one packet reaches needs the
+            // state now.
+            let at_once = (arrival.syn && d.syn_flood.count <= 1)
+                || (arrival.udp && d.udp_flood.count <= 1)
+                || (arrival.icmp && d.icmp_flood.count <= 1);
+            let first = &mut self.first_dst;
+            let admit = || {
+                let waiting = first.arrival_sighting(key, arrival, state_idle_us(d), !at_once);
+                if at_once {
+                    Some(waiting)
+                } else {
+                    waiting.map(Some)
+                }
+            };
+            let Some((t, admitted)) = self.destinations.get_or_admit(key, admit) else {
+                return;
+            };
+            if let Some(a) = admitted.flatten() {
+                t.feed_first(d, &a);
+            }
             t.last = now;
             if d.syn_flood.enabled && handshake_done {
                 t.handshakes.add(now, window_us(&d.syn_flood), 1);
@@ -1016,5 +1068,70 @@ mod tests {
             prop_assume!(staged.stats().first_seen_replaced == 0);
             prop_assert_eq!(got, expected);
         }
+
+        /// Likewise for destinations: the flood windows of a destination whose state waits for
+        /// its second counted packet count what they would have counted from the first.
+        #[test]
+        fn first_seen_stage_gives_the_same_flood_detections(
+            counts in (1u32..5, 1u32..5, 1u32..5),
+            packets in proptest::collection::vec(
+                ((0u8..6, 0u8..3, kind(), 0u8..6, 1u16..8), 0u64..3_000_000),
+                1..120,
+            ),
+        ) {
+            let d = Detectors {
+                syn_flood: threshold(counts.0),
+                udp_flood: threshold(counts.1),
+                icmp_flood: threshold(counts.2),
+                ..Detectors::default()
+            };
+            let mut at_once = AttackBlocker::new(StateCaps { first_seen: 0, ..StateCaps::default() });
+            let mut staged = AttackBlocker::new(StateCaps::default());
+            let (mut slots_a, mut slots_b) = ([NO_SLOT; 256], [NO_SLOT; 256]);
+            let mut now = Timestamp::SECOND;
+            let mut expected = Vec::new();
+            let mut got = Vec::new();
+            for (pkt, dt) in packets {
+                now += dt;
+                expected.push(run(&mut at_once, &d, &mut slots_a, pkt, now));
+                got.push(run(&mut staged, &d, &mut slots_b, pkt, now));
+            }
+            prop_assume!(staged.stats().first_seen_replaced == 0);
+            prop_assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn a_flood_of_one_packet_a_destination_makes_no_per_destination_state() {
+        // 100,000 SYNs from one source, each to its own destination: before, each made a
+        // destination entry (65,536, at the cap, then an eviction a packet).
+        let mut ab = AttackBlocker::new(StateCaps::default());
+        let d = Detectors::default();
+        for i in 0..100_000u32 {
+            let mut ip = ip_packet([10, 0, 0, 7]);
+            ip.dst_bits = u128::from(0x6400_0000 | i);
+            ip.l4 = L4::Tcp(crate::decode::Tcp {
+                src_port: 40_000,
+                dst_port: 80,
+                seq: i,
+                ack: 0,
+                flags: TcpFlags(TcpFlags::SYN),
+                window: 1024,
+                header_len: 20,
+                payload: &[],
+            });
+            let facts = PacketFacts {
+                now: Timestamp(1_000_000 + u64::from(i)),
+                scope: VlanScope::UNTAGGED,
+                eth_src: [2, 0, 0, 0, 0, 1],
+                ip: &ip,
+                flow: None,
+            };
+            let mut slot = NO_SLOT;
+            ab.inspect(&d, &facts, &mut slot, &mut |_| {});
+        }
+        let st = ab.stats();
+        assert_eq!(st.destinations, 0, "{st:?}");
+        assert_eq!(st.evicted, 0, "{st:?}");
     }
 }

@@ -456,6 +456,22 @@ pub struct Probe {
     pub host: Option<IpAddr>,
 }
 
+/// The first packet to a destination not yet given per-destination state that a flood window
+/// counts: which windows it fed, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// When it was seen.
+    pub at: Timestamp,
+    /// A new TCP flow's SYN (the SYN flood window).
+    pub syn: bool,
+    /// A completed handshake (the SYN flood's answered count).
+    pub handshake: bool,
+    /// An unsolicited UDP datagram (the UDP flood window).
+    pub udp: bool,
+    /// An unsolicited ICMP message (the ICMP flood window).
+    pub icmp: bool,
+}
+
 /// What the first packets of an address left in the [`FirstSeen`] table: one cache line, the key
 /// and two independent parts (the MAC the address was first seen from, the first probe), each
 /// taken when the address earns the state it stands for.
@@ -486,8 +502,15 @@ const S_TCP: u64 = V6_BIT << 4;
 const S_UDP: u64 = V6_BIT << 5;
 const S_HOST: u64 = V6_BIT << 6;
 const S_FLAGS: u64 = !((V6_BIT << 1) - 1);
-// Six flags above the family bit fit in the word.
-const _: () = assert!(S_HOST != 0 && S_HOST < 1 << 63);
+/// An [`Arrival`]'s windows. A table holds sources' sightings or destinations' arrivals, never
+/// both (the attack blocker keeps one of each), so an arrival reuses the probe's flag bits, with
+/// `S_PROBE` marking it pending.
+const S_SYN: u64 = S_TCP;
+const S_ARR_UDP: u64 = S_UDP;
+const S_ICMP: u64 = S_HOST;
+const S_HANDSHAKE: u64 = V6_BIT << 7;
+// Seven flags above the family bit fit in the word.
+const _: () = assert!(S_HANDSHAKE != 0 && S_HANDSHAKE == 1 << 63);
 
 impl Sighting {
     #[inline]
@@ -649,6 +672,63 @@ impl FirstSeen {
                 if let Some(h) = probe.host {
                     s.rest |= S_HOST;
                     s.dst = crate::decode::addr_bits(h).0;
+                }
+                (None, lost)
+            }
+        };
+        self.replaced += u64::from(lost);
+        first
+    }
+
+    /// A counted packet to the destination `key`, which has no per-destination state: as
+    /// [`FirstSeen::probe_sighting`] for a source's probe, returns the destination's first
+    /// arrival within `max_age_us` if one waits (the caller makes the state and feeds it that
+    /// arrival, then this one), else remembers this one if `record`.
+    #[inline]
+    pub fn arrival_sighting(
+        &mut self,
+        key: ScopedAddr,
+        arrival: Arrival,
+        max_age_us: u64,
+        record: bool,
+    ) -> Option<Arrival> {
+        if self.slots.is_empty() {
+            return Some(Arrival {
+                at: arrival.at,
+                syn: false,
+                handshake: false,
+                udp: false,
+                icmp: false,
+            });
+        }
+        let (first, lost) = {
+            let s = self.slot(key)?;
+            if s.holds(key) && s.has(S_PROBE) && arrival.at.since(s.probe_at) <= max_age_us {
+                let first = Arrival {
+                    at: s.probe_at,
+                    syn: s.has(S_SYN),
+                    handshake: s.has(S_HANDSHAKE),
+                    udp: s.has(S_ARR_UDP),
+                    icmp: s.has(S_ICMP),
+                };
+                s.rest &= !(S_PROBE | S_SYN | S_HANDSHAKE | S_ARR_UDP | S_ICMP);
+                (Some(first), false)
+            } else if !record {
+                (None, false)
+            } else {
+                let lost = s.claim(key);
+                s.rest &= !(S_SYN | S_HANDSHAKE | S_ARR_UDP | S_ICMP);
+                s.rest |= S_PROBE;
+                s.probe_at = arrival.at;
+                for (on, flag) in [
+                    (arrival.syn, S_SYN),
+                    (arrival.handshake, S_HANDSHAKE),
+                    (arrival.udp, S_ARR_UDP),
+                    (arrival.icmp, S_ICMP),
+                ] {
+                    if on {
+                        s.rest |= flag;
+                    }
                 }
                 (None, lost)
             }

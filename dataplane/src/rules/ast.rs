@@ -9,7 +9,8 @@ use super::vars::{AddrSet, PortSet};
 /// rule is evaluated before `drop`, `drop` before `reject`, `reject` before `alert`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub enum RuleAction {
-    /// Stop inspecting this packet (and the flow, for IP-only rules); no alert.
+    /// Stop inspecting this packet (and the flow, when the action applies to it: see
+    /// [`Rule::flow_scoped`]); no alert unless the rule says `alert`.
     Pass,
     /// Alert and drop (inline).
     Drop,
@@ -82,191 +83,162 @@ pub enum Direction {
     Both,
 }
 
-/// The buffers content, pcre and friends inspect. `Payload` is the default (no sticky buffer):
-/// the stream buffer of this direction when the caller supplies one, else the packet payload.
-#[allow(missing_docs)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-pub enum BufferKind {
-    Payload,
+/// Declares [`BufferKind`] once: each kind with its Suricata keyword, in index order. It
+/// generates the enum, [`BufferKind::ALL`] (declaration order, so `ALL[k.index()] == k`) and
+/// [`BufferKind::name`], which three hand-kept lists used to say and could disagree on.
+macro_rules! buffer_kinds {
+    ($($(#[$doc:meta])* $kind:ident => $name:literal,)+) => {
+        /// The buffers content, pcre and friends inspect. `Payload` is the default (no sticky
+        /// buffer): the stream buffer of this direction when the caller supplies one, else the
+        /// packet payload.
+        #[allow(missing_docs)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+        pub enum BufferKind {
+            $($(#[$doc])* $kind,)+
+        }
+
+        impl BufferKind {
+            /// Every kind in declaration order: `ALL[k.index()] == k`.
+            pub const ALL: [BufferKind; [$(stringify!($kind)),+].len()] = [$(BufferKind::$kind),+];
+
+            /// The buffer's Suricata keyword (`pkt_data` for the packet and the default buffer).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(BufferKind::$kind => $name,)+
+                }
+            }
+        }
+    };
+}
+
+buffer_kinds! {
+    /// The default buffer (no sticky buffer): this direction's stream when the caller has one,
+    /// else the packet's payload.
+    Payload => "pkt_data",
     /// The packet's L4 payload only (`pkt_data`, `tcp-pkt` rules).
-    Packet,
+    Packet => "pkt_data",
     /// The reassembled stream of this direction (`tcp-stream` rules).
-    Stream,
-    HttpUri,
-    HttpUriRaw,
-    HttpMethod,
-    HttpHost,
-    HttpHostRaw,
-    HttpUserAgent,
-    HttpHeader,
-    HttpHeaderRaw,
-    HttpHeaderNames,
-    HttpCookie,
-    HttpReferer,
-    HttpContentType,
-    HttpContentLen,
-    HttpRequestLine,
-    HttpRequestBody,
-    HttpResponseLine,
-    HttpStatCode,
-    HttpStatMsg,
-    HttpServer,
-    HttpLocation,
-    HttpAccept,
-    HttpAcceptEnc,
-    HttpAcceptLang,
-    HttpConnection,
-    HttpProtocol,
-    HttpStart,
+    Stream => "stream",
+    HttpUri => "http.uri",
+    HttpUriRaw => "http.uri.raw",
+    HttpMethod => "http.method",
+    HttpHost => "http.host",
+    HttpHostRaw => "http.host.raw",
+    HttpUserAgent => "http.user_agent",
+    HttpHeader => "http.header",
+    HttpHeaderRaw => "http.header.raw",
+    HttpHeaderNames => "http.header_names",
+    HttpCookie => "http.cookie",
+    HttpReferer => "http.referer",
+    HttpContentType => "http.content_type",
+    HttpContentLen => "http.content_len",
+    HttpRequestLine => "http.request_line",
+    HttpRequestBody => "http.request_body",
+    HttpResponseLine => "http.response_line",
+    HttpStatCode => "http.stat_code",
+    HttpStatMsg => "http.stat_msg",
+    HttpServer => "http.server",
+    HttpLocation => "http.location",
+    HttpAccept => "http.accept",
+    HttpAcceptEnc => "http.accept_enc",
+    HttpAcceptLang => "http.accept_lang",
+    HttpConnection => "http.connection",
+    HttpProtocol => "http.protocol",
+    HttpStart => "http.start",
     /// `file.data` / `file_data`: HTTP response body (and, later, other file-carrying protocols).
-    FileData,
-    TlsSni,
-    TlsCertSubject,
-    TlsCertIssuer,
-    TlsCertSerial,
+    FileData => "file.data",
+    TlsSni => "tls.sni",
+    TlsCertSubject => "tls.cert_subject",
+    TlsCertIssuer => "tls.cert_issuer",
+    TlsCertSerial => "tls.cert_serial",
     /// Each certificate of the chain, DER; the caller may concatenate them.
-    TlsCerts,
-    DnsQuery,
-    Ja3Hash,
-    Ja3sHash,
+    TlsCerts => "tls.certs",
+    DnsQuery => "dns.query",
+    Ja3Hash => "ja3.hash",
+    Ja3sHash => "ja3s.hash",
     /// `ja3.string`: the JA3 fields before hashing.
-    Ja3String,
+    Ja3String => "ja3.string",
     /// `ja3s.string`.
-    Ja3sString,
+    Ja3sString => "ja3s.string",
     /// `ja4.hash`: the full JA4 fingerprint.
-    Ja4Hash,
+    Ja4Hash => "ja4.hash",
     /// `tls.cert_fingerprint`: SHA-1 of the leaf certificate, `aa:bb:...`.
-    TlsCertFingerprint,
+    TlsCertFingerprint => "tls.cert_fingerprint",
     /// `tls.random`: the 32 random bytes of the ClientHello (to the server) or the
     /// ServerHello (to the client).
-    TlsRandom,
+    TlsRandom => "tls.random",
     /// `tls.random_time`: the first 4 of them.
-    TlsRandomTime,
+    TlsRandomTime => "tls.random_time",
     /// `tls.random_bytes`: the other 28.
-    TlsRandomBytes,
+    TlsRandomBytes => "tls.random_bytes",
     /// `tls.alpn`: each ALPN name of the ClientHello or the ServerHello (a multi-buffer).
-    TlsAlpn,
+    TlsAlpn => "tls.alpn",
     /// `tls.subjectaltname`: each subject alternative name of the server's leaf certificate.
-    TlsSubjectAltName,
+    TlsSubjectAltName => "tls.subjectaltname",
     /// `http.request_header`: each request header as `Name: value` (a multi-buffer).
-    HttpRequestHeader,
+    HttpRequestHeader => "http.request_header",
     /// `http.response_header`: each response header as `Name: value` (a multi-buffer).
-    HttpResponseHeader,
+    HttpResponseHeader => "http.response_header",
     /// `dns.queries.rrname`: each question name of the message (a multi-buffer).
-    DnsQueriesRrname,
+    DnsQueriesRrname => "dns.queries.rrname",
     /// `dns.answers.rrname`: each answer record's name.
-    DnsAnswersRrname,
+    DnsAnswersRrname => "dns.answers.rrname",
     /// `dns.authorities.rrname`: each authority record's name.
-    DnsAuthoritiesRrname,
+    DnsAuthoritiesRrname => "dns.authorities.rrname",
     /// `dns.additionals.rrname`: each additional record's name.
-    DnsAdditionalsRrname,
+    DnsAdditionalsRrname => "dns.additionals.rrname",
     /// `dns.response.rrname`: each name of a response: questions, answers, authorities,
     /// additionals.
-    DnsResponseRrname,
+    DnsResponseRrname => "dns.response.rrname",
     /// `dns.opcode`: the opcode as one byte, read by [`Step::Uint`].
-    DnsOpcode,
+    DnsOpcode => "dns.opcode",
     /// `dns.rcode`: the rcode as one byte, read by [`Step::Uint`].
-    DnsRcode,
+    DnsRcode => "dns.rcode",
     /// `dns.rrtype`: each question type (to the server) or answer type (to the client), two
     /// bytes big-endian, read by [`Step::Uint`].
-    DnsRrtype,
+    DnsRrtype => "dns.rrtype",
     /// `ipv4.hdr`: the IPv4 header with its options.
-    Ipv4Hdr,
+    Ipv4Hdr => "ipv4.hdr",
     /// `ipv6.hdr`: the IPv6 header with its extension headers.
-    Ipv6Hdr,
+    Ipv6Hdr => "ipv6.hdr",
     /// `tcp.hdr`: the TCP header with its options.
-    TcpHdr,
+    TcpHdr => "tcp.hdr",
     /// `udp.hdr`: the 8-byte UDP header.
-    UdpHdr,
+    UdpHdr => "udp.hdr",
     /// `icmpv4.hdr`: the ICMPv4 header (8 bytes, more for timestamps and router adverts).
-    Icmpv4Hdr,
+    Icmpv4Hdr => "icmpv4.hdr",
     /// `icmpv6.hdr`: the 8-byte ICMPv6 header.
-    Icmpv6Hdr,
+    Icmpv6Hdr => "icmpv6.hdr",
+    /// `app-layer-event`: the name of each event of the transaction (`dns.z_flag_set`, ...),
+    /// a multi-buffer matched whole by the keyword, not a sticky buffer.
+    AppLayerEvent => "app-layer-event",
+    /// `ssl_version`: the TLS version name (`tls1.2`) of this direction's hello, read whole
+    /// by the keyword.
+    SslVersion => "ssl_version",
+    /// `base64_data`: what the rule's `base64_decode` decoded. Its steps run inside that
+    /// [`Step::Base64Decode`]; no chain reads it, no packet offers it.
+    Base64Data => "base64_data",
 }
 
 impl BufferKind {
-    /// Every kind in declaration order: `ALL[k.index()] == k`.
-    pub const ALL: [BufferKind; 63] = {
-        use BufferKind::*;
-        [
-            Payload,
-            Packet,
-            Stream,
-            HttpUri,
-            HttpUriRaw,
-            HttpMethod,
-            HttpHost,
-            HttpHostRaw,
-            HttpUserAgent,
-            HttpHeader,
-            HttpHeaderRaw,
-            HttpHeaderNames,
-            HttpCookie,
-            HttpReferer,
-            HttpContentType,
-            HttpContentLen,
-            HttpRequestLine,
-            HttpRequestBody,
-            HttpResponseLine,
-            HttpStatCode,
-            HttpStatMsg,
-            HttpServer,
-            HttpLocation,
-            HttpAccept,
-            HttpAcceptEnc,
-            HttpAcceptLang,
-            HttpConnection,
-            HttpProtocol,
-            HttpStart,
-            FileData,
-            TlsSni,
-            TlsCertSubject,
-            TlsCertIssuer,
-            TlsCertSerial,
-            TlsCerts,
-            DnsQuery,
-            Ja3Hash,
-            Ja3sHash,
-            Ja3String,
-            Ja3sString,
-            Ja4Hash,
-            TlsCertFingerprint,
-            TlsRandom,
-            TlsRandomTime,
-            TlsRandomBytes,
-            TlsAlpn,
-            TlsSubjectAltName,
-            HttpRequestHeader,
-            HttpResponseHeader,
-            DnsQueriesRrname,
-            DnsAnswersRrname,
-            DnsAuthoritiesRrname,
-            DnsAdditionalsRrname,
-            DnsResponseRrname,
-            DnsOpcode,
-            DnsRcode,
-            DnsRrtype,
-            Ipv4Hdr,
-            Ipv6Hdr,
-            TcpHdr,
-            UdpHdr,
-            Icmpv4Hdr,
-            Icmpv6Hdr,
-        ]
-    };
+    /// The packet's header buffers (`ipv4.hdr`, `tcp.hdr`, ...): read from the packet itself.
+    pub const HEADERS: KindSet = KindSet::EMPTY
+        .with(BufferKind::Ipv4Hdr)
+        .with(BufferKind::Ipv6Hdr)
+        .with(BufferKind::TcpHdr)
+        .with(BufferKind::UdpHdr)
+        .with(BufferKind::Icmpv4Hdr)
+        .with(BufferKind::Icmpv6Hdr);
 
-    /// The packet's header buffers (`ipv4.hdr`, `tcp.hdr`, ...): read from the packet itself,
-    /// a bit at each [`Self::index`].
-    pub const HEADERS: u64 = 1 << BufferKind::Ipv4Hdr.index()
-        | 1 << BufferKind::Ipv6Hdr.index()
-        | 1 << BufferKind::TcpHdr.index()
-        | 1 << BufferKind::UdpHdr.index()
-        | 1 << BufferKind::Icmpv4Hdr.index()
-        | 1 << BufferKind::Icmpv6Hdr.index();
+    /// The packet's own payload and stream: what a packet offers without an app layer.
+    pub const PACKET: KindSet = KindSet::EMPTY
+        .with(BufferKind::Payload)
+        .with(BufferKind::Packet)
+        .with(BufferKind::Stream);
 
     /// A header buffer of the packet ([`Self::HEADERS`]).
     pub const fn is_header(self) -> bool {
-        Self::HEADERS & 1 << self.index() != 0
+        Self::HEADERS.contains(self)
     }
 
     /// Every kind, for tables indexed by kind.
@@ -277,97 +249,26 @@ impl BufferKind {
         self as usize
     }
 
-    /// The kinds (a bit at each [`Self::index`]) a packet going towards the server
-    /// (`to_server`) or the client may offer: those of its [`Side`] and the packet's own payload
-    /// and stream (the header kinds, [`Self::HEADERS`], the engine reads from the packet itself).
-    pub const fn side_mask(to_server: bool) -> u64 {
-        let mut m = 1u64 << BufferKind::Payload.index()
-            | 1u64 << BufferKind::Packet.index()
-            | 1u64 << BufferKind::Stream.index();
+    /// The kinds a packet going towards the server (`to_server`) or the client may offer:
+    /// those of its [`Side`] and the packet's own payload and stream (the header kinds,
+    /// [`Self::HEADERS`], the engine reads from the packet itself).
+    pub const fn side_mask(to_server: bool) -> KindSet {
+        let mut m = Self::PACKET;
         let mut rest: &[BufferKind] = &Self::ALL;
         while let [k, tail @ ..] = rest {
             let on = match k.side() {
                 // The packet's headers come from the packet, not from `Buffers`.
-                Side::Both if k.is_header() => false,
+                Side::Both if k.is_header() || matches!(k, BufferKind::Base64Data) => false,
                 Side::Both => true,
                 Side::ToServer => to_server,
                 Side::ToClient => !to_server,
             };
             if on {
-                m |= 1u64 << k.index();
+                m = m.with(*k);
             }
             rest = tail;
         }
         m
-    }
-
-    /// The buffer's Suricata keyword (`pkt_data` for the packet and the default buffer).
-    pub fn name(self) -> &'static str {
-        use BufferKind::*;
-        match self {
-            Payload | Packet => "pkt_data",
-            Stream => "stream",
-            HttpUri => "http.uri",
-            HttpUriRaw => "http.uri.raw",
-            HttpMethod => "http.method",
-            HttpHost => "http.host",
-            HttpHostRaw => "http.host.raw",
-            HttpUserAgent => "http.user_agent",
-            HttpHeader => "http.header",
-            HttpHeaderRaw => "http.header.raw",
-            HttpHeaderNames => "http.header_names",
-            HttpCookie => "http.cookie",
-            HttpReferer => "http.referer",
-            HttpContentType => "http.content_type",
-            HttpContentLen => "http.content_len",
-            HttpRequestLine => "http.request_line",
-            HttpRequestBody => "http.request_body",
-            HttpResponseLine => "http.response_line",
-            HttpStatCode => "http.stat_code",
-            HttpStatMsg => "http.stat_msg",
-            HttpServer => "http.server",
-            HttpLocation => "http.location",
-            HttpAccept => "http.accept",
-            HttpAcceptEnc => "http.accept_enc",
-            HttpAcceptLang => "http.accept_lang",
-            HttpConnection => "http.connection",
-            HttpProtocol => "http.protocol",
-            HttpStart => "http.start",
-            FileData => "file.data",
-            TlsSni => "tls.sni",
-            TlsCertSubject => "tls.cert_subject",
-            TlsCertIssuer => "tls.cert_issuer",
-            TlsCertSerial => "tls.cert_serial",
-            TlsCerts => "tls.certs",
-            DnsQuery => "dns.query",
-            Ja3Hash => "ja3.hash",
-            Ja3sHash => "ja3s.hash",
-            Ja3String => "ja3.string",
-            Ja3sString => "ja3s.string",
-            Ja4Hash => "ja4.hash",
-            TlsCertFingerprint => "tls.cert_fingerprint",
-            TlsRandom => "tls.random",
-            TlsRandomTime => "tls.random_time",
-            TlsRandomBytes => "tls.random_bytes",
-            TlsAlpn => "tls.alpn",
-            TlsSubjectAltName => "tls.subjectaltname",
-            HttpRequestHeader => "http.request_header",
-            HttpResponseHeader => "http.response_header",
-            DnsQueriesRrname => "dns.queries.rrname",
-            DnsAnswersRrname => "dns.answers.rrname",
-            DnsAuthoritiesRrname => "dns.authorities.rrname",
-            DnsAdditionalsRrname => "dns.additionals.rrname",
-            DnsResponseRrname => "dns.response.rrname",
-            DnsOpcode => "dns.opcode",
-            DnsRcode => "dns.rcode",
-            DnsRrtype => "dns.rrtype",
-            Ipv4Hdr => "ipv4.hdr",
-            Ipv6Hdr => "ipv6.hdr",
-            TcpHdr => "tcp.hdr",
-            UdpHdr => "udp.hdr",
-            Icmpv4Hdr => "icmpv4.hdr",
-            Icmpv6Hdr => "icmpv6.hdr",
-        }
     }
 
     /// Which side of a transaction the buffer reads (Suricata's inspection engines register
@@ -378,11 +279,11 @@ impl BufferKind {
         match self {
             FileData | HttpHeader | HttpHeaderRaw | HttpHeaderNames | HttpCookie
             | HttpContentType | HttpContentLen | HttpProtocol | HttpStart | TlsRandom
-            | TlsRandomTime | TlsRandomBytes | TlsAlpn | DnsQueriesRrname | DnsAnswersRrname
-            | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode | DnsRcode | DnsRrtype => {
-                Side::Both
-            }
-            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => Side::Both,
+            | TlsRandomTime | TlsRandomBytes | TlsAlpn | SslVersion | DnsQueriesRrname
+            | DnsAnswersRrname | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode
+            | DnsRcode | DnsRrtype => Side::Both,
+            Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr | AppLayerEvent
+            | Base64Data => Side::Both,
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
             | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
             | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader
@@ -408,6 +309,7 @@ impl BufferKind {
                 | BufferKind::DnsAdditionalsRrname
                 | BufferKind::DnsResponseRrname
                 | BufferKind::DnsRrtype
+                | BufferKind::AppLayerEvent
         )
     }
 
@@ -415,11 +317,14 @@ impl BufferKind {
     pub fn app_proto(self) -> Option<AppProto> {
         use BufferKind::*;
         match self {
-            Payload | Packet | Stream => None,
+            // The event names say their protocol; the rule's header names it too.
+            Payload | Packet | Stream | AppLayerEvent | Base64Data => None,
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr => None,
             TlsSni | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCerts | Ja3Hash
             | Ja3sHash | Ja3String | Ja3sString | Ja4Hash | TlsCertFingerprint | TlsRandom
-            | TlsRandomTime | TlsRandomBytes | TlsAlpn | TlsSubjectAltName => Some(AppProto::Tls),
+            | TlsRandomTime | TlsRandomBytes | TlsAlpn | TlsSubjectAltName | SslVersion => {
+                Some(AppProto::Tls)
+            }
             DnsQuery | DnsQueriesRrname | DnsAnswersRrname | DnsAuthoritiesRrname
             | DnsAdditionalsRrname | DnsResponseRrname | DnsOpcode | DnsRcode | DnsRrtype => {
                 Some(AppProto::Dns)
@@ -438,6 +343,69 @@ pub enum Side {
     ToClient,
     /// Either: the request on packets towards the server, the response on the others.
     Both,
+}
+
+/// A set of [`BufferKind`]s, a bit at each [`BufferKind::index`]: what a packet may offer,
+/// what a signature group has a prefilter for. 128 bits hold every kind; the assertion below
+/// stops the build when a new kind would not fit (widen the word then).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct KindSet(u128);
+
+const _: () = assert!(
+    BufferKind::COUNT <= u128::BITS as usize,
+    "a KindSet holds 128 kinds"
+);
+
+impl KindSet {
+    /// No kind.
+    pub const EMPTY: KindSet = KindSet(0);
+    /// Every kind (and the unused bits above them: a superset is always right where a
+    /// `KindSet` says what may be offered).
+    pub const FULL: KindSet = KindSet(u128::MAX);
+
+    /// This set and `kind`.
+    #[must_use]
+    pub const fn with(self, kind: BufferKind) -> KindSet {
+        KindSet(self.0 | 1 << kind.index())
+    }
+
+    /// Whether `kind` is in the set.
+    pub const fn contains(self, kind: BufferKind) -> bool {
+        self.0 & 1 << kind.index() != 0
+    }
+
+    /// Kinds in both sets.
+    #[must_use]
+    pub const fn and(self, other: KindSet) -> KindSet {
+        KindSet(self.0 & other.0)
+    }
+
+    /// Kinds in either set.
+    #[must_use]
+    pub const fn or(self, other: KindSet) -> KindSet {
+        KindSet(self.0 | other.0)
+    }
+
+    /// Whether the set has no kind.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Removes and returns the kind of the lowest index, `None` when empty.
+    pub fn pop_first(&mut self) -> Option<BufferKind> {
+        if self.0 == 0 {
+            return None;
+        }
+        let k = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        BufferKind::ALL.get(k).copied()
+    }
+}
+
+impl FromIterator<BufferKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = BufferKind>>(iter: I) -> Self {
+        iter.into_iter().fold(KindSet::EMPTY, KindSet::with)
+    }
 }
 
 /// Numeric comparison of `dsize`, `ttl`, `itype`, `bsize`, `urilen`... (Suricata's `DetectU*`).
@@ -536,6 +504,48 @@ pub enum PacketCheck {
     /// `decode-event`: the decoder raised this event on the packet
     /// ([`PacketView::events`](super::engine::PacketView::events)).
     DecodeEvent(crate::decode::DecodeEvent),
+    /// `flow.pkts`: the flow's packets in a direction so far, this one included.
+    FlowPkts(FlowDir, NumCmp),
+    /// `flow.bytes`: the flow's bytes in a direction so far, this packet's included.
+    FlowBytes(FlowDir, NumCmp),
+    /// `tcp.seq`: the TCP header's sequence number.
+    TcpSeq(NumCmp),
+    /// `tcp.ack`: the TCP header's acknowledgment number.
+    TcpAck(NumCmp),
+    /// `stream-event`: the TCP tracking raised this event ([`stream_event`]) on the packet.
+    StreamEvent(u16),
+}
+
+/// The TCP stream events `stream-event` can name and [`PacketView`](super::engine::PacketView)
+/// `::stream_events` carries: the subset of Suricata's that svm raises. Any other name is
+/// refused when the rule loads.
+pub mod stream_event {
+    /// `suspected_rst_inject`: a RST's sender went on sending, so the RST was not its own
+    /// (Suricata's `StreamTcpPacketCheckPostRst`); the session goes on.
+    pub const SUSPECTED_RST_INJECT: u16 = 1 << 0;
+    /// `reassembly_overlap_different_data`: a segment overlapped data already received with
+    /// different bytes.
+    pub const REASSEMBLY_OVERLAP_DIFFERENT_DATA: u16 = 1 << 1;
+
+    /// The event a `stream-event` value names (with or without the `stream.` prefix).
+    pub fn by_name(name: &str) -> Option<u16> {
+        match name.trim().trim_start_matches("stream.") {
+            "suspected_rst_inject" => Some(SUSPECTED_RST_INJECT),
+            "reassembly_overlap_different_data" => Some(REASSEMBLY_OVERLAP_DIFFERENT_DATA),
+            _ => None,
+        }
+    }
+}
+
+/// Which direction `flow.pkts` and `flow.bytes` count.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FlowDir {
+    /// `toserver`.
+    ToServer,
+    /// `toclient`.
+    ToClient,
+    /// `either`: one of the two.
+    Either,
 }
 
 /// Which tags of the stack `vlan.id` compares (Suricata's `layer` argument).
@@ -816,6 +826,21 @@ pub enum Step {
     /// An integer keyword (`dns.opcode`, `dns.rcode`, `dns.rrtype`): the buffer, 1 to 8 bytes,
     /// read as a big-endian number and compared.
     Uint(NumCmp),
+    /// `base64_decode`, with the `base64_data` steps that read what it decoded.
+    Base64Decode(Box<Base64Decode>),
+}
+
+/// `base64_decode:[bytes N][, offset M][, relative]` and the steps after `base64_data`.
+#[derive(Clone, Debug)]
+pub struct Base64Decode {
+    /// At most this many encoded bytes are read (`bytes`; the rest of the buffer if `None`).
+    pub bytes: Option<u32>,
+    /// Start this far past the buffer start, or past the previous match when `relative`.
+    pub offset: u32,
+    /// `relative`.
+    pub relative: bool,
+    /// The `base64_data` steps, run on the decoded bytes from their start.
+    pub steps: Vec<Step>,
 }
 
 impl Step {
@@ -828,6 +853,7 @@ impl Step {
             Step::ByteTest(b) => b.relative,
             Step::ByteJump(b) => b.relative,
             Step::ByteExtract(b) => b.relative,
+            Step::Base64Decode(b) => b.relative,
             Step::Bsize(_) | Step::Uint(_) => false,
         }
     }
@@ -864,6 +890,41 @@ pub enum FlowbitCmd {
     IsNotSet(Vec<u32>),
 }
 
+/// Which address of the packet a hostbit is kept on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HostSide {
+    /// The source (the default).
+    Src,
+    /// The destination.
+    Dst,
+}
+
+/// What a `hostbits` option does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HostbitOp {
+    /// `set`.
+    Set,
+    /// `unset`.
+    Unset,
+    /// `toggle`.
+    Toggle,
+    /// `isset`.
+    IsSet,
+    /// `isnotset`.
+    IsNotSet,
+}
+
+/// A `hostbits` option.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct HostbitCmd {
+    /// The command.
+    pub op: HostbitOp,
+    /// The bit (an id of the flowbit name table: names are interned together).
+    pub bit: u32,
+    /// Which host.
+    pub side: HostSide,
+}
+
 /// A loaded rule.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -897,12 +958,22 @@ pub struct Rule {
     pub flow: FlowCheck,
     /// Packet keywords.
     pub packet: Vec<PacketCheck>,
+    /// A TCP segment's own payload is inspected as well when it went into the reassembled
+    /// stream (Suricata's `SIG_FLAG_REQUIRE_PACKET` beside `SIG_FLAG_REQUIRE_STREAM`): the rule
+    /// has packet keywords, or a payload `content` with `offset`, `depth` or `startswith`
+    /// (Suricata's `SigValidate`), so a match may come from the packet and again from the
+    /// stream.
+    pub packet_too: bool,
     /// Buffer chains.
     pub chains: Vec<Chain>,
     /// `flowbits` commands other than `noalert`.
     pub flowbits: Vec<FlowbitCmd>,
+    /// `hostbits` commands other than `noalert`.
+    pub hostbits: Vec<HostbitCmd>,
     /// `flowbits:noalert` (or `noalert`).
     pub noalert: bool,
+    /// `alert`: a `pass` rule alerts too ("alert then pass").
+    pub alert: bool,
     /// `threshold` / `detection_filter` from the rule (threshold.config may override).
     pub threshold: Option<ThresholdSpec>,
     /// Line in its file (first line of a continued rule).
@@ -930,6 +1001,9 @@ impl Rule {
                 }
             }
         }
+        for h in &mut self.hostbits {
+            m(&mut h.bit);
+        }
     }
 
     /// IP-only: only addresses, protocol `ip`-ish and no per-packet or payload keywords.
@@ -953,6 +1027,33 @@ impl Rule {
                 .all(|p| matches!(p, PacketCheck::IpProto(_)))
             && self.chains.is_empty()
             && self.flowbits.is_empty()
+            && self.hostbits.is_empty()
             && !self.noalert
+    }
+
+    /// Does a `pass` or `drop` of this rule apply to its whole flow? Suricata applies the
+    /// action to the flow for IP-only, like-IP-only and protocol-detection-only rules (a
+    /// header, app-layer protocols included, and at most `ip_proto`, `noalert` and setting
+    /// flowbits), for rules reading an app-layer buffer, and for matches in the reassembled
+    /// stream (decided per match by the engine); any other match drops or passes its packet.
+    pub fn flow_scoped(&self) -> bool {
+        let header_only = self.flow == FlowCheck::default()
+            && self
+                .packet
+                .iter()
+                .all(|p| matches!(p, PacketCheck::IpProto(_)))
+            && self.chains.is_empty()
+            && self.hostbits.is_empty()
+            && self
+                .flowbits
+                .iter()
+                .all(|f| matches!(f, FlowbitCmd::Set(_)));
+        header_only
+            || self.chains.iter().any(|c| {
+                !matches!(
+                    c.buffer,
+                    BufferKind::Payload | BufferKind::Packet | BufferKind::Stream
+                ) && !c.buffer.is_header()
+            })
     }
 }

@@ -38,6 +38,28 @@ fn val_i32(v: Val<i32>, vars: &ByteVars) -> i64 {
     }
 }
 
+/// RFC 4648 base64 of `input` up to its first byte outside the alphabet (padding included),
+/// as Suricata's `base64_decode` (its RFC 4648 mode): a last group of 2 or 3 characters gives
+/// 1 or 2 bytes, a lone last character nothing.
+pub(crate) fn base64_prefix(input: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let valid = input
+        .iter()
+        .position(|b| !(b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/'))
+        .unwrap_or(input.len());
+    let n = if valid % 4 == 1 { valid - 1 } else { valid };
+    LENIENT
+        .decode(input.get(..n).unwrap_or_default())
+        .unwrap_or_default()
+}
+
 /// Steps one chain may take (Suricata's `inspection_recursion_limit` is 3000 per rule).
 pub const MAX_INSPECT_STEPS: u32 = 3000;
 
@@ -137,6 +159,23 @@ fn eval(
             has != *negated && eval(steps, i + 1, buf, prev_end, budget, vars)
         }
         Step::Bsize(c) => c.test(len as u64) && eval(steps, i + 1, buf, prev_end, budget, vars),
+        // Suricata's DetectBase64DecodeDoMatch: from the previous match (`relative`) plus
+        // `offset`, at most `bytes`; no match when nothing decodes; then the `base64_data`
+        // steps on the decoded bytes.
+        Step::Base64Decode(d) => {
+            let from = if d.relative { prev_end } else { 0 };
+            let start = from.saturating_add(usize::try_from(d.offset).unwrap_or(usize::MAX));
+            let Some(rest) = buf.get(start..).filter(|r| !r.is_empty()) else {
+                return false;
+            };
+            let take = d.bytes.map_or(rest.len(), |n| {
+                usize::try_from(n).unwrap_or(usize::MAX).min(rest.len())
+            });
+            let decoded = base64_prefix(rest.get(..take).unwrap_or(rest));
+            !decoded.is_empty()
+                && eval(&d.steps, 0, &decoded, 0, budget, vars)
+                && eval(steps, i + 1, buf, prev_end, budget, vars)
+        }
         Step::Uint(c) => {
             let v = (1..=8)
                 .contains(&len)

@@ -15,7 +15,9 @@ use super::detect;
 use super::group::{FastPat, Group, GroupKey, Groups};
 use super::iponly::IpOnlyIndex;
 use super::mpm::{Mpm, PairUnion, find_all, find_both};
-use super::threshold::{ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window};
+use super::threshold::{
+    Decision, ThresholdConfig, ThresholdSpec, ThresholdState, Track, TrackKey, Window,
+};
 
 /// Flow facts the caller knows about the packet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,6 +28,15 @@ pub struct FlowView {
     pub established: bool,
     /// The packet goes from the client (flow initiator) to the server.
     pub to_server: bool,
+}
+
+/// A flow's packet and byte counts, each `[to_server, to_client]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounts {
+    /// Packets.
+    pub pkts: [u64; 2],
+    /// Bytes (frame lengths).
+    pub bytes: [u64; 2],
 }
 
 /// What a rule set inspects: one packet, as plain data.
@@ -63,8 +74,14 @@ pub struct PacketView<'a> {
     /// for the SYN, the in-order bytes, 1 for the FIN), after this packet; `stream_size`
     /// compares it. `None` without a TCP session.
     pub stream_size: Option<(u64, u64)>,
+    /// The TCP stream events this packet raised ([`super::ast::stream_event`] bits), for
+    /// `stream-event`.
+    pub stream_events: u16,
     /// Flow facts.
     pub flow: FlowView,
+    /// The flow's packet and byte counts so far, this packet included (`flow.pkts`,
+    /// `flow.bytes`); `None` without a flow.
+    pub flow_counts: Option<FlowCounts>,
     /// App-layer protocol of the flow, when detected.
     pub app_proto: Option<AppProto>,
     /// The decoder events of this packet ([`crate::decode::DecodeEvent::bit`]s), for
@@ -92,17 +109,17 @@ pub trait Buffers {
 
     /// The packet's payload went into the reassembled stream, which is inspected on its own
     /// timing (IDS mode): a rule that may match either the stream or the packet then matches
-    /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...), as Suricata's
-    /// `PKT_STREAM_ADD` / `SIG_FLAG_REQUIRE_PACKET`.
+    /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...) or a payload
+    /// content anchored by `offset`/`depth`/`startswith` ([`super::Rule::packet_too`]), as
+    /// Suricata's `PKT_STREAM_ADD` / `SIG_FLAG_REQUIRE_PACKET`.
     fn payload_in_stream(&self) -> bool {
         false
     }
 
-    /// The kinds (a bit at each [`BufferKind::index`]) [`Self::get`] may return a buffer of
-    /// on this packet; the prefilter does not ask for the others. A superset is always right
-    /// (the default: every kind).
-    fn kinds(&self) -> u64 {
-        u64::MAX
+    /// The kinds [`Self::get`] may return a buffer of on this packet; the prefilter does not
+    /// ask for the others. A superset is always right (the default: every kind).
+    fn kinds(&self) -> KindSet {
+        KindSet::FULL
     }
 
     /// The flow's payload is not inspected (encrypted TLS application data, as Suricata's
@@ -135,7 +152,9 @@ impl Buffers for HashMap<BufferKind, Vec<u8>> {
 pub struct FlowRuleState {
     bits: Vec<u32>,
     ip_only_done: [bool; 2],
-    pass: bool,
+    /// The flow's action, set by the first flow-scoped `pass` or `drop`/`reject` match
+    /// (Suricata's `FLOW_ACTION_PASS`/`FLOW_ACTION_DROP`: the first to be set wins).
+    action: Option<FlowAction>,
     /// `by_flow` threshold windows by rule index, of the rule set `windows_set`.
     windows: Vec<(u32, Window)>,
     windows_set: u64,
@@ -194,10 +213,28 @@ impl FlowRuleState {
         }
     }
 
-    /// A pass rule that applies to the whole flow (IP-only) has matched.
+    /// A pass rule that applies to the whole flow ([`Rule::flow_scoped`], or a stream match)
+    /// has matched: the flow's later packets are not inspected.
     pub fn passed(&self) -> bool {
-        self.pass
+        self.action == Some(FlowAction::Pass)
     }
+
+    /// A `drop` or `reject` rule that applies to the whole flow has matched: an inline engine
+    /// drops the flow's later packets without inspecting them (the rule set only records it).
+    pub fn dropped(&self) -> bool {
+        self.action == Some(FlowAction::Drop)
+    }
+
+    fn set_action(&mut self, a: FlowAction) {
+        self.action.get_or_insert(a);
+    }
+}
+
+/// What a flow-scoped match decided for the rest of the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlowAction {
+    Pass,
+    Drop,
 }
 
 /// One rule that matched a packet.
@@ -217,10 +254,10 @@ pub struct RuleMatch {
     pub category: Option<Arc<str>>,
     /// Priority (EVE `alert.severity`).
     pub priority: u8,
-    /// Action.
+    /// Action: the rule's, or a `rate_filter`'s `new_action` while its rate is exceeded.
     pub action: RuleAction,
-    /// Should be reported: false for `pass`, `noalert`, suppressed or thresholded matches
-    /// (whose action, e.g. `drop`, still applies).
+    /// Should be reported: false for `pass` (without the `alert` keyword), `noalert`,
+    /// suppressed or thresholded matches (whose action, e.g. `drop`, still applies).
     pub alert: bool,
     /// `flowbits:noalert`.
     pub noalert: bool,
@@ -423,6 +460,8 @@ pub struct RuleSet {
     category: Vec<Option<Arc<str>>>,
     threshold: Vec<Option<ThresholdSpec>>,
     ip_only: Vec<bool>,
+    /// [`Rule::flow_scoped`] per rule.
+    flow_scoped: Vec<bool>,
     /// Fast pattern per rule (`None`: evaluated whenever its group is).
     fast: Vec<FastPat>,
     always: [Vec<u32>; CLASSES],
@@ -485,20 +524,22 @@ impl ActionOrder {
     }
 }
 
-/// Evaluation order: the action order, flowbit setters before checkers, then priority.
+/// Evaluation order: the action order, flowbit and hostbit setters before checkers, then
+/// priority.
 fn order_key(r: &Rule, order: &ActionOrder) -> (u8, u8, u8) {
+    let host_checks = |h: &HostbitCmd| matches!(h.op, HostbitOp::IsSet | HostbitOp::IsNotSet);
     let sets = r.flowbits.iter().any(|f| {
         matches!(
             f,
             FlowbitCmd::Set(_) | FlowbitCmd::Unset(_) | FlowbitCmd::Toggle(_)
         )
-    });
+    }) || r.hostbits.iter().any(|h| !host_checks(h));
     let checks = r.flowbits.iter().any(|f| {
         matches!(
             f,
             FlowbitCmd::IsSetAll(_) | FlowbitCmd::IsSetAny(_) | FlowbitCmd::IsNotSet(_)
         )
-    });
+    }) || r.hostbits.iter().any(host_checks);
     let fb = match (sets, checks) {
         (true, false) => 0,
         (true, true) => 1,
@@ -585,6 +626,7 @@ impl RuleSet {
             .map(|r| thresholds.override_for(r.gid, r.sid).or(r.threshold))
             .collect();
         let ip_only: Vec<bool> = rules.iter().map(Rule::is_ip_only).collect();
+        let flow_scoped = rules.iter().map(Rule::flow_scoped).collect();
         let mut always: [Vec<u32>; CLASSES] = Default::default();
         let mut ip_only_rules = Vec::new();
         let mut fast = Vec::with_capacity(rules.len());
@@ -615,6 +657,7 @@ impl RuleSet {
             category,
             threshold,
             ip_only,
+            flow_scoped,
             fast,
             always,
             ip_only_rules,
@@ -753,7 +796,7 @@ impl RuleSet {
         now: Timestamp,
         out: &mut Vec<RuleMatch>,
     ) {
-        if flow_state.pass {
+        if flow_state.passed() {
             return;
         }
         if flow_state.windows_set != self.id {
@@ -772,13 +815,9 @@ impl RuleSet {
         // Buffer by buffer, the prefilters of both parts in one pass over its bytes.
         // Only the kinds with a prefilter (a bit each): testing every kind's slot touched a
         // cache line per kind and part on every packet.
-        let mut kinds = group.kinds & (bufs.kinds() | BufferKind::HEADERS);
-        while kinds != 0 {
-            let k = kinds.trailing_zeros() as usize;
-            kinds &= kinds - 1;
-            let Some(kind) = BufferKind::ALL.get(k) else {
-                break;
-            };
+        let mut kinds = group.kinds.and(bufs.kinds().or(BufferKind::HEADERS));
+        while let Some(kind) = kinds.pop_first() {
+            let k = kind.index();
             let pfs = group
                 .parts
                 .each_ref()
@@ -809,14 +848,14 @@ impl RuleSet {
                     scan(pfs, union, s, pkt, &mut cand, &mut seen);
                 }
             } else if kind.is_header() {
-                if let Some(b) = super::packet::header_buffer(*kind, pkt) {
+                if let Some(b) = super::packet::header_buffer(kind, pkt) {
                     scan(pfs, union, b, pkt, &mut cand, &mut seen);
                 }
-            } else if let Some(b) = bufs.get(*kind) {
+            } else if let Some(b) = bufs.get(kind) {
                 scan(pfs, union, b, pkt, &mut cand, &mut seen);
                 if kind.is_multi() {
                     let mut n = 1;
-                    while let Some(b) = bufs.get_nth(*kind, n) {
+                    while let Some(b) = bufs.get_nth(kind, n) {
                         scan(pfs, union, b, pkt, &mut cand, &mut seen);
                         n += 1;
                     }
@@ -855,13 +894,30 @@ impl RuleSet {
         now: Timestamp,
         out: &mut Vec<RuleMatch>,
     ) {
+        // A drop or reject applied to this packet: a later pass does not pass the flow.
+        let mut dropped = false;
         for &idx in cand {
             let Some(rule) = self.rules.get(idx as usize) else {
                 continue;
             };
             let head_known = self.groups.head_known(idx as usize);
-            if !verify(rule, pkt, bufs, flow_state, head_known) {
+            let mut in_stream = false;
+            if !verify_in(rule, pkt, bufs, flow_state, head_known, &mut in_stream)
+                || !hostbits_ok(rule, pkt, &thresholds.hosts, now)
+            {
                 continue;
+            }
+            for h in &rule.hostbits {
+                let host = match h.side {
+                    HostSide::Src => pkt.src,
+                    HostSide::Dst => pkt.dst,
+                };
+                match h.op {
+                    HostbitOp::Set => thresholds.hosts.set(host, h.bit, now),
+                    HostbitOp::Unset => thresholds.hosts.unset(host, h.bit),
+                    HostbitOp::Toggle => thresholds.hosts.toggle(host, h.bit, now),
+                    HostbitOp::IsSet | HostbitOp::IsNotSet => {}
+                }
             }
             for fb in &rule.flowbits {
                 match fb {
@@ -878,7 +934,8 @@ impl RuleSet {
                 }
             }
             let ip_only = self.ip_only.get(idx as usize).copied().unwrap_or(false);
-            let mut alert = rule.action != RuleAction::Pass && !rule.noalert;
+            let mut action = rule.action;
+            let mut alert = (rule.action != RuleAction::Pass || rule.alert) && !rule.noalert;
             if alert
                 && self
                     .thresholds
@@ -887,7 +944,7 @@ impl RuleSet {
                 alert = false;
             }
             if alert && let Some(Some(spec)) = self.threshold.get(idx as usize) {
-                alert = match spec.track {
+                let decision = match spec.track {
                     Track::ByFlow => {
                         let w = match flow_state.windows.iter_mut().find(|(i, _)| *i == idx) {
                             Some((_, w)) => w,
@@ -908,6 +965,37 @@ impl RuleSet {
                     }
                     Track::ByRule => thresholds.hit(idx, TrackKey::Rule, spec, now),
                 };
+                match decision {
+                    Decision::Alert => {}
+                    Decision::Silent => alert = false,
+                    Decision::Action(a) => {
+                        action = a;
+                        // A pass alerts only when its rule says `alert`.
+                        alert = a != RuleAction::Pass || rule.alert;
+                    }
+                }
+            }
+            // Suricata's FlowApplySignatureActions: the action of an IP-only, like-IP-only,
+            // protocol-detection-only or app-layer rule, or of a match in the stream, applies
+            // to the flow; a pass after a drop of this packet is not applied at all. Suricata
+            // reassembles only after the handshake: before, a payload match is a packet's.
+            let flow_scoped = (in_stream && pkt.flow.established)
+                || self
+                    .flow_scoped
+                    .get(idx as usize)
+                    .copied()
+                    .unwrap_or(ip_only);
+            match action {
+                RuleAction::Pass if flow_scoped && !dropped => {
+                    flow_state.set_action(FlowAction::Pass)
+                }
+                RuleAction::Drop | RuleAction::Reject => {
+                    dropped = true;
+                    if flow_scoped {
+                        flow_state.set_action(FlowAction::Drop);
+                    }
+                }
+                _ => {}
             }
             out.push(RuleMatch {
                 gid: rule.gid,
@@ -917,16 +1005,13 @@ impl RuleSet {
                 classtype: rule.classtype.clone(),
                 category: self.category.get(idx as usize).cloned().flatten(),
                 priority: rule.priority,
-                action: rule.action,
+                action,
                 alert,
                 noalert: rule.noalert,
                 ip_only,
                 rule_index: idx,
             });
-            if rule.action == RuleAction::Pass {
-                if ip_only {
-                    flow_state.pass = true;
-                }
+            if action == RuleAction::Pass {
                 break;
             }
         }
@@ -1080,6 +1165,7 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             bits_ok(*mode, have, u16::from(*bits))
         }
         PacketCheck::Dsize(n) => n.test(p.payload.len() as u64),
+        PacketCheck::StreamEvent(e) => p.stream_events & e != 0,
         PacketCheck::Ttl(n) => n.test(u64::from(p.ttl)),
         PacketCheck::Itype(n) => p.icmp.is_some_and(|i| n.test(u64::from(i.0))),
         PacketCheck::Icode(n) => p.icmp.is_some_and(|i| n.test(u64::from(i.1))),
@@ -1120,12 +1206,40 @@ fn packet_ok(c: &PacketCheck, p: &PacketView<'_>) -> bool {
             }
             _ => false,
         },
+
+        PacketCheck::FlowPkts(dir, n) => p
+            .flow_counts
+            .is_some_and(|c| flow_count_ok(*dir, c.pkts, n)),
+        PacketCheck::FlowBytes(dir, n) => p
+            .flow_counts
+            .is_some_and(|c| flow_count_ok(*dir, c.bytes, n)),
+        PacketCheck::TcpSeq(n) => tcp_u32(p, 4).is_some_and(|v| n.test(u64::from(v))),
+        PacketCheck::TcpAck(n) => tcp_u32(p, 8).is_some_and(|v| n.test(u64::from(v))),
         PacketCheck::IpOpts(want) => {
             !p.ip_v6
                 && super::packet::ipv4_option_flags(p.ip_header.get(20..).unwrap_or(&[])) & want
                     != 0
         }
     }
+}
+
+fn flow_count_ok(dir: FlowDir, counts: [u64; 2], n: &NumCmp) -> bool {
+    let [to_server, to_client] = counts;
+    match dir {
+        FlowDir::ToServer => n.test(to_server),
+        FlowDir::ToClient => n.test(to_client),
+        FlowDir::Either => n.test(to_server) || n.test(to_client),
+    }
+}
+
+/// The 32-bit field at `off` of the packet's TCP header (`None` without one: other protocols,
+/// fragments, pseudo packets).
+fn tcp_u32(p: &PacketView<'_>, off: usize) -> Option<u32> {
+    if p.proto != IpProto::Tcp {
+        return None;
+    }
+    let b: [u8; 4] = p.l4_header.get(off..off + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
 }
 
 fn is_echo(p: &PacketView<'_>, t: u8) -> bool {
@@ -1138,12 +1252,26 @@ fn is_echo(p: &PacketView<'_>, t: u8) -> bool {
 
 /// Does rule `r` match? `head_known`: its group already proved the ports, addresses and `flow`
 /// options right for this packet (see [`Groups::head_known`]).
+#[cfg(test)]
 pub(super) fn verify(
     r: &Rule,
     p: &PacketView<'_>,
     bufs: &dyn Buffers,
     fs: &FlowRuleState,
     head_known: bool,
+) -> bool {
+    verify_in(r, p, bufs, fs, head_known, &mut false)
+}
+
+/// [`verify`], also telling whether a payload chain matched the reassembled stream (Suricata's
+/// stream match, whose `pass`/`drop` applies to the flow).
+fn verify_in(
+    r: &Rule,
+    p: &PacketView<'_>,
+    bufs: &dyn Buffers,
+    fs: &FlowRuleState,
+    head_known: bool,
+    in_stream: &mut bool,
 ) -> bool {
     if head_known {
         if !proto_ok(r, p) {
@@ -1152,7 +1280,27 @@ pub(super) fn verify(
     } else if !header_ok(r, p) || !flow_ok(r, p) {
         return false;
     }
-    rest_ok(r, p, bufs, fs)
+    rest_ok(r, p, bufs, fs, in_stream)
+}
+
+/// The rule's `hostbits:isset`/`isnotset` conditions hold at `now`.
+fn hostbits_ok(
+    r: &Rule,
+    p: &PacketView<'_>,
+    hosts: &super::hostbits::HostBits,
+    now: Timestamp,
+) -> bool {
+    r.hostbits.iter().all(|h| {
+        let host = match h.side {
+            HostSide::Src => p.src,
+            HostSide::Dst => p.dst,
+        };
+        match h.op {
+            HostbitOp::IsSet => hosts.is_set(host, h.bit, now),
+            HostbitOp::IsNotSet => !hosts.is_set(host, h.bit, now),
+            HostbitOp::Set | HostbitOp::Unset | HostbitOp::Toggle => true,
+        }
+    })
 }
 
 fn flow_ok(r: &Rule, p: &PacketView<'_>) -> bool {
@@ -1170,7 +1318,13 @@ fn flow_ok(r: &Rule, p: &PacketView<'_>) -> bool {
     true
 }
 
-fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState) -> bool {
+fn rest_ok(
+    r: &Rule,
+    p: &PacketView<'_>,
+    bufs: &dyn Buffers,
+    fs: &FlowRuleState,
+    in_stream: &mut bool,
+) -> bool {
     if !r.packet.iter().all(|c| packet_ok(c, p)) {
         return false;
     }
@@ -1197,21 +1351,25 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             return false;
         }
         // A second buffer is tried when the first does not match (the packet after the stream).
+        // Whether `buf` is the reassembled stream.
+        let mut stream_buf = false;
         let (buf, alt) = match ch.buffer {
             BufferKind::Payload => {
                 let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
                 let packet_only = r.proto == RuleProto::TcpPkt
                     || r.flow.stream == Some(false)
                     || p.proto != IpProto::Tcp;
+                let stream = bufs.get(BufferKind::Stream);
+                stream_buf = !packet_only && stream.is_some();
                 if packet_only {
                     (Some(p.payload), None)
                 } else if stream_only {
-                    (bufs.get(BufferKind::Stream), None)
+                    (stream, None)
                 } else if bufs.payload_in_stream() {
-                    let alt = (!r.packet.is_empty()).then_some(p.payload);
-                    (bufs.get(BufferKind::Stream), alt)
+                    let alt = r.packet_too.then_some(p.payload);
+                    (stream, alt)
                 } else {
-                    (bufs.get(BufferKind::Stream).or(Some(p.payload)), None)
+                    (stream.or(Some(p.payload)), None)
                 }
             }
             BufferKind::Packet => (Some(p.payload), None),
@@ -1234,9 +1392,9 @@ fn rest_ok(r: &Rule, p: &PacketView<'_>, bufs: &dyn Buffers, fs: &FlowRuleState)
             }
             other => (bufs.get(other), None),
         };
-        if !(buf.is_some_and(|b| chain_ok(ch, b, &mut vars))
-            || alt.is_some_and(|b| chain_ok(ch, b, &mut vars)))
-        {
+        if buf.is_some_and(|b| chain_ok(ch, b, &mut vars)) {
+            *in_stream |= stream_buf || ch.buffer == BufferKind::Stream;
+        } else if !alt.is_some_and(|b| chain_ok(ch, b, &mut vars)) {
             return false;
         }
     }

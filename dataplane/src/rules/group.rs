@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use super::ast::{BufferKind, Direction, Rule, RuleProto};
+use super::ast::{BufferKind, Direction, KindSet, Rule, RuleProto};
 use super::engine::{CLASSES, PortGroups, Prefilter, PrefilterTable, classes_of};
 use super::mpm::PairUnion;
 use super::vars::{AddrSet, Bound, IntervalSet, PortSet};
@@ -173,8 +173,8 @@ pub struct Group {
     pub(super) unions: Vec<Option<PairUnion>>,
     /// The same for the parts' `packet_payload` prefilters.
     pub(super) packet_union: Option<PairUnion>,
-    /// Bit `k` set if a part has a prefilter for buffer kind `k` (`BufferKind::ALL[k]`).
-    pub(super) kinds: u64,
+    /// The kinds a part has a prefilter for.
+    pub(super) kinds: KindSet,
 }
 
 impl Group {
@@ -191,11 +191,12 @@ impl Group {
             .map(|(x, y)| union(x.as_ref(), y.as_ref()))
             .collect();
         let packet_union = union(a.packet_payload.as_ref(), b.packet_payload.as_ref());
-        let has = |p: &Part, k: usize| p.prefilters.get(k).is_some_and(Option::is_some);
-        const { assert!(BufferKind::COUNT <= 64, "a kind mask holds 64 kinds") };
-        let kinds = (0..BufferKind::COUNT)
+        let has =
+            |p: &Part, k: BufferKind| p.prefilters.get(k.index()).is_some_and(Option::is_some);
+        let kinds = BufferKind::ALL
+            .into_iter()
             .filter(|&k| has(a, k) || has(b, k))
-            .fold(0u64, |m, k| m | 1 << k);
+            .collect();
         Group {
             parts,
             unions,
@@ -552,15 +553,15 @@ impl Groups {
 
 /// Whether a rule's payload content can match a TCP packet's own payload when that payload
 /// went into the reassembled stream (IDS timing): it reads the packet buffer (`pkt_data`), is a
-/// `tcp-pkt` or `flow:no_stream` rule, or has packet keywords (`flags`, `dsize`, ...) and is not
-/// stream-only (the engine's `rest_ok` tries the packet after the stream for those). Every
+/// `tcp-pkt` or `flow:no_stream` rule, or has packet keywords (`flags`, `dsize`, ...) or an
+/// anchored payload content ([`Rule::packet_too`]) and is not stream-only (the engine's `rest_ok` tries the packet after the stream for those). Every
 /// other payload rule reads the stream only, whose bytes the whole prefilter scans.
 pub(super) fn reads_packet(r: &Rule) -> bool {
     let stream_only = r.proto == RuleProto::TcpStream || r.flow.stream == Some(true);
     r.chains.iter().any(|c| c.buffer == BufferKind::Packet)
         || r.proto == RuleProto::TcpPkt
         || r.flow.stream == Some(false)
-        || (!stream_only && !r.packet.is_empty())
+        || (!stream_only && r.packet_too)
 }
 
 /// A rule's fast pattern: (prefilter buffer, lowercased bytes).
@@ -706,6 +707,9 @@ alert tcp any any -> any 80 (msg:"l"; flow:to_server; content:"xyz"; sid:12;)
             ip_header: &[],
             l4_header: &[],
             stream_size: None,
+            flow_counts: None,
+
+            stream_events: 0,
             flow: FlowView {
                 has_flow,
                 established: est,

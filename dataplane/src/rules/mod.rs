@@ -32,6 +32,7 @@
 //!   setters before checkers, then priority. A matching `pass` rule ends inspection of the
 //!   packet; an IP-only `pass` also ends it for the rest of the flow.
 //! - Flowbits change only when the whole rule matched, so later rules in the same packet see them.
+//!   Hostbits ([`hostbits`]) likewise, kept per address in the worker's [`ThresholdState`].
 //! - Output: every match is returned; [`RuleMatch::alert`] is false for `pass`, `noalert`,
 //!   suppressed and thresholded matches, whose action (drop) the caller still applies.
 //! - Payload without a sticky buffer: the stream buffer for TCP when the caller supplies one
@@ -43,6 +44,7 @@ pub mod classification;
 pub mod detect;
 pub mod engine;
 pub mod group;
+pub mod hostbits;
 pub mod iponly;
 pub mod mpm;
 pub mod packet;
@@ -56,11 +58,11 @@ pub mod vars;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-pub use ast::{AppProto, BufferKind, Rule, RuleAction, RuleProto, Side};
+pub use ast::{AppProto, BufferKind, KindSet, Rule, RuleAction, RuleProto, Side};
 pub use classification::Classifications;
 pub use engine::{
-    ActionOrder, Buffers, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats, RuleMatch,
-    RuleSet,
+    ActionOrder, Buffers, FlowCounts, FlowRuleState, FlowView, NoBuffers, PacketView, PartStats,
+    RuleMatch, RuleSet,
 };
 pub use parser::{RuleError, RuleErrorKind};
 pub use threshold::{ThresholdConfig, ThresholdState};

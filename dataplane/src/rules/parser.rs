@@ -604,7 +604,9 @@ struct Builder {
     dotprefix: Vec<BufferKind>,
     url_decode: Vec<BufferKind>,
     flowbits: Vec<FlowbitCmd>,
+    hostbits: Vec<HostbitCmd>,
     noalert: bool,
+    alert: bool,
     threshold: Option<ThresholdSpec>,
     /// `byte_extract` variables in slot order: name and the buffer that sets it.
     byte_vars: Vec<(String, BufferKind)>,
@@ -733,7 +735,8 @@ impl Builder {
         Ok(true)
     }
 
-    /// Flow state and alerting: `flow`, `flowbits`, `noalert`, `threshold`, `detection_filter`.
+    /// Flow state and alerting: `flow`, `flowbits`, `noalert`, `alert`, `threshold`,
+    /// `detection_filter`.
     fn flow_state(
         &mut self,
         name: &str,
@@ -744,7 +747,9 @@ impl Builder {
         match name {
             "flow" => self.flow(need(value)?)?,
             "flowbits" => self.flowbits(need(value)?, ctx)?,
+            "hostbits" => self.hostbits(need(value)?, ctx)?,
             "noalert" => self.noalert = true,
+            "alert" => self.alert = true,
             "threshold" | "detection_filter" => {
                 if self.threshold.is_some() {
                     return invalid(name, "only one threshold or detection_filter per rule");
@@ -813,6 +818,13 @@ impl Builder {
                     None => return invalid(name, format!("unknown IP option `{}`", v.trim())),
                 }
             }
+            "stream-event" => {
+                let v = need(value)?;
+                match stream_event::by_name(v) {
+                    Some(e) => self.packet.push(PacketCheck::StreamEvent(e)),
+                    None => return unsupported(name, format!("stream event `{}`", v.trim())),
+                }
+            }
             "dsize" => self
                 .packet
                 .push(PacketCheck::Dsize(cmp(name, value, 65535)?)),
@@ -854,6 +866,50 @@ impl Builder {
                 value,
                 u64::from(u32::MAX),
             )?)),
+
+            "flow.pkts" | "flow.bytes" => {
+                let v = need(value)?;
+                let Some((dir, n)) = v.split_once(',') else {
+                    return syntax(name, "expected `direction,number`");
+                };
+                let dir = match dir.trim() {
+                    "toserver" => FlowDir::ToServer,
+                    "toclient" => FlowDir::ToClient,
+                    "either" => FlowDir::Either,
+                    other => return syntax(name, format!("unknown direction `{other}`")),
+                };
+                let n = cmp(name, Some(n), u64::MAX)?;
+                self.packet.push(if name == "flow.pkts" {
+                    PacketCheck::FlowPkts(dir, n)
+                } else {
+                    PacketCheck::FlowBytes(dir, n)
+                });
+            }
+            // Suricata 7's forms of the same.
+            "flow.pkts_toserver"
+            | "flow.pkts_toclient"
+            | "flow.bytes_toserver"
+            | "flow.bytes_toclient" => {
+                let n = cmp(name, value, u64::MAX)?;
+                let dir = if name.ends_with("toserver") {
+                    FlowDir::ToServer
+                } else {
+                    FlowDir::ToClient
+                };
+                self.packet.push(if name.starts_with("flow.pkts") {
+                    PacketCheck::FlowPkts(dir, n)
+                } else {
+                    PacketCheck::FlowBytes(dir, n)
+                });
+            }
+            "tcp.seq" => {
+                self.packet
+                    .push(PacketCheck::TcpSeq(cmp(name, value, u64::from(u32::MAX))?))
+            }
+            "tcp.ack" => {
+                self.packet
+                    .push(PacketCheck::TcpAck(cmp(name, value, u64::from(u32::MAX))?))
+            }
             "itype" => self.packet.push(PacketCheck::Itype(cmp(name, value, 255)?)),
             "icode" => self.packet.push(PacketCheck::Icode(cmp(name, value, 255)?)),
             "icmp_id" => self
@@ -1107,6 +1163,99 @@ impl Builder {
                 let c = cmp(name, value, max)?;
                 self.steps.push((kind, Step::Uint(c)));
             }
+            // Suricata's `ssl_version`: the version of this direction's hello is one of the
+            // list (`!`: is known and none of them). Read as an anchored expression over the
+            // version's name; an unknown version matches neither way.
+            "ssl_version" => {
+                let v = need(value)?.trim();
+                let (negated, list) = match v.strip_prefix('!') {
+                    Some(r) => (true, r),
+                    None => (false, v),
+                };
+                const NAMES: [&str; 6] = ["sslv2", "sslv3", "tls1.0", "tls1.1", "tls1.2", "tls1.3"];
+                let mut picked: Vec<&str> = Vec::new();
+                for w in list.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+                    let Some(n) = NAMES.iter().find(|n| n.eq_ignore_ascii_case(w)) else {
+                        return invalid(name, format!("unknown version `{w}`"));
+                    };
+                    if picked.contains(n) {
+                        return invalid(name, format!("`{w}` twice"));
+                    }
+                    picked.push(n);
+                }
+                if picked.is_empty() {
+                    return invalid(name, "no version");
+                }
+                let alts = picked.join("|").replace('.', "\\.");
+                let neg = if negated { "!" } else { "" };
+                let t = pcre::translate(&format!("{neg}\"/^(?:{alts})$/\""))
+                    .map_err(|e| (name.to_owned(), RuleErrorKind::Invalid(e.to_string())))?;
+                self.steps.push((
+                    BufferKind::SslVersion,
+                    Step::Pcre(Box::new(Pcre {
+                        regex: t.regex,
+                        relative: false,
+                        negated: t.negated,
+                    })),
+                ));
+            }
+            // Suricata's `base64_decode:[bytes N][, offset M][, relative]` on the current
+            // buffer; `base64_data` (below) selects what it decoded for the steps after it.
+            "base64_decode" => {
+                let mut d = Base64Decode {
+                    bytes: None,
+                    offset: 0,
+                    relative: false,
+                    steps: Vec::new(),
+                };
+                for part in value.unwrap_or("").split(',').map(str::trim) {
+                    let mut words = part.split_whitespace();
+                    match (words.next(), words.next(), words.next()) {
+                        (None, ..) => {}
+                        (Some("relative"), None, _) => d.relative = true,
+                        (Some("bytes"), Some(n), None) => {
+                            let n: u32 = parse_int(name, Some(n))?;
+                            if n == 0 {
+                                return invalid(name, "bytes 0");
+                            }
+                            d.bytes = Some(n);
+                        }
+                        (Some("offset"), Some(n), None) => d.offset = parse_int(name, Some(n))?,
+                        _ => return syntax(name, format!("unknown option `{part}`")),
+                    }
+                }
+                self.steps
+                    .push((self.buffer(), Step::Base64Decode(Box::new(d))));
+            }
+            "base64_data" => {
+                if value.is_some() {
+                    return syntax(name, "takes no value");
+                }
+                self.cur = Some(BufferKind::Base64Data);
+                self.last_content = None;
+            }
+            // The transaction's events by name; it reads its own buffer and leaves the sticky
+            // buffer as it is. Only the events svm raises load.
+            "app-layer-event" => {
+                let v = need(value)?.trim();
+                if !crate::app::dns::parser::TxEvents::ALL_NAMES.contains(&v) {
+                    return unsupported(name, format!("app-layer-event:{v}"));
+                }
+                if self
+                    .steps
+                    .iter()
+                    .any(|(b, _)| *b == BufferKind::AppLayerEvent)
+                {
+                    return unsupported(name, "more than one app-layer-event");
+                }
+                let Step::Content(mut c) = plain_content(v.as_bytes().to_vec(), false) else {
+                    return invalid(name, "not a content");
+                };
+                c.startswith = true;
+                c.endswith = true;
+                self.steps
+                    .push((BufferKind::AppLayerEvent, Step::Content(c)));
+            }
             "byte_test" => {
                 let bt = parse_byte_test(need(value)?, &self.byte_vars)?;
                 self.steps.push((self.buffer(), Step::ByteTest(bt)));
@@ -1238,6 +1387,42 @@ impl Builder {
         Ok(())
     }
 
+    /// `hostbits:<set|unset|toggle|isset|isnotset>,<name>[,<src|dst>]` or `hostbits:noalert`.
+    fn hostbits(&mut self, v: &str, ctx: &mut ParseCtx<'_>) -> PResult<()> {
+        let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+        let (cmd, name, side) = match parts.as_slice() {
+            ["noalert"] => {
+                self.noalert = true;
+                return Ok(());
+            }
+            [cmd, name] => (*cmd, *name, "src"),
+            [cmd, name, side] => (*cmd, *name, *side),
+            _ => return syntax("hostbits", "expected `command,name[,src|dst]`"),
+        };
+        if name.is_empty() || name.contains(['|', '&']) {
+            return syntax("hostbits", format!("`{cmd}` takes one name"));
+        }
+        let op = match cmd {
+            "set" => HostbitOp::Set,
+            "unset" => HostbitOp::Unset,
+            "toggle" => HostbitOp::Toggle,
+            "isset" => HostbitOp::IsSet,
+            "isnotset" => HostbitOp::IsNotSet,
+            other => return syntax("hostbits", format!("unknown command `{other}`")),
+        };
+        let side = match side {
+            "src" => HostSide::Src,
+            "dst" => HostSide::Dst,
+            // Suricata refuses it too ("'both' not implemented").
+            "both" => return unsupported("hostbits", "direction `both`"),
+            other => return syntax("hostbits", format!("unknown direction `{other}`")),
+        };
+        let next = u32::try_from(ctx.flowbits.len()).unwrap_or(u32::MAX);
+        let bit = *ctx.flowbits.entry(name.to_owned()).or_insert(next);
+        self.hostbits.push(HostbitCmd { op, bit, side });
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn finish(
         self,
@@ -1254,16 +1439,27 @@ impl Builder {
         let Some(sid) = self.sid else {
             return syntax("sid", "missing sid");
         };
+        // The `base64_data` steps go inside the `base64_decode` before them.
+        let mut steps: Vec<(BufferKind, Step)> = Vec::with_capacity(self.steps.len());
+        let mut decode_at = None;
+        for (buf, step) in self.steps {
+            if buf == BufferKind::Base64Data {
+                match decode_at.and_then(|i| steps.get_mut(i)) {
+                    Some((_, Step::Base64Decode(d))) => d.steps.push(step),
+                    _ => return invalid("base64_data", "needs a base64_decode before it"),
+                }
+                continue;
+            }
+            if matches!(step, Step::Base64Decode(_)) {
+                decode_at = Some(steps.len());
+            }
+            steps.push((buf, step));
+        }
         let mut chains: Vec<Chain> = Vec::new();
-        for (buf, mut step) in self.steps {
+        for (buf, mut step) in steps {
             // Also the buffers named by other means than a buffer keyword (pcre's /Q, /S, /Y).
             not_filled(buf)?;
-            if let Step::Content(c) = &mut step {
-                validate_content(c)?;
-                if !c.nocase {
-                    c.finder = Some(memchr::memmem::Finder::new(&c.pattern).into_owned());
-                }
-            }
+            prepare_step(&mut step)?;
             match chains.iter_mut().find(|c| c.buffer == buf) {
                 Some(ch) => ch.steps.push(step),
                 None => chains.push(Chain {
@@ -1328,6 +1524,15 @@ impl Builder {
         }
         let class = self.classtype.as_deref().and_then(|c| ctx.classes.get(c));
         let priority = self.priority.or(class.map(|c| c.priority)).unwrap_or(3);
+        let anchored = chains
+            .iter()
+            .filter(|ch| ch.buffer == BufferKind::Payload)
+            .flat_map(|ch| &ch.steps)
+            .any(|s| {
+                matches!(s, Step::Content(c)
+                    if c.offset.is_some() || c.depth.is_some() || c.startswith)
+            });
+        let packet_too = !self.packet.is_empty() || anchored;
         Ok(Rule {
             action,
             gid: self.gid.unwrap_or(1),
@@ -1344,9 +1549,12 @@ impl Builder {
             dport,
             flow: self.flow,
             packet: self.packet,
+            packet_too,
             chains,
             flowbits: self.flowbits,
+            hostbits: self.hostbits,
             noalert: self.noalert,
+            alert: self.alert,
             threshold: self.threshold,
             line,
         })
@@ -1382,8 +1590,28 @@ fn step_vars(s: &Step) -> Vec<u8> {
             .into_iter()
             .flatten()
             .collect(),
+        Step::Base64Decode(d) => d.steps.iter().flat_map(step_vars).collect(),
         Step::Pcre(_) | Step::ByteExtract(_) | Step::Bsize(_) | Step::Uint(_) => Vec::new(),
     }
+}
+
+/// Content validation and the case-sensitive searcher, for a step and the steps it holds.
+fn prepare_step(step: &mut Step) -> PResult<()> {
+    match step {
+        Step::Content(c) => {
+            validate_content(c)?;
+            if !c.nocase {
+                c.finder = Some(memchr::memmem::Finder::new(&c.pattern).into_owned());
+            }
+        }
+        Step::Base64Decode(d) => {
+            for s in &mut d.steps {
+                prepare_step(s)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Suricata's content validation: what it refuses to load.

@@ -36,6 +36,9 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         ip_header: &[],
         l4_header: &[],
         stream_size: None,
+        flow_counts: None,
+
+        stream_events: 0,
         flow: FlowView {
             has_flow: true,
             established: true,
@@ -271,6 +274,88 @@ fn http(rules: &str, bufs: &[(BufferKind, &[u8])]) -> Vec<u32> {
     sids_with(&rs, &p, &map)
 }
 
+// `base64_decode` decodes from the previous match (`relative`) plus `offset`, at most `bytes`,
+// up to the first byte outside the alphabet; `base64_data` reads what it decoded, from its
+// start; nothing decoded is no match. "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg" is
+// `<script>alert(1)</script>` (without padding).
+#[test]
+fn base64_decode_and_data() {
+    let b64 = b"GET /?q=PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg&x=1 HTTP/1.1";
+    let dec = |opts: &str| hit(opts, b64);
+    let tail = "base64_data; content:\"<script>\"; startswith;";
+    assert!(dec(&format!(
+        "content:\"q=\"; base64_decode:offset 0, relative; {tail}"
+    )));
+    assert!(dec(&format!(
+        "content:\"q=\"; base64_decode:relative; {tail} content:\"alert(1)\"; distance:0;"
+    )));
+    // Not relative: decoding starts at "GET" (valid base64), which is not the script.
+    assert!(!dec(&format!("content:\"q=\"; base64_decode; {tail}")));
+    // An offset past the start of the encoded text.
+    assert!(!dec(&format!(
+        "content:\"q=\"; base64_decode:offset 4,relative; {tail}"
+    )));
+    // `bytes 8` decodes `<scrip` only.
+    assert!(dec(
+        "content:\"q=\"; base64_decode:bytes 8,relative; base64_data; content:\"<scrip\"; bsize:6;"
+    ));
+    assert!(!dec(
+        "content:\"q=\"; base64_decode:bytes 8,relative; base64_data; content:\"<script>\";"
+    ));
+    // Nothing decodes after "x=1 " ("1" alone is no byte; " " stops it).
+    assert!(!dec(
+        "content:\"x=\"; base64_decode:relative; base64_data; content:!\"zzz\";"
+    ));
+    assert!(!dec("content:\"x=\"; base64_decode:relative;"));
+    assert!(dec("content:\"q=\"; base64_decode:relative;"));
+    // The decoded bytes helper: padding and trailing characters.
+    let f = detect::base64_prefix;
+    assert_eq!(f(b"QUJD"), b"ABC");
+    assert_eq!(f(b"QUI=rest"), b"AB");
+    assert_eq!(f(b"QUJDR"), b"ABC");
+    assert_eq!(f(b"QUJDRA"), b"ABCD");
+    assert_eq!(f(b"!QUJD"), b"");
+    // The decoded bytes are their own buffer: no fast pattern, a chain of their own.
+    for bad in [
+        "alert tcp any any -> any any (base64_data; content:\"a\"; sid:1;)",
+        "alert tcp any any -> any any (base64_decode:bytes 0; sid:1;)",
+        "alert tcp any any -> any any (base64_decode:bytes x; sid:1;)",
+        "alert tcp any any -> any any (base64_decode:width 2; sid:1;)",
+    ] {
+        skip(bad);
+    }
+}
+
+proptest! {
+    // Any bytes decode without a panic; encoded data decodes back to itself, also when cut
+    // by a byte outside the alphabet.
+    #[test]
+    fn base64_prefix_round_trip(data in proptest::collection::vec(any::<u8>(), 0..200), junk in any::<u8>()) {
+        use base64::Engine as _;
+        let _ = detect::base64_prefix(&data);
+        let enc = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&data);
+        prop_assert_eq!(detect::base64_prefix(enc.as_bytes()), data.clone());
+        if !(junk.is_ascii_alphanumeric() || junk == b'+' || junk == b'/') {
+            let mut cut = enc.into_bytes();
+            cut.push(junk);
+            cut.extend_from_slice(b"QUJD");
+            prop_assert_eq!(detect::base64_prefix(&cut), data);
+        }
+    }
+}
+
+// ET Open's base64_decode rules load (a sample of their forms).
+#[test]
+fn base64_et_open_forms_load() {
+    let rules = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; http.uri; content:\"/cgi-bin/\"; base64_decode:offset 0,relative; base64_data; content:\"|60|\"; startswith; sid:1;)\n\
+        alert http any any -> any any (msg:\"y\"; http.request_body; content:\"data=\"; base64_decode:bytes 300, offset 0, relative; base64_data; content:\"<!DOCTYPE\"; content:\"SYSTEM\"; distance:0; sid:2;)\n\
+        alert http any any -> any any (msg:\"z\"; http.request_body; content:\"p=\"; base64_decode:offset 0, relative; base64_data; pcre:\"/^[\\x20-\\x7e\\r\\n]{0,13}[^\\x20-\\x7e\\r\\n]/si\"; sid:3;)\n";
+    let rs = set(rules);
+    let body: &[u8] = b"data=PCFET0NUWVBFIGZvbyBTWVNURU0gImZpbGU6Ly8vZXRjL3Bhc3N3ZCI+";
+    let got = http(rules, &[(BufferKind::HttpRequestBody, body)]);
+    assert_eq!(got, vec![2], "{:?}", rs.rules().len());
+}
+
 #[test]
 fn sticky_and_legacy_buffers() {
     let bufs: &[(BufferKind, &[u8])] = &[
@@ -329,6 +414,69 @@ alert tcp-stream any any -> any any (content:"hello world"; sid:3;)"#,
         [1, 3]
     );
     assert_eq!(sids(&rs, &pkt(IpProto::Tcp, b"hello world")), [1, 2]);
+}
+
+// Suricata's `SigValidate`: a TCP payload rule with packet keywords or a content anchored by
+// `offset`/`depth`/`startswith` inspects the packet's own payload as well as the stream.
+#[test]
+fn packet_too_for_anchored_payload_content() {
+    let rs = set(
+        r#"alert tcp any any -> any any (content:"a"; depth:4; sid:1;)
+alert tcp any any -> any any (content:"a"; offset:1; sid:2;)
+alert tcp any any -> any any (content:"a"; startswith; sid:3;)
+alert tcp any any -> any any (dsize:>0; content:"a"; sid:4;)
+alert tcp any any -> any any (content:"a"; content:"b"; distance:0; within:4; sid:5;)
+alert http any any -> any any (http.uri; content:"a"; depth:4; sid:6;)
+alert tcp any any -> any any (pcre:"/a/"; byte_test:1,=,1,6,relative,string,dec; sid:7;)"#,
+    );
+    let too: Vec<u32> = rs
+        .rules()
+        .iter()
+        .filter(|r| r.packet_too)
+        .map(|r| r.sid)
+        .collect();
+    assert_eq!(too, [1, 2, 3, 4]);
+    // The stream's "a" is past the depth and not at its start: the anchored rules 1 and 3
+    // match the packet's own payload, the others the stream.
+    let stream = InStream(b"zzzzzzab".to_vec());
+    assert_eq!(
+        sids_with(&rs, &pkt(IpProto::Tcp, b"ab"), &stream),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        sids_with(&rs, &pkt(IpProto::Tcp, b"zz"), &stream),
+        [2, 4, 5]
+    );
+}
+
+/// A stream buffer holding the packet's payload (IDS timing).
+struct InStream(Vec<u8>);
+
+impl Buffers for InStream {
+    fn get(&self, kind: BufferKind) -> Option<&[u8]> {
+        (kind == BufferKind::Stream).then_some(self.0.as_slice())
+    }
+
+    fn payload_in_stream(&self) -> bool {
+        true
+    }
+}
+
+// `stream-event` matches the events the packet raised; a name svm never raises is refused.
+#[test]
+fn stream_event_keyword() {
+    let rs = set(
+        r#"alert tcp any any -> any any (stream-event:suspected_rst_inject; sid:1;)
+alert tcp any any -> any any (stream-event:reassembly_overlap_different_data; sid:2;)"#,
+    );
+    let mut p = pkt(IpProto::Tcp, b"x");
+    assert!(sids(&rs, &p).is_empty());
+    p.stream_events = ast::stream_event::SUSPECTED_RST_INJECT;
+    assert_eq!(sids(&rs, &p), [1]);
+    p.stream_events |= ast::stream_event::REASSEMBLY_OVERLAP_DIFFERENT_DATA;
+    assert_eq!(sids(&rs, &p), [1, 2]);
+    let e = skip("alert tcp any any -> any any (stream-event:pkt_invalid_timestamp; sid:3;)");
+    assert!(format!("{e:?}").contains("pkt_invalid_timestamp"), "{e:?}");
 }
 
 #[test]
@@ -798,6 +946,63 @@ fn buffer_kind_all_is_in_index_order() {
     assert_eq!(BufferKind::ALL.len(), BufferKind::COUNT);
 }
 
+// Each keyword names one kind (the payload and the packet share `pkt_data`), so the parser's
+// lookup by name and `name` agree.
+#[test]
+fn buffer_kind_names_are_unique() {
+    let mut seen = HashMap::new();
+    for k in BufferKind::ALL {
+        if let Some(other) = seen.insert(k.name(), k) {
+            assert!(
+                matches!((other, k), (BufferKind::Payload, BufferKind::Packet)),
+                "{other:?} and {k:?} are both {}",
+                k.name()
+            );
+        }
+    }
+}
+
+// A `KindSet` gives back what it was given, in index order; its bits above the last kind are
+// no kinds; the side masks offer each side's own kinds and the shared ones.
+#[test]
+fn kind_set_pops_in_index_order() {
+    let mut all: KindSet = BufferKind::ALL.into_iter().rev().collect();
+    let mut popped = Vec::new();
+    while let Some(k) = all.pop_first() {
+        popped.push(k);
+    }
+    assert_eq!(popped, BufferKind::ALL);
+    assert!(all.is_empty());
+    // Kinds past bit 63 (what a u64 mask could not hold) are kept and given back.
+    let last = BufferKind::ALL[BufferKind::COUNT - 1];
+    assert!(last.index() >= 64, "{last:?}");
+    let mut wide = KindSet::EMPTY.with(last).with(BufferKind::Stream);
+    assert!(wide.contains(last) && !wide.contains(BufferKind::Payload));
+    assert_eq!(wide.pop_first(), Some(BufferKind::Stream));
+    assert_eq!(wide.pop_first(), Some(last));
+    assert_eq!(wide.pop_first(), None);
+    let hdr = BufferKind::Icmpv6Hdr;
+    let set = KindSet::EMPTY.with(hdr).with(BufferKind::Payload);
+    assert!(set.contains(hdr) && set.contains(BufferKind::Payload));
+    assert!(!set.contains(BufferKind::Stream));
+    let payload = KindSet::EMPTY.with(BufferKind::Payload);
+    assert_eq!(set.and(BufferKind::PACKET), payload);
+    let headers = set.or(BufferKind::PACKET).and(BufferKind::HEADERS);
+    assert_eq!(headers, KindSet::EMPTY.with(hdr));
+    // The full set's bits above the last kind are no kinds.
+    let mut full = KindSet::FULL;
+    assert_eq!(
+        std::iter::from_fn(|| full.pop_first()).count(),
+        BufferKind::COUNT
+    );
+    // Each side offers its own kinds and the shared ones, never the headers.
+    let (up, down) = (BufferKind::side_mask(true), BufferKind::side_mask(false));
+    assert!(up.contains(BufferKind::HttpUri) && !down.contains(BufferKind::HttpUri));
+    assert!(down.contains(BufferKind::HttpStatCode) && !up.contains(BufferKind::HttpStatCode));
+    assert!(up.contains(BufferKind::FileData) && down.contains(BufferKind::FileData));
+    assert!(up.and(BufferKind::HEADERS).is_empty() && down.and(BufferKind::HEADERS).is_empty());
+}
+
 // A reload that keeps the old set's flowbit ids (`keep_flowbits_of`): a bit a flow set under
 // the old set means the same name under the new one, even where the new files name their
 // flowbits in another order; without it the id would name another flowbit.
@@ -1183,4 +1388,316 @@ fn flow_age_keyword() {
         skip("alert ip any any -> any any (flow.age:x; sid:3;)").keyword,
         "flow.age"
     );
+}
+
+/// The rule set with this action order (Suricata's `action-order`).
+fn set_ordered(rules: &str, order: &[&str]) -> RuleSet {
+    let mut b = RuleSetBuilder::default();
+    b.set_action_order(ActionOrder::parse(order).unwrap());
+    let rep = b.add_text("t.rules", rules);
+    assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+    b.build()
+}
+
+/// (sid, action, alert) of each match of one packet, in evaluation order.
+fn matches_of(
+    rs: &RuleSet,
+    p: &PacketView<'_>,
+    bufs: &dyn Buffers,
+    fs: &mut FlowRuleState,
+) -> Vec<(u32, RuleAction, bool)> {
+    let mut out = Vec::new();
+    rs.inspect(
+        p,
+        bufs,
+        fs,
+        &mut ThresholdState::new(),
+        Timestamp(0),
+        &mut out,
+    );
+    out.iter().map(|m| (m.sid, m.action, m.alert)).collect()
+}
+
+// `alert` on a pass rule: the pass alerts ("alert then pass") and still passes the flow; a
+// port rule without payload keywords is like-IP-only, so its pass applies to the flow.
+#[test]
+fn pass_with_alert_keyword_alerts_and_passes_the_flow() {
+    let rs = set_ordered(
+        "pass tcp any any -> any 80 (alert; sid:2;)\n\
+         drop tcp any any -> any any (noalert; sid:1;)",
+        &["pass", "drop", "reject", "alert"],
+    );
+    let mut fs = FlowRuleState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    assert_eq!(
+        matches_of(&rs, &p, &NoBuffers, &mut fs),
+        [(2, RuleAction::Pass, true)]
+    );
+    assert!(fs.passed() && !fs.dropped());
+    assert!(matches_of(&rs, &p, &NoBuffers, &mut fs).is_empty());
+    // Without `alert` the pass is silent.
+    let quiet = set("pass tcp any any -> any 80 (sid:2;)");
+    assert_eq!(
+        matches_of(&quiet, &p, &NoBuffers, &mut FlowRuleState::new()),
+        [(2, RuleAction::Pass, false)]
+    );
+}
+
+// A drop earlier in the action order drops the flow (like-IP-only rule); a pass after it on the
+// same packet still ends the packet's evaluation, but does not pass the flow.
+#[test]
+fn drop_before_pass_drops_the_flow_and_the_pass_is_not_applied() {
+    let rs = set_ordered(
+        "pass tcp any any -> any 80 (alert; sid:2;)\n\
+         drop tcp any any -> any any (sid:1;)\n\
+         alert tcp any any -> any any (content:\"x\"; sid:3;)",
+        &["drop", "reject", "alert", "pass"],
+    );
+    let mut fs = FlowRuleState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    assert_eq!(
+        matches_of(&rs, &p, &NoBuffers, &mut fs),
+        [
+            (1, RuleAction::Drop, true),
+            (3, RuleAction::Alert, true),
+            (2, RuleAction::Pass, true)
+        ]
+    );
+    assert!(fs.dropped() && !fs.passed());
+}
+
+// A packet match (payload content, no stream) drops or passes the packet only; an app-layer
+// rule's action applies to the flow, as does a payload match in the established stream.
+#[test]
+fn packet_matches_act_on_the_packet_app_layer_and_stream_matches_on_the_flow() {
+    let rs = set("drop tcp any any -> any any (content:\"Hi\"; sid:1;)");
+    let mut fs = FlowRuleState::new();
+    let p = pkt(IpProto::Tcp, b"Hi all");
+    assert_eq!(matches_of(&rs, &p, &NoBuffers, &mut fs).len(), 1);
+    assert!(!fs.dropped());
+    // The same bytes reassembled in the stream of an established flow: a stream match.
+    let stream: HashMap<BufferKind, Vec<u8>> = [(BufferKind::Stream, b"Hi all".to_vec())]
+        .into_iter()
+        .collect();
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&rs, &p, &stream, &mut fs).len(), 1);
+    assert!(fs.dropped());
+    // Before the handshake completed Suricata has no stream: a packet match.
+    let mut early = p;
+    early.flow.established = false;
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&rs, &early, &stream, &mut fs).len(), 1);
+    assert!(!fs.dropped());
+    // A packet keyword makes an http rule a packet rule; a header-only http rule is not.
+    let mut http = p;
+    http.app_proto = Some(AppProto::Http);
+    let dsize = set("pass http any any -> any any (dsize:6; sid:1;)");
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&dsize, &http, &NoBuffers, &mut fs).len(), 1);
+    assert!(!fs.passed());
+    let pd_only = set("pass http any any -> any any (sid:1;)");
+    let mut fs = FlowRuleState::new();
+    assert_eq!(matches_of(&pd_only, &http, &NoBuffers, &mut fs).len(), 1);
+    assert!(fs.passed());
+}
+
+fn rate_filtered(rule: &str, line: &str) -> RuleSet {
+    let mut b = RuleSetBuilder::default();
+    let (cfg, errs) = ThresholdConfig::parse(line, &Vars::default());
+    assert!(errs.is_empty(), "{errs:?}");
+    b.set_threshold_config(cfg);
+    let rep = b.add_text("t", rule);
+    assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+    b.build()
+}
+
+// rate_filter: the match over `count` in the window takes `new_action` (and keeps it for
+// `timeout` seconds); by_both counts the pair in both directions.
+#[test]
+fn rate_filter_changes_the_action() {
+    let rs = rate_filtered(
+        "alert tcp any any -> any any (content:\"x\"; sid:7;)",
+        "rate_filter gen_id 1, sig_id 7, track by_both, count 1, seconds 60, new_action drop, timeout 10\n",
+    );
+    let mut th = ThresholdState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    let mut back = p;
+    (back.src, back.dst) = (p.dst, p.src);
+    let mut run = |p: &PacketView<'_>, s: u64| {
+        let mut out = Vec::new();
+        rs.inspect(
+            p,
+            &NoBuffers,
+            &mut FlowRuleState::new(),
+            &mut th,
+            Timestamp::from_secs_micros(s, 0),
+            &mut out,
+        );
+        out.iter().map(|m| (m.action, m.alert)).collect::<Vec<_>>()
+    };
+    assert_eq!(run(&p, 0), [(RuleAction::Alert, true)]);
+    assert_eq!(run(&back, 1), [(RuleAction::Drop, true)]);
+    assert_eq!(run(&p, 5), [(RuleAction::Drop, true)]);
+    // The timeout ran out (10 s after the switch) but the window (60 s from the first match)
+    // still holds more than `count`: the action switches again; after the window, it does not.
+    assert_eq!(run(&p, 20), [(RuleAction::Drop, true)]);
+    assert_eq!(run(&p, 200), [(RuleAction::Alert, true)]);
+
+    // new_action pass: the switched match does not alert and passes the flow (an app-layer
+    // rule here), so the flow's later packets are not inspected.
+    let rs = rate_filtered(
+        "alert http any any -> any any (sid:8;)",
+        "rate_filter gen_id 1, sig_id 8, track by_rule, count 1, seconds 60, new_action pass, timeout 1000\n",
+    );
+    let mut http = p;
+    http.app_proto = Some(AppProto::Http);
+    let mut th = ThresholdState::new();
+    let mut fs = FlowRuleState::new();
+    let mut alerts = 0;
+    for _ in 0..5 {
+        let mut out = Vec::new();
+        rs.inspect(&http, &NoBuffers, &mut fs, &mut th, Timestamp(0), &mut out);
+        alerts += out.iter().filter(|m| m.alert).count();
+    }
+    assert_eq!(alerts, 1);
+    assert!(fs.passed());
+}
+
+// threshold type backoff (by_flow): alerts on match count, count*m, count*m², ...
+#[test]
+fn threshold_backoff() {
+    let rs = set(
+        "alert tcp any any -> any any (content:\"x\"; threshold: type backoff, track by_flow, count 2, multiplier 10; sid:5;)",
+    );
+    let mut fs = FlowRuleState::new();
+    let mut th = ThresholdState::new();
+    let p = pkt(IpProto::Tcp, b"x");
+    let mut alerted = Vec::new();
+    for n in 1..=250u32 {
+        let mut out = Vec::new();
+        rs.inspect(&p, &NoBuffers, &mut fs, &mut th, Timestamp(0), &mut out);
+        assert_eq!(out.len(), 1, "every match is returned, silent or not");
+        if out.iter().any(|m| m.alert) {
+            alerted.push(n);
+        }
+    }
+    assert_eq!(alerted, [2, 20, 200]);
+    // Backoff counts per flow only, with a multiplier and without seconds.
+    for bad in [
+        "threshold: type backoff, track by_src, count 1, multiplier 10;",
+        "threshold: type backoff, track by_flow, count 1;",
+        "threshold: type backoff, track by_flow, count 1, multiplier 10, seconds 5;",
+        "threshold: type limit, track by_flow, count 1, seconds 5, multiplier 2;",
+    ] {
+        let e = skip(&format!("alert tcp any any -> any any ({bad} sid:1;)"));
+        assert_eq!(e.keyword, "threshold", "{bad}");
+    }
+}
+
+// hostbits: kept per address across flows (a fresh flow state sees them), on the source by
+// default or the named side, until they expire; `both` is refused as Suricata refuses it.
+#[test]
+fn hostbits_set_on_one_flow_seen_by_another() {
+    let rs = set(
+        "alert tcp any any -> any any (content:\"login\"; hostbits:set,seen; noalert; sid:1;)\n\
+         alert tcp any any -> any any (content:\"data\"; hostbits:isset,seen,src; sid:2;)\n\
+         alert tcp any any -> any any (content:\"data\"; hostbits:isnotset,seen,dst; sid:3;)\n\
+         alert tcp any any -> any any (content:\"bye\"; hostbits:unset,seen; sid:4;)",
+    );
+    let mut th = ThresholdState::new();
+    let mut run = |payload: &[u8], secs: u64| {
+        let p = pkt(IpProto::Tcp, payload);
+        let mut out = Vec::new();
+        rs.inspect(
+            &p,
+            &NoBuffers,
+            &mut FlowRuleState::new(),
+            &mut th,
+            Timestamp::from_secs_micros(secs, 0),
+            &mut out,
+        );
+        let mut v: Vec<u32> = out.iter().filter(|m| m.alert).map(|m| m.sid).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(run(b"data", 0), [3]);
+    assert_eq!(run(b"login", 1), Vec::<u32>::new());
+    assert_eq!(run(b"data", 2), [2, 3]);
+    assert_eq!(run(b"bye", 3), [4]);
+    assert_eq!(run(b"data", 4), [3]);
+    assert_eq!(run(b"login", 5), Vec::<u32>::new());
+    // 30 s after the set, the bit has expired.
+    assert_eq!(run(b"data", 5 + hostbits::HOSTBIT_EXPIRE_SECS), [3]);
+    assert_eq!(
+        skip("alert tcp any any -> any any (hostbits:set,x,both; sid:1;)").keyword,
+        "hostbits"
+    );
+    assert_eq!(
+        skip("alert tcp any any -> any any (hostbits:isset,a|b; sid:1;)").keyword,
+        "hostbits"
+    );
+    assert!(!set("alert ip any any -> any any (hostbits:set,x; sid:1;)").rules()[0].is_ip_only());
+}
+
+// tcp.seq / tcp.ack read the packet's own TCP header, with the integer operators; a packet
+// without a TCP header (a pseudo packet, UDP) never matches.
+#[test]
+fn tcp_seq_and_ack() {
+    let rs = set(
+        "alert tcp any any -> any any (tcp.ack:2548486954; sid:1;)\n\
+         alert tcp any any -> any any (tcp.seq:>100; sid:2;)\n\
+         alert ip any any -> any any (tcp.ack:!0; sid:3;)",
+    );
+    let header = |seq: u32, ack: u32| {
+        let mut h = [0u8; 20];
+        h[4..8].copy_from_slice(&seq.to_be_bytes());
+        h[8..12].copy_from_slice(&ack.to_be_bytes());
+        h
+    };
+    let hit = header(101, 2548486954);
+    let miss = header(100, 0);
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.l4_header = &hit;
+    assert_eq!(sids(&rs, &p), [1, 2, 3]);
+    p.l4_header = &miss;
+    assert!(sids(&rs, &p).is_empty());
+    p.l4_header = &[];
+    assert!(sids(&rs, &p).is_empty());
+    let mut u = pkt(IpProto::Udp, b"");
+    u.l4_header = &hit[..8];
+    assert!(sids(&rs, &u).is_empty());
+    assert_eq!(
+        skip("alert tcp any any -> any any (tcp.ack:4294967296; sid:1;)").keyword,
+        "tcp.ack"
+    );
+}
+
+// flow.pkts / flow.bytes: a direction (or either) and an integer comparison against the flow's
+// counts so far; the Suricata 7 forms; no flow, no match.
+#[test]
+fn flow_pkts_and_bytes() {
+    let rs = set(
+        "alert ip any any -> any any (flow.pkts:toserver,=10; sid:1;)\n\
+         alert ip any any -> any any (flow.pkts:toclient,>2; sid:2;)\n\
+         alert ip any any -> any any (flow.pkts:either,=3; flow.bytes:either,>3000; sid:3;)\n\
+         alert ip any any -> any any (flow.bytes_toserver:<100; sid:4;)\n\
+         alert ip any any -> any any (flow.pkts_toclient:3; sid:5;)",
+    );
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.flow_counts = Some(FlowCounts {
+        pkts: [10, 3],
+        bytes: [99, 3001],
+    });
+    assert_eq!(sids(&rs, &p), [1, 2, 3, 4, 5]);
+    p.flow_counts = Some(FlowCounts {
+        pkts: [9, 2],
+        bytes: [100, 3000],
+    });
+    assert!(sids(&rs, &p).is_empty());
+    p.flow_counts = None;
+    assert!(sids(&rs, &p).is_empty());
+    for bad in ["flow.pkts:up,=1", "flow.pkts:=1", "flow.bytes:toserver,x"] {
+        let e = skip(&format!("alert ip any any -> any any ({bad}; sid:1;)"));
+        assert!(e.keyword.starts_with("flow."), "{bad}: {e:?}");
+    }
 }

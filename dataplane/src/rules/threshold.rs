@@ -7,6 +7,13 @@
 //! - `threshold`: alert on every `count`-th match of the window.
 //! - `both`: alert once, on the `count`-th match of the window.
 //! - `detection_filter`: alert on every match after the `count`-th of the window.
+//! - `backoff` (`track by_flow` only, no window): alert on the `count`-th match, then on the
+//!   `count * multiplier`-th, the `count * multiplier²`-th, ...; the other matches are silent.
+//! - `rate_filter` (threshold.config only): every match alerts; from the match that makes more
+//!   than `count` in the window on, the rule's action is `new_action` for `timeout` seconds.
+//!
+//! A match that does not alert still has its action applied (Suricata's silent match).
+//! `by_both` counts the address pair whichever way a packet goes, as Suricata's IP pair table.
 //!
 //! State is keyed by (rule, track value). `by_flow` counters live in the caller's per-flow
 //! [`FlowRuleState`](super::FlowRuleState) instead, so they vanish with the flow.
@@ -16,6 +23,7 @@ use std::net::IpAddr;
 
 use crate::time::Timestamp;
 
+use super::ast::RuleAction;
 use super::vars::{AddrSet, Vars};
 
 /// Most (rule, key) counters kept. When full, expired entries are pruned; if it is still full the
@@ -34,6 +42,26 @@ pub enum ThresholdType {
     Both,
     /// `detection_filter`.
     DetectionFilter,
+    /// `backoff` with this `multiplier`.
+    Backoff(u32),
+    /// `rate_filter`: the action taken while the rate is exceeded, for `timeout` seconds.
+    Rate {
+        /// `new_action`.
+        new_action: RuleAction,
+        /// `timeout`, seconds.
+        timeout: u32,
+    },
+}
+
+/// What a threshold decides for one match.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Decision {
+    /// Alert, with the rule's action.
+    Alert,
+    /// No alert; the rule's action still applies.
+    Silent,
+    /// Alert (unless the action is `pass`) with this action instead of the rule's.
+    Action(RuleAction),
 }
 
 /// `track`.
@@ -85,7 +113,7 @@ pub fn parse_spec(value: &str, df: bool) -> Result<ThresholdSpec, ThresholdError
     } else {
         None
     };
-    let (mut track, mut count, mut seconds) = (None, None, None);
+    let (mut track, mut count, mut seconds, mut multiplier) = (None, None, None, None);
     for part in value.split(',') {
         let mut it = part.split_whitespace();
         let (Some(k), v) = (it.next(), it.next()) else {
@@ -98,6 +126,7 @@ pub fn parse_spec(value: &str, df: bool) -> Result<ThresholdSpec, ThresholdError
                     "limit" => ThresholdType::Limit,
                     "threshold" => ThresholdType::Threshold,
                     "both" => ThresholdType::Both,
+                    "backoff" => ThresholdType::Backoff(0),
                     _ => return Err(ThresholdError::Invalid("type", v.into())),
                 })
             }
@@ -114,13 +143,49 @@ pub fn parse_spec(value: &str, df: bool) -> Result<ThresholdSpec, ThresholdError
                         .map_err(|_| ThresholdError::Invalid("seconds", v.into()))?,
                 )
             }
+            "multiplier" => {
+                multiplier = Some(
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|m| *m > 0)
+                        .ok_or_else(|| ThresholdError::Invalid("multiplier", v.into()))?,
+                )
+            }
             other => return Err(ThresholdError::Unknown(other.into())),
         }
     }
+    let kind = kind.ok_or(ThresholdError::Missing("type"))?;
+    let track = track.ok_or(ThresholdError::Missing("track"))?;
+    let count = count.ok_or(ThresholdError::Missing("count"))?;
+    if kind == ThresholdType::Backoff(0) {
+        // Suricata: backoff counts per flow, has a multiplier and no time window.
+        if track != Track::ByFlow {
+            return Err(ThresholdError::Invalid(
+                "track",
+                "backoff needs by_flow".into(),
+            ));
+        }
+        if seconds.is_some() {
+            return Err(ThresholdError::Unknown("seconds".into()));
+        }
+        if count == 0 {
+            return Err(ThresholdError::Invalid("count", "0".into()));
+        }
+        let m = multiplier.ok_or(ThresholdError::Missing("multiplier"))?;
+        return Ok(ThresholdSpec {
+            kind: ThresholdType::Backoff(m),
+            track,
+            count,
+            seconds: 0,
+        });
+    }
+    if multiplier.is_some() {
+        return Err(ThresholdError::Unknown("multiplier".into()));
+    }
     Ok(ThresholdSpec {
-        kind: kind.ok_or(ThresholdError::Missing("type"))?,
-        track: track.ok_or(ThresholdError::Missing("track"))?,
-        count: count.ok_or(ThresholdError::Missing("count"))?,
+        kind,
+        track,
+        count,
         seconds: seconds.ok_or(ThresholdError::Missing("seconds"))?,
     })
 }
@@ -219,7 +284,10 @@ impl ThresholdConfig {
                     Ok(t) => cfg.thresholds.push(t),
                     Err(e) => errs.push(err(e)),
                 },
-                "rate_filter" => errs.push(err("rate_filter is not supported".into())),
+                "rate_filter" => match parse_rate(rest) {
+                    Ok(t) => cfg.thresholds.push(t),
+                    Err(e) => errs.push(err(e)),
+                },
                 _ => errs.push(err("unknown directive".into())),
             }
         }
@@ -321,17 +389,73 @@ fn parse_override(rest: &str) -> Result<ThresholdOverride, String> {
     Ok(ThresholdOverride { gid, sid, spec })
 }
 
+/// `rate_filter gen_id G, sig_id S, track T, count C, seconds N, new_action A, timeout T`.
+fn parse_rate(rest: &str) -> Result<ThresholdOverride, String> {
+    let pairs = kv(rest);
+    let (gid, sid) = ids(&pairs)?;
+    let (mut track, mut count, mut seconds, mut new_action, mut timeout) =
+        (None, None, None, None, None);
+    let num = |k: &str, v: &str| -> Result<u32, String> {
+        v.parse().map_err(|_| format!("invalid `{k}` value `{v}`"))
+    };
+    for (k, v) in &pairs {
+        match *k {
+            "gen_id" | "sig_id" => {}
+            "track" => track = Some(parse_track(v).map_err(|e| e.to_string())?),
+            "count" => count = Some(num(k, v)?),
+            "seconds" => seconds = Some(num(k, v)?),
+            "timeout" => timeout = Some(num(k, v)?),
+            "new_action" => {
+                new_action = Some(match *v {
+                    "alert" => RuleAction::Alert,
+                    "drop" => RuleAction::Drop,
+                    "reject" => RuleAction::Reject,
+                    "pass" => RuleAction::Pass,
+                    _ => return Err(format!("invalid `new_action` value `{v}`")),
+                })
+            }
+            other => return Err(format!("unknown setting `{other}`")),
+        }
+    }
+    let missing = |k: &str| format!("missing `{k}`");
+    Ok(ThresholdOverride {
+        gid,
+        sid,
+        spec: ThresholdSpec {
+            kind: ThresholdType::Rate {
+                new_action: new_action.ok_or_else(|| missing("new_action"))?,
+                timeout: timeout.ok_or_else(|| missing("timeout"))?,
+            },
+            track: track.ok_or_else(|| missing("track"))?,
+            count: count.ok_or_else(|| missing("count"))?,
+            seconds: seconds.ok_or_else(|| missing("seconds"))?,
+        },
+    })
+}
+
 /// A counter window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Window {
     start: Timestamp,
     count: u32,
     started: bool,
+    /// `backoff`: the match count that alerts next (0: not set yet).
+    next: u32,
+    /// `rate_filter`: when the new action took over, while it holds.
+    action_since: Option<Timestamp>,
 }
 
 impl Window {
-    /// Count a match at `now`; returns whether it may alert.
-    pub fn hit(&mut self, spec: &ThresholdSpec, now: Timestamp) -> bool {
+    /// Count a match at `now`; returns what it may do.
+    pub fn hit(&mut self, spec: &ThresholdSpec, now: Timestamp) -> Decision {
+        match spec.kind {
+            ThresholdType::Backoff(m) => return self.backoff(spec.count, m),
+            ThresholdType::Rate {
+                new_action,
+                timeout,
+            } => return self.rate(spec, new_action, timeout, now),
+            _ => {}
+        }
         let in_window =
             self.started && now.since(self.start) <= u64::from(spec.seconds) * Timestamp::SECOND;
         if !in_window {
@@ -340,7 +464,7 @@ impl Window {
             self.count = 0;
         }
         self.count = self.count.saturating_add(1);
-        match spec.kind {
+        let alert = match spec.kind {
             ThresholdType::Limit => self.count <= spec.count,
             ThresholdType::Threshold => {
                 if self.count >= spec.count {
@@ -352,11 +476,74 @@ impl Window {
             }
             ThresholdType::Both => self.count == spec.count,
             ThresholdType::DetectionFilter => self.count > spec.count,
+            ThresholdType::Backoff(_) | ThresholdType::Rate { .. } => true,
+        };
+        if alert {
+            Decision::Alert
+        } else {
+            Decision::Silent
         }
     }
 
-    fn expired(&self, spec_seconds: u32, now: Timestamp) -> bool {
-        now.since(self.start) > u64::from(spec_seconds) * Timestamp::SECOND
+    /// Suricata's `TYPE_BACKOFF`: alert on match `count`, then each time the count reaches
+    /// the previous alert's times `multiplier` (saturating); silent once the count is
+    /// `u32::MAX`.
+    fn backoff(&mut self, count: u32, multiplier: u32) -> Decision {
+        if self.next == 0 {
+            self.next = count.max(1);
+        }
+        if self.count == u32::MAX {
+            return Decision::Silent;
+        }
+        self.count += 1;
+        if self.count == self.next {
+            self.next = self.next.saturating_mul(multiplier);
+            return Decision::Alert;
+        }
+        Decision::Silent
+    }
+
+    /// Suricata's `IsThresholdReached` for `rate_filter`: while the new action holds (until
+    /// `timeout` seconds after it took over) every match takes it; otherwise matches are
+    /// counted in a window of `seconds`, and the one that makes more than `count` switches
+    /// to the new action.
+    fn rate(
+        &mut self,
+        spec: &ThresholdSpec,
+        new_action: RuleAction,
+        timeout: u32,
+        now: Timestamp,
+    ) -> Decision {
+        if let Some(since) = self.action_since {
+            if now.since(since) <= u64::from(timeout) * Timestamp::SECOND {
+                return Decision::Action(new_action);
+            }
+            self.action_since = None;
+        }
+        let in_window =
+            self.started && now.since(self.start) < u64::from(spec.seconds) * Timestamp::SECOND;
+        if !in_window {
+            self.started = true;
+            self.start = now;
+            self.count = 1;
+            return Decision::Alert;
+        }
+        self.count = self.count.saturating_add(1);
+        if self.count > spec.count {
+            self.action_since = Some(now);
+            return Decision::Action(new_action);
+        }
+        Decision::Alert
+    }
+
+    fn expired(&self, spec: &ThresholdSpec, now: Timestamp) -> bool {
+        let secs = match spec.kind {
+            // No window: the entry is as old as the flow; by_flow entries never come here.
+            ThresholdType::Backoff(_) => return false,
+            ThresholdType::Rate { timeout, .. } => spec.seconds.max(timeout),
+            _ => spec.seconds,
+        };
+        now.since(self.action_since.unwrap_or(self.start)) > u64::from(secs) * Timestamp::SECOND
     }
 }
 
@@ -371,11 +558,14 @@ pub enum TrackKey {
     Rule,
 }
 
-/// Host/rule-tracked threshold counters, one per worker (or shared behind a lock by the caller).
+/// Host/rule-tracked threshold counters, one per worker (or shared behind a lock by the caller),
+/// and the worker's other cross-flow rule state: the hostbits.
 #[derive(Debug, Default)]
 pub struct ThresholdState {
-    map: HashMap<(u32, TrackKey), (Window, u32)>,
+    map: HashMap<(u32, TrackKey), (Window, ThresholdSpec)>,
     overflows: u64,
+    /// `hostbits`.
+    pub hosts: super::hostbits::HostBits,
 }
 
 impl ThresholdState {
@@ -399,23 +589,31 @@ impl ThresholdState {
         self.map.is_empty()
     }
 
-    /// Count a match of rule `rule_idx` tracked by `key`; returns whether it may alert.
+    /// Count a match of rule `rule_idx` tracked by `key`; returns what it may do.
     pub fn hit(
         &mut self,
         rule_idx: u32,
         key: TrackKey,
         spec: &ThresholdSpec,
         now: Timestamp,
-    ) -> bool {
+    ) -> Decision {
+        // by_both: one pair whichever way the packet goes.
+        let key = match key {
+            TrackKey::Pair(a, b) if b < a => TrackKey::Pair(b, a),
+            k => k,
+        };
         if self.map.len() >= MAX_THRESHOLD_ENTRIES && !self.map.contains_key(&(rule_idx, key)) {
-            self.map.retain(|_, (w, secs)| !w.expired(*secs, now));
+            self.map.retain(|_, (w, s)| !w.expired(s, now));
             if self.map.len() >= MAX_THRESHOLD_ENTRIES {
                 self.overflows = self.overflows.saturating_add(1);
-                return true;
+                return Decision::Alert;
             }
         }
-        let (w, secs) = self.map.entry((rule_idx, key)).or_default();
-        *secs = spec.seconds;
+        let (w, s) = self
+            .map
+            .entry((rule_idx, key))
+            .or_insert((Window::default(), *spec));
+        *s = *spec;
         w.hit(spec, now)
     }
 }
@@ -432,7 +630,10 @@ mod tests {
         let spec = parse_spec(spec, df).unwrap();
         let mut st = ThresholdState::new();
         let key = TrackKey::Addr("10.0.0.1".parse().unwrap());
-        times.iter().map(|&s| st.hit(0, key, &spec, t(s))).collect()
+        times
+            .iter()
+            .map(|&s| st.hit(0, key, &spec, t(s)) == Decision::Alert)
+            .collect()
     }
 
     #[test]
@@ -501,10 +702,33 @@ mod tests {
                     rate_filter gen_id 1, sig_id 2, track by_rule, count 1, seconds 1, new_action drop, timeout 5\n\
                     bogus\nsuppress gen_id 1\n";
         let (cfg, errs) = ThresholdConfig::parse(text, &Vars::default());
-        assert_eq!(errs.len(), 3, "{errs:?}");
-        assert_eq!(errs[0].line, 6);
-        assert_eq!(errs[1].directive, "bogus");
-        assert_eq!(errs[2].line, 8);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].directive, "bogus");
+        assert_eq!(errs[1].line, 8);
+        assert_eq!(
+            cfg.override_for(1, 2)
+                .map(|s| (s.kind, s.track, s.count, s.seconds)),
+            Some((
+                ThresholdType::Rate {
+                    new_action: RuleAction::Drop,
+                    timeout: 5
+                },
+                Track::ByRule,
+                1,
+                1
+            ))
+        );
+        for bad in [
+            "rate_filter gen_id 1, sig_id 2, track by_rule, count 1, seconds 1, timeout 5",
+            "rate_filter gen_id 1, sig_id 2, track by_rule, count 1, seconds 1, new_action sdrop, timeout 5",
+            "rate_filter gen_id 1, sig_id 2, track by_rule, count 1, new_action drop, timeout 5",
+        ] {
+            assert_eq!(
+                ThresholdConfig::parse(bad, &Vars::default()).1.len(),
+                1,
+                "{bad}"
+            );
+        }
         let a: IpAddr = "145.254.160.237".parse().unwrap();
         let b: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(cfg.suppressed(1, 1000001, a, b));
@@ -521,7 +745,7 @@ mod tests {
 
         /// One `key value` setting of a config line, from the file's own words and some others.
         fn setting() -> impl Strategy<Value = String> {
-            const KEYS: [&str; 9] = [
+            const KEYS: [&str; 11] = [
                 "gen_id",
                 "sig_id",
                 "track",
@@ -530,6 +754,8 @@ mod tests {
                 "count",
                 "seconds",
                 "new_action",
+                "timeout",
+                "multiplier",
                 "bogus",
             ];
             let key = proptest::sample::select(&KEYS[..]);
@@ -540,6 +766,9 @@ mod tests {
                 Just("by_src".to_owned()),
                 Just("by_either".to_owned()),
                 Just("limit".to_owned()),
+                Just("backoff".to_owned()),
+                Just("drop".to_owned()),
+                Just("pass".to_owned()),
                 Just("10.0.0.0/8".to_owned()),
                 Just("[1.2.3.4,!$HOME_NET]".to_owned()),
                 Just("$NOPE".to_owned()),

@@ -23,6 +23,10 @@ pub struct StreamDirection {
     /// In-order bytes `[data_start, next)`, up to the depth.
     data: Vec<u8>,
     data_start: u64,
+    /// The in-order bytes kept before the latest hole an ACK skipped, from this absolute
+    /// offset: raw inspection may not have read them yet ([`Self::before_gap_between`]). Their
+    /// allocation stays reserved until [`Self::release_before_gap`], the next hole or the drop.
+    before_gap: Option<(u64, Vec<u8>)>,
     /// Out-of-order pieces by absolute offset; never overlapping each other, all beyond `next`.
     pending: BTreeMap<u64, Vec<u8>>,
     pending_bytes: usize,
@@ -55,6 +59,7 @@ impl StreamDirection {
             next: 0,
             data: Vec::new(),
             data_start: 0,
+            before_gap: None,
             pending: BTreeMap::new(),
             pending_bytes: 0,
             fin: None,
@@ -74,7 +79,11 @@ impl StreamDirection {
     /// The heap bytes this direction holds for stream data: the in-order data's allocation and
     /// the out-of-order pieces. What it has reserved from the memcap.
     pub fn heap_bytes(&self) -> usize {
-        self.data.capacity().saturating_add(self.pending_bytes)
+        let before = self.before_gap.as_ref().map_or(0, |(_, b)| b.capacity());
+        self.data
+            .capacity()
+            .saturating_add(self.pending_bytes)
+            .saturating_add(before)
     }
 
     /// Absolute stream offset of `data()[0]` (0 unless a gap or memcap drop restarted the data).
@@ -124,6 +133,24 @@ impl StreamDirection {
         let lo = usize::try_from(from - self.data_start).unwrap_or(usize::MAX);
         let hi = usize::try_from(to - self.data_start).unwrap_or(usize::MAX);
         (from, self.data.get(lo..hi).unwrap_or_default())
+    }
+
+    /// The bytes kept before the latest hole an ACK skipped, from absolute offset `since`
+    /// (clamped) to the hole, with the offset of the first: what raw inspection had not read
+    /// when the data restarted after the hole. `None` when nothing is left from `since`.
+    pub fn before_gap_between(&self, since: u64) -> Option<(u64, &[u8])> {
+        let (start, bytes) = self.before_gap.as_ref()?;
+        let from = since.max(*start);
+        let skip = usize::try_from(from - start).ok()?;
+        let rest = bytes.get(skip..).filter(|r| !r.is_empty())?;
+        Some((from, rest))
+    }
+
+    /// Let the bytes before the latest hole go (their reader is done with them).
+    pub fn release_before_gap(&mut self) {
+        if let Some((_, old)) = self.before_gap.take() {
+            self.give_back(old.capacity());
+        }
     }
 
     /// Whether the stream has a known start (SYN seen, or midstream pick-up).
@@ -474,10 +501,15 @@ impl StreamDirection {
             self.stats.gap_bytes += hole_end - self.next;
             res.events.set(StreamEvents::GAP);
             self.next = hole_end;
-            // The data restarts after the hole: what was kept before it is released.
-            let kept = self.data.capacity();
-            self.give_back(kept);
-            self.data = Vec::new();
+            // The data restarts after the hole; what was kept before it stays readable as the
+            // block before the gap (an older block is released).
+            self.release_before_gap();
+            let old = core::mem::take(&mut self.data);
+            if old.is_empty() {
+                self.give_back(old.capacity());
+            } else {
+                self.before_gap = Some((self.data_start, old));
+            }
             self.data_start = self.next;
             res.appended = res.appended.saturating_add(self.drain());
         }
@@ -655,6 +687,49 @@ mod tests {
         assert_eq!(s.client.data_offset(), 6);
         assert_eq!(s.client.stats().gaps, 1);
         assert_eq!(s.client.stats().gap_bytes, 3);
+    }
+
+    // A RST's payload stays out of the stream (as Suricata's): only the packet carries it.
+    #[test]
+    fn rst_data_is_not_reassembled() {
+        let mut s = TcpStream::new(StreamConfig::default(), &StreamMemcap::new(1 << 20));
+        s.insert(true, syn(100));
+        s.insert(true, seg(101, b"abc"));
+        let rst = Segment {
+            seq: 104,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::RST | ACK),
+            payload: b"Access Denied",
+        };
+        let u = s.insert(true, rst);
+        assert_eq!(u.to_server.appended, 0);
+        assert_eq!(s.client.data(), b"abc");
+    }
+
+    // The bytes before the hole stay readable as a block of their own until released; the
+    // memory they hold is given back then.
+    #[test]
+    fn bytes_before_a_gap_until_released() {
+        let mem = StreamMemcap::new(1 << 20);
+        let mut s = TcpStream::new(StreamConfig::default(), &mem);
+        s.insert(true, syn(100));
+        s.insert(true, seg(101, b"abc"));
+        s.insert(true, seg(107, b"ghi"));
+        let ack = Segment {
+            seq: 5000,
+            ack: 110,
+            flags: TcpFlags(ACK),
+            payload: &[],
+        };
+        s.insert(false, ack);
+        assert_eq!(s.client.data(), b"ghi");
+        assert_eq!(s.client.before_gap_between(0), Some((0, &b"abc"[..])));
+        assert_eq!(s.client.before_gap_between(1), Some((1, &b"bc"[..])));
+        assert_eq!(s.client.before_gap_between(3), None);
+        let used = mem.used();
+        s.client.release_before_gap();
+        assert_eq!(s.client.before_gap_between(0), None);
+        assert!(mem.used() < used);
     }
 
     // The peer's ACKs bound what IDS inspection reads: the highest ACK, clamped to the bytes

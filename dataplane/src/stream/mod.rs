@@ -30,6 +30,7 @@
 //!   [`StreamDirection::data`] restarts after it ([`StreamEvents::GAP`]); app-layer parsers must
 //!   resynchronise. One hole is skipped per ACK, so the bytes between two holes are readable
 //!   after the packet that skipped the first one.
+//! - A RST's payload is not reassembled (as Suricata): it is inspected as its packet's only.
 //! - Depth: bytes at stream offsets at or beyond [`StreamConfig::depth`] are not collected
 //!   ([`StreamEvents::DEPTH_REACHED`], once).
 //!
@@ -327,6 +328,16 @@ impl TcpStream {
             (&mut self.client, &mut self.server)
         } else {
             (&mut self.server, &mut self.client)
+        };
+        // A RST's data is not part of the stream (Suricata, bug 6244): the segment is
+        // inspected as a packet only. Its sequence number still counts for the state.
+        let seg = if seg.flags.has(TcpFlags::RST) {
+            Segment {
+                payload: &[],
+                ..seg
+            }
+        } else {
+            seg
         };
         let mine = this.insert(seg);
         let peer = if seg.flags.has(TcpFlags::ACK) && !seg.flags.has(TcpFlags::RST) {

@@ -160,15 +160,21 @@ impl Worker {
                 }
             }
             L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
-                Ok(Some(names)) => {
-                    if names.iter().any(|n| answer::is_canary(n))
-                        && let Some(v) = self.doh_canary(seen, u.payload, out)
-                    {
+                Ok(Some(questions)) => {
+                    let mut names = questions.names();
+                    let mut canary = false;
+                    while let Some(name) = names.next_name() {
+                        if answer::is_canary(name) {
+                            canary = true;
+                            break;
+                        }
+                    }
+                    if canary && let Some(v) = self.doh_canary(seen, u.payload, out) {
                         return v;
                     }
                     let obs = Observed::Dns {
-                        names,
-                        message: Vec::new(),
+                        message: Cow::Borrowed(u.payload),
+                        tcp: false,
                     };
                     self.web_observed(&obs, seen, out)
                 }
@@ -216,7 +222,12 @@ impl Worker {
     }
 
     /// Look an observed address up and act on a listed one.
-    fn web_observed(&mut self, obs: &Observed, seen: Seen<'_>, out: &mut impl Output) -> Verdict {
+    fn web_observed(
+        &mut self,
+        obs: &Observed<'_>,
+        seen: Seen<'_>,
+        out: &mut impl Output,
+    ) -> Verdict {
         let Seen {
             decoded,
             ip,
@@ -228,7 +239,9 @@ impl Worker {
         let Some(set) = self.web.clone() else {
             return Verdict::Forward;
         };
-        let (source, hit, address) = match obs {
+        // The reported address is spelled out only for a hit (most lookups find nothing); a
+        // DNS name is written where the question reader put it, so it is kept at once.
+        let (source, hit, dns_name) = match obs {
             Observed::Http {
                 method,
                 target,
@@ -238,36 +251,31 @@ impl Worker {
                 let v = self
                     .web_cache
                     .lookup_http_request(&set, method, target, host.as_deref());
-                (Source::Http, v, http_address(target, host.as_deref()))
+                (Source::Http, v, None)
             }
             Observed::Tls { sni } => {
                 self.counters.web.lookups += 1;
-                (
-                    Source::Tls,
-                    self.web_cache.lookup_host(&set, sni),
-                    lossy(sni),
-                )
+                (Source::Tls, self.web_cache.lookup_host(&set, sni), None)
             }
             Observed::Quic { sni } => {
                 self.counters.web.lookups += 1;
-                (
-                    Source::Quic,
-                    self.web_cache.lookup_host(&set, sni),
-                    lossy(sni),
-                )
+                (Source::Quic, self.web_cache.lookup_host(&set, sni), None)
             }
-            Observed::Dns { names, .. } => {
+            Observed::Dns { .. } => {
                 // The first listed name of the question section counts.
-                let mut found = (Lookup::NoMatch, String::new());
-                for name in names {
-                    self.counters.web.lookups += 1;
-                    let v = self.web_cache.lookup_host(&set, name);
-                    if let Lookup::Trusted { .. } = v {
-                        self.counters.web.trusted += 1;
-                    }
-                    if v.is_listed() {
-                        found = (v, lossy(name));
-                        break;
+                let mut found = (Lookup::NoMatch, None);
+                if let Some(questions) = obs.dns_questions() {
+                    let mut names = questions.names();
+                    while let Some(name) = names.next_name() {
+                        self.counters.web.lookups += 1;
+                        let v = self.web_cache.lookup_host(&set, name);
+                        if let Lookup::Trusted { .. } = v {
+                            self.counters.web.trusted += 1;
+                        }
+                        if v.is_listed() {
+                            found = (v, Some(lossy(name)));
+                            break;
+                        }
                     }
                 }
                 (Source::Dns, found.0, found.1)
@@ -282,6 +290,11 @@ impl Worker {
                 return Verdict::Forward;
             }
             Lookup::NoMatch => return Verdict::Forward,
+        };
+        let address = match obs {
+            Observed::Http { target, host, .. } => http_address(target, host.as_deref()),
+            Observed::Tls { sni } | Observed::Quic { sni } => lossy(sni),
+            Observed::Dns { .. } => dns_name.unwrap_or_default(),
         };
         let category = m.list.category.as_str().to_owned();
         *self.counters.web.hits.entry(category.clone()).or_insert(0) += 1;
@@ -544,7 +557,7 @@ fn http_address(target: &[u8], host: Option<&[u8]>) -> String {
 
 /// The EVE app-layer fields of a hit: `http.hostname`/`http.url`/`http.http_method`,
 /// `tls.sni` or `dns.rrname`.
-fn app_fields(source: Source, obs: &Observed, address: &str) -> AppFields {
+fn app_fields(source: Source, obs: &Observed<'_>, address: &str) -> AppFields {
     match (source, obs) {
         (
             Source::Http,

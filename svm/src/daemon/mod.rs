@@ -20,6 +20,7 @@ pub mod config;
 pub mod dbsync;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod keeper_events;
 pub mod notify;
 pub mod plane;
 pub mod privileges;

@@ -12,15 +12,21 @@
 //!   stores it and feeds the decision stream. Blocks in the store go back to the keeper before
 //!   it runs with their original creation, expiry and origin, so they keep their remaining time.
 //! - **Events**: worker events (bounded queue, dropped and counted when full) and keeper events
-//!   (unbounded, never lost) go to one pump thread that calls `ingest`; the event hub then spools
-//!   them for the central server and writes the local outputs (EVE file, syslog). The legacy EVE
-//!   writer is not started in this mode, so nothing is written twice.
+//!   ([`super::keeper_events`]) go to one pump thread that calls `ingest`; the event hub then
+//!   spools them for the central server and writes the local outputs (EVE file, syslog). The
+//!   legacy EVE writer is not started in this mode, so nothing is written twice. The block
+//!   keeper's queue is bounded and the keeper never waits on it: what a full queue drops is
+//!   counted (`svm_queue_dropped_total{queue="keeper_events"}`, an `engine_overload` event), and
+//!   the pump, once the keeper has published the lost changes, brings the store and the
+//!   decision stream in line with its table ([`ControlState::resync_blocks`]), so no block is
+//!   lost with its event. Isolation events have a small queue of their own and are never dropped
+//!   (the isolation keeper waits; the module doc there says why that cannot deadlock).
 //! - **Runtime**: one tokio runtime on its own threads (`svm-ctl`), built before the packet
 //!   backend is opened, serves the mTLS API and runs the central sender and the NSX tagger.
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +37,7 @@ use policy::{CompiledPolicy, Policy};
 use super::DaemonError;
 use super::config::{Config, NsxAuthKind};
 use super::dbsync::{AttackDefs, DbSync, DbThread};
+use super::keeper_events::{KeeperEventStats, KeeperEvents};
 use super::rules::{RulesFollower, RulesStatus, RulesSwapper};
 use super::stall::{Change, StallWatch};
 use super::workers::{PolicyCell, WorkerStatus};
@@ -77,6 +84,8 @@ pub struct Plane {
     pub api_addr: Option<SocketAddr>,
     /// The database's address lists, swapped by the database updater.
     pub web_db: Arc<super::weblists::WebDb>,
+    /// Counters of the block keeper's event queue (made by [`super::services`]).
+    pub keeper_events: Arc<KeeperEventStats>,
     runtime: tokio::runtime::Runtime,
     shutdown: tokio::sync::watch::Sender<bool>,
     db: Option<DbThread>,
@@ -227,6 +236,7 @@ impl Plane {
             file_policy.clone(),
         ))));
         let workers: WorkerStatuses = Arc::default();
+        let keeper_events = Arc::new(KeeperEventStats::default());
         let web_db = Arc::new(super::weblists::WebDb::default());
         // The admin's policy with the database's attack blocker definitions laid under it.
         let defs = Arc::new(AttackDefs::new(Arc::clone(&cell)));
@@ -262,6 +272,7 @@ impl Plane {
             let queues = (
                 Arc::clone(hub.stats()),
                 tagger.as_ref().map(|t| Arc::clone(t.overload())),
+                Arc::clone(&keeper_events),
             );
             Hooks {
                 on_policy: Some(Box::new(move |p| {
@@ -279,7 +290,8 @@ impl Plane {
                 })),
                 metrics: Some(Box::new(move || {
                     let mut m = dataplane_metrics(&w, &b, &rules);
-                    m.push(queue_metric(&queues.0, queues.1.as_deref()));
+                    m.push(queue_metric(&queues.0, queues.1.as_deref(), &queues.2));
+                    m.extend(queues.2.metrics());
                     if let Some(d) = &dbm {
                         m.extend(d.metrics());
                     }
@@ -399,6 +411,7 @@ impl Plane {
             policy: cell,
             api_addr,
             web_db,
+            keeper_events,
             runtime,
             shutdown,
             db,
@@ -427,11 +440,21 @@ impl Plane {
 /// second), and the keeper's published block count.
 /// What the bounded queues of the control plane dropped (the workers' queue is
 /// `svm_worker_events_dropped_total`).
-fn queue_metric(hub: &crate::events::EventStats, nsx: Option<&crate::events::Overload>) -> Metric {
+fn queue_metric(
+    hub: &crate::events::EventStats,
+    nsx: Option<&crate::events::Overload>,
+    keeper: &KeeperEventStats,
+) -> Metric {
     #[allow(clippy::cast_precision_loss)]
     let f =
         |o: &crate::events::Overload| o.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64;
-    let mut samples = vec![(vec![("queue", "events".to_owned())], f(&hub.queue))];
+    let mut samples = vec![
+        (vec![("queue", "events".to_owned())], f(&hub.queue)),
+        (
+            vec![("queue", super::keeper_events::QUEUE_NAME.to_owned())],
+            f(&keeper.overload),
+        ),
+    ];
     if let Some(n) = nsx {
         samples.push((vec![("queue", "nsx_tags".to_owned())], f(n)));
     }
@@ -631,6 +654,47 @@ fn dataplane_metrics(
             t.flows as u64,
         ),
         one(
+            "svm_flows_evicted_total",
+            "Flows evicted because a worker's flow table was full.",
+            "counter",
+            t.flows_evicted,
+        ),
+        one(
+            "svm_flow_emergencies_total",
+            "Times a worker's flow table filled up and entered emergency mode (shorter timeouts).",
+            "counter",
+            t.flow_emergencies,
+        ),
+        Metric {
+            name: "svm_attack_state",
+            help: "Entries of the attack blocker's per-address state, by table.",
+            kind: "gauge",
+            samples: vec![
+                (vec![("table", "sources".into())], f(t.attack.sources)),
+                (
+                    vec![("table", "destinations".into())],
+                    f(t.attack.destinations),
+                ),
+                (
+                    vec![("table", "mac_bindings".into())],
+                    f(t.attack.mac_bindings),
+                ),
+                (vec![("table", "proven".into())], f(t.attack.proven)),
+            ],
+        },
+        one(
+            "svm_attack_state_evicted_total",
+            "Entries of the attack blocker's per-address state evicted at their caps.",
+            "counter",
+            t.attack.evicted,
+        ),
+        one(
+            "svm_attack_first_seen_replaced_total",
+            "First sightings of addresses lost to another address taking their slot before their second packet.",
+            "counter",
+            t.attack.first_seen_replaced,
+        ),
+        one(
             "svm_worker_events_dropped_total",
             "Events dropped because the event queue was full.",
             "counter",
@@ -645,22 +709,14 @@ fn dataplane_metrics(
     ]
 }
 
-/// The event pump: every worker and keeper event into `control.ingest`; returns once both
-/// queues are closed (workers and keeper stopped).
-pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &Receiver<Event>) {
+/// The event pump: every worker and keeper event into `control.ingest` (the keepers' first,
+/// with a resync after lost block events, [`KeeperEvents::drain`]); returns once every queue
+/// is closed (workers and keepers stopped).
+pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &mut KeeperEvents) {
     let mut workers_open = true;
     let mut keeper_open = true;
     while workers_open || keeper_open {
-        loop {
-            match keeper.try_recv() {
-                Ok(ev) => control.ingest(&ev),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    keeper_open = false;
-                    break;
-                }
-            }
-        }
+        keeper_open = keeper.drain(control);
         if workers_open {
             match workers.recv_timeout(Duration::from_millis(20)) {
                 Ok(ev) => {
@@ -675,5 +731,86 @@ pub fn pump(control: &ControlState, workers: &Receiver<Event>, keeper: &Receiver
         } else if keeper_open {
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use dataplane::attack::AttackStats;
+    use dataplane::flow::FlowStats;
+
+    /// `/metrics` says what the block keeper's queue dropped, beside the hub's and the
+    /// tagger's queues.
+    #[test]
+    fn queue_drops_include_the_keeper_events_queue() {
+        let hub = crate::events::EventStats::default();
+        let keeper = KeeperEventStats::default();
+        for _ in 0..3 {
+            keeper.overload.drop_one();
+        }
+        let m = queue_metric(&hub, None, &keeper);
+        assert_eq!(m.name, "svm_queue_dropped_total");
+        let keeper_queue = m
+            .samples
+            .iter()
+            .find(|(labels, _)| labels == &[("queue", "keeper_events".to_owned())])
+            .unwrap();
+        assert!((keeper_queue.1 - 3.0).abs() < f64::EPSILON);
+        let names: Vec<&str> = keeper.metrics().iter().map(|m| m.name).collect();
+        assert_eq!(
+            names,
+            [
+                "svm_keeper_events_queued_total",
+                "svm_keeper_resyncs_total",
+                "svm_keeper_resync_blocks_total"
+            ]
+        );
+    }
+
+    /// The flow table's and the attack blocker's state counters reach `/metrics`, summed over
+    /// the workers.
+    #[test]
+    fn state_counters_of_every_worker_are_summed_into_the_metrics() {
+        let status = |evicted: u64, first: u64| {
+            Arc::new(Mutex::new(WorkerStatus {
+                flows: 3,
+                flow_stats: FlowStats {
+                    evicted,
+                    emergencies: 1,
+                    ..FlowStats::default()
+                },
+                attack: AttackStats {
+                    sources: 2,
+                    destinations: 1,
+                    evicted: evicted / 10,
+                    first_seen_replaced: first,
+                    ..AttackStats::default()
+                },
+                ..WorkerStatus::default()
+            }))
+        };
+        let workers: WorkerStatuses = Arc::default();
+        workers.set(vec![status(100, 7), status(50, 5)]).unwrap();
+        let blocks = dataplane::shared_blocks::SharedBlocks::new(2, 16).control;
+        let metrics = dataplane_metrics(&workers, &blocks, &Mutex::default());
+        let value = |name: &str, label: Option<&str>| {
+            let m = metrics.iter().find(|m| m.name == name).unwrap();
+            m.samples
+                .iter()
+                .find(|(l, _)| label.is_none_or(|v| l.iter().any(|(_, x)| x == v)))
+                .map(|(_, v)| *v)
+                .unwrap()
+        };
+        assert_eq!(value("svm_flows", None), 6.0);
+        assert_eq!(value("svm_flows_evicted_total", None), 150.0);
+        assert_eq!(value("svm_flow_emergencies_total", None), 2.0);
+        assert_eq!(value("svm_attack_state", Some("sources")), 4.0);
+        assert_eq!(value("svm_attack_state", Some("destinations")), 2.0);
+        assert_eq!(value("svm_attack_state", Some("mac_bindings")), 0.0);
+        assert_eq!(value("svm_attack_state_evicted_total", None), 15.0);
+        assert_eq!(value("svm_attack_first_seen_replaced_total", None), 12.0);
     }
 }

@@ -19,6 +19,7 @@ use policy::{CompiledPolicy, Policy};
 
 use super::clock::LiveClock;
 use super::config::Config;
+use super::keeper_events::{self, IsolationEvents};
 use super::plane::Plane;
 use super::rules::LiveRules;
 use super::workers::{PolicyCell, WorkerStatus};
@@ -144,16 +145,23 @@ impl Services {
         // file the rules were loaded with: rebuild before any port opens.
         rules.follow_now(&compiled.policy().activity_scanner);
         let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
-        // Keeper events never wait: with the control plane they go to an unbounded queue (the
-        // pump may be waiting for the control plane, which may be waiting for the keeper).
-        let (kev_tx, kev_rx) = std::sync::mpsc::channel::<Event>();
+        // With the control plane the keepers' events go to the pump through queues of their
+        // own: the block keeper's is bounded and never waited on, the isolation keeper's is
+        // never lost (`keeper_events` says why neither can deadlock).
+        let (kev_tx, iso_tx, mut kev_rx) = keeper_events::queues(
+            keeper_events::BLOCK_EVENT_QUEUE,
+            control.clone(),
+            plane
+                .as_ref()
+                .map_or_else(Arc::default, |p| Arc::clone(&p.keeper_events)),
+        );
         let writer = match &plane {
             Some(p) => {
                 let c = Arc::clone(&p.control);
                 std::thread::Builder::new()
                     .name("svm-pump".into())
                     .spawn(move || {
-                        super::plane::pump(&c, &ev_rx, &kev_rx);
+                        super::plane::pump(&c, &ev_rx, &mut kev_rx);
                         Ok(0)
                     })
                     .map_err(io_err("spawn event pump"))?
@@ -170,7 +178,8 @@ impl Services {
         let keeper_stop = Arc::new(AtomicBool::new(false));
         let store = plane.as_ref().map(|p| Arc::clone(p.control.store()));
         let (isolation, iso_clients, iso_keeper) =
-            start_isolation(table, &keeper_stop, &kev_tx, store, clock)?;
+            start_isolation(table, &keeper_stop, &iso_tx, store, clock)?;
+        drop(iso_tx);
         let keeper = {
             let tx = ev_tx.clone();
             let to_plane = plane.is_some();
@@ -184,7 +193,7 @@ impl Services {
                         Duration::from_millis(100),
                         |ev| {
                             if to_plane {
-                                let _ = kev_tx.send(ev);
+                                kev_tx.send(ev);
                             } else {
                                 let _ = tx.send(ev);
                             }
@@ -341,7 +350,7 @@ fn new_isolation(
 fn start_isolation(
     table: Option<(Arc<dataplane::isolation::Protected>, SharedIsolation)>,
     stop: &Arc<AtomicBool>,
-    events: &std::sync::mpsc::Sender<Event>,
+    events: &IsolationEvents,
     store: Option<Arc<crate::store::Store>>,
     clock: LiveClock,
 ) -> Result<IsolationParts, DaemonError> {
@@ -356,7 +365,7 @@ fn start_isolation(
     let tx = events.clone();
     if let Some(store) = &store {
         restore_isolations(&mut keeper, store, &protected, clock.now(), &mut |ev| {
-            let _ = tx.send(ev);
+            tx.send(ev);
         })?;
     }
     let stop = Arc::clone(stop);
@@ -367,9 +376,7 @@ fn start_isolation(
                 &stop,
                 || clock.now(),
                 Duration::from_millis(100),
-                |ev| {
-                    let _ = tx.send(ev);
-                },
+                |ev| tx.send(ev),
                 |all| {
                     let Some(store) = &store else { return };
                     let rows: Vec<_> = all.iter().map(crate::isolation::stored).collect();

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use dataplane::attack::Attack;
+use dataplane::attack::{Attack, AttackStats};
 use dataplane::io::PortStats;
 use dataplane::shared_blocks::BlockControl;
 use dataplane::worker::Counters;
@@ -25,6 +25,22 @@ pub struct Totals {
     pub unroutable: u64,
     /// Live flows.
     pub flows: usize,
+    /// Flows evicted at the cap.
+    pub flows_evicted: u64,
+    /// Times a flow table filled up (emergency mode).
+    pub flow_emergencies: u64,
+    /// The attack blockers' state counters, summed.
+    pub attack: AttackStats,
+}
+
+/// Add the attack blocker's state counters `b` into `a`.
+pub fn add_attack(a: &mut AttackStats, b: &AttackStats) {
+    a.sources += b.sources;
+    a.destinations += b.destinations;
+    a.mac_bindings += b.mac_bindings;
+    a.proven += b.proven;
+    a.evicted += b.evicted;
+    a.first_seen_replaced += b.first_seen_replaced;
 }
 
 /// Add `b` into `a`.
@@ -80,6 +96,9 @@ pub fn collect(statuses: &[Arc<Mutex<WorkerStatus>>]) -> Totals {
         t.events_dropped += s.events_dropped;
         t.unroutable += s.unroutable;
         t.flows += s.flows;
+        t.flows_evicted += s.flow_stats.evicted;
+        t.flow_emergencies += s.flow_stats.emergencies;
+        add_attack(&mut t.attack, &s.attack);
         if t.ports.len() < s.ports.len() {
             t.ports.resize(s.ports.len(), PortStats::default());
         }

@@ -261,6 +261,26 @@ mod tests {
         assert!(v.get("direction").is_none());
     }
 
+    // A DNS name cut at Suricata's 1025 bytes says so (`rrname_truncated`); a whole one not.
+    #[test]
+    fn dns_alerts_say_a_truncated_name() {
+        for cut in [false, true] {
+            let mut ev = alert();
+            if let EventKind::Alert(a) = &mut ev.kind {
+                a.app = Some(Box::new(dataplane::scanner::AppFields {
+                    app_proto: "dns",
+                    dns_query: Some("a.io".into()),
+                    dns_query_truncated: cut,
+                    ..Default::default()
+                }));
+            }
+            let v: Value = serde_json::from_str(&crate::eve::to_json(&ev).unwrap()).unwrap();
+            assert_eq!(v["dns"]["query"][0]["rrname"], "a.io");
+            let flag = v["dns"]["query"][0].get("rrname_truncated");
+            assert_eq!(flag, cut.then_some(&Value::Bool(true)), "{v}");
+        }
+    }
+
     #[test]
     fn alerts_outside_flows_have_a_flow_id_and_arp_a_proto() {
         let v: Value = serde_json::from_str(&crate::eve::to_json(&alert()).unwrap()).unwrap();

@@ -20,8 +20,16 @@ pub const MAX_POINTER_JUMPS: usize = 64;
 /// is not read and [`Message::truncated`] is set.
 pub const MAX_RECORDS: usize = 256;
 
-/// Wire length of a name (RFC 1035 section 2.3.4: 255 octets).
+/// Wire length of a name (RFC 1035 section 2.3.4: 255 octets), for the names we write.
 pub const MAX_NAME_LEN: usize = 255;
+
+/// Longest dotted name kept from a message, as Suricata (`MAX_NAME_LEN` in its `dns.rs`): a
+/// longer one is cut here, read to its end, and raises `dns.name_too_long`.
+pub const MAX_READ_NAME_LEN: usize = 1025;
+
+/// Labels and pointers walked per name, as Suricata: beyond it a name that followed a pointer
+/// is cut (`dns.too_many_labels`), one that did not fails the message.
+pub const MAX_NAME_SEGMENTS: usize = 255;
 
 const HEADER_LEN: usize = 12;
 
@@ -51,6 +59,9 @@ pub struct Message {
     /// Question names as `dns.query` shows them: labels joined by '.', no trailing dot, bytes
     /// as sent (case kept); the root name is empty.
     pub queries: Vec<Vec<u8>>,
+    /// Bit `i` set: question `i`'s name was cut at [`MAX_READ_NAME_LEN`] (EVE
+    /// `rrname_truncated`; [`MAX_QUESTIONS`] fit the bits).
+    pub queries_cut: u32,
     /// Question types, in the order of `queries`, big-endian as on the wire.
     pub qtypes: Vec<[u8; 2]>,
     /// Answer section.
@@ -64,6 +75,72 @@ pub struct Message {
     /// A record section could not be read to its end (malformed, or more than
     /// [`MAX_RECORDS`]): the records before are kept (recoverable).
     pub records_cut: bool,
+    /// The transaction's events (`app-layer-event:dns.*`).
+    pub events: TxEvents,
+}
+
+/// Suricata's DNS transaction events a message raises (`app-layer-event:dns.<name>`), a bit
+/// each. `not_a_request` and `not_a_response` depend on the direction: [`TxEvents::names`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxEvents(u8);
+
+impl TxEvents {
+    /// A name was longer than [`MAX_READ_NAME_LEN`] and was cut.
+    pub const NAME_TOO_LONG: TxEvents = TxEvents(1);
+    /// A name had more than [`MAX_NAME_SEGMENTS`] labels and pointers.
+    pub const TOO_MANY_LABELS: TxEvents = TxEvents(1 << 1);
+    /// The Z bit (reserved) is set.
+    pub const Z_FLAG_SET: TxEvents = TxEvents(1 << 2);
+    /// Opcode 7 or above (unassigned).
+    pub const INVALID_OPCODE: TxEvents = TxEvents(1 << 3);
+    /// A record section could not be read ([`Message::records_cut`]).
+    pub const MALFORMED_DATA: TxEvents = TxEvents(1 << 4);
+
+    /// Each event with its Suricata name, in the order [`Self::names`] gives them.
+    const NAMES: [(TxEvents, &'static str); 5] = [
+        (Self::MALFORMED_DATA, "dns.malformed_data"),
+        (Self::Z_FLAG_SET, "dns.z_flag_set"),
+        (Self::INVALID_OPCODE, "dns.invalid_opcode"),
+        (Self::NAME_TOO_LONG, "dns.name_too_long"),
+        (Self::TOO_MANY_LABELS, "dns.too_many_labels"),
+    ];
+
+    /// Every event name a message can raise: what `app-layer-event` accepts for DNS.
+    pub const ALL_NAMES: [&'static str; 7] = [
+        "dns.malformed_data",
+        "dns.z_flag_set",
+        "dns.invalid_opcode",
+        "dns.name_too_long",
+        "dns.too_many_labels",
+        "dns.not_a_request",
+        "dns.not_a_response",
+    ];
+
+    /// Add `other`'s events.
+    pub fn insert(&mut self, other: TxEvents) {
+        self.0 |= other.0;
+    }
+
+    /// Whether every event of `other` is set.
+    pub const fn contains(self, other: TxEvents) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The names of the events of a message seen going to the server (`to_server`) or the
+    /// client; a response sent to the server is `dns.not_a_request`, a query sent to the
+    /// client `dns.not_a_response` (Suricata's request and response parsers).
+    pub fn names(self, response: bool, to_server: bool) -> impl Iterator<Item = &'static str> {
+        let wrong_way = match (to_server, response) {
+            (true, true) => Some("dns.not_a_request"),
+            (false, false) => Some("dns.not_a_response"),
+            _ => None,
+        };
+        Self::NAMES
+            .into_iter()
+            .filter(move |(e, _)| self.contains(*e))
+            .map(|(_, n)| n)
+            .chain(wrong_way)
+    }
 }
 
 /// Why a message cannot be parsed.
@@ -78,9 +155,9 @@ pub enum DnsError {
     /// More than [`MAX_POINTER_JUMPS`] pointers in one name.
     #[error("dns: compression pointer loop")]
     PointerLoop,
-    /// A name longer than [`MAX_NAME_LEN`].
-    #[error("dns: name too long")]
-    NameTooLong,
+    /// More than [`MAX_NAME_SEGMENTS`] labels in a name that followed no pointer.
+    #[error("dns: too many labels")]
+    TooManyLabels,
 }
 
 fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
@@ -89,12 +166,20 @@ fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Read the name at `start`; returns it (dotted) and the offset just past it in the message.
-pub fn read_name(msg: &[u8], start: usize) -> Result<(Vec<u8>, usize), DnsError> {
+/// As Suricata: a name longer than [`MAX_READ_NAME_LEN`] is cut there and read to its end
+/// ([`TxEvents::NAME_TOO_LONG`]); past [`MAX_NAME_SEGMENTS`] labels and pointers, a name that
+/// followed a pointer is cut ([`TxEvents::TOO_MANY_LABELS`]) and one that did not fails.
+pub fn read_name(
+    msg: &[u8],
+    start: usize,
+    events: &mut TxEvents,
+) -> Result<(Vec<u8>, usize), DnsError> {
     let mut name = Vec::new();
-    let mut wire_len = 0usize;
     let mut pos = start;
     let mut end: Option<usize> = None;
     let mut jumps = 0usize;
+    let mut segments = 0usize;
+    let mut cut = false;
     loop {
         let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
         match len & 0xc0 {
@@ -104,18 +189,16 @@ pub fn read_name(msg: &[u8], start: usize) -> Result<(Vec<u8>, usize), DnsError>
             }
             0x00 => {
                 let l = usize::from(len);
-                wire_len = wire_len.saturating_add(l).saturating_add(1);
-                if wire_len > MAX_NAME_LEN {
-                    return Err(DnsError::NameTooLong);
-                }
                 let from = pos.saturating_add(1);
                 let label = msg
                     .get(from..from.saturating_add(l))
                     .ok_or(DnsError::Truncated)?;
-                if !name.is_empty() {
-                    name.push(b'.');
+                if !cut {
+                    if !name.is_empty() {
+                        name.push(b'.');
+                    }
+                    name.extend_from_slice(label);
                 }
-                name.extend_from_slice(label);
                 pos = from.saturating_add(l);
             }
             0xc0 => {
@@ -129,17 +212,42 @@ pub fn read_name(msg: &[u8], start: usize) -> Result<(Vec<u8>, usize), DnsError>
             }
             _ => return Err(DnsError::BadLabel),
         }
+        segments = segments.saturating_add(1);
+        if segments > MAX_NAME_SEGMENTS {
+            events.insert(TxEvents::TOO_MANY_LABELS);
+            return match end {
+                Some(after) => {
+                    events.insert(TxEvents::NAME_TOO_LONG);
+                    Ok((name, after))
+                }
+                None => Err(DnsError::TooManyLabels),
+            };
+        }
+        if name.len() > MAX_READ_NAME_LEN {
+            name.truncate(MAX_READ_NAME_LEN);
+            cut = true;
+            events.insert(TxEvents::NAME_TOO_LONG);
+            if let Some(after) = end {
+                return Ok((name, after));
+            }
+        }
     }
 }
 
 /// Read `count` records from `pos` into `out` (at most [`MAX_RECORDS`]); the offset after them,
 /// or `None` when one does not parse or the cap cut the section.
-fn read_records(msg: &[u8], mut pos: usize, count: usize, out: &mut Vec<Record>) -> Option<usize> {
+fn read_records(
+    msg: &[u8],
+    mut pos: usize,
+    count: usize,
+    out: &mut Vec<Record>,
+    events: &mut TxEvents,
+) -> Option<usize> {
     for i in 0..count {
         if i >= MAX_RECORDS {
             return None;
         }
-        let (name, after) = read_name(msg, pos).ok()?;
+        let (name, after) = read_name(msg, pos, events).ok()?;
         let rrtype = u16_at(msg, after)?.to_be_bytes();
         let rdlen = usize::from(u16_at(msg, after.checked_add(8)?)?);
         let end = after.checked_add(10)?.checked_add(rdlen)?;
@@ -174,13 +282,27 @@ pub fn parse_message(msg: &[u8]) -> Result<Message, DnsError> {
         ..Message::default()
     };
     let mut pos = HEADER_LEN;
-    for _ in 0..qdcount.min(MAX_QUESTIONS) {
-        let (name, after) = read_name(msg, pos)?;
+    const { assert!(MAX_QUESTIONS <= 32, "queries_cut holds a bit per question") };
+    for i in 0..qdcount.min(MAX_QUESTIONS) {
+        let mut ev = TxEvents::default();
+        let (name, after) = read_name(msg, pos, &mut ev)?;
+        if ev.contains(TxEvents::NAME_TOO_LONG) {
+            m.queries_cut |= 1u32
+                .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+                .unwrap_or(0);
+        }
+        m.events.insert(ev);
         let qtype = u16_at(msg, after).ok_or(DnsError::Truncated)?;
         u16_at(msg, after.saturating_add(2)).ok_or(DnsError::Truncated)?;
         pos = after.saturating_add(4);
         m.queries.push(name);
         m.qtypes.push(qtype.to_be_bytes());
+    }
+    if m.z {
+        m.events.insert(TxEvents::Z_FLAG_SET);
+    }
+    if opcode >= 7 {
+        m.events.insert(TxEvents::INVALID_OPCODE);
     }
     if m.truncated {
         return Ok(m);
@@ -188,12 +310,15 @@ pub fn parse_message(msg: &[u8]) -> Result<Message, DnsError> {
     let counts = [6usize, 8, 10].map(|at| usize::from(u16_at(msg, at).unwrap_or(0)));
     let [an, ns, ar] = counts;
     let mut cut = false;
-    let next = read_records(msg, pos, an, &mut m.answers)
-        .and_then(|p| read_records(msg, p, ns, &mut m.authorities))
-        .and_then(|p| read_records(msg, p, ar, &mut m.additionals));
+    let mut ev = m.events;
+    let next = read_records(msg, pos, an, &mut m.answers, &mut ev)
+        .and_then(|p| read_records(msg, p, ns, &mut m.authorities, &mut ev))
+        .and_then(|p| read_records(msg, p, ar, &mut m.additionals, &mut ev));
     if next.is_none() {
         cut = true;
+        ev.insert(TxEvents::MALFORMED_DATA);
     }
+    m.events = ev;
     m.records_cut = cut;
     Ok(m)
 }
@@ -263,6 +388,68 @@ pub(crate) mod tests {
         assert_eq!(parse_message(pair), Err(DnsError::PointerLoop));
         let pair = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0e\xc0\x0c";
         assert_eq!(parse_message(pair), Err(DnsError::PointerLoop));
+    }
+
+    // As Suricata: a name over 1025 bytes is cut there and the message kept (name_too_long);
+    // more than 255 labels fail a name that followed no pointer, and cut one that did.
+    #[test]
+    fn long_names_are_cut() {
+        let header = |qd: u8| {
+            let mut m = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+            m[5] = qd;
+            m
+        };
+        // 20 labels of 63 bytes: 1279 bytes dotted.
+        let mut long = header(2);
+        for _ in 0..20 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        // The second question points at the first.
+        long.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01");
+        let m = parse_message(&long).unwrap();
+        assert_eq!(m.queries.len(), 2);
+        assert!(m.queries.iter().all(|q| q.len() == MAX_READ_NAME_LEN));
+        assert_eq!(m.queries_cut, 0b11);
+        assert!(m.events.contains(TxEvents::NAME_TOO_LONG));
+        assert!(!m.events.contains(TxEvents::TOO_MANY_LABELS));
+        let names: Vec<_> = m.events.names(false, true).collect();
+        assert_eq!(names, ["dns.name_too_long"]);
+        // 300 one-byte labels: too many, no pointer followed.
+        let mut many = header(1);
+        for _ in 0..300 {
+            many.extend_from_slice(b"\x01a");
+        }
+        many.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        assert_eq!(parse_message(&many), Err(DnsError::TooManyLabels));
+        // The same labels reached through a pointer (say an answer's owner): cut after the
+        // pointer and 255 labels, flagged, the name ending after the pointer.
+        let mut msg = header(0);
+        let at = msg.len();
+        for _ in 0..300 {
+            msg.extend_from_slice(b"\x01a");
+        }
+        msg.push(0);
+        let owner = msg.len();
+        msg.extend_from_slice(&(u16::try_from(at).unwrap() | 0xc000).to_be_bytes());
+        let mut ev = TxEvents::default();
+        let (name, after) = read_name(&msg, owner, &mut ev).unwrap();
+        assert_eq!(after, owner + 2);
+        assert!(ev.contains(TxEvents::TOO_MANY_LABELS) && ev.contains(TxEvents::NAME_TOO_LONG));
+        assert_eq!(name.len(), 2 * MAX_NAME_SEGMENTS - 1);
+        // The Z bit and an unassigned opcode.
+        let mut z = header(0);
+        z[2] = 0x78;
+        z[3] = 0x40;
+        let m = parse_message(&z).unwrap();
+        let names: Vec<_> = m.events.names(false, true).collect();
+        assert_eq!(names, ["dns.z_flag_set", "dns.invalid_opcode"]);
+        let names: Vec<_> = m.events.names(false, false).collect();
+        assert_eq!(
+            names,
+            ["dns.z_flag_set", "dns.invalid_opcode", "dns.not_a_response"]
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ fn event_of(e: DnsError) -> AppEvent {
     match e {
         DnsError::Truncated | DnsError::BadLabel => AppEvent::DnsMalformed,
         DnsError::PointerLoop => AppEvent::DnsPointerLoop,
-        DnsError::NameTooLong => AppEvent::DnsNameTooLong,
+        DnsError::TooManyLabels => AppEvent::DnsNameTooLong,
     }
 }
 
@@ -35,6 +35,9 @@ fn message(msg: &[u8], out: &mut Vec<TxData>, ev: &mut AppEvents) {
             }
             if m.records_cut {
                 ev.push(AppEvent::DnsMalformed);
+            }
+            if m.events.contains(parser::TxEvents::NAME_TOO_LONG) {
+                ev.push(AppEvent::DnsNameTooLong);
             }
             out.push(TxData::Dns(m));
         }

@@ -87,18 +87,34 @@ pub struct HeadFields {
     /// `http.header.raw`: the header lines as received (line ends and the empty line that
     /// ends the head included, Cookie included), the first line excluded.
     pub raw: Vec<u8>,
-    /// `http.request_header` / `http.response_header`: each header as `Name: value` (value
-    /// trimmed), in order (a multi-buffer).
-    pub headers: Vec<Vec<u8>>,
+    /// `http.request_header` / `http.response_header` ([`Self::header`]): where each header's
+    /// `Name: value` line lies in `start` (which holds exactly those bytes), in order. Ranges,
+    /// not copies: no ET Open rule reads these buffers, and a copy of every header of every
+    /// head was an allocation each.
+    headers: Vec<(u32, u32)>,
 }
 
 impl HeadFields {
+    /// Instance `n` of `http.request_header` / `http.response_header`: the `n`th header as
+    /// `Name: value` (value trimmed).
+    pub fn header(&self, n: usize) -> Option<&[u8]> {
+        let &(from, to) = self.headers.get(n)?;
+        self.start.get(from as usize..to as usize)
+    }
+
     /// Build from the first line (without its end), the headers, and the bytes the header
     /// lines took on the wire (`raw`).
     pub fn new(line: &[u8], headers: &[httparse::Header<'_>], raw: &[u8]) -> HeadFields {
+        // Sized once: growing `start` and `header_names` header by header reallocated them.
+        let names: usize = headers.iter().map(|h| h.name.len() + 2).sum();
+        let values: usize = headers.iter().map(|h| h.value.len() + 2).sum();
+        let mut header_names = Vec::with_capacity(names + 4);
+        header_names.extend_from_slice(b"\r\n");
+        let mut start = Vec::with_capacity(line.len() + names + values + 4);
+        start.extend_from_slice(line);
         let mut f = HeadFields {
-            header_names: b"\r\n".to_vec(),
-            start: line.to_vec(),
+            header_names,
+            start,
             raw: raw.to_vec(),
             headers: Vec::with_capacity(headers.len()),
             ..HeadFields::default()
@@ -108,23 +124,31 @@ impl HeadFields {
             let value = trim(h.value);
             f.header_names.extend_from_slice(h.name.as_bytes());
             f.header_names.extend_from_slice(b"\r\n");
+            let from = f.start.len();
             f.start.extend_from_slice(h.name.as_bytes());
             f.start.extend_from_slice(b": ");
             f.start.extend_from_slice(value);
+            // Heads are capped at `state::MAX_HEADER_BYTES`: never past 4 GiB.
+            if let (Ok(from), Ok(to)) = (u32::try_from(from), u32::try_from(f.start.len())) {
+                f.headers.push((from, to));
+            }
             f.start.extend_from_slice(b"\r\n");
-            let mut one = Vec::with_capacity(h.name.len() + 2 + value.len());
-            one.extend_from_slice(h.name.as_bytes());
-            one.extend_from_slice(b": ");
-            one.extend_from_slice(value);
-            f.headers.push(one);
-            let slot = match h.name.to_ascii_lowercase().as_str() {
-                "content-type" => &mut f.content_type,
-                "content-length" => &mut f.content_len,
-                "referer" => &mut f.referer,
-                "accept" => &mut f.accept,
-                "accept-encoding" => &mut f.accept_enc,
-                "accept-language" => &mut f.accept_lang,
-                _ => continue,
+            // Compared in place: a lowercase copy of each name was an allocation a header.
+            let is = |n: &str| h.name.eq_ignore_ascii_case(n);
+            let slot = if is("content-type") {
+                &mut f.content_type
+            } else if is("content-length") {
+                &mut f.content_len
+            } else if is("referer") {
+                &mut f.referer
+            } else if is("accept") {
+                &mut f.accept
+            } else if is("accept-encoding") {
+                &mut f.accept_enc
+            } else if is("accept-language") {
+                &mut f.accept_lang
+            } else {
+                continue;
             };
             slot.get_or_insert_with(|| value.to_vec());
         }
@@ -551,8 +575,9 @@ mod tests {
             b"Host: Example.COM:8080\r\nUser-Agent: curl/8\r\nCookie: a=b\r\nAccept: */*  \r\n\r\n"
         );
         // `http.request_header`: one buffer a header, the value trimmed.
+        let each: Vec<&[u8]> = (0..).map_while(|n| r.fields.header(n)).collect();
         assert_eq!(
-            r.fields.headers,
+            each,
             [
                 &b"Host: Example.COM:8080"[..],
                 b"User-Agent: curl/8",
@@ -679,6 +704,49 @@ mod tests {
                 proptest::prop_assert!(!l.target.contains(&b'\n') && !l.method.is_empty());
             }
             let _ = parse_request(&data);
+        }
+
+        // Each `http.request_header` instance is its header as `Name: value` (value trimmed),
+        // read out of `start`, and `start` and `header_names` hold every header in order; the
+        // single-header fields take the first of their name, whatever its case.
+        #[test]
+        fn head_fields_each_header(
+            heads in proptest::collection::vec(
+                ("(?i)(content-type|accept|x-[a-z]{0,6})", "[ -~]{0,12}"), 0..8),
+            line in "[ -~]{0,20}",
+        ) {
+            let hs: Vec<httparse::Header<'_>> = heads
+                .iter()
+                .map(|(n, v)| httparse::Header { name: n, value: v.as_bytes() })
+                .collect();
+            let f = HeadFields::new(line.as_bytes(), &hs, b"");
+            let one = |(n, v): &(String, String)| {
+                [n.as_bytes(), b": ", trim(v.as_bytes())].concat()
+            };
+            let each: Vec<Vec<u8>> = heads.iter().map(one).collect();
+            let got: Vec<Vec<u8>> =
+                (0..).map_while(|n| f.header(n)).map(<[u8]>::to_vec).collect();
+            proptest::prop_assert_eq!(&got, &each);
+            let mut start = [line.as_bytes(), b"\r\n"].concat();
+            let mut names = b"\r\n".to_vec();
+            for ((n, _), e) in heads.iter().zip(&each) {
+                start.extend_from_slice(e);
+                start.extend_from_slice(b"\r\n");
+                names.extend_from_slice(n.as_bytes());
+                names.extend_from_slice(b"\r\n");
+            }
+            start.extend_from_slice(b"\r\n");
+            names.extend_from_slice(b"\r\n");
+            proptest::prop_assert_eq!(&f.start, &start);
+            proptest::prop_assert_eq!(&f.header_names, &names);
+            let first = |name: &str| {
+                heads
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| trim(v.as_bytes()).to_vec())
+            };
+            proptest::prop_assert_eq!(f.content_type, first("content-type"));
+            proptest::prop_assert_eq!(f.accept, first("accept"));
         }
     }
 }

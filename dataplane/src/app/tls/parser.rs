@@ -49,6 +49,26 @@ impl ClientHello {
     pub fn alpns(&self) -> &[Vec<u8>] {
         &self.fields.alpns
     }
+
+    /// `ssl_version` towards the server: the hello's version field ([`version_name`]), as
+    /// Suricata's client version.
+    pub fn version_name(&self) -> Option<&'static [u8]> {
+        version_name(self.fields.version)
+    }
+}
+
+/// The `ssl_version` name of a protocol version (`sslv2` ... `tls1.3`, TLS 1.3 drafts
+/// included, as Suricata), `None` for any other value: `ssl_version` then matches nothing.
+pub fn version_name(v: u16) -> Option<&'static [u8]> {
+    Some(match v {
+        0x0002 | 0x0200 => b"sslv2",
+        0x0300 => b"sslv3",
+        0x0301 => b"tls1.0",
+        0x0302 => b"tls1.1",
+        0x0303 => b"tls1.2",
+        0x0304 | 0x7f00..=0x7f1c => b"tls1.3",
+        _ => return None,
+    })
 }
 
 /// Equal when what they were read from is (whether JA4 was computed yet does not matter).
@@ -75,6 +95,9 @@ pub struct ServerHello {
     pub random: Vec<u8>,
     /// `tls.alpn` of the server side: the protocol it chose.
     pub alpns: Vec<Vec<u8>>,
+    /// `ssl_version` towards the client: the supported_versions choice (TLS 1.3), else the
+    /// hello's version field, as Suricata's server version.
+    pub version_name: Option<&'static [u8]>,
 }
 
 /// One record at the start of a buffer.
@@ -199,7 +222,9 @@ pub fn server_hello(msg: &[u8]) -> Result<ServerHello, ParseError> {
         fields.read_extensions(ext, false);
     }
     let ja3s = fingerprint::ja3s(&fields);
+    let version = fields.versions.first().copied().unwrap_or(fields.version);
     Ok(ServerHello {
+        version_name: version_name(version),
         ja3s_hash: fingerprint::md5_hex(&ja3s).into_bytes(),
         ja3s: ja3s.into_bytes(),
         random: sh.random.to_vec(),

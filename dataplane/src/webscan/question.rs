@@ -1,0 +1,338 @@
+//! The question names of a DNS query, read where they lie: the web address scan's reader.
+//!
+//! [`crate::app::dns::parser::parse_message`] builds the whole message: a `Vec` for every
+//! question name and every record's name, and the record sections besides. The scan reads the
+//! question names of each query datagram and needs nothing else, so [`questions`] checks the
+//! header and every question as the full parser does (the same checks in the same order, so the
+//! same error on the same message) without copying anything, and [`Questions::next_name`] then
+//! writes each name, dotted, into a buffer on the stack: no allocation.
+//!
+//! What it gives equals what the full parser gives (`Ok(None)` for a response or a message
+//! without questions, the first [`MAX_QUESTIONS`] names, dotted as `dns.query` shows them, the
+//! same [`DnsError`] for a malformed header or question): a property test below and the
+//! `web_flow` fuzz target hold it to that.
+
+use crate::app::dns::parser::{
+    DnsError, MAX_NAME_SEGMENTS, MAX_POINTER_JUMPS, MAX_QUESTIONS, MAX_READ_NAME_LEN,
+};
+
+const HEADER_LEN: usize = 12;
+
+/// The checked question section of a query message (see the module doc).
+#[derive(Clone, Copy, Debug)]
+pub struct Questions<'a> {
+    msg: &'a [u8],
+    /// Questions checked, at most [`MAX_QUESTIONS`].
+    count: usize,
+}
+
+/// A query's questions: `Ok(None)` for a response or a message without questions, `Err` when
+/// the header or a question (of the first [`MAX_QUESTIONS`]) is malformed, as
+/// [`crate::app::dns::parser::parse_message`] says.
+pub fn questions(msg: &[u8]) -> Result<Option<Questions<'_>>, DnsError> {
+    let (Some(flags), Some(qdcount)) = (u16_at(msg, 2), u16_at(msg, 4)) else {
+        return Err(DnsError::Truncated);
+    };
+    if msg.len() < HEADER_LEN {
+        return Err(DnsError::Truncated);
+    }
+    let count = usize::from(qdcount).min(MAX_QUESTIONS);
+    let mut pos = HEADER_LEN;
+    for _ in 0..count {
+        pos = question_end(msg, pos)?;
+    }
+    if flags & 0x8000 != 0 || count == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Questions { msg, count }))
+}
+
+impl<'a> Questions<'a> {
+    /// How many names [`Questions::names`] gives.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none (never, for what [`questions`] returns).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// A reader of the names, first to last.
+    pub fn names(&self) -> Names<'a> {
+        Names {
+            msg: self.msg,
+            pos: HEADER_LEN,
+            left: self.count,
+            buf: [0; MAX_READ_NAME_LEN],
+        }
+    }
+}
+
+/// The question names, one after another, each written into the reader's own buffer.
+#[derive(Debug)]
+pub struct Names<'a> {
+    msg: &'a [u8],
+    pos: usize,
+    left: usize,
+    buf: [u8; MAX_READ_NAME_LEN],
+}
+
+impl Names<'_> {
+    /// The next name, dotted (labels joined by `.`, no trailing dot, bytes as sent; the root
+    /// name is empty), or `None` after the last.
+    pub fn next_name(&mut self) -> Option<&[u8]> {
+        self.left = self.left.checked_sub(1)?;
+        let mut len = 0usize;
+        let buf = &mut self.buf;
+        let end = walk_name(self.msg, self.pos, |label| {
+            // As the full parser: labels joined by dots, the name cut at MAX_READ_NAME_LEN
+            // bytes (the walk stops giving labels once it is cut).
+            let dot: &[u8] = if len == 0 { b"" } else { b"." };
+            for &b in dot.iter().chain(label) {
+                if let Some(slot) = buf.get_mut(len) {
+                    *slot = b;
+                    len += 1;
+                }
+            }
+        })
+        .ok()?;
+        // The type and class follow the name (checked by `questions`).
+        self.pos = end.saturating_add(4);
+        self.buf.get(..len)
+    }
+}
+
+fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
+    let b = msg.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// The offset past the question at `pos` (its name, type and class).
+fn question_end(msg: &[u8], pos: usize) -> Result<usize, DnsError> {
+    let after = walk_name(msg, pos, |_| {})?;
+    u16_at(msg, after).ok_or(DnsError::Truncated)?;
+    u16_at(msg, after.saturating_add(2)).ok_or(DnsError::Truncated)?;
+    Ok(after.saturating_add(4))
+}
+
+/// Walk the name at `start`, giving each label to `label` in order until the dotted name is
+/// longer than [`MAX_READ_NAME_LEN`] (cut there); the offset just past the name in the message.
+/// The checks, their order, their errors and where a cut name ends are
+/// [`crate::app::dns::parser::read_name`]'s.
+fn walk_name(msg: &[u8], start: usize, mut label: impl FnMut(&[u8])) -> Result<usize, DnsError> {
+    let mut pos = start;
+    let mut end: Option<usize> = None;
+    let mut jumps = 0usize;
+    let mut segments = 0usize;
+    // The dotted length so far, and whether the name was cut.
+    let mut name_len = 0usize;
+    let mut cut = false;
+    loop {
+        let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Ok(end.unwrap_or(pos.saturating_add(1))),
+            0x00 => {
+                let l = usize::from(len);
+                let from = pos.saturating_add(1);
+                let bytes = msg
+                    .get(from..from.saturating_add(l))
+                    .ok_or(DnsError::Truncated)?;
+                if !cut {
+                    name_len = name_len
+                        .saturating_add(usize::from(name_len != 0))
+                        .saturating_add(l);
+                    label(bytes);
+                }
+                pos = from.saturating_add(l);
+            }
+            0xc0 => {
+                let ptr = usize::from(u16_at(msg, pos).ok_or(DnsError::Truncated)? & 0x3fff);
+                jumps = jumps.saturating_add(1);
+                if jumps > MAX_POINTER_JUMPS {
+                    return Err(DnsError::PointerLoop);
+                }
+                end.get_or_insert(pos.saturating_add(2));
+                pos = ptr;
+            }
+            _ => return Err(DnsError::BadLabel),
+        }
+        segments = segments.saturating_add(1);
+        if segments > MAX_NAME_SEGMENTS {
+            return end.ok_or(DnsError::TooManyLabels);
+        }
+        if !cut && name_len > MAX_READ_NAME_LEN {
+            cut = true;
+            if let Some(after) = end {
+                return Ok(after);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::dns::parser::parse_message;
+    use proptest::prelude::*;
+
+    /// What the scan took from the full parser: the question names of a query.
+    fn full(msg: &[u8]) -> Result<Option<Vec<Vec<u8>>>, DnsError> {
+        let m = parse_message(msg)?;
+        Ok((!m.response && !m.queries.is_empty()).then_some(m.queries))
+    }
+
+    fn mine(msg: &[u8]) -> Result<Option<Vec<Vec<u8>>>, DnsError> {
+        let Some(q) = questions(msg)? else {
+            return Ok(None);
+        };
+        let mut names = q.names();
+        let mut out = Vec::new();
+        while let Some(n) = names.next_name() {
+            out.push(n.to_vec());
+        }
+        assert_eq!(out.len(), q.len(), "every checked question has a name");
+        Ok(Some(out))
+    }
+
+    // Two questions, the second "mail" with a pointer to "Example.com" (offset 16).
+    const TWO_Q: &[u8] = b"\x12\x34\x01\x00\x00\x02\x00\x00\x00\x00\x00\x00\
+\x03www\x07Example\x03com\x00\x00\x01\x00\x01\
+\x04mail\xc0\x10\x00\x0f\x00\x01";
+
+    #[test]
+    fn names_as_the_full_parser_gives_them() {
+        assert_eq!(
+            mine(TWO_Q),
+            Ok(Some(vec![
+                b"www.Example.com".to_vec(),
+                b"mail.Example.com".to_vec()
+            ]))
+        );
+        // The root name, and a response (its question malformed or not).
+        let root = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01";
+        assert_eq!(mine(root), Ok(Some(vec![Vec::new()])));
+        let mut resp = TWO_Q.to_vec();
+        resp[2] |= 0x80;
+        assert_eq!(mine(&resp), Ok(None));
+        resp.truncate(20);
+        assert_eq!(mine(&resp), Err(DnsError::Truncated));
+        // No questions.
+        assert_eq!(
+            mine(&TWO_Q[..12].iter().map(|_| 0).collect::<Vec<_>>()),
+            Ok(None)
+        );
+        for m in [TWO_Q, root, &resp] {
+            assert_eq!(mine(m), full(m));
+        }
+    }
+
+    #[test]
+    fn malformed_as_the_full_parser_says() {
+        let cases: [&[u8]; 6] = [
+            b"\x00\x01",
+            b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00",
+            b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x40a\x00\x00\x01\x00\x01",
+            b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\x00\x00",
+            b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01",
+            b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01a\xc0\x10\x01b\xc0\x0c",
+        ];
+        for m in cases {
+            assert!(mine(m).is_err(), "{m:?}");
+            assert_eq!(mine(m), full(m), "{m:?}");
+        }
+        // A name over 1025 bytes is cut there, as the full parser cuts it; one of more than
+        // 255 labels that followed no pointer is refused.
+        let mut long = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        for _ in 0..17 {
+            long.push(63);
+            long.extend_from_slice(&[b'a'; 63]);
+        }
+        long.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        let names = mine(&long).unwrap().unwrap();
+        assert_eq!(names[0].len(), MAX_READ_NAME_LEN);
+        assert_eq!(mine(&long), full(&long));
+        // The same name reached through a pointer: cut, and read past the pointer.
+        let mut via = long.clone();
+        via.truncate(via.len() - 5);
+        via.extend_from_slice(b"\x00\x00\x01\x00\x01\x01b\xc0\x0c\x00\x01\x00\x01");
+        via[5] = 2;
+        assert_eq!(mine(&via).unwrap().unwrap()[1].len(), MAX_READ_NAME_LEN);
+        assert_eq!(mine(&via), full(&via));
+        let mut labels = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        for _ in 0..=MAX_NAME_SEGMENTS {
+            labels.extend_from_slice(b"\x01a");
+        }
+        labels.extend_from_slice(b"\x00\x00\x01\x00\x01");
+        assert_eq!(mine(&labels), Err(DnsError::TooManyLabels));
+        assert_eq!(mine(&labels), full(&labels));
+        // 40 questions announced and present: the first 32.
+        let mut many = b"\x00\x01\x00\x00\x00\x28\x00\x00\x00\x00\x00\x00".to_vec();
+        for _ in 0..40 {
+            many.extend_from_slice(b"\x01a\x00\x00\x01\x00\x01");
+        }
+        assert_eq!(mine(&many).unwrap().unwrap().len(), MAX_QUESTIONS);
+        assert_eq!(mine(&many), full(&many));
+    }
+
+    /// A query of names (labels from a small alphabet, with dots and binary bytes among them),
+    /// later names pointing into earlier ones at times.
+    fn query_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let label = proptest::collection::vec(
+            prop_oneof![
+                Just(b'a'),
+                Just(b'B'),
+                Just(b'.'),
+                Just(0u8),
+                Just(0xc0),
+                any::<u8>()
+            ],
+            1..70,
+        );
+        // Up to 24 labels: some names pass the 1025-byte cut.
+        let name = proptest::collection::vec(label, 0..24);
+        (
+            any::<u16>(),
+            proptest::collection::vec((name, any::<bool>()), 1..5),
+        )
+            .prop_map(|(flags, names)| {
+                let mut m = vec![0, 1];
+                m.extend_from_slice(&flags.to_be_bytes());
+                m.extend_from_slice(&u16::try_from(names.len()).unwrap().to_be_bytes());
+                m.extend_from_slice(&[0; 6]);
+                for (labels, point) in names {
+                    for l in &labels {
+                        m.push(u8::try_from(l.len()).unwrap());
+                        m.extend_from_slice(l);
+                    }
+                    if point {
+                        m.extend_from_slice(&[0xc0, 12]);
+                    } else {
+                        m.push(0);
+                    }
+                    m.extend_from_slice(&[0, 1, 0, 1]);
+                }
+                m
+            })
+    }
+
+    proptest! {
+        /// Well-formed queries (some with names over the length cap), then damaged and cut:
+        /// the same names or the same error as the full parser.
+        #[test]
+        fn agrees_with_the_full_parser(msg in query_bytes(), at in any::<usize>(), x in any::<u8>(),
+                                       cut in any::<usize>()) {
+            prop_assert_eq!(mine(&msg), full(&msg));
+            let mut bad = msg.clone();
+            let i = at % bad.len();
+            bad[i] ^= x;
+            bad.truncate(cut % (bad.len() + 1));
+            prop_assert_eq!(mine(&bad), full(&bad));
+        }
+
+        #[test]
+        fn any_bytes(msg in proptest::collection::vec(any::<u8>(), 0..600)) {
+            prop_assert_eq!(mine(&msg), full(&msg));
+        }
+    }
+}
