@@ -48,7 +48,6 @@ fn view(payload: &[u8], app: Option<AppProto>) -> PacketView<'_> {
         l4_header: &[],
         stream_size: None,
         flow_counts: None,
-
         stream_events: 0,
         flow: FlowView {
             has_flow: true,

@@ -163,7 +163,6 @@ User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: */*\r\n\r\n";
             l4_header: &[],
             stream_size: None,
             flow_counts: None,
-
             stream_events: 0,
             flow: FlowView {
                 has_flow: true,

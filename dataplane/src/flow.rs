@@ -351,7 +351,6 @@ pub struct FlowFacts {
     pub pkts: [u32; 2],
     /// Bytes (frame lengths) `[to_server, to_client]`, this packet's included (`flow.bytes`).
     pub bytes: [u64; 2],
-
     /// The last packet came from the sender of an earlier RST, which was therefore injected
     /// (Suricata's stream event `suspected_rst_inject`); the flow went back to its state before
     /// the RST.
@@ -470,10 +469,8 @@ impl<X: FlowExt> Flow<X> {
             midstream: self.midstream,
             answered: self.pkts_to_server > 0 && self.pkts_to_client > 0,
             first_seen: self.first_seen,
-
             pkts: [self.pkts_to_server, self.pkts_to_client],
             bytes: [self.bytes_to_server, self.bytes_to_client],
-
             rst_inject: self.rst_inject,
         }
     }

@@ -685,7 +685,6 @@ pub fn inspect(
         l4_header,
         stream_size: stream_size(scan),
         flow_counts: Some(flow_counts(flow)),
-
         stream_events,
         flow: FlowView {
             has_flow: true,
@@ -903,7 +902,6 @@ pub fn flush(
         l4_header: &[],
         stream_size: stream_size(scan),
         flow_counts: Some(flow_counts(flow)),
-
         stream_events: 0,
         flow: FlowView {
             has_flow: true,
@@ -1766,7 +1764,6 @@ mod tests {
             l4_header: b"HDRprobeL4",
             stream_size: None,
             flow_counts: None,
-
             stream_events: 0,
             flow: FlowView::default(),
             app_proto: None,

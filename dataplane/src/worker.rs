@@ -566,18 +566,9 @@ impl Worker {
             &mut self.matches,
         );
         let p = self.policy.policy();
-        let excl = &p.activity_scanner.rule_exclusions;
-        if !excl.is_empty() {
-            self.matches.retain(|m| !rule_excluded(excl, m));
-        }
-        if self.matches.is_empty() {
+        let Some((monitoring, wants_drop)) = keep_matches(p, &mut self.matches) else {
             return Verdict::Forward;
-        }
-        let monitoring = p.mode == Mode::Monitoring;
-        let wants_drop = self
-            .matches
-            .iter()
-            .any(|m| matches!(m.action, RuleAction::Drop | RuleAction::Reject));
+        };
         let response = match Response::from(p.activity_scanner.action) {
             _ if self.cfg.scanner.simulate_ips => Response::Terminate,
             Response::TerminateAndBlock => Response::Terminate,
@@ -607,11 +598,7 @@ impl Worker {
                 && !self.cfg.scanner.simulate_ips)
                 .then_some(BlockSkip::UnverifiedSource),
             app: None,
-            verdict: match () {
-                _ if drop => RuleVerdict::Drop,
-                _ if self.matches.iter().any(|m| m.action == RuleAction::Pass) => RuleVerdict::Pass,
-                _ => RuleVerdict::Alert,
-            },
+            verdict: rule_verdict(drop, &self.matches),
         };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
@@ -1314,18 +1301,9 @@ impl Worker {
             &mut self.matches,
         );
         let p = self.policy.policy();
-        let excl = &p.activity_scanner.rule_exclusions;
-        if !excl.is_empty() {
-            self.matches.retain(|m| !rule_excluded(excl, m));
-        }
-        if self.matches.is_empty() {
+        let Some((monitoring, wants_drop)) = keep_matches(p, &mut self.matches) else {
             return Verdict::Forward;
-        }
-        let monitoring = p.mode == Mode::Monitoring;
-        let wants_drop = self
-            .matches
-            .iter()
-            .any(|m| matches!(m.action, RuleAction::Drop | RuleAction::Reject));
+        };
         // --simulate-ips: Suricata's IPS semantics, the packet is dropped and nothing else.
         // Otherwise drop/reject rules take the policy's activity scanner action.
         // terminate_and_block blocks the source of a proven flow only; any other match (UDP,
@@ -1362,11 +1340,7 @@ impl Worker {
             block_minutes: block_minutes.map(|m| m.get()),
             block_skipped: skip,
             app: app.as_ref(),
-            verdict: match () {
-                _ if drop => RuleVerdict::Drop,
-                _ if self.matches.iter().any(|m| m.action == RuleAction::Pass) => RuleVerdict::Pass,
-                _ => RuleVerdict::Alert,
-            },
+            verdict: rule_verdict(drop, &self.matches),
         };
         let matches = std::mem::take(&mut self.matches);
         for m in matches.iter().filter(|m| m.alert) {
@@ -1778,6 +1752,33 @@ fn flow_key(scope: VlanScope, ip: &Ip<'_>) -> (FlowKey, bool, Option<decode::Tcp
         (ip.dst_bits, ports.1),
     );
     (key, a_to_b, tcp_flags)
+}
+
+/// The policy's rule exclusions applied to a packet's `matches`: `None` when none is left, else
+/// whether the policy is in monitoring mode and whether a match left asks for a drop.
+fn keep_matches(p: &Policy, matches: &mut Vec<RuleMatch>) -> Option<(bool, bool)> {
+    let excl = &p.activity_scanner.rule_exclusions;
+    if !excl.is_empty() {
+        matches.retain(|m| !rule_excluded(excl, m));
+    }
+    if matches.is_empty() {
+        return None;
+    }
+    let wants_drop = matches
+        .iter()
+        .any(|m| matches!(m.action, RuleAction::Drop | RuleAction::Reject));
+    Some((p.mode == Mode::Monitoring, wants_drop))
+}
+
+/// A packet's final action after all its rule matches, for EVE's `verdict`.
+fn rule_verdict(drop: bool, matches: &[RuleMatch]) -> RuleVerdict {
+    if drop {
+        RuleVerdict::Drop
+    } else if matches.iter().any(|m| m.action == RuleAction::Pass) {
+        RuleVerdict::Pass
+    } else {
+        RuleVerdict::Alert
+    }
 }
 
 /// Whether the policy's `rule_exclusions` (`gid:sid:rev`) name this match's rule.

@@ -708,7 +708,6 @@ alert tcp any any -> any 80 (msg:"l"; flow:to_server; content:"xyz"; sid:12;)
             l4_header: &[],
             stream_size: None,
             flow_counts: None,
-
             stream_events: 0,
             flow: FlowView {
                 has_flow,

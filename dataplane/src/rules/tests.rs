@@ -37,7 +37,6 @@ fn pkt<'a>(proto: IpProto, payload: &'a [u8]) -> PacketView<'a> {
         l4_header: &[],
         stream_size: None,
         flow_counts: None,
-
         stream_events: 0,
         flow: FlowView {
             has_flow: true,
