@@ -5,16 +5,15 @@
 //! question names of each query datagram and needs nothing else, so [`questions`] checks the
 //! header and every question as the full parser does (the same checks in the same order, so the
 //! same error on the same message) without copying anything, and [`Questions::next_name`] then
-//! writes each name, dotted, into a buffer on the stack: no allocation.
+//! writes each name, dotted, into a buffer on the stack: no allocation. Names are walked by the
+//! parser's own [`parser::walk_name`], so their checks and their 1025-byte cut are the parser's.
 //!
 //! What it gives equals what the full parser gives (`Ok(None)` for a response or a message
 //! without questions, the first [`MAX_QUESTIONS`] names, dotted as `dns.query` shows them, the
 //! same [`DnsError`] for a malformed header or question): a property test below and the
 //! `web_flow` fuzz target hold it to that.
 
-use crate::app::dns::parser::{
-    DnsError, MAX_NAME_SEGMENTS, MAX_POINTER_JUMPS, MAX_QUESTIONS, MAX_READ_NAME_LEN,
-};
+use crate::app::dns::parser::{self, DnsError, MAX_QUESTIONS, MAX_READ_NAME_LEN, TxEvents};
 
 const HEADER_LEN: usize = 12;
 
@@ -116,58 +115,10 @@ fn question_end(msg: &[u8], pos: usize) -> Result<usize, DnsError> {
     Ok(after.saturating_add(4))
 }
 
-/// Walk the name at `start`, giving each label to `label` in order until the dotted name is
-/// longer than [`MAX_READ_NAME_LEN`] (cut there); the offset just past the name in the message.
-/// The checks, their order, their errors and where a cut name ends are
-/// [`crate::app::dns::parser::read_name`]'s.
-fn walk_name(msg: &[u8], start: usize, mut label: impl FnMut(&[u8])) -> Result<usize, DnsError> {
-    let mut pos = start;
-    let mut end: Option<usize> = None;
-    let mut jumps = 0usize;
-    let mut segments = 0usize;
-    // The dotted length so far, and whether the name was cut.
-    let mut name_len = 0usize;
-    let mut cut = false;
-    loop {
-        let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
-        match len & 0xc0 {
-            0x00 if len == 0 => return Ok(end.unwrap_or(pos.saturating_add(1))),
-            0x00 => {
-                let l = usize::from(len);
-                let from = pos.saturating_add(1);
-                let bytes = msg
-                    .get(from..from.saturating_add(l))
-                    .ok_or(DnsError::Truncated)?;
-                if !cut {
-                    name_len = name_len
-                        .saturating_add(usize::from(name_len != 0))
-                        .saturating_add(l);
-                    label(bytes);
-                }
-                pos = from.saturating_add(l);
-            }
-            0xc0 => {
-                let ptr = usize::from(u16_at(msg, pos).ok_or(DnsError::Truncated)? & 0x3fff);
-                jumps = jumps.saturating_add(1);
-                if jumps > MAX_POINTER_JUMPS {
-                    return Err(DnsError::PointerLoop);
-                }
-                end.get_or_insert(pos.saturating_add(2));
-                pos = ptr;
-            }
-            _ => return Err(DnsError::BadLabel),
-        }
-        segments = segments.saturating_add(1);
-        if segments > MAX_NAME_SEGMENTS {
-            return end.ok_or(DnsError::TooManyLabels);
-        }
-        if !cut && name_len > MAX_READ_NAME_LEN {
-            cut = true;
-            if let Some(after) = end {
-                return Ok(after);
-            }
-        }
-    }
+/// Walk the name at `start` with the parser's walk (its checks, errors and cut); its events are
+/// the parser's to report, not the scan's.
+fn walk_name(msg: &[u8], start: usize, label: impl FnMut(&[u8])) -> Result<usize, DnsError> {
+    parser::walk_name(msg, start, &mut TxEvents::default(), label)
 }
 
 #[cfg(test)]
@@ -260,7 +211,7 @@ mod tests {
         assert_eq!(mine(&via).unwrap().unwrap()[1].len(), MAX_READ_NAME_LEN);
         assert_eq!(mine(&via), full(&via));
         let mut labels = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
-        for _ in 0..=MAX_NAME_SEGMENTS {
+        for _ in 0..=parser::MAX_NAME_SEGMENTS {
             labels.extend_from_slice(b"\x01a");
         }
         labels.extend_from_slice(b"\x00\x00\x01\x00\x01");

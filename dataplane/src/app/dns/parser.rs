@@ -175,29 +175,49 @@ pub fn read_name(
     events: &mut TxEvents,
 ) -> Result<(Vec<u8>, usize), DnsError> {
     let mut name = Vec::new();
+    let after = walk_name(msg, start, events, |label| {
+        if !name.is_empty() {
+            name.push(b'.');
+        }
+        name.extend_from_slice(label);
+    })?;
+    name.truncate(MAX_READ_NAME_LEN);
+    Ok((name, after))
+}
+
+/// Walk the name at `start` as [`read_name`] reads it, giving each label to `label` in order
+/// until the dotted name is longer than [`MAX_READ_NAME_LEN`] (the caller cuts it there: no
+/// label is given after that); the offset just past the name in the message. The one walk of
+/// the parser and of the web address scan's allocation-free question reader
+/// (`webscan::question`), so the two cannot differ.
+pub fn walk_name(
+    msg: &[u8],
+    start: usize,
+    events: &mut TxEvents,
+    mut label: impl FnMut(&[u8]),
+) -> Result<usize, DnsError> {
     let mut pos = start;
     let mut end: Option<usize> = None;
     let mut jumps = 0usize;
     let mut segments = 0usize;
+    // The dotted length so far, and whether the name was cut.
+    let mut name_len = 0usize;
     let mut cut = false;
     loop {
         let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
         match len & 0xc0 {
-            0x00 if len == 0 => {
-                let after = pos.saturating_add(1);
-                return Ok((name, end.unwrap_or(after)));
-            }
+            0x00 if len == 0 => return Ok(end.unwrap_or(pos.saturating_add(1))),
             0x00 => {
                 let l = usize::from(len);
                 let from = pos.saturating_add(1);
-                let label = msg
+                let bytes = msg
                     .get(from..from.saturating_add(l))
                     .ok_or(DnsError::Truncated)?;
                 if !cut {
-                    if !name.is_empty() {
-                        name.push(b'.');
-                    }
-                    name.extend_from_slice(label);
+                    name_len = name_len
+                        .saturating_add(usize::from(name_len != 0))
+                        .saturating_add(l);
+                    label(bytes);
                 }
                 pos = from.saturating_add(l);
             }
@@ -218,17 +238,16 @@ pub fn read_name(
             return match end {
                 Some(after) => {
                     events.insert(TxEvents::NAME_TOO_LONG);
-                    Ok((name, after))
+                    Ok(after)
                 }
                 None => Err(DnsError::TooManyLabels),
             };
         }
-        if name.len() > MAX_READ_NAME_LEN {
-            name.truncate(MAX_READ_NAME_LEN);
+        if !cut && name_len > MAX_READ_NAME_LEN {
             cut = true;
             events.insert(TxEvents::NAME_TOO_LONG);
             if let Some(after) = end {
-                return Ok((name, after));
+                return Ok(after);
             }
         }
     }
