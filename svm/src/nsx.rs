@@ -14,7 +14,7 @@
 //! `j_username`/`j_password` returns a `JSESSIONID` cookie and an `X-XSRF-TOKEN` header, both
 //! sent on later calls; a 401/403 drops the session and the next attempt logs in again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -277,66 +277,12 @@ pub struct TagRequest {
 /// flood beyond it is dropped, counted and reported (the VM is requested again by its next event).
 pub const TAG_QUEUE: usize = 4096;
 
-/// The quarantine tag changes not yet applied: each VM's latest wanted state, VMs in the order
-/// of their first pending change. Bounded by the number of protected VMs, however often a VM's
-/// isolation starts and ends while NSX Manager is slow or down (an isolation flapping for an
-/// hour leaves one change, not thousands); the state NSX ends with is the last one asked for, as
-/// with an ordered queue of every change.
-#[derive(Debug, Default)]
-pub struct QuarantineQueue {
-    pending: std::sync::Mutex<(VecDeque<String>, HashMap<String, bool>)>,
-    wake: tokio::sync::Notify,
-}
-
-impl QuarantineQueue {
-    /// Want VM `ext` quarantined (`add`) or not.
-    pub fn push(&self, ext: &str, add: bool) {
-        {
-            let mut g = self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let (order, wanted) = &mut *g;
-            if wanted.insert(ext.to_owned(), add).is_none() {
-                order.push_back(ext.to_owned());
-            }
-        }
-        self.wake.notify_one();
-    }
-
-    /// The oldest pending VM and its latest wanted state.
-    pub fn pop(&self) -> Option<(String, bool)> {
-        let mut g = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (order, wanted) = &mut *g;
-        let ext = order.pop_front()?;
-        let add = wanted.remove(&ext)?;
-        Some((ext, add))
-    }
-
-    /// VMs with a pending change.
-    pub fn len(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0
-            .len()
-    }
-
-    /// No change pending.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// Handle to the tagging task.
 #[derive(Clone, Debug)]
 pub struct Tagger {
     tx: mpsc::Sender<TagRequest>,
-    // Quarantine tag changes, applied in order by one task.
-    quarantine: Arc<QuarantineQueue>,
+    // Quarantine tag changes (external id, add), applied in order by one task.
+    quarantine: mpsc::UnboundedSender<(String, bool)>,
     overload: Arc<Overload>,
     hub: EventHub,
     clock: Arc<dyn crate::control::Clock>,
@@ -356,15 +302,9 @@ impl Tagger {
     }
 
     /// Add (`add`) or remove the quarantine tag of an isolated VM: queued in order, never
-    /// dropped; a change not yet applied is replaced by a later one of the same VM (see
-    /// [`QuarantineQueue`]).
+    /// dropped (one per isolation start or end).
     pub fn quarantine(&self, vm: &ProtectedVm, add: bool) {
-        self.quarantine.push(&vm.nsx_external_id, add);
-    }
-
-    /// Quarantine tag changes waiting for NSX (at most one a VM).
-    pub fn quarantine_pending(&self) -> usize {
-        self.quarantine.len()
+        let _ = self.quarantine.send((vm.nsx_external_id.clone(), add));
     }
 
     /// The tagging queue's drops.
@@ -391,18 +331,13 @@ impl Tagger {
         depth: usize,
     ) -> Tagger {
         let (tx, mut rx) = mpsc::channel::<TagRequest>(depth.max(1));
-        let qq = Arc::new(QuarantineQueue::default());
+        let (qtx, mut qrx) = mpsc::unbounded_channel::<(String, bool)>();
         {
             // Quarantine tags: one change after the other, so a removal never overtakes its
             // addition; each retried with backoff until NSX accepts it.
             let client = client.clone();
-            let qq = qq.clone();
             tokio::spawn(async move {
-                loop {
-                    let Some((ext, add)) = qq.pop() else {
-                        qq.wake.notified().await;
-                        continue;
-                    };
+                while let Some((ext, add)) = qrx.recv().await {
                     let mut backoff = client.cfg.backoff_min;
                     while let Err(e) = client.quarantine(&ext, add).await {
                         tracing::warn!("svm: nsx quarantine tag of {ext}: {e}; retrying");
@@ -414,7 +349,7 @@ impl Tagger {
         }
         let tagger = Tagger {
             tx,
-            quarantine: qq,
+            quarantine: qtx,
             overload: Arc::default(),
             hub: hub.clone(),
             clock: clock.clone(),
@@ -544,26 +479,5 @@ mod tests {
         assert_eq!(overloads[0]["queue"], "nsx_tags");
         assert_eq!(overloads[0]["dropped"], 1, "reported at the first drop");
         assert_eq!(overloads[0]["dropped_total"], 1);
-    }
-
-    /// A VM's isolation flapping while NSX is away leaves one pending change a VM, the last one
-    /// asked for, and VMs keep the order of their first change.
-    #[test]
-    fn quarantine_changes_coalesce_per_vm_keeping_the_last() {
-        let q = QuarantineQueue::default();
-        for i in 0..10_000 {
-            q.push("vm-a", i % 2 == 0);
-            q.push("vm-b", i % 2 == 1);
-        }
-        q.push("vm-c", true);
-        assert_eq!(q.len(), 3);
-        assert_eq!(q.pop(), Some(("vm-a".to_owned(), false)));
-        assert_eq!(q.pop(), Some(("vm-b".to_owned(), true)));
-        // A change after its VM was taken queues again, behind the others.
-        q.push("vm-a", true);
-        assert_eq!(q.pop(), Some(("vm-c".to_owned(), true)));
-        assert_eq!(q.pop(), Some(("vm-a".to_owned(), true)));
-        assert_eq!(q.pop(), None);
-        assert!(q.is_empty());
     }
 }
