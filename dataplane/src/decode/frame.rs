@@ -477,7 +477,7 @@ fn decode_ipv6<'a, const LENIENT: bool>(
                 break;
             }
             if LENIENT {
-                anomalies.push(DecodeEvent::Ipv6ExtTruncated);
+                anomalies.push_failure(DecodeEvent::Ipv6ExtTruncated);
                 truncated = true;
                 break;
             }
@@ -523,7 +523,7 @@ fn decode_ipv6<'a, const LENIENT: bool>(
         if !LENIENT {
             return Err(DecodeEvent::Ipv6ExtTruncated);
         }
-        anomalies.push(DecodeEvent::Ipv6ExtTruncated);
+        anomalies.push_failure(DecodeEvent::Ipv6ExtTruncated);
         truncated = true;
     }
 
@@ -598,7 +598,7 @@ fn decode_l4<'a, const LENIENT: bool>(
     let l4 = decode_l4_strict(proto, seg, src, dst, opts, anomalies);
     match l4 {
         Err(e) if LENIENT => {
-            anomalies.push(e);
+            anomalies.push_failure(e);
             Ok(L4::Other(&[]))
         }
         r => r,
@@ -1552,6 +1552,39 @@ mod tests {
             decode_frame_lenient(&short, NO_VERIFY).unwrap_err(),
             DecodeEvent::Ipv4Truncated
         );
+    }
+
+    /// The frame the fuzz smoke found: an atomic fragment header and three more fragment
+    /// headers (four anomalies) before a truncated extension chain. The lenient decoder's
+    /// failure is recorded all the same (it replaces the last anomaly).
+    #[test]
+    fn lenient_failure_is_kept_after_four_anomalies() {
+        const FRAME: &[u8] = &[
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01, 0x0c, 0x0d, 0x86, 0xdd,
+            0x60, 0x00, 0x00, 0x00, 0x00, 0x30, 0x2c, 0x40, 0x20, 0x24, 0x01, 0x0d, 0x02, 0x00,
+            0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x02, 0x3c, 0x00, 0x01, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00,
+            0x2c, 0x40, 0x20, 0x24, 0x01, 0x0d, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00,
+            0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x55, 0x00,
+            0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x01,
+        ];
+        for opts in [NO_VERIFY, VERIFY] {
+            assert_eq!(
+                decode_frame(FRAME, opts).unwrap_err(),
+                DecodeEvent::Ipv6ExtTruncated
+            );
+            let d = decode_frame_lenient(FRAME, opts).unwrap();
+            assert!(
+                d.anomalies
+                    .iter()
+                    .any(|a| a == DecodeEvent::Ipv6ExtTruncated),
+                "{:?}",
+                d.anomalies
+            );
+            assert_eq!(d.anomalies.iter().count(), 4);
+        }
     }
 
     #[test]

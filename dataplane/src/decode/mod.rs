@@ -634,6 +634,20 @@ impl Anomalies {
         }
     }
 
+    /// Record the failure [`decode_frame_lenient`](super::decode_frame_lenient) keeps instead
+    /// of refusing the frame: always recorded, replacing the last anomaly when four are there
+    /// already (it is the event a `decode-event` rule on the invalid packet looks for).
+    pub fn push_failure(&mut self, e: DecodeEvent) {
+        match self.items.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(e),
+            None => {
+                if let Some(last) = self.items.last_mut() {
+                    *last = Some(e);
+                }
+            }
+        }
+    }
+
     /// The recorded anomalies.
     pub fn iter(&self) -> impl Iterator<Item = DecodeEvent> + '_ {
         self.items.iter().flatten().copied()
