@@ -27,14 +27,22 @@
 //! the work per new flow is O(1) amortised.
 //!
 //! # Layout
-//! Flows live in a slab of slots (`slots`), found through an index of 8-byte entries (the slot
-//! and the key's 32-bit hash, `index`). A new flow takes the slot freed last, so under a flood
+//! Flows live in a slab of slots (`slots`), found through an index of 8-byte cells (the slot
+//! and the key's 32-bit hash; `index.rs`: open addressing with linear probing, so a probe, the
+//! insert after it and a removal each read one cache line). A new flow takes the slot freed last, so under a flood
 //! the flow evicted at the cap and the one that replaces it share one place in memory; the
 //! index grows by rehashing 8-byte entries from their stored hashes, never by moving flows; the
 //! slab holds at most `max_flows` flows without the hash table's spare buckets; and a sweep
 //! walks the slab in order. The flows were the hash table's entries before: a flood's new flow
 //! then missed the cache at its lookup, at the evicted flow and at its own insert, and each
 //! growth moved every flow (issue 15: the flow table's share of a random-source SYN flood).
+//!
+//! What a flood misses in the cache is fetched early: the worker, seeing a run of new flows
+//! ([`FlowTable::flooded`]), prefetches the index cell of the packet's key before the packet's
+//! other lookups ([`FlowTable::prefetch`]); each new flow prefetches, for writing, the slot the
+//! next one will take; and each eviction prefetches the slot and index cell of the flow
+//! [`EVICTION_LOOKAHEAD`] evictions later. (`crate::io::prefetch`; measured in
+//! docs/benchmarks.md, "Prefetching a flood's misses".)
 //!
 //! The table hashes with a seed drawn per process ([`hash_seed`]): a fixed public seed lets an
 //! attacker choose keys that share probe sequences.
@@ -49,11 +57,14 @@ use core::hash::BuildHasher;
 use core::net::IpAddr;
 use std::collections::VecDeque;
 
-use hashbrown::HashTable;
 use vlan::VlanScope;
 
 use crate::decode::{IpProto, TcpFlags};
+use crate::io::prefetch;
+
+mod index;
 use crate::time::Timestamp;
+use index::FlowIndex;
 
 /// Flow table settings.
 #[derive(Clone, Copy, Debug)]
@@ -566,29 +577,22 @@ const SWEEP_INTERVAL_US: u64 = 5 * Timestamp::SECOND;
 /// not depend on it: [`FlowTable::update`] treats a timed-out flow it finds as gone.
 const SWEEP_PACKETS_PER_FLOW: usize = 2;
 
-/// A flow's place in an eviction queue: its slot and its id (to tell it from a later flow in
-/// the same slot).
+/// A flow's place in an eviction queue: its slot, its key's hash (to prefetch its index cell
+/// before it is evicted) and its id (to tell it from a later flow in the same slot).
 #[derive(Clone, Copy, Debug)]
 struct Queued {
     slot: u32,
+    hash: u32,
     id: u64,
 }
 
-/// An index entry: a flow's slot and its key's 32-bit hash ([`FlowTable::hash32`]). The index
-/// rehashes from the stored hash when it grows and compares it before the key, so neither
-/// touches the flows.
-#[derive(Clone, Copy, Debug)]
-struct Ix {
-    slot: u32,
-    hash: u32,
-}
+/// How many evictions ahead [`FlowTable::make_room`] prefetches the slot and index cell of the
+/// flow it will evict: under a flood every new flow evicts one, so this is about as many
+/// packets' time for the misses to complete.
+const EVICTION_LOOKAHEAD: usize = 8;
 
-/// The index's 64-bit hash of a 32-bit one: the low 32 bits pick the bucket, and hashbrown's
-/// tag (the top 7 bits) repeats bits 25-31, so the tag still filters at any table size.
-#[inline]
-const fn h64(hash: u32) -> u64 {
-    (hash as u64) * 0x1_0000_0001
-}
+/// Packets in a row that started a flow after which [`FlowTable::flooded`] says yes.
+const FLOOD_RUN: u32 = 4;
 
 /// The flow table of one worker, each flow with its owner's extension `X` ([`FlowExt`]).
 #[derive(Debug)]
@@ -599,7 +603,7 @@ pub struct FlowTable<X = ()> {
     emergency: bool,
     hasher: foldhash::fast::FixedState,
     /// Slot of each flow by its key's hash (see the module doc, "Layout").
-    index: HashTable<Ix>,
+    index: FlowIndex,
     /// The flows; `None` marks a free slot (listed in `free`).
     slots: Vec<Option<(FlowKey, Flow<X>)>>,
     /// Free slots, the last freed first: a flood's new flow takes the slot of the flow it
@@ -614,6 +618,8 @@ pub struct FlowTable<X = ()> {
     packets_since_sweep: usize,
     id_counter: u64,
     id_salt: u64,
+    /// Packets in a row that started a flow ([`FlowTable::flooded`]).
+    new_run: u32,
     /// Keep the flows that leave the table with work left ([`FlowTable::set_retire`]).
     retire: bool,
     retired: Vec<(FlowKey, Flow<X>)>,
@@ -654,7 +660,7 @@ impl<X: FlowExt> FlowTable<X> {
             timeouts: cfg.timeouts,
             emergency: false,
             hasher: foldhash::fast::FixedState::with_seed(seed),
-            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            index: FlowIndex::with_capacity(cfg.max_flows.min(1 << 16)),
             slots: Vec::with_capacity(cfg.max_flows.min(1 << 16)),
             free: Vec::new(),
             fresh: VecDeque::new(),
@@ -664,6 +670,7 @@ impl<X: FlowExt> FlowTable<X> {
             packets_since_sweep: 0,
             id_counter: 0,
             id_salt: u64::from(worker) << 48,
+            new_run: 0,
             retire: false,
             retired: Vec::new(),
         }
@@ -696,24 +703,46 @@ impl<X: FlowExt> FlowTable<X> {
     /// The key's hash as the index keeps it (the low 32 bits of the seeded hash).
     #[inline]
     fn hash32(&self, key: &FlowKey) -> u32 {
-        // Truncation intended: the index keeps 32 bits (see `h64`).
+        // Truncation intended: the index keeps 32 bits.
         #[allow(clippy::cast_possible_truncation)]
         let h = self.hasher.hash_one(key) as u32;
         h
+    }
+
+    /// Whether the last few packets each started a flow (a flood of new flows, or the start of
+    /// a capture): the worker then prefetches what the next packet's lookups will miss
+    /// ([`FlowTable::prefetch`]). Costs the common packet one store (the run's reset).
+    #[inline]
+    pub fn flooded(&self) -> bool {
+        self.new_run >= FLOOD_RUN
+    }
+
+    /// Start fetching the index cell a lookup of `key` reads first, so its miss overlaps the
+    /// packet's other work (for a flood's new flow, the lookup and the insert after it).
+    #[inline]
+    pub fn prefetch(&self, key: &FlowKey) {
+        prefetch::read(self.index.bucket(self.hash32(key)));
+    }
+
+    /// Start fetching, for writing, the slot the next new flow will take (the slot freed last,
+    /// else the next one of the slab), so the flow's record is written to cache, not memory.
+    #[inline]
+    fn prefetch_next_slot(&self) {
+        let next = self.free.last().map_or(self.slots.len(), |&s| slot_at(s));
+        if next < self.slots.capacity() {
+            prefetch::write_all(self.slots.as_ptr().wrapping_add(next));
+        }
     }
 
     /// The slot of `key`'s flow (live or timed out but not swept yet), if it has one.
     #[inline]
     fn find_slot(&self, hash: u32, key: &FlowKey) -> Option<u32> {
         let slots = &self.slots;
-        self.index
-            .find(h64(hash), |ix| {
-                ix.hash == hash
-                    && slots
-                        .get(slot_at(ix.slot))
-                        .is_some_and(|e| e.as_ref().is_some_and(|(k, _)| k == key))
-            })
-            .map(|ix| ix.slot)
+        self.index.find(hash, |slot| {
+            slots
+                .get(slot_at(slot))
+                .is_some_and(|e| e.as_ref().is_some_and(|(k, _)| k == key))
+        })
     }
 
     /// The flow in slot `slot`, with its key.
@@ -750,9 +779,7 @@ impl<X: FlowExt> FlowTable<X> {
     fn take_slot(&mut self, slot: u32) -> Option<(FlowKey, Flow<X>)> {
         let (k, f) = self.slots.get_mut(slot_at(slot))?.take()?;
         let hash = self.hash32(&k);
-        if let Ok(ix) = self.index.find_entry(h64(hash), |ix| ix.slot == slot) {
-            ix.remove();
-        }
+        self.index.remove(hash, slot);
         self.free.push(slot);
         Some((k, f))
     }
@@ -769,8 +796,7 @@ impl<X: FlowExt> FlowTable<X> {
             }
         };
         let cell = self.slots.get_mut(slot_at(slot))?;
-        self.index
-            .insert_unique(h64(hash), Ix { slot, hash }, |ix| h64(ix.hash));
+        self.index.insert(hash, slot);
         *cell = Some((key, flow));
         Some(slot)
     }
@@ -905,7 +931,12 @@ impl<X: FlowExt> FlowTable<X> {
 
     /// Evict one flow to make room for a new one, in O(1) amortised (see the module doc).
     fn make_room(&mut self, now: Timestamp) {
-        // The oldest flow nobody answered, or that has ended; answered ones move on.
+        // The oldest flow nobody answered, or that has ended; answered ones move on. The one
+        // some evictions later: its slot and index cell start on their way from memory.
+        if let Some(ahead) = self.fresh.get(EVICTION_LOOKAHEAD) {
+            prefetch::read(self.slots.as_ptr().wrapping_add(slot_at(ahead.slot)));
+            prefetch::read(self.index.bucket(ahead.hash));
+        }
         while let Some(q) = self.fresh.pop_front() {
             let Some((_, f)) = self.queued(q) else {
                 continue;
@@ -988,7 +1019,8 @@ impl<X: FlowExt> FlowTable<X> {
             }
             None => self.insert(hash, *key, flow)?,
         };
-        self.fresh.push_back(Queued { slot, id });
+        self.prefetch_next_slot();
+        self.fresh.push_back(Queued { slot, hash, id });
         self.entry_mut(slot).map(|(_, f)| f)
     }
 
@@ -1049,6 +1081,7 @@ impl<X: FlowExt> FlowTable<X> {
             self.sweep(now);
         }
         let t = self.timeouts;
+        let run = core::mem::take(&mut self.new_run);
         let hash = self.hash32(key);
         // One probe on the common path: the slot holds either a live flow, a flow that timed
         // out but was not swept yet (its packet starts a new flow in its place), or nothing.
@@ -1059,10 +1092,13 @@ impl<X: FlowExt> FlowTable<X> {
         };
         let (f, new_flow) = match live {
             Some(f) => (f, false),
-            None => match self.start_flow(now, (hash, found), key, a_to_b, tcp_flags) {
-                Some(f) => (f, true),
-                None => return Self::untracked(a_to_b),
-            },
+            None => {
+                self.new_run = run.saturating_add(1);
+                match self.start_flow(now, (hash, found), key, a_to_b, tcp_flags) {
+                    Some(f) => (f, true),
+                    None => return Self::untracked(a_to_b),
+                }
+            }
         };
         let to_server = a_to_b == f.client_is_a;
         f.last_seen = now;
@@ -1201,6 +1237,26 @@ mod tests {
         let (k1, _) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1), ep(2, 2));
         let (k2, _) = FlowKey::new(v100, IpProto::Udp, ep(1, 1), ep(2, 2));
         assert_ne!(k1, k2);
+    }
+
+    // A run of packets that each start a flow is a flood (the worker then prefetches), until a
+    // packet finds its flow.
+    #[test]
+    fn a_run_of_new_flows_is_a_flood_until_a_packet_finds_its_flow() {
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let now = Timestamp(1);
+        let mut last = None;
+        for i in 0..FLOOD_RUN {
+            assert!(!t.flooded());
+            let src = ep(u8::try_from(i).unwrap() + 10, 1000);
+            let (k, d) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, src, ep(2, 80));
+            assert!(t.update(now, &k, d, SYN, 60).new_flow);
+            last = Some((k, d));
+        }
+        assert!(t.flooded());
+        let (k, d) = last.unwrap();
+        assert!(!t.update(now, &k, d, SYN, 60).new_flow);
+        assert!(!t.flooded());
     }
 
     #[test]

@@ -800,6 +800,9 @@ impl Worker {
         out: &mut impl Output,
     ) -> Verdict {
         let now = meta.ts;
+        if self.flows.flooded() {
+            self.prefetch_flood(ip, scope);
+        }
         // Monitoring drops nothing: a source blocked before the switch, or by hand, is inspected
         // and reported as any other.
         if self.policy.policy().mode != Mode::Monitoring
@@ -1103,6 +1106,22 @@ impl Worker {
             Verdict::Forward
         };
         if outer == Verdict::Forward { v } else { outer }
+    }
+
+    /// A packet while new flows flood in ([`FlowTable::flooded`]): start fetching the cache
+    /// lines its flow lookup and the attack blocker's first-seen tables will read, before the
+    /// block check and the exclusions, so their misses (each a random line of a large table
+    /// under a random-source flood) overlap instead of following one another. Out of line: the
+    /// common packet pays only the test.
+    #[cold]
+    #[inline(never)]
+    fn prefetch_flood(&self, ip: &Ip<'_>, scope: VlanScope) {
+        let (key, _, _) = flow_key(scope, ip);
+        self.flows.prefetch(&key);
+        if self.policy.policy().attack_blocker.enabled {
+            self.attacks
+                .prefetch(scope, ip.src_bits, ip.dst_bits, ip.v6);
+        }
     }
 
     /// Flow tracking and detection of one whole IP packet. Inlined, with [`Worker::inspect_ip`],

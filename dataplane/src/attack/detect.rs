@@ -367,6 +367,17 @@ impl AttackBlocker {
         self.proven.prune(now, PROOF_US);
     }
 
+    /// Start fetching the first-seen slots of a packet's source and destination (addresses
+    /// `src`/`dst` of family `v6` in `scope`), which its inspection reads when the addresses
+    /// have no state yet: the worker calls this early for a packet of a flood of new flows
+    /// ([`crate::flow::FlowTable::flooded`]), so these misses overlap the flow table's.
+    #[inline]
+    pub fn prefetch(&self, scope: VlanScope, src: u128, dst: u128, v6: bool) {
+        self.first.prefetch(ScopedAddr::from_bits(scope, src, v6));
+        self.first_dst
+            .prefetch(ScopedAddr::from_bits(scope, dst, v6));
+    }
+
     /// `src` completed a TCP handshake from `mac` at `now`: the final ACK acknowledged the
     /// server's SYN/ACK, which only the owner of the address receives. The caller checks the
     /// acknowledgement number ([`crate::flow::FlowTable::acks_syn_ack`]); a flow picked up

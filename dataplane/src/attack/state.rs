@@ -581,10 +581,24 @@ impl FirstSeen {
     }
 
     #[inline]
-    fn slot(&mut self, key: ScopedAddr) -> Option<&mut Sighting> {
+    fn index(&self, key: ScopedAddr) -> usize {
         use core::hash::BuildHasher;
-        let i = self.hasher.hash_one(key) & self.mask;
-        self.slots.get_mut(usize::try_from(i).ok()?)
+        usize::try_from(self.hasher.hash_one(key) & self.mask).unwrap_or(usize::MAX)
+    }
+
+    #[inline]
+    fn slot(&mut self, key: ScopedAddr) -> Option<&mut Sighting> {
+        let i = self.index(key);
+        self.slots.get_mut(i)
+    }
+
+    /// Start fetching `key`'s slot, so that a sighting of it later in the packet finds the
+    /// slot in cache (under a random-source flood every source's slot is a miss).
+    #[inline]
+    pub fn prefetch(&self, key: ScopedAddr) {
+        if !self.slots.is_empty() {
+            crate::io::prefetch::write(self.slots.as_ptr().wrapping_add(self.index(key)));
+        }
     }
 
     /// A packet from `key` sent from `mac` at `now`, `key` having no MAC binding. If the address
