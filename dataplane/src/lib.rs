@@ -3,8 +3,9 @@
 //! Nothing here knows HTTP, TLS, tokio or clap; time is handed in with each packet
 //! ([`time::Timestamp`]), so replay is deterministic and live capture uses the wall clock.
 
-// `unsafe` is denied here and allowed only inside the live I/O backends (AF_PACKET, DPDK), each
-// block with a `SAFETY:` note (workspace lint `undocumented_unsafe_blocks`).
+// `unsafe` is denied here and allowed only inside the live I/O backends (AF_PACKET, DPDK) and
+// the prefetch hint's two wrappers (`io::prefetch`), each block with a `SAFETY:` note
+// (workspace lint `undocumented_unsafe_blocks`).
 #![deny(unsafe_code)]
 
 pub mod app;
