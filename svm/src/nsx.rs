@@ -8,14 +8,22 @@
 //!
 //! While a protected VM is isolated it also carries the quarantine tag (default scope
 //! `IDS_IPS`, tag `isolated`): added at `isolation_started` and removed at `isolation_ended`
-//! (`action=remove_tags`), in the order of the events, each call retried with backoff.
+//! (`action=remove_tags`), in the order of the events, each call retried with backoff. Their
+//! queue is bounded ([`QUARANTINE_QUEUE`]): a change that finds it full is dropped, counted
+//! (`svm_queue_dropped_total{queue="nsx_quarantine"}`, an `engine_overload` event) and marks
+//! the queue for a resync, as the block keeper's event queue does
+//! (`svm/src/daemon/keeper_events.rs`): the sender then discards the changes still queued
+//! (all older than what it reads next) and gives every protected VM the tag state of the
+//! isolation table ([`QuarantineState`], the desired state), so nothing a drop lost stays
+//! wrong in NSX.
 //!
 //! Authentication is HTTP basic, or a session: `POST /api/session/create` with the form fields
 //! `j_username`/`j_password` returns a `JSESSIONID` cookie and an `X-XSRF-TOKEN` header, both
 //! sent on later calls; a 401/403 drops the session and the next attempt logs in again.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -277,15 +285,66 @@ pub struct TagRequest {
 /// flood beyond it is dropped, counted and reported (the VM is requested again by its next event).
 pub const TAG_QUEUE: usize = 4096;
 
+/// Depth of the quarantine tag queue. Isolation changes feed it (a start and an end per
+/// isolation, and automatic isolations follow detections, so traffic can feed it too) while
+/// NSX Manager may be slow or away; beyond it a change is dropped, counted and reported, and
+/// the sender resyncs every VM's tag from the isolation table (see the module doc). An entry
+/// is an external id and a flag (about 60 bytes).
+pub const QUARANTINE_QUEUE: usize = 1024;
+
+/// `queue` label of the quarantine tag queue in `svm_queue_dropped_total` and in its
+/// `engine_overload` events.
+pub const QUARANTINE_QUEUE_NAME: &str = "nsx_quarantine";
+
+/// The quarantine tags NSX should show now: every protected VM's NSX external id and whether
+/// it is isolated (read from the isolation keeper's table, the one owner of that state).
+pub type QuarantineState = Arc<dyn Fn() -> Vec<(String, bool)> + Send + Sync>;
+
+/// Depths of the tagger's two queues.
+#[derive(Clone, Copy, Debug)]
+pub struct TagQueues {
+    /// Tag requests ([`TAG_QUEUE`]).
+    pub tags: usize,
+    /// Quarantine tag changes ([`QUARANTINE_QUEUE`]).
+    pub quarantine: usize,
+}
+
+impl Default for TagQueues {
+    fn default() -> Self {
+        TagQueues {
+            tags: TAG_QUEUE,
+            quarantine: QUARANTINE_QUEUE,
+        }
+    }
+}
+
 /// Handle to the tagging task.
 #[derive(Clone, Debug)]
 pub struct Tagger {
     tx: mpsc::Sender<TagRequest>,
     // Quarantine tag changes (external id, add), applied in order by one task.
-    quarantine: mpsc::UnboundedSender<(String, bool)>,
+    quarantine: mpsc::Sender<(String, bool)>,
+    // Set when a quarantine change was dropped: the sender resyncs from `desired`.
+    resync: Arc<AtomicBool>,
+    desired: Arc<Desired>,
     overload: Arc<Overload>,
+    quarantine_overload: Arc<Overload>,
     hub: EventHub,
     clock: Arc<dyn crate::control::Clock>,
+}
+
+/// The tagger's [`QuarantineState`], once the control state set it.
+#[derive(Default)]
+struct Desired(OnceLock<QuarantineState>);
+
+impl std::fmt::Debug for Desired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Desired(set)"
+        } else {
+            "Desired(unset)"
+        })
+    }
 }
 
 impl Tagger {
@@ -301,15 +360,40 @@ impl Tagger {
         }
     }
 
-    /// Add (`add`) or remove the quarantine tag of an isolated VM: queued in order, never
-    /// dropped (one per isolation start or end).
+    /// Add (`add`) or remove the quarantine tag of an isolated VM: queued in order (never
+    /// blocks). When the queue is full the change is dropped, counted, reported with an
+    /// `engine_overload` event (rate-limited) and the sender resyncs every VM's tag from the
+    /// isolation table ([`Tagger::follow_isolations`]).
     pub fn quarantine(&self, vm: &ProtectedVm, add: bool) {
-        let _ = self.quarantine.send((vm.nsx_external_id.clone(), add));
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.quarantine.try_send((vm.nsx_external_id.clone(), add))
+        {
+            self.quarantine_overload.drop_one();
+            self.resync.store(true, Ordering::Release);
+            if let Some(rec) = self
+                .quarantine_overload
+                .report(QUARANTINE_QUEUE_NAME, self.clock.now())
+            {
+                self.hub.emit(rec);
+            }
+        }
+    }
+
+    /// Where the sender reads the desired quarantine tags after a dropped change (set once; the
+    /// control state sets it from the isolation table). Without it a dropped change stays lost
+    /// (counted and reported all the same).
+    pub fn follow_isolations(&self, desired: QuarantineState) {
+        let _ = self.desired.0.set(desired);
     }
 
     /// The tagging queue's drops.
     pub fn overload(&self) -> &Arc<Overload> {
         &self.overload
+    }
+
+    /// The quarantine tag queue's drops.
+    pub fn quarantine_overload(&self) -> &Arc<Overload> {
+        &self.quarantine_overload
     }
 
     /// Start the task on the current tokio runtime.
@@ -319,38 +403,34 @@ impl Tagger {
         hub: EventHub,
         clock: Arc<dyn crate::control::Clock>,
     ) -> Tagger {
-        Self::spawn_with_queue(client, store, hub, clock, TAG_QUEUE)
+        Self::spawn_with_queues(client, store, hub, clock, TagQueues::default())
     }
 
-    /// [`Tagger::spawn`] with a queue of `depth` requests.
-    pub fn spawn_with_queue(
+    /// [`Tagger::spawn`] with queues of the given depths.
+    pub fn spawn_with_queues(
         client: Arc<NsxClient>,
         store: Arc<Store>,
         hub: EventHub,
         clock: Arc<dyn crate::control::Clock>,
-        depth: usize,
+        depths: TagQueues,
     ) -> Tagger {
-        let (tx, mut rx) = mpsc::channel::<TagRequest>(depth.max(1));
-        let (qtx, mut qrx) = mpsc::unbounded_channel::<(String, bool)>();
-        {
-            // Quarantine tags: one change after the other, so a removal never overtakes its
-            // addition; each retried with backoff until NSX accepts it.
-            let client = client.clone();
-            tokio::spawn(async move {
-                while let Some((ext, add)) = qrx.recv().await {
-                    let mut backoff = client.cfg.backoff_min;
-                    while let Err(e) = client.quarantine(&ext, add).await {
-                        tracing::warn!("svm: nsx quarantine tag of {ext}: {e}; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(client.cfg.backoff_max);
-                    }
-                }
-            });
-        }
+        let (tx, mut rx) = mpsc::channel::<TagRequest>(depths.tags.max(1));
+        let (qtx, qrx) = mpsc::channel::<(String, bool)>(depths.quarantine.max(1));
+        let resync = Arc::new(AtomicBool::new(false));
+        let desired: Arc<Desired> = Arc::default();
+        tokio::spawn(send_quarantine(
+            client.clone(),
+            qrx,
+            Arc::clone(&resync),
+            Arc::clone(&desired),
+        ));
         let tagger = Tagger {
             tx,
             quarantine: qtx,
+            resync,
+            desired,
             overload: Arc::default(),
+            quarantine_overload: Arc::default(),
             hub: hub.clone(),
             clock: clock.clone(),
         };
@@ -405,6 +485,45 @@ impl Tagger {
     }
 }
 
+/// The quarantine tag sender: one change after the other, so a removal never overtakes its
+/// addition, each retried with backoff until NSX accepts it. After a dropped change (`resync`)
+/// the changes still queued are discarded, since each is older than the table read next, and
+/// every protected VM gets the tag state `desired` reads; a change queued after that read is
+/// applied in its order as any (the last change of a VM is its state in the table).
+async fn send_quarantine(
+    client: Arc<NsxClient>,
+    mut rx: mpsc::Receiver<(String, bool)>,
+    resync: Arc<AtomicBool>,
+    desired: Arc<Desired>,
+) {
+    while let Some(change) = rx.recv().await {
+        let wanted = match desired.0.get() {
+            Some(d) if resync.swap(false, Ordering::AcqRel) => {
+                let mut discarded = 1usize;
+                while rx.try_recv().is_ok() {
+                    discarded = discarded.saturating_add(1);
+                }
+                let all = d();
+                tracing::warn!(
+                    "svm: nsx quarantine tag changes were dropped (queue full); {discarded} \
+                     queued ones discarded, resyncing the tags of {} protected VMs",
+                    all.len()
+                );
+                all
+            }
+            _ => vec![change],
+        };
+        for (ext, add) in wanted {
+            let mut backoff = client.cfg.backoff_min;
+            while let Err(e) = client.quarantine(&ext, add).await {
+                tracing::warn!("svm: nsx quarantine tag of {ext}: {e}; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(client.cfg.backoff_max);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,19 +570,23 @@ mod tests {
         let depth = 4;
         // The current-thread runtime does not run the task until this thread awaits: the
         // queue fills.
-        let t = Tagger::spawn_with_queue(client, store.clone(), hub.clone(), clock, depth);
+        let t = Tagger::spawn_with_queues(
+            client,
+            store.clone(),
+            hub.clone(),
+            clock,
+            TagQueues {
+                tags: depth,
+                quarantine: depth,
+            },
+        );
         for i in 0..depth + 3 {
             t.request(TagRequest {
                 vm: vm(i),
                 cause: format!("ev-{i}"),
             });
         }
-        assert_eq!(
-            t.overload()
-                .dropped
-                .load(std::sync::atomic::Ordering::Relaxed),
-            3
-        );
+        assert_eq!(t.overload().dropped.load(Ordering::Relaxed), 3);
         hub.flush();
         let spooled = store.spool_peek(100).unwrap();
         let overloads: Vec<serde_json::Value> = spooled

@@ -437,3 +437,151 @@ async fn an_isolated_vm_carries_the_quarantine_tag_until_released() {
     assert_eq!(fake.rec.lock().unwrap().calls.len(), 3);
     task.abort();
 }
+
+/// The quarantine tag queue is bounded: with NSX held away, more isolation changes than the
+/// queue holds drop some (counted, `engine_overload` with queue `nsx_quarantine`), and once
+/// NSX answers again the sender resyncs from the isolation table, so every VM's quarantine tag
+/// ends equal to its isolation state, not to the changes that happened to be queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_quarantine_queue_resyncs_every_vm_from_the_isolation_table() {
+    use dataplane::isolation::SharedIsolation;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("s.redb")).unwrap());
+    let hub = EventHub::start(store.clone(), HubConfig::default(), Vec::new()).unwrap();
+    let nsx_ca = TestCa::new("nsx CA");
+    let fake = FakeNsx::new("svc-svm@corp", "pw");
+    // NSX is away: every call fails until released.
+    fake.rec.lock().unwrap().fail_next = u32::MAX;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    let task = fake.start(listener, server_tls(&nsx_ca.server("nsx"), None));
+    let mut cfg = NsxConfig::new(
+        base,
+        NsxAuth::Basic {
+            user: "svc-svm@corp".into(),
+            password: "pw".into(),
+        },
+    );
+    cfg.backoff_min = Duration::from_millis(10);
+    cfg.backoff_max = Duration::from_millis(50);
+    let http = HttpsClient::new(
+        svm::tls::client_config(&nsx_ca.roots(), None).unwrap(),
+        Duration::from_secs(5),
+    );
+    let clock = Arc::new(ManualClock::new(T0));
+    let depth = 4;
+    let tagger = Tagger::spawn_with_queues(
+        Arc::new(NsxClient::new(cfg, http)),
+        store.clone(),
+        hub.clone(),
+        clock.clone(),
+        svm::nsx::TagQueues {
+            tags: 16,
+            quarantine: depth,
+        },
+    );
+    let quarantine_drops = Arc::clone(tagger.quarantine_overload());
+    let vms: Vec<ProtectedVm> = (1..=4)
+        .map(|i| ProtectedVm {
+            id: format!("vm-{i}"),
+            name: format!("web-{i}"),
+            nsx_external_id: format!("ext-{i}"),
+            interfaces: vec![VmInterface {
+                mac: Some(format!("00:50:56:00:00:0{i}")),
+                vlan: "100".into(),
+                addresses: vec![format!("10.0.0.{i}").parse().unwrap()],
+            }],
+        })
+        .collect();
+    let protected = Arc::new(svm::isolation::protected(&vms).unwrap());
+    let SharedIsolation {
+        keeper, control, ..
+    } = SharedIsolation::new(protected, 1);
+    let core = Arc::new(
+        ControlState::open(
+            ControlConfig::default(),
+            store.clone(),
+            hub.clone(),
+            clock,
+            Arc::new(Inventory::new(vms.clone()).unwrap()),
+            Some(tagger),
+            Hooks {
+                isolation: Some(control.clone()),
+                ..Hooks::default()
+            },
+            dataplane::shared_blocks::SharedBlocks::new(0, 16).control,
+        )
+        .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let keeper_thread = {
+        let (stop, weak) = (Arc::clone(&stop), Arc::downgrade(&core));
+        std::thread::spawn(move || {
+            keeper.run(&stop, svm::daemon::now, Duration::from_millis(20), |ev| {
+                if let Some(c) = weak.upgrade() {
+                    c.ingest(&ev);
+                }
+            })
+        })
+    };
+    // Three isolations of every VM started and ended, then vm-1 and vm-3 isolated again: 26
+    // changes for a queue of 4 (and one in the sender's hands).
+    let iso = control.clone();
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..3 {
+            for vm in ["vm-1", "vm-2", "vm-3", "vm-4"] {
+                iso.enable(vm, svm::daemon::now(), 600, vec![], "t".into())
+                    .unwrap();
+            }
+            for vm in ["vm-1", "vm-2", "vm-3", "vm-4"] {
+                iso.disable(vm, svm::daemon::now()).unwrap();
+            }
+        }
+        for vm in ["vm-1", "vm-3"] {
+            iso.enable(vm, svm::daemon::now(), 600, vec![], "t".into())
+                .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    wait_for("drops", 10, || {
+        quarantine_drops.dropped.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    // Let the keeper's last events reach the tagger, then let NSX answer.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.rec.lock().unwrap().fail_next = 0;
+    let isolated = |i: usize| i == 1 || i == 3;
+    let in_step =
+        || (1..=4).all(|i| fake.holds(&format!("ext-{i}"), "IDS_IPS/isolated") == isolated(i));
+    wait_for("tags equal to the isolation table", 20, in_step).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(in_step(), "{:?}", fake.rec.lock().unwrap().tags);
+    let listed: Vec<String> = control
+        .list(svm::daemon::now())
+        .iter()
+        .map(|i| i.vm.id.to_string())
+        .collect();
+    assert_eq!(listed, ["vm-1", "vm-3"]);
+
+    let dropped = quarantine_drops.dropped.load(Ordering::Relaxed);
+    assert!(dropped > 0 && dropped < 26, "{dropped}");
+    let h = hub.clone();
+    tokio::task::spawn_blocking(move || h.flush())
+        .await
+        .unwrap();
+    let overloads: Vec<serde_json::Value> = store
+        .spool_peek(1000)
+        .unwrap()
+        .iter()
+        .filter_map(|s| serde_json::from_slice::<serde_json::Value>(&s.data).ok())
+        .filter(|v| v["event_type"] == "engine_overload")
+        .collect();
+    assert_eq!(overloads.len(), 1, "{overloads:?}");
+    assert_eq!(overloads[0]["queue"], "nsx_quarantine");
+    stop.store(true, Ordering::Relaxed);
+    drop(core);
+    keeper_thread.join().unwrap();
+    task.abort();
+}

@@ -307,6 +307,22 @@ impl ControlState {
             }
         }
         let now = clock.now();
+        if let (Some(t), Some(iso)) = (&tagger, &hooks.isolation) {
+            // After a dropped quarantine tag change the NSX sender gives every protected VM
+            // the tag state of the isolation table.
+            let (iso, inventory, clock) = (iso.clone(), Arc::clone(&inventory), clock.clone());
+            t.follow_isolations(Arc::new(move || {
+                let isolated = iso.list(clock.now());
+                inventory
+                    .vms()
+                    .iter()
+                    .map(|vm| {
+                        let on = isolated.iter().any(|i| *i.vm.id == *vm.id);
+                        (vm.nsx_external_id.clone(), on)
+                    })
+                    .collect()
+            }));
+        }
         Ok(ControlState {
             cfg,
             store,

@@ -27,7 +27,7 @@
 //! the only reader, never waits for the isolation keeper. What the pump waits on is the store
 //! (its database lock and write transactions), the control state's own locks (the decision
 //! stream, the running policy, blocks the store refused), the event hub and the NSX tagger
-//! (both `try_send`/unbounded sends, never a wait) and the workers' queue (with a timeout).
+//! (`try_send` into bounded queues, never a wait) and the workers' queue (with a timeout).
 //! None of them is held by anyone while waiting for the isolation keeper: the API asks the
 //! keeper (`enable`, `disable`) before it opens a store transaction, and inside one it only
 //! reads the keeper's published snapshot and fresh list, whose locks the keeper takes only to

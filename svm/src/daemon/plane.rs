@@ -271,7 +271,12 @@ impl Plane {
             let config = cfg.rules.clone();
             let queues = (
                 Arc::clone(hub.stats()),
-                tagger.as_ref().map(|t| Arc::clone(t.overload())),
+                tagger.as_ref().map(|t| {
+                    (
+                        Arc::clone(t.overload()),
+                        Arc::clone(t.quarantine_overload()),
+                    )
+                }),
                 Arc::clone(&keeper_events),
             );
             Hooks {
@@ -290,7 +295,11 @@ impl Plane {
                 })),
                 metrics: Some(Box::new(move || {
                     let mut m = dataplane_metrics(&w, &b, &rules);
-                    m.push(queue_metric(&queues.0, queues.1.as_deref(), &queues.2));
+                    m.push(queue_metric(
+                        &queues.0,
+                        queues.1.as_ref().map(|(t, q)| (&**t, &**q)),
+                        &queues.2,
+                    ));
                     m.extend(queues.2.metrics());
                     if let Some(d) = &dbm {
                         m.extend(d.metrics());
@@ -442,7 +451,7 @@ impl Plane {
 /// `svm_worker_events_dropped_total`).
 fn queue_metric(
     hub: &crate::events::EventStats,
-    nsx: Option<&crate::events::Overload>,
+    nsx: Option<(&crate::events::Overload, &crate::events::Overload)>,
     keeper: &KeeperEventStats,
 ) -> Metric {
     #[allow(clippy::cast_precision_loss)]
@@ -455,8 +464,12 @@ fn queue_metric(
             f(&keeper.overload),
         ),
     ];
-    if let Some(n) = nsx {
-        samples.push((vec![("queue", "nsx_tags".to_owned())], f(n)));
+    if let Some((tags, quarantine)) = nsx {
+        samples.push((vec![("queue", "nsx_tags".to_owned())], f(tags)));
+        samples.push((
+            vec![("queue", crate::nsx::QUARANTINE_QUEUE_NAME.to_owned())],
+            f(quarantine),
+        ));
     }
     Metric {
         name: "svm_queue_dropped_total",
@@ -743,7 +756,7 @@ mod tests {
     use dataplane::flow::FlowStats;
 
     /// `/metrics` says what the block keeper's queue dropped, beside the hub's and the
-    /// tagger's queues.
+    /// tagger's two queues.
     #[test]
     fn queue_drops_include_the_keeper_events_queue() {
         let hub = crate::events::EventStats::default();
@@ -751,8 +764,19 @@ mod tests {
         for _ in 0..3 {
             keeper.overload.drop_one();
         }
-        let m = queue_metric(&hub, None, &keeper);
+        let (tags, quarantine) = (
+            crate::events::Overload::default(),
+            crate::events::Overload::default(),
+        );
+        quarantine.drop_one();
+        let m = queue_metric(&hub, Some((&tags, &quarantine)), &keeper);
         assert_eq!(m.name, "svm_queue_dropped_total");
+        let nsx_quarantine = m
+            .samples
+            .iter()
+            .find(|(labels, _)| labels == &[("queue", "nsx_quarantine".to_owned())])
+            .unwrap();
+        assert!((nsx_quarantine.1 - 1.0).abs() < f64::EPSILON);
         let keeper_queue = m
             .samples
             .iter()

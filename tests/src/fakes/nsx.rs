@@ -1,9 +1,10 @@
 //! Fake NSX-T Manager: `POST /api/session/create` (form `j_username`/`j_password` -> JSESSIONID
 //! cookie + X-XSRF-TOKEN header) and `POST /api/v1/fabric/virtual-machines?action=add_tags`
-//! (basic auth, or cookie + XSRF token), recording every add_tags call. It can fail the first N
-//! add_tags calls with 503 to exercise retries.
+//! and `action=remove_tags` (basic auth, or cookie + XSRF token), recording every call and the
+//! tags each VM holds after the calls it accepted. It can fail the next N calls with 503 to
+//! exercise retries (or hold NSX away with a large N).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -35,6 +36,8 @@ pub struct Recorded {
     pub sessions: u32,
     /// add_tags calls still to fail with 503.
     pub fail_next: u32,
+    /// The tags (`scope/tag`) each VM (by external id) holds after the accepted calls.
+    pub tags: HashMap<String, BTreeSet<String>>,
 }
 
 /// The fake.
@@ -124,6 +127,22 @@ async fn vms(
     } else {
         StatusCode::OK
     };
+    if status == StatusCode::OK {
+        let vm = body["external_id"].as_str().unwrap_or_default().to_owned();
+        let held = rec.tags.entry(vm).or_default();
+        for t in body["tags"].as_array().into_iter().flatten() {
+            let tag = format!(
+                "{}/{}",
+                t["scope"].as_str().unwrap_or_default(),
+                t["tag"].as_str().unwrap_or_default()
+            );
+            if action == "add_tags" {
+                held.insert(tag);
+            } else {
+                held.remove(&tag);
+            }
+        }
+    }
     rec.calls.push(TagCall {
         body,
         status: status.as_u16(),
@@ -165,6 +184,16 @@ impl FakeNsx {
             .filter(|c| c.status == 200 && c.action == "add_tags")
             .map(|c| c.body.clone())
             .collect()
+    }
+
+    /// Whether the VM with NSX external id `vm` holds the tag `scope/tag` now.
+    pub fn holds(&self, vm: &str, tag: &str) -> bool {
+        self.rec
+            .lock()
+            .unwrap()
+            .tags
+            .get(vm)
+            .is_some_and(|t| t.contains(tag))
     }
 
     /// Successful calls of every action, in order: (action, body).
