@@ -111,3 +111,94 @@ fn bench_events_through_spool() {
     println!("spool drain (peek 500 + ack): {drained} in {el:?} = {rate:.0} events/s");
     let _ = Duration::ZERO;
 }
+
+/// Detection blocks through `ControlState::ingest` as the event pump hands them in: each is
+/// stored (with its decision id) and streamed, and its event spooled by the hub.
+#[test]
+#[ignore = "benchmark"]
+fn bench_detection_blocks_ingested() {
+    use dataplane::blocks::BlockKey;
+    use dataplane::event::{BlockChange, Engine, Event, EventKind};
+    let dir = tempfile::tempdir().unwrap();
+    let c = open_control(&dir.path().join("s.redb"), Arc::new(ManualClock::new(T0)));
+    let n = 2_000u32;
+    let t = Instant::now();
+    for i in 0..n {
+        let [_, a, b, d] = i.to_be_bytes();
+        c.ingest(&Event {
+            ts: T0,
+            pcap_cnt: None,
+            kind: EventKind::Block {
+                key: BlockKey {
+                    scope: "100".parse().unwrap(),
+                    addr: std::net::IpAddr::from([10, a, b, d]),
+                },
+                change: BlockChange::Added {
+                    engine: Engine::AttackBlocker,
+                    reason: "DoS.Generic.SYNFlood".into(),
+                    sid: None,
+                    expires: T0.plus_secs(3600),
+                    duration_secs: 3600,
+                    flow_id: None,
+                },
+            },
+        });
+    }
+    let el = t.elapsed();
+    c.hub().flush();
+    let stored = c.store().blocks().unwrap().len();
+    assert_eq!(stored, n as usize);
+    #[allow(clippy::cast_precision_loss)]
+    let rate = f64::from(n) / el.as_secs_f64();
+    println!("detection blocks through ControlState::ingest: {n} in {el:?} = {rate:.0} blocks/s");
+}
+
+/// What `ingest` stores a detection block with, measured in one run with the rounds
+/// interleaved (the disk is shared and noisy): the decision id and the block in two
+/// transactions (`next_decision_id` + `put_block`, as before) against one (`put_new_block`).
+#[test]
+#[ignore = "benchmark"]
+fn bench_block_store_one_commit_against_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    let block = |i: u32| {
+        let [_, a, b, d] = i.to_be_bytes();
+        svm::store::StoredBlock {
+            id: 0,
+            scope: "100".into(),
+            addr: std::net::IpAddr::from([10, a, b, d]),
+            created_us: T0.micros(),
+            expires_us: T0.plus_secs(3600).micros(),
+            reason: "DoS.Generic.SYNFlood".into(),
+            engine: "attack_blocker".into(),
+            origin: "detection".into(),
+        }
+    };
+    let (rounds, per) = (20u32, 50u32);
+    let (mut two, mut one) = (Duration::ZERO, Duration::ZERO);
+    let mut i = 0u32;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..per {
+            let mut b = block(i);
+            b.id = store.next_decision_id().unwrap();
+            store.put_block(&b).unwrap();
+            i += 1;
+        }
+        two += t.elapsed();
+        let t = Instant::now();
+        for _ in 0..per {
+            store.put_new_block(&block(i)).unwrap();
+            i += 1;
+        }
+        one += t.elapsed();
+    }
+    assert_eq!(store.blocks().unwrap().len(), i as usize);
+    let n = f64::from(rounds * per);
+    println!(
+        "detection block stored, {} each, interleaved: two commits {:.0} blocks/s, one commit {:.0} blocks/s",
+        rounds * per,
+        n / two.as_secs_f64(),
+        n / one.as_secs_f64()
+    );
+}

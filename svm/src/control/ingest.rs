@@ -114,29 +114,36 @@ impl ControlState {
                                 let d = self.decision(key, &old, ev.ts);
                                 self.log_change(&mut b, Change::Deleted, d);
                             }
-                            let k = Known {
-                                id: self.store.next_decision_id().unwrap_or_default(),
-                                origin,
-                                reason: reason.to_string(),
-                                created: ev.ts,
-                                expires: *expires,
-                                streamed: true,
-                            };
                             let entry = BlockEntry {
                                 created: ev.ts,
                                 expires: *expires,
-                                reason: k.reason.clone(),
+                                reason: reason.to_string(),
                                 engine: engine.name(),
                                 origin,
                                 first_hit: None,
                                 last_hit: None,
                                 hits: 0,
                             };
-                            let stored = Self::stored(key, &entry, k.id);
-                            if self.store.put_block(&stored).is_err() {
-                                lock(&self.unsaved).insert(stored.key(), stored);
-                            }
-                            Some(k)
+                            // The decision id and the block in one store commit; a store that
+                            // refuses it keeps the block for later (`unsaved`).
+                            let mut stored = Self::stored(key, &entry, 0);
+                            let id = match self.store.put_new_block(&stored) {
+                                Ok(id) => id,
+                                Err(_) => {
+                                    stored.id = self.store.next_decision_id().unwrap_or_default();
+                                    let id = stored.id;
+                                    lock(&self.unsaved).insert(stored.key(), stored);
+                                    id
+                                }
+                            };
+                            Some(Known {
+                                id,
+                                origin,
+                                reason: entry.reason,
+                                created: ev.ts,
+                                expires: *expires,
+                                streamed: true,
+                            })
                         }
                     };
                     if let Some(known) = known {

@@ -18,8 +18,8 @@
 //! [`crate::events::OVERLOAD_INTERVAL_SECS`], as the event hub does). The events queued from
 //! before that snapshot are in it: they are written and counted as any, but change neither
 //! the store nor the decision stream again ([`ControlState::ingest_reflected`]), so the pump
-//! resyncs without draining the queue first, and a pump that fell behind a flood (two store
-//! commits a block) catches up at once.
+//! resyncs without draining the queue first, and a pump that fell behind a flood (a store
+//! commit a block) catches up at once.
 //!
 //! **Isolation events** have a queue of their own ([`ISOLATION_EVENT_QUEUE`]) and are never
 //! dropped: the isolation keeper waits for room. Few come (a start and an end per isolation,
@@ -201,8 +201,8 @@ impl KeeperEvents {
     /// its going).
     ///
     /// The resync does not wait for the queue to drain: the events still queued from before its
-    /// snapshot are in it and cost no store work, so a pump that fell behind a flood (two store
-    /// commits a block) catches up at once.
+    /// snapshot are in it and cost no store work, so a pump that fell behind a flood (a store
+    /// commit a block) catches up at once.
     pub fn drain(&mut self, control: &ControlState) -> bool {
         while self.isolations_open {
             match self.isolations.try_recv() {
