@@ -10,19 +10,19 @@
 //!
 //! A `null` value (in YAML, a key with nothing after it) is treated as absent: the default applies.
 
-use crate::error::{PolicyError, PolicyErrors};
+use crate::error::PolicyErrors;
 use crate::model::{
     Action, ActivityScanner, AttackBlocker, BlockMinutes, Detectors, Exclusion, ExclusionRule,
     Mode, Policy, RuleId, Tagging, Threshold, Toggle, VlanMatch,
 };
+use crate::tree::echo_str;
+pub(crate) use crate::tree::{TreeReader as Walk, child, describe, field, json_tree, yaml_tree};
 use crate::web::{
     DnsAnswer, MAX_BLOCK_PAGE, MAX_WEB_ITEMS, QuicMode, UrlListRef, WebAction, WebAddressScan,
     is_category,
 };
-use core::fmt;
 use ipnet::IpNet;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use vlan::{VlanId, VlanScope};
@@ -42,305 +42,13 @@ pub const MAX_RULE_INPUTS: usize = 1000;
 pub const MAX_RULE_INPUT_LEN: usize = 4096;
 
 /// Longest string echoed back in an error message, in characters.
-const ECHO_MAX: usize = 64;
+pub(crate) const ECHO_MAX: usize = 64;
 
 /// Longest label (the policy's `version`, an exclusion's `name`) in bytes: labels are copied
 /// into events, and a 15 MB `version` was once accepted and copied into every one.
 pub const MAX_LABEL_LEN: usize = 256;
 
-// ---------------------------------------------------------------------------------------------
-// Reading text into a tree
-
-/// A JSON tree read with duplicate keys rejected (serde_json's own `Value` keeps the last one,
-/// which would let `mode: standard` hide an earlier `mode: monitoring`).
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON-compatible value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("number is not finite"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Strict::deserialize(d).map(|s| s.0)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key {}",
-                    echo_str(&key)
-                )));
-            }
-            let Strict(v) = map.next_value()?;
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-fn syntax_error(kind: &str, e: impl fmt::Display) -> PolicyErrors {
-    PolicyErrors(vec![PolicyError {
-        path: String::new(),
-        message: format!("invalid {kind}: {e}"),
-    }])
-}
-
-/// Read JSON text into a tree.
-pub(crate) fn json_tree(text: &str) -> Result<Value, PolicyErrors> {
-    serde_json::from_str::<Strict>(text)
-        .map(|s| s.0)
-        .map_err(|e| syntax_error("JSON", e))
-}
-
-/// Read YAML text into a tree. An empty document (or one holding only comments) is `null`.
-pub(crate) fn yaml_tree(text: &str) -> Result<Value, PolicyErrors> {
-    if text.trim().is_empty() {
-        return Ok(Value::Null);
-    }
-    serde_norway::from_str::<Strict>(text)
-        .map(|s| s.0)
-        .map_err(|e| syntax_error("YAML", e))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tree to domain types
-
-/// Collects problems during one walk.
-pub(crate) struct Walk {
-    pub(crate) errors: Vec<PolicyError>,
-}
-
-pub(crate) fn child(path: &str, field: &str) -> String {
-    if path.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{path}.{field}")
-    }
-}
-
-/// A string quoted as JSON would, shortened to [`ECHO_MAX`] characters.
-fn echo_str(s: &str) -> String {
-    let mut short: String = s.chars().take(ECHO_MAX).collect();
-    if short.len() < s.len() {
-        short.push('…');
-    }
-    serde_json::to_string(&short).unwrap_or_default()
-}
-
-/// How a value is named in "got ..." messages.
-pub(crate) fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => echo_str(s),
-        Value::Array(_) => "a list".to_owned(),
-        Value::Object(_) => "a mapping".to_owned(),
-    }
-}
-
-/// A field of a mapping, `None` when absent or null.
-pub(crate) fn field<'v>(map: Option<&'v Map<String, Value>>, name: &str) -> Option<&'v Value> {
-    map.and_then(|m| m.get(name)).filter(|v| !v.is_null())
-}
-
 impl Walk {
-    pub(crate) fn err(&mut self, path: String, message: impl Into<String>) {
-        self.errors.push(PolicyError {
-            path,
-            message: message.into(),
-        });
-    }
-
-    /// A mapping with only `known` fields. Unknown fields are reported, with their own path.
-    /// Absent or null gives `None` (all defaults); a non-mapping is reported and gives `None`.
-    pub(crate) fn mapping<'v>(
-        &mut self,
-        v: Option<&'v Value>,
-        path: &str,
-        known: &[&str],
-    ) -> Option<&'v Map<String, Value>> {
-        match v {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => {
-                for key in m.keys() {
-                    if !known.contains(&key.as_str()) {
-                        self.err(
-                            child(path, key),
-                            format!("unknown field, expected one of: {}", known.join(", ")),
-                        );
-                    }
-                }
-                Some(m)
-            }
-            Some(other) => {
-                self.err(
-                    path.to_owned(),
-                    format!(
-                        "expected a mapping with fields {}, got {}",
-                        known.join(", "),
-                        describe(other)
-                    ),
-                );
-                None
-            }
-        }
-    }
-
-    pub(crate) fn boolean(&mut self, v: Option<&Value>, path: String, default: bool) -> bool {
-        match v {
-            None => default,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                self.err(
-                    path,
-                    format!("expected true or false, got {}", describe(other)),
-                );
-                default
-            }
-        }
-    }
-
-    pub(crate) fn integer(
-        &mut self,
-        v: Option<&Value>,
-        path: String,
-        lo: u64,
-        hi: u64,
-        default: u64,
-    ) -> u64 {
-        match v {
-            None => default,
-            Some(other) => match other.as_u64() {
-                Some(n) if (lo..=hi).contains(&n) => n,
-                _ => {
-                    self.err(
-                        path,
-                        format!("expected an integer {lo}..={hi}, got {}", describe(other)),
-                    );
-                    default
-                }
-            },
-        }
-    }
-
-    fn u32_in(&mut self, v: Option<&Value>, path: String, lo: u32, hi: u32, default: u32) -> u32 {
-        let n = self.integer(v, path, u64::from(lo), u64::from(hi), u64::from(default));
-        u32::try_from(n).unwrap_or(default)
-    }
-
-    pub(crate) fn keyword<T: Copy>(
-        &mut self,
-        v: Option<&Value>,
-        path: String,
-        choices: &[(&str, T)],
-        default: T,
-    ) -> T {
-        let Some(v) = v else { return default };
-        if let Some(s) = v.as_str()
-            && let Some((_, t)) = choices.iter().find(|(name, _)| *name == s)
-        {
-            return *t;
-        }
-        let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-        self.err(
-            path,
-            format!("expected one of {}, got {}", names.join(", "), describe(v)),
-        );
-        default
-    }
-
-    /// A list of at most `cap` items (`what`: "a list of paths"; `items`: "rule files", for the
-    /// messages); `None` (reported unless absent) for anything else.
-    fn capped_list<'v>(
-        &mut self,
-        v: Option<&'v Value>,
-        path: &str,
-        what: &str,
-        items: &str,
-        cap: usize,
-    ) -> Option<&'v Vec<Value>> {
-        match v {
-            None => None,
-            Some(Value::Array(list)) if list.len() > cap => {
-                self.err(
-                    path.to_owned(),
-                    format!("{} {items}, at most {cap} are allowed", list.len()),
-                );
-                None
-            }
-            Some(Value::Array(list)) => Some(list),
-            Some(other) => {
-                self.err(
-                    path.to_owned(),
-                    format!("expected {what}, got {}", describe(other)),
-                );
-                None
-            }
-        }
-    }
-
-    pub(crate) fn opt_string(&mut self, v: Option<&Value>, path: String) -> Option<String> {
-        match v {
-            None => None,
-            Some(Value::String(s)) if s.len() > MAX_LABEL_LEN => {
-                self.err(
-                    path,
-                    format!("{} bytes; at most {MAX_LABEL_LEN} are allowed", s.len()),
-                );
-                None
-            }
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                self.err(path, format!("expected a string, got {}", describe(other)));
-                None
-            }
-        }
-    }
-
     fn policy(&mut self, root: &Value) -> Policy {
         let map = self.mapping(
             Some(root),

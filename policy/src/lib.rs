@@ -28,6 +28,7 @@ mod error;
 pub mod isolation;
 mod model;
 pub mod protection;
+pub mod tree;
 mod web;
 
 pub use compile::CompiledPolicy;

@@ -1,10 +1,11 @@
 //! Where the appliance sits: `backend`, `mode`, the interfaces or DPDK ports, `workers` and
 //! `eal_args` (with the checks that tie the EAL arguments to the named ports).
 
-use serde_norway::{Mapping, Value};
+use super::reader::{Mapping, Value};
 
-use super::reader::{Reader, kind};
+use super::reader::Reader;
 use super::{AttachConfig, Backend, MAX_WORKERS};
+use policy::tree::describe;
 
 /// What the top-level attach keys give.
 pub(super) struct Attach {
@@ -161,7 +162,7 @@ fn workers(r: &mut Reader, m: &mut Mapping) -> u64 {
 fn eal_args(r: &mut Reader, m: &mut Mapping) -> Vec<String> {
     match m.remove("eal_args") {
         None | Some(Value::Null) => vec![],
-        Some(Value::Sequence(items)) => items
+        Some(Value::Array(items)) => items
             .into_iter()
             .enumerate()
             .filter_map(|(i, v)| match v {
@@ -169,7 +170,7 @@ fn eal_args(r: &mut Reader, m: &mut Mapping) -> Vec<String> {
                 other => {
                     r.issue(
                         &format!("eal_args[{i}]"),
-                        format!("expected a string, found {}", kind(&other)),
+                        format!("expected a string, got {}", describe(&other)),
                     );
                     None
                 }
@@ -178,7 +179,7 @@ fn eal_args(r: &mut Reader, m: &mut Mapping) -> Vec<String> {
         Some(other) => {
             r.issue(
                 "eal_args",
-                format!("expected a list of strings, found {}", kind(&other)),
+                format!("expected a list of strings, got {}", describe(&other)),
             );
             vec![]
         }

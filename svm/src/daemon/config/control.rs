@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use serde_norway::{Mapping, Value};
+use super::reader::{Mapping, Value};
 
 use super::files::Need;
 use super::reader::Reader;
@@ -156,7 +156,12 @@ fn nsx_password(r: &mut Reader, n: &mut Mapping) -> Option<NsxPassword> {
         (None, Some(f), None) => Some(NsxPassword::File(f.into())),
         (None, None, Some(c)) => Some(NsxPassword::File(c)),
         (None, None, None) => {
-            if !r.issues.iter().any(|i| i.key == "nsx.password_credential") {
+            if !r
+                .tree
+                .errors
+                .iter()
+                .any(|i| i.path == "nsx.password_credential")
+            {
                 r.issue(
                     "nsx.password",
                     "required: give password_file (or password_credential under systemd, or \
@@ -229,7 +234,7 @@ fn nsx(r: &mut Reader, m: &mut Mapping) -> Option<NsxSettings> {
 fn inventory(r: &mut Reader, m: &mut Mapping) -> Vec<ProtectedVm> {
     match m.remove("inventory") {
         None | Some(Value::Null) => vec![],
-        Some(v) => match serde_norway::from_value::<Vec<ProtectedVm>>(v) {
+        Some(v) => match serde_json::from_value::<Vec<ProtectedVm>>(v) {
             Ok(vms) => {
                 if let Err(errors) = Inventory::new(vms.clone()) {
                     for e in errors {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use crate::inventory::ProtectedVm;
 
-use serde_norway::{Mapping, Value};
+use reader::{Mapping, Value};
 
 mod attach;
 mod control;
@@ -502,14 +502,22 @@ fn document_issue(message: String) -> ConfigErrors {
 
 /// Walk the document: every section's reader on one [`reader::Reader`].
 fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
-    let root: Value = serde_norway::from_str(text).map_err(|e| document_issue(e.to_string()))?;
+    // The policy crate's reading: duplicate keys are an error, not the last one winning.
+    let root: Value = policy::tree::yaml_tree(text).map_err(|e| {
+        document_issue(
+            e.0.into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
     let mut map = match root {
-        Value::Mapping(m) => m,
+        Value::Object(m) => m,
         Value::Null => Mapping::new(),
         other => {
             return Err(document_issue(format!(
-                "expected a mapping, found {}",
-                reader::kind(&other)
+                "expected a mapping, got {}",
+                policy::tree::describe(&other)
             )));
         }
     };
@@ -567,7 +575,7 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
 
     let policy = general.policy.clone();
     let config = match (backend, attach) {
-        (Some(backend), Some(attach)) if r.issues.is_empty() => Some(Config {
+        (Some(backend), Some(attach)) if r.tree.errors.is_empty() => Some(Config {
             backend,
             attach,
             workers: u16::try_from(workers).unwrap_or(1),
@@ -597,7 +605,15 @@ fn walk(text: &str) -> Result<(Reading, Vec<files::FileRef>), ConfigErrors> {
         }),
         _ => None,
     };
-    let reader::Reader { issues, files } = r;
+    let reader::Reader { tree, files } = r;
+    let issues = tree
+        .errors
+        .into_iter()
+        .map(|e| ConfigIssue {
+            key: e.path,
+            message: e.message,
+        })
+        .collect();
     Ok((
         Reading {
             config,

@@ -1,28 +1,35 @@
-//! The tree reader every section shares.
+//! The tree reader every section shares: the policy crate's [`TreeReader`] (one reader, one
+//! message style and one unknown-key rule for the policy document and this configuration), plus
+//! the files the configuration names, checked after the walk.
 
 use std::net::SocketAddr;
 
-use serde_norway::{Mapping, Value};
+use policy::tree::TreeReader;
+pub(super) use serde_json::Value;
 
-use super::ConfigIssue;
 use super::files::{FileRef, Need};
+
+/// A mapping of the configuration tree (YAML read into a JSON tree, duplicate keys rejected).
+pub(super) type Mapping = serde_json::Map<String, Value>;
 
 /// Walks the configuration tree: each reader takes its key out of a mapping (so what is left
 /// is unknown), records a problem with the key's dotted path and returns `None`, so the walk
 /// goes on and every problem is reported at once.
 #[derive(Default)]
 pub(super) struct Reader {
-    pub(super) issues: Vec<ConfigIssue>,
+    pub(super) tree: TreeReader,
     /// Files named by the configuration, checked by [`super::files`] after the walk.
     pub(super) files: Vec<FileRef>,
 }
 
 impl Reader {
     pub(super) fn issue(&mut self, key: &str, message: impl Into<String>) {
-        self.issues.push(ConfigIssue {
-            key: key.to_owned(),
-            message: message.into(),
-        });
+        self.tree.err(key.to_owned(), message);
+    }
+
+    /// Whether `key` holds a value (not absent, not null).
+    fn present(map: &Mapping, key: &str) -> bool {
+        map.get(key).is_some_and(|v| !v.is_null())
     }
 
     /// A string naming a file the daemon will use as `need` says; recorded for the file checks.
@@ -51,7 +58,8 @@ impl Reader {
         need: Need,
     ) -> Option<String> {
         let full = format!("{prefix}.{key}");
-        if !map.contains_key(key) {
+        if !Self::present(map, key) {
+            map.remove(key);
             self.issue(&full, "required");
             return None;
         }
@@ -59,17 +67,7 @@ impl Reader {
     }
 
     pub(super) fn string(&mut self, map: &mut Mapping, key: &str, full: &str) -> Option<String> {
-        match map.remove(key)? {
-            Value::String(s) if !s.is_empty() => Some(s),
-            Value::String(_) => {
-                self.issue(full, "must not be empty");
-                None
-            }
-            other => {
-                self.issue(full, format!("expected a string, found {}", kind(&other)));
-                None
-            }
-        }
+        self.tree.get_text(TreeReader::take(map, key), full)
     }
 
     pub(super) fn uint(
@@ -80,59 +78,17 @@ impl Reader {
         lo: u64,
         hi: u64,
     ) -> Option<u64> {
-        match map.remove(key)? {
-            Value::Number(n) => match n.as_u64() {
-                Some(v) if (lo..=hi).contains(&v) => Some(v),
-                _ => {
-                    self.issue(full, format!("{n} is out of range {lo}..={hi}"));
-                    None
-                }
-            },
-            other => {
-                self.issue(full, format!("expected an integer, found {}", kind(&other)));
-                None
-            }
-        }
+        self.tree
+            .get_integer(TreeReader::take(map, key).as_ref(), full, lo, hi)
     }
 
     pub(super) fn boolean(&mut self, map: &mut Mapping, key: &str, full: &str) -> Option<bool> {
-        match map.remove(key)? {
-            Value::Bool(b) => Some(b),
-            other => {
-                self.issue(
-                    full,
-                    format!("expected true or false, found {}", kind(&other)),
-                );
-                None
-            }
-        }
+        self.tree
+            .get_bool(TreeReader::take(map, key).as_ref(), full)
     }
 
     pub(super) fn strings(&mut self, map: &mut Mapping, key: &str, full: &str) -> Vec<String> {
-        match map.remove(key) {
-            None | Some(Value::Null) => vec![],
-            Some(Value::Sequence(items)) => items
-                .into_iter()
-                .enumerate()
-                .filter_map(|(i, v)| match v {
-                    Value::String(s) if !s.is_empty() => Some(s),
-                    other => {
-                        self.issue(
-                            &format!("{full}[{i}]"),
-                            format!("expected a non-empty string, found {}", kind(&other)),
-                        );
-                        None
-                    }
-                })
-                .collect(),
-            Some(other) => {
-                self.issue(
-                    full,
-                    format!("expected a list of strings, found {}", kind(&other)),
-                );
-                vec![]
-            }
-        }
+        self.tree.get_texts(TreeReader::take(map, key), full)
     }
 
     pub(super) fn required(
@@ -142,7 +98,8 @@ impl Reader {
         prefix: &str,
     ) -> Option<String> {
         let full = format!("{prefix}.{key}");
-        if !map.contains_key(key) {
+        if !Self::present(map, key) {
+            map.remove(key);
             self.issue(&full, "required");
             return None;
         }
@@ -168,50 +125,19 @@ impl Reader {
 
     /// An optional section: None when absent.
     pub(super) fn opt_section(&mut self, map: &mut Mapping, key: &str) -> Option<Mapping> {
-        match map.get(key) {
-            None | Some(Value::Null) => {
-                map.remove(key);
-                None
-            }
-            Some(_) => Some(self.section(map, key)),
+        if Self::present(map, key) {
+            Some(self.section(map, key))
+        } else {
+            map.remove(key);
+            None
         }
     }
 
     pub(super) fn section(&mut self, map: &mut Mapping, key: &str) -> Mapping {
-        match map.remove(key) {
-            None | Some(Value::Null) => Mapping::new(),
-            Some(Value::Mapping(m)) => m,
-            Some(other) => {
-                self.issue(key, format!("expected a mapping, found {}", kind(&other)));
-                Mapping::new()
-            }
-        }
+        self.tree.get_section(TreeReader::take(map, key), key)
     }
 
     pub(super) fn unknown(&mut self, map: &Mapping, prefix: &str) {
-        for k in map.keys() {
-            let name = match k {
-                Value::String(s) => s.clone(),
-                other => format!("{other:?}"),
-            };
-            let full = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}.{name}")
-            };
-            self.issue(&full, "unknown key");
-        }
-    }
-}
-
-pub(super) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
+        self.tree.unknown_keys(map, prefix);
     }
 }

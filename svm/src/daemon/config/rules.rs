@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use serde_norway::{Mapping, Value};
+use super::reader::{Mapping, Value};
 
 use super::RulesSettings;
-use super::reader::{Reader, kind};
+use super::reader::Reader;
+use policy::tree::describe;
 
 /// The `rules:` section. Files are only named here; they are read (and every problem in them
 /// reported with these keys) by [`crate::daemon::rules::load`] before any socket is opened.
@@ -93,24 +94,18 @@ fn groups(r: &mut Reader, s: &mut Mapping, key: &str) -> Vec<(String, String)> {
     let full = format!("rules.{key}");
     let m = match s.remove(key) {
         None | Some(Value::Null) => return vec![],
-        Some(Value::Mapping(m)) => m,
+        Some(Value::Object(m)) => m,
         Some(other) => {
-            r.issue(&full, format!("expected a mapping, found {}", kind(&other)));
+            r.issue(
+                &full,
+                format!("expected a mapping, got {}", describe(&other)),
+            );
             return vec![];
         }
     };
     let mut out = Vec::with_capacity(m.len());
     for (k, v) in m {
-        let name = match k {
-            Value::String(n) => n,
-            other => {
-                r.issue(
-                    &full,
-                    format!("a variable name must be a string, found {}", kind(&other)),
-                );
-                continue;
-            }
-        };
+        let name = k;
         let at = format!("{full}.{name}");
         let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -124,8 +119,8 @@ fn groups(r: &mut Reader, s: &mut Mapping, key: &str) -> Vec<(String, String)> {
             other => r.issue(
                 &at,
                 format!(
-                    "expected a non-empty string or a number, found {}",
-                    kind(&other)
+                    "expected a non-empty string or a number, got {}",
+                    describe(&other)
                 ),
             ),
         }

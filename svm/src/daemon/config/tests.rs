@@ -41,6 +41,43 @@ fn every_problem_is_reported_with_its_key() {
     }
 }
 
+/// The configuration is read by the policy crate's tree reader: its messages echo what was
+/// found (`got 0`, `got "x"`), a key with nothing after it counts as absent (so a required one
+/// is "required", as in the policy), and a duplicate key is refused as the policy refuses one.
+#[test]
+fn problems_are_told_in_the_policy_readers_words() {
+    let e = Config::from_yaml(
+        "backend: af-packet\nmode: inline\nvm_interface: a\nnetwork_interface:\nworkers: 0\n\
+         flows: {max: x}\nrules: {stream: {midstream: 1}}\n",
+    )
+    .unwrap_err();
+    let said = |key: &str| {
+        e.0.iter()
+            .find(|i| i.key == key)
+            .map(|i| i.message.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        said("network_interface"),
+        "required for mode: inline",
+        "{e}"
+    );
+    assert!(said("workers").ends_with(", got 0"), "{e}");
+    assert!(
+        said("workers").starts_with("expected an integer 1..="),
+        "{e}"
+    );
+    assert!(said("flows.max").ends_with("got \"x\""), "{e}");
+    assert_eq!(
+        said("rules.stream.midstream"),
+        "expected true or false, got 1",
+        "{e}"
+    );
+    let e = Config::from_yaml("backend: af-packet\nworkers: 1\nworkers: 2\n").unwrap_err();
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert!(e.0[0].message.contains("duplicate key \"workers\""), "{e}");
+}
+
 const DEPLOY: &str = include_str!("../../../../deploy/svm.yaml");
 
 #[test]

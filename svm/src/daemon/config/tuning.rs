@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use serde_norway::Mapping;
+use super::reader::Mapping;
 
 use super::files::Need;
 use super::reader::Reader;

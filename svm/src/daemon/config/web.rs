@@ -1,6 +1,6 @@
 //! The `web_address_scan:` section: the web address lists the appliance starts with.
 
-use serde_norway::Mapping;
+use super::reader::Mapping;
 
 use super::reader::Reader;
 use crate::weblists::ListSpec;
