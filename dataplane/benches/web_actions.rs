@@ -18,7 +18,7 @@ use dataplane::blockpage::{PageValues, Template};
 
 /// RFC 9001 appendix A.2's CRYPTO frame: a 241-byte ClientHello for example.com (the unit
 /// tests' fixture).
-const A2_CRYPTO: &str = include_str!("../src/app/quic/testdata/rfc9001_a2_crypto.hex");
+const A2_CRYPTO: &str = include_str!("../detect/src/app/quic/testdata/rfc9001_a2_crypto.hex");
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();

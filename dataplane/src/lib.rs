@@ -8,26 +8,24 @@
 // (workspace lint `undocumented_unsafe_blocks`).
 #![deny(unsafe_code)]
 
-pub mod app;
+// The packet types and the rule engine are crates of their own (`svm-packet`, `svm-detect`);
+// their modules keep their `dataplane::` paths here.
+pub use svm_detect::{app, rules, scanner, stream};
+pub use svm_packet::{decode, flow, time};
+
 pub mod attack;
 pub mod blockpage;
 pub mod blocks;
-pub mod decode;
 pub mod defrag;
 pub mod driver;
 pub mod event;
-pub mod flow;
 pub mod io;
 pub mod isolation;
 pub mod keeper;
 pub mod output;
 pub mod protection;
 pub mod reset;
-pub mod rules;
-pub mod scanner;
 pub mod settings;
 pub mod shared_blocks;
-pub mod stream;
-pub mod time;
 pub mod webscan;
 pub mod worker;

@@ -24,7 +24,7 @@
 //! is read ([`WebFlow::on_quic_datagram`]).
 
 pub mod head;
-pub mod hello;
+pub use svm_detect::webscan::hello;
 pub mod question;
 
 use std::borrow::Cow;
@@ -688,10 +688,23 @@ mod tests {
         );
     }
 
+    /// `payload` wrapped in handshake records of at most `max` bytes each (the rule engine's
+    /// own helper is test-only code of another crate).
+    fn records(payload: &[u8], max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in payload.chunks(max) {
+            out.extend_from_slice(&[0x16, 0x03, 0x01]);
+            out.extend_from_slice(&u16::try_from(chunk.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+
     #[test]
     fn tls_client_hello_over_records_and_segments() {
-        let msg = crate::app::tls::parser::tests::client_hello_msg(b"Bad.Example");
-        let rec = crate::app::tls::parser::tests::records(&msg, 20);
+        // testgen's hello is one record: its handshake message, cut into records of 20 bytes.
+        let one = testgen::web::client_hello("Bad.Example");
+        let rec = records(&one[5..], 20);
         let mut f = WebFlow::default();
         let parts: Vec<&[u8]> = rec.chunks(7).collect();
         assert_eq!(

@@ -137,7 +137,7 @@ impl ScopedAddr {
     /// The key of `addr` in `scope`.
     #[inline]
     pub fn new(scope: VlanScope, addr: IpAddr) -> Self {
-        let (bits, v6) = crate::flow::addr_bits(addr);
+        let (bits, v6) = crate::decode::addr_bits(addr);
         Self::from_bits(scope, bits, v6)
     }
 

@@ -574,7 +574,7 @@ fn decode_ipv6<'a, const LENIENT: bool>(
 
 /// Length in bytes of an IPv6 extension header from its type and its length byte (shared with
 /// the defragmenter, which walks the unfragmentable part again).
-pub(crate) fn ipv6_ext_header_len(kind: u8, len_field: usize) -> usize {
+pub fn ipv6_ext_header_len(kind: u8, len_field: usize) -> usize {
     match kind {
         ext::FRAGMENT => IPV6_FRAG_HEADER_LEN,
         // RFC 4302: the AH length is in 4-octet units, minus 2.
@@ -757,8 +757,9 @@ fn read_u32(buf: &[u8], at: usize) -> u32 {
 
 /// Frame and packet builders for tests, shared with the defragmenter's tests. They emit through
 /// smoltcp's `Repr::emit` (valid checksums) so tests are emit-then-parse.
-#[cfg(test)]
-pub(crate) mod fixtures {
+#[cfg(any(test, feature = "fixtures"))]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)] // test builders, as in `cfg(test)` code
+pub mod fixtures {
     use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use smoltcp::phy::ChecksumCapabilities;

@@ -512,7 +512,7 @@ dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84\
         use std::collections::BTreeMap;
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/bench/pcaps/ndpi-tests-merged.pcap"
+            "/../../../shared/bench/pcaps/ndpi-tests-merged.pcap"
         );
         let Ok(file) = std::fs::File::open(path) else {
             eprintln!("skipped: {path} not found");

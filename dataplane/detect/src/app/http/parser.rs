@@ -382,7 +382,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
     }))
 }
 
-pub(crate) fn parse_content_length(v: &[u8]) -> Option<u64> {
+pub fn parse_content_length(v: &[u8]) -> Option<u64> {
     let v = trim(v);
     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
@@ -393,7 +393,7 @@ pub(crate) fn parse_content_length(v: &[u8]) -> Option<u64> {
     })
 }
 
-pub(crate) fn trim_trailing(v: &[u8]) -> &[u8] {
+pub fn trim_trailing(v: &[u8]) -> &[u8] {
     let end = v
         .iter()
         .rposition(|b| *b != b' ' && *b != b'\t')
@@ -401,7 +401,7 @@ pub(crate) fn trim_trailing(v: &[u8]) -> &[u8] {
     v.get(..end).unwrap_or_default()
 }
 
-pub(crate) fn trim(v: &[u8]) -> &[u8] {
+pub fn trim(v: &[u8]) -> &[u8] {
     let v = trim_trailing(v);
     let start = v
         .iter()
@@ -412,7 +412,7 @@ pub(crate) fn trim(v: &[u8]) -> &[u8] {
 
 /// For an absolute-form target (`scheme://authority/path?q`): the authority and the rest
 /// (`/path?q`, or `/` when empty). Otherwise `(None, target)`.
-pub(crate) fn split_absolute(target: &[u8]) -> (Option<&[u8]>, &[u8]) {
+pub fn split_absolute(target: &[u8]) -> (Option<&[u8]>, &[u8]) {
     let Some(i) = target.windows(3).position(|w| w == b"://") else {
         return (None, target);
     };

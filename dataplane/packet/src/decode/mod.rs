@@ -19,15 +19,16 @@ use vlan::VlanStack;
 
 mod frame;
 pub mod tunnel;
-pub(crate) use frame::ipv6_ext_header_len;
+pub use frame::ipv6_ext_header_len;
 pub use frame::{
     DecodeOptions, MAX_IPV6_EXT_HEADERS, MAX_VLAN_TAGS_WALKED, decode_frame, decode_frame_fast,
     decode_frame_lenient, decode_ip, too_deep_view,
 };
 
-/// Packet builders (smoltcp emit) shared by the decoder's and the defragmenter's tests.
-#[cfg(test)]
-pub(crate) use frame::fixtures;
+/// Packet builders (smoltcp emit) shared by the decoder's and the defragmenter's tests (and,
+/// through the feature `fixtures`, by the dataplane's tests).
+#[cfg(any(test, feature = "fixtures"))]
+pub use frame::fixtures;
 
 /// EtherType values we decode. Open enum (STYLE 6).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
