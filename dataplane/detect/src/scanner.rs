@@ -9,6 +9,8 @@
 //! the last inspection of this direction, and the buffers of the transaction this packet
 //! completed (the latest one when a packet completes several).
 
+use crate::app::dns::buffers::{dns_buffer, dns_nth, every_dns};
+use crate::app::tls::buffers::random_part;
 use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
@@ -281,70 +283,6 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::SslVersion => a.tls_client_version,
             _ => None,
         }
-    }
-}
-
-/// The `dns.*` buffers read the same way in both directions.
-#[derive(Clone, Copy)]
-enum DnsPart {
-    Queries,
-    Answers,
-    Authorities,
-    Additionals,
-    Opcode,
-    Rcode,
-}
-
-fn dns_buffer(kind: BufferKind) -> Option<DnsPart> {
-    Some(match kind {
-        BufferKind::DnsQueriesRrname => DnsPart::Queries,
-        BufferKind::DnsAnswersRrname => DnsPart::Answers,
-        BufferKind::DnsAuthoritiesRrname => DnsPart::Authorities,
-        BufferKind::DnsAdditionalsRrname => DnsPart::Additionals,
-        BufferKind::DnsOpcode => DnsPart::Opcode,
-        BufferKind::DnsRcode => DnsPart::Rcode,
-        _ => return None,
-    })
-}
-
-/// Instance `n` of a `dns.*` buffer of the message ([`dns_buffer`]).
-fn dns_nth(kind: BufferKind, m: &crate::app::dns::parser::Message, n: usize) -> Option<&[u8]> {
-    let records = match dns_buffer(kind)? {
-        DnsPart::Queries => return m.queries.get(n).map(Vec::as_slice),
-        DnsPart::Opcode | DnsPart::Rcode if n > 0 => return None,
-        DnsPart::Opcode => return m.opcode_rcode.first().map(<[u8; 1]>::as_slice),
-        DnsPart::Rcode => return m.opcode_rcode.get(1).map(<[u8; 1]>::as_slice),
-        DnsPart::Answers => &m.answers,
-        DnsPart::Authorities => &m.authorities,
-        DnsPart::Additionals => &m.additionals,
-    };
-    records.get(n).map(|r| r.name.as_slice())
-}
-
-/// A DNS response with one entry in every section, for [`every_buffer`].
-fn every_dns() -> &'static crate::app::dns::parser::Message {
-    use crate::app::dns::parser::{Message, Record};
-    static M: std::sync::LazyLock<Message> = std::sync::LazyLock::new(|| Message {
-        response: true,
-        queries: vec![Vec::new()],
-        qtypes: vec![[0, 1]],
-        answers: vec![Record::default()],
-        authorities: vec![Record::default()],
-        additionals: vec![Record::default()],
-        events: crate::app::dns::parser::TxEvents::Z_FLAG_SET,
-        ..Message::default()
-    });
-    &M
-}
-
-/// `tls.random` (all 32 bytes), `tls.random_time` (the first 4) or `tls.random_bytes` (the
-/// other 28) of one hello's random.
-fn random_part(kind: BufferKind, random: Option<&[u8]>) -> Option<&[u8]> {
-    let r = random?;
-    match kind {
-        BufferKind::TlsRandomTime => r.get(..4),
-        BufferKind::TlsRandomBytes => r.get(4..),
-        _ => Some(r),
     }
 }
 

@@ -1,5 +1,7 @@
-//! DNS query engine: `parser` (pure functions over bytes) and `state` (per-flow state, caps).
+//! DNS query engine: `parser` (pure functions over bytes), `state` (per-flow state, caps),
+//! `buffers` (the `dns.*` detection buffers) and `answer` (the blocking answers).
 
 pub mod answer;
+pub mod buffers;
 pub mod parser;
 pub mod state;
