@@ -11,7 +11,7 @@
 //! validated, a fourth VLAN tag) are reported in [`Decoded::anomalies`] and decoding goes on.
 //!
 //! IP fragments are decoded to the network layer: [`Ip::fragment`] is set and [`Ip::l4`] is
-//! [`L4::Fragment`]; the defragmenter ([`crate::defrag`]) reassembles the datagram and
+//! [`L4::Fragment`]; the defragmenter (`dataplane::defrag`) reassembles the datagram and
 //! [`decode_ip`] decodes the reassembled IP packet, transport layer included.
 
 use core::net::IpAddr;
