@@ -4,7 +4,7 @@
 //! ([`time::Timestamp`]), so replay is deterministic and live capture uses the wall clock.
 
 // `unsafe` is denied here and allowed only inside the live I/O backends (AF_PACKET, DPDK) and
-// the prefetch hint's two wrappers (`io::prefetch`), each block with a `SAFETY:` note
+// the prefetch hint's two wrappers (`svm_packet::io::prefetch`, re-exported as `io::prefetch`), each block with a `SAFETY:` note
 // (workspace lint `undocumented_unsafe_blocks`).
 #![deny(unsafe_code)]
 

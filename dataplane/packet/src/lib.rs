@@ -7,8 +7,14 @@
 //!
 //! [`svm-detect`]: ../svm_detect/index.html
 
-#![forbid(unsafe_code)]
+// `unsafe` is denied here and allowed only in the prefetch hint's two wrappers (`io::prefetch`,
+// each block with a `SAFETY:` note): the flow table prefetches a flood's cache misses.
+#![deny(unsafe_code)]
 
 pub mod decode;
 pub mod flow;
+/// Hints to the memory system (the only `unsafe` of this crate).
+pub mod io {
+    pub mod prefetch;
+}
 pub mod time;

@@ -21,7 +21,7 @@ pub mod afpacket;
 pub mod dpdk;
 pub mod hash;
 pub mod pcap;
-pub mod prefetch;
+pub use svm_packet::io::prefetch;
 pub mod queue;
 
 /// Index of a port of a backend (0 or 1).
