@@ -31,6 +31,9 @@ pub struct Mpm {
     halves: Option<Box<[u64; 1024]>>,
     /// One-byte patterns: (lowercase byte, pattern id).
     single: Vec<(u8, u32)>,
+    /// Two-byte patterns searched on their own (see [`MAX_TWO_NEEDLES`]): a finder for each
+    /// case variant, and the pattern id. Empty when they are in the pair tables instead.
+    two: Vec<(Vec<memchr::memmem::Finder<'static>>, u32)>,
     /// Bit [`quad`] of the first four bytes of each pattern of four bytes or more.
     quads: Box<[u64; QUAD_WORDS]>,
     /// Bit [`short_pair`] of the first two bytes of each pattern of two or three bytes.
@@ -38,6 +41,14 @@ pub struct Mpm {
     /// Whether `short` has a bit set (most matchers have no pattern of two or three bytes).
     has_short: bool,
 }
+
+/// At most this many two-byte needles (a pattern's case variants counted) are searched on their
+/// own, each with a vectorised `memmem` that stops at the first occurrence; the other patterns
+/// then need no pair test at odd positions, which halves the pass over the bytes. A two-byte
+/// pattern is often a binary token (`|00 00|`) that occurs many times in a payload: found
+/// once, it is not looked for again, where the pass walked the trie at each occurrence. Past
+/// this many needles their searches would cost more than the odd positions.
+const MAX_TWO_NEEDLES: usize = 8;
 
 /// An empty pair bitmap (stands in where a matcher has no `halves`, never reached).
 static NO_PAIRS: [u64; 1024] = [0; 1024];
@@ -64,6 +75,15 @@ impl Mpm {
             return None;
         }
         let trie = Trie::new(patterns)?;
+        let two_needles: usize = patterns
+            .iter()
+            .filter_map(|p| match p.as_slice() {
+                &[a, b] => Some(case_variants(a, b).len()),
+                _ => None,
+            })
+            .sum();
+        let separate = two_needles <= MAX_TWO_NEEDLES;
+        let mut two = Vec::new();
         let mut pairs = Box::new([0u64; 1024]);
         let mut short = [0u64; 16];
         let mut quads = Box::new([0u64; QUAD_WORDS]);
@@ -74,6 +94,13 @@ impl Mpm {
             match p.as_slice() {
                 [] => {}
                 [a] => single.push((a.to_ascii_lowercase(), u32::try_from(i).unwrap_or(u32::MAX))),
+                &[a, b] if separate => {
+                    let finders = case_variants(a, b)
+                        .iter()
+                        .map(|v| memchr::memmem::Finder::new(v).into_owned())
+                        .collect();
+                    two.push((finders, u32::try_from(i).unwrap_or(u32::MAX)));
+                }
                 [a, b, rest @ ..] => {
                     // Every case of the two bytes, so the scan indexes with raw bytes.
                     for (x, y) in case_pairs(*a, *b) {
@@ -104,6 +131,7 @@ impl Mpm {
             pairs,
             halves: (!has_two).then_some(halves),
             single,
+            two,
             quads,
             has_short: short != [0; 16],
             short,
@@ -121,6 +149,7 @@ impl Mpm {
             + (1 + usize::from(self.halves.is_some())) * size_of::<[u64; 1024]>()
             + self.quads.len() * 8
             + self.single.capacity() * 8
+            + self.two.iter().map(|(f, _)| f.len() * 32).sum::<usize>()
     }
 
     /// Call `f` with the id of each pattern occurring in `hay` (possibly more than once).
@@ -213,6 +242,14 @@ fn find_with<const N: usize>(
         for &(b, p) in &m.single {
             if memchr::memchr2(b, b.to_ascii_uppercase(), hay).is_some() {
                 f(n, p as usize);
+            }
+        }
+    }
+    // Two-byte patterns searched alone: vectorised, stopping at the first occurrence.
+    for (n, m) in mpms.iter().enumerate() {
+        for (finders, p) in &m.two {
+            if finders.iter().any(|x| x.find(hay).is_some()) {
+                f(n, *p as usize);
             }
         }
     }
@@ -356,6 +393,14 @@ fn short_pair(x: u32) -> usize {
     (x.wrapping_mul(0x9E37_79B1) >> 22) as usize
 }
 
+/// The distinct case variants of a pair (one to four), as needles.
+fn case_variants(a: u8, b: u8) -> Vec<[u8; 2]> {
+    let mut v: Vec<[u8; 2]> = case_pairs(a, b).iter().map(|&(x, y)| [x, y]).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// The four case variants of a pair.
 fn case_pairs(a: u8, b: u8) -> [(u8, u8); 4] {
     let (al, au) = (a.to_ascii_lowercase(), a.to_ascii_uppercase());
@@ -432,12 +477,16 @@ mod tests {
     /// their boundaries and the tail.
     #[test]
     fn every_offset_and_length() {
-        // With a two-byte pattern (every position tested) and without (even positions).
-        let with_two: [&[u8]; 3] = [b"abcd", b"xy", b"Q3z"];
-        let without: [&[u8]; 3] = [b"abcd", b"xyz", b"Q3z!"];
-        assert!(Mpm::new(&[b"ab".to_vec(), b"cde".to_vec()]).is_some_and(|m| m.halves.is_none()));
+        // With two-byte patterns in the pair tables (more needles than are searched alone:
+        // every position tested), with one searched alone (even positions) and without.
+        let with_two: &[&[u8]] = &[b"abcd", b"xy", b"Q3z", b"kl", b"mn"];
+        let one_two: &[&[u8]] = &[b"abcd", b"xy", b"Q3z"];
+        let without: &[&[u8]] = &[b"abcd", b"xyz", b"Q3z!"];
+        let owned = |p: &[&[u8]]| p.iter().map(|p| p.to_ascii_lowercase()).collect::<Vec<_>>();
+        assert!(Mpm::new(&owned(with_two)).is_some_and(|m| m.halves.is_none() && m.two.is_empty()));
+        assert!(Mpm::new(&owned(one_two)).is_some_and(|m| m.halves.is_some() && m.two.len() == 1));
         assert!(Mpm::new(&[b"abc".to_vec(), b"d".to_vec()]).is_some_and(|m| m.halves.is_some()));
-        for pats in [with_two, without] {
+        for pats in [with_two, one_two, without] {
             for len in 0..40usize {
                 for (id, p) in pats.iter().enumerate() {
                     for at in 0..(len + 1).saturating_sub(p.len()) {
@@ -445,7 +494,7 @@ mod tests {
                         if let Some(w) = hay.get_mut(at..at + p.len()) {
                             w.copy_from_slice(&p.to_ascii_uppercase());
                         }
-                        assert_eq!(found(&pats, &hay), vec![id], "{len} {at}");
+                        assert_eq!(found(pats, &hay), vec![id], "{len} {at}");
                     }
                 }
             }
@@ -495,6 +544,27 @@ mod tests {
             if let Some(b) = &single {
                 refs.push(b);
             }
+            prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
+        }
+
+        /// The same with a few two-byte patterns (searched alone) among longer ones: the pass
+        /// tests even positions only.
+        #[test]
+        fn same_as_naive_few_two_byte(
+            pats in proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'b'), Just(b'@'), Just(0u8)], 3..8), 0..30),
+            two in proptest::collection::vec(
+                (prop_oneof![Just(b'a'), Just(b'@'), Just(0u8)], prop_oneof![Just(b'b'), Just(0u8)]),
+                1..3),
+            hay in proptest::collection::vec(
+                prop_oneof![Just(b'a'), Just(b'A'), Just(b'b'), Just(b'B'), Just(b'@'),
+                    Just(b'`'), Just(0u8)], 0..120),
+        ) {
+            let two: Vec<[u8; 2]> = two.into_iter().map(|(a, b)| [a, b]).collect();
+            let mut refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
+            refs.extend(two.iter().map(|p| &p[..]));
+            let list: Vec<Vec<u8>> = refs.iter().map(|p| p.to_ascii_lowercase()).collect();
+            prop_assert!(Mpm::new(&list).is_some_and(|m| m.halves.is_some()));
             prop_assert_eq!(found(&refs, &hay), naive(&refs, &hay));
         }
 
