@@ -26,7 +26,7 @@ use std::sync::Arc;
 use policy::{DnsAnswer, Mode, QuicMode, WebAction};
 use webaddr::{AddressSet, Verdict as Lookup};
 
-use super::{Attach, DropReason, Output, PacketMeta, Toward, Verdict, Worker};
+use super::{Attach, DropReason, Output, PacketMeta, Pkt, Toward, Tracked, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
 use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Decoded, Ip, L4};
@@ -106,27 +106,23 @@ impl Worker {
 
     /// The web address scan of one packet [`wants`] accepted.
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn web_scan(
         &mut self,
-        decoded: &Decoded<'_>,
-        ip: &Ip<'_>,
-        scope: vlan::VlanScope,
-        meta: PacketMeta,
-        key: &FlowKey,
-        upd: FlowUpdate,
+        pkt: &Pkt<'_>,
+        flow: Tracked<'_>,
         out: &mut impl Output,
     ) -> Verdict {
         if !self.policy.policy().web_address_scan.enabled {
             return Verdict::Forward;
         }
+        let (ip, key) = (pkt.ip, flow.key);
         let seen = Seen {
-            decoded,
+            decoded: pkt.decoded,
             ip,
-            scope,
-            meta,
+            scope: pkt.scope,
+            meta: pkt.meta,
             key,
-            upd,
+            upd: flow.upd,
         };
         match &ip.l4 {
             L4::Tcp(t) => {
