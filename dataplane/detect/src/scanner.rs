@@ -499,6 +499,123 @@ fn once_per_tx(
     }
 }
 
+/// The transport fields of a packet view: ports, TCP flags, ICMP fields, payload.
+#[derive(Clone, Copy)]
+struct L4Fields<'a> {
+    ports: (u16, u16),
+    tcp_flags: Option<u16>,
+    icmp: Option<(u8, u8, u16, u16)>,
+    payload: &'a [u8],
+}
+
+/// The transport fields of `ip` (ports 0 for protocols without them).
+#[inline(always)]
+fn l4_fields<'a>(ip: &Ip<'a>) -> L4Fields<'a> {
+    let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
+        L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags.0), None, t.payload),
+        L4::Udp(u) => ((u.src_port, u.dst_port), None, None, u.payload),
+        L4::Icmp(i) | L4::Icmpv6(i) => (
+            (0, 0),
+            None,
+            Some((i.icmp_type, i.code, i.ident, i.seq)),
+            i.payload,
+        ),
+        // A fragment's payload is inspected as the packet's payload (Suricata's `dsize` and
+        // content on a fragment read the bytes after the IP header).
+        L4::Fragment => (
+            (0, 0),
+            None,
+            None,
+            ip.fragment.map_or(&[][..], |f| f.payload),
+        ),
+        L4::Other(p) => ((0, 0), None, None, p),
+    };
+    L4Fields {
+        ports,
+        tcp_flags,
+        icmp,
+        payload,
+    }
+}
+
+/// What a packet view holds besides its IP packet's fields: what its flow says (or its
+/// absence), its stream events, decoder events and VLAN ids.
+struct ViewPath<'a> {
+    stream_size: Option<(u64, u64)>,
+    flow_counts: Option<FlowCounts>,
+    stream_events: u16,
+    flow: FlowView,
+    app_proto: Option<AppProto>,
+    events: u64,
+    vlan: &'a [u16],
+    flow_age: Option<u64>,
+}
+
+/// The one builder of the packet view the rules read, for a tracked flow's packet
+/// ([`inspect`]), a packet without a flow ([`inspect_packet`]) and a flushed flow's pseudo
+/// packet ([`flush`]): the header fields, payload and header bytes from `ip` (`l4` its
+/// [`l4_fields`]), the rest from `path`.
+#[inline(always)]
+fn packet_view<'a>(ip: &Ip<'a>, l4: L4Fields<'a>, path: ViewPath<'a>) -> PacketView<'a> {
+    let fragbits = match (ip.v6, ip.packet.get(6)) {
+        (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
+        (true, _) => (false, false, ip.fragment.is_some_and(|f| f.more)),
+        _ => (false, false, false),
+    };
+    let (ip_header, l4_header) = headers(ip);
+    PacketView {
+        proto: ip.proto,
+        src: ip.src(),
+        dst: ip.dst(),
+        src_port: l4.ports.0,
+        dst_port: l4.ports.1,
+        ttl: ip.ttl,
+        tcp_flags: l4.tcp_flags,
+        icmp: l4.icmp,
+        fragbits,
+        ip_v6: ip.v6,
+        payload: l4.payload,
+        ip_header,
+        l4_header,
+        stream_size: path.stream_size,
+        stream_events: path.stream_events,
+        flow: path.flow,
+        flow_counts: path.flow_counts,
+        app_proto: path.app_proto,
+        events: path.events,
+        vlan: path.vlan,
+        flow_age: path.flow_age,
+    }
+}
+
+/// A flushed flow's pseudo packet, as [`packet_view`] reads it: a TCP segment from `src` to
+/// `dst` with no flags for `flags` to match, TTL 0, no payload and no header bytes.
+fn pseudo_packet(src: (core::net::IpAddr, u16), dst: (core::net::IpAddr, u16)) -> Ip<'static> {
+    let (src_bits, v6) = crate::decode::addr_bits(src.0);
+    let (dst_bits, _) = crate::decode::addr_bits(dst.0);
+    Ip {
+        src_bits,
+        dst_bits,
+        v6,
+        ttl: 0,
+        proto: crate::decode::IpProto::Tcp,
+        total_len: 0,
+        header_len: 0,
+        packet: &[],
+        fragment: None,
+        l4: L4::Tcp(crate::decode::Tcp {
+            src_port: src.1,
+            dst_port: dst.1,
+            seq: 0,
+            ack: 0,
+            flags: TcpFlags(0),
+            window: 0,
+            header_len: 0,
+            payload: &[],
+        }),
+    }
+}
+
 /// Inspect one packet of a tracked flow (`flow` its connection, `scan` the scanner's state of
 /// it; `events` its decoder events, [`crate::decode::DecodeEvent::bit`]s; `vlan` its frame's
 /// VLAN ids, outer first); matches go to `out`,
@@ -525,18 +642,8 @@ pub fn inspect(
     let mut est = established(flow, cfg.stream.midstream);
     scan.async_established |= async_ack;
     est |= scan.async_established && flow.tcp == Some(TcpState::SynSent);
-    let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
-        L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags.0), None, t.payload),
-        L4::Udp(u) => ((u.src_port, u.dst_port), None, None, u.payload),
-        L4::Icmp(i) | L4::Icmpv6(i) => (
-            (0, 0),
-            None,
-            Some((i.icmp_type, i.code, i.ident, i.seq)),
-            i.payload,
-        ),
-        L4::Fragment => ((0, 0), None, None, &[]),
-        L4::Other(p) => ((0, 0), None, None, p),
-    };
+    let l4 = l4_fields(ip);
+    let ports = l4.ports;
     // Decided before this packet's data is parsed: the packet that reveals encryption is still
     // inspected, as Suricata marks packets from the flow's flag before its app layer runs.
     let no_payload = payload_off(cfg, &scan.app);
@@ -601,26 +708,7 @@ pub fn inspect(
         _ => None,
     };
     let app = tx.and_then(|id| scan.app.tx(id));
-    let v6 = ip.v6;
-    let fragbits = match (v6, ip.packet.get(6)) {
-        (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
-        _ => (false, false, false),
-    };
-    let (ip_header, l4_header) = headers(ip);
-    let view = PacketView {
-        proto: ip.proto,
-        src: ip.src(),
-        dst: ip.dst(),
-        src_port: ports.0,
-        dst_port: ports.1,
-        ttl: ip.ttl,
-        tcp_flags,
-        icmp,
-        fragbits,
-        ip_v6: v6,
-        payload,
-        ip_header,
-        l4_header,
+    let path = ViewPath {
         stream_size: stream_size(scan),
         flow_counts: Some(flow_counts(flow)),
         stream_events,
@@ -637,6 +725,7 @@ pub fn inspect(
                 .saturating_sub(flow.first_seen.micros() / Timestamp::SECOND),
         ),
     };
+    let view = packet_view(ip, l4, path);
     let bufs = ScanBuffers {
         stream,
         app: app.as_ref(),
@@ -697,45 +786,7 @@ pub fn inspect_packet(
     vlan: &[u16],
     out: &mut Vec<RuleMatch>,
 ) {
-    let (ports, tcp_flags, icmp, payload): (_, _, _, &[u8]) = match &ip.l4 {
-        L4::Tcp(t) => ((t.src_port, t.dst_port), Some(t.flags.0), None, t.payload),
-        L4::Udp(u) => ((u.src_port, u.dst_port), None, None, u.payload),
-        L4::Icmp(i) | L4::Icmpv6(i) => (
-            (0, 0),
-            None,
-            Some((i.icmp_type, i.code, i.ident, i.seq)),
-            i.payload,
-        ),
-        // A fragment's payload is inspected as the packet's payload (Suricata's `dsize` and
-        // content on a fragment read the bytes after the IP header).
-        L4::Fragment => (
-            (0, 0),
-            None,
-            None,
-            ip.fragment.map_or(&[][..], |f| f.payload),
-        ),
-        L4::Other(p) => ((0, 0), None, None, p),
-    };
-    let fragbits = match (ip.v6, ip.packet.get(6)) {
-        (false, Some(b)) => (b & 0x80 != 0, b & 0x40 != 0, b & 0x20 != 0),
-        (true, _) => (false, false, ip.fragment.is_some_and(|f| f.more)),
-        _ => (false, false, false),
-    };
-    let (ip_header, l4_header) = headers(ip);
-    let view = PacketView {
-        proto: ip.proto,
-        src: ip.src(),
-        dst: ip.dst(),
-        src_port: ports.0,
-        dst_port: ports.1,
-        ttl: ip.ttl,
-        tcp_flags,
-        icmp,
-        fragbits,
-        ip_v6: ip.v6,
-        payload,
-        ip_header,
-        l4_header,
+    let path = ViewPath {
         stream_size: None,
         stream_events: 0,
         flow: FlowView {
@@ -749,6 +800,7 @@ pub fn inspect_packet(
         vlan,
         flow_age: None,
     };
+    let view = packet_view(ip, l4_fields(ip), path);
     let mut state = FlowRuleState::new();
     rules.inspect(&view, &NoBuffers, &mut state, thresholds, now, out);
 }
@@ -823,21 +875,8 @@ pub fn flush(
         return None;
     }
     let app = tx.and_then(|id| scan.app.tx(id));
-    let view = PacketView {
-        proto: crate::decode::IpProto::Tcp,
-        src: src.0,
-        dst: dst.0,
-        src_port: src.1,
-        dst_port: dst.1,
-        ttl: 0,
-        // A pseudo packet: no flags for `flags` to match.
-        tcp_flags: Some(0),
-        icmp: None,
-        fragbits: (false, false, false),
-        ip_v6: matches!(src.0, core::net::IpAddr::V6(_)),
-        payload: &[],
-        ip_header: &[],
-        l4_header: &[],
+    let pseudo = pseudo_packet(src, dst);
+    let path = ViewPath {
         stream_size: stream_size(scan),
         flow_counts: Some(flow_counts(flow)),
         stream_events: 0,
@@ -851,6 +890,7 @@ pub fn flush(
         vlan: &[],
         flow_age: None,
     };
+    let view = packet_view(&pseudo, l4_fields(&pseudo), path);
     let bufs = ScanBuffers {
         stream,
         app: app.as_ref(),

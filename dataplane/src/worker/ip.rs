@@ -84,14 +84,8 @@ impl Worker {
         frag: &Fragment<'_>,
         out: &mut impl Output,
     ) -> Verdict {
-        let Pkt {
-            decoded,
-            ip,
-            scope,
-            meta,
-            rule,
-        } = *pkt;
-        let now = meta.ts;
+        let (decoded, ip, scope, rule) = (pkt.decoded, pkt.ip, pkt.scope, pkt.rule);
+        let now = pkt.meta.ts;
         // The policy is held by a reference count for the detections.
         let policy = Arc::clone(&self.policy);
         let ab = &policy.policy().attack_blocker;
@@ -207,9 +201,7 @@ impl Worker {
     /// into the packet path: the flow key and update then stay in registers.
     #[inline(always)]
     fn inspect_ip_one(&mut self, pkt: &Pkt<'_>, events: u64, out: &mut impl Output) -> Verdict {
-        let Pkt {
-            decoded, ip, scope, ..
-        } = *pkt;
+        let (decoded, ip, scope) = (pkt.decoded, pkt.ip, pkt.scope);
         let (key, a_to_b, tcp_flags) = flow_key(scope, ip);
         // Isolation: TCP flows of protected VMs keep what resetting them needs.
         let note = self
@@ -281,13 +273,7 @@ impl Worker {
         peek: EnginePeek,
         out: &mut impl Output,
     ) -> Verdict {
-        let Pkt {
-            decoded,
-            ip,
-            scope,
-            meta,
-            ..
-        } = *pkt;
+        let (decoded, ip, scope) = (pkt.decoded, pkt.ip, pkt.scope);
         let Tracked { key, upd } = flow;
         // Borrowed field by field (no reference-count traffic per packet): the policy is only
         // read while the detectors fill `self.detections`.
@@ -303,7 +289,7 @@ impl Worker {
         }
         self.detections.clear();
         let facts = PacketFacts {
-            now: meta.ts,
+            now: pkt.meta.ts,
             scope,
             eth_src: decoded.eth_src,
             ip,

@@ -394,7 +394,15 @@ impl Worker {
             return Verdict::Drop(DropReason::Isolated);
         }
         match &decoded.l3 {
-            L3::Other => self.process_l2_tunnel(frame, decoded, meta, out),
+            L3::Other => {
+                let f = Frame {
+                    decoded,
+                    scope,
+                    meta,
+                    rule: ExclusionRule::Default,
+                };
+                self.process_l2_tunnel(frame, &f, out)
+            }
             L3::Arp(arp) => self.process_arp(decoded, arp, scope, meta, out),
             L3::Ip(ip) => self.process_ip(decoded, ip, scope, meta, out),
         }

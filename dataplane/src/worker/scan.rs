@@ -28,9 +28,7 @@ impl Worker {
         events: u64,
         out: &mut impl Output,
     ) -> Verdict {
-        let Pkt {
-            ip, scope, meta, ..
-        } = *pkt;
+        let (ip, scope, meta) = (pkt.ip, pkt.scope, pkt.meta);
         let Some(rules) = self.rules.as_deref() else {
             return Verdict::Forward;
         };
@@ -47,10 +45,11 @@ impl Worker {
             scope.ids(),
             &mut self.matches,
         );
-        let p = self.policy.policy();
-        let Some((monitoring, wants_drop)) = keep_matches(p, &mut self.matches) else {
+        let Some((monitoring, wants_drop)) = keep_matches(self.policy.policy(), &mut self.matches)
+        else {
             return Verdict::Forward;
         };
+        let p = self.policy.policy();
         let response = match Response::from(p.activity_scanner.action) {
             _ if self.cfg.scanner.simulate_ips => Response::Terminate,
             Response::TerminateAndBlock => Response::Terminate,
@@ -103,13 +102,7 @@ impl Worker {
         events: u64,
         out: &mut impl Output,
     ) -> Verdict {
-        let Pkt {
-            decoded,
-            ip,
-            scope,
-            meta,
-            rule,
-        } = *pkt;
+        let (ip, scope, meta) = (pkt.ip, pkt.scope, pkt.meta);
         let Tracked { key, upd } = flow;
         // The rule set and the policy are borrowed field by field, not held by a reference count:
         // two atomic increments and decrements per packet were 3% of a replay.
@@ -147,10 +140,11 @@ impl Worker {
             scope.ids(),
             &mut self.matches,
         );
-        let p = self.policy.policy();
-        let Some((monitoring, wants_drop)) = keep_matches(p, &mut self.matches) else {
+        let Some((monitoring, wants_drop)) = keep_matches(self.policy.policy(), &mut self.matches)
+        else {
             return Verdict::Forward;
         };
+        let p = self.policy.policy();
         let (response, skip) = self.rule_response(pkt, proven);
         let block_minutes =
             (response == Response::TerminateAndBlock).then_some(p.attack_blocker.block_minutes);
@@ -163,7 +157,7 @@ impl Worker {
             drop_response: response,
             enforced: enforce,
             monitoring,
-            excluded: rule == ExclusionRule::DoNotBlock,
+            excluded: pkt.rule == ExclusionRule::DoNotBlock,
             block_minutes: block_minutes.map(|m| m.get()),
             block_skipped: skip,
             app: app.as_ref(),
@@ -215,7 +209,7 @@ impl Worker {
             && let L4::Tcp(t) = &ip.l4
             && !t.flags.has(decode::TcpFlags::RST)
         {
-            self.inject_resets(decoded, ip, t, out);
+            self.inject_resets(pkt.decoded, ip, t, out);
         }
         if drop {
             if !self.cfg.scanner.simulate_ips {

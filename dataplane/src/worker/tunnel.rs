@@ -1,37 +1,29 @@
 //! The packet a tunnel carries (GRE, ERSPAN, VXLAN, Geneve, Teredo, NSH, MPLS, PPPoE, IP-in-IP):
 //! decapsulated one level and inspected by the activity scanner in a flow of its own.
 
-use policy::ExclusionRule;
 use vlan::VlanScope;
 
 use super::ip::flow_key;
-use super::{DropReason, Frame, Output, PacketMeta, Tracked, Verdict, Worker, scope_of};
-use crate::decode::{self, DecodeEvent, Decoded, Ip, L3, tunnel};
+use super::{DropReason, Frame, Output, Tracked, Verdict, Worker, scope_of};
+use crate::decode::{self, DecodeEvent, Ip, L3, tunnel};
 
 impl Worker {
-    /// A frame whose EtherType is an encapsulation (NSH, MPLS, PPPoE session): the packet it
-    /// carries, inspected as [`Worker::inspect_decap`] does.
+    /// A frame (`frame` its bytes) whose EtherType is an encapsulation (NSH, MPLS, PPPoE
+    /// session): the packet it carries, inspected as [`Worker::inspect_decap`] does.
     #[cold]
     #[inline(never)]
     pub(super) fn process_l2_tunnel(
         &mut self,
         frame: &[u8],
-        decoded: &Decoded<'_>,
-        meta: PacketMeta,
+        f: &Frame<'_>,
         out: &mut impl Output,
     ) -> Verdict {
-        let body = frame.get(decoded.l3_offset..).unwrap_or_default();
-        let d = tunnel::decap_ethertype(u16::from(decoded.ethertype), body);
+        let body = frame.get(f.decoded.l3_offset..).unwrap_or_default();
+        let d = tunnel::decap_ethertype(u16::from(f.decoded.ethertype), body);
         if !matches!(d, Ok(Some(_))) {
             self.counters.other_l3 += 1;
         }
-        let f = Frame {
-            decoded,
-            scope: scope_of(&decoded.vlan),
-            meta,
-            rule: ExclusionRule::Default,
-        };
-        self.inspect_decap(&f, d, Verdict::Forward, out)
+        self.inspect_decap(f, d, Verdict::Forward, out)
     }
 
     /// The packet a tunnel carries (GRE, ERSPAN, VXLAN, Geneve, Teredo, NSH, MPLS, PPPoE), after
