@@ -20,6 +20,8 @@
 //! net_null allocates from the lcore's mbuf cache, which is LIFO: the same 64 mbufs (two bursts of
 //! 32) circulate, so the worker sees 64 flows whatever `--flows` says.
 
+#[path = "common/glue.rs"]
+mod glue;
 #[path = "common/templates.rs"]
 mod templates;
 
@@ -27,12 +29,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use dataplane::driver::{Driven, Driver, Events, RunConfig, WorkerStatus, run_worker};
 use dataplane::io::dpdk::{DpdkConfig, DpdkIo, Eal};
 use dataplane::io::{FrameHandler, Injection, PacketIo, RxMeta};
 use dataplane::shared_blocks::SharedBlocks;
 use dataplane::worker::{Attach, Verdict, Worker, WorkerConfig};
+use glue::{Flags, Run, eal_args, spawn_keeper};
 use policy::{CompiledPolicy, Policy};
 use templates::{fill_pool, template};
 
@@ -47,38 +50,36 @@ enum Handler {
 }
 
 struct Args {
-    seconds: f64,
+    run: Run,
     handler: Handler,
-    burst: usize,
-    flows: u32,
     lcore: u32,
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
-        seconds: 5.0,
+        run: Run::default(),
         handler: Handler::Worker,
-        burst: 32,
-        flows: 1024,
         lcore: 0,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--seconds" => a.seconds = value()?.parse()?,
             "--handler" => {
-                a.handler = match value()?.as_str() {
-                    "worker" => Handler::Worker,
-                    "forward" => Handler::Forward,
-                    "worker-only" => Handler::WorkerOnly,
-                    other => bail!("--handler worker|forward|worker-only, not {other}"),
+                a.handler = flags.choice(
+                    &flag,
+                    &[
+                        ("worker", Handler::Worker),
+                        ("forward", Handler::Forward),
+                        ("worker-only", Handler::WorkerOnly),
+                    ],
+                )?;
+            }
+            "--lcore" => a.lcore = flags.parse(&flag)?,
+            other => {
+                if !flags.run_flag(other, &mut a.run)? {
+                    bail!("unknown argument {other}");
                 }
             }
-            "--burst" => a.burst = value()?.parse()?,
-            "--flows" => a.flows = value()?.parse()?,
-            "--lcore" => a.lcore = value()?.parse()?,
-            other => bail!("unknown argument {other}"),
         }
     }
     Ok(a)
@@ -110,7 +111,7 @@ impl Driven for ForwardAll {
 fn run<H: Driven>(io: &mut DpdkIo, handler: &mut H, a: &Args) -> Result<(u64, Duration)> {
     let stop = AtomicBool::new(false);
     let run = RunConfig {
-        burst: a.burst,
+        burst: a.run.burst,
         stop: &stop,
         status: None,
     };
@@ -119,7 +120,7 @@ fn run<H: Driven>(io: &mut DpdkIo, handler: &mut H, a: &Args) -> Result<(u64, Du
     let mut frames = 0u64;
     let mut elapsed = Duration::ZERO;
     let warm = Instant::now();
-    let limit = Duration::from_secs_f64(a.seconds);
+    let limit = Duration::from_secs_f64(a.run.seconds);
     run_worker(io, handler, &run, |_, _, n| {
         frames += n as u64;
         polls = polls.wrapping_add(1);
@@ -144,11 +145,11 @@ fn run<H: Driven>(io: &mut DpdkIo, handler: &mut H, a: &Args) -> Result<(u64, Du
 /// timestamps from the wall clock once per burst.
 fn worker_only(h: &mut Driver, a: &Args) -> (u64, Duration) {
     let frames: Vec<Vec<u8>> = (0..64u32)
-        .map(|i| template(i.wrapping_mul(0x9e37_79b9) % a.flows.max(1)))
+        .map(|i| template(i.wrapping_mul(0x9e37_79b9) % a.run.flows.max(1)))
         .collect();
     let views: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
     let mut verdicts = Vec::with_capacity(32);
-    let limit = Duration::from_secs_f64(a.seconds);
+    let limit = Duration::from_secs_f64(a.run.seconds);
     let start = Instant::now();
     let mut n = 0u64;
     loop {
@@ -175,51 +176,27 @@ fn worker_only(h: &mut Driver, a: &Args) -> (u64, Duration) {
 
 fn main() -> Result<()> {
     let a = args()?;
-    let eal_args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level=*:warning",
-        "--vdev=net_null0",
-        "--vdev=net_null1",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .chain(["-l".to_owned(), a.lcore.to_string()])
-    .collect();
-    println!("EAL: {}", eal_args.join(" "));
-    let eal = Eal::init(&eal_args)?;
+    let vdevs = vec!["--vdev=net_null0".to_owned(), "--vdev=net_null1".to_owned()];
+    let eal = Eal::init(&eal_args(256, vdevs, a.lcore.to_string()))?;
     let ports = [
         eal.port_by_name("net_null0")?,
         eal.port_by_name("net_null1")?,
     ];
     let mut io = DpdkIo::inline(&eal, ports, &DpdkConfig::default())?;
-    let filled = fill_pool(&io, a.flows);
+    let filled = fill_pool(&io, a.run.flows);
 
     let policy = Arc::new(CompiledPolicy::compile(Policy::default()));
     let cfg = WorkerConfig {
         attach: Attach::Inline,
         ..WorkerConfig::default()
     };
-    // The worker's block table; its keeper runs beside it as in the daemon (its events are not
-    // measured) and ends with the worker.
+    // The worker's block table; its keeper ends with the worker.
     let SharedBlocks {
         keeper,
         mut clients,
         ..
     } = SharedBlocks::with_workers(1);
-    std::thread::spawn(move || {
-        let stop = AtomicBool::new(false);
-        keeper.run(
-            &stop,
-            dataplane::io::dpdk::wall_clock,
-            Duration::from_millis(100),
-            |_| {},
-        )
-    });
+    spawn_keeper(keeper);
     let mut worker = Driver::new(Worker::new(cfg, policy, clients.remove(0)), Events::Count);
     let (frames, elapsed) = match a.handler {
         Handler::Worker => run(&mut io, &mut worker, &a)?,
@@ -234,8 +211,8 @@ fn main() -> Result<()> {
             Handler::Forward => "forward",
             Handler::WorkerOnly => "worker-only (no DPDK)",
         },
-        a.burst,
-        a.flows
+        a.run.burst,
+        a.run.flows
     );
     println!(
         "dpdk_fwd: {frames} frames in {:.2} s: {:.2} Mpps received and handled (both ports)",

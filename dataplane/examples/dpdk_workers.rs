@@ -26,6 +26,8 @@
 //! 300 ms warm-up; frames the distributor could not hand over (a worker's ring full) are counted
 //! separately, as drops.
 
+#[path = "common/glue.rs"]
+mod glue;
 #[path = "common/templates.rs"]
 mod templates;
 
@@ -40,6 +42,7 @@ use dataplane::io::dpdk::{
 };
 use dataplane::shared_blocks::{BlockClient, SharedBlocks};
 use dataplane::worker::{Attach, Worker, WorkerConfig};
+use glue::{Flags, Run, eal_args, spawn_keeper};
 use policy::{CompiledPolicy, Policy};
 use templates::{fill_pool, template};
 
@@ -54,9 +57,7 @@ struct Args {
     workers: u16,
     distribution: Distribution,
     hash: FlowHash,
-    seconds: f64,
-    burst: usize,
-    flows: u32,
+    run: Run,
     ring: u32,
 }
 
@@ -66,43 +67,42 @@ fn args() -> Result<Args> {
         workers: 2,
         distribution: Distribution::Software,
         hash: FlowHash::Addresses,
-        seconds: 5.0,
-        burst: 32,
-        flows: 1024,
+        run: Run::default(),
         ring: 1024,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+    let mut flags = Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
         match flag.as_str() {
-            "--workers" => a.workers = value()?.parse()?,
+            "--workers" => a.workers = flags.parse(&flag)?,
             "--distribution" => {
-                a.distribution = match value()?.as_str() {
-                    "software" => Distribution::Software,
-                    "rss" => Distribution::Rss,
-                    "auto" => Distribution::Auto,
-                    other => bail!("--distribution software|rss|auto, not {other}"),
-                }
+                a.distribution = flags.choice(
+                    &flag,
+                    &[
+                        ("software", Distribution::Software),
+                        ("rss", Distribution::Rss),
+                        ("auto", Distribution::Auto),
+                    ],
+                )?;
             }
             "--hash" => {
-                a.hash = match value()?.as_str() {
-                    "addresses" => FlowHash::Addresses,
-                    "flows" => FlowHash::Flows,
-                    other => bail!("--hash addresses|flows, not {other}"),
-                }
+                a.hash = flags.choice(
+                    &flag,
+                    &[
+                        ("addresses", FlowHash::Addresses),
+                        ("flows", FlowHash::Flows),
+                    ],
+                )?;
             }
             "--source" => {
-                a.source = match value()?.as_str() {
-                    "pcap" => Source::Pcap,
-                    "null" => Source::Null,
-                    other => bail!("--source pcap|null, not {other}"),
+                a.source =
+                    flags.choice(&flag, &[("pcap", Source::Pcap), ("null", Source::Null)])?;
+            }
+            "--ring" => a.ring = flags.parse(&flag)?,
+            other => {
+                if !flags.run_flag(other, &mut a.run)? {
+                    bail!("unknown argument {other}");
                 }
             }
-            "--seconds" => a.seconds = value()?.parse()?,
-            "--burst" => a.burst = value()?.parse()?,
-            "--flows" => a.flows = value()?.parse()?,
-            "--ring" => a.ring = value()?.parse()?,
-            other => bail!("unknown argument {other}"),
         }
     }
     if a.workers == 0 {
@@ -139,7 +139,7 @@ fn main() -> Result<()> {
         Source::Null => vec!["--vdev=net_null0".into(), "--vdev=net_null1".into()],
         Source::Pcap => {
             let mut cap = testgen::Capture::new();
-            for i in 0..a.flows.max(1) {
+            for i in 0..a.run.flows.max(1) {
                 cap.push(u64::from(i), template(i));
             }
             cap.write_pcap(&capture)?;
@@ -153,22 +153,7 @@ fn main() -> Result<()> {
                 .collect()
         }
     };
-    let eal_args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level=*:warning",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .chain(vdevs)
-    .chain(["-l".to_owned(), format!("0-{last}")])
-    .collect();
-    println!("EAL: {}", eal_args.join(" "));
-    let eal = Eal::init(&eal_args)?;
+    let eal = Eal::init(&eal_args(512, vdevs, format!("0-{last}")))?;
     let name = match a.source {
         Source::Null => "net_null",
         Source::Pcap => "net_pcap",
@@ -187,25 +172,16 @@ fn main() -> Result<()> {
     let (spread, txq) = (set.spread(), set.tx_queues().to_vec());
     let mut ios = set.into_ios();
     let filled = match a.source {
-        Source::Null => ios.first().map_or(0, |io| fill_pool(io, a.flows)),
+        Source::Null => ios.first().map_or(0, |io| fill_pool(io, a.run.flows)),
         Source::Pcap => 0,
     };
 
     let policy = Arc::new(CompiledPolicy::compile(Policy::default()));
-    // The workers share one block table; its keeper runs beside them as in the daemon (its
-    // events are not measured) and ends once every worker's client is gone.
+    // The workers share one block table.
     let SharedBlocks {
         keeper, clients, ..
     } = SharedBlocks::with_workers(usize::from(a.workers));
-    std::thread::spawn(move || {
-        let stop = AtomicBool::new(false);
-        keeper.run(
-            &stop,
-            dataplane::io::dpdk::wall_clock,
-            Duration::from_millis(100),
-            |_| {},
-        )
-    });
+    spawn_keeper(keeper);
     let mut clients: Vec<Option<BlockClient>> = clients.into_iter().map(Some).collect();
     let mut handler = |index: u16| -> Result<Driver> {
         let blocks = clients
@@ -233,7 +209,7 @@ fn main() -> Result<()> {
         .zip(eal.worker_lcores())
         .zip(handled.iter().skip(1).zip(1u16..))
     {
-        let (stop, count, burst) = (Arc::clone(&stop), Arc::clone(count), a.burst);
+        let (stop, count, burst) = (Arc::clone(&stop), Arc::clone(count), a.run.burst);
         let mut h = handler(index)?;
         let mut io = io;
         launched.push(eal.launch(lcore, move || {
@@ -245,7 +221,7 @@ fn main() -> Result<()> {
     let sum = |v: &[Arc<AtomicU64>]| v.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>();
     let controller = {
         let (stop, handled) = (Arc::clone(&stop), handled.clone());
-        let secs = a.seconds;
+        let secs = a.run.seconds;
         // A plain thread: it only sleeps and reads counters. Spawned after rte_eal_init, it
         // shares the main lcore's CPU, where it sleeps.
         std::thread::spawn(move || {
@@ -265,7 +241,7 @@ fn main() -> Result<()> {
         })
     };
     let count0 = handled.first().context("no worker")?;
-    poll(&mut io0, &mut h0, a.burst, &stop, count0);
+    poll(&mut io0, &mut h0, a.run.burst, &stop, count0);
     for l in launched {
         l.wait();
     }
@@ -276,7 +252,7 @@ fn main() -> Result<()> {
     println!(
         "dpdk_workers: workers={} spread={spread:?} hash={:?} tx queues per port {txq:?} burst={} \
          flows={} ring={} mbufs filled={filled}",
-        a.workers, a.hash, a.burst, a.flows, a.ring
+        a.workers, a.hash, a.run.burst, a.run.flows, a.ring
     );
     println!(
         "dpdk_workers: {frames} frames in {:.2} s: {:.2} Mpps handled by all workers \
