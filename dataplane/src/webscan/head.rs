@@ -12,6 +12,9 @@
 
 use crate::app::http::parser::{self as http, Body, MAX_HEADERS, ParseError};
 
+/// Headers read before falling back to an array of [`MAX_HEADERS`].
+const FEW_HEADERS: usize = 32;
+
 /// What a request head says, borrowed from the bytes it was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Head<'a> {
@@ -51,9 +54,20 @@ pub fn read_head(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
     if line.protocol.is_none() {
         return Ok(Some(head));
     }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let rest = buf.get(line.len..).unwrap_or_default();
-    let (hlen, hdrs) = match httparse::parse_headers(rest, &mut headers) {
+    // Most heads have a dozen headers: a short array is filled first, and the full
+    // `MAX_HEADERS` one (4 KiB to set up for every head) only when the short one is too short,
+    // which parses the same bytes with the full parser's limit and so gives its answer.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    let mut all;
+    let parsed = match httparse::parse_headers(rest, &mut few) {
+        Err(httparse::Error::TooManyHeaders) => {
+            all = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            httparse::parse_headers(rest, &mut all)
+        }
+        other => other,
+    };
+    let (hlen, hdrs) = match parsed {
         Ok(httparse::Status::Complete(c)) => c,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),

@@ -86,13 +86,18 @@ impl Names<'_> {
         let buf = &mut self.buf;
         let end = walk_name(self.msg, self.pos, |label| {
             // As the full parser: labels joined by dots, the name cut at MAX_READ_NAME_LEN
-            // bytes (the walk stops giving labels once it is cut).
-            let dot: &[u8] = if len == 0 { b"" } else { b"." };
-            for &b in dot.iter().chain(label) {
-                if let Some(slot) = buf.get_mut(len) {
-                    *slot = b;
-                    len += 1;
-                }
+            // bytes (the walk stops giving labels once it is cut). A label is copied whole,
+            // not byte by byte: names near the cut are a kilobyte long.
+            if len != 0
+                && let Some(slot) = buf.get_mut(len)
+            {
+                *slot = b'.';
+                len += 1;
+            }
+            let take = label.len().min(buf.len().saturating_sub(len));
+            if let (Some(to), Some(from)) = (buf.get_mut(len..len + take), label.get(..take)) {
+                to.copy_from_slice(from);
+                len += take;
             }
         })
         .ok()?;

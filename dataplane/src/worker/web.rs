@@ -34,6 +34,7 @@ use crate::event::{Alert, Engine, Event, EventKind, Response, Signature, WebAddr
 use crate::flow::{FlowKey, FlowUpdate};
 use crate::reset;
 use crate::scanner::AppFields;
+use crate::webscan::question::Questions;
 use crate::webscan::{self, GiveUp, Observed, Step};
 
 /// Generator id of web address scan alerts (the built-in engines' generator).
@@ -70,6 +71,17 @@ pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate, peek: super::EnginePeek) -> bo
         }
         _ => false,
     }
+}
+
+/// What the caller of [`Worker::web_observed`] has read of a DNS query already.
+#[derive(Clone, Copy)]
+enum DnsRead<'a> {
+    /// Nothing (or no DNS query): the questions are read from the observed message.
+    Nothing,
+    /// The checked question section.
+    Questions(Questions<'a>),
+    /// The name of the query's one question.
+    OnlyName(&'a [u8]),
 }
 
 /// The packet the scan looks at.
@@ -143,7 +155,7 @@ impl Worker {
                             return Verdict::Forward;
                         }
                         Step::Found(obs) => {
-                            let v = self.web_observed(&obs, seen, out);
+                            let v = self.web_observed(&obs, DnsRead::Nothing, seen, out);
                             if v != Verdict::Forward {
                                 return v;
                             }
@@ -157,7 +169,25 @@ impl Worker {
             }
             L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
                 Ok(Some(questions)) => {
+                    let obs = Observed::Dns {
+                        message: Cow::Borrowed(u.payload),
+                        tcp: false,
+                    };
                     let mut names = questions.names();
+                    if questions.len() == 1 {
+                        // One question, as nearly every query has: its name is read once, for
+                        // the canary and for the lookup.
+                        let Some(name) = names.next_name() else {
+                            return Verdict::Forward;
+                        };
+                        if answer::is_canary(name)
+                            && let Some(v) = self.doh_canary(seen, u.payload, out)
+                        {
+                            return v;
+                        }
+                        return self.web_observed(&obs, DnsRead::OnlyName(name), seen, out);
+                    }
+                    // Several: the canary is looked for in every name before any is looked up.
                     let mut canary = false;
                     while let Some(name) = names.next_name() {
                         if answer::is_canary(name) {
@@ -168,11 +198,9 @@ impl Worker {
                     if canary && let Some(v) = self.doh_canary(seen, u.payload, out) {
                         return v;
                     }
-                    let obs = Observed::Dns {
-                        message: Cow::Borrowed(u.payload),
-                        tcp: false,
-                    };
-                    self.web_observed(&obs, seen, out)
+                    // The questions checked above are walked once more for their names, not
+                    // checked again.
+                    self.web_observed(&obs, DnsRead::Questions(questions), seen, out)
                 }
                 Ok(None) => Verdict::Forward,
                 Err(_) => {
@@ -210,17 +238,19 @@ impl Worker {
                         self.counters.web.unread += 1;
                         Verdict::Forward
                     }
-                    Step::Found(obs) => self.web_observed(&obs, seen, out),
+                    Step::Found(obs) => self.web_observed(&obs, DnsRead::Nothing, seen, out),
                 }
             }
             _ => Verdict::Forward,
         }
     }
 
-    /// Look an observed address up and act on a listed one.
+    /// Look an observed address up and act on a listed one. `dns`: what the caller has read of
+    /// a DNS query already.
     fn web_observed(
         &mut self,
         obs: &Observed<'_>,
+        dns: DnsRead<'_>,
         seen: Seen<'_>,
         out: &mut impl Output,
     ) -> Verdict {
@@ -260,14 +290,21 @@ impl Worker {
             Observed::Dns { .. } => {
                 // The first listed name of the question section counts.
                 let mut found = (Lookup::NoMatch, None);
-                if let Some(questions) = obs.dns_questions() {
+                let questions = match dns {
+                    DnsRead::OnlyName(name) => {
+                        let v = self.dns_lookup(&set, name);
+                        if v.is_listed() {
+                            found = (v, Some(lossy(name)));
+                        }
+                        None
+                    }
+                    DnsRead::Questions(q) => Some(q),
+                    DnsRead::Nothing => obs.dns_questions(),
+                };
+                if let Some(questions) = questions {
                     let mut names = questions.names();
                     while let Some(name) = names.next_name() {
-                        self.counters.web.lookups += 1;
-                        let v = self.web_cache.lookup_host(&set, name);
-                        if let Lookup::Trusted { .. } = v {
-                            self.counters.web.trusted += 1;
-                        }
+                        let v = self.dns_lookup(&set, name);
                         if v.is_listed() {
                             found = (v, Some(lossy(name)));
                             break;
@@ -464,6 +501,16 @@ impl Worker {
             }
             _ => Verdict::Drop(DropReason::WebAddress),
         }
+    }
+
+    /// One DNS question name looked up, counted (a trusted one as well).
+    fn dns_lookup<'s>(&mut self, set: &'s AddressSet, name: &[u8]) -> Lookup<'s> {
+        self.counters.web.lookups += 1;
+        let v = self.web_cache.lookup_host(set, name);
+        if let Lookup::Trusted { .. } = v {
+            self.counters.web.trusted += 1;
+        }
+        v
     }
 
     /// The event of a flow's first QUIC Initial dropped under `quic: block`: no address is

@@ -214,10 +214,6 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn is_space(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
 /// Parse the request line at the start of `buf`, tolerantly as libhtp does: the protocol is the
 /// last space-separated token when it starts with `HTTP/`, the target is everything between the
 /// method and it (so `GET /a b HTTP/1.1` has the target `/a b`, which httparse rejects), runs of
@@ -229,10 +225,15 @@ pub fn parse_request_line(buf: &[u8]) -> Result<Option<RequestLine<'_>>, ParseEr
     };
     let line = buf.get(..nl).unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().any(|b| b.is_ascii_control() && *b != b'\t') {
+    // Request lines can be kilobytes long (a URL with its query): the checks below read them
+    // a vector at a time (a fold without an early exit, and memchr), not a byte at a time.
+    if line
+        .iter()
+        .fold(false, |bad, b| bad | (b.is_ascii_control() & (*b != b'\t')))
+    {
         return Err(ParseError::Malformed);
     }
-    let m_end = line.iter().position(|b| is_space(*b)).unwrap_or(line.len());
+    let m_end = memchr::memchr2(b' ', b'\t', line).unwrap_or(line.len());
     let (method, rest) = line.split_at(m_end);
     if method.is_empty() || !method.iter().all(|b| is_tchar(*b)) {
         return Err(ParseError::Malformed);
@@ -241,7 +242,7 @@ pub fn parse_request_line(buf: &[u8]) -> Result<Option<RequestLine<'_>>, ParseEr
     if rest.is_empty() {
         return Err(ParseError::Malformed);
     }
-    let (target, protocol) = match rest.iter().rposition(|b| is_space(*b)) {
+    let (target, protocol) = match memchr::memrchr2(b' ', b'\t', rest) {
         Some(i) => {
             let proto = rest.get(i.saturating_add(1)..).unwrap_or_default();
             if proto.starts_with(b"HTTP/") {
@@ -413,7 +414,7 @@ pub fn trim(v: &[u8]) -> &[u8] {
 /// For an absolute-form target (`scheme://authority/path?q`): the authority and the rest
 /// (`/path?q`, or `/` when empty). Otherwise `(None, target)`.
 pub fn split_absolute(target: &[u8]) -> (Option<&[u8]>, &[u8]) {
-    let Some(i) = target.windows(3).position(|w| w == b"://") else {
+    let Some(i) = memchr::memmem::find(target, b"://") else {
         return (None, target);
     };
     let scheme = target.get(..i).unwrap_or_default();
