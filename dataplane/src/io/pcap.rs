@@ -42,6 +42,10 @@ pub const MAX_INTERFACES: usize = 65_536;
 /// Room kept in front of a record for the Ethernet header synthesized for other link types.
 const HEADROOM: usize = 14;
 
+/// Most bytes reserved up front for a capture loaded into memory (its file's size, up to this);
+/// a larger capture's buffer grows as it is read.
+const MAX_RESERVE: u64 = 1 << 30;
+
 /// Errors of the pcap backend.
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
@@ -830,16 +834,24 @@ impl Capture {
     /// Read a pcap or pcapng file into memory.
     pub fn load(path: &Path) -> Result<Capture, PcapError> {
         let mut r = CaptureReader::open(path)?;
-        Capture::collect(&mut r).map_err(|e| e.at(path))
+        let (_, size) = r.position();
+        Capture::collect(&mut r, size).map_err(|e| e.at(path))
     }
 
     /// Parse a capture held in memory.
     pub fn from_bytes(bytes: &[u8]) -> Result<Capture, LoadError> {
-        Capture::collect(&mut CaptureReader::new(bytes)?)
+        let size = u64::try_from(bytes.len()).unwrap_or(0);
+        Capture::collect(&mut CaptureReader::new(bytes)?, size)
     }
 
-    fn collect<R: Read>(r: &mut CaptureReader<R>) -> Result<Capture, LoadError> {
+    /// Read every frame; `size`, the file's size, bounds the frames' bytes (they are the file
+    /// less its headers), so their buffer is allocated once. Grown by doubling instead, a large
+    /// capture was copied a few times while it loaded, and how often depended on what the heap
+    /// held before (the replay's figures with and without address lists differed by it).
+    fn collect<R: Read>(r: &mut CaptureReader<R>, size: u64) -> Result<Capture, LoadError> {
         let mut cap = Capture::default();
+        cap.data
+            .reserve_exact(usize::try_from(size.min(MAX_RESERVE)).unwrap_or(0));
         while let Some((ts, frame)) = r.next_frame()? {
             let start = cap.data.len();
             cap.data.extend_from_slice(frame);
