@@ -910,6 +910,18 @@ impl Builder {
                 self.packet
                     .push(PacketCheck::TcpAck(cmp(name, value, u64::from(u32::MAX))?))
             }
+            // The legacy forms (Suricata's `detect-seq.c`, `detect-ack.c`): one exact 32-bit
+            // number, no operators.
+            "seq" => {
+                let n: u32 = parse_int(name, value)?;
+                self.packet
+                    .push(PacketCheck::TcpSeq(NumCmp::Eq(u64::from(n))))
+            }
+            "ack" => {
+                let n: u32 = parse_int(name, value)?;
+                self.packet
+                    .push(PacketCheck::TcpAck(NumCmp::Eq(u64::from(n))))
+            }
             "itype" => self.packet.push(PacketCheck::Itype(cmp(name, value, 255)?)),
             "icode" => self.packet.push(PacketCheck::Icode(cmp(name, value, 255)?)),
             "icmp_id" => self

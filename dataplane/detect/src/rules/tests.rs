@@ -1671,6 +1671,37 @@ fn tcp_seq_and_ack() {
     );
 }
 
+// The legacy seq / ack (ET Open's NMAP scan rules: `ack:0;`): one exact number against the
+// packet's own TCP header; no operators, nothing over 32 bits.
+#[test]
+fn legacy_seq_and_ack() {
+    let rs = set("alert tcp any any -> any any (seq:0; ack:0; sid:1;)\n\
+         alert tcp any any -> any any (ack:2548486954; sid:2;)\n\
+         alert tcp any any -> any any (seq: 101; sid:3;)");
+    let header = |seq: u32, ack: u32| {
+        let mut h = [0u8; 20];
+        h[4..8].copy_from_slice(&seq.to_be_bytes());
+        h[8..12].copy_from_slice(&ack.to_be_bytes());
+        h
+    };
+    let zero = header(0, 0);
+    let hit = header(101, 2548486954);
+    let mut p = pkt(IpProto::Tcp, b"");
+    p.l4_header = &zero;
+    assert_eq!(sids(&rs, &p), [1]);
+    p.l4_header = &hit;
+    assert_eq!(sids(&rs, &p), [2, 3]);
+    p.l4_header = &[];
+    assert!(sids(&rs, &p).is_empty());
+    let mut u = pkt(IpProto::Udp, b"");
+    u.l4_header = &zero[..8];
+    assert!(sids(&rs, &u).is_empty());
+    for bad in ["seq:>1", "ack:!0", "seq:4294967296", "ack:x", "seq"] {
+        let e = skip(&format!("alert tcp any any -> any any ({bad}; sid:1;)"));
+        assert!(e.keyword == "seq" || e.keyword == "ack", "{bad}: {e:?}");
+    }
+}
+
 // flow.pkts / flow.bytes: a direction (or either) and an integer comparison against the flow's
 // counts so far; the Suricata 7 forms; no flow, no match.
 #[test]
