@@ -1,6 +1,7 @@
-//! TLS handshake reassembly and parsing of both directions (ClientHello with JA3/JA4,
-//! ServerHello with JA3S, the certificate chain), and the record-header walk (encryption
-//! detection): arbitrary bytes, split where the input says, alternating directions by chunk.
+//! TLS handshake reassembly and parsing of both directions (ClientHello with JA3/JA4, in TLS
+//! records or the SSL 2.0 format, ServerHello with JA3S, the certificate chains of both
+//! sides), and the record-header walk (encryption detection): arbitrary bytes, split where the
+//! input says, alternating directions by chunk.
 #![no_main]
 
 use dataplane::app::AppEvents;
@@ -18,6 +19,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = parser::server_hello(data);
     let _ = parser::certificate(data);
+    if let Ok(parser::Record::Complete { payload, .. }) = parser::sslv2_record(data) {
+        let _ = parser::sslv2_client_hello(payload);
+    }
+    let _ = parser::sslv2_client_hello(data);
     let Some((&split, rest)) = data.split_first() else {
         return;
     };

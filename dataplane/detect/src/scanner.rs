@@ -240,6 +240,9 @@ impl Buffers for ScanBuffers<'_> {
         match kind {
             BufferKind::DnsQuery => return a.dns_queries.get(n).map(Vec::as_slice),
             BufferKind::TlsAlpn => return a.tls_client_alpns.get(n).map(Vec::as_slice),
+            BufferKind::TlsCerts => {
+                return a.tls_client_chain?.certs.get(n).map(Vec::as_slice);
+            }
             BufferKind::HttpRequestHeader => {
                 return a.http_request_headers?.header(n);
             }
@@ -281,6 +284,10 @@ impl Buffers for ScanBuffers<'_> {
             BufferKind::Ja3Hash => a.tls_ja3_hash,
             BufferKind::Ja4Hash => a.tls_hello.map(crate::app::tls::parser::ClientHello::ja4),
             BufferKind::SslVersion => a.tls_client_version,
+            BufferKind::TlsCertSubject => a.tls_client_chain?.subject.as_deref(),
+            BufferKind::TlsCertIssuer => a.tls_client_chain?.issuer.as_deref(),
+            BufferKind::TlsCertSerial => a.tls_client_chain?.serial.as_deref(),
+            BufferKind::TlsCertFingerprint => a.tls_client_chain?.fingerprint(),
             _ => None,
         }
     }
@@ -321,6 +328,9 @@ fn every_buffer<'a>(app: &'a AppBuffers<'a>, to_server: bool) -> ScanBuffers<'a>
 fn any_chain() -> crate::app::tls::cert::Certificates {
     let mut chain = crate::app::tls::cert::Certificates::default();
     chain.certs.push(Vec::new());
+    chain.subject = Some(Vec::new());
+    chain.issuer = Some(Vec::new());
+    chain.serial = Some(Vec::new());
     chain
 }
 
@@ -392,6 +402,7 @@ fn every_app<'a>(
         tls_cert_serial: Some(ANY),
         tls_chain: Some(chain),
         tls_certs: queries,
+        tls_client_chain: Some(chain),
         tls_client_random: Some(&[0; 32]),
         tls_server_random: Some(&[0; 32]),
         tls_client_version: Some(ANY),
@@ -2047,6 +2058,48 @@ mod tests {
 
     // `ssl_version` reads the client's hello version on its packets and the server's on its
     // own; `!` matches a known version outside the list; an unknown version matches neither.
+    // Client authentication: the `tls.cert_*` and `tls.certs` buffers towards the server read
+    // the client's certificate, on the client's packet that carries it; towards the client,
+    // the server's (here the SAN certificate, `O=probe GmbH, CN=san.example`).
+    #[test]
+    fn client_certificate_buffers() {
+        use crate::app::tls::cert::tests::SAN_CERT;
+        use crate::app::tls::parser::tests::{
+            client_certificate_msg, client_hello_msg, records, server_flight,
+        };
+        let rules = "alert tls any any -> any any (tls.cert_subject; content:\"CN=probe.example\"; sid:1;)\n\
+            alert tls any any -> any any (tls.cert_issuer; content:\"CN=probe.example\"; \
+              tls.cert_serial; content:\"0A:1B:2C:3D\"; sid:2;)\n\
+            alert tls any any -> any any (flow:to_server; tls.certs; content:\"probe GmbH\"; sid:3;)\n\
+            alert tls any any -> any any (tls.cert_fingerprint; content:\":\"; sid:4;)\n\
+            alert tls any any -> any any (flow:to_client; tls.cert_subject; content:\"CN=san.example\"; sid:5;)";
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        c.handshake();
+        let hello = records(&client_hello_msg(b"auth.example"), 1000);
+        let lh = u32::try_from(hello.len()).unwrap();
+        assert!(c.pkt(true, PA, 101, 501, &hello).is_empty());
+        let flight = records(&server_flight(&[SAN_CERT]), 1000);
+        let lf = u32::try_from(flight.len()).unwrap();
+        // The server's certificate (`CN=san.example`).
+        assert_eq!(c.pkt(false, PA, 501, 101 + lh, &flight), [4, 5]);
+        let cert = records(&client_certificate_msg(), 1000);
+        assert_eq!(c.pkt(true, PA, 101 + lh, 501 + lf, &cert), [1, 2, 3, 4]);
+    }
+
+    // An SSL 2.0-format ClientHello gives the client's side its version (`ssl_version`), and no
+    // JA3.
+    #[test]
+    fn sslv2_hello_version() {
+        use crate::app::tls::parser::tests::SSLV2_HELLO;
+        let rules = "alert tcp any any -> any any (ssl_version:tls1.0; sid:1;)\n\
+            alert tcp any any -> any any (ssl_version:!sslv3; sid:2;)\n\
+            alert tls any any -> any any (ja3.hash; bsize:0; sid:3;)\n\
+            alert tcp any any -> any any (ssl_version:sslv2; sid:4;)";
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        c.handshake();
+        assert_eq!(c.pkt(true, PA, 101, 501, SSLV2_HELLO), [1, 2]);
+    }
+
     #[test]
     fn ssl_version_of_each_side() {
         use crate::app::tls::parser::tests::{client_hello_msg, records, server_flight};

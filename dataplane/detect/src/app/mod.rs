@@ -344,6 +344,9 @@ pub struct AppBuffers<'a> {
     pub tls_chain: Option<&'a tls::cert::Certificates>,
     /// `tls.certs`: each certificate's DER, leaf first (a multi-buffer).
     pub tls_certs: &'a [Vec<u8>],
+    /// The client's certificate chain (client authentication): the `tls.cert_*` and
+    /// `tls.certs` buffers towards the server.
+    pub tls_client_chain: Option<&'a tls::cert::Certificates>,
     /// `tls.random` of the ClientHello.
     pub tls_client_random: Option<&'a [u8]>,
     /// `tls.random` of the ServerHello.
@@ -409,14 +412,16 @@ impl<'a> AppBuffers<'a> {
             .with_response(r.response.as_deref()),
             TxData::Tls(t) => {
                 let c = t.client.as_ref();
+                // An SSL 2.0-format hello has a version only: no JA3, JA4 or random.
+                let tls = c.filter(|c| !c.is_sslv2());
                 let s = t.server.as_ref();
                 let x = t.certs.as_ref();
                 AppBuffers {
                     proto: AppProto::Tls,
                     tls_sni: c.and_then(|c| c.sni.as_deref()),
-                    tls_ja3: c.map(|c| c.ja3.as_slice()),
-                    tls_ja3_hash: c.map(|c| c.ja3_hash.as_slice()),
-                    tls_hello: c,
+                    tls_ja3: tls.map(|c| c.ja3.as_slice()),
+                    tls_ja3_hash: tls.map(|c| c.ja3_hash.as_slice()),
+                    tls_hello: tls,
                     tls_ja3s: s.map(|s| s.ja3s.as_slice()),
                     tls_ja3s_hash: s.map(|s| s.ja3s_hash.as_slice()),
                     tls_cert_subject: x.and_then(|x| x.subject.as_deref()),
@@ -424,7 +429,8 @@ impl<'a> AppBuffers<'a> {
                     tls_cert_serial: x.and_then(|x| x.serial.as_deref()),
                     tls_chain: x,
                     tls_certs: x.map(|x| x.certs.as_slice()).unwrap_or_default(),
-                    tls_client_random: c.map(|c| c.random.as_slice()),
+                    tls_client_chain: t.client_certs.as_ref(),
+                    tls_client_random: tls.map(|c| c.random.as_slice()),
                     tls_server_random: s.map(|s| s.random.as_slice()),
                     tls_client_version: c.and_then(tls::parser::ClientHello::version_name),
                     tls_server_version: s.and_then(|s| s.version_name),
@@ -538,7 +544,7 @@ pub fn looks_like_http_request(data: &[u8]) -> Option<bool> {
 
 /// Whether `data` starts like a TLS handshake record (type 22, version 3.x with x <= 4), or
 /// like a ClientHello in the SSL 2.0 record format that old clients send to reach SSL 3.0/TLS
-/// servers ([`tls::state::TlsState`] does not read it; the server's handshake is read).
+/// servers ([`tls::parser::sslv2_client_hello`] reads it).
 pub fn looks_like_tls(data: &[u8]) -> Option<bool> {
     match data {
         [] => None,
@@ -836,6 +842,7 @@ impl AppState {
         match step {
             TlsOut::Server(s) => t.server = Some(s),
             TlsOut::Certs(c) => t.certs = Some(c),
+            TlsOut::ClientCerts(c) => t.client_certs = Some(c),
             TlsOut::Client(_) => {}
         }
         if let Some(id) = id {
@@ -1095,7 +1102,8 @@ mod tests {
     }
 
     // An SSL 2.0-format ClientHello (as in tls-glupteba: 0x80 0x80, CLIENT-HELLO, version 3.1)
-    // makes the flow TLS; it is not read, without an event, and the server's TLS handshake is.
+    // makes the flow TLS; its version is read (`ssl_version`, no JA3), without an event, and
+    // the server's TLS handshake is.
     #[test]
     fn sslv2_client_hello_then_tls_server() {
         use crate::app::tls::cert::tests::SAN_CERT;
@@ -1125,7 +1133,20 @@ mod tests {
             Some(&b"san.example"[..])
         );
         assert_eq!(b.tls_sni, None);
-        // Both sides are finished: the client's was never waited on.
+        assert_eq!(b.tls_client_version, Some(&b"tls1.0"[..]));
+        assert_eq!((b.tls_ja3_hash, b.tls_client_random), (None, None));
+        assert!(b.tls_hello.is_none());
+        // The client's side waits for its next handshake message (a Certificate); its
+        // ChangeCipherSpec ends it.
+        assert!(matches!(&app.parser, Parser::Tls(t) if !t.is_done()));
+        s.insert(
+            true,
+            data(
+                1 + u32::try_from(hello.len()).unwrap(),
+                &[20, 3, 1, 0, 1, 1],
+            ),
+        );
+        app.on_stream(true, &s.client, (40000, 443));
         assert!(matches!(&app.parser, Parser::Tls(t) if t.is_done()));
     }
 

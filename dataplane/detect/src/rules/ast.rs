@@ -282,10 +282,13 @@ impl BufferKind {
             | TlsRandomTime | TlsRandomBytes | TlsAlpn | SslVersion | DnsQueriesRrname
             | DnsAnswersRrname | DnsAuthoritiesRrname | DnsAdditionalsRrname | DnsOpcode
             | DnsRcode | DnsRrtype => Side::Both,
+            // Towards the server: the client's certificate (client authentication).
+            TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts => {
+                Side::Both
+            }
             Ipv4Hdr | Ipv6Hdr | TcpHdr | UdpHdr | Icmpv4Hdr | Icmpv6Hdr | AppLayerEvent
             | Base64Data => Side::Both,
             HttpResponseLine | HttpStatCode | HttpStatMsg | HttpServer | HttpLocation
-            | TlsCertSubject | TlsCertIssuer | TlsCertSerial | TlsCertFingerprint | TlsCerts
             | Ja3sHash | Ja3sString | TlsSubjectAltName | HttpResponseHeader
             | DnsResponseRrname => Side::ToClient,
             _ => Side::ToServer,

@@ -1,5 +1,7 @@
 //! TLS handshake parsing over tls-parser: record framing, the ClientHello (SNI, JA3, JA4), the
-//! ServerHello (JA3S) and the server's Certificate message (see [`super::cert`]).
+//! ServerHello (JA3S) and the Certificate messages of either side (see [`super::cert`]); and
+//! the SSL 2.0-format ClientHello old clients open with ([`sslv2_record`],
+//! [`sslv2_client_hello`]), written here because tls-parser does not read SSL 2.0.
 //! Pure functions: no state, no logging, no panics on any input.
 
 use tls_parser::{
@@ -33,6 +35,8 @@ pub struct ClientHello {
     fields: HelloFields,
     /// JA4, once computed.
     ja4: std::sync::OnceLock<Vec<u8>>,
+    /// Read from an SSL 2.0-format CLIENT-HELLO ([`sslv2_client_hello`]).
+    sslv2: bool,
 }
 
 impl ClientHello {
@@ -54,6 +58,17 @@ impl ClientHello {
     /// Suricata's client version.
     pub fn version_name(&self) -> Option<&'static [u8]> {
         version_name(self.fields.version)
+    }
+
+    /// Whether the hello came in the SSL 2.0 format: it has no extensions, no SNI and no
+    /// random, and Suricata computes neither JA3 nor JA4 for it, so those buffers are absent.
+    pub fn is_sslv2(&self) -> bool {
+        self.sslv2
+    }
+
+    /// The cipher suites offered, in order (for SSL 2.0, the specs that name a TLS suite).
+    pub fn ciphers(&self) -> &[u16] {
+        &self.fields.ciphers
     }
 }
 
@@ -188,6 +203,7 @@ pub fn client_hello(msg: &[u8]) -> Result<ClientHello, ParseError> {
         random: ch.random.to_vec(),
         fields,
         ja4: std::sync::OnceLock::new(),
+        sslv2: false,
     };
     let Some(ext) = ch.ext else {
         return Ok(hello);
@@ -204,6 +220,87 @@ pub fn client_hello(msg: &[u8]) -> Result<ClientHello, ParseError> {
         _ => None,
     });
     Ok(hello)
+}
+
+/// SSL 2.0 message type of a CLIENT-HELLO.
+pub const SSLV2_CLIENT_HELLO: u8 = 1;
+
+/// One SSL 2.0 record with the 2-byte header (RFC 6101 appendix E.1: the high bit set, 15 bits
+/// of length, no padding) at the start of `buf`; `content_type` is the message type, the first
+/// byte of the payload. The 3-byte header form (with padding) is not read: its first byte is
+/// indistinguishable from a TLS record's, and no client sends a CLIENT-HELLO with it. The
+/// length field bounds a record to 2 + 32,767 bytes.
+pub fn sslv2_record(buf: &[u8]) -> Result<Record<'_>, ParseError> {
+    let [hi, lo, ..] = *buf else {
+        return Ok(Record::Incomplete);
+    };
+    if hi & 0x80 == 0 {
+        return Err(ParseError::Record);
+    }
+    let len = usize::from(u16::from_be_bytes([hi & 0x7f, lo]));
+    if len == 0 {
+        // Suricata: "record length should never be zero" (invalid_sslv2_header).
+        return Err(ParseError::Record);
+    }
+    let total = len.saturating_add(2);
+    match (buf.get(2..total), buf.get(2)) {
+        (Some(payload), Some(ty)) => Ok(Record::Complete {
+            content_type: *ty,
+            payload,
+            len: total,
+        }),
+        _ => Ok(Record::Incomplete),
+    }
+}
+
+/// Parse the payload of an SSL 2.0 CLIENT-HELLO record (message type 1, RFC 6101 appendix E.1,
+/// the SSL 2.0 draft's CLIENT-HELLO): version (the highest the client speaks: 0x0002 for SSL
+/// 2.0, 0x0300-0x0303 for a client reaching SSL 3.0/TLS servers), cipher specs (3 bytes
+/// each), session id and challenge, whose lengths must fit the record. The version is what
+/// Suricata reads (its client version, `ssl_version`); cipher specs whose first byte is 0 name
+/// a TLS cipher suite and are kept as such (RFC 5246 appendix E.2), at most
+/// [`fingerprint::MAX_LIST`].
+pub fn sslv2_client_hello(payload: &[u8]) -> Result<ClientHello, ParseError> {
+    let Some(&[ty, v0, v1, c0, c1, s0, s1, h0, h1]) = payload.get(..9) else {
+        return Err(ParseError::Handshake);
+    };
+    if ty != SSLV2_CLIENT_HELLO {
+        return Err(ParseError::Handshake);
+    }
+    let specs_len = usize::from(u16::from_be_bytes([c0, c1]));
+    let session_len = usize::from(u16::from_be_bytes([s0, s1]));
+    let challenge_len = usize::from(u16::from_be_bytes([h0, h1]));
+    let body = payload.get(9..).unwrap_or_default();
+    if specs_len % 3 != 0
+        || specs_len
+            .saturating_add(session_len)
+            .saturating_add(challenge_len)
+            > body.len()
+    {
+        return Err(ParseError::Handshake);
+    }
+    let specs = body.get(..specs_len).unwrap_or_default();
+    let fields = HelloFields {
+        version: u16::from_be_bytes([v0, v1]),
+        ciphers: specs
+            .chunks_exact(3)
+            .filter_map(|s| match *s {
+                [0, a, b] => Some(u16::from_be_bytes([a, b])),
+                _ => None,
+            })
+            .take(fingerprint::MAX_LIST)
+            .collect(),
+        ..HelloFields::default()
+    };
+    Ok(ClientHello {
+        sni: None,
+        ja3: Vec::new(),
+        ja3_hash: Vec::new(),
+        random: Vec::new(),
+        fields,
+        ja4: std::sync::OnceLock::new(),
+        sslv2: true,
+    })
 }
 
 /// Parse a complete ServerHello handshake message (header included): its JA3S.
@@ -232,7 +329,8 @@ pub fn server_hello(msg: &[u8]) -> Result<ServerHello, ParseError> {
     })
 }
 
-/// Parse a complete Certificate handshake message (header included; TLS 1.2 and earlier).
+/// Parse a complete Certificate handshake message (header included; TLS 1.2 and earlier), the
+/// server's or (client authentication) the client's.
 pub fn certificate(msg: &[u8]) -> Result<Certificates, ParseError> {
     let Ok((_, TlsMessage::Handshake(TlsMessageHandshake::Certificate(c)))) =
         parse_tls_message_handshake(msg)
@@ -307,6 +405,17 @@ pub(crate) mod tests {
         out
     }
 
+    /// A client's Certificate message (client authentication) carrying the probe certificate
+    /// (`C=DE, O=probe GmbH, CN=probe.example`).
+    pub(crate) fn client_certificate_msg() -> Vec<u8> {
+        let der = cert::tests::PROBE_CERT;
+        let mut chain = u32::try_from(der.len()).unwrap().to_be_bytes()[1..].to_vec();
+        chain.extend_from_slice(der);
+        let mut body = u32::try_from(chain.len()).unwrap().to_be_bytes()[1..].to_vec();
+        body.extend_from_slice(&chain);
+        handshake(CERTIFICATE, &body)
+    }
+
     fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
         let mut msg = vec![ty];
         msg.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes()[1..]);
@@ -344,6 +453,121 @@ pub(crate) mod tests {
         }
         assert_eq!(record(&rec[..3]), Ok(Record::Incomplete));
         assert_eq!(client_hello(&msg[..20]), Err(ParseError::Handshake));
+    }
+
+    /// The SSL 2.0-format CLIENT-HELLO of suricata-verify's `ssl_version_negated` (flow
+    /// 1660's first segment): version 3.1 (TLS 1.0), 26 cipher specs, no session id, a
+    /// 16-byte challenge.
+    pub(crate) const SSLV2_HELLO: &[u8] = &[
+        0x80, 0x67, // 2-byte header, 103 bytes
+        0x01, 0x03, 0x01, // CLIENT-HELLO, version 3.1
+        0x00, 0x4e, 0x00, 0x00, 0x00, 0x10, // specs 78, session id 0, challenge 16
+        0x01, 0x00, 0x80, 0x03, 0x00, 0x80, 0x07, 0x00, 0xc0, 0x06, 0x00, 0x40, 0x02, 0x00, 0x80,
+        0x04, 0x00, 0x80, 0x00, 0x00, 0x39, 0x00, 0x00, 0x38, 0x00, 0x00, 0x35, 0x00, 0x00, 0x33,
+        0x00, 0x00, 0x32, 0x00, 0x00, 0x04, 0x00, 0x00, 0x05, 0x00, 0x00, 0x2f, 0x00, 0x00, 0x16,
+        0x00, 0x00, 0x13, 0x00, 0xfe, 0xff, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x15, 0x00, 0x00, 0x12,
+        0x00, 0xfe, 0xfe, 0x00, 0x00, 0x09, 0x00, 0x00, 0x64, 0x00, 0x00, 0x62, 0x00, 0x00, 0x03,
+        0x00, 0x00, 0x06, // specs
+        0x31, 0x43, 0xc4, 0x65, 0xd5, 0x27, 0x71, 0xe4, 0x66, 0xa4, 0x2b, 0xe1, 0x70, 0x17, 0x87,
+        0xfd, // challenge
+    ];
+
+    #[test]
+    fn sslv2_client_hello_read() {
+        assert_eq!(SSLV2_HELLO.len(), 105);
+        let Record::Complete {
+            content_type,
+            payload,
+            len,
+        } = sslv2_record(SSLV2_HELLO).unwrap()
+        else {
+            panic!("complete record expected");
+        };
+        assert_eq!((content_type, len), (SSLV2_CLIENT_HELLO, 105));
+        let c = sslv2_client_hello(payload).unwrap();
+        assert!(c.is_sslv2());
+        assert_eq!(c.version_name(), Some(&b"tls1.0"[..]));
+        // 26 specs, 6 of them SSL 2.0-only (first byte not 0).
+        assert_eq!(c.ciphers().len(), 20);
+        assert_eq!(c.ciphers()[..3], [0x39, 0x38, 0x35]);
+        assert!(c.ja3.is_empty() && c.sni.is_none() && c.random.is_empty());
+        // Every cut short of the whole record is incomplete; the hello needs all its fields.
+        for cut in 0..105 {
+            assert_eq!(sslv2_record(&SSLV2_HELLO[..cut]), Ok(Record::Incomplete));
+        }
+        for cut in 2..payload.len() {
+            assert_eq!(
+                sslv2_client_hello(&payload[..cut]),
+                Err(ParseError::Handshake),
+                "{cut}"
+            );
+        }
+        // Not a 2-byte header, a zero length, another message type, specs not in threes.
+        assert_eq!(sslv2_record(&[0x16, 3, 1]), Err(ParseError::Record));
+        assert_eq!(sslv2_record(&[0x80, 0]), Err(ParseError::Record));
+        let mut other = payload.to_vec();
+        other[0] = 4;
+        assert_eq!(sslv2_client_hello(&other), Err(ParseError::Handshake));
+        let mut odd = payload.to_vec();
+        odd[4] = 0x4d;
+        assert_eq!(sslv2_client_hello(&odd), Err(ParseError::Handshake));
+        // SSL 2.0 itself.
+        let mut v2 = payload.to_vec();
+        v2[1..3].copy_from_slice(&[0, 2]);
+        assert_eq!(
+            sslv2_client_hello(&v2).unwrap().version_name(),
+            Some(&b"sslv2"[..])
+        );
+    }
+
+    proptest::proptest! {
+        // Any bytes: never a panic; a hello read back keeps its version and at most as many
+        // ciphers as the record has specs.
+        #[test]
+        fn sslv2_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Ok(Record::Complete { payload, len, .. }) = sslv2_record(&data) {
+                proptest::prop_assert!(len <= data.len());
+                if let Ok(c) = sslv2_client_hello(payload) {
+                    proptest::prop_assert!(c.ciphers().len() * 3 <= payload.len());
+                    proptest::prop_assert_eq!(
+                        c.fields.version,
+                        u16::from_be_bytes([payload[1], payload[2]])
+                    );
+                }
+            }
+        }
+
+        // A well-formed hello with any version, specs, session id and challenge parses back.
+        #[test]
+        fn sslv2_round_trip(
+            version in proptest::prelude::any::<u16>(),
+            specs in proptest::collection::vec(proptest::prelude::any::<[u8; 3]>(), 0..40),
+            session in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..17),
+            challenge in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..33),
+        ) {
+            let mut body = vec![SSLV2_CLIENT_HELLO];
+            body.extend_from_slice(&version.to_be_bytes());
+            for n in [specs.len() * 3, session.len(), challenge.len()] {
+                body.extend_from_slice(&u16::try_from(n).unwrap().to_be_bytes());
+            }
+            body.extend(specs.iter().flatten());
+            body.extend_from_slice(&session);
+            body.extend_from_slice(&challenge);
+            let mut rec = (u16::try_from(body.len()).unwrap() | 0x8000).to_be_bytes().to_vec();
+            rec.extend_from_slice(&body);
+            let Ok(Record::Complete { payload, len, .. }) = sslv2_record(&rec) else {
+                return Err(proptest::test_runner::TestCaseError::fail("record"));
+            };
+            proptest::prop_assert_eq!(len, rec.len());
+            let c = sslv2_client_hello(payload).unwrap();
+            let want: Vec<u16> = specs
+                .iter()
+                .filter(|s| s[0] == 0)
+                .map(|s| u16::from_be_bytes([s[1], s[2]]))
+                .collect();
+            proptest::prop_assert_eq!(c.ciphers(), want.as_slice());
+            proptest::prop_assert_eq!(c.fields.version, version);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Per-flow TLS state: reassembles the handshake records of each direction (split across
 //! segments) and the handshake messages (split across records), with caps, and parses the
-//! client's ClientHello and the server's ServerHello and Certificate, each once.
+//! client's ClientHello (in TLS records, or the SSL 2.0 format) and Certificate (client
+//! authentication), and the server's ServerHello and Certificate, each once.
 
 use super::cert::Certificates;
 use super::parser::{
@@ -29,8 +30,11 @@ pub struct TlsTx {
     pub client: Option<ClientHello>,
     /// The server's hello (`ja3s.*`).
     pub server: Option<ServerHello>,
-    /// The server's certificate chain (`tls.cert_*`, `tls.certs`).
+    /// The server's certificate chain (`tls.cert_*`, `tls.certs` towards the client).
     pub certs: Option<Certificates>,
+    /// The client's certificate chain, sent when the server asks for client authentication
+    /// (`tls.cert_*`, `tls.certs` towards the server, as Suricata 7 and later).
+    pub client_certs: Option<Certificates>,
 }
 
 /// A step of the handshake, in the order it was parsed.
@@ -42,6 +46,8 @@ pub enum TlsOut {
     Server(ServerHello),
     /// The server's Certificate message.
     Certs(Certificates),
+    /// The client's Certificate message (not empty).
+    ClientCerts(Certificates),
 }
 
 /// One direction's handshake reassembly.
@@ -53,6 +59,9 @@ struct HsReader {
     hs: Vec<u8>,
     /// Nothing more to read in this direction.
     done: bool,
+    /// The direction opened with an SSL 2.0 record (the client's CLIENT-HELLO): `rec` holds
+    /// it until complete ([`parser::sslv2_record`] bounds it to 2 + 32,767 bytes).
+    sslv2: bool,
 }
 
 impl HsReader {
@@ -153,6 +162,9 @@ pub struct TlsState {
     server_handshake: bool,
     /// Application data was seen: the session is encrypted from here on.
     encrypted: bool,
+    /// The client's hello was read: its next handshake messages are read up to the
+    /// Certificate (client authentication) or any other message.
+    client_hello: bool,
 }
 
 impl TlsState {
@@ -218,21 +230,66 @@ impl TlsState {
         let Some(h) = self.hs.get_mut(usize::from(!to_server)) else {
             return;
         };
-        if to_server && h.rec.is_empty() && h.hs.is_empty() && !h.done {
+        let hello = &mut self.client_hello;
+        if to_server && !*hello && h.rec.is_empty() && h.hs.is_empty() && !h.done {
             // A TLS record's content type is below 0x80: a first byte with the high bit set is
-            // an SSL 2.0 record header, a compatibility ClientHello (see `looks_like_tls`). It
-            // is not read; the server answers in TLS, and its side is.
-            if data.first().is_some_and(|b| b & 0x80 != 0) {
-                h.stop(ev, None);
-                return;
-            }
+            // an SSL 2.0 record header, a compatibility ClientHello (see `looks_like_tls`).
+            h.sslv2 |= data.first().is_some_and(|b| b & 0x80 != 0);
         }
+        let mut rest = None;
+        if to_server && h.sslv2 {
+            h.rec.extend_from_slice(data);
+            let (len, hello_read) = match parser::sslv2_record(&h.rec) {
+                Ok(Record::Incomplete) => return,
+                Err(_) => (None, Err(AppEvent::TlsMalformedRecord)),
+                Ok(Record::Complete { payload, len, .. }) => (
+                    Some(len),
+                    parser::sslv2_client_hello(payload)
+                        .map_err(|_| AppEvent::TlsMalformedHandshake),
+                ),
+            };
+            match hello_read {
+                Ok(c) => out.push(TlsOut::Client(c)),
+                Err(e) => {
+                    h.stop(ev, Some(e));
+                    return;
+                }
+            }
+            // The server answers in SSL 3.0/TLS records and the client goes on in them: what
+            // follows the SSL 2.0 record is read as TLS.
+            *hello = true;
+            h.sslv2 = false;
+            let mut left = core::mem::take(&mut h.rec);
+            left.drain(..len.unwrap_or_default().min(left.len()));
+            rest = Some(left);
+        }
+        let data = rest.as_deref().unwrap_or(data);
         if to_server {
-            // The first message must be the ClientHello; nothing after it is read.
+            // The first message must be the ClientHello. After it, the client's next message
+            // is read when it is a Certificate (client authentication, after the server's
+            // CertificateRequest); any other message or record ends the reading.
             h.feed(data, ev, &mut |ty, msg, ev| {
-                if ty == CLIENT_HELLO {
-                    match parser::client_hello(msg) {
-                        Ok(c) => out.push(TlsOut::Client(c)),
+                if !*hello {
+                    if ty != CLIENT_HELLO {
+                        return false;
+                    }
+                    return match parser::client_hello(msg) {
+                        Ok(c) => {
+                            out.push(TlsOut::Client(c));
+                            *hello = true;
+                            true
+                        }
+                        Err(_) => {
+                            ev.push(AppEvent::TlsMalformedHandshake);
+                            false
+                        }
+                    };
+                }
+                if ty == CERTIFICATE {
+                    match parser::certificate(msg) {
+                        // An empty chain: the client has no certificate to offer.
+                        Ok(c) if c.certs.is_empty() => {}
+                        Ok(c) => out.push(TlsOut::ClientCerts(c)),
                         Err(_) => ev.push(AppEvent::TlsMalformedHandshake),
                     }
                 }
@@ -268,7 +325,7 @@ impl TlsState {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parser::tests::{client_hello_msg, records};
+    use super::super::parser::tests::{client_certificate_msg, client_hello_msg, records};
     use super::*;
 
     // The ClientHello spread over records of 7 bytes (handshake fragmentation, as in
@@ -291,7 +348,93 @@ mod tests {
         assert_eq!(c.sni.as_deref(), Some(&b"frag.example.net"[..]));
         assert!(!s.is_done(), "the server's side is still to read");
         s.on_gap(false);
+        assert!(!s.is_done(), "the client's Certificate is still to read");
+        s.on_gap(true);
         assert!(s.is_done());
+    }
+
+    // An SSL 2.0-format CLIENT-HELLO, split at every byte: its version is read once, and the
+    // TLS records after it are read as the client's next messages.
+    #[test]
+    fn sslv2_hello_then_tls_records() {
+        use super::super::parser::tests::SSLV2_HELLO;
+        for cut in 0..SSLV2_HELLO.len() {
+            let mut s = TlsState::default();
+            let mut out = Vec::new();
+            let mut ev = AppEvents::default();
+            s.feed(true, &SSLV2_HELLO[..cut], &mut out, &mut ev);
+            assert!(out.is_empty());
+            s.feed(true, &SSLV2_HELLO[cut..], &mut out, &mut ev);
+            assert!(ev.is_empty(), "{ev:?}");
+            let [TlsOut::Client(c)] = out.as_slice() else {
+                panic!("{out:?}");
+            };
+            assert!(c.is_sslv2());
+            assert_eq!(c.version_name(), Some(&b"tls1.0"[..]));
+            assert!(!s.is_done());
+        }
+        // The client's certificate in the same segment as the SSL 2.0 hello.
+        let mut wire = SSLV2_HELLO.to_vec();
+        wire.extend(records(&client_certificate_msg(), 1 << 14));
+        let mut s = TlsState::default();
+        let mut out = Vec::new();
+        let mut ev = AppEvents::default();
+        s.feed(true, &wire, &mut out, &mut ev);
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(matches!(
+            out.as_slice(),
+            [TlsOut::Client(_), TlsOut::ClientCerts(_)]
+        ));
+        // A zero-length SSL 2.0 record: malformed, the client's side is no longer read.
+        let mut s = TlsState::default();
+        let mut ev = AppEvents::default();
+        s.feed(true, &[0x80, 0x00, 0x01], &mut out, &mut ev);
+        assert_eq!(
+            ev.iter().collect::<Vec<_>>(),
+            vec![AppEvent::TlsMalformedRecord]
+        );
+    }
+
+    // Client authentication: the client's Certificate after its hello is read (in its own
+    // records, segments later); an empty one is not reported; a ClientKeyExchange first ends
+    // the reading, as a second ClientHello does.
+    #[test]
+    fn client_certificate() {
+        let hello = records(&client_hello_msg(b"auth.example"), 1 << 14);
+        let cert = records(&client_certificate_msg(), 1 << 14);
+        let mut s = TlsState::default();
+        let mut out = Vec::new();
+        let mut ev = AppEvents::default();
+        s.feed(true, &hello, &mut out, &mut ev);
+        assert!(matches!(out.as_slice(), [TlsOut::Client(_)]));
+        for chunk in cert.chunks(100) {
+            s.feed(true, chunk, &mut out, &mut ev);
+        }
+        assert!(ev.is_empty(), "{ev:?}");
+        let [_, TlsOut::ClientCerts(c)] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(c.certs, [super::super::cert::tests::PROBE_CERT.to_vec()]);
+        assert!(c.subject.is_some());
+
+        let empty = records(&[CERTIFICATE, 0, 0, 3, 0, 0, 0], 1 << 14);
+        let key_exchange = records(&[16, 0, 0, 2, 0, 0], 1 << 14);
+        for (next, name) in [
+            (&empty, "empty"),
+            (&key_exchange, "key exchange"),
+            (&hello, "hello"),
+        ] {
+            let mut s = TlsState::default();
+            let mut out = Vec::new();
+            s.feed(true, &hello, &mut out, &mut ev);
+            s.feed(true, next, &mut out, &mut ev);
+            s.feed(true, &cert, &mut out, &mut ev);
+            assert!(
+                matches!(out.as_slice(), [TlsOut::Client(_)]),
+                "{name}: {out:?}"
+            );
+        }
+        assert!(ev.is_empty(), "{ev:?}");
     }
 
     #[test]
