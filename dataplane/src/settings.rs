@@ -65,13 +65,15 @@ pub enum SettingError {
 }
 
 /// The settings [`WorkerConfigBuilder::set`] knows, by their Suricata (or daemon) names.
-pub const KNOWN: [&str; 14] = [
+pub const KNOWN: [&str; 16] = [
     "stream.midstream",
     "stream.inline",
     "stream.async-oneside",
     "stream.reassembly.depth",
     "stream.reassembly.memcap",
     "app-layer.protocols.tls.encryption-handling",
+    "app-layer.protocols.dns.tcp.detection-ports.dp",
+    "app-layer.protocols.dns.udp.detection-ports.dp",
     "flows.max",
     "decoder.vxlan.enabled",
     "decoder.vxlan.ports",
@@ -185,6 +187,13 @@ impl WorkerConfigBuilder {
         self
     }
 
+    /// The ports app-layer detection recognises DNS on.
+    #[must_use]
+    pub fn detection_ports(mut self, ports: crate::app::DetectionPorts) -> Self {
+        self.cfg.scanner.detection_ports = ports;
+        self
+    }
+
     /// Apply the setting `key` = `value` (see [`KNOWN`]); an unknown key or a bad value is
     /// refused and changes nothing.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SettingError> {
@@ -220,6 +229,19 @@ impl WorkerConfigBuilder {
                 }
                 _ => return Err(invalid("default, bypass or full")),
             },
+            // Suricata's port syntax (no negation): DNS is recognised on these ports.
+            "app-layer.protocols.dns.tcp.detection-ports.dp"
+            | "app-layer.protocols.dns.udp.detection-ports.dp" => {
+                let ports = crate::app::PortRanges::parse(value).ok_or(invalid(
+                    "up to 8 ports or ranges, e.g. 53, [53, 1053], 1024:65535 or any",
+                ))?;
+                let d = &mut self.cfg.scanner.detection_ports;
+                if key.contains(".tcp.") {
+                    d.dns_tcp = ports;
+                } else {
+                    d.dns_udp = ports;
+                }
+            }
             "flows.max" => {
                 self.cfg.flows.max_flows = value
                     .parse::<usize>()
@@ -347,6 +369,11 @@ mod tests {
             ("decoder.geneve.enabled", "no"),
             ("decoder.teredo.ports", "[3544, 3545]"),
             ("decoder.erspan.typeI.enabled", "yes"),
+            ("app-layer.protocols.dns.tcp.detection-ports.dp", "1053"),
+            (
+                "app-layer.protocols.dns.udp.detection-ports.dp",
+                "[53, 5300:5399]",
+            ),
         ] {
             assert_eq!(b.set(k, v), Ok(()), "{k}={v}");
         }
@@ -360,6 +387,9 @@ mod tests {
         assert_eq!(c.tunnels.geneve, None);
         assert_eq!(c.tunnels.teredo, Ports::parse("3544,3545"));
         assert!(c.tunnels.erspan_type1 && c.tunnels.vxlan == Some(Ports::one(4789)));
+        let d = c.scanner.detection_ports;
+        assert!(d.dns_tcp.contains(1053) && !d.dns_tcp.contains(53));
+        assert!(d.dns_udp.contains(53) && d.dns_udp.contains(5399) && !d.dns_udp.contains(5400));
         let unknown = b.set("stream.bypass", "yes");
         assert_eq!(
             unknown,
@@ -386,6 +416,12 @@ mod tests {
             ("decoder.geneve.ports", "[6081, 0]"),
             ("decoder.teredo.ports", "any"),
             ("decoder.erspan.typeI.enabled", "2"),
+            ("app-layer.protocols.dns.tcp.detection-ports.dp", "!53"),
+            ("app-layer.protocols.dns.udp.detection-ports.dp", "60:50"),
+            (
+                "app-layer.protocols.dns.udp.detection-ports.dp",
+                "1,2,3,4,5,6,7,8,9",
+            ),
         ] {
             assert!(
                 matches!(b.set(k, v), Err(SettingError::Invalid { .. })),

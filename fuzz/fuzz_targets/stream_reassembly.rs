@@ -41,7 +41,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(acked <= dir.end_offset());
             let (from, bytes) = dir.data_between(dir.data_offset(), acked);
             assert!(from + bytes.len() as u64 <= acked.max(from));
-            let _ = app.on_stream_until(!to_server, dir, (80, 40000), acked);
+            let _ = app.on_stream_until(
+                !to_server,
+                dir,
+                (80, 40000),
+                acked,
+                &dataplane::app::DetectionPorts::default(),
+            );
         }
         assert!(s.client.data().len() as u64 <= cfg.depth);
         assert!(mem.used() <= mem.cap());

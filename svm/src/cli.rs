@@ -216,7 +216,9 @@ pub struct ReplayArgs {
     /// `stream.inline=true` (inline inspection timing), `stream.async-oneside=true|false`,
     /// `stream.reassembly.depth=SIZE`, `stream.reassembly.memcap=SIZE` (per worker, 1mb..=64gb),
     /// `app-layer.protocols.tls.encryption-handling=default|bypass|full`
-    /// (`full` keeps inspecting encrypted TLS payload), `threshold-file=PATH`,
+    /// (`full` keeps inspecting encrypted TLS payload),
+    /// `app-layer.protocols.dns.tcp.detection-ports.dp=PORTS` and `...dns.udp...` (the ports
+    /// DNS is recognised on: `53`, `[53, 1053]`, `1024:65535`), `threshold-file=PATH`,
     /// `action-order=drop,alert,...`,
     /// `vars.address-groups.NAME=VALUE`, `vars.port-groups.NAME=VALUE`, `flows.max=N` (the flow
     /// table's cap, 1024..=2^26, as the daemon's setting). A bad value, no `=` or an unknown

@@ -87,14 +87,50 @@ fn split_top(s: &str, sep: char) -> Vec<String> {
     out
 }
 
-/// Parse `expected_alerts`.
+/// The Suricata version the index's expectations are checked against (its README: every case
+/// passes on Suricata 8.0.6).
+pub const SURICATA_VERSION: (u32, u32, u32) = (8, 0, 6);
+
+/// `8`, `8.0`, `8.0.5` as a version triple (missing parts are 0).
+fn version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.trim().trim_matches('"').split('.');
+    let mut part = || it.next().map_or(Some(0), |p| p.trim().parse().ok());
+    Some((part()?, part()?, part()?))
+}
+
+/// Whether an entry's `{requires:{"min-version":N}}` / `{requires:{"lt-version":N}}` suffix
+/// (suricata-verify's per-check version gate) admits [`SURICATA_VERSION`]; an entry without one
+/// is always checked.
+fn admits(requires: &str) -> bool {
+    let gate = |key: &str| {
+        let at = requires.find(key)?;
+        let rest = requires.get(at + key.len()..)?;
+        let rest = rest.trim_start_matches(['"', ':', ' ']);
+        let end = rest.find(['}', ',']).unwrap_or(rest.len());
+        version(rest.get(..end)?)
+    };
+    gate("min-version").is_none_or(|v| SURICATA_VERSION >= v)
+        && gate("lt-version").is_none_or(|v| SURICATA_VERSION < v)
+}
+
+/// Parse `expected_alerts`; entries whose version gate excludes [`SURICATA_VERSION`] are left
+/// out.
 pub fn parse_expect(field: &str) -> Vec<Expect> {
     let field = unquote_tsv(field);
     split_top(&field, ';')
         .into_iter()
         .filter(|e| !e.trim().is_empty() && e.trim() != "-")
         .filter_map(|e| {
-            let text = e.trim().to_owned();
+            let mut text = e.trim().to_owned();
+            // A trailing `{requires:{...}}`, outside the bracket.
+            if text.ends_with('}')
+                && let Some(i) = text.find("{requires")
+            {
+                if !admits(&text[i..]) {
+                    return None;
+                }
+                text.truncate(i);
+            }
             let (head, bracket) = match text.find('[') {
                 Some(i) => (&text[..i], Some(&text[i + 1..text.len().saturating_sub(1)])),
                 None => (text.as_str(), None),
@@ -144,8 +180,14 @@ pub fn read_index(dir: &Path) -> Vec<Case> {
     ) else {
         return Vec::new();
     };
+    let cmin = col("min_version");
     lines
         .filter(|l| !l.trim().is_empty())
+        // A case for a later Suricata than the one the index was checked with is left out.
+        .filter(|l| {
+            let min = cmin.and_then(|i| l.split('\t').nth(i)).unwrap_or("-");
+            min == "-" || version(min).is_none_or(|v| SURICATA_VERSION >= v)
+        })
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             let get = |i: usize| f.get(i).copied().unwrap_or("");
@@ -193,10 +235,6 @@ pub const SURICATA_ONLY_SETTINGS: &[(&str, &str)] = &[
     (
         "detect.guess-applayer-tx",
         "svm has no transaction guessing",
-    ),
-    (
-        "app-layer.protocols.dns.tcp.detection-ports.dp",
-        "svm detects DNS by content, not ports",
     ),
 ];
 
@@ -413,6 +451,31 @@ mod tests {
         assert!(!field_matches(&alert, "dest_ip", "10.1.0.20"));
         assert!(field_matches(&alert, "proto", "tcp"));
         assert!(!field_matches(&alert, "proto", "UDP"));
+    }
+
+    // suricata-verify's per-check version gates: an entry for Suricata 7 only (`lt-version:
+    // 8`) is left out, one for 8 and later is checked, its filter read without the gate.
+    #[test]
+    fn version_gated_entries() {
+        let field = "\"sid1=1[pcap_cnt=9,dns.queries[0].rrname_truncated=true]{requires:{\"\"min-version\"\":8}};\
+                     sid1=1[pcap_cnt=9,dns.query[0].rrname_truncated=true]{requires:{\"\"lt-version\"\":8}};\
+                     sid2=3{requires:{\"\"min-version\"\":\"\"8.0.7\"\"}};sid3=0\"";
+        let parsed = parse_expect(field);
+        let texts: Vec<&str> = parsed.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "sid1=1[pcap_cnt=9,dns.queries[0].rrname_truncated=true]",
+                "sid3=0"
+            ]
+        );
+        assert_eq!(
+            parsed[0].filter,
+            vec![("pcap_cnt".to_owned(), "9".to_owned())]
+        );
+        assert!(admits("{requires:{\"lt-version\":\"8.0.7\"}}"));
+        assert!(!admits("{requires:{\"lt-version\":\"8.0.6\"}}"));
+        assert!(admits("{requires:{\"min-version\":\"7\"}}"));
     }
 
     // A dotted filter key reads a nested field; a missing one never matches.

@@ -65,6 +65,9 @@ pub struct ScannerConfig {
     /// reading the payload or raw stream no longer run on such flows; `tls.sni` and rules
     /// without payload keywords still do.
     pub tls_inspect_encrypted: bool,
+    /// The ports app-layer detection recognises DNS on (Suricata's
+    /// `app-layer.protocols.dns.{tcp,udp}.detection-ports.dp`).
+    pub detection_ports: crate::app::DetectionPorts,
 }
 
 /// Per-flow scanner state.
@@ -691,7 +694,9 @@ pub fn inspect(
             st.client.release_before_gap();
             st.server.release_before_gap();
             let dir = st.direction(to_server);
-            let up = scan.app.on_stream(to_server, dir, ports);
+            let up =
+                scan.app
+                    .on_stream_until(to_server, dir, ports, u64::MAX, &cfg.detection_ports);
             if up.new_txs > 0 {
                 tx = up.tx_ids().last();
             }
@@ -705,7 +710,9 @@ pub fn inspect(
             }
         }
         L4::Udp(u) => {
-            let up = scan.app.on_udp(to_server, u.payload, ports);
+            let up = scan
+                .app
+                .on_udp(to_server, u.payload, ports, &cfg.detection_ports);
             if up.new_txs > 0 {
                 tx = up.tx_ids().last();
             }
@@ -855,9 +862,13 @@ pub fn flush(
         } else {
             (dst.1, src.1)
         };
-        let up = scan
-            .app
-            .on_stream_until(dir_to_server, d, ports, d.end_offset());
+        let up = scan.app.on_stream_until(
+            dir_to_server,
+            d,
+            ports,
+            d.end_offset(),
+            &cfg.detection_ports,
+        );
         if up.new_txs > 0
             && let Some(slot) = scan.pending_tx.get_mut(usize::from(!dir_to_server))
         {
@@ -994,9 +1005,13 @@ fn ids_tcp(
             } else {
                 (ports.1, ports.0)
             };
-            let up = scan
-                .app
-                .on_stream_until(dir_to_server, d, p, d.acked_offset());
+            let up = scan.app.on_stream_until(
+                dir_to_server,
+                d,
+                p,
+                d.acked_offset(),
+                &cfg.detection_ports,
+            );
             if up.new_txs > 0 {
                 let i = usize::from(!dir_to_server);
                 if let Some(slot) = scan.pending_tx.get_mut(i) {

@@ -561,6 +561,7 @@ fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
         .stream_memcap(rules.map_or(dataplane::stream::DEFAULT_MEMCAP, |r| r.stream_memcap))
         .async_oneside(rules.is_some_and(|r| r.async_oneside))
         .tls_inspect_encrypted(rules.is_some_and(|r| r.tls_inspect_encrypted))
+        .detection_ports(rules.map(|r| r.detection_ports).unwrap_or_default())
         .index(index)
         .build()
 }

@@ -678,6 +678,7 @@ mod tests {
             files_key: "rules.files",
             inline: false,
             tls_inspect_encrypted: false,
+            detection_ports: dataplane::app::DetectionPorts::default(),
         }
     }
 

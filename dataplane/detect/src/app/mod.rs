@@ -64,6 +64,91 @@ pub const HTTP_RESPONSE_BODY_MIN_INSPECT: usize = 40 << 10;
 /// DNS's well-known port.
 pub const DNS_PORT: u16 = 53;
 
+/// The ports of one app-layer detection setting (Suricata's
+/// `app-layer.protocols.PROTO.detection-ports.dp`): at most [`PortRanges::CAP`] ports or ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRanges {
+    list: [(u16, u16); PortRanges::CAP],
+    len: u8,
+}
+
+impl PortRanges {
+    /// Entries a setting may list (Suricata's defaults name one port).
+    pub const CAP: usize = 8;
+
+    /// One port.
+    pub const fn one(port: u16) -> Self {
+        PortRanges {
+            list: [(port, port); PortRanges::CAP],
+            len: 1,
+        }
+    }
+
+    /// Whether `port` is listed.
+    #[inline]
+    pub fn contains(&self, port: u16) -> bool {
+        self.list
+            .get(..usize::from(self.len))
+            .unwrap_or_default()
+            .iter()
+            .any(|&(lo, hi)| lo <= port && port <= hi)
+    }
+
+    /// Suricata's port syntax without negation: `53`, `[53, 1053]`, `1024:65535`, `1024:`
+    /// (to 65535), `any`, and lists of those.
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim();
+        let t = t
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(t);
+        let mut out = PortRanges {
+            list: [(0, 0); PortRanges::CAP],
+            len: 0,
+        };
+        for p in t.split(',') {
+            let p = p.trim();
+            let range = if p.eq_ignore_ascii_case("any") {
+                (0, u16::MAX)
+            } else if let Some((a, b)) = p.split_once(':') {
+                let lo: u16 = a.trim().parse().ok()?;
+                let hi: u16 = match b.trim() {
+                    "" => u16::MAX,
+                    b => b.parse().ok()?,
+                };
+                (lo <= hi).then_some((lo, hi))?
+            } else {
+                let n: u16 = p.parse().ok()?;
+                (n, n)
+            };
+            let slot = out.list.get_mut(usize::from(out.len))?;
+            *slot = range;
+            out.len += 1;
+        }
+        (out.len > 0).then_some(out)
+    }
+}
+
+/// The ports app-layer detection reads by port (Suricata's `detection-ports`): DNS is
+/// recognised on these (the client's or the server's port), over TCP when the client's first
+/// bytes are neither HTTP nor TLS, over UDP always. Default: 53 for both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DetectionPorts {
+    /// `app-layer.protocols.dns.tcp.detection-ports.dp`.
+    pub dns_tcp: PortRanges,
+    /// `app-layer.protocols.dns.udp.detection-ports.dp`.
+    pub dns_udp: PortRanges,
+}
+
+impl Default for DetectionPorts {
+    fn default() -> Self {
+        DetectionPorts {
+            dns_tcp: PortRanges::one(DNS_PORT),
+            dns_udp: PortRanges::one(DNS_PORT),
+        }
+    }
+}
+
 /// The app-layer protocol of a flow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AppProto {
@@ -625,18 +710,19 @@ impl AppState {
         dir: &StreamDirection,
         ports: (u16, u16),
     ) -> AppUpdate {
-        self.on_stream_until(to_server, dir, ports, u64::MAX)
+        self.on_stream_until(to_server, dir, ports, u64::MAX, &DetectionPorts::default())
     }
 
     /// [`Self::on_stream`] for the bytes below absolute stream offset `until` only: IDS mode
     /// parses what the peer acknowledged ([`StreamDirection::acked_offset`]); the rest is read by
-    /// a later call.
+    /// a later call. `detect` says on which ports DNS is recognised.
     pub fn on_stream_until(
         &mut self,
         to_server: bool,
         dir: &StreamDirection,
         ports: (u16, u16),
         until: u64,
+        detect: &DetectionPorts,
     ) -> AppUpdate {
         let mut up = AppUpdate {
             first_tx: self.next_tx,
@@ -670,14 +756,14 @@ impl AppState {
         }
         if let Parser::Detecting = self.parser {
             // Detection looks at the client's first bytes (DNS by port, both directions).
-            if !to_server && ports.0 != DNS_PORT {
+            if !to_server && !detect.dns_tcp.contains(ports.0) {
                 self.server_unread = true;
                 return self.finish(up, Vec::new());
             }
             let readable = dir.data_between(dir.data_offset(), end).1;
             let head = readable.get(..DETECT_MAX_BYTES).unwrap_or(readable);
             let full = head.len() >= DETECT_MAX_BYTES;
-            let dns_port = ports.0 == DNS_PORT || ports.1 == DNS_PORT;
+            let dns_port = detect.dns_tcp.contains(ports.0) || detect.dns_tcp.contains(ports.1);
             match (looks_like_http_request(head), looks_like_tls(head)) {
                 (Some(true), _) => self.set(AppProto::Http),
                 (_, Some(true)) => self.set(AppProto::Tls),
@@ -698,14 +784,20 @@ impl AppState {
         self.feed(up, to_server, data)
     }
 
-    /// Feed one UDP datagram payload.
-    pub fn on_udp(&mut self, to_server: bool, payload: &[u8], ports: (u16, u16)) -> AppUpdate {
+    /// Feed one UDP datagram payload; `detect` says on which ports DNS is recognised.
+    pub fn on_udp(
+        &mut self,
+        to_server: bool,
+        payload: &[u8],
+        ports: (u16, u16),
+        detect: &DetectionPorts,
+    ) -> AppUpdate {
         let up = AppUpdate {
             first_tx: self.next_tx,
             ..AppUpdate::default()
         };
         if let Parser::Detecting = self.parser {
-            if ports.0 == DNS_PORT || ports.1 == DNS_PORT {
+            if detect.dns_udp.contains(ports.0) || detect.dns_udp.contains(ports.1) {
                 self.set(AppProto::Dns);
             } else {
                 self.set(AppProto::Unknown);
@@ -1150,18 +1242,51 @@ mod tests {
         assert!(matches!(&app.parser, Parser::Tls(t) if t.is_done()));
     }
 
+    // `detection-ports`: Suricata's port syntax; DNS over UDP is recognised on the listed
+    // ports only (53 by default).
+    #[test]
+    fn dns_detection_ports() {
+        let p = PortRanges::parse("[53, 1053, 5300:5301, 6000:]").unwrap();
+        assert!(
+            [53, 1053, 5300, 5301, 6000, 65535]
+                .iter()
+                .all(|&n| p.contains(n))
+        );
+        assert!([52, 54, 5299, 5302, 5999].iter().all(|&n| !p.contains(n)));
+        assert!(PortRanges::parse("any").unwrap().contains(0));
+        for bad in ["", "!53", "53,", "x", "9:8", "70000", "[1,2,3,4,5,6,7,8,9]"] {
+            assert_eq!(PortRanges::parse(bad), None, "{bad}");
+        }
+        let q =
+            b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04Evil\x03com\x00\x00\x01\x00\x01";
+        let on_1053 = DetectionPorts {
+            dns_udp: PortRanges::one(1053),
+            ..DetectionPorts::default()
+        };
+        let mut app = AppState::new();
+        assert_eq!(app.on_udp(true, q, (5353, 1053), &on_1053).new_txs, 1);
+        assert_eq!(app.proto(), AppProto::Dns);
+        let mut app = AppState::new();
+        assert_eq!(app.on_udp(true, q, (5353, 53), &on_1053).new_txs, 0);
+        assert_eq!(app.proto(), AppProto::Unknown);
+    }
+
     #[test]
     fn dns_udp_and_unknown() {
         let q =
             b"\x00\x07\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04Evil\x03com\x00\x00\x01\x00\x01";
         let mut app = AppState::new();
-        let up = app.on_udp(true, q, (5353, 53));
+        let up = app.on_udp(true, q, (5353, 53), &DetectionPorts::default());
         assert_eq!(up.new_txs, 1);
         assert_eq!(app.buffers().dns_query(), Some(&b"Evil.com"[..]));
         assert_eq!(app.proto(), AppProto::Dns);
 
         let mut app = AppState::new();
-        assert_eq!(app.on_udp(true, q, (5353, 5354)).new_txs, 0);
+        assert_eq!(
+            app.on_udp(true, q, (5353, 5354), &DetectionPorts::default())
+                .new_txs,
+            0
+        );
         assert_eq!(app.proto(), AppProto::Unknown);
 
         // SSH banner on TCP: not ours.
@@ -1226,7 +1351,7 @@ mod tests {
                 seq = seq.wrapping_add(u32::try_from(c.len()).unwrap());
                 app.on_stream(true, &s.client, (40000, port));
                 let mut udp = AppState::new();
-                udp.on_udp(i % 2 == 0, c, (port, 53));
+                udp.on_udp(i % 2 == 0, c, (port, 53), &DetectionPorts::default());
                 prop_assert!(app.txs.len() <= MAX_TXS);
             }
         }

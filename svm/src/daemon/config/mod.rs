@@ -390,6 +390,9 @@ pub struct RulesSettings {
     /// `rules.tls.encryption_handling: full`: keep inspecting the payload of TLS flows once
     /// they carry encrypted application data (`default`: stop, as Suricata).
     pub tls_inspect_encrypted: bool,
+    /// `rules.dns.tcp_detection_ports` / `udp_detection_ports`: the ports DNS is recognised
+    /// on (Suricata's `app-layer.protocols.dns.{tcp,udp}.detection-ports.dp`; 53).
+    pub detection_ports: dataplane::app::DetectionPorts,
     /// Where `files` came from, for problems: `rules.files` (this configuration) or
     /// `activity_scanner.rule_files` (the policy).
     pub files_key: &'static str,
@@ -412,6 +415,7 @@ impl RulesSettings {
             async_oneside: false,
             inline: false,
             tls_inspect_encrypted: false,
+            detection_ports: dataplane::app::DetectionPorts::default(),
             files_key: "rules.files",
         }
     }

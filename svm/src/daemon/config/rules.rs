@@ -70,6 +70,31 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         }
     };
     r.unknown(&tls, "rules.tls");
+    let mut dns = r.section(&mut s, "dns");
+    let mut detection_ports = dataplane::app::DetectionPorts::default();
+    for (key, slot) in [
+        ("tcp_detection_ports", &mut detection_ports.dns_tcp),
+        ("udp_detection_ports", &mut detection_ports.dns_udp),
+    ] {
+        let full = format!("rules.dns.{key}");
+        let text = match dns.remove(key) {
+            None => continue,
+            Some(Value::String(t)) => t,
+            Some(Value::Number(n)) => n.to_string(),
+            Some(other) => {
+                r.issue(&full, format!("expected ports, found {}", kind(&other)));
+                continue;
+            }
+        };
+        match dataplane::app::PortRanges::parse(&text) {
+            Some(ports) => *slot = ports,
+            None => r.issue(
+                &full,
+                format!("{text:?}: expected up to 8 ports or ranges (53, \"[53, 1053]\", \"1024:65535\", any)"),
+            ),
+        }
+    }
+    r.unknown(&dns, "rules.dns");
     r.unknown(&s, p);
     (!files.is_empty()).then_some(RulesSettings {
         files,
@@ -85,6 +110,7 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         files_key: "rules.files",
         inline,
         tls_inspect_encrypted,
+        detection_ports,
     })
 }
 

@@ -302,7 +302,8 @@ fn rules_section_parses() {
          port_groups: {HTTP_PORTS: 8080}\n  threshold_file: /r/threshold.config\n  \
          classification_file: /r/classification.config\n  \
          stream: {midstream: true, depth: 65536, memcap: 67108864, async_oneside: true, inline: true}\n\
-         \x20 tls: {encryption_handling: full}\n",
+         \x20 tls: {encryption_handling: full}\n\
+         \x20 dns: {tcp_detection_ports: \"[53, 1053]\", udp_detection_ports: 5353}\n",
     )
     .unwrap();
     let r = c.rules.unwrap();
@@ -318,6 +319,9 @@ fn rules_section_parses() {
     assert!(r.async_oneside);
     assert!(r.inline);
     assert!(r.tls_inspect_encrypted);
+    let d = r.detection_ports;
+    assert!(d.dns_tcp.contains(1053) && d.dns_tcp.contains(53) && !d.dns_tcp.contains(5353));
+    assert!(d.dns_udp.contains(5353) && !d.dns_udp.contains(53));
     assert!(r.threshold_file.is_some() && r.classification_file.is_some());
     assert!(
         Config::from_yaml("mode: mirror\ninterface: x\n")
@@ -333,6 +337,7 @@ fn rules_section_problems_are_all_reported() {
         "mode: mirror\ninterface: x\nrules:\n  files: []\n  \
          address_groups: {\"HOME NET\": x, EXTERNAL_NET: [a]}\n  port_groups: 5\n  \
          threshold_file: 7\n  stream: {midstream: maybe, depth: 0, memcap: 1024, window: 1}\n  \
+         dns: {tcp_detection_ports: \"!53\", udp_detection_ports: [53], port: 1}\n  \
          colour: red\n",
     )
     .unwrap_err();
@@ -347,6 +352,9 @@ fn rules_section_problems_are_all_reported() {
         "rules.stream.depth",
         "rules.stream.memcap",
         "rules.stream.window",
+        "rules.dns.tcp_detection_ports",
+        "rules.dns.udp_detection_ports",
+        "rules.dns.port",
         "rules.colour",
     ] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
