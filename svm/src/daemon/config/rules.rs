@@ -82,7 +82,7 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
             Some(Value::String(t)) => t,
             Some(Value::Number(n)) => n.to_string(),
             Some(other) => {
-                r.issue(&full, format!("expected ports, found {}", kind(&other)));
+                r.issue(&full, format!("expected ports, got {}", describe(&other)));
                 continue;
             }
         };
