@@ -65,7 +65,7 @@ pub enum SettingError {
 }
 
 /// The settings [`WorkerConfigBuilder::set`] knows, by their Suricata (or daemon) names.
-pub const KNOWN: [&str; 16] = [
+pub const KNOWN: [&str; 17] = [
     "stream.midstream",
     "stream.inline",
     "stream.async-oneside",
@@ -82,6 +82,7 @@ pub const KNOWN: [&str; 16] = [
     "decoder.teredo.enabled",
     "decoder.teredo.ports",
     "decoder.erspan.typeI.enabled",
+    "host-os-policy.OS",
 ];
 
 /// The range of `flows.max` (the daemon's setting of that name).
@@ -180,6 +181,13 @@ impl WorkerConfigBuilder {
         self
     }
 
+    /// The receiving hosts' operating systems (Suricata's `host-os-policy`).
+    #[must_use]
+    pub fn host_os(mut self, host_os: crate::stream::HostOsPolicy) -> Self {
+        self.cfg.scanner.host_os = host_os;
+        self
+    }
+
     /// Keep inspecting encrypted TLS payload (Suricata's `encryption-handling: full`).
     #[must_use]
     pub fn tls_inspect_encrypted(mut self, on: bool) -> Self {
@@ -263,6 +271,26 @@ impl WorkerConfigBuilder {
             }
             "decoder.erspan.typeI.enabled" => {
                 self.cfg.tunnels.erspan_type1 = parse_bool(value).ok_or(invalid(BOOL))?;
+            }
+            // Suricata's `host-os-policy`: `host-os-policy.old-linux=[2.2.2.2, 10.0.0.0/8]`.
+            _ if key.starts_with("host-os-policy.") => {
+                let os = key.trim_start_matches("host-os-policy.");
+                self.cfg
+                    .scanner
+                    .host_os
+                    .add(os, value)
+                    .map_err(|e| match e {
+                        crate::stream::os_policy::HostOsError::UnknownOs(_) => invalid(
+                            "an OS of bsd, bsd-right, old-linux, linux, old-solaris, solaris, \
+                             hpux10, hpux11, irix, macos, windows, vista, windows2k3, first, last",
+                        ),
+                        crate::stream::os_policy::HostOsError::BadPrefix(_) => invalid(
+                            "a list of addresses or prefixes, e.g. [10.0.0.0/8, 2001:db8::1]",
+                        ),
+                        crate::stream::os_policy::HostOsError::TooMany => {
+                            invalid("at most 32 prefixes in all host-os-policy entries")
+                        }
+                    })?;
             }
             _ => {
                 return Err(SettingError::Unknown {
@@ -374,6 +402,7 @@ mod tests {
                 "app-layer.protocols.dns.udp.detection-ports.dp",
                 "[53, 5300:5399]",
             ),
+            ("host-os-policy.old-linux", "[2.2.2.2]"),
         ] {
             assert_eq!(b.set(k, v), Ok(()), "{k}={v}");
         }
@@ -390,6 +419,10 @@ mod tests {
         let d = c.scanner.detection_ports;
         assert!(d.dns_tcp.contains(1053) && !d.dns_tcp.contains(53));
         assert!(d.dns_udp.contains(53) && d.dns_udp.contains(5399) && !d.dns_udp.contains(5400));
+        assert_eq!(
+            c.scanner.host_os.lookup(0x0202_0202, false),
+            crate::stream::OsPolicy::OldLinux
+        );
         let unknown = b.set("stream.bypass", "yes");
         assert_eq!(
             unknown,
@@ -422,6 +455,8 @@ mod tests {
                 "app-layer.protocols.dns.udp.detection-ports.dp",
                 "1,2,3,4,5,6,7,8,9",
             ),
+            ("host-os-policy.plan9", "[1.2.3.4]"),
+            ("host-os-policy.linux", "[1.2.3.4/40]"),
         ] {
             assert!(
                 matches!(b.set(k, v), Err(SettingError::Invalid { .. })),
@@ -431,9 +466,10 @@ mod tests {
         assert_eq!(format!("{:?}", b.build()), before);
         // Every known name is accepted with some value.
         for k in KNOWN {
-            let ok = ["true", "1mb", "full", "65536", "4789"]
+            let k = k.replace(".OS", ".old-linux");
+            let ok = ["true", "1mb", "full", "65536", "4789", "[2.2.2.2]"]
                 .iter()
-                .any(|v| WorkerConfig::builder().set(k, v).is_ok());
+                .any(|v| WorkerConfig::builder().set(&k, v).is_ok());
             assert!(ok, "{k}");
         }
     }

@@ -1,12 +1,13 @@
 //! TCP reassembly and the app layer on top: the input is a list of segments
 //! (direction+flags byte, 4-byte seq, 4-byte ack, 1-byte length, payload). Bit 0x40 of the
 //! first byte feeds the app layer as IDS mode does: the other direction, up to what this
-//! segment's ACK acknowledged.
+//! segment's ACK acknowledged. Bits 1..5 of the first byte choose the receivers' overlap
+//! policy (`host-os-policy`).
 #![no_main]
 
 use dataplane::app::AppState;
 use dataplane::decode::TcpFlags;
-use dataplane::stream::{Segment, StreamConfig, StreamMemcap, TcpStream};
+use dataplane::stream::{OsPolicy, Segment, StreamConfig, StreamMemcap, TcpStream};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,6 +18,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let mem = StreamMemcap::new(1 << 15);
     let mut s = TcpStream::new(cfg, &mem);
+    let pick = usize::from(data.first().copied().unwrap_or(0) >> 1) % OsPolicy::NAMES.len();
+    if let Some((_, policy)) = OsPolicy::NAMES.get(pick) {
+        s.client.set_os_policy(*policy);
+        s.server.set_os_policy(*policy);
+    }
     let mut app = AppState::new();
     let mut rest = data.get(1..).unwrap_or_default();
     while let Some((head, tail)) = rest.split_first_chunk::<10>() {

@@ -286,6 +286,16 @@ fn settings(args: &ReplayArgs) -> Result<Settings, ReplayError> {
         ..Settings::default()
     };
     let mut problems = Vec::new();
+    // The vars file's `host-os-policy` (a `suricata.yaml`'s), before `--set`, which adds to it.
+    if let Some(path) = &args.vars
+        && let Ok(text) = std::fs::read_to_string(path)
+    {
+        for (os, list) in rules_load::host_os_of_yaml(&text) {
+            if let Err(e) = s.worker.set(&format!("host-os-policy.{os}"), &list) {
+                problems.push(format!("{}: {e}", path.display()));
+            }
+        }
+    }
     for kv in &args.set {
         let Some((k, v)) = kv.split_once('=') else {
             problems.push(format!("--set {kv}: expected KEY=VALUE"));

@@ -149,6 +149,32 @@ fn vars_of_yaml(text: &str) -> Result<(Groups, Groups, Vec<String>), String> {
     ))
 }
 
+/// The `host-os-policy` section of a `suricata.yaml`: (OS name, `[prefix, ...]`) for every OS
+/// that lists at least one address; nothing when the text is not YAML or has no such section.
+pub fn host_os_of_yaml(text: &str) -> Vec<(String, String)> {
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with('%'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Ok(doc) = serde_norway::from_str::<serde_norway::Value>(&body) else {
+        return Vec::new();
+    };
+    doc.get("host-os-policy")
+        .and_then(serde_norway::Value::as_mapping)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| {
+                    let list: Vec<String> =
+                        v.as_sequence()?.iter().filter_map(yaml_scalar).collect();
+                    let os = yaml_scalar(k)?;
+                    (!list.is_empty()).then(|| (os, format!("[{}]", list.join(", "))))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Collects problems; in lenient mode the soft ones become warnings.
 struct Issues {
     strict: bool,

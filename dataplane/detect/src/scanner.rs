@@ -68,6 +68,9 @@ pub struct ScannerConfig {
     /// The ports app-layer detection recognises DNS on (Suricata's
     /// `app-layer.protocols.dns.{tcp,udp}.detection-ports.dp`).
     pub detection_ports: crate::app::DetectionPorts,
+    /// Suricata's `host-os-policy`: the receiving host's overlap policy, applied by IDS-mode
+    /// reassembly (inline inspection keeps the first bytes).
+    pub host_os: crate::stream::HostOsPolicy,
 }
 
 /// Per-flow scanner state.
@@ -672,6 +675,9 @@ pub fn inspect(
     let idx = usize::from(!to_server);
     match &ip.l4 {
         L4::Tcp(t) if cfg.mode == InspectionMode::Ids => {
+            if scan.stream.is_none() {
+                scan.stream = Some(ids_stream(cfg, memcap, ip, to_server));
+            }
             let closed = matches!(flow.tcp, Some(TcpState::Closed | TcpState::Reset));
             let one_sided = scan.async_established;
             let r = ids_tcp(scan, cfg, memcap, t, to_server, ports, closed, one_sided);
@@ -948,6 +954,26 @@ pub fn flush(
             ..AppFields::default()
         })
     })
+}
+
+/// A flow's stream for IDS-mode inspection: each direction with its receiver's overlap policy
+/// (`host-os-policy`; the client's bytes are received by the server).
+#[cold]
+fn ids_stream(
+    cfg: &ScannerConfig,
+    memcap: &StreamMemcap,
+    ip: &Ip<'_>,
+    to_server: bool,
+) -> TcpStream {
+    let mut st = TcpStream::new(cfg.stream, memcap);
+    let (server, client) = if to_server {
+        (ip.dst_bits, ip.src_bits)
+    } else {
+        (ip.src_bits, ip.dst_bits)
+    };
+    st.client.set_os_policy(cfg.host_os.lookup(server, ip.v6));
+    st.server.set_os_policy(cfg.host_os.lookup(client, ip.v6));
+    st
 }
 
 /// The TCP part of [`inspect`] in [`InspectionMode::Ids`]: reassemble the segment, let the app

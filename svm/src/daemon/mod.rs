@@ -562,6 +562,7 @@ fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
         .async_oneside(rules.is_some_and(|r| r.async_oneside))
         .tls_inspect_encrypted(rules.is_some_and(|r| r.tls_inspect_encrypted))
         .detection_ports(rules.map(|r| r.detection_ports).unwrap_or_default())
+        .host_os(rules.map(|r| r.host_os).unwrap_or_default())
         .index(index)
         .build()
 }

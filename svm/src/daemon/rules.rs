@@ -679,6 +679,7 @@ mod tests {
             inline: false,
             tls_inspect_encrypted: false,
             detection_ports: dataplane::app::DetectionPorts::default(),
+            host_os: dataplane::stream::HostOsPolicy::default(),
         }
     }
 

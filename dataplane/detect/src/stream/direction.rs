@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{InsertResult, Segment, StreamConfig, StreamEvents, StreamMemcap, StreamStats};
+use super::{
+    InsertResult, OsPolicy, Segment, StreamConfig, StreamEvents, StreamMemcap, StreamStats,
+};
 use crate::decode::TcpFlags;
 
 /// The low 32 bits of an absolute stream offset (sequence space is modulo 2^32).
@@ -41,7 +43,17 @@ pub struct StreamDirection {
     reserved: usize,
     midstream: bool,
     stats: StreamStats,
+    /// Which bytes win when a segment overlaps unacknowledged ones ([`Self::set_os_policy`]).
+    policy: OsPolicy,
+    /// `[start, end)` of the latest segments not yet fully acknowledged, oldest first (at most
+    /// [`MAX_TRACKED_SEGMENTS`]); only kept when the policy is not [`OsPolicy::First`].
+    segs: Vec<(u64, u64)>,
 }
+
+/// Segments whose boundaries a direction remembers for its overlap policy: a sender has a few
+/// dozen segments in flight; when more are unacknowledged the oldest boundary is forgotten and
+/// bytes under it keep their first version.
+pub const MAX_TRACKED_SEGMENTS: usize = 32;
 
 impl Drop for StreamDirection {
     fn drop(&mut self) {
@@ -68,7 +80,25 @@ impl StreamDirection {
             reserved: 0,
             midstream: false,
             stats: StreamStats::default(),
+            policy: OsPolicy::First,
+            segs: Vec::new(),
         }
+    }
+
+    /// The receiving host's overlap policy (from `host-os-policy`). Only IDS-mode inspection
+    /// sets it: the bytes a retransmission may replace are the unacknowledged ones, which IDS
+    /// inspection has not read yet. Inline inspection reads bytes on arrival, so the first
+    /// version wins (the default), as Suricata's inline mode keeps the accepted data.
+    pub fn set_os_policy(&mut self, policy: OsPolicy) {
+        self.policy = policy;
+        if policy == OsPolicy::First {
+            self.segs = Vec::new();
+        }
+    }
+
+    /// The overlap policy in use.
+    pub fn os_policy(&self) -> OsPolicy {
+        self.policy
     }
 
     /// The in-order bytes kept: from stream offset [`Self::data_offset`] to [`Self::end_offset`].
@@ -250,6 +280,12 @@ impl StreamDirection {
             if self.differs_from_data(start, old) {
                 self.stats.overlap_different_data += 1;
                 res.events.set(StreamEvents::OVERLAP_DIFFERENT_DATA);
+                if self.policy != OsPolicy::First {
+                    self.apply_overlap_policy(start, end, old);
+                }
+            }
+            if self.policy != OsPolicy::First {
+                self.track(start, end);
             }
             if end <= next {
                 return res;
@@ -260,6 +296,10 @@ impl StreamDirection {
         } else {
             payload
         };
+        // A segment from the next expected byte on (one reaching back was tracked above).
+        if self.policy != OsPolicy::First && start >= next {
+            self.track(start, end);
+        }
         let start = start.max(next);
         if start > next {
             self.stats.out_of_order += 1;
@@ -300,6 +340,56 @@ impl StreamDirection {
         self.insert_pending(start, payload, &mut res);
         res.appended = self.drain();
         res
+    }
+
+    /// Remember a segment's boundaries for the overlap policy (the oldest is forgotten when
+    /// [`MAX_TRACKED_SEGMENTS`] are held).
+    fn track(&mut self, start: u64, end: u64) {
+        if end <= self.acked || self.segs.contains(&(start, end)) {
+            return;
+        }
+        if self.segs.len() >= MAX_TRACKED_SEGMENTS {
+            self.segs.remove(0);
+        }
+        self.segs.push((start, end));
+    }
+
+    /// A segment `[start, end)` overlapped kept in-order bytes with different ones (`old`, its
+    /// bytes up to the next expected byte): where the policy says the receiver takes the new
+    /// bytes over an earlier segment's, and those bytes are not acknowledged yet (nothing read
+    /// them), the kept bytes are replaced (Suricata's `DoHandleDataOverlap`).
+    fn apply_overlap_policy(&mut self, start: u64, end: u64, old: &[u8]) {
+        let floor = self.acked.max(self.data_start);
+        let limit = start.saturating_add(old.len() as u64).min(self.next);
+        let earlier: Vec<(u64, u64)> = self
+            .segs
+            .iter()
+            .copied()
+            .filter(|&(s, e)| s < end && e > start)
+            .collect();
+        for (s, e) in earlier {
+            if !self.policy.new_data_wins((start, end), (s, e)) {
+                continue;
+            }
+            let lo = start.max(s).max(floor);
+            let hi = limit.min(e);
+            if lo >= hi {
+                continue;
+            }
+            let (Ok(d), Ok(o), Ok(n)) = (
+                usize::try_from(lo - self.data_start),
+                usize::try_from(lo - start),
+                usize::try_from(hi - lo),
+            ) else {
+                continue;
+            };
+            if let (Some(dst), Some(src)) = (
+                self.data.get_mut(d..d.saturating_add(n)),
+                old.get(o..o.saturating_add(n)),
+            ) {
+                dst.copy_from_slice(src);
+            }
+        }
     }
 
     fn mark_depth(&mut self, res: &mut InsertResult) {
@@ -490,6 +580,10 @@ impl StreamDirection {
         }
         acked = acked.min(self.cfg.depth);
         self.acked = self.acked.max(acked);
+        if !self.segs.is_empty() {
+            let a = self.acked;
+            self.segs.retain(|&(_, e)| e > a);
+        }
         // One hole per ACK: the data between two holes stays readable (by the app layer and the
         // rules) until the next ACK skips the next hole and restarts the data again.
         if acked > self.next {
@@ -511,6 +605,7 @@ impl StreamDirection {
                 self.before_gap = Some((self.data_start, old));
             }
             self.data_start = self.next;
+            self.segs.clear();
             res.appended = res.appended.saturating_add(self.drain());
         }
         res
@@ -882,7 +977,108 @@ mod tests {
         assert_eq!((mem.used(), d.buffered(), d.heap_bytes()), (5, 0, 5));
     }
 
+    fn acked(d: &mut StreamDirection, ack: u32) {
+        d.on_peer_ack(ack);
+    }
+
+    // old-linux takes a retransmission's bytes over unacknowledged ones of the same segment;
+    // bsd keeps them (its rule replaces only an earlier segment the new one starts before);
+    // acknowledged bytes are never replaced.
+    #[test]
+    fn old_linux_takes_the_retransmission_of_unacknowledged_bytes() {
+        let mut d = started(0);
+        d.set_os_policy(OsPolicy::OldLinux);
+        d.insert(seg(1, b"GOOD"));
+        let r = d.insert(seg(1, b"EVIL"));
+        assert!(r.events.has(StreamEvents::OVERLAP_DIFFERENT_DATA));
+        assert_eq!(d.data(), b"EVIL");
+        // Once acknowledged, the bytes stay.
+        acked(&mut d, 5);
+        d.insert(seg(1, b"BAD!"));
+        assert_eq!(d.data(), b"EVIL");
+
+        let mut d = started(0);
+        d.set_os_policy(OsPolicy::Bsd);
+        d.insert(seg(1, b"GOOD"));
+        d.insert(seg(1, b"EVIL"));
+        assert_eq!(d.data(), b"GOOD");
+        // Starting before an earlier segment, its bytes are taken (bsd, windows, linux...);
+        // the byte it shares with the segment it starts after is not.
+        d.insert(seg(5, b"more"));
+        d.insert(seg(4, b"XYZW"));
+        assert_eq!(d.data(), b"GOODYZWe");
+
+        // First (the default, and inline inspection): nothing is replaced.
+        let mut d = started(0);
+        d.insert(seg(1, b"GOOD"));
+        d.insert(seg(5, b"more"));
+        d.insert(seg(4, b"XYZW"));
+        assert_eq!(d.data(), b"GOODmore");
+    }
+
+    // The boundaries of at most MAX_TRACKED_SEGMENTS unacknowledged segments are kept: bytes
+    // of a forgotten segment keep their first version.
+    #[test]
+    fn forgotten_boundaries_keep_the_first_bytes() {
+        let mut d = started(0);
+        d.set_os_policy(OsPolicy::OldLinux);
+        let n = u32::try_from(MAX_TRACKED_SEGMENTS).unwrap() + 1;
+        for i in 0..n {
+            d.insert(seg(1 + i, b"a"));
+        }
+        d.insert(seg(1, b"Z"));
+        d.insert(seg(n, b"Z"));
+        assert_eq!(d.data().first(), Some(&b'a'));
+        assert_eq!(d.data().last(), Some(&b'Z'));
+        assert!(d.segs.len() <= MAX_TRACKED_SEGMENTS);
+    }
+
+    fn any_policy() -> impl Strategy<Value = OsPolicy> {
+        proptest::sample::select(OsPolicy::NAMES.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+    }
+
     proptest! {
+        // Under any policy, segments (some with other bytes) and ACKs in any order: the data
+        // has the length first-wins reassembly gives it, bytes acknowledged never change, the
+        // accounting holds, and a policy never reaches past what it tracks.
+        #[test]
+        fn policies_replace_only_unacknowledged_bytes(
+            policy in any_policy(),
+            steps in proptest::collection::vec(
+                (0u32..300, 1usize..40, any::<bool>(), proptest::option::of(0u32..300)), 1..60),
+        ) {
+            let payload: Vec<u8> = (0..400u32).map(|i| u8::try_from(i % 251).unwrap()).collect();
+            let evil = vec![b'!'; 400];
+            let mem = StreamMemcap::new(1 << 20);
+            let mut d = StreamDirection::new(StreamConfig::default(), mem.clone());
+            let mut first = StreamDirection::new(StreamConfig::default(), mem.clone());
+            d.set_os_policy(policy);
+            d.insert(syn(0));
+            first.insert(syn(0));
+            let mut frozen: Vec<u8> = Vec::new();
+            for (start, len, bad, ack) in steps {
+                let s = usize::try_from(start).unwrap();
+                let e = (s + len).min(400);
+                let bytes = if bad { &evil[s..e] } else { &payload[s..e] };
+                d.insert(seg(1 + start, bytes));
+                first.insert(seg(1 + start, bytes));
+                if let Some(a) = ack {
+                    d.on_peer_ack(1 + a);
+                    first.on_peer_ack(1 + a);
+                }
+                prop_assert_eq!(d.end_offset(), first.end_offset());
+                prop_assert_eq!(d.data().len(), first.data().len());
+                prop_assert!(d.segs.len() <= MAX_TRACKED_SEGMENTS);
+                if d.data_offset() == 0 {
+                    let acked = usize::try_from(d.acked_offset()).unwrap();
+                    let keep = frozen.len().min(acked);
+                    prop_assert_eq!(&d.data()[..keep], &frozen[..keep]);
+                    frozen = d.data()[..acked].to_vec();
+                }
+            }
+            prop_assert_eq!(mem.used(), d.heap_bytes() + first.heap_bytes());
+        }
+
         // A payload cut into random segments, delivered in random order with duplicates (some
         // of them re-cut on other boundaries), reassembles to the original bytes.
         #[test]

@@ -21,9 +21,14 @@
 //!   at the first data segment seen; otherwise it is counted (`not_reassembled`) and ignored.
 //! - Sequence numbers are compared with wrapping arithmetic relative to the next expected byte,
 //!   so streams crossing 2^32 reassemble; absolute offsets are `u64`.
-//! - Overlaps follow Suricata's default "bsd" policy as "first data wins": bytes already received
-//!   (in order or held out of order) are kept; a segment that overlaps them with *different* bytes
-//!   is an anomaly ([`StreamEvents::OVERLAP_DIFFERENT_DATA`], counted).
+//! - Overlaps: by default the first data wins: bytes already received (in order or held out of
+//!   order) are kept; a segment that overlaps them with *different* bytes is an anomaly
+//!   ([`StreamEvents::OVERLAP_DIFFERENT_DATA`], counted). With a receiver's target-based policy
+//!   ([`StreamDirection::set_os_policy`], Suricata's `host-os-policy`, used by IDS-mode
+//!   inspection) a segment overlapping *unacknowledged* in-order bytes replaces them where that
+//!   operating system takes the new bytes ([`OsPolicy::new_data_wins`], per earlier segment:
+//!   the direction remembers the boundaries of its last [`MAX_TRACKED_SEGMENTS`] unacknowledged
+//!   segments). Acknowledged bytes and out-of-order pieces always keep their first version.
 //! - Retransmissions (segments entirely before the next expected byte) are counted and compared
 //!   with the kept data.
 //! - Gaps: when the peer ACKs past a hole, the hole is skipped, counted, and
@@ -46,11 +51,13 @@
 //!   restarts after a gap and when the [`TcpStream`] is dropped.
 
 mod direction;
+pub mod os_policy;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-pub use direction::StreamDirection;
+pub use direction::{MAX_TRACKED_SEGMENTS, StreamDirection};
+pub use os_policy::{HostOsPolicy, OsPolicy};
 
 use crate::decode::{Tcp, TcpFlags};
 

@@ -393,6 +393,9 @@ pub struct RulesSettings {
     /// `rules.dns.tcp_detection_ports` / `udp_detection_ports`: the ports DNS is recognised
     /// on (Suricata's `app-layer.protocols.dns.{tcp,udp}.detection-ports.dp`; 53).
     pub detection_ports: dataplane::app::DetectionPorts,
+    /// `rules.host_os_policy` (Suricata's `host-os-policy`): the operating system of receiving
+    /// hosts, by address prefix, which decides the overlap policy of IDS-mode reassembly.
+    pub host_os: dataplane::stream::HostOsPolicy,
     /// Where `files` came from, for problems: `rules.files` (this configuration) or
     /// `activity_scanner.rule_files` (the policy).
     pub files_key: &'static str,
@@ -416,6 +419,7 @@ impl RulesSettings {
             inline: false,
             tls_inspect_encrypted: false,
             detection_ports: dataplane::app::DetectionPorts::default(),
+            host_os: dataplane::stream::HostOsPolicy::default(),
             files_key: "rules.files",
         }
     }

@@ -95,6 +95,7 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         }
     }
     r.unknown(&dns, "rules.dns");
+    let host_os = host_os_policy(r, &mut s);
     r.unknown(&s, p);
     (!files.is_empty()).then_some(RulesSettings {
         files,
@@ -111,7 +112,56 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         inline,
         tls_inspect_encrypted,
         detection_ports,
+        host_os,
     })
+}
+
+/// `rules.host_os_policy`: OS names (Suricata's `host-os-policy` keys) to lists of addresses
+/// or prefixes; every entry is checked, each problem named with its key.
+fn host_os_policy(r: &mut Reader, s: &mut Mapping) -> dataplane::stream::HostOsPolicy {
+    let full = "rules.host_os_policy";
+    let mut h = dataplane::stream::HostOsPolicy::default();
+    let m = match s.remove("host_os_policy") {
+        None | Some(Value::Null) => return h,
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            r.issue(
+                full,
+                format!("expected a mapping, got {}", describe(&other)),
+            );
+            return h;
+        }
+    };
+    for (os, v) in m {
+        let at = format!("{full}.{os}");
+        let list: Vec<String> = match v {
+            Value::Array(items) => items
+                .into_iter()
+                .filter_map(|i| match i {
+                    Value::String(t) => Some(t),
+                    other => {
+                        r.issue(
+                            &at,
+                            format!("expected an address, got {}", describe(&other)),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            Value::Null => Vec::new(),
+            other => {
+                r.issue(
+                    &at,
+                    format!("expected a list of addresses, got {}", describe(&other)),
+                );
+                continue;
+            }
+        };
+        if let Err(e) = h.add(&os, &list.join(",")) {
+            r.issue(&at, e.to_string());
+        }
+    }
+    h
 }
 
 /// `rules.address_groups` / `rules.port_groups`: variable names to values (strings, or numbers

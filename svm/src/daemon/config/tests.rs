@@ -303,10 +303,29 @@ fn rules_section_parses() {
          classification_file: /r/classification.config\n  \
          stream: {midstream: true, depth: 65536, memcap: 67108864, async_oneside: true, inline: true}\n\
          \x20 tls: {encryption_handling: full}\n\
-         \x20 dns: {tcp_detection_ports: \"[53, 1053]\", udp_detection_ports: 5353}\n",
+         \x20 dns: {tcp_detection_ports: \"[53, 1053]\", udp_detection_ports: 5353}\n  \
+         host_os_policy: {old-linux: [2.2.2.2], windows: [0.0.0.0/0]}\n",
     )
     .unwrap();
     let r = c.rules.unwrap();
+    assert_eq!(
+        r.host_os.lookup(0x0202_0202, false),
+        dataplane::stream::OsPolicy::OldLinux
+    );
+    assert_eq!(
+        r.host_os.lookup(0x0101_0101, false),
+        dataplane::stream::OsPolicy::Windows
+    );
+    let bad = Config::from_yaml(
+        "mode: mirror\ninterface: x\nrules:\n  files: [/r/a.rules]\n  \
+         host_os_policy: {plan9: [1.2.3.4], linux: [1.2.3.4/99]}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("rules.host_os_policy.plan9") && bad.contains("rules.host_os_policy.linux"),
+        "{bad}"
+    );
     assert_eq!(r.files, ["/r/*.rules", "/r/local.rules"]);
     assert_eq!(
         r.port_groups,
