@@ -55,6 +55,7 @@ fn table(vm: u32, others: u32) -> FlowTable {
                 &key,
                 a_to_b,
                 Some(TcpFlags(flags)),
+                None,
                 60,
                 note.then_some(&n),
             );

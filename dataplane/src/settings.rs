@@ -184,7 +184,7 @@ impl WorkerConfigBuilder {
     /// The receiving hosts' operating systems (Suricata's `host-os-policy`).
     #[must_use]
     pub fn host_os(mut self, host_os: crate::stream::HostOsPolicy) -> Self {
-        self.cfg.scanner.host_os = host_os;
+        self.cfg.flows.host_os = host_os;
         self
     }
 
@@ -275,22 +275,18 @@ impl WorkerConfigBuilder {
             // Suricata's `host-os-policy`: `host-os-policy.old-linux=[2.2.2.2, 10.0.0.0/8]`.
             _ if key.starts_with("host-os-policy.") => {
                 let os = key.trim_start_matches("host-os-policy.");
-                self.cfg
-                    .scanner
-                    .host_os
-                    .add(os, value)
-                    .map_err(|e| match e {
-                        crate::stream::os_policy::HostOsError::UnknownOs(_) => invalid(
-                            "an OS of bsd, bsd-right, old-linux, linux, old-solaris, solaris, \
+                self.cfg.flows.host_os.add(os, value).map_err(|e| match e {
+                    crate::stream::os_policy::HostOsError::UnknownOs(_) => invalid(
+                        "an OS of bsd, bsd-right, old-linux, linux, old-solaris, solaris, \
                              hpux10, hpux11, irix, macos, windows, vista, windows2k3, first, last",
-                        ),
-                        crate::stream::os_policy::HostOsError::BadPrefix(_) => invalid(
-                            "a list of addresses or prefixes, e.g. [10.0.0.0/8, 2001:db8::1]",
-                        ),
-                        crate::stream::os_policy::HostOsError::TooMany => {
-                            invalid("at most 32 prefixes in all host-os-policy entries")
-                        }
-                    })?;
+                    ),
+                    crate::stream::os_policy::HostOsError::BadPrefix(_) => {
+                        invalid("a list of addresses or prefixes, e.g. [10.0.0.0/8, 2001:db8::1]")
+                    }
+                    crate::stream::os_policy::HostOsError::TooMany => {
+                        invalid("at most 32 prefixes in all host-os-policy entries")
+                    }
+                })?;
             }
             _ => {
                 return Err(SettingError::Unknown {
@@ -420,7 +416,7 @@ mod tests {
         assert!(d.dns_tcp.contains(1053) && !d.dns_tcp.contains(53));
         assert!(d.dns_udp.contains(53) && d.dns_udp.contains(5399) && !d.dns_udp.contains(5400));
         assert_eq!(
-            c.scanner.host_os.lookup(0x0202_0202, false),
+            c.flows.host_os.lookup(0x0202_0202, false),
             crate::stream::OsPolicy::OldLinux
         );
         let unknown = b.set("stream.bypass", "yes");

@@ -68,9 +68,6 @@ pub struct ScannerConfig {
     /// The ports app-layer detection recognises DNS on (Suricata's
     /// `app-layer.protocols.dns.{tcp,udp}.detection-ports.dp`).
     pub detection_ports: crate::app::DetectionPorts,
-    /// Suricata's `host-os-policy`: the receiving host's overlap policy, applied by IDS-mode
-    /// reassembly (inline inspection keeps the first bytes).
-    pub host_os: crate::stream::HostOsPolicy,
 }
 
 /// Per-flow scanner state.
@@ -672,11 +669,16 @@ pub fn inspect(
     } else {
         0
     };
+    if flow.invalid_timestamp {
+        stream_events |= stream_event::PKT_INVALID_TIMESTAMP;
+    }
     let idx = usize::from(!to_server);
     match &ip.l4 {
+        // A segment whose timestamp the receiver rejects is not part of the stream (PAWS).
+        L4::Tcp(_) if flow.invalid_timestamp => {}
         L4::Tcp(t) if cfg.mode == InspectionMode::Ids => {
             if scan.stream.is_none() {
-                scan.stream = Some(ids_stream(cfg, memcap, ip, to_server));
+                scan.stream = Some(ids_stream(cfg, memcap, flow.os));
             }
             let closed = matches!(flow.tcp, Some(TcpState::Closed | TcpState::Reset));
             let one_sided = scan.async_established;
@@ -957,22 +959,18 @@ pub fn flush(
 }
 
 /// A flow's stream for IDS-mode inspection: each direction with its receiver's overlap policy
-/// (`host-os-policy`; the client's bytes are received by the server).
+/// (`host-os-policy`, `os`: `[client host, server host]`; the client's bytes are received by
+/// the server).
 #[cold]
 fn ids_stream(
     cfg: &ScannerConfig,
     memcap: &StreamMemcap,
-    ip: &Ip<'_>,
-    to_server: bool,
+    os: [crate::stream::OsPolicy; 2],
 ) -> TcpStream {
     let mut st = TcpStream::new(cfg.stream, memcap);
-    let (server, client) = if to_server {
-        (ip.dst_bits, ip.src_bits)
-    } else {
-        (ip.src_bits, ip.dst_bits)
-    };
-    st.client.set_os_policy(cfg.host_os.lookup(server, ip.v6));
-    st.server.set_os_policy(cfg.host_os.lookup(client, ip.v6));
+    let [client, server] = os;
+    st.client.set_os_policy(server);
+    st.server.set_os_policy(client);
     st
 }
 

@@ -60,6 +60,7 @@ use std::collections::VecDeque;
 use vlan::VlanScope;
 
 use crate::decode::{IpProto, TcpFlags};
+use crate::host_os::{HostOsPolicy, OsPolicy, Paws, TsSegment};
 use crate::io::prefetch;
 
 mod index;
@@ -78,6 +79,9 @@ pub struct FlowConfig {
     /// Emergency mode ends when this percentage of the cap is free again (Suricata's
     /// `flow.emergency-recovery`), 1..=100.
     pub emergency_recovery_percent: u8,
+    /// Suricata's `host-os-policy`: the operating system of receiving hosts, read once per TCP
+    /// flow for its timestamp validation and its reassembly's overlap policy.
+    pub host_os: HostOsPolicy,
 }
 
 /// Idle time after which a flow expires, per protocol and TCP state, in microseconds.
@@ -119,6 +123,7 @@ impl Default for FlowConfig {
                 other_us: 100 * S,
             },
             emergency_recovery_percent: 30,
+            host_os: HostOsPolicy::default(),
         }
     }
 }
@@ -334,6 +339,13 @@ pub struct Flow<X = ()> {
     rst: Option<(bool, TcpState)>,
     /// This packet revived a flow its own sender had reset ([`FlowFacts::rst_inject`]).
     rst_inject: bool,
+    /// This packet's TCP timestamp was rejected ([`FlowFacts::invalid_timestamp`]).
+    invalid_ts: bool,
+    /// The receiving hosts' policies, `[client host, server host]` (TCP; `host-os-policy`).
+    pub os: [OsPolicy; 2],
+    /// TCP timestamp validation, from a SYN or a first segment carrying timestamps; boxed, so
+    /// other flows pay 8 bytes.
+    paws: Option<Box<Paws>>,
     /// Sequence number of the server's SYN/ACK while the handshake is open
     /// ([`FlowTable::note_syn_ack`]): the client's final ACK must acknowledge it to prove the
     /// client's address.
@@ -366,6 +378,23 @@ pub struct FlowFacts {
     /// (Suricata's stream event `suspected_rst_inject`); the flow went back to its state before
     /// the RST.
     pub rst_inject: bool,
+    /// The packet's TCP timestamp failed validation (PAWS, [`crate::host_os::timestamps`]): it
+    /// changed no TCP state and is not reassembled (Suricata's stream event
+    /// `pkt_invalid_timestamp`).
+    pub invalid_timestamp: bool,
+    /// The receiving hosts' policies, `[client host, server host]`.
+    pub os: [OsPolicy; 2],
+}
+
+/// What the flow table reads of a TCP segment beyond its flags, for timestamp validation.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSeq {
+    /// Sequence number.
+    pub seq: u32,
+    /// Sequence space taken: payload length, plus one for a SYN and one for a FIN.
+    pub seq_len: u32,
+    /// The timestamp option, `(TSval, TSecr)` ([`crate::decode::tcp_timestamps`]).
+    pub ts: Option<(u32, u32)>,
 }
 
 /// The last TCP segment of each direction of a flow, as much as a reset of both ends needs.
@@ -483,6 +512,8 @@ impl<X: FlowExt> Flow<X> {
             pkts: [self.pkts_to_server, self.pkts_to_client],
             bytes: [self.bytes_to_server, self.bytes_to_client],
             rst_inject: self.rst_inject,
+            invalid_timestamp: self.invalid_ts,
+            os: self.os,
         }
     }
 
@@ -519,6 +550,9 @@ impl<X: FlowExt> Flow<X> {
             midstream,
             rst: None,
             rst_inject: false,
+            invalid_ts: false,
+            os: [OsPolicy::Bsd; 2],
+            paws: None,
             syn_ack_seq: None,
             ends: None,
             ext: X::default(),
@@ -541,6 +575,8 @@ pub struct FlowStats {
     pub emergencies: u64,
     /// The table is in emergency mode now.
     pub emergency: bool,
+    /// TCP segments whose timestamp failed validation (ignored by the state machine).
+    pub invalid_timestamps: u64,
 }
 
 /// Idle time after which a flow expires.
@@ -1000,7 +1036,15 @@ impl<X: FlowExt> FlowTable<X> {
         self.stats.created += 1;
         self.id_counter += 1;
         let id = flow_id(self.id_counter, self.id_salt);
-        let flow = Flow::start(id, now, a_to_b, tcp_flags);
+        let mut flow = Flow::start(id, now, a_to_b, tcp_flags);
+        if tcp_flags.is_some() && !self.cfg.host_os.is_empty() {
+            let ((a, _), (b, _)) = key.endpoints();
+            let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
+            flow.os = [
+                self.cfg.host_os.lookup_addr(client),
+                self.cfg.host_os.lookup_addr(server),
+            ];
+        }
         // Stale entries (flows replaced or timed out) beyond a quarter of the cap: drop them, so
         // the queues stay within 1.25 times the cap (amortised: a compaction follows at least a
         // quarter of the cap's pushes).
@@ -1056,7 +1100,7 @@ impl<X: FlowExt> FlowTable<X> {
         tcp_flags: Option<TcpFlags>,
         frame_len: usize,
     ) -> FlowUpdate {
-        self.update_noting(now, key, a_to_b, tcp_flags, frame_len, None)
+        self.update_noting(now, key, a_to_b, tcp_flags, None, frame_len, None)
             .0
     }
 
@@ -1064,6 +1108,9 @@ impl<X: FlowExt> FlowTable<X> {
     /// worker does for flows of protected VMs, so isolating one can reset them all), and
     /// returning what the owner reads of the flow's extension with each packet
     /// ([`FlowExt::peek`]).
+    // One argument per thing a packet tells the table; a struct for them would be built and
+    // taken apart again on every packet.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn update_noting(
         &mut self,
@@ -1071,6 +1118,7 @@ impl<X: FlowExt> FlowTable<X> {
         key: &FlowKey,
         a_to_b: bool,
         tcp_flags: Option<TcpFlags>,
+        tcp_seq: Option<TcpSeq>,
         frame_len: usize,
         note: Option<&SegmentNote<'_>>,
     ) -> (FlowUpdate, X::Peek) {
@@ -1114,7 +1162,28 @@ impl<X: FlowExt> FlowTable<X> {
         }
         let mut handshake_completed = false;
         f.rst_inject = false;
-        if let (Some(mut state), Some(flags)) = (f.tcp, tcp_flags) {
+        f.invalid_ts = false;
+        if let (Some(flags), Some(t)) = (tcp_flags, tcp_seq) {
+            // A SYN, or a first segment with timestamps, starts the validation.
+            if new_flow
+                && f.paws.is_none()
+                && ((flags.has(TcpFlags::SYN) && !flags.has(TcpFlags::ACK)) || t.ts.is_some())
+            {
+                f.paws = Some(Box::new(Paws::new(f.os[0], f.os[1])));
+            }
+            if let Some(p) = f.paws.as_deref_mut() {
+                let seg = TsSegment {
+                    to_server,
+                    flags,
+                    seq: t.seq,
+                    seq_len: t.seq_len,
+                    ts: t.ts,
+                    now_secs: u32::try_from(now.micros() / Timestamp::SECOND).unwrap_or(u32::MAX),
+                };
+                f.invalid_ts = !p.check(&seg);
+            }
+        }
+        if let (Some(mut state), Some(flags), false) = (f.tcp, tcp_flags, f.invalid_ts) {
             if state == TcpState::Reset
                 && !flags.has(TcpFlags::RST)
                 && let Some((by_client, before)) = f.rst
@@ -1169,7 +1238,12 @@ impl<X: FlowExt> FlowTable<X> {
             half_open,
             a_to_b,
         };
-        (upd, f.ext.peek(a_to_b))
+        let invalid_ts = f.invalid_ts;
+        let peek = f.ext.peek(a_to_b);
+        if invalid_ts {
+            self.stats.invalid_timestamps += 1;
+        }
+        (upd, peek)
     }
 }
 
@@ -1289,6 +1363,53 @@ mod tests {
         assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Closed));
         let f = t.get(&k).unwrap();
         assert_eq!((f.pkts_to_server, f.pkts_to_client), (3, 2));
+    }
+
+    // Suricata bug 3286: before the SYN/ACK, a "server" RST echoing a timestamp the client never
+    // sent is rejected: the flow is not reset, the packet says so and is counted; the real
+    // SYN/ACK then opens the connection without any `rst_inject`.
+    #[test]
+    fn forged_rst_before_the_syn_ack_changes_nothing() {
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let (k, c2s) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 40000), ep(2, 80));
+        let now = Timestamp(1);
+        let seq = |seq, seq_len, ts| Some(TcpSeq { seq, seq_len, ts });
+        let rst = Some(TcpFlags(TcpFlags::RST | TcpFlags::ACK));
+        t.update_noting(now, &k, c2s, SYN, seq(100, 1, Some((7000, 0))), 60, None);
+        t.update_noting(now, &k, !c2s, rst, seq(0, 0, Some((100, 100))), 60, None);
+        let f = t.get(&k).unwrap();
+        assert_eq!(f.tcp, Some(TcpState::SynSent));
+        assert!(f.facts().invalid_timestamp);
+        assert_eq!(t.stats().invalid_timestamps, 1);
+        t.update_noting(
+            now,
+            &k,
+            !c2s,
+            SYNACK,
+            seq(900, 1, Some((50, 7000))),
+            60,
+            None,
+        );
+        let f = t.get(&k).unwrap();
+        assert_eq!(f.tcp, Some(TcpState::SynReceived));
+        assert!(!f.facts().invalid_timestamp && !f.facts().rst_inject);
+        // Without timestamps on the packet nothing is rejected.
+        t.update_noting(now, &k, !c2s, rst, seq(901, 0, None), 60, None);
+        assert_eq!(t.get(&k).unwrap().tcp, Some(TcpState::Reset));
+    }
+
+    // `host-os-policy` is read once per TCP flow: the client host's and the server host's.
+    #[test]
+    fn receiving_hosts_get_their_policy() {
+        let mut cfg = FlowConfig::default();
+        cfg.host_os.add("old-linux", "[10.0.0.2]").unwrap();
+        let mut t: FlowTable = FlowTable::new(cfg, 0);
+        let (k, c2s) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 40000), ep(2, 80));
+        t.update(Timestamp(1), &k, c2s, SYN, 60);
+        assert_eq!(
+            t.get(&k).unwrap().facts().os,
+            [OsPolicy::Bsd, OsPolicy::OldLinux]
+        );
     }
 
     // A RST whose sender goes on sending was injected: the flow returns to its state before
@@ -1644,7 +1765,7 @@ mod tests {
         let (k1, d1) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1), ep(2, 53));
         let (k2, d2) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 2), ep(2, 53));
         let now = Timestamp(Timestamp::SECOND);
-        let (u, peek) = t.update_noting(now, &k1, d1, None, 60, None);
+        let (u, peek) = t.update_noting(now, &k1, d1, None, None, 60, None);
         assert!(u.new_flow);
         assert_eq!(peek, 0);
         if let Some(f) = t.get_mut(&k1) {
@@ -1652,11 +1773,11 @@ mod tests {
             f.ext.keep = true;
         }
         assert_eq!(
-            t.update_noting(now, &k1, d1, None, 60, None).1,
+            t.update_noting(now, &k1, d1, None, None, 60, None).1,
             if d1 { 7 } else { 9 }
         );
         assert_eq!(
-            t.update_noting(now, &k1, !d1, None, 60, None).1,
+            t.update_noting(now, &k1, !d1, None, None, 60, None).1,
             if d1 { 9 } else { 7 }
         );
         t.update(now, &k2, d2, None, 60);
@@ -1670,7 +1791,7 @@ mod tests {
             Some((k1, [7, 9]))
         );
         // A new flow on the key starts with a fresh extension.
-        let (u, peek) = t.update_noting(now, &k1, d1, None, 60, None);
+        let (u, peek) = t.update_noting(now, &k1, d1, None, None, 60, None);
         assert!(u.new_flow);
         assert_eq!(peek, 0);
     }

@@ -268,7 +268,15 @@ pub(crate) fn vm_flows(n: u16) -> FlowTable {
                 next: 1000 + u32::try_from(i).unwrap(),
                 ack: (i > 0).then_some(2000),
             };
-            flows.update_noting(now, &key, a_to_b, Some(TcpFlags(flags)), 60, Some(&note));
+            flows.update_noting(
+                now,
+                &key,
+                a_to_b,
+                Some(TcpFlags(flags)),
+                None,
+                60,
+                Some(&note),
+            );
         }
     };
     for p in 0..n {

@@ -208,11 +208,16 @@ impl Worker {
             .iso
             .as_deref()
             .and_then(|iso| iso_hook::note_of(iso, decoded, ip, scope));
+        let tcp_seq = match &ip.l4 {
+            L4::Tcp(t) => Some(tcp_seq(ip, t)),
+            _ => None,
+        };
         let (upd, peek) = self.flows.update_noting(
             pkt.meta.ts,
             &key,
             a_to_b,
             tcp_flags,
+            tcp_seq,
             decoded.l3_offset + ip.total_len,
             note.as_ref(),
         );
@@ -345,6 +350,29 @@ pub(super) fn flow_packet(scope: VlanScope, ip: &Ip<'_>, upd: FlowUpdate) -> Pac
         ports: ip.l4.ports(),
         proto: Some(ip.proto),
         to_server: Some(upd.to_server),
+    }
+}
+
+/// What the flow table's timestamp validation reads of a TCP segment: its sequence space and
+/// its timestamp option (read only when the header has options).
+#[inline]
+fn tcp_seq(ip: &Ip<'_>, t: &decode::Tcp<'_>) -> crate::flow::TcpSeq {
+    let ts = if t.header_len > 20 {
+        let end = ip.header_len.saturating_add(t.header_len);
+        ip.packet
+            .get(ip.header_len..end)
+            .and_then(decode::tcp_timestamps)
+    } else {
+        None
+    };
+    let flags = u32::from(t.flags.has(decode::TcpFlags::SYN))
+        + u32::from(t.flags.has(decode::TcpFlags::FIN));
+    crate::flow::TcpSeq {
+        seq: t.seq,
+        seq_len: u32::try_from(t.payload.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(flags),
+        ts,
     }
 }
 

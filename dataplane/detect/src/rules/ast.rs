@@ -529,12 +529,16 @@ pub mod stream_event {
     /// `reassembly_overlap_different_data`: a segment overlapped data already received with
     /// different bytes.
     pub const REASSEMBLY_OVERLAP_DIFFERENT_DATA: u16 = 1 << 1;
+    /// `pkt_invalid_timestamp`: the segment's TCP timestamp failed validation (PAWS,
+    /// [`crate::stream::timestamps`]); it was not reassembled.
+    pub const PKT_INVALID_TIMESTAMP: u16 = 1 << 2;
 
     /// The event a `stream-event` value names (with or without the `stream.` prefix).
     pub fn by_name(name: &str) -> Option<u16> {
         match name.trim().trim_start_matches("stream.") {
             "suspected_rst_inject" => Some(SUSPECTED_RST_INJECT),
             "reassembly_overlap_different_data" => Some(REASSEMBLY_OVERLAP_DIFFERENT_DATA),
+            "pkt_invalid_timestamp" => Some(PKT_INVALID_TIMESTAMP),
             _ => None,
         }
     }

@@ -466,7 +466,8 @@ impl Buffers for InStream {
 fn stream_event_keyword() {
     let rs = set(
         r#"alert tcp any any -> any any (stream-event:suspected_rst_inject; sid:1;)
-alert tcp any any -> any any (stream-event:reassembly_overlap_different_data; sid:2;)"#,
+alert tcp any any -> any any (stream-event:reassembly_overlap_different_data; sid:2;)
+alert tcp any any -> any any (stream-event:pkt_invalid_timestamp; sid:3;)"#,
     );
     let mut p = pkt(IpProto::Tcp, b"x");
     assert!(sids(&rs, &p).is_empty());
@@ -474,8 +475,10 @@ alert tcp any any -> any any (stream-event:reassembly_overlap_different_data; si
     assert_eq!(sids(&rs, &p), [1]);
     p.stream_events |= ast::stream_event::REASSEMBLY_OVERLAP_DIFFERENT_DATA;
     assert_eq!(sids(&rs, &p), [1, 2]);
-    let e = skip("alert tcp any any -> any any (stream-event:pkt_invalid_timestamp; sid:3;)");
-    assert!(format!("{e:?}").contains("pkt_invalid_timestamp"), "{e:?}");
+    p.stream_events = ast::stream_event::PKT_INVALID_TIMESTAMP;
+    assert_eq!(sids(&rs, &p), [3]);
+    let e = skip("alert tcp any any -> any any (stream-event:pkt_broken_ack; sid:4;)");
+    assert!(format!("{e:?}").contains("pkt_broken_ack"), "{e:?}");
 }
 
 #[test]

@@ -51,13 +51,15 @@
 //!   restarts after a gap and when the [`TcpStream`] is dropped.
 
 mod direction;
-pub mod os_policy;
+/// The receiving hosts' TCP behaviour lives beside the flow table (`svm_packet::host_os`).
+pub use svm_packet::host_os::{os_policy, timestamps};
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 pub use direction::{MAX_TRACKED_SEGMENTS, StreamDirection};
 pub use os_policy::{HostOsPolicy, OsPolicy};
+pub use timestamps::{Paws, TsSegment};
 
 use crate::decode::{Tcp, TcpFlags};
 

@@ -321,6 +321,35 @@ pub struct Tcp<'a> {
     pub payload: &'a [u8],
 }
 
+/// The TCP timestamp option (RFC 7323, kind 8, length 10) of a TCP header (`header`: the
+/// header bytes, options included): `(TSval, TSecr)`. `None` when there is none, or when the
+/// option list is malformed before it (a length below 2 or past the header), as Suricata's
+/// decoder stops there too. Reads at most the header's 40 option bytes.
+pub fn tcp_timestamps(header: &[u8]) -> Option<(u32, u32)> {
+    let mut opts = header.get(20..)?;
+    loop {
+        match *opts {
+            [] | [0, ..] => return None,
+            [1, ref rest @ ..] => opts = rest,
+            [kind, len, ..] => {
+                let len = usize::from(len);
+                let opt = opts.get(..len).filter(|_| len >= 2)?;
+                if kind == 8 {
+                    let [_, 10, a0, a1, a2, a3, e0, e1, e2, e3] = *opt else {
+                        return None;
+                    };
+                    return Some((
+                        u32::from_be_bytes([a0, a1, a2, a3]),
+                        u32::from_be_bytes([e0, e1, e2, e3]),
+                    ));
+                }
+                opts = opts.get(len..)?;
+            }
+            [_] => return None,
+        }
+    }
+}
+
 /// UDP header fields and payload.
 #[derive(Clone, Copy, Debug)]
 pub struct Udp<'a> {
@@ -663,5 +692,87 @@ impl Anomalies {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.items == [None; 4]
+    }
+}
+
+#[cfg(test)]
+mod tcp_option_tests {
+    use super::tcp_timestamps;
+    use proptest::prelude::*;
+
+    fn header(opts: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 20];
+        h.extend_from_slice(opts);
+        h
+    }
+
+    // A SYN's options as Linux sends them: MSS, SACK permitted, timestamps, NOP, window scale.
+    #[test]
+    fn reads_the_timestamp_option() {
+        let opts = [
+            2, 4, 0x05, 0xb4, // MSS 1460
+            4, 2, // SACK permitted
+            8, 10, 0x6c, 0x8c, 0xc8, 0x3d, 0, 0, 0, 0, // TSval 1821165629, TSecr 0
+            1, 3, 3, 7, // NOP, window scale 7
+        ];
+        assert_eq!(tcp_timestamps(&header(&opts)), Some((1_821_165_629, 0)));
+        // NOP, NOP, TS (the common data segment) and TS followed by EOL.
+        let opts = [1, 1, 8, 10, 0, 0, 0, 100, 0, 0, 0, 100];
+        assert_eq!(tcp_timestamps(&header(&opts)), Some((100, 100)));
+        assert_eq!(
+            tcp_timestamps(&header(&[8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0])),
+            Some((1, 2))
+        );
+        // None: no options, EOL first, a malformed length, a short or cut timestamp.
+        assert_eq!(tcp_timestamps(&header(&[])), None);
+        assert_eq!(tcp_timestamps(&[0u8; 12]), None);
+        assert_eq!(
+            tcp_timestamps(&header(&[0, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 0])),
+            None
+        );
+        assert_eq!(
+            tcp_timestamps(&header(&[2, 0, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2])),
+            None
+        );
+        assert_eq!(tcp_timestamps(&header(&[2, 40, 8, 10])), None);
+        assert_eq!(tcp_timestamps(&header(&[8, 8, 0, 0, 0, 1, 0, 0])), None);
+        assert_eq!(tcp_timestamps(&header(&[1, 8, 10, 0, 0, 0, 1, 0, 0])), None);
+        assert_eq!(tcp_timestamps(&header(&[1])), None);
+    }
+
+    proptest! {
+        // Any bytes: no panic; a found option is a well-formed timestamp option in the header.
+        #[test]
+        fn any_header_is_read_safely(opts in proptest::collection::vec(any::<u8>(), 0..60)) {
+            let h = header(&opts);
+            if let Some((val, ecr)) = tcp_timestamps(&h) {
+                let mut want = vec![8u8, 10];
+                want.extend_from_slice(&val.to_be_bytes());
+                want.extend_from_slice(&ecr.to_be_bytes());
+                prop_assert!(h[20..].windows(10).any(|w| w == want.as_slice()));
+            }
+        }
+
+        // A timestamp option after any run of NOPs and well-formed other options is found.
+        #[test]
+        fn emitted_option_is_found(
+            val in any::<u32>(),
+            ecr in any::<u32>(),
+            before in proptest::collection::vec((2u8..=254, 0usize..4), 0..3),
+            nops in 0usize..4,
+        ) {
+            let mut opts = Vec::new();
+            for (kind, extra) in before {
+                let kind = if kind == 8 { 9 } else { kind };
+                opts.push(kind);
+                opts.push(u8::try_from(2 + extra).unwrap());
+                opts.extend(std::iter::repeat_n(0xaa, extra));
+            }
+            opts.extend(std::iter::repeat_n(1, nops));
+            opts.extend_from_slice(&[8, 10]);
+            opts.extend_from_slice(&val.to_be_bytes());
+            opts.extend_from_slice(&ecr.to_be_bytes());
+            prop_assert_eq!(tcp_timestamps(&header(&opts)), Some((val, ecr)));
+        }
     }
 }

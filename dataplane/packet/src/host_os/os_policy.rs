@@ -187,6 +187,17 @@ impl HostOsPolicy {
         Ok(())
     }
 
+    /// The policy of the host at `addr` ([`Self::lookup`]).
+    pub fn lookup_addr(&self, addr: IpAddr) -> OsPolicy {
+        if self.len == 0 {
+            return OsPolicy::Bsd;
+        }
+        match addr {
+            IpAddr::V4(a) => self.lookup(u128::from(a.to_bits()), false),
+            IpAddr::V6(a) => self.lookup(a.to_bits(), true),
+        }
+    }
+
     /// Whether no prefix is listed (every host gets the default).
     pub fn is_empty(&self) -> bool {
         self.len == 0
