@@ -26,12 +26,12 @@ use std::sync::Arc;
 use policy::{DnsAnswer, Mode, QuicMode, WebAction};
 use webaddr::{AddressSet, Verdict as Lookup};
 
-use super::{Attach, DropReason, Output, PacketMeta, Pkt, Toward, Tracked, Verdict, Worker};
+use super::{Attach, DropReason, Output, Pkt, Toward, Tracked, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
 use crate::blockpage::{PageValues, Template};
-use crate::decode::{self, Decoded, Ip, L4};
+use crate::decode::{self, Ip, L4};
 use crate::event::{Alert, Engine, Event, EventKind, Response, Signature, WebAddressHit};
-use crate::flow::{FlowKey, FlowUpdate};
+use crate::flow::FlowUpdate;
 use crate::reset;
 use crate::scanner::AppFields;
 use crate::webscan::question::Questions;
@@ -84,17 +84,6 @@ enum DnsRead<'a> {
     OnlyName(&'a [u8]),
 }
 
-/// The packet the scan looks at.
-#[derive(Clone, Copy)]
-struct Seen<'a> {
-    decoded: &'a Decoded<'a>,
-    ip: &'a Ip<'a>,
-    scope: vlan::VlanScope,
-    meta: PacketMeta,
-    key: &'a FlowKey,
-    upd: FlowUpdate,
-}
-
 /// Where the address came from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Source {
@@ -127,15 +116,8 @@ impl Worker {
         if !self.policy.policy().web_address_scan.enabled {
             return Verdict::Forward;
         }
-        let (ip, key) = (pkt.ip, flow.key);
-        let seen = Seen {
-            decoded: pkt.decoded,
-            ip,
-            scope: pkt.scope,
-            meta: pkt.meta,
-            key,
-            upd: flow.upd,
-        };
+        let tracked = flow;
+        let (ip, key) = (pkt.ip, tracked.key);
         match &ip.l4 {
             L4::Tcp(t) => {
                 let Some(flow) = self.flows.get_mut(key) else {
@@ -155,7 +137,7 @@ impl Worker {
                             return Verdict::Forward;
                         }
                         Step::Found(obs) => {
-                            let v = self.web_observed(&obs, DnsRead::Nothing, seen, out);
+                            let v = self.web_observed(&obs, DnsRead::Nothing, pkt, tracked, out);
                             if v != Verdict::Forward {
                                 return v;
                             }
@@ -181,11 +163,11 @@ impl Worker {
                             return Verdict::Forward;
                         };
                         if answer::is_canary(name)
-                            && let Some(v) = self.doh_canary(seen, u.payload, out)
+                            && let Some(v) = self.doh_canary(pkt, u.payload, out)
                         {
                             return v;
                         }
-                        return self.web_observed(&obs, DnsRead::OnlyName(name), seen, out);
+                        return self.web_observed(&obs, DnsRead::OnlyName(name), pkt, tracked, out);
                     }
                     // Several: the canary is looked for in every name before any is looked up.
                     let mut canary = false;
@@ -195,12 +177,12 @@ impl Worker {
                             break;
                         }
                     }
-                    if canary && let Some(v) = self.doh_canary(seen, u.payload, out) {
+                    if canary && let Some(v) = self.doh_canary(pkt, u.payload, out) {
                         return v;
                     }
                     // The questions checked above are walked once more for their names, not
                     // checked again.
-                    self.web_observed(&obs, DnsRead::Questions(questions), seen, out)
+                    self.web_observed(&obs, DnsRead::Questions(questions), pkt, tracked, out)
                 }
                 Ok(None) => Verdict::Forward,
                 Err(_) => {
@@ -223,7 +205,7 @@ impl Worker {
                             .get_mut(key)
                             .is_some_and(|f| f.ext.web.quic_dropped());
                         if first {
-                            self.report_quic_block(seen, out);
+                            self.report_quic_block(pkt, tracked, out);
                         }
                         return Verdict::Drop(DropReason::WebAddress);
                     }
@@ -238,7 +220,9 @@ impl Worker {
                         self.counters.web.unread += 1;
                         Verdict::Forward
                     }
-                    Step::Found(obs) => self.web_observed(&obs, DnsRead::Nothing, seen, out),
+                    Step::Found(obs) => {
+                        self.web_observed(&obs, DnsRead::Nothing, pkt, tracked, out)
+                    }
                 }
             }
             _ => Verdict::Forward,
@@ -251,17 +235,12 @@ impl Worker {
         &mut self,
         obs: &Observed<'_>,
         dns: DnsRead<'_>,
-        seen: Seen<'_>,
+        pkt: &Pkt<'_>,
+        flow: Tracked<'_>,
         out: &mut impl Output,
     ) -> Verdict {
-        let Seen {
-            decoded,
-            ip,
-            scope,
-            meta,
-            key,
-            upd,
-        } = seen;
+        let (decoded, ip, scope, meta) = (pkt.decoded, pkt.ip, pkt.scope, pkt.meta);
+        let (key, upd) = (flow.key, flow.upd);
         let Some(set) = self.web.clone() else {
             return Verdict::Forward;
         };
@@ -515,10 +494,10 @@ impl Worker {
 
     /// The event of a flow's first QUIC Initial dropped under `quic: block`: no address is
     /// read (the Initial is not decrypted), the flow's ends and port say what was stopped.
-    fn report_quic_block(&mut self, seen: Seen<'_>, out: &mut impl Output) {
+    fn report_quic_block(&mut self, pkt: &Pkt<'_>, flow: Tracked<'_>, out: &mut impl Output) {
         out.event(Event {
-            ts: seen.meta.ts,
-            pcap_cnt: Some(seen.meta.pcap_cnt),
+            ts: pkt.meta.ts,
+            pcap_cnt: Some(pkt.meta.pcap_cnt),
             kind: EventKind::Alert(Alert {
                 response: Response::Terminate,
                 enforced: true,
@@ -527,7 +506,7 @@ impl Worker {
                     ..AppFields::default()
                 })),
                 ..Alert::new(
-                    super::flow_packet(seen.scope, seen.ip, seen.upd),
+                    super::flow_packet(pkt.scope, pkt.ip, flow.upd),
                     Engine::WebAddressScan,
                     Signature {
                         name: Cow::Borrowed("QUIC Initial dropped (quic: block)"),
@@ -547,7 +526,7 @@ impl Worker {
     /// appliance sees it. `None`: the query goes on to the lists as any other.
     fn doh_canary(
         &mut self,
-        seen: Seen<'_>,
+        pkt: &Pkt<'_>,
         query: &[u8],
         out: &mut impl Output,
     ) -> Option<Verdict> {
@@ -558,16 +537,16 @@ impl Worker {
         {
             return None;
         }
-        let L4::Udp(u) = &seen.ip.l4 else {
+        let L4::Udp(u) = &pkt.ip.l4 else {
             return None;
         };
         let reply = answer::canary_answer(query, Transport::Udp).ok()?;
         let frame = reset::udp_reply(
-            &seen.decoded.vlan,
-            seen.decoded.eth_src,
-            seen.decoded.eth_dst,
-            seen.ip.src(),
-            seen.ip.dst(),
+            &pkt.decoded.vlan,
+            pkt.decoded.eth_src,
+            pkt.decoded.eth_dst,
+            pkt.ip.src(),
+            pkt.ip.dst(),
             u.src_port,
             u.dst_port,
             &reply,
