@@ -115,6 +115,9 @@ struct AlertRecord<'a> {
     web_address: Option<WebAddressBody<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app_proto: Option<&'static str>,
+    /// The flow's protocol before it changed protocol (`http` for an upgrade to HTTP/2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto_orig: Option<&'static str>,
     /// `to_server` or `to_client`, for a packet of a tracked flow.
     #[serde(skip_serializing_if = "Option::is_none")]
     direction: Option<&'static str>,
@@ -287,6 +290,7 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     block_skipped: a.block_skipped.map(|b| b.name()),
                 },
                 app_proto: a.app.as_ref().map(|x| x.app_proto),
+                app_proto_orig: a.app.as_ref().and_then(|x| x.app_proto_orig),
                 direction: a
                     .packet
                     .to_server

@@ -92,6 +92,34 @@ pub struct FlowScan {
     /// IDS mode, per direction: the app layer progressed a transaction since the last raw
     /// stream inspection (Suricata's "trigger raw reassembly").
     raw_trigger: [bool; 2],
+    /// App-layer detection reversed the flow ([`crate::app::AppUpdate::reversed`]) and this
+    /// state followed; the flow's owner has yet to swap its direction ([`FlowScan::take_reversed`]).
+    reversed: bool,
+}
+
+impl FlowScan {
+    /// Whether the flow was reversed since the last call: its client is the other endpoint,
+    /// every later packet's direction is the other one. The owner of the flow swaps its own
+    /// direction ([`crate::flow::Flow::reverse`]) when this says so.
+    pub fn take_reversed(&mut self) -> bool {
+        core::mem::take(&mut self.reversed)
+    }
+
+    /// Follow a reversal of the flow by the app layer: each per-direction piece of state goes
+    /// to the other direction.
+    #[cold]
+    fn reverse(&mut self) {
+        if let Some(st) = self.stream.as_mut() {
+            st.reverse();
+        }
+        self.inspected.swap(0, 1);
+        self.pending_tx.swap(0, 1);
+        self.raw_trigger.swap(0, 1);
+        for (_, to_server) in &mut self.tx_matched.1 {
+            *to_server = !*to_server;
+        }
+        self.reversed = true;
+    }
 }
 
 /// App-layer fields of an alert, for EVE (`app_proto`, `http`, `tls`, `dns`).
@@ -99,6 +127,9 @@ pub struct FlowScan {
 pub struct AppFields {
     /// EVE `app_proto`.
     pub app_proto: &'static str,
+    /// EVE `app_proto_orig`: the flow's protocol before it changed protocol
+    /// ([`AppState::proto_orig`]).
+    pub app_proto_orig: Option<&'static str>,
     /// `http.hostname`.
     pub http_hostname: Option<String>,
     /// `http.url`.
@@ -123,6 +154,7 @@ impl AppFields {
         let s = |v: Option<&[u8]>| v.map(|x| String::from_utf8_lossy(x).into_owned());
         Some(AppFields {
             app_proto: b.proto.name(),
+            app_proto_orig: None,
             http_hostname: s(b.http_host),
             http_url: s(b.http_uri_raw),
             http_user_agent: s(b.http_user_agent),
@@ -454,10 +486,23 @@ fn headers<'a>(ip: &Ip<'a>) -> (&'a [u8], &'a [u8]) {
 
 fn rule_app(p: App) -> Option<AppProto> {
     match p {
-        App::Http => Some(AppProto::Http),
+        // A rule's `http` is any HTTP version, as Suricata's (`http1` is HTTP/1 only there).
+        App::Http | App::Http2 => Some(AppProto::Http),
         App::Tls => Some(AppProto::Tls),
         App::Dns => Some(AppProto::Dns),
         App::Unknown => None,
+    }
+}
+
+/// A flow's facts after the app layer reversed it: its counts and hosts the other way round.
+#[cold]
+fn reversed_facts(f: FlowFacts) -> FlowFacts {
+    let ([ps, pc], [bs, bc], [oc, os]) = (f.pkts, f.bytes, f.os);
+    FlowFacts {
+        pkts: [pc, ps],
+        bytes: [bc, bs],
+        os: [os, oc],
+        ..f
     }
 }
 
@@ -643,7 +688,7 @@ pub fn inspect(
     ip: &Ip<'_>,
     flow: FlowFacts,
     scan: &mut FlowScan,
-    to_server: bool,
+    mut to_server: bool,
     now: Timestamp,
     events: u64,
     vlan: &[u16],
@@ -672,7 +717,6 @@ pub fn inspect(
     if flow.invalid_timestamp {
         stream_events |= stream_event::PKT_INVALID_TIMESTAMP;
     }
-    let idx = usize::from(!to_server);
     match &ip.l4 {
         // A segment whose timestamp the receiver rejects is not part of the stream (PAWS).
         L4::Tcp(_) if flow.invalid_timestamp => {}
@@ -680,9 +724,20 @@ pub fn inspect(
             if scan.stream.is_none() {
                 scan.stream = Some(ids_stream(cfg, memcap, flow.os));
             }
+            scan.app
+                .set_reversible(flow.midstream && cfg.stream.midstream);
             let closed = matches!(flow.tcp, Some(TcpState::Closed | TcpState::Reset));
             let one_sided = scan.async_established;
-            let r = ids_tcp(scan, cfg, memcap, t, to_server, ports, closed, one_sided);
+            let r = ids_tcp(
+                scan,
+                cfg,
+                memcap,
+                t,
+                &mut to_server,
+                ports,
+                closed,
+                one_sided,
+            );
             let events;
             (tx, stream_new, payload_in_stream, events) = r;
             stream_events |= rule_stream_events(events);
@@ -702,12 +757,23 @@ pub fn inspect(
             st.client.release_before_gap();
             st.server.release_before_gap();
             let dir = st.direction(to_server);
+            scan.app
+                .set_reversible(flow.midstream && cfg.stream.midstream);
             let up =
                 scan.app
                     .on_stream_until(to_server, dir, ports, u64::MAX, &cfg.detection_ports);
+            if up.reversed {
+                scan.reverse();
+                to_server = !to_server;
+            }
             if up.new_txs > 0 {
                 tx = up.tx_ids().last();
             }
+            let idx = usize::from(!to_server);
+            let st = scan
+                .stream
+                .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
+            let dir = st.direction(to_server);
             let since = scan.inspected.get(idx).copied().unwrap_or(0);
             let end = dir.end_offset();
             if end > since {
@@ -727,6 +793,11 @@ pub fn inspect(
         }
         _ => {}
     }
+    let flow = if scan.reversed {
+        reversed_facts(flow)
+    } else {
+        flow
+    };
     let stream = match (&scan.stream, stream_new) {
         (Some(st), Some((since, until))) if !no_payload => {
             Some(st.direction(to_server).data_between(since, until).1)
@@ -785,7 +856,7 @@ pub fn inspect(
     if out.len() == before {
         return None;
     }
-    app.as_ref().and_then(AppFields::of).or_else(|| {
+    let fields = app.as_ref().and_then(AppFields::of).or_else(|| {
         let b = scan.app.buffers();
         if b.proto == App::Unknown {
             rule_app(scan.app.proto()).map(|_| AppFields {
@@ -795,7 +866,18 @@ pub fn inspect(
         } else {
             AppFields::of(&b)
         }
-    })
+    });
+    flow_proto(fields, &scan.app)
+}
+
+/// An alert's app fields name the flow's protocol, and the one before when it changed protocol
+/// (EVE `app_proto`, `app_proto_orig`, as Suricata's `EveAddAppProto`).
+fn flow_proto(fields: Option<AppFields>, app: &AppState) -> Option<AppFields> {
+    let orig = app.proto_orig()?;
+    let mut f = fields.unwrap_or_default();
+    f.app_proto = app.proto().name();
+    f.app_proto_orig = Some(orig.name());
+    Some(f)
 }
 
 /// Inspect one packet that has no flow, as Suricata inspects an IP fragment or a packet whose
@@ -856,19 +938,17 @@ pub fn flush(
         return None;
     }
     let est = established(flow, cfg.stream.midstream);
-    let st = scan.stream.as_ref()?;
-    let (src, dst) = if to_server {
-        (client, server)
-    } else {
-        (server, client)
-    };
+    let (mut client, mut server) = (client, server);
+    scan.app
+        .set_reversible(flow.midstream && cfg.stream.midstream);
     // Everything received is parsed now, acknowledged or not.
-    for dir_to_server in [to_server, !to_server] {
-        let d = st.direction(dir_to_server);
-        let ports = if dir_to_server == to_server {
-            (src.1, dst.1)
+    for first in [true, false] {
+        let dir_to_server = if first { to_server } else { !to_server };
+        let d = scan.stream.as_ref()?.direction(dir_to_server);
+        let ports = if dir_to_server {
+            (client.1, server.1)
         } else {
-            (dst.1, src.1)
+            (server.1, client.1)
         };
         let up = scan.app.on_stream_until(
             dir_to_server,
@@ -877,12 +957,30 @@ pub fn flush(
             d.end_offset(),
             &cfg.detection_ports,
         );
+        // Detection reversed the flow: the data was the other direction's, the client is the
+        // other endpoint.
+        let dir_to_server = dir_to_server != up.reversed;
+        if up.reversed {
+            scan.reverse();
+            core::mem::swap(&mut client, &mut server);
+        }
         if up.new_txs > 0
             && let Some(slot) = scan.pending_tx.get_mut(usize::from(!dir_to_server))
         {
             *slot = up.tx_ids().last();
         }
     }
+    let flow = if scan.reversed {
+        reversed_facts(flow)
+    } else {
+        flow
+    };
+    let st = scan.stream.as_ref()?;
+    let (src, dst) = if to_server {
+        (client, server)
+    } else {
+        (server, client)
+    };
     // A response body without an end ends with the flow.
     let up = scan.app.on_close();
     if up.new_txs > 0
@@ -950,12 +1048,13 @@ pub fn flush(
     if out.len() == before {
         return None;
     }
-    app.as_ref().and_then(AppFields::of).or_else(|| {
+    let fields = app.as_ref().and_then(AppFields::of).or_else(|| {
         rule_app(scan.app.proto()).map(|_| AppFields {
             app_proto: scan.app.proto().name(),
             ..AppFields::default()
         })
-    })
+    });
+    flow_proto(fields, &scan.app)
 }
 
 /// A flow's stream for IDS-mode inspection: each direction with its receiver's overlap policy
@@ -986,11 +1085,12 @@ fn ids_tcp(
     cfg: &ScannerConfig,
     memcap: &StreamMemcap,
     t: &crate::decode::Tcp<'_>,
-    to_server: bool,
+    to_server_io: &mut bool,
     ports: (u16, u16),
     closed: bool,
     one_sided: bool,
 ) -> (Option<u64>, Option<(u64, u64)>, bool, StreamEvents) {
+    let mut to_server = *to_server_io;
     let st = scan
         .stream
         .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
@@ -1023,6 +1123,9 @@ fn ids_tcp(
         let dirs: &[bool] = if one_sided { &[true, false] } else { &[false] };
         for &own in dirs {
             let dir_to_server = if own { to_server } else { !to_server };
+            let st = scan
+                .stream
+                .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
             let d = st.direction(dir_to_server);
             let p = if dir_to_server == to_server {
                 ports
@@ -1036,6 +1139,14 @@ fn ids_tcp(
                 d.acked_offset(),
                 &cfg.detection_ports,
             );
+            // Detection reversed the flow: the data was the other direction's, and so is this
+            // packet.
+            let dir_to_server = dir_to_server != up.reversed;
+            if up.reversed {
+                scan.reverse();
+                to_server = !to_server;
+                *to_server_io = to_server;
+            }
             if up.new_txs > 0 {
                 let i = usize::from(!dir_to_server);
                 if let Some(slot) = scan.pending_tx.get_mut(i) {
@@ -1049,6 +1160,9 @@ fn ids_tcp(
     }
     let idx = usize::from(!to_server);
     let tx = scan.pending_tx.get_mut(idx).and_then(Option::take);
+    let st = scan
+        .stream
+        .get_or_insert_with(|| TcpStream::new(cfg.stream, memcap));
     let dir = st.direction(to_server);
     let since = scan.inspected.get(idx).copied().unwrap_or(0);
     let until = dir.acked_offset();
@@ -1223,7 +1337,23 @@ mod tests {
             ack: u32,
             data: &[u8],
         ) -> Vec<u32> {
-            let (src, dst) = if to_server {
+            let (tracked, sids) = self.raw(to_server, flags, seq, ack, data);
+            assert_eq!(tracked, to_server);
+            sids
+        }
+
+        /// Send one segment from [`CLIENT`] (`from_client`) or [`SERVER`], whichever the flow
+        /// table takes for the client; the packet's direction as inspected (after a reversal
+        /// of the flow, which this owner of the flow follows) and the sids it raised.
+        fn raw(
+            &mut self,
+            from_client: bool,
+            flags: u16,
+            seq: u32,
+            ack: u32,
+            data: &[u8],
+        ) -> (bool, Vec<u32>) {
+            let (src, dst) = if from_client {
                 (CLIENT, SERVER)
             } else {
                 (SERVER, CLIENT)
@@ -1234,7 +1364,6 @@ mod tests {
             let upd = self
                 .flows
                 .update(now, &key, a_to_b, Some(TcpFlags(flags)), 60 + data.len());
-            assert_eq!(upd.to_server, to_server);
             let ip = Ip {
                 src_bits: crate::decode::addr_bits(src.0).0,
                 dst_bits: crate::decode::addr_bits(dst.0).0,
@@ -1256,7 +1385,13 @@ mod tests {
                     payload: data,
                 }),
             };
-            self.inspect(&key, &ip, to_server, now)
+            let sids = self.inspect(&key, &ip, upd.to_server, now);
+            let flow = self.flows.get_mut(&key).unwrap();
+            if flow.ext.0.take_reversed() {
+                flow.reverse();
+                return (!upd.to_server, sids);
+            }
+            (upd.to_server, sids)
         }
 
         /// [`inspect`] one packet of the flow `key`; the sids it raised.
@@ -1534,6 +1669,37 @@ mod tests {
     // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next
     // packet does (Suricata reassembles nothing during the handshake), so `alert http` starts
     // matching client packets after that one.
+    // A flow picked up midstream whose first payload is a server's response (detect-pcre-05):
+    // the app layer reverses it, the packet that made it do so goes the other way, the
+    // response's header buffer is offered towards the client, and later packets of the server
+    // are to-client packets. Inline on the response itself; in IDS mode once the client
+    // acknowledged it, with the server's next packet.
+    #[test]
+    fn midstream_response_first_reverses_the_flow() {
+        let rules = "alert http any any -> any any (flow:to_client; content:\"Server: \"; http_header; sid:3;)\n\
+                     alert http any any -> any any (flow:to_server; sid:4;)\n";
+        let resp = b"HTTP/1.1 200 OK\r\nServer: Apache\r\n\r\n";
+        let end = 500 + u32::try_from(resp.len()).unwrap();
+        for mode in [InspectionMode::Inline, InspectionMode::Ids] {
+            let mut c = Conn::new(rules, mode);
+            c.cfg.stream.midstream = true;
+            let (dir, sids) = c.raw(false, PA, 500, 100, resp);
+            if mode == InspectionMode::Inline {
+                assert_eq!((dir, sids), (false, vec![3]));
+            } else {
+                assert_eq!((dir, sids), (true, vec![]));
+                // The client's ACK: the response is parsed, the flow reversed, the client's
+                // packet goes to the server.
+                assert_eq!(c.raw(true, A, 100, end, b""), (true, vec![4]));
+                assert_eq!(c.raw(false, A, end, 100, b""), (false, vec![3]));
+            }
+            assert!(c.raw(true, A, 100, end, b"").0);
+        }
+        // Without `stream.midstream` the flow keeps its direction and nothing is HTTP.
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        assert_eq!(c.raw(false, PA, 500, 100, resp), (true, vec![]));
+    }
+
     #[test]
     fn ids_tfo_data_is_parsed_after_the_handshake() {
         let rules = "alert http any any -> any any (flow:to_server; sid:4;)\n";

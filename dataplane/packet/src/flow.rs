@@ -501,6 +501,24 @@ impl<X: FlowExt> Flow<X> {
             )
     }
 
+    /// The flow runs the other way round: its client is the other endpoint (app-layer
+    /// detection found a server's response where the client's request was expected, on a flow
+    /// picked up midstream; Suricata's `FlowSwap`). Every per-direction count and flag follows.
+    #[cold]
+    pub fn reverse(&mut self) {
+        self.client_is_a = !self.client_is_a;
+        core::mem::swap(&mut self.pkts_to_server, &mut self.pkts_to_client);
+        core::mem::swap(&mut self.bytes_to_server, &mut self.bytes_to_client);
+        core::mem::swap(&mut self.fin_client, &mut self.fin_server);
+        self.os.swap(0, 1);
+        if let Some((by_client, before)) = self.rst {
+            self.rst = Some((!by_client, before));
+        }
+        if let Some(p) = self.paws.as_deref_mut() {
+            p.reverse();
+        }
+    }
+
     /// What engines read of the connection ([`FlowFacts`]).
     #[inline]
     pub fn facts(&self) -> FlowFacts {
@@ -1250,6 +1268,27 @@ impl<X: FlowExt> FlowTable<X> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A flow the app layer found running the other way round: the other endpoint is the client
+    // from then on, and the per-direction counts follow.
+    #[test]
+    fn reverse_swaps_the_client() {
+        let mut t: FlowTable = FlowTable::new(FlowConfig::default(), 0);
+        let (k, a_to_b) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Tcp, ep(1, 6666), ep(2, 65));
+        let psh_ack = Some(TcpFlags(TcpFlags::PSH | TcpFlags::ACK));
+        let u = t.update(Timestamp(1), &k, a_to_b, psh_ack, 100);
+        assert!(u.to_server && u.new_flow);
+        let f = t.get_mut(&k).unwrap();
+        f.reverse();
+        assert_eq!((f.pkts_to_server, f.pkts_to_client), (0, 1));
+        assert_eq!((f.bytes_to_server, f.bytes_to_client), (0, 100));
+        let u = t.update(Timestamp(2), &k, a_to_b, psh_ack, 60);
+        assert!(!u.to_server);
+        let u = t.update(Timestamp(3), &k, !a_to_b, psh_ack, 60);
+        assert!(u.to_server);
+        let f = t.get(&k).unwrap();
+        assert_eq!((f.pkts_to_server, f.pkts_to_client), (1, 2));
+    }
     use core::net::Ipv4Addr;
 
     fn ep(last: u8, port: u16) -> (IpAddr, u16) {

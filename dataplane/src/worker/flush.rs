@@ -105,17 +105,25 @@ impl Flusher<'_> {
         let (rules, cfg, p) = (*rules, *cfg, *p);
         let excl = &p.activity_scanner.rule_exclusions;
         let monitoring = p.mode == Mode::Monitoring;
-        let facts = flow.facts();
-        let Some(scan) = flow.ext.scan.as_deref_mut() else {
-            return;
-        };
         let (a, b) = key.endpoints();
-        let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
         for to_server in [true, false] {
+            let facts = flow.facts();
+            let (client, server) = if flow.client_is_a { (a, b) } else { (b, a) };
+            let Some(scan) = flow.ext.scan.as_deref_mut() else {
+                return;
+            };
             matches.clear();
             let app = scanner::flush(
                 rules, cfg, thresholds, facts, scan, client, server, to_server, now, matches,
             );
+            // The app layer found the flow running the other way round (a midstream flow whose
+            // first bytes were a response): the flow follows, and so do the endpoints.
+            let (client, server) = if scan.take_reversed() {
+                flow.reverse();
+                (server, client)
+            } else {
+                (client, server)
+            };
             let passed = matches.iter().any(|m| m.action == RuleAction::Pass);
             matches.retain(|m| m.alert && !rule_excluded(excl, m));
             let (src, dst) = if to_server {

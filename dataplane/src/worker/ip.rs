@@ -224,7 +224,7 @@ impl Worker {
         if upd.terminated {
             return Verdict::Drop(DropReason::Terminated);
         }
-        let flow = Tracked { key: &key, upd };
+        let mut flow = Tracked { key: &key, upd };
         let verdict = self.attack_blocker_ip(pkt, flow, peek, out);
         // Inline, a packet the attack blocker dropped goes no further; on a mirror it was seen
         // anyway, so the rules still inspect it.
@@ -236,7 +236,7 @@ impl Worker {
             && self.policy.policy().activity_scanner.enabled
             && self.engines.activity_scanner(upd.to_server)
         {
-            let v = self.scan_ip(pkt, flow, events, out);
+            let v = self.scan_ip(pkt, &mut flow, events, out);
             if verdict == Verdict::Forward {
                 verdict = v;
             }
@@ -246,7 +246,7 @@ impl Worker {
         if self.web.is_some()
             && verdict == Verdict::Forward
             && self.engines.web_address_scan()
-            && web::wants(ip, upd, peek)
+            && web::wants(ip, flow.upd, peek)
         {
             verdict = self.web_scan(pkt, flow, out);
         }

@@ -95,15 +95,17 @@ impl Worker {
 
     /// The activity scanner's part of [`Worker::inspect_ip`]: feed the flow's stream and app
     /// layer, run the rules, report alerts and apply `drop`/`reject`.
+    /// A midstream flow the app layer found running the other way round is reversed here, in
+    /// the flow table too, and `flow` follows (the packet's direction is the other one).
     pub(super) fn scan_ip(
         &mut self,
         pkt: &Pkt<'_>,
-        flow: Tracked<'_>,
+        flow: &mut Tracked<'_>,
         events: u64,
         out: &mut impl Output,
     ) -> Verdict {
         let (ip, scope, meta) = (pkt.ip, pkt.scope, pkt.meta);
-        let Tracked { key, upd } = flow;
+        let key = flow.key;
         // The rule set and the policy are borrowed field by field, not held by a reference count:
         // two atomic increments and decrements per packet were 3% of a replay.
         let Some(rules) = self.rules.as_deref() else {
@@ -126,6 +128,7 @@ impl Worker {
         // (a forged one never sees the SYN/ACK), so a rule match can block it.
         let proven = f.handshake_seen();
         let facts = f.facts();
+        let scan = f.ext.scan.get_or_insert_with(Box::default);
         let app = scanner::inspect(
             rules,
             &self.cfg.scanner,
@@ -133,13 +136,18 @@ impl Worker {
             &mut self.thresholds,
             ip,
             facts,
-            f.ext.scan.get_or_insert_with(Box::default),
-            upd.to_server,
+            scan,
+            flow.upd.to_server,
             meta.ts,
             events,
             scope.ids(),
             &mut self.matches,
         );
+        if scan.take_reversed() {
+            f.reverse();
+            flow.upd.to_server = !flow.upd.to_server;
+        }
+        let upd = flow.upd;
         let Some((monitoring, wants_drop)) = keep_matches(self.policy.policy(), &mut self.matches)
         else {
             return Verdict::Forward;

@@ -135,8 +135,8 @@ impl Worker {
         } else if self.policy.policy().activity_scanner.enabled
             && self.engines.activity_scanner(upd.to_server)
         {
-            let flow = Tracked { key: &key, upd };
-            self.scan_ip(&f.with(ip), flow, 0, out)
+            let mut flow = Tracked { key: &key, upd };
+            self.scan_ip(&f.with(ip), &mut flow, 0, out)
         } else {
             Verdict::Forward
         };

@@ -154,6 +154,9 @@ impl Default for DetectionPorts {
 pub enum AppProto {
     /// HTTP/1.x.
     Http,
+    /// HTTP/2, after an HTTP/1.1 upgrade (`101 Switching Protocols` to `h2c`); its frames are
+    /// not parsed.
+    Http2,
     /// TLS.
     Tls,
     /// DNS.
@@ -168,6 +171,7 @@ impl AppProto {
     pub const fn name(self) -> &'static str {
         match self {
             AppProto::Http => "http",
+            AppProto::Http2 => "http2",
             AppProto::Tls => "tls",
             AppProto::Dns => "dns",
             AppProto::Unknown => "failed",
@@ -302,6 +306,12 @@ pub struct AppUpdate {
     pub new_txs: u64,
     /// Anomalies raised.
     pub events: AppEvents,
+    /// Protocol detection found this feed's direction to be the other one (a server's response
+    /// where the flow's client was thought to be, or a client's request the other way): the
+    /// app layer now counts the data as the other direction's, and the caller swaps its own
+    /// per-direction state and the flow's (Suricata's `FLOW_DIR_REVERSED`). Only a flow picked
+    /// up midstream is reversed ([`AppState::set_reversible`]).
+    pub reversed: bool,
 }
 
 impl AppUpdate {
@@ -452,10 +462,44 @@ pub struct AppBuffers<'a> {
     pub dns: Option<&'a dns::parser::Message>,
 }
 
+/// The transaction of a response whose request was not seen: no request line, no head (an
+/// empty method, which a parsed request never has: [`request_seen`]).
+fn request_not_seen(resp: Box<http::response::Response>) -> http::parser::Request {
+    http::parser::Request {
+        method: Vec::new(),
+        uri_raw: Vec::new(),
+        uri: Vec::new(),
+        protocol: Vec::new(),
+        host: None,
+        host_raw: None,
+        user_agent: None,
+        header: Vec::new(),
+        cookie: None,
+        connection: None,
+        headers_done: true,
+        has_body: false,
+        body: Vec::new(),
+        body_done: true,
+        response: Some(resp),
+        line: Vec::new(),
+        fields: http::parser::HeadFields::default(),
+    }
+}
+
+/// Whether a transaction's request was seen: a parsed request line always has a method token.
+fn request_seen(r: &http::parser::Request) -> bool {
+    !r.method.is_empty()
+}
+
 impl<'a> AppBuffers<'a> {
     /// The buffers of one transaction.
     pub fn of(tx: &'a TxData) -> Self {
         match tx {
+            TxData::Http(r) if !request_seen(r) => AppBuffers {
+                proto: AppProto::Http,
+                ..AppBuffers::default()
+            }
+            .with_response(r.response.as_deref()),
             TxData::Http(r) if !r.headers_done => AppBuffers {
                 proto: AppProto::Http,
                 http_method: Some(&r.method),
@@ -572,14 +616,50 @@ enum Parser {
     Http(http::state::HttpState, http::response::ResponseState),
     Tls(tls::state::TlsState),
     Dns(dns::state::DnsState),
+    /// After a `101 Switching Protocols` to `h2c`: the first bytes of each side (at most
+    /// [`H2C_PREFACE`]'s length), until one of them shows HTTP/2 ([`looks_like_http2`]).
+    H2cUpgrade([Vec<u8>; 2]),
     /// Decided: nothing we parse.
     None,
+}
+
+/// The client's HTTP/2 connection preface (RFC 9113 section 3.4).
+pub const H2C_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// HTTP/2's default SETTINGS_MAX_FRAME_SIZE (RFC 9113 section 6.5.2): a first frame larger is
+/// not HTTP/2's.
+const H2_MAX_FRAME: u32 = 16_384;
+
+/// Whether the first bytes of one side of a connection are HTTP/2's (`None`: too few to tell):
+/// the client's connection preface, or the server's first frame, a SETTINGS frame (type 4,
+/// flags ACK or none, stream 0 with the reserved bit clear, at most [`H2_MAX_FRAME`] bytes), as
+/// Suricata's HTTP/2 detection reads them.
+pub fn looks_like_http2(to_server: bool, data: &[u8]) -> Option<bool> {
+    if to_server {
+        let n = data.len().min(H2C_PREFACE.len());
+        return match (data.get(..n), H2C_PREFACE.get(..n)) {
+            (Some(a), Some(b)) if a != b => Some(false),
+            _ if n == H2C_PREFACE.len() => Some(true),
+            _ => None,
+        };
+    }
+    match data.get(..9) {
+        Some([l0, l1, l2, ftype, flags, s0, s1, s2, s3]) => {
+            let len = u32::from_be_bytes([0, *l0, *l1, *l2]);
+            let stream = u32::from_be_bytes([*s0, *s1, *s2, *s3]);
+            Some(*ftype == 4 && flags & 0xfe == 0 && stream == 0 && len <= H2_MAX_FRAME)
+        }
+        _ => None,
+    }
 }
 
 /// Per-flow app-layer state (owned by the flow table next to the [`crate::stream::TcpStream`]).
 #[derive(Debug)]
 pub struct AppState {
     proto: AppProto,
+    /// The protocol before a protocol change (an HTTP/1.1 upgrade to HTTP/2), EVE's
+    /// `app_proto_orig`; `Unknown` while the protocol never changed.
+    proto_orig: AppProto,
     parser: Parser,
     /// How far each direction has been read (absolute stream offsets): `[to_server, to_client]`.
     cursor: [u64; 2],
@@ -588,6 +668,9 @@ pub struct AppState {
     events: [u64; AppEvent::ALL.len()],
     /// Server bytes went by unread while the protocol was being detected.
     server_unread: bool,
+    /// The flow was picked up midstream (`stream.midstream`): detection may find the flow's
+    /// direction the wrong way round and reverse it ([`AppUpdate::reversed`]).
+    reversible: bool,
 }
 
 impl Default for AppState {
@@ -627,6 +710,20 @@ pub fn looks_like_http_request(data: &[u8]) -> Option<bool> {
     if undecided { None } else { Some(false) }
 }
 
+/// Whether `data` starts like an HTTP/1.x response: `HTTP/0.9`, `HTTP/1.0` or `HTTP/1.1`, any
+/// case (Suricata's to-client detection patterns for HTTP). `None`: too short to tell.
+pub fn looks_like_http_response(data: &[u8]) -> Option<bool> {
+    const VERSIONS: [&[u8]; 3] = [b"HTTP/0.9", b"HTTP/1.0", b"HTTP/1.1"];
+    let n = data.len().min(8);
+    let head = data.get(..n).unwrap_or_default();
+    let prefix_of = |v: &[u8]| v.get(..n).is_some_and(|p| p.eq_ignore_ascii_case(head));
+    match VERSIONS.iter().any(|v| prefix_of(v)) {
+        false => Some(false),
+        true if n == 8 => Some(true),
+        true => None,
+    }
+}
+
 /// Whether `data` starts like a TLS handshake record (type 22, version 3.x with x <= 4), or
 /// like a ClientHello in the SSL 2.0 record format that old clients send to reach SSL 3.0/TLS
 /// servers ([`tls::parser::sslv2_client_hello`] reads it).
@@ -659,13 +756,24 @@ impl AppState {
     pub fn new() -> Self {
         AppState {
             proto: AppProto::Unknown,
+            proto_orig: AppProto::Unknown,
             parser: Parser::Detecting,
             cursor: [0; 2],
             txs: VecDeque::new(),
             next_tx: 0,
             events: [0; AppEvent::ALL.len()],
             server_unread: false,
+            reversible: false,
         }
+    }
+
+    /// Whether the flow was picked up midstream with `stream.midstream` on: as Suricata's
+    /// protocol detection does for such a flow, the first bytes of either direction are also
+    /// matched against the other direction's patterns (an HTTP response where the client's
+    /// request was expected, a request the other way), and a match reverses the flow
+    /// ([`AppUpdate::reversed`]). A flow whose handshake was seen is never reversed.
+    pub fn set_reversible(&mut self, on: bool) {
+        self.reversible = on;
     }
 
     /// Whether the flow turned to encrypted TLS application data (see
@@ -679,6 +787,14 @@ impl AppState {
     /// The detected protocol.
     pub fn proto(&self) -> AppProto {
         self.proto
+    }
+
+    /// The protocol the flow had before it changed protocol (EVE `app_proto_orig`): `http`
+    /// for a flow upgraded to HTTP/2. `None` when it never changed (or the change is still
+    /// waiting for the new protocol's first bytes).
+    pub fn proto_orig(&self) -> Option<AppProto> {
+        (self.proto_orig != AppProto::Unknown && self.proto_orig != self.proto)
+            .then_some(self.proto_orig)
     }
 
     /// Count of each [`AppEvent`] raised on this flow, indexed by [`AppEvent::index`].
@@ -755,14 +871,33 @@ impl AppState {
             return self.finish(up, Vec::new());
         }
         if let Parser::Detecting = self.parser {
+            let readable = dir.data_between(dir.data_offset(), end).1;
+            let head = readable.get(..DETECT_MAX_BYTES).unwrap_or(readable);
+            let full = head.len() >= DETECT_MAX_BYTES;
+            // A midstream flow whose direction was guessed wrong: the other direction's
+            // patterns (Suricata's midstream retry of protocol detection).
+            if self.reversible {
+                let other = if to_server {
+                    looks_like_http_response(head)
+                } else {
+                    looks_like_http_request(head)
+                };
+                match other {
+                    Some(true) => return self.reverse_to_http(up, to_server, readable),
+                    None if !full && to_server => {
+                        if let Some(c) = self.cursor.get_mut(idx) {
+                            *c = from;
+                        }
+                        return self.finish(up, Vec::new());
+                    }
+                    _ => {}
+                }
+            }
             // Detection looks at the client's first bytes (DNS by port, both directions).
             if !to_server && !detect.dns_tcp.contains(ports.0) {
                 self.server_unread = true;
                 return self.finish(up, Vec::new());
             }
-            let readable = dir.data_between(dir.data_offset(), end).1;
-            let head = readable.get(..DETECT_MAX_BYTES).unwrap_or(readable);
-            let full = head.len() >= DETECT_MAX_BYTES;
             let dns_port = detect.dns_tcp.contains(ports.0) || detect.dns_tcp.contains(ports.1);
             match (looks_like_http_request(head), looks_like_tls(head)) {
                 (Some(true), _) => self.set(AppProto::Http),
@@ -811,6 +946,23 @@ impl AppState {
         self.finish(up, out)
     }
 
+    /// Detection read `data`, sent in direction `to_server`, as HTTP of the other direction:
+    /// the flow is HTTP and reversed; the data is parsed as the other direction's.
+    fn reverse_to_http(&mut self, mut up: AppUpdate, to_server: bool, data: &[u8]) -> AppUpdate {
+        self.cursor.swap(0, 1);
+        up.reversed = true;
+        // Bytes of the other direction that went by unread are the client's now: the request
+        // parser resynchronises. (When `data` is itself the direction that went by unread, it
+        // is read again from the start of what is kept.)
+        let lost_requests = self.server_unread && to_server;
+        self.server_unread = false;
+        self.set(AppProto::Http);
+        if let (Parser::Http(h, _), true) = (&mut self.parser, lost_requests) {
+            h.on_gap();
+        }
+        self.feed(up, !to_server, data)
+    }
+
     fn set(&mut self, proto: AppProto) {
         self.proto = proto;
         self.parser = match proto {
@@ -829,7 +981,7 @@ impl AppState {
                 Parser::Tls(t)
             }
             AppProto::Dns => Parser::Dns(dns::state::DnsState::default()),
-            AppProto::Unknown => Parser::None,
+            AppProto::Http2 | AppProto::Unknown => Parser::None,
         };
     }
 
@@ -860,8 +1012,36 @@ impl AppState {
                     req.is_some_and(|r| r.method.eq_ignore_ascii_case(b"HEAD"))
                 };
                 r.feed(data, &mut head_request, &mut ops, &mut up.events);
+                let switched = r.take_switched();
+                // The Upgrade of a `101 Switching Protocols` in this feed.
+                let mut upgrade = None;
                 for op in ops {
+                    if let http::response::ResponseOut::Head(resp) = &op
+                        && resp.stat_code == b"101"
+                    {
+                        upgrade.clone_from(&resp.upgrade);
+                    }
                     self.apply_response(&mut up, op);
+                }
+                if let Some(rest) = switched {
+                    return self.switch_protocols(up, upgrade.as_deref(), &rest);
+                }
+            }
+            Parser::H2cUpgrade(seen) => {
+                let idx = usize::from(!to_server);
+                if let Some(v) = seen.get_mut(idx) {
+                    let room = H2C_PREFACE.len().saturating_sub(v.len());
+                    v.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+                }
+                let head = seen.get(idx).map(Vec::as_slice).unwrap_or_default();
+                match looks_like_http2(to_server, head) {
+                    Some(true) => {
+                        self.proto = AppProto::Http2;
+                        self.parser = Parser::None;
+                    }
+                    // Not HTTP/2 after all: the connection is a tunnel nothing parses.
+                    Some(false) => self.parser = Parser::None,
+                    None => {}
                 }
             }
             Parser::Tls(t) => {
@@ -876,6 +1056,31 @@ impl AppState {
             _ => {}
         }
         self.finish(up, out)
+    }
+
+    /// A `101 Switching Protocols` ended HTTP/1 on the flow (`upgrade`: its Upgrade header;
+    /// `rest`: the server's bytes after it). To `h2c`, the flow changes protocol as Suricata's
+    /// does (`AppLayerRequestProtocolChange`): it is `http2` once the first bytes of either side
+    /// show HTTP/2, and `http` is its original protocol. Any other upgrade (WebSocket, TLS)
+    /// leaves a tunnel nothing parses.
+    #[cold]
+    fn switch_protocols(
+        &mut self,
+        up: AppUpdate,
+        upgrade: Option<&[u8]>,
+        rest: &[u8],
+    ) -> AppUpdate {
+        let h2c = upgrade.is_some_and(|u| u.eq_ignore_ascii_case(b"h2c"));
+        if !h2c {
+            self.parser = Parser::None;
+            return self.finish(up, Vec::new());
+        }
+        self.proto_orig = self.proto;
+        self.parser = Parser::H2cUpgrade([Vec::new(), Vec::new()]);
+        if rest.is_empty() {
+            return self.finish(up, Vec::new());
+        }
+        self.feed(up, false, rest)
     }
 
     /// Record that transaction `id` was created or progressed by this feed.
@@ -943,8 +1148,8 @@ impl AppState {
     }
 
     /// Apply one step of the responses: a head answers the oldest request without a response
-    /// (a response without a request is dropped, as there is no transaction for it); body
-    /// bytes and the body's end go to the latest response.
+    /// (a response without a request gets a transaction of its own, whose request buffers are
+    /// absent); body bytes and the body's end go to the latest response.
     fn apply_response(&mut self, up: &mut AppUpdate, op: http::response::ResponseOut) {
         use http::response::{RESPONSE_BODY_LIMIT, ResponseOut};
         match op {
@@ -953,9 +1158,14 @@ impl AppState {
                     TxData::Http(r) if r.response.is_none() => Some((*id, r)),
                     _ => None,
                 });
-                if let Some((id, r)) = slot {
-                    r.response = Some(resp);
-                    Self::touch(up, id);
+                match slot {
+                    Some((id, r)) => {
+                        r.response = Some(resp);
+                        Self::touch(up, id);
+                    }
+                    // A response without a request (the request was not seen: a flow picked
+                    // up midstream, a gap): a transaction of its own, as libhtp makes one.
+                    None => self.push_tx(up, TxData::Http(Box::new(request_not_seen(resp)))),
                 }
             }
             ResponseOut::Body(mut b) => {
@@ -1295,6 +1505,118 @@ mod tests {
         s.insert(true, data(1, b"SSH-2.0-OpenSSH_9.6\r\n"));
         app.on_stream(true, &s.client, (40000, 22));
         assert_eq!(app.proto(), AppProto::Unknown);
+    }
+
+    fn midstream() -> TcpStream {
+        let cfg = StreamConfig {
+            midstream: true,
+            ..StreamConfig::default()
+        };
+        TcpStream::new(cfg, &StreamMemcap::default())
+    }
+
+    // A flow picked up midstream whose first payload is a server's response (detect-pcre-05):
+    // detection reverses the flow and parses the bytes as the server's; the response has a
+    // transaction of its own, without request buffers. A flow whose handshake was seen is not
+    // reversed.
+    #[test]
+    fn midstream_response_first_reverses_the_flow() {
+        let resp = b"HTTP/1.1 200 OK\r\nServer: Apache\r\nContent-Length: 0\r\n\r\n";
+        let mut s = midstream();
+        s.insert(true, data(1000, &resp[..5]));
+        let mut app = AppState::new();
+        app.set_reversible(true);
+        // "HTTP/" could still be either: wait.
+        let up = app.on_stream(true, &s.client, (6666, 65));
+        assert!(!up.reversed);
+        assert_eq!(app.proto(), AppProto::Unknown);
+        s.insert(true, data(1005, &resp[5..]));
+        let up = app.on_stream(true, &s.client, (6666, 65));
+        assert!(up.reversed);
+        assert_eq!(app.proto(), AppProto::Http);
+        assert_eq!(up.new_txs, 1);
+        let b = app.tx(up.first_tx).unwrap();
+        assert_eq!(b.http_server, Some(&b"Apache"[..]));
+        assert_eq!(
+            b.http_response_header,
+            Some(&b"Server: Apache\r\nContent-Length: 0\r\n"[..])
+        );
+        assert_eq!(
+            (b.http_method, b.http_uri, b.http_header),
+            (None, None, None)
+        );
+        // The bytes are the server's now: the next ones of that stream are read as its.
+        let next = 1000 + u32::try_from(resp.len()).unwrap();
+        s.insert(true, data(next, b"HTTP/1.1 404 No\r\n\r\n"));
+        let up = app.on_stream(false, &s.client, (65, 6666));
+        assert_eq!(
+            app.tx(up.first_tx).unwrap().http_stat_code,
+            Some(&b"404"[..])
+        );
+
+        let mut s = handshake();
+        s.insert(true, data(1, resp));
+        let mut app = AppState::new();
+        let up = app.on_stream(true, &s.client, (6666, 65));
+        assert!(!up.reversed);
+        assert_eq!(app.proto(), AppProto::Unknown);
+    }
+
+    // The other way round: a request where the server's bytes were expected.
+    #[test]
+    fn midstream_request_from_the_server_side_reverses_the_flow() {
+        let mut s = midstream();
+        s.insert(false, data(7000, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"));
+        let mut app = AppState::new();
+        app.set_reversible(true);
+        let up = app.on_stream(false, &s.server, (80, 40000));
+        assert!(up.reversed);
+        assert_eq!(app.tx(up.first_tx).unwrap().http_uri, Some(&b"/x"[..]));
+    }
+
+    // HTTP/1.1 upgraded to HTTP/2 (`101 Switching Protocols`, `Upgrade: h2c`; drop-protocol-
+    // change): the flow changes protocol when the server's first frame is a SETTINGS frame, and
+    // remembers `http` as its original protocol; a WebSocket upgrade ends HTTP/1 parsing only.
+    #[test]
+    fn h2c_upgrade_changes_the_protocol() {
+        assert_eq!(looks_like_http2(true, &H2C_PREFACE[..10]), None);
+        assert_eq!(looks_like_http2(true, H2C_PREFACE), Some(true));
+        assert_eq!(looks_like_http2(true, b"PRX"), Some(false));
+        assert_eq!(
+            looks_like_http2(false, &[0, 0, 0, 4, 1, 0, 0, 0, 0]),
+            Some(true)
+        );
+        assert_eq!(
+            looks_like_http2(false, &[0, 0, 0, 1, 4, 0, 0, 0, 1]),
+            Some(false)
+        );
+        assert_eq!(looks_like_http2(false, &[0, 0, 0, 4]), None);
+        let run = |upgrade: &[u8], after: &[u8]| {
+            let mut s = handshake();
+            let mut app = AppState::new();
+            s.insert(true, data(1, b"GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n"));
+            app.on_stream(true, &s.client, (40000, 80));
+            let mut resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ".to_vec();
+            resp.extend_from_slice(upgrade);
+            resp.extend_from_slice(b"\r\n\r\n");
+            resp.extend_from_slice(after);
+            s.insert(false, data(9001, &resp));
+            let up = app.on_stream(false, &s.server, (40000, 80));
+            let code = app
+                .tx(up.first_tx)
+                .and_then(|b| b.http_stat_code.map(<[u8]>::to_vec));
+            assert_eq!(code.as_deref(), Some(&b"101"[..]));
+            (app.proto(), app.proto_orig())
+        };
+        let settings = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100];
+        assert_eq!(
+            run(b"h2c", &settings),
+            (AppProto::Http2, Some(AppProto::Http))
+        );
+        // Until HTTP/2 shows, the flow is still `http`.
+        assert_eq!(run(b"h2c", b""), (AppProto::Http, None));
+        assert_eq!(run(b"websocket", &settings), (AppProto::Http, None));
+        assert_eq!(AppProto::Http2.name(), "http2");
     }
 
     // Detection waits when the first bytes are ambiguous ("GE").

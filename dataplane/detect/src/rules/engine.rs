@@ -220,7 +220,8 @@ impl FlowRuleState {
     }
 
     /// A `drop` or `reject` rule that applies to the whole flow has matched: an inline engine
-    /// drops the flow's later packets without inspecting them (the rule set only records it).
+    /// drops the flow's later packets without inspecting them; in any mode the rule set
+    /// inspects them no more ([`RuleSet::inspect`]).
     pub fn dropped(&self) -> bool {
         self.action == Some(FlowAction::Drop)
     }
@@ -796,7 +797,10 @@ impl RuleSet {
         now: Timestamp,
         out: &mut Vec<RuleMatch>,
     ) {
-        if flow_state.passed() {
+        // A flow-scoped pass or drop decided the flow: its later packets are not inspected
+        // (Suricata's DetectFlow skips a flow with FLOW_ACTION_PASS or FLOW_ACTION_DROP, in
+        // IDS mode too, where nothing is dropped).
+        if flow_state.action.is_some() {
             return;
         }
         if flow_state.windows_set != self.id {

@@ -1466,6 +1466,9 @@ fn drop_before_pass_drops_the_flow_and_the_pass_is_not_applied() {
         ]
     );
     assert!(fs.dropped() && !fs.passed());
+    // The flow is dropped: its later packets are not inspected (Suricata's DetectFlow), in IDS
+    // mode too (drop-protocol-change: one alert, not one a packet).
+    assert!(matches_of(&rs, &p, &NoBuffers, &mut fs).is_empty());
 }
 
 // A packet match (payload content, no stream) drops or passes the packet only; an app-layer

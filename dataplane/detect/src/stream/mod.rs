@@ -376,6 +376,13 @@ impl TcpStream {
         }
     }
 
+    /// The flow turned out to run the other way (app-layer detection on a flow picked up
+    /// midstream): the client's bytes are the server's and back. Each direction keeps its
+    /// bytes, offsets and receiver's policy; only their names change.
+    pub fn reverse(&mut self) {
+        core::mem::swap(&mut self.client, &mut self.server);
+    }
+
     /// Counters of both directions summed.
     pub fn stats(&self) -> StreamStats {
         let mut s = *self.client.stats();

@@ -76,6 +76,12 @@ fn seq_lt(a: u32, b: u32) -> bool {
 }
 
 impl Paws {
+    /// The flow's client is the other endpoint ([`crate::flow::Flow::reverse`]).
+    pub fn reverse(&mut self) {
+        self.sides.swap(0, 1);
+        self.os.swap(0, 1);
+    }
+
     /// A flow whose client host has policy `client` and server host `server`.
     pub fn new(client: OsPolicy, server: OsPolicy) -> Self {
         Paws {

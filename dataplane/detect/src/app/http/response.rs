@@ -46,6 +46,8 @@ pub struct Response {
     pub body_done: bool,
     /// `http.header_names`, `http.start`, `http.content_type`, `http.content_len`.
     pub fields: super::parser::HeadFields,
+    /// The Upgrade header's value (the first one), trimmed.
+    pub upgrade: Option<Vec<u8>>,
 }
 
 /// The progress of the flow's responses, reported by [`ResponseState::feed`].
@@ -68,6 +70,9 @@ enum Phase {
     /// line start.
     Resync,
     Stopped,
+    /// A `101 Switching Protocols` ended HTTP/1 on the connection: what follows its head is
+    /// another protocol's, kept for the caller ([`ResponseState::take_switched`]).
+    Switched,
 }
 
 /// A writer that keeps at most `room` bytes and swallows the rest, so a decompression bomb
@@ -203,6 +208,8 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<Head>, AppEvent> {
             resp.server.get_or_insert_with(|| value.to_vec());
         } else if name.eq_ignore_ascii_case("location") {
             resp.location.get_or_insert_with(|| value.to_vec());
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            resp.upgrade.get_or_insert_with(|| value.to_vec());
         } else if name.eq_ignore_ascii_case("content-length") {
             length = core::str::from_utf8(value)
                 .ok()
@@ -226,8 +233,12 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<Head>, AppEvent> {
                 };
         }
     }
+    // RFC 9110 section 15.2.2: after a 101 the connection speaks the protocol the response
+    // names; nothing more of it is HTTP/1.
+    let phase = if code == 101 {
+        Phase::Switched
     // RFC 9112 section 6.3: 1xx, 204, 304 and responses to HEAD have no body.
-    let phase = if no_body || (100..200).contains(&code) || code == 204 || code == 304 {
+    } else if no_body || (100..200).contains(&code) || code == 204 || code == 304 {
         Phase::Head
     } else if chunked {
         Phase::Body(Framing::ChunkSize)
@@ -238,14 +249,25 @@ fn parse_head(buf: &[u8], no_body: bool) -> Result<Option<Head>, AppEvent> {
             None => Phase::Body(Framing::UntilClose),
         }
     };
-    resp.body_done = phase == Phase::Head;
+    resp.body_done = matches!(phase, Phase::Head | Phase::Switched);
     Ok(Some((len, resp, phase, decoder)))
 }
 
 impl ResponseState {
+    /// After a `101 Switching Protocols` ([`Response::upgrade`] names the new protocol): the
+    /// bytes that followed its head in the feed that carried it, once; HTTP/1 parsing of the
+    /// responses is over. `None` otherwise.
+    pub fn take_switched(&mut self) -> Option<Vec<u8>> {
+        if self.phase != Phase::Switched {
+            return None;
+        }
+        self.phase = Phase::Stopped;
+        Some(core::mem::take(&mut self.buf))
+    }
+
     /// Bytes were lost or skipped: look for the next status line.
     pub fn on_gap(&mut self) {
-        if self.phase != Phase::Stopped {
+        if !matches!(self.phase, Phase::Stopped | Phase::Switched) {
             self.phase = Phase::Resync;
             self.buf.clear();
         }
@@ -260,7 +282,7 @@ impl ResponseState {
         out: &mut Vec<ResponseOut>,
         ev: &mut AppEvents,
     ) {
-        if self.phase == Phase::Stopped {
+        if matches!(self.phase, Phase::Stopped | Phase::Switched) {
             return;
         }
         // Nothing held: parse the segment where it is and keep only what is left (an incomplete
@@ -276,6 +298,9 @@ impl ResponseState {
         }
         if self.phase == Phase::Stopped {
             buf = Vec::new();
+        } else if self.phase == Phase::Switched {
+            // The other protocol's first bytes, at most one segment's worth (taken by the
+            // caller right after this call).
         } else if buf.len() > MAX_RESPONSE_HEAD {
             ev.push(AppEvent::HttpHeaderTooLong);
             self.phase = Phase::Stopped;
@@ -358,6 +383,7 @@ impl ResponseState {
             }
             match self.phase {
                 Phase::Stopped => return data.len(),
+                Phase::Switched => return pos,
                 Phase::Head => {
                     let skip = rest
                         .iter()
