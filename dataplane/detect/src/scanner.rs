@@ -873,7 +873,9 @@ pub fn inspect(
 /// An alert's app fields name the flow's protocol, and the one before when it changed protocol
 /// (EVE `app_proto`, `app_proto_orig`, as Suricata's `EveAddAppProto`).
 fn flow_proto(fields: Option<AppFields>, app: &AppState) -> Option<AppFields> {
-    let orig = app.proto_orig()?;
+    let Some(orig) = app.proto_orig() else {
+        return fields;
+    };
     let mut f = fields.unwrap_or_default();
     f.app_proto = app.proto().name();
     f.app_proto_orig = Some(orig.name());
@@ -1669,6 +1671,20 @@ mod tests {
     // The SYN/ACK acknowledging TCP Fast Open data does not get it parsed: the server's next
     // packet does (Suricata reassembles nothing during the handshake), so `alert http` starts
     // matching client packets after that one.
+    // An alert's app fields are the transaction's; after a protocol change they name the
+    // flow's protocol and the original one.
+    #[test]
+    fn alert_app_fields_name_a_changed_protocol() {
+        let fields = AppFields {
+            app_proto: "dns",
+            dns_query: Some("q.test".into()),
+            ..AppFields::default()
+        };
+        let app = AppState::new();
+        assert_eq!(flow_proto(Some(fields.clone()), &app), Some(fields));
+        assert_eq!(flow_proto(None, &app), None);
+    }
+
     // A flow picked up midstream whose first payload is a server's response (detect-pcre-05):
     // the app layer reverses it, the packet that made it do so goes the other way, the
     // response's header buffer is offered towards the client, and later packets of the server
