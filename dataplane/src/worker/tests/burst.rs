@@ -165,3 +165,86 @@ fn a_burst_stops_after_a_frame_that_injected() {
     assert_eq!(c.injected, out.injected.len() as u64);
     assert_eq!(calls, [5, 3, 4]);
 }
+
+/// A SYN from a source of its own (the `i`th of a random-source flood) to 10.0.0.12:80.
+fn flood_syn(i: u32) -> Vec<u8> {
+    let src = Ipv4Addr::from(0x6400_0000 | i.wrapping_mul(2_654_435_761) >> 8);
+    let dst = Ipv4Addr::new(10, 0, 0, 12);
+    let mut l4 = tcp_simple(IpAddr::V4(src), IpAddr::V4(dst), 1024, 80, b"");
+    l4[13] = 0x02;
+    eth(&[], 0x0800, &ipv4(src, dst, 6, &l4))
+}
+
+/// A TCP segment with `flags` from ATTACKER to V4_DST:`port`.
+fn attacker(port: u16, flags: u8) -> Vec<u8> {
+    let mut l4 = tcp_simple(IpAddr::V4(ATTACKER), IpAddr::V4(V4_DST), 54321, port, b"");
+    l4[13] = flags;
+    eth(&[], 0x0800, &ipv4(ATTACKER, V4_DST, 6, &l4))
+}
+
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 77);
+
+/// Frames as a backend with lookahead hands them over: before frame i, frame i + LOOKAHEAD is
+/// named to [`Worker::prefetch`] (`hint`) or not. Verdicts, output, counters, and for each
+/// frame whether the flow table was flooded when the frame was named.
+fn with_lookahead(
+    w: &mut Worker,
+    frames: &[Vec<u8>],
+    hint: bool,
+) -> (Vec<Verdict>, VecOutput, Vec<bool>) {
+    let mut out = VecOutput::default();
+    let mut hinted_flooded = vec![false; frames.len()];
+    let mut verdicts = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        if hint && let Some(ahead) = frames.get(i + crate::io::LOOKAHEAD) {
+            hinted_flooded[i + crate::io::LOOKAHEAD] = w.flows().flooded();
+            w.prefetch(ahead);
+        }
+        let meta = PacketMeta {
+            ts: Timestamp(TS.0 + i as u64 * 10),
+            pcap_cnt: i as u64 + 1,
+        };
+        verdicts.push(w.process(f, meta, &mut out));
+    }
+    (verdicts, out, hinted_flooded)
+}
+
+/// Zero leak with the lookahead: in a random-source SYN flood (the worker prefetching frames
+/// ahead), a NULL probe blocks its source while its next frames have already been named ahead;
+/// each of them is dropped all the same, and every verdict, event and counter is what the
+/// frames give without lookahead.
+#[test]
+fn a_frame_named_ahead_of_its_sources_block_is_still_dropped() {
+    let policy = "attack_blocker:\n  block_unverified_sources: true\n";
+    let mk = || {
+        test_worker(
+            WorkerConfig::default(),
+            Arc::new(CompiledPolicy::compile(Policy::from_yaml(policy).unwrap())),
+        )
+    };
+    let mut frames: Vec<Vec<u8>> = (0..40).map(flood_syn).collect();
+    let probe = frames.len();
+    frames.push(attacker(21, 0));
+    for i in 0..8u16 {
+        frames.push(attacker(22 + i, 0x02));
+        frames.push(flood_syn(100 + u32::from(i)));
+    }
+    let mut plain = mk();
+    let (v1, o1, _) = with_lookahead(&mut plain, &frames, false);
+    let mut ahead = mk();
+    let (v2, o2, flooded) = with_lookahead(&mut ahead, &frames, true);
+    assert_eq!(v1, v2);
+    assert_eq!(o1.events, o2.events);
+    assert_eq!(o1.injected, o2.injected);
+    assert_eq!(plain.counters(), ahead.counters());
+    assert_eq!(ahead.counters().blocks_added, 1);
+    // The frames after the probe were named while the flood ran, before the block.
+    assert!(flooded[probe + 1] && flooded[probe + 2], "{flooded:?}");
+    for (i, (f, v)) in frames.iter().zip(&v2).enumerate().skip(probe + 1) {
+        // The attacker's frames (its address at the IPv4 source's offset).
+        if f.get(26..30) == Some(&ATTACKER.octets()[..]) {
+            assert_eq!(*v, Verdict::Drop(DropReason::Blocked), "frame {i}");
+        }
+    }
+    assert_eq!(ahead.counters().dropped_blocked, 8);
+}
