@@ -344,11 +344,6 @@ impl FrameHandler for Driver {
         done
     }
 
-    #[inline]
-    fn prefetch(&self, frame: &[u8]) {
-        self.worker.prefetch(frame);
-    }
-
     fn take_injections(&mut self, out: &mut Vec<Injection>) {
         // Most frames cause none: skip the drain's setup (asked after every frame).
         if self.out.injected.is_empty() {

@@ -898,21 +898,6 @@ impl FrameHandler for Replay {
         verdict
     }
 
-    /// The hint goes to the worker the frame will go to; with several, the frame is hashed only
-    /// while one of them is flooded (the only time a worker acts on a hint).
-    #[inline]
-    fn prefetch(&self, frame: &[u8]) {
-        match self.drivers.as_slice() {
-            [d] => d.prefetch(frame),
-            ds if ds.iter().any(|d| d.worker().flows().flooded()) => {
-                if let Some(d) = ds.get(worker_of(frame, ds.len())) {
-                    d.prefetch(frame);
-                }
-            }
-            _ => {}
-        }
-    }
-
     fn take_injections(&mut self, out: &mut Vec<Injection>) {
         if let Some(d) = self.drivers.get_mut(self.last) {
             d.take_injections(out);

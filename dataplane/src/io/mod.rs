@@ -61,27 +61,10 @@ pub trait FrameHandler {
             None => 0,
         }
     }
-    /// A hint: `frame` will be handed over soon, after the frames before it (a backend holding
-    /// a few received frames names the one [`LOOKAHEAD`] places ahead of the frame it hands
-    /// over next). The handler may start fetching the memory that frame's processing will read
-    /// (under a flood of new flows, its flow index cell and first-seen slots: misses of large
-    /// tables that would otherwise stall the frame in turn). It changes nothing the handler
-    /// decides or reports: every frame is still handed over once, in order, and decided then.
-    /// The default does nothing.
-    #[inline]
-    fn prefetch(&self, frame: &[u8]) {
-        let _ = frame;
-    }
     /// Frames to transmit now, each with the direction relative to the frame that caused it and
     /// the port that frame arrived on. The backend drains this after each frame.
     fn take_injections(&mut self, out: &mut Vec<Injection>);
 }
-
-/// How many frames ahead of the one it hands over a backend names a frame to
-/// [`FrameHandler::prefetch`]: under a flood a frame costs about half a microsecond, so two
-/// frames give a miss (a random line of a 16 MiB table, with its page walk) about a microsecond
-/// to arrive before the frame's lookup reads it.
-pub const LOOKAHEAD: usize = 2;
 
 /// A frame to inject.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,14 +15,14 @@
 //! synthesized header has zero MAC addresses. Frames of other link types in a pcapng are counted
 //! per link type ([`ReadStats::unsupported`]); a pcap of one is an error.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
-use super::{FrameHandler, Injection, LOOKAHEAD, PacketIo, PortStats, RxMeta};
+use super::{FrameHandler, Injection, PacketIo, PortStats, RxMeta};
 use crate::output::{Toward, Verdict};
 use crate::time::Timestamp;
 
@@ -435,27 +435,6 @@ impl<R: Read> CaptureReader<R> {
     /// file ends inside a record: [`ReadStats::truncated`] says so). A corrupt record or block
     /// is an error; nothing is read after it.
     pub fn next_frame(&mut self) -> Result<Option<(Timestamp, &[u8])>, LoadError> {
-        let found = self.next_record()?;
-        Ok(found.map(|(ts, start, len)| (ts, self.buf.get(start..start + len).unwrap_or(&[]))))
-    }
-
-    /// [`CaptureReader::next_frame`] into a buffer the caller keeps: the record's buffer is
-    /// swapped with `into` (whose old allocation the reader reads its next records into), and
-    /// the frame is `into[start..start + len]` of the `(time, start, len)` returned. So several
-    /// frames can be held at once (replay's lookahead) without copying one.
-    pub fn next_frame_into(
-        &mut self,
-        into: &mut Vec<u8>,
-    ) -> Result<Option<(Timestamp, usize, usize)>, LoadError> {
-        let found = self.next_record()?;
-        if found.is_some() {
-            core::mem::swap(&mut self.buf, into);
-        }
-        Ok(found)
-    }
-
-    /// The next frame's time and place in `buf` (see [`CaptureReader::next_frame`]).
-    fn next_record(&mut self) -> Result<Option<(Timestamp, usize, usize)>, LoadError> {
         if self.done {
             return Ok(None);
         }
@@ -484,7 +463,8 @@ impl<R: Read> CaptureReader<R> {
             None => (ts, ts),
             Some((first, last)) => (first, last.max(ts)),
         });
-        Ok(Some((ts, start, len)))
+        let frame = self.buf.get(start..start + len).unwrap_or(&[]);
+        Ok(Some((ts, frame)))
     }
 
     /// Read `len` bytes into the buffer after the headroom.
@@ -914,29 +894,15 @@ impl Capture {
 }
 
 /// The frames of a capture for replay: streamed from the file, or (to pass over them several
-/// times without reading the disk) held in memory. Either way the frames after the one handed
-/// over next can be looked at ([`Frames::fill`], [`Frames::get`]): replay names the one
-/// [`LOOKAHEAD`] places on to its handler ([`FrameHandler::prefetch`]). A streamed capture
-/// holds those few frames, each in the buffer its record was read into (no copy).
+/// times without reading the disk) held in memory.
 #[derive(Debug)]
-pub struct Frames {
-    source: Source,
-}
-
-#[derive(Debug)]
-enum Source {
+pub enum Frames {
     /// Read from the file as they are used.
     Stream {
         /// The file.
         path: PathBuf,
         /// The reader of the current pass.
         reader: Box<CaptureReader<BufReader<std::fs::File>>>,
-        /// Frames read and not yet handed over, oldest first.
-        ahead: VecDeque<Ahead>,
-        /// Buffers of frames handed over, for the next records.
-        spare: Vec<Vec<u8>>,
-        /// The reader's error, returned once the frames read before it are handed over.
-        error: Option<PcapError>,
     },
     /// Held in memory.
     Memory {
@@ -947,146 +913,54 @@ enum Source {
     },
 }
 
-/// A frame read ahead: its time, its bytes (`buf[start..start + len]`), and the bytes of the
-/// file read before its record (the progress of the pass when it is handed over next).
-#[derive(Debug)]
-struct Ahead {
-    at: u64,
-    ts: Timestamp,
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
 impl Frames {
     /// Open `path`: streamed, or read whole when `in_memory`.
     pub fn open(path: &Path, in_memory: bool) -> Result<Frames, PcapError> {
         if in_memory {
-            return Ok(Frames::from_capture(Capture::load(path)?));
+            return Ok(Frames::Memory {
+                capture: Capture::load(path)?,
+                next: 0,
+            });
         }
-        Ok(Frames {
-            source: Source::Stream {
-                path: path.to_owned(),
-                reader: Box::new(CaptureReader::open(path)?),
-                ahead: VecDeque::with_capacity(LOOKAHEAD + 1),
-                spare: Vec::with_capacity(LOOKAHEAD + 1),
-                error: None,
-            },
+        Ok(Frames::Stream {
+            path: path.to_owned(),
+            reader: Box::new(CaptureReader::open(path)?),
         })
     }
 
-    /// The frames of a capture in memory.
-    pub fn from_capture(capture: Capture) -> Frames {
-        Frames {
-            source: Source::Memory { capture, next: 0 },
-        }
-    }
-
-    /// Read ahead until `n` frames wait to be handed over (or the pass, or the file, ends: a
-    /// read error is kept for [`Frames::take_error`] until the frames before it are handed
-    /// over).
-    #[inline]
-    pub fn fill(&mut self, n: usize) {
-        let Source::Stream {
-            path,
-            reader,
-            ahead,
-            spare,
-            error,
-        } = &mut self.source
-        else {
-            return;
-        };
-        while ahead.len() < n && error.is_none() {
-            let mut buf = spare.pop().unwrap_or_default();
-            let at = reader.offset;
-            match reader.next_frame_into(&mut buf) {
-                Ok(Some((ts, start, len))) => ahead.push_back(Ahead {
-                    at,
-                    ts,
-                    buf,
-                    start,
-                    len,
-                }),
-                Ok(None) => {
-                    spare.push(buf);
-                    break;
-                }
-                Err(e) => {
-                    spare.push(buf);
-                    *error = Some(e.at(path));
-                }
+    /// The next frame, `Ok(None)` at the end of the pass.
+    pub fn next_frame(&mut self) -> Result<Option<(Timestamp, &[u8])>, PcapError> {
+        match self {
+            Frames::Stream { path, reader } => reader.next_frame().map_err(|e| e.at(path)),
+            Frames::Memory { capture, next } => {
+                let f = capture.frames.get(*next).map(|f| {
+                    let data = capture.data.get(f.start..f.start + f.len).unwrap_or(&[]);
+                    (f.ts, data)
+                });
+                *next += 1;
+                Ok(f)
             }
-        }
-    }
-
-    /// The frame `k` places after the one handed over next (`k` = 0: that one), among those
-    /// read ([`Frames::fill`]); `None` past them or past the end of the pass.
-    #[inline]
-    pub fn get(&self, k: usize) -> Option<(Timestamp, &[u8])> {
-        match &self.source {
-            Source::Stream { ahead, .. } => ahead
-                .get(k)
-                .map(|a| (a.ts, a.buf.get(a.start..a.start + a.len).unwrap_or(&[]))),
-            Source::Memory { capture, next } => capture.frames.get(next + k).map(|f| {
-                let data = capture.data.get(f.start..f.start + f.len).unwrap_or(&[]);
-                (f.ts, data)
-            }),
-        }
-    }
-
-    /// The frame handed over next was handed over: move on to the one after it.
-    #[inline]
-    pub fn advance(&mut self) {
-        match &mut self.source {
-            Source::Stream { ahead, spare, .. } => {
-                if let Some(a) = ahead.pop_front() {
-                    spare.push(a.buf);
-                }
-            }
-            Source::Memory { capture, next } => *next = (*next + 1).min(capture.frames.len()),
-        }
-    }
-
-    /// The error that ended the pass, once every frame read before it was handed over.
-    pub fn take_error(&mut self) -> Option<PcapError> {
-        match &mut self.source {
-            Source::Stream { ahead, error, .. } if ahead.is_empty() => error.take(),
-            _ => None,
         }
     }
 
     /// Start the next pass from the first frame.
     pub fn rewind(&mut self) -> Result<(), PcapError> {
-        match &mut self.source {
-            Source::Stream {
-                path,
-                reader,
-                ahead,
-                spare,
-                error,
-            } => {
+        match self {
+            Frames::Stream { path, reader } => {
                 **reader = CaptureReader::open(path)?;
-                spare.extend(ahead.drain(..).map(|a| a.buf));
-                *error = None;
             }
-            Source::Memory { next, .. } => *next = 0,
+            Frames::Memory { next, .. } => *next = 0,
         }
         Ok(())
     }
 
     /// How far the current pass is, and its whole, in the same unit: bytes of the file when
-    /// streamed (up to the frame handed over next, not what was read ahead), frames when held
-    /// in memory. The streamed size asks the file (a system call): callers poll it now and
-    /// then, not per frame.
+    /// streamed, frames when held in memory. The streamed position asks the file (a system
+    /// call): callers poll it now and then, not per frame.
     pub fn progress(&mut self) -> (u64, u64) {
-        match &mut self.source {
-            Source::Stream { reader, ahead, .. } => {
-                let (done, total) = reader.position();
-                let done = ahead.front().map_or(done, |a| a.at.min(total));
-                (done, total)
-            }
-            Source::Memory { capture, next } => {
+        match self {
+            Frames::Stream { reader, .. } => reader.position(),
+            Frames::Memory { capture, next } => {
                 let total = capture.frames.len() as u64;
                 ((*next as u64).min(total), total)
             }
@@ -1095,9 +969,9 @@ impl Frames {
 
     /// What the reader met besides frames (of the current pass when streamed).
     pub fn stats(&self) -> &ReadStats {
-        match &self.source {
-            Source::Stream { reader, .. } => &reader.stats,
-            Source::Memory { capture, .. } => &capture.stats,
+        match self {
+            Frames::Stream { reader, .. } => &reader.stats,
+            Frames::Memory { capture, .. } => &capture.stats,
         }
     }
 }
@@ -1308,20 +1182,16 @@ impl PacketIo for PcapIo {
                 injections,
                 ..
             } = self;
-            // The frame to hand over and the LOOKAHEAD after it.
-            frames.fill(LOOKAHEAD + 1);
-            let Some((ts, frame)) = frames.get(0) else {
-                if let Some(e) = frames.take_error() {
-                    return Err(self.fail(e));
-                }
+            let next = match frames.next_frame() {
+                Ok(next) => next,
+                Err(e) => return Err(self.fail(e)),
+            };
+            let Some((ts, frame)) = next else {
                 match self.next_pass() {
                     Ok(_) => continue,
                     Err(e) => return Err(self.fail(e)),
                 }
             };
-            if let Some((_, ahead)) = frames.get(LOOKAHEAD) {
-                handler.prefetch(ahead);
-            }
             n += 1;
             let ts = ts.plus_micros(*offset);
             stats.rx_packets += 1;
@@ -1334,7 +1204,6 @@ impl PacketIo for PcapIo {
                     written = sink.write(ts, frame);
                 }
             }
-            frames.advance();
             handler.take_injections(injections);
             // Most frames cause none: skip the drain's setup.
             if !injections.is_empty() {
@@ -1782,7 +1651,7 @@ mod device_tests {
         // Frame i at 100 + i seconds and 7 us.
         let capture =
             Capture::from_bytes(&tests::pcap_with(1, &records)).unwrap_or_else(|e| panic!("{e:?}"));
-        Frames::from_capture(capture)
+        Frames::Memory { capture, next: 0 }
     }
 
     /// Progress over two passes, streamed (bytes of the file) and in memory (frames): it never
@@ -1821,105 +1690,6 @@ mod device_tests {
                 "{seen:?}"
             );
         }
-        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// What a handler was told, in order: a frame named ahead (`Ahead`) or handed over
-    /// (`Frame`), by the last byte of the frame.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    enum Told {
-        Ahead(u8),
-        Frame(u8),
-    }
-
-    #[derive(Default)]
-    struct Log(std::cell::RefCell<Vec<Told>>);
-
-    impl FrameHandler for Log {
-        fn on_frame(&mut self, frame: &[u8], _meta: RxMeta) -> Verdict {
-            self.0
-                .borrow_mut()
-                .push(Told::Frame(frame.last().copied().unwrap_or(0)));
-            Verdict::Forward
-        }
-        fn prefetch(&self, frame: &[u8]) {
-            self.0
-                .borrow_mut()
-                .push(Told::Ahead(frame.last().copied().unwrap_or(0)));
-        }
-        fn take_injections(&mut self, _out: &mut Vec<Injection>) {}
-    }
-
-    /// Replay's lookahead, streamed and in memory, over two passes in polls of any size: every
-    /// frame is handed over once, in capture order, and each frame but the first LOOKAHEAD of a
-    /// pass is named ahead once, exactly LOOKAHEAD frames before it is handed over.
-    #[test]
-    fn frames_are_named_ahead_and_handed_over_in_order() {
-        let frames: Vec<Vec<u8>> = (1..=7).map(eth).collect();
-        let records: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-        let bytes = tests::pcap_with(1, &records);
-        let dir = std::env::temp_dir().join(format!("svm-pcapio-ahead-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let file = dir.join("seven.pcap");
-        std::fs::write(&file, &bytes).unwrap_or_else(|e| panic!("{e}"));
-        let mut pass = Vec::new();
-        let la = u8::try_from(LOOKAHEAD).unwrap_or(u8::MAX);
-        for i in 1..=7u8 {
-            if let Some(ahead) = i.checked_add(la).filter(|&a| a <= 7) {
-                pass.push(Told::Ahead(ahead));
-            }
-            pass.push(Told::Frame(i));
-        }
-        let want: Vec<Told> = pass.iter().chain(&pass).copied().collect();
-        for burst in [1, 2, 3, 64] {
-            let streamed = Frames::open(&file, false).unwrap_or_else(|e| panic!("{e}"));
-            for frames in [capture(&frames), streamed] {
-                let mut io = PcapIo::new(frames, 2, PcapOutputs::default());
-                let mut h = Log::default();
-                while !io.at_end() {
-                    io.poll(&mut h, burst).unwrap_or_else(|e| panic!("{e}"));
-                }
-                assert_eq!(h.0.into_inner(), want, "burst {burst}");
-            }
-        }
-        std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// A corrupt record read ahead: the frames before it are still handed over, then the poll
-    /// fails with the reader's error.
-    #[test]
-    fn an_error_read_ahead_waits_for_the_frames_before_it() {
-        let frames: Vec<Vec<u8>> = (1..=3).map(eth).collect();
-        let records: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-        let mut bytes = tests::pcap_with(1, &records);
-        // A record header claiming more than any capture holds.
-        bytes.extend_from_slice(&[0; 8]);
-        bytes.extend_from_slice(&(MAX_RECORD + 1).to_le_bytes());
-        bytes.extend_from_slice(&(MAX_RECORD + 1).to_le_bytes());
-        let dir = std::env::temp_dir().join(format!("svm-pcapio-corrupt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let file = dir.join("corrupt.pcap");
-        std::fs::write(&file, &bytes).unwrap_or_else(|e| panic!("{e}"));
-        let streamed = Frames::open(&file, false).unwrap_or_else(|e| panic!("{e}"));
-        let mut io = PcapIo::new(streamed, 1, PcapOutputs::default());
-        let mut h = Log::default();
-        let err = loop {
-            match io.poll(&mut h, 2) {
-                Ok(_) => assert!(!io.at_end(), "the error is reported"),
-                Err(e) => break e,
-            }
-        };
-        assert!(err.to_string().contains("corrupt"), "{err}");
-        assert!(matches!(io.take_error(), Some(PcapError::Corrupt { .. })));
-        assert_eq!(
-            h.0.into_inner(),
-            [
-                Told::Ahead(3),
-                Told::Frame(1),
-                Told::Frame(2),
-                Told::Frame(3)
-            ]
-        );
         std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     }
 

@@ -253,21 +253,6 @@ impl Worker {
         verdict
     }
 
-    /// A frame the backend will hand over a few frames later ([`Worker::prefetch`]), while new
-    /// flows flood in: the common frame (IPv4/TCP, the fast decoder's) gets its flow index cell
-    /// and first-seen slots fetched as [`Worker::prefetch_flood`] does for the frame in hand,
-    /// early enough for the misses to complete before its lookups. Other frames are left to
-    /// their own packet's prefetch. Out of line, as that one.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn prefetch_ahead(&self, frame: &[u8]) {
-        if let Some(decoded) = decode::decode_frame_fast(frame, self.cfg.decode)
-            && let decode::L3::Ip(ip) = &decoded.l3
-        {
-            self.prefetch_flood(ip, super::scope_of(&decoded.vlan));
-        }
-    }
-
     /// A packet while new flows flood in ([`FlowTable::flooded`]): start fetching the cache
     /// lines its flow lookup and the attack blocker's first-seen tables will read, before the
     /// block check and the exclusions, so their misses (each a random line of a large table

@@ -301,18 +301,6 @@ impl Worker {
         verdict
     }
 
-    /// A frame that comes a few frames after the one in hand ([`crate::io::FrameHandler::prefetch`]):
-    /// while new flows flood in ([`FlowTable::flooded`]), start fetching what its flow lookup
-    /// and the attack blocker will read, so those misses overlap the frames before it. A hint
-    /// only: no state changes, and the frame is processed when it is handed over. The common
-    /// packet pays the test.
-    #[inline]
-    pub fn prefetch(&self, frame: &[u8]) {
-        if self.flows.flooded() {
-            self.prefetch_ahead(frame);
-        }
-    }
-
     /// Process the first frames of a receive burst, in order, each as [`Worker::process`] would;
     /// the first gets `meta.pcap_cnt`, the next ones the numbers after it. Pushes one verdict per
     /// frame processed onto `verdicts` and returns how many were processed: all of them, or fewer
@@ -331,11 +319,6 @@ impl Worker {
                 ts: meta.ts,
                 pcap_cnt,
             };
-            // The burst's frame LOOKAHEAD places on: its misses start now (a hint; see
-            // `Worker::prefetch`).
-            if let Some(ahead) = frames.get(done + crate::io::LOOKAHEAD) {
-                self.prefetch(ahead);
-            }
             verdicts.push(self.process(frame, m, out));
             if self.counters.injected != injected {
                 return done + 1;
