@@ -482,6 +482,7 @@ pub const STICKY_BUFFERS: &[(&str, BufferKind)] = {
         ("http.header", HttpHeader),
         ("http.header.raw", HttpHeaderRaw),
         ("http.header_names", HttpHeaderNames),
+        ("http_header_names", HttpHeaderNames),
         ("http.cookie", HttpCookie),
         ("http.referer", HttpReferer),
         ("http.content_type", HttpContentType),

@@ -1737,3 +1737,14 @@ fn flow_pkts_and_bytes() {
         assert!(e.keyword.starts_with("flow."), "{bad}: {e:?}");
     }
 }
+
+// `http_header_names`, the keyword's older name (suricata-verify `http-missing-protocol`).
+#[test]
+fn http_header_names_legacy_name() {
+    let rules = r#"alert http any any -> any any (http_header_names; content:"|0d 0a|User-Agent|0d 0a|"; sid:1;)"#;
+    let names: &[(BufferKind, &[u8])] = &[(
+        BufferKind::HttpHeaderNames,
+        b"\r\nHost\r\nUser-Agent\r\n\r\n",
+    )];
+    assert_eq!(http(rules, names), [1]);
+}

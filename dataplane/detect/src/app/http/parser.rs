@@ -20,6 +20,11 @@
 //!   spaces and tabs of the value removed (Suricata excludes Cookie from `http.header` and offers
 //!   it as `http.cookie`).
 
+/// Whitespace bytes that may follow a request line without a protocol in the same chunk of data
+/// and leave it a whole HTTP/0.9 request (libhtp's `HTTP09_MAX_JUNK_LEN`): more, or anything
+/// else, means the protocol was missing and header lines follow ([`is_http09`]).
+pub const HTTP09_MAX_JUNK_LEN: usize = 16;
+
 /// Headers per request the parser accepts. libhtp has no fixed cap; 128 is far above what
 /// clients send (browsers send under 30) and keeps httparse's header array on the stack (4 KiB).
 pub const MAX_HEADERS: usize = 128;
@@ -202,8 +207,9 @@ pub struct RequestLine<'a> {
     pub method: &'a [u8],
     /// Request target, spaces inside it kept.
     pub target: &'a [u8],
-    /// Protocol token (`HTTP/1.1`); `None` for an HTTP/0.9 request (`GET /`), which has no
-    /// headers.
+    /// Protocol token (`HTTP/1.1`); `None` when the line has none: an HTTP/0.9 request
+    /// (`GET /`), which has no headers, or a request whose protocol is missing, whose headers
+    /// follow ([`is_http09`] tells them apart).
     pub protocol: Option<&'a [u8]>,
     /// The whole line as sent, without its line end.
     pub line: &'a [u8],
@@ -262,6 +268,20 @@ pub fn parse_request_line(buf: &[u8]) -> Result<Option<RequestLine<'_>>, ParseEr
     }))
 }
 
+/// Whether a request line without a protocol is a whole HTTP/0.9 request, as libhtp decides
+/// (`REQ_PROTOCOL`): it is when `after`, the bytes that arrived with the line past its line end,
+/// hold nothing but at most [`HTTP09_MAX_JUNK_LEN`] whitespace bytes (none, when the line ended
+/// its chunk of data). Otherwise the protocol is missing (libhtp's "Request line: missing
+/// protocol"), and the lines that follow are the request's headers: `GET /\r\nHost: a\r\n\r\n` is
+/// one request with a Host header, not an HTTP/0.9 request followed by garbage.
+pub fn is_http09(after: &[u8]) -> bool {
+    let space = after
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c))
+        .count();
+    space == after.len() && space <= HTTP09_MAX_JUNK_LEN
+}
+
 impl Request {
     /// The transaction as known once its request line is parsed: method, URI and protocol; the
     /// header buffers are absent until [`Request::headers_done`].
@@ -290,15 +310,16 @@ impl Request {
 }
 
 /// Parse one request head at the start of `buf`: the request line ([`parse_request_line`]),
-/// then the headers (httparse) up to the empty line. An HTTP/0.9 request line is a whole head.
-/// `Ok(None)`: incomplete, more bytes needed.
+/// then the headers (httparse) up to the empty line. An HTTP/0.9 request line is a whole head;
+/// a line without a protocol followed by more than whitespace in `buf` has headers
+/// ([`is_http09`]). `Ok(None)`: incomplete, more bytes needed.
 pub fn parse_request(buf: &[u8]) -> Result<Option<Parsed>, ParseError> {
     let Some(line) = parse_request_line(buf)? else {
         return Ok(None);
     };
     let mut request = Request::from_line(&line);
     request.headers_done = true;
-    if line.protocol.is_none() {
+    if line.protocol.is_none() && is_http09(buf.get(line.len..).unwrap_or_default()) {
         request.body_done = true;
         return Ok(Some(Parsed {
             len: line.len,
@@ -604,6 +625,32 @@ mod tests {
             parse_request(b"G\x01T / HTTP/1.1\r\n\r\n"),
             Err(ParseError::Malformed)
         );
+    }
+
+    // A request line without a protocol: HTTP/0.9 when at most a little whitespace came with
+    // it, else the protocol is missing and the lines after it are the request's headers, as
+    // libhtp parses suricata-verify's `http-missing-protocol`.
+    #[test]
+    fn missing_protocol() {
+        let raw = b"GET /gen.php?x=1\r\nHost: 5.8.88.25\r\nUser-Agent:Mozilla/5.0\r\n\r\n";
+        let p = parse_request(raw).unwrap().unwrap();
+        assert_eq!(p.len, raw.len());
+        let r = p.request;
+        assert_eq!(r.protocol, b"");
+        assert_eq!(r.uri, b"/gen.php?x=1");
+        assert_eq!(r.host.as_deref(), Some(&b"5.8.88.25"[..]));
+        assert_eq!(r.user_agent.as_deref(), Some(&b"Mozilla/5.0"[..]));
+        assert_eq!(r.fields.header_names, b"\r\nHost\r\nUser-Agent\r\n\r\n");
+        // HTTP/0.9: the line alone, or followed by at most 16 whitespace bytes.
+        for after in [&b""[..], b"\r\n", &[b' '; 16]] {
+            let raw = [&b"GET /old\r\n"[..], after].concat();
+            let p = parse_request(&raw).unwrap().unwrap();
+            assert_eq!(p.len, 10);
+            assert!(p.request.fields.header_names.is_empty());
+        }
+        assert!(is_http09(b" \t\r\n\x0b\x0c"));
+        assert!(!is_http09(&[b' '; 17]));
+        assert!(!is_http09(b"\r\nX"));
     }
 
     #[test]

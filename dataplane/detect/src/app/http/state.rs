@@ -177,8 +177,15 @@ impl HttpState {
                         if !self.line_sent && new_line_end {
                             match parser::parse_request_line(rest) {
                                 Ok(None) => {}
-                                // HTTP/0.9: the line is the whole request.
-                                Ok(Some(l)) if l.protocol.is_none() => {
+                                // HTTP/0.9: the line is the whole request. Without a
+                                // protocol but with more than whitespace after it, the
+                                // protocol is missing and headers follow (the arm below).
+                                Ok(Some(l))
+                                    if l.protocol.is_none()
+                                        && parser::is_http09(
+                                            rest.get(l.len..).unwrap_or_default(),
+                                        ) =>
+                                {
                                     let mut r = Request::from_line(&l);
                                     r.headers_done = true;
                                     r.body_done = true;
@@ -445,14 +452,44 @@ mod tests {
         assert_eq!(b.http_host, Some(&b"h"[..]));
     }
 
-    // An HTTP/0.9 request line is a whole request; the next request is parsed after it.
+    // An HTTP/0.9 request line that ends its segment is a whole request; the next request is
+    // parsed after it.
     #[test]
     fn http09() {
-        let (_, out, _) = feed_all(&[b"GET /old\r\nGET /new HTTP/1.0\r\n\r\n"]);
+        let (_, out, _) = feed_all(&[b"GET /old\r\n", b"GET /new HTTP/1.0\r\n\r\n"]);
         let h = heads(&out);
         assert_eq!(h.len(), 2);
         assert_eq!(AppBuffers::of(&h[0]).http_protocol, Some(&b""[..]));
         assert_eq!(AppBuffers::of(&h[1]).http_uri, Some(&b"/new"[..]));
+    }
+
+    // A request line without a protocol followed by header lines in the same segment: the
+    // protocol is missing and the headers are the request's (libhtp), whether the head ends in
+    // that segment or a later one.
+    #[test]
+    fn missing_protocol() {
+        let (s, out, ev) = feed_all(&[b"GET /\r\nHeader1: Value1\r\nUser-Agent: test\r\n\r\n"]);
+        assert!(ev.is_empty() && !s.is_stopped());
+        let h = heads(&out);
+        assert_eq!(h.len(), 1);
+        let b = AppBuffers::of(&h[0]);
+        assert_eq!(b.http_uri, Some(&b"/"[..]));
+        assert_eq!(b.http_user_agent, Some(&b"test"[..]));
+        assert_eq!(
+            b.http_header_names,
+            Some(&b"\r\nHeader1\r\nUser-Agent\r\n\r\n"[..])
+        );
+        let (s, out, ev) = feed_all(&[b"GET /x\r\nHo", b"st: h\r\n\r\n"]);
+        assert!(ev.is_empty() && !s.is_stopped());
+        assert!(matches!(&out[0], HttpOut::Line(r) if r.uri == b"/x"));
+        assert!(matches!(
+            &out[1],
+            HttpOut::Head {
+                replaces_line: true,
+                request
+            } if request.host.as_deref() == Some(&b"h"[..])
+        ));
+        assert_eq!(out.len(), 2);
     }
 
     // The body is collected up to the limit; the rest is skipped and the next request parsed.
