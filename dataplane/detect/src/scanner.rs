@@ -208,24 +208,36 @@ impl Buffers for ScanBuffers<'_> {
     }
 
     fn get_nth(&self, kind: BufferKind, n: usize) -> Option<&[u8]> {
+        self.side_nth(kind, n, self.to_server)
+    }
+
+    fn get_request(&self, kind: BufferKind, n: usize) -> Option<&[u8]> {
+        // The request's side of the same transaction, whatever the packet's direction.
+        self.side_nth(kind, n, true)
+    }
+}
+
+impl ScanBuffers<'_> {
+    /// Instance `n` of buffer `kind` of the side of a packet going towards the server
+    /// (`to_server`) or the client.
+    fn side_nth(&self, kind: BufferKind, n: usize, to_server: bool) -> Option<&[u8]> {
         if kind == BufferKind::Stream {
             return self.stream.filter(|_| n == 0);
         }
         let a = self.app?;
         let side = kind.side();
-        if (side == Side::ToClient && self.to_server) || (side == Side::ToServer && !self.to_server)
-        {
+        if (side == Side::ToClient && to_server) || (side == Side::ToServer && !to_server) {
             return None;
         }
         if kind == BufferKind::AppLayerEvent {
             let m = a.dns?;
             return m
                 .events
-                .names(m.response, self.to_server)
+                .names(m.response, to_server)
                 .nth(n)
                 .map(str::as_bytes);
         }
-        if !self.to_server {
+        if !to_server {
             return match kind {
                 BufferKind::TlsCerts => a.tls_certs.get(n).map(Vec::as_slice),
                 BufferKind::TlsAlpn => a.tls_server_alpns.get(n).map(Vec::as_slice),

@@ -74,13 +74,20 @@ pub enum AppProto {
     Other,
 }
 
-/// `->` or `<>`.
+/// `->`, `<>` or `=>`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Direction {
     /// `->`: source matches the packet's source.
     To,
     /// `<>`: either way round.
     Both,
+    /// `=>` (Suricata 8's transactional rule, `SIG_FLAG_TXBOTHDIR`): the source is the
+    /// transaction's client, as with `->`, and the rule reads buffers of both sides of one
+    /// transaction (`ja3.hash` and `ja3s.hash`, `http.uri` and `http.stat_code`). It matches
+    /// when the response side is inspected, on a packet towards the client, whose header it
+    /// checks the other way round; the request's buffers are those of the same transaction
+    /// ([`super::Buffers::get_request`]).
+    Tx,
 }
 
 /// Declares [`BufferKind`] once: each kind with its Suricata keyword, in index order. It

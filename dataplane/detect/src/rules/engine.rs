@@ -107,6 +107,14 @@ pub trait Buffers {
         if n == 0 { self.get(kind) } else { None }
     }
 
+    /// Instance `n` of a request buffer ([`Side::ToServer`]) of the packet's transaction, for
+    /// transactional rules ([`Direction::Tx`]), which read both sides of a transaction and match
+    /// on a packet towards the client: there [`Self::get_nth`] offers the response's buffers
+    /// only. The default, for buffers that know no sides: [`Self::get_nth`].
+    fn get_request(&self, kind: BufferKind, n: usize) -> Option<&[u8]> {
+        self.get_nth(kind, n)
+    }
+
     /// The packet's payload went into the reassembled stream, which is inspected on its own
     /// timing (IDS mode): a rule that may match either the stream or the packet then matches
     /// the stream only, unless it has packet keywords (`flags`, `dsize`, ...) or a payload
@@ -359,7 +367,7 @@ impl PortGroups {
             let Some(r) = rules.get(idx as usize) else {
                 continue;
             };
-            let (target, ports) = if r.direction == Direction::Both {
+            let (target, ports) = if r.direction != Direction::To {
                 (None, &r.dport)
             } else if port_count(&r.dport) <= MAX_GROUPED_PORTS {
                 (Some(&mut g.by_dst), &r.dport)
@@ -369,7 +377,7 @@ impl PortGroups {
                 (None, &r.dport)
             };
             if target.is_none()
-                && r.direction != Direction::Both
+                && r.direction == Direction::To
                 && let Some((ranges, v6)) = indexable_src(r)
             {
                 g.by_src_addr
@@ -561,6 +569,11 @@ fn prefilter_kind(k: BufferKind) -> BufferKind {
 fn fast_pattern(r: &Rule) -> Option<(BufferKind, Vec<u8>)> {
     let mut best: Option<(BufferKind, &Content, bool)> = None;
     for ch in &r.chains {
+        // A transactional rule matches on packets towards the client, which offer the
+        // response's buffers to the prefilter, not the request's.
+        if r.direction == Direction::Tx && ch.buffer.side() == Side::ToServer {
+            continue;
+        }
         for s in &ch.steps {
             let Step::Content(c) = s else { continue };
             // A transformed buffer's contents need not be in the buffer the prefilter scans.
@@ -1137,15 +1150,25 @@ fn header_ok(r: &Rule, p: &PacketView<'_>) -> bool {
         return false;
     }
     // Ports first: cheaper than addresses and they reject more.
-    let fwd = r.sport.contains(p.src_port)
-        && r.dport.contains(p.dst_port)
-        && r.src.contains(p.src)
-        && r.dst.contains(p.dst);
-    fwd || (r.direction == Direction::Both
-        && r.sport.contains(p.dst_port)
-        && r.dport.contains(p.src_port)
-        && r.src.contains(p.dst)
-        && r.dst.contains(p.src))
+    let fwd = || {
+        r.sport.contains(p.src_port)
+            && r.dport.contains(p.dst_port)
+            && r.src.contains(p.src)
+            && r.dst.contains(p.dst)
+    };
+    let rev = || {
+        r.sport.contains(p.dst_port)
+            && r.dport.contains(p.src_port)
+            && r.src.contains(p.dst)
+            && r.dst.contains(p.src)
+    };
+    match r.direction {
+        Direction::To => fwd(),
+        Direction::Both => fwd() || rev(),
+        // The source is the client: the packet's destination when it goes to the client.
+        Direction::Tx if p.flow.to_server => fwd(),
+        Direction::Tx => rev(),
+    }
 }
 
 fn bits_ok(mode: BitsMode, have: u16, want: u16) -> bool {
@@ -1345,6 +1368,15 @@ fn rest_ok(
     }
     // `byte_extract` values, shared by the rule's chains in order.
     let mut vars = [0u64; MAX_BYTE_VARS];
+    // A transactional rule reads the request's buffers of the transaction too.
+    let tx_both = r.direction == Direction::Tx;
+    let nth = |kind: BufferKind, n: usize| {
+        if tx_both && kind.side() == Side::ToServer {
+            bufs.get_request(kind, n)
+        } else {
+            bufs.get_nth(kind, n)
+        }
+    };
     for ch in &r.chains {
         if bufs.no_payload()
             && matches!(
@@ -1382,7 +1414,7 @@ fn rest_ok(
                 // Each instance alone: the whole chain must match within one.
                 let mut n = 0;
                 let mut hit = false;
-                while let Some(b) = bufs.get_nth(other, n) {
+                while let Some(b) = nth(other, n) {
                     if chain_ok(ch, b, &mut vars) {
                         hit = true;
                         break;
@@ -1394,7 +1426,7 @@ fn rest_ok(
                 }
                 continue;
             }
-            other => (bufs.get(other), None),
+            other => (nth(other, 0), None),
         };
         if buf.is_some_and(|b| chain_ok(ch, b, &mut vars)) {
             *in_stream |= stream_buf || ch.buffer == BufferKind::Stream;

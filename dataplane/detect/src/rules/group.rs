@@ -446,12 +446,17 @@ impl Groups {
         };
         let sp = self.class_port.get(k.sport as usize).copied().unwrap_or(0);
         let dp = self.class_port.get(k.dport as usize).copied().unwrap_or(0);
-        let fwd = r.sport.contains(sp) && r.dport.contains(dp) && src.may(k.src) && dst.may(k.dst);
-        fwd || (r.direction == Direction::Both
-            && r.sport.contains(dp)
-            && r.dport.contains(sp)
-            && src.may(k.dst)
-            && dst.may(k.src))
+        let fwd =
+            || r.sport.contains(sp) && r.dport.contains(dp) && src.may(k.src) && dst.may(k.dst);
+        let rev =
+            || r.sport.contains(dp) && r.dport.contains(sp) && src.may(k.dst) && dst.may(k.src);
+        match r.direction {
+            Direction::To => fwd(),
+            Direction::Both => fwd() || rev(),
+            // A transactional rule matches on packets towards the client only (it needs the
+            // response's buffers), its header the other way round.
+            Direction::Tx => !k.to_server && rev(),
+        }
     }
 
     /// The rules of list `named` (0: any ports, 1: named ports) that may apply with this key.

@@ -210,6 +210,7 @@ fn parse_inner(text: &str, line: usize, ctx: &mut ParseCtx<'_>) -> PResult<Rule>
     let direction = match *dir {
         "->" => Direction::To,
         "<>" => Direction::Both,
+        "=>" => Direction::Tx,
         "<-" => return syntax("direction", "`<-` is not a direction (use `->`)"),
         other => return syntax("direction", format!("unknown direction `{other}`")),
     };
@@ -251,6 +252,56 @@ fn parse_inner(text: &str, line: usize, ctx: &mut ParseCtx<'_>) -> PResult<Rule>
         b.option(&name.to_ascii_lowercase(), value, ctx)?;
     }
     b.finish(line, action, proto, src, sport, direction, dst, dport, ctx)
+}
+
+/// Suricata 8's checks of the directions a rule's buffers read (`SigValidate`, `DetectFlowSetup`):
+/// a transactional rule (`=>`) reads a buffer of each side of the transaction, no buffer that
+/// either side has (`http.header`, `file.data`, `tls.cert_subject`, ...: which side would it
+/// read?) and names no `flow` direction; any other rule reads one side only ("mixes keywords
+/// with conflicting directions": it could never match).
+fn tx_sides(direction: Direction, chains: &[Chain], flow: &FlowCheck) -> PResult<()> {
+    let app = |c: &&Chain| {
+        !c.buffer.is_header()
+            && !matches!(
+                c.buffer,
+                BufferKind::Payload | BufferKind::Packet | BufferKind::Stream
+            )
+    };
+    let side = |s: Side| chains.iter().filter(app).find(|c| c.buffer.side() == s);
+    let (request, response) = (side(Side::ToServer), side(Side::ToClient));
+    if direction != Direction::Tx {
+        return match (request, response) {
+            (Some(q), Some(r)) => invalid(
+                r.buffer.name(),
+                format!(
+                    "reads the response while `{}` reads the request: a transactional rule (`=>`) \
+                     reads both",
+                    q.buffer.name()
+                ),
+            ),
+            _ => Ok(()),
+        };
+    }
+    if flow.to_server.is_some() {
+        return invalid(
+            "flow",
+            "a transactional rule (`=>`) reads both directions: it names none",
+        );
+    }
+    if let Some(c) = side(Side::Both) {
+        return invalid(
+            c.buffer.name(),
+            "either side has this buffer: a transactional rule (`=>`) reads request or \
+             response buffers",
+        );
+    }
+    if request.is_none() || response.is_none() {
+        return invalid(
+            "direction",
+            "a transactional rule (`=>`) reads a request buffer and a response buffer",
+        );
+    }
+    Ok(())
 }
 
 fn var_kind(e: &super::vars::VarError) -> RuleErrorKind {
@@ -1535,6 +1586,7 @@ impl Builder {
                 return invalid("fast_pattern", "more than one fast_pattern in a buffer");
             }
         }
+        tx_sides(direction, &chains, &self.flow)?;
         let class = self.classtype.as_deref().and_then(|c| ctx.classes.get(c));
         let priority = self.priority.or(class.map(|c| c.priority)).unwrap_or(3);
         let anchored = chains

@@ -1738,6 +1738,106 @@ fn flow_pkts_and_bytes() {
     }
 }
 
+/// A transaction's buffers as a packet sees them: the request's towards the server, the
+/// response's towards the client, and the request's to a transactional rule either way.
+struct TxBufs {
+    to_server: bool,
+    request: HashMap<BufferKind, Vec<u8>>,
+    response: HashMap<BufferKind, Vec<u8>>,
+}
+
+impl Buffers for TxBufs {
+    fn get(&self, kind: BufferKind) -> Option<&[u8]> {
+        let (mine, other_side) = if self.to_server {
+            (&self.request, Side::ToClient)
+        } else {
+            (&self.response, Side::ToServer)
+        };
+        (kind.side() != other_side)
+            .then(|| mine.get(&kind).map(Vec::as_slice))
+            .flatten()
+    }
+
+    fn get_request(&self, kind: BufferKind, n: usize) -> Option<&[u8]> {
+        (n == 0)
+            .then(|| self.request.get(&kind).map(Vec::as_slice))
+            .flatten()
+    }
+}
+
+// Suricata 8's transactional rules (`=>`): a buffer of each side of one transaction, matched on
+// the packet towards the client that carries the response, whatever side the fast pattern is
+// on; the header's source is the client, so it is checked the other way round on that packet.
+#[test]
+fn transactional_rules() {
+    let rs = set(
+        r#"alert tls any any => any any (ja3.hash; content:"aaaa"; ja3s.hash; content:"bbbb"; fast_pattern; sid:1;)
+alert tls any any => any any (ja3.hash; content:"aaaa"; fast_pattern; ja3s.hash; content:"bbbb"; sid:2;)
+alert tls 10.0.0.1 any => 8.8.8.8 443 (ja3.hash; content:"aaaa"; ja3s.hash; content:"bbbb"; sid:3;)
+alert tls 8.8.8.8 443 => 10.0.0.1 any (ja3.hash; content:"aaaa"; ja3s.hash; content:"bbbb"; sid:4;)
+alert tls any any -> any any (ja3s.hash; content:"bbbb"; sid:5;)
+alert http any any => any any (http.uri; content:"/download"; http.stat_code; content:"200"; sid:6;)"#,
+    );
+    assert!(
+        rs.rules()
+            .iter()
+            .all(|r| (r.direction == ast::Direction::Tx) == (r.sid != 5))
+    );
+    let mut p = pkt(IpProto::Tcp, b"");
+    (p.src, p.dst) = (p.dst, p.src);
+    (p.src_port, p.dst_port) = (443, 40000);
+    p.flow.to_server = false;
+    p.app_proto = Some(AppProto::Tls);
+    let tls = |ja3: &[u8], to_server| TxBufs {
+        to_server,
+        request: [(BufferKind::Ja3Hash, ja3.to_vec())].into(),
+        response: [(BufferKind::Ja3sHash, b"bbbb".to_vec())].into(),
+    };
+    assert_eq!(sids_with(&rs, &p, &tls(b"aaaa", false)), [1, 2, 3, 5]);
+    assert_eq!(sids_with(&rs, &p, &tls(b"cccc", false)), [5]);
+    // Towards the server the response is not there: no transactional match.
+    let mut q = pkt(IpProto::Tcp, b"");
+    (q.dst_port, q.app_proto) = (443, Some(AppProto::Tls));
+    assert!(sids_with(&rs, &q, &tls(b"aaaa", true)).is_empty());
+    p.app_proto = Some(AppProto::Http);
+    let http = TxBufs {
+        to_server: false,
+        request: [(BufferKind::HttpUri, b"/download".to_vec())].into(),
+        response: [(BufferKind::HttpStatCode, b"200".to_vec())].into(),
+    };
+    assert_eq!(sids_with(&rs, &p, &http), [6]);
+}
+
+// What Suricata 8 refuses: a `flow` direction, a buffer either side has, or one side only in a
+// transactional rule; buffers of both sides in a `->` rule (it could never match).
+#[test]
+fn transactional_rules_refused() {
+    for (rule, kw) in [
+        (
+            r#"alert http any any => any any (flow:established,to_client; http.uri; content:"a"; http.stat_code; content:"200"; sid:1;)"#,
+            "flow",
+        ),
+        (
+            r#"alert http any any => any any (http.uri; content:"a"; http.header; content:"b"; http.stat_code; content:"200"; sid:1;)"#,
+            "http.header",
+        ),
+        (
+            r#"alert tls any any => any any (ja3.hash; content:"a"; sid:1;)"#,
+            "direction",
+        ),
+        (
+            r#"alert tls any any -> any any (ja3.hash; content:"a"; ja3s.hash; content:"b"; sid:1;)"#,
+            "ja3s.hash",
+        ),
+    ] {
+        let e = skip(rule);
+        assert_eq!(e.keyword, kw, "{rule}: {e}");
+        assert!(matches!(e.kind, RuleErrorKind::Invalid(_)), "{rule}: {e}");
+    }
+    let ok = r#"alert http any any => any any (flow:established; http.uri; content:"a"; http.stat_code; content:"200"; sid:1;)"#;
+    assert_eq!(set(ok).len(), 1);
+}
+
 // `http_header_names`, the keyword's older name (suricata-verify `http-missing-protocol`).
 #[test]
 fn http_header_names_legacy_name() {
