@@ -5,8 +5,8 @@
 //! - Two-way set-associative, [`LookupCache::new`]'s slot count (a power of two) in pairs: a
 //!   key may sit in either slot of its pair, the one used last first, and a new key evicts the
 //!   pair's other one, so an insert evicts in constant time and the memory is bounded: the
-//!   slots, and each slot's key bytes (at most [`MAX_KEY`]; a longer address is looked up and
-//!   not cached). Direct-mapped, two keys of one slot evicted each other on every visit: in a
+//!   slots, and their keys' bytes, at most [`KEY_BYTES_PER_SLOT`] a slot on average (a key
+//!   that would take more is looked up and not cached, as is one longer than [`MAX_KEY`]). Direct-mapped, two keys of one slot evicted each other on every visit: in a
 //!   looped capture of about 1,500 names in 4,096 slots, one lookup in five went to the set.
 //! - A slot keeps the whole key (what kind of lookup and the observed bytes) and answers only
 //!   for exactly those bytes: no hash collision can give another address's verdict. The slot is
@@ -20,13 +20,21 @@ use std::hash::{BuildHasher, Hasher};
 use crate::set::{AddressSet, Found, Verdict};
 
 /// Slots a worker's cache has by default: 4,096 (a slot is 64 bytes plus its key, so 256 KiB
-/// and the keys, allocated at the first lookup).
+/// and at most 512 KiB of keys, allocated at the first lookup).
 pub const DEFAULT_SLOTS: usize = 4096;
+
+/// The keys' bytes a cache may hold, a slot's share: 128 (a host name is a few dozen bytes, a
+/// request's host and target a hundred or so). Without it every slot could keep a key of
+/// [`MAX_KEY`] bytes, about 4 MiB a worker, which a client sending long names could fill.
+/// Once the budget is spent, a key longer than the buffer of the slot it would replace is
+/// looked up and not cached (the answer is the same, only slower).
+pub const KEY_BYTES_PER_SLOT: usize = 128;
 
 /// Longest key cached, in bytes (the kind, and a name or a request's host and target): a DNS
 /// question name as the reader gives it (cut at 1,025 bytes) fits with its kind. At 512, the
 /// longest names of a looped capture missed on every pass (each about 2,600 instructions in
-/// the set instead of a few hundred here); the slots' keys stay bounded (4,096 of them: about 4 MiB at most).
+/// the set instead of a few hundred here); all keys together stay within
+/// [`KEY_BYTES_PER_SLOT`] a slot.
 pub const MAX_KEY: usize = 1040;
 
 #[derive(Debug, Default)]
@@ -46,6 +54,9 @@ pub struct LookupCache {
     size: usize,
     generation: u64,
     hasher: foldhash::fast::RandomState,
+    /// The slots' key buffers' bytes (their capacity), at most `key_budget`.
+    key_bytes: usize,
+    key_budget: usize,
     hits: u64,
     misses: u64,
 }
@@ -64,16 +75,25 @@ const HOST: u8 = 1;
 const HTTP: u8 = 2;
 
 impl LookupCache {
-    /// A cache of `slots` slots (rounded up to a power of two, at least [`WAYS`]).
+    /// A cache of `slots` slots (rounded up to a power of two, at least [`WAYS`]), whose keys
+    /// take at most [`KEY_BYTES_PER_SLOT`] bytes a slot.
     pub fn new(slots: usize) -> Self {
+        let size = slots.max(WAYS).next_power_of_two();
         LookupCache {
             slots: Box::default(),
-            size: slots.max(WAYS).next_power_of_two(),
+            size,
             generation: 0,
             hasher: foldhash::fast::RandomState::default(),
+            key_bytes: 0,
+            key_budget: size.saturating_mul(KEY_BYTES_PER_SLOT),
             hits: 0,
             misses: 0,
         }
+    }
+
+    /// Bytes the cached keys take (their buffers), at most [`KEY_BYTES_PER_SLOT`] a slot.
+    pub fn key_bytes(&self) -> usize {
+        self.key_bytes
     }
 
     /// Lookups answered from the cache.
@@ -159,10 +179,21 @@ impl LookupCache {
             self.hits += 1;
             return set.verdict(found.clone());
         }
-        // A miss: the slot used last becomes the other, and the other's key is replaced.
+        // A miss: the slot used last becomes the other, and the other's key is replaced, when
+        // it fits the other's buffer or the budget has room for a longer one (the old buffer
+        // freed first); else the pair stays as it was and the key is not cached.
         self.misses += 1;
-        std::mem::swap(last, other);
         let found = look(set);
+        let cap = other.key.capacity();
+        if len > cap {
+            let without = self.key_bytes.saturating_sub(cap);
+            if without.saturating_add(len) > self.key_budget {
+                return set.verdict(found);
+            }
+            other.key = Vec::with_capacity(len);
+            self.key_bytes = without.saturating_add(other.key.capacity());
+        }
+        std::mem::swap(last, other);
         last.hash = hash;
         last.key.clear();
         for p in parts {
@@ -304,6 +335,27 @@ mod tests {
     }
 
     #[test]
+    fn the_keys_stay_within_their_budget() {
+        // Two slots, 256 bytes of keys: one 200-byte key is kept, a second is looked up each
+        // time; short keys fit the buffers already there.
+        let s = set("evil.example\n", "");
+        let mut c = LookupCache::new(2);
+        let long = |c: char| format!("{}.evil.example", c.to_string().repeat(186));
+        for _ in 0..3 {
+            assert!(c.lookup_host(&s, long('a').as_bytes()).is_listed());
+            assert!(c.lookup_host(&s, long('b').as_bytes()).is_listed());
+        }
+        assert_eq!((c.hits(), c.misses()), (2, 4));
+        assert_eq!(c.key_bytes(), 200);
+        for _ in 0..3 {
+            assert!(c.lookup_host(&s, b"x.evil.example").is_listed());
+            assert!(!c.lookup_host(&s, b"x.example").is_listed());
+        }
+        assert_eq!((c.hits(), c.misses()), (6, 6));
+        assert!(c.key_bytes() <= 2 * KEY_BYTES_PER_SLOT);
+    }
+
+    #[test]
     fn long_keys_are_looked_up_not_cached() {
         let s = set("evil.example\n", "");
         let mut c = LookupCache::new(4);
@@ -334,6 +386,22 @@ mod tests {
             let mut c = LookupCache::new(slots);
             for n in &names {
                 prop_assert_eq!(c.lookup_host(&s, n.as_bytes()), s.lookup_host(n.as_bytes()));
+            }
+        }
+
+        /// Keys of any length up to past the longest cached: the verdicts are the set's and the
+        /// keys never take more than their budget.
+        #[test]
+        fn long_keys_keep_to_the_budget(
+            names in proptest::collection::vec((0usize..1100, 0u8..4), 1..64),
+            slots in 1usize..16,
+        ) {
+            let s = set("evil.example\n", "");
+            let mut c = LookupCache::new(slots);
+            for (len, which) in names {
+                let n = format!("{}{which}.evil.example", "a".repeat(len));
+                prop_assert_eq!(c.lookup_host(&s, n.as_bytes()), s.lookup_host(n.as_bytes()));
+                prop_assert!(c.key_bytes() <= c.size * KEY_BYTES_PER_SLOT);
             }
         }
     }
