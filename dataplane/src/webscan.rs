@@ -66,13 +66,16 @@ pub enum Observed<'a> {
         /// `server_name` host name.
         sni: Cow<'a, [u8]>,
     },
-    /// A DNS query whose questions [`question::questions`] read (read them again from it).
+    /// A DNS query whose questions [`question::questions`] checked (its names are read again
+    /// from it, not checked again: [`Observed::dns_questions`]).
     Dns {
         /// The query message; over TCP with its two-byte length in front (what a block answer
         /// answers).
         message: Cow<'a, [u8]>,
         /// Over TCP.
         tcp: bool,
+        /// How many questions the check found ([`question::Questions::len`]).
+        questions: usize,
     },
 }
 
@@ -92,17 +95,27 @@ impl Observed<'_> {
             },
             Observed::Tls { sni } => Observed::Tls { sni: own(sni) },
             Observed::Quic { sni } => Observed::Quic { sni: own(sni) },
-            Observed::Dns { message, tcp } => Observed::Dns {
+            Observed::Dns {
+                message,
+                tcp,
+                questions,
+            } => Observed::Dns {
                 message: own(message),
                 tcp,
+                questions,
             },
         }
     }
 
     /// A DNS query's question section (`None` for anything else): the message without the
-    /// length in front over TCP.
+    /// length in front over TCP, its questions as checked when it was read (not checked again).
     pub fn dns_questions(&self) -> Option<question::Questions<'_>> {
-        let Observed::Dns { message, tcp } = self else {
+        let Observed::Dns {
+            message,
+            tcp,
+            questions,
+        } = self
+        else {
             return None;
         };
         let msg = if *tcp {
@@ -110,7 +123,7 @@ impl Observed<'_> {
         } else {
             message
         };
-        question::questions(msg).ok().flatten()
+        (*questions > 0).then(|| question::Questions::checked(msg, *questions))
     }
 }
 
@@ -269,6 +282,15 @@ impl WebFlow {
         self.take(new)
     }
 
+    /// Whether bytes of a next request were received behind the last one found: without them
+    /// [`WebFlow::more`] gives `Wait`.
+    #[inline]
+    pub fn has_more(&self) -> bool {
+        self.buf
+            .as_ref()
+            .is_some_and(|p| p.skip == 0 && !p.bytes.is_empty())
+    }
+
     /// The next request already received behind the last one found (HTTP pipelining, DNS
     /// messages back to back): `Wait` when there is none complete.
     pub fn more(&mut self) -> Step<'static> {
@@ -283,40 +305,54 @@ impl WebFlow {
 
     /// New in-order client bytes.
     fn take<'p>(&mut self, new: &'p [u8]) -> Step<'p> {
-        let mut pending = self.buf.take().unwrap_or_default();
-        // Body bytes of the last request pass unread.
-        let n = usize::try_from(pending.skip)
-            .unwrap_or(usize::MAX)
-            .min(new.len());
-        pending.skip -= u64::try_from(n).unwrap_or(0);
-        let new = new.get(n..).unwrap_or_default();
-        if new.is_empty() {
-            self.keep(pending);
-            return Step::Wait;
-        }
-        if !pending.bytes.is_empty() {
-            if pending.bytes.len().saturating_add(new.len()) > MAX_COLLECT {
-                return self.give_up(GiveUp::TooLong);
+        let mut new = new;
+        if let Some(pending) = self.buf.as_mut() {
+            // Body bytes of the last request pass unread.
+            let n = usize::try_from(pending.skip)
+                .unwrap_or(usize::MAX)
+                .min(new.len());
+            pending.skip -= u64::try_from(n).unwrap_or(0);
+            new = new.get(n..).unwrap_or_default();
+            if new.is_empty() {
+                if pending.skip == 0 && pending.bytes.is_empty() {
+                    self.buf = None;
+                }
+                return Step::Wait;
             }
-            pending.bytes.extend_from_slice(new);
-            return self.read_pending(pending);
+            if !pending.bytes.is_empty() {
+                if pending.bytes.len().saturating_add(new.len()) > MAX_COLLECT {
+                    return self.give_up(GiveUp::TooLong);
+                }
+                pending.bytes.extend_from_slice(new);
+                return match self.buf.take() {
+                    Some(p) => self.read_pending(p),
+                    None => Step::Wait,
+                };
+            }
         }
-        // The common case: the head starts this segment; nothing is copied unless it is cut.
+        // The common case: the head starts this segment; nothing is copied (or allocated)
+        // unless it is cut or a body or another head follows it in part.
         match head(self.phase, new) {
             Head::Wait => {
-                pending.bytes.extend_from_slice(new);
-                self.keep(pending);
+                self.buf
+                    .get_or_insert_with(Box::default)
+                    .bytes
+                    .extend_from_slice(new);
                 self.wait_or_cap()
             }
             Head::GaveUp(why) => self.give_up(why),
             Head::Found(obs, used, After::Body(body)) => {
                 let rest = new.get(used..).unwrap_or_default();
                 let in_rest = usize::try_from(body).unwrap_or(usize::MAX).min(rest.len());
-                pending.skip = body - u64::try_from(in_rest).unwrap_or(0);
-                pending
-                    .bytes
-                    .extend_from_slice(rest.get(in_rest..).unwrap_or_default());
-                self.keep(pending);
+                let skip = body - u64::try_from(in_rest).unwrap_or(0);
+                let next = rest.get(in_rest..).unwrap_or_default();
+                if skip > 0 || !next.is_empty() {
+                    let pending = self.buf.get_or_insert_with(Box::default);
+                    pending.skip = skip;
+                    pending.bytes.extend_from_slice(next);
+                } else {
+                    self.buf = None;
+                }
                 Step::Found(obs)
             }
             Head::Found(obs, _, After::Stop) => {
@@ -540,9 +576,10 @@ fn parse_dns_tcp(data: &[u8]) -> (Step<'_>, usize, After) {
         return (Step::Wait, 0, After::Stop);
     };
     let step = match dns_query(msg) {
-        Ok(Some(_)) => Step::Found(Observed::Dns {
+        Ok(Some(q)) => Step::Found(Observed::Dns {
             message: Cow::Borrowed(data.get(..len + 2).unwrap_or_default()),
             tcp: true,
+            questions: q.len(),
         }),
         Ok(None) => Step::GaveUp(GiveUp::NotWeb),
         Err(_) => Step::GaveUp(GiveUp::Malformed),
@@ -782,6 +819,7 @@ mod tests {
             Step::Found(Observed::Dns {
                 message: framed.clone().into(),
                 tcp: true,
+                questions: 1,
             })
         );
         let Step::Found(obs) = step else {
@@ -810,6 +848,7 @@ mod tests {
         let udp = Observed::Dns {
             message: q[..].into(),
             tcp: false,
+            questions: 1,
         };
         assert_eq!(
             udp.dns_questions().map(names),

@@ -5,15 +5,13 @@
 //! [`crate::app::http::parser::parse_request`] builds a whole transaction for the rules (owned
 //! buffers, the normalised URI and host, the header block, the cookie, a dozen more fields); the
 //! scan reads none of them. This reader takes the same request line
-//! ([`http::parse_request_line`]) and the same header parse (httparse) and reads the framing
-//! headers by the same rules, so it accepts, refuses and frames exactly the heads the full
-//! parser does (a property test and the `web_readers` fuzz target hold the two equal), without
-//! allocating.
+//! ([`http::parse_request_line`]), reads the header block as httparse reads it
+//! ([`scan_headers`]: the same lines accepted and refused, without an array of headers to fill)
+//! and the framing headers by the same rules, so it accepts, refuses and frames exactly the
+//! heads the full parser does (property tests here, `tests/web_readers.rs` over the shared
+//! captures and the `web_flow` fuzz target hold the two equal), without allocating.
 
 use crate::app::http::parser::{self as http, Body, MAX_HEADERS, ParseError};
-
-/// Headers read before falling back to an array of [`MAX_HEADERS`].
-const FEW_HEADERS: usize = 32;
 
 /// What a request head says, borrowed from the bytes it was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +38,13 @@ pub fn read_head(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
     let Some(line) = http::parse_request_line(buf)? else {
         return Ok(None);
     };
-    let (authority, _) = http::split_absolute(line.target);
+    // An origin-form target (`/...`, nearly every request) has no authority: its "scheme"
+    // would start with `/`, which `split_absolute` refuses, so the search for `://` (a
+    // substring searcher set up for each call) is not made for it.
+    let authority = match line.target.first() {
+        Some(b'/') => None,
+        _ => http::split_absolute(line.target).0,
+    };
     let mut head = Head {
         len: line.len,
         method: line.method,
@@ -55,48 +59,38 @@ pub fn read_head(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
         return Ok(Some(head));
     }
     let rest = buf.get(line.len..).unwrap_or_default();
-    // Most heads have a dozen headers: a short array is filled first, and the full
-    // `MAX_HEADERS` one (4 KiB to set up for every head) only when the short one is too short,
-    // which parses the same bytes with the full parser's limit and so gives its answer.
-    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
-    let mut all;
-    let parsed = match httparse::parse_headers(rest, &mut few) {
-        Err(httparse::Error::TooManyHeaders) => {
-            all = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            httparse::parse_headers(rest, &mut all)
-        }
-        other => other,
-    };
-    let (hlen, hdrs) = match parsed {
-        Ok(httparse::Status::Complete(c)) => c,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooManyHeaders),
-        Err(_) => return Err(ParseError::Malformed),
-    };
     let mut host_header = None;
     let mut connection = None;
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
-    for h in hdrs.iter() {
-        let value = http::trim_trailing(h.value);
-        let name = h.name;
-        if name.eq_ignore_ascii_case("host") {
-            host_header.get_or_insert(value);
-        } else if name.eq_ignore_ascii_case("connection") {
-            connection.get_or_insert(value);
-        } else if name.eq_ignore_ascii_case("content-length") {
-            match http::parse_content_length(value) {
-                Some(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
-                _ => head.bad_content_length = true,
+    let hlen = match scan_headers(rest, |name, value| {
+        // Only the four names the scan needs are compared, by length first.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                host_header.get_or_insert(value);
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // The last coding decides the framing (RFC 9112 section 6.3).
-            chunked = value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|last| http::trim(last).eq_ignore_ascii_case(b"chunked"));
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                connection.get_or_insert(value);
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                match http::parse_content_length(value) {
+                    Some(n) if content_length.is_none_or(|c| c == n) => content_length = Some(n),
+                    _ => head.bad_content_length = true,
+                }
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                // The last coding decides the framing (RFC 9112 section 6.3).
+                chunked = value
+                    .rsplit(|b| *b == b',')
+                    .next()
+                    .is_some_and(|last| http::trim(last).eq_ignore_ascii_case(b"chunked"));
+            }
+            _ => {}
         }
-    }
+    })? {
+        Some(n) => n,
+        None => return Ok(None),
+    };
     head.body = if chunked {
         Body::Chunked
     } else if head.bad_content_length {
@@ -114,6 +108,134 @@ pub fn read_head(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
     });
     head.len = line.len.saturating_add(hlen);
     Ok(Some(head))
+}
+
+/// RFC 9110 `tchar`, the bytes of a header name (httparse's header name token).
+const fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// [`is_tchar`] as a table: names are read a byte at a time.
+#[allow(clippy::indexing_slicing)] // i < 256, in a constant
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        // (i < 256: the cast is exact.)
+        #[allow(clippy::cast_possible_truncation)]
+        let b = i as u8;
+        t[i] = is_tchar(b);
+        i += 1;
+    }
+    t
+};
+
+/// Whether a header line holds a byte httparse refuses in a value: a control byte other than
+/// tab (`\r` included: only the line's last one is its end, taken off before). A fold without an
+/// early exit, so long values (cookies) are read a vector at a time.
+fn has_control(v: &[u8]) -> bool {
+    v.iter()
+        .fold(false, |bad, b| bad | (b.is_ascii_control() & (*b != b'\t')))
+}
+
+/// Whether `name` is a header name: one or more [`is_tchar`] bytes.
+fn is_name(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name
+            .iter()
+            .all(|b| TCHAR.get(usize::from(*b)) == Some(&true))
+}
+
+/// The header block at the start of `buf`, read as `httparse::parse_headers` reads a request's
+/// headers (default settings: no space before the colon, no obsolete line folding, a bare LF
+/// ends a line), without filling an array of headers: each header's name and value (leading
+/// and trailing spaces and tabs removed) go to `each`, in order. `Ok(Some(n))`: the block and
+/// its empty line took `n` bytes; `Ok(None)`: it is not complete, and no byte so far is one
+/// httparse refuses; errors as the full parser maps httparse's ([`ParseError::TooManyHeaders`]
+/// for a complete header past [`MAX_HEADERS`], any other refusal [`ParseError::Malformed`]).
+///
+/// httparse reads byte by byte, and what it accepts comes down to lines: a line (up to its LF,
+/// one CR before the LF taken off) is empty, ending the block, or a header, `NAME:VALUE` where
+/// NAME is one or more `tchar` and VALUE holds no control byte but tab. A line without its LF
+/// yet is a header's beginning, or refused when a byte already shows it cannot be one. This
+/// reads the lines by `memchr` and checks each whole, which gives the same answers (a property
+/// test and the `web_flow` fuzz target hold this reader to the full parser).
+pub fn scan_headers<'b>(
+    buf: &'b [u8],
+    mut each: impl FnMut(&'b [u8], &'b [u8]),
+) -> Result<Option<usize>, ParseError> {
+    let mut pos = 0usize;
+    let mut count = 0usize;
+    loop {
+        let rest = buf.get(pos..).unwrap_or_default();
+        let Some(nl) = memchr::memchr(b'\n', rest) else {
+            return incomplete_line(rest);
+        };
+        pos = pos.saturating_add(nl).saturating_add(1);
+        let line = rest.get(..nl).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(Some(pos));
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return Err(ParseError::Malformed);
+        };
+        let (name, value) = line.split_at(colon);
+        let value = value.get(1..).unwrap_or_default();
+        if !is_name(name) || has_control(value) {
+            return Err(ParseError::Malformed);
+        }
+        count += 1;
+        if count > MAX_HEADERS {
+            return Err(ParseError::TooManyHeaders);
+        }
+        each(name, http::trim(value));
+    }
+}
+
+/// The last line of a header block that has no LF yet: `Ok(None)` while it can still become a
+/// header or the empty line, else httparse's refusal.
+fn incomplete_line(line: &[u8]) -> Result<Option<usize>, ParseError> {
+    match line {
+        [] | [b'\r'] => return Ok(None),
+        // A CR not followed by LF (the LF would have ended the line).
+        [b'\r', ..] => return Err(ParseError::Malformed),
+        _ => {}
+    }
+    let name_len = line
+        .iter()
+        .position(|b| TCHAR.get(usize::from(*b)) != Some(&true))
+        .unwrap_or(line.len());
+    let Some(after) = line.get(name_len..).and_then(|r| r.split_first()) else {
+        return Ok(None);
+    };
+    let (sep, value) = after;
+    if name_len == 0 || *sep != b':' {
+        return Err(ParseError::Malformed);
+    }
+    // A CR that is the last byte waits for its LF.
+    let value = value.strip_suffix(b"\r").unwrap_or(value);
+    if has_control(value) {
+        return Err(ParseError::Malformed);
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -194,6 +316,11 @@ mod tests {
             read_head(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"),
             Err(ParseError::Malformed)
         );
+        // A `://` later in an origin-form target is no authority.
+        let h = read_head(b"GET /r?u=http://bad.example/ HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.host, Some(&b"a"[..]));
         let h09 = read_head(b"GET /old\r\n").unwrap().unwrap();
         assert_eq!((h09.target, h09.host, h09.len), (&b"/old"[..], None, 10));
     }
@@ -215,6 +342,7 @@ mod tests {
         let line = prop_oneof![
             Just(b"GET / HTTP/1.1".to_vec()),
             Just(b"GET http://x.example/p?q HTTP/1.0".to_vec()),
+            Just(b"GET /r?u=http://y.example/ HTTP/1.1".to_vec()),
             Just(b"CONNECT bad.example:443 HTTP/1.1".to_vec()),
             Just(b"GET /nine".to_vec()),
             Just(b"POST /a b HTTP/1.1".to_vec()),
@@ -244,7 +372,99 @@ mod tests {
             })
     }
 
+    #[test]
+    fn header_lines_as_httparse_reads_them() {
+        let mut n = 0;
+        let ok = |b: &[u8]| read_head(b).map(|h| h.map(|h| h.len));
+        for (buf, want) in [
+            (&b"GET / HTTP/1.1\r\nA:\r\n\r\n"[..], Ok(Some(22))),
+            (b"GET / HTTP/1.1\nA: b \t\nB:\x80\xff\n\n", Ok(Some(28))),
+            (
+                b"GET / HTTP/1.1\r\nA: b\r\r\n\r\n",
+                Err(ParseError::Malformed),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nA : b\r\n\r\n",
+                Err(ParseError::Malformed),
+            ),
+            (b"GET / HTTP/1.1\r\n:b\r\n\r\n", Err(ParseError::Malformed)),
+            (
+                b"GET / HTTP/1.1\r\n b: c\r\n\r\n",
+                Err(ParseError::Malformed),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nA: b\x7f\r\n\r\n",
+                Err(ParseError::Malformed),
+            ),
+            (b"GET / HTTP/1.1\r\n\r\r\n", Err(ParseError::Malformed)),
+            // Incomplete: a line that can still be a header waits, one that cannot is refused.
+            (b"GET / HTTP/1.1\r\nA: b\r", Ok(None)),
+            (b"GET / HTTP/1.1\r\nAb", Ok(None)),
+            (b"GET / HTTP/1.1\r\n\r", Ok(None)),
+            (b"GET / HTTP/1.1\r\nA: b\x01", Err(ParseError::Malformed)),
+            (b"GET / HTTP/1.1\r\nA b", Err(ParseError::Malformed)),
+            (b"GET / HTTP/1.1\r\n\rx", Err(ParseError::Malformed)),
+            (b"GET / HTTP/1.1\r\nA:\r\r", Err(ParseError::Malformed)),
+        ] {
+            assert_eq!(ok(buf), want, "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(
+                owned(read_head(buf)).map(|h| h.map(|h| h.0)),
+                full(buf).map(|h| h.map(|h| h.0))
+            );
+            n += 1;
+        }
+        assert_eq!(n, 15);
+        // MAX_HEADERS headers are read; one more complete header is too many, an incomplete or
+        // a malformed one is what it is.
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..MAX_HEADERS {
+            many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        let mut done = many.clone();
+        done.extend_from_slice(b"\r\n");
+        assert!(matches!(read_head(&done), Ok(Some(_))));
+        for (tail, want) in [
+            (&b"Y: z\r\n\r\n"[..], Err(ParseError::TooManyHeaders)),
+            (b"Y: z", Ok(false)),
+            (b"Y z\r\n\r\n", Err(ParseError::Malformed)),
+        ] {
+            let mut b = many.clone();
+            b.extend_from_slice(tail);
+            assert_eq!(read_head(&b).map(|h| h.is_some()), want);
+            assert_eq!(owned(read_head(&b)), full(&b));
+        }
+    }
+
+    /// Header lines of the bytes that matter to the header grammar.
+    fn arb_header_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            Just(b'a'),
+            Just(b'Z'),
+            Just(b'-'),
+            Just(b':'),
+            Just(b' '),
+            Just(b'\t'),
+            Just(b'\r'),
+            Just(b'\n'),
+            Just(0x7f),
+            Just(0x80),
+            Just(0),
+            Just(b'"'),
+        ];
+        proptest::collection::vec(byte, 0..60).prop_map(|mut h| {
+            let mut out = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+            out.append(&mut h);
+            out
+        })
+    }
+
     proptest! {
+        /// Header blocks of the bytes httparse tells apart: the same answers.
+        #[test]
+        fn agrees_on_header_bytes(buf in arb_header_bytes()) {
+            prop_assert_eq!(owned(read_head(&buf)), full(&buf));
+        }
+
         /// Heads of real and random lines and headers, complete or cut: this reader and the
         /// full parser accept, refuse, frame and read them alike.
         #[test]

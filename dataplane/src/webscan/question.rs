@@ -29,6 +29,25 @@ pub struct Questions<'a> {
 /// the header or a question (of the first [`MAX_QUESTIONS`]) is malformed, as
 /// [`crate::app::dns::parser::parse_message`] says.
 pub fn questions(msg: &[u8]) -> Result<Option<Questions<'_>>, DnsError> {
+    check(msg, |_| {})
+}
+
+/// [`questions`], with the first question's name written into `name` by the walk that checks
+/// it: a query of one question, as nearly every query is, has its name read once, not once to
+/// check it and once more by [`Names::next_name`]. The name is the one `next_name` gives first.
+pub fn questions_first<'a, 'n>(
+    msg: &'a [u8],
+    name: &'n mut NameBuf,
+) -> Result<Option<(Questions<'a>, &'n [u8])>, DnsError> {
+    name.len = 0;
+    let q = check(msg, |label| name.push(label))?;
+    let name: &'n NameBuf = name;
+    Ok(q.map(|q| (q, name.get())))
+}
+
+/// The header and the first [`MAX_QUESTIONS`] questions checked; `first` is given the first
+/// question's labels.
+fn check(msg: &[u8], first: impl FnMut(&[u8])) -> Result<Option<Questions<'_>>, DnsError> {
     let (Some(flags), Some(qdcount)) = (u16_at(msg, 2), u16_at(msg, 4)) else {
         return Err(DnsError::Truncated);
     };
@@ -37,13 +56,59 @@ pub fn questions(msg: &[u8]) -> Result<Option<Questions<'_>>, DnsError> {
     }
     let count = usize::from(qdcount).min(MAX_QUESTIONS);
     let mut pos = HEADER_LEN;
-    for _ in 0..count {
-        pos = question_end(msg, pos)?;
+    if count > 0 {
+        pos = question_end(msg, pos, first)?;
+    }
+    for _ in 1..count {
+        pos = question_end(msg, pos, |_| {})?;
     }
     if flags & 0x8000 != 0 || count == 0 {
         return Ok(None);
     }
     Ok(Some(Questions { msg, count }))
+}
+
+/// A question name, dotted, in a buffer on the stack (cut at [`MAX_READ_NAME_LEN`] bytes, as
+/// the full parser cuts it).
+#[derive(Debug)]
+pub struct NameBuf {
+    buf: [u8; MAX_READ_NAME_LEN],
+    len: usize,
+}
+
+impl Default for NameBuf {
+    fn default() -> Self {
+        NameBuf {
+            buf: [0; MAX_READ_NAME_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl NameBuf {
+    /// One more label: as the full parser, labels are joined by dots and the name is cut at
+    /// [`MAX_READ_NAME_LEN`] bytes (the walk stops giving labels once it is cut). A label is
+    /// copied whole, not byte by byte: names near the cut are a kilobyte long.
+    fn push(&mut self, label: &[u8]) {
+        let buf = &mut self.buf;
+        let mut len = self.len;
+        if len != 0
+            && let Some(slot) = buf.get_mut(len)
+        {
+            *slot = b'.';
+            len += 1;
+        }
+        let take = label.len().min(buf.len().saturating_sub(len));
+        if let (Some(to), Some(from)) = (buf.get_mut(len..len + take), label.get(..take)) {
+            to.copy_from_slice(from);
+            len += take;
+        }
+        self.len = len;
+    }
+
+    fn get(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
 }
 
 impl<'a> Questions<'a> {
@@ -63,7 +128,17 @@ impl<'a> Questions<'a> {
             msg: self.msg,
             pos: HEADER_LEN,
             left: self.count,
-            buf: [0; MAX_READ_NAME_LEN],
+            buf: NameBuf::default(),
+        }
+    }
+
+    /// The questions of a message [`questions`] checked already and found `count` in
+    /// ([`Questions::len`]), not checked again (a message that was not checked so gives no
+    /// name past what its bytes hold, and never panics).
+    pub fn checked(msg: &'a [u8], count: usize) -> Questions<'a> {
+        Questions {
+            msg,
+            count: count.min(MAX_QUESTIONS),
         }
     }
 }
@@ -74,7 +149,7 @@ pub struct Names<'a> {
     msg: &'a [u8],
     pos: usize,
     left: usize,
-    buf: [u8; MAX_READ_NAME_LEN],
+    buf: NameBuf,
 }
 
 impl Names<'_> {
@@ -82,28 +157,12 @@ impl Names<'_> {
     /// name is empty), or `None` after the last.
     pub fn next_name(&mut self) -> Option<&[u8]> {
         self.left = self.left.checked_sub(1)?;
-        let mut len = 0usize;
         let buf = &mut self.buf;
-        let end = walk_name(self.msg, self.pos, |label| {
-            // As the full parser: labels joined by dots, the name cut at MAX_READ_NAME_LEN
-            // bytes (the walk stops giving labels once it is cut). A label is copied whole,
-            // not byte by byte: names near the cut are a kilobyte long.
-            if len != 0
-                && let Some(slot) = buf.get_mut(len)
-            {
-                *slot = b'.';
-                len += 1;
-            }
-            let take = label.len().min(buf.len().saturating_sub(len));
-            if let (Some(to), Some(from)) = (buf.get_mut(len..len + take), label.get(..take)) {
-                to.copy_from_slice(from);
-                len += take;
-            }
-        })
-        .ok()?;
+        buf.len = 0;
+        let end = walk_name(self.msg, self.pos, |label| buf.push(label)).ok()?;
         // The type and class follow the name (checked by `questions`).
         self.pos = end.saturating_add(4);
-        self.buf.get(..len)
+        Some(self.buf.get())
     }
 }
 
@@ -113,8 +172,8 @@ fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
 }
 
 /// The offset past the question at `pos` (its name, type and class).
-fn question_end(msg: &[u8], pos: usize) -> Result<usize, DnsError> {
-    let after = walk_name(msg, pos, |_| {})?;
+fn question_end(msg: &[u8], pos: usize, label: impl FnMut(&[u8])) -> Result<usize, DnsError> {
+    let after = walk_name(msg, pos, label)?;
     u16_at(msg, after).ok_or(DnsError::Truncated)?;
     u16_at(msg, after.saturating_add(2)).ok_or(DnsError::Truncated)?;
     Ok(after.saturating_add(4))
@@ -139,6 +198,9 @@ mod tests {
     }
 
     fn mine(msg: &[u8]) -> Result<Option<Vec<Vec<u8>>>, DnsError> {
+        let mut first = NameBuf::default();
+        let with_first = questions_first(msg, &mut first).map(|q| q.map(|(q, _)| q.len()));
+        assert_eq!(with_first, questions(msg).map(|q| q.map(|q| q.len())));
         let Some(q) = questions(msg)? else {
             return Ok(None);
         };
@@ -148,6 +210,18 @@ mod tests {
             out.push(n.to_vec());
         }
         assert_eq!(out.len(), q.len(), "every checked question has a name");
+        // The first name read while checking is the first the reader gives, and a message
+        // checked already reads the same without the checks.
+        let mut first = NameBuf::default();
+        let (q1, name) = questions_first(msg, &mut first).unwrap().unwrap();
+        assert_eq!(
+            (q1.len(), Some(name.to_vec())),
+            (q.len(), out.first().cloned())
+        );
+        let mut again = Questions::checked(msg, q.len()).names();
+        for n in &out {
+            assert_eq!(again.next_name(), Some(&n[..]));
+        }
         Ok(Some(out))
     }
 

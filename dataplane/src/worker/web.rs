@@ -28,13 +28,14 @@ use webaddr::{AddressSet, Verdict as Lookup};
 
 use super::{Attach, DropReason, Output, Pkt, Toward, Tracked, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
+use crate::app::dns::parser::DnsError;
 use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Ip, L4};
 use crate::event::{Alert, Engine, Event, EventKind, Response, Signature, WebAddressHit};
 use crate::flow::FlowUpdate;
 use crate::reset;
 use crate::scanner::AppFields;
-use crate::webscan::question::Questions;
+use crate::webscan::question::{self, NameBuf, Questions};
 use crate::webscan::{self, GiveUp, Observed, Step};
 
 /// Generator id of web address scan alerts (the built-in engines' generator).
@@ -128,7 +129,10 @@ impl Worker {
                 }
                 let mut step = flow.ext.web.on_client_segment(t.seq, t.payload, t.dst_port);
                 // Each request of the segment in turn (pipelined HTTP, DNS messages back to
-                // back), until one is blocked.
+                // back), until one is blocked. Whether one more was received is asked before
+                // the lookup: most segments hold one request, and the flow is not looked up
+                // again for them.
+                let mut more = flow.ext.web.has_more();
                 loop {
                     match step {
                         Step::Wait | Step::GaveUp(GiveUp::NotWeb) => return Verdict::Forward,
@@ -143,53 +147,21 @@ impl Worker {
                             }
                         }
                     }
+                    if !more {
+                        return Verdict::Forward;
+                    }
                     let Some(flow) = self.flows.get_mut(key) else {
                         return Verdict::Forward;
                     };
                     step = flow.ext.web.more();
+                    more = flow.ext.web.has_more();
                 }
             }
-            L4::Udp(u) if u.dst_port == webscan::DNS_PORT => match webscan::dns_query(u.payload) {
-                Ok(Some(questions)) => {
-                    let obs = Observed::Dns {
-                        message: Cow::Borrowed(u.payload),
-                        tcp: false,
-                    };
-                    let mut names = questions.names();
-                    if questions.len() == 1 {
-                        // One question, as nearly every query has: its name is read once, for
-                        // the canary and for the lookup.
-                        let Some(name) = names.next_name() else {
-                            return Verdict::Forward;
-                        };
-                        if answer::is_canary(name)
-                            && let Some(v) = self.doh_canary(pkt, u.payload, out)
-                        {
-                            return v;
-                        }
-                        return self.web_observed(&obs, DnsRead::OnlyName(name), pkt, tracked, out);
-                    }
-                    // Several: the canary is looked for in every name before any is looked up.
-                    let mut canary = false;
-                    while let Some(name) = names.next_name() {
-                        if answer::is_canary(name) {
-                            canary = true;
-                            break;
-                        }
-                    }
-                    if canary && let Some(v) = self.doh_canary(pkt, u.payload, out) {
-                        return v;
-                    }
-                    // The questions checked above are walked once more for their names, not
-                    // checked again.
-                    self.web_observed(&obs, DnsRead::Questions(questions), pkt, tracked, out)
-                }
-                Ok(None) => Verdict::Forward,
-                Err(_) => {
-                    self.counters.web.unread += 1;
-                    Verdict::Forward
-                }
-            },
+            L4::Udp(u) if u.dst_port == webscan::DNS_PORT => {
+                let mut first = NameBuf::default();
+                let read = question::questions_first(u.payload, &mut first);
+                self.web_dns_udp(u.payload, read, pkt, tracked, out)
+            }
             L4::Udp(u) if u.dst_port == QUIC_PORT => {
                 let p = self.policy.policy();
                 if p.web_address_scan.quic == QuicMode::Block {
@@ -227,6 +199,55 @@ impl Worker {
             }
             _ => Verdict::Forward,
         }
+    }
+
+    /// A DNS query datagram, its questions checked and its first name read in that walk.
+    fn web_dns_udp(
+        &mut self,
+        payload: &[u8],
+        read: Result<Option<(Questions<'_>, &[u8])>, DnsError>,
+        pkt: &Pkt<'_>,
+        tracked: Tracked<'_>,
+        out: &mut impl Output,
+    ) -> Verdict {
+        let (questions, first) = match read {
+            Ok(Some(q)) => q,
+            Ok(None) => return Verdict::Forward,
+            Err(_) => {
+                self.counters.web.unread += 1;
+                return Verdict::Forward;
+            }
+        };
+        let obs = Observed::Dns {
+            message: Cow::Borrowed(payload),
+            tcp: false,
+            questions: questions.len(),
+        };
+        if questions.len() == 1 {
+            // One question, as nearly every query has: its name was read with the check, once,
+            // for the canary and for the lookup.
+            if answer::is_canary(first)
+                && let Some(v) = self.doh_canary(pkt, payload, out)
+            {
+                return v;
+            }
+            return self.web_observed(&obs, DnsRead::OnlyName(first), pkt, tracked, out);
+        }
+        // Several: the canary is looked for in every name before any is looked up.
+        let mut canary = false;
+        let mut names = questions.names();
+        while let Some(name) = names.next_name() {
+            if answer::is_canary(name) {
+                canary = true;
+                break;
+            }
+        }
+        if canary && let Some(v) = self.doh_canary(pkt, payload, out) {
+            return v;
+        }
+        // The questions checked above are walked once more for their names, not checked
+        // again.
+        self.web_observed(&obs, DnsRead::Questions(questions), pkt, tracked, out)
     }
 
     /// Look an observed address up and act on a listed one. `dns`: what the caller has read of
