@@ -31,6 +31,7 @@ fn run(payload: &[u8], order: &[usize]) -> usize {
             ack: 0,
             flags: TcpFlags(TcpFlags::SYN),
             payload: &[],
+            urgent: 0,
         },
     );
     for &i in order {
@@ -44,6 +45,7 @@ fn run(payload: &[u8], order: &[usize]) -> usize {
                 ack: 0,
                 flags: TcpFlags(TcpFlags::ACK),
                 payload: chunk,
+                urgent: 0,
             },
         );
     }
@@ -92,6 +94,7 @@ fn bench(c: &mut Criterion) {
                     ack: 0,
                     flags: TcpFlags(TcpFlags::SYN),
                     payload: &[],
+                    urgent: 0,
                 },
             );
             let mut app = AppState::new();
@@ -104,6 +107,7 @@ fn bench(c: &mut Criterion) {
                         ack: 0,
                         flags: TcpFlags(TcpFlags::ACK),
                         payload: chunk,
+                        urgent: 0,
                     },
                 );
                 txs += app.on_stream(true, &s.client, (40000, 80)).new_txs;

@@ -32,6 +32,9 @@ pub enum DropReason {
     /// Its headers nest too deep to inspect (9 or more VLAN tags, more than 8 IPv6 extension
     /// headers) and the policy's `decode.too_deep` is `drop`.
     TooDeep,
+    /// A TCP segment with URG set, under `stream.reassembly.urgent.policy: drop` (inline or
+    /// `--simulate-ips`): Suricata's `stream_urgent` drop. Its bytes never reach the stream.
+    StreamUrgent,
 }
 
 /// Which way an injected frame travels, relative to the frame that caused it. Inline, a frame

@@ -9,7 +9,7 @@ use crate::decode::tunnel::{Ports, TunnelConfig};
 use crate::defrag::DefragConfig;
 use crate::flow::FlowConfig;
 use crate::scanner::{InspectionMode, ScannerConfig};
-use crate::stream::{MEMCAP_RANGE, MemcapBytes};
+use crate::stream::{MEMCAP_RANGE, MemcapBytes, UrgentPolicy};
 
 /// How the SVM is attached to the traffic.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -65,12 +65,14 @@ pub enum SettingError {
 }
 
 /// The settings [`WorkerConfigBuilder::set`] knows, by their Suricata (or daemon) names.
-pub const KNOWN: [&str; 17] = [
+pub const KNOWN: [&str; 19] = [
     "stream.midstream",
     "stream.inline",
     "stream.async-oneside",
     "stream.reassembly.depth",
     "stream.reassembly.memcap",
+    "stream.reassembly.urgent.policy",
+    "stream.reassembly.urgent.oob-limit-policy",
     "app-layer.protocols.tls.encryption-handling",
     "app-layer.protocols.dns.tcp.detection-ports.dp",
     "app-layer.protocols.dns.udp.detection-ports.dp",
@@ -174,6 +176,18 @@ impl WorkerConfigBuilder {
         self
     }
 
+    /// Urgent data: the policy, and the one past the out-of-band limit (Suricata's
+    /// `stream.reassembly.urgent.policy` and `.oob-limit-policy`; the limit policy is never
+    /// `oob`).
+    #[must_use]
+    pub fn urgent(mut self, policy: UrgentPolicy, oob_limit: UrgentPolicy) -> Self {
+        self.cfg.scanner.stream.urgent = policy;
+        if oob_limit != UrgentPolicy::Oob {
+            self.cfg.scanner.stream.urgent_oob_limit = oob_limit;
+        }
+        self
+    }
+
     /// Suricata's `stream.async-oneside`.
     #[must_use]
     pub fn async_oneside(mut self, on: bool) -> Self {
@@ -220,6 +234,15 @@ impl WorkerConfigBuilder {
             }
             "stream.reassembly.depth" => {
                 stream.depth = parse_size(value).ok_or(invalid("a size (e.g. 1mb, 65536)"))?;
+            }
+            "stream.reassembly.urgent.policy" => {
+                stream.urgent =
+                    UrgentPolicy::parse(value).ok_or(invalid("inline, oob, gap or drop"))?;
+            }
+            "stream.reassembly.urgent.oob-limit-policy" => {
+                stream.urgent_oob_limit = UrgentPolicy::parse(value)
+                    .filter(|p| *p != UrgentPolicy::Oob)
+                    .ok_or(invalid("inline, gap or drop"))?;
             }
             "stream.reassembly.memcap" => {
                 let bytes = parse_size(value)
@@ -399,6 +422,8 @@ mod tests {
                 "[53, 5300:5399]",
             ),
             ("host-os-policy.old-linux", "[2.2.2.2]"),
+            ("stream.reassembly.urgent.policy", "oob"),
+            ("stream.reassembly.urgent.oob-limit-policy", "drop"),
         ] {
             assert_eq!(b.set(k, v), Ok(()), "{k}={v}");
         }
@@ -407,6 +432,8 @@ mod tests {
         assert!(c.scanner.stream.midstream && c.scanner.async_oneside);
         assert!(c.scanner.tls_inspect_encrypted);
         assert_eq!(c.scanner.stream.depth, 2 << 20);
+        assert_eq!(c.scanner.stream.urgent, UrgentPolicy::Oob);
+        assert_eq!(c.scanner.stream.urgent_oob_limit, UrgentPolicy::Drop);
         assert_eq!(c.scanner.memcap, MemcapBytes(64 << 20));
         assert_eq!(c.flows.max_flows, 4096);
         assert_eq!(c.tunnels.geneve, None);
@@ -452,6 +479,8 @@ mod tests {
                 "1,2,3,4,5,6,7,8,9",
             ),
             ("host-os-policy.plan9", "[1.2.3.4]"),
+            ("stream.reassembly.urgent.policy", "ignore"),
+            ("stream.reassembly.urgent.oob-limit-policy", "oob"),
             ("host-os-policy.linux", "[1.2.3.4/40]"),
         ] {
             assert!(
@@ -463,7 +492,7 @@ mod tests {
         // Every known name is accepted with some value.
         for k in KNOWN {
             let k = k.replace(".OS", ".old-linux");
-            let ok = ["true", "1mb", "full", "65536", "4789", "[2.2.2.2]"]
+            let ok = ["true", "1mb", "full", "65536", "4789", "[2.2.2.2]", "gap"]
                 .iter()
                 .any(|v| WorkerConfig::builder().set(&k, v).is_ok());
             assert!(ok, "{k}");

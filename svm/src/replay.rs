@@ -197,6 +197,8 @@ pub struct Summary {
     pub rule_alerts: u64,
     /// Frames dropped by `drop`/`reject` rules.
     pub dropped_rule: u64,
+    /// TCP segments with URG set dropped by `stream.reassembly.urgent.policy: drop`.
+    pub dropped_stream_urgent: u64,
     /// Web address scan: lists and entries loaded, lookups, hits by category, frames dropped.
     pub web: WebSummary,
     /// Isolation (with `--inventory`): started, ended on time, frames dropped, flows reset,
@@ -554,6 +556,7 @@ fn summarize(
         rules_load_seconds: rules.seconds,
         rule_alerts: c.rule_alerts,
         dropped_rule: c.dropped_rule,
+        dropped_stream_urgent: c.dropped_stream_urgent,
         isolation: None,
         web: WebSummary {
             lists: web.0,
@@ -611,6 +614,13 @@ fn print_summary(s: &Summary, w: &mut dyn Write) -> std::io::Result<()> {
         "  dropped      {} (blocked source {}, terminated flow {}, attack {})",
         s.dropped, s.dropped_blocked, s.dropped_terminated, s.dropped_attack
     )?;
+    if s.dropped_stream_urgent > 0 {
+        writeln!(
+            w,
+            "  urgent       {} segments dropped (stream.reassembly.urgent.policy=drop)",
+            s.dropped_stream_urgent
+        )?;
+    }
     writeln!(w, "  injected     {} resets", s.injected)?;
     let dec: u64 = s.decoder_events.values().sum();
     write!(

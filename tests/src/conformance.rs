@@ -229,10 +229,6 @@ pub const SURICATA_ONLY_SETTINGS: &[(&str, &str)] = &[
         "exception policies are not settings in svm",
     ),
     (
-        "stream.reassembly.urgent.policy",
-        "svm has no urgent-data policy",
-    ),
-    (
         "detect.guess-applayer-tx",
         "svm has no transaction guessing",
     ),

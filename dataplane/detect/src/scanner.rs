@@ -293,6 +293,9 @@ impl ScanBuffers<'_> {
             BufferKind::HttpRequestHeader => {
                 return a.http_request_headers?.header(n);
             }
+            BufferKind::Http1RequestFrame => {
+                return a.http1_request_frame.get(n).map(Vec::as_slice);
+            }
             BufferKind::DnsRrtype => {
                 return a.dns?.qtypes.get(n).map(<[u8; 2]>::as_slice);
             }
@@ -415,6 +418,7 @@ fn every_app<'a>(
         http_response_header_raw: Some(ANY),
         http_response_headers: Some(head),
         http_connection: Some(ANY),
+        http1_request_frame: queries,
         http_request_body: Some(ANY),
         http_request_line: Some(ANY),
         http_header_names: Some(ANY),
@@ -681,6 +685,7 @@ fn pseudo_packet(src: (core::net::IpAddr, u16), dst: (core::net::IpAddr, u16)) -
             ack: 0,
             flags: TcpFlags(0),
             window: 0,
+            urgent: 0,
             header_len: 0,
             payload: &[],
         }),
@@ -1395,6 +1400,7 @@ mod tests {
                     ack,
                     flags: TcpFlags(flags),
                     window: 512,
+                    urgent: 0,
                     header_len: 20,
                     payload: data,
                 }),
@@ -1930,6 +1936,7 @@ mod tests {
             TlsAlpn => ("probe-alpn", Probe::TlsAlpn),
             TlsSubjectAltName => ("*.san.example", Probe::TlsSan),
             HttpRequestHeader => ("Connection: probe-close", Probe::Http),
+            Http1RequestFrame => ("POST /upload HTTP/1.1|0d 0a|Host: probe", Probe::Http),
             HttpResponseHeader => ("Server: probe-server", Probe::HttpResponse),
             DnsQueriesRrname => ("probe.example", Probe::Dns),
             DnsAnswersRrname => ("a.io", Probe::DnsResponse),

@@ -921,6 +921,7 @@ mod tests {
                 ack: 0,
                 flags: TcpFlags(flags),
                 window: 1024,
+                urgent: 0,
                 header_len: 20,
                 payload: &[],
             })
@@ -981,6 +982,7 @@ mod tests {
                 ack: 0,
                 flags: TcpFlags(TcpFlags::SYN),
                 window: 1024,
+                urgent: 0,
                 header_len: 20,
                 payload: &[],
             });
@@ -1128,6 +1130,7 @@ mod tests {
                 ack: 0,
                 flags: TcpFlags(TcpFlags::SYN),
                 window: 1024,
+                urgent: 0,
                 header_len: 20,
                 payload: &[],
             });

@@ -22,6 +22,8 @@ pub struct Counters {
     pub dropped_attack: u64,
     /// Frames dropped by `drop`/`reject` signature rules.
     pub dropped_rule: u64,
+    /// TCP segments with URG set dropped by `stream.reassembly.urgent.policy: drop`.
+    pub dropped_stream_urgent: u64,
     /// Activity scanner alerts raised.
     pub rule_alerts: u64,
     /// Frames that could not be decoded (forwarded uninspected; those nested too deep as
@@ -126,6 +128,7 @@ impl Counters {
             + self.dropped_terminated
             + self.dropped_attack
             + self.dropped_rule
+            + self.dropped_stream_urgent
             + self.dropped_isolated
             + self.web.dropped
             + self.dropped_too_deep

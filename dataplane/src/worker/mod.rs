@@ -297,6 +297,7 @@ impl Worker {
             Verdict::Drop(DropReason::Isolated) => self.counters.dropped_isolated += 1,
             Verdict::Drop(DropReason::WebAddress) => self.counters.web.dropped += 1,
             Verdict::Drop(DropReason::TooDeep) => self.counters.dropped_too_deep += 1,
+            Verdict::Drop(DropReason::StreamUrgent) => self.counters.dropped_stream_urgent += 1,
         }
         verdict
     }

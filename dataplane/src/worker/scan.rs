@@ -15,6 +15,7 @@ use crate::event::{BlockSkip, Engine, PacketRef, Response, RuleVerdict};
 use crate::rules::{RuleAction, RuleMatch};
 use crate::scanner;
 use crate::shared_blocks::BlockRequest;
+use crate::stream::UrgentPolicy;
 
 impl Worker {
     /// The rules on a packet without a flow (an IP fragment, an invalid packet): alerts, and a
@@ -122,6 +123,9 @@ impl Worker {
             && f.ext.scan.as_ref().is_some_and(|s| s.rules.dropped())
         {
             return Verdict::Drop(DropReason::Rule);
+        }
+        if urgent_drop(&self.cfg, ip, f.ext.scan.as_deref(), upd.to_server) {
+            return Verdict::Drop(DropReason::StreamUrgent);
         }
         self.matches.clear();
         // A TCP flow whose handshake this appliance saw complete: its source proved its address
@@ -252,6 +256,41 @@ impl Worker {
             r => r,
         };
         (response, skip)
+    }
+}
+
+/// Whether a tracked TCP packet is dropped for its urgent data before its stream sees it
+/// (Suricata's `stream_urgent` drop): URG set, under `stream.reassembly.urgent.policy:
+/// drop`, or `oob` once the direction took its out-of-band limit and the
+/// `oob-limit-policy` is `drop`; only where a drop is real (inline, `--simulate-ips`). The
+/// bytes never reach the stream: a hole the peer's ACK turns into a gap.
+fn urgent_drop(
+    wc: &crate::settings::WorkerConfig,
+    ip: &decode::Ip<'_>,
+    scan: Option<&scanner::FlowScan>,
+    to_server: bool,
+) -> bool {
+    let cfg = &wc.scanner.stream;
+    if cfg.urgent == UrgentPolicy::Inline {
+        return false;
+    }
+    let L4::Tcp(t) = &ip.l4 else {
+        return false;
+    };
+    if !t.flags.has(decode::TcpFlags::URG)
+        || !(wc.scanner.simulate_ips || wc.attach == Attach::Inline)
+    {
+        return false;
+    }
+    match cfg.urgent {
+        UrgentPolicy::Drop => true,
+        UrgentPolicy::Oob => {
+            cfg.urgent_oob_limit == UrgentPolicy::Drop
+                && scan
+                    .and_then(|s| s.stream.as_ref())
+                    .is_some_and(|st| st.direction(to_server).urgent_oob_exhausted())
+        }
+        UrgentPolicy::Inline | UrgentPolicy::Gap => false,
     }
 }
 

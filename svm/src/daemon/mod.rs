@@ -560,6 +560,10 @@ fn worker_config(cfg: &Config, index: u16) -> WorkerConfig {
         )
         .stream_memcap(rules.map_or(dataplane::stream::DEFAULT_MEMCAP, |r| r.stream_memcap))
         .async_oneside(rules.is_some_and(|r| r.async_oneside))
+        .urgent(
+            rules.map_or(stream.urgent, |r| r.urgent_policy),
+            rules.map_or(stream.urgent_oob_limit, |r| r.urgent_oob_limit_policy),
+        )
         .tls_inspect_encrypted(rules.is_some_and(|r| r.tls_inspect_encrypted))
         .detection_ports(rules.map(|r| r.detection_ports).unwrap_or_default())
         .host_os(rules.map(|r| r.host_os).unwrap_or_default())

@@ -594,6 +594,10 @@ fn dataplane_metrics(
                 ),
                 (vec![("reason", "attack".into())], f(c.dropped_attack)),
                 (vec![("reason", "rule".into())], f(c.dropped_rule)),
+                (
+                    vec![("reason", "stream_urgent".into())],
+                    f(c.dropped_stream_urgent),
+                ),
                 (vec![("reason", "web_address".into())], f(c.web.dropped)),
                 (vec![("reason", "too_deep".into())], f(c.dropped_too_deep)),
             ],

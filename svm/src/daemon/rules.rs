@@ -677,6 +677,8 @@ mod tests {
             async_oneside: false,
             files_key: "rules.files",
             inline: false,
+            urgent_policy: dataplane::stream::UrgentPolicy::Inline,
+            urgent_oob_limit_policy: dataplane::stream::UrgentPolicy::Inline,
             tls_inspect_encrypted: false,
             detection_ports: dataplane::app::DetectionPorts::default(),
             host_os: dataplane::stream::HostOsPolicy::default(),

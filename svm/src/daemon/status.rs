@@ -52,6 +52,7 @@ pub fn add(a: &mut Counters, b: &Counters) {
     a.dropped_terminated += b.dropped_terminated;
     a.dropped_attack += b.dropped_attack;
     a.dropped_rule += b.dropped_rule;
+    a.dropped_stream_urgent += b.dropped_stream_urgent;
     a.rule_alerts += b.rule_alerts;
     a.invalid += b.invalid;
     for (x, y) in a.decoder.iter_mut().zip(b.decoder.iter()) {

@@ -367,6 +367,9 @@ pub struct AppBuffers<'a> {
     pub http_response_headers: Option<&'a http::parser::HeadFields>,
     /// `http.connection`: the Connection header value.
     pub http_connection: Option<&'a [u8]>,
+    /// `frame:http1.request`: the request head's contiguous pieces of stream data (a
+    /// multi-buffer; empty until the head is complete).
+    pub http1_request_frame: &'a [Vec<u8>],
     /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
     /// [`HTTP_BODY_MIN_INSPECT`] bytes arrived.
     pub http_request_body: Option<&'a [u8]>,
@@ -533,6 +536,7 @@ impl<'a> AppBuffers<'a> {
                 http_request_headers: Some(&r.fields),
                 http_cookie: r.cookie.as_deref(),
                 http_connection: r.connection.as_deref(),
+                http1_request_frame: &r.frame,
                 http_request_body: (r.has_body
                     && (r.body_done || r.body.len() >= HTTP_BODY_MIN_INSPECT))
                     .then_some(r.body.as_slice()),
@@ -1283,6 +1287,7 @@ mod tests {
             ack: 0,
             flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
             payload,
+            urgent: 0,
         }
     }
 
@@ -1293,6 +1298,7 @@ mod tests {
             ack: 0,
             flags: TcpFlags(TcpFlags::SYN),
             payload: &[],
+            urgent: 0,
         };
         s.insert(true, syn);
         s.insert(
@@ -1302,6 +1308,7 @@ mod tests {
                 ack: 1,
                 flags: TcpFlags(TcpFlags::SYN | TcpFlags::ACK),
                 payload: &[],
+                urgent: 0,
             },
         );
         s
@@ -1647,6 +1654,7 @@ mod tests {
             ack: 59,
             flags: TcpFlags(TcpFlags::ACK),
             payload: &[],
+            urgent: 0,
         };
         s.insert(false, ack);
         let up = app.on_stream(true, &s.client, (40000, 80));

@@ -184,6 +184,9 @@ buffer_kinds! {
     TlsSubjectAltName => "tls.subjectaltname",
     /// `http.request_header`: each request header as `Name: value` (a multi-buffer).
     HttpRequestHeader => "http.request_header",
+    /// `frame:http1.request`: the HTTP/1 request frame, the request head as it was in the
+    /// stream, each contiguous piece alone (a multi-buffer; the body is not part of it).
+    Http1RequestFrame => "frame:http1.request",
     /// `http.response_header`: each response header as `Name: value` (a multi-buffer).
     HttpResponseHeader => "http.response_header",
     /// `dns.queries.rrname`: each question name of the message (a multi-buffer).
@@ -312,6 +315,7 @@ impl BufferKind {
                 | BufferKind::TlsAlpn
                 | BufferKind::TlsSubjectAltName
                 | BufferKind::HttpRequestHeader
+                | BufferKind::Http1RequestFrame
                 | BufferKind::HttpResponseHeader
                 | BufferKind::DnsQueriesRrname
                 | BufferKind::DnsAnswersRrname

@@ -635,6 +635,18 @@ fn not_filled(kind: BufferKind) -> PResult<()> {
     )
 }
 
+/// The buffer of `frame:NAME` (Suricata's `frame` keyword, `PROTO.TYPE`): svm has the HTTP/1
+/// request frame; any other frame is reported unsupported.
+fn frame(name: &str) -> PResult<BufferKind> {
+    match name.trim() {
+        "http1.request" => Ok(BufferKind::Http1RequestFrame),
+        other => unsupported(
+            "frame",
+            format!("frame `{other}` not implemented (svm has frame:http1.request)"),
+        ),
+    }
+}
+
 /// Legacy content modifiers: move the previous content to a buffer.
 fn legacy(name: &str) -> Option<BufferKind> {
     lookup(LEGACY_BUFFERS, name)
@@ -706,8 +718,14 @@ impl Builder {
     }
 
     fn option(&mut self, name: &str, value: Option<&str>, ctx: &mut ParseCtx<'_>) -> PResult<()> {
-        if let Some(kind) = sticky(name) {
-            if value.is_some() {
+        // `frame:NAME`: a sticky buffer named by its value (Suricata's frames).
+        let frame = if name == "frame" {
+            Some(frame(need(name, value)?)?)
+        } else {
+            None
+        };
+        if let Some(kind) = frame.or_else(|| sticky(name)) {
+            if value.is_some() && frame.is_none() {
                 return syntax(name, "sticky buffer takes no value");
             }
             not_filled(kind)?;

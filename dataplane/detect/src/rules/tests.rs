@@ -1848,3 +1848,28 @@ fn http_header_names_legacy_name() {
     )];
     assert_eq!(http(rules, names), [1]);
 }
+
+// `frame:http1.request` is a sticky buffer named by its value; other frames are refused with
+// what svm has.
+#[test]
+fn frame_keyword() {
+    let bufs: &[(BufferKind, &[u8])] = &[(
+        BufferKind::Http1RequestFrame,
+        b"GET /malicious HTTP/1.1\r\nHost: h\r\n\r\n",
+    )];
+    let rules = r#"
+alert tcp any any -> any any (frame:http1.request; content:"malicious"; nocase; sid:1;)
+alert tcp any any -> any any (frame:http1.request; content:"Host: h|0d 0a 0d 0a|"; endswith; sid:2;)
+alert tcp any any -> any any (frame:http1.request; content:"POST"; sid:3;)
+"#;
+    assert_eq!(http(rules, bufs), [1, 2]);
+    for rule in ["frame:http1.response;", "frame:tls.pdu;"] {
+        let e = skip(&format!(
+            "alert tcp any any -> any any ({rule} content:\"x\"; sid:1;)"
+        ));
+        assert_eq!(e.keyword, "frame", "{rule}: {e}");
+        assert!(matches!(e.kind, RuleErrorKind::Unsupported(ref d) if d.contains("http1.request")));
+    }
+    let e = skip("alert tcp any any -> any any (frame; content:\"x\"; sid:1;)");
+    assert_eq!(e.keyword, "frame");
+}

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    InsertResult, OsPolicy, Segment, StreamConfig, StreamEvents, StreamMemcap, StreamStats,
+    InsertResult, MAX_URGENT_OOB, OsPolicy, Segment, StreamConfig, StreamEvents, StreamMemcap,
+    StreamStats, UrgentPolicy,
 };
 use crate::decode::TcpFlags;
 
@@ -48,6 +49,9 @@ pub struct StreamDirection {
     /// `[start, end)` of the latest segments not yet fully acknowledged, oldest first (at most
     /// [`MAX_TRACKED_SEGMENTS`]); only kept when the policy is not [`OsPolicy::First`].
     segs: Vec<(u64, u64)>,
+    /// Urgent bytes taken out of band ([`UrgentPolicy::Oob`]): `base` moved on by as many
+    /// sequence numbers, so the bytes after each close up in the stream.
+    urgent_oob: u32,
 }
 
 /// Segments whose boundaries a direction remembers for its overlap policy: a sender has a few
@@ -82,7 +86,14 @@ impl StreamDirection {
             stats: StreamStats::default(),
             policy: OsPolicy::First,
             segs: Vec::new(),
+            urgent_oob: 0,
         }
+    }
+
+    /// Whether this direction took [`MAX_URGENT_OOB`] urgent bytes out of band: later urgent
+    /// data follows the `oob-limit-policy`.
+    pub fn urgent_oob_exhausted(&self) -> bool {
+        self.urgent_oob >= MAX_URGENT_OOB
     }
 
     /// The receiving host's overlap policy (from `host-os-policy`). Only IDS-mode inspection
@@ -129,7 +140,7 @@ impl StreamDirection {
     /// Sequence numbers this side used so far in order: the SYN, the in-order bytes and the
     /// FIN once reached (Suricata's `next_seq - isn`, what `stream_size` compares).
     pub fn seq_used(&self) -> u64 {
-        1 + self.next + u64::from(self.fin == Some(self.next))
+        1 + self.next + u64::from(self.fin == Some(self.next)) + u64::from(self.urgent_oob)
     }
 
     /// Absolute stream offset up to which the in-order bytes are acknowledged by the peer: the
@@ -217,6 +228,70 @@ impl StreamDirection {
 
     /// Insert one segment of this direction.
     pub fn insert(&mut self, seg: Segment<'_>) -> InsertResult {
+        if seg.flags.has(TcpFlags::URG)
+            && seg.urgent > 0
+            && matches!(self.cfg.urgent, UrgentPolicy::Oob | UrgentPolicy::Gap)
+        {
+            return self.insert_urgent(seg);
+        }
+        self.insert_segment(seg)
+    }
+
+    /// A segment with urgent data under [`UrgentPolicy::Oob`] or [`UrgentPolicy::Gap`]: the
+    /// urgent byte (the one before the urgent pointer) is left out; the bytes before it and
+    /// after it go in as two segments. Out of band, the bytes after it close up (the sequence
+    /// mapping moves on by one); as a gap, they leave a one-byte hole. A retransmission of
+    /// urgent data already passed is inserted without moving the mapping again.
+    #[cold]
+    #[inline(never)]
+    fn insert_urgent(&mut self, seg: Segment<'_>) -> InsertResult {
+        let at = usize::from(seg.urgent - 1);
+        let syn = seg.flags.has(TcpFlags::SYN);
+        let policy = match self.cfg.urgent {
+            UrgentPolicy::Oob if self.urgent_oob_exhausted() => self.cfg.urgent_oob_limit,
+            p => p,
+        };
+        let (Some(before), Some(after)) = (seg.payload.get(..at), seg.payload.get(at + 1..)) else {
+            // The pointer lies past this segment: its urgent byte comes later (Suricata handles
+            // a pointer within the segment only).
+            return self.insert_segment(seg);
+        };
+        if syn || !matches!(policy, UrgentPolicy::Oob | UrgentPolicy::Gap) {
+            // On a SYN, or past the out-of-band limit with `inline` (or `drop`, which the
+            // worker applies before the stream): the byte stays.
+            return self.insert_segment(seg);
+        }
+        let no_fin = TcpFlags(seg.flags.0 & !TcpFlags::FIN);
+        let mut res = self.insert_segment(Segment {
+            flags: no_fin,
+            payload: before,
+            ..seg
+        });
+        let urgent_seq = seg.seq.wrapping_add(u32::from(seg.urgent - 1));
+        let after_seq = urgent_seq.wrapping_add(1);
+        if let Some(base) = self.base {
+            let is_new = self.offset_of(base, urgent_seq) >= i128::from(self.next);
+            self.stats.urgent += 1;
+            res.events.set(StreamEvents::URGENT);
+            if policy == UrgentPolicy::Oob && is_new {
+                self.base = Some(base.wrapping_add(1));
+                self.urgent_oob = self.urgent_oob.saturating_add(1);
+            }
+        }
+        let rest = self.insert_segment(Segment {
+            seq: after_seq,
+            payload: after,
+            ..seg
+        });
+        // One segment, whatever it was cut into.
+        self.stats.segments = self.stats.segments.saturating_sub(1);
+        res.appended = res.appended.saturating_add(rest.appended);
+        res.events.0 |= rest.events.0;
+        res
+    }
+
+    /// Insert one segment of this direction, its payload as it is.
+    fn insert_segment(&mut self, seg: Segment<'_>) -> InsertResult {
         let mut res = InsertResult::default();
         self.stats.segments += 1;
         let syn = seg.flags.has(TcpFlags::SYN);
@@ -633,6 +708,7 @@ mod tests {
             ack: 0,
             flags: TcpFlags(ACK | TcpFlags::PSH),
             payload,
+            urgent: 0,
         }
     }
 
@@ -642,6 +718,7 @@ mod tests {
             ack: 0,
             flags: TcpFlags(TcpFlags::SYN),
             payload: &[],
+            urgent: 0,
         }
     }
 
@@ -654,6 +731,107 @@ mod tests {
         let (mut d, _) = dir(StreamConfig::default());
         d.insert(syn(isn));
         d
+    }
+
+    /// A segment with URG set, its urgent pointer `urgent`.
+    fn urg(seq: u32, payload: &[u8], urgent: u16) -> Segment<'_> {
+        Segment {
+            flags: TcpFlags(ACK | TcpFlags::PSH | TcpFlags::URG),
+            urgent,
+            ..seg(seq, payload)
+        }
+    }
+
+    fn urgent_dir(policy: UrgentPolicy, limit: UrgentPolicy) -> StreamDirection {
+        let cfg = StreamConfig {
+            urgent: policy,
+            urgent_oob_limit: limit,
+            ..StreamConfig::default()
+        };
+        let (mut d, _) = dir(cfg);
+        d.insert(syn(0));
+        d
+    }
+
+    // The capture of the conformance cases tcp-urgp-*: `GET /malic`, then `X` alone with URG
+    // and pointer 1, then `ious ...`; and a segment whose urgent byte sits in its middle.
+    #[test]
+    fn urgent_oob_takes_the_byte_out_and_closes_up() {
+        let mut d = urgent_dir(UrgentPolicy::Oob, UrgentPolicy::Inline);
+        d.insert(seg(1, b"GET /malic"));
+        let r = d.insert(urg(11, b"X", 1));
+        assert!(r.events.has(StreamEvents::URGENT));
+        assert_eq!(r.appended, 0);
+        assert_eq!(d.insert(seg(12, b"ious HTTP/1.1")).appended, 13);
+        assert_eq!(d.data(), b"GET /malicious HTTP/1.1");
+        assert_eq!(d.stats().urgent, 1);
+        assert_eq!(d.stats().segments, 4);
+        // Mid-segment: `ab!cd` with pointer 3, `!` is urgent.
+        let r = d.insert(urg(25, b"ab!cd", 3));
+        assert_eq!(r.appended, 4);
+        assert!(d.data().ends_with(b"1.1abcd"));
+        // The peer's ACK of everything (seq 30) is the end of the data: no gap.
+        let r = d.on_peer_ack(30);
+        assert!(!r.events.has(StreamEvents::GAP));
+        assert_eq!(d.acked_offset(), d.end_offset());
+        // A retransmission of the urgent segment moves nothing again.
+        d.insert(urg(25, b"ab!cd", 3));
+        assert_eq!(d.insert(seg(30, b"Z")).appended, 1);
+        assert!(d.data().ends_with(b"abcdZ"));
+        assert_eq!(d.seq_used(), 31);
+    }
+
+    #[test]
+    fn urgent_inline_keeps_the_byte() {
+        for policy in [UrgentPolicy::Inline, UrgentPolicy::Drop] {
+            let mut d = urgent_dir(policy, UrgentPolicy::Inline);
+            d.insert(seg(1, b"GET /malic"));
+            let r = d.insert(urg(11, b"X", 1));
+            assert!(!r.events.has(StreamEvents::URGENT));
+            d.insert(seg(12, b"ious"));
+            assert_eq!(d.data(), b"GET /malicXious", "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn urgent_gap_leaves_a_hole() {
+        let mut d = urgent_dir(UrgentPolicy::Gap, UrgentPolicy::Inline);
+        d.insert(seg(1, b"GET /malic"));
+        let r = d.insert(urg(11, b"X", 1));
+        assert!(r.events.has(StreamEvents::URGENT));
+        assert_eq!(d.insert(seg(12, b"ious")).appended, 0);
+        assert_eq!(d.data(), b"GET /malic");
+        // The peer ACKs past the urgent byte: a one-byte gap, the data restarts after it.
+        let r = d.on_peer_ack(16);
+        assert!(r.events.has(StreamEvents::GAP));
+        assert_eq!(d.stats().gap_bytes, 1);
+        assert_eq!(d.data(), b"ious");
+        assert_eq!(d.data_offset(), 11);
+    }
+
+    // Past the out-of-band limit, the oob-limit policy decides.
+    #[test]
+    fn urgent_oob_limit_policy() {
+        for (limit, want) in [
+            (UrgentPolicy::Inline, &b"abXcd"[..]),
+            (UrgentPolicy::Gap, &b"ab"[..]),
+        ] {
+            let mut d = urgent_dir(UrgentPolicy::Oob, limit);
+            d.urgent_oob = MAX_URGENT_OOB;
+            assert!(d.urgent_oob_exhausted());
+            d.insert(urg(1, b"abXcd", 3));
+            assert_eq!(d.data(), want, "{limit:?}");
+        }
+    }
+
+    // A pointer past the segment's payload, or 0: the segment goes in whole.
+    #[test]
+    fn urgent_pointer_outside_the_segment() {
+        let mut d = urgent_dir(UrgentPolicy::Oob, UrgentPolicy::Inline);
+        d.insert(urg(1, b"abc", 4));
+        d.insert(urg(4, b"def", 0));
+        assert_eq!(d.data(), b"abcdef");
+        assert_eq!(d.stats().urgent, 0);
     }
 
     // ISN 1000: stream offset 0 is seq 1001. Three segments in order.
@@ -774,6 +952,7 @@ mod tests {
             ack: 110,
             flags: TcpFlags(ACK),
             payload: &[],
+            urgent: 0,
         };
         let u = s.insert(false, ack);
         assert!(u.to_server.events.has(StreamEvents::GAP));
@@ -795,6 +974,7 @@ mod tests {
             ack: 0,
             flags: TcpFlags(TcpFlags::RST | ACK),
             payload: b"Access Denied",
+            urgent: 0,
         };
         let u = s.insert(true, rst);
         assert_eq!(u.to_server.appended, 0);
@@ -815,6 +995,7 @@ mod tests {
             ack: 110,
             flags: TcpFlags(ACK),
             payload: &[],
+            urgent: 0,
         };
         s.insert(false, ack);
         assert_eq!(s.client.data(), b"ghi");
@@ -840,6 +1021,7 @@ mod tests {
             ack: n,
             flags: TcpFlags(ACK),
             payload: &[],
+            urgent: 0,
         };
         s.insert(false, ack(104));
         assert_eq!(s.client.acked_offset(), 3);
@@ -872,6 +1054,7 @@ mod tests {
             ack: 0,
             flags: TcpFlags(ACK | TcpFlags::FIN),
             payload: b"bye",
+            urgent: 0,
         };
         d.insert(fin);
         let r = d.on_peer_ack(5);
@@ -1128,12 +1311,12 @@ mod tests {
                 0..60),
             midstream in any::<bool>(),
         ) {
-            let cfg = StreamConfig { depth: 4096, max_buffered_per_direction: 512, midstream };
+            let cfg = StreamConfig { depth: 4096, max_buffered_per_direction: 512, midstream, ..StreamConfig::default() };
             let mem = StreamMemcap::new(2048);
             {
                 let mut s = TcpStream::new(cfg, &mem);
                 for (i, (seq, ack, flags, payload)) in segs.iter().enumerate() {
-                    s.insert(i % 3 != 0, Segment { seq: *seq, ack: *ack, flags: TcpFlags(*flags), payload });
+                    s.insert(i % 3 != 0, Segment { seq: *seq, ack: *ack, flags: TcpFlags(*flags), urgent: 0, payload });
                     prop_assert!(s.client.data().len() as u64 <= cfg.depth);
                     prop_assert!(s.client.buffered() <= cfg.max_buffered_per_direction);
                     prop_assert!(mem.used() <= mem.cap());

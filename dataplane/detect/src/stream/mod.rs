@@ -92,6 +92,56 @@ impl Default for MemcapBytes {
     }
 }
 
+/// What reassembly does with the urgent data of a segment with URG set (Suricata's
+/// `stream.reassembly.urgent.policy`; `oob-limit-policy` takes [`UrgentPolicy::Inline`],
+/// [`UrgentPolicy::Gap`] or [`UrgentPolicy::Drop`]). The urgent byte is the one before the
+/// urgent pointer (RFC 6093, what Linux and every common stack do); a pointer past the
+/// segment's payload leaves the segment as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UrgentPolicy {
+    /// The urgent byte stays in the stream, where the segment puts it (Suricata's default).
+    #[default]
+    Inline,
+    /// The urgent byte is out of band: taken out of the stream, the bytes after it close up
+    /// (the receiving application reads the stream without it, as with `SO_OOBINLINE` off).
+    /// At most [`MAX_URGENT_OOB`] bytes per direction; then `oob-limit-policy` applies.
+    Oob,
+    /// The urgent byte is taken out and leaves a one-byte hole: a gap once the peer ACKs past
+    /// it.
+    Gap,
+    /// Inline inspection (`--inline`, `--simulate-ips`) drops the packet with URG set before
+    /// it reaches the stream (the worker's `stream_urgent` drop); on a mirror, as `Inline`.
+    Drop,
+}
+
+impl UrgentPolicy {
+    /// The policy by its Suricata name (`inline`, `oob`, `gap`, `drop`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "inline" => Some(UrgentPolicy::Inline),
+            "oob" => Some(UrgentPolicy::Oob),
+            "gap" => Some(UrgentPolicy::Gap),
+            "drop" => Some(UrgentPolicy::Drop),
+            _ => None,
+        }
+    }
+
+    /// Its Suricata name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            UrgentPolicy::Inline => "inline",
+            UrgentPolicy::Oob => "oob",
+            UrgentPolicy::Gap => "gap",
+            UrgentPolicy::Drop => "drop",
+        }
+    }
+}
+
+/// Urgent bytes a direction takes out of band ([`UrgentPolicy::Oob`]), as Suricata's 16-bit
+/// count: past it the `oob-limit-policy` applies. Each one shifts the direction's sequence
+/// mapping by one byte; the cap bounds how far a sender can push it.
+pub const MAX_URGENT_OOB: u32 = u16::MAX as u32;
+
 /// Reassembly settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamConfig {
@@ -101,6 +151,11 @@ pub struct StreamConfig {
     pub max_buffered_per_direction: usize,
     /// Reassemble flows picked up without their handshake (from the first data segment seen).
     pub midstream: bool,
+    /// Urgent data (`stream.reassembly.urgent.policy`).
+    pub urgent: UrgentPolicy,
+    /// Urgent data once [`MAX_URGENT_OOB`] bytes went out of band
+    /// (`stream.reassembly.urgent.oob-limit-policy`; never [`UrgentPolicy::Oob`]).
+    pub urgent_oob_limit: UrgentPolicy,
 }
 
 impl Default for StreamConfig {
@@ -110,6 +165,8 @@ impl Default for StreamConfig {
             max_buffered_per_direction: DEFAULT_MAX_BUFFERED_PER_DIRECTION,
             // Suricata's `stream.midstream` defaults to false as well.
             midstream: false,
+            urgent: UrgentPolicy::Inline,
+            urgent_oob_limit: UrgentPolicy::Inline,
         }
     }
 }
@@ -211,6 +268,9 @@ impl StreamEvents {
     pub const MEMCAP_DROP: u16 = 0x080;
     /// Data on a direction without a handshake while midstream pick-up is off: ignored.
     pub const NOT_REASSEMBLED: u16 = 0x100;
+    /// The segment's urgent byte was taken out of the stream ([`UrgentPolicy::Oob`],
+    /// [`UrgentPolicy::Gap`]).
+    pub const URGENT: u16 = 0x200;
 
     /// Whether any bit of `mask` is set.
     pub const fn has(self, mask: u16) -> bool {
@@ -250,6 +310,8 @@ pub struct Segment<'a> {
     pub ack: u32,
     /// Flags.
     pub flags: TcpFlags,
+    /// The urgent pointer (meaningful with URG set).
+    pub urgent: u16,
     /// Payload.
     pub payload: &'a [u8],
 }
@@ -260,6 +322,7 @@ impl<'a> From<&Tcp<'a>> for Segment<'a> {
             seq: t.seq,
             ack: t.ack,
             flags: t.flags,
+            urgent: t.urgent,
             payload: t.payload,
         }
     }
@@ -292,6 +355,8 @@ pub struct StreamStats {
     pub memcap_drops: u64,
     /// Data segments ignored because the direction had no handshake and midstream is off.
     pub not_reassembled: u64,
+    /// Urgent bytes taken out of the stream (out of band or as a gap).
+    pub urgent: u64,
 }
 
 impl StreamStats {
@@ -309,6 +374,7 @@ impl StreamStats {
         self.buffer_drops += o.buffer_drops;
         self.memcap_drops += o.memcap_drops;
         self.not_reassembled += o.not_reassembled;
+        self.urgent += o.urgent;
     }
 }
 

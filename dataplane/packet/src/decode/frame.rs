@@ -244,6 +244,7 @@ pub fn decode_frame_fast(frame: &[u8], opts: DecodeOptions) -> Option<Decoded<'_
         ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
         flags: TcpFlags((u16::from(t[12] & 1) << 8) | u16::from(t[13])),
         window: u16::from_be_bytes([t[14], t[15]]),
+        urgent: u16::from_be_bytes([t[18], t[19]]),
         header_len: tcp_header_len,
         payload,
     };
@@ -667,6 +668,7 @@ fn decode_tcp<'a>(
         ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
         flags: TcpFlags(flags),
         window: u16::from_be_bytes([h[14], h[15]]),
+        urgent: u16::from_be_bytes([h[18], h[19]]),
         header_len,
         payload: seg.get(header_len..).unwrap_or(&[]),
     })

@@ -315,6 +315,9 @@ pub struct Tcp<'a> {
     pub flags: TcpFlags,
     /// Window.
     pub window: u16,
+    /// Urgent pointer (meaningful with URG set): the offset from `seq` of the byte after the
+    /// urgent data (RFC 6093: the urgent byte is the one before it).
+    pub urgent: u16,
     /// Header length in bytes (with options).
     pub header_len: usize,
     /// Segment payload.

@@ -16,6 +16,7 @@ mod forged;
 mod retired_flow;
 mod simulate_ips;
 mod tunnel;
+mod urgent;
 
 /// A worker for tests that make no block: its table has no keeper, so blocks it made would
 /// never be reported or expire.

@@ -387,6 +387,12 @@ pub struct RulesSettings {
     /// Suricata's `stream.inline` on a mirror: inspect TCP data on arrival (inline timing)
     /// rather than once the peer acknowledged it (IDS timing, the mirror's default).
     pub inline: bool,
+    /// `rules.stream.urgent_policy` (Suricata's `stream.reassembly.urgent.policy`): what
+    /// reassembly does with the urgent byte of a segment with URG set.
+    pub urgent_policy: dataplane::stream::UrgentPolicy,
+    /// `rules.stream.urgent_oob_limit_policy` (`...urgent.oob-limit-policy`): the same once a
+    /// direction took its out-of-band limit (`inline`, `gap` or `drop`).
+    pub urgent_oob_limit_policy: dataplane::stream::UrgentPolicy,
     /// `rules.tls.encryption_handling: full`: keep inspecting the payload of TLS flows once
     /// they carry encrypted application data (`default`: stop, as Suricata).
     pub tls_inspect_encrypted: bool,
@@ -417,6 +423,8 @@ impl RulesSettings {
             stream_memcap: dataplane::stream::DEFAULT_MEMCAP,
             async_oneside: false,
             inline: false,
+            urgent_policy: d.urgent,
+            urgent_oob_limit_policy: d.urgent_oob_limit,
             tls_inspect_encrypted: false,
             detection_ports: dataplane::app::DetectionPorts::default(),
             host_os: dataplane::stream::HostOsPolicy::default(),

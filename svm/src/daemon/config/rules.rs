@@ -49,6 +49,28 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
     let inline = r
         .boolean(&mut stream, "inline", "rules.stream.inline")
         .unwrap_or(false);
+    let mut urgent = |key: &str, oob: bool, default| {
+        let full = format!("rules.stream.{key}");
+        match r.string(&mut stream, key, &full) {
+            None => default,
+            Some(v) => match dataplane::stream::UrgentPolicy::parse(&v)
+                .filter(|p| oob || *p != dataplane::stream::UrgentPolicy::Oob)
+            {
+                Some(p) => p,
+                None => {
+                    let known = if oob {
+                        "inline, oob, gap or drop"
+                    } else {
+                        "inline, gap or drop"
+                    };
+                    r.issue(&full, format!("unknown value {v:?} ({known})"));
+                    default
+                }
+            },
+        }
+    };
+    let urgent_policy = urgent("urgent_policy", true, d.urgent);
+    let urgent_oob_limit_policy = urgent("urgent_oob_limit_policy", false, d.urgent_oob_limit);
     r.unknown(&stream, "rules.stream");
     let mut tls = r.section(&mut s, "tls");
     let tls_inspect_encrypted = match r
@@ -110,6 +132,8 @@ pub(super) fn read(r: &mut Reader, mut s: Mapping) -> Option<RulesSettings> {
         async_oneside,
         files_key: "rules.files",
         inline,
+        urgent_policy,
+        urgent_oob_limit_policy,
         tls_inspect_encrypted,
         detection_ports,
         host_os,

@@ -301,7 +301,8 @@ fn rules_section_parses() {
          address_groups: {HOME_NET: \"[10.0.0.0/8]\", EXTERNAL_NET: \"!$HOME_NET\"}\n  \
          port_groups: {HTTP_PORTS: 8080}\n  threshold_file: /r/threshold.config\n  \
          classification_file: /r/classification.config\n  \
-         stream: {midstream: true, depth: 65536, memcap: 67108864, async_oneside: true, inline: true}\n\
+         stream: {midstream: true, depth: 65536, memcap: 67108864, async_oneside: true, inline: true, \
+         urgent_policy: oob, urgent_oob_limit_policy: drop}\n\
          \x20 tls: {encryption_handling: full}\n\
          \x20 dns: {tcp_detection_ports: \"[53, 1053]\", udp_detection_ports: 5353}\n  \
          host_os_policy: {old-linux: [2.2.2.2], windows: [0.0.0.0/0]}\n",
@@ -337,6 +338,11 @@ fn rules_section_parses() {
     assert_eq!(r.stream_memcap, 64 << 20);
     assert!(r.async_oneside);
     assert!(r.inline);
+    assert_eq!(r.urgent_policy, dataplane::stream::UrgentPolicy::Oob);
+    assert_eq!(
+        r.urgent_oob_limit_policy,
+        dataplane::stream::UrgentPolicy::Drop
+    );
     assert!(r.tls_inspect_encrypted);
     let d = r.detection_ports;
     assert!(d.dns_tcp.contains(1053) && d.dns_tcp.contains(53) && !d.dns_tcp.contains(5353));
@@ -355,7 +361,8 @@ fn rules_section_problems_are_all_reported() {
     let e = Config::from_yaml(
         "mode: mirror\ninterface: x\nrules:\n  files: []\n  \
          address_groups: {\"HOME NET\": x, EXTERNAL_NET: [a]}\n  port_groups: 5\n  \
-         threshold_file: 7\n  stream: {midstream: maybe, depth: 0, memcap: 1024, window: 1}\n  \
+         threshold_file: 7\n  stream: {midstream: maybe, depth: 0, memcap: 1024, window: 1, \
+         urgent_policy: ignore, urgent_oob_limit_policy: oob}\n  \
          dns: {tcp_detection_ports: \"!53\", udp_detection_ports: [53], port: 1}\n  \
          colour: red\n",
     )
@@ -371,6 +378,8 @@ fn rules_section_problems_are_all_reported() {
         "rules.stream.depth",
         "rules.stream.memcap",
         "rules.stream.window",
+        "rules.stream.urgent_policy",
+        "rules.stream.urgent_oob_limit_policy",
         "rules.dns.tcp_detection_ports",
         "rules.dns.udp_detection_ports",
         "rules.dns.port",

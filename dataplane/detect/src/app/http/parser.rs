@@ -67,6 +67,11 @@ pub struct Request {
     pub line: Vec<u8>,
     /// The fields every head has (`http.header_names`, `http.start`, single headers).
     pub fields: HeadFields,
+    /// `frame:http1.request`: the request head as it was in the stream (line, headers, the
+    /// empty line), one piece per contiguous run of stream bytes (a gap inside the head
+    /// splits it; each piece is inspected alone, as Suricata inspects a frame's stream data).
+    /// Empty until the head is complete.
+    pub frame: Vec<Vec<u8>>,
 }
 
 /// Buffers of a request or response head besides the ones each side has alone.
@@ -305,6 +310,7 @@ impl Request {
             response: None,
             line: l.line.to_vec(),
             fields: HeadFields::default(),
+            frame: Vec::new(),
         }
     }
 }

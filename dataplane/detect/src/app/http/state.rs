@@ -38,6 +38,30 @@ pub enum HttpOut {
 /// parsed.
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
+/// Gaps one request line is joined across ([`HttpState::on_gap`]); at the next the line is
+/// dropped and the parser resynchronises on the next request line.
+pub const MAX_HEAD_GAPS: usize = 8;
+
+/// The head `head` (which started at `buf[0]` when `gaps` holds offsets into `buf`) cut at
+/// the gaps: its contiguous pieces of stream data.
+fn frame_pieces(head: &[u8], gaps: &[usize]) -> Vec<Vec<u8>> {
+    let mut pieces = Vec::with_capacity(gaps.len() + 1);
+    let mut from = 0;
+    for &at in gaps {
+        let at = at.min(head.len());
+        if at > from {
+            pieces.extend(head.get(from..at).map(<[u8]>::to_vec));
+        }
+        from = from.max(at);
+    }
+    pieces.extend(
+        head.get(from..)
+            .filter(|r| !r.is_empty())
+            .map(<[u8]>::to_vec),
+    );
+    pieces
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Headers,
@@ -61,6 +85,10 @@ pub struct HttpState {
     line_sent: bool,
     /// Body bytes of the current request reported so far.
     body_sent: usize,
+    /// Offsets in `buf` where bytes were lost while the head there was incomplete: the head
+    /// is parsed joined across them (as libhtp, which skips a gap in a request head), its
+    /// stream frame is cut there ([`super::parser::Request::frame`]).
+    head_gaps: Vec<usize>,
 }
 
 impl Default for HttpState {
@@ -71,6 +99,7 @@ impl Default for HttpState {
             searched: 0,
             line_sent: false,
             body_sent: 0,
+            head_gaps: Vec::new(),
         }
     }
 }
@@ -114,8 +143,23 @@ impl HttpState {
         }
     }
 
-    /// Bytes were lost: drop what was buffered and look for the next request line.
+    /// Bytes were lost. Inside an incomplete request line (bytes held, no line end yet), the
+    /// line goes on after the gap, joined, as Suricata's libhtp reads it (`GET /malic` <gap>
+    /// `ious HTTP/1.1` is `/malicious` to `http.uri`: the `tcp-urgp-02-drop-ips` case); the
+    /// head's frame is cut there. Anywhere else, drop what was buffered and look for the next
+    /// request line.
     pub fn on_gap(&mut self) {
+        if self.phase == Phase::Headers
+            && !self.buf.is_empty()
+            && !self.line_sent
+            && memchr::memchr(b'\n', &self.buf).is_none()
+            // Past that many holes in one line: not a request worth joining.
+            && self.head_gaps.len() < MAX_HEAD_GAPS
+        {
+            self.head_gaps.push(self.buf.len());
+            return;
+        }
+        self.head_gaps.clear();
         if self.phase != Phase::Stopped {
             self.phase = Phase::Resync;
             self.buf.clear();
@@ -189,6 +233,14 @@ impl HttpState {
                                     let mut r = Request::from_line(&l);
                                     r.headers_done = true;
                                     r.body_done = true;
+                                    let gaps = if pos == 0 {
+                                        core::mem::take(&mut self.head_gaps)
+                                    } else {
+                                        Vec::new()
+                                    };
+                                    r.frame =
+                                        frame_pieces(rest.get(..l.len).unwrap_or(rest), &gaps);
+                                    self.head_gaps.clear();
                                     pos = pos.saturating_add(l.len);
                                     self.searched = 0;
                                     out.push(HttpOut::Head {
@@ -211,7 +263,17 @@ impl HttpState {
                     self.searched = 0;
                     let replaces_line = core::mem::take(&mut self.line_sent);
                     match parser::parse_request(rest) {
-                        Ok(Some(p)) => {
+                        Ok(Some(mut p)) => {
+                            let head = rest.get(..p.len).unwrap_or(rest);
+                            // Gaps are offsets into the buffer the head started at: only for
+                            // the first head of this call.
+                            let gaps = if pos == 0 {
+                                core::mem::take(&mut self.head_gaps)
+                            } else {
+                                Vec::new()
+                            };
+                            p.request.frame = frame_pieces(head, &gaps);
+                            self.head_gaps.clear();
                             pos = pos.saturating_add(p.len);
                             if p.bad_content_length {
                                 ev.push(AppEvent::HttpBadContentLength);
@@ -391,6 +453,36 @@ mod tests {
         assert_eq!(
             ev.iter().collect::<Vec<_>>(),
             vec![AppEvent::HttpHeaderTooLong]
+        );
+    }
+
+    // A gap inside the request line: the line is read joined across it (`http.uri`), the
+    // request frame is cut there; past the line, a gap resynchronises (`gap_resync`).
+    #[test]
+    fn gap_in_request_line_joins() {
+        let mut s = HttpState::default();
+        let mut out = Vec::new();
+        let mut ev = AppEvents::default();
+        s.feed(b"GET /malic", &mut out, &mut ev);
+        s.on_gap();
+        s.feed(b"ious HTTP/1.1\r\nHost: h\r\n\r\n", &mut out, &mut ev);
+        let h = heads(&out);
+        assert_eq!(h.len(), 1);
+        let b = AppBuffers::of(&h[0]);
+        assert_eq!(b.http_uri, Some(&b"/malicious"[..]));
+        assert_eq!(
+            b.http1_request_frame,
+            [
+                b"GET /malic".to_vec(),
+                b"ious HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()
+            ]
+        );
+        // Without a gap the frame is the head in one piece, the body not in it.
+        let (_, out, _) = feed_all(&[b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"]);
+        let h = heads(&out);
+        assert_eq!(
+            AppBuffers::of(&h[0]).http1_request_frame,
+            [b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n".to_vec()]
         );
     }
 
