@@ -215,6 +215,8 @@ pub struct ReplayArgs {
     /// Suricata-style settings, repeatable: `stream.midstream=true|false`,
     /// `stream.inline=true` (inline inspection timing), `stream.async-oneside=true|false`,
     /// `stream.reassembly.depth=SIZE`, `stream.reassembly.memcap=SIZE` (per worker, 1mb..=64gb),
+    /// `stream.reassembly.urgent.policy=inline|oob|gap|drop` and
+    /// `stream.reassembly.urgent.oob-limit-policy=inline|gap|drop` (TCP urgent data),
     /// `app-layer.protocols.tls.encryption-handling=default|bypass|full`
     /// (`full` keeps inspecting encrypted TLS payload),
     /// `app-layer.protocols.dns.tcp.detection-ports.dp=PORTS` and `...dns.udp...` (the ports

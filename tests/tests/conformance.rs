@@ -5,7 +5,7 @@ use svm_e2e::conformance::{default_root, run_all};
 use svm_e2e::{TempDir, svm_bin};
 
 /// The figure reached; raise it when more cases pass.
-const MIN_PASSED: usize = 185;
+const MIN_PASSED: usize = 187;
 
 #[test]
 fn conformance_cases_do_not_regress() {
