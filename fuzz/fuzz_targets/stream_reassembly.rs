@@ -2,12 +2,13 @@
 //! (direction+flags byte, 4-byte seq, 4-byte ack, 1-byte length, payload). Bit 0x40 of the
 //! first byte feeds the app layer as IDS mode does: the other direction, up to what this
 //! segment's ACK acknowledged. Bits 1..5 of the first byte choose the receivers' overlap
-//! policy (`host-os-policy`).
+//! policy (`host-os-policy`), bits 6..7 the urgent-data policy; a segment with URG (0x20) takes
+//! the low four bits of its ack as its urgent pointer.
 #![no_main]
 
 use dataplane::app::AppState;
 use dataplane::decode::TcpFlags;
-use dataplane::stream::{OsPolicy, Segment, StreamConfig, StreamMemcap, TcpStream};
+use dataplane::stream::{OsPolicy, Segment, StreamConfig, StreamMemcap, TcpStream, UrgentPolicy};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,6 +16,13 @@ fuzz_target!(|data: &[u8]| {
         depth: 1 << 16,
         max_buffered_per_direction: 1 << 12,
         midstream: data.first().is_some_and(|b| b & 1 == 1),
+        urgent: match data.first().map_or(0, |b| b >> 6) {
+            0 => UrgentPolicy::Inline,
+            1 => UrgentPolicy::Oob,
+            2 => UrgentPolicy::Gap,
+            _ => UrgentPolicy::Drop,
+        },
+        urgent_oob_limit: UrgentPolicy::Gap,
     };
     let mem = StreamMemcap::new(1 << 15);
     let mut s = TcpStream::new(cfg, &mem);
@@ -35,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
             seq: u32::from_be_bytes([s0, s1, s2, s3]),
             ack: u32::from_be_bytes([a0, a1, a2, a3]),
             flags: TcpFlags(u16::from(kind & 0x3f)),
+            urgent: u16::from(a3 & 0x0f),
             payload,
         };
         s.insert(to_server, seg);
