@@ -124,7 +124,7 @@ impl Worker {
         {
             return Verdict::Drop(DropReason::Rule);
         }
-        if urgent_drop(&self.cfg, ip, f.ext.scan.as_deref(), upd.to_server) {
+        if urgent_drop(&self.cfg, ip, f.ext.scan.as_deref(), flow.upd.to_server) {
             return Verdict::Drop(DropReason::StreamUrgent);
         }
         self.matches.clear();

@@ -486,6 +486,7 @@ fn request_not_seen(resp: Box<http::response::Response>) -> http::parser::Reques
         response: Some(resp),
         line: Vec::new(),
         fields: http::parser::HeadFields::default(),
+        frame: Vec::new(),
     }
 }
 
