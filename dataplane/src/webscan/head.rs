@@ -54,11 +54,12 @@ pub fn read_head(buf: &[u8]) -> Result<Option<Head<'_>>, ParseError> {
         bad_content_length: false,
         upgrade: false,
     };
-    // HTTP/0.9: the request line is the whole head.
-    if line.protocol.is_none() {
+    let rest = buf.get(line.len..).unwrap_or_default();
+    // HTTP/0.9: the request line is the whole head. A line without a protocol followed by more
+    // than whitespace has headers (the protocol is missing), as the full parser reads it.
+    if line.protocol.is_none() && http::is_http09(rest) {
         return Ok(Some(head));
     }
-    let rest = buf.get(line.len..).unwrap_or_default();
     let mut host_header = None;
     let mut connection = None;
     let mut content_length: Option<u64> = None;
@@ -323,6 +324,14 @@ mod tests {
         assert_eq!(h.host, Some(&b"a"[..]));
         let h09 = read_head(b"GET /old\r\n").unwrap().unwrap();
         assert_eq!((h09.target, h09.host, h09.len), (&b"/old"[..], None, 10));
+        // A line without a protocol followed by more than whitespace has headers, as the full
+        // parser (libhtp's rule) reads it: the head ends at the empty line, the Host counts.
+        let missing = read_head(b"GET /nine\r\nHost: b\r\n\r\nGET /next HTTP/1.1\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((missing.host, missing.len), (Some(&b"b"[..]), 22));
+        let h = read_head(b"GET /nine\n\nGET /next ").unwrap().unwrap();
+        assert_eq!(h.len, 11);
     }
 
     fn arb_head() -> impl Strategy<Value = Vec<u8>> {
