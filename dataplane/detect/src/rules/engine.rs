@@ -723,6 +723,12 @@ impl RuleSet {
             dport: pkt.dst_port,
             flow: pkt.flow,
         };
+        // The common case first: this direction's cached group, chosen for the same facts.
+        if let Some(Some((t, _, g))) = fs.groups.get(usize::from(!pkt.flow.to_server))
+            && *t == tag
+        {
+            return Arc::clone(g);
+        }
         // Address classes already computed for this flow (either direction) are reused: only
         // the flow facts changed (e.g. the handshake completed).
         let mut sigs = None;
@@ -738,11 +744,6 @@ impl RuleSet {
             }
         }
         let slot = fs.groups.get_mut(usize::from(!pkt.flow.to_server));
-        if let Some(Some((t, _, g))) = slot.as_deref()
-            && *t == tag
-        {
-            return Arc::clone(g);
-        }
         let key: GroupKey = self.groups.key(
             sigs,
             class_of(pkt.proto),
