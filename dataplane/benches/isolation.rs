@@ -14,7 +14,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dataplane::decode::{IpProto, TcpFlags};
 use dataplane::event::Engine;
 use dataplane::flow::{FlowConfig, FlowKey, FlowTable, SegmentNote};
-use dataplane::isolation::hook::reset_flows;
+use dataplane::isolation::hook::{Acts, reset_flows};
 use dataplane::isolation::{IsolationOrigin, Protected, ProtectedVm, SharedIsolation, VmNic};
 use dataplane::time::Timestamp;
 use dataplane::worker::{Counters, VecOutput};
@@ -111,7 +111,13 @@ fn reset(c: &mut Criterion) {
                 },
                 |(mut flows, e, mut out)| {
                     let mut counters = Counters::default();
-                    let n = reset_flows(&e, true, &policy, &mut flows, &mut counters, &mut out);
+                    let mut acts = Acts {
+                        policy: &policy,
+                        flows: &mut flows,
+                        counters: &mut counters,
+                        out: &mut out,
+                    };
+                    let n = reset_flows(&e, true, &mut acts);
                     assert_eq!(n, u64::from(vm));
                     (flows, out)
                 },

@@ -16,7 +16,7 @@ use crate::decode::{Decoded, Ip, L3, L4, TcpFlags};
 use crate::event::{Engine, Event, EventKind};
 use crate::flow::{FlowExt, FlowTable, SegmentNote};
 use crate::reset;
-use crate::worker::{Attach, Counters, Output, PacketMeta, Toward};
+use crate::worker::{Attach, Counters, Frame, Output, Toward, inject_resets};
 
 /// ICMPv6 Neighbor Discovery: router solicitation/advertisement, neighbour
 /// solicitation/advertisement, redirect (RFC 4861).
@@ -39,24 +39,34 @@ pub enum Check {
     Drop,
 }
 
+/// What the hook reads and acts on besides the isolation client: the running policy and the
+/// worker's flow table, counters and output (the resets it injects are counted and leave
+/// through `out`).
+#[derive(Debug)]
+pub struct Acts<'a, X, O> {
+    /// The running policy.
+    pub policy: &'a Policy,
+    /// The worker's flow table (the flows an isolation resets).
+    pub flows: &'a mut FlowTable<X>,
+    /// The worker's counters.
+    pub counters: &'a mut Counters,
+    /// The worker's output.
+    pub out: &'a mut O,
+}
+
 /// The isolation check of one decoded frame (before any engine).
-#[allow(clippy::too_many_arguments)]
 #[inline]
-pub fn check_frame<X: FlowExt>(
+pub(crate) fn check_frame<X: FlowExt, O: Output>(
     client: &mut IsolationClient,
-    decoded: &Decoded<'_>,
-    scope: VlanScope,
-    meta: PacketMeta,
-    policy: &Policy,
+    f: &Frame<'_>,
     attach: Attach,
-    flows: &mut FlowTable<X>,
-    counters: &mut Counters,
-    out: &mut impl Output,
+    acts: &mut Acts<'_, X, O>,
 ) -> Check {
+    let decoded = f.decoded;
     // The VM's addresses, from its own ARP/ND and its DHCP acknowledgements (isolated or not).
-    super::learn::learn_from_frame(client.protected(), decoded, scope);
+    super::learn::learn_from_frame(client.protected(), decoded, f.scope);
     client.refresh();
-    if !client.any() || policy.mode == Mode::Monitoring {
+    if !client.any() || acts.policy.mode == Mode::Monitoring {
         // Monitoring mode drops and resets nothing (an isolation made before the switch is
         // kept, and its flows are reset once the mode is standard again).
         return Check::Pass;
@@ -67,36 +77,29 @@ pub fn check_frame<X: FlowExt>(
     if !resets_due && !client.may_match(decoded.eth_src, decoded.eth_dst) {
         return Check::Pass;
     }
-    check_isolated(
-        client, decoded, scope, meta, policy, attach, flows, counters, out,
-    )
+    check_isolated(client, f, attach, acts)
 }
 
 #[cold]
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn check_isolated<X: FlowExt>(
+fn check_isolated<X: FlowExt, O: Output>(
     client: &mut IsolationClient,
-    decoded: &Decoded<'_>,
-    scope: VlanScope,
-    meta: PacketMeta,
-    policy: &Policy,
+    f: &Frame<'_>,
     attach: Attach,
-    flows: &mut FlowTable<X>,
-    counters: &mut Counters,
-    out: &mut impl Output,
+    acts: &mut Acts<'_, X, O>,
 ) -> Check {
-    let ids = FrameIds {
+    let Frame {
+        decoded,
         scope,
-        eth_src: decoded.eth_src,
-        eth_dst: decoded.eth_dst,
-        ips: ips(decoded),
-    };
+        meta,
+        ..
+    } = *f;
+    let ids = frame_ids(f);
     if attach == Attach::Mirror && client.has_pending() {
         // On a mirror every reset leaves through the inject port: no need to know the VM's side.
         let now = meta.ts;
         for e in client.take_pending(|e| e.expires > now) {
-            reset_flows(&e, true, policy, flows, counters, out);
+            reset_flows(&e, true, acts);
         }
     }
     let Some((entry, vm_sent)) = client.find(&ids, meta.ts) else {
@@ -106,7 +109,7 @@ fn check_isolated<X: FlowExt>(
     if client.has_pending() {
         let serial = entry.serial;
         for e in client.take_pending(|e| e.serial == serial) {
-            reset_flows(&e, vm_sent, policy, flows, counters, out);
+            reset_flows(&e, vm_sent, acts);
         }
     }
     if excluded(
@@ -114,7 +117,7 @@ fn check_isolated<X: FlowExt>(
         decoded,
         vm_sent,
         scope,
-        &policy.isolation.dns_resolvers,
+        &acts.policy.isolation.dns_resolvers,
     ) {
         return Check::Pass;
     }
@@ -124,26 +127,20 @@ fn check_isolated<X: FlowExt>(
         && let L4::Tcp(t) = &ip.l4
         && !t.flags.has(TcpFlags::RST)
     {
-        let seg = reset::Segment {
-            vlan: &decoded.vlan,
-            eth_src: decoded.eth_src,
-            eth_dst: decoded.eth_dst,
-            src: ip.src(),
-            dst: ip.dst(),
-            tcp: t,
-        };
-        let [to_destination, to_source] = reset::resets(&seg);
-        for (f, toward) in [
-            (to_destination, Toward::Destination),
-            (to_source, Toward::Source),
-        ] {
-            if let Some(f) = f {
-                counters.injected += 1;
-                out.inject(f, toward);
-            }
-        }
+        inject_resets(decoded, ip, t, acts.counters, acts.out);
     }
     Check::Drop
+}
+
+/// The isolation table's view of a frame.
+fn frame_ids(f: &Frame<'_>) -> FrameIds {
+    let decoded = f.decoded;
+    FrameIds {
+        scope: f.scope,
+        eth_src: decoded.eth_src,
+        eth_dst: decoded.eth_dst,
+        ips: ips(decoded),
+    }
 }
 
 /// Whether a frame of the isolated VM passes the isolation's exclusions. ARP and Neighbor
@@ -192,22 +189,19 @@ fn isolated_packet(ip: &Ip<'_>, vm_sent: bool, scope: VlanScope) -> IsolatedPack
 /// to both ends, each as if from the other, with the flow's tag stack), and mark the flows
 /// terminated. `vm_sent`: the frame being processed came from the VM, so a reset toward the VM
 /// leaves toward that frame's source. Returns the flows reset.
-pub fn reset_flows<X: FlowExt>(
+pub fn reset_flows<X: FlowExt, O: Output>(
     entry: &IsolationEntry,
     vm_sent: bool,
-    policy: &Policy,
-    flows: &mut FlowTable<X>,
-    counters: &mut Counters,
-    out: &mut impl Output,
+    acts: &mut Acts<'_, X, O>,
 ) -> u64 {
     let (toward_vm, toward_remote) = if vm_sent {
         (Toward::Source, Toward::Destination)
     } else {
         (Toward::Destination, Toward::Source)
     };
-    let resolvers = &policy.isolation.dns_resolvers;
+    let resolvers = &acts.policy.isolation.dns_resolvers;
     let mut n = 0;
-    for (key, flow) in flows.iter_mut() {
+    for (key, flow) in acts.flows.iter_mut() {
         if flow.terminated
             || matches!(
                 flow.tcp,
@@ -252,8 +246,8 @@ pub fn reset_flows<X: FlowExt>(
         let frames = reset::flow_resets(a, b, ends);
         for (i, f) in frames.into_iter().enumerate() {
             if let Some(f) = f {
-                counters.injected += 1;
-                out.inject(
+                acts.counters.injected += 1;
+                acts.out.inject(
                     f,
                     if i == vm_end {
                         toward_vm
@@ -266,7 +260,7 @@ pub fn reset_flows<X: FlowExt>(
         flow.terminated = true;
         n += 1;
     }
-    counters.isolation_resets += n;
+    acts.counters.isolation_resets += n;
     entry.count_resets(n);
     n
 }
@@ -322,18 +316,19 @@ pub struct Trigger {
 /// it and its sender is a protected VM, isolate the VM on every worker and reset this worker's
 /// flows of it at once (the frame came from the VM); in monitoring mode report `would_isolate`.
 /// Returns whether the VM was isolated now.
-#[allow(clippy::too_many_arguments)]
-pub fn on_detection<X: FlowExt>(
+pub(crate) fn on_detection<X: FlowExt, O: Output>(
     client: &mut IsolationClient,
     trigger: Trigger,
-    decoded: &Decoded<'_>,
-    scope: VlanScope,
-    meta: PacketMeta,
-    policy: &Policy,
-    flows: &mut FlowTable<X>,
-    counters: &mut Counters,
-    out: &mut impl Output,
+    f: &Frame<'_>,
+    acts: &mut Acts<'_, X, O>,
 ) -> bool {
+    let Frame {
+        decoded,
+        scope,
+        meta,
+        ..
+    } = *f;
+    let policy = acts.policy;
     let auto = &policy.isolation.automatic;
     if !auto.enabled {
         return false;
@@ -364,18 +359,13 @@ pub fn on_detection<X: FlowExt>(
     };
     if policy.mode == Mode::Monitoring {
         client.refresh();
-        let ids = FrameIds {
-            scope,
-            eth_src: decoded.eth_src,
-            eth_dst: decoded.eth_dst,
-            ips: ips(decoded),
-        };
+        let ids = frame_ids(f);
         // Once per detection while the VM is not isolated already.
         if client.find(&ids, meta.ts).is_none()
             && let Some(pvm) = client.protected().vm(vm)
         {
-            counters.would_isolate += 1;
-            out.event(Event {
+            acts.counters.would_isolate += 1;
+            acts.out.event(Event {
                 ts: meta.ts,
                 pcap_cnt: Some(meta.pcap_cnt),
                 kind: EventKind::Isolation {
@@ -394,10 +384,10 @@ pub fn on_detection<X: FlowExt>(
     else {
         return false;
     };
-    counters.isolations += 1;
+    acts.counters.isolations += 1;
     let serial = entry.serial;
     for e in client.take_pending(|e| e.serial == serial) {
-        reset_flows(&e, true, policy, flows, counters, out);
+        reset_flows(&e, true, acts);
     }
     true
 }

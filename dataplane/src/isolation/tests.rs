@@ -290,6 +290,21 @@ pub(crate) fn vm_flows(n: u16) -> FlowTable {
     flows
 }
 
+/// What the hook acts on, from a test's parts.
+fn acts<'a, X>(
+    policy: &'a policy::Policy,
+    flows: &'a mut FlowTable<X>,
+    counters: &'a mut Counters,
+    out: &'a mut VecOutput,
+) -> hook::Acts<'a, X, VecOutput> {
+    hook::Acts {
+        policy,
+        flows,
+        counters,
+        out,
+    }
+}
+
 #[test]
 fn isolation_resets_every_flow_of_the_vm_not_excluded() {
     let SharedIsolation { mut clients, .. } = SharedIsolation::new(protected(), 1);
@@ -300,7 +315,11 @@ fn isolation_resets_every_flow_of_the_vm_not_excluded() {
     let policy = policy::Policy::default();
     let mut counters = Counters::default();
     let mut out = VecOutput::default();
-    let n = hook::reset_flows(&e, true, &policy, &mut flows, &mut counters, &mut out);
+    let n = hook::reset_flows(
+        &e,
+        true,
+        &mut acts(&policy, &mut flows, &mut counters, &mut out),
+    );
     assert_eq!(n, 10_000);
     assert_eq!(e.flows_reset(), 10_000);
     assert_eq!(out.injected.len(), 20_000);
@@ -317,7 +336,11 @@ fn isolation_resets_every_flow_of_the_vm_not_excluded() {
     assert_eq!(to_vm, 10_000);
     // Once is enough: terminated flows are not reset again.
     assert_eq!(
-        hook::reset_flows(&e, true, &policy, &mut flows, &mut counters, &mut out),
+        hook::reset_flows(
+            &e,
+            true,
+            &mut acts(&policy, &mut flows, &mut counters, &mut out)
+        ),
         0
     );
     // An exclusion's flows are left alone.
@@ -332,7 +355,11 @@ fn isolation_resets_every_flow_of_the_vm_not_excluded() {
         .isolate(0, Timestamp(2), 60, vec![keep_https].into(), auto())
         .unwrap();
     assert_eq!(
-        hook::reset_flows(&e, false, &policy, &mut flows, &mut counters, &mut out),
+        hook::reset_flows(
+            &e,
+            false,
+            &mut acts(&policy, &mut flows, &mut counters, &mut out)
+        ),
         0
     );
 }

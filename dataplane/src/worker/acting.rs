@@ -7,7 +7,7 @@ use std::sync::Arc;
 use policy::{ExclusionRule, Mode};
 use vlan::VlanScope;
 
-use super::{DropReason, Frame, Output, Toward, Verdict, Worker, iso_hook};
+use super::{Counters, DropReason, Frame, Output, Toward, Verdict, Worker, iso_hook};
 use crate::attack::{Attack, Detection};
 use crate::blocks::{BlockKey, BlockResult};
 use crate::decode::{self, Decoded, Ip, L4};
@@ -16,7 +16,29 @@ use crate::reset::{self, Segment};
 use crate::shared_blocks::BlockRequest;
 use crate::time::Timestamp;
 
+/// Answer a TCP segment of `decoded` with resets to both ends, each as if from the other, and
+/// count them: the worker's terminate response and an isolated VM's segment on a mirror.
+pub(crate) fn inject_resets(
+    decoded: &Decoded<'_>,
+    ip: &Ip<'_>,
+    tcp: &decode::Tcp<'_>,
+    counters: &mut Counters,
+    out: &mut impl Output,
+) {
+    let [to_destination, to_source] = reset::resets(&segment(decoded, ip, tcp));
+    for (f, toward) in [
+        (to_destination, Toward::Destination),
+        (to_source, Toward::Source),
+    ] {
+        if let Some(f) = f {
+            counters.injected += 1;
+            out.inject(f, toward);
+        }
+    }
+}
+
 impl Worker {
+    /// [`inject_resets`] with this worker's counters.
     pub(super) fn inject_resets(
         &mut self,
         decoded: &Decoded<'_>,
@@ -24,16 +46,7 @@ impl Worker {
         tcp: &decode::Tcp<'_>,
         out: &mut impl Output,
     ) {
-        let [to_destination, to_source] = reset::resets(&segment(decoded, ip, tcp));
-        for (f, toward) in [
-            (to_destination, Toward::Destination),
-            (to_source, Toward::Source),
-        ] {
-            if let Some(f) = f {
-                self.counters.injected += 1;
-                out.inject(f, toward);
-            }
-        }
+        inject_resets(decoded, ip, tcp, &mut self.counters, out);
     }
 
     /// Apply the policy to every detection the attack blocker left in `self.detections` for this
@@ -205,17 +218,13 @@ impl Worker {
         out: &mut impl Output,
     ) {
         if let Some(iso) = self.iso.as_deref_mut() {
-            iso_hook::on_detection(
-                iso,
-                trigger,
-                f.decoded,
-                f.scope,
-                f.meta,
-                self.policy.policy(),
-                &mut self.flows,
-                &mut self.counters,
+            let mut acts = iso_hook::Acts {
+                policy: self.policy.policy(),
+                flows: &mut self.flows,
+                counters: &mut self.counters,
                 out,
-            );
+            };
+            iso_hook::on_detection(iso, trigger, f, &mut acts);
         }
     }
 

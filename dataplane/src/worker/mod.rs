@@ -56,6 +56,7 @@ mod web;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use acting::inject_resets;
 use acting::segment;
 pub use counters::{Counters, DecoderCounters, WebCounters};
 pub use flow_ext::{EnginePeek, FlowEngines};
@@ -94,13 +95,14 @@ pub struct PacketMeta {
 }
 
 /// A frame on its way through the stages: the decoded frame (the outer one, or a tunnel's inner
-/// Ethernet frame), its VLAN scope, its metadata and the exclusion rule of its source.
+/// Ethernet frame), its VLAN scope, its metadata and the exclusion rule of its source. The
+/// isolation hook ([`crate::isolation::hook`]) takes it too.
 #[derive(Clone, Copy)]
-struct Frame<'a> {
-    decoded: &'a Decoded<'a>,
-    scope: VlanScope,
-    meta: PacketMeta,
-    rule: ExclusionRule,
+pub(crate) struct Frame<'a> {
+    pub(crate) decoded: &'a Decoded<'a>,
+    pub(crate) scope: VlanScope,
+    pub(crate) meta: PacketMeta,
+    pub(crate) rule: ExclusionRule,
 }
 
 impl<'a> Frame<'a> {
@@ -378,32 +380,28 @@ impl Worker {
             return Verdict::Forward;
         }
         let scope = scope_of(&decoded.vlan);
+        // The source's exclusion rule is looked up by the network layer; neither the isolation
+        // check nor an L2 tunnel reads one.
+        let f = Frame {
+            decoded,
+            scope,
+            meta,
+            rule: ExclusionRule::Default,
+        };
         // Isolation: a frame of an isolated VM goes no further unless an exclusion lets it.
-        if let Some(iso) = self.iso.as_deref_mut()
-            && iso_hook::check_frame(
-                iso,
-                decoded,
-                scope,
-                meta,
-                self.policy.policy(),
-                self.cfg.attach,
-                &mut self.flows,
-                &mut self.counters,
-                out,
-            ) == iso_hook::Check::Drop
-        {
-            return Verdict::Drop(DropReason::Isolated);
+        if let Some(iso) = self.iso.as_deref_mut() {
+            let mut acts = iso_hook::Acts {
+                policy: self.policy.policy(),
+                flows: &mut self.flows,
+                counters: &mut self.counters,
+                out: &mut *out,
+            };
+            if iso_hook::check_frame(iso, &f, self.cfg.attach, &mut acts) == iso_hook::Check::Drop {
+                return Verdict::Drop(DropReason::Isolated);
+            }
         }
         match &decoded.l3 {
-            L3::Other => {
-                let f = Frame {
-                    decoded,
-                    scope,
-                    meta,
-                    rule: ExclusionRule::Default,
-                };
-                self.process_l2_tunnel(frame, &f, out)
-            }
+            L3::Other => self.process_l2_tunnel(frame, &f, out),
             L3::Arp(arp) => self.process_arp(decoded, arp, scope, meta, out),
             L3::Ip(ip) => self.process_ip(decoded, ip, scope, meta, out),
         }

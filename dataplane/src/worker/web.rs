@@ -427,7 +427,7 @@ impl Worker {
         // on a TCP flow whose handshake the SVM saw (as for rule alerts: a forged client never
         // isolates; so DNS over UDP and QUIC hits do not).
         let proven = self.flows.get(key).is_some_and(|f| f.handshake_seen());
-        if proven && let Some(iso) = self.iso.as_deref_mut() {
+        if proven && self.iso.is_some() {
             let trigger = crate::isolation::hook::Trigger {
                 engine: Engine::WebAddressScan,
                 signature: Cow::Owned(format!("Listed web address ({category}): {what}")),
@@ -438,17 +438,7 @@ impl Worker {
                 flow_id: Some(upd.id),
                 src: ip.src(),
             };
-            crate::isolation::hook::on_detection(
-                iso,
-                trigger,
-                decoded,
-                scope,
-                meta,
-                p,
-                &mut self.flows,
-                &mut self.counters,
-                out,
-            );
+            self.isolate_on(&pkt.frame(), trigger, out);
         }
         if !enforce {
             return Verdict::Forward;
