@@ -106,6 +106,20 @@ pub(crate) struct Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
+    /// A frame before the network layer looked its source's exclusion rule up (the isolation
+    /// check and an L2 tunnel read none): the default rule. Built where it is used: one built
+    /// ahead of the isolation check for every frame cost 5 instructions a frame (callgrind,
+    /// `dpdk_fwd --handler worker`).
+    #[inline(always)]
+    fn new(decoded: &'a Decoded<'a>, scope: VlanScope, meta: PacketMeta) -> Self {
+        Frame {
+            decoded,
+            scope,
+            meta,
+            rule: ExclusionRule::Default,
+        }
+    }
+
     /// The frame with `ip` in hand: its own IP packet, a reassembled datagram or the packet a
     /// tunnel carries.
     #[inline(always)]
@@ -380,16 +394,9 @@ impl Worker {
             return Verdict::Forward;
         }
         let scope = scope_of(&decoded.vlan);
-        // The source's exclusion rule is looked up by the network layer; neither the isolation
-        // check nor an L2 tunnel reads one.
-        let f = Frame {
-            decoded,
-            scope,
-            meta,
-            rule: ExclusionRule::Default,
-        };
         // Isolation: a frame of an isolated VM goes no further unless an exclusion lets it.
         if let Some(iso) = self.iso.as_deref_mut() {
+            let f = Frame::new(decoded, scope, meta);
             let mut acts = iso_hook::Acts {
                 policy: self.policy.policy(),
                 flows: &mut self.flows,
@@ -401,7 +408,7 @@ impl Worker {
             }
         }
         match &decoded.l3 {
-            L3::Other => self.process_l2_tunnel(frame, &f, out),
+            L3::Other => self.process_l2_tunnel(frame, &Frame::new(decoded, scope, meta), out),
             L3::Arp(arp) => self.process_arp(decoded, arp, scope, meta, out),
             L3::Ip(ip) => self.process_ip(decoded, ip, scope, meta, out),
         }
