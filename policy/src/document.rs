@@ -122,6 +122,20 @@ impl Walk {
         }
     }
 
+    /// An engine's `action`: inform, terminate or terminate_and_block.
+    fn action(&mut self, map: Option<&Map<String, Value>>, path: &str, default: Action) -> Action {
+        self.keyword(
+            field(map, "action"),
+            child(path, "action"),
+            &[
+                ("inform", Action::Inform),
+                ("terminate", Action::Terminate),
+                ("terminate_and_block", Action::TerminateAndBlock),
+            ],
+            default,
+        )
+    }
+
     fn attack_blocker(&mut self, v: Option<&Value>, path: &str) -> AttackBlocker {
         let map = self.mapping(
             v,
@@ -144,16 +158,7 @@ impl Walk {
         );
         AttackBlocker {
             enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
-            action: self.keyword(
-                field(map, "action"),
-                child(path, "action"),
-                &[
-                    ("inform", Action::Inform),
-                    ("terminate", Action::Terminate),
-                    ("terminate_and_block", Action::TerminateAndBlock),
-                ],
-                d.action,
-            ),
+            action: self.action(map, path, d.action),
             block_minutes: BlockMinutes::try_from(minutes).unwrap_or(d.block_minutes),
             detectors: self.detectors(field(map, "detectors"), &child(path, "detectors")),
             block_unverified_sources: self.boolean(
@@ -180,16 +185,7 @@ impl Walk {
         let d = ActivityScanner::default();
         ActivityScanner {
             enabled: self.boolean(field(map, "enabled"), child(path, "enabled"), d.enabled),
-            action: self.keyword(
-                field(map, "action"),
-                child(path, "action"),
-                &[
-                    ("inform", Action::Inform),
-                    ("terminate", Action::Terminate),
-                    ("terminate_and_block", Action::TerminateAndBlock),
-                ],
-                d.action,
-            ),
+            action: self.action(map, path, d.action),
             rule_exclusions: self.rule_ids(
                 field(map, "rule_exclusions"),
                 &child(path, "rule_exclusions"),

@@ -496,18 +496,26 @@ impl Store {
 
     /// Every stored block.
     pub fn blocks(&self) -> Result<Vec<StoredBlock>, StoreError> {
+        self.all(BLOCKS)
+    }
+
+    /// Every record of a table of JSON records, in key order.
+    fn all<T: serde::de::DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
         self.run_read(|db| {
             let tx = db.begin_read()?;
-            let t = tx.open_table(BLOCKS)?;
+            let t = tx.open_table(table)?;
             let mut out = Vec::new();
             for item in t.iter()? {
                 let (k, v) = item?;
-                let b =
+                let record =
                     serde_json::from_slice(v.value()).map_err(|source| StoreError::Corrupt {
                         key: k.value().to_owned(),
                         source,
                     })?;
-                out.push(b);
+                out.push(record);
             }
             Ok(out)
         })
@@ -703,21 +711,7 @@ impl Store {
 
     /// Every stored isolation, by VM id.
     pub fn isolations(&self) -> Result<Vec<StoredIsolation>, StoreError> {
-        self.run_read(|db| {
-            let tx = db.begin_read()?;
-            let t = tx.open_table(ISOLATIONS)?;
-            let mut out = Vec::new();
-            for item in t.iter()? {
-                let (k, v) = item?;
-                let i =
-                    serde_json::from_slice(v.value()).map_err(|source| StoreError::Corrupt {
-                        key: k.value().to_owned(),
-                        source,
-                    })?;
-                out.push(i);
-            }
-            Ok(out)
-        })
+        self.all(ISOLATIONS)
     }
 }
 

@@ -41,7 +41,7 @@ use super::config::{AttachConfig, Config, DpdkDistribution, DpdkHash, RulesSetti
 use super::rules::LiveRules;
 use super::services::Services;
 use super::workers::{WorkerStatus, driver};
-use super::{DaemonError, io_err, status, worker_config};
+use super::{DaemonError, Signals, io_err, status, worker_config};
 
 fn dpdk_err(what: &str) -> impl FnOnce(dataplane::io::dpdk::DpdkError) -> DaemonError + '_ {
     move |e| DaemonError::Io {
@@ -52,16 +52,7 @@ fn dpdk_err(what: &str) -> impl FnOnce(dataplane::io::dpdk::DpdkError) -> Daemon
 
 /// Run the daemon on DPDK ports until SIGTERM or SIGINT (SIGHUP reloads `rules`).
 pub fn run(cfg: &Config, policy: Policy, rules: Option<Loaded>) -> Result<(), DaemonError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let usr1 = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(io_err("signal handler"))?;
-    }
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
-        .map_err(io_err("signal handler"))?;
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(io_err("signal handler"))?;
+    let Signals { stop, usr1, hup } = Signals::register()?;
     let live_rules = LiveRules::start(
         cfg.rules.as_ref(),
         RulesSettings::with_policy(cfg.rules.as_ref(), &policy.activity_scanner),

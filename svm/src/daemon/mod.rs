@@ -194,14 +194,40 @@ impl Reopen {
         let Some(path) = target.filter(|t| *t != "-") else {
             return Ok(None);
         };
-        let hup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-            .map_err(io_err("signal handler"))?;
         Ok(Some(Reopen {
             path: path.to_owned(),
-            hup,
+            hup: signal_flag(&[signal_hook::consts::SIGHUP])?,
         }))
     }
+}
+
+/// The flags the daemon's signals raise: SIGTERM and SIGINT `stop`, SIGUSR1 `usr1` (log the
+/// counters), SIGHUP `hup` (reload the rules). One set for every backend.
+pub(crate) struct Signals {
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) usr1: Arc<AtomicBool>,
+    pub(crate) hup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Register the daemon's signal handlers.
+    pub(crate) fn register() -> Result<Signals, DaemonError> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        Ok(Signals {
+            stop: signal_flag(&[SIGTERM, SIGINT])?,
+            usr1: signal_flag(&[SIGUSR1])?,
+            hup: signal_flag(&[SIGHUP])?,
+        })
+    }
+}
+
+/// A flag that each of `signals` raises.
+fn signal_flag(signals: &[std::ffi::c_int]) -> Result<Arc<AtomicBool>, DaemonError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for &sig in signals {
+        signal_hook::flag::register(sig, Arc::clone(&flag)).map_err(io_err("signal handler"))?;
+    }
+    Ok(flag)
 }
 
 /// The EVE writer thread: writes every event, flushes whenever the queue runs dry (so a reader
@@ -290,16 +316,7 @@ pub fn run(config_path: &Path, reset_state: bool) -> Result<(), DaemonError> {
             });
         }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let usr1 = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(io_err("signal handler"))?;
-    }
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))
-        .map_err(io_err("signal handler"))?;
-    let hup = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
-        .map_err(io_err("signal handler"))?;
+    let Signals { stop, usr1, hup } = Signals::register()?;
     let workers = usize::from(cfg.workers);
     // Sockets are opened one worker after the other, so every fanout group has its members in
     // the same order and a symmetric hash picks the same worker on both interfaces.

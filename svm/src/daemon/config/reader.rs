@@ -57,13 +57,20 @@ impl Reader {
         prefix: &str,
         need: Need,
     ) -> Option<String> {
+        let full = self.required_key(map, key, prefix)?;
+        self.file(map, key, &full, need)
+    }
+
+    /// The full name of `key` under `prefix` when the key is there; otherwise it is reported
+    /// as required (and removed, should it be there with a null value).
+    fn required_key(&mut self, map: &mut Mapping, key: &str, prefix: &str) -> Option<String> {
         let full = format!("{prefix}.{key}");
         if !Self::present(map, key) {
             map.remove(key);
             self.issue(&full, "required");
             return None;
         }
-        self.file(map, key, &full, need)
+        Some(full)
     }
 
     pub(super) fn string(&mut self, map: &mut Mapping, key: &str, full: &str) -> Option<String> {
@@ -97,12 +104,7 @@ impl Reader {
         key: &str,
         prefix: &str,
     ) -> Option<String> {
-        let full = format!("{prefix}.{key}");
-        if !Self::present(map, key) {
-            map.remove(key);
-            self.issue(&full, "required");
-            return None;
-        }
+        let full = self.required_key(map, key, prefix)?;
         self.string(map, key, &full)
     }
 
