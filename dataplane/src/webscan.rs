@@ -31,6 +31,7 @@ use std::borrow::Cow;
 
 use crate::app::dns::parser::DnsError;
 use crate::app::http::parser as http;
+use crate::app::quic::crypto::MaterialCache;
 use crate::app::quic::{InitialStream, Progress};
 use crate::app::tls::parser as tls;
 
@@ -220,12 +221,14 @@ impl WebFlow {
     /// Feed one client-to-server UDP datagram of a QUIC flow: the Initial's server name once
     /// the ClientHello is complete. A datagram that is not a readable QUIC v1 client Initial
     /// (another version, a short header, altered bytes) ends reading for the flow.
-    pub fn on_quic_datagram(&mut self, payload: &[u8]) -> Step<'static> {
+    /// `keys`: the worker's cache of Initial key material (deriving it costs more than the
+    /// rest of the read).
+    pub fn on_quic_datagram(&mut self, payload: &[u8], keys: &mut MaterialCache) -> Step<'static> {
         if self.phase == Phase::Done {
             return Step::Wait;
         }
         let stream = self.quic.get_or_insert_with(Box::default);
-        let step = match stream.push(payload) {
+        let step = match stream.push_cached(payload, Some(keys)) {
             Ok(Progress::NeedMore) => return Step::Wait,
             Ok(Progress::Done(Some(name))) => Step::Found(Observed::Quic {
                 sni: Cow::Owned(name.into_bytes()),

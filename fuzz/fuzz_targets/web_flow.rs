@@ -11,6 +11,7 @@
 
 use dataplane::app::dns::parser::parse_message;
 use dataplane::app::http::parser::parse_request;
+use dataplane::app::quic::crypto::MaterialCache;
 use dataplane::app::tls::parser::client_hello;
 use dataplane::webscan::{Observed, Step, WebFlow, dns_query, head, hello, is_quic_v1_initial};
 use libfuzzer_sys::fuzz_target;
@@ -59,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
     let quic = ctl & 4 != 0;
     let cut = usize::from(ctl >> 3).max(1);
     let mut f = WebFlow::default();
+    let mut keys = MaterialCache::default();
     let mut seq = 1000u32;
     for (i, chunk) in rest.chunks(cut).enumerate() {
         // Every seventh segment from the fourth on repeats the previous sequence number, every
@@ -70,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let was_done = f.done();
         let mut step = if quic {
-            f.on_quic_datagram(chunk)
+            f.on_quic_datagram(chunk, &mut keys)
         } else {
             f.on_client_segment(at, chunk, port)
         };

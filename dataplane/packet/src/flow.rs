@@ -483,6 +483,10 @@ pub struct FlowUpdate {
     pub half_open: bool,
     /// This packet travels from the key's `a` endpoint to `b` (as [`FlowKey::new`] said).
     pub a_to_b: bool,
+    /// Where the flow lies in the table: with `id`, a handle that reaches it again without
+    /// hashing its key ([`FlowTable::get_mut_at`]); a handle whose flow left the table reaches
+    /// nothing.
+    pub slot: u32,
 }
 
 /// 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
@@ -829,6 +833,16 @@ impl<X: FlowExt> FlowTable<X> {
         self.entry_mut(slot).map(|(_, f)| f)
     }
 
+    /// The flow a packet's [`FlowUpdate`] named, for changing, without hashing its key again:
+    /// the flow in the update's slot if it is still that flow (same key and id), else `None`
+    /// (the flow left the table, or its slot went to another flow).
+    #[inline]
+    pub fn get_mut_at(&mut self, key: &FlowKey, upd: &FlowUpdate) -> Option<&mut Flow<X>> {
+        self.entry_mut(upd.slot)
+            .filter(|(k, f)| f.id == upd.id && k == key)
+            .map(|(_, f)| f)
+    }
+
     /// Take the flow out of slot `slot` and free the slot.
     fn take_slot(&mut self, slot: u32) -> Option<(FlowKey, Flow<X>)> {
         let (k, f) = self.slots.get_mut(slot_at(slot))?.take()?;
@@ -1042,7 +1056,7 @@ impl<X: FlowExt> FlowTable<X> {
         key: &FlowKey,
         a_to_b: bool,
         tcp_flags: Option<TcpFlags>,
-    ) -> Option<&mut Flow<X>> {
+    ) -> Option<(u32, &mut Flow<X>)> {
         if timed_out.is_none() && self.index.len() >= self.cfg.max_flows {
             if !self.emergency {
                 self.emergency = true;
@@ -1083,7 +1097,7 @@ impl<X: FlowExt> FlowTable<X> {
         };
         self.prefetch_next_slot();
         self.fresh.push_back(Queued { slot, hash, id });
-        self.entry_mut(slot).map(|(_, f)| f)
+        self.entry_mut(slot).map(|(_, f)| (slot, f))
     }
 
     /// What a packet whose flow could not be stored is told: a new flow, from its client, with
@@ -1098,6 +1112,7 @@ impl<X: FlowExt> FlowTable<X> {
             terminated: false,
             half_open: false,
             a_to_b,
+            slot: u32::MAX,
         };
         (upd, X::default().peek(a_to_b))
     }
@@ -1152,16 +1167,18 @@ impl<X: FlowExt> FlowTable<X> {
         // One probe on the common path: the slot holds either a live flow, a flow that timed
         // out but was not swept yet (its packet starts a new flow in its place), or nothing.
         let found = self.find_slot(hash, key);
-        let live = match found.and_then(|slot| self.entry_mut(slot)) {
-            Some((_, f)) if now.since(f.last_seen) <= timeout(&t, key, f) => Some(f),
+        let live = match found.and_then(|slot| Some((slot, self.entry_mut(slot)?))) {
+            Some((slot, (_, f))) if now.since(f.last_seen) <= timeout(&t, key, f) => {
+                Some((slot, f))
+            }
             _ => None,
         };
-        let (f, new_flow) = match live {
-            Some(f) => (f, false),
+        let (slot, f, new_flow) = match live {
+            Some((slot, f)) => (slot, f, false),
             None => {
                 self.new_run = run.saturating_add(1);
                 match self.start_flow(now, (hash, found), key, a_to_b, tcp_flags) {
-                    Some(f) => (f, true),
+                    Some((slot, f)) => (slot, f, true),
                     None => return Self::untracked(a_to_b),
                 }
             }
@@ -1255,6 +1272,7 @@ impl<X: FlowExt> FlowTable<X> {
             terminated: f.terminated,
             half_open,
             a_to_b,
+            slot,
         };
         let invalid_ts = f.invalid_ts;
         let peek = f.ext.peek(a_to_b);
@@ -1640,6 +1658,35 @@ mod tests {
                 assert_consistent(&t);
             }
         }
+    }
+
+    #[test]
+    fn an_update_reaches_its_flow_again_by_its_slot_until_the_flow_leaves() {
+        let mut t = small(1);
+        let now = Timestamp(1_000_000);
+        let (k1, d1) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1000), ep(2, 53));
+        let (k2, d2) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(3, 1000), ep(2, 53));
+        let u1 = t.update(now, &k1, d1, None, 60);
+        t.get_mut_at(&k1, &u1).unwrap().pkts_to_server = 7;
+        assert_eq!(t.get(&k1).unwrap().pkts_to_server, 7);
+        // Another key's update does not reach this flow.
+        assert!(t.get_mut_at(&k2, &u1).is_none());
+        // At the cap of one, the second flow evicts the first and takes its slot: the first's
+        // handle reaches nothing, not the flow now in its slot.
+        let u2 = t.update(now, &k2, d2, None, 60);
+        assert_eq!(t.stats().evicted, 1);
+        assert_eq!(u2.slot, u1.slot);
+        assert!(t.get_mut_at(&k1, &u1).is_none());
+        assert!(t.get_mut_at(&k2, &u1).is_none());
+        assert_eq!(t.get_mut_at(&k2, &u2).map(|f| f.id), Some(u2.id));
+        // The same key started again after a timeout, in the same slot: the old handle is
+        // stale too.
+        let later = Timestamp(now.0 + 301 * Timestamp::SECOND);
+        let u3 = t.update(later, &k2, d2, None, 60);
+        assert!(u3.new_flow);
+        assert_eq!(u3.slot, u2.slot);
+        assert!(t.get_mut_at(&k2, &u2).is_none());
+        assert_eq!(t.get_mut_at(&k2, &u3).map(|f| f.id), Some(u3.id));
     }
 
     #[test]

@@ -242,13 +242,18 @@ impl Worker {
             }
         }
         // Web address scan (worker/web.rs): a client's request, server name or query, read once
-        // per flow, looked up in the loaded lists.
+        // per flow, looked up in the loaded lists. A flow read to its end stops at its peek,
+        // the first test after the lists' (most packets of a scanned run).
         if self.web.is_some()
+            && !peek.web_done
             && verdict == Verdict::Forward
             && self.engines.web_address_scan()
-            && web::wants(ip, flow.upd, peek)
         {
-            verdict = self.web_scan(pkt, flow, out);
+            match web::wants(ip, flow.upd) {
+                web::Wants::Scan => verdict = self.web_scan(pkt, flow, out),
+                web::Wants::Skip => {}
+                web::Wants::Never => self.web_never(flow),
+            }
         }
         verdict
     }

@@ -195,6 +195,8 @@ pub struct Worker {
     too_deep: TooDeepReports,
     // Recent web address verdicts of that set (worker/web.rs).
     web_cache: webaddr::LookupCache,
+    // The web address scan's scratch space (worker/web.rs).
+    web_scratch: web::Scratch,
 }
 
 impl Worker {
@@ -220,6 +222,7 @@ impl Worker {
             engines: Engines::ALL,
             too_deep: TooDeepReports::default(),
             web_cache: webaddr::LookupCache::default(),
+            web_scratch: web::Scratch::default(),
         }
     }
 

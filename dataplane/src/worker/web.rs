@@ -29,6 +29,7 @@ use webaddr::{AddressSet, Verdict as Lookup};
 use super::{Attach, DropReason, Output, Pkt, Toward, Tracked, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
 use crate::app::dns::parser::DnsError;
+use crate::app::quic::crypto::MaterialCache;
 use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Ip, L4};
 use crate::event::{Alert, Engine, Event, EventKind, Response, Signature, WebAddressHit};
@@ -59,19 +60,57 @@ const MAX_REPORTED: usize = 2048;
 /// QUIC's port.
 const QUIC_PORT: u16 = 443;
 
-/// Whether a packet can carry a web address: a client's TCP segment with payload on a flow not
-/// read yet, or a UDP datagram to DNS's or QUIC's port. Inlined into the packet path: most
-/// packets stop here.
+/// Whether a packet can carry a web address ([`wants`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Wants {
+    /// It can: a client's TCP segment with payload, a UDP datagram to DNS's port, a client's
+    /// UDP datagram to QUIC's port.
+    Scan,
+    /// Not this packet (a server's segment, a bare ACK, a datagram from the server's side).
+    Skip,
+    /// No packet of this flow ever can: UDP with neither port DNS's or QUIC's, another
+    /// protocol than TCP and UDP. The caller marks the flow read ([`WebFlow::finish`]), so
+    /// its later packets stop at the flow's peek ([`super::EnginePeek::web_done`]).
+    Never,
+}
+
+/// Whether a packet of a flow not read to its end yet (the caller tests
+/// [`super::EnginePeek::web_done`] first) can carry a web address. Inlined into the packet
+/// path.
+///
+/// [`WebFlow::finish`]: crate::webscan::WebFlow::finish
 #[inline(always)]
-pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate, peek: super::EnginePeek) -> bool {
+pub(super) fn wants(ip: &Ip<'_>, upd: FlowUpdate) -> Wants {
     match &ip.l4 {
-        L4::Tcp(t) => upd.to_server && !peek.web_done && !t.payload.is_empty(),
-        L4::Udp(u) => {
-            u.dst_port == webscan::DNS_PORT
-                || (u.dst_port == QUIC_PORT && upd.to_server && !peek.web_done)
+        L4::Tcp(t) if upd.to_server && !t.payload.is_empty() => Wants::Scan,
+        L4::Tcp(_) => Wants::Skip,
+        L4::Udp(u) if u.dst_port == webscan::DNS_PORT => Wants::Scan,
+        // A QUIC client's port is never DNS's: a flow between the two ports is read as DNS
+        // only, so its QUIC side never ends the reading of its DNS side.
+        L4::Udp(u)
+            if u.dst_port == QUIC_PORT && u.src_port != webscan::DNS_PORT && upd.to_server =>
+        {
+            Wants::Scan
         }
-        _ => false,
+        L4::Udp(u)
+            if [u.src_port, u.dst_port]
+                .iter()
+                .any(|&p| p == webscan::DNS_PORT || p == QUIC_PORT) =>
+        {
+            Wants::Skip
+        }
+        _ => Wants::Never,
     }
+}
+
+/// The web address scan's scratch space, one per worker.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    /// A DNS query's first question name, written by the check of its questions: kept between
+    /// queries (boxed, 1 KiB), so a query does not zero a fresh buffer.
+    name: Option<Box<NameBuf>>,
+    /// Client Initial key material of recent QUIC connection ids.
+    quic_keys: MaterialCache,
 }
 
 /// What the caller of [`Worker::web_observed`] has read of a DNS query already.
@@ -121,7 +160,7 @@ impl Worker {
         let (ip, key) = (pkt.ip, tracked.key);
         match &ip.l4 {
             L4::Tcp(t) => {
-                let Some(flow) = self.flows.get_mut(key) else {
+                let Some(flow) = self.flows.get_mut_at(key, &tracked.upd) else {
                     return Verdict::Forward;
                 };
                 if flow.ext.web.done() {
@@ -150,7 +189,7 @@ impl Worker {
                     if !more {
                         return Verdict::Forward;
                     }
-                    let Some(flow) = self.flows.get_mut(key) else {
+                    let Some(flow) = self.flows.get_mut_at(key, &tracked.upd) else {
                         return Verdict::Forward;
                     };
                     step = flow.ext.web.more();
@@ -158,9 +197,11 @@ impl Worker {
                 }
             }
             L4::Udp(u) if u.dst_port == webscan::DNS_PORT => {
-                let mut first = NameBuf::default();
+                let mut first = self.web_scratch.name.take().unwrap_or_default();
                 let read = question::questions_first(u.payload, &mut first);
-                self.web_dns_udp(u.payload, read, pkt, tracked, out)
+                let v = self.web_dns_udp(u.payload, read, pkt, tracked, out);
+                self.web_scratch.name = Some(first);
+                v
             }
             L4::Udp(u) if u.dst_port == QUIC_PORT => {
                 let p = self.policy.policy();
@@ -174,7 +215,7 @@ impl Worker {
                         // before it falls back to TCP, and each retry is counted.
                         let first = self
                             .flows
-                            .get_mut(key)
+                            .get_mut_at(key, &tracked.upd)
                             .is_some_and(|f| f.ext.web.quic_dropped());
                         if first {
                             self.report_quic_block(pkt, tracked, out);
@@ -183,10 +224,14 @@ impl Worker {
                     }
                     return Verdict::Forward;
                 }
-                let Some(flow) = self.flows.get_mut(key) else {
+                let Some(flow) = self.flows.get_mut_at(key, &tracked.upd) else {
                     return Verdict::Forward;
                 };
-                match flow.ext.web.on_quic_datagram(u.payload) {
+                match flow
+                    .ext
+                    .web
+                    .on_quic_datagram(u.payload, &mut self.web_scratch.quic_keys)
+                {
                     Step::Wait | Step::GaveUp(GiveUp::NotWeb) => Verdict::Forward,
                     Step::GaveUp(_) => {
                         self.counters.web.unread += 1;
@@ -198,6 +243,17 @@ impl Worker {
                 }
             }
             _ => Verdict::Forward,
+        }
+    }
+
+    /// A packet of a flow no packet of which can carry a web address ([`Wants::Never`]): the
+    /// flow is marked read, once, so its later packets stop at its peek. Out of line: once a
+    /// flow.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn web_never(&mut self, flow: Tracked<'_>) {
+        if let Some(f) = self.flows.get_mut_at(flow.key, &flow.upd) {
+            f.ext.web.finish();
         }
     }
 

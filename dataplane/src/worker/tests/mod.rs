@@ -17,6 +17,7 @@ mod retired_flow;
 mod simulate_ips;
 mod tunnel;
 mod urgent;
+mod web;
 
 /// A worker for tests that make no block: its table has no keeper, so blocks it made would
 /// never be reported or expire.

@@ -78,10 +78,68 @@ pub fn client_initial_material(dcid: &[u8]) -> Result<Material, QuicError> {
     Ok((key, iv, hp))
 }
 
+/// Destination connection ids a [`MaterialCache`] remembers the key material of.
+pub const MATERIAL_CACHE_SLOTS: usize = 64;
+
+/// Longest destination connection id (RFC 9000 section 17.2: 20 bytes in version 1).
+const MAX_DCID: usize = 20;
+
+/// The client Initial key material of recently seen destination connection ids: deriving it
+/// (HKDF-SHA256, five HMACs) costs tens of thousands of instructions, and the same id comes
+/// back (a client repeating its Initial; a looped capture). The material is a function of the
+/// id alone ([`client_initial_material`]), so a remembered one is exactly what deriving it
+/// again gives: whoever chooses the ids can only evict entries, never change what an Initial
+/// decrypts to. Direct-mapped by the id's bytes, each slot holding the whole id it answers for.
+#[derive(Clone, Debug, Default)]
+pub struct MaterialCache {
+    /// Empty until the first lookup (a worker that never sees QUIC pays nothing).
+    slots: Vec<Option<([u8; MAX_DCID], u8, Material)>>,
+}
+
+impl MaterialCache {
+    /// [`client_initial_material`] of `dcid`, remembered.
+    pub fn get(&mut self, dcid: &[u8]) -> Result<Material, QuicError> {
+        let Ok(len) = u8::try_from(dcid.len()) else {
+            return client_initial_material(dcid);
+        };
+        let mut id = [0u8; MAX_DCID];
+        let Some(to) = id.get_mut(..dcid.len()) else {
+            return client_initial_material(dcid);
+        };
+        to.copy_from_slice(dcid);
+        if self.slots.is_empty() {
+            self.slots = vec![None; MATERIAL_CACHE_SLOTS];
+        }
+        let at = id.iter().fold(usize::from(len), |h, &b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        }) % MATERIAL_CACHE_SLOTS;
+        let Some(slot) = self.slots.get_mut(at) else {
+            return client_initial_material(dcid);
+        };
+        if let Some((k, l, m)) = slot
+            && *l == len
+            && *k == id
+        {
+            return Ok(*m);
+        }
+        let m = client_initial_material(dcid)?;
+        *slot = Some((id, len, m));
+        Ok(m)
+    }
+}
+
 impl InitialKeys {
     /// The client's keys for the connection whose first Initial had this destination id.
     pub fn client(dcid: &[u8]) -> Result<Self, QuicError> {
-        let (key, iv, hp) = client_initial_material(dcid)?;
+        Self::from_material(client_initial_material(dcid)?)
+    }
+
+    /// [`InitialKeys::client`], the key material taken from `cache` when it holds the id's.
+    pub fn client_cached(dcid: &[u8], cache: &mut MaterialCache) -> Result<Self, QuicError> {
+        Self::from_material(cache.get(dcid)?)
+    }
+
+    fn from_material((key, iv, hp): Material) -> Result<Self, QuicError> {
         let key = UnboundKey::new(&AES_128_GCM, &key).map_err(|_| QuicError::Keys)?;
         let hp = HeaderProtectionKey::new(&AES_128, &hp).map_err(|_| QuicError::Keys)?;
         Ok(InitialKeys {
@@ -246,5 +304,30 @@ pub(crate) mod tests {
         assert_eq!(key.to_vec(), hex("1f369613dd76d5467730efcbe3b1a22d"));
         assert_eq!(iv.to_vec(), hex("fa044b2f42a3fd3b46fb255c"));
         assert_eq!(hp.to_vec(), hex("9f50449e04a0e810283a1e9933adedd2"));
+    }
+
+    // The cache gives what deriving gives, for every id however they share slots: ids that
+    // differ only in length (a trailing zero byte) or in one byte, the empty id, 20 bytes, and
+    // more ids than slots, asked twice each (the second time from the cache or after an
+    // eviction).
+    #[test]
+    fn the_material_cache_answers_as_deriving_does() {
+        let mut ids: Vec<Vec<u8>> = vec![
+            hex("8394c8f03e515708"),
+            hex("8394c8f03e51570800"),
+            hex("8394c8f03e515709"),
+            Vec::new(),
+            vec![0xff; 20],
+        ];
+        ids.extend((0..u8::try_from(MATERIAL_CACHE_SLOTS * 2).unwrap()).map(|i| vec![i, 7]));
+        let mut cache = MaterialCache::default();
+        for _ in 0..2 {
+            for id in &ids {
+                assert_eq!(cache.get(id), client_initial_material(id), "{id:02x?}");
+            }
+        }
+        let a = cache.get(&hex("8394c8f03e515708")).unwrap();
+        let b = cache.get(&hex("8394c8f03e51570800")).unwrap();
+        assert_ne!(a, b);
     }
 }

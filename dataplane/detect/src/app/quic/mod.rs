@@ -21,7 +21,7 @@ pub mod crypto;
 pub mod parser;
 
 use crate::app::tls::parser::{CLIENT_HELLO, ParseError, handshake_len};
-use crypto::InitialKeys;
+use crypto::{InitialKeys, MaterialCache};
 use parser::{LongType, crypto_frames, long_packet};
 
 /// Bytes of the Initial crypto stream kept until the ClientHello is complete: the TLS engine's
@@ -131,6 +131,16 @@ impl InitialStream {
     /// Read one client-to-server datagram. An error leaves what earlier datagrams gave intact;
     /// once [`Progress::Done`], later datagrams are not read and the same answer is returned.
     pub fn push(&mut self, udp_payload: &[u8]) -> Result<Progress, QuicError> {
+        self.push_cached(udp_payload, None)
+    }
+
+    /// [`InitialStream::push`], the keys' material taken from `cache` (and remembered there)
+    /// when given: the same answer, without deriving the keys of an id seen recently again.
+    pub fn push_cached(
+        &mut self,
+        udp_payload: &[u8],
+        mut cache: Option<&mut MaterialCache>,
+    ) -> Result<Progress, QuicError> {
         if let Some(done) = &self.done {
             return Ok(Progress::Done(done.clone()));
         }
@@ -157,7 +167,10 @@ impl InitialStream {
             }
             let keys = match self.keys.take() {
                 Some(k) => k,
-                None => InitialKeys::client(p.dcid)?,
+                None => match cache.as_deref_mut() {
+                    Some(c) => InitialKeys::client_cached(p.dcid, c)?,
+                    None => InitialKeys::client(p.dcid)?,
+                },
             };
             let opened = keys.open(&p, self.largest, &mut self.scratch);
             let (pn, plain) = match opened {
@@ -444,6 +457,35 @@ dbcba3f6ea46c5b7684df3548e7ddeb9c3bf9c73cc3f3bded74b562bfb19fb84\
         let want = Progress::Done(Some(String::from_utf8(name).unwrap()));
         assert_eq!(s.push(&d2), Ok(want.clone()));
         assert_eq!(s.push(b"anything"), Ok(want));
+    }
+
+    // Streams sharing a key material cache read what streams without it read: the same
+    // datagrams (RFC 9001's, a ClientHello over two datagrams), a datagram of another id after
+    // them, and a tampered one whose id's material is cached.
+    #[test]
+    fn a_shared_material_cache_changes_no_answer() {
+        let dcid = b"\xaa\xbb\xcc\xdd\xee\xff\x00\x11";
+        let hello = client_hello_msg(b"cached.example.org");
+        let cut = hello.len() / 2;
+        let d1 = initial(dcid, 0, &crypto_frame(0, &hello[..cut]));
+        let d2 = initial(dcid, 1, &crypto_frame(cut, &hello[cut..]));
+        let other = initial(b"\x01\x02\x03\x04", 0, &crypto_frame(0, &hello));
+        let mut bad = hex(RFC9001_A2);
+        bad[100] ^= 1;
+        let mut cache = MaterialCache::default();
+        for _ in 0..3 {
+            for dgrams in [
+                vec![hex(RFC9001_A2)],
+                vec![d1.clone(), d2.clone()],
+                vec![other.clone()],
+                vec![bad.clone()],
+            ] {
+                let (mut plain, mut cached) = (InitialStream::new(), InitialStream::new());
+                for d in &dgrams {
+                    assert_eq!(cached.push_cached(d, Some(&mut cache)), plain.push(d));
+                }
+            }
+        }
     }
 
     #[test]
