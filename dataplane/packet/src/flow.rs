@@ -483,10 +483,6 @@ pub struct FlowUpdate {
     pub half_open: bool,
     /// This packet travels from the key's `a` endpoint to `b` (as [`FlowKey::new`] said).
     pub a_to_b: bool,
-    /// Where the flow lies in the table: with `id`, a handle that reaches it again without
-    /// hashing its key ([`FlowTable::get_mut_at`]); a handle whose flow left the table reaches
-    /// nothing.
-    pub slot: u32,
 }
 
 /// 51 bits, like Suricata's flow ids, so JSON consumers keep them exact.
@@ -681,6 +677,8 @@ pub struct FlowTable<X = ()> {
     /// Keep the flows that leave the table with work left ([`FlowTable::set_retire`]).
     retire: bool,
     retired: Vec<(FlowKey, Flow<X>)>,
+    /// The slot of the flow the last update accounted a packet to ([`FlowTable::get_mut_at`]).
+    last_slot: u32,
 }
 
 /// Retired flows held at most: the worker takes them after every packet, so only one sweep's
@@ -731,6 +729,7 @@ impl<X: FlowExt> FlowTable<X> {
             new_run: 0,
             retire: false,
             retired: Vec::new(),
+            last_slot: u32::MAX,
         }
     }
 
@@ -833,13 +832,19 @@ impl<X: FlowExt> FlowTable<X> {
         self.entry_mut(slot).map(|(_, f)| f)
     }
 
-    /// The flow a packet's [`FlowUpdate`] named, for changing, without hashing its key again:
-    /// the flow in the update's slot if it is still that flow (same key and id), else `None`
-    /// (the flow left the table, or its slot went to another flow).
+    /// The flow a packet's [`FlowUpdate`] named (its key and id), for changing; `None` once
+    /// that flow left the table, even when another flow took its slot or its key. The flow of
+    /// the last update is reached through the slot that update used, without hashing its key
+    /// again (the packet's engines, after [`FlowTable::update_noting`]); any other is looked up.
     #[inline]
     pub fn get_mut_at(&mut self, key: &FlowKey, upd: &FlowUpdate) -> Option<&mut Flow<X>> {
-        self.entry_mut(upd.slot)
-            .filter(|(k, f)| f.id == upd.id && k == key)
+        let last = self.last_slot;
+        let slot = match self.entry(last) {
+            Some((k, f)) if f.id == upd.id && k == key => last,
+            _ => self.find_slot(self.hash32(key), key)?,
+        };
+        self.entry_mut(slot)
+            .filter(|(_, f)| f.id == upd.id)
             .map(|(_, f)| f)
     }
 
@@ -1112,7 +1117,6 @@ impl<X: FlowExt> FlowTable<X> {
             terminated: false,
             half_open: false,
             a_to_b,
-            slot: u32::MAX,
         };
         (upd, X::default().peek(a_to_b))
     }
@@ -1272,10 +1276,10 @@ impl<X: FlowExt> FlowTable<X> {
             terminated: f.terminated,
             half_open,
             a_to_b,
-            slot,
         };
         let invalid_ts = f.invalid_ts;
         let peek = f.ext.peek(a_to_b);
+        self.last_slot = slot;
         if invalid_ts {
             self.stats.invalid_timestamps += 1;
         }
@@ -1661,7 +1665,7 @@ mod tests {
     }
 
     #[test]
-    fn an_update_reaches_its_flow_again_by_its_slot_until_the_flow_leaves() {
+    fn an_update_reaches_its_flow_again_until_the_flow_leaves() {
         let mut t = small(1);
         let now = Timestamp(1_000_000);
         let (k1, d1) = FlowKey::new(VlanScope::UNTAGGED, IpProto::Udp, ep(1, 1000), ep(2, 53));
@@ -1672,21 +1676,26 @@ mod tests {
         // Another key's update does not reach this flow.
         assert!(t.get_mut_at(&k2, &u1).is_none());
         // At the cap of one, the second flow evicts the first and takes its slot: the first's
-        // handle reaches nothing, not the flow now in its slot.
+        // update reaches nothing, not the flow now in its slot.
         let u2 = t.update(now, &k2, d2, None, 60);
         assert_eq!(t.stats().evicted, 1);
-        assert_eq!(u2.slot, u1.slot);
         assert!(t.get_mut_at(&k1, &u1).is_none());
         assert!(t.get_mut_at(&k2, &u1).is_none());
         assert_eq!(t.get_mut_at(&k2, &u2).map(|f| f.id), Some(u2.id));
-        // The same key started again after a timeout, in the same slot: the old handle is
-        // stale too.
+        // The same key started again after a timeout, in the same slot: the old update
+        // reaches nothing either.
         let later = Timestamp(now.0 + 301 * Timestamp::SECOND);
         let u3 = t.update(later, &k2, d2, None, 60);
         assert!(u3.new_flow);
-        assert_eq!(u3.slot, u2.slot);
         assert!(t.get_mut_at(&k2, &u2).is_none());
         assert_eq!(t.get_mut_at(&k2, &u3).map(|f| f.id), Some(u3.id));
+        // A flow updated before the last one is looked up by its key.
+        let mut t = small(2);
+        let u1 = t.update(now, &k1, d1, None, 60);
+        let u2 = t.update(now, &k2, d2, None, 60);
+        assert_eq!(t.get_mut_at(&k1, &u1).map(|f| f.id), Some(u1.id));
+        assert_eq!(t.get_mut_at(&k2, &u2).map(|f| f.id), Some(u2.id));
+        assert!(t.get_mut_at(&k1, &u2).is_none());
     }
 
     #[test]

@@ -958,7 +958,6 @@ mod tests {
                 terminated: false,
                 half_open: true,
                 a_to_b: true,
-                slot: 0,
             }),
         };
         let mut found = Vec::new();
