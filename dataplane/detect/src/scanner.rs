@@ -2514,4 +2514,18 @@ mod tests {
         }
         assert!(fired > 60, "{fired} fired, {refused} refused");
     }
+
+    // The buffers `buffer_filled` says svm fills: every kind but `base64_data` (what a rule's
+    // `base64_decode` decoded: read inside that step, no packet offers it). Pins the set against a change
+    // to the app buffers' layout: a buffer that stops being filled fails here by name.
+    #[test]
+    fn buffer_filled_is_every_kind_but_base64_data() {
+        let unfilled: Vec<&str> = BufferKind::ALL
+            .into_iter()
+            .filter(|k| !buffer_filled(*k))
+            .map(BufferKind::name)
+            .collect();
+        assert_eq!(unfilled, ["base64_data"]);
+        assert!(buffer_filled(BufferKind::TlsSni));
+    }
 }
