@@ -9,8 +9,6 @@
 //! the last inspection of this direction, and the buffers of the transaction this packet
 //! completed (the latest one when a packet completes several).
 
-use crate::app::dns::buffers::{dns_buffer, dns_nth, every_dns};
-use crate::app::tls::buffers::random_part;
 use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
@@ -147,22 +145,28 @@ pub struct AppFields {
 }
 
 impl AppFields {
-    fn of(b: &AppBuffers<'_>) -> Option<AppFields> {
-        if b.proto == App::Unknown {
-            return None;
-        }
-        let s = |v: Option<&[u8]>| v.map(|x| String::from_utf8_lossy(x).into_owned());
-        Some(AppFields {
-            app_proto: b.proto.name(),
+    fn of(b: &AppBuffers<'_>) -> AppFields {
+        let s = |k: BufferKind| {
+            b.get(k, true)
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+        };
+        let dns = match b {
+            AppBuffers::Dns(d) => Some(d.message()),
+            _ => None,
+        };
+        AppFields {
+            app_proto: b.proto().name(),
             app_proto_orig: None,
-            http_hostname: s(b.http_host),
-            http_url: s(b.http_uri_raw),
-            http_user_agent: s(b.http_user_agent),
-            http_method: s(b.http_method),
-            tls_sni: s(b.tls_sni),
-            dns_query: s(b.dns_query()),
-            dns_query_truncated: b.dns.is_some_and(|m| m.queries_cut & 1 != 0),
-        })
+            http_hostname: s(BufferKind::HttpHost),
+            http_url: s(BufferKind::HttpUriRaw),
+            http_user_agent: s(BufferKind::HttpUserAgent),
+            http_method: s(BufferKind::HttpMethod),
+            tls_sni: s(BufferKind::TlsSni),
+            dns_query: b
+                .dns_query()
+                .map(|x| String::from_utf8_lossy(x).into_owned()),
+            dns_query_truncated: dns.is_some_and(|m| m.queries_cut & 1 != 0),
+        }
     }
 }
 
@@ -171,10 +175,9 @@ impl AppFields {
 pub struct ScanBuffers<'a> {
     /// New in-order stream data of the packet's direction.
     pub stream: Option<&'a [u8]>,
-    /// The transaction the packet completed (borrowed: the buffers are a large struct, and
-    /// moving them into every packet's `ScanBuffers` was a copy per packet, with or without a
-    /// transaction).
-    pub app: Option<&'a AppBuffers<'a>>,
+    /// The transaction the packet completed or progressed (its protocol's buffers, borrowing
+    /// the transaction).
+    pub app: Option<AppBuffers<'a>>,
     /// The packet's payload went into the reassembled stream, which inspects it (IDS mode).
     pub payload_in_stream: bool,
     /// The flow's payload is no longer inspected (encrypted TLS).
@@ -229,117 +232,7 @@ impl ScanBuffers<'_> {
         if (side == Side::ToClient && to_server) || (side == Side::ToServer && !to_server) {
             return None;
         }
-        if kind == BufferKind::AppLayerEvent {
-            let m = a.dns?;
-            return m
-                .events
-                .names(m.response, to_server)
-                .nth(n)
-                .map(str::as_bytes);
-        }
-        if !to_server {
-            return match kind {
-                BufferKind::TlsCerts => a.tls_certs.get(n).map(Vec::as_slice),
-                BufferKind::TlsAlpn => a.tls_server_alpns.get(n).map(Vec::as_slice),
-                BufferKind::TlsSubjectAltName => a.tls_sans.get(n).map(Vec::as_slice),
-                BufferKind::HttpResponseHeader => a.http_response_headers?.header(n),
-                BufferKind::DnsRrtype => a.dns?.answers.get(n).map(|r| r.rrtype.as_slice()),
-                BufferKind::DnsResponseRrname => {
-                    let m = a.dns.filter(|m| m.response)?;
-                    let names = m.queries.iter();
-                    let records = m.answers.iter().chain(&m.authorities).chain(&m.additionals);
-                    names
-                        .chain(records.map(|r| &r.name))
-                        .nth(n)
-                        .map(Vec::as_slice)
-                }
-                k if dns_buffer(k).is_some() => dns_nth(k, a.dns?, n),
-                _ if n > 0 => None,
-                BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
-                    random_part(kind, a.tls_server_random)
-                }
-                BufferKind::FileData => a.http_response_body,
-                BufferKind::HttpHeader => a.http_response_header,
-                BufferKind::HttpHeaderRaw => a.http_response_header_raw,
-                BufferKind::HttpCookie => a.http_set_cookie,
-                BufferKind::HttpProtocol => a.http_response_protocol,
-                BufferKind::HttpHeaderNames => a.http_response_header_names,
-                BufferKind::HttpStart => a.http_response_start,
-                BufferKind::HttpContentType => a.http_response_content_type,
-                BufferKind::HttpContentLen => a.http_response_content_len,
-                BufferKind::HttpResponseLine => a.http_response_line,
-                BufferKind::HttpStatCode => a.http_stat_code,
-                BufferKind::HttpStatMsg => a.http_stat_msg,
-                BufferKind::HttpServer => a.http_server,
-                BufferKind::HttpLocation => a.http_location,
-                BufferKind::Ja3sString => a.tls_ja3s,
-                BufferKind::Ja3sHash => a.tls_ja3s_hash,
-                BufferKind::TlsCertSubject => a.tls_cert_subject,
-                BufferKind::TlsCertIssuer => a.tls_cert_issuer,
-                BufferKind::TlsCertSerial => a.tls_cert_serial,
-                BufferKind::TlsCertFingerprint => a
-                    .tls_chain
-                    .and_then(crate::app::tls::cert::Certificates::fingerprint),
-                BufferKind::SslVersion => a.tls_server_version,
-                _ => None,
-            };
-        }
-        match kind {
-            BufferKind::DnsQuery => return a.dns_queries.get(n).map(Vec::as_slice),
-            BufferKind::TlsAlpn => return a.tls_client_alpns.get(n).map(Vec::as_slice),
-            BufferKind::TlsCerts => {
-                return a.tls_client_chain?.certs.get(n).map(Vec::as_slice);
-            }
-            BufferKind::HttpRequestHeader => {
-                return a.http_request_headers?.header(n);
-            }
-            BufferKind::Http1RequestFrame => {
-                return a.http1_request_frame.get(n).map(Vec::as_slice);
-            }
-            BufferKind::DnsRrtype => {
-                return a.dns?.qtypes.get(n).map(<[u8; 2]>::as_slice);
-            }
-            k if dns_buffer(k).is_some() => return dns_nth(k, a.dns?, n),
-            _ if n > 0 => return None,
-            BufferKind::TlsRandom | BufferKind::TlsRandomTime | BufferKind::TlsRandomBytes => {
-                return random_part(kind, a.tls_client_random);
-            }
-            _ => {}
-        }
-        match kind {
-            BufferKind::HttpUri => a.http_uri,
-            BufferKind::HttpUriRaw => a.http_uri_raw,
-            BufferKind::HttpMethod => a.http_method,
-            BufferKind::HttpHost => a.http_host,
-            BufferKind::HttpHostRaw => a.http_host_raw,
-            BufferKind::HttpUserAgent => a.http_user_agent,
-            BufferKind::HttpHeader => a.http_header,
-            BufferKind::HttpHeaderRaw => a.http_header_raw,
-            BufferKind::HttpCookie => a.http_cookie,
-            BufferKind::HttpConnection => a.http_connection,
-            // `file.data` towards the server: the request body (Suricata's HTTP file data).
-            BufferKind::HttpRequestBody | BufferKind::FileData => a.http_request_body,
-            BufferKind::HttpProtocol => a.http_protocol,
-            BufferKind::HttpRequestLine => a.http_request_line,
-            BufferKind::HttpHeaderNames => a.http_header_names,
-            BufferKind::HttpStart => a.http_start,
-            BufferKind::HttpContentType => a.http_content_type,
-            BufferKind::HttpContentLen => a.http_content_len,
-            BufferKind::HttpReferer => a.http_referer,
-            BufferKind::HttpAccept => a.http_accept,
-            BufferKind::HttpAcceptEnc => a.http_accept_enc,
-            BufferKind::HttpAcceptLang => a.http_accept_lang,
-            BufferKind::TlsSni => a.tls_sni,
-            BufferKind::Ja3String => a.tls_ja3,
-            BufferKind::Ja3Hash => a.tls_ja3_hash,
-            BufferKind::Ja4Hash => a.tls_hello.map(crate::app::tls::parser::ClientHello::ja4),
-            BufferKind::SslVersion => a.tls_client_version,
-            BufferKind::TlsCertSubject => a.tls_client_chain?.subject.as_deref(),
-            BufferKind::TlsCertIssuer => a.tls_client_chain?.issuer.as_deref(),
-            BufferKind::TlsCertSerial => a.tls_client_chain?.serial.as_deref(),
-            BufferKind::TlsCertFingerprint => a.tls_client_chain?.fingerprint(),
-            _ => None,
-        }
+        a.get_nth(kind, n, to_server)
     }
 }
 
@@ -348,121 +241,33 @@ impl ScanBuffers<'_> {
 /// [`ScanBuffers::get`] on buffers where every field is present, so a buffer becomes loadable
 /// exactly when `get` starts returning it; `Payload` and `Packet` come from the packet itself.
 pub fn buffer_filled(kind: BufferKind) -> bool {
-    let queries = [Vec::new()];
-    let hello = crate::app::tls::parser::ClientHello::default();
-    let chain = any_chain();
-    let head = any_head();
-    let app = every_app(&queries, &hello, &chain, &head);
-    let full = |to_server| every_buffer(&app, to_server);
     matches!(kind, BufferKind::Payload | BufferKind::Packet)
         || kind.is_header()
-        || full(true).get(kind).is_some()
-        || full(false).get(kind).is_some()
+        || every_app().into_iter().any(|app| {
+            [true, false]
+                .into_iter()
+                .any(|s| every_buffer(app, s).get(kind).is_some())
+        })
 }
 
-/// The buffers of a packet where every field is present (empty), for [`buffer_filled`]: `app`
-/// from [`every_app`].
-fn every_buffer<'a>(app: &'a AppBuffers<'a>, to_server: bool) -> ScanBuffers<'a> {
+/// A transaction of each protocol where every buffer is present (empty), for
+/// [`buffer_filled`].
+fn every_app() -> [AppBuffers<'static>; 3] {
+    [
+        AppBuffers::Http(crate::app::http::buffers::HttpBuffers::every()),
+        AppBuffers::Tls(crate::app::tls::buffers::TlsBuffers::every()),
+        AppBuffers::Dns(crate::app::dns::buffers::DnsBuffers::every()),
+    ]
+}
+
+/// The buffers of a packet of the transaction `app` with stream data, for [`buffer_filled`].
+fn every_buffer(app: AppBuffers<'_>, to_server: bool) -> ScanBuffers<'_> {
     ScanBuffers {
         stream: Some(b""),
         app: Some(app),
         payload_in_stream: false,
         no_payload: false,
         to_server,
-    }
-}
-
-/// A chain of one empty certificate, for [`every_app`]: built field by field, since parsing
-/// it with `certificates` on each of the ~96,000 `buffer_filled` calls of an ET Open load
-/// cost about 45 M instructions.
-fn any_chain() -> crate::app::tls::cert::Certificates {
-    let mut chain = crate::app::tls::cert::Certificates::default();
-    chain.certs.push(Vec::new());
-    chain.subject = Some(Vec::new());
-    chain.issuer = Some(Vec::new());
-    chain.serial = Some(Vec::new());
-    chain
-}
-
-/// A head of one empty header, for [`every_app`].
-fn any_head() -> crate::app::http::parser::HeadFields {
-    let one = [httparse::Header {
-        name: "",
-        value: b"",
-    }];
-    crate::app::http::parser::HeadFields::new(b"", &one, b"")
-}
-
-/// A transaction where every field is present (empty), for [`every_buffer`].
-fn every_app<'a>(
-    queries: &'a [Vec<u8>],
-    hello: &'a crate::app::tls::parser::ClientHello,
-    chain: &'a crate::app::tls::cert::Certificates,
-    head: &'a crate::app::http::parser::HeadFields,
-) -> AppBuffers<'a> {
-    const ANY: &[u8] = b"";
-    // Every field named (no `..Default::default()`): a new field must be decided here.
-    AppBuffers {
-        proto: App::Unknown,
-        http_method: Some(ANY),
-        http_uri: Some(ANY),
-        http_uri_raw: Some(ANY),
-        http_protocol: Some(ANY),
-        http_host: Some(ANY),
-        http_host_raw: Some(ANY),
-        http_user_agent: Some(ANY),
-        http_header: Some(ANY),
-        http_cookie: Some(ANY),
-        http_header_raw: Some(ANY),
-        http_request_headers: Some(head),
-        http_response_header_raw: Some(ANY),
-        http_response_headers: Some(head),
-        http_connection: Some(ANY),
-        http1_request_frame: queries,
-        http_request_body: Some(ANY),
-        http_request_line: Some(ANY),
-        http_header_names: Some(ANY),
-        http_start: Some(ANY),
-        http_content_type: Some(ANY),
-        http_content_len: Some(ANY),
-        http_referer: Some(ANY),
-        http_accept: Some(ANY),
-        http_accept_enc: Some(ANY),
-        http_accept_lang: Some(ANY),
-        http_response_header_names: Some(ANY),
-        http_response_start: Some(ANY),
-        http_response_content_type: Some(ANY),
-        http_response_content_len: Some(ANY),
-        http_response_line: Some(ANY),
-        http_stat_code: Some(ANY),
-        http_stat_msg: Some(ANY),
-        http_server: Some(ANY),
-        http_location: Some(ANY),
-        http_response_protocol: Some(ANY),
-        http_response_header: Some(ANY),
-        http_set_cookie: Some(ANY),
-        http_response_body: Some(ANY),
-        tls_sni: Some(ANY),
-        tls_ja3: Some(ANY),
-        tls_ja3_hash: Some(ANY),
-        tls_hello: Some(hello),
-        tls_ja3s: Some(ANY),
-        tls_ja3s_hash: Some(ANY),
-        tls_cert_subject: Some(ANY),
-        tls_cert_issuer: Some(ANY),
-        tls_cert_serial: Some(ANY),
-        tls_chain: Some(chain),
-        tls_certs: queries,
-        tls_client_chain: Some(chain),
-        tls_client_random: Some(&[0; 32]),
-        tls_server_random: Some(&[0; 32]),
-        tls_client_version: Some(ANY),
-        tls_server_version: Some(ANY),
-        tls_client_alpns: queries,
-        tls_server_alpns: queries,
-        tls_sans: queries,
-        dns_queries: queries,
-        dns: Some(every_dns()),
     }
 }
 
@@ -842,7 +647,7 @@ pub fn inspect(
     let view = packet_view(ip, l4, path);
     let bufs = ScanBuffers {
         stream,
-        app: app.as_ref(),
+        app,
         payload_in_stream,
         no_payload,
         to_server,
@@ -873,17 +678,16 @@ pub fn inspect(
     if out.len() == before {
         return None;
     }
-    let fields = app.as_ref().and_then(AppFields::of).or_else(|| {
-        let b = scan.app.buffers();
-        if b.proto == App::Unknown {
-            rule_app(scan.app.proto()).map(|_| AppFields {
+    let fields = app
+        .as_ref()
+        .map(AppFields::of)
+        .or_else(|| match scan.app.buffers() {
+            Some(b) => Some(AppFields::of(&b)),
+            None => rule_app(scan.app.proto()).map(|_| AppFields {
                 app_proto: scan.app.proto().name(),
                 ..AppFields::default()
-            })
-        } else {
-            AppFields::of(&b)
-        }
-    });
+            }),
+        });
     flow_proto(fields, &scan.app)
 }
 
@@ -1040,7 +844,7 @@ pub fn flush(
     let view = packet_view(&pseudo, l4_fields(&pseudo), path);
     let bufs = ScanBuffers {
         stream,
-        app: app.as_ref(),
+        app,
         // No payload of its own: stream rules read the stream only.
         payload_in_stream: true,
         no_payload,
@@ -1067,7 +871,7 @@ pub fn flush(
     if out.len() == before {
         return None;
     }
-    let fields = app.as_ref().and_then(AppFields::of).or_else(|| {
+    let fields = app.as_ref().map(AppFields::of).or_else(|| {
         rule_app(scan.app.proto()).map(|_| AppFields {
             app_proto: scan.app.proto().name(),
             ..AppFields::default()
@@ -1491,21 +1295,20 @@ mod tests {
     // for no other), and none of the other side's.
     #[test]
     fn kinds_cover_every_buffer_of_the_side() {
-        let queries = [Vec::new()];
-        let hello = crate::app::tls::parser::ClientHello::default();
-        let chain = any_chain();
-        let head = any_head();
-        let app = every_app(&queries, &hello, &chain, &head);
+        let apps = every_app();
         for to_server in [true, false] {
-            let full = every_buffer(&app, to_server);
+            let full = |kind| {
+                apps.into_iter()
+                    .any(|app| every_buffer(app, to_server).get(kind).is_some())
+            };
             let no_app = ScanBuffers {
                 app: None,
-                ..every_buffer(&app, to_server)
+                ..every_buffer(apps[0], to_server)
             };
             for kind in BufferKind::ALL {
                 assert_eq!(
-                    full.get(kind).is_some(),
-                    full.kinds().contains(kind)
+                    full(kind),
+                    every_buffer(apps[0], to_server).kinds().contains(kind)
                         && !matches!(kind, BufferKind::Payload | BufferKind::Packet),
                     "{kind:?} to_server {to_server}"
                 );

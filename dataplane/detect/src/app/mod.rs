@@ -332,141 +332,20 @@ pub enum TxData {
     Dns(dns::parser::Message),
 }
 
-/// The sticky buffers of one transaction, as rules see them. `None`: absent in this transaction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AppBuffers<'a> {
-    /// Protocol of the transaction.
-    pub proto: AppProto,
-    /// `http.method`.
-    pub http_method: Option<&'a [u8]>,
-    /// `http.uri`: normalized (see [`http::parser::normalize_uri`]).
-    pub http_uri: Option<&'a [u8]>,
-    /// `http.uri.raw`: as on the wire.
-    pub http_uri_raw: Option<&'a [u8]>,
-    /// `http.protocol`: as sent ("HTTP/1.1"), empty for HTTP/0.9.
-    pub http_protocol: Option<&'a [u8]>,
-    /// `http.host`: lowercase, without port (see [`http::parser::normalize_host`]).
-    pub http_host: Option<&'a [u8]>,
-    /// `http.host.raw`: the Host header value (or absolute-URI authority) as sent.
-    pub http_host_raw: Option<&'a [u8]>,
-    /// `http.user_agent`.
-    pub http_user_agent: Option<&'a [u8]>,
-    /// `http.header`: every header but Cookie as `Name: value\r\n`, trailing whitespace trimmed.
-    pub http_header: Option<&'a [u8]>,
-    /// `http.cookie`.
-    pub http_cookie: Option<&'a [u8]>,
-    /// `http.header.raw` of the request.
-    pub http_header_raw: Option<&'a [u8]>,
-    /// The request head, for `http.request_header` (a multi-buffer:
-    /// [`http::parser::HeadFields::header`]).
-    pub http_request_headers: Option<&'a http::parser::HeadFields>,
-    /// `http.header.raw` of the response.
-    pub http_response_header_raw: Option<&'a [u8]>,
-    /// The response head, for `http.response_header` (a multi-buffer:
-    /// [`http::parser::HeadFields::header`]).
-    pub http_response_headers: Option<&'a http::parser::HeadFields>,
-    /// `http.connection`: the Connection header value.
-    pub http_connection: Option<&'a [u8]>,
-    /// `frame:http1.request`: the request head's contiguous pieces of stream data (a
-    /// multi-buffer; empty until the head is complete).
-    pub http1_request_frame: &'a [Vec<u8>],
-    /// `http.request_body` (`http_client_body`, `pcre/P`): de-chunked, once it ended or
-    /// [`HTTP_BODY_MIN_INSPECT`] bytes arrived.
-    pub http_request_body: Option<&'a [u8]>,
-    /// `http.request_line`.
-    pub http_request_line: Option<&'a [u8]>,
-    /// `http.header_names` of the request.
-    pub http_header_names: Option<&'a [u8]>,
-    /// `http.start` of the request.
-    pub http_start: Option<&'a [u8]>,
-    /// `http.content_type` of the request.
-    pub http_content_type: Option<&'a [u8]>,
-    /// `http.content_len` of the request.
-    pub http_content_len: Option<&'a [u8]>,
-    /// `http.referer`.
-    pub http_referer: Option<&'a [u8]>,
-    /// `http.accept`.
-    pub http_accept: Option<&'a [u8]>,
-    /// `http.accept_enc`.
-    pub http_accept_enc: Option<&'a [u8]>,
-    /// `http.accept_lang`.
-    pub http_accept_lang: Option<&'a [u8]>,
-    /// `http.header_names` of the response.
-    pub http_response_header_names: Option<&'a [u8]>,
-    /// `http.start` of the response.
-    pub http_response_start: Option<&'a [u8]>,
-    /// `http.content_type` of the response.
-    pub http_response_content_type: Option<&'a [u8]>,
-    /// `http.content_len` of the response.
-    pub http_response_content_len: Option<&'a [u8]>,
-    /// `http.response_line`.
-    pub http_response_line: Option<&'a [u8]>,
-    /// `http.stat_code`.
-    pub http_stat_code: Option<&'a [u8]>,
-    /// `http.stat_msg`.
-    pub http_stat_msg: Option<&'a [u8]>,
-    /// `http.server`.
-    pub http_server: Option<&'a [u8]>,
-    /// `http.location`.
-    pub http_location: Option<&'a [u8]>,
-    /// `http.protocol` of the response.
-    pub http_response_protocol: Option<&'a [u8]>,
-    /// `http.header` of the response (every header but Set-Cookie).
-    pub http_response_header: Option<&'a [u8]>,
-    /// `http.cookie` of the response: Set-Cookie.
-    pub http_set_cookie: Option<&'a [u8]>,
-    /// `file.data` (`http.response_body`): the de-chunked, decompressed response body, once it
-    /// ended or [`HTTP_RESPONSE_BODY_MIN_INSPECT`] bytes arrived.
-    pub http_response_body: Option<&'a [u8]>,
-    /// `tls.sni`.
-    pub tls_sni: Option<&'a [u8]>,
-    /// `ja3.string`.
-    pub tls_ja3: Option<&'a [u8]>,
-    /// `ja3.hash`.
-    pub tls_ja3_hash: Option<&'a [u8]>,
-    /// The ClientHello, for `ja4.hash` ([`tls::parser::ClientHello::ja4`], computed when asked
-    /// for).
-    pub tls_hello: Option<&'a tls::parser::ClientHello>,
-    /// `ja3s.string`.
-    pub tls_ja3s: Option<&'a [u8]>,
-    /// `ja3s.hash`.
-    pub tls_ja3s_hash: Option<&'a [u8]>,
-    /// `tls.cert_subject` (the leaf certificate's).
-    pub tls_cert_subject: Option<&'a [u8]>,
-    /// `tls.cert_issuer`.
-    pub tls_cert_issuer: Option<&'a [u8]>,
-    /// `tls.cert_serial`.
-    pub tls_cert_serial: Option<&'a [u8]>,
-    /// The certificate chain, for `tls.cert_fingerprint`
-    /// ([`tls::cert::Certificates::fingerprint`], computed when asked for).
-    pub tls_chain: Option<&'a tls::cert::Certificates>,
-    /// `tls.certs`: each certificate's DER, leaf first (a multi-buffer).
-    pub tls_certs: &'a [Vec<u8>],
-    /// The client's certificate chain (client authentication): the `tls.cert_*` and
-    /// `tls.certs` buffers towards the server.
-    pub tls_client_chain: Option<&'a tls::cert::Certificates>,
-    /// `tls.random` of the ClientHello.
-    pub tls_client_random: Option<&'a [u8]>,
-    /// `tls.random` of the ServerHello.
-    pub tls_server_random: Option<&'a [u8]>,
-    /// `ssl_version` of the client: its hello's version name (`tls1.2`).
-    pub tls_client_version: Option<&'static [u8]>,
-    /// `ssl_version` of the server: the version its hello chose.
-    pub tls_server_version: Option<&'static [u8]>,
-    /// `tls.alpn` of the ClientHello (a multi-buffer).
-    pub tls_client_alpns: &'a [Vec<u8>],
-    /// `tls.alpn` of the ServerHello.
-    pub tls_server_alpns: &'a [Vec<u8>],
-    /// `tls.subjectaltname` of the server's leaf certificate (a multi-buffer).
-    pub tls_sans: &'a [Vec<u8>],
-    /// `dns.query`: every question name of the message, dotted, no trailing dot, case kept.
-    pub dns_queries: &'a [Vec<u8>],
-    /// The DNS message, for the `dns.*` buffers beyond `dns.query`.
-    pub dns: Option<&'a dns::parser::Message>,
+/// The detection buffers of one transaction, as rules see them: its protocol's buffers
+/// (`app/<proto>/buffers.rs`), each borrowing the transaction's decoded content.
+#[derive(Clone, Copy, Debug)]
+pub enum AppBuffers<'a> {
+    /// An HTTP transaction (request and response).
+    Http(http::buffers::HttpBuffers<'a>),
+    /// A TLS handshake.
+    Tls(tls::buffers::TlsBuffers<'a>),
+    /// A DNS message.
+    Dns(dns::buffers::DnsBuffers<'a>),
 }
 
 /// The transaction of a response whose request was not seen: no request line, no head (an
-/// empty method, which a parsed request never has: [`request_seen`]).
+/// empty method, which a parsed request never has: [`http::buffers::request_seen`]).
 fn request_not_seen(resp: Box<http::response::Response>) -> http::parser::Request {
     http::parser::Request {
         method: Vec::new(),
@@ -490,127 +369,52 @@ fn request_not_seen(resp: Box<http::response::Response>) -> http::parser::Reques
     }
 }
 
-/// Whether a transaction's request was seen: a parsed request line always has a method token.
-fn request_seen(r: &http::parser::Request) -> bool {
-    !r.method.is_empty()
-}
-
 impl<'a> AppBuffers<'a> {
     /// The buffers of one transaction.
     pub fn of(tx: &'a TxData) -> Self {
         match tx {
-            TxData::Http(r) if !request_seen(r) => AppBuffers {
-                proto: AppProto::Http,
-                ..AppBuffers::default()
-            }
-            .with_response(r.response.as_deref()),
-            TxData::Http(r) if !r.headers_done => AppBuffers {
-                proto: AppProto::Http,
-                http_method: Some(&r.method),
-                http_uri: Some(&r.uri),
-                http_uri_raw: Some(&r.uri_raw),
-                http_protocol: Some(&r.protocol),
-                http_request_line: Some(&r.line),
-                ..AppBuffers::default()
-            }
-            .with_response(r.response.as_deref()),
-            TxData::Http(r) => AppBuffers {
-                http_request_line: Some(&r.line),
-                http_header_names: Some(&r.fields.header_names),
-                http_start: Some(&r.fields.start),
-                http_content_type: r.fields.content_type.as_deref(),
-                http_content_len: r.fields.content_len.as_deref(),
-                http_referer: r.fields.referer.as_deref(),
-                http_accept: r.fields.accept.as_deref(),
-                http_accept_enc: r.fields.accept_enc.as_deref(),
-                http_accept_lang: r.fields.accept_lang.as_deref(),
-                proto: AppProto::Http,
-                http_method: Some(&r.method),
-                http_uri: Some(&r.uri),
-                http_uri_raw: Some(&r.uri_raw),
-                http_protocol: Some(&r.protocol),
-                http_host: r.host.as_deref(),
-                http_host_raw: r.host_raw.as_deref(),
-                http_user_agent: r.user_agent.as_deref(),
-                http_header: Some(&r.header),
-                http_header_raw: Some(&r.fields.raw),
-                http_request_headers: Some(&r.fields),
-                http_cookie: r.cookie.as_deref(),
-                http_connection: r.connection.as_deref(),
-                http1_request_frame: &r.frame,
-                http_request_body: (r.has_body
-                    && (r.body_done || r.body.len() >= HTTP_BODY_MIN_INSPECT))
-                    .then_some(r.body.as_slice()),
-                ..AppBuffers::default()
-            }
-            .with_response(r.response.as_deref()),
-            TxData::Tls(t) => {
-                let c = t.client.as_ref();
-                // An SSL 2.0-format hello has a version only: no JA3, JA4 or random.
-                let tls = c.filter(|c| !c.is_sslv2());
-                let s = t.server.as_ref();
-                let x = t.certs.as_ref();
-                AppBuffers {
-                    proto: AppProto::Tls,
-                    tls_sni: c.and_then(|c| c.sni.as_deref()),
-                    tls_ja3: tls.map(|c| c.ja3.as_slice()),
-                    tls_ja3_hash: tls.map(|c| c.ja3_hash.as_slice()),
-                    tls_hello: tls,
-                    tls_ja3s: s.map(|s| s.ja3s.as_slice()),
-                    tls_ja3s_hash: s.map(|s| s.ja3s_hash.as_slice()),
-                    tls_cert_subject: x.and_then(|x| x.subject.as_deref()),
-                    tls_cert_issuer: x.and_then(|x| x.issuer.as_deref()),
-                    tls_cert_serial: x.and_then(|x| x.serial.as_deref()),
-                    tls_chain: x,
-                    tls_certs: x.map(|x| x.certs.as_slice()).unwrap_or_default(),
-                    tls_client_chain: t.client_certs.as_ref(),
-                    tls_client_random: tls.map(|c| c.random.as_slice()),
-                    tls_server_random: s.map(|s| s.random.as_slice()),
-                    tls_client_version: c.and_then(tls::parser::ClientHello::version_name),
-                    tls_server_version: s.and_then(|s| s.version_name),
-                    tls_client_alpns: c.map(|c| c.alpns()).unwrap_or_default(),
-                    tls_server_alpns: s.map(|s| s.alpns.as_slice()).unwrap_or_default(),
-                    tls_sans: x.map(|x| x.sans.as_slice()).unwrap_or_default(),
-                    ..AppBuffers::default()
-                }
-            }
-            TxData::Dns(m) => AppBuffers {
-                proto: AppProto::Dns,
-                dns_queries: &m.queries,
-                dns: Some(m),
-                ..AppBuffers::default()
-            },
+            TxData::Http(r) => AppBuffers::Http(http::buffers::HttpBuffers::new(r)),
+            TxData::Tls(t) => AppBuffers::Tls(tls::buffers::TlsBuffers::new(t)),
+            TxData::Dns(m) => AppBuffers::Dns(dns::buffers::DnsBuffers::new(m)),
         }
     }
 
-    fn with_response(self, resp: Option<&'a http::response::Response>) -> Self {
-        let Some(p) = resp else {
-            return self;
-        };
-        AppBuffers {
-            http_response_line: Some(&p.line),
-            http_stat_code: Some(&p.stat_code),
-            http_stat_msg: Some(&p.stat_msg),
-            http_server: p.server.as_deref(),
-            http_location: p.location.as_deref(),
-            http_response_protocol: Some(&p.protocol),
-            http_response_header: Some(&p.header),
-            http_response_header_raw: Some(&p.fields.raw),
-            http_response_headers: Some(&p.fields),
-            http_set_cookie: p.set_cookie.as_deref(),
-            http_response_header_names: Some(&p.fields.header_names),
-            http_response_start: Some(&p.fields.start),
-            http_response_content_type: p.fields.content_type.as_deref(),
-            http_response_content_len: p.fields.content_len.as_deref(),
-            http_response_body: (p.body_done || p.body.len() >= HTTP_RESPONSE_BODY_MIN_INSPECT)
-                .then_some(p.body.as_slice()),
-            ..self
+    /// Protocol of the transaction.
+    pub fn proto(&self) -> AppProto {
+        match self {
+            AppBuffers::Http(_) => AppProto::Http,
+            AppBuffers::Tls(_) => AppProto::Tls,
+            AppBuffers::Dns(_) => AppProto::Dns,
         }
+    }
+
+    /// Instance `n` of buffer `kind` of the side of a packet going towards the server
+    /// (`to_server`) or the client; `None`: absent in this transaction. The caller checks
+    /// that `kind` belongs to that side ([`crate::rules::BufferKind::side`]).
+    pub fn get_nth(
+        &self,
+        kind: crate::rules::BufferKind,
+        n: usize,
+        to_server: bool,
+    ) -> Option<&'a [u8]> {
+        match self {
+            AppBuffers::Http(h) => h.get_nth(kind, n, to_server),
+            AppBuffers::Tls(t) => t.get_nth(kind, n, to_server),
+            AppBuffers::Dns(d) => d.get_nth(kind, n, to_server),
+        }
+    }
+
+    /// The first instance of buffer `kind` ([`Self::get_nth`]).
+    pub fn get(&self, kind: crate::rules::BufferKind, to_server: bool) -> Option<&'a [u8]> {
+        self.get_nth(kind, 0, to_server)
     }
 
     /// The first `dns.query` name, if any.
     pub fn dns_query(&self) -> Option<&'a [u8]> {
-        self.dns_queries.first().map(Vec::as_slice)
+        match self {
+            AppBuffers::Dns(d) => d.query(),
+            _ => None,
+        }
     }
 }
 
@@ -815,12 +619,9 @@ impl AppState {
             .map(|(_, t)| AppBuffers::of(t))
     }
 
-    /// The latest transaction's buffers (empty buffers when there is none).
-    pub fn buffers(&self) -> AppBuffers<'_> {
-        self.txs
-            .back()
-            .map(|(_, t)| AppBuffers::of(t))
-            .unwrap_or_default()
+    /// The latest transaction's buffers, if there is one.
+    pub fn buffers(&self) -> Option<AppBuffers<'_>> {
+        self.txs.back().map(|(_, t)| AppBuffers::of(t))
     }
 
     /// Feed the new in-order data of one direction of a TCP flow. `ports` are the packet's
@@ -1279,6 +1080,7 @@ impl AppState {
 mod tests {
     use super::*;
     use crate::decode::TcpFlags;
+    use crate::rules::BufferKind;
     use crate::stream::{Segment, StreamConfig, StreamMemcap, TcpStream};
     use proptest::prelude::*;
 
@@ -1334,14 +1136,17 @@ mod tests {
                 1 => {
                     assert_eq!(up.new_txs, 1);
                     let b = app.tx(up.first_tx).unwrap();
-                    assert_eq!(b.http_uri, Some(&b"/a/b"[..]));
-                    assert_eq!(b.http_uri_raw, Some(&b"/a%2fb"[..]));
-                    assert_eq!(b.http_host, Some(&b"www.test"[..]));
-                    assert_eq!(b.http_user_agent, Some(&b"x"[..]));
+                    assert_eq!(b.get(BufferKind::HttpUri, true), Some(&b"/a/b"[..]));
+                    assert_eq!(b.get(BufferKind::HttpUriRaw, true), Some(&b"/a%2fb"[..]));
+                    assert_eq!(b.get(BufferKind::HttpHost, true), Some(&b"www.test"[..]));
+                    assert_eq!(b.get(BufferKind::HttpUserAgent, true), Some(&b"x"[..]));
                 }
                 _ => {
                     assert_eq!(up.tx_ids(), 1..2);
-                    assert_eq!(app.buffers().http_uri, Some(&b"/next"[..]));
+                    assert_eq!(
+                        app.buffers().and_then(|b| b.get(BufferKind::HttpUri, true)),
+                        Some(&b"/next"[..])
+                    );
                 }
             }
         }
@@ -1369,8 +1174,10 @@ mod tests {
             let b = up.tx_ids().last().and_then(|id| app.tx(id));
             seen.push((
                 up.tx_ids(),
-                b.and_then(|b| b.http_host).map(<[u8]>::to_vec),
-                b.and_then(|b| b.http_request_body).map(<[u8]>::to_vec),
+                b.and_then(|b| b.get(BufferKind::HttpHost, true))
+                    .map(<[u8]>::to_vec),
+                b.and_then(|b| b.get(BufferKind::HttpRequestBody, true))
+                    .map(<[u8]>::to_vec),
             ));
         }
         assert_eq!(seen[0], (0..1, None, None));
@@ -1382,9 +1189,19 @@ mod tests {
             (0..1, Some(b"h".to_vec()), Some(b"abcdef".to_vec()))
         );
         assert_eq!(seen[4].0, 1..2);
-        assert_eq!(app.tx(0).and_then(|b| b.http_request_body), Some(&b""[..]));
-        assert_eq!(app.tx(1).and_then(|b| b.http_uri), Some(&b"/next"[..]));
-        assert_eq!(app.tx(1).and_then(|b| b.http_header), None);
+        assert_eq!(
+            app.tx(0)
+                .and_then(|b| b.get(BufferKind::HttpRequestBody, true)),
+            Some(&b""[..])
+        );
+        assert_eq!(
+            app.tx(1).and_then(|b| b.get(BufferKind::HttpUri, true)),
+            Some(&b"/next"[..])
+        );
+        assert_eq!(
+            app.tx(1).and_then(|b| b.get(BufferKind::HttpHeader, true)),
+            None
+        );
     }
 
     // TLS detected by content on a non-standard port.
@@ -1403,7 +1220,7 @@ mod tests {
             if up.new_txs > 0 {
                 sni = app
                     .tx(up.first_tx)
-                    .and_then(|b| b.tls_sni)
+                    .and_then(|b| b.get(BufferKind::TlsSni, true))
                     .map(<[u8]>::to_vec);
             }
         }
@@ -1439,13 +1256,19 @@ mod tests {
         assert!(up.events.is_empty(), "{:?}", up.events);
         let b = app.tx(up.first_tx).unwrap();
         assert_eq!(
-            b.tls_sans.first().map(Vec::as_slice),
+            b.get(BufferKind::TlsSubjectAltName, false),
             Some(&b"san.example"[..])
         );
-        assert_eq!(b.tls_sni, None);
-        assert_eq!(b.tls_client_version, Some(&b"tls1.0"[..]));
-        assert_eq!((b.tls_ja3_hash, b.tls_client_random), (None, None));
-        assert!(b.tls_hello.is_none());
+        assert_eq!(b.get(BufferKind::TlsSni, true), None);
+        assert_eq!(b.get(BufferKind::SslVersion, true), Some(&b"tls1.0"[..]));
+        assert_eq!(
+            (
+                b.get(BufferKind::Ja3Hash, true),
+                b.get(BufferKind::TlsRandom, true)
+            ),
+            (None, None)
+        );
+        assert!(b.get(BufferKind::Ja4Hash, true).is_none());
         // The client's side waits for its next handshake message (a Certificate); its
         // ChangeCipherSpec ends it.
         assert!(matches!(&app.parser, Parser::Tls(t) if !t.is_done()));
@@ -1496,7 +1319,10 @@ mod tests {
         let mut app = AppState::new();
         let up = app.on_udp(true, q, (5353, 53), &DetectionPorts::default());
         assert_eq!(up.new_txs, 1);
-        assert_eq!(app.buffers().dns_query(), Some(&b"Evil.com"[..]));
+        assert_eq!(
+            app.buffers().and_then(|b| b.dns_query()),
+            Some(&b"Evil.com"[..])
+        );
         assert_eq!(app.proto(), AppProto::Dns);
 
         let mut app = AppState::new();
@@ -1544,13 +1370,17 @@ mod tests {
         assert_eq!(app.proto(), AppProto::Http);
         assert_eq!(up.new_txs, 1);
         let b = app.tx(up.first_tx).unwrap();
-        assert_eq!(b.http_server, Some(&b"Apache"[..]));
+        assert_eq!(b.get(BufferKind::HttpServer, false), Some(&b"Apache"[..]));
         assert_eq!(
-            b.http_response_header,
+            b.get(BufferKind::HttpHeader, false),
             Some(&b"Server: Apache\r\nContent-Length: 0\r\n"[..])
         );
         assert_eq!(
-            (b.http_method, b.http_uri, b.http_header),
+            (
+                b.get(BufferKind::HttpMethod, true),
+                b.get(BufferKind::HttpUri, true),
+                b.get(BufferKind::HttpHeader, true)
+            ),
             (None, None, None)
         );
         // The bytes are the server's now: the next ones of that stream are read as its.
@@ -1558,7 +1388,9 @@ mod tests {
         s.insert(true, data(next, b"HTTP/1.1 404 No\r\n\r\n"));
         let up = app.on_stream(false, &s.client, (65, 6666));
         assert_eq!(
-            app.tx(up.first_tx).unwrap().http_stat_code,
+            app.tx(up.first_tx)
+                .unwrap()
+                .get(BufferKind::HttpStatCode, false),
             Some(&b"404"[..])
         );
 
@@ -1579,7 +1411,10 @@ mod tests {
         app.set_reversible(true);
         let up = app.on_stream(false, &s.server, (80, 40000));
         assert!(up.reversed);
-        assert_eq!(app.tx(up.first_tx).unwrap().http_uri, Some(&b"/x"[..]));
+        assert_eq!(
+            app.tx(up.first_tx).unwrap().get(BufferKind::HttpUri, true),
+            Some(&b"/x"[..])
+        );
     }
 
     // HTTP/1.1 upgraded to HTTP/2 (`101 Switching Protocols`, `Upgrade: h2c`; drop-protocol-
@@ -1612,7 +1447,7 @@ mod tests {
             let up = app.on_stream(false, &s.server, (40000, 80));
             let code = app
                 .tx(up.first_tx)
-                .and_then(|b| b.http_stat_code.map(<[u8]>::to_vec));
+                .and_then(|b| b.get(BufferKind::HttpStatCode, false).map(<[u8]>::to_vec));
             assert_eq!(code.as_deref(), Some(&b"101"[..]));
             (app.proto(), app.proto_orig())
         };
@@ -1639,7 +1474,11 @@ mod tests {
         let up = app.on_stream(true, &s.client, (40000, 80));
         assert_eq!(app.proto(), AppProto::Http);
         assert_eq!(up.new_txs, 1);
-        assert_eq!(app.buffers().http_protocol, Some(&b"HTTP/1.0"[..]));
+        assert_eq!(
+            app.buffers()
+                .and_then(|b| b.get(BufferKind::HttpProtocol, true)),
+            Some(&b"HTTP/1.0"[..])
+        );
     }
 
     // A gap in the client stream is reported to the app layer.
@@ -1660,7 +1499,10 @@ mod tests {
         s.insert(false, ack);
         let up = app.on_stream(true, &s.client, (40000, 80));
         assert!(up.events.iter().any(|e| e == AppEvent::StreamGap));
-        assert_eq!(app.buffers().http_uri, Some(&b"/2"[..]));
+        assert_eq!(
+            app.buffers().and_then(|b| b.get(BufferKind::HttpUri, true)),
+            Some(&b"/2"[..])
+        );
     }
 
     proptest! {

@@ -339,6 +339,7 @@ impl HttpState {
 mod tests {
     use super::*;
     use crate::app::{AppBuffers, TxData};
+    use crate::rules::BufferKind;
 
     /// The complete heads reported, as transactions.
     fn heads(out: &[HttpOut]) -> Vec<TxData> {
@@ -376,9 +377,9 @@ mod tests {
         };
         let line_tx = TxData::Http(Box::new(line.clone()));
         let lb = AppBuffers::of(&line_tx);
-        assert_eq!(lb.http_uri, Some(&b"/admin.php"[..]));
-        assert_eq!(lb.http_host, None);
-        assert_eq!(lb.http_header, None);
+        assert_eq!(lb.get(BufferKind::HttpUri, true), Some(&b"/admin.php"[..]));
+        assert_eq!(lb.get(BufferKind::HttpHost, true), None);
+        assert_eq!(lb.get(BufferKind::HttpHeader, true), None);
         s.feed(b"st: a.example\r\n\r\n", &mut out, &mut ev);
         assert_eq!(out.len(), 2);
         assert!(matches!(
@@ -390,8 +391,8 @@ mod tests {
         ));
         let h = heads(&out);
         let b = AppBuffers::of(&h[0]);
-        assert_eq!(b.http_uri, Some(&b"/admin.php"[..]));
-        assert_eq!(b.http_host, Some(&b"a.example"[..]));
+        assert_eq!(b.get(BufferKind::HttpUri, true), Some(&b"/admin.php"[..]));
+        assert_eq!(b.get(BufferKind::HttpHost, true), Some(&b"a.example"[..]));
         assert!(ev.is_empty());
     }
 
@@ -404,7 +405,12 @@ mod tests {
         assert!(ev.is_empty(), "{ev:?}");
         let uris: Vec<_> = heads(&out)
             .iter()
-            .map(|t| AppBuffers::of(t).http_uri.unwrap().to_vec())
+            .map(|t| {
+                AppBuffers::of(t)
+                    .get(BufferKind::HttpUri, true)
+                    .unwrap()
+                    .to_vec()
+            })
             .collect();
         assert_eq!(uris, vec![b"/a".to_vec(), b"/b".to_vec(), b"/c".to_vec()]);
         // The bodies, de-chunked, each followed by its end.
@@ -469,9 +475,15 @@ mod tests {
         let h = heads(&out);
         assert_eq!(h.len(), 1);
         let b = AppBuffers::of(&h[0]);
-        assert_eq!(b.http_uri, Some(&b"/malicious"[..]));
+        assert_eq!(b.get(BufferKind::HttpUri, true), Some(&b"/malicious"[..]));
+        let frame = |b: AppBuffers<'_>| {
+            (0..)
+                .map_while(|n| b.get_nth(BufferKind::Http1RequestFrame, n, true))
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            b.http1_request_frame,
+            frame(b),
             [
                 b"GET /malic".to_vec(),
                 b"ious HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()
@@ -481,7 +493,7 @@ mod tests {
         let (_, out, _) = feed_all(&[b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"]);
         let h = heads(&out);
         assert_eq!(
-            AppBuffers::of(&h[0]).http1_request_frame,
+            frame(AppBuffers::of(&h[0])),
             [b"POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\n".to_vec()]
         );
     }
@@ -501,7 +513,10 @@ mod tests {
         );
         let h = heads(&out);
         assert_eq!(h.len(), 1);
-        assert_eq!(AppBuffers::of(&h[0]).http_uri, Some(&b"/two"[..]));
+        assert_eq!(
+            AppBuffers::of(&h[0]).get(BufferKind::HttpUri, true),
+            Some(&b"/two"[..])
+        );
     }
 
     // A head trickled byte by byte: the request line is reported once, when its LF arrives,
@@ -539,9 +554,15 @@ mod tests {
         assert!(ev.is_empty() && !s.is_stopped());
         let h = heads(&out);
         let b = AppBuffers::of(&h[0]);
-        assert_eq!(b.http_uri, Some(&b"/uri afterspace"[..]));
-        assert_eq!(b.http_protocol, Some(&b"HTTP/1.1"[..]));
-        assert_eq!(b.http_host, Some(&b"h"[..]));
+        assert_eq!(
+            b.get(BufferKind::HttpUri, true),
+            Some(&b"/uri afterspace"[..])
+        );
+        assert_eq!(
+            b.get(BufferKind::HttpProtocol, true),
+            Some(&b"HTTP/1.1"[..])
+        );
+        assert_eq!(b.get(BufferKind::HttpHost, true), Some(&b"h"[..]));
     }
 
     // An HTTP/0.9 request line that ends its segment is a whole request; the next request is
@@ -551,8 +572,14 @@ mod tests {
         let (_, out, _) = feed_all(&[b"GET /old\r\n", b"GET /new HTTP/1.0\r\n\r\n"]);
         let h = heads(&out);
         assert_eq!(h.len(), 2);
-        assert_eq!(AppBuffers::of(&h[0]).http_protocol, Some(&b""[..]));
-        assert_eq!(AppBuffers::of(&h[1]).http_uri, Some(&b"/new"[..]));
+        assert_eq!(
+            AppBuffers::of(&h[0]).get(BufferKind::HttpProtocol, true),
+            Some(&b""[..])
+        );
+        assert_eq!(
+            AppBuffers::of(&h[1]).get(BufferKind::HttpUri, true),
+            Some(&b"/new"[..])
+        );
     }
 
     // A request line without a protocol followed by header lines in the same segment: the
@@ -565,10 +592,10 @@ mod tests {
         let h = heads(&out);
         assert_eq!(h.len(), 1);
         let b = AppBuffers::of(&h[0]);
-        assert_eq!(b.http_uri, Some(&b"/"[..]));
-        assert_eq!(b.http_user_agent, Some(&b"test"[..]));
+        assert_eq!(b.get(BufferKind::HttpUri, true), Some(&b"/"[..]));
+        assert_eq!(b.get(BufferKind::HttpUserAgent, true), Some(&b"test"[..]));
         assert_eq!(
-            b.http_header_names,
+            b.get(BufferKind::HttpHeaderNames, true),
             Some(&b"\r\nHeader1\r\nUser-Agent\r\n\r\n"[..])
         );
         let (s, out, ev) = feed_all(&[b"GET /x\r\nHo", b"st: h\r\n\r\n"]);
@@ -604,7 +631,10 @@ mod tests {
         assert_eq!(body, REQUEST_BODY_LIMIT);
         assert_eq!(out.iter().filter(|o| **o == HttpOut::BodyEnd).count(), 1);
         let h = heads(&out);
-        assert_eq!(AppBuffers::of(&h[1]).http_uri, Some(&b"/after"[..]));
+        assert_eq!(
+            AppBuffers::of(&h[1]).get(BufferKind::HttpUri, true),
+            Some(&b"/after"[..])
+        );
     }
 
     // A request line that is not one stops parsing at once, before the head's end.
@@ -666,7 +696,7 @@ mod tests {
             }
             for (i, (target, body, _)) in reqs.iter().enumerate() {
                 let b = AppBuffers::of(&h[i]);
-                proptest::prop_assert_eq!(b.http_uri_raw, Some(target.as_bytes()));
+                proptest::prop_assert_eq!(b.get(BufferKind::HttpUriRaw, true), Some(target.as_bytes()));
                 proptest::prop_assert_eq!(&bodies[i], body);
             }
         }

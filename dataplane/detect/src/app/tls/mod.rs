@@ -1,7 +1,7 @@
 //! TLS handshake engine: `parser` (pure functions over bytes: records, ClientHello,
 //! ServerHello, Certificate), `fingerprint` (JA3, JA3S, JA4), `cert` (X.509 fields),
 //! `records` (record headers of both directions, to see encryption start), `state`
-//! (per-flow state, caps) and `buffers` (detection buffers read from the hello's fields).
+//! (per-flow state, caps) and `buffers` (the detection buffers of a handshake).
 
 pub mod buffers;
 pub mod cert;

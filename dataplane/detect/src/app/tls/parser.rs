@@ -40,6 +40,21 @@ pub struct ClientHello {
 }
 
 impl ClientHello {
+    /// A hello where every buffer is present (empty names, a 32-byte random, one ALPN name, a
+    /// TLS 1.2 version), for [`super::buffers::TlsBuffers::every`].
+    pub(crate) fn every() -> ClientHello {
+        ClientHello {
+            sni: Some(Vec::new()),
+            random: vec![0; 32],
+            fields: HelloFields {
+                version: 0x0303,
+                alpns: vec![Vec::new()],
+                ..HelloFields::default()
+            },
+            ..ClientHello::default()
+        }
+    }
+
     /// `ja4.hash`: the JA4 fingerprint (`t13d1516h2_8daaf6152771_e5627efa2ab1`), computed the
     /// first time it is asked for: its two SHA-256 hashes are not paid for on every hello when
     /// no loaded rule reads `ja4.hash` (ET Open has none), as Suricata computes JA4 only when
