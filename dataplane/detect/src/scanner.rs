@@ -620,13 +620,6 @@ pub fn inspect(
     } else {
         flow
     };
-    let stream = match (&scan.stream, stream_new) {
-        (Some(st), Some((since, until))) if !no_payload => {
-            Some(st.direction(to_server).data_between(since, until).1)
-        }
-        _ => None,
-    };
-    let app = tx.and_then(|id| scan.app.tx(id));
     let path = ViewPath {
         stream_size: stream_size(scan),
         flow_counts: Some(flow_counts(flow)),
@@ -645,49 +638,99 @@ pub fn inspect(
         ),
     };
     let view = packet_view(ip, l4, path);
-    let bufs = ScanBuffers {
-        stream,
-        app,
+    let seen = Seen {
+        tx,
+        stream_new,
+        raw_since: stream_new
+            .filter(|_| cfg.mode == InspectionMode::Ids)
+            .map(|(since, _)| since),
         payload_in_stream,
         no_payload,
         to_server,
+        latest_tx_fields: true,
+    };
+    inspect_view(rules, thresholds, scan, &view, &seen, now, out)
+}
+
+/// What a tracked packet or a flushed flow brings to [`inspect_view`].
+struct Seen {
+    /// The transaction it completed or progressed.
+    tx: Option<u64>,
+    /// The new in-order stream data of its direction (stream offsets, from and to).
+    stream_new: Option<(u64, u64)>,
+    /// IDS: where the new stream data starts, for the bytes before a gap ([`before_gap`]).
+    raw_since: Option<u64>,
+    /// Its payload went into the reassembled stream ([`ScanBuffers::payload_in_stream`]).
+    payload_in_stream: bool,
+    /// The flow's payload is no longer inspected ([`payload_off`]).
+    no_payload: bool,
+    /// Its direction.
+    to_server: bool,
+    /// Without a transaction of its own, the alert's app fields are the latest transaction's
+    /// (a packet); otherwise the protocol's name only (a flushed flow).
+    latest_tx_fields: bool,
+}
+
+/// The inspection a tracked packet ([`inspect`]) and a flushed flow ([`flush`]) share once
+/// their view is built: the stream and transaction buffers, the bytes before a gap, the rules,
+/// one match per rule and transaction, and the alert's app fields when matches went to `out`.
+fn inspect_view(
+    rules: &RuleSet,
+    thresholds: &mut ThresholdState,
+    scan: &mut FlowScan,
+    view: &PacketView<'_>,
+    seen: &Seen,
+    now: Timestamp,
+    out: &mut Vec<RuleMatch>,
+) -> Option<AppFields> {
+    let to_server = seen.to_server;
+    let stream = match (&scan.stream, seen.stream_new) {
+        (Some(st), Some((since, until))) if !seen.no_payload => {
+            Some(st.direction(to_server).data_between(since, until).1)
+        }
+        _ => None,
+    };
+    let app = seen.tx.and_then(|id| scan.app.tx(id));
+    let bufs = ScanBuffers {
+        stream,
+        app,
+        payload_in_stream: seen.payload_in_stream,
+        no_payload: seen.no_payload,
+        to_server,
     };
     let before = out.len();
-    let ids_raw = stream_new.filter(|_| cfg.mode == InspectionMode::Ids);
-    if let Some((since, _)) = ids_raw {
+    if let Some(since) = seen.raw_since {
         let st = scan.stream.as_ref();
         before_gap(
             rules,
             thresholds,
             st,
             &mut scan.rules,
-            &view,
-            no_payload,
+            view,
+            seen.no_payload,
             since,
             now,
             out,
         );
     }
-    rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
-    if ids_raw.is_some() {
+    rules.inspect(view, &bufs, &mut scan.rules, thresholds, now, out);
+    if seen.raw_since.is_some() {
         release_before_gap(&mut scan.stream, to_server);
     }
-    if let Some(id) = tx {
+    if let Some(id) = seen.tx {
         once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
     }
     if out.len() == before {
         return None;
     }
-    let fields = app
-        .as_ref()
-        .map(AppFields::of)
-        .or_else(|| match scan.app.buffers() {
-            Some(b) => Some(AppFields::of(&b)),
-            None => rule_app(scan.app.proto()).map(|_| AppFields {
-                app_proto: scan.app.proto().name(),
-                ..AppFields::default()
-            }),
-        });
+    let latest = || scan.app.buffers().filter(|_| seen.latest_tx_fields);
+    let fields = app.as_ref().map(AppFields::of).or_else(|| match latest() {
+        Some(b) => Some(AppFields::of(&b)),
+        None => rule_app(scan.app.proto()).map(|_| AppFields {
+            app_proto: scan.app.proto().name(),
+            ..AppFields::default()
+        }),
+    });
     flow_proto(fields, &scan.app)
 }
 
@@ -818,14 +861,13 @@ pub fn flush(
     let end = dir.end_offset();
     let no_payload = payload_off(cfg, &scan.app);
     let has_before_gap = dir.before_gap_between(since).is_some();
-    let stream = (end > since && !no_payload).then(|| dir.data_between(since, end).1);
     if let Some(c) = scan.inspected.get_mut(idx) {
         *c = end.max(since);
     }
-    if stream.is_none() && tx.is_none() && !has_before_gap {
+    let stream_new = (end > since).then_some((since, end));
+    if (stream_new.is_none() || no_payload) && tx.is_none() && !has_before_gap {
         return None;
     }
-    let app = tx.and_then(|id| scan.app.tx(id));
     let pseudo = pseudo_packet(src, dst);
     let path = ViewPath {
         stream_size: stream_size(scan),
@@ -842,42 +884,17 @@ pub fn flush(
         flow_age: None,
     };
     let view = packet_view(&pseudo, l4_fields(&pseudo), path);
-    let bufs = ScanBuffers {
-        stream,
-        app,
+    let seen = Seen {
+        tx,
+        stream_new,
+        raw_since: Some(since),
         // No payload of its own: stream rules read the stream only.
         payload_in_stream: true,
         no_payload,
         to_server,
+        latest_tx_fields: false,
     };
-    let before = out.len();
-    let st = scan.stream.as_ref();
-    before_gap(
-        rules,
-        thresholds,
-        st,
-        &mut scan.rules,
-        &view,
-        no_payload,
-        since,
-        now,
-        out,
-    );
-    rules.inspect(&view, &bufs, &mut scan.rules, thresholds, now, out);
-    release_before_gap(&mut scan.stream, to_server);
-    if let Some(id) = tx {
-        once_per_tx(rules, &mut scan.tx_matched, id, to_server, out, before);
-    }
-    if out.len() == before {
-        return None;
-    }
-    let fields = app.as_ref().map(AppFields::of).or_else(|| {
-        rule_app(scan.app.proto()).map(|_| AppFields {
-            app_proto: scan.app.proto().name(),
-            ..AppFields::default()
-        })
-    });
-    flow_proto(fields, &scan.app)
+    inspect_view(rules, thresholds, scan, &view, &seen, now, out)
 }
 
 /// A flow's stream for IDS-mode inspection: each direction with its receiver's overlap policy
@@ -1132,6 +1149,8 @@ mod tests {
         thresholds: ThresholdState,
         flows: FlowTable<Scanned>,
         now: u64,
+        /// The app fields of the last alert [`inspect`] or [`flush`] returned.
+        fields: Option<AppFields>,
     }
 
     impl Conn {
@@ -1148,6 +1167,7 @@ mod tests {
                 thresholds: ThresholdState::default(),
                 flows: FlowTable::new(FlowConfig::default(), 0),
                 now: 1,
+                fields: None,
             }
         }
 
@@ -1228,7 +1248,7 @@ mod tests {
         ) -> Vec<u32> {
             let flow = self.flows.get_mut(key).unwrap();
             let mut out = Vec::new();
-            inspect(
+            let fields = inspect(
                 &self.rules,
                 &self.cfg,
                 &self.memcap,
@@ -1242,6 +1262,9 @@ mod tests {
                 &[],
                 &mut out,
             );
+            if fields.is_some() {
+                self.fields = fields;
+            }
             out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
         }
 
@@ -1251,7 +1274,7 @@ mod tests {
             let flow = self.flows.get_mut(&key).unwrap();
             let mut out = Vec::new();
             for to_server in [true, false] {
-                flush(
+                let fields = flush(
                     &self.rules,
                     &self.cfg,
                     &mut self.thresholds,
@@ -1263,6 +1286,9 @@ mod tests {
                     Timestamp(0),
                     &mut out,
                 );
+                if fields.is_some() {
+                    self.fields = fields;
+                }
             }
             out.iter().filter(|m| m.alert).map(|m| m.sid).collect()
         }
@@ -1392,6 +1418,34 @@ mod tests {
         c.handshake();
         assert_eq!(c.pkt(true, PA, 101, 501, REQ).len(), 3);
         assert!(c.end().is_empty());
+    }
+
+    // An alert without a transaction of its own on an HTTP flow: a packet's (inline) carries
+    // the latest transaction's fields, a flushed flow's (IDS, at the end) the protocol's name
+    // only, as before the two shared `inspect_view`.
+    #[test]
+    fn app_fields_of_an_alert_without_a_transaction() {
+        let rules = "alert tcp-stream any any -> any any (content:\"XYZQ\"; sid:9;)\n";
+        let len = u32::try_from(REQ.len()).unwrap();
+        let tail = b"XYZQ";
+        let mut c = Conn::new(rules, InspectionMode::Inline);
+        c.handshake();
+        assert!(c.pkt(true, PA, 101, 501, REQ).is_empty());
+        assert_eq!(c.pkt(true, PA, 101 + len, 501, tail), vec![9]);
+        let f = c.fields.take().unwrap();
+        assert_eq!(
+            (f.app_proto, f.http_url.as_deref()),
+            ("http", Some("/blah"))
+        );
+
+        let mut c = Conn::new(rules, InspectionMode::Ids);
+        c.handshake();
+        assert!(c.pkt(true, PA, 101, 501, REQ).is_empty());
+        assert!(c.pkt(false, A, 501, 101 + len, b"").is_empty());
+        assert!(c.pkt(true, PA, 101 + len, 501, tail).is_empty());
+        assert_eq!(c.end(), vec![9]);
+        let f = c.fields.take().unwrap();
+        assert_eq!((f.app_proto, f.http_url), ("http", None));
     }
 
     // A stream nothing parses (no app-layer protocol) is inspected when a chunk's worth is
