@@ -674,6 +674,7 @@ struct Seen {
 /// The inspection a tracked packet ([`inspect`]) and a flushed flow ([`flush`]) share once
 /// their view is built: the stream and transaction buffers, the bytes before a gap, the rules,
 /// one match per rule and transaction, and the alert's app fields when matches went to `out`.
+#[inline]
 fn inspect_view(
     rules: &RuleSet,
     thresholds: &mut ThresholdState,
