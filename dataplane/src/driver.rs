@@ -344,6 +344,14 @@ impl FrameHandler for Driver {
         done
     }
 
+    fn lookahead(&self) -> usize {
+        self.worker.lookahead()
+    }
+
+    fn prefetch(&mut self, frame: &[u8]) {
+        self.worker.prefetch_frame(frame);
+    }
+
     fn take_injections(&mut self, out: &mut Vec<Injection>) {
         // Most frames cause none: skip the drain's setup (asked after every frame).
         if self.out.injected.is_empty() {
@@ -719,5 +727,94 @@ mod tests {
             let want: Option<Arc<str>> = named.then(|| "net0".into());
             assert!(ifaces.iter().all(|i| *i == want), "{ifaces:?}");
         }
+    }
+
+    /// Hands frames to a driver, hints only when `hints` (else it never asks for them), and
+    /// records each verdict and the hints given.
+    struct Spy {
+        inner: Driver,
+        hints_on: bool,
+        hints: usize,
+        verdicts: Vec<Verdict>,
+    }
+
+    impl FrameHandler for Spy {
+        fn on_frame(&mut self, frame: &[u8], meta: RxMeta) -> Verdict {
+            let v = self.inner.on_frame(frame, meta);
+            self.verdicts.push(v);
+            v
+        }
+        fn take_injections(&mut self, out: &mut Vec<Injection>) {
+            self.inner.take_injections(out);
+        }
+        fn lookahead(&self) -> usize {
+            if self.hints_on {
+                self.inner.lookahead()
+            } else {
+                0
+            }
+        }
+        fn prefetch(&mut self, frame: &[u8]) {
+            self.hints += 1;
+            self.inner.prefetch(frame);
+        }
+    }
+
+    /// A port scan replayed from a file (every SYN a new flow, so the worker asks for frames
+    /// ahead): its source is blocked while its next frames are already named ahead, and not
+    /// one of them leaks: the verdicts, counters and events are those of the same replay
+    /// without hints.
+    #[test]
+    fn frames_named_ahead_of_a_block_are_dropped_as_without_hints() {
+        use crate::io::pcap::{Frames, PcapIo, PcapOutputs, PcapSink};
+        let dir = std::env::temp_dir().join(format!("svm-driver-ahead-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("scan.pcap");
+        let mut sink = PcapSink::create(&file).unwrap_or_else(|e| panic!("{e}"));
+        for p in 1..400u16 {
+            let f = tcp([10, 0, 0, 9], 5555, p, 0x02);
+            sink.write(Timestamp(u64::from(p) * 100), &f)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        sink.finish().unwrap_or_else(|e| panic!("{e}"));
+        let run = |hints_on: bool| {
+            let frames = Frames::open(&file, false).unwrap_or_else(|e| panic!("{e}"));
+            let outputs = PcapOutputs {
+                forwarded: None,
+                injected: None,
+                toward_source: None,
+                toward_destination: None,
+            };
+            let mut io = PcapIo::new(frames, 1, outputs);
+            let mut spy = Spy {
+                inner: driver(Policy::default(), Attach::Inline),
+                hints_on,
+                hints: 0,
+                verdicts: Vec::new(),
+            };
+            let mut injected = Vec::new();
+            while !io.at_end() {
+                io.poll(&mut spy, 32).unwrap_or_else(|e| panic!("{e}"));
+            }
+            spy.inner.take_injections(&mut injected);
+            let events: Vec<String> = spy
+                .inner
+                .take_events()
+                .map(|e| format!("{:?}", e.kind))
+                .collect();
+            let c = spy.inner.worker().counters().clone();
+            (spy.verdicts, spy.hints, events, c)
+        };
+        let (with, hints, events, c) = run(true);
+        let (without, none, events_without, c_without) = run(false);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(none, 0);
+        // Nearly every frame was named ahead (all but the first few of the run of new flows and
+        // the last ones).
+        assert!(hints > 350, "{hints}");
+        assert!(c.dropped_blocked > 300, "{c:?}");
+        assert_eq!(with, without);
+        assert_eq!(events, events_without);
+        assert_eq!(c, c_without);
     }
 }

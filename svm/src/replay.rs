@@ -913,6 +913,24 @@ impl FrameHandler for Replay {
             d.take_injections(out);
         }
     }
+
+    /// The farthest any worker wants frames named ahead (asked once per poll).
+    fn lookahead(&self) -> usize {
+        self.drivers
+            .iter()
+            .map(Driver::lookahead)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// To the worker the frame will go to, as [`FrameHandler::on_frame`] picks it.
+    fn prefetch(&mut self, frame: &[u8]) {
+        let n = self.drivers.len();
+        let i = if n > 1 { worker_of(frame, n) } else { 0 };
+        if let Some(d) = self.drivers.get_mut(i) {
+            d.prefetch(frame);
+        }
+    }
 }
 
 impl Driven for Replay {

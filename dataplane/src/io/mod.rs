@@ -64,6 +64,20 @@ pub trait FrameHandler {
     /// Frames to transmit now, each with the direction relative to the frame that caused it and
     /// the port that frame arrived on. The backend drains this after each frame.
     fn take_injections(&mut self, out: &mut Vec<Injection>);
+    /// How many frames ahead of the one handed over the handler wants named to
+    /// [`FrameHandler::prefetch`] now, 0 for none (the default). A backend that can see its next
+    /// frames without moving them (replay: the reader's buffer) asks once per poll, so the
+    /// common frame pays nothing; the worker says yes only while new flows flood in
+    /// ([`crate::flow::FlowTable::flooded`]).
+    fn lookahead(&self) -> usize {
+        0
+    }
+    /// A hint: `frame` will be handed over soon (after the frames before it). Changes no
+    /// verdict and no state that decides one: the worker only starts fetching the cache lines
+    /// the frame's lookups will read. The default does nothing.
+    fn prefetch(&mut self, frame: &[u8]) {
+        let _ = frame;
+    }
 }
 
 /// A frame to inject.

@@ -366,6 +366,36 @@ impl CaptureReader<BufReader<std::fs::File>> {
     }
 }
 
+impl<R: Read> CaptureReader<BufReader<R>> {
+    /// The frame of the record `k` records after the next one (0: the next one), if that
+    /// record is whole in the read buffer already: a look ahead that reads nothing, moves
+    /// nothing and changes no count (for [`crate::io::FrameHandler::prefetch`]). Only in pcap
+    /// files of Ethernet frames (other link types are rewritten as they are read); `None` when
+    /// the record is not buffered yet, at the end, and for pcapng.
+    pub fn peek(&self, k: usize) -> Option<&[u8]> {
+        let Format::Pcap {
+            order,
+            link: Link::Ethernet,
+            ..
+        } = self.format
+        else {
+            return None;
+        };
+        if self.done {
+            return None;
+        }
+        let buf = self.input.buffer();
+        let mut at = 0usize;
+        for _ in 0..k {
+            let incl = usize::try_from(order.u32(buf, at.checked_add(8)?)?).ok()?;
+            at = at.checked_add(16)?.checked_add(incl)?;
+        }
+        let incl = usize::try_from(order.u32(buf, at.checked_add(8)?)?).ok()?;
+        let start = at.checked_add(16)?;
+        buf.get(start..start.checked_add(incl)?)
+    }
+}
+
 impl<R: Read> CaptureReader<R> {
     /// Read the file header from `input`.
     pub fn new(mut input: R) -> Result<Self, LoadError> {
@@ -943,6 +973,18 @@ impl Frames {
         }
     }
 
+    /// The frame `k` frames after the next one (0: the next one) if it can be seen without
+    /// reading ([`CaptureReader::peek`]; held in memory: always while there is one).
+    pub fn peek(&self, k: usize) -> Option<&[u8]> {
+        match self {
+            Frames::Stream { reader, .. } => reader.peek(k),
+            Frames::Memory { capture, next } => {
+                let f = capture.frames.get(next.checked_add(k)?)?;
+                capture.data.get(f.start..f.start + f.len)
+            }
+        }
+    }
+
     /// Start the next pass from the first frame.
     pub fn rewind(&mut self) -> Result<(), PcapError> {
         match self {
@@ -1172,6 +1214,9 @@ impl PcapIo {
 impl PacketIo for PcapIo {
     fn poll(&mut self, handler: &mut dyn FrameHandler, burst: usize) -> std::io::Result<usize> {
         let mut n = 0;
+        // Asked once a burst: while the handler wants them, each frame is preceded by a hint
+        // naming the frame `ahead` places after it, read in place from the reader's buffer.
+        let ahead = handler.lookahead();
         while n < burst.max(1) && !self.ended {
             let PcapIo {
                 frames,
@@ -1182,6 +1227,11 @@ impl PacketIo for PcapIo {
                 injections,
                 ..
             } = self;
+            if ahead > 0
+                && let Some(later) = frames.peek(ahead)
+            {
+                handler.prefetch(later);
+            }
             let next = match frames.next_frame() {
                 Ok(next) => next,
                 Err(e) => return Err(self.fail(e)),
@@ -1341,6 +1391,52 @@ mod tests {
         let cap = Capture::from_bytes(&bytes).unwrap();
         assert_eq!(cap.len(), 1);
         assert!(cap.stats.truncated);
+    }
+
+    /// `peek(k)` names the frame the reader hands over `k` reads later, whenever that record is
+    /// whole in the read buffer (records of varying length, a buffer that holds a few, so
+    /// records straddle its refills), and the look ahead moves nothing: the frames read with
+    /// peeks in between are the frames read without, in order, with the same counts.
+    #[test]
+    fn peek_names_later_frames_and_moves_nothing() {
+        let records: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| vec![u8::try_from(i % 251).unwrap(); 14 + (i as usize * 7) % 90])
+            .collect();
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let bytes = pcap_with(1, &refs);
+        let plain: Vec<Vec<u8>> = {
+            let mut r = CaptureReader::new(BufReader::with_capacity(1000, &bytes[..])).unwrap();
+            std::iter::from_fn(|| r.next_frame().unwrap().map(|(_, f)| f.to_vec())).collect()
+        };
+        assert_eq!(plain, records);
+        let mut r = CaptureReader::new(BufReader::with_capacity(1000, &bytes[..])).unwrap();
+        let (mut named, mut read) = (0, 0);
+        loop {
+            for k in 0..5 {
+                if let Some(f) = r.peek(k) {
+                    assert_eq!(
+                        Some(f),
+                        records.get(read + k).map(Vec::as_slice),
+                        "{read} {k}"
+                    );
+                    named += 1;
+                }
+            }
+            let Some((_, f)) = r.next_frame().unwrap() else {
+                break;
+            };
+            assert_eq!(f, &records[read][..]);
+            read += 1;
+        }
+        assert_eq!(read, records.len());
+        assert_eq!(r.stats.frames, 200);
+        // Most look-aheads find their record buffered (all but those across a refill).
+        assert!(named > 400, "{named}");
+        assert_eq!(r.peek(0), None);
+        // Other link types are rewritten as they are read: never named ahead.
+        let raw = pcap_with(101, &[&[0x45u8, 0, 0, 20][..]; 4]);
+        let r = CaptureReader::new(BufReader::new(&raw[..])).unwrap();
+        assert_eq!(r.peek(0), None);
     }
 
     /// A pcapng block of `kind` with `body` (padded to 4 bytes), little-endian.
@@ -1636,6 +1732,77 @@ mod device_tests {
         }
         fn take_injections(&mut self, out: &mut Vec<Injection>) {
             out.append(&mut self.pending);
+        }
+    }
+
+    /// Records the order of what it is handed: `(true, frame)` for a hint
+    /// ([`FrameHandler::prefetch`]), `(false, frame)` for a frame to decide; asks for hints
+    /// `ahead` frames ahead.
+    struct Hinted {
+        ahead: usize,
+        log: Vec<(bool, u8)>,
+    }
+
+    impl FrameHandler for Hinted {
+        fn on_frame(&mut self, frame: &[u8], _meta: RxMeta) -> Verdict {
+            self.log.push((false, frame.last().copied().unwrap_or(0)));
+            Verdict::Forward
+        }
+        fn take_injections(&mut self, _out: &mut Vec<Injection>) {}
+        fn lookahead(&self) -> usize {
+            self.ahead
+        }
+        fn prefetch(&mut self, frame: &[u8]) {
+            self.log.push((true, frame.last().copied().unwrap_or(0)));
+        }
+    }
+
+    /// While the handler asks for it, each frame is preceded by a hint naming the frame
+    /// `ahead` places after it, streamed (across the read buffer's refills) or in memory; the
+    /// frames are handed over once each, in order; without the ask, no hint.
+    #[test]
+    fn hints_name_the_frame_ahead_and_keep_the_order() {
+        let frames: Vec<Vec<u8>> = (0..100u8).map(eth).collect();
+        let records: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let bytes = tests::pcap_with(1, &records);
+        let none = || PcapOutputs {
+            forwarded: None,
+            injected: None,
+            toward_source: None,
+            toward_destination: None,
+        };
+        let streamed = || {
+            let dir = std::env::temp_dir().join(format!("svm-pcapio-hints-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+            let file = dir.join("hundred.pcap");
+            std::fs::write(&file, &bytes).unwrap_or_else(|e| panic!("{e}"));
+            let f = Frames::open(&file, false).unwrap_or_else(|e| panic!("{e}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            f
+        };
+        for ahead in [0, 1, 3] {
+            for frames in [capture(&frames), streamed()] {
+                let mut io = PcapIo::new(frames, 1, none());
+                let mut h = Hinted { ahead, log: vec![] };
+                while !io.at_end() {
+                    io.poll(&mut h, 7).unwrap_or_else(|e| panic!("{e}"));
+                }
+                let handed: Vec<u8> = h.log.iter().filter(|e| !e.0).map(|e| e.1).collect();
+                assert_eq!(handed, (0..100u8).collect::<Vec<_>>());
+                let mut decided = 0u8;
+                let mut hints = 0;
+                for &(hint, f) in &h.log {
+                    if hint {
+                        // Named `ahead` frames before it is handed over.
+                        assert_eq!(f, decided + u8::try_from(ahead).unwrap(), "{:?}", h.log);
+                        hints += 1;
+                    } else {
+                        decided += 1;
+                    }
+                }
+                let want = if ahead == 0 { 0 } else { 100 - ahead };
+                assert_eq!(hints, want, "ahead {ahead}");
+            }
         }
     }
 

@@ -29,7 +29,7 @@ impl Worker {
         meta: PacketMeta,
         out: &mut impl Output,
     ) -> Verdict {
-        if self.flows.flooded() {
+        if self.flows.flooded() && !core::mem::take(&mut self.hinted) {
             self.prefetch_flood(ip, scope);
         }
         // Monitoring drops nothing: a source blocked before the switch, or by hand, is inspected
@@ -274,6 +274,31 @@ impl Worker {
         }
     }
 
+    /// How many frames ahead of the one in hand the backend should name to
+    /// [`Worker::prefetch_frame`]: [`LOOKAHEAD`] while new flows flood in, else none. Asked once
+    /// per burst, so the common frame pays nothing.
+    #[inline]
+    pub fn lookahead(&self) -> usize {
+        if self.flows.flooded() { LOOKAHEAD } else { 0 }
+    }
+
+    /// `frame` comes a few frames after the one in hand ([`Worker::lookahead`]): start fetching
+    /// what its flow lookup and the attack blocker's first-seen tables will read, so the misses
+    /// have arrived when it is processed (a packet's own prefetch, [`Worker::prefetch_flood`],
+    /// is issued too late to hide them: about one packet's work before the lookup). Reads the
+    /// frame with the fast decoder only (IPv4/TCP, at most one tag: a flood's SYNs); other
+    /// frames get their own prefetch when processed. Changes nothing a verdict reads.
+    #[cold]
+    #[inline(never)]
+    pub fn prefetch_frame(&mut self, frame: &[u8]) {
+        if let Some(d) = decode::decode_frame_fast(frame, self.cfg.decode)
+            && let decode::L3::Ip(ip) = &d.l3
+        {
+            self.prefetch_flood(ip, super::scope_of(&d.vlan));
+            self.hinted = true;
+        }
+    }
+
     /// The attack blocker's part of [`Worker::inspect_ip`]. Left out of line: inlined as well,
     /// the register pressure cost more than the call (569 against 546 instructions a frame).
     fn attack_blocker_ip(
@@ -380,6 +405,10 @@ fn tcp_seq(ip: &Ip<'_>, t: &decode::Tcp<'_>) -> crate::flow::TcpSeq {
         ts,
     }
 }
+
+/// Frames ahead of the one in hand whose flow lookups a flooded worker prefetches
+/// ([`Worker::lookahead`]): about the misses' latency in packets of a flood.
+pub(super) const LOOKAHEAD: usize = 3;
 
 /// The flow key of an IP packet, whether it travels from the key's `a` to its `b`, and its TCP
 /// flags (ports 0 for protocols without them).

@@ -197,6 +197,9 @@ pub struct Worker {
     web_cache: webaddr::LookupCache,
     // The web address scan's scratch space (worker/web.rs).
     web_scratch: web::Scratch,
+    // A frame ahead was named and prefetched ([`Worker::prefetch_frame`]) since the last
+    // flooded packet: that packet's own prefetch is skipped (ip.rs).
+    hinted: bool,
 }
 
 impl Worker {
@@ -223,6 +226,7 @@ impl Worker {
             too_deep: TooDeepReports::default(),
             web_cache: webaddr::LookupCache::default(),
             web_scratch: web::Scratch::default(),
+            hinted: false,
         }
     }
 
