@@ -166,14 +166,21 @@ impl Mpm {
     fn may_start(&self, hay: &[u8], i: usize) -> bool {
         let rest = hay.get(i..).unwrap_or_default();
         if let Some(q) = rest.first_chunk::<4>() {
-            let x = u32::from_le_bytes(*q);
-            test_bit(&self.quads[..], quad(x))
-                || (self.has_short && test_bit(&self.short, short_pair(x)))
+            self.may_start_word(u64::from(u32::from_le_bytes(*q)))
         } else if let Some(p) = rest.first_chunk::<2>() {
             test_bit(&self.short, short_pair(u32::from(u16::from_le_bytes(*p))))
         } else {
             false
         }
+    }
+
+    /// [`Mpm::may_start`] at a position with at least four bytes from it, `x` holding them (and
+    /// any after them: ignored), the first one low.
+    #[inline(always)]
+    fn may_start_word(&self, x: u64) -> bool {
+        let q = u32::try_from(x & 0xFFFF_FFFF).unwrap_or_default();
+        test_bit(&self.quads[..], quad(q))
+            || (self.has_short && test_bit(&self.short, short_pair(q)))
     }
 }
 
@@ -253,19 +260,42 @@ fn find_with<const N: usize>(
             }
         }
     }
-    let mut walk_at = |n: usize, i: usize| try_walk(&mpms, hay, n, i, &mut f);
     let pairs = mpms.map(|m| &*m.pairs);
     // Even positions when every matcher has its `halves` (no allocation on this path: it runs
     // for every buffer scanned).
     let base = if mpms.iter().all(|m| m.halves.is_some()) {
         let halves = mpms.map(|m| m.halves.as_deref().unwrap_or(&NO_PAIRS));
         // Even positions only, four per eight-byte load: a hit at `e` lets a pattern start at
-        // `e` or `e - 1`. The blocks up to `base` cover the starts before `base - 1`.
+        // `e` or `e - 1`. The blocks up to `base` cover the starts before `base - 1`. Both
+        // starts are tested from one load of the eight bytes from `e - 1` where they are there
+        // (all but the first position and the last few).
         let mut visit = |n: usize, e: usize| {
-            if let Some(odd) = e.checked_sub(1) {
-                walk_at(n, odd);
+            let Some(m) = mpms.get(n) else {
+                return;
+            };
+            let odd = e.checked_sub(1);
+            match odd
+                .and_then(|o| hay.get(o..))
+                .and_then(<[u8]>::first_chunk::<8>)
+            {
+                Some(w) => {
+                    let x = u64::from_le_bytes(*w);
+                    if let Some(o) = odd
+                        && m.may_start_word(x)
+                    {
+                        walk_from(m, hay, n, o, &mut f);
+                    }
+                    if m.may_start_word(x >> 8) {
+                        walk_from(m, hay, n, e, &mut f);
+                    }
+                }
+                None => {
+                    if let Some(o) = odd {
+                        try_walk(&mpms, hay, n, o, &mut f);
+                    }
+                    try_walk(&mpms, hay, n, e, &mut f);
+                }
             }
-            walk_at(n, e);
         };
         match union.and_then(|u| u.halves.as_deref()) {
             Some(u) => union_pass::<N, 2>(u, &halves, hay, &mut visit),
@@ -273,6 +303,7 @@ fn find_with<const N: usize>(
         }
         .saturating_sub(1)
     } else {
+        let mut walk_at = |n: usize, i: usize| try_walk(&mpms, hay, n, i, &mut f);
         // Seven positions per eight-byte load.
         match union {
             Some(u) => union_pass::<N, 1>(&u.pairs, &pairs, hay, &mut walk_at),
@@ -284,7 +315,7 @@ fn find_with<const N: usize>(
         if let [a, b] = *w {
             for (n, p) in pairs.iter().enumerate() {
                 if test_bit(&p[..], pair(a, b)) {
-                    walk_at(n, i);
+                    try_walk(&mpms, hay, n, i, &mut f);
                 }
             }
         }
