@@ -156,14 +156,7 @@ impl Trie {
                 return;
             };
             if n.match_count != 0 {
-                let at = n.matches as usize;
-                for &id in self
-                    .matches
-                    .get(at..at + n.match_count as usize)
-                    .unwrap_or_default()
-                {
-                    f(id as usize);
-                }
+                self.report(n, f);
             }
             let Some(&b) = bytes.next() else {
                 return;
@@ -191,6 +184,22 @@ impl Trie {
                 Some(i) => self.edge_to.get(at + i).copied().unwrap_or(0),
                 None => 0,
             };
+        }
+    }
+}
+
+impl Trie {
+    /// Call `f` with the patterns ending at `n`. Out of the walk's loop: the caller's callback
+    /// inlined there took the registers of the loop's values.
+    #[inline(never)]
+    fn report(&self, n: &Node, f: &mut impl FnMut(usize)) {
+        let at = n.matches as usize;
+        for &id in self
+            .matches
+            .get(at..at + n.match_count as usize)
+            .unwrap_or_default()
+        {
+            f(id as usize);
         }
     }
 }
