@@ -11,6 +11,10 @@
 
 use std::io::Write;
 
+use dataplane::app::dns::eve::DnsEve;
+use dataplane::app::http::eve::HttpEve;
+use dataplane::app::quic::eve::QuicEve;
+use dataplane::app::tls::eve::TlsEve;
 use dataplane::event::{Alert, BlockChange, Event, EventKind, PacketRef};
 use dataplane::time::Timestamp;
 use serde::Serialize;
@@ -101,15 +105,16 @@ struct AlertRecord<'a> {
     header: Header<'a>,
     alert: AlertBody<'a>,
     // Suricata writes the app-layer objects, then `app_proto`, then `direction`.
+    // Each protocol's object is built in its folder of the rule engine (`app/<proto>/eve.rs`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    http: Option<HttpBody<'a>>,
+    http: Option<&'a HttpEve>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<TlsBody<'a>>,
+    tls: Option<&'a TlsEve>,
     /// A QUIC Initial's server name (EVE `quic.sni`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    quic: Option<TlsBody<'a>>,
+    quic: Option<&'a QuicEve>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    dns: Option<DnsBody<'a>>,
+    dns: Option<&'a DnsEve>,
     /// The list entry of a web address scan alert.
     #[serde(skip_serializing_if = "Option::is_none")]
     web_address: Option<WebAddressBody<'a>>,
@@ -132,19 +137,6 @@ struct VerdictBody {
     action: &'static str,
 }
 
-/// EVE `http` of an alert (the fields we know).
-#[derive(Serialize)]
-struct HttpBody<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hostname: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_user_agent: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_method: Option<&'a str>,
-}
-
 /// EVE `web_address`: which list and entry matched, and what the policy said to do.
 #[derive(Serialize)]
 struct WebAddressBody<'a> {
@@ -155,24 +147,6 @@ struct WebAddressBody<'a> {
     kind: &'a str,
     list_version: &'a str,
     action: &'a str,
-}
-
-#[derive(Serialize)]
-struct TlsBody<'a> {
-    sni: &'a str,
-}
-
-#[derive(Serialize)]
-struct DnsQuery<'a> {
-    rrname: &'a str,
-    /// The name was cut at Suricata's 1025 bytes.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    rrname_truncated: bool,
-}
-
-#[derive(Serialize)]
-struct DnsBody<'a> {
-    query: [DnsQuery<'a>; 1],
 }
 
 #[derive(Serialize)]
@@ -295,36 +269,10 @@ pub fn to_json(ev: &Event) -> serde_json::Result<String> {
                     .packet
                     .to_server
                     .map(|t| if t { "to_server" } else { "to_client" }),
-                http: a.app.as_ref().and_then(|x| {
-                    (x.http_method.is_some() || x.http_url.is_some()).then_some(HttpBody {
-                        hostname: x.http_hostname.as_deref(),
-                        url: x.http_url.as_deref(),
-                        http_user_agent: x.http_user_agent.as_deref(),
-                        http_method: x.http_method.as_deref(),
-                    })
-                }),
-                tls: a
-                    .app
-                    .as_ref()
-                    .filter(|x| x.app_proto != "quic")
-                    .and_then(|x| x.tls_sni.as_deref())
-                    .map(|sni| TlsBody { sni }),
-                quic: a
-                    .app
-                    .as_ref()
-                    .filter(|x| x.app_proto == "quic")
-                    .and_then(|x| x.tls_sni.as_deref())
-                    .map(|sni| TlsBody { sni }),
-                dns: a
-                    .app
-                    .as_ref()
-                    .and_then(|x| Some((x.dns_query.as_deref()?, x.dns_query_truncated)))
-                    .map(|(rrname, rrname_truncated)| DnsBody {
-                        query: [DnsQuery {
-                            rrname,
-                            rrname_truncated,
-                        }],
-                    }),
+                http: a.app.as_ref().and_then(|x| x.http.as_ref()),
+                tls: a.app.as_ref().and_then(|x| x.tls.as_ref()),
+                quic: a.app.as_ref().and_then(|x| x.quic.as_ref()),
+                dns: a.app.as_ref().and_then(|x| x.dns.as_ref()),
                 verdict: a.verdict.map(|v| VerdictBody { action: v.name() }),
                 web_address: a.web_address.as_deref().map(|w| WebAddressBody {
                     address: &w.address,

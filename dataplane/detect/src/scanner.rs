@@ -9,6 +9,10 @@
 //! the last inspection of this direction, and the buffers of the transaction this packet
 //! completed (the latest one when a packet completes several).
 
+use crate::app::dns::eve::DnsEve;
+use crate::app::http::eve::HttpEve;
+use crate::app::quic::eve::QuicEve;
+use crate::app::tls::eve::TlsEve;
 use crate::app::{AppBuffers, AppProto as App, AppState};
 use crate::decode::{Ip, L4, TcpFlags};
 use crate::flow::{FlowFacts, TcpState};
@@ -120,7 +124,9 @@ impl FlowScan {
     }
 }
 
-/// App-layer fields of an alert, for EVE (`app_proto`, `http`, `tls`, `dns`).
+/// App-layer fields of an alert, for EVE: `app_proto`, `app_proto_orig` and the objects of the
+/// protocols (`http`, `tls`, `quic`, `dns`), each built in its protocol's folder
+/// (`app/<proto>/eve.rs`) and written as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppFields {
     /// EVE `app_proto`.
@@ -128,45 +134,29 @@ pub struct AppFields {
     /// EVE `app_proto_orig`: the flow's protocol before it changed protocol
     /// ([`AppState::proto_orig`]).
     pub app_proto_orig: Option<&'static str>,
-    /// `http.hostname`.
-    pub http_hostname: Option<String>,
-    /// `http.url`.
-    pub http_url: Option<String>,
-    /// `http.http_user_agent`.
-    pub http_user_agent: Option<String>,
-    /// `http.http_method`.
-    pub http_method: Option<String>,
-    /// `tls.sni`.
-    pub tls_sni: Option<String>,
-    /// `dns.query` (first name).
-    pub dns_query: Option<String>,
-    /// That name was cut at Suricata's 1025 bytes (EVE `rrname_truncated`).
-    pub dns_query_truncated: bool,
+    /// EVE `http`.
+    pub http: Option<HttpEve>,
+    /// EVE `tls`.
+    pub tls: Option<TlsEve>,
+    /// EVE `quic` (the web address scan's; the rule engine parses no QUIC flow).
+    pub quic: Option<QuicEve>,
+    /// EVE `dns`.
+    pub dns: Option<DnsEve>,
 }
 
 impl AppFields {
+    /// The fields of a transaction: its protocol and its protocol's object.
     fn of(b: &AppBuffers<'_>) -> AppFields {
-        let s = |k: BufferKind| {
-            b.get(k, true)
-                .map(|x| String::from_utf8_lossy(x).into_owned())
-        };
-        let dns = match b {
-            AppBuffers::Dns(d) => Some(d.message()),
-            _ => None,
-        };
-        AppFields {
+        let mut f = AppFields {
             app_proto: b.proto().name(),
-            app_proto_orig: None,
-            http_hostname: s(BufferKind::HttpHost),
-            http_url: s(BufferKind::HttpUriRaw),
-            http_user_agent: s(BufferKind::HttpUserAgent),
-            http_method: s(BufferKind::HttpMethod),
-            tls_sni: s(BufferKind::TlsSni),
-            dns_query: b
-                .dns_query()
-                .map(|x| String::from_utf8_lossy(x).into_owned()),
-            dns_query_truncated: dns.is_some_and(|m| m.queries_cut & 1 != 0),
+            ..AppFields::default()
+        };
+        match b {
+            AppBuffers::Http(h) => f.http = HttpEve::of(h),
+            AppBuffers::Tls(t) => f.tls = TlsEve::of(t),
+            AppBuffers::Dns(d) => f.dns = DnsEve::of(d),
         }
+        f
     }
 }
 
@@ -1435,7 +1425,7 @@ mod tests {
         assert_eq!(c.pkt(true, PA, 101 + len, 501, tail), vec![9]);
         let f = c.fields.take().unwrap();
         assert_eq!(
-            (f.app_proto, f.http_url.as_deref()),
+            (f.app_proto, f.http.and_then(|h| h.url).as_deref()),
             ("http", Some("/blah"))
         );
 
@@ -1446,7 +1436,7 @@ mod tests {
         assert!(c.pkt(true, PA, 101 + len, 501, tail).is_empty());
         assert_eq!(c.end(), vec![9]);
         let f = c.fields.take().unwrap();
-        assert_eq!((f.app_proto, f.http_url), ("http", None));
+        assert_eq!((f.app_proto, f.http), ("http", None));
     }
 
     // A stream nothing parses (no app-layer protocol) is inspected when a chunk's worth is
@@ -1553,7 +1543,7 @@ mod tests {
     fn alert_app_fields_name_a_changed_protocol() {
         let fields = AppFields {
             app_proto: "dns",
-            dns_query: Some("q.test".into()),
+            dns: Some(DnsEve::query("q.test".into(), false)),
             ..AppFields::default()
         };
         let app = AppState::new();

@@ -28,8 +28,12 @@ use webaddr::{AddressSet, Verdict as Lookup};
 
 use super::{Attach, DropReason, Output, Pkt, Toward, Tracked, Verdict, Worker};
 use crate::app::dns::answer::{self, BlockMode, Transport};
+use crate::app::dns::eve::DnsEve;
 use crate::app::dns::parser::DnsError;
+use crate::app::http::eve::HttpEve;
 use crate::app::quic::crypto::MaterialCache;
+use crate::app::quic::eve::QuicEve;
+use crate::app::tls::eve::TlsEve;
 use crate::blockpage::{PageValues, Template};
 use crate::decode::{self, Ip, L4};
 use crate::event::{Alert, Engine, Event, EventKind, Response, Signature, WebAddressHit};
@@ -645,7 +649,7 @@ fn http_address(target: &[u8], host: Option<&[u8]>) -> String {
 }
 
 /// The EVE app-layer fields of a hit: `http.hostname`/`http.url`/`http.http_method`,
-/// `tls.sni` or `dns.rrname`.
+/// `tls.sni`, `quic.sni` or `dns.query[0].rrname`, built by the protocols' EVE objects.
 fn app_fields(source: Source, obs: &Observed<'_>, address: &str) -> AppFields {
     match (source, obs) {
         (
@@ -657,25 +661,27 @@ fn app_fields(source: Source, obs: &Observed<'_>, address: &str) -> AppFields {
             },
         ) => AppFields {
             app_proto: "http",
-            http_hostname: host.as_deref().map(lossy),
-            http_url: Some(lossy(target)),
-            http_method: Some(lossy(method)),
+            http: Some(HttpEve::request(
+                host.as_deref().map(lossy),
+                lossy(target),
+                lossy(method),
+            )),
             ..AppFields::default()
         },
         (Source::Tls, _) => AppFields {
             app_proto: "tls",
-            tls_sni: Some(address.to_owned()),
+            tls: Some(TlsEve::new(address.to_owned())),
             ..AppFields::default()
         },
-        // EVE's QUIC records carry the name as `quic.sni`; the app fields' server name feeds it.
+        // EVE's QUIC records carry the name as `quic.sni`.
         (Source::Quic, _) => AppFields {
             app_proto: "quic",
-            tls_sni: Some(address.to_owned()),
+            quic: Some(QuicEve::new(address.to_owned())),
             ..AppFields::default()
         },
         _ => AppFields {
             app_proto: "dns",
-            dns_query: Some(address.to_owned()),
+            dns: Some(DnsEve::query(address.to_owned(), false)),
             ..AppFields::default()
         },
     }

@@ -169,6 +169,8 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dataplane::app::dns::eve::DnsEve;
+    use dataplane::app::tls::eve::TlsEve;
     use dataplane::event::{Alert, Engine, PacketRef, Signature};
     use std::borrow::Cow;
 
@@ -241,7 +243,7 @@ mod tests {
             a.packet.proto = Some(dataplane::decode::IpProto::Tcp);
             a.app = Some(Box::new(dataplane::scanner::AppFields {
                 app_proto: "tls",
-                tls_sni: Some("example.org".into()),
+                tls: Some(TlsEve::new("example.org".into())),
                 ..Default::default()
             }));
         }
@@ -269,8 +271,7 @@ mod tests {
             if let EventKind::Alert(a) = &mut ev.kind {
                 a.app = Some(Box::new(dataplane::scanner::AppFields {
                     app_proto: "dns",
-                    dns_query: Some("a.io".into()),
-                    dns_query_truncated: cut,
+                    dns: Some(DnsEve::query("a.io".into(), cut)),
                     ..Default::default()
                 }));
             }

@@ -4,6 +4,7 @@
 //!
 //! - `parser`: long headers (RFC 9000 section 17.2), varints, the frames of an Initial;
 //! - `crypto`: the client's Initial keys, header protection removal, AES-128-GCM decryption;
+//! - `eve`: an alert's EVE `quic` (the server name);
 //! - here: walking a datagram's coalesced packets, reassembling the CRYPTO stream (frames out of
 //!   order, split over packets and datagrams) and reading the ClientHello's server name with the
 //!   web address scan's reader ([`crate::webscan::hello::server_name`]: no fingerprints).
@@ -18,6 +19,7 @@
 //! further; nothing here panics on any input (property tests and the `quic_initial` fuzz target).
 
 pub mod crypto;
+pub mod eve;
 pub mod parser;
 
 use crate::app::tls::parser::{CLIENT_HELLO, ParseError, handshake_len};
