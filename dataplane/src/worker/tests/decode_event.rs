@@ -3,12 +3,7 @@ use crate::decode::fixtures::{V4_DST, V4_SRC, eth, fragment_ipv4, icmpv4_echo, i
 use crate::rules::RuleSetBuilder;
 
 fn worker() -> Worker {
-    let mut p = Policy::default();
-    p.attack_blocker.enabled = false;
-    let mut w = test_worker(
-        WorkerConfig::default(),
-        Arc::new(CompiledPolicy::compile(p)),
-    );
+    let mut w = worker_without_blocker(WorkerConfig::default());
     let mut b = RuleSetBuilder::default();
     let rep = b.add_text(
         "t",

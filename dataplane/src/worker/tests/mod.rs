@@ -27,3 +27,10 @@ fn test_worker(cfg: WorkerConfig, policy: Arc<CompiledPolicy>) -> Worker {
         .remove(0);
     Worker::new(cfg, policy, blocks)
 }
+
+/// A worker under the default policy with the attack blocker off (the tests of one engine).
+fn worker_without_blocker(cfg: WorkerConfig) -> Worker {
+    let mut p = Policy::default();
+    p.attack_blocker.enabled = false;
+    test_worker(cfg, Arc::new(CompiledPolicy::compile(p)))
+}

@@ -5,14 +5,12 @@ use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, tcp_simple, udp};
 use crate::rules::RuleSetBuilder;
 
 fn worker(mode: scanner::InspectionMode) -> Worker {
-    let mut p = Policy::default();
-    p.attack_blocker.enabled = false;
     let mut cfg = WorkerConfig::default();
     cfg.scanner.mode = mode;
     cfg.scanner.stream.midstream = true;
     // A small table: sweeps come after a few packets (capacity / 2).
     cfg.flows.max_flows = 16;
-    let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
+    let mut w = worker_without_blocker(cfg);
     let mut b = RuleSetBuilder::default();
     b.add_text(
         "t",

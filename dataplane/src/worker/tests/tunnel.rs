@@ -12,9 +12,7 @@ fn worker() -> Worker {
 }
 
 fn worker_with(cfg: WorkerConfig) -> Worker {
-    let mut p = Policy::default();
-    p.attack_blocker.enabled = false;
-    let mut w = test_worker(cfg, Arc::new(CompiledPolicy::compile(p)));
+    let mut w = worker_without_blocker(cfg);
     let mut b = RuleSetBuilder::default();
     b.add_text(
         "t",

@@ -8,12 +8,7 @@ use crate::flow::FlowKey;
 
 /// A worker with the web address scan on, `listed.example` on a malware list.
 fn worker() -> Worker {
-    let mut p = Policy::default();
-    p.attack_blocker.enabled = false;
-    let mut w = test_worker(
-        WorkerConfig::default(),
-        Arc::new(CompiledPolicy::compile(p)),
-    );
+    let mut w = worker_without_blocker(WorkerConfig::default());
     let parsed = parse_list(b"listed.example\n", Format::Auto);
     let info = ListInfo {
         id: "t".into(),
