@@ -894,14 +894,39 @@ pub mod fixtures {
         buf
     }
 
-    /// A TCP segment with only the given control and no options.
+    /// A PSH segment (seq 1000, ack 2000) with no options.
     pub fn tcp_simple(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let ports = (sport, dport);
+        tcp_segment(
+            src,
+            dst,
+            ports,
+            smoltcp::wire::TcpControl::Psh,
+            1000,
+            Some(2000),
+            payload,
+        )
+    }
+
+    /// A TCP segment with no options: `ports` (source, destination), the control, the sequence
+    /// and acknowledgement numbers as on the wire.
+    pub fn tcp_segment(
+        src: IpAddr,
+        dst: IpAddr,
+        ports: (u16, u16),
+        control: smoltcp::wire::TcpControl,
+        seq: u32,
+        ack: Option<u32>,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        // smoltcp keeps sequence numbers as i32; the wire's u32 maps bit for bit.
+        let wire = |n: u32| smoltcp::wire::TcpSeqNumber(i32::from_ne_bytes(n.to_ne_bytes()));
         let repr = TcpRepr {
-            src_port: sport,
-            dst_port: dport,
-            control: smoltcp::wire::TcpControl::Psh,
-            seq_number: smoltcp::wire::TcpSeqNumber(1000),
-            ack_number: Some(smoltcp::wire::TcpSeqNumber(2000)),
+            src_port: ports.0,
+            dst_port: ports.1,
+            control,
+            seq_number: wire(seq),
+            ack_number: ack.map(wire),
             window_len: 512,
             window_scale: None,
             max_seg_size: None,

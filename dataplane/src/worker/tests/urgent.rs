@@ -4,10 +4,10 @@
 
 use core::net::IpAddr;
 
-use smoltcp::wire::{TcpControl, TcpRepr, TcpSeqNumber};
+use smoltcp::wire::TcpControl;
 
 use super::*;
-use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, tcp};
+use crate::decode::fixtures::{V4_DST, V4_SRC, eth, ipv4, tcp_segment};
 use crate::rules::RuleSetBuilder;
 use crate::stream::UrgentPolicy;
 
@@ -48,21 +48,15 @@ fn segment(
     } else {
         (V4_DST, V4_SRC, 9090, 43950)
     };
-    let repr = TcpRepr {
-        src_port: sport,
-        dst_port: dport,
+    let mut l4 = tcp_segment(
+        IpAddr::V4(src),
+        IpAddr::V4(dst),
+        (sport, dport),
         control,
-        seq_number: TcpSeqNumber(i32::try_from(seq).unwrap()),
-        ack_number: ack.map(|a| TcpSeqNumber(i32::try_from(a).unwrap())),
-        window_len: 512,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: data,
-    };
-    let mut l4 = tcp(IpAddr::V4(src), IpAddr::V4(dst), &repr);
+        seq,
+        ack,
+        data,
+    );
     if urg > 0 {
         // Flags byte 13 (URG 0x20), urgent pointer bytes 18-19; checksums are not verified.
         l4[13] |= 0x20;
