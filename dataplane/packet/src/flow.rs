@@ -838,9 +838,10 @@ impl<X: FlowExt> FlowTable<X> {
     /// again (the packet's engines, after [`FlowTable::update_noting`]); any other is looked up.
     #[inline]
     pub fn get_mut_at(&mut self, key: &FlowKey, upd: &FlowUpdate) -> Option<&mut Flow<X>> {
+        // A key is in one slot at most: the last slot holding it is the slot a lookup finds.
         let last = self.last_slot;
         let slot = match self.entry(last) {
-            Some((k, f)) if f.id == upd.id && k == key => last,
+            Some((k, _)) if k == key => last,
             _ => self.find_slot(self.hash32(key), key)?,
         };
         self.entry_mut(slot)
