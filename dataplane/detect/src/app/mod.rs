@@ -408,14 +408,6 @@ impl<'a> AppBuffers<'a> {
     pub fn get(&self, kind: crate::rules::BufferKind, to_server: bool) -> Option<&'a [u8]> {
         self.get_nth(kind, 0, to_server)
     }
-
-    /// The first `dns.query` name, if any.
-    pub fn dns_query(&self) -> Option<&'a [u8]> {
-        match self {
-            AppBuffers::Dns(d) => d.query(),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -1320,7 +1312,8 @@ mod tests {
         let up = app.on_udp(true, q, (5353, 53), &DetectionPorts::default());
         assert_eq!(up.new_txs, 1);
         assert_eq!(
-            app.buffers().and_then(|b| b.dns_query()),
+            app.buffers()
+                .and_then(|b| b.get(BufferKind::DnsQuery, true)),
             Some(&b"Evil.com"[..])
         );
         assert_eq!(app.proto(), AppProto::Dns);

@@ -138,7 +138,7 @@ mod tests {
         }
         assert_eq!(out.len(), 2);
         assert_eq!(
-            AppBuffers::of(&out[1]).dns_query(),
+            AppBuffers::of(&out[1]).get(crate::rules::BufferKind::DnsQuery, true),
             Some(&b"www.example.com"[..])
         );
         assert!(ev.is_empty());
